@@ -1,0 +1,529 @@
+//! Events: the JSON Lines format of EVENTS.md, parsed and validated.
+//!
+//! [`parse_line`] turns one line of input into a typed [`Event`] plus the
+//! line's canonical JSON (keys sorted, no insignificant white space), or into a
+//! [`Reject`] carrying one of the reason codes of EVENTS.md. It never panics.
+//! Two lines are "the same content" exactly when their canonical forms are
+//! equal byte for byte, which is what "equal as parsed JSON values" means.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::time::Instant;
+
+/// The longest line ingest accepts (EVENTS.md): 64 KiB, line ending excluded.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+/// The longest identifier (`order_id`, `shop_id`, `product_id`, `tracking_no`).
+pub const MAX_ID_BYTES: usize = 128;
+/// Judgment numbers a `judgment_revoked` event may name (EVENTS.md).
+pub const MAX_REVOCABLE_JUDGMENT: u8 = 3;
+
+/// One validated event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// The idempotency key, a UUID as a 128-bit number.
+    pub event_id: u128,
+    /// When it happened.
+    pub at: Instant,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// The event types of EVENTS.md with the fields the rules read. Fields the
+/// rules do not read (`carrier`, `reason`, unknown extras) stay in the log's
+/// JSON and are not copied here.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventKind {
+    /// The buyer paid; the order exists from `at` (R1).
+    Paid {
+        /// The order.
+        order_id: String,
+        /// The shop that sold it.
+        shop_id: String,
+        /// The product sold.
+        product_id: String,
+        /// What the buyer paid.
+        amount_fen: i64,
+        /// The presale shipping deadline, replacing the default window (R1).
+        ship_by: Option<Instant>,
+    },
+    /// The shop shipped, with a tracking number (R2 a).
+    Shipped {
+        /// The order.
+        order_id: String,
+        /// The tracking number.
+        tracking_no: String,
+    },
+    /// A tracking number was uploaded later (R2 a).
+    TrackingUploaded {
+        /// The order.
+        order_id: String,
+        /// The tracking number.
+        tracking_no: String,
+    },
+    /// The platform rejected a tracking number: it never counted (R2 a).
+    TrackingRejected {
+        /// The order.
+        order_id: String,
+        /// The rejected tracking number.
+        tracking_no: String,
+    },
+    /// Money went back to the buyer (R2 b, R8).
+    Refunded {
+        /// The order.
+        order_id: String,
+        /// How much.
+        amount_fen: i64,
+    },
+    /// A refund along the original payment path failed (R8).
+    RefundFailed {
+        /// The order.
+        order_id: String,
+    },
+    /// An appeal was upheld: judgment `judgment` is void (R11).
+    JudgmentRevoked {
+        /// The order.
+        order_id: String,
+        /// Which judgment, 1 to 3.
+        judgment: u8,
+    },
+    /// The shop added money to its deposit (R12).
+    DepositToppedUp {
+        /// The shop.
+        shop_id: String,
+        /// How much.
+        amount_fen: i64,
+    },
+}
+
+impl Event {
+    /// The order this event belongs to, if it belongs to one.
+    pub fn order_id(&self) -> Option<&str> {
+        match &self.kind {
+            EventKind::Paid { order_id, .. }
+            | EventKind::Shipped { order_id, .. }
+            | EventKind::TrackingUploaded { order_id, .. }
+            | EventKind::TrackingRejected { order_id, .. }
+            | EventKind::Refunded { order_id, .. }
+            | EventKind::RefundFailed { order_id }
+            | EventKind::JudgmentRevoked { order_id, .. } => Some(order_id),
+            EventKind::DepositToppedUp { .. } => None,
+        }
+    }
+
+    /// The `type` field of EVENTS.md.
+    pub fn type_name(&self) -> &'static str {
+        match &self.kind {
+            EventKind::Paid { .. } => "paid",
+            EventKind::Shipped { .. } => "shipped",
+            EventKind::TrackingUploaded { .. } => "tracking_uploaded",
+            EventKind::TrackingRejected { .. } => "tracking_rejected",
+            EventKind::Refunded { .. } => "refunded",
+            EventKind::RefundFailed { .. } => "refund_failed",
+            EventKind::JudgmentRevoked { .. } => "judgment_revoked",
+            EventKind::DepositToppedUp { .. } => "deposit_topped_up",
+        }
+    }
+
+    /// For a `paid` event, the order it pays for: ingest keeps only the first
+    /// `paid` of an order (EVENTS.md, `order_already_paid`).
+    pub fn paid_order_id(&self) -> Option<&str> {
+        match &self.kind {
+            EventKind::Paid { order_id, .. } => Some(order_id),
+            _ => None,
+        }
+    }
+}
+
+/// Why a line was rejected: the reason codes of EVENTS.md.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reject {
+    /// Not a JSON object (an empty line included).
+    InvalidJson,
+    /// Longer than [`MAX_LINE_BYTES`].
+    LineTooLong,
+    /// `type` names no known event type.
+    UnknownType,
+    /// A required field is absent.
+    MissingField(&'static str),
+    /// A field has the wrong type, a bad timestamp, or is out of range.
+    InvalidField(&'static str),
+    /// The `event_id` is in the log with other content.
+    EventIdConflict,
+    /// The order already has a `paid` event under another `event_id`.
+    OrderAlreadyPaid,
+}
+
+impl Reject {
+    /// The reason code as written to the rejects file.
+    pub fn code(&self) -> String {
+        match self {
+            Reject::InvalidJson => "invalid_json".into(),
+            Reject::LineTooLong => "line_too_long".into(),
+            Reject::UnknownType => "unknown_type".into(),
+            Reject::MissingField(name) => format!("missing_field:{name}"),
+            Reject::InvalidField(name) => format!("invalid_field:{name}"),
+            Reject::EventIdConflict => "event_id_conflict".into(),
+            Reject::OrderAlreadyPaid => "order_already_paid".into(),
+        }
+    }
+
+    /// A sentence saying what is wrong and how to fix it, for humans.
+    pub fn hint(&self) -> String {
+        match self {
+            Reject::InvalidJson => "the line is not a JSON object; write one event object per line".into(),
+            Reject::LineTooLong => format!("the line is longer than {MAX_LINE_BYTES} bytes; an event is far smaller, so check for a missing line break"),
+            Reject::UnknownType => "`type` must be one of paid, shipped, tracking_uploaded, tracking_rejected, refunded, refund_failed, judgment_revoked, deposit_topped_up".into(),
+            Reject::MissingField(name) => format!("add the required field `{name}`"),
+            Reject::InvalidField(name) => format!("`{name}` has the wrong type or is out of range; see EVENTS.md for its format"),
+            Reject::EventIdConflict => "this event_id is already in the log with other content; give a new event a new event_id".into(),
+            Reject::OrderAlreadyPaid => "this order already has a paid event (the first one received is kept)".into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Reject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.code())
+    }
+}
+
+/// A line that passed validation: the event and its canonical JSON.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParsedLine {
+    /// The typed event.
+    pub event: Event,
+    /// The line as compact JSON with its keys sorted: the form kept in the log
+    /// and compared for duplicates.
+    pub canonical_json: Vec<u8>,
+}
+
+/// Parses and validates one line (without its line ending).
+pub fn parse_line(line: &[u8]) -> Result<ParsedLine, Reject> {
+    if line.len() > MAX_LINE_BYTES {
+        return Err(Reject::LineTooLong);
+    }
+    let value: Value = serde_json::from_slice(line).map_err(|_| Reject::InvalidJson)?;
+    let Value::Object(object) = value else {
+        return Err(Reject::InvalidJson);
+    };
+    let event = validate_object(&object)?;
+    // Serialising a `Value` cannot fail: every key is a string.
+    let canonical_json = serde_json::to_vec(&object).map_err(|_| Reject::InvalidJson)?;
+    Ok(ParsedLine {
+        event,
+        canonical_json,
+    })
+}
+
+/// Parses canonical JSON already in the log (no size limit applies: it was
+/// checked on the way in).
+pub fn parse_stored(json: &[u8]) -> Result<Event, Reject> {
+    let value: Value = serde_json::from_slice(json).map_err(|_| Reject::InvalidJson)?;
+    let Value::Object(object) = value else {
+        return Err(Reject::InvalidJson);
+    };
+    validate_object(&object)
+}
+
+fn validate_object(object: &Map<String, Value>) -> Result<Event, Reject> {
+    let event_id = event_id(object)?;
+    let type_name = match object.get("type") {
+        None => return Err(Reject::MissingField("type")),
+        Some(Value::String(s)) => s.as_str(),
+        Some(_) => return Err(Reject::InvalidField("type")),
+    };
+    let at = instant(object, "at")?.ok_or(Reject::MissingField("at"))?;
+    let kind = match type_name {
+        "paid" => {
+            let ship_by = instant(object, "ship_by")?;
+            if ship_by.is_some_and(|ship_by| ship_by < at) {
+                return Err(Reject::InvalidField("ship_by"));
+            }
+            EventKind::Paid {
+                order_id: identifier(object, "order_id")?,
+                shop_id: identifier(object, "shop_id")?,
+                product_id: identifier(object, "product_id")?,
+                amount_fen: amount(object, "amount_fen")?,
+                ship_by,
+            }
+        }
+        "shipped" | "tracking_uploaded" => {
+            optional_string(object, "carrier")?;
+            let order_id = identifier(object, "order_id")?;
+            let tracking_no = identifier(object, "tracking_no")?;
+            if type_name == "shipped" {
+                EventKind::Shipped {
+                    order_id,
+                    tracking_no,
+                }
+            } else {
+                EventKind::TrackingUploaded {
+                    order_id,
+                    tracking_no,
+                }
+            }
+        }
+        "tracking_rejected" => EventKind::TrackingRejected {
+            order_id: identifier(object, "order_id")?,
+            tracking_no: identifier(object, "tracking_no")?,
+        },
+        "refunded" => EventKind::Refunded {
+            order_id: identifier(object, "order_id")?,
+            amount_fen: amount(object, "amount_fen")?,
+        },
+        "refund_failed" => EventKind::RefundFailed {
+            order_id: identifier(object, "order_id")?,
+        },
+        "judgment_revoked" => {
+            optional_string(object, "reason")?;
+            let order_id = identifier(object, "order_id")?;
+            let judgment = match object.get("judgment") {
+                None => return Err(Reject::MissingField("judgment")),
+                Some(v) => v
+                    .as_i64()
+                    .filter(|n| (1..=i64::from(MAX_REVOCABLE_JUDGMENT)).contains(n))
+                    .ok_or(Reject::InvalidField("judgment"))? as u8,
+            };
+            EventKind::JudgmentRevoked { order_id, judgment }
+        }
+        "deposit_topped_up" => EventKind::DepositToppedUp {
+            shop_id: identifier(object, "shop_id")?,
+            amount_fen: amount(object, "amount_fen")?,
+        },
+        _ => return Err(Reject::UnknownType),
+    };
+    Ok(Event { event_id, at, kind })
+}
+
+/// `event_id`: a UUID in the 8-4-4-4-12 hex form, and only that form.
+fn event_id(object: &Map<String, Value>) -> Result<u128, Reject> {
+    const FIELD: &str = "event_id";
+    let text = match object.get(FIELD) {
+        None => return Err(Reject::MissingField(FIELD)),
+        Some(Value::String(s)) => s.as_str(),
+        Some(_) => return Err(Reject::InvalidField(FIELD)),
+    };
+    let bytes = text.as_bytes();
+    let hyphens_ok = bytes.len() == 36
+        && bytes
+            .iter()
+            .enumerate()
+            .all(|(i, b)| matches!(i, 8 | 13 | 18 | 23) == (*b == b'-'));
+    if !hyphens_ok || !bytes.iter().all(|b| *b == b'-' || b.is_ascii_hexdigit()) {
+        return Err(Reject::InvalidField(FIELD));
+    }
+    uuid::Uuid::parse_str(text)
+        .map(|u| u.as_u128())
+        .map_err(|_| Reject::InvalidField(FIELD))
+}
+
+/// A required identifier: a non-empty string of at most 128 bytes.
+fn identifier(object: &Map<String, Value>, field: &'static str) -> Result<String, Reject> {
+    match object.get(field) {
+        None => Err(Reject::MissingField(field)),
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_ID_BYTES => Ok(s.clone()),
+        Some(_) => Err(Reject::InvalidField(field)),
+    }
+}
+
+/// A required amount: a JSON integer from 1 to `i64::MAX` (`1.0` is not one).
+fn amount(object: &Map<String, Value>, field: &'static str) -> Result<i64, Reject> {
+    match object.get(field) {
+        None => Err(Reject::MissingField(field)),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .filter(|a| *a >= 1)
+            .ok_or(Reject::InvalidField(field)),
+        Some(_) => Err(Reject::InvalidField(field)),
+    }
+}
+
+/// A timestamp. `at` is required (the caller turns `None` into
+/// `missing_field`); a JSON `null` for it is `invalid_field` (EVENTS.md), while
+/// for the optional `ship_by` a `null` counts as absent.
+fn instant(object: &Map<String, Value>, field: &'static str) -> Result<Option<Instant>, Reject> {
+    match object.get(field) {
+        None => Ok(None),
+        Some(Value::Null) if field != "at" => Ok(None),
+        Some(Value::String(s)) => Instant::parse_rfc3339(s)
+            .map(Some)
+            .ok_or(Reject::InvalidField(field)),
+        Some(_) => Err(Reject::InvalidField(field)),
+    }
+}
+
+/// An optional string field (`carrier`, `reason`): absent, `null` or a string.
+fn optional_string(object: &Map<String, Value>, field: &'static str) -> Result<(), Reject> {
+    match object.get(field) {
+        None | Some(Value::Null) | Some(Value::String(_)) => Ok(()),
+        Some(_) => Err(Reject::InvalidField(field)),
+    }
+}
+
+/// Formats a 128-bit event id in the 8-4-4-4-12 form.
+pub fn format_event_id(event_id: u128) -> String {
+    uuid::Uuid::from_u128(event_id).hyphenated().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "0b6f3c1e-6a53-4f43-9f0e-2d1c7f4a9b10";
+
+    fn reject(line: &str) -> String {
+        parse_line(line.as_bytes()).unwrap_err().code()
+    }
+
+    fn line(fields: &str) -> String {
+        format!(r#"{{"event_id":"{ID}","at":"2026-03-01T10:00:00+08:00",{fields}}}"#)
+    }
+
+    #[test]
+    fn parses_the_example_of_events_md() {
+        let parsed = parse_line(
+            br#"{"event_id":"0b6f3c1e-6a53-4f43-9f0e-2d1c7f4a9b10","type":"paid","at":"2026-03-01T10:00:00+08:00","order_id":"O1","shop_id":"S1","product_id":"P1","amount_fen":19900}"#,
+        )
+        .unwrap();
+        assert_eq!(parsed.event.type_name(), "paid");
+        assert_eq!(parsed.event.paid_order_id(), Some("O1"));
+        assert_eq!(format_event_id(parsed.event.event_id), ID);
+    }
+
+    #[test]
+    fn canonical_form_ignores_key_order_whitespace_and_escapes() {
+        let a = parse_line(line(r#""type":"refund_failed","order_id":"O1""#).as_bytes()).unwrap();
+        let b = parse_line(
+            format!(r#" {{ "order_id" : "\u004f1", "type":"refund_failed", "at":"2026-03-01T10:00:00+08:00", "event_id":"{ID}" }}"#)
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(a.canonical_json, b.canonical_json);
+        let c = parse_line(line(r#""type":"refund_failed","order_id":"O1","extra":1"#).as_bytes())
+            .unwrap();
+        assert_ne!(a.canonical_json, c.canonical_json);
+    }
+
+    #[test]
+    fn every_validation_reason_code() {
+        assert_eq!(reject(""), "invalid_json");
+        assert_eq!(reject("[1,2]"), "invalid_json");
+        assert_eq!(reject(r#"{"event_id": "#), "invalid_json");
+        assert_eq!(reject(&"x".repeat(MAX_LINE_BYTES + 1)), "line_too_long");
+        assert_eq!(
+            reject(&line(r#""type":"parcel_lost","order_id":"O1""#)),
+            "unknown_type"
+        );
+        assert_eq!(
+            reject(&line(r#""type":"shipped","order_id":"O1""#)),
+            "missing_field:tracking_no"
+        );
+        assert_eq!(reject(&line(r#""order_id":"O1""#)), "missing_field:type");
+        assert_eq!(
+            reject(r#"{"type":"refund_failed","at":"2026-03-01T10:00:00+08:00","order_id":"O1"}"#),
+            "missing_field:event_id"
+        );
+        assert_eq!(
+            reject(&format!(
+                r#"{{"event_id":"{ID}","type":"refund_failed","order_id":"O1"}}"#
+            )),
+            "missing_field:at"
+        );
+        assert_eq!(
+            reject(&format!(
+                r#"{{"event_id":"{ID}","type":"refund_failed","at":"2026-03-02T09:00:00","order_id":"O1"}}"#
+            )),
+            "invalid_field:at"
+        );
+        assert_eq!(
+            reject(&format!(
+                r#"{{"event_id":"{ID}","type":"refund_failed","at":null,"order_id":"O1"}}"#
+            )),
+            "invalid_field:at"
+        );
+        assert_eq!(
+            reject(&line(
+                r#""type":"refunded","order_id":"O1","amount_fen":-100"#
+            )),
+            "invalid_field:amount_fen"
+        );
+        assert_eq!(
+            reject(&line(
+                r#""type":"refunded","order_id":"O1","amount_fen":1.0"#
+            )),
+            "invalid_field:amount_fen"
+        );
+        assert_eq!(
+            reject(&line(
+                r#""type":"refunded","order_id":"O1","amount_fen":9223372036854775808"#
+            )),
+            "invalid_field:amount_fen"
+        );
+        assert_eq!(
+            reject(&line(r#""type":"refund_failed","order_id":"""#)),
+            "invalid_field:order_id"
+        );
+        assert_eq!(
+            reject(&line(r#""type":"refund_failed","order_id":null"#)),
+            "invalid_field:order_id"
+        );
+        let long_id = "O".repeat(MAX_ID_BYTES + 1);
+        assert_eq!(
+            reject(&line(&format!(
+                r#""type":"refund_failed","order_id":"{long_id}""#
+            ))),
+            "invalid_field:order_id"
+        );
+        assert_eq!(
+            reject(&line(
+                r#""type":"judgment_revoked","order_id":"O1","judgment":4"#
+            )),
+            "invalid_field:judgment"
+        );
+        assert_eq!(
+            reject(&line(
+                r#""type":"shipped","order_id":"O1","tracking_no":"T","carrier":7"#
+            )),
+            "invalid_field:carrier"
+        );
+        assert_eq!(
+            reject(&line(
+                r#""type":"paid","order_id":"O1","shop_id":"S1","product_id":"P1","amount_fen":1,"ship_by":"2026-03-01T09:59:59+08:00""#
+            )),
+            "invalid_field:ship_by"
+        );
+        assert_eq!(
+            reject(
+                r#"{"event_id":"0b6f3c1e6a534f439f0e2d1c7f4a9b10","type":"refund_failed","at":"2026-03-01T10:00:00+08:00","order_id":"O1"}"#
+            ),
+            "invalid_field:event_id"
+        );
+        assert_eq!(Reject::EventIdConflict.code(), "event_id_conflict");
+        assert_eq!(Reject::OrderAlreadyPaid.code(), "order_already_paid");
+    }
+
+    #[test]
+    fn null_optional_fields_count_as_absent() {
+        let parsed = parse_line(
+            line(r#""type":"paid","order_id":"O1","shop_id":"S1","product_id":"P1","amount_fen":1,"ship_by":null"#).as_bytes(),
+        )
+        .unwrap();
+        assert!(matches!(
+            parsed.event.kind,
+            EventKind::Paid { ship_by: None, .. }
+        ));
+        assert!(parse_line(
+            line(r#""type":"shipped","order_id":"O1","tracking_no":"T","carrier":null"#).as_bytes()
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn binary_garbage_is_invalid_json_not_a_panic() {
+        assert_eq!(
+            parse_line(&[0xff, 0xfe, 0x00, 0x7b]).unwrap_err(),
+            Reject::InvalidJson
+        );
+    }
+}

@@ -1,0 +1,201 @@
+//! Instants and calendar days.
+//!
+//! An [`Instant`] is a count of nanoseconds since the Unix epoch, in UTC. Events
+//! may be written with any offset; RULES.md compares them as instants, so the
+//! offset is dropped at parse time and only the policy's offset is used again, to
+//! find calendar days (R4, R5) and to print.
+
+use chrono::{DateTime, FixedOffset, NaiveDate, Offset, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+const NANOS_PER_SECOND: i64 = 1_000_000_000;
+/// Nanoseconds in one hour.
+pub const NANOS_PER_HOUR: i64 = 3_600 * NANOS_PER_SECOND;
+/// Nanoseconds in one (24-hour) day.
+pub const NANOS_PER_DAY: i64 = 24 * NANOS_PER_HOUR;
+
+/// An instant: nanoseconds since 1970-01-01T00:00:00Z.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Instant(pub i64);
+
+impl Instant {
+    /// Parses RFC 3339 with a mandatory offset (`Z`, `+08:00`, `-05:00`, …).
+    /// Returns `None` for anything else, including instants outside the range
+    /// that fits in 64-bit nanoseconds (years 1678 to 2261).
+    pub fn parse_rfc3339(text: &str) -> Option<Instant> {
+        let parsed = DateTime::parse_from_rfc3339(text).ok()?;
+        parsed.timestamp_nanos_opt().map(Instant)
+    }
+
+    /// Adds a number of hours, saturating instead of overflowing.
+    pub fn plus_hours(self, hours: i64) -> Instant {
+        Instant(self.0.saturating_add(hours.saturating_mul(NANOS_PER_HOUR)))
+    }
+
+    /// Adds a number of 24-hour days, saturating instead of overflowing.
+    pub fn plus_days(self, days: i64) -> Instant {
+        Instant(self.0.saturating_add(days.saturating_mul(NANOS_PER_DAY)))
+    }
+
+    /// The calendar day this instant falls on in the given offset.
+    pub fn local_day(self, offset: UtcOffset) -> Day {
+        let local_nanos = self.0 as i128 + offset.seconds as i128 * NANOS_PER_SECOND as i128;
+        Day(local_nanos.div_euclid(NANOS_PER_DAY as i128) as i64)
+    }
+
+    /// RFC 3339 in the given offset, with fractional seconds only when present.
+    pub fn to_rfc3339(self, offset: UtcOffset) -> String {
+        self.in_offset(offset)
+            .to_rfc3339_opts(SecondsFormat::AutoSi, false)
+    }
+
+    /// `YYYY-MM-DD HH:MM` (with `:SS` when the seconds are not zero) in the given
+    /// offset, for the human-readable `explain` lines.
+    pub fn to_human(self, offset: UtcOffset) -> String {
+        let local = self.in_offset(offset);
+        if self.0.rem_euclid(60 * NANOS_PER_SECOND) == 0 {
+            local.format("%Y-%m-%d %H:%M").to_string()
+        } else {
+            local.format("%Y-%m-%d %H:%M:%S").to_string()
+        }
+    }
+
+    fn in_offset(self, offset: UtcOffset) -> DateTime<FixedOffset> {
+        let utc: DateTime<Utc> = DateTime::from_timestamp_nanos(self.0);
+        utc.with_timezone(&offset.fixed())
+    }
+}
+
+/// A calendar day in the policy's offset: days since 1970-01-01 (local).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Day(pub i64);
+
+impl Day {
+    /// The next calendar day.
+    pub fn next(self) -> Day {
+        Day(self.0 + 1)
+    }
+
+    /// The instant at which this day starts (00:00 local) in the given offset.
+    pub fn start(self, offset: UtcOffset) -> Instant {
+        let nanos = self.0 as i128 * NANOS_PER_DAY as i128
+            - offset.seconds as i128 * NANOS_PER_SECOND as i128;
+        Instant(nanos.clamp(i64::MIN as i128, i64::MAX as i128) as i64)
+    }
+
+    /// `YYYY-MM-DD`.
+    pub fn to_iso(self) -> String {
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+        match epoch.checked_add_signed(chrono::TimeDelta::days(self.0)) {
+            Some(date) => date.format("%Y-%m-%d").to_string(),
+            None => format!("day{}", self.0),
+        }
+    }
+}
+
+/// A fixed offset from UTC, such as `+08:00` (the policy's time zone).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UtcOffset {
+    /// Seconds east of UTC.
+    pub seconds: i32,
+}
+
+impl UtcOffset {
+    /// UTC+08:00, China Standard Time (no daylight saving).
+    pub const CHINA: UtcOffset = UtcOffset { seconds: 8 * 3600 };
+
+    /// Parses `+HH:MM`, `-HH:MM` or `Z`; hours at most 23, minutes at most 59.
+    pub fn parse(text: &str) -> Option<UtcOffset> {
+        if text == "Z" || text == "z" {
+            return Some(UtcOffset { seconds: 0 });
+        }
+        let bytes = text.as_bytes();
+        if bytes.len() != 6 || bytes[3] != b':' {
+            return None;
+        }
+        let sign = match bytes[0] {
+            b'+' => 1,
+            b'-' => -1,
+            _ => return None,
+        };
+        let hours: i32 = text.get(1..3)?.parse().ok()?;
+        let minutes: i32 = text.get(4..6)?.parse().ok()?;
+        if !text[1..3].bytes().all(|b| b.is_ascii_digit())
+            || !text[4..6].bytes().all(|b| b.is_ascii_digit())
+            || hours > 23
+            || minutes > 59
+        {
+            return None;
+        }
+        Some(UtcOffset {
+            seconds: sign * (hours * 3600 + minutes * 60),
+        })
+    }
+
+    fn fixed(self) -> FixedOffset {
+        // The constructor only fails beyond ±24 h, which `parse` never yields.
+        FixedOffset::east_opt(self.seconds).unwrap_or_else(|| Utc.fix())
+    }
+}
+
+impl std::fmt::Display for UtcOffset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sign = if self.seconds < 0 { '-' } else { '+' };
+        let abs = self.seconds.abs();
+        write!(f, "{}{:02}:{:02}", sign, abs / 3600, (abs % 3600) / 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_compare_as_instants() {
+        let a = Instant::parse_rfc3339("2026-03-03T16:00:00Z");
+        let b = Instant::parse_rfc3339("2026-03-04T00:00:00+08:00");
+        let c = Instant::parse_rfc3339("2026-03-03T11:00:00-05:00");
+        assert_eq!(a, b);
+        assert_eq!(a, c);
+    }
+
+    #[test]
+    fn missing_offset_is_rejected() {
+        assert_eq!(Instant::parse_rfc3339("2026-03-02T09:00:00"), None);
+        assert_eq!(Instant::parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn local_day_boundaries_in_china_time() {
+        let offset = UtcOffset::CHINA;
+        let before = Instant::parse_rfc3339("2026-03-03T23:59:59+08:00").unwrap();
+        let midnight = Instant::parse_rfc3339("2026-03-04T00:00:00+08:00").unwrap();
+        assert_eq!(before.local_day(offset).to_iso(), "2026-03-03");
+        assert_eq!(midnight.local_day(offset).to_iso(), "2026-03-04");
+        assert_eq!(midnight.local_day(offset).start(offset), midnight);
+    }
+
+    #[test]
+    fn prints_in_the_policy_offset() {
+        let t = Instant::parse_rfc3339("2026-03-03T02:00:00Z").unwrap();
+        assert_eq!(t.to_rfc3339(UtcOffset::CHINA), "2026-03-03T10:00:00+08:00");
+        assert_eq!(t.to_human(UtcOffset::CHINA), "2026-03-03 10:00");
+        let frac = Instant::parse_rfc3339("2026-03-03T02:00:00.5Z").unwrap();
+        assert_eq!(
+            frac.to_rfc3339(UtcOffset::CHINA),
+            "2026-03-03T10:00:00.500+08:00"
+        );
+    }
+
+    #[test]
+    fn offset_parse_and_display() {
+        assert_eq!(UtcOffset::parse("+08:00"), Some(UtcOffset::CHINA));
+        assert_eq!(UtcOffset::parse("-05:30").map(|o| o.seconds), Some(-19800));
+        assert_eq!(UtcOffset::parse("+24:00"), None);
+        assert_eq!(UtcOffset::parse("8"), None);
+        assert_eq!(
+            UtcOffset::parse("-05:30").map(|o| o.to_string()).as_deref(),
+            Some("-05:30")
+        );
+    }
+}
