@@ -11,5 +11,15 @@
 //! - [`time`] holds instants and calendar days in the policy's offset.
 
 pub mod event;
+pub mod explain;
+pub mod ledger;
+mod order;
 pub mod policy;
+pub mod report;
 pub mod time;
+
+pub use event::{parse_line, Event, EventKind, ParsedLine, Reject};
+pub use ledger::{ApplyError, Ledger, QueryError};
+pub use policy::Policy;
+pub use report::*;
+pub use time::Instant;

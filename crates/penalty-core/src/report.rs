@@ -1,0 +1,285 @@
+//! The reports of CLI.md, as plain serialisable values.
+//!
+//! Field order follows CLI.md so that `--json` output reads like the contract.
+//! Instants are already formatted (RFC 3339 in the policy's offset) so that
+//! every renderer, CLI or HTTP, prints the same bytes.
+
+use serde::{Deserialize, Serialize};
+
+/// The status of one deduction (CLI.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeductionStatus {
+    /// Before 00:00 local of its settle date (R4).
+    Pending,
+    /// Charged in full (R5).
+    Charged,
+    /// Part charged, the rest waived by the daily cap (R5).
+    Partial,
+    /// Due, but the daily cap was already reached (R5).
+    Waived,
+    /// Its judgment was revoked (R11).
+    Revoked,
+}
+
+impl DeductionStatus {
+    /// The name used in reports.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DeductionStatus::Pending => "pending",
+            DeductionStatus::Charged => "charged",
+            DeductionStatus::Partial => "partial",
+            DeductionStatus::Waived => "waived",
+            DeductionStatus::Revoked => "revoked",
+        }
+    }
+}
+
+/// One deduction (R4) with what the daily cap (R5) made of it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeductionReport {
+    /// The order judged.
+    pub order_id: String,
+    /// The judgment number.
+    pub judgment: u8,
+    /// `T_k`.
+    pub judged_at: String,
+    /// `YYYY-MM-DD`, the local day after `judged_at`.
+    pub settle_date: String,
+    /// The deduction before the cap.
+    pub amount_fen: i64,
+    /// What was charged.
+    pub charged_fen: i64,
+    /// What the cap waived.
+    pub waived_fen: i64,
+    /// See [`DeductionStatus`].
+    pub status: DeductionStatus,
+}
+
+/// A product ban (R6).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BanReport {
+    /// The banned product.
+    pub product_id: String,
+    /// The order whose judgment banned it (the earliest).
+    pub order_id: String,
+    /// When.
+    pub banned_at: String,
+}
+
+/// A closure-review flag (R7).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlagReport {
+    /// The order that flagged the shop.
+    pub order_id: String,
+    /// `T_final + closure_grace_hours`.
+    pub flagged_at: String,
+}
+
+/// The rating inputs (R10).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RatingReport {
+    /// The window's length.
+    pub window_days: i64,
+    /// Orders whose `T_1` lies in the window.
+    pub due_orders: u64,
+    /// Those with at least one standing judgment.
+    pub timed_out_orders: u64,
+    /// `timed_out_orders / due_orders`; `None` when nothing was due.
+    pub timeout_rate: Option<f64>,
+    /// Standing judgments whose `judged_at` lies in the window.
+    pub timeout_judgments: u64,
+}
+
+/// One shop as of an instant (CLI.md "Shop report"). `deductions` is `None` in
+/// the one-line-per-shop summary of `penalty shops`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShopReport {
+    /// The shop.
+    pub shop_id: String,
+    /// The instant of the report.
+    pub as_of: String,
+    /// Paid orders as of `as_of`.
+    pub orders: u64,
+    /// Standing (non-revoked) judgments.
+    pub judgments: u64,
+    /// Orders with at least one standing judgment.
+    pub violating_orders: u64,
+    /// Sum of `deductions[].charged_fen`.
+    pub charged_fen: i64,
+    /// Sum of `deductions[].waived_fen`.
+    pub waived_fen: i64,
+    /// Sum of the amounts of pending deductions.
+    pub pending_fen: i64,
+    /// Top-ups minus charges (R12); negative is a shortfall.
+    pub deposit_balance_fen: i64,
+    /// Every deduction, revoked ones included, in (judged_at, order_id,
+    /// judgment) order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deductions: Option<Vec<DeductionReport>>,
+    /// Banned products, by (banned_at, product_id).
+    pub banned_products: Vec<BanReport>,
+    /// Closure-review flags, by (flagged_at, order_id).
+    pub closure_review: Vec<FlagReport>,
+    /// Rating inputs.
+    pub rating: RatingReport,
+}
+
+/// One judgment as listed in an order report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JudgmentReport {
+    /// The judgment number.
+    pub judgment: u8,
+    /// `T_k`.
+    pub judged_at: String,
+    /// Voided by an upheld appeal (R11).
+    pub revoked: bool,
+}
+
+/// The status of an order (CLI.md): the first that applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    /// R8.
+    AutoClosed,
+    /// Refunds add up to the amount.
+    Refunded,
+    /// A valid tracking number exists.
+    Shipped,
+    /// None of the above.
+    AwaitingShipment,
+}
+
+impl OrderStatus {
+    /// The name used in reports and filters.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OrderStatus::AutoClosed => "auto_closed",
+            OrderStatus::Refunded => "refunded",
+            OrderStatus::Shipped => "shipped",
+            OrderStatus::AwaitingShipment => "awaiting_shipment",
+        }
+    }
+
+    /// Parses a status name, for filters.
+    pub fn parse(text: &str) -> Option<OrderStatus> {
+        [
+            OrderStatus::AutoClosed,
+            OrderStatus::Refunded,
+            OrderStatus::Shipped,
+            OrderStatus::AwaitingShipment,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+/// One order as of an instant (CLI.md "Order report").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderReport {
+    /// The order.
+    pub order_id: String,
+    /// Its shop.
+    pub shop_id: String,
+    /// Its product.
+    pub product_id: String,
+    /// What the buyer paid.
+    pub amount_fen: i64,
+    /// The instant of the report.
+    pub as_of: String,
+    /// `paid.at`.
+    pub paid_at: String,
+    /// R1.
+    pub deadline: String,
+    /// See [`OrderStatus`].
+    pub status: OrderStatus,
+    /// R2's instant, whatever the status.
+    pub resolved_at: Option<String>,
+    /// Every judgment that exists, revoked ones included.
+    pub judgments: Vec<JudgmentReport>,
+    /// Its deductions, as in the shop report.
+    pub deductions: Vec<DeductionReport>,
+    /// This order's judgment banned its product (R6).
+    pub product_banned: bool,
+    /// This order flagged its shop (R7).
+    pub closure_review: bool,
+    /// R8.
+    pub auto_closed_at: Option<String>,
+    /// R8: what the buyer is owed when auto-closed.
+    pub refund_due_fen: i64,
+    /// R8: a refund failed after the close.
+    pub alternative_refund_required: bool,
+    /// Why, in time order, citing the rules.
+    pub explain: Vec<String>,
+}
+
+/// One row of `penalty export orders`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderRow {
+    /// The order.
+    pub order_id: String,
+    /// Its shop.
+    pub shop_id: String,
+    /// Its product.
+    pub product_id: String,
+    /// What the buyer paid.
+    pub amount_fen: i64,
+    /// `paid.at`.
+    pub paid_at: String,
+    /// R1.
+    pub deadline: String,
+    /// See [`OrderStatus`].
+    pub status: OrderStatus,
+    /// R2.
+    pub resolved_at: Option<String>,
+    /// Standing judgments.
+    pub judgments: u64,
+    /// Revoked judgments.
+    pub revoked_judgments: u64,
+    /// Charged over this order's deductions.
+    pub charged_fen: i64,
+    /// Waived by the cap.
+    pub waived_fen: i64,
+    /// Not yet due.
+    pub pending_fen: i64,
+    /// R6.
+    pub product_banned: bool,
+    /// R7.
+    pub closure_review: bool,
+    /// R8.
+    pub auto_closed_at: Option<String>,
+    /// R8.
+    pub refund_due_fen: i64,
+    /// R8.
+    pub alternative_refund_required: bool,
+}
+
+/// One notice of the per-shop feed (R9).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    /// Read the feed after this cursor to get the notices after this one.
+    pub cursor: String,
+    /// The shop.
+    pub shop_id: String,
+    /// The order judged.
+    pub order_id: String,
+    /// The judgment number.
+    pub judgment: u8,
+    /// `T_k`.
+    pub judged_at: String,
+    /// The deduction it carries, if any (R4).
+    pub deduction_fen: Option<i64>,
+    /// Revoked since (R11); the notice stays in the feed.
+    pub revoked: bool,
+}
+
+/// An order with events but no `paid` (R13), listed by the audit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Orphan {
+    /// The order named by the events.
+    pub order_id: String,
+    /// How many events wait for its `paid`.
+    pub events: u64,
+    /// The earliest of their instants.
+    pub first_at: String,
+}

@@ -1,0 +1,294 @@
+//! Golden scenarios: every folder of `fixtures/scenarios/` holds `events.jsonl`
+//! and `expect.json` (the format of `../shared/scenarios`). The events are fed
+//! to the core the way ingest would (validation, idempotency, first `paid`
+//! wins), then every expected report is compared with the core's, field by
+//! field, as `../shared/conformance/check` compares them.
+//!
+//! The same events are also applied in reverse and in a shuffled order; the
+//! reports and the digest must not change (RULES.md: arrival order never
+//! matters).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use penalty_core::{parse_line, Instant, Ledger, Policy, Reject};
+use serde_json::Value;
+
+const TIMESTAMP_KEYS: &[&str] = &[
+    "as_of",
+    "paid_at",
+    "deadline",
+    "resolved_at",
+    "judged_at",
+    "banned_at",
+    "flagged_at",
+    "auto_closed_at",
+];
+
+fn scenarios_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/scenarios")
+}
+
+/// Ingest as EVENTS.md says, in memory: returns the accepted events and the
+/// counts (read, appended, duplicates, rejected).
+fn ingest(text: &str) -> (Vec<penalty_core::Event>, [u64; 4]) {
+    let mut by_id: HashMap<u128, Vec<u8>> = HashMap::new();
+    let mut paid_orders: HashMap<String, u128> = HashMap::new();
+    let mut events = Vec::new();
+    let mut counts = [0u64; 4];
+    for line in text.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        counts[0] += 1;
+        let outcome = parse_line(line.as_bytes()).and_then(|parsed| {
+            match by_id.get(&parsed.event.event_id) {
+                Some(content) if *content == parsed.canonical_json => return Ok(false),
+                Some(_) => return Err(Reject::EventIdConflict),
+                None => {}
+            }
+            if let Some(order_id) = parsed.event.paid_order_id() {
+                if paid_orders.contains_key(order_id) {
+                    return Err(Reject::OrderAlreadyPaid);
+                }
+                paid_orders.insert(order_id.to_string(), parsed.event.event_id);
+            }
+            by_id.insert(parsed.event.event_id, parsed.canonical_json.clone());
+            events.push(parsed.event);
+            Ok(true)
+        });
+        match outcome {
+            Ok(true) => counts[1] += 1,
+            Ok(false) => counts[2] += 1,
+            Err(_) => counts[3] += 1,
+        }
+    }
+    (events, counts)
+}
+
+struct Mismatches(Vec<String>);
+
+impl Mismatches {
+    fn compare(&mut self, path: &str, key: &str, expected: &Value, actual: &Value) {
+        match expected {
+            Value::Object(fields) => {
+                let Some(actual) = actual.as_object() else {
+                    self.0
+                        .push(format!("{path}: expected an object, got {actual}"));
+                    return;
+                };
+                for (k, e) in fields {
+                    if k == "explain" || k == "notices" {
+                        continue;
+                    }
+                    match actual.get(k) {
+                        Some(a) => self.compare(&format!("{path}.{k}"), k, e, a),
+                        None => self.0.push(format!("{path}.{k}: missing")),
+                    }
+                }
+            }
+            Value::String(e) if TIMESTAMP_KEYS.contains(&key) => {
+                let ok = actual
+                    .as_str()
+                    .and_then(Instant::parse_rfc3339)
+                    .is_some_and(|a| Some(a) == Instant::parse_rfc3339(e));
+                if !ok {
+                    self.0.push(format!("{path}: expected {e}, got {actual}"));
+                }
+            }
+            Value::Number(e) if key == "timeout_rate" => {
+                let ok = actual
+                    .as_f64()
+                    .zip(e.as_f64())
+                    .is_some_and(|(a, e)| (a - e).abs() <= 1e-9);
+                if !ok {
+                    self.0.push(format!("{path}: expected {e}, got {actual}"));
+                }
+            }
+            Value::Array(e) => {
+                let Some(a) = actual.as_array() else {
+                    self.0
+                        .push(format!("{path}: expected a list, got {actual}"));
+                    return;
+                };
+                if e.len() != a.len() {
+                    self.0.push(format!(
+                        "{path}: expected {} items, got {}: {actual}",
+                        e.len(),
+                        a.len()
+                    ));
+                    return;
+                }
+                // Lists other than deductions may come in any order (the
+                // conformance check matches them by key): sort both sides.
+                let (mut e, mut a) = (e.clone(), a.clone());
+                if key != "deductions" {
+                    let sort_key = |v: &Value| v.to_string();
+                    e.sort_by_key(sort_key);
+                    a.sort_by_key(sort_key);
+                }
+                for (i, (e, a)) in e.iter().zip(&a).enumerate() {
+                    self.compare(&format!("{path}[{i}]"), key, e, a);
+                }
+            }
+            _ => {
+                if expected != actual {
+                    self.0
+                        .push(format!("{path}: expected {expected}, got {actual}"));
+                }
+            }
+        }
+    }
+}
+
+fn check(
+    ledger: &Ledger,
+    expect: &Value,
+    as_of: Instant,
+    label: &str,
+    mismatches: &mut Mismatches,
+) {
+    let shops = expect["shops"].as_object().cloned().unwrap_or_default();
+    let summaries = ledger.shop_summaries(as_of);
+    let listed: Vec<&str> = summaries.iter().map(|s| s.shop_id.as_str()).collect();
+    let mut wanted: Vec<&str> = shops.keys().map(String::as_str).collect();
+    wanted.sort();
+    if listed != wanted {
+        mismatches.0.push(format!(
+            "{label} shops: expected {wanted:?}, listed {listed:?}"
+        ));
+    }
+    for summary in &summaries {
+        if let Some(expected) = shops.get(&summary.shop_id) {
+            let mut expected = expected.clone();
+            if let Some(fields) = expected.as_object_mut() {
+                fields.remove("deductions");
+            }
+            let actual = serde_json::to_value(summary).unwrap();
+            mismatches.compare(
+                &format!("{label} shops[{}]", summary.shop_id),
+                "",
+                &expected,
+                &actual,
+            );
+        }
+    }
+    for (shop_id, expected) in &shops {
+        match ledger.shop_report(shop_id, as_of, true) {
+            Ok(report) => {
+                let actual = serde_json::to_value(&report).unwrap();
+                mismatches.compare(&format!("{label} shop {shop_id}"), "", expected, &actual);
+            }
+            Err(e) => mismatches.0.push(format!("{label} shop {shop_id}: {e}")),
+        }
+    }
+    let orders = expect["orders"].as_object().cloned().unwrap_or_default();
+    for (order_id, expected) in &orders {
+        match ledger.order_report(order_id, as_of) {
+            Ok(report) => {
+                let actual = serde_json::to_value(&report).unwrap();
+                mismatches.compare(&format!("{label} order {order_id}"), "", expected, &actual);
+                assert!(
+                    !report.explain.is_empty(),
+                    "order {order_id} has no explain lines"
+                );
+            }
+            Err(e) => mismatches.0.push(format!("{label} order {order_id}: {e}")),
+        }
+    }
+    if ledger.order_report("NO-SUCH-ORDER-4f1c", as_of).is_ok()
+        || ledger.shop_report("NO-SUCH-SHOP-4f1c", as_of, true).is_ok()
+    {
+        mismatches
+            .0
+            .push(format!("{label}: an unknown id was found"));
+    }
+}
+
+/// A deterministic shuffle (xorshift), so a failure reproduces.
+fn shuffled<T: Clone>(items: &[T], mut seed: u64) -> Vec<T> {
+    let mut out = items.to_vec();
+    for i in (1..out.len()).rev() {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        out.swap(i, (seed % (i as u64 + 1)) as usize);
+    }
+    out
+}
+
+#[test]
+fn golden_scenarios() {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(scenarios_dir())
+        .expect("fixtures/scenarios exists")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("expect.json").is_file() && p.join("events.jsonl").is_file())
+        .collect();
+    dirs.sort();
+    assert!(
+        dirs.len() >= 12,
+        "expected the scenarios of ../shared at least, found {}",
+        dirs.len()
+    );
+    let mut failed = Vec::new();
+    for dir in &dirs {
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let expect: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("expect.json")).unwrap())
+                .unwrap();
+        let text = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
+        let text = text.strip_suffix('\n').unwrap_or(&text);
+        let policy = match expect.get("policy") {
+            Some(p) => Policy::from_json(&p.to_string()).unwrap(),
+            None => Policy::default(),
+        };
+        let as_of = Instant::parse_rfc3339(expect["as_of"].as_str().unwrap()).unwrap();
+        let (events, counts) = ingest(text);
+        let mut mismatches = Mismatches(Vec::new());
+        if let Some(expected) = expect.get("ingest") {
+            for (i, key) in ["read", "appended", "duplicates", "rejected"]
+                .iter()
+                .enumerate()
+            {
+                if let Some(e) = expected.get(*key).and_then(Value::as_u64) {
+                    if e != counts[i] {
+                        mismatches
+                            .0
+                            .push(format!("ingest.{key}: expected {e}, got {}", counts[i]));
+                    }
+                }
+            }
+        }
+        let mut digests = Vec::new();
+        for (label, order) in [
+            ("arrival", events.clone()),
+            ("reversed", events.iter().rev().cloned().collect()),
+            ("shuffled", shuffled(&events, 0x9e37_79b9_7f4a_7c15)),
+        ] {
+            let mut ledger = Ledger::new(policy.clone());
+            for event in &order {
+                ledger.apply(event, Instant(0)).unwrap();
+            }
+            check(&ledger, &expect, as_of, label, &mut mismatches);
+            digests.push(ledger.digest(as_of));
+        }
+        if digests.iter().any(|d| *d != digests[0]) {
+            mismatches
+                .0
+                .push(format!("digest depends on arrival order: {digests:?}"));
+        }
+        if mismatches.0.is_empty() {
+            println!("ok   {name}");
+        } else {
+            println!("FAIL {name}");
+            for m in mismatches.0.iter().take(20) {
+                println!("  {m}");
+            }
+            failed.push(name);
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {} scenarios failed: {failed:?}",
+        failed.len(),
+        dirs.len()
+    );
+}
