@@ -711,21 +711,21 @@ impl Ledger {
         Ok(keyed.into_iter().take(limit).map(|(_, n)| n).collect())
     }
 
-    /// Orders with events but no `paid` event in the ledger (R13).
-    pub fn orphans(&self) -> Vec<Orphan> {
+    /// Orders with events but no `paid` event as of `as_of` (R13): their
+    /// events wait and change nothing. The audit asks as of the end of time.
+    pub fn orphans(&self, as_of: Instant) -> Vec<Orphan> {
         let offset = self.policy.utc_offset;
         let mut orphans: Vec<Orphan> = self
             .orders
             .iter()
-            .filter(|(_, o)| o.paid.is_none())
-            .map(|(id, o)| Orphan {
-                order_id: id.clone(),
-                events: o.events.len() as u64,
-                first_at: o
-                    .events
-                    .first()
-                    .map(|e| e.at.to_rfc3339(offset))
-                    .unwrap_or_default(),
+            .filter(|(_, o)| o.paid.as_ref().is_none_or(|p| p.at > as_of))
+            .filter_map(|(id, o)| {
+                let waiting = o.events.iter().take_while(|e| e.at <= as_of).count();
+                (waiting > 0).then(|| Orphan {
+                    order_id: id.clone(),
+                    events: waiting as u64,
+                    first_at: o.events[0].at.to_rfc3339(offset),
+                })
             })
             .collect();
         orphans.sort_by(|a, b| a.order_id.cmp(&b.order_id));
@@ -750,7 +750,7 @@ impl Ledger {
         for row in self.order_rows(as_of, |_| true) {
             feed(&row);
         }
-        for orphan in self.orphans() {
+        for orphan in self.orphans(as_of) {
             feed(&orphan);
         }
         hasher

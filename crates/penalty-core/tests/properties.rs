@@ -1,0 +1,372 @@
+//! Property tests over random workloads (proptest).
+//!
+//! Times are drawn on a coarse grid (whole hours over a few weeks) so that the
+//! boundaries of the rules (an event exactly at `T_k`, at midnight, at the end
+//! of a grace period) are hit often rather than by luck.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+
+use penalty_core::event::EventKind;
+use penalty_core::{DeductionStatus, Event, Instant, Ledger, Policy};
+use proptest::prelude::*;
+
+const HOUR_NANOS: i64 = 3_600_000_000_000;
+/// 2026-03-01T00:00:00+08:00.
+const START: i64 = 1_772_294_400 * 1_000_000_000;
+
+fn at(hours: i64) -> Instant {
+    Instant(START + hours * HOUR_NANOS)
+}
+
+/// A compact description of one event, turned into an [`Event`] later so that
+/// shrinking stays readable.
+#[derive(Clone, Debug)]
+enum Spec {
+    Paid {
+        order: u8,
+        shop: u8,
+        product: u8,
+        hours: i64,
+        amount: i64,
+        ship_by_after: Option<i64>,
+    },
+    Shipped {
+        order: u8,
+        hours: i64,
+        tracking: u8,
+    },
+    Uploaded {
+        order: u8,
+        hours: i64,
+        tracking: u8,
+    },
+    Rejected {
+        order: u8,
+        hours: i64,
+        tracking: u8,
+    },
+    Refunded {
+        order: u8,
+        hours: i64,
+        amount: i64,
+    },
+    RefundFailed {
+        order: u8,
+        hours: i64,
+    },
+    Revoked {
+        order: u8,
+        hours: i64,
+        judgment: u8,
+    },
+    TopUp {
+        shop: u8,
+        hours: i64,
+        amount: i64,
+    },
+}
+
+fn spec() -> impl Strategy<Value = Spec> {
+    let order = 0u8..12;
+    let hours = 0i64..24 * 20;
+    prop_oneof![
+        4 => (order.clone(), 0u8..2, 0u8..4, 0i64..48, 1i64..5000, proptest::option::weighted(0.2, 0i64..24 * 10))
+            .prop_map(|(order, shop, product, hours, amount, ship_by_after)| Spec::Paid { order, shop, product, hours, amount, ship_by_after }),
+        2 => (order.clone(), hours.clone(), 0u8..3).prop_map(|(order, hours, tracking)| Spec::Shipped { order, hours, tracking }),
+        1 => (order.clone(), hours.clone(), 0u8..3).prop_map(|(order, hours, tracking)| Spec::Uploaded { order, hours, tracking }),
+        1 => (order.clone(), hours.clone(), 0u8..3).prop_map(|(order, hours, tracking)| Spec::Rejected { order, hours, tracking }),
+        1 => (order.clone(), hours.clone(), 1i64..5000).prop_map(|(order, hours, amount)| Spec::Refunded { order, hours, amount }),
+        1 => (order.clone(), hours.clone()).prop_map(|(order, hours)| Spec::RefundFailed { order, hours }),
+        1 => (order.clone(), hours.clone(), 1u8..4).prop_map(|(order, hours, judgment)| Spec::Revoked { order, hours, judgment }),
+        1 => (0u8..3, hours, 1i64..5000).prop_map(|(shop, hours, amount)| Spec::TopUp { shop, hours, amount }),
+    ]
+}
+
+/// Turns specs into events, keeping only the first `paid` of each order (as
+/// ingest does) and giving every event a distinct id.
+fn events(specs: &[Spec]) -> Vec<Event> {
+    let mut paid = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        let event_id = i as u128 + 1;
+        let o = |n: &u8| format!("O{n}");
+        let (hours, kind) = match spec {
+            Spec::Paid {
+                order,
+                shop,
+                product,
+                hours,
+                amount,
+                ship_by_after,
+            } => {
+                if !paid.insert(*order) {
+                    continue;
+                }
+                (
+                    *hours,
+                    EventKind::Paid {
+                        order_id: o(order),
+                        shop_id: format!("S{shop}"),
+                        product_id: format!("P{product}"),
+                        amount_fen: *amount,
+                        ship_by: ship_by_after.map(|after| at(hours + after)),
+                    },
+                )
+            }
+            Spec::Shipped {
+                order,
+                hours,
+                tracking,
+            } => (
+                *hours,
+                EventKind::Shipped {
+                    order_id: o(order),
+                    tracking_no: format!("T{tracking}"),
+                },
+            ),
+            Spec::Uploaded {
+                order,
+                hours,
+                tracking,
+            } => (
+                *hours,
+                EventKind::TrackingUploaded {
+                    order_id: o(order),
+                    tracking_no: format!("T{tracking}"),
+                },
+            ),
+            Spec::Rejected {
+                order,
+                hours,
+                tracking,
+            } => (
+                *hours,
+                EventKind::TrackingRejected {
+                    order_id: o(order),
+                    tracking_no: format!("T{tracking}"),
+                },
+            ),
+            Spec::Refunded {
+                order,
+                hours,
+                amount,
+            } => (
+                *hours,
+                EventKind::Refunded {
+                    order_id: o(order),
+                    amount_fen: *amount,
+                },
+            ),
+            Spec::RefundFailed { order, hours } => {
+                (*hours, EventKind::RefundFailed { order_id: o(order) })
+            }
+            Spec::Revoked {
+                order,
+                hours,
+                judgment,
+            } => (
+                *hours,
+                EventKind::JudgmentRevoked {
+                    order_id: o(order),
+                    judgment: *judgment,
+                },
+            ),
+            Spec::TopUp {
+                shop,
+                hours,
+                amount,
+            } => (
+                *hours,
+                EventKind::DepositToppedUp {
+                    shop_id: format!("S{shop}"),
+                    amount_fen: *amount,
+                },
+            ),
+        };
+        out.push(Event {
+            event_id,
+            at: at(hours),
+            kind,
+        });
+    }
+    out
+}
+
+/// Two policies: the default, and one where the cap is crossed mid-deduction
+/// and auto-close comes within the generated time range.
+fn policy(tight: bool) -> Policy {
+    if tight {
+        Policy {
+            shop_daily_cap_fen: 1500,
+            auto_close_days: 9,
+            ..Policy::default()
+        }
+    } else {
+        Policy::default()
+    }
+}
+
+fn ledger(policy: &Policy, events: &[Event]) -> Ledger {
+    let mut ledger = Ledger::new(policy.clone());
+    for e in events {
+        ledger.apply(e, Instant(0)).unwrap();
+    }
+    ledger
+}
+
+/// Everything the ledger answers as of `as_of`, as JSON text.
+fn answers(ledger: &Ledger, as_of: Instant) -> String {
+    let mut out = String::new();
+    for summary in ledger.shop_summaries(as_of) {
+        let report = ledger.shop_report(&summary.shop_id, as_of, true).unwrap();
+        out += &serde_json::to_string(&report).unwrap();
+    }
+    let mut order_ids: Vec<&str> = ledger.order_ids().collect();
+    order_ids.sort();
+    for id in order_ids {
+        if let Ok(report) = ledger.order_report(id, as_of) {
+            out += &serde_json::to_string(&report).unwrap();
+        }
+    }
+    out
+}
+
+fn workload() -> impl Strategy<Value = (Vec<Spec>, bool, i64, Vec<usize>)> {
+    (
+        proptest::collection::vec(spec(), 1..80),
+        any::<bool>(),
+        0i64..24 * 22,
+        proptest::collection::vec(any::<usize>(), 80),
+    )
+}
+
+fn permute<T: Clone>(items: &[T], keys: &[usize]) -> Vec<T> {
+    let mut keyed: Vec<(usize, T)> = items
+        .iter()
+        .enumerate()
+        .map(|(i, x)| (keys[i % keys.len()].wrapping_mul(i + 1), x.clone()))
+        .collect();
+    keyed.sort_by_key(|(k, _)| *k);
+    keyed.into_iter().map(|(_, x)| x).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// RULES.md: the reports are a function of the set of events, whatever
+    /// order they arrived in.
+    #[test]
+    fn arrival_order_does_not_matter((specs, tight, as_of_hours, keys) in workload()) {
+        let policy = policy(tight);
+        let events = events(&specs);
+        let as_of = at(as_of_hours);
+        let a = ledger(&policy, &events);
+        let b = ledger(&policy, &permute(&events, &keys));
+        prop_assert_eq!(a.digest(as_of), b.digest(as_of));
+        prop_assert_eq!(answers(&a, as_of), answers(&b, as_of));
+    }
+
+    /// The incremental state, queried as of T, equals a fold from scratch of
+    /// only the events that exist as of T (`at <= T`): events after T may sit
+    /// in the state but must change nothing. Also: a state serialised half way
+    /// (a checkpoint) and continued gives the same answers.
+    #[test]
+    fn incremental_equals_fold_of_the_past((specs, tight, as_of_hours, _keys) in workload()) {
+        let policy = policy(tight);
+        let events = events(&specs);
+        let as_of = at(as_of_hours);
+        let full = ledger(&policy, &events);
+        let past: Vec<Event> = events.iter().filter(|e| e.at <= as_of).cloned().collect();
+        let scratch = ledger(&policy, &past);
+        prop_assert_eq!(answers(&full, as_of), answers(&scratch, as_of));
+        prop_assert_eq!(full.digest(as_of), scratch.digest(as_of));
+
+        let half = events.len() / 2;
+        let first = ledger(&policy, &events[..half]);
+        let bytes = serde_json::to_vec(&first).unwrap();
+        let mut resumed: Ledger = serde_json::from_slice(&bytes).unwrap();
+        for e in &events[half..] {
+            resumed.apply(e, Instant(0)).unwrap();
+        }
+        prop_assert_eq!(resumed.digest(as_of), full.digest(as_of));
+    }
+
+    /// R3, R4, R5 and the sums of CLI.md hold for every shop and order.
+    #[test]
+    fn invariants_of_judgments_and_money((specs, tight, as_of_hours, _keys) in workload()) {
+        let policy = policy(tight);
+        let events = events(&specs);
+        let as_of = at(as_of_hours);
+        let ledger = ledger(&policy, &events);
+        for summary in ledger.shop_summaries(as_of) {
+            let report = ledger.shop_report(&summary.shop_id, as_of, true).unwrap();
+            let deductions = report.deductions.clone().unwrap();
+            let mut per_day: HashMap<String, i64> = HashMap::new();
+            let mut per_order: HashMap<String, usize> = HashMap::new();
+            let mut not_revoked_fen = 0;
+            for d in &deductions {
+                prop_assert!(d.charged_fen >= 0 && d.waived_fen >= 0);
+                prop_assert_eq!(d.charged_fen + d.waived_fen, if matches!(d.status, DeductionStatus::Pending | DeductionStatus::Revoked) { 0 } else { d.amount_fen });
+                *per_day.entry(d.settle_date.clone()).or_default() += d.charged_fen;
+                *per_order.entry(d.order_id.clone()).or_default() += 1;
+                if d.status != DeductionStatus::Revoked {
+                    not_revoked_fen += d.amount_fen;
+                }
+            }
+            for charged in per_day.values() {
+                prop_assert!(*charged <= policy.shop_daily_cap_fen, "a shop-day charged {} over the cap", charged);
+            }
+            for count in per_order.values() {
+                prop_assert!(*count <= usize::from(policy.max_deductions_per_order));
+            }
+            prop_assert_eq!(report.charged_fen + report.waived_fen + report.pending_fen, not_revoked_fen);
+            prop_assert_eq!(&summary, &ShopReportWithout::strip(report.clone()));
+            prop_assert!(report.violating_orders <= report.orders);
+            prop_assert!(report.rating.timed_out_orders <= report.rating.due_orders);
+        }
+        for id in ledger.order_ids() {
+            if let Ok(report) = ledger.order_report(id, as_of) {
+                prop_assert!(report.judgments.len() <= usize::from(policy.max_judgments_per_order));
+                prop_assert!(report.deductions.len() <= usize::from(policy.max_deductions_per_order));
+                prop_assert!(report.refund_due_fen >= 0 && report.refund_due_fen <= report.amount_fen);
+            }
+        }
+    }
+
+    /// As `as_of` grows, a judgment never disappears (R3: "once it exists, it
+    /// stands"); it may only become revoked.
+    #[test]
+    fn judgments_never_disappear((specs, tight, as_of_hours, _keys) in workload(), later_hours in 0i64..24 * 10) {
+        let policy = policy(tight);
+        let events = events(&specs);
+        let early = at(as_of_hours);
+        let late = at(as_of_hours + later_hours);
+        let ledger = ledger(&policy, &events);
+        for id in ledger.order_ids() {
+            let Ok(before) = ledger.order_report(id, early) else { continue };
+            let after = ledger.order_report(id, late).unwrap();
+            for j in before.judgments.iter() {
+                prop_assert!(after.judgments.iter().any(|k| k.judgment == j.judgment),
+                    "order {} judgment {} existed as of {:?} but not as of {:?}", id, j.judgment, early, late);
+                if j.revoked {
+                    prop_assert!(after.judgments.iter().any(|k| k.judgment == j.judgment && k.revoked));
+                }
+            }
+            if before.product_banned && !after.judgments.iter().any(|k| k.revoked) {
+                prop_assert!(after.product_banned);
+            }
+        }
+    }
+}
+
+/// The `penalty shops` line of a shop is its report less the deductions.
+struct ShopReportWithout;
+
+impl ShopReportWithout {
+    fn strip(mut report: penalty_core::ShopReport) -> penalty_core::ShopReport {
+        report.deductions = None;
+        report
+    }
+}
