@@ -1,1 +1,30 @@
-//! stub
+//! The durable side of the penalty ledger: the event log, projection
+//! checkpoints and the streaming ingest pipeline, on sled.
+//!
+//! `penalty-core` is pure; everything that touches the disk, the clock or a
+//! thread lives here, and nothing here prints (logs go through `tracing`).
+//!
+//! - [`EventLog`] is the append-only log of one data directory: events packed
+//!   into checksummed blocks (one sled key per batch, see [`block`]), global
+//!   gapless sequence numbers from 1, the permanent idempotency rules of
+//!   EVENTS.md, and an exclusive lock on the directory.
+//! - [`EventLog::save_checkpoint`] and [`EventLog::load_checkpoint`] keep one
+//!   opaque, checksummed projection snapshot next to the log.
+//! - [`ingest`] streams JSON Lines from any reader into the log in constant
+//!   memory, committing a block per batch or per 100 ms, whichever comes first.
+//!
+//! Layout of a data directory: `<dir>/LOCK` (the lock file, naming its holder)
+//! and `<dir>/log.sled` (the sled database, trees `blocks` and `checkpoint`).
+
+pub mod block;
+mod error;
+pub mod ingest;
+mod lock;
+mod log;
+
+pub use error::StoreError;
+pub use lock::LOCK_FILE;
+pub use log::{
+    AppendOutcome, EventLog, LogIter, StoredEvent, VerifyProblem, VerifyReport, BLOCKS_TREE,
+    CHECKPOINT_TREE, SLED_DIR,
+};

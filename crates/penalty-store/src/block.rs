@@ -1,0 +1,384 @@
+//! The on-disk block format: one sled value per appended batch.
+//!
+//! sled costs about the same per key whatever the value size, so the log packs
+//! a whole batch into one value. A block is self-describing and checksummed:
+//!
+//! ```text
+//! header (32 bytes, integers big-endian)
+//!   0..4    magic  b"PLGB"
+//!   4..8    CRC-32 (crc32fast) of the whole block, computed with these 4 bytes zeroed
+//!   8..10   format version (1)
+//!   10..12  reserved, zero
+//!   12..20  first_seq (u64): equal to the sled key
+//!   20..24  count (u32, at least 1)
+//!   24..32  recorded_at (i64 ns since the Unix epoch)
+//! then `count` entries, in sequence order
+//!   16 bytes  event_id (u128)
+//!   8 bytes   content hash of the canonical JSON (see `content_hash`)
+//!   2 bytes   length of the paid order id (0 when the event is not `paid`)
+//!   n bytes   the paid order id
+//!   4 bytes   length of the canonical JSON
+//!   n bytes   the canonical JSON
+//! ```
+//!
+//! The metadata (id, hash, paid order) sits in front of the JSON so that the
+//! idempotency index can be rebuilt by skipping over the JSON, never parsing it.
+
+use std::ops::Range;
+
+use penalty_core::event::ParsedLine;
+use penalty_core::time::Instant;
+
+use crate::StoreError;
+
+/// Identifies a block; a value without it is not ours.
+const MAGIC: &[u8; 4] = b"PLGB";
+/// The block format this code writes and reads.
+pub const FORMAT_VERSION: u16 = 1;
+/// Size of the fixed header.
+const HEADER_BYTES: usize = 32;
+/// Position of the CRC in the header.
+const CRC_RANGE: Range<usize> = 4..8;
+
+/// The sled key of the block whose first event has sequence number `seq`.
+/// Big-endian, so that sled's byte order is sequence order.
+pub fn block_key(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+/// Reads a block key back; `None` when it is not 8 bytes.
+pub fn seq_of_key(key: &[u8]) -> Option<u64> {
+    <[u8; 8]>::try_from(key).ok().map(u64::from_be_bytes)
+}
+
+/// The 64-bit content hash kept per event. It only has to be stable across
+/// versions and platforms (it is stored) and cheap (every line is hashed), and
+/// it is only a fast filter: a matching hash is always confirmed by comparing
+/// the bytes. So: eight bytes at a time (little-endian, the last word padded
+/// with zeros), each mixed in by xor, multiply and rotate, seeded with the
+/// length, then the murmur3 finaliser. Never change it: stored hashes would
+/// stop matching (`verify` checks them).
+pub fn content_hash(bytes: &[u8]) -> u64 {
+    const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut hash = 0x243f_6a88_85a3_08d3 ^ (bytes.len() as u64).wrapping_mul(MULTIPLIER);
+    for chunk in bytes.chunks(8) {
+        let mut word = [0; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        hash = (hash ^ u64::from_le_bytes(word))
+            .wrapping_mul(MULTIPLIER)
+            .rotate_left(29);
+    }
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    hash ^ (hash >> 33)
+}
+
+/// One event to be written, borrowed from the caller.
+pub struct NewEntry<'a> {
+    /// The parsed line; its canonical JSON is what is stored.
+    pub line: &'a ParsedLine,
+    /// Its content hash, already computed for the index.
+    pub hash: u64,
+}
+
+/// Encodes a block. The caller guarantees at least one entry and sizes that
+/// fit the length fields (an order id is at most 128 bytes, a line 64 KiB).
+pub fn encode(first_seq: u64, recorded_at: Instant, entries: &[NewEntry<'_>]) -> Vec<u8> {
+    assert!(!entries.is_empty(), "a block holds at least one event");
+    let count = u32::try_from(entries.len()).expect("a batch fits in u32");
+    let body: usize = entries
+        .iter()
+        .map(|e| {
+            30 + e.line.event.paid_order_id().map_or(0, str::len) + e.line.canonical_json.len()
+        })
+        .sum();
+    let mut out = Vec::with_capacity(HEADER_BYTES + body);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&FORMAT_VERSION.to_be_bytes());
+    out.extend_from_slice(&[0; 2]);
+    out.extend_from_slice(&first_seq.to_be_bytes());
+    out.extend_from_slice(&count.to_be_bytes());
+    out.extend_from_slice(&recorded_at.0.to_be_bytes());
+    for entry in entries {
+        let paid = entry.line.event.paid_order_id().unwrap_or("").as_bytes();
+        let json = &entry.line.canonical_json;
+        out.extend_from_slice(&entry.line.event.event_id.to_be_bytes());
+        out.extend_from_slice(&entry.hash.to_be_bytes());
+        out.extend_from_slice(
+            &u16::try_from(paid.len())
+                .expect("ids are short")
+                .to_be_bytes(),
+        );
+        out.extend_from_slice(paid);
+        out.extend_from_slice(
+            &u32::try_from(json.len())
+                .expect("lines are short")
+                .to_be_bytes(),
+        );
+        out.extend_from_slice(json);
+    }
+    let crc = crc_of(&out);
+    out[CRC_RANGE].copy_from_slice(&crc.to_be_bytes());
+    out
+}
+
+/// The CRC of a block with its CRC field taken as zero.
+fn crc_of(block: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&block[..CRC_RANGE.start]);
+    hasher.update(&[0; 4]);
+    hasher.update(&block[CRC_RANGE.end..]);
+    hasher.finalize()
+}
+
+/// Where one event's parts lie inside its block.
+#[derive(Clone, Debug)]
+pub struct EntryMeta {
+    /// The event id.
+    pub event_id: u128,
+    /// The content hash as stored.
+    pub hash: u64,
+    /// The paid order id, if any.
+    pub paid: Option<Range<usize>>,
+    /// The canonical JSON.
+    pub json: Range<usize>,
+}
+
+/// A block whose checksum and structure were verified.
+pub struct DecodedBlock {
+    /// The sequence number of its first event.
+    pub first_seq: u64,
+    /// When it was appended.
+    pub recorded_at: Instant,
+    /// The value as read from sled (shared, not copied).
+    pub bytes: sled::IVec,
+    /// Its events in order.
+    pub entries: Vec<EntryMeta>,
+}
+
+impl DecodedBlock {
+    /// The sequence number after its last event.
+    pub fn end_seq(&self) -> u64 {
+        self.first_seq + self.entries.len() as u64
+    }
+
+    /// The last sequence number it holds.
+    pub fn last_seq(&self) -> u64 {
+        self.end_seq() - 1
+    }
+
+    /// The entry for `seq`, if this block holds it.
+    pub fn entry(&self, seq: u64) -> Option<&EntryMeta> {
+        let index = seq.checked_sub(self.first_seq)?;
+        self.entries.get(usize::try_from(index).ok()?)
+    }
+
+    /// The canonical JSON of an entry.
+    pub fn json(&self, entry: &EntryMeta) -> &[u8] {
+        &self.bytes[entry.json.clone()]
+    }
+
+    /// The paid order id of an entry, if any.
+    pub fn paid(&self, entry: &EntryMeta) -> Option<&[u8]> {
+        entry.paid.clone().map(|range| &self.bytes[range])
+    }
+}
+
+/// Verifies and decodes a block read under `key`. Every failure is a
+/// [`StoreError::Corrupt`] naming the block's sequence numbers, as far as they
+/// can be known.
+pub fn decode(key: &[u8], bytes: sled::IVec) -> Result<DecodedBlock, StoreError> {
+    let Some(key_seq) = seq_of_key(key) else {
+        return Err(StoreError::corrupt_block(
+            0,
+            1,
+            format!("a block key is {} bytes long instead of 8", key.len()),
+        ));
+    };
+    // Until the checksum passes, the count in the header is not trusted, so
+    // the error names the first sequence number only.
+    let corrupt = |detail: String| StoreError::corrupt_block(key_seq, 1, detail);
+    if bytes.len() < HEADER_BYTES {
+        return Err(corrupt(format!(
+            "the block is {} bytes, shorter than its header",
+            bytes.len()
+        )));
+    }
+    if &bytes[..4] != MAGIC {
+        return Err(corrupt(
+            "the block does not start with the block magic".into(),
+        ));
+    }
+    let stored_crc = be_u32(&bytes[CRC_RANGE]);
+    let actual_crc = crc_of(&bytes);
+    if stored_crc != actual_crc {
+        // The count in a damaged block may itself be damaged; it is still the
+        // best guess of which events are lost, when it is plausible.
+        let claimed = u64::from(be_u32(&bytes[20..24]));
+        let plausible = claimed >= 1 && claimed <= (bytes.len() / 30) as u64;
+        return Err(StoreError::corrupt_block(
+            key_seq,
+            if plausible { claimed } else { 1 },
+            format!("checksum mismatch (stored {stored_crc:08x}, computed {actual_crc:08x})"),
+        ));
+    }
+    let version = u16::from_be_bytes([bytes[8], bytes[9]]);
+    if version != FORMAT_VERSION {
+        return Err(corrupt(format!(
+            "block format version {version} is not supported (this build reads version {FORMAT_VERSION}); use a newer `penalty`"
+        )));
+    }
+    let first_seq = be_u64(&bytes[12..20]);
+    let count = be_u32(&bytes[20..24]);
+    let recorded_at = Instant(be_u64(&bytes[24..32]) as i64);
+    let corrupt = |detail: String| StoreError::corrupt_block(key_seq, u64::from(count), detail);
+    if first_seq != key_seq {
+        return Err(corrupt(format!(
+            "the block header says it starts at sequence number {first_seq}"
+        )));
+    }
+    if first_seq == 0 || count == 0 {
+        return Err(corrupt(format!(
+            "impossible header: first sequence number {first_seq}, {count} events"
+        )));
+    }
+    // Each entry takes at least 30 bytes, which bounds the allocation below by
+    // the size of the value actually read.
+    let mut entries = Vec::with_capacity((count as usize).min(bytes.len() / 30));
+    let mut at = HEADER_BYTES;
+    for index in 0..count {
+        let seq = first_seq + u64::from(index);
+        let truncated = || {
+            StoreError::corrupt_block(
+                key_seq,
+                u64::from(count),
+                format!("the entry of sequence number {seq} runs past the end of the block"),
+            )
+        };
+        let fixed = bytes.get(at..at + 26).ok_or_else(truncated)?;
+        let event_id = u128::from_be_bytes(fixed[..16].try_into().map_err(|_| truncated())?);
+        let hash = be_u64(&fixed[16..24]);
+        let paid_len = usize::from(u16::from_be_bytes([fixed[24], fixed[25]]));
+        at += 26;
+        let paid = (paid_len > 0).then(|| at..at + paid_len);
+        at += paid_len;
+        let json_len = be_u32(bytes.get(at..at + 4).ok_or_else(truncated)?) as usize;
+        at += 4;
+        let json = at..at + json_len;
+        at += json_len;
+        if at > bytes.len() {
+            return Err(truncated());
+        }
+        entries.push(EntryMeta {
+            event_id,
+            hash,
+            paid,
+            json,
+        });
+    }
+    if at != bytes.len() {
+        return Err(corrupt(format!(
+            "{} bytes follow the last entry",
+            bytes.len() - at
+        )));
+    }
+    Ok(DecodedBlock {
+        first_seq,
+        recorded_at,
+        bytes,
+        entries,
+    })
+}
+
+fn be_u32(bytes: &[u8]) -> u32 {
+    let mut out = [0; 4];
+    out.copy_from_slice(&bytes[..4]);
+    u32::from_be_bytes(out)
+}
+
+fn be_u64(bytes: &[u8]) -> u64 {
+    let mut out = [0; 8];
+    out.copy_from_slice(&bytes[..8]);
+    u64::from_be_bytes(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use penalty_core::event::parse_line;
+
+    fn lines() -> Vec<ParsedLine> {
+        [
+            r#"{"event_id":"0b6f3c1e-6a53-4f43-9f0e-2d1c7f4a9b10","type":"paid","at":"2026-03-01T10:00:00+08:00","order_id":"O1","shop_id":"S1","product_id":"P1","amount_fen":19900}"#,
+            r#"{"event_id":"5d0c2a8e-0f7e-4b8e-8d4a-3a6b1f2c9e77","type":"shipped","at":"2026-03-05T12:00:00+08:00","order_id":"O1","tracking_no":"SF1234567890","carrier":"SF"}"#,
+        ]
+        .iter()
+        .map(|l| parse_line(l.as_bytes()).expect("valid test line"))
+        .collect()
+    }
+
+    fn encoded() -> Vec<u8> {
+        let lines = lines();
+        let entries: Vec<NewEntry<'_>> = lines
+            .iter()
+            .map(|line| NewEntry {
+                line,
+                hash: content_hash(&line.canonical_json),
+            })
+            .collect();
+        encode(7, Instant(42), &entries)
+    }
+
+    #[test]
+    fn round_trip() {
+        let lines = lines();
+        let block = decode(&block_key(7), encoded().into()).expect("decodes");
+        assert_eq!(block.first_seq, 7);
+        assert_eq!(block.last_seq(), 8);
+        assert_eq!(block.recorded_at, Instant(42));
+        let first = block.entry(7).expect("seq 7");
+        assert_eq!(block.json(first), lines[0].canonical_json.as_slice());
+        assert_eq!(block.paid(first), Some(&b"O1"[..]));
+        let second = block.entry(8).expect("seq 8");
+        assert_eq!(block.paid(second), None);
+        assert_eq!(second.event_id, lines[1].event.event_id);
+        assert_eq!(second.hash, content_hash(&lines[1].canonical_json));
+        assert!(block.entry(9).is_none());
+        assert!(block.entry(6).is_none());
+    }
+
+    #[test]
+    fn every_flipped_byte_is_detected() {
+        let good = encoded();
+        for position in 0..good.len() {
+            let mut bad = good.clone();
+            bad[position] ^= 0x10;
+            let error = decode(&block_key(7), bad.into())
+                .err()
+                .unwrap_or_else(|| panic!("flip at {position} went unnoticed"));
+            assert_eq!(error.corrupt_seq(), Some(7), "at {position}: {error}");
+        }
+    }
+
+    #[test]
+    fn truncation_and_wrong_key_are_detected() {
+        let good = encoded();
+        for len in [0, 10, 31, 32, good.len() - 1] {
+            assert!(decode(&block_key(7), good[..len].to_vec().into()).is_err());
+        }
+        assert!(decode(&block_key(8), good.clone().into()).is_err());
+        assert!(decode(b"short", good.into()).is_err());
+    }
+
+    #[test]
+    fn content_hash_is_stable() {
+        // The hash is stored on disk, so its values must never change.
+        // The expected values come from an independent implementation.
+        assert_eq!(content_hash(b""), 0x7acd_bb98_b134_4213);
+        assert_eq!(content_hash(b"a"), 0x27a0_2e16_8da2_1aa0);
+        assert_eq!(content_hash(br#"{"event_id":"x"}"#), 0xf12d_ca41_1cc5_58c1);
+    }
+}

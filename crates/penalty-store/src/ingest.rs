@@ -1,0 +1,698 @@
+//! The streaming ingest pipeline: JSON Lines in, durable blocks out.
+//!
+//! Two threads share the work. A reader thread splits the input into lines
+//! and validates them with [`parse_line`] (the costly, CPU-bound part); the
+//! calling thread classifies them against the log and commits blocks. They
+//! talk over a bounded channel of line chunks, so memory stays constant
+//! whatever the input size: at most a few chunks in flight plus one batch.
+//!
+//! A block is committed when the batch reaches [`IngestOptions::max_batch_events`]
+//! lines or [`IngestOptions::max_batch_bytes`] bytes, when
+//! [`IngestOptions::max_latency`] has passed since its first line, or at the
+//! end of the input. Because the committing thread waits with `recv_timeout`,
+//! the latency bound holds even while the reader is blocked on a slow pipe:
+//! the reader hands over every complete line before each read that may block.
+//!
+//! Every line read ends in exactly one of appended, duplicate or rejected
+//! (EVENTS.md), and [`IngestCounts`] asserts that they add up.
+
+use std::borrow::Cow;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
+use std::time::Duration;
+
+use penalty_core::event::{parse_line, ParsedLine, Reject, MAX_LINE_BYTES};
+use penalty_core::time::Instant;
+use serde::Serialize;
+
+use crate::log::AppendOutcome;
+use crate::{EventLog, StoreError};
+
+/// How much of a too-long line is kept for the rejects file.
+pub const REJECT_RAW_PREFIX_BYTES: usize = 4096;
+/// The read buffer of the reader thread.
+const READ_BUFFER_BYTES: usize = 256 * 1024;
+/// A chunk handed to the committing thread holds at most this many lines…
+const CHUNK_LINES: usize = 1024;
+/// …or about this many bytes.
+const CHUNK_BYTES: usize = 1 << 20;
+/// Chunks waiting in the channel; with the limits above this bounds the
+/// memory between the threads to a few megabytes.
+const CHANNEL_CHUNKS: usize = 4;
+/// How often the committing thread looks at the stop flag while idle.
+const STOP_POLL: Duration = Duration::from_millis(50);
+
+/// How [`ingest`] batches its writes.
+#[derive(Clone, Debug)]
+pub struct IngestOptions {
+    /// Commit a block once the batch holds this many lines (default 8192).
+    pub max_batch_events: usize,
+    /// Commit a block once the batch holds this many bytes of lines (default
+    /// 16 MiB), so that long lines cannot make a batch huge.
+    pub max_batch_bytes: usize,
+    /// Commit a block at the latest this long after its first line was read
+    /// (default 100 ms), even when the input is slow.
+    pub max_latency: Duration,
+    /// When set (Ctrl-C), ingest commits what it has read and returns.
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        IngestOptions {
+            max_batch_events: 8192,
+            max_batch_bytes: 16 << 20,
+            max_latency: Duration::from_millis(100),
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+/// What happened to the lines of one input (EVENTS.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct IngestCounts {
+    /// Lines read.
+    pub read: u64,
+    /// Lines written to the log as new events.
+    pub appended: u64,
+    /// Lines already in the log with the same content.
+    pub duplicates: u64,
+    /// Lines rejected, each written to the rejects file.
+    pub rejected: u64,
+}
+
+impl IngestCounts {
+    /// Adds another input's counts, for the total of several files.
+    pub fn add(&mut self, other: &IngestCounts) {
+        self.read += other.read;
+        self.appended += other.appended;
+        self.duplicates += other.duplicates;
+        self.rejected += other.rejected;
+    }
+
+    fn assert_consistent(&self) {
+        assert_eq!(
+            self.read,
+            self.appended + self.duplicates + self.rejected,
+            "every line read ends appended, duplicate or rejected: {self:?}"
+        );
+    }
+}
+
+/// An event that has just become durable.
+#[derive(Clone, Copy, Debug)]
+pub struct AppendedEvent<'a> {
+    /// Its sequence number.
+    pub seq: u64,
+    /// When its block was recorded.
+    pub recorded_at: Instant,
+    /// The event and its canonical JSON.
+    pub line: &'a ParsedLine,
+}
+
+/// Where [`ingest`] reports, batch by batch. For each committed block it calls
+/// `rejected` for its rejected lines in line order, then `sync`, then
+/// `appended` with its new events in sequence order, then `progress`.
+pub trait IngestSink {
+    /// A rejected line. `raw` is the line as received, or for `line_too_long`
+    /// its first [`REJECT_RAW_PREFIX_BYTES`] bytes; `raw_bytes` is the full
+    /// length of the line (without its line ending).
+    fn rejected(
+        &mut self,
+        line_no: u64,
+        reason: &Reject,
+        raw: &[u8],
+        raw_bytes: u64,
+    ) -> Result<(), StoreError>;
+
+    /// Makes the rejects reported so far durable; called before the batch's
+    /// events are reported.
+    fn sync(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Events now durable in the log, in sequence order.
+    fn appended(&mut self, events: &[AppendedEvent<'_>]) -> Result<(), StoreError> {
+        let _ = events;
+        Ok(())
+    }
+
+    /// The counts so far and the input bytes consumed, after each block.
+    fn progress(&mut self, counts: &IngestCounts, bytes_read: u64) {
+        let _ = (counts, bytes_read);
+    }
+}
+
+/// Streams JSON Lines from `input` into `log`, reporting to `sink`. Returns
+/// the counts of this input; they add up (`read = appended + duplicates +
+/// rejected`). When `options.stop` is set, commits what was read and returns.
+///
+/// An input read error ends ingest with [`StoreError::Input`] after the lines
+/// before it were committed.
+pub fn ingest(
+    log: &mut EventLog,
+    input: impl Read + Send + 'static,
+    options: &IngestOptions,
+    sink: &mut dyn IngestSink,
+) -> Result<IngestCounts, StoreError> {
+    assert!(
+        options.max_batch_events >= 1,
+        "a batch holds at least one line"
+    );
+    let (sender, receiver) = mpsc::sync_channel(CHANNEL_CHUNKS);
+    let reader = std::thread::Builder::new()
+        .name("penalty-ingest-reader".into())
+        .spawn(move || read_lines(input, sender))
+        .map_err(|source| StoreError::Input { line: 0, source })?;
+
+    let mut batch = Batch::default();
+    let mut counts = IngestCounts::default();
+    let mut bytes_read = 0;
+    let mut deadline: Option<std::time::Instant> = None;
+    // `None` while reading; the reader's final word once it has one.
+    let mut finished: Option<std::io::Result<()>> = None;
+    while finished.is_none() {
+        if options.stop.load(Ordering::Relaxed) {
+            tracing::info!(
+                lines = counts.read + batch.lines.len() as u64,
+                "ingest stopped on request"
+            );
+            break;
+        }
+        let wait = deadline.map_or(STOP_POLL, |deadline| {
+            deadline
+                .saturating_duration_since(std::time::Instant::now())
+                .min(STOP_POLL)
+        });
+        match receiver.recv_timeout(wait) {
+            Ok(Message::Lines {
+                lines,
+                bytes_read: total,
+            }) => {
+                bytes_read = total;
+                for line in lines {
+                    if batch.lines.is_empty() {
+                        deadline = Some(std::time::Instant::now() + options.max_latency);
+                    }
+                    batch.push(line);
+                    if batch.lines.len() >= options.max_batch_events
+                        || batch.bytes >= options.max_batch_bytes
+                    {
+                        commit(log, &mut batch, sink, &mut counts, bytes_read)?;
+                        deadline = None;
+                    }
+                }
+            }
+            Ok(Message::End(result)) => finished = Some(result),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                finished = Some(Err(std::io::Error::other(
+                    "the input reader thread ended unexpectedly",
+                )));
+            }
+        }
+        if deadline.is_some_and(|deadline| std::time::Instant::now() >= deadline) {
+            commit(log, &mut batch, sink, &mut counts, bytes_read)?;
+            deadline = None;
+        }
+    }
+    commit(log, &mut batch, sink, &mut counts, bytes_read)?;
+    match finished {
+        // Stopped: the reader may be blocked on a read that never returns
+        // (a terminal, a pipe), so it is left to end on its own; dropping the
+        // receiver makes its next send fail.
+        None => {}
+        // The reader has sent its last message, so this join is prompt.
+        Some(Ok(())) if reader.join().is_err() => {
+            tracing::warn!("the input reader thread panicked after the end of input");
+        }
+        Some(Ok(())) => {}
+        Some(Err(source)) => {
+            return Err(StoreError::Input {
+                line: counts.read,
+                source,
+            })
+        }
+    }
+    tracing::info!(
+        read = counts.read,
+        appended = counts.appended,
+        duplicates = counts.duplicates,
+        rejected = counts.rejected,
+        bytes_read,
+        "ingest done"
+    );
+    Ok(counts)
+}
+
+/// Writes the batch as one block and reports it to the sink.
+fn commit(
+    log: &mut EventLog,
+    batch: &mut Batch,
+    sink: &mut dyn IngestSink,
+    counts: &mut IngestCounts,
+    bytes_read: u64,
+) -> Result<(), StoreError> {
+    if batch.lines.is_empty() {
+        return Ok(());
+    }
+    let recorded_at = crate::lock::now();
+    let outcomes = log.append_batch(&batch.valid, recorded_at)?;
+    assert_eq!(outcomes.len(), batch.valid.len(), "one outcome per item");
+    let mut appended = Vec::with_capacity(batch.valid.len());
+    for line in &batch.lines {
+        counts.read += 1;
+        let reject = match line.status {
+            LineStatus::Invalid(reason) => Some(reason),
+            LineStatus::Valid(position) => match outcomes[position] {
+                AppendOutcome::Appended { seq } => {
+                    counts.appended += 1;
+                    appended.push(AppendedEvent {
+                        seq,
+                        recorded_at,
+                        line: &batch.valid[position],
+                    });
+                    None
+                }
+                AppendOutcome::Duplicate { .. } => {
+                    counts.duplicates += 1;
+                    None
+                }
+                outcome => outcome.reject(),
+            },
+        };
+        if let Some(reason) = reject {
+            counts.rejected += 1;
+            sink.rejected(line.line_no, &reason, &line.raw, line.raw_bytes)?;
+        }
+    }
+    counts.assert_consistent();
+    sink.sync()?;
+    sink.appended(&appended)?;
+    sink.progress(counts, bytes_read);
+    batch.clear();
+    Ok(())
+}
+
+/// The lines read since the last commit.
+#[derive(Default)]
+struct Batch {
+    /// The valid lines, in order: what `append_batch` takes.
+    valid: Vec<ParsedLine>,
+    /// Every line, in order.
+    lines: Vec<BatchLine>,
+    /// Bytes held, to bound the batch's memory.
+    bytes: usize,
+}
+
+struct BatchLine {
+    line_no: u64,
+    raw: Vec<u8>,
+    raw_bytes: u64,
+    status: LineStatus,
+}
+
+enum LineStatus {
+    /// Valid; its position in `Batch::valid`.
+    Valid(usize),
+    /// Rejected by validation.
+    Invalid(Reject),
+}
+
+impl Batch {
+    fn push(&mut self, line: ReadLine) {
+        self.bytes += line.raw.len();
+        let status = match line.parsed {
+            Ok(parsed) => {
+                self.bytes += parsed.canonical_json.len();
+                self.valid.push(parsed);
+                LineStatus::Valid(self.valid.len() - 1)
+            }
+            Err(reason) => LineStatus::Invalid(reason),
+        };
+        self.lines.push(BatchLine {
+            line_no: line.line_no,
+            raw: line.raw,
+            raw_bytes: line.raw_bytes,
+            status,
+        });
+    }
+
+    fn clear(&mut self) {
+        self.valid.clear();
+        self.lines.clear();
+        self.bytes = 0;
+    }
+}
+
+/// One line, split and validated by the reader thread.
+struct ReadLine {
+    line_no: u64,
+    parsed: Result<ParsedLine, Reject>,
+    /// The line as received, or a prefix of a too-long line.
+    raw: Vec<u8>,
+    /// The full length of the line.
+    raw_bytes: u64,
+}
+
+enum Message {
+    /// Complete lines, and the input bytes consumed up to their end.
+    Lines {
+        lines: Vec<ReadLine>,
+        bytes_read: u64,
+    },
+    /// The end of the input, or the read error that ended it.
+    End(std::io::Result<()>),
+}
+
+/// The reader thread: splits `input` into lines, validates them and sends them
+/// in chunks. Ends when the input ends or fails, or when the receiver is gone.
+fn read_lines(input: impl Read, sender: SyncSender<Message>) {
+    let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, input);
+    let mut splitter = LineSplitter::default();
+    let mut chunk: Vec<ReadLine> = Vec::new();
+    let mut chunk_bytes = 0;
+    let mut bytes_read: u64 = 0;
+    let send = |chunk: &mut Vec<ReadLine>, chunk_bytes: &mut usize, bytes_read: u64| {
+        *chunk_bytes = 0;
+        let lines = std::mem::take(chunk);
+        sender.send(Message::Lines { lines, bytes_read }).is_ok()
+    };
+    loop {
+        // An empty buffer means the next `fill_buf` calls `read`, which may
+        // block for long on a slow pipe: hand over the complete lines first
+        // so that they are committed within the latency bound meanwhile.
+        if reader.buffer().is_empty()
+            && !chunk.is_empty()
+            && !send(&mut chunk, &mut chunk_bytes, bytes_read)
+        {
+            return;
+        }
+        let (consumed, line) = match reader.fill_buf() {
+            Ok([]) => {
+                let last = splitter.finish_last();
+                chunk.extend(last);
+                if !chunk.is_empty() && !send(&mut chunk, &mut chunk_bytes, bytes_read) {
+                    return;
+                }
+                let _ = sender.send(Message::End(Ok(())));
+                return;
+            }
+            Ok(buffer) => match buffer.iter().position(|byte| *byte == b'\n') {
+                Some(end) => {
+                    splitter.push(&buffer[..end]);
+                    (end + 1, Some(splitter.finish()))
+                }
+                None => {
+                    splitter.push(buffer);
+                    (buffer.len(), None)
+                }
+            },
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => {
+                // The complete lines before the error still count.
+                if !chunk.is_empty() && !send(&mut chunk, &mut chunk_bytes, bytes_read) {
+                    return;
+                }
+                let _ = sender.send(Message::End(Err(error)));
+                return;
+            }
+        };
+        reader.consume(consumed);
+        bytes_read += consumed as u64;
+        if let Some(line) = line {
+            chunk_bytes += line.raw.len();
+            chunk.push(line);
+            if (chunk.len() >= CHUNK_LINES || chunk_bytes >= CHUNK_BYTES)
+                && !send(&mut chunk, &mut chunk_bytes, bytes_read)
+            {
+                return;
+            }
+        }
+    }
+}
+
+/// Accumulates one line across reads, keeping at most one byte more than a
+/// valid line can have (for a trailing `\r`): a longer line is only counted,
+/// never buffered whole.
+#[derive(Default)]
+struct LineSplitter {
+    bytes: Vec<u8>,
+    /// The line's length so far, including bytes not kept.
+    total: u64,
+    last_byte: Option<u8>,
+    line_no: u64,
+}
+
+/// What the splitter keeps of a line: enough to tell a valid line (up to
+/// `MAX_LINE_BYTES` plus a `\r`) from a too-long one.
+const KEEP_BYTES: usize = MAX_LINE_BYTES + 1;
+
+impl LineSplitter {
+    fn push(&mut self, part: &[u8]) {
+        let Some(&last) = part.last() else {
+            return;
+        };
+        self.total += part.len() as u64;
+        self.last_byte = Some(last);
+        let room = KEEP_BYTES.saturating_sub(self.bytes.len());
+        self.bytes.extend_from_slice(&part[..room.min(part.len())]);
+    }
+
+    /// Ends the current line (its `\n` was seen) and validates it.
+    fn finish(&mut self) -> ReadLine {
+        self.line_no += 1;
+        let complete = self.bytes.len() as u64 == self.total;
+        let mut length = self.total;
+        if self.last_byte == Some(b'\r') {
+            length -= 1;
+            if complete {
+                self.bytes.pop();
+            }
+        }
+        let line = if length > MAX_LINE_BYTES as u64 {
+            self.bytes.truncate(REJECT_RAW_PREFIX_BYTES);
+            ReadLine {
+                line_no: self.line_no,
+                parsed: Err(Reject::LineTooLong),
+                raw: self.bytes.clone(),
+                raw_bytes: length,
+            }
+        } else {
+            ReadLine {
+                line_no: self.line_no,
+                parsed: parse_line(&self.bytes),
+                raw: self.bytes.clone(),
+                raw_bytes: length,
+            }
+        };
+        self.bytes.clear();
+        self.total = 0;
+        self.last_byte = None;
+        line
+    }
+
+    /// At the end of input: the last line, if it has any bytes (a final line
+    /// without `\n` counts; an input ending in `\n` has no extra line).
+    fn finish_last(&mut self) -> Option<ReadLine> {
+        (self.total > 0).then(|| self.finish())
+    }
+}
+
+/// A ready sink for the rejects file: JSON Lines appended to a file, one
+/// object per rejected line, fsynced on [`IngestSink::sync`].
+///
+/// ```json
+/// {"source":"events.jsonl","line":3,"reason":"invalid_json","hint":"…","raw":"{oops"}
+/// ```
+///
+/// A `line_too_long` record also has `"raw_truncated": true` and
+/// `"raw_bytes": N`, and its `raw` is a prefix of the line. `raw` is the line
+/// as received, decoded as UTF-8 with invalid bytes replaced.
+pub struct RejectsFile {
+    path: PathBuf,
+    file: BufWriter<File>,
+    source: String,
+    unsynced: bool,
+    written: u64,
+}
+
+#[derive(Serialize)]
+struct RejectRecord<'a> {
+    source: &'a str,
+    line: u64,
+    reason: String,
+    hint: String,
+    raw: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw_truncated: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw_bytes: Option<u64>,
+}
+
+impl RejectsFile {
+    /// Opens `path` for appending, creating it if needed. `source` names the
+    /// input in each record (a file name, or `-` for stdin).
+    pub fn open(path: &Path, source: &str) -> Result<RejectsFile, StoreError> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|source| StoreError::Rejects {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(RejectsFile {
+            path: path.to_path_buf(),
+            file: BufWriter::new(file),
+            source: source.to_string(),
+            unsynced: false,
+            written: 0,
+        })
+    }
+
+    /// Names the next input, when one rejects file serves several.
+    pub fn set_source(&mut self, source: &str) {
+        self.source = source.to_string();
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Records written through this handle.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Appends one record (buffered until [`RejectsFile::sync`]).
+    pub fn write(
+        &mut self,
+        line_no: u64,
+        reason: &Reject,
+        raw: &[u8],
+        raw_bytes: u64,
+    ) -> Result<(), StoreError> {
+        let truncated = (raw.len() as u64) < raw_bytes;
+        let record = RejectRecord {
+            source: &self.source,
+            line: line_no,
+            reason: reason.code(),
+            hint: reason.hint(),
+            raw: String::from_utf8_lossy(raw),
+            raw_truncated: truncated.then_some(true),
+            raw_bytes: truncated.then_some(raw_bytes),
+        };
+        let result = serde_json::to_writer(&mut self.file, &record)
+            .map_err(std::io::Error::from)
+            .and_then(|()| self.file.write_all(b"\n"));
+        result.map_err(|source| StoreError::Rejects {
+            path: self.path.clone(),
+            source,
+        })?;
+        self.unsynced = true;
+        self.written += 1;
+        Ok(())
+    }
+
+    /// Flushes and fsyncs what was written, if anything was.
+    pub fn sync(&mut self) -> Result<(), StoreError> {
+        if !self.unsynced {
+            return Ok(());
+        }
+        self.file
+            .flush()
+            .and_then(|()| self.file.get_ref().sync_data())
+            .map_err(|source| StoreError::Rejects {
+                path: self.path.clone(),
+                source,
+            })?;
+        self.unsynced = false;
+        Ok(())
+    }
+}
+
+impl IngestSink for RejectsFile {
+    fn rejected(
+        &mut self,
+        line_no: u64,
+        reason: &Reject,
+        raw: &[u8],
+        raw_bytes: u64,
+    ) -> Result<(), StoreError> {
+        self.write(line_no, reason, raw, raw_bytes)
+    }
+
+    fn sync(&mut self) -> Result<(), StoreError> {
+        RejectsFile::sync(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(input: &[u8]) -> Vec<(u64, Vec<u8>, u64)> {
+        let mut splitter = LineSplitter::default();
+        let mut out = Vec::new();
+        let mut rest = input;
+        while let Some(end) = rest.iter().position(|b| *b == b'\n') {
+            splitter.push(&rest[..end]);
+            let line = splitter.finish();
+            out.push((line.line_no, line.raw, line.raw_bytes));
+            rest = &rest[end + 1..];
+        }
+        splitter.push(rest);
+        if let Some(line) = splitter.finish_last() {
+            out.push((line.line_no, line.raw, line.raw_bytes));
+        }
+        out
+    }
+
+    #[test]
+    fn splits_lines_like_events_md_says() {
+        assert!(split(b"").is_empty());
+        assert_eq!(split(b"\n"), vec![(1, vec![], 0)]);
+        assert_eq!(
+            split(b"a\r\nb"),
+            vec![(1, b"a".to_vec(), 1), (2, b"b".to_vec(), 1)]
+        );
+        assert_eq!(split(b"a\n\n"), vec![(1, b"a".to_vec(), 1), (2, vec![], 0)]);
+    }
+
+    #[test]
+    fn a_line_of_exactly_the_limit_plus_cr_is_not_too_long() {
+        let mut line = vec![b' '; MAX_LINE_BYTES];
+        line.push(b'\r');
+        let mut splitter = LineSplitter::default();
+        splitter.push(&line);
+        let read = splitter.finish();
+        assert_eq!(read.raw_bytes, MAX_LINE_BYTES as u64);
+        assert_eq!(read.parsed.err(), Some(Reject::InvalidJson));
+
+        line.insert(0, b' ');
+        splitter.push(&line);
+        let read = splitter.finish();
+        assert_eq!(read.parsed.err(), Some(Reject::LineTooLong));
+        assert_eq!(read.raw.len(), REJECT_RAW_PREFIX_BYTES);
+        assert_eq!(read.raw_bytes, MAX_LINE_BYTES as u64 + 1);
+    }
+
+    #[test]
+    fn a_huge_line_pushed_in_pieces_keeps_a_bounded_buffer() {
+        let piece = vec![b'x'; 1 << 20];
+        let mut splitter = LineSplitter::default();
+        for _ in 0..20 {
+            splitter.push(&piece);
+            assert!(splitter.bytes.len() <= KEEP_BYTES);
+        }
+        let read = splitter.finish();
+        assert_eq!(read.raw_bytes, 20 << 20);
+        assert_eq!(read.parsed.err(), Some(Reject::LineTooLong));
+    }
+}

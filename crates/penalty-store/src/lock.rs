@@ -1,0 +1,113 @@
+//! The exclusive lock on a data directory.
+//!
+//! sled allows one process per database, and the idempotency index in memory is
+//! only right if nobody else appends behind its back, so a data directory has
+//! one writer at a time. The lock is an advisory `flock` on `<dir>/LOCK`
+//! (`File::try_lock`), which the kernel releases when the holder exits, even
+//! on a crash: a stale `LOCK` file never blocks anyone. The holder writes its
+//! pid, command line and start time into the file so that a refused process can
+//! tell the user who is in the way.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use penalty_core::time::{Instant, UtcOffset};
+use serde::{Deserialize, Serialize};
+
+use crate::StoreError;
+
+/// The name of the lock file inside the data directory.
+pub const LOCK_FILE: &str = "LOCK";
+
+/// Who holds the lock, as written into the lock file.
+#[derive(Serialize, Deserialize)]
+struct Holder {
+    pid: u32,
+    command: String,
+    since: String,
+}
+
+/// A held lock; dropping it releases the lock.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: File,
+}
+
+impl DirLock {
+    /// Takes the lock on `dir` (which must exist) without waiting.
+    pub fn acquire(dir: &Path) -> Result<DirLock, StoreError> {
+        let path = dir.join(LOCK_FILE);
+        let io_error = |action, source| StoreError::Io {
+            action,
+            path: path.clone(),
+            source,
+        };
+        // The file is opened without truncating it: when the lock turns out to
+        // be held, its content is the holder's description, read below.
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| io_error("opening the lock file", e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked {
+                    dir: dir.to_path_buf(),
+                    holder: describe_holder(&mut file),
+                })
+            }
+            Err(TryLockError::Error(e)) => return Err(io_error("locking the lock file", e)),
+        }
+        let holder = Holder {
+            pid: std::process::id(),
+            command: std::env::args_os()
+                .map(|arg| arg.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(" "),
+            since: now().to_rfc3339(UtcOffset { seconds: 0 }),
+        };
+        // A `Holder` always serialises; the fallback only keeps this path free
+        // of panics.
+        let text = serde_json::to_string(&holder).unwrap_or_default();
+        file.set_len(0)
+            .and_then(|()| file.seek(SeekFrom::Start(0)))
+            .and_then(|_| file.write_all(text.as_bytes()))
+            .and_then(|()| file.write_all(b"\n"))
+            .map_err(|e| io_error("writing the lock file", e))?;
+        tracing::debug!(path = %path.display(), "took the data directory lock");
+        Ok(DirLock { _file: file })
+    }
+}
+
+/// A sentence naming the process that holds the lock, from the lock file.
+fn describe_holder(file: &mut File) -> String {
+    let mut text = String::new();
+    // The holder may be between taking the lock and writing its name, or the
+    // file may be damaged: then the message says so instead of failing.
+    let read = file
+        .seek(SeekFrom::Start(0))
+        .and_then(|_| (&mut *file).take(64 * 1024).read_to_string(&mut text));
+    match read
+        .ok()
+        .and_then(|_| serde_json::from_str::<Holder>(text.trim()).ok())
+    {
+        Some(holder) => format!(
+            "process {} (`{}`, running since {})",
+            holder.pid, holder.command, holder.since
+        ),
+        None => "another process (its details could not be read from the LOCK file)".into(),
+    }
+}
+
+/// The wall clock as an [`Instant`]; this crate sits at the edge, where
+/// reading the clock is allowed.
+pub fn now() -> Instant {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    Instant(nanos)
+}

@@ -1,0 +1,792 @@
+//! The event log: an append-only sequence of blocks in sled, with the
+//! idempotency index of EVENTS.md kept in memory.
+//!
+//! Durability: [`EventLog::append_batch`] writes one block and calls sled's
+//! `flush()` (an fsync) before it returns, so an event reported as appended
+//! survives a crash. Sequence numbers are global, gapless and start at 1; the
+//! next one is always derived from the last block, never from a separate
+//! counter that could disagree with it.
+//!
+//! Integrity: every block carries a CRC-32 that is checked on every read. A
+//! block that fails it is reported as [`StoreError::Corrupt`] with its sequence
+//! numbers and its events are never handed out.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use penalty_core::event::{parse_stored, Event, ParsedLine, Reject};
+use penalty_core::time::Instant;
+use serde::Serialize;
+
+use crate::block::{self, block_key, content_hash, DecodedBlock, NewEntry};
+use crate::lock::DirLock;
+use crate::StoreError;
+
+/// The sled database inside the data directory.
+pub const SLED_DIR: &str = "log.sled";
+/// The sled tree holding the blocks, keyed by first sequence number.
+pub const BLOCKS_TREE: &str = "blocks";
+/// The sled tree holding the projection checkpoint.
+pub const CHECKPOINT_TREE: &str = "checkpoint";
+
+/// The checkpoint's metadata key; its chunks are under `CHUNK_PREFIX` + u32.
+const CHECKPOINT_META: &[u8] = b"meta";
+const CHUNK_PREFIX: &[u8] = b"chunk/";
+/// Checkpoints are split so that no single sled value gets huge.
+const CHUNK_BYTES: usize = 1 << 20;
+const CHECKPOINT_VERSION: u16 = 1;
+const CHECKPOINT_META_BYTES: usize = 2 + 8 + 8 + 4 + 4;
+
+/// What happened to one item given to [`EventLog::append_batch`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum AppendOutcome {
+    /// New: written durably under `seq`.
+    Appended {
+        /// Its sequence number.
+        seq: u64,
+    },
+    /// Already in the log (or earlier in the batch) with the same content.
+    Duplicate {
+        /// The sequence number of the copy kept.
+        seq: u64,
+    },
+    /// The event id is in the log with other content (`event_id_conflict`).
+    EventIdConflict {
+        /// The sequence number of the event holding the id.
+        existing_seq: u64,
+    },
+    /// A `paid` for an order already paid under another event id
+    /// (`order_already_paid`).
+    OrderAlreadyPaid {
+        /// The sequence number of the first `paid`.
+        paid_seq: u64,
+    },
+}
+
+impl AppendOutcome {
+    /// The reject reason, for the two outcomes that reject the line.
+    pub fn reject(&self) -> Option<Reject> {
+        match self {
+            AppendOutcome::Appended { .. } | AppendOutcome::Duplicate { .. } => None,
+            AppendOutcome::EventIdConflict { .. } => Some(Reject::EventIdConflict),
+            AppendOutcome::OrderAlreadyPaid { .. } => Some(Reject::OrderAlreadyPaid),
+        }
+    }
+}
+
+/// One event as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Its sequence number.
+    pub seq: u64,
+    /// When its block was appended.
+    pub recorded_at: Instant,
+    /// Its event id.
+    pub event_id: u128,
+    /// Its canonical JSON (compact, keys sorted), as received after
+    /// canonicalisation: the export format.
+    pub json: Vec<u8>,
+}
+
+impl StoredEvent {
+    /// Parses the stored JSON. It was validated on the way in, so a failure
+    /// here means the log was damaged: it is reported as corruption.
+    pub fn event(&self) -> Result<Event, StoreError> {
+        parse_stored(&self.json).map_err(|reject| StoreError::Corrupt {
+            block_seq: self.seq,
+            first_seq: self.seq,
+            last_seq: self.seq,
+            detail: format!("the stored JSON no longer validates ({reject})"),
+        })
+    }
+}
+
+/// The result of [`EventLog::verify`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    /// Blocks checked and found good.
+    pub blocks: u64,
+    /// Events checked and found good.
+    pub events: u64,
+    /// The last good sequence number (0 when none).
+    pub last_seq: u64,
+    /// The first problem found; checking stops there.
+    pub problem: Option<VerifyProblem>,
+}
+
+impl VerifyReport {
+    /// True when no problem was found.
+    pub fn is_ok(&self) -> bool {
+        self.problem.is_none()
+    }
+}
+
+/// The first damaged place in the log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VerifyProblem {
+    /// The first sequence number concerned.
+    pub seq: u64,
+    /// What is wrong, in a sentence.
+    pub detail: String,
+}
+
+/// The idempotency index: what EVENTS.md needs to classify a new line without
+/// reading the log. It is permanent (built from the whole log), so a line sent
+/// again a year later is still a duplicate.
+#[derive(Default)]
+struct Index {
+    /// The sequence number the next event gets.
+    next_seq: u64,
+    /// event_id -> (seq, content hash).
+    events: HashMap<u128, (u64, u64)>,
+    /// Paid order id -> seq of its `paid`.
+    paid_orders: HashMap<Box<[u8]>, u64>,
+}
+
+/// The durable, append-only event log of one data directory.
+///
+/// Only one `EventLog` can be open on a directory at a time, across processes
+/// and within one; a second [`EventLog::open`] fails with
+/// [`StoreError::Locked`].
+pub struct EventLog {
+    // Field order matters: fields drop in declaration order, so sled is closed
+    // before the directory lock is released.
+    db: sled::Db,
+    blocks: sled::Tree,
+    checkpoint: sled::Tree,
+    sled_path: PathBuf,
+    dir: PathBuf,
+    /// Built on the first append; `None` again after a failed write, so that
+    /// the next append re-reads the truth from disk.
+    index: Option<Index>,
+    /// The block last read to confirm a duplicate. Re-sent input arrives in
+    /// log order, so one cached block serves thousands of lookups.
+    cached_block: Option<Arc<DecodedBlock>>,
+    _lock: DirLock,
+}
+
+impl std::fmt::Debug for EventLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventLog")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EventLog {
+    /// Opens (creating if needed) the log in the data directory `dir`, taking
+    /// its lock. Never waits: a held lock is [`StoreError::Locked`].
+    pub fn open(dir: &Path) -> Result<EventLog, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            action: "creating the data directory",
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let lock = DirLock::acquire(dir)?;
+        let sled_path = dir.join(SLED_DIR);
+        let db_error = |source| StoreError::Database {
+            path: sled_path.clone(),
+            source,
+        };
+        // Every write is followed by an explicit flush, so sled's periodic
+        // background flush would only add I/O.
+        let db = sled::Config::new()
+            .path(&sled_path)
+            .cache_capacity(128 * 1024 * 1024)
+            .flush_every_ms(None)
+            .open()
+            .map_err(db_error)?;
+        let blocks = db.open_tree(BLOCKS_TREE).map_err(db_error)?;
+        let checkpoint = db.open_tree(CHECKPOINT_TREE).map_err(db_error)?;
+        tracing::debug!(dir = %dir.display(), "opened the event log");
+        Ok(EventLog {
+            db,
+            blocks,
+            checkpoint,
+            sled_path,
+            dir: dir.to_path_buf(),
+            index: None,
+            cached_block: None,
+            _lock: lock,
+        })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn db_error(&self, source: sled::Error) -> StoreError {
+        StoreError::Database {
+            path: self.sled_path.clone(),
+            source,
+        }
+    }
+
+    /// The last sequence number in the log, 0 when it is empty.
+    pub fn last_seq(&self) -> Result<u64, StoreError> {
+        if let Some(index) = &self.index {
+            return Ok(index.next_seq - 1);
+        }
+        match self.blocks.last().map_err(|e| self.db_error(e))? {
+            None => Ok(0),
+            Some((key, value)) => Ok(block::decode(&key, value)?.last_seq()),
+        }
+    }
+
+    /// Appends the new events among `items` as one block, durably, and says
+    /// what happened to each item, in order. Items already in the log (or
+    /// earlier in `items`) are duplicates or conflicts and are not written.
+    /// When nothing is new, nothing is written.
+    ///
+    /// On an error nothing is reported as appended; the block may or may not
+    /// have reached the disk, and the next call re-reads the log to find out.
+    pub fn append_batch(
+        &mut self,
+        items: &[ParsedLine],
+        recorded_at: Instant,
+    ) -> Result<Vec<AppendOutcome>, StoreError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut index = match self.index.take() {
+            Some(index) => index,
+            None => self.build_index()?,
+        };
+        let classified = self.classify(&index, items);
+        let (outcomes, entries) = match classified {
+            Ok(result) => result,
+            Err(error) => {
+                // Nothing was written: the index is still right.
+                self.index = Some(index);
+                return Err(error);
+            }
+        };
+        if entries.is_empty() {
+            self.index = Some(index);
+            return Ok(outcomes);
+        }
+        let first_seq = index.next_seq;
+        let started = std::time::Instant::now();
+        let bytes = block::encode(first_seq, recorded_at, &entries);
+        let block_bytes = bytes.len();
+        // compare_and_swap rather than insert: a block already under this key
+        // would mean the index disagrees with the disk, and overwriting it
+        // would destroy events.
+        let written = self
+            .blocks
+            .compare_and_swap(block_key(first_seq), None as Option<&[u8]>, Some(bytes))
+            .map_err(|e| self.db_error(e))?;
+        if written.is_err() {
+            return Err(StoreError::corrupt_block(
+                first_seq,
+                1,
+                "a block already exists where the next one belongs; the log's tail is inconsistent",
+            ));
+        }
+        self.db.flush().map_err(|e| self.db_error(e))?;
+        for (offset, entry) in entries.iter().enumerate() {
+            let seq = first_seq + offset as u64;
+            index
+                .events
+                .insert(entry.line.event.event_id, (seq, entry.hash));
+            if let Some(order) = entry.line.event.paid_order_id() {
+                index.paid_orders.insert(order.as_bytes().into(), seq);
+            }
+        }
+        index.next_seq += entries.len() as u64;
+        tracing::debug!(
+            first_seq,
+            events = entries.len(),
+            bytes = block_bytes,
+            micros = started.elapsed().as_micros() as u64,
+            "appended a block"
+        );
+        self.index = Some(index);
+        Ok(outcomes)
+    }
+
+    /// Decides the outcome of each item against the index and the earlier
+    /// items of the batch, and lists the new events in order.
+    fn classify<'a>(
+        &mut self,
+        index: &Index,
+        items: &'a [ParsedLine],
+    ) -> Result<(Vec<AppendOutcome>, Vec<NewEntry<'a>>), StoreError> {
+        let mut outcomes = Vec::with_capacity(items.len());
+        let mut entries: Vec<NewEntry<'a>> = Vec::new();
+        // Events new in this batch: event_id -> position in `entries`.
+        let mut batch_ids: HashMap<u128, usize> = HashMap::new();
+        let mut batch_paid: HashMap<&'a [u8], u64> = HashMap::new();
+        for item in items {
+            let event_id = item.event.event_id;
+            let hash = content_hash(&item.canonical_json);
+            let outcome = if let Some(&position) = batch_ids.get(&event_id) {
+                let seq = index.next_seq + position as u64;
+                if entries[position].line.canonical_json == item.canonical_json {
+                    AppendOutcome::Duplicate { seq }
+                } else {
+                    AppendOutcome::EventIdConflict { existing_seq: seq }
+                }
+            } else if let Some(&(seq, stored_hash)) = index.events.get(&event_id) {
+                if stored_hash == hash && self.stored_json_equals(seq, &item.canonical_json)? {
+                    AppendOutcome::Duplicate { seq }
+                } else {
+                    AppendOutcome::EventIdConflict { existing_seq: seq }
+                }
+            } else if let Some(paid_seq) = item.event.paid_order_id().and_then(|order| {
+                let order = order.as_bytes();
+                index
+                    .paid_orders
+                    .get(order)
+                    .or(batch_paid.get(order))
+                    .copied()
+            }) {
+                AppendOutcome::OrderAlreadyPaid { paid_seq }
+            } else {
+                let seq = index.next_seq + entries.len() as u64;
+                batch_ids.insert(event_id, entries.len());
+                if let Some(order) = item.event.paid_order_id() {
+                    batch_paid.insert(order.as_bytes(), seq);
+                }
+                entries.push(NewEntry { line: item, hash });
+                AppendOutcome::Appended { seq }
+            };
+            outcomes.push(outcome);
+        }
+        Ok((outcomes, entries))
+    }
+
+    /// Whether the stored canonical JSON of `seq` is exactly `json`: the
+    /// confirmation behind every duplicate, since equal hashes alone prove
+    /// nothing.
+    fn stored_json_equals(&mut self, seq: u64, json: &[u8]) -> Result<bool, StoreError> {
+        let cached = self
+            .cached_block
+            .as_ref()
+            .filter(|block| block.entry(seq).is_some())
+            .cloned();
+        let block = match cached {
+            Some(block) => block,
+            None => {
+                let block = Arc::new(self.block_holding(seq)?.ok_or_else(|| {
+                    StoreError::corrupt_block(
+                        seq,
+                        1,
+                        "the index names this event but no block holds it",
+                    )
+                })?);
+                self.cached_block = Some(Arc::clone(&block));
+                block
+            }
+        };
+        let entry = block.entry(seq).ok_or_else(|| {
+            StoreError::corrupt_block(seq, 1, "the index names this event but no block holds it")
+        })?;
+        Ok(block.json(entry) == json)
+    }
+
+    /// The verified block holding `seq`, if any.
+    fn block_holding(&self, seq: u64) -> Result<Option<DecodedBlock>, StoreError> {
+        let Some(found) = self.blocks.range(..=block_key(seq)).next_back() else {
+            return Ok(None);
+        };
+        let (key, value) = found.map_err(|e| self.db_error(e))?;
+        let block = block::decode(&key, value)?;
+        Ok((block.entry(seq).is_some()).then_some(block))
+    }
+
+    /// Scans every block's metadata to rebuild the idempotency index. Each
+    /// block's checksum is verified: the index is never built from damaged
+    /// data.
+    fn build_index(&self) -> Result<Index, StoreError> {
+        let started = std::time::Instant::now();
+        // Sizing the maps from the last block avoids rehashing millions of
+        // entries while they fill.
+        let expected_events = match self.blocks.last().map_err(|e| self.db_error(e))? {
+            Some((key, value)) => block::decode(&key, value)?.last_seq(),
+            None => 0,
+        };
+        let mut index = Index {
+            next_seq: 1,
+            events: HashMap::with_capacity(usize::try_from(expected_events).unwrap_or(0)),
+            paid_orders: HashMap::new(),
+        };
+        for found in self.blocks.iter() {
+            let (key, value) = found.map_err(|e| self.db_error(e))?;
+            let block = block::decode(&key, value)?;
+            check_continuity(index.next_seq, &block)?;
+            for (offset, entry) in block.entries.iter().enumerate() {
+                let seq = block.first_seq + offset as u64;
+                if let Some((earlier, _)) = index.events.insert(entry.event_id, (seq, entry.hash)) {
+                    return Err(StoreError::corrupt_block(
+                        block.first_seq,
+                        block.entries.len() as u64,
+                        format!("sequence number {seq} repeats the event id of {earlier}"),
+                    ));
+                }
+                if let Some(order) = block.paid(entry) {
+                    if let Some(earlier) = index.paid_orders.insert(order.into(), seq) {
+                        return Err(StoreError::corrupt_block(
+                            block.first_seq,
+                            block.entries.len() as u64,
+                            format!(
+                                "sequence number {seq} pays again for the order paid at {earlier}"
+                            ),
+                        ));
+                    }
+                }
+            }
+            index.next_seq = block.end_seq();
+        }
+        tracing::info!(
+            events = index.events.len(),
+            paid_orders = index.paid_orders.len(),
+            millis = started.elapsed().as_millis() as u64,
+            "built the idempotency index"
+        );
+        Ok(index)
+    }
+
+    /// The events from sequence number `from` on, in order. Damage (a failed
+    /// checksum, a gap) is yielded as an error naming the sequence numbers,
+    /// after which the iterator ends.
+    pub fn iter_from(&self, from: u64) -> LogIter {
+        // Start at the block holding `from` (or the last one before it).
+        let start = match self.blocks.range(..=block_key(from)).next_back() {
+            Some(Ok((key, _))) => block::seq_of_key(&key),
+            Some(Err(error)) => {
+                return LogIter::failed(self.db_error(error), self.sled_path.clone());
+            }
+            None => None,
+        };
+        let (blocks, expected) = match start {
+            // Continuity with earlier blocks is not re-checked here (that is
+            // `verify`'s job); from this block on it is.
+            Some(seq) => (self.blocks.range(block_key(seq)..), None),
+            None => (self.blocks.iter(), Some(1)),
+        };
+        LogIter {
+            blocks: Some(blocks),
+            current: None,
+            from,
+            expected,
+            error: None,
+            done: false,
+            sled_path: self.sled_path.clone(),
+        }
+    }
+
+    /// The event with sequence number `seq`, if the log holds it.
+    pub fn get(&self, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
+        Ok(self.block_holding(seq)?.and_then(|block| {
+            block
+                .entry(seq)
+                .map(|entry| stored_event(&block, seq, entry))
+        }))
+    }
+
+    /// Checks the whole log: every block's checksum and structure, the
+    /// continuity of sequence numbers, that each JSON validates and matches
+    /// its block metadata, and that no event id or paid order repeats.
+    /// Damage is reported in the [`VerifyReport`]; an `Err` means the check
+    /// itself could not run.
+    pub fn verify(&self) -> Result<VerifyReport, StoreError> {
+        let mut report = VerifyReport {
+            blocks: 0,
+            events: 0,
+            last_seq: 0,
+            problem: None,
+        };
+        let mut seen_ids: HashSet<u128> = HashSet::new();
+        let mut seen_paid: HashSet<Vec<u8>> = HashSet::new();
+        let mut expected = 1;
+        for found in self.blocks.iter() {
+            let (key, value) = found.map_err(|e| self.db_error(e))?;
+            let checked = block::decode(&key, value).and_then(|block| {
+                check_continuity(expected, &block)?;
+                Ok(block)
+            });
+            let block = match checked {
+                Ok(block) => block,
+                Err(error) => {
+                    report.problem = Some(VerifyProblem {
+                        seq: error.corrupt_seq().unwrap_or(expected),
+                        detail: error.to_string(),
+                    });
+                    return Ok(report);
+                }
+            };
+            for (offset, entry) in block.entries.iter().enumerate() {
+                let seq = block.first_seq + offset as u64;
+                let json = block.json(entry);
+                let problem = if content_hash(json) != entry.hash {
+                    Some("its content hash does not match its JSON".to_string())
+                } else {
+                    match parse_stored(json) {
+                        Err(reject) => Some(format!("its JSON does not validate ({reject})")),
+                        Ok(event) if event.event_id != entry.event_id => {
+                            Some("its JSON names another event id than its block entry".into())
+                        }
+                        Ok(event)
+                            if event.paid_order_id().map(str::as_bytes) != block.paid(entry) =>
+                        {
+                            Some("its JSON names another paid order than its block entry".into())
+                        }
+                        Ok(_) if !seen_ids.insert(entry.event_id) => {
+                            Some("its event id appears earlier in the log".into())
+                        }
+                        Ok(event) => event
+                            .paid_order_id()
+                            .filter(|order| !seen_paid.insert(order.as_bytes().to_vec()))
+                            .map(|order| {
+                                format!("order {order} was already paid earlier in the log")
+                            }),
+                    }
+                };
+                if let Some(detail) = problem {
+                    report.problem = Some(VerifyProblem {
+                        seq,
+                        detail: format!("sequence number {seq}: {detail}"),
+                    });
+                    return Ok(report);
+                }
+                report.events += 1;
+                report.last_seq = seq;
+            }
+            report.blocks += 1;
+            expected = block.end_seq();
+        }
+        Ok(report)
+    }
+
+    /// Stores a projection checkpoint taken after event `seq`, replacing the
+    /// previous one, in one atomic and flushed sled batch. `bytes` are opaque
+    /// here and may be tens of megabytes: they are split into chunks.
+    pub fn save_checkpoint(&self, seq: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        let chunk_count = bytes.len().div_ceil(CHUNK_BYTES);
+        let chunk_count_u32 = u32::try_from(chunk_count).expect("a checkpoint under 4 PiB");
+        let mut batch = sled::Batch::default();
+        // Chunks of an older, larger checkpoint must go in the same batch, or
+        // they would linger as garbage.
+        for found in self.checkpoint.scan_prefix(CHUNK_PREFIX).keys() {
+            let key = found.map_err(|e| self.db_error(e))?;
+            let stale = chunk_number(&key).is_none_or(|n| n >= chunk_count_u32);
+            if stale {
+                batch.remove(key);
+            }
+        }
+        for (number, chunk) in bytes.chunks(CHUNK_BYTES).enumerate() {
+            batch.insert(&chunk_key(number as u32)[..], chunk);
+        }
+        let mut meta = Vec::with_capacity(CHECKPOINT_META_BYTES);
+        meta.extend_from_slice(&CHECKPOINT_VERSION.to_be_bytes());
+        meta.extend_from_slice(&seq.to_be_bytes());
+        meta.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+        meta.extend_from_slice(&chunk_count_u32.to_be_bytes());
+        meta.extend_from_slice(&checkpoint_crc(seq, bytes).to_be_bytes());
+        batch.insert(CHECKPOINT_META, meta);
+        self.checkpoint
+            .apply_batch(batch)
+            .map_err(|e| self.db_error(e))?;
+        self.db.flush().map_err(|e| self.db_error(e))?;
+        tracing::debug!(
+            seq,
+            bytes = bytes.len(),
+            chunks = chunk_count,
+            "saved a checkpoint"
+        );
+        Ok(())
+    }
+
+    /// The last checkpoint saved, verified against its checksum: `(seq, bytes)`.
+    pub fn load_checkpoint(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        let corrupt = |detail: String| StoreError::CorruptCheckpoint { detail };
+        let Some(meta) = self
+            .checkpoint
+            .get(CHECKPOINT_META)
+            .map_err(|e| self.db_error(e))?
+        else {
+            return Ok(None);
+        };
+        if meta.len() != CHECKPOINT_META_BYTES {
+            return Err(corrupt(format!("its header is {} bytes", meta.len())));
+        }
+        let version = u16::from_be_bytes([meta[0], meta[1]]);
+        if version != CHECKPOINT_VERSION {
+            return Err(corrupt(format!("unknown checkpoint version {version}")));
+        }
+        let seq = u64::from_be_bytes(array(&meta[2..10]));
+        let len = u64::from_be_bytes(array(&meta[10..18]));
+        let chunk_count = u32::from_be_bytes(array(&meta[18..22]));
+        let stored_crc = u32::from_be_bytes(array(&meta[22..26]));
+        // The length is not trusted before the checksum passes, so it only
+        // caps the first allocation.
+        let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0).min(256 << 20));
+        for number in 0..chunk_count {
+            let chunk = self
+                .checkpoint
+                .get(chunk_key(number))
+                .map_err(|e| self.db_error(e))?
+                .ok_or_else(|| corrupt(format!("chunk {number} of {chunk_count} is missing")))?;
+            bytes.extend_from_slice(&chunk);
+        }
+        if bytes.len() as u64 != len {
+            return Err(corrupt(format!("{} bytes instead of {len}", bytes.len())));
+        }
+        let actual_crc = checkpoint_crc(seq, &bytes);
+        if actual_crc != stored_crc {
+            return Err(corrupt(format!(
+                "checksum mismatch (stored {stored_crc:08x}, computed {actual_crc:08x})"
+            )));
+        }
+        Ok(Some((seq, bytes)))
+    }
+}
+
+/// A gap or an overlap between `expected` and the block that follows.
+fn check_continuity(expected: u64, block: &DecodedBlock) -> Result<(), StoreError> {
+    if block.first_seq == expected {
+        return Ok(());
+    }
+    let detail = if block.first_seq > expected {
+        format!(
+            "sequence numbers {expected} to {} are missing before this block",
+            block.first_seq - 1
+        )
+    } else {
+        format!(
+            "this block overlaps the previous one, which ends at sequence number {}",
+            expected - 1
+        )
+    };
+    Err(StoreError::Corrupt {
+        block_seq: block.first_seq,
+        first_seq: expected.min(block.first_seq),
+        last_seq: block.last_seq(),
+        detail,
+    })
+}
+
+fn stored_event(block: &DecodedBlock, seq: u64, entry: &block::EntryMeta) -> StoredEvent {
+    StoredEvent {
+        seq,
+        recorded_at: block.recorded_at,
+        event_id: entry.event_id,
+        json: block.json(entry).to_vec(),
+    }
+}
+
+fn chunk_key(number: u32) -> Vec<u8> {
+    let mut key = CHUNK_PREFIX.to_vec();
+    key.extend_from_slice(&number.to_be_bytes());
+    key
+}
+
+fn chunk_number(key: &[u8]) -> Option<u32> {
+    let suffix = key.strip_prefix(CHUNK_PREFIX)?;
+    <[u8; 4]>::try_from(suffix).ok().map(u32::from_be_bytes)
+}
+
+/// The checkpoint CRC also covers its sequence number and length, so that a
+/// damaged header is caught as well as damaged bytes.
+fn checkpoint_crc(seq: u64, bytes: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&seq.to_be_bytes());
+    hasher.update(&(bytes.len() as u64).to_be_bytes());
+    hasher.update(bytes);
+    hasher.finalize()
+}
+
+fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {
+    let mut out = [0; N];
+    out.copy_from_slice(bytes);
+    out
+}
+
+/// The iterator of [`EventLog::iter_from`]. It owns its sled cursor, so it does
+/// not borrow the log.
+pub struct LogIter {
+    /// `None` when the iterator failed before it started.
+    blocks: Option<sled::Iter>,
+    current: Option<(DecodedBlock, usize)>,
+    from: u64,
+    /// The first sequence number the next block must have, once known.
+    expected: Option<u64>,
+    error: Option<StoreError>,
+    done: bool,
+    sled_path: PathBuf,
+}
+
+impl LogIter {
+    fn failed(error: StoreError, sled_path: PathBuf) -> LogIter {
+        LogIter {
+            blocks: None,
+            current: None,
+            from: 0,
+            expected: None,
+            error: Some(error),
+            done: false,
+            sled_path,
+        }
+    }
+
+    /// Loads the next block, checking it; `None` at the end.
+    fn next_block(&mut self) -> Option<Result<DecodedBlock, StoreError>> {
+        let (key, value) = match self.blocks.as_mut()?.next()? {
+            Ok(found) => found,
+            Err(source) => {
+                return Some(Err(StoreError::Database {
+                    path: self.sled_path.clone(),
+                    source,
+                }))
+            }
+        };
+        Some(block::decode(&key, value).and_then(|block| {
+            if let Some(expected) = self.expected {
+                check_continuity(expected, &block)?;
+            }
+            Ok(block)
+        }))
+    }
+}
+
+impl Iterator for LogIter {
+    type Item = Result<StoredEvent, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(error) = self.error.take() {
+            self.done = true;
+            return Some(Err(error));
+        }
+        loop {
+            if self.done {
+                return None;
+            }
+            if let Some((block, position)) = &mut self.current {
+                if let Some(entry) = block.entries.get(*position) {
+                    let seq = block.first_seq + *position as u64;
+                    *position += 1;
+                    return Some(Ok(stored_event(block, seq, entry)));
+                }
+                self.current = None;
+            }
+            match self.next_block() {
+                None => self.done = true,
+                Some(Err(error)) => {
+                    self.done = true;
+                    return Some(Err(error));
+                }
+                Some(Ok(block)) => {
+                    self.expected = Some(block.end_seq());
+                    // Skip the events before `from` in the first block.
+                    let skip = usize::try_from(self.from.saturating_sub(block.first_seq))
+                        .unwrap_or(usize::MAX);
+                    self.current = Some((block, skip));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,809 @@
+//! The integration tests of penalty-store: the event log, checkpoints, the
+//! directory lock and the ingest pipeline, against a real sled database in a
+//! temporary directory.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::Read;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant as WallClock};
+
+use penalty_core::event::{format_event_id, parse_line, ParsedLine, Reject, MAX_LINE_BYTES};
+use penalty_core::time::Instant;
+use penalty_store::ingest::{
+    ingest, AppendedEvent, IngestCounts, IngestOptions, IngestSink, RejectsFile,
+    REJECT_RAW_PREFIX_BYTES,
+};
+use penalty_store::{AppendOutcome, EventLog, StoreError, BLOCKS_TREE, CHECKPOINT_TREE, SLED_DIR};
+use proptest::prelude::*;
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+fn id(n: u128) -> String {
+    format_event_id(0x0b6f_3c1e_6a53_4f43_9f0e_0000_0000_0000 + n)
+}
+
+fn paid_line(n: u128, order: &str) -> String {
+    format!(
+        r#"{{"event_id":"{}","type":"paid","at":"2026-03-01T10:00:00+08:00","order_id":"{order}","shop_id":"S1","product_id":"P1","amount_fen":19900}}"#,
+        id(n)
+    )
+}
+
+fn shipped_line(n: u128, order: &str, tracking: &str) -> String {
+    format!(
+        r#"{{"event_id":"{}","type":"shipped","at":"2026-03-05T12:00:00+08:00","order_id":"{order}","tracking_no":"{tracking}"}}"#,
+        id(n)
+    )
+}
+
+fn parsed(line: &str) -> ParsedLine {
+    parse_line(line.as_bytes()).unwrap()
+}
+
+fn seqs(outcomes: &[AppendOutcome]) -> Vec<AppendOutcome> {
+    outcomes.to_vec()
+}
+
+fn all_events(log: &EventLog) -> Vec<penalty_store::StoredEvent> {
+    log.iter_from(1).collect::<Result<Vec<_>, _>>().unwrap()
+}
+
+/// Flips one bit of the value under `key` in a sled tree of a closed log,
+/// bypassing the log's checksums, as a disk error would.
+/// Taken by the tests that allocate tens of megabytes, so that the memory
+/// bound of the huge-line test measures ingest alone.
+static MEMORY_HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn flip_byte(dir: &Path, tree: &str, key: &[u8], position_from_end: usize) {
+    let db = sled::open(dir.join(SLED_DIR)).unwrap();
+    let tree = db.open_tree(tree).unwrap();
+    let mut value = tree.get(key).unwrap().unwrap().to_vec();
+    let position = value.len() - position_from_end;
+    value[position] ^= 0x01;
+    tree.insert(key, value).unwrap();
+    db.flush().unwrap();
+}
+
+/// Records what ingest reports.
+#[derive(Default)]
+struct Recorder {
+    rejects: Vec<(u64, String, Vec<u8>, u64)>,
+    appended: Vec<(u64, WallClock)>,
+    syncs: u64,
+    progress: Vec<(IngestCounts, u64)>,
+}
+
+impl IngestSink for Recorder {
+    fn rejected(
+        &mut self,
+        line_no: u64,
+        reason: &Reject,
+        raw: &[u8],
+        raw_bytes: u64,
+    ) -> Result<(), StoreError> {
+        self.rejects
+            .push((line_no, reason.code(), raw.to_vec(), raw_bytes));
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), StoreError> {
+        self.syncs += 1;
+        Ok(())
+    }
+
+    fn appended(&mut self, events: &[AppendedEvent<'_>]) -> Result<(), StoreError> {
+        let now = WallClock::now();
+        self.appended.extend(events.iter().map(|e| (e.seq, now)));
+        Ok(())
+    }
+
+    fn progress(&mut self, counts: &IngestCounts, bytes_read: u64) {
+        self.progress.push((*counts, bytes_read));
+    }
+}
+
+fn ingest_bytes(log: &mut EventLog, input: Vec<u8>, sink: &mut dyn IngestSink) -> IngestCounts {
+    ingest(
+        log,
+        std::io::Cursor::new(input),
+        &IngestOptions::default(),
+        sink,
+    )
+    .unwrap()
+}
+
+fn assert_adds_up(counts: &IngestCounts) {
+    assert_eq!(
+        counts.read,
+        counts.appended + counts.duplicates + counts.rejected,
+        "{counts:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The log
+
+#[test]
+fn append_and_read_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    assert_eq!(log.last_seq().unwrap(), 0);
+    assert!(all_events(&log).is_empty());
+
+    let items = vec![
+        parsed(&paid_line(1, "O1")),
+        parsed(&shipped_line(2, "O1", "T1")),
+        parsed(&paid_line(3, "O2")),
+    ];
+    let outcomes = log.append_batch(&items, Instant(1_000)).unwrap();
+    assert_eq!(
+        outcomes,
+        vec![
+            AppendOutcome::Appended { seq: 1 },
+            AppendOutcome::Appended { seq: 2 },
+            AppendOutcome::Appended { seq: 3 },
+        ]
+    );
+    let more = vec![parsed(&shipped_line(4, "O2", "T2"))];
+    log.append_batch(&more, Instant(2_000)).unwrap();
+    assert_eq!(log.last_seq().unwrap(), 4);
+
+    let events = all_events(&log);
+    assert_eq!(events.len(), 4);
+    for (event, item) in events.iter().zip(items.iter().chain(more.iter())) {
+        assert_eq!(event.json, item.canonical_json);
+        assert_eq!(event.event_id, item.event.event_id);
+        assert_eq!(event.event().unwrap(), item.event);
+    }
+    assert_eq!(events[2].recorded_at, Instant(1_000));
+    assert_eq!(events[3].recorded_at, Instant(2_000));
+
+    // Starting inside a block, at a block boundary, and past the end.
+    let from_two: Vec<u64> = log.iter_from(2).map(|e| e.unwrap().seq).collect();
+    assert_eq!(from_two, vec![2, 3, 4]);
+    let from_four: Vec<u64> = log.iter_from(4).map(|e| e.unwrap().seq).collect();
+    assert_eq!(from_four, vec![4]);
+    assert_eq!(log.iter_from(5).count(), 0);
+
+    assert_eq!(log.get(3).unwrap().unwrap().json, items[2].canonical_json);
+    assert!(log.get(0).unwrap().is_none());
+    assert!(log.get(5).unwrap().is_none());
+    assert!(log.append_batch(&[], Instant(3_000)).unwrap().is_empty());
+
+    let report = log.verify().unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!((report.blocks, report.events, report.last_seq), (2, 4, 4));
+}
+
+#[test]
+fn sequence_numbers_are_gapless_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut log = EventLog::open(dir.path()).unwrap();
+        log.append_batch(
+            &[parsed(&paid_line(1, "O1")), parsed(&paid_line(2, "O2"))],
+            Instant(0),
+        )
+        .unwrap();
+    }
+    let mut log = EventLog::open(dir.path()).unwrap();
+    assert_eq!(log.last_seq().unwrap(), 2);
+    let outcomes = log
+        .append_batch(
+            &[
+                parsed(&paid_line(3, "O3")),
+                parsed(&paid_line(4, "O4")),
+                parsed(&paid_line(5, "O5")),
+            ],
+            Instant(0),
+        )
+        .unwrap();
+    assert_eq!(outcomes[0], AppendOutcome::Appended { seq: 3 });
+    assert_eq!(outcomes[2], AppendOutcome::Appended { seq: 5 });
+    drop(log);
+    let log = EventLog::open(dir.path()).unwrap();
+    let seqs: Vec<u64> = all_events(&log).iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+    assert!(log.verify().unwrap().is_ok());
+}
+
+#[test]
+fn duplicates_conflicts_and_second_payments_within_a_batch_and_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = paid_line(1, "O1");
+    // The same content with other whitespace, key order and escapes.
+    let same_content = format!(
+        r#" {{ "amount_fen": 19900, "type":"paid", "shop_id":"S1", "product_id":"P\u0031", "order_id":"O1", "at":"2026-03-01T10:00:00+08:00", "event_id":"{}" }}"#,
+        id(1)
+    );
+    let other_content = original.replace("19900", "19901");
+    {
+        let mut log = EventLog::open(dir.path()).unwrap();
+        let outcomes = log
+            .append_batch(
+                &[
+                    parsed(&original),
+                    parsed(&same_content),
+                    parsed(&other_content),
+                    parsed(&paid_line(2, "O1")),
+                    parsed(&shipped_line(3, "O1", "T1")),
+                    parsed(&shipped_line(3, "O1", "T1")),
+                ],
+                Instant(0),
+            )
+            .unwrap();
+        assert_eq!(
+            seqs(&outcomes),
+            vec![
+                AppendOutcome::Appended { seq: 1 },
+                AppendOutcome::Duplicate { seq: 1 },
+                AppendOutcome::EventIdConflict { existing_seq: 1 },
+                AppendOutcome::OrderAlreadyPaid { paid_seq: 1 },
+                AppendOutcome::Appended { seq: 2 },
+                AppendOutcome::Duplicate { seq: 2 },
+            ]
+        );
+        assert_eq!(outcomes[2].reject(), Some(Reject::EventIdConflict));
+        assert_eq!(outcomes[3].reject(), Some(Reject::OrderAlreadyPaid));
+        assert_eq!(outcomes[1].reject(), None);
+    }
+    // After a reopen the index is rebuilt from disk: the same answers.
+    let mut log = EventLog::open(dir.path()).unwrap();
+    let with_extra_field = shipped_line(3, "O1", "T1").replace('}', r#","carrier":"SF"}"#);
+    let outcomes = log
+        .append_batch(
+            &[
+                parsed(&same_content),
+                parsed(&other_content),
+                parsed(&paid_line(4, "O1")),
+                parsed(&with_extra_field),
+                parsed(&paid_line(5, "O2")),
+                parsed(&paid_line(6, "O2")),
+            ],
+            Instant(0),
+        )
+        .unwrap();
+    assert_eq!(
+        seqs(&outcomes),
+        vec![
+            AppendOutcome::Duplicate { seq: 1 },
+            AppendOutcome::EventIdConflict { existing_seq: 1 },
+            AppendOutcome::OrderAlreadyPaid { paid_seq: 1 },
+            AppendOutcome::EventIdConflict { existing_seq: 2 },
+            AppendOutcome::Appended { seq: 3 },
+            AppendOutcome::OrderAlreadyPaid { paid_seq: 3 },
+        ]
+    );
+    // A batch of nothing new writes nothing.
+    let outcomes = log.append_batch(&[parsed(&original)], Instant(0)).unwrap();
+    assert_eq!(outcomes, vec![AppendOutcome::Duplicate { seq: 1 }]);
+    assert_eq!(log.last_seq().unwrap(), 3);
+    assert_eq!(log.verify().unwrap().blocks, 2);
+}
+
+#[test]
+fn a_flipped_byte_in_a_block_is_detected_and_never_used() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut log = EventLog::open(dir.path()).unwrap();
+        log.append_batch(
+            &[parsed(&paid_line(1, "O1")), parsed(&paid_line(2, "O2"))],
+            Instant(0),
+        )
+        .unwrap();
+        log.append_batch(
+            &[parsed(&paid_line(3, "O3")), parsed(&paid_line(4, "O4"))],
+            Instant(0),
+        )
+        .unwrap();
+    }
+    // A bit inside the JSON of event 4, in the block that starts at 3.
+    flip_byte(dir.path(), BLOCKS_TREE, &3u64.to_be_bytes(), 10);
+
+    let mut log = EventLog::open(dir.path()).unwrap();
+    let report = log.verify().unwrap();
+    let problem = report.problem.clone().unwrap();
+    assert_eq!(problem.seq, 3, "{problem:?}");
+    assert!(problem.detail.contains("checksum"), "{problem:?}");
+    assert_eq!((report.blocks, report.events, report.last_seq), (1, 2, 2));
+
+    let read: Vec<Result<u64, StoreError>> = log.iter_from(1).map(|e| e.map(|e| e.seq)).collect();
+    assert_eq!(
+        read.len(),
+        3,
+        "two good events, then the error, then the end"
+    );
+    assert_eq!(read[0].as_ref().unwrap(), &1);
+    assert_eq!(read[1].as_ref().unwrap(), &2);
+    let error = read[2].as_ref().unwrap_err();
+    assert_eq!(error.corrupt_seq(), Some(3));
+    let message = error.to_string();
+    assert!(
+        message.contains("3 to 4") && message.contains("backup"),
+        "{message}"
+    );
+
+    assert!(log.get(4).is_err());
+    assert!(log.get(1).unwrap().is_some());
+    // Appending needs the index, which is never built from a damaged block.
+    let append = log.append_batch(&[parsed(&paid_line(5, "O5"))], Instant(0));
+    assert!(matches!(
+        append,
+        Err(StoreError::Corrupt { first_seq: 3, .. })
+    ));
+}
+
+#[test]
+fn checkpoints_round_trip_and_detect_corruption() {
+    let _heavy = MEMORY_HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = EventLog::open(dir.path()).unwrap();
+        assert_eq!(log.load_checkpoint().unwrap(), None);
+        log.save_checkpoint(7, b"small").unwrap();
+        assert_eq!(log.load_checkpoint().unwrap(), Some((7, b"small".to_vec())));
+
+        // Tens of megabytes, split into chunks, in one atomic batch.
+        let big: Vec<u8> = (0..30_000_000u32).map(|i| (i % 251) as u8).collect();
+        log.save_checkpoint(1_000, &big).unwrap();
+        assert_eq!(log.load_checkpoint().unwrap(), Some((1_000, big)));
+
+        // A smaller checkpoint replaces the big one entirely.
+        log.save_checkpoint(1_001, b"").unwrap();
+        assert_eq!(log.load_checkpoint().unwrap(), Some((1_001, Vec::new())));
+        log.save_checkpoint(1_002, &[9; 3_000_000]).unwrap();
+    }
+    {
+        let log = EventLog::open(dir.path()).unwrap();
+        assert_eq!(
+            log.load_checkpoint().unwrap(),
+            Some((1_002, vec![9; 3_000_000]))
+        );
+    }
+    let mut chunk_key = b"chunk/".to_vec();
+    chunk_key.extend_from_slice(&1u32.to_be_bytes());
+    flip_byte(dir.path(), CHECKPOINT_TREE, &chunk_key, 1);
+    let log = EventLog::open(dir.path()).unwrap();
+    let error = log.load_checkpoint().unwrap_err();
+    assert!(matches!(error, StoreError::CorruptCheckpoint { .. }));
+    assert!(error.to_string().contains("penalty replay"), "{error}");
+}
+
+#[test]
+fn a_second_open_is_refused_naming_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = EventLog::open(dir.path()).unwrap();
+    let error = EventLog::open(dir.path()).unwrap_err();
+    let StoreError::Locked { ref holder, .. } = error else {
+        panic!("expected Locked, got {error}");
+    };
+    assert!(holder.contains(&std::process::id().to_string()), "{holder}");
+    let message = error.to_string();
+    assert!(
+        message.contains("wait") && message.contains("stop"),
+        "{message}"
+    );
+    drop(first);
+    EventLog::open(dir.path()).unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// Ingest
+
+#[test]
+fn ingest_rejects_every_reason_and_the_counts_add_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    let long = format!("{{\"x\":\"{}\"}}", "y".repeat(MAX_LINE_BYTES));
+    let lines = [
+        paid_line(1, "O1"),                                               // 1 appended
+        "{not json".to_string(),                                          // 2 invalid_json
+        String::new(), // 3 invalid_json (empty line)
+        long,          // 4 line_too_long
+        paid_line(2, "O2").replace("paid", "parcel_lost"), // 5 unknown_type
+        shipped_line(3, "O1", "T").replace(",\"tracking_no\":\"T\"", ""), // 6 missing_field
+        paid_line(4, "O4").replace("19900", "-1"), // 7 invalid_field
+        paid_line(1, "O1").replace("S1", "S2"), // 8 event_id_conflict
+        paid_line(5, "O1"), // 9 order_already_paid
+        paid_line(1, "O1"), // 10 duplicate
+        shipped_line(6, "O1", "T1"), // 11 appended, no final newline
+    ];
+    let input = format!("{}\r\n", lines[..10].join("\n")) + &lines[10];
+    let rejects_path = dir.path().join("rejects.jsonl");
+    let mut rejects = RejectsFile::open(&rejects_path, "events.jsonl").unwrap();
+    let counts = ingest_bytes(&mut log, input.into_bytes(), &mut rejects);
+    assert_eq!(
+        counts,
+        IngestCounts {
+            read: 11,
+            appended: 2,
+            duplicates: 1,
+            rejected: 8
+        }
+    );
+    assert_eq!(rejects.written(), 8);
+
+    let text = std::fs::read_to_string(&rejects_path).unwrap();
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let reasons: Vec<(u64, &str)> = records
+        .iter()
+        .map(|r| (r["line"].as_u64().unwrap(), r["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            (2, "invalid_json"),
+            (3, "invalid_json"),
+            (4, "line_too_long"),
+            (5, "unknown_type"),
+            (6, "missing_field:tracking_no"),
+            (7, "invalid_field:amount_fen"),
+            (8, "event_id_conflict"),
+            (9, "order_already_paid"),
+        ]
+    );
+    assert_eq!(records[0]["source"], "events.jsonl");
+    assert_eq!(records[0]["raw"], "{not json");
+    assert!(records[0]["hint"].as_str().unwrap().contains("JSON object"));
+    assert!(records[0].get("raw_truncated").is_none());
+    assert_eq!(records[2]["raw_truncated"], true);
+    assert_eq!(records[2]["raw_bytes"], MAX_LINE_BYTES as u64 + 8);
+    assert_eq!(
+        records[2]["raw"].as_str().unwrap().len(),
+        REJECT_RAW_PREFIX_BYTES
+    );
+    // The rejected conflict is recorded as received, not canonicalised.
+    assert_eq!(records[6]["raw"], lines[7].as_str());
+
+    // Re-sending the whole input is safe: only duplicates and the same rejects.
+    let again = format!("{}\n{}", lines.join("\n"), paid_line(7, "O7"));
+    let counts = ingest_bytes(&mut log, again.into_bytes(), &mut Recorder::default());
+    assert_eq!(
+        counts,
+        IngestCounts {
+            read: 12,
+            appended: 1,
+            duplicates: 3,
+            rejected: 8
+        }
+    );
+    assert_eq!(log.last_seq().unwrap(), 3);
+}
+
+#[test]
+fn ingest_reports_to_the_sink_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    let input: String = (0..100u128)
+        .map(|n| paid_line(n, &format!("O{n}")) + "\n")
+        .collect();
+    let total_bytes = input.len() as u64;
+    let mut recorder = Recorder::default();
+    let options = IngestOptions {
+        max_batch_events: 30,
+        ..IngestOptions::default()
+    };
+    let counts = ingest(
+        &mut log,
+        std::io::Cursor::new(input.into_bytes()),
+        &options,
+        &mut recorder,
+    )
+    .unwrap();
+    assert_eq!(counts.appended, 100);
+    let seqs: Vec<u64> = recorder.appended.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(seqs, (1..=100).collect::<Vec<_>>());
+    // Blocks of 30, 30, 30 and 10.
+    assert_eq!(recorder.progress.len(), 4);
+    assert_eq!(recorder.syncs, 4);
+    let (last_counts, last_bytes) = recorder.progress.last().copied().unwrap();
+    assert_eq!(last_counts, counts);
+    assert_eq!(last_bytes, total_bytes);
+    assert_eq!(log.verify().unwrap().blocks, 4);
+}
+
+/// An endless line of `x`, `len` bytes long, then a newline and `tail`,
+/// produced on the fly so that the test itself holds nothing big.
+struct HugeLine {
+    remaining: u64,
+    tail: std::io::Cursor<Vec<u8>>,
+}
+
+impl Read for HugeLine {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.remaining == 0 {
+            return self.tail.read(buf);
+        }
+        let n = buf
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        buf[..n].fill(b'x');
+        self.remaining -= n as u64;
+        Ok(n)
+    }
+}
+
+/// The process's peak resident memory in KiB (Linux), if known.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn a_100_mb_line_is_rejected_without_being_buffered() {
+    const LEN: u64 = 100 << 20;
+    let _heavy = MEMORY_HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    let before = peak_rss_kib();
+    let input = HugeLine {
+        remaining: LEN,
+        tail: std::io::Cursor::new(format!("\n{}\n", paid_line(1, "O1")).into_bytes()),
+    };
+    let mut recorder = Recorder::default();
+    let counts = ingest(&mut log, input, &IngestOptions::default(), &mut recorder).unwrap();
+    assert_eq!(
+        counts,
+        IngestCounts {
+            read: 2,
+            appended: 1,
+            duplicates: 0,
+            rejected: 1
+        }
+    );
+    let (line_no, reason, raw, raw_bytes) = &recorder.rejects[0];
+    assert_eq!(
+        (*line_no, reason.as_str(), *raw_bytes),
+        (1, "line_too_long", LEN)
+    );
+    assert_eq!(raw.len(), REJECT_RAW_PREFIX_BYTES);
+    // Buffering the line would raise the peak by at least 100 MiB; the other
+    // tests running meanwhile allocate little (the big ones wait their turn).
+    if let (Some(before), Some(after)) = (before, peak_rss_kib()) {
+        assert!(
+            after - before < 60 * 1024,
+            "peak RSS grew by {} KiB",
+            after - before
+        );
+    }
+}
+
+#[test]
+fn binary_garbage_and_empty_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    let counts = ingest_bytes(&mut log, Vec::new(), &mut Recorder::default());
+    assert_eq!(counts, IngestCounts::default());
+
+    // A deterministic pseudo-random megabyte, newlines included.
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let garbage: Vec<u8> = (0..1_000_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect();
+    let newlines = garbage.iter().filter(|b| **b == b'\n').count() as u64;
+    let mut recorder = Recorder::default();
+    let counts = ingest_bytes(&mut log, garbage.clone(), &mut recorder);
+    assert_adds_up(&counts);
+    assert_eq!(counts.appended, 0);
+    let ends_in_newline = garbage.last() == Some(&b'\n');
+    assert_eq!(counts.read, newlines + u64::from(!ends_in_newline));
+    assert_eq!(recorder.rejects.len() as u64, counts.rejected);
+    assert_eq!(log.last_seq().unwrap(), 0);
+}
+
+/// Yields its lines one read at a time, sleeping `pause` before each read
+/// after the first: a slow producer on a pipe.
+struct SlowReader {
+    lines: Vec<Vec<u8>>,
+    pause: Duration,
+    reads: usize,
+}
+
+impl Read for SlowReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.reads > 0 {
+            std::thread::sleep(self.pause);
+        }
+        self.reads += 1;
+        if self.lines.is_empty() {
+            return Ok(0);
+        }
+        let line = self.lines.remove(0);
+        buf[..line.len()].copy_from_slice(&line);
+        Ok(line.len())
+    }
+}
+
+#[test]
+fn a_line_from_a_slow_pipe_is_durable_within_the_latency_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    let input = SlowReader {
+        lines: vec![
+            format!("{}\n", paid_line(1, "O1")).into_bytes(),
+            format!("{}\n", paid_line(2, "O2")).into_bytes(),
+        ],
+        pause: Duration::from_secs(1),
+        reads: 0,
+    };
+    let mut recorder = Recorder::default();
+    let started = WallClock::now();
+    let counts = ingest(&mut log, input, &IngestOptions::default(), &mut recorder).unwrap();
+    assert_eq!(counts.appended, 2);
+    let (seq, durable_at) = recorder.appended[0];
+    assert_eq!(seq, 1);
+    let latency = durable_at - started;
+    assert!(
+        latency < Duration::from_millis(300),
+        "first line durable after {latency:?}"
+    );
+    assert!(started.elapsed() >= Duration::from_secs(2));
+}
+
+#[test]
+fn the_stop_flag_commits_what_was_read_and_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    let input = SlowReader {
+        lines: (0..1000u128)
+            .map(|n| format!("{}\n", paid_line(n, &format!("O{n}"))).into_bytes())
+            .collect(),
+        pause: Duration::from_millis(20),
+        reads: 0,
+    };
+    let options = IngestOptions {
+        max_latency: Duration::from_secs(60),
+        ..IngestOptions::default()
+    };
+    let stop = Arc::clone(&options.stop);
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, Ordering::Relaxed);
+    });
+    let started = WallClock::now();
+    let mut recorder = Recorder::default();
+    let counts = ingest(&mut log, input, &options, &mut recorder).unwrap();
+    stopper.join().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(counts.read >= 1 && counts.read < 1000, "{counts:?}");
+    assert_eq!(counts.appended, counts.read);
+    assert_eq!(log.last_seq().unwrap(), counts.appended);
+}
+
+#[test]
+fn an_input_error_is_reported_after_the_lines_before_it() {
+    struct Failing(Option<Vec<u8>>);
+    impl Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match self.0.take() {
+                Some(bytes) => {
+                    buf[..bytes.len()].copy_from_slice(&bytes);
+                    Ok(bytes.len())
+                }
+                None => Err(std::io::Error::other("disk on fire")),
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    let input = Failing(Some(format!("{}\n", paid_line(1, "O1")).into_bytes()));
+    let error = ingest(
+        &mut log,
+        input,
+        &IngestOptions::default(),
+        &mut Recorder::default(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(error, StoreError::Input { line: 1, .. }),
+        "{error}"
+    );
+    assert_eq!(log.last_seq().unwrap(), 1);
+}
+
+// ---------------------------------------------------------------------------
+// Property: any interleaving of repeats is classified like a simple model.
+
+#[derive(Clone, Debug)]
+struct Line {
+    id: u8,
+    variant: u8,
+    paid_order: Option<u8>,
+}
+
+impl Line {
+    fn text(&self) -> String {
+        match self.paid_order {
+            Some(order) => paid_line(u128::from(self.id), &format!("O{order}"))
+                .replace("19900", &format!("{}", 100 + self.variant as u32)),
+            None => shipped_line(u128::from(self.id), "O1", &format!("T{}", self.variant)),
+        }
+    }
+}
+
+fn line_strategy() -> impl Strategy<Value = Line> {
+    (0u8..6, 0u8..2, proptest::option::of(0u8..3)).prop_map(|(id, variant, paid_order)| Line {
+        id,
+        variant,
+        // An event id keeps its type, so that content differences come from
+        // `variant` and the order, as in real re-sends and conflicts.
+        paid_order: if id % 2 == 0 {
+            paid_order.or(Some(0))
+        } else {
+            None
+        },
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn repeats_in_any_order_are_counted_like_the_model(
+        lines in proptest::collection::vec(line_strategy(), 0..40),
+        split in 0usize..40,
+        batch in 1usize..6,
+    ) {
+        // The model: EVENTS.md applied line by line.
+        let mut contents = std::collections::HashMap::new();
+        let mut paid = std::collections::HashSet::new();
+        let mut expected = IngestCounts::default();
+        for line in &lines {
+            let text = line.text();
+            expected.read += 1;
+            match contents.get(&line.id) {
+                Some(existing) if *existing == text => expected.duplicates += 1,
+                Some(_) => expected.rejected += 1,
+                None => match line.paid_order {
+                    Some(order) if paid.contains(&order) => expected.rejected += 1,
+                    _ => {
+                        if let Some(order) = line.paid_order { paid.insert(order); }
+                        contents.insert(line.id, text);
+                        expected.appended += 1;
+                    }
+                },
+            }
+        }
+
+        // The real thing, in two inputs with a reopen in between.
+        let dir = tempfile::tempdir().unwrap();
+        let split = split.min(lines.len());
+        let options = IngestOptions { max_batch_events: batch, ..IngestOptions::default() };
+        let mut total = IngestCounts::default();
+        for part in [&lines[..split], &lines[split..]] {
+            let mut log = EventLog::open(dir.path()).unwrap();
+            let input: String = part.iter().map(|l| l.text() + "\n").collect();
+            let counts = ingest(
+                &mut log,
+                std::io::Cursor::new(input.into_bytes()),
+                &options,
+                &mut Recorder::default(),
+            ).unwrap();
+            assert_adds_up(&counts);
+            total.add(&counts);
+        }
+        prop_assert_eq!(total, expected);
+
+        let log = EventLog::open(dir.path()).unwrap();
+        let events = all_events(&log);
+        let mut ids: Vec<u128> = events.iter().map(|e| e.event_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        prop_assert_eq!(ids.len(), events.len());
+        prop_assert_eq!(events.len() as u64, expected.appended);
+        prop_assert!(log.verify().unwrap().is_ok());
+    }
+}
