@@ -1,1 +1,45 @@
-fn main() {}
+//! `penalty`: the command line of the penalty ledger.
+//!
+//! Glue only (ripgrep's `core`): parse arguments, open the store, ask the rules
+//! core, render. This is the only crate that prints. Exit codes: 0 success,
+//! 1 error, 2 usage, 3 unknown shop or order, 4 the audit found a problem,
+//! 130 interrupted (Ctrl-C) after committing what was read.
+
+mod cli;
+mod commands;
+mod output;
+mod render;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    init_tracing();
+    match commands::run(args) {
+        Ok(code) => code,
+        Err(error) => {
+            if output::is_broken_pipe(&error) {
+                // The reader went away (`penalty shops | head`): not an error.
+                return ExitCode::SUCCESS;
+            }
+            if let Some(not_found) = error.downcast_ref::<commands::NotFound>() {
+                eprintln!("penalty: {not_found}");
+                return ExitCode::from(3);
+            }
+            eprintln!("penalty: error: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Logs go to stderr, filtered by `RUST_LOG` (default: warnings only).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -160,6 +160,15 @@ pub struct DecodedBlock {
 }
 
 impl DecodedBlock {
+    /// The CRC stored in its header (bytes 4 to 8), already verified.
+    pub fn stored_crc(&self) -> u32 {
+        self.bytes
+            .get(4..8)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(u32::from_be_bytes)
+            .unwrap_or_default()
+    }
+
     /// The sequence number after its last event.
     pub fn end_seq(&self) -> u64 {
         self.first_seq + self.entries.len() as u64

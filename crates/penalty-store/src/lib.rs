@@ -18,9 +18,11 @@
 
 pub mod block;
 mod error;
+pub mod head;
 pub mod ingest;
 mod lock;
 mod log;
+pub mod projection;
 
 pub use error::StoreError;
 pub use lock::LOCK_FILE;

@@ -20,6 +20,7 @@ use penalty_core::time::Instant;
 use serde::Serialize;
 
 use crate::block::{self, block_key, content_hash, DecodedBlock, NewEntry};
+use crate::head::{Head, HeadRecord};
 use crate::lock::DirLock;
 use crate::StoreError;
 
@@ -164,6 +165,8 @@ pub struct EventLog {
     /// The block last read to confirm a duplicate. Re-sent input arrives in
     /// log order, so one cached block serves thousands of lookups.
     cached_block: Option<Arc<DecodedBlock>>,
+    /// How far the log reached when last acknowledged, kept outside sled.
+    head: Head,
     _lock: DirLock,
 }
 
@@ -177,8 +180,21 @@ impl std::fmt::Debug for EventLog {
 
 impl EventLog {
     /// Opens (creating if needed) the log in the data directory `dir`, taking
-    /// its lock. Never waits: a held lock is [`StoreError::Locked`].
+    /// its lock. Never waits: a held lock is [`StoreError::Locked`]. A log that
+    /// ends before the head journal says it should is [`StoreError::Corrupt`]
+    /// naming the lost sequence numbers: nothing may be read from it or
+    /// appended to it until it is restored.
     pub fn open(dir: &Path) -> Result<EventLog, StoreError> {
+        let log = EventLog::open_for_audit(dir)?;
+        match log.head_problem()? {
+            Some(error) => Err(error),
+            None => Ok(log),
+        }
+    }
+
+    /// Opens the log even when it is damaged, for [`EventLog::verify`] to
+    /// report what is wrong.
+    pub fn open_for_audit(dir: &Path) -> Result<EventLog, StoreError> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
             action: "creating the data directory",
             path: dir.to_path_buf(),
@@ -192,12 +208,28 @@ impl EventLog {
         };
         // Every write is followed by an explicit flush, so sled's periodic
         // background flush would only add I/O.
+        // The journal is read first: if sled cannot read its own file, the
+        // journal still says which acknowledged events are at stake.
+        let head = Head::open(dir)?;
         let db = sled::Config::new()
             .path(&sled_path)
             .cache_capacity(128 * 1024 * 1024)
             .flush_every_ms(None)
             .open()
-            .map_err(db_error)?;
+            .map_err(|source| match source {
+                sled::Error::Corruption { .. } => StoreError::Corrupt {
+                    block_seq: 1,
+                    first_seq: 1,
+                    last_seq: head.last().last_seq.max(1),
+                    detail: format!(
+                        "sled cannot read its database file ({source}); {} acknowledged events up to \
+                         sequence number {}",
+                        crate::head::HEAD_FILE,
+                        head.last().last_seq
+                    ),
+                },
+                source => db_error(source),
+            })?;
         let blocks = db.open_tree(BLOCKS_TREE).map_err(db_error)?;
         let checkpoint = db.open_tree(CHECKPOINT_TREE).map_err(db_error)?;
         tracing::debug!(dir = %dir.display(), "opened the event log");
@@ -209,8 +241,43 @@ impl EventLog {
             dir: dir.to_path_buf(),
             index: None,
             cached_block: None,
+            head,
             _lock: lock,
         })
+    }
+
+    /// Compares the database's last block with the head journal. sled
+    /// discards a damaged record and everything after it when it recovers,
+    /// without an error; this is where that loss is caught.
+    fn head_problem(&self) -> Result<Option<StoreError>, StoreError> {
+        let head = self.head.last();
+        if head.last_seq == 0 {
+            return Ok(None);
+        }
+        let last_seq = self.last_seq()?;
+        if last_seq < head.last_seq {
+            return Ok(Some(StoreError::Corrupt {
+                block_seq: last_seq + 1,
+                first_seq: last_seq + 1,
+                last_seq: head.last_seq,
+                detail: format!(
+                    "the database ends at sequence number {last_seq} but {} acknowledged events up \
+                     to {}: sled discarded a damaged part of its file on recovery",
+                    crate::head::HEAD_FILE,
+                    head.last_seq
+                ),
+            }));
+        }
+        if let Some(block) = self.block_holding(head.block_first_seq)? {
+            if block.first_seq != head.block_first_seq || block.stored_crc() != head.block_crc {
+                return Ok(Some(StoreError::corrupt_block(
+                    head.block_first_seq,
+                    block.entries.len() as u64,
+                    "this block is not the one acknowledged when it was written",
+                )));
+            }
+        }
+        Ok(None)
     }
 
     /// The data directory.
@@ -272,6 +339,7 @@ impl EventLog {
         let started = std::time::Instant::now();
         let bytes = block::encode(first_seq, recorded_at, &entries);
         let block_bytes = bytes.len();
+        let bytes_crc: [u8; 4] = array(&bytes[4..8]);
         // compare_and_swap rather than insert: a block already under this key
         // would mean the index disagrees with the disk, and overwriting it
         // would destroy events.
@@ -287,6 +355,12 @@ impl EventLog {
             ));
         }
         self.db.flush().map_err(|e| self.db_error(e))?;
+        let block_crc = u32::from_be_bytes(array(&bytes_crc));
+        self.head.record(HeadRecord {
+            last_seq: first_seq + entries.len() as u64 - 1,
+            block_first_seq: first_seq,
+            block_crc,
+        })?;
         for (offset, entry) in entries.iter().enumerate() {
             let seq = first_seq + offset as u64;
             index
@@ -558,6 +632,12 @@ impl EventLog {
             }
             report.blocks += 1;
             expected = block.end_seq();
+        }
+        if let Some(error) = self.head_problem()? {
+            report.problem = Some(VerifyProblem {
+                seq: error.corrupt_seq().unwrap_or(report.last_seq + 1),
+                detail: error.to_string(),
+            });
         }
         Ok(report)
     }

@@ -304,7 +304,11 @@ fn a_flipped_byte_in_a_block_is_detected_and_never_used() {
     // A bit inside the JSON of event 4, in the block that starts at 3.
     flip_byte(dir.path(), BLOCKS_TREE, &3u64.to_be_bytes(), 10);
 
-    let mut log = EventLog::open(dir.path()).unwrap();
+    // A normal open refuses a log whose acknowledged last block is damaged,
+    // naming it; the audit's open reports what is wrong.
+    let refused = EventLog::open(dir.path()).unwrap_err();
+    assert_eq!(refused.corrupt_seq(), Some(3), "{refused}");
+    let mut log = EventLog::open_for_audit(dir.path()).unwrap();
     let report = log.verify().unwrap();
     let problem = report.problem.clone().unwrap();
     assert_eq!(problem.seq, 3, "{problem:?}");

@@ -1,0 +1,194 @@
+//! The arguments of `penalty`, as CLI.md defines them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The penalty ledger: shipping-timeout penalties of marketplace shops,
+/// computed from an append-only event log.
+#[derive(Debug, Parser)]
+#[command(
+    name = "penalty",
+    version,
+    after_help = "Examples:\n  penalty ingest events.jsonl\n  penalty shop S1 --as-of 2026-03-07T00:00:00+08:00\n  penalty order O1 --as-of 2026-03-07 --json\n\nExit codes: 0 ok, 1 error, 2 usage, 3 unknown shop or order, 4 audit problem, 130 interrupted."
+)]
+pub struct Cli {
+    /// The data directory (created on first use).
+    #[arg(
+        long,
+        global = true,
+        env = "PENALTY_DB",
+        default_value = "./penalty-data"
+    )]
+    pub db: PathBuf,
+
+    /// A JSON file overriding policy parameters (RULES.md); unknown keys are an
+    /// error.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Append events (JSON Lines, EVENTS.md) from files or standard input.
+    #[command(
+        after_help = "Examples:\n  penalty ingest events.jsonl more.jsonl\n  producer | penalty ingest -\n  penalty ingest events.jsonl --json --rejects rejects.jsonl\n\nEvery line ends appended, duplicate or rejected; re-sending a file is safe.\nEach batch is durable (flushed) before it is counted as appended, within\nabout 100 ms even on a slow pipe. Ctrl-C commits what was read and stops."
+    )]
+    Ingest(IngestArgs),
+
+    /// One shop's report: charges, bans, closure-review flags, rating inputs.
+    #[command(
+        after_help = "Examples:\n  penalty shop S1 --as-of 2026-03-07T00:00:00+08:00\n  penalty shop S1 --as-of 2026-03-07 --json\n  penalty shop S1 --as-of 2026-03-07 --known-at 2026-03-08T09:00:00Z"
+    )]
+    Shop(ShopArgs),
+
+    /// One order's report, with the reasons for every judgment and charge.
+    #[command(
+        after_help = "Examples:\n  penalty order O1 --as-of 2026-03-07T00:00:00+08:00\n  penalty order O1 --json"
+    )]
+    Order(OrderArgs),
+
+    /// Every shop existing as of an instant, one line each.
+    #[command(
+        after_help = "Examples:\n  penalty shops --as-of 2026-03-07\n  penalty shops --as-of 2026-03-07 --json > shops.jsonl"
+    )]
+    Shops(QueryArgs),
+
+    /// Export data; `export orders` writes one row per order.
+    #[command(subcommand)]
+    Export(ExportCommand),
+
+    /// Rebuild every projection from the log alone and print its digest.
+    #[command(
+        after_help = "Examples:\n  penalty replay --as-of 2026-03-07 --json\n  penalty replay --as-of 2026-03-07 --known-at 2026-03-08T09:00:00Z\n\nThe digest equals the one of the stored (incremental) projections; the\nrebuilt projections are also saved as the new checkpoint (without --known-at)."
+    )]
+    Replay(QueryArgs),
+
+    /// Check the log's integrity and that the stored projections equal a replay.
+    #[command(
+        after_help = "Examples:\n  penalty audit\n  penalty audit --json\n\nExits 4 when a block fails its checksum, a sequence number is missing, or the\ncheckpoint disagrees with a replay. Lists orders whose events wait for their\npaid event (R13)."
+    )]
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Input files; `-` or none for standard input.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Where rejected lines go, appended to (default `<db>/rejects.jsonl`).
+    #[arg(long, value_name = "PATH")]
+    pub rejects: Option<PathBuf>,
+
+    /// Print `{"read":N,"appended":N,"duplicates":N,"rejected":N}`.
+    #[arg(long)]
+    pub json: bool,
+
+    /// No progress bar, even on a terminal.
+    #[arg(long)]
+    pub quiet: bool,
+
+    /// After each durable batch, print the running counts as one JSON line on
+    /// stderr (`{"read":N,"appended":N,"duplicates":N,"rejected":N}`), for
+    /// scripts that watch a long ingest: what it printed is committed.
+    #[arg(long)]
+    pub progress_jsonl: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The instant to evaluate at: RFC 3339 with an offset, or a date
+    /// (`YYYY-MM-DD`, 00:00 in the policy's offset). Default: now.
+    #[arg(long, value_name = "T")]
+    pub as_of: Option<String>,
+
+    /// Answer with only the events recorded by this instant: what the ledger
+    /// said then.
+    #[arg(long, value_name = "T")]
+    pub known_at: Option<String>,
+
+    /// Machine output (JSON) on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShopArgs {
+    /// The shop.
+    pub shop_id: String,
+    #[command(flatten)]
+    pub query: QueryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct OrderArgs {
+    /// The order.
+    pub order_id: String,
+    #[command(flatten)]
+    pub query: QueryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Machine output (JSON) on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// The filtered order list, one row per order, sorted by shop then order.
+    #[command(
+        after_help = "Examples:\n  penalty export orders --as-of 2026-03-07 --format csv -o orders.csv\n  penalty export orders --as-of 2026-03-07 --shop S1 --violating --format jsonl\n  penalty export orders --status auto_closed --format csv"
+    )]
+    Orders(ExportOrdersArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportOrdersArgs {
+    #[command(flatten)]
+    pub query: ExportQuery,
+
+    /// Only this shop's orders.
+    #[arg(long, value_name = "S")]
+    pub shop: Option<String>,
+
+    /// Only orders with this status.
+    #[arg(long, value_name = "S", value_parser = ["awaiting_shipment", "shipped", "refunded", "auto_closed"])]
+    pub status: Option<String>,
+
+    /// Only orders with at least one standing (non-revoked) judgment.
+    #[arg(long)]
+    pub violating: bool,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: ExportFormat,
+
+    /// Write to this file instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportQuery {
+    /// The instant to evaluate at (RFC 3339 or `YYYY-MM-DD`). Default: now.
+    #[arg(long, value_name = "T")]
+    pub as_of: Option<String>,
+
+    /// Only the events recorded by this instant.
+    #[arg(long, value_name = "T")]
+    pub known_at: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// Comma-separated, RFC 4180 (CRLF, quoted where needed), for spreadsheets.
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+}

@@ -1,0 +1,515 @@
+//! What each command does: open the store, ask the core, hand values to the
+//! renderers.
+
+use std::fs::File;
+use std::io::{self, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+use penalty_core::{Instant, Ledger, OrderStatus, Policy};
+use penalty_store::ingest::{AppendedEvent, IngestCounts, IngestOptions, IngestSink, RejectsFile};
+use penalty_store::projection::{self, Projection};
+use penalty_store::{EventLog, StoreError};
+use serde::Serialize;
+
+use crate::cli::*;
+use crate::output::{json_line, print};
+use crate::render;
+
+/// An unknown shop or order: exit code 3 (CLI.md).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotFound(pub String);
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let policy = load_policy(cli.policy.as_deref())?;
+    match cli.command {
+        Command::Ingest(args) => ingest(&cli.db, &policy, args),
+        Command::Shop(args) => {
+            let (ledger, as_of) = query_ledger(&cli.db, &policy, &args.query)?;
+            let report = ledger
+                .shop_report(&args.shop_id, as_of, true)
+                .map_err(|e| NotFound(e.to_string()))?;
+            if args.query.json {
+                print(&json_line(&report)?)?;
+            } else {
+                print(&render::shop(&report))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Order(args) => {
+            let (ledger, as_of) = query_ledger(&cli.db, &policy, &args.query)?;
+            let report = ledger
+                .order_report(&args.order_id, as_of)
+                .map_err(|e| NotFound(e.to_string()))?;
+            if args.query.json {
+                print(&json_line(&report)?)?;
+            } else {
+                print(&render::order(&report))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Shops(args) => {
+            let (ledger, as_of) = query_ledger(&cli.db, &policy, &args)?;
+            let summaries = ledger.shop_summaries(as_of);
+            if args.json {
+                let mut text = String::new();
+                for summary in &summaries {
+                    text += &json_line(summary)?;
+                }
+                print(&text)?;
+            } else {
+                print(&render::shops(&summaries))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export(ExportCommand::Orders(args)) => export_orders(&cli.db, &policy, args),
+        Command::Replay(args) => replay(&cli.db, &policy, args),
+        Command::Audit(args) => audit(&cli.db, &policy, args),
+    }
+}
+
+fn load_policy(path: Option<&Path>) -> anyhow::Result<Policy> {
+    let Some(path) = path else {
+        return Ok(Policy::default());
+    };
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "cannot read the policy file {}; check the path",
+            path.display()
+        )
+    })?;
+    Policy::from_json(&text)
+        .with_context(|| format!("the policy file {} is not valid", path.display()))
+}
+
+/// The wall clock: the default `as_of`, and the only clock the CLI reads.
+fn now() -> Instant {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Instant(i64::try_from(since_epoch.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// RFC 3339 with an offset, or a bare date meaning 00:00 in the policy's
+/// offset.
+fn parse_instant(text: &str, policy: &Policy, flag: &str) -> anyhow::Result<Instant> {
+    if let Some(instant) = Instant::parse_rfc3339(text) {
+        return Ok(instant);
+    }
+    if let Ok(date) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        let midnight = date.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+        if let Some(nanos) = midnight.and_then(|t| t.timestamp_nanos_opt()) {
+            let offset_nanos = i64::from(policy.utc_offset.seconds) * 1_000_000_000;
+            return Ok(Instant(nanos - offset_nanos));
+        }
+    }
+    bail!(
+        "{flag} `{text}` is not an instant; write RFC 3339 with an offset, such as \
+         2026-03-07T00:00:00+08:00, or a date such as 2026-03-07 (00:00 in the policy's offset {})",
+        policy.utc_offset
+    )
+}
+
+fn open_log(db: &Path) -> anyhow::Result<EventLog> {
+    EventLog::open(db).map_err(anyhow::Error::from)
+}
+
+/// The ledger to answer a query from, and the instant to ask at.
+fn query_ledger(db: &Path, policy: &Policy, args: &QueryArgs) -> anyhow::Result<(Ledger, Instant)> {
+    ledger_at(db, policy, args.as_of.as_deref(), args.known_at.as_deref())
+}
+
+fn ledger_at(
+    db: &Path,
+    policy: &Policy,
+    as_of: Option<&str>,
+    known_at: Option<&str>,
+) -> anyhow::Result<(Ledger, Instant)> {
+    let as_of = match as_of {
+        Some(text) => parse_instant(text, policy, "--as-of")?,
+        None => now(),
+    };
+    let known_at = known_at
+        .map(|text| parse_instant(text, policy, "--known-at"))
+        .transpose()?;
+    let log = open_log(db)?;
+    let ledger = match known_at {
+        Some(known_at) => projection::replay(&log, policy, Some(known_at))?.ledger,
+        None => projection::open(&log, policy, true)?.0.ledger,
+    };
+    Ok((ledger, as_of))
+}
+
+/// Feeds ingest's callbacks into the rejects file, the projection and the
+/// progress bar.
+struct CliSink<'a> {
+    rejects: RejectsFile,
+    projection: &'a mut Projection,
+    bar: Option<ProgressBar>,
+    base: IngestCounts,
+    progress_jsonl: bool,
+}
+
+impl IngestSink for CliSink<'_> {
+    fn rejected(
+        &mut self,
+        line_no: u64,
+        reason: &penalty_core::Reject,
+        raw: &[u8],
+        raw_bytes: u64,
+    ) -> Result<(), StoreError> {
+        self.rejects.write(line_no, reason, raw, raw_bytes)
+    }
+
+    fn sync(&mut self) -> Result<(), StoreError> {
+        self.rejects.sync()
+    }
+
+    fn appended(&mut self, events: &[AppendedEvent<'_>]) -> Result<(), StoreError> {
+        for appended in events {
+            self.projection
+                .apply(appended.seq, appended.recorded_at, &appended.line.event)?;
+        }
+        Ok(())
+    }
+
+    fn progress(&mut self, counts: &IngestCounts, bytes_read: u64) {
+        let mut total = self.base;
+        total.add(counts);
+        if self.progress_jsonl {
+            if let Ok(line) = json_line(&total) {
+                eprint!("{line}");
+            }
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_position(bytes_read);
+            bar.set_message(format!(
+                "{} read, {} appended, {} duplicates, {} rejected",
+                total.read, total.appended, total.duplicates, total.rejected
+            ));
+        }
+    }
+}
+
+fn ingest(db: &Path, policy: &Policy, args: IngestArgs) -> anyhow::Result<ExitCode> {
+    // Open every input first, so that a mistyped name stops the command before
+    // anything is appended.
+    let mut inputs: Vec<(String, Option<u64>, Box<dyn Read + Send>)> = Vec::new();
+    let files = if args.files.is_empty() {
+        vec![PathBuf::from("-")]
+    } else {
+        args.files.clone()
+    };
+    for path in &files {
+        if path.as_os_str() == "-" {
+            inputs.push(("-".into(), None, Box::new(io::stdin())));
+        } else {
+            let file = File::open(path).with_context(|| {
+                format!(
+                    "cannot open the input file {}; check the path (nothing was ingested)",
+                    path.display()
+                )
+            })?;
+            let size = file.metadata().ok().map(|m| m.len());
+            inputs.push((path.display().to_string(), size, Box::new(file)));
+        }
+    }
+    let mut log = open_log(db)?;
+    let (mut projection, _) = projection::open(&log, policy, false)?;
+    let rejects_path = args
+        .rejects
+        .clone()
+        .unwrap_or_else(|| db.join("rejects.jsonl"));
+    let rejects = RejectsFile::open(&rejects_path, "-")?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        // A second Ctrl-C while committing is ignored: the first already asks
+        // for a clean stop, and killing mid-commit would gain nothing.
+        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
+    }
+    let options = IngestOptions {
+        stop: stop.clone(),
+        ..IngestOptions::default()
+    };
+    let show_bar = !args.quiet && io::stderr().is_terminal();
+    let mut sink = CliSink {
+        rejects,
+        projection: &mut projection,
+        bar: None,
+        base: IngestCounts::default(),
+        progress_jsonl: args.progress_jsonl,
+    };
+    let mut total = IngestCounts::default();
+    for (name, size, reader) in inputs {
+        sink.rejects.set_source(&name);
+        sink.base = total;
+        sink.bar = show_bar.then(|| progress_bar(&name, size));
+        let counts = penalty_store::ingest::ingest(&mut log, reader, &options, &mut sink)
+            .with_context(|| format!("while ingesting {name}"))?;
+        if let Some(bar) = sink.bar.take() {
+            bar.finish_and_clear();
+        }
+        total.add(&counts);
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+    }
+    let rejects_written = sink.rejects.written();
+    // The checkpoint goes last: the events are already durable, and a crash
+    // before this write only means the next command folds in a longer tail.
+    projection
+        .save(&log)
+        .context("saving the projection checkpoint")?;
+    let interrupted = stop.load(Ordering::SeqCst);
+    if args.json {
+        print(&json_line(&total)?)?;
+    } else {
+        let mut text = format!(
+            "read {} lines: {} appended, {} duplicates, {} rejected\n",
+            total.read, total.appended, total.duplicates, total.rejected
+        );
+        if rejects_written > 0 {
+            text += &format!(
+                "rejected lines, with their reasons: {}\n",
+                rejects_path.display()
+            );
+        }
+        if interrupted {
+            text += "interrupted: the lines above are committed; run the same command again to complete (re-sending is safe)\n";
+        }
+        print(&text)?;
+    }
+    Ok(if interrupted {
+        ExitCode::from(130)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn progress_bar(name: &str, size: Option<u64>) -> ProgressBar {
+    let bar = match size {
+        Some(size) => ProgressBar::new(size).with_style(
+            ProgressStyle::with_template("{prefix} [{bar:30}] {bytes}/{total_bytes} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        ),
+        None => ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{prefix} {spinner} {bytes} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ),
+    };
+    bar.set_prefix(name.to_string());
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}
+
+fn export_orders(db: &Path, policy: &Policy, args: ExportOrdersArgs) -> anyhow::Result<ExitCode> {
+    let (ledger, as_of) = ledger_at(
+        db,
+        policy,
+        args.query.as_of.as_deref(),
+        args.query.known_at.as_deref(),
+    )?;
+    let status = args.status.as_deref().and_then(OrderStatus::parse);
+    let rows = ledger.order_rows(as_of, |row| {
+        args.shop.as_ref().is_none_or(|s| *s == row.shop_id)
+            && status.is_none_or(|s| s == row.status)
+            && (!args.violating || row.judgments > 0)
+    });
+    let text = match args.format {
+        ExportFormat::Jsonl => {
+            let mut text = String::new();
+            for row in &rows {
+                text += &json_line(row)?;
+            }
+            text
+        }
+        ExportFormat::Csv => render::orders_csv(&rows)?,
+    };
+    match &args.output {
+        Some(path) => {
+            let mut file = File::create(path).with_context(|| {
+                format!(
+                    "cannot create {}; check the directory exists and is writable",
+                    path.display()
+                )
+            })?;
+            file.write_all(text.as_bytes())
+                .and_then(|()| file.sync_all())
+                .with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("wrote {} orders to {}", rows.len(), path.display());
+        }
+        None => print(&text)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct ReplayOutput {
+    events: u64,
+    digest: String,
+    as_of: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    known_at: Option<String>,
+    /// The digest the stored (incremental) projections give at the same
+    /// instant; absent with --known-at, where no stored state applies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    incremental_digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    equal: Option<bool>,
+}
+
+fn replay(db: &Path, policy: &Policy, args: QueryArgs) -> anyhow::Result<ExitCode> {
+    let as_of = match args.as_of.as_deref() {
+        Some(text) => parse_instant(text, policy, "--as-of")?,
+        None => now(),
+    };
+    let known_at = args
+        .known_at
+        .as_deref()
+        .map(|text| parse_instant(text, policy, "--known-at"))
+        .transpose()?;
+    let log = open_log(db)?;
+    let offset = policy.utc_offset;
+    let mut output = ReplayOutput {
+        events: 0,
+        digest: String::new(),
+        as_of: as_of.to_rfc3339(offset),
+        known_at: known_at.map(|t| t.to_rfc3339(offset)),
+        incremental_digest: None,
+        equal: None,
+    };
+    let rebuilt = projection::replay(&log, policy, known_at)?;
+    output.events = rebuilt.ledger.events_applied();
+    output.digest = rebuilt.ledger.digest(as_of);
+    if known_at.is_none() {
+        let (stored, _) = projection::open(&log, policy, false)?;
+        let incremental = stored.ledger.digest(as_of);
+        output.equal = Some(incremental == output.digest);
+        output.incremental_digest = Some(incremental);
+        rebuilt
+            .save(&log)
+            .context("saving the rebuilt checkpoint")?;
+    }
+    if args.json {
+        print(&json_line(&output)?)?;
+    } else {
+        let mut text = format!(
+            "replayed {} events as of {}\ndigest {}\n",
+            output.events, output.as_of, output.digest
+        );
+        if let Some(known_at) = &output.known_at {
+            text += &format!("known at {known_at}: only events recorded by then\n");
+        }
+        if let Some(equal) = output.equal {
+            text += if equal {
+                "the stored projections give the same digest\n"
+            } else {
+                "the stored projections gave ANOTHER digest; the checkpoint was rebuilt from the log\n"
+            };
+        }
+        print(&text)?;
+    }
+    Ok(if output.equal == Some(false) {
+        ExitCode::from(4)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+#[derive(Serialize)]
+struct AuditOutput {
+    ok: bool,
+    log: penalty_store::VerifyReport,
+    checkpoint: Option<CheckpointAudit>,
+    orphans: Vec<penalty_core::Orphan>,
+}
+
+#[derive(Serialize)]
+struct CheckpointAudit {
+    seq: u64,
+    as_of: String,
+    digest: String,
+    replay_digest: String,
+    equal: bool,
+}
+
+fn audit(db: &Path, policy: &Policy, args: AuditArgs) -> anyhow::Result<ExitCode> {
+    // A damaged log is what the audit is for: open it anyway and report.
+    let log = match EventLog::open_for_audit(db) {
+        Ok(log) => log,
+        Err(error @ StoreError::Corrupt { .. }) => {
+            let report = penalty_store::VerifyReport {
+                blocks: 0,
+                events: 0,
+                last_seq: 0,
+                problem: Some(penalty_store::VerifyProblem {
+                    seq: error.corrupt_seq().unwrap_or(1),
+                    detail: error.to_string(),
+                }),
+            };
+            if args.json {
+                let output = AuditOutput {
+                    ok: false,
+                    log: report,
+                    checkpoint: None,
+                    orphans: Vec::new(),
+                };
+                print(&json_line(&output)?)?;
+            } else {
+                print(&render::audit(&report, None, &[]))?;
+            }
+            return Ok(ExitCode::from(4));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let report = log.verify()?;
+    let mut output = AuditOutput {
+        ok: report.is_ok(),
+        log: report,
+        checkpoint: None,
+        orphans: Vec::new(),
+    };
+    if output.ok {
+        let as_of = now();
+        let rebuilt = projection::replay(&log, policy, None)?;
+        let (stored, origin) = projection::open(&log, policy, false)?;
+        let seq = match origin {
+            projection::Origin::Checkpoint { seq, .. } => seq,
+            projection::Origin::Replay { .. } => 0,
+        };
+        let digest = stored.ledger.digest(as_of);
+        let replay_digest = rebuilt.ledger.digest(as_of);
+        let equal = digest == replay_digest;
+        output.ok &= equal;
+        output.checkpoint = Some(CheckpointAudit {
+            seq,
+            as_of: as_of.to_rfc3339(policy.utc_offset),
+            digest,
+            replay_digest,
+            equal,
+        });
+        output.orphans = rebuilt.ledger.orphans(Instant(i64::MAX));
+    }
+    if args.json {
+        print(&json_line(&output)?)?;
+    } else {
+        print(&render::audit(
+            &output.log,
+            output.checkpoint.as_ref().map(|c| (c.seq, c.equal)),
+            &output.orphans,
+        ))?;
+    }
+    Ok(if output.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(4)
+    })
+}

@@ -1,0 +1,329 @@
+//! Human-readable output: aligned tables and plain sentences. The JSON output
+//! is the reports themselves; this module only reads them.
+
+use penalty_core::explain::yuan;
+use penalty_core::{DeductionReport, OrderReport, OrderRow, Orphan, ShopReport};
+use penalty_store::VerifyReport;
+
+/// Left-aligned columns separated by two spaces, a header row first.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let mut text = String::from("  ");
+        for (i, cell) in cells.iter().enumerate() {
+            text += cell;
+            if i + 1 < cells.len() {
+                text += &" ".repeat(widths[i] - cell.chars().count() + 2);
+            }
+        }
+        out += text.trim_end();
+        out.push('\n');
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+fn rate(rate: Option<f64>) -> String {
+    match rate {
+        Some(r) => format!("{:.1}%", r * 100.0),
+        None => "n/a (nothing due)".into(),
+    }
+}
+
+fn deduction_rows(deductions: &[DeductionReport]) -> Vec<Vec<String>> {
+    deductions
+        .iter()
+        .map(|d| {
+            vec![
+                d.judged_at.clone(),
+                d.order_id.clone(),
+                d.judgment.to_string(),
+                d.settle_date.clone(),
+                yuan(d.amount_fen),
+                yuan(d.charged_fen),
+                yuan(d.waived_fen),
+                d.status.as_str().to_string(),
+            ]
+        })
+        .collect()
+}
+
+const DEDUCTION_HEADER: &[&str] = &[
+    "JUDGED AT",
+    "ORDER",
+    "#",
+    "SETTLES",
+    "AMOUNT",
+    "CHARGED",
+    "WAIVED",
+    "STATUS",
+];
+
+pub fn shop(report: &ShopReport) -> String {
+    let mut out = format!("Shop {} as of {}\n", report.shop_id, report.as_of);
+    out += &format!(
+        "  {} orders, {} judgments, {} violating orders\n",
+        report.orders, report.judgments, report.violating_orders
+    );
+    out += &format!(
+        "  charged {}, waived {} (daily cap), pending {}\n",
+        yuan(report.charged_fen),
+        yuan(report.waived_fen),
+        yuan(report.pending_fen)
+    );
+    out += &format!("  deposit balance {}", yuan(report.deposit_balance_fen));
+    if report.deposit_balance_fen < 0 {
+        out += &format!(
+            "  SHORTFALL: the deposit is {} short (R12)",
+            yuan(-report.deposit_balance_fen)
+        );
+    }
+    out.push('\n');
+    let r = &report.rating;
+    out += &format!(
+        "  rating, last {} days: {} due, {} timed out, timeout rate {}, {} judgments\n",
+        r.window_days,
+        r.due_orders,
+        r.timed_out_orders,
+        rate(r.timeout_rate),
+        r.timeout_judgments
+    );
+    if let Some(deductions) = &report.deductions {
+        out += "\nDeductions (R4, R5)\n";
+        if deductions.is_empty() {
+            out += "  none\n";
+        } else {
+            out += &table(DEDUCTION_HEADER, &deduction_rows(deductions));
+        }
+    }
+    out += "\nBanned products (R6)\n";
+    if report.banned_products.is_empty() {
+        out += "  none\n";
+    } else {
+        let rows: Vec<Vec<String>> = report
+            .banned_products
+            .iter()
+            .map(|b| {
+                vec![
+                    b.product_id.clone(),
+                    b.order_id.clone(),
+                    b.banned_at.clone(),
+                ]
+            })
+            .collect();
+        out += &table(&["PRODUCT", "ORDER", "BANNED AT"], &rows);
+    }
+    out += "\nClosure review (R7)\n";
+    if report.closure_review.is_empty() {
+        out += "  none\n";
+    } else {
+        let rows: Vec<Vec<String>> = report
+            .closure_review
+            .iter()
+            .map(|f| vec![f.order_id.clone(), f.flagged_at.clone()])
+            .collect();
+        out += &table(&["ORDER", "FLAGGED AT"], &rows);
+    }
+    out
+}
+
+pub fn shops(reports: &[ShopReport]) -> String {
+    if reports.is_empty() {
+        return "no shops as of this instant\n".into();
+    }
+    let rows: Vec<Vec<String>> = reports
+        .iter()
+        .map(|r| {
+            vec![
+                r.shop_id.clone(),
+                r.orders.to_string(),
+                r.judgments.to_string(),
+                r.violating_orders.to_string(),
+                yuan(r.charged_fen),
+                yuan(r.waived_fen),
+                yuan(r.pending_fen),
+                yuan(r.deposit_balance_fen),
+                r.banned_products.len().to_string(),
+                r.closure_review.len().to_string(),
+                rate(r.rating.timeout_rate),
+            ]
+        })
+        .collect();
+    let mut out = table(
+        &[
+            "SHOP",
+            "ORDERS",
+            "JUDGMENTS",
+            "VIOLATING",
+            "CHARGED",
+            "WAIVED",
+            "PENDING",
+            "BALANCE",
+            "BANS",
+            "FLAGS",
+            "TIMEOUT RATE",
+        ],
+        &rows,
+    );
+    let short = reports.iter().filter(|r| r.deposit_balance_fen < 0).count();
+    if short > 0 {
+        out += &format!("{short} shops have a deposit shortfall (negative balance, R12)\n");
+    }
+    out
+}
+
+pub fn order(report: &OrderReport) -> String {
+    let mut out = format!(
+        "Order {} of shop {} (product {}, {}) as of {}\n",
+        report.order_id,
+        report.shop_id,
+        report.product_id,
+        yuan(report.amount_fen),
+        report.as_of
+    );
+    out += &format!("  paid      {}\n", report.paid_at);
+    out += &format!("  deadline  {}\n", report.deadline);
+    out += &format!("  status    {}", report.status.as_str());
+    if let Some(resolved_at) = &report.resolved_at {
+        out += &format!(" (resolved at {resolved_at})");
+    }
+    out.push('\n');
+    if report.product_banned {
+        out += "  product banned by this order (R6)\n";
+    }
+    if report.closure_review {
+        out += "  flagged its shop for closure review (R7)\n";
+    }
+    if let Some(closed) = &report.auto_closed_at {
+        out += &format!(
+            "  auto-closed at {closed}; {} owed to the buyer{} (R8)\n",
+            yuan(report.refund_due_fen),
+            if report.alternative_refund_required {
+                ", by an alternative refund"
+            } else {
+                ""
+            }
+        );
+    }
+    if !report.deductions.is_empty() {
+        out += "\nDeductions\n";
+        out += &table(DEDUCTION_HEADER, &deduction_rows(&report.deductions));
+    }
+    out += "\nWhy\n";
+    for line in &report.explain {
+        out += &format!("  {line}\n");
+    }
+    out
+}
+
+/// One CSV field: quoted when it holds a comma, quote or line break (RFC
+/// 4180), and with a leading `'` when a spreadsheet would take it for a
+/// formula (a text field starting with `=`, `+`, `-`, `@`, tab or CR).
+fn csv_field(text: &str, is_text: bool) -> String {
+    let guarded = if is_text && text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    };
+    if guarded.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", guarded.replace('"', "\"\""))
+    } else {
+        guarded
+    }
+}
+
+pub fn orders_csv(rows: &[OrderRow]) -> anyhow::Result<String> {
+    const HEADER: &[&str] = &[
+        "order_id",
+        "shop_id",
+        "product_id",
+        "amount_fen",
+        "paid_at",
+        "deadline",
+        "status",
+        "resolved_at",
+        "judgments",
+        "revoked_judgments",
+        "charged_fen",
+        "waived_fen",
+        "pending_fen",
+        "product_banned",
+        "closure_review",
+        "auto_closed_at",
+        "refund_due_fen",
+        "alternative_refund_required",
+    ];
+    let mut out = HEADER.join(",");
+    out += "\r\n";
+    for row in rows {
+        let fields: Vec<String> = vec![
+            csv_field(&row.order_id, true),
+            csv_field(&row.shop_id, true),
+            csv_field(&row.product_id, true),
+            row.amount_fen.to_string(),
+            row.paid_at.clone(),
+            row.deadline.clone(),
+            row.status.as_str().to_string(),
+            row.resolved_at.clone().unwrap_or_default(),
+            row.judgments.to_string(),
+            row.revoked_judgments.to_string(),
+            row.charged_fen.to_string(),
+            row.waived_fen.to_string(),
+            row.pending_fen.to_string(),
+            row.product_banned.to_string(),
+            row.closure_review.to_string(),
+            row.auto_closed_at.clone().unwrap_or_default(),
+            row.refund_due_fen.to_string(),
+            row.alternative_refund_required.to_string(),
+        ];
+        out += &fields.join(",");
+        out += "\r\n";
+    }
+    Ok(out)
+}
+
+pub fn audit(log: &VerifyReport, checkpoint: Option<(u64, bool)>, orphans: &[Orphan]) -> String {
+    let mut out = format!(
+        "log: {} blocks, {} events, last sequence number {}\n",
+        log.blocks, log.events, log.last_seq
+    );
+    match &log.problem {
+        Some(problem) => {
+            out += &format!(
+                "PROBLEM at sequence number {}: {}\n  restore the data directory from a backup; the events before it are intact\n",
+                problem.seq, problem.detail
+            );
+        }
+        None => out += "log integrity: every block checksum and sequence number is good\n",
+    }
+    match checkpoint {
+        Some((seq, true)) => out += &format!("projections: the checkpoint (at sequence number {seq}) plus the tail equals a replay of the log\n"),
+        Some((seq, false)) => out += &format!("PROBLEM: the checkpoint (at sequence number {seq}) disagrees with a replay of the log; run `penalty replay` to rebuild it\n"),
+        None => {}
+    }
+    if orphans.is_empty() {
+        out += "orphans (R13): none\n";
+    } else {
+        out += &format!(
+            "orphans (R13): {} orders have events but no paid event yet\n",
+            orphans.len()
+        );
+        let rows: Vec<Vec<String>> = orphans
+            .iter()
+            .map(|o| vec![o.order_id.clone(), o.events.to_string(), o.first_at.clone()])
+            .collect();
+        out += &table(&["ORDER", "EVENTS", "FIRST AT"], &rows);
+    }
+    out
+}

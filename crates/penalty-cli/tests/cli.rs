@@ -1,0 +1,625 @@
+//! The `penalty` binary, end to end: every test runs the real executable on a
+//! fresh data directory.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const PENALTY: &str = env!("CARGO_BIN_EXE_penalty");
+
+fn penalty(db: &Path) -> Command {
+    let mut command = Command::new(PENALTY);
+    command.arg("--db").arg(db);
+    command
+}
+
+fn run(db: &Path, args: &[&str]) -> Output {
+    penalty(db).args(args).output().expect("penalty runs")
+}
+
+fn json(output: &Output) -> Value {
+    let text = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {text}\nstderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+fn uuid(n: u64) -> String {
+    format!("00000000-0000-4000-8000-{n:012x}")
+}
+
+fn paid(n: u64, order: &str, shop: &str, at: &str) -> String {
+    format!(
+        r#"{{"event_id":"{}","type":"paid","at":"{at}","order_id":"{order}","shop_id":"{shop}","product_id":"P-{order}","amount_fen":1990}}"#,
+        uuid(n)
+    )
+}
+
+/// Ingests `text` through stdin; returns the counts and the rejects records.
+fn ingest_text(db: &Path, text: &[u8]) -> (Value, Vec<Value>) {
+    let rejects = db.with_extension("rejects.jsonl");
+    let mut child = penalty(db)
+        .args(["ingest", "-", "--json", "--rejects"])
+        .arg(&rejects)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(text).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "ingest failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let records = std::fs::read_to_string(&rejects)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (json(&output), records)
+}
+
+fn counts(value: &Value) -> [u64; 4] {
+    ["read", "appended", "duplicates", "rejected"].map(|k| value[k].as_u64().unwrap())
+}
+
+/// One test per reject reason of EVENTS.md, through the binary: the line is
+/// counted as rejected and lands in the rejects file with its line number,
+/// reason code and the line as received.
+macro_rules! reject_test {
+    ($name:ident, $reason:expr, $lines:expr) => {
+        #[test]
+        fn $name() {
+            let dir = tempfile::tempdir().unwrap();
+            let db = dir.path().join("db");
+            let lines: Vec<String> = $lines;
+            let text = lines.join("\n");
+            let (counts_json, records) = ingest_text(&db, text.as_bytes());
+            let [read, appended, duplicates, rejected] = counts(&counts_json);
+            assert_eq!(read, lines.len() as u64);
+            assert_eq!(read, appended + duplicates + rejected);
+            assert_eq!(rejected, 1, "{counts_json}");
+            let record = &records[0];
+            assert_eq!(record["reason"], $reason, "{record}");
+            assert_eq!(record["line"], lines.len() as u64);
+            let raw = record["raw"].as_str().unwrap();
+            assert!(
+                lines.last().unwrap().starts_with(raw),
+                "raw is the line as received"
+            );
+        }
+    };
+}
+
+reject_test!(
+    reject_invalid_json,
+    "invalid_json",
+    vec!["{\"event_id\": ".into()]
+);
+reject_test!(
+    reject_line_too_long,
+    "line_too_long",
+    vec![format!(r#"{{"x":"{}"}}"#, "y".repeat(70_000))]
+);
+reject_test!(
+    reject_unknown_type,
+    "unknown_type",
+    vec![format!(
+        r#"{{"event_id":"{}","type":"parcel_lost","at":"2026-03-02T09:00:00+08:00","order_id":"O1"}}"#,
+        uuid(1)
+    )]
+);
+reject_test!(
+    reject_missing_field,
+    "missing_field:tracking_no",
+    vec![format!(
+        r#"{{"event_id":"{}","type":"shipped","at":"2026-03-02T09:00:00+08:00","order_id":"O1"}}"#,
+        uuid(1)
+    )]
+);
+reject_test!(
+    reject_invalid_field,
+    "invalid_field:at",
+    vec![format!(
+        r#"{{"event_id":"{}","type":"shipped","at":"2026-03-02T09:00:00","order_id":"O1","tracking_no":"Q"}}"#,
+        uuid(1)
+    )]
+);
+reject_test!(
+    reject_event_id_conflict,
+    "event_id_conflict",
+    vec![
+        paid(1, "O1", "S1", "2026-03-01T10:00:00+08:00"),
+        paid(1, "O1", "S2", "2026-03-01T10:00:00+08:00")
+    ]
+);
+reject_test!(
+    reject_order_already_paid,
+    "order_already_paid",
+    vec![
+        paid(1, "O1", "S1", "2026-03-01T10:00:00+08:00"),
+        paid(2, "O1", "S1", "2026-03-01T08:00:00+08:00")
+    ]
+);
+
+#[test]
+fn resending_a_file_appends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let file = dir.path().join("events.jsonl");
+    std::fs::write(
+        &file,
+        (1..=50)
+            .map(|n| paid(n, &format!("O{n}"), "S1", "2026-03-01T10:00:00+08:00") + "\n")
+            .collect::<String>(),
+    )
+    .unwrap();
+    let first = run(&db, &["ingest", file.to_str().unwrap(), "--json"]);
+    assert_eq!(counts(&json(&first)), [50, 50, 0, 0]);
+    let second = run(&db, &["ingest", file.to_str().unwrap(), "--json"]);
+    assert_eq!(counts(&json(&second)), [50, 0, 50, 0]);
+}
+
+#[test]
+fn unknown_ids_exit_3_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    ingest_text(
+        &db,
+        paid(1, "O1", "S1", "2026-03-01T10:00:00+08:00").as_bytes(),
+    );
+    for args in [
+        ["order", "NOPE", "--as-of", "2026-03-07"],
+        ["shop", "NOPE", "--as-of", "2026-03-07"],
+    ] {
+        let out = run(&db, &args);
+        assert_eq!(out.status.code(), Some(3));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("NOPE"));
+    }
+    // Paid after as_of: not yet an order, and the message says when it is.
+    let out = run(&db, &["order", "O1", "--as-of", "2026-02-01"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2026-03-01T10:00:00+08:00"));
+}
+
+#[test]
+fn bad_as_of_and_bad_policy_say_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let out = run(&db, &["shops", "--as-of", "yesterday"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RFC 3339"));
+    let policy = dir.path().join("policy.json");
+    std::fs::write(&policy, r#"{"daily_cap": 5}"#).unwrap();
+    let out = penalty(&db)
+        .arg("--policy")
+        .arg(&policy)
+        .args(["shops"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("daily_cap") && stderr.contains("policy.json"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn binary_and_empty_files_do_not_crash_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, b"").unwrap();
+    assert_eq!(
+        counts(&json(&run(
+            &db,
+            &["ingest", empty.to_str().unwrap(), "--json"]
+        ))),
+        [0, 0, 0, 0]
+    );
+    let binary = dir.path().join("binary.bin");
+    let bytes: Vec<u8> = (0..200_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let lines = bytes.split(|b| *b == b'\n').count() as u64;
+    std::fs::write(&binary, &bytes).unwrap();
+    let out = run(&db, &["ingest", binary.to_str().unwrap(), "--json"]);
+    assert!(out.status.success());
+    let [read, appended, _, rejected] = counts(&json(&out));
+    assert_eq!(read, lines);
+    assert_eq!((appended, rejected), (0, lines));
+}
+
+/// Peak resident memory of a running process, from /proc (Linux).
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn a_100_mb_line_is_rejected_without_reading_it_into_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let rejects = dir.path().join("rejects.jsonl");
+    let mut child = penalty(&db)
+        .args(["ingest", "-", "--json", "--rejects"])
+        .arg(&rejects)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let chunk = vec![b'a'; 1 << 20];
+        for _ in 0..100 {
+            stdin.write_all(&chunk).unwrap();
+        }
+        stdin.write_all(b"\n").unwrap();
+        stdin
+            .write_all(paid(1, "O1", "S1", "2026-03-01T10:00:00+08:00").as_bytes())
+            .unwrap();
+        stdin.write_all(b"\n").unwrap();
+    });
+    let mut peak_kib = 0;
+    while !writer.is_finished() {
+        peak_kib = peak_kib.max(peak_rss_kib(pid).unwrap_or(0));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    writer.join().unwrap();
+    peak_kib = peak_kib.max(peak_rss_kib(pid).unwrap_or(0));
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(counts(&json(&output)), [2, 1, 0, 1]);
+    let record: Value = serde_json::from_str(
+        std::fs::read_to_string(&rejects)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["reason"], "line_too_long");
+    assert_eq!(record["raw_bytes"], 100u64 << 20);
+    assert!(
+        peak_kib < 64 * 1024,
+        "peak RSS {peak_kib} KiB while streaming a 100 MB line"
+    );
+}
+
+/// Reads `--progress-jsonl` lines from the child's stderr on a thread.
+fn progress_lines(child: &mut Child) -> std::sync::mpsc::Receiver<Value> {
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(value) = serde_json::from_str::<Value>(&line) {
+                if tx.send(value).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    rx
+}
+
+#[test]
+fn a_slow_pipe_makes_each_line_durable_within_about_100_ms() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let mut child = penalty(&db)
+        .args(["ingest", "-", "--progress-jsonl", "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let progress = progress_lines(&mut child);
+    let mut stdin = child.stdin.take().unwrap();
+    let mut latencies = Vec::new();
+    for n in 1..=5u64 {
+        let sent = Instant::now();
+        writeln!(
+            stdin,
+            "{}",
+            paid(n, &format!("O{n}"), "S1", "2026-03-01T10:00:00+08:00")
+        )
+        .unwrap();
+        stdin.flush().unwrap();
+        loop {
+            let value = progress
+                .recv_timeout(Duration::from_secs(5))
+                .expect("a progress line within 5 s");
+            if value["appended"] == n {
+                break;
+            }
+        }
+        latencies.push(sent.elapsed());
+    }
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let worst = latencies.iter().max().unwrap();
+    // The target is 100 ms plus a flush; allow for a loaded CI machine.
+    assert!(
+        *worst < Duration::from_millis(600),
+        "latencies {latencies:?}"
+    );
+}
+
+#[test]
+fn a_second_process_gets_a_clear_message_naming_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let mut holder = penalty(&db)
+        .args(["ingest", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(db.join("LOCK"))
+        .unwrap_or_default()
+        .contains(&holder.id().to_string())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the lock file never named the holder"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let started = Instant::now();
+    let out = run(&db, &["shops", "--as-of", "2026-03-07"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a second process must not hang"
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("in use") && stderr.contains(&holder.id().to_string()),
+        "{stderr}"
+    );
+    drop(holder.stdin.take());
+    assert!(holder.wait().unwrap().success());
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn ctrl_c_commits_what_was_read_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let mut child = penalty(&db)
+        .args(["ingest", "-", "--json", "--progress-jsonl"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let progress = progress_lines(&mut child);
+    let mut stdin = child.stdin.take().unwrap();
+    for n in 1..=3u64 {
+        writeln!(
+            stdin,
+            "{}",
+            paid(n, &format!("O{n}"), "S1", "2026-03-01T10:00:00+08:00")
+        )
+        .unwrap();
+    }
+    stdin.flush().unwrap();
+    while progress.recv_timeout(Duration::from_secs(5)).unwrap()["appended"] != 3 {}
+    signal(&child, "INT");
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130));
+    assert_eq!(counts(&json(&output)), [3, 3, 0, 0]);
+    drop(stdin);
+    let replay = run(&db, &["replay", "--as-of", "2026-03-07", "--json"]);
+    assert_eq!(json(&replay)["events"], 3);
+}
+
+/// A deterministic workload: `orders` orders over 50 shops, about 2 events each.
+fn workload(orders: u64) -> String {
+    let mut text = String::new();
+    let mut n = 0;
+    for i in 0..orders {
+        let order = format!("O{i}");
+        let shop = format!("S{}", i % 50);
+        let minute = i % (20 * 24 * 60);
+        let at = |extra_hours: u64| {
+            let total = minute + extra_hours * 60;
+            format!(
+                "2026-03-{:02}T{:02}:{:02}:00+08:00",
+                1 + total / 1440,
+                (total / 60) % 24,
+                total % 60
+            )
+        };
+        n += 1;
+        text += &paid(n, &order, &shop, &at(0));
+        text.push('\n');
+        if i % 10 != 0 {
+            n += 1;
+            let late = if i % 7 == 0 { 60 } else { 20 };
+            text += &format!(
+                r#"{{"event_id":"{}","type":"shipped","at":"{}","order_id":"{order}","tracking_no":"T{i}"}}"#,
+                uuid(n),
+                at(late)
+            );
+            text.push('\n');
+        }
+    }
+    text
+}
+
+fn replay_json(db: &Path) -> Value {
+    let out = run(
+        db,
+        &["replay", "--as-of", "2026-06-01T00:00:00+08:00", "--json"],
+    );
+    assert!(
+        out.status.success(),
+        "replay failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json(&out)
+}
+
+/// Kills an ingest of a large file with SIGKILL at 24 random points, restarts
+/// it each time, and checks that nothing reported appended was lost, nothing
+/// is duplicated, and the final digest equals a clean run's.
+#[test]
+fn crash_test_sigkill_at_random_points_loses_nothing_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.jsonl");
+    let text = workload(150_000);
+    let lines = text.lines().count() as u64;
+    std::fs::write(&file, &text).unwrap();
+
+    let clean_db = dir.path().join("clean");
+    let started = Instant::now();
+    let out = run(&clean_db, &["ingest", file.to_str().unwrap(), "--json"]);
+    let clean_duration = started.elapsed();
+    assert_eq!(counts(&json(&out)), [lines, lines, 0, 0]);
+    let clean = replay_json(&clean_db);
+    assert_eq!(clean["events"], lines);
+
+    let db = dir.path().join("crashy");
+    let mut seed: u64 = 0x5eed_1234_abcd_0001;
+    let mut reported_total = 0u64;
+    let mut kills = 0;
+    for round in 0..24 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = Duration::from_micros(seed % (clean_duration.as_micros() as u64 + 1));
+        let mut child = penalty(&db)
+            .args(["ingest", file.to_str().unwrap(), "--progress-jsonl"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        std::thread::sleep(delay);
+        signal(&child, "KILL");
+        child.wait().unwrap();
+        kills += 1;
+        let mut progress = String::new();
+        stderr.read_to_string(&mut progress).unwrap();
+        let reported: u64 = progress
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|v| v["appended"].as_u64())
+            .max()
+            .unwrap_or(0);
+        reported_total += reported;
+        let now = if db.exists() {
+            replay_json(&db)["events"].as_u64().unwrap()
+        } else {
+            0
+        };
+        assert!(
+            now >= reported_total,
+            "round {round}: {reported_total} events were reported appended, the log holds {now}"
+        );
+        assert!(
+            now <= lines,
+            "round {round}: the log holds {now} events for {lines} lines"
+        );
+        reported_total = now;
+    }
+    assert!(kills >= 20);
+    let out = run(&db, &["ingest", file.to_str().unwrap(), "--json"]);
+    let [read, appended, duplicates, rejected] = counts(&json(&out));
+    assert_eq!((read, rejected), (lines, 0));
+    assert_eq!(appended + duplicates, lines);
+    let finished = replay_json(&db);
+    assert_eq!(finished["events"], lines, "no event lost, none duplicated");
+    assert_eq!(finished["digest"], clean["digest"]);
+    assert_eq!(
+        finished["equal"], true,
+        "the checkpoint plus tail equals the replay"
+    );
+    let audit = run(&db, &["audit", "--json"]);
+    assert!(
+        audit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&audit.stdout)
+    );
+}
+
+/// Finds `needle` in the files under `dir` and flips one byte of it there.
+fn flip_byte_of(dir: &Path, needle: &[u8]) -> Option<PathBuf> {
+    for entry in walk(dir) {
+        let mut bytes = std::fs::read(&entry).ok()?;
+        if let Some(at) = bytes.windows(needle.len()).position(|w| w == needle) {
+            bytes[at + needle.len() / 2] ^= 0x01;
+            std::fs::write(&entry, &bytes).unwrap();
+            return Some(entry);
+        }
+    }
+    None
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().map_while(Result::ok) {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[test]
+fn a_flipped_byte_in_the_stored_log_is_detected_by_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let mut text = String::new();
+    for n in 1..=20u64 {
+        text += &paid(
+            n,
+            &format!("ORDER-{n:04}"),
+            "S1",
+            "2026-03-01T10:00:00+08:00",
+        );
+        text.push('\n');
+    }
+    ingest_text(&db, text.as_bytes());
+    assert!(run(&db, &["audit"]).status.success());
+    let flipped = flip_byte_of(&db, b"ORDER-0007");
+    assert!(
+        flipped.is_some(),
+        "the event's bytes are somewhere in the data directory"
+    );
+    let out = run(&db, &["audit", "--json"]);
+    assert!(!out.status.success(), "audit must fail on a flipped byte");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("sequence number") || text.contains("\"seq\""),
+        "names the sequence number: {text}"
+    );
+}

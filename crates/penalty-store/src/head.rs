@@ -1,0 +1,201 @@
+//! The head journal: an append-only file beside sled that remembers how far
+//! the log reached, so that a log that silently got shorter is caught.
+//!
+//! Why it exists: sled checks its own records when it recovers, and it treats
+//! a damaged record as the torn end of its log. It then discards that record
+//! *and everything written after it*, and opens without an error. Our block
+//! checksums cannot see blocks that sled no longer returns. So after every
+//! flushed append we also write, outside sled, the last sequence number and
+//! the checksum of the last block; on open, a database that ends before the
+//! journal does has lost events, and we say which.
+//!
+//! Format: fixed 32-byte records, appended and fdatasync'd, each with its own
+//! CRC. The last valid record wins; a torn final record (a crash while
+//! writing it) is ignored, which is safe because the journal is written after
+//! sled's flush and may only lag behind the database, never run ahead of it.
+//! When the file grows past [`COMPACT_BYTES`] it is rewritten with one record
+//! (write, fsync, rename, fsync the directory).
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::StoreError;
+
+/// The journal's file name in the data directory.
+pub const HEAD_FILE: &str = "HEAD";
+const MAGIC: &[u8; 4] = b"PLHD";
+const RECORD_BYTES: usize = 32;
+/// Rewrite the journal with a single record once it is this large.
+const COMPACT_BYTES: u64 = 64 * 1024;
+
+/// What the journal remembers: the log's end as last acknowledged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeadRecord {
+    /// The last sequence number acknowledged as appended (0: none).
+    pub last_seq: u64,
+    /// The first sequence number of the block holding `last_seq`.
+    pub block_first_seq: u64,
+    /// The CRC of that block as stored in its header.
+    pub block_crc: u32,
+}
+
+impl HeadRecord {
+    fn encode(&self) -> [u8; RECORD_BYTES] {
+        let mut bytes = [0u8; RECORD_BYTES];
+        bytes[0..4].copy_from_slice(MAGIC);
+        bytes[4..12].copy_from_slice(&self.last_seq.to_be_bytes());
+        bytes[12..20].copy_from_slice(&self.block_first_seq.to_be_bytes());
+        bytes[20..24].copy_from_slice(&self.block_crc.to_be_bytes());
+        let crc = crc32fast::hash(&bytes[0..28]);
+        bytes[28..32].copy_from_slice(&crc.to_be_bytes());
+        bytes
+    }
+
+    fn decode(bytes: &[u8]) -> Option<HeadRecord> {
+        if bytes.len() != RECORD_BYTES || &bytes[0..4] != MAGIC {
+            return None;
+        }
+        let crc = u32::from_be_bytes(bytes[28..32].try_into().ok()?);
+        if crc32fast::hash(&bytes[0..28]) != crc {
+            return None;
+        }
+        Some(HeadRecord {
+            last_seq: u64::from_be_bytes(bytes[4..12].try_into().ok()?),
+            block_first_seq: u64::from_be_bytes(bytes[12..20].try_into().ok()?),
+            block_crc: u32::from_be_bytes(bytes[20..24].try_into().ok()?),
+        })
+    }
+}
+
+/// The open journal of one data directory.
+#[derive(Debug)]
+pub struct Head {
+    path: PathBuf,
+    dir: PathBuf,
+    file: File,
+    len: u64,
+    last: HeadRecord,
+}
+
+impl Head {
+    /// Opens (creating) the journal and reads its last valid record.
+    pub fn open(dir: &Path) -> Result<Head, StoreError> {
+        let path = dir.join(HEAD_FILE);
+        let io = |action: &'static str| {
+            let path = path.clone();
+            move |source| StoreError::Io {
+                action,
+                path,
+                source,
+            }
+        };
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&path)
+            .map_err(io("opening the head journal"))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(io("reading the head journal"))?;
+        let last = bytes
+            .chunks(RECORD_BYTES)
+            .filter_map(HeadRecord::decode)
+            .next_back()
+            .unwrap_or_default();
+        Ok(Head {
+            path,
+            dir: dir.to_path_buf(),
+            file,
+            len: bytes.len() as u64,
+            last,
+        })
+    }
+
+    /// The last record: how far the log reached when last acknowledged.
+    pub fn last(&self) -> HeadRecord {
+        self.last
+    }
+
+    /// Records a new end of the log, durably. Called after sled's flush.
+    pub fn record(&mut self, record: HeadRecord) -> Result<(), StoreError> {
+        let io = |action: &'static str, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StoreError::Io {
+                action,
+                path,
+                source,
+            }
+        };
+        if self.len + RECORD_BYTES as u64 > COMPACT_BYTES {
+            let tmp = self.dir.join(format!("{HEAD_FILE}.tmp"));
+            let mut fresh = File::create(&tmp).map_err(io("writing the head journal", &tmp))?;
+            fresh
+                .write_all(&record.encode())
+                .and_then(|()| fresh.sync_all())
+                .map_err(io("writing the head journal", &tmp))?;
+            std::fs::rename(&tmp, &self.path)
+                .map_err(io("replacing the head journal", &self.path))?;
+            File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io("syncing the data directory", &self.dir))?;
+            self.file = OpenOptions::new()
+                .append(true)
+                .open(&self.path)
+                .map_err(io("opening the head journal", &self.path))?;
+            self.len = RECORD_BYTES as u64;
+        } else {
+            self.file
+                .write_all(&record.encode())
+                .and_then(|()| self.file.sync_data())
+                .map_err(io("writing the head journal", &self.path))?;
+            self.len += RECORD_BYTES as u64;
+        }
+        self.last = record;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_valid_record_wins_and_a_torn_tail_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut head = Head::open(dir.path()).unwrap();
+        assert_eq!(head.last(), HeadRecord::default());
+        for seq in 1..=3 {
+            head.record(HeadRecord {
+                last_seq: seq * 10,
+                block_first_seq: seq,
+                block_crc: 7,
+            })
+            .unwrap();
+        }
+        drop(head);
+        let path = dir.path().join(HEAD_FILE);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(&[b'P', b'L', 0, 1, 2]);
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(Head::open(dir.path()).unwrap().last().last_seq, 30);
+    }
+
+    #[test]
+    fn compaction_keeps_the_last_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut head = Head::open(dir.path()).unwrap();
+        for seq in 1..=3000 {
+            head.record(HeadRecord {
+                last_seq: seq,
+                block_first_seq: seq,
+                block_crc: 1,
+            })
+            .unwrap();
+        }
+        drop(head);
+        assert!(std::fs::metadata(dir.path().join(HEAD_FILE)).unwrap().len() <= COMPACT_BYTES);
+        assert_eq!(Head::open(dir.path()).unwrap().last().last_seq, 3000);
+    }
+}
