@@ -72,6 +72,49 @@ pub enum Command {
         after_help = "Examples:\n  penalty audit\n  penalty audit --json\n\nExits 4 when a block fails its checksum, a sequence number is missing, or the\ncheckpoint disagrees with a replay. Lists orders whose events wait for their\npaid event (R13)."
     )]
     Audit(AuditArgs),
+
+    /// Generate a seeded, realistic workload as JSON Lines (EVENTS.md).
+    #[command(
+        after_help = "Examples:\n  penalty gen --orders 1000000 --shops 10000 --seed 1 -o events.jsonl\n  penalty gen --orders 300 --shops 6 | penalty ingest -"
+    )]
+    Gen(GenArgs),
+
+    /// Serve the ledger over HTTP, with a dashboard, on the same data directory.
+    #[command(
+        after_help = "Examples:\n  penalty serve --addr 127.0.0.1:8080\n  penalty serve --addr 0.0.0.0:8080 --tokens tokens.json\n\nWithout --tokens the server listens on loopback addresses only."
+    )]
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenArgs {
+    /// Orders to generate.
+    #[arg(long, default_value_t = 1000)]
+    pub orders: u64,
+
+    /// Shops to spread them over (skewed sizes).
+    #[arg(long, default_value_t = 10)]
+    pub shops: u64,
+
+    /// The seed: the same arguments give the same bytes.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// Write to this file instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: std::net::SocketAddr,
+
+    /// A JSON list of `{"sha256": "<hex of the token>", "role": "operator"}` or
+    /// `{"sha256": "…", "role": "seller", "shop_id": "S1"}`.
+    #[arg(long, value_name = "FILE")]
+    pub tokens: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

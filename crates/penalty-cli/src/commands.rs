@@ -70,6 +70,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(ExportCommand::Orders(args)) => export_orders(&cli.db, &policy, args),
         Command::Replay(args) => replay(&cli.db, &policy, args),
         Command::Audit(args) => audit(&cli.db, &policy, args),
+        Command::Gen(args) => gen(args),
+        Command::Serve(args) => {
+            penalty_server::run(penalty_server::ServeOptions {
+                db: cli.db.clone(),
+                policy,
+                addr: args.addr,
+                tokens: args.tokens,
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -512,4 +522,40 @@ fn audit(db: &Path, policy: &Policy, args: AuditArgs) -> anyhow::Result<ExitCode
     } else {
         ExitCode::from(4)
     })
+}
+
+fn gen(args: GenArgs) -> anyhow::Result<ExitCode> {
+    let options = penalty_gen::GenOptions {
+        orders: args.orders,
+        shops: args.shops,
+        seed: args.seed,
+    };
+    let stats = match &args.output {
+        Some(path) => {
+            let file = File::create(path).with_context(|| {
+                format!(
+                    "cannot create {}; check the directory exists and is writable",
+                    path.display()
+                )
+            })?;
+            let mut out = io::BufWriter::with_capacity(1 << 20, file);
+            let stats = penalty_gen::generate(&options, &mut out)?;
+            out.flush()?;
+            eprintln!(
+                "wrote {} lines ({} bytes) to {}",
+                stats.lines,
+                stats.bytes,
+                path.display()
+            );
+            stats
+        }
+        None => {
+            let mut out = io::BufWriter::with_capacity(1 << 20, io::stdout().lock());
+            let stats = penalty_gen::generate(&options, &mut out)?;
+            out.flush()?;
+            stats
+        }
+    };
+    let _ = stats;
+    Ok(ExitCode::SUCCESS)
 }
