@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""Puts the step outputs of bench/run side by side: prints the figures, the
+ratios against the targets of the issue, and writes them all as JSON.
+
+Reads <work>/{gen,plain,ingest,ingest-wall,replay,latency,duckdb}.json, the
+GNU time -v outputs <work>/{ingest,replay}.time and <work>/disk.*. Every
+figure comes from those files, measured in the same run.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+
+
+def load(work, name):
+    with open(os.path.join(work, name), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def max_rss_bytes(work, name):
+    with open(os.path.join(work, name), encoding="utf-8") as f:
+        text = f.read()
+    match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
+    return int(match.group(1)) * 1024 if match else None
+
+
+def read_int(work, name):
+    with open(os.path.join(work, name), encoding="utf-8") as f:
+        return int(f.read().strip())
+
+
+def command(*args):
+    try:
+        return subprocess.run(args, capture_output=True, text=True, check=False).stdout.strip()
+    except OSError:
+        return ""
+
+
+def machine(work):
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "")
+    except OSError:
+        pass
+    mem = ""
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as f:
+            kib = int(next(l for l in f if l.startswith("MemTotal")).split()[1])
+            mem = "%.1f GiB" % (kib / 1024 / 1024)
+    except (OSError, StopIteration, ValueError):
+        pass
+    fs = command("df", "--output=fstype", work).splitlines()
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "memory": mem,
+        "kernel": platform.release(),
+        "filesystem": fs[-1].strip() if fs else "",
+        "rustc": command("rustc", "--version"),
+    }
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--work", required=True)
+    p.add_argument("--orders", type=int, required=True)
+    p.add_argument("--shops", type=int, required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--as-of", required=True)
+    p.add_argument("--smoke", type=int, default=0)
+    p.add_argument("--out", required=True)
+    a = p.parse_args()
+    w = a.work
+
+    gen = load(w, "gen.json")
+    plain = load(w, "plain.json")
+    ingest = load(w, "ingest.json")
+    ingest_s = load(w, "ingest-wall.json")["seconds"]
+    replay = load(w, "replay.json")
+    latency = load(w, "latency.json")
+    duck = load(w, "duckdb.json")
+    ingest_rss = max_rss_bytes(w, "ingest.time")
+    replay_rss = max_rss_bytes(w, "replay.time")
+    disk = read_int(w, "disk.allocated")
+    disk_apparent = read_int(w, "disk.apparent")
+
+    orders = replay["orders"]
+    events = ingest["appended"]
+    ingest_lines_per_s = ingest["read"] / ingest_s
+    ingest_events_per_s = ingest["appended"] / ingest_s
+    r = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "git": command("git", "rev-parse", "--short", "HEAD")
+        + (" (dirty)" if command("git", "status", "--porcelain", "--untracked-files=no") else ""),
+        "machine": machine(w),
+        "workload": {
+            "orders": a.orders,
+            "shops": a.shops,
+            "seed": a.seed,
+            "as_of": a.as_of,
+            "lines": gen["lines"],
+            "jsonl_bytes": gen["bytes"],
+            "gen_s": gen["seconds"],
+            "smoke": bool(a.smoke),
+        },
+        "ingest": {
+            **ingest,
+            "seconds": ingest_s,
+            "lines_per_s": ingest_lines_per_s,
+            "events_per_s": ingest_events_per_s,
+            "peak_rss_bytes": ingest_rss,
+            "peak_rss_bytes_per_order": ingest_rss / orders if ingest_rss else None,
+        },
+        "plain_file_baseline": plain,
+        "replay": {**replay, "peak_rss_bytes_time_v": replay_rss},
+        "latency": latency,
+        "disk": {
+            "allocated_bytes": disk,
+            "apparent_bytes": disk_apparent,
+            "bytes_per_event": disk / max(events, 1),
+            "vs_jsonl": disk / gen["bytes"],
+            "apparent_vs_jsonl": disk_apparent / gen["bytes"],
+        },
+        "duckdb": duck,
+    }
+    rss_per_order = max(x for x in [ingest_rss, replay_rss, 0] if x is not None) / max(orders, 1)
+    ratios = [
+        # name, value, target text, met, unit
+        ("ingest / plain-file throughput", ingest_lines_per_s / plain["lines_per_s"], ">= 0.7",
+         ingest_lines_per_s / plain["lines_per_s"] >= 0.7),
+        ("replay time / DuckDB query time", replay["replay_s"] / duck["query_s"], "<= 1.0",
+         replay["replay_s"] / duck["query_s"] <= 1.0),
+        ("shop report p99 (us)", latency["shop_report"]["p99_us"], "< 1000",
+         latency["shop_report"]["p99_us"] < 1000),
+        ("order report p99 (us)", latency["order_report"]["p99_us"], "< 1000",
+         latency["order_report"]["p99_us"] < 1000),
+        ("disk / JSONL size", disk / gen["bytes"], "<= 1.5", disk / gen["bytes"] <= 1.5),
+        ("peak RSS bytes per order", rss_per_order, "<= 400", rss_per_order <= 400),
+    ]
+    r["targets"] = [
+        {"metric": name, "value": value, "target": target, "met": met}
+        for name, value, target, met in ratios
+    ]
+    r["targets_met"] = all(met for *_, met in ratios)
+
+    out = sys.stdout
+    def line(label, text):
+        out.write("  %-44s %s\n" % (label, text))
+
+    out.write("\npenalty-ledger benchmark, %s orders over %s shops (seed %s), as of %s%s\n" % (
+        f"{a.orders:,}", f"{a.shops:,}", a.seed, a.as_of, " [SMOKE: figures not meaningful]" if a.smoke else ""))
+    m = r["machine"]
+    out.write("  machine: %s CPUs, %s, %s, %s, %s\n\n" % (m["cpus"], m["cpu"], m["memory"], m["filesystem"], m["rustc"]))
+    line("workload", "%s lines, %.1f MB JSONL, generated in %.2f s" % (
+        f"{gen['lines']:,}", gen["bytes"] / 1e6, gen["seconds"]))
+    line("durable ingest", "%.2f s: %s lines/s, %s events/s (%s appended, %s duplicates, %s rejected)" % (
+        ingest_s, f"{ingest_lines_per_s:,.0f}", f"{ingest_events_per_s:,.0f}", f"{ingest['appended']:,}",
+        f"{ingest['duplicates']:,}", f"{ingest['rejected']:,}"))
+    line("plain file + fdatasync/10K lines", "%.2f s: %s lines/s" % (plain["seconds"], f"{plain['lines_per_s']:,.0f}"))
+    b = replay.get("breakdown") or {}
+    line("full replay", "%.2f s: %s events/s; digest %.2f s" % (
+        replay["replay_s"], f"{replay['events_per_s']:,.0f}", replay["digest_s"]))
+    if b:
+        line("  of which read blocks / +parse JSON", "%.2f s / %.2f s (apply: about %.2f s)" % (
+            b["read_s"], b["read_and_parse_s"], replay["replay_s"] - b["read_and_parse_s"]))
+    line("DuckDB %s (%d threads)" % (duck["duckdb_version"], duck["threads"]),
+         "load %.2f s, query %.2f s; %s judgments in %s shops" % (
+             duck["load_s"], duck["query_s"], f"{duck['judgments']:,}", f"{duck['shops_with_judgments']:,}"))
+    line("judgment counts, ours vs DuckDB", "OK, equal in every shop" if duck.get("counts_equal")
+         else "MISMATCH in %s shops" % duck.get("mismatched_shops"))
+    s, o = latency["shop_report"], latency["order_report"]
+    line("shop report (random shop)", "p50 %.1f us, p99 %.1f us, max %.1f us" % (s["p50_us"], s["p99_us"], s["max_us"]))
+    line("order report (random order)", "p50 %.1f us, p99 %.1f us, max %.1f us" % (o["p50_us"], o["p99_us"], o["max_us"]))
+    lg = latency["largest_shop"]
+    line("largest shop report", "%s (%s orders): %.0f us" % (lg["shop_id"], f"{lg['orders']:,}", lg["report_us"]))
+    line("store open (checkpoint load)", "%.2f s" % latency["open_s"])
+    line("disk", "%.1f MB allocated (%.1f MB apparent): %.0f bytes/event, %.2fx the JSONL" % (
+        disk / 1e6, disk_apparent / 1e6, disk / max(events, 1), disk / gen["bytes"]))
+    line("peak RSS ingest / replay", "%.0f MB / %.0f MB: %.0f / %.0f bytes per order" % (
+        (ingest_rss or 0) / 1e6, (replay_rss or 0) / 1e6, (ingest_rss or 0) / orders, (replay_rss or 0) / orders))
+    out.write("\n  %-34s %14s %10s  %s\n" % ("target (same run)", "measured", "target", "met"))
+    for name, value, target, met in ratios:
+        out.write("  %-34s %14.3f %10s  %s\n" % (name, value, target, "yes" if met else "NO"))
+    out.write("\n  results: %s\n" % a.out)
+
+    os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
+    with open(a.out, "w", encoding="utf-8") as f:
+        json.dump(r, f, indent=2)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
