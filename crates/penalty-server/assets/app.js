@@ -1,0 +1,519 @@
+// The penalty-ledger dashboard: plain JavaScript, no framework, no network
+// but this server's own JSON API. Every figure is written with textContent
+// (never innerHTML), so ids and messages from the data cannot inject markup.
+// Figures carry their raw value in data-value, so tests and scripts can read
+// them without parsing formatted text.
+"use strict";
+
+(function () {
+  var TOKEN_KEY = "penalty.token";
+  var MAX_PAGES = 50; // A bound on paging loops: 50 pages of 1000 rows.
+  var app = document.getElementById("app");
+  var params = new URLSearchParams(window.location.search);
+  var asOf = params.get("as_of") || "";
+
+  // ---- small helpers -------------------------------------------------------
+
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (key) {
+      var value = attrs[key];
+      if (value === null || value === undefined) return;
+      if (key === "text") node.textContent = String(value);
+      else if (key === "class") node.className = value;
+      else if (key.slice(0, 2) === "on") node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, String(value));
+    });
+    (children || []).forEach(function (child) {
+      if (child === null || child === undefined) return;
+      node.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
+    });
+    return node;
+  }
+
+  function svg(tag, attrs, children) {
+    var node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+    Object.keys(attrs || {}).forEach(function (key) {
+      if (key === "text") node.textContent = String(attrs[key]);
+      else node.setAttribute(key, String(attrs[key]));
+    });
+    (children || []).forEach(function (child) { node.appendChild(child); });
+    return node;
+  }
+
+  function yuan(fen) {
+    var sign = fen < 0 ? "-" : "";
+    var abs = Math.abs(fen);
+    var whole = Math.floor(abs / 100).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+    var cents = String(abs % 100).padStart(2, "0");
+    return sign + "¥" + whole + "." + cents;
+  }
+
+  function withAsOf(path) {
+    return asOf ? path + (path.indexOf("?") < 0 ? "?" : "&") + "as_of=" + encodeURIComponent(asOf) : path;
+  }
+
+  function uiLink(path, text, attrs) {
+    var a = el("a", Object.assign({ href: withAsOf(path) }, attrs || {}), [text]);
+    return a;
+  }
+
+  function figure(id, label, value, display, extraClass) {
+    return el("div", { class: "figure" + (extraClass ? " " + extraClass : "") }, [
+      el("div", { class: "label", text: label }),
+      el("div", { class: "value", id: id, "data-value": value, text: display === undefined ? value : display })
+    ]);
+  }
+
+  function setCrumbs(parts) {
+    var nav = document.getElementById("crumbs");
+    nav.textContent = "";
+    parts.forEach(function (part, index) {
+      if (index > 0) nav.appendChild(document.createTextNode(" / "));
+      nav.appendChild(part);
+    });
+  }
+
+  function showError(message) {
+    app.textContent = "";
+    app.appendChild(el("p", { class: "error", id: "error", text: message }));
+    app.setAttribute("data-state", "error");
+  }
+
+  // ---- the API ---------------------------------------------------------------
+
+  function ApiError(status, code, message) {
+    this.status = status; this.code = code; this.message = message;
+  }
+
+  function api(path) {
+    var headers = { Accept: "application/json" };
+    var token = sessionStorage.getItem(TOKEN_KEY);
+    if (token) headers.Authorization = "Bearer " + token;
+    return fetch(path, { headers: headers, credentials: "omit" }).then(function (response) {
+      return response.json().catch(function () { return {}; }).then(function (body) {
+        if (!response.ok) {
+          throw new ApiError(response.status, body.error || "error", body.message || response.statusText);
+        }
+        return body;
+      });
+    });
+  }
+
+  function query(path, extra) {
+    var search = new URLSearchParams(extra || {});
+    if (asOf) search.set("as_of", asOf);
+    var text = search.toString();
+    return path + (text ? "?" + text : "");
+  }
+
+  // Follows `next` through every page of a paged list, within MAX_PAGES.
+  function allOrders(shopId) {
+    var rows = [];
+    function page(offset, count) {
+      return api(query("/orders", { shop: shopId, limit: 1000, offset: offset })).then(function (body) {
+        rows = rows.concat(body.orders);
+        if (body.next !== null && count < MAX_PAGES) return page(body.next, count + 1);
+        return rows;
+      });
+    }
+    return page(0, 1);
+  }
+
+  function allNotices(shopId) {
+    var notices = [];
+    function page(after, count) {
+      var extra = { limit: 1000 };
+      if (after) extra.after = after;
+      return api(query("/shops/" + encodeURIComponent(shopId) + "/notices", extra)).then(function (body) {
+        notices = notices.concat(body.notices);
+        if (body.notices.length === 1000 && count < MAX_PAGES) return page(body.next, count + 1);
+        return notices;
+      });
+    }
+    return page(null, 1);
+  }
+
+  // ---- session -----------------------------------------------------------------
+
+  function renderSession() {
+    var area = document.getElementById("session");
+    area.textContent = "";
+    if (sessionStorage.getItem(TOKEN_KEY)) {
+      area.appendChild(el("button", { type: "button", id: "logout", onclick: function () {
+        sessionStorage.removeItem(TOKEN_KEY);
+        window.location.reload();
+      } }, ["Forget token"]));
+    }
+  }
+
+  function renderLogin(message) {
+    app.textContent = "";
+    var input = el("input", { type: "password", id: "token", autocomplete: "off", placeholder: "token" });
+    var form = el("form", { id: "login", onsubmit: function (event) {
+      event.preventDefault();
+      sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+      window.location.reload();
+    } }, [
+      el("h1", { text: "Sign in" }),
+      el("p", { class: "muted", text: message }),
+      el("label", { for: "token", text: "Bearer token (kept for this tab only)" }),
+      input,
+      el("button", { type: "submit" }, ["Sign in"])
+    ]);
+    app.appendChild(form);
+    app.setAttribute("data-state", "login");
+  }
+
+  function fail(error) {
+    if (error instanceof ApiError && error.status === 401) {
+      renderLogin(error.message);
+    } else if (error instanceof ApiError) {
+      showError(error.message);
+    } else {
+      showError("Could not reach the server: " + error);
+    }
+  }
+
+  // ---- sortable tables ---------------------------------------------------------
+
+  // columns: [{key, label, num, value(row) -> sortable, cell(row) -> node|string, sortId}]
+  function sortableTable(id, columns, rows, initialKey) {
+    var state = { key: initialKey, dir: -1 };
+    var tbody = el("tbody");
+    var headRow = el("tr");
+    var table = el("table", { id: id }, [el("thead", {}, [headRow]), tbody]);
+
+    function draw() {
+      var column = columns.filter(function (c) { return c.key === state.key; })[0];
+      var sorted = rows.slice();
+      if (column) {
+        sorted.sort(function (a, b) {
+          var x = column.value(a), y = column.value(b);
+          if (x < y) return -state.dir;
+          if (x > y) return state.dir;
+          return 0;
+        });
+      }
+      tbody.textContent = "";
+      sorted.forEach(function (row) {
+        var tr = el("tr", { "data-id": columns[0].value(row) });
+        columns.forEach(function (c) {
+          var content = c.cell ? c.cell(row) : String(c.value(row));
+          var td = el("td", { class: c.num ? "num" : null, "data-field": c.key, "data-value": c.value(row) },
+            [typeof content === "string" ? content : content]);
+          tr.appendChild(td);
+        });
+        tbody.appendChild(tr);
+      });
+      Array.prototype.forEach.call(headRow.children, function (th) {
+        th.setAttribute("aria-sort", th.getAttribute("data-key") === state.key ? (state.dir < 0 ? "descending" : "ascending") : "none");
+      });
+    }
+
+    columns.forEach(function (c) {
+      var button = el("button", { type: "button", id: c.sortId || null, onclick: function () {
+        state.dir = state.key === c.key ? -state.dir : -1;
+        state.key = c.key;
+        draw();
+      } }, [c.label]);
+      headRow.appendChild(el("th", { class: c.num ? "num" : null, "data-key": c.key, scope: "col" }, [button]));
+    });
+    draw();
+    return table;
+  }
+
+  // ---- pages -------------------------------------------------------------------
+
+  function shopsPage() {
+    setCrumbs([]);
+    document.title = "Shops — penalty-ledger";
+    return api(query("/shops")).then(function (shops) {
+      app.textContent = "";
+      var totalCharged = shops.reduce(function (sum, s) { return sum + s.charged_fen; }, 0);
+      app.appendChild(el("h1", { text: "Shops" }));
+      app.appendChild(el("div", { class: "figures" }, [
+        figure("shops-count", "shops", shops.length),
+        figure("shops-charged", "charged, all shops", totalCharged, yuan(totalCharged)),
+        figure("shops-as-of", "as of", shops.length ? shops[0].as_of : (asOf || "now"), undefined, "text")
+      ]));
+      app.appendChild(el("h2", { text: "By shop (click a heading to sort)" }));
+      if (!shops.length) {
+        app.appendChild(el("p", { class: "muted", text: "No shop exists as of this instant." }));
+      } else {
+        app.appendChild(sortableTable("shops-table", [
+          { key: "shop_id", label: "shop", value: function (s) { return s.shop_id; },
+            cell: function (s) { return uiLink("/ui/shops/" + encodeURIComponent(s.shop_id), s.shop_id, { class: "shop-link" }); } },
+          { key: "orders", label: "orders", num: true, value: function (s) { return s.orders; } },
+          { key: "charged_fen", label: "charged", num: true, sortId: "sort-charges", value: function (s) { return s.charged_fen; },
+            cell: function (s) { return yuan(s.charged_fen); } },
+          { key: "waived_fen", label: "waived (cap)", num: true, value: function (s) { return s.waived_fen; },
+            cell: function (s) { return yuan(s.waived_fen); } },
+          { key: "judgments", label: "timeouts (judgments)", num: true, sortId: "sort-timeouts", value: function (s) { return s.judgments; } },
+          { key: "timeout_rate", label: "timeout rate (30 d)", num: true, value: function (s) { return s.rating.timeout_rate === null ? -1 : s.rating.timeout_rate; },
+            cell: function (s) { return s.rating.timeout_rate === null ? "—" : (100 * s.rating.timeout_rate).toFixed(1) + "%"; } },
+          { key: "flags", label: "closure flags", num: true, sortId: "sort-flags", value: function (s) { return s.closure_review.length; } },
+          { key: "bans", label: "banned products", num: true, value: function (s) { return s.banned_products.length; } },
+          { key: "deposit_balance_fen", label: "deposit", num: true, value: function (s) { return s.deposit_balance_fen; },
+            cell: function (s) { return yuan(s.deposit_balance_fen); } }
+        ], shops, "charged_fen"));
+      }
+      app.setAttribute("data-state", "ready");
+    });
+  }
+
+  // Per local day: judgments (by judged_at, standing only), fen charged and
+  // cap hits (deductions waived or partly waived, R5) by settle date.
+  function perDay(report, notices) {
+    var days = {};
+    function day(key) {
+      if (!days[key]) days[key] = { judgments: 0, charged: 0, capHits: 0 };
+      return days[key];
+    }
+    notices.forEach(function (n) { if (!n.revoked) day(n.judged_at.slice(0, 10)).judgments += 1; });
+    (report.deductions || []).forEach(function (d) {
+      var entry = day(d.settle_date);
+      entry.charged += d.charged_fen;
+      if (d.status === "waived" || d.status === "partial") entry.capHits += 1;
+    });
+    return Object.keys(days).sort().map(function (key) {
+      return { day: key, judgments: days[key].judgments, charged: days[key].charged, capHits: days[key].capHits };
+    });
+  }
+
+  function dayChart(rows) {
+    var series = [
+      { key: "judgments", label: "judgments", cls: "bar-judgments", fmt: String },
+      { key: "charged", label: "charged", cls: "bar-charged", fmt: yuan },
+      { key: "capHits", label: "cap hits", cls: "bar-cap", fmt: String }
+    ];
+    var barWidth = 14, gap = 4, left = 70, rowHeight = 70, top = 8;
+    var width = left + rows.length * (barWidth + gap) + 10;
+    var height = top + series.length * (rowHeight + 16) + 40;
+    var root = svg("svg", { width: width, height: height, viewBox: "0 0 " + width + " " + height, role: "img",
+      "aria-label": "Per-day judgments, charges and cap hits" });
+    series.forEach(function (s, index) {
+      var baseY = top + index * (rowHeight + 16) + rowHeight;
+      var max = Math.max.apply(null, rows.map(function (r) { return r[s.key]; }).concat([1]));
+      root.appendChild(svg("text", { x: 4, y: baseY - rowHeight / 2, class: "row-label", text: s.label }));
+      root.appendChild(svg("text", { x: 4, y: baseY - rowHeight / 2 + 13, text: "max " + s.fmt(max) }));
+      root.appendChild(svg("line", { x1: left, x2: width - 6, y1: baseY + 0.5, y2: baseY + 0.5, stroke: "#cbd2dc" }));
+      rows.forEach(function (r, i) {
+        var value = r[s.key];
+        var h = Math.round((value / max) * rowHeight);
+        var x = left + i * (barWidth + gap);
+        var rect = svg("rect", { x: x, y: baseY - h, width: barWidth, height: Math.max(h, value ? 1 : 0),
+          class: s.cls, "data-day": r.day, "data-series": s.key, "data-value": value });
+        rect.appendChild(svg("title", { text: r.day + ": " + s.fmt(value) + " " + s.label }));
+        root.appendChild(rect);
+      });
+    });
+    var labelY = top + series.length * (rowHeight + 16) + 4;
+    rows.forEach(function (r, i) {
+      if (i % Math.max(1, Math.ceil(rows.length / 20)) !== 0) return;
+      var x = left + i * (barWidth + gap) + barWidth / 2;
+      root.appendChild(svg("text", { x: x, y: labelY, transform: "rotate(60 " + x + " " + labelY + ")", text: r.day.slice(5) }));
+    });
+    return root;
+  }
+
+  function shopPage(shopId) {
+    document.title = shopId + " — penalty-ledger";
+    setCrumbs([uiLink("/", "shops"), el("span", { text: shopId })]);
+    var base = "/shops/" + encodeURIComponent(shopId);
+    return Promise.all([api(query(base)), allNotices(shopId), allOrders(shopId)]).then(function (results) {
+      var report = results[0], notices = results[1], orders = results[2];
+      var days = perDay(report, notices);
+      app.textContent = "";
+      app.appendChild(el("h1", { id: "shop-title", "data-shop-id": report.shop_id, text: "Shop " + report.shop_id }));
+      app.appendChild(el("div", { class: "figures" }, [
+        figure("shop-orders", "paid orders", report.orders),
+        figure("shop-judgments", "judgments (standing)", report.judgments),
+        figure("shop-violating", "orders with a judgment", report.violating_orders),
+        figure("shop-charged", "charged", report.charged_fen, yuan(report.charged_fen)),
+        figure("shop-waived", "waived by the daily cap", report.waived_fen, yuan(report.waived_fen)),
+        figure("shop-pending", "pending", report.pending_fen, yuan(report.pending_fen)),
+        figure("shop-deposit", "deposit balance", report.deposit_balance_fen, yuan(report.deposit_balance_fen),
+          report.deposit_balance_fen < 0 ? "negative" : null),
+        figure("shop-timeout-rate", "timeout rate (" + report.rating.window_days + " d)",
+          report.rating.timeout_rate === null ? "" : report.rating.timeout_rate,
+          report.rating.timeout_rate === null ? "—" : (100 * report.rating.timeout_rate).toFixed(1) + "%")
+      ]));
+
+      app.appendChild(el("h2", { text: "Per day" }));
+      var totals = days.reduce(function (t, d) {
+        return { judgments: t.judgments + d.judgments, charged: t.charged + d.charged, capHits: t.capHits + d.capHits };
+      }, { judgments: 0, charged: 0, capHits: 0 });
+      app.appendChild(el("p", { class: "legend muted" }, [
+        el("span", {}, [el("i", { class: "sw-judgments" }), "judgments, by day judged (R3)"]),
+        el("span", {}, [el("i", { class: "sw-charged" }), "charged, by settle date (R4)"]),
+        el("span", {}, [el("i", { class: "sw-cap" }), "cap hits: deductions waived or partly waived (R5)"])
+      ]));
+      var chart = el("div", { class: "chart", id: "shop-chart", "data-days": days.length,
+        "data-total-judgments": totals.judgments, "data-total-charged": totals.charged, "data-total-cap-hits": totals.capHits });
+      if (days.length) chart.appendChild(dayChart(days));
+      else chart.appendChild(el("p", { class: "muted", text: "No judgment yet." }));
+      app.appendChild(chart);
+
+      app.appendChild(el("div", { class: "columns" }, [
+        el("section", {}, [
+          el("h2", { text: "Banned products (R6)" }),
+          report.banned_products.length
+            ? el("table", { id: "shop-bans" }, [
+                el("thead", {}, [el("tr", {}, [el("th", { text: "product" }), el("th", { text: "banned at" }), el("th", { text: "by order" })])]),
+                el("tbody", {}, report.banned_products.map(function (b) {
+                  return el("tr", { "data-product-id": b.product_id }, [el("td", { text: b.product_id }), el("td", { text: b.banned_at }),
+                    el("td", {}, [uiLink("/ui/orders/" + encodeURIComponent(b.order_id), b.order_id, { class: "order-link" })])]);
+                }))])
+            : el("p", { class: "muted", id: "shop-bans", text: "None." })
+        ]),
+        el("section", {}, [
+          el("h2", { text: "Closure-review flags (R7)" }),
+          report.closure_review.length
+            ? el("table", { id: "shop-flags" }, [
+                el("thead", {}, [el("tr", {}, [el("th", { text: "order" }), el("th", { text: "flagged at" })])]),
+                el("tbody", {}, report.closure_review.map(function (f) {
+                  return el("tr", { "data-order-id": f.order_id }, [
+                    el("td", {}, [uiLink("/ui/orders/" + encodeURIComponent(f.order_id), f.order_id, { class: "order-link" })]),
+                    el("td", { text: f.flagged_at })]);
+                }))])
+            : el("p", { class: "muted", id: "shop-flags", text: "None." })
+        ])
+      ]));
+
+      app.appendChild(el("h2", { text: "Orders (" + orders.length + ")" }));
+      app.appendChild(sortableTable("shop-orders-table", [
+        { key: "order_id", label: "order", value: function (o) { return o.order_id; },
+          cell: function (o) { return uiLink("/ui/orders/" + encodeURIComponent(o.order_id), o.order_id, { class: "order-link" }); } },
+        { key: "status", label: "status", value: function (o) { return o.status; } },
+        { key: "judgments", label: "judgments", num: true, value: function (o) { return o.judgments; } },
+        { key: "charged_fen", label: "charged", num: true, value: function (o) { return o.charged_fen; },
+          cell: function (o) { return yuan(o.charged_fen); } },
+        { key: "waived_fen", label: "waived", num: true, value: function (o) { return o.waived_fen; },
+          cell: function (o) { return yuan(o.waived_fen); } },
+        { key: "paid_at", label: "paid at", value: function (o) { return o.paid_at; } },
+        { key: "product_banned", label: "ban", value: function (o) { return o.product_banned ? 1 : 0; },
+          cell: function (o) { return o.product_banned ? el("span", { class: "tag bad", text: "banned" }) : ""; } },
+        { key: "closure_review", label: "flag", value: function (o) { return o.closure_review ? 1 : 0; },
+          cell: function (o) { return o.closure_review ? el("span", { class: "tag bad", text: "flagged" }) : ""; } }
+      ], orders, "judgments"));
+
+      app.appendChild(el("h2", { text: "Deductions (R4, R5)" }));
+      var deductions = report.deductions || [];
+      app.appendChild(deductions.length ? el("table", { id: "shop-deductions" }, [
+        el("thead", {}, [el("tr", {}, ["order", "judgment", "judged at", "settle date", "amount", "charged", "waived", "status"].map(function (h) {
+          return el("th", { text: h });
+        }))]),
+        el("tbody", {}, deductions.map(function (d) {
+          return el("tr", {}, [
+            el("td", {}, [uiLink("/ui/orders/" + encodeURIComponent(d.order_id), d.order_id, { class: "order-link" })]),
+            el("td", { class: "num", text: d.judgment }), el("td", { text: d.judged_at }), el("td", { text: d.settle_date }),
+            el("td", { class: "num", text: yuan(d.amount_fen) }), el("td", { class: "num", text: yuan(d.charged_fen) }),
+            el("td", { class: "num", text: yuan(d.waived_fen) }), el("td", {}, [el("span", { class: "tag", text: d.status })])
+          ]);
+        }))
+      ]) : el("p", { class: "muted", text: "None." }));
+      app.setAttribute("data-state", "ready");
+    });
+  }
+
+  function describe(event) {
+    var parts = [];
+    ["shop_id", "product_id", "tracking_no", "carrier", "judgment", "reason", "ship_by"].forEach(function (key) {
+      if (event[key] !== undefined && event[key] !== null) parts.push(key + " " + event[key]);
+    });
+    if (event.amount_fen !== undefined) parts.push(yuan(event.amount_fen));
+    return parts.join(", ");
+  }
+
+  function orderPage(orderId) {
+    document.title = orderId + " — penalty-ledger";
+    var base = "/orders/" + encodeURIComponent(orderId);
+    return Promise.all([api(query(base)), api(query(base + "/events"))]).then(function (results) {
+      var report = results[0], timeline = results[1].events;
+      setCrumbs([uiLink("/", "shops"), uiLink("/ui/shops/" + encodeURIComponent(report.shop_id), report.shop_id, { id: "order-shop-link" }),
+        el("span", { text: orderId })]);
+      var charged = report.deductions.reduce(function (sum, d) { return sum + d.charged_fen; }, 0);
+      var waived = report.deductions.reduce(function (sum, d) { return sum + d.waived_fen; }, 0);
+      var standing = report.judgments.filter(function (j) { return !j.revoked; }).length;
+      app.textContent = "";
+      app.appendChild(el("h1", { id: "order-title", "data-order-id": report.order_id, "data-shop-id": report.shop_id,
+        text: "Order " + report.order_id }));
+      app.appendChild(el("div", { class: "figures" }, [
+        figure("order-status", "status", report.status, undefined, "text"),
+        figure("order-judgments", "judgments (standing)", standing),
+        figure("order-charged", "charged", charged, yuan(charged)),
+        figure("order-waived", "waived by the cap", waived, yuan(waived)),
+        figure("order-amount", "paid", report.amount_fen, yuan(report.amount_fen)),
+        figure("order-deadline", "deadline (R1)", report.deadline, undefined, "text"),
+        figure("order-refund-due", "refund due (R8)", report.refund_due_fen, yuan(report.refund_due_fen)),
+        figure("order-product", "product", report.product_id, report.product_id + (report.product_banned ? " (banned)" : ""), "text")
+      ]));
+
+      app.appendChild(el("h2", { text: "Why (explain)" }));
+      app.appendChild(el("ol", { class: "explain", id: "order-explain" }, report.explain.map(function (line) {
+        return el("li", { text: line });
+      })));
+
+      // The timeline: stored events and, marked apart, the judgments the
+      // rules derived from them, in time order.
+      var entries = timeline.map(function (t) {
+        return { at: t.event.at, when: Date.parse(t.event.at), kind: t.event.type, detail: describe(t.event),
+          seq: t.seq, recorded: t.recorded_at, derived: false };
+      });
+      report.judgments.forEach(function (j) {
+        entries.push({ at: j.judged_at, when: Date.parse(j.judged_at), kind: "judgment " + j.judgment + (j.revoked ? " (revoked)" : ""),
+          detail: "derived by the rules (R3)", seq: "", recorded: "", derived: true });
+      });
+      entries.sort(function (a, b) { return a.when - b.when || (a.derived ? 1 : 0) - (b.derived ? 1 : 0); });
+      app.appendChild(el("h2", { text: "Timeline" }));
+      app.appendChild(el("table", { id: "order-timeline", "data-events": timeline.length }, [
+        el("thead", {}, [el("tr", {}, ["at", "what", "details", "log seq", "recorded at"].map(function (h) { return el("th", { text: h }); }))]),
+        el("tbody", {}, entries.map(function (e) {
+          return el("tr", { class: e.derived ? "derived" : "event" }, [
+            el("td", { text: e.at }), el("td", { text: e.kind }), el("td", { text: e.detail }),
+            el("td", { class: "num", text: e.seq }), el("td", { class: "muted", text: e.recorded })
+          ]);
+        }))
+      ]));
+
+      app.appendChild(el("h2", { text: "Deductions" }));
+      app.appendChild(report.deductions.length ? el("table", { id: "order-deductions" }, [
+        el("thead", {}, [el("tr", {}, ["judgment", "judged at", "settle date", "amount", "charged", "waived", "status"].map(function (h) {
+          return el("th", { text: h });
+        }))]),
+        el("tbody", {}, report.deductions.map(function (d) {
+          return el("tr", {}, [el("td", { class: "num", text: d.judgment }), el("td", { text: d.judged_at }), el("td", { text: d.settle_date }),
+            el("td", { class: "num", text: yuan(d.amount_fen) }), el("td", { class: "num", "data-value": d.charged_fen, text: yuan(d.charged_fen) }),
+            el("td", { class: "num", text: yuan(d.waived_fen) }), el("td", {}, [el("span", { class: "tag", text: d.status })])]);
+        }))
+      ]) : el("p", { class: "muted", text: "None." }));
+      app.setAttribute("data-state", "ready");
+    });
+  }
+
+  // ---- routing -----------------------------------------------------------------
+
+  function route() {
+    var input = document.getElementById("as-of");
+    input.value = asOf;
+    document.getElementById("as-of-form").addEventListener("submit", function (event) {
+      event.preventDefault();
+      var next = new URLSearchParams(window.location.search);
+      if (input.value.trim()) next.set("as_of", input.value.trim()); else next.delete("as_of");
+      var text = next.toString();
+      window.location.assign(window.location.pathname + (text ? "?" + text : ""));
+    });
+    renderSession();
+    var path = window.location.pathname;
+    var match;
+    var page;
+    if ((match = path.match(/^\/ui\/shops\/([^/]+)\/?$/))) page = shopPage(decodeURIComponent(match[1]));
+    else if ((match = path.match(/^\/ui\/orders\/([^/]+)\/?$/))) page = orderPage(decodeURIComponent(match[1]));
+    else if (path === "/" || path === "/ui" || path === "/ui/" || path === "/ui/shops") page = shopsPage();
+    else { showError("No such page: " + path); return; }
+    page.catch(fail);
+  }
+
+  route();
+})();

@@ -1,0 +1,145 @@
+//! The one error type of the HTTP layer.
+//!
+//! Every failure a handler can meet becomes an [`ApiError`], and every
+//! [`ApiError`] becomes a JSON body `{"error": CODE, "message": TEXT}` with a
+//! status code. Client mistakes (4xx) say exactly what is wrong and are logged
+//! at `debug` only: a caller sending bad input is not a fault of the server.
+//! Internal failures (5xx) are logged at `error` with their cause, and the
+//! client gets a generic sentence, never the cause: paths, sled messages and
+//! the like stay on the server.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Malformed input: a bad query parameter, a bad instant, an id too long.
+    #[error("{message}")]
+    BadRequest {
+        /// A stable, machine-readable code, such as `invalid_query`.
+        code: &'static str,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// No credentials, or credentials that match no token.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// Valid credentials without the right to do this.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// Nothing here, or nothing this caller may see: a seller asking for
+    /// another shop's data gets the same answer as for a shop that does not
+    /// exist, so the answer leaks nothing.
+    #[error("{0}")]
+    NotFound(String),
+    /// The route exists, not with this method.
+    #[error("this route does not accept the method {0}")]
+    MethodNotAllowed(String),
+    /// The request body is larger than the limit.
+    #[error("the request body is larger than {limit_bytes} bytes; split the input into smaller requests (re-sending lines is safe)")]
+    PayloadTooLarge {
+        /// The limit.
+        limit_bytes: usize,
+    },
+    /// Busy: too many uploads at once, or the log is held by a long task.
+    #[error("{0}")]
+    Unavailable(&'static str),
+    /// A failure of the server itself; the cause is logged, never sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A malformed request.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A failure of the server; `cause` goes to the log only.
+    pub fn internal(cause: impl std::fmt::Display) -> ApiError {
+        ApiError::Internal(cause.to_string())
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { code, .. } => code,
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+/// The JSON body of every error response.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = match &self {
+            ApiError::Internal(cause) => {
+                tracing::error!(%cause, "request failed");
+                "the server failed to answer this request; the cause is in its log".to_string()
+            }
+            other => {
+                tracing::debug!(status = status.as_u16(), error = %other, "request refused");
+                other.to_string()
+            }
+        };
+        let body = ErrorBody {
+            error: self.code(),
+            message,
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"penalty-ledger\""),
+            );
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl From<penalty_core::QueryError> for ApiError {
+    fn from(error: penalty_core::QueryError) -> ApiError {
+        ApiError::NotFound(error.to_string())
+    }
+}
+
+impl From<penalty_store::StoreError> for ApiError {
+    fn from(error: penalty_store::StoreError) -> ApiError {
+        ApiError::internal(error)
+    }
+}

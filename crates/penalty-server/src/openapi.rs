@@ -1,0 +1,177 @@
+//! The OpenAPI 3.1 document served at `GET /openapi.json`, written by hand.
+//!
+//! A generator would need macros on every handler and type; the API is small
+//! enough to describe directly, and a test (`openapi_matches_the_routes`)
+//! checks that the document and the router list the same routes.
+
+use serde_json::{json, Value};
+
+fn as_of_params() -> Value {
+    json!([
+        {"name": "as_of", "in": "query", "required": false,
+         "description": "The instant to evaluate at: RFC 3339 with an offset, or YYYY-MM-DD (00:00 in the policy's offset). Default: now.",
+         "schema": {"type": "string"}},
+        {"name": "known_at", "in": "query", "required": false,
+         "description": "Answer with only the events recorded by this instant (a replay of the log: slower).",
+         "schema": {"type": "string"}}
+    ])
+}
+
+fn id_param(description: &str) -> Value {
+    json!({"name": "id", "in": "path", "required": true, "description": description,
+           "schema": {"type": "string", "minLength": 1, "maxLength": 128}})
+}
+
+fn with(mut params: Value, more: Value) -> Value {
+    if let (Some(list), Value::Array(more)) = (params.as_array_mut(), more) {
+        list.extend(more);
+    }
+    params
+}
+
+fn json_response(description: &str, schema: Value) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": schema}}})
+}
+
+fn errors(codes: &[&str]) -> Value {
+    let mut map = serde_json::Map::new();
+    for code in codes {
+        let description = match *code {
+            "400" => "Bad input; the message says what is wrong.",
+            "401" => "No token, or an unknown token (only when the server runs with --tokens).",
+            "403" => "A seller token; only operators may do this.",
+            "404" => "Unknown, or not visible to this token (a seller sees only its own shop).",
+            "413" => "The body is larger than the limit (64 MiB).",
+            "503" => "Too many uploads at once; retry.",
+            _ => "Error.",
+        };
+        map.insert(
+            (*code).to_string(),
+            json_response(description, json!({"$ref": "#/components/schemas/Error"})),
+        );
+    }
+    Value::Object(map)
+}
+
+fn responses(ok: Value, error_codes: &[&str]) -> Value {
+    let mut all = errors(error_codes);
+    if let Some(map) = all.as_object_mut() {
+        map.insert("200".into(), ok);
+    }
+    all
+}
+
+fn html() -> Value {
+    json!({"description": "The dashboard page.", "content": {"text/html": {"schema": {"type": "string"}}}})
+}
+
+/// The document.
+pub fn document() -> Value {
+    let deduction = json!({"type": "object", "required": ["order_id", "judgment", "judged_at", "settle_date", "amount_fen", "charged_fen", "waived_fen", "status"],
+        "properties": {"order_id": {"type": "string"}, "judgment": {"type": "integer"}, "judged_at": {"type": "string"},
+            "settle_date": {"type": "string", "format": "date"}, "amount_fen": {"type": "integer"}, "charged_fen": {"type": "integer"},
+            "waived_fen": {"type": "integer"}, "status": {"enum": ["pending", "charged", "partial", "waived", "revoked"]}}});
+    let shop = json!({"type": "object", "description": "CLI.md's shop report; `deductions` only in GET /shops/{id}.",
+        "required": ["shop_id", "as_of", "orders", "judgments", "violating_orders", "charged_fen", "waived_fen", "pending_fen", "deposit_balance_fen", "banned_products", "closure_review", "rating"],
+        "properties": {"shop_id": {"type": "string"}, "as_of": {"type": "string"}, "orders": {"type": "integer"},
+            "judgments": {"type": "integer"}, "violating_orders": {"type": "integer"}, "charged_fen": {"type": "integer"},
+            "waived_fen": {"type": "integer"}, "pending_fen": {"type": "integer"}, "deposit_balance_fen": {"type": "integer"},
+            "deductions": {"type": "array", "items": {"$ref": "#/components/schemas/Deduction"}},
+            "banned_products": {"type": "array", "items": {"type": "object", "properties": {"product_id": {"type": "string"}, "order_id": {"type": "string"}, "banned_at": {"type": "string"}}}},
+            "closure_review": {"type": "array", "items": {"type": "object", "properties": {"order_id": {"type": "string"}, "flagged_at": {"type": "string"}}}},
+            "rating": {"type": "object", "properties": {"window_days": {"type": "integer"}, "due_orders": {"type": "integer"},
+                "timed_out_orders": {"type": "integer"}, "timeout_rate": {"type": ["number", "null"]}, "timeout_judgments": {"type": "integer"}}}}});
+    let order = json!({"type": "object", "description": "CLI.md's order report.",
+        "required": ["order_id", "shop_id", "product_id", "amount_fen", "as_of", "paid_at", "deadline", "status", "judgments", "deductions", "explain"],
+        "properties": {"order_id": {"type": "string"}, "shop_id": {"type": "string"}, "product_id": {"type": "string"},
+            "amount_fen": {"type": "integer"}, "as_of": {"type": "string"}, "paid_at": {"type": "string"}, "deadline": {"type": "string"},
+            "status": {"$ref": "#/components/schemas/OrderStatus"}, "resolved_at": {"type": ["string", "null"]},
+            "judgments": {"type": "array", "items": {"type": "object", "properties": {"judgment": {"type": "integer"}, "judged_at": {"type": "string"}, "revoked": {"type": "boolean"}}}},
+            "deductions": {"type": "array", "items": {"$ref": "#/components/schemas/Deduction"}},
+            "product_banned": {"type": "boolean"}, "closure_review": {"type": "boolean"}, "auto_closed_at": {"type": ["string", "null"]},
+            "refund_due_fen": {"type": "integer"}, "alternative_refund_required": {"type": "boolean"},
+            "explain": {"type": "array", "items": {"type": "string"}}}});
+    let order_row = json!({"type": "object", "description": "One row of `penalty export orders --format jsonl`.",
+        "properties": {"order_id": {"type": "string"}, "shop_id": {"type": "string"}, "product_id": {"type": "string"},
+            "amount_fen": {"type": "integer"}, "paid_at": {"type": "string"}, "deadline": {"type": "string"},
+            "status": {"$ref": "#/components/schemas/OrderStatus"}, "resolved_at": {"type": ["string", "null"]},
+            "judgments": {"type": "integer"}, "revoked_judgments": {"type": "integer"}, "charged_fen": {"type": "integer"},
+            "waived_fen": {"type": "integer"}, "pending_fen": {"type": "integer"}, "product_banned": {"type": "boolean"},
+            "closure_review": {"type": "boolean"}, "auto_closed_at": {"type": ["string", "null"]},
+            "refund_due_fen": {"type": "integer"}, "alternative_refund_required": {"type": "boolean"}}});
+    let notice = json!({"type": "object", "properties": {"cursor": {"type": "string"}, "shop_id": {"type": "string"},
+        "order_id": {"type": "string"}, "judgment": {"type": "integer"}, "judged_at": {"type": "string"},
+        "deduction_fen": {"type": ["integer", "null"]}, "revoked": {"type": "boolean"}}});
+    let ingest = json!({"type": "object", "required": ["read", "appended", "duplicates", "rejected", "rejects", "rejects_truncated"],
+        "properties": {"read": {"type": "integer"}, "appended": {"type": "integer"}, "duplicates": {"type": "integer"},
+            "rejected": {"type": "integer"}, "rejects_truncated": {"type": "boolean"},
+            "rejects": {"type": "array", "maxItems": 1000, "items": {"type": "object", "properties": {
+                "line": {"type": "integer"}, "reason": {"type": "string"}, "hint": {"type": "string"}}}}}});
+    let error = json!({"type": "object", "required": ["error", "message"],
+        "properties": {"error": {"type": "string", "description": "A stable code, such as invalid_query or not_found."},
+            "message": {"type": "string", "description": "What is wrong, in a sentence."}}});
+
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "penalty-ledger",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Shipping-timeout penalties of marketplace shops (RULES.md R1-R13). Reports are the CLI's JSON. With --tokens, send `Authorization: Bearer <token>`: operators read everything and may POST /events; a seller reads only its own shop (anything else is a 404)."
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Deduction": deduction, "ShopReport": shop, "OrderReport": order, "OrderRow": order_row,
+                "Notice": notice, "IngestSummary": ingest, "Error": error,
+                "OrderStatus": {"enum": ["awaiting_shipment", "shipped", "refunded", "auto_closed"]}}
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/healthz": {"get": {"summary": "Liveness, and the last sequence number folded in. No token needed.", "security": [],
+                "responses": {"200": json_response("Up.", json!({"type": "object", "properties": {"status": {"const": "ok"}, "seq": {"type": "integer"}}}))}}},
+            "/metrics": {"get": {"summary": "Prometheus text: ingest counters, requests and latencies by route. Operators only.",
+                "responses": responses(json!({"description": "Metrics.", "content": {"text/plain": {"schema": {"type": "string"}}}}), &["401", "403"])}},
+            "/openapi.json": {"get": {"summary": "This document. No token needed.", "security": [],
+                "responses": {"200": json_response("The document.", json!({"type": "object"}))}}},
+            "/shops": {"get": {"summary": "Every shop existing as of the instant, by id, without deductions (`penalty shops --json`). A seller gets only its own.",
+                "parameters": as_of_params(),
+                "responses": responses(json_response("Shop summaries.", json!({"type": "array", "items": {"$ref": "#/components/schemas/ShopReport"}})), &["400", "401"])}},
+            "/shops/{id}": {"get": {"summary": "One shop's report with its deductions (`penalty shop ID --json`).",
+                "parameters": with(json!([id_param("The shop.")]), as_of_params()),
+                "responses": responses(json_response("The report.", json!({"$ref": "#/components/schemas/ShopReport"})), &["400", "401", "404"])}},
+            "/shops/{id}/notices": {"get": {"summary": "The shop's notice feed (R9): one notice per judgment, after a cursor; each is delivered once per cursor position.",
+                "parameters": with(with(json!([id_param("The shop.")]), as_of_params()), json!([
+                    {"name": "after", "in": "query", "required": false, "description": "A notice's cursor: only the notices after it.", "schema": {"type": "string"}},
+                    {"name": "limit", "in": "query", "required": false, "description": "At most this many (1 to 1000, default 100).", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}])),
+                "responses": responses(json_response("A page of the feed; pass `next` as `after` to read on.", json!({"type": "object", "properties": {
+                    "notices": {"type": "array", "items": {"$ref": "#/components/schemas/Notice"}}, "next": {"type": ["string", "null"]}}})), &["400", "401", "404"])}},
+            "/orders": {"get": {"summary": "The filtered order list (`penalty export orders --format jsonl`), by shop then order, paged. A seller sees its own shop only; naming another shop is a 404.",
+                "parameters": with(as_of_params(), json!([
+                    {"name": "shop", "in": "query", "required": false, "description": "Only this shop's orders.", "schema": {"type": "string"}},
+                    {"name": "status", "in": "query", "required": false, "description": "Only orders with this status.", "schema": {"$ref": "#/components/schemas/OrderStatus"}},
+                    {"name": "violating", "in": "query", "required": false, "description": "Only orders with at least one standing judgment.", "schema": {"type": "boolean"}},
+                    {"name": "limit", "in": "query", "required": false, "description": "Page size (1 to 1000, default 100).", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                    {"name": "offset", "in": "query", "required": false, "description": "Rows to skip (the `next` of the previous page).", "schema": {"type": "integer", "minimum": 0}}])),
+                "responses": responses(json_response("A page of rows.", json!({"type": "object", "properties": {
+                    "orders": {"type": "array", "items": {"$ref": "#/components/schemas/OrderRow"}},
+                    "next": {"type": ["integer", "null"]}, "total": {"type": "integer"}}})), &["400", "401", "404"])}},
+            "/orders/{id}": {"get": {"summary": "One order's report, with the explain lines (`penalty order ID --json`).",
+                "parameters": with(json!([id_param("The order.")]), as_of_params()),
+                "responses": responses(json_response("The report.", json!({"$ref": "#/components/schemas/OrderReport"})), &["400", "401", "404"])}},
+            "/orders/{id}/events": {"get": {"summary": "The order's stored events with `at <= as_of`, in log order: its timeline.",
+                "parameters": [id_param("The order."), {"name": "as_of", "in": "query", "required": false, "description": "Only events that happened by then (default now).", "schema": {"type": "string"}}],
+                "responses": responses(json_response("The events.", json!({"type": "object", "properties": {"order_id": {"type": "string"},
+                    "events": {"type": "array", "items": {"type": "object", "properties": {"seq": {"type": "integer"}, "recorded_at": {"type": "string"}, "event": {"type": "object"}}}}}})), &["400", "401", "404"])}},
+            "/events": {"post": {"summary": "Ingest JSON Lines (EVENTS.md) with the CLI's semantics: every line appended, duplicate or rejected; durable before the answer; idempotent. The whole body is received before anything is ingested: an upload cut off mid-way ingests nothing. Operators only.",
+                "requestBody": {"required": true, "content": {"application/x-ndjson": {"schema": {"type": "string"}}, "text/plain": {"schema": {"type": "string"}}}},
+                "responses": responses(json_response("The counts, and the first rejected lines (all are also in <db>/rejects.jsonl).", json!({"$ref": "#/components/schemas/IngestSummary"})), &["400", "401", "403", "413", "503"])}},
+            "/": {"get": {"summary": "The dashboard.", "security": [], "responses": {"200": html()}}},
+            "/ui/{page}": {"get": {"summary": "The dashboard at a page (`shops/{id}`, `orders/{id}`): the same shell; its script reads the URL.", "security": [],
+                "parameters": [{"name": "page", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": html()}}},
+            "/assets/app.js": {"get": {"summary": "The dashboard's script.", "security": [],
+                "responses": {"200": {"description": "JavaScript.", "content": {"text/javascript": {"schema": {"type": "string"}}}}}}},
+            "/assets/style.css": {"get": {"summary": "The dashboard's style sheet.", "security": [],
+                "responses": {"200": {"description": "CSS.", "content": {"text/css": {"schema": {"type": "string"}}}}}}}
+        }
+    })
+}

@@ -1,0 +1,551 @@
+//! The HTTP routes: parse and check the request, ask the ledger, answer with
+//! the core's report types as JSON (the same bytes as the CLI's `--json`).
+//!
+//! The router is built by [`router`] from one table ([`routes`]), which is
+//! also what the OpenAPI document is checked against, so the two cannot
+//! drift apart unnoticed.
+
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequestParts, MatchedPath, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, MethodRouter};
+use axum::{Json, Router};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use penalty_core::{Instant, OrderStatus, Policy, QueryError};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Access;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::{assets, openapi};
+
+/// The longest id accepted in a path or a filter (EVENTS.md's limit).
+pub const MAX_ID_BYTES: usize = 128;
+/// The default and largest page of `GET /orders` and of the notice feed.
+pub const DEFAULT_PAGE: usize = 100;
+/// See [`DEFAULT_PAGE`].
+pub const MAX_PAGE: usize = 1000;
+/// The longest `as_of` / `known_at` / cursor text accepted.
+const MAX_PARAM_BYTES: usize = 256;
+
+/// Every route: method, path template (axum's and OpenAPI's syntax), handler.
+pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
+    vec![
+        (Method::GET, "/healthz", get(healthz)),
+        (Method::GET, "/metrics", get(metrics)),
+        (Method::GET, "/openapi.json", get(openapi_json)),
+        (Method::GET, "/shops", get(list_shops)),
+        (Method::GET, "/shops/{id}", get(shop)),
+        (Method::GET, "/shops/{id}/notices", get(notices)),
+        (Method::GET, "/orders", get(list_orders)),
+        (Method::GET, "/orders/{id}", get(order)),
+        (Method::GET, "/orders/{id}/events", get(order_events)),
+        (Method::POST, "/events", post(post_events)),
+        (Method::GET, "/", get(assets::index)),
+        (Method::GET, "/ui/{*page}", get(assets::index)),
+        (Method::GET, "/assets/app.js", get(assets::app_js)),
+        (Method::GET, "/assets/style.css", get(assets::style_css)),
+    ]
+}
+
+/// The application: every route, request metrics, JSON errors for unknown
+/// routes and methods.
+pub fn router(state: AppState) -> Router {
+    let mut router = Router::new();
+    for (_, path, handler) in routes() {
+        router = router.route(path, handler);
+    }
+    router
+        .route_layer(middleware::from_fn_with_state(state.clone(), track))
+        .fallback(|| async {
+            ApiError::NotFound("no such route; GET /openapi.json lists them".into())
+        })
+        .method_not_allowed_fallback(|method: Method| async move {
+            ApiError::MethodNotAllowed(method.to_string())
+        })
+        .with_state(state)
+}
+
+/// Times every matched request and counts it by route template and status.
+async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = match *request.method() {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        _ => "OTHER",
+    };
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let mut response = next.run(request).await;
+    state.metrics().observe(
+        method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    // Reports change with every ingest and with the clock: never cache them.
+    response
+        .headers_mut()
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Query parameters, parsed into `T`; a bad one is a 400 that names it.
+pub struct Params<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Query::<T>::try_from_uri(&parts.uri)
+            .map(|Query(value)| Params(value))
+            .map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))
+    }
+}
+
+/// The `{id}` of a path: non-empty, at most [`MAX_ID_BYTES`] bytes.
+pub struct Id(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Id {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| ApiError::bad_request("invalid_path", rejection.body_text()))?;
+        check_id(&id, "the id in the path")?;
+        Ok(Id(id))
+    }
+}
+
+fn check_id(id: &str, what: &str) -> Result<(), ApiError> {
+    if id.is_empty() || id.len() > MAX_ID_BYTES {
+        return Err(ApiError::bad_request(
+            "invalid_id",
+            format!("{what} must be 1 to {MAX_ID_BYTES} bytes long"),
+        ));
+    }
+    Ok(())
+}
+
+/// `as_of` and `known_at`, shared by every report route.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AsOfParams {
+    as_of: Option<String>,
+    known_at: Option<String>,
+}
+
+/// When to answer for: `as_of` (default now) and the optional `known_at`.
+struct When {
+    as_of: Instant,
+    known_at: Option<Instant>,
+}
+
+fn when(policy: &Policy, as_of: Option<&str>, known_at: Option<&str>) -> Result<When, ApiError> {
+    let as_of = match as_of {
+        Some(text) => parse_instant(text, policy, "as_of")?,
+        None => now(),
+    };
+    let known_at = known_at
+        .map(|text| parse_instant(text, policy, "known_at"))
+        .transpose()?;
+    Ok(When { as_of, known_at })
+}
+
+/// The wall clock: the default `as_of`. The rules core never reads a clock;
+/// the server, like the CLI, is where "now" comes from.
+fn now() -> Instant {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Instant(i64::try_from(since_epoch.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// RFC 3339 with an offset, or a bare date meaning 00:00 in the policy's
+/// offset: what the CLI accepts for `--as-of`.
+fn parse_instant(text: &str, policy: &Policy, name: &str) -> Result<Instant, ApiError> {
+    if text.len() <= MAX_PARAM_BYTES {
+        if let Some(instant) = Instant::parse_rfc3339(text) {
+            return Ok(instant);
+        }
+        if let Ok(date) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+            let midnight = date.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+            if let Some(nanos) = midnight.and_then(|t| t.timestamp_nanos_opt()) {
+                let offset_nanos = i64::from(policy.utc_offset.seconds) * 1_000_000_000;
+                return Ok(Instant(nanos - offset_nanos));
+            }
+        }
+    }
+    let shown: String = text.chars().take(64).collect();
+    Err(ApiError::bad_request(
+        "invalid_instant",
+        format!(
+            "{name} `{shown}` is not an instant; write RFC 3339 with an offset, such as \
+             2026-03-07T00:00:00+08:00, or a date such as 2026-03-07 (00:00 in the policy's \
+             offset {})",
+            policy.utc_offset
+        ),
+    ))
+}
+
+/// The core's "unknown shop" message, also used for a shop a seller may not
+/// see, so that both answers are the same bytes.
+fn unknown_shop(shop_id: &str, as_of: Instant, policy: &Policy) -> ApiError {
+    ApiError::from(QueryError::UnknownShop {
+        shop_id: shop_id.to_string(),
+        as_of: as_of.to_rfc3339(policy.utc_offset),
+    })
+}
+
+/// For sellers, one "unknown order" message whatever the reason (not paid
+/// yet, another shop's, no such order), so that nothing about other shops'
+/// orders leaks through the wording.
+fn unknown_order(order_id: &str, as_of: Instant, policy: &Policy) -> ApiError {
+    ApiError::NotFound(format!(
+        "no order `{order_id}` as of {} that this token may read",
+        as_of.to_rfc3339(policy.utc_offset)
+    ))
+}
+
+/// The CLI's messages name its flags; over HTTP they are query parameters.
+fn not_found_for_http(error: QueryError) -> ApiError {
+    ApiError::NotFound(error.to_string().replace("--as-of", "as_of"))
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    /// The last sequence number folded into the projection.
+    seq: u64,
+}
+
+async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    Ok(Json(Health {
+        status: "ok",
+        seq: state.projection_seq()?,
+    }))
+}
+
+async fn metrics(State(state): State<AppState>, access: Access) -> Result<Response, ApiError> {
+    access.require_operator()?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        state.metrics().render(),
+    )
+        .into_response())
+}
+
+async fn openapi_json() -> Json<serde_json::Value> {
+    Json(openapi::document())
+}
+
+async fn list_shops(
+    State(state): State<AppState>,
+    access: Access,
+    Params(params): Params<AsOfParams>,
+) -> Result<Json<Vec<penalty_core::ShopReport>>, ApiError> {
+    let when = when(
+        state.policy(),
+        params.as_of.as_deref(),
+        params.known_at.as_deref(),
+    )?;
+    let shops = state
+        .query(when.known_at, move |ledger| {
+            Ok(match access.confined_to() {
+                None => ledger.shop_summaries(when.as_of),
+                Some(own) => ledger
+                    .shop_report(own, when.as_of, false)
+                    .map_or_else(|_| Vec::new(), |report| vec![report]),
+            })
+        })
+        .await?;
+    Ok(Json(shops))
+}
+
+async fn shop(
+    State(state): State<AppState>,
+    access: Access,
+    Id(shop_id): Id,
+    Params(params): Params<AsOfParams>,
+) -> Result<Json<penalty_core::ShopReport>, ApiError> {
+    let when = when(
+        state.policy(),
+        params.as_of.as_deref(),
+        params.known_at.as_deref(),
+    )?;
+    if !access.may_read_shop(&shop_id) {
+        return Err(unknown_shop(&shop_id, when.as_of, state.policy()));
+    }
+    let report = state
+        .query(when.known_at, move |ledger| {
+            ledger
+                .shop_report(&shop_id, when.as_of, true)
+                .map_err(not_found_for_http)
+        })
+        .await?;
+    Ok(Json(report))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoticeParams {
+    as_of: Option<String>,
+    known_at: Option<String>,
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+/// A page of the notice feed (R9).
+#[derive(Serialize)]
+struct NoticePage {
+    notices: Vec<penalty_core::Notice>,
+    /// Pass as `after` to read on: the last notice's cursor, or the `after`
+    /// given when nothing new came (so a consumer never loses its place).
+    next: Option<String>,
+}
+
+async fn notices(
+    State(state): State<AppState>,
+    access: Access,
+    Id(shop_id): Id,
+    Params(params): Params<NoticeParams>,
+) -> Result<Json<NoticePage>, ApiError> {
+    let when = when(
+        state.policy(),
+        params.as_of.as_deref(),
+        params.known_at.as_deref(),
+    )?;
+    let limit = page_limit(params.limit)?;
+    if let Some(after) = &params.after {
+        if after.len() > MAX_PARAM_BYTES {
+            return Err(ApiError::bad_request(
+                "invalid_cursor",
+                format!("after must be at most {MAX_PARAM_BYTES} bytes: pass a notice's cursor"),
+            ));
+        }
+    }
+    if !access.may_read_shop(&shop_id) {
+        return Err(unknown_shop(&shop_id, when.as_of, state.policy()));
+    }
+    let after = params.after;
+    let page = state
+        .query(when.known_at, move |ledger| {
+            let notices = ledger
+                .notices(&shop_id, when.as_of, after.as_deref(), limit)
+                .map_err(not_found_for_http)?;
+            let next = notices.last().map(|n| n.cursor.clone()).or(after);
+            Ok(NoticePage { notices, next })
+        })
+        .await?;
+    Ok(Json(page))
+}
+
+fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(DEFAULT_PAGE),
+        Some(limit) if (1..=MAX_PAGE).contains(&limit) => Ok(limit),
+        Some(limit) => Err(ApiError::bad_request(
+            "invalid_limit",
+            format!("limit {limit} is out of range: ask for 1 to {MAX_PAGE}"),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrderListParams {
+    as_of: Option<String>,
+    known_at: Option<String>,
+    shop: Option<String>,
+    status: Option<String>,
+    violating: Option<bool>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+/// A page of `GET /orders`: rows as `penalty export orders --format jsonl`.
+#[derive(Serialize)]
+struct OrderPage {
+    orders: Vec<penalty_core::OrderRow>,
+    /// Pass as `offset` for the next page; `null` on the last page.
+    next: Option<usize>,
+    /// Rows matching the filters, over all pages.
+    total: usize,
+}
+
+async fn list_orders(
+    State(state): State<AppState>,
+    access: Access,
+    Params(params): Params<OrderListParams>,
+) -> Result<Json<OrderPage>, ApiError> {
+    let when = when(
+        state.policy(),
+        params.as_of.as_deref(),
+        params.known_at.as_deref(),
+    )?;
+    let limit = page_limit(params.limit)?;
+    let offset = params.offset.unwrap_or(0);
+    let status = match params.status.as_deref() {
+        None => None,
+        Some(text) => Some(OrderStatus::parse(text).ok_or_else(|| {
+            let shown: String = text.chars().take(64).collect();
+            ApiError::bad_request(
+                "invalid_status",
+                format!(
+                    "status `{shown}` is not one of awaiting_shipment, shipped, refunded, auto_closed"
+                ),
+            )
+        })?),
+    };
+    if let Some(shop) = &params.shop {
+        check_id(shop, "shop")?;
+    }
+    // A seller's list is its own shop's; naming another shop is a 404, as for
+    // GET /shops/{other}.
+    let shop = match (access.confined_to(), params.shop) {
+        (None, shop) => shop,
+        (Some(own), None) => Some(own.to_string()),
+        (Some(own), Some(asked)) if asked == own => Some(asked),
+        (Some(_), Some(asked)) => return Err(unknown_shop(&asked, when.as_of, state.policy())),
+    };
+    let violating = params.violating.unwrap_or(false);
+    let page = state
+        .query(when.known_at, move |ledger| {
+            let rows = ledger.order_rows(when.as_of, |row| {
+                shop.as_ref().is_none_or(|s| *s == row.shop_id)
+                    && status.is_none_or(|s| s == row.status)
+                    && (!violating || row.judgments > 0)
+            });
+            let total = rows.len();
+            let orders: Vec<_> = rows.into_iter().skip(offset).take(limit).collect();
+            let end = offset.saturating_add(orders.len());
+            let next = (end < total).then_some(end);
+            Ok(OrderPage {
+                orders,
+                next,
+                total,
+            })
+        })
+        .await?;
+    Ok(Json(page))
+}
+
+async fn order(
+    State(state): State<AppState>,
+    access: Access,
+    Id(order_id): Id,
+    Params(params): Params<AsOfParams>,
+) -> Result<Json<penalty_core::OrderReport>, ApiError> {
+    let when = when(
+        state.policy(),
+        params.as_of.as_deref(),
+        params.known_at.as_deref(),
+    )?;
+    let policy = state.policy().clone();
+    let report = state
+        .query(when.known_at, move |ledger| {
+            match (ledger.order_report(&order_id, when.as_of), &access) {
+                (Ok(report), access) if access.may_read_shop(&report.shop_id) => Ok(report),
+                (Err(error), Access::Operator) => Err(not_found_for_http(error)),
+                _ => Err(unknown_order(&order_id, when.as_of, &policy)),
+            }
+        })
+        .await?;
+    Ok(Json(report))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsParams {
+    as_of: Option<String>,
+}
+
+/// An order's stored events.
+#[derive(Serialize)]
+struct OrderTimeline {
+    order_id: String,
+    events: Vec<crate::state::TimelineEvent>,
+}
+
+async fn order_events(
+    State(state): State<AppState>,
+    access: Access,
+    Id(order_id): Id,
+    Params(params): Params<EventsParams>,
+) -> Result<Json<OrderTimeline>, ApiError> {
+    let when = when(state.policy(), params.as_of.as_deref(), None)?;
+    let events = state
+        .order_events(order_id.clone(), access.clone(), when.as_of)
+        .await?;
+    match events {
+        Some(events) => Ok(Json(OrderTimeline { order_id, events })),
+        None => Err(match access {
+            Access::Operator => {
+                ApiError::NotFound(format!("no event of order `{order_id}` is in the log"))
+            }
+            Access::Seller { .. } => unknown_order(&order_id, when.as_of, state.policy()),
+        }),
+    }
+}
+
+async fn post_events(
+    State(state): State<AppState>,
+    access: Access,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    access.require_operator()?;
+    let limit_bytes = state.limits().max_body_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit_bytes as u64) {
+        return Err(ApiError::PayloadTooLarge { limit_bytes });
+    }
+    let _permit = state.try_upload_permit().ok_or(ApiError::Unavailable(
+        "too many uploads are being received at once; retry shortly",
+    ))?;
+    let body = read_body(body, limit_bytes, state.limits().body_read_timeout).await?;
+    let summary = state.ingest(body).await?;
+    Ok((StatusCode::OK, Json(summary)).into_response())
+}
+
+/// Receives the whole body before anything is ingested. A client that goes
+/// away mid-upload therefore ingests nothing of that request (and is told
+/// nothing, being gone); what earlier requests acknowledged stays, and
+/// re-sending the whole body later is safe (duplicates are recognised).
+async fn read_body(body: Body, limit_bytes: usize, timeout: Duration) -> Result<Bytes, ApiError> {
+    let collect = Limited::new(body, limit_bytes).collect();
+    match tokio::time::timeout(timeout, collect).await {
+        Err(_) => Err(ApiError::bad_request(
+            "body_timeout",
+            format!(
+                "the request body took longer than {} s to arrive; nothing was ingested, send it again",
+                timeout.as_secs()
+            ),
+        )),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(error)) if error.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(ApiError::PayloadTooLarge { limit_bytes })
+        }
+        Ok(Err(_)) => Err(ApiError::bad_request(
+            "incomplete_body",
+            "the request body could not be read completely; nothing was ingested, send it again",
+        )),
+    }
+}

@@ -1,0 +1,532 @@
+//! The server's shared state: the one open log, the projection readers use,
+//! and the machinery that lets ingest and readers run side by side.
+//!
+//! Concurrency, in one paragraph. The server is the single writer of its data
+//! directory: it opens the [`EventLog`] once, which takes the directory lock.
+//! Readers never touch the log; they read the [`Projection`] (the core's
+//! `Ledger`) under the read side of an `RwLock`. An ingest appends blocks to
+//! the log and, after each block is durable, folds its events into the
+//! projection under the write side, held only for that one block, so readers
+//! wait at most one block's fold (a few milliseconds) and are otherwise served
+//! throughout an upload. Ingests run one at a time (an async mutex, fair), and
+//! each takes the log's mutex per chunk of the body rather than for the whole
+//! upload, so the few readers that need the log itself (`known_at` replays and
+//! an order's stored events) get their turn between chunks.
+//!
+//! All of that work is blocking (sled, the rules fold, report building), so it
+//! runs on tokio's blocking pool (`spawn_blocking`), never on the reactor.
+
+use std::collections::HashMap;
+use std::io::Cursor;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use axum::body::Bytes;
+use penalty_core::{Instant, Ledger, Policy, Reject};
+use penalty_store::ingest::{AppendedEvent, IngestCounts, IngestOptions, IngestSink, RejectsFile};
+use penalty_store::projection::{self, Projection, CHECKPOINT_TAIL_EVENTS};
+use penalty_store::{EventLog, StoreError};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Mutex, Semaphore};
+
+use crate::auth::{Access, Tokens};
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+/// The limits the server enforces.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// The largest `POST /events` body.
+    pub max_body_bytes: usize,
+    /// Uploads whose bodies may be received at once; more get a 503, since
+    /// each may hold up to `max_body_bytes` of memory.
+    pub max_concurrent_uploads: usize,
+    /// Rejected lines listed in an ingest response (all go to the rejects
+    /// file; the list is for the caller's convenience).
+    pub max_rejects_listed: usize,
+    /// Lines handed to the log per turn of its mutex during an ingest.
+    pub ingest_chunk_lines: usize,
+    /// Events returned by `GET /orders/{id}/events`.
+    pub max_order_events: usize,
+    /// How long a client may take to send a `POST /events` body; a slow
+    /// client would otherwise hold an upload slot for ever.
+    pub body_read_timeout: std::time::Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 64 << 20,
+            max_concurrent_uploads: 4,
+            max_rejects_listed: 1000,
+            ingest_chunk_lines: 8192,
+            max_order_events: 10_000,
+            body_read_timeout: std::time::Duration::from_secs(300),
+        }
+    }
+}
+
+/// What [`AppState::open`] needs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The data directory.
+    pub db: PathBuf,
+    /// The policy in force.
+    pub policy: Policy,
+    /// The tokens, when access control is on.
+    pub tokens: Option<Tokens>,
+    /// The limits.
+    pub limits: Limits,
+}
+
+/// What readers read, kept consistent under one lock.
+struct View {
+    projection: Projection,
+    /// order_id -> the sequence numbers of its events, for the timeline of
+    /// `GET /orders/{id}/events`: the ledger keeps the rules' view of an
+    /// order, not the stored lines, so the server keeps where they are.
+    order_seqs: HashMap<String, Vec<u64>>,
+}
+
+struct Shared {
+    config: Config,
+    metrics: Metrics,
+    view: RwLock<View>,
+    /// The log; `blocking_lock` from the blocking pool. tokio's mutex is
+    /// fair, so a replay waiting for it is not starved by a long ingest that
+    /// takes and releases it chunk after chunk.
+    log: Mutex<EventLog>,
+    /// Held for a whole ingest, so that uploads are applied one after the
+    /// other. An owned guard moves into the blocking task: if the client goes
+    /// away, the task still finishes before the next ingest starts.
+    ingest: Arc<Mutex<()>>,
+    uploads: Arc<Semaphore>,
+    /// `known_at` replays fold the whole log; one at a time.
+    replays: Semaphore,
+    /// Events folded in since the last checkpoint.
+    unsaved: AtomicU64,
+}
+
+/// The state every handler gets (cheap to clone).
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+/// The answer to `POST /events`: the CLI's counts plus the first rejects.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IngestSummary {
+    /// Lines read.
+    pub read: u64,
+    /// Lines appended as new events (durable).
+    pub appended: u64,
+    /// Lines already in the log with the same content.
+    pub duplicates: u64,
+    /// Lines rejected.
+    pub rejected: u64,
+    /// The first rejected lines (line number in the body, from 1, and the
+    /// reason code of EVENTS.md); every one is also in `<db>/rejects.jsonl`.
+    pub rejects: Vec<RejectedLine>,
+    /// True when more lines were rejected than are listed.
+    pub rejects_truncated: bool,
+}
+
+/// One rejected line of an upload.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RejectedLine {
+    /// The line number in the request body, from 1.
+    pub line: u64,
+    /// The reason code (EVENTS.md).
+    pub reason: String,
+    /// What is wrong, in a sentence.
+    pub hint: String,
+}
+
+/// One stored event of an order's timeline.
+#[derive(Clone, Debug, Serialize)]
+pub struct TimelineEvent {
+    /// Its sequence number in the log.
+    pub seq: u64,
+    /// When the log recorded it.
+    pub recorded_at: String,
+    /// The event as stored (canonical JSON).
+    pub event: serde_json::Value,
+}
+
+impl AppState {
+    /// Opens the log (taking the directory lock), loads the projection from
+    /// its checkpoint plus the tail, and indexes each order's events.
+    pub fn open(config: Config) -> Result<AppState, StoreError> {
+        let log = EventLog::open(&config.db)?;
+        let (projection, origin) = projection::open(&log, &config.policy, true)?;
+        let started = std::time::Instant::now();
+        let mut order_seqs: HashMap<String, Vec<u64>> = HashMap::new();
+        for stored in log.iter_from(1) {
+            let stored = stored?;
+            if let Some(order_id) = order_id_of(&stored.json) {
+                order_seqs.entry(order_id).or_default().push(stored.seq);
+            }
+        }
+        tracing::info!(
+            ?origin,
+            orders = order_seqs.len(),
+            index_millis = started.elapsed().as_millis() as u64,
+            "state opened"
+        );
+        let uploads = Arc::new(Semaphore::new(config.limits.max_concurrent_uploads));
+        Ok(AppState(Arc::new(Shared {
+            config,
+            metrics: Metrics::default(),
+            view: RwLock::new(View {
+                projection,
+                order_seqs,
+            }),
+            log: Mutex::new(log),
+            ingest: Arc::new(Mutex::new(())),
+            uploads,
+            replays: Semaphore::new(1),
+            unsaved: AtomicU64::new(0),
+        })))
+    }
+
+    /// The tokens, when access control is on.
+    pub fn tokens(&self) -> Option<&Tokens> {
+        self.0.config.tokens.as_ref()
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &Policy {
+        &self.0.config.policy
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> &Limits {
+        &self.0.config.limits
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+
+    /// The last sequence number folded into the projection (0: none).
+    pub fn projection_seq(&self) -> Result<u64, ApiError> {
+        let view = self.0.view.read().map_err(|_| poisoned())?;
+        Ok(view.projection.seq)
+    }
+
+    /// Runs a read-only question against the ledger on the blocking pool:
+    /// the live projection, or with `known_at` a replay of only the events
+    /// recorded by then (slower: it folds the log from the start).
+    pub async fn query<T, F>(&self, known_at: Option<Instant>, question: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Ledger) -> Result<T, ApiError> + Send + 'static,
+    {
+        let state = self.clone();
+        match known_at {
+            None => {
+                run_blocking(move || {
+                    let view = state.0.view.read().map_err(|_| poisoned())?;
+                    question(&view.projection.ledger)
+                })
+                .await
+            }
+            Some(known_at) => {
+                let _permit = self
+                    .0
+                    .replays
+                    .acquire()
+                    .await
+                    .map_err(|_| ApiError::Unavailable("the server is shutting down"))?;
+                run_blocking(move || {
+                    let replayed = {
+                        let log = state.0.log.blocking_lock();
+                        projection::replay(&log, state.policy(), Some(known_at))?
+                    };
+                    question(&replayed.ledger)
+                })
+                .await
+            }
+        }
+    }
+
+    /// The stored events of one order with `at <= as_of`, in log order, if
+    /// `access` may see the order. A seller asking for another shop's order,
+    /// or for an order with no `paid` event (whose shop is unknown), gets
+    /// `None`, as for an order that does not exist.
+    pub async fn order_events(
+        &self,
+        order_id: String,
+        access: Access,
+        as_of: Instant,
+    ) -> Result<Option<Vec<TimelineEvent>>, ApiError> {
+        let state = self.clone();
+        run_blocking(move || {
+            let seqs = {
+                let view = state.0.view.read().map_err(|_| poisoned())?;
+                match view.order_seqs.get(&order_id) {
+                    Some(seqs) => seqs.clone(),
+                    None => return Ok(None),
+                }
+            };
+            let offset = state.policy().utc_offset;
+            let mut shop_id = None;
+            let mut events = Vec::new();
+            {
+                let log = state.0.log.blocking_lock();
+                for seq in seqs.into_iter().take(state.limits().max_order_events) {
+                    let Some(stored) = log.get(seq)? else {
+                        return Err(ApiError::internal(format!(
+                            "the order index names seq {seq}, which the log does not hold"
+                        )));
+                    };
+                    let event = stored.event()?;
+                    if let penalty_core::EventKind::Paid { shop_id: shop, .. } = &event.kind {
+                        shop_id = Some(shop.clone());
+                    }
+                    if event.at <= as_of {
+                        let json =
+                            serde_json::from_slice(&stored.json).map_err(ApiError::internal)?;
+                        events.push(TimelineEvent {
+                            seq: stored.seq,
+                            recorded_at: stored.recorded_at.to_rfc3339(offset),
+                            event: json,
+                        });
+                    }
+                }
+            }
+            let visible = match (&access, shop_id) {
+                (Access::Operator, _) => true,
+                (Access::Seller { .. }, Some(shop)) => access.may_read_shop(&shop),
+                (Access::Seller { .. }, None) => false,
+            };
+            Ok(visible.then_some(events))
+        })
+        .await
+    }
+
+    /// Ingests a whole request body, with the CLI's semantics: every line ends
+    /// appended, duplicate or rejected; each block is durable before it is
+    /// counted; rejects go to `<db>/rejects.jsonl`. Returns once everything
+    /// appended is durable and folded into the projection.
+    pub async fn ingest(&self, body: Bytes) -> Result<IngestSummary, ApiError> {
+        let guard = self.0.ingest.clone().lock_owned().await;
+        let state = self.clone();
+        run_blocking(move || {
+            let _one_ingest_at_a_time = guard;
+            state.ingest_blocking(body)
+        })
+        .await
+    }
+
+    /// A permit to receive an upload body, or `None` when too many are being
+    /// received already.
+    pub fn try_upload_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.0.uploads.clone().try_acquire_owned().ok()
+    }
+
+    fn ingest_blocking(&self, body: Bytes) -> Result<IngestSummary, ApiError> {
+        let rejects_path = self.0.config.db.join("rejects.jsonl");
+        let rejects = RejectsFile::open(&rejects_path, "POST /events")?;
+        let mut sink = ServerSink {
+            state: self,
+            rejects,
+            line_base: 0,
+            summary: IngestSummary::default(),
+        };
+        let options = IngestOptions::default();
+        let mut total = IngestCounts::default();
+        for chunk in line_chunks(&body, self.limits().ingest_chunk_lines) {
+            let counts = {
+                let mut log = self.0.log.blocking_lock();
+                penalty_store::ingest::ingest(&mut log, Cursor::new(chunk), &options, &mut sink)?
+            };
+            let metrics = self.metrics();
+            metrics.lines_read.fetch_add(counts.read, Ordering::Relaxed);
+            metrics
+                .events_appended
+                .fetch_add(counts.appended, Ordering::Relaxed);
+            metrics
+                .events_duplicate
+                .fetch_add(counts.duplicates, Ordering::Relaxed);
+            metrics
+                .events_rejected
+                .fetch_add(counts.rejected, Ordering::Relaxed);
+            total.add(&counts);
+            sink.line_base += counts.read;
+        }
+        self.metrics()
+            .ingest_requests
+            .fetch_add(1, Ordering::Relaxed);
+        if self.0.unsaved.load(Ordering::Relaxed) >= CHECKPOINT_TAIL_EVENTS {
+            // The events are durable already; the checkpoint only shortens
+            // the next start, so a failure here is logged, not returned.
+            if let Err(error) = self.save_checkpoint_blocking() {
+                tracing::warn!(%error, "saving the projection checkpoint failed");
+            }
+        }
+        let mut summary = sink.summary;
+        summary.read = total.read;
+        summary.appended = total.appended;
+        summary.duplicates = total.duplicates;
+        summary.rejected = total.rejected;
+        Ok(summary)
+    }
+
+    /// Writes the projection as the checkpoint (at shutdown, and after long
+    /// ingests). Blocking.
+    pub fn save_checkpoint_blocking(&self) -> Result<(), StoreError> {
+        let log = self.0.log.blocking_lock();
+        let Ok(view) = self.0.view.read() else {
+            return Ok(());
+        };
+        view.projection.save(&log)?;
+        self.0.unsaved.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Routes ingest's callbacks to the rejects file, the response, the
+/// projection and the order index.
+struct ServerSink<'a> {
+    state: &'a AppState,
+    rejects: RejectsFile,
+    /// Lines of the body before the current chunk.
+    line_base: u64,
+    summary: IngestSummary,
+}
+
+impl IngestSink for ServerSink<'_> {
+    fn rejected(
+        &mut self,
+        line_no: u64,
+        reason: &Reject,
+        raw: &[u8],
+        raw_bytes: u64,
+    ) -> Result<(), StoreError> {
+        let line = self.line_base + line_no;
+        self.rejects.write(line, reason, raw, raw_bytes)?;
+        if self.summary.rejects.len() < self.state.limits().max_rejects_listed {
+            self.summary.rejects.push(RejectedLine {
+                line,
+                reason: reason.code(),
+                hint: reason.hint(),
+            });
+        } else {
+            self.summary.rejects_truncated = true;
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), StoreError> {
+        self.rejects.sync()
+    }
+
+    fn appended(&mut self, events: &[AppendedEvent<'_>]) -> Result<(), StoreError> {
+        // The block is durable; fold it in under one short write lock.
+        let mut view = self
+            .state
+            .0
+            .view
+            .write()
+            .map_err(|_| StoreError::Sink("the projection lock is poisoned".into()))?;
+        let view = &mut *view;
+        for appended in events {
+            let event = &appended.line.event;
+            view.projection
+                .apply(appended.seq, appended.recorded_at, event)?;
+            if let Some(order_id) = event.order_id() {
+                view.order_seqs
+                    .entry(order_id.to_string())
+                    .or_default()
+                    .push(appended.seq);
+            }
+        }
+        self.state
+            .0
+            .unsaved
+            .fetch_add(events.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Splits a body into pieces of at most `lines` lines, each ending just after
+/// a `\n` (except maybe the last), so that ingesting the pieces one after the
+/// other reads exactly the lines of the whole.
+fn line_chunks(body: &Bytes, lines: usize) -> impl Iterator<Item = Bytes> + '_ {
+    let lines = lines.max(1);
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        if start >= body.len() {
+            return None;
+        }
+        let mut end = start;
+        let mut seen = 0;
+        while seen < lines {
+            match memchr_newline(&body[end..]) {
+                Some(at) => {
+                    end += at + 1;
+                    seen += 1;
+                }
+                None => {
+                    end = body.len();
+                    break;
+                }
+            }
+        }
+        let chunk = body.slice(start..end);
+        start = end;
+        Some(chunk)
+    })
+}
+
+fn memchr_newline(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|b| *b == b'\n')
+}
+
+/// The `order_id` of a stored event, if it names one, read without
+/// validating the rest (the log's JSON was validated on the way in).
+fn order_id_of(json: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct OrderRef {
+        order_id: Option<String>,
+    }
+    serde_json::from_slice::<OrderRef>(json).ok()?.order_id
+}
+
+fn poisoned() -> ApiError {
+    ApiError::internal("a lock was poisoned by a panic in another request")
+}
+
+/// Runs blocking work on the blocking pool and maps a panic to a 500.
+async fn run_blocking<T, F>(work: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::internal(format!("a blocking task failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_keep_every_line_whole() {
+        let body = Bytes::from_static(b"a\nb\r\nc\n\nd");
+        let chunks: Vec<Bytes> = line_chunks(&body, 2).collect();
+        assert_eq!(
+            chunks,
+            vec![
+                Bytes::from_static(b"a\nb\r\n"),
+                Bytes::from_static(b"c\n\n"),
+                Bytes::from_static(b"d")
+            ]
+        );
+        let whole: Vec<u8> = chunks.concat();
+        assert_eq!(whole, body.to_vec());
+        assert_eq!(line_chunks(&Bytes::new(), 2).count(), 0);
+    }
+}

@@ -1,0 +1,539 @@
+//! Every route, through the router with `oneshot`: good input, bad input, and
+//! the answers compared with the reference ledger built the CLI's way.
+
+use std::collections::BTreeSet;
+
+use axum::body::Body;
+use axum::http::{Method, StatusCode};
+use penalty_core::OrderStatus;
+use serde_json::Value;
+
+use super::support::*;
+
+#[tokio::test]
+async fn openapi_matches_the_routes() {
+    let document = penalty_server::openapi::document();
+    let mut documented = BTreeSet::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            documented.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    let routed: BTreeSet<(String, String)> = penalty_server::routes::routes()
+        .into_iter()
+        .map(|(method, path, _)| {
+            // axum's catch-all `{*page}` is OpenAPI's `{page}`.
+            (method.to_string(), path.replace("{*", "{"))
+        })
+        .collect();
+    assert_eq!(documented, routed);
+
+    // And every documented route answers (not the router's 404 fallback).
+    let (_dir, _state, router) = demo_state(false).await;
+    for (method, path) in &routed {
+        let uri = path.replace("{id}", "S01").replace("{page}", "shops/S01");
+        let (status, _, body) = call(
+            &router,
+            Method::from_bytes(method.as_bytes()).unwrap(),
+            &uri,
+            None,
+            Body::empty(),
+        )
+        .await;
+        let text = String::from_utf8_lossy(&body);
+        assert!(
+            !text.contains("no such route"),
+            "{method} {uri} is documented but not routed"
+        );
+        assert!(status.as_u16() < 500, "{method} {uri}: {status} {text}");
+    }
+    let (status, served) = get_json(&router, "/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(served, document);
+}
+
+#[tokio::test]
+async fn healthz_reports_the_folded_sequence_number() {
+    let (_dir, _state, router) = demo_state(true).await;
+    let (status, value) = get_json(&router, "/healthz", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(value["status"], "ok");
+    assert_eq!(value["seq"], 757);
+}
+
+#[tokio::test]
+async fn shops_equal_the_cli_summaries() {
+    let (_dir, _state, router) = demo_state(false).await;
+    let reference = reference(demo_events());
+    let expected = reference.projection.ledger.shop_summaries(as_of_instant());
+    let (status, value) = get_json(&router, &format!("/shops?as_of={AS_OF}"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(value, serde_json::to_value(&expected).unwrap());
+    assert_eq!(value.as_array().unwrap().len(), 6);
+    assert!(
+        value[0].get("deductions").is_none(),
+        "summaries have no deductions"
+    );
+
+    // Before anything happened, no shop exists.
+    let (_, value) = get_json(&router, "/shops?as_of=2020-01-01", None).await;
+    assert_eq!(value, serde_json::json!([]));
+    // Without as_of: now, which is after the demo.
+    let (status, value) = get_json(&router, "/shops", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(value.as_array().unwrap().len(), 6);
+}
+
+#[tokio::test]
+async fn shop_report_equals_the_cli_report() {
+    let (_dir, _state, router) = demo_state(false).await;
+    let reference = reference(demo_events());
+    for shop in ["S01", "S02", "S06"] {
+        let expected = reference
+            .projection
+            .ledger
+            .shop_report(shop, as_of_instant(), true)
+            .unwrap();
+        let (status, value) =
+            get_json(&router, &format!("/shops/{shop}?as_of={AS_OF}"), None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(value, serde_json::to_value(&expected).unwrap());
+        assert!(value["deductions"].is_array());
+    }
+    // RFC 3339 with an offset works too, and means the same instant.
+    let (_, by_date) = get_json(&router, "/shops/S01?as_of=2026-04-15", None).await;
+    let (_, by_instant) = get_json(&router, "/shops/S01?as_of=2026-04-14T16:00:00Z", None).await;
+    assert_eq!(by_date["charged_fen"], by_instant["charged_fen"]);
+    assert_eq!(by_date["deductions"], by_instant["deductions"]);
+}
+
+#[tokio::test]
+async fn shop_bad_input_is_a_4xx_that_says_what_is_wrong() {
+    let (_dir, _state, router) = demo_state(false).await;
+    let message = expect_error(
+        &router,
+        Method::GET,
+        "/shops/NOPE?as_of=2026-04-15",
+        None,
+        Body::empty(),
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert!(message.contains("no shop `NOPE`"), "{message}");
+    let message = expect_error(
+        &router,
+        Method::GET,
+        "/shops/S01?as_of=yesterday",
+        None,
+        Body::empty(),
+        StatusCode::BAD_REQUEST,
+        "invalid_instant",
+    )
+    .await;
+    assert!(message.contains("as_of `yesterday`"), "{message}");
+    let message = expect_error(
+        &router,
+        Method::GET,
+        "/shops/S01?asof=2026-04-15",
+        None,
+        Body::empty(),
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+    )
+    .await;
+    assert!(message.contains("asof"), "{message}");
+    let long = "S".repeat(129);
+    expect_error(
+        &router,
+        Method::GET,
+        &format!("/shops/{long}"),
+        None,
+        Body::empty(),
+        StatusCode::BAD_REQUEST,
+        "invalid_id",
+    )
+    .await;
+    expect_error(
+        &router,
+        Method::GET,
+        "/shops/S01?known_at=soon",
+        None,
+        Body::empty(),
+        StatusCode::BAD_REQUEST,
+        "invalid_instant",
+    )
+    .await;
+    // A shop that exists only later is unknown as of before.
+    expect_error(
+        &router,
+        Method::GET,
+        "/shops/S01?as_of=2020-01-01",
+        None,
+        Body::empty(),
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn order_report_equals_the_cli_report() {
+    let (_dir, _state, router) = demo_state(false).await;
+    let reference = reference(demo_events());
+    let ledger = &reference.projection.ledger;
+    let mut ids: Vec<&str> = ledger.order_ids().collect();
+    ids.sort();
+    for id in ids.iter().step_by(37) {
+        let expected = ledger.order_report(id, as_of_instant()).unwrap();
+        let (status, value) = get_json(&router, &format!("/orders/{id}?as_of={AS_OF}"), None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(value, serde_json::to_value(&expected).unwrap());
+    }
+    let message = expect_error(
+        &router,
+        Method::GET,
+        "/orders/O0001?as_of=2020-01-01",
+        None,
+        Body::empty(),
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert!(
+        message.contains("as_of"),
+        "HTTP names the parameter: {message}"
+    );
+    assert!(!message.contains("--as-of"), "{message}");
+    expect_error(
+        &router,
+        Method::GET,
+        "/orders/NOPE",
+        None,
+        Body::empty(),
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    expect_error(
+        &router,
+        Method::GET,
+        "/orders/O0001?as_of=2026-13-01",
+        None,
+        Body::empty(),
+        StatusCode::BAD_REQUEST,
+        "invalid_instant",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn orders_are_filtered_and_paged_like_the_export() {
+    let (_dir, _state, router) = demo_state(false).await;
+    let reference = reference(demo_events());
+    let ledger = &reference.projection.ledger;
+    let all = ledger.order_rows(as_of_instant(), |_| true);
+
+    // Paging: concatenated pages equal the whole list.
+    let mut collected: Vec<Value> = Vec::new();
+    let mut offset = Some(0u64);
+    let mut pages = 0;
+    while let Some(at) = offset {
+        let (status, page) = get_json(
+            &router,
+            &format!("/orders?as_of={AS_OF}&limit=100&offset={at}"),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(page["total"], all.len());
+        collected.extend(page["orders"].as_array().unwrap().iter().cloned());
+        offset = page["next"].as_u64();
+        pages += 1;
+        assert!(pages < 100);
+    }
+    assert_eq!(Value::Array(collected), serde_json::to_value(&all).unwrap());
+    assert_eq!(pages, all.len().div_ceil(100));
+
+    // Filters: the export's.
+    let expected = ledger.order_rows(as_of_instant(), |row| {
+        row.shop_id == "S02" && row.judgments > 0 && row.status == OrderStatus::AwaitingShipment
+    });
+    let (_, page) = get_json(
+        &router,
+        &format!(
+            "/orders?as_of={AS_OF}&shop=S02&violating=true&status=awaiting_shipment&limit=1000"
+        ),
+        None,
+    )
+    .await;
+    assert!(!expected.is_empty());
+    assert_eq!(page["orders"], serde_json::to_value(&expected).unwrap());
+    assert_eq!(page["next"], Value::Null);
+
+    let (_, page) = get_json(&router, &format!("/orders?as_of={AS_OF}&shop=NOPE"), None).await;
+    assert_eq!(page["orders"], serde_json::json!([]));
+    assert_eq!(page["total"], 0);
+
+    for (query, code) in [
+        ("status=lost", "invalid_status"),
+        ("limit=0", "invalid_limit"),
+        ("limit=1001", "invalid_limit"),
+        ("limit=ten", "invalid_query"),
+        ("offset=-1", "invalid_query"),
+        ("violating=maybe", "invalid_query"),
+        ("colour=red", "invalid_query"),
+    ] {
+        let message = expect_error(
+            &router,
+            Method::GET,
+            &format!("/orders?{query}"),
+            None,
+            Body::empty(),
+            StatusCode::BAD_REQUEST,
+            code,
+        )
+        .await;
+        assert!(message.len() > 10, "{query}: {message}");
+    }
+}
+
+#[tokio::test]
+async fn notices_are_delivered_once_per_cursor_position() {
+    let (_dir, _state, router) = demo_state(false).await;
+    let reference = reference(demo_events());
+    // The whole feed in one page.
+    let (status, whole) = get_json(
+        &router,
+        &format!("/shops/S01/notices?as_of={AS_OF}&limit=1000"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let whole = whole["notices"].as_array().unwrap().clone();
+    let shop = reference
+        .projection
+        .ledger
+        .shop_report("S01", as_of_instant(), true)
+        .unwrap();
+    // One notice per existing judgment, revoked ones included.
+    let revoked_or_standing = shop.judgments as usize;
+    assert!(whole.len() >= revoked_or_standing && !whole.is_empty());
+
+    // Read it 7 at a time, following `next`: the same notices, each once.
+    let mut read: Vec<Value> = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..200 {
+        let uri = match &after {
+            Some(cursor) => format!("/shops/S01/notices?as_of={AS_OF}&limit=7&after={cursor}"),
+            None => format!("/shops/S01/notices?as_of={AS_OF}&limit=7"),
+        };
+        let (_, page) = get_json(&router, &uri, None).await;
+        let notices = page["notices"].as_array().unwrap();
+        if notices.is_empty() {
+            // The position is kept: `next` is still the last cursor.
+            assert_eq!(page["next"].as_str(), after.as_deref());
+            break;
+        }
+        read.extend(notices.iter().cloned());
+        after = page["next"].as_str().map(str::to_string);
+    }
+    assert_eq!(read, whole);
+
+    expect_error(
+        &router,
+        Method::GET,
+        "/shops/S01/notices?limit=0",
+        None,
+        Body::empty(),
+        StatusCode::BAD_REQUEST,
+        "invalid_limit",
+    )
+    .await;
+    expect_error(
+        &router,
+        Method::GET,
+        &format!("/shops/S01/notices?after={}", "x".repeat(300)),
+        None,
+        Body::empty(),
+        StatusCode::BAD_REQUEST,
+        "invalid_cursor",
+    )
+    .await;
+    expect_error(
+        &router,
+        Method::GET,
+        "/shops/NOPE/notices",
+        None,
+        Body::empty(),
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn order_events_are_the_stored_timeline() {
+    let (_dir, _state, router) = demo_state(false).await;
+    let (status, value) = get_json(&router, "/orders/O0098/events", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(value["order_id"], "O0098");
+    let events = value["events"].as_array().unwrap();
+    assert!(events.len() >= 2, "{value}");
+    assert!(events.iter().any(|e| e["event"]["type"] == "paid"));
+    assert!(events.iter().all(|e| e["event"]["order_id"] == "O0098"));
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "log order");
+    // Every line of the demo naming the order is there.
+    let lines = String::from_utf8(demo_events()).unwrap();
+    let in_fixture = lines
+        .lines()
+        .filter(|l| l.contains("\"order_id\":\"O0098\""))
+        .count();
+    assert_eq!(events.len(), in_fixture);
+
+    // as_of keeps only the events that happened by then.
+    let (_, early) = get_json(&router, "/orders/O0098/events?as_of=2020-01-01", None).await;
+    assert_eq!(early["events"], serde_json::json!([]));
+
+    expect_error(
+        &router,
+        Method::GET,
+        "/orders/NOPE/events",
+        None,
+        Body::empty(),
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    expect_error(
+        &router,
+        Method::GET,
+        "/orders/O0098/events?known_at=2026-01-01",
+        None,
+        Body::empty(),
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn known_at_answers_with_what_was_recorded_by_then() {
+    let (_dir, _state, router) = demo_state(false).await;
+    let (_, live) = get_json(&router, &format!("/shops/S01?as_of={AS_OF}"), None).await;
+    let (status, later) = get_json(
+        &router,
+        &format!("/shops/S01?as_of={AS_OF}&known_at=2100-01-01"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(live, later);
+    // Before anything was recorded, no shop is known.
+    let (_, before) = get_json(
+        &router,
+        &format!("/shops?as_of={AS_OF}&known_at=2000-01-01"),
+        None,
+    )
+    .await;
+    assert_eq!(before, serde_json::json!([]));
+    expect_error(
+        &router,
+        Method::GET,
+        &format!("/orders/O0098?as_of={AS_OF}&known_at=2000-01-01"),
+        None,
+        Body::empty(),
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_are_json_errors() {
+    let (_dir, _state, router) = demo_state(false).await;
+    expect_error(
+        &router,
+        Method::GET,
+        "/nope",
+        None,
+        Body::empty(),
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    expect_error(
+        &router,
+        Method::DELETE,
+        "/shops/S01",
+        None,
+        Body::empty(),
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    )
+    .await;
+    expect_error(
+        &router,
+        Method::GET,
+        "/events",
+        None,
+        Body::empty(),
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn metrics_count_ingest_and_time_requests() {
+    let (_dir, _state, router) = demo_state(false).await;
+    get_json(&router, "/shops/S01", None).await;
+    get_json(&router, "/shops/S01", None).await;
+    let (status, headers, body) = call(&router, Method::GET, "/metrics", None, Body::empty()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    assert!(text.contains("penalty_events_appended_total 757"), "{text}");
+    assert!(text.contains("penalty_events_rejected_total 0"));
+    assert!(text.contains("penalty_events_duplicates_total 0"));
+    assert!(text.contains(
+        "penalty_http_requests_total{method=\"GET\",route=\"/shops/{id}\",status=\"200\"} 2"
+    ));
+    assert!(text.contains(
+        "penalty_http_request_duration_seconds_count{method=\"GET\",route=\"/shops/{id}\"} 2"
+    ));
+    assert!(text.contains("# TYPE penalty_http_request_duration_seconds histogram"));
+}
+
+#[tokio::test]
+async fn the_dashboard_is_served_from_the_binary() {
+    let (_dir, _state, router) = demo_state(false).await;
+    for (uri, content_type) in [
+        ("/", "text/html"),
+        ("/ui/shops/S01", "text/html"),
+        ("/ui/orders/O0098", "text/html"),
+        ("/assets/app.js", "text/javascript"),
+        ("/assets/style.css", "text/css"),
+    ] {
+        let (status, headers, body) = call(&router, Method::GET, uri, None, Body::empty()).await;
+        assert_eq!(status, StatusCode::OK, "{uri}");
+        assert!(headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with(content_type));
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("script-src 'self'"), "{csp}");
+        assert!(!body.is_empty());
+        // Offline: nothing is loaded from another host (the SVG namespace
+        // is a name, not a fetch).
+        let text = String::from_utf8_lossy(&body).replace("http://www.w3.org/2000/svg", "");
+        assert!(
+            !text.contains("http://") && !text.contains("https://"),
+            "{uri}"
+        );
+    }
+}
