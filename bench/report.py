@@ -56,7 +56,14 @@ def machine(work):
     except (OSError, StopIteration, ValueError):
         pass
     fs = command("df", "--output=fstype", work).splitlines()
+    try:
+        with open(os.path.join(work, "loadavg.start"), encoding="utf-8") as f:
+            load_start = f.read().split()
+    except OSError:
+        load_start = []
     return {
+        "loadavg_1_5_15_at_start": [float(x) for x in load_start],
+        "loadavg_1_5_15_at_end": list(os.getloadavg()),
         "cpus": os.cpu_count(),
         "cpu": cpu,
         "memory": mem,
@@ -156,7 +163,10 @@ def main():
     out.write("\npenalty-ledger benchmark, %s orders over %s shops (seed %s), as of %s%s\n" % (
         f"{a.orders:,}", f"{a.shops:,}", a.seed, a.as_of, " [SMOKE: figures not meaningful]" if a.smoke else ""))
     m = r["machine"]
-    out.write("  machine: %s CPUs, %s, %s, %s, %s\n\n" % (m["cpus"], m["cpu"], m["memory"], m["filesystem"], m["rustc"]))
+    out.write("  machine: %s CPUs, %s, %s, %s, %s\n" % (m["cpus"], m["cpu"], m["memory"], m["filesystem"], m["rustc"]))
+    out.write("  load average (1/5/15 min) at start %s, at end %s: other work on the machine skews the figures\n\n" % (
+        "/".join("%.2f" % x for x in m["loadavg_1_5_15_at_start"]),
+        "/".join("%.2f" % x for x in m["loadavg_1_5_15_at_end"])))
     line("workload", "%s lines, %.1f MB JSONL, generated in %.2f s" % (
         f"{gen['lines']:,}", gen["bytes"] / 1e6, gen["seconds"]))
     line("durable ingest", "%.2f s: %s lines/s, %s events/s (%s appended, %s duplicates, %s rejected)" % (
