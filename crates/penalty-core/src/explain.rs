@@ -2,7 +2,7 @@
 //! I charged?", in time order, each line citing its rule.
 
 use crate::ledger::OrderView;
-use crate::order::OrderEventKind;
+use crate::order::{self, Kind};
 use crate::policy::Policy;
 use crate::report::{DeductionReport, DeductionStatus};
 use crate::time::Instant;
@@ -16,14 +16,14 @@ pub fn yuan(fen: i64) -> String {
 
 pub(crate) fn explain(
     policy: &Policy,
-    view: OrderView<'_>,
+    view: &OrderView<'_>,
     as_of: Instant,
     deductions: &[DeductionReport],
 ) -> Vec<String> {
     let offset = policy.utc_offset;
     let at = |t: Instant| t.to_human(offset);
     let paid = view.paid;
-    let derived = view.derived;
+    let derived = &view.derived;
     // (instant, tie-breaker, text): the tie-breaker keeps causes before their
     // effects at one instant (an event before the judgment it prevents).
     let mut lines: Vec<(Instant, u8, String)> = Vec::new();
@@ -39,27 +39,29 @@ pub(crate) fn explain(
             "{} paid {} for product {} in shop {}; ship by {} ({}) (R1)",
             at(paid.at),
             yuan(paid.amount_fen),
-            paid.product_id,
-            paid.shop_id,
+            view.product_id(),
+            view.shop_id(),
             at(derived.deadline),
             deadline_reason
         ),
     ));
 
     let mut refunded_fen: i64 = 0;
-    for event in view.state.events.iter().take_while(|e| e.at <= as_of) {
+    for event in view.events.iter().take_while(|e| e.at <= as_of) {
         let when = at(event.at);
-        let text = match &event.kind {
-            OrderEventKind::Shipment {
-                tracking_no,
-                uploaded,
-            } => {
-                let verb = if *uploaded {
+        let text = match event.kind {
+            Kind::Shipped | Kind::Uploaded => {
+                let tracking_no = view.tracking_no(event);
+                let verb = if event.kind == Kind::Uploaded {
                     "tracking number uploaded"
                 } else {
                     "shipped with tracking number"
                 };
-                match view.state.first_rejection(tracking_no).filter(|r| *r <= as_of) {
+                match event
+                    .tracking()
+                    .and_then(|t| order::first_rejection(view.events, t))
+                    .filter(|r| *r <= as_of)
+                {
                     Some(rejected) => format!(
                         "{when} {verb} {tracking_no}, rejected on {}: it never counted as shipped (R2)",
                         at(rejected)
@@ -67,10 +69,12 @@ pub(crate) fn explain(
                     None => format!("{when} {verb} {tracking_no}: the order counts as shipped from now (R2)"),
                 }
             }
-            OrderEventKind::Rejection { tracking_no } => format!(
-                "{when} the platform rejected tracking number {tracking_no}: shipments under it never counted (R2)"
+            Kind::Rejected => format!(
+                "{when} the platform rejected tracking number {}: shipments under it never counted (R2)",
+                view.tracking_no(event)
             ),
-            OrderEventKind::Refund { amount_fen } => {
+            Kind::Refunded => {
+                let amount_fen = &event.value;
                 refunded_fen = refunded_fen.saturating_add(*amount_fen);
                 if refunded_fen >= paid.amount_fen {
                     format!(
@@ -88,17 +92,18 @@ pub(crate) fn explain(
                     )
                 }
             }
-            OrderEventKind::RefundFailed => {
+            Kind::RefundFailed => {
                 if view.auto_closed(as_of) && event.at >= derived.auto_close_at {
                     format!("{when} the refund along the original payment path failed: an alternative refund is required (R8)")
                 } else {
                     format!("{when} a refund failed; no auto-close refund was owed then, so nothing follows (R8)")
                 }
             }
-            OrderEventKind::Revocation { judgment } => {
-                let exists = derived
-                    .judgments
-                    .get(usize::from(*judgment).saturating_sub(1))
+            Kind::Revoked => {
+                let judgment = event.value;
+                let exists = u8::try_from(judgment)
+                    .ok()
+                    .and_then(|n| derived.judgment(n))
                     .is_some_and(|j| j.exists(as_of));
                 if exists {
                     format!("{when} appeal upheld: judgment {judgment} is revoked and charges, bans and flags nothing (R11)")
@@ -136,7 +141,7 @@ pub(crate) fn explain(
         ));
     }
     if judgments.is_empty() && derived.deadline <= as_of {
-        let text = match view.state.resolved_at(paid, as_of) {
+        let text = match view.resolved_at(as_of) {
             Some(t) if t <= derived.deadline => format!(
                 "{} deadline met: resolved at {}, so no timeout judgment (R2, R3)",
                 at(derived.deadline),
@@ -206,12 +211,12 @@ pub(crate) fn explain(
             format!(
                 "{} product {} banned at judgment {} (R6)",
                 at(ban.judged_at),
-                paid.product_id,
+                view.product_id(),
                 ban.number
             ),
         ));
     }
-    if let Some(last) = derived.judgments.last().filter(|j| j.stands(as_of)) {
+    if let Some(last) = derived.judgments().last().filter(|j| j.stands(as_of)) {
         if view.flagged(as_of) {
             lines.push((
                 derived.flag_at,

@@ -1,20 +1,26 @@
 //! The ledger: every projection of RULES.md, kept up to date event by event.
 //!
 //! [`Ledger::apply`] is the fold (disintegrate's `mutate`): it files the event
-//! under its order or shop and recomputes only that order's [`Derived`]
-//! timelines and the shop's per-settle-day index entries for it, so one event
-//! costs O(log n) plus the size of one order. The queries
+//! under its order or shop and, for an order event, recomputes that order's
+//! timelines and moves its entries in the shop's settle-day index, so one event
+//! costs O(1) amortised plus the size of one order. The queries
 //! ([`Ledger::shop_report`], [`Ledger::order_report`], …) are pure functions
 //! of the state and an `as_of` instant.
+//!
+//! Layout: ids are interned ([`crate::intern`]); orders and shops are dense
+//! vectors indexed by their interned id; an order's derived timelines are not
+//! stored but recomputed when asked (a few dozen nanoseconds), which keeps an
+//! order at about 80 bytes.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::event::{Event, EventKind};
 use crate::explain;
-use crate::order::{Derived, JudgmentTimeline, OrderEvent, OrderEventKind, OrderState, Paid};
+use crate::intern::Interner;
+use crate::order::{self, Derived, Events, JudgmentTimeline, Kind, OrderEvent, OrderRec, Paid};
 use crate::policy::Policy;
 use crate::report::*;
 use crate::time::{Day, Instant};
@@ -29,6 +35,9 @@ pub enum ApplyError {
         /// The order.
         order_id: String,
     },
+    /// More than 4 GiB of distinct ids: beyond what one ledger holds.
+    #[error("the ledger holds more distinct ids than it can index (4 GiB of ids)")]
+    TooManyIds,
 }
 
 /// Why a query found nothing to report.
@@ -54,60 +63,100 @@ pub enum QueryError {
     },
 }
 
-/// A shop: its orders, its top-ups, and an index of the deductions its orders
-/// may carry by settle date (R4), which is what the daily cap (R5) groups by.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct ShopState {
-    pub orders: BTreeSet<String>,
-    pub topups: Vec<(Instant, i64)>,
-    /// Settle day -> (judged_at, order_id, judgment) of every deduction that
-    /// exists for some `as_of`; the cap's order is this set's order.
-    pub day_index: BTreeMap<Day, BTreeSet<(Instant, String, u8)>>,
+/// One entry of a shop's settle-day index: a deduction that exists for some
+/// `as_of`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct DayEntry {
+    pub judged_at: Instant,
+    pub order: u32,
+    pub number: u8,
 }
 
-/// Charges per deduction of one shop as of an instant: `(order_id, judgment)`
-/// -> `(charged_fen, waived_fen)`, for due deductions only.
-type Charges<'a> = HashMap<(&'a str, u8), (i64, i64)>;
+/// A shop: its orders, its top-ups, and the index of the deductions its
+/// orders may carry by settle date (R4), which is what the daily cap (R5)
+/// groups by. Each day's entries are kept in the cap's order: (judged_at,
+/// order_id, judgment).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ShopRec {
+    pub orders: Vec<u32>,
+    pub topups: Vec<(Instant, i64)>,
+    pub days: BTreeMap<Day, Vec<DayEntry>>,
+}
+
+/// Charges of due deductions: `(order, judgment)` -> `(charged_fen, waived_fen)`.
+type Charges = HashMap<(u32, u8), (i64, i64)>;
 
 /// Every projection of the rule book over the events applied so far.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ledger {
     policy: Policy,
-    orders: HashMap<String, OrderState>,
-    shops: HashMap<String, ShopState>,
+    order_ids: Interner,
+    shop_ids: Interner,
+    product_ids: Interner,
+    tracking_nos: Interner,
+    /// Indexed by the order's interned id.
+    orders: Vec<OrderRec>,
+    /// Indexed by the shop's interned id.
+    shops: Vec<ShopRec>,
     events_applied: u64,
 }
 
 /// An order that exists as of some instant, with its parts at hand.
 #[derive(Clone, Copy)]
 pub(crate) struct OrderView<'a> {
-    pub order_id: &'a str,
-    pub state: &'a OrderState,
+    pub ledger: &'a Ledger,
+    pub index: u32,
     pub paid: &'a Paid,
-    pub derived: &'a Derived,
+    pub events: &'a [OrderEvent],
+    pub derived: Derived,
 }
 
 impl<'a> OrderView<'a> {
+    pub fn order_id(&self) -> &'a str {
+        self.ledger.order_ids.get(self.index)
+    }
+
+    pub fn shop_id(&self) -> &'a str {
+        self.ledger.shop_ids.get(self.paid.shop)
+    }
+
+    pub fn product_id(&self) -> &'a str {
+        self.ledger.product_ids.get(self.paid.product)
+    }
+
+    pub fn tracking_no(&self, event: &OrderEvent) -> &'a str {
+        event
+            .tracking()
+            .map(|t| self.ledger.tracking_nos.get(t))
+            .unwrap_or("")
+    }
+
     /// The judgments that exist as of `as_of` (R3), revoked ones included.
-    pub fn judgments(&self, as_of: Instant) -> impl Iterator<Item = &'a JudgmentTimeline> + 'a {
-        self.derived
-            .judgments
-            .iter()
+    pub fn judgments(&self, as_of: Instant) -> impl Iterator<Item = JudgmentTimeline> + 'a {
+        let derived = self.derived;
+        (1..=derived.judgments().len() as u8)
+            .filter_map(move |n| derived.judgment(n).copied())
             .filter(move |j| j.exists(as_of))
     }
 
     pub fn status(&self, as_of: Instant) -> OrderStatus {
         if self.auto_closed(as_of) {
             OrderStatus::AutoClosed
-        } else if self.state.refunded_by(as_of) >= self.paid.amount_fen {
+        } else if order::refunded_by(self.events, as_of) >= self.paid.amount_fen {
             OrderStatus::Refunded
-        } else if self.state.events.iter().take_while(|e| e.at <= as_of).any(|e| {
-            matches!(&e.kind, OrderEventKind::Shipment { tracking_no, .. } if self.state.tracking_valid(tracking_no, as_of))
+        } else if self.events.iter().take_while(|e| e.at <= as_of).any(|e| {
+            e.is_shipment()
+                && e.tracking()
+                    .is_some_and(|t| order::tracking_valid(self.events, t, as_of))
         }) {
             OrderStatus::Shipped
         } else {
             OrderStatus::AwaitingShipment
         }
+    }
+
+    pub fn resolved_at(&self, as_of: Instant) -> Option<Instant> {
+        order::resolved_at(self.paid, self.events, as_of)
     }
 
     pub fn auto_closed(&self, as_of: Instant) -> bool {
@@ -119,7 +168,8 @@ impl<'a> OrderView<'a> {
     /// R8: what the buyer is owed when auto-closed.
     pub fn refund_due_fen(&self, as_of: Instant) -> i64 {
         if self.auto_closed(as_of) {
-            (self.paid.amount_fen - self.state.refunded_by(self.derived.auto_close_at)).max(0)
+            (self.paid.amount_fen - order::refunded_by(self.events, self.derived.auto_close_at))
+                .max(0)
         } else {
             0
         }
@@ -128,18 +178,16 @@ impl<'a> OrderView<'a> {
     /// R8: a `refund_failed` at or after the close.
     pub fn alternative_refund_required(&self, as_of: Instant) -> bool {
         self.auto_closed(as_of)
-            && self.state.events.iter().any(|e| {
-                matches!(e.kind, OrderEventKind::RefundFailed)
-                    && e.at >= self.derived.auto_close_at
-                    && e.at <= as_of
+            && self.events.iter().any(|e| {
+                e.kind == Kind::RefundFailed && e.at >= self.derived.auto_close_at && e.at <= as_of
             })
     }
 
     /// R6: this order's ban judgment stands.
-    pub fn ban(&self, policy: &Policy, as_of: Instant) -> Option<&'a JudgmentTimeline> {
+    pub fn ban(&self, policy: &Policy, as_of: Instant) -> Option<JudgmentTimeline> {
         self.derived
-            .judgments
-            .get(usize::from(policy.ban_at_judgment).saturating_sub(1))
+            .judgment(policy.ban_at_judgment)
+            .copied()
             .filter(|j| j.stands(as_of))
     }
 
@@ -149,7 +197,7 @@ impl<'a> OrderView<'a> {
         self.derived.flag_from.is_some_and(|from| from <= as_of)
             && self
                 .derived
-                .judgments
+                .judgments()
                 .last()
                 .is_some_and(|j| j.stands(as_of))
     }
@@ -160,8 +208,12 @@ impl Ledger {
     pub fn new(policy: Policy) -> Ledger {
         Ledger {
             policy,
-            orders: HashMap::new(),
-            shops: HashMap::new(),
+            order_ids: Interner::default(),
+            shop_ids: Interner::default(),
+            product_ids: Interner::default(),
+            tracking_nos: Interner::default(),
+            orders: Vec::new(),
+            shops: Vec::new(),
             events_applied: 0,
         }
     }
@@ -176,18 +228,75 @@ impl Ledger {
         self.events_applied
     }
 
+    /// Bytes held on the heap by the ledger, approximately: for memory figures.
+    pub fn heap_bytes(&self) -> usize {
+        let orders = self.orders.capacity() * std::mem::size_of::<OrderRec>()
+            + self
+                .orders
+                .iter()
+                .map(|o| match &o.events {
+                    Events::Many(v) => v.capacity() * std::mem::size_of::<OrderEvent>(),
+                    _ => 0,
+                })
+                .sum::<usize>();
+        let shops: usize = self
+            .shops
+            .iter()
+            .map(|s| {
+                s.orders.capacity() * 4
+                    + s.topups.capacity() * 16
+                    + s.days
+                        .values()
+                        .map(|d| 48 + d.capacity() * 24)
+                        .sum::<usize>()
+            })
+            .sum();
+        orders
+            + shops
+            + self.order_ids.heap_bytes()
+            + self.shop_ids.heap_bytes()
+            + self.product_ids.heap_bytes()
+            + self.tracking_nos.heap_bytes()
+    }
+
+    fn intern_order(&mut self, order_id: &str) -> Result<u32, ApplyError> {
+        let index = self
+            .order_ids
+            .intern(order_id)
+            .ok_or(ApplyError::TooManyIds)?;
+        if self.orders.len() <= index as usize {
+            self.orders
+                .resize_with(index as usize + 1, OrderRec::default);
+        }
+        Ok(index)
+    }
+
+    fn intern_shop(&mut self, shop_id: &str) -> Result<u32, ApplyError> {
+        let index = self
+            .shop_ids
+            .intern(shop_id)
+            .ok_or(ApplyError::TooManyIds)?;
+        if self.shops.len() <= index as usize {
+            self.shops.resize_with(index as usize + 1, ShopRec::default);
+        }
+        Ok(index)
+    }
+
     /// Folds one event into the state. `recorded_at` is when the log recorded
     /// it; only the notice feed (R9) reads it.
     pub fn apply(&mut self, event: &Event, recorded_at: Instant) -> Result<(), ApplyError> {
-        match &event.kind {
+        let (order_id, kind, value) = match &event.kind {
             EventKind::DepositToppedUp {
                 shop_id,
                 amount_fen,
             } => {
-                let shop = self.shops.entry(shop_id.clone()).or_default();
+                let shop = self.intern_shop(shop_id)?;
+                let topups = &mut self.shops[shop as usize].topups;
                 let key = (event.at, *amount_fen);
-                let index = shop.topups.partition_point(|t| *t <= key);
-                shop.topups.insert(index, key);
+                let index = topups.partition_point(|t| *t <= key);
+                topups.insert(index, key);
+                self.events_applied += 1;
+                return Ok(());
             }
             EventKind::Paid {
                 order_id,
@@ -196,119 +305,162 @@ impl Ledger {
                 amount_fen,
                 ship_by,
             } => {
-                let order = self.orders.entry(order_id.clone()).or_default();
-                if order.paid.is_some() {
+                let order = self.intern_order(order_id)?;
+                if self.orders[order as usize].paid.is_some() {
                     return Err(ApplyError::OrderAlreadyPaid {
                         order_id: order_id.clone(),
                     });
                 }
-                order.paid = Some(Paid {
+                let shop = self.intern_shop(shop_id)?;
+                let product = self
+                    .product_ids
+                    .intern(product_id)
+                    .ok_or(ApplyError::TooManyIds)?;
+                self.orders[order as usize].paid = Some(Paid {
                     at: event.at,
                     recorded_at,
-                    shop_id: shop_id.clone(),
-                    product_id: product_id.clone(),
-                    amount_fen: *amount_fen,
                     ship_by: *ship_by,
+                    amount_fen: *amount_fen,
+                    shop,
+                    product,
                 });
-                self.shops
-                    .entry(shop_id.clone())
-                    .or_default()
-                    .orders
-                    .insert(order_id.clone());
-                self.rederive(order_id);
+                self.shops[shop as usize].orders.push(order);
+                self.reindex(order);
+                self.events_applied += 1;
+                return Ok(());
             }
-            kind => {
-                let Some(order_id) = event.order_id() else {
-                    return Ok(());
-                };
-                let Some(order_event) =
-                    OrderEvent::from_event(kind, event.at, recorded_at, event.event_id)
-                else {
-                    return Ok(());
-                };
-                let order = self.orders.entry(order_id.to_string()).or_default();
-                order.insert(order_event);
-                // R13: until the order is paid the event only waits.
-                if order.paid.is_some() {
-                    self.rederive(order_id);
-                }
+            EventKind::Shipped {
+                order_id,
+                tracking_no,
+            } => (order_id, Kind::Shipped, self.tracking(tracking_no)?),
+            EventKind::TrackingUploaded {
+                order_id,
+                tracking_no,
+            } => (order_id, Kind::Uploaded, self.tracking(tracking_no)?),
+            EventKind::TrackingRejected {
+                order_id,
+                tracking_no,
+            } => (order_id, Kind::Rejected, self.tracking(tracking_no)?),
+            EventKind::Refunded {
+                order_id,
+                amount_fen,
+            } => (order_id, Kind::Refunded, *amount_fen),
+            EventKind::RefundFailed { order_id } => (order_id, Kind::RefundFailed, 0),
+            EventKind::JudgmentRevoked { order_id, judgment } => {
+                (order_id, Kind::Revoked, i64::from(*judgment))
             }
+        };
+        let order = self.intern_order(order_id)?;
+        let new = OrderEvent {
+            at: event.at,
+            recorded_at,
+            value,
+            kind,
+        };
+        let tracking_nos = &self.tracking_nos;
+        self.orders[order as usize]
+            .events
+            .insert(new, |a, b| sorts_before(tracking_nos, a, b));
+        // R13: until the order is paid the event only waits.
+        if self.orders[order as usize].paid.is_some() {
+            self.reindex(order);
         }
         self.events_applied += 1;
         Ok(())
     }
 
-    /// Recomputes one order's timelines and moves its entries in the shop's
-    /// settle-day index.
-    fn rederive(&mut self, order_id: &str) {
-        let Some(order) = self.orders.get_mut(order_id) else {
+    fn tracking(&mut self, tracking_no: &str) -> Result<i64, ApplyError> {
+        self.tracking_nos
+            .intern(tracking_no)
+            .map(i64::from)
+            .ok_or(ApplyError::TooManyIds)
+    }
+
+    /// Moves an order's entries in its shop's settle-day index after its
+    /// events changed: only the deductions whose existence changed move.
+    fn reindex(&mut self, order: u32) {
+        let rec = &self.orders[order as usize];
+        let Some(paid) = rec.paid else {
             return;
         };
-        let new = order.derive(&self.policy);
-        let old = std::mem::replace(&mut order.derived, new.clone());
-        let Some(shop_id) = order.paid.as_ref().map(|p| p.shop_id.clone()) else {
+        let derived = order::derive(&self.policy, &paid, rec.events.as_slice());
+        let old = rec.indexed;
+        let new = derived.deduction_mask(&self.policy);
+        if old == new {
             return;
-        };
-        let shop = self.shops.entry(shop_id).or_default();
-        if let Some(old) = old {
-            for (day, judged_at, number) in old.deduction_keys(&self.policy) {
-                if let Some(entries) = shop.day_index.get_mut(&day) {
-                    entries.remove(&(judged_at, order_id.to_string(), number));
-                    if entries.is_empty() {
-                        shop.day_index.remove(&day);
-                    }
-                }
-            }
         }
-        if let Some(new) = new {
-            for (day, judged_at, number) in new.deduction_keys(&self.policy) {
-                shop.day_index.entry(day).or_default().insert((
-                    judged_at,
-                    order_id.to_string(),
-                    number,
-                ));
+        self.orders[order as usize].indexed = new;
+        let order_ids = &self.order_ids;
+        let shop = &mut self.shops[paid.shop as usize];
+        for j in derived.judgments() {
+            let bit = 1u16 << (j.number - 1);
+            if old & bit == new & bit {
+                continue;
+            }
+            let day = order::settle_day(&self.policy, j.judged_at);
+            let entry = DayEntry {
+                judged_at: j.judged_at,
+                order,
+                number: j.number,
+            };
+            let entries = shop.days.entry(day).or_default();
+            // The cap's order; ids are looked up only on a tie of instants.
+            let position = entries.binary_search_by(|e| {
+                e.judged_at
+                    .cmp(&entry.judged_at)
+                    .then_with(|| order_ids.get(e.order).cmp(order_ids.get(entry.order)))
+                    .then(e.number.cmp(&entry.number))
+            });
+            match (new & bit != 0, position) {
+                (true, Err(index)) => entries.insert(index, entry),
+                (false, Ok(index)) => {
+                    entries.remove(index);
+                }
+                _ => {}
+            }
+            if entries.is_empty() {
+                shop.days.remove(&day);
             }
         }
     }
 
-    fn view<'a>(&'a self, order_id: &'a str, as_of: Instant) -> Option<OrderView<'a>> {
-        let state = self.orders.get(order_id)?;
-        let paid = state.paid.as_ref().filter(|p| p.at <= as_of)?;
-        let derived = state.derived.as_ref()?;
+    fn view(&self, order: u32, as_of: Instant) -> Option<OrderView<'_>> {
+        let rec = self.orders.get(order as usize)?;
+        let paid = rec.paid.as_ref().filter(|p| p.at <= as_of)?;
+        let events = rec.events.as_slice();
         Some(OrderView {
-            order_id,
-            state,
+            ledger: self,
+            index: order,
             paid,
-            derived,
+            events,
+            derived: order::derive(&self.policy, paid, events),
         })
     }
 
-    fn shop_exists(&self, shop: &ShopState, as_of: Instant) -> bool {
+    fn shop_exists(&self, shop: &ShopRec, as_of: Instant) -> bool {
         shop.topups.first().is_some_and(|(at, _)| *at <= as_of)
-            || shop.orders.iter().any(|id| self.view(id, as_of).is_some())
+            || shop
+                .orders
+                .iter()
+                .any(|o| self.orders[*o as usize].paid.is_some_and(|p| p.at <= as_of))
     }
 
-    /// R5: the charges of one shop's due settle days, as of `as_of`.
-    /// `days` limits the work to the days asked about (`None`: all).
-    fn charges<'a>(
-        &'a self,
-        shop: &'a ShopState,
-        as_of: Instant,
-        days: Option<&[Day]>,
-    ) -> Charges<'a> {
+    /// R5: the charges of one shop's due settle days as of `as_of`, limited to
+    /// `days` when given.
+    fn charges(&self, shop: &ShopRec, as_of: Instant, days: Option<&[Day]>) -> Charges {
         let offset = self.policy.utc_offset;
         let cap = self.policy.shop_daily_cap_fen;
         let amount = self.policy.deduction_fen;
         let mut charges = Charges::new();
-        let mut allocate = |day: &Day, entries: &'a BTreeSet<(Instant, String, u8)>| {
+        let mut allocate = |day: &Day, entries: &[DayEntry]| {
             if day.start(offset) > as_of {
                 return;
             }
             let mut charged_today: i64 = 0;
-            for (_, order_id, number) in entries {
+            for entry in entries {
                 let stands = self
-                    .view(order_id, as_of)
-                    .and_then(|v| v.derived.judgments.get(usize::from(*number) - 1))
+                    .view(entry.order, as_of)
+                    .and_then(|v| v.derived.judgment(entry.number).copied())
                     .is_some_and(|j| j.stands(as_of));
                 if !stands {
                     continue;
@@ -316,19 +468,19 @@ impl Ledger {
                 let room = (cap - charged_today).max(0);
                 let charged = amount.min(room);
                 charged_today += charged;
-                charges.insert((order_id.as_str(), *number), (charged, amount - charged));
+                charges.insert((entry.order, entry.number), (charged, amount - charged));
             }
         };
         match days {
             Some(days) => {
                 for day in days {
-                    if let Some(entries) = shop.day_index.get(day) {
+                    if let Some(entries) = shop.days.get(day) {
                         allocate(day, entries);
                     }
                 }
             }
             None => {
-                for (day, entries) in &shop.day_index {
+                for (day, entries) in &shop.days {
                     allocate(day, entries);
                 }
             }
@@ -339,15 +491,15 @@ impl Ledger {
     /// The deductions of one order as of `as_of` (R4, R5, R11).
     fn deductions(
         &self,
-        view: OrderView<'_>,
+        view: &OrderView<'_>,
         as_of: Instant,
-        charges: &Charges<'_>,
+        charges: &Charges,
     ) -> Vec<DeductionReport> {
         let offset = self.policy.utc_offset;
         view.judgments(as_of)
             .filter(|j| j.number <= self.policy.max_deductions_per_order)
             .map(|j| {
-                let settle_day = j.judged_at.local_day(offset).next();
+                let settle_day = order::settle_day(&self.policy, j.judged_at);
                 let amount_fen = self.policy.deduction_fen;
                 let (charged_fen, waived_fen, status) = if j.revoked(as_of) {
                     (0, 0, DeductionStatus::Revoked)
@@ -355,7 +507,7 @@ impl Ledger {
                     (0, 0, DeductionStatus::Pending)
                 } else {
                     let (charged, waived) = charges
-                        .get(&(view.order_id, j.number))
+                        .get(&(view.index, j.number))
                         .copied()
                         .unwrap_or((0, amount_fen));
                     let status = if waived == 0 {
@@ -368,7 +520,7 @@ impl Ledger {
                     (charged, waived, status)
                 };
                 DeductionReport {
-                    order_id: view.order_id.to_string(),
+                    order_id: view.order_id().to_string(),
                     judgment: j.number,
                     judged_at: j.judged_at.to_rfc3339(offset),
                     settle_date: settle_day.to_iso(),
@@ -392,27 +544,30 @@ impl Ledger {
             shop_id: shop_id.to_string(),
             as_of: as_of.to_rfc3339(self.policy.utc_offset),
         };
-        let shop = self.shops.get(shop_id).ok_or_else(unknown)?;
+        let index = self.shop_ids.find(shop_id).ok_or_else(unknown)?;
+        let shop = &self.shops[index as usize];
         if !self.shop_exists(shop, as_of) {
             return Err(unknown());
         }
-        Ok(self.build_shop_report(shop_id, shop, as_of, with_deductions))
+        Ok(self.build_shop_report(index, as_of, with_deductions).0)
     }
 
+    /// The shop report, and the views of its orders existing as of `as_of`
+    /// with their deductions (for the export and the digest).
     fn build_shop_report(
         &self,
-        shop_id: &str,
-        shop: &ShopState,
+        index: u32,
         as_of: Instant,
         with_deductions: bool,
-    ) -> ShopReport {
+    ) -> (ShopReport, Vec<(OrderView<'_>, Vec<DeductionReport>)>) {
+        let shop = &self.shops[index as usize];
         let policy = &self.policy;
         let offset = policy.utc_offset;
         let charges = self.charges(shop, as_of, None);
         let window_start = as_of.plus_days(-policy.rating_window_days);
         let in_window = |t: Instant| t > window_start && t <= as_of;
         let mut report = ShopReport {
-            shop_id: shop_id.to_string(),
+            shop_id: self.shop_ids.get(index).to_string(),
             as_of: as_of.to_rfc3339(offset),
             orders: 0,
             judgments: 0,
@@ -432,51 +587,55 @@ impl Ledger {
                 timeout_judgments: 0,
             },
         };
-        let mut deductions = Vec::new();
+        let mut views = Vec::new();
         // product -> (banned_at, order_id): the earliest ban, ties to the
         // smallest order id (R6).
-        let mut bans: BTreeMap<&str, (Instant, &str)> = BTreeMap::new();
+        let mut bans: HashMap<u32, (Instant, &str)> = HashMap::new();
         let mut flags: Vec<(Instant, &str)> = Vec::new();
-        for order_id in &shop.orders {
-            let Some(view) = self.view(order_id, as_of) else {
+        for &order in &shop.orders {
+            let Some(view) = self.view(order, as_of) else {
                 continue;
             };
             report.orders += 1;
-            let standing = view.judgments(as_of).filter(|j| !j.revoked(as_of));
-            let mut standing_count = 0u64;
-            for j in standing {
-                standing_count += 1;
+            let mut standing = 0u64;
+            for j in view.judgments(as_of).filter(|j| !j.revoked(as_of)) {
+                standing += 1;
                 if in_window(j.judged_at) {
                     report.rating.timeout_judgments += 1;
                 }
             }
-            report.judgments += standing_count;
-            if standing_count > 0 {
+            report.judgments += standing;
+            if standing > 0 {
                 report.violating_orders += 1;
             }
             if in_window(view.derived.deadline) {
                 report.rating.due_orders += 1;
-                if standing_count > 0 {
+                if standing > 0 {
                     report.rating.timed_out_orders += 1;
                 }
             }
             if let Some(ban) = view.ban(policy, as_of) {
-                let candidate = (ban.judged_at, view.order_id);
-                bans.entry(view.paid.product_id.as_str())
+                let candidate = (ban.judged_at, view.order_id());
+                bans.entry(view.paid.product)
                     .and_modify(|best| *best = (*best).min(candidate))
                     .or_insert(candidate);
             }
             if view.flagged(as_of) {
-                flags.push((view.derived.flag_at, view.order_id));
+                flags.push((view.derived.flag_at, view.order_id()));
             }
-            deductions.extend(self.deductions(view, as_of, &charges));
-        }
-        for d in &deductions {
-            report.charged_fen += d.charged_fen;
-            report.waived_fen += d.waived_fen;
-            if d.status == DeductionStatus::Pending {
-                report.pending_fen += d.amount_fen;
+            let deductions = if view.derived.deduction_mask(policy) == 0 {
+                Vec::new()
+            } else {
+                self.deductions(&view, as_of, &charges)
+            };
+            for d in &deductions {
+                report.charged_fen += d.charged_fen;
+                report.waived_fen += d.waived_fen;
+                if d.status == DeductionStatus::Pending {
+                    report.pending_fen += d.amount_fen;
+                }
             }
+            views.push((view, deductions));
         }
         let topped_up_fen = shop
             .topups
@@ -490,7 +649,7 @@ impl Ledger {
         }
         let mut bans: Vec<(Instant, &str, &str)> = bans
             .into_iter()
-            .map(|(product, (at, order))| (at, product, order))
+            .map(|(product, (at, order))| (at, self.product_ids.get(product), order))
             .collect();
         bans.sort();
         report.banned_products = bans
@@ -510,42 +669,50 @@ impl Ledger {
             })
             .collect();
         if with_deductions {
-            // CLI.md: by (judged_at, order_id, judgment). judged_at strings
-            // share one offset, but sort on instants to be safe with
-            // fractional seconds.
-            deductions.sort_by_cached_key(|d| {
-                (
-                    Instant::parse_rfc3339(&d.judged_at),
-                    d.order_id.clone(),
-                    d.judgment,
-                )
+            // CLI.md: by (judged_at, order_id, judgment).
+            let mut all: Vec<(Instant, &DeductionReport)> = views
+                .iter()
+                .flat_map(|(view, deductions)| {
+                    deductions.iter().map(|d| {
+                        let judged_at = view
+                            .derived
+                            .judgment(d.judgment)
+                            .map(|j| j.judged_at)
+                            .unwrap_or(view.derived.deadline);
+                        (judged_at, d)
+                    })
+                })
+                .collect();
+            all.sort_by(|a, b| {
+                (a.0, &a.1.order_id, a.1.judgment).cmp(&(b.0, &b.1.order_id, b.1.judgment))
             });
-            report.deductions = Some(deductions);
+            report.deductions = Some(all.into_iter().map(|(_, d)| d.clone()).collect());
         }
-        report
+        (report, views)
+    }
+
+    fn sorted_shops(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = (0..self.shops.len() as u32).collect();
+        ids.sort_by(|a, b| self.shop_ids.get(*a).cmp(self.shop_ids.get(*b)));
+        ids
     }
 
     /// Every shop existing as of `as_of`, sorted by id, without deductions.
     pub fn shop_summaries(&self, as_of: Instant) -> Vec<ShopReport> {
-        let mut ids: Vec<&String> = self.shops.keys().collect();
-        ids.sort();
-        ids.into_iter()
-            .filter_map(|id| {
-                let shop = &self.shops[id];
-                self.shop_exists(shop, as_of)
-                    .then(|| self.build_shop_report(id, shop, as_of, false))
-            })
+        self.sorted_shops()
+            .into_iter()
+            .filter(|i| self.shop_exists(&self.shops[*i as usize], as_of))
+            .map(|i| self.build_shop_report(i, as_of, false).0)
             .collect()
     }
 
     /// One order as of `as_of`.
     pub fn order_report(&self, order_id: &str, as_of: Instant) -> Result<OrderReport, QueryError> {
         let offset = self.policy.utc_offset;
-        let Some(view) = self.view(order_id, as_of) else {
-            let paid_at = self
-                .orders
-                .get(order_id)
-                .and_then(|o| o.paid.as_ref())
+        let found = self.order_ids.find(order_id);
+        let Some(view) = found.and_then(|o| self.view(o, as_of)) else {
+            let paid_at = found
+                .and_then(|o| self.orders[o as usize].paid)
                 .map(|p| p.at.to_rfc3339(offset));
             return Err(QueryError::UnknownOrder {
                 order_id: order_id.to_string(),
@@ -553,30 +720,26 @@ impl Ledger {
                 paid_at,
             });
         };
-        let shop = self.shops.get(&view.paid.shop_id);
         let days: Vec<Day> = view
             .derived
-            .deduction_keys(&self.policy)
-            .map(|(day, _, _)| day)
+            .judgments()
+            .iter()
+            .take(self.policy.max_deductions_per_order.into())
+            .map(|j| order::settle_day(&self.policy, j.judged_at))
             .collect();
-        let charges = shop
-            .map(|shop| self.charges(shop, as_of, Some(&days)))
-            .unwrap_or_default();
-        let deductions = self.deductions(view, as_of, &charges);
-        let explain = explain::explain(&self.policy, view, as_of, &deductions);
+        let charges = self.charges(&self.shops[view.paid.shop as usize], as_of, Some(&days));
+        let deductions = self.deductions(&view, as_of, &charges);
+        let explain = explain::explain(&self.policy, &view, as_of, &deductions);
         Ok(OrderReport {
             order_id: order_id.to_string(),
-            shop_id: view.paid.shop_id.clone(),
-            product_id: view.paid.product_id.clone(),
+            shop_id: view.shop_id().to_string(),
+            product_id: view.product_id().to_string(),
             amount_fen: view.paid.amount_fen,
             as_of: as_of.to_rfc3339(offset),
             paid_at: view.paid.at.to_rfc3339(offset),
             deadline: view.derived.deadline.to_rfc3339(offset),
             status: view.status(as_of),
-            resolved_at: view
-                .state
-                .resolved_at(view.paid, as_of)
-                .map(|t| t.to_rfc3339(offset)),
+            resolved_at: view.resolved_at(as_of).map(|t| t.to_rfc3339(offset)),
             judgments: view
                 .judgments(as_of)
                 .map(|j| JudgmentReport {
@@ -597,6 +760,52 @@ impl Ledger {
         })
     }
 
+    fn row(
+        &self,
+        view: &OrderView<'_>,
+        deductions: &[DeductionReport],
+        as_of: Instant,
+    ) -> OrderRow {
+        let offset = self.policy.utc_offset;
+        let mut row = OrderRow {
+            order_id: view.order_id().to_string(),
+            shop_id: view.shop_id().to_string(),
+            product_id: view.product_id().to_string(),
+            amount_fen: view.paid.amount_fen,
+            paid_at: view.paid.at.to_rfc3339(offset),
+            deadline: view.derived.deadline.to_rfc3339(offset),
+            status: view.status(as_of),
+            resolved_at: view.resolved_at(as_of).map(|t| t.to_rfc3339(offset)),
+            judgments: 0,
+            revoked_judgments: 0,
+            charged_fen: 0,
+            waived_fen: 0,
+            pending_fen: 0,
+            product_banned: view.ban(&self.policy, as_of).is_some(),
+            closure_review: view.flagged(as_of),
+            auto_closed_at: view
+                .auto_closed(as_of)
+                .then(|| view.derived.auto_close_at.to_rfc3339(offset)),
+            refund_due_fen: view.refund_due_fen(as_of),
+            alternative_refund_required: view.alternative_refund_required(as_of),
+        };
+        for j in view.judgments(as_of) {
+            if j.revoked(as_of) {
+                row.revoked_judgments += 1;
+            } else {
+                row.judgments += 1;
+            }
+        }
+        for d in deductions {
+            row.charged_fen += d.charged_fen;
+            row.waived_fen += d.waived_fen;
+            if d.status == DeductionStatus::Pending {
+                row.pending_fen += d.amount_fen;
+            }
+        }
+        row
+    }
+
     /// One row per order existing as of `as_of`, sorted by (shop_id, order_id),
     /// keeping those `keep` accepts.
     pub fn order_rows(
@@ -604,57 +813,12 @@ impl Ledger {
         as_of: Instant,
         mut keep: impl FnMut(&OrderRow) -> bool,
     ) -> Vec<OrderRow> {
-        let offset = self.policy.utc_offset;
-        let mut shop_ids: Vec<&String> = self.shops.keys().collect();
-        shop_ids.sort();
         let mut rows = Vec::new();
-        for shop_id in shop_ids {
-            let shop = &self.shops[shop_id];
-            let charges = self.charges(shop, as_of, None);
-            for order_id in &shop.orders {
-                let Some(view) = self.view(order_id, as_of) else {
-                    continue;
-                };
-                let deductions = self.deductions(view, as_of, &charges);
-                let mut row = OrderRow {
-                    order_id: order_id.clone(),
-                    shop_id: shop_id.clone(),
-                    product_id: view.paid.product_id.clone(),
-                    amount_fen: view.paid.amount_fen,
-                    paid_at: view.paid.at.to_rfc3339(offset),
-                    deadline: view.derived.deadline.to_rfc3339(offset),
-                    status: view.status(as_of),
-                    resolved_at: view
-                        .state
-                        .resolved_at(view.paid, as_of)
-                        .map(|t| t.to_rfc3339(offset)),
-                    judgments: 0,
-                    revoked_judgments: 0,
-                    charged_fen: 0,
-                    waived_fen: 0,
-                    pending_fen: 0,
-                    product_banned: view.ban(&self.policy, as_of).is_some(),
-                    closure_review: view.flagged(as_of),
-                    auto_closed_at: view
-                        .auto_closed(as_of)
-                        .then(|| view.derived.auto_close_at.to_rfc3339(offset)),
-                    refund_due_fen: view.refund_due_fen(as_of),
-                    alternative_refund_required: view.alternative_refund_required(as_of),
-                };
-                for j in view.judgments(as_of) {
-                    if j.revoked(as_of) {
-                        row.revoked_judgments += 1;
-                    } else {
-                        row.judgments += 1;
-                    }
-                }
-                for d in &deductions {
-                    row.charged_fen += d.charged_fen;
-                    row.waived_fen += d.waived_fen;
-                    if d.status == DeductionStatus::Pending {
-                        row.pending_fen += d.amount_fen;
-                    }
-                }
+        for shop in self.sorted_shops() {
+            let (_, mut views) = self.build_shop_report(shop, as_of, false);
+            views.sort_by(|a, b| a.0.order_id().cmp(b.0.order_id()));
+            for (view, deductions) in &views {
+                let row = self.row(view, deductions, as_of);
                 if keep(&row) {
                     rows.push(row);
                 }
@@ -675,29 +839,33 @@ impl Ledger {
     ) -> Result<Vec<Notice>, QueryError> {
         let offset = self.policy.utc_offset;
         let shop = self
-            .shops
-            .get(shop_id)
+            .shop_ids
+            .find(shop_id)
+            .map(|i| &self.shops[i as usize])
             .filter(|shop| self.shop_exists(shop, as_of))
             .ok_or_else(|| QueryError::UnknownShop {
                 shop_id: shop_id.to_string(),
                 as_of: as_of.to_rfc3339(offset),
             })?;
         let after = after.and_then(parse_cursor);
-        let mut keyed: Vec<((i64, String, u8), Notice)> = Vec::new();
-        for order_id in &shop.orders {
-            let Some(view) = self.view(order_id, as_of) else {
+        let mut keyed: Vec<((i64, &str, u8), Notice)> = Vec::new();
+        for &order in &shop.orders {
+            let Some(view) = self.view(order, as_of) else {
                 continue;
             };
             for j in view.judgments(as_of) {
                 let visible = j.visible_from.unwrap_or(j.judged_at);
-                let key = (visible.0, order_id.clone(), j.number);
-                if after.as_ref().is_some_and(|a| key <= *a) {
+                let key = (visible.0, view.order_id(), j.number);
+                if after
+                    .as_ref()
+                    .is_some_and(|a| (key.0, key.1, key.2) <= (a.0, a.1.as_str(), a.2))
+                {
                     continue;
                 }
                 let notice = Notice {
-                    cursor: format!("{}.{}.{}", visible.0, j.number, order_id),
+                    cursor: format!("{}.{}.{}", visible.0, j.number, view.order_id()),
                     shop_id: shop_id.to_string(),
-                    order_id: order_id.clone(),
+                    order_id: view.order_id().to_string(),
                     judgment: j.number,
                     judged_at: j.judged_at.to_rfc3339(offset),
                     deduction_fen: (j.number <= self.policy.max_deductions_per_order)
@@ -718,13 +886,15 @@ impl Ledger {
         let mut orphans: Vec<Orphan> = self
             .orders
             .iter()
-            .filter(|(_, o)| o.paid.as_ref().is_none_or(|p| p.at > as_of))
-            .filter_map(|(id, o)| {
-                let waiting = o.events.iter().take_while(|e| e.at <= as_of).count();
+            .enumerate()
+            .filter(|(_, o)| o.paid.is_none_or(|p| p.at > as_of))
+            .filter_map(|(i, o)| {
+                let events = o.events.as_slice();
+                let waiting = events.iter().take_while(|e| e.at <= as_of).count();
                 (waiting > 0).then(|| Orphan {
-                    order_id: id.clone(),
+                    order_id: self.order_ids.get(i as u32).to_string(),
                     events: waiting as u64,
-                    first_at: o.events[0].at.to_rfc3339(offset),
+                    first_at: events[0].at.to_rfc3339(offset),
                 })
             })
             .collect();
@@ -734,44 +904,53 @@ impl Ledger {
 
     /// A SHA-256, in hex, of the canonical projection state as of `as_of`:
     /// every shop report with its deductions and every order's row, in id
-    /// order, then the orphans. Equal for any two ledgers that answer every
-    /// query alike, however their events arrived.
+    /// order, then the orphans, each in a fixed binary form. Equal for any two
+    /// ledgers that answer every query alike, however their events arrived.
     pub fn digest(&self, as_of: Instant) -> String {
-        let mut hasher = Sha256::new();
-        let mut feed = |value: &dyn erased::Feed| value.feed(&mut hasher);
-        let mut shop_ids: Vec<&String> = self.shops.keys().collect();
-        shop_ids.sort();
-        for shop_id in shop_ids {
-            let shop = &self.shops[shop_id];
-            if self.shop_exists(shop, as_of) {
-                feed(&self.build_shop_report(shop_id, shop, as_of, true));
+        let mut feed = DigestFeed::default();
+        for shop in self.sorted_shops() {
+            if !self.shop_exists(&self.shops[shop as usize], as_of) {
+                continue;
+            }
+            let (report, mut views) = self.build_shop_report(shop, as_of, false);
+            feed.shop(&report);
+            views.sort_by(|a, b| a.0.order_id().cmp(b.0.order_id()));
+            for (view, deductions) in &views {
+                feed.order(&self.row(view, deductions, as_of), deductions);
             }
         }
-        for row in self.order_rows(as_of, |_| true) {
-            feed(&row);
-        }
         for orphan in self.orphans(as_of) {
-            feed(&orphan);
+            feed.text(&orphan.order_id);
+            feed.number(orphan.events as i64);
         }
-        hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        feed.finish()
     }
 
     /// Ids of every shop the ledger knows, whatever the instant.
     pub fn shop_ids(&self) -> impl Iterator<Item = &str> {
-        self.shops.keys().map(String::as_str)
+        (0..self.shop_ids.len() as u32).map(|i| self.shop_ids.get(i))
     }
 
     /// Ids of every paid order the ledger knows, whatever the instant.
     pub fn order_ids(&self) -> impl Iterator<Item = &str> {
         self.orders
             .iter()
+            .enumerate()
             .filter(|(_, o)| o.paid.is_some())
-            .map(|(id, _)| id.as_str())
+            .map(|(i, _)| self.order_ids.get(i as u32))
     }
+}
+
+/// Events of an order sort by instant, then kind, then value (tracking numbers
+/// by their text, so the order does not depend on interning order), then
+/// recording time: a total order on content, so the state does not depend on
+/// arrival order.
+fn sorts_before(tracking_nos: &Interner, a: &OrderEvent, b: &OrderEvent) -> bool {
+    let value = |e: &OrderEvent| match e.tracking() {
+        Some(t) => (0, tracking_nos.get(t)),
+        None => (e.value, ""),
+    };
+    (a.at, a.kind, value(a), a.recorded_at) < (b.at, b.kind, value(b), b.recorded_at)
 }
 
 fn parse_cursor(text: &str) -> Option<(i64, String, u8)> {
@@ -782,21 +961,113 @@ fn parse_cursor(text: &str) -> Option<(i64, String, u8)> {
     Some((visible, order_id, number))
 }
 
-/// Feeding serialisable values into the digest without naming their types.
-mod erased {
-    use sha2::{Digest, Sha256};
+/// The canonical binary stream the digest hashes: length-prefixed texts and
+/// fixed-width numbers, buffered and hashed in large chunks.
+#[derive(Default)]
+struct DigestFeed {
+    hasher: Sha256,
+    buffer: Vec<u8>,
+}
 
-    pub trait Feed {
-        fn feed(&self, hasher: &mut Sha256);
+impl DigestFeed {
+    fn text(&mut self, text: &str) {
+        self.number(text.len() as i64);
+        self.buffer.extend_from_slice(text.as_bytes());
+        self.spill();
     }
 
-    impl<T: serde::Serialize> Feed for T {
-        fn feed(&self, hasher: &mut Sha256) {
-            // A report always serialises: its keys are strings and its numbers
-            // finite, so an error here is a programming error.
-            let bytes = serde_json::to_vec(self).expect("reports serialise to JSON");
-            hasher.update(&bytes);
-            hasher.update(b"\n");
+    fn number(&mut self, n: i64) {
+        self.buffer.extend_from_slice(&n.to_le_bytes());
+    }
+
+    fn option(&mut self, text: &Option<String>) {
+        match text {
+            Some(t) => self.text(t),
+            None => self.number(-1),
         }
+    }
+
+    fn spill(&mut self) {
+        if self.buffer.len() >= 1 << 16 {
+            self.hasher.update(&self.buffer);
+            self.buffer.clear();
+        }
+    }
+
+    fn shop(&mut self, r: &ShopReport) {
+        self.text(&r.shop_id);
+        for n in [
+            r.orders as i64,
+            r.judgments as i64,
+            r.violating_orders as i64,
+            r.charged_fen,
+            r.waived_fen,
+            r.pending_fen,
+            r.deposit_balance_fen,
+        ] {
+            self.number(n);
+        }
+        self.number(r.banned_products.len() as i64);
+        for b in &r.banned_products {
+            self.text(&b.product_id);
+            self.text(&b.order_id);
+            self.text(&b.banned_at);
+        }
+        self.number(r.closure_review.len() as i64);
+        for f in &r.closure_review {
+            self.text(&f.order_id);
+            self.text(&f.flagged_at);
+        }
+        let rating = &r.rating;
+        for n in [
+            rating.window_days,
+            rating.due_orders as i64,
+            rating.timed_out_orders as i64,
+            rating.timeout_judgments as i64,
+        ] {
+            self.number(n);
+        }
+    }
+
+    fn order(&mut self, row: &OrderRow, deductions: &[DeductionReport]) {
+        self.text(&row.order_id);
+        self.text(&row.product_id);
+        self.number(row.amount_fen);
+        self.text(&row.paid_at);
+        self.text(&row.deadline);
+        self.text(row.status.as_str());
+        self.option(&row.resolved_at);
+        for n in [
+            row.judgments as i64,
+            row.revoked_judgments as i64,
+            row.refund_due_fen,
+        ] {
+            self.number(n);
+        }
+        for flag in [
+            row.product_banned,
+            row.closure_review,
+            row.alternative_refund_required,
+        ] {
+            self.number(i64::from(flag));
+        }
+        self.option(&row.auto_closed_at);
+        self.number(deductions.len() as i64);
+        for d in deductions {
+            self.number(i64::from(d.judgment));
+            self.text(d.status.as_str());
+            self.number(d.amount_fen);
+            self.number(d.charged_fen);
+            self.number(d.waived_fen);
+        }
+    }
+
+    fn finish(mut self) -> String {
+        self.hasher.update(&self.buffer);
+        self.hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 }

@@ -12,6 +12,7 @@
 
 pub mod event;
 pub mod explain;
+mod intern;
 pub mod ledger;
 mod order;
 pub mod policy;

@@ -5,96 +5,123 @@
 //! instant `t` the rules ask about ("is the order resolved at `t`?"), the
 //! events with `at <= t` are fixed once `as_of >= t`, and later events can only
 //! *remove* resolution, through a retroactive `tracking_rejected` (R2 a). So
-//! "not resolved at `t`" becomes true at one instant, [`OrderState::unresolved_from`],
-//! and stays true. Each judgment (R3), the closure flag (R7) and the auto-close
-//! (R8) therefore hold from one instant on, computed when an event for the
-//! order arrives; a query only compares instants.
+//! "not resolved at `t`" becomes true at one instant, [`unresolved_from`], and
+//! stays true. Each judgment (R3), the closure flag (R7) and the auto-close
+//! (R8) therefore hold from one instant on; [`derive`] computes those instants
+//! from the order's few events, and a query only compares instants.
+//!
+//! Records are compact (about 80 bytes for an order with one event) because a
+//! platform has millions of them: ids are interned, instants are integers, and
+//! the usual single event is stored inline.
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::EventKind;
-use crate::policy::Policy;
+use crate::policy::{limits, Policy};
 use crate::time::{Day, Instant};
 
-/// What the `paid` event said (R1).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// What the `paid` event said (R1). Ids are interner indices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Paid {
     pub at: Instant,
     pub recorded_at: Instant,
-    pub shop_id: String,
-    pub product_id: String,
-    pub amount_fen: i64,
     pub ship_by: Option<Instant>,
+    pub amount_fen: i64,
+    pub shop: u32,
+    pub product: u32,
 }
 
-/// An event of an order other than `paid`, reduced to what the rules read.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The kinds of order events the rules read (every type but `paid` and
+/// `deposit_topped_up`). The discriminant orders events at one instant: causes
+/// the `explain` lines should show first come first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub(crate) enum Kind {
+    /// `shipped`; `value` is the tracking number's interner index.
+    Shipped,
+    /// `tracking_uploaded`; `value` as for `Shipped`.
+    Uploaded,
+    /// `tracking_rejected`; `value` as for `Shipped`.
+    Rejected,
+    /// `refunded`; `value` is the amount in fen.
+    Refunded,
+    /// `refund_failed`; `value` is 0.
+    RefundFailed,
+    /// `judgment_revoked`; `value` is the judgment number.
+    Revoked,
+}
+
+/// An order event, reduced to what the rules read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct OrderEvent {
     pub at: Instant,
     pub recorded_at: Instant,
-    pub event_id: u128,
-    pub kind: OrderEventKind,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum OrderEventKind {
-    /// `shipped` (`uploaded == false`) or `tracking_uploaded`.
-    Shipment {
-        tracking_no: String,
-        uploaded: bool,
-    },
-    Rejection {
-        tracking_no: String,
-    },
-    Refund {
-        amount_fen: i64,
-    },
-    RefundFailed,
-    Revocation {
-        judgment: u8,
-    },
+    pub value: i64,
+    pub kind: Kind,
 }
 
 impl OrderEvent {
-    /// Converts an event of an order; `None` for `paid` and `deposit_topped_up`.
-    pub fn from_event(
-        kind: &EventKind,
-        at: Instant,
-        recorded_at: Instant,
-        event_id: u128,
-    ) -> Option<OrderEvent> {
-        let kind = match kind {
-            EventKind::Shipped { tracking_no, .. } => OrderEventKind::Shipment {
-                tracking_no: tracking_no.clone(),
-                uploaded: false,
-            },
-            EventKind::TrackingUploaded { tracking_no, .. } => OrderEventKind::Shipment {
-                tracking_no: tracking_no.clone(),
-                uploaded: true,
-            },
-            EventKind::TrackingRejected { tracking_no, .. } => OrderEventKind::Rejection {
-                tracking_no: tracking_no.clone(),
-            },
-            EventKind::Refunded { amount_fen, .. } => OrderEventKind::Refund {
-                amount_fen: *amount_fen,
-            },
-            EventKind::RefundFailed { .. } => OrderEventKind::RefundFailed,
-            EventKind::JudgmentRevoked { judgment, .. } => OrderEventKind::Revocation {
-                judgment: *judgment,
-            },
-            EventKind::Paid { .. } | EventKind::DepositToppedUp { .. } => return None,
-        };
-        Some(OrderEvent {
-            at,
-            recorded_at,
-            event_id,
-            kind,
-        })
+    pub fn is_shipment(&self) -> bool {
+        matches!(self.kind, Kind::Shipped | Kind::Uploaded)
+    }
+
+    /// The tracking number's index, for shipments and rejections.
+    pub fn tracking(&self) -> Option<u32> {
+        match self.kind {
+            Kind::Shipped | Kind::Uploaded | Kind::Rejected => u32::try_from(self.value).ok(),
+            _ => None,
+        }
     }
 }
 
+/// The events of an order, sorted. Most orders have one event, stored inline.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Events {
+    #[default]
+    None,
+    One(OrderEvent),
+    Many(Vec<OrderEvent>),
+}
+
+impl Events {
+    pub fn as_slice(&self) -> &[OrderEvent] {
+        match self {
+            Events::None => &[],
+            Events::One(event) => std::slice::from_ref(event),
+            Events::Many(events) => events,
+        }
+    }
+
+    /// Inserts keeping the order given by `before` (a strict "sorts before").
+    pub fn insert(&mut self, event: OrderEvent, before: impl Fn(&OrderEvent, &OrderEvent) -> bool) {
+        match std::mem::take(self) {
+            Events::None => *self = Events::One(event),
+            Events::One(first) => {
+                *self = Events::Many(if before(&event, &first) {
+                    vec![event, first]
+                } else {
+                    vec![first, event]
+                })
+            }
+            Events::Many(mut events) => {
+                let index = events.partition_point(|e| !before(&event, e));
+                events.insert(index, event);
+                *self = Events::Many(events);
+            }
+        }
+    }
+}
+
+/// An order: its `paid` event when it has arrived, and its other events.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct OrderRec {
+    pub paid: Option<Paid>,
+    pub events: Events,
+    /// Bit `k - 1` is set when judgment `k`'s deduction is in the shop's
+    /// settle-day index (it exists for some `as_of`).
+    pub indexed: u16,
+}
+
 /// Judgment `k` of an order as a function of `as_of`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct JudgmentTimeline {
     /// 1-based judgment number.
     pub number: u8,
@@ -125,15 +152,17 @@ impl JudgmentTimeline {
     }
 }
 
+const MAX_J: usize = limits::MAX_JUDGMENTS_PER_ORDER as usize;
+
 /// What the events of a paid order imply, independent of `as_of`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Derived {
     /// R1.
     pub deadline: Instant,
     /// R8: `paid.at + auto_close_days`.
     pub auto_close_at: Instant,
-    /// R3: one per `k = 1 … max_judgments_per_order`.
-    pub judgments: Vec<JudgmentTimeline>,
+    judgments: [JudgmentTimeline; MAX_J],
+    count: u8,
     /// R7: `T_final + closure_grace_hours`.
     pub flag_at: Instant,
     /// R7: the flag holds for `as_of >= flag_from` (while the final judgment
@@ -144,182 +173,176 @@ pub(crate) struct Derived {
 }
 
 impl Derived {
-    /// Settle dates of the deductions this order may carry (R4), with the
-    /// deduction's key; used by the shop's per-day index.
-    pub fn deduction_keys(&self, policy: &Policy) -> impl Iterator<Item = (Day, Instant, u8)> + '_ {
-        let offset = policy.utc_offset;
-        self.judgments
+    /// Judgments 1 to `max_judgments_per_order`, whether or not they exist.
+    pub fn judgments(&self) -> &[JudgmentTimeline] {
+        &self.judgments[..usize::from(self.count)]
+    }
+
+    /// Judgment `number` (1-based).
+    pub fn judgment(&self, number: u8) -> Option<&JudgmentTimeline> {
+        self.judgments().get(usize::from(number).checked_sub(1)?)
+    }
+
+    /// The bit mask of the deductions that exist for some `as_of` (R4).
+    pub fn deduction_mask(&self, policy: &Policy) -> u16 {
+        self.judgments()
             .iter()
             .take(policy.max_deductions_per_order.into())
             .filter(|j| j.exists_from.is_some())
-            .map(move |j| (j.judged_at.local_day(offset).next(), j.judged_at, j.number))
+            .fold(0, |mask, j| mask | 1 << (j.number - 1))
     }
 }
 
-/// An order: its `paid` event when it has arrived, its other events, and what
-/// they imply.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct OrderState {
-    pub paid: Option<Paid>,
-    /// Every other event of the order, sorted by (`at`, `event_id`) so that the
-    /// state does not depend on arrival order.
-    pub events: Vec<OrderEvent>,
-    /// `None` until the order is paid (R13).
-    pub derived: Option<Derived>,
+/// `T_k` of judgment `number` (R3).
+pub(crate) fn judged_at(policy: &Policy, deadline: Instant, number: u8) -> Instant {
+    deadline.plus_hours(i64::from(number - 1) * policy.rejudge_interval_hours)
 }
 
-impl OrderState {
-    /// Inserts an event at its place in (`at`, `event_id`) order.
-    pub fn insert(&mut self, event: OrderEvent) {
-        let key = (event.at, event.event_id);
-        let index = self.events.partition_point(|e| (e.at, e.event_id) <= key);
-        self.events.insert(index, event);
-    }
+/// R1.
+pub(crate) fn deadline(policy: &Policy, paid: &Paid) -> Instant {
+    paid.ship_by
+        .unwrap_or_else(|| paid.at.plus_hours(policy.ship_window_hours))
+}
 
-    /// Recomputes [`Derived`] from the events; `None` while unpaid.
-    pub fn derive(&self, policy: &Policy) -> Option<Derived> {
-        let paid = self.paid.as_ref()?;
-        let deadline = paid
-            .ship_by
-            .unwrap_or_else(|| paid.at.plus_hours(policy.ship_window_hours));
-        let auto_close_at = paid.at.plus_days(policy.auto_close_days);
-        let judgments: Vec<JudgmentTimeline> = (1..=policy.max_judgments_per_order)
-            .map(|number| {
-                let judged_at = deadline.plus_hours(i64::from(number - 1) * policy.rejudge_interval_hours);
-                // R3: judgment k needs T_k < auto_close_at and the order
-                // unresolved at T_k.
-                let exists_from = if judged_at < auto_close_at {
-                    self.unresolved_from(paid, judged_at)
-                } else {
-                    None
-                };
-                let revoked_from = self
-                    .events
-                    .iter()
-                    .filter(|e| matches!(e.kind, OrderEventKind::Revocation { judgment } if judgment == number))
-                    .map(|e| e.at)
-                    .min();
-                let visible_from = exists_from.map(|from| self.visible_from(paid, from));
-                JudgmentTimeline {
-                    number,
-                    judged_at,
-                    exists_from,
-                    revoked_from,
-                    visible_from,
-                }
-            })
-            .collect();
-        let last = judgments.last().copied();
-        let flag_at = last
-            .map(|j| j.judged_at)
-            .unwrap_or(deadline)
-            .plus_hours(policy.closure_grace_hours);
-        // R7: the final judgment must exist; the order must be unresolved at
-        // the end of the grace period. Both hold from an instant on, and the
-        // later of the two is when the flag appears.
-        let flag_from = match last.and_then(|j| j.exists_from) {
-            Some(final_from) => self
-                .unresolved_from(paid, flag_at)
-                .map(|from| from.max(final_from)),
-            None => None,
+/// The settle day of judgment `k`'s deduction (R4).
+pub(crate) fn settle_day(policy: &Policy, judged_at: Instant) -> Day {
+    judged_at.local_day(policy.utc_offset).next()
+}
+
+/// Computes [`Derived`] from the paid event and the sorted events.
+pub(crate) fn derive(policy: &Policy, paid: &Paid, events: &[OrderEvent]) -> Derived {
+    let deadline = deadline(policy, paid);
+    let auto_close_at = paid.at.plus_days(policy.auto_close_days);
+    let count = policy
+        .max_judgments_per_order
+        .min(limits::MAX_JUDGMENTS_PER_ORDER);
+    let mut judgments = [JudgmentTimeline::default(); MAX_J];
+    for number in 1..=count {
+        let judged_at = judged_at(policy, deadline, number);
+        // R3: judgment k needs T_k < auto_close_at and the order unresolved
+        // at T_k.
+        let exists_from = if judged_at < auto_close_at {
+            unresolved_from(paid, events, judged_at)
+        } else {
+            None
         };
-        let auto_close_from = self.unresolved_from(paid, auto_close_at);
-        Some(Derived {
-            deadline,
-            auto_close_at,
-            judgments,
-            flag_at,
-            flag_from,
-            auto_close_from,
-        })
+        let revoked_from = events
+            .iter()
+            .find(|e| e.kind == Kind::Revoked && e.value == i64::from(number))
+            .map(|e| e.at);
+        let visible_from = exists_from.map(|from| visible_from(paid, events, from));
+        judgments[usize::from(number - 1)] = JudgmentTimeline {
+            number,
+            judged_at,
+            exists_from,
+            revoked_from,
+            visible_from,
+        };
     }
+    let last = judgments[usize::from(count) - 1];
+    let flag_at = last.judged_at.plus_hours(policy.closure_grace_hours);
+    // R7: the final judgment must exist, and the order must be unresolved at
+    // the end of the grace period. Both hold from an instant on, and the later
+    // of the two is when the flag appears.
+    let flag_from = last.exists_from.and_then(|final_from| {
+        unresolved_from(paid, events, flag_at).map(|from| from.max(final_from))
+    });
+    Derived {
+        deadline,
+        auto_close_at,
+        judgments,
+        count,
+        flag_at,
+        flag_from,
+        auto_close_from: unresolved_from(paid, events, auto_close_at),
+    }
+}
 
-    /// The first `as_of` from which the order counts as *not* resolved at `t`
-    /// (R2), or `None` when it is resolved at `t` for every `as_of >= t`.
-    ///
-    /// Shipments and refunds with `at <= t` are what can resolve at `t`. A full
-    /// refund resolves for good. A shipment stops counting from the first
-    /// rejection of its tracking number, whenever that rejection happened
-    /// (retroactive, R2 a), so the order is unresolved from the moment the last
-    /// of its shipments has been rejected.
-    pub fn unresolved_from(&self, paid: &Paid, t: Instant) -> Option<Instant> {
-        let mut refunded_fen: i64 = 0;
-        let mut valid_until = t;
-        for event in self.events.iter().take_while(|e| e.at <= t) {
-            match &event.kind {
-                OrderEventKind::Refund { amount_fen } => {
-                    refunded_fen = refunded_fen.saturating_add(*amount_fen);
-                    if refunded_fen >= paid.amount_fen {
-                        return None;
-                    }
+/// The earliest rejection of a tracking number for this order, whenever it
+/// happened (R2 a: retroactive).
+pub(crate) fn first_rejection(events: &[OrderEvent], tracking: u32) -> Option<Instant> {
+    events
+        .iter()
+        .find(|e| e.kind == Kind::Rejected && e.tracking() == Some(tracking))
+        .map(|e| e.at)
+}
+
+/// Whether a shipment's tracking number is valid as of `as_of`: no rejection
+/// of it for this order with `at <= as_of` (R2 a).
+pub(crate) fn tracking_valid(events: &[OrderEvent], tracking: u32, as_of: Instant) -> bool {
+    first_rejection(events, tracking).is_none_or(|r| r > as_of)
+}
+
+/// The first `as_of` from which the order counts as *not* resolved at `t`
+/// (R2), or `None` when it is resolved at `t` for every `as_of >= t`.
+///
+/// Shipments and refunds with `at <= t` are what can resolve at `t`. A full
+/// refund resolves for good. A shipment stops counting from the first
+/// rejection of its tracking number, whenever that rejection happened, so the
+/// order is unresolved from the moment the last of its shipments has been
+/// rejected.
+pub(crate) fn unresolved_from(paid: &Paid, events: &[OrderEvent], t: Instant) -> Option<Instant> {
+    let mut refunded_fen: i64 = 0;
+    let mut valid_until = t;
+    for event in events.iter().take_while(|e| e.at <= t) {
+        match event.kind {
+            Kind::Refunded => {
+                refunded_fen = refunded_fen.saturating_add(event.value);
+                if refunded_fen >= paid.amount_fen {
+                    return None;
                 }
-                OrderEventKind::Shipment { tracking_no, .. } => {
-                    valid_until = valid_until.max(self.first_rejection(tracking_no)?);
-                }
-                _ => {}
             }
+            Kind::Shipped | Kind::Uploaded => {
+                let tracking = event.tracking()?;
+                valid_until = valid_until.max(first_rejection(events, tracking)?);
+            }
+            _ => {}
         }
-        Some(valid_until)
     }
+    Some(valid_until)
+}
 
-    /// The earliest rejection of a tracking number for this order, whenever it
-    /// happened.
-    pub fn first_rejection(&self, tracking_no: &str) -> Option<Instant> {
-        self.events
-            .iter()
-            .find(|e| matches!(&e.kind, OrderEventKind::Rejection { tracking_no: t } if t == tracking_no))
-            .map(|e| e.at)
-    }
+/// R9: a judgment that exists from `from` is announced no earlier than the
+/// recording of the events that decided it (those with `at <= from`), so a
+/// feed consumer polling "after my cursor" never misses one that arrived late
+/// with a judged_at in the past.
+fn visible_from(paid: &Paid, events: &[OrderEvent], from: Instant) -> Instant {
+    events
+        .iter()
+        .take_while(|e| e.at <= from)
+        .map(|e| e.recorded_at)
+        .fold(from.max(paid.recorded_at), Instant::max)
+}
 
-    /// R9: a judgment that exists from `from` is announced no earlier than the
-    /// recording of the events that decided it (those with `at <= from`), so a
-    /// feed consumer polling "after my cursor" never misses one that arrived
-    /// late with a judged_at in the past.
-    fn visible_from(&self, paid: &Paid, from: Instant) -> Instant {
-        self.events
-            .iter()
-            .take_while(|e| e.at <= from)
-            .map(|e| e.recorded_at)
-            .fold(from.max(paid.recorded_at), Instant::max)
-    }
+/// The sum of refunds with `at <= t`.
+pub(crate) fn refunded_by(events: &[OrderEvent], t: Instant) -> i64 {
+    events
+        .iter()
+        .take_while(|e| e.at <= t)
+        .filter(|e| e.kind == Kind::Refunded)
+        .fold(0i64, |sum, e| sum.saturating_add(e.value))
+}
 
-    /// The sum of refunds with `at <= t`.
-    pub fn refunded_by(&self, t: Instant) -> i64 {
-        self.events
-            .iter()
-            .take_while(|e| e.at <= t)
-            .filter_map(|e| match e.kind {
-                OrderEventKind::Refund { amount_fen } => Some(amount_fen),
-                _ => None,
-            })
-            .fold(0i64, i64::saturating_add)
-    }
-
-    /// Whether a shipment's tracking number is valid as of `as_of`: no rejection
-    /// of it for this order with `at <= as_of` (R2 a).
-    pub fn tracking_valid(&self, tracking_no: &str, as_of: Instant) -> bool {
-        self.first_rejection(tracking_no).is_none_or(|r| r > as_of)
-    }
-
-    /// R2: the earliest instant at which the order is resolved, as of `as_of`.
-    pub fn resolved_at(&self, paid: &Paid, as_of: Instant) -> Option<Instant> {
-        let mut refunded_fen: i64 = 0;
-        for event in self.events.iter().take_while(|e| e.at <= as_of) {
-            match &event.kind {
-                OrderEventKind::Refund { amount_fen } => {
-                    refunded_fen = refunded_fen.saturating_add(*amount_fen);
-                    if refunded_fen >= paid.amount_fen {
-                        return Some(event.at);
-                    }
-                }
-                OrderEventKind::Shipment { tracking_no, .. }
-                    if self.tracking_valid(tracking_no, as_of) =>
-                {
+/// R2: the earliest instant at which the order is resolved, as of `as_of`.
+pub(crate) fn resolved_at(paid: &Paid, events: &[OrderEvent], as_of: Instant) -> Option<Instant> {
+    let mut refunded_fen: i64 = 0;
+    for event in events.iter().take_while(|e| e.at <= as_of) {
+        match event.kind {
+            Kind::Refunded => {
+                refunded_fen = refunded_fen.saturating_add(event.value);
+                if refunded_fen >= paid.amount_fen {
                     return Some(event.at);
                 }
-                _ => {}
             }
+            Kind::Shipped | Kind::Uploaded
+                if event
+                    .tracking()
+                    .is_some_and(|t| tracking_valid(events, t, as_of)) =>
+            {
+                return Some(event.at);
+            }
+            _ => {}
         }
-        None
     }
+    None
 }

@@ -14,8 +14,11 @@ pub const NANOS_PER_HOUR: i64 = 3_600 * NANOS_PER_SECOND;
 /// Nanoseconds in one (24-hour) day.
 pub const NANOS_PER_DAY: i64 = 24 * NANOS_PER_HOUR;
 
-/// An instant: nanoseconds since 1970-01-01T00:00:00Z.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// An instant: nanoseconds since 1970-01-01T00:00:00Z. The default is the
+/// epoch.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Instant(pub i64);
 
 impl Instant {

@@ -23,6 +23,13 @@
 //!
 //! The metadata (id, hash, paid order) sits in front of the JSON so that the
 //! idempotency index can be rebuilt by skipping over the JSON, never parsing it.
+//!
+//! Format version 2 (what this code writes) is the same, except that
+//! everything after the header is compressed with LZ4 (block format, with its
+//! uncompressed size in front, little-endian u32), and the CRC covers the
+//! stored, compressed bytes. JSON events compress about fourfold, and bytes not
+//! written are the cheapest: sled rewrites a leaf, with the values it holds,
+//! whenever a key is added to it. Version 1 blocks are still read.
 
 use std::ops::Range;
 
@@ -33,8 +40,14 @@ use crate::StoreError;
 
 /// Identifies a block; a value without it is not ours.
 const MAGIC: &[u8; 4] = b"PLGB";
-/// The block format this code writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// The block format this code writes.
+pub const FORMAT_VERSION: u16 = 2;
+/// The uncompressed format, still read.
+const FORMAT_PLAIN: u16 = 1;
+/// The most a block's entries may take once uncompressed: a batch is at most
+/// 16 MiB of lines plus 30 bytes of metadata per line, far below this. A size
+/// prefix above it is damage, not a reason to allocate.
+const MAX_ENTRIES_BYTES: usize = 256 << 20;
 /// Size of the fixed header.
 const HEADER_BYTES: usize = 32;
 /// Position of the CRC in the header.
@@ -120,6 +133,9 @@ pub fn encode(first_seq: u64, recorded_at: Instant, entries: &[NewEntry<'_>]) ->
         );
         out.extend_from_slice(json);
     }
+    let compressed = lz4_flex::block::compress_prepend_size(&out[HEADER_BYTES..]);
+    out.truncate(HEADER_BYTES);
+    out.extend_from_slice(&compressed);
     let crc = crc_of(&out);
     out[CRC_RANGE].copy_from_slice(&crc.to_be_bytes());
     out
@@ -153,8 +169,8 @@ pub struct DecodedBlock {
     pub first_seq: u64,
     /// When it was appended.
     pub recorded_at: Instant,
-    /// The value as read from sled (shared, not copied).
-    pub bytes: sled::IVec,
+    /// The header and the (uncompressed) entries section.
+    pub bytes: Vec<u8>,
     /// Its events in order.
     pub entries: Vec<EntryMeta>,
 }
@@ -235,11 +251,30 @@ pub fn decode(key: &[u8], bytes: sled::IVec) -> Result<DecodedBlock, StoreError>
         ));
     }
     let version = u16::from_be_bytes([bytes[8], bytes[9]]);
-    if version != FORMAT_VERSION {
-        return Err(corrupt(format!(
-            "block format version {version} is not supported (this build reads version {FORMAT_VERSION}); use a newer `penalty`"
-        )));
-    }
+    let bytes: Vec<u8> = match version {
+        FORMAT_PLAIN => bytes.to_vec(),
+        FORMAT_VERSION => {
+            let packed = &bytes[HEADER_BYTES..];
+            let size = packed
+                .get(..4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+                .unwrap_or(usize::MAX);
+            if size > MAX_ENTRIES_BYTES {
+                return Err(corrupt(format!("the block claims {size} uncompressed bytes")));
+            }
+            let entries = lz4_flex::block::decompress_size_prepended(packed)
+                .map_err(|e| corrupt(format!("the block does not decompress ({e})")))?;
+            let mut plain = Vec::with_capacity(HEADER_BYTES + entries.len());
+            plain.extend_from_slice(&bytes[..HEADER_BYTES]);
+            plain.extend_from_slice(&entries);
+            plain
+        }
+        _ => {
+            return Err(corrupt(format!(
+                "block format version {version} is not supported (this build reads versions {FORMAT_PLAIN} and {FORMAT_VERSION}); use a newer `penalty`"
+            )))
+        }
+    };
     let first_seq = be_u64(&bytes[12..20]);
     let count = be_u32(&bytes[20..24]);
     let recorded_at = Instant(be_u64(&bytes[24..32]) as i64);

@@ -141,7 +141,7 @@ struct Index {
     /// The sequence number the next event gets.
     next_seq: u64,
     /// event_id -> (seq, content hash).
-    events: HashMap<u128, (u64, u64)>,
+    events: HashMap<u128, (u64, u64), IdHasher>,
     /// Paid order id -> seq of its `paid`.
     paid_orders: HashMap<Box<[u8]>, u64>,
 }
@@ -392,7 +392,7 @@ impl EventLog {
         let mut outcomes = Vec::with_capacity(items.len());
         let mut entries: Vec<NewEntry<'a>> = Vec::new();
         // Events new in this batch: event_id -> position in `entries`.
-        let mut batch_ids: HashMap<u128, usize> = HashMap::new();
+        let mut batch_ids: HashMap<u128, usize, IdHasher> = HashMap::with_hasher(IdHasher::new());
         let mut batch_paid: HashMap<&'a [u8], u64> = HashMap::new();
         for item in items {
             let event_id = item.event.event_id;
@@ -485,7 +485,10 @@ impl EventLog {
         };
         let mut index = Index {
             next_seq: 1,
-            events: HashMap::with_capacity(usize::try_from(expected_events).unwrap_or(0)),
+            events: HashMap::with_capacity_and_hasher(
+                usize::try_from(expected_events).unwrap_or(0),
+                IdHasher::new(),
+            ),
             paid_orders: HashMap::new(),
         };
         for found in self.blocks.iter() {
@@ -868,5 +871,70 @@ impl Iterator for LogIter {
                 }
             }
         }
+    }
+}
+
+/// Hashing for event ids. They are UUIDs, mostly random already, so SipHash
+/// (std's default) spends its time on nothing: a keyed multiply-xor mix is
+/// enough. The key comes from std's per-process random state, so a crafted
+/// set of ids cannot be aimed at one bucket.
+#[derive(Clone, Copy)]
+pub(crate) struct IdHasher {
+    key: u64,
+}
+
+impl Default for IdHasher {
+    fn default() -> IdHasher {
+        IdHasher::new()
+    }
+}
+
+impl IdHasher {
+    pub(crate) fn new() -> IdHasher {
+        use std::hash::BuildHasher;
+        IdHasher {
+            key: std::collections::hash_map::RandomState::new().hash_one(0x9e37_79b9_u64) | 1,
+        }
+    }
+}
+
+impl std::hash::BuildHasher for IdHasher {
+    type Hasher = IdHash;
+
+    fn build_hasher(&self) -> IdHash {
+        IdHash { state: self.key }
+    }
+}
+
+/// The hasher of [`IdHasher`].
+pub(crate) struct IdHash {
+    state: u64,
+}
+
+impl std::hash::Hasher for IdHash {
+    fn finish(&self) -> u64 {
+        let mut h = self.state;
+        h ^= h >> 32;
+        h = h.wrapping_mul(0xd6e8_feb8_6659_fd93);
+        h ^ (h >> 32)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.state = (self.state ^ n)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(23);
+    }
+
+    fn write_u128(&mut self, n: u128) {
+        self.write_u64(n as u64);
+        self.write_u64((n >> 64) as u64);
     }
 }

@@ -13,8 +13,11 @@ use crate::error::StoreError;
 use crate::log::EventLog;
 
 /// The checkpoint's own format version, first byte of its bytes: a checkpoint
-/// of another version is ignored and rebuilt, never misread.
-const CHECKPOINT_FORMAT: u8 = 1;
+/// of another version is ignored and rebuilt, never misread. Version 2 is the
+/// bincode of the ledger, LZ4-compressed (size in front).
+const CHECKPOINT_FORMAT: u8 = 2;
+/// A checkpoint claiming more than this uncompressed is damaged.
+const MAX_CHECKPOINT_BYTES: usize = 64 << 30;
 
 /// A tail longer than this is worth a new checkpoint once folded in.
 pub const CHECKPOINT_TAIL_EVENTS: u64 = 10_000;
@@ -70,11 +73,13 @@ impl Projection {
 
     /// Serialises for [`EventLog::save_checkpoint`].
     pub fn encode(&self) -> Vec<u8> {
+        // Serialising plain data into a Vec cannot fail; if it ever did, no
+        // checkpoint is better than a wrong one.
+        let Ok(plain) = bincode::serialize(&self.ledger) else {
+            return Vec::new();
+        };
         let mut bytes = vec![CHECKPOINT_FORMAT];
-        // Serialising plain data into a Vec cannot fail.
-        if bincode::serialize_into(&mut bytes, &self.ledger).is_err() {
-            bytes.truncate(0);
-        }
+        bytes.extend_from_slice(&lz4_flex::block::compress_prepend_size(&plain));
         bytes
     }
 
@@ -83,7 +88,12 @@ impl Projection {
         if *format != CHECKPOINT_FORMAT {
             return None;
         }
-        let ledger: Ledger = bincode::deserialize(rest).ok()?;
+        let size = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        if size > MAX_CHECKPOINT_BYTES {
+            return None;
+        }
+        let plain = lz4_flex::block::decompress_size_prepended(rest).ok()?;
+        let ledger: Ledger = bincode::deserialize(&plain).ok()?;
         Some(Projection { ledger, seq })
     }
 

@@ -1,0 +1,178 @@
+//! String interning: every id (order, shop, product, tracking number) is
+//! stored once in an arena and named by a dense `u32` index.
+//!
+//! Why: a million orders held as `String` keys in hash maps and B-trees cost
+//! hundreds of bytes each and a malloc per copy. An arena costs the id's bytes
+//! plus 4 bytes of offset and about 8 bytes of open-addressing table, and
+//! comparing two interned ids for equality is comparing two integers.
+//!
+//! The hash is fixed (not keyed), because the core has no source of
+//! randomness and must behave identically on every run; ids come from the
+//! platform's own systems, and a pathological set would only slow lookups.
+
+use serde::{Deserialize, Serialize};
+
+/// The most bytes the arena holds: offsets are `u32`.
+const MAX_ARENA_BYTES: usize = u32::MAX as usize;
+
+/// Interned strings: `intern` gives each distinct string a stable index.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(from = "InternerData", into = "InternerData")]
+pub(crate) struct Interner {
+    arena: String,
+    /// `ends[i]` is where string `i` ends in `arena`; it starts at `ends[i-1]`.
+    ends: Vec<u32>,
+    /// Open addressing: 0 is empty, otherwise index + 1. Its length is a
+    /// power of two, at least twice the number of strings.
+    table: Vec<u32>,
+}
+
+/// What a checkpoint stores: the table is rebuilt on load.
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct InternerData {
+    arena: String,
+    ends: Vec<u32>,
+}
+
+impl From<InternerData> for Interner {
+    fn from(data: InternerData) -> Interner {
+        let mut interner = Interner {
+            arena: data.arena,
+            ends: data.ends,
+            table: Vec::new(),
+        };
+        interner.rebuild(interner.ends.len().max(8) * 2);
+        interner
+    }
+}
+
+impl From<Interner> for InternerData {
+    fn from(interner: Interner) -> InternerData {
+        InternerData {
+            arena: interner.arena,
+            ends: interner.ends,
+        }
+    }
+}
+
+impl PartialEq for Interner {
+    fn eq(&self, other: &Interner) -> bool {
+        self.arena == other.arena && self.ends == other.ends
+    }
+}
+
+impl Eq for Interner {}
+
+/// A fast, fixed 64-bit hash of a string (FxHash-style, with a final mix).
+fn hash(text: &str) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut h: u64 = text.len() as u64;
+    let mut chunks = text.as_bytes().chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+    }
+    let mut tail = [0u8; 8];
+    let rest = chunks.remainder();
+    tail[..rest.len()].copy_from_slice(rest);
+    h = (h.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^ (h >> 33)
+}
+
+impl Interner {
+    /// How many strings.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// The string of an index. Indices come from `intern`, so they are in range.
+    pub fn get(&self, index: u32) -> &str {
+        let i = index as usize;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.arena[start..self.ends[i] as usize]
+    }
+
+    /// The index of a string, if it was interned.
+    pub fn find(&self, text: &str) -> Option<u32> {
+        if self.table.is_empty() {
+            return None;
+        }
+        let mask = self.table.len() - 1;
+        let mut slot = hash(text) as usize & mask;
+        loop {
+            match self.table[slot] {
+                0 => return None,
+                entry if self.get(entry - 1) == text => return Some(entry - 1),
+                _ => slot = (slot + 1) & mask,
+            }
+        }
+    }
+
+    /// The index of a string, interning it first if needed. `None` only when
+    /// the arena is full (4 GiB of ids).
+    pub fn intern(&mut self, text: &str) -> Option<u32> {
+        if let Some(index) = self.find(text) {
+            return Some(index);
+        }
+        if self.arena.len() + text.len() > MAX_ARENA_BYTES
+            || self.ends.len() >= u32::MAX as usize - 1
+        {
+            return None;
+        }
+        if (self.ends.len() + 1) * 2 > self.table.len() {
+            self.rebuild((self.table.len() * 2).max(16));
+        }
+        self.arena.push_str(text);
+        self.ends.push(self.arena.len() as u32);
+        let index = (self.ends.len() - 1) as u32;
+        self.place(text, index);
+        Some(index)
+    }
+
+    fn place(&mut self, text: &str, index: u32) {
+        let mask = self.table.len() - 1;
+        let mut slot = hash(text) as usize & mask;
+        while self.table[slot] != 0 {
+            slot = (slot + 1) & mask;
+        }
+        self.table[slot] = index + 1;
+    }
+
+    fn rebuild(&mut self, capacity: usize) {
+        self.table = vec![0; capacity.next_power_of_two()];
+        for index in 0..self.ends.len() as u32 {
+            let text = self.get(index).to_string();
+            self.place(&text, index);
+        }
+    }
+
+    /// Bytes held, for memory accounting.
+    pub fn heap_bytes(&self) -> usize {
+        self.arena.capacity() + self.ends.capacity() * 4 + self.table.capacity() * 4
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interns_each_string_once_and_survives_serialisation() {
+        let mut interner = Interner::default();
+        let ids: Vec<u32> = (0..1000)
+            .map(|i| interner.intern(&format!("O{i}")).unwrap())
+            .collect();
+        assert_eq!(interner.intern("O7"), Some(ids[7]));
+        assert_eq!(interner.find("O999"), Some(ids[999]));
+        assert_eq!(interner.find("nope"), None);
+        assert_eq!(interner.get(ids[42]), "O42");
+        assert_eq!(interner.intern(""), Some(1000));
+        let json = serde_json::to_string(&interner).unwrap();
+        let back: Interner = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.find("O500"), Some(ids[500]));
+        assert_eq!(back, interner);
+    }
+}
