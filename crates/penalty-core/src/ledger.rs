@@ -83,6 +83,48 @@ pub(crate) struct ShopRec {
     pub days: BTreeMap<Day, Vec<DayEntry>>,
 }
 
+/// A deduction before formatting (R4, R5).
+#[derive(Clone, Copy, Debug)]
+struct RawDeduction {
+    number: u8,
+    judged_at: Instant,
+    settle_day: Day,
+    amount_fen: i64,
+    charged_fen: i64,
+    waived_fen: i64,
+    status: DeductionStatus,
+}
+
+/// One order of a shop as of an instant, unformatted.
+struct OrderFacts<'a> {
+    view: OrderView<'a>,
+    deductions: Vec<RawDeduction>,
+    standing: u64,
+    revoked: u64,
+    banned: bool,
+    flagged: bool,
+}
+
+/// One shop as of an instant, unformatted; see [`Ledger::tally`].
+struct ShopTally<'a> {
+    index: u32,
+    orders: u64,
+    judgments: u64,
+    violating_orders: u64,
+    charged_fen: i64,
+    waived_fen: i64,
+    pending_fen: i64,
+    deposit_balance_fen: i64,
+    due_orders: u64,
+    timed_out_orders: u64,
+    timeout_judgments: u64,
+    /// (banned_at, product_id, order_id), sorted.
+    bans: Vec<(Instant, &'a str, &'a str)>,
+    /// (flagged_at, order_id), sorted.
+    flags: Vec<(Instant, &'a str)>,
+    facts: Vec<OrderFacts<'a>>,
+}
+
 /// Charges of due deductions: `(order, judgment)` -> `(charged_fen, waived_fen)`.
 type Charges = HashMap<(u32, u8), (i64, i64)>;
 
@@ -488,19 +530,19 @@ impl Ledger {
         charges
     }
 
-    /// The deductions of one order as of `as_of` (R4, R5, R11).
-    fn deductions(
+    /// The deductions of one order as of `as_of` (R4, R5, R11), unformatted.
+    fn raw_deductions(
         &self,
         view: &OrderView<'_>,
         as_of: Instant,
         charges: &Charges,
-    ) -> Vec<DeductionReport> {
+    ) -> Vec<RawDeduction> {
         let offset = self.policy.utc_offset;
+        let amount_fen = self.policy.deduction_fen;
         view.judgments(as_of)
             .filter(|j| j.number <= self.policy.max_deductions_per_order)
             .map(|j| {
                 let settle_day = order::settle_day(&self.policy, j.judged_at);
-                let amount_fen = self.policy.deduction_fen;
                 let (charged_fen, waived_fen, status) = if j.revoked(as_of) {
                     (0, 0, DeductionStatus::Revoked)
                 } else if as_of < settle_day.start(offset) {
@@ -519,11 +561,10 @@ impl Ledger {
                     };
                     (charged, waived, status)
                 };
-                DeductionReport {
-                    order_id: view.order_id().to_string(),
-                    judgment: j.number,
-                    judged_at: j.judged_at.to_rfc3339(offset),
-                    settle_date: settle_day.to_iso(),
+                RawDeduction {
+                    number: j.number,
+                    judged_at: j.judged_at,
+                    settle_day,
                     amount_fen,
                     charged_fen,
                     waived_fen,
@@ -531,6 +572,19 @@ impl Ledger {
                 }
             })
             .collect()
+    }
+
+    fn format_deduction(&self, order_id: &str, d: &RawDeduction) -> DeductionReport {
+        DeductionReport {
+            order_id: order_id.to_string(),
+            judgment: d.number,
+            judged_at: d.judged_at.to_rfc3339(self.policy.utc_offset),
+            settle_date: d.settle_day.to_iso(),
+            amount_fen: d.amount_fen,
+            charged_fen: d.charged_fen,
+            waived_fen: d.waived_fen,
+            status: d.status,
+        }
     }
 
     /// One shop as of `as_of`, with its deductions when `with_deductions`.
@@ -549,26 +603,19 @@ impl Ledger {
         if !self.shop_exists(shop, as_of) {
             return Err(unknown());
         }
-        Ok(self.build_shop_report(index, as_of, with_deductions).0)
+        Ok(self.shop_report_of(&self.tally(index, as_of), as_of, with_deductions))
     }
 
-    /// The shop report, and the views of its orders existing as of `as_of`
-    /// with their deductions (for the export and the digest).
-    fn build_shop_report(
-        &self,
-        index: u32,
-        as_of: Instant,
-        with_deductions: bool,
-    ) -> (ShopReport, Vec<(OrderView<'_>, Vec<DeductionReport>)>) {
+    /// Everything the shop's reports need as of `as_of`, unformatted: the
+    /// shop report, the export rows and the digest all read this one tally.
+    fn tally(&self, index: u32, as_of: Instant) -> ShopTally<'_> {
         let shop = &self.shops[index as usize];
         let policy = &self.policy;
-        let offset = policy.utc_offset;
         let charges = self.charges(shop, as_of, None);
         let window_start = as_of.plus_days(-policy.rating_window_days);
         let in_window = |t: Instant| t > window_start && t <= as_of;
-        let mut report = ShopReport {
-            shop_id: self.shop_ids.get(index).to_string(),
-            as_of: as_of.to_rfc3339(offset),
+        let mut tally = ShopTally {
+            index,
             orders: 0,
             judgments: 0,
             violating_orders: 0,
@@ -576,119 +623,151 @@ impl Ledger {
             waived_fen: 0,
             pending_fen: 0,
             deposit_balance_fen: 0,
-            deductions: None,
-            banned_products: Vec::new(),
-            closure_review: Vec::new(),
-            rating: RatingReport {
-                window_days: policy.rating_window_days,
-                due_orders: 0,
-                timed_out_orders: 0,
-                timeout_rate: None,
-                timeout_judgments: 0,
-            },
+            due_orders: 0,
+            timed_out_orders: 0,
+            timeout_judgments: 0,
+            bans: Vec::new(),
+            flags: Vec::new(),
+            facts: Vec::with_capacity(shop.orders.len()),
         };
-        let mut views = Vec::new();
         // product -> (banned_at, order_id): the earliest ban, ties to the
         // smallest order id (R6).
         let mut bans: HashMap<u32, (Instant, &str)> = HashMap::new();
-        let mut flags: Vec<(Instant, &str)> = Vec::new();
         for &order in &shop.orders {
             let Some(view) = self.view(order, as_of) else {
                 continue;
             };
-            report.orders += 1;
+            tally.orders += 1;
             let mut standing = 0u64;
-            for j in view.judgments(as_of).filter(|j| !j.revoked(as_of)) {
+            let mut revoked = 0u64;
+            for j in view.judgments(as_of) {
+                if j.revoked(as_of) {
+                    revoked += 1;
+                    continue;
+                }
                 standing += 1;
                 if in_window(j.judged_at) {
-                    report.rating.timeout_judgments += 1;
+                    tally.timeout_judgments += 1;
                 }
             }
-            report.judgments += standing;
+            tally.judgments += standing;
             if standing > 0 {
-                report.violating_orders += 1;
+                tally.violating_orders += 1;
             }
             if in_window(view.derived.deadline) {
-                report.rating.due_orders += 1;
+                tally.due_orders += 1;
                 if standing > 0 {
-                    report.rating.timed_out_orders += 1;
+                    tally.timed_out_orders += 1;
                 }
             }
-            if let Some(ban) = view.ban(policy, as_of) {
+            let banned = view.ban(policy, as_of);
+            if let Some(ban) = banned {
                 let candidate = (ban.judged_at, view.order_id());
                 bans.entry(view.paid.product)
                     .and_modify(|best| *best = (*best).min(candidate))
                     .or_insert(candidate);
             }
-            if view.flagged(as_of) {
-                flags.push((view.derived.flag_at, view.order_id()));
+            let flagged = view.flagged(as_of);
+            if flagged {
+                tally.flags.push((view.derived.flag_at, view.order_id()));
             }
             let deductions = if view.derived.deduction_mask(policy) == 0 {
                 Vec::new()
             } else {
-                self.deductions(&view, as_of, &charges)
+                self.raw_deductions(&view, as_of, &charges)
             };
             for d in &deductions {
-                report.charged_fen += d.charged_fen;
-                report.waived_fen += d.waived_fen;
+                tally.charged_fen += d.charged_fen;
+                tally.waived_fen += d.waived_fen;
                 if d.status == DeductionStatus::Pending {
-                    report.pending_fen += d.amount_fen;
+                    tally.pending_fen += d.amount_fen;
                 }
             }
-            views.push((view, deductions));
+            tally.facts.push(OrderFacts {
+                view,
+                deductions,
+                standing,
+                revoked,
+                banned: banned.is_some(),
+                flagged,
+            });
         }
         let topped_up_fen = shop
             .topups
             .iter()
             .take_while(|(at, _)| *at <= as_of)
             .fold(0i64, |sum, (_, amount)| sum.saturating_add(*amount));
-        report.deposit_balance_fen = topped_up_fen.saturating_sub(report.charged_fen);
-        if report.rating.due_orders > 0 {
-            report.rating.timeout_rate =
-                Some(report.rating.timed_out_orders as f64 / report.rating.due_orders as f64);
-        }
-        let mut bans: Vec<(Instant, &str, &str)> = bans
+        tally.deposit_balance_fen = topped_up_fen.saturating_sub(tally.charged_fen);
+        tally.bans = bans
             .into_iter()
             .map(|(product, (at, order))| (at, self.product_ids.get(product), order))
             .collect();
-        bans.sort();
-        report.banned_products = bans
-            .into_iter()
-            .map(|(at, product_id, order_id)| BanReport {
-                product_id: product_id.to_string(),
-                order_id: order_id.to_string(),
-                banned_at: at.to_rfc3339(offset),
-            })
-            .collect();
-        flags.sort();
-        report.closure_review = flags
-            .into_iter()
-            .map(|(at, order_id)| FlagReport {
-                order_id: order_id.to_string(),
-                flagged_at: at.to_rfc3339(offset),
-            })
-            .collect();
-        if with_deductions {
+        tally.bans.sort();
+        tally.flags.sort();
+        tally
+    }
+
+    /// The shop report of a tally.
+    fn shop_report_of(
+        &self,
+        tally: &ShopTally<'_>,
+        as_of: Instant,
+        with_deductions: bool,
+    ) -> ShopReport {
+        let offset = self.policy.utc_offset;
+        let deductions = with_deductions.then(|| {
             // CLI.md: by (judged_at, order_id, judgment).
-            let mut all: Vec<(Instant, &DeductionReport)> = views
+            let mut all: Vec<(Instant, &str, &RawDeduction)> = tally
+                .facts
                 .iter()
-                .flat_map(|(view, deductions)| {
-                    deductions.iter().map(|d| {
-                        let judged_at = view
-                            .derived
-                            .judgment(d.judgment)
-                            .map(|j| j.judged_at)
-                            .unwrap_or(view.derived.deadline);
-                        (judged_at, d)
-                    })
+                .flat_map(|f| {
+                    f.deductions
+                        .iter()
+                        .map(move |d| (d.judged_at, f.view.order_id(), d))
                 })
                 .collect();
-            all.sort_by(|a, b| {
-                (a.0, &a.1.order_id, a.1.judgment).cmp(&(b.0, &b.1.order_id, b.1.judgment))
-            });
-            report.deductions = Some(all.into_iter().map(|(_, d)| d.clone()).collect());
+            all.sort_by(|a, b| (a.0, a.1, a.2.number).cmp(&(b.0, b.1, b.2.number)));
+            all.into_iter()
+                .map(|(_, order_id, d)| self.format_deduction(order_id, d))
+                .collect()
+        });
+        ShopReport {
+            shop_id: self.shop_ids.get(tally.index).to_string(),
+            as_of: as_of.to_rfc3339(offset),
+            orders: tally.orders,
+            judgments: tally.judgments,
+            violating_orders: tally.violating_orders,
+            charged_fen: tally.charged_fen,
+            waived_fen: tally.waived_fen,
+            pending_fen: tally.pending_fen,
+            deposit_balance_fen: tally.deposit_balance_fen,
+            deductions,
+            banned_products: tally
+                .bans
+                .iter()
+                .map(|(at, product_id, order_id)| BanReport {
+                    product_id: product_id.to_string(),
+                    order_id: order_id.to_string(),
+                    banned_at: at.to_rfc3339(offset),
+                })
+                .collect(),
+            closure_review: tally
+                .flags
+                .iter()
+                .map(|(at, order_id)| FlagReport {
+                    order_id: order_id.to_string(),
+                    flagged_at: at.to_rfc3339(offset),
+                })
+                .collect(),
+            rating: RatingReport {
+                window_days: self.policy.rating_window_days,
+                due_orders: tally.due_orders,
+                timed_out_orders: tally.timed_out_orders,
+                timeout_rate: (tally.due_orders > 0)
+                    .then(|| tally.timed_out_orders as f64 / tally.due_orders as f64),
+                timeout_judgments: tally.timeout_judgments,
+            },
         }
-        (report, views)
     }
 
     fn sorted_shops(&self) -> Vec<u32> {
@@ -702,7 +781,7 @@ impl Ledger {
         self.sorted_shops()
             .into_iter()
             .filter(|i| self.shop_exists(&self.shops[*i as usize], as_of))
-            .map(|i| self.build_shop_report(i, as_of, false).0)
+            .map(|i| self.shop_report_of(&self.tally(i, as_of), as_of, false))
             .collect()
     }
 
@@ -728,7 +807,11 @@ impl Ledger {
             .map(|j| order::settle_day(&self.policy, j.judged_at))
             .collect();
         let charges = self.charges(&self.shops[view.paid.shop as usize], as_of, Some(&days));
-        let deductions = self.deductions(&view, as_of, &charges);
+        let deductions: Vec<DeductionReport> = self
+            .raw_deductions(&view, as_of, &charges)
+            .iter()
+            .map(|d| self.format_deduction(order_id, d))
+            .collect();
         let explain = explain::explain(&self.policy, &view, as_of, &deductions);
         Ok(OrderReport {
             order_id: order_id.to_string(),
@@ -760,13 +843,9 @@ impl Ledger {
         })
     }
 
-    fn row(
-        &self,
-        view: &OrderView<'_>,
-        deductions: &[DeductionReport],
-        as_of: Instant,
-    ) -> OrderRow {
+    fn row(&self, facts: &OrderFacts<'_>, as_of: Instant) -> OrderRow {
         let offset = self.policy.utc_offset;
+        let view = &facts.view;
         let mut row = OrderRow {
             order_id: view.order_id().to_string(),
             shop_id: view.shop_id().to_string(),
@@ -776,27 +855,20 @@ impl Ledger {
             deadline: view.derived.deadline.to_rfc3339(offset),
             status: view.status(as_of),
             resolved_at: view.resolved_at(as_of).map(|t| t.to_rfc3339(offset)),
-            judgments: 0,
-            revoked_judgments: 0,
+            judgments: facts.standing,
+            revoked_judgments: facts.revoked,
             charged_fen: 0,
             waived_fen: 0,
             pending_fen: 0,
-            product_banned: view.ban(&self.policy, as_of).is_some(),
-            closure_review: view.flagged(as_of),
+            product_banned: facts.banned,
+            closure_review: facts.flagged,
             auto_closed_at: view
                 .auto_closed(as_of)
                 .then(|| view.derived.auto_close_at.to_rfc3339(offset)),
             refund_due_fen: view.refund_due_fen(as_of),
             alternative_refund_required: view.alternative_refund_required(as_of),
         };
-        for j in view.judgments(as_of) {
-            if j.revoked(as_of) {
-                row.revoked_judgments += 1;
-            } else {
-                row.judgments += 1;
-            }
-        }
-        for d in deductions {
+        for d in &facts.deductions {
             row.charged_fen += d.charged_fen;
             row.waived_fen += d.waived_fen;
             if d.status == DeductionStatus::Pending {
@@ -815,10 +887,12 @@ impl Ledger {
     ) -> Vec<OrderRow> {
         let mut rows = Vec::new();
         for shop in self.sorted_shops() {
-            let (_, mut views) = self.build_shop_report(shop, as_of, false);
-            views.sort_by(|a, b| a.0.order_id().cmp(b.0.order_id()));
-            for (view, deductions) in &views {
-                let row = self.row(view, deductions, as_of);
+            let mut tally = self.tally(shop, as_of);
+            tally
+                .facts
+                .sort_by(|a, b| a.view.order_id().cmp(b.view.order_id()));
+            for facts in &tally.facts {
+                let row = self.row(facts, as_of);
                 if keep(&row) {
                     rows.push(row);
                 }
@@ -903,20 +977,83 @@ impl Ledger {
     }
 
     /// A SHA-256, in hex, of the canonical projection state as of `as_of`:
-    /// every shop report with its deductions and every order's row, in id
-    /// order, then the orphans, each in a fixed binary form. Equal for any two
-    /// ledgers that answer every query alike, however their events arrived.
+    /// for every shop in id order its figures, bans and flags, then each of its
+    /// orders in id order with its status, instants, judgments and deductions,
+    /// then the orphans; all in a fixed binary form (instants as nanoseconds,
+    /// so no time is formatted). Equal for any two ledgers that answer every
+    /// query alike, however their events arrived.
     pub fn digest(&self, as_of: Instant) -> String {
         let mut feed = DigestFeed::default();
         for shop in self.sorted_shops() {
             if !self.shop_exists(&self.shops[shop as usize], as_of) {
                 continue;
             }
-            let (report, mut views) = self.build_shop_report(shop, as_of, false);
-            feed.shop(&report);
-            views.sort_by(|a, b| a.0.order_id().cmp(b.0.order_id()));
-            for (view, deductions) in &views {
-                feed.order(&self.row(view, deductions, as_of), deductions);
+            let mut tally = self.tally(shop, as_of);
+            feed.text(self.shop_ids.get(shop));
+            for n in [
+                tally.orders as i64,
+                tally.judgments as i64,
+                tally.violating_orders as i64,
+                tally.charged_fen,
+                tally.waived_fen,
+                tally.pending_fen,
+                tally.deposit_balance_fen,
+                tally.due_orders as i64,
+                tally.timed_out_orders as i64,
+                tally.timeout_judgments as i64,
+                tally.bans.len() as i64,
+            ] {
+                feed.number(n);
+            }
+            for (at, product, order) in &tally.bans {
+                feed.number(at.0);
+                feed.text(product);
+                feed.text(order);
+            }
+            feed.number(tally.flags.len() as i64);
+            for (at, order) in &tally.flags {
+                feed.number(at.0);
+                feed.text(order);
+            }
+            tally
+                .facts
+                .sort_by(|a, b| a.view.order_id().cmp(b.view.order_id()));
+            for facts in &tally.facts {
+                let view = &facts.view;
+                feed.text(view.order_id());
+                feed.text(view.product_id());
+                let instant = |t: Option<Instant>| t.map_or(i64::MIN, |t| t.0);
+                for n in [
+                    view.paid.amount_fen,
+                    view.paid.at.0,
+                    view.derived.deadline.0,
+                    view.status(as_of) as i64,
+                    instant(view.resolved_at(as_of)),
+                    facts.standing as i64,
+                    facts.revoked as i64,
+                    i64::from(facts.banned),
+                    i64::from(facts.flagged),
+                    instant(
+                        view.auto_closed(as_of)
+                            .then_some(view.derived.auto_close_at),
+                    ),
+                    view.refund_due_fen(as_of),
+                    i64::from(view.alternative_refund_required(as_of)),
+                    facts.deductions.len() as i64,
+                ] {
+                    feed.number(n);
+                }
+                for d in &facts.deductions {
+                    for n in [
+                        i64::from(d.number),
+                        d.status as i64,
+                        d.amount_fen,
+                        d.charged_fen,
+                        d.waived_fen,
+                    ] {
+                        feed.number(n);
+                    }
+                }
             }
         }
         for orphan in self.orphans(as_of) {
@@ -978,87 +1115,13 @@ impl DigestFeed {
 
     fn number(&mut self, n: i64) {
         self.buffer.extend_from_slice(&n.to_le_bytes());
-    }
-
-    fn option(&mut self, text: &Option<String>) {
-        match text {
-            Some(t) => self.text(t),
-            None => self.number(-1),
-        }
+        self.spill();
     }
 
     fn spill(&mut self) {
         if self.buffer.len() >= 1 << 16 {
             self.hasher.update(&self.buffer);
             self.buffer.clear();
-        }
-    }
-
-    fn shop(&mut self, r: &ShopReport) {
-        self.text(&r.shop_id);
-        for n in [
-            r.orders as i64,
-            r.judgments as i64,
-            r.violating_orders as i64,
-            r.charged_fen,
-            r.waived_fen,
-            r.pending_fen,
-            r.deposit_balance_fen,
-        ] {
-            self.number(n);
-        }
-        self.number(r.banned_products.len() as i64);
-        for b in &r.banned_products {
-            self.text(&b.product_id);
-            self.text(&b.order_id);
-            self.text(&b.banned_at);
-        }
-        self.number(r.closure_review.len() as i64);
-        for f in &r.closure_review {
-            self.text(&f.order_id);
-            self.text(&f.flagged_at);
-        }
-        let rating = &r.rating;
-        for n in [
-            rating.window_days,
-            rating.due_orders as i64,
-            rating.timed_out_orders as i64,
-            rating.timeout_judgments as i64,
-        ] {
-            self.number(n);
-        }
-    }
-
-    fn order(&mut self, row: &OrderRow, deductions: &[DeductionReport]) {
-        self.text(&row.order_id);
-        self.text(&row.product_id);
-        self.number(row.amount_fen);
-        self.text(&row.paid_at);
-        self.text(&row.deadline);
-        self.text(row.status.as_str());
-        self.option(&row.resolved_at);
-        for n in [
-            row.judgments as i64,
-            row.revoked_judgments as i64,
-            row.refund_due_fen,
-        ] {
-            self.number(n);
-        }
-        for flag in [
-            row.product_banned,
-            row.closure_review,
-            row.alternative_refund_required,
-        ] {
-            self.number(i64::from(flag));
-        }
-        self.option(&row.auto_closed_at);
-        self.number(deductions.len() as i64);
-        for d in deductions {
-            self.number(i64::from(d.judgment));
-            self.text(d.status.as_str());
-            self.number(d.amount_fen);
-            self.number(d.charged_fen);
-            self.number(d.waived_fen);
         }
     }
 

@@ -213,7 +213,9 @@ impl EventLog {
         let head = Head::open(dir)?;
         let db = sled::Config::new()
             .path(&sled_path)
-            .cache_capacity(128 * 1024 * 1024)
+            // Blocks are read once, in order, and checkpoints once per
+            // process: a large page cache would only hold memory.
+            .cache_capacity(16 * 1024 * 1024)
             .flush_every_ms(None)
             .open()
             .map_err(|source| match source {

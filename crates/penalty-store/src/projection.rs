@@ -13,11 +13,10 @@ use crate::error::StoreError;
 use crate::log::EventLog;
 
 /// The checkpoint's own format version, first byte of its bytes: a checkpoint
-/// of another version is ignored and rebuilt, never misread. Version 2 is the
-/// bincode of the ledger, LZ4-compressed (size in front).
-const CHECKPOINT_FORMAT: u8 = 2;
-/// A checkpoint claiming more than this uncompressed is damaged.
-const MAX_CHECKPOINT_BYTES: usize = 64 << 30;
+/// of another version is ignored and rebuilt, never misread. Version 3 is the
+/// bincode of the ledger streamed through an LZ4 frame, so that neither
+/// writing nor reading it holds an uncompressed copy in memory.
+const CHECKPOINT_FORMAT: u8 = 3;
 
 /// A tail longer than this is worth a new checkpoint once folded in.
 pub const CHECKPOINT_TAIL_EVENTS: u64 = 10_000;
@@ -73,14 +72,13 @@ impl Projection {
 
     /// Serialises for [`EventLog::save_checkpoint`].
     pub fn encode(&self) -> Vec<u8> {
-        // Serialising plain data into a Vec cannot fail; if it ever did, no
+        // Serialising plain data into memory cannot fail; if it ever did, no
         // checkpoint is better than a wrong one.
-        let Ok(plain) = bincode::serialize(&self.ledger) else {
+        let mut encoder = lz4_flex::frame::FrameEncoder::new(vec![CHECKPOINT_FORMAT]);
+        if bincode::serialize_into(&mut encoder, &self.ledger).is_err() {
             return Vec::new();
-        };
-        let mut bytes = vec![CHECKPOINT_FORMAT];
-        bytes.extend_from_slice(&lz4_flex::block::compress_prepend_size(&plain));
-        bytes
+        }
+        encoder.finish().unwrap_or_default()
     }
 
     fn decode(seq: u64, bytes: &[u8]) -> Option<Projection> {
@@ -88,12 +86,8 @@ impl Projection {
         if *format != CHECKPOINT_FORMAT {
             return None;
         }
-        let size = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
-        if size > MAX_CHECKPOINT_BYTES {
-            return None;
-        }
-        let plain = lz4_flex::block::decompress_size_prepended(rest).ok()?;
-        let ledger: Ledger = bincode::deserialize(&plain).ok()?;
+        let decoder = lz4_flex::frame::FrameDecoder::new(std::io::BufReader::new(rest));
+        let ledger: Ledger = bincode::deserialize_from(decoder).ok()?;
         Some(Projection { ledger, seq })
     }
 
@@ -148,10 +142,7 @@ pub fn open(
         ),
     };
     let start = projection.seq;
-    for stored in log.iter_from(start + 1) {
-        let stored = stored?;
-        projection.apply_stored(stored.seq, stored.recorded_at, &stored.json)?;
-    }
+    fold(log, &mut projection, None)?;
     let folded = projection.seq - start;
     if save && folded >= CHECKPOINT_TAIL_EVENTS {
         projection.save(log)?;
@@ -180,14 +171,86 @@ pub fn replay(
         ledger: Ledger::new(policy.clone()),
         seq: 0,
     };
-    for stored in log.iter_from(1) {
-        let stored = stored?;
-        // A filter rather than a stop at the first later block: the wall
-        // clock that stamped the blocks may have stepped back.
-        if known_at.is_some_and(|known_at| stored.recorded_at > known_at) {
-            continue;
-        }
-        projection.apply_stored(stored.seq, stored.recorded_at, &stored.json)?;
-    }
+    fold(log, &mut projection, known_at)?;
     Ok(projection)
+}
+
+/// Events parsed by the reader thread, handed over in batches.
+type Parsed = Vec<(u64, Instant, penalty_core::Event)>;
+/// Events per batch handed from the reader thread to the fold.
+const FOLD_BATCH: usize = 4096;
+
+/// Folds every event after `projection.seq` into the projection (only those
+/// recorded by `known_at`, when given). Reading and parsing run on a second
+/// thread while this one folds: on two cores that halves a replay, and the
+/// bounded channel keeps at most a few batches in memory.
+fn fold(
+    log: &EventLog,
+    projection: &mut Projection,
+    known_at: Option<Instant>,
+) -> Result<(), StoreError> {
+    let events = log.iter_from(projection.seq + 1);
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<Result<Parsed, StoreError>>(4);
+    let reader = std::thread::Builder::new()
+        .name("penalty-replay-read".into())
+        .spawn(move || {
+            let mut batch: Parsed = Vec::with_capacity(FOLD_BATCH);
+            for stored in events {
+                let parsed = stored.and_then(|stored| {
+                    let event = stored.event()?;
+                    Ok((stored.seq, stored.recorded_at, event))
+                });
+                match parsed {
+                    // A filter rather than a stop at the first later block:
+                    // the wall clock that stamped the blocks may have
+                    // stepped back.
+                    Ok((_, recorded_at, _)) if known_at.is_some_and(|k| recorded_at > k) => {}
+                    Ok(event) => {
+                        batch.push(event);
+                        if batch.len() == FOLD_BATCH {
+                            let full =
+                                std::mem::replace(&mut batch, Vec::with_capacity(FOLD_BATCH));
+                            if sender.send(Ok(full)).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        let _ = sender.send(Err(error));
+                        return;
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                let _ = sender.send(Ok(batch));
+            }
+        })
+        .map_err(|source| StoreError::Io {
+            action: "starting the replay reader thread",
+            path: log.dir().to_path_buf(),
+            source,
+        })?;
+    let mut result = Ok(());
+    for batch in receiver {
+        match batch {
+            Ok(batch) => {
+                for (seq, recorded_at, event) in &batch {
+                    if let Err(error) = projection.apply(*seq, *recorded_at, event) {
+                        result = Err(error);
+                        break;
+                    }
+                }
+            }
+            Err(error) => result = Err(error),
+        }
+        if result.is_err() {
+            break;
+        }
+    }
+    // Dropping the receiver first lets a reader blocked on a full channel
+    // finish; a panic in it is a bug, reported as such.
+    if reader.join().is_err() {
+        return Err(StoreError::Sink("the replay reader thread panicked".into()));
+    }
+    result
 }
