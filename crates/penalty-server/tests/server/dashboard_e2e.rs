@@ -125,17 +125,26 @@ fn dump_dom(browser: &Path, url: &str, profile: &Path) -> String {
             .stderr(Stdio::null())
             .spawn()
             .expect("starting chromium");
-        // Bounded: a browser that hangs is killed.
+        // The DOM is read while the browser runs (a page larger than the
+        // pipe's buffer would otherwise block it), and a browser that hangs
+        // is killed.
+        let mut stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut dom = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut stdout, &mut dom);
+            dom
+        });
         let deadline = Instant::now() + Duration::from_secs(90);
         while child.try_wait().unwrap().is_none() {
             if Instant::now() > deadline {
                 let _ = child.kill();
+                let _ = child.wait();
                 break;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let output = child.wait_with_output().unwrap();
-        last = String::from_utf8_lossy(&output.stdout).to_string();
+        let dom = reader.join().unwrap();
+        last = String::from_utf8_lossy(&dom).to_string();
         if last.contains("data-state=\"ready\"") {
             return last;
         }
