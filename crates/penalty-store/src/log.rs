@@ -24,6 +24,11 @@ use crate::head::{Head, HeadRecord};
 use crate::lock::DirLock;
 use crate::StoreError;
 
+/// Decoded blocks kept to confirm duplicates. Re-sent lines arrive near
+/// their originals or in log order, so a few recent blocks serve nearly all
+/// of them; each costs a decompression only once (about 2 MB each).
+const DUPLICATE_CACHE_BLOCKS: usize = 8;
+
 /// The sled database inside the data directory.
 pub const SLED_DIR: &str = "log.sled";
 /// The sled tree holding the blocks, keyed by first sequence number.
@@ -164,7 +169,7 @@ pub struct EventLog {
     index: Option<Index>,
     /// The block last read to confirm a duplicate. Re-sent input arrives in
     /// log order, so one cached block serves thousands of lookups.
-    cached_block: Option<Arc<DecodedBlock>>,
+    cached_blocks: Vec<Arc<DecodedBlock>>,
     /// How far the log reached when last acknowledged, kept outside sled.
     head: Head,
     _lock: DirLock,
@@ -242,7 +247,7 @@ impl EventLog {
             sled_path,
             dir: dir.to_path_buf(),
             index: None,
-            cached_block: None,
+            cached_blocks: Vec::new(),
             head,
             _lock: lock,
         })
@@ -440,12 +445,16 @@ impl EventLog {
     /// nothing.
     fn stored_json_equals(&mut self, seq: u64, json: &[u8]) -> Result<bool, StoreError> {
         let cached = self
-            .cached_block
-            .as_ref()
-            .filter(|block| block.entry(seq).is_some())
-            .cloned();
+            .cached_blocks
+            .iter()
+            .position(|block| block.entry(seq).is_some());
         let block = match cached {
-            Some(block) => block,
+            Some(index) => {
+                // Most recently used last.
+                let block = self.cached_blocks.remove(index);
+                self.cached_blocks.push(Arc::clone(&block));
+                block
+            }
             None => {
                 let block = Arc::new(self.block_holding(seq)?.ok_or_else(|| {
                     StoreError::corrupt_block(
@@ -454,7 +463,10 @@ impl EventLog {
                         "the index names this event but no block holds it",
                     )
                 })?);
-                self.cached_block = Some(Arc::clone(&block));
+                if self.cached_blocks.len() == DUPLICATE_CACHE_BLOCKS {
+                    self.cached_blocks.remove(0);
+                }
+                self.cached_blocks.push(Arc::clone(&block));
                 block
             }
         };
