@@ -11,8 +11,8 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use penalty_core::{Instant, Ledger, OrderStatus, Policy};
-use penalty_store::ingest::{AppendedEvent, IngestCounts, IngestOptions, IngestSink, RejectsFile};
-use penalty_store::projection::{self, Projection};
+use penalty_store::ingest::{IngestCounts, IngestOptions, IngestSink, RejectsFile};
+use penalty_store::projection;
 use penalty_store::{EventLog, StoreError};
 use serde::Serialize;
 
@@ -155,17 +155,15 @@ fn ledger_at(
     Ok((ledger, as_of))
 }
 
-/// Feeds ingest's callbacks into the rejects file, the projection and the
-/// progress bar.
-struct CliSink<'a> {
+/// Feeds ingest's callbacks into the rejects file and the progress bar.
+struct CliSink {
     rejects: RejectsFile,
-    projection: &'a mut Projection,
     bar: Option<ProgressBar>,
     base: IngestCounts,
     progress_jsonl: bool,
 }
 
-impl IngestSink for CliSink<'_> {
+impl IngestSink for CliSink {
     fn rejected(
         &mut self,
         line_no: u64,
@@ -178,14 +176,6 @@ impl IngestSink for CliSink<'_> {
 
     fn sync(&mut self) -> Result<(), StoreError> {
         self.rejects.sync()
-    }
-
-    fn appended(&mut self, events: &[AppendedEvent<'_>]) -> Result<(), StoreError> {
-        for appended in events {
-            self.projection
-                .apply(appended.seq, appended.recorded_at, &appended.line.event)?;
-        }
-        Ok(())
     }
 
     fn progress(&mut self, counts: &IngestCounts, bytes_read: u64) {
@@ -230,7 +220,6 @@ fn ingest(db: &Path, policy: &Policy, args: IngestArgs) -> anyhow::Result<ExitCo
         }
     }
     let mut log = open_log(db)?;
-    let (mut projection, _) = projection::open(&log, policy, false)?;
     let rejects_path = args
         .rejects
         .clone()
@@ -251,7 +240,6 @@ fn ingest(db: &Path, policy: &Policy, args: IngestArgs) -> anyhow::Result<ExitCo
     let show_bar = !args.quiet && io::stderr().is_terminal();
     let mut sink = CliSink {
         rejects,
-        projection: &mut projection,
         bar: None,
         base: IngestCounts::default(),
         progress_jsonl: args.progress_jsonl,
@@ -272,11 +260,18 @@ fn ingest(db: &Path, policy: &Policy, args: IngestArgs) -> anyhow::Result<ExitCo
         }
     }
     let rejects_written = sink.rejects.written();
-    // The checkpoint goes last: the events are already durable, and a crash
-    // before this write only means the next command folds in a longer tail.
-    projection
-        .save(&log)
-        .context("saving the projection checkpoint")?;
+    // The events are durable; the projections are derived data. A small
+    // append is folded in and checkpointed now, so that the next query starts
+    // from a current checkpoint. A large one is left to the next reader,
+    // which folds the whole tail once and checkpoints it (projection::open):
+    // folding here would cost ingest a third of its time and hold the whole
+    // ledger in memory besides the idempotency index.
+    if (1..projection::CHECKPOINT_TAIL_EVENTS).contains(&total.appended) {
+        let (current, _) = projection::open(&log, policy, false)?;
+        current
+            .save(&log)
+            .context("saving the projection checkpoint")?;
+    }
     let interrupted = stop.load(Ordering::SeqCst);
     if args.json {
         print(&json_line(&total)?)?;
