@@ -49,6 +49,10 @@ pub enum ApiError {
     /// A failure of the server itself; the cause is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
+    /// An ingest that failed part-way: the blocks committed before the
+    /// failure are durable, the rest is not; the cause is logged, never sent.
+    #[error("ingest failed: {0}")]
+    IngestFailed(String),
 }
 
 impl ApiError {
@@ -74,7 +78,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Internal(_) | ApiError::IngestFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -88,6 +92,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
+            ApiError::IngestFailed(_) => "ingest_failed",
         }
     }
 }
@@ -106,6 +111,13 @@ impl IntoResponse for ApiError {
             ApiError::Internal(cause) => {
                 tracing::error!(%cause, "request failed");
                 "the server failed to answer this request; the cause is in its log".to_string()
+            }
+            ApiError::IngestFailed(cause) => {
+                tracing::error!(%cause, "ingest failed");
+                "the ingest failed part-way (the cause is in the server's log); some lines may \
+                 have been appended: send the whole body again once the server is healthy, lines \
+                 already appended count as duplicates"
+                    .to_string()
             }
             other => {
                 tracing::debug!(status = status.as_u16(), error = %other, "request refused");

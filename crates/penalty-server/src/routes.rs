@@ -331,12 +331,7 @@ async fn notices(
     )?;
     let limit = page_limit(params.limit)?;
     if let Some(after) = &params.after {
-        if after.len() > MAX_PARAM_BYTES {
-            return Err(ApiError::bad_request(
-                "invalid_cursor",
-                format!("after must be at most {MAX_PARAM_BYTES} bytes: pass a notice's cursor"),
-            ));
-        }
+        check_cursor(after)?;
     }
     if !access.may_read_shop(&shop_id) {
         return Err(unknown_shop(&shop_id, when.as_of, state.policy()));
@@ -352,6 +347,25 @@ async fn notices(
         })
         .await?;
     Ok(Json(page))
+}
+
+/// A notice cursor is `<visible ns>.<judgment>.<order_id>` (penalty-core).
+/// The core reads a malformed one as "from the start", which would deliver
+/// the whole feed again; over HTTP a malformed cursor is a 400 instead.
+fn check_cursor(cursor: &str) -> Result<(), ApiError> {
+    let mut parts = cursor.splitn(3, '.');
+    let well_formed = cursor.len() <= MAX_PARAM_BYTES
+        && parts.next().is_some_and(|p| p.parse::<i64>().is_ok())
+        && parts.next().is_some_and(|p| p.parse::<u8>().is_ok())
+        && parts.next().is_some_and(|p| !p.is_empty());
+    if well_formed {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_cursor",
+            "after must be the `cursor` (or `next`) of a notice this feed returned",
+        ))
+    }
 }
 
 fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {

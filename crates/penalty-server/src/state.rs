@@ -52,6 +52,10 @@ pub struct Limits {
     /// How long a client may take to send a `POST /events` body; a slow
     /// client would otherwise hold an upload slot for ever.
     pub body_read_timeout: std::time::Duration,
+    /// Queries computed at once on the blocking pool; more wait their turn
+    /// (asynchronously, holding no thread). Without a bound, a burst of
+    /// requests would start one OS thread each, up to tokio's 512.
+    pub max_concurrent_queries: usize,
 }
 
 impl Default for Limits {
@@ -63,6 +67,9 @@ impl Default for Limits {
             ingest_chunk_lines: 8192,
             max_order_events: 10_000,
             body_read_timeout: std::time::Duration::from_secs(300),
+            max_concurrent_queries: std::thread::available_parallelism()
+                .map_or(4, |cores| 2 * cores.get())
+                .max(4),
         }
     }
 }
@@ -104,6 +111,8 @@ struct Shared {
     uploads: Arc<Semaphore>,
     /// `known_at` replays fold the whole log; one at a time.
     replays: Semaphore,
+    /// See [`Limits::max_concurrent_queries`].
+    queries: Semaphore,
     /// Events folded in since the last checkpoint.
     unsaved: AtomicU64,
 }
@@ -173,6 +182,7 @@ impl AppState {
             "state opened"
         );
         let uploads = Arc::new(Semaphore::new(config.limits.max_concurrent_uploads));
+        let queries = Semaphore::new(config.limits.max_concurrent_queries.max(1));
         Ok(AppState(Arc::new(Shared {
             config,
             metrics: Metrics::default(),
@@ -184,6 +194,7 @@ impl AppState {
             ingest: Arc::new(Mutex::new(())),
             uploads,
             replays: Semaphore::new(1),
+            queries,
             unsaved: AtomicU64::new(0),
         })))
     }
@@ -223,6 +234,7 @@ impl AppState {
         F: FnOnce(&Ledger) -> Result<T, ApiError> + Send + 'static,
     {
         let state = self.clone();
+        let _permit = self.query_permit().await?;
         match known_at {
             None => {
                 run_blocking(move || {
@@ -250,6 +262,14 @@ impl AppState {
         }
     }
 
+    async fn query_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+        self.0
+            .queries
+            .acquire()
+            .await
+            .map_err(|_| ApiError::Unavailable("the server is shutting down"))
+    }
+
     /// The stored events of one order with `at <= as_of`, in log order, if
     /// `access` may see the order. A seller asking for another shop's order,
     /// or for an order with no `paid` event (whose shop is unknown), gets
@@ -261,6 +281,7 @@ impl AppState {
         as_of: Instant,
     ) -> Result<Option<Vec<TimelineEvent>>, ApiError> {
         let state = self.clone();
+        let _permit = self.query_permit().await?;
         run_blocking(move || {
             let seqs = {
                 let view = state.0.view.read().map_err(|_| poisoned())?;
@@ -314,7 +335,9 @@ impl AppState {
         let state = self.clone();
         run_blocking(move || {
             let _one_ingest_at_a_time = guard;
-            state.ingest_blocking(body)
+            state
+                .ingest_blocking(body)
+                .map_err(|error| ApiError::IngestFailed(error.to_string()))
         })
         .await
     }
@@ -325,7 +348,7 @@ impl AppState {
         self.0.uploads.clone().try_acquire_owned().ok()
     }
 
-    fn ingest_blocking(&self, body: Bytes) -> Result<IngestSummary, ApiError> {
+    fn ingest_blocking(&self, body: Bytes) -> Result<IngestSummary, StoreError> {
         let rejects_path = self.0.config.db.join("rejects.jsonl");
         let rejects = RejectsFile::open(&rejects_path, "POST /events")?;
         let mut sink = ServerSink {

@@ -350,6 +350,18 @@ async fn notices_are_delivered_once_per_cursor_position() {
         "invalid_limit",
     )
     .await;
+    for bad in ["garbage", "1.2", "x.1.O1", "1.999.O1", "1.1."] {
+        expect_error(
+            &router,
+            Method::GET,
+            &format!("/shops/S01/notices?after={bad}"),
+            None,
+            Body::empty(),
+            StatusCode::BAD_REQUEST,
+            "invalid_cursor",
+        )
+        .await;
+    }
     expect_error(
         &router,
         Method::GET,
