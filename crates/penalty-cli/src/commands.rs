@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use penalty_core::{Instant, Ledger, OrderStatus, Policy};
 use penalty_store::ingest::{IngestCounts, IngestOptions, IngestSink, RejectsFile};
@@ -97,32 +97,21 @@ fn load_policy(path: Option<&Path>) -> anyhow::Result<Policy> {
         .with_context(|| format!("the policy file {} is not valid", path.display()))
 }
 
-/// The wall clock: the default `as_of`, and the only clock the CLI reads.
+/// The wall clock: the default `as_of` (the rules core never reads a clock).
 fn now() -> Instant {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Instant(i64::try_from(since_epoch.as_nanos()).unwrap_or(i64::MAX))
+    penalty_store::now()
 }
 
 /// RFC 3339 with an offset, or a bare date meaning 00:00 in the policy's
 /// offset.
 fn parse_instant(text: &str, policy: &Policy, flag: &str) -> anyhow::Result<Instant> {
-    if let Some(instant) = Instant::parse_rfc3339(text) {
-        return Ok(instant);
-    }
-    if let Ok(date) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        let midnight = date.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
-        if let Some(nanos) = midnight.and_then(|t| t.timestamp_nanos_opt()) {
-            let offset_nanos = i64::from(policy.utc_offset.seconds) * 1_000_000_000;
-            return Ok(Instant(nanos - offset_nanos));
-        }
-    }
-    bail!(
-        "{flag} `{text}` is not an instant; write RFC 3339 with an offset, such as \
-         2026-03-07T00:00:00+08:00, or a date such as 2026-03-07 (00:00 in the policy's offset {})",
-        policy.utc_offset
-    )
+    Instant::parse_rfc3339_or_date(text, policy.utc_offset).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{flag} `{text}` is not an instant; write RFC 3339 with an offset, such as \
+             2026-03-07T00:00:00+08:00, or a date such as 2026-03-07 (00:00 in the policy's offset {})",
+            policy.utc_offset
+        )
+    })
 }
 
 fn open_log(db: &Path) -> anyhow::Result<EventLog> {

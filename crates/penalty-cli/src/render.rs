@@ -178,7 +178,8 @@ pub fn shops(reports: &[ShopReport]) -> String {
     );
     let short = reports.iter().filter(|r| r.deposit_balance_fen < 0).count();
     if short > 0 {
-        out += &format!("{short} shops have a deposit shortfall (negative balance, R12)\n");
+        let noun = if short == 1 { "shop has" } else { "shops have" };
+        out += &format!("{short} {noun} a deposit shortfall (negative balance, R12)\n");
     }
     out
 }

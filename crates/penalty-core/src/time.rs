@@ -30,6 +30,19 @@ impl Instant {
         parsed.timestamp_nanos_opt().map(Instant)
     }
 
+    /// What `--as-of` and `as_of=` accept: RFC 3339 with an offset, or a bare
+    /// date `YYYY-MM-DD` meaning 00:00 of that day in `offset` (the policy's).
+    pub fn parse_rfc3339_or_date(text: &str, offset: UtcOffset) -> Option<Instant> {
+        if let Some(instant) = Instant::parse_rfc3339(text) {
+            return Some(instant);
+        }
+        let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+        let nanos = date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_nanos_opt()?;
+        Some(Instant(
+            nanos - i64::from(offset.seconds) * NANOS_PER_SECOND,
+        ))
+    }
+
     /// Adds a number of hours, saturating instead of overflowing.
     pub fn plus_hours(self, hours: i64) -> Instant {
         Instant(self.0.saturating_add(hours.saturating_mul(NANOS_PER_HOUR)))
@@ -160,6 +173,24 @@ mod tests {
         let c = Instant::parse_rfc3339("2026-03-03T11:00:00-05:00");
         assert_eq!(a, b);
         assert_eq!(a, c);
+    }
+
+    #[test]
+    fn a_bare_date_is_midnight_in_the_policy_offset() {
+        let t = Instant::parse_rfc3339_or_date("2026-03-07", UtcOffset::CHINA).unwrap();
+        assert_eq!(t.to_rfc3339(UtcOffset::CHINA), "2026-03-07T00:00:00+08:00");
+        assert_eq!(
+            Instant::parse_rfc3339_or_date("2026-03-07T00:00:00Z", UtcOffset::CHINA),
+            Instant::parse_rfc3339("2026-03-07T00:00:00Z")
+        );
+        assert_eq!(
+            Instant::parse_rfc3339_or_date("2026-02-30", UtcOffset::CHINA),
+            None
+        );
+        assert_eq!(
+            Instant::parse_rfc3339_or_date("soon", UtcOffset::CHINA),
+            None
+        );
     }
 
     #[test]

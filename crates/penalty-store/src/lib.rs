@@ -25,7 +25,7 @@ mod log;
 pub mod projection;
 
 pub use error::StoreError;
-pub use lock::LOCK_FILE;
+pub use lock::{now, LOCK_FILE};
 pub use log::{
     AppendOutcome, EventLog, LogIter, StoredEvent, VerifyProblem, VerifyReport, BLOCKS_TREE,
     CHECKPOINT_TREE, SLED_DIR,
