@@ -58,7 +58,10 @@ pub enum Command {
     Shops(QueryArgs),
 
     /// Export data; `export orders` writes one row per order.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  penalty export orders --as-of 2026-03-07 --format csv -o orders.csv\n  penalty export orders --shop S1 --violating --format jsonl"
+    )]
     Export(ExportCommand),
 
     /// Rebuild every projection from the log alone and print its digest.

@@ -72,6 +72,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(args) => audit(&cli.db, &policy, args),
         Command::Gen(args) => gen(args),
         Command::Serve(args) => {
+            eprintln!(
+                "penalty serve: http://{}/ (API: /openapi.json); Ctrl-C to stop",
+                args.addr
+            );
             penalty_server::run(penalty_server::ServeOptions {
                 db: cli.db.clone(),
                 policy,
@@ -312,11 +316,13 @@ fn export_orders(db: &Path, policy: &Policy, args: ExportOrdersArgs) -> anyhow::
         args.query.known_at.as_deref(),
     )?;
     let status = args.status.as_deref().and_then(OrderStatus::parse);
-    let rows = ledger.order_rows(as_of, |row| {
-        args.shop.as_ref().is_none_or(|s| *s == row.shop_id)
-            && status.is_none_or(|s| s == row.status)
-            && (!args.violating || row.judgments > 0)
-    });
+    let keep = |row: &penalty_core::OrderRow| {
+        status.is_none_or(|s| s == row.status) && (!args.violating || row.judgments > 0)
+    };
+    let rows = match &args.shop {
+        Some(shop) => ledger.shop_order_rows(shop, as_of, keep),
+        None => ledger.order_rows(as_of, keep),
+    };
     let text = match args.format {
         ExportFormat::Jsonl => {
             let mut text = String::new();

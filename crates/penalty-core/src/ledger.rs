@@ -887,18 +887,43 @@ impl Ledger {
     ) -> Vec<OrderRow> {
         let mut rows = Vec::new();
         for shop in self.sorted_shops() {
-            let mut tally = self.tally(shop, as_of);
-            tally
-                .facts
-                .sort_by(|a, b| a.view.order_id().cmp(b.view.order_id()));
-            for facts in &tally.facts {
-                let row = self.row(facts, as_of);
-                if keep(&row) {
-                    rows.push(row);
-                }
-            }
+            self.push_rows(shop, as_of, &mut keep, &mut rows);
         }
         rows
+    }
+
+    /// The rows of one shop's orders only (empty for an unknown shop): what a
+    /// filter on one shop needs, without computing every other shop.
+    pub fn shop_order_rows(
+        &self,
+        shop_id: &str,
+        as_of: Instant,
+        mut keep: impl FnMut(&OrderRow) -> bool,
+    ) -> Vec<OrderRow> {
+        let mut rows = Vec::new();
+        if let Some(shop) = self.shop_ids.find(shop_id) {
+            self.push_rows(shop, as_of, &mut keep, &mut rows);
+        }
+        rows
+    }
+
+    fn push_rows(
+        &self,
+        shop: u32,
+        as_of: Instant,
+        keep: &mut impl FnMut(&OrderRow) -> bool,
+        rows: &mut Vec<OrderRow>,
+    ) {
+        let mut tally = self.tally(shop, as_of);
+        tally
+            .facts
+            .sort_by(|a, b| a.view.order_id().cmp(b.view.order_id()));
+        for facts in &tally.facts {
+            let row = self.row(facts, as_of);
+            if keep(&row) {
+                rows.push(row);
+            }
+        }
     }
 
     /// The notice feed of one shop (R9) as of `as_of`: one notice per existing

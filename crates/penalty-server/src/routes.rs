@@ -166,25 +166,15 @@ fn when(policy: &Policy, as_of: Option<&str>, known_at: Option<&str>) -> Result<
 /// The wall clock: the default `as_of`. The rules core never reads a clock;
 /// the server, like the CLI, is where "now" comes from.
 fn now() -> Instant {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Instant(i64::try_from(since_epoch.as_nanos()).unwrap_or(i64::MAX))
+    penalty_store::now()
 }
 
 /// RFC 3339 with an offset, or a bare date meaning 00:00 in the policy's
 /// offset: what the CLI accepts for `--as-of`.
 fn parse_instant(text: &str, policy: &Policy, name: &str) -> Result<Instant, ApiError> {
     if text.len() <= MAX_PARAM_BYTES {
-        if let Some(instant) = Instant::parse_rfc3339(text) {
+        if let Some(instant) = Instant::parse_rfc3339_or_date(text, policy.utc_offset) {
             return Ok(instant);
-        }
-        if let Ok(date) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-            let midnight = date.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
-            if let Some(nanos) = midnight.and_then(|t| t.timestamp_nanos_opt()) {
-                let offset_nanos = i64::from(policy.utc_offset.seconds) * 1_000_000_000;
-                return Ok(Instant(nanos - offset_nanos));
-            }
         }
     }
     let shown: String = text.chars().take(64).collect();
@@ -439,11 +429,13 @@ async fn list_orders(
     let violating = params.violating.unwrap_or(false);
     let page = state
         .query(when.known_at, move |ledger| {
-            let rows = ledger.order_rows(when.as_of, |row| {
-                shop.as_ref().is_none_or(|s| *s == row.shop_id)
-                    && status.is_none_or(|s| s == row.status)
-                    && (!violating || row.judgments > 0)
-            });
+            let keep = |row: &penalty_core::OrderRow| {
+                status.is_none_or(|s| s == row.status) && (!violating || row.judgments > 0)
+            };
+            let rows = match &shop {
+                Some(shop) => ledger.shop_order_rows(shop, when.as_of, keep),
+                None => ledger.order_rows(when.as_of, keep),
+            };
             let total = rows.len();
             let orders: Vec<_> = rows.into_iter().skip(offset).take(limit).collect();
             let end = offset.saturating_add(orders.len());

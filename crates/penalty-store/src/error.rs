@@ -12,8 +12,8 @@ pub enum StoreError {
     /// directory. Only one writer may use the log at a time.
     #[error(
         "the data directory {dir} is in use by {holder}; wait for that process to finish or stop \
-         it, then run this command again (once `penalty serve` exists, send the events to the \
-         server instead)"
+         it, then run this command again (if it is `penalty serve`, send events with POST /events \
+         and read through its HTTP API)"
     )]
     Locked {
         /// The data directory.
