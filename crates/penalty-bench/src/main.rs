@@ -186,7 +186,7 @@ fn replay(db: &Path, as_of: Instant, breakdown: bool) -> anyhow::Result<serde_js
         for stored in log.iter_from(1) {
             let stored = stored?;
             events += 1;
-            json_bytes += stored.json.len() as u64;
+            json_bytes += stored.stored_bytes() as u64;
         }
         let read = start.elapsed();
         // Pass 2: the same, and parse each event's JSON.

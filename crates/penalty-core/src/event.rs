@@ -193,9 +193,13 @@ impl std::fmt::Display for Reject {
 pub struct ParsedLine {
     /// The typed event.
     pub event: Event,
-    /// The line as compact JSON with its keys sorted: the form kept in the log
-    /// and compared for duplicates.
+    /// The line as compact JSON with its keys sorted: the form compared for
+    /// duplicates, and kept in the log when there is no compact form.
     pub canonical_json: Vec<u8>,
+    /// The compact binary form ([`crate::compact`]), when it reproduces
+    /// `canonical_json` exactly: what the log keeps instead, decoded without
+    /// parsing JSON.
+    pub compact: Option<Vec<u8>>,
 }
 
 /// Parses and validates one line (without its line ending).
@@ -222,6 +226,7 @@ fn parse_line_slow(line: &[u8]) -> Result<ParsedLine, Reject> {
     Ok(ParsedLine {
         event,
         canonical_json,
+        compact: None,
     })
 }
 
@@ -586,9 +591,18 @@ mod fast {
             canonical.extend_from_slice(raw.get().as_bytes());
         }
         canonical.push(b'}');
+        let event = Event { event_id, at, kind };
+        let texts = crate::compact::Texts {
+            at: text(f.at)?,
+            ship_by: text(f.ship_by),
+            carrier: text(f.carrier),
+            reason: text(f.reason),
+        };
+        let compact = crate::compact::encode(&event, &texts, &canonical);
         Some(ParsedLine {
-            event: Event { event_id, at, kind },
+            event,
             canonical_json: canonical,
+            compact,
         })
     }
 }
@@ -777,17 +791,39 @@ mod tests {
             lines.extend(text.lines().map(str::to_string));
         }
         let mut fast_count = 0;
+        let mut compact_count = 0;
         for line in &lines {
             let slow = parse_line_slow(line.as_bytes());
             if let Some(fast) = fast::parse(line.as_bytes()) {
                 fast_count += 1;
-                assert_eq!(Ok(&fast), slow.as_ref(), "{line}");
+                let mut reference = slow.clone().unwrap();
+                reference.compact = fast.compact.clone();
+                assert_eq!(fast, reference, "{line}");
+                // The compact form, when kept, gives back both the event and
+                // the canonical JSON exactly.
+                if let Some(compact) = &fast.compact {
+                    assert_eq!(
+                        crate::compact::decode_event(compact).as_ref(),
+                        Some(&fast.event),
+                        "{line}"
+                    );
+                    assert_eq!(
+                        crate::compact::canonical_json(compact).as_ref(),
+                        Some(&fast.canonical_json),
+                        "{line}"
+                    );
+                    compact_count += 1;
+                }
             }
         }
         assert!(
             fast_count * 2 > lines.len(),
             "the fast path takes most lines ({fast_count} of {})",
             lines.len()
+        );
+        assert!(
+            compact_count * 10 > fast_count * 9,
+            "most fast lines get a compact form ({compact_count} of {fast_count})"
         );
     }
 

@@ -10,6 +10,7 @@
 //! - [`policy`] holds the parameters of RULES.md.
 //! - [`time`] holds instants and calendar days in the policy's offset.
 
+pub mod compact;
 pub mod event;
 pub mod explain;
 mod intern;

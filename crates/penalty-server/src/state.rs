@@ -171,7 +171,8 @@ impl AppState {
         let mut order_seqs: HashMap<String, Vec<u64>> = HashMap::new();
         for stored in log.iter_from(1) {
             let stored = stored?;
-            if let Some(order_id) = order_id_of(&stored.json) {
+            // The typed event: decoded from the compact form, no JSON parse.
+            if let Some(order_id) = stored.event()?.order_id().map(str::to_string) {
                 order_seqs.entry(order_id).or_default().push(stored.seq);
             }
         }
@@ -307,7 +308,7 @@ impl AppState {
                     }
                     if event.at <= as_of {
                         let json =
-                            serde_json::from_slice(&stored.json).map_err(ApiError::internal)?;
+                            serde_json::from_slice(&stored.json()).map_err(ApiError::internal)?;
                         events.push(TimelineEvent {
                             seq: stored.seq,
                             recorded_at: stored.recorded_at.to_rfc3339(offset),
@@ -505,16 +506,6 @@ fn line_chunks(body: &Bytes, lines: usize) -> impl Iterator<Item = Bytes> + '_ {
 
 fn memchr_newline(bytes: &[u8]) -> Option<usize> {
     bytes.iter().position(|b| *b == b'\n')
-}
-
-/// The `order_id` of a stored event, if it names one, read without
-/// validating the rest (the log's JSON was validated on the way in).
-fn order_id_of(json: &[u8]) -> Option<String> {
-    #[derive(Deserialize)]
-    struct OrderRef {
-        order_id: Option<String>,
-    }
-    serde_json::from_slice::<OrderRef>(json).ok()?.order_id
 }
 
 fn poisoned() -> ApiError {

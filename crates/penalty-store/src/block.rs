@@ -24,6 +24,11 @@
 //! The metadata (id, hash, paid order) sits in front of the JSON so that the
 //! idempotency index can be rebuilt by skipping over the JSON, never parsing it.
 //!
+//! An entry's length field has its top bit set when the bytes that follow are
+//! the event's compact binary form (`penalty_core::compact`) rather than its
+//! canonical JSON; the form reproduces that JSON exactly, and replay decodes it
+//! without parsing JSON. Lines are at most 64 KiB, so the bit is free.
+//!
 //! Format version 2 (what this code writes) is the same, except that
 //! everything after the header is compressed with LZ4 (block format, with its
 //! uncompressed size in front, little-endian u32), and the CRC covers the
@@ -31,6 +36,7 @@
 //! written are the cheapest: sled rewrites a leaf, with the values it holds,
 //! whenever a key is added to it. Version 1 blocks are still read.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use penalty_core::event::ParsedLine;
@@ -48,6 +54,8 @@ const FORMAT_PLAIN: u16 = 1;
 /// 16 MiB of lines plus 30 bytes of metadata per line, far below this. A size
 /// prefix above it is damage, not a reason to allocate.
 const MAX_ENTRIES_BYTES: usize = 256 << 20;
+/// Set in an entry's length field when its payload is the compact form.
+const COMPACT_BIT: u32 = 1 << 31;
 /// Size of the fixed header.
 const HEADER_BYTES: usize = 32;
 /// Position of the CRC in the header.
@@ -103,9 +111,7 @@ pub fn encode(first_seq: u64, recorded_at: Instant, entries: &[NewEntry<'_>]) ->
     let count = u32::try_from(entries.len()).expect("a batch fits in u32");
     let body: usize = entries
         .iter()
-        .map(|e| {
-            30 + e.line.event.paid_order_id().map_or(0, str::len) + e.line.canonical_json.len()
-        })
+        .map(|e| 30 + e.line.event.paid_order_id().map_or(0, str::len) + payload(e.line).0.len())
         .sum();
     let mut out = Vec::with_capacity(HEADER_BYTES + body);
     out.extend_from_slice(MAGIC);
@@ -117,7 +123,7 @@ pub fn encode(first_seq: u64, recorded_at: Instant, entries: &[NewEntry<'_>]) ->
     out.extend_from_slice(&recorded_at.0.to_be_bytes());
     for entry in entries {
         let paid = entry.line.event.paid_order_id().unwrap_or("").as_bytes();
-        let json = &entry.line.canonical_json;
+        let (json, flag) = payload(entry.line);
         out.extend_from_slice(&entry.line.event.event_id.to_be_bytes());
         out.extend_from_slice(&entry.hash.to_be_bytes());
         out.extend_from_slice(
@@ -126,11 +132,9 @@ pub fn encode(first_seq: u64, recorded_at: Instant, entries: &[NewEntry<'_>]) ->
                 .to_be_bytes(),
         );
         out.extend_from_slice(paid);
-        out.extend_from_slice(
-            &u32::try_from(json.len())
-                .expect("lines are short")
-                .to_be_bytes(),
-        );
+        let len = u32::try_from(json.len()).expect("lines are short");
+        assert!(len < COMPACT_BIT, "a line is at most 64 KiB");
+        out.extend_from_slice(&(len | flag).to_be_bytes());
         out.extend_from_slice(json);
     }
     let compressed = lz4_flex::block::compress_prepend_size(&out[HEADER_BYTES..]);
@@ -139,6 +143,15 @@ pub fn encode(first_seq: u64, recorded_at: Instant, entries: &[NewEntry<'_>]) ->
     let crc = crc_of(&out);
     out[CRC_RANGE].copy_from_slice(&crc.to_be_bytes());
     out
+}
+
+/// What an entry stores: the compact form when the line has one, else its
+/// canonical JSON; and the flag saying which.
+fn payload(line: &ParsedLine) -> (&[u8], u32) {
+    match &line.compact {
+        Some(compact) => (compact, COMPACT_BIT),
+        None => (&line.canonical_json, 0),
+    }
 }
 
 /// The CRC of a block with its CRC field taken as zero.
@@ -159,8 +172,10 @@ pub struct EntryMeta {
     pub hash: u64,
     /// The paid order id, if any.
     pub paid: Option<Range<usize>>,
-    /// The canonical JSON.
+    /// The stored payload: canonical JSON, or the compact form.
     pub json: Range<usize>,
+    /// Whether the payload is the compact form.
+    pub compact: bool,
 }
 
 /// A block whose checksum and structure were verified.
@@ -201,9 +216,21 @@ impl DecodedBlock {
         self.entries.get(usize::try_from(index).ok()?)
     }
 
-    /// The canonical JSON of an entry.
-    pub fn json(&self, entry: &EntryMeta) -> &[u8] {
-        &self.bytes[entry.json.clone()]
+    /// The canonical JSON of an entry (regenerated from its compact form when
+    /// it has one; empty if that form is damaged, which the content hash
+    /// then reports).
+    pub fn json(&self, entry: &EntryMeta) -> Cow<'_, [u8]> {
+        let stored = &self.bytes[entry.json.clone()];
+        if entry.compact {
+            Cow::Owned(penalty_core::compact::canonical_json(stored).unwrap_or_default())
+        } else {
+            Cow::Borrowed(stored)
+        }
+    }
+
+    /// The stored payload of an entry and whether it is the compact form.
+    pub fn payload(&self, entry: &EntryMeta) -> (&[u8], bool) {
+        (&self.bytes[entry.json.clone()], entry.compact)
     }
 
     /// The paid order id of an entry, if any.
@@ -309,7 +336,9 @@ pub fn decode(key: &[u8], bytes: sled::IVec) -> Result<DecodedBlock, StoreError>
         at += 26;
         let paid = (paid_len > 0).then(|| at..at + paid_len);
         at += paid_len;
-        let json_len = be_u32(bytes.get(at..at + 4).ok_or_else(truncated)?) as usize;
+        let length_field = be_u32(bytes.get(at..at + 4).ok_or_else(truncated)?);
+        let compact = length_field & COMPACT_BIT != 0;
+        let json_len = (length_field & !COMPACT_BIT) as usize;
         at += 4;
         let json = at..at + json_len;
         at += json_len;
@@ -321,6 +350,7 @@ pub fn decode(key: &[u8], bytes: sled::IVec) -> Result<DecodedBlock, StoreError>
             hash,
             paid,
             json,
+            compact,
         });
     }
     if at != bytes.len() {

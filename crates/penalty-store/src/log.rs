@@ -91,20 +91,40 @@ pub struct StoredEvent {
     pub recorded_at: Instant,
     /// Its event id.
     pub event_id: u128,
-    /// Its canonical JSON (compact, keys sorted), as received after
-    /// canonicalisation: the export format.
-    pub json: Vec<u8>,
+    /// The stored payload: canonical JSON, or the compact form.
+    payload: Vec<u8>,
+    compact: bool,
 }
 
 impl StoredEvent {
-    /// Parses the stored JSON. It was validated on the way in, so a failure
-    /// here means the log was damaged: it is reported as corruption.
+    /// Bytes of its stored payload (compact form or JSON).
+    pub fn stored_bytes(&self) -> usize {
+        self.payload.len()
+    }
+
+    /// Its canonical JSON (compact, keys sorted): the export format.
+    pub fn json(&self) -> Vec<u8> {
+        if self.compact {
+            penalty_core::compact::canonical_json(&self.payload).unwrap_or_default()
+        } else {
+            self.payload.clone()
+        }
+    }
+
+    /// The typed event, decoded from the compact form or parsed from the
+    /// JSON. It was validated on the way in, so a failure here means the log
+    /// was damaged: it is reported as corruption.
     pub fn event(&self) -> Result<Event, StoreError> {
-        parse_stored(&self.json).map_err(|reject| StoreError::Corrupt {
+        let event = if self.compact {
+            penalty_core::compact::decode_event(&self.payload).ok_or(Reject::InvalidJson)
+        } else {
+            parse_stored(&self.payload)
+        };
+        event.map_err(|reject| StoreError::Corrupt {
             block_seq: self.seq,
             first_seq: self.seq,
             last_seq: self.seq,
-            detail: format!("the stored JSON no longer validates ({reject})"),
+            detail: format!("the stored event no longer validates ({reject})"),
         })
     }
 }
@@ -473,7 +493,7 @@ impl EventLog {
         let entry = block.entry(seq).ok_or_else(|| {
             StoreError::corrupt_block(seq, 1, "the index names this event but no block holds it")
         })?;
-        Ok(block.json(entry) == json)
+        Ok(block.json(entry).as_ref() == json)
     }
 
     /// The verified block holding `seq`, if any.
@@ -613,10 +633,21 @@ impl EventLog {
             for (offset, entry) in block.entries.iter().enumerate() {
                 let seq = block.first_seq + offset as u64;
                 let json = block.json(entry);
+                let json: &[u8] = &json;
+                let (payload, compact) = block.payload(entry);
                 let problem = if content_hash(json) != entry.hash {
                     Some("its content hash does not match its JSON".to_string())
                 } else {
                     match parse_stored(json) {
+                        // The compact form must decode to the very event its
+                        // JSON parses to.
+                        Ok(event)
+                            if compact
+                                && penalty_core::compact::decode_event(payload).as_ref()
+                                    != Some(&event) =>
+                        {
+                            Some("its compact form decodes to another event than its JSON".into())
+                        }
                         Err(reject) => Some(format!("its JSON does not validate ({reject})")),
                         Ok(event) if event.event_id != entry.event_id => {
                             Some("its JSON names another event id than its block entry".into())
@@ -768,11 +799,13 @@ fn check_continuity(expected: u64, block: &DecodedBlock) -> Result<(), StoreErro
 }
 
 fn stored_event(block: &DecodedBlock, seq: u64, entry: &block::EntryMeta) -> StoredEvent {
+    let (payload, compact) = block.payload(entry);
     StoredEvent {
         seq,
         recorded_at: block.recorded_at,
         event_id: entry.event_id,
-        json: block.json(entry).to_vec(),
+        payload: payload.to_vec(),
+        compact,
     }
 }
 

@@ -155,7 +155,7 @@ fn append_and_read_round_trip() {
     let events = all_events(&log);
     assert_eq!(events.len(), 4);
     for (event, item) in events.iter().zip(items.iter().chain(more.iter())) {
-        assert_eq!(event.json, item.canonical_json);
+        assert_eq!(event.json(), item.canonical_json);
         assert_eq!(event.event_id, item.event.event_id);
         assert_eq!(event.event().unwrap(), item.event);
     }
@@ -169,7 +169,7 @@ fn append_and_read_round_trip() {
     assert_eq!(from_four, vec![4]);
     assert_eq!(log.iter_from(5).count(), 0);
 
-    assert_eq!(log.get(3).unwrap().unwrap().json, items[2].canonical_json);
+    assert_eq!(log.get(3).unwrap().unwrap().json(), items[2].canonical_json);
     assert!(log.get(0).unwrap().is_none());
     assert!(log.get(5).unwrap().is_none());
     assert!(log.append_batch(&[], Instant(3_000)).unwrap().is_empty());

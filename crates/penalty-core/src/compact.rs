@@ -1,0 +1,382 @@
+//! A compact binary form of an event, from which both the typed [`Event`] and
+//! its canonical JSON are recovered without parsing JSON.
+//!
+//! Why: replaying the log is bound by parsing JSON (about 0.7 µs an event),
+//! while decoding this form takes a small fraction of that. Exactness is by
+//! construction: [`encode`] returns a form only when [`canonical_json`] of it
+//! reproduces the line's canonical JSON byte for byte, so the log can keep the
+//! compact form instead of the JSON and lose nothing. Lines it cannot
+//! reproduce (extra fields, escapes, an upper-case event id, …) stay JSON.
+//!
+//! Layout (integers big-endian; `text` is a u8 length and UTF-8 bytes,
+//! `long` a u16 length and bytes):
+//!
+//! ```text
+//! u8 type (0 paid, 1 shipped, 2 tracking_uploaded, 3 tracking_rejected,
+//!          4 refunded, 5 refund_failed, 6 judgment_revoked, 7 deposit_topped_up)
+//! u128 event_id, i64 at (ns), text at as written
+//! paid:               text order_id, text shop_id, text product_id, i64 amount_fen,
+//!                     u8 has_ship_by [i64 ship_by, text ship_by as written]
+//! shipped / uploaded: text order_id, text tracking_no, u8 has_carrier [long carrier]
+//! tracking_rejected:  text order_id, text tracking_no
+//! refunded:           text order_id, i64 amount_fen
+//! refund_failed:      text order_id
+//! judgment_revoked:   text order_id, u8 judgment, u8 has_reason [long reason]
+//! deposit_topped_up:  text shop_id, i64 amount_fen
+//! ```
+
+use crate::event::{format_event_id, Event, EventKind};
+use crate::time::Instant;
+
+/// The texts of a line that the typed event does not keep.
+pub(crate) struct Texts<'a> {
+    pub at: &'a str,
+    pub ship_by: Option<&'a str>,
+    pub carrier: Option<&'a str>,
+    pub reason: Option<&'a str>,
+}
+
+fn text(out: &mut Vec<u8>, value: &str) -> Option<()> {
+    out.push(u8::try_from(value.len()).ok()?);
+    out.extend_from_slice(value.as_bytes());
+    Some(())
+}
+
+fn long(out: &mut Vec<u8>, value: &str) -> Option<()> {
+    out.extend_from_slice(&u16::try_from(value.len()).ok()?.to_be_bytes());
+    out.extend_from_slice(value.as_bytes());
+    Some(())
+}
+
+/// The compact form of a validated line, or `None` when it would not
+/// reproduce `canonical_json` exactly.
+pub(crate) fn encode(event: &Event, texts: &Texts<'_>, canonical: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(canonical.len() / 2);
+    let code: u8 = match &event.kind {
+        EventKind::Paid { .. } => 0,
+        EventKind::Shipped { .. } => 1,
+        EventKind::TrackingUploaded { .. } => 2,
+        EventKind::TrackingRejected { .. } => 3,
+        EventKind::Refunded { .. } => 4,
+        EventKind::RefundFailed { .. } => 5,
+        EventKind::JudgmentRevoked { .. } => 6,
+        EventKind::DepositToppedUp { .. } => 7,
+    };
+    out.push(code);
+    out.extend_from_slice(&event.event_id.to_be_bytes());
+    out.extend_from_slice(&event.at.0.to_be_bytes());
+    text(&mut out, texts.at)?;
+    match &event.kind {
+        EventKind::Paid {
+            order_id,
+            shop_id,
+            product_id,
+            amount_fen,
+            ship_by,
+        } => {
+            text(&mut out, order_id)?;
+            text(&mut out, shop_id)?;
+            text(&mut out, product_id)?;
+            out.extend_from_slice(&amount_fen.to_be_bytes());
+            match (ship_by, texts.ship_by) {
+                (Some(instant), Some(written)) => {
+                    out.push(1);
+                    out.extend_from_slice(&instant.0.to_be_bytes());
+                    text(&mut out, written)?;
+                }
+                (None, None) => out.push(0),
+                _ => return None,
+            }
+        }
+        EventKind::Shipped {
+            order_id,
+            tracking_no,
+        }
+        | EventKind::TrackingUploaded {
+            order_id,
+            tracking_no,
+        } => {
+            text(&mut out, order_id)?;
+            text(&mut out, tracking_no)?;
+            match texts.carrier {
+                Some(carrier) => {
+                    out.push(1);
+                    long(&mut out, carrier)?;
+                }
+                None => out.push(0),
+            }
+        }
+        EventKind::TrackingRejected {
+            order_id,
+            tracking_no,
+        } => {
+            text(&mut out, order_id)?;
+            text(&mut out, tracking_no)?;
+        }
+        EventKind::Refunded {
+            order_id,
+            amount_fen,
+        } => {
+            text(&mut out, order_id)?;
+            out.extend_from_slice(&amount_fen.to_be_bytes());
+        }
+        EventKind::RefundFailed { order_id } => text(&mut out, order_id)?,
+        EventKind::JudgmentRevoked { order_id, judgment } => {
+            text(&mut out, order_id)?;
+            out.push(*judgment);
+            match texts.reason {
+                Some(reason) => {
+                    out.push(1);
+                    long(&mut out, reason)?;
+                }
+                None => out.push(0),
+            }
+        }
+        EventKind::DepositToppedUp {
+            shop_id,
+            amount_fen,
+        } => {
+            text(&mut out, shop_id)?;
+            out.extend_from_slice(&amount_fen.to_be_bytes());
+        }
+    }
+    (canonical_json(&out)? == canonical).then_some(out)
+}
+
+/// A reader over a compact form; every method fails softly on short input.
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.bytes.len() < n {
+            return None;
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Some(head)
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.take(1)?[0])
+    }
+
+    fn i64(&mut self) -> Option<i64> {
+        Some(i64::from_be_bytes(self.take(8)?.try_into().ok()?))
+    }
+
+    fn u128(&mut self) -> Option<u128> {
+        Some(u128::from_be_bytes(self.take(16)?.try_into().ok()?))
+    }
+
+    fn text(&mut self) -> Option<&'a str> {
+        let len = usize::from(self.u8()?);
+        std::str::from_utf8(self.take(len)?).ok()
+    }
+
+    fn long(&mut self) -> Option<&'a str> {
+        let len = usize::from(u16::from_be_bytes(self.take(2)?.try_into().ok()?));
+        std::str::from_utf8(self.take(len)?).ok()
+    }
+
+    fn flag(&mut self) -> Option<bool> {
+        match self.u8()? {
+            0 => Some(false),
+            1 => Some(true),
+            _ => None,
+        }
+    }
+}
+
+/// Everything a compact form holds, borrowed.
+struct Fields<'a> {
+    code: u8,
+    event_id: u128,
+    at: i64,
+    at_text: &'a str,
+    order_id: &'a str,
+    shop_id: &'a str,
+    product_id: &'a str,
+    tracking_no: &'a str,
+    amount_fen: i64,
+    judgment: u8,
+    ship_by: Option<(i64, &'a str)>,
+    carrier: Option<&'a str>,
+    reason: Option<&'a str>,
+}
+
+fn fields(bytes: &[u8]) -> Option<Fields<'_>> {
+    let mut r = Reader { bytes };
+    let mut f = Fields {
+        code: r.u8()?,
+        event_id: r.u128()?,
+        at: r.i64()?,
+        at_text: r.text()?,
+        order_id: "",
+        shop_id: "",
+        product_id: "",
+        tracking_no: "",
+        amount_fen: 0,
+        judgment: 0,
+        ship_by: None,
+        carrier: None,
+        reason: None,
+    };
+    match f.code {
+        0 => {
+            f.order_id = r.text()?;
+            f.shop_id = r.text()?;
+            f.product_id = r.text()?;
+            f.amount_fen = r.i64()?;
+            if r.flag()? {
+                f.ship_by = Some((r.i64()?, r.text()?));
+            }
+        }
+        1 | 2 => {
+            f.order_id = r.text()?;
+            f.tracking_no = r.text()?;
+            if r.flag()? {
+                f.carrier = Some(r.long()?);
+            }
+        }
+        3 => {
+            f.order_id = r.text()?;
+            f.tracking_no = r.text()?;
+        }
+        4 => {
+            f.order_id = r.text()?;
+            f.amount_fen = r.i64()?;
+        }
+        5 => f.order_id = r.text()?,
+        6 => {
+            f.order_id = r.text()?;
+            f.judgment = r.u8()?;
+            if r.flag()? {
+                f.reason = Some(r.long()?);
+            }
+        }
+        7 => {
+            f.shop_id = r.text()?;
+            f.amount_fen = r.i64()?;
+        }
+        _ => return None,
+    }
+    r.bytes.is_empty().then_some(f)
+}
+
+/// The typed event of a compact form.
+pub fn decode_event(bytes: &[u8]) -> Option<Event> {
+    let f = fields(bytes)?;
+    let order_id = f.order_id.to_string();
+    let kind = match f.code {
+        0 => EventKind::Paid {
+            order_id,
+            shop_id: f.shop_id.to_string(),
+            product_id: f.product_id.to_string(),
+            amount_fen: f.amount_fen,
+            ship_by: f.ship_by.map(|(ns, _)| Instant(ns)),
+        },
+        1 => EventKind::Shipped {
+            order_id,
+            tracking_no: f.tracking_no.to_string(),
+        },
+        2 => EventKind::TrackingUploaded {
+            order_id,
+            tracking_no: f.tracking_no.to_string(),
+        },
+        3 => EventKind::TrackingRejected {
+            order_id,
+            tracking_no: f.tracking_no.to_string(),
+        },
+        4 => EventKind::Refunded {
+            order_id,
+            amount_fen: f.amount_fen,
+        },
+        5 => EventKind::RefundFailed { order_id },
+        6 => EventKind::JudgmentRevoked {
+            order_id,
+            judgment: f.judgment,
+        },
+        7 => EventKind::DepositToppedUp {
+            shop_id: f.shop_id.to_string(),
+            amount_fen: f.amount_fen,
+        },
+        _ => return None,
+    };
+    Some(Event {
+        event_id: f.event_id,
+        at: Instant(f.at),
+        kind,
+    })
+}
+
+/// The canonical JSON (keys sorted, compact) of a compact form.
+pub fn canonical_json(bytes: &[u8]) -> Option<Vec<u8>> {
+    let f = fields(bytes)?;
+    let type_name = match f.code {
+        0 => "paid",
+        1 => "shipped",
+        2 => "tracking_uploaded",
+        3 => "tracking_rejected",
+        4 => "refunded",
+        5 => "refund_failed",
+        6 => "judgment_revoked",
+        _ => "deposit_topped_up",
+    };
+    let event_id = format_event_id(f.event_id);
+    let amount = f.amount_fen.to_string();
+    let judgment = f.judgment.to_string();
+    // (key, value, quoted): keys in byte order, as serde_json's map sorts them.
+    let mut pairs: Vec<(&str, &str, bool)> = Vec::with_capacity(8);
+    let has_amount = matches!(f.code, 0 | 4 | 7);
+    if has_amount {
+        pairs.push(("amount_fen", &amount, false));
+    }
+    pairs.push(("at", f.at_text, true));
+    if let Some(carrier) = f.carrier {
+        pairs.push(("carrier", carrier, true));
+    }
+    pairs.push(("event_id", &event_id, true));
+    if f.code == 6 {
+        pairs.push(("judgment", &judgment, false));
+    }
+    if f.code != 7 {
+        pairs.push(("order_id", f.order_id, true));
+    }
+    if f.code == 0 {
+        pairs.push(("product_id", f.product_id, true));
+    }
+    if let Some(reason) = f.reason {
+        pairs.push(("reason", reason, true));
+    }
+    if let Some((_, written)) = f.ship_by {
+        pairs.push(("ship_by", written, true));
+    }
+    if matches!(f.code, 0 | 7) {
+        pairs.push(("shop_id", f.shop_id, true));
+    }
+    if matches!(f.code, 1..=3) {
+        pairs.push(("tracking_no", f.tracking_no, true));
+    }
+    pairs.push(("type", type_name, true));
+    let mut out = Vec::with_capacity(160);
+    out.push(b'{');
+    for (i, (key, value, quoted)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'"');
+        out.extend_from_slice(key.as_bytes());
+        out.extend_from_slice(b"\":");
+        if *quoted {
+            out.push(b'"');
+            out.extend_from_slice(value.as_bytes());
+            out.push(b'"');
+        } else {
+            out.extend_from_slice(value.as_bytes());
+        }
+    }
+    out.push(b'}');
+    Some(out)
+}
