@@ -25,7 +25,7 @@
 //! deposit_topped_up:  text shop_id, i64 amount_fen
 //! ```
 
-use crate::event::{format_event_id, Event, EventKind};
+use crate::event::{format_event_id, Event, EventKind, KindRef};
 use crate::time::Instant;
 
 /// The texts of a line that the typed event does not keep.
@@ -263,6 +263,49 @@ fn fields(bytes: &[u8]) -> Option<Fields<'_>> {
         _ => return None,
     }
     r.bytes.is_empty().then_some(f)
+}
+
+/// The event of a compact form with borrowed text: its id, instant and kind.
+pub fn decode_ref(bytes: &[u8]) -> Option<(u128, Instant, KindRef<'_>)> {
+    let f = fields(bytes)?;
+    let kind = match f.code {
+        0 => KindRef::Paid {
+            order_id: f.order_id,
+            shop_id: f.shop_id,
+            product_id: f.product_id,
+            amount_fen: f.amount_fen,
+            ship_by: f.ship_by.map(|(ns, _)| Instant(ns)),
+        },
+        1 => KindRef::Shipped {
+            order_id: f.order_id,
+            tracking_no: f.tracking_no,
+        },
+        2 => KindRef::TrackingUploaded {
+            order_id: f.order_id,
+            tracking_no: f.tracking_no,
+        },
+        3 => KindRef::TrackingRejected {
+            order_id: f.order_id,
+            tracking_no: f.tracking_no,
+        },
+        4 => KindRef::Refunded {
+            order_id: f.order_id,
+            amount_fen: f.amount_fen,
+        },
+        5 => KindRef::RefundFailed {
+            order_id: f.order_id,
+        },
+        6 => KindRef::JudgmentRevoked {
+            order_id: f.order_id,
+            judgment: f.judgment,
+        },
+        7 => KindRef::DepositToppedUp {
+            shop_id: f.shop_id,
+            amount_fen: f.amount_fen,
+        },
+        _ => return None,
+    };
+    Some((f.event_id, Instant(f.at), kind))
 }
 
 /// The typed event of a compact form.

@@ -96,7 +96,132 @@ pub enum EventKind {
     },
 }
 
+/// An event's kind with borrowed text: what [`crate::Ledger::apply_ref`]
+/// folds, so that a replay from the compact form allocates nothing per event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KindRef<'a> {
+    /// See [`EventKind::Paid`].
+    Paid {
+        /// The order.
+        order_id: &'a str,
+        /// The shop.
+        shop_id: &'a str,
+        /// The product.
+        product_id: &'a str,
+        /// What the buyer paid.
+        amount_fen: i64,
+        /// The presale deadline.
+        ship_by: Option<Instant>,
+    },
+    /// See [`EventKind::Shipped`].
+    Shipped {
+        /// The order.
+        order_id: &'a str,
+        /// The tracking number.
+        tracking_no: &'a str,
+    },
+    /// See [`EventKind::TrackingUploaded`].
+    TrackingUploaded {
+        /// The order.
+        order_id: &'a str,
+        /// The tracking number.
+        tracking_no: &'a str,
+    },
+    /// See [`EventKind::TrackingRejected`].
+    TrackingRejected {
+        /// The order.
+        order_id: &'a str,
+        /// The tracking number.
+        tracking_no: &'a str,
+    },
+    /// See [`EventKind::Refunded`].
+    Refunded {
+        /// The order.
+        order_id: &'a str,
+        /// How much.
+        amount_fen: i64,
+    },
+    /// See [`EventKind::RefundFailed`].
+    RefundFailed {
+        /// The order.
+        order_id: &'a str,
+    },
+    /// See [`EventKind::JudgmentRevoked`].
+    JudgmentRevoked {
+        /// The order.
+        order_id: &'a str,
+        /// Which judgment.
+        judgment: u8,
+    },
+    /// See [`EventKind::DepositToppedUp`].
+    DepositToppedUp {
+        /// The shop.
+        shop_id: &'a str,
+        /// How much.
+        amount_fen: i64,
+    },
+}
+
 impl Event {
+    /// The kind with borrowed text.
+    pub fn kind_ref(&self) -> KindRef<'_> {
+        match &self.kind {
+            EventKind::Paid {
+                order_id,
+                shop_id,
+                product_id,
+                amount_fen,
+                ship_by,
+            } => KindRef::Paid {
+                order_id,
+                shop_id,
+                product_id,
+                amount_fen: *amount_fen,
+                ship_by: *ship_by,
+            },
+            EventKind::Shipped {
+                order_id,
+                tracking_no,
+            } => KindRef::Shipped {
+                order_id,
+                tracking_no,
+            },
+            EventKind::TrackingUploaded {
+                order_id,
+                tracking_no,
+            } => KindRef::TrackingUploaded {
+                order_id,
+                tracking_no,
+            },
+            EventKind::TrackingRejected {
+                order_id,
+                tracking_no,
+            } => KindRef::TrackingRejected {
+                order_id,
+                tracking_no,
+            },
+            EventKind::Refunded {
+                order_id,
+                amount_fen,
+            } => KindRef::Refunded {
+                order_id,
+                amount_fen: *amount_fen,
+            },
+            EventKind::RefundFailed { order_id } => KindRef::RefundFailed { order_id },
+            EventKind::JudgmentRevoked { order_id, judgment } => KindRef::JudgmentRevoked {
+                order_id,
+                judgment: *judgment,
+            },
+            EventKind::DepositToppedUp {
+                shop_id,
+                amount_fen,
+            } => KindRef::DepositToppedUp {
+                shop_id,
+                amount_fen: *amount_fen,
+            },
+        }
+    }
+
     /// The order this event belongs to, if it belongs to one.
     pub fn order_id(&self) -> Option<&str> {
         match &self.kind {
@@ -805,6 +930,11 @@ mod tests {
                     assert_eq!(
                         crate::compact::decode_event(compact).as_ref(),
                         Some(&fast.event),
+                        "{line}"
+                    );
+                    assert_eq!(
+                        crate::compact::decode_ref(compact),
+                        Some((fast.event.event_id, fast.event.at, fast.event.kind_ref())),
                         "{line}"
                     );
                     assert_eq!(

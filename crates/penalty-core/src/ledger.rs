@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::event::{Event, EventKind};
+use crate::event::{Event, KindRef};
 use crate::explain;
 use crate::intern::Interner;
 use crate::order::{self, Derived, Events, JudgmentTimeline, Kind, OrderEvent, OrderRec, Paid};
@@ -141,6 +141,10 @@ pub struct Ledger {
     /// Indexed by the shop's interned id.
     shops: Vec<ShopRec>,
     events_applied: u64,
+    /// While true (see [`Ledger::begin_bulk`]), the settle-day index is not
+    /// maintained event by event; [`Ledger::end_bulk`] builds it once.
+    #[serde(skip)]
+    bulk: bool,
 }
 
 /// An order that exists as of some instant, with its parts at hand.
@@ -257,6 +261,64 @@ impl Ledger {
             orders: Vec::new(),
             shops: Vec::new(),
             events_applied: 0,
+            bulk: false,
+        }
+    }
+
+    /// Starts a bulk fold into this (empty) ledger: events are filed as usual
+    /// but the shop's settle-day index is left for [`Ledger::end_bulk`], which
+    /// derives each order once and sorts each day once, instead of deriving
+    /// the order and inserting into a sorted day at every event. A replay of a
+    /// whole log uses it; the state at `end_bulk` is the same as after
+    /// applying the events one by one (tested). Returns false, and changes
+    /// nothing, when the ledger is not empty.
+    pub fn begin_bulk(&mut self) -> bool {
+        if self.events_applied > 0 {
+            return false;
+        }
+        self.bulk = true;
+        true
+    }
+
+    /// Ends a bulk fold: builds every shop's settle-day index.
+    pub fn end_bulk(&mut self) {
+        if !self.bulk {
+            return;
+        }
+        self.bulk = false;
+        for shop in &mut self.shops {
+            shop.days.clear();
+        }
+        for order in 0..self.orders.len() as u32 {
+            let rec = &self.orders[order as usize];
+            let Some(paid) = rec.paid else {
+                continue;
+            };
+            let derived = order::derive(&self.policy, &paid, rec.events.as_slice());
+            let mask = derived.deduction_mask(&self.policy);
+            self.orders[order as usize].indexed = mask;
+            let shop = &mut self.shops[paid.shop as usize];
+            for j in derived.judgments() {
+                if mask & (1u16 << (j.number - 1)) != 0 {
+                    let day = order::settle_day(&self.policy, j.judged_at);
+                    shop.days.entry(day).or_default().push(DayEntry {
+                        judged_at: j.judged_at,
+                        order,
+                        number: j.number,
+                    });
+                }
+            }
+        }
+        let order_ids = &self.order_ids;
+        for shop in &mut self.shops {
+            for entries in shop.days.values_mut() {
+                entries.sort_by(|a, b| {
+                    a.judged_at
+                        .cmp(&b.judged_at)
+                        .then_with(|| order_ids.get(a.order).cmp(order_ids.get(b.order)))
+                        .then(a.number.cmp(&b.number))
+                });
+            }
         }
     }
 
@@ -327,20 +389,30 @@ impl Ledger {
     /// Folds one event into the state. `recorded_at` is when the log recorded
     /// it; only the notice feed (R9) reads it.
     pub fn apply(&mut self, event: &Event, recorded_at: Instant) -> Result<(), ApplyError> {
-        let (order_id, kind, value) = match &event.kind {
-            EventKind::DepositToppedUp {
+        self.apply_ref(event.at, event.kind_ref(), recorded_at)
+    }
+
+    /// [`Ledger::apply`] on borrowed text: an event at `at` of kind `kind`.
+    pub fn apply_ref(
+        &mut self,
+        at: Instant,
+        kind: KindRef<'_>,
+        recorded_at: Instant,
+    ) -> Result<(), ApplyError> {
+        let (order_id, kind, value) = match kind {
+            KindRef::DepositToppedUp {
                 shop_id,
                 amount_fen,
             } => {
                 let shop = self.intern_shop(shop_id)?;
                 let topups = &mut self.shops[shop as usize].topups;
-                let key = (event.at, *amount_fen);
+                let key = (at, amount_fen);
                 let index = topups.partition_point(|t| *t <= key);
                 topups.insert(index, key);
                 self.events_applied += 1;
                 return Ok(());
             }
-            EventKind::Paid {
+            KindRef::Paid {
                 order_id,
                 shop_id,
                 product_id,
@@ -350,7 +422,7 @@ impl Ledger {
                 let order = self.intern_order(order_id)?;
                 if self.orders[order as usize].paid.is_some() {
                     return Err(ApplyError::OrderAlreadyPaid {
-                        order_id: order_id.clone(),
+                        order_id: order_id.to_string(),
                     });
                 }
                 let shop = self.intern_shop(shop_id)?;
@@ -359,10 +431,10 @@ impl Ledger {
                     .intern(product_id)
                     .ok_or(ApplyError::TooManyIds)?;
                 self.orders[order as usize].paid = Some(Paid {
-                    at: event.at,
+                    at,
                     recorded_at,
-                    ship_by: *ship_by,
-                    amount_fen: *amount_fen,
+                    ship_by,
+                    amount_fen,
                     shop,
                     product,
                 });
@@ -371,30 +443,30 @@ impl Ledger {
                 self.events_applied += 1;
                 return Ok(());
             }
-            EventKind::Shipped {
+            KindRef::Shipped {
                 order_id,
                 tracking_no,
             } => (order_id, Kind::Shipped, self.tracking(tracking_no)?),
-            EventKind::TrackingUploaded {
+            KindRef::TrackingUploaded {
                 order_id,
                 tracking_no,
             } => (order_id, Kind::Uploaded, self.tracking(tracking_no)?),
-            EventKind::TrackingRejected {
+            KindRef::TrackingRejected {
                 order_id,
                 tracking_no,
             } => (order_id, Kind::Rejected, self.tracking(tracking_no)?),
-            EventKind::Refunded {
+            KindRef::Refunded {
                 order_id,
                 amount_fen,
-            } => (order_id, Kind::Refunded, *amount_fen),
-            EventKind::RefundFailed { order_id } => (order_id, Kind::RefundFailed, 0),
-            EventKind::JudgmentRevoked { order_id, judgment } => {
-                (order_id, Kind::Revoked, i64::from(*judgment))
+            } => (order_id, Kind::Refunded, amount_fen),
+            KindRef::RefundFailed { order_id } => (order_id, Kind::RefundFailed, 0),
+            KindRef::JudgmentRevoked { order_id, judgment } => {
+                (order_id, Kind::Revoked, i64::from(judgment))
             }
         };
         let order = self.intern_order(order_id)?;
         let new = OrderEvent {
-            at: event.at,
+            at,
             recorded_at,
             value,
             kind,
@@ -421,6 +493,9 @@ impl Ledger {
     /// Moves an order's entries in its shop's settle-day index after its
     /// events changed: only the deductions whose existence changed move.
     fn reindex(&mut self, order: u32) {
+        if self.bulk {
+            return;
+        }
         let rec = &self.orders[order as usize];
         let Some(paid) = rec.paid else {
             return;

@@ -283,6 +283,15 @@ proptest! {
         prop_assert_eq!(answers(&full, as_of), answers(&scratch, as_of));
         prop_assert_eq!(full.digest(as_of), scratch.digest(as_of));
 
+        // A bulk fold (replay) reaches the very state of the event-by-event one.
+        let mut bulk = Ledger::new(policy.clone());
+        prop_assert!(bulk.begin_bulk());
+        for e in &events {
+            bulk.apply(e, Instant(0)).unwrap();
+        }
+        bulk.end_bulk();
+        prop_assert!(bulk == full, "bulk fold differs from the incremental one");
+
         let half = events.len() / 2;
         let first = ledger(&policy, &events[..half]);
         let bytes = serde_json::to_vec(&first).unwrap();

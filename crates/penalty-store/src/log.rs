@@ -590,6 +590,14 @@ impl EventLog {
         }
     }
 
+    /// The blocks holding the events from sequence number `from` on (the first
+    /// may start before it), each checked, in order.
+    pub fn iter_blocks_from(&self, from: u64) -> BlockIter {
+        BlockIter {
+            inner: self.iter_from(from),
+        }
+    }
+
     /// The event with sequence number `seq`, if the log holds it.
     pub fn get(&self, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
         Ok(self.block_holding(seq)?.and_then(|block| {
@@ -834,6 +842,32 @@ fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {
     let mut out = [0; N];
     out.copy_from_slice(bytes);
     out
+}
+
+/// The iterator of [`EventLog::iter_blocks_from`]: whole checked blocks, for
+/// a replay that reads entries in place instead of copying each event out.
+pub struct BlockIter {
+    inner: LogIter,
+}
+
+impl Iterator for BlockIter {
+    type Item = Result<DecodedBlock, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(error) = self.inner.error.take() {
+            self.inner.done = true;
+            return Some(Err(error));
+        }
+        if self.inner.done {
+            return None;
+        }
+        let block = self.inner.next_block();
+        match &block {
+            Some(Ok(block)) => self.inner.expected = Some(block.end_seq()),
+            Some(Err(_)) | None => self.inner.done = true,
+        }
+        block
+    }
 }
 
 /// The iterator of [`EventLog::iter_from`]. It owns its sled cursor, so it does

@@ -9,6 +9,7 @@
 
 use penalty_core::{Instant, Ledger, Policy};
 
+use crate::block::{DecodedBlock, EntryMeta};
 use crate::error::StoreError;
 use crate::log::EventLog;
 
@@ -46,6 +47,34 @@ impl Projection {
                 detail: format!("the stored JSON no longer validates ({reject})"),
             })?;
         self.apply(seq, recorded_at, &event)
+    }
+
+    /// Folds one block entry in: from its compact form without allocating,
+    /// or parsed from its JSON.
+    fn apply_entry(
+        &mut self,
+        seq: u64,
+        block: &DecodedBlock,
+        entry: &EntryMeta,
+    ) -> Result<(), StoreError> {
+        let (payload, compact) = block.payload(entry);
+        if !compact {
+            return self.apply_stored(seq, block.recorded_at, payload);
+        }
+        let corrupt = |detail: String| StoreError::Corrupt {
+            block_seq: block.first_seq,
+            first_seq: seq,
+            last_seq: seq,
+            detail,
+        };
+        let (_, at, kind) = penalty_core::compact::decode_ref(payload)
+            .ok_or_else(|| corrupt("its compact form does not decode".into()))?;
+        debug_assert!(seq > self.seq, "events fold in sequence order");
+        self.ledger
+            .apply_ref(at, kind, block.recorded_at)
+            .map_err(|e| corrupt(format!("the rules refuse this event: {e}")))?;
+        self.seq = seq;
+        Ok(())
     }
 
     /// Folds one event in, already parsed.
@@ -171,58 +200,34 @@ pub fn replay(
         ledger: Ledger::new(policy.clone()),
         seq: 0,
     };
-    fold(log, &mut projection, known_at)?;
+    projection.ledger.begin_bulk();
+    let folded = fold(log, &mut projection, known_at);
+    projection.ledger.end_bulk();
+    folded?;
     Ok(projection)
 }
 
-/// Events parsed by the reader thread, handed over in batches.
-type Parsed = Vec<(u64, Instant, penalty_core::Event)>;
-/// Events per batch handed from the reader thread to the fold.
-const FOLD_BATCH: usize = 4096;
-
 /// Folds every event after `projection.seq` into the projection (only those
-/// recorded by `known_at`, when given). Reading and parsing run on a second
-/// thread while this one folds: on two cores that halves a replay, and the
-/// bounded channel keeps at most a few batches in memory.
+/// recorded by `known_at`, when given). Reading, checking and decompressing
+/// the blocks run on a second thread while this one folds the entries in
+/// place (compact ones without allocating); the bounded channel keeps at most
+/// a few blocks in memory.
 fn fold(
     log: &EventLog,
     projection: &mut Projection,
     known_at: Option<Instant>,
 ) -> Result<(), StoreError> {
-    let events = log.iter_from(projection.seq + 1);
-    let (sender, receiver) = std::sync::mpsc::sync_channel::<Result<Parsed, StoreError>>(4);
+    let from = projection.seq + 1;
+    let blocks = log.iter_blocks_from(from);
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<Result<DecodedBlock, StoreError>>(2);
     let reader = std::thread::Builder::new()
         .name("penalty-replay-read".into())
         .spawn(move || {
-            let mut batch: Parsed = Vec::with_capacity(FOLD_BATCH);
-            for stored in events {
-                let parsed = stored.and_then(|stored| {
-                    let event = stored.event()?;
-                    Ok((stored.seq, stored.recorded_at, event))
-                });
-                match parsed {
-                    // A filter rather than a stop at the first later block:
-                    // the wall clock that stamped the blocks may have
-                    // stepped back.
-                    Ok((_, recorded_at, _)) if known_at.is_some_and(|k| recorded_at > k) => {}
-                    Ok(event) => {
-                        batch.push(event);
-                        if batch.len() == FOLD_BATCH {
-                            let full =
-                                std::mem::replace(&mut batch, Vec::with_capacity(FOLD_BATCH));
-                            if sender.send(Ok(full)).is_err() {
-                                return;
-                            }
-                        }
-                    }
-                    Err(error) => {
-                        let _ = sender.send(Err(error));
-                        return;
-                    }
+            for block in blocks {
+                let failed = block.is_err();
+                if sender.send(block).is_err() || failed {
+                    return;
                 }
-            }
-            if !batch.is_empty() {
-                let _ = sender.send(Ok(batch));
             }
         })
         .map_err(|source| StoreError::Io {
@@ -231,20 +236,28 @@ fn fold(
             source,
         })?;
     let mut result = Ok(());
-    for batch in receiver {
-        match batch {
-            Ok(batch) => {
-                for (seq, recorded_at, event) in &batch {
-                    if let Err(error) = projection.apply(*seq, *recorded_at, event) {
-                        result = Err(error);
-                        break;
-                    }
-                }
+    'blocks: for block in receiver {
+        let block = match block {
+            Ok(block) => block,
+            Err(error) => {
+                result = Err(error);
+                break;
             }
-            Err(error) => result = Err(error),
+        };
+        // A filter rather than a stop at the first later block: the wall
+        // clock that stamped the blocks may have stepped back.
+        if known_at.is_some_and(|k| block.recorded_at > k) {
+            continue;
         }
-        if result.is_err() {
-            break;
+        for (offset, entry) in block.entries.iter().enumerate() {
+            let seq = block.first_seq + offset as u64;
+            if seq < from {
+                continue;
+            }
+            if let Err(error) = projection.apply_entry(seq, &block, entry) {
+                result = Err(error);
+                break 'blocks;
+            }
         }
     }
     // Dropping the receiver first lets a reader blocked on a full channel
