@@ -154,6 +154,17 @@ impl Interner {
         self.table = table;
     }
 
+    /// Makes room for `additional` more strings of about `bytes_each` bytes,
+    /// so that a bulk fold does not rebuild the table at every doubling.
+    pub fn reserve(&mut self, additional: usize, bytes_each: usize) {
+        let wanted = (self.ends.len() + additional) * 2;
+        if wanted > self.table.len() {
+            self.rebuild(wanted);
+        }
+        self.ends.reserve(additional);
+        self.arena.reserve(additional.saturating_mul(bytes_each));
+    }
+
     /// Bytes held, for memory accounting.
     pub fn heap_bytes(&self) -> usize {
         self.arena.capacity() + self.ends.capacity() * 4 + self.table.capacity() * 8

@@ -201,6 +201,12 @@ pub fn replay(
         seq: 0,
     };
     projection.ledger.begin_bulk();
+    // About two events per order in practice; a wrong guess costs only
+    // capacity, which stays untouched memory until used.
+    let events = log.last_seq()?;
+    projection
+        .ledger
+        .reserve_orders(usize::try_from(events / 2).unwrap_or(0));
     let folded = fold(log, &mut projection, known_at);
     projection.ledger.end_bulk();
     folded?;
