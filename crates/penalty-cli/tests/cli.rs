@@ -646,3 +646,140 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     files
 }
+
+/// `--known-at T` answers with only the events recorded by T: "what did the
+/// ledger say then?", for queries, the export and replay.
+#[test]
+fn known_at_answers_as_the_ledger_did_then() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    // O1 paid; by 03-07 it has 3 judgments and 2000 fen charged.
+    ingest_text(
+        &db,
+        paid(1, "O1", "S1", "2026-03-01T10:00:00+08:00").as_bytes(),
+    );
+    let before = run(&db, &["shop", "S1", "--as-of", "2026-03-07", "--json"]);
+    assert_eq!(json(&before)["charged_fen"], 2000);
+    // The recording clock has millisecond-scale resolution at worst: step
+    // past it, note the instant, then record a late shipment (at 03-02).
+    std::thread::sleep(Duration::from_millis(50));
+    let known_at = chrono_now_rfc3339();
+    std::thread::sleep(Duration::from_millis(50));
+    let shipped = format!(
+        r#"{{"event_id":"{}","type":"shipped","at":"2026-03-02T10:00:00+08:00","order_id":"O1","tracking_no":"T1"}}"#,
+        uuid(2)
+    );
+    ingest_text(&db, shipped.as_bytes());
+    let now = run(&db, &["shop", "S1", "--as-of", "2026-03-07", "--json"]);
+    assert_eq!(
+        json(&now)["charged_fen"],
+        0,
+        "the late shipment resolves O1 before its deadline"
+    );
+    let then = run(
+        &db,
+        &[
+            "shop",
+            "S1",
+            "--as-of",
+            "2026-03-07",
+            "--known-at",
+            &known_at,
+            "--json",
+        ],
+    );
+    assert_eq!(
+        json(&then),
+        json(&before),
+        "known-at gives the answer of that time"
+    );
+    let replay_then = run(
+        &db,
+        &[
+            "replay",
+            "--as-of",
+            "2026-03-07",
+            "--known-at",
+            &known_at,
+            "--json",
+        ],
+    );
+    assert_eq!(json(&replay_then)["events"], 1);
+    let rows = run(
+        &db,
+        &[
+            "export",
+            "orders",
+            "--as-of",
+            "2026-03-07",
+            "--known-at",
+            &known_at,
+            "--format",
+            "jsonl",
+        ],
+    );
+    let row: Value = serde_json::from_slice(&rows.stdout).unwrap();
+    assert_eq!(row["judgments"], 3);
+}
+
+/// The wall clock as RFC 3339 (UTC), from the system clock.
+fn chrono_now_rfc3339() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let secs = (nanos / 1_000_000_000) as i64;
+    let frac = (nanos % 1_000_000_000) as u32;
+    // Days since the epoch to a civil date (Howard Hinnant's algorithm).
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{frac:09}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+#[test]
+fn csv_export_quotes_and_guards_cells_for_spreadsheets() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let tricky = format!(
+        r#"{{"event_id":"{}","type":"paid","at":"2026-03-01T10:00:00+08:00","order_id":"=HYPERLINK(1)","shop_id":"S,1","product_id":"P \"x\"","amount_fen":1990}}"#,
+        uuid(1)
+    );
+    ingest_text(&db, tricky.as_bytes());
+    let out = run(
+        &db,
+        &[
+            "export",
+            "orders",
+            "--as-of",
+            "2026-03-07",
+            "--format",
+            "csv",
+        ],
+    );
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.split("\r\n");
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with("order_id,shop_id,product_id,amount_fen"));
+    let row = lines.next().unwrap();
+    assert!(
+        row.starts_with(r#"'=HYPERLINK(1),"S,1","P ""x""",1990,"#),
+        "{row}"
+    );
+}
