@@ -289,11 +289,15 @@ pub fn decode(key: &[u8], bytes: sled::IVec) -> Result<DecodedBlock, StoreError>
             if size > MAX_ENTRIES_BYTES {
                 return Err(corrupt(format!("the block claims {size} uncompressed bytes")));
             }
-            let entries = lz4_flex::block::decompress_size_prepended(packed)
+            // Decompressed straight behind a copy of the header, so that entry
+            // offsets are as in an uncompressed block, with no second copy.
+            let mut plain = vec![0u8; HEADER_BYTES + size];
+            plain[..HEADER_BYTES].copy_from_slice(&bytes[..HEADER_BYTES]);
+            let written = lz4_flex::block::decompress_into(&packed[4..], &mut plain[HEADER_BYTES..])
                 .map_err(|e| corrupt(format!("the block does not decompress ({e})")))?;
-            let mut plain = Vec::with_capacity(HEADER_BYTES + entries.len());
-            plain.extend_from_slice(&bytes[..HEADER_BYTES]);
-            plain.extend_from_slice(&entries);
+            if written != size {
+                return Err(corrupt(format!("the block decompresses to {written} bytes, not {size}")));
+            }
             plain
         }
         _ => {
