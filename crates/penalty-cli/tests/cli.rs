@@ -314,19 +314,32 @@ fn progress_lines(child: &mut Child) -> std::sync::mpsc::Receiver<Value> {
     rx
 }
 
-#[test]
-fn a_slow_pipe_makes_each_line_durable_within_about_100_ms() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("db");
-    let mut child = penalty(&db)
-        .args(["ingest", "-", "--progress-jsonl", "--json"])
+/// `penalty ingest - --json --progress-jsonl` with its stdin kept open: the
+/// child, its progress lines, and the pipe to feed it.
+fn ingest_from_pipe(
+    db: &Path,
+) -> (
+    Child,
+    std::sync::mpsc::Receiver<Value>,
+    std::process::ChildStdin,
+) {
+    let mut child = penalty(db)
+        .args(["ingest", "-", "--json", "--progress-jsonl"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let progress = progress_lines(&mut child);
-    let mut stdin = child.stdin.take().unwrap();
+    let stdin = child.stdin.take().unwrap();
+    (child, progress, stdin)
+}
+
+#[test]
+fn a_slow_pipe_makes_each_line_durable_within_about_100_ms() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let (child, progress, mut stdin) = ingest_from_pipe(&db);
     let mut latencies = Vec::new();
     for n in 1..=5u64 {
         let sent = Instant::now();
@@ -409,15 +422,7 @@ fn signal(child: &Child, name: &str) {
 fn ctrl_c_commits_what_was_read_and_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
-    let mut child = penalty(&db)
-        .args(["ingest", "-", "--json", "--progress-jsonl"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let progress = progress_lines(&mut child);
-    let mut stdin = child.stdin.take().unwrap();
+    let (child, progress, mut stdin) = ingest_from_pipe(&db);
     for n in 1..=3u64 {
         writeln!(
             stdin,
