@@ -101,9 +101,21 @@ fn load_policy(path: Option<&Path>) -> anyhow::Result<Policy> {
         .with_context(|| format!("the policy file {} is not valid", path.display()))
 }
 
-/// The wall clock: the default `as_of` (the rules core never reads a clock).
-fn now() -> Instant {
-    penalty_store::now()
+/// `--as-of` (default: the wall clock, the only clock the CLI reads; the
+/// rules core never reads one) and `--known-at`.
+fn instants(
+    policy: &Policy,
+    as_of: Option<&str>,
+    known_at: Option<&str>,
+) -> anyhow::Result<(Instant, Option<Instant>)> {
+    let as_of = match as_of {
+        Some(text) => parse_instant(text, policy, "--as-of")?,
+        None => penalty_store::now(),
+    };
+    let known_at = known_at
+        .map(|text| parse_instant(text, policy, "--known-at"))
+        .transpose()?;
+    Ok((as_of, known_at))
 }
 
 /// RFC 3339 with an offset, or a bare date meaning 00:00 in the policy's
@@ -133,13 +145,7 @@ fn ledger_at(
     as_of: Option<&str>,
     known_at: Option<&str>,
 ) -> anyhow::Result<(Ledger, Instant)> {
-    let as_of = match as_of {
-        Some(text) => parse_instant(text, policy, "--as-of")?,
-        None => now(),
-    };
-    let known_at = known_at
-        .map(|text| parse_instant(text, policy, "--known-at"))
-        .transpose()?;
+    let (as_of, known_at) = instants(policy, as_of, known_at)?;
     let log = open_log(db)?;
     let ledger = match known_at {
         Some(known_at) => projection::replay(&log, policy, Some(known_at))?.ledger,
@@ -331,7 +337,7 @@ fn export_orders(db: &Path, policy: &Policy, args: ExportOrdersArgs) -> anyhow::
             }
             text
         }
-        ExportFormat::Csv => render::orders_csv(&rows)?,
+        ExportFormat::Csv => render::orders_csv(&rows),
     };
     match &args.output {
         Some(path) => {
@@ -367,15 +373,7 @@ struct ReplayOutput {
 }
 
 fn replay(db: &Path, policy: &Policy, args: QueryArgs) -> anyhow::Result<ExitCode> {
-    let as_of = match args.as_of.as_deref() {
-        Some(text) => parse_instant(text, policy, "--as-of")?,
-        None => now(),
-    };
-    let known_at = args
-        .known_at
-        .as_deref()
-        .map(|text| parse_instant(text, policy, "--known-at"))
-        .transpose()?;
+    let (as_of, known_at) = instants(policy, args.as_of.as_deref(), args.known_at.as_deref())?;
     let log = open_log(db)?;
     let offset = policy.utc_offset;
     let mut output = ReplayOutput {
@@ -478,7 +476,7 @@ fn audit(db: &Path, policy: &Policy, args: AuditArgs) -> anyhow::Result<ExitCode
         orphans: Vec::new(),
     };
     if output.ok {
-        let as_of = now();
+        let as_of = penalty_store::now();
         let rebuilt = projection::replay(&log, policy, None)?;
         let (stored, origin) = projection::open(&log, policy, false)?;
         let seq = match origin {

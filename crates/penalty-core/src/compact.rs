@@ -310,47 +310,11 @@ pub fn decode_ref(bytes: &[u8]) -> Option<(u128, Instant, KindRef<'_>)> {
 
 /// The typed event of a compact form.
 pub fn decode_event(bytes: &[u8]) -> Option<Event> {
-    let f = fields(bytes)?;
-    let order_id = f.order_id.to_string();
-    let kind = match f.code {
-        0 => EventKind::Paid {
-            order_id,
-            shop_id: f.shop_id.to_string(),
-            product_id: f.product_id.to_string(),
-            amount_fen: f.amount_fen,
-            ship_by: f.ship_by.map(|(ns, _)| Instant(ns)),
-        },
-        1 => EventKind::Shipped {
-            order_id,
-            tracking_no: f.tracking_no.to_string(),
-        },
-        2 => EventKind::TrackingUploaded {
-            order_id,
-            tracking_no: f.tracking_no.to_string(),
-        },
-        3 => EventKind::TrackingRejected {
-            order_id,
-            tracking_no: f.tracking_no.to_string(),
-        },
-        4 => EventKind::Refunded {
-            order_id,
-            amount_fen: f.amount_fen,
-        },
-        5 => EventKind::RefundFailed { order_id },
-        6 => EventKind::JudgmentRevoked {
-            order_id,
-            judgment: f.judgment,
-        },
-        7 => EventKind::DepositToppedUp {
-            shop_id: f.shop_id.to_string(),
-            amount_fen: f.amount_fen,
-        },
-        _ => return None,
-    };
+    let (event_id, at, kind) = decode_ref(bytes)?;
     Some(Event {
-        event_id: f.event_id,
-        at: Instant(f.at),
-        kind,
+        event_id,
+        at,
+        kind: kind.to_kind(),
     })
 }
 

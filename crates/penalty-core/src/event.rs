@@ -162,6 +162,69 @@ pub enum KindRef<'a> {
     },
 }
 
+impl KindRef<'_> {
+    /// The owned kind: the inverse of [`Event::kind_ref`].
+    pub fn to_kind(&self) -> EventKind {
+        match *self {
+            KindRef::Paid {
+                order_id,
+                shop_id,
+                product_id,
+                amount_fen,
+                ship_by,
+            } => EventKind::Paid {
+                order_id: order_id.into(),
+                shop_id: shop_id.into(),
+                product_id: product_id.into(),
+                amount_fen,
+                ship_by,
+            },
+            KindRef::Shipped {
+                order_id,
+                tracking_no,
+            } => EventKind::Shipped {
+                order_id: order_id.into(),
+                tracking_no: tracking_no.into(),
+            },
+            KindRef::TrackingUploaded {
+                order_id,
+                tracking_no,
+            } => EventKind::TrackingUploaded {
+                order_id: order_id.into(),
+                tracking_no: tracking_no.into(),
+            },
+            KindRef::TrackingRejected {
+                order_id,
+                tracking_no,
+            } => EventKind::TrackingRejected {
+                order_id: order_id.into(),
+                tracking_no: tracking_no.into(),
+            },
+            KindRef::Refunded {
+                order_id,
+                amount_fen,
+            } => EventKind::Refunded {
+                order_id: order_id.into(),
+                amount_fen,
+            },
+            KindRef::RefundFailed { order_id } => EventKind::RefundFailed {
+                order_id: order_id.into(),
+            },
+            KindRef::JudgmentRevoked { order_id, judgment } => EventKind::JudgmentRevoked {
+                order_id: order_id.into(),
+                judgment,
+            },
+            KindRef::DepositToppedUp {
+                shop_id,
+                amount_fen,
+            } => EventKind::DepositToppedUp {
+                shop_id: shop_id.into(),
+                amount_fen,
+            },
+        }
+    }
+}
+
 impl Event {
     /// The kind with borrowed text.
     pub fn kind_ref(&self) -> KindRef<'_> {

@@ -164,11 +164,6 @@ impl Interner {
         self.ends.reserve(additional);
         self.arena.reserve(additional.saturating_mul(bytes_each));
     }
-
-    /// Bytes held, for memory accounting.
-    pub fn heap_bytes(&self) -> usize {
-        self.arena.capacity() + self.ends.capacity() * 4 + self.table.capacity() * 8
-    }
 }
 
 fn place(table: &mut [u64], hash: u64, index: u32) {

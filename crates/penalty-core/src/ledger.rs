@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use crate::event::{Event, KindRef};
 use crate::explain;
 use crate::intern::Interner;
-use crate::order::{self, Derived, Events, JudgmentTimeline, Kind, OrderEvent, OrderRec, Paid};
+use crate::order::{self, Derived, JudgmentTimeline, Kind, OrderEvent, OrderRec, Paid};
 use crate::policy::Policy;
 use crate::report::*;
 use crate::time::{Day, Instant};
@@ -321,12 +321,7 @@ impl Ledger {
         let order_ids = &self.order_ids;
         for shop in &mut self.shops {
             for entries in shop.days.values_mut() {
-                entries.sort_by(|a, b| {
-                    a.judged_at
-                        .cmp(&b.judged_at)
-                        .then_with(|| order_ids.get(a.order).cmp(order_ids.get(b.order)))
-                        .then(a.number.cmp(&b.number))
-                });
+                entries.sort_by(|a, b| cap_order(order_ids, a, b));
             }
         }
     }
@@ -339,37 +334,6 @@ impl Ledger {
     /// How many events were applied.
     pub fn events_applied(&self) -> u64 {
         self.events_applied
-    }
-
-    /// Bytes held on the heap by the ledger, approximately: for memory figures.
-    pub fn heap_bytes(&self) -> usize {
-        let orders = self.orders.capacity() * std::mem::size_of::<OrderRec>()
-            + self
-                .orders
-                .iter()
-                .map(|o| match &o.events {
-                    Events::Many(v) => v.capacity() * std::mem::size_of::<OrderEvent>(),
-                    _ => 0,
-                })
-                .sum::<usize>();
-        let shops: usize = self
-            .shops
-            .iter()
-            .map(|s| {
-                s.orders.capacity() * 4
-                    + s.topups.capacity() * 16
-                    + s.days
-                        .values()
-                        .map(|d| 48 + d.capacity() * 24)
-                        .sum::<usize>()
-            })
-            .sum();
-        orders
-            + shops
-            + self.order_ids.heap_bytes()
-            + self.shop_ids.heap_bytes()
-            + self.product_ids.heap_bytes()
-            + self.tracking_nos.heap_bytes()
     }
 
     fn intern_order(&mut self, order_id: &str) -> Result<u32, ApplyError> {
@@ -531,12 +495,7 @@ impl Ledger {
             };
             let entries = shop.days.entry(day).or_default();
             // The cap's order; ids are looked up only on a tie of instants.
-            let position = entries.binary_search_by(|e| {
-                e.judged_at
-                    .cmp(&entry.judged_at)
-                    .then_with(|| order_ids.get(e.order).cmp(order_ids.get(entry.order)))
-                    .then(e.number.cmp(&entry.number))
-            });
+            let position = entries.binary_search_by(|e| cap_order(order_ids, e, &entry));
             match (new & bit != 0, position) {
                 (true, Err(index)) => entries.insert(index, entry),
                 (false, Ok(index)) => {
@@ -1185,6 +1144,15 @@ impl Ledger {
             .filter(|(_, o)| o.paid.is_some())
             .map(|(i, _)| self.order_ids.get(i as u32))
     }
+}
+
+/// The order of the daily cap (R5) within a settle day: (judged_at,
+/// order_id, judgment); ids are looked up only on a tie of instants.
+fn cap_order(order_ids: &Interner, a: &DayEntry, b: &DayEntry) -> std::cmp::Ordering {
+    a.judged_at
+        .cmp(&b.judged_at)
+        .then_with(|| order_ids.get(a.order).cmp(order_ids.get(b.order)))
+        .then(a.number.cmp(&b.number))
 }
 
 /// Events of an order sort by instant, then kind, then value (tracking numbers

@@ -7,7 +7,7 @@
 //! the log alone, from sequence number 1, with no checkpoint. Both must give
 //! the same digest.
 
-use penalty_core::{Instant, Ledger, Policy};
+use penalty_core::{Instant, KindRef, Ledger, Policy};
 
 use crate::block::{DecodedBlock, EntryMeta};
 use crate::error::StoreError;
@@ -32,23 +32,6 @@ pub struct Projection {
 }
 
 impl Projection {
-    /// Folds one stored event in. Events must come in sequence order.
-    pub fn apply_stored(
-        &mut self,
-        seq: u64,
-        recorded_at: Instant,
-        json: &[u8],
-    ) -> Result<(), StoreError> {
-        let event =
-            penalty_core::event::parse_stored(json).map_err(|reject| StoreError::Corrupt {
-                block_seq: seq,
-                first_seq: seq,
-                last_seq: seq,
-                detail: format!("the stored JSON no longer validates ({reject})"),
-            })?;
-        self.apply(seq, recorded_at, &event)
-    }
-
     /// Folds one block entry in: from its compact form without allocating,
     /// or parsed from its JSON.
     fn apply_entry(
@@ -58,43 +41,43 @@ impl Projection {
         entry: &EntryMeta,
     ) -> Result<(), StoreError> {
         let (payload, compact) = block.payload(entry);
-        if !compact {
-            return self.apply_stored(seq, block.recorded_at, payload);
+        if compact {
+            let (_, at, kind) = penalty_core::compact::decode_ref(payload)
+                .ok_or_else(|| corrupt(seq, "its compact form does not decode".into()))?;
+            return self.fold_in(seq, at, kind, block.recorded_at);
         }
-        let corrupt = |detail: String| StoreError::Corrupt {
-            block_seq: block.first_seq,
-            first_seq: seq,
-            last_seq: seq,
-            detail,
-        };
-        let (_, at, kind) = penalty_core::compact::decode_ref(payload)
-            .ok_or_else(|| corrupt("its compact form does not decode".into()))?;
-        debug_assert!(seq > self.seq, "events fold in sequence order");
-        self.ledger
-            .apply_ref(at, kind, block.recorded_at)
-            .map_err(|e| corrupt(format!("the rules refuse this event: {e}")))?;
-        self.seq = seq;
-        Ok(())
+        let event = penalty_core::event::parse_stored(payload).map_err(|reject| {
+            corrupt(
+                seq,
+                format!("the stored JSON no longer validates ({reject})"),
+            )
+        })?;
+        self.apply(seq, block.recorded_at, &event)
     }
 
-    /// Folds one event in, already parsed.
+    /// Folds one event in, already parsed. Events must come in sequence order.
     pub fn apply(
         &mut self,
         seq: u64,
         recorded_at: Instant,
         event: &penalty_core::Event,
     ) -> Result<(), StoreError> {
+        self.fold_in(seq, event.at, event.kind_ref(), recorded_at)
+    }
+
+    fn fold_in(
+        &mut self,
+        seq: u64,
+        at: Instant,
+        kind: KindRef<'_>,
+        recorded_at: Instant,
+    ) -> Result<(), StoreError> {
         debug_assert!(seq > self.seq, "events fold in sequence order");
         // The log never holds a second `paid` for an order (ingest rejects it
         // as order_already_paid), so a refusal here means the log is damaged.
         self.ledger
-            .apply(event, recorded_at)
-            .map_err(|e| StoreError::Corrupt {
-                block_seq: seq,
-                first_seq: seq,
-                last_seq: seq,
-                detail: format!("the rules refuse this event: {e}"),
-            })?;
+            .apply_ref(at, kind, recorded_at)
+            .map_err(|e| corrupt(seq, format!("the rules refuse this event: {e}")))?;
         self.seq = seq;
         Ok(())
     }
@@ -127,6 +110,16 @@ impl Projection {
             return Ok(());
         }
         log.save_checkpoint(self.seq, &bytes)
+    }
+}
+
+/// The error for a stored event that cannot be folded in.
+fn corrupt(seq: u64, detail: String) -> StoreError {
+    StoreError::Corrupt {
+        block_seq: seq,
+        first_seq: seq,
+        last_seq: seq,
+        detail,
     }
 }
 
