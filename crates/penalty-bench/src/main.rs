@@ -109,6 +109,14 @@ fn peak_rss_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// The resident set size of this process now, in bytes.
+fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 fn per_second(count: u64, elapsed: Duration) -> f64 {
     count as f64 / elapsed.as_secs_f64().max(1e-9)
 }
@@ -205,6 +213,8 @@ fn replay(db: &Path, as_of: Instant, breakdown: bool) -> anyhow::Result<serde_js
     let start = Clock::now();
     let rebuilt = projection::replay(&log, &policy, None)?;
     let replay = start.elapsed();
+    let rss_after_replay = peak_rss_bytes();
+    let rss_now_after_replay = rss_bytes();
     let ledger = rebuilt.ledger;
     let events = ledger.events_applied();
     let orders = ledger.order_ids().count() as u64;
@@ -223,6 +233,8 @@ fn replay(db: &Path, as_of: Instant, breakdown: bool) -> anyhow::Result<serde_js
         "digest": digest,
         "breakdown": passes,
         "peak_rss_bytes_before_replay": rss_before,
+        "peak_rss_bytes_after_replay": rss_after_replay,
+        "rss_bytes_after_replay": rss_now_after_replay,
         "peak_rss_bytes": rss,
         "peak_rss_bytes_per_order": rss.map(|r| r as f64 / orders.max(1) as f64),
     }))

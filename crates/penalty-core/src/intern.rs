@@ -166,6 +166,45 @@ impl Interner {
     }
 }
 
+/// Strings appended without deduplication, each named by a dense `u32`
+/// index: for values that are only ever compared within a small group (an
+/// order's tracking numbers), where the group itself can find an equal string
+/// faster than a global table could, and without the table's memory.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Arena {
+    arena: String,
+    /// `ends[i]` is where string `i` ends in `arena`; it starts at `ends[i-1]`.
+    ends: Vec<u32>,
+}
+
+impl Arena {
+    /// The string of an index. Indices come from `push`, so they are in range.
+    pub fn get(&self, index: u32) -> &str {
+        let i = index as usize;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.arena[start..self.ends[i] as usize]
+    }
+
+    /// Appends a string and returns its index. `None` only when the arena is
+    /// full (4 GiB).
+    pub fn push(&mut self, text: &str) -> Option<u32> {
+        if self.arena.len() + text.len() > MAX_ARENA_BYTES
+            || self.ends.len() >= u32::MAX as usize - 1
+        {
+            return None;
+        }
+        self.arena.push_str(text);
+        self.ends.push(self.arena.len() as u32);
+        Some((self.ends.len() - 1) as u32)
+    }
+
+    /// Makes room for `additional` more strings of about `bytes_each` bytes.
+    pub fn reserve(&mut self, additional: usize, bytes_each: usize) {
+        self.ends.reserve(additional);
+        self.arena.reserve(additional.saturating_mul(bytes_each));
+    }
+}
+
 fn place(table: &mut [u64], hash: u64, index: u32) {
     let mask = table.len() - 1;
     let mut slot = hash as usize & mask;
@@ -178,6 +217,22 @@ fn place(table: &mut [u64], hash: u64, index: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_arena_keeps_every_push_apart() {
+        let mut arena = Arena::default();
+        let a = arena.push("SF1").unwrap();
+        let b = arena.push("").unwrap();
+        let c = arena.push("SF1").unwrap();
+        assert_eq!((a, b, c), (0, 1, 2));
+        assert_eq!(
+            (arena.get(a), arena.get(b), arena.get(c)),
+            ("SF1", "", "SF1")
+        );
+        let json = serde_json::to_string(&arena).unwrap();
+        let back: Arena = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, arena);
+    }
 
     #[test]
     fn interns_each_string_once_and_survives_serialisation() {

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::event::{Event, KindRef};
 use crate::explain;
-use crate::intern::Interner;
+use crate::intern::{Arena, Interner};
 use crate::order::{self, Derived, JudgmentTimeline, Kind, OrderEvent, OrderRec, Paid};
 use crate::policy::Policy;
 use crate::report::*;
@@ -135,7 +135,9 @@ pub struct Ledger {
     order_ids: Interner,
     shop_ids: Interner,
     product_ids: Interner,
-    tracking_nos: Interner,
+    /// Deduplicated per order, not globally: R2 only ever compares an order's
+    /// own tracking numbers (see [`Ledger::tracking`]).
+    tracking_nos: Arena,
     /// Indexed by the order's interned id.
     orders: Vec<OrderRec>,
     /// Indexed by the shop's interned id.
@@ -257,7 +259,7 @@ impl Ledger {
             order_ids: Interner::default(),
             shop_ids: Interner::default(),
             product_ids: Interner::default(),
-            tracking_nos: Interner::default(),
+            tracking_nos: Arena::default(),
             orders: Vec::new(),
             shops: Vec::new(),
             events_applied: 0,
@@ -419,25 +421,30 @@ impl Ledger {
             KindRef::Shipped {
                 order_id,
                 tracking_no,
-            } => (order_id, Kind::Shipped, self.tracking(tracking_no)?),
+            } => (order_id, Kind::Shipped, Err(tracking_no)),
             KindRef::TrackingUploaded {
                 order_id,
                 tracking_no,
-            } => (order_id, Kind::Uploaded, self.tracking(tracking_no)?),
+            } => (order_id, Kind::Uploaded, Err(tracking_no)),
             KindRef::TrackingRejected {
                 order_id,
                 tracking_no,
-            } => (order_id, Kind::Rejected, self.tracking(tracking_no)?),
+            } => (order_id, Kind::Rejected, Err(tracking_no)),
             KindRef::Refunded {
                 order_id,
                 amount_fen,
-            } => (order_id, Kind::Refunded, amount_fen),
-            KindRef::RefundFailed { order_id } => (order_id, Kind::RefundFailed, 0),
+            } => (order_id, Kind::Refunded, Ok(amount_fen)),
+            KindRef::RefundFailed { order_id } => (order_id, Kind::RefundFailed, Ok(0)),
             KindRef::JudgmentRevoked { order_id, judgment } => {
-                (order_id, Kind::Revoked, i64::from(judgment))
+                (order_id, Kind::Revoked, Ok(i64::from(judgment)))
             }
         };
         let order = self.intern_order(order_id)?;
+        // `Err` carries a tracking number still to be named within the order.
+        let value = match value {
+            Ok(value) => value,
+            Err(tracking_no) => self.tracking(order, tracking_no)?,
+        };
         let new = OrderEvent {
             at,
             recorded_at,
@@ -456,9 +463,21 @@ impl Ledger {
         Ok(())
     }
 
-    fn tracking(&mut self, tracking_no: &str) -> Result<i64, ApplyError> {
-        self.tracking_nos
-            .intern(tracking_no)
+    /// The index of an order's tracking number. R2 only compares the
+    /// tracking numbers of one order with each other, so equal text need only
+    /// mean an equal index within the order: its few events are searched, and
+    /// a new number is appended to the arena. A global table would cost a
+    /// cache miss per shipment and about 16 bytes per order.
+    fn tracking(&mut self, order: u32, tracking_no: &str) -> Result<i64, ApplyError> {
+        let tracking_nos = &self.tracking_nos;
+        let known = self.orders[order as usize]
+            .events
+            .as_slice()
+            .iter()
+            .filter_map(OrderEvent::tracking)
+            .find(|&t| tracking_nos.get(t) == tracking_no);
+        known
+            .or_else(|| self.tracking_nos.push(tracking_no))
             .map(i64::from)
             .ok_or(ApplyError::TooManyIds)
     }
@@ -1159,12 +1178,18 @@ fn cap_order(order_ids: &Interner, a: &DayEntry, b: &DayEntry) -> std::cmp::Orde
 /// by their text, so the order does not depend on interning order), then
 /// recording time: a total order on content, so the state does not depend on
 /// arrival order.
-fn sorts_before(tracking_nos: &Interner, a: &OrderEvent, b: &OrderEvent) -> bool {
+fn sorts_before(tracking_nos: &Arena, a: &OrderEvent, b: &OrderEvent) -> bool {
+    // The texts are looked up only on a tie: each lookup is a likely cache
+    // miss, and events of one order rarely share an instant.
     let value = |e: &OrderEvent| match e.tracking() {
         Some(t) => (0, tracking_nos.get(t)),
         None => (e.value, ""),
     };
-    (a.at, a.kind, value(a), a.recorded_at) < (b.at, b.kind, value(b), b.recorded_at)
+    (a.at, a.kind)
+        .cmp(&(b.at, b.kind))
+        .then_with(|| value(a).cmp(&value(b)))
+        .then_with(|| a.recorded_at.cmp(&b.recorded_at))
+        .is_lt()
 }
 
 fn parse_cursor(text: &str) -> Option<(i64, String, u8)> {

@@ -1,7 +1,13 @@
-//! The on-disk block format: one sled value per appended batch.
+//! The on-disk block format: one block per appended batch.
 //!
 //! sled costs about the same per key whatever the value size, so the log packs
-//! a whole batch into one value. A block is self-describing and checksummed:
+//! a whole batch into one block. Blocks are appended to the blocks file
+//! (`events.log`) and sled keeps, under the block's first sequence number,
+//! only its [`Locator`]: sled holds every value it has read or written in
+//! memory (its cache is sized by on-disk bytes, and a large value counts as a
+//! pointer), so blocks kept inside sled made the whole log resident. Stores
+//! written before the blocks file keep their blocks inline in sled; they are
+//! still read. A block is self-describing and checksummed:
 //!
 //! ```text
 //! header (32 bytes, integers big-endian)
@@ -65,6 +71,74 @@ const CRC_RANGE: Range<usize> = 4..8;
 /// Big-endian, so that sled's byte order is sequence order.
 pub fn block_key(seq: u64) -> [u8; 8] {
     seq.to_be_bytes()
+}
+
+/// Where a block lies in the blocks file: the sled value under its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Locator {
+    /// Byte offset of the block in the blocks file.
+    pub offset: u64,
+    /// Its length in bytes.
+    pub len: u32,
+    /// The CRC in its header, so that a block read from the wrong place (or a
+    /// stale one) is told from the right one before it is decoded.
+    pub crc: u32,
+    /// How many events it holds, so that the log's end is known without
+    /// reading the block.
+    pub count: u32,
+}
+
+/// Size of an encoded [`Locator`]. A block value starts with [`MAGIC`]
+/// instead, which is how the two are told apart.
+pub const LOCATOR_BYTES: usize = 21;
+/// First byte of an encoded [`Locator`] (its version).
+const LOCATOR_TAG: u8 = 1;
+
+impl Locator {
+    /// The locator of `block` (as encoded by [`encode`]) at `offset`.
+    pub fn of(block: &[u8], offset: u64, count: u32) -> Locator {
+        Locator {
+            offset,
+            len: u32::try_from(block.len()).expect("a block is under 4 GiB"),
+            crc: be_u32(&block[CRC_RANGE]),
+            count,
+        }
+    }
+
+    /// Where the next block goes.
+    pub fn end(&self) -> u64 {
+        self.offset + u64::from(self.len)
+    }
+
+    /// The sled value.
+    pub fn encode(&self) -> [u8; LOCATOR_BYTES] {
+        let mut out = [0; LOCATOR_BYTES];
+        out[0] = LOCATOR_TAG;
+        out[1..9].copy_from_slice(&self.offset.to_be_bytes());
+        out[9..13].copy_from_slice(&self.len.to_be_bytes());
+        out[13..17].copy_from_slice(&self.crc.to_be_bytes());
+        out[17..21].copy_from_slice(&self.count.to_be_bytes());
+        out
+    }
+
+    /// Reads a sled value back; `None` when it is not a locator.
+    pub fn decode(value: &[u8]) -> Option<Locator> {
+        if value.len() != LOCATOR_BYTES || value[0] != LOCATOR_TAG {
+            return None;
+        }
+        Some(Locator {
+            offset: be_u64(&value[1..9]),
+            len: be_u32(&value[9..13]),
+            crc: be_u32(&value[13..17]),
+            count: be_u32(&value[17..21]),
+        })
+    }
+}
+
+/// Whether a sled value is a whole block (stores written before the blocks
+/// file) rather than a [`Locator`].
+pub fn is_inline_block(value: &[u8]) -> bool {
+    value.starts_with(MAGIC)
 }
 
 /// Reads a block key back; `None` when it is not 8 bytes.
@@ -242,7 +316,7 @@ impl DecodedBlock {
 /// Verifies and decodes a block read under `key`. Every failure is a
 /// [`StoreError::Corrupt`] naming the block's sequence numbers, as far as they
 /// can be known.
-pub fn decode(key: &[u8], bytes: sled::IVec) -> Result<DecodedBlock, StoreError> {
+pub fn decode(key: &[u8], bytes: &[u8]) -> Result<DecodedBlock, StoreError> {
     let Some(key_seq) = seq_of_key(key) else {
         return Err(StoreError::corrupt_block(
             0,
@@ -265,7 +339,7 @@ pub fn decode(key: &[u8], bytes: sled::IVec) -> Result<DecodedBlock, StoreError>
         ));
     }
     let stored_crc = be_u32(&bytes[CRC_RANGE]);
-    let actual_crc = crc_of(&bytes);
+    let actual_crc = crc_of(bytes);
     if stored_crc != actual_crc {
         // The count in a damaged block may itself be damaged; it is still the
         // best guess of which events are lost, when it is plausible.
@@ -413,7 +487,7 @@ mod tests {
     #[test]
     fn round_trip() {
         let lines = lines();
-        let block = decode(&block_key(7), encoded().into()).expect("decodes");
+        let block = decode(&block_key(7), &encoded()).expect("decodes");
         assert_eq!(block.first_seq, 7);
         assert_eq!(block.last_seq(), 8);
         assert_eq!(block.recorded_at, Instant(42));
@@ -434,7 +508,7 @@ mod tests {
         for position in 0..good.len() {
             let mut bad = good.clone();
             bad[position] ^= 0x10;
-            let error = decode(&block_key(7), bad.into())
+            let error = decode(&block_key(7), &bad)
                 .err()
                 .unwrap_or_else(|| panic!("flip at {position} went unnoticed"));
             assert_eq!(error.corrupt_seq(), Some(7), "at {position}: {error}");
@@ -445,10 +519,23 @@ mod tests {
     fn truncation_and_wrong_key_are_detected() {
         let good = encoded();
         for len in [0, 10, 31, 32, good.len() - 1] {
-            assert!(decode(&block_key(7), good[..len].to_vec().into()).is_err());
+            assert!(decode(&block_key(7), &good[..len]).is_err());
         }
-        assert!(decode(&block_key(8), good.clone().into()).is_err());
-        assert!(decode(b"short", good.into()).is_err());
+        assert!(decode(&block_key(8), &good).is_err());
+        assert!(decode(b"short", &good).is_err());
+    }
+
+    #[test]
+    fn locator_round_trip_and_is_never_a_block() {
+        let block = encoded();
+        let locator = Locator::of(&block, 1 << 40, 2);
+        assert_eq!(Locator::decode(&locator.encode()), Some(locator));
+        assert_eq!(locator.end(), (1 << 40) + block.len() as u64);
+        assert_eq!(locator.crc, be_u32(&block[CRC_RANGE]));
+        assert!(!is_inline_block(&locator.encode()));
+        assert!(is_inline_block(&block));
+        assert_eq!(Locator::decode(&block), None);
+        assert_eq!(Locator::decode(&locator.encode()[..20]), None);
     }
 
     #[test]

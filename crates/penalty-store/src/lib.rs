@@ -5,7 +5,8 @@
 //! thread lives here, and nothing here prints (logs go through `tracing`).
 //!
 //! - [`EventLog`] is the append-only log of one data directory: events packed
-//!   into checksummed blocks (one sled key per batch, see [`block`]), global
+//!   into checksummed blocks (one per batch, appended to a file and located
+//!   through one sled key each, see [`block`]), global
 //!   gapless sequence numbers from 1, the permanent idempotency rules of
 //!   EVENTS.md, and an exclusive lock on the directory.
 //! - [`EventLog::save_checkpoint`] and [`EventLog::load_checkpoint`] keep one
@@ -13,8 +14,10 @@
 //! - [`ingest`] streams JSON Lines from any reader into the log in constant
 //!   memory, committing a block per batch or per 100 ms, whichever comes first.
 //!
-//! Layout of a data directory: `<dir>/LOCK` (the lock file, naming its holder)
-//! and `<dir>/log.sled` (the sled database, trees `blocks` and `checkpoint`).
+//! Layout of a data directory: `<dir>/LOCK` (the lock file, naming its holder),
+//! `<dir>/HEAD` (the head journal, see [`head`]), `<dir>/events.log` (the
+//! blocks, appended) and `<dir>/log.sled` (the sled database: tree `blocks`
+//! locates each block, tree `checkpoint` holds the projection checkpoint).
 
 pub mod block;
 mod error;
@@ -27,6 +30,6 @@ pub mod projection;
 pub use error::StoreError;
 pub use lock::{now, LOCK_FILE};
 pub use log::{
-    AppendOutcome, EventLog, LogIter, StoredEvent, VerifyProblem, VerifyReport, BLOCKS_TREE,
-    CHECKPOINT_TREE, SLED_DIR,
+    AppendOutcome, EventLog, LogIter, StoredEvent, VerifyProblem, VerifyReport, BLOCKS_FILE,
+    BLOCKS_TREE, CHECKPOINT_TREE, SLED_DIR,
 };

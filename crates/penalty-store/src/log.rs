@@ -1,9 +1,13 @@
-//! The event log: an append-only sequence of blocks in sled, with the
-//! idempotency index of EVENTS.md kept in memory.
+//! The event log: an append-only sequence of blocks in the blocks file,
+//! located through sled, with the idempotency index of EVENTS.md kept in
+//! memory.
 //!
-//! Durability: [`EventLog::append_batch`] writes one block and calls sled's
+//! Durability: [`EventLog::append_batch`] writes one block to the blocks file
+//! and `fdatasync`s it, then records its [`Locator`] in sled and calls sled's
 //! `flush()` (an fsync) before it returns, so an event reported as appended
-//! survives a crash. Sequence numbers are global, gapless and start at 1; the
+//! survives a crash. A crash between the two leaves bytes past the last
+//! located block; they were never acknowledged, and the next append
+//! overwrites them. Sequence numbers are global, gapless and start at 1; the
 //! next one is always derived from the last block, never from a separate
 //! counter that could disagree with it.
 //!
@@ -12,6 +16,8 @@
 //! numbers and its events are never handed out.
 
 use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -19,7 +25,7 @@ use penalty_core::event::{parse_stored, Event, ParsedLine, Reject};
 use penalty_core::time::Instant;
 use serde::Serialize;
 
-use crate::block::{self, block_key, content_hash, DecodedBlock, NewEntry};
+use crate::block::{self, block_key, content_hash, DecodedBlock, Locator, NewEntry};
 use crate::head::{Head, HeadRecord};
 use crate::lock::DirLock;
 use crate::StoreError;
@@ -31,8 +37,10 @@ const DUPLICATE_CACHE_BLOCKS: usize = 8;
 
 /// The sled database inside the data directory.
 pub const SLED_DIR: &str = "log.sled";
-/// The sled tree holding the blocks, keyed by first sequence number.
+/// The sled tree locating the blocks, keyed by first sequence number.
 pub const BLOCKS_TREE: &str = "blocks";
+/// The append-only file holding the blocks themselves.
+pub const BLOCKS_FILE: &str = "events.log";
 /// The sled tree holding the projection checkpoint.
 pub const CHECKPOINT_TREE: &str = "checkpoint";
 
@@ -183,6 +191,11 @@ pub struct EventLog {
     blocks: sled::Tree,
     checkpoint: sled::Tree,
     sled_path: PathBuf,
+    /// Reads blocks; shared with iterators.
+    reader: BlockReader,
+    /// Where the next block goes in the blocks file, once known; `None` again
+    /// after a failed write.
+    file_end: Option<u64>,
     dir: PathBuf,
     /// Built on the first append; `None` again after a failed write, so that
     /// the next append re-reads the truth from disk.
@@ -259,12 +272,39 @@ impl EventLog {
             })?;
         let blocks = db.open_tree(BLOCKS_TREE).map_err(db_error)?;
         let checkpoint = db.open_tree(CHECKPOINT_TREE).map_err(db_error)?;
+        let file_path = dir.join(BLOCKS_FILE);
+        let io_error = |action, source| StoreError::Io {
+            action,
+            path: file_path.clone(),
+            source,
+        };
+        let created = !file_path.exists();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&file_path)
+            .map_err(|e| io_error("opening the blocks file", e))?;
+        if created {
+            // The new file's directory entry must be durable before any block
+            // in it is acknowledged.
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| io_error("syncing the directory of the blocks file", e))?;
+        }
         tracing::debug!(dir = %dir.display(), "opened the event log");
         Ok(EventLog {
             db,
             blocks,
             checkpoint,
+            reader: BlockReader {
+                sled_path: sled_path.clone(),
+                file: Arc::new(file),
+                file_path,
+            },
             sled_path,
+            file_end: None,
             dir: dir.to_path_buf(),
             index: None,
             cached_blocks: Vec::new(),
@@ -326,7 +366,7 @@ impl EventLog {
         }
         match self.blocks.last().map_err(|e| self.db_error(e))? {
             None => Ok(0),
-            Some((key, value)) => Ok(block::decode(&key, value)?.last_seq()),
+            Some((key, value)) => self.reader.last_seq_of(&key, &value),
         }
     }
 
@@ -366,13 +406,37 @@ impl EventLog {
         let started = std::time::Instant::now();
         let bytes = block::encode(first_seq, recorded_at, &entries);
         let block_bytes = bytes.len();
-        let bytes_crc: [u8; 4] = array(&bytes[4..8]);
+        let count = u32::try_from(entries.len()).expect("a batch fits in u32");
+        // Until this append succeeds, where the file ends is not known for
+        // sure: a failed write may have left part of the block behind.
+        let end = match self.file_end.take() {
+            Some(end) => end,
+            None => self.blocks_end()?,
+        };
+        let locator = Locator::of(&bytes, end, count);
+        let file_error = |action, source| StoreError::Io {
+            action,
+            path: self.reader.file_path.clone(),
+            source,
+        };
+        self.reader
+            .file
+            .write_all_at(&bytes, end)
+            .map_err(|e| file_error("writing a block to the blocks file", e))?;
+        self.reader
+            .file
+            .sync_data()
+            .map_err(|e| file_error("syncing the blocks file", e))?;
         // compare_and_swap rather than insert: a block already under this key
         // would mean the index disagrees with the disk, and overwriting it
         // would destroy events.
         let written = self
             .blocks
-            .compare_and_swap(block_key(first_seq), None as Option<&[u8]>, Some(bytes))
+            .compare_and_swap(
+                block_key(first_seq),
+                None as Option<&[u8]>,
+                Some(&locator.encode()[..]),
+            )
             .map_err(|e| self.db_error(e))?;
         if written.is_err() {
             return Err(StoreError::corrupt_block(
@@ -382,12 +446,12 @@ impl EventLog {
             ));
         }
         self.db.flush().map_err(|e| self.db_error(e))?;
-        let block_crc = u32::from_be_bytes(array(&bytes_crc));
         self.head.record(HeadRecord {
             last_seq: first_seq + entries.len() as u64 - 1,
             block_first_seq: first_seq,
-            block_crc,
+            block_crc: locator.crc,
         })?;
+        self.file_end = Some(locator.end());
         for (offset, entry) in entries.iter().enumerate() {
             let seq = first_seq + offset as u64;
             index
@@ -496,13 +560,57 @@ impl EventLog {
         Ok(block.json(entry).as_ref() == json)
     }
 
+    /// Where the next block goes in the blocks file: after the last located
+    /// block. Bytes past it were written by an append that failed or crashed
+    /// before it was acknowledged; they are dropped here.
+    fn blocks_end(&self) -> Result<u64, StoreError> {
+        let end = match self.blocks.last().map_err(|e| self.db_error(e))? {
+            Some((_, value)) => Locator::decode(&value).map_or(0, |l| l.end()),
+            None => 0,
+        };
+        let io_error = |action, source| StoreError::Io {
+            action,
+            path: self.reader.file_path.clone(),
+            source,
+        };
+        let len = self
+            .reader
+            .file
+            .metadata()
+            .map_err(|e| io_error("reading the size of the blocks file", e))?
+            .len();
+        if len < end {
+            let last_seq = self.last_seq()?;
+            return Err(StoreError::Corrupt {
+                block_seq: last_seq,
+                first_seq: last_seq,
+                last_seq,
+                detail: format!(
+                    "{BLOCKS_FILE} is {len} bytes but its blocks end at byte {end}: the file was \
+                     truncated or replaced"
+                ),
+            });
+        }
+        if len > end {
+            tracing::warn!(
+                bytes = len - end,
+                "dropping the unacknowledged end of the blocks file"
+            );
+            self.reader
+                .file
+                .set_len(end)
+                .map_err(|e| io_error("truncating the unacknowledged end of the blocks file", e))?;
+        }
+        Ok(end)
+    }
+
     /// The verified block holding `seq`, if any.
     fn block_holding(&self, seq: u64) -> Result<Option<DecodedBlock>, StoreError> {
         let Some(found) = self.blocks.range(..=block_key(seq)).next_back() else {
             return Ok(None);
         };
         let (key, value) = found.map_err(|e| self.db_error(e))?;
-        let block = block::decode(&key, value)?;
+        let block = self.reader.load(&key, &value)?;
         Ok((block.entry(seq).is_some()).then_some(block))
     }
 
@@ -513,10 +621,7 @@ impl EventLog {
         let started = std::time::Instant::now();
         // Sizing the maps from the last block avoids rehashing millions of
         // entries while they fill.
-        let expected_events = match self.blocks.last().map_err(|e| self.db_error(e))? {
-            Some((key, value)) => block::decode(&key, value)?.last_seq(),
-            None => 0,
-        };
+        let expected_events = self.last_seq()?;
         let mut index = Index {
             next_seq: 1,
             events: HashMap::with_capacity_and_hasher(
@@ -527,7 +632,7 @@ impl EventLog {
         };
         for found in self.blocks.iter() {
             let (key, value) = found.map_err(|e| self.db_error(e))?;
-            let block = block::decode(&key, value)?;
+            let block = self.reader.load(&key, &value)?;
             check_continuity(index.next_seq, &block)?;
             for (offset, entry) in block.entries.iter().enumerate() {
                 let seq = block.first_seq + offset as u64;
@@ -569,7 +674,7 @@ impl EventLog {
         let start = match self.blocks.range(..=block_key(from)).next_back() {
             Some(Ok((key, _))) => block::seq_of_key(&key),
             Some(Err(error)) => {
-                return LogIter::failed(self.db_error(error), self.sled_path.clone());
+                return LogIter::failed(self.db_error(error), self.reader.clone());
             }
             None => None,
         };
@@ -586,7 +691,7 @@ impl EventLog {
             expected,
             error: None,
             done: false,
-            sled_path: self.sled_path.clone(),
+            reader: self.reader.clone(),
         }
     }
 
@@ -624,7 +729,7 @@ impl EventLog {
         let mut expected = 1;
         for found in self.blocks.iter() {
             let (key, value) = found.map_err(|e| self.db_error(e))?;
-            let checked = block::decode(&key, value).and_then(|block| {
+            let checked = self.reader.load(&key, &value).and_then(|block| {
                 check_continuity(expected, &block)?;
                 Ok(block)
             });
@@ -782,6 +887,83 @@ impl EventLog {
     }
 }
 
+/// The most bytes one stored block may take: a locator claiming more is
+/// damage, not a reason to allocate.
+const MAX_BLOCK_BYTES: u32 = 512 << 20;
+
+/// What reading a block takes: the sled value under its key is either the
+/// block itself (stores written before the blocks file) or its [`Locator`]
+/// in the blocks file.
+#[derive(Clone)]
+struct BlockReader {
+    sled_path: PathBuf,
+    /// Read with positioned reads, so one handle serves every reader.
+    file: Arc<File>,
+    file_path: PathBuf,
+}
+
+impl BlockReader {
+    /// Reads, verifies and decodes the block stored under `key`.
+    fn load(&self, key: &[u8], value: &[u8]) -> Result<DecodedBlock, StoreError> {
+        if block::is_inline_block(value) {
+            return block::decode(key, value);
+        }
+        let key_seq = block::seq_of_key(key).unwrap_or(0);
+        let Some(locator) = Locator::decode(value) else {
+            return Err(StoreError::corrupt_block(
+                key_seq,
+                1,
+                format!(
+                    "its entry in the `{BLOCKS_TREE}` tree is neither a block nor a locator ({} \
+                     bytes)",
+                    value.len()
+                ),
+            ));
+        };
+        let count = u64::from(locator.count);
+        let corrupt = |detail: String| StoreError::corrupt_block(key_seq, count, detail);
+        if locator.len > MAX_BLOCK_BYTES {
+            return Err(corrupt(format!(
+                "its locator claims a block of {} bytes",
+                locator.len
+            )));
+        }
+        let mut bytes = vec![0u8; locator.len as usize];
+        self.file
+            .read_exact_at(&mut bytes, locator.offset)
+            .map_err(|source| match source.kind() {
+                std::io::ErrorKind::UnexpectedEof => corrupt(format!(
+                    "{BLOCKS_FILE} ends before the {} bytes of this block at offset {}",
+                    locator.len, locator.offset
+                )),
+                _ => StoreError::Io {
+                    action: "reading a block from the blocks file",
+                    path: self.file_path.clone(),
+                    source,
+                },
+            })?;
+        let block = block::decode(key, &bytes)?;
+        if block.stored_crc() != locator.crc || block.entries.len() as u64 != count {
+            return Err(corrupt(format!(
+                "the block at offset {} of {BLOCKS_FILE} is not the one its locator names",
+                locator.offset
+            )));
+        }
+        Ok(block)
+    }
+
+    /// The last sequence number of the block stored under `key`, from its
+    /// locator when it has one (without reading the block).
+    fn last_seq_of(&self, key: &[u8], value: &[u8]) -> Result<u64, StoreError> {
+        match (Locator::decode(value), block::seq_of_key(key)) {
+            (Some(locator), Some(first_seq)) if locator.count >= 1 => {
+                Ok(first_seq + u64::from(locator.count) - 1)
+            }
+            _ => Ok(self.load(key, value)?.last_seq()),
+        }
+    }
+}
+
 /// A gap or an overlap between `expected` and the block that follows.
 fn check_continuity(expected: u64, block: &DecodedBlock) -> Result<(), StoreError> {
     if block.first_seq == expected {
@@ -881,11 +1063,11 @@ pub struct LogIter {
     expected: Option<u64>,
     error: Option<StoreError>,
     done: bool,
-    sled_path: PathBuf,
+    reader: BlockReader,
 }
 
 impl LogIter {
-    fn failed(error: StoreError, sled_path: PathBuf) -> LogIter {
+    fn failed(error: StoreError, reader: BlockReader) -> LogIter {
         LogIter {
             blocks: None,
             current: None,
@@ -893,7 +1075,7 @@ impl LogIter {
             expected: None,
             error: Some(error),
             done: false,
-            sled_path,
+            reader,
         }
     }
 
@@ -903,12 +1085,12 @@ impl LogIter {
             Ok(found) => found,
             Err(source) => {
                 return Some(Err(StoreError::Database {
-                    path: self.sled_path.clone(),
+                    path: self.reader.sled_path.clone(),
                     source,
                 }))
             }
         };
-        Some(block::decode(&key, value).and_then(|block| {
+        Some(self.reader.load(&key, &value).and_then(|block| {
             if let Some(expected) = self.expected {
                 check_continuity(expected, &block)?;
             }

@@ -14,10 +14,11 @@ use crate::error::StoreError;
 use crate::log::EventLog;
 
 /// The checkpoint's own format version, first byte of its bytes: a checkpoint
-/// of another version is ignored and rebuilt, never misread. Version 3 is the
+/// of another version is ignored and rebuilt, never misread. It is the
 /// bincode of the ledger streamed through an LZ4 frame, so that neither
-/// writing nor reading it holds an uncompressed copy in memory.
-const CHECKPOINT_FORMAT: u8 = 3;
+/// writing nor reading it holds an uncompressed copy in memory. Version 4:
+/// tracking numbers are deduplicated per order, not globally.
+const CHECKPOINT_FORMAT: u8 = 4;
 
 /// A tail longer than this is worth a new checkpoint once folded in.
 pub const CHECKPOINT_TAIL_EVENTS: u64 = 10_000;

@@ -12,11 +12,14 @@ use std::time::{Duration, Instant as WallClock};
 
 use penalty_core::event::{format_event_id, parse_line, ParsedLine, Reject, MAX_LINE_BYTES};
 use penalty_core::time::Instant;
+use penalty_store::block::Locator;
 use penalty_store::ingest::{
     ingest, AppendedEvent, IngestCounts, IngestOptions, IngestSink, RejectsFile,
     REJECT_RAW_PREFIX_BYTES,
 };
-use penalty_store::{AppendOutcome, EventLog, StoreError, BLOCKS_TREE, CHECKPOINT_TREE, SLED_DIR};
+use penalty_store::{
+    AppendOutcome, EventLog, StoreError, BLOCKS_FILE, BLOCKS_TREE, CHECKPOINT_TREE, SLED_DIR,
+};
 use proptest::prelude::*;
 
 // ---------------------------------------------------------------------------
@@ -66,6 +69,21 @@ fn flip_byte(dir: &Path, tree: &str, key: &[u8], position_from_end: usize) {
     value[position] ^= 0x01;
     tree.insert(key, value).unwrap();
     db.flush().unwrap();
+}
+
+/// Flips one bit of the block starting at `first_seq` in the blocks file of
+/// a closed log, `position_from_end` bytes before the block's end.
+fn flip_block_byte(dir: &Path, first_seq: u64, position_from_end: usize) {
+    let locator = {
+        let db = sled::open(dir.join(SLED_DIR)).unwrap();
+        let tree = db.open_tree(BLOCKS_TREE).unwrap();
+        let value = tree.get(first_seq.to_be_bytes()).unwrap().unwrap();
+        Locator::decode(&value).unwrap()
+    };
+    let path = dir.join(BLOCKS_FILE);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[locator.end() as usize - position_from_end] ^= 0x01;
+    std::fs::write(&path, bytes).unwrap();
 }
 
 /// Records what ingest reports.
@@ -302,7 +320,7 @@ fn a_flipped_byte_in_a_block_is_detected_and_never_used() {
         .unwrap();
     }
     // A bit inside the JSON of event 4, in the block that starts at 3.
-    flip_byte(dir.path(), BLOCKS_TREE, &3u64.to_be_bytes(), 10);
+    flip_block_byte(dir.path(), 3, 10);
 
     // A normal open refuses a log whose acknowledged last block is damaged,
     // naming it; the audit's open reports what is wrong.
@@ -339,6 +357,124 @@ fn a_flipped_byte_in_a_block_is_detected_and_never_used() {
         append,
         Err(StoreError::Corrupt { first_seq: 3, .. })
     ));
+}
+
+#[test]
+fn a_block_written_but_never_located_is_dropped_and_overwritten() {
+    // A crash after the block reached the blocks file but before its locator
+    // reached sled: the block was never acknowledged. The log must read as if
+    // it was never written, and the next append must take its place.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(BLOCKS_FILE);
+    {
+        let mut log = EventLog::open(dir.path()).unwrap();
+        log.append_batch(&[parsed(&paid_line(1, "O1"))], Instant(0))
+            .unwrap();
+    }
+    let acknowledged = std::fs::metadata(&path).unwrap().len();
+    {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        file.write_all(b"PLGB half of a block that was never located")
+            .unwrap();
+    }
+    let mut log = EventLog::open(dir.path()).unwrap();
+    assert_eq!(all_events(&log).len(), 1);
+    assert!(log.verify().unwrap().is_ok());
+    let outcomes = log
+        .append_batch(&[parsed(&paid_line(2, "O2"))], Instant(0))
+        .unwrap();
+    assert_eq!(outcomes, vec![AppendOutcome::Appended { seq: 2 }]);
+    drop(log);
+    let log = EventLog::open(dir.path()).unwrap();
+    let events = all_events(&log);
+    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2]);
+    assert!(log.verify().unwrap().is_ok());
+    let second_block = std::fs::metadata(&path).unwrap().len() - acknowledged;
+    assert!(
+        second_block < 200,
+        "the leftover bytes were overwritten, not kept: {second_block} bytes after the first block"
+    );
+}
+
+#[test]
+fn a_truncated_blocks_file_is_reported_naming_the_lost_events() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut log = EventLog::open(dir.path()).unwrap();
+        log.append_batch(&[parsed(&paid_line(1, "O1"))], Instant(0))
+            .unwrap();
+        log.append_batch(
+            &[parsed(&paid_line(2, "O2")), parsed(&paid_line(3, "O3"))],
+            Instant(0),
+        )
+        .unwrap();
+    }
+    let path = dir.path().join(BLOCKS_FILE);
+    let len = std::fs::metadata(&path).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len - 5)
+        .unwrap();
+    let refused = EventLog::open(dir.path()).unwrap_err();
+    assert_eq!(refused.corrupt_seq(), Some(2), "{refused}");
+    assert!(refused.to_string().contains("events 2 to 3"), "{refused}");
+    let log = EventLog::open_for_audit(dir.path()).unwrap();
+    let report = log.verify().unwrap();
+    assert_eq!(report.problem.unwrap().seq, 2);
+    assert_eq!(report.last_seq, 1);
+}
+
+#[test]
+fn a_store_with_its_blocks_inside_sled_is_still_read_and_appended_to() {
+    // Stores written before the blocks file kept each block as its sled value.
+    let dir = tempfile::tempdir().unwrap();
+    let lines = [parsed(&paid_line(1, "O1")), parsed(&paid_line(2, "O2"))];
+    {
+        let entries: Vec<penalty_store::block::NewEntry<'_>> = lines
+            .iter()
+            .map(|line| penalty_store::block::NewEntry {
+                line,
+                hash: penalty_store::block::content_hash(&line.canonical_json),
+            })
+            .collect();
+        let block = penalty_store::block::encode(1, Instant(7), &entries);
+        let db = sled::open(dir.path().join(SLED_DIR)).unwrap();
+        let tree = db.open_tree(BLOCKS_TREE).unwrap();
+        tree.insert(1u64.to_be_bytes(), block).unwrap();
+        db.flush().unwrap();
+    }
+    let mut log = EventLog::open(dir.path()).unwrap();
+    assert_eq!(log.last_seq().unwrap(), 2);
+    let outcomes = log
+        .append_batch(
+            &[parsed(&paid_line(1, "O1")), parsed(&paid_line(3, "O3"))],
+            Instant(8),
+        )
+        .unwrap();
+    assert_eq!(
+        outcomes,
+        vec![
+            AppendOutcome::Duplicate { seq: 1 },
+            AppendOutcome::Appended { seq: 3 }
+        ]
+    );
+    drop(log);
+    let log = EventLog::open(dir.path()).unwrap();
+    let events = all_events(&log);
+    assert_eq!(
+        events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert_eq!(events[1].json(), lines[1].canonical_json);
+    let report = log.verify().unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.blocks, 2);
 }
 
 #[test]
