@@ -25,7 +25,7 @@
 //! deposit_topped_up:  text shop_id, i64 amount_fen
 //! ```
 
-use crate::event::{format_event_id, Event, EventKind, KindRef};
+use crate::event::{Event, EventKind, KindRef};
 use crate::time::Instant;
 
 /// The texts of a line that the typed event does not keep.
@@ -140,7 +140,7 @@ pub(crate) fn encode(event: &Event, texts: &Texts<'_>, canonical: &[u8]) -> Opti
             out.extend_from_slice(&amount_fen.to_be_bytes());
         }
     }
-    (canonical_json(&out)? == canonical).then_some(out)
+    regenerates(&out, canonical).then_some(out)
 }
 
 /// A reader over a compact form; every method fails softly on short input.
@@ -320,6 +320,69 @@ pub fn decode_event(bytes: &[u8]) -> Option<Event> {
 
 /// The canonical JSON (keys sorted, compact) of a compact form.
 pub fn canonical_json(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(192);
+    write_canonical_json(bytes, &mut out)?;
+    Some(out)
+}
+
+/// Whether the compact form `bytes` regenerates exactly `canonical`: the
+/// check behind every compact form written. It runs once per ingested line,
+/// so it compares piece by piece as it goes instead of building the JSON.
+pub fn regenerates(bytes: &[u8], canonical: &[u8]) -> bool {
+    let mut matcher = Matcher {
+        rest: canonical,
+        equal: true,
+    };
+    write_canonical_json(bytes, &mut matcher).is_some() && matcher.equal && matcher.rest.is_empty()
+}
+
+/// Where [`write_canonical_json`] writes.
+trait Sink {
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+/// Compares what is written with the expected bytes, consuming them.
+struct Matcher<'a> {
+    rest: &'a [u8],
+    equal: bool,
+}
+
+impl Sink for Matcher<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        match self.rest.strip_prefix(bytes) {
+            Some(rest) if self.equal => self.rest = rest,
+            _ => self.equal = false,
+        }
+    }
+}
+
+/// An integer's decimal digits (as `to_string` writes them), written into
+/// `buffer` without allocating.
+fn decimal(n: i64, buffer: &mut [u8; 24]) -> &str {
+    let mut at = buffer.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        at -= 1;
+        buffer[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        at -= 1;
+        buffer[at] = b'-';
+    }
+    std::str::from_utf8(&buffer[at..]).unwrap_or_default()
+}
+
+fn write_canonical_json(bytes: &[u8], out: &mut impl Sink) -> Option<()> {
     let f = fields(bytes)?;
     let type_name = match f.code {
         0 => "paid",
@@ -331,59 +394,97 @@ pub fn canonical_json(bytes: &[u8]) -> Option<Vec<u8>> {
         6 => "judgment_revoked",
         _ => "deposit_topped_up",
     };
-    let event_id = format_event_id(f.event_id);
-    let amount = f.amount_fen.to_string();
-    let judgment = f.judgment.to_string();
+    let mut id_buffer = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let event_id: &str = uuid::Uuid::from_u128(f.event_id)
+        .hyphenated()
+        .encode_lower(&mut id_buffer);
+    let mut amount_buffer = [0u8; 24];
+    let amount = decimal(f.amount_fen, &mut amount_buffer);
+    let mut judgment_buffer = [0u8; 24];
+    let judgment = decimal(i64::from(f.judgment), &mut judgment_buffer);
     // (key, value, quoted): keys in byte order, as serde_json's map sorts them.
-    let mut pairs: Vec<(&str, &str, bool)> = Vec::with_capacity(8);
+    let mut pairs: [(&str, &str, bool); 12] = [("", "", false); 12];
+    let mut count = 0;
+    let mut pair = |key, value, quoted| {
+        pairs[count] = (key, value, quoted);
+        count += 1;
+    };
     let has_amount = matches!(f.code, 0 | 4 | 7);
     if has_amount {
-        pairs.push(("amount_fen", &amount, false));
+        pair("amount_fen", amount, false);
     }
-    pairs.push(("at", f.at_text, true));
+    pair("at", f.at_text, true);
     if let Some(carrier) = f.carrier {
-        pairs.push(("carrier", carrier, true));
+        pair("carrier", carrier, true);
     }
-    pairs.push(("event_id", &event_id, true));
+    pair("event_id", event_id, true);
     if f.code == 6 {
-        pairs.push(("judgment", &judgment, false));
+        pair("judgment", judgment, false);
     }
     if f.code != 7 {
-        pairs.push(("order_id", f.order_id, true));
+        pair("order_id", f.order_id, true);
     }
     if f.code == 0 {
-        pairs.push(("product_id", f.product_id, true));
+        pair("product_id", f.product_id, true);
     }
     if let Some(reason) = f.reason {
-        pairs.push(("reason", reason, true));
+        pair("reason", reason, true);
     }
     if let Some((_, written)) = f.ship_by {
-        pairs.push(("ship_by", written, true));
+        pair("ship_by", written, true);
     }
     if matches!(f.code, 0 | 7) {
-        pairs.push(("shop_id", f.shop_id, true));
+        pair("shop_id", f.shop_id, true);
     }
     if matches!(f.code, 1..=3) {
-        pairs.push(("tracking_no", f.tracking_no, true));
+        pair("tracking_no", f.tracking_no, true);
     }
-    pairs.push(("type", type_name, true));
-    let mut out = Vec::with_capacity(160);
-    out.push(b'{');
-    for (i, (key, value, quoted)) in pairs.iter().enumerate() {
+    pair("type", type_name, true);
+    out.put(b"{");
+    for (i, (key, value, quoted)) in pairs[..count].iter().enumerate() {
         if i > 0 {
-            out.push(b',');
+            out.put(b",");
         }
-        out.push(b'"');
-        out.extend_from_slice(key.as_bytes());
-        out.extend_from_slice(b"\":");
+        out.put(b"\"");
+        out.put(key.as_bytes());
+        out.put(b"\":");
         if *quoted {
-            out.push(b'"');
-            out.extend_from_slice(value.as_bytes());
-            out.push(b'"');
+            out.put(b"\"");
+            out.put(value.as_bytes());
+            out.put(b"\"");
         } else {
-            out.extend_from_slice(value.as_bytes());
+            out.put(value.as_bytes());
         }
     }
-    out.push(b'}');
-    Some(out)
+    out.put(b"}");
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_writes_what_to_string_writes() {
+        for n in [0, 1, 9, 10, 19900, -1, -10, i64::MAX, i64::MIN] {
+            let mut buffer = [0u8; 24];
+            assert_eq!(decimal(n, &mut buffer), n.to_string());
+        }
+    }
+
+    #[test]
+    fn regenerates_is_exact() {
+        let line = br#"{"amount_fen":19900,"at":"2026-03-01T10:00:00+08:00","event_id":"0b6f3c1e-6a53-4f43-9f0e-2d1c7f4a9b10","order_id":"O1","product_id":"P1","shop_id":"S1","type":"paid"}"#;
+        let parsed = crate::event::parse_line(line).unwrap();
+        let compact = parsed.compact.unwrap();
+        assert_eq!(canonical_json(&compact).unwrap(), line.to_vec());
+        assert!(regenerates(&compact, line));
+        assert!(!regenerates(&compact, &line[..line.len() - 1]));
+        let mut longer = line.to_vec();
+        longer.push(b' ');
+        assert!(!regenerates(&compact, &longer));
+        let mut changed = line.to_vec();
+        changed[20] ^= 1;
+        assert!(!regenerates(&compact, &changed));
+    }
 }

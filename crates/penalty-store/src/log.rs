@@ -17,6 +17,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
+use std::hash::BuildHasher;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -169,14 +170,87 @@ pub struct VerifyProblem {
 /// The idempotency index: what EVENTS.md needs to classify a new line without
 /// reading the log. It is permanent (built from the whole log), so a line sent
 /// again a year later is still a duplicate.
-#[derive(Default)]
-struct Index {
+///
+/// It holds 16 bytes per event and per paid order: a keyed 64-bit hash of
+/// the id and the sequence number of the event holding it. A hit is
+/// confirmed against the stored event (duplicates are confirmed by their
+/// bytes anyway), so equal hashes never decide anything; the rare ids whose
+/// hash another id already holds are kept exactly, on the side. Keeping the
+/// ids themselves cost about 220 bytes per order at a million orders.
+struct Index<S = IdHasher> {
     /// The sequence number the next event gets.
     next_seq: u64,
-    /// event_id -> (seq, content hash).
-    events: HashMap<u128, (u64, u64), IdHasher>,
-    /// Paid order id -> seq of its `paid`.
-    paid_orders: HashMap<Box<[u8]>, u64>,
+    /// Keyed per process; a test gives one that makes every id collide.
+    hasher: S,
+    /// hash(event_id) -> seq of the first event with that hash.
+    events: HashMap<u64, u64, PassThrough>,
+    /// event_id -> seq, for events whose hash an earlier event holds.
+    event_collisions: HashMap<u128, u64>,
+    /// hash(paid order id) -> seq of the first `paid` with that hash.
+    paid_orders: HashMap<u64, u64, PassThrough>,
+    /// Paid order id -> seq, for orders whose hash an earlier order holds.
+    paid_collisions: HashMap<Box<[u8]>, u64>,
+}
+
+impl<S: BuildHasher> Index<S> {
+    fn with_capacity(events: usize, hasher: S) -> Index<S> {
+        Index {
+            next_seq: 1,
+            hasher,
+            events: HashMap::with_capacity_and_hasher(events, PassThrough),
+            event_collisions: HashMap::new(),
+            // About one paid order per two events.
+            paid_orders: HashMap::with_capacity_and_hasher(events / 2, PassThrough),
+            paid_collisions: HashMap::new(),
+        }
+    }
+
+    /// The seq of the event with id `id`, if any; `holds(seq)` reads the log
+    /// to say whether the event at `seq` has this id.
+    fn event_seq(
+        &self,
+        id: u128,
+        holds: impl FnOnce(u64) -> Result<bool, StoreError>,
+    ) -> Result<Option<u64>, StoreError> {
+        match self.events.get(&self.hasher.hash_one(id)) {
+            None => Ok(None),
+            Some(&seq) if holds(seq)? => Ok(Some(seq)),
+            Some(_) => Ok(self.event_collisions.get(&id).copied()),
+        }
+    }
+
+    /// The seq of the `paid` of order `order`, if any; `holds` as above.
+    fn paid_seq(
+        &self,
+        order: &[u8],
+        holds: impl FnOnce(u64) -> Result<bool, StoreError>,
+    ) -> Result<Option<u64>, StoreError> {
+        match self.paid_orders.get(&self.hasher.hash_one(order)) {
+            None => Ok(None),
+            Some(&seq) if holds(seq)? => Ok(Some(seq)),
+            Some(_) => Ok(self.paid_collisions.get(order).copied()),
+        }
+    }
+
+    /// Records an event whose id the index does not hold yet.
+    fn insert_new_event(&mut self, id: u128, seq: u64) {
+        let key = self.hasher.hash_one(id);
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.events.entry(key) {
+            slot.insert(seq);
+        } else {
+            self.event_collisions.insert(id, seq);
+        }
+    }
+
+    /// Records a `paid` for an order the index does not hold yet.
+    fn insert_new_paid(&mut self, order: &[u8], seq: u64) {
+        let key = self.hasher.hash_one(order);
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.paid_orders.entry(key) {
+            slot.insert(seq);
+        } else {
+            self.paid_collisions.insert(order.into(), seq);
+        }
+    }
 }
 
 /// The durable, append-only event log of one data directory.
@@ -454,11 +528,9 @@ impl EventLog {
         self.file_end = Some(locator.end());
         for (offset, entry) in entries.iter().enumerate() {
             let seq = first_seq + offset as u64;
-            index
-                .events
-                .insert(entry.line.event.event_id, (seq, entry.hash));
+            index.insert_new_event(entry.line.event.event_id, seq);
             if let Some(order) = entry.line.event.paid_order_id() {
-                index.paid_orders.insert(order.as_bytes().into(), seq);
+                index.insert_new_paid(order.as_bytes(), seq);
             }
         }
         index.next_seq += entries.len() as u64;
@@ -484,10 +556,24 @@ impl EventLog {
         let mut entries: Vec<NewEntry<'a>> = Vec::new();
         // Events new in this batch: event_id -> position in `entries`.
         let mut batch_ids: HashMap<u128, usize, IdHasher> = HashMap::with_hasher(IdHasher::new());
-        let mut batch_paid: HashMap<&'a [u8], u64> = HashMap::new();
+        let mut batch_paid: HashMap<&'a [u8], u64, IdHasher> =
+            HashMap::with_hasher(IdHasher::new());
         for item in items {
             let event_id = item.event.event_id;
             let hash = content_hash(&item.canonical_json);
+            let paid_order = item.event.paid_order_id().map(str::as_bytes);
+            let stored = index.event_seq(event_id, |seq| {
+                self.with_stored(seq, |_, entry| entry.event_id == event_id)
+            })?;
+            let paid_seq = match (stored, paid_order) {
+                (None, Some(order)) => match batch_paid.get(order) {
+                    Some(&seq) => Some(seq),
+                    None => index.paid_seq(order, |seq| {
+                        self.with_stored(seq, |block, entry| block.paid(entry) == Some(order))
+                    })?,
+                },
+                _ => None,
+            };
             let outcome = if let Some(&position) = batch_ids.get(&event_id) {
                 let seq = index.next_seq + position as u64;
                 if entries[position].line.canonical_json == item.canonical_json {
@@ -495,26 +581,20 @@ impl EventLog {
                 } else {
                     AppendOutcome::EventIdConflict { existing_seq: seq }
                 }
-            } else if let Some(&(seq, stored_hash)) = index.events.get(&event_id) {
-                if stored_hash == hash && self.stored_json_equals(seq, &item.canonical_json)? {
+            } else if let Some(seq) = stored {
+                let json = item.canonical_json.as_slice();
+                if self.with_stored(seq, |block, entry| block.json(entry).as_ref() == json)? {
                     AppendOutcome::Duplicate { seq }
                 } else {
                     AppendOutcome::EventIdConflict { existing_seq: seq }
                 }
-            } else if let Some(paid_seq) = item.event.paid_order_id().and_then(|order| {
-                let order = order.as_bytes();
-                index
-                    .paid_orders
-                    .get(order)
-                    .or(batch_paid.get(order))
-                    .copied()
-            }) {
+            } else if let Some(paid_seq) = paid_seq {
                 AppendOutcome::OrderAlreadyPaid { paid_seq }
             } else {
                 let seq = index.next_seq + entries.len() as u64;
                 batch_ids.insert(event_id, entries.len());
-                if let Some(order) = item.event.paid_order_id() {
-                    batch_paid.insert(order.as_bytes(), seq);
+                if let Some(order) = paid_order {
+                    batch_paid.insert(order, seq);
                 }
                 entries.push(NewEntry { line: item, hash });
                 AppendOutcome::Appended { seq }
@@ -524,10 +604,14 @@ impl EventLog {
         Ok((outcomes, entries))
     }
 
-    /// Whether the stored canonical JSON of `seq` is exactly `json`: the
-    /// confirmation behind every duplicate, since equal hashes alone prove
-    /// nothing.
-    fn stored_json_equals(&mut self, seq: u64, json: &[u8]) -> Result<bool, StoreError> {
+    /// `f` of the stored entry of `seq`: how an index hit is confirmed (the
+    /// id, the paid order, the exact canonical JSON of a duplicate), since
+    /// equal hashes alone prove nothing.
+    fn with_stored<T>(
+        &mut self,
+        seq: u64,
+        f: impl FnOnce(&DecodedBlock, &block::EntryMeta) -> T,
+    ) -> Result<T, StoreError> {
         let cached = self
             .cached_blocks
             .iter()
@@ -557,7 +641,7 @@ impl EventLog {
         let entry = block.entry(seq).ok_or_else(|| {
             StoreError::corrupt_block(seq, 1, "the index names this event but no block holds it")
         })?;
-        Ok(block.json(entry).as_ref() == json)
+        Ok(f(&block, entry))
     }
 
     /// Where the next block goes in the blocks file: after the last located
@@ -622,29 +706,38 @@ impl EventLog {
         // Sizing the maps from the last block avoids rehashing millions of
         // entries while they fill.
         let expected_events = self.last_seq()?;
-        let mut index = Index {
-            next_seq: 1,
-            events: HashMap::with_capacity_and_hasher(
-                usize::try_from(expected_events).unwrap_or(0),
-                IdHasher::new(),
-            ),
-            paid_orders: HashMap::new(),
-        };
+        let mut index = Index::with_capacity(
+            usize::try_from(expected_events).unwrap_or(0),
+            IdHasher::new(),
+        );
         for found in self.blocks.iter() {
             let (key, value) = found.map_err(|e| self.db_error(e))?;
             let block = self.reader.load(&key, &value)?;
             check_continuity(index.next_seq, &block)?;
+            // A hash already held is confirmed against the event holding it,
+            // in this block or an earlier one (read again: this is rare).
+            let stored = |seq: u64, check: &dyn Fn(&DecodedBlock, &block::EntryMeta) -> bool| {
+                if let Some(entry) = block.entry(seq) {
+                    return Ok(check(&block, entry));
+                }
+                let earlier = self.block_holding(seq)?;
+                Ok(earlier.is_some_and(|b| b.entry(seq).is_some_and(|e| check(&b, e))))
+            };
             for (offset, entry) in block.entries.iter().enumerate() {
                 let seq = block.first_seq + offset as u64;
-                if let Some((earlier, _)) = index.events.insert(entry.event_id, (seq, entry.hash)) {
+                let id = entry.event_id;
+                let same_id = |seq| stored(seq, &|_, e| e.event_id == id);
+                if let Some(earlier) = index.event_seq(id, same_id)? {
                     return Err(StoreError::corrupt_block(
                         block.first_seq,
                         block.entries.len() as u64,
                         format!("sequence number {seq} repeats the event id of {earlier}"),
                     ));
                 }
+                index.insert_new_event(id, seq);
                 if let Some(order) = block.paid(entry) {
-                    if let Some(earlier) = index.paid_orders.insert(order.into(), seq) {
+                    let same_order = |seq| stored(seq, &|b, e| b.paid(e) == Some(order));
+                    if let Some(earlier) = index.paid_seq(order, same_order)? {
                         return Err(StoreError::corrupt_block(
                             block.first_seq,
                             block.entries.len() as u64,
@@ -653,6 +746,7 @@ impl EventLog {
                             ),
                         ));
                     }
+                    index.insert_new_paid(order, seq);
                 }
             }
             index.next_seq = block.end_seq();
@@ -1169,6 +1263,38 @@ impl std::hash::BuildHasher for IdHasher {
     }
 }
 
+/// For maps keyed by an [`IdHasher`] hash already: the key is the hash.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct PassThrough;
+
+impl std::hash::BuildHasher for PassThrough {
+    type Hasher = PassThroughHash;
+
+    fn build_hasher(&self) -> PassThroughHash {
+        PassThroughHash(0)
+    }
+}
+
+/// The hasher of [`PassThrough`]: a `u64` key is its own hash.
+pub(crate) struct PassThroughHash(u64);
+
+impl std::hash::Hasher for PassThroughHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed this way; anything else is still spread.
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
 /// The hasher of [`IdHasher`].
 pub(crate) struct IdHash {
     state: u64,
@@ -1199,5 +1325,67 @@ impl std::hash::Hasher for IdHash {
     fn write_u128(&mut self, n: u128) {
         self.write_u64(n as u64);
         self.write_u64((n >> 64) as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every id hashes alike: each lookup meets a held hash of another id.
+    struct Colliding;
+
+    struct CollidingHash;
+
+    impl BuildHasher for Colliding {
+        type Hasher = CollidingHash;
+
+        fn build_hasher(&self) -> CollidingHash {
+            CollidingHash
+        }
+    }
+
+    impl std::hash::Hasher for CollidingHash {
+        fn finish(&self) -> u64 {
+            7
+        }
+
+        fn write(&mut self, _: &[u8]) {}
+    }
+
+    #[test]
+    fn colliding_hashes_never_decide() {
+        // The "log": seq -> (event id, paid order).
+        let log: &[(u128, &[u8])] = &[(0, b""), (10, b"O1"), (20, b"O2"), (30, b"")];
+        let holds_id = |id: u128| move |seq: u64| Ok::<_, StoreError>(log[seq as usize].0 == id);
+        let holds_order = |order: &'static [u8]| {
+            move |seq: u64| Ok::<_, StoreError>(log[seq as usize].1 == order)
+        };
+        let mut index = Index::with_capacity(4, Colliding);
+        assert_eq!(index.hasher.hash_one(10u128), index.hasher.hash_one(20u128));
+        for (seq, (id, order)) in log.iter().enumerate().skip(1) {
+            assert_eq!(index.event_seq(*id, holds_id(*id)).unwrap(), None);
+            index.insert_new_event(*id, seq as u64);
+            if !order.is_empty() {
+                assert_eq!(index.paid_seq(order, holds_order(order)).unwrap(), None);
+                index.insert_new_paid(order, seq as u64);
+            }
+        }
+        assert_eq!(index.events.len(), 1, "one hash held…");
+        assert_eq!(
+            index.event_collisions.len(),
+            2,
+            "…the other ids kept exactly"
+        );
+        for (seq, (id, _)) in log.iter().enumerate().skip(1) {
+            assert_eq!(
+                index.event_seq(*id, holds_id(*id)).unwrap(),
+                Some(seq as u64)
+            );
+        }
+        assert_eq!(index.event_seq(40, holds_id(40)).unwrap(), None);
+        assert_eq!(index.paid_seq(b"O1", holds_order(b"O1")).unwrap(), Some(1));
+        assert_eq!(index.paid_seq(b"O2", holds_order(b"O2")).unwrap(), Some(2));
+        assert_eq!(index.paid_seq(b"O3", holds_order(b"O3")).unwrap(), None);
     }
 }
