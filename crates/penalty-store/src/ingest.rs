@@ -1,9 +1,11 @@
 //! The streaming ingest pipeline: JSON Lines in, durable blocks out.
 //!
-//! Two threads share the work. A reader thread splits the input into lines
-//! and validates them with [`parse_line`] (the costly, CPU-bound part); the
-//! calling thread classifies them against the log and commits blocks. They
-//! talk over a bounded channel of line chunks, so memory stays constant
+//! Four threads share the work. A reader thread splits the input into lines
+//! and deals chunks of them in turn to [`PARSERS`] parser threads, which
+//! validate them with [`parse_line`] (the costly, CPU-bound part) on every
+//! core; the calling thread takes the parsed chunks back in the same turn, so
+//! in input order, classifies them against the log and commits blocks. They
+//! talk over bounded channels of line chunks, so memory stays constant
 //! whatever the input size: at most a few chunks in flight plus one batch.
 //!
 //! A block is committed when the batch reaches [`IngestOptions::max_batch_events`]
@@ -21,7 +23,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +45,9 @@ const CHUNK_BYTES: usize = 1 << 20;
 /// Chunks waiting in the channel; with the limits above this bounds the
 /// memory between the threads to a few megabytes.
 const CHANNEL_CHUNKS: usize = 4;
+/// Parser threads. Parsing is most of ingest's work, and this machine class
+/// has two cores; the committing thread's share runs beside them.
+pub const PARSERS: usize = 2;
 /// How often the committing thread looks at the stop flag while idle.
 const STOP_POLL: Duration = Duration::from_millis(50);
 
@@ -163,11 +168,29 @@ pub fn ingest(
         options.max_batch_events >= 1,
         "a batch holds at least one line"
     );
-    let (sender, receiver) = mpsc::sync_channel(CHANNEL_CHUNKS);
+    let spawn_error = |source| StoreError::Input { line: 0, source };
+    let mut to_parsers = Vec::with_capacity(PARSERS);
+    let mut receivers = Vec::with_capacity(PARSERS);
+    let mut parsers = Vec::with_capacity(PARSERS);
+    for number in 0..PARSERS {
+        let (to_parser, parser_input) = mpsc::sync_channel(CHANNEL_CHUNKS);
+        let (parser_output, receiver) = mpsc::sync_channel(CHANNEL_CHUNKS);
+        parsers.push(
+            std::thread::Builder::new()
+                .name(format!("penalty-ingest-parser-{number}"))
+                .spawn(move || parse_chunks(parser_input, parser_output))
+                .map_err(spawn_error)?,
+        );
+        to_parsers.push(to_parser);
+        receivers.push(receiver);
+    }
     let reader = std::thread::Builder::new()
         .name("penalty-ingest-reader".into())
-        .spawn(move || read_lines(input, sender))
-        .map_err(|source| StoreError::Input { line: 0, source })?;
+        .spawn(move || read_lines(input, RoundRobin::new(to_parsers)))
+        .map_err(spawn_error)?;
+    // The parser whose message comes next: messages are dealt and taken back
+    // in the same turn, which keeps them in input order.
+    let mut turn = 0;
 
     let mut batch = Batch::default();
     let mut counts = IngestCounts::default();
@@ -188,7 +211,11 @@ pub fn ingest(
                 .saturating_duration_since(std::time::Instant::now())
                 .min(STOP_POLL)
         });
-        match receiver.recv_timeout(wait) {
+        let received = receivers[turn].recv_timeout(wait);
+        if received.is_ok() {
+            turn = (turn + 1) % PARSERS;
+        }
+        match received {
             Ok(Message::Lines {
                 lines,
                 bytes_read: total,
@@ -226,9 +253,12 @@ pub fn ingest(
         // (a terminal, a pipe), so it is left to end on its own; dropping the
         // receiver makes its next send fail.
         None => {}
-        // The reader has sent its last message, so this join is prompt.
-        Some(Ok(())) if reader.join().is_err() => {
-            tracing::warn!("the input reader thread panicked after the end of input");
+        // The reader has sent its last message, and the parsers have passed
+        // it on, so these joins are prompt.
+        Some(Ok(()))
+            if reader.join().is_err() || parsers.into_iter().any(|p| p.join().is_err()) =>
+        {
+            tracing::warn!("an input thread panicked after the end of input");
         }
         Some(Ok(())) => {}
         Some(Err(source)) => {
@@ -324,9 +354,9 @@ enum LineStatus {
 }
 
 impl Batch {
-    fn push(&mut self, line: ReadLine) {
+    fn push(&mut self, mut line: ReadLine) {
         self.bytes += line.raw.len();
-        let status = match line.parsed {
+        let status = match line.take_parsed() {
             Ok(parsed) => {
                 self.bytes += parsed.canonical_json.len();
                 self.valid.push(parsed);
@@ -349,14 +379,72 @@ impl Batch {
     }
 }
 
-/// One line, split and validated by the reader thread.
+/// One line, split by the reader thread and validated by a parser thread.
 struct ReadLine {
     line_no: u64,
-    parsed: Result<ParsedLine, Reject>,
+    /// `None` until a parser thread has validated the line.
+    parsed: Option<Result<ParsedLine, Reject>>,
     /// The line as received, or a prefix of a too-long line.
     raw: Vec<u8>,
     /// The full length of the line.
     raw_bytes: u64,
+}
+
+impl ReadLine {
+    /// Validates the line, once.
+    fn parse(&mut self) {
+        if self.parsed.is_none() {
+            self.parsed = Some(parse_line(&self.raw));
+        }
+    }
+
+    /// The validation's result, validating here if no parser did.
+    fn take_parsed(&mut self) -> Result<ParsedLine, Reject> {
+        self.parse();
+        self.parsed.take().unwrap_or(Err(Reject::InvalidJson))
+    }
+}
+
+/// A parser thread: validates the lines of each chunk and passes every
+/// message on, in order. Ends with its input, or when the committing thread
+/// is gone.
+fn parse_chunks(input: Receiver<Message>, output: SyncSender<Message>) {
+    for message in input {
+        let message = match message {
+            Message::Lines {
+                mut lines,
+                bytes_read,
+            } => {
+                lines.iter_mut().for_each(ReadLine::parse);
+                Message::Lines { lines, bytes_read }
+            }
+            end => end,
+        };
+        if output.send(message).is_err() {
+            return;
+        }
+    }
+}
+
+/// The reader's side of the parser channels: each message goes to the next
+/// parser in turn.
+struct RoundRobin {
+    senders: Vec<SyncSender<Message>>,
+    turn: usize,
+}
+
+impl RoundRobin {
+    fn new(senders: Vec<SyncSender<Message>>) -> RoundRobin {
+        assert!(!senders.is_empty(), "at least one parser");
+        RoundRobin { senders, turn: 0 }
+    }
+
+    /// False when the committing side is gone.
+    fn send(&mut self, message: Message) -> bool {
+        let sent = self.senders[self.turn].send(message).is_ok();
+        self.turn = (self.turn + 1) % self.senders.len();
+        sent
+    }
 }
 
 enum Message {
@@ -369,18 +457,22 @@ enum Message {
     End(std::io::Result<()>),
 }
 
-/// The reader thread: splits `input` into lines, validates them and sends them
-/// in chunks. Ends when the input ends or fails, or when the receiver is gone.
-fn read_lines(input: impl Read, sender: SyncSender<Message>) {
+/// The reader thread: splits `input` into lines and deals them in chunks to
+/// the parsers. Ends when the input ends or fails, or when the receiver is
+/// gone.
+fn read_lines(input: impl Read, mut sender: RoundRobin) {
     let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, input);
     let mut splitter = LineSplitter::default();
     let mut chunk: Vec<ReadLine> = Vec::new();
     let mut chunk_bytes = 0;
     let mut bytes_read: u64 = 0;
-    let send = |chunk: &mut Vec<ReadLine>, chunk_bytes: &mut usize, bytes_read: u64| {
+    let send = |sender: &mut RoundRobin,
+                chunk: &mut Vec<ReadLine>,
+                chunk_bytes: &mut usize,
+                bytes_read: u64| {
         *chunk_bytes = 0;
         let lines = std::mem::take(chunk);
-        sender.send(Message::Lines { lines, bytes_read }).is_ok()
+        sender.send(Message::Lines { lines, bytes_read })
     };
     loop {
         // An empty buffer means the next `fill_buf` calls `read`, which may
@@ -388,7 +480,7 @@ fn read_lines(input: impl Read, sender: SyncSender<Message>) {
         // so that they are committed within the latency bound meanwhile.
         if reader.buffer().is_empty()
             && !chunk.is_empty()
-            && !send(&mut chunk, &mut chunk_bytes, bytes_read)
+            && !send(&mut sender, &mut chunk, &mut chunk_bytes, bytes_read)
         {
             return;
         }
@@ -396,7 +488,8 @@ fn read_lines(input: impl Read, sender: SyncSender<Message>) {
             Ok([]) => {
                 let last = splitter.finish_last();
                 chunk.extend(last);
-                if !chunk.is_empty() && !send(&mut chunk, &mut chunk_bytes, bytes_read) {
+                if !chunk.is_empty() && !send(&mut sender, &mut chunk, &mut chunk_bytes, bytes_read)
+                {
                     return;
                 }
                 let _ = sender.send(Message::End(Ok(())));
@@ -415,7 +508,8 @@ fn read_lines(input: impl Read, sender: SyncSender<Message>) {
             Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(error) => {
                 // The complete lines before the error still count.
-                if !chunk.is_empty() && !send(&mut chunk, &mut chunk_bytes, bytes_read) {
+                if !chunk.is_empty() && !send(&mut sender, &mut chunk, &mut chunk_bytes, bytes_read)
+                {
                     return;
                 }
                 let _ = sender.send(Message::End(Err(error)));
@@ -428,7 +522,7 @@ fn read_lines(input: impl Read, sender: SyncSender<Message>) {
             chunk_bytes += line.raw.len();
             chunk.push(line);
             if (chunk.len() >= CHUNK_LINES || chunk_bytes >= CHUNK_BYTES)
-                && !send(&mut chunk, &mut chunk_bytes, bytes_read)
+                && !send(&mut sender, &mut chunk, &mut chunk_bytes, bytes_read)
             {
                 return;
             }
@@ -478,14 +572,14 @@ impl LineSplitter {
             self.bytes.truncate(REJECT_RAW_PREFIX_BYTES);
             ReadLine {
                 line_no: self.line_no,
-                parsed: Err(Reject::LineTooLong),
+                parsed: Some(Err(Reject::LineTooLong)),
                 raw: self.bytes.clone(),
                 raw_bytes: length,
             }
         } else {
             ReadLine {
                 line_no: self.line_no,
-                parsed: parse_line(&self.bytes),
+                parsed: None,
                 raw: self.bytes.clone(),
                 raw_bytes: length,
             }
@@ -671,14 +765,14 @@ mod tests {
         line.push(b'\r');
         let mut splitter = LineSplitter::default();
         splitter.push(&line);
-        let read = splitter.finish();
+        let mut read = splitter.finish();
         assert_eq!(read.raw_bytes, MAX_LINE_BYTES as u64);
-        assert_eq!(read.parsed.err(), Some(Reject::InvalidJson));
+        assert_eq!(read.take_parsed().err(), Some(Reject::InvalidJson));
 
         line.insert(0, b' ');
         splitter.push(&line);
-        let read = splitter.finish();
-        assert_eq!(read.parsed.err(), Some(Reject::LineTooLong));
+        let mut read = splitter.finish();
+        assert_eq!(read.take_parsed().err(), Some(Reject::LineTooLong));
         assert_eq!(read.raw.len(), REJECT_RAW_PREFIX_BYTES);
         assert_eq!(read.raw_bytes, MAX_LINE_BYTES as u64 + 1);
     }
@@ -691,8 +785,8 @@ mod tests {
             splitter.push(&piece);
             assert!(splitter.bytes.len() <= KEEP_BYTES);
         }
-        let read = splitter.finish();
+        let mut read = splitter.finish();
         assert_eq!(read.raw_bytes, 20 << 20);
-        assert_eq!(read.parsed.err(), Some(Reject::LineTooLong));
+        assert_eq!(read.take_parsed().err(), Some(Reject::LineTooLong));
     }
 }

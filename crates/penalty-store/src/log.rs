@@ -555,9 +555,10 @@ impl EventLog {
         let mut outcomes = Vec::with_capacity(items.len());
         let mut entries: Vec<NewEntry<'a>> = Vec::new();
         // Events new in this batch: event_id -> position in `entries`.
-        let mut batch_ids: HashMap<u128, usize, IdHasher> = HashMap::with_hasher(IdHasher::new());
+        let mut batch_ids: HashMap<u128, usize, IdHasher> =
+            HashMap::with_capacity_and_hasher(items.len(), IdHasher::new());
         let mut batch_paid: HashMap<&'a [u8], u64, IdHasher> =
-            HashMap::with_hasher(IdHasher::new());
+            HashMap::with_capacity_and_hasher(items.len() / 2, IdHasher::new());
         for item in items {
             let event_id = item.event.event_id;
             let hash = content_hash(&item.canonical_json);

@@ -649,6 +649,84 @@ fn ingest_reports_to_the_sink_in_order() {
     assert_eq!(log.verify().unwrap().blocks, 4);
 }
 
+/// Hands out its bytes in pieces of irregular sizes, as a pipe does.
+struct Ragged {
+    bytes: std::io::Cursor<Vec<u8>>,
+    step: usize,
+}
+
+impl Read for Ragged {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.step = (self.step * 7 + 3) % 4093 + 1;
+        let n = buf.len().min(self.step);
+        self.bytes.read(&mut buf[..n])
+    }
+}
+
+#[test]
+fn the_parser_threads_keep_input_order_across_many_chunks() {
+    // Enough lines for dozens of chunks dealt to the parsers in turn, with
+    // rejects and duplicates among them: sequence numbers must follow the
+    // input's order exactly, and rejects must name their own lines.
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    let mut input = String::new();
+    let mut expected_orders = Vec::new();
+    let mut expected_rejects = Vec::new();
+    let mut previous_valid = None;
+    for n in 0..30_000u128 {
+        let line_no = n as u64 + 1;
+        match previous_valid {
+            _ if n % 97 == 5 => {
+                input += "{not json\n";
+                expected_rejects.push(line_no);
+                previous_valid = None;
+            }
+            // The line just before it again: a duplicate.
+            Some(previous) if n % 89 == 7 => {
+                input += &(paid_line(previous, &format!("O{previous}")) + "\n");
+                previous_valid = None;
+            }
+            _ => {
+                input += &(paid_line(n, &format!("O{n}")) + "\n");
+                expected_orders.push(format!("O{n}"));
+                previous_valid = Some(n);
+            }
+        }
+    }
+    let mut recorder = Recorder::default();
+    let options = IngestOptions {
+        max_batch_events: 5000,
+        ..IngestOptions::default()
+    };
+    let reader = Ragged {
+        bytes: std::io::Cursor::new(input.into_bytes()),
+        step: 1,
+    };
+    let counts = ingest(&mut log, reader, &options, &mut recorder).unwrap();
+    assert_adds_up(&counts);
+    let rejected: Vec<u64> = recorder.rejects.iter().map(|r| r.0).collect();
+    assert_eq!(rejected, expected_rejects);
+    let orders: Vec<String> = all_events(&log)
+        .iter()
+        .map(|e| match e.event().unwrap().kind {
+            penalty_core::event::EventKind::Paid { order_id, .. } => order_id,
+            other => panic!("not a paid event: {other:?}"),
+        })
+        .collect();
+    assert_eq!(orders.len(), expected_orders.len());
+    let first_difference = orders
+        .iter()
+        .zip(&expected_orders)
+        .position(|(a, b)| a != b);
+    assert_eq!(
+        first_difference, None,
+        "the log's order differs from the input's"
+    );
+    assert_eq!(counts.appended, expected_orders.len() as u64);
+    assert!(counts.duplicates > 300, "{counts:?}");
+}
+
 /// An endless line of `x`, `len` bytes long, then a newline and `tail`,
 /// produced on the fly so that the test itself holds nothing big.
 struct HugeLine {
