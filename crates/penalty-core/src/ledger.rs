@@ -1075,7 +1075,7 @@ impl Ledger {
             if !self.shop_exists(&self.shops[shop as usize], as_of) {
                 continue;
             }
-            let mut tally = self.tally(shop, as_of);
+            let tally = self.tally(shop, as_of);
             feed.text(self.shop_ids.get(shop));
             for n in [
                 tally.orders as i64,
@@ -1102,10 +1102,21 @@ impl Ledger {
                 feed.number(at.0);
                 feed.text(order);
             }
-            tally
+            // Sorting (id, position) pairs rather than the facts themselves:
+            // a fact is a few hundred bytes, and the largest shop has a
+            // hundred thousand orders. Ids are unique, so an unstable sort
+            // gives one order.
+            let mut by_id: Vec<(&str, u32)> = tally
                 .facts
-                .sort_by(|a, b| a.view.order_id().cmp(b.view.order_id()));
-            for facts in &tally.facts {
+                .iter()
+                .enumerate()
+                .map(|(position, facts)| (facts.view.order_id(), position as u32))
+                .collect();
+            by_id.sort_unstable();
+            for facts in by_id
+                .iter()
+                .map(|&(_, position)| &tally.facts[position as usize])
+            {
                 let view = &facts.view;
                 feed.text(view.order_id());
                 feed.text(view.product_id());
