@@ -154,30 +154,34 @@ pub fn open(
         .load_checkpoint()?
         .and_then(|(seq, bytes)| Projection::decode(seq, &bytes))
         .filter(|p| p.ledger.policy() == policy);
-    let (mut projection, from_checkpoint) = match checkpoint {
-        Some(p) => (p, true),
-        None => (
-            Projection {
-                ledger: Ledger::new(policy.clone()),
-                seq: 0,
-            },
-            false,
-        ),
+    let (projection, origin) = match checkpoint {
+        Some(mut projection) => {
+            let start = projection.seq;
+            fold(log, &mut projection, None)?;
+            let origin = Origin::Checkpoint {
+                seq: start,
+                tail: projection.seq - start,
+            };
+            (projection, origin)
+        }
+        // No usable checkpoint (a fresh log after a large ingest, which only
+        // appends): the replay's bulk fold reaches the same state (a property
+        // test checks it) in about half the time of folding event by event.
+        None => {
+            let projection = replay(log, policy, None)?;
+            let origin = Origin::Replay {
+                events: projection.seq,
+            };
+            (projection, origin)
+        }
     };
-    let start = projection.seq;
-    fold(log, &mut projection, None)?;
-    let folded = projection.seq - start;
+    let folded = match origin {
+        Origin::Checkpoint { tail, .. } => tail,
+        Origin::Replay { events } => events,
+    };
     if save && folded >= CHECKPOINT_TAIL_EVENTS {
         projection.save(log)?;
     }
-    let origin = if from_checkpoint {
-        Origin::Checkpoint {
-            seq: start,
-            tail: folded,
-        }
-    } else {
-        Origin::Replay { events: folded }
-    };
     tracing::debug!(?origin, "projection opened");
     Ok((projection, origin))
 }
