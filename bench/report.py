@@ -2,7 +2,7 @@
 """Puts the step outputs of bench/run side by side: prints the figures, the
 ratios against the targets of the issue, and writes them all as JSON.
 
-Reads <work>/{gen,plain,ingest,ingest-wall,replay,latency,duckdb}.json, the
+Reads <work>/{gen,plain,plain-per-line,ingest,ingest-wall,replay,latency,duckdb}.json, the
 GNU time -v outputs <work>/{ingest,replay}.time and <work>/disk.*. Every
 figure comes from those files, measured in the same run.
 """
@@ -87,6 +87,7 @@ def main():
 
     gen = load(w, "gen.json")
     plain = load(w, "plain.json")
+    plain_per_line = load(w, "plain-per-line.json")
     ingest = load(w, "ingest.json")
     ingest_s = load(w, "ingest-wall.json")["seconds"]
     replay = load(w, "replay.json")
@@ -125,6 +126,7 @@ def main():
             "peak_rss_bytes_per_order": ingest_rss / orders if ingest_rss else None,
         },
         "plain_file_baseline": plain,
+        "plain_file_per_line_writes": plain_per_line,
         "replay": {**replay, "peak_rss_bytes_time_v": replay_rss},
         "latency": latency,
         "disk": {
@@ -173,6 +175,9 @@ def main():
         ingest_s, f"{ingest_lines_per_s:,.0f}", f"{ingest_events_per_s:,.0f}", f"{ingest['appended']:,}",
         f"{ingest['duplicates']:,}", f"{ingest['rejected']:,}"))
     line("plain file + fdatasync/10K lines", "%.2f s: %s lines/s" % (plain["seconds"], f"{plain['lines_per_s']:,.0f}"))
+    line("  the same, one write(2) per line", "%.2f s: %s lines/s (context: ingest is %.2fx this)" % (
+        plain_per_line["seconds"], f"{plain_per_line['lines_per_s']:,.0f}",
+        ingest_lines_per_s / plain_per_line["lines_per_s"]))
     b = replay.get("breakdown") or {}
     line("full replay", "%.2f s: %s events/s; digest %.2f s" % (
         replay["replay_s"], f"{replay['events_per_s']:,.0f}", replay["digest_s"]))
