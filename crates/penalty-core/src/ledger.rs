@@ -552,6 +552,22 @@ impl Ledger {
     /// R5: the charges of one shop's due settle days as of `as_of`, limited to
     /// `days` when given.
     fn charges(&self, shop: &ShopRec, as_of: Instant, days: Option<&[Day]>) -> Charges {
+        self.charges_of(shop, as_of, days, None)
+    }
+
+    /// [`Ledger::charges`]; with `only`, the charges of that order alone are
+    /// wanted: the walk of a day stops after its last entry, and once the
+    /// day's cap is used up the entries before it are skipped without
+    /// deriving their orders (they are charged nothing, whatever they are).
+    /// In the largest shops a day holds hundreds of deductions, and an order
+    /// report needs one or two of them.
+    fn charges_of(
+        &self,
+        shop: &ShopRec,
+        as_of: Instant,
+        days: Option<&[Day]>,
+        only: Option<u32>,
+    ) -> Charges {
         let offset = self.policy.utc_offset;
         let cap = self.policy.shop_daily_cap_fen;
         let amount = self.policy.deduction_fen;
@@ -560,8 +576,19 @@ impl Ledger {
             if day.start(offset) > as_of {
                 return;
             }
+            let end = match only {
+                Some(order) => match entries.iter().rposition(|e| e.order == order) {
+                    Some(position) => position + 1,
+                    None => return,
+                },
+                None => entries.len(),
+            };
             let mut charged_today: i64 = 0;
-            for entry in entries {
+            for entry in &entries[..end] {
+                let wanted = only.is_none_or(|order| entry.order == order);
+                if !wanted && charged_today >= cap {
+                    continue;
+                }
                 let stands = self
                     .view(entry.order, as_of)
                     .and_then(|v| v.derived.judgment(entry.number).copied())
@@ -572,7 +599,9 @@ impl Ledger {
                 let room = (cap - charged_today).max(0);
                 let charged = amount.min(room);
                 charged_today += charged;
-                charges.insert((entry.order, entry.number), (charged, amount - charged));
+                if wanted {
+                    charges.insert((entry.order, entry.number), (charged, amount - charged));
+                }
             }
         };
         match days {
@@ -868,7 +897,12 @@ impl Ledger {
             .take(self.policy.max_deductions_per_order.into())
             .map(|j| order::settle_day(&self.policy, j.judged_at))
             .collect();
-        let charges = self.charges(&self.shops[view.paid.shop as usize], as_of, Some(&days));
+        let charges = self.charges_of(
+            &self.shops[view.paid.shop as usize],
+            as_of,
+            Some(&days),
+            Some(view.index),
+        );
         let deductions: Vec<DeductionReport> = self
             .raw_deductions(&view, as_of, &charges)
             .iter()

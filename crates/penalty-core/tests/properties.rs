@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use penalty_core::event::EventKind;
-use penalty_core::{DeductionStatus, Event, Instant, Ledger, Policy};
+use penalty_core::{DeductionReport, DeductionStatus, Event, Instant, Ledger, Policy};
 use proptest::prelude::*;
 
 const HOUR_NANOS: i64 = 3_600_000_000_000;
@@ -309,9 +309,15 @@ proptest! {
         let events = events(&specs);
         let as_of = at(as_of_hours);
         let ledger = ledger(&policy, &events);
+        // Every deduction as the shop report gives it, to hold the order
+        // reports (which compute only their own order's charges) to it.
+        let mut by_shop: HashMap<(String, u8), DeductionReport> = HashMap::new();
         for summary in ledger.shop_summaries(as_of) {
             let report = ledger.shop_report(&summary.shop_id, as_of, true).unwrap();
             let deductions = report.deductions.clone().unwrap();
+            for d in &deductions {
+                by_shop.insert((d.order_id.clone(), d.judgment), d.clone());
+            }
             let mut per_day: HashMap<String, i64> = HashMap::new();
             let mut per_order: HashMap<String, usize> = HashMap::new();
             let mut not_revoked_fen = 0;
@@ -340,6 +346,9 @@ proptest! {
                 prop_assert!(report.judgments.len() <= usize::from(policy.max_judgments_per_order));
                 prop_assert!(report.deductions.len() <= usize::from(policy.max_deductions_per_order));
                 prop_assert!(report.refund_due_fen >= 0 && report.refund_due_fen <= report.amount_fen);
+                for d in &report.deductions {
+                    prop_assert_eq!(Some(d), by_shop.get(&(d.order_id.clone(), d.judgment)));
+                }
             }
         }
     }
