@@ -384,12 +384,21 @@ fn replay(db: &Path, policy: &Policy, args: QueryArgs) -> anyhow::Result<ExitCod
         incremental_digest: None,
         equal: None,
     };
+    // The stored projection is digested and dropped before the replay, so
+    // that only one ledger is in memory at a time.
+    let incremental = match known_at {
+        None => Some(
+            projection::open(&log, policy, false)?
+                .0
+                .ledger
+                .digest(as_of),
+        ),
+        Some(_) => None,
+    };
     let rebuilt = projection::replay(&log, policy, known_at)?;
     output.events = rebuilt.ledger.events_applied();
     output.digest = rebuilt.ledger.digest(as_of);
-    if known_at.is_none() {
-        let (stored, _) = projection::open(&log, policy, false)?;
-        let incremental = stored.ledger.digest(as_of);
+    if let Some(incremental) = incremental {
         output.equal = Some(incremental == output.digest);
         output.incremental_digest = Some(incremental);
         rebuilt
@@ -477,13 +486,16 @@ fn audit(db: &Path, policy: &Policy, args: AuditArgs) -> anyhow::Result<ExitCode
     };
     if output.ok {
         let as_of = penalty_store::now();
-        let rebuilt = projection::replay(&log, policy, None)?;
+        // One ledger in memory at a time: the stored one is digested and
+        // dropped before the replay.
         let (stored, origin) = projection::open(&log, policy, false)?;
         let seq = match origin {
             projection::Origin::Checkpoint { seq, .. } => seq,
             projection::Origin::Replay { .. } => 0,
         };
         let digest = stored.ledger.digest(as_of);
+        drop(stored);
+        let rebuilt = projection::replay(&log, policy, None)?;
         let replay_digest = rebuilt.ledger.digest(as_of);
         let equal = digest == replay_digest;
         output.ok &= equal;
