@@ -597,7 +597,8 @@ fn optional_string(object: &Map<String, Value>, field: &'static str) -> Result<(
 /// exactly as the reference path would: known keys, each used by the event's
 /// type, strings without escapes, no `null`, integers as plain digits. Any
 /// other line, valid or not, goes to the reference path, which gives the same
-/// result or the reject reason. The `fast_and_slow_paths_agree` test holds
+/// result or the reject reason. The `fast_and_slow_paths_agree` and
+/// `the_scanner_accepts_only_what_the_reference_accepts_alike` tests hold
 /// them to that.
 mod fast {
     use super::{
