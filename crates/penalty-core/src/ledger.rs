@@ -122,7 +122,19 @@ struct ShopTally<'a> {
     bans: Vec<(Instant, &'a str, &'a str)>,
     /// (flagged_at, order_id), sorted.
     flags: Vec<(Instant, &'a str)>,
+    /// The orders' facts, as far as [`Keep`] asked for them.
     facts: Vec<OrderFacts<'a>>,
+}
+
+/// Which orders' facts a [`ShopTally`] keeps: a shop summary needs none of
+/// them, the shop report's deduction list those with deductions (a few in a
+/// hundred), the export rows and the digest all of them. Keeping each order's
+/// facts (a few hundred bytes) was most of a large shop's report.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    Summary,
+    Deductions,
+    All,
 }
 
 /// Charges of due deductions: `(order, judgment)` -> `(charged_fen, waived_fen)`.
@@ -694,12 +706,17 @@ impl Ledger {
         if !self.shop_exists(shop, as_of) {
             return Err(unknown());
         }
-        Ok(self.shop_report_of(&self.tally(index, as_of), as_of, with_deductions))
+        let keep = if with_deductions {
+            Keep::Deductions
+        } else {
+            Keep::Summary
+        };
+        Ok(self.shop_report_of(&self.tally(index, as_of, keep), as_of, with_deductions))
     }
 
     /// Everything the shop's reports need as of `as_of`, unformatted: the
     /// shop report, the export rows and the digest all read this one tally.
-    fn tally(&self, index: u32, as_of: Instant) -> ShopTally<'_> {
+    fn tally(&self, index: u32, as_of: Instant, keep: Keep) -> ShopTally<'_> {
         let shop = &self.shops[index as usize];
         let policy = &self.policy;
         let charges = self.charges(shop, as_of, None);
@@ -719,7 +736,10 @@ impl Ledger {
             timeout_judgments: 0,
             bans: Vec::new(),
             flags: Vec::new(),
-            facts: Vec::with_capacity(shop.orders.len()),
+            facts: Vec::with_capacity(match keep {
+                Keep::All => shop.orders.len(),
+                Keep::Deductions | Keep::Summary => 0,
+            }),
         };
         // product -> (banned_at, order_id): the earliest ban, ties to the
         // smallest order id (R6).
@@ -773,6 +793,14 @@ impl Ledger {
                 if d.status == DeductionStatus::Pending {
                     tally.pending_fen += d.amount_fen;
                 }
+            }
+            let kept = match keep {
+                Keep::All => true,
+                Keep::Deductions => !deductions.is_empty(),
+                Keep::Summary => false,
+            };
+            if !kept {
+                continue;
             }
             tally.facts.push(OrderFacts {
                 view,
@@ -872,7 +900,7 @@ impl Ledger {
         self.sorted_shops()
             .into_iter()
             .filter(|i| self.shop_exists(&self.shops[*i as usize], as_of))
-            .map(|i| self.shop_report_of(&self.tally(i, as_of), as_of, false))
+            .map(|i| self.shop_report_of(&self.tally(i, as_of, Keep::Summary), as_of, false))
             .collect()
     }
 
@@ -1010,7 +1038,7 @@ impl Ledger {
         keep: &mut impl FnMut(&OrderRow) -> bool,
         rows: &mut Vec<OrderRow>,
     ) {
-        let mut tally = self.tally(shop, as_of);
+        let mut tally = self.tally(shop, as_of, Keep::All);
         tally
             .facts
             .sort_by(|a, b| a.view.order_id().cmp(b.view.order_id()));
@@ -1109,7 +1137,7 @@ impl Ledger {
             if !self.shop_exists(&self.shops[shop as usize], as_of) {
                 continue;
             }
-            let tally = self.tally(shop, as_of);
+            let tally = self.tally(shop, as_of, Keep::All);
             feed.text(self.shop_ids.get(shop));
             for n in [
                 tally.orders as i64,
