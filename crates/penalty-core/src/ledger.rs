@@ -320,6 +320,7 @@ impl Ledger {
             let derived = order::derive(&self.policy, &paid, rec.events.as_slice());
             let mask = derived.deduction_mask(&self.policy);
             self.orders[order as usize].indexed = mask;
+            self.orders[order as usize].never_judged = derived.never_judged();
             let shop = &mut self.shops[paid.shop as usize];
             for j in derived.judgments() {
                 if mask & (1u16 << (j.number - 1)) != 0 {
@@ -507,6 +508,7 @@ impl Ledger {
         let derived = order::derive(&self.policy, &paid, rec.events.as_slice());
         let old = rec.indexed;
         let new = derived.deduction_mask(&self.policy);
+        self.orders[order as usize].never_judged = derived.never_judged();
         if old == new {
             return;
         }
@@ -745,6 +747,19 @@ impl Ledger {
         // smallest order id (R6).
         let mut bans: HashMap<u32, (Instant, &str)> = HashMap::new();
         for &order in &shop.orders {
+            // An order that no judgment reaches adds only to the counts of
+            // orders and of due orders, and a summary keeps no facts of it:
+            // its timelines are not derived (most orders ship on time).
+            let rec = &self.orders[order as usize];
+            if keep != Keep::All && rec.never_judged {
+                if let Some(paid) = rec.paid.filter(|p| p.at <= as_of) {
+                    tally.orders += 1;
+                    if in_window(order::deadline(policy, &paid)) {
+                        tally.due_orders += 1;
+                    }
+                }
+                continue;
+            }
             let Some(view) = self.view(order, as_of) else {
                 continue;
             };

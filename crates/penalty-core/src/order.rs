@@ -118,6 +118,10 @@ pub(crate) struct OrderRec {
     /// Bit `k - 1` is set when judgment `k`'s deduction is in the shop's
     /// settle-day index (it exists for some `as_of`).
     pub indexed: u16,
+    /// True when, given its events so far, no judgment of the order exists
+    /// for any `as_of` (kept with `indexed`): most orders ship on time, and a
+    /// shop summary counts them without deriving their timelines.
+    pub never_judged: bool,
 }
 
 /// Judgment `k` of an order as a function of `as_of`.
@@ -181,6 +185,11 @@ impl Derived {
     /// Judgment `number` (1-based).
     pub fn judgment(&self, number: u8) -> Option<&JudgmentTimeline> {
         self.judgments().get(usize::from(number).checked_sub(1)?)
+    }
+
+    /// No judgment exists for any `as_of` (R3).
+    pub fn never_judged(&self) -> bool {
+        self.judgments().iter().all(|j| j.exists_from.is_none())
     }
 
     /// The bit mask of the deductions that exist for some `as_of` (R4).

@@ -17,8 +17,9 @@ use crate::log::EventLog;
 /// of another version is ignored and rebuilt, never misread. It is the
 /// bincode of the ledger streamed through an LZ4 frame, so that neither
 /// writing nor reading it holds an uncompressed copy in memory. Version 4:
-/// tracking numbers are deduplicated per order, not globally.
-const CHECKPOINT_FORMAT: u8 = 4;
+/// tracking numbers are deduplicated per order, not globally; version 5: an
+/// order records whether any judgment reaches it.
+const CHECKPOINT_FORMAT: u8 = 5;
 
 /// A tail longer than this is worth a new checkpoint once folded in.
 pub const CHECKPOINT_TAIL_EVENTS: u64 = 10_000;
