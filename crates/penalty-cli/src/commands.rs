@@ -2,7 +2,7 @@
 //! renderers.
 
 use std::fs::File;
-use std::io::{self, IsTerminal, Read, Write};
+use std::io::{self, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -325,34 +325,62 @@ fn export_orders(db: &Path, policy: &Policy, args: ExportOrdersArgs) -> anyhow::
     let keep = |row: &penalty_core::OrderRow| {
         status.is_none_or(|s| s == row.status) && (!args.violating || row.judgments > 0)
     };
-    let rows = match &args.shop {
-        Some(shop) => ledger.shop_order_rows(shop, as_of, keep),
-        None => ledger.order_rows(as_of, keep),
-    };
-    let text = match args.format {
-        ExportFormat::Jsonl => {
-            let mut text = String::new();
-            for row in &rows {
-                text += &json_line(row)?;
-            }
-            text
-        }
-        ExportFormat::Csv => render::orders_csv(&rows),
-    };
-    match &args.output {
+    // Rows are written as they are computed, one shop at a time, so that an
+    // export of millions of orders never holds them all.
+    let (mut out, path): (Box<dyn Write>, Option<&Path>) = match &args.output {
         Some(path) => {
-            let mut file = File::create(path).with_context(|| {
+            let file = File::create(path).with_context(|| {
                 format!(
                     "cannot create {}; check the directory exists and is writable",
                     path.display()
                 )
             })?;
-            file.write_all(text.as_bytes())
-                .and_then(|()| file.sync_all())
-                .with_context(|| format!("writing {}", path.display()))?;
-            eprintln!("wrote {} orders to {}", rows.len(), path.display());
+            (
+                Box::new(BufWriter::with_capacity(1 << 20, file)),
+                Some(path),
+            )
         }
-        None => print(&text)?,
+        None => (
+            Box::new(BufWriter::with_capacity(1 << 16, std::io::stdout().lock())),
+            None,
+        ),
+    };
+    let mut written: u64 = 0;
+    let format = args.format;
+    if format == ExportFormat::Csv {
+        out.write_all(render::orders_csv_header().as_bytes())?;
+    }
+    let mut write_row = |row: penalty_core::OrderRow| -> anyhow::Result<()> {
+        if !keep(&row) {
+            return Ok(());
+        }
+        written += 1;
+        match format {
+            ExportFormat::Jsonl => {
+                serde_json::to_writer(&mut out, &row)?;
+                out.write_all(b"\n")?;
+            }
+            ExportFormat::Csv => out.write_all(render::order_csv_line(&row).as_bytes())?,
+        }
+        Ok(())
+    };
+    let streamed = match &args.shop {
+        Some(shop) => ledger.each_shop_order_row(shop, as_of, &mut write_row),
+        None => ledger.each_order_row(as_of, &mut write_row),
+    };
+    let finished = streamed.and_then(|()| Ok(out.flush()?));
+    match path {
+        Some(path) => {
+            finished.with_context(|| format!("writing {}", path.display()))?;
+            // The BufWriter is flushed; the file itself is synced through a
+            // second handle, since the first is boxed behind `Write`.
+            drop(out);
+            File::open(path)
+                .and_then(|file| file.sync_all())
+                .with_context(|| format!("syncing {}", path.display()))?;
+            eprintln!("wrote {written} orders to {}", path.display());
+        }
+        None => finished?,
     }
     Ok(ExitCode::SUCCESS)
 }

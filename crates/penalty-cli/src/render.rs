@@ -244,7 +244,8 @@ fn csv_field(text: &str, is_text: bool) -> String {
     }
 }
 
-pub fn orders_csv(rows: &[OrderRow]) -> String {
+/// The header line of the orders CSV (RFC 4180, CRLF line ends).
+pub fn orders_csv_header() -> String {
     const HEADER: &[&str] = &[
         "order_id",
         "shop_id",
@@ -267,30 +268,33 @@ pub fn orders_csv(rows: &[OrderRow]) -> String {
     ];
     let mut out = HEADER.join(",");
     out += "\r\n";
-    for row in rows {
-        let fields: Vec<String> = vec![
-            csv_field(&row.order_id, true),
-            csv_field(&row.shop_id, true),
-            csv_field(&row.product_id, true),
-            row.amount_fen.to_string(),
-            row.paid_at.clone(),
-            row.deadline.clone(),
-            row.status.as_str().to_string(),
-            row.resolved_at.clone().unwrap_or_default(),
-            row.judgments.to_string(),
-            row.revoked_judgments.to_string(),
-            row.charged_fen.to_string(),
-            row.waived_fen.to_string(),
-            row.pending_fen.to_string(),
-            row.product_banned.to_string(),
-            row.closure_review.to_string(),
-            row.auto_closed_at.clone().unwrap_or_default(),
-            row.refund_due_fen.to_string(),
-            row.alternative_refund_required.to_string(),
-        ];
-        out += &fields.join(",");
-        out += "\r\n";
-    }
+    out
+}
+
+/// One order's line of the orders CSV.
+pub fn order_csv_line(row: &OrderRow) -> String {
+    let fields: Vec<String> = vec![
+        csv_field(&row.order_id, true),
+        csv_field(&row.shop_id, true),
+        csv_field(&row.product_id, true),
+        row.amount_fen.to_string(),
+        row.paid_at.clone(),
+        row.deadline.clone(),
+        row.status.as_str().to_string(),
+        row.resolved_at.clone().unwrap_or_default(),
+        row.judgments.to_string(),
+        row.revoked_judgments.to_string(),
+        row.charged_fen.to_string(),
+        row.waived_fen.to_string(),
+        row.pending_fen.to_string(),
+        row.product_banned.to_string(),
+        row.closure_review.to_string(),
+        row.auto_closed_at.clone().unwrap_or_default(),
+        row.refund_due_fen.to_string(),
+        row.alternative_refund_required.to_string(),
+    ];
+    let mut out = fields.join(",");
+    out += "\r\n";
     out
 }
 

@@ -788,3 +788,53 @@ fn csv_export_quotes_and_guards_cells_for_spreadsheets() {
         "{row}"
     );
 }
+
+#[test]
+fn an_export_into_a_pipe_closed_early_ends_quietly_with_success() {
+    // `penalty export orders | head -1`: the export streams its rows, and a
+    // reader that goes away is not an error, in either format.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let mut text = String::new();
+    for n in 1..=3000u64 {
+        text += &paid(
+            n,
+            &format!("ORDER-{n:05}"),
+            "S1",
+            "2026-03-01T10:00:00+08:00",
+        );
+        text.push('\n');
+    }
+    ingest_text(&db, text.as_bytes());
+    for format in ["jsonl", "csv"] {
+        let mut child = penalty(&db)
+            .args([
+                "export",
+                "orders",
+                "--as-of",
+                "2026-03-07",
+                "--format",
+                format,
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut first = [0u8; 64];
+        stdout.read_exact(&mut first).unwrap();
+        drop(stdout);
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{format}: {:?} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{format}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

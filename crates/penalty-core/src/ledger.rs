@@ -1017,17 +1017,22 @@ impl Ledger {
         row
     }
 
-    /// One row per order existing as of `as_of`, sorted by (shop_id, order_id),
-    /// keeping those `keep` accepts.
+    /// Every order existing as of `as_of`, by shop id then order id, as
+    /// export rows kept by `keep`.
     pub fn order_rows(
         &self,
         as_of: Instant,
         mut keep: impl FnMut(&OrderRow) -> bool,
     ) -> Vec<OrderRow> {
         let mut rows = Vec::new();
-        for shop in self.sorted_shops() {
-            self.push_rows(shop, as_of, &mut keep, &mut rows);
-        }
+        let collect = |row: OrderRow| {
+            if keep(&row) {
+                rows.push(row);
+            }
+            Ok::<(), std::convert::Infallible>(())
+        };
+        // Collecting cannot fail.
+        let _ = self.each_order_row(as_of, collect);
         rows
     }
 
@@ -1040,29 +1045,62 @@ impl Ledger {
         mut keep: impl FnMut(&OrderRow) -> bool,
     ) -> Vec<OrderRow> {
         let mut rows = Vec::new();
-        if let Some(shop) = self.shop_ids.find(shop_id) {
-            self.push_rows(shop, as_of, &mut keep, &mut rows);
-        }
-        rows
-    }
-
-    fn push_rows(
-        &self,
-        shop: u32,
-        as_of: Instant,
-        keep: &mut impl FnMut(&OrderRow) -> bool,
-        rows: &mut Vec<OrderRow>,
-    ) {
-        let mut tally = self.tally(shop, as_of, Keep::All);
-        tally
-            .facts
-            .sort_by(|a, b| a.view.order_id().cmp(b.view.order_id()));
-        for facts in &tally.facts {
-            let row = self.row(facts, as_of);
+        let collect = |row: OrderRow| {
             if keep(&row) {
                 rows.push(row);
             }
+            Ok::<(), std::convert::Infallible>(())
+        };
+        let _ = self.each_shop_order_row(shop_id, as_of, collect);
+        rows
+    }
+
+    /// [`Ledger::order_rows`] one row at a time, computed one shop at a time,
+    /// so that an export of millions of orders holds one shop's rows at
+    /// most; stops at the first error of `each`.
+    pub fn each_order_row<E>(
+        &self,
+        as_of: Instant,
+        mut each: impl FnMut(OrderRow) -> Result<(), E>,
+    ) -> Result<(), E> {
+        for shop in self.sorted_shops() {
+            self.each_row_of(shop, as_of, &mut each)?;
         }
+        Ok(())
+    }
+
+    /// [`Ledger::shop_order_rows`] one row at a time.
+    pub fn each_shop_order_row<E>(
+        &self,
+        shop_id: &str,
+        as_of: Instant,
+        mut each: impl FnMut(OrderRow) -> Result<(), E>,
+    ) -> Result<(), E> {
+        match self.shop_ids.find(shop_id) {
+            Some(shop) => self.each_row_of(shop, as_of, &mut each),
+            None => Ok(()),
+        }
+    }
+
+    fn each_row_of<E>(
+        &self,
+        shop: u32,
+        as_of: Instant,
+        each: &mut impl FnMut(OrderRow) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let tally = self.tally(shop, as_of, Keep::All);
+        // (id, position) pairs are sorted rather than the facts themselves.
+        let mut by_id: Vec<(&str, u32)> = tally
+            .facts
+            .iter()
+            .enumerate()
+            .map(|(position, facts)| (facts.view.order_id(), position as u32))
+            .collect();
+        by_id.sort_unstable();
+        for (_, position) in by_id {
+            each(self.row(&tally.facts[position as usize], as_of))?;
+        }
+        Ok(())
     }
 
     /// The notice feed of one shop (R9) as of `as_of`: one notice per existing
