@@ -44,6 +44,21 @@ fn paid(n: u64, order: &str, shop: &str, at: &str) -> String {
 }
 
 /// Ingests `text` through stdin; returns the counts and the rejects records.
+/// `count` paid orders of shop S1, ORDER-00001 on, one line each.
+fn paid_orders(count: u64) -> String {
+    let mut text = String::new();
+    for n in 1..=count {
+        text += &paid(
+            n,
+            &format!("ORDER-{n:05}"),
+            "S1",
+            "2026-03-01T10:00:00+08:00",
+        );
+        text.push('\n');
+    }
+    text
+}
+
 fn ingest_text(db: &Path, text: &[u8]) -> (Value, Vec<Value>) {
     let rejects = db.with_extension("rejects.jsonl");
     let mut child = penalty(db)
@@ -582,17 +597,7 @@ fn a_flipped_byte_in_the_stored_log_is_detected_by_audit() {
     for offset in [9usize, 40, 120, 300] {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("db");
-        let mut text = String::new();
-        for n in 1..=20u64 {
-            text += &paid(
-                n,
-                &format!("ORDER-{n:04}"),
-                "S1",
-                "2026-03-01T10:00:00+08:00",
-            );
-            text.push('\n');
-        }
-        ingest_text(&db, text.as_bytes());
+        ingest_text(&db, paid_orders(20).as_bytes());
         assert!(run(&db, &["audit"]).status.success());
         let flipped = flip_byte_after(&db, b"PLGB", offset);
         assert!(
@@ -795,17 +800,7 @@ fn an_export_into_a_pipe_closed_early_ends_quietly_with_success() {
     // reader that goes away is not an error, in either format.
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
-    let mut text = String::new();
-    for n in 1..=3000u64 {
-        text += &paid(
-            n,
-            &format!("ORDER-{n:05}"),
-            "S1",
-            "2026-03-01T10:00:00+08:00",
-        );
-        text.push('\n');
-    }
-    ingest_text(&db, text.as_bytes());
+    ingest_text(&db, paid_orders(3000).as_bytes());
     for format in ["jsonl", "csv"] {
         let mut child = penalty(&db)
             .args([
