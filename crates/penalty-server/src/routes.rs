@@ -432,12 +432,24 @@ async fn list_orders(
             let keep = |row: &penalty_core::OrderRow| {
                 status.is_none_or(|s| s == row.status) && (!violating || row.judgments > 0)
             };
-            let rows = match &shop {
-                Some(shop) => ledger.shop_order_rows(shop, when.as_of, keep),
-                None => ledger.order_rows(when.as_of, keep),
+            // Rows stream by; only the page is kept (the total still counts
+            // every row, so every shop is computed, one at a time).
+            let mut total = 0usize;
+            let mut orders = Vec::new();
+            let page = |row: penalty_core::OrderRow| {
+                if keep(&row) {
+                    if total >= offset && orders.len() < limit {
+                        orders.push(row);
+                    }
+                    total += 1;
+                }
+                Ok::<(), std::convert::Infallible>(())
             };
-            let total = rows.len();
-            let orders: Vec<_> = rows.into_iter().skip(offset).take(limit).collect();
+            // Keeping rows cannot fail.
+            let _ = match &shop {
+                Some(shop) => ledger.each_shop_order_row(shop, when.as_of, page),
+                None => ledger.each_order_row(when.as_of, page),
+            };
             let end = offset.saturating_add(orders.len());
             let next = (end < total).then_some(end);
             Ok(OrderPage {
