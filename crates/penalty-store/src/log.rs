@@ -232,6 +232,87 @@ impl<S: BuildHasher> Index<S> {
         }
     }
 
+    /// Decides what EVENTS.md says of a line with event id `id` (and paid
+    /// order `paid_order`, for a `paid`) and, when it is new, records it at
+    /// `next_seq` at once: one probe of each table per line, where a lookup
+    /// now and an insert after the write took two, each a likely cache miss.
+    /// `confirm(seq, check)` reads the log (or the batch being prepared) to
+    /// say whether the event at `seq` has this id, this exact canonical JSON,
+    /// or pays for this order. The caller must drop the index if the block
+    /// is then not written.
+    fn classify_one(
+        &mut self,
+        id: u128,
+        paid_order: Option<&[u8]>,
+        next_seq: u64,
+        mut confirm: impl FnMut(u64, Check) -> Result<bool, StoreError>,
+    ) -> Result<AppendOutcome, StoreError> {
+        use std::collections::hash_map::Entry;
+        let Index {
+            hasher,
+            events,
+            event_collisions,
+            paid_orders,
+            paid_collisions,
+            ..
+        } = self;
+        let repeat = |seq: u64, same_json: bool| {
+            if same_json {
+                AppendOutcome::Duplicate { seq }
+            } else {
+                AppendOutcome::EventIdConflict { existing_seq: seq }
+            }
+        };
+        let event_slot = match events.entry(hasher.hash_one(id)) {
+            Entry::Occupied(held) => {
+                let seq = *held.get();
+                if confirm(seq, Check::Id)? {
+                    return Ok(repeat(seq, confirm(seq, Check::Json)?));
+                }
+                if let Some(&seq) = event_collisions.get(&id) {
+                    return Ok(repeat(seq, confirm(seq, Check::Json)?));
+                }
+                // Another id holds this hash: kept exactly on the side.
+                None
+            }
+            Entry::Vacant(slot) => Some(slot),
+        };
+        let paid_slot = match paid_order {
+            None => None,
+            Some(order) => match paid_orders.entry(hasher.hash_one(order)) {
+                Entry::Occupied(held) => {
+                    let seq = *held.get();
+                    if confirm(seq, Check::PaysFor)? {
+                        return Ok(AppendOutcome::OrderAlreadyPaid { paid_seq: seq });
+                    }
+                    if let Some(&seq) = paid_collisions.get(order) {
+                        return Ok(AppendOutcome::OrderAlreadyPaid { paid_seq: seq });
+                    }
+                    Some((order, None))
+                }
+                Entry::Vacant(slot) => Some((order, Some(slot))),
+            },
+        };
+        match event_slot {
+            Some(slot) => {
+                slot.insert(next_seq);
+            }
+            None => {
+                event_collisions.insert(id, next_seq);
+            }
+        }
+        match paid_slot {
+            Some((_, Some(slot))) => {
+                slot.insert(next_seq);
+            }
+            Some((order, None)) => {
+                paid_collisions.insert(order.into(), next_seq);
+            }
+            None => {}
+        }
+        Ok(AppendOutcome::Appended { seq: next_seq })
+    }
+
     /// Records an event whose id the index does not hold yet.
     fn insert_new_event(&mut self, id: u128, seq: u64) {
         let key = self.hasher.hash_one(id);
@@ -251,6 +332,17 @@ impl<S: BuildHasher> Index<S> {
             self.paid_collisions.insert(order.into(), seq);
         }
     }
+}
+
+/// What [`Index::classify_one`] asks of the event at a sequence number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Check {
+    /// Has it this event id?
+    Id,
+    /// Is its canonical JSON exactly this line's?
+    Json,
+    /// Is it the `paid` of this order?
+    PaysFor,
 }
 
 /// The durable, append-only event log of one data directory.
@@ -463,15 +555,10 @@ impl EventLog {
             Some(index) => index,
             None => self.build_index()?,
         };
-        let classified = self.classify(&index, items);
-        let (outcomes, entries) = match classified {
-            Ok(result) => result,
-            Err(error) => {
-                // Nothing was written: the index is still right.
-                self.index = Some(index);
-                return Err(error);
-            }
-        };
+        // The index records new events as they are classified: on any error
+        // from here until the block is durable it is dropped (left `None`),
+        // and the next append rebuilds it from the log.
+        let (outcomes, entries) = self.classify(&mut index, items)?;
         if entries.is_empty() {
             self.index = Some(index);
             return Ok(outcomes);
@@ -526,13 +613,6 @@ impl EventLog {
             block_crc: locator.crc,
         })?;
         self.file_end = Some(locator.end());
-        for (offset, entry) in entries.iter().enumerate() {
-            let seq = first_seq + offset as u64;
-            index.insert_new_event(entry.line.event.event_id, seq);
-            if let Some(order) = entry.line.event.paid_order_id() {
-                index.insert_new_paid(order.as_bytes(), seq);
-            }
-        }
         index.next_seq += entries.len() as u64;
         tracing::debug!(
             first_seq,
@@ -549,57 +629,41 @@ impl EventLog {
     /// items of the batch, and lists the new events in order.
     fn classify<'a>(
         &mut self,
-        index: &Index,
+        index: &mut Index,
         items: &'a [ParsedLine],
     ) -> Result<(Vec<AppendOutcome>, Vec<NewEntry<'a>>), StoreError> {
         let mut outcomes = Vec::with_capacity(items.len());
-        let mut entries: Vec<NewEntry<'a>> = Vec::new();
-        // Events new in this batch: event_id -> position in `entries`.
-        let mut batch_ids: HashMap<u128, usize, IdHasher> =
-            HashMap::with_capacity_and_hasher(items.len(), IdHasher::new());
-        let mut batch_paid: HashMap<&'a [u8], u64, IdHasher> =
-            HashMap::with_capacity_and_hasher(items.len() / 2, IdHasher::new());
+        let mut entries: Vec<NewEntry<'a>> = Vec::with_capacity(items.len());
+        let first_seq = index.next_seq;
         for item in items {
             let event_id = item.event.event_id;
-            let hash = content_hash(&item.canonical_json);
             let paid_order = item.event.paid_order_id().map(str::as_bytes);
-            let stored = index.event_seq(event_id, |seq| {
-                self.with_stored(seq, |_, entry| entry.event_id == event_id)
+            let json = item.canonical_json.as_slice();
+            let next_seq = first_seq + entries.len() as u64;
+            let batch = &entries;
+            let outcome = index.classify_one(event_id, paid_order, next_seq, |seq, check| {
+                // An event of this batch is not in any block yet.
+                if let Some(entry) = seq
+                    .checked_sub(first_seq)
+                    .and_then(|position| batch.get(usize::try_from(position).ok()?))
+                {
+                    let event = &entry.line.event;
+                    return Ok(match check {
+                        Check::Id => event.event_id == event_id,
+                        Check::Json => entry.line.canonical_json == json,
+                        Check::PaysFor => event.paid_order_id().map(str::as_bytes) == paid_order,
+                    });
+                }
+                self.with_stored(seq, |block, stored| match check {
+                    Check::Id => stored.event_id == event_id,
+                    Check::Json => block.json(stored).as_ref() == json,
+                    Check::PaysFor => block.paid(stored) == paid_order,
+                })
             })?;
-            let paid_seq = match (stored, paid_order) {
-                (None, Some(order)) => match batch_paid.get(order) {
-                    Some(&seq) => Some(seq),
-                    None => index.paid_seq(order, |seq| {
-                        self.with_stored(seq, |block, entry| block.paid(entry) == Some(order))
-                    })?,
-                },
-                _ => None,
-            };
-            let outcome = if let Some(&position) = batch_ids.get(&event_id) {
-                let seq = index.next_seq + position as u64;
-                if entries[position].line.canonical_json == item.canonical_json {
-                    AppendOutcome::Duplicate { seq }
-                } else {
-                    AppendOutcome::EventIdConflict { existing_seq: seq }
-                }
-            } else if let Some(seq) = stored {
-                let json = item.canonical_json.as_slice();
-                if self.with_stored(seq, |block, entry| block.json(entry).as_ref() == json)? {
-                    AppendOutcome::Duplicate { seq }
-                } else {
-                    AppendOutcome::EventIdConflict { existing_seq: seq }
-                }
-            } else if let Some(paid_seq) = paid_seq {
-                AppendOutcome::OrderAlreadyPaid { paid_seq }
-            } else {
-                let seq = index.next_seq + entries.len() as u64;
-                batch_ids.insert(event_id, entries.len());
-                if let Some(order) = paid_order {
-                    batch_paid.insert(order, seq);
-                }
+            if let AppendOutcome::Appended { .. } = outcome {
+                let hash = content_hash(json);
                 entries.push(NewEntry { line: item, hash });
-                AppendOutcome::Appended { seq }
-            };
+            }
             outcomes.push(outcome);
         }
         Ok((outcomes, entries))
@@ -1363,37 +1427,55 @@ mod tests {
 
     #[test]
     fn colliding_hashes_never_decide() {
-        // The "log": seq -> (event id, paid order).
-        let log: &[(u128, &[u8])] = &[(0, b""), (10, b"O1"), (20, b"O2"), (30, b"")];
-        let holds_id = |id: u128| move |seq: u64| Ok::<_, StoreError>(log[seq as usize].0 == id);
-        let holds_order = |order: &'static [u8]| {
-            move |seq: u64| Ok::<_, StoreError>(log[seq as usize].1 == order)
-        };
+        // Every id hashes alike, so every lookup meets a hash another id
+        // holds: the outcomes must still be EVENTS.md's.
         let mut index = Index::with_capacity(4, Colliding);
         assert_eq!(index.hasher.hash_one(10u128), index.hasher.hash_one(20u128));
-        for (seq, (id, order)) in log.iter().enumerate().skip(1) {
-            assert_eq!(index.event_seq(*id, holds_id(*id)).unwrap(), None);
-            index.insert_new_event(*id, seq as u64);
-            if !order.is_empty() {
-                assert_eq!(index.paid_seq(order, holds_order(order)).unwrap(), None);
-                index.insert_new_paid(order, seq as u64);
+        // The "log": (event id, canonical JSON, paid order), seq = position + 1.
+        let mut log: Vec<(u128, &str, Option<&[u8]>)> = Vec::new();
+        let lines: [(u128, &str, Option<&[u8]>, AppendOutcome); 8] = [
+            (10, "a", Some(b"O1"), AppendOutcome::Appended { seq: 1 }),
+            (20, "b", Some(b"O2"), AppendOutcome::Appended { seq: 2 }),
+            (30, "c", None, AppendOutcome::Appended { seq: 3 }),
+            (20, "b", Some(b"O2"), AppendOutcome::Duplicate { seq: 2 }),
+            (
+                30,
+                "other",
+                None,
+                AppendOutcome::EventIdConflict { existing_seq: 3 },
+            ),
+            (
+                40,
+                "d",
+                Some(b"O2"),
+                AppendOutcome::OrderAlreadyPaid { paid_seq: 2 },
+            ),
+            (50, "e", Some(b"O3"), AppendOutcome::Appended { seq: 4 }),
+            (10, "a", Some(b"O1"), AppendOutcome::Duplicate { seq: 1 }),
+        ];
+        for (id, json, paid, expected) in lines {
+            let next_seq = log.len() as u64 + 1;
+            let outcome = index
+                .classify_one(id, paid, next_seq, |seq, check| {
+                    let (held_id, held_json, held_paid) = log[seq as usize - 1];
+                    Ok(match check {
+                        Check::Id => held_id == id,
+                        Check::Json => held_json == json,
+                        Check::PaysFor => held_paid == paid,
+                    })
+                })
+                .unwrap();
+            assert_eq!(outcome, expected, "line {id} {json}");
+            if let AppendOutcome::Appended { .. } = outcome {
+                log.push((id, json, paid));
             }
         }
         assert_eq!(index.events.len(), 1, "one hash held…");
         assert_eq!(
             index.event_collisions.len(),
-            2,
+            3,
             "…the other ids kept exactly"
         );
-        for (seq, (id, _)) in log.iter().enumerate().skip(1) {
-            assert_eq!(
-                index.event_seq(*id, holds_id(*id)).unwrap(),
-                Some(seq as u64)
-            );
-        }
-        assert_eq!(index.event_seq(40, holds_id(40)).unwrap(), None);
-        assert_eq!(index.paid_seq(b"O1", holds_order(b"O1")).unwrap(), Some(1));
-        assert_eq!(index.paid_seq(b"O2", holds_order(b"O2")).unwrap(), Some(2));
-        assert_eq!(index.paid_seq(b"O3", holds_order(b"O3")).unwrap(), None);
+        assert_eq!(index.paid_collisions.len(), 2);
     }
 }
