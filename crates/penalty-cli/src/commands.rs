@@ -350,7 +350,7 @@ fn export_orders(db: &Path, policy: &Policy, args: ExportOrdersArgs) -> anyhow::
     if format == ExportFormat::Csv {
         out.write_all(render::orders_csv_header().as_bytes())?;
     }
-    let mut write_row = |row: penalty_core::OrderRow| -> anyhow::Result<()> {
+    let write_row = |row: penalty_core::OrderRow| -> anyhow::Result<()> {
         if !keep(&row) {
             return Ok(());
         }
@@ -364,10 +364,7 @@ fn export_orders(db: &Path, policy: &Policy, args: ExportOrdersArgs) -> anyhow::
         }
         Ok(())
     };
-    let streamed = match &args.shop {
-        Some(shop) => ledger.each_shop_order_row(shop, as_of, &mut write_row),
-        None => ledger.each_order_row(as_of, &mut write_row),
-    };
+    let streamed = ledger.each_order_row(as_of, args.shop.as_deref(), write_row);
     let finished = streamed.and_then(|()| Ok(out.flush()?));
     match path {
         Some(path) => {

@@ -1032,73 +1032,30 @@ impl Ledger {
             Ok::<(), std::convert::Infallible>(())
         };
         // Collecting cannot fail.
-        let _ = self.each_order_row(as_of, collect);
-        rows
-    }
-
-    /// The rows of one shop's orders only (empty for an unknown shop): what a
-    /// filter on one shop needs, without computing every other shop.
-    pub fn shop_order_rows(
-        &self,
-        shop_id: &str,
-        as_of: Instant,
-        mut keep: impl FnMut(&OrderRow) -> bool,
-    ) -> Vec<OrderRow> {
-        let mut rows = Vec::new();
-        let collect = |row: OrderRow| {
-            if keep(&row) {
-                rows.push(row);
-            }
-            Ok::<(), std::convert::Infallible>(())
-        };
-        let _ = self.each_shop_order_row(shop_id, as_of, collect);
+        let _ = self.each_order_row(as_of, None, collect);
         rows
     }
 
     /// [`Ledger::order_rows`] one row at a time, computed one shop at a time,
     /// so that an export of millions of orders holds one shop's rows at
-    /// most; stops at the first error of `each`.
+    /// most; only the rows of shop `shop_id` when given (none for an unknown
+    /// shop), without computing any other shop. Stops at the first error of
+    /// `each`.
     pub fn each_order_row<E>(
         &self,
         as_of: Instant,
+        shop_id: Option<&str>,
         mut each: impl FnMut(OrderRow) -> Result<(), E>,
     ) -> Result<(), E> {
-        for shop in self.sorted_shops() {
-            self.each_row_of(shop, as_of, &mut each)?;
-        }
-        Ok(())
-    }
-
-    /// [`Ledger::shop_order_rows`] one row at a time.
-    pub fn each_shop_order_row<E>(
-        &self,
-        shop_id: &str,
-        as_of: Instant,
-        mut each: impl FnMut(OrderRow) -> Result<(), E>,
-    ) -> Result<(), E> {
-        match self.shop_ids.find(shop_id) {
-            Some(shop) => self.each_row_of(shop, as_of, &mut each),
-            None => Ok(()),
-        }
-    }
-
-    fn each_row_of<E>(
-        &self,
-        shop: u32,
-        as_of: Instant,
-        each: &mut impl FnMut(OrderRow) -> Result<(), E>,
-    ) -> Result<(), E> {
-        let tally = self.tally(shop, as_of, Keep::All);
-        // (id, position) pairs are sorted rather than the facts themselves.
-        let mut by_id: Vec<(&str, u32)> = tally
-            .facts
-            .iter()
-            .enumerate()
-            .map(|(position, facts)| (facts.view.order_id(), position as u32))
-            .collect();
-        by_id.sort_unstable();
-        for (_, position) in by_id {
-            each(self.row(&tally.facts[position as usize], as_of))?;
+        let shops = match shop_id {
+            Some(shop_id) => self.shop_ids.find(shop_id).into_iter().collect(),
+            None => self.sorted_shops(),
+        };
+        for shop in shops {
+            let tally = self.tally(shop, as_of, Keep::All);
+            for facts in facts_by_order_id(&tally) {
+                each(self.row(facts, as_of))?;
+            }
         }
         Ok(())
     }
@@ -1217,21 +1174,7 @@ impl Ledger {
                 feed.number(at.0);
                 feed.text(order);
             }
-            // Sorting (id, position) pairs rather than the facts themselves:
-            // a fact is a few hundred bytes, and the largest shop has a
-            // hundred thousand orders. Ids are unique, so an unstable sort
-            // gives one order.
-            let mut by_id: Vec<(&str, u32)> = tally
-                .facts
-                .iter()
-                .enumerate()
-                .map(|(position, facts)| (facts.view.order_id(), position as u32))
-                .collect();
-            by_id.sort_unstable();
-            for facts in by_id
-                .iter()
-                .map(|&(_, position)| &tally.facts[position as usize])
-            {
+            for facts in facts_by_order_id(&tally) {
                 let view = &facts.view;
                 feed.text(view.order_id());
                 feed.text(view.product_id());
@@ -1298,6 +1241,23 @@ fn cap_order(order_ids: &Interner, a: &DayEntry, b: &DayEntry) -> std::cmp::Orde
         .cmp(&b.judged_at)
         .then_with(|| order_ids.get(a.order).cmp(order_ids.get(b.order)))
         .then(a.number.cmp(&b.number))
+}
+
+/// A tally's order facts in order-id order. (id, position) pairs are sorted
+/// rather than the facts themselves: a fact is a few hundred bytes, and the
+/// largest shop has a hundred thousand orders. Ids are unique, so an unstable
+/// sort gives one order.
+fn facts_by_order_id<'t, 'a>(tally: &'t ShopTally<'a>) -> impl Iterator<Item = &'t OrderFacts<'a>> {
+    let mut by_id: Vec<(&str, u32)> = tally
+        .facts
+        .iter()
+        .enumerate()
+        .map(|(position, facts)| (facts.view.order_id(), position as u32))
+        .collect();
+    by_id.sort_unstable();
+    by_id
+        .into_iter()
+        .map(move |(_, position)| &tally.facts[position as usize])
 }
 
 /// Events of an order sort by instant, then kind, then value (tracking numbers

@@ -446,10 +446,7 @@ async fn list_orders(
                 Ok::<(), std::convert::Infallible>(())
             };
             // Keeping rows cannot fail.
-            let _ = match &shop {
-                Some(shop) => ledger.each_shop_order_row(shop, when.as_of, page),
-                None => ledger.each_order_row(when.as_of, page),
-            };
+            let _ = ledger.each_order_row(when.as_of, shop.as_deref(), page);
             let end = offset.saturating_add(orders.len());
             let next = (end < total).then_some(end);
             Ok(OrderPage {
