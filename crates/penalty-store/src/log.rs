@@ -205,33 +205,6 @@ impl<S: BuildHasher> Index<S> {
         }
     }
 
-    /// The seq of the event with id `id`, if any; `holds(seq)` reads the log
-    /// to say whether the event at `seq` has this id.
-    fn event_seq(
-        &self,
-        id: u128,
-        holds: impl FnOnce(u64) -> Result<bool, StoreError>,
-    ) -> Result<Option<u64>, StoreError> {
-        match self.events.get(&self.hasher.hash_one(id)) {
-            None => Ok(None),
-            Some(&seq) if holds(seq)? => Ok(Some(seq)),
-            Some(_) => Ok(self.event_collisions.get(&id).copied()),
-        }
-    }
-
-    /// The seq of the `paid` of order `order`, if any; `holds` as above.
-    fn paid_seq(
-        &self,
-        order: &[u8],
-        holds: impl FnOnce(u64) -> Result<bool, StoreError>,
-    ) -> Result<Option<u64>, StoreError> {
-        match self.paid_orders.get(&self.hasher.hash_one(order)) {
-            None => Ok(None),
-            Some(&seq) if holds(seq)? => Ok(Some(seq)),
-            Some(_) => Ok(self.paid_collisions.get(order).copied()),
-        }
-    }
-
     /// Decides what EVENTS.md says of a line with event id `id` (and paid
     /// order `paid_order`, for a `paid`) and, when it is new, records it at
     /// `next_seq` at once: one probe of each table per line, where a lookup
@@ -311,26 +284,6 @@ impl<S: BuildHasher> Index<S> {
             None => {}
         }
         Ok(AppendOutcome::Appended { seq: next_seq })
-    }
-
-    /// Records an event whose id the index does not hold yet.
-    fn insert_new_event(&mut self, id: u128, seq: u64) {
-        let key = self.hasher.hash_one(id);
-        if let std::collections::hash_map::Entry::Vacant(slot) = self.events.entry(key) {
-            slot.insert(seq);
-        } else {
-            self.event_collisions.insert(id, seq);
-        }
-    }
-
-    /// Records a `paid` for an order the index does not hold yet.
-    fn insert_new_paid(&mut self, order: &[u8], seq: u64) {
-        let key = self.hasher.hash_one(order);
-        if let std::collections::hash_map::Entry::Vacant(slot) = self.paid_orders.entry(key) {
-            slot.insert(seq);
-        } else {
-            self.paid_collisions.insert(order.into(), seq);
-        }
     }
 }
 
@@ -779,40 +732,42 @@ impl EventLog {
             let (key, value) = found.map_err(|e| self.db_error(e))?;
             let block = self.reader.load(&key, &value)?;
             check_continuity(index.next_seq, &block)?;
-            // A hash already held is confirmed against the event holding it,
-            // in this block or an earlier one (read again: this is rare).
-            let stored = |seq: u64, check: &dyn Fn(&DecodedBlock, &block::EntryMeta) -> bool| {
-                if let Some(entry) = block.entry(seq) {
-                    return Ok(check(&block, entry));
-                }
-                let earlier = self.block_holding(seq)?;
-                Ok(earlier.is_some_and(|b| b.entry(seq).is_some_and(|e| check(&b, e))))
-            };
+            // Each stored event is classified as a new line would be: in the
+            // log, anything but "appended" is damage. A hash already held is
+            // confirmed against the event holding it, in this block or an
+            // earlier one (read again: this is rare).
             for (offset, entry) in block.entries.iter().enumerate() {
                 let seq = block.first_seq + offset as u64;
                 let id = entry.event_id;
-                let same_id = |seq| stored(seq, &|_, e| e.event_id == id);
-                if let Some(earlier) = index.event_seq(id, same_id)? {
-                    return Err(StoreError::corrupt_block(
-                        block.first_seq,
-                        block.entries.len() as u64,
-                        format!("sequence number {seq} repeats the event id of {earlier}"),
-                    ));
-                }
-                index.insert_new_event(id, seq);
-                if let Some(order) = block.paid(entry) {
-                    let same_order = |seq| stored(seq, &|b, e| b.paid(e) == Some(order));
-                    if let Some(earlier) = index.paid_seq(order, same_order)? {
-                        return Err(StoreError::corrupt_block(
-                            block.first_seq,
-                            block.entries.len() as u64,
-                            format!(
-                                "sequence number {seq} pays again for the order paid at {earlier}"
-                            ),
-                        ));
+                let paid_order = block.paid(entry);
+                let confirm = |held: u64, check: Check| {
+                    let same = |b: &DecodedBlock, e: &block::EntryMeta| match check {
+                        Check::Id => e.event_id == id,
+                        // Any repeat of an id is damage, whatever its content.
+                        Check::Json => false,
+                        Check::PaysFor => b.paid(e) == paid_order,
+                    };
+                    if let Some(held_entry) = block.entry(held) {
+                        return Ok(same(&block, held_entry));
                     }
-                    index.insert_new_paid(order, seq);
-                }
+                    let earlier = self.block_holding(held)?;
+                    Ok(earlier.is_some_and(|b| b.entry(held).is_some_and(|e| same(&b, e))))
+                };
+                let detail = match index.classify_one(id, paid_order, seq, confirm)? {
+                    AppendOutcome::Appended { .. } => continue,
+                    AppendOutcome::Duplicate { seq: earlier }
+                    | AppendOutcome::EventIdConflict {
+                        existing_seq: earlier,
+                    } => format!("sequence number {seq} repeats the event id of {earlier}"),
+                    AppendOutcome::OrderAlreadyPaid { paid_seq } => {
+                        format!("sequence number {seq} pays again for the order paid at {paid_seq}")
+                    }
+                };
+                return Err(StoreError::corrupt_block(
+                    block.first_seq,
+                    block.entries.len() as u64,
+                    detail,
+                ));
             }
             index.next_seq = block.end_seq();
         }

@@ -434,21 +434,8 @@ fn a_truncated_blocks_file_is_reported_naming_the_lost_events() {
 fn a_store_with_its_blocks_inside_sled_is_still_read_and_appended_to() {
     // Stores written before the blocks file kept each block as its sled value.
     let dir = tempfile::tempdir().unwrap();
-    let lines = [parsed(&paid_line(1, "O1")), parsed(&paid_line(2, "O2"))];
-    {
-        let entries: Vec<penalty_store::block::NewEntry<'_>> = lines
-            .iter()
-            .map(|line| penalty_store::block::NewEntry {
-                line,
-                hash: penalty_store::block::content_hash(&line.canonical_json),
-            })
-            .collect();
-        let block = penalty_store::block::encode(1, Instant(7), &entries);
-        let db = sled::open(dir.path().join(SLED_DIR)).unwrap();
-        let tree = db.open_tree(BLOCKS_TREE).unwrap();
-        tree.insert(1u64.to_be_bytes(), block).unwrap();
-        db.flush().unwrap();
-    }
+    let lines = vec![parsed(&paid_line(1, "O1")), parsed(&paid_line(2, "O2"))];
+    store_with_blocks(dir.path(), &[(1, lines.clone())]);
     let mut log = EventLog::open(dir.path()).unwrap();
     assert_eq!(log.last_seq().unwrap(), 2);
     let outcomes = log
@@ -475,6 +462,59 @@ fn a_store_with_its_blocks_inside_sled_is_still_read_and_appended_to() {
     let report = log.verify().unwrap();
     assert!(report.is_ok(), "{report:?}");
     assert_eq!(report.blocks, 2);
+}
+
+/// A data directory whose sled holds `blocks` (first seq, lines) as written
+/// by hand, bypassing the log's checks.
+fn store_with_blocks(dir: &Path, blocks: &[(u64, Vec<ParsedLine>)]) {
+    let db = sled::open(dir.join(SLED_DIR)).unwrap();
+    let tree = db.open_tree(BLOCKS_TREE).unwrap();
+    for (first_seq, lines) in blocks {
+        let entries: Vec<penalty_store::block::NewEntry<'_>> = lines
+            .iter()
+            .map(|line| penalty_store::block::NewEntry {
+                line,
+                hash: penalty_store::block::content_hash(&line.canonical_json),
+            })
+            .collect();
+        let block = penalty_store::block::encode(*first_seq, Instant(7), &entries);
+        tree.insert(first_seq.to_be_bytes(), block).unwrap();
+    }
+    db.flush().unwrap();
+}
+
+#[test]
+fn a_log_repeating_an_event_id_or_a_payment_is_refused_at_the_first_append() {
+    // Ingest never writes these; a log that holds them is damaged, and the
+    // index built from it says where.
+    for (second, detail) in [
+        (
+            shipped_line(1, "O1", "T1"),
+            "sequence number 3 repeats the event id of 1",
+        ),
+        (
+            paid_line(9, "O1"),
+            "sequence number 3 pays again for the order paid at 1",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        store_with_blocks(
+            dir.path(),
+            &[
+                (
+                    1,
+                    vec![parsed(&paid_line(1, "O1")), parsed(&paid_line(2, "O2"))],
+                ),
+                (3, vec![parsed(&second)]),
+            ],
+        );
+        let mut log = EventLog::open(dir.path()).unwrap();
+        let refused = log
+            .append_batch(&[parsed(&paid_line(5, "O5"))], Instant(8))
+            .unwrap_err();
+        assert_eq!(refused.corrupt_seq(), Some(3), "{refused}");
+        assert!(refused.to_string().contains(detail), "{refused}");
+    }
 }
 
 #[test]
