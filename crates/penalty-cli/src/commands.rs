@@ -327,7 +327,29 @@ fn export_orders(db: &Path, policy: &Policy, args: ExportOrdersArgs) -> anyhow::
     };
     // Rows are written as they are computed, one shop at a time, so that an
     // export of millions of orders never holds them all.
-    let (mut out, path): (Box<dyn Write>, Option<&Path>) = match &args.output {
+    let write_rows = |out: &mut dyn Write| -> anyhow::Result<u64> {
+        let mut written: u64 = 0;
+        if args.format == ExportFormat::Csv {
+            out.write_all(render::orders_csv_header().as_bytes())?;
+        }
+        ledger.each_order_row(as_of, args.shop.as_deref(), |row| {
+            if !keep(&row) {
+                return Ok::<(), anyhow::Error>(());
+            }
+            written += 1;
+            match args.format {
+                ExportFormat::Jsonl => {
+                    serde_json::to_writer(&mut *out, &row)?;
+                    out.write_all(b"\n")?;
+                }
+                ExportFormat::Csv => out.write_all(render::order_csv_line(&row).as_bytes())?,
+            }
+            Ok(())
+        })?;
+        out.flush()?;
+        Ok(written)
+    };
+    match &args.output {
         Some(path) => {
             let file = File::create(path).with_context(|| {
                 format!(
@@ -335,49 +357,18 @@ fn export_orders(db: &Path, policy: &Policy, args: ExportOrdersArgs) -> anyhow::
                     path.display()
                 )
             })?;
-            (
-                Box::new(BufWriter::with_capacity(1 << 20, file)),
-                Some(path),
-            )
-        }
-        None => (
-            Box::new(BufWriter::with_capacity(1 << 16, std::io::stdout().lock())),
-            None,
-        ),
-    };
-    let mut written: u64 = 0;
-    let format = args.format;
-    if format == ExportFormat::Csv {
-        out.write_all(render::orders_csv_header().as_bytes())?;
-    }
-    let write_row = |row: penalty_core::OrderRow| -> anyhow::Result<()> {
-        if !keep(&row) {
-            return Ok(());
-        }
-        written += 1;
-        match format {
-            ExportFormat::Jsonl => {
-                serde_json::to_writer(&mut out, &row)?;
-                out.write_all(b"\n")?;
-            }
-            ExportFormat::Csv => out.write_all(render::order_csv_line(&row).as_bytes())?,
-        }
-        Ok(())
-    };
-    let streamed = ledger.each_order_row(as_of, args.shop.as_deref(), write_row);
-    let finished = streamed.and_then(|()| Ok(out.flush()?));
-    match path {
-        Some(path) => {
-            finished.with_context(|| format!("writing {}", path.display()))?;
-            // The BufWriter is flushed; the file itself is synced through a
-            // second handle, since the first is boxed behind `Write`.
-            drop(out);
-            File::open(path)
-                .and_then(|file| file.sync_all())
-                .with_context(|| format!("syncing {}", path.display()))?;
+            let mut out = BufWriter::with_capacity(1 << 20, file);
+            let written = write_rows(&mut out)
+                .and_then(|written| {
+                    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+                    Ok(written)
+                })
+                .with_context(|| format!("writing {}", path.display()))?;
             eprintln!("wrote {written} orders to {}", path.display());
         }
-        None => finished?,
+        None => {
+            write_rows(&mut BufWriter::with_capacity(1 << 16, io::stdout().lock()))?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
