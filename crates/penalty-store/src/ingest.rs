@@ -400,8 +400,7 @@ impl ReadLine {
 
     /// The validation's result, validating here if no parser did.
     fn take_parsed(&mut self) -> Result<ParsedLine, Reject> {
-        self.parse();
-        self.parsed.take().unwrap_or(Err(Reject::InvalidJson))
+        self.parsed.take().unwrap_or_else(|| parse_line(&self.raw))
     }
 }
 
