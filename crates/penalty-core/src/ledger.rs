@@ -137,6 +137,13 @@ enum Keep {
     All,
 }
 
+/// An order event's value as it arrives: a number, or a tracking number still
+/// to be named within its order (see [`Ledger::tracking`]).
+enum Value<'a> {
+    Number(i64),
+    Tracking(&'a str),
+}
+
 /// Charges of due deductions: `(order, judgment)` -> `(charged_fen, waived_fen)`.
 type Charges = HashMap<(u32, u8), (i64, i64)>;
 
@@ -434,29 +441,28 @@ impl Ledger {
             KindRef::Shipped {
                 order_id,
                 tracking_no,
-            } => (order_id, Kind::Shipped, Err(tracking_no)),
+            } => (order_id, Kind::Shipped, Value::Tracking(tracking_no)),
             KindRef::TrackingUploaded {
                 order_id,
                 tracking_no,
-            } => (order_id, Kind::Uploaded, Err(tracking_no)),
+            } => (order_id, Kind::Uploaded, Value::Tracking(tracking_no)),
             KindRef::TrackingRejected {
                 order_id,
                 tracking_no,
-            } => (order_id, Kind::Rejected, Err(tracking_no)),
+            } => (order_id, Kind::Rejected, Value::Tracking(tracking_no)),
             KindRef::Refunded {
                 order_id,
                 amount_fen,
-            } => (order_id, Kind::Refunded, Ok(amount_fen)),
-            KindRef::RefundFailed { order_id } => (order_id, Kind::RefundFailed, Ok(0)),
+            } => (order_id, Kind::Refunded, Value::Number(amount_fen)),
+            KindRef::RefundFailed { order_id } => (order_id, Kind::RefundFailed, Value::Number(0)),
             KindRef::JudgmentRevoked { order_id, judgment } => {
-                (order_id, Kind::Revoked, Ok(i64::from(judgment)))
+                (order_id, Kind::Revoked, Value::Number(i64::from(judgment)))
             }
         };
         let order = self.intern_order(order_id)?;
-        // `Err` carries a tracking number still to be named within the order.
         let value = match value {
-            Ok(value) => value,
-            Err(tracking_no) => self.tracking(order, tracking_no)?,
+            Value::Number(value) => value,
+            Value::Tracking(tracking_no) => self.tracking(order, tracking_no)?,
         };
         let new = OrderEvent {
             at,
@@ -564,18 +570,13 @@ impl Ledger {
     }
 
     /// R5: the charges of one shop's due settle days as of `as_of`, limited to
-    /// `days` when given.
-    fn charges(&self, shop: &ShopRec, as_of: Instant, days: Option<&[Day]>) -> Charges {
-        self.charges_of(shop, as_of, days, None)
-    }
-
-    /// [`Ledger::charges`]; with `only`, the charges of that order alone are
+    /// `days` when given. With `only`, the charges of that order alone are
     /// wanted: the walk of a day stops after its last entry, and once the
     /// day's cap is used up the entries before it are skipped without
     /// deriving their orders (they are charged nothing, whatever they are).
     /// In the largest shops a day holds hundreds of deductions, and an order
     /// report needs one or two of them.
-    fn charges_of(
+    fn charges(
         &self,
         shop: &ShopRec,
         as_of: Instant,
@@ -721,7 +722,7 @@ impl Ledger {
     fn tally(&self, index: u32, as_of: Instant, keep: Keep) -> ShopTally<'_> {
         let shop = &self.shops[index as usize];
         let policy = &self.policy;
-        let charges = self.charges(shop, as_of, None);
+        let charges = self.charges(shop, as_of, None, None);
         let window_start = as_of.plus_days(-policy.rating_window_days);
         let in_window = |t: Instant| t > window_start && t <= as_of;
         let mut tally = ShopTally {
@@ -940,7 +941,7 @@ impl Ledger {
             .take(self.policy.max_deductions_per_order.into())
             .map(|j| order::settle_day(&self.policy, j.judged_at))
             .collect();
-        let charges = self.charges_of(
+        let charges = self.charges(
             &self.shops[view.paid.shop as usize],
             as_of,
             Some(&days),
