@@ -362,26 +362,6 @@ impl Sink for Matcher<'_> {
     }
 }
 
-/// An integer's decimal digits (as `to_string` writes them), written into
-/// `buffer` without allocating.
-fn decimal(n: i64, buffer: &mut [u8; 24]) -> &str {
-    let mut at = buffer.len();
-    let mut rest = n.unsigned_abs();
-    loop {
-        at -= 1;
-        buffer[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    if n < 0 {
-        at -= 1;
-        buffer[at] = b'-';
-    }
-    std::str::from_utf8(&buffer[at..]).unwrap_or_default()
-}
-
 fn write_canonical_json(bytes: &[u8], out: &mut impl Sink) -> Option<()> {
     let f = fields(bytes)?;
     let type_name = match f.code {
@@ -398,10 +378,11 @@ fn write_canonical_json(bytes: &[u8], out: &mut impl Sink) -> Option<()> {
     let event_id: &str = uuid::Uuid::from_u128(f.event_id)
         .hyphenated()
         .encode_lower(&mut id_buffer);
-    let mut amount_buffer = [0u8; 24];
-    let amount = decimal(f.amount_fen, &mut amount_buffer);
-    let mut judgment_buffer = [0u8; 24];
-    let judgment = decimal(i64::from(f.judgment), &mut judgment_buffer);
+    // Integers as `to_string` writes them, without allocating.
+    let mut amount_buffer = itoa::Buffer::new();
+    let amount = amount_buffer.format(f.amount_fen);
+    let mut judgment_buffer = itoa::Buffer::new();
+    let judgment = judgment_buffer.format(f.judgment);
     // (key, value, quoted): keys in byte order, as serde_json's map sorts them.
     let mut pairs: [(&str, &str, bool); 12] = [("", "", false); 12];
     let mut count = 0;
@@ -463,14 +444,6 @@ fn write_canonical_json(bytes: &[u8], out: &mut impl Sink) -> Option<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn decimal_writes_what_to_string_writes() {
-        for n in [0, 1, 9, 10, 19900, -1, -10, i64::MAX, i64::MIN] {
-            let mut buffer = [0u8; 24];
-            assert_eq!(decimal(n, &mut buffer), n.to_string());
-        }
-    }
 
     #[test]
     fn regenerates_is_exact() {
