@@ -25,7 +25,7 @@
 //! deposit_topped_up:  text shop_id, i64 amount_fen
 //! ```
 
-use crate::event::{Event, EventKind, KindRef};
+use crate::event::{Event, KindRef};
 use crate::time::Instant;
 
 /// The texts of a line that the typed event does not keep.
@@ -48,99 +48,128 @@ fn long(out: &mut Vec<u8>, value: &str) -> Option<()> {
     Some(())
 }
 
-/// The compact form of a validated line, or `None` when it would not
-/// reproduce `canonical_json` exactly.
-pub(crate) fn encode(event: &Event, texts: &Texts<'_>, canonical: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(canonical.len() / 2);
-    let code: u8 = match &event.kind {
-        EventKind::Paid { .. } => 0,
-        EventKind::Shipped { .. } => 1,
-        EventKind::TrackingUploaded { .. } => 2,
-        EventKind::TrackingRejected { .. } => 3,
-        EventKind::Refunded { .. } => 4,
-        EventKind::RefundFailed { .. } => 5,
-        EventKind::JudgmentRevoked { .. } => 6,
-        EventKind::DepositToppedUp { .. } => 7,
+/// Appends the compact form of a validated line to `out`, where its
+/// canonical JSON already lies at `canonical`, and returns where the form
+/// lies; or `None` (with `out` as it was) when the form would not reproduce
+/// the canonical JSON exactly.
+pub(crate) fn encode_into(
+    event_id: u128,
+    at: Instant,
+    kind: &KindRef<'_>,
+    texts: &Texts<'_>,
+    canonical: std::ops::Range<usize>,
+    out: &mut Vec<u8>,
+) -> Option<std::ops::Range<usize>> {
+    let start = out.len();
+    let written = write_form(event_id, at, kind, texts, out);
+    let (before, form) = out.split_at(start);
+    if written.is_some()
+        && before
+            .get(canonical)
+            .is_some_and(|json| regenerates(form, json))
+    {
+        return Some(start..out.len());
+    }
+    out.truncate(start);
+    None
+}
+
+fn write_form(
+    event_id: u128,
+    at: Instant,
+    kind: &KindRef<'_>,
+    texts: &Texts<'_>,
+    out: &mut Vec<u8>,
+) -> Option<()> {
+    let code: u8 = match kind {
+        KindRef::Paid { .. } => 0,
+        KindRef::Shipped { .. } => 1,
+        KindRef::TrackingUploaded { .. } => 2,
+        KindRef::TrackingRejected { .. } => 3,
+        KindRef::Refunded { .. } => 4,
+        KindRef::RefundFailed { .. } => 5,
+        KindRef::JudgmentRevoked { .. } => 6,
+        KindRef::DepositToppedUp { .. } => 7,
     };
     out.push(code);
-    out.extend_from_slice(&event.event_id.to_be_bytes());
-    out.extend_from_slice(&event.at.0.to_be_bytes());
-    text(&mut out, texts.at)?;
-    match &event.kind {
-        EventKind::Paid {
+    out.extend_from_slice(&event_id.to_be_bytes());
+    out.extend_from_slice(&at.0.to_be_bytes());
+    text(out, texts.at)?;
+    match *kind {
+        KindRef::Paid {
             order_id,
             shop_id,
             product_id,
             amount_fen,
             ship_by,
         } => {
-            text(&mut out, order_id)?;
-            text(&mut out, shop_id)?;
-            text(&mut out, product_id)?;
+            text(out, order_id)?;
+            text(out, shop_id)?;
+            text(out, product_id)?;
             out.extend_from_slice(&amount_fen.to_be_bytes());
             match (ship_by, texts.ship_by) {
                 (Some(instant), Some(written)) => {
                     out.push(1);
                     out.extend_from_slice(&instant.0.to_be_bytes());
-                    text(&mut out, written)?;
+                    text(out, written)?;
                 }
                 (None, None) => out.push(0),
                 _ => return None,
             }
         }
-        EventKind::Shipped {
+        KindRef::Shipped {
             order_id,
             tracking_no,
         }
-        | EventKind::TrackingUploaded {
+        | KindRef::TrackingUploaded {
             order_id,
             tracking_no,
         } => {
-            text(&mut out, order_id)?;
-            text(&mut out, tracking_no)?;
+            text(out, order_id)?;
+            text(out, tracking_no)?;
             match texts.carrier {
                 Some(carrier) => {
                     out.push(1);
-                    long(&mut out, carrier)?;
+                    long(out, carrier)?;
                 }
                 None => out.push(0),
             }
         }
-        EventKind::TrackingRejected {
+        KindRef::TrackingRejected {
             order_id,
             tracking_no,
         } => {
-            text(&mut out, order_id)?;
-            text(&mut out, tracking_no)?;
+            text(out, order_id)?;
+            text(out, tracking_no)?;
         }
-        EventKind::Refunded {
+        KindRef::Refunded {
             order_id,
             amount_fen,
         } => {
-            text(&mut out, order_id)?;
+            text(out, order_id)?;
             out.extend_from_slice(&amount_fen.to_be_bytes());
         }
-        EventKind::RefundFailed { order_id } => text(&mut out, order_id)?,
-        EventKind::JudgmentRevoked { order_id, judgment } => {
-            text(&mut out, order_id)?;
-            out.push(*judgment);
+        KindRef::RefundFailed { order_id } => text(out, order_id)?,
+        KindRef::JudgmentRevoked { order_id, judgment } => {
+            text(out, order_id)?;
+            out.push(judgment);
             match texts.reason {
                 Some(reason) => {
                     out.push(1);
-                    long(&mut out, reason)?;
+                    long(out, reason)?;
                 }
                 None => out.push(0),
             }
         }
-        EventKind::DepositToppedUp {
+        KindRef::DepositToppedUp {
             shop_id,
             amount_fen,
         } => {
-            text(&mut out, shop_id)?;
+            text(out, shop_id)?;
             out.extend_from_slice(&amount_fen.to_be_bytes());
         }
     }
-    regenerates(&out, canonical).then_some(out)
+    Some(())
 }
 
 /// A reader over a compact form; every method fails softly on short input.

@@ -390,6 +390,180 @@ pub struct ParsedLine {
     pub compact: Option<Vec<u8>>,
 }
 
+impl ParsedLine {
+    /// The line as a [`ParsedRef`].
+    pub fn as_parsed(&self) -> ParsedRef<'_> {
+        ParsedRef {
+            event_id: self.event.event_id,
+            canonical_json: &self.canonical_json,
+            compact: self.compact.as_deref(),
+            paid_order_id: self.event.paid_order_id().map(str::as_bytes),
+        }
+    }
+}
+
+/// A validated line as the log needs it, borrowed from a [`ParsedLine`] or
+/// from [`ParsedLines`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParsedRef<'a> {
+    /// The idempotency key.
+    pub event_id: u128,
+    /// The canonical JSON (see [`ParsedLine::canonical_json`]).
+    pub canonical_json: &'a [u8],
+    /// The compact form, when the line has one.
+    pub compact: Option<&'a [u8]>,
+    /// For a `paid` event, the order it pays for.
+    pub paid_order_id: Option<&'a [u8]>,
+}
+
+impl ParsedRef<'_> {
+    /// The typed event, rebuilt from the compact form or the canonical JSON.
+    /// Ingest keeps only these forms (building every event's owned strings
+    /// was a third of its work); a caller that folds the events builds them
+    /// here.
+    pub fn event(&self) -> Result<Event, Reject> {
+        if let Some((event_id, at, kind)) = self.compact.and_then(crate::compact::decode_ref) {
+            return Ok(Event {
+                event_id,
+                at,
+                kind: kind.to_kind(),
+            });
+        }
+        parse_stored(self.canonical_json)
+    }
+}
+
+/// What [`ParsedRef`]s are taken from.
+pub trait AsParsed {
+    /// The line as a [`ParsedRef`].
+    fn as_parsed(&self) -> ParsedRef<'_>;
+}
+
+impl AsParsed for ParsedLine {
+    fn as_parsed(&self) -> ParsedRef<'_> {
+        ParsedLine::as_parsed(self)
+    }
+}
+
+impl AsParsed for ParsedRef<'_> {
+    fn as_parsed(&self) -> ParsedRef<'_> {
+        *self
+    }
+}
+
+/// Many validated lines in one buffer: what ingest's parser threads fill.
+///
+/// Why: a [`ParsedLine`] holds five or six allocations (the event's strings,
+/// the canonical JSON, the compact form), each freed on another thread than
+/// the one that made it; at a million lines a second that was over a third
+/// of ingest's CPU. Here a chunk of lines costs a few growing buffers.
+#[derive(Debug, Default)]
+pub struct ParsedLines {
+    bytes: Vec<u8>,
+    lines: Vec<Slot>,
+}
+
+/// Where one line's parts lie in [`ParsedLines::bytes`].
+#[derive(Clone, Debug)]
+struct Slot {
+    event_id: u128,
+    canonical: std::ops::Range<usize>,
+    compact: Option<std::ops::Range<usize>>,
+    paid_order_id: Option<std::ops::Range<usize>>,
+}
+
+impl ParsedLines {
+    /// Room for `lines` lines of about `bytes` bytes in all.
+    pub fn with_capacity(lines: usize, bytes: usize) -> ParsedLines {
+        ParsedLines {
+            // The canonical JSON is about the line's size, the compact form
+            // about half of it.
+            bytes: Vec::with_capacity(bytes + bytes / 2),
+            lines: Vec::with_capacity(lines),
+        }
+    }
+
+    /// Validates `line` as [`parse_line`] does; when valid, keeps it and
+    /// returns its position.
+    pub fn push(&mut self, line: &[u8]) -> Result<usize, Reject> {
+        if line.len() > MAX_LINE_BYTES {
+            return Err(Reject::LineTooLong);
+        }
+        let start = self.bytes.len();
+        let slot = match fast::parse_into(line, &mut self.bytes) {
+            Some(parsed) => {
+                let compact = crate::compact::encode_into(
+                    parsed.event_id,
+                    parsed.at,
+                    &parsed.kind,
+                    &parsed.texts,
+                    parsed.canonical.clone(),
+                    &mut self.bytes,
+                );
+                let paid_order_id = match parsed.kind {
+                    KindRef::Paid { order_id, .. } => Some(self.keep(order_id.as_bytes())),
+                    _ => None,
+                };
+                Slot {
+                    event_id: parsed.event_id,
+                    canonical: parsed.canonical,
+                    compact,
+                    paid_order_id,
+                }
+            }
+            None => {
+                self.bytes.truncate(start);
+                let parsed = parse_line_slow(line)?;
+                let canonical = self.keep(&parsed.canonical_json);
+                Slot {
+                    event_id: parsed.event.event_id,
+                    canonical,
+                    compact: None,
+                    paid_order_id: parsed
+                        .event
+                        .paid_order_id()
+                        .map(|order_id| self.keep(order_id.as_bytes())),
+                }
+            }
+        };
+        self.lines.push(slot);
+        Ok(self.lines.len() - 1)
+    }
+
+    fn keep(&mut self, bytes: &[u8]) -> std::ops::Range<usize> {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(bytes);
+        start..self.bytes.len()
+    }
+
+    /// The line at `position`, as returned by [`ParsedLines::push`].
+    pub fn get(&self, position: usize) -> Option<ParsedRef<'_>> {
+        let slot = self.lines.get(position)?;
+        let bytes = |range: &std::ops::Range<usize>| self.bytes.get(range.clone());
+        Some(ParsedRef {
+            event_id: slot.event_id,
+            canonical_json: bytes(&slot.canonical)?,
+            compact: slot.compact.as_ref().and_then(bytes),
+            paid_order_id: slot.paid_order_id.as_ref().and_then(bytes),
+        })
+    }
+
+    /// Lines kept.
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// Whether no line is kept.
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// Bytes held in the shared buffer.
+    pub fn bytes_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
 /// Parses and validates one line (without its line ending).
 pub fn parse_line(line: &[u8]) -> Result<ParsedLine, Reject> {
     if line.len() > MAX_LINE_BYTES {
@@ -601,9 +775,7 @@ fn optional_string(object: &Map<String, Value>, field: &'static str) -> Result<(
 /// `the_scanner_accepts_only_what_the_reference_accepts_alike` tests hold
 /// them to that.
 mod fast {
-    use super::{
-        parse_event_id, Event, EventKind, ParsedLine, MAX_ID_BYTES, MAX_REVOCABLE_JUDGMENT,
-    };
+    use super::{parse_event_id, Event, KindRef, ParsedLine, MAX_ID_BYTES, MAX_REVOCABLE_JUDGMENT};
     use crate::time::Instant;
 
     /// The raw JSON text of each known field (a string with its quotes, or
@@ -731,10 +903,8 @@ mod fast {
         (!inner.contains('\\')).then_some(inner)
     }
 
-    fn id(raw: Option<&str>) -> Option<String> {
-        text(raw)
-            .filter(|s| !s.is_empty() && s.len() <= MAX_ID_BYTES)
-            .map(str::to_string)
+    fn id(raw: Option<&str>) -> Option<&str> {
+        text(raw).filter(|s| !s.is_empty() && s.len() <= MAX_ID_BYTES)
     }
 
     /// A positive integer written as plain digits (as serde_json writes it).
@@ -746,7 +916,45 @@ mod fast {
         raw.parse::<i64>().ok()
     }
 
+    /// A line read by [`parse_into`]: the event with text borrowed from the
+    /// line, the texts the compact form keeps, and where its canonical JSON
+    /// was written.
+    pub(super) struct Borrowed<'a> {
+        pub event_id: u128,
+        pub at: Instant,
+        pub kind: KindRef<'a>,
+        pub texts: crate::compact::Texts<'a>,
+        pub canonical: std::ops::Range<usize>,
+    }
+
+    /// The owned form of [`parse_into`], for callers that keep one line.
     pub(super) fn parse(line: &[u8]) -> Option<ParsedLine> {
+        let mut bytes = Vec::with_capacity(line.len() * 2);
+        let parsed = parse_into(line, &mut bytes)?;
+        let compact = crate::compact::encode_into(
+            parsed.event_id,
+            parsed.at,
+            &parsed.kind,
+            &parsed.texts,
+            parsed.canonical.clone(),
+            &mut bytes,
+        );
+        Some(ParsedLine {
+            event: Event {
+                event_id: parsed.event_id,
+                at: parsed.at,
+                kind: parsed.kind.to_kind(),
+            },
+            canonical_json: bytes[parsed.canonical].to_vec(),
+            compact: compact.map(|range| bytes[range].to_vec()),
+        })
+    }
+
+    /// Reads the usual line and appends its canonical JSON to `out`,
+    /// allocating nothing else: ingest parses millions of lines into a few
+    /// shared buffers. On `None`, `out` may hold part of a canonical form,
+    /// which the caller drops.
+    pub(super) fn parse_into<'a>(line: &'a [u8], out: &mut Vec<u8>) -> Option<Borrowed<'a>> {
         let f = scan(std::str::from_utf8(line).ok()?)?;
         let event_id = parse_event_id(text(f.event_id)?)?;
         let at = Instant::parse_rfc3339(text(f.at)?)?;
@@ -754,8 +962,7 @@ mod fast {
         // Which optional keys the type uses; a known key on another type is
         // ignored by the rules but must be kept verbatim, which the
         // reference path does.
-        let present = |raw: &Option<&str>| raw.is_some();
-        let (kind, allowed): (EventKind, [bool; 9]) = match type_name {
+        let (kind, allowed): (KindRef<'a>, [bool; 9]) = match type_name {
             "paid" => {
                 let ship_by = match f.ship_by {
                     Some(raw) => Some(Instant::parse_rfc3339(text(Some(raw))?)?),
@@ -765,7 +972,7 @@ mod fast {
                     return None;
                 }
                 (
-                    EventKind::Paid {
+                    KindRef::Paid {
                         order_id: id(f.order_id)?,
                         shop_id: id(f.shop_id)?,
                         product_id: id(f.product_id)?,
@@ -783,12 +990,12 @@ mod fast {
                 let order_id = id(f.order_id)?;
                 let tracking_no = id(f.tracking_no)?;
                 let kind = if type_name == "shipped" {
-                    EventKind::Shipped {
+                    KindRef::Shipped {
                         order_id,
                         tracking_no,
                     }
                 } else {
-                    EventKind::TrackingUploaded {
+                    KindRef::TrackingUploaded {
                         order_id,
                         tracking_no,
                     }
@@ -799,21 +1006,21 @@ mod fast {
                 )
             }
             "tracking_rejected" => (
-                EventKind::TrackingRejected {
+                KindRef::TrackingRejected {
                     order_id: id(f.order_id)?,
                     tracking_no: id(f.tracking_no)?,
                 },
                 [false, false, false, true, false, false, false, false, true],
             ),
             "refunded" => (
-                EventKind::Refunded {
+                KindRef::Refunded {
                     order_id: id(f.order_id)?,
                     amount_fen: positive(f.amount_fen)?,
                 },
                 [true, false, false, true, false, false, false, false, false],
             ),
             "refund_failed" => (
-                EventKind::RefundFailed {
+                KindRef::RefundFailed {
                     order_id: id(f.order_id)?,
                 },
                 [false, false, false, true, false, false, false, false, false],
@@ -825,7 +1032,7 @@ mod fast {
                 let judgment =
                     positive(f.judgment).filter(|n| *n <= i64::from(MAX_REVOCABLE_JUDGMENT))?;
                 (
-                    EventKind::JudgmentRevoked {
+                    KindRef::JudgmentRevoked {
                         order_id: id(f.order_id)?,
                         judgment: judgment as u8,
                     },
@@ -833,7 +1040,7 @@ mod fast {
                 )
             }
             "deposit_topped_up" => (
-                EventKind::DepositToppedUp {
+                KindRef::DepositToppedUp {
                     shop_id: id(f.shop_id)?,
                     amount_fen: positive(f.amount_fen)?,
                 },
@@ -856,34 +1063,34 @@ mod fast {
             ("tracking_no", f.tracking_no, allowed[8]),
             ("type", f.type_, true),
         ];
-        let mut canonical = Vec::with_capacity(line.len());
-        canonical.push(b'{');
+        let start = out.len();
+        out.reserve(line.len());
+        out.push(b'{');
         for (key, raw, allowed) in keyed {
             let Some(raw) = raw else { continue };
-            if !allowed || !present(&Some(raw)) {
+            if !allowed {
                 return None;
             }
-            if canonical.len() > 1 {
-                canonical.push(b',');
+            if out.len() > start + 1 {
+                out.push(b',');
             }
-            canonical.push(b'"');
-            canonical.extend_from_slice(key.as_bytes());
-            canonical.extend_from_slice(b"\":");
-            canonical.extend_from_slice(raw.as_bytes());
+            out.push(b'"');
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(b"\":");
+            out.extend_from_slice(raw.as_bytes());
         }
-        canonical.push(b'}');
-        let event = Event { event_id, at, kind };
-        let texts = crate::compact::Texts {
-            at: text(f.at)?,
-            ship_by: text(f.ship_by),
-            carrier: text(f.carrier),
-            reason: text(f.reason),
-        };
-        let compact = crate::compact::encode(&event, &texts, &canonical);
-        Some(ParsedLine {
-            event,
-            canonical_json: canonical,
-            compact,
+        out.push(b'}');
+        Some(Borrowed {
+            event_id,
+            at,
+            kind,
+            texts: crate::compact::Texts {
+                at: text(f.at)?,
+                ship_by: text(f.ship_by),
+                carrier: text(f.carrier),
+                reason: text(f.reason),
+            },
+            canonical: start..out.len(),
         })
     }
 }
@@ -1157,6 +1364,68 @@ mod tests {
     /// event and canonical JSON.
     #[test]
     fn the_scanner_accepts_only_what_the_reference_accepts_alike() {
+        let (bases, variants) = line_variants();
+        let (mut accepted, mut spaced_accepted) = (0, 0);
+        for variant in &variants {
+            let Some(fast) = fast::parse(variant) else {
+                continue;
+            };
+            accepted += 1;
+            if variant.contains(&b'\t') {
+                spaced_accepted += 1;
+            }
+            let text = String::from_utf8_lossy(variant);
+            let mut reference = parse_line_slow(variant).unwrap_or_else(|reject| {
+                panic!("fast accepted, reference rejects ({reject}): {text}")
+            });
+            reference.compact = fast.compact.clone();
+            assert_eq!(fast, reference, "{text}");
+        }
+        // Most bases are valid, and each gives three spaced variants.
+        assert!(
+            accepted > bases.len() * 2,
+            "the scanner takes the ordinary variants: {accepted} of {} bases",
+            bases.len()
+        );
+        assert!(
+            spaced_accepted * 2 > bases.len(),
+            "and those with whitespace: {spaced_accepted} of {} bases",
+            bases.len()
+        );
+    }
+
+    /// Ingest's parser threads put a chunk of lines into one shared buffer,
+    /// where a line the fast path gives up on midway leaves bytes behind:
+    /// each line must still read exactly as it does alone.
+    #[test]
+    fn lines_sharing_one_buffer_read_as_each_line_alone() {
+        let (_, variants) = line_variants();
+        let mut shared = ParsedLines::default();
+        let mut positions = Vec::new();
+        for variant in &variants {
+            positions.push(shared.push(variant));
+        }
+        let mut valid = 0;
+        for (variant, position) in variants.iter().zip(positions) {
+            let text = String::from_utf8_lossy(variant);
+            match (parse_line(variant), position) {
+                (Ok(alone), Ok(position)) => {
+                    valid += 1;
+                    let kept = shared.get(position).expect("a kept line");
+                    assert_eq!(kept, alone.as_parsed(), "{text}");
+                    assert_eq!(kept.event(), Ok(alone.event), "{text}");
+                }
+                (Err(alone), Err(shared)) => assert_eq!(alone, shared, "{text}"),
+                (alone, shared) => panic!("alone {alone:?}, shared {shared:?}: {text}"),
+            }
+        }
+        assert_eq!(shared.len(), valid);
+        assert!(valid > 100, "enough valid lines to mean something: {valid}");
+    }
+
+    /// The scenario lines, and variants of each: whitespace, truncations,
+    /// changed bytes, values of other forms, unknown and repeated keys.
+    fn line_variants() -> (Vec<String>, Vec<Vec<u8>>) {
         let scenarios =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/scenarios");
         let mut bases: Vec<String> = Vec::new();
@@ -1243,33 +1512,7 @@ mod tests {
             variants.push(base.replacen('{', "{\"at\":\"x\",", 1).into_bytes());
             variants.push(base.replacen("\"type\"", "\"Type\"", 1).into_bytes());
         }
-        let (mut accepted, mut spaced_accepted) = (0, 0);
-        for variant in &variants {
-            let Some(fast) = fast::parse(variant) else {
-                continue;
-            };
-            accepted += 1;
-            if variant.contains(&b'\t') {
-                spaced_accepted += 1;
-            }
-            let text = String::from_utf8_lossy(variant);
-            let mut reference = parse_line_slow(variant).unwrap_or_else(|reject| {
-                panic!("fast accepted, reference rejects ({reject}): {text}")
-            });
-            reference.compact = fast.compact.clone();
-            assert_eq!(fast, reference, "{text}");
-        }
-        // Most bases are valid, and each gives three spaced variants.
-        assert!(
-            accepted > bases.len() * 2,
-            "the scanner takes the ordinary variants: {accepted} of {} bases",
-            bases.len()
-        );
-        assert!(
-            spaced_accepted * 2 > bases.len(),
-            "and those with whitespace: {spaced_accepted} of {} bases",
-            bases.len()
-        );
+        (bases, variants)
     }
 
     #[test]

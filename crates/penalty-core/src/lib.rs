@@ -20,7 +20,9 @@ pub mod policy;
 pub mod report;
 pub mod time;
 
-pub use event::{parse_line, Event, EventKind, KindRef, ParsedLine, Reject};
+pub use event::{
+    parse_line, AsParsed, Event, EventKind, KindRef, ParsedLine, ParsedLines, ParsedRef, Reject,
+};
 pub use ledger::{ApplyError, Ledger, QueryError};
 pub use policy::Policy;
 pub use report::*;

@@ -456,7 +456,17 @@ impl IngestSink for ServerSink<'_> {
             .map_err(|_| StoreError::Sink("the projection lock is poisoned".into()))?;
         let view = &mut *view;
         for appended in events {
-            let event = &appended.line.event;
+            // The line was validated on the way in, so its forms give the
+            // event back; an error here would mean a damaged buffer.
+            let event = &appended.line.event().map_err(|reason| {
+                StoreError::Sink(
+                    format!(
+                        "event {} could not be rebuilt from its stored form: {reason}",
+                        appended.seq
+                    )
+                    .into(),
+                )
+            })?;
             view.projection
                 .apply(appended.seq, appended.recorded_at, event)?;
             if let Some(order_id) = event.order_id() {

@@ -45,7 +45,7 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use penalty_core::event::ParsedLine;
+use penalty_core::event::ParsedRef;
 use penalty_core::time::Instant;
 
 use crate::StoreError;
@@ -180,8 +180,8 @@ pub fn content_hash(bytes: &[u8]) -> u64 {
 
 /// One event to be written, borrowed from the caller.
 pub struct NewEntry<'a> {
-    /// The parsed line; its canonical JSON is what is stored.
-    pub line: &'a ParsedLine,
+    /// The parsed line; its compact form or canonical JSON is what is stored.
+    pub line: ParsedRef<'a>,
     /// Its content hash, already computed for the index.
     pub hash: u64,
 }
@@ -193,7 +193,7 @@ pub fn encode(first_seq: u64, recorded_at: Instant, entries: &[NewEntry<'_>]) ->
     let count = u32::try_from(entries.len()).expect("a batch fits in u32");
     let body: usize = entries
         .iter()
-        .map(|e| 30 + e.line.event.paid_order_id().map_or(0, str::len) + payload(e.line).0.len())
+        .map(|e| 30 + e.line.paid_order_id.map_or(0, <[u8]>::len) + payload(&e.line).0.len())
         .sum();
     let mut out = Vec::with_capacity(HEADER_BYTES + body);
     out.extend_from_slice(MAGIC);
@@ -204,9 +204,9 @@ pub fn encode(first_seq: u64, recorded_at: Instant, entries: &[NewEntry<'_>]) ->
     out.extend_from_slice(&count.to_be_bytes());
     out.extend_from_slice(&recorded_at.0.to_be_bytes());
     for entry in entries {
-        let paid = entry.line.event.paid_order_id().unwrap_or("").as_bytes();
-        let (json, flag) = payload(entry.line);
-        out.extend_from_slice(&entry.line.event.event_id.to_be_bytes());
+        let paid = entry.line.paid_order_id.unwrap_or_default();
+        let (json, flag) = payload(&entry.line);
+        out.extend_from_slice(&entry.line.event_id.to_be_bytes());
         out.extend_from_slice(&entry.hash.to_be_bytes());
         out.extend_from_slice(
             &u16::try_from(paid.len())
@@ -229,10 +229,10 @@ pub fn encode(first_seq: u64, recorded_at: Instant, entries: &[NewEntry<'_>]) ->
 
 /// What an entry stores: the compact form when the line has one, else its
 /// canonical JSON; and the flag saying which.
-fn payload(line: &ParsedLine) -> (&[u8], u32) {
-    match &line.compact {
+fn payload<'a>(line: &ParsedRef<'a>) -> (&'a [u8], u32) {
+    match line.compact {
         Some(compact) => (compact, COMPACT_BIT),
-        None => (&line.canonical_json, 0),
+        None => (line.canonical_json, 0),
     }
 }
 
@@ -468,7 +468,7 @@ fn be_u64(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use penalty_core::event::parse_line;
+    use penalty_core::event::{parse_line, ParsedLine};
 
     fn lines() -> Vec<ParsedLine> {
         [
@@ -485,7 +485,7 @@ mod tests {
         let entries: Vec<NewEntry<'_>> = lines
             .iter()
             .map(|line| NewEntry {
-                line,
+                line: line.as_parsed(),
                 hash: content_hash(&line.canonical_json),
             })
             .collect();

@@ -19,15 +19,17 @@
 //! (EVENTS.md), and [`IngestCounts`] asserts that they add up.
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::time::Duration;
 
-use penalty_core::event::{parse_line, ParsedLine, Reject, MAX_LINE_BYTES};
+use penalty_core::event::{ParsedLines, ParsedRef, Reject, MAX_LINE_BYTES};
 use penalty_core::time::Instant;
 use serde::Serialize;
 
@@ -115,8 +117,8 @@ pub struct AppendedEvent<'a> {
     pub seq: u64,
     /// When its block was recorded.
     pub recorded_at: Instant,
-    /// The event and its canonical JSON.
-    pub line: &'a ParsedLine,
+    /// The event's forms; [`ParsedRef::event`] gives the typed event.
+    pub line: ParsedRef<'a>,
 }
 
 /// Where [`ingest`] reports, batch by batch. For each committed block it calls
@@ -201,7 +203,7 @@ pub fn ingest(
     while finished.is_none() {
         if options.stop.load(Ordering::Relaxed) {
             tracing::info!(
-                lines = counts.read + batch.lines.len() as u64,
+                lines = counts.read + batch.lines as u64,
                 "ingest stopped on request"
             );
             break;
@@ -217,21 +219,27 @@ pub fn ingest(
         }
         match received {
             Ok(Message::Lines {
-                lines,
+                chunk,
                 bytes_read: total,
             }) => {
                 bytes_read = total;
-                for line in lines {
-                    if batch.lines.is_empty() {
+                batch.add(chunk);
+                loop {
+                    if batch.lines == 0 {
                         deadline = Some(std::time::Instant::now() + options.max_latency);
                     }
-                    batch.push(line);
-                    if batch.lines.len() >= options.max_batch_events
+                    if !batch.take_next() {
+                        break;
+                    }
+                    if batch.lines >= options.max_batch_events
                         || batch.bytes >= options.max_batch_bytes
                     {
                         commit(log, &mut batch, sink, &mut counts, bytes_read)?;
                         deadline = None;
                     }
+                }
+                if batch.lines == 0 {
+                    deadline = None;
                 }
             }
             Ok(Message::End(result)) => finished = Some(result),
@@ -287,24 +295,29 @@ fn commit(
     counts: &mut IngestCounts,
     bytes_read: u64,
 ) -> Result<(), StoreError> {
-    if batch.lines.is_empty() {
+    if batch.lines == 0 {
         return Ok(());
     }
     let recorded_at = crate::lock::now();
-    let outcomes = log.append_batch(&batch.valid, recorded_at)?;
-    assert_eq!(outcomes.len(), batch.valid.len(), "one outcome per item");
-    let mut appended = Vec::with_capacity(batch.valid.len());
-    for line in &batch.lines {
+    let valid: Vec<ParsedRef<'_>> = batch
+        .taken()
+        .filter_map(|(_, parsed)| parsed.ok())
+        .collect();
+    let outcomes = log.append_batch(&valid, recorded_at)?;
+    assert_eq!(outcomes.len(), valid.len(), "one outcome per item");
+    let mut appended = Vec::with_capacity(valid.len());
+    let mut outcomes = outcomes.into_iter();
+    for ((line, raw), parsed) in batch.taken() {
         counts.read += 1;
-        let reject = match line.status {
-            LineStatus::Invalid(reason) => Some(reason),
-            LineStatus::Valid(position) => match outcomes[position] {
+        let reject = match parsed {
+            Err(reason) => Some(reason),
+            Ok(parsed) => match outcomes.next().expect("one outcome per valid line") {
                 AppendOutcome::Appended { seq } => {
                     counts.appended += 1;
                     appended.push(AppendedEvent {
                         seq,
                         recorded_at,
-                        line: &batch.valid[position],
+                        line: parsed,
                     });
                     None
                 }
@@ -317,90 +330,170 @@ fn commit(
         };
         if let Some(reason) = reject {
             counts.rejected += 1;
-            sink.rejected(line.line_no, &reason, &line.raw, line.raw_bytes)?;
+            sink.rejected(line.line_no, &reason, raw, line.raw_bytes)?;
         }
     }
     counts.assert_consistent();
     sink.sync()?;
     sink.appended(&appended)?;
     sink.progress(counts, bytes_read);
+    drop(appended);
     batch.clear();
     Ok(())
 }
 
-/// The lines read since the last commit.
+/// The lines read since the last commit: a run of lines over the chunks it
+/// holds. Every chunk's lines are taken in full except perhaps the last
+/// one's, whose rest goes to the next batch.
 #[derive(Default)]
 struct Batch {
-    /// The valid lines, in order: what `append_batch` takes.
-    valid: Vec<ParsedLine>,
-    /// Every line, in order.
-    lines: Vec<BatchLine>,
-    /// Bytes held, to bound the batch's memory.
+    chunks: VecDeque<Chunk>,
+    /// Lines of the first chunk that an earlier batch took.
+    skip: usize,
+    /// Lines of the last chunk taken so far.
+    taken_in_last: usize,
+    /// Lines taken.
+    lines: usize,
+    /// Bytes taken (the lines and their canonical JSON), to bound a batch.
     bytes: usize,
 }
 
-struct BatchLine {
-    line_no: u64,
-    raw: Vec<u8>,
-    raw_bytes: u64,
-    status: LineStatus,
-}
-
-enum LineStatus {
-    /// Valid; its position in `Batch::valid`.
-    Valid(usize),
-    /// Rejected by validation.
-    Invalid(Reject),
-}
-
 impl Batch {
-    fn push(&mut self, mut line: ReadLine) {
-        self.bytes += line.raw.len();
-        let status = match line.take_parsed() {
-            Ok(parsed) => {
-                self.bytes += parsed.canonical_json.len();
-                self.valid.push(parsed);
-                LineStatus::Valid(self.valid.len() - 1)
-            }
-            Err(reason) => LineStatus::Invalid(reason),
-        };
-        self.lines.push(BatchLine {
-            line_no: line.line_no,
-            raw: line.raw,
-            raw_bytes: line.raw_bytes,
-            status,
-        });
+    /// Adds a chunk whose lines are then taken one by one.
+    fn add(&mut self, mut chunk: Chunk) {
+        assert!(
+            self.chunks
+                .back()
+                .is_none_or(|last| self.taken_in_last == last.lines.len()),
+            "a chunk's lines are all taken before the next chunk"
+        );
+        // Parser threads validate every chunk; this only runs if none did.
+        chunk.parse();
+        self.chunks.push_back(chunk);
+        self.taken_in_last = 0;
+        if self.chunks.len() == 1 {
+            self.skip = 0;
+        }
     }
 
+    /// Takes the next line of the last chunk into the batch; false when all
+    /// are taken.
+    fn take_next(&mut self) -> bool {
+        let Some(last) = self.chunks.back() else {
+            return false;
+        };
+        let Some(line) = last.lines.get(self.taken_in_last) else {
+            return false;
+        };
+        self.bytes += line.raw.len();
+        if let Some(Ok(parsed)) = last.status.get(self.taken_in_last) {
+            self.bytes += last
+                .parsed
+                .get(*parsed)
+                .map_or(0, |p| p.canonical_json.len());
+        }
+        self.taken_in_last += 1;
+        self.lines += 1;
+        true
+    }
+
+    /// The lines taken, in order: each with its raw bytes, and the parsed
+    /// line or why it was rejected.
+    fn taken(
+        &self,
+    ) -> impl Iterator<Item = ((&LineInfo, &[u8]), Result<ParsedRef<'_>, Reject>)> + '_ {
+        let last = self.chunks.len().saturating_sub(1);
+        self.chunks
+            .iter()
+            .enumerate()
+            .flat_map(move |(number, chunk)| {
+                let from = if number == 0 { self.skip } else { 0 };
+                let to = if number == last {
+                    self.taken_in_last
+                } else {
+                    chunk.lines.len()
+                };
+                (from..to).map(move |position| chunk.line(position))
+            })
+    }
+
+    /// Forgets the lines taken, keeping the untaken rest of the last chunk.
     fn clear(&mut self) {
-        self.valid.clear();
-        self.lines.clear();
+        let untaken = self
+            .chunks
+            .back()
+            .is_some_and(|last| self.taken_in_last < last.lines.len());
+        let keep = if untaken {
+            self.chunks.pop_back()
+        } else {
+            None
+        };
+        self.chunks.clear();
+        self.skip = 0;
+        if let Some(last) = keep {
+            self.skip = self.taken_in_last;
+            self.chunks.push_back(last);
+        } else {
+            self.taken_in_last = 0;
+        }
+        self.lines = 0;
         self.bytes = 0;
     }
 }
 
-/// One line, split by the reader thread and validated by a parser thread.
-struct ReadLine {
-    line_no: u64,
-    /// `None` until a parser thread has validated the line.
-    parsed: Option<Result<ParsedLine, Reject>>,
-    /// The line as received, or a prefix of a too-long line.
+/// Lines as the reader splits them, in one buffer, and once a parser thread
+/// has validated them, their parsed forms in another: a chunk costs a few
+/// allocations instead of several per line.
+#[derive(Debug, Default)]
+struct Chunk {
+    /// The lines as received, back to back.
     raw: Vec<u8>,
+    lines: Vec<LineInfo>,
+    parsed: ParsedLines,
+    /// Per line once validated: its position in `parsed`, or why it was
+    /// rejected. Empty until then.
+    status: Vec<Result<usize, Reject>>,
+}
+
+/// One line of a [`Chunk`].
+#[derive(Clone, Debug)]
+struct LineInfo {
+    line_no: u64,
+    /// Where the line lies in `Chunk::raw`: the line as received, or a
+    /// prefix of a too-long line.
+    raw: Range<usize>,
     /// The full length of the line.
     raw_bytes: u64,
 }
 
-impl ReadLine {
-    /// Validates the line, once.
+impl Chunk {
+    /// Validates the lines, once.
     fn parse(&mut self) {
-        if self.parsed.is_none() {
-            self.parsed = Some(parse_line(&self.raw));
+        if self.status.len() == self.lines.len() {
+            return;
         }
+        self.parsed = ParsedLines::with_capacity(self.lines.len(), self.raw.len());
+        self.status = self
+            .lines
+            .iter()
+            .map(|line| {
+                if line.raw_bytes > MAX_LINE_BYTES as u64 {
+                    Err(Reject::LineTooLong)
+                } else {
+                    self.parsed.push(&self.raw[line.raw.clone()])
+                }
+            })
+            .collect();
     }
 
-    /// The validation's result, validating here if no parser did.
-    fn take_parsed(&mut self) -> Result<ParsedLine, Reject> {
-        self.parsed.take().unwrap_or_else(|| parse_line(&self.raw))
+    fn line(&self, position: usize) -> ((&LineInfo, &[u8]), Result<ParsedRef<'_>, Reject>) {
+        let line = &self.lines[position];
+        let parsed = match self.status.get(position) {
+            Some(Ok(parsed)) => self.parsed.get(*parsed).ok_or(Reject::InvalidJson),
+            Some(Err(reason)) => Err(*reason),
+            None => unreachable!("a batch holds only validated chunks"),
+        };
+        ((line, &self.raw[line.raw.clone()]), parsed)
     }
 }
 
@@ -411,11 +504,11 @@ fn parse_chunks(input: Receiver<Message>, output: SyncSender<Message>) {
     for message in input {
         let message = match message {
             Message::Lines {
-                mut lines,
+                mut chunk,
                 bytes_read,
             } => {
-                lines.iter_mut().for_each(ReadLine::parse);
-                Message::Lines { lines, bytes_read }
+                chunk.parse();
+                Message::Lines { chunk, bytes_read }
             }
             end => end,
         };
@@ -448,10 +541,7 @@ impl RoundRobin {
 
 enum Message {
     /// Complete lines, and the input bytes consumed up to their end.
-    Lines {
-        lines: Vec<ReadLine>,
-        bytes_read: u64,
-    },
+    Lines { chunk: Chunk, bytes_read: u64 },
     /// The end of the input, or the read error that ended it.
     End(std::io::Result<()>),
 }
@@ -462,33 +552,26 @@ enum Message {
 fn read_lines(input: impl Read, mut sender: RoundRobin) {
     let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, input);
     let mut splitter = LineSplitter::default();
-    let mut chunk: Vec<ReadLine> = Vec::new();
-    let mut chunk_bytes = 0;
+    let mut chunk = Chunk::default();
     let mut bytes_read: u64 = 0;
-    let send = |sender: &mut RoundRobin,
-                chunk: &mut Vec<ReadLine>,
-                chunk_bytes: &mut usize,
-                bytes_read: u64| {
-        *chunk_bytes = 0;
-        let lines = std::mem::take(chunk);
-        sender.send(Message::Lines { lines, bytes_read })
+    let send = |sender: &mut RoundRobin, chunk: &mut Chunk, bytes_read: u64| {
+        let chunk = std::mem::take(chunk);
+        sender.send(Message::Lines { chunk, bytes_read })
     };
     loop {
         // An empty buffer means the next `fill_buf` calls `read`, which may
         // block for long on a slow pipe: hand over the complete lines first
         // so that they are committed within the latency bound meanwhile.
         if reader.buffer().is_empty()
-            && !chunk.is_empty()
-            && !send(&mut sender, &mut chunk, &mut chunk_bytes, bytes_read)
+            && !chunk.lines.is_empty()
+            && !send(&mut sender, &mut chunk, bytes_read)
         {
             return;
         }
-        let (consumed, line) = match reader.fill_buf() {
+        let consumed = match reader.fill_buf() {
             Ok([]) => {
-                let last = splitter.finish_last();
-                chunk.extend(last);
-                if !chunk.is_empty() && !send(&mut sender, &mut chunk, &mut chunk_bytes, bytes_read)
-                {
+                splitter.finish_last(&mut chunk);
+                if !chunk.lines.is_empty() && !send(&mut sender, &mut chunk, bytes_read) {
                     return;
                 }
                 let _ = sender.send(Message::End(Ok(())));
@@ -497,18 +580,18 @@ fn read_lines(input: impl Read, mut sender: RoundRobin) {
             Ok(buffer) => match buffer.iter().position(|byte| *byte == b'\n') {
                 Some(end) => {
                     splitter.push(&buffer[..end]);
-                    (end + 1, Some(splitter.finish()))
+                    splitter.finish(&mut chunk);
+                    end + 1
                 }
                 None => {
                     splitter.push(buffer);
-                    (buffer.len(), None)
+                    buffer.len()
                 }
             },
             Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(error) => {
                 // The complete lines before the error still count.
-                if !chunk.is_empty() && !send(&mut sender, &mut chunk, &mut chunk_bytes, bytes_read)
-                {
+                if !chunk.lines.is_empty() && !send(&mut sender, &mut chunk, bytes_read) {
                     return;
                 }
                 let _ = sender.send(Message::End(Err(error)));
@@ -517,14 +600,10 @@ fn read_lines(input: impl Read, mut sender: RoundRobin) {
         };
         reader.consume(consumed);
         bytes_read += consumed as u64;
-        if let Some(line) = line {
-            chunk_bytes += line.raw.len();
-            chunk.push(line);
-            if (chunk.len() >= CHUNK_LINES || chunk_bytes >= CHUNK_BYTES)
-                && !send(&mut sender, &mut chunk, &mut chunk_bytes, bytes_read)
-            {
-                return;
-            }
+        if (chunk.lines.len() >= CHUNK_LINES || chunk.raw.len() >= CHUNK_BYTES)
+            && !send(&mut sender, &mut chunk, bytes_read)
+        {
+            return;
         }
     }
 }
@@ -556,8 +635,8 @@ impl LineSplitter {
         self.bytes.extend_from_slice(&part[..room.min(part.len())]);
     }
 
-    /// Ends the current line (its `\n` was seen) and validates it.
-    fn finish(&mut self) -> ReadLine {
+    /// Ends the current line (its `\n` was seen) and appends it to `chunk`.
+    fn finish(&mut self, chunk: &mut Chunk) {
         self.line_no += 1;
         let complete = self.bytes.len() as u64 == self.total;
         let mut length = self.total;
@@ -567,32 +646,27 @@ impl LineSplitter {
                 self.bytes.pop();
             }
         }
-        let line = if length > MAX_LINE_BYTES as u64 {
+        if length > MAX_LINE_BYTES as u64 {
             self.bytes.truncate(REJECT_RAW_PREFIX_BYTES);
-            ReadLine {
-                line_no: self.line_no,
-                parsed: Some(Err(Reject::LineTooLong)),
-                raw: self.bytes.clone(),
-                raw_bytes: length,
-            }
-        } else {
-            ReadLine {
-                line_no: self.line_no,
-                parsed: None,
-                raw: self.bytes.clone(),
-                raw_bytes: length,
-            }
-        };
+        }
+        let start = chunk.raw.len();
+        chunk.raw.extend_from_slice(&self.bytes);
+        chunk.lines.push(LineInfo {
+            line_no: self.line_no,
+            raw: start..chunk.raw.len(),
+            raw_bytes: length,
+        });
         self.bytes.clear();
         self.total = 0;
         self.last_byte = None;
-        line
     }
 
     /// At the end of input: the last line, if it has any bytes (a final line
     /// without `\n` counts; an input ending in `\n` has no extra line).
-    fn finish_last(&mut self) -> Option<ReadLine> {
-        (self.total > 0).then(|| self.finish())
+    fn finish_last(&mut self, chunk: &mut Chunk) {
+        if self.total > 0 {
+            self.finish(chunk);
+        }
     }
 }
 
@@ -732,19 +806,36 @@ mod tests {
 
     fn split(input: &[u8]) -> Vec<(u64, Vec<u8>, u64)> {
         let mut splitter = LineSplitter::default();
-        let mut out = Vec::new();
+        let mut chunk = Chunk::default();
         let mut rest = input;
         while let Some(end) = rest.iter().position(|b| *b == b'\n') {
             splitter.push(&rest[..end]);
-            let line = splitter.finish();
-            out.push((line.line_no, line.raw, line.raw_bytes));
+            splitter.finish(&mut chunk);
             rest = &rest[end + 1..];
         }
         splitter.push(rest);
-        if let Some(line) = splitter.finish_last() {
-            out.push((line.line_no, line.raw, line.raw_bytes));
-        }
-        out
+        splitter.finish_last(&mut chunk);
+        chunk
+            .lines
+            .iter()
+            .map(|line| {
+                (
+                    line.line_no,
+                    chunk.raw[line.raw.clone()].to_vec(),
+                    line.raw_bytes,
+                )
+            })
+            .collect()
+    }
+
+    /// The one line `splitter` holds, ended and validated as a parser
+    /// thread would.
+    fn finish_one(splitter: &mut LineSplitter) -> (Chunk, Result<(), Reject>) {
+        let mut chunk = Chunk::default();
+        splitter.finish(&mut chunk);
+        chunk.parse();
+        let result = chunk.line(0).1.map(|_| ());
+        (chunk, result)
     }
 
     #[test]
@@ -764,16 +855,16 @@ mod tests {
         line.push(b'\r');
         let mut splitter = LineSplitter::default();
         splitter.push(&line);
-        let mut read = splitter.finish();
-        assert_eq!(read.raw_bytes, MAX_LINE_BYTES as u64);
-        assert_eq!(read.take_parsed().err(), Some(Reject::InvalidJson));
+        let (chunk, result) = finish_one(&mut splitter);
+        assert_eq!(chunk.lines[0].raw_bytes, MAX_LINE_BYTES as u64);
+        assert_eq!(result, Err(Reject::InvalidJson));
 
         line.insert(0, b' ');
         splitter.push(&line);
-        let mut read = splitter.finish();
-        assert_eq!(read.take_parsed().err(), Some(Reject::LineTooLong));
-        assert_eq!(read.raw.len(), REJECT_RAW_PREFIX_BYTES);
-        assert_eq!(read.raw_bytes, MAX_LINE_BYTES as u64 + 1);
+        let (chunk, result) = finish_one(&mut splitter);
+        assert_eq!(result, Err(Reject::LineTooLong));
+        assert_eq!(chunk.raw.len(), REJECT_RAW_PREFIX_BYTES);
+        assert_eq!(chunk.lines[0].raw_bytes, MAX_LINE_BYTES as u64 + 1);
     }
 
     #[test]
@@ -784,8 +875,8 @@ mod tests {
             splitter.push(&piece);
             assert!(splitter.bytes.len() <= KEEP_BYTES);
         }
-        let mut read = splitter.finish();
-        assert_eq!(read.raw_bytes, 20 << 20);
-        assert_eq!(read.take_parsed().err(), Some(Reject::LineTooLong));
+        let (chunk, result) = finish_one(&mut splitter);
+        assert_eq!(chunk.lines[0].raw_bytes, 20 << 20);
+        assert_eq!(result, Err(Reject::LineTooLong));
     }
 }

@@ -22,7 +22,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use penalty_core::event::{parse_stored, Event, ParsedLine, Reject};
+use penalty_core::event::{parse_stored, AsParsed, Event, Reject};
 use penalty_core::time::Instant;
 use serde::Serialize;
 
@@ -496,9 +496,9 @@ impl EventLog {
     ///
     /// On an error nothing is reported as appended; the block may or may not
     /// have reached the disk, and the next call re-reads the log to find out.
-    pub fn append_batch(
+    pub fn append_batch<T: AsParsed>(
         &mut self,
-        items: &[ParsedLine],
+        items: &[T],
         recorded_at: Instant,
     ) -> Result<Vec<AppendOutcome>, StoreError> {
         if items.is_empty() {
@@ -580,18 +580,19 @@ impl EventLog {
 
     /// Decides the outcome of each item against the index and the earlier
     /// items of the batch, and lists the new events in order.
-    fn classify<'a>(
+    fn classify<'a, T: AsParsed>(
         &mut self,
         index: &mut Index,
-        items: &'a [ParsedLine],
+        items: &'a [T],
     ) -> Result<(Vec<AppendOutcome>, Vec<NewEntry<'a>>), StoreError> {
         let mut outcomes = Vec::with_capacity(items.len());
         let mut entries: Vec<NewEntry<'a>> = Vec::with_capacity(items.len());
         let first_seq = index.next_seq;
         for item in items {
-            let event_id = item.event.event_id;
-            let paid_order = item.event.paid_order_id().map(str::as_bytes);
-            let json = item.canonical_json.as_slice();
+            let item = item.as_parsed();
+            let event_id = item.event_id;
+            let paid_order = item.paid_order_id;
+            let json = item.canonical_json;
             let next_seq = first_seq + entries.len() as u64;
             let batch = &entries;
             let outcome = index.classify_one(event_id, paid_order, next_seq, |seq, check| {
@@ -600,11 +601,11 @@ impl EventLog {
                     .checked_sub(first_seq)
                     .and_then(|position| batch.get(usize::try_from(position).ok()?))
                 {
-                    let event = &entry.line.event;
+                    let line = &entry.line;
                     return Ok(match check {
-                        Check::Id => event.event_id == event_id,
-                        Check::Json => entry.line.canonical_json == json,
-                        Check::PaysFor => event.paid_order_id().map(str::as_bytes) == paid_order,
+                        Check::Id => line.event_id == event_id,
+                        Check::Json => line.canonical_json == json,
+                        Check::PaysFor => line.paid_order_id == paid_order,
                     });
                 }
                 self.with_stored(seq, |block, stored| match check {

@@ -190,7 +190,10 @@ fn append_and_read_round_trip() {
     assert_eq!(log.get(3).unwrap().unwrap().json(), items[2].canonical_json);
     assert!(log.get(0).unwrap().is_none());
     assert!(log.get(5).unwrap().is_none());
-    assert!(log.append_batch(&[], Instant(3_000)).unwrap().is_empty());
+    assert!(log
+        .append_batch::<ParsedLine>(&[], Instant(3_000))
+        .unwrap()
+        .is_empty());
 
     let report = log.verify().unwrap();
     assert!(report.is_ok(), "{report:?}");
@@ -473,7 +476,7 @@ fn store_with_blocks(dir: &Path, blocks: &[(u64, Vec<ParsedLine>)]) {
         let entries: Vec<penalty_store::block::NewEntry<'_>> = lines
             .iter()
             .map(|line| penalty_store::block::NewEntry {
-                line,
+                line: line.as_parsed(),
                 hash: penalty_store::block::content_hash(&line.canonical_json),
             })
             .collect();

@@ -143,8 +143,11 @@ impl IngestSink for ApplySink<'_> {
 
     fn appended(&mut self, events: &[AppendedEvent<'_>]) -> Result<(), StoreError> {
         for event in events {
-            self.0
-                .apply(event.seq, event.recorded_at, &event.line.event)?;
+            let typed = event
+                .line
+                .event()
+                .map_err(|e| StoreError::Sink(e.to_string().into()))?;
+            self.0.apply(event.seq, event.recorded_at, &typed)?;
         }
         Ok(())
     }
