@@ -20,6 +20,11 @@ use crate::cli::*;
 use crate::output::{json_line, print};
 use crate::render;
 
+/// A low guess of an event line's size, to size the idempotency index from
+/// a file's size: typical lines are 150 to 250 bytes, and a guess too high
+/// only leaves some rehashing to do.
+const ESTIMATED_LINE_BYTES: u64 = 160;
+
 /// An unknown shop or order: exit code 3 (CLI.md).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -248,6 +253,12 @@ fn ingest(db: &Path, policy: &Policy, args: IngestArgs) -> anyhow::Result<ExitCo
         sink.rejects.set_source(&name);
         sink.base = total;
         sink.bar = show_bar.then(|| progress_bar(&name, size));
+        if let Some(size) = size {
+            // Sizing the idempotency index from the file's size spares a
+            // large ingest the rehashing of millions of entries as it fills.
+            log.reserve(size / ESTIMATED_LINE_BYTES)
+                .with_context(|| format!("while preparing to ingest {name}"))?;
+        }
         let counts = penalty_store::ingest::ingest(&mut log, reader, &options, &mut sink)
             .with_context(|| format!("while ingesting {name}"))?;
         if let Some(bar) = sink.bar.take() {

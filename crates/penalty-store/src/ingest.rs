@@ -33,7 +33,7 @@ use penalty_core::event::{ParsedLines, ParsedRef, Reject, MAX_LINE_BYTES};
 use penalty_core::time::Instant;
 use serde::Serialize;
 
-use crate::log::AppendOutcome;
+use crate::log::{AppendOutcome, IdHasher, Keys};
 use crate::{EventLog, StoreError};
 
 /// How much of a too-long line is kept for the rejects file.
@@ -171,6 +171,7 @@ pub fn ingest(
         "a batch holds at least one line"
     );
     let spawn_error = |source| StoreError::Input { line: 0, source };
+    let hasher = log.hasher();
     let mut to_parsers = Vec::with_capacity(PARSERS);
     let mut receivers = Vec::with_capacity(PARSERS);
     let mut parsers = Vec::with_capacity(PARSERS);
@@ -180,7 +181,7 @@ pub fn ingest(
         parsers.push(
             std::thread::Builder::new()
                 .name(format!("penalty-ingest-parser-{number}"))
-                .spawn(move || parse_chunks(parser_input, parser_output))
+                .spawn(move || parse_chunks(parser_input, parser_output, hasher))
                 .map_err(spawn_error)?,
         );
         to_parsers.push(to_parser);
@@ -223,7 +224,7 @@ pub fn ingest(
                 bytes_read: total,
             }) => {
                 bytes_read = total;
-                batch.add(chunk);
+                batch.add(chunk, &hasher);
                 loop {
                     if batch.lines == 0 {
                         deadline = Some(std::time::Instant::now() + options.max_latency);
@@ -299,11 +300,11 @@ fn commit(
         return Ok(());
     }
     let recorded_at = crate::lock::now();
-    let valid: Vec<ParsedRef<'_>> = batch
+    let valid: Vec<(ParsedRef<'_>, Keys)> = batch
         .taken()
         .filter_map(|(_, parsed)| parsed.ok())
         .collect();
-    let outcomes = log.append_batch(&valid, recorded_at)?;
+    let outcomes = log.append_keyed(&valid, recorded_at)?;
     assert_eq!(outcomes.len(), valid.len(), "one outcome per item");
     let mut appended = Vec::with_capacity(valid.len());
     let mut outcomes = outcomes.into_iter();
@@ -311,7 +312,7 @@ fn commit(
         counts.read += 1;
         let reject = match parsed {
             Err(reason) => Some(reason),
-            Ok(parsed) => match outcomes.next().expect("one outcome per valid line") {
+            Ok((parsed, _)) => match outcomes.next().expect("one outcome per valid line") {
                 AppendOutcome::Appended { seq } => {
                     counts.appended += 1;
                     appended.push(AppendedEvent {
@@ -360,7 +361,7 @@ struct Batch {
 
 impl Batch {
     /// Adds a chunk whose lines are then taken one by one.
-    fn add(&mut self, mut chunk: Chunk) {
+    fn add(&mut self, mut chunk: Chunk, hasher: &IdHasher) {
         assert!(
             self.chunks
                 .back()
@@ -368,7 +369,7 @@ impl Batch {
             "a chunk's lines are all taken before the next chunk"
         );
         // Parser threads validate every chunk; this only runs if none did.
-        chunk.parse();
+        chunk.parse(hasher);
         self.chunks.push_back(chunk);
         self.taken_in_last = 0;
         if self.chunks.len() == 1 {
@@ -386,10 +387,10 @@ impl Batch {
             return false;
         };
         self.bytes += line.raw.len();
-        if let Some(Ok(parsed)) = last.status.get(self.taken_in_last) {
+        if let Some(&Ok(parsed)) = last.status.get(self.taken_in_last) {
             self.bytes += last
                 .parsed
-                .get(*parsed)
+                .get(parsed)
                 .map_or(0, |p| p.canonical_json.len());
         }
         self.taken_in_last += 1;
@@ -399,9 +400,7 @@ impl Batch {
 
     /// The lines taken, in order: each with its raw bytes, and the parsed
     /// line or why it was rejected.
-    fn taken(
-        &self,
-    ) -> impl Iterator<Item = ((&LineInfo, &[u8]), Result<ParsedRef<'_>, Reject>)> + '_ {
+    fn taken(&self) -> impl Iterator<Item = TakenLine<'_>> + '_ {
         let last = self.chunks.len().saturating_sub(1);
         self.chunks
             .iter()
@@ -450,10 +449,19 @@ struct Chunk {
     raw: Vec<u8>,
     lines: Vec<LineInfo>,
     parsed: ParsedLines,
+    /// The keys of each line of `parsed`.
+    keys: Vec<Keys>,
     /// Per line once validated: its position in `parsed`, or why it was
     /// rejected. Empty until then.
     status: Vec<Result<usize, Reject>>,
 }
+
+/// A line of a batch: its place and raw bytes, and its parsed form with its
+/// keys, or why it was rejected.
+type TakenLine<'a> = (
+    (&'a LineInfo, &'a [u8]),
+    Result<(ParsedRef<'a>, Keys), Reject>,
+);
 
 /// One line of a [`Chunk`].
 #[derive(Clone, Debug)]
@@ -467,12 +475,13 @@ struct LineInfo {
 }
 
 impl Chunk {
-    /// Validates the lines, once.
-    fn parse(&mut self) {
+    /// Validates the lines and computes their keys, once.
+    fn parse(&mut self, hasher: &IdHasher) {
         if self.status.len() == self.lines.len() {
             return;
         }
         self.parsed = ParsedLines::with_capacity(self.lines.len(), self.raw.len());
+        self.keys = Vec::with_capacity(self.lines.len());
         self.status = self
             .lines
             .iter()
@@ -480,16 +489,30 @@ impl Chunk {
                 if line.raw_bytes > MAX_LINE_BYTES as u64 {
                     Err(Reject::LineTooLong)
                 } else {
-                    self.parsed.push(&self.raw[line.raw.clone()])
+                    let position = self.parsed.push(&self.raw[line.raw.clone()])?;
+                    if let Some(parsed) = self.parsed.get(position) {
+                        self.keys.push(Keys::of_line(hasher, &parsed));
+                    }
+                    Ok(position)
                 }
             })
             .collect();
+        assert_eq!(
+            self.keys.len(),
+            self.parsed.len(),
+            "one key per parsed line"
+        );
     }
 
-    fn line(&self, position: usize) -> ((&LineInfo, &[u8]), Result<ParsedRef<'_>, Reject>) {
+    #[allow(clippy::type_complexity)]
+    fn line(&self, position: usize) -> ((&LineInfo, &[u8]), Result<(ParsedRef<'_>, Keys), Reject>) {
         let line = &self.lines[position];
         let parsed = match self.status.get(position) {
-            Some(Ok(parsed)) => self.parsed.get(*parsed).ok_or(Reject::InvalidJson),
+            Some(&Ok(parsed)) => self
+                .parsed
+                .get(parsed)
+                .zip(self.keys.get(parsed).copied())
+                .ok_or(Reject::InvalidJson),
             Some(Err(reason)) => Err(*reason),
             None => unreachable!("a batch holds only validated chunks"),
         };
@@ -500,14 +523,14 @@ impl Chunk {
 /// A parser thread: validates the lines of each chunk and passes every
 /// message on, in order. Ends with its input, or when the committing thread
 /// is gone.
-fn parse_chunks(input: Receiver<Message>, output: SyncSender<Message>) {
+fn parse_chunks(input: Receiver<Message>, output: SyncSender<Message>, hasher: IdHasher) {
     for message in input {
         let message = match message {
             Message::Lines {
                 mut chunk,
                 bytes_read,
             } => {
-                chunk.parse();
+                chunk.parse(&hasher);
                 Message::Lines { chunk, bytes_read }
             }
             end => end,
@@ -833,7 +856,7 @@ mod tests {
     fn finish_one(splitter: &mut LineSplitter) -> (Chunk, Result<(), Reject>) {
         let mut chunk = Chunk::default();
         splitter.finish(&mut chunk);
-        chunk.parse();
+        chunk.parse(&IdHasher::new());
         let result = chunk.line(0).1.map(|_| ());
         (chunk, result)
     }

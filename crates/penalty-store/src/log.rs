@@ -22,7 +22,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use penalty_core::event::{parse_stored, AsParsed, Event, Reject};
+use penalty_core::event::{parse_stored, AsParsed, Event, ParsedRef, Reject};
 use penalty_core::time::Instant;
 use serde::Serialize;
 
@@ -217,12 +217,17 @@ impl<S: BuildHasher> Index<S> {
         &mut self,
         id: u128,
         paid_order: Option<&[u8]>,
+        keys: &Keys,
         next_seq: u64,
         mut confirm: impl FnMut(u64, Check) -> Result<bool, StoreError>,
     ) -> Result<AppendOutcome, StoreError> {
         use std::collections::hash_map::Entry;
+        debug_assert_eq!(
+            keys.id,
+            self.hasher.hash_one(id),
+            "keys of this index's hasher"
+        );
         let Index {
-            hasher,
             events,
             event_collisions,
             paid_orders,
@@ -236,7 +241,7 @@ impl<S: BuildHasher> Index<S> {
                 AppendOutcome::EventIdConflict { existing_seq: seq }
             }
         };
-        let event_slot = match events.entry(hasher.hash_one(id)) {
+        let event_slot = match events.entry(keys.id) {
             Entry::Occupied(held) => {
                 let seq = *held.get();
                 if confirm(seq, Check::Id)? {
@@ -250,9 +255,9 @@ impl<S: BuildHasher> Index<S> {
             }
             Entry::Vacant(slot) => Some(slot),
         };
-        let paid_slot = match paid_order {
+        let paid_slot = match paid_order.zip(keys.paid) {
             None => None,
-            Some(order) => match paid_orders.entry(hasher.hash_one(order)) {
+            Some((order, key)) => match paid_orders.entry(key) {
                 Entry::Occupied(held) => {
                     let seq = *held.get();
                     if confirm(seq, Check::PaysFor)? {
@@ -284,6 +289,44 @@ impl<S: BuildHasher> Index<S> {
             None => {}
         }
         Ok(AppendOutcome::Appended { seq: next_seq })
+    }
+}
+
+/// A line's hashes, as the index and the block need them: computed where
+/// the line is parsed (on ingest's parser threads), so that the thread that
+/// classifies and writes, the one every line waits for, only probes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Keys {
+    /// The index's hash of the event id.
+    pub id: u64,
+    /// The index's hash of the paid order id, for a `paid`.
+    pub paid: Option<u64>,
+    /// [`content_hash`] of the canonical JSON, stored in the block.
+    pub content: u64,
+}
+
+impl Keys {
+    pub(crate) fn of<S: BuildHasher>(
+        hasher: &S,
+        id: u128,
+        paid_order: Option<&[u8]>,
+        content: u64,
+    ) -> Keys {
+        Keys {
+            id: hasher.hash_one(id),
+            paid: paid_order.map(|order| hasher.hash_one(order)),
+            content,
+        }
+    }
+
+    /// The keys of a parsed line.
+    pub(crate) fn of_line(hasher: &IdHasher, line: &ParsedRef<'_>) -> Keys {
+        Keys::of(
+            hasher,
+            line.event_id,
+            line.paid_order_id,
+            content_hash(line.canonical_json),
+        )
     }
 }
 
@@ -319,6 +362,9 @@ pub struct EventLog {
     /// Built on the first append; `None` again after a failed write, so that
     /// the next append re-reads the truth from disk.
     index: Option<Index>,
+    /// The index's hasher, fixed for the process so that ingest's parser
+    /// threads can hash lines before they reach the index.
+    hasher: IdHasher,
     /// The block last read to confirm a duplicate. Re-sent input arrives in
     /// log order, so one cached block serves thousands of lookups.
     cached_blocks: Vec<Arc<DecodedBlock>>,
@@ -426,6 +472,7 @@ impl EventLog {
             file_end: None,
             dir: dir.to_path_buf(),
             index: None,
+            hasher: IdHasher::new(),
             cached_blocks: Vec::new(),
             head,
             _lock: lock,
@@ -499,6 +546,47 @@ impl EventLog {
     pub fn append_batch<T: AsParsed>(
         &mut self,
         items: &[T],
+        recorded_at: Instant,
+    ) -> Result<Vec<AppendOutcome>, StoreError> {
+        let keyed: Vec<(ParsedRef<'_>, Keys)> = items
+            .iter()
+            .map(|item| {
+                let line = item.as_parsed();
+                (line, Keys::of_line(&self.hasher, &line))
+            })
+            .collect();
+        self.append_keyed(&keyed, recorded_at)
+    }
+
+    /// Makes room in the idempotency index for about `events` more events,
+    /// so that a large ingest does not rehash millions of entries (and hold
+    /// the old and the new table at once) while the index fills. A guess
+    /// too high costs memory, too low only the rehashing it would have
+    /// saved.
+    pub fn reserve(&mut self, events: u64) -> Result<(), StoreError> {
+        let mut index = match self.index.take() {
+            Some(index) => index,
+            None => self.build_index()?,
+        };
+        let events = usize::try_from(events).unwrap_or(usize::MAX);
+        index.events.reserve(events);
+        // About one paid order per two events.
+        index.paid_orders.reserve(events / 2);
+        self.index = Some(index);
+        Ok(())
+    }
+
+    /// The index's hasher: what [`Keys`] given to
+    /// [`EventLog::append_keyed`] must be computed with.
+    pub(crate) fn hasher(&self) -> IdHasher {
+        self.hasher
+    }
+
+    /// [`EventLog::append_batch`] of lines whose [`Keys`] are already
+    /// computed, with [`EventLog::hasher`].
+    pub(crate) fn append_keyed(
+        &mut self,
+        items: &[(ParsedRef<'_>, Keys)],
         recorded_at: Instant,
     ) -> Result<Vec<AppendOutcome>, StoreError> {
         if items.is_empty() {
@@ -580,43 +668,45 @@ impl EventLog {
 
     /// Decides the outcome of each item against the index and the earlier
     /// items of the batch, and lists the new events in order.
-    fn classify<'a, T: AsParsed>(
+    fn classify<'a>(
         &mut self,
         index: &mut Index,
-        items: &'a [T],
+        items: &'a [(ParsedRef<'a>, Keys)],
     ) -> Result<(Vec<AppendOutcome>, Vec<NewEntry<'a>>), StoreError> {
         let mut outcomes = Vec::with_capacity(items.len());
         let mut entries: Vec<NewEntry<'a>> = Vec::with_capacity(items.len());
         let first_seq = index.next_seq;
-        for item in items {
-            let item = item.as_parsed();
+        for (item, keys) in items {
             let event_id = item.event_id;
             let paid_order = item.paid_order_id;
             let json = item.canonical_json;
             let next_seq = first_seq + entries.len() as u64;
             let batch = &entries;
-            let outcome = index.classify_one(event_id, paid_order, next_seq, |seq, check| {
-                // An event of this batch is not in any block yet.
-                if let Some(entry) = seq
-                    .checked_sub(first_seq)
-                    .and_then(|position| batch.get(usize::try_from(position).ok()?))
-                {
-                    let line = &entry.line;
-                    return Ok(match check {
-                        Check::Id => line.event_id == event_id,
-                        Check::Json => line.canonical_json == json,
-                        Check::PaysFor => line.paid_order_id == paid_order,
-                    });
-                }
-                self.with_stored(seq, |block, stored| match check {
-                    Check::Id => stored.event_id == event_id,
-                    Check::Json => block.json(stored).as_ref() == json,
-                    Check::PaysFor => block.paid(stored) == paid_order,
-                })
-            })?;
+            let outcome =
+                index.classify_one(event_id, paid_order, keys, next_seq, |seq, check| {
+                    // An event of this batch is not in any block yet.
+                    if let Some(entry) = seq
+                        .checked_sub(first_seq)
+                        .and_then(|position| batch.get(usize::try_from(position).ok()?))
+                    {
+                        let line = &entry.line;
+                        return Ok(match check {
+                            Check::Id => line.event_id == event_id,
+                            Check::Json => line.canonical_json == json,
+                            Check::PaysFor => line.paid_order_id == paid_order,
+                        });
+                    }
+                    self.with_stored(seq, |block, stored| match check {
+                        Check::Id => stored.event_id == event_id,
+                        Check::Json => block.json(stored).as_ref() == json,
+                        Check::PaysFor => block.paid(stored) == paid_order,
+                    })
+                })?;
             if let AppendOutcome::Appended { .. } = outcome {
-                let hash = content_hash(json);
-                entries.push(NewEntry { line: item, hash });
+                entries.push(NewEntry {
+                    line: *item,
+                    hash: keys.content,
+                });
             }
             outcomes.push(outcome);
         }
@@ -721,14 +811,12 @@ impl EventLog {
     /// block's checksum is verified: the index is never built from damaged
     /// data.
     fn build_index(&self) -> Result<Index, StoreError> {
+        let hasher = self.hasher;
         let started = std::time::Instant::now();
         // Sizing the maps from the last block avoids rehashing millions of
         // entries while they fill.
         let expected_events = self.last_seq()?;
-        let mut index = Index::with_capacity(
-            usize::try_from(expected_events).unwrap_or(0),
-            IdHasher::new(),
-        );
+        let mut index = Index::with_capacity(usize::try_from(expected_events).unwrap_or(0), hasher);
         for found in self.blocks.iter() {
             let (key, value) = found.map_err(|e| self.db_error(e))?;
             let block = self.reader.load(&key, &value)?;
@@ -754,7 +842,8 @@ impl EventLog {
                     let earlier = self.block_holding(held)?;
                     Ok(earlier.is_some_and(|b| b.entry(held).is_some_and(|e| same(&b, e))))
                 };
-                let detail = match index.classify_one(id, paid_order, seq, confirm)? {
+                let keys = Keys::of(&hasher, id, paid_order, 0);
+                let detail = match index.classify_one(id, paid_order, &keys, seq, confirm)? {
                     AppendOutcome::Appended { .. } => continue,
                     AppendOutcome::Duplicate { seq: earlier }
                     | AppendOutcome::EventIdConflict {
@@ -1411,8 +1500,9 @@ mod tests {
         ];
         for (id, json, paid, expected) in lines {
             let next_seq = log.len() as u64 + 1;
+            let keys = Keys::of(&index.hasher, id, paid, 0);
             let outcome = index
-                .classify_one(id, paid, next_seq, |seq, check| {
+                .classify_one(id, paid, &keys, next_seq, |seq, check| {
                     let (held_id, held_json, held_paid) = log[seq as usize - 1];
                     Ok(match check {
                         Check::Id => held_id == id,
