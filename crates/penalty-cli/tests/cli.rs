@@ -589,9 +589,8 @@ fn crash_test_sigkill_at_random_points_loses_nothing_reported() {
 
 #[test]
 fn a_flipped_byte_in_the_stored_log_is_detected_by_audit() {
-    // Blocks are compressed, so the event text is not on disk as such: find
-    // our block magic in sled's files and damage the block at several
-    // offsets, each in a fresh data directory. Whether sled notices first
+    // Events are stored in their compact form, not as text: find our block
+    // magic in the data directory and damage the block at several offsets, each in a fresh data directory. Whether sled notices first
     // (it then drops or refuses its file) or our block checksum does, the
     // audit must fail and name a sequence number.
     for offset in [9usize, 40, 120, 300] {

@@ -33,7 +33,7 @@ use crate::StoreError;
 
 /// Decoded blocks kept to confirm duplicates. Re-sent lines arrive near
 /// their originals or in log order, so a few recent blocks serve nearly all
-/// of them; each costs a decompression only once (about 2 MB each).
+/// of them; each is read and checked only once (about 2 MB each).
 const DUPLICATE_CACHE_BLOCKS: usize = 8;
 
 /// The sled database inside the data directory.
@@ -1146,7 +1146,7 @@ impl BlockReader {
                     source,
                 },
             })?;
-        let block = block::decode(key, &bytes)?;
+        let block = block::decode(key, bytes)?;
         if block.stored_crc() != locator.crc || block.entries.len() as u64 != count {
             return Err(corrupt(format!(
                 "the block at offset {} of {BLOCKS_FILE} is not the one its locator names",

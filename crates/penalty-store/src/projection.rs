@@ -213,7 +213,7 @@ pub fn replay(
 }
 
 /// Folds every event after `projection.seq` into the projection (only those
-/// recorded by `known_at`, when given). Reading, checking and decompressing
+/// recorded by `known_at`, when given). Reading and checking
 /// the blocks run on a second thread while this one folds the entries in
 /// place (compact ones without allocating); the bounded channel keeps at most
 /// a few blocks in memory.
