@@ -93,7 +93,7 @@ pub struct Locator {
     pub count: u32,
 }
 
-/// Size of an encoded [`Locator`]. A block value starts with [`MAGIC`]
+/// Size of an encoded [`Locator`]. A block value starts with `MAGIC`
 /// instead, which is how the two are told apart.
 pub const LOCATOR_BYTES: usize = 21;
 /// First byte of an encoded [`Locator`] (its version).
