@@ -9,7 +9,9 @@
 
 use penalty_core::{Instant, KindRef, Ledger, Policy};
 
-use crate::block::{DecodedBlock, EntryMeta};
+use penalty_core::compact::EventBuffer;
+
+use crate::block::DecodedBlock;
 use crate::error::StoreError;
 use crate::log::EventLog;
 
@@ -34,29 +36,6 @@ pub struct Projection {
 }
 
 impl Projection {
-    /// Folds one block entry in: from its compact form without allocating,
-    /// or parsed from its JSON.
-    fn apply_entry(
-        &mut self,
-        seq: u64,
-        block: &DecodedBlock,
-        entry: &EntryMeta,
-    ) -> Result<(), StoreError> {
-        let (payload, compact) = block.payload(entry);
-        if compact {
-            let (_, at, kind) = penalty_core::compact::decode_ref(payload)
-                .ok_or_else(|| corrupt(seq, "its compact form does not decode".into()))?;
-            return self.fold_in(seq, at, kind, block.recorded_at);
-        }
-        let event = penalty_core::event::parse_stored(payload).map_err(|reject| {
-            corrupt(
-                seq,
-                format!("the stored JSON no longer validates ({reject})"),
-            )
-        })?;
-        self.apply(seq, block.recorded_at, &event)
-    }
-
     /// Folds one event in, already parsed. Events must come in sequence order.
     pub fn apply(
         &mut self,
@@ -213,10 +192,10 @@ pub fn replay(
 }
 
 /// Folds every event after `projection.seq` into the projection (only those
-/// recorded by `known_at`, when given). Reading and checking
-/// the blocks run on a second thread while this one folds the entries in
-/// place (compact ones without allocating); the bounded channel keeps at most
-/// a few blocks in memory.
+/// recorded by `known_at`, when given). Reading, checking and decoding the
+/// blocks run on a second thread while this one folds the decoded events in
+/// (without allocating per event); the bounded channel keeps at most a few
+/// blocks in memory.
 fn fold(
     log: &EventLog,
     projection: &mut Projection,
@@ -224,13 +203,14 @@ fn fold(
 ) -> Result<(), StoreError> {
     let from = projection.seq + 1;
     let blocks = log.iter_blocks_from(from);
-    let (sender, receiver) = std::sync::mpsc::sync_channel::<Result<DecodedBlock, StoreError>>(2);
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<Result<ReadyBlock, StoreError>>(2);
     let reader = std::thread::Builder::new()
         .name("penalty-replay-read".into())
         .spawn(move || {
             for block in blocks {
-                let failed = block.is_err();
-                if sender.send(block).is_err() || failed {
+                let ready = block.map(|block| ReadyBlock::decode(&block, from));
+                let failed = ready.is_err();
+                if sender.send(ready).is_err() || failed {
                     return;
                 }
             }
@@ -254,12 +234,18 @@ fn fold(
         if known_at.is_some_and(|k| block.recorded_at > k) {
             continue;
         }
-        for (offset, entry) in block.entries.iter().enumerate() {
-            let seq = block.first_seq + offset as u64;
-            if seq < from {
-                continue;
-            }
-            if let Err(error) = projection.apply_entry(seq, &block, entry) {
+        for (seq, decoded) in &block.entries {
+            let folded = decoded
+                .as_ref()
+                .map_err(|detail| corrupt(*seq, detail.clone()))
+                .and_then(|&position| {
+                    let (at, kind) = block
+                        .events
+                        .get(position)
+                        .ok_or_else(|| corrupt(*seq, "its decoded form went missing".into()))?;
+                    projection.fold_in(*seq, at, kind, block.recorded_at)
+                });
+            if let Err(error) = folded {
                 result = Err(error);
                 break 'blocks;
             }
@@ -271,4 +257,48 @@ fn fold(
         return Err(StoreError::Sink("the replay reader thread panicked".into()));
     }
     result
+}
+
+/// A block's events from `from` on, decoded by the reading thread for the
+/// folding one.
+struct ReadyBlock {
+    recorded_at: Instant,
+    events: EventBuffer,
+    /// Each event's sequence number, and its position in `events` or why it
+    /// does not decode (damage, reported when the fold reaches it).
+    entries: Vec<(u64, Result<usize, String>)>,
+}
+
+impl ReadyBlock {
+    /// Decodes the entries of `block` from `from` on: from the compact form,
+    /// or by parsing the stored JSON.
+    fn decode(block: &DecodedBlock, from: u64) -> ReadyBlock {
+        let mut events = EventBuffer::with_capacity(block.entries.len(), block.bytes.len() / 3);
+        let mut entries = Vec::with_capacity(block.entries.len());
+        for (offset, entry) in block.entries.iter().enumerate() {
+            let seq = block.first_seq + offset as u64;
+            if seq < from {
+                continue;
+            }
+            let (payload, compact) = block.payload(entry);
+            let decoded = if compact {
+                penalty_core::compact::decode_ref(payload)
+                    .ok_or_else(|| "its compact form does not decode".to_string())
+                    .map(|(_, at, kind)| events.push(at, &kind))
+            } else {
+                penalty_core::event::parse_stored(payload)
+                    .map_err(|reject| format!("the stored JSON no longer validates ({reject})"))
+                    .map(|event| events.push(event.at, &event.kind_ref()))
+            };
+            let position = decoded.and_then(|position| {
+                position.ok_or_else(|| "a block's text passes 4 GiB".to_string())
+            });
+            entries.push((seq, position));
+        }
+        ReadyBlock {
+            recorded_at: block.recorded_at,
+            events,
+            entries,
+        }
+    }
 }
