@@ -162,7 +162,21 @@ pub enum KindRef<'a> {
     },
 }
 
-impl KindRef<'_> {
+impl<'a> KindRef<'a> {
+    /// The order this event belongs to, if it belongs to one.
+    pub fn order_id(&self) -> Option<&'a str> {
+        match *self {
+            KindRef::Paid { order_id, .. }
+            | KindRef::Shipped { order_id, .. }
+            | KindRef::TrackingUploaded { order_id, .. }
+            | KindRef::TrackingRejected { order_id, .. }
+            | KindRef::Refunded { order_id, .. }
+            | KindRef::RefundFailed { order_id }
+            | KindRef::JudgmentRevoked { order_id, .. } => Some(order_id),
+            KindRef::DepositToppedUp { .. } => None,
+        }
+    }
+
     /// The owned kind: the inverse of [`Event::kind_ref`].
     pub fn to_kind(&self) -> EventKind {
         match *self {

@@ -38,6 +38,55 @@ pub enum ApplyError {
     /// More than 4 GiB of distinct ids: beyond what one ledger holds.
     #[error("the ledger holds more distinct ids than it can index (4 GiB of ids)")]
     TooManyIds,
+    /// A fold that interns order ids outside the ledger (see [`OrderIds`])
+    /// gave an order event without its order's index, or ids that do not
+    /// cover the orders folded: a bug in the caller.
+    #[error("a fold gave order indices that do not match its order ids")]
+    OrderIndexMismatch,
+}
+
+/// Order ids interned outside the ledger, for a bulk fold that interns them
+/// on another thread (see [`Ledger::begin_bulk_outside`]). Why: finding a
+/// random order id among a million is most of what a replay's folding
+/// thread does, while the thread that reads and decodes the log has time to
+/// spare. The indices are those the ledger would give: the caller interns
+/// the order id of every event that names one, in the order of the fold.
+#[derive(Debug, Default)]
+pub struct OrderIds(Interner);
+
+impl OrderIds {
+    /// Room for about `orders` ids.
+    pub fn with_capacity(orders: usize) -> OrderIds {
+        let mut ids = Interner::default();
+        ids.reserve(orders, 12);
+        OrderIds(ids)
+    }
+
+    /// The index of `order_id`, given at its first call; `None` only past
+    /// 4 GiB of ids.
+    pub fn intern(&mut self, order_id: &str) -> Option<u32> {
+        self.0.intern(order_id)
+    }
+
+    /// How many distinct ids.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether no id was interned.
+    pub fn is_empty(&self) -> bool {
+        self.0.len() == 0
+    }
+}
+
+/// Where [`Ledger::intern_order`] takes an order's index from.
+#[derive(Clone, Copy)]
+enum OrderIndex {
+    /// The ledger's own table.
+    Intern,
+    /// The caller's [`OrderIds`] (in a fold begun by
+    /// [`Ledger::begin_bulk_outside`]); `None` when the caller gave none.
+    Given(Option<u32>),
 }
 
 /// Why a query found nothing to report.
@@ -166,6 +215,11 @@ pub struct Ledger {
     /// maintained event by event; [`Ledger::end_bulk`] builds it once.
     #[serde(skip)]
     bulk: bool,
+    /// While true (see [`Ledger::begin_bulk_outside`]), order ids are
+    /// interned by the caller, and `order_ids` stays empty until
+    /// [`Ledger::end_bulk_outside`].
+    #[serde(skip)]
+    ids_outside: bool,
 }
 
 /// An order that exists as of some instant, with its parts at hand.
@@ -283,6 +337,7 @@ impl Ledger {
             shops: Vec::new(),
             events_applied: 0,
             bulk: false,
+            ids_outside: false,
         }
     }
 
@@ -306,8 +361,39 @@ impl Ledger {
     /// doubling. Only capacity changes; nothing observable does.
     pub fn reserve_orders(&mut self, orders: usize) {
         self.orders.reserve(orders);
-        self.order_ids.reserve(orders, 12);
+        if !self.ids_outside {
+            self.order_ids.reserve(orders, 12);
+        }
         self.tracking_nos.reserve(orders, 14);
+    }
+
+    /// [`Ledger::begin_bulk`] for a fold whose caller interns the order ids
+    /// (see [`OrderIds`]) and folds with [`Ledger::apply_ref_outside`]; ended
+    /// by [`Ledger::end_bulk_outside`]. The state at the end is the same as
+    /// after applying the events one by one (tested). Returns false, and
+    /// changes nothing, when the ledger is not empty.
+    pub fn begin_bulk_outside(&mut self) -> bool {
+        if !self.begin_bulk() {
+            return false;
+        }
+        self.ids_outside = true;
+        true
+    }
+
+    /// Ends a fold begun by [`Ledger::begin_bulk_outside`]: takes the order
+    /// ids in, then ends the bulk fold. When the ids are not exactly those
+    /// of the orders folded (a fold stopped by an error after its reader
+    /// interned further, or a bug), the ledger is emptied instead, so that
+    /// it never names an order by the wrong id, and the error says so.
+    pub fn end_bulk_outside(&mut self, ids: OrderIds) -> Result<(), ApplyError> {
+        if !self.ids_outside || ids.len() != self.orders.len() {
+            *self = Ledger::new(self.policy.clone());
+            return Err(ApplyError::OrderIndexMismatch);
+        }
+        self.ids_outside = false;
+        self.order_ids = ids.0;
+        self.end_bulk();
+        Ok(())
     }
 
     /// Ends a bulk fold: builds every shop's settle-day index.
@@ -358,11 +444,15 @@ impl Ledger {
         self.events_applied
     }
 
-    fn intern_order(&mut self, order_id: &str) -> Result<u32, ApplyError> {
-        let index = self
-            .order_ids
-            .intern(order_id)
-            .ok_or(ApplyError::TooManyIds)?;
+    fn intern_order(&mut self, order_id: &str, from: OrderIndex) -> Result<u32, ApplyError> {
+        let index = match from {
+            OrderIndex::Intern if !self.ids_outside => self
+                .order_ids
+                .intern(order_id)
+                .ok_or(ApplyError::TooManyIds)?,
+            OrderIndex::Given(Some(index)) if self.ids_outside => index,
+            _ => return Err(ApplyError::OrderIndexMismatch),
+        };
         if self.orders.len() <= index as usize {
             self.orders
                 .resize_with(index as usize + 1, OrderRec::default);
@@ -394,6 +484,30 @@ impl Ledger {
         kind: KindRef<'_>,
         recorded_at: Instant,
     ) -> Result<(), ApplyError> {
+        self.apply_from(at, kind, recorded_at, OrderIndex::Intern)
+    }
+
+    /// [`Ledger::apply_ref`] in a fold begun by
+    /// [`Ledger::begin_bulk_outside`]: `order` is what [`OrderIds::intern`]
+    /// gave this event's order id (`None` for a deposit top-up, which names
+    /// none).
+    pub fn apply_ref_outside(
+        &mut self,
+        at: Instant,
+        kind: KindRef<'_>,
+        recorded_at: Instant,
+        order: Option<u32>,
+    ) -> Result<(), ApplyError> {
+        self.apply_from(at, kind, recorded_at, OrderIndex::Given(order))
+    }
+
+    fn apply_from(
+        &mut self,
+        at: Instant,
+        kind: KindRef<'_>,
+        recorded_at: Instant,
+        order_index: OrderIndex,
+    ) -> Result<(), ApplyError> {
         let (order_id, kind, value) = match kind {
             KindRef::DepositToppedUp {
                 shop_id,
@@ -414,7 +528,7 @@ impl Ledger {
                 amount_fen,
                 ship_by,
             } => {
-                let order = self.intern_order(order_id)?;
+                let order = self.intern_order(order_id, order_index)?;
                 if self.orders[order as usize].paid.is_some() {
                     return Err(ApplyError::OrderAlreadyPaid {
                         order_id: order_id.to_string(),
@@ -459,7 +573,7 @@ impl Ledger {
                 (order_id, Kind::Revoked, Value::Number(i64::from(judgment)))
             }
         };
-        let order = self.intern_order(order_id)?;
+        let order = self.intern_order(order_id, order_index)?;
         let value = match value {
             Value::Number(value) => value,
             Value::Tracking(tracking_no) => self.tracking(order, tracking_no)?,

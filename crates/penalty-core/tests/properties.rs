@@ -9,7 +9,9 @@
 use std::collections::HashMap;
 
 use penalty_core::event::EventKind;
-use penalty_core::{DeductionReport, DeductionStatus, Event, Instant, Ledger, Policy};
+use penalty_core::{
+    ApplyError, DeductionReport, DeductionStatus, Event, Instant, Ledger, OrderIds, Policy,
+};
 use proptest::prelude::*;
 
 const HOUR_NANOS: i64 = 3_600_000_000_000;
@@ -292,6 +294,18 @@ proptest! {
         bulk.end_bulk();
         prop_assert!(bulk == full, "bulk fold differs from the incremental one");
 
+        // So does a bulk fold whose order ids are interned outside the
+        // ledger, as a replay's reading thread does.
+        let mut outside = Ledger::new(policy.clone());
+        prop_assert!(outside.begin_bulk_outside());
+        let mut ids = OrderIds::default();
+        for e in &events {
+            let order = e.order_id().map(|id| ids.intern(id).unwrap());
+            outside.apply_ref_outside(e.at, e.kind_ref(), Instant(0), order).unwrap();
+        }
+        outside.end_bulk_outside(ids).unwrap();
+        prop_assert!(outside == full, "a fold with ids outside differs from the incremental one");
+
         let half = events.len() / 2;
         let first = ledger(&policy, &events[..half]);
         let bytes = serde_json::to_vec(&first).unwrap();
@@ -387,4 +401,58 @@ impl ShopReportWithout {
         report.deductions = None;
         report
     }
+}
+
+/// A fold with order ids outside the ledger refuses what would name an order
+/// by the wrong id: an order event without its index, mixing in the ledger's
+/// own interning, or ids that do not match the orders folded (the ledger is
+/// then emptied rather than left half named).
+#[test]
+fn a_fold_with_ids_outside_refuses_mismatched_indices() {
+    let policy = Policy::default();
+    let paid = |order: &str| Event {
+        event_id: 1,
+        at: at(0),
+        kind: EventKind::Paid {
+            order_id: order.into(),
+            shop_id: "S1".into(),
+            product_id: "P1".into(),
+            amount_fen: 100,
+            ship_by: None,
+        },
+    };
+    let (a, b) = (paid("O1"), paid("O2"));
+
+    let mut ledger = Ledger::new(policy.clone());
+    assert!(ledger.begin_bulk_outside());
+    assert_eq!(
+        ledger.apply_ref_outside(a.at, a.kind_ref(), Instant(0), None),
+        Err(ApplyError::OrderIndexMismatch)
+    );
+    assert_eq!(
+        ledger.apply(&a, Instant(0)),
+        Err(ApplyError::OrderIndexMismatch)
+    );
+    ledger
+        .apply_ref_outside(a.at, a.kind_ref(), Instant(0), Some(0))
+        .unwrap();
+    ledger
+        .apply_ref_outside(b.at, b.kind_ref(), Instant(0), Some(1))
+        .unwrap();
+    let mut ids = OrderIds::default();
+    ids.intern("O1");
+    assert_eq!(
+        ledger.end_bulk_outside(ids),
+        Err(ApplyError::OrderIndexMismatch)
+    );
+    assert_eq!(ledger, Ledger::new(policy.clone()), "emptied");
+
+    // Without begin_bulk_outside, given indices are refused.
+    let mut plain = Ledger::new(policy);
+    assert_eq!(
+        plain.apply_ref_outside(a.at, a.kind_ref(), Instant(0), Some(0)),
+        Err(ApplyError::OrderIndexMismatch)
+    );
+    assert!(plain.apply(&a, Instant(0)).is_ok());
+    assert!(!plain.begin_bulk_outside(), "only on an empty ledger");
 }

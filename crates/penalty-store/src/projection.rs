@@ -7,7 +7,7 @@
 //! the log alone, from sequence number 1, with no checkpoint. Both must give
 //! the same digest.
 
-use penalty_core::{Instant, KindRef, Ledger, Policy};
+use penalty_core::{Instant, KindRef, Ledger, OrderIds, Policy};
 
 use penalty_core::compact::EventBuffer;
 
@@ -53,12 +53,27 @@ impl Projection {
         kind: KindRef<'_>,
         recorded_at: Instant,
     ) -> Result<(), StoreError> {
+        self.fold_in_from(seq, at, kind, recorded_at, OrderSource::Ledger)
+    }
+
+    fn fold_in_from(
+        &mut self,
+        seq: u64,
+        at: Instant,
+        kind: KindRef<'_>,
+        recorded_at: Instant,
+        order: OrderSource,
+    ) -> Result<(), StoreError> {
         debug_assert!(seq > self.seq, "events fold in sequence order");
+        let applied = match order {
+            OrderSource::Ledger => self.ledger.apply_ref(at, kind, recorded_at),
+            OrderSource::Given(order) => {
+                self.ledger.apply_ref_outside(at, kind, recorded_at, order)
+            }
+        };
         // The log never holds a second `paid` for an order (ingest rejects it
         // as order_already_paid), so a refusal here means the log is damaged.
-        self.ledger
-            .apply_ref(at, kind, recorded_at)
-            .map_err(|e| corrupt(seq, format!("the rules refuse this event: {e}")))?;
+        applied.map_err(|e| corrupt(seq, format!("the rules refuse this event: {e}")))?;
         self.seq = seq;
         Ok(())
     }
@@ -137,7 +152,7 @@ pub fn open(
     let (projection, origin) = match checkpoint {
         Some(mut projection) => {
             let start = projection.seq;
-            fold(log, &mut projection, None)?;
+            fold(log, &mut projection, None, None).0?;
             let origin = Origin::Checkpoint {
                 seq: start,
                 tail: projection.seq - start,
@@ -178,16 +193,30 @@ pub fn replay(
         ledger: Ledger::new(policy.clone()),
         seq: 0,
     };
-    projection.ledger.begin_bulk();
+    // The reading thread interns the order ids (see `OrderIds`).
+    let outside = projection.ledger.begin_bulk_outside();
     // About two events per order in practice; a wrong guess costs only
     // capacity, which stays untouched memory until used.
     let events = log.last_seq()?;
-    projection
-        .ledger
-        .reserve_orders(usize::try_from(events / 2).unwrap_or(0));
-    let folded = fold(log, &mut projection, known_at);
-    projection.ledger.end_bulk();
+    let orders = usize::try_from(events / 2).unwrap_or(0);
+    projection.ledger.reserve_orders(orders);
+    let ids = outside.then(|| OrderIds::with_capacity(orders));
+    let (folded, ids) = fold(log, &mut projection, known_at, ids);
+    let ended = match ids {
+        Some(ids) => projection
+            .ledger
+            .end_bulk_outside(ids)
+            .map_err(|e| StoreError::Sink(Box::new(e))),
+        None if outside => Err(StoreError::Sink(
+            "the replay reader thread ended without its order ids".into(),
+        )),
+        None => {
+            projection.ledger.end_bulk();
+            Ok(())
+        }
+    };
     folded?;
+    ended?;
     Ok(projection)
 }
 
@@ -195,31 +224,50 @@ pub fn replay(
 /// recorded by `known_at`, when given). Reading, checking and decoding the
 /// blocks run on a second thread while this one folds the decoded events in
 /// (without allocating per event); the bounded channel keeps at most a few
-/// blocks in memory.
+/// blocks in memory. With `ids` (a fold begun by
+/// `Ledger::begin_bulk_outside`), the reading thread also interns the order
+/// ids, and gives them back.
 fn fold(
     log: &EventLog,
     projection: &mut Projection,
     known_at: Option<Instant>,
-) -> Result<(), StoreError> {
+    ids: Option<OrderIds>,
+) -> (Result<(), StoreError>, Option<OrderIds>) {
     let from = projection.seq + 1;
     let blocks = log.iter_blocks_from(from);
+    let outside = ids.is_some();
     let (sender, receiver) = std::sync::mpsc::sync_channel::<Result<ReadyBlock, StoreError>>(2);
     let reader = std::thread::Builder::new()
         .name("penalty-replay-read".into())
         .spawn(move || {
+            let mut ids = ids;
             for block in blocks {
-                let ready = block.map(|block| ReadyBlock::decode(&block, from));
+                // A filter rather than a stop at the first later block: the
+                // wall clock that stamped the blocks may have stepped back.
+                if let Ok(block) = &block {
+                    if known_at.is_some_and(|k| block.recorded_at > k) {
+                        continue;
+                    }
+                }
+                let ready = block.map(|block| ReadyBlock::decode(&block, from, ids.as_mut()));
                 let failed = ready.is_err();
                 if sender.send(ready).is_err() || failed {
-                    return;
+                    break;
                 }
             }
-        })
-        .map_err(|source| StoreError::Io {
-            action: "starting the replay reader thread",
-            path: log.dir().to_path_buf(),
-            source,
-        })?;
+            ids
+        });
+    let reader = match reader {
+        Ok(reader) => reader,
+        Err(source) => {
+            let error = StoreError::Io {
+                action: "starting the replay reader thread",
+                path: log.dir().to_path_buf(),
+                source,
+            };
+            return (Err(error), None);
+        }
+    };
     let mut result = Ok(());
     'blocks: for block in receiver {
         let block = match block {
@@ -229,21 +277,21 @@ fn fold(
                 break;
             }
         };
-        // A filter rather than a stop at the first later block: the wall
-        // clock that stamped the blocks may have stepped back.
-        if known_at.is_some_and(|k| block.recorded_at > k) {
-            continue;
-        }
         for (seq, decoded) in &block.entries {
             let folded = decoded
                 .as_ref()
                 .map_err(|detail| corrupt(*seq, detail.clone()))
-                .and_then(|&position| {
+                .and_then(|&(position, order)| {
                     let (at, kind) = block
                         .events
                         .get(position)
                         .ok_or_else(|| corrupt(*seq, "its decoded form went missing".into()))?;
-                    projection.fold_in(*seq, at, kind, block.recorded_at)
+                    let order = if outside {
+                        OrderSource::Given(order)
+                    } else {
+                        OrderSource::Ledger
+                    };
+                    projection.fold_in_from(*seq, at, kind, block.recorded_at, order)
                 });
             if let Err(error) = folded {
                 result = Err(error);
@@ -251,12 +299,24 @@ fn fold(
             }
         }
     }
-    // Dropping the receiver first lets a reader blocked on a full channel
-    // finish; a panic in it is a bug, reported as such.
-    if reader.join().is_err() {
-        return Err(StoreError::Sink("the replay reader thread panicked".into()));
+    // The receiver is gone with the loop, which lets a reader blocked on a
+    // full channel finish; a panic in it is a bug, reported as such.
+    match reader.join() {
+        Ok(ids) => (result, ids),
+        Err(_) => (
+            Err(StoreError::Sink("the replay reader thread panicked".into())),
+            None,
+        ),
     }
-    result
+}
+
+/// Where a folded event's order index comes from.
+#[derive(Clone, Copy)]
+enum OrderSource {
+    /// The ledger interns the order id itself.
+    Ledger,
+    /// The reading thread interned it (see [`OrderIds`]).
+    Given(Option<u32>),
 }
 
 /// A block's events from `from` on, decoded by the reading thread for the
@@ -264,15 +324,20 @@ fn fold(
 struct ReadyBlock {
     recorded_at: Instant,
     events: EventBuffer,
-    /// Each event's sequence number, and its position in `events` or why it
-    /// does not decode (damage, reported when the fold reaches it).
-    entries: Vec<(u64, Result<usize, String>)>,
+    /// Each event's sequence number, and its position in `events` with its
+    /// order's index when the reading thread interns them, or why it does
+    /// not decode (damage, reported when the fold reaches it).
+    entries: Vec<(u64, DecodedEntry)>,
 }
+
+/// An entry as [`ReadyBlock`] keeps it: its position in the buffer and its
+/// order's index, or why it does not decode.
+type DecodedEntry = Result<(usize, Option<u32>), String>;
 
 impl ReadyBlock {
     /// Decodes the entries of `block` from `from` on: from the compact form,
     /// or by parsing the stored JSON.
-    fn decode(block: &DecodedBlock, from: u64) -> ReadyBlock {
+    fn decode(block: &DecodedBlock, from: u64, mut ids: Option<&mut OrderIds>) -> ReadyBlock {
         let mut events = EventBuffer::with_capacity(block.entries.len(), block.bytes.len() / 3);
         let mut entries = Vec::with_capacity(block.entries.len());
         for (offset, entry) in block.entries.iter().enumerate() {
@@ -281,19 +346,29 @@ impl ReadyBlock {
                 continue;
             }
             let (payload, compact) = block.payload(entry);
+            let mut keep = |at: Instant, kind: &KindRef<'_>| {
+                let order = match (ids.as_deref_mut(), kind.order_id()) {
+                    (Some(ids), Some(order_id)) => Some(
+                        ids.intern(order_id)
+                            .ok_or_else(|| "the order ids pass 4 GiB".to_string())?,
+                    ),
+                    _ => None,
+                };
+                let position = events
+                    .push(at, kind)
+                    .ok_or_else(|| "a block's text passes 4 GiB".to_string())?;
+                Ok((position, order))
+            };
             let decoded = if compact {
                 penalty_core::compact::decode_ref(payload)
                     .ok_or_else(|| "its compact form does not decode".to_string())
-                    .map(|(_, at, kind)| events.push(at, &kind))
+                    .and_then(|(_, at, kind)| keep(at, &kind))
             } else {
                 penalty_core::event::parse_stored(payload)
                     .map_err(|reject| format!("the stored JSON no longer validates ({reject})"))
-                    .map(|event| events.push(event.at, &event.kind_ref()))
+                    .and_then(|event| keep(event.at, &event.kind_ref()))
             };
-            let position = decoded.and_then(|position| {
-                position.ok_or_else(|| "a block's text passes 4 GiB".to_string())
-            });
-            entries.push((seq, position));
+            entries.push((seq, decoded));
         }
         ReadyBlock {
             recorded_at: block.recorded_at,
