@@ -301,16 +301,7 @@ impl Event {
 
     /// The order this event belongs to, if it belongs to one.
     pub fn order_id(&self) -> Option<&str> {
-        match &self.kind {
-            EventKind::Paid { order_id, .. }
-            | EventKind::Shipped { order_id, .. }
-            | EventKind::TrackingUploaded { order_id, .. }
-            | EventKind::TrackingRejected { order_id, .. }
-            | EventKind::Refunded { order_id, .. }
-            | EventKind::RefundFailed { order_id }
-            | EventKind::JudgmentRevoked { order_id, .. } => Some(order_id),
-            EventKind::DepositToppedUp { .. } => None,
-        }
+        self.kind_ref().order_id()
     }
 
     /// The `type` field of EVENTS.md.
