@@ -497,14 +497,7 @@ impl ParsedLines {
         let start = self.bytes.len();
         let slot = match fast::parse_into(line, &mut self.bytes) {
             Some(parsed) => {
-                let compact = crate::compact::encode_into(
-                    parsed.event_id,
-                    parsed.at,
-                    &parsed.kind,
-                    &parsed.texts,
-                    parsed.canonical.clone(),
-                    &mut self.bytes,
-                );
+                let compact = parsed.encode_compact(&mut self.bytes);
                 let paid_order_id = match parsed.kind {
                     KindRef::Paid { order_id, .. } => Some(self.keep(order_id.as_bytes())),
                     _ => None,
@@ -932,18 +925,27 @@ mod fast {
         pub canonical: std::ops::Range<usize>,
     }
 
+    impl Borrowed<'_> {
+        /// Appends the line's compact form to `out`, where its canonical
+        /// JSON lies, and says where the form lies (see
+        /// [`crate::compact::encode_into`]).
+        pub fn encode_compact(&self, out: &mut Vec<u8>) -> Option<std::ops::Range<usize>> {
+            crate::compact::encode_into(
+                self.event_id,
+                self.at,
+                &self.kind,
+                &self.texts,
+                self.canonical.clone(),
+                out,
+            )
+        }
+    }
+
     /// The owned form of [`parse_into`], for callers that keep one line.
     pub(super) fn parse(line: &[u8]) -> Option<ParsedLine> {
         let mut bytes = Vec::with_capacity(line.len() * 2);
         let parsed = parse_into(line, &mut bytes)?;
-        let compact = crate::compact::encode_into(
-            parsed.event_id,
-            parsed.at,
-            &parsed.kind,
-            &parsed.texts,
-            parsed.canonical.clone(),
-            &mut bytes,
-        );
+        let compact = parsed.encode_compact(&mut bytes);
         Some(ParsedLine {
             event: Event {
                 event_id: parsed.event_id,
