@@ -150,6 +150,30 @@ pub enum OrderStatus {
     AwaitingShipment,
 }
 
+/// Which order rows a list keeps: those of one status, when given, and
+/// with standing judgments, when `violating` (the filters of `GET /orders`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RowFilter {
+    /// Only rows of this status.
+    pub status: Option<OrderStatus>,
+    /// Only rows with at least one standing judgment.
+    pub violating: bool,
+}
+
+impl RowFilter {
+    /// Whether a row of this status and number of standing judgments is
+    /// kept.
+    pub fn keeps(&self, status: OrderStatus, judgments: u64) -> bool {
+        self.status.is_none_or(|s| s == status) && (!self.violating || judgments > 0)
+    }
+
+    /// Whether the row's own content matters: when it does not, every
+    /// existing order is kept.
+    pub fn is_everything(&self) -> bool {
+        self.status.is_none() && !self.violating
+    }
+}
+
 impl OrderStatus {
     /// The name used in reports and filters.
     pub fn as_str(&self) -> &'static str {

@@ -10,7 +10,8 @@ use std::collections::HashMap;
 
 use penalty_core::event::EventKind;
 use penalty_core::{
-    ApplyError, DeductionReport, DeductionStatus, Event, Instant, Ledger, OrderIds, Policy,
+    ApplyError, DeductionReport, DeductionStatus, Event, Instant, Ledger, OrderIds, OrderStatus,
+    Policy, RowFilter,
 };
 use proptest::prelude::*;
 
@@ -388,6 +389,57 @@ proptest! {
             }
             if before.product_banned && !after.judgments.iter().any(|k| k.revoked) {
                 prop_assert!(after.product_banned);
+            }
+        }
+    }
+
+    /// The row counts behind a page of `GET /orders` are those of the rows
+    /// themselves, shop by shop, whatever the filter on status and
+    /// judgments.
+    #[test]
+    fn row_counts_equal_the_rows((specs, tight, as_of_hours, _keys) in workload()) {
+        let policy = policy(tight);
+        let events = events(&specs);
+        let as_of = at(as_of_hours);
+        let ledger = ledger(&policy, &events);
+        let statuses = [
+            None,
+            Some(OrderStatus::AwaitingShipment),
+            Some(OrderStatus::Shipped),
+            Some(OrderStatus::Refunded),
+            Some(OrderStatus::AutoClosed),
+        ];
+        for status in statuses {
+            for violating in [false, true] {
+                let filter = RowFilter { status, violating };
+                let keep = |s: OrderStatus, judgments: u64| {
+                    status.is_none_or(|want| want == s) && (!violating || judgments > 0)
+                };
+                let mut rows: Vec<(String, usize)> = Vec::new();
+                let _ = ledger.each_order_row(as_of, None, |row| {
+                    match rows.last_mut() {
+                        Some((shop, _)) if *shop == row.shop_id => {}
+                        _ => rows.push((row.shop_id.clone(), 0)),
+                    }
+                    if keep(row.status, row.judgments) {
+                        if let Some((_, n)) = rows.last_mut() {
+                            *n += 1;
+                        }
+                    }
+                    Ok::<(), ()>(())
+                });
+                let counts: Vec<(String, usize)> = ledger
+                    .count_order_rows(as_of, None, filter)
+                    .into_iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(shop, n)| (shop.to_string(), n))
+                    .collect();
+                rows.retain(|(_, n)| *n > 0);
+                prop_assert_eq!(&counts, &rows, "status {:?}, violating {}", status, violating);
+                if let Some((shop, n)) = rows.first() {
+                    let one = ledger.count_order_rows(as_of, Some(shop), filter);
+                    prop_assert_eq!(one, vec![(shop.as_str(), *n)]);
+                }
             }
         }
     }

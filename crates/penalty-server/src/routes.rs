@@ -429,24 +429,35 @@ async fn list_orders(
     let violating = params.violating.unwrap_or(false);
     let page = state
         .query(when.known_at, move |ledger| {
-            let keep = |row: &penalty_core::OrderRow| {
-                status.is_none_or(|s| s == row.status) && (!violating || row.judgments > 0)
-            };
-            // Rows stream by; only the page is kept (the total still counts
-            // every row, so every shop is computed, one at a time).
-            let mut total = 0usize;
+            let filter = penalty_core::RowFilter { status, violating };
+            // The matching rows are counted shop by shop from their status
+            // alone; only the shops the page reaches compute their rows.
+            let counts = ledger.count_order_rows(when.as_of, shop.as_deref(), filter);
+            let total: usize = counts.iter().map(|(_, count)| count).sum();
             let mut orders = Vec::new();
-            let page = |row: penalty_core::OrderRow| {
-                if keep(&row) {
-                    if total >= offset && orders.len() < limit {
-                        orders.push(row);
-                    }
-                    total += 1;
+            // Matching rows in the shops before the current one.
+            let mut before = 0usize;
+            for (shop_id, count) in counts {
+                if orders.len() >= limit {
+                    break;
                 }
-                Ok::<(), std::convert::Infallible>(())
-            };
-            // Keeping rows cannot fail.
-            let _ = ledger.each_order_row(when.as_of, shop.as_deref(), page);
+                if count > 0 && before + count > offset {
+                    let mut position = before;
+                    let page = |row: penalty_core::OrderRow| {
+                        if filter.keeps(row.status, row.judgments) {
+                            if position >= offset && orders.len() < limit {
+                                orders.push(row);
+                            }
+                            position += 1;
+                        }
+                        Ok::<(), std::convert::Infallible>(())
+                    };
+                    // Keeping rows cannot fail.
+                    let _ = ledger.each_order_row(when.as_of, Some(shop_id), page);
+                    debug_assert_eq!(position, before + count, "rows as counted");
+                }
+                before += count;
+            }
             let end = offset.saturating_add(orders.len());
             let next = (end < total).then_some(end);
             Ok(OrderPage {

@@ -271,6 +271,42 @@ async fn orders_are_filtered_and_paged_like_the_export() {
     assert_eq!(page["orders"], serde_json::to_value(&expected).unwrap());
     assert_eq!(page["next"], Value::Null);
 
+    // A filter across every shop, in small pages that start and end inside
+    // shops: the pages, put together, are the export's filtered rows.
+    for (query, keep) in [
+        (
+            "violating=true",
+            (|row: &penalty_core::OrderRow| row.judgments > 0)
+                as fn(&penalty_core::OrderRow) -> bool,
+        ),
+        ("status=shipped", |row| row.status == OrderStatus::Shipped),
+        ("status=refunded&violating=true", |row| {
+            row.status == OrderStatus::Refunded && row.judgments > 0
+        }),
+    ] {
+        let expected = ledger.order_rows(as_of_instant(), keep);
+        assert!(!expected.is_empty(), "{query}: the demo has such rows");
+        let mut collected: Vec<Value> = Vec::new();
+        let mut offset = Some(0u64);
+        while let Some(at) = offset {
+            let (_, page) = get_json(
+                &router,
+                &format!("/orders?as_of={AS_OF}&{query}&limit=7&offset={at}"),
+                None,
+            )
+            .await;
+            assert_eq!(page["total"], expected.len(), "{query}");
+            collected.extend(page["orders"].as_array().unwrap().iter().cloned());
+            offset = page["next"].as_u64();
+            assert!(collected.len() <= expected.len(), "{query}");
+        }
+        assert_eq!(
+            Value::Array(collected),
+            serde_json::to_value(&expected).unwrap(),
+            "{query}"
+        );
+    }
+
     let (_, page) = get_json(&router, &format!("/orders?as_of={AS_OF}&shop=NOPE"), None).await;
     assert_eq!(page["orders"], serde_json::json!([]));
     assert_eq!(page["total"], 0);
