@@ -227,6 +227,43 @@ async fn order_report_equals_the_cli_report() {
     .await;
 }
 
+/// Follows `GET /orders?{query}` page by page (`limit` rows each) from the
+/// start; every page's total and the pages put together must be `expected`.
+/// Returns how many pages there were.
+async fn walk_pages(
+    router: &axum::Router,
+    query: &str,
+    limit: usize,
+    expected: &[penalty_core::OrderRow],
+) -> usize {
+    let mut collected: Vec<Value> = Vec::new();
+    let mut offset = Some(0u64);
+    let mut pages = 0;
+    while let Some(at) = offset {
+        let (status, page) = get_json(
+            router,
+            &format!("/orders?as_of={AS_OF}&{query}&limit={limit}&offset={at}"),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{query}");
+        assert_eq!(page["total"], expected.len(), "{query}");
+        collected.extend(page["orders"].as_array().unwrap().iter().cloned());
+        offset = page["next"].as_u64();
+        pages += 1;
+        assert!(
+            pages <= expected.len().div_ceil(limit),
+            "{query}: too many pages"
+        );
+    }
+    assert_eq!(
+        Value::Array(collected),
+        serde_json::to_value(expected).unwrap(),
+        "{query}"
+    );
+    pages
+}
+
 #[tokio::test]
 async fn orders_are_filtered_and_paged_like_the_export() {
     let (_dir, _state, router) = demo_state(false).await;
@@ -235,24 +272,7 @@ async fn orders_are_filtered_and_paged_like_the_export() {
     let all = ledger.order_rows(as_of_instant(), |_| true);
 
     // Paging: concatenated pages equal the whole list.
-    let mut collected: Vec<Value> = Vec::new();
-    let mut offset = Some(0u64);
-    let mut pages = 0;
-    while let Some(at) = offset {
-        let (status, page) = get_json(
-            &router,
-            &format!("/orders?as_of={AS_OF}&limit=100&offset={at}"),
-            None,
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(page["total"], all.len());
-        collected.extend(page["orders"].as_array().unwrap().iter().cloned());
-        offset = page["next"].as_u64();
-        pages += 1;
-        assert!(pages < 100);
-    }
-    assert_eq!(Value::Array(collected), serde_json::to_value(&all).unwrap());
+    let pages = walk_pages(&router, "", 100, &all).await;
     assert_eq!(pages, all.len().div_ceil(100));
 
     // Filters: the export's.
@@ -286,25 +306,7 @@ async fn orders_are_filtered_and_paged_like_the_export() {
     ] {
         let expected = ledger.order_rows(as_of_instant(), keep);
         assert!(!expected.is_empty(), "{query}: the demo has such rows");
-        let mut collected: Vec<Value> = Vec::new();
-        let mut offset = Some(0u64);
-        while let Some(at) = offset {
-            let (_, page) = get_json(
-                &router,
-                &format!("/orders?as_of={AS_OF}&{query}&limit=7&offset={at}"),
-                None,
-            )
-            .await;
-            assert_eq!(page["total"], expected.len(), "{query}");
-            collected.extend(page["orders"].as_array().unwrap().iter().cloned());
-            offset = page["next"].as_u64();
-            assert!(collected.len() <= expected.len(), "{query}");
-        }
-        assert_eq!(
-            Value::Array(collected),
-            serde_json::to_value(&expected).unwrap(),
-            "{query}"
-        );
+        walk_pages(&router, query, 7, &expected).await;
     }
 
     let (_, page) = get_json(&router, &format!("/orders?as_of={AS_OF}&shop=NOPE"), None).await;
