@@ -5,7 +5,7 @@
 //! offset is dropped at parse time and only the policy's offset is used again, to
 //! find calendar days (R4, R5) and to print.
 
-use chrono::{DateTime, FixedOffset, NaiveDate, Offset, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, Offset, SecondsFormat, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
 const NANOS_PER_SECOND: i64 = 1_000_000_000;
@@ -69,7 +69,25 @@ impl Instant {
     /// offset, for the human-readable `explain` lines.
     pub fn to_human(self, offset: UtcOffset) -> String {
         let local = self.in_offset(offset);
-        if self.0.rem_euclid(60 * NANOS_PER_SECOND) == 0 {
+        let whole_minute = self.0.rem_euclid(60 * NANOS_PER_SECOND) == 0;
+        // Written directly for four-digit years (every instant that fits in
+        // 64-bit nanoseconds): chrono's `format` parses its pattern at every
+        // call, a tenth of a shop report's time.
+        if (0..=9999).contains(&local.year()) {
+            let (date, time) = (local.date_naive(), local.time());
+            let day = four_digit_date(date);
+            return if whole_minute {
+                format!("{day} {:02}:{:02}", time.hour(), time.minute())
+            } else {
+                format!(
+                    "{day} {:02}:{:02}:{:02}",
+                    time.hour(),
+                    time.minute(),
+                    time.second()
+                )
+            };
+        }
+        if whole_minute {
             local.format("%Y-%m-%d %H:%M").to_string()
         } else {
             local.format("%Y-%m-%d %H:%M:%S").to_string()
@@ -103,10 +121,17 @@ impl Day {
     pub fn to_iso(self) -> String {
         let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
         match epoch.checked_add_signed(chrono::TimeDelta::days(self.0)) {
+            // Written directly for four-digit years, as `to_human` does.
+            Some(date) if (0..=9999).contains(&date.year()) => four_digit_date(date),
             Some(date) => date.format("%Y-%m-%d").to_string(),
             None => format!("day{}", self.0),
         }
     }
+}
+
+/// `YYYY-MM-DD` of a date whose year has four digits.
+fn four_digit_date(date: NaiveDate) -> String {
+    format!("{:04}-{:02}-{:02}", date.year(), date.month(), date.day())
 }
 
 /// A fixed offset from UTC, such as `+08:00` (the policy's time zone).
@@ -165,6 +190,53 @@ impl std::fmt::Display for UtcOffset {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The direct formatting gives chrono's `format` bytes, over every day
+    /// an instant can fall on and instants at every second of many days.
+    #[test]
+    fn dates_and_human_instants_are_written_as_chrono_writes_them() {
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+        let first = Instant(i64::MIN).local_day(UtcOffset::CHINA).0 - 2;
+        let last = Instant(i64::MAX).local_day(UtcOffset::CHINA).0 + 2;
+        for day in first..=last {
+            let date = epoch
+                .checked_add_signed(chrono::TimeDelta::days(day))
+                .unwrap();
+            assert_eq!(Day(day).to_iso(), date.format("%Y-%m-%d").to_string());
+        }
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for offset in [
+            UtcOffset::CHINA,
+            UtcOffset { seconds: -5 * 3600 },
+            UtcOffset { seconds: 0 },
+        ] {
+            for _ in 0..200_000 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                // Whole minutes, whole seconds and fractions, across the range.
+                let nanos = match seed % 3 {
+                    0 => (seed as i64) / (60 * NANOS_PER_SECOND) * (60 * NANOS_PER_SECOND),
+                    1 => (seed as i64) / NANOS_PER_SECOND * NANOS_PER_SECOND,
+                    _ => seed as i64,
+                };
+                let t = Instant(nanos);
+                let local = t.in_offset(offset);
+                let expected = if nanos.rem_euclid(60 * NANOS_PER_SECOND) == 0 {
+                    local.format("%Y-%m-%d %H:%M").to_string()
+                } else {
+                    local.format("%Y-%m-%d %H:%M:%S").to_string()
+                };
+                assert_eq!(t.to_human(offset), expected, "{nanos}");
+            }
+        }
+        // Past four digits, chrono's own writing.
+        let far = epoch
+            .checked_add_signed(chrono::TimeDelta::days(10_000_000))
+            .unwrap();
+        assert_eq!(Day(10_000_000).to_iso(), far.format("%Y-%m-%d").to_string());
+        assert!(Day(10_000_000).to_iso().starts_with('+'));
+    }
 
     #[test]
     fn offsets_compare_as_instants() {
