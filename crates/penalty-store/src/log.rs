@@ -414,27 +414,21 @@ impl EventLog {
         // The journal is read first: if sled cannot read its own file, the
         // journal still says which acknowledged events are at stake.
         let head = Head::open(dir)?;
-        let db = sled::Config::new()
-            .path(&sled_path)
-            // Blocks are read once, in order, and checkpoints once per
-            // process: a large page cache would only hold memory.
-            .cache_capacity(16 * 1024 * 1024)
-            .flush_every_ms(None)
-            .open()
-            .map_err(|source| match source {
-                sled::Error::Corruption { .. } => StoreError::Corrupt {
-                    block_seq: 1,
-                    first_seq: 1,
-                    last_seq: head.last().last_seq.max(1),
-                    detail: format!(
-                        "sled cannot read its database file ({source}); {} acknowledged events up to \
+        remove_unfinished_snapshots(&sled_path)?;
+        let db = open_sled(&sled_path).map_err(|source| match source {
+            sled::Error::Corruption { .. } => StoreError::Corrupt {
+                block_seq: 1,
+                first_seq: 1,
+                last_seq: head.last().last_seq.max(1),
+                detail: format!(
+                    "sled cannot read its database file ({source}); {} acknowledged events up to \
                          sequence number {}",
-                        crate::head::HEAD_FILE,
-                        head.last().last_seq
-                    ),
-                },
-                source => db_error(source),
-            })?;
+                    crate::head::HEAD_FILE,
+                    head.last().last_seq
+                ),
+            },
+            source => db_error(source),
+        })?;
         let blocks = db.open_tree(BLOCKS_TREE).map_err(db_error)?;
         let checkpoint = db.open_tree(CHECKPOINT_TREE).map_err(db_error)?;
         let file_path = dir.join(BLOCKS_FILE);
@@ -1166,6 +1160,85 @@ impl BlockReader {
             _ => Ok(self.load(key, value)?.last_seq()),
         }
     }
+}
+
+/// How long [`open_sled`] waits for sled's own file lock.
+const SLED_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Opens sled's database, waiting a little for its file lock.
+///
+/// Why: the directory lock is ours already, so no other process of ours
+/// holds sled's database; but within one process, a database just closed
+/// can keep its file (and the lock on it) open a moment longer, until
+/// sled's deferred frees run. Reopening at once then failed with "could not
+/// acquire lock". Any other error, or a lock still held after the wait, is
+/// returned.
+fn open_sled(sled_path: &Path) -> sled::Result<sled::Db> {
+    let started = std::time::Instant::now();
+    loop {
+        let opened = sled::Config::new()
+            .path(sled_path)
+            // Blocks are read once, in order, and checkpoints once per
+            // process: a large page cache would only hold memory.
+            .cache_capacity(16 * 1024 * 1024)
+            .flush_every_ms(None)
+            .open();
+        match opened {
+            Err(sled::Error::Io(error))
+                if error.to_string().contains("could not acquire lock")
+                    && started.elapsed() < SLED_LOCK_WAIT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            opened => return opened,
+        }
+    }
+}
+
+/// Removes the snapshot files sled was still writing when its process died.
+///
+/// Why: sled 0.34.7 writes a snapshot to `snap.<lsn>.generating`, syncs it,
+/// then renames it to `snap.<lsn>`; but when it opens a database it reads the
+/// last of all `snap.*` files by name, the unfinished one included, and
+/// refuses to open at all when that one is empty or torn (sled issue #1527).
+/// A kill at the wrong moment thus made a healthy log unreadable (our SIGKILL
+/// test caught it). An unfinished file was never put in place, and sled
+/// removes older snapshots only after the rename, so the last finished
+/// snapshot is still there and sled recovers from it and its log. Anything
+/// sled then got wrong would still be caught by the head journal, the
+/// locators' and blocks' checksums and the sequence checks.
+///
+/// The caller holds the directory lock, so no other process is writing one.
+fn remove_unfinished_snapshots(sled_path: &Path) -> Result<(), StoreError> {
+    let entries = match std::fs::read_dir(sled_path) {
+        Ok(entries) => entries,
+        // A new data directory: sled creates its own.
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(StoreError::Io {
+                action: "listing sled's directory",
+                path: sled_path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            let path = entry.path();
+            tracing::warn!(
+                path = %path.display(),
+                "removing a snapshot sled was still writing when its process stopped"
+            );
+            std::fs::remove_file(&path).map_err(|source| StoreError::Io {
+                action: "removing an unfinished sled snapshot",
+                path: path.clone(),
+                source,
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// A gap or an overlap between `expected` and the block that follows.

@@ -61,8 +61,31 @@ fn all_events(log: &EventLog) -> Vec<penalty_store::StoredEvent> {
 /// bound of the huge-line test measures ingest alone.
 static MEMORY_HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// Opens a closed log's sled database directly. A database closed a moment
+/// ago in this process may hold its file lock a little longer (sled frees
+/// it later), so the lock is waited for, as `EventLog::open` does.
+fn open_sled(dir: &Path) -> sled::Db {
+    try_open_sled(dir).unwrap()
+}
+
+/// [`open_sled`]'s answer, whatever it is once the lock is free.
+fn try_open_sled(dir: &Path) -> sled::Result<sled::Db> {
+    let started = WallClock::now();
+    loop {
+        match sled::open(dir.join(SLED_DIR)) {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && started.elapsed() < Duration::from_secs(2) =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            opened => return opened,
+        }
+    }
+}
+
 fn flip_byte(dir: &Path, tree: &str, key: &[u8], position_from_end: usize) {
-    let db = sled::open(dir.join(SLED_DIR)).unwrap();
+    let db = open_sled(dir);
     let tree = db.open_tree(tree).unwrap();
     let mut value = tree.get(key).unwrap().unwrap().to_vec();
     let position = value.len() - position_from_end;
@@ -75,7 +98,7 @@ fn flip_byte(dir: &Path, tree: &str, key: &[u8], position_from_end: usize) {
 /// a closed log, `position_from_end` bytes before the block's end.
 fn flip_block_byte(dir: &Path, first_seq: u64, position_from_end: usize) {
     let locator = {
-        let db = sled::open(dir.join(SLED_DIR)).unwrap();
+        let db = open_sled(dir);
         let tree = db.open_tree(BLOCKS_TREE).unwrap();
         let value = tree.get(first_seq.to_be_bytes()).unwrap().unwrap();
         Locator::decode(&value).unwrap()
@@ -470,7 +493,7 @@ fn a_store_with_its_blocks_inside_sled_is_still_read_and_appended_to() {
 /// A data directory whose sled holds `blocks` (first seq, lines) as written
 /// by hand, bypassing the log's checks.
 fn store_with_blocks(dir: &Path, blocks: &[(u64, Vec<ParsedLine>)]) {
-    let db = sled::open(dir.join(SLED_DIR)).unwrap();
+    let db = open_sled(dir);
     let tree = db.open_tree(BLOCKS_TREE).unwrap();
     for (first_seq, lines) in blocks {
         let entries: Vec<penalty_store::block::NewEntry<'_>> = lines
@@ -1066,5 +1089,45 @@ proptest! {
         prop_assert_eq!(ids.len(), events.len());
         prop_assert_eq!(events.len() as u64, expected.appended);
         prop_assert!(log.verify().unwrap().is_ok());
+    }
+}
+
+/// sled 0.34.7 reads an unfinished `snap.*.generating` file when it opens
+/// and refuses to open when that file is empty or torn: a process killed
+/// while sled wrote a snapshot left a healthy log unreadable (found by the
+/// CLI's SIGKILL test). Opening removes such a file and reads on.
+#[test]
+fn a_snapshot_sled_was_still_writing_does_not_stop_the_log_from_opening() {
+    for unfinished in [&b""[..], &[0xAB; 40][..]] {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut log = EventLog::open(dir.path()).unwrap();
+            log.append_batch(&[parsed(&paid_line(1, "O1"))], Instant(0))
+                .unwrap();
+            log.append_batch(&[parsed(&paid_line(2, "O2"))], Instant(0))
+                .unwrap();
+        }
+        // Sorts after every snapshot sled has finished.
+        let leftover = dir
+            .path()
+            .join(SLED_DIR)
+            .join("snap.FFFFFFFFFFFFFFFF.generating");
+        std::fs::write(&leftover, unfinished).unwrap();
+        // As sled alone would see it: refused.
+        let refused = try_open_sled(dir.path()).err();
+        assert!(
+            matches!(refused, Some(sled::Error::Corruption { .. })),
+            "sled refuses the unfinished snapshot: {refused:?}"
+        );
+        std::fs::write(&leftover, unfinished).unwrap();
+
+        let mut log = EventLog::open(dir.path()).unwrap();
+        assert!(!leftover.exists(), "the unfinished snapshot is removed");
+        assert_eq!(all_events(&log).len(), 2);
+        let outcomes = log
+            .append_batch(&[parsed(&paid_line(3, "O3"))], Instant(0))
+            .unwrap();
+        assert_eq!(outcomes, vec![AppendOutcome::Appended { seq: 3 }]);
+        assert!(log.verify().unwrap().is_ok());
     }
 }
