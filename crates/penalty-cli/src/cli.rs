@@ -76,6 +76,12 @@ pub enum Command {
     )]
     Audit(AuditArgs),
 
+    /// Rebuild sled's part of the data directory (where each block lies) from the blocks file.
+    #[command(
+        after_help = "Examples:\n  penalty recover\n  penalty recover --json\n\nFor when a command says that sled cannot read its database file, or that it\ndiscarded part of it: the events themselves are in events.log, each block\nchecksummed, and are found again from there. The damaged sled directory is\nkept beside (log.sled.damaged-N); the projection checkpoint is rebuilt by the\nnext query. Refuses, changing nothing, when events.log itself lost\nacknowledged events (exit 4): then only a backup has them."
+    )]
+    Recover(RecoverArgs),
+
     /// Generate a seeded, realistic workload as JSON Lines (EVENTS.md).
     #[command(
         after_help = "Examples:\n  penalty gen --orders 1000000 --shops 10000 --seed 1 -o events.jsonl\n  penalty gen --orders 300 --shops 6 | penalty ingest -"
@@ -180,6 +186,13 @@ pub struct OrderArgs {
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
+    /// Machine output (JSON) on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
     /// Machine output (JSON) on stdout.
     #[arg(long)]
     pub json: bool,

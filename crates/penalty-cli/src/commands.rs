@@ -75,6 +75,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(ExportCommand::Orders(args)) => export_orders(&cli.db, &policy, args),
         Command::Replay(args) => replay(&cli.db, &policy, args),
         Command::Audit(args) => audit(&cli.db, &policy, args),
+        Command::Recover(args) => recover(&cli.db, args),
         Command::Gen(args) => gen(args),
         Command::Serve(args) => {
             eprintln!(
@@ -473,6 +474,77 @@ struct CheckpointAudit {
     digest: String,
     replay_digest: String,
     equal: bool,
+}
+
+#[derive(Serialize)]
+struct RecoverOutput {
+    ok: bool,
+    recovered: Option<penalty_store::recover::RecoverReport>,
+    log: penalty_store::VerifyReport,
+}
+
+fn recover(db: &Path, args: RecoverArgs) -> anyhow::Result<ExitCode> {
+    let refused = |error: &StoreError| penalty_store::VerifyReport {
+        blocks: 0,
+        events: 0,
+        last_seq: 0,
+        problem: Some(penalty_store::VerifyProblem {
+            seq: error.corrupt_seq().unwrap_or(1),
+            detail: error.to_string(),
+        }),
+    };
+    // A log that opens and checks good has nothing to recover: leave it
+    // (and its checkpoint) as it is.
+    if let Ok(log) = EventLog::open(db) {
+        let report = log.verify()?;
+        if report.is_ok() {
+            if args.json {
+                let output = RecoverOutput {
+                    ok: true,
+                    recovered: None,
+                    log: report,
+                };
+                print(&json_line(&output)?)?;
+            } else {
+                print(&format!(
+                    "the log opens and checks good ({} blocks, {} events): nothing to recover\n",
+                    report.blocks, report.events
+                ))?;
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    let (recovered, log) = match penalty_store::recover::recover(db) {
+        Ok(recovered) => {
+            // The rebuilt database must pass everything an audit checks of
+            // the log.
+            let log = match EventLog::open(db) {
+                Ok(log) => log.verify()?,
+                Err(error @ StoreError::Corrupt { .. }) => refused(&error),
+                Err(error) => return Err(error.into()),
+            };
+            (Some(recovered), log)
+        }
+        Err(error @ StoreError::Corrupt { .. }) => (None, refused(&error)),
+        Err(error) => {
+            return Err(anyhow::Error::new(error).context(format!(
+                "while recovering the data directory {}",
+                db.display()
+            )))
+        }
+    };
+    let ok = log.is_ok();
+    if args.json {
+        let output = RecoverOutput { ok, recovered, log };
+        print(&json_line(&output)?)?;
+    } else {
+        print(&render::recover(recovered.as_ref(), &log))?;
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(4)
+    })
 }
 
 fn audit(db: &Path, policy: &Policy, args: AuditArgs) -> anyhow::Result<ExitCode> {

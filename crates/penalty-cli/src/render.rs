@@ -298,6 +298,47 @@ pub fn order_csv_line(row: &OrderRow) -> String {
     out
 }
 
+/// What `penalty recover` found and did, then the rebuilt log's check.
+pub fn recover(
+    recovered: Option<&penalty_store::recover::RecoverReport>,
+    log: &VerifyReport,
+) -> String {
+    let mut out = String::new();
+    if let Some(r) = recovered {
+        out += &format!(
+            "rebuilt sled's part from events.log: {} blocks, {} events, last sequence number {} \
+             (acknowledged: {})\n",
+            r.blocks, r.events, r.last_seq, r.acknowledged_seq
+        );
+        if let Some(kept) = &r.damaged_sled {
+            out += &format!("the damaged sled directory is kept at {}\n", kept.display());
+        }
+        if r.unacknowledged_tail_bytes > 0 {
+            out += &format!(
+                "{} bytes after the last whole block were never acknowledged; the next append \
+                 overwrites them\n",
+                r.unacknowledged_tail_bytes
+            );
+        }
+    }
+    match &log.problem {
+        Some(problem) => {
+            out += &format!(
+                "PROBLEM at sequence number {}: {}\n",
+                problem.seq, problem.detail
+            );
+        }
+        None => {
+            out += &format!(
+                "log integrity: {} blocks, {} events, every checksum and sequence number is good; \
+                 the projections are rebuilt by the next query\n",
+                log.blocks, log.events
+            );
+        }
+    }
+    out
+}
+
 pub fn audit(log: &VerifyReport, checkpoint: Option<(u64, bool)>, orphans: &[Orphan]) -> String {
     let mut out = format!(
         "log: {} blocks, {} events, last sequence number {}\n",

@@ -832,3 +832,41 @@ fn an_export_into_a_pipe_closed_early_ends_quietly_with_success() {
         );
     }
 }
+
+#[test]
+fn recover_rebuilds_a_data_directory_whose_sled_is_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    ingest_text(&db, paid_orders(50).as_bytes());
+    let query = ["shops", "--as-of", "2026-03-07", "--json"];
+    let before = run(&db, &query);
+    assert!(before.status.success());
+
+    // Nothing to do on a healthy log: nothing is moved.
+    let idle = run(&db, &["recover", "--json"]);
+    assert!(idle.status.success());
+    assert_eq!(json(&idle)["recovered"], Value::Null);
+    assert!(!dir.path().join("db/log.sled.damaged-1").exists());
+
+    // sled's file destroyed: queries refuse and name the way out.
+    std::fs::write(db.join("log.sled/db"), vec![0x5A; 8192]).unwrap();
+    let refused = run(&db, &query);
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("penalty recover"), "{message}");
+
+    let out = run(&db, &["recover", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = json(&out);
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["recovered"]["events"], 50);
+    assert!(dir.path().join("db/log.sled.damaged-1/db").exists());
+    let after = run(&db, &query);
+    assert!(after.status.success());
+    assert_eq!(after.stdout, before.stdout, "the same answers as before");
+    assert!(run(&db, &["audit"]).status.success());
+}

@@ -26,6 +26,7 @@ pub mod ingest;
 mod lock;
 mod log;
 pub mod projection;
+pub mod recover;
 
 pub use error::StoreError;
 pub use lock::{now, LOCK_FILE};

@@ -422,7 +422,8 @@ impl EventLog {
                 last_seq: head.last().last_seq.max(1),
                 detail: format!(
                     "sled cannot read its database file ({source}); {} acknowledged events up to \
-                         sequence number {}",
+                     sequence number {}; `penalty recover` rebuilds sled's part from the blocks \
+                     file, which holds the events",
                     crate::head::HEAD_FILE,
                     head.last().last_seq
                 ),
@@ -489,7 +490,8 @@ impl EventLog {
                 last_seq: head.last_seq,
                 detail: format!(
                     "the database ends at sequence number {last_seq} but {} acknowledged events up \
-                     to {}: sled discarded a damaged part of its file on recovery",
+                     to {}: sled discarded a damaged part of its file on recovery; `penalty \
+                     recover` rebuilds sled's part from the blocks file, which holds the events",
                     crate::head::HEAD_FILE,
                     head.last_seq
                 ),
@@ -1087,7 +1089,7 @@ impl EventLog {
 
 /// The most bytes one stored block may take: a locator claiming more is
 /// damage, not a reason to allocate.
-const MAX_BLOCK_BYTES: u32 = 512 << 20;
+pub(crate) const MAX_BLOCK_BYTES: u32 = 512 << 20;
 
 /// What reading a block takes: the sled value under its key is either the
 /// block itself (stores written before the blocks file) or its [`Locator`]
@@ -1173,7 +1175,7 @@ const SLED_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// sled's deferred frees run. Reopening at once then failed with "could not
 /// acquire lock". Any other error, or a lock still held after the wait, is
 /// returned.
-fn open_sled(sled_path: &Path) -> sled::Result<sled::Db> {
+pub(crate) fn open_sled(sled_path: &Path) -> sled::Result<sled::Db> {
     let started = std::time::Instant::now();
     loop {
         let opened = sled::Config::new()

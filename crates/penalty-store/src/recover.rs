@@ -1,0 +1,213 @@
+//! Rebuilding sled's part of a data directory from the blocks file.
+//!
+//! sled holds only where each block lies (its [`Locator`]) and the projection
+//! checkpoint; the events themselves are in the blocks file, each block
+//! self-describing and checksummed. So when sled cannot read its database
+//! after a crash (sled 0.34.7 has crash-recovery faults of its own), or
+//! discarded part of it, the locators can be found again by reading the
+//! blocks file from its start: a block begins with the block magic, and the
+//! right end of it is the one where its checksum holds. The checkpoint is
+//! derived data; the next query rebuilds it by replaying the log.
+//!
+//! The damaged sled directory is kept beside, renamed, never deleted. The
+//! recovery refuses, changing nothing, when the blocks file does not reach
+//! the head journal's last acknowledged event: those events are gone from
+//! the blocks file itself, and only a backup has them.
+
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::block::{self, block_key, Locator};
+use crate::head::{Head, HEAD_FILE};
+use crate::lock::DirLock;
+use crate::log::{open_sled, BLOCKS_FILE, BLOCKS_TREE, MAX_BLOCK_BYTES, SLED_DIR};
+use crate::StoreError;
+
+/// How much of the blocks file is read at a time while looking for a block's
+/// end.
+const READ_BYTES: usize = 4 << 20;
+/// The block magic, as `block` writes it.
+const MAGIC: &[u8; 4] = b"PLGB";
+
+/// What [`recover`] found and did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RecoverReport {
+    /// Blocks found whole, in sequence, from the start of the blocks file.
+    pub blocks: u64,
+    /// Events they hold.
+    pub events: u64,
+    /// The last sequence number recovered.
+    pub last_seq: u64,
+    /// The last sequence number the head journal says was acknowledged.
+    pub acknowledged_seq: u64,
+    /// Bytes of the blocks file after the last whole block: an append that
+    /// was never acknowledged, which the next append overwrites.
+    pub unacknowledged_tail_bytes: u64,
+    /// Where the damaged sled directory was moved (none when there was
+    /// none).
+    pub damaged_sled: Option<PathBuf>,
+}
+
+/// Rebuilds `dir`'s sled database from its blocks file (see the module
+/// documentation). Takes the directory lock; fails with
+/// [`StoreError::Locked`] while another process holds it.
+pub fn recover(dir: &Path) -> Result<RecoverReport, StoreError> {
+    let _lock = DirLock::acquire(dir)?;
+    let acknowledged_seq = Head::open(dir)?.last().last_seq;
+    let path = dir.join(BLOCKS_FILE);
+    let io_error = |action, source| StoreError::Io {
+        action,
+        path: path.clone(),
+        source,
+    };
+    let file = std::fs::File::open(&path).map_err(|e| io_error("opening the blocks file", e))?;
+    let file_len = file
+        .metadata()
+        .map_err(|e| io_error("reading the size of the blocks file", e))?
+        .len();
+
+    let mut locators: Vec<(u64, Locator)> = Vec::new();
+    let mut offset = 0u64;
+    let mut next_seq = 1u64;
+    while let Some((first_seq, locator)) = block_at(&file, offset, file_len, next_seq)
+        .map_err(|e| io_error("reading the blocks file", e))?
+    {
+        next_seq = first_seq + u64::from(locator.count);
+        offset = locator.end();
+        locators.push((first_seq, locator));
+    }
+    let last_seq = next_seq - 1;
+    if locators.is_empty() && file_len > 0 {
+        let detail = format!(
+            "{BLOCKS_FILE} does not start with a whole block of sequence number 1: its events \
+             were kept inside sled by an older version, or the file is damaged at its start, \
+             and cannot be recovered from it"
+        );
+        return Err(StoreError::Corrupt {
+            block_seq: 1,
+            first_seq: 1,
+            last_seq: acknowledged_seq.max(1),
+            detail,
+        });
+    }
+    if last_seq < acknowledged_seq {
+        return Err(StoreError::Corrupt {
+            block_seq: last_seq + 1,
+            first_seq: last_seq + 1,
+            last_seq: acknowledged_seq,
+            detail: format!(
+                "{BLOCKS_FILE} holds whole blocks up to sequence number {last_seq} only (the \
+                 next block, at byte {offset}, is missing or damaged), but {HEAD_FILE} \
+                 acknowledged events up to {acknowledged_seq}; nothing was changed"
+            ),
+        });
+    }
+
+    let sled_path = dir.join(SLED_DIR);
+    let damaged_sled = aside(&sled_path)?;
+    let db_error = |source| StoreError::Database {
+        path: sled_path.clone(),
+        source,
+    };
+    let db = open_sled(&sled_path).map_err(db_error)?;
+    let tree = db.open_tree(BLOCKS_TREE).map_err(db_error)?;
+    let mut batch = sled::Batch::default();
+    for (first_seq, locator) in &locators {
+        batch.insert(&block_key(*first_seq)[..], &locator.encode()[..]);
+    }
+    tree.apply_batch(batch).map_err(db_error)?;
+    db.flush().map_err(db_error)?;
+    tracing::info!(
+        blocks = locators.len(),
+        last_seq,
+        damaged = ?damaged_sled,
+        "rebuilt the block locators from the blocks file"
+    );
+    Ok(RecoverReport {
+        blocks: locators.len() as u64,
+        events: last_seq,
+        last_seq,
+        acknowledged_seq,
+        unacknowledged_tail_bytes: file_len - offset,
+        damaged_sled,
+    })
+}
+
+/// The whole block at `offset` whose first sequence number is `first_seq`,
+/// as `(first_seq, locator)`; `None` when there is none (the end of the
+/// file, a torn or damaged block, or a block out of sequence).
+fn block_at(
+    file: &std::fs::File,
+    offset: u64,
+    file_len: u64,
+    first_seq: u64,
+) -> std::io::Result<Option<(u64, Locator)>> {
+    let available = file_len.saturating_sub(offset);
+    let mut bytes = vec![0u8; usize::try_from(available.min(READ_BYTES as u64)).unwrap_or(0)];
+    file.read_exact_at(&mut bytes, offset)?;
+    if !bytes.starts_with(MAGIC) {
+        return Ok(None);
+    }
+    let key = block_key(first_seq);
+    // The block ends where another block's magic starts, or at the end of
+    // the file; a magic inside a block's own bytes fails the checksum and
+    // the search goes on.
+    let mut search_from = MAGIC.len();
+    loop {
+        let found = bytes[search_from..]
+            .windows(MAGIC.len())
+            .position(|window| window == MAGIC)
+            .map(|position| search_from + position);
+        let read_all = bytes.len() as u64 == available;
+        let end = match found {
+            Some(end) => end,
+            None if read_all => bytes.len(),
+            None => {
+                // Read on; a magic may straddle the boundary.
+                if bytes.len() as u64 >= u64::from(MAX_BLOCK_BYTES) {
+                    return Ok(None);
+                }
+                search_from = bytes.len().saturating_sub(MAGIC.len() - 1).max(MAGIC.len());
+                let more = (available - bytes.len() as u64).min(READ_BYTES as u64);
+                let start = bytes.len();
+                bytes.resize(start + more as usize, 0);
+                file.read_exact_at(&mut bytes[start..], offset + start as u64)?;
+                continue;
+            }
+        };
+        if let Ok(decoded) = block::decode(&key, &bytes[..end]) {
+            if decoded.first_seq == first_seq {
+                let count = u32::try_from(decoded.entries.len()).unwrap_or(u32::MAX);
+                return Ok(Some((first_seq, Locator::of(&bytes[..end], offset, count))));
+            }
+        }
+        if found.is_none() {
+            return Ok(None);
+        }
+        search_from = end + 1;
+    }
+}
+
+/// Moves the sled directory aside under a name not taken yet, and returns
+/// that name; `None` when there is no sled directory.
+fn aside(sled_path: &Path) -> Result<Option<PathBuf>, StoreError> {
+    if !sled_path.exists() {
+        return Ok(None);
+    }
+    let mut number = 1u32;
+    let target = loop {
+        let candidate = sled_path.with_file_name(format!("{SLED_DIR}.damaged-{number}"));
+        if !candidate.exists() {
+            break candidate;
+        }
+        number += 1;
+    };
+    std::fs::rename(sled_path, &target).map_err(|source| StoreError::Io {
+        action: "moving the damaged sled directory aside",
+        path: sled_path.to_path_buf(),
+        source,
+    })?;
+    Ok(Some(target))
+}
