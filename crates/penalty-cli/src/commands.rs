@@ -476,6 +476,20 @@ struct CheckpointAudit {
     equal: bool,
 }
 
+/// The log's check when the log cannot even be opened: no block checked,
+/// and the error as its problem.
+fn problem_report(error: &StoreError) -> penalty_store::VerifyReport {
+    penalty_store::VerifyReport {
+        blocks: 0,
+        events: 0,
+        last_seq: 0,
+        problem: Some(penalty_store::VerifyProblem {
+            seq: error.corrupt_seq().unwrap_or(1),
+            detail: error.to_string(),
+        }),
+    }
+}
+
 #[derive(Serialize)]
 struct RecoverOutput {
     ok: bool,
@@ -484,15 +498,6 @@ struct RecoverOutput {
 }
 
 fn recover(db: &Path, args: RecoverArgs) -> anyhow::Result<ExitCode> {
-    let refused = |error: &StoreError| penalty_store::VerifyReport {
-        blocks: 0,
-        events: 0,
-        last_seq: 0,
-        problem: Some(penalty_store::VerifyProblem {
-            seq: error.corrupt_seq().unwrap_or(1),
-            detail: error.to_string(),
-        }),
-    };
     // A log that opens and checks good has nothing to recover: leave it
     // (and its checkpoint) as it is.
     if let Ok(log) = EventLog::open(db) {
@@ -520,12 +525,12 @@ fn recover(db: &Path, args: RecoverArgs) -> anyhow::Result<ExitCode> {
             // the log.
             let log = match EventLog::open(db) {
                 Ok(log) => log.verify()?,
-                Err(error @ StoreError::Corrupt { .. }) => refused(&error),
+                Err(error @ StoreError::Corrupt { .. }) => problem_report(&error),
                 Err(error) => return Err(error.into()),
             };
             (Some(recovered), log)
         }
-        Err(error @ StoreError::Corrupt { .. }) => (None, refused(&error)),
+        Err(error @ StoreError::Corrupt { .. }) => (None, problem_report(&error)),
         Err(error) => {
             return Err(anyhow::Error::new(error).context(format!(
                 "while recovering the data directory {}",
@@ -552,15 +557,7 @@ fn audit(db: &Path, policy: &Policy, args: AuditArgs) -> anyhow::Result<ExitCode
     let log = match EventLog::open_for_audit(db) {
         Ok(log) => log,
         Err(error @ StoreError::Corrupt { .. }) => {
-            let report = penalty_store::VerifyReport {
-                blocks: 0,
-                events: 0,
-                last_seq: 0,
-                problem: Some(penalty_store::VerifyProblem {
-                    seq: error.corrupt_seq().unwrap_or(1),
-                    detail: error.to_string(),
-                }),
-            };
+            let report = problem_report(&error);
             if args.json {
                 let output = AuditOutput {
                     ok: false,
