@@ -555,11 +555,6 @@ impl ParsedLines {
     pub fn is_empty(&self) -> bool {
         self.lines.is_empty()
     }
-
-    /// Bytes held in the shared buffer.
-    pub fn bytes_len(&self) -> usize {
-        self.bytes.len()
-    }
 }
 
 /// Parses and validates one line (without its line ending).

@@ -54,7 +54,7 @@ use penalty_core::time::Instant;
 use crate::StoreError;
 
 /// Identifies a block; a value without it is not ours.
-const MAGIC: &[u8; 4] = b"PLGB";
+pub(crate) const MAGIC: &[u8; 4] = b"PLGB";
 /// The block format this code writes: entries uncompressed.
 pub const FORMAT_VERSION: u16 = FORMAT_PLAIN;
 /// Entries uncompressed.

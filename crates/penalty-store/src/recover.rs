@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::block::{self, block_key, Locator};
+use crate::block::{self, block_key, Locator, MAGIC};
 use crate::head::{Head, HEAD_FILE};
 use crate::lock::DirLock;
 use crate::log::{open_sled, BLOCKS_FILE, BLOCKS_TREE, MAX_BLOCK_BYTES, SLED_DIR};
@@ -28,8 +28,6 @@ use crate::StoreError;
 /// How much of the blocks file is read at a time while looking for a block's
 /// end.
 const READ_BYTES: usize = 4 << 20;
-/// The block magic, as `block` writes it.
-const MAGIC: &[u8; 4] = b"PLGB";
 
 /// What [`recover`] found and did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
