@@ -79,13 +79,14 @@ impl OrderIds {
     }
 }
 
-/// Where [`Ledger::intern_order`] takes an order's index from.
-#[derive(Clone, Copy)]
-enum OrderIndex {
-    /// The ledger's own table.
+/// Where [`Ledger::apply_ref_indexed`] takes an event's order index from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrderIndex {
+    /// The ledger's own table (every fold but the one below).
     Intern,
-    /// The caller's [`OrderIds`] (in a fold begun by
-    /// [`Ledger::begin_bulk_outside`]); `None` when the caller gave none.
+    /// The caller's [`OrderIds`], in a fold begun by
+    /// [`Ledger::begin_bulk_outside`]: what [`OrderIds::intern`] gave the
+    /// event's order id (`None` for a deposit top-up, which names none).
     Given(Option<u32>),
 }
 
@@ -368,7 +369,7 @@ impl Ledger {
     }
 
     /// [`Ledger::begin_bulk`] for a fold whose caller interns the order ids
-    /// (see [`OrderIds`]) and folds with [`Ledger::apply_ref_outside`]; ended
+    /// (see [`OrderIds`]) and folds with [`Ledger::apply_ref_indexed`]; ended
     /// by [`Ledger::end_bulk_outside`]. The state at the end is the same as
     /// after applying the events one by one (tested). Returns false, and
     /// changes nothing, when the ledger is not empty.
@@ -484,24 +485,14 @@ impl Ledger {
         kind: KindRef<'_>,
         recorded_at: Instant,
     ) -> Result<(), ApplyError> {
-        self.apply_from(at, kind, recorded_at, OrderIndex::Intern)
+        self.apply_ref_indexed(at, kind, recorded_at, OrderIndex::Intern)
     }
 
-    /// [`Ledger::apply_ref`] in a fold begun by
-    /// [`Ledger::begin_bulk_outside`]: `order` is what [`OrderIds::intern`]
-    /// gave this event's order id (`None` for a deposit top-up, which names
-    /// none).
-    pub fn apply_ref_outside(
-        &mut self,
-        at: Instant,
-        kind: KindRef<'_>,
-        recorded_at: Instant,
-        order: Option<u32>,
-    ) -> Result<(), ApplyError> {
-        self.apply_from(at, kind, recorded_at, OrderIndex::Given(order))
-    }
-
-    fn apply_from(
+    /// [`Ledger::apply_ref`] with the event's order index taken from
+    /// `order_index`: [`OrderIndex::Given`] in a fold begun by
+    /// [`Ledger::begin_bulk_outside`], [`OrderIndex::Intern`] otherwise; any
+    /// other mix is [`ApplyError::OrderIndexMismatch`].
+    pub fn apply_ref_indexed(
         &mut self,
         at: Instant,
         kind: KindRef<'_>,

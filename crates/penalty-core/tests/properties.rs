@@ -10,8 +10,8 @@ use std::collections::HashMap;
 
 use penalty_core::event::EventKind;
 use penalty_core::{
-    ApplyError, DeductionReport, DeductionStatus, Event, Instant, Ledger, OrderIds, OrderStatus,
-    Policy, RowFilter,
+    ApplyError, DeductionReport, DeductionStatus, Event, Instant, Ledger, OrderIds, OrderIndex,
+    OrderStatus, Policy, RowFilter,
 };
 use proptest::prelude::*;
 
@@ -302,7 +302,8 @@ proptest! {
         let mut ids = OrderIds::default();
         for e in &events {
             let order = e.order_id().map(|id| ids.intern(id).unwrap());
-            outside.apply_ref_outside(e.at, e.kind_ref(), Instant(0), order).unwrap();
+            let order = OrderIndex::Given(order);
+            outside.apply_ref_indexed(e.at, e.kind_ref(), Instant(0), order).unwrap();
         }
         outside.end_bulk_outside(ids).unwrap();
         prop_assert!(outside == full, "a fold with ids outside differs from the incremental one");
@@ -478,7 +479,7 @@ fn a_fold_with_ids_outside_refuses_mismatched_indices() {
     let mut ledger = Ledger::new(policy.clone());
     assert!(ledger.begin_bulk_outside());
     assert_eq!(
-        ledger.apply_ref_outside(a.at, a.kind_ref(), Instant(0), None),
+        ledger.apply_ref_indexed(a.at, a.kind_ref(), Instant(0), OrderIndex::Given(None)),
         Err(ApplyError::OrderIndexMismatch)
     );
     assert_eq!(
@@ -486,10 +487,10 @@ fn a_fold_with_ids_outside_refuses_mismatched_indices() {
         Err(ApplyError::OrderIndexMismatch)
     );
     ledger
-        .apply_ref_outside(a.at, a.kind_ref(), Instant(0), Some(0))
+        .apply_ref_indexed(a.at, a.kind_ref(), Instant(0), OrderIndex::Given(Some(0)))
         .unwrap();
     ledger
-        .apply_ref_outside(b.at, b.kind_ref(), Instant(0), Some(1))
+        .apply_ref_indexed(b.at, b.kind_ref(), Instant(0), OrderIndex::Given(Some(1)))
         .unwrap();
     let mut ids = OrderIds::default();
     ids.intern("O1");
@@ -502,7 +503,7 @@ fn a_fold_with_ids_outside_refuses_mismatched_indices() {
     // Without begin_bulk_outside, given indices are refused.
     let mut plain = Ledger::new(policy);
     assert_eq!(
-        plain.apply_ref_outside(a.at, a.kind_ref(), Instant(0), Some(0)),
+        plain.apply_ref_indexed(a.at, a.kind_ref(), Instant(0), OrderIndex::Given(Some(0))),
         Err(ApplyError::OrderIndexMismatch)
     );
     assert!(plain.apply(&a, Instant(0)).is_ok());

@@ -7,7 +7,7 @@
 //! the log alone, from sequence number 1, with no checkpoint. Both must give
 //! the same digest.
 
-use penalty_core::{Instant, KindRef, Ledger, OrderIds, Policy};
+use penalty_core::{Instant, KindRef, Ledger, OrderIds, OrderIndex, Policy};
 
 use penalty_core::compact::EventBuffer;
 
@@ -43,7 +43,13 @@ impl Projection {
         recorded_at: Instant,
         event: &penalty_core::Event,
     ) -> Result<(), StoreError> {
-        self.fold_in(seq, event.at, event.kind_ref(), recorded_at)
+        self.fold_in(
+            seq,
+            event.at,
+            event.kind_ref(),
+            recorded_at,
+            OrderIndex::Intern,
+        )
     }
 
     fn fold_in(
@@ -52,28 +58,14 @@ impl Projection {
         at: Instant,
         kind: KindRef<'_>,
         recorded_at: Instant,
-    ) -> Result<(), StoreError> {
-        self.fold_in_from(seq, at, kind, recorded_at, OrderSource::Ledger)
-    }
-
-    fn fold_in_from(
-        &mut self,
-        seq: u64,
-        at: Instant,
-        kind: KindRef<'_>,
-        recorded_at: Instant,
-        order: OrderSource,
+        order: OrderIndex,
     ) -> Result<(), StoreError> {
         debug_assert!(seq > self.seq, "events fold in sequence order");
-        let applied = match order {
-            OrderSource::Ledger => self.ledger.apply_ref(at, kind, recorded_at),
-            OrderSource::Given(order) => {
-                self.ledger.apply_ref_outside(at, kind, recorded_at, order)
-            }
-        };
         // The log never holds a second `paid` for an order (ingest rejects it
         // as order_already_paid), so a refusal here means the log is damaged.
-        applied.map_err(|e| corrupt(seq, format!("the rules refuse this event: {e}")))?;
+        self.ledger
+            .apply_ref_indexed(at, kind, recorded_at, order)
+            .map_err(|e| corrupt(seq, format!("the rules refuse this event: {e}")))?;
         self.seq = seq;
         Ok(())
     }
@@ -287,11 +279,11 @@ fn fold(
                         .get(position)
                         .ok_or_else(|| corrupt(*seq, "its decoded form went missing".into()))?;
                     let order = if outside {
-                        OrderSource::Given(order)
+                        OrderIndex::Given(order)
                     } else {
-                        OrderSource::Ledger
+                        OrderIndex::Intern
                     };
-                    projection.fold_in_from(*seq, at, kind, block.recorded_at, order)
+                    projection.fold_in(*seq, at, kind, block.recorded_at, order)
                 });
             if let Err(error) = folded {
                 result = Err(error);
@@ -308,15 +300,6 @@ fn fold(
             None,
         ),
     }
-}
-
-/// Where a folded event's order index comes from.
-#[derive(Clone, Copy)]
-enum OrderSource {
-    /// The ledger interns the order id itself.
-    Ledger,
-    /// The reading thread interned it (see [`OrderIds`]).
-    Given(Option<u32>),
 }
 
 /// A block's events from `from` on, decoded by the reading thread for the
