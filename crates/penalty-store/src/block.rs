@@ -161,26 +161,35 @@ pub fn seq_of_key(key: &[u8]) -> Option<u64> {
 pub fn content_hash(bytes: &[u8]) -> u64 {
     const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut hash = 0x243f_6a88_85a3_08d3 ^ (bytes.len() as u64).wrapping_mul(MULTIPLIER);
-    // Whole words are read directly; only the last, short one is padded (a
-    // copy of a run of unknown length is a call to memmove).
-    let mut words = bytes.chunks_exact(8);
-    let mix = |hash: u64, word: u64| (hash ^ word).wrapping_mul(MULTIPLIER).rotate_left(29);
-    for chunk in &mut words {
-        let mut word = [0; 8];
-        word.copy_from_slice(chunk);
-        hash = mix(hash, u64::from_le_bytes(word));
-    }
-    let rest = words.remainder();
-    if !rest.is_empty() {
-        let mut word = [0; 8];
-        word[..rest.len()].copy_from_slice(rest);
-        hash = mix(hash, u64::from_le_bytes(word));
+    for word in le_words(bytes) {
+        hash = (hash ^ word).wrapping_mul(MULTIPLIER).rotate_left(29);
     }
     hash ^= hash >> 33;
     hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
     hash ^= hash >> 33;
     hash = hash.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
     hash ^ (hash >> 33)
+}
+
+/// `bytes` as little-endian 64-bit words, the last one padded with zeros:
+/// how the content hash and the index's hasher read their input. Whole words
+/// are read directly; only the last, short one is copied (a copy of a run of
+/// unknown length is a call to memmove, on the path of every line).
+pub(crate) fn le_words(bytes: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    let words = bytes.chunks_exact(8);
+    let rest = words.remainder();
+    let last = (!rest.is_empty()).then(|| {
+        let mut word = [0; 8];
+        word[..rest.len()].copy_from_slice(rest);
+        u64::from_le_bytes(word)
+    });
+    words
+        .map(|chunk| {
+            let mut word = [0; 8];
+            word.copy_from_slice(chunk);
+            u64::from_le_bytes(word)
+        })
+        .chain(last)
 }
 
 /// One event to be written, borrowed from the caller.
