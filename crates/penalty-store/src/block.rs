@@ -27,6 +27,11 @@
 //!   n bytes   the canonical JSON
 //! ```
 //!
+//! In the blocks file a block starts right after the previous one, or, when
+//! it is large enough to be written past the page cache, at the next
+//! 4 KiB-aligned offset with zeros before it (see `direct`); its locator
+//! names its exact bytes.
+//!
 //! The metadata (id, hash, paid order) sits in front of the JSON so that the
 //! idempotency index can be rebuilt by skipping over the JSON, never parsing it.
 //!
@@ -203,13 +208,32 @@ pub struct NewEntry<'a> {
 /// Encodes a block. The caller guarantees at least one entry and sizes that
 /// fit the length fields (an order id is at most 128 bytes, a line 64 KiB).
 pub fn encode(first_seq: u64, recorded_at: Instant, entries: &[NewEntry<'_>]) -> Vec<u8> {
-    assert!(!entries.is_empty(), "a block holds at least one event");
-    let count = u32::try_from(entries.len()).expect("a batch fits in u32");
+    let mut out = Vec::with_capacity(encoded_len(entries));
+    encode_into(first_seq, recorded_at, entries, &mut out);
+    out
+}
+
+/// The length of the block [`encode`] makes of `entries`.
+pub fn encoded_len(entries: &[NewEntry<'_>]) -> usize {
     let body: usize = entries
         .iter()
         .map(|e| 30 + e.line.paid_order_id.map_or(0, <[u8]>::len) + payload(&e.line).0.len())
         .sum();
-    let mut out = Vec::with_capacity(HEADER_BYTES + body);
+    HEADER_BYTES + body
+}
+
+/// [`encode`], appending the block to `out` (which then grows by exactly
+/// [`encoded_len`] bytes), so that a writer can place it in a buffer of its
+/// own, aligned as it needs.
+pub fn encode_into(
+    first_seq: u64,
+    recorded_at: Instant,
+    entries: &[NewEntry<'_>],
+    out: &mut Vec<u8>,
+) {
+    assert!(!entries.is_empty(), "a block holds at least one event");
+    let count = u32::try_from(entries.len()).expect("a batch fits in u32");
+    let start = out.len();
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&FORMAT_VERSION.to_be_bytes());
@@ -233,9 +257,36 @@ pub fn encode(first_seq: u64, recorded_at: Instant, entries: &[NewEntry<'_>]) ->
         out.extend_from_slice(&(len | flag).to_be_bytes());
         out.extend_from_slice(json);
     }
-    let crc = crc_of(&out);
-    out[CRC_RANGE].copy_from_slice(&crc.to_be_bytes());
-    out
+    let block = &mut out[start..];
+    let crc = crc_of(block);
+    block[CRC_RANGE].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// The length of the uncompressed (version 1) block at the start of
+/// `bytes`, read from its header's count and its entries' length fields;
+/// `None` when they do not fit in `bytes` or the block is of another
+/// version. Nothing here is trusted until the block's checksum, over exactly
+/// this length, passes: it is how recovery finds where a block ends when
+/// padding, not another block, follows it.
+pub fn plain_len(bytes: &[u8]) -> Option<usize> {
+    if bytes.len() < HEADER_BYTES || &bytes[..4] != MAGIC {
+        return None;
+    }
+    if u16::from_be_bytes([bytes[8], bytes[9]]) != FORMAT_PLAIN {
+        return None;
+    }
+    let count = be_u32(&bytes[20..24]);
+    let mut at = HEADER_BYTES;
+    for _ in 0..count {
+        let fixed = bytes.get(at..at + 26)?;
+        at += 26 + usize::from(u16::from_be_bytes([fixed[24], fixed[25]]));
+        let length_field = be_u32(bytes.get(at..at + 4)?);
+        at += 4 + (length_field & !COMPACT_BIT) as usize;
+        if at > bytes.len() {
+            return None;
+        }
+    }
+    Some(at)
 }
 
 /// What an entry stores: the compact form when the line has one, else its

@@ -20,6 +20,7 @@
 //! locates each block, tree `checkpoint` holds the projection checkpoint).
 
 pub mod block;
+mod direct;
 mod error;
 pub mod head;
 pub mod ingest;

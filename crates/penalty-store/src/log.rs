@@ -3,7 +3,8 @@
 //! memory.
 //!
 //! Durability: [`EventLog::append_batch`] writes one block to the blocks file
-//! and `fdatasync`s it, then records its [`Locator`] in sled and calls sled's
+//! (past the page cache where the file system allows, see `direct`) and
+//! `fdatasync`s it, then records its [`Locator`] in sled and calls sled's
 //! `flush()` (an fsync) before it returns, so an event reported as appended
 //! survives a crash. A crash between the two leaves bytes past the last
 //! located block; they were never acknowledged, and the next append
@@ -27,6 +28,7 @@ use penalty_core::time::Instant;
 use serde::Serialize;
 
 use crate::block::{self, block_key, content_hash, DecodedBlock, Locator, NewEntry};
+use crate::direct::{padded_end, BlockWriter};
 use crate::head::{Head, HeadRecord};
 use crate::lock::DirLock;
 use crate::StoreError;
@@ -370,6 +372,8 @@ pub struct EventLog {
     cached_blocks: Vec<Arc<DecodedBlock>>,
     /// How far the log reached when last acknowledged, kept outside sled.
     head: Head,
+    /// Writes blocks to the blocks file, past the page cache where it can.
+    writer: BlockWriter,
     _lock: DirLock,
 }
 
@@ -470,6 +474,7 @@ impl EventLog {
             hasher: IdHasher::new(),
             cached_blocks: Vec::new(),
             head,
+            writer: BlockWriter::new(),
             _lock: lock,
         })
     }
@@ -602,8 +607,7 @@ impl EventLog {
         }
         let first_seq = index.next_seq;
         let started = std::time::Instant::now();
-        let bytes = block::encode(first_seq, recorded_at, &entries);
-        let block_bytes = bytes.len();
+        let block_bytes = block::encoded_len(&entries);
         let count = u32::try_from(entries.len()).expect("a batch fits in u32");
         // Until this append succeeds, where the file ends is not known for
         // sure: a failed write may have left part of the block behind.
@@ -611,16 +615,22 @@ impl EventLog {
             Some(end) => end,
             None => self.blocks_end()?,
         };
-        let locator = Locator::of(&bytes, end, count);
         let file_error = |action, source| StoreError::Io {
             action,
             path: self.reader.file_path.clone(),
             source,
         };
-        self.reader
-            .file
-            .write_all_at(&bytes, end)
+        let (offset, bytes) = self
+            .writer
+            .write(
+                &self.reader.file_path,
+                &self.reader.file,
+                end,
+                block_bytes,
+                |out| block::encode_into(first_seq, recorded_at, &entries, out),
+            )
             .map_err(|e| file_error("writing a block to the blocks file", e))?;
+        let locator = Locator::of(bytes, offset, count);
         self.reader
             .file
             .sync_data()
@@ -780,7 +790,11 @@ impl EventLog {
                 ),
             });
         }
-        if len > end {
+        // The zeros after the last block that pad a direct write are not an
+        // unacknowledged end (see `direct`).
+        let padded = padded_end(&self.reader.file, end, len)
+            .map_err(|e| io_error("reading the end of the blocks file", e))?;
+        if len > padded {
             tracing::warn!(
                 bytes = len - end,
                 "dropping the unacknowledged end of the blocks file"

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::block::{self, block_key, Locator, MAGIC};
+use crate::direct::padded_end;
 use crate::head::{Head, HEAD_FILE};
 use crate::lock::DirLock;
 use crate::log::{open_sled, BLOCKS_FILE, BLOCKS_TREE, MAX_BLOCK_BYTES, SLED_DIR};
@@ -73,7 +74,8 @@ pub fn recover(dir: &Path) -> Result<RecoverReport, StoreError> {
         .map_err(|e| io_error("reading the blocks file", e))?
     {
         next_seq = first_seq + u64::from(locator.count);
-        offset = locator.end();
+        offset = padded_end(&file, locator.end(), file_len)
+            .map_err(|e| io_error("reading the blocks file", e))?;
         locators.push((first_seq, locator));
     }
     let last_seq = next_seq - 1;
@@ -175,10 +177,18 @@ fn block_at(
                 continue;
             }
         };
-        if let Ok(decoded) = block::decode(&key, &bytes[..end]) {
-            if decoded.first_seq == first_seq {
-                let count = u32::try_from(decoded.entries.len()).unwrap_or(u32::MAX);
-                return Ok(Some((first_seq, Locator::of(&bytes[..end], offset, count))));
+        // A block written directly is followed by zeros up to the next
+        // aligned offset (see `direct`): its own length comes from its
+        // entries, and the checksum then says whether that was right.
+        let unpadded = block::plain_len(&bytes[..end])
+            .filter(|&len| len < end && bytes[len..end].iter().all(|&byte| byte == 0));
+        for candidate in std::iter::once(end).chain(unpadded) {
+            if let Ok(decoded) = block::decode(&key, &bytes[..candidate]) {
+                if decoded.first_seq == first_seq {
+                    let count = u32::try_from(decoded.entries.len()).unwrap_or(u32::MAX);
+                    let locator = Locator::of(&bytes[..candidate], offset, count);
+                    return Ok(Some((first_seq, locator)));
+                }
             }
         }
         if found.is_none() {
