@@ -882,11 +882,41 @@ mod fast {
         if bytes.get(at) != Some(&b'"') {
             return None;
         }
-        let length = bytes[at + 1..]
+        let body = &bytes[at + 1..];
+        // Eight bytes at a time (most strings here are ids of 7 to 36
+        // bytes), then byte by byte for the rest.
+        let mut words = body.chunks_exact(8);
+        let mut offset = 0;
+        for chunk in &mut words {
+            let mut word = [0; 8];
+            word.copy_from_slice(chunk);
+            let found = string_stops(u64::from_le_bytes(word));
+            if found != 0 {
+                let end = at + 1 + offset + (found.trailing_zeros() / 8) as usize;
+                return (bytes[end] == b'"').then_some(end + 1);
+            }
+            offset += 8;
+        }
+        let length = words
+            .remainder()
             .iter()
             .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
-        let end = at + 1 + length;
+        let end = at + 1 + offset + length;
         (bytes[end] == b'"').then_some(end + 1)
+    }
+
+    /// The high bit of each byte of `word` that ends a plain string's
+    /// body (a quote, a backslash or a control character), exact up to and
+    /// including the lowest one, which is all `string_end` reads: the
+    /// subtractions may only mark bytes above a true stop falsely.
+    fn string_stops(word: u64) -> u64 {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGHS: u64 = 0x8080_8080_8080_8080;
+        let zero_byte = |value: u64| value.wrapping_sub(ONES) & !value & HIGHS;
+        let quote = zero_byte(word ^ (ONES * u64::from(b'"')));
+        let backslash = zero_byte(word ^ (ONES * u64::from(b'\\')));
+        let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+        quote | backslash | control
     }
 
     /// A string's text when it has no escapes (then the raw text is already
@@ -1094,6 +1124,47 @@ mod fast {
             },
             canonical: start..out.len(),
         })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use proptest::prelude::*;
+
+        /// What `string_end` answers, byte by byte.
+        fn string_end_bytewise(bytes: &[u8], at: usize) -> Option<usize> {
+            if bytes.get(at) != Some(&b'"') {
+                return None;
+            }
+            let length = bytes[at + 1..]
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+            let end = at + 1 + length;
+            (bytes[end] == b'"').then_some(end + 1)
+        }
+
+        proptest! {
+            /// The word-at-a-time scan stops where the byte-wise one does,
+            /// whatever bytes (quotes, backslashes, controls, UTF-8 above
+            /// 0x7f) lie where.
+            #[test]
+            fn string_end_is_the_bytewise_scan(
+                body in proptest::collection::vec(
+                    prop_oneof![
+                        4 => 0x20u8..0x7f,
+                        1 => Just(b'"'),
+                        1 => Just(b'\\'),
+                        1 => 0u8..0x20,
+                        1 => 0x80u8..=0xff,
+                    ],
+                    0..40,
+                ),
+                at in 0usize..3,
+            ) {
+                let mut bytes = vec![b'"'; at + 1];
+                bytes.extend_from_slice(&body);
+                prop_assert_eq!(super::string_end(&bytes, at), string_end_bytewise(&bytes, at));
+            }
+        }
     }
 }
 

@@ -473,6 +473,13 @@ type TakenLine<'a> = (
     Result<(ParsedRef<'a>, Keys), Reject>,
 );
 
+impl Chunk {
+    /// Whether it holds enough lines to be handed to a parser.
+    fn is_full(&self) -> bool {
+        self.lines.len() >= CHUNK_LINES || self.raw.len() >= CHUNK_BYTES
+    }
+}
+
 /// One line of a [`Chunk`].
 #[derive(Clone, Debug)]
 struct LineInfo {
@@ -610,17 +617,7 @@ fn read_lines(input: impl Read, mut sender: RoundRobin) {
                 let _ = sender.send(Message::End(Ok(())));
                 return;
             }
-            Ok(buffer) => match buffer.iter().position(|byte| *byte == b'\n') {
-                Some(end) => {
-                    splitter.push(&buffer[..end]);
-                    splitter.finish(&mut chunk);
-                    end + 1
-                }
-                None => {
-                    splitter.push(buffer);
-                    buffer.len()
-                }
-            },
+            Ok(buffer) => take_lines(&mut splitter, buffer, &mut chunk),
             Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(error) => {
                 // The complete lines before the error still count.
@@ -633,12 +630,33 @@ fn read_lines(input: impl Read, mut sender: RoundRobin) {
         };
         reader.consume(consumed);
         bytes_read += consumed as u64;
-        if (chunk.lines.len() >= CHUNK_LINES || chunk.raw.len() >= CHUNK_BYTES)
-            && !send(&mut sender, &mut chunk, bytes_read)
-        {
+        if chunk.is_full() && !send(&mut sender, &mut chunk, bytes_read) {
             return;
         }
     }
+}
+
+/// Moves the lines that `buffer` (what the reader holds) completes into
+/// `chunk`, until the chunk is full, and keeps a last, unfinished line in
+/// `splitter`; returns how many bytes of `buffer` it used. A line wholly
+/// inside `buffer` is copied once, straight into the chunk.
+fn take_lines(splitter: &mut LineSplitter, buffer: &[u8], chunk: &mut Chunk) -> usize {
+    let mut consumed = 0;
+    for end in memchr::memchr_iter(b'\n', buffer) {
+        let line = &buffer[consumed..end];
+        if splitter.total == 0 {
+            splitter.finish_whole(line, chunk);
+        } else {
+            splitter.push(line);
+            splitter.finish(chunk);
+        }
+        consumed = end + 1;
+        if chunk.is_full() {
+            return consumed;
+        }
+    }
+    splitter.push(&buffer[consumed..]);
+    buffer.len()
 }
 
 /// Accumulates one line across reads, keeping at most one byte more than a
@@ -692,6 +710,27 @@ impl LineSplitter {
         self.bytes.clear();
         self.total = 0;
         self.last_byte = None;
+    }
+
+    /// [`LineSplitter::push`] of a whole `line` then
+    /// [`LineSplitter::finish`], when no part of it was pushed before:
+    /// without the copy through `bytes`.
+    fn finish_whole(&mut self, line: &[u8], chunk: &mut Chunk) {
+        debug_assert_eq!(self.total, 0, "no part of this line was pushed");
+        self.line_no += 1;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let kept = if line.len() > MAX_LINE_BYTES {
+            &line[..REJECT_RAW_PREFIX_BYTES]
+        } else {
+            line
+        };
+        let start = chunk.raw.len();
+        chunk.raw.extend_from_slice(kept);
+        chunk.lines.push(LineInfo {
+            line_no: self.line_no,
+            raw: start..chunk.raw.len(),
+            raw_bytes: line.len() as u64,
+        });
     }
 
     /// At the end of input: the last line, if it has any bytes (a final line
@@ -836,6 +875,7 @@ impl IngestSink for RejectsFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn split(input: &[u8]) -> Vec<(u64, Vec<u8>, u64)> {
         let mut splitter = LineSplitter::default();
@@ -869,6 +909,51 @@ mod tests {
         chunk.parse(&IdHasher::new());
         let result = chunk.line(0).1.map(|_| ());
         (chunk, result)
+    }
+
+    proptest! {
+        /// The reader's way (whole lines at once from whatever a read
+        /// returned, chunk by chunk) splits as line by line does, wherever
+        /// the reads end: across `\r\n`, inside long lines, at chunk limits.
+        #[test]
+        fn take_lines_splits_as_line_by_line_does(
+            pieces in proptest::collection::vec(
+                prop_oneof![
+                    8 => proptest::collection::vec(
+                        prop_oneof![8 => Just(b'x'), 1 => Just(b'\n'), 1 => Just(b'\r')],
+                        0..12,
+                    ),
+                    1 => (MAX_LINE_BYTES - 2..MAX_LINE_BYTES + 3).prop_map(|n| vec![b'y'; n]),
+                ],
+                0..12,
+            ),
+            read_bytes in 1usize..9000,
+        ) {
+            let input: Vec<u8> = pieces.concat();
+            let mut splitter = LineSplitter::default();
+            let mut chunks = vec![Chunk::default()];
+            let mut rest = &input[..];
+            while !rest.is_empty() {
+                let buffer = &rest[..read_bytes.min(rest.len())];
+                let chunk = chunks.last_mut().expect("a chunk");
+                let used = take_lines(&mut splitter, buffer, chunk);
+                prop_assert!(used > 0);
+                if chunk.is_full() {
+                    chunks.push(Chunk::default());
+                }
+                rest = &rest[used..];
+            }
+            splitter.finish_last(chunks.last_mut().expect("a chunk"));
+            let taken: Vec<(u64, Vec<u8>, u64)> = chunks
+                .iter()
+                .flat_map(|chunk| {
+                    chunk.lines.iter().map(|line| {
+                        (line.line_no, chunk.raw[line.raw.clone()].to_vec(), line.raw_bytes)
+                    })
+                })
+                .collect();
+            prop_assert_eq!(taken, split(&input));
+        }
     }
 
     #[test]
