@@ -919,11 +919,13 @@ mod fast {
         quote | backslash | control
     }
 
-    /// A string's text when it has no escapes (then the raw text is already
-    /// canonical).
+    /// A string's text, from its raw form as [`scan`] keeps it: `scan` only
+    /// keeps strings that [`string_end`] passed, so there is no escape in
+    /// it (and the raw text is already canonical); a number is `None`.
     fn text(raw: Option<&str>) -> Option<&str> {
         let inner = raw?.strip_prefix('"')?.strip_suffix('"')?;
-        (!inner.contains('\\')).then_some(inner)
+        debug_assert!(!inner.contains('\\'), "scan keeps no escaped string");
+        Some(inner)
     }
 
     fn id(raw: Option<&str>) -> Option<&str> {
@@ -944,6 +946,9 @@ mod fast {
     /// was written.
     pub(super) struct Borrowed<'a> {
         pub event_id: u128,
+        /// Whether the id was written in lower case, as the canonical
+        /// JSON regenerated from the compact form writes it.
+        pub id_lowercase: bool,
         pub at: Instant,
         pub kind: KindRef<'a>,
         pub texts: crate::compact::Texts<'a>,
@@ -957,6 +962,7 @@ mod fast {
         pub fn encode_compact(&self, out: &mut Vec<u8>) -> Option<std::ops::Range<usize>> {
             crate::compact::encode_into(
                 self.event_id,
+                self.id_lowercase,
                 self.at,
                 &self.kind,
                 &self.texts,
@@ -988,7 +994,8 @@ mod fast {
     /// which the caller drops.
     pub(super) fn parse_into<'a>(line: &'a [u8], out: &mut Vec<u8>) -> Option<Borrowed<'a>> {
         let f = scan(std::str::from_utf8(line).ok()?)?;
-        let event_id = parse_event_id(text(f.event_id)?)?;
+        let event_id_text = text(f.event_id)?;
+        let event_id = parse_event_id(event_id_text)?;
         let at = Instant::parse_rfc3339(text(f.at)?)?;
         let type_name = text(f.type_)?;
         // Which optional keys the type uses; a known key on another type is
@@ -1114,6 +1121,7 @@ mod fast {
         out.push(b'}');
         Some(Borrowed {
             event_id,
+            id_lowercase: !event_id_text.bytes().any(|b| b.is_ascii_uppercase()),
             at,
             kind,
             texts: crate::compact::Texts {
