@@ -660,6 +660,8 @@ impl EventLog {
             block_crc: locator.crc,
         })?;
         self.file_end = Some(locator.end());
+        self.writer
+            .acknowledged(first_seq, first_seq + entries.len() as u64);
         index.next_seq += entries.len() as u64;
         tracing::debug!(
             first_seq,
@@ -739,7 +741,12 @@ impl EventLog {
                 block
             }
             None => {
-                let block = Arc::new(self.block_holding(seq)?.ok_or_else(|| {
+                let held = match self.writer.recent(seq) {
+                    // Written by this log moments ago: no need to read it back.
+                    Some((first_seq, bytes)) => Some(block::decode(&block_key(first_seq), bytes)?),
+                    None => self.block_holding(seq)?,
+                };
+                let block = Arc::new(held.ok_or_else(|| {
                     StoreError::corrupt_block(
                         seq,
                         1,
