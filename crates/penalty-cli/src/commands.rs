@@ -165,6 +165,8 @@ struct CliSink {
     rejects: RejectsFile,
     bar: Option<ProgressBar>,
     base: IngestCounts,
+    /// The counts of every input so far, as of the last durable block.
+    committed: IngestCounts,
     progress_jsonl: bool,
 }
 
@@ -186,6 +188,7 @@ impl IngestSink for CliSink {
     fn progress(&mut self, counts: &IngestCounts, bytes_read: u64) {
         let mut total = self.base;
         total.add(counts);
+        self.committed = total;
         if self.progress_jsonl {
             if let Ok(line) = json_line(&total) {
                 eprint!("{line}");
@@ -247,6 +250,7 @@ fn ingest(db: &Path, policy: &Policy, args: IngestArgs) -> anyhow::Result<ExitCo
         rejects,
         bar: None,
         base: IngestCounts::default(),
+        committed: IngestCounts::default(),
         progress_jsonl: args.progress_jsonl,
     };
     let mut total = IngestCounts::default();
@@ -260,8 +264,20 @@ fn ingest(db: &Path, policy: &Policy, args: IngestArgs) -> anyhow::Result<ExitCo
             log.reserve(size / ESTIMATED_LINE_BYTES)
                 .with_context(|| format!("while preparing to ingest {name}"))?;
         }
+        sink.committed = total;
         let counts = penalty_store::ingest::ingest(&mut log, reader, &options, &mut sink)
-            .with_context(|| format!("while ingesting {name}"))?;
+            .with_context(|| {
+                // What was acknowledged stays: say so, and that sending the
+                // same input again finishes the job.
+                let done = sink.committed;
+                format!(
+                    "while ingesting {name} (before the error, {} lines were read and are \
+                     durable: {} appended, {} duplicates, {} rejected; once the cause is \
+                     fixed, send the same input again: what is already in the log counts as \
+                     duplicates)",
+                    done.read, done.appended, done.duplicates, done.rejected
+                )
+            })?;
         if let Some(bar) = sink.bar.take() {
             bar.finish_and_clear();
         }

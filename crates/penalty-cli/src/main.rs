@@ -28,10 +28,28 @@ fn main() -> ExitCode {
                 eprintln!("penalty: {not_found}");
                 return ExitCode::from(3);
             }
-            eprintln!("penalty: error: {error:#}");
+            eprintln!("penalty: error: {}", message(&error));
             ExitCode::from(1)
         }
     }
+}
+
+/// The error and its causes, each once: the store's messages already end
+/// with their cause and the advice that goes with it, which `{:#}` would
+/// then repeat after the advice.
+fn message(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let cause = cause.to_string();
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text += ": ";
+        }
+        text += &cause;
+    }
+    text
 }
 
 /// Logs go to stderr, filtered by `RUST_LOG` (default: warnings only).

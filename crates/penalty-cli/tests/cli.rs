@@ -870,3 +870,89 @@ fn recover_rebuilds_a_data_directory_whose_sled_is_damaged() {
     assert_eq!(after.stdout, before.stdout, "the same answers as before");
     assert!(run(&db, &["audit"]).status.success());
 }
+
+/// A full disk, simulated by a file-size limit (RLIMIT_FSIZE, with SIGXFSZ
+/// ignored so that a write past it fails with EFBIG as on a full disk, rather
+/// than killing the process): ingest stops with an error that names the
+/// blocks file, acknowledges nothing it did not make durable, and once there
+/// is room again the same input completes the log, every event once.
+#[test]
+#[cfg(target_os = "linux")]
+fn a_full_disk_stops_ingest_cleanly_and_the_input_can_be_sent_again() {
+    if Command::new("prlimit").arg("--version").output().is_err() {
+        eprintln!("skipped: prlimit (util-linux) is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let input = dir.path().join("events.jsonl");
+    // About 3.5 MB of lines, several blocks of the largest size.
+    std::fs::write(&input, paid_orders(20_000)).unwrap();
+    // Create the data directory first, so that only the append meets the
+    // limit; then allow about one large block more.
+    let created = run(&db, &["ingest", "-", "--json"]);
+    assert!(created.status.success());
+    let limit_bytes = 1 << 20;
+    let full = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "trap '' XFSZ; exec prlimit --fsize={limit_bytes} -- \"$0\" --db \"$1\" ingest \"$2\" --json"
+        ))
+        .arg(PENALTY)
+        .arg(&db)
+        .arg(&input)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&full.stderr);
+    assert!(!full.status.success(), "the limit was not met: {stderr}");
+    assert!(
+        stderr.contains("events.log") && stderr.contains("File too large"),
+        "the error names the file and the cause: {stderr}"
+    );
+    assert_eq!(
+        stderr.matches("File too large").count(),
+        1,
+        "the cause once: {stderr}"
+    );
+    assert!(
+        stderr.contains("send the same input again"),
+        "the error says what to do: {stderr}"
+    );
+    // What it says is durable, which the next run finds in the log.
+    let said_appended: u64 = stderr
+        .split("are durable: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|number| number.parse().ok())
+        .unwrap_or_else(|| panic!("the error says what is durable: {stderr}"));
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    let again = run(&db, &["ingest", input.to_str().unwrap(), "--json"]);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let [read, appended, duplicates, rejected] = counts(&json(&again));
+    assert_eq!((read, rejected), (20_000, 0));
+    assert_eq!(appended + duplicates, 20_000);
+    assert_eq!(duplicates, said_appended, "what the error said was durable");
+    assert!(appended > 0, "the full disk stopped ingest before the end");
+    let audit = run(&db, &["audit"]);
+    assert!(
+        audit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&audit.stdout)
+    );
+    let replay = json(&run(
+        &db,
+        &[
+            "shop",
+            "S1",
+            "--as-of",
+            "2026-03-01T12:00:00+08:00",
+            "--json",
+        ],
+    ));
+    assert_eq!(replay["orders"].as_u64(), Some(20_000), "{replay}");
+}
