@@ -219,8 +219,8 @@ pub(crate) fn padded_end(file: &File, end: u64, file_len: u64) -> io::Result<u64
 mod tests {
     use super::*;
 
-    #[test]
-    fn blocks_start_aligned_and_read_back_exactly() {
+    /// A fresh, empty blocks file (and the directory that holds it).
+    fn blocks_file() -> (tempfile::TempDir, std::path::PathBuf, File) {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("blocks");
         let file = OpenOptions::new()
@@ -230,6 +230,12 @@ mod tests {
             .truncate(false)
             .open(&path)
             .expect("open");
+        (dir, path, file)
+    }
+
+    #[test]
+    fn blocks_start_aligned_and_read_back_exactly() {
+        let (_dir, path, file) = blocks_file();
         let mut writer = BlockWriter::new();
         let mut end = 0u64;
         let mut placed = Vec::new();
@@ -263,15 +269,7 @@ mod tests {
 
     #[test]
     fn the_last_acknowledged_blocks_are_kept_and_no_other() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("blocks");
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .expect("open");
+        let (_dir, path, file) = blocks_file();
         let mut writer = BlockWriter::new();
         let mut end = 0;
         // Blocks of ten events each, small and large, filled with their
