@@ -1337,3 +1337,45 @@ fn large_blocks_are_aligned_and_recovered_across_their_padding() {
         ]
     );
 }
+
+/// Blocks that earlier builds compressed with LZ4 (format 2) are found by
+/// `recover` as well: their end is where the next block's magic starts.
+#[test]
+fn recover_finds_lz4_blocks_of_earlier_builds() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = three_blocks(dir.path());
+    let first_len = {
+        let db = open_sled(dir.path());
+        let (_, value) = db.open_tree(BLOCKS_TREE).unwrap().first().unwrap().unwrap();
+        Locator::decode(&value).unwrap().len as usize
+    };
+    // The first block rewritten as an earlier build wrote it: the header
+    // with version 2, then the entries' size (little-endian) and the
+    // entries compressed; the CRC over the stored bytes, its field zero.
+    let path = dir.path().join(BLOCKS_FILE);
+    let blocks = std::fs::read(&path).unwrap();
+    let (plain, rest) = blocks.split_at(first_len);
+    let entries = &plain[32..];
+    let mut packed = plain[..32].to_vec();
+    packed[8..10].copy_from_slice(&2u16.to_be_bytes());
+    packed[4..8].copy_from_slice(&[0; 4]);
+    packed.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    packed.extend_from_slice(&lz4_flex::block::compress(entries));
+    let crc = crc32fast::hash(&packed);
+    packed[4..8].copy_from_slice(&crc.to_be_bytes());
+    assert_ne!(packed.len(), plain.len());
+    std::fs::write(&path, [&packed[..], rest].concat()).unwrap();
+    std::fs::remove_dir_all(dir.path().join(SLED_DIR)).unwrap();
+
+    let report = penalty_store::recover::recover(dir.path()).unwrap();
+    assert_eq!((report.blocks, report.last_seq), (3, 4));
+    let mut log = EventLog::open(dir.path()).unwrap();
+    assert_eq!(all_events(&log), before);
+    assert!(log.verify().unwrap().is_ok());
+    assert_eq!(
+        log.append_batch(&[parsed(&paid_line(2, "PLGB2"))], Instant(9))
+            .unwrap(),
+        vec![AppendOutcome::Duplicate { seq: 2 }],
+        "an event of the compressed block confirms a duplicate"
+    );
+}
