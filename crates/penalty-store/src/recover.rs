@@ -151,7 +151,19 @@ fn block_at(
         return Ok(None);
     }
     let key = block_key(first_seq);
-    // The block ends where another block's magic starts, or at the end of
+    // A block of this build read whole: its length comes from its entries,
+    // and its checksum says whether that was right. Most blocks are found
+    // so, with one checksum and no search.
+    if let Some(len) = block::plain_len(&bytes) {
+        if let Ok(decoded) = block::decode(&key, &bytes[..len]) {
+            if decoded.first_seq == first_seq {
+                let count = u32::try_from(decoded.entries.len()).unwrap_or(u32::MAX);
+                return Ok(Some((first_seq, Locator::of(&bytes[..len], offset, count))));
+            }
+        }
+    }
+    // Otherwise (a compressed block of an earlier build, a block longer than
+    // one read, damage), the block ends where another block's magic starts, or at the end of
     // the file; a magic inside a block's own bytes fails the checksum and
     // the search goes on.
     let mut search_from = MAGIC.len();
