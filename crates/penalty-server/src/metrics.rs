@@ -47,6 +47,10 @@ pub struct Metrics {
     pub events_duplicate: AtomicU64,
     /// `POST /events` requests that completed.
     pub ingest_requests: AtomicU64,
+    /// `known_at` questions answered by folding the log again.
+    pub known_at_replays: AtomicU64,
+    /// `known_at` questions answered from the last replay, kept.
+    pub known_at_replays_reused: AtomicU64,
     routes: Mutex<BTreeMap<(&'static str, String), RouteStats>>,
 }
 
@@ -71,7 +75,7 @@ impl Metrics {
     /// The Prometheus text exposition (version 0.0.4).
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 5] = [
+        let counters: [(&str, &str, &AtomicU64); 7] = [
             (
                 "penalty_ingest_lines_read_total",
                 "Lines received by POST /events.",
@@ -96,6 +100,16 @@ impl Metrics {
                 "penalty_ingest_requests_total",
                 "POST /events requests completed.",
                 &self.ingest_requests,
+            ),
+            (
+                "penalty_known_at_replays_total",
+                "known_at questions answered by replaying the log.",
+                &self.known_at_replays,
+            ),
+            (
+                "penalty_known_at_replays_reused_total",
+                "known_at questions answered from the last replay, kept while the log did not grow.",
+                &self.known_at_replays_reused,
             ),
         ];
         for (name, help, value) in counters {

@@ -280,3 +280,53 @@ fn a_client_that_disconnects_mid_upload_loses_nothing_acknowledged() {
     assert_eq!(status, 200);
     drop(server);
 }
+
+/// Paging through a past view asks for the same `known_at` again and again:
+/// the replay is kept while the log does not grow, and an append makes the
+/// next question replay again, so an answer is never stale.
+#[tokio::test]
+async fn a_known_at_replay_is_reused_until_the_log_grows() {
+    use std::sync::atomic::Ordering;
+    let (_dir, state) = open_state(None, Limits::default());
+    let router = penalty_server::router(state.clone());
+    let events = generated(400, 6, 3);
+    let half = events
+        .iter()
+        .enumerate()
+        .filter(|(_, &b)| b == b'\n')
+        .map(|(i, _)| i + 1)
+        .nth(300)
+        .unwrap();
+    assert_eq!(
+        post(&router, events[..half].to_vec()).await.0,
+        StatusCode::OK
+    );
+    let replays = || {
+        let metrics = state.metrics();
+        (
+            metrics.known_at_replays.load(Ordering::Relaxed),
+            metrics.known_at_replays_reused.load(Ordering::Relaxed),
+        )
+    };
+    let shops = "/shops?as_of=2026-04-01&known_at=2100-01-01";
+    let (status, first) = get_json(&router, shops, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, again) = get_json(&router, shops, None).await;
+    assert_eq!(first, again);
+    assert_eq!(replays(), (1, 1));
+    // Another instant is another replay, and is then the one kept.
+    get_json(&router, "/shops?as_of=2026-04-01&known_at=2000-01-01", None).await;
+    assert_eq!(replays(), (2, 1));
+
+    assert_eq!(
+        post(&router, events[half..].to_vec()).await.0,
+        StatusCode::OK
+    );
+    let (_, grown) = get_json(&router, shops, None).await;
+    let (_, live) = get_json(&router, "/shops?as_of=2026-04-01", None).await;
+    assert_eq!(grown, live, "the answer includes what was appended since");
+    assert_ne!(grown, first);
+    assert_eq!(replays(), (3, 1));
+    get_json(&router, shops, None).await;
+    assert_eq!(replays(), (3, 2));
+}
