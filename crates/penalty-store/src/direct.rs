@@ -35,6 +35,13 @@ pub(crate) const ALIGN_BYTES: u64 = 4096;
 /// Blocks at least this long are placed aligned and written directly.
 pub(crate) const ALIGNED_MIN_BYTES: usize = 256 << 10;
 
+/// The open flag for direct I/O, where the platform has one (macOS has
+/// `F_NOCACHE` instead, which we do not use: blocks go through its cache).
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+const DIRECT_FLAG: Option<i32> = Some(libc::O_DIRECT);
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+const DIRECT_FLAG: Option<i32> = None;
+
 /// `offset` rounded up to the next multiple of [`ALIGN_BYTES`].
 pub(crate) fn align_up(offset: u64) -> u64 {
     offset.div_ceil(ALIGN_BYTES) * ALIGN_BYTES
@@ -146,13 +153,12 @@ impl BlockWriter {
             return Ok((end, &self.staging));
         }
         if let Mode::Untried = self.mode {
-            self.mode = match OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_DIRECT)
-                .open(path)
+            self.mode = match DIRECT_FLAG
+                .map(|flag| OpenOptions::new().write(true).custom_flags(flag).open(path))
             {
-                Ok(direct) => Mode::Direct(direct),
-                Err(error) => {
+                None => Mode::Buffered,
+                Some(Ok(direct)) => Mode::Direct(direct),
+                Some(Err(error)) => {
                     tracing::debug!(%error, "the blocks file cannot be opened for direct I/O; writing through the page cache");
                     Mode::Buffered
                 }
