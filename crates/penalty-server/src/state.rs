@@ -11,7 +11,10 @@
 //! throughout an upload. Ingests run one at a time (an async mutex, fair), and
 //! each takes the log's mutex per chunk of the body rather than for the whole
 //! upload, so the few readers that need the log itself (`known_at` replays and
-//! an order's stored events) get their turn between chunks.
+//! an order's stored events) get their turn between chunks. A `known_at`
+//! replay holds the log's mutex only to take its source (the blocks as they
+//! are then), and folds with it released: an upload is not held up for the
+//! length of a replay.
 //!
 //! All of that work is blocking (sled, the rules fold, report building), so it
 //! runs on tokio's blocking pool (`spawn_blocking`), never on the reactor.
@@ -25,7 +28,7 @@ use std::sync::{Arc, RwLock};
 use axum::body::Bytes;
 use penalty_core::{Instant, Ledger, Policy, Reject};
 use penalty_store::ingest::{AppendedEvent, IngestCounts, IngestOptions, IngestSink, RejectsFile};
-use penalty_store::projection::{self, Projection, CHECKPOINT_TAIL_EVENTS};
+use penalty_store::projection::{self, Projection, ReplaySource, CHECKPOINT_TAIL_EVENTS};
 use penalty_store::{EventLog, StoreError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, Semaphore};
@@ -277,32 +280,48 @@ impl AppState {
 
     /// The ledger of the events recorded by `known_at`: the kept replay
     /// when it is of this instant and the log has not grown since, else a
-    /// new one, then kept. Called with the `replays` permit held.
+    /// new one, then kept. The log's lock is held only to look and to take
+    /// the replay's source, not for the replay itself, so uploads go on
+    /// meanwhile (what they append is not part of this replay). Called with
+    /// the `replays` permit held.
     fn replay_known_at(&self, known_at: Instant) -> Result<Arc<Projection>, ApiError> {
-        let log = self.0.log.blocking_lock();
-        let last_seq = log.last_seq()?;
         let cache = &self.0.replay_cache;
-        if let Some(kept) = cache.lock().map_err(|_| poisoned())?.as_ref() {
-            if kept.known_at == known_at && kept.last_seq == last_seq {
-                self.metrics()
-                    .known_at_replays_reused
-                    .fetch_add(1, Ordering::Relaxed);
-                return Ok(Arc::clone(&kept.projection));
+        let source = {
+            let log = self.0.log.blocking_lock();
+            let last_seq = log.last_seq()?;
+            let mut kept = cache.lock().map_err(|_| poisoned())?;
+            if let Some(kept) = kept.as_ref() {
+                if kept.known_at == known_at && kept.last_seq == last_seq {
+                    self.metrics()
+                        .known_at_replays_reused
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Ok(Arc::clone(&kept.projection));
+                }
             }
-        }
-        // Dropped before the new one is built, so that two are never held.
-        *cache.lock().map_err(|_| poisoned())? = None;
-        let projection = Arc::new(projection::replay(&log, self.policy(), Some(known_at))?);
+            // Dropped before the new one is built, so that two are never
+            // held.
+            *kept = None;
+            ReplaySource::of(&log)?
+        };
+        let last_seq = source.last_seq();
+        let projection = Arc::new(projection::replay_from(
+            source,
+            self.policy(),
+            Some(known_at),
+        )?);
         self.metrics()
             .known_at_replays
             .fetch_add(1, Ordering::Relaxed);
-        // Kept while the log is still held, so that an append, which empties
-        // the cache, cannot come in between.
-        *cache.lock().map_err(|_| poisoned())? = Some(CachedReplay {
-            known_at,
-            last_seq,
-            projection: Arc::clone(&projection),
-        });
+        // Kept only if the log has not grown meanwhile (an append empties the
+        // cache, and a replay of an older log would never match again).
+        let log = self.0.log.blocking_lock();
+        if log.last_seq()? == last_seq {
+            *cache.lock().map_err(|_| poisoned())? = Some(CachedReplay {
+                known_at,
+                last_seq,
+                projection: Arc::clone(&projection),
+            });
+        }
         drop(log);
         Ok(projection)
     }

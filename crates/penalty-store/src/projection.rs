@@ -7,13 +7,15 @@
 //! the log alone, from sequence number 1, with no checkpoint. Both must give
 //! the same digest.
 
+use std::path::PathBuf;
+
 use penalty_core::{Instant, KindRef, Ledger, OrderIds, OrderIndex, Policy};
 
 use penalty_core::compact::EventBuffer;
 
 use crate::block::DecodedBlock;
 use crate::error::StoreError;
-use crate::log::EventLog;
+use crate::log::{BlockIter, EventLog};
 
 /// The checkpoint's own format version, first byte of its bytes: a checkpoint
 /// of another version is ignored and rebuilt, never misread. It is the
@@ -144,7 +146,8 @@ pub fn open(
     let (projection, origin) = match checkpoint {
         Some(mut projection) => {
             let start = projection.seq;
-            fold(log, &mut projection, None, None).0?;
+            let tail = ReplaySource::starting_at(log, start + 1)?;
+            fold(tail, &mut projection, None, None).0?;
             let origin = Origin::Checkpoint {
                 seq: start,
                 tail: projection.seq - start,
@@ -181,6 +184,47 @@ pub fn replay(
     policy: &Policy,
     known_at: Option<Instant>,
 ) -> Result<Projection, StoreError> {
+    replay_from(ReplaySource::of(log)?, policy, known_at)
+}
+
+/// What a replay reads, taken from the log beforehand: its blocks up to the
+/// last sequence number it held then. The blocks are read through their own
+/// handles, so a caller that keeps the log behind a lock (the server) takes
+/// a source under the lock and replays with the lock released, while
+/// appends go on; they are not part of this replay.
+pub struct ReplaySource {
+    blocks: BlockIter,
+    last_seq: u64,
+    dir: PathBuf,
+}
+
+impl ReplaySource {
+    /// The log as it is now.
+    pub fn of(log: &EventLog) -> Result<ReplaySource, StoreError> {
+        ReplaySource::starting_at(log, 1)
+    }
+
+    /// The log as it is now, from the block holding sequence number `seq`.
+    fn starting_at(log: &EventLog, seq: u64) -> Result<ReplaySource, StoreError> {
+        Ok(ReplaySource {
+            blocks: log.iter_blocks_from(seq),
+            last_seq: log.last_seq()?,
+            dir: log.dir().to_path_buf(),
+        })
+    }
+
+    /// The last sequence number the replay reads.
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+}
+
+/// [`replay`] of a source taken beforehand.
+pub fn replay_from(
+    source: ReplaySource,
+    policy: &Policy,
+    known_at: Option<Instant>,
+) -> Result<Projection, StoreError> {
     let mut projection = Projection {
         ledger: Ledger::new(policy.clone()),
         seq: 0,
@@ -189,11 +233,10 @@ pub fn replay(
     let outside = projection.ledger.begin_bulk_outside();
     // About two events per order in practice; a wrong guess costs only
     // capacity, which stays untouched memory until used.
-    let events = log.last_seq()?;
-    let orders = usize::try_from(events / 2).unwrap_or(0);
+    let orders = usize::try_from(source.last_seq / 2).unwrap_or(0);
     projection.ledger.reserve_orders(orders);
     let ids = outside.then(|| OrderIds::with_capacity(orders));
-    let (folded, ids) = fold(log, &mut projection, known_at, ids);
+    let (folded, ids) = fold(source, &mut projection, known_at, ids);
     let ended = match ids {
         Some(ids) => projection
             .ledger
@@ -220,13 +263,17 @@ pub fn replay(
 /// `Ledger::begin_bulk_outside`), the reading thread also interns the order
 /// ids, and gives them back.
 fn fold(
-    log: &EventLog,
+    source: ReplaySource,
     projection: &mut Projection,
     known_at: Option<Instant>,
     ids: Option<OrderIds>,
 ) -> (Result<(), StoreError>, Option<OrderIds>) {
     let from = projection.seq + 1;
-    let blocks = log.iter_blocks_from(from);
+    let ReplaySource {
+        blocks,
+        last_seq,
+        dir,
+    } = source;
     let outside = ids.is_some();
     let (sender, receiver) = std::sync::mpsc::sync_channel::<Result<ReadyBlock, StoreError>>(2);
     let reader = std::thread::Builder::new()
@@ -234,9 +281,14 @@ fn fold(
         .spawn(move || {
             let mut ids = ids;
             for block in blocks {
-                // A filter rather than a stop at the first later block: the
-                // wall clock that stamped the blocks may have stepped back.
                 if let Ok(block) = &block {
+                    // Appended after the source was taken.
+                    if block.first_seq > last_seq {
+                        break;
+                    }
+                    // A filter rather than a stop at the first later block:
+                    // the wall clock that stamped the blocks may have
+                    // stepped back.
                     if known_at.is_some_and(|k| block.recorded_at > k) {
                         continue;
                     }
@@ -254,7 +306,7 @@ fn fold(
         Err(source) => {
             let error = StoreError::Io {
                 action: "starting the replay reader thread",
-                path: log.dir().to_path_buf(),
+                path: dir,
                 source,
             };
             return (Err(error), None);

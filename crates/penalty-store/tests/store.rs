@@ -1379,3 +1379,29 @@ fn recover_finds_lz4_blocks_of_earlier_builds() {
         "an event of the compressed block confirms a duplicate"
     );
 }
+
+/// A replay source taken from the log is what the log held then: blocks
+/// appended afterwards, while the replay runs without the log (the server
+/// releases its lock), are not folded in.
+#[test]
+fn a_replay_source_holds_the_log_as_it_was_when_taken() {
+    use penalty_store::projection::{replay, replay_from, ReplaySource};
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    log.append_batch(
+        &[parsed(&paid_line(1, "O1")), parsed(&paid_line(2, "O2"))],
+        Instant(1),
+    )
+    .unwrap();
+    let source = ReplaySource::of(&log).unwrap();
+    assert_eq!(source.last_seq(), 2);
+    log.append_batch(&[parsed(&paid_line(3, "O3"))], Instant(2))
+        .unwrap();
+    let policy = penalty_core::Policy::default();
+    let then = replay_from(source, &policy, None).unwrap();
+    let now = replay(&log, &policy, None).unwrap();
+    assert_eq!((then.seq, now.seq), (2, 3));
+    let as_of = Instant(i64::MAX / 2);
+    assert!(then.ledger.order_report("O3", as_of).is_err());
+    assert!(now.ledger.order_report("O3", as_of).is_ok());
+}
