@@ -13,7 +13,7 @@
 //! CRC. The last valid record wins; a torn final record (a crash while
 //! writing it) is ignored, which is safe because the journal is written after
 //! sled's flush and may only lag behind the database, never run ahead of it.
-//! When the file grows past [`COMPACT_BYTES`] it is rewritten with one record
+//! When the file grows past `COMPACT_BYTES` (64 KiB) it is rewritten with one record
 //! (write, fsync, rename, fsync the directory).
 
 use std::fs::{File, OpenOptions};
