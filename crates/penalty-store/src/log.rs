@@ -35,8 +35,11 @@ use crate::StoreError;
 
 /// Decoded blocks kept to confirm duplicates. Re-sent lines arrive near
 /// their originals or in log order, so a few recent blocks serve nearly all
-/// of them; each is read and checked only once (about 2 MB each).
-const DUPLICATE_CACHE_BLOCKS: usize = 8;
+/// of them; each is read and checked only once (about 2 MB each). Four, not
+/// the eight of before, since the writer also keeps the last three blocks it
+/// wrote (undecoded): 8 MB less at any size, and re-sending a million orders
+/// takes as long.
+const DUPLICATE_CACHE_BLOCKS: usize = 4;
 
 /// The sled database inside the data directory.
 pub const SLED_DIR: &str = "log.sled";
