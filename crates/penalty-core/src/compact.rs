@@ -508,9 +508,10 @@ pub fn canonical_json(bytes: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Whether the compact form `bytes` regenerates exactly `canonical`: the
-/// check behind every compact form written. It runs once per ingested line,
-/// so it compares piece by piece as it goes instead of building the JSON.
+/// Whether the compact form `bytes` regenerates exactly `canonical`: what
+/// debug builds check of every compact form written, and the property
+/// tests of all of them. It compares piece by piece as it goes instead of
+/// building the JSON.
 pub fn regenerates(bytes: &[u8], canonical: &[u8]) -> bool {
     let mut matcher = Matcher {
         rest: canonical,
