@@ -7,7 +7,7 @@
 //! ([`Ledger::shop_report`], [`Ledger::order_report`], …) are pure functions
 //! of the state and an `as_of` instant.
 //!
-//! Layout: ids are interned ([`crate::intern`]); orders and shops are dense
+//! Layout: ids are interned (module `intern`); orders and shops are dense
 //! vectors indexed by their interned id; an order's derived timelines are not
 //! stored but recomputed when asked (a few dozen nanoseconds), which keeps an
 //! order at about 80 bytes.
