@@ -151,23 +151,30 @@ fn block_at(
         return Ok(None);
     }
     let key = block_key(first_seq);
-    // A block of this build read whole: its length comes from its entries,
-    // and its checksum says whether that was right. Most blocks are found
-    // so, with one checksum and no search.
-    if let Some(len) = block::plain_len(&bytes) {
-        if let Ok(decoded) = block::decode(&key, &bytes[..len]) {
-            if decoded.first_seq == first_seq {
-                let count = u32::try_from(decoded.entries.len()).unwrap_or(u32::MAX);
-                return Ok(Some((first_seq, Locator::of(&bytes[..len], offset, count))));
-            }
-        }
-    }
-    // Otherwise (a compressed block of an earlier build, a block longer than
-    // one read, damage), the block ends where another block's magic starts, or at the end of
-    // the file; a magic inside a block's own bytes fails the checksum and
-    // the search goes on.
+    // The block in `bytes`, if it is the one sought.
+    let located = |bytes: &[u8]| {
+        let decoded = block::decode(&key, bytes).ok()?;
+        let count = u32::try_from(decoded.entries.len()).unwrap_or(u32::MAX);
+        (decoded.first_seq == first_seq).then(|| (first_seq, Locator::of(bytes, offset, count)))
+    };
     let mut search_from = MAGIC.len();
+    let mut grown = true;
     loop {
+        if grown {
+            // A block of this build read whole: its length comes from its
+            // entries (whatever follows, another block or the zeros that pad
+            // a direct write, see `direct`), and its checksum says whether
+            // that was right. Most blocks are found so, with one checksum and
+            // no search.
+            if let Some(found) = block::plain_len(&bytes).and_then(|len| located(&bytes[..len])) {
+                return Ok(Some(found));
+            }
+            grown = false;
+        }
+        // Otherwise (a compressed block of an earlier build, damage), the
+        // block ends where another block's magic starts, or at the end of the
+        // file; a magic inside a block's own bytes fails the checksum and the
+        // search goes on.
         let found = bytes[search_from..]
             .windows(MAGIC.len())
             .position(|window| window == MAGIC)
@@ -186,22 +193,12 @@ fn block_at(
                 let start = bytes.len();
                 bytes.resize(start + more as usize, 0);
                 file.read_exact_at(&mut bytes[start..], offset + start as u64)?;
+                grown = true;
                 continue;
             }
         };
-        // A block written directly is followed by zeros up to the next
-        // aligned offset (see `direct`): its own length comes from its
-        // entries, and the checksum then says whether that was right.
-        let unpadded = block::plain_len(&bytes[..end])
-            .filter(|&len| len < end && bytes[len..end].iter().all(|&byte| byte == 0));
-        for candidate in std::iter::once(end).chain(unpadded) {
-            if let Ok(decoded) = block::decode(&key, &bytes[..candidate]) {
-                if decoded.first_seq == first_seq {
-                    let count = u32::try_from(decoded.entries.len()).unwrap_or(u32::MAX);
-                    let locator = Locator::of(&bytes[..candidate], offset, count);
-                    return Ok(Some((first_seq, locator)));
-                }
-            }
+        if let Some(found) = located(&bytes[..end]) {
+            return Ok(Some(found));
         }
         if found.is_none() {
             return Ok(None);
