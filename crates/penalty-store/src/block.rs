@@ -278,15 +278,36 @@ pub fn plain_len(bytes: &[u8]) -> Option<usize> {
     let count = be_u32(&bytes[20..24]);
     let mut at = HEADER_BYTES;
     for _ in 0..count {
-        let fixed = bytes.get(at..at + 26)?;
-        at += 26 + usize::from(u16::from_be_bytes([fixed[24], fixed[25]]));
-        let length_field = be_u32(bytes.get(at..at + 4)?);
-        at += 4 + (length_field & !COMPACT_BIT) as usize;
-        if at > bytes.len() {
-            return None;
-        }
+        at = read_entry(bytes, at)?.1;
     }
     Some(at)
+}
+
+/// The entry at `at` of an uncompressed entries section, and where the
+/// next one starts; `None` when it runs past the end of `bytes`.
+fn read_entry(bytes: &[u8], at: usize) -> Option<(EntryMeta, usize)> {
+    let fixed = bytes.get(at..at + 26)?;
+    let event_id = u128::from_be_bytes(fixed[..16].try_into().ok()?);
+    let hash = be_u64(&fixed[16..24]);
+    let paid_len = usize::from(u16::from_be_bytes([fixed[24], fixed[25]]));
+    let paid_at = at + 26;
+    let paid = (paid_len > 0).then(|| paid_at..paid_at + paid_len);
+    let length_at = paid_at + paid_len;
+    let length_field = be_u32(bytes.get(length_at..length_at + 4)?);
+    let json_at = length_at + 4;
+    let json = json_at..json_at + (length_field & !COMPACT_BIT) as usize;
+    if json.end > bytes.len() {
+        return None;
+    }
+    let next = json.end;
+    let entry = EntryMeta {
+        event_id,
+        hash,
+        paid,
+        json,
+        compact: length_field & COMPACT_BIT != 0,
+    };
+    Some((entry, next))
 }
 
 /// What an entry stores: the compact form when the line has one, else its
@@ -480,29 +501,9 @@ pub fn decode<'a>(key: &[u8], bytes: impl Into<Cow<'a, [u8]>>) -> Result<Decoded
                 format!("the entry of sequence number {seq} runs past the end of the block"),
             )
         };
-        let fixed = bytes.get(at..at + 26).ok_or_else(truncated)?;
-        let event_id = u128::from_be_bytes(fixed[..16].try_into().map_err(|_| truncated())?);
-        let hash = be_u64(&fixed[16..24]);
-        let paid_len = usize::from(u16::from_be_bytes([fixed[24], fixed[25]]));
-        at += 26;
-        let paid = (paid_len > 0).then(|| at..at + paid_len);
-        at += paid_len;
-        let length_field = be_u32(bytes.get(at..at + 4).ok_or_else(truncated)?);
-        let compact = length_field & COMPACT_BIT != 0;
-        let json_len = (length_field & !COMPACT_BIT) as usize;
-        at += 4;
-        let json = at..at + json_len;
-        at += json_len;
-        if at > bytes.len() {
-            return Err(truncated());
-        }
-        entries.push(EntryMeta {
-            event_id,
-            hash,
-            paid,
-            json,
-            compact,
-        });
+        let (entry, next) = read_entry(&bytes, at).ok_or_else(truncated)?;
+        entries.push(entry);
+        at = next;
     }
     if at != bytes.len() {
         return Err(corrupt(format!(
