@@ -474,6 +474,24 @@ type TakenLine<'a> = (
 );
 
 impl Chunk {
+    /// Appends line `line_no`, `raw_bytes` long without its line ending, of
+    /// which `bytes` were kept: all of them, or for a line too long to be
+    /// valid only its first [`REJECT_RAW_PREFIX_BYTES`], for the rejects file.
+    fn push_line(&mut self, line_no: u64, bytes: &[u8], raw_bytes: u64) {
+        let kept = if raw_bytes > MAX_LINE_BYTES as u64 {
+            &bytes[..bytes.len().min(REJECT_RAW_PREFIX_BYTES)]
+        } else {
+            bytes
+        };
+        let start = self.raw.len();
+        self.raw.extend_from_slice(kept);
+        self.lines.push(LineInfo {
+            line_no,
+            raw: start..self.raw.len(),
+            raw_bytes,
+        });
+    }
+
     /// Whether it holds enough lines to be handed to a parser.
     fn is_full(&self) -> bool {
         self.lines.len() >= CHUNK_LINES || self.raw.len() >= CHUNK_BYTES
@@ -697,16 +715,7 @@ impl LineSplitter {
                 self.bytes.pop();
             }
         }
-        if length > MAX_LINE_BYTES as u64 {
-            self.bytes.truncate(REJECT_RAW_PREFIX_BYTES);
-        }
-        let start = chunk.raw.len();
-        chunk.raw.extend_from_slice(&self.bytes);
-        chunk.lines.push(LineInfo {
-            line_no: self.line_no,
-            raw: start..chunk.raw.len(),
-            raw_bytes: length,
-        });
+        chunk.push_line(self.line_no, &self.bytes, length);
         self.bytes.clear();
         self.total = 0;
         self.last_byte = None;
@@ -719,18 +728,7 @@ impl LineSplitter {
         debug_assert_eq!(self.total, 0, "no part of this line was pushed");
         self.line_no += 1;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let kept = if line.len() > MAX_LINE_BYTES {
-            &line[..REJECT_RAW_PREFIX_BYTES]
-        } else {
-            line
-        };
-        let start = chunk.raw.len();
-        chunk.raw.extend_from_slice(kept);
-        chunk.lines.push(LineInfo {
-            line_no: self.line_no,
-            raw: start..chunk.raw.len(),
-            raw_bytes: line.len() as u64,
-        });
+        chunk.push_line(self.line_no, line, line.len() as u64);
     }
 
     /// At the end of input: the last line, if it has any bytes (a final line
