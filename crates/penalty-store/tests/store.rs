@@ -430,9 +430,17 @@ fn a_block_written_but_never_located_is_dropped_and_overwritten() {
 /// Where the last located block of a closed log ends in the blocks file
 /// (padding after it, from a direct write, is not part of it).
 fn last_block_end(dir: &Path) -> u64 {
+    locators(dir).last().unwrap().end()
+}
+
+/// The block locators of a closed log, in sequence order.
+fn locators(dir: &Path) -> Vec<Locator> {
     let db = open_sled(dir);
-    let (_, value) = db.open_tree(BLOCKS_TREE).unwrap().last().unwrap().unwrap();
-    penalty_store::block::Locator::decode(&value).unwrap().end()
+    let tree = db.open_tree(BLOCKS_TREE).unwrap();
+    tree.iter()
+        .values()
+        .map(|value| Locator::decode(&value.unwrap()).unwrap())
+        .collect()
 }
 
 #[test]
@@ -1272,14 +1280,7 @@ fn large_blocks_are_aligned_and_recovered_across_their_padding() {
             .unwrap();
         all_events(&log)
     };
-    let locators: Vec<penalty_store::block::Locator> = {
-        let db = open_sled(dir.path());
-        let tree = db.open_tree(BLOCKS_TREE).unwrap();
-        tree.iter()
-            .values()
-            .map(|value| penalty_store::block::Locator::decode(&value.unwrap()).unwrap())
-            .collect()
-    };
+    let locators = locators(dir.path());
     assert_eq!(locators.len(), 3);
     assert!(locators[1].len >= 256 << 10, "{:?}", locators[1]);
     assert!(
@@ -1344,11 +1345,7 @@ fn large_blocks_are_aligned_and_recovered_across_their_padding() {
 fn recover_finds_lz4_blocks_of_earlier_builds() {
     let dir = tempfile::tempdir().unwrap();
     let before = three_blocks(dir.path());
-    let first_len = {
-        let db = open_sled(dir.path());
-        let (_, value) = db.open_tree(BLOCKS_TREE).unwrap().first().unwrap().unwrap();
-        Locator::decode(&value).unwrap().len as usize
-    };
+    let first_len = locators(dir.path())[0].len as usize;
     // The first block rewritten as an earlier build wrote it: the header
     // with version 2, then the entries' size (little-endian) and the
     // entries compressed; the CRC over the stored bytes, its field zero.
