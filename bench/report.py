@@ -3,7 +3,7 @@
 ratios against the targets of the issue, and writes them all as JSON.
 
 Reads <work>/{gen,plain-per-line,replay,latency,duckdb}.json and, for each of
-the --repeat rounds R, <work>/{plain-R,ingest-R,ingest-wall-R}.json; the
+the --repeat rounds R, <work>/{plain-R,ingest-R,ingest-wall-R,validate-R}.json; the
 GNU time -v outputs <work>/{ingest-R,replay}.time and <work>/disk.*. Every
 figure comes from those files, measured in the same run.
 """
@@ -98,6 +98,8 @@ def main():
     ingest_s = sorted(ingest_walls)[len(ingest_walls) // 2]
     ingest = ingests[ingest_walls.index(ingest_s)]
     plain_per_line = load(w, "plain-per-line.json")
+    validates = [load(w, f"validate-{r}.json") for r in rounds]
+    validate = sorted(validates, key=lambda x: x["seconds"])[len(validates) // 2]
     replay = load(w, "replay.json")
     latency = load(w, "latency.json")
     duck = load(w, "duckdb.json")
@@ -140,6 +142,15 @@ def main():
         ],
         "plain_file_baseline": plain,
         "plain_file_per_line_writes": plain_per_line,
+        # Ingest's reader and parser threads with nothing stored: no index,
+        # no block, no sync. Ingest does all of this and more, so its
+        # throughput ÷ the plain file's cannot exceed this one's.
+        "validate_only": {
+            **validate,
+            "rounds_s": [x["seconds"] for x in validates],
+            "vs_plain_file": validate["lines_per_s"] / plain["lines_per_s"],
+            "ingest_vs_validate": ingest_lines_per_s / validate["lines_per_s"],
+        },
         "replay": {**replay, "peak_rss_bytes_time_v": replay_rss},
         "latency": latency,
         "disk": {
@@ -195,6 +206,9 @@ def main():
     line("  the same, one write(2) per line", "%.2f s: %s lines/s (context: ingest is %.2fx this)" % (
         plain_per_line["seconds"], f"{plain_per_line['lines_per_s']:,.0f}",
         ingest_lines_per_s / plain_per_line["lines_per_s"]))
+    line("  ceiling: validation alone, nothing stored", "%.2f s: %s lines/s = %.2fx the plain file (ingest is %.2fx this)" % (
+        validate["seconds"], f"{validate['lines_per_s']:,.0f}",
+        validate["lines_per_s"] / plain["lines_per_s"], ingest_lines_per_s / validate["lines_per_s"]))
     b = replay.get("breakdown") or {}
     line("full replay", "%.2f s: %s events/s; digest %.2f s" % (
         replay["replay_s"], f"{replay['events_per_s']:,.0f}", replay["digest_s"]))

@@ -4,6 +4,8 @@
 //!
 //! - `fsync-baseline FILE OUT`: the floor for a durable log on this disk:
 //!   the same lines appended to a plain file, `fdatasync` every 10 000 lines.
+//! - `validate FILE`: ingest's reader and parser threads alone, storing
+//!   nothing: the ceiling that reading and validating put on ingest.
 //! - `replay DB`: a fold of the whole log into fresh projections
 //!   (`projection::replay`), with a breakdown (reading the blocks, parsing
 //!   the stored JSON, applying) and the digest timed apart.
@@ -53,6 +55,9 @@ enum Command {
         #[arg(long)]
         per_line_writes: bool,
     },
+    /// Read and validate FILE on ingest's own reader and parser threads and
+    /// store nothing: the most ingest could do with this parser.
+    Validate { input: PathBuf },
     /// Rebuild every projection from the log alone and time it.
     Replay {
         db: PathBuf,
@@ -84,6 +89,7 @@ fn main() -> anyhow::Result<()> {
             every,
             per_line_writes,
         } => fsync_baseline(&input, &output, every, per_line_writes)?,
+        Command::Validate { input } => validate(&input)?,
         Command::Replay {
             db,
             as_of,
@@ -192,6 +198,23 @@ fn fsync_baseline(
         "seconds": elapsed.as_secs_f64(),
         "lines_per_s": per_second(lines, elapsed),
         "bytes_per_s": per_second(bytes, elapsed),
+        "peak_rss_bytes": peak_rss_bytes(),
+    }))
+}
+
+fn validate(input: &Path) -> anyhow::Result<serde_json::Value> {
+    let start = Clock::now();
+    let file = File::open(input).with_context(|| format!("opening {}", input.display()))?;
+    let counts = penalty_store::ingest::validate(file)
+        .with_context(|| format!("validating {}", input.display()))?;
+    let elapsed = start.elapsed();
+    Ok(json!({
+        "lines": counts.read,
+        "valid": counts.valid,
+        "rejected": counts.rejected,
+        "bytes": counts.bytes_read,
+        "seconds": elapsed.as_secs_f64(),
+        "lines_per_s": per_second(counts.read, elapsed),
         "peak_rss_bytes": peak_rss_bytes(),
     }))
 }

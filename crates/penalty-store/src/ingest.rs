@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use penalty_core::event::{ParsedLines, ParsedRef, Reject, MAX_LINE_BYTES};
@@ -179,31 +180,8 @@ pub fn ingest(
         options.max_batch_events >= 1,
         "a batch holds at least one line"
     );
-    let spawn_error = |source| StoreError::Input { line: 0, source };
     let hasher = log.hasher();
-    let parser_count = parsers();
-    let mut to_parsers = Vec::with_capacity(parser_count);
-    let mut receivers = Vec::with_capacity(parser_count);
-    let mut parsers = Vec::with_capacity(parser_count);
-    for number in 0..parser_count {
-        let (to_parser, parser_input) = mpsc::sync_channel(CHANNEL_CHUNKS);
-        let (parser_output, receiver) = mpsc::sync_channel(CHANNEL_CHUNKS);
-        parsers.push(
-            std::thread::Builder::new()
-                .name(format!("penalty-ingest-parser-{number}"))
-                .spawn(move || parse_chunks(parser_input, parser_output, hasher))
-                .map_err(spawn_error)?,
-        );
-        to_parsers.push(to_parser);
-        receivers.push(receiver);
-    }
-    let reader = std::thread::Builder::new()
-        .name("penalty-ingest-reader".into())
-        .spawn(move || read_lines(input, RoundRobin::new(to_parsers)))
-        .map_err(spawn_error)?;
-    // The parser whose message comes next: messages are dealt and taken back
-    // in the same turn, which keeps them in input order.
-    let mut turn = 0;
+    let mut lanes = Lanes::start(input, hasher)?;
 
     let mut batch = Batch::default();
     let mut counts = IngestCounts::default();
@@ -224,11 +202,7 @@ pub fn ingest(
                 .saturating_duration_since(std::time::Instant::now())
                 .min(STOP_POLL)
         });
-        let received = receivers[turn].recv_timeout(wait);
-        if received.is_ok() {
-            turn = (turn + 1) % parser_count;
-        }
-        match received {
+        match lanes.recv_timeout(wait) {
             Ok(Message::Lines {
                 chunk,
                 bytes_read: total,
@@ -272,14 +246,7 @@ pub fn ingest(
         // (a terminal, a pipe), so it is left to end on its own; dropping the
         // receiver makes its next send fail.
         None => {}
-        // The reader has sent its last message, and the parsers have passed
-        // it on, so these joins are prompt.
-        Some(Ok(()))
-            if reader.join().is_err() || parsers.into_iter().any(|p| p.join().is_err()) =>
-        {
-            tracing::warn!("an input thread panicked after the end of input");
-        }
-        Some(Ok(())) => {}
+        Some(Ok(())) => lanes.join(),
         Some(Err(source)) => {
             return Err(StoreError::Input {
                 line: counts.read,
@@ -552,6 +519,123 @@ impl Chunk {
             None => unreachable!("a batch holds only validated chunks"),
         };
         ((line, &self.raw[line.raw.clone()]), parsed)
+    }
+}
+
+/// The reader and parser threads of one input, and the receiving ends of
+/// the parsers' channels. Messages are dealt to the parsers in turn and
+/// taken back in the same turn, which keeps them in input order.
+struct Lanes {
+    receivers: Vec<Receiver<Message>>,
+    /// The parser whose message comes next.
+    turn: usize,
+    reader: JoinHandle<()>,
+    parsers: Vec<JoinHandle<()>>,
+}
+
+impl Lanes {
+    fn start(input: impl Read + Send + 'static, hasher: IdHasher) -> Result<Lanes, StoreError> {
+        let spawn_error = |source| StoreError::Input { line: 0, source };
+        let parser_count = parsers();
+        let mut to_parsers = Vec::with_capacity(parser_count);
+        let mut receivers = Vec::with_capacity(parser_count);
+        let mut parsers = Vec::with_capacity(parser_count);
+        for number in 0..parser_count {
+            let (to_parser, parser_input) = mpsc::sync_channel(CHANNEL_CHUNKS);
+            let (parser_output, receiver) = mpsc::sync_channel(CHANNEL_CHUNKS);
+            parsers.push(
+                std::thread::Builder::new()
+                    .name(format!("penalty-ingest-parser-{number}"))
+                    .spawn(move || parse_chunks(parser_input, parser_output, hasher))
+                    .map_err(spawn_error)?,
+            );
+            to_parsers.push(to_parser);
+            receivers.push(receiver);
+        }
+        let reader = std::thread::Builder::new()
+            .name("penalty-ingest-reader".into())
+            .spawn(move || read_lines(input, RoundRobin::new(to_parsers)))
+            .map_err(spawn_error)?;
+        Ok(Lanes {
+            receivers,
+            turn: 0,
+            reader,
+            parsers,
+        })
+    }
+
+    /// The next message in input order, waiting at most `wait`.
+    fn recv_timeout(&mut self, wait: Duration) -> Result<Message, RecvTimeoutError> {
+        let received = self.receivers[self.turn].recv_timeout(wait);
+        if received.is_ok() {
+            self.turn = (self.turn + 1) % self.receivers.len();
+        }
+        received
+    }
+
+    /// Joins the threads once the reader's `End(Ok)` has come: the reader
+    /// has sent its last message and the parsers have passed it on, so the
+    /// joins are prompt.
+    fn join(self) {
+        if self.reader.join().is_err() || self.parsers.into_iter().any(|p| p.join().is_err()) {
+            tracing::warn!("an input thread panicked after the end of input");
+        }
+    }
+}
+
+/// What [`validate`] found in one input.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ValidateCounts {
+    /// Lines read.
+    pub read: u64,
+    /// Lines that are valid events (EVENTS.md), duplicates included.
+    pub valid: u64,
+    /// Lines that are not.
+    pub rejected: u64,
+    /// Input bytes read.
+    pub bytes_read: u64,
+}
+
+/// Reads and validates `input` as [`ingest`] does, on the same reader and
+/// parser threads, and stores nothing: there is no log, so no duplicate or
+/// conflict is found and nothing is durable. The benchmark runs it to
+/// measure the ceiling that reading and validating alone put on ingest's
+/// throughput.
+pub fn validate(input: impl Read + Send + 'static) -> Result<ValidateCounts, StoreError> {
+    let mut lanes = Lanes::start(input, IdHasher::new())?;
+    let mut counts = ValidateCounts::default();
+    loop {
+        match lanes.recv_timeout(STOP_POLL) {
+            Ok(Message::Lines { chunk, bytes_read }) => {
+                let valid = chunk.status.iter().filter(|status| status.is_ok()).count();
+                assert_eq!(
+                    chunk.status.len(),
+                    chunk.lines.len(),
+                    "parser threads validate every line"
+                );
+                counts.read += chunk.lines.len() as u64;
+                counts.valid += valid as u64;
+                counts.rejected += (chunk.lines.len() - valid) as u64;
+                counts.bytes_read = bytes_read;
+            }
+            Ok(Message::End(Ok(()))) => {
+                lanes.join();
+                return Ok(counts);
+            }
+            Ok(Message::End(Err(source))) => {
+                return Err(StoreError::Input {
+                    line: counts.read,
+                    source,
+                })
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(StoreError::Input {
+                    line: counts.read,
+                    source: std::io::Error::other("the input reader thread ended unexpectedly"),
+                })
+            }
+        }
     }
 }
 

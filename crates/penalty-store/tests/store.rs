@@ -700,6 +700,52 @@ fn ingest_rejects_every_reason_and_the_counts_add_up() {
     assert_eq!(log.last_seq().unwrap(), 3);
 }
 
+/// `validate` (the benchmark's ceiling) runs ingest's reader and parsers
+/// and nothing else: it rejects what the parser rejects, and leaves what
+/// only the log can decide (duplicates, conflicts, second payments) valid.
+#[test]
+fn validate_finds_the_parsers_rejects_and_stores_nothing() {
+    let long = format!("{{\"x\":\"{}\"}}", "y".repeat(MAX_LINE_BYTES));
+    let mut lines = vec![
+        paid_line(1, "O1"),
+        "{not json".to_string(),
+        long,
+        paid_line(1, "O1").replace("S1", "S2"),
+        paid_line(5, "O1"),
+        paid_line(1, "O1"),
+    ];
+    // Enough lines for several chunks, every seventh one broken.
+    lines.extend((10..5_000u128).map(|n| {
+        let line = paid_line(n, &format!("O{n}"));
+        if n % 7 == 0 {
+            line.replace("19900", "-1")
+        } else {
+            line
+        }
+    }));
+    let broken = (10..5_000u128).filter(|n| n % 7 == 0).count() as u64;
+    let input = lines.join("\n");
+    let total_bytes = input.len() as u64;
+    let counts = penalty_store::ingest::validate(std::io::Cursor::new(input.into_bytes())).unwrap();
+    assert_eq!(
+        counts,
+        penalty_store::ingest::ValidateCounts {
+            read: lines.len() as u64,
+            valid: lines.len() as u64 - 2 - broken,
+            rejected: 2 + broken,
+            bytes_read: total_bytes,
+        }
+    );
+
+    let garbage = penalty_store::ingest::validate(std::io::Cursor::new(b"\xff\n".repeat(3)))
+        .map(|counts| counts.rejected);
+    assert_eq!(
+        garbage.unwrap(),
+        3,
+        "bytes that are not UTF-8 are rejected, not an error"
+    );
+}
+
 #[test]
 fn ingest_reports_to_the_sink_in_order() {
     let dir = tempfile::tempdir().unwrap();
