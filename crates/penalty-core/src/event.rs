@@ -481,9 +481,12 @@ impl ParsedLines {
     /// Room for `lines` lines of about `bytes` bytes in all.
     pub fn with_capacity(lines: usize, bytes: usize) -> ParsedLines {
         ParsedLines {
-            // The canonical JSON is about the line's size, the compact form
-            // about half of it.
-            bytes: Vec::with_capacity(bytes + bytes / 2),
+            // The canonical JSON is at most the line's size, the compact
+            // form about two thirds of it, a paid order's id a few bytes
+            // more: twice the lines' size holds them all, so that the
+            // buffer never grows (a grown buffer is copied, and keeps up
+            // to twice the room it needs).
+            bytes: Vec::with_capacity(bytes.saturating_mul(2)),
             lines: Vec::with_capacity(lines),
         }
     }

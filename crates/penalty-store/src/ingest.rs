@@ -459,6 +459,27 @@ impl Chunk {
         });
     }
 
+    /// An empty chunk with room for a full chunk's lines and for `bytes`
+    /// bytes of them, so that filling it does not grow (and copy) its
+    /// buffers again and again.
+    fn with_room(bytes: usize) -> Chunk {
+        Chunk {
+            raw: Vec::with_capacity(bytes),
+            lines: Vec::with_capacity(CHUNK_LINES),
+            ..Chunk::default()
+        }
+    }
+
+    /// Room for the chunk after this one: a full chunk of lines of this
+    /// one's average length, and an eighth more as lines vary. (The reader
+    /// also hands over partial chunks, whenever its buffer runs dry, so
+    /// this chunk's own size is a poor guide.)
+    fn next_room(&self) -> usize {
+        let average = self.raw.len() / self.lines.len().max(1);
+        let bytes = average.saturating_mul(CHUNK_LINES).min(CHUNK_BYTES);
+        bytes + bytes / 8
+    }
+
     /// Whether it holds enough lines to be handed to a parser.
     fn is_full(&self) -> bool {
         self.lines.len() >= CHUNK_LINES || self.raw.len() >= CHUNK_BYTES
@@ -697,7 +718,8 @@ fn read_lines(input: impl Read, mut sender: RoundRobin) {
     let mut chunk = Chunk::default();
     let mut bytes_read: u64 = 0;
     let send = |sender: &mut RoundRobin, chunk: &mut Chunk, bytes_read: u64| {
-        let chunk = std::mem::take(chunk);
+        let room = chunk.next_room();
+        let chunk = std::mem::replace(chunk, Chunk::with_room(room));
         sender.send(Message::Lines { chunk, bytes_read })
     };
     loop {
