@@ -549,6 +549,14 @@ impl ParsedLines {
         })
     }
 
+    /// The length of a kept line's canonical JSON, without building its
+    /// [`ParsedRef`]; 0 for a position not kept.
+    pub fn canonical_len(&self, position: usize) -> usize {
+        self.lines
+            .get(position)
+            .map_or(0, |slot| slot.canonical.len())
+    }
+
     /// Lines kept.
     pub fn len(&self) -> usize {
         self.lines.len()

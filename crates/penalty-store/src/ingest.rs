@@ -277,20 +277,24 @@ fn commit(
         return Ok(());
     }
     let recorded_at = crate::lock::now();
-    let valid: Vec<(ParsedRef<'_>, Keys)> = batch
-        .taken()
-        .filter_map(|(_, parsed)| parsed.ok())
-        .collect();
+    // Each valid line's parsed form is built once, here; the second pass
+    // over the batch reads only each line's status.
+    let mut valid: Vec<(ParsedRef<'_>, Keys)> = Vec::with_capacity(batch.lines);
+    valid.extend(
+        batch
+            .taken()
+            .filter_map(|(chunk, position)| chunk.valid(position)),
+    );
     let outcomes = log.append_keyed(&valid, recorded_at)?;
     assert_eq!(outcomes.len(), valid.len(), "one outcome per item");
     let mut appended = Vec::with_capacity(valid.len());
-    let mut outcomes = outcomes.into_iter();
-    for ((line, raw), parsed) in batch.taken() {
+    let mut valid = valid.iter().zip(outcomes);
+    for (chunk, position) in batch.taken() {
         counts.read += 1;
-        let reject = match parsed {
+        let reject = match chunk.status[position] {
             Err(reason) => Some(reason),
-            Ok((parsed, _)) => match outcomes.next().expect("one outcome per valid line") {
-                AppendOutcome::Appended { seq } => {
+            Ok(_) => match valid.next().expect("one outcome per valid line") {
+                (&(parsed, _), AppendOutcome::Appended { seq }) => {
                     counts.appended += 1;
                     appended.push(AppendedEvent {
                         seq,
@@ -299,16 +303,17 @@ fn commit(
                     });
                     None
                 }
-                AppendOutcome::Duplicate { .. } => {
+                (_, AppendOutcome::Duplicate { .. }) => {
                     counts.duplicates += 1;
                     None
                 }
-                outcome => outcome.reject(),
+                (_, outcome) => outcome.reject(),
             },
         };
         if let Some(reason) = reject {
             counts.rejected += 1;
-            sink.rejected(line.line_no, &reason, raw, line.raw_bytes)?;
+            let line = &chunk.lines[position];
+            sink.rejected(line.line_no, &reason, chunk.raw_of(line), line.raw_bytes)?;
         }
     }
     counts.assert_consistent();
@@ -365,19 +370,15 @@ impl Batch {
         };
         self.bytes += line.raw.len();
         if let Some(&Ok(parsed)) = last.status.get(self.taken_in_last) {
-            self.bytes += last
-                .parsed
-                .get(parsed)
-                .map_or(0, |p| p.canonical_json.len());
+            self.bytes += last.parsed.canonical_len(parsed);
         }
         self.taken_in_last += 1;
         self.lines += 1;
         true
     }
 
-    /// The lines taken, in order: each with its raw bytes, and the parsed
-    /// line or why it was rejected.
-    fn taken(&self) -> impl Iterator<Item = TakenLine<'_>> + '_ {
+    /// The lines taken, in order: each as its chunk and its position there.
+    fn taken(&self) -> impl Iterator<Item = (&Chunk, usize)> + '_ {
         let last = self.chunks.len().saturating_sub(1);
         self.chunks
             .iter()
@@ -389,7 +390,7 @@ impl Batch {
                 } else {
                     chunk.lines.len()
                 };
-                (from..to).map(move |position| chunk.line(position))
+                (from..to).map(move |position| (chunk, position))
             })
     }
 
@@ -432,13 +433,6 @@ struct Chunk {
     /// rejected. Empty until then.
     status: Vec<Result<usize, Reject>>,
 }
-
-/// A line of a batch: its place and raw bytes, and its parsed form with its
-/// keys, or why it was rejected.
-type TakenLine<'a> = (
-    (&'a LineInfo, &'a [u8]),
-    Result<(ParsedRef<'a>, Keys), Reject>,
-);
 
 impl Chunk {
     /// Appends line `line_no`, `raw_bytes` long without its line ending, of
@@ -527,19 +521,22 @@ impl Chunk {
         );
     }
 
-    #[allow(clippy::type_complexity)]
-    fn line(&self, position: usize) -> ((&LineInfo, &[u8]), Result<(ParsedRef<'_>, Keys), Reject>) {
-        let line = &self.lines[position];
-        let parsed = match self.status.get(position) {
-            Some(&Ok(parsed)) => self
-                .parsed
-                .get(parsed)
-                .zip(self.keys.get(parsed).copied())
-                .ok_or(Reject::InvalidJson),
-            Some(Err(reason)) => Err(*reason),
+    /// The parsed form and keys of the line at `position`, when it is
+    /// valid.
+    fn valid(&self, position: usize) -> Option<(ParsedRef<'_>, Keys)> {
+        match self.status.get(position) {
+            Some(&Ok(parsed)) => Some((
+                self.parsed.get(parsed).expect("a validated line is kept"),
+                self.keys[parsed],
+            )),
+            Some(Err(_)) => None,
             None => unreachable!("a batch holds only validated chunks"),
-        };
-        ((line, &self.raw[line.raw.clone()]), parsed)
+        }
+    }
+
+    /// A line's bytes as received (or a too-long line's kept prefix).
+    fn raw_of(&self, line: &LineInfo) -> &[u8] {
+        &self.raw[line.raw.clone()]
     }
 }
 
@@ -1011,7 +1008,7 @@ mod tests {
         let mut chunk = Chunk::default();
         splitter.finish(&mut chunk);
         chunk.parse(&IdHasher::new());
-        let result = chunk.line(0).1.map(|_| ());
+        let result = chunk.status[0].map(|_| ());
         (chunk, result)
     }
 
