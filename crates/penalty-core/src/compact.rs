@@ -694,7 +694,9 @@ mod tests {
                     fields.push(("product_id", quoted(&product)));
                     fields.push(("amount_fen", amount.to_string()));
                     if let Some(hours) = ship_by_hours {
-                        let ship_by = instant_text(at_seconds + hours * 3600, -offset_minutes, false);
+                        // With `at`'s fraction, so that zero hours is the
+                        // valid edge `ship_by == at`, not 0.25 s before it.
+                        let ship_by = instant_text(at_seconds + hours * 3600, -offset_minutes, fraction);
                         fields.push(("ship_by", quoted(&ship_by)));
                     }
                 }
