@@ -28,6 +28,7 @@ mod lock;
 mod log;
 pub mod projection;
 pub mod recover;
+mod slots;
 
 pub use error::StoreError;
 pub use lock::{now, LOCK_FILE};

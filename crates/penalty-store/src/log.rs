@@ -31,6 +31,7 @@ use crate::block::{self, block_key, content_hash, DecodedBlock, Locator, NewEntr
 use crate::direct::{padded_end, BlockWriter};
 use crate::head::{Head, HeadRecord};
 use crate::lock::DirLock;
+use crate::slots::{Probe, Slots};
 use crate::StoreError;
 
 /// Decoded blocks kept to confirm duplicates. Re-sent lines arrive near
@@ -40,6 +41,11 @@ use crate::StoreError;
 /// wrote (undecoded): 8 MB less at any size, and re-sending a million orders
 /// takes as long.
 const DUPLICATE_CACHE_BLOCKS: usize = 4;
+
+/// Lines whose index slots are read ahead of classifying them: enough for
+/// many cache misses in flight, few enough that their slots (two cache
+/// lines a line) stay in the core's cache until used.
+const TOUCH_AHEAD_LINES: usize = 256;
 
 /// The sled database inside the data directory.
 pub const SLED_DIR: &str = "log.sled";
@@ -188,11 +194,11 @@ struct Index<S = IdHasher> {
     /// Keyed per process; a test gives one that makes every id collide.
     hasher: S,
     /// hash(event_id) -> seq of the first event with that hash.
-    events: HashMap<u64, u64, PassThrough>,
+    events: Slots,
     /// event_id -> seq, for events whose hash an earlier event holds.
     event_collisions: HashMap<u128, u64>,
     /// hash(paid order id) -> seq of the first `paid` with that hash.
-    paid_orders: HashMap<u64, u64, PassThrough>,
+    paid_orders: Slots,
     /// Paid order id -> seq, for orders whose hash an earlier order holds.
     paid_collisions: HashMap<Box<[u8]>, u64>,
 }
@@ -202,10 +208,10 @@ impl<S: BuildHasher> Index<S> {
         Index {
             next_seq: 1,
             hasher,
-            events: HashMap::with_capacity_and_hasher(events, PassThrough),
+            events: Slots::with_capacity(events),
             event_collisions: HashMap::new(),
             // About one paid order per two events.
-            paid_orders: HashMap::with_capacity_and_hasher(events / 2, PassThrough),
+            paid_orders: Slots::with_capacity(events / 2),
             paid_collisions: HashMap::new(),
         }
     }
@@ -226,7 +232,6 @@ impl<S: BuildHasher> Index<S> {
         next_seq: u64,
         mut confirm: impl FnMut(u64, Check) -> Result<bool, StoreError>,
     ) -> Result<AppendOutcome, StoreError> {
-        use std::collections::hash_map::Entry;
         debug_assert_eq!(
             keys.id,
             self.hasher.hash_one(id),
@@ -246,9 +251,8 @@ impl<S: BuildHasher> Index<S> {
                 AppendOutcome::EventIdConflict { existing_seq: seq }
             }
         };
-        let event_slot = match events.entry(keys.id) {
-            Entry::Occupied(held) => {
-                let seq = *held.get();
+        let event_slot = match events.probe(keys.id) {
+            Probe::Held(seq) => {
                 if confirm(seq, Check::Id)? {
                     return Ok(repeat(seq, confirm(seq, Check::Json)?));
                 }
@@ -258,13 +262,12 @@ impl<S: BuildHasher> Index<S> {
                 // Another id holds this hash: kept exactly on the side.
                 None
             }
-            Entry::Vacant(slot) => Some(slot),
+            Probe::Vacant(position) => Some(position),
         };
         let paid_slot = match paid_order.zip(keys.paid) {
             None => None,
-            Some((order, key)) => match paid_orders.entry(key) {
-                Entry::Occupied(held) => {
-                    let seq = *held.get();
+            Some((order, key)) => match paid_orders.probe(key) {
+                Probe::Held(seq) => {
                     if confirm(seq, Check::PaysFor)? {
                         return Ok(AppendOutcome::OrderAlreadyPaid { paid_seq: seq });
                     }
@@ -273,21 +276,19 @@ impl<S: BuildHasher> Index<S> {
                     }
                     Some((order, None))
                 }
-                Entry::Vacant(slot) => Some((order, Some(slot))),
+                Probe::Vacant(position) => Some((order, Some((position, key)))),
             },
         };
+        // Nothing changed the tables since the probes: the confirmations
+        // only read the log.
         match event_slot {
-            Some(slot) => {
-                slot.insert(next_seq);
-            }
+            Some(position) => events.fill(position, keys.id, next_seq),
             None => {
                 event_collisions.insert(id, next_seq);
             }
         }
         match paid_slot {
-            Some((_, Some(slot))) => {
-                slot.insert(next_seq);
-            }
+            Some((_, Some((position, key)))) => paid_orders.fill(position, key, next_seq),
             Some((order, None)) => {
                 paid_collisions.insert(order.into(), next_seq);
             }
@@ -687,39 +688,50 @@ impl EventLog {
         let mut outcomes = Vec::with_capacity(items.len());
         let mut entries: Vec<NewEntry<'a>> = Vec::with_capacity(items.len());
         let first_seq = index.next_seq;
-        for (item, keys) in items {
-            let event_id = item.event_id;
-            let paid_order = item.paid_order_id;
-            let json = item.canonical_json;
-            let next_seq = first_seq + entries.len() as u64;
-            let batch = &entries;
-            let outcome =
-                index.classify_one(event_id, paid_order, keys, next_seq, |seq, check| {
-                    // An event of this batch is not in any block yet.
-                    if let Some(entry) = seq
-                        .checked_sub(first_seq)
-                        .and_then(|position| batch.get(usize::try_from(position).ok()?))
-                    {
-                        let line = &entry.line;
-                        return Ok(match check {
-                            Check::Id => line.event_id == event_id,
-                            Check::Json => line.canonical_json == json,
-                            Check::PaysFor => line.paid_order_id == paid_order,
-                        });
-                    }
-                    self.with_stored(seq, |block, stored| match check {
-                        Check::Id => stored.event_id == event_id,
-                        Check::Json => block.json(stored).as_ref() == json,
-                        Check::PaysFor => block.paid(stored) == paid_order,
-                    })
-                })?;
-            if let AppendOutcome::Appended { .. } = outcome {
-                entries.push(NewEntry {
-                    line: *item,
-                    hash: keys.content,
-                });
+        for group in items.chunks(TOUCH_AHEAD_LINES) {
+            // First a tight loop that only reads each line's home slots: its
+            // cache misses overlap (in the classifying loop below, each waits
+            // for the one before), and the probes then find the slots cached.
+            let touched = group.iter().fold(0, |touched, (_, keys)| {
+                touched
+                    ^ index.events.touch(keys.id)
+                    ^ index.paid_orders.touch(keys.paid.unwrap_or(0))
+            });
+            std::hint::black_box(touched);
+            for (item, keys) in group {
+                let event_id = item.event_id;
+                let paid_order = item.paid_order_id;
+                let json = item.canonical_json;
+                let next_seq = first_seq + entries.len() as u64;
+                let batch = &entries;
+                let outcome =
+                    index.classify_one(event_id, paid_order, keys, next_seq, |seq, check| {
+                        // An event of this batch is not in any block yet.
+                        if let Some(entry) = seq
+                            .checked_sub(first_seq)
+                            .and_then(|position| batch.get(usize::try_from(position).ok()?))
+                        {
+                            let line = &entry.line;
+                            return Ok(match check {
+                                Check::Id => line.event_id == event_id,
+                                Check::Json => line.canonical_json == json,
+                                Check::PaysFor => line.paid_order_id == paid_order,
+                            });
+                        }
+                        self.with_stored(seq, |block, stored| match check {
+                            Check::Id => stored.event_id == event_id,
+                            Check::Json => block.json(stored).as_ref() == json,
+                            Check::PaysFor => block.paid(stored) == paid_order,
+                        })
+                    })?;
+                if let AppendOutcome::Appended { .. } = outcome {
+                    entries.push(NewEntry {
+                        line: *item,
+                        hash: keys.content,
+                    });
+                }
+                outcomes.push(outcome);
             }
-            outcomes.push(outcome);
         }
         Ok((outcomes, entries))
     }
@@ -1469,38 +1481,6 @@ impl std::hash::BuildHasher for IdHasher {
 
     fn build_hasher(&self) -> IdHash {
         IdHash { state: self.key }
-    }
-}
-
-/// For maps keyed by an [`IdHasher`] hash already: the key is the hash.
-#[derive(Clone, Copy, Default)]
-pub(crate) struct PassThrough;
-
-impl std::hash::BuildHasher for PassThrough {
-    type Hasher = PassThroughHash;
-
-    fn build_hasher(&self) -> PassThroughHash {
-        PassThroughHash(0)
-    }
-}
-
-/// The hasher of [`PassThrough`]: a `u64` key is its own hash.
-pub(crate) struct PassThroughHash(u64);
-
-impl std::hash::Hasher for PassThroughHash {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only u64 keys are hashed this way; anything else is still spread.
-        for byte in bytes {
-            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x100_0000_01b3);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
     }
 }
 
