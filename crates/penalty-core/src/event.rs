@@ -1113,23 +1113,33 @@ mod fast {
             ("tracking_no", f.tracking_no, allowed[8]),
             ("type", f.type_, true),
         ];
-        let start = out.len();
-        out.reserve(line.len());
-        out.push(b'{');
-        for (key, raw, allowed) in keyed {
-            let Some(raw) = raw else { continue };
-            if !allowed {
-                return None;
-            }
-            if out.len() > start + 1 {
-                out.push(b',');
-            }
-            out.push(b'"');
-            out.extend_from_slice(key.as_bytes());
-            out.extend_from_slice(b"\":");
-            out.extend_from_slice(raw.as_bytes());
+        if keyed
+            .iter()
+            .any(|(_, raw, allowed)| raw.is_some() && !allowed)
+        {
+            return None;
         }
-        out.push(b'}');
+        // Written through a local vector, put back once: while the pieces
+        // go through `out` itself, its length is stored and reloaded around
+        // every byte written (the compiler cannot tell the bytes from the
+        // vector's own fields), a fifth of this function's time. The
+        // canonical form is never longer than the line.
+        let start = out.len();
+        let mut canonical = std::mem::take(out);
+        canonical.reserve(line.len());
+        canonical.push(b'{');
+        for (key, raw, _) in keyed {
+            let Some(raw) = raw else { continue };
+            if canonical.len() > start + 1 {
+                canonical.push(b',');
+            }
+            canonical.push(b'"');
+            canonical.extend_from_slice(key.as_bytes());
+            canonical.extend_from_slice(b"\":");
+            canonical.extend_from_slice(raw.as_bytes());
+        }
+        canonical.push(b'}');
+        *out = canonical;
         Some(Borrowed {
             event_id,
             id_lowercase: !event_id_text.bytes().any(|b| b.is_ascii_uppercase()),
