@@ -34,5 +34,5 @@ pub use error::StoreError;
 pub use lock::{now, LOCK_FILE};
 pub use log::{
     AppendOutcome, EventLog, LogIter, StoredEvent, VerifyProblem, VerifyReport, BLOCKS_FILE,
-    BLOCKS_TREE, CHECKPOINT_TREE, SLED_DIR,
+    BLOCKS_TREE, CHECKPOINT_TREE, MAX_RESERVED_EVENTS, SLED_DIR,
 };

@@ -42,6 +42,13 @@ use crate::StoreError;
 /// takes as long.
 const DUPLICATE_CACHE_BLOCKS: usize = 4;
 
+/// The most events [`EventLog::reserve`] makes room for at once: 8.4M
+/// events (5M orders' worth), about 400 MB of index, written when reserved.
+/// A size guess from a huge or odd input must not make the process write
+/// gigabytes before it reads a line; past this, the tables double as they
+/// fill.
+pub const MAX_RESERVED_EVENTS: usize = 1 << 23;
+
 /// Lines whose index slots are read ahead of classifying them: enough for
 /// many cache misses in flight, few enough that their slots (two cache
 /// lines a line) stay in the core's cache until used.
@@ -567,13 +574,16 @@ impl EventLog {
     /// so that a large ingest does not rehash millions of entries (and hold
     /// the old and the new table at once) while the index fills. A guess
     /// too high costs memory, too low only the rehashing it would have
-    /// saved.
+    /// saved. The tables are written when made, so a guess is honoured up
+    /// to [`MAX_RESERVED_EVENTS`] only: past it, they grow as they fill.
     pub fn reserve(&mut self, events: u64) -> Result<(), StoreError> {
         let mut index = match self.index.take() {
             Some(index) => index,
             None => self.build_index()?,
         };
-        let events = usize::try_from(events).unwrap_or(usize::MAX);
+        let events = usize::try_from(events)
+            .unwrap_or(usize::MAX)
+            .min(MAX_RESERVED_EVENTS);
         index.events.reserve(events);
         // About one paid order per two events.
         index.paid_orders.reserve(events / 2);

@@ -700,6 +700,26 @@ fn ingest_rejects_every_reason_and_the_counts_add_up() {
     assert_eq!(log.last_seq().unwrap(), 3);
 }
 
+/// A size guess, however wild, only pre-sizes the index up to a bound: the
+/// log still appends and finds duplicates after it.
+#[test]
+fn an_absurd_reserve_is_bounded_and_harmless() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    log.reserve(u64::MAX).unwrap();
+    log.reserve(u64::MAX).unwrap();
+    let lines: Vec<ParsedLine> = (0..3u128)
+        .map(|n| parsed(&paid_line(n, &format!("O{n}"))))
+        .collect();
+    let outcomes = log.append_batch(&lines, Instant(0)).unwrap();
+    assert_eq!(outcomes.len(), 3);
+    let again = log.append_batch(&lines[..1], Instant(0)).unwrap();
+    assert!(
+        matches!(again[0], AppendOutcome::Duplicate { seq: 1 }),
+        "{again:?}"
+    );
+}
+
 /// `validate` (the benchmark's ceiling) runs ingest's reader and parsers
 /// and nothing else: it rejects what the parser rejects, and leaves what
 /// only the log can decide (duplicates, conflicts, second payments) valid.
