@@ -223,6 +223,17 @@ impl<S: BuildHasher> Index<S> {
         }
     }
 
+    /// Reads the home slots of these lines' keys in a tight loop and
+    /// nothing else: the cache misses overlap there, where in
+    /// [`Index::classify_one`] each would wait for the one before, and the
+    /// probes that follow find the slots cached.
+    fn touch<'k>(&self, keys: impl IntoIterator<Item = &'k Keys>) {
+        let touched = keys.into_iter().fold(0, |touched, keys| {
+            touched ^ self.events.touch(keys.id) ^ self.paid_orders.touch(keys.paid.unwrap_or(0))
+        });
+        std::hint::black_box(touched);
+    }
+
     /// Decides what EVENTS.md says of a line with event id `id` (and paid
     /// order `paid_order`, for a `paid`) and, when it is new, records it at
     /// `next_seq` at once: one probe of each table per line, where a lookup
@@ -699,15 +710,7 @@ impl EventLog {
         let mut entries: Vec<NewEntry<'a>> = Vec::with_capacity(items.len());
         let first_seq = index.next_seq;
         for group in items.chunks(TOUCH_AHEAD_LINES) {
-            // First a tight loop that only reads each line's home slots: its
-            // cache misses overlap (in the classifying loop below, each waits
-            // for the one before), and the probes then find the slots cached.
-            let touched = group.iter().fold(0, |touched, (_, keys)| {
-                touched
-                    ^ index.events.touch(keys.id)
-                    ^ index.paid_orders.touch(keys.paid.unwrap_or(0))
-            });
-            std::hint::black_box(touched);
+            index.touch(group.iter().map(|(_, keys)| keys));
             for (item, keys) in group {
                 let event_id = item.event_id;
                 let paid_order = item.paid_order_id;
@@ -863,19 +866,14 @@ impl EventLog {
             let (key, value) = found.map_err(|e| self.db_error(e))?;
             let block = self.reader.load(&key, &value)?;
             check_continuity(index.next_seq, &block)?;
-            // The block's keys first, their home slots read in one tight loop
-            // so that the cache misses overlap, as `classify` does.
+            // The block's keys first, their home slots read ahead as
+            // `classify` reads them.
             let keys: Vec<Keys> = block
                 .entries
                 .iter()
                 .map(|entry| Keys::of(&hasher, entry.event_id, block.paid(entry), 0))
                 .collect();
-            let touched = keys.iter().fold(0, |touched, keys| {
-                touched
-                    ^ index.events.touch(keys.id)
-                    ^ index.paid_orders.touch(keys.paid.unwrap_or(0))
-            });
-            std::hint::black_box(touched);
+            index.touch(&keys);
             // Each stored event is classified as a new line would be: in the
             // log, anything but "appended" is damage. A hash already held is
             // confirmed against the event holding it, in this block or an
