@@ -119,12 +119,12 @@ impl Slots {
     fn rebuild(&mut self, slot_count: usize) {
         assert!(slot_count.is_power_of_two(), "a power of two");
         let old = std::mem::replace(&mut self.slots, empty_slots(slot_count));
-        let mask = slot_count - 1;
         for [key, value] in old.into_iter().filter(|[key, _]| *key != EMPTY) {
-            let mut position = home(key, mask);
-            while self.slots[position][0] != EMPTY {
-                position = (position + 1) & mask;
-            }
+            // The keys held are distinct and already stored keys, so each
+            // probe of the new table ends at a free slot.
+            let Probe::Vacant(position) = self.probe(key) else {
+                unreachable!("a table holds each key once");
+            };
             self.slots[position] = [key, value];
         }
     }
