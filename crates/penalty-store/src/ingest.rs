@@ -203,7 +203,7 @@ pub fn ingest(
                 .min(STOP_POLL)
         });
         match lanes.recv_timeout(wait) {
-            Ok(Message::Lines {
+            Some(Message::Lines {
                 chunk,
                 bytes_read: total,
             }) => {
@@ -227,13 +227,8 @@ pub fn ingest(
                     deadline = None;
                 }
             }
-            Ok(Message::End(result)) => finished = Some(result),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => {
-                finished = Some(Err(std::io::Error::other(
-                    "the input reader thread ended unexpectedly",
-                )));
-            }
+            Some(Message::End(result)) => finished = Some(result),
+            None => {}
         }
         if deadline.is_some_and(|deadline| std::time::Instant::now() >= deadline) {
             commit(log, &mut batch, sink, &mut counts, bytes_read)?;
@@ -582,13 +577,20 @@ impl Lanes {
         })
     }
 
-    /// The next message in input order, waiting at most `wait`.
-    fn recv_timeout(&mut self, wait: Duration) -> Result<Message, RecvTimeoutError> {
-        let received = self.receivers[self.turn].recv_timeout(wait);
-        if received.is_ok() {
-            self.turn = (self.turn + 1) % self.receivers.len();
+    /// The next message in input order, or `None` when none came within
+    /// `wait`. Threads gone without their last word end the input with an
+    /// error.
+    fn recv_timeout(&mut self, wait: Duration) -> Option<Message> {
+        match self.receivers[self.turn].recv_timeout(wait) {
+            Ok(message) => {
+                self.turn = (self.turn + 1) % self.receivers.len();
+                Some(message)
+            }
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => Some(Message::End(Err(std::io::Error::other(
+                "the input reader thread ended unexpectedly",
+            )))),
         }
-        received
     }
 
     /// Joins the threads once the reader's `End(Ok)` has come: the reader
@@ -624,7 +626,7 @@ pub fn validate(input: impl Read + Send + 'static) -> Result<ValidateCounts, Sto
     let mut counts = ValidateCounts::default();
     loop {
         match lanes.recv_timeout(STOP_POLL) {
-            Ok(Message::Lines { chunk, bytes_read }) => {
+            Some(Message::Lines { chunk, bytes_read }) => {
                 let valid = chunk.status.iter().filter(|status| status.is_ok()).count();
                 assert_eq!(
                     chunk.status.len(),
@@ -636,23 +638,17 @@ pub fn validate(input: impl Read + Send + 'static) -> Result<ValidateCounts, Sto
                 counts.rejected += (chunk.lines.len() - valid) as u64;
                 counts.bytes_read = bytes_read;
             }
-            Ok(Message::End(Ok(()))) => {
+            Some(Message::End(Ok(()))) => {
                 lanes.join();
                 return Ok(counts);
             }
-            Ok(Message::End(Err(source))) => {
+            Some(Message::End(Err(source))) => {
                 return Err(StoreError::Input {
                     line: counts.read,
                     source,
                 })
             }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => {
-                return Err(StoreError::Input {
-                    line: counts.read,
-                    source: std::io::Error::other("the input reader thread ended unexpectedly"),
-                })
-            }
+            None => {}
         }
     }
 }
