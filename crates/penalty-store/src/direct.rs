@@ -27,6 +27,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
+use std::sync::Arc;
 
 /// The alignment of direct writes: the page size, a multiple of every
 /// device's logical block size we meet.
@@ -49,10 +50,11 @@ pub(crate) fn align_up(offset: u64) -> u64 {
 
 /// How blocks reach the file.
 enum Mode {
-    /// Not decided yet: the first write tries to open the file for direct I/O.
+    /// Not decided yet: the first large block tries to open the file for
+    /// direct I/O.
     Untried,
     /// Through this second handle, opened with `O_DIRECT`.
-    Direct(File),
+    Direct(Arc<File>),
     /// Through the log's own handle, buffered by the page cache.
     Buffered,
 }
@@ -64,143 +66,218 @@ enum Mode {
 /// 0.1 s a million orders on the thread every line waits for.
 const RECENT_BLOCKS: usize = 3;
 
-/// A block kept after it was acknowledged.
-struct Recent {
+/// The most blocks prepared and not yet acknowledged: ingest prepares the
+/// next block while the one before it is being written, never more.
+pub(crate) const MAX_PENDING_BLOCKS: usize = 2;
+
+/// A block kept in memory: prepared and not yet acknowledged, or one of the
+/// last acknowledged.
+struct Kept {
     first_seq: u64,
     end_seq: u64,
-    buffer: Vec<u8>,
+    buffer: Arc<Vec<u8>>,
     block: std::ops::Range<usize>,
 }
 
-/// Writes blocks, directly where the file system allows it, and keeps the
-/// last few it wrote.
+/// A block placed in the file and encoded by [`BlockWriter::prepare`], ready
+/// to be written by [`Prepared::write`] on any thread.
+pub(crate) struct Prepared {
+    /// Where the block starts in the file.
+    pub offset: u64,
+    buffer: Arc<Vec<u8>>,
+    /// The block's own bytes in `buffer`.
+    block: std::ops::Range<usize>,
+    /// What is written: the block, and for a direct write the zeros that pad
+    /// it to an aligned length.
+    written: std::ops::Range<usize>,
+    /// The direct handle, when the block is written past the page cache.
+    direct: Option<Arc<File>>,
+}
+
+impl Prepared {
+    /// The block's bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.buffer[self.block.clone()]
+    }
+
+    /// Writes the block, directly when it was prepared so, else through
+    /// `file` (the log's buffered handle). Returns true when the file system
+    /// refused the direct write and the block went through the page cache
+    /// instead, so that later blocks go there at once. The caller syncs the
+    /// file.
+    pub(crate) fn write(&self, file: &File) -> io::Result<bool> {
+        let bytes = &self.buffer[self.written.clone()];
+        if let Some(direct) = &self.direct {
+            match direct.write_all_at(bytes, self.offset) {
+                Ok(()) => return Ok(false),
+                // The file system accepted the flag but not the write.
+                Err(error) if error.raw_os_error() == Some(libc::EINVAL) => {
+                    tracing::debug!(%error, "a direct write was refused; writing through the page cache");
+                    file.write_all_at(bytes, self.offset)?;
+                    return Ok(true);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        file.write_all_at(bytes, self.offset)?;
+        Ok(false)
+    }
+}
+
+/// Places and encodes blocks, directly written where the file system allows
+/// it, and keeps in memory the blocks not yet acknowledged and the last few
+/// that were.
 pub(crate) struct BlockWriter {
     mode: Mode,
-    /// The block being written starts at an aligned address in it.
-    staging: Vec<u8>,
-    /// Where the last block written lies in `staging`.
-    staged: std::ops::Range<usize>,
-    /// The last acknowledged blocks, oldest first; their buffers are reused
-    /// as staging buffers.
-    recent: std::collections::VecDeque<Recent>,
+    /// A buffer for the next block, taken from a block no longer kept.
+    spare: Vec<u8>,
+    /// Blocks prepared and not yet acknowledged, oldest first.
+    pending: std::collections::VecDeque<Kept>,
+    /// The last acknowledged blocks, oldest first.
+    recent: std::collections::VecDeque<Kept>,
 }
 
 impl BlockWriter {
     pub(crate) fn new() -> BlockWriter {
         BlockWriter {
             mode: Mode::Untried,
-            staging: Vec::new(),
-            staged: 0..0,
+            spare: Vec::new(),
+            pending: std::collections::VecDeque::new(),
             recent: std::collections::VecDeque::new(),
         }
     }
 
-    /// Records that the block last written holds `first_seq..end_seq` and
-    /// is acknowledged (durable and located), so that [`BlockWriter::recent`]
-    /// may answer for it.
-    pub(crate) fn acknowledged(&mut self, first_seq: u64, end_seq: u64) {
-        let buffer = if self.recent.len() == RECENT_BLOCKS {
-            self.recent
-                .pop_front()
-                .map(|r| r.buffer)
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        let block = std::mem::replace(&mut self.staged, 0..0);
-        self.recent.push_back(Recent {
-            first_seq,
-            end_seq,
-            buffer: std::mem::replace(&mut self.staging, buffer),
-            block,
-        });
+    /// Records that the oldest pending block, which holds `first_seq..`, is
+    /// acknowledged (durable and located).
+    pub(crate) fn acknowledged(&mut self, first_seq: u64) {
+        let kept = self
+            .pending
+            .pop_front()
+            .expect("a block is acknowledged after it was prepared");
+        assert_eq!(
+            kept.first_seq, first_seq,
+            "blocks are acknowledged in the order they were prepared"
+        );
+        if self.recent.len() == RECENT_BLOCKS {
+            if let Some(oldest) = self.recent.pop_front() {
+                // Its buffer serves the next block, unless a job still
+                // holds it (it never does once the block is acknowledged).
+                if let Ok(buffer) = Arc::try_unwrap(oldest.buffer) {
+                    self.spare = buffer;
+                }
+            }
+        }
+        self.recent.push_back(kept);
     }
 
-    /// The bytes of a kept block holding `seq`, with its first sequence
-    /// number.
+    /// Forgets the blocks prepared and not acknowledged: their appends
+    /// failed, or were given up.
+    pub(crate) fn abandon(&mut self) {
+        self.pending.clear();
+    }
+
+    /// Blocks prepared and not yet acknowledged.
+    pub(crate) fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// After a direct write was refused ([`Prepared::write`] said so):
+    /// later blocks go through the page cache.
+    pub(crate) fn direct_refused(&mut self) {
+        self.mode = Mode::Buffered;
+    }
+
+    /// The bytes of a kept block holding `seq` (pending or recently
+    /// acknowledged), with its first sequence number.
     pub(crate) fn recent(&self, seq: u64) -> Option<(u64, &[u8])> {
         let kept = self
             .recent
             .iter()
+            .chain(&self.pending)
             .find(|r| (r.first_seq..r.end_seq).contains(&seq))?;
         Some((kept.first_seq, kept.buffer.get(kept.block.clone())?))
     }
 
-    /// Writes a block of `len` bytes, which `fill` appends to the vector it
-    /// is given, at or after `end` in the file at `path` (`file` is the
-    /// log's buffered handle to it). Returns the block's offset and bytes.
-    /// The caller syncs the file.
-    pub(crate) fn write(
+    /// Places a block of `len` bytes holding `first_seq..end_seq`, which
+    /// `fill` appends to the vector it is given, at or after `end` in the
+    /// file at `path`, and encodes it; it is pending until acknowledged (or
+    /// abandoned). Nothing is written yet.
+    pub(crate) fn prepare(
         &mut self,
         path: &Path,
-        file: &File,
         end: u64,
         len: usize,
+        (first_seq, end_seq): (u64, u64),
         fill: impl FnOnce(&mut Vec<u8>),
-    ) -> io::Result<(u64, &[u8])> {
-        let align = ALIGN_BYTES as usize;
-        self.staged = 0..0;
-        if len < ALIGNED_MIN_BYTES {
-            self.staging.clear();
-            fill(&mut self.staging);
-            assert_eq!(
-                self.staging.len(),
-                len,
-                "the block fills its announced length"
-            );
-            file.write_all_at(&self.staging, end)?;
-            self.staged = 0..len;
-            return Ok((end, &self.staging));
-        }
-        if let Mode::Untried = self.mode {
-            self.mode = match DIRECT_FLAG
-                .map(|flag| OpenOptions::new().write(true).custom_flags(flag).open(path))
-            {
-                None => Mode::Buffered,
-                Some(Ok(direct)) => Mode::Direct(direct),
-                Some(Err(error)) => {
-                    tracing::debug!(%error, "the blocks file cannot be opened for direct I/O; writing through the page cache");
-                    Mode::Buffered
-                }
-            };
-        }
-        let padded = len.div_ceil(align) * align;
-        if self.staging.capacity() < padded + align {
-            // Room for the block, its padding and the shift to an aligned
-            // address, so that filling it never moves the buffer.
-            self.staging = Vec::with_capacity(padded + align);
-        }
-        self.staging.clear();
-        // `align_offset` may answer "never" (usize::MAX); the block then
-        // goes through the page cache, placed as if it had not.
-        let shift = self.staging.as_ptr().align_offset(align);
-        let aligned_in_memory = shift < align;
-        self.staging
-            .resize(if aligned_in_memory { shift } else { 0 }, 0);
-        let start = self.staging.len();
-        fill(&mut self.staging);
-        assert_eq!(
-            self.staging.len() - start,
-            len,
-            "the block fills exactly its announced length"
+    ) -> io::Result<Prepared> {
+        assert!(
+            self.pending.len() < MAX_PENDING_BLOCKS,
+            "at most {MAX_PENDING_BLOCKS} blocks are pending"
         );
-        self.staging.resize(start + padded, 0);
-        let offset = align_up(end);
-        self.staged = start..start + len;
-        let bytes = &self.staging[start..];
-        if let (Mode::Direct(direct), true) = (&self.mode, aligned_in_memory) {
-            match direct.write_all_at(bytes, offset) {
-                Ok(()) => return Ok((offset, &bytes[..len])),
-                // The file system accepted the flag but not the write.
-                Err(error) if error.raw_os_error() == Some(libc::EINVAL) => {
-                    tracing::debug!(%error, "a direct write was refused; writing through the page cache");
-                    self.mode = Mode::Buffered;
-                }
-                Err(error) => return Err(error),
+        let align = ALIGN_BYTES as usize;
+        let mut staging = std::mem::take(&mut self.spare);
+        staging.clear();
+        let prepared = if len < ALIGNED_MIN_BYTES {
+            fill(&mut staging);
+            assert_eq!(staging.len(), len, "the block fills its announced length");
+            Prepared {
+                offset: end,
+                buffer: Arc::new(staging),
+                block: 0..len,
+                written: 0..len,
+                direct: None,
             }
-        }
-        file.write_all_at(bytes, offset)?;
-        Ok((offset, &bytes[..len]))
+        } else {
+            if let Mode::Untried = self.mode {
+                self.mode = match DIRECT_FLAG
+                    .map(|flag| OpenOptions::new().write(true).custom_flags(flag).open(path))
+                {
+                    None => Mode::Buffered,
+                    Some(Ok(direct)) => Mode::Direct(Arc::new(direct)),
+                    Some(Err(error)) => {
+                        tracing::debug!(%error, "the blocks file cannot be opened for direct I/O; writing through the page cache");
+                        Mode::Buffered
+                    }
+                };
+            }
+            let padded = len.div_ceil(align) * align;
+            if staging.capacity() < padded + align {
+                // Room for the block, its padding and the shift to an
+                // aligned address, so that filling it never moves the buffer.
+                staging = Vec::with_capacity(padded + align);
+            }
+            // `align_offset` may answer "never" (usize::MAX); the block then
+            // goes through the page cache, placed as if it had not.
+            let shift = staging.as_ptr().align_offset(align);
+            let aligned_in_memory = shift < align;
+            staging.resize(if aligned_in_memory { shift } else { 0 }, 0);
+            let start = staging.len();
+            fill(&mut staging);
+            assert_eq!(
+                staging.len() - start,
+                len,
+                "the block fills exactly its announced length"
+            );
+            staging.resize(start + padded, 0);
+            let direct = match (&self.mode, aligned_in_memory) {
+                (Mode::Direct(direct), true) => Some(Arc::clone(direct)),
+                _ => None,
+            };
+            Prepared {
+                offset: align_up(end),
+                buffer: Arc::new(staging),
+                block: start..start + len,
+                written: start..start + padded,
+                direct,
+            }
+        };
+        self.pending.push_back(Kept {
+            first_seq,
+            end_seq,
+            buffer: Arc::clone(&prepared.buffer),
+            block: prepared.block.clone(),
+        });
+        Ok(prepared)
     }
 }
 
@@ -248,12 +325,16 @@ mod tests {
         let large = ALIGNED_MIN_BYTES;
         for (number, len) in [10usize, large, 5000, large + 1, 1].into_iter().enumerate() {
             let byte = b'a' + number as u8;
-            let (offset, block) = writer
-                .write(&path, &file, end, len, |out| {
+            let first_seq = 1 + number as u64;
+            let prepared = writer
+                .prepare(&path, end, len, (first_seq, first_seq + 1), |out| {
                     out.extend(std::iter::repeat_n(byte, len))
                 })
-                .expect("write");
-            assert_eq!(block.len(), len);
+                .expect("prepare");
+            assert!(!prepared.write(&file).expect("write"));
+            writer.acknowledged(first_seq);
+            let offset = prepared.offset;
+            assert_eq!(prepared.bytes().len(), len);
             if len >= large {
                 assert_eq!(offset, align_up(end), "large blocks start aligned");
             } else {
@@ -274,7 +355,7 @@ mod tests {
     }
 
     #[test]
-    fn the_last_acknowledged_blocks_are_kept_and_no_other() {
+    fn the_pending_and_the_last_acknowledged_blocks_are_kept_and_no_other() {
         let (_dir, path, file) = blocks_file();
         let mut writer = BlockWriter::new();
         let mut end = 0;
@@ -285,15 +366,23 @@ mod tests {
             .enumerate()
         {
             let first_seq = 1 + 10 * number as u64;
-            let (offset, _) = writer
-                .write(&path, &file, end, len, |out| {
+            let prepared = writer
+                .prepare(&path, end, len, (first_seq, first_seq + 10), |out| {
                     out.extend(std::iter::repeat_n(first_seq as u8, len))
                 })
-                .expect("write");
-            end = offset + len as u64;
-            // Written but not acknowledged yet: not kept.
-            assert!(writer.recent(first_seq).is_none());
-            writer.acknowledged(first_seq, first_seq + 10);
+                .expect("prepare");
+            end = prepared.offset + len as u64;
+            // Pending: kept, for an ingest that prepares the next block
+            // while this one is written.
+            assert_eq!(writer.pending(), 1);
+            assert_eq!(
+                writer.recent(first_seq).map(|(first, _)| first),
+                Some(first_seq)
+            );
+            prepared.write(&file).expect("write");
+            drop(prepared);
+            writer.acknowledged(first_seq);
+            assert_eq!(writer.pending(), 0);
             let (kept_first, bytes) = writer.recent(first_seq + 9).expect("kept");
             assert_eq!(kept_first, first_seq);
             assert_eq!(bytes.len(), len);
@@ -306,14 +395,39 @@ mod tests {
             .collect();
         assert_eq!(kept.first(), Some(&(1 + 10 * (5 - RECENT_BLOCKS as u64))));
         assert_eq!(kept.len(), 10 * RECENT_BLOCKS);
-        // A failed append's block (written, never acknowledged) does not
-        // replace what is kept.
-        writer
-            .write(&path, &file, end, 50, |out| {
+        // An abandoned block (prepared, never acknowledged) is forgotten and
+        // does not replace what is kept.
+        let prepared = writer
+            .prepare(&path, end, 50, (51, 61), |out| {
                 out.extend(std::iter::repeat_n(0xEE, 50))
             })
-            .expect("write");
+            .expect("prepare");
+        assert!(writer.recent(51).is_some());
+        drop(prepared);
+        writer.abandon();
+        assert!(writer.recent(51).is_none());
         assert_eq!(writer.recent(41).expect("kept").1.len(), 300);
+    }
+
+    #[test]
+    fn two_blocks_may_be_pending_and_are_acknowledged_in_order() {
+        let (_dir, path, _file) = blocks_file();
+        let mut writer = BlockWriter::new();
+        let first = writer
+            .prepare(&path, 0, 10, (1, 3), |out| out.extend([1u8; 10]))
+            .expect("prepare");
+        let second = writer
+            .prepare(&path, first.offset + 10, 10, (3, 5), |out| {
+                out.extend([2u8; 10])
+            })
+            .expect("prepare");
+        assert_eq!(second.offset, 10, "a small block follows the one before");
+        assert_eq!(writer.recent(2).expect("pending").1, &[1u8; 10][..]);
+        assert_eq!(writer.recent(4).expect("pending").1, &[2u8; 10][..]);
+        writer.acknowledged(1);
+        writer.acknowledged(3);
+        assert_eq!(writer.pending(), 0);
+        assert!(writer.recent(4).is_some());
     }
 
     #[test]

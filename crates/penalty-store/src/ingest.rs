@@ -35,7 +35,7 @@ use penalty_core::event::{ParsedLines, ParsedRef, Reject, MAX_LINE_BYTES};
 use penalty_core::time::Instant;
 use serde::Serialize;
 
-use crate::log::{AppendOutcome, IdHasher, Keys};
+use crate::log::{AppendOutcome, BlockDone, BlockJob, IdHasher, Keys};
 use crate::{EventLog, StoreError};
 
 /// How much of a too-long line is kept for the rejects file.
@@ -182,60 +182,34 @@ pub fn ingest(
     );
     let hasher = log.hasher();
     let mut lanes = Lanes::start(input, hasher)?;
-
-    let mut batch = Batch::default();
-    let mut counts = IngestCounts::default();
-    let mut bytes_read = 0;
-    let mut deadline: Option<std::time::Instant> = None;
-    // `None` while reading; the reader's final word once it has one.
-    let mut finished: Option<std::io::Result<()>> = None;
-    while finished.is_none() {
-        if options.stop.load(Ordering::Relaxed) {
-            tracing::info!(
-                lines = counts.read + batch.lines as u64,
-                "ingest stopped on request"
-            );
-            break;
-        }
-        let wait = deadline.map_or(STOP_POLL, |deadline| {
-            deadline
-                .saturating_duration_since(std::time::Instant::now())
-                .min(STOP_POLL)
-        });
-        match lanes.recv_timeout(wait) {
-            Some(Message::Lines {
-                chunk,
-                bytes_read: total,
-            }) => {
-                bytes_read = total;
-                batch.add(chunk, &hasher);
-                loop {
-                    if batch.lines == 0 {
-                        deadline = Some(std::time::Instant::now() + options.max_latency);
-                    }
-                    if !batch.take_next() {
-                        break;
-                    }
-                    if batch.lines >= options.max_batch_events
-                        || batch.bytes >= options.max_batch_bytes
-                    {
-                        commit(log, &mut batch, sink, &mut counts, bytes_read)?;
-                        deadline = None;
-                    }
-                }
-                if batch.lines == 0 {
-                    deadline = None;
-                }
-            }
-            Some(Message::End(result)) => finished = Some(result),
-            None => {}
-        }
-        if deadline.is_some_and(|deadline| std::time::Instant::now() >= deadline) {
-            commit(log, &mut batch, sink, &mut counts, bytes_read)?;
-            deadline = None;
-        }
+    let writer = WriterLane::start()?;
+    let mut committer = Committer {
+        log,
+        writer,
+        sink,
+        counts: IngestCounts::default(),
+        bytes_read: 0,
+        in_flight: None,
+    };
+    let result = committer.run(&mut lanes, options, hasher);
+    let Committer {
+        log,
+        writer,
+        counts,
+        bytes_read,
+        in_flight,
+        ..
+    } = committer;
+    // Every job handed to the writer is finished before ingest returns, so
+    // that nothing writes the log after; a block whose job ended without
+    // being acknowledged (after an error) is given up, and the disk says
+    // whether it was written.
+    let writer_ended = writer.finish();
+    if result.is_err() || writer_ended.is_err() || in_flight.is_some() {
+        log.abandon();
     }
-    commit(log, &mut batch, sink, &mut counts, bytes_read)?;
+    let finished = result?;
+    writer_ended?;
     match finished {
         // Stopped: the reader may be blocked on a read that never returns
         // (a terminal, a pipe), so it is left to end on its own; dropping the
@@ -260,64 +234,258 @@ pub fn ingest(
     Ok(counts)
 }
 
-/// Writes the batch as one block and reports it to the sink.
-fn commit(
-    log: &mut EventLog,
-    batch: &mut Batch,
-    sink: &mut dyn IngestSink,
-    counts: &mut IngestCounts,
+/// The calling thread's side of [`ingest`]: takes the parsed chunks in
+/// input order, batches them, stages each batch as a block and reports it
+/// once the writer thread has made it durable.
+struct Committer<'a> {
+    log: &'a mut EventLog,
+    writer: WriterLane,
+    sink: &'a mut dyn IngestSink,
+    counts: IngestCounts,
     bytes_read: u64,
-) -> Result<(), StoreError> {
-    if batch.lines == 0 {
-        return Ok(());
+    /// The batch whose block the writer thread is making durable.
+    in_flight: Option<Staged>,
+}
+
+/// A batch staged as a block: its lines, and what became of each valid one.
+struct Staged {
+    batch: Batch,
+    outcomes: Vec<AppendOutcome>,
+    recorded_at: Instant,
+    /// The input consumed when the batch was committed.
+    bytes_read: u64,
+}
+
+impl Committer<'_> {
+    /// Runs until the input ends (returning the reader's last word) or the
+    /// stop flag is set (returning `None`), with every batch reported.
+    fn run(
+        &mut self,
+        lanes: &mut Lanes,
+        options: &IngestOptions,
+        hasher: IdHasher,
+    ) -> Result<Option<std::io::Result<()>>, StoreError> {
+        let mut batch = Batch::default();
+        let mut deadline: Option<std::time::Instant> = None;
+        // `None` while reading; the reader's final word once it has one.
+        let mut finished: Option<std::io::Result<()>> = None;
+        while finished.is_none() {
+            if options.stop.load(Ordering::Relaxed) {
+                tracing::info!(
+                    lines = self.counts.read + batch.lines as u64,
+                    "ingest stopped on request"
+                );
+                break;
+            }
+            let wait = deadline.map_or(STOP_POLL, |deadline| {
+                deadline
+                    .saturating_duration_since(std::time::Instant::now())
+                    .min(STOP_POLL)
+            });
+            // While a block is being written, new chunks come first; with
+            // none ready, the block's report is due and waiting on it is
+            // the best use of the time.
+            let message = match self.in_flight {
+                Some(_) => match lanes.recv_timeout(Duration::ZERO) {
+                    Some(message) => Some(message),
+                    None => {
+                        self.settle()?;
+                        continue;
+                    }
+                },
+                None => lanes.recv_timeout(wait),
+            };
+            match message {
+                Some(Message::Lines {
+                    chunk,
+                    bytes_read: total,
+                }) => {
+                    self.bytes_read = total;
+                    batch.add(chunk, &hasher);
+                    loop {
+                        if batch.lines == 0 {
+                            deadline = Some(std::time::Instant::now() + options.max_latency);
+                        }
+                        if !batch.take_next() {
+                            break;
+                        }
+                        if batch.lines >= options.max_batch_events
+                            || batch.bytes >= options.max_batch_bytes
+                        {
+                            self.commit(&mut batch)?;
+                            deadline = None;
+                        }
+                    }
+                    if batch.lines == 0 {
+                        deadline = None;
+                    }
+                }
+                Some(Message::End(result)) => finished = Some(result),
+                None => {}
+            }
+            if deadline.is_some_and(|deadline| std::time::Instant::now() >= deadline) {
+                self.commit(&mut batch)?;
+                deadline = None;
+            }
+        }
+        self.commit(&mut batch)?;
+        self.settle()?;
+        Ok(finished)
     }
-    let recorded_at = crate::lock::now();
-    // Each valid line's parsed form is built once, here; the second pass
-    // over the batch reads only each line's status.
-    let mut valid: Vec<(ParsedRef<'_>, Keys)> = Vec::with_capacity(batch.lines);
-    valid.extend(
-        batch
-            .taken()
-            .filter_map(|(chunk, position)| chunk.valid(position)),
-    );
-    let outcomes = log.append_keyed(&valid, recorded_at)?;
-    assert_eq!(outcomes.len(), valid.len(), "one outcome per item");
-    let mut appended = Vec::with_capacity(valid.len());
-    let mut valid = valid.iter().zip(outcomes);
-    for (chunk, position) in batch.taken() {
-        counts.read += 1;
-        let reject = match chunk.status[position] {
-            Err(reason) => Some(reason),
-            Ok(_) => match valid.next().expect("one outcome per valid line") {
-                (&(parsed, _), AppendOutcome::Appended { seq }) => {
-                    counts.appended += 1;
-                    appended.push(AppendedEvent {
-                        seq,
-                        recorded_at,
-                        line: parsed,
-                    });
-                    None
-                }
-                (_, AppendOutcome::Duplicate { .. }) => {
-                    counts.duplicates += 1;
-                    None
-                }
-                (_, outcome) => outcome.reject(),
-            },
+
+    /// Stages the batch's lines as a block and hands it to the writer
+    /// thread, after reporting the block before it.
+    fn commit(&mut self, batch: &mut Batch) -> Result<(), StoreError> {
+        if batch.lines == 0 {
+            return Ok(());
+        }
+        let recorded_at = crate::lock::now();
+        let batch = batch.take_lines();
+        // Each valid line's parsed form is built once, here; reporting
+        // reads only each line's status.
+        let mut valid: Vec<(ParsedRef<'_>, Keys)> = Vec::with_capacity(batch.lines);
+        valid.extend(
+            batch
+                .taken()
+                .filter_map(|(chunk, position)| chunk.valid(position)),
+        );
+        let (outcomes, job) = self.log.stage_keyed(&valid, recorded_at)?;
+        assert_eq!(outcomes.len(), valid.len(), "one outcome per item");
+        drop(valid);
+        // Blocks become durable in order, and are reported in order: the
+        // block before this one first.
+        self.settle()?;
+        let staged = Staged {
+            batch,
+            outcomes,
+            recorded_at,
+            bytes_read: self.bytes_read,
         };
-        if let Some(reason) = reject {
-            counts.rejected += 1;
-            let line = &chunk.lines[position];
-            sink.rejected(line.line_no, &reason, chunk.raw_of(line), line.raw_bytes)?;
+        match job {
+            Some(job) => {
+                self.writer.send(job)?;
+                self.in_flight = Some(staged);
+                Ok(())
+            }
+            // Nothing new (duplicates, rejects): nothing to wait for.
+            None => self.report(staged),
         }
     }
-    counts.assert_consistent();
-    sink.sync()?;
-    sink.appended(&appended)?;
-    sink.progress(counts, bytes_read);
-    drop(appended);
-    batch.clear();
-    Ok(())
+
+    /// Waits for the block being written, if any, and reports it.
+    fn settle(&mut self) -> Result<(), StoreError> {
+        let Some(staged) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let done = self.writer.recv()?;
+        self.log.acknowledge(done)?;
+        self.report(staged)
+    }
+
+    /// Reports a batch whose new events are durable to the sink.
+    fn report(&mut self, staged: Staged) -> Result<(), StoreError> {
+        let Staged {
+            batch,
+            outcomes,
+            recorded_at,
+            bytes_read,
+        } = staged;
+        let counts = &mut self.counts;
+        let mut appended = Vec::with_capacity(outcomes.len());
+        let mut outcomes = outcomes.into_iter();
+        for (chunk, position) in batch.taken() {
+            counts.read += 1;
+            let reject = match chunk.status[position] {
+                Err(reason) => Some(reason),
+                Ok(_) => match outcomes.next().expect("one outcome per valid line") {
+                    AppendOutcome::Appended { seq } => {
+                        counts.appended += 1;
+                        let (line, _) = chunk.valid(position).expect("a valid line");
+                        appended.push(AppendedEvent {
+                            seq,
+                            recorded_at,
+                            line,
+                        });
+                        None
+                    }
+                    AppendOutcome::Duplicate { .. } => {
+                        counts.duplicates += 1;
+                        None
+                    }
+                    outcome => outcome.reject(),
+                },
+            };
+            if let Some(reason) = reject {
+                counts.rejected += 1;
+                let line = &chunk.lines[position];
+                self.sink
+                    .rejected(line.line_no, &reason, chunk.raw_of(line), line.raw_bytes)?;
+            }
+        }
+        assert!(outcomes.next().is_none(), "one outcome per valid line");
+        counts.assert_consistent();
+        self.sink.sync()?;
+        self.sink.appended(&appended)?;
+        self.sink.progress(counts, bytes_read);
+        Ok(())
+    }
+}
+
+/// The writer thread of one ingest: runs the [`BlockJob`]s it is handed,
+/// one at a time, and hands back what each did.
+struct WriterLane {
+    jobs: Option<SyncSender<BlockJob>>,
+    done: Receiver<BlockDone>,
+    thread: JoinHandle<()>,
+}
+
+impl WriterLane {
+    fn start() -> Result<WriterLane, StoreError> {
+        // One job at most is in flight (the committer waits for it before
+        // handing over the next), so these never fill.
+        let (jobs, job_input) = mpsc::sync_channel::<BlockJob>(1);
+        let (done_output, done) = mpsc::sync_channel(1);
+        let thread = std::thread::Builder::new()
+            .name("penalty-ingest-writer".into())
+            .spawn(move || {
+                for job in job_input {
+                    if done_output.send(job.run()).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(|source| StoreError::Input { line: 0, source })?;
+        Ok(WriterLane {
+            jobs: Some(jobs),
+            done,
+            thread,
+        })
+    }
+
+    fn gone() -> StoreError {
+        StoreError::Input {
+            line: 0,
+            source: std::io::Error::other("the block writer thread ended unexpectedly"),
+        }
+    }
+
+    fn send(&self, job: BlockJob) -> Result<(), StoreError> {
+        match &self.jobs {
+            Some(jobs) => jobs.send(job).map_err(|_| WriterLane::gone()),
+            None => Err(WriterLane::gone()),
+        }
+    }
+
+    fn recv(&self) -> Result<BlockDone, StoreError> {
+        self.done.recv().map_err(|_| WriterLane::gone())
+    }
+
+    /// Lets the thread finish the job it has and end; an error if it
+    /// panicked.
+    fn finish(mut self) -> Result<(), StoreError> {
+        drop(self.jobs.take());
+        self.thread.join().map_err(|_| WriterLane::gone())
+    }
 }
 
 /// The lines read since the last commit: a run of lines over the chunks it
@@ -325,7 +493,9 @@ fn commit(
 /// one's, whose rest goes to the next batch.
 #[derive(Default)]
 struct Batch {
-    chunks: VecDeque<Chunk>,
+    /// Shared: a batch taken for a block keeps its chunks until it is
+    /// reported, while the next batch takes the rest of the last one.
+    chunks: VecDeque<Arc<Chunk>>,
     /// Lines of the first chunk that an earlier batch took.
     skip: usize,
     /// Lines of the last chunk taken so far.
@@ -347,7 +517,7 @@ impl Batch {
         );
         // Parser threads validate every chunk; this only runs if none did.
         chunk.parse(hasher);
-        self.chunks.push_back(chunk);
+        self.chunks.push_back(Arc::new(chunk));
         self.taken_in_last = 0;
         if self.chunks.len() == 1 {
             self.skip = 0;
@@ -385,8 +555,23 @@ impl Batch {
                 } else {
                     chunk.lines.len()
                 };
+                let chunk: &Chunk = chunk;
                 (from..to).map(move |position| (chunk, position))
             })
+    }
+
+    /// The lines taken, as a batch of their own, leaving this one with the
+    /// untaken rest of the last chunk.
+    fn take_lines(&mut self) -> Batch {
+        let taken = Batch {
+            chunks: self.chunks.clone(),
+            skip: self.skip,
+            taken_in_last: self.taken_in_last,
+            lines: self.lines,
+            bytes: self.bytes,
+        };
+        self.clear();
+        taken
     }
 
     /// Forgets the lines taken, keeping the untaken rest of the last chunk.

@@ -21,14 +21,14 @@ use std::fs::{File, OpenOptions};
 use std::hash::BuildHasher;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use penalty_core::event::{parse_stored, AsParsed, Event, ParsedRef, Reject};
 use penalty_core::time::Instant;
 use serde::Serialize;
 
 use crate::block::{self, block_key, content_hash, DecodedBlock, Locator, NewEntry};
-use crate::direct::{padded_end, BlockWriter};
+use crate::direct::{padded_end, BlockWriter, Prepared};
 use crate::head::{Head, HeadRecord};
 use crate::lock::DirLock;
 use crate::slots::{Probe, Slots};
@@ -354,6 +354,105 @@ impl Keys {
     }
 }
 
+/// The head journal, locked. A job that panicked while holding it left no
+/// record half-written in memory that matters: the journal's file is the
+/// truth, and the next open reads it.
+fn lock_head(head: &Mutex<Head>) -> std::sync::MutexGuard<'_, Head> {
+    head.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The durable half of an append (see [`EventLog::stage_keyed`]): writes a
+/// pending block, syncs the blocks file, locates the block in sled and
+/// flushes it, and records the log's new end in the head journal. It owns
+/// or shares all it needs, so it may run on another thread than the log's;
+/// jobs run one at a time, in the order their blocks were staged.
+pub(crate) struct BlockJob {
+    prepared: Prepared,
+    first_seq: u64,
+    end_seq: u64,
+    locator: Locator,
+    file: Arc<File>,
+    file_path: PathBuf,
+    blocks: sled::Tree,
+    db: sled::Db,
+    sled_path: PathBuf,
+    head: Arc<Mutex<Head>>,
+}
+
+/// What a [`BlockJob`] did, for [`EventLog::acknowledge`].
+pub(crate) struct BlockDone {
+    first_seq: u64,
+    /// Whether a direct write was refused (see [`Prepared::write`]).
+    result: Result<bool, StoreError>,
+}
+
+impl BlockJob {
+    /// Makes the block durable. The job's share of the block's buffer is
+    /// released before it returns.
+    pub(crate) fn run(self) -> BlockDone {
+        let started = std::time::Instant::now();
+        let result = self.make_durable();
+        if result.is_ok() {
+            tracing::debug!(
+                first_seq = self.first_seq,
+                events = self.end_seq - self.first_seq,
+                bytes = self.locator.len,
+                micros = started.elapsed().as_micros() as u64,
+                "appended a block"
+            );
+        }
+        BlockDone {
+            first_seq: self.first_seq,
+            result,
+        }
+    }
+
+    fn make_durable(&self) -> Result<bool, StoreError> {
+        let file_error = |action, source| StoreError::Io {
+            action,
+            path: self.file_path.clone(),
+            source,
+        };
+        let db_error = |source| StoreError::Database {
+            path: self.sled_path.clone(),
+            source,
+        };
+        let direct_refused = self
+            .prepared
+            .write(&self.file)
+            .map_err(|e| file_error("writing a block to the blocks file", e))?;
+        self.file
+            .sync_data()
+            .map_err(|e| file_error("syncing the blocks file", e))?;
+        // compare_and_swap rather than insert: a block already under this
+        // key would mean the index disagrees with the disk, and overwriting
+        // it would destroy events.
+        let written = self
+            .blocks
+            .compare_and_swap(
+                block_key(self.first_seq),
+                None as Option<&[u8]>,
+                Some(&self.locator.encode()[..]),
+            )
+            .map_err(db_error)?;
+        if written.is_err() {
+            return Err(StoreError::corrupt_block(
+                self.first_seq,
+                1,
+                "a block already exists where the next one belongs; the log's tail is inconsistent",
+            ));
+        }
+        self.db.flush().map_err(db_error)?;
+        lock_head(&self.head).record(HeadRecord {
+            last_seq: self.end_seq - 1,
+            block_first_seq: self.first_seq,
+            block_crc: self.locator.crc,
+        })?;
+        Ok(direct_refused)
+    }
+}
+
 /// What [`Index::classify_one`] asks of the event at a sequence number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Check {
@@ -392,8 +491,9 @@ pub struct EventLog {
     /// The block last read to confirm a duplicate. Re-sent input arrives in
     /// log order, so one cached block serves thousands of lookups.
     cached_blocks: Vec<Arc<DecodedBlock>>,
-    /// How far the log reached when last acknowledged, kept outside sled.
-    head: Head,
+    /// How far the log reached when last acknowledged, kept outside sled;
+    /// shared with the [`BlockJob`]s that record it.
+    head: Arc<Mutex<Head>>,
     /// Writes blocks to the blocks file, past the page cache where it can.
     writer: BlockWriter,
     _lock: DirLock,
@@ -495,7 +595,7 @@ impl EventLog {
             index: None,
             hasher: IdHasher::new(),
             cached_blocks: Vec::new(),
-            head,
+            head: Arc::new(Mutex::new(head)),
             writer: BlockWriter::new(),
             _lock: lock,
         })
@@ -505,7 +605,7 @@ impl EventLog {
     /// discards a damaged record and everything after it when it recovers,
     /// without an error; this is where that loss is caught.
     fn head_problem(&self) -> Result<Option<StoreError>, StoreError> {
-        let head = self.head.last();
+        let head = lock_head(&self.head).last();
         if head.last_seq == 0 {
             return Ok(None);
         }
@@ -615,88 +715,138 @@ impl EventLog {
         items: &[(ParsedRef<'_>, Keys)],
         recorded_at: Instant,
     ) -> Result<Vec<AppendOutcome>, StoreError> {
-        if items.is_empty() {
-            return Ok(Vec::new());
+        assert_eq!(
+            self.writer.pending(),
+            0,
+            "an append waits for no other block"
+        );
+        let (outcomes, job) = self.stage_keyed(items, recorded_at)?;
+        if let Some(job) = job {
+            self.acknowledge(job.run())?;
         }
+        Ok(outcomes)
+    }
+
+    /// The first half of an append, on the caller's thread: classifies the
+    /// items against the index (which records the new events at once, as
+    /// [`EventLog::append_batch`] reports them) and encodes the new ones as
+    /// a block placed after the last one, pending. Returns the outcomes and,
+    /// when any event is new, the job that makes the block durable. The
+    /// caller runs the job (on any thread) and hands what it returns to
+    /// [`EventLog::acknowledge`] before running the next block's job; until
+    /// then the outcomes are not to be reported.
+    ///
+    /// Why two halves: ingest stages the next batch while the block before
+    /// it is written and synced, which takes about as long. Any error, here
+    /// or in the job, drops the index and the pending blocks (see
+    /// [`EventLog::abandon`]).
+    pub(crate) fn stage_keyed(
+        &mut self,
+        items: &[(ParsedRef<'_>, Keys)],
+        recorded_at: Instant,
+    ) -> Result<(Vec<AppendOutcome>, Option<BlockJob>), StoreError> {
+        if items.is_empty() {
+            return Ok((Vec::new(), None));
+        }
+        let staged = self.stage_unchecked(items, recorded_at);
+        if staged.is_err() {
+            self.abandon();
+        }
+        staged
+    }
+
+    fn stage_unchecked(
+        &mut self,
+        items: &[(ParsedRef<'_>, Keys)],
+        recorded_at: Instant,
+    ) -> Result<(Vec<AppendOutcome>, Option<BlockJob>), StoreError> {
         let mut index = match self.index.take() {
             Some(index) => index,
             None => self.build_index()?,
         };
-        // The index records new events as they are classified: on any error
-        // from here until the block is durable it is dropped (left `None`),
-        // and the next append rebuilds it from the log.
+        // The index records new events as they are classified: on an error
+        // it is left dropped (`None`), and the next append rebuilds it from
+        // the log.
         let (outcomes, entries) = self.classify(&mut index, items)?;
         if entries.is_empty() {
             self.index = Some(index);
-            return Ok(outcomes);
+            return Ok((outcomes, None));
         }
         let first_seq = index.next_seq;
-        let started = std::time::Instant::now();
+        let end_seq = first_seq + entries.len() as u64;
         let block_bytes = block::encoded_len(&entries);
         let count = u32::try_from(entries.len()).expect("a batch fits in u32");
-        // Until this append succeeds, where the file ends is not known for
-        // sure: a failed write may have left part of the block behind.
+        // Until this block is acknowledged, where the file ends is not known
+        // for sure: a failed write may leave part of it behind.
         let end = match self.file_end.take() {
             Some(end) => end,
             None => self.blocks_end()?,
         };
-        let file_error = |action, source| StoreError::Io {
-            action,
-            path: self.reader.file_path.clone(),
-            source,
-        };
-        let (offset, bytes) = self
+        let prepared = self
             .writer
-            .write(
+            .prepare(
                 &self.reader.file_path,
-                &self.reader.file,
                 end,
                 block_bytes,
+                (first_seq, end_seq),
                 |out| block::encode_into(first_seq, recorded_at, &entries, out),
             )
-            .map_err(|e| file_error("writing a block to the blocks file", e))?;
-        let locator = Locator::of(bytes, offset, count);
-        self.reader
-            .file
-            .sync_data()
-            .map_err(|e| file_error("syncing the blocks file", e))?;
-        // compare_and_swap rather than insert: a block already under this key
-        // would mean the index disagrees with the disk, and overwriting it
-        // would destroy events.
-        let written = self
-            .blocks
-            .compare_and_swap(
-                block_key(first_seq),
-                None as Option<&[u8]>,
-                Some(&locator.encode()[..]),
-            )
-            .map_err(|e| self.db_error(e))?;
-        if written.is_err() {
-            return Err(StoreError::corrupt_block(
-                first_seq,
-                1,
-                "a block already exists where the next one belongs; the log's tail is inconsistent",
-            ));
-        }
-        self.db.flush().map_err(|e| self.db_error(e))?;
-        self.head.record(HeadRecord {
-            last_seq: first_seq + entries.len() as u64 - 1,
-            block_first_seq: first_seq,
-            block_crc: locator.crc,
-        })?;
+            .map_err(|source| StoreError::Io {
+                action: "opening the blocks file for direct writes",
+                path: self.reader.file_path.clone(),
+                source,
+            })?;
+        let locator = Locator::of(prepared.bytes(), prepared.offset, count);
+        // The next block goes after this one, assuming it will be written:
+        // if it is not, everything pending is abandoned and the end is read
+        // again from the disk.
         self.file_end = Some(locator.end());
-        self.writer
-            .acknowledged(first_seq, first_seq + entries.len() as u64);
-        index.next_seq += entries.len() as u64;
-        tracing::debug!(
-            first_seq,
-            events = entries.len(),
-            bytes = block_bytes,
-            micros = started.elapsed().as_micros() as u64,
-            "appended a block"
-        );
+        index.next_seq = end_seq;
         self.index = Some(index);
-        Ok(outcomes)
+        let job = BlockJob {
+            prepared,
+            first_seq,
+            end_seq,
+            locator,
+            file: Arc::clone(&self.reader.file),
+            file_path: self.reader.file_path.clone(),
+            blocks: self.blocks.clone(),
+            db: self.db.clone(),
+            sled_path: self.sled_path.clone(),
+            head: Arc::clone(&self.head),
+        };
+        Ok((outcomes, Some(job)))
+    }
+
+    /// The second half of an append: takes what the oldest pending block's
+    /// job returned. On success the block's events are acknowledged and may
+    /// be reported; on an error, everything pending is abandoned.
+    pub(crate) fn acknowledge(&mut self, done: BlockDone) -> Result<(), StoreError> {
+        match done.result {
+            Ok(direct_refused) => {
+                if direct_refused {
+                    self.writer.direct_refused();
+                }
+                self.writer.acknowledged(done.first_seq);
+                Ok(())
+            }
+            Err(error) => {
+                self.abandon();
+                Err(error)
+            }
+        }
+    }
+
+    /// Gives up the blocks prepared and not acknowledged: their events
+    /// leave the index (all of it is dropped, and rebuilt from the disk by
+    /// the next append), and where the blocks file ends is read again. A
+    /// given-up block may or may not have reached the disk; the disk says
+    /// which. The caller makes sure no job of theirs is still running.
+    pub(crate) fn abandon(&mut self) {
+        self.index = None;
+        self.file_end = None;
+        self.cached_blocks.clear();
+        self.writer.abandon();
     }
 
     /// Decides the outcome of each item against the index and the earlier

@@ -798,6 +798,84 @@ fn ingest_reports_to_the_sink_in_order() {
     assert_eq!(log.verify().unwrap().blocks, 4);
 }
 
+/// A sink whose `appended` fails on its `fail_on`-th call.
+struct FailingSink {
+    calls: u64,
+    fail_on: u64,
+    appended: Vec<u64>,
+}
+
+impl IngestSink for FailingSink {
+    fn rejected(&mut self, _: u64, _: &Reject, _: &[u8], _: u64) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn appended(&mut self, events: &[AppendedEvent<'_>]) -> Result<(), StoreError> {
+        self.calls += 1;
+        if self.calls == self.fail_on {
+            return Err(StoreError::Sink("the sink is full".into()));
+        }
+        self.appended.extend(events.iter().map(|e| e.seq));
+        Ok(())
+    }
+}
+
+/// Ingest stages a block while the one before it is written. When it stops
+/// on an error with a block staged but not written, that block's events
+/// must leave the index: the same log, appended the same lines again, must
+/// store them instead of taking them for duplicates of events it never
+/// wrote.
+#[test]
+fn a_block_staged_when_ingest_fails_is_given_up_and_its_events_stored_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    let input: String = (0..30u128)
+        .map(|n| paid_line(n, &format!("O{n}")) + "\n")
+        .collect();
+    let options = IngestOptions {
+        max_batch_events: 10,
+        ..IngestOptions::default()
+    };
+    // Blocks of ten: the second block's report fails after the third block
+    // was staged (it is staged before the second is waited for).
+    let mut sink = FailingSink {
+        calls: 0,
+        fail_on: 2,
+        appended: Vec::new(),
+    };
+    let error = ingest(
+        &mut log,
+        std::io::Cursor::new(input.clone().into_bytes()),
+        &options,
+        &mut sink,
+    )
+    .unwrap_err();
+    assert!(matches!(error, StoreError::Sink(_)), "{error}");
+    assert_eq!(sink.appended, (1..=10).collect::<Vec<_>>());
+    // The second block was durable before its report failed; the third was
+    // never written.
+    assert_eq!(log.last_seq().unwrap(), 20);
+    assert_eq!(all_events(&log).len(), 20);
+
+    let mut recorder = Recorder::default();
+    let counts = ingest(
+        &mut log,
+        std::io::Cursor::new(input.into_bytes()),
+        &options,
+        &mut recorder,
+    )
+    .unwrap();
+    assert_eq!(counts.duplicates, 20);
+    assert_eq!(counts.appended, 10);
+    let seqs: Vec<u64> = recorder.appended.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(seqs, (21..=30).collect::<Vec<_>>());
+    assert_eq!(all_events(&log).len(), 30);
+    assert_eq!(log.verify().unwrap().blocks, 3);
+    drop(log);
+    let log = EventLog::open(dir.path()).unwrap();
+    assert_eq!(log.last_seq().unwrap(), 30);
+}
+
 /// Hands out its bytes in pieces of irregular sizes, as a pipe does.
 struct Ragged {
     bytes: std::io::Cursor<Vec<u8>>,
