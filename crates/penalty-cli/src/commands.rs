@@ -185,6 +185,11 @@ impl IngestSink for CliSink {
         self.rejects.sync()
     }
 
+    /// The CLI counts the appended events; it does not look at them.
+    fn wants_appended(&self) -> bool {
+        false
+    }
+
     fn progress(&mut self, counts: &IngestCounts, bytes_read: u64) {
         let mut total = self.base;
         total.add(counts);

@@ -820,6 +820,51 @@ impl IngestSink for FailingSink {
     }
 }
 
+/// A sink that only counts is handed no events, and the counts are the same.
+#[test]
+fn a_sink_that_wants_no_events_gets_none_and_the_same_counts() {
+    struct Counting {
+        events: usize,
+        calls: usize,
+    }
+    impl IngestSink for Counting {
+        fn rejected(&mut self, _: u64, _: &Reject, _: &[u8], _: u64) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn appended(&mut self, events: &[AppendedEvent<'_>]) -> Result<(), StoreError> {
+            self.events += events.len();
+            self.calls += 1;
+            Ok(())
+        }
+        fn wants_appended(&self) -> bool {
+            false
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    let input: String = (0..25u128)
+        .map(|n| paid_line(n, &format!("O{n}")) + "\n")
+        .collect();
+    let mut sink = Counting {
+        events: 0,
+        calls: 0,
+    };
+    let options = IngestOptions {
+        max_batch_events: 10,
+        ..IngestOptions::default()
+    };
+    let counts = ingest(
+        &mut log,
+        std::io::Cursor::new(input.into_bytes()),
+        &options,
+        &mut sink,
+    )
+    .unwrap();
+    assert_eq!(counts.appended, 25);
+    assert_eq!((sink.events, sink.calls), (0, 3));
+    assert_eq!(all_events(&log).len(), 25);
+}
+
 /// Ingest stages a block while the one before it is written. When it stops
 /// on an error with a block staged but not written, that block's events
 /// must leave the index: the same log, appended the same lines again, must
