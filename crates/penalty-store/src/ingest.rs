@@ -447,7 +447,7 @@ impl Committer<'_> {
 struct WriterLane {
     jobs: Option<SyncSender<BlockJob>>,
     done: Receiver<BlockDone>,
-    thread: JoinHandle<()>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl WriterLane {
@@ -469,7 +469,7 @@ impl WriterLane {
         Ok(WriterLane {
             jobs: Some(jobs),
             done,
-            thread,
+            thread: Some(thread),
         })
     }
 
@@ -494,8 +494,25 @@ impl WriterLane {
     /// Lets the thread finish the job it has and end; an error if it
     /// panicked.
     fn finish(mut self) -> Result<(), StoreError> {
+        self.join()
+    }
+
+    fn join(&mut self) -> Result<(), StoreError> {
         drop(self.jobs.take());
-        self.thread.join().map_err(|_| WriterLane::gone())
+        match self.thread.take() {
+            Some(thread) => thread.join().map_err(|_| WriterLane::gone()),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for WriterLane {
+    /// Even when the committing thread unwinds from a panic, the writer
+    /// thread's last job ends before the log (and its directory lock) is
+    /// released: another process must never find the directory free while
+    /// a block is still being written to it.
+    fn drop(&mut self) {
+        let _ = self.join();
     }
 }
 
