@@ -196,7 +196,7 @@ impl std::fmt::Display for UtcOffset {
 /// Anything else (fractions, a lower-case `t`, a leap second, years outside
 /// 1970 to 2199, any invalid field) is `None` here and goes to chrono, so the
 /// answer is always chrono's (a test compares the two).
-fn parse_common_rfc3339(text: &[u8]) -> Option<Instant> {
+pub(crate) fn parse_common_rfc3339(text: &[u8]) -> Option<Instant> {
     if !(text.len() == 20 || text.len() == 25) {
         return None;
     }
