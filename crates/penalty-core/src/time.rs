@@ -150,25 +150,25 @@ impl UtcOffset {
 
     /// Parses `+HH:MM`, `-HH:MM` or `Z`; hours at most 23, minutes at most 59.
     pub fn parse(text: &str) -> Option<UtcOffset> {
-        if text == "Z" || text == "z" {
-            return Some(UtcOffset { seconds: 0 });
-        }
-        let bytes = text.as_bytes();
-        if bytes.len() != 6 || bytes[3] != b':' {
-            return None;
-        }
-        let sign = match bytes[0] {
-            b'+' => 1,
-            b'-' => -1,
+        UtcOffset::parse_bytes(text.as_bytes())
+    }
+
+    /// [`UtcOffset::parse`] on bytes, as every instant of every event is
+    /// parsed: matched as a whole against the two shapes, with no
+    /// conversion to text and no general number parsing.
+    pub(crate) fn parse_bytes(bytes: &[u8]) -> Option<UtcOffset> {
+        let (sign, digits) = match *bytes {
+            [b'Z' | b'z'] => return Some(UtcOffset { seconds: 0 }),
+            [b'+', h1, h2, b':', m1, m2] => (1, [h1, h2, m1, m2]),
+            [b'-', h1, h2, b':', m1, m2] => (-1, [h1, h2, m1, m2]),
             _ => return None,
         };
-        let hours: i32 = text.get(1..3)?.parse().ok()?;
-        let minutes: i32 = text.get(4..6)?.parse().ok()?;
-        if !text[1..3].bytes().all(|b| b.is_ascii_digit())
-            || !text[4..6].bytes().all(|b| b.is_ascii_digit())
-            || hours > 23
-            || minutes > 59
-        {
+        if !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let [h1, h2, m1, m2] = digits.map(|digit| i32::from(digit - b'0'));
+        let (hours, minutes) = (h1 * 10 + h2, m1 * 10 + m2);
+        if hours > 23 || minutes > 59 {
             return None;
         }
         Some(UtcOffset {
@@ -200,20 +200,44 @@ pub(crate) fn parse_common_rfc3339(text: &[u8]) -> Option<Instant> {
     if !(text.len() == 20 || text.len() == 25) {
         return None;
     }
-    let digits = |at: usize, count: usize| -> Option<i64> {
-        text[at..at + count].iter().try_fold(0i64, |value, &byte| {
-            byte.is_ascii_digit()
-                .then(|| value * 10 + i64::from(byte - b'0'))
-        })
+    let (head, offset) = text.split_at(19);
+    let head: &[u8; 19] = head.try_into().ok()?;
+    let offset = UtcOffset::parse_bytes(offset)?;
+    // `YYYY-MM-` and `DDTHH:MM` as two words, the first byte lowest: their
+    // punctuation compared at once, their digits classified at once (see
+    // `digits_at`), and each two-digit field read as one byte of `pairs`.
+    let word = |at: usize| {
+        u64::from_le_bytes([
+            head[at],
+            head[at + 1],
+            head[at + 2],
+            head[at + 3],
+            head[at + 4],
+            head[at + 5],
+            head[at + 6],
+            head[at + 7],
+        ])
     };
-    let punctuation = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
-    if punctuation.iter().any(|&(at, byte)| text[at] != byte) {
+    let (date, time) = (word(0), word(8));
+    let byte = |at: u32, value: u8| u64::from(value) << (8 * at);
+    const DATE_PUNCTUATION: u64 = 0xff << 32 | 0xff << 56;
+    const TIME_PUNCTUATION: u64 = 0xff << 16 | 0xff << 40;
+    if date & DATE_PUNCTUATION != byte(4, b'-') | byte(7, b'-')
+        || time & TIME_PUNCTUATION != byte(2, b'T') | byte(5, b':')
+        || digits_at(date) | DATE_PUNCTUATION != u64::MAX
+        || digits_at(time) | TIME_PUNCTUATION != u64::MAX
+        || head[16] != b':'
+        || !head[17].is_ascii_digit()
+        || !head[18].is_ascii_digit()
+    {
         return None;
     }
-    let year = digits(0, 4)?;
-    let month = digits(5, 2)?;
-    let day = digits(8, 2)?;
-    let (hour, minute, second) = (digits(11, 2)?, digits(14, 2)?, digits(17, 2)?);
+    let (date, time) = (pairs(date), pairs(time));
+    let field = |word: u64, at: u32| i64::from((word >> (8 * at)) as u8);
+    let year = field(date, 0) * 100 + field(date, 2);
+    let (month, day) = (field(date, 5), field(time, 0));
+    let (hour, minute) = (field(time, 3), field(time, 6));
+    let second = i64::from(head[17] - b'0') * 10 + i64::from(head[18] - b'0');
     if !(1970..2200).contains(&year) || !(1..=12).contains(&month) || day < 1 {
         return None;
     }
@@ -227,9 +251,6 @@ pub(crate) fn parse_common_rfc3339(text: &[u8]) -> Option<Instant> {
     if day > month_days || hour > 23 || minute > 59 || second > 59 {
         return None;
     }
-    let offset = std::str::from_utf8(&text[19..])
-        .ok()
-        .and_then(UtcOffset::parse)?;
     // Days since the epoch of a proleptic Gregorian date (the "days from
     // civil" algorithm: years counted from March, so that the leap day ends
     // the year).
@@ -241,6 +262,30 @@ pub(crate) fn parse_common_rfc3339(text: &[u8]) -> Option<Instant> {
     let days = era * 146_097 + day_of_era - 719_468;
     let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - i64::from(offset.seconds);
     Some(Instant(seconds * NANOS_PER_SECOND))
+}
+
+/// 0xff in each byte of `word` that is an ASCII digit, 0 in the others.
+/// With each byte's top bit cleared first, adding a constant to a byte
+/// cannot carry into the next, so the top bit of each sum tells whether the
+/// byte is above a bound; a byte with its top bit set is no digit.
+fn digits_at(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let low = word & !HIGHS;
+    let at_least_0 = low.wrapping_add(ONES * u64::from(0x80 - b'0'));
+    let above_9 = low.wrapping_add(ONES * u64::from(0x7f - b'9'));
+    let digit = at_least_0 & !above_9 & !word & HIGHS;
+    // Spread each marking top bit over its byte.
+    (digit >> 7) * 0xff
+}
+
+/// Byte `i` of the result is ten times the digit in byte `i` of `word` plus
+/// the digit in byte `i + 1` (the low four bits of each byte): every
+/// two-digit field at once, wherever it starts. No byte overflows (at most
+/// 15 * 10 + 15), so none carries into the next.
+fn pairs(word: u64) -> u64 {
+    let digits = word & 0x0f0f_0f0f_0f0f_0f0f;
+    digits * 10 + (digits >> 8)
 }
 
 #[cfg(test)]
@@ -304,6 +349,34 @@ mod tests {
             "+026-01-10T00:00:00Z",
         ] {
             assert_eq!(Instant::parse_rfc3339(text), chrono_rfc3339(text), "{text}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The word-at-a-time digit classification and pairing answer as
+        /// byte-by-byte ones, over digits, the bytes beside them and any
+        /// byte at all.
+        #[test]
+        fn word_digits_are_the_bytewise_digits(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    4 => b'0'..=b'9',
+                    1 => proptest::sample::select(b"/:-T+Z\x00\x7f\x80\xb0\xb9\xff".to_vec()),
+                    1 => proptest::prelude::any::<u8>(),
+                ],
+                8,
+            ),
+        ) {
+            let word = u64::from_le_bytes(bytes.clone().try_into().unwrap());
+            let digits = bytes.iter().enumerate().fold(0u64, |mask, (i, byte)| {
+                mask | u64::from(if byte.is_ascii_digit() { 0xffu8 } else { 0 }) << (8 * i)
+            });
+            proptest::prop_assert_eq!(digits_at(word), digits, "{:?}", bytes);
+            for i in 0..8 {
+                let next = bytes.get(i + 1).map_or(0, |byte| byte & 0x0f);
+                let pair = (bytes[i] & 0x0f) * 10 + next;
+                proptest::prop_assert_eq!((pairs(word) >> (8 * i)) as u8, pair, "{:?}", bytes);
+            }
         }
     }
 
