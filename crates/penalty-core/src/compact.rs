@@ -37,21 +37,23 @@ use crate::time::Instant;
 
 /// The texts of a line that the typed event does not keep.
 pub(crate) struct Texts<'a> {
-    pub at: &'a str,
-    pub ship_by: Option<&'a str>,
-    pub carrier: Option<&'a str>,
-    pub reason: Option<&'a str>,
+    pub at: &'a [u8],
+    pub ship_by: Option<&'a [u8]>,
+    pub carrier: Option<&'a [u8]>,
+    pub reason: Option<&'a [u8]>,
 }
 
-fn text(out: &mut Vec<u8>, value: &str) -> Option<()> {
+fn text(out: &mut Vec<u8>, value: impl AsRef<[u8]>) -> Option<()> {
+    let value = value.as_ref();
     out.push(u8::try_from(value.len()).ok()?);
-    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(value);
     Some(())
 }
 
-fn long(out: &mut Vec<u8>, value: &str) -> Option<()> {
+fn long(out: &mut Vec<u8>, value: impl AsRef<[u8]>) -> Option<()> {
+    let value = value.as_ref();
     out.extend_from_slice(&u16::try_from(value.len()).ok()?.to_be_bytes());
-    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(value);
     Some(())
 }
 

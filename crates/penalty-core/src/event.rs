@@ -845,7 +845,7 @@ mod fast {
     #[derive(Default)]
     struct Fields<'a> {
         /// By key number; empty where absent.
-        raw: [&'a str; 12],
+        raw: [&'a [u8]; 12],
         /// The keys present, as [`bit`]s.
         present: u16,
         /// The event id, when present.
@@ -862,7 +862,7 @@ mod fast {
 
     impl<'a> Fields<'a> {
         /// The raw text of a key, when present.
-        fn get(&self, key: usize) -> Option<&'a str> {
+        fn get(&self, key: usize) -> Option<&'a [u8]> {
             (self.present & bit(key) != 0).then_some(self.raw[key])
         }
     }
@@ -880,8 +880,7 @@ mod fast {
     /// for the two keys that take numbers, as positive `i64`s. A value of
     /// another form for these keys would make [`parse_into`] give up
     /// anyway, so giving up here instead changes no answer.
-    fn scan(line: &str) -> Option<Fields<'_>> {
-        let bytes = line.as_bytes();
+    fn scan(bytes: &[u8]) -> Option<Fields<'_>> {
         let mut fields = Fields::default();
         let mut at = skip_space(bytes, 0);
         if bytes.get(at) != Some(&b'{') {
@@ -942,9 +941,7 @@ mod fast {
                     (_, b'"') => string_end(bytes, at)?,
                     _ => return None,
                 };
-                // The line is UTF-8 and the value ends on an ASCII byte, so
-                // these are char boundaries.
-                fields.raw[key] = line.get(at..value_end)?;
+                fields.raw[key] = bytes.get(at..value_end)?;
                 at = value_end;
                 // And a comma or the closing brace usually follows at once.
                 if !matches!(bytes.get(at), Some(b',' | b'}')) {
@@ -1069,17 +1066,38 @@ mod fast {
         quote | backslash | control
     }
 
-    /// A string's text, from its raw form as [`scan`] keeps it: `scan` only
+    /// A string's bytes, from its raw form as [`scan`] keeps it: `scan` only
     /// keeps strings that [`string_end`] passed, so there is no escape in
     /// it (and the raw text is already canonical); a number is `None`.
-    fn text(raw: Option<&str>) -> Option<&str> {
-        let inner = raw?.strip_prefix('"')?.strip_suffix('"')?;
-        debug_assert!(!inner.contains('\\'), "scan keeps no escaped string");
+    fn text(raw: Option<&[u8]>) -> Option<&[u8]> {
+        let inner = raw?.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+        debug_assert!(!inner.contains(&b'\\'), "scan keeps no escaped string");
         Some(inner)
     }
 
-    fn id(raw: Option<&str>) -> Option<&str> {
-        text(raw).filter(|s| !s.is_empty() && s.len() <= MAX_ID_BYTES)
+    /// A string's text, when it is UTF-8. The line as a whole is never
+    /// checked: outside strings `scan` takes only ASCII bytes, and every
+    /// string kept is either read as ASCII (the id, the type, instants of
+    /// the common shape) or passes through here, which is the check the
+    /// reference path makes, on fewer bytes.
+    fn utf8(raw: Option<&[u8]>) -> Option<&str> {
+        std::str::from_utf8(text(raw)?).ok()
+    }
+
+    fn id(raw: Option<&[u8]>) -> Option<&str> {
+        let id = text(raw)?;
+        if id.is_empty() || id.len() > MAX_ID_BYTES {
+            return None;
+        }
+        std::str::from_utf8(id).ok()
+    }
+
+    /// An instant field other than the one `scan` read: the common shape
+    /// directly, anything else through its text.
+    fn instant(raw: Option<&[u8]>) -> Option<Instant> {
+        let bytes = text(raw)?;
+        crate::time::parse_common_rfc3339(bytes)
+            .or_else(|| Instant::parse_rfc3339(std::str::from_utf8(bytes).ok()?))
     }
 
     /// A line read by [`parse_into`]: the event with text borrowed from the
@@ -1134,13 +1152,13 @@ mod fast {
     /// shared buffers. On `None`, `out` may hold part of a canonical form,
     /// which the caller drops.
     pub(super) fn parse_into<'a>(line: &'a [u8], out: &mut Vec<u8>) -> Option<Borrowed<'a>> {
-        let f = scan(std::str::from_utf8(line).ok()?)?;
+        let f = scan(line)?;
         if f.present & bit(EVENT_ID) == 0 {
             return None;
         }
         let at = match f.at {
             Some(at) => at,
-            None => Instant::parse_rfc3339(text(f.get(AT))?)?,
+            None => instant(f.get(AT))?,
         };
         let type_name = text(f.get(TYPE))?;
         let amount_fen = (f.present & bit(AMOUNT_FEN) != 0).then_some(f.amount_fen);
@@ -1148,9 +1166,9 @@ mod fast {
         // ignored by the rules but must be kept verbatim, which the
         // reference path does.
         let (kind, allowed): (KindRef<'a>, u16) = match type_name {
-            "paid" => {
+            b"paid" => {
                 let ship_by = match f.get(SHIP_BY) {
-                    Some(raw) => Some(Instant::parse_rfc3339(text(Some(raw))?)?),
+                    Some(raw) => Some(instant(Some(raw))?),
                     None => None,
                 };
                 if ship_by.is_some_and(|s| s < at) {
@@ -1167,13 +1185,13 @@ mod fast {
                     bit(AMOUNT_FEN) | bit(ORDER_ID) | bit(PRODUCT_ID) | bit(SHIP_BY) | bit(SHOP_ID),
                 )
             }
-            "shipped" | "tracking_uploaded" => {
+            b"shipped" | b"tracking_uploaded" => {
                 if let Some(carrier) = f.get(CARRIER) {
-                    text(Some(carrier))?;
+                    utf8(Some(carrier))?;
                 }
                 let order_id = id(f.get(ORDER_ID))?;
                 let tracking_no = id(f.get(TRACKING_NO))?;
-                let kind = if type_name == "shipped" {
+                let kind = if type_name == b"shipped" {
                     KindRef::Shipped {
                         order_id,
                         tracking_no,
@@ -1186,29 +1204,29 @@ mod fast {
                 };
                 (kind, bit(CARRIER) | bit(ORDER_ID) | bit(TRACKING_NO))
             }
-            "tracking_rejected" => (
+            b"tracking_rejected" => (
                 KindRef::TrackingRejected {
                     order_id: id(f.get(ORDER_ID))?,
                     tracking_no: id(f.get(TRACKING_NO))?,
                 },
                 bit(ORDER_ID) | bit(TRACKING_NO),
             ),
-            "refunded" => (
+            b"refunded" => (
                 KindRef::Refunded {
                     order_id: id(f.get(ORDER_ID))?,
                     amount_fen: amount_fen?,
                 },
                 bit(AMOUNT_FEN) | bit(ORDER_ID),
             ),
-            "refund_failed" => (
+            b"refund_failed" => (
                 KindRef::RefundFailed {
                     order_id: id(f.get(ORDER_ID))?,
                 },
                 bit(ORDER_ID),
             ),
-            "judgment_revoked" => {
+            b"judgment_revoked" => {
                 if let Some(reason) = f.get(REASON) {
-                    text(Some(reason))?;
+                    utf8(Some(reason))?;
                 }
                 if f.present & bit(JUDGMENT) == 0 || f.judgment > i64::from(MAX_REVOCABLE_JUDGMENT)
                 {
@@ -1222,7 +1240,7 @@ mod fast {
                     bit(JUDGMENT) | bit(ORDER_ID) | bit(REASON),
                 )
             }
-            "deposit_topped_up" => (
+            b"deposit_topped_up" => (
                 KindRef::DepositToppedUp {
                     shop_id: id(f.get(SHOP_ID))?,
                     amount_fen: amount_fen?,
@@ -1256,7 +1274,7 @@ mod fast {
         }
         // One call per key, not a loop over a table, so that every key's
         // length stays a constant.
-        let rest = |out: &mut Vec<u8>, key: &[u8], raw: Option<&str>| {
+        let rest = |out: &mut Vec<u8>, key: &[u8], raw: Option<&[u8]>| {
             if let Some(raw) = raw {
                 field(out, key, raw);
             }
@@ -1292,9 +1310,9 @@ mod fast {
     /// text. Inlined so that each key's length is a constant at its call,
     /// and the key is copied by a few moves instead of a call to `memcpy`.
     #[inline(always)]
-    fn field(out: &mut Vec<u8>, key: &[u8], raw: &str) {
+    fn field(out: &mut Vec<u8>, key: &[u8], raw: &[u8]) {
         out.extend_from_slice(key);
-        out.extend_from_slice(raw.as_bytes());
+        out.extend_from_slice(raw);
     }
 
     #[cfg(test)]
