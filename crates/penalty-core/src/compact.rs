@@ -43,6 +43,77 @@ pub(crate) struct Texts<'a> {
     pub reason: Option<&'a [u8]>,
 }
 
+/// The type codes of the layout.
+pub(crate) const PAID: u8 = 0;
+pub(crate) const SHIPPED: u8 = 1;
+pub(crate) const TRACKING_UPLOADED: u8 = 2;
+pub(crate) const TRACKING_REJECTED: u8 = 3;
+pub(crate) const REFUNDED: u8 = 4;
+pub(crate) const REFUND_FAILED: u8 = 5;
+pub(crate) const JUDGMENT_REVOKED: u8 = 6;
+pub(crate) const DEPOSIT_TOPPED_UP: u8 = 7;
+
+/// A line's kind as the fast scanner holds it: the type as its code, and
+/// the identifiers as bytes, already checked as UTF-8 but not made text
+/// (making text of them took a call per identifier, on every line). What
+/// the type does not have is empty or zero.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct KindBytes<'a> {
+    pub code: u8,
+    pub order_id: &'a [u8],
+    pub shop_id: &'a [u8],
+    pub product_id: &'a [u8],
+    pub tracking_no: &'a [u8],
+    pub amount_fen: i64,
+    pub judgment: u8,
+    pub ship_by: Option<Instant>,
+}
+
+impl<'a> KindBytes<'a> {
+    /// The kind with its identifiers as text; `None` for an unknown code
+    /// or an identifier that is not UTF-8, which the scanner never gives.
+    pub fn to_kind_ref(self) -> Option<KindRef<'a>> {
+        let text = |bytes: &'a [u8]| std::str::from_utf8(bytes).ok();
+        Some(match self.code {
+            PAID => KindRef::Paid {
+                order_id: text(self.order_id)?,
+                shop_id: text(self.shop_id)?,
+                product_id: text(self.product_id)?,
+                amount_fen: self.amount_fen,
+                ship_by: self.ship_by,
+            },
+            SHIPPED => KindRef::Shipped {
+                order_id: text(self.order_id)?,
+                tracking_no: text(self.tracking_no)?,
+            },
+            TRACKING_UPLOADED => KindRef::TrackingUploaded {
+                order_id: text(self.order_id)?,
+                tracking_no: text(self.tracking_no)?,
+            },
+            TRACKING_REJECTED => KindRef::TrackingRejected {
+                order_id: text(self.order_id)?,
+                tracking_no: text(self.tracking_no)?,
+            },
+            REFUNDED => KindRef::Refunded {
+                order_id: text(self.order_id)?,
+                amount_fen: self.amount_fen,
+            },
+            REFUND_FAILED => KindRef::RefundFailed {
+                order_id: text(self.order_id)?,
+            },
+            JUDGMENT_REVOKED => KindRef::JudgmentRevoked {
+                order_id: text(self.order_id)?,
+                judgment: self.judgment,
+            },
+            DEPOSIT_TOPPED_UP => KindRef::DepositToppedUp {
+                shop_id: text(self.shop_id)?,
+                amount_fen: self.amount_fen,
+            },
+            _ => return None,
+        })
+    }
+}
+
 fn text(out: &mut Vec<u8>, value: impl AsRef<[u8]>) -> Option<()> {
     let value = value.as_ref();
     out.push(u8::try_from(value.len()).ok()?);
@@ -67,7 +138,7 @@ pub(crate) fn encode_into(
     event_id: u128,
     id_lowercase: bool,
     at: Instant,
-    kind: &KindRef<'_>,
+    kind: &KindBytes<'_>,
     texts: &Texts<'_>,
     canonical: std::ops::Range<usize>,
     out: &mut Vec<u8>,
@@ -90,37 +161,21 @@ pub(crate) fn encode_into(
 fn write_form(
     event_id: u128,
     at: Instant,
-    kind: &KindRef<'_>,
+    kind: &KindBytes<'_>,
     texts: &Texts<'_>,
     out: &mut Vec<u8>,
 ) -> Option<()> {
-    let code: u8 = match kind {
-        KindRef::Paid { .. } => 0,
-        KindRef::Shipped { .. } => 1,
-        KindRef::TrackingUploaded { .. } => 2,
-        KindRef::TrackingRejected { .. } => 3,
-        KindRef::Refunded { .. } => 4,
-        KindRef::RefundFailed { .. } => 5,
-        KindRef::JudgmentRevoked { .. } => 6,
-        KindRef::DepositToppedUp { .. } => 7,
-    };
-    out.push(code);
+    out.push(kind.code);
     out.extend_from_slice(&event_id.to_be_bytes());
     out.extend_from_slice(&at.0.to_be_bytes());
     text(out, texts.at)?;
-    match *kind {
-        KindRef::Paid {
-            order_id,
-            shop_id,
-            product_id,
-            amount_fen,
-            ship_by,
-        } => {
-            text(out, order_id)?;
-            text(out, shop_id)?;
-            text(out, product_id)?;
-            out.extend_from_slice(&amount_fen.to_be_bytes());
-            match (ship_by, texts.ship_by) {
+    match kind.code {
+        PAID => {
+            text(out, kind.order_id)?;
+            text(out, kind.shop_id)?;
+            text(out, kind.product_id)?;
+            out.extend_from_slice(&kind.amount_fen.to_be_bytes());
+            match (kind.ship_by, texts.ship_by) {
                 (Some(instant), Some(written)) => {
                     out.push(1);
                     out.extend_from_slice(&instant.0.to_be_bytes());
@@ -130,16 +185,9 @@ fn write_form(
                 _ => return None,
             }
         }
-        KindRef::Shipped {
-            order_id,
-            tracking_no,
-        }
-        | KindRef::TrackingUploaded {
-            order_id,
-            tracking_no,
-        } => {
-            text(out, order_id)?;
-            text(out, tracking_no)?;
+        SHIPPED | TRACKING_UPLOADED => {
+            text(out, kind.order_id)?;
+            text(out, kind.tracking_no)?;
             match texts.carrier {
                 Some(carrier) => {
                     out.push(1);
@@ -148,24 +196,18 @@ fn write_form(
                 None => out.push(0),
             }
         }
-        KindRef::TrackingRejected {
-            order_id,
-            tracking_no,
-        } => {
-            text(out, order_id)?;
-            text(out, tracking_no)?;
+        TRACKING_REJECTED => {
+            text(out, kind.order_id)?;
+            text(out, kind.tracking_no)?;
         }
-        KindRef::Refunded {
-            order_id,
-            amount_fen,
-        } => {
-            text(out, order_id)?;
-            out.extend_from_slice(&amount_fen.to_be_bytes());
+        REFUNDED => {
+            text(out, kind.order_id)?;
+            out.extend_from_slice(&kind.amount_fen.to_be_bytes());
         }
-        KindRef::RefundFailed { order_id } => text(out, order_id)?,
-        KindRef::JudgmentRevoked { order_id, judgment } => {
-            text(out, order_id)?;
-            out.push(judgment);
+        REFUND_FAILED => text(out, kind.order_id)?,
+        JUDGMENT_REVOKED => {
+            text(out, kind.order_id)?;
+            out.push(kind.judgment);
             match texts.reason {
                 Some(reason) => {
                     out.push(1);
@@ -174,13 +216,11 @@ fn write_form(
                 None => out.push(0),
             }
         }
-        KindRef::DepositToppedUp {
-            shop_id,
-            amount_fen,
-        } => {
-            text(out, shop_id)?;
-            out.extend_from_slice(&amount_fen.to_be_bytes());
+        DEPOSIT_TOPPED_UP => {
+            text(out, kind.shop_id)?;
+            out.extend_from_slice(&kind.amount_fen.to_be_bytes());
         }
+        _ => return None,
     }
     Some(())
 }

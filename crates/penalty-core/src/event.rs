@@ -501,10 +501,8 @@ impl ParsedLines {
         let slot = match fast::parse_into(line, &mut self.bytes) {
             Some(parsed) => {
                 let compact = parsed.encode_compact(&mut self.bytes);
-                let paid_order_id = match parsed.kind {
-                    KindRef::Paid { order_id, .. } => Some(self.keep(order_id.as_bytes())),
-                    _ => None,
-                };
+                let paid_order_id = (parsed.kind.code == crate::compact::PAID)
+                    .then(|| self.keep(parsed.kind.order_id));
                 Slot {
                     event_id: parsed.event_id,
                     canonical: parsed.canonical,
@@ -815,7 +813,8 @@ fn optional_string(object: &Map<String, Value>, field: &'static str) -> Result<(
 /// `the_scanner_accepts_only_what_the_reference_accepts_alike` tests hold
 /// them to that.
 mod fast {
-    use super::{parse_event_id, Event, KindRef, ParsedLine, MAX_ID_BYTES, MAX_REVOCABLE_JUDGMENT};
+    use super::{parse_event_id, Event, ParsedLine, MAX_ID_BYTES, MAX_REVOCABLE_JUDGMENT};
+    use crate::compact::{self, KindBytes};
     use crate::time::Instant;
 
     // The known keys, numbered in byte order: the order in which the
@@ -1075,21 +1074,19 @@ mod fast {
         Some(inner)
     }
 
-    /// A string's text, when it is UTF-8. The line as a whole is never
+    /// Whether a string's bytes are UTF-8. The line as a whole is never
     /// checked: outside strings `scan` takes only ASCII bytes, and every
     /// string kept is either read as ASCII (the id, the type, instants of
-    /// the common shape) or passes through here, which is the check the
-    /// reference path makes, on fewer bytes.
-    fn utf8(raw: Option<&[u8]>) -> Option<&str> {
-        std::str::from_utf8(text(raw)?).ok()
+    /// the common shape) or checked here, as the reference path checks it.
+    /// ASCII, the usual case, is told a word at a time; only other bytes
+    /// need the full check.
+    fn utf8(bytes: &[u8]) -> bool {
+        bytes.is_ascii() || std::str::from_utf8(bytes).is_ok()
     }
 
-    fn id(raw: Option<&[u8]>) -> Option<&str> {
+    fn id(raw: Option<&[u8]>) -> Option<&[u8]> {
         let id = text(raw)?;
-        if id.is_empty() || id.len() > MAX_ID_BYTES {
-            return None;
-        }
-        std::str::from_utf8(id).ok()
+        (!id.is_empty() && id.len() <= MAX_ID_BYTES && utf8(id)).then_some(id)
     }
 
     /// An instant field other than the one `scan` read: the common shape
@@ -1100,16 +1097,16 @@ mod fast {
             .or_else(|| Instant::parse_rfc3339(std::str::from_utf8(bytes).ok()?))
     }
 
-    /// A line read by [`parse_into`]: the event with text borrowed from the
-    /// line, the texts the compact form keeps, and where its canonical JSON
-    /// was written.
+    /// A line read by [`parse_into`]: the event with its identifiers
+    /// borrowed from the line as bytes (checked as UTF-8), the texts the
+    /// compact form keeps, and where its canonical JSON was written.
     pub(super) struct Borrowed<'a> {
         pub event_id: u128,
         /// Whether the id was written in lower case, as the canonical
         /// JSON regenerated from the compact form writes it.
         pub id_lowercase: bool,
         pub at: Instant,
-        pub kind: KindRef<'a>,
+        pub kind: KindBytes<'a>,
         pub texts: crate::compact::Texts<'a>,
         pub canonical: std::ops::Range<usize>,
     }
@@ -1140,7 +1137,7 @@ mod fast {
             event: Event {
                 event_id: parsed.event_id,
                 at: parsed.at,
-                kind: parsed.kind.to_kind(),
+                kind: parsed.kind.to_kind_ref()?.to_kind(),
             },
             canonical_json: bytes[parsed.canonical].to_vec(),
             compact: compact.map(|range| bytes[range].to_vec()),
@@ -1165,7 +1162,8 @@ mod fast {
         // Which optional keys the type uses; a known key on another type is
         // ignored by the rules but must be kept verbatim, which the
         // reference path does.
-        let (kind, allowed): (KindRef<'a>, u16) = match type_name {
+        let mut kind = KindBytes::default();
+        let allowed = match type_name {
             b"paid" => {
                 let ship_by = match f.get(SHIP_BY) {
                     Some(raw) => Some(instant(Some(raw))?),
@@ -1174,79 +1172,68 @@ mod fast {
                 if ship_by.is_some_and(|s| s < at) {
                     return None;
                 }
-                (
-                    KindRef::Paid {
-                        order_id: id(f.get(ORDER_ID))?,
-                        shop_id: id(f.get(SHOP_ID))?,
-                        product_id: id(f.get(PRODUCT_ID))?,
-                        amount_fen: amount_fen?,
-                        ship_by,
-                    },
-                    bit(AMOUNT_FEN) | bit(ORDER_ID) | bit(PRODUCT_ID) | bit(SHIP_BY) | bit(SHOP_ID),
-                )
-            }
-            b"shipped" | b"tracking_uploaded" => {
-                if let Some(carrier) = f.get(CARRIER) {
-                    utf8(Some(carrier))?;
-                }
-                let order_id = id(f.get(ORDER_ID))?;
-                let tracking_no = id(f.get(TRACKING_NO))?;
-                let kind = if type_name == b"shipped" {
-                    KindRef::Shipped {
-                        order_id,
-                        tracking_no,
-                    }
-                } else {
-                    KindRef::TrackingUploaded {
-                        order_id,
-                        tracking_no,
-                    }
-                };
-                (kind, bit(CARRIER) | bit(ORDER_ID) | bit(TRACKING_NO))
-            }
-            b"tracking_rejected" => (
-                KindRef::TrackingRejected {
+                kind = KindBytes {
+                    code: compact::PAID,
                     order_id: id(f.get(ORDER_ID))?,
-                    tracking_no: id(f.get(TRACKING_NO))?,
-                },
-                bit(ORDER_ID) | bit(TRACKING_NO),
-            ),
-            b"refunded" => (
-                KindRef::Refunded {
-                    order_id: id(f.get(ORDER_ID))?,
+                    shop_id: id(f.get(SHOP_ID))?,
+                    product_id: id(f.get(PRODUCT_ID))?,
                     amount_fen: amount_fen?,
-                },
-                bit(AMOUNT_FEN) | bit(ORDER_ID),
-            ),
-            b"refund_failed" => (
-                KindRef::RefundFailed {
-                    order_id: id(f.get(ORDER_ID))?,
-                },
-                bit(ORDER_ID),
-            ),
+                    ship_by,
+                    ..kind
+                };
+                bit(AMOUNT_FEN) | bit(ORDER_ID) | bit(PRODUCT_ID) | bit(SHIP_BY) | bit(SHOP_ID)
+            }
+            b"shipped" | b"tracking_uploaded" | b"tracking_rejected" => {
+                kind.code = match type_name {
+                    b"shipped" => compact::SHIPPED,
+                    b"tracking_uploaded" => compact::TRACKING_UPLOADED,
+                    _ => compact::TRACKING_REJECTED,
+                };
+                kind.order_id = id(f.get(ORDER_ID))?;
+                kind.tracking_no = id(f.get(TRACKING_NO))?;
+                if kind.code == compact::TRACKING_REJECTED {
+                    bit(ORDER_ID) | bit(TRACKING_NO)
+                } else {
+                    if let Some(carrier) = f.get(CARRIER) {
+                        if !utf8(text(Some(carrier))?) {
+                            return None;
+                        }
+                    }
+                    bit(CARRIER) | bit(ORDER_ID) | bit(TRACKING_NO)
+                }
+            }
+            b"refunded" => {
+                kind.code = compact::REFUNDED;
+                kind.order_id = id(f.get(ORDER_ID))?;
+                kind.amount_fen = amount_fen?;
+                bit(AMOUNT_FEN) | bit(ORDER_ID)
+            }
+            b"refund_failed" => {
+                kind.code = compact::REFUND_FAILED;
+                kind.order_id = id(f.get(ORDER_ID))?;
+                bit(ORDER_ID)
+            }
             b"judgment_revoked" => {
                 if let Some(reason) = f.get(REASON) {
-                    utf8(Some(reason))?;
+                    if !utf8(text(Some(reason))?) {
+                        return None;
+                    }
                 }
                 if f.present & bit(JUDGMENT) == 0 || f.judgment > i64::from(MAX_REVOCABLE_JUDGMENT)
                 {
                     return None;
                 }
-                (
-                    KindRef::JudgmentRevoked {
-                        order_id: id(f.get(ORDER_ID))?,
-                        judgment: f.judgment as u8,
-                    },
-                    bit(JUDGMENT) | bit(ORDER_ID) | bit(REASON),
-                )
+                kind.code = compact::JUDGMENT_REVOKED;
+                kind.order_id = id(f.get(ORDER_ID))?;
+                kind.judgment = f.judgment as u8;
+                bit(JUDGMENT) | bit(ORDER_ID) | bit(REASON)
             }
-            b"deposit_topped_up" => (
-                KindRef::DepositToppedUp {
-                    shop_id: id(f.get(SHOP_ID))?,
-                    amount_fen: amount_fen?,
-                },
-                bit(AMOUNT_FEN) | bit(SHOP_ID),
-            ),
+            b"deposit_topped_up" => {
+                kind.code = compact::DEPOSIT_TOPPED_UP;
+                kind.shop_id = id(f.get(SHOP_ID))?;
+                kind.amount_fen = amount_fen?;
+                bit(AMOUNT_FEN) | bit(SHOP_ID)
+            }
             _ => return None,
         };
         if f.present & !(allowed | bit(AT) | bit(EVENT_ID) | bit(TYPE)) != 0 {
