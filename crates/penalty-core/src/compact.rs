@@ -165,10 +165,15 @@ fn write_form(
     texts: &Texts<'_>,
     out: &mut Vec<u8>,
 ) -> Option<()> {
-    out.push(kind.code);
-    out.extend_from_slice(&event_id.to_be_bytes());
-    out.extend_from_slice(&at.0.to_be_bytes());
-    text(out, texts.at)?;
+    // The fixed-size head (type, id, instant and the length of `at` as
+    // written) as one constant-size copy rather than four pieces.
+    let mut head = [0; 26];
+    head[0] = kind.code;
+    head[1..17].copy_from_slice(&event_id.to_be_bytes());
+    head[17..25].copy_from_slice(&at.0.to_be_bytes());
+    head[25] = u8::try_from(texts.at.len()).ok()?;
+    out.extend_from_slice(&head);
+    out.extend_from_slice(texts.at);
     match kind.code {
         PAID => {
             text(out, kind.order_id)?;
