@@ -156,6 +156,7 @@ impl UtcOffset {
     /// [`UtcOffset::parse`] on bytes, as every instant of every event is
     /// parsed: matched as a whole against the two shapes, with no
     /// conversion to text and no general number parsing.
+    #[inline]
     pub(crate) fn parse_bytes(bytes: &[u8]) -> Option<UtcOffset> {
         let (sign, digits) = match *bytes {
             [b'Z' | b'z'] => return Some(UtcOffset { seconds: 0 }),
@@ -242,24 +243,25 @@ pub(crate) fn parse_common_rfc3339(text: &[u8]) -> Option<Instant> {
         return None;
     }
     let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let month_days = match month {
-        2 if leap => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    };
+    // Days in the months before each month of a common year, by month
+    // (index 0 unused), and the month's own length as their difference.
+    const DAYS_BEFORE: [i64; 14] = [
+        0, 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334, 365,
+    ];
+    let month = month as usize;
+    let after_february = i64::from(leap && month > 2);
+    let month_days = DAYS_BEFORE[month + 1] - DAYS_BEFORE[month] + i64::from(leap && month == 2);
     if day > month_days || hour > 23 || minute > 59 || second > 59 {
         return None;
     }
-    // Days since the epoch of a proleptic Gregorian date (the "days from
-    // civil" algorithm: years counted from March, so that the leap day ends
-    // the year).
-    let shifted_year = if month <= 2 { year - 1 } else { year };
-    let era = shifted_year.div_euclid(400);
-    let year_of_era = shifted_year - era * 400;
-    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    let days = era * 146_097 + day_of_era - 719_468;
+    // Days since the epoch: the years since 1970, the leap days of the
+    // years before this one (every fourth year, but not centuries unless
+    // divisible by 400; 477 of them fall before 1970), and the days of this
+    // year before the date. The years are at least 1970, so the divisions
+    // need no care for signs.
+    let before = year - 1;
+    let leap_days = before / 4 - before / 100 + before / 400 - 477;
+    let days = (year - 1970) * 365 + leap_days + DAYS_BEFORE[month] + after_february + day - 1;
     let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - i64::from(offset.seconds);
     Some(Instant(seconds * NANOS_PER_SECOND))
 }
@@ -349,6 +351,32 @@ mod tests {
             "+026-01-10T00:00:00Z",
         ] {
             assert_eq!(Instant::parse_rfc3339(text), chrono_rfc3339(text), "{text}");
+        }
+    }
+
+    /// Every day the direct parser takes, from 1970 to 2199, gives the
+    /// instant chrono gives, and the day after each month's last is
+    /// refused by both.
+    #[test]
+    fn every_common_day_is_parsed_as_chrono_parses_it() {
+        let mut date = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+        while date.year() < 2200 {
+            let text = format!("{}T12:34:56+08:00", four_digit_date(date));
+            let direct = parse_common_rfc3339(text.as_bytes());
+            assert!(direct.is_some(), "{text}");
+            assert_eq!(direct, chrono_rfc3339(&text), "{text}");
+            let next = date.succ_opt().unwrap();
+            if next.month() != date.month() {
+                let past = format!(
+                    "{:04}-{:02}-{:02}T00:00:00Z",
+                    date.year(),
+                    date.month(),
+                    date.day() + 1
+                );
+                assert_eq!(parse_common_rfc3339(past.as_bytes()), None, "{past}");
+                assert_eq!(chrono_rfc3339(&past), None, "{past}");
+            }
+            date = next;
         }
     }
 
