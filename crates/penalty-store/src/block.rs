@@ -176,6 +176,46 @@ pub fn content_hash(bytes: &[u8]) -> u64 {
     hash ^ (hash >> 33)
 }
 
+/// [`content_hash`] of several inputs at once, with the same values.
+///
+/// Why: each word of one input is an xor, a multiply and a rotate that wait
+/// for the word before, about five cycles a word however wide the core;
+/// hashing inputs side by side lets their chains overlap. Ingest's parser
+/// threads hash every line, and this was a tenth of their time.
+pub fn content_hashes<const N: usize>(inputs: [&[u8]; N]) -> [u64; N] {
+    const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut hashes =
+        inputs.map(|bytes| 0x243f_6a88_85a3_08d3 ^ (bytes.len() as u64).wrapping_mul(MULTIPLIER));
+    // The whole words every input has, side by side…
+    let common = inputs
+        .iter()
+        .map(|bytes| bytes.len() / 8)
+        .min()
+        .unwrap_or(0);
+    let heads = inputs.map(|bytes| &bytes[..common * 8]);
+    for at in (0..common * 8).step_by(8) {
+        for (hash, head) in hashes.iter_mut().zip(heads) {
+            let mut word = [0; 8];
+            word.copy_from_slice(&head[at..at + 8]);
+            *hash = (*hash ^ u64::from_le_bytes(word))
+                .wrapping_mul(MULTIPLIER)
+                .rotate_left(29);
+        }
+    }
+    // …then each input's rest alone, as `content_hash` reads it.
+    for (hash, bytes) in hashes.iter_mut().zip(inputs) {
+        for word in le_words(&bytes[common * 8..]) {
+            *hash = (*hash ^ word).wrapping_mul(MULTIPLIER).rotate_left(29);
+        }
+        *hash ^= *hash >> 33;
+        *hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        *hash ^= *hash >> 33;
+        *hash = hash.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        *hash ^= *hash >> 33;
+    }
+    hashes
+}
+
 /// `bytes` as little-endian 64-bit words, the last one padded with zeros:
 /// how the content hash and the index's hasher read their input. Whole words
 /// are read directly; only the last, short one is copied (a copy of a run of
@@ -647,6 +687,21 @@ mod tests {
         assert!(is_inline_block(&block));
         assert_eq!(Locator::decode(&block), None);
         assert_eq!(Locator::decode(&locator.encode()[..20]), None);
+    }
+
+    proptest::proptest! {
+        /// Side by side, each input hashes as it does alone, whatever the
+        /// lengths (shorter, longer, equal, multiples of eight or not).
+        #[test]
+        fn content_hashes_are_each_content_hash(
+            inputs in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..80), 4)
+        ) {
+            let four = [&inputs[0][..], &inputs[1][..], &inputs[2][..], &inputs[3][..]];
+            proptest::prop_assert_eq!(content_hashes(four), four.map(content_hash));
+            let two = [&inputs[0][..], &inputs[3][..]];
+            proptest::prop_assert_eq!(content_hashes(two), two.map(content_hash));
+            proptest::prop_assert_eq!(content_hashes([&inputs[1][..]]), [content_hash(&inputs[1])]);
+        }
     }
 
     #[test]

@@ -35,6 +35,7 @@ use penalty_core::event::{ParsedLines, ParsedRef, Reject, MAX_LINE_BYTES};
 use penalty_core::time::Instant;
 use serde::Serialize;
 
+use crate::block::content_hashes;
 use crate::log::{AppendOutcome, BlockDone, BlockJob, IdHasher, Keys};
 use crate::{EventLog, StoreError};
 
@@ -714,14 +715,27 @@ impl Chunk {
                 if line.raw_bytes > MAX_LINE_BYTES as u64 {
                     Err(Reject::LineTooLong)
                 } else {
-                    let position = self.parsed.push(&self.raw[line.raw.clone()])?;
-                    if let Some(parsed) = self.parsed.get(position) {
-                        self.keys.push(Keys::of_line(hasher, &parsed));
-                    }
-                    Ok(position)
+                    self.parsed.push(&self.raw[line.raw.clone()])
                 }
             })
             .collect();
+        // The content hashes four lines at a time, side by side (see
+        // `block::content_hashes`), then the rest one by one.
+        let parsed = &self.parsed;
+        let line = |position: usize| parsed.get(position).expect("a kept line");
+        let mut position = 0;
+        while position + 4 <= parsed.len() {
+            let lines = [0, 1, 2, 3].map(|offset| line(position + offset));
+            let contents = content_hashes(lines.map(|line| line.canonical_json));
+            for (line, content) in lines.iter().zip(contents) {
+                self.keys
+                    .push(Keys::of(hasher, line.event_id, line.paid_order_id, content));
+            }
+            position += 4;
+        }
+        for position in position..parsed.len() {
+            self.keys.push(Keys::of_line(hasher, &line(position)));
+        }
         assert_eq!(
             self.keys.len(),
             self.parsed.len(),
