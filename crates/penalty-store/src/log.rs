@@ -921,7 +921,9 @@ impl EventLog {
             None => {
                 let held = match self.writer.recent(seq) {
                     // Written by this log moments ago: no need to read it back.
-                    Some((first_seq, bytes)) => Some(block::decode(&block_key(first_seq), bytes)?),
+                    Some((first_seq, bytes)) => {
+                        Some(block::decode_written(&block_key(first_seq), bytes)?)
+                    }
                     None => self.block_holding(seq)?,
                 };
                 let block = Arc::new(held.ok_or_else(|| {
