@@ -1074,6 +1074,15 @@ mod fast {
         Some(inner)
     }
 
+    /// An optional free-text field (`carrier`, `reason`): absent, or a
+    /// string of UTF-8; `None` for anything else.
+    fn optional_text(raw: Option<&[u8]>) -> Option<()> {
+        match raw {
+            None => Some(()),
+            Some(raw) => utf8(text(Some(raw))?).then_some(()),
+        }
+    }
+
     /// Whether a string's bytes are UTF-8. The line as a whole is never
     /// checked: outside strings `scan` takes only ASCII bytes, and every
     /// string kept is either read as ASCII (the id, the type, instants of
@@ -1222,11 +1231,7 @@ mod fast {
                 if kind.code == compact::TRACKING_REJECTED {
                     bit(ORDER_ID) | bit(TRACKING_NO)
                 } else {
-                    if let Some(carrier) = f.get(CARRIER) {
-                        if !utf8(text(Some(carrier))?) {
-                            return None;
-                        }
-                    }
+                    optional_text(f.get(CARRIER))?;
                     bit(CARRIER) | bit(ORDER_ID) | bit(TRACKING_NO)
                 }
             }
@@ -1242,11 +1247,7 @@ mod fast {
                 bit(ORDER_ID)
             }
             b"judgment_revoked" => {
-                if let Some(reason) = f.get(REASON) {
-                    if !utf8(text(Some(reason))?) {
-                        return None;
-                    }
-                }
+                optional_text(f.get(REASON))?;
                 if f.present & bit(JUDGMENT) == 0 || f.judgment > i64::from(MAX_REVOCABLE_JUDGMENT)
                 {
                     return None;

@@ -157,6 +157,32 @@ fn ingest_bytes(log: &mut EventLog, input: Vec<u8>, sink: &mut dyn IngestSink) -
     .unwrap()
 }
 
+/// `count` paid lines of distinct ids and orders, one per line.
+fn paid_lines(count: u128) -> String {
+    (0..count)
+        .map(|n| paid_line(n, &format!("O{n}")) + "\n")
+        .collect()
+}
+
+/// Ingests `input` in blocks of at most `batch` lines.
+fn ingest_in_batches(
+    log: &mut EventLog,
+    input: &str,
+    batch: usize,
+    sink: &mut dyn IngestSink,
+) -> Result<IngestCounts, StoreError> {
+    let options = IngestOptions {
+        max_batch_events: batch,
+        ..IngestOptions::default()
+    };
+    ingest(
+        log,
+        std::io::Cursor::new(input.as_bytes().to_vec()),
+        &options,
+        sink,
+    )
+}
+
 fn assert_adds_up(counts: &IngestCounts) {
     assert_eq!(
         counts.read,
@@ -770,22 +796,10 @@ fn validate_finds_the_parsers_rejects_and_stores_nothing() {
 fn ingest_reports_to_the_sink_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = EventLog::open(dir.path()).unwrap();
-    let input: String = (0..100u128)
-        .map(|n| paid_line(n, &format!("O{n}")) + "\n")
-        .collect();
+    let input = paid_lines(100);
     let total_bytes = input.len() as u64;
     let mut recorder = Recorder::default();
-    let options = IngestOptions {
-        max_batch_events: 30,
-        ..IngestOptions::default()
-    };
-    let counts = ingest(
-        &mut log,
-        std::io::Cursor::new(input.into_bytes()),
-        &options,
-        &mut recorder,
-    )
-    .unwrap();
+    let counts = ingest_in_batches(&mut log, &input, 30, &mut recorder).unwrap();
     assert_eq!(counts.appended, 100);
     let seqs: Vec<u64> = recorder.appended.iter().map(|(seq, _)| *seq).collect();
     assert_eq!(seqs, (1..=100).collect::<Vec<_>>());
@@ -842,24 +856,11 @@ fn a_sink_that_wants_no_events_gets_none_and_the_same_counts() {
     }
     let dir = tempfile::tempdir().unwrap();
     let mut log = EventLog::open(dir.path()).unwrap();
-    let input: String = (0..25u128)
-        .map(|n| paid_line(n, &format!("O{n}")) + "\n")
-        .collect();
     let mut sink = Counting {
         events: 0,
         calls: 0,
     };
-    let options = IngestOptions {
-        max_batch_events: 10,
-        ..IngestOptions::default()
-    };
-    let counts = ingest(
-        &mut log,
-        std::io::Cursor::new(input.into_bytes()),
-        &options,
-        &mut sink,
-    )
-    .unwrap();
+    let counts = ingest_in_batches(&mut log, &paid_lines(25), 10, &mut sink).unwrap();
     assert_eq!(counts.appended, 25);
     assert_eq!((sink.events, sink.calls), (0, 3));
     assert_eq!(all_events(&log).len(), 25);
@@ -874,13 +875,7 @@ fn a_sink_that_wants_no_events_gets_none_and_the_same_counts() {
 fn a_block_staged_when_ingest_fails_is_given_up_and_its_events_stored_later() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = EventLog::open(dir.path()).unwrap();
-    let input: String = (0..30u128)
-        .map(|n| paid_line(n, &format!("O{n}")) + "\n")
-        .collect();
-    let options = IngestOptions {
-        max_batch_events: 10,
-        ..IngestOptions::default()
-    };
+    let input = paid_lines(30);
     // Blocks of ten: the second block's report fails after the third block
     // was staged (it is staged before the second is waited for).
     let mut sink = FailingSink {
@@ -888,13 +883,7 @@ fn a_block_staged_when_ingest_fails_is_given_up_and_its_events_stored_later() {
         fail_on: 2,
         appended: Vec::new(),
     };
-    let error = ingest(
-        &mut log,
-        std::io::Cursor::new(input.clone().into_bytes()),
-        &options,
-        &mut sink,
-    )
-    .unwrap_err();
+    let error = ingest_in_batches(&mut log, &input, 10, &mut sink).unwrap_err();
     assert!(matches!(error, StoreError::Sink(_)), "{error}");
     assert_eq!(sink.appended, (1..=10).collect::<Vec<_>>());
     // The second block was durable before its report failed; the third was
@@ -903,13 +892,7 @@ fn a_block_staged_when_ingest_fails_is_given_up_and_its_events_stored_later() {
     assert_eq!(all_events(&log).len(), 20);
 
     let mut recorder = Recorder::default();
-    let counts = ingest(
-        &mut log,
-        std::io::Cursor::new(input.into_bytes()),
-        &options,
-        &mut recorder,
-    )
-    .unwrap();
+    let counts = ingest_in_batches(&mut log, &input, 10, &mut recorder).unwrap();
     assert_eq!(counts.duplicates, 20);
     assert_eq!(counts.appended, 10);
     let seqs: Vec<u64> = recorder.appended.iter().map(|(seq, _)| *seq).collect();
