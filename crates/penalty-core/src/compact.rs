@@ -74,44 +74,77 @@ impl<'a> KindBytes<'a> {
     /// or an identifier that is not UTF-8, which the scanner never gives.
     pub fn to_kind_ref(self) -> Option<KindRef<'a>> {
         let text = |bytes: &'a [u8]| std::str::from_utf8(bytes).ok();
-        Some(match self.code {
-            PAID => KindRef::Paid {
+        kind_ref(
+            self.code,
+            Ids {
                 order_id: text(self.order_id)?,
                 shop_id: text(self.shop_id)?,
                 product_id: text(self.product_id)?,
-                amount_fen: self.amount_fen,
-                ship_by: self.ship_by,
-            },
-            SHIPPED => KindRef::Shipped {
-                order_id: text(self.order_id)?,
                 tracking_no: text(self.tracking_no)?,
             },
-            TRACKING_UPLOADED => KindRef::TrackingUploaded {
-                order_id: text(self.order_id)?,
-                tracking_no: text(self.tracking_no)?,
-            },
-            TRACKING_REJECTED => KindRef::TrackingRejected {
-                order_id: text(self.order_id)?,
-                tracking_no: text(self.tracking_no)?,
-            },
-            REFUNDED => KindRef::Refunded {
-                order_id: text(self.order_id)?,
-                amount_fen: self.amount_fen,
-            },
-            REFUND_FAILED => KindRef::RefundFailed {
-                order_id: text(self.order_id)?,
-            },
-            JUDGMENT_REVOKED => KindRef::JudgmentRevoked {
-                order_id: text(self.order_id)?,
-                judgment: self.judgment,
-            },
-            DEPOSIT_TOPPED_UP => KindRef::DepositToppedUp {
-                shop_id: text(self.shop_id)?,
-                amount_fen: self.amount_fen,
-            },
-            _ => return None,
-        })
+            self.amount_fen,
+            self.judgment,
+            self.ship_by,
+        )
     }
+}
+
+/// A kind's identifiers as text; those its type does not have are empty.
+struct Ids<'a> {
+    order_id: &'a str,
+    shop_id: &'a str,
+    product_id: &'a str,
+    tracking_no: &'a str,
+}
+
+/// The kind of type `code` with these fields (those of other types are
+/// ignored); `None` for an unknown code. The one place codes become kinds,
+/// for the scanner's [`KindBytes`] and for a stored form ([`decode_ref`]).
+fn kind_ref<'a>(
+    code: u8,
+    ids: Ids<'a>,
+    amount_fen: i64,
+    judgment: u8,
+    ship_by: Option<Instant>,
+) -> Option<KindRef<'a>> {
+    let Ids {
+        order_id,
+        shop_id,
+        product_id,
+        tracking_no,
+    } = ids;
+    Some(match code {
+        PAID => KindRef::Paid {
+            order_id,
+            shop_id,
+            product_id,
+            amount_fen,
+            ship_by,
+        },
+        SHIPPED => KindRef::Shipped {
+            order_id,
+            tracking_no,
+        },
+        TRACKING_UPLOADED => KindRef::TrackingUploaded {
+            order_id,
+            tracking_no,
+        },
+        TRACKING_REJECTED => KindRef::TrackingRejected {
+            order_id,
+            tracking_no,
+        },
+        REFUNDED => KindRef::Refunded {
+            order_id,
+            amount_fen,
+        },
+        REFUND_FAILED => KindRef::RefundFailed { order_id },
+        JUDGMENT_REVOKED => KindRef::JudgmentRevoked { order_id, judgment },
+        DEPOSIT_TOPPED_UP => KindRef::DepositToppedUp {
+            shop_id,
+            amount_fen,
+        },
+        _ => return None,
+    })
 }
 
 fn text(out: &mut Vec<u8>, value: impl AsRef<[u8]>) -> Option<()> {
@@ -311,7 +344,7 @@ fn fields(bytes: &[u8]) -> Option<Fields<'_>> {
         reason: None,
     };
     match f.code {
-        0 => {
+        PAID => {
             f.order_id = r.text()?;
             f.shop_id = r.text()?;
             f.product_id = r.text()?;
@@ -320,30 +353,30 @@ fn fields(bytes: &[u8]) -> Option<Fields<'_>> {
                 f.ship_by = Some((r.i64()?, r.text()?));
             }
         }
-        1 | 2 => {
+        SHIPPED | TRACKING_UPLOADED => {
             f.order_id = r.text()?;
             f.tracking_no = r.text()?;
             if r.flag()? {
                 f.carrier = Some(r.long()?);
             }
         }
-        3 => {
+        TRACKING_REJECTED => {
             f.order_id = r.text()?;
             f.tracking_no = r.text()?;
         }
-        4 => {
+        REFUNDED => {
             f.order_id = r.text()?;
             f.amount_fen = r.i64()?;
         }
-        5 => f.order_id = r.text()?,
-        6 => {
+        REFUND_FAILED => f.order_id = r.text()?,
+        JUDGMENT_REVOKED => {
             f.order_id = r.text()?;
             f.judgment = r.u8()?;
             if r.flag()? {
                 f.reason = Some(r.long()?);
             }
         }
-        7 => {
+        DEPOSIT_TOPPED_UP => {
             f.shop_id = r.text()?;
             f.amount_fen = r.i64()?;
         }
@@ -355,43 +388,18 @@ fn fields(bytes: &[u8]) -> Option<Fields<'_>> {
 /// The event of a compact form with borrowed text: its id, instant and kind.
 pub fn decode_ref(bytes: &[u8]) -> Option<(u128, Instant, KindRef<'_>)> {
     let f = fields(bytes)?;
-    let kind = match f.code {
-        0 => KindRef::Paid {
+    let kind = kind_ref(
+        f.code,
+        Ids {
             order_id: f.order_id,
             shop_id: f.shop_id,
             product_id: f.product_id,
-            amount_fen: f.amount_fen,
-            ship_by: f.ship_by.map(|(ns, _)| Instant(ns)),
-        },
-        1 => KindRef::Shipped {
-            order_id: f.order_id,
             tracking_no: f.tracking_no,
         },
-        2 => KindRef::TrackingUploaded {
-            order_id: f.order_id,
-            tracking_no: f.tracking_no,
-        },
-        3 => KindRef::TrackingRejected {
-            order_id: f.order_id,
-            tracking_no: f.tracking_no,
-        },
-        4 => KindRef::Refunded {
-            order_id: f.order_id,
-            amount_fen: f.amount_fen,
-        },
-        5 => KindRef::RefundFailed {
-            order_id: f.order_id,
-        },
-        6 => KindRef::JudgmentRevoked {
-            order_id: f.order_id,
-            judgment: f.judgment,
-        },
-        7 => KindRef::DepositToppedUp {
-            shop_id: f.shop_id,
-            amount_fen: f.amount_fen,
-        },
-        _ => return None,
-    };
+        f.amount_fen,
+        f.judgment,
+        f.ship_by.map(|(ns, _)| Instant(ns)),
+    )?;
     Some((f.event_id, Instant(f.at), kind))
 }
 
@@ -438,31 +446,37 @@ impl EventBuffer {
                 product_id,
                 amount_fen,
                 ship_by,
-            } => (0, [order_id, shop_id, product_id], amount_fen, 0, ship_by),
+            } => (
+                PAID,
+                [order_id, shop_id, product_id],
+                amount_fen,
+                0,
+                ship_by,
+            ),
             KindRef::Shipped {
                 order_id,
                 tracking_no,
-            } => (1, [order_id, tracking_no, ""], 0, 0, None),
+            } => (SHIPPED, [order_id, tracking_no, ""], 0, 0, None),
             KindRef::TrackingUploaded {
                 order_id,
                 tracking_no,
-            } => (2, [order_id, tracking_no, ""], 0, 0, None),
+            } => (TRACKING_UPLOADED, [order_id, tracking_no, ""], 0, 0, None),
             KindRef::TrackingRejected {
                 order_id,
                 tracking_no,
-            } => (3, [order_id, tracking_no, ""], 0, 0, None),
+            } => (TRACKING_REJECTED, [order_id, tracking_no, ""], 0, 0, None),
             KindRef::Refunded {
                 order_id,
                 amount_fen,
-            } => (4, [order_id, "", ""], amount_fen, 0, None),
-            KindRef::RefundFailed { order_id } => (5, [order_id, "", ""], 0, 0, None),
+            } => (REFUNDED, [order_id, "", ""], amount_fen, 0, None),
+            KindRef::RefundFailed { order_id } => (REFUND_FAILED, [order_id, "", ""], 0, 0, None),
             KindRef::JudgmentRevoked { order_id, judgment } => {
-                (6, [order_id, "", ""], 0, judgment, None)
+                (JUDGMENT_REVOKED, [order_id, "", ""], 0, judgment, None)
             }
             KindRef::DepositToppedUp {
                 shop_id,
                 amount_fen,
-            } => (7, [shop_id, "", ""], amount_fen, 0, None),
+            } => (DEPOSIT_TOPPED_UP, [shop_id, "", ""], amount_fen, 0, None),
         };
         let mut ranges = [(0u32, 0u32); 3];
         for (range, text) in ranges.iter_mut().zip(texts) {
@@ -490,35 +504,35 @@ impl EventBuffer {
             self.text.get(start as usize..end as usize)
         };
         let kind = match held.code {
-            0 => KindRef::Paid {
+            PAID => KindRef::Paid {
                 order_id: text(0)?,
                 shop_id: text(1)?,
                 product_id: text(2)?,
                 amount_fen: held.amount_fen,
                 ship_by: held.ship_by,
             },
-            1 => KindRef::Shipped {
+            SHIPPED => KindRef::Shipped {
                 order_id: text(0)?,
                 tracking_no: text(1)?,
             },
-            2 => KindRef::TrackingUploaded {
+            TRACKING_UPLOADED => KindRef::TrackingUploaded {
                 order_id: text(0)?,
                 tracking_no: text(1)?,
             },
-            3 => KindRef::TrackingRejected {
+            TRACKING_REJECTED => KindRef::TrackingRejected {
                 order_id: text(0)?,
                 tracking_no: text(1)?,
             },
-            4 => KindRef::Refunded {
+            REFUNDED => KindRef::Refunded {
                 order_id: text(0)?,
                 amount_fen: held.amount_fen,
             },
-            5 => KindRef::RefundFailed { order_id: text(0)? },
-            6 => KindRef::JudgmentRevoked {
+            REFUND_FAILED => KindRef::RefundFailed { order_id: text(0)? },
+            JUDGMENT_REVOKED => KindRef::JudgmentRevoked {
                 order_id: text(0)?,
                 judgment: held.judgment,
             },
-            7 => KindRef::DepositToppedUp {
+            DEPOSIT_TOPPED_UP => KindRef::DepositToppedUp {
                 shop_id: text(0)?,
                 amount_fen: held.amount_fen,
             },
@@ -596,13 +610,13 @@ impl Sink for Matcher<'_> {
 fn write_canonical_json(bytes: &[u8], out: &mut impl Sink) -> Option<()> {
     let f = fields(bytes)?;
     let type_name = match f.code {
-        0 => "paid",
-        1 => "shipped",
-        2 => "tracking_uploaded",
-        3 => "tracking_rejected",
-        4 => "refunded",
-        5 => "refund_failed",
-        6 => "judgment_revoked",
+        PAID => "paid",
+        SHIPPED => "shipped",
+        TRACKING_UPLOADED => "tracking_uploaded",
+        TRACKING_REJECTED => "tracking_rejected",
+        REFUNDED => "refunded",
+        REFUND_FAILED => "refund_failed",
+        JUDGMENT_REVOKED => "judgment_revoked",
         _ => "deposit_topped_up",
     };
     let mut id_buffer = [0u8; uuid::fmt::Hyphenated::LENGTH];
@@ -621,7 +635,7 @@ fn write_canonical_json(bytes: &[u8], out: &mut impl Sink) -> Option<()> {
         pairs[count] = (key, value, quoted);
         count += 1;
     };
-    let has_amount = matches!(f.code, 0 | 4 | 7);
+    let has_amount = matches!(f.code, PAID | REFUNDED | DEPOSIT_TOPPED_UP);
     if has_amount {
         pair("amount_fen", amount, false);
     }
@@ -630,13 +644,13 @@ fn write_canonical_json(bytes: &[u8], out: &mut impl Sink) -> Option<()> {
         pair("carrier", carrier, true);
     }
     pair("event_id", event_id, true);
-    if f.code == 6 {
+    if f.code == JUDGMENT_REVOKED {
         pair("judgment", judgment, false);
     }
-    if f.code != 7 {
+    if f.code != DEPOSIT_TOPPED_UP {
         pair("order_id", f.order_id, true);
     }
-    if f.code == 0 {
+    if f.code == PAID {
         pair("product_id", f.product_id, true);
     }
     if let Some(reason) = f.reason {
@@ -645,10 +659,10 @@ fn write_canonical_json(bytes: &[u8], out: &mut impl Sink) -> Option<()> {
     if let Some((_, written)) = f.ship_by {
         pair("ship_by", written, true);
     }
-    if matches!(f.code, 0 | 7) {
+    if matches!(f.code, PAID | DEPOSIT_TOPPED_UP) {
         pair("shop_id", f.shop_id, true);
     }
-    if matches!(f.code, 1..=3) {
+    if matches!(f.code, SHIPPED | TRACKING_UPLOADED | TRACKING_REJECTED) {
         pair("tracking_no", f.tracking_no, true);
     }
     pair("type", type_name, true);
