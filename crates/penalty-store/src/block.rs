@@ -164,11 +164,30 @@ pub fn seq_of_key(key: &[u8]) -> Option<u64> {
 /// length, then the murmur3 finaliser. Never change it: stored hashes would
 /// stop matching (`verify` checks them).
 pub fn content_hash(bytes: &[u8]) -> u64 {
-    const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut hash = 0x243f_6a88_85a3_08d3 ^ (bytes.len() as u64).wrapping_mul(MULTIPLIER);
+    let mut hash = content_seed(bytes);
     for word in le_words(bytes) {
-        hash = (hash ^ word).wrapping_mul(MULTIPLIER).rotate_left(29);
+        hash = content_step(hash, word);
     }
+    content_finish(hash)
+}
+
+/// The content hash's state before `bytes`' first word: seeded with their
+/// length.
+fn content_seed(bytes: &[u8]) -> u64 {
+    0x243f_6a88_85a3_08d3 ^ (bytes.len() as u64).wrapping_mul(CONTENT_MULTIPLIER)
+}
+
+const CONTENT_MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// One word mixed into the content hash: xor, multiply and rotate.
+fn content_step(hash: u64, word: u64) -> u64 {
+    (hash ^ word)
+        .wrapping_mul(CONTENT_MULTIPLIER)
+        .rotate_left(29)
+}
+
+/// The murmur3 finaliser that ends the content hash.
+fn content_finish(mut hash: u64) -> u64 {
     hash ^= hash >> 33;
     hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
     hash ^= hash >> 33;
@@ -183,9 +202,7 @@ pub fn content_hash(bytes: &[u8]) -> u64 {
 /// hashing inputs side by side lets their chains overlap. Ingest's parser
 /// threads hash every line, and this was a tenth of their time.
 pub fn content_hashes<const N: usize>(inputs: [&[u8]; N]) -> [u64; N] {
-    const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut hashes =
-        inputs.map(|bytes| 0x243f_6a88_85a3_08d3 ^ (bytes.len() as u64).wrapping_mul(MULTIPLIER));
+    let mut hashes = inputs.map(content_seed);
     // The whole words every input has, side by side…
     let common = inputs
         .iter()
@@ -197,21 +214,15 @@ pub fn content_hashes<const N: usize>(inputs: [&[u8]; N]) -> [u64; N] {
         for (hash, head) in hashes.iter_mut().zip(heads) {
             let mut word = [0; 8];
             word.copy_from_slice(&head[at..at + 8]);
-            *hash = (*hash ^ u64::from_le_bytes(word))
-                .wrapping_mul(MULTIPLIER)
-                .rotate_left(29);
+            *hash = content_step(*hash, u64::from_le_bytes(word));
         }
     }
     // …then each input's rest alone, as `content_hash` reads it.
     for (hash, bytes) in hashes.iter_mut().zip(inputs) {
         for word in le_words(&bytes[common * 8..]) {
-            *hash = (*hash ^ word).wrapping_mul(MULTIPLIER).rotate_left(29);
+            *hash = content_step(*hash, word);
         }
-        *hash ^= *hash >> 33;
-        *hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        *hash ^= *hash >> 33;
-        *hash = hash.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        *hash ^= *hash >> 33;
+        *hash = content_finish(*hash);
     }
     hashes
 }
