@@ -1127,11 +1127,12 @@ mod fast {
     }
 
     /// An instant field other than the one `scan` read: the common shape
-    /// directly, anything else through its text.
+    /// directly, anything else through its text (without trying the common
+    /// shape a second time).
     fn instant(raw: Option<&[u8]>) -> Option<Instant> {
         let bytes = text(raw)?;
         crate::time::parse_common_rfc3339(bytes)
-            .or_else(|| Instant::parse_rfc3339(std::str::from_utf8(bytes).ok()?))
+            .or_else(|| crate::time::parse_general_rfc3339(std::str::from_utf8(bytes).ok()?))
     }
 
     /// A line read by [`parse_into`]: the event with its identifiers

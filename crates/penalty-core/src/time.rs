@@ -26,11 +26,7 @@ impl Instant {
     /// Returns `None` for anything else, including instants outside the range
     /// that fits in 64-bit nanoseconds (years 1678 to 2261).
     pub fn parse_rfc3339(text: &str) -> Option<Instant> {
-        if let Some(instant) = parse_common_rfc3339(text.as_bytes()) {
-            return Some(instant);
-        }
-        let parsed = DateTime::parse_from_rfc3339(text).ok()?;
-        parsed.timestamp_nanos_opt().map(Instant)
+        parse_common_rfc3339(text.as_bytes()).or_else(|| parse_general_rfc3339(text))
     }
 
     /// What `--as-of` and `as_of=` accept: RFC 3339 with an offset, or a bare
@@ -264,6 +260,13 @@ pub(crate) fn parse_common_rfc3339(text: &[u8]) -> Option<Instant> {
     let days = (year - 1970) * 365 + leap_days + DAYS_BEFORE[month] + after_february + day - 1;
     let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - i64::from(offset.seconds);
     Some(Instant(seconds * NANOS_PER_SECOND))
+}
+
+/// RFC 3339 in any shape chrono reads, for the instants
+/// [`parse_common_rfc3339`] leaves aside.
+pub(crate) fn parse_general_rfc3339(text: &str) -> Option<Instant> {
+    let parsed = DateTime::parse_from_rfc3339(text).ok()?;
+    parsed.timestamp_nanos_opt().map(Instant)
 }
 
 /// 0xff in each byte of `word` that is an ASCII digit, 0 in the others.
