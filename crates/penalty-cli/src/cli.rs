@@ -78,7 +78,7 @@ pub enum Command {
 
     /// Rebuild sled's part of the data directory (where each block lies) from the blocks file.
     #[command(
-        after_help = "Examples:\n  penalty recover\n  penalty recover --json\n\nFor when a command says that sled cannot read its database file, or that it\ndiscarded part of it: the events themselves are in events.log, each block\nchecksummed, and are found again from there. The damaged sled directory is\nkept beside (log.sled.damaged-N); the projection checkpoint is rebuilt by the\nnext query. Refuses, changing nothing, when events.log itself lost\nacknowledged events (exit 4): then only a backup has them."
+        after_help = "Examples:\n  penalty recover\n  penalty recover --json\n\nFor when a command says that sled cannot read its database file (when sled\nlost only its end, any command finds those blocks again by itself): the events themselves are in events.log, each block\nchecksummed, and are found again from there. The damaged sled directory is\nkept beside (log.sled.damaged-N); the projection checkpoint is rebuilt by the\nnext query. Refuses, changing nothing, when events.log itself lost\nacknowledged events (exit 4): then only a backup has them."
     )]
     Recover(RecoverArgs),
 

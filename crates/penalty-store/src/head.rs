@@ -1,18 +1,22 @@
 //! The head journal: an append-only file beside sled that remembers how far
 //! the log reached, so that a log that silently got shorter is caught.
 //!
-//! Why it exists: sled checks its own records when it recovers, and it treats
-//! a damaged record as the torn end of its log. It then discards that record
-//! *and everything written after it*, and opens without an error. Our block
-//! checksums cannot see blocks that sled no longer returns. So after every
-//! flushed append we also write, outside sled, the last sequence number and
-//! the checksum of the last block; on open, a database that ends before the
-//! journal does has lost events, and we say which.
+//! Why it exists: it is what acknowledges an append. sled, which locates the
+//! blocks, is flushed only every few dozen blocks, so after a crash its
+//! locators may end early; and sled treats a damaged record as the torn end
+//! of its log, discarding that record *and everything written after it*
+//! without an error. Our block checksums cannot see blocks that sled no
+//! longer returns. So after every block is synced to the blocks file we
+//! write, outside sled, the last sequence number and the checksum of the
+//! last block; on open, the blocks after sled's last locator, up to the
+//! journal's, are found in the blocks file, and a log that ends before the
+//! journal even so has lost events, and we say which.
 //!
 //! Format: fixed 32-byte records, appended and fdatasync'd, each with its own
 //! CRC. The last valid record wins; a torn final record (a crash while
 //! writing it) is ignored, which is safe because the journal is written after
-//! sled's flush and may only lag behind the database, never run ahead of it.
+//! the block is synced to the blocks file and may only lag behind it, never
+//! run ahead of it.
 //! When the file grows past `COMPACT_BYTES` (64 KiB) it is rewritten with one record
 //! (write, fsync, rename, fsync the directory).
 

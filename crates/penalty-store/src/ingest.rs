@@ -219,6 +219,9 @@ pub fn ingest(
     }
     let finished = result?;
     writer_ended?;
+    // The blocks are durable and acknowledged; flushing sled spares the next
+    // open locating the last ones from the blocks file.
+    log.flush_locators()?;
     match finished {
         // Stopped: the reader may be blocked on a read that never returns
         // (a terminal, a pipe), so it is left to end on its own; dropping the

@@ -3,11 +3,12 @@
 //! sled holds only where each block lies (its [`Locator`]) and the projection
 //! checkpoint; the events themselves are in the blocks file, each block
 //! self-describing and checksummed. So when sled cannot read its database
-//! after a crash (sled 0.34.7 has crash-recovery faults of its own), or
-//! discarded part of it, the locators can be found again by reading the
-//! blocks file from its start: a block begins with the block magic, and the
-//! right end of it is the one where its checksum holds. The checkpoint is
-//! derived data; the next query rebuilds it by replaying the log.
+//! after a crash (sled 0.34.7 has crash-recovery faults of its own), the
+//! locators can be found again by reading the blocks file from its start: a
+//! block begins with the block magic, and the right end of it is the one
+//! where its checksum holds ([`block_at`], which `EventLog::open` also uses
+//! to find the blocks sled lost the end of). The checkpoint is derived data;
+//! the next query rebuilds it by replaying the log.
 //!
 //! The damaged sled directory is kept beside, renamed, never deleted. The
 //! recovery refuses, changing nothing, when the blocks file does not reach
@@ -138,7 +139,7 @@ pub fn recover(dir: &Path) -> Result<RecoverReport, StoreError> {
 /// The whole block at `offset` whose first sequence number is `first_seq`,
 /// as `(first_seq, locator)`; `None` when there is none (the end of the
 /// file, a torn or damaged block, or a block out of sequence).
-fn block_at(
+pub(crate) fn block_at(
     file: &std::fs::File,
     offset: u64,
     file_len: u64,
