@@ -64,7 +64,7 @@ enum Mode {
 /// block or two; confirming them read those blocks back from the file (from
 /// the disk, since a direct write leaves nothing in the page cache), about
 /// 0.1 s a million orders on the thread every line waits for.
-const RECENT_BLOCKS: usize = 3;
+pub(crate) const RECENT_BLOCKS: usize = 3;
 
 /// The most blocks prepared and not yet acknowledged: ingest prepares the
 /// next block while the one before it is being written, never more.

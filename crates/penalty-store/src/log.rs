@@ -27,8 +27,8 @@ use penalty_core::event::{parse_stored, AsParsed, Event, ParsedRef, Reject};
 use penalty_core::time::Instant;
 use serde::Serialize;
 
-use crate::block::{self, block_key, content_hash, DecodedBlock, Locator, NewEntry};
-use crate::direct::{padded_end, BlockWriter, Prepared};
+use crate::block::{self, block_key, content_hash, BlockBytes, DecodedBlock, Locator, NewEntry};
+use crate::direct::{padded_end, BlockWriter, Prepared, MAX_PENDING_BLOCKS};
 use crate::head::{Head, HeadRecord};
 use crate::lock::DirLock;
 use crate::slots::{Probe, Slots};
@@ -41,6 +41,10 @@ use crate::StoreError;
 /// wrote (undecoded): 8 MB less at any size, and re-sending a million orders
 /// takes as long.
 const DUPLICATE_CACHE_BLOCKS: usize = 4;
+
+/// The writer's recent blocks whose entry offsets are kept: as many as it
+/// keeps, acknowledged and pending.
+const RECENT_OFFSETS_BLOCKS: usize = crate::direct::RECENT_BLOCKS + MAX_PENDING_BLOCKS;
 
 /// The most events [`EventLog::reserve`] makes room for at once: 8.4M
 /// events (5M orders' worth), about 400 MB of index, written when reserved.
@@ -510,6 +514,10 @@ pub struct EventLog {
     /// The block last read to confirm a duplicate. Re-sent input arrives in
     /// log order, so one cached block serves thousands of lookups.
     cached_blocks: Vec<Arc<DecodedBlock>>,
+    /// Where the entries start in the writer's recent blocks that
+    /// duplicates were confirmed against, by first sequence number (see
+    /// `block::entry_offsets`).
+    recent_offsets: Vec<(u64, Vec<u32>)>,
     /// How far the log reached when last acknowledged, kept outside sled;
     /// shared with the [`BlockJob`]s that record it.
     head: Arc<Mutex<Head>>,
@@ -626,6 +634,7 @@ impl EventLog {
             index: None,
             hasher: IdHasher::new(),
             cached_blocks: Vec::new(),
+            recent_offsets: Vec::new(),
             head: Arc::new(Mutex::new(head)),
             writer: BlockWriter::new(),
             staged_blocks: 0,
@@ -958,6 +967,9 @@ impl EventLog {
         self.index = None;
         self.file_end = None;
         self.cached_blocks.clear();
+        // A block given up may be staged again under the same first
+        // sequence number, with other events.
+        self.recent_offsets.clear();
         self.writer.abandon();
     }
 
@@ -1017,8 +1029,44 @@ impl EventLog {
     fn with_stored<T>(
         &mut self,
         seq: u64,
-        f: impl FnOnce(&DecodedBlock, &block::EntryMeta) -> T,
+        f: impl FnOnce(BlockBytes<'_>, &block::EntryMeta) -> T,
     ) -> Result<T, StoreError> {
+        let missing = || {
+            StoreError::corrupt_block(seq, 1, "the index names this event but no block holds it")
+        };
+        // Written by this log moments ago (or pending): read in place, by
+        // the entries' offsets, found once per block.
+        if let Some((first_seq, bytes)) = self.writer.recent(seq) {
+            let known = self
+                .recent_offsets
+                .iter()
+                .position(|(first, _)| *first == first_seq);
+            let index = match known {
+                Some(index) => index,
+                None => {
+                    let mut offsets = if self.recent_offsets.len() == RECENT_OFFSETS_BLOCKS {
+                        self.recent_offsets.remove(0).1
+                    } else {
+                        Vec::new()
+                    };
+                    if !block::entry_offsets(bytes, &mut offsets) {
+                        return Err(StoreError::corrupt_block(
+                            first_seq,
+                            1,
+                            "a block this process encoded does not read back",
+                        ));
+                    }
+                    self.recent_offsets.push((first_seq, offsets));
+                    self.recent_offsets.len() - 1
+                }
+            };
+            let entry = usize::try_from(seq - first_seq)
+                .ok()
+                .and_then(|position| self.recent_offsets[index].1.get(position))
+                .and_then(|&offset| block::entry_at(bytes, offset))
+                .ok_or_else(missing)?;
+            return Ok(f(BlockBytes(bytes), &entry));
+        }
         let cached = self
             .cached_blocks
             .iter()
@@ -1031,20 +1079,7 @@ impl EventLog {
                 block
             }
             None => {
-                let held = match self.writer.recent(seq) {
-                    // Written by this log moments ago: no need to read it back.
-                    Some((first_seq, bytes)) => {
-                        Some(block::decode_written(&block_key(first_seq), bytes)?)
-                    }
-                    None => self.block_holding(seq)?,
-                };
-                let block = Arc::new(held.ok_or_else(|| {
-                    StoreError::corrupt_block(
-                        seq,
-                        1,
-                        "the index names this event but no block holds it",
-                    )
-                })?);
+                let block = Arc::new(self.block_holding(seq)?.ok_or_else(missing)?);
                 if self.cached_blocks.len() == DUPLICATE_CACHE_BLOCKS {
                     self.cached_blocks.remove(0);
                 }
@@ -1052,10 +1087,8 @@ impl EventLog {
                 block
             }
         };
-        let entry = block.entry(seq).ok_or_else(|| {
-            StoreError::corrupt_block(seq, 1, "the index names this event but no block holds it")
-        })?;
-        Ok(f(&block, entry))
+        let entry = block.entry(seq).ok_or_else(missing)?;
+        Ok(f(block.view(), entry))
     }
 
     /// Where the next block goes in the blocks file: after the last located
