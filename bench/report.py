@@ -93,13 +93,18 @@ def main():
     ingests = [load(w, f"ingest-{r}.json") for r in rounds]
     ingest_walls = [load(w, f"ingest-wall-{r}.json")["seconds"] for r in rounds]
     ingest_rsss = [max_rss_bytes(w, f"ingest-{r}.time") for r in rounds]
-    # The medians (of an odd count, a measured run); every run is kept.
-    plain = sorted(plains, key=lambda x: x["seconds"])[len(plains) // 2]
-    ingest_s = sorted(ingest_walls)[len(ingest_walls) // 2]
+    # The fastest round of each; every round is kept. A burst of the shared
+    # disk or a neighbour's load only ever slows a round, so the fastest is
+    # the least disturbed, and comparing fastest with fastest never credits
+    # ingest with a slowed baseline. (At e466a60 the plain file's rounds
+    # took 1.07, 0.27 and 0.97 s and ingest's 0.62, 0.49 and 0.50 s: the
+    # medians, as reported until then, said 1.92x; the fastest say 0.55x.)
+    plain = min(plains, key=lambda x: x["seconds"])
+    ingest_s = min(ingest_walls)
     ingest = ingests[ingest_walls.index(ingest_s)]
     plain_per_line = load(w, "plain-per-line.json")
     validates = [load(w, f"validate-{r}.json") for r in rounds]
-    validate = sorted(validates, key=lambda x: x["seconds"])[len(validates) // 2]
+    validate = min(validates, key=lambda x: x["seconds"])
     replay = load(w, "replay.json")
     latency = load(w, "latency.json")
     duck = load(w, "duckdb.json")
@@ -200,7 +205,7 @@ def main():
         f"{ingest['duplicates']:,}", f"{ingest['rejected']:,}"))
     line("plain file + fdatasync/10K lines", "%.2f s: %s lines/s" % (plain["seconds"], f"{plain['lines_per_s']:,.0f}"))
     if len(plains) > 1:
-        line("  rounds, alternated (medians above)", "; ".join(
+        line("  rounds, alternated (fastest above)", "; ".join(
             "ingest %.2f s / plain %.2f s = %.2fx" % (x["ingest_s"], x["plain_s"], x["ratio"])
             for x in r["ingest_rounds"]))
     line("  the same, one write(2) per line", "%.2f s: %s lines/s (context: ingest is %.2fx this)" % (
