@@ -47,6 +47,15 @@ fn parsed(line: &str) -> ParsedLine {
     parse_line(line.as_bytes()).unwrap()
 }
 
+/// Appends one block of `paid` lines, each an event number and its order.
+fn append_paid(log: &mut EventLog, lines: &[(u128, &str)], at: i64) -> Vec<AppendOutcome> {
+    let lines: Vec<ParsedLine> = lines
+        .iter()
+        .map(|&(n, order)| parsed(&paid_line(n, order)))
+        .collect();
+    log.append_batch(&lines, Instant(at)).unwrap()
+}
+
 fn seqs(outcomes: &[AppendOutcome]) -> Vec<AppendOutcome> {
     outcomes.to_vec()
 }
@@ -262,16 +271,7 @@ fn sequence_numbers_are_gapless_across_reopen() {
     }
     let mut log = EventLog::open(dir.path()).unwrap();
     assert_eq!(log.last_seq().unwrap(), 2);
-    let outcomes = log
-        .append_batch(
-            &[
-                parsed(&paid_line(3, "O3")),
-                parsed(&paid_line(4, "O4")),
-                parsed(&paid_line(5, "O5")),
-            ],
-            Instant(0),
-        )
-        .unwrap();
+    let outcomes = append_paid(&mut log, &[(3, "O3"), (4, "O4"), (5, "O5")], 0);
     assert_eq!(outcomes[0], AppendOutcome::Appended { seq: 3 });
     assert_eq!(outcomes[2], AppendOutcome::Appended { seq: 5 });
     drop(log);
@@ -1456,16 +1456,7 @@ fn an_open_locates_acknowledged_blocks_sled_does_not_hold() {
         assert_eq!(all_events(&log), before, "{damage}");
         assert_eq!(log.last_seq().unwrap(), 4, "{damage}");
         assert!(log.verify().unwrap().is_ok(), "{damage}");
-        let outcomes = log
-            .append_batch(
-                &[
-                    parsed(&paid_line(5, "O5")),
-                    parsed(&paid_line(4, "O4")),
-                    parsed(&paid_line(1, "O1")),
-                ],
-                Instant(4),
-            )
-            .unwrap();
+        let outcomes = append_paid(&mut log, &[(5, "O5"), (4, "O4"), (1, "O1")], 4);
         assert_eq!(
             outcomes,
             vec![
