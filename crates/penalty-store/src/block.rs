@@ -519,10 +519,11 @@ pub(crate) fn entry_at(bytes: &[u8], offset: u32) -> Option<EntryMeta> {
 /// An owned buffer is decoded in place (a block read from the blocks file is
 /// not copied again).
 pub fn decode<'a>(key: &[u8], bytes: impl Into<Cow<'a, [u8]>>) -> Result<DecodedBlock, StoreError> {
-    decode_checked(key, bytes.into())
+    decode_bytes(key, bytes.into())
 }
 
-fn decode_checked(key: &[u8], bytes: Cow<'_, [u8]>) -> Result<DecodedBlock, StoreError> {
+/// [`decode`], not generic over what `bytes` was.
+fn decode_bytes(key: &[u8], bytes: Cow<'_, [u8]>) -> Result<DecodedBlock, StoreError> {
     let Some(key_seq) = seq_of_key(key) else {
         return Err(StoreError::corrupt_block(
             0,
