@@ -660,7 +660,7 @@ impl EventLog {
     /// what it has is located and [`EventLog::open`] reports the rest lost.
     fn locate_acknowledged_blocks(&self) -> Result<(), StoreError> {
         let acknowledged_seq = lock_head(&self.head).last().last_seq;
-        let (mut next_seq, end) = match self.blocks.last().map_err(|e| self.db_error(e))? {
+        let (next_seq, end) = match self.blocks.last().map_err(|e| self.db_error(e))? {
             None => (1, 0),
             Some((key, value)) => match Locator::decode(&value) {
                 Some(locator) => (self.reader.last_seq_of(&key, &value)? + 1, locator.end()),
@@ -679,37 +679,18 @@ impl EventLog {
             source,
         };
         let file_len = file.metadata().map_err(io_error)?.len();
-        let mut offset = padded_end(file, end, file_len).map_err(io_error)?;
-        let mut found: Vec<(u64, Locator)> = Vec::new();
-        while next_seq <= acknowledged_seq {
-            let Some((first_seq, locator)) =
-                crate::recover::block_at(file, offset, file_len, next_seq).map_err(io_error)?
-            else {
-                break;
-            };
-            if locator.count == 0 {
-                // `block::decode` refuses such a block; never loop on one.
-                break;
-            }
-            next_seq = first_seq + u64::from(locator.count);
-            offset = padded_end(file, locator.end(), file_len).map_err(io_error)?;
-            found.push((first_seq, locator));
-        }
-        let Some(&(first_found, _)) = found.first() else {
+        let found =
+            crate::recover::blocks_in_sequence(file, end, file_len, next_seq, acknowledged_seq)
+                .map_err(io_error)?;
+        let Some(&(first_found, _)) = found.blocks.first() else {
             return Ok(());
         };
-        let mut batch = sled::Batch::default();
-        for (first_seq, locator) in &found {
-            batch.insert(&block_key(*first_seq)[..], &locator.encode()[..]);
-        }
-        self.blocks
-            .apply_batch(batch)
+        crate::recover::locate(&self.db, &self.blocks, &found.blocks)
             .map_err(|e| self.db_error(e))?;
-        self.db.flush().map_err(|e| self.db_error(e))?;
         tracing::info!(
-            blocks = found.len(),
+            blocks = found.blocks.len(),
             first_seq = first_found,
-            last_seq = next_seq - 1,
+            last_seq = found.next_seq - 1,
             "located the acknowledged blocks that sled had not flushed"
         );
         Ok(())

@@ -6,9 +6,9 @@
 //! after a crash (sled 0.34.7 has crash-recovery faults of its own), the
 //! locators can be found again by reading the blocks file from its start: a
 //! block begins with the block magic, and the right end of it is the one
-//! where its checksum holds ([`block_at`], which `EventLog::open` also uses
-//! to find the blocks sled lost the end of). The checkpoint is derived data;
-//! the next query rebuilds it by replaying the log.
+//! where its checksum holds ([`blocks_in_sequence`], which `EventLog::open`
+//! also uses to find the blocks sled lost the end of). The checkpoint is
+//! derived data; the next query rebuilds it by replaying the log.
 //!
 //! The damaged sled directory is kept beside, renamed, never deleted. The
 //! recovery refuses, changing nothing, when the blocks file does not reach
@@ -68,17 +68,12 @@ pub fn recover(dir: &Path) -> Result<RecoverReport, StoreError> {
         .map_err(|e| io_error("reading the size of the blocks file", e))?
         .len();
 
-    let mut locators: Vec<(u64, Locator)> = Vec::new();
-    let mut offset = 0u64;
-    let mut next_seq = 1u64;
-    while let Some((first_seq, locator)) = block_at(&file, offset, file_len, next_seq)
-        .map_err(|e| io_error("reading the blocks file", e))?
-    {
-        next_seq = first_seq + u64::from(locator.count);
-        offset = padded_end(&file, locator.end(), file_len)
-            .map_err(|e| io_error("reading the blocks file", e))?;
-        locators.push((first_seq, locator));
-    }
+    let InSequence {
+        blocks: locators,
+        end: offset,
+        next_seq,
+    } = blocks_in_sequence(&file, 0, file_len, 1, u64::MAX)
+        .map_err(|e| io_error("reading the blocks file", e))?;
     let last_seq = next_seq - 1;
     if locators.is_empty() && file_len > 0 {
         let detail = format!(
@@ -114,12 +109,7 @@ pub fn recover(dir: &Path) -> Result<RecoverReport, StoreError> {
     };
     let db = open_sled(&sled_path).map_err(db_error)?;
     let tree = db.open_tree(BLOCKS_TREE).map_err(db_error)?;
-    let mut batch = sled::Batch::default();
-    for (first_seq, locator) in &locators {
-        batch.insert(&block_key(*first_seq)[..], &locator.encode()[..]);
-    }
-    tree.apply_batch(batch).map_err(db_error)?;
-    db.flush().map_err(db_error)?;
+    locate(&db, &tree, &locators).map_err(db_error)?;
     tracing::info!(
         blocks = locators.len(),
         last_seq,
@@ -136,10 +126,68 @@ pub fn recover(dir: &Path) -> Result<RecoverReport, StoreError> {
     })
 }
 
+/// Whole blocks found one after the other in the blocks file.
+pub(crate) struct InSequence {
+    /// Each block's first sequence number and locator, in order.
+    pub(crate) blocks: Vec<(u64, Locator)>,
+    /// Where the block after the last one found would start.
+    pub(crate) end: u64,
+    /// The sequence number after the last block found.
+    pub(crate) next_seq: u64,
+}
+
+/// The whole blocks that follow one another from `offset` in `file`, the
+/// first starting at sequence number `next_seq`, until one holds
+/// `last_seq` or none follows (the end of the file, a torn or damaged
+/// block, one out of sequence): what `recover` finds from the file's start,
+/// and what `EventLog::open` finds after sled's last locator.
+pub(crate) fn blocks_in_sequence(
+    file: &std::fs::File,
+    offset: u64,
+    file_len: u64,
+    next_seq: u64,
+    last_seq: u64,
+) -> std::io::Result<InSequence> {
+    let mut found = InSequence {
+        blocks: Vec::new(),
+        end: padded_end(file, offset, file_len)?,
+        next_seq,
+    };
+    while found.next_seq <= last_seq {
+        let Some((first_seq, locator)) = block_at(file, found.end, file_len, found.next_seq)?
+        else {
+            break;
+        };
+        if locator.count == 0 {
+            // `block::decode` refuses such a block; never loop on one.
+            break;
+        }
+        found.next_seq = first_seq + u64::from(locator.count);
+        found.end = padded_end(file, locator.end(), file_len)?;
+        found.blocks.push((first_seq, locator));
+    }
+    Ok(found)
+}
+
+/// Puts the locators of `blocks` in sled's blocks tree, and flushes sled.
+pub(crate) fn locate(
+    db: &sled::Db,
+    tree: &sled::Tree,
+    blocks: &[(u64, Locator)],
+) -> sled::Result<()> {
+    let mut batch = sled::Batch::default();
+    for (first_seq, locator) in blocks {
+        batch.insert(&block_key(*first_seq)[..], &locator.encode()[..]);
+    }
+    tree.apply_batch(batch)?;
+    db.flush()?;
+    Ok(())
+}
+
 /// The whole block at `offset` whose first sequence number is `first_seq`,
 /// as `(first_seq, locator)`; `None` when there is none (the end of the
 /// file, a torn or damaged block, or a block out of sequence).
-pub(crate) fn block_at(
+fn block_at(
     file: &std::fs::File,
     offset: u64,
     file_len: u64,
