@@ -162,8 +162,9 @@ fn long(out: &mut Vec<u8>, value: impl AsRef<[u8]>) -> Option<()> {
 }
 
 /// Appends the compact form of a line read by the fast scanner to `out`,
-/// where its canonical JSON already lies at `canonical`, and returns where
-/// the form lies; or `None` (with `out` as it was) when the form would not
+/// where its canonical JSON already lies at `canonical` (an empty range
+/// when it was not written: the caller checks the form then), and returns
+/// where the form lies; or `None` (with `out` as it was) when the form would not
 /// reproduce the canonical JSON exactly: when the event id was not written
 /// in lower case (`id_lowercase`), or a text is too long for its length
 /// field. Why that is all it takes is in the module's documentation.
@@ -179,10 +180,12 @@ pub(crate) fn encode_into(
     let start = out.len();
     if id_lowercase && write_form(event_id, at, kind, texts, out).is_some() {
         debug_assert!(
-            out.split_at(start)
-                .0
-                .get(canonical)
-                .is_some_and(|json| regenerates(&out[start..], json)),
+            canonical.is_empty()
+                || out
+                    .split_at(start)
+                    .0
+                    .get(canonical)
+                    .is_some_and(|json| regenerates(&out[start..], json)),
             "the compact form reproduces the canonical JSON"
         );
         return Some(start..out.len());

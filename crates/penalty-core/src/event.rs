@@ -400,8 +400,10 @@ impl ParsedLine {
     pub fn as_parsed(&self) -> ParsedRef<'_> {
         ParsedRef {
             event_id: self.event.event_id,
-            canonical_json: &self.canonical_json,
-            compact: self.compact.as_deref(),
+            payload: match &self.compact {
+                Some(compact) => Payload::Compact(compact),
+                None => Payload::Json(&self.canonical_json),
+            },
             paid_order_id: self.event.paid_order_id().map(str::as_bytes),
         }
     }
@@ -413,28 +415,86 @@ impl ParsedLine {
 pub struct ParsedRef<'a> {
     /// The idempotency key.
     pub event_id: u128,
-    /// The canonical JSON (see [`ParsedLine::canonical_json`]).
-    pub canonical_json: &'a [u8],
-    /// The compact form, when the line has one.
-    pub compact: Option<&'a [u8]>,
+    /// What the log keeps of the line.
+    pub payload: Payload<'a>,
     /// For a `paid` event, the order it pays for.
     pub paid_order_id: Option<&'a [u8]>,
 }
 
-impl ParsedRef<'_> {
-    /// The typed event, rebuilt from the compact form or the canonical JSON.
-    /// Ingest keeps only these forms (building every event's owned strings
-    /// was a third of its work); a caller that folds the events builds them
-    /// here.
-    pub fn event(&self) -> Result<Event, Reject> {
-        if let Some((event_id, at, kind)) = self.compact.and_then(crate::compact::decode_ref) {
-            return Ok(Event {
-                event_id,
-                at,
-                kind: kind.to_kind(),
-            });
+/// What the log keeps of a line: its compact form when it has one, else its
+/// canonical JSON. Ingest's parser threads build only this: a line's
+/// canonical JSON, when the line has a compact form, is regenerated from
+/// that form where it is wanted (a duplicate to confirm, an event to show),
+/// never written for every line (a sixth of ingest's work).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Payload<'a> {
+    /// The compact form ([`crate::compact`]), which regenerates the line's
+    /// canonical JSON exactly.
+    Compact(&'a [u8]),
+    /// The canonical JSON of a line without a compact form.
+    Json(&'a [u8]),
+}
+
+impl<'a> Payload<'a> {
+    /// The bytes kept.
+    pub fn bytes(&self) -> &'a [u8] {
+        match *self {
+            Payload::Compact(bytes) | Payload::Json(bytes) => bytes,
         }
-        parse_stored(self.canonical_json)
+    }
+
+    /// Whether these are the compact form.
+    pub fn is_compact(&self) -> bool {
+        matches!(self, Payload::Compact(_))
+    }
+
+    /// The canonical JSON: kept, or regenerated from the compact form
+    /// (empty if that form is damaged, which its block's checksum rules
+    /// out for anything read from the log).
+    pub fn canonical_json(&self) -> std::borrow::Cow<'a, [u8]> {
+        match *self {
+            Payload::Json(json) => std::borrow::Cow::Borrowed(json),
+            Payload::Compact(compact) => {
+                std::borrow::Cow::Owned(crate::compact::canonical_json(compact).unwrap_or_default())
+            }
+        }
+    }
+
+    /// Whether the two are "the same content" (EVENTS.md): equal canonical
+    /// JSON. Two equal compact forms regenerate the same JSON, so they are
+    /// the same content without regenerating it (the usual duplicate);
+    /// anything else is compared as JSON.
+    pub fn same_content(&self, other: &Payload<'_>) -> bool {
+        if let (Payload::Compact(a), Payload::Compact(b)) = (self, other) {
+            if a == b {
+                return true;
+            }
+        }
+        self.canonical_json() == other.canonical_json()
+    }
+
+    /// The typed event.
+    pub fn event(&self) -> Result<Event, Reject> {
+        match *self {
+            Payload::Compact(compact) => match crate::compact::decode_ref(compact) {
+                Some((event_id, at, kind)) => Ok(Event {
+                    event_id,
+                    at,
+                    kind: kind.to_kind(),
+                }),
+                None => parse_stored(&self.canonical_json()),
+            },
+            Payload::Json(json) => parse_stored(json),
+        }
+    }
+}
+
+impl ParsedRef<'_> {
+    /// The typed event, rebuilt from what the log keeps. Ingest keeps only
+    /// these forms (building every event's owned strings was a third of its
+    /// work); a caller that folds the events builds them here.
+    pub fn event(&self) -> Result<Event, Reject> {
+        self.payload.event()
     }
 }
 
@@ -472,8 +532,9 @@ pub struct ParsedLines {
 #[derive(Clone, Debug)]
 struct Slot {
     event_id: u128,
-    canonical: std::ops::Range<usize>,
-    compact: Option<std::ops::Range<usize>>,
+    /// The payload, and whether it is the compact form.
+    payload: std::ops::Range<usize>,
+    compact: bool,
     paid_order_id: Option<std::ops::Range<usize>>,
 }
 
@@ -481,12 +542,12 @@ impl ParsedLines {
     /// Room for `lines` lines of about `bytes` bytes in all.
     pub fn with_capacity(lines: usize, bytes: usize) -> ParsedLines {
         ParsedLines {
-            // The canonical JSON is at most the line's size, the compact
-            // form about two thirds of it, a paid order's id a few bytes
-            // more: twice the lines' size holds them all, so that the
-            // buffer never grows (a grown buffer is copied, and keeps up
-            // to twice the room it needs).
-            bytes: Vec::with_capacity(bytes.saturating_mul(2)),
+            // A payload is at most its line's size (the canonical JSON of
+            // a line without a compact form), a paid order's id a few bytes
+            // more: the lines' size and a quarter holds them all, so that
+            // the buffer never grows (a grown buffer is copied, and keeps
+            // up to twice the room it needs).
+            bytes: Vec::with_capacity(bytes.saturating_add(bytes / 4)),
             lines: Vec::with_capacity(lines),
         }
     }
@@ -498,26 +559,41 @@ impl ParsedLines {
             return Err(Reject::LineTooLong);
         }
         let start = self.bytes.len();
-        let slot = match fast::parse_into(line, &mut self.bytes) {
-            Some(parsed) => {
-                let compact = parsed.encode_compact(&mut self.bytes);
-                let paid_order_id = (parsed.kind.code == crate::compact::PAID)
-                    .then(|| self.keep(parsed.kind.order_id));
-                Slot {
-                    event_id: parsed.event_id,
-                    canonical: parsed.canonical,
-                    compact,
-                    paid_order_id,
-                }
+        // Read without writing the canonical JSON: a line with a compact
+        // form is kept as that form alone.
+        let fields = fast::parse_fields(line);
+        let read_fast = fields.is_some();
+        let compact = fields.and_then(|parsed| {
+            let compact = parsed.encode_compact(&mut self.bytes)?;
+            let paid_order_id =
+                (parsed.kind.code == crate::compact::PAID).then(|| self.keep(parsed.kind.order_id));
+            Some(Slot {
+                event_id: parsed.event_id,
+                payload: compact,
+                compact: true,
+                paid_order_id,
+            })
+        });
+        let slot = match compact {
+            Some(slot) => {
+                #[cfg(debug_assertions)]
+                self.check_regenerates(line, &slot);
+                slot
             }
             None => {
                 self.bytes.truncate(start);
-                let parsed = parse_line_slow(line)?;
-                let canonical = self.keep(&parsed.canonical_json);
+                // A line the fast path reads but cannot keep compact (an
+                // event id not in lower case) is read again for its
+                // canonical JSON; any other goes to the reference path.
+                let parsed = match read_fast.then(|| fast::parse(line)).flatten() {
+                    Some(parsed) => parsed,
+                    None => parse_line_slow(line)?,
+                };
+                let payload = self.keep(&parsed.canonical_json);
                 Slot {
                     event_id: parsed.event.event_id,
-                    canonical,
-                    compact: None,
+                    payload,
+                    compact: false,
                     paid_order_id: parsed
                         .event
                         .paid_order_id()
@@ -527,6 +603,19 @@ impl ParsedLines {
         };
         self.lines.push(slot);
         Ok(self.lines.len() - 1)
+    }
+
+    /// What release builds take on trust (the property tests of
+    /// `compact` hold it over every shape of line): the compact form kept
+    /// regenerates the line's canonical JSON exactly.
+    #[cfg(debug_assertions)]
+    fn check_regenerates(&self, line: &[u8], slot: &Slot) {
+        let alone = parse_line(line).expect("a line the fast path read");
+        assert!(
+            crate::compact::regenerates(&self.bytes[slot.payload.clone()], &alone.canonical_json),
+            "the compact form regenerates the canonical JSON of {}",
+            String::from_utf8_lossy(line)
+        );
     }
 
     fn keep(&mut self, bytes: &[u8]) -> std::ops::Range<usize> {
@@ -539,20 +628,24 @@ impl ParsedLines {
     pub fn get(&self, position: usize) -> Option<ParsedRef<'_>> {
         let slot = self.lines.get(position)?;
         let bytes = |range: &std::ops::Range<usize>| self.bytes.get(range.clone());
+        let payload = bytes(&slot.payload)?;
         Some(ParsedRef {
             event_id: slot.event_id,
-            canonical_json: bytes(&slot.canonical)?,
-            compact: slot.compact.as_ref().and_then(bytes),
+            payload: if slot.compact {
+                Payload::Compact(payload)
+            } else {
+                Payload::Json(payload)
+            },
             paid_order_id: slot.paid_order_id.as_ref().and_then(bytes),
         })
     }
 
-    /// The length of a kept line's canonical JSON, without building its
+    /// The length of a kept line's payload, without building its
     /// [`ParsedRef`]; 0 for a position not kept.
-    pub fn canonical_len(&self, position: usize) -> usize {
+    pub fn payload_len(&self, position: usize) -> usize {
         self.lines
             .get(position)
-            .map_or(0, |slot| slot.canonical.len())
+            .map_or(0, |slot| slot.payload.len())
     }
 
     /// Lines kept.
@@ -1183,10 +1276,21 @@ mod fast {
     }
 
     /// Reads the usual line and appends its canonical JSON to `out`,
-    /// allocating nothing else: ingest parses millions of lines into a few
-    /// shared buffers. On `None`, `out` may hold part of a canonical form,
-    /// which the caller drops.
+    /// allocating nothing else. On `None`, `out` may hold part of a
+    /// canonical form, which the caller drops.
     pub(super) fn parse_into<'a>(line: &'a [u8], out: &mut Vec<u8>) -> Option<Borrowed<'a>> {
+        read::<true>(line, out)
+    }
+
+    /// Reads the usual line as [`parse_into`] does, validating it alike,
+    /// but writes nothing: its `canonical` range is empty. Ingest keeps a
+    /// line's compact form alone, so it never needs the JSON.
+    pub(super) fn parse_fields(line: &[u8]) -> Option<Borrowed<'_>> {
+        read::<false>(line, &mut Vec::new())
+    }
+
+    /// [`parse_into`] when `CANONICAL`, else [`parse_fields`].
+    fn read<'a, const CANONICAL: bool>(line: &'a [u8], out: &mut Vec<u8>) -> Option<Borrowed<'a>> {
         let f = scan(line)?;
         if f.present & bit(EVENT_ID) == 0 {
             return None;
@@ -1269,12 +1373,29 @@ mod fast {
         if f.present & !(allowed | bit(AT) | bit(EVENT_ID) | bit(TYPE)) != 0 {
             return None;
         }
+        let texts = crate::compact::Texts {
+            at: text(f.get(AT))?,
+            ship_by: text(f.get(SHIP_BY)),
+            carrier: text(f.get(CARRIER)),
+            reason: text(f.get(REASON)),
+        };
+        let start = out.len();
+        // Ingest keeps a line with a compact form as that form alone.
+        if !CANONICAL {
+            return Some(Borrowed {
+                event_id: f.event_id,
+                id_lowercase: f.id_lowercase,
+                at,
+                kind,
+                texts,
+                canonical: start..start,
+            });
+        }
         // Written through a local vector, put back once: while the pieces
         // go through `out` itself, its length is stored and reloaded around
         // every byte written (the compiler cannot tell the bytes from the
         // vector's own fields), a fifth of this function's time. The
         // canonical form is never longer than the line.
-        let start = out.len();
         let mut canonical = std::mem::take(out);
         canonical.reserve(line.len());
         // Each field is two copies: its key as one constant piece (with the
@@ -1313,12 +1434,7 @@ mod fast {
             id_lowercase: f.id_lowercase,
             at,
             kind,
-            texts: crate::compact::Texts {
-                at: text(f.get(AT))?,
-                ship_by: text(f.get(SHIP_BY)),
-                carrier: text(f.get(CARRIER)),
-                reason: text(f.get(REASON)),
-            },
+            texts,
             canonical: start..out.len(),
         })
     }
@@ -1508,6 +1624,34 @@ mod tests {
         let c = parse_line(line(r#""type":"refund_failed","order_id":"O1","extra":1"#).as_bytes())
             .unwrap();
         assert_ne!(a.canonical_json, c.canonical_json);
+    }
+
+    /// "The same content" over what the log keeps: a compact form and the
+    /// JSON of a line with none (it has an escape) compare by canonical
+    /// JSON; equal compact forms are equal without regenerating them.
+    #[test]
+    fn payloads_are_the_same_content_exactly_when_their_canonical_json_is() {
+        let compact =
+            parse_line(line(r#""type":"refund_failed","order_id":"O1""#).as_bytes()).unwrap();
+        let escaped = parse_line(
+            format!(r#"{{"order_id":"\u004f1","type":"refund_failed","at":"2026-03-01T10:00:00+08:00","event_id":"{ID}"}}"#)
+                .as_bytes(),
+        )
+        .unwrap();
+        let other =
+            parse_line(line(r#""type":"refund_failed","order_id":"O2""#).as_bytes()).unwrap();
+        let (a, b, c) = (
+            compact.as_parsed().payload,
+            escaped.as_parsed().payload,
+            other.as_parsed().payload,
+        );
+        assert!(a.is_compact() && !b.is_compact() && c.is_compact());
+        assert!(a.same_content(&a));
+        assert!(a.same_content(&b) && b.same_content(&a));
+        assert!(!a.same_content(&c) && !c.same_content(&b));
+        assert_eq!(a.canonical_json(), b.canonical_json());
+        assert_eq!(a.event(), Ok(compact.event.clone()));
+        assert_eq!(b.event(), Ok(compact.event));
     }
 
     #[test]

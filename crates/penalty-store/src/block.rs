@@ -13,18 +13,18 @@
 //! header (32 bytes, integers big-endian)
 //!   0..4    magic  b"PLGB"
 //!   4..8    CRC-32 (crc32fast) of the whole block, computed with these 4 bytes zeroed
-//!   8..10   format version (1)
+//!   8..10   format version (3; 1 and 2 are still read, see below)
 //!   10..12  reserved, zero
 //!   12..20  first_seq (u64): equal to the sled key
 //!   20..24  count (u32, at least 1)
 //!   24..32  recorded_at (i64 ns since the Unix epoch)
 //! then `count` entries, in sequence order
 //!   16 bytes  event_id (u128)
-//!   8 bytes   content hash of the canonical JSON (see `content_hash`)
+//!   8 bytes   content hash of the stored payload below (see `content_hash`)
 //!   2 bytes   length of the paid order id (0 when the event is not `paid`)
 //!   n bytes   the paid order id
-//!   4 bytes   length of the canonical JSON
-//!   n bytes   the canonical JSON
+//!   4 bytes   length of the payload
+//!   n bytes   the payload: the event's canonical JSON, or its compact form
 //! ```
 //!
 //! In the blocks file a block starts right after the previous one, or, when
@@ -40,7 +40,17 @@
 //! canonical JSON; the form reproduces that JSON exactly, and replay decodes it
 //! without parsing JSON. Lines are at most 64 KiB, so the bit is free.
 //!
-//! Format version 2 is the same, except that everything after the header is
+//! Format version 1 is the same, except that an entry's content hash is of
+//! the event's canonical JSON, even where the payload is the compact form.
+//! Hashing the JSON meant writing every line's canonical JSON on ingest's
+//! parser threads just to hash it, a sixth of ingest's work; version 3
+//! hashes what is stored. `verify` checks each block's hashes by its own
+//! version's rule. What version 1's hash also witnessed, that a compact
+//! form regenerates the very JSON received, debug builds check of every
+//! line kept compact and the property tests of `penalty_core::compact` of
+//! every shape of line.
+//!
+//! Format version 2 is the same as 1, except that everything after the header is
 //! compressed with LZ4 (block format, with its uncompressed size in front,
 //! little-endian u32), and the CRC covers the stored, compressed bytes. It
 //! was written while blocks lived inside sled, where every byte was rewritten
@@ -53,17 +63,21 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use penalty_core::event::ParsedRef;
+use penalty_core::event::{ParsedRef, Payload};
 use penalty_core::time::Instant;
 
 use crate::StoreError;
 
 /// Identifies a block; a value without it is not ours.
 pub(crate) const MAGIC: &[u8; 4] = b"PLGB";
-/// The block format this code writes: entries uncompressed.
-pub const FORMAT_VERSION: u16 = FORMAT_PLAIN;
-/// Entries uncompressed.
+/// The block format this code writes: entries uncompressed, each hashed as
+/// stored.
+pub const FORMAT_VERSION: u16 = FORMAT_PAYLOAD_HASH;
+/// Entries uncompressed, each with the hash of its canonical JSON: written
+/// by earlier builds, still read.
 const FORMAT_PLAIN: u16 = 1;
+/// Entries uncompressed, each with the hash of its stored payload.
+const FORMAT_PAYLOAD_HASH: u16 = 3;
 /// Entries compressed with LZ4: written by earlier builds, still read.
 const FORMAT_LZ4: u16 = 2;
 /// The most a block's entries may take once uncompressed: a batch is at most
@@ -76,6 +90,16 @@ const COMPACT_BIT: u32 = 1 << 31;
 const HEADER_BYTES: usize = 32;
 /// Position of the CRC in the header.
 const CRC_RANGE: Range<usize> = 4..8;
+
+/// Whether a block of this format version keeps its entries uncompressed.
+fn is_plain(version: u16) -> bool {
+    version == FORMAT_PAYLOAD_HASH || version == FORMAT_PLAIN
+}
+
+/// The version in a block's header.
+fn version_of(block: &[u8]) -> u16 {
+    u16::from_be_bytes([block[8], block[9]])
+}
 
 /// The sled key of the block whose first event has sequence number `seq`.
 /// Big-endian, so that sled's byte order is sequence order.
@@ -156,10 +180,11 @@ pub fn seq_of_key(key: &[u8]) -> Option<u64> {
     <[u8; 8]>::try_from(key).ok().map(u64::from_be_bytes)
 }
 
-/// The 64-bit content hash kept per event. It only has to be stable across
-/// versions and platforms (it is stored) and cheap (every line is hashed), and
-/// it is only a fast filter: a matching hash is always confirmed by comparing
-/// the bytes. So: eight bytes at a time (little-endian, the last word padded
+/// The 64-bit content hash kept per event, of its stored payload (format 3;
+/// of its canonical JSON in formats 1 and 2). It only has to be stable across
+/// versions and platforms (it is stored) and cheap (every line is hashed): it
+/// is a checksum of each event's bytes that `verify` checks, never taken
+/// as proof of equal content. So: eight bytes at a time (little-endian, the last word padded
 /// with zeros), each mixed in by xor, multiply and rotate, seeded with the
 /// length, then the murmur3 finaliser. Never change it: stored hashes would
 /// stop matching (`verify` checks them).
@@ -252,7 +277,8 @@ pub(crate) fn le_words(bytes: &[u8]) -> impl Iterator<Item = u64> + '_ {
 pub struct NewEntry<'a> {
     /// The parsed line; its compact form or canonical JSON is what is stored.
     pub line: ParsedRef<'a>,
-    /// Its content hash, already computed for the index.
+    /// The [`content_hash`] of its payload (the compact form, or the
+    /// canonical JSON), computed where the line was parsed.
     pub hash: u64,
 }
 
@@ -262,6 +288,17 @@ pub fn encode(first_seq: u64, recorded_at: Instant, entries: &[NewEntry<'_>]) ->
     let mut out = Vec::with_capacity(encoded_len(entries));
     encode_into(first_seq, recorded_at, entries, &mut out);
     out
+}
+
+/// A block as builds before format 3 encoded it: format 1, each entry's
+/// hash (which the caller gives) of its canonical JSON. For the tests that
+/// data directories those builds wrote still read, append and verify.
+pub fn encode_format_1(first_seq: u64, recorded_at: Instant, entries: &[NewEntry<'_>]) -> Vec<u8> {
+    let mut block = encode(first_seq, recorded_at, entries);
+    block[8..10].copy_from_slice(&FORMAT_PLAIN.to_be_bytes());
+    let crc = crc_of(&block);
+    block[CRC_RANGE].copy_from_slice(&crc.to_be_bytes());
+    block
 }
 
 /// The length of the block [`encode`] makes of `entries`.
@@ -323,7 +360,7 @@ pub fn plain_len(bytes: &[u8]) -> Option<usize> {
     if bytes.len() < HEADER_BYTES || &bytes[..4] != MAGIC {
         return None;
     }
-    if u16::from_be_bytes([bytes[8], bytes[9]]) != FORMAT_PLAIN {
+    if !is_plain(version_of(bytes)) {
         return None;
     }
     let count = be_u32(&bytes[20..24]);
@@ -364,9 +401,9 @@ fn read_entry(bytes: &[u8], at: usize) -> Option<(EntryMeta, usize)> {
 /// What an entry stores: the compact form when the line has one, else its
 /// canonical JSON; and the flag saying which.
 fn payload<'a>(line: &ParsedRef<'a>) -> (&'a [u8], u32) {
-    match line.compact {
-        Some(compact) => (compact, COMPACT_BIT),
-        None => (line.canonical_json, 0),
+    match line.payload {
+        Payload::Compact(compact) => (compact, COMPACT_BIT),
+        Payload::Json(json) => (json, 0),
     }
 }
 
@@ -400,6 +437,9 @@ pub struct DecodedBlock {
     pub first_seq: u64,
     /// When it was appended.
     pub recorded_at: Instant,
+    /// Whether its entries' content hashes are of their stored payloads
+    /// (format 3), not of their canonical JSON (formats 1 and 2).
+    pub hash_of_payload: bool,
     /// The header and the (uncompressed) entries section.
     pub bytes: Vec<u8>,
     /// Its events in order.
@@ -444,6 +484,17 @@ impl DecodedBlock {
         (&self.bytes[entry.json.clone()], entry.compact)
     }
 
+    /// Whether an entry's stored content hash is right, by this block's
+    /// version's rule.
+    pub fn hash_matches(&self, entry: &EntryMeta) -> bool {
+        let hashed = if self.hash_of_payload {
+            Cow::Borrowed(self.payload(entry).0)
+        } else {
+            self.json(entry)
+        };
+        content_hash(&hashed) == entry.hash
+    }
+
     /// The paid order id of an entry, if any.
     pub fn paid(&self, entry: &EntryMeta) -> Option<&[u8]> {
         BlockBytes(&self.bytes).paid(entry)
@@ -472,6 +523,16 @@ impl<'a> BlockBytes<'a> {
         }
     }
 
+    /// The stored payload of an entry.
+    pub(crate) fn payload(self, entry: &EntryMeta) -> Payload<'a> {
+        let stored = &self.0[entry.json.clone()];
+        if entry.compact {
+            Payload::Compact(stored)
+        } else {
+            Payload::Json(stored)
+        }
+    }
+
     /// See [`DecodedBlock::paid`].
     pub(crate) fn paid(self, entry: &EntryMeta) -> Option<&'a [u8]> {
         entry.paid.clone().map(|range| &self.0[range])
@@ -486,10 +547,7 @@ impl<'a> BlockBytes<'a> {
 /// of its bytes per block).
 pub(crate) fn entry_offsets(bytes: &[u8], offsets: &mut Vec<u32>) -> bool {
     offsets.clear();
-    if bytes.len() < HEADER_BYTES
-        || &bytes[..4] != MAGIC
-        || u16::from_be_bytes([bytes[8], bytes[9]]) != FORMAT_PLAIN
-    {
+    if bytes.len() < HEADER_BYTES || &bytes[..4] != MAGIC || !is_plain(version_of(bytes)) {
         return false;
     }
     let count = be_u32(&bytes[20..24]) as usize;
@@ -558,9 +616,9 @@ fn decode_bytes(key: &[u8], bytes: Cow<'_, [u8]>) -> Result<DecodedBlock, StoreE
             format!("checksum mismatch (stored {stored_crc:08x}, computed {actual_crc:08x})"),
         ));
     }
-    let version = u16::from_be_bytes([bytes[8], bytes[9]]);
+    let version = version_of(&bytes);
     let bytes: Vec<u8> = match version {
-        FORMAT_PLAIN => bytes.into_owned(),
+        FORMAT_PLAIN | FORMAT_PAYLOAD_HASH => bytes.into_owned(),
         FORMAT_LZ4 => {
             let packed = &bytes[HEADER_BYTES..];
             let size = packed
@@ -583,7 +641,7 @@ fn decode_bytes(key: &[u8], bytes: Cow<'_, [u8]>) -> Result<DecodedBlock, StoreE
         }
         _ => {
             return Err(corrupt(format!(
-                "block format version {version} is not supported (this build reads versions {FORMAT_PLAIN} and {FORMAT_LZ4}); use a newer `penalty`"
+                "block format version {version} is not supported (this build reads versions {FORMAT_PLAIN} to {FORMAT_PAYLOAD_HASH}); use a newer `penalty`"
             )))
         }
     };
@@ -627,6 +685,7 @@ fn decode_bytes(key: &[u8], bytes: Cow<'_, [u8]>) -> Result<DecodedBlock, StoreE
     Ok(DecodedBlock {
         first_seq,
         recorded_at,
+        hash_of_payload: version == FORMAT_PAYLOAD_HASH,
         bytes,
         entries,
     })

@@ -534,7 +534,7 @@ struct Batch {
     taken_in_last: usize,
     /// Lines taken.
     lines: usize,
-    /// Bytes taken (the lines and their canonical JSON), to bound a batch.
+    /// Bytes taken (the lines and their payloads), to bound a batch.
     bytes: usize,
 }
 
@@ -567,7 +567,7 @@ impl Batch {
         };
         self.bytes += line.raw.len();
         if let Some(&Ok(parsed)) = last.status.get(self.taken_in_last) {
-            self.bytes += last.parsed.canonical_len(parsed);
+            self.bytes += last.parsed.payload_len(parsed);
         }
         self.taken_in_last += 1;
         self.lines += 1;
@@ -729,7 +729,7 @@ impl Chunk {
         let mut position = 0;
         while position + 4 <= parsed.len() {
             let lines = [0, 1, 2, 3].map(|offset| line(position + offset));
-            let contents = content_hashes(lines.map(|line| line.canonical_json));
+            let contents = content_hashes(lines.map(|line| line.payload.bytes()));
             for (line, content) in lines.iter().zip(contents) {
                 self.keys
                     .push(Keys::of(hasher, line.event_id, line.paid_order_id, content));

@@ -339,7 +339,7 @@ pub(crate) struct Keys {
     pub id: u64,
     /// The index's hash of the paid order id, for a `paid`.
     pub paid: Option<u64>,
-    /// [`content_hash`] of the canonical JSON, stored in the block.
+    /// [`content_hash`] of the payload, stored in the block.
     pub content: u64,
 }
 
@@ -363,7 +363,7 @@ impl Keys {
             hasher,
             line.event_id,
             line.paid_order_id,
-            content_hash(line.canonical_json),
+            content_hash(line.payload.bytes()),
         )
     }
 }
@@ -972,7 +972,7 @@ impl EventLog {
             for (item, keys) in group {
                 let event_id = item.event_id;
                 let paid_order = item.paid_order_id;
-                let json = item.canonical_json;
+                let payload = item.payload;
                 let next_seq = first_seq + entries.len() as u64;
                 let batch = &entries;
                 let outcome =
@@ -985,13 +985,13 @@ impl EventLog {
                             let line = &entry.line;
                             return Ok(match check {
                                 Check::Id => line.event_id == event_id,
-                                Check::Json => line.canonical_json == json,
+                                Check::Json => line.payload.same_content(&payload),
                                 Check::PaysFor => line.paid_order_id == paid_order,
                             });
                         }
                         self.with_stored(seq, |block, stored| match check {
                             Check::Id => stored.event_id == event_id,
-                            Check::Json => block.json(stored).as_ref() == json,
+                            Check::Json => block.payload(stored).same_content(&payload),
                             Check::PaysFor => block.paid(stored) == paid_order,
                         })
                     })?;
@@ -1285,8 +1285,8 @@ impl EventLog {
                 let json = block.json(entry);
                 let json: &[u8] = &json;
                 let (payload, compact) = block.payload(entry);
-                let problem = if content_hash(json) != entry.hash {
-                    Some("its content hash does not match its JSON".to_string())
+                let problem = if !block.hash_matches(entry) {
+                    Some("its content hash does not match its stored bytes".to_string())
                 } else {
                     match parse_stored(json) {
                         // The compact form must decode to the very event its

@@ -534,22 +534,89 @@ fn a_store_with_its_blocks_inside_sled_is_still_read_and_appended_to() {
 }
 
 /// A data directory whose sled holds `blocks` (first seq, lines) as written
-/// by hand, bypassing the log's checks.
+/// by hand, bypassing the log's checks, in format 1 as the builds that kept
+/// blocks inside sled wrote them.
 fn store_with_blocks(dir: &Path, blocks: &[(u64, Vec<ParsedLine>)]) {
+    for (first_seq, lines) in blocks {
+        store_block_in_sled(
+            dir,
+            *first_seq,
+            format_1_block(*first_seq, Instant(7), lines),
+        );
+    }
+}
+
+/// Puts `block` into sled under `first_seq`, as the builds that kept
+/// blocks inside sled did.
+fn store_block_in_sled(dir: &Path, first_seq: u64, block: Vec<u8>) {
     let db = open_sled(dir);
     let tree = db.open_tree(BLOCKS_TREE).unwrap();
-    for (first_seq, lines) in blocks {
-        let entries: Vec<penalty_store::block::NewEntry<'_>> = lines
+    tree.insert(first_seq.to_be_bytes(), block).unwrap();
+    db.flush().unwrap();
+}
+
+/// `verify` checks each entry's content hash by its block's format: of the
+/// stored payload in format 3 (what this build writes), of the canonical
+/// JSON in format 1 (what earlier builds wrote). A hash made by the other
+/// format's rule is a problem in either, although the block's checksum is
+/// good.
+#[test]
+fn verify_checks_content_hashes_by_each_blocks_format() {
+    use penalty_store::block::{content_hash, encode, encode_format_1, NewEntry};
+    let lines = [
+        parsed(&paid_line(1, "O1")),
+        parsed(&shipped_line(2, "O1", "T1")),
+    ];
+    assert!(lines.iter().all(|line| line.compact.is_some()));
+    for (format_1, hash_of_json) in [(false, false), (false, true), (true, true), (true, false)] {
+        let entries: Vec<NewEntry<'_>> = lines
             .iter()
-            .map(|line| penalty_store::block::NewEntry {
+            .map(|line| NewEntry {
                 line: line.as_parsed(),
-                hash: penalty_store::block::content_hash(&line.canonical_json),
+                hash: content_hash(if hash_of_json {
+                    &line.canonical_json
+                } else {
+                    line.as_parsed().payload.bytes()
+                }),
             })
             .collect();
-        let block = penalty_store::block::encode(*first_seq, Instant(7), &entries);
-        tree.insert(first_seq.to_be_bytes(), block).unwrap();
+        let block = if format_1 {
+            encode_format_1(1, Instant(7), &entries)
+        } else {
+            encode(1, Instant(7), &entries)
+        };
+        let dir = tempfile::tempdir().unwrap();
+        store_block_in_sled(dir.path(), 1, block);
+        let report = EventLog::open(dir.path()).unwrap().verify().unwrap();
+        let right_rule = format_1 == hash_of_json;
+        assert_eq!(
+            report.is_ok(),
+            right_rule,
+            "{format_1} {hash_of_json}: {report:?}"
+        );
+        if !right_rule {
+            let problem = report.problem.expect("a problem");
+            assert_eq!(problem.seq, 1);
+            assert!(
+                problem.detail.contains("content hash"),
+                "{}",
+                problem.detail
+            );
+        }
     }
-    db.flush().unwrap();
+}
+
+/// `lines` as one block in format 1: each entry hashed by its canonical
+/// JSON, whatever its payload.
+fn format_1_block(first_seq: u64, recorded_at: Instant, lines: &[ParsedLine]) -> Vec<u8> {
+    let entries: Vec<penalty_store::block::NewEntry<'_>> = lines
+        .iter()
+        .map(|line| penalty_store::block::NewEntry {
+            line: line.as_parsed(),
+            hash: penalty_store::block::content_hash(&line.canonical_json),
+        })
+        .collect();
+    penalty_store::block::encode_format_1(first_seq, recorded_at, &entries)
 }
 
 #[test]
@@ -1619,10 +1686,16 @@ fn recover_finds_lz4_blocks_of_earlier_builds() {
     let first_len = locators(dir.path())[0].len as usize;
     // The first block rewritten as an earlier build wrote it: the header
     // with version 2, then the entries' size (little-endian) and the
-    // entries compressed; the CRC over the stored bytes, its field zero.
+    // entries (hashed by their canonical JSON) compressed; the CRC over the
+    // stored bytes, its field zero.
     let path = dir.path().join(BLOCKS_FILE);
     let blocks = std::fs::read(&path).unwrap();
-    let (plain, rest) = blocks.split_at(first_len);
+    let rest = &blocks[first_len..];
+    let plain = format_1_block(
+        1,
+        Instant(1),
+        &[parsed(&paid_line(1, "O1")), parsed(&paid_line(2, "PLGB2"))],
+    );
     let entries = &plain[32..];
     let mut packed = plain[..32].to_vec();
     packed[8..10].copy_from_slice(&2u16.to_be_bytes());
