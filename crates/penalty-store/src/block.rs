@@ -515,12 +515,7 @@ pub(crate) struct BlockBytes<'a>(pub &'a [u8]);
 impl<'a> BlockBytes<'a> {
     /// See [`DecodedBlock::json`].
     pub(crate) fn json(self, entry: &EntryMeta) -> Cow<'a, [u8]> {
-        let stored = &self.0[entry.json.clone()];
-        if entry.compact {
-            Cow::Owned(penalty_core::compact::canonical_json(stored).unwrap_or_default())
-        } else {
-            Cow::Borrowed(stored)
-        }
+        self.payload(entry).canonical_json()
     }
 
     /// The stored payload of an entry.

@@ -23,7 +23,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use penalty_core::event::{parse_stored, AsParsed, Event, ParsedRef, Reject};
+use penalty_core::event::{parse_stored, AsParsed, Event, ParsedRef, Payload, Reject};
 use penalty_core::time::Instant;
 use serde::Serialize;
 
@@ -138,6 +138,15 @@ pub struct StoredEvent {
 }
 
 impl StoredEvent {
+    /// Its stored payload, read as a line's.
+    fn stored(&self) -> Payload<'_> {
+        if self.compact {
+            Payload::Compact(&self.payload)
+        } else {
+            Payload::Json(&self.payload)
+        }
+    }
+
     /// Bytes of its stored payload (compact form or JSON).
     pub fn stored_bytes(&self) -> usize {
         self.payload.len()
@@ -145,23 +154,14 @@ impl StoredEvent {
 
     /// Its canonical JSON (compact, keys sorted): the export format.
     pub fn json(&self) -> Vec<u8> {
-        if self.compact {
-            penalty_core::compact::canonical_json(&self.payload).unwrap_or_default()
-        } else {
-            self.payload.clone()
-        }
+        self.stored().canonical_json().into_owned()
     }
 
     /// The typed event, decoded from the compact form or parsed from the
     /// JSON. It was validated on the way in, so a failure here means the log
     /// was damaged: it is reported as corruption.
     pub fn event(&self) -> Result<Event, StoreError> {
-        let event = if self.compact {
-            penalty_core::compact::decode_event(&self.payload).ok_or(Reject::InvalidJson)
-        } else {
-            parse_stored(&self.payload)
-        };
-        event.map_err(|reject| StoreError::Corrupt {
+        self.stored().event().map_err(|reject| StoreError::Corrupt {
             block_seq: self.seq,
             first_seq: self.seq,
             last_seq: self.seq,
