@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use penalty_core::{Instant, Ledger, OrderStatus, Policy};
-use penalty_store::ingest::{IngestCounts, IngestOptions, IngestSink, RejectsFile};
+use penalty_store::ingest::{IngestCounts, IngestOptions, IngestSink, RejectsFile, SyncJob};
 use penalty_store::projection;
 use penalty_store::{EventLog, StoreError};
 use serde::Serialize;
@@ -183,6 +183,10 @@ impl IngestSink for CliSink {
 
     fn sync(&mut self) -> Result<(), StoreError> {
         self.rejects.sync()
+    }
+
+    fn sync_job(&mut self) -> Result<Option<SyncJob>, StoreError> {
+        self.rejects.sync_job()
     }
 
     /// The CLI counts the appended events; it does not look at them.

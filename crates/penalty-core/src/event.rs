@@ -552,6 +552,16 @@ impl ParsedLines {
         }
     }
 
+    /// Forgets every line and makes room as [`ParsedLines::with_capacity`]
+    /// does, keeping the buffers: a reused `ParsedLines` writes into memory
+    /// already mapped, where a new one's first writes are page faults.
+    pub fn clear_with_room(&mut self, lines: usize, bytes: usize) {
+        self.bytes.clear();
+        self.lines.clear();
+        self.bytes.reserve(bytes.saturating_add(bytes / 4));
+        self.lines.reserve(lines);
+    }
+
     /// Validates `line` as [`parse_line`] does; when valid, keeps it and
     /// returns its position.
     pub fn push(&mut self, line: &[u8]) -> Result<usize, Reject> {

@@ -27,7 +27,9 @@ use std::sync::{Arc, RwLock};
 
 use axum::body::Bytes;
 use penalty_core::{Instant, Ledger, Policy, Reject};
-use penalty_store::ingest::{AppendedEvent, IngestCounts, IngestOptions, IngestSink, RejectsFile};
+use penalty_store::ingest::{
+    AppendedEvent, IngestCounts, IngestOptions, IngestSink, RejectsFile, SyncJob,
+};
 use penalty_store::projection::{self, Projection, ReplaySource, CHECKPOINT_TAIL_EVENTS};
 use penalty_store::{EventLog, StoreError};
 use serde::{Deserialize, Serialize};
@@ -426,7 +428,23 @@ impl AppState {
         for chunk in line_chunks(&body, self.limits().ingest_chunk_lines) {
             let counts = {
                 let mut log = self.0.log.blocking_lock();
-                penalty_store::ingest::ingest(&mut log, Cursor::new(chunk), &options, &mut sink)?
+                match penalty_store::ingest::ingest(
+                    &mut log,
+                    Cursor::new(chunk),
+                    &options,
+                    &mut sink,
+                ) {
+                    Ok(counts) => counts,
+                    Err(error) => {
+                        // Blocks handed to the writer before the error may
+                        // have become durable unreported: the projection
+                        // must still answer for every event in the log.
+                        if let Err(catch_up) = self.catch_up(&log) {
+                            tracing::error!(%catch_up, "the projection could not catch up with the log after a failed ingest");
+                        }
+                        return Err(error);
+                    }
+                }
             };
             let metrics = self.metrics();
             metrics.lines_read.fetch_add(counts.read, Ordering::Relaxed);
@@ -458,6 +476,38 @@ impl AppState {
         summary.duplicates = total.duplicates;
         summary.rejected = total.rejected;
         Ok(summary)
+    }
+
+    /// Folds in the events the log holds past the projection. After a
+    /// failed ingest, blocks handed to the writer threads before the
+    /// failure may have become durable without being reported to the sink.
+    /// Returns how many events were folded in.
+    fn catch_up(&self, log: &EventLog) -> Result<u64, StoreError> {
+        if let Ok(mut kept) = self.0.replay_cache.lock() {
+            *kept = None;
+        }
+        let mut view = self
+            .0
+            .view
+            .write()
+            .map_err(|_| StoreError::Sink("the projection lock is poisoned".into()))?;
+        let view = &mut *view;
+        let mut folded = 0;
+        for stored in log.iter_from(view.projection.seq + 1) {
+            let stored = stored?;
+            let event = stored.event()?;
+            view.projection
+                .apply(stored.seq, stored.recorded_at, &event)?;
+            if let Some(order_id) = event.order_id() {
+                view.order_seqs
+                    .entry(order_id.to_string())
+                    .or_default()
+                    .push(stored.seq);
+            }
+            folded += 1;
+        }
+        self.0.unsaved.fetch_add(folded, Ordering::Relaxed);
+        Ok(folded)
     }
 
     /// Writes the projection as the checkpoint (at shutdown, and after long
@@ -507,6 +557,10 @@ impl IngestSink for ServerSink<'_> {
 
     fn sync(&mut self) -> Result<(), StoreError> {
         self.rejects.sync()
+    }
+
+    fn sync_job(&mut self) -> Result<Option<SyncJob>, StoreError> {
+        self.rejects.sync_job()
     }
 
     fn appended(&mut self, events: &[AppendedEvent<'_>]) -> Result<(), StoreError> {
@@ -620,5 +674,43 @@ mod tests {
         let whole: Vec<u8> = chunks.concat();
         assert_eq!(whole, body.to_vec());
         assert_eq!(line_chunks(&Bytes::new(), 2).count(), 0);
+    }
+
+    /// Events durable in the log but never reported to the projection (as
+    /// after a failed ingest) are folded in by `catch_up`, orders included.
+    #[test]
+    fn the_projection_catches_up_with_events_it_was_not_told_of() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = AppState::open(Config {
+            db: dir.path().join("db"),
+            policy: Policy::default(),
+            tokens: None,
+            limits: Limits::default(),
+        })
+        .expect("state");
+        let lines = concat!(
+            r#"{"event_id":"00000000-0000-4000-8000-000000000001","type":"paid","at":"2026-01-01T00:00:00Z","order_id":"O1","shop_id":"S1","product_id":"P1","amount_fen":100}"#,
+            "\n",
+            r#"{"event_id":"00000000-0000-4000-8000-000000000002","type":"deposit_topped_up","at":"2026-01-01T00:00:00Z","shop_id":"S1","amount_fen":100}"#,
+            "\n",
+        );
+        let mut log = state.0.log.blocking_lock();
+        // Appended behind the projection's back: the rejects file is a sink
+        // that folds nothing in.
+        let mut sink = RejectsFile::open(&dir.path().join("rejects.jsonl"), "-").expect("rejects");
+        let counts = penalty_store::ingest::ingest(
+            &mut log,
+            Cursor::new(lines.as_bytes().to_vec()),
+            &IngestOptions::default(),
+            &mut sink,
+        )
+        .expect("ingest");
+        assert_eq!(counts.appended, 2);
+        assert_eq!(state.0.view.read().expect("view").projection.seq, 0);
+        assert_eq!(state.catch_up(&log).expect("caught up"), 2);
+        assert_eq!(state.catch_up(&log).expect("nothing more"), 0);
+        let view = state.0.view.read().expect("view");
+        assert_eq!(view.projection.seq, 2);
+        assert_eq!(view.order_seqs.get("O1"), Some(&vec![1]));
     }
 }

@@ -404,75 +404,162 @@ pub(crate) struct BlockDone {
     result: Result<bool, StoreError>,
 }
 
+impl BlockDone {
+    /// Whether the block failed.
+    pub(crate) fn is_err(&self) -> bool {
+        self.result.is_err()
+    }
+}
+
+/// A block that [`BlockJob::write`] wrote to the blocks file, not yet
+/// synced: [`BlockJob::sync_group`] makes it durable.
+pub(crate) struct WrittenBlock {
+    job: BlockJob,
+    /// Whether the direct write was refused, or why the write failed.
+    refused: Result<bool, StoreError>,
+}
+
 impl BlockJob {
     /// Makes the block durable. The job's share of the block's buffer is
     /// released before it returns.
     pub(crate) fn run(self) -> BlockDone {
-        let started = std::time::Instant::now();
-        let result = self.make_durable();
-        if result.is_ok() {
-            tracing::debug!(
-                first_seq = self.first_seq,
-                events = self.end_seq - self.first_seq,
-                bytes = self.locator.len,
-                micros = started.elapsed().as_micros() as u64,
-                "appended a block"
-            );
-        }
-        BlockDone {
-            first_seq: self.first_seq,
-            result,
-        }
+        let mut done = BlockJob::sync_group(vec![self.write()], false);
+        done.pop().expect("one block, one result")
     }
 
-    fn make_durable(&self) -> Result<bool, StoreError> {
-        let file_error = |action, source| StoreError::Io {
-            action,
-            path: self.file_path.clone(),
-            source,
-        };
-        let db_error = |source| StoreError::Database {
-            path: self.sled_path.clone(),
-            source,
-        };
-        let direct_refused = self
+    /// The first half of [`BlockJob::run`]: writes the block to the blocks
+    /// file, where it is not durable yet.
+    pub(crate) fn write(self) -> WrittenBlock {
+        let refused = self
             .prepared
             .write(&self.file)
-            .map_err(|e| file_error("writing a block to the blocks file", e))?;
-        self.file
-            .sync_data()
-            .map_err(|e| file_error("syncing the blocks file", e))?;
-        // compare_and_swap rather than insert: a block already under this
-        // key would mean the index disagrees with the disk, and overwriting
-        // it would destroy events.
-        let written = self
-            .blocks
-            .compare_and_swap(
-                block_key(self.first_seq),
-                None as Option<&[u8]>,
-                Some(&self.locator.encode()[..]),
-            )
-            .map_err(db_error)?;
-        if written.is_err() {
-            return Err(StoreError::corrupt_block(
-                self.first_seq,
-                1,
-                "a block already exists where the next one belongs; the log's tail is inconsistent",
-            ));
+            .map_err(|source| StoreError::Io {
+                action: "writing a block to the blocks file",
+                path: self.file_path.clone(),
+                source,
+            });
+        WrittenBlock { job: self, refused }
+    }
+
+    /// The second half: makes written blocks durable together, in order.
+    /// Syncs the blocks file, locates them, and records the log's new end
+    /// once for the group. Every block gets the group's result. When
+    /// `given_up` (an earlier group failed), fails them all untouched: the
+    /// head journal must never name a block after one that failed.
+    ///
+    /// Why groups: a sync and the head journal cost about half as much
+    /// disk time as a block's write, whatever its size. Ingest's writer
+    /// thread writes the next block while the one before is synced, and
+    /// the blocks written meanwhile share the next sync.
+    pub(crate) fn sync_group(mut group: Vec<WrittenBlock>, given_up: bool) -> Vec<BlockDone> {
+        let started = std::time::Instant::now();
+        let result = if given_up {
+            Err(None)
+        } else {
+            BlockJob::make_durable(&mut group).map_err(Some)
+        };
+        let mut error = match result {
+            Ok(refused) => {
+                for written in &group {
+                    let job = &written.job;
+                    tracing::debug!(
+                        first_seq = job.first_seq,
+                        events = job.end_seq - job.first_seq,
+                        bytes = job.locator.len,
+                        group = group.len(),
+                        micros = started.elapsed().as_micros() as u64,
+                        "appended a block"
+                    );
+                }
+                return group
+                    .iter()
+                    .zip(refused)
+                    .map(|(written, refused)| BlockDone {
+                        first_seq: written.job.first_seq,
+                        result: Ok(refused),
+                    })
+                    .collect();
+            }
+            Err(error) => error,
+        };
+        // No block of the group is acknowledged, and the log abandons them
+        // all. The first carries the error.
+        group
+            .iter()
+            .map(|written| {
+                let job = &written.job;
+                BlockDone {
+                    first_seq: job.first_seq,
+                    result: Err(error.take().unwrap_or_else(|| {
+                        StoreError::corrupt_block(
+                            job.first_seq,
+                            job.end_seq - job.first_seq,
+                            "not written: writing an earlier block failed",
+                        )
+                    })),
+                }
+            })
+            .collect()
+    }
+
+    /// Returns, for each block, whether its direct write was refused.
+    fn make_durable(group: &mut [WrittenBlock]) -> Result<Vec<bool>, StoreError> {
+        let mut refused = Vec::with_capacity(group.len());
+        for written in group.iter_mut() {
+            refused.push(std::mem::replace(&mut written.refused, Ok(false))?);
         }
-        if self.flush_sled {
-            self.db.flush().map_err(db_error)?;
-        }
-        // The block is acknowledged from here on: the journal is the record
-        // of what was, and the block it names is already synced, so an open
-        // after a crash finds it even if its locator never reached sled's
-        // disk.
-        lock_head(&self.head).record(HeadRecord {
-            last_seq: self.end_seq - 1,
-            block_first_seq: self.first_seq,
-            block_crc: self.locator.crc,
+        let (Some(first), Some(last)) = (group.first(), group.last()) else {
+            return Ok(refused);
+        };
+        let (first, last) = (&first.job, &last.job);
+        let db_error = |source| StoreError::Database {
+            path: first.sled_path.clone(),
+            source,
+        };
+        // One sync for the group: every block of it was written to this
+        // file before.
+        debug_assert!(
+            group.iter().all(|w| Arc::ptr_eq(&w.job.file, &first.file)),
+            "one blocks file"
+        );
+        first.file.sync_data().map_err(|source| StoreError::Io {
+            action: "syncing the blocks file",
+            path: first.file_path.clone(),
+            source,
         })?;
-        Ok(direct_refused)
+        for WrittenBlock { job, .. } in group.iter() {
+            // compare_and_swap rather than insert: a block already under
+            // this key would mean the index disagrees with the disk, and
+            // overwriting it would destroy events.
+            let written = job
+                .blocks
+                .compare_and_swap(
+                    block_key(job.first_seq),
+                    None as Option<&[u8]>,
+                    Some(&job.locator.encode()[..]),
+                )
+                .map_err(db_error)?;
+            if written.is_err() {
+                return Err(StoreError::corrupt_block(
+                    job.first_seq,
+                    1,
+                    "a block already exists where the next one belongs; the log's tail is inconsistent",
+                ));
+            }
+        }
+        if group.iter().any(|written| written.job.flush_sled) {
+            first.db.flush().map_err(db_error)?;
+        }
+        // The blocks are acknowledged from here on: the journal is the
+        // record of what was, and the blocks it covers are already synced,
+        // so an open after a crash finds them even if their locators never
+        // reached sled's disk.
+        lock_head(&last.head).record(HeadRecord {
+            last_seq: last.end_seq - 1,
+            block_first_seq: last.first_seq,
+            block_crc: last.locator.crc,
+        })?;
+        Ok(refused)
     }
 }
 
@@ -1823,6 +1910,84 @@ impl std::hash::Hasher for IdHash {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Stages a block of `count` deposit lines, ids from `first`, as ingest
+    /// stages them, and returns its job.
+    fn staged_job(log: &mut EventLog, first: u128, count: u128) -> BlockJob {
+        let mut parsed = penalty_core::event::ParsedLines::default();
+        for n in first..first + count {
+            let line = format!(
+                r#"{{"event_id":"00000000-0000-4000-8000-{n:012x}","type":"deposit_topped_up","at":"2026-01-01T00:00:00Z","shop_id":"S1","amount_fen":100}}"#
+            );
+            parsed.push(line.as_bytes()).expect("a valid line");
+        }
+        let hasher = log.hasher();
+        let items: Vec<(ParsedRef<'_>, Keys)> = (0..parsed.len())
+            .map(|position| {
+                let line = parsed.get(position).expect("a kept line");
+                (line, Keys::of_line(&hasher, &line))
+            })
+            .collect();
+        let (_, job) = log
+            .stage_keyed(
+                &items,
+                Instant::parse_rfc3339("2026-01-01T00:00:00Z").expect("an instant"),
+            )
+            .expect("staged");
+        job.expect("new events make a block")
+    }
+
+    /// Blocks synced as one group are each acknowledged, and the head
+    /// journal names the last: a reopened log has them all.
+    #[test]
+    fn blocks_synced_as_one_group_are_all_acknowledged() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = EventLog::open(dir.path()).expect("open");
+        let first = staged_job(&mut log, 0, 3);
+        let second = staged_job(&mut log, 3, 2);
+        let done = BlockJob::sync_group(vec![first.write(), second.write()], false);
+        assert_eq!(done.len(), 2);
+        for done in done {
+            log.acknowledge(done).expect("acknowledged");
+        }
+        assert_eq!(lock_head(&log.head).last().last_seq, 5);
+        drop(log);
+        let log = EventLog::open(dir.path()).expect("reopen");
+        assert_eq!(log.last_seq().expect("last"), 5);
+        assert_eq!(log.verify().expect("verify").blocks, 2);
+    }
+
+    /// After a group failed, ingest's syncer gives up the blocks written
+    /// after it: none is located or named by the head journal, so the log
+    /// never claims a block after one that is missing.
+    #[test]
+    fn blocks_after_a_failed_group_are_given_up_untouched() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = EventLog::open(dir.path()).expect("open");
+        let kept = staged_job(&mut log, 0, 2);
+        log.acknowledge(kept.run()).expect("acknowledged");
+        let job = staged_job(&mut log, 2, 2);
+        let done = BlockJob::sync_group(vec![job.write()], true);
+        assert!(done.iter().all(BlockDone::is_err));
+        let error = log
+            .acknowledge(done.into_iter().next().expect("one"))
+            .expect_err("given up");
+        assert!(
+            error
+                .to_string()
+                .contains("writing an earlier block failed"),
+            "{error}"
+        );
+        assert_eq!(lock_head(&log.head).last().last_seq, 2);
+        drop(log);
+        let mut log = EventLog::open(dir.path()).expect("reopen");
+        assert_eq!(log.last_seq().expect("last"), 2);
+        // The given-up block's place is taken by the next append.
+        let job = staged_job(&mut log, 2, 3);
+        log.acknowledge(job.run()).expect("acknowledged");
+        assert_eq!(log.last_seq().expect("last"), 5);
+        assert_eq!(log.verify().expect("verify").blocks, 2);
+    }
 
     /// Every id hashes alike: each lookup meets a held hash of another id.
     struct Colliding;
