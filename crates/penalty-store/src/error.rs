@@ -95,6 +95,20 @@ pub enum StoreError {
     /// The caller's [`crate::ingest::IngestSink`] failed; its message says why.
     #[error("{0}")]
     Sink(#[source] Box<dyn std::error::Error + Send + Sync>),
+
+    /// The log holds as many events as it can: its idempotency index keeps
+    /// sequence numbers in 32 bits.
+    #[error(
+        "the log in {dir} is full: it holds at most {max_events} events, and this append would          end at sequence number {wanted}; start a new data directory for further events"
+    )]
+    Full {
+        /// The data directory.
+        dir: PathBuf,
+        /// The most events a log holds.
+        max_events: u64,
+        /// The last sequence number the append would have given.
+        wanted: u64,
+    },
 }
 
 impl StoreError {

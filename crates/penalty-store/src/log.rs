@@ -32,6 +32,12 @@ use crate::direct::{padded_end, BlockWriter, Prepared, MAX_PENDING_BLOCKS};
 use crate::head::{Head, HeadRecord};
 use crate::lock::DirLock;
 use crate::slots::{Probe, Slots};
+
+/// The most events a log holds: the idempotency index keeps sequence
+/// numbers, and numbers its entries, in 32 bits (see `slots`). At about 28
+/// bytes of index per event, a log this long would need over 110 GB of
+/// memory to append to.
+pub const MAX_EVENTS: u64 = crate::slots::MAX_KEYS as u64;
 use crate::StoreError;
 
 /// Decoded blocks kept to confirm duplicates. Re-sent lines arrive near
@@ -954,6 +960,17 @@ impl EventLog {
             Some(index) => index,
             None => self.build_index()?,
         };
+        // The index keeps sequence numbers in 32 bits (`slots`): refused
+        // before anything is recorded, should this batch pass the limit.
+        let wanted = index.next_seq.saturating_add(items.len() as u64) - 1;
+        if wanted > MAX_EVENTS {
+            self.index = Some(index);
+            return Err(StoreError::Full {
+                dir: self.dir.clone(),
+                max_events: MAX_EVENTS,
+                wanted,
+            });
+        }
         // The index records new events as they are classified: on an error
         // it is left dropped (`None`), and the next append rebuilds it from
         // the log.
@@ -1229,6 +1246,13 @@ impl EventLog {
         // Sizing the maps from the last block avoids rehashing millions of
         // entries while they fill.
         let expected_events = self.last_seq()?;
+        if expected_events > MAX_EVENTS {
+            return Err(StoreError::Full {
+                dir: self.dir.clone(),
+                max_events: MAX_EVENTS,
+                wanted: expected_events,
+            });
+        }
         let mut index = Index::with_capacity(usize::try_from(expected_events).unwrap_or(0), hasher);
         for found in self.blocks.iter() {
             let (key, value) = found.map_err(|e| self.db_error(e))?;
@@ -1935,6 +1959,51 @@ mod tests {
             )
             .expect("staged");
         job.expect("new events make a block")
+    }
+
+    /// An append that would pass the most events a log holds is refused
+    /// with a message that says so, and nothing is recorded.
+    #[test]
+    fn an_append_past_the_most_events_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = EventLog::open(dir.path()).expect("open");
+        let job = staged_job(&mut log, 0, 1);
+        log.acknowledge(job.run()).expect("acknowledged");
+        // As if the log were nearly full.
+        log.index.as_mut().expect("built").next_seq = MAX_EVENTS;
+        let mut parsed = penalty_core::event::ParsedLines::default();
+        for n in 1..=2u128 {
+            let line = format!(
+                r#"{{"event_id":"00000000-0000-4000-9000-{n:012x}","type":"deposit_topped_up","at":"2026-01-01T00:00:00Z","shop_id":"S1","amount_fen":100}}"#
+            );
+            parsed.push(line.as_bytes()).expect("a valid line");
+        }
+        let hasher = log.hasher();
+        let items: Vec<(ParsedRef<'_>, Keys)> = (0..2)
+            .map(|position| {
+                let line = parsed.get(position).expect("a kept line");
+                (line, Keys::of_line(&hasher, &line))
+            })
+            .collect();
+        let now = Instant::parse_rfc3339("2026-01-01T00:00:00Z").expect("an instant");
+        let error = log.stage_keyed(&items, now).err().expect("refused");
+        assert!(matches!(error, StoreError::Full { wanted, .. } if wanted == MAX_EVENTS + 1));
+        assert!(
+            error.to_string().contains("start a new data directory"),
+            "{error}"
+        );
+        assert_eq!(log.last_seq().expect("last"), 1, "nothing recorded");
+        // One more fits. (The refusal gave up the index; it is built again.)
+        let (outcomes, job) = log.stage_keyed(&items[..0], now).expect("nothing to stage");
+        assert!(outcomes.is_empty() && job.is_none());
+        log.reserve(0).expect("the index built again");
+        log.index.as_mut().expect("built").next_seq = MAX_EVENTS;
+        let (outcomes, job) = log
+            .stage_keyed(&items[..1], now)
+            .expect("the last one fits");
+        assert_eq!(outcomes, vec![AppendOutcome::Appended { seq: MAX_EVENTS }]);
+        drop(job);
+        log.abandon();
     }
 
     /// Blocks synced as one group are each acknowledged, and the head
