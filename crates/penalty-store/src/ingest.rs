@@ -5,9 +5,10 @@
 //! which validate them into [`ParsedLines`] and hash them (the costly,
 //! CPU-bound part) on every core; the calling thread takes the parsed chunks
 //! back in the same turn, so in input order, classifies them against the log
-//! and commits blocks. They talk over bounded channels of line chunks, so
-//! memory stays constant whatever the input size: at most a few chunks in
-//! flight plus one batch.
+//! and commits blocks, which two writer threads write and sync (up to
+//! [`IN_FLIGHT_BLOCKS`] at once). They talk over bounded channels of line
+//! chunks, so memory stays constant whatever the input size: at most a few
+//! chunks in flight plus a few batches.
 //!
 //! A block is committed when the batch reaches [`IngestOptions::max_batch_events`]
 //! lines or [`IngestOptions::max_batch_bytes`] bytes, when
@@ -285,7 +286,7 @@ pub fn ingest(
 
 /// The calling thread's side of [`ingest`]: takes the parsed chunks in
 /// input order, batches them, stages each batch as a block and reports it
-/// once the writer thread has made it durable.
+/// once the writer threads have made it durable.
 struct Committer<'a> {
     log: &'a mut EventLog,
     writer: WriterLane,

@@ -387,7 +387,8 @@ fn lock_head(head: &Mutex<Head>) -> std::sync::MutexGuard<'_, Head> {
 /// (flushing sled every [`SLED_FLUSH_EVERY_BLOCKS`] blocks), and records
 /// the log's new end in the head journal. It owns
 /// or shares all it needs, so it may run on another thread than the log's;
-/// jobs run one at a time, in the order their blocks were staged.
+/// jobs are written and synced in the order their blocks were staged
+/// (see [`BlockJob::sync_group`]).
 pub(crate) struct BlockJob {
     prepared: Prepared,
     first_seq: u64,
@@ -928,12 +929,12 @@ impl EventLog {
     /// [`EventLog::append_batch`] reports them) and encodes the new ones as
     /// a block placed after the last one, pending. Returns the outcomes and,
     /// when any event is new, the job that makes the block durable. The
-    /// caller runs the job (on any thread) and hands what it returns to
-    /// [`EventLog::acknowledge`] before running the next block's job; until
-    /// then the outcomes are not to be reported.
+    /// caller runs the jobs (on other threads) in order and hands what each
+    /// returns to [`EventLog::acknowledge`], in order; until then its
+    /// outcomes are not to be reported.
     ///
-    /// Why two halves: ingest stages the next batch while the block before
-    /// it is written and synced, which takes about as long. Any error, here
+    /// Why two halves: ingest stages the next batches while the blocks
+    /// before are written and synced, which takes about as long. Any error, here
     /// or in the job, drops the index and the pending blocks (see
     /// [`EventLog::abandon`]).
     pub(crate) fn stage_keyed(
