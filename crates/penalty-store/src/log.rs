@@ -34,10 +34,9 @@ use crate::lock::DirLock;
 use crate::slots::{Probe, Slots};
 
 /// The most events a log holds: the idempotency index keeps sequence
-/// numbers, and numbers its entries, in 32 bits (see `slots`). At about 28
-/// bytes of index per event, a log this long would need over 110 GB of
-/// memory to append to.
-pub const MAX_EVENTS: u64 = crate::slots::MAX_KEYS as u64;
+/// numbers in 32 bits (see `slots`). At about 24 bytes of index per event,
+/// a log this long would need some 100 GB of memory to append to.
+pub const MAX_EVENTS: u64 = crate::slots::MAX_VALUE;
 use crate::StoreError;
 
 /// Decoded blocks kept to confirm duplicates. Re-sent lines arrive near
