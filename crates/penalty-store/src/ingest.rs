@@ -149,12 +149,13 @@ pub struct AppendedEvent<'a> {
 /// [`IngestSink::sync_job`] to run on another thread.
 pub type SyncJob = Box<dyn FnOnce() -> Result<(), StoreError> + Send>;
 
-/// Where [`ingest`] reports, batch by batch. For each committed block it calls
-/// `rejected` for its rejected lines in line order, then `sync_job`, then
-/// (once the block and that job are done) `sync`, then `appended` with its
+/// Where [`ingest`] reports, batch by batch. When a batch is committed it
+/// calls `rejected` for its rejected lines in line order, then `sync_job`;
+/// once its block and that job are done, `sync`, then `appended` with its
 /// new events in sequence order (none when [`IngestSink::wants_appended`]
-/// says so), then `progress`. A batch's `rejected` calls come after the
-/// batch before it was reported in full.
+/// says so), then `progress`. Batches are reported in input order, but a
+/// batch may be committed (its `rejected` calls made) while the blocks of
+/// up to three batches before it are still being written.
 pub trait IngestSink {
     /// A rejected line. `raw` is the line as received, or for `line_too_long`
     /// its first [`REJECT_RAW_PREFIX_BYTES`] bytes; `raw_bytes` is the full
