@@ -32,12 +32,12 @@ use crate::direct::{padded_end, BlockWriter, Prepared, MAX_PENDING_BLOCKS};
 use crate::head::{Head, HeadRecord};
 use crate::lock::DirLock;
 use crate::slots::{Probe, Slots};
+use crate::StoreError;
 
 /// The most events a log holds: the idempotency index keeps sequence
 /// numbers in 32 bits (see `slots`). At about 24 bytes of index per event,
 /// a log this long would need some 100 GB of memory to append to.
 pub const MAX_EVENTS: u64 = crate::slots::MAX_VALUE;
-use crate::StoreError;
 
 /// Decoded blocks kept to confirm duplicates. Re-sent lines arrive near
 /// their originals or in log order, so a few recent blocks serve nearly all
