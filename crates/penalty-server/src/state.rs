@@ -101,6 +101,26 @@ struct View {
     order_seqs: HashMap<String, Vec<u64>>,
 }
 
+impl View {
+    /// Folds in one durable event, at `seq`: the projection, and the
+    /// order's list of events.
+    fn fold(
+        &mut self,
+        seq: u64,
+        recorded_at: Instant,
+        event: &penalty_core::Event,
+    ) -> Result<(), StoreError> {
+        self.projection.apply(seq, recorded_at, event)?;
+        if let Some(order_id) = event.order_id() {
+            self.order_seqs
+                .entry(order_id.to_string())
+                .or_default()
+                .push(seq);
+        }
+        Ok(())
+    }
+}
+
 /// A replay kept for the next question about the same `known_at`.
 struct CachedReplay {
     known_at: Instant,
@@ -483,31 +503,28 @@ impl AppState {
     /// failure may have become durable without being reported to the sink.
     /// Returns how many events were folded in.
     fn catch_up(&self, log: &EventLog) -> Result<u64, StoreError> {
-        if let Ok(mut kept) = self.0.replay_cache.lock() {
-            *kept = None;
-        }
-        let mut view = self
-            .0
-            .view
-            .write()
-            .map_err(|_| StoreError::Sink("the projection lock is poisoned".into()))?;
-        let view = &mut *view;
+        let mut view = self.view_to_fold()?;
         let mut folded = 0;
         for stored in log.iter_from(view.projection.seq + 1) {
             let stored = stored?;
-            let event = stored.event()?;
-            view.projection
-                .apply(stored.seq, stored.recorded_at, &event)?;
-            if let Some(order_id) = event.order_id() {
-                view.order_seqs
-                    .entry(order_id.to_string())
-                    .or_default()
-                    .push(stored.seq);
-            }
+            view.fold(stored.seq, stored.recorded_at, &stored.event()?)?;
             folded += 1;
         }
         self.0.unsaved.fetch_add(folded, Ordering::Relaxed);
         Ok(folded)
+    }
+
+    /// The projection, write-locked to fold events in. A kept `known_at`
+    /// replay no longer matches the log's length; its memory is freed now
+    /// rather than at the next question.
+    fn view_to_fold(&self) -> Result<std::sync::RwLockWriteGuard<'_, View>, StoreError> {
+        if let Ok(mut kept) = self.0.replay_cache.lock() {
+            *kept = None;
+        }
+        self.0
+            .view
+            .write()
+            .map_err(|_| StoreError::Sink("the projection lock is poisoned".into()))
     }
 
     /// Writes the projection as the checkpoint (at shutdown, and after long
@@ -564,19 +581,8 @@ impl IngestSink for ServerSink<'_> {
     }
 
     fn appended(&mut self, events: &[AppendedEvent<'_>]) -> Result<(), StoreError> {
-        // A kept `known_at` replay no longer matches the log's length; free
-        // its memory now rather than at the next question.
-        if let Ok(mut kept) = self.state.0.replay_cache.lock() {
-            *kept = None;
-        }
         // The block is durable; fold it in under one short write lock.
-        let mut view = self
-            .state
-            .0
-            .view
-            .write()
-            .map_err(|_| StoreError::Sink("the projection lock is poisoned".into()))?;
-        let view = &mut *view;
+        let mut view = self.state.view_to_fold()?;
         for appended in events {
             // The line was validated on the way in, so its forms give the
             // event back; an error here would mean a damaged buffer.
@@ -589,14 +595,7 @@ impl IngestSink for ServerSink<'_> {
                     .into(),
                 )
             })?;
-            view.projection
-                .apply(appended.seq, appended.recorded_at, event)?;
-            if let Some(order_id) = event.order_id() {
-                view.order_seqs
-                    .entry(order_id.to_string())
-                    .or_default()
-                    .push(appended.seq);
-            }
+            view.fold(appended.seq, appended.recorded_at, event)?;
         }
         self.state
             .0

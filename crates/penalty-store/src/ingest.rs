@@ -484,21 +484,25 @@ impl Committer<'_> {
         if self.in_flight.is_empty() {
             return Ok(false);
         }
-        let Some(done) = self.writer.try_recv()? else {
-            return Ok(false);
-        };
-        let staged = self.in_flight.pop_front().expect("a block in flight");
-        self.log.acknowledge(done)?;
-        self.report(staged)?;
-        Ok(true)
+        match self.writer.try_recv()? {
+            Some(done) => self.settle_with(done).map(|()| true),
+            None => Ok(false),
+        }
     }
 
     /// Waits for the oldest block being written, if any, and reports it.
     fn settle(&mut self) -> Result<(), StoreError> {
-        let Some(staged) = self.in_flight.pop_front() else {
+        if self.in_flight.is_empty() {
             return Ok(());
-        };
+        }
         let done = self.writer.recv()?;
+        self.settle_with(done)
+    }
+
+    /// Acknowledges the oldest block in flight with what its job did, and
+    /// reports its batch.
+    fn settle_with(&mut self, done: BlockDone) -> Result<(), StoreError> {
+        let staged = self.in_flight.pop_front().expect("a block in flight");
         self.log.acknowledge(done)?;
         self.report(staged)
     }

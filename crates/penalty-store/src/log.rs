@@ -962,9 +962,9 @@ impl EventLog {
         };
         // The index keeps sequence numbers in 32 bits (`slots`): refused
         // before anything is recorded, should this batch pass the limit.
+        // (As after any error, `stage_keyed` then gives the index up.)
         let wanted = index.next_seq.saturating_add(items.len() as u64) - 1;
         if wanted > MAX_EVENTS {
-            self.index = Some(index);
             return Err(StoreError::Full {
                 dir: self.dir.clone(),
                 max_events: MAX_EVENTS,
@@ -1938,6 +1938,14 @@ mod tests {
     /// Stages a block of `count` deposit lines, ids from `first`, as ingest
     /// stages them, and returns its job.
     fn staged_job(log: &mut EventLog, first: u128, count: u128) -> BlockJob {
+        let parsed = deposit_lines(first, count);
+        let items = keyed(log, &parsed);
+        let (_, job) = log.stage_keyed(&items, recorded_at()).expect("staged");
+        job.expect("new events make a block")
+    }
+
+    /// `count` deposit lines, parsed, with event ids from `first` on.
+    fn deposit_lines(first: u128, count: u128) -> penalty_core::event::ParsedLines {
         let mut parsed = penalty_core::event::ParsedLines::default();
         for n in first..first + count {
             let line = format!(
@@ -1945,20 +1953,33 @@ mod tests {
             );
             parsed.push(line.as_bytes()).expect("a valid line");
         }
+        parsed
+    }
+
+    /// The lines with their keys, as ingest hands them to `stage_keyed`.
+    fn keyed<'a>(
+        log: &EventLog,
+        parsed: &'a penalty_core::event::ParsedLines,
+    ) -> Vec<(ParsedRef<'a>, Keys)> {
         let hasher = log.hasher();
-        let items: Vec<(ParsedRef<'_>, Keys)> = (0..parsed.len())
+        (0..parsed.len())
             .map(|position| {
                 let line = parsed.get(position).expect("a kept line");
                 (line, Keys::of_line(&hasher, &line))
             })
-            .collect();
-        let (_, job) = log
-            .stage_keyed(
-                &items,
-                Instant::parse_rfc3339("2026-01-01T00:00:00Z").expect("an instant"),
-            )
-            .expect("staged");
-        job.expect("new events make a block")
+            .collect()
+    }
+
+    fn recorded_at() -> Instant {
+        Instant::parse_rfc3339("2026-01-01T00:00:00Z").expect("an instant")
+    }
+
+    /// A log in `dir` with one acknowledged block of `count` events.
+    fn log_with_a_block(dir: &Path, count: u128) -> EventLog {
+        let mut log = EventLog::open(dir).expect("open");
+        let job = staged_job(&mut log, 0, count);
+        log.acknowledge(job.run()).expect("acknowledged");
+        log
     }
 
     /// An append that would pass the most events a log holds is refused
@@ -1966,26 +1987,12 @@ mod tests {
     #[test]
     fn an_append_past_the_most_events_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut log = EventLog::open(dir.path()).expect("open");
-        let job = staged_job(&mut log, 0, 1);
-        log.acknowledge(job.run()).expect("acknowledged");
+        let mut log = log_with_a_block(dir.path(), 1);
         // As if the log were nearly full.
         log.index.as_mut().expect("built").next_seq = MAX_EVENTS;
-        let mut parsed = penalty_core::event::ParsedLines::default();
-        for n in 1..=2u128 {
-            let line = format!(
-                r#"{{"event_id":"00000000-0000-4000-9000-{n:012x}","type":"deposit_topped_up","at":"2026-01-01T00:00:00Z","shop_id":"S1","amount_fen":100}}"#
-            );
-            parsed.push(line.as_bytes()).expect("a valid line");
-        }
-        let hasher = log.hasher();
-        let items: Vec<(ParsedRef<'_>, Keys)> = (0..2)
-            .map(|position| {
-                let line = parsed.get(position).expect("a kept line");
-                (line, Keys::of_line(&hasher, &line))
-            })
-            .collect();
-        let now = Instant::parse_rfc3339("2026-01-01T00:00:00Z").expect("an instant");
+        let parsed = deposit_lines(1, 2);
+        let items = keyed(&log, &parsed);
+        let now = recorded_at();
         let error = log.stage_keyed(&items, now).err().expect("refused");
         assert!(matches!(error, StoreError::Full { wanted, .. } if wanted == MAX_EVENTS + 1));
         assert!(
@@ -2032,9 +2039,7 @@ mod tests {
     #[test]
     fn blocks_after_a_failed_group_are_given_up_untouched() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut log = EventLog::open(dir.path()).expect("open");
-        let kept = staged_job(&mut log, 0, 2);
-        log.acknowledge(kept.run()).expect("acknowledged");
+        let mut log = log_with_a_block(dir.path(), 2);
         let job = staged_job(&mut log, 2, 2);
         let done = BlockJob::sync_group(vec![job.write()], true);
         assert!(done.iter().all(BlockDone::is_err));
