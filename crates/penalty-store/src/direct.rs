@@ -250,8 +250,12 @@ impl BlockWriter {
             let padded = len.div_ceil(align) * align;
             if staging.capacity() < padded + align {
                 // Room for the block, its padding and the shift to an
-                // aligned address, so that filling it never moves the buffer.
-                staging = Vec::with_capacity(padded + align);
+                // aligned address, so that filling it never moves the
+                // buffer; and a quarter more, so that the spare it becomes
+                // holds the next blocks too, which vary in size (a buffer
+                // too small is replaced, and a fresh one's pages are page
+                // faults). Room never written costs address space only.
+                staging = Vec::with_capacity((padded + align).saturating_mul(5) / 4);
             }
             // `align_offset` may answer "never" (usize::MAX); the block then
             // goes through the page cache, placed as if it had not.

@@ -52,6 +52,10 @@ const READ_BUFFER_BYTES: usize = 256 * 1024;
 const CHUNK_LINES: usize = 2048;
 /// …or about this many bytes.
 const CHUNK_BYTES: usize = 1 << 20;
+/// The most bytes of lines a chunk holds: it is handed over once it holds
+/// [`CHUNK_BYTES`], so it takes at most one line past them, and a line
+/// longer than [`MAX_LINE_BYTES`] is kept only in part.
+const CHUNK_RAW_CAPACITY: usize = CHUNK_BYTES + MAX_LINE_BYTES;
 /// Chunks waiting in the channel; with the limits above this bounds the
 /// memory between the threads to a few megabytes.
 const CHANNEL_CHUNKS: usize = 4;
@@ -886,27 +890,20 @@ impl Chunk {
         });
     }
 
-    /// An empty chunk with room for a full chunk's lines and for `bytes`
-    /// bytes of them, so that filling it does not grow (and copy) its
-    /// buffers again and again: a recycled one from `pool` if there is one.
-    fn with_room(bytes: usize, pool: &ChunkPool) -> Chunk {
+    /// An empty chunk with room for as much as a chunk may hold (a
+    /// recycled one from `pool` if there is one), so that filling it never
+    /// grows a buffer. Why the most, not the likely size: a buffer grown on
+    /// reuse is copied into fresh memory, every page of it a page fault,
+    /// which is what the pool is there to spare; room never written costs
+    /// address space only.
+    fn recycled(pool: &ChunkPool) -> Chunk {
         let mut chunk = pool.take().unwrap_or_default();
         chunk.raw.clear();
         chunk.lines.clear();
         chunk.status.clear();
-        chunk.raw.reserve(bytes);
+        chunk.raw.reserve(CHUNK_RAW_CAPACITY);
         chunk.lines.reserve(CHUNK_LINES);
         chunk
-    }
-
-    /// Room for the chunk after this one: a full chunk of lines of this
-    /// one's average length, and an eighth more as lines vary. (The reader
-    /// also hands over partial chunks, whenever its buffer runs dry, so
-    /// this chunk's own size is a poor guide.)
-    fn next_room(&self) -> usize {
-        let average = self.raw.len() / self.lines.len().max(1);
-        let bytes = average.saturating_mul(CHUNK_LINES).min(CHUNK_BYTES);
-        bytes + bytes / 8
     }
 
     /// Whether it holds enough lines to be handed to a parser.
@@ -932,12 +929,15 @@ impl Chunk {
         if self.status.len() == self.lines.len() {
             return;
         }
-        // The buffers may be a recycled chunk's (see `ChunkPool`).
+        // The buffers may be a recycled chunk's (see `ChunkPool`): room
+        // for the most a chunk holds, as in `Chunk::recycled`.
+        let lines = self.lines.len().max(CHUNK_LINES);
         self.parsed
-            .clear_with_room(self.lines.len(), self.raw.len());
+            .clear_with_room(lines, self.raw.len().max(CHUNK_RAW_CAPACITY));
         self.keys.clear();
-        self.keys.reserve(self.lines.len());
+        self.keys.reserve(lines);
         self.status.clear();
+        self.status.reserve(lines);
         self.status.extend(self.lines.iter().map(|line| {
             if line.raw_bytes > MAX_LINE_BYTES as u64 {
                 Err(Reject::LineTooLong)
@@ -1208,11 +1208,10 @@ enum Message {
 fn read_lines(input: impl Read, mut sender: RoundRobin, pool: ChunkPool) {
     let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, input);
     let mut splitter = LineSplitter::default();
-    let mut chunk = Chunk::default();
+    let mut chunk = Chunk::recycled(&pool);
     let mut bytes_read: u64 = 0;
     let send = |sender: &mut RoundRobin, chunk: &mut Chunk, bytes_read: u64| {
-        let room = chunk.next_room();
-        let chunk = std::mem::replace(chunk, Chunk::with_room(room, &pool));
+        let chunk = std::mem::replace(chunk, Chunk::recycled(&pool));
         sender.send(Message::Lines { chunk, bytes_read })
     };
     loop {
@@ -1629,6 +1628,45 @@ mod tests {
         assert_eq!(result, Err(Reject::LineTooLong));
     }
 
+    /// A recycled chunk filled with more than it held before writes into
+    /// the same buffers: none is grown, which would copy it into fresh
+    /// memory (page faults) and defeat the pool.
+    #[test]
+    fn a_recycled_chunk_keeps_its_buffers_however_full_it_gets() {
+        let hasher = IdHasher::new();
+        let pool = ChunkPool::new();
+        let short = r#"{"event_id":"00000000-0000-4000-8000-000000000001","type":"deposit_topped_up","at":"2026-01-01T00:00:00Z","shop_id":"S1","amount_fen":1}"#;
+        let mut first = Chunk::recycled(&pool);
+        first.push_line(1, short.as_bytes(), short.len() as u64);
+        first.parse(&hasher);
+        let buffers = |chunk: &Chunk| {
+            (
+                chunk.raw.as_ptr(),
+                chunk.lines.as_ptr(),
+                chunk.keys.as_ptr(),
+                chunk.status.as_ptr(),
+            )
+        };
+        let before = buffers(&first);
+        pool.give([Arc::new(first)]);
+
+        // Then as full as a chunk gets: lines as long as valid lines may
+        // be, until it is handed over.
+        let mut second = Chunk::recycled(&pool);
+        let padding = "x".repeat(MAX_LINE_BYTES - short.len() - 20);
+        let long = short.replace(r#""S1""#, &format!(r#""S1","reason":"{padding}""#));
+        assert!(long.len() <= MAX_LINE_BYTES);
+        let mut line_no = 0;
+        while !second.is_full() {
+            line_no += 1;
+            second.push_line(line_no, long.as_bytes(), long.len() as u64);
+        }
+        second.parse(&hasher);
+        assert!(second.raw.len() >= CHUNK_BYTES);
+        assert_eq!(buffers(&second), before, "the same buffers, none grown");
+        assert_eq!(second.status.len(), line_no as usize);
+    }
+
     /// A chunk the reader takes from the pool, with its buffers full of an
     /// earlier chunk's lines, parses exactly as a new chunk does.
     #[test]
@@ -1648,7 +1686,7 @@ mod tests {
             chunk.parse(&hasher);
         };
         let pool = ChunkPool::new();
-        let mut earlier = Chunk::with_room(1 << 16, &pool);
+        let mut earlier = Chunk::recycled(&pool);
         let earlier_lines: Vec<String> = (0..200).map(|n| line(n, "deposit_topped_up")).collect();
         fill(&mut earlier, &earlier_lines);
         let capacity = earlier.raw.capacity();
@@ -1660,7 +1698,7 @@ mod tests {
             line(8, "no_such_type"),
             line(9, "deposit_topped_up"),
         ];
-        let mut recycled = Chunk::with_room(16, &pool);
+        let mut recycled = Chunk::recycled(&pool);
         assert!(recycled.raw.capacity() >= capacity, "the pool's chunk");
         assert!(recycled.lines.is_empty() && recycled.status.is_empty());
         fill(&mut recycled, &lines);

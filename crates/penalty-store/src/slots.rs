@@ -22,6 +22,7 @@
 //! stored event (a miss there sends the id to the index's exact side map).
 
 use std::collections::HashMap;
+use std::mem::MaybeUninit;
 
 /// A free slot. No held slot is 0: values are at least 1.
 const EMPTY: u64 = 0;
@@ -99,7 +100,12 @@ impl Slots {
             self.rebuild(wanted);
         }
         // The keys too: a vector that doubles as it fills copies itself.
+        // And their room is written now, as a new table is (see
+        // `empty_slots`): otherwise each of its pages is a page fault as
+        // ingest's committing thread fills it, some 6K faults a million
+        // orders, on the one thread every line waits for.
         self.keys.reserve(additional);
+        write_in_parallel(self.keys.spare_capacity_mut(), MaybeUninit::new(0));
     }
 
     /// Finds `key`'s tag on its run.
@@ -181,39 +187,43 @@ impl Slots {
     }
 }
 
-/// Tables of at least this many slots are written by several threads.
-const PARALLEL_MIN_SLOTS: usize = 1 << 16;
+/// Memory of at least this many bytes is written by several threads.
+const PARALLEL_MIN_BYTES: usize = 512 << 10;
 
 /// `count` free slots, written now. (`vec![[0; 2]; count]` alone would map
 /// the kernel's zero page, and every page's first write after a probe had
 /// read it would then cost a second fault and a TLB flush on every core.)
-/// A large table is written by a thread per core at once: writing it is
-/// its page faults, which the kernel takes on every core in parallel, and
-/// the 96 MB of a million orders' index (16-byte slots then) took about
-/// 40 ms on one before
-/// ingest could start.
 fn empty_slots(count: usize) -> Vec<u64> {
     // Zeroed memory is free slots already (`EMPTY` is 0); `black_box`
     // keeps the compiler from dropping the writes below as writing zeros
     // over zeros.
     let mut slots = std::hint::black_box(vec![EMPTY; count]);
-    let threads = if count >= PARALLEL_MIN_SLOTS {
+    write_in_parallel(&mut slots, EMPTY);
+    slots
+}
+
+/// Writes `value` all over `memory`, by a thread per core (up to four) when
+/// it is large. Writing fresh memory is its page faults, which the kernel
+/// takes on every core in parallel: the 96 MB of a million orders' index
+/// (16-byte slots then) took about 40 ms on one thread before ingest could
+/// start.
+fn write_in_parallel<T: Copy + Send>(memory: &mut [T], value: T) {
+    let threads = if std::mem::size_of_val(memory) >= PARALLEL_MIN_BYTES {
         std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
     } else {
         1
     };
-    let part = count.div_ceil(threads).max(1);
-    let mut parts = slots.chunks_mut(part);
+    let part = memory.len().div_ceil(threads).max(1);
+    let mut parts = memory.chunks_mut(part);
     let first = parts.next();
     std::thread::scope(|scope| {
         for rest in parts {
-            scope.spawn(move || rest.fill(EMPTY));
+            scope.spawn(move || rest.fill(value));
         }
         if let Some(first) = first {
-            first.fill(EMPTY);
+            first.fill(value);
         }
     });
-    slots
 }
 
 /// The high half of a key, kept in its slot.
