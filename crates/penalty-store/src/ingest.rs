@@ -367,7 +367,7 @@ impl Committer<'_> {
                         if batch.lines == 0 {
                             deadline = Some(std::time::Instant::now() + options.max_latency);
                         }
-                        if !batch.take_next() {
+                        if batch.take(options.max_batch_events, options.max_batch_bytes) == 0 {
                             break;
                         }
                         if batch.lines >= options.max_batch_events
@@ -781,22 +781,38 @@ impl Batch {
         }
     }
 
-    /// Takes the next line of the last chunk into the batch; false when all
-    /// are taken.
-    fn take_next(&mut self) -> bool {
+    /// Takes lines of the last chunk into the batch, in order, up to the
+    /// first that brings it to `max_lines` lines or `max_bytes` bytes (that
+    /// line included; at least one line, while any is left); returns how
+    /// many.
+    ///
+    /// Why whole runs: taking lines one by one read three arrays of the
+    /// chunk for every line, on the committing thread, which every line
+    /// waits for (6% of its time). A chunk's running byte counts
+    /// ([`Chunk::ends`], summed by the parser thread) give a run's size at
+    /// once.
+    fn take(&mut self, max_lines: usize, max_bytes: usize) -> usize {
         let Some(last) = self.chunks.back() else {
-            return false;
+            return 0;
         };
-        let Some(line) = last.lines.get(self.taken_in_last) else {
-            return false;
-        };
-        self.bytes += line.raw.len();
-        if let Some(&Ok(parsed)) = last.status.get(self.taken_in_last) {
-            self.bytes += last.parsed.payload_len(parsed);
+        let from = self.taken_in_last;
+        let left = last.lines.len().saturating_sub(from);
+        let lines = left.min(max_lines.saturating_sub(self.lines).max(1));
+        if lines == 0 {
+            return 0;
         }
-        self.taken_in_last += 1;
-        self.lines += 1;
-        true
+        let before = from.checked_sub(1).map_or(0, |line| last.ends[line]);
+        let ends = &last.ends[from..from + lines];
+        // The first line that brings the batch to `max_bytes` ends the run.
+        let room = max_bytes.saturating_sub(self.bytes);
+        let lines = match ends.partition_point(|&end| end - before < room) {
+            reaching if reaching < lines => reaching + 1,
+            _ => lines,
+        };
+        self.bytes += ends[lines - 1] - before;
+        self.taken_in_last += lines;
+        self.lines += lines;
+        lines
     }
 
     /// The lines taken, in order: each as its chunk and its position there.
@@ -869,6 +885,9 @@ struct Chunk {
     /// Per line once validated: its position in `parsed`, or why it was
     /// rejected. Empty until then.
     status: Vec<Result<usize, Reject>>,
+    /// Per line once validated: the bytes of the lines up to and including
+    /// it (each line as received and its payload), which bound a batch.
+    ends: Vec<usize>,
 }
 
 impl Chunk {
@@ -962,6 +981,17 @@ impl Chunk {
         for position in position..parsed.len() {
             self.keys.push(Keys::of_line(hasher, &line(position)));
         }
+        self.ends.clear();
+        self.ends.reserve(lines);
+        let mut end = 0;
+        self.ends
+            .extend(self.lines.iter().zip(&self.status).map(|(line, status)| {
+                end += line.raw.len();
+                if let Ok(position) = status {
+                    end += parsed.payload_len(*position);
+                }
+                end
+            }));
         assert_eq!(
             self.keys.len(),
             self.parsed.len(),
@@ -1542,6 +1572,73 @@ mod tests {
     }
 
     proptest! {
+        /// Runs of lines end where taking lines one by one (the way before
+        /// `Batch::take`) ended them: at the line that brings a batch to
+        /// its line or byte bound, over chunks of lines of any lengths,
+        /// valid or not.
+        #[test]
+        fn batches_end_where_line_by_line_ended_them(
+            chunks in proptest::collection::vec(
+                proptest::collection::vec((0usize..300, proptest::bool::ANY), 0..40),
+                1..6,
+            ),
+            max_lines in 1usize..50,
+            max_bytes in 1usize..6000,
+        ) {
+            let hasher = IdHasher::new();
+            let mut number = 0u32;
+            let chunks: Vec<Chunk> = chunks.iter().map(|lines| {
+                let mut chunk = Chunk::default();
+                for &(padding, valid) in lines {
+                    number += 1;
+                    let line = if valid {
+                        format!(
+                            r#"{{"event_id":"00000000-0000-4000-8000-{number:012x}","type":"deposit_topped_up","at":"2026-01-01T00:00:00Z","shop_id":"S{}","amount_fen":1}}"#,
+                            "1".repeat(padding % 60 + 1)
+                        )
+                    } else {
+                        "x".repeat(padding)
+                    };
+                    chunk.push_line(u64::from(number), line.as_bytes(), line.len() as u64);
+                }
+                chunk.parse(&hasher);
+                chunk
+            }).collect();
+
+            // Line by line: each line's bytes, a batch ended by the line
+            // that reaches a bound.
+            let mut expected = Vec::new();
+            let (mut lines, mut bytes) = (0, 0);
+            for chunk in &chunks {
+                for (position, line) in chunk.lines.iter().enumerate() {
+                    lines += 1;
+                    bytes += line.raw.len();
+                    if let Ok(parsed) = chunk.status[position] {
+                        bytes += chunk.parsed.payload_len(parsed);
+                    }
+                    if lines >= max_lines || bytes >= max_bytes {
+                        expected.push((lines, bytes));
+                        (lines, bytes) = (0, 0);
+                    }
+                }
+            }
+
+            let mut batch = Batch::default();
+            let mut actual = Vec::new();
+            for chunk in chunks {
+                batch.add(chunk, &hasher);
+                while batch.take(max_lines, max_bytes) > 0 {
+                    if batch.lines >= max_lines || batch.bytes >= max_bytes {
+                        actual.push((batch.lines, batch.bytes));
+                        let taken = batch.take_lines();
+                        prop_assert_eq!(taken.taken().count(), taken.lines);
+                    }
+                }
+            }
+            prop_assert_eq!(actual, expected);
+            prop_assert_eq!((batch.lines, batch.bytes), (lines, bytes));
+        }
+
         /// The reader's way (whole lines at once from whatever a read
         /// returned, chunk by chunk) splits as line by line does, wherever
         /// the reads end: across `\r\n`, inside long lines, at chunk limits.

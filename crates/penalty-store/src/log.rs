@@ -607,9 +607,9 @@ pub struct EventLog {
     /// The block last read to confirm a duplicate. Re-sent input arrives in
     /// log order, so one cached block serves thousands of lookups.
     cached_blocks: Vec<Arc<DecodedBlock>>,
-    /// Where the entries start in the writer's recent blocks that
-    /// duplicates were confirmed against, by first sequence number (see
-    /// `block::entry_offsets`).
+    /// Where the entries start in the blocks the writer keeps, by first
+    /// sequence number: noted as each block is encoded (or, should one be
+    /// missing, found by `block::entry_offsets`).
     recent_offsets: Vec<(u64, Vec<u32>)>,
     /// How far the log reached when last acknowledged, kept outside sled;
     /// shared with the [`BlockJob`]s that record it.
@@ -989,6 +989,13 @@ impl EventLog {
             Some(end) => end,
             None => self.blocks_end()?,
         };
+        // Where its entries start, for confirming later duplicates against
+        // it while it is kept in memory (see `with_stored`).
+        let mut offsets = if self.recent_offsets.len() == RECENT_OFFSETS_BLOCKS {
+            self.recent_offsets.remove(0).1
+        } else {
+            Vec::new()
+        };
         let prepared = self
             .writer
             .prepare(
@@ -996,7 +1003,15 @@ impl EventLog {
                 end,
                 block_bytes,
                 (first_seq, end_seq),
-                |out| block::encode_into(first_seq, recorded_at, &entries, out),
+                |out| {
+                    block::encode_noting_offsets(
+                        first_seq,
+                        recorded_at,
+                        &entries,
+                        out,
+                        Some(&mut offsets),
+                    );
+                },
             )
             .map_err(|source| StoreError::Io {
                 action: "opening the blocks file for direct writes",
@@ -1008,6 +1023,7 @@ impl EventLog {
         // if it is not, everything pending is abandoned and the end is read
         // again from the disk.
         self.file_end = Some(locator.end());
+        self.recent_offsets.push((first_seq, offsets));
         index.next_seq = end_seq;
         self.index = Some(index);
         let job = BlockJob {
@@ -1123,7 +1139,7 @@ impl EventLog {
             StoreError::corrupt_block(seq, 1, "the index names this event but no block holds it")
         };
         // Written by this log moments ago (or pending): read in place, by
-        // the entries' offsets, found once per block.
+        // the entries' offsets, noted when the block was encoded.
         if let Some((first_seq, bytes)) = self.writer.recent(seq) {
             let known = self
                 .recent_offsets
