@@ -761,16 +761,19 @@ mod tests {
         .collect()
     }
 
-    fn encoded() -> Vec<u8> {
-        let lines = lines();
-        let entries: Vec<NewEntry<'_>> = lines
+    /// The lines as entries to encode, each with its content hash.
+    fn entries(lines: &[ParsedLine]) -> Vec<NewEntry<'_>> {
+        lines
             .iter()
             .map(|line| NewEntry {
                 line: line.as_parsed(),
                 hash: content_hash(&line.canonical_json),
             })
-            .collect();
-        encode(7, Instant(42), &entries)
+            .collect()
+    }
+
+    fn encoded() -> Vec<u8> {
+        encode(7, Instant(42), &entries(&lines()))
     }
 
     #[test]
@@ -852,16 +855,9 @@ mod tests {
         // same; into a buffer that already holds something, as the writer's
         // aligned buffers do.
         let lines = lines();
-        let entries: Vec<NewEntry<'_>> = lines
-            .iter()
-            .map(|line| NewEntry {
-                line: line.as_parsed(),
-                hash: content_hash(&line.canonical_json),
-            })
-            .collect();
         let mut out = vec![0xaa; 5];
         let mut noted = vec![1, 2, 3];
-        encode_noting_offsets(7, Instant(42), &entries, &mut out, Some(&mut noted));
+        encode_noting_offsets(7, Instant(42), &entries(&lines), &mut out, Some(&mut noted));
         assert_eq!(&out[5..], &bytes[..]);
         assert_eq!(noted, offsets);
 
