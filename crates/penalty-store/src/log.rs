@@ -963,14 +963,7 @@ impl EventLog {
         // The index keeps sequence numbers in 32 bits (`slots`): refused
         // before anything is recorded, should this batch pass the limit.
         // (As after any error, `stage_keyed` then gives the index up.)
-        let wanted = index.next_seq.saturating_add(items.len() as u64) - 1;
-        if wanted > MAX_EVENTS {
-            return Err(StoreError::Full {
-                dir: self.dir.clone(),
-                max_events: MAX_EVENTS,
-                wanted,
-            });
-        }
+        self.within_max_events(index.next_seq.saturating_add(items.len() as u64) - 1)?;
         // The index records new events as they are classified: on an error
         // it is left dropped (`None`), and the next append rebuilds it from
         // the log.
@@ -991,11 +984,7 @@ impl EventLog {
         };
         // Where its entries start, for confirming later duplicates against
         // it while it is kept in memory (see `with_stored`).
-        let mut offsets = if self.recent_offsets.len() == RECENT_OFFSETS_BLOCKS {
-            self.recent_offsets.remove(0).1
-        } else {
-            Vec::new()
-        };
+        let mut offsets = spare_offsets(&mut self.recent_offsets);
         let prepared = self
             .writer
             .prepare(
@@ -1127,6 +1116,18 @@ impl EventLog {
         Ok((outcomes, entries))
     }
 
+    /// Refuses a log of `events` events past [`MAX_EVENTS`].
+    fn within_max_events(&self, events: u64) -> Result<(), StoreError> {
+        if events > MAX_EVENTS {
+            return Err(StoreError::Full {
+                dir: self.dir.clone(),
+                max_events: MAX_EVENTS,
+                wanted: events,
+            });
+        }
+        Ok(())
+    }
+
     /// `f` of the stored entry of `seq`: how an index hit is confirmed (the
     /// id, the paid order, the exact canonical JSON of a duplicate), since
     /// equal hashes alone prove nothing.
@@ -1148,11 +1149,7 @@ impl EventLog {
             let index = match known {
                 Some(index) => index,
                 None => {
-                    let mut offsets = if self.recent_offsets.len() == RECENT_OFFSETS_BLOCKS {
-                        self.recent_offsets.remove(0).1
-                    } else {
-                        Vec::new()
-                    };
+                    let mut offsets = spare_offsets(&mut self.recent_offsets);
                     if !block::entry_offsets(bytes, &mut offsets) {
                         return Err(StoreError::corrupt_block(
                             first_seq,
@@ -1262,13 +1259,7 @@ impl EventLog {
         // Sizing the maps from the last block avoids rehashing millions of
         // entries while they fill.
         let expected_events = self.last_seq()?;
-        if expected_events > MAX_EVENTS {
-            return Err(StoreError::Full {
-                dir: self.dir.clone(),
-                max_events: MAX_EVENTS,
-                wanted: expected_events,
-            });
-        }
+        self.within_max_events(expected_events)?;
         let mut index = Index::with_capacity(usize::try_from(expected_events).unwrap_or(0), hasher);
         for found in self.blocks.iter() {
             let (key, value) = found.map_err(|e| self.db_error(e))?;
@@ -1554,6 +1545,17 @@ impl EventLog {
 /// The most bytes one stored block may take: a locator claiming more is
 /// damage, not a reason to allocate.
 pub(crate) const MAX_BLOCK_BYTES: u32 = 512 << 20;
+
+/// A vector for a kept block's entry offsets, taken from `recent` (an
+/// [`EventLog`]'s `recent_offsets`): the oldest block's, once as many are
+/// noted as the writer keeps blocks, else a new one.
+fn spare_offsets(recent: &mut Vec<(u64, Vec<u32>)>) -> Vec<u32> {
+    if recent.len() == RECENT_OFFSETS_BLOCKS {
+        recent.remove(0).1
+    } else {
+        Vec::new()
+    }
+}
 
 /// What reading a block takes: the sled value under its key is either the
 /// block itself (stores written before the blocks file) or its [`Locator`]

@@ -190,7 +190,7 @@ impl Slots {
 /// Memory of at least this many bytes is written by several threads.
 const PARALLEL_MIN_BYTES: usize = 512 << 10;
 
-/// `count` free slots, written now. (`vec![[0; 2]; count]` alone would map
+/// `count` free slots, written now. (`vec![EMPTY; count]` alone would map
 /// the kernel's zero page, and every page's first write after a probe had
 /// read it would then cost a second fault and a TLB flush on every core.)
 fn empty_slots(count: usize) -> Vec<u64> {
