@@ -51,6 +51,12 @@ pub enum Command {
     )]
     Order(OrderArgs),
 
+    /// A shop's notice feed (R9): one notice per judgment, oldest first.
+    #[command(
+        after_help = "Examples:\n  penalty notices S1 --as-of 2026-03-07\n  penalty notices S1 --after 1772503200000000000.1.O1 --limit 20 --json\n\nEach notice has a cursor: pass the last one you read as --after to get the\nnext page. Without --after the feed starts at the beginning."
+    )]
+    Notices(NoticesArgs),
+
     /// Every shop existing as of an instant, one line each.
     #[command(
         after_help = "Examples:\n  penalty shops --as-of 2026-03-07\n  penalty shops --as-of 2026-03-07 --json > shops.jsonl"
@@ -180,6 +186,20 @@ pub struct ShopArgs {
 pub struct OrderArgs {
     /// The order.
     pub order_id: String,
+    #[command(flatten)]
+    pub query: QueryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct NoticesArgs {
+    /// The shop.
+    pub shop_id: String,
+    /// Only the notices after this cursor (the `cursor` of the last one read).
+    #[arg(long, value_name = "CURSOR")]
+    pub after: Option<String>,
+    /// At most this many notices (1 to 1000).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub limit: u16,
     #[command(flatten)]
     pub query: QueryArgs,
 }

@@ -58,6 +58,31 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Notices(args) => {
+            let (ledger, as_of) = query_ledger(&cli.db, &policy, &args.query)?;
+            let notices = ledger
+                .notices(
+                    &args.shop_id,
+                    as_of,
+                    args.after.as_deref(),
+                    usize::from(args.limit),
+                )
+                .map_err(|e| NotFound(e.to_string()))?;
+            if args.query.json {
+                let mut text = String::new();
+                for notice in &notices {
+                    text += &json_line(notice)?;
+                }
+                print(&text)?;
+            } else {
+                print(&render::notices(
+                    &args.shop_id,
+                    &notices,
+                    usize::from(args.limit),
+                ))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Shops(args) => {
             let (ledger, as_of) = query_ledger(&cli.db, &policy, &args)?;
             let summaries = ledger.shop_summaries(as_of);

@@ -2,7 +2,7 @@
 //! is the reports themselves; this module only reads them.
 
 use penalty_core::explain::yuan;
-use penalty_core::{DeductionReport, OrderReport, OrderRow, Orphan, ShopReport};
+use penalty_core::{DeductionReport, Notice, OrderReport, OrderRow, Orphan, ShopReport};
 use penalty_store::VerifyReport;
 
 /// Left-aligned columns separated by two spaces, a header row first.
@@ -242,6 +242,34 @@ fn csv_field(text: &str, is_text: bool) -> String {
     } else {
         guarded
     }
+}
+
+/// A page of a shop's notice feed (R9), and how to read the next page.
+pub fn notices(shop_id: &str, notices: &[Notice], limit: usize) -> String {
+    let mut out = format!("Notices to shop {shop_id} (R9)\n");
+    if notices.is_empty() {
+        out += "  none\n";
+        return out;
+    }
+    let rows: Vec<Vec<String>> = notices
+        .iter()
+        .map(|n| {
+            vec![
+                n.judged_at.clone(),
+                n.order_id.clone(),
+                n.judgment.to_string(),
+                n.deduction_fen.map_or_else(|| "none".into(), yuan),
+                if n.revoked { "revoked (R11)" } else { "" }.to_string(),
+            ]
+        })
+        .collect();
+    out += &table(&["JUDGED AT", "ORDER", "#", "DEDUCTION", "NOTE"], &rows);
+    if notices.len() == limit {
+        if let Some(last) = notices.last() {
+            out += &format!("more may follow: --after {}\n", last.cursor);
+        }
+    }
+    out
 }
 
 /// The header line of the orders CSV (RFC 4180, CRLF line ends).

@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+#[path = "cli/golden.rs"]
+mod golden;
+
 const PENALTY: &str = env!("CARGO_BIN_EXE_penalty");
 
 fn penalty(db: &Path) -> Command {
