@@ -51,6 +51,14 @@ pub enum Command {
     )]
     Order(OrderArgs),
 
+    /// The orders that will be judged, flagged or auto-closed soon unless the
+    /// seller acts: a warning before the penalty.
+    #[command(
+        name = "at-risk",
+        after_help = "Examples:\n  penalty at-risk --shop S1 --as-of 2026-03-02T12:00:00+08:00\n  penalty at-risk --within 12h --json\n  penalty at-risk --within 90m --limit 0\n\nAn order is at risk when it is neither shipped nor refunded and its next\njudgment (R3), closure-review flag (R7) or auto-close (R8) comes within the\nhorizon. Only events at or before --as-of count."
+    )]
+    AtRisk(AtRiskArgs),
+
     /// A shop's notice feed (R9): one notice per judgment, oldest first.
     #[command(
         after_help = "Examples:\n  penalty notices S1 --as-of 2026-03-07\n  penalty notices S1 --after 1772503200000000000.1.O1 --limit 20 --json\n\nEach notice has a cursor: pass the last one you read as --after to get the\nnext page. Without --after the feed starts at the beginning."
@@ -186,6 +194,22 @@ pub struct ShopArgs {
 pub struct OrderArgs {
     /// The order.
     pub order_id: String,
+    #[command(flatten)]
+    pub query: QueryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AtRiskArgs {
+    /// Only this shop's orders (default: every shop's).
+    #[arg(long, value_name = "SHOP")]
+    pub shop: Option<String>,
+    /// How far ahead to look: a whole number with m, h or d (90m, 12h, 2d).
+    #[arg(long, default_value = "24h", value_name = "DURATION")]
+    pub within: String,
+    /// Human output: show at most this many orders (0: all). JSON output
+    /// always lists every order.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
     #[command(flatten)]
     pub query: QueryArgs,
 }

@@ -1,8 +1,10 @@
 //! Human-readable output: aligned tables and plain sentences. The JSON output
 //! is the reports themselves; this module only reads them.
 
-use penalty_core::explain::yuan;
-use penalty_core::{DeductionReport, Notice, OrderReport, OrderRow, Orphan, ShopReport};
+use penalty_core::explain::{at_risk_line, yuan};
+use penalty_core::{
+    AtRiskReport, DeductionReport, Notice, OrderReport, OrderRow, Orphan, ShopReport,
+};
 use penalty_store::VerifyReport;
 
 /// Left-aligned columns separated by two spaces, a header row first.
@@ -242,6 +244,46 @@ fn csv_field(text: &str, is_text: bool) -> String {
     } else {
         guarded
     }
+}
+
+/// The orders at risk, soonest first, each with what it will cost; at most
+/// `limit` of them (0: all).
+pub fn at_risk(report: &AtRiskReport, limit: usize) -> String {
+    let minutes = report.within_hours.minutes();
+    let horizon = match minutes {
+        m if m % 1440 == 0 => format!("{} d", m / 1440),
+        m if m % 60 == 0 => format!("{} h", m / 60),
+        m => format!("{m} min"),
+    };
+    let count = report.orders.len();
+    let mut out = format!(
+        "At risk as of {}, within {horizon}: {count} order{}\n",
+        report.as_of,
+        if count == 1 { "" } else { "s" }
+    );
+    if count == 0 {
+        return out;
+    }
+    let shown = if limit == 0 { count } else { count.min(limit) };
+    let rows: Vec<Vec<String>> = report.orders[..shown]
+        .iter()
+        .map(|o| {
+            vec![
+                o.at.clone(),
+                o.shop_id.clone(),
+                o.order_id.clone(),
+                at_risk_line(o),
+            ]
+        })
+        .collect();
+    out += &table(&["WHEN", "SHOP", "ORDER", "UNLESS THE SELLER ACTS"], &rows);
+    if shown < count {
+        out += &format!(
+            "{} more not shown: --limit 0 shows all, --json lists all\n",
+            count - shown
+        );
+    }
+    out
 }
 
 /// A page of a shop's notice feed (R9), and how to read the next page.

@@ -12,6 +12,8 @@
 //! stored but recomputed when asked (a few dozen nanoseconds), which keeps an
 //! order at about 80 bytes.
 
+pub mod at_risk;
+
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};

@@ -23,6 +23,7 @@ pub mod time;
 pub use event::{
     parse_line, AsParsed, Event, EventKind, KindRef, ParsedLine, ParsedLines, ParsedRef, Reject,
 };
+pub use ledger::at_risk::{AtRiskOrder, AtRiskReport, NextStep, Within, WithinError};
 pub use ledger::{ApplyError, Ledger, OrderIds, OrderIndex, QueryError};
 pub use policy::Policy;
 pub use report::*;

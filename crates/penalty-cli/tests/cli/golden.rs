@@ -1,6 +1,7 @@
 //! Golden files for what people read: every human table of the CLI, the
-//! seller's `explain` lines (inside `penalty order`) and the notice feed
-//! (`penalty notices`), over every golden scenario of `fixtures/scenarios/`.
+//! seller's `explain` lines (inside `penalty order`), the notice feed
+//! (`penalty notices`) and the at-risk warnings (`penalty at-risk`), over
+//! every golden scenario of `fixtures/scenarios/`.
 //!
 //! Each scenario's transcript is compared with `<scenario>/cli.golden`. After
 //! a deliberate change of wording or layout, rewrite them with
@@ -94,6 +95,29 @@ fn transcript(dir: &Path) -> String {
     }
     for order in ids("orders") {
         transcribe(&mut out, &db, policy, &["order", &order, "--as-of", as_of]);
+    }
+    // The first few at-risk questions that find something (at_risk.json,
+    // fixtures/oracle/make_at_risk.py).
+    if let Ok(text) = std::fs::read_to_string(dir.join("at_risk.json")) {
+        let questions: Value = serde_json::from_str(&text).unwrap();
+        let found = questions["queries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|q| {
+                q["report"]["orders"]
+                    .as_array()
+                    .is_some_and(|o| !o.is_empty())
+            })
+            .take(3);
+        for q in found {
+            let mut args = vec!["at-risk", "--as-of", q["as_of"].as_str().unwrap()];
+            args.extend(["--within", q["within"].as_str().unwrap()]);
+            if let Some(shop) = q["shop"].as_str() {
+                args.extend(["--shop", shop]);
+            }
+            transcribe(&mut out, &db, policy, &args);
+        }
     }
     out
 }
