@@ -7,11 +7,21 @@ use crate::policy::Policy;
 use crate::report::{DeductionReport, DeductionStatus};
 use crate::time::Instant;
 
-/// Formats fen as yuan with two decimals: `1000` -> `10.00 yuan`.
+/// Formats fen as yuan, with the yuan sign, thousands separators and two
+/// decimals: `1000` -> `¥10.00`, `123456789` -> `¥1,234,567.89`,
+/// `-2000` -> `-¥20.00`.
 pub fn yuan(fen: i64) -> String {
     let sign = if fen < 0 { "-" } else { "" };
     let abs = fen.unsigned_abs();
-    format!("{sign}{}.{:02} yuan", abs / 100, abs % 100)
+    let whole = (abs / 100).to_string();
+    let mut grouped = String::with_capacity(whole.len() + whole.len() / 3);
+    for (i, digit) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    format!("{sign}¥{grouped}.{:02}", abs % 100)
 }
 
 pub(crate) fn explain(
@@ -324,10 +334,15 @@ mod tests {
     }
 
     #[test]
-    fn yuan_has_two_decimals() {
-        assert_eq!(yuan(1000), "10.00 yuan");
-        assert_eq!(yuan(19900), "199.00 yuan");
-        assert_eq!(yuan(5), "0.05 yuan");
-        assert_eq!(yuan(-2000), "-20.00 yuan");
+    fn yuan_has_the_sign_separators_and_two_decimals() {
+        assert_eq!(yuan(1000), "¥10.00");
+        assert_eq!(yuan(19900), "¥199.00");
+        assert_eq!(yuan(5), "¥0.05");
+        assert_eq!(yuan(0), "¥0.00");
+        assert_eq!(yuan(-2000), "-¥20.00");
+        assert_eq!(yuan(99_999), "¥999.99");
+        assert_eq!(yuan(100_000), "¥1,000.00");
+        assert_eq!(yuan(123_456_789), "¥1,234,567.89");
+        assert_eq!(yuan(i64::MIN), "-¥92,233,720,368,547,758.08");
     }
 }

@@ -14,6 +14,7 @@ pub mod compact;
 pub mod event;
 pub mod explain;
 mod intern;
+pub mod labels;
 pub mod ledger;
 mod order;
 pub mod policy;
