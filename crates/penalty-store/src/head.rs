@@ -72,6 +72,91 @@ impl HeadRecord {
     }
 }
 
+/// The journal as a reader finds it, without creating or locking
+/// anything: what readers take as the acknowledged end of the log.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HeadState {
+    /// The last valid record (the default when there is none).
+    pub last: HeadRecord,
+    /// Whether the file exists.
+    pub exists: bool,
+    /// Damage found in it, in a sentence: a record before the last that
+    /// fails its checksum. (A torn last record is what a crash while
+    /// appending leaves; it is ignored, not damage.)
+    pub damage: Option<String>,
+}
+
+/// Reads the journal of `dir` without opening it for writing. A reader may
+/// meet it in the middle of an append (a torn last record, ignored) or of
+/// a compaction (the rename is atomic: it reads the old file or the new).
+pub fn read(dir: &Path) -> Result<HeadState, StoreError> {
+    let path = dir.join(HEAD_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(HeadState::default())
+        }
+        Err(source) => {
+            return Err(StoreError::Io {
+                action: "reading the head journal",
+                path,
+                source,
+            })
+        }
+    };
+    let records: Vec<&[u8]> = bytes.chunks_exact(RECORD_BYTES).collect();
+    let mut last = HeadRecord::default();
+    let mut damage = None;
+    for (number, record) in records.iter().enumerate() {
+        match HeadRecord::decode(record) {
+            Some(record) => last = record,
+            // The last whole record may be one a crash tore.
+            None if number + 1 == records.len() => {}
+            None => {
+                damage.get_or_insert_with(|| {
+                    format!(
+                        "{HEAD_FILE} is damaged: its record {} of {} (at byte {}) fails its \
+                         checksum; `penalty recover` rewrites it from the blocks file",
+                        number + 1,
+                        records.len(),
+                        number * RECORD_BYTES
+                    )
+                });
+            }
+        }
+    }
+    Ok(HeadState {
+        last,
+        exists: true,
+        damage,
+    })
+}
+
+/// Replaces the journal with one record, atomically (write, fsync, rename,
+/// fsync the directory): how `penalty recover` repairs a damaged one. The
+/// caller holds the directory lock.
+pub fn rewrite(dir: &Path, record: HeadRecord) -> Result<(), StoreError> {
+    let path = dir.join(HEAD_FILE);
+    let tmp = dir.join(format!("{HEAD_FILE}.tmp"));
+    let io = |action: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StoreError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    let mut fresh = File::create(&tmp).map_err(io("writing the head journal", &tmp))?;
+    fresh
+        .write_all(&record.encode())
+        .and_then(|()| fresh.sync_all())
+        .map_err(io("writing the head journal", &tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io("replacing the head journal", &path))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("syncing the data directory", dir))
+}
+
 /// The open journal of one data directory.
 #[derive(Debug)]
 pub struct Head {
