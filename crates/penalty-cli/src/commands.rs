@@ -697,7 +697,25 @@ fn recover(db: &Path, no_wait: bool, args: RecoverArgs) -> anyhow::Result<ExitCo
 fn audit(db: &Path, policy: &Policy, args: AuditArgs) -> anyhow::Result<ExitCode> {
     // The audit reads as any query does (no lock, beside a writer), and
     // checks every acknowledged block and the head journal.
-    let reader = open_reader(db)?;
+    let reader = match LogReader::open(db) {
+        Ok(reader) => reader,
+        Err(error @ StoreError::Corrupt { .. }) => {
+            let output = AuditOutput {
+                ok: false,
+                log: problem_report(&error),
+                checkpoint: None,
+                snapshot_problem: None,
+                orphans: Vec::new(),
+            };
+            if args.json {
+                print(&json_line(&output)?)?;
+            } else {
+                print(&render::audit(&output.log, None, &[]))?;
+            }
+            return Ok(ExitCode::from(4));
+        }
+        Err(error) => return Err(error.into()),
+    };
     let report = reader.verify();
     let snapshot_problem = snapshot_problem(&reader);
     let mut output = AuditOutput {

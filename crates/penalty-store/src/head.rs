@@ -80,9 +80,9 @@ pub struct HeadState {
     pub last: HeadRecord,
     /// Whether the file exists.
     pub exists: bool,
-    /// Damage found in it, in a sentence: a record before the last that
-    /// fails its checksum. (A torn last record is what a crash while
-    /// appending leaves; it is ignored, not damage.)
+    /// Damage found in it, in a sentence: a record that fails its
+    /// checksum. (A last record of zeros, or a part of one, is what a crash
+    /// while appending leaves; it is ignored, not damage.)
     pub damage: Option<String>,
 }
 
@@ -110,8 +110,10 @@ pub fn read(dir: &Path) -> Result<HeadState, StoreError> {
     for (number, record) in records.iter().enumerate() {
         match HeadRecord::decode(record) {
             Some(record) => last = record,
-            // The last whole record may be one a crash tore.
-            None if number + 1 == records.len() => {}
+            // The last whole record may be one a crash tore: the file grew
+            // but the bytes never arrived (zeros). Bytes that did arrive
+            // and fail the checksum are damage.
+            None if number + 1 == records.len() && record.iter().all(|&b| b == 0) => {}
             None => {
                 damage.get_or_insert_with(|| {
                     format!(
@@ -269,6 +271,37 @@ mod tests {
         bytes.extend_from_slice(&[b'P', b'L', 0, 1, 2]);
         std::fs::write(&path, &bytes).unwrap();
         assert_eq!(Head::open(dir.path()).unwrap().last().last_seq, 30);
+    }
+
+    /// A reader reports a record that fails its checksum, wherever it is,
+    /// and ignores a last record of zeros (a crash while appending).
+    #[test]
+    fn readers_report_damaged_records_and_ignore_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut head = Head::open(dir.path()).unwrap();
+        for seq in 1..=3 {
+            head.record(HeadRecord {
+                last_seq: seq,
+                block_first_seq: seq,
+                block_crc: 1,
+            })
+            .unwrap();
+        }
+        drop(head);
+        let path = dir.path().join(HEAD_FILE);
+        let good = std::fs::read(&path).unwrap();
+        let mut zeros = good.clone();
+        zeros.extend_from_slice(&[0; RECORD_BYTES]);
+        std::fs::write(&path, &zeros).unwrap();
+        let state = read(dir.path()).unwrap();
+        assert_eq!((state.last.last_seq, state.damage), (3, None));
+        for at in [5, 2 * RECORD_BYTES + 9] {
+            let mut bytes = good.clone();
+            bytes[at] ^= 1;
+            std::fs::write(&path, &bytes).unwrap();
+            let state = read(dir.path()).unwrap();
+            assert!(state.damage.is_some(), "byte {at}");
+        }
     }
 
     #[test]

@@ -72,7 +72,7 @@ impl LogReader {
                         last_seq: head.last.last_seq,
                         detail: format!(
                             "{BLOCKS_FILE} is missing but {HEAD_FILE} acknowledged events up to \
-                             {}; restore the data directory from a backup",
+                             {}",
                             head.last.last_seq
                         ),
                     });
@@ -104,8 +104,9 @@ impl LogReader {
             let whole = block_at_start(&file, file_len);
             if !head.exists || whole {
                 head.damage = Some(format!(
-                    "{HEAD_FILE} {} while {BLOCKS_FILE} holds {file_len} bytes{}; readers see \
-                     no event until `penalty recover` rewrites it from the blocks file",
+                    "{HEAD_FILE} is damaged: it {} while {BLOCKS_FILE} holds {file_len} \
+                     bytes{}; readers see no event until `penalty recover` rewrites it from the \
+                     blocks file",
                     if head.exists {
                         "acknowledges no event"
                     } else {
