@@ -29,8 +29,8 @@ use crate::log::{EntryChecker, VerifyProblem, VerifyReport, BLOCKS_FILE, MAX_BLO
 use crate::snapshot::SnapshotEnd;
 use crate::StoreError;
 
-/// How much of the blocks file a scan reads at a time: a few bulk blocks.
-const WINDOW_BYTES: usize = 8 << 20;
+/// How much of the blocks file a scan reads at a time: a dozen bulk blocks.
+const WINDOW_BYTES: usize = 32 << 20;
 
 /// The log of one data directory as acknowledged when it was opened.
 #[derive(Debug)]
@@ -310,28 +310,38 @@ impl Blocks {
     }
 
     /// The bytes from `offset` on, at least `want` of them where the file
-    /// has them (fewer at its end), from the window or read into it.
+    /// has them (fewer at its end), from the window or read into it. The
+    /// window slides: bytes already read are kept and only what follows is
+    /// read, so a scan reads each byte of the file once.
     fn bytes_at(&mut self, offset: u64, want: usize) -> Result<&[u8], StoreError> {
         let available = self.file_len.saturating_sub(offset);
         let want = want.min(usize::try_from(available).unwrap_or(usize::MAX));
-        let covered = offset >= self.window_start
-            && offset + want as u64 <= self.window_start + self.window.len() as u64;
-        if !covered {
-            let len = want.max(WINDOW_BYTES).min(available as usize);
-            self.window.resize(len, 0);
-            let mut read = 0;
-            while read < len {
+        let window_end = self.window_start + self.window.len() as u64;
+        if offset < self.window_start || offset > window_end {
+            self.window.clear();
+            self.window_start = offset;
+        }
+        if offset + want as u64 > self.window_start + self.window.len() as u64 {
+            // Keep the bytes from `offset` on, and read after them.
+            let consumed = usize::try_from(offset - self.window_start).unwrap_or(0);
+            self.window.drain(..consumed);
+            self.window_start = offset;
+            let target = want
+                .max(WINDOW_BYTES)
+                .min(usize::try_from(available).unwrap_or(usize::MAX));
+            let mut filled = self.window.len();
+            self.window.resize(target, 0);
+            while filled < target {
                 let n = self
                     .file
-                    .read_at(&mut self.window[read..], offset + read as u64)
+                    .read_at(&mut self.window[filled..], offset + filled as u64)
                     .map_err(self.io_error("reading the blocks file"))?;
                 if n == 0 {
                     break;
                 }
-                read += n;
+                filled += n;
             }
-            self.window.truncate(read);
-            self.window_start = offset;
+            self.window.truncate(filled);
         }
         let start = usize::try_from(offset - self.window_start).unwrap_or(usize::MAX);
         Ok(self.window.get(start..).unwrap_or(&[]))
@@ -341,7 +351,11 @@ impl Blocks {
     /// stored: its length read from its entries (the common case), or
     /// found as recovery finds blocks of other formats.
     fn stored_block_at(&mut self, offset: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        let mut want = WINDOW_BYTES;
+        // What the window holds already first: most blocks are whole in it.
+        let window_end = self.window_start + self.window.len() as u64;
+        let mut want = usize::try_from(window_end.saturating_sub(offset))
+            .unwrap_or(0)
+            .max(64 << 10);
         loop {
             let bytes = self.bytes_at(offset, want)?;
             if !bytes.starts_with(MAGIC) {
