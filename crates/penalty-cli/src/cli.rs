@@ -13,7 +13,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     after_help = "Examples:\n  penalty ingest events.jsonl\n  penalty shop S1 --as-of 2026-03-07T00:00:00+08:00\n  penalty order O1 --as-of 2026-03-07 --json\n\nExit codes: 0 ok, 1 error, 2 usage, 3 unknown shop or order, 4 audit problem, 130 interrupted."
 )]
 pub struct Cli {
-    /// The data directory (created on first use).
+    /// The data directory (created by the first ingest; read commands
+    /// refuse one that does not exist).
     #[arg(
         long,
         global = true,
@@ -21,6 +22,12 @@ pub struct Cli {
         default_value = "./penalty-data"
     )]
     pub db: PathBuf,
+
+    /// A writer (`ingest`, `recover`) fails at once when another writer
+    /// holds the data directory, instead of waiting its turn. Read commands
+    /// never wait.
+    #[arg(long, global = true)]
+    pub no_wait: bool,
 
     /// A JSON file overriding policy parameters (RULES.md); unknown keys are an
     /// error.

@@ -13,6 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use penalty_core::{Instant, Ledger, OrderStatus, Policy, Within};
 use penalty_store::ingest::{IngestCounts, IngestOptions, IngestSink, RejectsFile, SyncJob};
 use penalty_store::projection;
+use penalty_store::reader::LogReader;
 use penalty_store::{EventLog, StoreError};
 use serde::Serialize;
 
@@ -33,7 +34,7 @@ pub struct NotFound(pub String);
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let policy = load_policy(cli.policy.as_deref())?;
     match cli.command {
-        Command::Ingest(args) => ingest(&cli.db, &policy, args),
+        Command::Ingest(args) => ingest(&cli.db, &policy, cli.no_wait, args),
         Command::Shop(args) => {
             let (ledger, as_of) = query_ledger(&cli.db, &policy, &args.query)?;
             let report = ledger
@@ -113,7 +114,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(ExportCommand::Orders(args)) => export_orders(&cli.db, &policy, args),
         Command::Replay(args) => replay(&cli.db, &policy, args),
         Command::Audit(args) => audit(&cli.db, &policy, args),
-        Command::Recover(args) => recover(&cli.db, args),
+        Command::Recover(args) => recover(&cli.db, cli.no_wait, args),
         Command::Gen(args) => gen(args),
         Command::Serve(args) => {
             eprintln!(
@@ -174,8 +175,39 @@ fn parse_instant(text: &str, policy: &Policy, flag: &str) -> anyhow::Result<Inst
     })
 }
 
-fn open_log(db: &Path) -> anyhow::Result<EventLog> {
-    EventLog::open(db).map_err(anyhow::Error::from)
+/// Opens the log for writing, taking the directory lock: waiting for it,
+/// with a message, while another writer holds it, unless `no_wait`.
+fn open_writer(db: &Path, no_wait: bool) -> anyhow::Result<EventLog> {
+    if no_wait {
+        return EventLog::open(db).map_err(anyhow::Error::from);
+    }
+    EventLog::open_waiting(db, &mut |locked| {
+        let holder = match locked {
+            StoreError::Locked { holder, .. } => holder.clone(),
+            other => other.to_string(),
+        };
+        eprintln!(
+            "penalty: waiting for the data directory {}, in use by {holder}; this command \
+             goes on when it is free (--no-wait fails at once instead; read commands do not \
+             wait)",
+            db.display()
+        );
+    })
+    .map_err(anyhow::Error::from)
+}
+
+/// Opens the log for reading: no lock, nothing created (a missing
+/// directory is an error naming it).
+fn open_reader(db: &Path) -> anyhow::Result<LogReader> {
+    LogReader::open(db).map_err(anyhow::Error::from)
+}
+
+/// Says on stderr what a read found damaged that its answer does not rest
+/// on.
+fn warn_all(warnings: &[String]) {
+    for warning in warnings {
+        eprintln!("penalty: warning: {warning}; run `penalty audit` for the details");
+    }
 }
 
 /// The ledger to answer a query from, and the instant to ask at.
@@ -190,10 +222,23 @@ fn ledger_at(
     known_at: Option<&str>,
 ) -> anyhow::Result<(Ledger, Instant)> {
     let (as_of, known_at) = instants(policy, as_of, known_at)?;
-    let log = open_log(db)?;
+    let reader = open_reader(db)?;
+    if let Some(damage) = &reader.head().damage {
+        if known_at.is_some() {
+            warn_all(std::slice::from_ref(damage));
+        }
+    }
     let ledger = match known_at {
-        Some(known_at) => projection::replay(&log, policy, Some(known_at))?.ledger,
-        None => projection::open(&log, policy, true)?.0.ledger,
+        Some(known_at) => {
+            projection::replay_read(&reader, policy, Some(known_at))?
+                .0
+                .ledger
+        }
+        None => {
+            let opened = projection::open_read(&reader, policy, true, true)?;
+            warn_all(&opened.warnings);
+            opened.projection.ledger
+        }
     };
     Ok((ledger, as_of))
 }
@@ -251,7 +296,7 @@ impl IngestSink for CliSink {
     }
 }
 
-fn ingest(db: &Path, policy: &Policy, args: IngestArgs) -> anyhow::Result<ExitCode> {
+fn ingest(db: &Path, policy: &Policy, no_wait: bool, args: IngestArgs) -> anyhow::Result<ExitCode> {
     // Open every input first, so that a mistyped name stops the command before
     // anything is appended.
     let mut inputs: Vec<(String, Option<u64>, Box<dyn Read + Send>)> = Vec::new();
@@ -274,7 +319,7 @@ fn ingest(db: &Path, policy: &Policy, args: IngestArgs) -> anyhow::Result<ExitCo
             inputs.push((path.display().to_string(), size, Box::new(file)));
         }
     }
-    let mut log = open_log(db)?;
+    let mut log = open_writer(db, no_wait)?;
     let rejects_path = args
         .rejects
         .clone()
@@ -465,7 +510,7 @@ struct ReplayOutput {
 
 fn replay(db: &Path, policy: &Policy, args: QueryArgs) -> anyhow::Result<ExitCode> {
     let (as_of, known_at) = instants(policy, args.as_of.as_deref(), args.known_at.as_deref())?;
-    let log = open_log(db)?;
+    let reader = open_reader(db)?;
     let offset = policy.utc_offset;
     let mut output = ReplayOutput {
         events: 0,
@@ -478,23 +523,25 @@ fn replay(db: &Path, policy: &Policy, args: QueryArgs) -> anyhow::Result<ExitCod
     // The stored projection is digested and dropped before the replay, so
     // that only one ledger is in memory at a time.
     let incremental = match known_at {
-        None => Some(
-            projection::open(&log, policy, false)?
-                .0
-                .ledger
-                .digest(as_of),
-        ),
+        None => {
+            let opened = projection::open_read(&reader, policy, false, false)?;
+            warn_all(&opened.warnings);
+            Some(opened.projection.ledger.digest(as_of))
+        }
         Some(_) => None,
     };
-    let rebuilt = projection::replay(&log, policy, known_at)?;
+    let (rebuilt, end) = projection::replay_read(&reader, policy, known_at)?;
     output.events = rebuilt.ledger.events_applied();
     output.digest = rebuilt.ledger.digest(as_of);
     if let Some(incremental) = incremental {
         output.equal = Some(incremental == output.digest);
         output.incremental_digest = Some(incremental);
-        rebuilt
-            .save(&log)
-            .context("saving the rebuilt checkpoint")?;
+        // The rebuilt projection replaces the snapshot, for the next
+        // reader; a directory this process may not write to (a read-only
+        // copy) keeps the one it has.
+        if let Err(error) = projection::save_read(&reader, &rebuilt, end) {
+            tracing::info!(%error, "could not write the rebuilt snapshot");
+        }
     }
     if args.json {
         print(&json_line(&output)?)?;
@@ -527,6 +574,9 @@ struct AuditOutput {
     ok: bool,
     log: penalty_store::VerifyReport,
     checkpoint: Option<CheckpointAudit>,
+    /// What is wrong with the projection snapshot file, when anything is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snapshot_problem: Option<String>,
     orphans: Vec<penalty_core::Orphan>,
 }
 
@@ -553,6 +603,22 @@ fn problem_report(error: &StoreError) -> penalty_store::VerifyReport {
     }
 }
 
+/// What is wrong with the projection snapshot of `reader`'s directory: it
+/// fails its checksum, or it does not describe this log.
+fn snapshot_problem(reader: &LogReader) -> Option<String> {
+    let file = penalty_store::snapshot::SNAPSHOT_FILE;
+    match penalty_store::snapshot::read(reader.dir()) {
+        Ok(None) => None,
+        Ok(Some(stored)) => reader.check_snapshot_end(&stored.end).err().map(|why| {
+            format!(
+                "the projection snapshot {file} does not match the log: {why}; queries replay \
+                 the log instead, and `penalty recover` removes it"
+            )
+        }),
+        Err(error) => Some(error.to_string()),
+    }
+}
+
 #[derive(Serialize)]
 struct RecoverOutput {
     ok: bool,
@@ -560,34 +626,72 @@ struct RecoverOutput {
     log: penalty_store::VerifyReport,
 }
 
-fn recover(db: &Path, args: RecoverArgs) -> anyhow::Result<ExitCode> {
-    // A log that opens and checks good has nothing to recover: leave it
-    // (and its checkpoint) as it is.
-    if let Ok(log) = EventLog::open(db) {
-        let report = log.verify()?;
-        if report.is_ok() {
-            if args.json {
-                let output = RecoverOutput {
-                    ok: true,
-                    recovered: None,
-                    log: report,
-                };
-                print(&json_line(&output)?)?;
-            } else {
-                print(&format!(
-                    "the log opens and checks good ({} blocks, {} events): nothing to recover\n",
-                    report.blocks, report.events
-                ))?;
-            }
-            return Ok(ExitCode::SUCCESS);
+/// The checks `recover` passes before and after: the log through sled (the
+/// writer's view), the files alone (the readers'), and the snapshot.
+fn check_everything(db: &Path, log: &EventLog) -> anyhow::Result<penalty_store::VerifyReport> {
+    let mut report = log.verify()?;
+    if report.is_ok() {
+        let reader = open_reader(db)?;
+        let files = reader.verify();
+        if !files.is_ok() {
+            report = files;
+        } else if let Some(detail) = snapshot_problem(&reader) {
+            report.problem = Some(penalty_store::VerifyProblem {
+                seq: report.last_seq,
+                detail,
+            });
         }
+    }
+    Ok(report)
+}
+
+fn recover(db: &Path, no_wait: bool, args: RecoverArgs) -> anyhow::Result<ExitCode> {
+    if !db.is_dir() {
+        return Err(StoreError::NoLog {
+            dir: db.to_path_buf(),
+            reason: "the directory does not exist",
+        }
+        .into());
+    }
+    // A log that opens and checks good has nothing to recover: leave it
+    // (and its snapshot) as it is.
+    let healthy = match open_writer(db, no_wait) {
+        Ok(log) => {
+            let report = check_everything(db, &log)?;
+            report.is_ok().then_some(report)
+        }
+        Err(error)
+            if matches!(
+                error.downcast_ref::<StoreError>(),
+                Some(StoreError::Locked { .. } | StoreError::Io { .. })
+            ) =>
+        {
+            return Err(error)
+        }
+        Err(_) => None,
+    };
+    if let Some(report) = healthy {
+        if args.json {
+            let output = RecoverOutput {
+                ok: true,
+                recovered: None,
+                log: report,
+            };
+            print(&json_line(&output)?)?;
+        } else {
+            print(&format!(
+                "the log opens and checks good ({} blocks, {} events): nothing to recover\n",
+                report.blocks, report.events
+            ))?;
+        }
+        return Ok(ExitCode::SUCCESS);
     }
     let (recovered, log) = match penalty_store::recover::recover(db) {
         Ok(recovered) => {
             // The rebuilt database must pass everything an audit checks of
             // the log.
             let log = match EventLog::open(db) {
-                Ok(log) => log.verify()?,
+                Ok(log) => check_everything(db, &log)?,
                 Err(error @ StoreError::Corrupt { .. }) => problem_report(&error),
                 Err(error) => return Err(error.into()),
             };
@@ -606,7 +710,20 @@ fn recover(db: &Path, args: RecoverArgs) -> anyhow::Result<ExitCode> {
         let output = RecoverOutput { ok, recovered, log };
         print(&json_line(&output)?)?;
     } else {
-        print(&render::recover(recovered.as_ref(), &log))?;
+        let mut text = String::new();
+        if let Some(r) = &recovered {
+            if r.head_rewritten {
+                text += &format!(
+                    "rewrote the head journal to acknowledge the last whole block (sequence \
+                     number {})\n",
+                    r.last_seq
+                );
+            }
+            if r.snapshot_removed {
+                text += "removed the damaged projection snapshot; the next query replays the log\n";
+            }
+        }
+        print(&(render::recover(recovered.as_ref(), &log) + &text))?;
     }
     Ok(if ok {
         ExitCode::SUCCESS
@@ -616,45 +733,48 @@ fn recover(db: &Path, args: RecoverArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn audit(db: &Path, policy: &Policy, args: AuditArgs) -> anyhow::Result<ExitCode> {
-    // A damaged log is what the audit is for: open it anyway and report.
-    let log = match EventLog::open_for_audit(db) {
-        Ok(log) => log,
+    // The audit reads as any query does (no lock, beside a writer), and
+    // checks every acknowledged block and the head journal.
+    let reader = match LogReader::open(db) {
+        Ok(reader) => reader,
         Err(error @ StoreError::Corrupt { .. }) => {
-            let report = problem_report(&error);
+            let output = AuditOutput {
+                ok: false,
+                log: problem_report(&error),
+                checkpoint: None,
+                snapshot_problem: None,
+                orphans: Vec::new(),
+            };
             if args.json {
-                let output = AuditOutput {
-                    ok: false,
-                    log: report,
-                    checkpoint: None,
-                    orphans: Vec::new(),
-                };
                 print(&json_line(&output)?)?;
             } else {
-                print(&render::audit(&report, None, &[]))?;
+                print(&render::audit(&output.log, None, &[]))?;
             }
             return Ok(ExitCode::from(4));
         }
         Err(error) => return Err(error.into()),
     };
-    let report = log.verify()?;
+    let report = reader.verify();
+    let snapshot_problem = snapshot_problem(&reader);
     let mut output = AuditOutput {
-        ok: report.is_ok(),
+        ok: report.is_ok() && snapshot_problem.is_none(),
         log: report,
         checkpoint: None,
+        snapshot_problem,
         orphans: Vec::new(),
     };
-    if output.ok {
+    if output.log.is_ok() {
         let as_of = penalty_store::now();
         // One ledger in memory at a time: the stored one is digested and
         // dropped before the replay.
-        let (stored, origin) = projection::open(&log, policy, false)?;
-        let seq = match origin {
+        let opened = projection::open_read(&reader, policy, false, false)?;
+        let seq = match opened.origin {
             projection::Origin::Checkpoint { seq, .. } => seq,
             projection::Origin::Replay { .. } => 0,
         };
-        let digest = stored.ledger.digest(as_of);
-        drop(stored);
-        let rebuilt = projection::replay(&log, policy, None)?;
+        let digest = opened.projection.ledger.digest(as_of);
+        drop(opened);
+        let (rebuilt, _) = projection::replay_read(&reader, policy, None)?;
         let replay_digest = rebuilt.ledger.digest(as_of);
         let equal = digest == replay_digest;
         output.ok &= equal;
@@ -670,11 +790,15 @@ fn audit(db: &Path, policy: &Policy, args: AuditArgs) -> anyhow::Result<ExitCode
     if args.json {
         print(&json_line(&output)?)?;
     } else {
-        print(&render::audit(
+        let mut text = render::audit(
             &output.log,
             output.checkpoint.as_ref().map(|c| (c.seq, c.equal)),
             &output.orphans,
-        ))?;
+        );
+        if let Some(problem) = &output.snapshot_problem {
+            text += &format!("PROBLEM: {problem}\n");
+        }
+        print(&text)?;
     }
     Ok(if output.ok {
         ExitCode::SUCCESS

@@ -22,6 +22,21 @@ pub enum StoreError {
         holder: String,
     },
 
+    /// A read command was pointed at a directory no writer ever created a
+    /// log in. Only writers (`ingest`, `serve`, `recover`) create one, so
+    /// that a mistyped `--db` is not mistaken for an empty ledger.
+    #[error(
+        "no event log at {dir}: {reason}, so nothing has been ingested there; check the --db \
+         path (or $PENALTY_DB), or create the log with `penalty ingest --db {dir} FILE`",
+        dir = dir.display()
+    )]
+    NoLog {
+        /// The data directory asked for.
+        dir: PathBuf,
+        /// What is missing, such as "the directory does not exist".
+        reason: &'static str,
+    },
+
     /// A file system operation outside sled failed.
     #[error("{action} {path}: {source}; check that the path exists, is writable and the disk is not full")]
     Io {
@@ -63,7 +78,7 @@ pub enum StoreError {
     },
 
     /// The stored projection checkpoint failed its checksum or is malformed.
-    #[error("the projection checkpoint is corrupt ({detail}); run `penalty replay` to rebuild it from the log")]
+    #[error("the projection snapshot is damaged ({detail}); queries replay the log instead, and `penalty recover` removes it")]
     CorruptCheckpoint {
         /// What exactly is wrong.
         detail: String,

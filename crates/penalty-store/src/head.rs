@@ -72,6 +72,93 @@ impl HeadRecord {
     }
 }
 
+/// The journal as a reader finds it, without creating or locking
+/// anything: what readers take as the acknowledged end of the log.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HeadState {
+    /// The last valid record (the default when there is none).
+    pub last: HeadRecord,
+    /// Whether the file exists.
+    pub exists: bool,
+    /// Damage found in it, in a sentence: a record that fails its
+    /// checksum. (A last record of zeros, or a part of one, is what a crash
+    /// while appending leaves; it is ignored, not damage.)
+    pub damage: Option<String>,
+}
+
+/// Reads the journal of `dir` without opening it for writing. A reader may
+/// meet it in the middle of an append (a torn last record, ignored) or of
+/// a compaction (the rename is atomic: it reads the old file or the new).
+pub fn read(dir: &Path) -> Result<HeadState, StoreError> {
+    let path = dir.join(HEAD_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(HeadState::default())
+        }
+        Err(source) => {
+            return Err(StoreError::Io {
+                action: "reading the head journal",
+                path,
+                source,
+            })
+        }
+    };
+    let records: Vec<&[u8]> = bytes.chunks_exact(RECORD_BYTES).collect();
+    let mut last = HeadRecord::default();
+    let mut damage = None;
+    for (number, record) in records.iter().enumerate() {
+        match HeadRecord::decode(record) {
+            Some(record) => last = record,
+            // The last whole record may be one a crash tore: the file grew
+            // but the bytes never arrived (zeros). Bytes that did arrive
+            // and fail the checksum are damage.
+            None if number + 1 == records.len() && record.iter().all(|&b| b == 0) => {}
+            None => {
+                damage.get_or_insert_with(|| {
+                    format!(
+                        "{HEAD_FILE} is damaged: its record {} of {} (at byte {}) fails its \
+                         checksum; `penalty recover` rewrites it from the blocks file",
+                        number + 1,
+                        records.len(),
+                        number * RECORD_BYTES
+                    )
+                });
+            }
+        }
+    }
+    Ok(HeadState {
+        last,
+        exists: true,
+        damage,
+    })
+}
+
+/// Replaces the journal with one record, atomically (write, fsync, rename,
+/// fsync the directory): how `penalty recover` repairs a damaged one. The
+/// caller holds the directory lock.
+pub fn rewrite(dir: &Path, record: HeadRecord) -> Result<(), StoreError> {
+    let path = dir.join(HEAD_FILE);
+    let tmp = dir.join(format!("{HEAD_FILE}.tmp"));
+    let io = |action: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StoreError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    let mut fresh = File::create(&tmp).map_err(io("writing the head journal", &tmp))?;
+    fresh
+        .write_all(&record.encode())
+        .and_then(|()| fresh.sync_all())
+        .map_err(io("writing the head journal", &tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io("replacing the head journal", &path))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("syncing the data directory", dir))
+}
+
 /// The open journal of one data directory.
 #[derive(Debug)]
 pub struct Head {
@@ -184,6 +271,37 @@ mod tests {
         bytes.extend_from_slice(&[b'P', b'L', 0, 1, 2]);
         std::fs::write(&path, &bytes).unwrap();
         assert_eq!(Head::open(dir.path()).unwrap().last().last_seq, 30);
+    }
+
+    /// A reader reports a record that fails its checksum, wherever it is,
+    /// and ignores a last record of zeros (a crash while appending).
+    #[test]
+    fn readers_report_damaged_records_and_ignore_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut head = Head::open(dir.path()).unwrap();
+        for seq in 1..=3 {
+            head.record(HeadRecord {
+                last_seq: seq,
+                block_first_seq: seq,
+                block_crc: 1,
+            })
+            .unwrap();
+        }
+        drop(head);
+        let path = dir.path().join(HEAD_FILE);
+        let good = std::fs::read(&path).unwrap();
+        let mut zeros = good.clone();
+        zeros.extend_from_slice(&[0; RECORD_BYTES]);
+        std::fs::write(&path, &zeros).unwrap();
+        let state = read(dir.path()).unwrap();
+        assert_eq!((state.last.last_seq, state.damage), (3, None));
+        for at in [5, 2 * RECORD_BYTES + 9] {
+            let mut bytes = good.clone();
+            bytes[at] ^= 1;
+            std::fs::write(&path, &bytes).unwrap();
+            let state = read(dir.path()).unwrap();
+            assert!(state.damage.is_some(), "byte {at}");
+        }
     }
 
     #[test]

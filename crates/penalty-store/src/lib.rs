@@ -9,15 +9,20 @@
 //!   through one sled key each, see [`block`]), global
 //!   gapless sequence numbers from 1, the permanent idempotency rules of
 //!   EVENTS.md, and an exclusive lock on the directory.
-//! - [`EventLog::save_checkpoint`] and [`EventLog::load_checkpoint`] keep one
-//!   opaque, checksummed projection snapshot next to the log.
+//! - [`reader::LogReader`] reads the acknowledged prefix of the log from the
+//!   files alone, with no lock and no sled: any number of read commands run
+//!   beside each other and beside the one writer.
+//! - [`snapshot`] keeps one checksummed projection snapshot in a file next
+//!   to the log, replaced atomically.
 //! - [`ingest`] streams JSON Lines from any reader into the log in constant
 //!   memory, committing a block per batch or per 100 ms, whichever comes first.
 //!
-//! Layout of a data directory: `<dir>/LOCK` (the lock file, naming its holder),
-//! `<dir>/HEAD` (the head journal, see [`head`]), `<dir>/events.log` (the
-//! blocks, appended) and `<dir>/log.sled` (the sled database: tree `blocks`
-//! locates each block, tree `checkpoint` holds the projection checkpoint).
+//! Layout of a data directory: `<dir>/LOCK` (the writer's lock file, naming
+//! its holder), `<dir>/HEAD` (the head journal, see [`head`]: what is
+//! acknowledged), `<dir>/events.log` (the blocks, appended),
+//! `<dir>/projection.snap` (the projection snapshot, see [`snapshot`]) and
+//! `<dir>/log.sled` (the writer's sled database: tree `blocks` locates each
+//! block for the writer's own lookups).
 
 pub mod block;
 mod direct;
@@ -27,12 +32,14 @@ pub mod ingest;
 mod lock;
 mod log;
 pub mod projection;
+pub mod reader;
 pub mod recover;
 mod slots;
+pub mod snapshot;
 
 pub use error::StoreError;
 pub use lock::{now, LOCK_FILE};
 pub use log::{
     AppendOutcome, EventLog, LogIter, StoredEvent, VerifyProblem, VerifyReport, BLOCKS_FILE,
-    BLOCKS_TREE, CHECKPOINT_TREE, MAX_RESERVED_EVENTS, SLED_DIR,
+    BLOCKS_TREE, MAX_RESERVED_EVENTS, SLED_DIR,
 };

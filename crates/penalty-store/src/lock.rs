@@ -37,6 +37,23 @@ pub struct DirLock {
 impl DirLock {
     /// Takes the lock on `dir` (which must exist) without waiting.
     pub fn acquire(dir: &Path) -> Result<DirLock, StoreError> {
+        DirLock::take(dir, None)
+    }
+
+    /// Takes the lock on `dir`, waiting for it while another process holds
+    /// it: `on_wait` is told once who is in the way (a
+    /// [`StoreError::Locked`]), before the wait begins.
+    pub fn acquire_waiting(
+        dir: &Path,
+        on_wait: &mut dyn FnMut(&StoreError),
+    ) -> Result<DirLock, StoreError> {
+        DirLock::take(dir, Some(on_wait))
+    }
+
+    fn take(
+        dir: &Path,
+        on_wait: Option<&mut dyn FnMut(&StoreError)>,
+    ) -> Result<DirLock, StoreError> {
         let path = dir.join(LOCK_FILE);
         let io_error = |action, source| StoreError::Io {
             action,
@@ -55,10 +72,16 @@ impl DirLock {
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
-                return Err(StoreError::Locked {
+                let locked = StoreError::Locked {
                     dir: dir.to_path_buf(),
                     holder: describe_holder(&mut file),
-                })
+                };
+                let Some(on_wait) = on_wait else {
+                    return Err(locked);
+                };
+                on_wait(&locked);
+                file.lock()
+                    .map_err(|e| io_error("waiting for the lock file", e))?;
             }
             Err(TryLockError::Error(e)) => return Err(io_error("locking the lock file", e)),
         }

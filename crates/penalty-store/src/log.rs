@@ -32,6 +32,7 @@ use crate::direct::{padded_end, BlockWriter, Prepared, MAX_PENDING_BLOCKS};
 use crate::head::{Head, HeadRecord};
 use crate::lock::DirLock;
 use crate::slots::{Probe, Slots};
+use crate::snapshot::SnapshotEnd;
 use crate::StoreError;
 
 /// The most events a log holds: the idempotency index keeps sequence
@@ -79,16 +80,8 @@ pub const SLED_DIR: &str = "log.sled";
 pub const BLOCKS_TREE: &str = "blocks";
 /// The append-only file holding the blocks themselves.
 pub const BLOCKS_FILE: &str = "events.log";
-/// The sled tree holding the projection checkpoint.
-pub const CHECKPOINT_TREE: &str = "checkpoint";
-
-/// The checkpoint's metadata key; its chunks are under `CHUNK_PREFIX` + u32.
-const CHECKPOINT_META: &[u8] = b"meta";
-const CHUNK_PREFIX: &[u8] = b"chunk/";
-/// Checkpoints are split so that no single sled value gets huge.
-const CHUNK_BYTES: usize = 1 << 20;
-const CHECKPOINT_VERSION: u16 = 1;
-const CHECKPOINT_META_BYTES: usize = 2 + 8 + 8 + 4 + 4;
+/// The sled tree where older builds kept the projection checkpoint.
+const OLD_CHECKPOINT_TREE: &str = "checkpoint";
 
 /// What happened to one item given to [`EventLog::append_batch`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -590,7 +583,6 @@ pub struct EventLog {
     // before the directory lock is released.
     db: sled::Db,
     blocks: sled::Tree,
-    checkpoint: sled::Tree,
     sled_path: PathBuf,
     /// Reads blocks; shared with iterators.
     reader: BlockReader,
@@ -658,12 +650,35 @@ impl EventLog {
     /// Opens the log even when it is damaged, for [`EventLog::verify`] to
     /// report what is wrong.
     pub fn open_for_audit(dir: &Path) -> Result<EventLog, StoreError> {
+        EventLog::open_locked(dir, None)
+    }
+
+    /// [`EventLog::open`], waiting for the directory lock while another
+    /// writer holds it; `on_wait` is told who, once, before the wait.
+    pub fn open_waiting(
+        dir: &Path,
+        on_wait: &mut dyn FnMut(&StoreError),
+    ) -> Result<EventLog, StoreError> {
+        let log = EventLog::open_locked(dir, Some(on_wait))?;
+        match log.head_problem()? {
+            Some(error) => Err(error),
+            None => Ok(log),
+        }
+    }
+
+    fn open_locked(
+        dir: &Path,
+        on_wait: Option<&mut dyn FnMut(&StoreError)>,
+    ) -> Result<EventLog, StoreError> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
             action: "creating the data directory",
             path: dir.to_path_buf(),
             source,
         })?;
-        let lock = DirLock::acquire(dir)?;
+        let lock = match on_wait {
+            Some(on_wait) => DirLock::acquire_waiting(dir, on_wait)?,
+            None => DirLock::acquire(dir)?,
+        };
         let sled_path = dir.join(SLED_DIR);
         let db_error = |source| StoreError::Database {
             path: sled_path.clone(),
@@ -689,7 +704,18 @@ impl EventLog {
             source => db_error(source),
         })?;
         let blocks = db.open_tree(BLOCKS_TREE).map_err(db_error)?;
-        let checkpoint = db.open_tree(CHECKPOINT_TREE).map_err(db_error)?;
+        // Projection checkpoints were once kept in sled, whose blob files
+        // were never reclaimed; they now live in a snapshot file beside the
+        // log (see `snapshot`), and the old tree is dropped for good.
+        if db
+            .tree_names()
+            .iter()
+            .any(|name| name.as_ref() == OLD_CHECKPOINT_TREE.as_bytes())
+        {
+            db.drop_tree(OLD_CHECKPOINT_TREE).map_err(db_error)?;
+            tracing::info!("dropped the projection checkpoint kept in sled by an older build");
+        }
+        crate::snapshot::remove_stale_temps(dir)?;
         let file_path = dir.join(BLOCKS_FILE);
         let io_error = |action, source| StoreError::Io {
             action,
@@ -715,7 +741,6 @@ impl EventLog {
         let log = EventLog {
             db,
             blocks,
-            checkpoint,
             reader: BlockReader {
                 sled_path: sled_path.clone(),
                 file: Arc::new(file),
@@ -830,6 +855,30 @@ impl EventLog {
             }
         }
         Ok(None)
+    }
+
+    /// Where the block ending at `seq` lies, for a snapshot taken at
+    /// `seq`; `None` when no block ends there (a snapshot is only taken at
+    /// a block's end, where a reader resumes folding).
+    pub fn snapshot_end(&self, seq: u64) -> Result<Option<SnapshotEnd>, StoreError> {
+        let Some(found) = self.blocks.range(..=block_key(seq)).next_back() else {
+            return Ok(None);
+        };
+        let (key, value) = found.map_err(|e| self.db_error(e))?;
+        let (Some(first_seq), Some(locator)) = (block::seq_of_key(&key), Locator::decode(&value))
+        else {
+            return Ok(None);
+        };
+        if locator.count == 0 || first_seq + u64::from(locator.count) - 1 != seq {
+            return Ok(None);
+        }
+        Ok(Some(SnapshotEnd {
+            seq,
+            block_first_seq: first_seq,
+            block_offset: locator.offset,
+            block_len: locator.len,
+            block_crc: locator.crc,
+        }))
     }
 
     /// The data directory.
@@ -1379,8 +1428,7 @@ impl EventLog {
             last_seq: 0,
             problem: None,
         };
-        let mut seen_ids: HashSet<u128> = HashSet::new();
-        let mut seen_paid: HashSet<Vec<u8>> = HashSet::new();
+        let mut checker = EntryChecker::default();
         let mut expected = 1;
         for found in self.blocks.iter() {
             let (key, value) = found.map_err(|e| self.db_error(e))?;
@@ -1400,42 +1448,7 @@ impl EventLog {
             };
             for (offset, entry) in block.entries.iter().enumerate() {
                 let seq = block.first_seq + offset as u64;
-                let json = block.json(entry);
-                let json: &[u8] = &json;
-                let (payload, compact) = block.payload(entry);
-                let problem = if !block.hash_matches(entry) {
-                    Some("its content hash does not match its stored bytes".to_string())
-                } else {
-                    match parse_stored(json) {
-                        // The compact form must decode to the very event its
-                        // JSON parses to.
-                        Ok(event)
-                            if compact
-                                && penalty_core::compact::decode_event(payload).as_ref()
-                                    != Some(&event) =>
-                        {
-                            Some("its compact form decodes to another event than its JSON".into())
-                        }
-                        Err(reject) => Some(format!("its JSON does not validate ({reject})")),
-                        Ok(event) if event.event_id != entry.event_id => {
-                            Some("its JSON names another event id than its block entry".into())
-                        }
-                        Ok(event)
-                            if event.paid_order_id().map(str::as_bytes) != block.paid(entry) =>
-                        {
-                            Some("its JSON names another paid order than its block entry".into())
-                        }
-                        Ok(_) if !seen_ids.insert(entry.event_id) => {
-                            Some("its event id appears earlier in the log".into())
-                        }
-                        Ok(event) => event
-                            .paid_order_id()
-                            .filter(|order| !seen_paid.insert(order.as_bytes().to_vec()))
-                            .map(|order| {
-                                format!("order {order} was already paid earlier in the log")
-                            }),
-                    }
-                };
+                let problem = checker.check(&block, entry);
                 if let Some(detail) = problem {
                     report.problem = Some(VerifyProblem {
                         seq,
@@ -1457,88 +1470,56 @@ impl EventLog {
         }
         Ok(report)
     }
+}
 
-    /// Stores a projection checkpoint taken after event `seq`, replacing the
-    /// previous one, in one atomic and flushed sled batch. `bytes` are opaque
-    /// here and may be tens of megabytes: they are split into chunks.
-    pub fn save_checkpoint(&self, seq: u64, bytes: &[u8]) -> Result<(), StoreError> {
-        let chunk_count = bytes.len().div_ceil(CHUNK_BYTES);
-        let chunk_count_u32 = u32::try_from(chunk_count).expect("a checkpoint under 4 PiB");
-        let mut batch = sled::Batch::default();
-        // Chunks of an older, larger checkpoint must go in the same batch, or
-        // they would linger as garbage.
-        for found in self.checkpoint.scan_prefix(CHUNK_PREFIX).keys() {
-            let key = found.map_err(|e| self.db_error(e))?;
-            let stale = chunk_number(&key).is_none_or(|n| n >= chunk_count_u32);
-            if stale {
-                batch.remove(key);
+/// What [`EventLog::verify`] and the readers' audit check of each stored
+/// event, in log order: its content hash, that its JSON validates and
+/// agrees with its block entry and compact form, and that no event id or
+/// paid order repeats.
+#[derive(Default)]
+pub(crate) struct EntryChecker {
+    seen_ids: HashSet<u128>,
+    seen_paid: HashSet<Vec<u8>>,
+}
+
+impl EntryChecker {
+    /// What is wrong with `entry` of `block`, in a sentence; `None` when
+    /// nothing is.
+    pub(crate) fn check(
+        &mut self,
+        block: &DecodedBlock,
+        entry: &block::EntryMeta,
+    ) -> Option<String> {
+        let json = block.json(entry);
+        let json: &[u8] = &json;
+        let (payload, compact) = block.payload(entry);
+        if !block.hash_matches(entry) {
+            return Some("its content hash does not match its stored bytes".to_string());
+        }
+        match parse_stored(json) {
+            // The compact form must decode to the very event its JSON
+            // parses to.
+            Ok(event)
+                if compact
+                    && penalty_core::compact::decode_event(payload).as_ref() != Some(&event) =>
+            {
+                Some("its compact form decodes to another event than its JSON".into())
             }
+            Err(reject) => Some(format!("its JSON does not validate ({reject})")),
+            Ok(event) if event.event_id != entry.event_id => {
+                Some("its JSON names another event id than its block entry".into())
+            }
+            Ok(event) if event.paid_order_id().map(str::as_bytes) != block.paid(entry) => {
+                Some("its JSON names another paid order than its block entry".into())
+            }
+            Ok(_) if !self.seen_ids.insert(entry.event_id) => {
+                Some("its event id appears earlier in the log".into())
+            }
+            Ok(event) => event
+                .paid_order_id()
+                .filter(|order| !self.seen_paid.insert(order.as_bytes().to_vec()))
+                .map(|order| format!("order {order} was already paid earlier in the log")),
         }
-        for (number, chunk) in bytes.chunks(CHUNK_BYTES).enumerate() {
-            batch.insert(&chunk_key(number as u32)[..], chunk);
-        }
-        let mut meta = Vec::with_capacity(CHECKPOINT_META_BYTES);
-        meta.extend_from_slice(&CHECKPOINT_VERSION.to_be_bytes());
-        meta.extend_from_slice(&seq.to_be_bytes());
-        meta.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
-        meta.extend_from_slice(&chunk_count_u32.to_be_bytes());
-        meta.extend_from_slice(&checkpoint_crc(seq, bytes).to_be_bytes());
-        batch.insert(CHECKPOINT_META, meta);
-        self.checkpoint
-            .apply_batch(batch)
-            .map_err(|e| self.db_error(e))?;
-        self.db.flush().map_err(|e| self.db_error(e))?;
-        tracing::debug!(
-            seq,
-            bytes = bytes.len(),
-            chunks = chunk_count,
-            "saved a checkpoint"
-        );
-        Ok(())
-    }
-
-    /// The last checkpoint saved, verified against its checksum: `(seq, bytes)`.
-    pub fn load_checkpoint(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
-        let corrupt = |detail: String| StoreError::CorruptCheckpoint { detail };
-        let Some(meta) = self
-            .checkpoint
-            .get(CHECKPOINT_META)
-            .map_err(|e| self.db_error(e))?
-        else {
-            return Ok(None);
-        };
-        if meta.len() != CHECKPOINT_META_BYTES {
-            return Err(corrupt(format!("its header is {} bytes", meta.len())));
-        }
-        let version = u16::from_be_bytes([meta[0], meta[1]]);
-        if version != CHECKPOINT_VERSION {
-            return Err(corrupt(format!("unknown checkpoint version {version}")));
-        }
-        let seq = u64::from_be_bytes(array(&meta[2..10]));
-        let len = u64::from_be_bytes(array(&meta[10..18]));
-        let chunk_count = u32::from_be_bytes(array(&meta[18..22]));
-        let stored_crc = u32::from_be_bytes(array(&meta[22..26]));
-        // The length is not trusted before the checksum passes, so it only
-        // caps the first allocation.
-        let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0).min(256 << 20));
-        for number in 0..chunk_count {
-            let chunk = self
-                .checkpoint
-                .get(chunk_key(number))
-                .map_err(|e| self.db_error(e))?
-                .ok_or_else(|| corrupt(format!("chunk {number} of {chunk_count} is missing")))?;
-            bytes.extend_from_slice(&chunk);
-        }
-        if bytes.len() as u64 != len {
-            return Err(corrupt(format!("{} bytes instead of {len}", bytes.len())));
-        }
-        let actual_crc = checkpoint_crc(seq, &bytes);
-        if actual_crc != stored_crc {
-            return Err(corrupt(format!(
-                "checksum mismatch (stored {stored_crc:08x}, computed {actual_crc:08x})"
-            )));
-        }
-        Ok(Some((seq, bytes)))
     }
 }
 
@@ -1746,33 +1727,6 @@ fn stored_event(block: &DecodedBlock, seq: u64, entry: &block::EntryMeta) -> Sto
         payload: payload.to_vec(),
         compact,
     }
-}
-
-fn chunk_key(number: u32) -> Vec<u8> {
-    let mut key = CHUNK_PREFIX.to_vec();
-    key.extend_from_slice(&number.to_be_bytes());
-    key
-}
-
-fn chunk_number(key: &[u8]) -> Option<u32> {
-    let suffix = key.strip_prefix(CHUNK_PREFIX)?;
-    <[u8; 4]>::try_from(suffix).ok().map(u32::from_be_bytes)
-}
-
-/// The checkpoint CRC also covers its sequence number and length, so that a
-/// damaged header is caught as well as damaged bytes.
-fn checkpoint_crc(seq: u64, bytes: &[u8]) -> u32 {
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&seq.to_be_bytes());
-    hasher.update(&(bytes.len() as u64).to_be_bytes());
-    hasher.update(bytes);
-    hasher.finalize()
-}
-
-fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {
-    let mut out = [0; N];
-    out.copy_from_slice(bytes);
-    out
 }
 
 /// The iterator of [`EventLog::iter_blocks_from`]: whole checked blocks, for

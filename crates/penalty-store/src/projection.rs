@@ -1,11 +1,13 @@
-//! The projections on disk: the rules core's [`Ledger`], checkpointed in the
-//! log's database together with the sequence number it reflects.
+//! The projections on disk: the rules core's [`Ledger`], kept as a snapshot
+//! file beside the log (see [`crate::snapshot`]) with the place in the
+//! blocks file it reflects.
 //!
-//! Opening the projection loads the checkpoint and folds in only the events
-//! appended since (the tail), so a restart after a crash or a long ingest does
-//! not replay everything. [`replay`] is the other path, the audit's: a fold of
-//! the log alone, from sequence number 1, with no checkpoint. Both must give
-//! the same digest.
+//! Opening the projection ([`open_read`], or [`open`] for a writer) loads
+//! the snapshot and folds in only the acknowledged blocks after it (the
+//! tail), so a restart after a crash or a long ingest does not replay
+//! everything. [`replay`] is the other path, the audit's: a fold of the log
+//! alone, from sequence number 1, with no snapshot. Both must give the same
+//! digest.
 
 use std::path::PathBuf;
 
@@ -15,7 +17,9 @@ use penalty_core::compact::EventBuffer;
 
 use crate::block::DecodedBlock;
 use crate::error::StoreError;
-use crate::log::{BlockIter, EventLog};
+use crate::log::EventLog;
+use crate::reader::LogReader;
+use crate::snapshot::{self, SnapshotEnd, SNAPSHOT_FILE};
 
 /// The checkpoint's own format version, first byte of its bytes: a checkpoint
 /// of another version is ignored and rebuilt, never misread. It is the
@@ -72,10 +76,10 @@ impl Projection {
         Ok(())
     }
 
-    /// Serialises for [`EventLog::save_checkpoint`].
+    /// Serialises for a snapshot.
     pub fn encode(&self) -> Vec<u8> {
         // Serialising plain data into memory cannot fail; if it ever did, no
-        // checkpoint is better than a wrong one.
+        // snapshot is better than a wrong one.
         let mut encoder = lz4_flex::frame::FrameEncoder::new(vec![CHECKPOINT_FORMAT]);
         if bincode::serialize_into(&mut encoder, &self.ledger).is_err() {
             return Vec::new();
@@ -93,13 +97,24 @@ impl Projection {
         Some(Projection { ledger, seq })
     }
 
-    /// Writes this projection as the checkpoint, in one atomic write.
+    /// Writes this projection as the snapshot, atomically, when its last
+    /// event ends a block of the log (where a reader resumes folding;
+    /// every fold of whole blocks does); otherwise writes nothing.
     pub fn save(&self, log: &EventLog) -> Result<(), StoreError> {
+        let Some(end) = log.snapshot_end(self.seq)? else {
+            tracing::debug!(seq = self.seq, "no block ends here: no snapshot written");
+            return Ok(());
+        };
+        self.save_at(log.dir(), &end)
+    }
+
+    fn save_at(&self, dir: &std::path::Path, end: &SnapshotEnd) -> Result<(), StoreError> {
+        debug_assert_eq!(end.seq, self.seq, "a snapshot of what it reflects");
         let bytes = self.encode();
         if bytes.is_empty() {
             return Ok(());
         }
-        log.save_checkpoint(self.seq, &bytes)
+        snapshot::write(dir, end, &bytes)
     }
 }
 
@@ -131,49 +146,184 @@ pub enum Origin {
     },
 }
 
-/// The projection of everything in the log under `policy`: the checkpoint
-/// when it was made under the same policy, plus the tail; otherwise a replay.
-/// A long tail is checkpointed again when `save` is true.
+/// The projection of everything acknowledged in the log, for a writer
+/// (which holds the log open): as [`open_read`], without the check of the
+/// blocks under the snapshot. Warnings go to the log (`tracing`).
 pub fn open(
     log: &EventLog,
     policy: &Policy,
     save: bool,
 ) -> Result<(Projection, Origin), StoreError> {
-    let checkpoint = log
-        .load_checkpoint()?
-        .and_then(|(seq, bytes)| Projection::decode(seq, &bytes))
-        .filter(|p| p.ledger.policy() == policy);
-    let (projection, origin) = match checkpoint {
-        Some(mut projection) => {
-            let start = projection.seq;
-            let tail = ReplaySource::starting_at(log, start + 1)?;
-            fold(tail, &mut projection, None, None).0?;
+    let reader = LogReader::open(log.dir())?;
+    let opened = open_read(&reader, policy, false, save)?;
+    for warning in &opened.warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok((opened.projection, opened.origin))
+}
+
+/// What [`open_read`] gives: the projection, how it came by it, and what it
+/// found wrong on the way, in sentences, for the user (a damaged log under
+/// the snapshot, a damaged head journal or snapshot).
+#[derive(Debug)]
+pub struct Opened {
+    /// The projection of the acknowledged log.
+    pub projection: Projection,
+    /// How it was made.
+    pub origin: Origin,
+    /// Damage found, which the answer does not depend on.
+    pub warnings: Vec<String>,
+}
+
+/// The projection of everything `reader` holds under `policy`: the snapshot
+/// when it is of this log and this policy, plus the acknowledged blocks
+/// after it; otherwise a replay. With `check`, the blocks under the
+/// snapshot are checked meanwhile, on another thread (damage there is
+/// reported in [`Opened::warnings`], since the answer does not read them).
+/// With `save`, a fold of at least [`CHECKPOINT_TAIL_EVENTS`] events is
+/// written as the new snapshot, so that the next reader does not fold it
+/// again (a failure to write, as in a read-only directory, is only logged).
+pub fn open_read(
+    reader: &LogReader,
+    policy: &Policy,
+    check: bool,
+    save: bool,
+) -> Result<Opened, StoreError> {
+    let mut warnings = Vec::new();
+    if let Some(damage) = &reader.head().damage {
+        warnings.push(damage.clone());
+    }
+    let stored = match snapshot::read(reader.dir()) {
+        Ok(stored) => stored,
+        Err(error) => {
+            warnings.push(error.to_string());
+            None
+        }
+    };
+    let usable = stored.and_then(|stored| match reader.check_snapshot_end(&stored.end) {
+        Ok(()) => Some(stored),
+        Err(why) => {
+            warnings.push(format!(
+                "the projection snapshot {SNAPSHOT_FILE} does not match the log: {why}; answered \
+                 from a replay of the log instead"
+            ));
+            None
+        }
+    });
+    // A snapshot of another policy or format is not damage: replayed.
+    let decoded = usable.and_then(|stored| {
+        Projection::decode(stored.end.seq, &stored.payload)
+            .filter(|p| p.ledger.policy() == policy)
+            .map(|p| (p, stored.end))
+    });
+    let dir = reader.dir().to_path_buf();
+    let (projection, origin, last_end) = match decoded {
+        Some((mut projection, end)) => {
+            let start = end.seq;
+            let blocks = reader.blocks_after(&end);
+            let last_end = blocks.last_end();
+            let source = ReplaySource {
+                blocks: Box::new(blocks),
+                last_seq: reader.last_seq(),
+                dir,
+            };
+            std::thread::scope(|scope| {
+                let checker = check
+                    .then(|| {
+                        std::thread::Builder::new()
+                            .name("penalty-check".into())
+                            .spawn_scoped(scope, || reader.check_blocks(start))
+                            .ok()
+                    })
+                    .flatten();
+                let folded = fold(source, &mut projection, None, None).0;
+                if let Some(checker) = checker {
+                    match checker.join() {
+                        Ok(Ok(())) => {}
+                        Ok(Err(error)) => warnings.push(format!(
+                            "the log is damaged under the projection snapshot, which this \
+                             answer comes from: {error}"
+                        )),
+                        Err(_) => warnings.push("checking the log failed (a bug)".into()),
+                    }
+                }
+                folded
+            })?;
             let origin = Origin::Checkpoint {
                 seq: start,
                 tail: projection.seq - start,
             };
-            (projection, origin)
+            (projection, origin, last_end)
         }
-        // No usable checkpoint (a fresh log after a large ingest, which only
-        // appends): the replay's bulk fold reaches the same state (a property
-        // test checks it) in about half the time of folding event by event.
         None => {
-            let projection = replay(log, policy, None)?;
+            let blocks = reader.blocks();
+            let last_end = blocks.last_end();
+            let source = ReplaySource {
+                blocks: Box::new(blocks),
+                last_seq: reader.last_seq(),
+                dir,
+            };
+            let projection = replay_from(source, policy, None)?;
             let origin = Origin::Replay {
                 events: projection.seq,
             };
-            (projection, origin)
+            (projection, origin, last_end)
         }
     };
     let folded = match origin {
         Origin::Checkpoint { tail, .. } => tail,
         Origin::Replay { events } => events,
     };
-    if save && folded >= CHECKPOINT_TAIL_EVENTS {
-        projection.save(log)?;
+    let end = last_end.lock().ok().and_then(|end| *end);
+    if save && warnings.is_empty() && folded >= CHECKPOINT_TAIL_EVENTS {
+        if let Some(end) = end.filter(|end| end.seq == projection.seq) {
+            if let Err(error) = projection.save_at(reader.dir(), &end) {
+                tracing::info!(%error, "could not write the snapshot; the next reader folds again");
+            }
+        }
     }
     tracing::debug!(?origin, "projection opened");
-    Ok((projection, origin))
+    Ok(Opened {
+        projection,
+        origin,
+        warnings,
+    })
+}
+
+/// [`replay`] of what a reader holds; with where its last block lies, for
+/// [`save_read`].
+pub fn replay_read(
+    reader: &LogReader,
+    policy: &Policy,
+    known_at: Option<Instant>,
+) -> Result<(Projection, Option<SnapshotEnd>), StoreError> {
+    let blocks = reader.blocks();
+    let last_end = blocks.last_end();
+    let source = ReplaySource {
+        blocks: Box::new(blocks),
+        last_seq: reader.last_seq(),
+        dir: reader.dir().to_path_buf(),
+    };
+    let projection = replay_from(source, policy, known_at)?;
+    let end = last_end.lock().ok().and_then(|end| *end);
+    Ok((projection, end))
+}
+
+/// Writes `projection` as the snapshot when it reflects exactly the log up
+/// to `end` (as [`replay_read`] without `known_at` gives); `false` when it
+/// does not, and nothing is written.
+pub fn save_read(
+    reader: &LogReader,
+    projection: &Projection,
+    end: Option<SnapshotEnd>,
+) -> Result<bool, StoreError> {
+    match end {
+        Some(end) if end.seq == projection.seq && projection.seq > 0 => {
+            projection.save_at(reader.dir(), &end)?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
 }
 
 /// A fold of the log alone, from sequence number 1, ignoring any checkpoint.
@@ -193,7 +343,7 @@ pub fn replay(
 /// a source under the lock and replays with the lock released, while
 /// appends go on; they are not part of this replay.
 pub struct ReplaySource {
-    blocks: BlockIter,
+    blocks: Box<dyn Iterator<Item = Result<DecodedBlock, StoreError>> + Send>,
     last_seq: u64,
     dir: PathBuf,
 }
@@ -207,7 +357,7 @@ impl ReplaySource {
     /// The log as it is now, from the block holding sequence number `seq`.
     fn starting_at(log: &EventLog, seq: u64) -> Result<ReplaySource, StoreError> {
         Ok(ReplaySource {
-            blocks: log.iter_blocks_from(seq),
+            blocks: Box::new(log.iter_blocks_from(seq)),
             last_seq: log.last_seq()?,
             dir: log.dir().to_path_buf(),
         })

@@ -48,6 +48,34 @@ pub struct RecoverReport {
     /// Where the damaged sled directory was moved (none when there was
     /// none).
     pub damaged_sled: Option<PathBuf>,
+    /// Whether the head journal was rewritten to name the last block
+    /// recovered (it was damaged, or behind the blocks file).
+    pub head_rewritten: bool,
+    /// Whether a damaged projection snapshot, or one of another log, was
+    /// removed (the next query replays the log).
+    pub snapshot_removed: bool,
+}
+
+/// Removes the projection snapshot when it is damaged or does not match
+/// the log; whether it did.
+pub fn remove_bad_snapshot(dir: &Path) -> Result<bool, StoreError> {
+    let bad = match crate::snapshot::read(dir) {
+        Ok(None) => false,
+        Ok(Some(stored)) => crate::reader::LogReader::open(dir)
+            .map(|reader| reader.check_snapshot_end(&stored.end).is_err())
+            .unwrap_or(true),
+        Err(StoreError::CorruptCheckpoint { .. }) => true,
+        Err(error) => return Err(error),
+    };
+    if bad {
+        let path = dir.join(crate::snapshot::SNAPSHOT_FILE);
+        std::fs::remove_file(&path).map_err(|source| StoreError::Io {
+            action: "removing the damaged projection snapshot",
+            path,
+            source,
+        })?;
+    }
+    Ok(bad)
 }
 
 /// Rebuilds `dir`'s sled database from its blocks file (see the module
@@ -110,13 +138,39 @@ pub fn recover(dir: &Path) -> Result<RecoverReport, StoreError> {
     let db = open_sled(&sled_path).map_err(db_error)?;
     let tree = db.open_tree(BLOCKS_TREE).map_err(db_error)?;
     locate(&db, &tree, &locators).map_err(db_error)?;
+    drop(tree);
+    drop(db);
     tracing::info!(
         blocks = locators.len(),
         last_seq,
         damaged = ?damaged_sled,
         "rebuilt the block locators from the blocks file"
     );
+    // Readers take the head journal's word for what is acknowledged: it
+    // must name the last block recovered, or readers and the writer would
+    // disagree (a damaged journal, or whole blocks written after its last
+    // record by a writer that died before recording them).
+    let head = crate::head::read(dir)?;
+    let head_rewritten = match locators.last() {
+        Some(&(first_seq, locator)) if head.damage.is_some() || last_seq != head.last.last_seq => {
+            crate::head::rewrite(
+                dir,
+                crate::head::HeadRecord {
+                    last_seq,
+                    block_first_seq: first_seq,
+                    block_crc: locator.crc,
+                },
+            )?;
+            true
+        }
+        _ => false,
+    };
+    // The snapshot is derived data: one that is damaged or not of this log
+    // is removed, and the next reader replays.
+    let snapshot_removed = remove_bad_snapshot(dir)?;
     Ok(RecoverReport {
+        head_rewritten,
+        snapshot_removed,
         blocks: locators.len() as u64,
         events: last_seq,
         last_seq,
@@ -187,7 +241,7 @@ pub(crate) fn locate(
 /// The whole block at `offset` whose first sequence number is `first_seq`,
 /// as `(first_seq, locator)`; `None` when there is none (the end of the
 /// file, a torn or damaged block, or a block out of sequence).
-fn block_at(
+pub(crate) fn block_at(
     file: &std::fs::File,
     offset: u64,
     file_len: u64,

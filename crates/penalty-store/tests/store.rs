@@ -17,9 +17,7 @@ use penalty_store::ingest::{
     ingest, AppendedEvent, IngestCounts, IngestOptions, IngestSink, RejectsFile,
     REJECT_RAW_PREFIX_BYTES,
 };
-use penalty_store::{
-    AppendOutcome, EventLog, StoreError, BLOCKS_FILE, BLOCKS_TREE, CHECKPOINT_TREE, SLED_DIR,
-};
+use penalty_store::{AppendOutcome, EventLog, StoreError, BLOCKS_FILE, BLOCKS_TREE, SLED_DIR};
 use proptest::prelude::*;
 
 // ---------------------------------------------------------------------------
@@ -91,16 +89,6 @@ fn try_open_sled(dir: &Path) -> sled::Result<sled::Db> {
             opened => return opened,
         }
     }
-}
-
-fn flip_byte(dir: &Path, tree: &str, key: &[u8], position_from_end: usize) {
-    let db = open_sled(dir);
-    let tree = db.open_tree(tree).unwrap();
-    let mut value = tree.get(key).unwrap().unwrap().to_vec();
-    let position = value.len() - position_from_end;
-    value[position] ^= 0x01;
-    tree.insert(key, value).unwrap();
-    db.flush().unwrap();
 }
 
 /// Flips one bit of the block starting at `first_seq` in the blocks file of
@@ -653,40 +641,54 @@ fn a_log_repeating_an_event_id_or_a_payment_is_refused_at_the_first_append() {
     }
 }
 
+/// The snapshot file: written at a block's end, resumed from by a reader
+/// (which folds only the blocks after it), and, when damaged or not of this
+/// log, ignored with a warning for a replay that gives the same digest.
 #[test]
-fn checkpoints_round_trip_and_detect_corruption() {
-    let _heavy = MEMORY_HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+fn snapshots_are_resumed_from_and_damage_falls_back_to_a_replay() {
+    use penalty_store::projection::{self, Origin};
+    use penalty_store::reader::LogReader;
     let dir = tempfile::tempdir().unwrap();
-    {
-        let log = EventLog::open(dir.path()).unwrap();
-        assert_eq!(log.load_checkpoint().unwrap(), None);
-        log.save_checkpoint(7, b"small").unwrap();
-        assert_eq!(log.load_checkpoint().unwrap(), Some((7, b"small".to_vec())));
-
-        // Tens of megabytes, split into chunks, in one atomic batch.
-        let big: Vec<u8> = (0..30_000_000u32).map(|i| (i % 251) as u8).collect();
-        log.save_checkpoint(1_000, &big).unwrap();
-        assert_eq!(log.load_checkpoint().unwrap(), Some((1_000, big)));
-
-        // A smaller checkpoint replaces the big one entirely.
-        log.save_checkpoint(1_001, b"").unwrap();
-        assert_eq!(log.load_checkpoint().unwrap(), Some((1_001, Vec::new())));
-        log.save_checkpoint(1_002, &[9; 3_000_000]).unwrap();
-    }
-    {
-        let log = EventLog::open(dir.path()).unwrap();
-        assert_eq!(
-            log.load_checkpoint().unwrap(),
-            Some((1_002, vec![9; 3_000_000]))
-        );
-    }
-    let mut chunk_key = b"chunk/".to_vec();
-    chunk_key.extend_from_slice(&1u32.to_be_bytes());
-    flip_byte(dir.path(), CHECKPOINT_TREE, &chunk_key, 1);
-    let log = EventLog::open(dir.path()).unwrap();
-    let error = log.load_checkpoint().unwrap_err();
-    assert!(matches!(error, StoreError::CorruptCheckpoint { .. }));
-    assert!(error.to_string().contains("penalty replay"), "{error}");
+    let policy = penalty_core::Policy::default();
+    let as_of = Instant::parse_rfc3339("2026-06-01T00:00:00Z").unwrap();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    append_paid(&mut log, &[(1, "O1"), (2, "O2")], 1);
+    append_paid(&mut log, &[(3, "O3")], 2);
+    let (projection, _) = projection::open(&log, &policy, false).unwrap();
+    projection.save(&log).unwrap();
+    append_paid(&mut log, &[(4, "O4"), (5, "O5")], 3);
+    let reader = LogReader::open(dir.path()).unwrap();
+    let opened = projection::open_read(&reader, &policy, true, false).unwrap();
+    assert_eq!(opened.origin, Origin::Checkpoint { seq: 3, tail: 2 });
+    assert!(opened.warnings.is_empty(), "{:?}", opened.warnings);
+    let (replayed, _) = projection::replay_read(&reader, &policy, None).unwrap();
+    assert_eq!(
+        opened.projection.ledger.digest(as_of),
+        replayed.ledger.digest(as_of)
+    );
+    // A flipped byte in the snapshot.
+    let path = dir.path().join(penalty_store::snapshot::SNAPSHOT_FILE);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 4;
+    std::fs::write(&path, &bytes).unwrap();
+    let opened = projection::open_read(&reader, &policy, true, false).unwrap();
+    assert_eq!(opened.origin, Origin::Replay { events: 5 });
+    assert!(
+        opened
+            .warnings
+            .iter()
+            .any(|w| w.contains("checksum mismatch")),
+        "{:?}",
+        opened.warnings
+    );
+    assert_eq!(
+        opened.projection.ledger.digest(as_of),
+        replayed.ledger.digest(as_of)
+    );
+    drop(log);
+    assert!(penalty_store::recover::remove_bad_snapshot(dir.path()).unwrap());
+    assert!(!path.exists());
 }
 
 #[test]
