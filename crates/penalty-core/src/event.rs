@@ -685,7 +685,7 @@ pub fn parse_line(line: &[u8]) -> Result<ParsedLine, Reject> {
 /// The reference path: a full `serde_json::Value`, validated field by field,
 /// re-serialised with sorted keys. Every reject reason comes from here.
 fn parse_line_slow(line: &[u8]) -> Result<ParsedLine, Reject> {
-    let value: Value = serde_json::from_slice(line).map_err(|_| Reject::InvalidJson)?;
+    let UniqueKeys(value) = serde_json::from_slice(line).map_err(|_| Reject::InvalidJson)?;
     let Value::Object(object) = value else {
         return Err(Reject::InvalidJson);
     };
@@ -697,6 +697,85 @@ fn parse_line_slow(line: &[u8]) -> Result<ParsedLine, Reject> {
         canonical_json,
         compact: None,
     })
+}
+
+/// A JSON value read by `serde_json` that refuses an object naming a key
+/// twice, at any depth (EVENTS.md: such a line is `invalid_json`).
+/// `serde_json::Value` keeps the last of the two silently. Keys are compared
+/// as read, after unescaping, so `"a"` and `"\u0061"` are the same key. Only
+/// the reference path reads through this; the fast path's scanner declines
+/// any repeated key with a bit per known key and any unknown key at all, so
+/// it never accepts such a line.
+struct UniqueKeys(Value);
+
+impl<'de> Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(UniqueKeysVisitor).map(UniqueKeys)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value without repeated keys")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        // JSON holds no NaN or infinity, so this is never `Null` for a
+        // number `serde_json` read.
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(UniqueKeys(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom("a key is named twice"));
+            }
+            let UniqueKeys(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
 }
 
 /// Parses canonical JSON already in the log (no size limit applies: it was
@@ -2176,6 +2255,42 @@ mod tests {
             variants.push(base.replacen("\"type\"", "\"Type\"", 1).into_bytes());
         }
         (bases, variants)
+    }
+
+    /// Issue 20 (9): an object naming a key twice, at the top level or
+    /// nested in an unknown field, is `invalid_json` (EVENTS.md), on every
+    /// way in: `parse_line`, the reference path alone, and a shared
+    /// `ParsedLines` buffer. The scanner declines each of these lines (its
+    /// seen-bitmask of known keys), so the reference path decides.
+    #[test]
+    fn issue20_a_key_named_twice_is_invalid_json() {
+        let lines = [
+            line(r#""type":"deposit_topped_up","shop_id":"S1","amount_fen":5,"amount_fen":70000"#),
+            line(r#""type":"shipped","order_id":"K1","order_id":"K2","tracking_no":"T1""#),
+            line(r#""type":"refund_failed","order_id":"O1","extra":1,"extra":2"#),
+            line(r#""type":"refund_failed","order_id":"O1","meta":{"src":"app","src":"web"}"#),
+            line(r#""type":"refund_failed","order_id":"O1","meta":[{"a":{"b":1,"b":1}}]"#),
+            // The same key, once escaped: equal once read.
+            line(r#""type":"refund_failed","order_id":"O1","\u006frder_id":"O1""#),
+            line(r#""type":"refund_failed","order_id":"O1","type":"refund_failed""#),
+        ];
+        let mut shared = ParsedLines::default();
+        for text in &lines {
+            let bytes = text.as_bytes();
+            assert!(fast::parse(bytes).is_none(), "the scanner declines {text}");
+            assert_eq!(parse_line_slow(bytes), Err(Reject::InvalidJson), "{text}");
+            assert_eq!(parse_line(bytes), Err(Reject::InvalidJson), "{text}");
+            assert_eq!(shared.push(bytes), Err(Reject::InvalidJson), "{text}");
+        }
+        // Distinct keys at every depth, the same key in sibling objects, and
+        // a key equal to a value, are all fine.
+        for text in [
+            line(r#""type":"refund_failed","order_id":"O1","note":{"a":1,"b":{"a":1}}"#),
+            line(r#""type":"refund_failed","order_id":"O1","l":[{"a":1},{"a":2}]"#),
+            line(r#""type":"refund_failed","order_id":"O1","order_id_":"order_id""#),
+        ] {
+            assert!(parse_line(text.as_bytes()).is_ok(), "{text}");
+        }
     }
 
     #[test]
