@@ -8,7 +8,8 @@ use crate::report::{DeductionReport, DeductionStatus};
 use crate::time::Instant;
 
 /// Formats fen as yuan with two decimals: `1000` -> `10.00 yuan`.
-pub fn yuan(fen: i64) -> String {
+pub fn yuan(fen: impl Into<i128>) -> String {
+    let fen: i128 = fen.into();
     let sign = if fen < 0 { "-" } else { "" };
     let abs = fen.unsigned_abs();
     format!("{sign}{}.{:02} yuan", abs / 100, abs % 100)
@@ -46,7 +47,8 @@ pub(crate) fn explain(
         ),
     ));
 
-    let mut refunded_fen: i64 = 0;
+    // Exact: refunds may add up beyond `i64`.
+    let mut refunded_fen: i128 = 0;
     for event in view.events.iter().take_while(|e| e.at <= as_of) {
         let when = at(event.at);
         let text = match event.kind {
@@ -75,8 +77,8 @@ pub(crate) fn explain(
             ),
             Kind::Refunded => {
                 let amount_fen = &event.value;
-                refunded_fen = refunded_fen.saturating_add(*amount_fen);
-                if refunded_fen >= paid.amount_fen {
+                refunded_fen += i128::from(*amount_fen);
+                if refunded_fen >= i128::from(paid.amount_fen) {
                     format!(
                         "{when} refunded {}, {} of {} in all: a full refund resolves the order (R2)",
                         yuan(*amount_fen),
