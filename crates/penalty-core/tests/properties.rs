@@ -569,15 +569,15 @@ fn issue20_sums_are_exact_at_extreme_values() {
     let as_of = at(24 * 30);
     let report = ledger.shop_report("S1", as_of, true).unwrap();
     assert!(report.charged_fen > 0, "O2 was charged: {report:?}");
-    let exact = 3 * i128::from(i64::MAX) - i128::from(report.charged_fen);
-    assert_eq!(i128::from(report.deposit_balance_fen), exact);
+    let exact = 3 * i128::from(i64::MAX) - report.charged_fen;
+    assert_eq!(report.deposit_balance_fen, exact);
     let text = serde_json::to_string(&report).unwrap();
     assert!(
         text.contains(&format!("\"deposit_balance_fen\":{exact},")),
         "{text}"
     );
     let summary = &ledger.shop_summaries(as_of)[0];
-    assert_eq!(i128::from(summary.deposit_balance_fen), exact);
+    assert_eq!(summary.deposit_balance_fen, exact);
     // The second refund brings the total beyond i64: the explanation says
     // how much in all, exactly.
     let order = ledger.order_report("O1", as_of).unwrap();
