@@ -17,7 +17,7 @@ use penalty_store::{EventLog, StoreError};
 use serde::Serialize;
 
 use crate::cli::*;
-use crate::output::{json_line, print};
+use crate::output::{json_line, print, print_text};
 use crate::render;
 
 /// A low guess of an event line's size, to size the idempotency index from
@@ -42,7 +42,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if args.query.json {
                 print(&json_line(&report)?)?;
             } else {
-                print(&render::shop(&report))?;
+                print_text(&render::shop(&report))?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -54,7 +54,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if args.query.json {
                 print(&json_line(&report)?)?;
             } else {
-                print(&render::order(&report))?;
+                print_text(&render::order(&report))?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -68,7 +68,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 print(&text)?;
             } else {
-                print(&render::shops(&summaries))?;
+                print_text(&render::shops(&summaries))?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -325,7 +325,7 @@ fn ingest(db: &Path, policy: &Policy, args: IngestArgs) -> anyhow::Result<ExitCo
         if interrupted {
             text += "interrupted: the lines above are committed; run the same command again to complete (re-sending is safe)\n";
         }
-        print(&text)?;
+        print_text(&text)?;
     }
     Ok(if interrupted {
         ExitCode::from(130)
@@ -346,7 +346,7 @@ fn progress_bar(name: &str, size: Option<u64>) -> ProgressBar {
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         ),
     };
-    bar.set_prefix(name.to_string());
+    bar.set_prefix(render::escape(name).into_owned());
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     bar
 }
@@ -401,7 +401,10 @@ fn export_orders(db: &Path, policy: &Policy, args: ExportOrdersArgs) -> anyhow::
                     Ok(written)
                 })
                 .with_context(|| format!("writing {}", path.display()))?;
-            eprintln!("wrote {written} orders to {}", path.display());
+            eprintln!(
+                "wrote {written} orders to {}",
+                render::escape(&path.display().to_string())
+            );
         }
         None => {
             write_rows(&mut BufWriter::with_capacity(1 << 16, io::stdout().lock()))?;
@@ -475,7 +478,7 @@ fn replay(db: &Path, policy: &Policy, args: QueryArgs) -> anyhow::Result<ExitCod
                 "the stored projections gave ANOTHER digest; the checkpoint was rebuilt from the log\n"
             };
         }
-        print(&text)?;
+        print_text(&text)?;
     }
     Ok(if output.equal == Some(false) {
         ExitCode::from(4)
@@ -536,7 +539,7 @@ fn recover(db: &Path, args: RecoverArgs) -> anyhow::Result<ExitCode> {
                 };
                 print(&json_line(&output)?)?;
             } else {
-                print(&format!(
+                print_text(&format!(
                     "the log opens and checks good ({} blocks, {} events): nothing to recover\n",
                     report.blocks, report.events
                 ))?;
@@ -568,7 +571,7 @@ fn recover(db: &Path, args: RecoverArgs) -> anyhow::Result<ExitCode> {
         let output = RecoverOutput { ok, recovered, log };
         print(&json_line(&output)?)?;
     } else {
-        print(&render::recover(recovered.as_ref(), &log))?;
+        print_text(&render::recover(recovered.as_ref(), &log))?;
     }
     Ok(if ok {
         ExitCode::SUCCESS
@@ -592,7 +595,7 @@ fn audit(db: &Path, policy: &Policy, args: AuditArgs) -> anyhow::Result<ExitCode
                 };
                 print(&json_line(&output)?)?;
             } else {
-                print(&render::audit(&report, None, &[]))?;
+                print_text(&render::audit(&report, None, &[]))?;
             }
             return Ok(ExitCode::from(4));
         }
@@ -632,7 +635,7 @@ fn audit(db: &Path, policy: &Policy, args: AuditArgs) -> anyhow::Result<ExitCode
     if args.json {
         print(&json_line(&output)?)?;
     } else {
-        print(&render::audit(
+        print_text(&render::audit(
             &output.log,
             output.checkpoint.as_ref().map(|c| (c.seq, c.equal)),
             &output.orphans,
@@ -666,7 +669,7 @@ fn gen(args: GenArgs) -> anyhow::Result<ExitCode> {
                 "wrote {} lines ({} bytes) to {}",
                 stats.lines,
                 stats.bytes,
-                path.display()
+                render::escape(&path.display().to_string())
             );
             stats
         }

@@ -956,3 +956,82 @@ fn a_full_disk_stops_ingest_cleanly_and_the_input_can_be_sent_again() {
     ));
     assert_eq!(replay["orders"].as_u64(), Some(20_000), "{replay}");
 }
+
+/// Issue 20 (7): ids holding terminal escape sequences (colour,
+/// clear-screen, a window title ended by BEL, a carriage return, a
+/// bidirectional override) are printed escaped in every human output and
+/// in error messages that quote input, and exactly in JSON.
+#[test]
+fn issue20_control_characters_are_escaped_in_human_output_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let shop = "S\u{1b}[31mRED";
+    let order = "O\u{1b}[2J\u{1b}[H";
+    let product = "P\u{1b}]0;pwned\u{7}\r\u{202e}";
+    let line = format!(
+        r#"{{"event_id":"{}","type":"paid","at":"2026-03-01T10:00:00+08:00","order_id":"{}","shop_id":"{}","product_id":"{}","amount_fen":1990}}"#,
+        uuid(1),
+        "O\\u001b[2J\\u001b[H",
+        "S\\u001b[31mRED",
+        "P\\u001b]0;pwned\\u0007\\r\u{202e}"
+    );
+    let (summary, _) = ingest_text(&db, format!("{line}\n").as_bytes());
+    assert_eq!(counts(&summary), [1, 1, 0, 0]);
+    let clean = |bytes: &[u8], what: &str| {
+        let text = String::from_utf8_lossy(bytes);
+        assert!(
+            !text
+                .chars()
+                .any(|c| (c.is_control() && c != '\n') || c == '\u{202e}'),
+            "{what} holds a control character: {text:?}"
+        );
+        text.into_owned()
+    };
+    let as_of = "2026-03-07T00:00:00+08:00";
+    for (args, shown) in [
+        (vec!["shop", shop, "--as-of", as_of], r"S\u{1b}[31mRED"),
+        (
+            vec!["order", order, "--as-of", as_of],
+            r"O\u{1b}[2J\u{1b}[H",
+        ),
+        (
+            vec!["order", order, "--as-of", as_of],
+            r"P\u{1b}]0;pwned\u{7}\u{d}\u{202e}",
+        ),
+        (vec!["shops", "--as-of", as_of], r"S\u{1b}[31mRED"),
+    ] {
+        let out = run(&db, &args);
+        assert!(out.status.success(), "{args:?}");
+        let stdout = clean(&out.stdout, "stdout");
+        assert!(stdout.contains(shown), "{args:?} shows {shown}: {stdout}");
+    }
+    // Error messages quoting input: an unknown shop and a bad instant.
+    let out = run(&db, &["shop", "X\u{1b}[2J", "--as-of", as_of]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(clean(&out.stderr, "stderr").contains(r"X\u{1b}[2J"));
+    let out = run(&db, &["shops", "--as-of", "\u{1b}]0;title\u{7}"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(clean(&out.stderr, "stderr").contains(r"\u{1b}]0;title\u{7}"));
+    // JSON carries the id exactly.
+    let out = run(&db, &["shop", shop, "--as-of", as_of, "--json"]);
+    assert_eq!(json(&out)["shop_id"], shop);
+    let out = run(&db, &["order", order, "--as-of", as_of, "--json"]);
+    assert_eq!(json(&out)["product_id"], product);
+}
+
+/// Issue 20 (7): log lines written to a pipe or a file carry no colour
+/// codes.
+#[test]
+fn issue20_log_lines_carry_no_colour_codes_off_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let out = penalty(&db)
+        .args(["shops", "--as-of", "2026-03-07T00:00:00+08:00"])
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("DEBUG"), "some log lines: {stderr}");
+    assert!(!stderr.contains('\u{1b}'), "no escape codes: {stderr:?}");
+}
