@@ -1841,3 +1841,40 @@ fn issue20_rejects_keep_the_bytes_as_received() {
     assert_eq!(records[3]["raw"], "{\"日本\":\"\u{1b}[31m\"");
     assert!(records[3].get("raw_encoding").is_none());
 }
+
+/// Issue 20 (10): when the process the LOCK file names has exited (the lock
+/// is held by another, which has not written its name yet or was left
+/// behind), or its pid now runs another program, the refusal says so
+/// instead of naming it as the holder.
+#[test]
+fn issue20_a_lock_file_naming_an_exited_process_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(EventLog::open(dir.path()).unwrap());
+    let mut exited = std::process::Command::new("true").spawn().unwrap();
+    exited.wait().unwrap();
+    let lock_path = dir.path().join("LOCK");
+    for (pid, command) in [
+        (exited.id(), "penalty ingest events.jsonl".to_string()),
+        (std::process::id(), "penalty ingest reused-pid".to_string()),
+    ] {
+        std::fs::write(
+            &lock_path,
+            format!(r#"{{"pid":{pid},"command":"{command}","since":"2026-03-01T00:00:00+00:00"}}"#),
+        )
+        .unwrap();
+        let held = std::fs::File::open(&lock_path).unwrap();
+        held.try_lock().unwrap();
+        let error = EventLog::open(dir.path()).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            !message.contains(&format!("in use by process {pid}")),
+            "{message}"
+        );
+        assert!(
+            message.contains(&pid.to_string()) && message.contains("no longer running"),
+            "{message}"
+        );
+        drop(held);
+    }
+    EventLog::open(dir.path()).unwrap();
+}
