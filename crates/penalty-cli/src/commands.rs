@@ -274,19 +274,24 @@ fn ingest(db: &Path, policy: &Policy, args: IngestArgs) -> anyhow::Result<ExitCo
                 .with_context(|| format!("while preparing to ingest {name}"))?;
         }
         sink.committed = total;
-        let counts = penalty_store::ingest::ingest(&mut log, reader, &options, &mut sink)
-            .with_context(|| {
-                // What was acknowledged stays: say so, and that sending the
-                // same input again finishes the job.
-                let done = sink.committed;
-                format!(
-                    "while ingesting {name} (before the error, {} lines were read and are \
-                     durable: {} appended, {} duplicates, {} rejected; once the cause is \
-                     fixed, send the same input again: what is already in the log counts as \
-                     duplicates)",
-                    done.read, done.appended, done.duplicates, done.rejected
-                )
-            })?;
+        let seq_before = log.last_seq()?;
+        let counts = match penalty_store::ingest::ingest(&mut log, reader, &options, &mut sink) {
+            Ok(counts) => counts,
+            Err(error) => {
+                // Blocks being written when the error came may have reached
+                // the log without being reported (issue 20: "0 appended"
+                // with 8,145 committed). The log, opened again as the next
+                // reader will open it, says how many events this input
+                // really added.
+                drop(log);
+                let in_log = EventLog::open(db)
+                    .and_then(|log| log.last_seq())
+                    .ok()
+                    .map(|seq| seq.saturating_sub(seq_before));
+                let message = ingest_failure(&name, &total, &sink.committed, in_log);
+                return Err(anyhow::Error::new(error).context(message));
+            }
+        };
         if let Some(bar) = sink.bar.take() {
             bar.finish_and_clear();
         }
@@ -332,6 +337,49 @@ fn ingest(db: &Path, policy: &Policy, args: IngestArgs) -> anyhow::Result<ExitCo
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// What an ingest that failed on input `name` leaves behind: `before` are
+/// the counts of the inputs before it, `reported` those reported durable up
+/// to the error, and `in_log` the events the log holds from `name` (`None`
+/// when the log could not be opened again to count them).
+fn ingest_failure(
+    name: &str,
+    before: &IngestCounts,
+    reported: &IngestCounts,
+    in_log: Option<u64>,
+) -> String {
+    let appended_reported = reported.appended - before.appended;
+    let committed = match in_log {
+        Some(in_log) if in_log > appended_reported => format!(
+            "{} events from it are in the log: the {} reported before the error and {} more \
+             from blocks that were being written when it came",
+            in_log,
+            appended_reported,
+            in_log - appended_reported
+        ),
+        Some(in_log) => format!("{in_log} events from it are in the log"),
+        None => format!(
+            "at least {appended_reported} events from it are in the log (the log could not be \
+             opened again to count those written as the error came)"
+        ),
+    };
+    let earlier = if before.read > 0 {
+        format!(
+            "; the inputs before it are done ({} read, {} appended, {} duplicates, {} rejected)",
+            before.read, before.appended, before.duplicates, before.rejected
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "while ingesting {name}: {committed}; of its lines, {} were reported before the error \
+         ({} duplicates, {} rejected){earlier}. Once the cause is fixed, send the same input \
+         again: what is already in the log counts as duplicates",
+        reported.read - before.read,
+        reported.duplicates - before.duplicates,
+        reported.rejected - before.rejected,
+    )
 }
 
 fn progress_bar(name: &str, size: Option<u64>) -> ProgressBar {

@@ -1035,3 +1035,34 @@ fn issue20_log_lines_carry_no_colour_codes_off_a_terminal() {
     assert!(stderr.contains("DEBUG"), "some log lines: {stderr}");
     assert!(!stderr.contains('\u{1b}'), "no escape codes: {stderr:?}");
 }
+
+/// Issue 20 (10): when the rejects file fails mid-ingest (here it is
+/// `/dev/full`), the error says how many events the input really added:
+/// blocks being written as the error came are in the log too, and the
+/// count is the one a replay finds.
+#[test]
+fn issue20_a_failed_ingest_reports_the_events_really_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let input = dir.path().join("events.jsonl");
+    let mut text = paid_orders(40_000);
+    text += "{bad\n";
+    std::fs::write(&input, text).unwrap();
+    let out = penalty(&db)
+        .args(["ingest", "--rejects", "/dev/full"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("No space left"), "{stderr}");
+    let in_log: u64 = stderr
+        .split(" events from it are in the log")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of the events in the log: {stderr}"));
+    let events = replay_json(&db)["events"].as_u64().unwrap();
+    assert_eq!(in_log, events, "{stderr}");
+    assert!(events > 0, "some blocks were committed before the bad line");
+}
