@@ -2358,8 +2358,23 @@ mod tests {
         let tokens = prop_oneof![
             proptest::collection::vec(any::<u8>(), 1..4),
             proptest::sample::select(vec![
-                &b"\\"[..], b"\"", b"\\u0000", b"\\ud800", b"{", b"}", b"[", b"]", b",", b":",
-                b"null", b"-0", b"1e999", b"\xf0\x9f\x98", b"\x1b[31m", b" ", b"\t",
+                &b"\\"[..],
+                b"\"",
+                b"\\u0000",
+                b"\\ud800",
+                b"{",
+                b"}",
+                b"[",
+                b"]",
+                b",",
+                b":",
+                b"null",
+                b"-0",
+                b"1e999",
+                b"\xf0\x9f\x98",
+                b"\x1b[31m",
+                b" ",
+                b"\t",
             ])
             .prop_map(<[u8]>::to_vec),
         ];
@@ -2400,8 +2415,7 @@ mod tests {
                     return;
                 }
                 let start = starts[n % starts.len()];
-                let Some(len) = line[start..].iter().position(|b| matches!(b, b',' | b'}'))
-                else {
+                let Some(len) = line[start..].iter().position(|b| matches!(b, b',' | b'}')) else {
                     return;
                 };
                 let pair = line[start..start + len].to_vec();
@@ -2410,15 +2424,7 @@ mod tests {
                 } else if let Some(colon) = pair.iter().position(|&b| b == b':') {
                     // `"k":v` becomes `"k":{"k":v,"k":v}`: nested, with a
                     // key named twice inside.
-                    let nested = [
-                        &pair[..=colon],
-                        b"{",
-                        &pair[..],
-                        b",",
-                        &pair[..],
-                        b"}",
-                    ]
-                    .concat();
+                    let nested = [&pair[..=colon], b"{", &pair[..], b",", &pair[..], b"}"].concat();
                     line.splice(start..start + len, nested);
                 }
             }
