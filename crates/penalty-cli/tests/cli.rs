@@ -920,9 +920,9 @@ fn a_full_disk_stops_ingest_cleanly_and_the_input_can_be_sent_again() {
     );
     // What it says is durable, which the next run finds in the log.
     let said_appended: u64 = stderr
-        .split("are durable: ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
+        .split(" events from it are in the log")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
         .and_then(|number| number.parse().ok())
         .unwrap_or_else(|| panic!("the error says what is durable: {stderr}"));
     assert!(!stderr.contains("panicked"), "{stderr}");
