@@ -61,11 +61,33 @@ fn message(error: &anyhow::Error) -> String {
 /// with colour codes only when stderr is a terminal: a log file or a pipe
 /// gets plain lines.
 fn init_tracing() {
+    let colours = std::io::stderr().is_terminal();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(move || LogWriter { colours })
+        .with_ansi(colours)
         .try_init();
+}
+
+/// Stderr for log lines, through [`render::log_text`]: a logged value (a
+/// path, a request's text under `serve`) cannot send a terminal sequence.
+/// The formatter writes each line with one call.
+struct LogWriter {
+    colours: bool,
+}
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(bytes);
+        std::io::stderr()
+            .lock()
+            .write_all(render::log_text(&text, self.colours).as_bytes())?;
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }

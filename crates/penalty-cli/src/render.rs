@@ -36,6 +36,47 @@ pub fn terminal_text(text: &str) -> Cow<'_, str> {
     escape_keeping(text, true)
 }
 
+/// A log line made safe for stderr: as [`terminal_text`], except that with
+/// `keep_colours` (stderr is a terminal) the colour codes the log formatter
+/// writes, `ESC [ digits ; … m`, pass; any other sequence (clear-screen,
+/// cursor moves, a window title) in a logged value is escaped.
+pub fn log_text(text: &str, keep_colours: bool) -> Cow<'_, str> {
+    if !keep_colours {
+        return terminal_text(text);
+    }
+    if !text.chars().any(|c| is_unsafe(c) && c != '\n') {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if c == '\u{1b}' {
+            let body = &rest[1..];
+            let params = body.strip_prefix('[').map(|tail| {
+                tail.len()
+                    - tail
+                        .trim_start_matches(|c: char| c.is_ascii_digit() || c == ';')
+                        .len()
+            });
+            if let Some(params) = params {
+                if body[1 + params..].starts_with('m') {
+                    let end = 1 + 1 + params + 1;
+                    out.push_str(&rest[..end]);
+                    rest = &rest[end..];
+                    continue;
+                }
+            }
+        }
+        if is_unsafe(c) && c != '\n' {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    Cow::Owned(out)
+}
+
 fn escape_keeping(text: &str, keep_line_breaks: bool) -> Cow<'_, str> {
     let unsafe_char = |c: char| is_unsafe(c) && !(keep_line_breaks && c == '\n');
     if !text.chars().any(unsafe_char) {
@@ -451,6 +492,19 @@ mod tests {
         let once = escape("\u{1b}[2J\n");
         assert_eq!(escape(&once), once);
         assert_eq!(terminal_text(&once), once);
+    }
+
+    #[test]
+    fn log_lines_keep_colour_codes_only_on_a_terminal() {
+        let line =
+            "\u{1b}[2mtime\u{1b}[0m \u{1b}[34;1mDEBUG\u{1b}[0m path=/a\u{1b}]0;t\u{7}\u{1b}[2J\n";
+        assert_eq!(
+            log_text(line, true),
+            "\u{1b}[2mtime\u{1b}[0m \u{1b}[34;1mDEBUG\u{1b}[0m path=/a\\u{1b}]0;t\\u{7}\\u{1b}[2J\n"
+        );
+        assert!(!log_text(line, false).contains('\u{1b}'));
+        assert_eq!(log_text("plain\n", true), "plain\n");
+        assert_eq!(log_text("\u{1b}[", true), "\\u{1b}[");
     }
 
     #[test]

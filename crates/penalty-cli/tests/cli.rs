@@ -1020,11 +1020,12 @@ fn issue20_control_characters_are_escaped_in_human_output_and_errors() {
 }
 
 /// Issue 20 (7): log lines written to a pipe or a file carry no colour
-/// codes.
+/// codes, and a logged value (here the data directory's path, holding a
+/// window-title sequence) no control character.
 #[test]
 fn issue20_log_lines_carry_no_colour_codes_off_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("db");
+    let db = dir.path().join("db\u{1b}]0;title\u{7}");
     let out = penalty(&db)
         .args(["shops", "--as-of", "2026-03-07T00:00:00+08:00"])
         .env("RUST_LOG", "debug")
@@ -1033,7 +1034,11 @@ fn issue20_log_lines_carry_no_colour_codes_off_a_terminal() {
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("DEBUG"), "some log lines: {stderr}");
-    assert!(!stderr.contains('\u{1b}'), "no escape codes: {stderr:?}");
+    assert!(
+        !stderr.chars().any(|c| c.is_control() && c != '\n'),
+        "no escape codes: {stderr:?}"
+    );
+    assert!(stderr.contains(r"db\u{1b}]0;title\u{7}"), "{stderr}");
 }
 
 /// Issue 20 (10): when the rejects file fails mid-ingest (here it is
