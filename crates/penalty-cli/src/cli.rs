@@ -51,6 +51,20 @@ pub enum Command {
     )]
     Order(OrderArgs),
 
+    /// The orders that will be judged, flagged or auto-closed soon unless the
+    /// seller acts: a warning before the penalty.
+    #[command(
+        name = "at-risk",
+        after_help = "Examples:\n  penalty at-risk --shop S1 --as-of 2026-03-02T12:00:00+08:00\n  penalty at-risk --within 12h --json\n  penalty at-risk --within 90m --limit 0\n\nAn order is at risk when it is neither shipped nor refunded and its next\njudgment (R3), closure-review flag (R7) or auto-close (R8) comes within the\nhorizon. Only events at or before --as-of count."
+    )]
+    AtRisk(AtRiskArgs),
+
+    /// A shop's notice feed (R9): one notice per judgment, oldest first.
+    #[command(
+        after_help = "Examples:\n  penalty notices S1 --as-of 2026-03-07\n  penalty notices S1 --after 1772503200000000000.1.O1 --limit 20 --json\n\nEach notice has a cursor: pass the last one you read as --after to get the\nnext page. Without --after the feed starts at the beginning."
+    )]
+    Notices(NoticesArgs),
+
     /// Every shop existing as of an instant, one line each.
     #[command(
         after_help = "Examples:\n  penalty shops --as-of 2026-03-07\n  penalty shops --as-of 2026-03-07 --json > shops.jsonl"
@@ -180,6 +194,36 @@ pub struct ShopArgs {
 pub struct OrderArgs {
     /// The order.
     pub order_id: String,
+    #[command(flatten)]
+    pub query: QueryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AtRiskArgs {
+    /// Only this shop's orders (default: every shop's).
+    #[arg(long, value_name = "SHOP")]
+    pub shop: Option<String>,
+    /// How far ahead to look: a whole number with m, h or d (90m, 12h, 2d).
+    #[arg(long, default_value = "24h", value_name = "DURATION")]
+    pub within: String,
+    /// Human output: show at most this many orders (0: all). JSON output
+    /// always lists every order.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    #[command(flatten)]
+    pub query: QueryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct NoticesArgs {
+    /// The shop.
+    pub shop_id: String,
+    /// Only the notices after this cursor (the `cursor` of the last one read).
+    #[arg(long, value_name = "CURSOR")]
+    pub after: Option<String>,
+    /// At most this many notices (1 to 1000).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub limit: u16,
     #[command(flatten)]
     pub query: QueryArgs,
 }

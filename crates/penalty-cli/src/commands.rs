@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use penalty_core::{Instant, Ledger, OrderStatus, Policy};
+use penalty_core::{Instant, Ledger, OrderStatus, Policy, Within};
 use penalty_store::ingest::{IngestCounts, IngestOptions, IngestSink, RejectsFile, SyncJob};
 use penalty_store::projection;
 use penalty_store::{EventLog, StoreError};
@@ -55,6 +55,44 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 print(&json_line(&report)?)?;
             } else {
                 print_text(&render::order(&report))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::AtRisk(args) => {
+            let within = Within::parse(&args.within).context("--within")?;
+            let (ledger, as_of) = query_ledger(&cli.db, &policy, &args.query)?;
+            let report = ledger
+                .at_risk(args.shop.as_deref(), as_of, within)
+                .map_err(|e| NotFound(e.to_string()))?;
+            if args.query.json {
+                print(&json_line(&report)?)?;
+            } else {
+                print_text(&render::at_risk(&report, args.limit))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Notices(args) => {
+            let (ledger, as_of) = query_ledger(&cli.db, &policy, &args.query)?;
+            let notices = ledger
+                .notices(
+                    &args.shop_id,
+                    as_of,
+                    args.after.as_deref(),
+                    usize::from(args.limit),
+                )
+                .map_err(|e| NotFound(e.to_string()))?;
+            if args.query.json {
+                let mut text = String::new();
+                for notice in &notices {
+                    text += &json_line(notice)?;
+                }
+                print(&text)?;
+            } else {
+                print_text(&render::notices(
+                    &args.shop_id,
+                    &notices,
+                    usize::from(args.limit),
+                ))?;
             }
             Ok(ExitCode::SUCCESS)
         }

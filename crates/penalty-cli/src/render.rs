@@ -4,8 +4,10 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use penalty_core::explain::yuan;
-use penalty_core::{DeductionReport, OrderReport, OrderRow, Orphan, ShopReport};
+use penalty_core::explain::{at_risk_line, yuan};
+use penalty_core::{
+    AtRiskReport, DeductionReport, Notice, OrderReport, OrderRow, Orphan, ShopReport,
+};
 use penalty_store::VerifyReport;
 
 /// Whether a character must not reach a terminal as it is: the C0 and C1
@@ -337,6 +339,74 @@ fn csv_field(text: &str, is_text: bool) -> String {
     } else {
         guarded
     }
+}
+
+/// The orders at risk, soonest first, each with what it will cost; at most
+/// `limit` of them (0: all).
+pub fn at_risk(report: &AtRiskReport, limit: usize) -> String {
+    let minutes = report.within_hours.minutes();
+    let horizon = match minutes {
+        m if m % 1440 == 0 => format!("{} d", m / 1440),
+        m if m % 60 == 0 => format!("{} h", m / 60),
+        m => format!("{m} min"),
+    };
+    let count = report.orders.len();
+    let mut out = format!(
+        "At risk as of {}, within {horizon}: {count} order{}\n",
+        report.as_of,
+        if count == 1 { "" } else { "s" }
+    );
+    if count == 0 {
+        return out;
+    }
+    let shown = if limit == 0 { count } else { count.min(limit) };
+    let rows: Vec<Vec<String>> = report.orders[..shown]
+        .iter()
+        .map(|o| {
+            vec![
+                o.at.clone(),
+                o.shop_id.clone(),
+                o.order_id.clone(),
+                at_risk_line(o),
+            ]
+        })
+        .collect();
+    out += &table(&["WHEN", "SHOP", "ORDER", "UNLESS THE SELLER ACTS"], &rows);
+    if shown < count {
+        out += &format!(
+            "{} more not shown: --limit 0 shows all, --json lists all\n",
+            count - shown
+        );
+    }
+    out
+}
+
+/// A page of a shop's notice feed (R9), and how to read the next page.
+pub fn notices(shop_id: &str, notices: &[Notice], limit: usize) -> String {
+    let mut out = format!("Notices to shop {} (R9)\n", escape(shop_id));
+    if notices.is_empty() {
+        out += "  none\n";
+        return out;
+    }
+    let rows: Vec<Vec<String>> = notices
+        .iter()
+        .map(|n| {
+            vec![
+                n.judged_at.clone(),
+                n.order_id.clone(),
+                n.judgment.to_string(),
+                n.deduction_fen.map_or_else(|| "none".into(), yuan),
+                if n.revoked { "revoked (R11)" } else { "" }.to_string(),
+            ]
+        })
+        .collect();
+    out += &table(&["JUDGED AT", "ORDER", "#", "DEDUCTION", "NOTE"], &rows);
+    if notices.len() == limit {
+        if let Some(last) = notices.last() {
+            out += &format!("more may follow: --after {}\n", escape(&last.cursor));
+        }
+    }
+    out
 }
 
 /// The header line of the orders CSV (RFC 4180, CRLF line ends).

@@ -7,12 +7,23 @@ use crate::policy::Policy;
 use crate::report::{DeductionReport, DeductionStatus};
 use crate::time::Instant;
 
-/// Formats fen as yuan with two decimals: `1000` -> `10.00 yuan`.
+/// Formats fen as yuan, with the yuan sign, thousands separators and two
+/// decimals: `1000` -> `¥10.00`, `123456789` -> `¥1,234,567.89`,
+/// `-2000` -> `-¥20.00`. Sums beyond `i64` (a shop's, issue 20) are
+/// formatted exactly too.
 pub fn yuan(fen: impl Into<i128>) -> String {
     let fen: i128 = fen.into();
     let sign = if fen < 0 { "-" } else { "" };
     let abs = fen.unsigned_abs();
-    format!("{sign}{}.{:02} yuan", abs / 100, abs % 100)
+    let whole = (abs / 100).to_string();
+    let mut grouped = String::with_capacity(whole.len() + whole.len() / 3);
+    for (i, digit) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    format!("{sign}¥{grouped}.{:02}", abs % 100)
 }
 
 pub(crate) fn explain(
@@ -259,15 +270,82 @@ pub(crate) fn explain(
     lines.into_iter().map(|(_, _, text)| text).collect()
 }
 
+/// A countdown in words: `2 d 3 h`, `5 h 20 min`, `12 min`, `less than a minute`.
+pub fn time_left(seconds: i64) -> String {
+    let minutes = seconds.max(0) / 60;
+    let (days, hours, minutes) = (minutes / 1440, minutes / 60 % 24, minutes % 60);
+    match (days, hours, minutes) {
+        (0, 0, 0) => "less than a minute".to_string(),
+        (0, 0, m) => format!("{m} min"),
+        (0, h, m) => format!("{h} h {m} min"),
+        (d, h, _) => format!("{d} d {h} h"),
+    }
+}
+
+/// What an order at risk will cost unless the seller acts, in one sentence
+/// citing its rules: "ship O1 within 5 h 20 min or be charged 10.00 yuan
+/// (judgment 1, R3, R4)".
+pub fn at_risk_line(order: &crate::AtRiskOrder) -> String {
+    use crate::NextStep;
+    let act = format!(
+        "ship {} within {}",
+        order.order_id,
+        time_left(order.seconds_left)
+    );
+    match order.next {
+        NextStep::Judgment => {
+            let k = order.judgment.unwrap_or(0);
+            let charge = order.deduction_fen.filter(|fen| *fen > 0);
+            match (charge, order.bans_product == Some(true)) {
+                (Some(fen), true) => format!(
+                    "{act} or be charged {} and have product {} banned (judgment {k}, R3, R4, R6)",
+                    yuan(fen),
+                    order.product_id
+                ),
+                (Some(fen), false) => {
+                    format!("{act} or be charged {} (judgment {k}, R3, R4)", yuan(fen))
+                }
+                (None, true) => format!(
+                    "{act} or have product {} banned (judgment {k}, R3, R6)",
+                    order.product_id
+                ),
+                (None, false) => format!("{act} or be judged late again (judgment {k}, R3)"),
+            }
+        }
+        NextStep::ClosureReview => format!(
+            "{act} or shop {} is flagged for closure review (R7)",
+            order.shop_id
+        ),
+        NextStep::AutoClose => format!(
+            "{act} or it is closed and {} refunded to the buyer (R8)",
+            yuan(order.refund_due_fen.unwrap_or(0))
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::yuan;
+    use super::{time_left, yuan};
 
     #[test]
-    fn yuan_has_two_decimals() {
-        assert_eq!(yuan(1000), "10.00 yuan");
-        assert_eq!(yuan(19900), "199.00 yuan");
-        assert_eq!(yuan(5), "0.05 yuan");
-        assert_eq!(yuan(-2000), "-20.00 yuan");
+    fn time_left_is_the_countdown_in_words() {
+        assert_eq!(time_left(59), "less than a minute");
+        assert_eq!(time_left(12 * 60 + 59), "12 min");
+        assert_eq!(time_left(5 * 3600 + 20 * 60), "5 h 20 min");
+        assert_eq!(time_left(2 * 86400 + 3 * 3600 + 59 * 60), "2 d 3 h");
+        assert_eq!(time_left(-5), "less than a minute");
+    }
+
+    #[test]
+    fn yuan_has_the_sign_separators_and_two_decimals() {
+        assert_eq!(yuan(1000), "¥10.00");
+        assert_eq!(yuan(19900), "¥199.00");
+        assert_eq!(yuan(5), "¥0.05");
+        assert_eq!(yuan(0), "¥0.00");
+        assert_eq!(yuan(-2000), "-¥20.00");
+        assert_eq!(yuan(99_999), "¥999.99");
+        assert_eq!(yuan(100_000), "¥1,000.00");
+        assert_eq!(yuan(123_456_789), "¥1,234,567.89");
+        assert_eq!(yuan(i64::MIN), "-¥92,233,720,368,547,758.08");
     }
 }

@@ -12,6 +12,8 @@
 //! stored but recomputed when asked (a few dozen nanoseconds), which keeps an
 //! order at about 80 bytes.
 
+pub mod at_risk;
+
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
@@ -292,11 +294,11 @@ impl<'a> OrderView<'a> {
     /// R8: what the buyer is owed when auto-closed.
     pub fn refund_due_fen(&self, as_of: Instant) -> i64 {
         if self.auto_closed(as_of) {
-            let refunded_fen = order::refunded_by(self.events, self.derived.auto_close_at);
-            // At most the amount, so it fits an `i64` unless refunds went
-            // beyond `i64` past the amount: then nothing is due.
-            i64::try_from(i128::from(self.paid.amount_fen) - refunded_fen)
-                .map_or(0, |due| due.max(0))
+            order::unrefunded_fen(
+                self.paid.amount_fen,
+                self.events,
+                self.derived.auto_close_at,
+            )
         } else {
             0
         }

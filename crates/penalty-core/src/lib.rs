@@ -14,6 +14,7 @@ pub mod compact;
 pub mod event;
 pub mod explain;
 mod intern;
+pub mod labels;
 pub mod ledger;
 mod order;
 pub mod policy;
@@ -23,6 +24,7 @@ pub mod time;
 pub use event::{
     parse_line, AsParsed, Event, EventKind, KindRef, ParsedLine, ParsedLines, ParsedRef, Reject,
 };
+pub use ledger::at_risk::{AtRiskOrder, AtRiskReport, NextStep, Within, WithinError};
 pub use ledger::{ApplyError, Ledger, OrderIds, OrderIndex, QueryError};
 pub use policy::Policy;
 pub use report::*;

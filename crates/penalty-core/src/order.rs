@@ -334,6 +334,14 @@ pub(crate) fn refunded_by(events: &[OrderEvent], t: Instant) -> i128 {
         .sum()
 }
 
+/// What is left of `amount_fen` after the refunds with `at <= t`: never
+/// below 0, computed exactly however far the refunds went past `i64`.
+pub(crate) fn unrefunded_fen(amount_fen: i64, events: &[OrderEvent], t: Instant) -> i64 {
+    let left = i128::from(amount_fen) - refunded_by(events, t);
+    // Between 0 and `amount_fen` once floored at 0, so it fits an `i64`.
+    i64::try_from(left.max(0)).unwrap_or(amount_fen)
+}
+
 /// R2: the earliest instant at which the order is resolved, as of `as_of`.
 pub(crate) fn resolved_at(paid: &Paid, events: &[OrderEvent], as_of: Instant) -> Option<Instant> {
     let mut refunded_fen: i128 = 0;

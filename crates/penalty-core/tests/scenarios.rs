@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use penalty_core::{parse_line, Instant, Ledger, Policy, Reject};
+use penalty_core::{parse_line, Instant, Ledger, Policy, Reject, Within};
 use serde_json::Value;
 
 const TIMESTAMP_KEYS: &[&str] = &[
@@ -25,6 +25,7 @@ const TIMESTAMP_KEYS: &[&str] = &[
     "banned_at",
     "flagged_at",
     "auto_closed_at",
+    "at",
 ];
 
 fn scenarios_dir() -> PathBuf {
@@ -144,6 +145,7 @@ impl Mismatches {
 fn check(
     ledger: &Ledger,
     expect: &Value,
+    at_risk: Option<&Value>,
     as_of: Instant,
     label: &str,
     mismatches: &mut Mismatches,
@@ -196,6 +198,41 @@ fn check(
             Err(e) => mismatches.0.push(format!("{label} order {order_id}: {e}")),
         }
     }
+    if let Some(questions) = at_risk {
+        for (i, q) in questions["queries"].as_array().unwrap().iter().enumerate() {
+            let at = Instant::parse_rfc3339(q["as_of"].as_str().unwrap()).unwrap();
+            let within = Within::parse(q["within"].as_str().unwrap()).unwrap();
+            match ledger.at_risk(q["shop"].as_str(), at, within) {
+                Ok(report) => {
+                    let actual = serde_json::to_value(&report).unwrap();
+                    mismatches.compare(
+                        &format!(
+                            "{label} at_risk[{i}] ({} within {})",
+                            q["as_of"], q["within"]
+                        ),
+                        "",
+                        &q["report"],
+                        &actual,
+                    );
+                    // The order of the list is part of the answer.
+                    let ids = |v: &Value| -> Vec<Value> {
+                        v["orders"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|o| o["order_id"].clone())
+                            .collect()
+                    };
+                    if ids(&q["report"]) != ids(&actual) {
+                        mismatches
+                            .0
+                            .push(format!("{label} at_risk[{i}]: orders in another order"));
+                    }
+                }
+                Err(e) => mismatches.0.push(format!("{label} at_risk[{i}]: {e}")),
+            }
+        }
+    }
     if ledger.order_report("NO-SUCH-ORDER-4f1c", as_of).is_ok()
         || ledger.shop_report("NO-SUCH-SHOP-4f1c", as_of, true).is_ok()
     {
@@ -236,6 +273,11 @@ fn golden_scenarios() {
         let expect: Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("expect.json")).unwrap())
                 .unwrap();
+        // The at-risk questions of fixtures/oracle/make_at_risk.py, where the
+        // oracle answers them.
+        let at_risk: Option<Value> = std::fs::read_to_string(dir.join("at_risk.json"))
+            .ok()
+            .map(|text| serde_json::from_str(&text).unwrap());
         let text = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
         let text = text.strip_suffix('\n').unwrap_or(&text);
         let policy = match expect.get("policy") {
@@ -269,7 +311,14 @@ fn golden_scenarios() {
             for event in &order {
                 ledger.apply(event, Instant(0)).unwrap();
             }
-            check(&ledger, &expect, as_of, label, &mut mismatches);
+            check(
+                &ledger,
+                &expect,
+                at_risk.as_ref(),
+                as_of,
+                label,
+                &mut mismatches,
+            );
             digests.push(ledger.digest(as_of));
         }
         if digests.iter().any(|d| *d != digests[0]) {

@@ -1,0 +1,162 @@
+//! Golden files for what people read: every human table of the CLI, the
+//! seller's `explain` lines (inside `penalty order`), the notice feed
+//! (`penalty notices`) and the at-risk warnings (`penalty at-risk`), over
+//! every golden scenario of `fixtures/scenarios/`.
+//!
+//! Each scenario's transcript is compared with `<scenario>/cli.golden`. After
+//! a deliberate change of wording or layout, rewrite them with
+//! `UPDATE_EXPECT=1 cargo test -p penalty-cli --test cli golden` and review
+//! the diff; a missing golden file is a failure, never silently created.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::penalty;
+
+fn scenarios() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/scenarios");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("fixtures/scenarios exists")
+        .map(|entry| entry.unwrap().path())
+        .filter(|dir| dir.join("expect.json").is_file())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// Runs one command and appends it, its output and any failure to `out`.
+fn transcribe(out: &mut String, db: &Path, policy: Option<&Path>, args: &[&str]) {
+    let mut command = penalty(db);
+    if let Some(policy) = policy {
+        command.arg("--policy").arg(policy);
+    }
+    let output = command.args(args).output().expect("penalty runs");
+    *out += &format!("$ penalty {}\n", args.join(" "));
+    *out += &String::from_utf8_lossy(&output.stdout);
+    for line in String::from_utf8_lossy(&output.stderr).lines() {
+        *out += &format!("stderr: {line}\n");
+    }
+    if !output.status.success() {
+        *out += &format!("exit: {:?}\n", output.status.code());
+    }
+    out.push('\n');
+}
+
+/// The transcript of one scenario: ingest, the shop list, and for each shop
+/// and order of `expect.json` its human report and notices.
+fn transcript(dir: &Path) -> String {
+    let expect: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expect.json")).unwrap()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("db");
+    let policy = expect.get("policy").map(|policy| {
+        let path = tmp.path().join("policy.json");
+        std::fs::write(&path, policy.to_string()).unwrap();
+        path
+    });
+    let policy = policy.as_deref();
+    let as_of = expect["as_of"].as_str().unwrap();
+    let events = dir.join("events.jsonl");
+    let mut out = String::new();
+    let mut ingest = penalty(&db);
+    if let Some(policy) = policy {
+        ingest.arg("--policy").arg(policy);
+    }
+    // Run from the temporary folder so that the rejects file's path, which
+    // the summary names, is the same in every run.
+    let status = ingest
+        .current_dir(tmp.path())
+        .args(["ingest", "--rejects", "rejects.jsonl"])
+        .arg(&events)
+        .output()
+        .unwrap();
+    out += "$ penalty ingest events.jsonl\n";
+    out += &String::from_utf8_lossy(&status.stderr);
+    out += &String::from_utf8_lossy(&status.stdout);
+    out.push('\n');
+    transcribe(&mut out, &db, policy, &["shops", "--as-of", as_of]);
+    let ids = |key: &str| -> Vec<String> {
+        let mut ids: Vec<String> = expect[key]
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    };
+    for shop in ids("shops") {
+        transcribe(&mut out, &db, policy, &["shop", &shop, "--as-of", as_of]);
+        transcribe(
+            &mut out,
+            &db,
+            policy,
+            &["notices", &shop, "--as-of", as_of, "--limit", "1000"],
+        );
+    }
+    for order in ids("orders") {
+        transcribe(&mut out, &db, policy, &["order", &order, "--as-of", as_of]);
+    }
+    // The first few at-risk questions that find something (at_risk.json,
+    // fixtures/oracle/make_at_risk.py).
+    if let Ok(text) = std::fs::read_to_string(dir.join("at_risk.json")) {
+        let questions: Value = serde_json::from_str(&text).unwrap();
+        let found = questions["queries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|q| {
+                q["report"]["orders"]
+                    .as_array()
+                    .is_some_and(|o| !o.is_empty())
+            })
+            .take(3);
+        for q in found {
+            let mut args = vec!["at-risk", "--as-of", q["as_of"].as_str().unwrap()];
+            args.extend(["--within", q["within"].as_str().unwrap()]);
+            if let Some(shop) = q["shop"].as_str() {
+                args.extend(["--shop", shop]);
+            }
+            transcribe(&mut out, &db, policy, &args);
+        }
+    }
+    out
+}
+
+#[test]
+fn golden_transcripts_of_every_scenario() {
+    let update = std::env::var_os("UPDATE_EXPECT").is_some_and(|v| v == "1");
+    let dirs = scenarios();
+    assert!(dirs.len() >= 12, "found only {} scenarios", dirs.len());
+    let mut failed = Vec::new();
+    for dir in &dirs {
+        let actual = transcript(dir);
+        let golden = dir.join("cli.golden");
+        if update {
+            std::fs::write(&golden, &actual).unwrap();
+            continue;
+        }
+        match std::fs::read_to_string(&golden) {
+            Ok(expected) if expected == actual => {}
+            Ok(expected) => {
+                let first = expected
+                    .lines()
+                    .zip(actual.lines())
+                    .position(|(e, a)| e != a)
+                    .unwrap_or(expected.lines().count().min(actual.lines().count()));
+                failed.push(format!(
+                    "{}: differs from line {}:\n  expected: {:?}\n  actual:   {:?}",
+                    golden.display(),
+                    first + 1,
+                    expected.lines().nth(first).unwrap_or("<end>"),
+                    actual.lines().nth(first).unwrap_or("<end>"),
+                ));
+            }
+            Err(_) => failed.push(format!("{} is missing", golden.display())),
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "golden transcripts differ (rerun with UPDATE_EXPECT=1 and review the diff if the change is intended):\n{}",
+        failed.join("\n")
+    );
+}
