@@ -18,7 +18,7 @@ use penalty_store::{EventLog, StoreError};
 use serde::Serialize;
 
 use crate::cli::*;
-use crate::output::{json_line, print};
+use crate::output::{json_line, print, print_text};
 use crate::render;
 
 /// A low guess of an event line's size, to size the idempotency index from
@@ -43,7 +43,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if args.query.json {
                 print(&json_line(&report)?)?;
             } else {
-                print(&render::shop(&report))?;
+                print_text(&render::shop(&report))?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -55,7 +55,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if args.query.json {
                 print(&json_line(&report)?)?;
             } else {
-                print(&render::order(&report))?;
+                print_text(&render::order(&report))?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -68,7 +68,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if args.query.json {
                 print(&json_line(&report)?)?;
             } else {
-                print(&render::at_risk(&report, args.limit))?;
+                print_text(&render::at_risk(&report, args.limit))?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -89,7 +89,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 print(&text)?;
             } else {
-                print(&render::notices(
+                print_text(&render::notices(
                     &args.shop_id,
                     &notices,
                     usize::from(args.limit),
@@ -107,7 +107,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 print(&text)?;
             } else {
-                print(&render::shops(&summaries))?;
+                print_text(&render::shops(&summaries))?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -357,19 +357,24 @@ fn ingest(db: &Path, policy: &Policy, no_wait: bool, args: IngestArgs) -> anyhow
                 .with_context(|| format!("while preparing to ingest {name}"))?;
         }
         sink.committed = total;
-        let counts = penalty_store::ingest::ingest(&mut log, reader, &options, &mut sink)
-            .with_context(|| {
-                // What was acknowledged stays: say so, and that sending the
-                // same input again finishes the job.
-                let done = sink.committed;
-                format!(
-                    "while ingesting {name} (before the error, {} lines were read and are \
-                     durable: {} appended, {} duplicates, {} rejected; once the cause is \
-                     fixed, send the same input again: what is already in the log counts as \
-                     duplicates)",
-                    done.read, done.appended, done.duplicates, done.rejected
-                )
-            })?;
+        let seq_before = log.last_seq()?;
+        let counts = match penalty_store::ingest::ingest(&mut log, reader, &options, &mut sink) {
+            Ok(counts) => counts,
+            Err(error) => {
+                // Blocks being written when the error came may have reached
+                // the log without being reported (issue 20: "0 appended"
+                // with 8,145 committed). The log, opened again as the next
+                // reader will open it, says how many events this input
+                // really added.
+                drop(log);
+                let in_log = EventLog::open(db)
+                    .and_then(|log| log.last_seq())
+                    .ok()
+                    .map(|seq| seq.saturating_sub(seq_before));
+                let message = ingest_failure(&name, &total, &sink.committed, in_log);
+                return Err(anyhow::Error::new(error).context(message));
+            }
+        };
         if let Some(bar) = sink.bar.take() {
             bar.finish_and_clear();
         }
@@ -408,13 +413,56 @@ fn ingest(db: &Path, policy: &Policy, no_wait: bool, args: IngestArgs) -> anyhow
         if interrupted {
             text += "interrupted: the lines above are committed; run the same command again to complete (re-sending is safe)\n";
         }
-        print(&text)?;
+        print_text(&text)?;
     }
     Ok(if interrupted {
         ExitCode::from(130)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// What an ingest that failed on input `name` leaves behind: `before` are
+/// the counts of the inputs before it, `reported` those reported durable up
+/// to the error, and `in_log` the events the log holds from `name` (`None`
+/// when the log could not be opened again to count them).
+fn ingest_failure(
+    name: &str,
+    before: &IngestCounts,
+    reported: &IngestCounts,
+    in_log: Option<u64>,
+) -> String {
+    let appended_reported = reported.appended - before.appended;
+    let committed = match in_log {
+        Some(in_log) if in_log > appended_reported => format!(
+            "{} events from it are in the log: the {} reported before the error and {} more \
+             from blocks that were being written when it came",
+            in_log,
+            appended_reported,
+            in_log - appended_reported
+        ),
+        Some(in_log) => format!("{in_log} events from it are in the log"),
+        None => format!(
+            "at least {appended_reported} events from it are in the log (the log could not be \
+             opened again to count those written as the error came)"
+        ),
+    };
+    let earlier = if before.read > 0 {
+        format!(
+            "; the inputs before it are done ({} read, {} appended, {} duplicates, {} rejected)",
+            before.read, before.appended, before.duplicates, before.rejected
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "while ingesting {name}: {committed}; of its lines, {} were reported before the error \
+         ({} duplicates, {} rejected){earlier}. Once the cause is fixed, send the same input \
+         again: what is already in the log counts as duplicates",
+        reported.read - before.read,
+        reported.duplicates - before.duplicates,
+        reported.rejected - before.rejected,
+    )
 }
 
 fn progress_bar(name: &str, size: Option<u64>) -> ProgressBar {
@@ -429,7 +477,7 @@ fn progress_bar(name: &str, size: Option<u64>) -> ProgressBar {
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         ),
     };
-    bar.set_prefix(name.to_string());
+    bar.set_prefix(render::escape(name).into_owned());
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     bar
 }
@@ -484,7 +532,10 @@ fn export_orders(db: &Path, policy: &Policy, args: ExportOrdersArgs) -> anyhow::
                     Ok(written)
                 })
                 .with_context(|| format!("writing {}", path.display()))?;
-            eprintln!("wrote {written} orders to {}", path.display());
+            eprintln!(
+                "wrote {written} orders to {}",
+                render::escape(&path.display().to_string())
+            );
         }
         None => {
             write_rows(&mut BufWriter::with_capacity(1 << 16, io::stdout().lock()))?;
@@ -560,7 +611,7 @@ fn replay(db: &Path, policy: &Policy, args: QueryArgs) -> anyhow::Result<ExitCod
                 "the stored projections gave ANOTHER digest; the checkpoint was rebuilt from the log\n"
             };
         }
-        print(&text)?;
+        print_text(&text)?;
     }
     Ok(if output.equal == Some(false) {
         ExitCode::from(4)
@@ -679,7 +730,7 @@ fn recover(db: &Path, no_wait: bool, args: RecoverArgs) -> anyhow::Result<ExitCo
             };
             print(&json_line(&output)?)?;
         } else {
-            print(&format!(
+            print_text(&format!(
                 "the log opens and checks good ({} blocks, {} events): nothing to recover\n",
                 report.blocks, report.events
             ))?;
@@ -723,7 +774,7 @@ fn recover(db: &Path, no_wait: bool, args: RecoverArgs) -> anyhow::Result<ExitCo
                 text += "removed the damaged projection snapshot; the next query replays the log\n";
             }
         }
-        print(&(render::recover(recovered.as_ref(), &log) + &text))?;
+        print_text(&(render::recover(recovered.as_ref(), &log) + &text))?;
     }
     Ok(if ok {
         ExitCode::SUCCESS
@@ -748,7 +799,7 @@ fn audit(db: &Path, policy: &Policy, args: AuditArgs) -> anyhow::Result<ExitCode
             if args.json {
                 print(&json_line(&output)?)?;
             } else {
-                print(&render::audit(&output.log, None, &[]))?;
+                print_text(&render::audit(&output.log, None, &[]))?;
             }
             return Ok(ExitCode::from(4));
         }
@@ -798,7 +849,7 @@ fn audit(db: &Path, policy: &Policy, args: AuditArgs) -> anyhow::Result<ExitCode
         if let Some(problem) = &output.snapshot_problem {
             text += &format!("PROBLEM: {problem}\n");
         }
-        print(&text)?;
+        print_text(&text)?;
     }
     Ok(if output.ok {
         ExitCode::SUCCESS
@@ -828,7 +879,7 @@ fn gen(args: GenArgs) -> anyhow::Result<ExitCode> {
                 "wrote {} lines ({} bytes) to {}",
                 stats.lines,
                 stats.bytes,
-                path.display()
+                render::escape(&path.display().to_string())
             );
             stats
         }

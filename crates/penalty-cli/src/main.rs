@@ -10,6 +10,7 @@ mod commands;
 mod output;
 mod render;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -25,10 +26,14 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             if let Some(not_found) = error.downcast_ref::<commands::NotFound>() {
-                eprintln!("penalty: {not_found}");
+                eprintln!("penalty: {}", render::terminal_text(&not_found.to_string()));
                 return ExitCode::from(3);
             }
-            eprintln!("penalty: error: {}", message(&error));
+            // Messages quote input (an id, a path, an instant as typed).
+            eprintln!(
+                "penalty: error: {}",
+                render::terminal_text(&message(&error))
+            );
             ExitCode::from(1)
         }
     }
@@ -52,12 +57,37 @@ fn message(error: &anyhow::Error) -> String {
     text
 }
 
-/// Logs go to stderr, filtered by `RUST_LOG` (default: warnings only).
+/// Logs go to stderr, filtered by `RUST_LOG` (default: warnings only),
+/// with colour codes only when stderr is a terminal: a log file or a pipe
+/// gets plain lines.
 fn init_tracing() {
+    let colours = std::io::stderr().is_terminal();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(move || LogWriter { colours })
+        .with_ansi(colours)
         .try_init();
+}
+
+/// Stderr for log lines, through [`render::log_text`]: a logged value (a
+/// path, a request's text under `serve`) cannot send a terminal sequence.
+/// The formatter writes each line with one call.
+struct LogWriter {
+    colours: bool,
+}
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(bytes);
+        std::io::stderr()
+            .lock()
+            .write_all(render::log_text(&text, self.colours).as_bytes())?;
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }

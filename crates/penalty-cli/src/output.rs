@@ -24,6 +24,13 @@ pub fn print(text: &str) -> io::Result<()> {
     out.flush()
 }
 
+/// Writes human-readable text to stdout: every control character but its
+/// line breaks escaped ([`crate::render::terminal_text`]), so that no id in
+/// it can send a terminal escape sequence.
+pub fn print_text(text: &str) -> io::Result<()> {
+    print(&crate::render::terminal_text(text))
+}
+
 /// Serialises a value as one line of compact JSON.
 pub fn json_line<T: serde::Serialize>(value: &T) -> anyhow::Result<String> {
     let mut text = serde_json::to_string(value)?;

@@ -1,14 +1,109 @@
 //! Human-readable output: aligned tables and plain sentences. The JSON output
 //! is the reports themselves; this module only reads them.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
 use penalty_core::explain::{at_risk_line, yuan};
 use penalty_core::{
     AtRiskReport, DeductionReport, Notice, OrderReport, OrderRow, Orphan, ShopReport,
 };
 use penalty_store::VerifyReport;
 
+/// Whether a character must not reach a terminal as it is: the C0 and C1
+/// control characters and DEL (ESC starts colour, clear-screen and
+/// window-title sequences; CR and BS overwrite what was printed), and the
+/// bidirectional formatting characters, which reorder what is shown.
+fn is_unsafe(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Text from the input (an id, a file name, an instant as typed) made safe
+/// to print to a terminal: every character of [`is_unsafe`] is written as
+/// its Rust escape, `\u{1b}`, so `S\u{1b}[31mRED` shows as typed instead of
+/// turning the terminal red. Line breaks are escaped too, so that a value
+/// cannot forge a line of the report. Text without such characters (all
+/// real ids) is borrowed unchanged.
+pub fn escape(text: &str) -> Cow<'_, str> {
+    escape_keeping(text, false)
+}
+
+/// A whole block of human output, or an error message, made safe to print
+/// to a terminal: as [`escape`], but its own line breaks are kept. Every
+/// human text goes through this on its way out (`output::print_text` and
+/// the error printer of `main`), behind the values escaped where they are
+/// put in; escaping twice changes nothing, as the escapes are plain ASCII.
+pub fn terminal_text(text: &str) -> Cow<'_, str> {
+    escape_keeping(text, true)
+}
+
+/// A log line made safe for stderr: as [`terminal_text`], except that with
+/// `keep_colours` (stderr is a terminal) the colour codes the log formatter
+/// writes, `ESC [ digits ; … m`, pass; any other sequence (clear-screen,
+/// cursor moves, a window title) in a logged value is escaped.
+pub fn log_text(text: &str, keep_colours: bool) -> Cow<'_, str> {
+    if !keep_colours {
+        return terminal_text(text);
+    }
+    if !text.chars().any(|c| is_unsafe(c) && c != '\n') {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if c == '\u{1b}' {
+            let body = &rest[1..];
+            let params = body.strip_prefix('[').map(|tail| {
+                tail.len()
+                    - tail
+                        .trim_start_matches(|c: char| c.is_ascii_digit() || c == ';')
+                        .len()
+            });
+            if let Some(params) = params {
+                if body[1 + params..].starts_with('m') {
+                    let end = 1 + 1 + params + 1;
+                    out.push_str(&rest[..end]);
+                    rest = &rest[end..];
+                    continue;
+                }
+            }
+        }
+        if is_unsafe(c) && c != '\n' {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    Cow::Owned(out)
+}
+
+fn escape_keeping(text: &str, keep_line_breaks: bool) -> Cow<'_, str> {
+    let unsafe_char = |c: char| is_unsafe(c) && !(keep_line_breaks && c == '\n');
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// Left-aligned columns separated by two spaces, a header row first.
 fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    // Cells are escaped before they are measured, so that columns stay
+    // aligned when a value holds control characters.
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|cell| escape(cell).into_owned()).collect())
+        .collect();
+    let rows = &rows;
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -73,7 +168,7 @@ const DEDUCTION_HEADER: &[&str] = &[
 ];
 
 pub fn shop(report: &ShopReport) -> String {
-    let mut out = format!("Shop {} as of {}\n", report.shop_id, report.as_of);
+    let mut out = format!("Shop {} as of {}\n", escape(&report.shop_id), report.as_of);
     out += &format!(
         "  {} orders, {} judgments, {} violating orders\n",
         report.orders, report.judgments, report.violating_orders
@@ -189,9 +284,9 @@ pub fn shops(reports: &[ShopReport]) -> String {
 pub fn order(report: &OrderReport) -> String {
     let mut out = format!(
         "Order {} of shop {} (product {}, {}) as of {}\n",
-        report.order_id,
-        report.shop_id,
-        report.product_id,
+        escape(&report.order_id),
+        escape(&report.shop_id),
+        escape(&report.product_id),
         yuan(report.amount_fen),
         report.as_of
     );
@@ -225,7 +320,7 @@ pub fn order(report: &OrderReport) -> String {
     }
     out += "\nWhy\n";
     for line in &report.explain {
-        out += &format!("  {line}\n");
+        out += &format!("  {}\n", escape(line));
     }
     out
 }
@@ -288,7 +383,7 @@ pub fn at_risk(report: &AtRiskReport, limit: usize) -> String {
 
 /// A page of a shop's notice feed (R9), and how to read the next page.
 pub fn notices(shop_id: &str, notices: &[Notice], limit: usize) -> String {
-    let mut out = format!("Notices to shop {shop_id} (R9)\n");
+    let mut out = format!("Notices to shop {} (R9)\n", escape(shop_id));
     if notices.is_empty() {
         out += "  none\n";
         return out;
@@ -308,7 +403,7 @@ pub fn notices(shop_id: &str, notices: &[Notice], limit: usize) -> String {
     out += &table(&["JUDGED AT", "ORDER", "#", "DEDUCTION", "NOTE"], &rows);
     if notices.len() == limit {
         if let Some(last) = notices.last() {
-            out += &format!("more may follow: --after {}\n", last.cursor);
+            out += &format!("more may follow: --after {}\n", escape(&last.cursor));
         }
     }
     out
@@ -381,7 +476,10 @@ pub fn recover(
             r.blocks, r.events, r.last_seq, r.acknowledged_seq
         );
         if let Some(kept) = &r.damaged_sled {
-            out += &format!("the damaged sled directory is kept at {}\n", kept.display());
+            out += &format!(
+                "the damaged sled directory is kept at {}\n",
+                escape(&kept.display().to_string())
+            );
         }
         if r.unacknowledged_tail_bytes > 0 {
             out += &format!(
@@ -442,4 +540,52 @@ pub fn audit(log: &VerifyReport, checkpoint: Option<(u64, bool)>, orphans: &[Orp
         out += &table(&["ORDER", "EVENTS", "FIRST AT"], &rows);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_and_escaping_twice_changes_nothing() {
+        assert!(matches!(escape("S1-日本"), Cow::Borrowed("S1-日本")));
+        assert_eq!(escape("S\u{1b}[31mRED"), r"S\u{1b}[31mRED");
+        assert_eq!(
+            escape("a\nb\tc\r\u{7f}\u{9b}"),
+            r"a\u{a}b\u{9}c\u{d}\u{7f}\u{9b}"
+        );
+        assert_eq!(escape("x\u{202e}y"), r"x\u{202e}y");
+        assert_eq!(
+            terminal_text("a\u{1b}]0;t\u{7}\nb\n"),
+            "a\\u{1b}]0;t\\u{7}\nb\n"
+        );
+        let once = escape("\u{1b}[2J\n");
+        assert_eq!(escape(&once), once);
+        assert_eq!(terminal_text(&once), once);
+    }
+
+    #[test]
+    fn log_lines_keep_colour_codes_only_on_a_terminal() {
+        let line =
+            "\u{1b}[2mtime\u{1b}[0m \u{1b}[34;1mDEBUG\u{1b}[0m path=/a\u{1b}]0;t\u{7}\u{1b}[2J\n";
+        assert_eq!(
+            log_text(line, true),
+            "\u{1b}[2mtime\u{1b}[0m \u{1b}[34;1mDEBUG\u{1b}[0m path=/a\\u{1b}]0;t\\u{7}\\u{1b}[2J\n"
+        );
+        assert!(!log_text(line, false).contains('\u{1b}'));
+        assert_eq!(log_text("plain\n", true), "plain\n");
+        assert_eq!(log_text("\u{1b}[", true), "\\u{1b}[");
+    }
+
+    #[test]
+    fn a_table_stays_aligned_when_a_cell_holds_control_characters() {
+        let rows = vec![
+            vec!["O\u{1b}[2J".to_string(), "1".to_string()],
+            vec!["O1".to_string(), "2".to_string()],
+        ];
+        let text = table(&["ORDER", "N"], &rows);
+        let columns: Vec<usize> = text.lines().map(|l| l.rfind(' ').unwrap()).collect();
+        assert!(columns.windows(2).all(|w| w[0] == w[1]), "{text}");
+        assert!(!text.contains('\u{1b}'));
+    }
 }

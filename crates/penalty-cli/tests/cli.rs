@@ -983,9 +983,9 @@ fn a_full_disk_stops_ingest_cleanly_and_the_input_can_be_sent_again() {
     );
     // What it says is durable, which the next run finds in the log.
     let said_appended: u64 = stderr
-        .split("are durable: ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
+        .split(" events from it are in the log")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
         .and_then(|number| number.parse().ok())
         .unwrap_or_else(|| panic!("the error says what is durable: {stderr}"));
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -1765,4 +1765,129 @@ fn damage_to_each_file_is_named_by_audit_or_repaired_by_recover() {
         }
     }
     eprintln!("{}", outcomes.join("\n"));
+}
+
+/// Issue 20 (7): ids holding terminal escape sequences (colour,
+/// clear-screen, a window title ended by BEL, a carriage return, a
+/// bidirectional override) are printed escaped in every human output and
+/// in error messages that quote input, and exactly in JSON.
+#[test]
+fn issue20_control_characters_are_escaped_in_human_output_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let shop = "S\u{1b}[31mRED";
+    let order = "O\u{1b}[2J\u{1b}[H";
+    let product = "P\u{1b}]0;pwned\u{7}\r\u{202e}";
+    let line = format!(
+        r#"{{"event_id":"{}","type":"paid","at":"2026-03-01T10:00:00+08:00","order_id":"{}","shop_id":"{}","product_id":"{}","amount_fen":1990}}"#,
+        uuid(1),
+        "O\\u001b[2J\\u001b[H",
+        "S\\u001b[31mRED",
+        "P\\u001b]0;pwned\\u0007\\r\u{202e}"
+    );
+    let (summary, _) = ingest_text(&db, format!("{line}\n").as_bytes());
+    assert_eq!(counts(&summary), [1, 1, 0, 0]);
+    let clean = |bytes: &[u8], what: &str| {
+        let text = String::from_utf8_lossy(bytes);
+        assert!(
+            !text
+                .chars()
+                .any(|c| (c.is_control() && c != '\n') || c == '\u{202e}'),
+            "{what} holds a control character: {text:?}"
+        );
+        text.into_owned()
+    };
+    let as_of = "2026-03-07T00:00:00+08:00";
+    for (args, shown) in [
+        (vec!["shop", shop, "--as-of", as_of], r"S\u{1b}[31mRED"),
+        (
+            vec!["order", order, "--as-of", as_of],
+            r"O\u{1b}[2J\u{1b}[H",
+        ),
+        (
+            vec!["order", order, "--as-of", as_of],
+            r"P\u{1b}]0;pwned\u{7}\u{d}\u{202e}",
+        ),
+        (vec!["shops", "--as-of", as_of], r"S\u{1b}[31mRED"),
+        (
+            vec!["at-risk", "--as-of", "2026-03-02T12:00:00+08:00"],
+            r"O\u{1b}[2J\u{1b}[H",
+        ),
+        (
+            vec!["notices", shop, "--as-of", as_of],
+            r"O\u{1b}[2J\u{1b}[H",
+        ),
+    ] {
+        let out = run(&db, &args);
+        assert!(out.status.success(), "{args:?}");
+        let stdout = clean(&out.stdout, "stdout");
+        assert!(stdout.contains(shown), "{args:?} shows {shown}: {stdout}");
+    }
+    // Error messages quoting input: an unknown shop and a bad instant.
+    let out = run(&db, &["shop", "X\u{1b}[2J", "--as-of", as_of]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(clean(&out.stderr, "stderr").contains(r"X\u{1b}[2J"));
+    let out = run(&db, &["shops", "--as-of", "\u{1b}]0;title\u{7}"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(clean(&out.stderr, "stderr").contains(r"\u{1b}]0;title\u{7}"));
+    // JSON carries the id exactly.
+    let out = run(&db, &["shop", shop, "--as-of", as_of, "--json"]);
+    assert_eq!(json(&out)["shop_id"], shop);
+    let out = run(&db, &["order", order, "--as-of", as_of, "--json"]);
+    assert_eq!(json(&out)["product_id"], product);
+}
+
+/// Issue 20 (7): log lines written to a pipe or a file carry no colour
+/// codes, and a logged value (here the data directory's path, holding a
+/// window-title sequence) no control character.
+#[test]
+fn issue20_log_lines_carry_no_colour_codes_off_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db\u{1b}]0;title\u{7}");
+    // Only a writer creates a data directory (issue 18): ingest one order.
+    ingest_text(&db, paid_orders(1).as_bytes());
+    let out = penalty(&db)
+        .args(["shops", "--as-of", "2026-03-07T00:00:00+08:00"])
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("DEBUG"), "some log lines: {stderr}");
+    assert!(
+        !stderr.chars().any(|c| c.is_control() && c != '\n'),
+        "no escape codes: {stderr:?}"
+    );
+    assert!(stderr.contains(r"db\u{1b}]0;title\u{7}"), "{stderr}");
+}
+
+/// Issue 20 (10): when the rejects file fails mid-ingest (here it is
+/// `/dev/full`), the error says how many events the input really added:
+/// blocks being written as the error came are in the log too, and the
+/// count is the one a replay finds.
+#[test]
+fn issue20_a_failed_ingest_reports_the_events_really_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let input = dir.path().join("events.jsonl");
+    let mut text = paid_orders(40_000);
+    text += "{bad\n";
+    std::fs::write(&input, text).unwrap();
+    let out = penalty(&db)
+        .args(["ingest", "--rejects", "/dev/full"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("No space left"), "{stderr}");
+    let in_log: u64 = stderr
+        .split(" events from it are in the log")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of the events in the log: {stderr}"));
+    let events = replay_json(&db)["events"].as_u64().unwrap();
+    assert_eq!(in_log, events, "{stderr}");
+    assert!(events > 0, "some blocks were committed before the bad line");
 }

@@ -685,7 +685,7 @@ pub fn parse_line(line: &[u8]) -> Result<ParsedLine, Reject> {
 /// The reference path: a full `serde_json::Value`, validated field by field,
 /// re-serialised with sorted keys. Every reject reason comes from here.
 fn parse_line_slow(line: &[u8]) -> Result<ParsedLine, Reject> {
-    let value: Value = serde_json::from_slice(line).map_err(|_| Reject::InvalidJson)?;
+    let UniqueKeys(value) = serde_json::from_slice(line).map_err(|_| Reject::InvalidJson)?;
     let Value::Object(object) = value else {
         return Err(Reject::InvalidJson);
     };
@@ -697,6 +697,87 @@ fn parse_line_slow(line: &[u8]) -> Result<ParsedLine, Reject> {
         canonical_json,
         compact: None,
     })
+}
+
+/// A JSON value read by `serde_json` that refuses an object naming a key
+/// twice, at any depth (EVENTS.md: such a line is `invalid_json`).
+/// `serde_json::Value` keeps the last of the two silently. Keys are compared
+/// as read, after unescaping, so `"a"` and `"\u0061"` are the same key. Only
+/// the reference path reads through this; the fast path's scanner declines
+/// any repeated key with a bit per known key and any unknown key at all, so
+/// it never accepts such a line.
+struct UniqueKeys(Value);
+
+impl<'de> Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_any(UniqueKeysVisitor)
+            .map(UniqueKeys)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value without repeated keys")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        // JSON holds no NaN or infinity, so this is never `Null` for a
+        // number `serde_json` read.
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(UniqueKeys(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom("a key is named twice"));
+            }
+            let UniqueKeys(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
 }
 
 /// Parses canonical JSON already in the log (no size limit applies: it was
@@ -2176,6 +2257,278 @@ mod tests {
             variants.push(base.replacen("\"type\"", "\"Type\"", 1).into_bytes());
         }
         (bases, variants)
+    }
+
+    /// Issue 20 (9): an object naming a key twice, at the top level or
+    /// nested in an unknown field, is `invalid_json` (EVENTS.md), on every
+    /// way in: `parse_line`, the reference path alone, and a shared
+    /// `ParsedLines` buffer. The scanner declines each of these lines (its
+    /// seen-bitmask of known keys), so the reference path decides.
+    #[test]
+    fn issue20_a_key_named_twice_is_invalid_json() {
+        let lines = [
+            line(r#""type":"deposit_topped_up","shop_id":"S1","amount_fen":5,"amount_fen":70000"#),
+            line(r#""type":"shipped","order_id":"K1","order_id":"K2","tracking_no":"T1""#),
+            line(r#""type":"refund_failed","order_id":"O1","extra":1,"extra":2"#),
+            line(r#""type":"refund_failed","order_id":"O1","meta":{"src":"app","src":"web"}"#),
+            line(r#""type":"refund_failed","order_id":"O1","meta":[{"a":{"b":1,"b":1}}]"#),
+            // The same key, once escaped: equal once read.
+            line(r#""type":"refund_failed","order_id":"O1","\u006frder_id":"O1""#),
+            line(r#""type":"refund_failed","order_id":"O1","type":"refund_failed""#),
+        ];
+        let mut shared = ParsedLines::default();
+        for text in &lines {
+            let bytes = text.as_bytes();
+            assert!(fast::parse(bytes).is_none(), "the scanner declines {text}");
+            assert_eq!(parse_line_slow(bytes), Err(Reject::InvalidJson), "{text}");
+            assert_eq!(parse_line(bytes), Err(Reject::InvalidJson), "{text}");
+            assert_eq!(shared.push(bytes), Err(Reject::InvalidJson), "{text}");
+        }
+        // Distinct keys at every depth, the same key in sibling objects, and
+        // a key equal to a value, are all fine.
+        for text in [
+            line(r#""type":"refund_failed","order_id":"O1","note":{"a":1,"b":{"a":1}}"#),
+            line(r#""type":"refund_failed","order_id":"O1","l":[{"a":1},{"a":2}]"#),
+            line(r#""type":"refund_failed","order_id":"O1","order_id_":"order_id""#),
+        ] {
+            assert!(parse_line(text.as_bytes()).is_ok(), "{text}");
+        }
+    }
+
+    /// The fields a reason code may name: those of EVENTS.md.
+    const FIELDS: &[&str] = &[
+        "event_id",
+        "type",
+        "at",
+        "order_id",
+        "shop_id",
+        "product_id",
+        "amount_fen",
+        "ship_by",
+        "tracking_no",
+        "carrier",
+        "judgment",
+        "reason",
+    ];
+
+    /// Whether `code` is a reason code of EVENTS.md that parsing gives
+    /// (the two that need the log, `event_id_conflict` and
+    /// `order_already_paid`, never come from a line alone).
+    fn is_parse_reason(code: &str) -> bool {
+        match code.split_once(':') {
+            Some(("missing_field" | "invalid_field", field)) => FIELDS.contains(&field),
+            Some(_) => false,
+            None => matches!(code, "invalid_json" | "line_too_long" | "unknown_type"),
+        }
+    }
+
+    /// The fuzz corpus's seeds: every golden scenario line, and lines of
+    /// every type with their optional fields.
+    fn fuzz_seeds() -> &'static [Vec<u8>] {
+        static SEEDS: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+        SEEDS.get_or_init(|| {
+            let (bases, _) = line_variants();
+            let mut seeds: Vec<Vec<u8>> = bases.into_iter().map(String::into_bytes).collect();
+            for fields in [
+                r#""type":"paid","order_id":"O1","shop_id":"S1","product_id":"P1","amount_fen":100,"ship_by":"2026-03-05T00:00:00Z""#,
+                r#""type":"shipped","order_id":"O1","tracking_no":"T","carrier":"SF""#,
+                r#""type":"judgment_revoked","order_id":"O1","judgment":2,"reason":"ok""#,
+                r#""type":"deposit_topped_up","shop_id":"S1","amount_fen":9223372036854775807"#,
+            ] {
+                seeds.push(line(fields).into_bytes());
+            }
+            seeds
+        })
+    }
+
+    /// One change to a line: a byte replaced, bytes inserted, a range cut,
+    /// the line cut short, a `"key":value` pair repeated, a value nested.
+    #[derive(Clone, Debug)]
+    enum Mutation {
+        Replace(usize, u8),
+        Insert(usize, Vec<u8>),
+        Cut(usize, usize),
+        Truncate(usize),
+        RepeatPair(usize),
+        Nest(usize),
+    }
+
+    fn mutation() -> impl proptest::strategy::Strategy<Value = Mutation> {
+        use proptest::prelude::*;
+        let tokens = prop_oneof![
+            proptest::collection::vec(any::<u8>(), 1..4),
+            proptest::sample::select(vec![
+                &b"\\"[..],
+                b"\"",
+                b"\\u0000",
+                b"\\ud800",
+                b"{",
+                b"}",
+                b"[",
+                b"]",
+                b",",
+                b":",
+                b"null",
+                b"-0",
+                b"1e999",
+                b"\xf0\x9f\x98",
+                b"\x1b[31m",
+                b" ",
+                b"\t",
+            ])
+            .prop_map(<[u8]>::to_vec),
+        ];
+        prop_oneof![
+            (any::<usize>(), any::<u8>()).prop_map(|(at, byte)| Mutation::Replace(at, byte)),
+            (any::<usize>(), tokens).prop_map(|(at, bytes)| Mutation::Insert(at, bytes)),
+            (any::<usize>(), 1usize..16).prop_map(|(at, n)| Mutation::Cut(at, n)),
+            any::<usize>().prop_map(Mutation::Truncate),
+            any::<usize>().prop_map(Mutation::RepeatPair),
+            any::<usize>().prop_map(Mutation::Nest),
+        ]
+    }
+
+    fn mutate(line: &mut Vec<u8>, mutation: &Mutation) {
+        let at = |n: usize, len: usize| if len == 0 { 0 } else { n % (len + 1) };
+        match mutation {
+            Mutation::Replace(n, byte) if !line.is_empty() => {
+                let i = n % line.len();
+                line[i] = *byte;
+            }
+            Mutation::Insert(n, bytes) => {
+                let i = at(*n, line.len());
+                line.splice(i..i, bytes.iter().copied());
+            }
+            Mutation::Cut(n, count) => {
+                let i = at(*n, line.len());
+                let end = (i + count).min(line.len());
+                line.drain(i..end);
+            }
+            Mutation::Truncate(n) => line.truncate(at(*n, line.len())),
+            Mutation::RepeatPair(n) | Mutation::Nest(n) => {
+                // A pair starts after `{` or `,` with a quote, and (in
+                // these lines) ends at the next `,` or `}`.
+                let starts: Vec<usize> = (1..line.len())
+                    .filter(|&i| line[i] == b'"' && matches!(line[i - 1], b'{' | b','))
+                    .collect();
+                if starts.is_empty() {
+                    return;
+                }
+                let start = starts[n % starts.len()];
+                let Some(len) = line[start..].iter().position(|b| matches!(b, b',' | b'}')) else {
+                    return;
+                };
+                let pair = line[start..start + len].to_vec();
+                if matches!(mutation, Mutation::RepeatPair(_)) {
+                    line.splice(start..start, [&pair[..], b","].concat());
+                } else if let Some(colon) = pair.iter().position(|&b| b == b':') {
+                    // `"k":v` becomes `"k":{"k":v,"k":v}`: nested, with a
+                    // key named twice inside.
+                    let nested = [&pair[..=colon], b"{", &pair[..], b",", &pair[..], b"}"].concat();
+                    line.splice(start..start + len, nested);
+                }
+            }
+            Mutation::Replace(..) => {}
+        }
+    }
+
+    /// What a line reads as on every way in, checked against each other:
+    /// `parse_line` (fast path first), the reference path alone, a shared
+    /// `ParsedLines` buffer, and the scanner alone where it accepts. A
+    /// rejection is a reason code of EVENTS.md; an accepted line's
+    /// canonical JSON reads back as the same event and JSON, and its
+    /// compact form, when kept, gives both back.
+    fn check_every_path(bytes: &[u8], shared: &mut ParsedLines) {
+        let text = String::from_utf8_lossy(bytes);
+        let result = parse_line(bytes);
+        let mut ours = ParsedLines::default();
+        let pushed = ours.push(bytes);
+        let pushed_shared = shared.push(bytes);
+        match &result {
+            Err(reject) => {
+                assert!(is_parse_reason(&reject.code()), "{reject:?}: {text}");
+                assert_eq!(pushed, Err(*reject), "{text}");
+                assert_eq!(pushed_shared, Err(*reject), "{text}");
+            }
+            Ok(parsed) => {
+                let kept = ours.get(pushed.expect("accepted alike")).expect("kept");
+                assert_eq!(kept.event(), Ok(parsed.event.clone()), "{text}");
+                assert_eq!(kept.payload.canonical_json(), &parsed.canonical_json[..]);
+                let kept = shared.get(pushed_shared.expect("alike")).expect("kept");
+                assert_eq!(kept.event(), Ok(parsed.event.clone()), "{text}");
+                let again = parse_line(&parsed.canonical_json).expect("canonical reads");
+                assert_eq!(again.event, parsed.event, "{text}");
+                assert_eq!(again.canonical_json, parsed.canonical_json, "{text}");
+                if let Some(compact) = &parsed.compact {
+                    assert_eq!(
+                        crate::compact::decode_event(compact).as_ref(),
+                        Some(&parsed.event)
+                    );
+                    assert_eq!(
+                        crate::compact::canonical_json(compact).as_ref(),
+                        Some(&parsed.canonical_json)
+                    );
+                }
+            }
+        }
+        if bytes.len() <= MAX_LINE_BYTES {
+            let reference = parse_line_slow(bytes);
+            match (&result, &reference) {
+                (Ok(a), Ok(b)) => {
+                    assert_eq!(a.event, b.event, "{text}");
+                    assert_eq!(a.canonical_json, b.canonical_json, "{text}");
+                }
+                (a, b) => assert_eq!(a.as_ref().err(), b.as_ref().err(), "{text}"),
+            }
+            if let Some(fast) = fast::parse(bytes) {
+                let reference = reference.expect("the scanner accepts only valid lines");
+                assert_eq!(fast.event, reference.event, "{text}");
+                assert_eq!(fast.canonical_json, reference.canonical_json, "{text}");
+            }
+        }
+    }
+
+    /// How many cases each fuzz run takes: `PENALTY_FUZZ_CASES`, or a
+    /// default that keeps it to a few seconds in a debug build.
+    fn fuzz_cases(default: u32) -> u32 {
+        std::env::var("PENALTY_FUZZ_CASES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(default)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: fuzz_cases(1500),
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+        /// Issue 20 (fuzzing the event-line parser): a corpus line with up
+        /// to six mutations, read on every path (`check_every_path`): no
+        /// panic, the paths agree, every rejection is a typed reason.
+        #[test]
+        fn fuzz_mutated_lines_read_alike_on_every_path(
+            seed in proptest::prelude::any::<proptest::sample::Index>(),
+            mutations in proptest::collection::vec(mutation(), 0..6),
+        ) {
+            let seeds = fuzz_seeds();
+            let mut bytes = seed.get(seeds).clone();
+            for mutation in &mutations {
+                mutate(&mut bytes, mutation);
+            }
+            check_every_path(&bytes, &mut ParsedLines::default());
+        }
+
+        /// Arbitrary bytes, and arbitrary text, on every path.
+        #[test]
+        fn fuzz_arbitrary_bytes_read_alike_on_every_path(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            text in "\\PC{0,200}",
+        ) {
+            let mut shared = ParsedLines::default();
+            check_every_path(&bytes, &mut shared);
+            check_every_path(text.as_bytes(), &mut shared);
+            check_every_path(format!("{{{text}}}").as_bytes(), &mut shared);
+        }
     }
 
     #[test]

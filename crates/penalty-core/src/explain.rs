@@ -9,8 +9,10 @@ use crate::time::Instant;
 
 /// Formats fen as yuan, with the yuan sign, thousands separators and two
 /// decimals: `1000` -> `¥10.00`, `123456789` -> `¥1,234,567.89`,
-/// `-2000` -> `-¥20.00`.
-pub fn yuan(fen: i64) -> String {
+/// `-2000` -> `-¥20.00`. Sums beyond `i64` (a shop's, issue 20) are
+/// formatted exactly too.
+pub fn yuan(fen: impl Into<i128>) -> String {
+    let fen: i128 = fen.into();
     let sign = if fen < 0 { "-" } else { "" };
     let abs = fen.unsigned_abs();
     let whole = (abs / 100).to_string();
@@ -56,7 +58,8 @@ pub(crate) fn explain(
         ),
     ));
 
-    let mut refunded_fen: i64 = 0;
+    // Exact: refunds may add up beyond `i64`.
+    let mut refunded_fen: i128 = 0;
     for event in view.events.iter().take_while(|e| e.at <= as_of) {
         let when = at(event.at);
         let text = match event.kind {
@@ -85,8 +88,8 @@ pub(crate) fn explain(
             ),
             Kind::Refunded => {
                 let amount_fen = &event.value;
-                refunded_fen = refunded_fen.saturating_add(*amount_fen);
-                if refunded_fen >= paid.amount_fen {
+                refunded_fen += i128::from(*amount_fen);
+                if refunded_fen >= i128::from(paid.amount_fen) {
                     format!(
                         "{when} refunded {}, {} of {} in all: a full refund resolves the order (R2)",
                         yuan(*amount_fen),

@@ -163,10 +163,12 @@ struct ShopTally<'a> {
     orders: u64,
     judgments: u64,
     violating_orders: u64,
-    charged_fen: i64,
-    waived_fen: i64,
-    pending_fen: i64,
-    deposit_balance_fen: i64,
+    // Sums over every order and top-up of a shop, exact: they may exceed
+    // `i64` (issue 20), where each amount summed fits one.
+    charged_fen: i128,
+    waived_fen: i128,
+    pending_fen: i128,
+    deposit_balance_fen: i128,
     due_orders: u64,
     timed_out_orders: u64,
     timeout_judgments: u64,
@@ -266,7 +268,7 @@ impl<'a> OrderView<'a> {
     pub fn status(&self, as_of: Instant) -> OrderStatus {
         if self.auto_closed(as_of) {
             OrderStatus::AutoClosed
-        } else if order::refunded_by(self.events, as_of) >= self.paid.amount_fen {
+        } else if order::refunded_by(self.events, as_of) >= i128::from(self.paid.amount_fen) {
             OrderStatus::Refunded
         } else if self.events.iter().take_while(|e| e.at <= as_of).any(|e| {
             e.is_shipment()
@@ -292,8 +294,11 @@ impl<'a> OrderView<'a> {
     /// R8: what the buyer is owed when auto-closed.
     pub fn refund_due_fen(&self, as_of: Instant) -> i64 {
         if self.auto_closed(as_of) {
-            (self.paid.amount_fen - order::refunded_by(self.events, self.derived.auto_close_at))
-                .max(0)
+            order::unrefunded_fen(
+                self.paid.amount_fen,
+                self.events,
+                self.derived.auto_close_at,
+            )
         } else {
             0
         }
@@ -911,10 +916,10 @@ impl Ledger {
                 self.raw_deductions(&view, as_of, &charges)
             };
             for d in &deductions {
-                tally.charged_fen += d.charged_fen;
-                tally.waived_fen += d.waived_fen;
+                tally.charged_fen += i128::from(d.charged_fen);
+                tally.waived_fen += i128::from(d.waived_fen);
                 if d.status == DeductionStatus::Pending {
-                    tally.pending_fen += d.amount_fen;
+                    tally.pending_fen += i128::from(d.amount_fen);
                 }
             }
             let kept = match keep {
@@ -938,8 +943,9 @@ impl Ledger {
             .topups
             .iter()
             .take_while(|(at, _)| *at <= as_of)
-            .fold(0i64, |sum, (_, amount)| sum.saturating_add(*amount));
-        tally.deposit_balance_fen = topped_up_fen.saturating_sub(tally.charged_fen);
+            .map(|(_, amount)| i128::from(*amount))
+            .sum::<i128>();
+        tally.deposit_balance_fen = topped_up_fen - tally.charged_fen;
         tally.bans = bans
             .into_iter()
             .map(|(product, (at, order))| (at, self.product_ids.get(product), order))
@@ -1313,10 +1319,18 @@ impl Ledger {
                 tally.orders as i64,
                 tally.judgments as i64,
                 tally.violating_orders as i64,
+            ] {
+                feed.number(n);
+            }
+            for n in [
                 tally.charged_fen,
                 tally.waived_fen,
                 tally.pending_fen,
                 tally.deposit_balance_fen,
+            ] {
+                feed.wide(n);
+            }
+            for n in [
                 tally.due_orders as i64,
                 tally.timed_out_orders as i64,
                 tally.timeout_judgments as i64,
@@ -1464,6 +1478,20 @@ impl DigestFeed {
     fn number(&mut self, n: i64) {
         self.buffer.extend_from_slice(&n.to_le_bytes());
         self.spill();
+    }
+
+    /// A sum that may exceed `i64`: as [`DigestFeed::number`] when it fits
+    /// (the usual case, so the bytes fed stay those of an `i64`), else a
+    /// marker and all 16 bytes.
+    fn wide(&mut self, n: i128) {
+        match i64::try_from(n) {
+            Ok(n) if n != i64::MIN => self.number(n),
+            _ => {
+                self.number(i64::MIN);
+                self.buffer.extend_from_slice(&n.to_le_bytes());
+                self.spill();
+            }
+        }
     }
 
     fn spill(&mut self) {

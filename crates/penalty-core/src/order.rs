@@ -291,13 +291,14 @@ pub(crate) fn tracking_valid(events: &[OrderEvent], tracking: u32, as_of: Instan
 /// order is unresolved from the moment the last of its shipments has been
 /// rejected.
 pub(crate) fn unresolved_from(paid: &Paid, events: &[OrderEvent], t: Instant) -> Option<Instant> {
-    let mut refunded_fen: i64 = 0;
+    // Exact: refunds may add up beyond `i64`.
+    let mut refunded_fen: i128 = 0;
     let mut valid_until = t;
     for event in events.iter().take_while(|e| e.at <= t) {
         match event.kind {
             Kind::Refunded => {
-                refunded_fen = refunded_fen.saturating_add(event.value);
-                if refunded_fen >= paid.amount_fen {
+                refunded_fen += i128::from(event.value);
+                if refunded_fen >= i128::from(paid.amount_fen) {
                     return None;
                 }
             }
@@ -323,23 +324,32 @@ fn visible_from(paid: &Paid, events: &[OrderEvent], from: Instant) -> Instant {
         .fold(from.max(paid.recorded_at), Instant::max)
 }
 
-/// The sum of refunds with `at <= t`.
-pub(crate) fn refunded_by(events: &[OrderEvent], t: Instant) -> i64 {
+/// The sum of refunds with `at <= t`, exact (it may exceed `i64`).
+pub(crate) fn refunded_by(events: &[OrderEvent], t: Instant) -> i128 {
     events
         .iter()
         .take_while(|e| e.at <= t)
         .filter(|e| e.kind == Kind::Refunded)
-        .fold(0i64, |sum, e| sum.saturating_add(e.value))
+        .map(|e| i128::from(e.value))
+        .sum()
+}
+
+/// What is left of `amount_fen` after the refunds with `at <= t`: never
+/// below 0, computed exactly however far the refunds went past `i64`.
+pub(crate) fn unrefunded_fen(amount_fen: i64, events: &[OrderEvent], t: Instant) -> i64 {
+    let left = i128::from(amount_fen) - refunded_by(events, t);
+    // Between 0 and `amount_fen` once floored at 0, so it fits an `i64`.
+    i64::try_from(left.max(0)).unwrap_or(amount_fen)
 }
 
 /// R2: the earliest instant at which the order is resolved, as of `as_of`.
 pub(crate) fn resolved_at(paid: &Paid, events: &[OrderEvent], as_of: Instant) -> Option<Instant> {
-    let mut refunded_fen: i64 = 0;
+    let mut refunded_fen: i128 = 0;
     for event in events.iter().take_while(|e| e.at <= as_of) {
         match event.kind {
             Kind::Refunded => {
-                refunded_fen = refunded_fen.saturating_add(event.value);
-                if refunded_fen >= paid.amount_fen {
+                refunded_fen += i128::from(event.value);
+                if refunded_fen >= i128::from(paid.amount_fen) {
                     return Some(event.at);
                 }
             }

@@ -105,14 +105,15 @@ pub struct ShopReport {
     pub judgments: u64,
     /// Orders with at least one standing judgment.
     pub violating_orders: u64,
-    /// Sum of `deductions[].charged_fen`.
-    pub charged_fen: i64,
+    /// Sum of `deductions[].charged_fen`. The shop's sums are `i128`: each
+    /// amount fits an `i64`, their sum need not, and it is never clamped.
+    pub charged_fen: i128,
     /// Sum of `deductions[].waived_fen`.
-    pub waived_fen: i64,
+    pub waived_fen: i128,
     /// Sum of the amounts of pending deductions.
-    pub pending_fen: i64,
+    pub pending_fen: i128,
     /// Top-ups minus charges (R12); negative is a shortfall.
-    pub deposit_balance_fen: i64,
+    pub deposit_balance_fen: i128,
     /// Every deduction, revoked ones included, in (judged_at, order_id,
     /// judgment) order.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -36,10 +36,11 @@ impl Instant {
             return Some(instant);
         }
         let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
-        let nanos = date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_nanos_opt()?;
-        Some(Instant(
-            nanos - i64::from(offset.seconds) * NANOS_PER_SECOND,
-        ))
+        // In seconds first, then checked: midnight in `offset` may be in
+        // range where midnight UTC is not, and the other way round, at
+        // either end of 64-bit nanoseconds (the fuzz test found both).
+        let seconds = date.and_hms_opt(0, 0, 0)?.and_utc().timestamp() - i64::from(offset.seconds);
+        seconds.checked_mul(NANOS_PER_SECOND).map(Instant)
     }
 
     /// Adds a number of hours, saturating instead of overflowing.

@@ -352,7 +352,7 @@ proptest! {
             for count in per_order.values() {
                 prop_assert!(*count <= usize::from(policy.max_deductions_per_order));
             }
-            prop_assert_eq!(report.charged_fen + report.waived_fen + report.pending_fen, not_revoked_fen);
+            prop_assert_eq!(report.charged_fen + report.waived_fen + report.pending_fen, i128::from(not_revoked_fen));
             prop_assert_eq!(&summary, &ShopReportWithout::strip(report.clone()));
             prop_assert!(report.violating_orders <= report.orders);
             prop_assert!(report.rating.timed_out_orders <= report.rating.due_orders);
@@ -550,4 +550,84 @@ fn a_fold_with_ids_outside_refuses_mismatched_indices() {
     );
     assert!(plain.apply(&a, Instant(0)).is_ok());
     assert!(!plain.begin_bulk_outside(), "only on an empty ledger");
+}
+
+/// Issue 20 (9): money sums are exact, never clamped. Three top-ups of
+/// `i64::MAX` make a balance beyond `i64` (and `u64`), less the charges of
+/// an unshipped order; two refunds near `i64::MAX` make a refunded total
+/// beyond `i64` in the explanation. The JSON carries the exact integers.
+#[test]
+fn issue20_sums_are_exact_at_extreme_values() {
+    let policy = Policy::default();
+    let mut ledger = Ledger::new(policy.clone());
+    let mut id = 0u128;
+    let mut apply = |hours: i64, kind: EventKind| {
+        id += 1;
+        let event = Event {
+            event_id: id,
+            at: at(hours),
+            kind,
+        };
+        ledger.apply(&event, Instant(0)).unwrap();
+    };
+    for hours in [0, 1, 2] {
+        apply(
+            hours,
+            EventKind::DepositToppedUp {
+                shop_id: "S1".into(),
+                amount_fen: i64::MAX,
+            },
+        );
+    }
+    apply(
+        0,
+        EventKind::Paid {
+            order_id: "O1".into(),
+            shop_id: "S1".into(),
+            product_id: "P1".into(),
+            amount_fen: i64::MAX,
+            ship_by: None,
+        },
+    );
+    for hours in [1, 2] {
+        apply(
+            hours,
+            EventKind::Refunded {
+                order_id: "O1".into(),
+                amount_fen: i64::MAX - 1,
+            },
+        );
+    }
+    apply(
+        0,
+        EventKind::Paid {
+            order_id: "O2".into(),
+            shop_id: "S1".into(),
+            product_id: "P2".into(),
+            amount_fen: 100,
+            ship_by: None,
+        },
+    );
+    let as_of = at(24 * 30);
+    let report = ledger.shop_report("S1", as_of, true).unwrap();
+    assert!(report.charged_fen > 0, "O2 was charged: {report:?}");
+    let exact = 3 * i128::from(i64::MAX) - report.charged_fen;
+    assert_eq!(report.deposit_balance_fen, exact);
+    let text = serde_json::to_string(&report).unwrap();
+    assert!(
+        text.contains(&format!("\"deposit_balance_fen\":{exact},")),
+        "{text}"
+    );
+    let summary = &ledger.shop_summaries(as_of)[0];
+    assert_eq!(summary.deposit_balance_fen, exact);
+    // The second refund brings the total beyond i64: the explanation says
+    // how much in all, exactly.
+    let order = ledger.order_report("O1", as_of).unwrap();
+    // 2 * (i64::MAX - 1) = 18446744073709551612 fen.
+    let total_yuan = "¥184,467,440,737,095,516.12";
+    assert!(
+        order.explain.iter().any(|line| line.contains(total_yuan)),
+        "{total_yuan} in {:?}",
+        order.explain
+    );
 }

@@ -1392,7 +1392,11 @@ struct RejectRecord<'a> {
     line: u64,
     reason: String,
     hint: String,
+    /// The line as received: its text when it is UTF-8, else its bytes in
+    /// base64, and then `raw_encoding` says so.
     raw: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw_encoding: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     raw_truncated: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -1444,12 +1448,19 @@ impl RejectsFile {
         raw_bytes: u64,
     ) -> Result<(), StoreError> {
         let truncated = (raw.len() as u64) < raw_bytes;
+        // Lossy decoding would replace the bytes that are not UTF-8 and lose
+        // what was received (issue 20); base64 keeps every byte.
+        let (raw, raw_encoding) = match std::str::from_utf8(raw) {
+            Ok(text) => (Cow::Borrowed(text), None),
+            Err(_) => (Cow::Owned(base64(raw)), Some("base64")),
+        };
         let record = RejectRecord {
             source: &self.source,
             line: line_no,
             reason: reason.code(),
             hint: reason.hint(),
-            raw: String::from_utf8_lossy(raw),
+            raw,
+            raw_encoding,
             raw_truncated: truncated.then_some(true),
             raw_bytes: truncated.then_some(raw_bytes),
         };
@@ -1494,6 +1505,26 @@ impl RejectsFile {
     }
 }
 
+/// Standard base64 (RFC 4648, with padding) of `bytes`.
+fn base64(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for group in bytes.chunks(3) {
+        let word = group
+            .iter()
+            .enumerate()
+            .fold(0u32, |word, (i, &b)| word | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= group.len() {
+                out.push(char::from(DIGITS[(word >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 /// A file written through a shared handle, so that its fsync can run on
 /// another thread while this one writes on.
 struct SharedFile(Arc<File>);
@@ -1536,6 +1567,23 @@ impl IngestSink for RejectsFile {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The test vectors of RFC 4648, section 10.
+    #[test]
+    fn base64_is_that_of_rfc_4648() {
+        for (bytes, text) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(bytes.as_bytes()), text);
+        }
+        assert_eq!(base64(&[0xff, 0xfe, 0xfd]), "//79");
+    }
 
     fn split(input: &[u8]) -> Vec<(u64, Vec<u8>, u64)> {
         let mut splitter = LineSplitter::default();

@@ -74,7 +74,7 @@ impl DirLock {
             Err(TryLockError::WouldBlock) => {
                 let locked = StoreError::Locked {
                     dir: dir.to_path_buf(),
-                    holder: describe_holder(&mut file),
+                    holder: describe_holder(&mut file, &path),
                 };
                 let Some(on_wait) = on_wait else {
                     return Err(locked);
@@ -107,7 +107,7 @@ impl DirLock {
 }
 
 /// A sentence naming the process that holds the lock, from the lock file.
-fn describe_holder(file: &mut File) -> String {
+fn describe_holder(file: &mut File, path: &Path) -> String {
     let mut text = String::new();
     // The holder may be between taking the lock and writing its name, or the
     // file may be damaged: then the message says so instead of failing.
@@ -118,12 +118,54 @@ fn describe_holder(file: &mut File) -> String {
         .ok()
         .and_then(|_| serde_json::from_str::<Holder>(text.trim()).ok())
     {
+        Some(holder) if holder_running(&holder) == Some(false) => format!(
+            "another process: the LOCK file names process {} (`{}`, since {}), which is no \
+             longer running, so the lock is held by a process that has not written its name \
+             yet or by one the named process left behind (on Linux, `fuser -v {}` shows it)",
+            holder.pid,
+            holder.command,
+            holder.since,
+            path.display()
+        ),
         Some(holder) => format!(
             "process {} (`{}`, running since {})",
             holder.pid, holder.command, holder.since
         ),
         None => "another process (its details could not be read from the LOCK file)".into(),
     }
+}
+
+/// Whether the process the LOCK file names is still the one running under
+/// its pid: `Some(false)` when the pid is gone, a zombie, or runs another
+/// command line (the pid was reused); `None` where `/proc` cannot tell.
+/// The lock itself is the kernel's `flock`, so a stale name is possible
+/// whenever the holder has not yet rewritten the file (issue 20).
+fn holder_running(holder: &Holder) -> Option<bool> {
+    if !Path::new("/proc/self/stat").exists() {
+        return None;
+    }
+    let proc_dir = Path::new("/proc").join(holder.pid.to_string());
+    let Ok(stat) = std::fs::read_to_string(proc_dir.join("stat")) else {
+        return Some(false);
+    };
+    // The state follows the command name, which is in parentheses and may
+    // itself hold any character: the last `)` ends it.
+    let state = stat
+        .rfind(')')
+        .and_then(|end| stat[end + 1..].trim_start().chars().next());
+    if matches!(state, Some('Z' | 'X' | 'x')) {
+        return Some(false);
+    }
+    // The command line as the holder wrote it: arguments joined by spaces.
+    let Ok(cmdline) = std::fs::read(proc_dir.join("cmdline")) else {
+        return Some(true);
+    };
+    let cmdline = cmdline.strip_suffix(b"\0").unwrap_or(&cmdline);
+    if cmdline.is_empty() {
+        return Some(true);
+    }
+    let running = String::from_utf8_lossy(cmdline).replace('\0', " ");
+    Some(running == holder.command)
 }
 
 /// The wall clock as an [`Instant`]; this crate sits at the edge, where

@@ -58,6 +58,7 @@ impl LogReader {
                 reason,
             });
         }
+        tracing::debug!(dir = %dir.display(), "reading the log, without a lock");
         // The journal first: the blocks it names are in the file before it
         // names them.
         let mut head = head::read(dir)?;

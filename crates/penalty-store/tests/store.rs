@@ -1808,3 +1808,75 @@ fn a_replay_source_holds_the_log_as_it_was_when_taken() {
     assert!(then.ledger.order_report("O3", as_of).is_err());
     assert!(now.ledger.order_report("O3", as_of).is_ok());
 }
+
+/// Issue 20 (9): the rejects file keeps each line's bytes as received: text
+/// that is UTF-8 as it is (other scripts and control characters included),
+/// other bytes in base64 with `"raw_encoding":"base64"` (expected values
+/// from Python's `base64.b64encode`).
+#[test]
+fn issue20_rejects_keep_the_bytes_as_received() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    let mut input: Vec<u8> = Vec::new();
+    for line in [
+        &b"{\"a\":\"\xff\xfe\"}"[..],
+        b"\xe6\x97",
+        b"\x00\x01\xc3",
+        "{\"日本\":\"\u{1b}[31m\"".as_bytes(),
+    ] {
+        input.extend_from_slice(line);
+        input.push(b'\n');
+    }
+    let rejects_path = dir.path().join("rejects.jsonl");
+    let mut rejects = RejectsFile::open(&rejects_path, "-").unwrap();
+    let counts = ingest_bytes(&mut log, input, &mut rejects);
+    assert_eq!(counts.rejected, 4);
+    let text = std::fs::read_to_string(&rejects_path).unwrap();
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (record, base64) in records.iter().zip(["eyJhIjoi//4ifQ==", "5pc=", "AAHD"]) {
+        assert_eq!(record["raw"], base64, "{record}");
+        assert_eq!(record["raw_encoding"], "base64", "{record}");
+    }
+    assert_eq!(records[3]["raw"], "{\"日本\":\"\u{1b}[31m\"");
+    assert!(records[3].get("raw_encoding").is_none());
+}
+
+/// Issue 20 (10): when the process the LOCK file names has exited (the lock
+/// is held by another, which has not written its name yet or was left
+/// behind), or its pid now runs another program, the refusal says so
+/// instead of naming it as the holder.
+#[test]
+fn issue20_a_lock_file_naming_an_exited_process_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(EventLog::open(dir.path()).unwrap());
+    let mut exited = std::process::Command::new("true").spawn().unwrap();
+    exited.wait().unwrap();
+    let lock_path = dir.path().join("LOCK");
+    for (pid, command) in [
+        (exited.id(), "penalty ingest events.jsonl".to_string()),
+        (std::process::id(), "penalty ingest reused-pid".to_string()),
+    ] {
+        std::fs::write(
+            &lock_path,
+            format!(r#"{{"pid":{pid},"command":"{command}","since":"2026-03-01T00:00:00+00:00"}}"#),
+        )
+        .unwrap();
+        let held = std::fs::File::open(&lock_path).unwrap();
+        held.try_lock().unwrap();
+        let error = EventLog::open(dir.path()).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            !message.contains(&format!("in use by process {pid}")),
+            "{message}"
+        );
+        assert!(
+            message.contains(&pid.to_string()) && message.contains("no longer running"),
+            "{message}"
+        );
+        drop(held);
+    }
+    EventLog::open(dir.path()).unwrap();
+}

@@ -189,7 +189,7 @@ impl Ledger {
                 }),
                 bans_product: judgment.map(|k| k == policy.ban_at_judgment),
                 refund_due_fen: (next == NextStep::AutoClose).then(|| {
-                    (view.paid.amount_fen - crate::order::refunded_by(view.events, as_of)).max(0)
+                    crate::order::unrefunded_fen(view.paid.amount_fen, view.events, as_of)
                 }),
             };
             found.push((at, view.order_id(), entry));
