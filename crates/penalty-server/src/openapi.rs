@@ -65,8 +65,55 @@ fn html() -> Value {
     json!({"description": "The dashboard page.", "content": {"text/html": {"schema": {"type": "string"}}}})
 }
 
-/// The document.
+/// The document of a server with `--tokens`: every route but the open ones
+/// asks for a bearer token.
 pub fn document() -> Value {
+    document_for(true)
+}
+
+/// The document as served: without tokens configured no route asks for
+/// one, so neither the security scheme nor the 401 answers are described.
+pub fn document_for(has_tokens: bool) -> Value {
+    let mut document = full_document();
+    if !has_tokens {
+        if let Some(map) = document.as_object_mut() {
+            map.remove("security");
+        }
+        if let Some(components) = document
+            .get_mut("components")
+            .and_then(Value::as_object_mut)
+        {
+            components.remove("securitySchemes");
+        }
+        if let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) {
+            for operation in paths
+                .values_mut()
+                .filter_map(Value::as_object_mut)
+                .flat_map(|item| item.values_mut())
+                .filter_map(Value::as_object_mut)
+            {
+                operation.remove("security");
+                if let Some(responses) = operation
+                    .get_mut("responses")
+                    .and_then(Value::as_object_mut)
+                {
+                    responses.remove("401");
+                    if !operation_is_ingest(responses) {
+                        responses.remove("403");
+                    }
+                }
+            }
+        }
+    }
+    document
+}
+
+/// Only `POST /events` answers 403 without tokens (a cross-site request).
+fn operation_is_ingest(responses: &serde_json::Map<String, Value>) -> bool {
+    responses.contains_key("413")
+}
+
+fn full_document() -> Value {
     let deduction = json!({"type": "object", "required": ["order_id", "judgment", "judged_at", "settle_date", "amount_fen", "charged_fen", "waived_fen", "status"],
         "properties": {"order_id": {"type": "string"}, "judgment": {"type": "integer"}, "judged_at": {"type": "string"},
             "settle_date": {"type": "string", "format": "date"}, "amount_fen": {"type": "integer"}, "charged_fen": {"type": "integer"},

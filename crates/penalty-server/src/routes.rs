@@ -15,15 +15,15 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use penalty_core::{Instant, OrderStatus, Policy, QueryError};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Access;
 use crate::error::ApiError;
-use crate::state::AppState;
-use crate::{assets, openapi};
+use crate::state::{AppState, Limits};
+use crate::{assets, guard, openapi};
 
 /// The longest id accepted in a path or a filter (EVENTS.md's limit).
 pub const MAX_ID_BYTES: usize = 128;
@@ -69,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|method: Method| async move {
             ApiError::MethodNotAllowed(method.to_string())
         })
+        .layer(middleware::from_fn(guard::same_origin))
         .with_state(state)
 }
 
@@ -239,8 +240,8 @@ async fn metrics(State(state): State<AppState>, access: Access) -> Result<Respon
         .into_response())
 }
 
-async fn openapi_json() -> Json<serde_json::Value> {
-    Json(openapi::document())
+async fn openapi_json(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(openapi::document_for(state.tokens().is_some()))
 }
 
 async fn list_shops(
@@ -254,7 +255,7 @@ async fn list_shops(
         params.known_at.as_deref(),
     )?;
     let shops = state
-        .query(when.known_at, move |ledger| {
+        .query_for(Some(&access.clone()), when.known_at, move |ledger| {
             Ok(match access.confined_to() {
                 None => ledger.shop_summaries(when.as_of),
                 Some(own) => ledger
@@ -281,7 +282,7 @@ async fn shop(
         return Err(unknown_shop(&shop_id, when.as_of, state.policy()));
     }
     let report = state
-        .query(when.known_at, move |ledger| {
+        .query_for(Some(&access.clone()), when.known_at, move |ledger| {
             ledger
                 .shop_report(&shop_id, when.as_of, true)
                 .map_err(not_found_for_http)
@@ -328,7 +329,7 @@ async fn notices(
     }
     let after = params.after;
     let page = state
-        .query(when.known_at, move |ledger| {
+        .query_for(Some(&access.clone()), when.known_at, move |ledger| {
             let notices = ledger
                 .notices(&shop_id, when.as_of, after.as_deref(), limit)
                 .map_err(not_found_for_http)?;
@@ -428,7 +429,7 @@ async fn list_orders(
     };
     let violating = params.violating.unwrap_or(false);
     let page = state
-        .query(when.known_at, move |ledger| {
+        .query_for(Some(&access.clone()), when.known_at, move |ledger| {
             let filter = penalty_core::RowFilter { status, violating };
             // The matching rows are counted shop by shop from their status
             // alone; only the shops the page reaches compute their rows.
@@ -481,9 +482,14 @@ async fn order(
         params.as_of.as_deref(),
         params.known_at.as_deref(),
     )?;
+    // Decided before any work, from an index: another shop's order costs
+    // what an unknown one does.
+    if !state.may_read_order(&order_id, &access)? {
+        return Err(unknown_order(&order_id, when.as_of, state.policy()));
+    }
     let policy = state.policy().clone();
     let report = state
-        .query(when.known_at, move |ledger| {
+        .query_for(Some(&access.clone()), when.known_at, move |ledger| {
             match (ledger.order_report(&order_id, when.as_of), &access) {
                 (Ok(report), access) if access.may_read_shop(&report.shop_id) => Ok(report),
                 (Err(error), Access::Operator) => Err(not_found_for_http(error)),
@@ -535,7 +541,8 @@ async fn post_events(
     body: Body,
 ) -> Result<Response, ApiError> {
     access.require_operator()?;
-    let limit_bytes = state.limits().max_body_bytes;
+    let limits = state.limits();
+    let limit_bytes = limits.max_body_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -543,35 +550,98 @@ async fn post_events(
     if declared.is_some_and(|length| length > limit_bytes as u64) {
         return Err(ApiError::PayloadTooLarge { limit_bytes });
     }
-    let _permit = state.try_upload_permit().ok_or(ApiError::Unavailable(
-        "too many uploads are being received at once; retry shortly",
-    ))?;
-    let body = read_body(body, limit_bytes, state.limits().body_read_timeout).await?;
+    let Some(_permit) = state.try_upload_permit() else {
+        drain_refused(body, &headers, limits).await;
+        return Err(ApiError::Unavailable(
+            "too many uploads are being received at once; retry shortly",
+        ));
+    };
+    let body = read_body(body, limits, declared).await?;
     let summary = state.ingest(body).await?;
     Ok((StatusCode::OK, Json(summary)).into_response())
+}
+
+/// By when, counted from the start of a body, more of it must have come
+/// after `received` bytes: the grace, plus the time those bytes take at the
+/// slowest rate allowed, and never later than the whole body's limit.
+fn body_deadline(received: u64, limits: &Limits) -> Duration {
+    let rate = limits.min_body_bytes_per_sec.max(1);
+    let at_rate = Duration::from_secs(received / rate)
+        + Duration::from_nanos((received % rate) * 1_000_000_000 / rate);
+    (limits.body_rate_grace + at_rate).min(limits.body_read_timeout)
 }
 
 /// Receives the whole body before anything is ingested. A client that goes
 /// away mid-upload therefore ingests nothing of that request (and is told
 /// nothing, being gone); what earlier requests acknowledged stays, and
-/// re-sending the whole body later is safe (duplicates are recognised).
-async fn read_body(body: Body, limit_bytes: usize, timeout: Duration) -> Result<Bytes, ApiError> {
-    let collect = Limited::new(body, limit_bytes).collect();
-    match tokio::time::timeout(timeout, collect).await {
-        Err(_) => Err(ApiError::bad_request(
-            "body_timeout",
-            format!(
-                "the request body took longer than {} s to arrive; nothing was ingested, send it again",
-                timeout.as_secs()
-            ),
-        )),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(error)) if error.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(ApiError::PayloadTooLarge { limit_bytes })
+/// re-sending the whole body later is safe (duplicates are recognised). A
+/// body slower than [`Limits::min_body_bytes_per_sec`] (after the grace) is
+/// cut off with a 408, so that slow clients cannot hold the upload slots.
+async fn read_body(
+    mut body: Body,
+    limits: &Limits,
+    declared: Option<u64>,
+) -> Result<Bytes, ApiError> {
+    let limit_bytes = limits.max_body_bytes;
+    let started = tokio::time::Instant::now();
+    let capacity = declared.map_or(0, |length| usize::try_from(length).unwrap_or(0));
+    let mut bytes: Vec<u8> = Vec::with_capacity(capacity.min(limit_bytes));
+    loop {
+        let deadline = started + body_deadline(bytes.len() as u64, limits);
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => {
+                return Err(ApiError::RequestTimeout(format!(
+                    "the request body arrived too slowly ({} bytes in {} s; the least is {} KiB/s                      after {} s, and {} s in all); nothing was ingested, send it again, or split                      it into smaller requests",
+                    bytes.len(),
+                    started.elapsed().as_secs(),
+                    limits.min_body_bytes_per_sec / 1024,
+                    limits.body_rate_grace.as_secs(),
+                    limits.body_read_timeout.as_secs(),
+                )))
+            }
+            Ok(None) => return Ok(Bytes::from(bytes)),
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    if bytes.len() + data.len() > limit_bytes {
+                        return Err(ApiError::PayloadTooLarge { limit_bytes });
+                    }
+                    bytes.extend_from_slice(&data);
+                }
+            }
+            Ok(Some(Err(_))) => {
+                return Err(ApiError::bad_request(
+                    "incomplete_body",
+                    "the request body could not be read completely; nothing was ingested, send                      it again",
+                ))
+            }
         }
-        Ok(Err(_)) => Err(ApiError::bad_request(
-            "incomplete_body",
-            "the request body could not be read completely; nothing was ingested, send it again",
-        )),
+    }
+}
+
+/// Reads and drops the body of a refused upload, for at most
+/// [`Limits::refused_body_drain`] and [`Limits::max_body_bytes`], at the
+/// rate [`read_body`] asks: a client still sending when the answer comes and
+/// the connection closes would see a reset instead of the status. A client
+/// that asked `Expect: 100-continue` has sent nothing yet and is not asked
+/// to.
+async fn drain_refused(mut body: Body, headers: &HeaderMap, limits: &Limits) {
+    let continues = headers
+        .get(header::EXPECT)
+        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if continues {
+        return;
+    }
+    let started = tokio::time::Instant::now();
+    let mut received = 0u64;
+    while received <= limits.max_body_bytes as u64 {
+        let deadline = started + body_deadline(received, limits).min(limits.refused_body_drain);
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    received += data.len() as u64;
+                }
+            }
+            _ => return,
+        }
     }
 }
