@@ -76,8 +76,8 @@ impl Live {
         let _ = self.stop.take().unwrap().send(());
         let done = self.done.take().unwrap();
         self.runtime
-            .block_on(async { tokio::time::timeout(Duration::from_secs(60), done).await })
-            .expect("the server stops within a minute")
+            .block_on(async { tokio::time::timeout(Duration::from_secs(20), done).await })
+            .expect("the server stops within 20 s")
             .unwrap();
         started.elapsed()
     }
@@ -440,6 +440,9 @@ fn a_refused_upload_is_read_before_its_503() {
     let mut stream = TcpStream::connect(server.addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream
+        .set_write_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     let head = format!(
         "POST /events HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n",
