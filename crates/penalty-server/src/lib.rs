@@ -33,6 +33,7 @@ pub mod guard;
 pub mod listen;
 pub mod metrics;
 pub mod openapi;
+pub mod params;
 pub mod replays;
 pub mod routes;
 pub mod state;

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::Access;
 use crate::error::ApiError;
 use crate::state::{AppState, Limits};
-use crate::{assets, guard, openapi};
+use crate::{assets, guard, openapi, params};
 
 /// The longest id accepted in a path or a filter (EVENTS.md's limit).
 pub const MAX_ID_BYTES: usize = 128;
@@ -31,6 +31,8 @@ pub const MAX_ID_BYTES: usize = 128;
 pub const DEFAULT_PAGE: usize = 100;
 /// See [`DEFAULT_PAGE`].
 pub const MAX_PAGE: usize = 1000;
+/// The largest `offset` of `GET /orders`.
+pub const MAX_OFFSET: usize = 1_000_000_000;
 /// The longest `as_of` / `known_at` / cursor text accepted.
 const MAX_PARAM_BYTES: usize = 256;
 
@@ -63,13 +65,14 @@ pub fn router(state: AppState) -> Router {
     }
     router
         .route_layer(middleware::from_fn_with_state(state.clone(), track))
+        // On matched routes only: a method a route does not take stays a 405.
+        .route_layer(middleware::from_fn(guard::same_origin))
         .fallback(|| async {
             ApiError::NotFound("no such route; GET /openapi.json lists them".into())
         })
         .method_not_allowed_fallback(|method: Method| async move {
             ApiError::MethodNotAllowed(method.to_string())
         })
-        .layer(middleware::from_fn(guard::same_origin))
         .with_state(state)
 }
 
@@ -129,11 +132,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
     }
 }
 
+/// An id is 1 to [`MAX_ID_BYTES`] characters. Stored ids are at most that
+/// many bytes; a longer non-ASCII one is well-formed and simply unknown (a
+/// 404), which is what the OpenAPI document's `maxLength`, a count of
+/// characters, promises.
 fn check_id(id: &str, what: &str) -> Result<(), ApiError> {
-    if id.is_empty() || id.len() > MAX_ID_BYTES {
+    if id.is_empty() || id.chars().count() > MAX_ID_BYTES {
         return Err(ApiError::bad_request(
             "invalid_id",
-            format!("{what} must be 1 to {MAX_ID_BYTES} bytes long"),
+            format!("{what} must be 1 to {MAX_ID_BYTES} characters long"),
         ));
     }
     Ok(())
@@ -173,7 +180,9 @@ fn now() -> Instant {
 /// RFC 3339 with an offset, or a bare date meaning 00:00 in the policy's
 /// offset: what the CLI accepts for `--as-of`.
 fn parse_instant(text: &str, policy: &Policy, name: &str) -> Result<Instant, ApiError> {
-    if text.len() <= MAX_PARAM_BYTES {
+    // The documented syntax first (params::instant_pattern), so that the
+    // server accepts exactly what its OpenAPI document allows.
+    if text.len() <= MAX_PARAM_BYTES && params::instant_syntax_ok(text) {
         if let Some(instant) = Instant::parse_rfc3339_or_date(text, policy.utc_offset) {
             return Ok(instant);
         }
@@ -344,12 +353,7 @@ async fn notices(
 /// The core reads a malformed one as "from the start", which would deliver
 /// the whole feed again; over HTTP a malformed cursor is a 400 instead.
 fn check_cursor(cursor: &str) -> Result<(), ApiError> {
-    let mut parts = cursor.splitn(3, '.');
-    let well_formed = cursor.len() <= MAX_PARAM_BYTES
-        && parts.next().is_some_and(|p| p.parse::<i64>().is_ok())
-        && parts.next().is_some_and(|p| p.parse::<u8>().is_ok())
-        && parts.next().is_some_and(|p| !p.is_empty());
-    if well_formed {
+    if params::cursor_syntax_ok(cursor) {
         Ok(())
     } else {
         Err(ApiError::bad_request(
@@ -404,6 +408,12 @@ async fn list_orders(
     )?;
     let limit = page_limit(params.limit)?;
     let offset = params.offset.unwrap_or(0);
+    if offset > MAX_OFFSET {
+        return Err(ApiError::bad_request(
+            "invalid_offset",
+            format!("offset {offset} is out of range: ask for 0 to {MAX_OFFSET}"),
+        ));
+    }
     let status = match params.status.as_deref() {
         None => None,
         Some(text) => Some(OrderStatus::parse(text).ok_or_else(|| {
