@@ -141,7 +141,7 @@ impl AllowedHosts {
             return false;
         };
         let host = host.trim().to_ascii_lowercase();
-        if self.names.iter().any(|name| *name == host) {
+        if self.names.contains(&host) {
             return true;
         }
         let name = strip_port(&host);

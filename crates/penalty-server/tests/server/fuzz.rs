@@ -66,9 +66,9 @@ proptest! {
         pairs in proptest::collection::vec(pair(), 0..4),
         separator in prop_oneof![Just("&"), Just(";"), Just("&&")],
     ) {
+        let router = demo_router();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async {
-            let router = demo_router();
             let uri = format!("{}?{}", ROUTES[route], pairs.join(separator));
             // A URI the HTTP layer would refuse never reaches the router.
             let Ok(parsed) = uri.parse::<axum::http::Uri>() else {
