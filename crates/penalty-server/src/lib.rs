@@ -21,7 +21,8 @@
 //!   rebinding); [`listen`] is the accept loop: header and idle timeouts, a
 //!   connection limit, a graceful shutdown.
 //! - [`replays`] answers `known_at` questions from kept replays, and bounds
-//!   what they may cost.
+//!   what they may cost; [`params`] states the syntax of query parameters
+//!   once, for the checks and for the OpenAPI document.
 //! - [`metrics`] counts ingest outcomes and request latencies; [`openapi`]
 //!   describes every route; [`assets`] serves the dashboard, whose files are
 //!   compiled into the binary.
