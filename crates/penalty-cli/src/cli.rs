@@ -111,7 +111,7 @@ pub enum Command {
 
     /// Serve the ledger over HTTP, with a dashboard, on the same data directory.
     #[command(
-        after_help = "Examples:\n  penalty serve --addr 127.0.0.1:8080\n  penalty serve --addr 0.0.0.0:8080 --tokens tokens.json\n\nWithout --tokens the server listens on loopback addresses only."
+        after_help = "Examples:\n  penalty serve --addr 127.0.0.1:8080\n  penalty serve --addr 127.0.0.1:8080 --allowed-host ledger.localhost\n  penalty serve --addr 0.0.0.0:8080 --tokens tokens.json\n\nWithout --tokens the server listens on loopback addresses only. POST /events\ntakes `Content-Type: application/x-ndjson`. Ctrl-C or SIGTERM stops it: requests\nin flight finish (within 10 s), idle connections close at once."
     )]
     Serve(ServeArgs),
 }
@@ -145,6 +145,12 @@ pub struct ServeArgs {
     /// `{"sha256": "…", "role": "seller", "shop_id": "S1"}`.
     #[arg(long, value_name = "FILE")]
     pub tokens: Option<PathBuf>,
+
+    /// A name (or name:port) this server answers for besides its address and
+    /// `localhost`; repeat for more. Requests naming another `Host` get a 421
+    /// (DNS rebinding). With --tokens and no --allowed-host, any host.
+    #[arg(long = "allowed-host", value_name = "NAME")]
+    pub allowed_hosts: Vec<String>,
 }
 
 #[derive(Debug, Args)]

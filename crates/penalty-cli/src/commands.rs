@@ -117,16 +117,20 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Recover(args) => recover(&cli.db, cli.no_wait, args),
         Command::Gen(args) => gen(args),
         Command::Serve(args) => {
-            eprintln!(
-                "penalty serve: http://{}/ (API: /openapi.json); Ctrl-C to stop",
-                args.addr
-            );
-            penalty_server::run(penalty_server::ServeOptions {
+            // Everything that can be refused (the address, the tokens file,
+            // the data directory) is, before the banner says it listens.
+            let server = penalty_server::Server::bind(penalty_server::ServeOptions {
                 db: cli.db.clone(),
                 policy,
                 addr: args.addr,
                 tokens: args.tokens,
+                allowed_hosts: args.allowed_hosts,
             })?;
+            eprintln!(
+                "penalty serve: http://{}/ (API: /openapi.json); Ctrl-C or SIGTERM to stop",
+                server.local_addr()
+            );
+            server.run()?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -1,9 +1,11 @@
 //! The HTTP load test of docs/PERFORMANCE.md ("HTTP service"): requests per
 //! second and latency percentiles of `GET /shops/{id}` with 32 concurrent
-//! keep-alive clients, while another client ingests events in batches.
+//! keep-alive clients, while another client ingests events in batches; then
+//! the same reads while 1,000 idle connections are held open (issue 20: idle
+//! clients must not starve the others).
 //!
 //! ```text
-//! cargo run --release -p penalty-server --example load [-- SECONDS [CLIENTS [ORDERS]]]
+//! cargo run --release -p penalty-server --example load [-- SECONDS [CLIENTS [ORDERS [IDLE]]]]
 //! ```
 //!
 //! Everything runs on loopback in this process: the server on `127.0.0.1:0`
@@ -188,6 +190,7 @@ fn main() {
     let seconds: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(5);
     let clients: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(32);
     let orders: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(100_000);
+    let idle_connections: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(1000);
     let shops = (orders / 100).max(10);
 
     let dir = match tempfile::tempdir() {
@@ -312,6 +315,62 @@ fn main() {
         );
         failed |= latencies.is_empty() || errors > 0 || batches == 0;
     }
+    // Idle connections: opened and left silent (they stay within the
+    // server's 10 s header timeout while the readers are measured).
+    let path = format!("/shops/S000100?as_of={AS_OF}");
+    let (results, opened, held, elapsed) = client_runtime.block_on(async {
+        let mut idle = Vec::with_capacity(idle_connections);
+        for _ in 0..idle_connections {
+            match TcpStream::connect(addr).await {
+                Ok(stream) => idle.push(stream),
+                Err(_) => break,
+            }
+        }
+        let opened = idle.len();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let readers: Vec<_> = (0..clients)
+            .map(|_| tokio::spawn(reader_client(addr, path.clone(), stop.clone())))
+            .collect();
+        let started = Instant::now();
+        tokio::time::sleep(Duration::from_secs(seconds.min(8))).await;
+        stop.store(true, Ordering::Relaxed);
+        let elapsed = started.elapsed();
+        let mut results = Vec::new();
+        for reader in readers {
+            if let Ok(result) = reader.await {
+                results.push(result);
+            }
+        }
+        // Still open: a read would block (nothing sent, not closed).
+        let held = idle
+            .iter()
+            .filter(|stream| {
+                let mut byte = [0u8; 1];
+                matches!(stream.try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+            })
+            .count();
+        (results, opened, held, elapsed)
+    });
+    let errors: u64 = results.iter().map(|(_, e)| e).sum();
+    let mut latencies: Vec<u32> = results.into_iter().flat_map(|(l, _)| l).collect();
+    latencies.sort_unstable();
+    let secs = elapsed.as_secs_f64();
+    println!(
+        "GET {path}: {clients} keep-alive clients for {secs:.1} s while {opened} idle connections were held ({held} still open at the end)"
+    );
+    println!(
+        "  {} requests, {:.0} requests/s, latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms, {} errors",
+        latencies.len(),
+        latencies.len() as f64 / secs,
+        percentile(&latencies, 50.0),
+        percentile(&latencies, 90.0),
+        percentile(&latencies, 99.0),
+        percentile(&latencies, 100.0),
+        errors
+    );
+    failed |= latencies.is_empty() || errors > 0 || opened < idle_connections;
+
     let _ = stop_server.send(());
     server_runtime.shutdown_timeout(Duration::from_secs(10));
     if failed {

@@ -286,6 +286,60 @@ mod tests {
         assert!(Tokens::parse(&extra).is_err());
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
+
+        /// The tokens-file parser's fuzz target: any text is refused with a
+        /// message or accepted, never a panic.
+        #[test]
+        fn the_tokens_parser_takes_any_text(text in "\\PC{0,200}|\\[\\{.{0,200}") {
+            if let Err(message) = Tokens::parse(&text) {
+                proptest::prop_assert!(!message.is_empty());
+            }
+        }
+
+        /// Near-valid files: whatever is accepted holds only well-formed
+        /// entries; whatever is refused names its entry.
+        #[test]
+        fn near_valid_tokens_files(
+            entries in proptest::collection::vec(
+                ("[0-9a-fA-Fg]{60,66}", "operator|seller|admin|", proptest::option::of("[A-Z0-9]{0,130}")),
+                0..4,
+            )
+        ) {
+            let json: Vec<serde_json::Value> = entries
+                .iter()
+                .map(|(hash, role, shop)| {
+                    let mut entry = serde_json::json!({"sha256": hash, "role": role});
+                    if let Some(shop) = shop {
+                        entry["shop_id"] = serde_json::json!(shop);
+                    }
+                    entry
+                })
+                .collect();
+            match Tokens::parse(&serde_json::Value::Array(json).to_string()) {
+                Ok(tokens) => {
+                    proptest::prop_assert_eq!(tokens.entries.len(), entries.len());
+                    for (hash, role, shop) in &entries {
+                        proptest::prop_assert!(parse_hex_sha256(hash).is_some());
+                        proptest::prop_assert!(role == "operator" || shop.as_ref().is_some_and(|s| !s.is_empty() && s.len() <= 128));
+                    }
+                }
+                Err(message) => proptest::prop_assert!(
+                    entries.is_empty() || message.contains("entry "),
+                    "{}", message
+                ),
+            }
+        }
+
+        #[test]
+        fn bearer_headers_of_any_bytes(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80)) {
+            if let Some(token) = bearer_token(&bytes) {
+                proptest::prop_assert!(!token.is_empty() && token.len() < bytes.len());
+            }
+        }
+    }
+
     #[test]
     fn bearer_scheme_is_case_insensitive() {
         assert_eq!(bearer_token(b"Bearer abc"), Some(&b"abc"[..]));

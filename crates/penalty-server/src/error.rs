@@ -46,6 +46,18 @@ pub enum ApiError {
     /// Busy: too many uploads at once, or the log is held by a long task.
     #[error("{0}")]
     Unavailable(&'static str),
+    /// This caller already has as much costly work queued as it may.
+    #[error("{0}")]
+    TooManyRequests(&'static str),
+    /// The request body arrived too slowly.
+    #[error("{0}")]
+    RequestTimeout(String),
+    /// A body in a media type the route does not take.
+    #[error("{0}")]
+    UnsupportedMediaType(&'static str),
+    /// A `Host` this server does not answer for (DNS rebinding).
+    #[error("{0}")]
+    MisdirectedRequest(String),
     /// A failure of the server itself; the cause is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -78,6 +90,10 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::MisdirectedRequest(_) => StatusCode::MISDIRECTED_REQUEST,
             ApiError::Internal(_) | ApiError::IngestFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -91,6 +107,10 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::TooManyRequests(_) => "too_many_requests",
+            ApiError::RequestTimeout(_) => "body_too_slow",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::MisdirectedRequest(_) => "wrong_host",
             ApiError::Internal(_) => "internal",
             ApiError::IngestFailed(_) => "ingest_failed",
         }
@@ -137,7 +157,7 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("Bearer realm=\"penalty-ledger\""),
             );
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response

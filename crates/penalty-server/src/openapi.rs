@@ -10,11 +10,16 @@ fn as_of_params() -> Value {
     json!([
         {"name": "as_of", "in": "query", "required": false,
          "description": "The instant to evaluate at: RFC 3339 with an offset, or YYYY-MM-DD (00:00 in the policy's offset). Default: now.",
-         "schema": {"type": "string"}},
+         "schema": instant_schema()},
         {"name": "known_at", "in": "query", "required": false,
-         "description": "Answer with only the events recorded by this instant (a replay of the log: slower).",
-         "schema": {"type": "string"}}
+         "description": "Answer with only the events recorded by this instant (a replay of the log: slower; one under way per token, more are a 429).",
+         "schema": instant_schema()}
     ])
+}
+
+/// `as_of` and `known_at`: exactly what the server parses.
+fn instant_schema() -> Value {
+    json!({"type": "string", "pattern": crate::params::instant_pattern()})
 }
 
 fn id_param(description: &str) -> Value {
@@ -41,8 +46,11 @@ fn errors(codes: &[&str]) -> Value {
             "401" => "No token, or an unknown token (only when the server runs with --tokens).",
             "403" => "A seller token; only operators may do this.",
             "404" => "Unknown, or not visible to this token (a seller sees only its own shop).",
+            "408" => "The body arrived too slowly; nothing was ingested.",
             "413" => "The body is larger than the limit (64 MiB).",
-            "503" => "Too many uploads at once; retry.",
+            "415" => "The body is not sent as application/x-ndjson or application/json.",
+            "429" => "This token already has a known_at replay under way; retry after it.",
+            "503" => "Busy (too many uploads or known_at replays at once); retry.",
             _ => "Error.",
         };
         map.insert(
@@ -65,8 +73,55 @@ fn html() -> Value {
     json!({"description": "The dashboard page.", "content": {"text/html": {"schema": {"type": "string"}}}})
 }
 
-/// The document.
+/// The document of a server with `--tokens`: every route but the open ones
+/// asks for a bearer token.
 pub fn document() -> Value {
+    document_for(true)
+}
+
+/// The document as served: without tokens configured no route asks for
+/// one, so neither the security scheme nor the 401 answers are described.
+pub fn document_for(has_tokens: bool) -> Value {
+    let mut document = full_document();
+    if !has_tokens {
+        if let Some(map) = document.as_object_mut() {
+            map.remove("security");
+        }
+        if let Some(components) = document
+            .get_mut("components")
+            .and_then(Value::as_object_mut)
+        {
+            components.remove("securitySchemes");
+        }
+        if let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) {
+            for operation in paths
+                .values_mut()
+                .filter_map(Value::as_object_mut)
+                .flat_map(|item| item.values_mut())
+                .filter_map(Value::as_object_mut)
+            {
+                operation.remove("security");
+                if let Some(responses) = operation
+                    .get_mut("responses")
+                    .and_then(Value::as_object_mut)
+                {
+                    responses.remove("401");
+                    if !operation_is_ingest(responses) {
+                        responses.remove("403");
+                    }
+                }
+            }
+        }
+    }
+    document
+}
+
+/// Only `POST /events` answers 403 without tokens (a cross-site request).
+fn operation_is_ingest(responses: &serde_json::Map<String, Value>) -> bool {
+    responses.contains_key("413")
+}
+
+fn full_document() -> Value {
     let deduction = json!({"type": "object", "required": ["order_id", "judgment", "judged_at", "settle_date", "amount_fen", "charged_fen", "waived_fen", "status"],
         "properties": {"order_id": {"type": "string"}, "judgment": {"type": "integer"}, "judged_at": {"type": "string"},
             "settle_date": {"type": "string", "format": "date"}, "amount_fen": {"type": "integer"}, "charged_fen": {"type": "integer"},
@@ -134,36 +189,37 @@ pub fn document() -> Value {
                 "responses": {"200": json_response("The document.", json!({"type": "object"}))}}},
             "/shops": {"get": {"summary": "Every shop existing as of the instant, by id, without deductions (`penalty shops --json`). A seller gets only its own.",
                 "parameters": as_of_params(),
-                "responses": responses(json_response("Shop summaries.", json!({"type": "array", "items": {"$ref": "#/components/schemas/ShopReport"}})), &["400", "401"])}},
+                "responses": responses(json_response("Shop summaries.", json!({"type": "array", "items": {"$ref": "#/components/schemas/ShopReport"}})), &["400", "401", "429", "503"])}},
             "/shops/{id}": {"get": {"summary": "One shop's report with its deductions (`penalty shop ID --json`).",
                 "parameters": with(json!([id_param("The shop.")]), as_of_params()),
-                "responses": responses(json_response("The report.", json!({"$ref": "#/components/schemas/ShopReport"})), &["400", "401", "404"])}},
+                "responses": responses(json_response("The report.", json!({"$ref": "#/components/schemas/ShopReport"})), &["400", "401", "404", "429", "503"])}},
             "/shops/{id}/notices": {"get": {"summary": "The shop's notice feed (R9): one notice per judgment, after a cursor; each is delivered once per cursor position.",
                 "parameters": with(with(json!([id_param("The shop.")]), as_of_params()), json!([
-                    {"name": "after", "in": "query", "required": false, "description": "A notice's cursor: only the notices after it.", "schema": {"type": "string"}},
+                    {"name": "after", "in": "query", "required": false, "description": "A notice's cursor: only the notices after it.", "schema": {"type": "string", "pattern": crate::params::CURSOR_PATTERN}},
                     {"name": "limit", "in": "query", "required": false, "description": "At most this many (1 to 1000, default 100).", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}])),
                 "responses": responses(json_response("A page of the feed; pass `next` as `after` to read on.", json!({"type": "object", "properties": {
-                    "notices": {"type": "array", "items": {"$ref": "#/components/schemas/Notice"}}, "next": {"type": ["string", "null"]}}})), &["400", "401", "404"])}},
+                    "notices": {"type": "array", "items": {"$ref": "#/components/schemas/Notice"}}, "next": {"type": ["string", "null"]}}})), &["400", "401", "404", "429", "503"])}},
             "/orders": {"get": {"summary": "The filtered order list (`penalty export orders --format jsonl`), by shop then order, paged. A seller sees its own shop only; naming another shop is a 404.",
                 "parameters": with(as_of_params(), json!([
-                    {"name": "shop", "in": "query", "required": false, "description": "Only this shop's orders.", "schema": {"type": "string"}},
+                    {"name": "shop", "in": "query", "required": false, "description": "Only this shop's orders.", "schema": {"type": "string", "minLength": 1, "maxLength": 128}},
                     {"name": "status", "in": "query", "required": false, "description": "Only orders with this status.", "schema": {"$ref": "#/components/schemas/OrderStatus"}},
                     {"name": "violating", "in": "query", "required": false, "description": "Only orders with at least one standing judgment.", "schema": {"type": "boolean"}},
                     {"name": "limit", "in": "query", "required": false, "description": "Page size (1 to 1000, default 100).", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
-                    {"name": "offset", "in": "query", "required": false, "description": "Rows to skip (the `next` of the previous page).", "schema": {"type": "integer", "minimum": 0}}])),
+                    {"name": "offset", "in": "query", "required": false, "description": "Rows to skip (the `next` of the previous page).", "schema": {"type": "integer", "minimum": 0, "maximum": crate::routes::MAX_OFFSET}}])),
                 "responses": responses(json_response("A page of rows.", json!({"type": "object", "properties": {
                     "orders": {"type": "array", "items": {"$ref": "#/components/schemas/OrderRow"}},
-                    "next": {"type": ["integer", "null"]}, "total": {"type": "integer"}}})), &["400", "401", "404"])}},
+                    "next": {"type": ["integer", "null"]}, "total": {"type": "integer"}}})), &["400", "401", "404", "429", "503"])}},
             "/orders/{id}": {"get": {"summary": "One order's report, with the explain lines (`penalty order ID --json`).",
                 "parameters": with(json!([id_param("The order.")]), as_of_params()),
-                "responses": responses(json_response("The report.", json!({"$ref": "#/components/schemas/OrderReport"})), &["400", "401", "404"])}},
+                "responses": responses(json_response("The report.", json!({"$ref": "#/components/schemas/OrderReport"})), &["400", "401", "404", "429", "503"])}},
             "/orders/{id}/events": {"get": {"summary": "The order's stored events with `at <= as_of`, in log order: its timeline.",
-                "parameters": [id_param("The order."), {"name": "as_of", "in": "query", "required": false, "description": "Only events that happened by then (default now).", "schema": {"type": "string"}}],
+                "parameters": [id_param("The order."), {"name": "as_of", "in": "query", "required": false, "description": "Only events that happened by then (default now).", "schema": instant_schema()}],
                 "responses": responses(json_response("The events.", json!({"type": "object", "properties": {"order_id": {"type": "string"},
                     "events": {"type": "array", "items": {"type": "object", "properties": {"seq": {"type": "integer"}, "recorded_at": {"type": "string"}, "event": {"type": "object"}}}}}})), &["400", "401", "404"])}},
             "/events": {"post": {"summary": "Ingest JSON Lines (EVENTS.md) with the CLI's semantics: every line appended, duplicate or rejected; durable before the answer; idempotent. The whole body is received before anything is ingested: an upload cut off mid-way ingests nothing. Operators only.",
-                "requestBody": {"required": true, "content": {"application/x-ndjson": {"schema": {"type": "string"}}, "text/plain": {"schema": {"type": "string"}}}},
-                "responses": responses(json_response("The counts, and the first rejected lines (all are also in <db>/rejects.jsonl).", json!({"$ref": "#/components/schemas/IngestSummary"})), &["400", "401", "403", "413", "503"])}},
+                "requestBody": {"required": true, "description": "JSON Lines; each line is judged on its own (a line that is not an event object is rejected and listed, the others go on), so any text is a valid body. application/json is read the same way.",
+                    "content": {"application/x-ndjson": {"schema": {"type": "string", "maxLength": 67_108_864}}, "application/json": {"schema": {}}}},
+                "responses": responses(json_response("The counts, and the first rejected lines (all are also in <db>/rejects.jsonl).", json!({"$ref": "#/components/schemas/IngestSummary"})), &["400", "401", "403", "408", "413", "415", "503"])}},
             "/": {"get": {"summary": "The dashboard.", "security": [], "responses": {"200": html()}}},
             "/ui/{page}": {"get": {"summary": "The dashboard at a page (`shops/{id}`, `orders/{id}`): the same shell; its script reads the URL.", "security": [],
                 "parameters": [{"name": "page", "in": "path", "required": true, "schema": {"type": "string"}}],

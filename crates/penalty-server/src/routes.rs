@@ -15,15 +15,15 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use penalty_core::{Instant, OrderStatus, Policy, QueryError};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Access;
 use crate::error::ApiError;
-use crate::state::AppState;
-use crate::{assets, openapi};
+use crate::state::{AppState, Limits};
+use crate::{assets, guard, openapi, params};
 
 /// The longest id accepted in a path or a filter (EVENTS.md's limit).
 pub const MAX_ID_BYTES: usize = 128;
@@ -31,6 +31,8 @@ pub const MAX_ID_BYTES: usize = 128;
 pub const DEFAULT_PAGE: usize = 100;
 /// See [`DEFAULT_PAGE`].
 pub const MAX_PAGE: usize = 1000;
+/// The largest `offset` of `GET /orders`.
+pub const MAX_OFFSET: usize = 1_000_000_000;
 /// The longest `as_of` / `known_at` / cursor text accepted.
 const MAX_PARAM_BYTES: usize = 256;
 
@@ -63,6 +65,8 @@ pub fn router(state: AppState) -> Router {
     }
     router
         .route_layer(middleware::from_fn_with_state(state.clone(), track))
+        // On matched routes only: a method a route does not take stays a 405.
+        .route_layer(middleware::from_fn(guard::same_origin))
         .fallback(|| async {
             ApiError::NotFound("no such route; GET /openapi.json lists them".into())
         })
@@ -128,11 +132,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
     }
 }
 
+/// An id is 1 to [`MAX_ID_BYTES`] characters. Stored ids are at most that
+/// many bytes; a longer non-ASCII one is well-formed and simply unknown (a
+/// 404), which is what the OpenAPI document's `maxLength`, a count of
+/// characters, promises.
 fn check_id(id: &str, what: &str) -> Result<(), ApiError> {
-    if id.is_empty() || id.len() > MAX_ID_BYTES {
+    if id.is_empty() || id.chars().count() > MAX_ID_BYTES {
         return Err(ApiError::bad_request(
             "invalid_id",
-            format!("{what} must be 1 to {MAX_ID_BYTES} bytes long"),
+            format!("{what} must be 1 to {MAX_ID_BYTES} characters long"),
         ));
     }
     Ok(())
@@ -172,7 +180,9 @@ fn now() -> Instant {
 /// RFC 3339 with an offset, or a bare date meaning 00:00 in the policy's
 /// offset: what the CLI accepts for `--as-of`.
 fn parse_instant(text: &str, policy: &Policy, name: &str) -> Result<Instant, ApiError> {
-    if text.len() <= MAX_PARAM_BYTES {
+    // The documented syntax first (params::instant_pattern), so that the
+    // server accepts exactly what its OpenAPI document allows.
+    if text.len() <= MAX_PARAM_BYTES && params::instant_syntax_ok(text) {
         if let Some(instant) = Instant::parse_rfc3339_or_date(text, policy.utc_offset) {
             return Ok(instant);
         }
@@ -239,8 +249,8 @@ async fn metrics(State(state): State<AppState>, access: Access) -> Result<Respon
         .into_response())
 }
 
-async fn openapi_json() -> Json<serde_json::Value> {
-    Json(openapi::document())
+async fn openapi_json(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(openapi::document_for(state.tokens().is_some()))
 }
 
 async fn list_shops(
@@ -254,7 +264,7 @@ async fn list_shops(
         params.known_at.as_deref(),
     )?;
     let shops = state
-        .query(when.known_at, move |ledger| {
+        .query_for(Some(&access.clone()), when.known_at, move |ledger| {
             Ok(match access.confined_to() {
                 None => ledger.shop_summaries(when.as_of),
                 Some(own) => ledger
@@ -281,7 +291,7 @@ async fn shop(
         return Err(unknown_shop(&shop_id, when.as_of, state.policy()));
     }
     let report = state
-        .query(when.known_at, move |ledger| {
+        .query_for(Some(&access.clone()), when.known_at, move |ledger| {
             ledger
                 .shop_report(&shop_id, when.as_of, true)
                 .map_err(not_found_for_http)
@@ -328,7 +338,7 @@ async fn notices(
     }
     let after = params.after;
     let page = state
-        .query(when.known_at, move |ledger| {
+        .query_for(Some(&access.clone()), when.known_at, move |ledger| {
             let notices = ledger
                 .notices(&shop_id, when.as_of, after.as_deref(), limit)
                 .map_err(not_found_for_http)?;
@@ -343,12 +353,7 @@ async fn notices(
 /// The core reads a malformed one as "from the start", which would deliver
 /// the whole feed again; over HTTP a malformed cursor is a 400 instead.
 fn check_cursor(cursor: &str) -> Result<(), ApiError> {
-    let mut parts = cursor.splitn(3, '.');
-    let well_formed = cursor.len() <= MAX_PARAM_BYTES
-        && parts.next().is_some_and(|p| p.parse::<i64>().is_ok())
-        && parts.next().is_some_and(|p| p.parse::<u8>().is_ok())
-        && parts.next().is_some_and(|p| !p.is_empty());
-    if well_formed {
+    if params::cursor_syntax_ok(cursor) {
         Ok(())
     } else {
         Err(ApiError::bad_request(
@@ -403,6 +408,12 @@ async fn list_orders(
     )?;
     let limit = page_limit(params.limit)?;
     let offset = params.offset.unwrap_or(0);
+    if offset > MAX_OFFSET {
+        return Err(ApiError::bad_request(
+            "invalid_offset",
+            format!("offset {offset} is out of range: ask for 0 to {MAX_OFFSET}"),
+        ));
+    }
     let status = match params.status.as_deref() {
         None => None,
         Some(text) => Some(OrderStatus::parse(text).ok_or_else(|| {
@@ -428,7 +439,7 @@ async fn list_orders(
     };
     let violating = params.violating.unwrap_or(false);
     let page = state
-        .query(when.known_at, move |ledger| {
+        .query_for(Some(&access.clone()), when.known_at, move |ledger| {
             let filter = penalty_core::RowFilter { status, violating };
             // The matching rows are counted shop by shop from their status
             // alone; only the shops the page reaches compute their rows.
@@ -481,9 +492,14 @@ async fn order(
         params.as_of.as_deref(),
         params.known_at.as_deref(),
     )?;
+    // Decided before any work, from an index: another shop's order costs
+    // what an unknown one does.
+    if !state.may_read_order(&order_id, &access)? {
+        return Err(unknown_order(&order_id, when.as_of, state.policy()));
+    }
     let policy = state.policy().clone();
     let report = state
-        .query(when.known_at, move |ledger| {
+        .query_for(Some(&access.clone()), when.known_at, move |ledger| {
             match (ledger.order_report(&order_id, when.as_of), &access) {
                 (Ok(report), access) if access.may_read_shop(&report.shop_id) => Ok(report),
                 (Err(error), Access::Operator) => Err(not_found_for_http(error)),
@@ -535,7 +551,8 @@ async fn post_events(
     body: Body,
 ) -> Result<Response, ApiError> {
     access.require_operator()?;
-    let limit_bytes = state.limits().max_body_bytes;
+    let limits = state.limits();
+    let limit_bytes = limits.max_body_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -543,35 +560,98 @@ async fn post_events(
     if declared.is_some_and(|length| length > limit_bytes as u64) {
         return Err(ApiError::PayloadTooLarge { limit_bytes });
     }
-    let _permit = state.try_upload_permit().ok_or(ApiError::Unavailable(
-        "too many uploads are being received at once; retry shortly",
-    ))?;
-    let body = read_body(body, limit_bytes, state.limits().body_read_timeout).await?;
+    let Some(_permit) = state.try_upload_permit() else {
+        drain_refused(body, &headers, limits).await;
+        return Err(ApiError::Unavailable(
+            "too many uploads are being received at once; retry shortly",
+        ));
+    };
+    let body = read_body(body, limits, declared).await?;
     let summary = state.ingest(body).await?;
     Ok((StatusCode::OK, Json(summary)).into_response())
+}
+
+/// By when, counted from the start of a body, more of it must have come
+/// after `received` bytes: the grace, plus the time those bytes take at the
+/// slowest rate allowed, and never later than the whole body's limit.
+fn body_deadline(received: u64, limits: &Limits) -> Duration {
+    let rate = limits.min_body_bytes_per_sec.max(1);
+    let at_rate = Duration::from_secs(received / rate)
+        + Duration::from_nanos((received % rate) * 1_000_000_000 / rate);
+    (limits.body_rate_grace + at_rate).min(limits.body_read_timeout)
 }
 
 /// Receives the whole body before anything is ingested. A client that goes
 /// away mid-upload therefore ingests nothing of that request (and is told
 /// nothing, being gone); what earlier requests acknowledged stays, and
-/// re-sending the whole body later is safe (duplicates are recognised).
-async fn read_body(body: Body, limit_bytes: usize, timeout: Duration) -> Result<Bytes, ApiError> {
-    let collect = Limited::new(body, limit_bytes).collect();
-    match tokio::time::timeout(timeout, collect).await {
-        Err(_) => Err(ApiError::bad_request(
-            "body_timeout",
-            format!(
-                "the request body took longer than {} s to arrive; nothing was ingested, send it again",
-                timeout.as_secs()
-            ),
-        )),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(error)) if error.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(ApiError::PayloadTooLarge { limit_bytes })
+/// re-sending the whole body later is safe (duplicates are recognised). A
+/// body slower than [`Limits::min_body_bytes_per_sec`] (after the grace) is
+/// cut off with a 408, so that slow clients cannot hold the upload slots.
+async fn read_body(
+    mut body: Body,
+    limits: &Limits,
+    declared: Option<u64>,
+) -> Result<Bytes, ApiError> {
+    let limit_bytes = limits.max_body_bytes;
+    let started = tokio::time::Instant::now();
+    let capacity = declared.map_or(0, |length| usize::try_from(length).unwrap_or(0));
+    let mut bytes: Vec<u8> = Vec::with_capacity(capacity.min(limit_bytes));
+    loop {
+        let deadline = started + body_deadline(bytes.len() as u64, limits);
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => {
+                return Err(ApiError::RequestTimeout(format!(
+                    "the request body arrived too slowly ({} bytes in {} s; the least is {} KiB/s                      after {} s, and {} s in all); nothing was ingested, send it again, or split                      it into smaller requests",
+                    bytes.len(),
+                    started.elapsed().as_secs(),
+                    limits.min_body_bytes_per_sec / 1024,
+                    limits.body_rate_grace.as_secs(),
+                    limits.body_read_timeout.as_secs(),
+                )))
+            }
+            Ok(None) => return Ok(Bytes::from(bytes)),
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    if bytes.len() + data.len() > limit_bytes {
+                        return Err(ApiError::PayloadTooLarge { limit_bytes });
+                    }
+                    bytes.extend_from_slice(&data);
+                }
+            }
+            Ok(Some(Err(_))) => {
+                return Err(ApiError::bad_request(
+                    "incomplete_body",
+                    "the request body could not be read completely; nothing was ingested, send                      it again",
+                ))
+            }
         }
-        Ok(Err(_)) => Err(ApiError::bad_request(
-            "incomplete_body",
-            "the request body could not be read completely; nothing was ingested, send it again",
-        )),
+    }
+}
+
+/// Reads and drops the body of a refused upload, for at most
+/// [`Limits::refused_body_drain`] and [`Limits::max_body_bytes`], at the
+/// rate [`read_body`] asks: a client still sending when the answer comes and
+/// the connection closes would see a reset instead of the status. A client
+/// that asked `Expect: 100-continue` has sent nothing yet and is not asked
+/// to.
+async fn drain_refused(mut body: Body, headers: &HeaderMap, limits: &Limits) {
+    let continues = headers
+        .get(header::EXPECT)
+        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if continues {
+        return;
+    }
+    let started = tokio::time::Instant::now();
+    let mut received = 0u64;
+    while received <= limits.max_body_bytes as u64 {
+        let deadline = started + body_deadline(received, limits).min(limits.refused_body_drain);
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    received += data.len() as u64;
+                }
+            }
+            _ => return,
+        }
     }
 }

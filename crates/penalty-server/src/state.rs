@@ -19,7 +19,7 @@
 //! All of that work is blocking (sled, the rules fold, report building), so it
 //! runs on tokio's blocking pool (`spawn_blocking`), never on the reactor.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Cursor;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,6 +38,7 @@ use tokio::sync::{Mutex, Semaphore};
 use crate::auth::{Access, Tokens};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::replays::{Lookup, ReplayKey, ReplayLimits, Replays, Stamps};
 
 /// The limits the server enforces.
 #[derive(Clone, Debug)]
@@ -57,6 +58,22 @@ pub struct Limits {
     /// How long a client may take to send a `POST /events` body; a slow
     /// client would otherwise hold an upload slot for ever.
     pub body_read_timeout: std::time::Duration,
+    /// The slowest an upload body may arrive, on average, once
+    /// `body_rate_grace` has passed: four clients sending 10 KB/s would
+    /// otherwise hold every upload slot for `body_read_timeout`.
+    pub min_body_bytes_per_sec: u64,
+    /// See `min_body_bytes_per_sec`.
+    pub body_rate_grace: std::time::Duration,
+    /// How long the body of a refused upload (503) is read and dropped
+    /// before the answer, so that the client, still sending, gets the status
+    /// rather than a reset connection.
+    pub refused_body_drain: std::time::Duration,
+    /// `known_at` replays kept for later questions (each holds a projection).
+    pub known_at_kept: usize,
+    /// Distinct `known_at` replays queued or folding at once.
+    pub max_pending_replays: usize,
+    /// Of those, started by one caller (the operator, or one seller's shop).
+    pub max_replays_per_caller: usize,
     /// Queries computed at once on the blocking pool; more wait their turn
     /// (asynchronously, holding no thread). Without a bound, a burst of
     /// requests would start one OS thread each, up to tokio's 512.
@@ -72,6 +89,13 @@ impl Default for Limits {
             ingest_chunk_lines: 8192,
             max_order_events: 10_000,
             body_read_timeout: std::time::Duration::from_secs(300),
+            // 64 MiB in 256 s: within body_read_timeout.
+            min_body_bytes_per_sec: 256 << 10,
+            body_rate_grace: std::time::Duration::from_secs(5),
+            refused_body_drain: std::time::Duration::from_secs(5),
+            known_at_kept: 2,
+            max_pending_replays: 4,
+            max_replays_per_caller: 1,
             max_concurrent_queries: std::thread::available_parallelism()
                 .map_or(4, |cores| 2 * cores.get())
                 .max(4),
@@ -95,15 +119,28 @@ pub struct Config {
 /// What readers read, kept consistent under one lock.
 struct View {
     projection: Projection,
-    /// order_id -> the sequence numbers of its events, for the timeline of
+    /// order_id -> where its events are and whose it is.
+    orders: HashMap<String, OrderEntry>,
+    /// The shop ids of `orders`, each held once.
+    shops: HashSet<Arc<str>>,
+    /// Where each block stamp falls: the key of a `known_at` replay.
+    stamps: Stamps,
+}
+
+/// What the server keeps of an order besides the ledger's view of it.
+#[derive(Default)]
+struct OrderEntry {
+    /// The sequence numbers of its events, for the timeline of
     /// `GET /orders/{id}/events`: the ledger keeps the rules' view of an
     /// order, not the stored lines, so the server keeps where they are.
-    order_seqs: HashMap<String, Vec<u64>>,
+    seqs: Vec<u64>,
+    /// The shop of its `paid` event: who may see the order, decided before
+    /// any work on it.
+    shop_id: Option<Arc<str>>,
 }
 
 impl View {
-    /// Folds in one durable event, at `seq`: the projection, and the
-    /// order's list of events.
+    /// Folds in one durable event, at `seq`: the projection and the indexes.
     fn fold(
         &mut self,
         seq: u64,
@@ -111,22 +148,48 @@ impl View {
         event: &penalty_core::Event,
     ) -> Result<(), StoreError> {
         self.projection.apply(seq, recorded_at, event)?;
-        if let Some(order_id) = event.order_id() {
-            self.order_seqs
-                .entry(order_id.to_string())
-                .or_default()
-                .push(seq);
-        }
+        self.index(seq, recorded_at, event);
         Ok(())
     }
-}
 
-/// A replay kept for the next question about the same `known_at`.
-struct CachedReplay {
-    known_at: Instant,
-    /// The log's last sequence number when it was folded.
-    last_seq: u64,
-    projection: Arc<Projection>,
+    /// Notes where an event is: its order's entry, its block's stamp.
+    fn index(&mut self, seq: u64, recorded_at: Instant, event: &penalty_core::Event) {
+        self.stamps.note(recorded_at);
+        let Some(order_id) = event.order_id() else {
+            return;
+        };
+        let shop = match &event.kind {
+            penalty_core::EventKind::Paid { shop_id, .. } => {
+                Some(match self.shops.get(shop_id.as_str()) {
+                    Some(shop) => Arc::clone(shop),
+                    None => {
+                        let shop: Arc<str> = Arc::from(shop_id.as_str());
+                        self.shops.insert(Arc::clone(&shop));
+                        shop
+                    }
+                })
+            }
+            _ => None,
+        };
+        let entry = self.orders.entry(order_id.to_string()).or_default();
+        entry.seqs.push(seq);
+        if entry.shop_id.is_none() {
+            entry.shop_id = shop;
+        }
+    }
+
+    /// True when `access` may see the order: an operator any order, a
+    /// seller an order whose `paid` event names its shop.
+    fn may_read_order(&self, order_id: &str, access: &Access) -> bool {
+        match access {
+            Access::Operator => true,
+            Access::Seller { .. } => self
+                .orders
+                .get(order_id)
+                .and_then(|entry| entry.shop_id.as_deref())
+                .is_some_and(|shop| access.may_read_shop(shop)),
+        }
+    }
 }
 
 struct Shared {
@@ -143,13 +206,14 @@ struct Shared {
     ingest: Arc<Mutex<()>>,
     uploads: Arc<Semaphore>,
     /// `known_at` replays fold the whole log; one at a time.
-    replays: Semaphore,
-    /// The last `known_at` replay, while the log has not grown since: a
-    /// client paging through a past view (`GET /orders?known_at=…` with a
-    /// cursor) asks for the same instant again and again, and each replay
-    /// folds the whole log (0.6 s at a million orders). An append empties
-    /// it, so it holds memory only while nothing is written.
-    replay_cache: std::sync::Mutex<Option<CachedReplay>>,
+    replays: Arc<Semaphore>,
+    /// The kept `known_at` replays and those under way (see [`replays`]): a
+    /// client paging through a past view asks for the same instant again
+    /// and again, and each replay folds the whole log (0.6 s at a million
+    /// orders).
+    ///
+    /// [`replays`]: crate::replays
+    replay_cache: Replays,
     /// See [`Limits::max_concurrent_queries`].
     queries: Semaphore,
     /// Events folded in since the last checkpoint.
@@ -207,17 +271,20 @@ impl AppState {
         let log = EventLog::open(&config.db)?;
         let (projection, origin) = projection::open(&log, &config.policy, true)?;
         let started = std::time::Instant::now();
-        let mut order_seqs: HashMap<String, Vec<u64>> = HashMap::new();
+        let mut view = View {
+            projection,
+            orders: HashMap::new(),
+            shops: HashSet::new(),
+            stamps: Stamps::default(),
+        };
         for stored in log.iter_from(1) {
             let stored = stored?;
             // The typed event: decoded from the compact form, no JSON parse.
-            if let Some(order_id) = stored.event()?.order_id().map(str::to_string) {
-                order_seqs.entry(order_id).or_default().push(stored.seq);
-            }
+            view.index(stored.seq, stored.recorded_at, &stored.event()?);
         }
         tracing::info!(
             ?origin,
-            orders = order_seqs.len(),
+            orders = view.orders.len(),
             index_millis = started.elapsed().as_millis() as u64,
             "state opened"
         );
@@ -226,15 +293,12 @@ impl AppState {
         Ok(AppState(Arc::new(Shared {
             config,
             metrics: Metrics::default(),
-            view: RwLock::new(View {
-                projection,
-                order_seqs,
-            }),
+            view: RwLock::new(view),
             log: Mutex::new(log),
             ingest: Arc::new(Mutex::new(())),
             uploads,
-            replays: Semaphore::new(1),
-            replay_cache: std::sync::Mutex::new(None),
+            replays: Arc::new(Semaphore::new(1)),
+            replay_cache: Replays::default(),
             queries,
             unsaved: AtomicU64::new(0),
         })))
@@ -268,16 +332,35 @@ impl AppState {
 
     /// Runs a read-only question against the ledger on the blocking pool:
     /// the live projection, or with `known_at` a replay of only the events
-    /// recorded by then (slower: it folds the log from the start).
+    /// recorded by then (see [`replays`](crate::replays): kept, shared, and
+    /// limited per caller; the question itself then runs like any other).
+    ///
+    /// `known_at` replays are limited per caller; this one counts them all
+    /// as one caller: prefer [`AppState::query_for`].
     pub async fn query<T, F>(&self, known_at: Option<Instant>, question: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&Ledger) -> Result<T, ApiError> + Send + 'static,
     {
+        self.query_for(None, known_at, question).await
+    }
+
+    /// [`AppState::query`] on behalf of `access`, whose `known_at` replays
+    /// count against its own limit.
+    pub async fn query_for<T, F>(
+        &self,
+        access: Option<&Access>,
+        known_at: Option<Instant>,
+        question: F,
+    ) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Ledger) -> Result<T, ApiError> + Send + 'static,
+    {
         let state = self.clone();
-        let _permit = self.query_permit().await?;
         match known_at {
             None => {
+                let _permit = self.query_permit().await?;
                 run_blocking(move || {
                     let view = state.0.view.read().map_err(|_| poisoned())?;
                     question(&view.projection.ledger)
@@ -285,67 +368,115 @@ impl AppState {
                 .await
             }
             Some(known_at) => {
-                let _permit = self
-                    .0
-                    .replays
-                    .acquire()
-                    .await
-                    .map_err(|_| ApiError::Unavailable("the server is shutting down"))?;
-                run_blocking(move || {
-                    let replayed = state.replay_known_at(known_at)?;
-                    question(&replayed.ledger)
-                })
-                .await
+                let replayed = self.replay_known_at(known_at, access).await?;
+                let _permit = self.query_permit().await?;
+                run_blocking(move || question(&replayed.ledger)).await
             }
         }
     }
 
-    /// The ledger of the events recorded by `known_at`: the kept replay
-    /// when it is of this instant and the log has not grown since, else a
-    /// new one, then kept. The log's lock is held only to look and to take
-    /// the replay's source, not for the replay itself, so uploads go on
-    /// meanwhile (what they append is not part of this replay). Called with
-    /// the `replays` permit held.
-    fn replay_known_at(&self, known_at: Instant) -> Result<Arc<Projection>, ApiError> {
-        let cache = &self.0.replay_cache;
+    /// The ledger of the events recorded by `known_at`: a kept replay of
+    /// the same blocks, the one under way, or a new one if the caller's
+    /// limits allow. Waiting holds no query permit, so readers of the live
+    /// projection are never queued behind replays.
+    async fn replay_known_at(
+        &self,
+        known_at: Instant,
+        access: Option<&Access>,
+    ) -> Result<Arc<Projection>, ApiError> {
+        let key = {
+            let view = self.0.view.read().map_err(|_| poisoned())?;
+            view.stamps.key(known_at)
+        };
+        let caller = match access {
+            None => "unattributed".to_string(),
+            Some(Access::Operator) => "operator".to_string(),
+            Some(Access::Seller { shop_id }) => format!("seller {shop_id}"),
+        };
+        let limits = self.limits();
+        let replay_limits = ReplayLimits {
+            kept: limits.known_at_kept,
+            pending: limits.max_pending_replays.max(1),
+            per_caller: limits.max_replays_per_caller.max(1),
+        };
+        let mut outcome = match self.0.replay_cache.lookup(key, &caller, replay_limits)? {
+            Lookup::Kept(projection) => {
+                self.metrics()
+                    .known_at_replays_reused
+                    .fetch_add(1, Ordering::Relaxed);
+                return Ok(projection);
+            }
+            Lookup::Wait(outcome) => {
+                self.metrics()
+                    .known_at_replays_reused
+                    .fetch_add(1, Ordering::Relaxed);
+                outcome
+            }
+            Lookup::Fold(sender) => {
+                let outcome = sender.subscribe();
+                // A task of its own: the fold finishes, and its slot is
+                // given back, even if every asker goes away meanwhile.
+                let state = self.clone();
+                let kept = replay_limits.kept;
+                tokio::spawn(async move {
+                    let folded = match Arc::clone(&state.0.replays).acquire_owned().await {
+                        Ok(permit) => {
+                            let folding = state.clone();
+                            run_blocking(move || {
+                                let _one_at_a_time = permit;
+                                folding.fold_replay(key)
+                            })
+                            .await
+                        }
+                        Err(_) => Err(ApiError::Unavailable("the server is shutting down")),
+                    };
+                    let folded = folded.map_err(|error| match error {
+                        ApiError::Internal(cause) => cause,
+                        other => other.to_string(),
+                    });
+                    state.0.replay_cache.finish(key, folded.as_ref().ok(), kept);
+                    let _ = sender.send(Some(folded));
+                });
+                outcome
+            }
+        };
+        let folded = outcome
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| ApiError::internal("a known_at replay ended without an outcome"))?
+            .clone();
+        match folded {
+            Some(Ok(projection)) => Ok(projection),
+            Some(Err(cause)) => Err(ApiError::internal(cause)),
+            None => Err(ApiError::internal(
+                "a known_at replay ended without an outcome",
+            )),
+        }
+    }
+
+    /// Folds the blocks of `key`. The log's lock is held only to take the
+    /// replay's source, not for the replay itself, so uploads go on
+    /// meanwhile (what they append is stamped later than the key's instant,
+    /// and left out).
+    fn fold_replay(&self, key: ReplayKey) -> Result<Arc<Projection>, ApiError> {
         let source = {
             let log = self.0.log.blocking_lock();
-            let last_seq = log.last_seq()?;
-            let mut kept = cache.lock().map_err(|_| poisoned())?;
-            if let Some(kept) = kept.as_ref() {
-                if kept.known_at == known_at && kept.last_seq == last_seq {
-                    self.metrics()
-                        .known_at_replays_reused
-                        .fetch_add(1, Ordering::Relaxed);
-                    return Ok(Arc::clone(&kept.projection));
-                }
-            }
-            // Dropped before the new one is built, so that two are never
-            // held.
-            *kept = None;
             ReplaySource::of(&log)?
         };
-        let last_seq = source.last_seq();
-        let projection = Arc::new(projection::replay_from(
-            source,
-            self.policy(),
-            Some(known_at),
-        )?);
+        let projection = projection::replay_from(source, self.policy(), Some(key.known_at()))?;
         self.metrics()
             .known_at_replays
             .fetch_add(1, Ordering::Relaxed);
-        // Kept only if the log has not grown meanwhile (an append empties the
-        // cache, and a replay of an older log would never match again).
-        let log = self.0.log.blocking_lock();
-        if log.last_seq()? == last_seq {
-            *cache.lock().map_err(|_| poisoned())? = Some(CachedReplay {
-                known_at,
-                last_seq,
-                projection: Arc::clone(&projection),
-            });
-        }
-        drop(log);
-        Ok(projection)
+        Ok(Arc::new(projection))
+    }
+
+    /// True when `access` may see the order (see [`View`]); decided from an
+    /// index, before any work on the order, so that the answer and its time
+    /// are the same for another shop's order and for one that does not
+    /// exist.
+    pub fn may_read_order(&self, order_id: &str, access: &Access) -> Result<bool, ApiError> {
+        let view = self.0.view.read().map_err(|_| poisoned())?;
+        Ok(view.may_read_order(order_id, access))
     }
 
     async fn query_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
@@ -369,15 +500,19 @@ impl AppState {
         let state = self.clone();
         let _permit = self.query_permit().await?;
         run_blocking(move || {
+            // Access is decided first, from the index alone: another shop's
+            // order costs what an unknown one does.
             let seqs = {
                 let view = state.0.view.read().map_err(|_| poisoned())?;
-                match view.order_seqs.get(&order_id) {
-                    Some(seqs) => seqs.clone(),
+                if !view.may_read_order(&order_id, &access) {
+                    return Ok(None);
+                }
+                match view.orders.get(&order_id) {
+                    Some(entry) => entry.seqs.clone(),
                     None => return Ok(None),
                 }
             };
             let offset = state.policy().utc_offset;
-            let mut shop_id = None;
             let mut events = Vec::new();
             {
                 let log = state.0.log.blocking_lock();
@@ -388,9 +523,6 @@ impl AppState {
                         )));
                     };
                     let event = stored.event()?;
-                    if let penalty_core::EventKind::Paid { shop_id: shop, .. } = &event.kind {
-                        shop_id = Some(shop.clone());
-                    }
                     if event.at <= as_of {
                         let json =
                             serde_json::from_slice(&stored.json()).map_err(ApiError::internal)?;
@@ -402,12 +534,7 @@ impl AppState {
                     }
                 }
             }
-            let visible = match (&access, shop_id) {
-                (Access::Operator, _) => true,
-                (Access::Seller { .. }, Some(shop)) => access.may_read_shop(&shop),
-                (Access::Seller { .. }, None) => false,
-            };
-            Ok(visible.then_some(events))
+            Ok(Some(events))
         })
         .await
     }
@@ -514,13 +641,9 @@ impl AppState {
         Ok(folded)
     }
 
-    /// The projection, write-locked to fold events in. A kept `known_at`
-    /// replay no longer matches the log's length; its memory is freed now
-    /// rather than at the next question.
+    /// The projection, write-locked to fold events in. Kept `known_at`
+    /// replays stay valid: the blocks they hold are not rewritten.
     fn view_to_fold(&self) -> Result<std::sync::RwLockWriteGuard<'_, View>, StoreError> {
-        if let Ok(mut kept) = self.0.replay_cache.lock() {
-            *kept = None;
-        }
         self.0
             .view
             .write()
@@ -710,6 +833,10 @@ mod tests {
         assert_eq!(state.catch_up(&log).expect("nothing more"), 0);
         let view = state.0.view.read().expect("view");
         assert_eq!(view.projection.seq, 2);
-        assert_eq!(view.order_seqs.get("O1"), Some(&vec![1]));
+        assert_eq!(view.orders.get("O1").map(|o| o.seqs.clone()), Some(vec![1]));
+        assert_eq!(
+            view.orders.get("O1").and_then(|o| o.shop_id.as_deref()),
+            Some("S1")
+        );
     }
 }

@@ -10,6 +10,8 @@ mod server {
 
     mod auth;
     mod dashboard_e2e;
+    mod fuzz;
+    mod hardening;
     mod ingest;
     mod routes;
 }

@@ -309,6 +309,7 @@ fn off_loopback_the_server_needs_tokens() {
         policy: penalty_core::Policy::default(),
         addr: public,
         tokens: None,
+        allowed_hosts: Vec::new(),
     })
     .unwrap_err();
     assert!(matches!(error, ServerError::NeedsTokens { .. }));
@@ -325,6 +326,7 @@ fn a_bad_tokens_file_stops_the_start_with_a_clear_message() {
         policy: penalty_core::Policy::default(),
         addr: "127.0.0.1:0".parse().unwrap(),
         tokens: Some(path.clone()),
+        allowed_hosts: Vec::new(),
     })
     .unwrap_err();
     let message = error.to_string();
@@ -335,6 +337,7 @@ fn a_bad_tokens_file_stops_the_start_with_a_clear_message() {
         policy: penalty_core::Policy::default(),
         addr: "127.0.0.1:0".parse().unwrap(),
         tokens: Some(dir.path().join("missing.json")),
+        allowed_hosts: Vec::new(),
     })
     .unwrap_err();
     assert!(error.to_string().contains("check the path"), "{error}");

@@ -155,6 +155,7 @@ async fn a_body_over_the_limit_is_413_and_ingests_nothing() {
     use tower::ServiceExt;
     let request = axum::http::Request::post("/events")
         .header("content-length", "5000")
+        .header("content-type", "application/x-ndjson")
         .body(Body::from(vec![b'x'; 5000]))
         .unwrap();
     let response = router.clone().oneshot(request).await.unwrap();
@@ -200,7 +201,7 @@ async fn readers_are_served_while_an_ingest_runs() {
 fn cut_off_upload(addr: std::net::SocketAddr, body: &[u8], sent: usize) {
     let mut stream = TcpStream::connect(addr).unwrap();
     let head = format!(
-        "POST /events HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n",
+        "POST /events HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).unwrap();

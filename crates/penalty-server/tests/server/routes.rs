@@ -47,9 +47,25 @@ async fn openapi_matches_the_routes() {
         );
         assert!(status.as_u16() < 500, "{method} {uri}: {status} {text}");
     }
+    // Without tokens, as served: no security scheme, no 401.
     let (status, served) = get_json(&router, "/openapi.json", None).await;
     assert_eq!(status, StatusCode::OK);
+    assert_eq!(served, penalty_server::openapi::document_for(false));
+    let text = served.to_string();
+    assert!(
+        !text.contains("securitySchemes") && !text.contains("\"401\""),
+        "{text}"
+    );
+    assert!(!text.contains("\"security\""), "{text}");
+    // With tokens: the bearer scheme, and no Authorization parameter.
+    let (_dir, _state, router) = demo_state(true).await;
+    let (_, served) = get_json(&router, "/openapi.json", None).await;
     assert_eq!(served, document);
+    assert_eq!(
+        served["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    assert!(!served.to_string().contains("\"Authorization\""));
 }
 
 #[tokio::test]

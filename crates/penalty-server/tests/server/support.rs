@@ -71,9 +71,12 @@ pub async fn call(
     body: impl Into<Body>,
 ) -> (StatusCode, axum::http::HeaderMap, Bytes) {
     use tower::ServiceExt;
-    let mut request = Request::builder().method(method).uri(uri);
+    let mut request = Request::builder().method(method.clone()).uri(uri);
     if let Some(token) = token {
         request = request.header("authorization", format!("Bearer {token}"));
+    }
+    if method == Method::POST {
+        request = request.header("content-type", "application/x-ndjson");
     }
     let response = router
         .clone()
@@ -194,6 +197,9 @@ pub fn http(
     );
     if let Some(token) = token {
         head += &format!("Authorization: Bearer {token}\r\n");
+    }
+    if method == "POST" {
+        head += "Content-Type: application/x-ndjson\r\n";
     }
     head += "\r\n";
     stream.write_all(head.as_bytes()).unwrap();
