@@ -12,6 +12,8 @@ use serde_json::Value;
 
 #[path = "cli/golden.rs"]
 mod golden;
+#[path = "cli/serve.rs"]
+mod serve;
 
 const PENALTY: &str = env!("CARGO_BIN_EXE_penalty");
 
