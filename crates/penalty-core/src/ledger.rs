@@ -165,6 +165,7 @@ struct ShopTally<'a> {
     waived_fen: i64,
     pending_fen: i64,
     deposit_balance_fen: i64,
+    booked_fen: i64,
     due_orders: u64,
     timed_out_orders: u64,
     timeout_judgments: u64,
@@ -200,17 +201,17 @@ type Charges = HashMap<(u32, u8), (i64, i64)>;
 /// Every projection of the rule book over the events applied so far.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ledger {
-    policy: Policy,
-    order_ids: Interner,
-    shop_ids: Interner,
+    pub(crate) policy: Policy,
+    pub(crate) order_ids: Interner,
+    pub(crate) shop_ids: Interner,
     product_ids: Interner,
     /// Deduplicated per order, not globally: R2 only ever compares an order's
     /// own tracking numbers (see [`Ledger::tracking`]).
-    tracking_nos: Arena,
+    pub(crate) tracking_nos: Arena,
     /// Indexed by the order's interned id.
-    orders: Vec<OrderRec>,
+    pub(crate) orders: Vec<OrderRec>,
     /// Indexed by the shop's interned id.
-    shops: Vec<ShopRec>,
+    pub(crate) shops: Vec<ShopRec>,
     events_applied: u64,
     /// While true (see [`Ledger::begin_bulk`]), the settle-day index is not
     /// maintained event by event; [`Ledger::end_bulk`] builds it once.
@@ -231,6 +232,8 @@ pub(crate) struct OrderView<'a> {
     pub paid: &'a Paid,
     pub events: &'a [OrderEvent],
     pub derived: Derived,
+    /// The policy version in force at `paid.at` (R15): the order's parameters.
+    pub policy: &'a Policy,
 }
 
 impl<'a> OrderView<'a> {
@@ -306,9 +309,9 @@ impl<'a> OrderView<'a> {
     }
 
     /// R6: this order's ban judgment stands.
-    pub fn ban(&self, policy: &Policy, as_of: Instant) -> Option<JudgmentTimeline> {
+    pub fn ban(&self, as_of: Instant) -> Option<JudgmentTimeline> {
         self.derived
-            .judgment(policy.ban_at_judgment)
+            .judgment(self.policy.ban_at_judgment)
             .copied()
             .filter(|j| j.stands(as_of))
     }
@@ -411,14 +414,15 @@ impl Ledger {
             let Some(paid) = rec.paid else {
                 continue;
             };
-            let derived = order::derive(&self.policy, &paid, rec.events.as_slice());
-            let mask = derived.deduction_mask(&self.policy);
+            let policy = self.policy.at(paid.at);
+            let derived = order::derive(policy, &paid, rec.events.as_slice());
+            let mask = derived.deduction_mask(policy);
             self.orders[order as usize].indexed = mask;
             self.orders[order as usize].never_judged = derived.never_judged();
             let shop = &mut self.shops[paid.shop as usize];
             for j in derived.judgments() {
                 if mask & (1u16 << (j.number - 1)) != 0 {
-                    let day = order::settle_day(&self.policy, j.judged_at);
+                    let day = order::settle_day(policy, j.judged_at);
                     shop.days.entry(day).or_default().push(DayEntry {
                         judged_at: j.judged_at,
                         order,
@@ -435,7 +439,7 @@ impl Ledger {
         }
     }
 
-    /// The policy in force.
+    /// The policy, with its versions (R15).
     pub fn policy(&self) -> &Policy {
         &self.policy
     }
@@ -616,9 +620,10 @@ impl Ledger {
         let Some(paid) = rec.paid else {
             return;
         };
-        let derived = order::derive(&self.policy, &paid, rec.events.as_slice());
+        let policy = self.policy.at(paid.at);
+        let derived = order::derive(policy, &paid, rec.events.as_slice());
         let old = rec.indexed;
-        let new = derived.deduction_mask(&self.policy);
+        let new = derived.deduction_mask(policy);
         self.orders[order as usize].never_judged = derived.never_judged();
         if old == new {
             return;
@@ -631,7 +636,7 @@ impl Ledger {
             if old & bit == new & bit {
                 continue;
             }
-            let day = order::settle_day(&self.policy, j.judged_at);
+            let day = order::settle_day(policy, j.judged_at);
             let entry = DayEntry {
                 judged_at: j.judged_at,
                 order,
@@ -653,20 +658,22 @@ impl Ledger {
         }
     }
 
-    fn view(&self, order: u32, as_of: Instant) -> Option<OrderView<'_>> {
+    pub(crate) fn view(&self, order: u32, as_of: Instant) -> Option<OrderView<'_>> {
         let rec = self.orders.get(order as usize)?;
         let paid = rec.paid.as_ref().filter(|p| p.at <= as_of)?;
         let events = rec.events.as_slice();
+        let policy = self.policy.at(paid.at);
         Some(OrderView {
             ledger: self,
             index: order,
             paid,
             events,
-            derived: order::derive(&self.policy, paid, events),
+            derived: order::derive(policy, paid, events),
+            policy,
         })
     }
 
-    fn shop_exists(&self, shop: &ShopRec, as_of: Instant) -> bool {
+    pub(crate) fn shop_exists(&self, shop: &ShopRec, as_of: Instant) -> bool {
         shop.topups.first().is_some_and(|(at, _)| *at <= as_of)
             || shop
                 .orders
@@ -689,13 +696,14 @@ impl Ledger {
         only: Option<u32>,
     ) -> Charges {
         let offset = self.policy.utc_offset;
-        let cap = self.policy.shop_daily_cap_fen;
-        let amount = self.policy.deduction_fen;
         let mut charges = Charges::new();
         let mut allocate = |day: &Day, entries: &[DayEntry]| {
-            if day.start(offset) > as_of {
+            let start = day.start(offset);
+            if start > as_of {
                 return;
             }
+            // R15: the cap of the version in force at the settle date's start.
+            let cap = self.policy.at(start).shop_daily_cap_fen;
             let end = match only {
                 Some(order) => match entries.iter().rposition(|e| e.order == order) {
                     Some(position) => position + 1,
@@ -709,13 +717,18 @@ impl Ledger {
                 if !wanted && charged_today >= cap {
                     continue;
                 }
-                let stands = self
-                    .view(entry.order, as_of)
-                    .and_then(|v| v.derived.judgment(entry.number).copied())
+                let Some(view) = self.view(entry.order, as_of) else {
+                    continue;
+                };
+                let stands = view
+                    .derived
+                    .judgment(entry.number)
                     .is_some_and(|j| j.stands(as_of));
                 if !stands {
                     continue;
                 }
+                // R15: the deduction of the version at the order's paid.at.
+                let amount = view.policy.deduction_fen;
                 let room = (cap - charged_today).max(0);
                 let charged = amount.min(room);
                 charged_today += charged;
@@ -741,6 +754,14 @@ impl Ledger {
         charges
     }
 
+    /// The sum R5 charges a shop as of `as_of`.
+    pub(crate) fn charges_sum(&self, shop: &ShopRec, as_of: Instant) -> i64 {
+        self.charges(shop, as_of, None, None)
+            .values()
+            .map(|(charged, _)| charged)
+            .sum()
+    }
+
     /// The deductions of one order as of `as_of` (R4, R5, R11), unformatted.
     fn raw_deductions(
         &self,
@@ -749,11 +770,11 @@ impl Ledger {
         charges: &Charges,
     ) -> Vec<RawDeduction> {
         let offset = self.policy.utc_offset;
-        let amount_fen = self.policy.deduction_fen;
+        let amount_fen = view.policy.deduction_fen;
         view.judgments(as_of)
-            .filter(|j| j.number <= self.policy.max_deductions_per_order)
+            .filter(|j| j.number <= view.policy.max_deductions_per_order)
             .map(|j| {
-                let settle_day = order::settle_day(&self.policy, j.judged_at);
+                let settle_day = order::settle_day(view.policy, j.judged_at);
                 let (charged_fen, waived_fen, status) = if j.revoked(as_of) {
                     (0, 0, DeductionStatus::Revoked)
                 } else if as_of < settle_day.start(offset) {
@@ -826,9 +847,9 @@ impl Ledger {
     /// shop report, the export rows and the digest all read this one tally.
     fn tally(&self, index: u32, as_of: Instant, keep: Keep) -> ShopTally<'_> {
         let shop = &self.shops[index as usize];
-        let policy = &self.policy;
         let charges = self.charges(shop, as_of, None, None);
-        let window_start = as_of.plus_days(-policy.rating_window_days);
+        // R15: the rating window of the version in force at as_of.
+        let window_start = as_of.plus_days(-self.policy.at(as_of).rating_window_days);
         let in_window = |t: Instant| t > window_start && t <= as_of;
         let mut tally = ShopTally {
             index,
@@ -839,6 +860,7 @@ impl Ledger {
             waived_fen: 0,
             pending_fen: 0,
             deposit_balance_fen: 0,
+            booked_fen: 0,
             due_orders: 0,
             timed_out_orders: 0,
             timeout_judgments: 0,
@@ -860,7 +882,7 @@ impl Ledger {
             if keep != Keep::All && rec.never_judged {
                 if let Some(paid) = rec.paid.filter(|p| p.at <= as_of) {
                     tally.orders += 1;
-                    if in_window(order::deadline(policy, &paid)) {
+                    if in_window(order::deadline(self.policy.at(paid.at), &paid)) {
                         tally.due_orders += 1;
                     }
                 }
@@ -892,7 +914,7 @@ impl Ledger {
                     tally.timed_out_orders += 1;
                 }
             }
-            let banned = view.ban(policy, as_of);
+            let banned = view.ban(as_of);
             if let Some(ban) = banned {
                 let candidate = (ban.judged_at, view.order_id());
                 bans.entry(view.paid.product)
@@ -903,7 +925,7 @@ impl Ledger {
             if flagged {
                 tally.flags.push((view.derived.flag_at, view.order_id()));
             }
-            let deductions = if view.derived.deduction_mask(policy) == 0 {
+            let deductions = if view.derived.deduction_mask(view.policy) == 0 {
                 Vec::new()
             } else {
                 self.raw_deductions(&view, as_of, &charges)
@@ -938,6 +960,7 @@ impl Ledger {
             .take_while(|(at, _)| *at <= as_of)
             .fold(0i64, |sum, (_, amount)| sum.saturating_add(*amount));
         tally.deposit_balance_fen = topped_up_fen.saturating_sub(tally.charged_fen);
+        tally.booked_fen = self.booked_fen(shop, as_of, tally.charged_fen);
         tally.bans = bans
             .into_iter()
             .map(|(product, (at, order))| (at, self.product_ids.get(product), order))
@@ -981,6 +1004,7 @@ impl Ledger {
             waived_fen: tally.waived_fen,
             pending_fen: tally.pending_fen,
             deposit_balance_fen: tally.deposit_balance_fen,
+            booked_fen: tally.booked_fen,
             deductions,
             banned_products: tally
                 .bans
@@ -1000,7 +1024,7 @@ impl Ledger {
                 })
                 .collect(),
             rating: RatingReport {
-                window_days: self.policy.rating_window_days,
+                window_days: self.policy.at(as_of).rating_window_days,
                 due_orders: tally.due_orders,
                 timed_out_orders: tally.timed_out_orders,
                 timeout_rate: (tally.due_orders > 0)
@@ -1010,7 +1034,7 @@ impl Ledger {
         }
     }
 
-    fn sorted_shops(&self) -> Vec<u32> {
+    pub(crate) fn sorted_shops(&self) -> Vec<u32> {
         let mut ids: Vec<u32> = (0..self.shops.len() as u32).collect();
         ids.sort_by(|a, b| self.shop_ids.get(*a).cmp(self.shop_ids.get(*b)));
         ids
@@ -1043,8 +1067,8 @@ impl Ledger {
             .derived
             .judgments()
             .iter()
-            .take(self.policy.max_deductions_per_order.into())
-            .map(|j| order::settle_day(&self.policy, j.judged_at))
+            .take(view.policy.max_deductions_per_order.into())
+            .map(|j| order::settle_day(view.policy, j.judged_at))
             .collect();
         let charges = self.charges(
             &self.shops[view.paid.shop as usize],
@@ -1057,7 +1081,7 @@ impl Ledger {
             .iter()
             .map(|d| self.format_deduction(order_id, d))
             .collect();
-        let explain = explain::explain(&self.policy, &view, as_of, &deductions);
+        let explain = explain::explain(view.policy, &view, as_of, &deductions);
         Ok(OrderReport {
             order_id: order_id.to_string(),
             shop_id: view.shop_id().to_string(),
@@ -1077,7 +1101,7 @@ impl Ledger {
                 })
                 .collect(),
             deductions,
-            product_banned: view.ban(&self.policy, as_of).is_some(),
+            product_banned: view.ban(as_of).is_some(),
             closure_review: view.flagged(as_of),
             auto_closed_at: view
                 .auto_closed(as_of)
@@ -1259,8 +1283,8 @@ impl Ledger {
                     order_id: view.order_id().to_string(),
                     judgment: j.number,
                     judged_at: j.judged_at.to_rfc3339(offset),
-                    deduction_fen: (j.number <= self.policy.max_deductions_per_order)
-                        .then_some(self.policy.deduction_fen),
+                    deduction_fen: (j.number <= view.policy.max_deductions_per_order)
+                        .then_some(view.policy.deduction_fen),
                     revoked: j.revoked(as_of),
                 };
                 keyed.push((key, notice));
@@ -1367,6 +1391,22 @@ impl Ledger {
                     ] {
                         feed.number(n);
                     }
+                }
+            }
+            // R14: the booked ledger is part of the state a replay must reach.
+            let postings = crate::postings::shop_postings(self, &self.shops[shop as usize], as_of);
+            feed.number(tally.booked_fen);
+            feed.number(postings.len() as i64);
+            for p in &postings {
+                feed.number(p.run_day.0);
+                feed.text(self.order_ids.get(p.order));
+                for n in [
+                    i64::from(p.number),
+                    p.kind as i64,
+                    p.amount_fen,
+                    p.settle_day.0,
+                ] {
+                    feed.number(n);
                 }
             }
         }

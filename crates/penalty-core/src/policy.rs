@@ -447,7 +447,11 @@ mod tests {
                 "version 0",
                 "effective_from",
             ),
-            (r#"{"versions": [{}, {"deduction_fen": 5}]}"#, "version 1", "effective_from"),
+            (
+                r#"{"versions": [{}, {"deduction_fen": 5}]}"#,
+                "version 1",
+                "effective_from",
+            ),
             (
                 r#"{"versions": [{}, {"effective_from": "2026-03-05T00:00:00+08:00"}, {"effective_from": "2026-03-05T00:00:00+08:00"}]}"#,
                 "version 2",
@@ -470,7 +474,11 @@ mod tests {
             ),
             (r#"{"versions": []}"#, "version 0", "empty"),
             (r#"{"versions": [[]]}"#, "version 0", "array"),
-            (r#"{"versions": [{}], "deduction_fen": 1}"#, "version 0", "deduction_fen"),
+            (
+                r#"{"versions": [{}], "deduction_fen": 1}"#,
+                "version 0",
+                "deduction_fen",
+            ),
         ];
         for (text, version, key) in cases {
             let err = Policy::from_json(text).unwrap_err().to_string();
