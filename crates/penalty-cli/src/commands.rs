@@ -471,21 +471,20 @@ fn export_postings(
         args.query.as_of.as_deref(),
         args.query.known_at.as_deref(),
     )?;
-    let day = |text: &Option<String>,
-               flag: &str|
-     -> anyhow::Result<Option<penalty_core::time::Day>> {
-        text.as_deref()
-            .map(|text| {
-                Instant::parse_rfc3339_or_date(text, policy.utc_offset)
-                    .map(|t| t.local_day(policy.utc_offset))
-                    .ok_or_else(|| {
-                        anyhow::anyhow!(
+    let day =
+        |text: &Option<String>, flag: &str| -> anyhow::Result<Option<penalty_core::time::Day>> {
+            text.as_deref()
+                .map(|text| {
+                    Instant::parse_rfc3339_or_date(text, policy.utc_offset)
+                        .map(|t| t.local_day(policy.utc_offset))
+                        .ok_or_else(|| {
+                            anyhow::anyhow!(
                             "{flag} `{text}` is not a date; write YYYY-MM-DD, such as 2026-03-01"
                         )
-                    })
-            })
-            .transpose()
-    };
+                        })
+                })
+                .transpose()
+        };
     let (from, to) = (day(&args.from, "--from")?, day(&args.to, "--to")?);
     let write_rows = |out: &mut dyn Write| -> anyhow::Result<u64> {
         let mut written: u64 = 0;

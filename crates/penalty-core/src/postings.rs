@@ -389,3 +389,177 @@ impl Ledger {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::{parse_line, Policy};
+
+    fn t(text: &str) -> Instant {
+        Instant::parse_rfc3339(text).unwrap()
+    }
+
+    /// A ledger of JSON lines, each given as (type, at, fields).
+    fn ledger(policy: &str, events: &[(&str, &str, &str)]) -> Ledger {
+        let mut ledger = Ledger::new(Policy::from_json(policy).unwrap());
+        for (i, (kind, at, fields)) in events.iter().enumerate() {
+            let line = format!(
+                r#"{{"event_id":"00000000-0000-4000-8000-{i:012}","type":"{kind}","at":"{at}",{fields}}}"#
+            );
+            let parsed = parse_line(line.as_bytes()).unwrap();
+            ledger.apply(&parsed.event, Instant(0)).unwrap();
+        }
+        ledger
+    }
+
+    const PAID_A1: (&str, &str, &str) = (
+        "paid",
+        "2026-03-01T10:00:00+08:00",
+        r#""order_id":"A1","shop_id":"S1","product_id":"P1","amount_fen":100"#,
+    );
+    const PAID_A2: (&str, &str, &str) = (
+        "paid",
+        "2026-03-01T10:01:00+08:00",
+        r#""order_id":"A2","shop_id":"S1","product_id":"P2","amount_fen":100"#,
+    );
+
+    #[test]
+    fn an_event_at_a_runs_instant_is_booked_by_that_run() {
+        let ledger = ledger("{}", &[]);
+        assert_eq!(
+            run_day_of(&ledger, t("2026-03-07T00:00:00+08:00")).to_iso(),
+            "2026-03-07"
+        );
+        assert_eq!(
+            run_day_of(&ledger, t("2026-03-07T00:00:00.000000001+08:00")).to_iso(),
+            "2026-03-08"
+        );
+    }
+
+    #[test]
+    fn a_revocation_after_the_settle_date_refunds_and_frees_cap_room_with_causes() {
+        let ledger = ledger(
+            r#"{"shop_daily_cap_fen": 1000}"#,
+            &[
+                PAID_A1,
+                PAID_A2,
+                (
+                    "judgment_revoked",
+                    "2026-03-06T09:00:00+08:00",
+                    r#""order_id":"A1","judgment":1"#,
+                ),
+            ],
+        );
+        let report = ledger
+            .postings("S1", t("2026-03-07T00:00:00+08:00"))
+            .unwrap();
+        let rows: Vec<(&str, &str, u8, PostingKind, i64)> = report
+            .postings
+            .iter()
+            .map(|p| {
+                (
+                    p.run_date.as_str(),
+                    p.order_id.as_str(),
+                    p.judgment,
+                    p.kind,
+                    p.amount_fen,
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                ("2026-03-04", "A1", 1, PostingKind::Charge, 1000),
+                ("2026-03-05", "A1", 2, PostingKind::Charge, 1000),
+                ("2026-03-07", "A1", 1, PostingKind::Refund, -1000),
+                ("2026-03-07", "A2", 1, PostingKind::LateCharge, 1000),
+            ]
+        );
+        assert_eq!(
+            report.postings[2].cause,
+            "judgment 1 of A1 revoked on 2026-03-06 (appeal upheld, R11)"
+        );
+        assert_eq!(
+            report.postings[3].cause,
+            "cap room of 2026-03-04 freed (R5): judgment 1 of A1 revoked on 2026-03-06 (appeal upheld, R11)"
+        );
+        // Between runs the correction waits: booked stays at what moved.
+        let before = ledger
+            .postings("S1", t("2026-03-06T23:59:59+08:00"))
+            .unwrap();
+        assert_eq!(before.booked_fen, 2000);
+        assert_eq!(before.postings.len(), 2);
+    }
+
+    #[test]
+    fn a_retroactive_rejection_takes_cap_room_and_names_the_tracking_number() {
+        let ledger = ledger(
+            r#"{"shop_daily_cap_fen": 1000}"#,
+            &[
+                PAID_A1,
+                (
+                    "shipped",
+                    "2026-03-02T09:00:00+08:00",
+                    r#""order_id":"A1","tracking_no":"SF1""#,
+                ),
+                PAID_A2,
+                (
+                    "tracking_rejected",
+                    "2026-03-04T15:00:00+08:00",
+                    r#""order_id":"A1","tracking_no":"SF1""#,
+                ),
+            ],
+        );
+        let report = ledger
+            .postings("S1", t("2026-03-05T00:00:00+08:00"))
+            .unwrap();
+        let late: Vec<&PostingReport> = report
+            .postings
+            .iter()
+            .filter(|p| p.run_date == "2026-03-05" && p.settle_date == "2026-03-04")
+            .collect();
+        assert_eq!(late.len(), 2, "{report:#?}");
+        assert_eq!(
+            (late[0].order_id.as_str(), late[0].amount_fen),
+            ("A1", 1000)
+        );
+        assert_eq!(late[0].kind, PostingKind::LateCharge);
+        assert!(late[0]
+            .cause
+            .contains("tracking number SF1 rejected on 2026-03-04"));
+        assert_eq!(
+            (late[1].order_id.as_str(), late[1].amount_fen),
+            ("A2", -1000)
+        );
+        assert!(late[1].cause.starts_with("cap room of 2026-03-04 taken"));
+    }
+
+    #[test]
+    fn a_settle_dates_cap_is_the_version_at_its_start_not_at_the_run() {
+        let ledger = ledger(
+            r#"{"versions": [{"shop_daily_cap_fen": 1000},
+                {"effective_from": "2026-03-05T00:00:00+08:00", "shop_daily_cap_fen": 5000}]}"#,
+            &[
+                PAID_A1,
+                PAID_A2,
+                (
+                    "judgment_revoked",
+                    "2026-03-06T09:00:00+08:00",
+                    r#""order_id":"A2","judgment":1"#,
+                ),
+            ],
+        );
+        let report = ledger
+            .postings("S1", t("2026-03-08T00:00:00+08:00"))
+            .unwrap();
+        // 03-04 (cap 1000): A1 only; 03-05 (cap 5000): both. A2's revoked
+        // judgment 1 was waived, so its revocation moves no money.
+        assert_eq!(report.booked_fen, 3000);
+        assert!(report
+            .postings
+            .iter()
+            .all(|p| p.kind == PostingKind::Charge));
+    }
+}
