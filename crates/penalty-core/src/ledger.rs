@@ -1263,18 +1263,21 @@ impl Ledger {
                 as_of: as_of.to_rfc3339(offset),
             })?;
         let after = after.and_then(parse_cursor);
-        let mut keyed: Vec<((i64, &str, u8), Notice)> = Vec::new();
+        // (visible, order_id, judgment, run day or i64::MIN for the judgment's own notice)
+        let mut keyed: Vec<((i64, &str, u8, i64), Notice)> = Vec::new();
+        let is_after = |key: &(i64, &str, u8, i64)| {
+            after
+                .as_ref()
+                .is_none_or(|a| *key > (a.0, a.1.as_str(), a.2, a.3))
+        };
         for &order in &shop.orders {
             let Some(view) = self.view(order, as_of) else {
                 continue;
             };
             for j in view.judgments(as_of) {
                 let visible = j.visible_from.unwrap_or(j.judged_at);
-                let key = (visible.0, view.order_id(), j.number);
-                if after
-                    .as_ref()
-                    .is_some_and(|a| (key.0, key.1, key.2) <= (a.0, a.1.as_str(), a.2))
-                {
+                let key = (visible.0, view.order_id(), j.number, i64::MIN);
+                if !is_after(&key) {
                     continue;
                 }
                 let notice = Notice {
@@ -1286,9 +1289,50 @@ impl Ledger {
                     deduction_fen: (j.number <= view.policy.max_deductions_per_order)
                         .then_some(view.policy.deduction_fen),
                     revoked: j.revoked(as_of),
+                    posting: None,
                 };
                 keyed.push((key, notice));
             }
+        }
+        // R9, R14: every refund and late charge is announced once, with its
+        // cause, from its run (or from when the events that caused it were
+        // recorded, if later).
+        for posting in crate::postings::shop_postings(self, shop, as_of) {
+            if posting.kind == PostingKind::Charge {
+                continue;
+            }
+            let visible = crate::postings::notice_visible(self, &posting);
+            let order_id = self.order_ids.get(posting.order);
+            let key = (visible.0, order_id, posting.number, posting.run_day.0);
+            if !is_after(&key) {
+                continue;
+            }
+            let Some(view) = self.view(posting.order, as_of) else {
+                continue;
+            };
+            let notice = Notice {
+                cursor: format!(
+                    "{}.{}~{}.{}",
+                    visible.0, posting.number, posting.run_day.0, order_id
+                ),
+                shop_id: shop_id.to_string(),
+                order_id: order_id.to_string(),
+                judgment: posting.number,
+                judged_at: posting.judged_at.to_rfc3339(offset),
+                deduction_fen: Some(view.policy.deduction_fen),
+                revoked: view
+                    .derived
+                    .judgment(posting.number)
+                    .is_some_and(|j| j.revoked(as_of)),
+                posting: Some(PostingNotice {
+                    run_date: posting.run_day.to_iso(),
+                    settle_date: posting.settle_day.to_iso(),
+                    kind: posting.kind,
+                    amount_fen: posting.amount_fen,
+                    cause: crate::postings::cause_text(self, &posting),
+                }),
+            };
+            keyed.push((key, notice));
         }
         keyed.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(keyed.into_iter().take(limit).map(|(_, n)| n).collect())
@@ -1476,12 +1520,22 @@ fn sorts_before(tracking_nos: &Arena, a: &OrderEvent, b: &OrderEvent) -> bool {
         .is_lt()
 }
 
-fn parse_cursor(text: &str) -> Option<(i64, String, u8)> {
+/// A notice's cursor: `visible.judgment.order_id` for a judgment's notice,
+/// `visible.judgment~run_day.order_id` for a correction's (R14).
+fn parse_cursor(text: &str) -> Option<(i64, String, u8, i64)> {
     let mut parts = text.splitn(3, '.');
     let visible: i64 = parts.next()?.parse().ok()?;
-    let number: u8 = parts.next()?.parse().ok()?;
+    let (number, run_day) = match parts.next()?.split_once('~') {
+        Some((number, run_day)) => (number.parse().ok()?, run_day.parse().ok()?),
+        None => (parts_number(text)?, i64::MIN),
+    };
     let order_id = parts.next()?.to_string();
-    Some((visible, order_id, number))
+    Some((visible, order_id, number, run_day))
+}
+
+/// The judgment number of a judgment notice's cursor.
+fn parts_number(text: &str) -> Option<u8> {
+    text.splitn(3, '.').nth(1)?.parse().ok()
 }
 
 /// The canonical binary stream the digest hashes: length-prefixed texts and

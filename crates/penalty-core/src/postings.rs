@@ -247,6 +247,26 @@ pub(crate) fn last_run_start(ledger: &Ledger, as_of: Instant) -> Instant {
         .start(ledger.policy.utc_offset)
 }
 
+/// When a correction's notice can first be read (R9): its run's start, or
+/// later when the events that caused it were recorded later (an event that
+/// arrives after the run with an `at` before it), so that a consumer reading
+/// after its cursor never misses one.
+pub(crate) fn notice_visible(ledger: &Ledger, posting: &RawPosting) -> Instant {
+    let run_start = posting.run_day.start(ledger.policy.utc_offset);
+    let change = match posting.cause {
+        Cause::Settlement => return run_start,
+        Cause::Own(change) | Cause::CapRoom(change) => change,
+    };
+    let rec = &ledger.orders[change.order as usize];
+    rec.events
+        .as_slice()
+        .iter()
+        .take_while(|e| e.at <= change.at)
+        .map(|e| e.recorded_at)
+        .chain(rec.paid.map(|p| p.recorded_at))
+        .fold(run_start, Instant::max)
+}
+
 /// A change in words, for a cause.
 fn change_text(ledger: &Ledger, change: &Change) -> String {
     let offset = ledger.policy.utc_offset;
@@ -491,6 +511,41 @@ mod tests {
             .unwrap();
         assert_eq!(before.booked_fen, 2000);
         assert_eq!(before.postings.len(), 2);
+    }
+
+    #[test]
+    fn every_correction_is_one_notice_with_its_cause() {
+        let ledger = ledger(
+            r#"{"shop_daily_cap_fen": 1000}"#,
+            &[
+                PAID_A1,
+                PAID_A2,
+                (
+                    "judgment_revoked",
+                    "2026-03-06T09:00:00+08:00",
+                    r#""order_id":"A1","judgment":1"#,
+                ),
+            ],
+        );
+        let as_of = t("2026-03-08T00:00:00+08:00");
+        let all = ledger.notices("S1", as_of, None, 1000).unwrap();
+        let corrections: Vec<_> = all.iter().filter_map(|n| n.posting.as_ref()).collect();
+        assert_eq!(corrections.len(), 2, "{all:#?}");
+        assert_eq!(corrections[0].kind, PostingKind::Refund);
+        assert!(corrections[0].cause.contains("revoked on 2026-03-06"));
+        assert_eq!(corrections[1].kind, PostingKind::LateCharge);
+        // Read page by page after each cursor: every notice exactly once.
+        let mut cursor: Option<String> = None;
+        let mut paged = Vec::new();
+        loop {
+            let page = ledger.notices("S1", as_of, cursor.as_deref(), 1).unwrap();
+            let Some(notice) = page.into_iter().next() else {
+                break;
+            };
+            cursor = Some(notice.cursor.clone());
+            paged.push(notice);
+        }
+        assert_eq!(paged, all);
     }
 
     #[test]

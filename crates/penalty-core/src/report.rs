@@ -298,6 +298,25 @@ pub struct Notice {
     pub deduction_fen: Option<i64>,
     /// Revoked since (R11); the notice stays in the feed.
     pub revoked: bool,
+    /// For a correction of the booked ledger (R14: a refund or a late
+    /// charge), the posting it announces; absent for a judgment's notice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub posting: Option<PostingNotice>,
+}
+
+/// What a notice of a correction says (R9, R14).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostingNotice {
+    /// The settlement run that booked it.
+    pub run_date: String,
+    /// The deduction's settle date.
+    pub settle_date: String,
+    /// refund or late_charge.
+    pub kind: PostingKind,
+    /// Signed, in fen.
+    pub amount_fen: i64,
+    /// The event that caused it, in words.
+    pub cause: String,
 }
 
 /// An order with events but no `paid` (R13), listed by the audit.
