@@ -195,6 +195,10 @@ enum Value<'a> {
     Tracking(&'a str),
 }
 
+/// The order of the notice feed: (visible, order_id, judgment, run day of a
+/// correction or `i64::MIN` for the judgment's own notice).
+type NoticeKey<'a> = (i64, &'a str, u8, i64);
+
 /// Charges of due deductions: `(order, judgment)` -> `(charged_fen, waived_fen)`.
 type Charges = HashMap<(u32, u8), (i64, i64)>;
 
@@ -1263,9 +1267,8 @@ impl Ledger {
                 as_of: as_of.to_rfc3339(offset),
             })?;
         let after = after.and_then(parse_cursor);
-        // (visible, order_id, judgment, run day or i64::MIN for the judgment's own notice)
-        let mut keyed: Vec<((i64, &str, u8, i64), Notice)> = Vec::new();
-        let is_after = |key: &(i64, &str, u8, i64)| {
+        let mut keyed: Vec<(NoticeKey<'_>, Notice)> = Vec::new();
+        let is_after = |key: &NoticeKey<'_>| {
             after
                 .as_ref()
                 .is_none_or(|a| *key > (a.0, a.1.as_str(), a.2, a.3))
@@ -1525,17 +1528,13 @@ fn sorts_before(tracking_nos: &Arena, a: &OrderEvent, b: &OrderEvent) -> bool {
 fn parse_cursor(text: &str) -> Option<(i64, String, u8, i64)> {
     let mut parts = text.splitn(3, '.');
     let visible: i64 = parts.next()?.parse().ok()?;
-    let (number, run_day) = match parts.next()?.split_once('~') {
+    let part = parts.next()?;
+    let (number, run_day) = match part.split_once('~') {
         Some((number, run_day)) => (number.parse().ok()?, run_day.parse().ok()?),
-        None => (parts_number(text)?, i64::MIN),
+        None => (part.parse().ok()?, i64::MIN),
     };
     let order_id = parts.next()?.to_string();
     Some((visible, order_id, number, run_day))
-}
-
-/// The judgment number of a judgment notice's cursor.
-fn parts_number(text: &str) -> Option<u8> {
-    text.splitn(3, '.').nth(1)?.parse().ok()
 }
 
 /// The canonical binary stream the digest hashes: length-prefixed texts and
