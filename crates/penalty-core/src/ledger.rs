@@ -692,15 +692,21 @@ impl Ledger {
     /// deriving their orders (they are charged nothing, whatever they are).
     /// In the largest shops a day holds hundreds of deductions, and an order
     /// report needs one or two of them.
+    ///
+    /// With `booked_at` (the start of `as_of`'s day, the last settlement
+    /// run), the same walk also sums what R5 charges as of that instant: the
+    /// booked sum of R14, without deriving every order a second time.
     fn charges(
         &self,
         shop: &ShopRec,
         as_of: Instant,
         days: Option<&[Day]>,
         only: Option<u32>,
-    ) -> Charges {
+        booked_at: Option<Instant>,
+    ) -> (Charges, i64) {
         let offset = self.policy.utc_offset;
         let mut charges = Charges::new();
+        let mut booked_fen: i64 = 0;
         let mut allocate = |day: &Day, entries: &[DayEntry]| {
             let start = day.start(offset);
             if start > as_of {
@@ -716,6 +722,7 @@ impl Ledger {
                 None => entries.len(),
             };
             let mut charged_today: i64 = 0;
+            let mut booked_today: i64 = 0;
             for entry in &entries[..end] {
                 let wanted = only.is_none_or(|order| entry.order == order);
                 if !wanted && charged_today >= cap {
@@ -724,15 +731,19 @@ impl Ledger {
                 let Some(view) = self.view(entry.order, as_of) else {
                     continue;
                 };
-                let stands = view
-                    .derived
-                    .judgment(entry.number)
-                    .is_some_and(|j| j.stands(as_of));
-                if !stands {
-                    continue;
-                }
+                let judgment = view.derived.judgment(entry.number);
                 // R15: the deduction of the version at the order's paid.at.
                 let amount = view.policy.deduction_fen;
+                if let Some(booked_at) = booked_at {
+                    if judgment.is_some_and(|j| j.stands(booked_at)) {
+                        let booked = amount.min((cap - booked_today).max(0));
+                        booked_today += booked;
+                        booked_fen += booked;
+                    }
+                }
+                if !judgment.is_some_and(|j| j.stands(as_of)) {
+                    continue;
+                }
                 let room = (cap - charged_today).max(0);
                 let charged = amount.min(room);
                 charged_today += charged;
@@ -755,15 +766,7 @@ impl Ledger {
                 }
             }
         }
-        charges
-    }
-
-    /// The sum R5 charges a shop as of `as_of`.
-    pub(crate) fn charges_sum(&self, shop: &ShopRec, as_of: Instant) -> i64 {
-        self.charges(shop, as_of, None, None)
-            .values()
-            .map(|(charged, _)| charged)
-            .sum()
+        (charges, booked_fen)
     }
 
     /// The deductions of one order as of `as_of` (R4, R5, R11), unformatted.
@@ -851,7 +854,14 @@ impl Ledger {
     /// shop report, the export rows and the digest all read this one tally.
     fn tally(&self, index: u32, as_of: Instant, keep: Keep) -> ShopTally<'_> {
         let shop = &self.shops[index as usize];
-        let charges = self.charges(shop, as_of, None, None);
+        // R14: the booked sum is R5's charged sum as of the last run's start.
+        let (charges, booked_fen) = self.charges(
+            shop,
+            as_of,
+            None,
+            None,
+            Some(crate::postings::last_run_start(self, as_of)),
+        );
         // R15: the rating window of the version in force at as_of.
         let window_start = as_of.plus_days(-self.policy.at(as_of).rating_window_days);
         let in_window = |t: Instant| t > window_start && t <= as_of;
@@ -964,7 +974,7 @@ impl Ledger {
             .take_while(|(at, _)| *at <= as_of)
             .fold(0i64, |sum, (_, amount)| sum.saturating_add(*amount));
         tally.deposit_balance_fen = topped_up_fen.saturating_sub(tally.charged_fen);
-        tally.booked_fen = self.booked_fen(shop, as_of, tally.charged_fen);
+        tally.booked_fen = booked_fen;
         tally.bans = bans
             .into_iter()
             .map(|(product, (at, order))| (at, self.product_ids.get(product), order))
@@ -1074,11 +1084,12 @@ impl Ledger {
             .take(view.policy.max_deductions_per_order.into())
             .map(|j| order::settle_day(view.policy, j.judged_at))
             .collect();
-        let charges = self.charges(
+        let (charges, _) = self.charges(
             &self.shops[view.paid.shop as usize],
             as_of,
             Some(&days),
             Some(view.index),
+            None,
         );
         let deductions: Vec<DeductionReport> = self
             .raw_deductions(&view, as_of, &charges)

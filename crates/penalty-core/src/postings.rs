@@ -239,8 +239,8 @@ fn cause_of(item: &Item, amount_fen: i64, changes: &[Change]) -> Cause {
         .map_or(Cause::Settlement, |c| Cause::CapRoom(*c))
 }
 
-/// The sum of every posting of runs up to `as_of`: by R14 it equals R5's
-/// charged sum as of the last run's start, the start of `as_of`'s day.
+/// The last settlement run up to `as_of`: the start of `as_of`'s day. By
+/// R14 the sum of every posting so far equals R5's charged sum as of then.
 pub(crate) fn last_run_start(ledger: &Ledger, as_of: Instant) -> Instant {
     as_of
         .local_day(ledger.policy.utc_offset)
@@ -383,16 +383,6 @@ impl Ledger {
             }
         }
         Ok(())
-    }
-
-    /// R14: the booked sum of a shop as of `as_of`, which is R5's charged sum
-    /// as of the last run's start (tested against the sum of the postings).
-    pub(crate) fn booked_fen(&self, shop: &ShopRec, as_of: Instant, charged_fen: i64) -> i64 {
-        let run_start = last_run_start(self, as_of);
-        if run_start == as_of {
-            return charged_fen;
-        }
-        self.charges_sum(shop, run_start)
     }
 
     fn format_posting(&self, shop_id: &str, p: &RawPosting) -> PostingReport {
