@@ -134,6 +134,56 @@
     return page(null, 1);
   }
 
+  // The booked ledger (R14), every page within MAX_PAGES.
+  function allPostings(shopId) {
+    var rows = [];
+    function page(offset, count) {
+      var path = "/shops/" + encodeURIComponent(shopId) + "/postings";
+      return api(query(path, { limit: 1000, offset: offset })).then(function (body) {
+        rows = rows.concat(body.postings);
+        if (body.next !== null && count < MAX_PAGES) return page(body.next, count + 1);
+        return { booked_fen: body.booked_fen, total: body.total, postings: rows };
+      });
+    }
+    return page(0, 1);
+  }
+
+  // The booked ledger's table: corrections (refunds and late charges of an
+  // earlier settle date) are marked and carry their cause.
+  function bookedLedger(ledger) {
+    var kinds = { charge: "charge 扣款", refund: "refund 退回", late_charge: "late charge 补扣" };
+    var corrections = ledger.postings.filter(function (p) { return p.kind !== "charge"; }).length;
+    var section = el("section", { id: "shop-booked", "data-booked-fen": ledger.booked_fen,
+      "data-postings": ledger.total, "data-corrections": corrections }, [
+      el("h2", { text: "Booked ledger (R14)" }),
+      el("p", { class: "muted", text: "What the settlement runs at 00:00 of each day actually moved. A posting is " +
+        "never changed: when a later event changes a past day (a revocation, a rejected tracking number), the next " +
+        "run books a correction, marked below with its cause. " + ledger.total + " postings, " + corrections +
+        " corrections" + (ledger.postings.length < ledger.total ? " (the first " + ledger.postings.length + " shown)" : "") + "." })
+    ]);
+    if (!ledger.postings.length) {
+      section.appendChild(el("p", { class: "muted", text: "Nothing booked yet." }));
+      return section;
+    }
+    section.appendChild(el("table", { id: "shop-postings" }, [
+      el("thead", {}, [el("tr", {}, ["run date", "order", "judgment", "settle date", "kind", "amount", "cause"].map(function (h) {
+        return el("th", { text: h });
+      }))]),
+      el("tbody", {}, ledger.postings.map(function (p) {
+        var correction = p.kind !== "charge";
+        return el("tr", { class: correction ? "correction" : null, "data-kind": p.kind, "data-order-id": p.order_id }, [
+          el("td", { text: p.run_date }),
+          el("td", {}, [uiLink("/ui/orders/" + encodeURIComponent(p.order_id), p.order_id, { class: "order-link" })]),
+          el("td", { class: "num", text: p.judgment }), el("td", { text: p.settle_date }),
+          el("td", {}, [el("span", { class: "tag" + (correction ? " correction" : ""), text: kinds[p.kind] || p.kind })]),
+          el("td", { class: "num", text: yuan(p.amount_fen) }),
+          el("td", { class: correction ? "cause" : "muted", text: p.cause })
+        ]);
+      }))
+    ]));
+    return section;
+  }
+
   // ---- session -----------------------------------------------------------------
 
   function renderSession() {
@@ -270,7 +320,8 @@
       if (!days[key]) days[key] = { judgments: 0, charged: 0, capHits: 0 };
       return days[key];
     }
-    notices.forEach(function (n) { if (!n.revoked) day(n.judged_at.slice(0, 10)).judgments += 1; });
+    // A judgment's own notice counts; a correction's (R14, `posting`) does not.
+    notices.forEach(function (n) { if (!n.revoked && !n.posting) day(n.judged_at.slice(0, 10)).judgments += 1; });
     (report.deductions || []).forEach(function (d) {
       var entry = day(d.settle_date);
       entry.charged += d.charged_fen;
@@ -321,8 +372,8 @@
     document.title = shopId + " — penalty-ledger";
     setCrumbs([uiLink("/", "shops"), el("span", { text: shopId })]);
     var base = "/shops/" + encodeURIComponent(shopId);
-    return Promise.all([api(query(base)), allNotices(shopId), allOrders(shopId)]).then(function (results) {
-      var report = results[0], notices = results[1], orders = results[2];
+    return Promise.all([api(query(base)), allNotices(shopId), allOrders(shopId), allPostings(shopId)]).then(function (results) {
+      var report = results[0], notices = results[1], orders = results[2], ledger = results[3];
       var days = perDay(report, notices);
       app.textContent = "";
       app.appendChild(el("h1", { id: "shop-title", "data-shop-id": report.shop_id, text: "Shop " + report.shop_id }));
@@ -333,6 +384,7 @@
         figure("shop-charged", "charged", report.charged_fen, yuan(report.charged_fen)),
         figure("shop-waived", "waived by the daily cap", report.waived_fen, yuan(report.waived_fen)),
         figure("shop-pending", "pending", report.pending_fen, yuan(report.pending_fen)),
+        figure("shop-booked-fen", "booked (R14)", report.booked_fen, yuan(report.booked_fen)),
         figure("shop-deposit", "deposit balance", report.deposit_balance_fen, yuan(report.deposit_balance_fen),
           report.deposit_balance_fen < 0 ? "negative" : null),
         figure("shop-timeout-rate", "timeout rate (" + report.rating.window_days + " d)",
@@ -413,6 +465,7 @@
           ]);
         }))
       ]) : el("p", { class: "muted", text: "None." }));
+      app.appendChild(bookedLedger(ledger));
       app.setAttribute("data-state", "ready");
     });
   }
