@@ -60,16 +60,7 @@ pub async fn init(js: &jetstream::Context, config: &ClusterConfig) -> Result<(),
         )));
     }
     let replicas = config.replicas as usize;
-    let meta = js
-        .create_key_value(kv::Config {
-            bucket: META_BUCKET.into(),
-            history: 1,
-            num_replicas: replicas,
-            storage: jetstream::stream::StorageType::File,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| ClusterError::nats("creating the bucket PENALTY_META", e))?;
+    let meta = create_bucket(js, META_BUCKET, Duration::ZERO, replicas).await?;
     let text = serde_json::to_vec(config).map_err(|e| ClusterError::Decode(e.to_string()))?;
     match meta.create("config", text.into()).await {
         Ok(_) => {}
@@ -104,17 +95,37 @@ pub async fn init(js: &jetstream::Context, config: &ClusterConfig) -> Result<(),
         .await
         .map_err(|e| ClusterError::nats(&format!("creating the stream {name}"), e))?;
     }
-    js.create_key_value(kv::Config {
-        bucket: NODES_BUCKET.into(),
-        history: 1,
-        max_age: NODE_TTL,
+    create_bucket(js, NODES_BUCKET, NODE_TTL, replicas).await?;
+    Ok(())
+}
+
+/// Creates a key-value bucket, as `Context::create_key_value` would, by
+/// creating its stream: that call first asks for the account's limits in a
+/// form that Debian's nats-server 2.9 does not send (`reserved_memory`).
+async fn create_bucket(
+    js: &jetstream::Context,
+    bucket: &str,
+    max_age: Duration,
+    replicas: usize,
+) -> Result<kv::Store, ClusterError> {
+    js.get_or_create_stream(stream::Config {
+        name: format!("KV_{bucket}"),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        max_age,
+        storage: stream::StorageType::File,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
         num_replicas: replicas,
-        storage: jetstream::stream::StorageType::File,
+        discard: stream::DiscardPolicy::New,
         ..Default::default()
     })
     .await
-    .map_err(|e| ClusterError::nats("creating the bucket PENALTY_NODES", e))?;
-    Ok(())
+    .map_err(|e| ClusterError::nats(&format!("creating the bucket {bucket}"), e))?;
+    js.get_key_value(bucket)
+        .await
+        .map_err(|e| ClusterError::nats(&format!("opening the bucket {bucket}"), e))
 }
 
 /// The settings `init` recorded.
