@@ -50,6 +50,7 @@ fn wait_until<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Result<
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+    let last: String = last.chars().take(1500).collect();
     panic!("timed out after {limit:?} waiting for {what}; last: {last}");
 }
 
@@ -248,38 +249,59 @@ fn canonical(text: &str) -> Value {
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
-#[test]
-fn three_nodes_over_three_nats_servers_answer_as_one_machine() {
-    let started = Instant::now();
+/// The test's directory; kept (its logs, the nodes' checkpoints, the NATS
+/// data) when PENALTY_KEEP_TEST_DIR is set, to read after a failure.
+fn test_dir() -> Kept {
     let tmp = tempfile::tempdir().expect("a temporary directory");
-    let dir = tmp.path();
-    let events = workload(dir);
-    let events = events.display().to_string();
-    let single = dir.join("single").display().to_string();
+    if std::env::var_os("PENALTY_KEEP_TEST_DIR").is_some() {
+        let path = tmp.keep();
+        eprintln!("test directory kept: {}", path.display());
+        Kept::Path(path)
+    } else {
+        Kept::Temp(tmp)
+    }
+}
 
-    let cluster = Cluster::start(dir);
-    eprintln!("cluster up in {:?}", started.elapsed());
+enum Kept {
+    Temp(tempfile::TempDir),
+    Path(PathBuf),
+}
 
-    let one = canonical(&ok(&["--db", &single, "ingest", &events, "--json"]));
-    let ingest_started = Instant::now();
-    let many = canonical(&ok(&[
-        "--db", &dir.join("client").display().to_string(),
-        "ingest", "--cluster", &cluster.url, &events, "--json",
-    ]));
-    eprintln!("cluster ingest of {} lines in {:?}", one["read"], ingest_started.elapsed());
-    assert_eq!(many, one, "the cluster's counts differ from one machine's");
-    assert!(one["rejected"].as_u64() >= Some(6), "the workload has its rejects: {one}");
-    assert!(one["duplicates"].as_u64() > Some(0), "the workload has duplicates: {one}");
+impl Kept {
+    fn path(&self) -> &Path {
+        match self {
+            Kept::Temp(tmp) => tmp.path(),
+            Kept::Path(path) => path,
+        }
+    }
+}
 
-    // Every shop, through every node in turn (most answers are forwarded).
-    let shops: Vec<String> = ok(&["--db", &single, "shops", "--as-of", AS_OF, "--json"])
+/// One test at a time: each runs six processes on a shared, small machine.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn cluster_ingest(cluster: &Cluster, events: &str) -> Value {
+    canonical(&ok(&[
+        "--db", &cluster.dir.join("client").display().to_string(),
+        "ingest", "--cluster", &cluster.url, events, "--json",
+    ]))
+}
+
+/// Every shop, and some orders (the late one, the orphan, an unknown one
+/// among them), asked through every node in turn (most answers are
+/// forwarded to the owner), equal one machine's answers.
+fn assert_same_answers(cluster: &Cluster, single: &str, events: &str) {
+    let shops: Vec<String> = ok(&["--db", single, "shops", "--as-of", AS_OF, "--json"])
         .lines()
         .map(|l| canonical(l)["shop_id"].as_str().expect("a shop id").to_string())
         .collect();
     assert!(shops.len() >= 20, "shops: {shops:?}");
     let as_of = AS_OF.replace('+', "%2B");
     for (n, shop) in shops.iter().enumerate() {
-        let expected = canonical(&ok(&["--db", &single, "shop", shop, "--as-of", AS_OF, "--json"]));
+        let expected = canonical(&ok(&["--db", single, "shop", shop, "--as-of", AS_OF, "--json"]));
         let port = cluster.http[n % 3];
         wait_until(&format!("shop {shop} as one machine"), Duration::from_secs(60), || {
             let (status, body) = http_get(port, &format!("/shops/{shop}?as_of={as_of}"))?;
@@ -291,9 +313,7 @@ fn three_nodes_over_three_nats_servers_answer_as_one_machine() {
             }
         });
     }
-
-    // Orders: some generated ones, the late one, the orphan, an unknown one.
-    let text = std::fs::read_to_string(&events).expect("the workload");
+    let text = std::fs::read_to_string(events).expect("the workload");
     let mut orders: Vec<String> = text
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -303,7 +323,7 @@ fn three_nodes_over_three_nats_servers_answer_as_one_machine() {
         .collect();
     orders.extend(["O-LATE", "O-ORPHAN", "O-NEVER"].map(String::from));
     for (n, order) in orders.iter().enumerate() {
-        let (code, stdout, stderr) = penalty(&["--db", &single, "order", order, "--as-of", AS_OF, "--json"]);
+        let (code, stdout, stderr) = penalty(&["--db", single, "order", order, "--as-of", AS_OF, "--json"]);
         let port = cluster.http[n % 3];
         wait_until(&format!("order {order} as one machine"), Duration::from_secs(60), || {
             let (status, body) = http_get(port, &format!("/orders/{order}?as_of={as_of}"))?;
@@ -316,14 +336,100 @@ fn three_nodes_over_three_nats_servers_answer_as_one_machine() {
             if same { Ok(()) } else { Err(format!("{status}: {body}; one machine: {code} {stdout}{stderr}")) }
         });
     }
+}
+
+#[test]
+fn three_nodes_over_three_nats_servers_answer_as_one_machine() {
+    let _serial = serial();
+    let started = Instant::now();
+    let tmp = test_dir();
+    let dir = tmp.path();
+    let events = workload(dir).display().to_string();
+    let single = dir.join("single").display().to_string();
+
+    let cluster = Cluster::start(dir);
+    eprintln!("cluster up in {:?}", started.elapsed());
+
+    let single_started = Instant::now();
+    let one = canonical(&ok(&["--db", &single, "ingest", &events, "--json"]));
+    eprintln!("one machine's ingest of {} lines in {:?}", one["read"], single_started.elapsed());
+    let ingest_started = Instant::now();
+    let many = cluster_ingest(&cluster, &events);
+    eprintln!("cluster ingest of {} lines in {:?}", one["read"], ingest_started.elapsed());
+    assert_eq!(many, one, "the cluster's counts differ from one machine's");
+    assert!(one["rejected"].as_u64() >= Some(6), "the workload has its rejects: {one}");
+    assert!(one["duplicates"].as_u64() > Some(0), "the workload has duplicates: {one}");
+
+    assert_same_answers(&cluster, &single, &events);
 
     // Re-sending the whole input appends nothing, and counts as one machine.
     let one_again = canonical(&ok(&["--db", &single, "ingest", &events, "--json"]));
-    let many_again = canonical(&ok(&[
-        "--db", &dir.join("client").display().to_string(),
-        "ingest", "--cluster", &cluster.url, &events, "--json",
-    ]));
+    let many_again = cluster_ingest(&cluster, &events);
     assert_eq!(one_again["appended"], 0);
     assert_eq!(many_again, one_again, "re-sent, the cluster's counts differ from one machine's");
+    eprintln!("whole test in {:?}", started.elapsed());
+}
+
+#[test]
+fn a_killed_node_a_killed_nats_server_and_an_emptied_node_lose_and_double_nothing() {
+    let _serial = serial();
+    let started = Instant::now();
+    let tmp = test_dir();
+    let dir = tmp.path();
+    let events = workload(dir).display().to_string();
+    let single = dir.join("single").display().to_string();
+    let one = canonical(&ok(&["--db", &single, "ingest", &events, "--json"]));
+
+    let mut cluster = Cluster::start(dir);
+    let mut ingest = Command::new(BIN)
+        .args(["--db", &dir.join("client").display().to_string(), "ingest", "--cluster", &cluster.url, &events, "--json"])
+        .stdout(Stdio::piped())
+        .stderr(log_file(dir, "ingest.err"))
+        .spawn()
+        .expect("the ingest starts");
+
+    // Once the shops stage has applied something, the ingest is under way:
+    // SIGKILL node 1, then NATS server 2.
+    wait_until("the ingest under way", Duration::from_secs(60), || {
+        let (_, body) = http_get(cluster.http[0], "/status")?;
+        let value: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+        let applied: u64 = value["hosted"].as_array().into_iter().flatten()
+            .filter(|h| h["stage"] == "shops")
+            .filter_map(|h| h["applied_seq"].as_u64())
+            .sum();
+        if applied > 0 { Ok(()) } else { Err("nothing applied yet".into()) }
+    });
+    let kill = |processes: &mut Processes, name: &str| {
+        let (_, child) = processes.0.iter_mut().find(|(n, _)| n == name).expect("a process of that name");
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaped");
+    };
+    kill(&mut cluster.processes, "node1");
+    kill(&mut cluster.processes, "nats2");
+    // The killed node comes back from an empty disk, under its name: it
+    // rebuilds its partitions from the streams.
+    std::fs::remove_dir_all(dir.join("node1")).expect("node 1's directory removed");
+    let port = cluster.http[1];
+    cluster.start_node(1, Some(port));
+
+    let output = wait_until("the ingest to finish", Duration::from_secs(180), || {
+        match ingest.try_wait() {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err("still running".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    });
+    let () = output;
+    let mut stdout = String::new();
+    ingest.stdout.take().expect("piped").read_to_string(&mut stdout).expect("read");
+    let status = ingest.wait().expect("reaped");
+    let stderr = std::fs::read_to_string(dir.join("ingest.err")).unwrap_or_default();
+    assert!(status.success(), "the ingest failed across the faults: {stderr}");
+    assert_eq!(canonical(&stdout), one, "across the faults, the cluster's counts differ from one machine's");
+
+    cluster.wait_stable();
+    assert_same_answers(&cluster, &single, &events);
+    let many_again = cluster_ingest(&cluster, &events);
+    assert_eq!(many_again["appended"], 0, "re-sent after the faults, lines were appended again: {many_again}");
     eprintln!("whole test in {:?}", started.elapsed());
 }

@@ -1,7 +1,11 @@
 //! A node: `penalty cluster node --cluster nats://… --node N --db DIR`.
 //!
-//! - It heartbeats into `PENALTY_NODES` and computes, every second, the
-//!   owner of each partition by rendezvous over the live nodes.
+//! - It heartbeats on `penalty.hb.<node>` (core NATS, every second) and
+//!   computes, every second, the owner of each partition by rendezvous over
+//!   the nodes heard within [`NODE_TTL`]. (A heartbeat bucket in JetStream
+//!   was the first design: listing its keys creates a consumer each time,
+//!   and after a NATS server died those creations timed out for minutes on
+//!   nats-server 2.9.)
 //! - For each partition it owns it runs three workers (one per stage). A
 //!   worker reads its partition's subject with an ordered consumer from its
 //!   checkpoint's sequence + 1, hands each message to its stage, publishes
@@ -15,7 +19,7 @@
 //!   `/orders/{id}`, `/status`) by asking the owner over NATS: any node
 //!   answers any shop or order.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,8 +39,11 @@ use serde::{Deserialize, Serialize};
 use crate::partition::{owner, partition_of};
 use crate::setup::{self, read_config, ClusterConfig};
 use crate::stages::{IdStage, OrderStage, ShopStage};
-use crate::wire::{InMsg, OrdMsg, ShopMsg, Stage, NODES_BUCKET};
+use crate::wire::{InMsg, OrdMsg, ShopMsg, Stage, HEARTBEAT_SUBJECTS};
 use crate::ClusterError;
+
+/// How long a node stays live without a heartbeat.
+pub const NODE_TTL: Duration = Duration::from_secs(6);
 
 /// How a node is started.
 #[derive(Clone, Debug)]
@@ -86,6 +93,7 @@ struct Node {
     js: jetstream::Context,
     hosted: Mutex<BTreeMap<(Stage, u32), (Arc<Hosted>, tokio::task::AbortHandle)>>,
     live: Mutex<Vec<String>>,
+    heard: Mutex<HashMap<String, std::time::Instant>>,
 }
 
 /// Runs a node until the process is stopped.
@@ -105,10 +113,14 @@ pub async fn run(options: NodeOptions) -> Result<(), ClusterError> {
                 .into(),
         ));
     }
-    let nodes = js
-        .get_key_value(NODES_BUCKET)
-        .await
-        .map_err(|e| ClusterError::nats("opening PENALTY_NODES", e))?;
+    if options.node.is_empty()
+        || !options.node.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(ClusterError::Config(format!(
+            "--node `{}` is not a valid name; use letters, digits, `-` and `_`",
+            options.node
+        )));
+    }
     let node = Arc::new(Node {
         options,
         config,
@@ -116,6 +128,7 @@ pub async fn run(options: NodeOptions) -> Result<(), ClusterError> {
         js,
         hosted: Mutex::new(BTreeMap::new()),
         live: Mutex::new(Vec::new()),
+        heard: Mutex::new(HashMap::new()),
     });
 
     let listener = tokio::net::TcpListener::bind(node.options.addr)
@@ -136,45 +149,62 @@ pub async fn run(options: NodeOptions) -> Result<(), ClusterError> {
     });
     tokio::spawn(respond(node.clone()));
     tokio::spawn(respond_status(node.clone()));
+    tokio::spawn(listen_heartbeats(node.clone()));
 
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut beats = 0u64;
     loop {
         tick.tick().await;
-        if beats % 2 == 0 {
-            if let Err(error) = nodes
-                .put(&node.options.node, node.options.addr.to_string().into_bytes().into())
-                .await
-            {
-                tracing::warn!(%error, "heartbeat failed");
-            }
+        let beat = format!("penalty.hb.{}", node.options.node);
+        if let Err(error) = node
+            .client
+            .publish(beat, node.options.addr.to_string().into_bytes().into())
+            .await
+        {
+            tracing::warn!(%error, "heartbeat failed");
         }
-        beats += 1;
-        match live_nodes(&nodes).await {
-            Ok(mut live) => {
-                if !live.contains(&node.options.node) {
-                    live.push(node.options.node.clone());
-                    live.sort();
-                }
-                rebalance(&node, &live);
-                *lock(&node.live) = live;
-            }
-            Err(error) => tracing::warn!(%error, "reading the live nodes failed"),
+        let mut live: Vec<String> = lock(&node.heard)
+            .iter()
+            .filter(|(_, at)| at.elapsed() < NODE_TTL)
+            .map(|(name, _)| name.clone())
+            .collect();
+        if !live.contains(&node.options.node) {
+            live.push(node.options.node.clone());
+        }
+        live.sort();
+        rebalance(&node, &live);
+        *lock(&node.live) = live;
+    }
+}
+
+async fn listen_heartbeats(node: Arc<Node>) {
+    let mut subscription = match node.client.subscribe(HEARTBEAT_SUBJECTS).await {
+        Ok(subscription) => subscription,
+        Err(error) => {
+            tracing::error!(%error, "cannot hear other nodes");
+            return;
+        }
+    };
+    while let Some(message) = subscription.next().await {
+        if let Some(name) = message.subject.as_str().strip_prefix("penalty.hb.") {
+            lock(&node.heard).insert(name.to_string(), std::time::Instant::now());
         }
     }
 }
 
-async fn live_nodes(nodes: &jetstream::kv::Store) -> Result<Vec<String>, ClusterError> {
-    let mut keys = nodes
-        .keys()
+/// The nodes heard within [`NODE_TTL`], listening for that long.
+async fn hear_nodes(client: &async_nats::Client) -> Result<Vec<String>, ClusterError> {
+    let mut subscription = client
+        .subscribe(HEARTBEAT_SUBJECTS)
         .await
-        .map_err(|e| ClusterError::nats("listing nodes", e))?;
-    let mut live = Vec::new();
-    while let Some(key) = keys.next().await {
-        live.push(key.map_err(|e| ClusterError::nats("listing nodes", e))?);
+        .map_err(|e| ClusterError::nats("listening for heartbeats", e))?;
+    let mut live = std::collections::BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(2500);
+    while let Ok(Some(message)) = tokio::time::timeout_at(deadline, subscription.next()).await {
+        if let Some(name) = message.subject.as_str().strip_prefix("penalty.hb.") {
+            live.insert(name.to_string());
+        }
     }
-    live.sort();
-    Ok(live)
+    Ok(live.into_iter().collect())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -270,7 +300,7 @@ async fn worker(node: Arc<Node>, stage: Stage, p: u32, hosted: Arc<Hosted>) {
     loop {
         if let Err(error) = consume(&node, stage, p, &hosted).await {
             tracing::warn!(%error, stage = stage.name(), partition = p, "worker restarting from its checkpoint");
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 }
@@ -621,11 +651,7 @@ pub async fn cluster_status(
     js: &jetstream::Context,
 ) -> Result<ClusterStatus, ClusterError> {
     let config = read_config(js).await?;
-    let nodes = js
-        .get_key_value(NODES_BUCKET)
-        .await
-        .map_err(|e| ClusterError::nats("opening PENALTY_NODES", e))?;
-    let live = live_nodes(&nodes).await?;
+    let live = hear_nodes(client).await?;
     let mut statuses = BTreeMap::new();
     for name in &live {
         let asked = tokio::time::timeout(

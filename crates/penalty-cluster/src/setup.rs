@@ -5,11 +5,8 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv, stream};
 use serde::{Deserialize, Serialize};
 
-use crate::wire::{DEC_STREAM, IN_STREAM, META_BUCKET, NODES_BUCKET, ORD_STREAM, SHOP_STREAM};
+use crate::wire::{DEC_STREAM, IN_STREAM, META_BUCKET, ORD_STREAM, SHOP_STREAM};
 use crate::ClusterError;
-
-/// How long a node stays live without a heartbeat.
-pub const NODE_TTL: Duration = Duration::from_secs(10);
 
 /// The settings fixed when the cluster is created, kept in `PENALTY_META`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,7 +92,6 @@ pub async fn init(js: &jetstream::Context, config: &ClusterConfig) -> Result<(),
         .await
         .map_err(|e| ClusterError::nats(&format!("creating the stream {name}"), e))?;
     }
-    create_bucket(js, NODES_BUCKET, NODE_TTL, replicas).await?;
     Ok(())
 }
 

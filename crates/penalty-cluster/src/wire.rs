@@ -24,8 +24,8 @@ pub const SHOP_STREAM: &str = "PENALTY_SHOP";
 pub const DEC_STREAM: &str = "PENALTY_DEC";
 /// The cluster's settings (`config`).
 pub const META_BUCKET: &str = "PENALTY_META";
-/// The live nodes, by heartbeat.
-pub const NODES_BUCKET: &str = "PENALTY_NODES";
+/// Where nodes heartbeat (`penalty.hb.<node>`, core NATS, every second).
+pub const HEARTBEAT_SUBJECTS: &str = "penalty.hb.*";
 
 /// One of the three keyed stages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
