@@ -112,14 +112,19 @@ pub fn ingest(db: &Path, _policy: &Policy, args: IngestArgs) -> anyhow::Result<E
         let mut total = Counts::default();
         for (name, reader) in inputs {
             rejects.set_source(&name);
-            let counts = penalty_cluster::ingest::ingest(&js, config.partitions, reader, |line, reason, raw| {
-                rejects
-                    .write(line, reason, raw, raw.len() as u64)
-                    .map_err(|e| penalty_cluster::ClusterError::Io {
-                        context: "writing the rejects file".into(),
-                        source: io::Error::other(e.to_string()),
-                    })
-            })
+            let counts = penalty_cluster::ingest::ingest(
+                &js,
+                config.partitions,
+                reader,
+                |line, reason, raw| {
+                    rejects
+                        .write(line, reason, raw, raw.len() as u64)
+                        .map_err(|e| penalty_cluster::ClusterError::Io {
+                            context: "writing the rejects file".into(),
+                            source: io::Error::other(e.to_string()),
+                        })
+                },
+            )
             .await
             .with_context(|| {
                 format!(

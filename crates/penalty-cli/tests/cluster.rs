@@ -85,17 +85,27 @@ fn ok(args: &[&str]) -> String {
 /// A GET on loopback: the status and the body.
 fn http_get(port: u16, path: &str) -> Result<(u16, String), String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    stream.set_read_timeout(Some(Duration::from_secs(20))).map_err(|e| e.to_string())?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
         .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
     let mut response = String::new();
-    stream.read_to_string(&mut response).map_err(|e| e.to_string())?;
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| e.to_string())?;
     let status = response
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| format!("no status in {response:?}"))?;
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     // axum answers with a Content-Length body (not chunked) for JSON.
     Ok((status, body))
 }
@@ -119,7 +129,15 @@ impl Cluster {
                 .map(|j| format!("nats://127.0.0.1:{}", routes[j]))
                 .collect();
             let child = Command::new("nats-server")
-                .args(["-js", "-n", &format!("s{i}"), "-a", "127.0.0.1", "-p", &client[i].to_string()])
+                .args([
+                    "-js",
+                    "-n",
+                    &format!("s{i}"),
+                    "-a",
+                    "127.0.0.1",
+                    "-p",
+                    &client[i].to_string(),
+                ])
                 .args(["-sd", &dir.join(format!("js{i}")).display().to_string()])
                 .args(["--cluster_name", "penalty-test"])
                 .args(["--cluster", &format!("nats://127.0.0.1:{}", routes[i])])
@@ -139,10 +157,28 @@ impl Cluster {
         // routes connect: init is retried until it succeeds.
         let partitions = PARTITIONS.to_string();
         wait_until("cluster init", Duration::from_secs(60), || {
-            let (code, _, stderr) = penalty(&["cluster", "init", "--cluster", &url, "--partitions", &partitions, "--replicas", "3"]);
-            if code == 0 { Ok(()) } else { Err(stderr) }
+            let (code, _, stderr) = penalty(&[
+                "cluster",
+                "init",
+                "--cluster",
+                &url,
+                "--partitions",
+                &partitions,
+                "--replicas",
+                "3",
+            ]);
+            if code == 0 {
+                Ok(())
+            } else {
+                Err(stderr)
+            }
         });
-        let mut cluster = Cluster { processes, url, http: Vec::new(), dir: dir.to_path_buf() };
+        let mut cluster = Cluster {
+            processes,
+            url,
+            http: Vec::new(),
+            dir: dir.to_path_buf(),
+        };
         for i in 0..3 {
             cluster.start_node(i, None);
         }
@@ -154,8 +190,20 @@ impl Cluster {
         let port = port.unwrap_or_else(free_port);
         let db = self.dir.join(format!("node{i}"));
         let child = Command::new(BIN)
-            .args(["--db", &db.display().to_string(), "cluster", "node", "--cluster", &self.url])
-            .args(["--node", &format!("n{i}"), "--addr", &format!("127.0.0.1:{port}")])
+            .args([
+                "--db",
+                &db.display().to_string(),
+                "cluster",
+                "node",
+                "--cluster",
+                &self.url,
+            ])
+            .args([
+                "--node",
+                &format!("n{i}"),
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+            ])
             .stdout(log_file(&self.dir, &format!("node{i}")))
             .stderr(log_file(&self.dir, &format!("node{i}.err")))
             .spawn()
@@ -171,30 +219,38 @@ impl Cluster {
     /// Every node sees the three, and every stage partition is hosted by
     /// one of them and caught up.
     fn wait_stable(&self) {
-        wait_until("3 nodes hosting all partitions, caught up", Duration::from_secs(90), || {
-            let mut hosted = std::collections::BTreeSet::new();
-            for port in &self.http {
-                let (status, body) = http_get(*port, "/status")?;
-                if status != 200 {
-                    return Err(format!("/status: {status}"));
-                }
-                let value: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
-                let live = value["live"].as_array().map_or(0, Vec::len);
-                if live != 3 {
-                    return Err(format!("a node sees {live} live nodes"));
-                }
-                for h in value["hosted"].as_array().into_iter().flatten() {
-                    if h["caught_up"] == Value::Bool(true) {
-                        hosted.insert((h["stage"].to_string(), h["partition"].as_u64()));
+        wait_until(
+            "3 nodes hosting all partitions, caught up",
+            Duration::from_secs(90),
+            || {
+                let mut hosted = std::collections::BTreeSet::new();
+                for port in &self.http {
+                    let (status, body) = http_get(*port, "/status")?;
+                    if status != 200 {
+                        return Err(format!("/status: {status}"));
+                    }
+                    let value: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+                    let live = value["live"].as_array().map_or(0, Vec::len);
+                    if live != 3 {
+                        return Err(format!("a node sees {live} live nodes"));
+                    }
+                    for h in value["hosted"].as_array().into_iter().flatten() {
+                        if h["caught_up"] == Value::Bool(true) {
+                            hosted.insert((h["stage"].to_string(), h["partition"].as_u64()));
+                        }
                     }
                 }
-            }
-            if hosted.len() == 3 * PARTITIONS as usize {
-                Ok(())
-            } else {
-                Err(format!("{} of {} stage partitions hosted and caught up", hosted.len(), 3 * PARTITIONS))
-            }
-        });
+                if hosted.len() == 3 * PARTITIONS as usize {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{} of {} stage partitions hosted and caught up",
+                        hosted.len(),
+                        3 * PARTITIONS
+                    ))
+                }
+            },
+        );
     }
 }
 
@@ -202,9 +258,22 @@ impl Cluster {
 /// of a `paid`, orphans, and lines rejected before publishing.
 fn workload(dir: &Path) -> PathBuf {
     let path = dir.join("events.jsonl");
-    ok(&["gen", "--orders", "2000", "--shops", "24", "--seed", "22", "-o", &path.display().to_string()]);
+    ok(&[
+        "gen",
+        "--orders",
+        "2000",
+        "--shops",
+        "24",
+        "--seed",
+        "22",
+        "-o",
+        &path.display().to_string(),
+    ]);
     let text = std::fs::read_to_string(&path).expect("the workload");
-    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("gen writes JSON")).collect();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("gen writes JSON"))
+        .collect();
     let mut paid = lines.iter().filter(|l| l["type"] == "paid");
     let first = paid.next().expect("a paid").clone();
     let second = paid.next().expect("another paid").clone();
@@ -238,7 +307,10 @@ fn workload(dir: &Path) -> PathBuf {
         String::new(),
         "{not json".to_string(),
     ];
-    let mut file = std::fs::OpenOptions::new().append(true).open(&path).expect("the workload");
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .expect("the workload");
     for line in extra {
         writeln!(file, "{line}").expect("written");
     }
@@ -280,13 +352,20 @@ impl Kept {
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn cluster_ingest(cluster: &Cluster, events: &str) -> Value {
     canonical(&ok(&[
-        "--db", &cluster.dir.join("client").display().to_string(),
-        "ingest", "--cluster", &cluster.url, events, "--json",
+        "--db",
+        &cluster.dir.join("client").display().to_string(),
+        "ingest",
+        "--cluster",
+        &cluster.url,
+        events,
+        "--json",
     ]))
 }
 
@@ -296,22 +375,33 @@ fn cluster_ingest(cluster: &Cluster, events: &str) -> Value {
 fn assert_same_answers(cluster: &Cluster, single: &str, events: &str) {
     let shops: Vec<String> = ok(&["--db", single, "shops", "--as-of", AS_OF, "--json"])
         .lines()
-        .map(|l| canonical(l)["shop_id"].as_str().expect("a shop id").to_string())
+        .map(|l| {
+            canonical(l)["shop_id"]
+                .as_str()
+                .expect("a shop id")
+                .to_string()
+        })
         .collect();
     assert!(shops.len() >= 20, "shops: {shops:?}");
     let as_of = AS_OF.replace('+', "%2B");
     for (n, shop) in shops.iter().enumerate() {
-        let expected = canonical(&ok(&["--db", single, "shop", shop, "--as-of", AS_OF, "--json"]));
+        let expected = canonical(&ok(&[
+            "--db", single, "shop", shop, "--as-of", AS_OF, "--json",
+        ]));
         let port = cluster.http[n % 3];
-        wait_until(&format!("shop {shop} as one machine"), Duration::from_secs(60), || {
-            let (status, body) = http_get(port, &format!("/shops/{shop}?as_of={as_of}"))?;
-            let got = serde_json::from_str::<Value>(&body).map_err(|e| e.to_string())?;
-            if status == 200 && got == expected {
-                Ok(())
-            } else {
-                Err(format!("{status}: {body}\nexpected {expected}"))
-            }
-        });
+        wait_until(
+            &format!("shop {shop} as one machine"),
+            Duration::from_secs(60),
+            || {
+                let (status, body) = http_get(port, &format!("/shops/{shop}?as_of={as_of}"))?;
+                let got = serde_json::from_str::<Value>(&body).map_err(|e| e.to_string())?;
+                if status == 200 && got == expected {
+                    Ok(())
+                } else {
+                    Err(format!("{status}: {body}\nexpected {expected}"))
+                }
+            },
+        );
     }
     let text = std::fs::read_to_string(events).expect("the workload");
     let mut orders: Vec<String> = text
@@ -323,18 +413,29 @@ fn assert_same_answers(cluster: &Cluster, single: &str, events: &str) {
         .collect();
     orders.extend(["O-LATE", "O-ORPHAN", "O-NEVER"].map(String::from));
     for (n, order) in orders.iter().enumerate() {
-        let (code, stdout, stderr) = penalty(&["--db", single, "order", order, "--as-of", AS_OF, "--json"]);
+        let (code, stdout, stderr) =
+            penalty(&["--db", single, "order", order, "--as-of", AS_OF, "--json"]);
         let port = cluster.http[n % 3];
-        wait_until(&format!("order {order} as one machine"), Duration::from_secs(60), || {
-            let (status, body) = http_get(port, &format!("/orders/{order}?as_of={as_of}"))?;
-            let got = serde_json::from_str::<Value>(&body).map_err(|e| e.to_string())?;
-            let same = match code {
-                0 => status == 200 && got == canonical(&stdout),
-                3 => status == 404 && stderr.contains(got["message"].as_str().unwrap_or("?")),
-                _ => false,
-            };
-            if same { Ok(()) } else { Err(format!("{status}: {body}; one machine: {code} {stdout}{stderr}")) }
-        });
+        wait_until(
+            &format!("order {order} as one machine"),
+            Duration::from_secs(60),
+            || {
+                let (status, body) = http_get(port, &format!("/orders/{order}?as_of={as_of}"))?;
+                let got = serde_json::from_str::<Value>(&body).map_err(|e| e.to_string())?;
+                let same = match code {
+                    0 => status == 200 && got == canonical(&stdout),
+                    3 => status == 404 && stderr.contains(got["message"].as_str().unwrap_or("?")),
+                    _ => false,
+                };
+                if same {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{status}: {body}; one machine: {code} {stdout}{stderr}"
+                    ))
+                }
+            },
+        );
     }
 }
 
@@ -352,13 +453,27 @@ fn three_nodes_over_three_nats_servers_answer_as_one_machine() {
 
     let single_started = Instant::now();
     let one = canonical(&ok(&["--db", &single, "ingest", &events, "--json"]));
-    eprintln!("one machine's ingest of {} lines in {:?}", one["read"], single_started.elapsed());
+    eprintln!(
+        "one machine's ingest of {} lines in {:?}",
+        one["read"],
+        single_started.elapsed()
+    );
     let ingest_started = Instant::now();
     let many = cluster_ingest(&cluster, &events);
-    eprintln!("cluster ingest of {} lines in {:?}", one["read"], ingest_started.elapsed());
+    eprintln!(
+        "cluster ingest of {} lines in {:?}",
+        one["read"],
+        ingest_started.elapsed()
+    );
     assert_eq!(many, one, "the cluster's counts differ from one machine's");
-    assert!(one["rejected"].as_u64() >= Some(6), "the workload has its rejects: {one}");
-    assert!(one["duplicates"].as_u64() > Some(0), "the workload has duplicates: {one}");
+    assert!(
+        one["rejected"].as_u64() >= Some(6),
+        "the workload has its rejects: {one}"
+    );
+    assert!(
+        one["duplicates"].as_u64() > Some(0),
+        "the workload has duplicates: {one}"
+    );
 
     assert_same_answers(&cluster, &single, &events);
 
@@ -366,7 +481,10 @@ fn three_nodes_over_three_nats_servers_answer_as_one_machine() {
     let one_again = canonical(&ok(&["--db", &single, "ingest", &events, "--json"]));
     let many_again = cluster_ingest(&cluster, &events);
     assert_eq!(one_again["appended"], 0);
-    assert_eq!(many_again, one_again, "re-sent, the cluster's counts differ from one machine's");
+    assert_eq!(
+        many_again, one_again,
+        "re-sent, the cluster's counts differ from one machine's"
+    );
     eprintln!("whole test in {:?}", started.elapsed());
 }
 
@@ -382,7 +500,15 @@ fn a_killed_node_a_killed_nats_server_and_an_emptied_node_lose_and_double_nothin
 
     let mut cluster = Cluster::start(dir);
     let mut ingest = Command::new(BIN)
-        .args(["--db", &dir.join("client").display().to_string(), "ingest", "--cluster", &cluster.url, &events, "--json"])
+        .args([
+            "--db",
+            &dir.join("client").display().to_string(),
+            "ingest",
+            "--cluster",
+            &cluster.url,
+            &events,
+            "--json",
+        ])
         .stdout(Stdio::piped())
         .stderr(log_file(dir, "ingest.err"))
         .spawn()
@@ -393,17 +519,32 @@ fn a_killed_node_a_killed_nats_server_and_an_emptied_node_lose_and_double_nothin
     wait_until("the ingest under way", Duration::from_secs(60), || {
         let (_, body) = http_get(cluster.http[0], "/status")?;
         let value: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
-        let applied: u64 = value["hosted"].as_array().into_iter().flatten()
+        let applied: u64 = value["hosted"]
+            .as_array()
+            .into_iter()
+            .flatten()
             .filter(|h| h["stage"] == "shops")
             .filter_map(|h| h["applied_seq"].as_u64())
             .sum();
-        if applied > 0 { Ok(()) } else { Err("nothing applied yet".into()) }
+        if applied > 0 {
+            Ok(())
+        } else {
+            Err("nothing applied yet".into())
+        }
     });
     let kill = |processes: &mut Processes, name: &str| {
-        let (_, child) = processes.0.iter_mut().find(|(n, _)| n == name).expect("a process of that name");
+        let (_, child) = processes
+            .0
+            .iter_mut()
+            .find(|(n, _)| n == name)
+            .expect("a process of that name");
         child.kill().expect("SIGKILL");
         child.wait().expect("reaped");
     };
+    assert!(
+        matches!(ingest.try_wait(), Ok(None)),
+        "the ingest ended before the faults: this test would prove nothing (give it more lines)"
+    );
     kill(&mut cluster.processes, "node1");
     kill(&mut cluster.processes, "nats2");
     // The killed node comes back from an empty disk, under its name: it
@@ -412,24 +553,41 @@ fn a_killed_node_a_killed_nats_server_and_an_emptied_node_lose_and_double_nothin
     let port = cluster.http[1];
     cluster.start_node(1, Some(port));
 
-    let output = wait_until("the ingest to finish", Duration::from_secs(180), || {
-        match ingest.try_wait() {
+    let output = wait_until(
+        "the ingest to finish",
+        Duration::from_secs(180),
+        || match ingest.try_wait() {
             Ok(Some(_)) => Ok(()),
             Ok(None) => Err("still running".into()),
             Err(e) => Err(e.to_string()),
-        }
-    });
+        },
+    );
     let () = output;
     let mut stdout = String::new();
-    ingest.stdout.take().expect("piped").read_to_string(&mut stdout).expect("read");
+    ingest
+        .stdout
+        .take()
+        .expect("piped")
+        .read_to_string(&mut stdout)
+        .expect("read");
     let status = ingest.wait().expect("reaped");
-    let stderr = std::fs::read_to_string(dir.join("ingest.err")).unwrap_or_default();
-    assert!(status.success(), "the ingest failed across the faults: {stderr}");
-    assert_eq!(canonical(&stdout), one, "across the faults, the cluster's counts differ from one machine's");
+    let stderr = std::fs::read_to_string(dir.join("ingest.err.log")).unwrap_or_default();
+    assert!(
+        status.success(),
+        "the ingest failed across the faults: {stderr}"
+    );
+    assert_eq!(
+        canonical(&stdout),
+        one,
+        "across the faults, the cluster's counts differ from one machine's"
+    );
 
     cluster.wait_stable();
     assert_same_answers(&cluster, &single, &events);
     let many_again = cluster_ingest(&cluster, &events);
-    assert_eq!(many_again["appended"], 0, "re-sent after the faults, lines were appended again: {many_again}");
+    assert_eq!(
+        many_again["appended"], 0,
+        "re-sent after the faults, lines were appended again: {many_again}"
+    );
     eprintln!("whole test in {:?}", started.elapsed());
 }

@@ -13,8 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::BufRead;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer};
-use futures_util::StreamExt;
+use async_nats::jetstream;
 use penalty_core::{parse_line, Reject};
 use serde::Serialize;
 
@@ -68,21 +67,17 @@ pub async fn ingest(
     mut rejected: impl FnMut(u64, &Reject, &[u8]) -> Result<(), ClusterError>,
 ) -> Result<Counts, ClusterError> {
     let ingest_id = ingest_id();
-    let mut decisions = js
-        .get_stream(DEC_STREAM)
-        .await
-        .map_err(|e| ClusterError::nats("opening the decisions stream (run `penalty cluster init`)", e))?
-        .create_consumer(consumer::pull::OrderedConfig {
-            filter_subject: format!("dec.{ingest_id}"),
-            deliver_policy: consumer::DeliverPolicy::All,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| ClusterError::nats("subscribing to this ingest's decisions", e))?
-        .messages()
-        .await
-        .map_err(|e| ClusterError::nats("subscribing to this ingest's decisions", e))?;
-
+    let stream = js.get_stream(DEC_STREAM).await.map_err(|e| {
+        ClusterError::nats(
+            "opening the decisions stream (run `penalty cluster init`)",
+            e,
+        )
+    })?;
+    let mut decisions = Decisions {
+        stream,
+        subject: format!("dec.{ingest_id}"),
+        next_seq: 1,
+    };
     let mut counts = Counts::default();
     let mut batch: Vec<Pending> = Vec::new();
     let mut ids: HashSet<u128> = HashSet::new();
@@ -91,10 +86,12 @@ pub async fn ingest(
     let mut line_no = 0u64;
     loop {
         line.clear();
-        let read = reader.read_until(b'\n', &mut line).map_err(|source| ClusterError::Io {
-            context: format!("reading line {}", line_no + 1),
-            source,
-        })?;
+        let read = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|source| ClusterError::Io {
+                context: format!("reading line {}", line_no + 1),
+                source,
+            })?;
         if read == 0 {
             break;
         }
@@ -117,9 +114,18 @@ pub async fn ingest(
         };
         let event_id = parsed.event.event_id;
         let paid = parsed.event.paid_order_id().map(str::to_string);
-        let clash = ids.contains(&event_id) || paid.as_ref().is_some_and(|o| paid_orders.contains(o));
+        let clash =
+            ids.contains(&event_id) || paid.as_ref().is_some_and(|o| paid_orders.contains(o));
         if clash || batch.len() >= BATCH_LINES {
-            flush(js, &ingest_id, &mut batch, &mut decisions, &mut counts, &mut rejected).await?;
+            flush(
+                js,
+                &ingest_id,
+                &mut batch,
+                &mut decisions,
+                &mut counts,
+                &mut rejected,
+            )
+            .await?;
             ids.clear();
             paid_orders.clear();
         }
@@ -127,7 +133,8 @@ pub async fn ingest(
         if let Some(order) = paid {
             paid_orders.insert(order);
         }
-        let json = String::from_utf8_lossy(&parsed.as_parsed().payload.canonical_json()).into_owned();
+        let json =
+            String::from_utf8_lossy(&parsed.as_parsed().payload.canonical_json()).into_owned();
         batch.push(Pending {
             line_no,
             raw: raw.to_vec(),
@@ -135,7 +142,15 @@ pub async fn ingest(
             subject: Stage::Ids.subject(partition_of_event_id(event_id, partitions)),
         });
     }
-    flush(js, &ingest_id, &mut batch, &mut decisions, &mut counts, &mut rejected).await?;
+    flush(
+        js,
+        &ingest_id,
+        &mut batch,
+        &mut decisions,
+        &mut counts,
+        &mut rejected,
+    )
+    .await?;
     Ok(counts)
 }
 
@@ -144,7 +159,7 @@ async fn flush(
     js: &jetstream::Context,
     ingest_id: &str,
     batch: &mut Vec<Pending>,
-    decisions: &mut consumer::pull::Ordered,
+    decisions: &mut Decisions,
     counts: &mut Counts,
     rejected: &mut impl FnMut(u64, &Reject, &[u8]) -> Result<(), ClusterError>,
 ) -> Result<(), ClusterError> {
@@ -200,27 +215,28 @@ async fn flush(
         tokio::time::sleep(Duration::from_millis(500)).await;
         to_send = failed;
     }
-    let mut waiting: HashMap<u64, usize> = batch.iter().enumerate().map(|(i, p)| (p.line_no, i)).collect();
+    let mut waiting: HashMap<u64, usize> = batch
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.line_no, i))
+        .collect();
+    let mut last_heard = std::time::Instant::now();
     while !waiting.is_empty() {
-        let next = tokio::time::timeout(DECISION_PATIENCE, decisions.next())
-            .await
-            .map_err(|_| {
-                ClusterError::Timeout(format!(
+        let Some(payload) = decisions.next().await? else {
+            if last_heard.elapsed() > DECISION_PATIENCE {
+                return Err(ClusterError::Timeout(format!(
                     "no decision came for {} published lines in {} s: are the nodes running? \
                      (the lines are in the stream and will be decided; send the same input \
                      again to learn the counts)",
                     waiting.len(),
                     DECISION_PATIENCE.as_secs()
-                ))
-            })?;
-        let message = match next {
-            Some(Ok(message)) => message,
-            Some(Err(error)) => {
-                tracing::warn!(%error, "reading decisions");
-                continue;
+                )));
             }
-            None => return Err(ClusterError::Nats("the decisions stream ended".into())),
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
         };
+        last_heard = std::time::Instant::now();
+        let message = Message { payload };
         let decision: Decision = serde_json::from_slice(&message.payload)
             .map_err(|e| ClusterError::Decode(e.to_string()))?;
         let Some(i) = waiting.remove(&decision.line) else {
@@ -242,6 +258,41 @@ async fn flush(
     }
     batch.clear();
     Ok(())
+}
+
+/// The decisions for this ingest, read by direct gets (see the node's
+/// workers for why not a consumer).
+struct Decisions {
+    stream: jetstream::stream::Stream,
+    subject: String,
+    next_seq: u64,
+}
+
+impl Decisions {
+    /// The next decision's payload, or `None` when there is none yet. A
+    /// request that fails (a server going away) counts as none yet.
+    async fn next(&mut self) -> Result<Option<Vec<u8>>, ClusterError> {
+        match self
+            .stream
+            .direct_get_next_for_subject(self.subject.clone(), Some(self.next_seq))
+            .await
+        {
+            Ok(message) => {
+                self.next_seq = message.sequence + 1;
+                Ok(Some(message.payload.to_vec()))
+            }
+            Err(error) => {
+                if error.kind() != jetstream::stream::DirectGetErrorKind::NotFound {
+                    tracing::warn!(%error, "reading decisions");
+                }
+                Ok(None)
+            }
+        }
+    }
+}
+
+struct Message {
+    payload: Vec<u8>,
 }
 
 /// A fresh id for an ingest: a subject token unique among ingests.

@@ -26,7 +26,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer};
+use async_nats::jetstream;
+use async_nats::jetstream::stream::DirectGetErrorKind;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -41,6 +42,10 @@ use crate::setup::{self, read_config, ClusterConfig};
 use crate::stages::{IdStage, OrderStage, ShopStage};
 use crate::wire::{InMsg, OrdMsg, ShopMsg, Stage, HEARTBEAT_SUBJECTS};
 use crate::ClusterError;
+
+/// How long a worker waits before asking again when its partition has
+/// nothing new.
+const IDLE_POLL: Duration = Duration::from_millis(100);
 
 /// How long a node stays live without a heartbeat.
 pub const NODE_TTL: Duration = Duration::from_secs(6);
@@ -104,8 +109,21 @@ pub async fn run(options: NodeOptions) -> Result<(), ClusterError> {
     })?;
     let client = setup::connect(&options.nats).await?;
     let js = setup::jetstream(client.clone());
-    let config = read_config(&js).await?;
-    let policy_json = serde_json::to_string(&options.policy).map_err(|e| ClusterError::Decode(e.to_string()))?;
+    // Right after a NATS server dies, reads can time out for a while: a
+    // node starting then waits for the settings rather than giving up.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let config = loop {
+        match read_config(&js).await {
+            Ok(config) => break config,
+            Err(error) if std::time::Instant::now() < deadline => {
+                tracing::warn!(%error, "reading the cluster's settings; trying again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    };
+    let policy_json =
+        serde_json::to_string(&options.policy).map_err(|e| ClusterError::Decode(e.to_string()))?;
     if policy_json != config.policy_json {
         return Err(ClusterError::Config(
             "this node's policy differs from the cluster's (given to `penalty cluster init`); \
@@ -114,7 +132,10 @@ pub async fn run(options: NodeOptions) -> Result<(), ClusterError> {
         ));
     }
     if options.node.is_empty()
-        || !options.node.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        || !options
+            .node
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
         return Err(ClusterError::Config(format!(
             "--node `{}` is not a valid name; use letters, digits, `-` and `_`",
@@ -208,7 +229,9 @@ async fn hear_nodes(client: &async_nats::Client) -> Result<Vec<String>, ClusterE
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Starts the workers of the partitions this node now owns, stops the
@@ -249,7 +272,11 @@ fn checkpoint_path(db: &Path, stage: Stage, p: u32) -> PathBuf {
     db.join(format!("{}-{p:04}.ckpt", stage.name()))
 }
 
-fn load_checkpoint(path: &Path, stage: Stage, policy: &Policy) -> Result<(u64, StageState), ClusterError> {
+fn load_checkpoint(
+    path: &Path,
+    stage: Stage,
+    policy: &Policy,
+) -> Result<(u64, StageState), ClusterError> {
     match std::fs::read(path) {
         Ok(bytes) => {
             let checkpoint: Checkpoint = bincode::deserialize(&bytes).map_err(|e| {
@@ -257,7 +284,9 @@ fn load_checkpoint(path: &Path, stage: Stage, policy: &Policy) -> Result<(u64, S
             })?;
             Ok((checkpoint.seq, checkpoint.state))
         }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok((0, empty_state(stage, policy))),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            Ok((0, empty_state(stage, policy)))
+        }
         Err(source) => Err(ClusterError::Io {
             context: format!("reading {}", path.display()),
             source,
@@ -291,7 +320,9 @@ fn save_checkpoint(path: &Path, seq: u64, hosted: &Hosted) -> Result<(), Cluster
     }
     std::fs::rename(&tmp, path).map_err(io)?;
     if let Some(dir) = path.parent() {
-        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
     }
     Ok(())
 }
@@ -316,84 +347,71 @@ async fn consume(node: &Node, stage: Stage, p: u32, hosted: &Hosted) -> Result<(
         .get_stream(stage.stream())
         .await
         .map_err(|e| ClusterError::nats("opening a stream", e))?;
-    let consumer = stream
-        .create_consumer(consumer::pull::OrderedConfig {
-            filter_subject: stage.subject(p),
-            deliver_policy: consumer::DeliverPolicy::ByStartSequence {
-                start_sequence: last_seq + 1,
-            },
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| ClusterError::nats("creating a consumer", e))?;
-    let pending = consumer.cached_info().num_pending;
-    hosted.pending.store(pending, Ordering::SeqCst);
-    if pending == 0 {
-        hosted.caught_up.store(true, Ordering::SeqCst);
-    }
-    let mut messages = consumer
-        .messages()
-        .await
-        .map_err(|e| ClusterError::nats("consuming", e))?;
+    let subject = stage.subject(p);
     let partitions = node.config.partitions;
     let mut unsaved = 0u64;
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut saved_at = std::time::Instant::now();
     loop {
-        tokio::select! {
-            next = messages.next() => {
-                let message = match next {
-                    Some(Ok(message)) => message,
-                    Some(Err(error)) => return Err(ClusterError::nats("consuming", error)),
-                    None => return Err(ClusterError::Nats("the consumer ended".into())),
-                };
-                let (seq, pending, stored_at_ns) = {
-                    let info = message.info().map_err(|e| ClusterError::nats("reading a message's info", e))?;
-                    (info.stream_sequence, info.pending, i64::try_from(info.published.unix_timestamp_nanos()).unwrap_or(0))
-                };
-                if seq <= last_seq {
-                    continue;
-                }
-                let outputs = {
-                    let mut state = lock(&hosted.state);
-                    let decode = |e: serde_json::Error| ClusterError::Decode(format!("{} seq {seq}: {e}", stage.stream()));
-                    match &mut *state {
-                        StageState::Ids(ids) => {
-                            let msg: InMsg = serde_json::from_slice(&message.payload).map_err(decode)?;
-                            ids.handle(partitions, p, seq, stored_at_ns, msg)
-                        }
-                        StageState::Orders(orders) => {
-                            let msg: OrdMsg = serde_json::from_slice(&message.payload).map_err(decode)?;
-                            orders.handle(partitions, p, seq, msg)
-                        }
-                        StageState::Shops(shops) => {
-                            let msg: ShopMsg = serde_json::from_slice(&message.payload).map_err(decode)?;
-                            shops.handle(msg);
-                            Vec::new()
-                        }
-                    }
-                };
-                for out in outputs {
-                    setup::publish(&node.js, out.subject, &out.msg_id, out.payload).await?;
-                }
-                last_seq = seq;
-                hosted.applied_seq.store(seq, Ordering::SeqCst);
-                hosted.pending.store(pending, Ordering::SeqCst);
-                unsaved += 1;
-                if pending == 0 {
-                    hosted.caught_up.store(true, Ordering::SeqCst);
-                }
-                if unsaved >= 5000 {
-                    save_checkpoint(&path, last_seq, hosted)?;
-                    unsaved = 0;
-                }
-            }
-            _ = tick.tick() => {
+        if unsaved > 0 && (unsaved >= 5000 || saved_at.elapsed() >= Duration::from_secs(1)) {
+            save_checkpoint(&path, last_seq, hosted)?;
+            unsaved = 0;
+            saved_at = std::time::Instant::now();
+        }
+        // Direct gets, not a consumer: any replica answers them (a replica
+        // holds a prefix of the stream, so "the next message of this
+        // subject from here" is right from any of them), and nothing needs
+        // creating: on nats-server 2.9, creating consumers timed out for
+        // minutes after one of three servers was killed.
+        let message = match stream
+            .direct_get_next_for_subject(subject.clone(), Some(last_seq + 1))
+            .await
+        {
+            Ok(message) => message,
+            Err(error) if error.kind() == DirectGetErrorKind::NotFound => {
+                hosted.caught_up.store(true, Ordering::SeqCst);
+                hosted.pending.store(0, Ordering::SeqCst);
                 if unsaved > 0 {
                     save_checkpoint(&path, last_seq, hosted)?;
                     unsaved = 0;
+                    saved_at = std::time::Instant::now();
+                }
+                tokio::time::sleep(IDLE_POLL).await;
+                continue;
+            }
+            Err(error) => return Err(ClusterError::nats("reading the stream", error)),
+        };
+        let seq = message.sequence;
+        let stored_at_ns = i64::try_from(message.time.unix_timestamp_nanos()).unwrap_or(0);
+        if seq <= last_seq {
+            continue;
+        }
+        let outputs = {
+            let mut state = lock(&hosted.state);
+            let decode = |e: serde_json::Error| {
+                ClusterError::Decode(format!("{} seq {seq}: {e}", stage.stream()))
+            };
+            match &mut *state {
+                StageState::Ids(ids) => {
+                    let msg: InMsg = serde_json::from_slice(&message.payload).map_err(decode)?;
+                    ids.handle(partitions, p, seq, stored_at_ns, msg)
+                }
+                StageState::Orders(orders) => {
+                    let msg: OrdMsg = serde_json::from_slice(&message.payload).map_err(decode)?;
+                    orders.handle(partitions, p, seq, msg)
+                }
+                StageState::Shops(shops) => {
+                    let msg: ShopMsg = serde_json::from_slice(&message.payload).map_err(decode)?;
+                    shops.handle(msg);
+                    Vec::new()
                 }
             }
+        };
+        for out in outputs {
+            setup::publish(&node.js, out.subject, &out.msg_id, out.payload).await?;
         }
+        last_seq = seq;
+        hosted.applied_seq.store(seq, Ordering::SeqCst);
+        unsaved += 1;
     }
 }
 
@@ -433,13 +451,20 @@ async fn respond(node: Arc<Node>) {
             continue;
         };
         let mut parts = message.subject.as_str().split('.').skip(2);
-        let (Some(kind), Some(p)) = (parts.next(), parts.next().and_then(|p| p.parse::<u32>().ok())) else {
+        let (Some(kind), Some(p)) = (
+            parts.next(),
+            parts.next().and_then(|p| p.parse::<u32>().ok()),
+        ) else {
             continue;
         };
         let Ok(request) = serde_json::from_slice::<QueryRequest>(&message.payload) else {
             continue;
         };
-        let stage = if kind == "ordshop" { Stage::Orders } else { Stage::Shops };
+        let stage = if kind == "ordshop" {
+            Stage::Orders
+        } else {
+            Stage::Shops
+        };
         let hosted = lock(&node.hosted).get(&(stage, p)).map(|(h, _)| h.clone());
         let Some(hosted) = hosted.filter(|h| h.caught_up.load(Ordering::SeqCst)) else {
             continue;
@@ -448,14 +473,24 @@ async fn respond(node: Arc<Node>) {
             let state = lock(&hosted.state);
             let as_of = Instant(request.as_of_ns);
             match (&*state, kind) {
-                (StageState::Shops(shops), "shop") => match shops.ledger.shop_report(&request.id, as_of, true) {
-                    Ok(report) => QueryReply { status: 200, body: serde_json::to_value(report).unwrap_or_default() },
-                    Err(error) => not_found(error.to_string()),
-                },
-                (StageState::Shops(shops), "order") => match shops.ledger.order_report(&request.id, as_of) {
-                    Ok(report) => QueryReply { status: 200, body: serde_json::to_value(report).unwrap_or_default() },
-                    Err(error) => not_found(error.to_string()),
-                },
+                (StageState::Shops(shops), "shop") => {
+                    match shops.ledger.shop_report(&request.id, as_of, true) {
+                        Ok(report) => QueryReply {
+                            status: 200,
+                            body: serde_json::to_value(report).unwrap_or_default(),
+                        },
+                        Err(error) => not_found(error.to_string()),
+                    }
+                }
+                (StageState::Shops(shops), "order") => {
+                    match shops.ledger.order_report(&request.id, as_of) {
+                        Ok(report) => QueryReply {
+                            status: 200,
+                            body: serde_json::to_value(report).unwrap_or_default(),
+                        },
+                        Err(error) => not_found(error.to_string()),
+                    }
+                }
                 (StageState::Orders(orders), "ordshop") => QueryReply {
                     status: 200,
                     body: serde_json::json!({"shop_id": orders.shop_of(&request.id)}),
@@ -509,21 +544,42 @@ fn into_response(reply: QueryReply) -> Response {
     (status, axum::Json(reply.body)).into_response()
 }
 
-async fn http_shop(State(node): State<Arc<Node>>, UrlPath(shop_id): UrlPath<String>, Query(params): Query<AsOf>) -> Response {
+async fn http_shop(
+    State(node): State<Arc<Node>>,
+    UrlPath(shop_id): UrlPath<String>,
+    Query(params): Query<AsOf>,
+) -> Response {
     let as_of = match as_of(&node, &params) {
         Ok(as_of) => as_of,
         Err(reply) => return into_response(reply),
     };
     let p = partition_of(&shop_id, node.config.partitions);
-    into_response(ask(&node, format!("penalty.q.shop.{p}"), &QueryRequest { id: shop_id, as_of_ns: as_of.0 }).await)
+    into_response(
+        ask(
+            &node,
+            format!("penalty.q.shop.{p}"),
+            &QueryRequest {
+                id: shop_id,
+                as_of_ns: as_of.0,
+            },
+        )
+        .await,
+    )
 }
 
-async fn http_order(State(node): State<Arc<Node>>, UrlPath(order_id): UrlPath<String>, Query(params): Query<AsOf>) -> Response {
+async fn http_order(
+    State(node): State<Arc<Node>>,
+    UrlPath(order_id): UrlPath<String>,
+    Query(params): Query<AsOf>,
+) -> Response {
     let as_of = match as_of(&node, &params) {
         Ok(as_of) => as_of,
         Err(reply) => return into_response(reply),
     };
-    let request = QueryRequest { id: order_id.clone(), as_of_ns: as_of.0 };
+    let request = QueryRequest {
+        id: order_id.clone(),
+        as_of_ns: as_of.0,
+    };
     let p = partition_of(&order_id, node.config.partitions);
     let found = ask(&node, format!("penalty.q.ordshop.{p}"), &request).await;
     if found.status != 200 {
@@ -677,10 +733,11 @@ pub async fn cluster_status(
                 .get_last_raw_message_by_subject(&stage.subject(p))
                 .await
                 .map_or(0, |m| m.sequence);
-            let hosted = owner
-                .as_ref()
-                .and_then(|o| statuses.get(o))
-                .and_then(|s| s.hosted.iter().find(|h| h.stage == stage.name() && h.partition == p));
+            let hosted = owner.as_ref().and_then(|o| statuses.get(o)).and_then(|s| {
+                s.hosted
+                    .iter()
+                    .find(|h| h.stage == stage.name() && h.partition == p)
+            });
             rows.push(PartitionStatus {
                 stage: stage.name().to_string(),
                 partition: p,
@@ -703,9 +760,16 @@ pub fn render_status(status: &ClusterStatus) -> String {
     let mut text = format!(
         "{} partitions; live nodes: {}\n",
         status.partitions,
-        if status.live.is_empty() { "none".to_string() } else { status.live.join(", ") }
+        if status.live.is_empty() {
+            "none".to_string()
+        } else {
+            status.live.join(", ")
+        }
     );
-    text += &format!("{:<7} {:>9} {:<12} {:>12} {:>12} {:>6}\n", "stage", "partition", "owner", "applied_seq", "last_seq", "lag");
+    text += &format!(
+        "{:<7} {:>9} {:<12} {:>12} {:>12} {:>6}\n",
+        "stage", "partition", "owner", "applied_seq", "last_seq", "lag"
+    );
     for row in &status.rows {
         let or_dash = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
         text += &format!(

@@ -22,10 +22,7 @@ pub fn partition_of(key: &str, partitions: u32) -> u32 {
 
 /// The partition of an event id, hashed in its canonical form.
 pub fn partition_of_event_id(event_id: u128, partitions: u32) -> u32 {
-    partition_of(
-        &penalty_core::event::format_event_id(event_id),
-        partitions,
-    )
+    partition_of(&penalty_core::event::format_event_id(event_id), partitions)
 }
 
 /// The owner of `partition` among the live `nodes` by rendezvous (highest
@@ -57,7 +54,10 @@ mod tests {
             assert!(partition_of(key, 16) < 16);
             assert_eq!(partition_of(key, 1), 0);
         }
-        assert_eq!(partition_of("foobar", 16), (0x8594_4171_f739_67e8_u64 % 16) as u32);
+        assert_eq!(
+            partition_of("foobar", 16),
+            (0x8594_4171_f739_67e8_u64 % 16) as u32
+        );
     }
 
     #[test]

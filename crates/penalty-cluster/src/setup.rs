@@ -23,7 +23,11 @@ pub struct ClusterConfig {
 /// Connects to `url`: one `nats://host:port`, or several separated by
 /// commas (the client moves to another when one fails).
 pub async fn connect(url: &str) -> Result<async_nats::Client, ClusterError> {
-    let addrs: Vec<&str> = url.split(',').map(str::trim).filter(|a| !a.is_empty()).collect();
+    let addrs: Vec<&str> = url
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .collect();
     async_nats::ConnectOptions::new()
         .connection_timeout(Duration::from_secs(5))
         .retry_on_initial_connect()
@@ -87,6 +91,8 @@ pub async fn init(js: &jetstream::Context, config: &ClusterConfig) -> Result<(),
             storage: stream::StorageType::File,
             num_replicas: replicas,
             max_age,
+            // Readers use direct gets, answered by any replica.
+            allow_direct: true,
             ..Default::default()
         })
         .await
@@ -126,19 +132,21 @@ async fn create_bucket(
 
 /// The settings `init` recorded.
 pub async fn read_config(js: &jetstream::Context) -> Result<ClusterConfig, ClusterError> {
-    let missing = || {
-        ClusterError::Config(
-            "the cluster has no settings: run `penalty cluster init --cluster nats://… \
-             --partitions P --replicas R` first"
-                .into(),
-        )
+    let missing = |cause: String| {
+        ClusterError::Config(format!(
+            "the cluster's settings cannot be read ({cause}): if `penalty cluster init \
+             --cluster nats://… --partitions P --replicas R` was not run, run it first"
+        ))
     };
-    let meta = js.get_key_value(META_BUCKET).await.map_err(|_| missing())?;
+    let meta = js
+        .get_key_value(META_BUCKET)
+        .await
+        .map_err(|e| missing(e.to_string()))?;
     let value = meta
         .get("config")
         .await
         .map_err(|e| ClusterError::nats("reading the cluster's settings", e))?
-        .ok_or_else(missing)?;
+        .ok_or_else(|| missing("no `config` key".into()))?;
     serde_json::from_slice(&value).map_err(|e| ClusterError::Decode(e.to_string()))
 }
 

@@ -260,7 +260,13 @@ pub struct OrderStage {
 
 impl OrderStage {
     /// Handles message `seq` of `ord.<partition>`.
-    pub fn handle(&mut self, partitions: u32, partition: u32, seq: u64, msg: OrdMsg) -> Vec<Publish> {
+    pub fn handle(
+        &mut self,
+        partitions: u32,
+        partition: u32,
+        seq: u64,
+        msg: OrdMsg,
+    ) -> Vec<Publish> {
         let mut em = Emitter::new(Stage::Orders, partition, seq);
         if self
             .watermarks
@@ -322,7 +328,10 @@ impl OrderStage {
 
     /// Orders with events parked, waiting for their paid (R13's orphans).
     pub fn parked_orders(&self) -> usize {
-        self.orders.values().filter(|o| !o.parked.is_empty()).count()
+        self.orders
+            .values()
+            .filter(|o| !o.parked.is_empty())
+            .count()
     }
 }
 

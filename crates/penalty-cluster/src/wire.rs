@@ -93,7 +93,13 @@ impl Origin {
     /// The `Nats-Msg-Id` of the message: JetStream drops a re-publication
     /// within its window, and the receiver's watermark drops it after.
     pub fn msg_id(&self) -> String {
-        format!("{}.{}.{}.{}", self.stage.name(), self.partition, self.seq, self.rank)
+        format!(
+            "{}.{}.{}.{}",
+            self.stage.name(),
+            self.partition,
+            self.seq,
+            self.rank
+        )
     }
 }
 
