@@ -553,7 +553,7 @@ fn a_killed_node_a_killed_nats_server_and_an_emptied_node_lose_and_double_nothin
     let port = cluster.http[1];
     cluster.start_node(1, Some(port));
 
-    let output = wait_until(
+    wait_until(
         "the ingest to finish",
         Duration::from_secs(180),
         || match ingest.try_wait() {
@@ -562,7 +562,6 @@ fn a_killed_node_a_killed_nats_server_and_an_emptied_node_lose_and_double_nothin
             Err(e) => Err(e.to_string()),
         },
     );
-    let () = output;
     let mut stdout = String::new();
     ingest
         .stdout

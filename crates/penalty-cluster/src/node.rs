@@ -70,7 +70,7 @@ pub struct NodeOptions {
 enum StageState {
     Ids(IdStage),
     Orders(OrderStage),
-    Shops(ShopStage),
+    Shops(Box<ShopStage>),
 }
 
 /// What a checkpoint file holds: the state and the stream sequence it
@@ -91,12 +91,15 @@ struct Hosted {
     pending: AtomicU64,
 }
 
+/// Each hosted stage partition, with its worker.
+type HostedMap = BTreeMap<(Stage, u32), (Arc<Hosted>, tokio::task::AbortHandle)>;
+
 struct Node {
     options: NodeOptions,
     config: ClusterConfig,
     client: async_nats::Client,
     js: jetstream::Context,
-    hosted: Mutex<BTreeMap<(Stage, u32), (Arc<Hosted>, tokio::task::AbortHandle)>>,
+    hosted: Mutex<HostedMap>,
     live: Mutex<Vec<String>>,
     heard: Mutex<HashMap<String, std::time::Instant>>,
 }
@@ -264,7 +267,7 @@ fn empty_state(stage: Stage, policy: &Policy) -> StageState {
     match stage {
         Stage::Ids => StageState::Ids(IdStage::default()),
         Stage::Orders => StageState::Orders(OrderStage::default()),
-        Stage::Shops => StageState::Shops(ShopStage::new(policy.clone())),
+        Stage::Shops => StageState::Shops(Box::new(ShopStage::new(policy.clone()))),
     }
 }
 

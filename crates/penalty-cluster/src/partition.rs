@@ -29,7 +29,7 @@ pub fn partition_of_event_id(event_id: u128, partitions: u32) -> u32 {
 /// random weight) hashing: every node computes the same owner from the same
 /// set, with no election, and a node's arrival or departure moves only the
 /// partitions it wins or held. `None` when no node is live.
-pub fn owner<'n>(partition: u32, nodes: &'n [String]) -> Option<&'n str> {
+pub fn owner(partition: u32, nodes: &[String]) -> Option<&str> {
     nodes
         .iter()
         .map(|node| (fnv1a64(format!("{partition}/{node}").as_bytes()), node))

@@ -70,7 +70,7 @@ impl Emitter {
         ));
     }
 
-    fn to_shop(&mut self, partitions: u32, shop_id: &str, json: &str, recorded_at_ns: i64) {
+    fn forward_to_shop(&mut self, partitions: u32, shop_id: &str, json: &str, recorded_at_ns: i64) {
         let origin = self.origin();
         self.out.push(Publish::json(
             Stage::Shops.subject(partition_of(shop_id, partitions)),
@@ -189,7 +189,7 @@ impl IdStage {
             None => match event.kind_ref() {
                 KindRef::DepositToppedUp { shop_id, .. } => {
                     self.ids.insert(event.event_id, IdState::Known(hash));
-                    em.to_shop(partitions, shop_id, &line.json, line.recorded_at_ns);
+                    em.forward_to_shop(partitions, shop_id, &line.json, line.recorded_at_ns);
                     em.decision(&line.ingest, line.line, "appended");
                 }
                 kind => {
@@ -290,9 +290,9 @@ impl OrderStage {
             let appended = state.shop_id.is_none();
             if appended {
                 state.shop_id = Some(shop_id.to_string());
-                em.to_shop(partitions, shop_id, &msg.json, msg.recorded_at_ns);
+                em.forward_to_shop(partitions, shop_id, &msg.json, msg.recorded_at_ns);
                 for (json, recorded_at_ns) in std::mem::take(&mut state.parked) {
-                    em.to_shop(partitions, shop_id, &json, recorded_at_ns);
+                    em.forward_to_shop(partitions, shop_id, &json, recorded_at_ns);
                 }
             }
             let origin = em.origin();
@@ -314,7 +314,7 @@ impl OrderStage {
                 em.decision(ingest, msg.line, outcome);
             }
         } else if let Some(shop_id) = state.shop_id.clone() {
-            em.to_shop(partitions, &shop_id, &msg.json, msg.recorded_at_ns);
+            em.forward_to_shop(partitions, &shop_id, &msg.json, msg.recorded_at_ns);
         } else {
             state.parked.push((msg.json, msg.recorded_at_ns));
         }
