@@ -382,3 +382,189 @@ impl ShopStage {
 pub fn line_partition(event_id: u128, partitions: u32) -> u32 {
     partition_of_event_id(event_id, partitions)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    const P: u32 = 4;
+
+    /// The three stages of every partition over in-memory streams: what the
+    /// nodes do over JetStream, without the servers.
+    #[derive(Default)]
+    struct Sim {
+        /// subject -> (stream seq, payload); one sequence per stream.
+        subjects: BTreeMap<String, Vec<(u64, Vec<u8>)>>,
+        seqs: BTreeMap<&'static str, u64>,
+        cursors: BTreeMap<String, usize>,
+        ids: BTreeMap<u32, IdStage>,
+        orders: BTreeMap<u32, OrderStage>,
+        shops: BTreeMap<u32, ShopStage>,
+        decisions: BTreeMap<u64, String>,
+    }
+
+    impl Sim {
+        fn append(&mut self, subject: &str, payload: Vec<u8>) {
+            let stream = subject.split('.').next().unwrap_or_default();
+            let stream: &'static str = match stream {
+                "in" => "in",
+                "ord" => "ord",
+                "shop" => "shop",
+                _ => "dec",
+            };
+            let seq = self.seqs.entry(stream).or_insert(0);
+            *seq += 1;
+            let seq = *seq;
+            if stream == "dec" {
+                let decision: Decision = serde_json::from_slice(&payload).expect("a decision");
+                self.decisions.entry(decision.line).or_insert(decision.outcome);
+                return;
+            }
+            self.subjects.entry(subject.to_string()).or_default().push((seq, payload));
+        }
+
+        fn publish(&mut self, line: u64, json: &str) {
+            let parsed = penalty_core::parse_line(json.as_bytes()).expect("a valid line");
+            let canonical = String::from_utf8(parsed.canonical_json.clone()).expect("UTF-8");
+            let msg = InMsg::Line { ingest: "t".into(), line, json: canonical };
+            let subject = Stage::Ids.subject(line_partition(parsed.event.event_id, P));
+            self.append(&subject, serde_json::to_vec(&msg).expect("JSON"));
+        }
+
+        /// Runs every partition's stages until nothing is left to read.
+        fn settle(&mut self) {
+            loop {
+                let mut progressed = false;
+                let subjects: Vec<String> = self.subjects.keys().cloned().collect();
+                for subject in subjects {
+                    let cursor = *self.cursors.get(&subject).unwrap_or(&0);
+                    let Some((seq, payload)) = self.subjects[&subject].get(cursor).cloned() else {
+                        continue;
+                    };
+                    self.cursors.insert(subject.clone(), cursor + 1);
+                    progressed = true;
+                    let (kind, p) = subject.split_once('.').expect("a partition");
+                    let p: u32 = p.parse().expect("a number");
+                    let outputs = match kind {
+                        "in" => self.ids.entry(p).or_default().handle(
+                            P,
+                            p,
+                            seq,
+                            seq as i64,
+                            serde_json::from_slice(&payload).expect("InMsg"),
+                        ),
+                        "ord" => self.orders.entry(p).or_default().handle(
+                            P,
+                            p,
+                            seq,
+                            serde_json::from_slice(&payload).expect("OrdMsg"),
+                        ),
+                        _ => {
+                            self.shops
+                                .entry(p)
+                                .or_insert_with(|| ShopStage::new(Policy::default()))
+                                .handle(serde_json::from_slice(&payload).expect("ShopMsg"));
+                            Vec::new()
+                        }
+                    };
+                    for out in outputs {
+                        self.append(&out.subject, out.payload);
+                    }
+                }
+                if !progressed {
+                    return;
+                }
+            }
+        }
+
+        fn events_applied(&self) -> u64 {
+            self.shops.values().map(|s| s.ledger.events_applied()).sum()
+        }
+    }
+
+    fn id(n: u32) -> String {
+        format!("00000000-0000-4000-8000-{n:012}")
+    }
+
+    fn paid(n: u32, order: &str, shop: &str, amount: i64) -> String {
+        format!(
+            r#"{{"event_id":"{}","type":"paid","at":"2026-03-01T10:00:00+08:00","order_id":"{order}","shop_id":"{shop}","product_id":"P1","amount_fen":{amount}}}"#,
+            id(n)
+        )
+    }
+
+    fn shipped(n: u32, order: &str) -> String {
+        format!(
+            r#"{{"event_id":"{}","type":"shipped","at":"2026-03-02T10:00:00+08:00","order_id":"{order}","tracking_no":"T{n}"}}"#,
+            id(n)
+        )
+    }
+
+    #[test]
+    fn the_first_come_decisions_are_one_machines_line_by_line() {
+        let lines = [
+            (paid(1, "O1", "S1", 100), "appended"),
+            (paid(2, "O1", "S2", 100), "order_already_paid"),
+            // Its id stayed free: rejected again, not a duplicate.
+            (paid(2, "O1", "S2", 100), "order_already_paid"),
+            // Another event may take that id.
+            (shipped(2, "O3"), "appended"),
+            (paid(2, "O1", "S2", 100), "event_id_conflict"),
+            (paid(1, "O1", "S1", 100), "duplicate"),
+            (paid(1, "O1", "S1", 999), "event_id_conflict"),
+            // An orphan, then its paid (R13).
+            (shipped(3, "O9"), "appended"),
+            (paid(4, "O9", "S1", 100), "appended"),
+        ];
+        let mut sim = Sim::default();
+        for (n, (line, _)) in lines.iter().enumerate() {
+            sim.publish(n as u64 + 1, line);
+            sim.settle();
+        }
+        let got: Vec<&str> = (1..=lines.len() as u64).map(|n| sim.decisions[&n].as_str()).collect();
+        let want: Vec<&str> = lines.iter().map(|(_, want)| *want).collect();
+        assert_eq!(got, want);
+        // Appended: 2 paid of O1 and O9, the shipped of O9 (released by its
+        // paid); the shipped of O3 waits for a paid that never comes.
+        assert_eq!(sim.events_applied(), 3);
+    }
+
+    #[test]
+    fn a_line_meeting_a_pending_id_is_parked_until_the_verdict() {
+        let mut sim = Sim::default();
+        sim.publish(1, &paid(1, "O1", "S1", 100));
+        sim.settle();
+        // Published together: stage 1 sees the paid (pending) and then the
+        // shipped with its id before stage 2's verdict.
+        sim.publish(2, &paid(2, "O1", "S2", 100));
+        sim.publish(3, &shipped(2, "O1"));
+        sim.settle();
+        assert_eq!(sim.decisions[&2], "order_already_paid");
+        assert_eq!(sim.decisions[&3], "appended");
+        assert_eq!(sim.events_applied(), 2);
+    }
+
+    #[test]
+    fn a_message_delivered_again_is_applied_once() {
+        let mut sim = Sim::default();
+        sim.publish(1, &paid(1, "O1", "S1", 100));
+        sim.publish(2, &shipped(2, "O1"));
+        sim.settle();
+        let applied = sim.events_applied();
+        // Every shop message again, as a replaying producer would send it.
+        let again: Vec<(String, Vec<u8>)> = sim
+            .subjects
+            .iter()
+            .filter(|(s, _)| s.starts_with("shop."))
+            .flat_map(|(s, msgs)| msgs.iter().map(move |(_, m)| (s.clone(), m.clone())))
+            .collect();
+        for (subject, payload) in again {
+            sim.append(&subject, payload);
+        }
+        sim.settle();
+        assert_eq!(sim.events_applied(), applied);
+        assert_eq!(applied, 2);
+    }
+}
