@@ -58,12 +58,18 @@ fn log_file(dir: &Path, name: &str) -> Stdio {
     Stdio::from(std::fs::File::create(dir.join(format!("{name}.log"))).expect("a log file"))
 }
 
-fn require_nats_server() {
-    let found = Command::new("nats-server").arg("--version").output();
-    assert!(
-        found.as_ref().is_ok_and(|o| o.status.success()),
+/// nats-server: on the PATH, or where Debian installs it (/usr/sbin, not on
+/// every user's PATH). Fails the test, saying what to install, when absent.
+fn nats_server() -> String {
+    for candidate in ["nats-server", "/usr/sbin/nats-server"] {
+        let found = Command::new(candidate).arg("--version").output();
+        if found.is_ok_and(|o| o.status.success()) {
+            return candidate.to_string();
+        }
+    }
+    panic!(
         "nats-server is missing: the cluster tests need it (Debian: apt-get install nats-server; \
-         .ci/run installs it) ({found:?})"
+         .ci/run installs it)"
     );
 }
 
@@ -119,7 +125,7 @@ struct Cluster {
 
 impl Cluster {
     fn start(dir: &Path) -> Cluster {
-        require_nats_server();
+        let nats_server = nats_server();
         let mut processes = Processes(Vec::new());
         let client: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
@@ -128,7 +134,7 @@ impl Cluster {
                 .filter(|j| *j != i)
                 .map(|j| format!("nats://127.0.0.1:{}", routes[j]))
                 .collect();
-            let child = Command::new("nats-server")
+            let child = Command::new(&nats_server)
                 .args([
                     "-js",
                     "-n",

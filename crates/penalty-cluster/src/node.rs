@@ -281,12 +281,15 @@ fn load_checkpoint(
     policy: &Policy,
 ) -> Result<(u64, StageState), ClusterError> {
     match std::fs::read(path) {
-        Ok(bytes) => {
-            let checkpoint: Checkpoint = bincode::deserialize(&bytes).map_err(|e| {
-                ClusterError::Decode(format!("the checkpoint {} is damaged ({e}); delete it to rebuild the partition from the stream", path.display()))
-            })?;
-            Ok((checkpoint.seq, checkpoint.state))
-        }
+        Ok(bytes) => match bincode::deserialize::<Checkpoint>(&bytes) {
+            Ok(checkpoint) => Ok((checkpoint.seq, checkpoint.state)),
+            // The stream holds everything: a damaged checkpoint costs a
+            // rebuild from its first message, never a wrong state.
+            Err(error) => {
+                tracing::warn!(%error, path = %path.display(), "damaged checkpoint: rebuilding the partition from the stream");
+                Ok((0, empty_state(stage, policy)))
+            }
+        },
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             Ok((0, empty_state(stage, policy)))
         }
@@ -314,7 +317,13 @@ fn save_checkpoint(path: &Path, seq: u64, hosted: &Hosted) -> Result<(), Cluster
         context: format!("writing {}", path.display()),
         source,
     };
-    let tmp = path.with_extension("ckpt.tmp");
+    // A name of its own: a worker aborted by a hand-over and its successor
+    // may briefly both write this partition's checkpoint.
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    let tmp = path.with_extension(format!(
+        "ckpt.tmp{}",
+        WRITES.fetch_add(1, Ordering::Relaxed)
+    ));
     {
         use std::io::Write;
         let mut file = std::fs::File::create(&tmp).map_err(io)?;

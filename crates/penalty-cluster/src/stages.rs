@@ -419,16 +419,25 @@ mod tests {
             let seq = *seq;
             if stream == "dec" {
                 let decision: Decision = serde_json::from_slice(&payload).expect("a decision");
-                self.decisions.entry(decision.line).or_insert(decision.outcome);
+                self.decisions
+                    .entry(decision.line)
+                    .or_insert(decision.outcome);
                 return;
             }
-            self.subjects.entry(subject.to_string()).or_default().push((seq, payload));
+            self.subjects
+                .entry(subject.to_string())
+                .or_default()
+                .push((seq, payload));
         }
 
         fn publish(&mut self, line: u64, json: &str) {
             let parsed = penalty_core::parse_line(json.as_bytes()).expect("a valid line");
             let canonical = String::from_utf8(parsed.canonical_json.clone()).expect("UTF-8");
-            let msg = InMsg::Line { ingest: "t".into(), line, json: canonical };
+            let msg = InMsg::Line {
+                ingest: "t".into(),
+                line,
+                json: canonical,
+            };
             let subject = Stage::Ids.subject(line_partition(parsed.event.event_id, P));
             self.append(&subject, serde_json::to_vec(&msg).expect("JSON"));
         }
@@ -523,7 +532,9 @@ mod tests {
             sim.publish(n as u64 + 1, line);
             sim.settle();
         }
-        let got: Vec<&str> = (1..=lines.len() as u64).map(|n| sim.decisions[&n].as_str()).collect();
+        let got: Vec<&str> = (1..=lines.len() as u64)
+            .map(|n| sim.decisions[&n].as_str())
+            .collect();
         let want: Vec<&str> = lines.iter().map(|(_, want)| *want).collect();
         assert_eq!(got, want);
         // Appended: 2 paid of O1 and O9, the shipped of O9 (released by its
