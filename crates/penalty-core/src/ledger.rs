@@ -684,6 +684,23 @@ impl Ledger {
         })
     }
 
+    /// The shop named `shop_id` with its index, when it exists as of
+    /// `as_of`; else the error every shop query gives.
+    pub(crate) fn existing_shop(
+        &self,
+        shop_id: &str,
+        as_of: Instant,
+    ) -> Result<(u32, &ShopRec), QueryError> {
+        self.shop_ids
+            .find(shop_id)
+            .map(|index| (index, &self.shops[index as usize]))
+            .filter(|(_, shop)| self.shop_exists(shop, as_of))
+            .ok_or_else(|| QueryError::UnknownShop {
+                shop_id: shop_id.to_string(),
+                as_of: as_of.to_rfc3339(self.policy.utc_offset),
+            })
+    }
+
     pub(crate) fn shop_exists(&self, shop: &ShopRec, as_of: Instant) -> bool {
         shop.topups.first().is_some_and(|(at, _)| *at <= as_of)
             || shop
@@ -840,15 +857,7 @@ impl Ledger {
         as_of: Instant,
         with_deductions: bool,
     ) -> Result<ShopReport, QueryError> {
-        let unknown = || QueryError::UnknownShop {
-            shop_id: shop_id.to_string(),
-            as_of: as_of.to_rfc3339(self.policy.utc_offset),
-        };
-        let index = self.shop_ids.find(shop_id).ok_or_else(unknown)?;
-        let shop = &self.shops[index as usize];
-        if !self.shop_exists(shop, as_of) {
-            return Err(unknown());
-        }
+        let (index, _) = self.existing_shop(shop_id, as_of)?;
         let keep = if with_deductions {
             Keep::Deductions
         } else {
@@ -1276,15 +1285,7 @@ impl Ledger {
         limit: usize,
     ) -> Result<Vec<Notice>, QueryError> {
         let offset = self.policy.utc_offset;
-        let shop = self
-            .shop_ids
-            .find(shop_id)
-            .map(|i| &self.shops[i as usize])
-            .filter(|shop| self.shop_exists(shop, as_of))
-            .ok_or_else(|| QueryError::UnknownShop {
-                shop_id: shop_id.to_string(),
-                as_of: as_of.to_rfc3339(offset),
-            })?;
+        let (_, shop) = self.existing_shop(shop_id, as_of)?;
         let after = after.and_then(parse_cursor);
         let mut keyed: Vec<(NoticeKey<'_>, Notice)> = Vec::new();
         let is_after = |key: &NoticeKey<'_>| {

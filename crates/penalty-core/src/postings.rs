@@ -329,15 +329,7 @@ impl Ledger {
     /// postings`).
     pub fn postings(&self, shop_id: &str, as_of: Instant) -> Result<PostingsReport, QueryError> {
         let offset = self.policy.utc_offset;
-        let shop = self
-            .shop_ids
-            .find(shop_id)
-            .map(|i| &self.shops[i as usize])
-            .filter(|shop| self.shop_exists(shop, as_of))
-            .ok_or_else(|| QueryError::UnknownShop {
-                shop_id: shop_id.to_string(),
-                as_of: as_of.to_rfc3339(offset),
-            })?;
+        let (_, shop) = self.existing_shop(shop_id, as_of)?;
         let raw = shop_postings(self, shop, as_of);
         Ok(PostingsReport {
             shop_id: shop_id.to_string(),

@@ -198,15 +198,7 @@ impl Ledger {
         };
         match shop_id {
             Some(shop_id) => {
-                let shop = self
-                    .shop_ids
-                    .find(shop_id)
-                    .map(|i| &self.shops[i as usize])
-                    .filter(|shop| self.shop_exists(shop, as_of))
-                    .ok_or_else(|| QueryError::UnknownShop {
-                        shop_id: shop_id.to_string(),
-                        as_of: as_of.to_rfc3339(offset),
-                    })?;
+                let (_, shop) = self.existing_shop(shop_id, as_of)?;
                 shop.orders.iter().for_each(|&order| look(order));
             }
             None => (0..self.orders.len() as u32).for_each(&mut look),
