@@ -162,6 +162,13 @@ fn full_document() -> Value {
             "rejected": {"type": "integer"}, "rejects_truncated": {"type": "boolean"},
             "rejects": {"type": "array", "maxItems": 1000, "items": {"type": "object", "properties": {
                 "line": {"type": "integer"}, "reason": {"type": "string"}, "hint": {"type": "string"}}}}}});
+    let at_risk = json!({"type": "object", "required": ["as_of", "within_hours", "orders", "total"],
+        "properties": {"as_of": {"type": "string"}, "within_hours": {"type": "number"}, "total": {"type": "integer"},
+            "orders": {"type": "array", "maxItems": 1000, "items": {"type": "object", "required": ["order_id", "shop_id", "product_id", "next", "at", "seconds_left", "line"],
+                "properties": {"order_id": {"type": "string"}, "shop_id": {"type": "string"}, "product_id": {"type": "string"},
+                    "next": {"enum": ["judgment", "closure_review", "auto_close"]}, "at": {"type": "string"}, "seconds_left": {"type": "integer"},
+                    "judgment": {"type": "integer"}, "deduction_fen": {"type": "integer"}, "bans_product": {"type": "boolean"},
+                    "refund_due_fen": {"type": "integer"}, "line": {"type": "string"}}}}}});
     let error = json!({"type": "object", "required": ["error", "message"],
         "properties": {"error": {"type": "string", "description": "A stable code, such as invalid_query or not_found."},
             "message": {"type": "string", "description": "What is wrong, in a sentence."}}});
@@ -176,7 +183,7 @@ fn full_document() -> Value {
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {"Deduction": deduction, "ShopReport": shop, "OrderReport": order, "OrderRow": order_row,
-                "Notice": notice, "IngestSummary": ingest, "Error": error,
+                "Notice": notice, "AtRisk": at_risk, "IngestSummary": ingest, "Error": error,
                 "OrderStatus": {"enum": ["awaiting_shipment", "shipped", "refunded", "auto_closed"]}}
         },
         "security": [{"bearer": []}],
@@ -199,6 +206,15 @@ fn full_document() -> Value {
                     {"name": "limit", "in": "query", "required": false, "description": "At most this many (1 to 1000, default 100).", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}])),
                 "responses": responses(json_response("A page of the feed; pass `next` as `after` to read on.", json!({"type": "object", "properties": {
                     "notices": {"type": "array", "items": {"$ref": "#/components/schemas/Notice"}}, "next": {"type": ["string", "null"]}}})), &["400", "401", "404", "429", "503"])}},
+            "/shops/{id}/at-risk": {"get": {"summary": "The shop's orders at risk (`penalty at-risk --shop ID --json`, CLI.md): unresolved orders whose next judgment, closure-review flag or auto-close comes within the horizon, soonest first, each with its sentence (`line`). At most `limit` of them; `total` counts all.",
+                "parameters": with(with(json!([id_param("The shop.")]), as_of_params()), json!([
+                    {"name": "within", "in": "query", "required": false, "description": "The horizon: a whole number and m, h or d, from 1m to 366d (default 24h).", "schema": {"type": "string", "pattern": crate::params::WITHIN_PATTERN}},
+                    {"name": "limit", "in": "query", "required": false, "description": "At most this many orders (1 to 1000, default 100).", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}])),
+                "responses": responses(json_response("The orders at risk.", json!({"$ref": "#/components/schemas/AtRisk"})), &["400", "401", "404", "429", "503"])}},
+            "/labels": {"get": {"summary": "Every code a person can see (order and deduction statuses, event types, next steps, posting kinds, reject reasons) with its English and Chinese (zh-CN) label. No token needed.", "security": [],
+                "responses": {"200": json_response("The labels.", json!({"type": "array", "items": {"type": "object", "required": ["set", "code", "en", "zh-CN"],
+                    "properties": {"set": {"enum": ["order_status", "deduction_status", "event_type", "next_step", "posting_kind", "reject_reason"]},
+                        "code": {"type": "string"}, "en": {"type": "string"}, "zh-CN": {"type": "string"}}}}))}}},
             "/orders": {"get": {"summary": "The filtered order list (`penalty export orders --format jsonl`), by shop then order, paged. A seller sees its own shop only; naming another shop is a 404.",
                 "parameters": with(as_of_params(), json!([
                     {"name": "shop", "in": "query", "required": false, "description": "Only this shop's orders.", "schema": {"type": "string", "minLength": 1, "maxLength": 128}},

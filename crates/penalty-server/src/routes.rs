@@ -45,6 +45,8 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         (Method::GET, "/shops", get(list_shops)),
         (Method::GET, "/shops/{id}", get(shop)),
         (Method::GET, "/shops/{id}/notices", get(notices)),
+        (Method::GET, "/shops/{id}/at-risk", get(at_risk)),
+        (Method::GET, "/labels", get(labels)),
         (Method::GET, "/orders", get(list_orders)),
         (Method::GET, "/orders/{id}", get(order)),
         (Method::GET, "/orders/{id}/events", get(order_events)),
@@ -372,6 +374,106 @@ fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
             format!("limit {limit} is out of range: ask for 1 to {MAX_PAGE}"),
         )),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AtRiskParams {
+    as_of: Option<String>,
+    known_at: Option<String>,
+    within: Option<String>,
+    limit: Option<usize>,
+}
+
+/// One order at risk, with its sentence (`penalty at-risk`'s line).
+#[derive(Serialize)]
+struct AtRiskEntry {
+    #[serde(flatten)]
+    order: penalty_core::AtRiskOrder,
+    /// What it will cost unless the seller acts, citing its rules.
+    line: String,
+}
+
+/// `penalty at-risk --shop ID --json` (CLI.md), its first `limit` orders.
+#[derive(Serialize)]
+struct AtRiskPage {
+    as_of: String,
+    within_hours: serde_json::Value,
+    orders: Vec<AtRiskEntry>,
+    /// Orders at risk in all, of which `orders` holds the first `limit`.
+    total: usize,
+}
+
+async fn at_risk(
+    State(state): State<AppState>,
+    access: Access,
+    Id(shop_id): Id,
+    Params(params): Params<AtRiskParams>,
+) -> Result<Json<AtRiskPage>, ApiError> {
+    let when = when(
+        state.policy(),
+        params.as_of.as_deref(),
+        params.known_at.as_deref(),
+    )?;
+    let limit = page_limit(params.limit)?;
+    let within = match params.within.as_deref() {
+        None => penalty_core::Within::DAY,
+        Some(text) => within(text)?,
+    };
+    if !access.may_read_shop(&shop_id) {
+        return Err(unknown_shop(&shop_id, when.as_of, state.policy()));
+    }
+    let page = state
+        .query_for(Some(&access.clone()), when.known_at, move |ledger| {
+            let report = ledger
+                .at_risk(Some(&shop_id), when.as_of, within)
+                .map_err(not_found_for_http)?;
+            let within_hours = serde_json::to_value(&report)
+                .map(|value| value["within_hours"].clone())
+                .unwrap_or(serde_json::Value::Null);
+            let total = report.orders.len();
+            let orders = report
+                .orders
+                .into_iter()
+                .take(limit)
+                .map(|order| AtRiskEntry {
+                    line: penalty_core::explain::at_risk_line(&order),
+                    order,
+                })
+                .collect();
+            Ok(AtRiskPage {
+                as_of: report.as_of,
+                within_hours,
+                orders,
+                total,
+            })
+        })
+        .await?;
+    Ok(Json(page))
+}
+
+/// A horizon in the documented syntax ([`params::WITHIN_PATTERN`]).
+fn within(text: &str) -> Result<penalty_core::Within, ApiError> {
+    let refused = || {
+        let shown: String = text.chars().take(64).collect();
+        ApiError::bad_request(
+            "invalid_within",
+            format!(
+                "within `{shown}` is not a horizon: write a whole number without leading zeros \
+                 followed by m, h or d, such as 90m, 12h or 2d (from 1m to 366d)"
+            ),
+        )
+    };
+    if !params::within_syntax_ok(text) {
+        return Err(refused());
+    }
+    penalty_core::Within::parse(text).map_err(|_| refused())
+}
+
+/// Every code a person can see, with its English and Chinese labels: the
+/// core's one table, so that the dashboard never words a code itself.
+async fn labels() -> Json<&'static [penalty_core::labels::Label]> {
+    Json(penalty_core::labels::LABELS)
 }
 
 #[derive(Deserialize)]
