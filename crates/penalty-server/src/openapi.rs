@@ -94,11 +94,11 @@ pub fn document_for(has_tokens: bool) -> Value {
             components.remove("securitySchemes");
         }
         if let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) {
-            for operation in paths
+            for (method, operation) in paths
                 .values_mut()
                 .filter_map(Value::as_object_mut)
-                .flat_map(|item| item.values_mut())
-                .filter_map(Value::as_object_mut)
+                .flat_map(|item| item.iter_mut())
+                .filter_map(|(method, operation)| Some((method, operation.as_object_mut()?)))
             {
                 operation.remove("security");
                 if let Some(responses) = operation
@@ -106,7 +106,7 @@ pub fn document_for(has_tokens: bool) -> Value {
                     .and_then(Value::as_object_mut)
                 {
                     responses.remove("401");
-                    if !operation_is_ingest(responses) {
+                    if method == "get" {
                         responses.remove("403");
                     }
                 }
@@ -114,11 +114,6 @@ pub fn document_for(has_tokens: bool) -> Value {
         }
     }
     document
-}
-
-/// Only `POST /events` answers 403 without tokens (a cross-site request).
-fn operation_is_ingest(responses: &serde_json::Map<String, Value>) -> bool {
-    responses.contains_key("413")
 }
 
 fn full_document() -> Value {
@@ -183,7 +178,9 @@ fn full_document() -> Value {
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {"Deduction": deduction, "ShopReport": shop, "OrderReport": order, "OrderRow": order_row,
-                "Notice": notice, "AtRisk": at_risk, "IngestSummary": ingest, "Error": error,
+                "Notice": notice, "AtRisk": at_risk,
+                "Whoami": {"type": "object", "required": ["role", "shop_id", "open"], "properties": {"role": {"enum": ["operator", "seller"]},
+                    "shop_id": {"type": ["string", "null"]}, "open": {"type": "boolean"}}}, "IngestSummary": ingest, "Error": error,
                 "OrderStatus": {"enum": ["awaiting_shipment", "shipped", "refunded", "auto_closed"]}}
         },
         "security": [{"bearer": []}],
@@ -215,6 +212,14 @@ fn full_document() -> Value {
                 "responses": {"200": json_response("The labels.", json!({"type": "array", "items": {"type": "object", "required": ["set", "code", "en", "zh-CN"],
                     "properties": {"set": {"enum": ["order_status", "deduction_status", "event_type", "next_step", "posting_kind", "reject_reason"]},
                         "code": {"type": "string"}, "en": {"type": "string"}, "zh-CN": {"type": "string"}}}}))}}},
+            "/session": {
+                "get": {"summary": "Who the caller is (role and shop), by its bearer token or its dashboard session cookie.",
+                    "responses": responses(json_response("The caller.", json!({"$ref": "#/components/schemas/Whoami"})), &["401"])},
+                "post": {"summary": "Signs in to the dashboard: with a listed token, answers with an HttpOnly, SameSite=Strict session cookie (Secure unless on a loopback name) carrying the token's role. No token needed to call it.", "security": [],
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["token"], "properties": {"token": {"type": "string"}}}}}},
+                    "responses": responses(json_response("Signed in; the cookie is set.", json!({"$ref": "#/components/schemas/Whoami"})), &["400", "401", "403", "415", "503"])},
+                "delete": {"summary": "Signs out: forgets the session and clears its cookie.", "security": [],
+                    "responses": responses(json_response("Signed out.", json!({"type": "object", "properties": {"signed_out": {"const": true}}})), &["403"])}},
             "/orders": {"get": {"summary": "The filtered order list (`penalty export orders --format jsonl`), by shop then order, paged. A seller sees its own shop only; naming another shop is a 404.",
                 "parameters": with(as_of_params(), json!([
                     {"name": "shop", "in": "query", "required": false, "description": "Only this shop's orders.", "schema": {"type": "string", "minLength": 1, "maxLength": 128}},

@@ -13,7 +13,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{delete, get, post, MethodRouter};
 use axum::{Json, Router};
 use http_body_util::BodyExt;
 use penalty_core::{Instant, OrderStatus, Policy, QueryError};
@@ -47,6 +47,9 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         (Method::GET, "/shops/{id}/notices", get(notices)),
         (Method::GET, "/shops/{id}/at-risk", get(at_risk)),
         (Method::GET, "/labels", get(labels)),
+        (Method::GET, "/session", get(session_get)),
+        (Method::POST, "/session", post(session_start)),
+        (Method::DELETE, "/session", delete(session_end)),
         (Method::GET, "/orders", get(list_orders)),
         (Method::GET, "/orders/{id}", get(order)),
         (Method::GET, "/orders/{id}/events", get(order_events)),
@@ -474,6 +477,87 @@ fn within(text: &str) -> Result<penalty_core::Within, ApiError> {
 /// core's one table, so that the dashboard never words a code itself.
 async fn labels() -> Json<&'static [penalty_core::labels::Label]> {
     Json(penalty_core::labels::LABELS)
+}
+
+/// Who a request is: the dashboard's first question.
+#[derive(Serialize)]
+struct Whoami {
+    role: &'static str,
+    shop_id: Option<String>,
+    /// True when the server runs without tokens (no sign-in needed).
+    open: bool,
+}
+
+fn whoami(access: &Access, open: bool) -> Whoami {
+    Whoami {
+        role: match access {
+            Access::Operator => "operator",
+            Access::Seller { .. } => "seller",
+        },
+        shop_id: access.confined_to().map(str::to_string),
+        open,
+    }
+}
+
+async fn session_get(State(state): State<AppState>, access: Access) -> Json<Whoami> {
+    Json(whoami(&access, state.tokens().is_none()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignIn {
+    token: String,
+}
+
+/// Signs in with a token: a session cookie with its role (crate::session).
+async fn session_start(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let Some(tokens) = state.tokens() else {
+        return Err(ApiError::bad_request(
+            "no_tokens",
+            "this server runs without tokens: everyone reads everything, and no sign-in is needed",
+        ));
+    };
+    if body.len() > crate::auth::MAX_TOKEN_BYTES + 64 {
+        return Err(ApiError::bad_request(
+            "invalid_sign_in",
+            "the sign-in body is too long: send {\"token\": \"<your token>\"}",
+        ));
+    }
+    let sign_in: SignIn = serde_json::from_slice(&body).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_sign_in",
+            "send the token as JSON: {\"token\": \"<your token>\"}",
+        )
+    })?;
+    let token = sign_in.token.trim();
+    let access = (!token.is_empty() && token.len() <= crate::auth::MAX_TOKEN_BYTES)
+        .then(|| tokens.lookup(token.as_bytes()))
+        .flatten()
+        .ok_or(ApiError::Unauthorized("the token is not valid"))?;
+    let id = state.sessions().start(access.clone())?;
+    let secure = !crate::session::loopback_host(&headers);
+    let cookie = HeaderValue::from_str(&crate::session::set_cookie(&id, secure))
+        .map_err(|_| ApiError::Unavailable("the session cookie could not be written; retry"))?;
+    let mut response = Json(whoami(&access, false)).into_response();
+    response.headers_mut().insert(header::SET_COOKIE, cookie);
+    Ok(response)
+}
+
+/// Signs out: forgets the cookie's session and clears the cookie.
+async fn session_end(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(id) = crate::session::cookie_session(&headers) {
+        state.sessions().end(&id);
+    }
+    let secure = !crate::session::loopback_host(&headers);
+    let mut response = Json(serde_json::json!({"signed_out": true})).into_response();
+    if let Ok(cookie) = HeaderValue::from_str(&crate::session::clear_cookie(secure)) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
 }
 
 #[derive(Deserialize)]
