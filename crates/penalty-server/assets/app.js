@@ -6,11 +6,57 @@
 "use strict";
 
 (function () {
-  var TOKEN_KEY = "penalty.token";
+  var LANG_KEY = "penalty.lang";
   var MAX_PAGES = 50; // A bound on paging loops: 50 pages of 1000 rows.
   var app = document.getElementById("app");
   var params = new URLSearchParams(window.location.search);
   var asOf = params.get("as_of") || "";
+  // The language: remembered, else the browser's. Labels of codes come from
+  // GET /labels (the core's one table); the page's own words from WORDS.
+  var lang = localStorage.getItem(LANG_KEY) || (/^zh\b/i.test(navigator.language || "") ? "zh-CN" : "en");
+  var labels = {};
+  var me = { role: "operator", shop_id: null, open: true };
+
+  // The page's own words in Chinese; English is the key itself.
+  var WORDS = {
+    "Shops": "店铺", "shops": "店铺", "Sign in": "登录", "Sign out": "退出登录", "Token": "令牌",
+    "At risk in the next 24 h": "24 小时内有风险的订单", "Nothing is at risk in the next 24 h.": "24 小时内没有风险订单。",
+    "Notices (R9)": "通知（R9）", "No notice yet.": "暂无通知。", "order": "订单", "what comes": "即将发生",
+    "when": "时间", "time left": "剩余时间", "cost": "代价", "judgment": "判罚", "judged at": "判罚时间",
+    "deduction": "扣款", "revoked": "已撤销", "status": "状态", "judgments": "判罚次数", "charged": "已扣除",
+    "waived": "已免除", "paid at": "付款时间", "ban": "禁售", "flag": "标记", "banned": "已禁售", "flagged": "已标记",
+    "settle date": "结算日", "amount": "金额", "paid orders": "已付款订单", "judgments (standing)": "有效判罚",
+    "orders with a judgment": "被判罚订单", "waived by the daily cap": "每日上限免除", "pending": "待结算",
+    "deposit balance": "保证金余额", "closure review": "关店审查", "yes": "是", "no": "否",
+    "Deductions (R4, R5)": "扣款明细（R4、R5）", "Deductions": "扣款明细", "Timeline": "时间线", "what": "事件",
+    "Signed in as shop": "已登录店铺", "Signed in as operator": "已作为运营登录", "None.": "无。",
+    "Per day": "按日", "Banned products (R6)": "禁售商品（R6）", "Closure-review flags (R7)": "关店审查标记（R7）",
+    "Why (explain)": "原因说明", "details": "详情", "log seq": "日志序号", "recorded at": "记录时间",
+    "product": "商品", "banned at": "禁售时间", "by order": "订单", "flagged at": "标记时间",
+    "The token is not valid.": "令牌无效。", "Sign in with the token your operator gave you.": "请输入运营方提供的令牌登录。",
+    "as of": "截至", "Show": "显示", "timeout rate": "超时率", "deadline (R1)": "发货截止（R1）",
+    "refund due (R8)": "应退款（R8）", "Orders": "订单"
+  };
+  function t(text) { return lang === "zh-CN" && WORDS[text] ? WORDS[text] : text; }
+  function label(set, code) {
+    var entry = labels[set + ":" + code];
+    return entry ? entry[lang] || entry.en : code;
+  }
+  // A countdown in words, as penalty_core::explain::time_left.
+  function timeLeft(seconds) {
+    var minutes = Math.floor(Math.max(0, seconds) / 60);
+    var d = Math.floor(minutes / 1440), h = Math.floor(minutes / 60) % 24, m = minutes % 60;
+    if (lang === "zh-CN") {
+      if (!d && !h && !m) return "不到 1 分钟";
+      if (!d && !h) return m + " 分钟";
+      if (!d) return h + " 小时 " + m + " 分钟";
+      return d + " 天 " + h + " 小时";
+    }
+    if (!d && !h && !m) return "less than a minute";
+    if (!d && !h) return m + " min";
+    if (!d) return h + " h " + m + " min";
+    return d + " d " + h + " h";
+  }
 
   // ---- small helpers -------------------------------------------------------
 
@@ -87,10 +133,14 @@
   }
 
   function api(path) {
-    var headers = { Accept: "application/json" };
-    var token = sessionStorage.getItem(TOKEN_KEY);
-    if (token) headers.Authorization = "Bearer " + token;
-    return fetch(path, { headers: headers, credentials: "omit" }).then(function (response) {
+    return send(path, { headers: { Accept: "application/json" } });
+  }
+
+  // The session cookie (HttpOnly, set by POST /session) goes with every
+  // request to this server; the page never holds the token.
+  function send(path, options) {
+    options.credentials = "same-origin";
+    return fetch(path, options).then(function (response) {
       return response.json().catch(function () { return {}; }).then(function (body) {
         if (!response.ok) {
           throw new ApiError(response.status, body.error || "error", body.message || response.statusText);
@@ -139,27 +189,39 @@
   function renderSession() {
     var area = document.getElementById("session");
     area.textContent = "";
-    if (sessionStorage.getItem(TOKEN_KEY)) {
+    area.appendChild(el("button", { type: "button", id: "lang", lang: lang === "zh-CN" ? "en" : "zh-CN", onclick: function () {
+      localStorage.setItem(LANG_KEY, lang === "zh-CN" ? "en" : "zh-CN");
+      window.location.reload();
+    } }, [lang === "zh-CN" ? "English" : "中文"]));
+    if (!me.open) {
+      area.appendChild(el("span", { id: "who", text: me.role === "seller" ? t("Signed in as shop") + " " + me.shop_id : t("Signed in as operator") }));
       area.appendChild(el("button", { type: "button", id: "logout", onclick: function () {
-        sessionStorage.removeItem(TOKEN_KEY);
-        window.location.reload();
-      } }, ["Forget token"]));
+        send("/session", { method: "DELETE" }).catch(function () { return null; }).then(function () {
+          window.location.assign("/");
+        });
+      } }, [t("Sign out")]));
     }
   }
 
   function renderLogin(message) {
     app.textContent = "";
-    var input = el("input", { type: "password", id: "token", autocomplete: "off", placeholder: "token" });
+    var input = el("input", { type: "password", id: "token", name: "token", autocomplete: "current-password" });
+    var note = el("p", { class: "muted", id: "login-message", text: message || t("Sign in with the token your operator gave you.") });
     var form = el("form", { id: "login", onsubmit: function (event) {
       event.preventDefault();
-      sessionStorage.setItem(TOKEN_KEY, input.value.trim());
-      window.location.reload();
+      send("/session", { method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify({ token: input.value.trim() }) }).then(function (who) {
+        window.location.assign(who.role === "seller" ? withAsOf("/ui/shops/" + encodeURIComponent(who.shop_id)) : window.location.href);
+      }).catch(function () {
+        note.textContent = t("The token is not valid.");
+        note.className = "error";
+      });
     } }, [
-      el("h1", { text: "Sign in" }),
-      el("p", { class: "muted", text: message }),
-      el("label", { for: "token", text: "Bearer token (kept for this tab only)" }),
+      el("h1", { text: t("Sign in") }),
+      note,
+      el("label", { for: "token", text: t("Token") }),
       input,
-      el("button", { type: "submit" }, ["Sign in"])
+      el("button", { type: "submit", id: "sign-in" }, [t("Sign in")])
     ]);
     app.appendChild(form);
     app.setAttribute("data-state", "login");
@@ -167,7 +229,7 @@
 
   function fail(error) {
     if (error instanceof ApiError && error.status === 401) {
-      renderLogin(error.message);
+      renderLogin();
     } else if (error instanceof ApiError) {
       showError(error.message);
     } else {
@@ -317,12 +379,66 @@
     return root;
   }
 
+  // What comes within 24 h unless the seller acts: the seller's first screen.
+  function atRiskSection(report) {
+    var section = el("section", { id: "at-risk", "data-total": report.total });
+    section.appendChild(el("h2", { text: t("At risk in the next 24 h") + " (" + report.total + ")" }));
+    if (!report.orders.length) {
+      section.appendChild(el("p", { class: "muted", text: t("Nothing is at risk in the next 24 h.") }));
+      return section;
+    }
+    section.appendChild(el("table", { id: "at-risk-table" }, [
+      el("thead", {}, [el("tr", {}, [t("order"), t("what comes"), t("when"), t("time left"), t("cost")].map(function (h) {
+        return el("th", { scope: "col", text: h });
+      }))]),
+      el("tbody", {}, report.orders.map(function (o) {
+        var cost = o.next === "judgment" ? (o.deduction_fen ? yuan(o.deduction_fen) : "") + (o.bans_product ? " + " + t("ban") + " " + o.product_id : "")
+          : o.next === "auto_close" ? yuan(o.refund_due_fen || 0) : t("closure review");
+        return el("tr", { "data-order-id": o.order_id, title: lang === "en" ? o.line : null }, [
+          el("td", {}, [uiLink("/ui/orders/" + encodeURIComponent(o.order_id), o.order_id, { class: "order-link" })]),
+          el("td", { "data-code": o.next, text: label("next_step", o.next) + (o.judgment ? " #" + o.judgment : "") }),
+          el("td", { class: "time", text: o.at }),
+          el("td", { class: "num countdown", "data-value": o.seconds_left, text: timeLeft(o.seconds_left) }),
+          el("td", { class: "num", text: cost })
+        ]);
+      }))
+    ]));
+    return section;
+  }
+
+  // The notices inbox (R9): the newest 50 first.
+  function noticesSection(notices) {
+    var section = el("section", { id: "notices", "data-count": notices.length });
+    section.appendChild(el("h2", { text: t("Notices (R9)") + " (" + notices.length + ")" }));
+    if (!notices.length) {
+      section.appendChild(el("p", { class: "muted", text: t("No notice yet.") }));
+      return section;
+    }
+    var newest = notices.slice(-50).reverse();
+    section.appendChild(el("table", { id: "notices-table" }, [
+      el("thead", {}, [el("tr", {}, [t("judged at"), t("order"), t("judgment"), t("deduction"), t("status")].map(function (h) {
+        return el("th", { scope: "col", text: h });
+      }))]),
+      el("tbody", {}, newest.map(function (n) {
+        return el("tr", { "data-cursor": n.cursor }, [
+          el("td", { class: "time", text: n.judged_at }),
+          el("td", {}, [uiLink("/ui/orders/" + encodeURIComponent(n.order_id), n.order_id, { class: "order-link" })]),
+          el("td", { class: "num", text: n.judgment }),
+          el("td", { class: "num", text: n.deduction_fen === null ? "" : yuan(n.deduction_fen) }),
+          el("td", {}, [n.revoked ? el("span", { class: "tag ok", text: t("revoked") }) : ""])
+        ]);
+      }))
+    ]));
+    return section;
+  }
+
   function shopPage(shopId) {
     document.title = shopId + " — penalty-ledger";
     setCrumbs([uiLink("/", "shops"), el("span", { text: shopId })]);
     var base = "/shops/" + encodeURIComponent(shopId);
-    return Promise.all([api(query(base)), allNotices(shopId), allOrders(shopId)]).then(function (results) {
-      var report = results[0], notices = results[1], orders = results[2];
+    return Promise.all([api(query(base)), allNotices(shopId), allOrders(shopId),
+      api(query(base + "/at-risk", { within: "24h", limit: 200 }))]).then(function (results) {
+      var report = results[0], notices = results[1], orders = results[2], atRisk = results[3];
       var days = perDay(report, notices);
       app.textContent = "";
       app.appendChild(el("h1", { id: "shop-title", "data-shop-id": report.shop_id, text: "Shop " + report.shop_id }));
@@ -340,7 +456,10 @@
           report.rating.timeout_rate === null ? "—" : (100 * report.rating.timeout_rate).toFixed(1) + "%")
       ]));
 
-      app.appendChild(el("h2", { text: "Per day" }));
+      app.appendChild(atRiskSection(atRisk));
+      app.appendChild(noticesSection(notices));
+
+      app.appendChild(el("h2", { text: t("Per day") }));
       var totals = days.reduce(function (t, d) {
         return { judgments: t.judgments + d.judgments, charged: t.charged + d.charged, capHits: t.capHits + d.capHits };
       }, { judgments: 0, charged: 0, capHits: 0 });
@@ -385,7 +504,8 @@
       app.appendChild(sortableTable("shop-orders-table", [
         { key: "order_id", label: "order", value: function (o) { return o.order_id; },
           cell: function (o) { return uiLink("/ui/orders/" + encodeURIComponent(o.order_id), o.order_id, { class: "order-link" }); } },
-        { key: "status", label: "status", value: function (o) { return o.status; } },
+        { key: "status", label: t("status"), value: function (o) { return o.status; },
+          cell: function (o) { return label("order_status", o.status); } },
         { key: "judgments", label: "judgments", num: true, value: function (o) { return o.judgments; } },
         { key: "charged_fen", label: "charged", num: true, value: function (o) { return o.charged_fen; },
           cell: function (o) { return yuan(o.charged_fen); } },
@@ -409,7 +529,7 @@
             el("td", {}, [uiLink("/ui/orders/" + encodeURIComponent(d.order_id), d.order_id, { class: "order-link" })]),
             el("td", { class: "num", text: d.judgment }), el("td", { text: d.judged_at }), el("td", { text: d.settle_date }),
             el("td", { class: "num", text: yuan(d.amount_fen) }), el("td", { class: "num", text: yuan(d.charged_fen) }),
-            el("td", { class: "num", text: yuan(d.waived_fen) }), el("td", {}, [el("span", { class: "tag", text: d.status })])
+            el("td", { class: "num", text: yuan(d.waived_fen) }), el("td", {}, [el("span", { class: "tag", "data-code": d.status, text: label("deduction_status", d.status) })])
           ]);
         }))
       ]) : el("p", { class: "muted", text: "None." }));
@@ -440,7 +560,7 @@
       app.appendChild(el("h1", { id: "order-title", "data-order-id": report.order_id, "data-shop-id": report.shop_id,
         text: "Order " + report.order_id }));
       app.appendChild(el("div", { class: "figures" }, [
-        figure("order-status", "status", report.status, undefined, "text"),
+        figure("order-status", t("status"), report.status, label("order_status", report.status), "text"),
         figure("order-judgments", "judgments (standing)", standing),
         figure("order-charged", "charged", charged, yuan(charged)),
         figure("order-waived", "waived by the cap", waived, yuan(waived)),
@@ -458,7 +578,7 @@
       // The timeline: stored events and, marked apart, the judgments the
       // rules derived from them, in time order.
       var entries = timeline.map(function (t) {
-        return { at: t.event.at, when: Date.parse(t.event.at), kind: t.event.type, detail: describe(t.event),
+        return { at: t.event.at, when: Date.parse(t.event.at), kind: label("event_type", t.event.type), detail: describe(t.event),
           seq: t.seq, recorded: t.recorded_at, derived: false };
       });
       report.judgments.forEach(function (j) {
@@ -485,7 +605,7 @@
         el("tbody", {}, report.deductions.map(function (d) {
           return el("tr", {}, [el("td", { class: "num", text: d.judgment }), el("td", { text: d.judged_at }), el("td", { text: d.settle_date }),
             el("td", { class: "num", text: yuan(d.amount_fen) }), el("td", { class: "num", "data-value": d.charged_fen, text: yuan(d.charged_fen) }),
-            el("td", { class: "num", text: yuan(d.waived_fen) }), el("td", {}, [el("span", { class: "tag", text: d.status })])]);
+            el("td", { class: "num", text: yuan(d.waived_fen) }), el("td", {}, [el("span", { class: "tag", "data-code": d.status, text: label("deduction_status", d.status) })])]);
         }))
       ]) : el("p", { class: "muted", text: "None." }));
       app.setAttribute("data-state", "ready");
@@ -504,15 +624,29 @@
       var text = next.toString();
       window.location.assign(window.location.pathname + (text ? "?" + text : ""));
     });
-    renderSession();
+    document.documentElement.setAttribute("lang", lang);
+    document.querySelector("label[for=as-of]").textContent = t("as of");
+    document.querySelector("#as-of-form button").textContent = t("Show");
     var path = window.location.pathname;
-    var match;
-    var page;
-    if ((match = path.match(/^\/ui\/shops\/([^/]+)\/?$/))) page = shopPage(decodeURIComponent(match[1]));
-    else if ((match = path.match(/^\/ui\/orders\/([^/]+)\/?$/))) page = orderPage(decodeURIComponent(match[1]));
-    else if (path === "/" || path === "/ui" || path === "/ui/" || path === "/ui/shops") page = shopsPage();
-    else { showError("No such page: " + path); return; }
-    page.catch(fail);
+    Promise.all([api("/labels"), api("/session")]).then(function (results) {
+      results[0].forEach(function (entry) { labels[entry.set + ":" + entry.code] = entry; });
+      me = results[1];
+      renderSession();
+      var match;
+      // A seller lands on its own shop.
+      if (me.role === "seller" && (path === "/" || path === "/ui" || path === "/ui/" || path === "/ui/shops")) {
+        window.location.replace(withAsOf("/ui/shops/" + encodeURIComponent(me.shop_id)));
+        return null;
+      }
+      if ((match = path.match(/^\/ui\/shops\/([^/]+)\/?$/))) return shopPage(decodeURIComponent(match[1]));
+      if ((match = path.match(/^\/ui\/orders\/([^/]+)\/?$/))) return orderPage(decodeURIComponent(match[1]));
+      if (path === "/" || path === "/ui" || path === "/ui/" || path === "/ui/shops") return shopsPage();
+      showError("No such page: " + path);
+      return null;
+    }).catch(function (error) {
+      renderSession();
+      fail(error);
+    });
   }
 
   route();
