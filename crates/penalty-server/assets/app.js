@@ -30,7 +30,7 @@
     "deposit balance": "保证金余额", "closure review": "关店审查", "yes": "是", "no": "否",
     "Deductions (R4, R5)": "扣款明细（R4、R5）", "Deductions": "扣款明细", "Timeline": "时间线", "what": "事件",
     "Signed in as shop": "已登录店铺", "Signed in as operator": "已作为运营登录", "None.": "无。",
-    "Per day": "按日", "Banned products (R6)": "禁售商品（R6）", "Closure-review flags (R7)": "关店审查标记（R7）",
+    "Per day": "按日", "waived by the cap": "每日上限免除", "paid": "付款金额", "at": "时间", "Banned products (R6)": "禁售商品（R6）", "Closure-review flags (R7)": "关店审查标记（R7）",
     "Why (explain)": "原因说明", "details": "详情", "log seq": "日志序号", "recorded at": "记录时间",
     "product": "商品", "banned at": "禁售时间", "by order": "订单", "flagged at": "标记时间",
     "The token is not valid.": "令牌无效。", "Sign in with the token your operator gave you.": "请输入运营方提供的令牌登录。",
@@ -295,11 +295,11 @@
       var totalCharged = shops.reduce(function (sum, s) { return sum + s.charged_fen; }, 0);
       app.appendChild(el("h1", { text: "Shops" }));
       app.appendChild(el("div", { class: "figures" }, [
-        figure("shops-count", "shops", shops.length),
-        figure("shops-charged", "charged, all shops", totalCharged, yuan(totalCharged)),
-        figure("shops-as-of", "as of", shops.length ? shops[0].as_of : (asOf || "now"), undefined, "text")
+        figure("shops-count", t("shops"), shops.length),
+        figure("shops-charged", t("charged, all shops"), totalCharged, yuan(totalCharged)),
+        figure("shops-as-of", t("as of"), shops.length ? shops[0].as_of : (asOf || "now"), undefined, "text")
       ]));
-      app.appendChild(el("h2", { text: "By shop (click a heading to sort)" }));
+      app.appendChild(el("h2", { text: t("By shop (click a heading to sort)") }));
       if (!shops.length) {
         app.appendChild(el("p", { class: "muted", text: "No shop exists as of this instant." }));
       } else {
@@ -443,15 +443,15 @@
       app.textContent = "";
       app.appendChild(el("h1", { id: "shop-title", "data-shop-id": report.shop_id, text: "Shop " + report.shop_id }));
       app.appendChild(el("div", { class: "figures" }, [
-        figure("shop-orders", "paid orders", report.orders),
-        figure("shop-judgments", "judgments (standing)", report.judgments),
-        figure("shop-violating", "orders with a judgment", report.violating_orders),
-        figure("shop-charged", "charged", report.charged_fen, yuan(report.charged_fen)),
-        figure("shop-waived", "waived by the daily cap", report.waived_fen, yuan(report.waived_fen)),
-        figure("shop-pending", "pending", report.pending_fen, yuan(report.pending_fen)),
-        figure("shop-deposit", "deposit balance", report.deposit_balance_fen, yuan(report.deposit_balance_fen),
+        figure("shop-orders", t("paid orders"), report.orders),
+        figure("shop-judgments", t("judgments (standing)"), report.judgments),
+        figure("shop-violating", t("orders with a judgment"), report.violating_orders),
+        figure("shop-charged", t("charged"), report.charged_fen, yuan(report.charged_fen)),
+        figure("shop-waived", t("waived by the daily cap"), report.waived_fen, yuan(report.waived_fen)),
+        figure("shop-pending", t("pending"), report.pending_fen, yuan(report.pending_fen)),
+        figure("shop-deposit", t("deposit balance"), report.deposit_balance_fen, yuan(report.deposit_balance_fen),
           report.deposit_balance_fen < 0 ? "negative" : null),
-        figure("shop-timeout-rate", "timeout rate (" + report.rating.window_days + " d)",
+        figure("shop-timeout-rate", t("timeout rate (") + report.rating.window_days + " d)",
           report.rating.timeout_rate === null ? "" : report.rating.timeout_rate,
           report.rating.timeout_rate === null ? "—" : (100 * report.rating.timeout_rate).toFixed(1) + "%")
       ]));
@@ -476,7 +476,7 @@
 
       app.appendChild(el("div", { class: "columns" }, [
         el("section", {}, [
-          el("h2", { text: "Banned products (R6)" }),
+          el("h2", { text: t("Banned products (R6)") }),
           report.banned_products.length
             ? el("table", { id: "shop-bans" }, [
                 el("thead", {}, [el("tr", {}, [el("th", { text: "product" }), el("th", { text: "banned at" }), el("th", { text: "by order" })])]),
@@ -484,10 +484,10 @@
                   return el("tr", { "data-product-id": b.product_id }, [el("td", { text: b.product_id }), el("td", { text: b.banned_at }),
                     el("td", {}, [uiLink("/ui/orders/" + encodeURIComponent(b.order_id), b.order_id, { class: "order-link" })])]);
                 }))])
-            : el("p", { class: "muted", id: "shop-bans", text: "None." })
+            : el("p", { class: "muted", id: "shop-bans", text: t("None.") })
         ]),
         el("section", {}, [
-          el("h2", { text: "Closure-review flags (R7)" }),
+          el("h2", { text: t("Closure-review flags (R7)") }),
           report.closure_review.length
             ? el("table", { id: "shop-flags" }, [
                 el("thead", {}, [el("tr", {}, [el("th", { text: "order" }), el("th", { text: "flagged at" })])]),
@@ -496,7 +496,7 @@
                     el("td", {}, [uiLink("/ui/orders/" + encodeURIComponent(f.order_id), f.order_id, { class: "order-link" })]),
                     el("td", { text: f.flagged_at })]);
                 }))])
-            : el("p", { class: "muted", id: "shop-flags", text: "None." })
+            : el("p", { class: "muted", id: "shop-flags", text: t("None.") })
         ])
       ]));
 
@@ -518,11 +518,11 @@
           cell: function (o) { return o.closure_review ? el("span", { class: "tag bad", text: "flagged" }) : ""; } }
       ], orders, "judgments"));
 
-      app.appendChild(el("h2", { text: "Deductions (R4, R5)" }));
+      app.appendChild(el("h2", { text: t("Deductions (R4, R5)") }));
       var deductions = report.deductions || [];
       app.appendChild(deductions.length ? el("table", { id: "shop-deductions" }, [
         el("thead", {}, [el("tr", {}, ["order", "judgment", "judged at", "settle date", "amount", "charged", "waived", "status"].map(function (h) {
-          return el("th", { text: h });
+          return el("th", { text: t(h) });
         }))]),
         el("tbody", {}, deductions.map(function (d) {
           return el("tr", {}, [
@@ -532,7 +532,7 @@
             el("td", { class: "num", text: yuan(d.waived_fen) }), el("td", {}, [el("span", { class: "tag", "data-code": d.status, text: label("deduction_status", d.status) })])
           ]);
         }))
-      ]) : el("p", { class: "muted", text: "None." }));
+      ]) : el("p", { class: "muted", text: t("None.") }));
       app.setAttribute("data-state", "ready");
     });
   }
@@ -561,16 +561,16 @@
         text: "Order " + report.order_id }));
       app.appendChild(el("div", { class: "figures" }, [
         figure("order-status", t("status"), report.status, label("order_status", report.status), "text"),
-        figure("order-judgments", "judgments (standing)", standing),
-        figure("order-charged", "charged", charged, yuan(charged)),
-        figure("order-waived", "waived by the cap", waived, yuan(waived)),
-        figure("order-amount", "paid", report.amount_fen, yuan(report.amount_fen)),
-        figure("order-deadline", "deadline (R1)", report.deadline, undefined, "text"),
-        figure("order-refund-due", "refund due (R8)", report.refund_due_fen, yuan(report.refund_due_fen)),
-        figure("order-product", "product", report.product_id, report.product_id + (report.product_banned ? " (banned)" : ""), "text")
+        figure("order-judgments", t("judgments (standing)"), standing),
+        figure("order-charged", t("charged"), charged, yuan(charged)),
+        figure("order-waived", t("waived by the cap"), waived, yuan(waived)),
+        figure("order-amount", t("paid"), report.amount_fen, yuan(report.amount_fen)),
+        figure("order-deadline", t("deadline (R1)"), report.deadline, undefined, "text"),
+        figure("order-refund-due", t("refund due (R8)"), report.refund_due_fen, yuan(report.refund_due_fen)),
+        figure("order-product", t("product"), report.product_id, report.product_id + (report.product_banned ? " (banned)" : ""), "text")
       ]));
 
-      app.appendChild(el("h2", { text: "Why (explain)" }));
+      app.appendChild(el("h2", { text: t("Why (explain)") }));
       app.appendChild(el("ol", { class: "explain", id: "order-explain" }, report.explain.map(function (line) {
         return el("li", { text: line });
       })));
@@ -586,9 +586,9 @@
           detail: "derived by the rules (R3)", seq: "", recorded: "", derived: true });
       });
       entries.sort(function (a, b) { return a.when - b.when || (a.derived ? 1 : 0) - (b.derived ? 1 : 0); });
-      app.appendChild(el("h2", { text: "Timeline" }));
+      app.appendChild(el("h2", { text: t("Timeline") }));
       app.appendChild(el("table", { id: "order-timeline", "data-events": timeline.length }, [
-        el("thead", {}, [el("tr", {}, ["at", "what", "details", "log seq", "recorded at"].map(function (h) { return el("th", { text: h }); }))]),
+        el("thead", {}, [el("tr", {}, ["at", "what", "details", "log seq", "recorded at"].map(function (h) { return el("th", { text: t(h) }); }))]),
         el("tbody", {}, entries.map(function (e) {
           return el("tr", { class: e.derived ? "derived" : "event" }, [
             el("td", { text: e.at }), el("td", { text: e.kind }), el("td", { text: e.detail }),
@@ -597,17 +597,17 @@
         }))
       ]));
 
-      app.appendChild(el("h2", { text: "Deductions" }));
+      app.appendChild(el("h2", { text: t("Deductions") }));
       app.appendChild(report.deductions.length ? el("table", { id: "order-deductions" }, [
         el("thead", {}, [el("tr", {}, ["judgment", "judged at", "settle date", "amount", "charged", "waived", "status"].map(function (h) {
-          return el("th", { text: h });
+          return el("th", { text: t(h) });
         }))]),
         el("tbody", {}, report.deductions.map(function (d) {
           return el("tr", {}, [el("td", { class: "num", text: d.judgment }), el("td", { text: d.judged_at }), el("td", { text: d.settle_date }),
             el("td", { class: "num", text: yuan(d.amount_fen) }), el("td", { class: "num", "data-value": d.charged_fen, text: yuan(d.charged_fen) }),
             el("td", { class: "num", text: yuan(d.waived_fen) }), el("td", {}, [el("span", { class: "tag", "data-code": d.status, text: label("deduction_status", d.status) })])]);
         }))
-      ]) : el("p", { class: "muted", text: "None." }));
+      ]) : el("p", { class: "muted", text: t("None.") }));
       app.setAttribute("data-state", "ready");
     });
   }
