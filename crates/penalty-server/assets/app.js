@@ -8,6 +8,10 @@
 (function () {
   var LANG_KEY = "penalty.lang";
   var MAX_PAGES = 50; // A bound on paging loops: 50 pages of 1000 rows.
+  // Rows of a list page, fetched from the server page by page (`?rows=` in
+  // the URL, 1 to 1000, the API's bound).
+  var PAGE_ROWS = Math.min(1000, Math.max(1, parseInt(new URLSearchParams(window.location.search).get("rows"), 10) || 100));
+  var DEDUCTIONS_SHOWN = 200;
   var app = document.getElementById("app");
   var params = new URLSearchParams(window.location.search);
   var asOf = params.get("as_of") || "";
@@ -35,7 +39,7 @@
     "product": "商品", "banned at": "禁售时间", "by order": "订单", "flagged at": "标记时间",
     "The token is not valid.": "令牌无效。", "Sign in with the token your operator gave you.": "请输入运营方提供的令牌登录。",
     "as of": "截至", "Show": "显示", "timeout rate": "超时率", "deadline (R1)": "发货截止（R1）",
-    "refund due (R8)": "应退款（R8）", "Orders": "订单"
+    "refund due (R8)": "应退款（R8）", "Orders": "订单", "newest": "最新", "all statuses": "全部状态", "only with a judgment": "仅被判罚订单", "previous": "上一页", "next": "下一页", "Search order or shop id": "搜索订单或店铺编号", "Search": "搜索", "Nothing found for": "未找到", "rows": "行", "of": "共"
   };
   function t(text) { return lang === "zh-CN" && WORDS[text] ? WORDS[text] : text; }
   function label(set, code) {
@@ -155,19 +159,6 @@
     if (asOf) search.set("as_of", asOf);
     var text = search.toString();
     return path + (text ? "?" + text : "");
-  }
-
-  // Follows `next` through every page of a paged list, within MAX_PAGES.
-  function allOrders(shopId) {
-    var rows = [];
-    function page(offset, count) {
-      return api(query("/orders", { shop: shopId, limit: 1000, offset: offset })).then(function (body) {
-        rows = rows.concat(body.orders);
-        if (body.next !== null && count < MAX_PAGES) return page(body.next, count + 1);
-        return rows;
-      });
-    }
-    return page(0, 1);
   }
 
   function allNotices(shopId) {
@@ -432,13 +423,89 @@
     return section;
   }
 
+  // One shop's orders, a server page at a time (GET /orders: limit, offset,
+  // status, violating), so that no page renders more than PAGE_ROWS rows.
+  function ordersSection(shopId) {
+    var view = { offset: 0, status: "", violating: false };
+    var section = el("section", { id: "orders" });
+    var heading = el("h2", { text: t("Orders") });
+    var status = el("select", { id: "orders-status", "aria-label": t("status") }, [el("option", { value: "", text: t("all statuses") })].concat(
+      ["awaiting_shipment", "shipped", "refunded", "auto_closed"].map(function (code) {
+        return el("option", { value: code, text: label("order_status", code) });
+      })));
+    var violating = el("input", { type: "checkbox", id: "orders-violating" });
+    var range = el("span", { id: "orders-range", class: "muted" });
+    var prev = el("button", { type: "button", id: "orders-prev" }, [t("previous")]);
+    var next = el("button", { type: "button", id: "orders-next" }, [t("next")]);
+    var holder = el("div", { id: "orders-holder" });
+    section.appendChild(heading);
+    section.appendChild(el("div", { class: "controls" }, [status,
+      el("label", { for: "orders-violating" }, [violating, " " + t("only with a judgment")]), prev, range, next]));
+    section.appendChild(holder);
+
+    function load() {
+      var extra = { shop: shopId, limit: PAGE_ROWS, offset: view.offset };
+      if (view.status) extra.status = view.status;
+      if (view.violating) extra.violating = "true";
+      section.setAttribute("data-loading", "true");
+      return api(query("/orders", extra)).then(function (page) {
+        holder.textContent = "";
+        holder.appendChild(sortableTable("shop-orders-table", [
+          { key: "order_id", label: t("order"), value: function (o) { return o.order_id; },
+            cell: function (o) { return uiLink("/ui/orders/" + encodeURIComponent(o.order_id), o.order_id, { class: "order-link" }); } },
+          { key: "status", label: t("status"), value: function (o) { return o.status; },
+            cell: function (o) { return label("order_status", o.status); } },
+          { key: "judgments", label: t("judgments"), num: true, value: function (o) { return o.judgments; } },
+          { key: "charged_fen", label: t("charged"), num: true, value: function (o) { return o.charged_fen; },
+            cell: function (o) { return yuan(o.charged_fen); } },
+          { key: "waived_fen", label: t("waived"), num: true, value: function (o) { return o.waived_fen; },
+            cell: function (o) { return yuan(o.waived_fen); } },
+          { key: "paid_at", label: t("paid at"), value: function (o) { return o.paid_at; } },
+          { key: "product_banned", label: t("ban"), value: function (o) { return o.product_banned ? 1 : 0; },
+            cell: function (o) { return o.product_banned ? el("span", { class: "tag bad", text: t("banned") }) : ""; } },
+          { key: "closure_review", label: t("flag"), value: function (o) { return o.closure_review ? 1 : 0; },
+            cell: function (o) { return o.closure_review ? el("span", { class: "tag bad", text: t("flagged") }) : ""; } }
+        ], page.orders, "order_id"));
+        var first = page.orders.length ? view.offset + 1 : 0;
+        range.textContent = first + "–" + (view.offset + page.orders.length) + " " + t("of") + " " + page.total;
+        section.setAttribute("data-total", page.total);
+        section.setAttribute("data-offset", view.offset);
+        heading.textContent = t("Orders") + " (" + page.total + ")";
+        prev.disabled = view.offset === 0;
+        next.disabled = page.next === null;
+        section.removeAttribute("data-loading");
+      }).catch(fail);
+    }
+    status.addEventListener("change", function () { view.status = status.value; view.offset = 0; load(); });
+    violating.addEventListener("change", function () { view.violating = violating.checked; view.offset = 0; load(); });
+    prev.addEventListener("click", function () { view.offset = Math.max(0, view.offset - PAGE_ROWS); load(); });
+    next.addEventListener("click", function () { view.offset += PAGE_ROWS; load(); });
+    section.setAttribute("data-loading", "true");
+    section.ready = load();
+    return section;
+  }
+
+  // Search by order or shop id, from any page: an order first, then a shop.
+  function search(id) {
+    var path = "/ui/orders/" + encodeURIComponent(id);
+    return api(query("/orders/" + encodeURIComponent(id))).then(function () {
+      window.location.assign(withAsOf(path));
+    }, function () {
+      return api(query("/shops/" + encodeURIComponent(id))).then(function () {
+        window.location.assign(withAsOf("/ui/shops/" + encodeURIComponent(id)));
+      }, function () {
+        showError(t("Nothing found for") + " " + id);
+      });
+    });
+  }
+
   function shopPage(shopId) {
     document.title = shopId + " — penalty-ledger";
     setCrumbs([uiLink("/", "shops"), el("span", { text: shopId })]);
     var base = "/shops/" + encodeURIComponent(shopId);
-    return Promise.all([api(query(base)), allNotices(shopId), allOrders(shopId),
+    return Promise.all([api(query(base)), allNotices(shopId),
       api(query(base + "/at-risk", { within: "24h", limit: 200 }))]).then(function (results) {
-      var report = results[0], notices = results[1], orders = results[2], atRisk = results[3];
+      var report = results[0], notices = results[1], atRisk = results[2];
       var days = perDay(report, notices);
       app.textContent = "";
       app.appendChild(el("h1", { id: "shop-title", "data-shop-id": report.shop_id, text: "Shop " + report.shop_id }));
@@ -500,26 +567,16 @@
         ])
       ]));
 
-      app.appendChild(el("h2", { text: "Orders (" + orders.length + ")" }));
-      app.appendChild(sortableTable("shop-orders-table", [
-        { key: "order_id", label: "order", value: function (o) { return o.order_id; },
-          cell: function (o) { return uiLink("/ui/orders/" + encodeURIComponent(o.order_id), o.order_id, { class: "order-link" }); } },
-        { key: "status", label: t("status"), value: function (o) { return o.status; },
-          cell: function (o) { return label("order_status", o.status); } },
-        { key: "judgments", label: "judgments", num: true, value: function (o) { return o.judgments; } },
-        { key: "charged_fen", label: "charged", num: true, value: function (o) { return o.charged_fen; },
-          cell: function (o) { return yuan(o.charged_fen); } },
-        { key: "waived_fen", label: "waived", num: true, value: function (o) { return o.waived_fen; },
-          cell: function (o) { return yuan(o.waived_fen); } },
-        { key: "paid_at", label: "paid at", value: function (o) { return o.paid_at; } },
-        { key: "product_banned", label: "ban", value: function (o) { return o.product_banned ? 1 : 0; },
-          cell: function (o) { return o.product_banned ? el("span", { class: "tag bad", text: "banned" }) : ""; } },
-        { key: "closure_review", label: "flag", value: function (o) { return o.closure_review ? 1 : 0; },
-          cell: function (o) { return o.closure_review ? el("span", { class: "tag bad", text: "flagged" }) : ""; } }
-      ], orders, "judgments"));
+      var ordersPart = ordersSection(report.shop_id);
+      app.appendChild(ordersPart);
 
       app.appendChild(el("h2", { text: t("Deductions (R4, R5)") }));
-      var deductions = report.deductions || [];
+      // The newest DEDUCTIONS_SHOWN only: a large shop has thousands.
+      var allDeductions = report.deductions || [];
+      var deductions = allDeductions.slice(-DEDUCTIONS_SHOWN).reverse();
+      if (allDeductions.length > deductions.length) {
+        app.appendChild(el("p", { class: "muted", id: "deductions-shown", text: t("newest") + " " + deductions.length + " / " + allDeductions.length }));
+      }
       app.appendChild(deductions.length ? el("table", { id: "shop-deductions" }, [
         el("thead", {}, [el("tr", {}, ["order", "judgment", "judged at", "settle date", "amount", "charged", "waived", "status"].map(function (h) {
           return el("th", { text: t(h) });
@@ -533,7 +590,7 @@
           ]);
         }))
       ]) : el("p", { class: "muted", text: t("None.") }));
-      app.setAttribute("data-state", "ready");
+      return ordersPart.ready.then(function () { app.setAttribute("data-state", "ready"); });
     });
   }
 
@@ -625,6 +682,14 @@
       window.location.assign(window.location.pathname + (text ? "?" + text : ""));
     });
     document.documentElement.setAttribute("lang", lang);
+    var searchInput = document.getElementById("search-id");
+    searchInput.setAttribute("placeholder", t("Search order or shop id"));
+    document.querySelector("#search-form button").textContent = t("Search");
+    document.getElementById("search-form").addEventListener("submit", function (event) {
+      event.preventDefault();
+      var id = searchInput.value.trim();
+      if (id) search(id);
+    });
     document.querySelector("label[for=as-of]").textContent = t("as of");
     document.querySelector("#as-of-form button").textContent = t("Show");
     var path = window.location.pathname;

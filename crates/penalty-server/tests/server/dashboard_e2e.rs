@@ -723,4 +723,77 @@ fn a_seller_signs_in_and_sees_its_own_shop_only() {
         cdp.eval("document.getElementById('app').getAttribute('data-state')"),
         "login"
     );
+
+    // An operator signs in, searches an order id from the header, and pages
+    // and filters a shop's orders, server-side.
+    cdp.settle_after(&format!(
+        "document.getElementById('token').value = {}; document.getElementById('sign-in').click(); true",
+        Value::from(OPERATOR)
+    ));
+    assert_eq!(
+        cdp.eval("document.getElementById('app').getAttribute('data-state')"),
+        "ready"
+    );
+    assert_eq!(cdp.eval("!!document.getElementById('shops-table')"), true);
+    cdp.settle_after(&format!(
+        "document.getElementById('search-id').value = {}; document.querySelector('#search-form button').click(); true",
+        Value::from(order.as_str())
+    ));
+    assert_eq!(
+        cdp.eval("window.location.pathname"),
+        format!("/ui/orders/{order}")
+    );
+    assert_eq!(
+        cdp.eval("document.getElementById('order-title').getAttribute('data-order-id')"),
+        order.as_str()
+    );
+    cdp.screenshot("operator-search-order");
+
+    let (_, all) = api_as(
+        addr,
+        &format!("/orders?as_of={at}&shop=S01&limit=1000"),
+        OPERATOR,
+    );
+    let all_ids: Vec<&str> = all["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["order_id"].as_str().unwrap())
+        .collect();
+    assert!(all_ids.len() > 40, "S01 has more than two pages of 20");
+    cdp.open(&format!("{base}/ui/shops/S01?as_of={at}&rows=20"));
+    let page_ids = |cdp: &mut Cdp| -> Vec<String> {
+        serde_json::from_value(cdp.eval(
+            "Array.from(document.querySelectorAll('#shop-orders-table tbody tr')).map(function (r) { return r.getAttribute('data-id'); }).sort()",
+        ))
+        .unwrap()
+    };
+    assert_eq!(page_ids(&mut cdp), all_ids[..20]);
+    assert_eq!(
+        cdp.eval("Number(document.getElementById('orders').getAttribute('data-total'))"),
+        all_ids.len()
+    );
+    cdp.eval("document.getElementById('orders-next').click(); true");
+    cdp.wait_for(
+        "document.getElementById('orders').getAttribute('data-offset') === '20' && !document.getElementById('orders').hasAttribute('data-loading')",
+    );
+    assert_eq!(page_ids(&mut cdp), all_ids[20..40]);
+    cdp.screenshot("operator-shop-page-2");
+    let (_, shipped) = api_as(
+        addr,
+        &format!("/orders?as_of={at}&shop=S01&status=shipped&limit=1"),
+        OPERATOR,
+    );
+    cdp.eval("var s = document.getElementById('orders-status'); s.value = 'shipped'; s.dispatchEvent(new Event('change')); true");
+    cdp.wait_for(&format!(
+        "document.getElementById('orders').getAttribute('data-offset') === '0' && !document.getElementById('orders').hasAttribute('data-loading') && document.getElementById('orders').getAttribute('data-total') !== '{}'",
+        all_ids.len()
+    ));
+    assert_eq!(
+        cdp.eval("Number(document.getElementById('orders').getAttribute('data-total'))"),
+        shipped["total"]
+    );
+    assert!(shipped["total"].as_u64().unwrap() < all_ids.len() as u64);
+    // Never more rows than a page.
+    assert!(page_ids(&mut cdp).len() <= 20);
 }
