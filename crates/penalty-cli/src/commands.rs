@@ -532,7 +532,12 @@ fn export_orders(db: &Path, policy: &Policy, args: ExportOrdersArgs) -> anyhow::
             let mut out = BufWriter::with_capacity(1 << 20, file);
             let written = write_rows(&mut out)
                 .and_then(|written| {
-                    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+                    let file = out.into_inner().map_err(|e| e.into_error())?;
+                    // Only a regular file is made durable: /dev/null, a FIFO
+                    // or a terminal cannot be synced (EINVAL) and need not be.
+                    if file.metadata()?.file_type().is_file() {
+                        file.sync_all()?;
+                    }
                     Ok(written)
                 })
                 .with_context(|| format!("writing {}", path.display()))?;

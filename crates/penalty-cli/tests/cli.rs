@@ -1891,3 +1891,29 @@ fn issue20_a_failed_ingest_reports_the_events_really_in_the_log() {
     assert_eq!(in_log, events, "{stderr}");
     assert!(events > 0, "some blocks were committed before the bad line");
 }
+
+#[test]
+fn an_export_to_dev_null_succeeds() {
+    // `-o /dev/null` (or any file that is not a regular one): written, not
+    // synced, since such a file cannot be and need not be made durable.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    ingest_text(&db, paid_orders(10).as_bytes());
+    let out = run(
+        &db,
+        &[
+            "export",
+            "orders",
+            "--as-of",
+            "2026-03-07",
+            "-o",
+            "/dev/null",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wrote 10 orders"));
+}
