@@ -233,6 +233,10 @@ def main():
     line("order report (random order)", "p50 %.1f us, p99 %.1f us, max %.1f us" % (o["p50_us"], o["p99_us"], o["max_us"]))
     lg = latency["largest_shop"]
     line("largest shop report", "%s (%s orders): %.0f us" % (lg["shop_id"], f"{lg['orders']:,}", lg["report_us"]))
+    ps, pl = latency["postings"], latency["largest_shop_postings"]
+    line("postings (R14), random shop", "p50 %.1f us, p99 %.1f us, max %.1f us" % (ps["p50_us"], ps["p99_us"], ps["max_us"]))
+    line("postings (R14), largest shop", "%s (%s postings): p50 %.0f us, p99 %.0f us" % (
+        pl["shop_id"], f"{pl['postings']:,}", pl["latency"]["p50_us"], pl["latency"]["p99_us"]))
     line("store open (checkpoint load)", "%.2f s" % latency["open_s"])
     line("disk", "%.1f MB allocated (%.1f MB apparent): %.0f bytes/event, %.2fx the JSONL" % (
         disk / 1e6, disk_apparent / 1e6, disk / max(events, 1), disk / gen["bytes"]))

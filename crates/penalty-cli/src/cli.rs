@@ -79,6 +79,19 @@ pub enum Command {
     Shops(QueryArgs),
 
     /// Export data; `export orders` writes one row per order.
+    /// A shop's booked ledger (R14): the postings of the settlement runs,
+    /// corrections with their cause.
+    #[command(
+        after_help = "Examples:\n  penalty postings S1 --as-of 2026-03-10\n  penalty postings S1 --as-of 2026-03-10T00:00:00+08:00 --json\n\nA settlement run at 00:00 local of every day books what the daily cap (R5)\ncharges as of then minus what was booked before: a charge, or a refund or\nlate charge that corrects an earlier day. Postings are never changed."
+    )]
+    Postings(PostingsArgs),
+
+    /// The policy in force: every version with the instant it holds from (R15).
+    #[command(
+        after_help = "Examples:\n  penalty policy\n  penalty --policy policy.json policy --json\n\nA policy file is one object of parameters, or {\"versions\": [V0, V1, ...]}\nwhere every version after V0 has an effective_from (RFC 3339, strictly\nincreasing) and inherits what it omits from the version before."
+    )]
+    Policy(PolicyArgs),
+
     #[command(
         subcommand,
         after_help = "Examples:\n  penalty export orders --as-of 2026-03-07 --format csv -o orders.csv\n  penalty export orders --shop S1 --violating --format jsonl"
@@ -250,6 +263,27 @@ pub struct NoticesArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct PostingsArgs {
+    /// The shop's id.
+    pub shop_id: String,
+    #[command(flatten)]
+    pub query: QueryArgs,
+    /// Show at most this many postings (the human table; --json prints all).
+    #[arg(long, default_value_t = 200)]
+    pub limit: usize,
+    /// Skip this many postings first.
+    #[arg(long, default_value_t = 0)]
+    pub offset: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// Machine output (JSON) on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct AuditArgs {
     /// Machine output (JSON) on stdout.
     #[arg(long)]
@@ -270,6 +304,39 @@ pub enum ExportCommand {
         after_help = "Examples:\n  penalty export orders --as-of 2026-03-07 --format csv -o orders.csv\n  penalty export orders --as-of 2026-03-07 --shop S1 --violating --format jsonl\n  penalty export orders --status auto_closed --format csv"
     )]
     Orders(ExportOrdersArgs),
+
+    /// Every posting of the booked ledger (R14), by shop then run date: what
+    /// a finance team reconciles.
+    #[command(
+        after_help = "Examples:\n  penalty export postings --as-of 2026-03-31 --format csv -o postings.csv\n  penalty export postings --as-of 2026-03-31 --shop S1 --from 2026-03-01 --to 2026-03-31 --format jsonl"
+    )]
+    Postings(ExportPostingsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportPostingsArgs {
+    #[command(flatten)]
+    pub query: ExportQuery,
+
+    /// Only this shop's postings.
+    #[arg(long, value_name = "S")]
+    pub shop: Option<String>,
+
+    /// Only runs on or after this date (YYYY-MM-DD).
+    #[arg(long, value_name = "D")]
+    pub from: Option<String>,
+
+    /// Only runs on or before this date (YYYY-MM-DD).
+    #[arg(long, value_name = "D")]
+    pub to: Option<String>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: ExportFormat,
+
+    /// Write to this file instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

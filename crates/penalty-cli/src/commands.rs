@@ -133,7 +133,28 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Postings(args) => {
+            let (ledger, as_of) = query_ledger(&cli.db, &policy, &args.query)?;
+            let report = ledger
+                .postings(&args.shop_id, as_of)
+                .map_err(|e| NotFound(e.to_string()))?;
+            if args.query.json {
+                print(&json_line(&report)?)?;
+            } else {
+                print_text(&render::postings(&report, args.offset, args.limit))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Policy(args) => {
+            if args.json {
+                print(&json_line(&PolicyOutput::of(&policy))?)?;
+            } else {
+                print_text(&render::policy(&policy, &policy.utc_offset.to_string()))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Export(ExportCommand::Orders(args)) => export_orders(&cli.db, &policy, args),
+        Command::Export(ExportCommand::Postings(args)) => export_postings(&cli.db, &policy, args),
         Command::Replay(args) => replay(&cli.db, &policy, args),
         Command::Audit(args) => audit(&cli.db, &policy, args),
         Command::Recover(args) => recover(&cli.db, cli.no_wait, args),
@@ -567,6 +588,106 @@ fn export_orders(db: &Path, policy: &Policy, args: ExportOrdersArgs) -> anyhow::
                 "wrote {written} orders to {}",
                 render::escape(&path.display().to_string())
             );
+        }
+        None => {
+            write_rows(&mut BufWriter::with_capacity(1 << 16, io::stdout().lock()))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `penalty policy --json`: the versions in the file's own form, every
+/// parameter filled in.
+#[derive(Serialize)]
+struct PolicyOutput {
+    versions: Vec<serde_json::Value>,
+}
+
+impl PolicyOutput {
+    fn of(policy: &Policy) -> PolicyOutput {
+        let versions = policy
+            .versions()
+            .map(|(from, version)| {
+                let mut value = serde_json::to_value(version).unwrap_or_default();
+                if let Some(object) = value.as_object_mut() {
+                    object.remove("later");
+                    if let Some(from) = from {
+                        object.insert(
+                            "effective_from".into(),
+                            from.to_rfc3339(policy.utc_offset).into(),
+                        );
+                    }
+                }
+                value
+            })
+            .collect();
+        PolicyOutput { versions }
+    }
+}
+
+fn export_postings(
+    db: &Path,
+    policy: &Policy,
+    args: ExportPostingsArgs,
+) -> anyhow::Result<ExitCode> {
+    let (ledger, as_of) = ledger_at(
+        db,
+        policy,
+        args.query.as_of.as_deref(),
+        args.query.known_at.as_deref(),
+    )?;
+    let day =
+        |text: &Option<String>, flag: &str| -> anyhow::Result<Option<penalty_core::time::Day>> {
+            text.as_deref()
+                .map(|text| {
+                    Instant::parse_rfc3339_or_date(text, policy.utc_offset)
+                        .map(|t| t.local_day(policy.utc_offset))
+                        .ok_or_else(|| {
+                            anyhow::anyhow!(
+                            "{flag} `{text}` is not a date; write YYYY-MM-DD, such as 2026-03-01"
+                        )
+                        })
+                })
+                .transpose()
+        };
+    let (from, to) = (day(&args.from, "--from")?, day(&args.to, "--to")?);
+    let write_rows = |out: &mut dyn Write| -> anyhow::Result<u64> {
+        let mut written: u64 = 0;
+        if args.format == ExportFormat::Csv {
+            out.write_all(render::postings_csv_header().as_bytes())?;
+        }
+        ledger.each_posting(as_of, args.shop.as_deref(), from, to, |posting| {
+            written += 1;
+            match args.format {
+                ExportFormat::Jsonl => {
+                    serde_json::to_writer(&mut *out, &posting)?;
+                    out.write_all(b"\n")?;
+                }
+                ExportFormat::Csv => {
+                    out.write_all(render::posting_csv_line(&posting).as_bytes())?
+                }
+            }
+            Ok::<(), anyhow::Error>(())
+        })?;
+        out.flush()?;
+        Ok(written)
+    };
+    match &args.output {
+        Some(path) => {
+            let file = File::create(path).with_context(|| {
+                format!(
+                    "cannot create {}; check the directory exists and is writable",
+                    path.display()
+                )
+            })?;
+            let mut out = BufWriter::with_capacity(1 << 20, file);
+            let written = write_rows(&mut out)
+                .and_then(|written| {
+                    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+                    Ok(written)
+                })
+                .with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("wrote {written} postings to {}", path.display());
         }
         None => {
             write_rows(&mut BufWriter::with_capacity(1 << 16, io::stdout().lock()))?;

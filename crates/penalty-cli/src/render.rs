@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 
 use penalty_core::explain::{at_risk_line, yuan};
 use penalty_core::{
-    AtRiskReport, DeductionReport, Notice, OrderReport, OrderRow, Orphan, ShopReport,
+    AtRiskReport, DeductionReport, Notice, OrderReport, OrderRow, Orphan, Policy, PostingKind,
+    PostingReport, PostingsReport, ShopReport,
 };
 use penalty_store::VerifyReport;
 
@@ -185,6 +186,10 @@ pub fn shop_summary(report: &ShopReport) -> String {
         yuan(report.charged_fen),
         yuan(report.waived_fen),
         yuan(report.pending_fen)
+    );
+    out += &format!(
+        "  booked {} (the settlement runs' postings so far, R14)\n",
+        yuan(report.booked_fen)
     );
     out += &format!("  deposit balance {}", yuan(report.deposit_balance_fen));
     if report.deposit_balance_fen < 0 {
@@ -403,16 +408,33 @@ pub fn notices(shop_id: &str, notices: &[Notice], limit: usize) -> String {
     let rows: Vec<Vec<String>> = notices
         .iter()
         .map(|n| {
+            let what = match &n.posting {
+                // R14: a correction of the booked ledger, with its cause.
+                Some(p) => format!(
+                    "{} {}, run of {}: {}",
+                    p.kind.label(),
+                    yuan(p.amount_fen),
+                    p.run_date,
+                    p.cause
+                ),
+                None => {
+                    let charge = n.deduction_fen.map_or_else(
+                        || "no deduction".into(),
+                        |fen| format!("deduction {}", yuan(fen)),
+                    );
+                    let revoked = if n.revoked { ", revoked (R11)" } else { "" };
+                    format!("judgment: {charge}{revoked}")
+                }
+            };
             vec![
                 n.judged_at.clone(),
                 n.order_id.clone(),
                 n.judgment.to_string(),
-                n.deduction_fen.map_or_else(|| "none".into(), yuan),
-                if n.revoked { "revoked (R11)" } else { "" }.to_string(),
+                what,
             ]
         })
         .collect();
-    out += &table(&["JUDGED AT", "ORDER", "#", "DEDUCTION", "NOTE"], &rows);
+    out += &table(&["JUDGED AT", "ORDER", "#", "NOTICE"], &rows);
     if notices.len() == limit {
         if let Some(last) = notices.last() {
             out += &format!("more may follow: --after {}\n", escape(&last.cursor));
@@ -551,6 +573,174 @@ pub fn audit(log: &VerifyReport, checkpoint: Option<(u64, bool)>, orphans: &[Orp
             .collect();
         out += &table(&["ORDER", "EVENTS", "FIRST AT"], &rows);
     }
+    out
+}
+
+/// A shop's booked ledger (R14): one row per posting, corrections with the
+/// event that caused them; `offset` and `limit` page the rows.
+pub fn postings(report: &PostingsReport, offset: usize, limit: usize) -> String {
+    let mut out = format!(
+        "Booked ledger of shop {} as of {} (R14)\n  booked {} in {} postings\n\n",
+        report.shop_id,
+        report.as_of,
+        yuan(report.booked_fen),
+        report.postings.len()
+    );
+    if report.postings.is_empty() {
+        out += "  no postings yet: a deduction is booked by the run at 00:00 of its settle date\n";
+        return out;
+    }
+    let rows: Vec<Vec<String>> = report
+        .postings
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|p| {
+            let correction = if p.kind == PostingKind::Charge {
+                ""
+            } else {
+                "* "
+            };
+            vec![
+                p.run_date.clone(),
+                p.order_id.clone(),
+                p.judgment.to_string(),
+                p.settle_date.clone(),
+                format!("{correction}{}", p.kind.label()),
+                yuan(p.amount_fen),
+                p.cause.clone(),
+            ]
+        })
+        .collect();
+    out += &table(
+        &[
+            "RUN DATE", "ORDER", "#", "SETTLES", "KIND", "AMOUNT", "CAUSE",
+        ],
+        &rows,
+    );
+    let shown = rows.len();
+    if offset > 0 || offset + shown < report.postings.len() {
+        out += &format!(
+            "\n  rows {} to {} of {}; see more with --offset {} (or --json for all)\n",
+            offset + 1,
+            offset + shown,
+            report.postings.len(),
+            offset + shown
+        );
+    }
+    out += "\n  * a correction of an earlier day's booking (a refund or a late charge)\n";
+    out
+}
+
+/// The header line of the postings CSV (RFC 4180, CRLF line ends).
+pub fn postings_csv_header() -> String {
+    "run_date,shop_id,order_id,judgment,judged_at,settle_date,kind,amount_yuan,amount_fen,cause\r\n"
+        .to_string()
+}
+
+/// Fen as a plain decimal of yuan (`-10.00`), which a spreadsheet reads as a
+/// number.
+fn yuan_decimal(fen: i64) -> String {
+    let sign = if fen < 0 { "-" } else { "" };
+    let abs = fen.unsigned_abs();
+    format!("{sign}{}.{:02}", abs / 100, abs % 100)
+}
+
+/// One posting's line of the postings CSV.
+pub fn posting_csv_line(p: &PostingReport) -> String {
+    let fields: Vec<String> = vec![
+        p.run_date.clone(),
+        csv_field(&p.shop_id, true),
+        csv_field(&p.order_id, true),
+        p.judgment.to_string(),
+        p.judged_at.clone(),
+        p.settle_date.clone(),
+        p.kind.as_str().to_string(),
+        yuan_decimal(p.amount_fen),
+        p.amount_fen.to_string(),
+        csv_field(&p.cause, true),
+    ];
+    let mut out = fields.join(",");
+    out += "\r\n";
+    out
+}
+
+/// The policy's versions (R15), one block each.
+pub fn policy(policy: &Policy, offset_text: &str) -> String {
+    let mut out = format!("Policy (calendar days in UTC{offset_text})\n");
+    for (index, (from, version)) in policy.versions().enumerate() {
+        match from {
+            None => out += &format!("\nversion {index}: from the beginning of time\n"),
+            Some(from) => {
+                out += &format!(
+                    "\nversion {index}: from {}\n",
+                    from.to_rfc3339(policy.utc_offset)
+                )
+            }
+        }
+        let rows = vec![
+            vec![
+                "ship_window_hours".into(),
+                version.ship_window_hours.to_string(),
+                "R1".into(),
+            ],
+            vec![
+                "rejudge_interval_hours".into(),
+                version.rejudge_interval_hours.to_string(),
+                "R3".into(),
+            ],
+            vec![
+                "max_judgments_per_order".into(),
+                version.max_judgments_per_order.to_string(),
+                "R3".into(),
+            ],
+            vec![
+                "deduction_fen".into(),
+                format!(
+                    "{} ({})",
+                    version.deduction_fen,
+                    yuan(version.deduction_fen)
+                ),
+                "R4".into(),
+            ],
+            vec![
+                "max_deductions_per_order".into(),
+                version.max_deductions_per_order.to_string(),
+                "R4".into(),
+            ],
+            vec![
+                "shop_daily_cap_fen".into(),
+                format!(
+                    "{} ({})",
+                    version.shop_daily_cap_fen,
+                    yuan(version.shop_daily_cap_fen)
+                ),
+                "R5".into(),
+            ],
+            vec![
+                "ban_at_judgment".into(),
+                version.ban_at_judgment.to_string(),
+                "R6".into(),
+            ],
+            vec![
+                "closure_grace_hours".into(),
+                version.closure_grace_hours.to_string(),
+                "R7".into(),
+            ],
+            vec![
+                "auto_close_days".into(),
+                version.auto_close_days.to_string(),
+                "R8".into(),
+            ],
+            vec![
+                "rating_window_days".into(),
+                version.rating_window_days.to_string(),
+                "R10".into(),
+            ],
+        ];
+        out += &table(&["PARAMETER", "VALUE", "RULE"], &rows);
+    }
+    out += "\nAn order keeps the version in force at its payment; a settle date's cap is\nthe version at its start; the rating window the version at --as-of (R15).\n";
     out
 }
 

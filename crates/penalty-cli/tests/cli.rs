@@ -12,6 +12,8 @@ use serde_json::Value;
 
 #[path = "cli/golden.rs"]
 mod golden;
+#[path = "cli/serve.rs"]
+mod serve;
 
 const PENALTY: &str = env!("CARGO_BIN_EXE_penalty");
 
@@ -199,6 +201,7 @@ fn unknown_ids_exit_3_with_a_message() {
     for args in [
         ["order", "NOPE", "--as-of", "2026-03-07"],
         ["shop", "NOPE", "--as-of", "2026-03-07"],
+        ["postings", "NOPE", "--as-of", "2026-03-07"],
     ] {
         let out = run(&db, &args);
         assert_eq!(out.status.code(), Some(3));
@@ -230,6 +233,160 @@ fn bad_as_of_and_bad_policy_say_what_to_do() {
     assert!(
         stderr.contains("daily_cap") && stderr.contains("policy.json"),
         "{stderr}"
+    );
+}
+
+/// Every policy file of `fixtures/policy_refused` (also refused by the
+/// oracle) is refused, the message naming the file, the version and the key.
+#[test]
+fn refused_policies_name_the_version_and_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/policy_refused");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&fixtures).unwrap() {
+        let case: Value =
+            serde_json::from_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap()).unwrap();
+        let policy = dir.path().join("policy.json");
+        std::fs::write(&policy, case["policy"].to_string()).unwrap();
+        let out = penalty(&db)
+            .arg("--policy")
+            .arg(&policy)
+            .args(["policy"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{case}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let key = case["key"].as_str().unwrap();
+        assert!(
+            stderr.contains("policy.json") && stderr.contains(key),
+            "{case}: {stderr}"
+        );
+        if case["policy"].get("versions").is_some() {
+            let version = format!("version {}", case["version"]);
+            assert!(stderr.contains(&version), "{case}: {stderr}");
+        }
+        seen += 1;
+    }
+    assert!(seen >= 6, "the fixtures are there");
+}
+
+/// R14 and R15 through the binary: the booked ledger as JSON, as a table with
+/// its corrections' causes, as CSV with yuan and fen; `penalty policy` lists
+/// the versions.
+#[test]
+fn postings_export_and_policy_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let policy = dir.path().join("policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"versions": [{"shop_daily_cap_fen": 1000}, {"effective_from": "2026-03-20T00:00:00+08:00", "deduction_fen": 2000}]}"#,
+    )
+    .unwrap();
+    let revoked = format!(
+        r#"{{"event_id":"{}","type":"judgment_revoked","at":"2026-03-06T09:00:00+08:00","order_id":"O1","judgment":1,"reason":"appeal upheld"}}"#,
+        uuid(9)
+    );
+    let text = format!(
+        "{}\n{}\n{revoked}\n",
+        paid(1, "O1", "S1", "2026-03-01T10:00:00+08:00"),
+        paid(2, "O2", "S1", "2026-03-01T10:01:00+08:00")
+    );
+    let out = penalty(&db)
+        .arg("--policy")
+        .arg(&policy)
+        .args(["ingest", "-", "--quiet"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            child.stdin.take().unwrap().write_all(text.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(out.status.success());
+    let with_policy = |args: &[&str]| {
+        penalty(&db)
+            .arg("--policy")
+            .arg(&policy)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let report = json(&with_policy(&[
+        "postings",
+        "S1",
+        "--as-of",
+        "2026-03-08",
+        "--json",
+    ]));
+    assert_eq!(report["booked_fen"], 2000);
+    let kinds: Vec<&str> = report["postings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["charge", "charge", "refund", "late_charge"]);
+    let shop = json(&with_policy(&[
+        "shop",
+        "S1",
+        "--as-of",
+        "2026-03-08",
+        "--json",
+    ]));
+    assert_eq!(shop["booked_fen"], 2000);
+
+    let table = String::from_utf8(with_policy(&["postings", "S1", "--as-of", "2026-03-08"]).stdout)
+        .unwrap();
+    assert!(
+        table.contains("judgment 1 of O1 revoked on 2026-03-06"),
+        "{table}"
+    );
+    assert!(
+        table.contains("late charge") && table.contains("-10.00"),
+        "{table}"
+    );
+
+    let csv_path = dir.path().join("postings.csv");
+    let out = with_policy(&[
+        "export",
+        "postings",
+        "--as-of",
+        "2026-03-08",
+        "--from",
+        "2026-03-07",
+        "--format",
+        "csv",
+        "-o",
+        csv_path.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = std::fs::read_to_string(&csv_path).unwrap();
+    let lines: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines[0], "run_date,shop_id,order_id,judgment,judged_at,settle_date,kind,amount_yuan,amount_fen,cause");
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(
+        lines[1].starts_with(
+            "2026-03-07,S1,O1,1,2026-03-03T10:00:00+08:00,2026-03-04,refund,-10.00,-1000,"
+        ),
+        "{csv}"
+    );
+
+    let shown = String::from_utf8(with_policy(&["policy"]).stdout).unwrap();
+    assert!(
+        shown.contains("version 1: from 2026-03-20T00:00:00+08:00"),
+        "{shown}"
+    );
+    let versions = json(&with_policy(&["policy", "--json"]));
+    assert_eq!(versions["versions"][1]["deduction_fen"], 2000);
+    assert_eq!(
+        versions["versions"][1]["shop_daily_cap_fen"], 1000,
+        "inherited"
     );
 }
 

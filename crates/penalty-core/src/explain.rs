@@ -198,14 +198,14 @@ pub(crate) fn explain(
                 d.judgment,
                 yuan(d.charged_fen),
                 yuan(d.waived_fen),
-                yuan(policy.shop_daily_cap_fen),
+                yuan(view.ledger.policy().at(settle_start).shop_daily_cap_fen),
                 d.settle_date
             ),
             DeductionStatus::Waived => format!(
                 "{} deduction of {amount} for judgment {} waived: the shop had reached its daily cap of {} on {} (R5)",
                 at(settle_start),
                 d.judgment,
-                yuan(policy.shop_daily_cap_fen),
+                yuan(view.ledger.policy().at(settle_start).shop_daily_cap_fen),
                 d.settle_date
             ),
             DeductionStatus::Revoked => format!(
@@ -217,7 +217,7 @@ pub(crate) fn explain(
         lines.push((settle_start, 3, text));
     }
 
-    if let Some(ban) = view.ban(policy, as_of) {
+    if let Some(ban) = view.ban(as_of) {
         lines.push((
             ban.judged_at,
             4,

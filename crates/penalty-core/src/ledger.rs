@@ -169,6 +169,7 @@ struct ShopTally<'a> {
     waived_fen: i128,
     pending_fen: i128,
     deposit_balance_fen: i128,
+    booked_fen: i128,
     due_orders: u64,
     timed_out_orders: u64,
     timeout_judgments: u64,
@@ -198,23 +199,27 @@ enum Value<'a> {
     Tracking(&'a str),
 }
 
+/// The order of the notice feed: (visible, order_id, judgment, run day of a
+/// correction or `i64::MIN` for the judgment's own notice).
+type NoticeKey<'a> = (i64, &'a str, u8, i64);
+
 /// Charges of due deductions: `(order, judgment)` -> `(charged_fen, waived_fen)`.
 type Charges = HashMap<(u32, u8), (i64, i64)>;
 
 /// Every projection of the rule book over the events applied so far.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ledger {
-    policy: Policy,
-    order_ids: Interner,
-    shop_ids: Interner,
+    pub(crate) policy: Policy,
+    pub(crate) order_ids: Interner,
+    pub(crate) shop_ids: Interner,
     product_ids: Interner,
     /// Deduplicated per order, not globally: R2 only ever compares an order's
     /// own tracking numbers (see [`Ledger::tracking`]).
-    tracking_nos: Arena,
+    pub(crate) tracking_nos: Arena,
     /// Indexed by the order's interned id.
-    orders: Vec<OrderRec>,
+    pub(crate) orders: Vec<OrderRec>,
     /// Indexed by the shop's interned id.
-    shops: Vec<ShopRec>,
+    pub(crate) shops: Vec<ShopRec>,
     events_applied: u64,
     /// While true (see [`Ledger::begin_bulk`]), the settle-day index is not
     /// maintained event by event; [`Ledger::end_bulk`] builds it once.
@@ -235,6 +240,8 @@ pub(crate) struct OrderView<'a> {
     pub paid: &'a Paid,
     pub events: &'a [OrderEvent],
     pub derived: Derived,
+    /// The policy version in force at `paid.at` (R15): the order's parameters.
+    pub policy: &'a Policy,
 }
 
 impl<'a> OrderView<'a> {
@@ -313,9 +320,9 @@ impl<'a> OrderView<'a> {
     }
 
     /// R6: this order's ban judgment stands.
-    pub fn ban(&self, policy: &Policy, as_of: Instant) -> Option<JudgmentTimeline> {
+    pub fn ban(&self, as_of: Instant) -> Option<JudgmentTimeline> {
         self.derived
-            .judgment(policy.ban_at_judgment)
+            .judgment(self.policy.ban_at_judgment)
             .copied()
             .filter(|j| j.stands(as_of))
     }
@@ -418,14 +425,15 @@ impl Ledger {
             let Some(paid) = rec.paid else {
                 continue;
             };
-            let derived = order::derive(&self.policy, &paid, rec.events.as_slice());
-            let mask = derived.deduction_mask(&self.policy);
+            let policy = self.policy.at(paid.at);
+            let derived = order::derive(policy, &paid, rec.events.as_slice());
+            let mask = derived.deduction_mask(policy);
             self.orders[order as usize].indexed = mask;
             self.orders[order as usize].never_judged = derived.never_judged();
             let shop = &mut self.shops[paid.shop as usize];
             for j in derived.judgments() {
                 if mask & (1u16 << (j.number - 1)) != 0 {
-                    let day = order::settle_day(&self.policy, j.judged_at);
+                    let day = order::settle_day(policy, j.judged_at);
                     shop.days.entry(day).or_default().push(DayEntry {
                         judged_at: j.judged_at,
                         order,
@@ -442,7 +450,7 @@ impl Ledger {
         }
     }
 
-    /// The policy in force.
+    /// The policy, with its versions (R15).
     pub fn policy(&self) -> &Policy {
         &self.policy
     }
@@ -623,9 +631,10 @@ impl Ledger {
         let Some(paid) = rec.paid else {
             return;
         };
-        let derived = order::derive(&self.policy, &paid, rec.events.as_slice());
+        let policy = self.policy.at(paid.at);
+        let derived = order::derive(policy, &paid, rec.events.as_slice());
         let old = rec.indexed;
-        let new = derived.deduction_mask(&self.policy);
+        let new = derived.deduction_mask(policy);
         self.orders[order as usize].never_judged = derived.never_judged();
         if old == new {
             return;
@@ -638,7 +647,7 @@ impl Ledger {
             if old & bit == new & bit {
                 continue;
             }
-            let day = order::settle_day(&self.policy, j.judged_at);
+            let day = order::settle_day(policy, j.judged_at);
             let entry = DayEntry {
                 judged_at: j.judged_at,
                 order,
@@ -660,20 +669,22 @@ impl Ledger {
         }
     }
 
-    fn view(&self, order: u32, as_of: Instant) -> Option<OrderView<'_>> {
+    pub(crate) fn view(&self, order: u32, as_of: Instant) -> Option<OrderView<'_>> {
         let rec = self.orders.get(order as usize)?;
         let paid = rec.paid.as_ref().filter(|p| p.at <= as_of)?;
         let events = rec.events.as_slice();
+        let policy = self.policy.at(paid.at);
         Some(OrderView {
             ledger: self,
             index: order,
             paid,
             events,
-            derived: order::derive(&self.policy, paid, events),
+            derived: order::derive(policy, paid, events),
+            policy,
         })
     }
 
-    fn shop_exists(&self, shop: &ShopRec, as_of: Instant) -> bool {
+    pub(crate) fn shop_exists(&self, shop: &ShopRec, as_of: Instant) -> bool {
         shop.topups.first().is_some_and(|(at, _)| *at <= as_of)
             || shop
                 .orders
@@ -688,21 +699,28 @@ impl Ledger {
     /// deriving their orders (they are charged nothing, whatever they are).
     /// In the largest shops a day holds hundreds of deductions, and an order
     /// report needs one or two of them.
+    ///
+    /// With `booked_at` (the start of `as_of`'s day, the last settlement
+    /// run), the same walk also sums what R5 charges as of that instant: the
+    /// booked sum of R14, without deriving every order a second time.
     fn charges(
         &self,
         shop: &ShopRec,
         as_of: Instant,
         days: Option<&[Day]>,
         only: Option<u32>,
-    ) -> Charges {
+        booked_at: Option<Instant>,
+    ) -> (Charges, i128) {
         let offset = self.policy.utc_offset;
-        let cap = self.policy.shop_daily_cap_fen;
-        let amount = self.policy.deduction_fen;
         let mut charges = Charges::new();
+        let mut booked_fen: i128 = 0;
         let mut allocate = |day: &Day, entries: &[DayEntry]| {
-            if day.start(offset) > as_of {
+            let start = day.start(offset);
+            if start > as_of {
                 return;
             }
+            // R15: the cap of the version in force at the settle date's start.
+            let cap = self.policy.at(start).shop_daily_cap_fen;
             let end = match only {
                 Some(order) => match entries.iter().rposition(|e| e.order == order) {
                     Some(position) => position + 1,
@@ -711,16 +729,26 @@ impl Ledger {
                 None => entries.len(),
             };
             let mut charged_today: i64 = 0;
+            let mut booked_today: i64 = 0;
             for entry in &entries[..end] {
                 let wanted = only.is_none_or(|order| entry.order == order);
                 if !wanted && charged_today >= cap {
                     continue;
                 }
-                let stands = self
-                    .view(entry.order, as_of)
-                    .and_then(|v| v.derived.judgment(entry.number).copied())
-                    .is_some_and(|j| j.stands(as_of));
-                if !stands {
+                let Some(view) = self.view(entry.order, as_of) else {
+                    continue;
+                };
+                let judgment = view.derived.judgment(entry.number);
+                // R15: the deduction of the version at the order's paid.at.
+                let amount = view.policy.deduction_fen;
+                if let Some(booked_at) = booked_at {
+                    if judgment.is_some_and(|j| j.stands(booked_at)) {
+                        let booked = amount.min((cap - booked_today).max(0));
+                        booked_today += booked;
+                        booked_fen += i128::from(booked);
+                    }
+                }
+                if !judgment.is_some_and(|j| j.stands(as_of)) {
                     continue;
                 }
                 let room = (cap - charged_today).max(0);
@@ -745,7 +773,7 @@ impl Ledger {
                 }
             }
         }
-        charges
+        (charges, booked_fen)
     }
 
     /// The deductions of one order as of `as_of` (R4, R5, R11), unformatted.
@@ -756,11 +784,11 @@ impl Ledger {
         charges: &Charges,
     ) -> Vec<RawDeduction> {
         let offset = self.policy.utc_offset;
-        let amount_fen = self.policy.deduction_fen;
+        let amount_fen = view.policy.deduction_fen;
         view.judgments(as_of)
-            .filter(|j| j.number <= self.policy.max_deductions_per_order)
+            .filter(|j| j.number <= view.policy.max_deductions_per_order)
             .map(|j| {
-                let settle_day = order::settle_day(&self.policy, j.judged_at);
+                let settle_day = order::settle_day(view.policy, j.judged_at);
                 let (charged_fen, waived_fen, status) = if j.revoked(as_of) {
                     (0, 0, DeductionStatus::Revoked)
                 } else if as_of < settle_day.start(offset) {
@@ -833,9 +861,16 @@ impl Ledger {
     /// shop report, the export rows and the digest all read this one tally.
     fn tally(&self, index: u32, as_of: Instant, keep: Keep) -> ShopTally<'_> {
         let shop = &self.shops[index as usize];
-        let policy = &self.policy;
-        let charges = self.charges(shop, as_of, None, None);
-        let window_start = as_of.plus_days(-policy.rating_window_days);
+        // R14: the booked sum is R5's charged sum as of the last run's start.
+        let (charges, booked_fen) = self.charges(
+            shop,
+            as_of,
+            None,
+            None,
+            Some(crate::postings::last_run_start(self, as_of)),
+        );
+        // R15: the rating window of the version in force at as_of.
+        let window_start = as_of.plus_days(-self.policy.at(as_of).rating_window_days);
         let in_window = |t: Instant| t > window_start && t <= as_of;
         let mut tally = ShopTally {
             index,
@@ -846,6 +881,7 @@ impl Ledger {
             waived_fen: 0,
             pending_fen: 0,
             deposit_balance_fen: 0,
+            booked_fen: 0,
             due_orders: 0,
             timed_out_orders: 0,
             timeout_judgments: 0,
@@ -867,7 +903,7 @@ impl Ledger {
             if keep != Keep::All && rec.never_judged {
                 if let Some(paid) = rec.paid.filter(|p| p.at <= as_of) {
                     tally.orders += 1;
-                    if in_window(order::deadline(policy, &paid)) {
+                    if in_window(order::deadline(self.policy.at(paid.at), &paid)) {
                         tally.due_orders += 1;
                     }
                 }
@@ -899,7 +935,7 @@ impl Ledger {
                     tally.timed_out_orders += 1;
                 }
             }
-            let banned = view.ban(policy, as_of);
+            let banned = view.ban(as_of);
             if let Some(ban) = banned {
                 let candidate = (ban.judged_at, view.order_id());
                 bans.entry(view.paid.product)
@@ -910,7 +946,7 @@ impl Ledger {
             if flagged {
                 tally.flags.push((view.derived.flag_at, view.order_id()));
             }
-            let deductions = if view.derived.deduction_mask(policy) == 0 {
+            let deductions = if view.derived.deduction_mask(view.policy) == 0 {
                 Vec::new()
             } else {
                 self.raw_deductions(&view, as_of, &charges)
@@ -946,6 +982,7 @@ impl Ledger {
             .map(|(_, amount)| i128::from(*amount))
             .sum::<i128>();
         tally.deposit_balance_fen = topped_up_fen - tally.charged_fen;
+        tally.booked_fen = booked_fen;
         tally.bans = bans
             .into_iter()
             .map(|(product, (at, order))| (at, self.product_ids.get(product), order))
@@ -989,6 +1026,7 @@ impl Ledger {
             waived_fen: tally.waived_fen,
             pending_fen: tally.pending_fen,
             deposit_balance_fen: tally.deposit_balance_fen,
+            booked_fen: tally.booked_fen,
             deductions,
             banned_products: tally
                 .bans
@@ -1008,7 +1046,7 @@ impl Ledger {
                 })
                 .collect(),
             rating: RatingReport {
-                window_days: self.policy.rating_window_days,
+                window_days: self.policy.at(as_of).rating_window_days,
                 due_orders: tally.due_orders,
                 timed_out_orders: tally.timed_out_orders,
                 timeout_rate: (tally.due_orders > 0)
@@ -1018,7 +1056,7 @@ impl Ledger {
         }
     }
 
-    fn sorted_shops(&self) -> Vec<u32> {
+    pub(crate) fn sorted_shops(&self) -> Vec<u32> {
         let mut ids: Vec<u32> = (0..self.shops.len() as u32).collect();
         ids.sort_by(|a, b| self.shop_ids.get(*a).cmp(self.shop_ids.get(*b)));
         ids
@@ -1051,21 +1089,22 @@ impl Ledger {
             .derived
             .judgments()
             .iter()
-            .take(self.policy.max_deductions_per_order.into())
-            .map(|j| order::settle_day(&self.policy, j.judged_at))
+            .take(view.policy.max_deductions_per_order.into())
+            .map(|j| order::settle_day(view.policy, j.judged_at))
             .collect();
-        let charges = self.charges(
+        let (charges, _) = self.charges(
             &self.shops[view.paid.shop as usize],
             as_of,
             Some(&days),
             Some(view.index),
+            None,
         );
         let deductions: Vec<DeductionReport> = self
             .raw_deductions(&view, as_of, &charges)
             .iter()
             .map(|d| self.format_deduction(order_id, d))
             .collect();
-        let explain = explain::explain(&self.policy, &view, as_of, &deductions);
+        let explain = explain::explain(view.policy, &view, as_of, &deductions);
         Ok(OrderReport {
             order_id: order_id.to_string(),
             shop_id: view.shop_id().to_string(),
@@ -1085,7 +1124,7 @@ impl Ledger {
                 })
                 .collect(),
             deductions,
-            product_banned: view.ban(&self.policy, as_of).is_some(),
+            product_banned: view.ban(as_of).is_some(),
             closure_review: view.flagged(as_of),
             auto_closed_at: view
                 .auto_closed(as_of)
@@ -1247,18 +1286,20 @@ impl Ledger {
                 as_of: as_of.to_rfc3339(offset),
             })?;
         let after = after.and_then(parse_cursor);
-        let mut keyed: Vec<((i64, &str, u8), Notice)> = Vec::new();
+        let mut keyed: Vec<(NoticeKey<'_>, Notice)> = Vec::new();
+        let is_after = |key: &NoticeKey<'_>| {
+            after
+                .as_ref()
+                .is_none_or(|a| *key > (a.0, a.1.as_str(), a.2, a.3))
+        };
         for &order in &shop.orders {
             let Some(view) = self.view(order, as_of) else {
                 continue;
             };
             for j in view.judgments(as_of) {
                 let visible = j.visible_from.unwrap_or(j.judged_at);
-                let key = (visible.0, view.order_id(), j.number);
-                if after
-                    .as_ref()
-                    .is_some_and(|a| (key.0, key.1, key.2) <= (a.0, a.1.as_str(), a.2))
-                {
+                let key = (visible.0, view.order_id(), j.number, i64::MIN);
+                if !is_after(&key) {
                     continue;
                 }
                 let notice = Notice {
@@ -1267,12 +1308,53 @@ impl Ledger {
                     order_id: view.order_id().to_string(),
                     judgment: j.number,
                     judged_at: j.judged_at.to_rfc3339(offset),
-                    deduction_fen: (j.number <= self.policy.max_deductions_per_order)
-                        .then_some(self.policy.deduction_fen),
+                    deduction_fen: (j.number <= view.policy.max_deductions_per_order)
+                        .then_some(view.policy.deduction_fen),
                     revoked: j.revoked(as_of),
+                    posting: None,
                 };
                 keyed.push((key, notice));
             }
+        }
+        // R9, R14: every refund and late charge is announced once, with its
+        // cause, from its run (or from when the events that caused it were
+        // recorded, if later).
+        for posting in crate::postings::shop_postings(self, shop, as_of) {
+            if posting.kind == PostingKind::Charge {
+                continue;
+            }
+            let visible = crate::postings::notice_visible(self, &posting);
+            let order_id = self.order_ids.get(posting.order);
+            let key = (visible.0, order_id, posting.number, posting.run_day.0);
+            if !is_after(&key) {
+                continue;
+            }
+            let Some(view) = self.view(posting.order, as_of) else {
+                continue;
+            };
+            let notice = Notice {
+                cursor: format!(
+                    "{}.{}~{}.{}",
+                    visible.0, posting.number, posting.run_day.0, order_id
+                ),
+                shop_id: shop_id.to_string(),
+                order_id: order_id.to_string(),
+                judgment: posting.number,
+                judged_at: posting.judged_at.to_rfc3339(offset),
+                deduction_fen: Some(view.policy.deduction_fen),
+                revoked: view
+                    .derived
+                    .judgment(posting.number)
+                    .is_some_and(|j| j.revoked(as_of)),
+                posting: Some(PostingNotice {
+                    run_date: posting.run_day.to_iso(),
+                    settle_date: posting.settle_day.to_iso(),
+                    kind: posting.kind,
+                    amount_fen: posting.amount_fen,
+                    cause: crate::postings::cause_text(self, &posting),
+                }),
+            };
+            keyed.push((key, notice));
         }
         keyed.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(keyed.into_iter().take(limit).map(|(_, n)| n).collect())
@@ -1385,6 +1467,22 @@ impl Ledger {
                     }
                 }
             }
+            // R14: the booked ledger is part of the state a replay must reach.
+            let postings = crate::postings::shop_postings(self, &self.shops[shop as usize], as_of);
+            feed.wide(tally.booked_fen);
+            feed.number(postings.len() as i64);
+            for p in &postings {
+                feed.number(p.run_day.0);
+                feed.text(self.order_ids.get(p.order));
+                for n in [
+                    i64::from(p.number),
+                    p.kind as i64,
+                    p.amount_fen,
+                    p.settle_day.0,
+                ] {
+                    feed.number(n);
+                }
+            }
         }
         for orphan in self.orphans(as_of) {
             feed.text(&orphan.order_id);
@@ -1452,12 +1550,18 @@ fn sorts_before(tracking_nos: &Arena, a: &OrderEvent, b: &OrderEvent) -> bool {
         .is_lt()
 }
 
-fn parse_cursor(text: &str) -> Option<(i64, String, u8)> {
+/// A notice's cursor: `visible.judgment.order_id` for a judgment's notice,
+/// `visible.judgment~run_day.order_id` for a correction's (R14).
+fn parse_cursor(text: &str) -> Option<(i64, String, u8, i64)> {
     let mut parts = text.splitn(3, '.');
     let visible: i64 = parts.next()?.parse().ok()?;
-    let number: u8 = parts.next()?.parse().ok()?;
+    let part = parts.next()?;
+    let (number, run_day) = match part.split_once('~') {
+        Some((number, run_day)) => (number.parse().ok()?, run_day.parse().ok()?),
+        None => (part.parse().ok()?, i64::MIN),
+    };
     let order_id = parts.next()?.to_string();
-    Some((visible, order_id, number))
+    Some((visible, order_id, number, run_day))
 }
 
 /// The canonical binary stream the digest hashes: length-prefixed texts and

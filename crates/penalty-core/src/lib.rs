@@ -9,6 +9,7 @@
 //! - [`event`] parses and validates the JSON Lines of EVENTS.md.
 //! - [`policy`] holds the parameters of RULES.md.
 //! - [`time`] holds instants and calendar days in the policy's offset.
+//! - module `postings` books the settlement runs' postings (R14).
 
 pub mod compact;
 pub mod event;
@@ -18,6 +19,7 @@ pub mod labels;
 pub mod ledger;
 mod order;
 pub mod policy;
+mod postings;
 pub mod report;
 pub mod time;
 

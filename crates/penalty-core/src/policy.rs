@@ -1,8 +1,17 @@
-//! The policy: the parameters of RULES.md, with their defaults.
+//! The policy: the parameters of RULES.md, with their defaults, and their
+//! versions over time (R15).
+//!
+//! A [`Policy`] is version 0, in force from the beginning of time, and holds
+//! the later versions in [`Policy::later`], each in force from its
+//! `effective_from`. Every rule asks the version it needs with
+//! [`Policy::at`]: an order the one at its `paid.at`, a settle date's cap the
+//! one at the date's start, the rating window the one at `as_of`. With a single
+//! version (every policy without `versions`) `at` is one branch, so the rules
+//! cost what they did before versions existed.
 
 use serde::{Deserialize, Serialize};
 
-use crate::time::UtcOffset;
+use crate::time::{Instant, UtcOffset};
 
 /// Upper bounds that keep every computation small and every sum inside `i64`.
 /// A policy outside them is a user error, not a panic later on.
@@ -43,7 +52,36 @@ pub struct Policy {
     pub auto_close_days: i64,
     /// R10: the rating window.
     pub rating_window_days: i64,
+    /// R15: the later versions, in strictly increasing `effective_from`, each
+    /// with every parameter filled in (inherited from the one before) and an
+    /// empty `later`. Empty for a single-version policy.
+    pub later: Vec<PolicyVersion>,
 }
+
+/// A later version of the policy (R15): its parameters are in force for
+/// instants `>= effective_from`, until the next version's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyVersion {
+    /// When it comes into force.
+    pub effective_from: Instant,
+    /// Every parameter (its `later` is empty; `utc_offset` is V0's).
+    pub policy: Policy,
+}
+
+/// The keys a version object may hold (besides `effective_from`).
+const KEYS: [&str; 11] = [
+    "utc_offset",
+    "ship_window_hours",
+    "rejudge_interval_hours",
+    "max_judgments_per_order",
+    "deduction_fen",
+    "max_deductions_per_order",
+    "shop_daily_cap_fen",
+    "ban_at_judgment",
+    "closure_grace_hours",
+    "auto_close_days",
+    "rating_window_days",
+];
 
 impl Default for Policy {
     fn default() -> Self {
@@ -59,6 +97,7 @@ impl Default for Policy {
             closure_grace_hours: 24,
             auto_close_days: 150,
             rating_window_days: 30,
+            later: Vec::new(),
         }
     }
 }
@@ -66,6 +105,18 @@ impl Default for Policy {
 /// Why a policy file was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
+    /// The file is valid JSON but not an object (an array, a number, …):
+    /// parameters are named, never given by position.
+    #[error("a policy must be a JSON object such as {{\"shop_daily_cap_fen\": 50000}} or {{\"versions\": [{{}}, {{\"effective_from\": \"2026-03-05T00:00:00+08:00\", \"deduction_fen\": 2000}}]}}, not {0}")]
+    NotAnObject(&'static str),
+    /// A problem with one version of a versioned policy (R15).
+    #[error("policy version {index} (versions[{index}]): {message}")]
+    Version {
+        /// Its position in `versions`, from 0.
+        index: usize,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
     /// Not JSON, an unknown key, or a value of the wrong type.
     #[error("{0} (known keys: utc_offset, ship_window_hours, rejudge_interval_hours, max_judgments_per_order, deduction_fen, max_deductions_per_order, shop_daily_cap_fen, ban_at_judgment, closure_grace_hours, auto_close_days, rating_window_days)")]
     Json(#[from] serde_json::Error),
@@ -82,12 +133,139 @@ pub enum PolicyError {
 }
 
 impl Policy {
-    /// Reads a policy from JSON text: the defaults, overridden by the keys given.
-    /// Unknown keys are an error.
+    /// Reads a policy from JSON text (CLI.md `--policy`): either one object,
+    /// the defaults overridden by the keys given, or `{"versions": [V0, V1,
+    /// …]}` (R15). Unknown keys are an error; so is anything but an object.
     pub fn from_json(text: &str) -> Result<Policy, PolicyError> {
-        let policy: Policy = serde_json::from_str(text)?;
-        policy.validate()?;
-        Ok(policy)
+        let value: serde_json::Value = serde_json::from_str(text)?;
+        let serde_json::Value::Object(object) = value else {
+            return Err(PolicyError::NotAnObject(json_kind(&value)));
+        };
+        if !object.contains_key("versions") {
+            let policy = Policy::from_object(&serde_json::Map::new(), &object)?;
+            policy.validate()?;
+            return Ok(policy);
+        }
+        if object.len() != 1 {
+            let other = object.keys().find(|k| *k != "versions").cloned();
+            return Err(PolicyError::Version {
+                index: 0,
+                message: format!(
+                    "a versioned policy holds only `versions`; move `{}` into a version",
+                    other.unwrap_or_default()
+                ),
+            });
+        }
+        let Some(serde_json::Value::Array(versions)) = object.get("versions") else {
+            return Err(PolicyError::NotAnObject("`versions` that is not an array"));
+        };
+        if versions.is_empty() {
+            return Err(PolicyError::Version {
+                index: 0,
+                message: "`versions` is empty; give at least V0 (`{}` for the defaults)".into(),
+            });
+        }
+        let mut first: Option<Policy> = None;
+        let mut merged = serde_json::Map::new();
+        let mut previous_from: Option<Instant> = None;
+        for (index, version) in versions.iter().enumerate() {
+            let bad = |message: String| PolicyError::Version { index, message };
+            let serde_json::Value::Object(keys) = version else {
+                return Err(bad(format!(
+                    "must be an object of parameters, not {}",
+                    json_kind(version)
+                )));
+            };
+            let mut keys = keys.clone();
+            let effective_from = keys.remove("effective_from");
+            let effective_from = match (index, effective_from) {
+                (0, None) => None,
+                (0, Some(_)) => {
+                    return Err(bad(
+                        "V0 holds from the beginning of time and has no `effective_from`".into(),
+                    ))
+                }
+                (_, None) => {
+                    return Err(bad(
+                        "missing `effective_from` (an RFC 3339 instant such as 2026-03-05T00:00:00+08:00)".into(),
+                    ))
+                }
+                (_, Some(value)) => {
+                    let from = value
+                        .as_str()
+                        .and_then(Instant::parse_rfc3339)
+                        .ok_or_else(|| {
+                            bad(format!(
+                                "`effective_from` is {value}: it must be an RFC 3339 instant with an offset, such as 2026-03-05T00:00:00+08:00"
+                            ))
+                        })?;
+                    if previous_from.is_some_and(|p| from <= p) {
+                        return Err(bad(
+                            "`effective_from` must be strictly later than the previous version's".into(),
+                        ));
+                    }
+                    previous_from = Some(from);
+                    Some(from)
+                }
+            };
+            if index > 0 && keys.contains_key("utc_offset") {
+                return Err(bad(
+                    "`utc_offset` may only be set in V0: calendar days stay in one offset (R15)"
+                        .into(),
+                ));
+            }
+            let policy = Policy::from_object(&merged, &keys).map_err(|e| bad(e.to_string()))?;
+            policy.validate().map_err(|e| bad(e.to_string()))?;
+            merged.extend(keys);
+            match (&mut first, effective_from) {
+                (None, _) => first = Some(policy),
+                (Some(v0), Some(effective_from)) => v0.later.push(PolicyVersion {
+                    effective_from,
+                    policy,
+                }),
+                (Some(_), None) => unreachable!("only V0 has no effective_from"),
+            }
+        }
+        Ok(first.unwrap_or_default())
+    }
+
+    /// The defaults, overridden by `base`, then by `keys`; an unknown key is
+    /// an error naming it.
+    fn from_object(
+        base: &serde_json::Map<String, serde_json::Value>,
+        keys: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Policy, PolicyError> {
+        if let Some(unknown) = keys.keys().find(|k| !KEYS.contains(&k.as_str())) {
+            return Err(PolicyError::Json(serde::de::Error::custom(format!(
+                "unknown policy key `{unknown}`"
+            ))));
+        }
+        let mut merged = base.clone();
+        merged.extend(keys.clone());
+        Ok(serde_json::from_value(serde_json::Value::Object(merged))?)
+    }
+
+    /// The version in force at `t` (R15). One branch for a single version.
+    #[inline]
+    pub fn at(&self, t: Instant) -> &Policy {
+        if self.later.is_empty() {
+            return self;
+        }
+        let index = self.later.partition_point(|v| v.effective_from <= t);
+        match index {
+            0 => self,
+            _ => &self.later[index - 1].policy,
+        }
+    }
+
+    /// Every version with the instant it is in force from (`None`: the
+    /// beginning of time), in order.
+    pub fn versions(&self) -> impl Iterator<Item = (Option<Instant>, &Policy)> {
+        std::iter::once((None, self)).chain(
+            self.later
+                .iter()
+                .map(|v| (Some(v.effective_from), &v.policy)),
+        )
     }
 
     /// Checks every parameter against its range.
@@ -183,6 +361,18 @@ impl Policy {
     }
 }
 
+/// What a JSON value is, for a message.
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
 mod offset_text {
     use serde::{Deserialize, Deserializer, Serializer};
 
@@ -205,6 +395,96 @@ mod offset_text {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn issue_20_an_array_is_refused_not_read_by_position() {
+        let err = Policy::from_json(r#"["+05:00",1,1,3,999999]"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not an array"), "{err}");
+        for text in ["3", "\"x\"", "null", "true"] {
+            assert!(Policy::from_json(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn versions_inherit_and_are_found_by_instant() {
+        let p = Policy::from_json(
+            r#"{"versions": [{"deduction_fen": 500},
+                {"effective_from": "2026-03-05T00:00:00+08:00", "shop_daily_cap_fen": 3000},
+                {"effective_from": "2026-03-06T00:00:00+08:00", "deduction_fen": 700}]}"#,
+        )
+        .unwrap();
+        let t = |s: &str| Instant::parse_rfc3339(s).unwrap();
+        assert_eq!(p.deduction_fen, 500);
+        assert_eq!(p.later.len(), 2);
+        let v1 = p.at(t("2026-03-05T00:00:00+08:00"));
+        assert_eq!((v1.deduction_fen, v1.shop_daily_cap_fen), (500, 3000));
+        let v0 = p.at(t("2026-03-04T23:59:59.999999999+08:00"));
+        assert_eq!(v0.shop_daily_cap_fen, 50_000);
+        let v2 = p.at(t("2027-01-01T00:00:00Z"));
+        assert_eq!((v2.deduction_fen, v2.shop_daily_cap_fen), (700, 3000));
+        assert_eq!(p.versions().count(), 3);
+    }
+
+    #[test]
+    fn a_flat_policy_and_a_single_version_are_equal() {
+        let flat = Policy::from_json(r#"{"deduction_fen": 500}"#).unwrap();
+        let versioned = Policy::from_json(r#"{"versions": [{"deduction_fen": 500}]}"#).unwrap();
+        assert_eq!(flat, versioned);
+    }
+
+    #[test]
+    fn bad_versions_are_refused_naming_the_version_and_key() {
+        let cases = [
+            (
+                r#"{"versions": [{}, {"effective_from": "2026-03-05T00:00:00+08:00", "utc_offset": "+05:00"}]}"#,
+                "version 1",
+                "utc_offset",
+            ),
+            (
+                r#"{"versions": [{"effective_from": "2026-03-05T00:00:00+08:00"}]}"#,
+                "version 0",
+                "effective_from",
+            ),
+            (
+                r#"{"versions": [{}, {"deduction_fen": 5}]}"#,
+                "version 1",
+                "effective_from",
+            ),
+            (
+                r#"{"versions": [{}, {"effective_from": "2026-03-05T00:00:00+08:00"}, {"effective_from": "2026-03-05T00:00:00+08:00"}]}"#,
+                "version 2",
+                "strictly later",
+            ),
+            (
+                r#"{"versions": [{}, {"effective_from": "2026-03-05"}]}"#,
+                "version 1",
+                "effective_from",
+            ),
+            (
+                r#"{"versions": [{}, {"effective_from": "2026-03-05T00:00:00+08:00", "daily_cap": 1}]}"#,
+                "version 1",
+                "daily_cap",
+            ),
+            (
+                r#"{"versions": [{}, {"effective_from": "2026-03-05T00:00:00+08:00", "ban_at_judgment": 9}]}"#,
+                "version 1",
+                "ban_at_judgment",
+            ),
+            (r#"{"versions": []}"#, "version 0", "empty"),
+            (r#"{"versions": [[]]}"#, "version 0", "array"),
+            (
+                r#"{"versions": [{}], "deduction_fen": 1}"#,
+                "version 0",
+                "deduction_fen",
+            ),
+        ];
+        for (text, version, key) in cases {
+            let err = Policy::from_json(text).unwrap_err().to_string();
+            assert!(err.contains(version) && err.contains(key), "{text}: {err}");
+        }
+    }
 
     #[test]
     fn empty_object_is_the_default() {

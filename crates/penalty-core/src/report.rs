@@ -114,6 +114,9 @@ pub struct ShopReport {
     pub pending_fen: i128,
     /// Top-ups minus charges (R12); negative is a shortfall.
     pub deposit_balance_fen: i128,
+    /// The sum of the booked ledger's postings (R14): what the settlement
+    /// runs so far have moved; equal to `charged_fen` as of the last run.
+    pub booked_fen: i128,
     /// Every deduction, revoked ones included, in (judged_at, order_id,
     /// judgment) order.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -296,6 +299,25 @@ pub struct Notice {
     pub deduction_fen: Option<i64>,
     /// Revoked since (R11); the notice stays in the feed.
     pub revoked: bool,
+    /// For a correction of the booked ledger (R14: a refund or a late
+    /// charge), the posting it announces; absent for a judgment's notice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub posting: Option<PostingNotice>,
+}
+
+/// What a notice of a correction says (R9, R14).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostingNotice {
+    /// The settlement run that booked it.
+    pub run_date: String,
+    /// The deduction's settle date.
+    pub settle_date: String,
+    /// refund or late_charge.
+    pub kind: PostingKind,
+    /// Signed, in fen.
+    pub amount_fen: i64,
+    /// The event that caused it, in words.
+    pub cause: String,
 }
 
 /// An order with events but no `paid` (R13), listed by the audit.
@@ -307,4 +329,74 @@ pub struct Orphan {
     pub events: u64,
     /// The earliest of their instants.
     pub first_at: String,
+}
+
+/// The kind of a posting of the booked ledger (R14).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PostingKind {
+    /// A deduction's first posting, booked by the run of its settle date.
+    Charge,
+    /// A negative posting: money returned to the deposit.
+    Refund,
+    /// A positive posting after the settle date's run: the first posting of
+    /// a deduction booked late, or a later increase.
+    LateCharge,
+}
+
+impl PostingKind {
+    /// The name used in reports.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PostingKind::Charge => "charge",
+            PostingKind::Refund => "refund",
+            PostingKind::LateCharge => "late_charge",
+        }
+    }
+
+    /// The name a person reads, in Chinese and English, from the one table
+    /// of labels ([`crate::labels`]).
+    pub fn label(&self) -> String {
+        match crate::labels::find(crate::labels::CodeSet::PostingKind, self.as_str()) {
+            Some(label) => format!("{} {}", label.zh, label.en),
+            None => self.as_str().to_string(),
+        }
+    }
+}
+
+/// One posting of the booked ledger (R14): immutable once its run happened.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostingReport {
+    /// The settlement run that booked it: `YYYY-MM-DD`, the run is at 00:00
+    /// local of that day.
+    pub run_date: String,
+    /// The shop.
+    pub shop_id: String,
+    /// The deduction's order.
+    pub order_id: String,
+    /// The deduction's judgment.
+    pub judgment: u8,
+    /// `T_k`.
+    pub judged_at: String,
+    /// The deduction's settle date.
+    pub settle_date: String,
+    /// charge, refund or late_charge.
+    pub kind: PostingKind,
+    /// Signed: negative is money returned to the deposit.
+    pub amount_fen: i64,
+    /// Why it was booked, in words; for a correction, the event that caused it.
+    pub cause: String,
+}
+
+/// A shop's booked ledger as of an instant (R14).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostingsReport {
+    /// The shop.
+    pub shop_id: String,
+    /// The instant of the report.
+    pub as_of: String,
+    /// The sum of every posting so far.
+    pub booked_fen: i128,
+    /// By (run_date, judged_at, order_id, judgment).
+    pub postings: Vec<PostingReport>,
 }

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use penalty_core::event::EventKind;
 use penalty_core::{
     ApplyError, DeductionReport, DeductionStatus, Event, Instant, Ledger, OrderIds, OrderIndex,
-    OrderStatus, Policy, RowFilter,
+    OrderStatus, Policy, PostingKind, RowFilter,
 };
 use proptest::prelude::*;
 
@@ -197,17 +197,27 @@ fn events(specs: &[Spec]) -> Vec<Event> {
     out
 }
 
-/// Two policies: the default, and one where the cap is crossed mid-deduction
-/// and auto-close comes within the generated time range.
-fn policy(tight: bool) -> Policy {
-    if tight {
-        Policy {
+/// Three policies: the default; one where the cap is crossed mid-deduction
+/// and auto-close comes within the generated time range; and one with three
+/// versions (R15), whose boundaries fall inside the generated range, one at a
+/// midnight (a settle date's start) and one on the hour grid of the payments.
+/// Every later version's bounds are within V0's, which the invariants use.
+fn policy(kind: u8) -> Policy {
+    match kind {
+        0 => Policy::default(),
+        1 => Policy {
             shop_daily_cap_fen: 1500,
             auto_close_days: 9,
             ..Policy::default()
-        }
-    } else {
-        Policy::default()
+        },
+        _ => Policy::from_json(
+            r#"{"versions": [{},
+                {"effective_from": "2026-03-01T20:00:00+08:00", "shop_daily_cap_fen": 1500,
+                 "deduction_fen": 700, "ship_window_hours": 24, "max_deductions_per_order": 1},
+                {"effective_from": "2026-03-05T00:00:00+08:00", "shop_daily_cap_fen": 2000,
+                 "rating_window_days": 7, "auto_close_days": 12}]}"#,
+        )
+        .unwrap(),
     }
 }
 
@@ -225,6 +235,8 @@ fn answers(ledger: &Ledger, as_of: Instant) -> String {
     for summary in ledger.shop_summaries(as_of) {
         let report = ledger.shop_report(&summary.shop_id, as_of, true).unwrap();
         out += &serde_json::to_string(&report).unwrap();
+        let postings = ledger.postings(&summary.shop_id, as_of).unwrap();
+        out += &serde_json::to_string(&postings).unwrap();
     }
     let mut order_ids: Vec<&str> = ledger.order_ids().collect();
     order_ids.sort();
@@ -236,10 +248,10 @@ fn answers(ledger: &Ledger, as_of: Instant) -> String {
     out
 }
 
-fn workload() -> impl Strategy<Value = (Vec<Spec>, bool, i64, Vec<usize>)> {
+fn workload() -> impl Strategy<Value = (Vec<Spec>, u8, i64, Vec<usize>)> {
     (
         proptest::collection::vec(spec(), 1..80),
-        any::<bool>(),
+        0u8..3,
         0i64..24 * 22,
         proptest::collection::vec(any::<usize>(), 80),
     )
@@ -261,8 +273,8 @@ proptest! {
     /// RULES.md: the reports are a function of the set of events, whatever
     /// order they arrived in.
     #[test]
-    fn arrival_order_does_not_matter((specs, tight, as_of_hours, keys) in workload()) {
-        let policy = policy(tight);
+    fn arrival_order_does_not_matter((specs, kind, as_of_hours, keys) in workload()) {
+        let policy = policy(kind);
         let events = events(&specs);
         let as_of = at(as_of_hours);
         let a = ledger(&policy, &events);
@@ -276,8 +288,8 @@ proptest! {
     /// in the state but must change nothing. Also: a state serialised half way
     /// (a checkpoint) and continued gives the same answers.
     #[test]
-    fn incremental_equals_fold_of_the_past((specs, tight, as_of_hours, _keys) in workload()) {
-        let policy = policy(tight);
+    fn incremental_equals_fold_of_the_past((specs, kind, as_of_hours, _keys) in workload()) {
+        let policy = policy(kind);
         let events = events(&specs);
         let as_of = at(as_of_hours);
         let full = ledger(&policy, &events);
@@ -320,8 +332,8 @@ proptest! {
 
     /// R3, R4, R5 and the sums of CLI.md hold for every shop and order.
     #[test]
-    fn invariants_of_judgments_and_money((specs, tight, as_of_hours, _keys) in workload()) {
-        let policy = policy(tight);
+    fn invariants_of_judgments_and_money((specs, kind, as_of_hours, _keys) in workload()) {
+        let policy = policy(kind);
         let events = events(&specs);
         let as_of = at(as_of_hours);
         let ledger = ledger(&policy, &events);
@@ -372,8 +384,8 @@ proptest! {
     /// As `as_of` grows, a judgment never disappears (R3: "once it exists, it
     /// stands"); it may only become revoked.
     #[test]
-    fn judgments_never_disappear((specs, tight, as_of_hours, _keys) in workload(), later_hours in 0i64..24 * 10) {
-        let policy = policy(tight);
+    fn judgments_never_disappear((specs, kind, as_of_hours, _keys) in workload(), later_hours in 0i64..24 * 10) {
+        let policy = policy(kind);
         let events = events(&specs);
         let early = at(as_of_hours);
         let late = at(as_of_hours + later_hours);
@@ -440,8 +452,8 @@ proptest! {
     /// themselves, shop by shop, whatever the filter on status and
     /// judgments.
     #[test]
-    fn row_counts_equal_the_rows((specs, tight, as_of_hours, _keys) in workload()) {
-        let policy = policy(tight);
+    fn row_counts_equal_the_rows((specs, kind, as_of_hours, _keys) in workload()) {
+        let policy = policy(kind);
         let events = events(&specs);
         let as_of = at(as_of_hours);
         let ledger = ledger(&policy, &events);
@@ -483,6 +495,69 @@ proptest! {
                     let one = ledger.count_order_rows(as_of, Some(shop), filter);
                     prop_assert_eq!(one, vec![(shop.as_str(), *n)]);
                 }
+            }
+        }
+    }
+
+    /// R14: at the start of any day the booked sum of a shop equals R5's
+    /// charged sum as of that instant; at any instant the shop report's
+    /// `booked_fen` is the sum of the postings.
+    #[test]
+    fn booked_equals_charged_at_every_run((specs, kind, as_of_hours, _keys) in workload()) {
+        let policy = policy(kind);
+        let events = events(&specs);
+        let ledger = ledger(&policy, &events);
+        for day in 0..23i64 {
+            let run = at(day * 24);
+            for summary in ledger.shop_summaries(run) {
+                let postings = ledger.postings(&summary.shop_id, run).unwrap();
+                let sum: i128 = postings.postings.iter().map(|p| i128::from(p.amount_fen)).sum();
+                prop_assert_eq!(sum, postings.booked_fen);
+                prop_assert_eq!(sum, summary.charged_fen, "shop {} at the run of day {}", summary.shop_id, day);
+                prop_assert_eq!(summary.booked_fen, summary.charged_fen);
+            }
+        }
+        let as_of = at(as_of_hours);
+        for summary in ledger.shop_summaries(as_of) {
+            let postings = ledger.postings(&summary.shop_id, as_of).unwrap();
+            prop_assert_eq!(summary.booked_fen, postings.booked_fen);
+        }
+    }
+
+    /// R14: a posting booked by run D is the same for every as_of >= the
+    /// start of D: the postings as of T are exactly those as of any later
+    /// instant whose run date is at most T's day. Kinds follow R14.
+    #[test]
+    fn postings_are_immutable((specs, kind, as_of_hours, _keys) in workload(), later_hours in 0i64..24 * 10) {
+        let policy = policy(kind);
+        let events = events(&specs);
+        let ledger = ledger(&policy, &events);
+        let as_of = at(as_of_hours);
+        let later = at(as_of_hours + later_hours);
+        let last_run = as_of.local_day(policy.utc_offset).to_iso();
+        for summary in ledger.shop_summaries(as_of) {
+            let now = ledger.postings(&summary.shop_id, as_of).unwrap().postings;
+            let then: Vec<_> = ledger
+                .postings(&summary.shop_id, later)
+                .unwrap()
+                .postings
+                .into_iter()
+                .filter(|p| p.run_date <= last_run)
+                .collect();
+            prop_assert_eq!(&now, &then);
+            let mut seen = std::collections::HashSet::new();
+            for p in &now {
+                prop_assert!(p.amount_fen != 0);
+                prop_assert!(p.run_date >= p.settle_date);
+                let first = seen.insert((p.order_id.clone(), p.judgment));
+                let expected = if first && p.run_date == p.settle_date {
+                    PostingKind::Charge
+                } else if p.amount_fen < 0 {
+                    PostingKind::Refund
+                } else {
+                    PostingKind::LateCharge
+                };
+                prop_assert_eq!(p.kind, expected);
             }
         }
     }

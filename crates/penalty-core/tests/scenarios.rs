@@ -120,10 +120,11 @@ impl Mismatches {
                     ));
                     return;
                 }
-                // Lists other than deductions may come in any order (the
-                // conformance check matches them by key): sort both sides.
+                // Lists other than deductions and postings (both in the
+                // order CLI.md gives) may come in any order (the conformance
+                // check matches them by key): sort both sides.
                 let (mut e, mut a) = (e.clone(), a.clone());
-                if key != "deductions" {
+                if key != "deductions" && key != "postings" {
                     let sort_key = |v: &Value| v.to_string();
                     e.sort_by_key(sort_key);
                     a.sort_by_key(sort_key);
@@ -231,6 +232,24 @@ fn check(
                 }
                 Err(e) => mismatches.0.push(format!("{label} at_risk[{i}]: {e}")),
             }
+        }
+    }
+    // R14: the booked ledger, in three arrival orders.
+    let postings = expect["postings"].as_object().cloned().unwrap_or_default();
+    for (shop_id, expected) in &postings {
+        match ledger.postings(shop_id, as_of) {
+            Ok(report) => {
+                let actual = serde_json::to_value(&report).unwrap();
+                mismatches.compare(
+                    &format!("{label} postings {shop_id}"),
+                    "",
+                    expected,
+                    &actual,
+                );
+            }
+            Err(e) => mismatches
+                .0
+                .push(format!("{label} postings {shop_id}: {e}")),
         }
     }
     if ledger.order_report("NO-SUCH-ORDER-4f1c", as_of).is_ok()

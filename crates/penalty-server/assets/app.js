@@ -39,7 +39,7 @@
     "product": "商品", "banned at": "禁售时间", "by order": "订单", "flagged at": "标记时间",
     "The token is not valid.": "令牌无效。", "Sign in with the token your operator gave you.": "请输入运营方提供的令牌登录。",
     "as of": "截至", "Show": "显示", "timeout rate": "超时率", "deadline (R1)": "发货截止（R1）",
-    "refund due (R8)": "应退款（R8）", "Orders": "订单", "newest": "最新", "all statuses": "全部状态", "only with a judgment": "仅被判罚订单", "previous": "上一页", "next": "下一页", "Search order or shop id": "搜索订单或店铺编号", "Search": "搜索", "Nothing found for": "未找到", "rows": "行", "of": "共"
+    "refund due (R8)": "应退款（R8）", "Orders": "订单", "booked (R14)": "已入账（R14）", "newest": "最新", "all statuses": "全部状态", "only with a judgment": "仅被判罚订单", "previous": "上一页", "next": "下一页", "Search order or shop id": "搜索订单或店铺编号", "Search": "搜索", "Nothing found for": "未找到", "rows": "行", "of": "共"
   };
   function t(text) { return lang === "zh-CN" && WORDS[text] ? WORDS[text] : text; }
   function label(set, code) {
@@ -173,6 +173,55 @@
       });
     }
     return page(null, 1);
+  }
+
+  // The booked ledger (R14), every page within MAX_PAGES.
+  function allPostings(shopId) {
+    var rows = [];
+    function page(offset, count) {
+      var path = "/shops/" + encodeURIComponent(shopId) + "/postings";
+      return api(query(path, { limit: 1000, offset: offset })).then(function (body) {
+        rows = rows.concat(body.postings);
+        if (body.next !== null && count < MAX_PAGES) return page(body.next, count + 1);
+        return { booked_fen: body.booked_fen, total: body.total, postings: rows };
+      });
+    }
+    return page(0, 1);
+  }
+
+  // The booked ledger's table: corrections (refunds and late charges of an
+  // earlier settle date) are marked and carry their cause.
+  function bookedLedger(ledger) {
+    var corrections = ledger.postings.filter(function (p) { return p.kind !== "charge"; }).length;
+    var section = el("section", { id: "shop-booked", "data-booked-fen": ledger.booked_fen,
+      "data-postings": ledger.total, "data-corrections": corrections }, [
+      el("h2", { text: "Booked ledger (R14)" }),
+      el("p", { class: "muted", text: "What the settlement runs at 00:00 of each day actually moved. A posting is " +
+        "never changed: when a later event changes a past day (a revocation, a rejected tracking number), the next " +
+        "run books a correction, marked below with its cause. " + ledger.total + " postings, " + corrections +
+        " corrections" + (ledger.postings.length < ledger.total ? " (the first " + ledger.postings.length + " shown)" : "") + "." })
+    ]);
+    if (!ledger.postings.length) {
+      section.appendChild(el("p", { class: "muted", text: "Nothing booked yet." }));
+      return section;
+    }
+    section.appendChild(el("table", { id: "shop-postings" }, [
+      el("thead", {}, [el("tr", {}, ["run date", "order", "judgment", "settle date", "kind", "amount", "cause"].map(function (h) {
+        return el("th", { text: h });
+      }))]),
+      el("tbody", {}, ledger.postings.map(function (p) {
+        var correction = p.kind !== "charge";
+        return el("tr", { class: correction ? "correction" : null, "data-kind": p.kind, "data-order-id": p.order_id }, [
+          el("td", { text: p.run_date }),
+          el("td", {}, [uiLink("/ui/orders/" + encodeURIComponent(p.order_id), p.order_id, { class: "order-link" })]),
+          el("td", { class: "num", text: p.judgment }), el("td", { text: p.settle_date }),
+          el("td", {}, [el("span", { class: "tag" + (correction ? " correction" : ""), text: label("posting_kind", p.kind) })]),
+          el("td", { class: "num", text: yuan(p.amount_fen) }),
+          el("td", { class: correction ? "cause" : "muted", text: p.cause })
+        ]);
+      }))
+    ]));
+    return section;
   }
 
   // ---- session -----------------------------------------------------------------
@@ -323,7 +372,8 @@
       if (!days[key]) days[key] = { judgments: 0, charged: 0, capHits: 0 };
       return days[key];
     }
-    notices.forEach(function (n) { if (!n.revoked) day(n.judged_at.slice(0, 10)).judgments += 1; });
+    // A judgment's own notice counts; a correction's (R14, `posting`) does not.
+    notices.forEach(function (n) { if (!n.revoked && !n.posting) day(n.judged_at.slice(0, 10)).judgments += 1; });
     (report.deductions || []).forEach(function (d) {
       var entry = day(d.settle_date);
       entry.charged += d.charged_fen;
@@ -415,8 +465,9 @@
           el("td", { class: "time", text: n.judged_at }),
           el("td", {}, [uiLink("/ui/orders/" + encodeURIComponent(n.order_id), n.order_id, { class: "order-link" })]),
           el("td", { class: "num", text: n.judgment }),
-          el("td", { class: "num", text: n.deduction_fen === null ? "" : yuan(n.deduction_fen) }),
-          el("td", {}, [n.revoked ? el("span", { class: "tag ok", text: t("revoked") }) : ""])
+          el("td", { class: "num", text: n.posting ? yuan(n.posting.amount_fen) : n.deduction_fen === null || n.deduction_fen === undefined ? "" : yuan(n.deduction_fen) }),
+          el("td", { class: n.posting ? "cause" : null }, [n.revoked ? el("span", { class: "tag ok", text: t("revoked") }) : "",
+            n.posting ? el("span", { class: "tag correction", "data-code": n.posting.kind, title: n.posting.cause, text: label("posting_kind", n.posting.kind) }) : ""])
         ]);
       }))
     ]));
@@ -503,9 +554,9 @@
     document.title = shopId + " — penalty-ledger";
     setCrumbs([uiLink("/", "shops"), el("span", { text: shopId })]);
     var base = "/shops/" + encodeURIComponent(shopId);
-    return Promise.all([api(query(base)), allNotices(shopId),
+    return Promise.all([api(query(base)), allNotices(shopId), allPostings(shopId),
       api(query(base + "/at-risk", { within: "24h", limit: 200 }))]).then(function (results) {
-      var report = results[0], notices = results[1], atRisk = results[2];
+      var report = results[0], notices = results[1], ledger = results[2], atRisk = results[3];
       var days = perDay(report, notices);
       app.textContent = "";
       app.appendChild(el("h1", { id: "shop-title", "data-shop-id": report.shop_id, text: "Shop " + report.shop_id }));
@@ -516,6 +567,7 @@
         figure("shop-charged", t("charged"), report.charged_fen, yuan(report.charged_fen)),
         figure("shop-waived", t("waived by the daily cap"), report.waived_fen, yuan(report.waived_fen)),
         figure("shop-pending", t("pending"), report.pending_fen, yuan(report.pending_fen)),
+        figure("shop-booked-fen", t("booked (R14)"), report.booked_fen, yuan(report.booked_fen)),
         figure("shop-deposit", t("deposit balance"), report.deposit_balance_fen, yuan(report.deposit_balance_fen),
           report.deposit_balance_fen < 0 ? "negative" : null),
         figure("shop-timeout-rate", t("timeout rate (") + report.rating.window_days + " d)",
@@ -590,6 +642,7 @@
           ]);
         }))
       ]) : el("p", { class: "muted", text: t("None.") }));
+      app.appendChild(bookedLedger(ledger));
       return ordersPart.ready.then(function () { app.setAttribute("data-state", "ready"); });
     });
   }

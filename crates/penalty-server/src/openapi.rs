@@ -126,6 +126,7 @@ fn full_document() -> Value {
         "properties": {"shop_id": {"type": "string"}, "as_of": {"type": "string"}, "orders": {"type": "integer"},
             "judgments": {"type": "integer"}, "violating_orders": {"type": "integer"}, "charged_fen": {"type": "integer"},
             "waived_fen": {"type": "integer"}, "pending_fen": {"type": "integer"}, "deposit_balance_fen": {"type": "integer"},
+            "booked_fen": {"type": "integer", "description": "The sum of the booked ledger's postings so far (R14)."},
             "deductions": {"type": "array", "items": {"$ref": "#/components/schemas/Deduction"}},
             "banned_products": {"type": "array", "items": {"type": "object", "properties": {"product_id": {"type": "string"}, "order_id": {"type": "string"}, "banned_at": {"type": "string"}}}},
             "closure_review": {"type": "array", "items": {"type": "object", "properties": {"order_id": {"type": "string"}, "flagged_at": {"type": "string"}}}},
@@ -151,7 +152,16 @@ fn full_document() -> Value {
             "refund_due_fen": {"type": "integer"}, "alternative_refund_required": {"type": "boolean"}}});
     let notice = json!({"type": "object", "properties": {"cursor": {"type": "string"}, "shop_id": {"type": "string"},
         "order_id": {"type": "string"}, "judgment": {"type": "integer"}, "judged_at": {"type": "string"},
-        "deduction_fen": {"type": ["integer", "null"]}, "revoked": {"type": "boolean"}}});
+        "deduction_fen": {"type": ["integer", "null"]}, "revoked": {"type": "boolean"},
+        "posting": {"type": "object", "description": "For a correction of the booked ledger (R14): the refund or late charge it announces.",
+            "properties": {"run_date": {"type": "string", "format": "date"}, "settle_date": {"type": "string", "format": "date"},
+                "kind": {"enum": ["refund", "late_charge"]}, "amount_fen": {"type": "integer"}, "cause": {"type": "string"}}}}});
+    let posting = json!({"type": "object", "description": "One posting of the booked ledger (R14): immutable once its run happened.",
+        "required": ["run_date", "shop_id", "order_id", "judgment", "judged_at", "settle_date", "kind", "amount_fen", "cause"],
+        "properties": {"run_date": {"type": "string", "format": "date"}, "shop_id": {"type": "string"}, "order_id": {"type": "string"},
+            "judgment": {"type": "integer"}, "judged_at": {"type": "string"}, "settle_date": {"type": "string", "format": "date"},
+            "kind": {"enum": ["charge", "refund", "late_charge"]}, "amount_fen": {"type": "integer", "description": "Signed: negative is money returned to the deposit."},
+            "cause": {"type": "string", "description": "Why it was booked; for a correction, the event that caused it."}}});
     let ingest = json!({"type": "object", "required": ["read", "appended", "duplicates", "rejected", "rejects", "rejects_truncated"],
         "properties": {"read": {"type": "integer"}, "appended": {"type": "integer"}, "duplicates": {"type": "integer"},
             "rejected": {"type": "integer"}, "rejects_truncated": {"type": "boolean"},
@@ -173,14 +183,14 @@ fn full_document() -> Value {
         "info": {
             "title": "penalty-ledger",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Shipping-timeout penalties of marketplace shops (RULES.md R1-R13). Reports are the CLI's JSON. With --tokens, send `Authorization: Bearer <token>`: operators read everything and may POST /events; a seller reads only its own shop (anything else is a 404)."
+            "description": "Shipping-timeout penalties of marketplace shops (RULES.md R1-R15). Reports are the CLI's JSON. With --tokens, send `Authorization: Bearer <token>`: operators read everything and may POST /events; a seller reads only its own shop (anything else is a 404)."
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {"Deduction": deduction, "ShopReport": shop, "OrderReport": order, "OrderRow": order_row,
                 "Notice": notice, "AtRisk": at_risk,
                 "Whoami": {"type": "object", "required": ["role", "shop_id", "open"], "properties": {"role": {"enum": ["operator", "seller"]},
-                    "shop_id": {"type": ["string", "null"]}, "open": {"type": "boolean"}}}, "IngestSummary": ingest, "Error": error,
+                    "shop_id": {"type": ["string", "null"]}, "open": {"type": "boolean"}}}, "Posting": posting, "IngestSummary": ingest, "Error": error,
                 "OrderStatus": {"enum": ["awaiting_shipment", "shipped", "refunded", "auto_closed"]}}
         },
         "security": [{"bearer": []}],
@@ -220,6 +230,14 @@ fn full_document() -> Value {
                     "responses": responses(json_response("Signed in; the cookie is set.", json!({"$ref": "#/components/schemas/Whoami"})), &["400", "401", "403", "415", "503"])},
                 "delete": {"summary": "Signs out: forgets the session and clears its cookie.", "security": [],
                     "responses": responses(json_response("Signed out.", json!({"type": "object", "properties": {"signed_out": {"const": true}}})), &["403"])}},
+            "/shops/{id}/postings": {"get": {"summary": "The shop's booked ledger (R14, `penalty postings ID --json`), paged: the postings of the settlement runs by (run_date, judged_at, order_id, judgment), each correction with its cause.",
+                "parameters": with(with(json!([id_param("The shop.")]), as_of_params()), json!([
+                    {"name": "limit", "in": "query", "required": false, "description": "Page size (1 to 1000, default 100).", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                    {"name": "offset", "in": "query", "required": false, "description": "Postings to skip (the `next` of the previous page).", "schema": {"type": "integer", "minimum": 0, "maximum": 1_000_000_000}}])),
+                "responses": responses(json_response("A page of the booked ledger.", json!({"type": "object", "required": ["shop_id", "as_of", "booked_fen", "postings", "next", "total"], "properties": {
+                    "shop_id": {"type": "string"}, "as_of": {"type": "string"}, "booked_fen": {"type": "integer"},
+                    "postings": {"type": "array", "items": {"$ref": "#/components/schemas/Posting"}},
+                    "next": {"type": ["integer", "null"]}, "total": {"type": "integer"}}})), &["400", "401", "404", "429", "503"])}},
             "/orders": {"get": {"summary": "The filtered order list (`penalty export orders --format jsonl`), by shop then order, paged. A seller sees its own shop only; naming another shop is a 404.",
                 "parameters": with(as_of_params(), json!([
                     {"name": "shop", "in": "query", "required": false, "description": "Only this shop's orders.", "schema": {"type": "string", "minLength": 1, "maxLength": 128}},

@@ -27,7 +27,7 @@ pub fn instant_pattern() -> String {
 
 /// A notice cursor: `<visible ns>.<judgment>.<order id>` (penalty-core), the
 /// nanoseconds within what an `i64` holds.
-pub const CURSOR_PATTERN: &str = "^(?:-?[0-9]{1,18}|[1-8][0-9]{18})\\.(?:[0-9]|[1-9][0-9]|1[0-9]{2}|2[0-4][0-9]|25[0-5])\\.[\\s\\S]{1,128}$";
+pub const CURSOR_PATTERN: &str = "^(?:-?[0-9]{1,18}|[1-8][0-9]{18})\\.(?:[0-9]|[1-9][0-9]|1[0-9]{2}|2[0-4][0-9]|25[0-5])(?:~-?[0-9]{1,6})?\\.[\\s\\S]{1,128}$";
 
 /// `within` of the at-risk query: 1m to 366d (the core's bounds), a whole
 /// number without leading zeros and its unit.
@@ -143,7 +143,17 @@ pub fn cursor_syntax_ok(text: &str) -> bool {
                     || (nanos.len() == 19 && (b'1'..=b'8').contains(&nanos.as_bytes()[0])))
         }
     };
-    let judgment_ok = all_digits(judgment)
+    // A correction's notice (R14) names its run's day after the judgment:
+    // `7~20520`.
+    let (judgment, run_day_ok) = match judgment.split_once('~') {
+        Some((judgment, day)) => {
+            let magnitude = day.strip_prefix('-').unwrap_or(day);
+            (judgment, all_digits(magnitude) && magnitude.len() <= 6)
+        }
+        None => (judgment, true),
+    };
+    let judgment_ok = run_day_ok
+        && all_digits(judgment)
         && (judgment == "0" || !judgment.starts_with('0'))
         && judgment.len() <= 3
         && judgment.parse::<u16>().is_ok_and(|j| j <= 255);

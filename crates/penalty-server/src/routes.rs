@@ -31,7 +31,7 @@ pub const MAX_ID_BYTES: usize = 128;
 pub const DEFAULT_PAGE: usize = 100;
 /// See [`DEFAULT_PAGE`].
 pub const MAX_PAGE: usize = 1000;
-/// The largest `offset` of `GET /orders`.
+/// The largest `offset` of a paged list.
 pub const MAX_OFFSET: usize = 1_000_000_000;
 /// The longest `as_of` / `known_at` / cursor text accepted.
 const MAX_PARAM_BYTES: usize = 256;
@@ -50,6 +50,7 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         (Method::GET, "/session", get(session_get)),
         (Method::POST, "/session", post(session_start)),
         (Method::DELETE, "/session", delete(session_end)),
+        (Method::GET, "/shops/{id}/postings", get(postings)),
         (Method::GET, "/orders", get(list_orders)),
         (Method::GET, "/orders/{id}", get(order)),
         (Method::GET, "/orders/{id}/events", get(order_events)),
@@ -354,9 +355,88 @@ async fn notices(
     Ok(Json(page))
 }
 
-/// A notice cursor is `<visible ns>.<judgment>.<order_id>` (penalty-core).
-/// The core reads a malformed one as "from the start", which would deliver
-/// the whole feed again; over HTTP a malformed cursor is a 400 instead.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PostingParams {
+    as_of: Option<String>,
+    known_at: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+/// A page of a shop's booked ledger (R14): `penalty postings ID --json`,
+/// paged.
+#[derive(Serialize)]
+struct PostingPage {
+    shop_id: String,
+    as_of: String,
+    /// The sum of every posting so far, over all pages.
+    booked_fen: i128,
+    postings: Vec<penalty_core::PostingReport>,
+    /// Pass as `offset` for the next page; `null` on the last page.
+    next: Option<usize>,
+    /// Postings over all pages.
+    total: usize,
+}
+
+async fn postings(
+    State(state): State<AppState>,
+    access: Access,
+    Id(shop_id): Id,
+    Params(params): Params<PostingParams>,
+) -> Result<Json<PostingPage>, ApiError> {
+    let when = when(
+        state.policy(),
+        params.as_of.as_deref(),
+        params.known_at.as_deref(),
+    )?;
+    let limit = page_limit(params.limit)?;
+    let offset = page_offset(params.offset)?;
+    if !access.may_read_shop(&shop_id) {
+        return Err(unknown_shop(&shop_id, when.as_of, state.policy()));
+    }
+    let page = state
+        .query_for(Some(&access.clone()), when.known_at, move |ledger| {
+            let report = ledger
+                .postings(&shop_id, when.as_of)
+                .map_err(not_found_for_http)?;
+            let total = report.postings.len();
+            let end = offset.saturating_add(limit).min(total);
+            Ok(PostingPage {
+                shop_id: report.shop_id,
+                as_of: report.as_of,
+                booked_fen: report.booked_fen,
+                postings: report
+                    .postings
+                    .into_iter()
+                    .skip(offset)
+                    .take(limit)
+                    .collect(),
+                next: (end < total).then_some(end),
+                total,
+            })
+        })
+        .await?;
+    Ok(Json(page))
+}
+
+/// The `offset` of a paged list, 0 to [`MAX_OFFSET`].
+fn page_offset(offset: Option<usize>) -> Result<usize, ApiError> {
+    let offset = offset.unwrap_or(0);
+    if offset > MAX_OFFSET {
+        return Err(ApiError::bad_request(
+            "invalid_offset",
+            format!("offset {offset} is out of range: ask for 0 to {MAX_OFFSET}"),
+        ));
+    }
+    Ok(offset)
+}
+
+/// A notice cursor is `<visible ns>.<judgment>.<order_id>`, or
+/// `<visible ns>.<judgment>~<run day>.<order_id>` for a correction's notice
+/// (penalty-core). The core reads a malformed one as "from the start", which
+/// would deliver the whole feed again; over HTTP a malformed cursor is a 400
+/// instead.
 fn check_cursor(cursor: &str) -> Result<(), ApiError> {
     if params::cursor_syntax_ok(cursor) {
         Ok(())
@@ -593,13 +673,7 @@ async fn list_orders(
         params.known_at.as_deref(),
     )?;
     let limit = page_limit(params.limit)?;
-    let offset = params.offset.unwrap_or(0);
-    if offset > MAX_OFFSET {
-        return Err(ApiError::bad_request(
-            "invalid_offset",
-            format!("offset {offset} is out of range: ask for 0 to {MAX_OFFSET}"),
-        ));
-    }
+    let offset = page_offset(params.offset)?;
     let status = match params.status.as_deref() {
         None => None,
         Some(text) => Some(OrderStatus::parse(text).ok_or_else(|| {

@@ -171,7 +171,9 @@ impl Ledger {
             if at > until {
                 return;
             }
-            let policy = &self.policy;
+            // R15: the parameters of the version in force at the order's
+            // payment.
+            let policy = view.policy;
             let entry = AtRiskOrder {
                 order_id: view.order_id().to_string(),
                 shop_id: view.shop_id().to_string(),

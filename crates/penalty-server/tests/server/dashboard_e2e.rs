@@ -265,6 +265,7 @@ fn the_dashboard_shows_the_figures_of_the_api() {
         ("shop-waived", "waived_fen"),
         ("shop-pending", "pending_fen"),
         ("shop-deposit", "deposit_balance_fen"),
+        ("shop-booked-fen", "booked_fen"),
     ] {
         assert_eq!(
             number(&dom, id),
@@ -301,6 +302,36 @@ fn the_dashboard_shows_the_figures_of_the_api() {
         let order = flag["order_id"].as_str().unwrap();
         assert!(dom.contains(&format!("data-order-id=\"{order}\"")));
     }
+
+    // The booked ledger (R14): the API's postings, corrections marked.
+    let ledger = api(
+        addr,
+        &format!("/shops/S01/postings?as_of={AS_OF}&limit=1000"),
+    );
+    assert_eq!(
+        attr_of(&dom, "shop-booked", "data-booked-fen"),
+        ledger["booked_fen"].to_string()
+    );
+    assert_eq!(
+        attr_of(&dom, "shop-booked", "data-postings"),
+        ledger["total"].to_string()
+    );
+    let postings = ledger["postings"].as_array().unwrap();
+    let corrections = postings.iter().filter(|p| p["kind"] != "charge").count();
+    assert_eq!(
+        attr_of(&dom, "shop-booked", "data-corrections"),
+        corrections.to_string()
+    );
+    assert!(!postings.is_empty(), "the demo's S01 has booked postings");
+    assert!(
+        dom.contains("id=\"shop-postings\""),
+        "the postings table is drawn"
+    );
+    assert_eq!(
+        dom.matches("class=\"correction\"").count(),
+        corrections,
+        "every correction's row is marked"
+    );
 
     // Shop -> order: follow the first order link of the page.
     let link_at = dom.find("class=\"order-link\"").expect("an order link");

@@ -352,6 +352,55 @@ async fn orders_are_filtered_and_paged_like_the_export() {
     }
 }
 
+/// R14 over HTTP: the pages of `GET /shops/{id}/postings` add up to the
+/// core's booked ledger, and its sum is the shop report's `booked_fen`.
+#[tokio::test]
+async fn postings_are_paged_and_equal_the_booked_ledger() {
+    let (_dir, _state, router) = demo_state(false).await;
+    let reference = reference(demo_events());
+    let expected = reference
+        .projection
+        .ledger
+        .postings("S01", as_of_instant())
+        .unwrap();
+    assert!(!expected.postings.is_empty());
+    let mut read: Vec<Value> = Vec::new();
+    let mut offset = Some(0u64);
+    while let Some(at) = offset {
+        let (status, page) = get_json(
+            &router,
+            &format!("/shops/S01/postings?as_of={AS_OF}&limit=3&offset={at}"),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(page["total"], expected.postings.len());
+        assert_eq!(page["booked_fen"], serde_json::json!(expected.booked_fen));
+        read.extend(page["postings"].as_array().unwrap().iter().cloned());
+        offset = page["next"].as_u64();
+    }
+    assert_eq!(
+        read,
+        serde_json::to_value(&expected.postings)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    );
+    let (_, shop) = get_json(&router, &format!("/shops/S01?as_of={AS_OF}"), None).await;
+    assert_eq!(shop["booked_fen"], serde_json::json!(expected.booked_fen));
+    expect_error(
+        &router,
+        Method::GET,
+        &format!("/shops/NO-SUCH-SHOP/postings?as_of={AS_OF}"),
+        None,
+        Body::empty(),
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn notices_are_delivered_once_per_cursor_position() {
     let (_dir, _state, router) = demo_state(false).await;

@@ -2,14 +2,12 @@
 //! listens, and SIGTERM stops it cleanly, idle and half-sent connections
 //! notwithstanding.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const PENALTY: &str = env!("CARGO_BIN_EXE_penalty");
+use super::PENALTY;
 const BANNER: &str = "penalty serve: http://";
 
 fn serve(db: &std::path::Path, args: &[&str]) -> Command {

@@ -1,0 +1,610 @@
+//! The booked ledger (R14): the postings of a shop's settlement runs, and the
+//! cause of each correction.
+//!
+//! A settlement run happens at 00:00 local of every day `D` and books, for
+//! each deduction settled on or before `D`, what R5 charges as of that instant
+//! minus what was booked before. Done literally, a query would re-run R5 for
+//! every past day of the shop at every later run. It need not: R5's outcome
+//! for settle day `X` as of an instant `t` depends only on which of `X`'s
+//! deductions *stand* at `t`, and each one stands from one instant on
+//! (`exists_from`) until another (`revoked_from`), both independent of `as_of`
+//! (module `order`). So day `X`'s outcome changes only at the runs that follow
+//! one of those instants after `X`'s own run: a revocation, a retroactive
+//! tracking rejection, any event placed after the run's start. Runs in between
+//! book nothing for `X`. [`shop_postings`] walks each settle day once for its
+//! own run and once more for each such later run, which for almost every day
+//! is none: the cost of a shop's postings is about that of its R5 walk.
+//!
+//! Everything here is a pure function of the events and `as_of`: a posting of
+//! run `D` only reads the events with `at <= start of D`, so once booked it is
+//! the same for every later `as_of`, whatever order the events arrived in.
+
+use crate::ledger::{DayEntry, Ledger, QueryError, ShopRec};
+use crate::order::Kind;
+use crate::report::{PostingKind, PostingReport, PostingsReport};
+use crate::time::{Day, Instant};
+
+/// What changed a settle day's R5 outcome after its own run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ChangeKind {
+    /// The judgment came to exist after the run: a tracking number was
+    /// rejected (R2 a, retroactive).
+    Appeared,
+    /// The judgment was revoked (R11).
+    Revoked,
+}
+
+/// One change of a deduction of the day: which, what, and when.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Change {
+    pub order: u32,
+    pub number: u8,
+    pub kind: ChangeKind,
+    pub at: Instant,
+}
+
+/// Why a posting was booked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Cause {
+    /// The settle date's own run (R4, R5).
+    Settlement,
+    /// The deduction's own judgment changed.
+    Own(Change),
+    /// Another deduction of the same settle date changed, freeing or taking
+    /// room under the daily cap (R5).
+    CapRoom(Change),
+}
+
+/// One posting, unformatted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RawPosting {
+    pub run_day: Day,
+    pub judged_at: Instant,
+    pub order: u32,
+    pub number: u8,
+    pub settle_day: Day,
+    pub kind: PostingKind,
+    pub amount_fen: i64,
+    pub cause: Cause,
+}
+
+/// A deduction of a settle day, with the instants its standing depends on.
+struct Item {
+    entry: DayEntry,
+    exists_from: Option<Instant>,
+    revoked_from: Option<Instant>,
+    amount_fen: i64,
+    booked_fen: i64,
+    posted: bool,
+}
+
+impl Item {
+    fn stands(&self, t: Instant) -> bool {
+        self.exists_from.is_some_and(|e| e <= t) && self.revoked_from.is_none_or(|r| r > t)
+    }
+}
+
+/// The run that first sees an event at `t`: the run of the day `t` falls on
+/// when `t` is exactly its start (an event at the run's instant is in it,
+/// RULES.md: events with `at <= as_of` exist), else the next day's.
+fn run_day_of(ledger: &Ledger, t: Instant) -> Day {
+    let offset = ledger.policy.utc_offset;
+    let day = t.local_day(offset);
+    if day.start(offset) == t {
+        day
+    } else {
+        day.next()
+    }
+}
+
+/// Every posting of one shop booked by the runs whose start is `<= as_of`,
+/// sorted by (run day, judged_at, order_id, judgment).
+pub(crate) fn shop_postings(ledger: &Ledger, shop: &ShopRec, as_of: Instant) -> Vec<RawPosting> {
+    let offset = ledger.policy.utc_offset;
+    let mut postings = Vec::new();
+    let mut items: Vec<Item> = Vec::new();
+    let mut runs: Vec<Day> = Vec::new();
+    let mut changes: Vec<Change> = Vec::new();
+    for (&settle_day, entries) in &shop.days {
+        let settle_start = settle_day.start(offset);
+        if settle_start > as_of {
+            // Days are in order: no later one has had its run either.
+            break;
+        }
+        // R15: the cap of the version in force at the settle date's start.
+        let cap = ledger.policy.at(settle_start).shop_daily_cap_fen;
+        items.clear();
+        runs.clear();
+        runs.push(settle_day);
+        for entry in entries {
+            let Some(view) = ledger.view(entry.order, as_of) else {
+                continue;
+            };
+            let Some(judgment) = view.derived.judgment(entry.number) else {
+                continue;
+            };
+            let item = Item {
+                entry: *entry,
+                exists_from: judgment.exists_from,
+                revoked_from: judgment.revoked_from,
+                amount_fen: view.policy.deduction_fen,
+                booked_fen: 0,
+                posted: false,
+            };
+            for t in [item.exists_from, item.revoked_from].into_iter().flatten() {
+                if t > settle_start && t <= as_of {
+                    runs.push(run_day_of(ledger, t));
+                }
+            }
+            items.push(item);
+        }
+        runs.sort_unstable();
+        runs.dedup();
+        let mut previous_start = None;
+        for &run_day in runs.iter() {
+            let run_start = run_day.start(offset);
+            if run_start > as_of {
+                break;
+            }
+            // The changes this run is the first to see.
+            changes.clear();
+            if let Some(previous) = previous_start {
+                for item in &items {
+                    let mut note = |at: Option<Instant>, kind| {
+                        if let Some(at) = at.filter(|&at| at > previous && at <= run_start) {
+                            changes.push(Change {
+                                order: item.entry.order,
+                                number: item.entry.number,
+                                kind,
+                                at,
+                            });
+                        }
+                    };
+                    note(item.exists_from, ChangeKind::Appeared);
+                    note(item.revoked_from, ChangeKind::Revoked);
+                }
+                changes.sort_by_key(|c| (c.at, c.order, c.number));
+            }
+            // R5 as of the run's start, against what was booked before.
+            let mut charged_today: i64 = 0;
+            for item in &mut items {
+                let charged = if item.stands(run_start) {
+                    let charged = item.amount_fen.min((cap - charged_today).max(0));
+                    charged_today += charged;
+                    charged
+                } else {
+                    0
+                };
+                let amount_fen = charged - item.booked_fen;
+                if amount_fen == 0 {
+                    continue;
+                }
+                let kind = if !item.posted && run_day == settle_day {
+                    PostingKind::Charge
+                } else if amount_fen < 0 {
+                    PostingKind::Refund
+                } else {
+                    PostingKind::LateCharge
+                };
+                let cause = if run_day == settle_day {
+                    Cause::Settlement
+                } else {
+                    cause_of(item, amount_fen, &changes)
+                };
+                postings.push(RawPosting {
+                    run_day,
+                    judged_at: item.entry.judged_at,
+                    order: item.entry.order,
+                    number: item.entry.number,
+                    settle_day,
+                    kind,
+                    amount_fen,
+                    cause,
+                });
+                item.booked_fen = charged;
+                item.posted = true;
+            }
+            previous_start = Some(run_start);
+        }
+    }
+    let order_ids = &ledger.order_ids;
+    postings.sort_by(|a, b| {
+        (a.run_day, a.judged_at)
+            .cmp(&(b.run_day, b.judged_at))
+            .then_with(|| order_ids.get(a.order).cmp(order_ids.get(b.order)))
+            .then(a.number.cmp(&b.number))
+    });
+    postings
+}
+
+/// The cause of a correction: the deduction's own change when it has one in
+/// the run's window, else the first change of the day that moves money the
+/// same way (a revocation frees cap room, an appearance takes it).
+fn cause_of(item: &Item, amount_fen: i64, changes: &[Change]) -> Cause {
+    if let Some(own) = changes
+        .iter()
+        .find(|c| c.order == item.entry.order && c.number == item.entry.number)
+    {
+        return Cause::Own(*own);
+    }
+    let freeing = if amount_fen > 0 {
+        ChangeKind::Revoked
+    } else {
+        ChangeKind::Appeared
+    };
+    changes
+        .iter()
+        .find(|c| c.kind == freeing)
+        .or(changes.first())
+        .map_or(Cause::Settlement, |c| Cause::CapRoom(*c))
+}
+
+/// The last settlement run up to `as_of`: the start of `as_of`'s day. By
+/// R14 the sum of every posting so far equals R5's charged sum as of then.
+pub(crate) fn last_run_start(ledger: &Ledger, as_of: Instant) -> Instant {
+    as_of
+        .local_day(ledger.policy.utc_offset)
+        .start(ledger.policy.utc_offset)
+}
+
+/// When a correction's notice can first be read (R9): its run's start, or
+/// later when the events that caused it were recorded later (an event that
+/// arrives after the run with an `at` before it), so that a consumer reading
+/// after its cursor never misses one.
+pub(crate) fn notice_visible(ledger: &Ledger, posting: &RawPosting) -> Instant {
+    let run_start = posting.run_day.start(ledger.policy.utc_offset);
+    let change = match posting.cause {
+        Cause::Settlement => return run_start,
+        Cause::Own(change) | Cause::CapRoom(change) => change,
+    };
+    let rec = &ledger.orders[change.order as usize];
+    rec.events
+        .as_slice()
+        .iter()
+        .take_while(|e| e.at <= change.at)
+        .map(|e| e.recorded_at)
+        .chain(rec.paid.map(|p| p.recorded_at))
+        .fold(run_start, Instant::max)
+}
+
+/// A change in words, for a cause.
+fn change_text(ledger: &Ledger, change: &Change) -> String {
+    let offset = ledger.policy.utc_offset;
+    let order_id = ledger.order_ids.get(change.order);
+    let day = change.at.local_day(offset).to_iso();
+    match change.kind {
+        ChangeKind::Revoked => format!(
+            "judgment {} of {order_id} revoked on {day} (appeal upheld, R11)",
+            change.number
+        ),
+        ChangeKind::Appeared => {
+            // The judgment exists from the rejection of the last valid
+            // tracking number (module `order`); name it.
+            let rejected = ledger.orders[change.order as usize]
+                .events
+                .as_slice()
+                .iter()
+                .find(|e| e.kind == Kind::Rejected && e.at == change.at)
+                .and_then(|e| e.tracking())
+                .map(|t| ledger.tracking_nos.get(t));
+            match rejected {
+                Some(tracking_no) => format!(
+                    "judgment {} of {order_id} exists after all: tracking number {tracking_no} rejected on {day} (R2)",
+                    change.number
+                ),
+                None => format!(
+                    "judgment {} of {order_id} exists after all, from {day} (R2)",
+                    change.number
+                ),
+            }
+        }
+    }
+}
+
+/// A posting's cause in words.
+pub(crate) fn cause_text(ledger: &Ledger, posting: &RawPosting) -> String {
+    match &posting.cause {
+        Cause::Settlement => format!(
+            "settlement of {}: judgment {} of {} (R4, R5)",
+            posting.settle_day.to_iso(),
+            posting.number,
+            ledger.order_ids.get(posting.order)
+        ),
+        Cause::Own(change) => change_text(ledger, change),
+        Cause::CapRoom(change) => format!(
+            "cap room of {} {} (R5): {}",
+            posting.settle_day.to_iso(),
+            if posting.amount_fen > 0 {
+                "freed"
+            } else {
+                "taken"
+            },
+            change_text(ledger, change)
+        ),
+    }
+}
+
+impl Ledger {
+    /// The booked ledger of one shop as of `as_of` (R14, CLI.md `penalty
+    /// postings`).
+    pub fn postings(&self, shop_id: &str, as_of: Instant) -> Result<PostingsReport, QueryError> {
+        let offset = self.policy.utc_offset;
+        let shop = self
+            .shop_ids
+            .find(shop_id)
+            .map(|i| &self.shops[i as usize])
+            .filter(|shop| self.shop_exists(shop, as_of))
+            .ok_or_else(|| QueryError::UnknownShop {
+                shop_id: shop_id.to_string(),
+                as_of: as_of.to_rfc3339(offset),
+            })?;
+        let raw = shop_postings(self, shop, as_of);
+        Ok(PostingsReport {
+            shop_id: shop_id.to_string(),
+            as_of: as_of.to_rfc3339(offset),
+            booked_fen: raw.iter().map(|p| i128::from(p.amount_fen)).sum(),
+            postings: raw
+                .iter()
+                .map(|p| self.format_posting(shop_id, p))
+                .collect(),
+        })
+    }
+
+    /// Every posting of every shop (or of `shop_id` alone; none for an
+    /// unknown shop) booked by the runs from `from` to `to` (inclusive, when
+    /// given) whose start is `<= as_of`: shop by shop in id order, each
+    /// shop's in run order. One shop's postings are held at a time. Stops at
+    /// the first error of `each`.
+    pub fn each_posting<E>(
+        &self,
+        as_of: Instant,
+        shop_id: Option<&str>,
+        from: Option<Day>,
+        to: Option<Day>,
+        mut each: impl FnMut(PostingReport) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let shops = match shop_id {
+            Some(shop_id) => self.shop_ids.find(shop_id).into_iter().collect(),
+            None => self.sorted_shops(),
+        };
+        for shop in shops {
+            let rec = &self.shops[shop as usize];
+            if rec.days.is_empty() {
+                continue;
+            }
+            let shop_id = self.shop_ids.get(shop);
+            for posting in shop_postings(self, rec, as_of) {
+                if from.is_some_and(|d| posting.run_day < d)
+                    || to.is_some_and(|d| posting.run_day > d)
+                {
+                    continue;
+                }
+                each(self.format_posting(shop_id, &posting))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn format_posting(&self, shop_id: &str, p: &RawPosting) -> PostingReport {
+        PostingReport {
+            run_date: p.run_day.to_iso(),
+            shop_id: shop_id.to_string(),
+            order_id: self.order_ids.get(p.order).to_string(),
+            judgment: p.number,
+            judged_at: p.judged_at.to_rfc3339(self.policy.utc_offset),
+            settle_date: p.settle_day.to_iso(),
+            kind: p.kind,
+            amount_fen: p.amount_fen,
+            cause: cause_text(self, p),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::{parse_line, Policy};
+
+    fn t(text: &str) -> Instant {
+        Instant::parse_rfc3339(text).unwrap()
+    }
+
+    /// A ledger of JSON lines, each given as (type, at, fields).
+    fn ledger(policy: &str, events: &[(&str, &str, &str)]) -> Ledger {
+        let mut ledger = Ledger::new(Policy::from_json(policy).unwrap());
+        for (i, (kind, at, fields)) in events.iter().enumerate() {
+            let line = format!(
+                r#"{{"event_id":"00000000-0000-4000-8000-{i:012}","type":"{kind}","at":"{at}",{fields}}}"#
+            );
+            let parsed = parse_line(line.as_bytes()).unwrap();
+            ledger.apply(&parsed.event, Instant(0)).unwrap();
+        }
+        ledger
+    }
+
+    const PAID_A1: (&str, &str, &str) = (
+        "paid",
+        "2026-03-01T10:00:00+08:00",
+        r#""order_id":"A1","shop_id":"S1","product_id":"P1","amount_fen":100"#,
+    );
+    const PAID_A2: (&str, &str, &str) = (
+        "paid",
+        "2026-03-01T10:01:00+08:00",
+        r#""order_id":"A2","shop_id":"S1","product_id":"P2","amount_fen":100"#,
+    );
+
+    #[test]
+    fn an_event_at_a_runs_instant_is_booked_by_that_run() {
+        let ledger = ledger("{}", &[]);
+        assert_eq!(
+            run_day_of(&ledger, t("2026-03-07T00:00:00+08:00")).to_iso(),
+            "2026-03-07"
+        );
+        assert_eq!(
+            run_day_of(&ledger, t("2026-03-07T00:00:00.000000001+08:00")).to_iso(),
+            "2026-03-08"
+        );
+    }
+
+    #[test]
+    fn a_revocation_after_the_settle_date_refunds_and_frees_cap_room_with_causes() {
+        let ledger = ledger(
+            r#"{"shop_daily_cap_fen": 1000}"#,
+            &[
+                PAID_A1,
+                PAID_A2,
+                (
+                    "judgment_revoked",
+                    "2026-03-06T09:00:00+08:00",
+                    r#""order_id":"A1","judgment":1"#,
+                ),
+            ],
+        );
+        let report = ledger
+            .postings("S1", t("2026-03-07T00:00:00+08:00"))
+            .unwrap();
+        let rows: Vec<(&str, &str, u8, PostingKind, i64)> = report
+            .postings
+            .iter()
+            .map(|p| {
+                (
+                    p.run_date.as_str(),
+                    p.order_id.as_str(),
+                    p.judgment,
+                    p.kind,
+                    p.amount_fen,
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                ("2026-03-04", "A1", 1, PostingKind::Charge, 1000),
+                ("2026-03-05", "A1", 2, PostingKind::Charge, 1000),
+                ("2026-03-07", "A1", 1, PostingKind::Refund, -1000),
+                ("2026-03-07", "A2", 1, PostingKind::LateCharge, 1000),
+            ]
+        );
+        assert_eq!(
+            report.postings[2].cause,
+            "judgment 1 of A1 revoked on 2026-03-06 (appeal upheld, R11)"
+        );
+        assert_eq!(
+            report.postings[3].cause,
+            "cap room of 2026-03-04 freed (R5): judgment 1 of A1 revoked on 2026-03-06 (appeal upheld, R11)"
+        );
+        // Between runs the correction waits: booked stays at what moved.
+        let before = ledger
+            .postings("S1", t("2026-03-06T23:59:59+08:00"))
+            .unwrap();
+        assert_eq!(before.booked_fen, 2000);
+        assert_eq!(before.postings.len(), 2);
+    }
+
+    #[test]
+    fn every_correction_is_one_notice_with_its_cause() {
+        let ledger = ledger(
+            r#"{"shop_daily_cap_fen": 1000}"#,
+            &[
+                PAID_A1,
+                PAID_A2,
+                (
+                    "judgment_revoked",
+                    "2026-03-06T09:00:00+08:00",
+                    r#""order_id":"A1","judgment":1"#,
+                ),
+            ],
+        );
+        let as_of = t("2026-03-08T00:00:00+08:00");
+        let all = ledger.notices("S1", as_of, None, 1000).unwrap();
+        let corrections: Vec<_> = all.iter().filter_map(|n| n.posting.as_ref()).collect();
+        assert_eq!(corrections.len(), 2, "{all:#?}");
+        assert_eq!(corrections[0].kind, PostingKind::Refund);
+        assert!(corrections[0].cause.contains("revoked on 2026-03-06"));
+        assert_eq!(corrections[1].kind, PostingKind::LateCharge);
+        // Read page by page after each cursor: every notice exactly once.
+        let mut cursor: Option<String> = None;
+        let mut paged = Vec::new();
+        loop {
+            let page = ledger.notices("S1", as_of, cursor.as_deref(), 1).unwrap();
+            let Some(notice) = page.into_iter().next() else {
+                break;
+            };
+            cursor = Some(notice.cursor.clone());
+            paged.push(notice);
+        }
+        assert_eq!(paged, all);
+    }
+
+    #[test]
+    fn a_retroactive_rejection_takes_cap_room_and_names_the_tracking_number() {
+        let ledger = ledger(
+            r#"{"shop_daily_cap_fen": 1000}"#,
+            &[
+                PAID_A1,
+                (
+                    "shipped",
+                    "2026-03-02T09:00:00+08:00",
+                    r#""order_id":"A1","tracking_no":"SF1""#,
+                ),
+                PAID_A2,
+                (
+                    "tracking_rejected",
+                    "2026-03-04T15:00:00+08:00",
+                    r#""order_id":"A1","tracking_no":"SF1""#,
+                ),
+            ],
+        );
+        let report = ledger
+            .postings("S1", t("2026-03-05T00:00:00+08:00"))
+            .unwrap();
+        let late: Vec<&PostingReport> = report
+            .postings
+            .iter()
+            .filter(|p| p.run_date == "2026-03-05" && p.settle_date == "2026-03-04")
+            .collect();
+        assert_eq!(late.len(), 2, "{report:#?}");
+        assert_eq!(
+            (late[0].order_id.as_str(), late[0].amount_fen),
+            ("A1", 1000)
+        );
+        assert_eq!(late[0].kind, PostingKind::LateCharge);
+        assert!(late[0]
+            .cause
+            .contains("tracking number SF1 rejected on 2026-03-04"));
+        assert_eq!(
+            (late[1].order_id.as_str(), late[1].amount_fen),
+            ("A2", -1000)
+        );
+        assert!(late[1].cause.starts_with("cap room of 2026-03-04 taken"));
+    }
+
+    #[test]
+    fn a_settle_dates_cap_is_the_version_at_its_start_not_at_the_run() {
+        let ledger = ledger(
+            r#"{"versions": [{"shop_daily_cap_fen": 1000},
+                {"effective_from": "2026-03-05T00:00:00+08:00", "shop_daily_cap_fen": 5000}]}"#,
+            &[
+                PAID_A1,
+                PAID_A2,
+                (
+                    "judgment_revoked",
+                    "2026-03-06T09:00:00+08:00",
+                    r#""order_id":"A2","judgment":1"#,
+                ),
+            ],
+        );
+        let report = ledger
+            .postings("S1", t("2026-03-08T00:00:00+08:00"))
+            .unwrap();
+        // 03-04 (cap 1000): A1 only; 03-05 (cap 5000): both. A2's revoked
+        // judgment 1 was waived, so its revocation moves no money.
+        assert_eq!(report.booked_fen, 3000);
+        assert!(report
+            .postings
+            .iter()
+            .all(|p| p.kind == PostingKind::Charge));
+    }
+}
