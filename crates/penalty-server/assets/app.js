@@ -656,6 +656,17 @@
     return parts.join(", ");
   }
 
+  // An RFC 3339 instant written in `offset` (±HH:MM): the same instant,
+  // only its wall-clock digits change. Milliseconds are kept, finer digits
+  // only when the offset already matches.
+  function inOffset(text, offset) {
+    if (text.slice(-6) === offset) return text;
+    var ms = Date.parse(text);
+    if (isNaN(ms)) return text;
+    var minutes = (offset[0] === "-" ? -1 : 1) * (parseInt(offset.slice(1, 3), 10) * 60 + parseInt(offset.slice(4, 6), 10));
+    return new Date(ms + minutes * 60000).toISOString().replace(".000Z", "Z").replace("Z", offset);
+  }
+
   function orderPage(orderId) {
     document.title = orderId + " — penalty-ledger";
     var base = "/orders/" + encodeURIComponent(orderId);
@@ -687,8 +698,11 @@
 
       // The timeline: stored events and, marked apart, the judgments the
       // rules derived from them, in time order.
+      // Events keep the offset they were written in; show them in the
+      // policy's offset (that of the report's as_of), never the browser's.
+      var offset = /[+-]\d\d:\d\d$/.test(report.as_of) ? report.as_of.slice(-6) : "+00:00";
       var entries = timeline.map(function (t) {
-        return { at: t.event.at, when: Date.parse(t.event.at), kind: label("event_type", t.event.type), detail: describe(t.event),
+        return { at: inOffset(t.event.at, offset), when: Date.parse(t.event.at), kind: label("event_type", t.event.type), detail: describe(t.event),
           seq: t.seq, recorded: t.recorded_at, derived: false };
       });
       report.judgments.forEach(function (j) {

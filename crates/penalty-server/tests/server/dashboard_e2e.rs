@@ -780,6 +780,20 @@ fn a_seller_signs_in_and_sees_its_own_shop_only() {
     );
     cdp.screenshot("operator-search-order");
 
+    // O0253's events were written at +00:00 and +08:00: the timeline shows
+    // every time in the policy's offset.
+    cdp.open(&format!("{base}/ui/orders/O0253?as_of={at}"));
+    let times: Vec<String> = serde_json::from_value(cdp.eval(
+        "Array.from(document.querySelectorAll('#order-timeline tbody tr td:first-child')).map(function (td) { return td.textContent; })",
+    ))
+    .unwrap();
+    assert!(times.len() >= 2, "{times:?}");
+    assert!(times.iter().all(|at| at.ends_with("+08:00")), "{times:?}");
+    assert!(
+        times.contains(&"2026-03-06T09:57:31.475+08:00".to_string()),
+        "{times:?}"
+    );
+
     let (_, all) = api_as(
         addr,
         &format!("/orders?as_of={at}&shop=S01&limit=1000"),
