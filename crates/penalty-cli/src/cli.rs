@@ -127,6 +127,61 @@ pub enum Command {
         after_help = "Examples:\n  penalty serve --addr 127.0.0.1:8080\n  penalty serve --addr 127.0.0.1:8080 --allowed-host ledger.localhost\n  penalty serve --addr 0.0.0.0:8080 --tokens tokens.json\n\nWithout --tokens the server listens on loopback addresses only. POST /events\ntakes `Content-Type: application/x-ndjson`. Ctrl-C or SIGTERM stops it: requests\nin flight finish (within 10 s), idle connections close at once."
     )]
     Serve(ServeArgs),
+
+    /// The ledger partitioned by shop over a NATS JetStream cluster
+    /// (docs/SCALE-OUT.md): create it, run a node, see its state.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  penalty cluster init --cluster nats://127.0.0.1:4222 --partitions 16 --replicas 3\n  penalty cluster node --cluster nats://127.0.0.1:4222 --node n1 --db n1-data --addr 127.0.0.1:8081\n  penalty ingest --cluster nats://127.0.0.1:4222 events.jsonl --json\n  penalty cluster status --cluster nats://127.0.0.1:4222"
+    )]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Create the streams and buckets; P and R are fixed from then on.
+    Init(ClusterInitArgs),
+    /// Run a node: own partitions, consume them into local ledgers
+    /// (checkpointed under --db), answer /shops/{id} and /orders/{id}.
+    Node(ClusterNodeArgs),
+    /// Each live node's partitions, applied sequences and lag.
+    Status(ClusterStatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterInitArgs {
+    /// The NATS servers: `nats://host:port`, several separated by commas.
+    #[arg(long, value_name = "URL")]
+    pub cluster: String,
+    /// Partitions of every stage (fixed once created).
+    #[arg(long, default_value_t = 64)]
+    pub partitions: u32,
+    /// Replicas of every stream and bucket (1 to 5; 3 survives one server).
+    #[arg(long, default_value_t = 3)]
+    pub replicas: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterNodeArgs {
+    /// The NATS servers: `nats://host:port`, several separated by commas.
+    #[arg(long, value_name = "URL")]
+    pub cluster: String,
+    /// This node's name: unique in the cluster, the same across restarts.
+    #[arg(long, value_name = "N")]
+    pub node: String,
+    /// Where to serve HTTP.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: std::net::SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterStatusArgs {
+    /// The NATS servers: `nats://host:port`, several separated by commas.
+    #[arg(long, value_name = "URL")]
+    pub cluster: String,
+    /// Machine output (JSON) on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -189,6 +244,12 @@ pub struct IngestArgs {
     /// scripts that watch a long ingest: what it printed is committed.
     #[arg(long)]
     pub progress_jsonl: bool,
+
+    /// Ingest into a cluster (`nats://host:port`, several separated by
+    /// commas) instead of the local data directory: each line is counted
+    /// once it is in the replicated stream and decided.
+    #[arg(long, value_name = "URL")]
+    pub cluster: Option<String>,
 }
 
 #[derive(Debug, Args)]

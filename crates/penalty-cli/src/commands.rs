@@ -34,7 +34,11 @@ pub struct NotFound(pub String);
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let policy = load_policy(cli.policy.as_deref())?;
     match cli.command {
+        Command::Ingest(args) if args.cluster.is_some() => {
+            crate::cluster::ingest(&cli.db, &policy, args)
+        }
         Command::Ingest(args) => ingest(&cli.db, &policy, cli.no_wait, args),
+        Command::Cluster(command) => crate::cluster::run(&cli.db, &policy, command),
         Command::Shop(args) => {
             let (ledger, as_of) = query_ledger(&cli.db, &policy, &args.query)?;
             let report = ledger

@@ -6,6 +6,7 @@
 //! 130 interrupted (Ctrl-C) after committing what was read.
 
 mod cli;
+mod cluster;
 mod commands;
 mod output;
 mod render;

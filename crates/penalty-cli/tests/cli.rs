@@ -344,7 +344,7 @@ fn postings_export_and_policy_versions() {
         "{table}"
     );
     assert!(
-        table.contains("late charge") && table.contains("-10.00"),
+        table.contains("late charge") && table.contains("-¥10.00"),
         "{table}"
     );
 

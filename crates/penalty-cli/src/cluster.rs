@@ -1,0 +1,156 @@
+//! `penalty cluster …` and `penalty ingest --cluster`: glue over
+//! penalty-cluster, on a tokio runtime of their own.
+
+use std::fs::File;
+use std::io::{self, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use penalty_cluster::ingest::Counts;
+use penalty_cluster::setup::{self, ClusterConfig};
+use penalty_core::Policy;
+use penalty_store::ingest::RejectsFile;
+
+use crate::cli::*;
+use crate::output::{json_line, print};
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+pub fn run(db: &Path, policy: &Policy, command: ClusterCommand) -> anyhow::Result<ExitCode> {
+    let rt = runtime()?;
+    match command {
+        ClusterCommand::Init(args) => rt.block_on(async {
+            let client = setup::connect(&args.cluster).await?;
+            let js = setup::jetstream(client);
+            let config = ClusterConfig {
+                partitions: args.partitions,
+                replicas: args.replicas,
+                policy_json: serde_json::to_string(policy)?,
+            };
+            setup::init(&js, &config).await?;
+            print(&format!(
+                "cluster ready: {} partitions, {} replicas\n",
+                config.partitions, config.replicas
+            ))?;
+            Ok(ExitCode::SUCCESS)
+        }),
+        ClusterCommand::Node(args) => rt.block_on(async {
+            eprintln!(
+                "penalty cluster node {}: http://{}/ (state in {}); Ctrl-C to stop",
+                args.node,
+                args.addr,
+                db.display()
+            );
+            let options = penalty_cluster::node::NodeOptions {
+                nats: args.cluster,
+                node: args.node,
+                db: db.to_path_buf(),
+                addr: args.addr,
+                policy: policy.clone(),
+            };
+            tokio::select! {
+                result = penalty_cluster::node::run(options) => result?,
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            Ok(ExitCode::SUCCESS)
+        }),
+        ClusterCommand::Status(args) => rt.block_on(async {
+            let client = setup::connect(&args.cluster).await?;
+            let js = setup::jetstream(client.clone());
+            let status = penalty_cluster::node::cluster_status(&client, &js).await?;
+            if args.json {
+                print(&json_line(&status)?)?;
+            } else {
+                print(&penalty_cluster::node::render_status(&status))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }),
+    }
+}
+
+pub fn ingest(db: &Path, _policy: &Policy, args: IngestArgs) -> anyhow::Result<ExitCode> {
+    let url = args.cluster.clone().unwrap_or_default();
+    let files = if args.files.is_empty() {
+        vec![PathBuf::from("-")]
+    } else {
+        args.files.clone()
+    };
+    let mut inputs: Vec<(String, Box<dyn io::BufRead + Send>)> = Vec::new();
+    for path in &files {
+        if path.as_os_str() == "-" {
+            inputs.push(("-".into(), Box::new(BufReader::new(io::stdin()))));
+        } else {
+            let file = File::open(path).with_context(|| {
+                format!(
+                    "cannot open the input file {}; check the path (nothing was ingested)",
+                    path.display()
+                )
+            })?;
+            inputs.push((path.display().to_string(), Box::new(BufReader::new(file))));
+        }
+    }
+    let rejects_path = match &args.rejects {
+        Some(path) => path.clone(),
+        None => {
+            std::fs::create_dir_all(db)
+                .with_context(|| format!("creating {} for the rejects file", db.display()))?;
+            db.join("rejects.jsonl")
+        }
+    };
+    let mut rejects = RejectsFile::open(&rejects_path, "-")?;
+    let rt = runtime()?;
+    let total = rt.block_on(async {
+        let client = setup::connect(&url).await?;
+        let js = setup::jetstream(client);
+        let config = setup::read_config(&js).await?;
+        let mut total = Counts::default();
+        for (name, reader) in inputs {
+            rejects.set_source(&name);
+            let counts = penalty_cluster::ingest::ingest(
+                &js,
+                config.partitions,
+                reader,
+                |line, reason, raw| {
+                    rejects
+                        .write(line, reason, raw, raw.len() as u64)
+                        .map_err(|e| penalty_cluster::ClusterError::Io {
+                            context: "writing the rejects file".into(),
+                            source: io::Error::other(e.to_string()),
+                        })
+                },
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "while ingesting {name} into the cluster (lines acknowledged before the error \
+                     are in the cluster; send the same input again: they count as duplicates)"
+                )
+            })?;
+            total.add(&counts);
+        }
+        anyhow::Ok(total)
+    })?;
+    rejects.sync()?;
+    if args.json {
+        print(&json_line(&total)?)?;
+    } else {
+        let mut text = format!(
+            "read {} lines: {} appended, {} duplicates, {} rejected\n",
+            total.read, total.appended, total.duplicates, total.rejected
+        );
+        if total.rejected > 0 {
+            text += &format!(
+                "rejected lines, with their reasons: {}\n",
+                rejects_path.display()
+            );
+        }
+        print(&text)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

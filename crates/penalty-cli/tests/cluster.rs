@@ -1,0 +1,598 @@
+//! The cluster against one machine (issue 22, docs/SCALE-OUT.md): a
+//! 3-server JetStream cluster and 3 ledger nodes with 16 partitions, started
+//! and stopped here on free loopback ports, give the same ingest counts, the
+//! same shop reports and the same order reports as one data directory fed
+//! the same generated workload (duplicates, `order_already_paid`, orphans,
+//! late events) plus hand-made lines for the decisions that need both
+//! keys of a `paid`; re-sending the input appends nothing.
+//!
+//! Needs Debian's `nats-server` (JetStream): the test fails, saying so, when
+//! it is missing. Every wait polls with a deadline; nothing sleeps a guess.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_penalty");
+const PARTITIONS: u32 = 16;
+const AS_OF: &str = "2026-09-01T00:00:00+08:00";
+
+/// Children killed (and reaped) when the test ends, however it ends.
+struct Processes(Vec<(String, Child)>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn wait_until<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + limit;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        match check() {
+            Ok(value) => return value,
+            Err(why) => last = why,
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let last: String = last.chars().take(1500).collect();
+    panic!("timed out after {limit:?} waiting for {what}; last: {last}");
+}
+
+fn log_file(dir: &Path, name: &str) -> Stdio {
+    Stdio::from(std::fs::File::create(dir.join(format!("{name}.log"))).expect("a log file"))
+}
+
+/// nats-server: on the PATH, or where Debian installs it (/usr/sbin, not on
+/// every user's PATH). Fails the test, saying what to install, when absent.
+fn nats_server() -> String {
+    for candidate in ["nats-server", "/usr/sbin/nats-server"] {
+        let found = Command::new(candidate).arg("--version").output();
+        if found.is_ok_and(|o| o.status.success()) {
+            return candidate.to_string();
+        }
+    }
+    panic!(
+        "nats-server is missing: the cluster tests need it (Debian: apt-get install nats-server; \
+         .ci/run installs it)"
+    );
+}
+
+fn penalty(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN).args(args).output().expect("penalty runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn ok(args: &[&str]) -> String {
+    let (code, stdout, stderr) = penalty(args);
+    assert_eq!(code, 0, "penalty {args:?} failed: {stderr}");
+    stdout
+}
+
+/// A GET on loopback: the status and the body.
+fn http_get(port: u16, path: &str) -> Result<(u16, String), String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| e.to_string())?;
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("no status in {response:?}"))?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    // axum answers with a Content-Length body (not chunked) for JSON.
+    Ok((status, body))
+}
+
+struct Cluster {
+    processes: Processes,
+    url: String,
+    http: Vec<u16>,
+    dir: PathBuf,
+}
+
+impl Cluster {
+    fn start(dir: &Path) -> Cluster {
+        let nats_server = nats_server();
+        let mut processes = Processes(Vec::new());
+        let client: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        for i in 0..3 {
+            let others: Vec<String> = (0..3)
+                .filter(|j| *j != i)
+                .map(|j| format!("nats://127.0.0.1:{}", routes[j]))
+                .collect();
+            let child = Command::new(&nats_server)
+                .args([
+                    "-js",
+                    "-n",
+                    &format!("s{i}"),
+                    "-a",
+                    "127.0.0.1",
+                    "-p",
+                    &client[i].to_string(),
+                ])
+                .args(["-sd", &dir.join(format!("js{i}")).display().to_string()])
+                .args(["--cluster_name", "penalty-test"])
+                .args(["--cluster", &format!("nats://127.0.0.1:{}", routes[i])])
+                .args(["--routes", &others.join(",")])
+                .stdout(log_file(dir, &format!("nats{i}")))
+                .stderr(log_file(dir, &format!("nats{i}.err")))
+                .spawn()
+                .expect("nats-server starts");
+            processes.0.push((format!("nats{i}"), child));
+        }
+        let url = client
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        // The JetStream meta leader is elected a few seconds after the
+        // routes connect: init is retried until it succeeds.
+        let partitions = PARTITIONS.to_string();
+        wait_until("cluster init", Duration::from_secs(60), || {
+            let (code, _, stderr) = penalty(&[
+                "cluster",
+                "init",
+                "--cluster",
+                &url,
+                "--partitions",
+                &partitions,
+                "--replicas",
+                "3",
+            ]);
+            if code == 0 {
+                Ok(())
+            } else {
+                Err(stderr)
+            }
+        });
+        let mut cluster = Cluster {
+            processes,
+            url,
+            http: Vec::new(),
+            dir: dir.to_path_buf(),
+        };
+        for i in 0..3 {
+            cluster.start_node(i, None);
+        }
+        cluster.wait_stable();
+        cluster
+    }
+
+    fn start_node(&mut self, i: usize, port: Option<u16>) {
+        let port = port.unwrap_or_else(free_port);
+        let db = self.dir.join(format!("node{i}"));
+        let child = Command::new(BIN)
+            .args([
+                "--db",
+                &db.display().to_string(),
+                "cluster",
+                "node",
+                "--cluster",
+                &self.url,
+            ])
+            .args([
+                "--node",
+                &format!("n{i}"),
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .stdout(log_file(&self.dir, &format!("node{i}")))
+            .stderr(log_file(&self.dir, &format!("node{i}.err")))
+            .spawn()
+            .expect("a node starts");
+        self.processes.0.push((format!("node{i}"), child));
+        if self.http.len() <= i {
+            self.http.push(port);
+        } else {
+            self.http[i] = port;
+        }
+    }
+
+    /// Every node sees the three, and every stage partition is hosted by
+    /// one of them and caught up.
+    fn wait_stable(&self) {
+        wait_until(
+            "3 nodes hosting all partitions, caught up",
+            Duration::from_secs(90),
+            || {
+                let mut hosted = std::collections::BTreeSet::new();
+                for port in &self.http {
+                    let (status, body) = http_get(*port, "/status")?;
+                    if status != 200 {
+                        return Err(format!("/status: {status}"));
+                    }
+                    let value: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+                    let live = value["live"].as_array().map_or(0, Vec::len);
+                    if live != 3 {
+                        return Err(format!("a node sees {live} live nodes"));
+                    }
+                    for h in value["hosted"].as_array().into_iter().flatten() {
+                        if h["caught_up"] == Value::Bool(true) {
+                            hosted.insert((h["stage"].to_string(), h["partition"].as_u64()));
+                        }
+                    }
+                }
+                if hosted.len() == 3 * PARTITIONS as usize {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{} of {} stage partitions hosted and caught up",
+                        hosted.len(),
+                        3 * PARTITIONS
+                    ))
+                }
+            },
+        );
+    }
+}
+
+/// The generated workload, plus lines for the decisions that need both keys
+/// of a `paid`, orphans, and lines rejected before publishing.
+fn workload(dir: &Path) -> PathBuf {
+    let path = dir.join("events.jsonl");
+    ok(&[
+        "gen",
+        "--orders",
+        "2000",
+        "--shops",
+        "24",
+        "--seed",
+        "22",
+        "-o",
+        &path.display().to_string(),
+    ]);
+    let text = std::fs::read_to_string(&path).expect("the workload");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("gen writes JSON"))
+        .collect();
+    let mut paid = lines.iter().filter(|l| l["type"] == "paid");
+    let first = paid.next().expect("a paid").clone();
+    let second = paid.next().expect("another paid").clone();
+    let id = |n: u32| format!("00000000-0000-4000-8000-{n:012}");
+    let mut second_paid_of_first = first.clone();
+    second_paid_of_first["event_id"] = id(1).into();
+    second_paid_of_first["shop_id"] = second["shop_id"].clone();
+    let mut changed_first_line = lines[0].clone();
+    changed_first_line["at"] = "2026-01-01T00:00:00Z".into();
+    let extra = [
+        // A second paid for an order: order_already_paid, twice (its id is
+        // not recorded by the first rejection).
+        second_paid_of_first.to_string(),
+        second_paid_of_first.to_string(),
+        // That id is free, so another event may take it: appended.
+        serde_json::json!({"event_id": id(1), "type": "shipped", "at": "2026-02-01T00:00:00Z",
+            "order_id": second["order_id"], "tracking_no": "XT-1"}).to_string(),
+        // Now the rejected paid again meets the id: event_id_conflict.
+        second_paid_of_first.to_string(),
+        // An id of the log with other content: event_id_conflict.
+        changed_first_line.to_string(),
+        // An orphan whose paid never comes (R13), and one whose paid comes
+        // last.
+        serde_json::json!({"event_id": id(2), "type": "shipped", "at": "2026-02-01T00:00:00Z",
+            "order_id": "O-ORPHAN", "tracking_no": "XT-2"}).to_string(),
+        serde_json::json!({"event_id": id(3), "type": "refunded", "at": "2026-02-03T00:00:00Z",
+            "order_id": "O-LATE", "amount_fen": 500}).to_string(),
+        serde_json::json!({"event_id": id(4), "type": "paid", "at": "2026-02-01T00:00:00Z",
+            "order_id": "O-LATE", "shop_id": first["shop_id"], "product_id": "P-LATE", "amount_fen": 500}).to_string(),
+        // Rejected before publishing.
+        String::new(),
+        "{not json".to_string(),
+    ];
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .expect("the workload");
+    for line in extra {
+        writeln!(file, "{line}").expect("written");
+    }
+    path
+}
+
+fn canonical(text: &str) -> Value {
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// The test's directory; kept (its logs, the nodes' checkpoints, the NATS
+/// data) when PENALTY_KEEP_TEST_DIR is set, to read after a failure.
+fn test_dir() -> Kept {
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    if std::env::var_os("PENALTY_KEEP_TEST_DIR").is_some() {
+        let path = tmp.keep();
+        eprintln!("test directory kept: {}", path.display());
+        Kept::Path(path)
+    } else {
+        Kept::Temp(tmp)
+    }
+}
+
+enum Kept {
+    Temp(tempfile::TempDir),
+    Path(PathBuf),
+}
+
+impl Kept {
+    fn path(&self) -> &Path {
+        match self {
+            Kept::Temp(tmp) => tmp.path(),
+            Kept::Path(path) => path,
+        }
+    }
+}
+
+/// One test at a time: each runs six processes on a shared, small machine.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn cluster_ingest(cluster: &Cluster, events: &str) -> Value {
+    canonical(&ok(&[
+        "--db",
+        &cluster.dir.join("client").display().to_string(),
+        "ingest",
+        "--cluster",
+        &cluster.url,
+        events,
+        "--json",
+    ]))
+}
+
+/// Every shop, and some orders (the late one, the orphan, an unknown one
+/// among them), asked through every node in turn (most answers are
+/// forwarded to the owner), equal one machine's answers.
+fn assert_same_answers(cluster: &Cluster, single: &str, events: &str) {
+    let shops: Vec<String> = ok(&["--db", single, "shops", "--as-of", AS_OF, "--json"])
+        .lines()
+        .map(|l| {
+            canonical(l)["shop_id"]
+                .as_str()
+                .expect("a shop id")
+                .to_string()
+        })
+        .collect();
+    assert!(shops.len() >= 20, "shops: {shops:?}");
+    let as_of = AS_OF.replace('+', "%2B");
+    for (n, shop) in shops.iter().enumerate() {
+        let expected = canonical(&ok(&[
+            "--db", single, "shop", shop, "--as-of", AS_OF, "--json",
+        ]));
+        let port = cluster.http[n % 3];
+        wait_until(
+            &format!("shop {shop} as one machine"),
+            Duration::from_secs(60),
+            || {
+                let (status, body) = http_get(port, &format!("/shops/{shop}?as_of={as_of}"))?;
+                let got = serde_json::from_str::<Value>(&body).map_err(|e| e.to_string())?;
+                if status == 200 && got == expected {
+                    Ok(())
+                } else {
+                    Err(format!("{status}: {body}\nexpected {expected}"))
+                }
+            },
+        );
+    }
+    let text = std::fs::read_to_string(events).expect("the workload");
+    let mut orders: Vec<String> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["type"] == "paid")
+        .step_by(97)
+        .map(|l| l["order_id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    orders.extend(["O-LATE", "O-ORPHAN", "O-NEVER"].map(String::from));
+    for (n, order) in orders.iter().enumerate() {
+        let (code, stdout, stderr) =
+            penalty(&["--db", single, "order", order, "--as-of", AS_OF, "--json"]);
+        let port = cluster.http[n % 3];
+        wait_until(
+            &format!("order {order} as one machine"),
+            Duration::from_secs(60),
+            || {
+                let (status, body) = http_get(port, &format!("/orders/{order}?as_of={as_of}"))?;
+                let got = serde_json::from_str::<Value>(&body).map_err(|e| e.to_string())?;
+                let same = match code {
+                    0 => status == 200 && got == canonical(&stdout),
+                    3 => status == 404 && stderr.contains(got["message"].as_str().unwrap_or("?")),
+                    _ => false,
+                };
+                if same {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{status}: {body}; one machine: {code} {stdout}{stderr}"
+                    ))
+                }
+            },
+        );
+    }
+}
+
+#[test]
+fn three_nodes_over_three_nats_servers_answer_as_one_machine() {
+    let _serial = serial();
+    let started = Instant::now();
+    let tmp = test_dir();
+    let dir = tmp.path();
+    let events = workload(dir).display().to_string();
+    let single = dir.join("single").display().to_string();
+
+    let cluster = Cluster::start(dir);
+    eprintln!("cluster up in {:?}", started.elapsed());
+
+    let single_started = Instant::now();
+    let one = canonical(&ok(&["--db", &single, "ingest", &events, "--json"]));
+    eprintln!(
+        "one machine's ingest of {} lines in {:?}",
+        one["read"],
+        single_started.elapsed()
+    );
+    let ingest_started = Instant::now();
+    let many = cluster_ingest(&cluster, &events);
+    eprintln!(
+        "cluster ingest of {} lines in {:?}",
+        one["read"],
+        ingest_started.elapsed()
+    );
+    assert_eq!(many, one, "the cluster's counts differ from one machine's");
+    assert!(
+        one["rejected"].as_u64() >= Some(6),
+        "the workload has its rejects: {one}"
+    );
+    assert!(
+        one["duplicates"].as_u64() > Some(0),
+        "the workload has duplicates: {one}"
+    );
+
+    assert_same_answers(&cluster, &single, &events);
+
+    // Re-sending the whole input appends nothing, and counts as one machine.
+    let one_again = canonical(&ok(&["--db", &single, "ingest", &events, "--json"]));
+    let many_again = cluster_ingest(&cluster, &events);
+    assert_eq!(one_again["appended"], 0);
+    assert_eq!(
+        many_again, one_again,
+        "re-sent, the cluster's counts differ from one machine's"
+    );
+    eprintln!("whole test in {:?}", started.elapsed());
+}
+
+#[test]
+fn a_killed_node_a_killed_nats_server_and_an_emptied_node_lose_and_double_nothing() {
+    let _serial = serial();
+    let started = Instant::now();
+    let tmp = test_dir();
+    let dir = tmp.path();
+    let events = workload(dir).display().to_string();
+    let single = dir.join("single").display().to_string();
+    let one = canonical(&ok(&["--db", &single, "ingest", &events, "--json"]));
+
+    let mut cluster = Cluster::start(dir);
+    let mut ingest = Command::new(BIN)
+        .args([
+            "--db",
+            &dir.join("client").display().to_string(),
+            "ingest",
+            "--cluster",
+            &cluster.url,
+            &events,
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(log_file(dir, "ingest.err"))
+        .spawn()
+        .expect("the ingest starts");
+
+    // Once the shops stage has applied something, the ingest is under way:
+    // SIGKILL node 1, then NATS server 2.
+    wait_until("the ingest under way", Duration::from_secs(60), || {
+        let (_, body) = http_get(cluster.http[0], "/status")?;
+        let value: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+        let applied: u64 = value["hosted"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|h| h["stage"] == "shops")
+            .filter_map(|h| h["applied_seq"].as_u64())
+            .sum();
+        if applied > 0 {
+            Ok(())
+        } else {
+            Err("nothing applied yet".into())
+        }
+    });
+    let kill = |processes: &mut Processes, name: &str| {
+        let (_, child) = processes
+            .0
+            .iter_mut()
+            .find(|(n, _)| n == name)
+            .expect("a process of that name");
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaped");
+    };
+    assert!(
+        matches!(ingest.try_wait(), Ok(None)),
+        "the ingest ended before the faults: this test would prove nothing (give it more lines)"
+    );
+    kill(&mut cluster.processes, "node1");
+    kill(&mut cluster.processes, "nats2");
+    // The killed node comes back from an empty disk, under its name: it
+    // rebuilds its partitions from the streams.
+    std::fs::remove_dir_all(dir.join("node1")).expect("node 1's directory removed");
+    let port = cluster.http[1];
+    cluster.start_node(1, Some(port));
+
+    wait_until(
+        "the ingest to finish",
+        Duration::from_secs(180),
+        || match ingest.try_wait() {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err("still running".into()),
+            Err(e) => Err(e.to_string()),
+        },
+    );
+    let mut stdout = String::new();
+    ingest
+        .stdout
+        .take()
+        .expect("piped")
+        .read_to_string(&mut stdout)
+        .expect("read");
+    let status = ingest.wait().expect("reaped");
+    let stderr = std::fs::read_to_string(dir.join("ingest.err.log")).unwrap_or_default();
+    assert!(
+        status.success(),
+        "the ingest failed across the faults: {stderr}"
+    );
+    assert_eq!(
+        canonical(&stdout),
+        one,
+        "across the faults, the cluster's counts differ from one machine's"
+    );
+
+    cluster.wait_stable();
+    assert_same_answers(&cluster, &single, &events);
+    let many_again = cluster_ingest(&cluster, &events);
+    assert_eq!(
+        many_again["appended"], 0,
+        "re-sent after the faults, lines were appended again: {many_again}"
+    );
+    eprintln!("whole test in {:?}", started.elapsed());
+}

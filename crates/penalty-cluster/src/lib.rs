@@ -1,0 +1,51 @@
+//! The ledger partitioned by shop over a NATS JetStream cluster
+//! (docs/SCALE-OUT.md).
+//!
+//! - [`partition`]: the stable hash of a key to a partition, and rendezvous
+//!   ownership of partitions by live nodes.
+//! - [`wire`]: the messages of the streams, and their subjects.
+//! - [`stages`]: the three keyed stages as pure state machines: a message and
+//!   its stream sequence in, the messages to publish out.
+//! - [`setup`]: connecting, and creating the streams and buckets.
+//! - [`ingest`]: publishing lines and collecting each line's decision.
+//! - [`node`]: a node process: ownership, the partition workers with their
+//!   checkpoints, and the query API.
+
+pub mod ingest;
+pub mod node;
+pub mod partition;
+pub mod setup;
+pub mod stages;
+pub mod wire;
+
+/// Why a cluster operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The NATS servers could not be reached or refused a request.
+    #[error("NATS: {0}")]
+    Nats(String),
+    /// `penalty cluster init` was not run, or was run with other settings.
+    #[error("{0}")]
+    Config(String),
+    /// A local file (a checkpoint, the input) could not be read or written.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A stored or received message could not be decoded: a bug or a foreign
+    /// publisher on our subjects.
+    #[error("a message could not be decoded: {0}")]
+    Decode(String),
+    /// No decision came for a published line in time.
+    #[error("{0}")]
+    Timeout(String),
+}
+
+impl ClusterError {
+    pub(crate) fn nats(context: &str, error: impl std::fmt::Display) -> ClusterError {
+        ClusterError::Nats(format!("{context}: {error}"))
+    }
+}

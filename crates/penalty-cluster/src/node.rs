@@ -1,0 +1,798 @@
+//! A node: `penalty cluster node --cluster nats://… --node N --db DIR`.
+//!
+//! - It heartbeats on `penalty.hb.<node>` (core NATS, every second) and
+//!   computes, every second, the owner of each partition by rendezvous over
+//!   the nodes heard within [`NODE_TTL`]. (A heartbeat bucket in JetStream
+//!   was the first design: listing its keys creates a consumer each time,
+//!   and after a NATS server died those creations timed out for minutes on
+//!   nats-server 2.9.)
+//! - For each partition it owns it runs three workers (one per stage). A
+//!   worker reads its partition's subject with an ordered consumer from its
+//!   checkpoint's sequence + 1, hands each message to its stage, publishes
+//!   the outputs (each acknowledged before the next), then notes the
+//!   sequence; it writes the state and that sequence together to
+//!   `DIR/<stage>-<p>.ckpt` at least every second while busy. On any error
+//!   it reloads its checkpoint and replays: outputs already published are
+//!   dropped by their receivers (see [`crate::wire::Origin`]).
+//! - It answers queries for the partitions it hosts on NATS
+//!   (`penalty.q.<kind>.<p>`), and serves HTTP (`/shops/{id}`,
+//!   `/orders/{id}`, `/status`) by asking the owner over NATS: any node
+//!   answers any shop or order.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream;
+use async_nats::jetstream::stream::DirectGetErrorKind;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use futures_util::StreamExt;
+use penalty_core::{Instant, Policy};
+use serde::{Deserialize, Serialize};
+
+use crate::partition::{owner, partition_of};
+use crate::setup::{self, read_config, ClusterConfig};
+use crate::stages::{IdStage, OrderStage, ShopStage};
+use crate::wire::{InMsg, OrdMsg, ShopMsg, Stage, HEARTBEAT_SUBJECTS};
+use crate::ClusterError;
+
+/// How long a worker waits before asking again when its partition has
+/// nothing new.
+const IDLE_POLL: Duration = Duration::from_millis(100);
+
+/// How long a node stays live without a heartbeat.
+pub const NODE_TTL: Duration = Duration::from_secs(6);
+
+/// How a node is started.
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    /// The NATS servers (comma-separated `nats://host:port`).
+    pub nats: String,
+    /// This node's name: unique in the cluster, stable across restarts.
+    pub node: String,
+    /// Its local directory (checkpoints).
+    pub db: PathBuf,
+    /// Where it serves HTTP.
+    pub addr: SocketAddr,
+    /// The policy: must be the cluster's.
+    pub policy: Policy,
+}
+
+/// The state of one stage of one partition.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+enum StageState {
+    Ids(IdStage),
+    Orders(OrderStage),
+    Shops(Box<ShopStage>),
+}
+
+/// What a checkpoint file holds: the state and the stream sequence it
+/// reflects, written together.
+#[derive(Serialize, Deserialize)]
+struct Checkpoint {
+    seq: u64,
+    state: StageState,
+}
+
+/// A worker's state, shared with the query responder.
+struct Hosted {
+    state: Mutex<StageState>,
+    applied_seq: AtomicU64,
+    caught_up: AtomicBool,
+    /// Messages of its subject after the last applied, as the last one
+    /// delivered said.
+    pending: AtomicU64,
+}
+
+/// Each hosted stage partition, with its worker.
+type HostedMap = BTreeMap<(Stage, u32), (Arc<Hosted>, tokio::task::AbortHandle)>;
+
+struct Node {
+    options: NodeOptions,
+    config: ClusterConfig,
+    client: async_nats::Client,
+    js: jetstream::Context,
+    hosted: Mutex<HostedMap>,
+    live: Mutex<Vec<String>>,
+    heard: Mutex<HashMap<String, std::time::Instant>>,
+}
+
+/// Runs a node until the process is stopped.
+pub async fn run(options: NodeOptions) -> Result<(), ClusterError> {
+    std::fs::create_dir_all(&options.db).map_err(|source| ClusterError::Io {
+        context: format!("creating {}", options.db.display()),
+        source,
+    })?;
+    let client = setup::connect(&options.nats).await?;
+    let js = setup::jetstream(client.clone());
+    // Right after a NATS server dies, reads can time out for a while: a
+    // node starting then waits for the settings rather than giving up.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let config = loop {
+        match read_config(&js).await {
+            Ok(config) => break config,
+            Err(error) if std::time::Instant::now() < deadline => {
+                tracing::warn!(%error, "reading the cluster's settings; trying again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    };
+    let policy_json =
+        serde_json::to_string(&options.policy).map_err(|e| ClusterError::Decode(e.to_string()))?;
+    if policy_json != config.policy_json {
+        return Err(ClusterError::Config(
+            "this node's policy differs from the cluster's (given to `penalty cluster init`); \
+             start it with the same --policy"
+                .into(),
+        ));
+    }
+    if options.node.is_empty()
+        || !options
+            .node
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(ClusterError::Config(format!(
+            "--node `{}` is not a valid name; use letters, digits, `-` and `_`",
+            options.node
+        )));
+    }
+    let node = Arc::new(Node {
+        options,
+        config,
+        client,
+        js,
+        hosted: Mutex::new(BTreeMap::new()),
+        live: Mutex::new(Vec::new()),
+        heard: Mutex::new(HashMap::new()),
+    });
+
+    let listener = tokio::net::TcpListener::bind(node.options.addr)
+        .await
+        .map_err(|source| ClusterError::Io {
+            context: format!("listening on {}", node.options.addr),
+            source,
+        })?;
+    let app = Router::new()
+        .route("/shops/{id}", get(http_shop))
+        .route("/orders/{id}", get(http_order))
+        .route("/status", get(http_status))
+        .with_state(node.clone());
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).await {
+            tracing::error!(%error, "the HTTP server stopped");
+        }
+    });
+    tokio::spawn(respond(node.clone()));
+    tokio::spawn(respond_status(node.clone()));
+    tokio::spawn(listen_heartbeats(node.clone()));
+
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let beat = format!("penalty.hb.{}", node.options.node);
+        if let Err(error) = node
+            .client
+            .publish(beat, node.options.addr.to_string().into_bytes().into())
+            .await
+        {
+            tracing::warn!(%error, "heartbeat failed");
+        }
+        let mut live: Vec<String> = lock(&node.heard)
+            .iter()
+            .filter(|(_, at)| at.elapsed() < NODE_TTL)
+            .map(|(name, _)| name.clone())
+            .collect();
+        if !live.contains(&node.options.node) {
+            live.push(node.options.node.clone());
+        }
+        live.sort();
+        rebalance(&node, &live);
+        *lock(&node.live) = live;
+    }
+}
+
+async fn listen_heartbeats(node: Arc<Node>) {
+    let mut subscription = match node.client.subscribe(HEARTBEAT_SUBJECTS).await {
+        Ok(subscription) => subscription,
+        Err(error) => {
+            tracing::error!(%error, "cannot hear other nodes");
+            return;
+        }
+    };
+    while let Some(message) = subscription.next().await {
+        if let Some(name) = message.subject.as_str().strip_prefix("penalty.hb.") {
+            lock(&node.heard).insert(name.to_string(), std::time::Instant::now());
+        }
+    }
+}
+
+/// The nodes heard within [`NODE_TTL`], listening for that long.
+async fn hear_nodes(client: &async_nats::Client) -> Result<Vec<String>, ClusterError> {
+    let mut subscription = client
+        .subscribe(HEARTBEAT_SUBJECTS)
+        .await
+        .map_err(|e| ClusterError::nats("listening for heartbeats", e))?;
+    let mut live = std::collections::BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(2500);
+    while let Ok(Some(message)) = tokio::time::timeout_at(deadline, subscription.next()).await {
+        if let Some(name) = message.subject.as_str().strip_prefix("penalty.hb.") {
+            live.insert(name.to_string());
+        }
+    }
+    Ok(live.into_iter().collect())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Starts the workers of the partitions this node now owns, stops the
+/// others'.
+fn rebalance(node: &Arc<Node>, live: &[String]) {
+    let mut hosted = lock(&node.hosted);
+    for p in 0..node.config.partitions {
+        let mine = owner(p, live) == Some(node.options.node.as_str());
+        for stage in Stage::ALL {
+            let key = (stage, p);
+            if mine && !hosted.contains_key(&key) {
+                let shared = Arc::new(Hosted {
+                    state: Mutex::new(empty_state(stage, &node.options.policy)),
+                    applied_seq: AtomicU64::new(0),
+                    caught_up: AtomicBool::new(false),
+                    pending: AtomicU64::new(0),
+                });
+                let task = tokio::spawn(worker(node.clone(), stage, p, shared.clone()));
+                hosted.insert(key, (shared, task.abort_handle()));
+            } else if !mine {
+                if let Some((_, task)) = hosted.remove(&key) {
+                    task.abort();
+                }
+            }
+        }
+    }
+}
+
+fn empty_state(stage: Stage, policy: &Policy) -> StageState {
+    match stage {
+        Stage::Ids => StageState::Ids(IdStage::default()),
+        Stage::Orders => StageState::Orders(OrderStage::default()),
+        Stage::Shops => StageState::Shops(Box::new(ShopStage::new(policy.clone()))),
+    }
+}
+
+fn checkpoint_path(db: &Path, stage: Stage, p: u32) -> PathBuf {
+    db.join(format!("{}-{p:04}.ckpt", stage.name()))
+}
+
+fn load_checkpoint(
+    path: &Path,
+    stage: Stage,
+    policy: &Policy,
+) -> Result<(u64, StageState), ClusterError> {
+    match std::fs::read(path) {
+        Ok(bytes) => match bincode::deserialize::<Checkpoint>(&bytes) {
+            Ok(checkpoint) => Ok((checkpoint.seq, checkpoint.state)),
+            // The stream holds everything: a damaged checkpoint costs a
+            // rebuild from its first message, never a wrong state.
+            Err(error) => {
+                tracing::warn!(%error, path = %path.display(), "damaged checkpoint: rebuilding the partition from the stream");
+                Ok((0, empty_state(stage, policy)))
+            }
+        },
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            Ok((0, empty_state(stage, policy)))
+        }
+        Err(source) => Err(ClusterError::Io {
+            context: format!("reading {}", path.display()),
+            source,
+        }),
+    }
+}
+
+/// Writes the state with its sequence: a new file, synced, renamed over the
+/// old one, so that a crash leaves one or the other whole.
+fn save_checkpoint(path: &Path, seq: u64, hosted: &Hosted) -> Result<(), ClusterError> {
+    let bytes = {
+        let state = lock(&hosted.state);
+        #[derive(Serialize)]
+        struct CheckpointRef<'a> {
+            seq: u64,
+            state: &'a StageState,
+        }
+        bincode::serialize(&CheckpointRef { seq, state: &state })
+            .map_err(|e| ClusterError::Decode(e.to_string()))?
+    };
+    let io = |source| ClusterError::Io {
+        context: format!("writing {}", path.display()),
+        source,
+    };
+    // A name of its own: a worker aborted by a hand-over and its successor
+    // may briefly both write this partition's checkpoint.
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    let tmp = path.with_extension(format!(
+        "ckpt.tmp{}",
+        WRITES.fetch_add(1, Ordering::Relaxed)
+    ));
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&tmp).map_err(io)?;
+        file.write_all(&bytes).map_err(io)?;
+        file.sync_all().map_err(io)?;
+    }
+    std::fs::rename(&tmp, path).map_err(io)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
+    }
+    Ok(())
+}
+
+async fn worker(node: Arc<Node>, stage: Stage, p: u32, hosted: Arc<Hosted>) {
+    loop {
+        if let Err(error) = consume(&node, stage, p, &hosted).await {
+            tracing::warn!(%error, stage = stage.name(), partition = p, "worker restarting from its checkpoint");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+async fn consume(node: &Node, stage: Stage, p: u32, hosted: &Hosted) -> Result<(), ClusterError> {
+    let path = checkpoint_path(&node.options.db, stage, p);
+    let (mut last_seq, state) = load_checkpoint(&path, stage, &node.options.policy)?;
+    *lock(&hosted.state) = state;
+    hosted.applied_seq.store(last_seq, Ordering::SeqCst);
+    hosted.caught_up.store(false, Ordering::SeqCst);
+    let stream = node
+        .js
+        .get_stream(stage.stream())
+        .await
+        .map_err(|e| ClusterError::nats("opening a stream", e))?;
+    let subject = stage.subject(p);
+    let partitions = node.config.partitions;
+    let mut unsaved = 0u64;
+    let mut saved_at = std::time::Instant::now();
+    loop {
+        if unsaved > 0 && (unsaved >= 5000 || saved_at.elapsed() >= Duration::from_secs(1)) {
+            save_checkpoint(&path, last_seq, hosted)?;
+            unsaved = 0;
+            saved_at = std::time::Instant::now();
+        }
+        // Direct gets, not a consumer: any replica answers them (a replica
+        // holds a prefix of the stream, so "the next message of this
+        // subject from here" is right from any of them), and nothing needs
+        // creating: on nats-server 2.9, creating consumers timed out for
+        // minutes after one of three servers was killed.
+        let message = match stream
+            .direct_get_next_for_subject(subject.clone(), Some(last_seq + 1))
+            .await
+        {
+            Ok(message) => message,
+            Err(error) if error.kind() == DirectGetErrorKind::NotFound => {
+                hosted.caught_up.store(true, Ordering::SeqCst);
+                hosted.pending.store(0, Ordering::SeqCst);
+                if unsaved > 0 {
+                    save_checkpoint(&path, last_seq, hosted)?;
+                    unsaved = 0;
+                    saved_at = std::time::Instant::now();
+                }
+                tokio::time::sleep(IDLE_POLL).await;
+                continue;
+            }
+            Err(error) => return Err(ClusterError::nats("reading the stream", error)),
+        };
+        let seq = message.sequence;
+        let stored_at_ns = i64::try_from(message.time.unix_timestamp_nanos()).unwrap_or(0);
+        if seq <= last_seq {
+            continue;
+        }
+        let outputs = {
+            let mut state = lock(&hosted.state);
+            let decode = |e: serde_json::Error| {
+                ClusterError::Decode(format!("{} seq {seq}: {e}", stage.stream()))
+            };
+            match &mut *state {
+                StageState::Ids(ids) => {
+                    let msg: InMsg = serde_json::from_slice(&message.payload).map_err(decode)?;
+                    ids.handle(partitions, p, seq, stored_at_ns, msg)
+                }
+                StageState::Orders(orders) => {
+                    let msg: OrdMsg = serde_json::from_slice(&message.payload).map_err(decode)?;
+                    orders.handle(partitions, p, seq, msg)
+                }
+                StageState::Shops(shops) => {
+                    let msg: ShopMsg = serde_json::from_slice(&message.payload).map_err(decode)?;
+                    shops.handle(msg);
+                    Vec::new()
+                }
+            }
+        };
+        for out in outputs {
+            setup::publish(&node.js, out.subject, &out.msg_id, out.payload).await?;
+        }
+        last_seq = seq;
+        hosted.applied_seq.store(seq, Ordering::SeqCst);
+        unsaved += 1;
+    }
+}
+
+/// A query over NATS, to the node hosting a partition.
+#[derive(Debug, Serialize, Deserialize)]
+struct QueryRequest {
+    id: String,
+    as_of_ns: i64,
+}
+
+/// Its answer: an HTTP status and a JSON body.
+#[derive(Debug, Serialize, Deserialize)]
+struct QueryReply {
+    status: u16,
+    body: serde_json::Value,
+}
+
+fn not_found(message: String) -> QueryReply {
+    QueryReply {
+        status: 404,
+        body: serde_json::json!({"error": "not_found", "message": message}),
+    }
+}
+
+/// Answers `penalty.q.<kind>.<p>` for the partitions hosted here and caught
+/// up; others are left to their owner.
+async fn respond(node: Arc<Node>) {
+    let mut subscription = match node.client.subscribe("penalty.q.>").await {
+        Ok(subscription) => subscription,
+        Err(error) => {
+            tracing::error!(%error, "cannot answer queries");
+            return;
+        }
+    };
+    while let Some(message) = subscription.next().await {
+        let Some(reply_to) = message.reply.clone() else {
+            continue;
+        };
+        let mut parts = message.subject.as_str().split('.').skip(2);
+        let (Some(kind), Some(p)) = (
+            parts.next(),
+            parts.next().and_then(|p| p.parse::<u32>().ok()),
+        ) else {
+            continue;
+        };
+        let Ok(request) = serde_json::from_slice::<QueryRequest>(&message.payload) else {
+            continue;
+        };
+        let stage = if kind == "ordshop" {
+            Stage::Orders
+        } else {
+            Stage::Shops
+        };
+        let hosted = lock(&node.hosted).get(&(stage, p)).map(|(h, _)| h.clone());
+        let Some(hosted) = hosted.filter(|h| h.caught_up.load(Ordering::SeqCst)) else {
+            continue;
+        };
+        let reply = {
+            let state = lock(&hosted.state);
+            let as_of = Instant(request.as_of_ns);
+            match (&*state, kind) {
+                (StageState::Shops(shops), "shop") => {
+                    match shops.ledger.shop_report(&request.id, as_of, true) {
+                        Ok(report) => QueryReply {
+                            status: 200,
+                            body: serde_json::to_value(report).unwrap_or_default(),
+                        },
+                        Err(error) => not_found(error.to_string()),
+                    }
+                }
+                (StageState::Shops(shops), "order") => {
+                    match shops.ledger.order_report(&request.id, as_of) {
+                        Ok(report) => QueryReply {
+                            status: 200,
+                            body: serde_json::to_value(report).unwrap_or_default(),
+                        },
+                        Err(error) => not_found(error.to_string()),
+                    }
+                }
+                (StageState::Orders(orders), "ordshop") => QueryReply {
+                    status: 200,
+                    body: serde_json::json!({"shop_id": orders.shop_of(&request.id)}),
+                },
+                _ => continue,
+            }
+        };
+        let bytes = serde_json::to_vec(&reply).unwrap_or_default();
+        if let Err(error) = node.client.publish(reply_to, bytes.into()).await {
+            tracing::warn!(%error, "answering a query");
+        }
+    }
+}
+
+async fn ask(node: &Node, subject: String, request: &QueryRequest) -> QueryReply {
+    let payload = serde_json::to_vec(request).unwrap_or_default();
+    let unavailable = |why: String| QueryReply {
+        status: 503,
+        body: serde_json::json!({"error": "unavailable", "message": why}),
+    };
+    match tokio::time::timeout(Duration::from_secs(5), node.client.request(subject.clone(), payload.into())).await {
+        Ok(Ok(message)) => serde_json::from_slice(&message.payload)
+            .unwrap_or_else(|e| unavailable(format!("the owner's answer could not be read: {e}"))),
+        Ok(Err(error)) => unavailable(format!("no node answers for {subject} ({error}); try again shortly")),
+        Err(_) => unavailable(format!("no node answered for {subject} within 5 s (the partition is moving or catching up); try again shortly")),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct AsOf {
+    as_of: Option<String>,
+}
+
+fn as_of(node: &Node, params: &AsOf) -> Result<Instant, QueryReply> {
+    match &params.as_of {
+        None => {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+            Ok(Instant(nanos))
+        }
+        Some(text) => Instant::parse_rfc3339_or_date(text, node.options.policy.utc_offset).ok_or_else(|| QueryReply {
+            status: 400,
+            body: serde_json::json!({"error": "bad_request", "message": format!("as_of `{text}` is not an instant; write RFC 3339 with an offset, such as 2026-03-07T00:00:00+08:00, or a date")}),
+        }),
+    }
+}
+
+fn into_response(reply: QueryReply) -> Response {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, axum::Json(reply.body)).into_response()
+}
+
+async fn http_shop(
+    State(node): State<Arc<Node>>,
+    UrlPath(shop_id): UrlPath<String>,
+    Query(params): Query<AsOf>,
+) -> Response {
+    let as_of = match as_of(&node, &params) {
+        Ok(as_of) => as_of,
+        Err(reply) => return into_response(reply),
+    };
+    let p = partition_of(&shop_id, node.config.partitions);
+    into_response(
+        ask(
+            &node,
+            format!("penalty.q.shop.{p}"),
+            &QueryRequest {
+                id: shop_id,
+                as_of_ns: as_of.0,
+            },
+        )
+        .await,
+    )
+}
+
+async fn http_order(
+    State(node): State<Arc<Node>>,
+    UrlPath(order_id): UrlPath<String>,
+    Query(params): Query<AsOf>,
+) -> Response {
+    let as_of = match as_of(&node, &params) {
+        Ok(as_of) => as_of,
+        Err(reply) => return into_response(reply),
+    };
+    let request = QueryRequest {
+        id: order_id.clone(),
+        as_of_ns: as_of.0,
+    };
+    let p = partition_of(&order_id, node.config.partitions);
+    let found = ask(&node, format!("penalty.q.ordshop.{p}"), &request).await;
+    if found.status != 200 {
+        return into_response(found);
+    }
+    let Some(shop_id) = found.body.get("shop_id").and_then(|s| s.as_str()) else {
+        // No paid passed stage 2: the ledger of one machine says the same.
+        let error = penalty_core::QueryError::UnknownOrder {
+            order_id,
+            as_of: as_of.to_rfc3339(node.options.policy.utc_offset),
+            paid_at: None,
+        };
+        return into_response(not_found(error.to_string()));
+    };
+    let p = partition_of(shop_id, node.config.partitions);
+    into_response(ask(&node, format!("penalty.q.order.{p}"), &request).await)
+}
+
+/// What `/status` and `penalty cluster status` show of a node.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// The node.
+    pub node: String,
+    /// The live nodes it sees.
+    pub live: Vec<String>,
+    /// P.
+    pub partitions: u32,
+    /// Each hosted stage partition: stage, partition, applied sequence,
+    /// caught up.
+    pub hosted: Vec<HostedStatus>,
+}
+
+/// One hosted stage partition.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct HostedStatus {
+    /// `ids`, `orders` or `shops`.
+    pub stage: String,
+    /// The partition.
+    pub partition: u32,
+    /// The last stream sequence applied.
+    pub applied_seq: u64,
+    /// Whether it had read all its stream when last asked.
+    pub caught_up: bool,
+    /// Messages of its subject not yet applied, as last seen.
+    pub pending: u64,
+}
+
+async fn http_status(State(node): State<Arc<Node>>) -> Response {
+    axum::Json(node_status(&node)).into_response()
+}
+
+fn node_status(node: &Node) -> NodeStatus {
+    let live = lock(&node.live).clone();
+    let hosted = lock(&node.hosted)
+        .iter()
+        .map(|((stage, p), (h, _))| HostedStatus {
+            stage: stage.name().to_string(),
+            partition: *p,
+            applied_seq: h.applied_seq.load(Ordering::SeqCst),
+            caught_up: h.caught_up.load(Ordering::SeqCst),
+            pending: h.pending.load(Ordering::SeqCst),
+        })
+        .collect();
+    NodeStatus {
+        node: node.options.node.clone(),
+        live,
+        partitions: node.config.partitions,
+        hosted,
+    }
+}
+
+/// Answers `penalty.status.<node>` with [`NodeStatus`].
+async fn respond_status(node: Arc<Node>) {
+    let subject = format!("penalty.status.{}", node.options.node);
+    let mut subscription = match node.client.subscribe(subject).await {
+        Ok(subscription) => subscription,
+        Err(error) => {
+            tracing::error!(%error, "cannot answer status requests");
+            return;
+        }
+    };
+    while let Some(message) = subscription.next().await {
+        if let Some(reply_to) = message.reply {
+            let bytes = serde_json::to_vec(&node_status(&node)).unwrap_or_default();
+            if let Err(error) = node.client.publish(reply_to, bytes.into()).await {
+                tracing::warn!(%error, "answering a status request");
+            }
+        }
+    }
+}
+
+/// The cluster as `penalty cluster status` shows it.
+#[derive(Debug, Serialize)]
+pub struct ClusterStatus {
+    /// P.
+    pub partitions: u32,
+    /// The live nodes (by heartbeat).
+    pub live: Vec<String>,
+    /// One row per stage and partition.
+    pub rows: Vec<PartitionStatus>,
+}
+
+/// One stage partition.
+#[derive(Debug, Serialize)]
+pub struct PartitionStatus {
+    /// `ids`, `orders` or `shops`.
+    pub stage: String,
+    /// The partition.
+    pub partition: u32,
+    /// Its owner by rendezvous over the live nodes.
+    pub owner: Option<String>,
+    /// The owner's last applied stream sequence (absent if it did not
+    /// answer).
+    pub applied_seq: Option<u64>,
+    /// The stream's last sequence on the partition's subject.
+    pub last_seq: u64,
+    /// Messages not yet applied, as the owner last saw.
+    pub lag: Option<u64>,
+}
+
+/// Asks every live node for its status, and the streams for their last
+/// sequence per partition.
+pub async fn cluster_status(
+    client: &async_nats::Client,
+    js: &jetstream::Context,
+) -> Result<ClusterStatus, ClusterError> {
+    let config = read_config(js).await?;
+    let live = hear_nodes(client).await?;
+    let mut statuses = BTreeMap::new();
+    for name in &live {
+        let asked = tokio::time::timeout(
+            Duration::from_secs(5),
+            client.request(format!("penalty.status.{name}"), Vec::new().into()),
+        )
+        .await;
+        if let Ok(Ok(message)) = asked {
+            if let Ok(status) = serde_json::from_slice::<NodeStatus>(&message.payload) {
+                statuses.insert(name.clone(), status);
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    for stage in Stage::ALL {
+        let stream = js
+            .get_stream(stage.stream())
+            .await
+            .map_err(|e| ClusterError::nats("opening a stream", e))?;
+        for p in 0..config.partitions {
+            let owner = owner(p, &live).map(str::to_string);
+            let last_seq = stream
+                .get_last_raw_message_by_subject(&stage.subject(p))
+                .await
+                .map_or(0, |m| m.sequence);
+            let hosted = owner.as_ref().and_then(|o| statuses.get(o)).and_then(|s| {
+                s.hosted
+                    .iter()
+                    .find(|h| h.stage == stage.name() && h.partition == p)
+            });
+            rows.push(PartitionStatus {
+                stage: stage.name().to_string(),
+                partition: p,
+                owner,
+                applied_seq: hosted.map(|h| h.applied_seq),
+                last_seq,
+                lag: hosted.map(|h| h.pending),
+            });
+        }
+    }
+    Ok(ClusterStatus {
+        partitions: config.partitions,
+        live,
+        rows,
+    })
+}
+
+/// The human table of [`ClusterStatus`].
+pub fn render_status(status: &ClusterStatus) -> String {
+    let mut text = format!(
+        "{} partitions; live nodes: {}\n",
+        status.partitions,
+        if status.live.is_empty() {
+            "none".to_string()
+        } else {
+            status.live.join(", ")
+        }
+    );
+    text += &format!(
+        "{:<7} {:>9} {:<12} {:>12} {:>12} {:>6}\n",
+        "stage", "partition", "owner", "applied_seq", "last_seq", "lag"
+    );
+    for row in &status.rows {
+        let or_dash = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
+        text += &format!(
+            "{:<7} {:>9} {:<12} {:>12} {:>12} {:>6}\n",
+            row.stage,
+            row.partition,
+            row.owner.as_deref().unwrap_or("-"),
+            or_dash(row.applied_seq),
+            row.last_seq,
+            or_dash(row.lag),
+        );
+    }
+    text
+}
