@@ -226,7 +226,7 @@ fn full_document() -> Value {
                 "get": {"summary": "Who the caller is (role and shop), by its bearer token or its dashboard session cookie.",
                     "responses": responses(json_response("The caller.", json!({"$ref": "#/components/schemas/Whoami"})), &["401"])},
                 "post": {"summary": "Signs in to the dashboard: with a listed token, answers with an HttpOnly, SameSite=Strict session cookie (Secure unless on a loopback name) carrying the token's role. No token needed to call it.", "security": [],
-                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["token"], "properties": {"token": {"type": "string"}}}}}},
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["token"], "additionalProperties": false, "properties": {"token": {"type": "string", "maxLength": 4096}}}}}},
                     "responses": responses(json_response("Signed in; the cookie is set.", json!({"$ref": "#/components/schemas/Whoami"})), &["400", "401", "403", "415", "503"])},
                 "delete": {"summary": "Signs out: forgets the session and clears its cookie.", "security": [],
                     "responses": responses(json_response("Signed out.", json!({"type": "object", "properties": {"signed_out": {"const": true}}})), &["403"])}},
