@@ -273,6 +273,14 @@ pub struct QueryArgs {
 pub struct ShopArgs {
     /// The shop.
     pub shop_id: String,
+    /// Human output: show at most this many rows of each list (deductions,
+    /// banned products, closure-review flags; 0: all). JSON output always
+    /// lists every row.
+    #[arg(long, default_value_t = 200)]
+    pub limit: usize,
+    /// Human output: the figures only, no lists.
+    #[arg(long)]
+    pub summary: bool,
     #[command(flatten)]
     pub query: QueryArgs,
 }

@@ -46,8 +46,30 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .map_err(|e| NotFound(e.to_string()))?;
             if args.query.json {
                 print(&json_line(&report)?)?;
+            } else if args.summary {
+                print_text(&render::shop_summary(&report))?;
             } else {
-                print_text(&render::shop(&report))?;
+                let mut report = report;
+                let mut hidden = 0;
+                if args.limit > 0 {
+                    let limit = args.limit;
+                    if let Some(deductions) = report.deductions.as_mut() {
+                        hidden += deductions.len().saturating_sub(limit);
+                        deductions.truncate(limit);
+                    }
+                    hidden += report.banned_products.len().saturating_sub(limit);
+                    report.banned_products.truncate(limit);
+                    hidden += report.closure_review.len().saturating_sub(limit);
+                    report.closure_review.truncate(limit);
+                }
+                let mut text = render::shop(&report);
+                if hidden > 0 {
+                    text += &format!(
+                        "\n{hidden} more rows not shown (at most {} per list); --limit 0 shows all, --json lists every row\n",
+                        args.limit
+                    );
+                }
+                print_text(&text)?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -557,7 +579,12 @@ fn export_orders(db: &Path, policy: &Policy, args: ExportOrdersArgs) -> anyhow::
             let mut out = BufWriter::with_capacity(1 << 20, file);
             let written = write_rows(&mut out)
                 .and_then(|written| {
-                    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+                    let file = out.into_inner().map_err(|e| e.into_error())?;
+                    // Only a regular file is made durable: /dev/null, a FIFO
+                    // or a terminal cannot be synced (EINVAL) and need not be.
+                    if file.metadata()?.file_type().is_file() {
+                        file.sync_all()?;
+                    }
                     Ok(written)
                 })
                 .with_context(|| format!("writing {}", path.display()))?;

@@ -169,6 +169,13 @@ const DEDUCTION_HEADER: &[&str] = &[
 ];
 
 pub fn shop(report: &ShopReport) -> String {
+    let mut out = shop_summary(report);
+    out += &shop_lists(report);
+    out
+}
+
+/// The figures of a shop (`penalty shop --summary`), without its lists.
+pub fn shop_summary(report: &ShopReport) -> String {
     let mut out = format!("Shop {} as of {}\n", escape(&report.shop_id), report.as_of);
     out += &format!(
         "  {} orders, {} judgments, {} violating orders\n",
@@ -201,6 +208,11 @@ pub fn shop(report: &ShopReport) -> String {
         rate(r.timeout_rate),
         r.timeout_judgments
     );
+    out
+}
+
+fn shop_lists(report: &ShopReport) -> String {
+    let mut out = String::new();
     if let Some(deductions) = &report.deductions {
         out += "\nDeductions (R4, R5)\n";
         if deductions.is_empty() {

@@ -2048,3 +2048,66 @@ fn issue20_a_failed_ingest_reports_the_events_really_in_the_log() {
     assert_eq!(in_log, events, "{stderr}");
     assert!(events > 0, "some blocks were committed before the bad line");
 }
+
+#[test]
+fn an_export_to_dev_null_succeeds() {
+    // `-o /dev/null` (or any file that is not a regular one): written, not
+    // synced, since such a file cannot be and need not be made durable.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    ingest_text(&db, paid_orders(10).as_bytes());
+    let out = run(
+        &db,
+        &[
+            "export",
+            "orders",
+            "--as-of",
+            "2026-03-07",
+            "-o",
+            "/dev/null",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wrote 10 orders"));
+}
+
+#[test]
+fn shop_lists_are_limited_and_summary_shows_figures_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    ingest_text(
+        &db,
+        &std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/demo/events.jsonl"),
+        )
+        .unwrap(),
+    );
+    let text = |args: &[&str]| {
+        let out = run(&db, args);
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let all = text(&["shop", "S01", "--as-of", "2026-04-15", "--limit", "0"]);
+    let limited = text(&["shop", "S01", "--as-of", "2026-04-15", "--limit", "3"]);
+    let summary = text(&["shop", "S01", "--as-of", "2026-04-15", "--summary"]);
+    assert!(all.lines().count() > 60, "{all}");
+    assert!(limited.lines().count() < 30, "{limited}");
+    assert!(limited.contains("more rows not shown"), "{limited}");
+    assert!(!all.contains("more rows not shown"));
+    // The summary is the first lines of the full report, and no list.
+    assert!(all.starts_with(&summary), "{summary}");
+    assert!(!summary.contains("Deductions"));
+    assert!(
+        summary
+            .trim_end()
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("  rating"),
+        "{summary}"
+    );
+}

@@ -6,11 +6,61 @@
 "use strict";
 
 (function () {
-  var TOKEN_KEY = "penalty.token";
+  var LANG_KEY = "penalty.lang";
   var MAX_PAGES = 50; // A bound on paging loops: 50 pages of 1000 rows.
+  // Rows of a list page, fetched from the server page by page (`?rows=` in
+  // the URL, 1 to 1000, the API's bound).
+  var PAGE_ROWS = Math.min(1000, Math.max(1, parseInt(new URLSearchParams(window.location.search).get("rows"), 10) || 100));
+  var DEDUCTIONS_SHOWN = 200;
   var app = document.getElementById("app");
   var params = new URLSearchParams(window.location.search);
   var asOf = params.get("as_of") || "";
+  // The language: remembered, else the browser's. Labels of codes come from
+  // GET /labels (the core's one table); the page's own words from WORDS.
+  var lang = localStorage.getItem(LANG_KEY) || (/^zh\b/i.test(navigator.language || "") ? "zh-CN" : "en");
+  var labels = {};
+  var me = { role: "operator", shop_id: null, open: true };
+
+  // The page's own words in Chinese; English is the key itself.
+  var WORDS = {
+    "Shops": "店铺", "shops": "店铺", "Sign in": "登录", "Sign out": "退出登录", "Token": "令牌",
+    "At risk in the next 24 h": "24 小时内有风险的订单", "Nothing is at risk in the next 24 h.": "24 小时内没有风险订单。",
+    "Notices (R9)": "通知（R9）", "No notice yet.": "暂无通知。", "order": "订单", "what comes": "即将发生",
+    "when": "时间", "time left": "剩余时间", "cost": "代价", "judgment": "判罚", "judged at": "判罚时间",
+    "deduction": "扣款", "revoked": "已撤销", "status": "状态", "judgments": "判罚次数", "charged": "已扣除",
+    "waived": "已免除", "paid at": "付款时间", "ban": "禁售", "flag": "标记", "banned": "已禁售", "flagged": "已标记",
+    "settle date": "结算日", "amount": "金额", "paid orders": "已付款订单", "judgments (standing)": "有效判罚",
+    "orders with a judgment": "被判罚订单", "waived by the daily cap": "每日上限免除", "pending": "待结算",
+    "deposit balance": "保证金余额", "closure review": "关店审查", "yes": "是", "no": "否",
+    "Deductions (R4, R5)": "扣款明细（R4、R5）", "Deductions": "扣款明细", "Timeline": "时间线", "what": "事件",
+    "Signed in as shop": "已登录店铺", "Signed in as operator": "已作为运营登录", "None.": "无。",
+    "Per day": "按日", "waived by the cap": "每日上限免除", "paid": "付款金额", "at": "时间", "Banned products (R6)": "禁售商品（R6）", "Closure-review flags (R7)": "关店审查标记（R7）",
+    "Why (explain)": "原因说明", "details": "详情", "log seq": "日志序号", "recorded at": "记录时间",
+    "product": "商品", "banned at": "禁售时间", "by order": "订单", "flagged at": "标记时间",
+    "The token is not valid.": "令牌无效。", "Sign in with the token your operator gave you.": "请输入运营方提供的令牌登录。",
+    "as of": "截至", "Show": "显示", "timeout rate": "超时率", "deadline (R1)": "发货截止（R1）",
+    "refund due (R8)": "应退款（R8）", "Orders": "订单", "booked (R14)": "已入账（R14）", "newest": "最新", "all statuses": "全部状态", "only with a judgment": "仅被判罚订单", "previous": "上一页", "next": "下一页", "Search order or shop id": "搜索订单或店铺编号", "Search": "搜索", "Nothing found for": "未找到", "rows": "行", "of": "共"
+  };
+  function t(text) { return lang === "zh-CN" && WORDS[text] ? WORDS[text] : text; }
+  function label(set, code) {
+    var entry = labels[set + ":" + code];
+    return entry ? entry[lang] || entry.en : code;
+  }
+  // A countdown in words, as penalty_core::explain::time_left.
+  function timeLeft(seconds) {
+    var minutes = Math.floor(Math.max(0, seconds) / 60);
+    var d = Math.floor(minutes / 1440), h = Math.floor(minutes / 60) % 24, m = minutes % 60;
+    if (lang === "zh-CN") {
+      if (!d && !h && !m) return "不到 1 分钟";
+      if (!d && !h) return m + " 分钟";
+      if (!d) return h + " 小时 " + m + " 分钟";
+      return d + " 天 " + h + " 小时";
+    }
+    if (!d && !h && !m) return "less than a minute";
+    if (!d && !h) return m + " min";
+    if (!d) return h + " h " + m + " min";
+    return d + " d " + h + " h";
+  }
 
   // ---- small helpers -------------------------------------------------------
 
@@ -87,10 +137,14 @@
   }
 
   function api(path) {
-    var headers = { Accept: "application/json" };
-    var token = sessionStorage.getItem(TOKEN_KEY);
-    if (token) headers.Authorization = "Bearer " + token;
-    return fetch(path, { headers: headers, credentials: "omit" }).then(function (response) {
+    return send(path, { headers: { Accept: "application/json" } });
+  }
+
+  // The session cookie (HttpOnly, set by POST /session) goes with every
+  // request to this server; the page never holds the token.
+  function send(path, options) {
+    options.credentials = "same-origin";
+    return fetch(path, options).then(function (response) {
       return response.json().catch(function () { return {}; }).then(function (body) {
         if (!response.ok) {
           throw new ApiError(response.status, body.error || "error", body.message || response.statusText);
@@ -105,19 +159,6 @@
     if (asOf) search.set("as_of", asOf);
     var text = search.toString();
     return path + (text ? "?" + text : "");
-  }
-
-  // Follows `next` through every page of a paged list, within MAX_PAGES.
-  function allOrders(shopId) {
-    var rows = [];
-    function page(offset, count) {
-      return api(query("/orders", { shop: shopId, limit: 1000, offset: offset })).then(function (body) {
-        rows = rows.concat(body.orders);
-        if (body.next !== null && count < MAX_PAGES) return page(body.next, count + 1);
-        return rows;
-      });
-    }
-    return page(0, 1);
   }
 
   function allNotices(shopId) {
@@ -151,7 +192,6 @@
   // The booked ledger's table: corrections (refunds and late charges of an
   // earlier settle date) are marked and carry their cause.
   function bookedLedger(ledger) {
-    var kinds = { charge: "charge 扣款", refund: "refund 退回", late_charge: "late charge 补扣" };
     var corrections = ledger.postings.filter(function (p) { return p.kind !== "charge"; }).length;
     var section = el("section", { id: "shop-booked", "data-booked-fen": ledger.booked_fen,
       "data-postings": ledger.total, "data-corrections": corrections }, [
@@ -175,7 +215,7 @@
           el("td", { text: p.run_date }),
           el("td", {}, [uiLink("/ui/orders/" + encodeURIComponent(p.order_id), p.order_id, { class: "order-link" })]),
           el("td", { class: "num", text: p.judgment }), el("td", { text: p.settle_date }),
-          el("td", {}, [el("span", { class: "tag" + (correction ? " correction" : ""), text: kinds[p.kind] || p.kind })]),
+          el("td", {}, [el("span", { class: "tag" + (correction ? " correction" : ""), text: label("posting_kind", p.kind) })]),
           el("td", { class: "num", text: yuan(p.amount_fen) }),
           el("td", { class: correction ? "cause" : "muted", text: p.cause })
         ]);
@@ -189,27 +229,39 @@
   function renderSession() {
     var area = document.getElementById("session");
     area.textContent = "";
-    if (sessionStorage.getItem(TOKEN_KEY)) {
+    area.appendChild(el("button", { type: "button", id: "lang", lang: lang === "zh-CN" ? "en" : "zh-CN", onclick: function () {
+      localStorage.setItem(LANG_KEY, lang === "zh-CN" ? "en" : "zh-CN");
+      window.location.reload();
+    } }, [lang === "zh-CN" ? "English" : "中文"]));
+    if (!me.open) {
+      area.appendChild(el("span", { id: "who", text: me.role === "seller" ? t("Signed in as shop") + " " + me.shop_id : t("Signed in as operator") }));
       area.appendChild(el("button", { type: "button", id: "logout", onclick: function () {
-        sessionStorage.removeItem(TOKEN_KEY);
-        window.location.reload();
-      } }, ["Forget token"]));
+        send("/session", { method: "DELETE" }).catch(function () { return null; }).then(function () {
+          window.location.assign("/");
+        });
+      } }, [t("Sign out")]));
     }
   }
 
   function renderLogin(message) {
     app.textContent = "";
-    var input = el("input", { type: "password", id: "token", autocomplete: "off", placeholder: "token" });
+    var input = el("input", { type: "password", id: "token", name: "token", autocomplete: "current-password" });
+    var note = el("p", { class: "muted", id: "login-message", text: message || t("Sign in with the token your operator gave you.") });
     var form = el("form", { id: "login", onsubmit: function (event) {
       event.preventDefault();
-      sessionStorage.setItem(TOKEN_KEY, input.value.trim());
-      window.location.reload();
+      send("/session", { method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify({ token: input.value.trim() }) }).then(function (who) {
+        window.location.assign(who.role === "seller" ? withAsOf("/ui/shops/" + encodeURIComponent(who.shop_id)) : window.location.href);
+      }).catch(function () {
+        note.textContent = t("The token is not valid.");
+        note.className = "error";
+      });
     } }, [
-      el("h1", { text: "Sign in" }),
-      el("p", { class: "muted", text: message }),
-      el("label", { for: "token", text: "Bearer token (kept for this tab only)" }),
+      el("h1", { text: t("Sign in") }),
+      note,
+      el("label", { for: "token", text: t("Token") }),
       input,
-      el("button", { type: "submit" }, ["Sign in"])
+      el("button", { type: "submit", id: "sign-in" }, [t("Sign in")])
     ]);
     app.appendChild(form);
     app.setAttribute("data-state", "login");
@@ -217,7 +269,7 @@
 
   function fail(error) {
     if (error instanceof ApiError && error.status === 401) {
-      renderLogin(error.message);
+      renderLogin();
     } else if (error instanceof ApiError) {
       showError(error.message);
     } else {
@@ -283,11 +335,11 @@
       var totalCharged = shops.reduce(function (sum, s) { return sum + s.charged_fen; }, 0);
       app.appendChild(el("h1", { text: "Shops" }));
       app.appendChild(el("div", { class: "figures" }, [
-        figure("shops-count", "shops", shops.length),
-        figure("shops-charged", "charged, all shops", totalCharged, yuan(totalCharged)),
-        figure("shops-as-of", "as of", shops.length ? shops[0].as_of : (asOf || "now"), undefined, "text")
+        figure("shops-count", t("shops"), shops.length),
+        figure("shops-charged", t("charged, all shops"), totalCharged, yuan(totalCharged)),
+        figure("shops-as-of", t("as of"), shops.length ? shops[0].as_of : (asOf || "now"), undefined, "text")
       ]));
-      app.appendChild(el("h2", { text: "By shop (click a heading to sort)" }));
+      app.appendChild(el("h2", { text: t("By shop (click a heading to sort)") }));
       if (!shops.length) {
         app.appendChild(el("p", { class: "muted", text: "No shop exists as of this instant." }));
       } else {
@@ -368,31 +420,165 @@
     return root;
   }
 
+  // What comes within 24 h unless the seller acts: the seller's first screen.
+  function atRiskSection(report) {
+    var section = el("section", { id: "at-risk", "data-total": report.total });
+    section.appendChild(el("h2", { text: t("At risk in the next 24 h") + " (" + report.total + ")" }));
+    if (!report.orders.length) {
+      section.appendChild(el("p", { class: "muted", text: t("Nothing is at risk in the next 24 h.") }));
+      return section;
+    }
+    section.appendChild(el("table", { id: "at-risk-table" }, [
+      el("thead", {}, [el("tr", {}, [t("order"), t("what comes"), t("when"), t("time left"), t("cost")].map(function (h) {
+        return el("th", { scope: "col", text: h });
+      }))]),
+      el("tbody", {}, report.orders.map(function (o) {
+        var cost = o.next === "judgment" ? (o.deduction_fen ? yuan(o.deduction_fen) : "") + (o.bans_product ? " + " + t("ban") + " " + o.product_id : "")
+          : o.next === "auto_close" ? yuan(o.refund_due_fen || 0) : t("closure review");
+        return el("tr", { "data-order-id": o.order_id, title: lang === "en" ? o.line : null }, [
+          el("td", {}, [uiLink("/ui/orders/" + encodeURIComponent(o.order_id), o.order_id, { class: "order-link" })]),
+          el("td", { "data-code": o.next, text: label("next_step", o.next) + (o.judgment ? " #" + o.judgment : "") }),
+          el("td", { class: "time", text: o.at }),
+          el("td", { class: "num countdown", "data-value": o.seconds_left, text: timeLeft(o.seconds_left) }),
+          el("td", { class: "num", text: cost })
+        ]);
+      }))
+    ]));
+    return section;
+  }
+
+  // The notices inbox (R9): the newest 50 first.
+  function noticesSection(notices) {
+    var section = el("section", { id: "notices", "data-count": notices.length });
+    section.appendChild(el("h2", { text: t("Notices (R9)") + " (" + notices.length + ")" }));
+    if (!notices.length) {
+      section.appendChild(el("p", { class: "muted", text: t("No notice yet.") }));
+      return section;
+    }
+    var newest = notices.slice(-50).reverse();
+    section.appendChild(el("table", { id: "notices-table" }, [
+      el("thead", {}, [el("tr", {}, [t("judged at"), t("order"), t("judgment"), t("deduction"), t("status")].map(function (h) {
+        return el("th", { scope: "col", text: h });
+      }))]),
+      el("tbody", {}, newest.map(function (n) {
+        return el("tr", { "data-cursor": n.cursor }, [
+          el("td", { class: "time", text: n.judged_at }),
+          el("td", {}, [uiLink("/ui/orders/" + encodeURIComponent(n.order_id), n.order_id, { class: "order-link" })]),
+          el("td", { class: "num", text: n.judgment }),
+          el("td", { class: "num", text: n.posting ? yuan(n.posting.amount_fen) : n.deduction_fen === null || n.deduction_fen === undefined ? "" : yuan(n.deduction_fen) }),
+          el("td", { class: n.posting ? "cause" : null }, [n.revoked ? el("span", { class: "tag ok", text: t("revoked") }) : "",
+            n.posting ? el("span", { class: "tag correction", "data-code": n.posting.kind, title: n.posting.cause, text: label("posting_kind", n.posting.kind) }) : ""])
+        ]);
+      }))
+    ]));
+    return section;
+  }
+
+  // One shop's orders, a server page at a time (GET /orders: limit, offset,
+  // status, violating), so that no page renders more than PAGE_ROWS rows.
+  function ordersSection(shopId) {
+    var view = { offset: 0, status: "", violating: false };
+    var section = el("section", { id: "orders" });
+    var heading = el("h2", { text: t("Orders") });
+    var status = el("select", { id: "orders-status", "aria-label": t("status") }, [el("option", { value: "", text: t("all statuses") })].concat(
+      ["awaiting_shipment", "shipped", "refunded", "auto_closed"].map(function (code) {
+        return el("option", { value: code, text: label("order_status", code) });
+      })));
+    var violating = el("input", { type: "checkbox", id: "orders-violating" });
+    var range = el("span", { id: "orders-range", class: "muted" });
+    var prev = el("button", { type: "button", id: "orders-prev" }, [t("previous")]);
+    var next = el("button", { type: "button", id: "orders-next" }, [t("next")]);
+    var holder = el("div", { id: "orders-holder" });
+    section.appendChild(heading);
+    section.appendChild(el("div", { class: "controls" }, [status,
+      el("label", { for: "orders-violating" }, [violating, " " + t("only with a judgment")]), prev, range, next]));
+    section.appendChild(holder);
+
+    function load() {
+      var extra = { shop: shopId, limit: PAGE_ROWS, offset: view.offset };
+      if (view.status) extra.status = view.status;
+      if (view.violating) extra.violating = "true";
+      section.setAttribute("data-loading", "true");
+      return api(query("/orders", extra)).then(function (page) {
+        holder.textContent = "";
+        holder.appendChild(sortableTable("shop-orders-table", [
+          { key: "order_id", label: t("order"), value: function (o) { return o.order_id; },
+            cell: function (o) { return uiLink("/ui/orders/" + encodeURIComponent(o.order_id), o.order_id, { class: "order-link" }); } },
+          { key: "status", label: t("status"), value: function (o) { return o.status; },
+            cell: function (o) { return label("order_status", o.status); } },
+          { key: "judgments", label: t("judgments"), num: true, value: function (o) { return o.judgments; } },
+          { key: "charged_fen", label: t("charged"), num: true, value: function (o) { return o.charged_fen; },
+            cell: function (o) { return yuan(o.charged_fen); } },
+          { key: "waived_fen", label: t("waived"), num: true, value: function (o) { return o.waived_fen; },
+            cell: function (o) { return yuan(o.waived_fen); } },
+          { key: "paid_at", label: t("paid at"), value: function (o) { return o.paid_at; } },
+          { key: "product_banned", label: t("ban"), value: function (o) { return o.product_banned ? 1 : 0; },
+            cell: function (o) { return o.product_banned ? el("span", { class: "tag bad", text: t("banned") }) : ""; } },
+          { key: "closure_review", label: t("flag"), value: function (o) { return o.closure_review ? 1 : 0; },
+            cell: function (o) { return o.closure_review ? el("span", { class: "tag bad", text: t("flagged") }) : ""; } }
+        ], page.orders, "order_id"));
+        var first = page.orders.length ? view.offset + 1 : 0;
+        range.textContent = first + "–" + (view.offset + page.orders.length) + " " + t("of") + " " + page.total;
+        section.setAttribute("data-total", page.total);
+        section.setAttribute("data-offset", view.offset);
+        heading.textContent = t("Orders") + " (" + page.total + ")";
+        prev.disabled = view.offset === 0;
+        next.disabled = page.next === null;
+        section.removeAttribute("data-loading");
+      }).catch(fail);
+    }
+    status.addEventListener("change", function () { view.status = status.value; view.offset = 0; load(); });
+    violating.addEventListener("change", function () { view.violating = violating.checked; view.offset = 0; load(); });
+    prev.addEventListener("click", function () { view.offset = Math.max(0, view.offset - PAGE_ROWS); load(); });
+    next.addEventListener("click", function () { view.offset += PAGE_ROWS; load(); });
+    section.setAttribute("data-loading", "true");
+    section.ready = load();
+    return section;
+  }
+
+  // Search by order or shop id, from any page: an order first, then a shop.
+  function search(id) {
+    var path = "/ui/orders/" + encodeURIComponent(id);
+    return api(query("/orders/" + encodeURIComponent(id))).then(function () {
+      window.location.assign(withAsOf(path));
+    }, function () {
+      return api(query("/shops/" + encodeURIComponent(id))).then(function () {
+        window.location.assign(withAsOf("/ui/shops/" + encodeURIComponent(id)));
+      }, function () {
+        showError(t("Nothing found for") + " " + id);
+      });
+    });
+  }
+
   function shopPage(shopId) {
     document.title = shopId + " — penalty-ledger";
     setCrumbs([uiLink("/", "shops"), el("span", { text: shopId })]);
     var base = "/shops/" + encodeURIComponent(shopId);
-    return Promise.all([api(query(base)), allNotices(shopId), allOrders(shopId), allPostings(shopId)]).then(function (results) {
-      var report = results[0], notices = results[1], orders = results[2], ledger = results[3];
+    return Promise.all([api(query(base)), allNotices(shopId), allPostings(shopId),
+      api(query(base + "/at-risk", { within: "24h", limit: 200 }))]).then(function (results) {
+      var report = results[0], notices = results[1], ledger = results[2], atRisk = results[3];
       var days = perDay(report, notices);
       app.textContent = "";
       app.appendChild(el("h1", { id: "shop-title", "data-shop-id": report.shop_id, text: "Shop " + report.shop_id }));
       app.appendChild(el("div", { class: "figures" }, [
-        figure("shop-orders", "paid orders", report.orders),
-        figure("shop-judgments", "judgments (standing)", report.judgments),
-        figure("shop-violating", "orders with a judgment", report.violating_orders),
-        figure("shop-charged", "charged", report.charged_fen, yuan(report.charged_fen)),
-        figure("shop-waived", "waived by the daily cap", report.waived_fen, yuan(report.waived_fen)),
-        figure("shop-pending", "pending", report.pending_fen, yuan(report.pending_fen)),
-        figure("shop-booked-fen", "booked (R14)", report.booked_fen, yuan(report.booked_fen)),
-        figure("shop-deposit", "deposit balance", report.deposit_balance_fen, yuan(report.deposit_balance_fen),
+        figure("shop-orders", t("paid orders"), report.orders),
+        figure("shop-judgments", t("judgments (standing)"), report.judgments),
+        figure("shop-violating", t("orders with a judgment"), report.violating_orders),
+        figure("shop-charged", t("charged"), report.charged_fen, yuan(report.charged_fen)),
+        figure("shop-waived", t("waived by the daily cap"), report.waived_fen, yuan(report.waived_fen)),
+        figure("shop-pending", t("pending"), report.pending_fen, yuan(report.pending_fen)),
+        figure("shop-booked-fen", t("booked (R14)"), report.booked_fen, yuan(report.booked_fen)),
+        figure("shop-deposit", t("deposit balance"), report.deposit_balance_fen, yuan(report.deposit_balance_fen),
           report.deposit_balance_fen < 0 ? "negative" : null),
-        figure("shop-timeout-rate", "timeout rate (" + report.rating.window_days + " d)",
+        figure("shop-timeout-rate", t("timeout rate (") + report.rating.window_days + " d)",
           report.rating.timeout_rate === null ? "" : report.rating.timeout_rate,
           report.rating.timeout_rate === null ? "—" : (100 * report.rating.timeout_rate).toFixed(1) + "%")
       ]));
 
-      app.appendChild(el("h2", { text: "Per day" }));
+      app.appendChild(atRiskSection(atRisk));
+      app.appendChild(noticesSection(notices));
+
+      app.appendChild(el("h2", { text: t("Per day") }));
       var totals = days.reduce(function (t, d) {
         return { judgments: t.judgments + d.judgments, charged: t.charged + d.charged, capHits: t.capHits + d.capHits };
       }, { judgments: 0, charged: 0, capHits: 0 });
@@ -409,7 +595,7 @@
 
       app.appendChild(el("div", { class: "columns" }, [
         el("section", {}, [
-          el("h2", { text: "Banned products (R6)" }),
+          el("h2", { text: t("Banned products (R6)") }),
           report.banned_products.length
             ? el("table", { id: "shop-bans" }, [
                 el("thead", {}, [el("tr", {}, [el("th", { text: "product" }), el("th", { text: "banned at" }), el("th", { text: "by order" })])]),
@@ -417,10 +603,10 @@
                   return el("tr", { "data-product-id": b.product_id }, [el("td", { text: b.product_id }), el("td", { text: b.banned_at }),
                     el("td", {}, [uiLink("/ui/orders/" + encodeURIComponent(b.order_id), b.order_id, { class: "order-link" })])]);
                 }))])
-            : el("p", { class: "muted", id: "shop-bans", text: "None." })
+            : el("p", { class: "muted", id: "shop-bans", text: t("None.") })
         ]),
         el("section", {}, [
-          el("h2", { text: "Closure-review flags (R7)" }),
+          el("h2", { text: t("Closure-review flags (R7)") }),
           report.closure_review.length
             ? el("table", { id: "shop-flags" }, [
                 el("thead", {}, [el("tr", {}, [el("th", { text: "order" }), el("th", { text: "flagged at" })])]),
@@ -429,44 +615,35 @@
                     el("td", {}, [uiLink("/ui/orders/" + encodeURIComponent(f.order_id), f.order_id, { class: "order-link" })]),
                     el("td", { text: f.flagged_at })]);
                 }))])
-            : el("p", { class: "muted", id: "shop-flags", text: "None." })
+            : el("p", { class: "muted", id: "shop-flags", text: t("None.") })
         ])
       ]));
 
-      app.appendChild(el("h2", { text: "Orders (" + orders.length + ")" }));
-      app.appendChild(sortableTable("shop-orders-table", [
-        { key: "order_id", label: "order", value: function (o) { return o.order_id; },
-          cell: function (o) { return uiLink("/ui/orders/" + encodeURIComponent(o.order_id), o.order_id, { class: "order-link" }); } },
-        { key: "status", label: "status", value: function (o) { return o.status; } },
-        { key: "judgments", label: "judgments", num: true, value: function (o) { return o.judgments; } },
-        { key: "charged_fen", label: "charged", num: true, value: function (o) { return o.charged_fen; },
-          cell: function (o) { return yuan(o.charged_fen); } },
-        { key: "waived_fen", label: "waived", num: true, value: function (o) { return o.waived_fen; },
-          cell: function (o) { return yuan(o.waived_fen); } },
-        { key: "paid_at", label: "paid at", value: function (o) { return o.paid_at; } },
-        { key: "product_banned", label: "ban", value: function (o) { return o.product_banned ? 1 : 0; },
-          cell: function (o) { return o.product_banned ? el("span", { class: "tag bad", text: "banned" }) : ""; } },
-        { key: "closure_review", label: "flag", value: function (o) { return o.closure_review ? 1 : 0; },
-          cell: function (o) { return o.closure_review ? el("span", { class: "tag bad", text: "flagged" }) : ""; } }
-      ], orders, "judgments"));
+      var ordersPart = ordersSection(report.shop_id);
+      app.appendChild(ordersPart);
 
-      app.appendChild(el("h2", { text: "Deductions (R4, R5)" }));
-      var deductions = report.deductions || [];
+      app.appendChild(el("h2", { text: t("Deductions (R4, R5)") }));
+      // The newest DEDUCTIONS_SHOWN only: a large shop has thousands.
+      var allDeductions = report.deductions || [];
+      var deductions = allDeductions.slice(-DEDUCTIONS_SHOWN).reverse();
+      if (allDeductions.length > deductions.length) {
+        app.appendChild(el("p", { class: "muted", id: "deductions-shown", text: t("newest") + " " + deductions.length + " / " + allDeductions.length }));
+      }
       app.appendChild(deductions.length ? el("table", { id: "shop-deductions" }, [
         el("thead", {}, [el("tr", {}, ["order", "judgment", "judged at", "settle date", "amount", "charged", "waived", "status"].map(function (h) {
-          return el("th", { text: h });
+          return el("th", { text: t(h) });
         }))]),
         el("tbody", {}, deductions.map(function (d) {
           return el("tr", {}, [
             el("td", {}, [uiLink("/ui/orders/" + encodeURIComponent(d.order_id), d.order_id, { class: "order-link" })]),
             el("td", { class: "num", text: d.judgment }), el("td", { text: d.judged_at }), el("td", { text: d.settle_date }),
             el("td", { class: "num", text: yuan(d.amount_fen) }), el("td", { class: "num", text: yuan(d.charged_fen) }),
-            el("td", { class: "num", text: yuan(d.waived_fen) }), el("td", {}, [el("span", { class: "tag", text: d.status })])
+            el("td", { class: "num", text: yuan(d.waived_fen) }), el("td", {}, [el("span", { class: "tag", "data-code": d.status, text: label("deduction_status", d.status) })])
           ]);
         }))
-      ]) : el("p", { class: "muted", text: "None." }));
+      ]) : el("p", { class: "muted", text: t("None.") }));
       app.appendChild(bookedLedger(ledger));
-      app.setAttribute("data-state", "ready");
+      return ordersPart.ready.then(function () { app.setAttribute("data-state", "ready"); });
     });
   }
 
@@ -477,6 +654,17 @@
     });
     if (event.amount_fen !== undefined) parts.push(yuan(event.amount_fen));
     return parts.join(", ");
+  }
+
+  // An RFC 3339 instant written in `offset` (±HH:MM): the same instant,
+  // only its wall-clock digits change. Milliseconds are kept, finer digits
+  // only when the offset already matches.
+  function inOffset(text, offset) {
+    if (text.slice(-6) === offset) return text;
+    var ms = Date.parse(text);
+    if (isNaN(ms)) return text;
+    var minutes = (offset[0] === "-" ? -1 : 1) * (parseInt(offset.slice(1, 3), 10) * 60 + parseInt(offset.slice(4, 6), 10));
+    return new Date(ms + minutes * 60000).toISOString().replace(".000Z", "Z").replace("Z", offset);
   }
 
   function orderPage(orderId) {
@@ -493,25 +681,28 @@
       app.appendChild(el("h1", { id: "order-title", "data-order-id": report.order_id, "data-shop-id": report.shop_id,
         text: "Order " + report.order_id }));
       app.appendChild(el("div", { class: "figures" }, [
-        figure("order-status", "status", report.status, undefined, "text"),
-        figure("order-judgments", "judgments (standing)", standing),
-        figure("order-charged", "charged", charged, yuan(charged)),
-        figure("order-waived", "waived by the cap", waived, yuan(waived)),
-        figure("order-amount", "paid", report.amount_fen, yuan(report.amount_fen)),
-        figure("order-deadline", "deadline (R1)", report.deadline, undefined, "text"),
-        figure("order-refund-due", "refund due (R8)", report.refund_due_fen, yuan(report.refund_due_fen)),
-        figure("order-product", "product", report.product_id, report.product_id + (report.product_banned ? " (banned)" : ""), "text")
+        figure("order-status", t("status"), report.status, label("order_status", report.status), "text"),
+        figure("order-judgments", t("judgments (standing)"), standing),
+        figure("order-charged", t("charged"), charged, yuan(charged)),
+        figure("order-waived", t("waived by the cap"), waived, yuan(waived)),
+        figure("order-amount", t("paid"), report.amount_fen, yuan(report.amount_fen)),
+        figure("order-deadline", t("deadline (R1)"), report.deadline, undefined, "text"),
+        figure("order-refund-due", t("refund due (R8)"), report.refund_due_fen, yuan(report.refund_due_fen)),
+        figure("order-product", t("product"), report.product_id, report.product_id + (report.product_banned ? " (banned)" : ""), "text")
       ]));
 
-      app.appendChild(el("h2", { text: "Why (explain)" }));
+      app.appendChild(el("h2", { text: t("Why (explain)") }));
       app.appendChild(el("ol", { class: "explain", id: "order-explain" }, report.explain.map(function (line) {
         return el("li", { text: line });
       })));
 
       // The timeline: stored events and, marked apart, the judgments the
       // rules derived from them, in time order.
+      // Events keep the offset they were written in; show them in the
+      // policy's offset (that of the report's as_of), never the browser's.
+      var offset = /[+-]\d\d:\d\d$/.test(report.as_of) ? report.as_of.slice(-6) : "+00:00";
       var entries = timeline.map(function (t) {
-        return { at: t.event.at, when: Date.parse(t.event.at), kind: t.event.type, detail: describe(t.event),
+        return { at: inOffset(t.event.at, offset), when: Date.parse(t.event.at), kind: label("event_type", t.event.type), detail: describe(t.event),
           seq: t.seq, recorded: t.recorded_at, derived: false };
       });
       report.judgments.forEach(function (j) {
@@ -519,9 +710,9 @@
           detail: "derived by the rules (R3)", seq: "", recorded: "", derived: true });
       });
       entries.sort(function (a, b) { return a.when - b.when || (a.derived ? 1 : 0) - (b.derived ? 1 : 0); });
-      app.appendChild(el("h2", { text: "Timeline" }));
+      app.appendChild(el("h2", { text: t("Timeline") }));
       app.appendChild(el("table", { id: "order-timeline", "data-events": timeline.length }, [
-        el("thead", {}, [el("tr", {}, ["at", "what", "details", "log seq", "recorded at"].map(function (h) { return el("th", { text: h }); }))]),
+        el("thead", {}, [el("tr", {}, ["at", "what", "details", "log seq", "recorded at"].map(function (h) { return el("th", { text: t(h) }); }))]),
         el("tbody", {}, entries.map(function (e) {
           return el("tr", { class: e.derived ? "derived" : "event" }, [
             el("td", { text: e.at }), el("td", { text: e.kind }), el("td", { text: e.detail }),
@@ -530,17 +721,17 @@
         }))
       ]));
 
-      app.appendChild(el("h2", { text: "Deductions" }));
+      app.appendChild(el("h2", { text: t("Deductions") }));
       app.appendChild(report.deductions.length ? el("table", { id: "order-deductions" }, [
         el("thead", {}, [el("tr", {}, ["judgment", "judged at", "settle date", "amount", "charged", "waived", "status"].map(function (h) {
-          return el("th", { text: h });
+          return el("th", { text: t(h) });
         }))]),
         el("tbody", {}, report.deductions.map(function (d) {
           return el("tr", {}, [el("td", { class: "num", text: d.judgment }), el("td", { text: d.judged_at }), el("td", { text: d.settle_date }),
             el("td", { class: "num", text: yuan(d.amount_fen) }), el("td", { class: "num", "data-value": d.charged_fen, text: yuan(d.charged_fen) }),
-            el("td", { class: "num", text: yuan(d.waived_fen) }), el("td", {}, [el("span", { class: "tag", text: d.status })])]);
+            el("td", { class: "num", text: yuan(d.waived_fen) }), el("td", {}, [el("span", { class: "tag", "data-code": d.status, text: label("deduction_status", d.status) })])]);
         }))
-      ]) : el("p", { class: "muted", text: "None." }));
+      ]) : el("p", { class: "muted", text: t("None.") }));
       app.setAttribute("data-state", "ready");
     });
   }
@@ -557,15 +748,37 @@
       var text = next.toString();
       window.location.assign(window.location.pathname + (text ? "?" + text : ""));
     });
-    renderSession();
+    document.documentElement.setAttribute("lang", lang);
+    var searchInput = document.getElementById("search-id");
+    searchInput.setAttribute("placeholder", t("Search order or shop id"));
+    document.querySelector("#search-form button").textContent = t("Search");
+    document.getElementById("search-form").addEventListener("submit", function (event) {
+      event.preventDefault();
+      var id = searchInput.value.trim();
+      if (id) search(id);
+    });
+    document.querySelector("label[for=as-of]").textContent = t("as of");
+    document.querySelector("#as-of-form button").textContent = t("Show");
     var path = window.location.pathname;
-    var match;
-    var page;
-    if ((match = path.match(/^\/ui\/shops\/([^/]+)\/?$/))) page = shopPage(decodeURIComponent(match[1]));
-    else if ((match = path.match(/^\/ui\/orders\/([^/]+)\/?$/))) page = orderPage(decodeURIComponent(match[1]));
-    else if (path === "/" || path === "/ui" || path === "/ui/" || path === "/ui/shops") page = shopsPage();
-    else { showError("No such page: " + path); return; }
-    page.catch(fail);
+    Promise.all([api("/labels"), api("/session")]).then(function (results) {
+      results[0].forEach(function (entry) { labels[entry.set + ":" + entry.code] = entry; });
+      me = results[1];
+      renderSession();
+      var match;
+      // A seller lands on its own shop.
+      if (me.role === "seller" && (path === "/" || path === "/ui" || path === "/ui/" || path === "/ui/shops")) {
+        window.location.replace(withAsOf("/ui/shops/" + encodeURIComponent(me.shop_id)));
+        return null;
+      }
+      if ((match = path.match(/^\/ui\/shops\/([^/]+)\/?$/))) return shopPage(decodeURIComponent(match[1]));
+      if ((match = path.match(/^\/ui\/orders\/([^/]+)\/?$/))) return orderPage(decodeURIComponent(match[1]));
+      if (path === "/" || path === "/ui" || path === "/ui/" || path === "/ui/shops") return shopsPage();
+      showError("No such page: " + path);
+      return null;
+    }).catch(function (error) {
+      renderSession();
+      fail(error);
+    });
   }
 
   route();

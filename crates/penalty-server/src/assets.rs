@@ -3,7 +3,7 @@
 //!
 //! The page is one HTML shell for every dashboard URL (`/`, `/ui/shops/S1`,
 //! `/ui/orders/O1`); its script reads the URL, fetches the JSON API with the
-//! token kept in `sessionStorage`, and draws the tables and SVG charts. The
+//! session cookie of `POST /session` (crate::session), and draws the tables and SVG charts. The
 //! content security policy allows only this server's own scripts and styles.
 
 use axum::http::{header, HeaderValue};

@@ -221,12 +221,15 @@ impl FromRequestParts<AppState> for Access {
         let Some(tokens) = state.tokens() else {
             return Ok(Access::Operator);
         };
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or(ApiError::Unauthorized(
-                "this server needs a token: send `Authorization: Bearer <token>`",
-            ))?;
+        let Some(header) = parts.headers.get(AUTHORIZATION) else {
+            // The dashboard's session cookie (crate::session), read only when
+            // no bearer token is sent.
+            return crate::session::cookie_session(&parts.headers)
+                .and_then(|id| state.sessions().lookup(&id))
+                .ok_or(ApiError::Unauthorized(
+                    "this server needs a token: sign in on the dashboard, or send it as a bearer token",
+                ));
+        };
         let token = bearer_token(header.as_bytes()).ok_or(ApiError::Unauthorized(
             "the Authorization header must be `Bearer <token>`",
         ))?;

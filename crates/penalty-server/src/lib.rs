@@ -37,6 +37,7 @@ pub mod openapi;
 pub mod params;
 pub mod replays;
 pub mod routes;
+pub mod session;
 pub mod state;
 
 use std::net::SocketAddr;

@@ -94,11 +94,11 @@ pub fn document_for(has_tokens: bool) -> Value {
             components.remove("securitySchemes");
         }
         if let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) {
-            for operation in paths
+            for (method, operation) in paths
                 .values_mut()
                 .filter_map(Value::as_object_mut)
-                .flat_map(|item| item.values_mut())
-                .filter_map(Value::as_object_mut)
+                .flat_map(|item| item.iter_mut())
+                .filter_map(|(method, operation)| Some((method, operation.as_object_mut()?)))
             {
                 operation.remove("security");
                 if let Some(responses) = operation
@@ -106,7 +106,7 @@ pub fn document_for(has_tokens: bool) -> Value {
                     .and_then(Value::as_object_mut)
                 {
                     responses.remove("401");
-                    if !operation_is_ingest(responses) {
+                    if method == "get" {
                         responses.remove("403");
                     }
                 }
@@ -114,11 +114,6 @@ pub fn document_for(has_tokens: bool) -> Value {
         }
     }
     document
-}
-
-/// Only `POST /events` answers 403 without tokens (a cross-site request).
-fn operation_is_ingest(responses: &serde_json::Map<String, Value>) -> bool {
-    responses.contains_key("413")
 }
 
 fn full_document() -> Value {
@@ -172,6 +167,13 @@ fn full_document() -> Value {
             "rejected": {"type": "integer"}, "rejects_truncated": {"type": "boolean"},
             "rejects": {"type": "array", "maxItems": 1000, "items": {"type": "object", "properties": {
                 "line": {"type": "integer"}, "reason": {"type": "string"}, "hint": {"type": "string"}}}}}});
+    let at_risk = json!({"type": "object", "required": ["as_of", "within_hours", "orders", "total"],
+        "properties": {"as_of": {"type": "string"}, "within_hours": {"type": "number"}, "total": {"type": "integer"},
+            "orders": {"type": "array", "maxItems": 1000, "items": {"type": "object", "required": ["order_id", "shop_id", "product_id", "next", "at", "seconds_left", "line"],
+                "properties": {"order_id": {"type": "string"}, "shop_id": {"type": "string"}, "product_id": {"type": "string"},
+                    "next": {"enum": ["judgment", "closure_review", "auto_close"]}, "at": {"type": "string"}, "seconds_left": {"type": "integer"},
+                    "judgment": {"type": "integer"}, "deduction_fen": {"type": "integer"}, "bans_product": {"type": "boolean"},
+                    "refund_due_fen": {"type": "integer"}, "line": {"type": "string"}}}}}});
     let error = json!({"type": "object", "required": ["error", "message"],
         "properties": {"error": {"type": "string", "description": "A stable code, such as invalid_query or not_found."},
             "message": {"type": "string", "description": "What is wrong, in a sentence."}}});
@@ -186,7 +188,9 @@ fn full_document() -> Value {
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {"Deduction": deduction, "ShopReport": shop, "OrderReport": order, "OrderRow": order_row,
-                "Notice": notice, "Posting": posting, "IngestSummary": ingest, "Error": error,
+                "Notice": notice, "AtRisk": at_risk,
+                "Whoami": {"type": "object", "required": ["role", "shop_id", "open"], "properties": {"role": {"enum": ["operator", "seller"]},
+                    "shop_id": {"type": ["string", "null"]}, "open": {"type": "boolean"}}}, "Posting": posting, "IngestSummary": ingest, "Error": error,
                 "OrderStatus": {"enum": ["awaiting_shipment", "shipped", "refunded", "auto_closed"]}}
         },
         "security": [{"bearer": []}],
@@ -209,6 +213,23 @@ fn full_document() -> Value {
                     {"name": "limit", "in": "query", "required": false, "description": "At most this many (1 to 1000, default 100).", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}])),
                 "responses": responses(json_response("A page of the feed; pass `next` as `after` to read on.", json!({"type": "object", "properties": {
                     "notices": {"type": "array", "items": {"$ref": "#/components/schemas/Notice"}}, "next": {"type": ["string", "null"]}}})), &["400", "401", "404", "429", "503"])}},
+            "/shops/{id}/at-risk": {"get": {"summary": "The shop's orders at risk (`penalty at-risk --shop ID --json`, CLI.md): unresolved orders whose next judgment, closure-review flag or auto-close comes within the horizon, soonest first, each with its sentence (`line`). At most `limit` of them; `total` counts all.",
+                "parameters": with(with(json!([id_param("The shop.")]), as_of_params()), json!([
+                    {"name": "within", "in": "query", "required": false, "description": "The horizon: a whole number and m, h or d, from 1m to 366d (default 24h).", "schema": {"type": "string", "pattern": crate::params::WITHIN_PATTERN}},
+                    {"name": "limit", "in": "query", "required": false, "description": "At most this many orders (1 to 1000, default 100).", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}])),
+                "responses": responses(json_response("The orders at risk.", json!({"$ref": "#/components/schemas/AtRisk"})), &["400", "401", "404", "429", "503"])}},
+            "/labels": {"get": {"summary": "Every code a person can see (order and deduction statuses, event types, next steps, posting kinds, reject reasons) with its English and Chinese (zh-CN) label. No token needed.", "security": [],
+                "responses": {"200": json_response("The labels.", json!({"type": "array", "items": {"type": "object", "required": ["set", "code", "en", "zh-CN"],
+                    "properties": {"set": {"enum": ["order_status", "deduction_status", "event_type", "next_step", "posting_kind", "reject_reason"]},
+                        "code": {"type": "string"}, "en": {"type": "string"}, "zh-CN": {"type": "string"}}}}))}}},
+            "/session": {
+                "get": {"summary": "Who the caller is (role and shop), by its bearer token or its dashboard session cookie.",
+                    "responses": responses(json_response("The caller.", json!({"$ref": "#/components/schemas/Whoami"})), &["401"])},
+                "post": {"summary": "Signs in to the dashboard: with a listed token, answers with an HttpOnly, SameSite=Strict session cookie (Secure unless on a loopback name) carrying the token's role. No token needed to call it.", "security": [],
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["token"], "additionalProperties": false, "properties": {"token": {"type": "string", "maxLength": 4096}}}}}},
+                    "responses": responses(json_response("Signed in; the cookie is set.", json!({"$ref": "#/components/schemas/Whoami"})), &["400", "401", "403", "415", "503"])},
+                "delete": {"summary": "Signs out: forgets the session and clears its cookie.", "security": [],
+                    "responses": responses(json_response("Signed out.", json!({"type": "object", "properties": {"signed_out": {"const": true}}})), &["403"])}},
             "/shops/{id}/postings": {"get": {"summary": "The shop's booked ledger (R14, `penalty postings ID --json`), paged: the postings of the settlement runs by (run_date, judged_at, order_id, judgment), each correction with its cause.",
                 "parameters": with(with(json!([id_param("The shop.")]), as_of_params()), json!([
                     {"name": "limit", "in": "query", "required": false, "description": "Page size (1 to 1000, default 100).", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},

@@ -29,6 +29,31 @@ pub fn instant_pattern() -> String {
 /// nanoseconds within what an `i64` holds.
 pub const CURSOR_PATTERN: &str = "^(?:-?[0-9]{1,18}|[1-8][0-9]{18})\\.(?:[0-9]|[1-9][0-9]|1[0-9]{2}|2[0-4][0-9]|25[0-5])(?:~-?[0-9]{1,6})?\\.[\\s\\S]{1,128}$";
 
+/// `within` of the at-risk query: 1m to 366d (the core's bounds), a whole
+/// number without leading zeros and its unit.
+pub const WITHIN_PATTERN: &str = "^(?:(?:[1-9][0-9]{0,4}|[1-4][0-9]{5}|5[01][0-9]{4}|52[0-6][0-9]{3}|5270[0-3][0-9]|527040)m|(?:[1-9][0-9]{0,2}|[1-7][0-9]{3}|8[0-6][0-9]{2}|87[0-7][0-9]|878[0-4])h|(?:[1-9][0-9]?|[12][0-9]{2}|3[0-5][0-9]|36[0-6])d)$";
+
+/// True when `text` matches [`WITHIN_PATTERN`].
+pub fn within_syntax_ok(text: &str) -> bool {
+    let Some(split) = text.len().checked_sub(1) else {
+        return false;
+    };
+    let Some((number, unit)) = text.split_at_checked(split) else {
+        return false;
+    };
+    let most = match unit {
+        "m" => 366 * 24 * 60,
+        "h" => 366 * 24,
+        "d" => 366,
+        _ => return false,
+    };
+    !number.is_empty()
+        && number.len() <= 6
+        && number.bytes().all(|b| b.is_ascii_digit())
+        && !number.starts_with('0')
+        && number.parse::<u32>().is_ok_and(|n| n <= most)
+}
+
 /// True when `text` matches [`instant_pattern`].
 pub fn instant_syntax_ok(text: &str) -> bool {
     let b = text.as_bytes();
@@ -209,6 +234,31 @@ mod tests {
         ] {
             assert!(!cursor_syntax_ok(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn horizons_agree_with_the_pattern_and_the_core() {
+        let pattern = regex::Regex::new(WITHIN_PATTERN).expect("pattern");
+        for unit in ["m", "h", "d", "s", ""] {
+            for n in (0..=530_000u32)
+                .step_by(7)
+                .chain([1, 8784, 8785, 366, 367, 527_040, 527_041])
+            {
+                for text in [format!("{n}{unit}"), format!("0{n}{unit}")] {
+                    let ok = within_syntax_ok(&text);
+                    assert_eq!(pattern.is_match(&text), ok, "{text}");
+                    if ok {
+                        assert!(penalty_core::Within::parse(&text).is_ok(), "{text}");
+                    }
+                }
+            }
+        }
+        assert!(
+            within_syntax_ok("527040m") && within_syntax_ok("8784h") && within_syntax_ok("366d")
+        );
+        assert!(
+            !within_syntax_ok("527041m") && !within_syntax_ok("8785h") && !within_syntax_ok("367d")
+        );
     }
 
     fn patterns() -> &'static (regex::Regex, regex::Regex) {

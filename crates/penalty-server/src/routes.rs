@@ -13,7 +13,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{delete, get, post, MethodRouter};
 use axum::{Json, Router};
 use http_body_util::BodyExt;
 use penalty_core::{Instant, OrderStatus, Policy, QueryError};
@@ -45,6 +45,11 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         (Method::GET, "/shops", get(list_shops)),
         (Method::GET, "/shops/{id}", get(shop)),
         (Method::GET, "/shops/{id}/notices", get(notices)),
+        (Method::GET, "/shops/{id}/at-risk", get(at_risk)),
+        (Method::GET, "/labels", get(labels)),
+        (Method::GET, "/session", get(session_get)),
+        (Method::POST, "/session", post(session_start)),
+        (Method::DELETE, "/session", delete(session_end)),
         (Method::GET, "/shops/{id}/postings", get(postings)),
         (Method::GET, "/orders", get(list_orders)),
         (Method::GET, "/orders/{id}", get(order)),
@@ -452,6 +457,197 @@ fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
             format!("limit {limit} is out of range: ask for 1 to {MAX_PAGE}"),
         )),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AtRiskParams {
+    as_of: Option<String>,
+    known_at: Option<String>,
+    within: Option<String>,
+    limit: Option<usize>,
+}
+
+/// One order at risk, with its sentence (`penalty at-risk`'s line).
+#[derive(Serialize)]
+struct AtRiskEntry {
+    #[serde(flatten)]
+    order: penalty_core::AtRiskOrder,
+    /// What it will cost unless the seller acts, citing its rules.
+    line: String,
+}
+
+/// `penalty at-risk --shop ID --json` (CLI.md), its first `limit` orders.
+#[derive(Serialize)]
+struct AtRiskPage {
+    as_of: String,
+    within_hours: serde_json::Value,
+    orders: Vec<AtRiskEntry>,
+    /// Orders at risk in all, of which `orders` holds the first `limit`.
+    total: usize,
+}
+
+async fn at_risk(
+    State(state): State<AppState>,
+    access: Access,
+    Id(shop_id): Id,
+    Params(params): Params<AtRiskParams>,
+) -> Result<Json<AtRiskPage>, ApiError> {
+    let when = when(
+        state.policy(),
+        params.as_of.as_deref(),
+        params.known_at.as_deref(),
+    )?;
+    let limit = page_limit(params.limit)?;
+    let within = match params.within.as_deref() {
+        None => penalty_core::Within::DAY,
+        Some(text) => within(text)?,
+    };
+    if !access.may_read_shop(&shop_id) {
+        return Err(unknown_shop(&shop_id, when.as_of, state.policy()));
+    }
+    let page = state
+        .query_for(Some(&access.clone()), when.known_at, move |ledger| {
+            let report = ledger
+                .at_risk(Some(&shop_id), when.as_of, within)
+                .map_err(not_found_for_http)?;
+            let within_hours = serde_json::to_value(&report)
+                .map(|value| value["within_hours"].clone())
+                .unwrap_or(serde_json::Value::Null);
+            let total = report.orders.len();
+            let orders = report
+                .orders
+                .into_iter()
+                .take(limit)
+                .map(|order| AtRiskEntry {
+                    line: penalty_core::explain::at_risk_line(&order),
+                    order,
+                })
+                .collect();
+            Ok(AtRiskPage {
+                as_of: report.as_of,
+                within_hours,
+                orders,
+                total,
+            })
+        })
+        .await?;
+    Ok(Json(page))
+}
+
+/// A horizon in the documented syntax ([`params::WITHIN_PATTERN`]).
+fn within(text: &str) -> Result<penalty_core::Within, ApiError> {
+    let refused = || {
+        let shown: String = text.chars().take(64).collect();
+        ApiError::bad_request(
+            "invalid_within",
+            format!(
+                "within `{shown}` is not a horizon: write a whole number without leading zeros \
+                 followed by m, h or d, such as 90m, 12h or 2d (from 1m to 366d)"
+            ),
+        )
+    };
+    if !params::within_syntax_ok(text) {
+        return Err(refused());
+    }
+    penalty_core::Within::parse(text).map_err(|_| refused())
+}
+
+/// Every code a person can see, with its English and Chinese labels: the
+/// core's one table, so that the dashboard never words a code itself.
+async fn labels() -> Json<&'static [penalty_core::labels::Label]> {
+    Json(penalty_core::labels::LABELS)
+}
+
+/// Who a request is: the dashboard's first question.
+#[derive(Serialize)]
+struct Whoami {
+    role: &'static str,
+    shop_id: Option<String>,
+    /// True when the server runs without tokens (no sign-in needed).
+    open: bool,
+}
+
+fn whoami(access: &Access, open: bool) -> Whoami {
+    Whoami {
+        role: match access {
+            Access::Operator => "operator",
+            Access::Seller { .. } => "seller",
+        },
+        shop_id: access.confined_to().map(str::to_string),
+        open,
+    }
+}
+
+async fn session_get(State(state): State<AppState>, access: Access) -> Json<Whoami> {
+    Json(whoami(&access, state.tokens().is_none()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignIn {
+    token: String,
+}
+
+/// Signs in with a token: a session cookie with its role (crate::session).
+async fn session_start(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    // Room for the longest token written with JSON escapes (12 bytes a
+    // character at most), so that what the document allows is read.
+    if body.len() > 64 * 1024 {
+        return Err(ApiError::bad_request(
+            "invalid_sign_in",
+            "the sign-in body is too long: send {\"token\": \"<your token>\"}",
+        ));
+    }
+    let sign_in: SignIn = serde_json::from_slice(&body).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_sign_in",
+            "send the token as JSON: {\"token\": \"<your token>\"}",
+        )
+    })?;
+    if sign_in.token.chars().count() > crate::auth::MAX_TOKEN_BYTES {
+        return Err(ApiError::bad_request(
+            "invalid_sign_in",
+            format!(
+                "the token is longer than {} characters",
+                crate::auth::MAX_TOKEN_BYTES
+            ),
+        ));
+    }
+    // Without tokens everyone is an operator already: nothing to sign in
+    // to, so no cookie, and the answer says so (`open`).
+    let Some(tokens) = state.tokens() else {
+        return Ok(Json(whoami(&Access::Operator, true)).into_response());
+    };
+    let token = sign_in.token.trim();
+    let access = (!token.is_empty() && token.len() <= crate::auth::MAX_TOKEN_BYTES)
+        .then(|| tokens.lookup(token.as_bytes()))
+        .flatten()
+        .ok_or(ApiError::Unauthorized("the token is not valid"))?;
+    let id = state.sessions().start(access.clone())?;
+    let secure = !crate::session::loopback_host(&headers);
+    let cookie = HeaderValue::from_str(&crate::session::set_cookie(&id, secure))
+        .map_err(|_| ApiError::Unavailable("the session cookie could not be written; retry"))?;
+    let mut response = Json(whoami(&access, false)).into_response();
+    response.headers_mut().insert(header::SET_COOKIE, cookie);
+    Ok(response)
+}
+
+/// Signs out: forgets the cookie's session and clears the cookie.
+async fn session_end(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(id) = crate::session::cookie_session(&headers) {
+        state.sessions().end(&id);
+    }
+    let secure = !crate::session::loopback_host(&headers);
+    let mut response = Json(serde_json::json!({"signed_out": true})).into_response();
+    if let Ok(cookie) = HeaderValue::from_str(&crate::session::clear_cookie(secure)) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
 }
 
 #[derive(Deserialize)]

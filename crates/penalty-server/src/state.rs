@@ -218,6 +218,8 @@ struct Shared {
     queries: Semaphore,
     /// Events folded in since the last checkpoint.
     unsaved: AtomicU64,
+    /// The dashboard's sessions (hashes of their ids only).
+    sessions: crate::session::Sessions,
 }
 
 /// The state every handler gets (cheap to clone).
@@ -301,7 +303,13 @@ impl AppState {
             replay_cache: Replays::default(),
             queries,
             unsaved: AtomicU64::new(0),
+            sessions: crate::session::Sessions::default(),
         })))
+    }
+
+    /// The dashboard's signed-in sessions.
+    pub fn sessions(&self) -> &crate::session::Sessions {
+        &self.0.sessions
     }
 
     /// The tokens, when access control is on.

@@ -12,6 +12,7 @@ fn read_routes(shop: &str, order: &str) -> Vec<String> {
     vec![
         format!("/shops/{shop}?as_of={AS_OF}"),
         format!("/shops/{shop}/notices?as_of={AS_OF}"),
+        format!("/shops/{shop}/at-risk?as_of={AS_OF}&within=30d"),
         format!("/shops/{shop}/postings?as_of={AS_OF}"),
         format!("/orders?as_of={AS_OF}&shop={shop}"),
         format!("/orders/{order}?as_of={AS_OF}"),
@@ -342,4 +343,187 @@ fn a_bad_tokens_file_stops_the_start_with_a_clear_message() {
     })
     .unwrap_err();
     assert!(error.to_string().contains("check the path"), "{error}");
+}
+
+/// One request with explicit headers, no bearer token.
+async fn raw(
+    router: &axum::Router,
+    method: Method,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let mut request = axum::http::Request::builder().method(method).uri(uri);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = router
+        .clone()
+        .oneshot(request.body(Body::from(body.to_string())).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, String::from_utf8_lossy(&bytes).to_string())
+}
+
+#[tokio::test]
+async fn a_session_cookie_carries_the_token_role_and_nothing_more() {
+    let (_dir, _state, router) = demo_state(true).await;
+    let json = ("content-type", "application/json");
+    let local = ("host", "127.0.0.1:8080");
+
+    // A wrong token: 401, no cookie.
+    let (status, headers, _) = raw(
+        &router,
+        Method::POST,
+        "/session",
+        &[json, local],
+        r#"{"token":"wrong"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(headers.get("set-cookie").is_none());
+    // A form post (what another site's page could send) is refused.
+    let (status, _, _) = raw(
+        &router,
+        Method::POST,
+        "/session",
+        &[("content-type", "application/x-www-form-urlencoded"), local],
+        &format!("token={SELLER_S01}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    // The seller's token: a cookie, HttpOnly and SameSite=Strict, not
+    // Secure on loopback plain HTTP.
+    let (status, headers, body) = raw(
+        &router,
+        Method::POST,
+        "/session",
+        &[json, local, ("origin", "http://127.0.0.1:8080")],
+        &format!(r#"{{"token":"{SELLER_S01}"}}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let who: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(who["role"], "seller");
+    assert_eq!(who["shop_id"], "S01");
+    let set = headers.get("set-cookie").unwrap().to_str().unwrap();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    assert!(!set.contains("Secure"), "{set}");
+    assert!(
+        !set.contains(SELLER_S01),
+        "the cookie is not the token: {set}"
+    );
+    let cookie = set.split(';').next().unwrap().to_string();
+
+    // Off loopback, the cookie is Secure.
+    let (_, headers, _) = raw(
+        &router,
+        Method::POST,
+        "/session",
+        &[json, ("host", "ledger.example")],
+        &format!(r#"{{"token":"{SELLER_S01}"}}"#),
+    )
+    .await;
+    assert!(headers
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .contains("; Secure"));
+
+    // The cookie reads the seller's own shop and at-risk list, and another
+    // shop is the unknown shop's 404.
+    let with_cookie = [("cookie", cookie.as_str()), local];
+    let (status, _, body) = raw(&router, Method::GET, "/session", &with_cookie, "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("\"S01\""), "{body}");
+    for uri in read_routes("S01", &first_order_of(&router, "S01").await) {
+        let (status, _, body) = raw(&router, Method::GET, &uri, &with_cookie, "").await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+    }
+    let (status, _, other) = raw(
+        &router,
+        Method::GET,
+        &format!("/shops/S02?as_of={AS_OF}"),
+        &with_cookie,
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, _, unknown) = raw(
+        &router,
+        Method::GET,
+        &format!("/shops/S99?as_of={AS_OF}"),
+        &with_cookie,
+        "",
+    )
+    .await;
+    assert_eq!(other.replace("S02", "S99"), unknown);
+    // A seller's cookie may not ingest, and a cross-site POST never passes.
+    let (status, _, _) = raw(
+        &router,
+        Method::POST,
+        "/events",
+        &[
+            ("cookie", cookie.as_str()),
+            local,
+            ("content-type", "application/x-ndjson"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, op_headers, _) = raw(
+        &router,
+        Method::POST,
+        "/session",
+        &[json, local],
+        &format!(r#"{{"token":"{OPERATOR}"}}"#),
+    )
+    .await;
+    let op_cookie = op_headers.get("set-cookie").unwrap().to_str().unwrap();
+    let op_cookie = op_cookie.split(';').next().unwrap();
+    let (status, _, body) = raw(
+        &router,
+        Method::POST,
+        "/events",
+        &[
+            ("cookie", op_cookie),
+            local,
+            ("content-type", "application/x-ndjson"),
+            ("origin", "https://evil.example"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+
+    // Sign-out clears the cookie and forgets the session.
+    let (status, headers, _) = raw(&router, Method::DELETE, "/session", &with_cookie, "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    let (status, _, body) = raw(
+        &router,
+        Method::GET,
+        &format!("/shops/S01?as_of={AS_OF}"),
+        &with_cookie,
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(!body.contains("Authorization"), "{body}");
 }

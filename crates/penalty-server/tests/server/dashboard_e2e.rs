@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::support::{demo_events, http, repo_root, AS_OF};
+use super::support::{demo_events, http, repo_root, AS_OF, OPERATOR, SELLER_S01};
 
 /// `target/<profile>`, from this test binary's own path
 /// (`target/<profile>/deps/server-…`).
@@ -384,4 +384,461 @@ fn the_dashboard_shows_the_figures_of_the_api() {
         .unwrap();
     assert_eq!(shown_events, events["events"].as_array().unwrap().len());
     assert!(shown_events >= 1);
+}
+
+/// A Chrome DevTools Protocol client over `--remote-debugging-pipe`: the
+/// browser reads commands on its fd 3 and writes answers on its fd 4, each a
+/// JSON message ended by a NUL byte. The fds are two named pipes opened by
+/// `sh` (no unsafe code is needed to hand them over), and every wait has a
+/// deadline, so a hung browser fails the test instead of hanging it.
+struct Cdp {
+    child: Child,
+    to: std::fs::File,
+    from: std::sync::mpsc::Receiver<Value>,
+    next_id: u64,
+    session: String,
+}
+
+impl Drop for Cdp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const CDP_WAIT: Duration = Duration::from_secs(60);
+
+impl Cdp {
+    fn launch(browser: &Path, dir: &Path) -> Cdp {
+        let commands = dir.join("cdp-in");
+        let answers = dir.join("cdp-out");
+        let made = Command::new("mkfifo")
+            .arg(&commands)
+            .arg(&answers)
+            .status()
+            .expect("mkfifo");
+        assert!(made.success(), "mkfifo failed");
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(
+                "exec \"$0\" --headless --no-sandbox --disable-gpu --disable-dev-shm-usage \
+                 --no-first-run --disable-background-networking --disable-component-update \
+                 --disable-sync --disable-extensions --remote-debugging-pipe \
+                 --user-data-dir=\"$3\" about:blank 3<\"$1\" 4>\"$2\"",
+            )
+            .arg(browser)
+            .arg(&commands)
+            .arg(&answers)
+            .arg(dir.join("cdp-profile"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting chromium");
+        // The shell opens the command pipe first, then the answer pipe: open
+        // them in the same order.
+        let to = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&commands)
+            .unwrap();
+        let from = std::fs::File::open(&answers).unwrap();
+        let (send, receive) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut reader = std::io::BufReader::new(from);
+            loop {
+                let mut message = Vec::new();
+                match reader.read_until(0, &mut message) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {
+                        message.pop();
+                        if let Ok(value) = serde_json::from_slice::<Value>(&message) {
+                            if send.send(value).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        let mut cdp = Cdp {
+            child,
+            to,
+            from: receive,
+            next_id: 0,
+            session: String::new(),
+        };
+        let target = cdp.call(
+            "Target.createTarget",
+            serde_json::json!({"url": "about:blank"}),
+        );
+        let attached = cdp.call(
+            "Target.attachToTarget",
+            serde_json::json!({"targetId": target["targetId"], "flatten": true}),
+        );
+        cdp.session = attached["sessionId"].as_str().unwrap().to_string();
+        cdp.call(
+            "Emulation.setDeviceMetricsOverride",
+            serde_json::json!({"width": 1280, "height": 1400, "deviceScaleFactor": 1, "mobile": false}),
+        );
+        cdp
+    }
+
+    /// Sends a command (to the page once attached) and waits for its answer.
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut message = serde_json::json!({"id": id, "method": method, "params": params});
+        if !self.session.is_empty() {
+            message["sessionId"] = self.session.clone().into();
+        }
+        let mut bytes = serde_json::to_vec(&message).unwrap();
+        bytes.push(0);
+        std::io::Write::write_all(&mut self.to, &bytes).unwrap();
+        let deadline = Instant::now() + CDP_WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let answer = self
+                .from
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no answer to {method} within {CDP_WAIT:?}"));
+            if answer["id"] == id {
+                assert!(answer.get("error").is_none(), "{method}: {answer}");
+                return answer["result"].clone();
+            }
+        }
+    }
+
+    /// The value of a JavaScript expression in the page.
+    fn eval(&mut self, expression: &str) -> Value {
+        let result = self.call(
+            "Runtime.evaluate",
+            serde_json::json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
+        );
+        assert!(
+            result.get("exceptionDetails").is_none(),
+            "{expression}: {result}"
+        );
+        result["result"]["value"].clone()
+    }
+
+    /// Waits until `expression` is true, polling; panics after the deadline.
+    fn wait_for(&mut self, expression: &str) {
+        let deadline = Instant::now() + CDP_WAIT;
+        loop {
+            if self.eval(expression) == Value::Bool(true) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "`{expression}` never held; the page says: {}",
+                self.eval("document.body ? document.body.innerText.slice(0, 2000) : ''")
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Marks the current document, then waits until a new one has loaded
+    /// and the dashboard settled (ready, login or error).
+    fn settle_after(&mut self, action: &str) {
+        self.eval("window.__old = true");
+        self.eval(action);
+        self.wait_for(
+            "!window.__old && document.readyState === 'complete' && !!document.getElementById('app') \
+             && ['ready', 'login', 'error'].indexOf(document.getElementById('app').getAttribute('data-state')) >= 0",
+        );
+    }
+
+    fn open(&mut self, url: &str) {
+        self.settle_after(&format!("window.location.assign({})", Value::from(url)));
+    }
+
+    fn text(&mut self) -> String {
+        self.eval("document.body.innerText")
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn screenshot(&mut self, name: &str) {
+        let shot = self.call(
+            "Page.captureScreenshot",
+            serde_json::json!({"format": "png", "captureBeyondViewport": true}),
+        );
+        let png = base64_decode(shot["data"].as_str().unwrap());
+        assert!(png.starts_with(b"\x89PNG"), "{name} is a PNG");
+        let dir = profile_dir().parent().unwrap().join("dashboard-screens");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for byte in text
+        .bytes()
+        .filter(|b| *b != b'=' && !b.is_ascii_whitespace())
+    {
+        let value = ALPHABET.iter().position(|a| *a == byte).expect("base64") as u32;
+        buffer = (buffer << 6) | value;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+            buffer &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+fn api_as(addr: SocketAddr, path: &str, token: &str) -> (u16, Value) {
+    let (status, body) = http(addr, "GET", path, Some(token), b"");
+    (status, serde_json::from_slice(&body).unwrap())
+}
+
+/// A seller signs in with the form, lands on its own shop with the at-risk
+/// list first and its notices, cannot open another shop by URL, reads the
+/// page in Chinese without a raw code, and signs out.
+#[test]
+fn a_seller_signs_in_and_sees_its_own_shop_only() {
+    const AT: &str = "2026-03-20T00:00:00+08:00";
+    let browser = chromium();
+    let binary = penalty_binary();
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.json");
+    std::fs::write(
+        &tokens,
+        serde_json::json!([
+            {"sha256": penalty_server::auth::token_hash_hex(OPERATOR), "role": "operator"},
+            {"sha256": penalty_server::auth::token_hash_hex(SELLER_S01), "role": "seller", "shop_id": "S01"},
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut server = Server(
+        Command::new(&binary)
+            .arg("--db")
+            .arg(dir.path().join("db"))
+            .args(["serve", "--addr", &addr.to_string(), "--tokens"])
+            .arg(&tokens)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting penalty serve"),
+    );
+    wait_healthy(addr, &mut server);
+    let (status, _) = http(addr, "POST", "/events", Some(OPERATOR), &demo_events());
+    assert_eq!(status, 200);
+    let at = AT.replace('+', "%2B");
+    let (_, at_risk) = api_as(
+        addr,
+        &format!("/shops/S01/at-risk?as_of={at}&within=24h&limit=200"),
+        SELLER_S01,
+    );
+    let (_, notices) = api_as(
+        addr,
+        &format!("/shops/S01/notices?as_of={at}&limit=1000"),
+        SELLER_S01,
+    );
+    let base = format!("http://{addr}");
+
+    let mut cdp = Cdp::launch(&browser, dir.path());
+    cdp.call("Page.enable", serde_json::json!({}));
+    cdp.open(&format!("{base}/?as_of={at}"));
+    assert_eq!(
+        cdp.eval("document.getElementById('app').getAttribute('data-state')"),
+        "login"
+    );
+    let login = cdp.text();
+    assert!(
+        !login.contains("Authorization") && !login.contains("Bearer"),
+        "{login}"
+    );
+    cdp.screenshot("login");
+
+    // A wrong token: the form says so and stays.
+    cdp.eval("document.getElementById('token').value = 'wrong'; document.getElementById('sign-in').click(); true");
+    cdp.wait_for("document.getElementById('login-message').className === 'error'");
+
+    // The seller's token: its own shop, at-risk list first.
+    cdp.settle_after(&format!(
+        "document.getElementById('token').value = {}; document.getElementById('sign-in').click(); true",
+        Value::from(SELLER_S01)
+    ));
+    assert_eq!(cdp.eval("window.location.pathname"), "/ui/shops/S01");
+    assert_eq!(
+        cdp.eval("document.getElementById('app').getAttribute('data-state')"),
+        "ready"
+    );
+    assert_eq!(
+        cdp.eval("document.cookie.indexOf('penalty_session') < 0"),
+        true,
+        "the session cookie is HttpOnly"
+    );
+    let shown: Vec<String> = serde_json::from_value(cdp.eval(
+        "Array.from(document.querySelectorAll('#at-risk-table tbody tr')).map(function (r) { return r.getAttribute('data-order-id'); })",
+    ))
+    .unwrap();
+    let expected: Vec<String> = at_risk["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["order_id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!expected.is_empty(), "S01 has orders at risk at {AT}");
+    assert_eq!(shown, expected);
+    assert_eq!(
+        cdp.eval("document.querySelector('h2').parentNode.id"),
+        "at-risk",
+        "the at-risk list comes first"
+    );
+    let notice_count = notices["notices"].as_array().unwrap().len();
+    assert!(notice_count > 0);
+    assert_eq!(
+        cdp.eval("Number(document.getElementById('notices').getAttribute('data-count'))"),
+        notice_count
+    );
+    let page = cdp.text();
+    assert!(
+        page.contains("ship") || page.contains("shipping-timeout judgment"),
+        "{page}"
+    );
+    cdp.screenshot("seller-home");
+
+    // Another shop by URL: the unknown shop's answer, nothing of S02.
+    cdp.open(&format!("{base}/ui/shops/S02?as_of={at}"));
+    assert_eq!(
+        cdp.eval("document.getElementById('app').getAttribute('data-state')"),
+        "error"
+    );
+    let other = cdp.text();
+    cdp.open(&format!("{base}/ui/shops/S99?as_of={at}"));
+    let unknown = cdp.text();
+    assert_eq!(other.replace("S02", "S99"), unknown);
+    assert!(!other.contains("charged"), "{other}");
+    cdp.screenshot("seller-other-shop");
+
+    // In Chinese: no raw code on the page.
+    cdp.eval("localStorage.setItem('penalty.lang', 'zh-CN'); true");
+    cdp.open(&format!("{base}/ui/shops/S01?as_of={at}"));
+    let zh = cdp.text();
+    assert!(zh.contains("待") || zh.contains("判罚"), "{zh}");
+    let (_, labels) = api_as(addr, "/labels", SELLER_S01);
+    for entry in labels.as_array().unwrap() {
+        let code = entry["code"].as_str().unwrap();
+        if code.contains('_') {
+            assert!(!zh.contains(code), "raw code `{code}` on the zh-CN page");
+        }
+    }
+    cdp.screenshot("seller-home-zh");
+    // An order page in Chinese too.
+    let order = &expected[0];
+    cdp.open(&format!("{base}/ui/orders/{order}?as_of={at}"));
+    let zh_order = cdp.text();
+    for entry in labels.as_array().unwrap() {
+        let code = entry["code"].as_str().unwrap();
+        if code.contains('_') {
+            assert!(
+                !zh_order.contains(code),
+                "raw code `{code}` on the zh-CN order page"
+            );
+        }
+    }
+    cdp.screenshot("seller-order-zh");
+
+    // Sign out: back to the form, and the old cookie reads nothing.
+    cdp.settle_after("document.getElementById('logout').click(); true");
+    assert_eq!(
+        cdp.eval("document.getElementById('app').getAttribute('data-state')"),
+        "login"
+    );
+
+    // An operator signs in, searches an order id from the header, and pages
+    // and filters a shop's orders, server-side.
+    cdp.settle_after(&format!(
+        "document.getElementById('token').value = {}; document.getElementById('sign-in').click(); true",
+        Value::from(OPERATOR)
+    ));
+    assert_eq!(
+        cdp.eval("document.getElementById('app').getAttribute('data-state')"),
+        "ready"
+    );
+    assert_eq!(cdp.eval("!!document.getElementById('shops-table')"), true);
+    cdp.settle_after(&format!(
+        "document.getElementById('search-id').value = {}; document.querySelector('#search-form button').click(); true",
+        Value::from(order.as_str())
+    ));
+    assert_eq!(
+        cdp.eval("window.location.pathname"),
+        format!("/ui/orders/{order}")
+    );
+    assert_eq!(
+        cdp.eval("document.getElementById('order-title').getAttribute('data-order-id')"),
+        order.as_str()
+    );
+    cdp.screenshot("operator-search-order");
+
+    // O0253's events were written at +00:00 and +08:00: the timeline shows
+    // every time in the policy's offset.
+    cdp.open(&format!("{base}/ui/orders/O0253?as_of={at}"));
+    let times: Vec<String> = serde_json::from_value(cdp.eval(
+        "Array.from(document.querySelectorAll('#order-timeline tbody tr td:first-child')).map(function (td) { return td.textContent; })",
+    ))
+    .unwrap();
+    assert!(times.len() >= 2, "{times:?}");
+    assert!(times.iter().all(|at| at.ends_with("+08:00")), "{times:?}");
+    assert!(
+        times.contains(&"2026-03-06T09:57:31.475+08:00".to_string()),
+        "{times:?}"
+    );
+
+    let (_, all) = api_as(
+        addr,
+        &format!("/orders?as_of={at}&shop=S01&limit=1000"),
+        OPERATOR,
+    );
+    let all_ids: Vec<&str> = all["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["order_id"].as_str().unwrap())
+        .collect();
+    assert!(all_ids.len() > 40, "S01 has more than two pages of 20");
+    cdp.open(&format!("{base}/ui/shops/S01?as_of={at}&rows=20"));
+    let page_ids = |cdp: &mut Cdp| -> Vec<String> {
+        serde_json::from_value(cdp.eval(
+            "Array.from(document.querySelectorAll('#shop-orders-table tbody tr')).map(function (r) { return r.getAttribute('data-id'); }).sort()",
+        ))
+        .unwrap()
+    };
+    assert_eq!(page_ids(&mut cdp), all_ids[..20]);
+    assert_eq!(
+        cdp.eval("Number(document.getElementById('orders').getAttribute('data-total'))"),
+        all_ids.len()
+    );
+    cdp.eval("document.getElementById('orders-next').click(); true");
+    cdp.wait_for(
+        "document.getElementById('orders').getAttribute('data-offset') === '20' && !document.getElementById('orders').hasAttribute('data-loading')",
+    );
+    assert_eq!(page_ids(&mut cdp), all_ids[20..40]);
+    cdp.screenshot("operator-shop-page-2");
+    let (_, shipped) = api_as(
+        addr,
+        &format!("/orders?as_of={at}&shop=S01&status=shipped&limit=1"),
+        OPERATOR,
+    );
+    cdp.eval("var s = document.getElementById('orders-status'); s.value = 'shipped'; s.dispatchEvent(new Event('change')); true");
+    cdp.wait_for(&format!(
+        "document.getElementById('orders').getAttribute('data-offset') === '0' && !document.getElementById('orders').hasAttribute('data-loading') && document.getElementById('orders').getAttribute('data-total') !== '{}'",
+        all_ids.len()
+    ));
+    assert_eq!(
+        cdp.eval("Number(document.getElementById('orders').getAttribute('data-total'))"),
+        shipped["total"]
+    );
+    assert!(shipped["total"].as_u64().unwrap() < all_ids.len() as u64);
+    // Never more rows than a page.
+    assert!(page_ids(&mut cdp).len() <= 20);
 }

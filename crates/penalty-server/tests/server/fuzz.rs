@@ -9,8 +9,10 @@ use proptest::prelude::*;
 
 use super::support::*;
 
-const ROUTES: [&str; 6] = [
+const ROUTES: [&str; 8] = [
     "/shops",
+    "/shops/S01/at-risk",
+    "/labels",
     "/shops/S01",
     "/shops/S01/notices",
     "/orders",
@@ -27,6 +29,7 @@ fn pair() -> impl Strategy<Value = String> {
         Just("after".to_string()),
         Just("limit".to_string()),
         Just("offset".to_string()),
+        Just("within".to_string()),
         Just("shop".to_string()),
         Just("status".to_string()),
         Just("violating".to_string()),

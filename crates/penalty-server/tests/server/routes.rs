@@ -652,3 +652,131 @@ async fn the_dashboard_is_served_from_the_binary() {
         );
     }
 }
+
+#[tokio::test]
+async fn at_risk_equals_the_core_query_and_is_bounded() {
+    let (_dir, _state, router) = demo_state(true).await;
+    let reference = reference(demo_events());
+    let as_of = penalty_core::Instant::parse_rfc3339("2026-03-20T00:00:00+08:00").unwrap();
+    for (within, minutes) in [("24h", 24 * 60), ("90m", 90), ("7d", 7 * 24 * 60)] {
+        let expected = reference
+            .projection
+            .ledger
+            .at_risk(
+                Some("S01"),
+                as_of,
+                penalty_core::Within::parse(&format!("{minutes}m")).unwrap(),
+            )
+            .unwrap();
+        let (status, value) = get_json(
+            &router,
+            &format!("/shops/S01/at-risk?as_of=2026-03-20&within={within}&limit=1000"),
+            Some(SELLER_S01),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{value}");
+        let mut want = serde_json::to_value(&expected).unwrap();
+        for (order, typed) in want["orders"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .zip(&expected.orders)
+        {
+            order["line"] = penalty_core::explain::at_risk_line(typed).into();
+        }
+        want["total"] = expected.orders.len().into();
+        assert_eq!(value, want, "within={within}");
+    }
+    // The 24 h list is not empty at that instant, so the comparison means something.
+    let (_, day) = get_json(
+        &router,
+        "/shops/S01/at-risk?as_of=2026-03-20",
+        Some(SELLER_S01),
+    )
+    .await;
+    assert!(day["total"].as_u64().unwrap() >= 2, "{day}");
+    assert_eq!(day["within_hours"], 24);
+    assert!(day["orders"][0]["line"]
+        .as_str()
+        .unwrap()
+        .starts_with("ship O0051 within 7 h 42 min"));
+    // limit bounds the list, total counts every order.
+    let (_, one) = get_json(
+        &router,
+        "/shops/S01/at-risk?as_of=2026-03-20&within=30d&limit=1",
+        Some(OPERATOR),
+    )
+    .await;
+    assert_eq!(one["orders"].as_array().unwrap().len(), 1);
+    assert!(one["total"].as_u64().unwrap() > 1);
+
+    for bad in [
+        "0h", "012h", "367d", "8785h", "527041m", "1w", "h", "", "1.5h",
+    ] {
+        expect_error(
+            &router,
+            Method::GET,
+            &format!("/shops/S01/at-risk?within={bad}"),
+            Some(OPERATOR),
+            Body::empty(),
+            StatusCode::BAD_REQUEST,
+            "invalid_within",
+        )
+        .await;
+    }
+    for bad in ["0", "1001"] {
+        expect_error(
+            &router,
+            Method::GET,
+            &format!("/shops/S01/at-risk?limit={bad}"),
+            Some(OPERATOR),
+            Body::empty(),
+            StatusCode::BAD_REQUEST,
+            "invalid_limit",
+        )
+        .await;
+    }
+    // A seller asking for another shop, or any caller for an unknown one:
+    // the same 404 bytes as for an unknown shop.
+    let other = expect_error(
+        &router,
+        Method::GET,
+        "/shops/S02/at-risk?as_of=2026-03-20",
+        Some(SELLER_S01),
+        Body::empty(),
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    let unknown = expect_error(
+        &router,
+        Method::GET,
+        "/shops/S99/at-risk?as_of=2026-03-20",
+        Some(SELLER_S01),
+        Body::empty(),
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert_eq!(other.replace("S02", "S99"), unknown);
+}
+
+#[tokio::test]
+async fn labels_are_the_core_table() {
+    let (_dir, _state, router) = demo_state(true).await;
+    // No token needed: the labels are the same for everyone.
+    let (status, value) = get_json(&router, "/labels", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        value,
+        serde_json::to_value(penalty_core::labels::LABELS).unwrap()
+    );
+    let awaiting = value
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["set"] == "order_status" && l["code"] == "awaiting_shipment")
+        .unwrap();
+    assert_eq!(awaiting["zh-CN"], "待发货");
+    assert_eq!(awaiting["en"], "awaiting shipment");
+}
