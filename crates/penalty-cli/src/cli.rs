@@ -74,9 +74,9 @@ pub enum Command {
 
     /// Every shop existing as of an instant, one line each.
     #[command(
-        after_help = "Examples:\n  penalty shops --as-of 2026-03-07\n  penalty shops --as-of 2026-03-07 --json > shops.jsonl"
+        after_help = "Examples:\n  penalty shops --as-of 2026-03-07\n  penalty shops --as-of 2026-03-07 --json > shops.jsonl\n  penalty shops --as-of 2026-03-07 --sort rate --min-orders 50 --top 10"
     )]
-    Shops(QueryArgs),
+    Shops(ShopsArgs),
 
     /// Export data; `export orders` writes one row per order.
     /// A shop's booked ledger (R14): the postings of the settlement runs,
@@ -283,6 +283,28 @@ pub struct ShopArgs {
     pub summary: bool,
     #[command(flatten)]
     pub query: QueryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ShopsArgs {
+    /// The order: `shop` (by id), or the worst first by `judgments`,
+    /// `charged` money or timeout `rate` (R10); ties by shop id.
+    #[arg(long, default_value = "shop", value_parser = parse_shop_sort)]
+    pub sort: penalty_core::ShopSort,
+    /// Only the first N shops of that order.
+    #[arg(long, value_name = "N")]
+    pub top: Option<usize>,
+    /// Only shops with at least M paid orders (a rate over a few orders says
+    /// little).
+    #[arg(long, value_name = "M", default_value_t = 0)]
+    pub min_orders: u64,
+    #[command(flatten)]
+    pub query: QueryArgs,
+}
+
+fn parse_shop_sort(text: &str) -> Result<penalty_core::ShopSort, String> {
+    penalty_core::ShopSort::parse(text)
+        .ok_or_else(|| format!("write one of {}", penalty_core::ShopSort::names()))
 }
 
 #[derive(Debug, Args)]

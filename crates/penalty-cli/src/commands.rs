@@ -124,9 +124,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Shops(args) => {
-            let (ledger, as_of) = query_ledger(&cli.db, &policy, &args)?;
-            let summaries = ledger.shop_summaries(as_of);
-            if args.json {
+            let (ledger, as_of) = query_ledger(&cli.db, &policy, &args.query)?;
+            let ranking = penalty_core::ShopRanking {
+                sort: args.sort,
+                min_orders: args.min_orders,
+            };
+            let mut summaries = ranking.apply(ledger.shop_summaries(as_of));
+            if let Some(top) = args.top {
+                summaries.truncate(top);
+            }
+            if args.query.json {
                 let mut text = String::new();
                 for summary in &summaries {
                     text += &json_line(summary)?;
