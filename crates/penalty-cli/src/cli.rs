@@ -384,7 +384,7 @@ pub struct RecoverArgs {
 pub enum ExportCommand {
     /// The filtered order list, one row per order, sorted by shop then order.
     #[command(
-        after_help = "Examples:\n  penalty export orders --as-of 2026-03-07 --format csv -o orders.csv\n  penalty export orders --as-of 2026-03-07 --shop S1 --violating --format jsonl\n  penalty export orders --status auto_closed --format csv"
+        after_help = "Examples:\n  penalty export orders --as-of 2026-03-07 --format csv -o orders.csv\n  penalty export orders --as-of 2026-03-07 --shop S1 --violating --format jsonl\n  penalty export orders --status auto_closed --format csv\n  penalty export orders --as-of 2026-03-07 --excel -o orders.csv"
     )]
     Orders(ExportOrdersArgs),
 
@@ -413,13 +413,8 @@ pub struct ExportPostingsArgs {
     #[arg(long, value_name = "D")]
     pub to: Option<String>,
 
-    /// Output format.
-    #[arg(long, value_enum, default_value = "csv")]
-    pub format: ExportFormat,
-
-    /// Write to this file instead of standard output.
-    #[arg(short = 'o', long = "output", value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: ExportOutput,
 }
 
 #[derive(Debug, Args)]
@@ -439,9 +434,22 @@ pub struct ExportOrdersArgs {
     #[arg(long)]
     pub violating: bool,
 
+    #[command(flatten)]
+    pub output: ExportOutput,
+}
+
+/// Where an export goes and in what form.
+#[derive(Debug, Args)]
+pub struct ExportOutput {
     /// Output format.
     #[arg(long, value_enum, default_value = "csv")]
     pub format: ExportFormat,
+
+    /// CSV for Excel: a UTF-8 byte-order mark first, so that Excel reads
+    /// Chinese text as UTF-8, and every sum of money also as a yuan column
+    /// (`charged_yuan` beside `charged_fen`).
+    #[arg(long)]
+    pub excel: bool,
 
     /// Write to this file instead of standard output.
     #[arg(short = 'o', long = "output", value_name = "FILE")]

@@ -2067,12 +2067,7 @@ fn an_export_to_dev_null_succeeds() {
             "/dev/null",
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("wrote 10 orders"));
+    assert!(succeeded(&out).contains("wrote 10 orders"));
 }
 
 /// A data directory holding the demo (fixtures/demo), in a folder removed
@@ -2221,4 +2216,83 @@ fn shops_are_ranked_worst_first_with_top_and_min_orders() {
         stderr.contains("shop, judgments, charged, rate"),
         "{stderr}"
     );
+}
+
+#[test]
+fn an_excel_export_has_a_bom_and_yuan_columns_beside_the_same_rows() {
+    let (_dir, db) = demo_db();
+    let export = |extra: &[&str]| -> Vec<u8> {
+        let out = run(
+            &db,
+            &[&["export", "orders", "--as-of", "2026-04-15"][..], extra].concat(),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let plain = String::from_utf8(export(&[])).unwrap();
+    let excel = export(&["--excel"]);
+    assert!(
+        excel.starts_with(b"\xEF\xBB\xBF"),
+        "a UTF-8 byte-order mark first"
+    );
+    let excel = String::from_utf8(excel[3..].to_vec()).unwrap();
+    let (plain_lines, excel_lines): (Vec<&str>, Vec<&str>) =
+        (plain.lines().collect(), excel.lines().collect());
+    assert_eq!(plain_lines.len(), excel_lines.len());
+    assert!(plain_lines.len() > 300, "the demo's orders");
+    let header: Vec<&str> = excel_lines[0].split(',').collect();
+    let width = plain_lines[0].split(',').count();
+    for (plain, excel) in plain_lines.iter().zip(&excel_lines).skip(1) {
+        // The plain columns are the same, then each yuan column is its fen
+        // column divided by 100.
+        assert!(excel.starts_with(plain), "{excel}");
+        let fields: Vec<&str> = excel.split(',').collect();
+        for (index, name) in header.iter().enumerate().skip(width) {
+            let fen_column = name.replace("_yuan", "_fen");
+            let fen_index = header.iter().position(|h| *h == fen_column).unwrap();
+            let fen: i64 = fields[fen_index].parse().unwrap();
+            let yuan: f64 = fields[index].parse().unwrap();
+            assert_eq!((yuan * 100.0).round() as i64, fen, "{name} in {excel}");
+        }
+    }
+    assert!(header.contains(&"charged_yuan"), "{header:?}");
+    // --excel is for CSV; postings take it too, and -o /dev/null works.
+    let out = run(
+        &db,
+        &[
+            "export",
+            "orders",
+            "--as-of",
+            "2026-04-15",
+            "--excel",
+            "--format",
+            "jsonl",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--format csv"));
+    let out = run(
+        &db,
+        &[
+            "export",
+            "postings",
+            "--as-of",
+            "2026-04-15",
+            "--excel",
+            "-o",
+            "/dev/null",
+        ],
+    );
+    assert!(succeeded(&out).contains("postings to /dev/null"));
+}
+
+/// The standard error of a command that must have succeeded.
+fn succeeded(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    stderr
 }
