@@ -772,6 +772,55 @@ fn a_seller_signs_in_and_sees_its_own_shop_only() {
     );
     cdp.screenshot("operator-search-order");
 
+    // The worst shops: a heading's button ranks on the server, two shops a
+    // page; each page equals the API's page of the same ranking.
+    let ranked = |query: &str| -> Vec<String> {
+        let (_, page) = api_as(addr, &format!("/shops?as_of={at}&{query}"), OPERATOR);
+        page["shops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["shop_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let shop_rows = |cdp: &mut Cdp| -> Vec<String> {
+        serde_json::from_value(cdp.eval(
+            "Array.from(document.querySelectorAll('#shops-table tbody tr')).map(function (r) { return r.getAttribute('data-id'); })",
+        ))
+        .unwrap()
+    };
+    let settled = "!document.getElementById('app').hasAttribute('data-loading')";
+    cdp.open(&format!("{base}/?as_of={at}&rows=2"));
+    assert_eq!(shop_rows(&mut cdp), ranked("limit=2"));
+    cdp.eval("document.getElementById('sort-timeouts').click(); true");
+    cdp.wait_for(&format!(
+        "{settled} && document.getElementById('shops-table').getAttribute('data-sort') === 'judgments'"
+    ));
+    assert_eq!(shop_rows(&mut cdp), ranked("sort=judgments&limit=2"));
+    assert_ne!(ranked("sort=judgments&limit=6"), ranked("limit=6"));
+    cdp.eval("document.getElementById('shops-next').click(); true");
+    cdp.wait_for(&format!(
+        "{settled} && document.getElementById('shops-holder').getAttribute('data-offset') === '2'"
+    ));
+    assert_eq!(
+        shop_rows(&mut cdp),
+        ranked("sort=judgments&limit=2&offset=2")
+    );
+    cdp.eval("var m = document.getElementById('shops-min-orders'); m.value = '60'; m.dispatchEvent(new Event('change')); true");
+    cdp.wait_for(&format!(
+        "{settled} && document.getElementById('shops-holder').getAttribute('data-offset') === '0'"
+    ));
+    assert_eq!(
+        shop_rows(&mut cdp),
+        ranked("sort=judgments&min_orders=60&limit=2")
+    );
+    let (_, big) = api_as(addr, &format!("/shops?as_of={at}&min_orders=60"), OPERATOR);
+    assert_eq!(
+        cdp.eval("Number(document.getElementById('shops-count').getAttribute('data-value'))"),
+        big["total"]
+    );
+    cdp.screenshot("operator-worst-shops");
+
     // O0253's events were written at +00:00 and +08:00: the timeline shows
     // every time in the policy's offset.
     cdp.open(&format!("{base}/ui/orders/O0253?as_of={at}"));
