@@ -74,9 +74,9 @@ pub enum Command {
 
     /// Every shop existing as of an instant, one line each.
     #[command(
-        after_help = "Examples:\n  penalty shops --as-of 2026-03-07\n  penalty shops --as-of 2026-03-07 --json > shops.jsonl"
+        after_help = "Examples:\n  penalty shops --as-of 2026-03-07\n  penalty shops --as-of 2026-03-07 --json > shops.jsonl\n  penalty shops --as-of 2026-03-07 --sort rate --min-orders 50 --top 10"
     )]
-    Shops(QueryArgs),
+    Shops(ShopsArgs),
 
     /// Export data; `export orders` writes one row per order.
     /// A shop's booked ledger (R14): the postings of the settlement runs,
@@ -286,6 +286,28 @@ pub struct ShopArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ShopsArgs {
+    /// The order: `shop` (by id), or the worst first by `judgments`,
+    /// `charged` money or timeout `rate` (R10); ties by shop id.
+    #[arg(long, default_value = "shop", value_parser = parse_shop_sort)]
+    pub sort: penalty_core::ShopSort,
+    /// Only the first N shops of that order.
+    #[arg(long, value_name = "N")]
+    pub top: Option<usize>,
+    /// Only shops with at least M paid orders (a rate over a few orders says
+    /// little).
+    #[arg(long, value_name = "M", default_value_t = 0)]
+    pub min_orders: u64,
+    #[command(flatten)]
+    pub query: QueryArgs,
+}
+
+fn parse_shop_sort(text: &str) -> Result<penalty_core::ShopSort, String> {
+    penalty_core::ShopSort::parse(text)
+        .ok_or_else(|| format!("write one of {}", penalty_core::ShopSort::names()))
+}
+
+#[derive(Debug, Args)]
 pub struct OrderArgs {
     /// The order.
     pub order_id: String,
@@ -362,7 +384,7 @@ pub struct RecoverArgs {
 pub enum ExportCommand {
     /// The filtered order list, one row per order, sorted by shop then order.
     #[command(
-        after_help = "Examples:\n  penalty export orders --as-of 2026-03-07 --format csv -o orders.csv\n  penalty export orders --as-of 2026-03-07 --shop S1 --violating --format jsonl\n  penalty export orders --status auto_closed --format csv"
+        after_help = "Examples:\n  penalty export orders --as-of 2026-03-07 --format csv -o orders.csv\n  penalty export orders --as-of 2026-03-07 --shop S1 --violating --format jsonl\n  penalty export orders --status auto_closed --format csv\n  penalty export orders --as-of 2026-03-07 --excel -o orders.csv"
     )]
     Orders(ExportOrdersArgs),
 
@@ -391,13 +413,8 @@ pub struct ExportPostingsArgs {
     #[arg(long, value_name = "D")]
     pub to: Option<String>,
 
-    /// Output format.
-    #[arg(long, value_enum, default_value = "csv")]
-    pub format: ExportFormat,
-
-    /// Write to this file instead of standard output.
-    #[arg(short = 'o', long = "output", value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: ExportOutput,
 }
 
 #[derive(Debug, Args)]
@@ -417,9 +434,22 @@ pub struct ExportOrdersArgs {
     #[arg(long)]
     pub violating: bool,
 
+    #[command(flatten)]
+    pub output: ExportOutput,
+}
+
+/// Where an export goes and in what form.
+#[derive(Debug, Args)]
+pub struct ExportOutput {
     /// Output format.
     #[arg(long, value_enum, default_value = "csv")]
     pub format: ExportFormat,
+
+    /// CSV for Excel: a UTF-8 byte-order mark first, so that Excel reads
+    /// Chinese text as UTF-8, and every sum of money also as a yuan column
+    /// (`charged_yuan` beside `charged_fen`).
+    #[arg(long)]
+    pub excel: bool,
 
     /// Write to this file instead of standard output.
     #[arg(short = 'o', long = "output", value_name = "FILE")]

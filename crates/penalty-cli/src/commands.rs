@@ -124,9 +124,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Shops(args) => {
-            let (ledger, as_of) = query_ledger(&cli.db, &policy, &args)?;
-            let summaries = ledger.shop_summaries(as_of);
-            if args.json {
+            let (ledger, as_of) = query_ledger(&cli.db, &policy, &args.query)?;
+            let ranking = penalty_core::ShopRanking {
+                sort: args.sort,
+                min_orders: args.min_orders,
+            };
+            let mut summaries = ranking.apply(ledger.shop_summaries(as_of));
+            if let Some(top) = args.top {
+                summaries.truncate(top);
+            }
+            if args.query.json {
                 let mut text = String::new();
                 for summary in &summaries {
                     text += &json_line(summary)?;
@@ -548,56 +555,76 @@ fn export_orders(db: &Path, policy: &Policy, args: ExportOrdersArgs) -> anyhow::
     // export of millions of orders never holds them all.
     let write_rows = |out: &mut dyn Write| -> anyhow::Result<u64> {
         let mut written: u64 = 0;
-        if args.format == ExportFormat::Csv {
-            out.write_all(render::orders_csv_header().as_bytes())?;
+        let excel = args.output.excel;
+        if args.output.format == ExportFormat::Csv {
+            out.write_all(render::orders_csv_header(excel).as_bytes())?;
         }
         ledger.each_order_row(as_of, args.shop.as_deref(), |row| {
             if !keep(&row) {
                 return Ok::<(), anyhow::Error>(());
             }
             written += 1;
-            match args.format {
+            match args.output.format {
                 ExportFormat::Jsonl => {
                     serde_json::to_writer(&mut *out, &row)?;
                     out.write_all(b"\n")?;
                 }
-                ExportFormat::Csv => out.write_all(render::order_csv_line(&row).as_bytes())?,
+                ExportFormat::Csv => {
+                    out.write_all(render::order_csv_line(&row, excel).as_bytes())?
+                }
             }
             Ok(())
         })?;
         out.flush()?;
         Ok(written)
     };
-    match &args.output {
-        Some(path) => {
-            let file = File::create(path).with_context(|| {
-                format!(
-                    "cannot create {}; check the directory exists and is writable",
-                    path.display()
-                )
-            })?;
-            let mut out = BufWriter::with_capacity(1 << 20, file);
-            let written = write_rows(&mut out)
-                .and_then(|written| {
-                    let file = out.into_inner().map_err(|e| e.into_error())?;
-                    // Only a regular file is made durable: /dev/null, a FIFO
-                    // or a terminal cannot be synced (EINVAL) and need not be.
-                    if file.metadata()?.file_type().is_file() {
-                        file.sync_all()?;
-                    }
-                    Ok(written)
-                })
-                .with_context(|| format!("writing {}", path.display()))?;
-            eprintln!(
-                "wrote {written} orders to {}",
-                render::escape(&path.display().to_string())
-            );
-        }
-        None => {
-            write_rows(&mut BufWriter::with_capacity(1 << 16, io::stdout().lock()))?;
-        }
-    }
+    write_export(&args.output, "orders", write_rows)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes an export to `-o FILE` or standard output: with `--excel`, a
+/// UTF-8 byte-order mark first; a regular file is synced before the count
+/// of `noun` written is reported (/dev/null, a FIFO or a terminal cannot be
+/// synced, EINVAL, and need not be).
+fn write_export(
+    output: &ExportOutput,
+    noun: &str,
+    write_rows: impl FnOnce(&mut dyn Write) -> anyhow::Result<u64>,
+) -> anyhow::Result<()> {
+    if output.excel && output.format != ExportFormat::Csv {
+        anyhow::bail!("--excel shapes CSV for Excel; use it with --format csv (the default)");
+    }
+    let write = |out: &mut dyn Write| -> anyhow::Result<u64> {
+        if output.excel {
+            out.write_all("\u{feff}".as_bytes())?;
+        }
+        write_rows(out)
+    };
+    let Some(path) = &output.output else {
+        write(&mut BufWriter::with_capacity(1 << 16, io::stdout().lock()))?;
+        return Ok(());
+    };
+    let file = File::create(path).with_context(|| {
+        format!(
+            "cannot create {}; check the directory exists and is writable",
+            path.display()
+        )
+    })?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let written = write(&mut out)
+        .and_then(|written| {
+            let file = out.into_inner().map_err(|e| e.into_error())?;
+            if file.metadata()?.file_type().is_file() {
+                file.sync_all()?;
+            }
+            Ok(written)
+        })
+        .with_context(|| format!("writing {}", path.display()))?;
+    eprintln!(
+        "wrote {written} {noun} to {}",
+        render::escape(&path.display().to_string())
+    );
+    Ok(())
 }
 
 /// `penalty policy --json`: the versions in the file's own form, every
@@ -657,12 +684,12 @@ fn export_postings(
     let (from, to) = (day(&args.from, "--from")?, day(&args.to, "--to")?);
     let write_rows = |out: &mut dyn Write| -> anyhow::Result<u64> {
         let mut written: u64 = 0;
-        if args.format == ExportFormat::Csv {
+        if args.output.format == ExportFormat::Csv {
             out.write_all(render::postings_csv_header().as_bytes())?;
         }
         ledger.each_posting(as_of, args.shop.as_deref(), from, to, |posting| {
             written += 1;
-            match args.format {
+            match args.output.format {
                 ExportFormat::Jsonl => {
                     serde_json::to_writer(&mut *out, &posting)?;
                     out.write_all(b"\n")?;
@@ -676,27 +703,7 @@ fn export_postings(
         out.flush()?;
         Ok(written)
     };
-    match &args.output {
-        Some(path) => {
-            let file = File::create(path).with_context(|| {
-                format!(
-                    "cannot create {}; check the directory exists and is writable",
-                    path.display()
-                )
-            })?;
-            let mut out = BufWriter::with_capacity(1 << 20, file);
-            let written = write_rows(&mut out)
-                .and_then(|written| {
-                    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-                    Ok(written)
-                })
-                .with_context(|| format!("writing {}", path.display()))?;
-            eprintln!("wrote {written} postings to {}", path.display());
-        }
-        None => {
-            write_rows(&mut BufWriter::with_capacity(1 << 16, io::stdout().lock()))?;
-        }
-    }
+    write_export(&args.output, "postings", write_rows)?;
     Ok(ExitCode::SUCCESS)
 }
 

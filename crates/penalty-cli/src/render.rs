@@ -444,7 +444,17 @@ pub fn notices(shop_id: &str, notices: &[Notice], limit: usize) -> String {
 }
 
 /// The header line of the orders CSV (RFC 4180, CRLF line ends).
-pub fn orders_csv_header() -> String {
+/// The yuan columns `--excel` adds to the orders CSV, after the others: the
+/// same sums as their `_fen` columns, as decimals a spreadsheet reads.
+const ORDER_YUAN_COLUMNS: &[&str] = &[
+    "amount_yuan",
+    "charged_yuan",
+    "waived_yuan",
+    "pending_yuan",
+    "refund_due_yuan",
+];
+
+pub fn orders_csv_header(excel: bool) -> String {
     const HEADER: &[&str] = &[
         "order_id",
         "shop_id",
@@ -465,14 +475,18 @@ pub fn orders_csv_header() -> String {
         "refund_due_fen",
         "alternative_refund_required",
     ];
-    let mut out = HEADER.join(",");
+    let mut columns = HEADER.to_vec();
+    if excel {
+        columns.extend_from_slice(ORDER_YUAN_COLUMNS);
+    }
+    let mut out = columns.join(",");
     out += "\r\n";
     out
 }
 
-/// One order's line of the orders CSV.
-pub fn order_csv_line(row: &OrderRow) -> String {
-    let fields: Vec<String> = vec![
+/// One order's line of the orders CSV (with `excel`, its yuan columns too).
+pub fn order_csv_line(row: &OrderRow, excel: bool) -> String {
+    let mut fields: Vec<String> = vec![
         csv_field(&row.order_id, true),
         csv_field(&row.shop_id, true),
         csv_field(&row.product_id, true),
@@ -492,6 +506,18 @@ pub fn order_csv_line(row: &OrderRow) -> String {
         row.refund_due_fen.to_string(),
         row.alternative_refund_required.to_string(),
     ];
+    if excel {
+        fields.extend(
+            [
+                row.amount_fen,
+                row.charged_fen,
+                row.waived_fen,
+                row.pending_fen,
+                row.refund_due_fen,
+            ]
+            .map(yuan_decimal),
+        );
+    }
     let mut out = fields.join(",");
     out += "\r\n";
     out

@@ -2067,16 +2067,12 @@ fn an_export_to_dev_null_succeeds() {
             "/dev/null",
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("wrote 10 orders"));
+    assert!(succeeded(&out).contains("wrote 10 orders"));
 }
 
-#[test]
-fn shop_lists_are_limited_and_summary_shows_figures_only() {
+/// A data directory holding the demo (fixtures/demo), in a folder removed
+/// when the first value is dropped.
+fn demo_db() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
     ingest_text(
@@ -2086,6 +2082,12 @@ fn shop_lists_are_limited_and_summary_shows_figures_only() {
         )
         .unwrap(),
     );
+    (dir, db)
+}
+
+#[test]
+fn shop_lists_are_limited_and_summary_shows_figures_only() {
+    let (_dir, db) = demo_db();
     let text = |args: &[&str]| {
         let out = run(&db, args);
         assert!(out.status.success(), "{args:?}");
@@ -2110,4 +2112,187 @@ fn shop_lists_are_limited_and_summary_shows_figures_only() {
             .starts_with("  rating"),
         "{summary}"
     );
+}
+
+#[test]
+fn shops_are_ranked_worst_first_with_top_and_min_orders() {
+    let (_dir, db) = demo_db();
+    let lines = |args: &[&str]| -> Vec<Value> {
+        let out = run(&db, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    };
+    let base = ["shops", "--as-of", "2026-04-15", "--json"];
+    let all = lines(&base);
+    assert_eq!(all.len(), 6);
+    let by_id: Vec<&str> = all.iter().map(|s| s["shop_id"].as_str().unwrap()).collect();
+    let mut sorted = by_id.clone();
+    sorted.sort_unstable();
+    assert_eq!(by_id, sorted, "the default order is CLI.md's, by shop id");
+    for (sort, key) in [("judgments", "judgments"), ("charged", "charged_fen")] {
+        let ranked = lines(&[&base[..], &["--sort", sort]].concat());
+        assert_eq!(ranked.len(), 6);
+        for pair in ranked.windows(2) {
+            let (a, b) = (
+                pair[0][key].as_i64().unwrap(),
+                pair[1][key].as_i64().unwrap(),
+            );
+            assert!(
+                a > b || (a == b && pair[0]["shop_id"].as_str() < pair[1]["shop_id"].as_str()),
+                "{sort}: {pair:?}"
+            );
+        }
+        let top = lines(&[&base[..], &["--sort", sort, "--top", "2"]].concat());
+        assert_eq!(
+            top,
+            ranked[..2].to_vec(),
+            "--top keeps the first of the ranking"
+        );
+    }
+    let rate = lines(&[&base[..], &["--sort", "rate"]].concat());
+    let rates: Vec<f64> = rate
+        .iter()
+        .map(|s| s["rating"]["timeout_rate"].as_f64().unwrap_or(-1.0))
+        .collect();
+    assert!(rates.windows(2).all(|w| w[0] >= w[1]), "{rates:?}");
+    // --min-orders leaves out the shops with fewer paid orders.
+    let threshold = all
+        .iter()
+        .map(|s| s["orders"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    let big = lines(
+        &[
+            &base[..],
+            &["--sort", "rate", "--min-orders", &threshold.to_string()],
+        ]
+        .concat(),
+    );
+    assert!(!big.is_empty());
+    assert!(big
+        .iter()
+        .all(|s| s["orders"].as_u64().unwrap() >= threshold));
+    assert!(big.len() < all.len());
+    // The human table follows the same order.
+    let out = run(
+        &db,
+        &[
+            "shops",
+            "--as-of",
+            "2026-04-15",
+            "--sort",
+            "charged",
+            "--top",
+            "1",
+        ],
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let charged = lines(&[&base[..], &["--sort", "charged"]].concat());
+    let worst = charged[0]["shop_id"].as_str().unwrap();
+    assert!(
+        text.lines().nth(1).unwrap().trim_start().starts_with(worst),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.trim_start().starts_with("S0"))
+            .count(),
+        1,
+        "{text}"
+    );
+    // A sort that does not exist names the ones that do.
+    let out = run(&db, &["shops", "--sort", "worst"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("shop, judgments, charged, rate"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_excel_export_has_a_bom_and_yuan_columns_beside_the_same_rows() {
+    let (_dir, db) = demo_db();
+    let export = |extra: &[&str]| -> Vec<u8> {
+        let out = run(
+            &db,
+            &[&["export", "orders", "--as-of", "2026-04-15"][..], extra].concat(),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let plain = String::from_utf8(export(&[])).unwrap();
+    let excel = export(&["--excel"]);
+    assert!(
+        excel.starts_with(b"\xEF\xBB\xBF"),
+        "a UTF-8 byte-order mark first"
+    );
+    let excel = String::from_utf8(excel[3..].to_vec()).unwrap();
+    let (plain_lines, excel_lines): (Vec<&str>, Vec<&str>) =
+        (plain.lines().collect(), excel.lines().collect());
+    assert_eq!(plain_lines.len(), excel_lines.len());
+    assert!(plain_lines.len() > 300, "the demo's orders");
+    let header: Vec<&str> = excel_lines[0].split(',').collect();
+    let width = plain_lines[0].split(',').count();
+    for (plain, excel) in plain_lines.iter().zip(&excel_lines).skip(1) {
+        // The plain columns are the same, then each yuan column is its fen
+        // column divided by 100.
+        assert!(excel.starts_with(plain), "{excel}");
+        let fields: Vec<&str> = excel.split(',').collect();
+        for (index, name) in header.iter().enumerate().skip(width) {
+            let fen_column = name.replace("_yuan", "_fen");
+            let fen_index = header.iter().position(|h| *h == fen_column).unwrap();
+            let fen: i64 = fields[fen_index].parse().unwrap();
+            let yuan: f64 = fields[index].parse().unwrap();
+            assert_eq!((yuan * 100.0).round() as i64, fen, "{name} in {excel}");
+        }
+    }
+    assert!(header.contains(&"charged_yuan"), "{header:?}");
+    // --excel is for CSV; postings take it too, and -o /dev/null works.
+    let out = run(
+        &db,
+        &[
+            "export",
+            "orders",
+            "--as-of",
+            "2026-04-15",
+            "--excel",
+            "--format",
+            "jsonl",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--format csv"));
+    let out = run(
+        &db,
+        &[
+            "export",
+            "postings",
+            "--as-of",
+            "2026-04-15",
+            "--excel",
+            "-o",
+            "/dev/null",
+        ],
+    );
+    assert!(succeeded(&out).contains("postings to /dev/null"));
+}
+
+/// The standard error of a command that must have succeeded.
+fn succeeded(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    stderr
 }

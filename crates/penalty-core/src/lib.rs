@@ -20,6 +20,7 @@ pub mod ledger;
 mod order;
 pub mod policy;
 mod postings;
+pub mod ranking;
 pub mod report;
 pub mod time;
 
@@ -29,5 +30,6 @@ pub use event::{
 pub use ledger::at_risk::{AtRiskOrder, AtRiskReport, NextStep, Within, WithinError};
 pub use ledger::{ApplyError, Ledger, OrderIds, OrderIndex, QueryError};
 pub use policy::Policy;
+pub use ranking::{ShopRanking, ShopSort};
 pub use report::*;
 pub use time::Instant;

@@ -39,7 +39,10 @@
     "product": "商品", "banned at": "禁售时间", "by order": "订单", "flagged at": "标记时间",
     "The token is not valid.": "令牌无效。", "Sign in with the token your operator gave you.": "请输入运营方提供的令牌登录。",
     "as of": "截至", "Show": "显示", "timeout rate": "超时率", "deadline (R1)": "发货截止（R1）",
-    "refund due (R8)": "应退款（R8）", "Orders": "订单", "booked (R14)": "已入账（R14）", "newest": "最新", "all statuses": "全部状态", "only with a judgment": "仅被判罚订单", "previous": "上一页", "next": "下一页", "Search order or shop id": "搜索订单或店铺编号", "Search": "搜索", "Nothing found for": "未找到", "rows": "行", "of": "共"
+    "refund due (R8)": "应退款（R8）", "Orders": "订单", "booked (R14)": "已入账（R14）", "newest": "最新", "all statuses": "全部状态", "only with a judgment": "仅被判罚订单", "previous": "上一页", "next": "下一页", "Search order or shop id": "搜索订单或店铺编号", "Search": "搜索", "Nothing found for": "未找到", "rows": "行", "of": "共",
+    "Worst shops": "问题店铺", "sort by": "排序", "at least this many orders": "最少订单数", "shop": "店铺", "orders": "订单数",
+    "timeouts (judgments)": "超时（判罚）", "timeout rate (30 d)": "超时率（30 天）", "closure flags": "关店审查标记", "banned products": "禁售商品",
+    "waived (cap)": "免除（上限）", "deposit": "保证金", "charged, all shops": "已扣除（全部店铺）", "No shop exists as of this instant.": "此时没有店铺。"
   };
   function t(text) { return lang === "zh-CN" && WORDS[text] ? WORDS[text] : text; }
   function label(set, code) {
@@ -327,41 +330,98 @@
 
   // ---- pages -------------------------------------------------------------------
 
+  // The operator's shop list, ranked and paged by the server (GET /shops:
+  // sort, min_orders, limit, offset; penalty_core::ranking is the one home of
+  // the order). A heading's button asks the server for that order, worst
+  // first; the page never holds more than PAGE_ROWS shops.
+  var SHOP_SORTS = [
+    { sort: "shop", label: "shop", id: "sort-shop" },
+    { sort: "judgments", label: "timeouts (judgments)", id: "sort-timeouts" },
+    { sort: "charged", label: "charged", id: "sort-charges" },
+    { sort: "rate", label: "timeout rate (30 d)", id: "sort-rate" }
+  ];
   function shopsPage() {
     setCrumbs([]);
     document.title = "Shops — penalty-ledger";
-    return api(query("/shops")).then(function (shops) {
-      app.textContent = "";
-      var totalCharged = shops.reduce(function (sum, s) { return sum + s.charged_fen; }, 0);
-      app.appendChild(el("h1", { text: "Shops" }));
-      app.appendChild(el("div", { class: "figures" }, [
-        figure("shops-count", t("shops"), shops.length),
-        figure("shops-charged", t("charged, all shops"), totalCharged, yuan(totalCharged)),
-        figure("shops-as-of", t("as of"), shops.length ? shops[0].as_of : (asOf || "now"), undefined, "text")
-      ]));
-      app.appendChild(el("h2", { text: t("By shop (click a heading to sort)") }));
-      if (!shops.length) {
-        app.appendChild(el("p", { class: "muted", text: "No shop exists as of this instant." }));
-      } else {
-        app.appendChild(sortableTable("shops-table", [
-          { key: "shop_id", label: "shop", value: function (s) { return s.shop_id; },
-            cell: function (s) { return uiLink("/ui/shops/" + encodeURIComponent(s.shop_id), s.shop_id, { class: "shop-link" }); } },
-          { key: "orders", label: "orders", num: true, value: function (s) { return s.orders; } },
-          { key: "charged_fen", label: "charged", num: true, sortId: "sort-charges", value: function (s) { return s.charged_fen; },
-            cell: function (s) { return yuan(s.charged_fen); } },
-          { key: "waived_fen", label: "waived (cap)", num: true, value: function (s) { return s.waived_fen; },
-            cell: function (s) { return yuan(s.waived_fen); } },
-          { key: "judgments", label: "timeouts (judgments)", num: true, sortId: "sort-timeouts", value: function (s) { return s.judgments; } },
-          { key: "timeout_rate", label: "timeout rate (30 d)", num: true, value: function (s) { return s.rating.timeout_rate === null ? -1 : s.rating.timeout_rate; },
-            cell: function (s) { return s.rating.timeout_rate === null ? "—" : (100 * s.rating.timeout_rate).toFixed(1) + "%"; } },
-          { key: "flags", label: "closure flags", num: true, sortId: "sort-flags", value: function (s) { return s.closure_review.length; } },
-          { key: "bans", label: "banned products", num: true, value: function (s) { return s.banned_products.length; } },
-          { key: "deposit_balance_fen", label: "deposit", num: true, value: function (s) { return s.deposit_balance_fen; },
-            cell: function (s) { return yuan(s.deposit_balance_fen); } }
-        ], shops, "charged_fen"));
-      }
-      app.setAttribute("data-state", "ready");
-    });
+    var view = { sort: params.get("sort") || "shop", minOrders: parseInt(params.get("min_orders"), 10) || 0, offset: 0 };
+    app.textContent = "";
+    app.appendChild(el("h1", { text: t("Shops") }));
+    var figures = el("div", { class: "figures" });
+    var heading = el("h2", { text: t("Worst shops") });
+    var sortSelect = el("select", { id: "shops-sort", "aria-label": t("sort by") }, SHOP_SORTS.map(function (s) {
+      return el("option", { value: s.sort, text: t(s.label) });
+    }));
+    sortSelect.value = view.sort;
+    var minOrders = el("input", { type: "number", id: "shops-min-orders", min: 0, value: view.minOrders, size: 6 });
+    var range = el("span", { id: "shops-range", class: "muted" });
+    var prev = el("button", { type: "button", id: "shops-prev" }, [t("previous")]);
+    var next = el("button", { type: "button", id: "shops-next" }, [t("next")]);
+    var holder = el("div", { id: "shops-holder" });
+    app.appendChild(figures);
+    app.appendChild(heading);
+    app.appendChild(el("div", { class: "controls" }, [
+      el("label", { for: "shops-sort" }, [t("sort by")]), sortSelect,
+      el("label", { for: "shops-min-orders" }, [t("at least this many orders")]), minOrders, prev, range, next]));
+    app.appendChild(holder);
+
+    var columns = [
+      { key: "shop_id", label: "shop", sort: "shop", cell: function (s) { return uiLink("/ui/shops/" + encodeURIComponent(s.shop_id), s.shop_id, { class: "shop-link" }); } },
+      { key: "orders", label: "orders", num: true, cell: function (s) { return String(s.orders); } },
+      { key: "charged_fen", label: "charged", num: true, sort: "charged", cell: function (s) { return yuan(s.charged_fen); } },
+      { key: "waived_fen", label: "waived (cap)", num: true, cell: function (s) { return yuan(s.waived_fen); } },
+      { key: "judgments", label: "timeouts (judgments)", num: true, sort: "judgments", cell: function (s) { return String(s.judgments); } },
+      { key: "timeout_rate", label: "timeout rate (30 d)", num: true, sort: "rate",
+        cell: function (s) { return s.rating.timeout_rate === null ? "—" : (100 * s.rating.timeout_rate).toFixed(1) + "%"; } },
+      { key: "flags", label: "closure flags", num: true, cell: function (s) { return String(s.closure_review.length); } },
+      { key: "bans", label: "banned products", num: true, cell: function (s) { return String(s.banned_products.length); } },
+      { key: "deposit_balance_fen", label: "deposit", num: true, cell: function (s) { return yuan(s.deposit_balance_fen); } }
+    ];
+
+    function load() {
+      var extra = { sort: view.sort, limit: PAGE_ROWS, offset: view.offset };
+      if (view.minOrders > 0) extra.min_orders = view.minOrders;
+      app.setAttribute("data-loading", "true");
+      return api(query("/shops", extra)).then(function (page) {
+        figures.textContent = "";
+        figures.appendChild(figure("shops-count", t("shops"), page.total));
+        figures.appendChild(figure("shops-charged", t("charged, all shops"), page.charged_fen, yuan(page.charged_fen)));
+        figures.appendChild(figure("shops-as-of", t("as of"), page.shops.length ? page.shops[0].as_of : (asOf || "now"), undefined, "text"));
+        holder.textContent = "";
+        if (!page.shops.length) {
+          holder.appendChild(el("p", { class: "muted", text: t("No shop exists as of this instant.") }));
+        } else {
+          var headRow = el("tr", {}, columns.map(function (c) {
+            var sorted = c.sort === view.sort;
+            var sorting = SHOP_SORTS.filter(function (s) { return s.sort === c.sort; })[0];
+            var content = c.sort ? el("button", { type: "button", id: sorting.id, onclick: function () {
+              view.sort = c.sort; view.offset = 0; sortSelect.value = c.sort; load();
+            } }, [t(c.label)]) : t(c.label);
+            return el("th", { class: c.num ? "num" : null, scope: "col", "data-key": c.key,
+              "aria-sort": sorted ? (c.sort === "shop" ? "ascending" : "descending") : null }, [content]);
+          }));
+          holder.appendChild(el("table", { id: "shops-table", "data-sort": view.sort }, [el("thead", {}, [headRow]),
+            el("tbody", {}, page.shops.map(function (s) {
+              return el("tr", { "data-id": s.shop_id }, columns.map(function (c) {
+                var content = c.cell(s);
+                return el("td", { class: c.num ? "num" : null, "data-field": c.key }, [content]);
+              }));
+            }))]));
+        }
+        var first = page.shops.length ? view.offset + 1 : 0;
+        range.textContent = first + "–" + (view.offset + page.shops.length) + " " + t("of") + " " + page.total;
+        holder.setAttribute("data-total", page.total);
+        holder.setAttribute("data-offset", view.offset);
+        prev.disabled = view.offset === 0;
+        next.disabled = page.next === null;
+        app.removeAttribute("data-loading");
+        app.setAttribute("data-state", "ready");
+      }).catch(fail);
+    }
+    sortSelect.addEventListener("change", function () { view.sort = sortSelect.value; view.offset = 0; load(); });
+    minOrders.addEventListener("change", function () { view.minOrders = Math.max(0, parseInt(minOrders.value, 10) || 0); view.offset = 0; load(); });
+    prev.addEventListener("click", function () { view.offset = Math.max(0, view.offset - PAGE_ROWS); load(); });
+    next.addEventListener("click", function () { view.offset += PAGE_ROWS; load(); });
+    return load();
   }
 
   // Per local day: judgments (by judged_at, standing only), fen charged and

@@ -201,9 +201,15 @@ fn full_document() -> Value {
                 "responses": responses(json!({"description": "Metrics.", "content": {"text/plain": {"schema": {"type": "string"}}}}), &["401", "403"])}},
             "/openapi.json": {"get": {"summary": "This document. No token needed.", "security": [],
                 "responses": {"200": json_response("The document.", json!({"type": "object"}))}}},
-            "/shops": {"get": {"summary": "Every shop existing as of the instant, by id, without deductions (`penalty shops --json`). A seller gets only its own.",
-                "parameters": as_of_params(),
-                "responses": responses(json_response("Shop summaries.", json!({"type": "array", "items": {"$ref": "#/components/schemas/ShopReport"}})), &["400", "401", "429", "503"])}},
+            "/shops": {"get": {"summary": "Every shop existing as of the instant, without deductions (`penalty shops --sort S --min-orders M --json`), paged: by id, or the worst first by judgments, charged money or timeout rate, ties by id. A seller gets only its own.",
+                "parameters": with(as_of_params(), json!([
+                    {"name": "sort", "in": "query", "required": false, "description": "shop (by id, the default), or the worst first: judgments, charged, rate (timeout rate, R10; shops without a rate last).", "schema": {"enum": ["shop", "judgments", "charged", "rate"]}},
+                    {"name": "min_orders", "in": "query", "required": false, "description": "Only shops with at least this many paid orders.", "schema": {"type": "integer", "minimum": 0, "maximum": crate::routes::MAX_OFFSET}},
+                    {"name": "limit", "in": "query", "required": false, "description": "Page size (1 to 1000, default 100).", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                    {"name": "offset", "in": "query", "required": false, "description": "Shops to skip (the `next` of the previous page).", "schema": {"type": "integer", "minimum": 0, "maximum": crate::routes::MAX_OFFSET}}])),
+                "responses": responses(json_response("A page of shop summaries; `total` and `charged_fen` are over all pages.", json!({"type": "object", "required": ["shops", "next", "total", "charged_fen"], "properties": {
+                    "shops": {"type": "array", "maxItems": 1000, "items": {"$ref": "#/components/schemas/ShopReport"}},
+                    "next": {"type": ["integer", "null"]}, "total": {"type": "integer"}, "charged_fen": {"type": "integer"}}})), &["400", "401", "429", "503"])}},
             "/shops/{id}": {"get": {"summary": "One shop's report with its deductions (`penalty shop ID --json`).",
                 "parameters": with(json!([id_param("The shop.")]), as_of_params()),
                 "responses": responses(json_response("The report.", json!({"$ref": "#/components/schemas/ShopReport"})), &["400", "401", "404", "429", "503"])}},

@@ -259,27 +259,84 @@ async fn openapi_json(State(state): State<AppState>) -> Json<serde_json::Value> 
     Json(openapi::document_for(state.tokens().is_some()))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShopListParams {
+    as_of: Option<String>,
+    known_at: Option<String>,
+    sort: Option<String>,
+    min_orders: Option<u64>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+/// A page of `GET /shops`: `penalty shops --sort S --min-orders M --json`,
+/// paged.
+#[derive(Serialize)]
+struct ShopPage {
+    shops: Vec<penalty_core::ShopReport>,
+    /// Pass as `offset` for the next page; `null` on the last page.
+    next: Option<usize>,
+    /// Shops that count (`min_orders`), over all pages.
+    total: usize,
+    /// The charged money of those shops, over all pages.
+    charged_fen: i128,
+}
+
 async fn list_shops(
     State(state): State<AppState>,
     access: Access,
-    Params(params): Params<AsOfParams>,
-) -> Result<Json<Vec<penalty_core::ShopReport>>, ApiError> {
+    Params(params): Params<ShopListParams>,
+) -> Result<Json<ShopPage>, ApiError> {
     let when = when(
         state.policy(),
         params.as_of.as_deref(),
         params.known_at.as_deref(),
     )?;
-    let shops = state
+    let limit = page_limit(params.limit)?;
+    let offset = page_offset(params.offset)?;
+    let sort = match params.sort.as_deref() {
+        None => penalty_core::ShopSort::Shop,
+        Some(text) => penalty_core::ShopSort::parse(text).ok_or_else(|| {
+            let shown: String = text.chars().take(64).collect();
+            ApiError::bad_request(
+                "invalid_sort",
+                format!(
+                    "sort `{shown}` is not one of {}",
+                    penalty_core::ShopSort::names()
+                ),
+            )
+        })?,
+    };
+    let min_orders = params.min_orders.unwrap_or(0);
+    if min_orders > MAX_OFFSET as u64 {
+        return Err(ApiError::bad_request(
+            "invalid_min_orders",
+            format!("min_orders {min_orders} is out of range: ask for 0 to {MAX_OFFSET}"),
+        ));
+    }
+    let ranking = penalty_core::ShopRanking { sort, min_orders };
+    let page = state
         .query_for(Some(&access.clone()), when.known_at, move |ledger| {
-            Ok(match access.confined_to() {
+            let shops = match access.confined_to() {
                 None => ledger.shop_summaries(when.as_of),
                 Some(own) => ledger
                     .shop_report(own, when.as_of, false)
                     .map_or_else(|_| Vec::new(), |report| vec![report]),
+            };
+            let ranked = ranking.apply(shops);
+            let total = ranked.len();
+            let charged_fen = ranked.iter().map(|shop| shop.charged_fen).sum();
+            let end = offset.saturating_add(limit).min(total);
+            Ok(ShopPage {
+                shops: ranked.into_iter().skip(offset).take(limit).collect(),
+                next: (end < total).then_some(end),
+                total,
+                charged_fen,
             })
         })
         .await?;
-    Ok(Json(shops))
+    Ok(Json(page))
 }
 
 async fn shop(

@@ -87,7 +87,7 @@ async fn an_operator_reads_everything_and_may_ingest() {
         assert_eq!(status, StatusCode::OK, "{uri}");
     }
     let (_, shops) = get_json(&router, &format!("/shops?as_of={AS_OF}"), Some(OPERATOR)).await;
-    assert_eq!(shops.as_array().unwrap().len(), 6);
+    assert_eq!(shops["shops"].as_array().unwrap().len(), 6);
     let (status, _, body) = call(
         &router,
         Method::GET,
@@ -125,7 +125,7 @@ async fn a_seller_reads_its_own_shop_and_nothing_else() {
     }
     // The lists hold its shop only.
     let (_, shops) = get_json(&router, &format!("/shops?as_of={AS_OF}"), Some(SELLER_S01)).await;
-    let shops = shops.as_array().unwrap();
+    let shops = shops["shops"].as_array().unwrap();
     assert_eq!(shops.len(), 1);
     assert_eq!(shops[0]["shop_id"], "S01");
     let (_, page) = get_json(
@@ -264,7 +264,7 @@ async fn a_seller_never_sees_an_orphan_or_a_known_at_replay_of_another_shop() {
         Some(SELLER_S02),
     )
     .await;
-    assert_eq!(shops.as_array().unwrap().len(), 1);
+    assert_eq!(shops["shops"].as_array().unwrap().len(), 1);
     // An order with events but no paid event (R13) has no shop: operators
     // only.
     let orphan = serde_json::json!({"event_id": "7d4b8c1e-0000-4000-8000-000000000001", "type": "shipped",

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::support::{demo_events, http, repo_root, AS_OF, OPERATOR, SELLER_S01};
+use super::support::{demo_events, http, AS_OF, OPERATOR, SELLER_S01};
 
 /// `target/<profile>`, from this test binary's own path
 /// (`target/<profile>/deps/server-…`).
@@ -25,29 +25,21 @@ fn profile_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// Builds the `penalty` binary of this workspace, in the same profile and
-/// target directory as this test (a no-op when it is up to date), and
-/// returns its path. The CLI depends on this crate, so it cannot be a
-/// dependency here; building it is the robust way to get the real binary.
+/// The `penalty` binary of this workspace, built by cargo beside this test
+/// (`target/<profile>/penalty`). The CLI depends on this crate, so it cannot
+/// be a dependency of this test, and the test does not build it itself (a
+/// cargo inside a test fights the outer one for the target directory's
+/// lock): it fails naming the command that builds it.
 fn penalty_binary() -> PathBuf {
     let profile = profile_dir();
-    let target = profile.parent().unwrap();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut command = Command::new(cargo);
-    command
-        .current_dir(repo_root())
-        .args(["build", "--quiet", "-p", "penalty-cli", "--bin", "penalty"])
-        .arg("--target-dir")
-        .arg(target);
-    if profile.file_name().is_some_and(|name| name == "release") {
-        command.arg("--release");
-    }
-    let status = command
-        .status()
-        .expect("running cargo build for the penalty binary");
-    assert!(status.success(), "cargo build -p penalty-cli failed");
     let binary = profile.join(format!("penalty{}", std::env::consts::EXE_SUFFIX));
-    assert!(binary.exists(), "{} was not built", binary.display());
+    let release = profile.file_name().is_some_and(|name| name == "release");
+    assert!(
+        binary.is_file(),
+        "{} is missing: build it first with `cargo build{} -p penalty-cli` (scripts/test does)",
+        binary.display(),
+        if release { " --release" } else { "" }
+    );
     binary
 }
 
@@ -229,7 +221,7 @@ fn the_dashboard_shows_the_figures_of_the_api() {
     let base = format!("http://{addr}");
 
     // The shops table.
-    let shops = api(addr, &format!("/shops?as_of={AS_OF}"));
+    let shops = api(addr, &format!("/shops?as_of={AS_OF}"))["shops"].clone();
     let dom = dump_dom(&browser, &format!("{base}/?as_of={AS_OF}"), &profile);
     assert_eq!(number(&dom, "shops-count"), 6);
     let total: i64 = shops
@@ -245,7 +237,7 @@ fn the_dashboard_shows_the_figures_of_the_api() {
     }
     assert!(dom.contains("id=\"sort-charges\""));
     assert!(dom.contains("id=\"sort-timeouts\""));
-    assert!(dom.contains("id=\"sort-flags\""));
+    assert!(dom.contains("id=\"sort-rate\""));
     // Shops -> shop: the link the table shows.
     let shop_href = format!("/ui/shops/S01?as_of={AS_OF}");
     assert!(
@@ -779,6 +771,55 @@ fn a_seller_signs_in_and_sees_its_own_shop_only() {
         order.as_str()
     );
     cdp.screenshot("operator-search-order");
+
+    // The worst shops: a heading's button ranks on the server, two shops a
+    // page; each page equals the API's page of the same ranking.
+    let ranked = |query: &str| -> Vec<String> {
+        let (_, page) = api_as(addr, &format!("/shops?as_of={at}&{query}"), OPERATOR);
+        page["shops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["shop_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let shop_rows = |cdp: &mut Cdp| -> Vec<String> {
+        serde_json::from_value(cdp.eval(
+            "Array.from(document.querySelectorAll('#shops-table tbody tr')).map(function (r) { return r.getAttribute('data-id'); })",
+        ))
+        .unwrap()
+    };
+    let settled = "!document.getElementById('app').hasAttribute('data-loading')";
+    cdp.open(&format!("{base}/?as_of={at}&rows=2"));
+    assert_eq!(shop_rows(&mut cdp), ranked("limit=2"));
+    cdp.eval("document.getElementById('sort-timeouts').click(); true");
+    cdp.wait_for(&format!(
+        "{settled} && document.getElementById('shops-table').getAttribute('data-sort') === 'judgments'"
+    ));
+    assert_eq!(shop_rows(&mut cdp), ranked("sort=judgments&limit=2"));
+    assert_ne!(ranked("sort=judgments&limit=6"), ranked("limit=6"));
+    cdp.eval("document.getElementById('shops-next').click(); true");
+    cdp.wait_for(&format!(
+        "{settled} && document.getElementById('shops-holder').getAttribute('data-offset') === '2'"
+    ));
+    assert_eq!(
+        shop_rows(&mut cdp),
+        ranked("sort=judgments&limit=2&offset=2")
+    );
+    cdp.eval("var m = document.getElementById('shops-min-orders'); m.value = '60'; m.dispatchEvent(new Event('change')); true");
+    cdp.wait_for(&format!(
+        "{settled} && document.getElementById('shops-holder').getAttribute('data-offset') === '0'"
+    ));
+    assert_eq!(
+        shop_rows(&mut cdp),
+        ranked("sort=judgments&min_orders=60&limit=2")
+    );
+    let (_, big) = api_as(addr, &format!("/shops?as_of={at}&min_orders=60"), OPERATOR);
+    assert_eq!(
+        cdp.eval("Number(document.getElementById('shops-count').getAttribute('data-value'))"),
+        big["total"]
+    );
+    cdp.screenshot("operator-worst-shops");
 
     // O0253's events were written at +00:00 and +08:00: the timeline shows
     // every time in the policy's offset.

@@ -84,20 +84,121 @@ async fn shops_equal_the_cli_summaries() {
     let expected = reference.projection.ledger.shop_summaries(as_of_instant());
     let (status, value) = get_json(&router, &format!("/shops?as_of={AS_OF}"), None).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(value, serde_json::to_value(&expected).unwrap());
-    assert_eq!(value.as_array().unwrap().len(), 6);
+    assert_eq!(value["shops"], serde_json::to_value(&expected).unwrap());
+    assert_eq!(value["total"], 6);
+    assert_eq!(value["next"], Value::Null);
+    let charged: i128 = expected.iter().map(|s| s.charged_fen).sum();
+    assert_eq!(value["charged_fen"].as_i64().unwrap() as i128, charged);
     assert!(
-        value[0].get("deductions").is_none(),
+        value["shops"][0].get("deductions").is_none(),
         "summaries have no deductions"
     );
 
     // Before anything happened, no shop exists.
     let (_, value) = get_json(&router, "/shops?as_of=2020-01-01", None).await;
-    assert_eq!(value, serde_json::json!([]));
+    assert_eq!(value["shops"], serde_json::json!([]));
+    assert_eq!(value["total"], 0);
     // Without as_of: now, which is after the demo.
     let (status, value) = get_json(&router, "/shops", None).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(value.as_array().unwrap().len(), 6);
+    assert_eq!(value["shops"].as_array().unwrap().len(), 6);
+}
+
+/// The key a sort ranks by, worst first: larger is worse; a shop without a
+/// rate ranks below every rate.
+fn sort_key(sort: &str, shop: &Value) -> f64 {
+    match sort {
+        "judgments" => shop["judgments"].as_f64().unwrap(),
+        "charged" => shop["charged_fen"].as_f64().unwrap(),
+        "rate" => shop["rating"]["timeout_rate"].as_f64().unwrap_or(-1.0),
+        _ => 0.0,
+    }
+}
+
+#[tokio::test]
+async fn shops_are_ranked_worst_first_filtered_and_paged() {
+    let (_dir, _state, router) = demo_state(false).await;
+    let reference = reference(demo_events());
+    let summaries = reference.projection.ledger.shop_summaries(as_of_instant());
+    for sort in ["shop", "judgments", "charged", "rate"] {
+        for min_orders in [0u64, 40, 1_000_000] {
+            let uri = format!("/shops?as_of={AS_OF}&sort={sort}&min_orders={min_orders}");
+            let (status, all) = get_json(&router, &uri, None).await;
+            assert_eq!(status, StatusCode::OK, "{uri}");
+            let shops = all["shops"].as_array().unwrap();
+            // Exactly the shops with enough orders.
+            let mut ids: Vec<&str> = shops
+                .iter()
+                .map(|s| s["shop_id"].as_str().unwrap())
+                .collect();
+            let mut wanted: Vec<&str> = summaries
+                .iter()
+                .filter(|s| s.orders >= min_orders)
+                .map(|s| s.shop_id.as_str())
+                .collect();
+            assert_eq!(all["total"], wanted.len(), "{uri}");
+            // Worst first, ties by shop id ascending.
+            for pair in shops.windows(2) {
+                let (a, b) = (sort_key(sort, &pair[0]), sort_key(sort, &pair[1]));
+                assert!(
+                    a >= b,
+                    "{uri}: {} before {}",
+                    pair[0]["shop_id"],
+                    pair[1]["shop_id"]
+                );
+                if a == b {
+                    assert!(
+                        pair[0]["shop_id"].as_str() < pair[1]["shop_id"].as_str(),
+                        "{uri}: tie by id"
+                    );
+                }
+            }
+            ids.sort_unstable();
+            wanted.sort_unstable();
+            assert_eq!(ids, wanted, "{uri}");
+            // Pages of 4 put together are the whole list.
+            let mut paged = Vec::new();
+            let mut offset = Some(0u64);
+            while let Some(at) = offset {
+                let (_, page) =
+                    get_json(&router, &format!("{uri}&limit=4&offset={at}"), None).await;
+                assert!(page["shops"].as_array().unwrap().len() <= 4);
+                assert_eq!(page["total"], all["total"]);
+                paged.extend(page["shops"].as_array().unwrap().iter().cloned());
+                offset = page["next"].as_u64();
+            }
+            assert_eq!(&paged, shops, "{uri}");
+        }
+    }
+    // The demo's shops differ in judgments, so the ranking is not the id order.
+    let (_, by_judgments) = get_json(
+        &router,
+        &format!("/shops?as_of={AS_OF}&sort=judgments"),
+        None,
+    )
+    .await;
+    let (_, by_id) = get_json(&router, &format!("/shops?as_of={AS_OF}"), None).await;
+    assert_ne!(by_judgments["shops"], by_id["shops"]);
+
+    for (query, code) in [
+        ("sort=worst", "invalid_sort"),
+        ("limit=0", "invalid_limit"),
+        ("limit=1001", "invalid_limit"),
+        ("offset=1000000001", "invalid_offset"),
+        ("min_orders=1000000001", "invalid_min_orders"),
+        ("min_orders=-1", "invalid_query"),
+    ] {
+        expect_error(
+            &router,
+            Method::GET,
+            &format!("/shops?{query}"),
+            None,
+            Body::empty(),
+            StatusCode::BAD_REQUEST,
+            code,
+        )
+        .await;
+    }
 }
 
 #[tokio::test]
@@ -552,7 +653,7 @@ async fn known_at_answers_with_what_was_recorded_by_then() {
         None,
     )
     .await;
-    assert_eq!(before, serde_json::json!([]));
+    assert_eq!(before["shops"], serde_json::json!([]));
     expect_error(
         &router,
         Method::GET,
