@@ -18,6 +18,191 @@ pub const MAX_ID_BYTES: usize = 128;
 /// Judgment numbers a `judgment_revoked` event may name (EVENTS.md).
 pub const MAX_REVOCABLE_JUDGMENT: u8 = 3;
 
+/// The `type` of an event (EVENTS.md): the one list of event types, with
+/// each type's name and its code in the compact form. The codes are part of
+/// the log's format (every compact form starts with one), so they never
+/// change; the declaration order is the code order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum EventType {
+    /// `paid`, code 0.
+    Paid = 0,
+    /// `shipped`, code 1.
+    Shipped = 1,
+    /// `tracking_uploaded`, code 2.
+    TrackingUploaded = 2,
+    /// `tracking_rejected`, code 3.
+    TrackingRejected = 3,
+    /// `refunded`, code 4.
+    Refunded = 4,
+    /// `refund_failed`, code 5.
+    RefundFailed = 5,
+    /// `judgment_revoked`, code 6.
+    JudgmentRevoked = 6,
+    /// `deposit_topped_up`, code 7.
+    DepositToppedUp = 7,
+}
+
+impl EventType {
+    /// Every type, in code order.
+    pub const ALL: [EventType; 8] = [
+        EventType::Paid,
+        EventType::Shipped,
+        EventType::TrackingUploaded,
+        EventType::TrackingRejected,
+        EventType::Refunded,
+        EventType::RefundFailed,
+        EventType::JudgmentRevoked,
+        EventType::DepositToppedUp,
+    ];
+
+    /// The code of the compact form.
+    pub const fn as_code(self) -> u8 {
+        self as u8
+    }
+
+    /// The type of a compact form's code; `None` for a code no type has.
+    pub fn from_code(code: u8) -> Option<EventType> {
+        EventType::ALL.get(usize::from(code)).copied()
+    }
+
+    /// The `type` field's value.
+    pub const fn name(self) -> &'static str {
+        match self {
+            EventType::Paid => "paid",
+            EventType::Shipped => "shipped",
+            EventType::TrackingUploaded => "tracking_uploaded",
+            EventType::TrackingRejected => "tracking_rejected",
+            EventType::Refunded => "refunded",
+            EventType::RefundFailed => "refund_failed",
+            EventType::JudgmentRevoked => "judgment_revoked",
+            EventType::DepositToppedUp => "deposit_topped_up",
+        }
+    }
+
+    /// The type named `name` (the `type` field's text); `None` for an
+    /// unknown type.
+    pub fn from_name(name: &[u8]) -> Option<EventType> {
+        Some(match name {
+            b"paid" => EventType::Paid,
+            b"shipped" => EventType::Shipped,
+            b"tracking_uploaded" => EventType::TrackingUploaded,
+            b"tracking_rejected" => EventType::TrackingRejected,
+            b"refunded" => EventType::Refunded,
+            b"refund_failed" => EventType::RefundFailed,
+            b"judgment_revoked" => EventType::JudgmentRevoked,
+            b"deposit_topped_up" => EventType::DepositToppedUp,
+            _ => return None,
+        })
+    }
+}
+
+/// An event's kind as flat fields: its type and every field some type has,
+/// the fields its type lacks empty or zero. The compact encodings (the
+/// stored form, the scanner's output, a replay's buffer) hold kinds this
+/// way, so that each turns into a [`KindRef`] and back through one match
+/// ([`KindFields::to_kind_ref`], [`KindRef::fields`]). `T` is the text of
+/// an identifier: `&str`, or bytes already checked as UTF-8.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KindFields<T> {
+    /// The type.
+    pub event_type: EventType,
+    /// `order_id`, for every type but `deposit_topped_up`.
+    pub order_id: T,
+    /// `shop_id`, for `paid` and `deposit_topped_up`.
+    pub shop_id: T,
+    /// `product_id`, for `paid`.
+    pub product_id: T,
+    /// `tracking_no`, for `shipped`, `tracking_uploaded`, `tracking_rejected`.
+    pub tracking_no: T,
+    /// `amount_fen`, for `paid`, `refunded` and `deposit_topped_up`.
+    pub amount_fen: i64,
+    /// `judgment`, for `judgment_revoked`.
+    pub judgment: u8,
+    /// `ship_by`, for `paid`.
+    pub ship_by: Option<Instant>,
+}
+
+impl<T: Default> KindFields<T> {
+    /// A kind of type `event_type` with every field empty.
+    pub fn empty(event_type: EventType) -> KindFields<T> {
+        KindFields {
+            event_type,
+            order_id: T::default(),
+            shop_id: T::default(),
+            product_id: T::default(),
+            tracking_no: T::default(),
+            amount_fen: 0,
+            judgment: 0,
+            ship_by: None,
+        }
+    }
+}
+
+impl<'a> KindFields<&'a [u8]> {
+    /// The fields with identifiers as text; `None` when one is not UTF-8.
+    pub fn to_text(self) -> Option<KindFields<&'a str>> {
+        let text = |bytes: &'a [u8]| std::str::from_utf8(bytes).ok();
+        Some(KindFields {
+            event_type: self.event_type,
+            order_id: text(self.order_id)?,
+            shop_id: text(self.shop_id)?,
+            product_id: text(self.product_id)?,
+            tracking_no: text(self.tracking_no)?,
+            amount_fen: self.amount_fen,
+            judgment: self.judgment,
+            ship_by: self.ship_by,
+        })
+    }
+}
+
+impl<'a> KindFields<&'a str> {
+    /// The kind these fields describe (those of other types are ignored).
+    pub fn to_kind_ref(self) -> KindRef<'a> {
+        let KindFields {
+            event_type,
+            order_id,
+            shop_id,
+            product_id,
+            tracking_no,
+            amount_fen,
+            judgment,
+            ship_by,
+        } = self;
+        match event_type {
+            EventType::Paid => KindRef::Paid {
+                order_id,
+                shop_id,
+                product_id,
+                amount_fen,
+                ship_by,
+            },
+            EventType::Shipped => KindRef::Shipped {
+                order_id,
+                tracking_no,
+            },
+            EventType::TrackingUploaded => KindRef::TrackingUploaded {
+                order_id,
+                tracking_no,
+            },
+            EventType::TrackingRejected => KindRef::TrackingRejected {
+                order_id,
+                tracking_no,
+            },
+            EventType::Refunded => KindRef::Refunded {
+                order_id,
+                amount_fen,
+            },
+            EventType::RefundFailed => KindRef::RefundFailed { order_id },
+            EventType::JudgmentRevoked => KindRef::JudgmentRevoked { order_id, judgment },
+            EventType::DepositToppedUp => KindRef::DepositToppedUp {
+                shop_id,
+                amount_fen,
+            },
+        }
+    }
+}
+
 /// One validated event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
@@ -163,6 +348,67 @@ pub enum KindRef<'a> {
 }
 
 impl<'a> KindRef<'a> {
+    /// The kind as flat fields: the inverse of [`KindFields::to_kind_ref`].
+    pub fn fields(&self) -> KindFields<&'a str> {
+        let ids = |event_type, order_id, tracking_no| KindFields {
+            order_id,
+            tracking_no,
+            ..KindFields::empty(event_type)
+        };
+        match *self {
+            KindRef::Paid {
+                order_id,
+                shop_id,
+                product_id,
+                amount_fen,
+                ship_by,
+            } => KindFields {
+                shop_id,
+                product_id,
+                amount_fen,
+                ship_by,
+                ..ids(EventType::Paid, order_id, "")
+            },
+            KindRef::Shipped {
+                order_id,
+                tracking_no,
+            } => ids(EventType::Shipped, order_id, tracking_no),
+            KindRef::TrackingUploaded {
+                order_id,
+                tracking_no,
+            } => ids(EventType::TrackingUploaded, order_id, tracking_no),
+            KindRef::TrackingRejected {
+                order_id,
+                tracking_no,
+            } => ids(EventType::TrackingRejected, order_id, tracking_no),
+            KindRef::Refunded {
+                order_id,
+                amount_fen,
+            } => KindFields {
+                amount_fen,
+                ..ids(EventType::Refunded, order_id, "")
+            },
+            KindRef::RefundFailed { order_id } => ids(EventType::RefundFailed, order_id, ""),
+            KindRef::JudgmentRevoked { order_id, judgment } => KindFields {
+                judgment,
+                ..ids(EventType::JudgmentRevoked, order_id, "")
+            },
+            KindRef::DepositToppedUp {
+                shop_id,
+                amount_fen,
+            } => KindFields {
+                shop_id,
+                amount_fen,
+                ..KindFields::empty(EventType::DepositToppedUp)
+            },
+        }
+    }
+
+    /// The event's type.
+    pub fn event_type(&self) -> EventType {
+        self.fields().event_type
+    }
+
     /// The order this event belongs to, if it belongs to one.
     pub fn order_id(&self) -> Option<&'a str> {
         match *self {
@@ -306,16 +552,7 @@ impl Event {
 
     /// The `type` field of EVENTS.md.
     pub fn type_name(&self) -> &'static str {
-        match &self.kind {
-            EventKind::Paid { .. } => "paid",
-            EventKind::Shipped { .. } => "shipped",
-            EventKind::TrackingUploaded { .. } => "tracking_uploaded",
-            EventKind::TrackingRejected { .. } => "tracking_rejected",
-            EventKind::Refunded { .. } => "refunded",
-            EventKind::RefundFailed { .. } => "refund_failed",
-            EventKind::JudgmentRevoked { .. } => "judgment_revoked",
-            EventKind::DepositToppedUp { .. } => "deposit_topped_up",
-        }
+        self.kind_ref().event_type().name()
     }
 
     /// For a `paid` event, the order it pays for: ingest keeps only the first
@@ -366,7 +603,7 @@ impl Reject {
         match self {
             Reject::InvalidJson => "the line is not a JSON object; write one event object per line".into(),
             Reject::LineTooLong => format!("the line is longer than {MAX_LINE_BYTES} bytes; an event is far smaller, so check for a missing line break"),
-            Reject::UnknownType => "`type` must be one of paid, shipped, tracking_uploaded, tracking_rejected, refunded, refund_failed, judgment_revoked, deposit_topped_up".into(),
+            Reject::UnknownType => format!("`type` must be one of {}", EventType::ALL.map(EventType::name).join(", ")),
             Reject::MissingField(name) => format!("add the required field `{name}`"),
             Reject::InvalidField(name) => format!("`{name}` has the wrong type or is out of range; see EVENTS.md for its format"),
             Reject::EventIdConflict => "this event_id is already in the log with other content; give a new event a new event_id".into(),
@@ -577,8 +814,8 @@ impl ParsedLines {
         // the closure was a copy of it for every line.
         let compact = fields.as_ref().and_then(|parsed| {
             let compact = parsed.encode_compact(&mut self.bytes)?;
-            let paid_order_id =
-                (parsed.kind.code == crate::compact::PAID).then(|| self.keep(parsed.kind.order_id));
+            let paid_order_id = (parsed.kind.event_type == EventType::Paid)
+                .then(|| self.keep(parsed.kind.order_id));
             Some(Slot {
                 event_id: parsed.event_id,
                 payload: compact,
@@ -801,8 +1038,9 @@ fn validate_object(object: &Map<String, Value>) -> Result<Event, Reject> {
         Some(_) => return Err(Reject::InvalidField("type")),
     };
     let at = instant(object, "at")?.ok_or(Reject::MissingField("at"))?;
-    let kind = match type_name {
-        "paid" => {
+    let event_type = EventType::from_name(type_name.as_bytes()).ok_or(Reject::UnknownType)?;
+    let kind = match event_type {
+        EventType::Paid => {
             let ship_by = instant(object, "ship_by")?;
             if ship_by.is_some_and(|ship_by| ship_by < at) {
                 return Err(Reject::InvalidField("ship_by"));
@@ -815,11 +1053,11 @@ fn validate_object(object: &Map<String, Value>) -> Result<Event, Reject> {
                 ship_by,
             }
         }
-        "shipped" | "tracking_uploaded" => {
+        EventType::Shipped | EventType::TrackingUploaded => {
             optional_string(object, "carrier")?;
             let order_id = identifier(object, "order_id")?;
             let tracking_no = identifier(object, "tracking_no")?;
-            if type_name == "shipped" {
+            if event_type == EventType::Shipped {
                 EventKind::Shipped {
                     order_id,
                     tracking_no,
@@ -831,18 +1069,18 @@ fn validate_object(object: &Map<String, Value>) -> Result<Event, Reject> {
                 }
             }
         }
-        "tracking_rejected" => EventKind::TrackingRejected {
+        EventType::TrackingRejected => EventKind::TrackingRejected {
             order_id: identifier(object, "order_id")?,
             tracking_no: identifier(object, "tracking_no")?,
         },
-        "refunded" => EventKind::Refunded {
+        EventType::Refunded => EventKind::Refunded {
             order_id: identifier(object, "order_id")?,
             amount_fen: amount(object, "amount_fen")?,
         },
-        "refund_failed" => EventKind::RefundFailed {
+        EventType::RefundFailed => EventKind::RefundFailed {
             order_id: identifier(object, "order_id")?,
         },
-        "judgment_revoked" => {
+        EventType::JudgmentRevoked => {
             optional_string(object, "reason")?;
             let order_id = identifier(object, "order_id")?;
             let judgment = match object.get("judgment") {
@@ -854,11 +1092,10 @@ fn validate_object(object: &Map<String, Value>) -> Result<Event, Reject> {
             };
             EventKind::JudgmentRevoked { order_id, judgment }
         }
-        "deposit_topped_up" => EventKind::DepositToppedUp {
+        EventType::DepositToppedUp => EventKind::DepositToppedUp {
             shop_id: identifier(object, "shop_id")?,
             amount_fen: amount(object, "amount_fen")?,
         },
-        _ => return Err(Reject::UnknownType),
     };
     Ok(Event { event_id, at, kind })
 }
@@ -999,8 +1236,10 @@ fn optional_string(object: &Map<String, Value>, field: &'static str) -> Result<(
 /// `the_scanner_accepts_only_what_the_reference_accepts_alike` tests hold
 /// them to that.
 mod fast {
-    use super::{parse_event_id, Event, ParsedLine, MAX_ID_BYTES, MAX_REVOCABLE_JUDGMENT};
-    use crate::compact::{self, KindBytes};
+    use super::{
+        parse_event_id, Event, EventType, KindFields, ParsedLine, MAX_ID_BYTES,
+        MAX_REVOCABLE_JUDGMENT,
+    };
     use crate::time::Instant;
 
     // The known keys, numbered in byte order: the order in which the
@@ -1333,7 +1572,7 @@ mod fast {
         /// JSON regenerated from the compact form writes it.
         pub id_lowercase: bool,
         pub at: Instant,
-        pub kind: KindBytes<'a>,
+        pub kind: KindFields<&'a [u8]>,
         pub texts: crate::compact::Texts<'a>,
         pub canonical: std::ops::Range<usize>,
     }
@@ -1364,7 +1603,7 @@ mod fast {
             event: Event {
                 event_id: parsed.event_id,
                 at: parsed.at,
-                kind: parsed.kind.to_kind_ref()?.to_kind(),
+                kind: parsed.kind.to_text()?.to_kind_ref().to_kind(),
             },
             canonical_json: bytes[parsed.canonical].to_vec(),
             compact: compact.map(|range| bytes[range].to_vec()),
@@ -1401,9 +1640,10 @@ mod fast {
         // Which optional keys the type uses; a known key on another type is
         // ignored by the rules but must be kept verbatim, which the
         // reference path does.
-        let mut kind = KindBytes::default();
-        let allowed = match type_name {
-            b"paid" => {
+        let event_type = EventType::from_name(type_name)?;
+        let mut kind = KindFields::empty(event_type);
+        let allowed = match event_type {
+            EventType::Paid => {
                 let ship_by = match f.get(SHIP_BY) {
                     Some(raw) => Some(instant(Some(raw))?),
                     None => None,
@@ -1411,8 +1651,7 @@ mod fast {
                 if ship_by.is_some_and(|s| s < at) {
                     return None;
                 }
-                kind = KindBytes {
-                    code: compact::PAID,
+                kind = KindFields {
                     order_id: id(f.get(ORDER_ID))?,
                     shop_id: id(f.get(SHOP_ID))?,
                     product_id: id(f.get(PRODUCT_ID))?,
@@ -1422,50 +1661,40 @@ mod fast {
                 };
                 bit(AMOUNT_FEN) | bit(ORDER_ID) | bit(PRODUCT_ID) | bit(SHIP_BY) | bit(SHOP_ID)
             }
-            b"shipped" | b"tracking_uploaded" | b"tracking_rejected" => {
-                kind.code = match type_name {
-                    b"shipped" => compact::SHIPPED,
-                    b"tracking_uploaded" => compact::TRACKING_UPLOADED,
-                    _ => compact::TRACKING_REJECTED,
-                };
+            EventType::Shipped | EventType::TrackingUploaded | EventType::TrackingRejected => {
                 kind.order_id = id(f.get(ORDER_ID))?;
                 kind.tracking_no = id(f.get(TRACKING_NO))?;
-                if kind.code == compact::TRACKING_REJECTED {
+                if event_type == EventType::TrackingRejected {
                     bit(ORDER_ID) | bit(TRACKING_NO)
                 } else {
                     optional_text(f.get(CARRIER))?;
                     bit(CARRIER) | bit(ORDER_ID) | bit(TRACKING_NO)
                 }
             }
-            b"refunded" => {
-                kind.code = compact::REFUNDED;
+            EventType::Refunded => {
                 kind.order_id = id(f.get(ORDER_ID))?;
                 kind.amount_fen = amount_fen?;
                 bit(AMOUNT_FEN) | bit(ORDER_ID)
             }
-            b"refund_failed" => {
-                kind.code = compact::REFUND_FAILED;
+            EventType::RefundFailed => {
                 kind.order_id = id(f.get(ORDER_ID))?;
                 bit(ORDER_ID)
             }
-            b"judgment_revoked" => {
+            EventType::JudgmentRevoked => {
                 optional_text(f.get(REASON))?;
                 if f.present & bit(JUDGMENT) == 0 || f.judgment > i64::from(MAX_REVOCABLE_JUDGMENT)
                 {
                     return None;
                 }
-                kind.code = compact::JUDGMENT_REVOKED;
                 kind.order_id = id(f.get(ORDER_ID))?;
                 kind.judgment = f.judgment as u8;
                 bit(JUDGMENT) | bit(ORDER_ID) | bit(REASON)
             }
-            b"deposit_topped_up" => {
-                kind.code = compact::DEPOSIT_TOPPED_UP;
+            EventType::DepositToppedUp => {
                 kind.shop_id = id(f.get(SHOP_ID))?;
                 kind.amount_fen = amount_fen?;
                 bit(AMOUNT_FEN) | bit(SHOP_ID)
             }
-            _ => return None,
         };
         if f.present & !(allowed | bit(AT) | bit(EVENT_ID) | bit(TYPE)) != 0 {
             return None;

@@ -1,8 +1,9 @@
 //! The `explain` lines of an order report: the answer a seller gets to "why was
 //! I charged?", in time order, each line citing its rule.
 
+use crate::event::EventType;
 use crate::ledger::OrderView;
-use crate::order::{self, Kind};
+use crate::order;
 use crate::policy::Policy;
 use crate::report::{DeductionReport, DeductionStatus};
 use crate::time::Instant;
@@ -63,9 +64,9 @@ pub(crate) fn explain(
     for event in view.events.iter().take_while(|e| e.at <= as_of) {
         let when = at(event.at);
         let text = match event.kind {
-            Kind::Shipped | Kind::Uploaded => {
+            EventType::Shipped | EventType::TrackingUploaded => {
                 let tracking_no = view.tracking_no(event);
-                let verb = if event.kind == Kind::Uploaded {
+                let verb = if event.kind == EventType::TrackingUploaded {
                     "tracking number uploaded"
                 } else {
                     "shipped with tracking number"
@@ -82,11 +83,11 @@ pub(crate) fn explain(
                     None => format!("{when} {verb} {tracking_no}: the order counts as shipped from now (R2)"),
                 }
             }
-            Kind::Rejected => format!(
+            EventType::TrackingRejected => format!(
                 "{when} the platform rejected tracking number {}: shipments under it never counted (R2)",
                 view.tracking_no(event)
             ),
-            Kind::Refunded => {
+            EventType::Refunded => {
                 let amount_fen = &event.value;
                 refunded_fen += i128::from(*amount_fen);
                 if refunded_fen >= i128::from(paid.amount_fen) {
@@ -105,14 +106,14 @@ pub(crate) fn explain(
                     )
                 }
             }
-            Kind::RefundFailed => {
+            EventType::RefundFailed => {
                 if view.auto_closed(as_of) && event.at >= derived.auto_close_at {
                     format!("{when} the refund along the original payment path failed: an alternative refund is required (R8)")
                 } else {
                     format!("{when} a refund failed; no auto-close refund was owed then, so nothing follows (R8)")
                 }
             }
-            Kind::Revoked => {
+            EventType::JudgmentRevoked => {
                 let judgment = event.value;
                 let exists = u8::try_from(judgment)
                     .ok()
@@ -124,6 +125,8 @@ pub(crate) fn explain(
                     format!("{when} appeal for judgment {judgment}, which does not exist: no effect (R11)")
                 }
             }
+            // Filed on the order and the shop, never among an order's events.
+            EventType::Paid | EventType::DepositToppedUp => continue,
         };
         lines.push((event.at, 1, text));
     }

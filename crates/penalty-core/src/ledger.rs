@@ -19,10 +19,10 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::event::{Event, KindRef};
+use crate::event::{Event, EventType, KindRef};
 use crate::explain;
 use crate::intern::{Arena, Interner};
-use crate::order::{self, Derived, JudgmentTimeline, Kind, OrderEvent, OrderRec, Paid};
+use crate::order::{self, Derived, JudgmentTimeline, OrderEvent, OrderRec, Paid};
 use crate::policy::Policy;
 use crate::report::*;
 use crate::time::{Day, Instant};
@@ -315,7 +315,9 @@ impl<'a> OrderView<'a> {
     pub fn alternative_refund_required(&self, as_of: Instant) -> bool {
         self.auto_closed(as_of)
             && self.events.iter().any(|e| {
-                e.kind == Kind::RefundFailed && e.at >= self.derived.auto_close_at && e.at <= as_of
+                e.kind == EventType::RefundFailed
+                    && e.at >= self.derived.auto_close_at
+                    && e.at <= as_of
             })
     }
 
@@ -514,42 +516,34 @@ impl Ledger {
         recorded_at: Instant,
         order_index: OrderIndex,
     ) -> Result<(), ApplyError> {
-        let (order_id, kind, value) = match kind {
-            KindRef::DepositToppedUp {
-                shop_id,
-                amount_fen,
-            } => {
-                let shop = self.intern_shop(shop_id)?;
+        let fields = kind.fields();
+        let value = match fields.event_type {
+            EventType::DepositToppedUp => {
+                let shop = self.intern_shop(fields.shop_id)?;
                 let topups = &mut self.shops[shop as usize].topups;
-                let key = (at, amount_fen);
+                let key = (at, fields.amount_fen);
                 let index = topups.partition_point(|t| *t <= key);
                 topups.insert(index, key);
                 self.events_applied += 1;
                 return Ok(());
             }
-            KindRef::Paid {
-                order_id,
-                shop_id,
-                product_id,
-                amount_fen,
-                ship_by,
-            } => {
-                let order = self.intern_order(order_id, order_index)?;
+            EventType::Paid => {
+                let order = self.intern_order(fields.order_id, order_index)?;
                 if self.orders[order as usize].paid.is_some() {
                     return Err(ApplyError::OrderAlreadyPaid {
-                        order_id: order_id.to_string(),
+                        order_id: fields.order_id.to_string(),
                     });
                 }
-                let shop = self.intern_shop(shop_id)?;
+                let shop = self.intern_shop(fields.shop_id)?;
                 let product = self
                     .product_ids
-                    .intern(product_id)
+                    .intern(fields.product_id)
                     .ok_or(ApplyError::TooManyIds)?;
                 self.orders[order as usize].paid = Some(Paid {
                     at,
                     recorded_at,
-                    ship_by,
-                    amount_fen,
+                    ship_by: fields.ship_by,
+                    amount_fen: fields.amount_fen,
                     shop,
                     product,
                 });
@@ -558,27 +552,15 @@ impl Ledger {
                 self.events_applied += 1;
                 return Ok(());
             }
-            KindRef::Shipped {
-                order_id,
-                tracking_no,
-            } => (order_id, Kind::Shipped, Value::Tracking(tracking_no)),
-            KindRef::TrackingUploaded {
-                order_id,
-                tracking_no,
-            } => (order_id, Kind::Uploaded, Value::Tracking(tracking_no)),
-            KindRef::TrackingRejected {
-                order_id,
-                tracking_no,
-            } => (order_id, Kind::Rejected, Value::Tracking(tracking_no)),
-            KindRef::Refunded {
-                order_id,
-                amount_fen,
-            } => (order_id, Kind::Refunded, Value::Number(amount_fen)),
-            KindRef::RefundFailed { order_id } => (order_id, Kind::RefundFailed, Value::Number(0)),
-            KindRef::JudgmentRevoked { order_id, judgment } => {
-                (order_id, Kind::Revoked, Value::Number(i64::from(judgment)))
+            EventType::Shipped | EventType::TrackingUploaded | EventType::TrackingRejected => {
+                Value::Tracking(fields.tracking_no)
             }
+            EventType::Refunded => Value::Number(fields.amount_fen),
+            EventType::RefundFailed => Value::Number(0),
+            EventType::JudgmentRevoked => Value::Number(i64::from(fields.judgment)),
         };
+        let kind = fields.event_type;
+        let order_id = fields.order_id;
         let order = self.intern_order(order_id, order_index)?;
         let value = match value {
             Value::Number(value) => value,

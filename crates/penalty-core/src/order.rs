@@ -16,6 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::event::EventType;
 use crate::policy::{limits, Policy};
 use crate::time::{Day, Instant};
 
@@ -30,23 +31,87 @@ pub(crate) struct Paid {
     pub product: u32,
 }
 
-/// The kinds of order events the rules read (every type but `paid` and
-/// `deposit_topped_up`). The discriminant orders events at one instant: causes
-/// the `explain` lines should show first come first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub(crate) enum Kind {
-    /// `shipped`; `value` is the tracking number's interner index.
-    Shipped,
-    /// `tracking_uploaded`; `value` as for `Shipped`.
-    Uploaded,
-    /// `tracking_rejected`; `value` as for `Shipped`.
-    Rejected,
-    /// `refunded`; `value` is the amount in fen.
-    Refunded,
-    /// `refund_failed`; `value` is 0.
-    RefundFailed,
-    /// `judgment_revoked`; `value` is the judgment number.
-    Revoked,
+/// How a snapshot writes an order event's type: as the unit variant of an
+/// enum of the six order-event types (every type but `paid` and
+/// `deposit_topped_up`), numbered from 0 in code order. Snapshots written
+/// before [`EventType`] existed hold exactly this, so they still read.
+mod snapshot_type {
+    use serde::de::{Error, VariantAccess};
+    use serde::{Deserializer, Serializer};
+
+    use crate::event::EventType;
+
+    const ENUM: &str = "Kind";
+    /// The variants' names, by number: variant `n` is the type of code
+    /// `n + 1`.
+    pub(super) const VARIANTS: &[&str] = &[
+        "Shipped",
+        "Uploaded",
+        "Rejected",
+        "Refunded",
+        "RefundFailed",
+        "Revoked",
+    ];
+
+    pub fn serialize<S: Serializer>(event_type: &EventType, s: S) -> Result<S::Ok, S::Error> {
+        let index = usize::from(event_type.as_code())
+            .checked_sub(1)
+            .filter(|&index| index < VARIANTS.len())
+            .ok_or_else(|| serde::ser::Error::custom("not an order event's type"))?;
+        s.serialize_unit_variant(ENUM, index as u32, VARIANTS[index])
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<EventType, D::Error> {
+        d.deserialize_enum(ENUM, VARIANTS, TypeVisitor)
+    }
+
+    /// A variant as its number (a binary format) or its name (JSON).
+    struct Variant(usize);
+
+    impl<'de> serde::Deserialize<'de> for Variant {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Variant, D::Error> {
+            d.deserialize_identifier(VariantVisitor)
+        }
+    }
+
+    struct VariantVisitor;
+
+    impl serde::de::Visitor<'_> for VariantVisitor {
+        type Value = Variant;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an order event's type")
+        }
+        fn visit_u64<E: Error>(self, index: u64) -> Result<Variant, E> {
+            usize::try_from(index)
+                .ok()
+                .filter(|&index| index < VARIANTS.len())
+                .map(Variant)
+                .ok_or_else(|| E::custom("not an order event's type"))
+        }
+        fn visit_str<E: Error>(self, name: &str) -> Result<Variant, E> {
+            VARIANTS
+                .iter()
+                .position(|&variant| variant == name)
+                .map(Variant)
+                .ok_or_else(|| E::unknown_variant(name, VARIANTS))
+        }
+    }
+
+    struct TypeVisitor;
+
+    impl<'de> serde::de::Visitor<'de> for TypeVisitor {
+        type Value = EventType;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an order event's type")
+        }
+        fn visit_enum<A: serde::de::EnumAccess<'de>>(self, data: A) -> Result<EventType, A::Error> {
+            let (Variant(index), variant) = data.variant()?;
+            variant.unit_variant()?;
+            // Variant `n` is the type of code `n + 1`, and `n` is below 6.
+            EventType::from_code(index as u8 + 1)
+                .ok_or_else(|| A::Error::custom("not an order event's type"))
+        }
+    }
 }
 
 /// An order event, reduced to what the rules read.
@@ -55,18 +120,24 @@ pub(crate) struct OrderEvent {
     pub at: Instant,
     pub recorded_at: Instant,
     pub value: i64,
-    pub kind: Kind,
+    /// One of the order-event types (every type but `paid` and
+    /// `deposit_topped_up`). Events at one instant sort by it: causes the
+    /// `explain` lines should show first come first in code order.
+    #[serde(with = "snapshot_type")]
+    pub kind: EventType,
 }
 
 impl OrderEvent {
     pub fn is_shipment(&self) -> bool {
-        matches!(self.kind, Kind::Shipped | Kind::Uploaded)
+        matches!(self.kind, EventType::Shipped | EventType::TrackingUploaded)
     }
 
     /// The tracking number's index, for shipments and rejections.
     pub fn tracking(&self) -> Option<u32> {
         match self.kind {
-            Kind::Shipped | Kind::Uploaded | Kind::Rejected => u32::try_from(self.value).ok(),
+            EventType::Shipped | EventType::TrackingUploaded | EventType::TrackingRejected => {
+                u32::try_from(self.value).ok()
+            }
             _ => None,
         }
     }
@@ -237,7 +308,7 @@ pub(crate) fn derive(policy: &Policy, paid: &Paid, events: &[OrderEvent]) -> Der
         };
         let revoked_from = events
             .iter()
-            .find(|e| e.kind == Kind::Revoked && e.value == i64::from(number))
+            .find(|e| e.kind == EventType::JudgmentRevoked && e.value == i64::from(number))
             .map(|e| e.at);
         let visible_from = exists_from.map(|from| visible_from(paid, events, from));
         judgments[usize::from(number - 1)] = JudgmentTimeline {
@@ -272,7 +343,7 @@ pub(crate) fn derive(policy: &Policy, paid: &Paid, events: &[OrderEvent]) -> Der
 pub(crate) fn first_rejection(events: &[OrderEvent], tracking: u32) -> Option<Instant> {
     events
         .iter()
-        .find(|e| e.kind == Kind::Rejected && e.tracking() == Some(tracking))
+        .find(|e| e.kind == EventType::TrackingRejected && e.tracking() == Some(tracking))
         .map(|e| e.at)
 }
 
@@ -296,13 +367,13 @@ pub(crate) fn unresolved_from(paid: &Paid, events: &[OrderEvent], t: Instant) ->
     let mut valid_until = t;
     for event in events.iter().take_while(|e| e.at <= t) {
         match event.kind {
-            Kind::Refunded => {
+            EventType::Refunded => {
                 refunded_fen += i128::from(event.value);
                 if refunded_fen >= i128::from(paid.amount_fen) {
                     return None;
                 }
             }
-            Kind::Shipped | Kind::Uploaded => {
+            EventType::Shipped | EventType::TrackingUploaded => {
                 let tracking = event.tracking()?;
                 valid_until = valid_until.max(first_rejection(events, tracking)?);
             }
@@ -329,7 +400,7 @@ pub(crate) fn refunded_by(events: &[OrderEvent], t: Instant) -> i128 {
     events
         .iter()
         .take_while(|e| e.at <= t)
-        .filter(|e| e.kind == Kind::Refunded)
+        .filter(|e| e.kind == EventType::Refunded)
         .map(|e| i128::from(e.value))
         .sum()
 }
@@ -347,13 +418,13 @@ pub(crate) fn resolved_at(paid: &Paid, events: &[OrderEvent], as_of: Instant) ->
     let mut refunded_fen: i128 = 0;
     for event in events.iter().take_while(|e| e.at <= as_of) {
         match event.kind {
-            Kind::Refunded => {
+            EventType::Refunded => {
                 refunded_fen += i128::from(event.value);
                 if refunded_fen >= i128::from(paid.amount_fen) {
                     return Some(event.at);
                 }
             }
-            Kind::Shipped | Kind::Uploaded
+            EventType::Shipped | EventType::TrackingUploaded
                 if event
                     .tracking()
                     .is_some_and(|t| tracking_valid(events, t, as_of)) =>
@@ -364,4 +435,53 @@ pub(crate) fn resolved_at(paid: &Paid, events: &[OrderEvent], as_of: Instant) ->
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: EventType) -> OrderEvent {
+        OrderEvent {
+            at: Instant(1),
+            recorded_at: Instant(2),
+            value: 3,
+            kind,
+        }
+    }
+
+    /// Snapshots keep an order event's type as the variant number of the
+    /// six order-event types (0 `shipped` to 5 `judgment_revoked`), as
+    /// they did before there was one event-type enum; a snapshot written
+    /// then reads the same types now.
+    #[test]
+    fn snapshots_number_order_event_types_as_before() {
+        let order_types = &EventType::ALL[1..7];
+        for (number, &kind) in order_types.iter().enumerate() {
+            let bytes = bincode::serialize(&event(kind)).unwrap();
+            let (head, variant) = bytes.split_at(bytes.len() - 4);
+            assert_eq!(variant, (number as u32).to_le_bytes(), "{kind:?}");
+            assert_eq!(head.len(), 24);
+            assert_eq!(
+                bincode::deserialize::<OrderEvent>(&bytes).unwrap(),
+                event(kind)
+            );
+            let json = serde_json::to_string(&event(kind)).unwrap();
+            assert!(json.ends_with(&format!(
+                r#""kind":"{}"}}"#,
+                snapshot_type::VARIANTS[number]
+            )));
+            assert_eq!(
+                serde_json::from_str::<OrderEvent>(&json).unwrap(),
+                event(kind)
+            );
+        }
+        for kind in [EventType::Paid, EventType::DepositToppedUp] {
+            assert!(bincode::serialize(&event(kind)).is_err(), "{kind:?}");
+        }
+        let mut bytes = bincode::serialize(&event(EventType::Shipped)).unwrap();
+        let last = bytes.len() - 4;
+        bytes[last] = 6;
+        assert!(bincode::deserialize::<OrderEvent>(&bytes).is_err());
+    }
 }

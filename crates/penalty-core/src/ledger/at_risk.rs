@@ -12,7 +12,7 @@
 use serde::{Serialize, Serializer};
 
 use super::{Ledger, OrderView, QueryError};
-use crate::order::Kind;
+use crate::event::EventType;
 use crate::time::Instant;
 
 const NANOS_PER_MINUTE: i64 = 60 * 1_000_000_000;
@@ -225,8 +225,9 @@ impl Ledger {
             return None;
         }
         let known = || view.events.iter().take_while(|e| e.at <= as_of);
-        let revoked =
-            |number: u8| known().any(|e| e.kind == Kind::Revoked && e.value == i64::from(number));
+        let revoked = |number: u8| {
+            known().any(|e| e.kind == EventType::JudgmentRevoked && e.value == i64::from(number))
+        };
         let mut next: Option<(Instant, NextStep, Option<u8>)> = None;
         let mut consider = |at: Instant, step: NextStep, judgment: Option<u8>| {
             // On a tie the first considered wins: a judgment, then the flag,
