@@ -11,7 +11,6 @@
 //! - [`time`] holds instants and calendar days in the policy's offset.
 //! - module `postings` books the settlement runs' postings (R14).
 
-pub mod compact;
 pub mod event;
 pub mod explain;
 mod intern;
@@ -23,6 +22,7 @@ mod postings;
 pub mod report;
 pub mod time;
 
+pub use event::compact;
 pub use event::{
     parse_line, AsParsed, Event, EventKind, KindRef, ParsedLine, ParsedLines, ParsedRef, Reject,
 };

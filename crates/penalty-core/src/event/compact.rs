@@ -33,7 +33,7 @@
 //! deposit_topped_up:  text shop_id, i64 amount_fen
 //! ```
 
-use crate::event::{Event, EventType, KindFields, KindRef};
+use super::{Event, EventType, KindFields, KindRef};
 use crate::time::Instant;
 
 /// The texts of a line that the typed event does not keep.
