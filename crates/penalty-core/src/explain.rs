@@ -2,11 +2,11 @@
 //! I charged?", in time order, each line citing its rule.
 
 use crate::event::EventType;
-use crate::ledger::OrderView;
 use crate::order;
 use crate::policy::Policy;
-use crate::report::{DeductionReport, DeductionStatus};
+use crate::report::{AtRiskOrder, DeductionReport, DeductionStatus, NextStep};
 use crate::time::Instant;
+use crate::view::OrderView;
 
 /// Formats fen as yuan, with the yuan sign, thousands separators and two
 /// decimals: `1000` -> `¥10.00`, `123456789` -> `¥1,234,567.89`,
@@ -201,14 +201,14 @@ pub(crate) fn explain(
                 d.judgment,
                 yuan(d.charged_fen),
                 yuan(d.waived_fen),
-                yuan(view.ledger.policy().at(settle_start).shop_daily_cap_fen),
+                yuan(view.names.policies.at(settle_start).shop_daily_cap_fen),
                 d.settle_date
             ),
             DeductionStatus::Waived => format!(
                 "{} deduction of {amount} for judgment {} waived: the shop had reached its daily cap of {} on {} (R5)",
                 at(settle_start),
                 d.judgment,
-                yuan(view.ledger.policy().at(settle_start).shop_daily_cap_fen),
+                yuan(view.names.policies.at(settle_start).shop_daily_cap_fen),
                 d.settle_date
             ),
             DeductionStatus::Revoked => format!(
@@ -288,8 +288,7 @@ pub fn time_left(seconds: i64) -> String {
 /// What an order at risk will cost unless the seller acts, in one sentence
 /// citing its rules: "ship O1 within 5 h 20 min or be charged 10.00 yuan
 /// (judgment 1, R3, R4)".
-pub fn at_risk_line(order: &crate::AtRiskOrder) -> String {
-    use crate::NextStep;
+pub fn at_risk_line(order: &AtRiskOrder) -> String {
     let act = format!(
         "ship {} within {}",
         order.order_id,

@@ -22,10 +22,11 @@ use sha2::{Digest, Sha256};
 use crate::event::{Event, EventType, KindRef};
 use crate::explain;
 use crate::intern::{Arena, Interner};
-use crate::order::{self, Derived, JudgmentTimeline, OrderEvent, OrderRec, Paid};
+use crate::order::{self, OrderEvent, OrderRec, Paid};
 use crate::policy::Policy;
 use crate::report::*;
 use crate::time::{Day, Instant};
+use crate::view::{Names, OrderView};
 
 /// Why an event could not be applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -230,115 +231,6 @@ pub struct Ledger {
     /// [`Ledger::end_bulk_outside`].
     #[serde(skip)]
     ids_outside: bool,
-}
-
-/// An order that exists as of some instant, with its parts at hand.
-#[derive(Clone, Copy)]
-pub(crate) struct OrderView<'a> {
-    pub ledger: &'a Ledger,
-    pub index: u32,
-    pub paid: &'a Paid,
-    pub events: &'a [OrderEvent],
-    pub derived: Derived,
-    /// The policy version in force at `paid.at` (R15): the order's parameters.
-    pub policy: &'a Policy,
-}
-
-impl<'a> OrderView<'a> {
-    pub fn order_id(&self) -> &'a str {
-        self.ledger.order_ids.get(self.index)
-    }
-
-    pub fn shop_id(&self) -> &'a str {
-        self.ledger.shop_ids.get(self.paid.shop)
-    }
-
-    pub fn product_id(&self) -> &'a str {
-        self.ledger.product_ids.get(self.paid.product)
-    }
-
-    pub fn tracking_no(&self, event: &OrderEvent) -> &'a str {
-        event
-            .tracking()
-            .map(|t| self.ledger.tracking_nos.get(t))
-            .unwrap_or("")
-    }
-
-    /// The judgments that exist as of `as_of` (R3), revoked ones included.
-    pub fn judgments(&self, as_of: Instant) -> impl Iterator<Item = JudgmentTimeline> + 'a {
-        let derived = self.derived;
-        (1..=derived.judgments().len() as u8)
-            .filter_map(move |n| derived.judgment(n).copied())
-            .filter(move |j| j.exists(as_of))
-    }
-
-    pub fn status(&self, as_of: Instant) -> OrderStatus {
-        if self.auto_closed(as_of) {
-            OrderStatus::AutoClosed
-        } else if order::refunded_by(self.events, as_of) >= i128::from(self.paid.amount_fen) {
-            OrderStatus::Refunded
-        } else if self.events.iter().take_while(|e| e.at <= as_of).any(|e| {
-            e.is_shipment()
-                && e.tracking()
-                    .is_some_and(|t| order::tracking_valid(self.events, t, as_of))
-        }) {
-            OrderStatus::Shipped
-        } else {
-            OrderStatus::AwaitingShipment
-        }
-    }
-
-    pub fn resolved_at(&self, as_of: Instant) -> Option<Instant> {
-        order::resolved_at(self.paid, self.events, as_of)
-    }
-
-    pub fn auto_closed(&self, as_of: Instant) -> bool {
-        self.derived
-            .auto_close_from
-            .is_some_and(|from| from <= as_of)
-    }
-
-    /// R8: what the buyer is owed when auto-closed.
-    pub fn refund_due_fen(&self, as_of: Instant) -> i64 {
-        if self.auto_closed(as_of) {
-            order::unrefunded_fen(
-                self.paid.amount_fen,
-                self.events,
-                self.derived.auto_close_at,
-            )
-        } else {
-            0
-        }
-    }
-
-    /// R8: a `refund_failed` at or after the close.
-    pub fn alternative_refund_required(&self, as_of: Instant) -> bool {
-        self.auto_closed(as_of)
-            && self.events.iter().any(|e| {
-                e.kind == EventType::RefundFailed
-                    && e.at >= self.derived.auto_close_at
-                    && e.at <= as_of
-            })
-    }
-
-    /// R6: this order's ban judgment stands.
-    pub fn ban(&self, as_of: Instant) -> Option<JudgmentTimeline> {
-        self.derived
-            .judgment(self.policy.ban_at_judgment)
-            .copied()
-            .filter(|j| j.stands(as_of))
-    }
-
-    /// R7: the final judgment stands and the order was unresolved at the end
-    /// of the grace period.
-    pub fn flagged(&self, as_of: Instant) -> bool {
-        self.derived.flag_from.is_some_and(|from| from <= as_of)
-            && self
-                .derived
-                .judgments()
-                .last()
-                .is_some_and(|j| j.stands(as_of))
-    }
 }
 
 impl Ledger {
@@ -657,7 +549,13 @@ impl Ledger {
         let events = rec.events.as_slice();
         let policy = self.policy.at(paid.at);
         Some(OrderView {
-            ledger: self,
+            names: Names {
+                order_ids: &self.order_ids,
+                shop_ids: &self.shop_ids,
+                product_ids: &self.product_ids,
+                tracking_nos: &self.tracking_nos,
+                policies: &self.policy,
+            },
             index: order,
             paid,
             events,

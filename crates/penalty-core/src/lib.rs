@@ -21,12 +21,13 @@ pub mod policy;
 mod postings;
 pub mod report;
 pub mod time;
+mod view;
 
 pub use event::compact;
 pub use event::{
     parse_line, AsParsed, Event, EventKind, KindRef, ParsedLine, ParsedLines, ParsedRef, Reject,
 };
-pub use ledger::at_risk::{AtRiskOrder, AtRiskReport, NextStep, Within, WithinError};
+pub use ledger::at_risk::{AtRiskReport, Within, WithinError};
 pub use ledger::{ApplyError, Ledger, OrderIds, OrderIndex, QueryError};
 pub use policy::Policy;
 pub use report::*;
