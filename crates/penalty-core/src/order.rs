@@ -441,6 +441,177 @@ pub(crate) fn resolved_at(paid: &Paid, events: &[OrderEvent], as_of: Instant) ->
 mod tests {
     use super::*;
 
+    const HOUR: i64 = 3_600_000_000_000;
+
+    /// An order paid at hour 0 for 100 fen, with no presale deadline.
+    fn paid() -> Paid {
+        Paid {
+            at: Instant(0),
+            recorded_at: Instant(0),
+            ship_by: None,
+            amount_fen: 100,
+            shop: 0,
+            product: 0,
+        }
+    }
+
+    /// An event of `kind` at hour `hours`, recorded when it happened.
+    fn at(hours: i64, kind: EventType, value: i64) -> OrderEvent {
+        OrderEvent {
+            at: Instant(hours * HOUR),
+            recorded_at: Instant(hours * HOUR),
+            value,
+            kind,
+        }
+    }
+
+    /// The events sorted as the ledger files them (by instant here).
+    fn sorted(mut events: Vec<OrderEvent>) -> Vec<OrderEvent> {
+        events.sort_by_key(|e| (e.at, e.kind));
+        events
+    }
+
+    #[test]
+    fn the_deadline_is_the_ship_window_unless_a_presale_deadline_replaces_it() {
+        let policy = Policy::default();
+        let window = Instant(policy.ship_window_hours * HOUR);
+        assert_eq!(deadline(&policy, &paid()), window);
+        let presale = Paid {
+            ship_by: Some(Instant(500 * HOUR)),
+            ..paid()
+        };
+        assert_eq!(deadline(&policy, &presale), Instant(500 * HOUR));
+    }
+
+    #[test]
+    fn an_unshipped_order_is_judged_at_the_deadline_then_every_interval() {
+        let policy = Policy::default();
+        let derived = derive(&policy, &paid(), &[]);
+        let deadline = deadline(&policy, &paid());
+        assert_eq!(
+            derived.judgments().len(),
+            usize::from(policy.max_judgments_per_order)
+        );
+        for j in derived.judgments() {
+            let t_k = deadline.plus_hours(i64::from(j.number - 1) * policy.rejudge_interval_hours);
+            assert_eq!(j.judged_at, t_k);
+            // Unresolved at T_k with nothing able to resolve it later.
+            assert_eq!(j.exists_from, Some(t_k));
+            assert!(!j.exists(Instant(t_k.0 - 1)) && j.stands(t_k));
+        }
+        assert!(!derived.never_judged());
+    }
+
+    #[test]
+    fn a_shipment_in_time_means_no_judgment_ever() {
+        let policy = Policy::default();
+        let events = [at(1, EventType::Shipped, 0)];
+        let derived = derive(&policy, &paid(), &events);
+        assert!(derived.never_judged());
+        assert_eq!(derived.deduction_mask(&policy), 0);
+        assert_eq!(derived.auto_close_from, None);
+        assert_eq!(
+            resolved_at(&paid(), &events, Instant(2 * HOUR)),
+            Some(Instant(HOUR))
+        );
+    }
+
+    #[test]
+    fn a_later_rejection_undoes_the_shipment_from_the_moment_it_arrives() {
+        // R2 a: shipped at hour 1 under tracking 0, rejected at hour 100,
+        // after judgment 1's T_1 (hour 48): judgment 1 exists from hour 100.
+        let policy = Policy::default();
+        let events = sorted(vec![
+            at(1, EventType::Shipped, 0),
+            at(100, EventType::TrackingRejected, 0),
+        ]);
+        let derived = derive(&policy, &paid(), &events);
+        let first = derived.judgment(1).unwrap();
+        assert_eq!(first.exists_from, Some(Instant(100 * HOUR)));
+        assert_eq!(first_rejection(&events, 0), Some(Instant(100 * HOUR)));
+        assert!(tracking_valid(&events, 0, Instant(99 * HOUR)));
+        assert!(!tracking_valid(&events, 0, Instant(100 * HOUR)));
+        // Another tracking number is not touched by that rejection.
+        assert!(tracking_valid(
+            &sorted(vec![
+                at(1, EventType::Shipped, 1),
+                at(100, EventType::TrackingRejected, 0)
+            ]),
+            1,
+            Instant(200 * HOUR)
+        ));
+    }
+
+    #[test]
+    fn only_a_full_refund_resolves_and_refunds_add_up_exactly() {
+        let policy = Policy::default();
+        let partial = [at(1, EventType::Refunded, 99)];
+        assert!(!derive(&policy, &paid(), &partial).never_judged());
+        let full = sorted(vec![
+            at(1, EventType::Refunded, 99),
+            at(2, EventType::Refunded, 1),
+        ]);
+        assert!(derive(&policy, &paid(), &full).never_judged());
+        assert_eq!(
+            resolved_at(&paid(), &full, Instant(3 * HOUR)),
+            Some(Instant(2 * HOUR))
+        );
+        assert_eq!(unrefunded_fen(100, &partial, Instant(HOUR)), 1);
+        assert_eq!(unrefunded_fen(100, &partial, Instant(0)), 100);
+        // Past `i64`, exactly, and never below 0.
+        let huge = [
+            at(1, EventType::Refunded, i64::MAX),
+            at(1, EventType::Refunded, i64::MAX),
+        ];
+        assert_eq!(refunded_by(&huge, Instant(HOUR)), 2 * i128::from(i64::MAX));
+        assert_eq!(unrefunded_fen(100, &huge, Instant(HOUR)), 0);
+    }
+
+    #[test]
+    fn a_revocation_voids_only_the_judgment_it_names() {
+        let policy = Policy::default();
+        let events = [at(60, EventType::JudgmentRevoked, 1)];
+        let derived = derive(&policy, &paid(), &events);
+        let first = derived.judgment(1).unwrap();
+        assert!(first.stands(Instant(59 * HOUR)));
+        assert!(first.exists(Instant(60 * HOUR)) && !first.stands(Instant(60 * HOUR)));
+        assert!(derived.judgment(2).unwrap().stands(Instant(80 * HOUR)));
+    }
+
+    #[test]
+    fn events_stay_sorted_and_inline_while_single() {
+        let mut events = Events::default();
+        assert!(events.as_slice().is_empty());
+        let by_instant = |a: &OrderEvent, b: &OrderEvent| a.at < b.at;
+        events.insert(at(5, EventType::Shipped, 0), by_instant);
+        assert!(matches!(events, Events::One(_)));
+        events.insert(at(1, EventType::Refunded, 1), by_instant);
+        events.insert(at(3, EventType::RefundFailed, 0), by_instant);
+        events.insert(at(9, EventType::TrackingUploaded, 2), by_instant);
+        let hours: Vec<i64> = events.as_slice().iter().map(|e| e.at.0 / HOUR).collect();
+        assert_eq!(hours, [1, 3, 5, 9]);
+        assert_eq!(events.as_slice()[3].tracking(), Some(2));
+        assert!(events.as_slice()[3].is_shipment());
+        assert_eq!(events.as_slice()[0].tracking(), None);
+    }
+
+    #[test]
+    fn the_order_auto_closes_unresolved_and_is_flagged_after_the_final_judgment() {
+        let policy = Policy::default();
+        let derived = derive(&policy, &paid(), &[]);
+        assert_eq!(
+            derived.auto_close_at,
+            Instant(0).plus_days(policy.auto_close_days)
+        );
+        assert_eq!(derived.auto_close_from, Some(derived.auto_close_at));
+        let last = *derived.judgments().last().unwrap();
+        assert_eq!(
+            derived.flag_at,
+            last.judged_at.plus_hours(policy.closure_grace_hours)
+        );
+        assert_eq!(derived.flag_from, Some(derived.flag_at));
+    }
+
     fn event(kind: EventType) -> OrderEvent {
         OrderEvent {
             at: Instant(1),

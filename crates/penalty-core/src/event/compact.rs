@@ -11,9 +11,9 @@
 //! admits only as the digits `itoa` writes back. The one field written back
 //! differently is the event id (lower case), so a line whose id has an
 //! upper-case digit stays JSON, as do lines with escapes or extra fields.
-//! Ingest used to regenerate each line's JSON from its form and compare, a
-//! quarter of its instructions; now debug builds do, and a property test
-//! over generated lines of every kind and shape holds the two writers equal.
+//! Release builds take this on trust: debug builds regenerate each line's
+//! JSON from its form and compare, and a property test over generated lines
+//! of every kind and shape holds the two writers equal.
 //!
 //! Layout (integers big-endian; `text` is a u8 length and UTF-8 bytes,
 //! `long` a u16 length and bytes):
@@ -300,10 +300,10 @@ pub fn decode_ref(bytes: &[u8]) -> Option<(u128, Instant, KindRef<'_>)> {
 }
 
 /// Events decoded ahead of their fold, their text copied into one string:
-/// what a replay's reading thread hands to the folding thread. Why: decoding
-/// a compact form (checking its text is UTF-8 included) took about a fifth
-/// of a replay's folding thread, which every event waits for, while the
-/// reading thread sat mostly idle.
+/// what a replay's reading thread hands to the folding thread. Why: every
+/// event waits for the folding thread, so decoding a compact form (checking
+/// its text is UTF-8 included) belongs on the reading thread, which has time
+/// to spare.
 #[derive(Debug, Default)]
 pub struct EventBuffer {
     text: String,

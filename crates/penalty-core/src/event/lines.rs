@@ -52,7 +52,7 @@ pub struct ParsedRef<'a> {
 /// canonical JSON. Ingest's parser threads build only this: a line's
 /// canonical JSON, when the line has a compact form, is regenerated from
 /// that form where it is wanted (a duplicate to confirm, an event to show),
-/// never written for every line (a sixth of ingest's work).
+/// never written for every line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Payload<'a> {
     /// The compact form ([`crate::compact`]), which regenerates the line's
@@ -118,8 +118,8 @@ impl<'a> Payload<'a> {
 
 impl ParsedRef<'_> {
     /// The typed event, rebuilt from what the log keeps. Ingest keeps only
-    /// these forms (building every event's owned strings was a third of its
-    /// work); a caller that folds the events builds them here.
+    /// these forms, not every event's owned strings; a caller that folds the
+    /// events builds them here.
     pub fn event(&self) -> Result<Event, Reject> {
         self.payload.event()
     }
@@ -147,8 +147,7 @@ impl AsParsed for ParsedRef<'_> {
 ///
 /// Why: a [`ParsedLine`] holds five or six allocations (the event's strings,
 /// the canonical JSON, the compact form), each freed on another thread than
-/// the one that made it; at a million lines a second that was over a third
-/// of ingest's CPU. Here a chunk of lines costs a few growing buffers.
+/// the one that made it; here a chunk of lines costs a few growing buffers.
 #[derive(Debug, Default)]
 pub struct ParsedLines {
     bytes: Vec<u8>,
@@ -201,7 +200,7 @@ impl ParsedLines {
         let fields = scan::parse_fields(line);
         let read_fast = fields.is_some();
         // Borrowed, not moved: moving the read line (some 200 bytes) into
-        // the closure was a copy of it for every line.
+        // the closure would copy it for every line.
         let compact = fields.as_ref().and_then(|parsed| {
             let compact = parsed.encode_compact(&mut self.bytes)?;
             let paid_order_id = (parsed.kind.event_type == EventType::Paid)

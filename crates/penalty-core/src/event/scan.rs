@@ -489,8 +489,8 @@ fn read<'a, const CANONICAL: bool>(line: &'a [u8], out: &mut Vec<u8>) -> Option<
     // Written through a local vector, put back once: while the pieces
     // go through `out` itself, its length is stored and reloaded around
     // every byte written (the compiler cannot tell the bytes from the
-    // vector's own fields), a fifth of this function's time. The
-    // canonical form is never longer than the line.
+    // vector's own fields). The canonical form is never longer than the
+    // line.
     let mut canonical = std::mem::take(out);
     canonical.reserve(line.len());
     // Each field is two copies: its key as one constant piece (with the
