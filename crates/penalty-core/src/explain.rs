@@ -1,11 +1,12 @@
 //! The `explain` lines of an order report: the answer a seller gets to "why was
 //! I charged?", in time order, each line citing its rule.
 
-use crate::ledger::OrderView;
-use crate::order::{self, Kind};
+use crate::event::EventType;
+use crate::order;
 use crate::policy::Policy;
-use crate::report::{DeductionReport, DeductionStatus};
+use crate::report::{AtRiskOrder, DeductionReport, DeductionStatus, NextStep};
 use crate::time::Instant;
+use crate::view::OrderView;
 
 /// Formats fen as yuan, with the yuan sign, thousands separators and two
 /// decimals: `1000` -> `¥10.00`, `123456789` -> `¥1,234,567.89`,
@@ -63,9 +64,9 @@ pub(crate) fn explain(
     for event in view.events.iter().take_while(|e| e.at <= as_of) {
         let when = at(event.at);
         let text = match event.kind {
-            Kind::Shipped | Kind::Uploaded => {
+            EventType::Shipped | EventType::TrackingUploaded => {
                 let tracking_no = view.tracking_no(event);
-                let verb = if event.kind == Kind::Uploaded {
+                let verb = if event.kind == EventType::TrackingUploaded {
                     "tracking number uploaded"
                 } else {
                     "shipped with tracking number"
@@ -82,11 +83,11 @@ pub(crate) fn explain(
                     None => format!("{when} {verb} {tracking_no}: the order counts as shipped from now (R2)"),
                 }
             }
-            Kind::Rejected => format!(
+            EventType::TrackingRejected => format!(
                 "{when} the platform rejected tracking number {}: shipments under it never counted (R2)",
                 view.tracking_no(event)
             ),
-            Kind::Refunded => {
+            EventType::Refunded => {
                 let amount_fen = &event.value;
                 refunded_fen += i128::from(*amount_fen);
                 if refunded_fen >= i128::from(paid.amount_fen) {
@@ -105,14 +106,14 @@ pub(crate) fn explain(
                     )
                 }
             }
-            Kind::RefundFailed => {
+            EventType::RefundFailed => {
                 if view.auto_closed(as_of) && event.at >= derived.auto_close_at {
                     format!("{when} the refund along the original payment path failed: an alternative refund is required (R8)")
                 } else {
                     format!("{when} a refund failed; no auto-close refund was owed then, so nothing follows (R8)")
                 }
             }
-            Kind::Revoked => {
+            EventType::JudgmentRevoked => {
                 let judgment = event.value;
                 let exists = u8::try_from(judgment)
                     .ok()
@@ -124,6 +125,8 @@ pub(crate) fn explain(
                     format!("{when} appeal for judgment {judgment}, which does not exist: no effect (R11)")
                 }
             }
+            // Filed on the order and the shop, never among an order's events.
+            EventType::Paid | EventType::DepositToppedUp => continue,
         };
         lines.push((event.at, 1, text));
     }
@@ -198,14 +201,14 @@ pub(crate) fn explain(
                 d.judgment,
                 yuan(d.charged_fen),
                 yuan(d.waived_fen),
-                yuan(view.ledger.policy().at(settle_start).shop_daily_cap_fen),
+                yuan(view.names.policies.at(settle_start).shop_daily_cap_fen),
                 d.settle_date
             ),
             DeductionStatus::Waived => format!(
                 "{} deduction of {amount} for judgment {} waived: the shop had reached its daily cap of {} on {} (R5)",
                 at(settle_start),
                 d.judgment,
-                yuan(view.ledger.policy().at(settle_start).shop_daily_cap_fen),
+                yuan(view.names.policies.at(settle_start).shop_daily_cap_fen),
                 d.settle_date
             ),
             DeductionStatus::Revoked => format!(
@@ -285,8 +288,7 @@ pub fn time_left(seconds: i64) -> String {
 /// What an order at risk will cost unless the seller acts, in one sentence
 /// citing its rules: "ship O1 within 5 h 20 min or be charged 10.00 yuan
 /// (judgment 1, R3, R4)".
-pub fn at_risk_line(order: &crate::AtRiskOrder) -> String {
-    use crate::NextStep;
+pub fn at_risk_line(order: &AtRiskOrder) -> String {
     let act = format!(
         "ship {} within {}",
         order.order_id,

@@ -13,19 +13,20 @@
 //! order at about 80 bytes.
 
 pub mod at_risk;
+mod digest;
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use crate::event::{Event, KindRef};
+use crate::event::{Event, EventType, KindRef};
 use crate::explain;
 use crate::intern::{Arena, Interner};
-use crate::order::{self, Derived, JudgmentTimeline, Kind, OrderEvent, OrderRec, Paid};
+use crate::order::{self, OrderEvent, OrderRec, Paid};
 use crate::policy::Policy;
 use crate::report::*;
 use crate::time::{Day, Instant};
+use crate::view::{Names, OrderView};
 
 /// Why an event could not be applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -232,113 +233,6 @@ pub struct Ledger {
     ids_outside: bool,
 }
 
-/// An order that exists as of some instant, with its parts at hand.
-#[derive(Clone, Copy)]
-pub(crate) struct OrderView<'a> {
-    pub ledger: &'a Ledger,
-    pub index: u32,
-    pub paid: &'a Paid,
-    pub events: &'a [OrderEvent],
-    pub derived: Derived,
-    /// The policy version in force at `paid.at` (R15): the order's parameters.
-    pub policy: &'a Policy,
-}
-
-impl<'a> OrderView<'a> {
-    pub fn order_id(&self) -> &'a str {
-        self.ledger.order_ids.get(self.index)
-    }
-
-    pub fn shop_id(&self) -> &'a str {
-        self.ledger.shop_ids.get(self.paid.shop)
-    }
-
-    pub fn product_id(&self) -> &'a str {
-        self.ledger.product_ids.get(self.paid.product)
-    }
-
-    pub fn tracking_no(&self, event: &OrderEvent) -> &'a str {
-        event
-            .tracking()
-            .map(|t| self.ledger.tracking_nos.get(t))
-            .unwrap_or("")
-    }
-
-    /// The judgments that exist as of `as_of` (R3), revoked ones included.
-    pub fn judgments(&self, as_of: Instant) -> impl Iterator<Item = JudgmentTimeline> + 'a {
-        let derived = self.derived;
-        (1..=derived.judgments().len() as u8)
-            .filter_map(move |n| derived.judgment(n).copied())
-            .filter(move |j| j.exists(as_of))
-    }
-
-    pub fn status(&self, as_of: Instant) -> OrderStatus {
-        if self.auto_closed(as_of) {
-            OrderStatus::AutoClosed
-        } else if order::refunded_by(self.events, as_of) >= i128::from(self.paid.amount_fen) {
-            OrderStatus::Refunded
-        } else if self.events.iter().take_while(|e| e.at <= as_of).any(|e| {
-            e.is_shipment()
-                && e.tracking()
-                    .is_some_and(|t| order::tracking_valid(self.events, t, as_of))
-        }) {
-            OrderStatus::Shipped
-        } else {
-            OrderStatus::AwaitingShipment
-        }
-    }
-
-    pub fn resolved_at(&self, as_of: Instant) -> Option<Instant> {
-        order::resolved_at(self.paid, self.events, as_of)
-    }
-
-    pub fn auto_closed(&self, as_of: Instant) -> bool {
-        self.derived
-            .auto_close_from
-            .is_some_and(|from| from <= as_of)
-    }
-
-    /// R8: what the buyer is owed when auto-closed.
-    pub fn refund_due_fen(&self, as_of: Instant) -> i64 {
-        if self.auto_closed(as_of) {
-            order::unrefunded_fen(
-                self.paid.amount_fen,
-                self.events,
-                self.derived.auto_close_at,
-            )
-        } else {
-            0
-        }
-    }
-
-    /// R8: a `refund_failed` at or after the close.
-    pub fn alternative_refund_required(&self, as_of: Instant) -> bool {
-        self.auto_closed(as_of)
-            && self.events.iter().any(|e| {
-                e.kind == Kind::RefundFailed && e.at >= self.derived.auto_close_at && e.at <= as_of
-            })
-    }
-
-    /// R6: this order's ban judgment stands.
-    pub fn ban(&self, as_of: Instant) -> Option<JudgmentTimeline> {
-        self.derived
-            .judgment(self.policy.ban_at_judgment)
-            .copied()
-            .filter(|j| j.stands(as_of))
-    }
-
-    /// R7: the final judgment stands and the order was unresolved at the end
-    /// of the grace period.
-    pub fn flagged(&self, as_of: Instant) -> bool {
-        self.derived.flag_from.is_some_and(|from| from <= as_of)
-            && self
-                .derived
-                .judgments()
-                .last()
-                .is_some_and(|j| j.stands(as_of))
-    }
-}
-
 impl Ledger {
     /// An empty ledger under a policy.
     pub fn new(policy: Policy) -> Ledger {
@@ -514,42 +408,34 @@ impl Ledger {
         recorded_at: Instant,
         order_index: OrderIndex,
     ) -> Result<(), ApplyError> {
-        let (order_id, kind, value) = match kind {
-            KindRef::DepositToppedUp {
-                shop_id,
-                amount_fen,
-            } => {
-                let shop = self.intern_shop(shop_id)?;
+        let fields = kind.fields();
+        let value = match fields.event_type {
+            EventType::DepositToppedUp => {
+                let shop = self.intern_shop(fields.shop_id)?;
                 let topups = &mut self.shops[shop as usize].topups;
-                let key = (at, amount_fen);
+                let key = (at, fields.amount_fen);
                 let index = topups.partition_point(|t| *t <= key);
                 topups.insert(index, key);
                 self.events_applied += 1;
                 return Ok(());
             }
-            KindRef::Paid {
-                order_id,
-                shop_id,
-                product_id,
-                amount_fen,
-                ship_by,
-            } => {
-                let order = self.intern_order(order_id, order_index)?;
+            EventType::Paid => {
+                let order = self.intern_order(fields.order_id, order_index)?;
                 if self.orders[order as usize].paid.is_some() {
                     return Err(ApplyError::OrderAlreadyPaid {
-                        order_id: order_id.to_string(),
+                        order_id: fields.order_id.to_string(),
                     });
                 }
-                let shop = self.intern_shop(shop_id)?;
+                let shop = self.intern_shop(fields.shop_id)?;
                 let product = self
                     .product_ids
-                    .intern(product_id)
+                    .intern(fields.product_id)
                     .ok_or(ApplyError::TooManyIds)?;
                 self.orders[order as usize].paid = Some(Paid {
                     at,
                     recorded_at,
-                    ship_by,
-                    amount_fen,
+                    ship_by: fields.ship_by,
+                    amount_fen: fields.amount_fen,
                     shop,
                     product,
                 });
@@ -558,27 +444,15 @@ impl Ledger {
                 self.events_applied += 1;
                 return Ok(());
             }
-            KindRef::Shipped {
-                order_id,
-                tracking_no,
-            } => (order_id, Kind::Shipped, Value::Tracking(tracking_no)),
-            KindRef::TrackingUploaded {
-                order_id,
-                tracking_no,
-            } => (order_id, Kind::Uploaded, Value::Tracking(tracking_no)),
-            KindRef::TrackingRejected {
-                order_id,
-                tracking_no,
-            } => (order_id, Kind::Rejected, Value::Tracking(tracking_no)),
-            KindRef::Refunded {
-                order_id,
-                amount_fen,
-            } => (order_id, Kind::Refunded, Value::Number(amount_fen)),
-            KindRef::RefundFailed { order_id } => (order_id, Kind::RefundFailed, Value::Number(0)),
-            KindRef::JudgmentRevoked { order_id, judgment } => {
-                (order_id, Kind::Revoked, Value::Number(i64::from(judgment)))
+            EventType::Shipped | EventType::TrackingUploaded | EventType::TrackingRejected => {
+                Value::Tracking(fields.tracking_no)
             }
+            EventType::Refunded => Value::Number(fields.amount_fen),
+            EventType::RefundFailed => Value::Number(0),
+            EventType::JudgmentRevoked => Value::Number(i64::from(fields.judgment)),
         };
+        let kind = fields.event_type;
+        let order_id = fields.order_id;
         let order = self.intern_order(order_id, order_index)?;
         let value = match value {
             Value::Number(value) => value,
@@ -675,7 +549,13 @@ impl Ledger {
         let events = rec.events.as_slice();
         let policy = self.policy.at(paid.at);
         Some(OrderView {
-            ledger: self,
+            names: Names {
+                order_ids: &self.order_ids,
+                shop_ids: &self.shop_ids,
+                product_ids: &self.product_ids,
+                tracking_nos: &self.tracking_nos,
+                policies: &self.policy,
+            },
             index: order,
             paid,
             events,
@@ -1384,114 +1264,6 @@ impl Ledger {
         orphans
     }
 
-    /// A SHA-256, in hex, of the canonical projection state as of `as_of`:
-    /// for every shop in id order its figures, bans and flags, then each of its
-    /// orders in id order with its status, instants, judgments and deductions,
-    /// then the orphans; all in a fixed binary form (instants as nanoseconds,
-    /// so no time is formatted). Equal for any two ledgers that answer every
-    /// query alike, however their events arrived.
-    pub fn digest(&self, as_of: Instant) -> String {
-        let mut feed = DigestFeed::default();
-        for shop in self.sorted_shops() {
-            if !self.shop_exists(&self.shops[shop as usize], as_of) {
-                continue;
-            }
-            let tally = self.tally(shop, as_of, Keep::All);
-            feed.text(self.shop_ids.get(shop));
-            for n in [
-                tally.orders as i64,
-                tally.judgments as i64,
-                tally.violating_orders as i64,
-            ] {
-                feed.number(n);
-            }
-            for n in [
-                tally.charged_fen,
-                tally.waived_fen,
-                tally.pending_fen,
-                tally.deposit_balance_fen,
-            ] {
-                feed.wide(n);
-            }
-            for n in [
-                tally.due_orders as i64,
-                tally.timed_out_orders as i64,
-                tally.timeout_judgments as i64,
-                tally.bans.len() as i64,
-            ] {
-                feed.number(n);
-            }
-            for (at, product, order) in &tally.bans {
-                feed.number(at.0);
-                feed.text(product);
-                feed.text(order);
-            }
-            feed.number(tally.flags.len() as i64);
-            for (at, order) in &tally.flags {
-                feed.number(at.0);
-                feed.text(order);
-            }
-            for facts in facts_by_order_id(&tally) {
-                let view = &facts.view;
-                feed.text(view.order_id());
-                feed.text(view.product_id());
-                let instant = |t: Option<Instant>| t.map_or(i64::MIN, |t| t.0);
-                for n in [
-                    view.paid.amount_fen,
-                    view.paid.at.0,
-                    view.derived.deadline.0,
-                    view.status(as_of) as i64,
-                    instant(view.resolved_at(as_of)),
-                    facts.standing as i64,
-                    facts.revoked as i64,
-                    i64::from(facts.banned),
-                    i64::from(facts.flagged),
-                    instant(
-                        view.auto_closed(as_of)
-                            .then_some(view.derived.auto_close_at),
-                    ),
-                    view.refund_due_fen(as_of),
-                    i64::from(view.alternative_refund_required(as_of)),
-                    facts.deductions.len() as i64,
-                ] {
-                    feed.number(n);
-                }
-                for d in &facts.deductions {
-                    for n in [
-                        i64::from(d.number),
-                        d.status as i64,
-                        d.amount_fen,
-                        d.charged_fen,
-                        d.waived_fen,
-                    ] {
-                        feed.number(n);
-                    }
-                }
-            }
-            // R14: the booked ledger is part of the state a replay must reach.
-            let postings = crate::postings::shop_postings(self, &self.shops[shop as usize], as_of);
-            feed.wide(tally.booked_fen);
-            feed.number(postings.len() as i64);
-            for p in &postings {
-                feed.number(p.run_day.0);
-                feed.text(self.order_ids.get(p.order));
-                for n in [
-                    i64::from(p.number),
-                    p.kind as i64,
-                    p.amount_fen,
-                    p.settle_day.0,
-                ] {
-                    feed.number(n);
-                }
-            }
-        }
-        for orphan in self.orphans(as_of) {
-            feed.text(&orphan.order_id);
-            feed.number(orphan.events as i64);
-        }
-        feed.finish()
-    }
-
     /// Ids of every shop the ledger knows, whatever the instant.
     pub fn shop_ids(&self) -> impl Iterator<Item = &str> {
         (0..self.shop_ids.len() as u32).map(|i| self.shop_ids.get(i))
@@ -1563,55 +1335,4 @@ fn parse_cursor(text: &str) -> Option<(i64, String, u8, i64)> {
     };
     let order_id = parts.next()?.to_string();
     Some((visible, order_id, number, run_day))
-}
-
-/// The canonical binary stream the digest hashes: length-prefixed texts and
-/// fixed-width numbers, buffered and hashed in large chunks.
-#[derive(Default)]
-struct DigestFeed {
-    hasher: Sha256,
-    buffer: Vec<u8>,
-}
-
-impl DigestFeed {
-    fn text(&mut self, text: &str) {
-        self.number(text.len() as i64);
-        self.buffer.extend_from_slice(text.as_bytes());
-        self.spill();
-    }
-
-    fn number(&mut self, n: i64) {
-        self.buffer.extend_from_slice(&n.to_le_bytes());
-        self.spill();
-    }
-
-    /// A sum that may exceed `i64`: as [`DigestFeed::number`] when it fits
-    /// (the usual case, so the bytes fed stay those of an `i64`), else a
-    /// marker and all 16 bytes.
-    fn wide(&mut self, n: i128) {
-        match i64::try_from(n) {
-            Ok(n) if n != i64::MIN => self.number(n),
-            _ => {
-                self.number(i64::MIN);
-                self.buffer.extend_from_slice(&n.to_le_bytes());
-                self.spill();
-            }
-        }
-    }
-
-    fn spill(&mut self) {
-        if self.buffer.len() >= 1 << 16 {
-            self.hasher.update(&self.buffer);
-            self.buffer.clear();
-        }
-    }
-
-    fn finish(mut self) -> String {
-        self.hasher.update(&self.buffer);
-        self.hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    }
 }

@@ -6,12 +6,28 @@
 //! therefore always give the same reports, byte for byte, whatever order they
 //! arrived in, which is what makes a replay of the log an audit.
 //!
-//! - [`event`] parses and validates the JSON Lines of EVENTS.md.
-//! - [`policy`] holds the parameters of RULES.md.
-//! - [`time`] holds instants and calendar days in the policy's offset.
-//! - module `postings` books the settlement runs' postings (R14).
+//! The modules, from the event format up to the reports:
+//!
+//! - [`event`]: the event types ([`EventType`], [`Event`], [`KindRef`]), the
+//!   rejects, and the parsing of EVENTS.md's lines (scanner and reference
+//!   parser) into the forms the log keeps.
+//! - [`compact`]: the binary form the log keeps for an event, which
+//!   regenerates its canonical JSON exactly (it lives in `event`).
+//! - [`time`]: instants and calendar days in the policy's offset.
+//! - [`policy`]: the parameters of RULES.md and their versions (R15).
+//! - `intern`: ids held once in an arena and named by dense indices.
+//! - `order`: one order's events and the instants its judgments, flag and
+//!   close hold from (R1 to R3, R7, R8, R11).
+//! - `view`: an order as of an instant, as the reports and `explain` read it.
+//! - [`ledger`]: the fold of events into per-order and per-shop state, and the
+//!   queries (shop and order reports, the cap R5, notices R9, the digest,
+//!   at-risk).
+//! - [`explain`]: the `explain` lines of an order report, and the money and
+//!   countdown wording shared by every renderer.
+//! - `postings`: the booked ledger of settlement runs (R14).
+//! - [`labels`]: the human labels of report codes.
+//! - [`report`]: the reports of CLI.md as plain serialisable values.
 
-pub mod compact;
 pub mod event;
 pub mod explain;
 mod intern;
@@ -23,11 +39,13 @@ mod postings;
 pub mod ranking;
 pub mod report;
 pub mod time;
+mod view;
 
+pub use event::compact;
 pub use event::{
     parse_line, AsParsed, Event, EventKind, KindRef, ParsedLine, ParsedLines, ParsedRef, Reject,
 };
-pub use ledger::at_risk::{AtRiskOrder, AtRiskReport, NextStep, Within, WithinError};
+pub use ledger::at_risk::{AtRiskReport, Within, WithinError};
 pub use ledger::{ApplyError, Ledger, OrderIds, OrderIndex, QueryError};
 pub use policy::Policy;
 pub use ranking::{ShopRanking, ShopSort};

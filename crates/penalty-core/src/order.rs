@@ -16,6 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::event::EventType;
 use crate::policy::{limits, Policy};
 use crate::time::{Day, Instant};
 
@@ -30,23 +31,87 @@ pub(crate) struct Paid {
     pub product: u32,
 }
 
-/// The kinds of order events the rules read (every type but `paid` and
-/// `deposit_topped_up`). The discriminant orders events at one instant: causes
-/// the `explain` lines should show first come first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub(crate) enum Kind {
-    /// `shipped`; `value` is the tracking number's interner index.
-    Shipped,
-    /// `tracking_uploaded`; `value` as for `Shipped`.
-    Uploaded,
-    /// `tracking_rejected`; `value` as for `Shipped`.
-    Rejected,
-    /// `refunded`; `value` is the amount in fen.
-    Refunded,
-    /// `refund_failed`; `value` is 0.
-    RefundFailed,
-    /// `judgment_revoked`; `value` is the judgment number.
-    Revoked,
+/// How a snapshot writes an order event's type: as the unit variant of an
+/// enum of the six order-event types (every type but `paid` and
+/// `deposit_topped_up`), numbered from 0 in code order. Snapshots written
+/// before [`EventType`] existed hold exactly this, so they still read.
+mod snapshot_type {
+    use serde::de::{Error, VariantAccess};
+    use serde::{Deserializer, Serializer};
+
+    use crate::event::EventType;
+
+    const ENUM: &str = "Kind";
+    /// The variants' names, by number: variant `n` is the type of code
+    /// `n + 1`.
+    pub(super) const VARIANTS: &[&str] = &[
+        "Shipped",
+        "Uploaded",
+        "Rejected",
+        "Refunded",
+        "RefundFailed",
+        "Revoked",
+    ];
+
+    pub fn serialize<S: Serializer>(event_type: &EventType, s: S) -> Result<S::Ok, S::Error> {
+        let index = usize::from(event_type.as_code())
+            .checked_sub(1)
+            .filter(|&index| index < VARIANTS.len())
+            .ok_or_else(|| serde::ser::Error::custom("not an order event's type"))?;
+        s.serialize_unit_variant(ENUM, index as u32, VARIANTS[index])
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<EventType, D::Error> {
+        d.deserialize_enum(ENUM, VARIANTS, TypeVisitor)
+    }
+
+    /// A variant as its number (a binary format) or its name (JSON).
+    struct Variant(usize);
+
+    impl<'de> serde::Deserialize<'de> for Variant {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Variant, D::Error> {
+            d.deserialize_identifier(VariantVisitor)
+        }
+    }
+
+    struct VariantVisitor;
+
+    impl serde::de::Visitor<'_> for VariantVisitor {
+        type Value = Variant;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an order event's type")
+        }
+        fn visit_u64<E: Error>(self, index: u64) -> Result<Variant, E> {
+            usize::try_from(index)
+                .ok()
+                .filter(|&index| index < VARIANTS.len())
+                .map(Variant)
+                .ok_or_else(|| E::custom("not an order event's type"))
+        }
+        fn visit_str<E: Error>(self, name: &str) -> Result<Variant, E> {
+            VARIANTS
+                .iter()
+                .position(|&variant| variant == name)
+                .map(Variant)
+                .ok_or_else(|| E::unknown_variant(name, VARIANTS))
+        }
+    }
+
+    struct TypeVisitor;
+
+    impl<'de> serde::de::Visitor<'de> for TypeVisitor {
+        type Value = EventType;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an order event's type")
+        }
+        fn visit_enum<A: serde::de::EnumAccess<'de>>(self, data: A) -> Result<EventType, A::Error> {
+            let (Variant(index), variant) = data.variant()?;
+            variant.unit_variant()?;
+            // Variant `n` is the type of code `n + 1`, and `n` is below 6.
+            EventType::from_code(index as u8 + 1)
+                .ok_or_else(|| A::Error::custom("not an order event's type"))
+        }
+    }
 }
 
 /// An order event, reduced to what the rules read.
@@ -55,18 +120,24 @@ pub(crate) struct OrderEvent {
     pub at: Instant,
     pub recorded_at: Instant,
     pub value: i64,
-    pub kind: Kind,
+    /// One of the order-event types (every type but `paid` and
+    /// `deposit_topped_up`). Events at one instant sort by it: causes the
+    /// `explain` lines should show first come first in code order.
+    #[serde(with = "snapshot_type")]
+    pub kind: EventType,
 }
 
 impl OrderEvent {
     pub fn is_shipment(&self) -> bool {
-        matches!(self.kind, Kind::Shipped | Kind::Uploaded)
+        matches!(self.kind, EventType::Shipped | EventType::TrackingUploaded)
     }
 
     /// The tracking number's index, for shipments and rejections.
     pub fn tracking(&self) -> Option<u32> {
         match self.kind {
-            Kind::Shipped | Kind::Uploaded | Kind::Rejected => u32::try_from(self.value).ok(),
+            EventType::Shipped | EventType::TrackingUploaded | EventType::TrackingRejected => {
+                u32::try_from(self.value).ok()
+            }
             _ => None,
         }
     }
@@ -237,7 +308,7 @@ pub(crate) fn derive(policy: &Policy, paid: &Paid, events: &[OrderEvent]) -> Der
         };
         let revoked_from = events
             .iter()
-            .find(|e| e.kind == Kind::Revoked && e.value == i64::from(number))
+            .find(|e| e.kind == EventType::JudgmentRevoked && e.value == i64::from(number))
             .map(|e| e.at);
         let visible_from = exists_from.map(|from| visible_from(paid, events, from));
         judgments[usize::from(number - 1)] = JudgmentTimeline {
@@ -272,7 +343,7 @@ pub(crate) fn derive(policy: &Policy, paid: &Paid, events: &[OrderEvent]) -> Der
 pub(crate) fn first_rejection(events: &[OrderEvent], tracking: u32) -> Option<Instant> {
     events
         .iter()
-        .find(|e| e.kind == Kind::Rejected && e.tracking() == Some(tracking))
+        .find(|e| e.kind == EventType::TrackingRejected && e.tracking() == Some(tracking))
         .map(|e| e.at)
 }
 
@@ -296,13 +367,13 @@ pub(crate) fn unresolved_from(paid: &Paid, events: &[OrderEvent], t: Instant) ->
     let mut valid_until = t;
     for event in events.iter().take_while(|e| e.at <= t) {
         match event.kind {
-            Kind::Refunded => {
+            EventType::Refunded => {
                 refunded_fen += i128::from(event.value);
                 if refunded_fen >= i128::from(paid.amount_fen) {
                     return None;
                 }
             }
-            Kind::Shipped | Kind::Uploaded => {
+            EventType::Shipped | EventType::TrackingUploaded => {
                 let tracking = event.tracking()?;
                 valid_until = valid_until.max(first_rejection(events, tracking)?);
             }
@@ -329,7 +400,7 @@ pub(crate) fn refunded_by(events: &[OrderEvent], t: Instant) -> i128 {
     events
         .iter()
         .take_while(|e| e.at <= t)
-        .filter(|e| e.kind == Kind::Refunded)
+        .filter(|e| e.kind == EventType::Refunded)
         .map(|e| i128::from(e.value))
         .sum()
 }
@@ -347,13 +418,13 @@ pub(crate) fn resolved_at(paid: &Paid, events: &[OrderEvent], as_of: Instant) ->
     let mut refunded_fen: i128 = 0;
     for event in events.iter().take_while(|e| e.at <= as_of) {
         match event.kind {
-            Kind::Refunded => {
+            EventType::Refunded => {
                 refunded_fen += i128::from(event.value);
                 if refunded_fen >= i128::from(paid.amount_fen) {
                     return Some(event.at);
                 }
             }
-            Kind::Shipped | Kind::Uploaded
+            EventType::Shipped | EventType::TrackingUploaded
                 if event
                     .tracking()
                     .is_some_and(|t| tracking_valid(events, t, as_of)) =>
@@ -364,4 +435,224 @@ pub(crate) fn resolved_at(paid: &Paid, events: &[OrderEvent], as_of: Instant) ->
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: i64 = 3_600_000_000_000;
+
+    /// An order paid at hour 0 for 100 fen, with no presale deadline.
+    fn paid() -> Paid {
+        Paid {
+            at: Instant(0),
+            recorded_at: Instant(0),
+            ship_by: None,
+            amount_fen: 100,
+            shop: 0,
+            product: 0,
+        }
+    }
+
+    /// An event of `kind` at hour `hours`, recorded when it happened.
+    fn at(hours: i64, kind: EventType, value: i64) -> OrderEvent {
+        OrderEvent {
+            at: Instant(hours * HOUR),
+            recorded_at: Instant(hours * HOUR),
+            value,
+            kind,
+        }
+    }
+
+    /// The events sorted as the ledger files them (by instant here).
+    fn sorted(mut events: Vec<OrderEvent>) -> Vec<OrderEvent> {
+        events.sort_by_key(|e| (e.at, e.kind));
+        events
+    }
+
+    #[test]
+    fn the_deadline_is_the_ship_window_unless_a_presale_deadline_replaces_it() {
+        let policy = Policy::default();
+        let window = Instant(policy.ship_window_hours * HOUR);
+        assert_eq!(deadline(&policy, &paid()), window);
+        let presale = Paid {
+            ship_by: Some(Instant(500 * HOUR)),
+            ..paid()
+        };
+        assert_eq!(deadline(&policy, &presale), Instant(500 * HOUR));
+    }
+
+    #[test]
+    fn an_unshipped_order_is_judged_at_the_deadline_then_every_interval() {
+        let policy = Policy::default();
+        let derived = derive(&policy, &paid(), &[]);
+        let deadline = deadline(&policy, &paid());
+        assert_eq!(
+            derived.judgments().len(),
+            usize::from(policy.max_judgments_per_order)
+        );
+        for j in derived.judgments() {
+            let t_k = deadline.plus_hours(i64::from(j.number - 1) * policy.rejudge_interval_hours);
+            assert_eq!(j.judged_at, t_k);
+            // Unresolved at T_k with nothing able to resolve it later.
+            assert_eq!(j.exists_from, Some(t_k));
+            assert!(!j.exists(Instant(t_k.0 - 1)) && j.stands(t_k));
+        }
+        assert!(!derived.never_judged());
+    }
+
+    #[test]
+    fn a_shipment_in_time_means_no_judgment_ever() {
+        let policy = Policy::default();
+        let events = [at(1, EventType::Shipped, 0)];
+        let derived = derive(&policy, &paid(), &events);
+        assert!(derived.never_judged());
+        assert_eq!(derived.deduction_mask(&policy), 0);
+        assert_eq!(derived.auto_close_from, None);
+        assert_eq!(
+            resolved_at(&paid(), &events, Instant(2 * HOUR)),
+            Some(Instant(HOUR))
+        );
+    }
+
+    #[test]
+    fn a_later_rejection_undoes_the_shipment_from_the_moment_it_arrives() {
+        // R2 a: shipped at hour 1 under tracking 0, rejected at hour 100,
+        // after judgment 1's T_1 (hour 48): judgment 1 exists from hour 100.
+        let policy = Policy::default();
+        let events = sorted(vec![
+            at(1, EventType::Shipped, 0),
+            at(100, EventType::TrackingRejected, 0),
+        ]);
+        let derived = derive(&policy, &paid(), &events);
+        let first = derived.judgment(1).unwrap();
+        assert_eq!(first.exists_from, Some(Instant(100 * HOUR)));
+        assert_eq!(first_rejection(&events, 0), Some(Instant(100 * HOUR)));
+        assert!(tracking_valid(&events, 0, Instant(99 * HOUR)));
+        assert!(!tracking_valid(&events, 0, Instant(100 * HOUR)));
+        // Another tracking number is not touched by that rejection.
+        assert!(tracking_valid(
+            &sorted(vec![
+                at(1, EventType::Shipped, 1),
+                at(100, EventType::TrackingRejected, 0)
+            ]),
+            1,
+            Instant(200 * HOUR)
+        ));
+    }
+
+    #[test]
+    fn only_a_full_refund_resolves_and_refunds_add_up_exactly() {
+        let policy = Policy::default();
+        let partial = [at(1, EventType::Refunded, 99)];
+        assert!(!derive(&policy, &paid(), &partial).never_judged());
+        let full = sorted(vec![
+            at(1, EventType::Refunded, 99),
+            at(2, EventType::Refunded, 1),
+        ]);
+        assert!(derive(&policy, &paid(), &full).never_judged());
+        assert_eq!(
+            resolved_at(&paid(), &full, Instant(3 * HOUR)),
+            Some(Instant(2 * HOUR))
+        );
+        assert_eq!(unrefunded_fen(100, &partial, Instant(HOUR)), 1);
+        assert_eq!(unrefunded_fen(100, &partial, Instant(0)), 100);
+        // Past `i64`, exactly, and never below 0.
+        let huge = [
+            at(1, EventType::Refunded, i64::MAX),
+            at(1, EventType::Refunded, i64::MAX),
+        ];
+        assert_eq!(refunded_by(&huge, Instant(HOUR)), 2 * i128::from(i64::MAX));
+        assert_eq!(unrefunded_fen(100, &huge, Instant(HOUR)), 0);
+    }
+
+    #[test]
+    fn a_revocation_voids_only_the_judgment_it_names() {
+        let policy = Policy::default();
+        let events = [at(60, EventType::JudgmentRevoked, 1)];
+        let derived = derive(&policy, &paid(), &events);
+        let first = derived.judgment(1).unwrap();
+        assert!(first.stands(Instant(59 * HOUR)));
+        assert!(first.exists(Instant(60 * HOUR)) && !first.stands(Instant(60 * HOUR)));
+        assert!(derived.judgment(2).unwrap().stands(Instant(80 * HOUR)));
+    }
+
+    #[test]
+    fn events_stay_sorted_and_inline_while_single() {
+        let mut events = Events::default();
+        assert!(events.as_slice().is_empty());
+        let by_instant = |a: &OrderEvent, b: &OrderEvent| a.at < b.at;
+        events.insert(at(5, EventType::Shipped, 0), by_instant);
+        assert!(matches!(events, Events::One(_)));
+        events.insert(at(1, EventType::Refunded, 1), by_instant);
+        events.insert(at(3, EventType::RefundFailed, 0), by_instant);
+        events.insert(at(9, EventType::TrackingUploaded, 2), by_instant);
+        let hours: Vec<i64> = events.as_slice().iter().map(|e| e.at.0 / HOUR).collect();
+        assert_eq!(hours, [1, 3, 5, 9]);
+        assert_eq!(events.as_slice()[3].tracking(), Some(2));
+        assert!(events.as_slice()[3].is_shipment());
+        assert_eq!(events.as_slice()[0].tracking(), None);
+    }
+
+    #[test]
+    fn the_order_auto_closes_unresolved_and_is_flagged_after_the_final_judgment() {
+        let policy = Policy::default();
+        let derived = derive(&policy, &paid(), &[]);
+        assert_eq!(
+            derived.auto_close_at,
+            Instant(0).plus_days(policy.auto_close_days)
+        );
+        assert_eq!(derived.auto_close_from, Some(derived.auto_close_at));
+        let last = *derived.judgments().last().unwrap();
+        assert_eq!(
+            derived.flag_at,
+            last.judged_at.plus_hours(policy.closure_grace_hours)
+        );
+        assert_eq!(derived.flag_from, Some(derived.flag_at));
+    }
+
+    fn event(kind: EventType) -> OrderEvent {
+        OrderEvent {
+            at: Instant(1),
+            recorded_at: Instant(2),
+            value: 3,
+            kind,
+        }
+    }
+
+    /// Snapshots keep an order event's type as the variant number of the
+    /// six order-event types (0 `shipped` to 5 `judgment_revoked`), as
+    /// they did before there was one event-type enum; a snapshot written
+    /// then reads the same types now.
+    #[test]
+    fn snapshots_number_order_event_types_as_before() {
+        let order_types = &EventType::ALL[1..7];
+        for (number, &kind) in order_types.iter().enumerate() {
+            let bytes = bincode::serialize(&event(kind)).unwrap();
+            let (head, variant) = bytes.split_at(bytes.len() - 4);
+            assert_eq!(variant, (number as u32).to_le_bytes(), "{kind:?}");
+            assert_eq!(head.len(), 24);
+            assert_eq!(
+                bincode::deserialize::<OrderEvent>(&bytes).unwrap(),
+                event(kind)
+            );
+            let json = serde_json::to_string(&event(kind)).unwrap();
+            assert!(json.ends_with(&format!(
+                r#""kind":"{}"}}"#,
+                snapshot_type::VARIANTS[number]
+            )));
+            assert_eq!(
+                serde_json::from_str::<OrderEvent>(&json).unwrap(),
+                event(kind)
+            );
+        }
+        for kind in [EventType::Paid, EventType::DepositToppedUp] {
+            assert!(bincode::serialize(&event(kind)).is_err(), "{kind:?}");
+        }
+        let mut bytes = bincode::serialize(&event(EventType::Shipped)).unwrap();
+        let last = bytes.len() - 4;
+        bytes[last] = 6;
+        assert!(bincode::deserialize::<OrderEvent>(&bytes).is_err());
+    }
 }

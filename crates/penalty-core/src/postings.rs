@@ -19,8 +19,8 @@
 //! run `D` only reads the events with `at <= start of D`, so once booked it is
 //! the same for every later `as_of`, whatever order the events arrived in.
 
+use crate::event::EventType;
 use crate::ledger::{DayEntry, Ledger, QueryError, ShopRec};
-use crate::order::Kind;
 use crate::report::{PostingKind, PostingReport, PostingsReport};
 use crate::time::{Day, Instant};
 
@@ -284,7 +284,7 @@ fn change_text(ledger: &Ledger, change: &Change) -> String {
                 .events
                 .as_slice()
                 .iter()
-                .find(|e| e.kind == Kind::Rejected && e.at == change.at)
+                .find(|e| e.kind == EventType::TrackingRejected && e.at == change.at)
                 .and_then(|e| e.tracking())
                 .map(|t| ledger.tracking_nos.get(t));
             match rejected {

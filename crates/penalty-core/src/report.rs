@@ -400,3 +400,56 @@ pub struct PostingsReport {
     /// By (run_date, judged_at, order_id, judgment).
     pub postings: Vec<PostingReport>,
 }
+
+/// What comes next for an order at risk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NextStep {
+    /// Judgment `k` (R3), with its deduction (R4) and maybe a ban (R6).
+    Judgment,
+    /// The shop is flagged for closure review (R7).
+    ClosureReview,
+    /// The order is closed and refunded (R8).
+    AutoClose,
+}
+
+impl NextStep {
+    /// The code of CLI.md.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NextStep::Judgment => "judgment",
+            NextStep::ClosureReview => "closure_review",
+            NextStep::AutoClose => "auto_close",
+        }
+    }
+}
+
+/// One order at risk. `judgment`, `deduction_fen` and `bans_product` are
+/// present for a coming judgment only; `refund_due_fen` for an auto-close.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AtRiskOrder {
+    /// The order.
+    pub order_id: String,
+    /// Its shop.
+    pub shop_id: String,
+    /// Its product (what a coming ban would ban).
+    pub product_id: String,
+    /// What happens next unless the seller acts.
+    pub next: NextStep,
+    /// When, in the policy's offset.
+    pub at: String,
+    /// Seconds from `as_of` to `at`: the countdown.
+    pub seconds_left: i64,
+    /// The coming judgment's number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub judgment: Option<u8>,
+    /// What that judgment would charge (0 beyond `max_deductions_per_order`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deduction_fen: Option<i64>,
+    /// That judgment is the one that bans the product (R6).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bans_product: Option<bool>,
+    /// What the auto-close would refund to the buyer (R8).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refund_due_fen: Option<i64>,
+}

@@ -11,9 +11,11 @@
 
 use serde::{Serialize, Serializer};
 
-use super::{Ledger, OrderView, QueryError};
-use crate::order::Kind;
+use super::{Ledger, QueryError};
+use crate::event::EventType;
+use crate::report::{AtRiskOrder, NextStep};
 use crate::time::Instant;
+use crate::view::OrderView;
 
 const NANOS_PER_MINUTE: i64 = 60 * 1_000_000_000;
 /// The longest horizon asked about: a year covers every policy's judgments
@@ -72,59 +74,6 @@ impl Within {
     fn nanos(self) -> i64 {
         self.minutes * NANOS_PER_MINUTE
     }
-}
-
-/// What comes next for an order at risk.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NextStep {
-    /// Judgment `k` (R3), with its deduction (R4) and maybe a ban (R6).
-    Judgment,
-    /// The shop is flagged for closure review (R7).
-    ClosureReview,
-    /// The order is closed and refunded (R8).
-    AutoClose,
-}
-
-impl NextStep {
-    /// The code of CLI.md.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NextStep::Judgment => "judgment",
-            NextStep::ClosureReview => "closure_review",
-            NextStep::AutoClose => "auto_close",
-        }
-    }
-}
-
-/// One order at risk. `judgment`, `deduction_fen` and `bans_product` are
-/// present for a coming judgment only; `refund_due_fen` for an auto-close.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct AtRiskOrder {
-    /// The order.
-    pub order_id: String,
-    /// Its shop.
-    pub shop_id: String,
-    /// Its product (what a coming ban would ban).
-    pub product_id: String,
-    /// What happens next unless the seller acts.
-    pub next: NextStep,
-    /// When, in the policy's offset.
-    pub at: String,
-    /// Seconds from `as_of` to `at`: the countdown.
-    pub seconds_left: i64,
-    /// The coming judgment's number.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub judgment: Option<u8>,
-    /// What that judgment would charge (0 beyond `max_deductions_per_order`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub deduction_fen: Option<i64>,
-    /// That judgment is the one that bans the product (R6).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bans_product: Option<bool>,
-    /// What the auto-close would refund to the buyer (R8).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub refund_due_fen: Option<i64>,
 }
 
 /// The answer of `penalty at-risk`: the orders in the order (`at`, `order_id`).
@@ -225,8 +174,9 @@ impl Ledger {
             return None;
         }
         let known = || view.events.iter().take_while(|e| e.at <= as_of);
-        let revoked =
-            |number: u8| known().any(|e| e.kind == Kind::Revoked && e.value == i64::from(number));
+        let revoked = |number: u8| {
+            known().any(|e| e.kind == EventType::JudgmentRevoked && e.value == i64::from(number))
+        };
         let mut next: Option<(Instant, NextStep, Option<u8>)> = None;
         let mut consider = |at: Instant, step: NextStep, judgment: Option<u8>| {
             // On a tie the first considered wins: a judgment, then the flag,

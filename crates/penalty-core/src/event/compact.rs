@@ -11,16 +11,17 @@
 //! admits only as the digits `itoa` writes back. The one field written back
 //! differently is the event id (lower case), so a line whose id has an
 //! upper-case digit stays JSON, as do lines with escapes or extra fields.
-//! Ingest used to regenerate each line's JSON from its form and compare, a
-//! quarter of its instructions; now debug builds do, and a property test
-//! over generated lines of every kind and shape holds the two writers equal.
+//! Release builds take this on trust: debug builds regenerate each line's
+//! JSON from its form and compare, and a property test over generated lines
+//! of every kind and shape holds the two writers equal.
 //!
 //! Layout (integers big-endian; `text` is a u8 length and UTF-8 bytes,
 //! `long` a u16 length and bytes):
 //!
 //! ```text
-//! u8 type (0 paid, 1 shipped, 2 tracking_uploaded, 3 tracking_rejected,
-//!          4 refunded, 5 refund_failed, 6 judgment_revoked, 7 deposit_topped_up)
+//! u8 type (EventType::as_code: 0 paid, 1 shipped, 2 tracking_uploaded,
+//!          3 tracking_rejected, 4 refunded, 5 refund_failed, 6 judgment_revoked,
+//!          7 deposit_topped_up)
 //! u128 event_id, i64 at (ns), text at as written
 //! paid:               text order_id, text shop_id, text product_id, i64 amount_fen,
 //!                     u8 has_ship_by [i64 ship_by, text ship_by as written]
@@ -32,7 +33,7 @@
 //! deposit_topped_up:  text shop_id, i64 amount_fen
 //! ```
 
-use crate::event::{Event, KindRef};
+use super::{Event, EventType, KindFields, KindRef};
 use crate::time::Instant;
 
 /// The texts of a line that the typed event does not keep.
@@ -41,110 +42,6 @@ pub(crate) struct Texts<'a> {
     pub ship_by: Option<&'a [u8]>,
     pub carrier: Option<&'a [u8]>,
     pub reason: Option<&'a [u8]>,
-}
-
-/// The type codes of the layout.
-pub(crate) const PAID: u8 = 0;
-pub(crate) const SHIPPED: u8 = 1;
-pub(crate) const TRACKING_UPLOADED: u8 = 2;
-pub(crate) const TRACKING_REJECTED: u8 = 3;
-pub(crate) const REFUNDED: u8 = 4;
-pub(crate) const REFUND_FAILED: u8 = 5;
-pub(crate) const JUDGMENT_REVOKED: u8 = 6;
-pub(crate) const DEPOSIT_TOPPED_UP: u8 = 7;
-
-/// A line's kind as the fast scanner holds it: the type as its code, and
-/// the identifiers as bytes, already checked as UTF-8 but not made text
-/// (making text of them took a call per identifier, on every line). What
-/// the type does not have is empty or zero.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct KindBytes<'a> {
-    pub code: u8,
-    pub order_id: &'a [u8],
-    pub shop_id: &'a [u8],
-    pub product_id: &'a [u8],
-    pub tracking_no: &'a [u8],
-    pub amount_fen: i64,
-    pub judgment: u8,
-    pub ship_by: Option<Instant>,
-}
-
-impl<'a> KindBytes<'a> {
-    /// The kind with its identifiers as text; `None` for an unknown code
-    /// or an identifier that is not UTF-8, which the scanner never gives.
-    pub fn to_kind_ref(self) -> Option<KindRef<'a>> {
-        let text = |bytes: &'a [u8]| std::str::from_utf8(bytes).ok();
-        kind_ref(
-            self.code,
-            Ids {
-                order_id: text(self.order_id)?,
-                shop_id: text(self.shop_id)?,
-                product_id: text(self.product_id)?,
-                tracking_no: text(self.tracking_no)?,
-            },
-            self.amount_fen,
-            self.judgment,
-            self.ship_by,
-        )
-    }
-}
-
-/// A kind's identifiers as text; those its type does not have are empty.
-struct Ids<'a> {
-    order_id: &'a str,
-    shop_id: &'a str,
-    product_id: &'a str,
-    tracking_no: &'a str,
-}
-
-/// The kind of type `code` with these fields (those of other types are
-/// ignored); `None` for an unknown code. The one place codes become kinds,
-/// for the scanner's [`KindBytes`] and for a stored form ([`decode_ref`]).
-fn kind_ref<'a>(
-    code: u8,
-    ids: Ids<'a>,
-    amount_fen: i64,
-    judgment: u8,
-    ship_by: Option<Instant>,
-) -> Option<KindRef<'a>> {
-    let Ids {
-        order_id,
-        shop_id,
-        product_id,
-        tracking_no,
-    } = ids;
-    Some(match code {
-        PAID => KindRef::Paid {
-            order_id,
-            shop_id,
-            product_id,
-            amount_fen,
-            ship_by,
-        },
-        SHIPPED => KindRef::Shipped {
-            order_id,
-            tracking_no,
-        },
-        TRACKING_UPLOADED => KindRef::TrackingUploaded {
-            order_id,
-            tracking_no,
-        },
-        TRACKING_REJECTED => KindRef::TrackingRejected {
-            order_id,
-            tracking_no,
-        },
-        REFUNDED => KindRef::Refunded {
-            order_id,
-            amount_fen,
-        },
-        REFUND_FAILED => KindRef::RefundFailed { order_id },
-        JUDGMENT_REVOKED => KindRef::JudgmentRevoked { order_id, judgment },
-        DEPOSIT_TOPPED_UP => KindRef::DepositToppedUp {
-            shop_id,
-            amount_fen,
-        },
-        _ => return None,
-    })
 }
 
 fn text(out: &mut Vec<u8>, value: impl AsRef<[u8]>) -> Option<()> {
@@ -172,7 +69,7 @@ pub(crate) fn encode_into(
     event_id: u128,
     id_lowercase: bool,
     at: Instant,
-    kind: &KindBytes<'_>,
+    kind: &KindFields<&[u8]>,
     texts: &Texts<'_>,
     canonical: std::ops::Range<usize>,
     out: &mut Vec<u8>,
@@ -197,21 +94,21 @@ pub(crate) fn encode_into(
 fn write_form(
     event_id: u128,
     at: Instant,
-    kind: &KindBytes<'_>,
+    kind: &KindFields<&[u8]>,
     texts: &Texts<'_>,
     out: &mut Vec<u8>,
 ) -> Option<()> {
     // The fixed-size head (type, id, instant and the length of `at` as
     // written) as one constant-size copy rather than four pieces.
     let mut head = [0; 26];
-    head[0] = kind.code;
+    head[0] = kind.event_type.as_code();
     head[1..17].copy_from_slice(&event_id.to_be_bytes());
     head[17..25].copy_from_slice(&at.0.to_be_bytes());
     head[25] = u8::try_from(texts.at.len()).ok()?;
     out.extend_from_slice(&head);
     out.extend_from_slice(texts.at);
-    match kind.code {
-        PAID => {
+    match kind.event_type {
+        EventType::Paid => {
             text(out, kind.order_id)?;
             text(out, kind.shop_id)?;
             text(out, kind.product_id)?;
@@ -226,7 +123,7 @@ fn write_form(
                 _ => return None,
             }
         }
-        SHIPPED | TRACKING_UPLOADED => {
+        EventType::Shipped | EventType::TrackingUploaded => {
             text(out, kind.order_id)?;
             text(out, kind.tracking_no)?;
             match texts.carrier {
@@ -237,16 +134,16 @@ fn write_form(
                 None => out.push(0),
             }
         }
-        TRACKING_REJECTED => {
+        EventType::TrackingRejected => {
             text(out, kind.order_id)?;
             text(out, kind.tracking_no)?;
         }
-        REFUNDED => {
+        EventType::Refunded => {
             text(out, kind.order_id)?;
             out.extend_from_slice(&kind.amount_fen.to_be_bytes());
         }
-        REFUND_FAILED => text(out, kind.order_id)?,
-        JUDGMENT_REVOKED => {
+        EventType::RefundFailed => text(out, kind.order_id)?,
+        EventType::JudgmentRevoked => {
             text(out, kind.order_id)?;
             out.push(kind.judgment);
             match texts.reason {
@@ -257,11 +154,10 @@ fn write_form(
                 None => out.push(0),
             }
         }
-        DEPOSIT_TOPPED_UP => {
+        EventType::DepositToppedUp => {
             text(out, kind.shop_id)?;
             out.extend_from_slice(&kind.amount_fen.to_be_bytes());
         }
-        _ => return None,
     }
     Some(())
 }
@@ -314,7 +210,7 @@ impl<'a> Reader<'a> {
 
 /// Everything a compact form holds, borrowed.
 struct Fields<'a> {
-    code: u8,
+    event_type: EventType,
     event_id: u128,
     at: i64,
     at_text: &'a str,
@@ -332,7 +228,7 @@ struct Fields<'a> {
 fn fields(bytes: &[u8]) -> Option<Fields<'_>> {
     let mut r = Reader { bytes };
     let mut f = Fields {
-        code: r.u8()?,
+        event_type: EventType::from_code(r.u8()?)?,
         event_id: r.u128()?,
         at: r.i64()?,
         at_text: r.text()?,
@@ -346,8 +242,8 @@ fn fields(bytes: &[u8]) -> Option<Fields<'_>> {
         carrier: None,
         reason: None,
     };
-    match f.code {
-        PAID => {
+    match f.event_type {
+        EventType::Paid => {
             f.order_id = r.text()?;
             f.shop_id = r.text()?;
             f.product_id = r.text()?;
@@ -356,34 +252,33 @@ fn fields(bytes: &[u8]) -> Option<Fields<'_>> {
                 f.ship_by = Some((r.i64()?, r.text()?));
             }
         }
-        SHIPPED | TRACKING_UPLOADED => {
+        EventType::Shipped | EventType::TrackingUploaded => {
             f.order_id = r.text()?;
             f.tracking_no = r.text()?;
             if r.flag()? {
                 f.carrier = Some(r.long()?);
             }
         }
-        TRACKING_REJECTED => {
+        EventType::TrackingRejected => {
             f.order_id = r.text()?;
             f.tracking_no = r.text()?;
         }
-        REFUNDED => {
+        EventType::Refunded => {
             f.order_id = r.text()?;
             f.amount_fen = r.i64()?;
         }
-        REFUND_FAILED => f.order_id = r.text()?,
-        JUDGMENT_REVOKED => {
+        EventType::RefundFailed => f.order_id = r.text()?,
+        EventType::JudgmentRevoked => {
             f.order_id = r.text()?;
             f.judgment = r.u8()?;
             if r.flag()? {
                 f.reason = Some(r.long()?);
             }
         }
-        DEPOSIT_TOPPED_UP => {
+        EventType::DepositToppedUp => {
             f.shop_id = r.text()?;
             f.amount_fen = r.i64()?;
         }
-        _ => return None,
     }
     r.bytes.is_empty().then_some(f)
 }
@@ -391,40 +286,41 @@ fn fields(bytes: &[u8]) -> Option<Fields<'_>> {
 /// The event of a compact form with borrowed text: its id, instant and kind.
 pub fn decode_ref(bytes: &[u8]) -> Option<(u128, Instant, KindRef<'_>)> {
     let f = fields(bytes)?;
-    let kind = kind_ref(
-        f.code,
-        Ids {
-            order_id: f.order_id,
-            shop_id: f.shop_id,
-            product_id: f.product_id,
-            tracking_no: f.tracking_no,
-        },
-        f.amount_fen,
-        f.judgment,
-        f.ship_by.map(|(ns, _)| Instant(ns)),
-    )?;
-    Some((f.event_id, Instant(f.at), kind))
+    let kind = KindFields {
+        event_type: f.event_type,
+        order_id: f.order_id,
+        shop_id: f.shop_id,
+        product_id: f.product_id,
+        tracking_no: f.tracking_no,
+        amount_fen: f.amount_fen,
+        judgment: f.judgment,
+        ship_by: f.ship_by.map(|(ns, _)| Instant(ns)),
+    };
+    Some((f.event_id, Instant(f.at), kind.to_kind_ref()))
 }
 
 /// Events decoded ahead of their fold, their text copied into one string:
-/// what a replay's reading thread hands to the folding thread. Why: decoding
-/// a compact form (checking its text is UTF-8 included) took about a fifth
-/// of a replay's folding thread, which every event waits for, while the
-/// reading thread sat mostly idle.
+/// what a replay's reading thread hands to the folding thread. Why: every
+/// event waits for the folding thread, so decoding a compact form (checking
+/// its text is UTF-8 included) belongs on the reading thread, which has time
+/// to spare.
 #[derive(Debug, Default)]
 pub struct EventBuffer {
     text: String,
     events: Vec<Held>,
 }
 
-/// One event of an [`EventBuffer`]: its kind's code (as in the compact
-/// form), numbers, and up to three texts as ranges of the buffer's string.
+/// One event of an [`EventBuffer`]: its kind's type and numbers, and its
+/// four identifiers as the ends of consecutive ranges of the buffer's
+/// string, the first starting at `start` (an identifier its type lacks is
+/// empty).
 #[derive(Clone, Copy, Debug)]
 struct Held {
     at: Instant,
-    code: u8,
+    event_type: EventType,
     judgment: u8,
-    texts: [(u32, u32); 3],
+    start: u32,
+    ends: [u32; 4],
     amount_fen: i64,
     ship_by: Option<Instant>,
 }
@@ -441,60 +337,27 @@ impl EventBuffer {
     /// Keeps an event and returns its position; `None` only when the
     /// buffer's text would pass 4 GiB.
     pub fn push(&mut self, at: Instant, kind: &KindRef<'_>) -> Option<usize> {
-        let (code, texts, amount_fen, judgment, ship_by): (u8, [&str; 3], i64, u8, _) = match *kind
-        {
-            KindRef::Paid {
-                order_id,
-                shop_id,
-                product_id,
-                amount_fen,
-                ship_by,
-            } => (
-                PAID,
-                [order_id, shop_id, product_id],
-                amount_fen,
-                0,
-                ship_by,
-            ),
-            KindRef::Shipped {
-                order_id,
-                tracking_no,
-            } => (SHIPPED, [order_id, tracking_no, ""], 0, 0, None),
-            KindRef::TrackingUploaded {
-                order_id,
-                tracking_no,
-            } => (TRACKING_UPLOADED, [order_id, tracking_no, ""], 0, 0, None),
-            KindRef::TrackingRejected {
-                order_id,
-                tracking_no,
-            } => (TRACKING_REJECTED, [order_id, tracking_no, ""], 0, 0, None),
-            KindRef::Refunded {
-                order_id,
-                amount_fen,
-            } => (REFUNDED, [order_id, "", ""], amount_fen, 0, None),
-            KindRef::RefundFailed { order_id } => (REFUND_FAILED, [order_id, "", ""], 0, 0, None),
-            KindRef::JudgmentRevoked { order_id, judgment } => {
-                (JUDGMENT_REVOKED, [order_id, "", ""], 0, judgment, None)
-            }
-            KindRef::DepositToppedUp {
-                shop_id,
-                amount_fen,
-            } => (DEPOSIT_TOPPED_UP, [shop_id, "", ""], amount_fen, 0, None),
-        };
-        let mut ranges = [(0u32, 0u32); 3];
-        for (range, text) in ranges.iter_mut().zip(texts) {
-            let start = u32::try_from(self.text.len()).ok()?;
-            let end = u32::try_from(self.text.len() + text.len()).ok()?;
+        let fields = kind.fields();
+        let start = u32::try_from(self.text.len()).ok()?;
+        let mut ends = [start; 4];
+        let ids = [
+            fields.order_id,
+            fields.shop_id,
+            fields.product_id,
+            fields.tracking_no,
+        ];
+        for (end, text) in ends.iter_mut().zip(ids) {
             self.text.push_str(text);
-            *range = (start, end);
+            *end = u32::try_from(self.text.len()).ok()?;
         }
         self.events.push(Held {
             at,
-            code,
-            judgment,
-            texts: ranges,
-            amount_fen,
-            ship_by,
+            event_type: fields.event_type,
+            judgment: fields.judgment,
+            start,
+            ends,
+            amount_fen: fields.amount_fen,
+            ship_by: fields.ship_by,
         });
         Some(self.events.len() - 1)
     }
@@ -502,46 +365,19 @@ impl EventBuffer {
     /// The event at `position`, as [`EventBuffer::push`] took it.
     pub fn get(&self, position: usize) -> Option<(Instant, KindRef<'_>)> {
         let held = self.events.get(position)?;
-        let text = |n: usize| {
-            let (start, end) = held.texts[n];
-            self.text.get(start as usize..end as usize)
+        let [order_id, shop_id, product_id, tracking_no] = held.ends;
+        let text = |start: u32, end: u32| self.text.get(start as usize..end as usize);
+        let kind = KindFields {
+            event_type: held.event_type,
+            order_id: text(held.start, order_id)?,
+            shop_id: text(order_id, shop_id)?,
+            product_id: text(shop_id, product_id)?,
+            tracking_no: text(product_id, tracking_no)?,
+            amount_fen: held.amount_fen,
+            judgment: held.judgment,
+            ship_by: held.ship_by,
         };
-        let kind = match held.code {
-            PAID => KindRef::Paid {
-                order_id: text(0)?,
-                shop_id: text(1)?,
-                product_id: text(2)?,
-                amount_fen: held.amount_fen,
-                ship_by: held.ship_by,
-            },
-            SHIPPED => KindRef::Shipped {
-                order_id: text(0)?,
-                tracking_no: text(1)?,
-            },
-            TRACKING_UPLOADED => KindRef::TrackingUploaded {
-                order_id: text(0)?,
-                tracking_no: text(1)?,
-            },
-            TRACKING_REJECTED => KindRef::TrackingRejected {
-                order_id: text(0)?,
-                tracking_no: text(1)?,
-            },
-            REFUNDED => KindRef::Refunded {
-                order_id: text(0)?,
-                amount_fen: held.amount_fen,
-            },
-            REFUND_FAILED => KindRef::RefundFailed { order_id: text(0)? },
-            JUDGMENT_REVOKED => KindRef::JudgmentRevoked {
-                order_id: text(0)?,
-                judgment: held.judgment,
-            },
-            DEPOSIT_TOPPED_UP => KindRef::DepositToppedUp {
-                shop_id: text(0)?,
-                amount_fen: held.amount_fen,
-            },
-            _ => return None,
-        };
-        Some((held.at, kind))
+        Some((held.at, kind.to_kind_ref()))
     }
 
     /// Events kept.
@@ -612,16 +448,7 @@ impl Sink for Matcher<'_> {
 
 fn write_canonical_json(bytes: &[u8], out: &mut impl Sink) -> Option<()> {
     let f = fields(bytes)?;
-    let type_name = match f.code {
-        PAID => "paid",
-        SHIPPED => "shipped",
-        TRACKING_UPLOADED => "tracking_uploaded",
-        TRACKING_REJECTED => "tracking_rejected",
-        REFUNDED => "refunded",
-        REFUND_FAILED => "refund_failed",
-        JUDGMENT_REVOKED => "judgment_revoked",
-        _ => "deposit_topped_up",
-    };
+    let type_name = f.event_type.name();
     let mut id_buffer = [0u8; uuid::fmt::Hyphenated::LENGTH];
     let event_id: &str = uuid::Uuid::from_u128(f.event_id)
         .hyphenated()
@@ -638,7 +465,10 @@ fn write_canonical_json(bytes: &[u8], out: &mut impl Sink) -> Option<()> {
         pairs[count] = (key, value, quoted);
         count += 1;
     };
-    let has_amount = matches!(f.code, PAID | REFUNDED | DEPOSIT_TOPPED_UP);
+    let has_amount = matches!(
+        f.event_type,
+        EventType::Paid | EventType::Refunded | EventType::DepositToppedUp
+    );
     if has_amount {
         pair("amount_fen", amount, false);
     }
@@ -647,13 +477,13 @@ fn write_canonical_json(bytes: &[u8], out: &mut impl Sink) -> Option<()> {
         pair("carrier", carrier, true);
     }
     pair("event_id", event_id, true);
-    if f.code == JUDGMENT_REVOKED {
+    if f.event_type == EventType::JudgmentRevoked {
         pair("judgment", judgment, false);
     }
-    if f.code != DEPOSIT_TOPPED_UP {
+    if f.event_type != EventType::DepositToppedUp {
         pair("order_id", f.order_id, true);
     }
-    if f.code == PAID {
+    if f.event_type == EventType::Paid {
         pair("product_id", f.product_id, true);
     }
     if let Some(reason) = f.reason {
@@ -662,10 +492,13 @@ fn write_canonical_json(bytes: &[u8], out: &mut impl Sink) -> Option<()> {
     if let Some((_, written)) = f.ship_by {
         pair("ship_by", written, true);
     }
-    if matches!(f.code, PAID | DEPOSIT_TOPPED_UP) {
+    if matches!(f.event_type, EventType::Paid | EventType::DepositToppedUp) {
         pair("shop_id", f.shop_id, true);
     }
-    if matches!(f.code, SHIPPED | TRACKING_UPLOADED | TRACKING_REJECTED) {
+    if matches!(
+        f.event_type,
+        EventType::Shipped | EventType::TrackingUploaded | EventType::TrackingRejected
+    ) {
         pair("tracking_no", f.tracking_no, true);
     }
     pair("type", type_name, true);
