@@ -13,6 +13,7 @@
 //! order at about 80 bytes.
 
 pub mod at_risk;
+pub mod partition;
 
 use std::collections::{BTreeMap, HashMap};
 
