@@ -335,4 +335,34 @@ impl Parts {
             .map_err(|e| corrupt(format!("part {part} does not decompress: {e}")))?;
         bincode::deserialize(&raw).map_err(|e| corrupt(format!("part {part} does not decode: {e}")))
     }
+
+    /// Checks every part and index bucket against its checksum (for
+    /// `recover`; a query reads only what it needs).
+    pub fn check(&self) -> Result<(), StoreError> {
+        for &(offset, len, crc) in &self.sections {
+            let mut bytes = vec![0u8; len as usize];
+            self.file
+                .read_exact_at(&mut bytes, offset)
+                .map_err(io_error("reading the snapshot", &self.path))?;
+            if crc32fast::hash(&bytes) != crc {
+                return Err(corrupt(format!(
+                    "a part at offset {offset} fails its checksum"
+                )));
+            }
+        }
+        let mut entries = vec![0u8; self.starts[self.starts.len() - 1] as usize * ENTRY_BYTES];
+        self.file
+            .read_exact_at(&mut entries, self.entries_at)
+            .map_err(io_error("reading the snapshot", &self.path))?;
+        for (bucket, crc) in self.bucket_crcs.iter().enumerate() {
+            let from = self.starts[bucket] as usize * ENTRY_BYTES;
+            let to = self.starts[bucket + 1] as usize * ENTRY_BYTES;
+            if crc32fast::hash(&entries[from..to]) != *crc {
+                return Err(corrupt(format!(
+                    "bucket {bucket} of its order index fails its checksum"
+                )));
+            }
+        }
+        Ok(())
+    }
 }

@@ -804,6 +804,38 @@ fn one_partition_answers_every_shop_and_order_as_the_whole_ledger() {
     assert_parts_answer_as_the_whole(400, 9, 3, 500);
 }
 
+#[test]
+fn a_damaged_partitioned_snapshot_is_never_read_and_recover_removes_it() {
+    use penalty_store::projection::{self, PartQuery};
+    use penalty_store::reader::LogReader;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = penalty_core::Policy::default();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    append_paid(&mut log, &[(1, "O1"), (2, "O2")], 1);
+    let (projection, _) = projection::open(&log, &policy, false).unwrap();
+    projection.save(&log).unwrap();
+    drop(log);
+    let reader = LogReader::open(dir.path()).unwrap();
+    let read = |reader: &LogReader| {
+        projection::open_part(reader, &policy, PartQuery::Order("O1")).unwrap()
+    };
+    assert!(read(&reader).is_some());
+    let path = dir.path().join(penalty_store::parts::PARTS_FILE);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 4;
+    std::fs::write(&path, &bytes).unwrap();
+    // The damaged part is refused (the caller reads the whole instead).
+    let part_of_o1 = read(&reader);
+    assert!(
+        part_of_o1.is_none() || part_of_o1.unwrap().projection.ledger.holds_paid_order("O1"),
+        "a damaged part was read"
+    );
+    assert!(penalty_store::recover::remove_bad_snapshot(dir.path()).unwrap());
+    assert!(!path.exists());
+    assert!(read(&reader).is_none());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(6))]
     #[test]
