@@ -12,7 +12,7 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use penalty_core::{Instant, Ledger, OrderStatus, Policy, Within};
 use penalty_store::ingest::{IngestCounts, IngestOptions, IngestSink, RejectsFile, SyncJob};
-use penalty_store::projection;
+use penalty_store::projection::{self, PartQuery};
 use penalty_store::reader::LogReader;
 use penalty_store::{EventLog, StoreError};
 use serde::Serialize;
@@ -40,7 +40,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ingest(args) => ingest(&cli.db, &policy, cli.no_wait, args),
         Command::Cluster(command) => crate::cluster::run(&cli.db, &policy, command),
         Command::Shop(args) => {
-            let (ledger, as_of) = query_ledger(&cli.db, &policy, &args.query)?;
+            let (ledger, as_of) = part_ledger(
+                &cli.db,
+                &policy,
+                &args.query,
+                PartQuery::Shop(&args.shop_id),
+            )?;
             let report = ledger
                 .shop_report(&args.shop_id, as_of, true)
                 .map_err(|e| NotFound(e.to_string()))?;
@@ -74,7 +79,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Order(args) => {
-            let (ledger, as_of) = query_ledger(&cli.db, &policy, &args.query)?;
+            let (ledger, as_of) = part_ledger(
+                &cli.db,
+                &policy,
+                &args.query,
+                PartQuery::Order(&args.order_id),
+            )?;
             let report = ledger
                 .order_report(&args.order_id, as_of)
                 .map_err(|e| NotFound(e.to_string()))?;
@@ -273,6 +283,27 @@ fn query_ledger(db: &Path, policy: &Policy, args: &QueryArgs) -> anyhow::Result<
     ledger_at(db, policy, args.as_of.as_deref(), args.known_at.as_deref())
 }
 
+/// The ledger to answer one shop or order from: only its partition's part
+/// of the snapshot and tail (see `projection::open_part`), which answers it
+/// exactly as the whole ledger does; the whole ledger when there is no
+/// partitioned snapshot yet or the query is `--known-at`.
+fn part_ledger(
+    db: &Path,
+    policy: &Policy,
+    args: &QueryArgs,
+    query: PartQuery<'_>,
+) -> anyhow::Result<(Ledger, Instant)> {
+    if args.known_at.is_none() {
+        let (as_of, _) = instants(policy, args.as_of.as_deref(), None)?;
+        let reader = open_reader(db)?;
+        if let Some(opened) = projection::open_part(&reader, policy, query)? {
+            warn_all(&opened.warnings);
+            return Ok((opened.projection.ledger, as_of));
+        }
+    }
+    query_ledger(db, policy, args)
+}
+
 fn ledger_at(
     db: &Path,
     policy: &Policy,
@@ -442,13 +473,10 @@ fn ingest(db: &Path, policy: &Policy, no_wait: bool, args: IngestArgs) -> anyhow
         }
     }
     let rejects_written = sink.rejects.written();
-    // The events are durable; the projections are derived data. A small
-    // append is folded in and checkpointed now, so that the next query starts
-    // from a current checkpoint. A large one is left to the next reader,
-    // which folds the whole tail once and checkpoints it (projection::open):
-    // folding here would cost ingest a third of its time and hold the whole
-    // ledger in memory besides the idempotency index.
-    if (1..projection::CHECKPOINT_TAIL_EVENTS).contains(&total.appended) {
+    // The events are durable; the projections are derived data, folded in
+    // and snapshotted now (the whole and its partitions), so that no query
+    // pays for folding what this ingest appended.
+    if total.appended > 0 {
         let (current, _) = projection::open(&log, policy, false)?;
         current
             .save(&log)

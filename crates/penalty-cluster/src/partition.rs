@@ -1,24 +1,13 @@
 //! Keys to partitions, partitions to nodes.
 //!
-//! The hash is FNV-1a 64 of the key's UTF-8 bytes, taken mod P: stable
-//! across versions, machines and languages (the test vectors below pin it),
-//! unlike std's keyed `DefaultHasher`. Event ids are hashed in their
-//! canonical lower-case 8-4-4-4-12 form.
+//! The hash is FNV-1a 64 of the key's UTF-8 bytes, taken mod P
+//! (`penalty_core::ledger::partition`): stable across versions, machines
+//! and languages (the test vectors below pin it), unlike std's keyed
+//! `DefaultHasher`. Event ids are hashed in their canonical lower-case
+//! 8-4-4-4-12 form.
 
-/// FNV-1a 64 of `bytes`.
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in bytes {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
-}
-
-/// The partition of `key` among `partitions` (at least 1).
-pub fn partition_of(key: &str, partitions: u32) -> u32 {
-    (fnv1a64(key.as_bytes()) % u64::from(partitions.max(1))) as u32
-}
+// One home for the hash, shared with the store's partitioned snapshot.
+pub use penalty_core::ledger::partition::{fnv1a64, partition_of};
 
 /// The partition of an event id, hashed in its canonical form.
 pub fn partition_of_event_id(event_id: u128, partitions: u32) -> u32 {

@@ -14,6 +14,7 @@
 
 pub mod at_risk;
 mod digest;
+pub mod partition;
 
 use std::collections::{BTreeMap, HashMap};
 

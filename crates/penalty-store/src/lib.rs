@@ -31,6 +31,7 @@ pub mod head;
 pub mod ingest;
 mod lock;
 mod log;
+pub mod parts;
 pub mod projection;
 pub mod reader;
 pub mod recover;

@@ -11,6 +11,9 @@
 
 use std::path::PathBuf;
 
+use std::collections::HashMap;
+
+use penalty_core::ledger::partition::{partition_of, shop_of};
 use penalty_core::{Instant, KindRef, Ledger, OrderIds, OrderIndex, Policy};
 
 use penalty_core::compact::EventBuffer;
@@ -18,6 +21,7 @@ use penalty_core::compact::EventBuffer;
 use crate::block::DecodedBlock;
 use crate::error::StoreError;
 use crate::log::EventLog;
+use crate::parts::{self, Parts};
 use crate::reader::LogReader;
 use crate::snapshot::{self, SnapshotEnd, SNAPSHOT_FILE};
 
@@ -114,7 +118,9 @@ impl Projection {
         if bytes.is_empty() {
             return Ok(());
         }
-        snapshot::write(dir, end, &bytes)
+        snapshot::write(dir, end, &bytes)?;
+        drop(bytes);
+        parts::write(dir, end, &self.ledger)
     }
 }
 
@@ -288,6 +294,152 @@ pub fn open_read(
         origin,
         warnings,
     })
+}
+
+/// What [`open_part`] answers for.
+#[derive(Clone, Copy, Debug)]
+pub enum PartQuery<'a> {
+    /// `shop S`: the part of the shop's partition.
+    Shop(&'a str),
+    /// `order O`: the part of its shop's partition, found through the
+    /// snapshot's order index or the tail's `paid`.
+    Order(&'a str),
+}
+
+/// The ledger of the one partition that answers `query`, as of everything
+/// `reader` holds: the partitioned snapshot's part (see [`crate::parts`])
+/// plus the tail events of that partition (those naming one of its shops,
+/// and those of orders it holds or whose `paid` in the tail names one of
+/// its shops). It answers `shop_report`/`order_report` for the query
+/// exactly as the whole projection does (tested against generated
+/// workloads), reading one part and the tail instead of everything.
+/// `None` when there is no usable partitioned snapshot (none yet, another
+/// version or policy, damaged, not of this log): the caller opens the whole
+/// projection, which reports any damage.
+pub fn open_part(
+    reader: &LogReader,
+    policy: &Policy,
+    query: PartQuery<'_>,
+) -> Result<Option<Opened>, StoreError> {
+    let stored = match Parts::open(reader.dir()) {
+        Ok(Some(stored)) => stored,
+        Ok(None) => return Ok(None),
+        Err(error) => {
+            tracing::info!(%error, "the partitioned snapshot is unusable; reading the whole");
+            return Ok(None);
+        }
+    };
+    if reader.check_snapshot_end(&stored.end).is_err() {
+        return Ok(None);
+    }
+    let start = stored.end.seq;
+    let mut tail = Vec::new();
+    for block in reader.blocks_after(&stored.end) {
+        tail.push(ReadyBlock::decode(&block?, start + 1, None));
+    }
+    let count = stored.count();
+    // Where the tail's `paid` events put their orders.
+    let mut paid_in_tail: HashMap<&str, u32> = HashMap::new();
+    for block in &tail {
+        for (_, entry) in &block.entries {
+            if let Ok((position, _)) = entry {
+                if let Some((
+                    _,
+                    KindRef::Paid {
+                        order_id, shop_id, ..
+                    },
+                )) = block.events.get(*position)
+                {
+                    paid_in_tail.insert(order_id, partition_of(shop_id, count));
+                }
+            }
+        }
+    }
+    let candidates = match query {
+        PartQuery::Shop(shop_id) => vec![partition_of(shop_id, count)],
+        PartQuery::Order(order_id) => match paid_in_tail.get(order_id) {
+            Some(part) => vec![*part],
+            None => {
+                let found = match stored.order_parts(order_id) {
+                    Ok(found) => found,
+                    Err(error) => {
+                        tracing::info!(%error, "the partitioned snapshot is unusable");
+                        return Ok(None);
+                    }
+                };
+                // Not paid anywhere: every part holds it as the whole does.
+                if found.is_empty() {
+                    vec![0]
+                } else {
+                    found
+                }
+            }
+        },
+    };
+    let mut chosen = None;
+    for part in candidates {
+        let ledger = match stored.part(part) {
+            Ok(ledger) => ledger,
+            Err(error) => {
+                tracing::info!(%error, "the partitioned snapshot is unusable");
+                return Ok(None);
+            }
+        };
+        if ledger.policy() != policy {
+            return Ok(None);
+        }
+        let mut projection = Projection { ledger, seq: start };
+        for block in &tail {
+            for (seq, entry) in &block.entries {
+                let (position, _) = entry
+                    .as_ref()
+                    .map_err(|detail| corrupt(*seq, detail.clone()))?;
+                let (at, kind) = block
+                    .events
+                    .get(*position)
+                    .ok_or_else(|| corrupt(*seq, "its decoded form went missing".into()))?;
+                // An event without a shop goes where its order is: a part
+                // holds its paid orders and every order not paid yet.
+                let mine = match (shop_of(&kind), kind.order_id()) {
+                    (Some(shop_id), _) => partition_of(shop_id, count) == part,
+                    (None, Some(order_id)) => {
+                        paid_in_tail.get(order_id) == Some(&part)
+                            || projection.ledger.knows_order(order_id)
+                    }
+                    (None, None) => false,
+                };
+                if mine {
+                    projection.fold_in(*seq, at, kind, block.recorded_at, OrderIndex::Intern)?;
+                }
+                // The part reflects the log up to here, whether or not the
+                // event was its own.
+                projection.seq = *seq;
+            }
+        }
+        let holds = match query {
+            PartQuery::Order(order_id) => projection.ledger.holds_paid_order(order_id),
+            PartQuery::Shop(_) => true,
+        };
+        if holds || chosen.is_none() {
+            chosen = Some(projection);
+        }
+        if holds {
+            break;
+        }
+    }
+    let Some(projection) = chosen else {
+        return Ok(None);
+    };
+    let warnings = reader.head().damage.iter().cloned().collect();
+    let origin = Origin::Checkpoint {
+        seq: start,
+        tail: projection.seq - start,
+    };
+    Ok(Some(Opened {
+        projection,
+        origin,
+        warnings,
+    }))
 }
 
 /// [`replay`] of what a reader holds; with where its last block lies, for

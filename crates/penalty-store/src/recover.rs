@@ -75,7 +75,28 @@ pub fn remove_bad_snapshot(dir: &Path) -> Result<bool, StoreError> {
             source,
         })?;
     }
-    Ok(bad)
+    // The partitioned snapshot likewise (it is derived data: the next
+    // writer writes it again, and queries read the whole meanwhile).
+    let parts_bad = match crate::parts::Parts::open(dir) {
+        Ok(None) => false,
+        Ok(Some(parts)) => {
+            parts.check().is_err()
+                || crate::reader::LogReader::open(dir)
+                    .map(|reader| reader.check_snapshot_end(&parts.end).is_err())
+                    .unwrap_or(true)
+        }
+        Err(StoreError::CorruptCheckpoint { .. }) => true,
+        Err(error) => return Err(error),
+    };
+    if parts_bad {
+        let path = dir.join(crate::parts::PARTS_FILE);
+        std::fs::remove_file(&path).map_err(|source| StoreError::Io {
+            action: "removing the damaged projection snapshot",
+            path,
+            source,
+        })?;
+    }
+    Ok(bad || parts_bad)
 }
 
 /// Rebuilds `dir`'s sled database from its blocks file (see the module

@@ -74,7 +74,10 @@ pub struct Snapshot {
     pub payload: Vec<u8>,
 }
 
-fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
+pub(crate) fn io_error(
+    action: &'static str,
+    path: &Path,
+) -> impl FnOnce(std::io::Error) -> StoreError {
     let path = path.to_path_buf();
     move |source| StoreError::Io {
         action,
@@ -106,15 +109,31 @@ fn header(end: &SnapshotEnd, payload: &[u8]) -> [u8; HEADER_BYTES] {
 /// processes writing at once each rename a whole file; the last rename
 /// wins, and either file is a true snapshot of a prefix of the log.
 pub fn write(dir: &Path, end: &SnapshotEnd, payload: &[u8]) -> Result<(), StoreError> {
+    replace_file(dir, SNAPSHOT_FILE, &[&header(end, payload), payload])?;
+    tracing::debug!(seq = end.seq, bytes = payload.len(), "wrote a snapshot");
+    Ok(())
+}
+
+/// Replaces `dir/name` atomically by the concatenation of `chunks`: a
+/// temporary file (named with [`TEMP_PREFIX`], so that a dead writer's is
+/// removed by [`remove_stale_temps`]), fsynced, renamed over it, and the
+/// directory fsynced.
+pub(crate) fn replace_file(dir: &Path, name: &str, chunks: &[&[u8]]) -> Result<(), StoreError> {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let number = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = dir.join(format!("{TEMP_PREFIX}{}.{number}", std::process::id()));
-    let path = dir.join(SNAPSHOT_FILE);
+    let path = dir.join(name);
     let written = (|| {
-        let mut file = File::create(&tmp).map_err(io_error("creating a snapshot file", &tmp))?;
-        file.write_all(&header(end, payload))
-            .and_then(|()| file.write_all(payload))
-            .and_then(|()| file.sync_all())
+        let file = File::create(&tmp).map_err(io_error("creating a snapshot file", &tmp))?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        for chunk in chunks {
+            out.write_all(chunk)
+                .map_err(io_error("writing a snapshot file", &tmp))?;
+        }
+        let file = out
+            .into_inner()
+            .map_err(|e| io_error("writing a snapshot file", &tmp)(e.into_error()))?;
+        file.sync_all()
             .map_err(io_error("writing a snapshot file", &tmp))?;
         std::fs::rename(&tmp, &path).map_err(io_error("replacing the snapshot", &path))?;
         File::open(dir)
@@ -123,9 +142,6 @@ pub fn write(dir: &Path, end: &SnapshotEnd, payload: &[u8]) -> Result<(), StoreE
     })();
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
-    }
-    if written.is_ok() {
-        tracing::debug!(seq = end.seq, bytes = payload.len(), "wrote a snapshot");
     }
     written
 }

@@ -691,6 +691,163 @@ fn snapshots_are_resumed_from_and_damage_falls_back_to_a_replay() {
     assert!(!path.exists());
 }
 
+/// Ingests `lines` into `log` with a sink that keeps nothing.
+fn ingest_lines(log: &mut EventLog, lines: &[&str]) {
+    let mut input = lines.join("\n");
+    input.push('\n');
+    let mut sink = NullSink;
+    ingest_bytes(log, input.into_bytes(), &mut sink);
+}
+
+struct NullSink;
+
+impl IngestSink for NullSink {
+    fn rejected(&mut self, _: u64, _: &Reject, _: &[u8], _: u64) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// Every shop's and order's report, as JSON (or the error's text), from the
+/// whole ledger and from the one partition `open_part` reads: equal byte for
+/// byte, for generated workloads cut at any point into a partitioned
+/// snapshot and a tail (orders whose events straddle the cut, orphans paid
+/// in the tail, shops first seen in the tail).
+fn assert_parts_answer_as_the_whole(orders: u64, shops: u64, seed: u64, cut_per_mille: usize) {
+    use penalty_store::projection::{self, PartQuery};
+    use penalty_store::reader::LogReader;
+    let mut jsonl = Vec::new();
+    penalty_gen::generate(
+        &penalty_gen::GenOptions {
+            orders,
+            shops,
+            seed,
+        },
+        &mut jsonl,
+    )
+    .unwrap();
+    let text = String::from_utf8(jsonl).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    // At least one line, so that there is a snapshot to read parts of.
+    let cut = (lines.len() * cut_per_mille / 1000).max(1);
+    let dir = tempfile::tempdir().unwrap();
+    let policy = penalty_core::Policy::default();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    ingest_lines(&mut log, &lines[..cut]);
+    let (projection, _) = projection::open(&log, &policy, false).unwrap();
+    projection.save(&log).unwrap();
+    ingest_lines(&mut log, &lines[cut..]);
+    drop(log);
+    let reader = LogReader::open(dir.path()).unwrap();
+    let (whole, _) = projection::replay_read(&reader, &policy, None).unwrap();
+    let whole = whole.ledger;
+    let as_ofs = [
+        Instant::parse_rfc3339("2026-01-09T00:00:00Z").unwrap(),
+        Instant::parse_rfc3339("2027-06-01T00:00:00Z").unwrap(),
+    ];
+    let mut shop_ids: Vec<String> = whole.shop_ids().map(String::from).collect();
+    shop_ids.push("S-none".into());
+    let mut order_ids: Vec<String> = whole.order_ids().map(String::from).collect();
+    order_ids.push("O-none".into());
+    let json = |r: Result<String, String>| match r {
+        Ok(json) => json,
+        Err(error) => format!("error: {error}"),
+    };
+    for shop_id in &shop_ids {
+        let opened = projection::open_part(&reader, &policy, PartQuery::Shop(shop_id))
+            .unwrap()
+            .expect("a partitioned snapshot");
+        for as_of in as_ofs {
+            let answer = |ledger: &penalty_core::Ledger| {
+                json(
+                    ledger
+                        .shop_report(shop_id, as_of, true)
+                        .map(|r| serde_json::to_string(&r).unwrap())
+                        .map_err(|e| e.to_string()),
+                )
+            };
+            assert_eq!(
+                answer(&opened.projection.ledger),
+                answer(&whole),
+                "shop {shop_id} as of {as_of:?} (seed {seed}, cut {cut} of {})",
+                lines.len()
+            );
+        }
+    }
+    for order_id in &order_ids {
+        let opened = projection::open_part(&reader, &policy, PartQuery::Order(order_id))
+            .unwrap()
+            .expect("a partitioned snapshot");
+        for as_of in as_ofs {
+            let answer = |ledger: &penalty_core::Ledger| {
+                json(
+                    ledger
+                        .order_report(order_id, as_of)
+                        .map(|r| serde_json::to_string(&r).unwrap())
+                        .map_err(|e| e.to_string()),
+                )
+            };
+            assert_eq!(
+                answer(&opened.projection.ledger),
+                answer(&whole),
+                "order {order_id} as of {as_of:?} (seed {seed}, cut {cut} of {})",
+                lines.len()
+            );
+        }
+    }
+}
+
+#[test]
+fn one_partition_answers_every_shop_and_order_as_the_whole_ledger() {
+    // All in the snapshot, nearly all in the tail, and cuts between.
+    assert_parts_answer_as_the_whole(300, 7, 1, 1000);
+    assert_parts_answer_as_the_whole(300, 7, 2, 1);
+    assert_parts_answer_as_the_whole(400, 9, 3, 500);
+}
+
+#[test]
+fn a_damaged_partitioned_snapshot_is_never_read_and_recover_removes_it() {
+    use penalty_store::projection::{self, PartQuery};
+    use penalty_store::reader::LogReader;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = penalty_core::Policy::default();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    append_paid(&mut log, &[(1, "O1"), (2, "O2")], 1);
+    let (projection, _) = projection::open(&log, &policy, false).unwrap();
+    projection.save(&log).unwrap();
+    drop(log);
+    let reader = LogReader::open(dir.path()).unwrap();
+    let read = |reader: &LogReader| {
+        projection::open_part(reader, &policy, PartQuery::Order("O1")).unwrap()
+    };
+    assert!(read(&reader).is_some());
+    let path = dir.path().join(penalty_store::parts::PARTS_FILE);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 4;
+    std::fs::write(&path, &bytes).unwrap();
+    // The damaged part is refused (the caller reads the whole instead).
+    let part_of_o1 = read(&reader);
+    assert!(
+        part_of_o1.is_none() || part_of_o1.unwrap().projection.ledger.holds_paid_order("O1"),
+        "a damaged part was read"
+    );
+    assert!(penalty_store::recover::remove_bad_snapshot(dir.path()).unwrap());
+    assert!(!path.exists());
+    assert!(read(&reader).is_none());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(6))]
+    #[test]
+    fn one_partition_answers_as_the_whole_wherever_the_snapshot_ends(
+        seed in 1u64..1_000_000,
+        cut in 1usize..1000,
+        shops in 1u64..12,
+    ) {
+        assert_parts_answer_as_the_whole(200, shops, seed, cut);
+    }
+}
+
 #[test]
 fn a_second_open_is_refused_naming_the_holder() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,0 +1,193 @@
+//! Partitions of shops: the one home of the stable hash that spreads shops
+//! (and keys in general) over partitions, and the split of a ledger into one
+//! ledger per partition.
+//!
+//! Every rule is shop-local (R5's cap per shop and day, R6, R7, R10, R12,
+//! R14 per shop) and the log holds only accepted events, so a ledger folded
+//! from the events of one partition's shops answers for those shops and
+//! their orders exactly as the whole ledger does. [`Ledger::split`] makes
+//! those ledgers from a whole one without the events; orders that are not
+//! paid yet (R13's orphans, whose shop is unknown) go into every part, so
+//! that whichever partition their `paid` later falls into holds their
+//! earlier events.
+//!
+//! The hash is FNV-1a 64 of the key's UTF-8 bytes, taken mod P: stable
+//! across versions, machines and languages (the cluster pins it with the
+//! published test vectors), unlike std's keyed `DefaultHasher`.
+
+use super::{DayEntry, Ledger, ShopRec};
+use crate::event::KindRef;
+use crate::order::{Events, OrderEvent, OrderRec};
+
+/// FNV-1a 64 of `bytes`.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+/// The partition of `key` among `partitions` (at least 1).
+pub fn partition_of(key: &str, partitions: u32) -> u32 {
+    (fnv1a64(key.as_bytes()) % u64::from(partitions.max(1))) as u32
+}
+
+/// The shop an event names itself (`paid`, `deposit_topped_up`); the other
+/// events name only their order.
+pub fn shop_of<'a>(kind: &KindRef<'a>) -> Option<&'a str> {
+    match *kind {
+        KindRef::Paid { shop_id, .. } | KindRef::DepositToppedUp { shop_id, .. } => Some(shop_id),
+        _ => None,
+    }
+}
+
+impl Ledger {
+    /// The ledgers of the `parts` partitions of this one's shops (by
+    /// [`partition_of`] of the shop id): part `p` holds the shops of
+    /// partition `p` with their orders and top-ups, and every order not yet
+    /// paid. Each answers `shop_report` and `order_report` for its shops and
+    /// their orders as this ledger does (tested against generated
+    /// workloads); folding on into a part the later events of its shops and
+    /// orders keeps that so. Must not be called during a bulk fold.
+    pub fn split(&self, parts: u32) -> Vec<Ledger> {
+        let parts = parts.max(1);
+        let mut out: Vec<Ledger> = (0..parts)
+            .map(|_| Ledger::new(self.policy.clone()))
+            .collect();
+        // Shops first, in this ledger's order: their index in their part.
+        let mut shop_to: Vec<(u32, u32)> = Vec::with_capacity(self.shops.len());
+        for shop in 0..self.shops.len() as u32 {
+            let id = self.shop_ids.get(shop);
+            let part = partition_of(id, parts);
+            let ledger = &mut out[part as usize];
+            // Interning a known number of distinct ids cannot overflow
+            // where the whole ledger did not.
+            let index = ledger.shop_ids.intern(id).unwrap_or(0);
+            ledger.shops.push(ShopRec {
+                orders: Vec::new(),
+                topups: self.shops[shop as usize].topups.clone(),
+                days: Default::default(),
+            });
+            shop_to.push((part, index));
+        }
+        // Orders in this ledger's order; paid ones to their shop's part,
+        // the others to every part.
+        let mut order_to: Vec<u32> = vec![u32::MAX; self.orders.len()];
+        let copy = |ledger: &mut Ledger, order: u32, rec: &OrderRec, shop: Option<u32>| {
+            let index = ledger
+                .order_ids
+                .intern(self.order_ids.get(order))
+                .unwrap_or(0);
+            let mut paid = rec.paid;
+            if let (Some(paid), Some(shop)) = (paid.as_mut(), shop) {
+                paid.shop = shop;
+                paid.product = ledger
+                    .product_ids
+                    .intern(self.product_ids.get(paid.product))
+                    .unwrap_or(0);
+            }
+            // Tracking numbers are deduplicated per order: an order's equal
+            // indices stay equal.
+            let mut moved: Vec<(u32, u32)> = Vec::new();
+            let mut events = Events::None;
+            for event in rec.events.as_slice() {
+                let mut event: OrderEvent = *event;
+                if let Some(old) = event.tracking() {
+                    let new = match moved.iter().find(|(o, _)| *o == old) {
+                        Some(&(_, new)) => new,
+                        None => {
+                            let new = ledger
+                                .tracking_nos
+                                .push(self.tracking_nos.get(old))
+                                .unwrap_or(0);
+                            moved.push((old, new));
+                            new
+                        }
+                    };
+                    event.value = i64::from(new);
+                }
+                // Already sorted: appending keeps the order.
+                events.insert(event, |_, _| false);
+            }
+            ledger.orders.push(OrderRec {
+                paid,
+                events,
+                indexed: rec.indexed,
+                never_judged: rec.never_judged,
+            });
+            ledger.events_applied += rec.events.as_slice().len() as u64 + u64::from(paid.is_some());
+            index
+        };
+        for (order, rec) in self.orders.iter().enumerate() {
+            let order = order as u32;
+            match rec.paid {
+                Some(paid) => {
+                    let (part, shop) = shop_to[paid.shop as usize];
+                    order_to[order as usize] =
+                        copy(&mut out[part as usize], order, rec, Some(shop));
+                }
+                None => {
+                    for ledger in &mut out {
+                        copy(ledger, order, rec, None);
+                    }
+                }
+            }
+        }
+        // The shops' order lists and settle-day indexes, renumbered.
+        for (shop, rec) in self.shops.iter().enumerate() {
+            let (part, index) = shop_to[shop];
+            let target = &mut out[part as usize].shops[index as usize];
+            target.orders = rec.orders.iter().map(|o| order_to[*o as usize]).collect();
+            target.days = rec
+                .days
+                .iter()
+                .map(|(day, entries)| {
+                    let entries = entries
+                        .iter()
+                        .map(|e| DayEntry {
+                            order: order_to[e.order as usize],
+                            ..*e
+                        })
+                        .collect();
+                    (*day, entries)
+                })
+                .collect();
+        }
+        for ledger in &mut out {
+            for shop in &ledger.shops {
+                debug_assert!(shop.orders.iter().all(|o| *o != u32::MAX));
+            }
+        }
+        out
+    }
+
+    /// Whether this ledger holds any event of `order_id` (paid or not).
+    pub fn knows_order(&self, order_id: &str) -> bool {
+        self.order_ids.find(order_id).is_some()
+    }
+
+    /// Whether this ledger holds the `paid` event of `order_id`.
+    pub fn holds_paid_order(&self, order_id: &str) -> bool {
+        self.order_ids
+            .find(order_id)
+            .is_some_and(|o| self.orders[o as usize].paid.is_some())
+    }
+
+    /// The order ids of the paid orders, each with the partition of its
+    /// shop among `parts`: the index that routes `order O` to its part.
+    pub fn paid_order_parts(&self, parts: u32) -> Vec<(&str, u32)> {
+        let shop_parts: Vec<u32> = (0..self.shops.len() as u32)
+            .map(|s| partition_of(self.shop_ids.get(s), parts))
+            .collect();
+        self.orders
+            .iter()
+            .enumerate()
+            .filter_map(|(o, rec)| {
+                rec.paid
+                    .map(|p| (self.order_ids.get(o as u32), shop_parts[p.shop as usize]))
+            })
+            .collect()
+    }
+}
