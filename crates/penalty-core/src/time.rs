@@ -603,6 +603,28 @@ mod tests {
     }
 
     #[test]
+    fn asked_instants_take_the_documented_syntax_and_name_no_flag() {
+        let china = UtcOffset::CHINA;
+        assert_eq!(
+            Instant::parse_asked("2026-03-07", china).ok(),
+            Instant::parse_rfc3339_or_date("2026-03-07", china)
+        );
+        assert!(Instant::parse_asked("2026-03-07t10:00:00.5z", china).is_ok());
+        // Chrono reads these; the documented syntax does not.
+        for refused in ["2026-03-07 10:00:00Z", "2026-03-07T10:00:60Z"] {
+            assert!(Instant::parse_rfc3339(refused).is_some(), "{refused}");
+            assert!(Instant::parse_asked(refused, china).is_err(), "{refused}");
+        }
+        let error = Instant::parse_asked(&"9".repeat(300), china).unwrap_err();
+        assert_eq!(error.shown.chars().count(), 64);
+        let message = error.to_string();
+        assert!(
+            message.contains("+08:00") && !message.contains("--"),
+            "{message}"
+        );
+    }
+
+    #[test]
     fn missing_offset_is_rejected() {
         assert_eq!(Instant::parse_rfc3339("2026-03-02T09:00:00"), None);
         assert_eq!(Instant::parse_rfc3339("yesterday"), None);
