@@ -1,0 +1,108 @@
+//! The daily cap (R5): a shop's deductions of one settle day are charged in
+//! the cap's order until the cap of the day is used up; the rest is waived.
+//! The walk reads the shop's settle-day index ([`ShopRec::days`]), which the
+//! fold keeps in that order.
+
+use std::collections::HashMap;
+
+use super::{DayEntry, Ledger, ShopRec};
+use crate::intern::Interner;
+use crate::time::{Day, Instant};
+
+/// Charges of due deductions: `(order, judgment)` -> `(charged_fen, waived_fen)`.
+pub(super) type Charges = HashMap<(u32, u8), (i64, i64)>;
+
+impl Ledger {
+    /// R5: the charges of one shop's due settle days as of `as_of`, limited to
+    /// `days` when given. With `only`, the charges of that order alone are
+    /// wanted: the walk of a day stops after its last entry, and once the
+    /// day's cap is used up the entries before it are skipped without
+    /// deriving their orders (they are charged nothing, whatever they are).
+    /// In the largest shops a day holds hundreds of deductions, and an order
+    /// report needs one or two of them.
+    ///
+    /// With `booked_at` (the start of `as_of`'s day, the last settlement
+    /// run), the same walk also sums what R5 charges as of that instant: the
+    /// booked sum of R14, without deriving every order a second time.
+    pub(super) fn charges(
+        &self,
+        shop: &ShopRec,
+        as_of: Instant,
+        days: Option<&[Day]>,
+        only: Option<u32>,
+        booked_at: Option<Instant>,
+    ) -> (Charges, i128) {
+        let offset = self.policy.utc_offset;
+        let mut charges = Charges::new();
+        let mut booked_fen: i128 = 0;
+        let mut allocate = |day: &Day, entries: &[DayEntry]| {
+            let start = day.start(offset);
+            if start > as_of {
+                return;
+            }
+            // R15: the cap of the version in force at the settle date's start.
+            let cap = self.policy.at(start).shop_daily_cap_fen;
+            let end = match only {
+                Some(order) => match entries.iter().rposition(|e| e.order == order) {
+                    Some(position) => position + 1,
+                    None => return,
+                },
+                None => entries.len(),
+            };
+            let mut charged_today: i64 = 0;
+            let mut booked_today: i64 = 0;
+            for entry in &entries[..end] {
+                let wanted = only.is_none_or(|order| entry.order == order);
+                if !wanted && charged_today >= cap {
+                    continue;
+                }
+                let Some(view) = self.view(entry.order, as_of) else {
+                    continue;
+                };
+                let judgment = view.derived.judgment(entry.number);
+                // R15: the deduction of the version at the order's paid.at.
+                let amount = view.policy.deduction_fen;
+                if let Some(booked_at) = booked_at {
+                    if judgment.is_some_and(|j| j.stands(booked_at)) {
+                        let booked = amount.min((cap - booked_today).max(0));
+                        booked_today += booked;
+                        booked_fen += i128::from(booked);
+                    }
+                }
+                if !judgment.is_some_and(|j| j.stands(as_of)) {
+                    continue;
+                }
+                let room = (cap - charged_today).max(0);
+                let charged = amount.min(room);
+                charged_today += charged;
+                if wanted {
+                    charges.insert((entry.order, entry.number), (charged, amount - charged));
+                }
+            }
+        };
+        match days {
+            Some(days) => {
+                for day in days {
+                    if let Some(entries) = shop.days.get(day) {
+                        allocate(day, entries);
+                    }
+                }
+            }
+            None => {
+                for (day, entries) in &shop.days {
+                    allocate(day, entries);
+                }
+            }
+        }
+        (charges, booked_fen)
+    }
+}
+
+/// The order of the daily cap (R5) within a settle day: (judged_at,
+/// order_id, judgment); ids are looked up only on a tie of instants.
+pub(super) fn cap_order(order_ids: &Interner, a: &DayEntry, b: &DayEntry) -> std::cmp::Ordering {
+    a.judged_at
+        .cmp(&b.judged_at)
+        .then_with(|| order_ids.get(a.order).cmp(order_ids.get(b.order)))
+        .then(a.number.cmp(&b.number))
+}
