@@ -21,6 +21,8 @@
 pub mod at_risk;
 mod cap;
 mod digest;
+#[cfg(test)]
+mod fixtures;
 mod fold;
 pub mod partition;
 mod tallies;

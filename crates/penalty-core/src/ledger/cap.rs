@@ -106,3 +106,137 @@ pub(super) fn cap_order(order_ids: &Interner, a: &DayEntry, b: &DayEntry) -> std
         .then_with(|| order_ids.get(a.order).cmp(order_ids.get(b.order)))
         .then(a.number.cmp(&b.number))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::{at, folded, paid, revoked};
+    use super::*;
+    use crate::policy::Policy;
+
+    /// One deduction per order (judgment 1, 48 hours after paid), of 1,000
+    /// fen, under a daily cap of `cap_fen`.
+    fn policy(cap_fen: i64) -> Policy {
+        Policy {
+            deduction_fen: 1_000,
+            max_deductions_per_order: 1,
+            shop_daily_cap_fen: cap_fen,
+            ..Policy::default()
+        }
+    }
+
+    /// R5's charges of shop S1 as of ten days on, by order id and judgment.
+    fn charges(ledger: &Ledger) -> Vec<(&str, u8, i64, i64)> {
+        let shop = &ledger.shops[ledger.shop_ids.find("S1").unwrap() as usize];
+        let (charges, _) = ledger.charges(shop, at(240), None, None, None);
+        let mut named: Vec<_> = charges
+            .into_iter()
+            .map(|((order, number), (charged, waived))| {
+                (ledger.order_ids.get(order), number, charged, waived)
+            })
+            .collect();
+        named.sort();
+        named
+    }
+
+    #[test]
+    fn a_days_deductions_are_charged_in_order_until_the_cap_and_the_rest_waived() {
+        // Judged at paid + 48 h, all on one local day: O4 first (judged
+        // earliest), then O3, then O1 and O2 at one instant (by order id).
+        let ledger = folded(
+            policy(2_500),
+            &[
+                paid("O1", "S1", 3),
+                paid("O2", "S1", 3),
+                paid("O3", "S1", 1),
+                paid("O4", "S1", 0),
+            ],
+        );
+        assert_eq!(
+            charges(&ledger),
+            [
+                ("O1", 1, 500, 500),
+                ("O2", 1, 0, 1_000),
+                ("O3", 1, 1_000, 0),
+                ("O4", 1, 1_000, 0),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cap_reached_exactly_charges_in_full_and_waives_the_next_in_full() {
+        let ledger = folded(
+            policy(2_000),
+            &[
+                paid("O1", "S1", 0),
+                paid("O2", "S1", 1),
+                paid("O3", "S1", 2),
+            ],
+        );
+        assert_eq!(
+            charges(&ledger),
+            [
+                ("O1", 1, 1_000, 0),
+                ("O2", 1, 1_000, 0),
+                ("O3", 1, 0, 1_000)
+            ]
+        );
+    }
+
+    #[test]
+    fn each_settle_day_has_its_own_cap_and_waived_money_is_not_carried() {
+        // O1, O2 settle on one day, O3, O4 on the next.
+        let ledger = folded(
+            policy(1_000),
+            &[
+                paid("O1", "S1", 0),
+                paid("O2", "S1", 1),
+                paid("O3", "S1", 24),
+                paid("O4", "S1", 25),
+            ],
+        );
+        assert_eq!(
+            charges(&ledger),
+            [
+                ("O1", 1, 1_000, 0),
+                ("O2", 1, 0, 1_000),
+                ("O3", 1, 1_000, 0),
+                ("O4", 1, 0, 1_000),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_revoked_judgment_takes_no_part_in_the_cap() {
+        // R11: O1's deduction is revoked, so O2 is charged within the cap.
+        let ledger = folded(
+            policy(1_000),
+            &[
+                paid("O1", "S1", 0),
+                paid("O2", "S1", 1),
+                revoked("O1", 1, 100),
+            ],
+        );
+        assert_eq!(charges(&ledger), [("O2", 1, 1_000, 0)]);
+    }
+
+    #[test]
+    fn only_one_orders_charges_match_the_whole_walk() {
+        // The order report's walk (`only`) skips entries once the cap is
+        // used up; it must charge the order as the full walk does.
+        let ledger = folded(
+            policy(1_500),
+            &[
+                paid("O1", "S1", 0),
+                paid("O2", "S1", 1),
+                paid("O3", "S1", 2),
+            ],
+        );
+        let shop = &ledger.shops[0];
+        let (all, _) = ledger.charges(shop, at(240), None, None, None);
+        for order in 0..3u32 {
+            let (one, _) = ledger.charges(shop, at(240), None, Some(order), None);
+            assert_eq!(one.get(&(order, 1)), all.get(&(order, 1)), "order {order}");
+            assert_eq!(one.len(), 1);
+        }
+    }
+}

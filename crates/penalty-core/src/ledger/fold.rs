@@ -318,3 +318,128 @@ fn sorts_before(tracking_nos: &Arena, a: &OrderEvent, b: &OrderEvent) -> bool {
         .then_with(|| a.recorded_at.cmp(&b.recorded_at))
         .is_lt()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::{
+        at, folded, paid, refunded, rejected, revoked, shipped, topped_up,
+    };
+    use super::*;
+    use crate::policy::Policy;
+    use crate::report::{OrderRow, ShopReport};
+
+    /// What a seller reads of shop S1 as of `at(hours)`.
+    fn answers(ledger: &Ledger, hours: i64) -> (ShopReport, Vec<OrderRow>, String) {
+        (
+            ledger.shop_report("S1", at(hours), true).unwrap(),
+            ledger.order_rows(at(hours), |_| true),
+            ledger.digest(at(hours)),
+        )
+    }
+
+    #[test]
+    fn a_second_paid_event_for_an_order_is_refused_and_changes_nothing() {
+        let mut ledger = folded(Policy::default(), &[paid("O1", "S1", 0)]);
+        let before = ledger.clone();
+        let again = paid("O1", "S1", 5);
+        assert_eq!(
+            ledger.apply(&again, again.at),
+            Err(ApplyError::OrderAlreadyPaid {
+                order_id: "O1".into()
+            })
+        );
+        assert_eq!(ledger, before);
+    }
+
+    #[test]
+    fn the_same_shipment_applied_twice_answers_as_once() {
+        // The log drops a repeated event_id; a second event of the same
+        // content is kept, and R2 reads it as the same shipment.
+        let once = folded(
+            Policy::default(),
+            &[paid("O1", "S1", 0), shipped("O1", "T1", 60)],
+        );
+        let twice = folded(
+            Policy::default(),
+            &[
+                paid("O1", "S1", 0),
+                shipped("O1", "T1", 60),
+                shipped("O1", "T1", 60),
+            ],
+        );
+        for hours in [59, 60, 200] {
+            assert_eq!(answers(&twice, hours), answers(&once, hours));
+        }
+    }
+
+    #[test]
+    fn refunds_add_up_so_a_refund_applied_twice_counts_twice() {
+        // R2 (b): two refunds of half the paid amount are a full refund.
+        let half = refunded("O1", 5_000, 10);
+        let once = folded(Policy::default(), &[paid("O1", "S1", 0), half.clone()]);
+        let twice = folded(
+            Policy::default(),
+            &[paid("O1", "S1", 0), half.clone(), half],
+        );
+        let resolved = |ledger: &Ledger| {
+            ledger
+                .order_report("O1", at(200))
+                .unwrap()
+                .resolved_at
+                .is_some()
+        };
+        assert!(!resolved(&once));
+        assert!(resolved(&twice));
+    }
+
+    /// Every ordering of `events`, by Heap's algorithm.
+    fn permutations(events: &mut [Event], k: usize, each: &mut impl FnMut(&[Event])) {
+        if k <= 1 {
+            each(events);
+            return;
+        }
+        for i in 0..k {
+            permutations(events, k - 1, each);
+            let j = if k.is_multiple_of(2) { i } else { 0 };
+            events.swap(j, k - 1);
+        }
+    }
+
+    #[test]
+    fn arrival_order_changes_no_answer_and_bulk_folds_equal_one_by_one() {
+        // A late shipment later rejected (R2 a, retroactive), a revocation
+        // (R11) that may arrive before its order's paid (R13), a full refund,
+        // top-ups; seven events, every one of their 5,040 orders.
+        let mut events = vec![
+            paid("O1", "S1", 0),
+            shipped("O1", "T1", 70),
+            rejected("O1", "T1", 90),
+            revoked("O1", 1, 100),
+            paid("O2", "S1", 1),
+            refunded("O2", 10_000, 20),
+            topped_up("S1", 3_000, 2),
+        ];
+        let expected: Vec<_> = [60, 95, 300]
+            .map(|hours| answers(&folded(Policy::default(), &events), hours))
+            .into();
+        // Not vacuous: O1 has a standing judgment and a revoked one.
+        assert_eq!(expected[2].0.judgments, 2);
+        let mut count = 0;
+        let n = events.len();
+        permutations(&mut events, n, &mut |order| {
+            count += 1;
+            let one_by_one = folded(Policy::default(), order);
+            for (i, hours) in [60, 95, 300].into_iter().enumerate() {
+                assert_eq!(answers(&one_by_one, hours), expected[i]);
+            }
+            let mut bulk = Ledger::new(Policy::default());
+            assert!(bulk.begin_bulk());
+            for e in order {
+                bulk.apply(e, e.at).unwrap();
+            }
+            bulk.end_bulk();
+            assert_eq!(bulk, one_by_one);
+        });
+        assert_eq!(count, 5_040);
+    }
+}

@@ -267,3 +267,131 @@ pub(super) fn facts_by_order_id<'t, 'a>(
         .into_iter()
         .map(move |(_, position)| &tally.facts[position as usize])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::{at, folded, paid, revoked, shipped, topped_up};
+    use super::*;
+    use crate::policy::Policy;
+
+    /// A shop S1 with every kind of deduction as of `at(80)` (settle days
+    /// start at about `at(58)` and `at(82)`): O2 shipped in time; O1, O5 and
+    /// O6 judged on one day, charged 1,000, 1,000 and 500 of 1,000 under the
+    /// cap of 2,500 fen (R5); O4's first judgment revoked (R11); every second
+    /// judgment and O3's first still pending (R4).
+    fn mixed_shop() -> Ledger {
+        let policy = Policy {
+            deduction_fen: 1_000,
+            shop_daily_cap_fen: 2_500,
+            ..Policy::default()
+        };
+        folded(
+            policy,
+            &[
+                paid("O1", "S1", 0),
+                paid("O2", "S1", 0),
+                shipped("O2", "T2", 1),
+                paid("O3", "S1", 30),
+                paid("O4", "S1", 1),
+                revoked("O4", 1, 60),
+                paid("O5", "S1", 2),
+                paid("O6", "S1", 3),
+                topped_up("S1", 5_000, 0),
+            ],
+        )
+    }
+
+    #[test]
+    fn a_shops_tally_sums_its_orders_rows_exactly() {
+        let ledger = mixed_shop();
+        let as_of = at(80);
+        let tally = ledger.tally(0, as_of, Keep::All);
+        let rows: Vec<_> = tally.facts.iter().map(|f| ledger.row(f, as_of)).collect();
+        let sum = |field: fn(&crate::report::OrderRow) -> i64| {
+            rows.iter().map(|r| i128::from(field(r))).sum::<i128>()
+        };
+        assert_eq!(rows.len() as u64, tally.orders);
+        assert_eq!(sum(|r| r.charged_fen), tally.charged_fen);
+        assert_eq!(sum(|r| r.waived_fen), tally.waived_fen);
+        assert_eq!(sum(|r| r.pending_fen), tally.pending_fen);
+        assert_eq!(
+            rows.iter().map(|r| r.judgments).sum::<u64>(),
+            tally.judgments
+        );
+        // Not vacuous: every kind of sum is there (R4, R5, R11).
+        assert_eq!(tally.orders, 6);
+        assert_eq!(tally.charged_fen, 2_500);
+        assert_eq!(tally.waived_fen, 500);
+        assert_eq!(tally.pending_fen, 5 * 1_000);
+        assert_eq!(tally.deposit_balance_fen, 5_000 - 2_500);
+    }
+
+    type Figures<'a> = (
+        [u64; 6],
+        [i128; 5],
+        Vec<(Instant, &'a str, &'a str)>,
+        Vec<(Instant, &'a str)>,
+    );
+
+    fn figures<'a>(t: &ShopTally<'a>) -> Figures<'a> {
+        (
+            [
+                t.orders,
+                t.judgments,
+                t.violating_orders,
+                t.due_orders,
+                t.timed_out_orders,
+                t.timeout_judgments,
+            ],
+            [
+                t.charged_fen,
+                t.waived_fen,
+                t.pending_fen,
+                t.deposit_balance_fen,
+                t.booked_fen,
+            ],
+            t.bans.clone(),
+            t.flags.clone(),
+        )
+    }
+
+    #[test]
+    fn a_summary_tally_gives_the_figures_of_a_full_one() {
+        // A summary skips the orders no judgment reaches; its figures are
+        // the same.
+        let ledger = mixed_shop();
+        for hours in [0, 50, 60, 80, 200] {
+            let full = ledger.tally(0, at(hours), Keep::All);
+            let summary = ledger.tally(0, at(hours), Keep::Summary);
+            assert_eq!(figures(&summary), figures(&full), "as of hour {hours}");
+            assert!(summary.facts.is_empty());
+        }
+    }
+
+    #[test]
+    fn sums_past_i64_stay_exact() {
+        // Each amount fits an i64; two deductions on two settle days and
+        // three top-ups do not.
+        let policy = Policy {
+            deduction_fen: i64::MAX,
+            max_deductions_per_order: 1,
+            shop_daily_cap_fen: i64::MAX,
+            ..Policy::default()
+        };
+        let ledger = folded(
+            policy,
+            &[
+                paid("O1", "S1", 0),
+                paid("O2", "S1", 24),
+                topped_up("S1", i64::MAX, 0),
+                topped_up("S1", i64::MAX, 0),
+                topped_up("S1", i64::MAX, 1),
+            ],
+        );
+        let tally = ledger.tally(0, at(240), Keep::All);
+        let max = i128::from(i64::MAX);
+        assert_eq!(tally.charged_fen, 2 * max);
+        assert_eq!(tally.waived_fen, 0);
+        assert_eq!(tally.deposit_balance_fen, 3 * max - 2 * max);
+    }
+}
