@@ -111,6 +111,7 @@ pub(super) fn cap_order(order_ids: &Interner, a: &DayEntry, b: &DayEntry) -> std
 mod tests {
     use super::super::fixtures::{at, folded, paid, revoked};
     use super::*;
+    use crate::event::Event;
     use crate::policy::Policy;
 
     /// One deduction per order (judgment 1, 48 hours after paid), of 1,000
@@ -124,15 +125,21 @@ mod tests {
         }
     }
 
-    /// R5's charges of shop S1 as of ten days on, by order id and judgment.
-    fn charges(ledger: &Ledger) -> Vec<(&str, u8, i64, i64)> {
-        let shop = &ledger.shops[ledger.shop_ids.find("S1").unwrap() as usize];
-        let (charges, _) = ledger.charges(shop, at(240), None, None, None);
+    /// Shop S1 with one order paid at `at(hours)` for each `(order_id,
+    /// hours)` of `paid_at`, then `more`.
+    fn shop(cap_fen: i64, paid_at: &[(&str, i64)], more: &[Event]) -> Ledger {
+        let mut events: Vec<Event> = paid_at.iter().map(|&(o, h)| paid(o, "S1", h)).collect();
+        events.extend_from_slice(more);
+        folded(policy(cap_fen), &events)
+    }
+
+    /// R5's charges of shop S1 as of ten days on: (order id, charged,
+    /// waived) of each order's one deduction, by order id.
+    fn charges(ledger: &Ledger) -> Vec<(&str, i64, i64)> {
+        let (charges, _) = ledger.charges(&ledger.shops[0], at(240), None, None, None);
         let mut named: Vec<_> = charges
             .into_iter()
-            .map(|((order, number), (charged, waived))| {
-                (ledger.order_ids.get(order), number, charged, waived)
-            })
+            .map(|((order, _), (charged, waived))| (ledger.order_ids.get(order), charged, waived))
             .collect();
         named.sort();
         named
@@ -142,99 +149,48 @@ mod tests {
     fn a_days_deductions_are_charged_in_order_until_the_cap_and_the_rest_waived() {
         // Judged at paid + 48 h, all on one local day: O4 first (judged
         // earliest), then O3, then O1 and O2 at one instant (by order id).
-        let ledger = folded(
-            policy(2_500),
-            &[
-                paid("O1", "S1", 3),
-                paid("O2", "S1", 3),
-                paid("O3", "S1", 1),
-                paid("O4", "S1", 0),
-            ],
-        );
-        assert_eq!(
-            charges(&ledger),
-            [
-                ("O1", 1, 500, 500),
-                ("O2", 1, 0, 1_000),
-                ("O3", 1, 1_000, 0),
-                ("O4", 1, 1_000, 0),
-            ]
-        );
+        let ledger = shop(2_500, &[("O1", 3), ("O2", 3), ("O3", 1), ("O4", 0)], &[]);
+        let expected = [
+            ("O1", 500, 500),
+            ("O2", 0, 1_000),
+            ("O3", 1_000, 0),
+            ("O4", 1_000, 0),
+        ];
+        assert_eq!(charges(&ledger), expected);
     }
 
     #[test]
     fn a_cap_reached_exactly_charges_in_full_and_waives_the_next_in_full() {
-        let ledger = folded(
-            policy(2_000),
-            &[
-                paid("O1", "S1", 0),
-                paid("O2", "S1", 1),
-                paid("O3", "S1", 2),
-            ],
-        );
-        assert_eq!(
-            charges(&ledger),
-            [
-                ("O1", 1, 1_000, 0),
-                ("O2", 1, 1_000, 0),
-                ("O3", 1, 0, 1_000)
-            ]
-        );
+        let ledger = shop(2_000, &[("O1", 0), ("O2", 1), ("O3", 2)], &[]);
+        let expected = [("O1", 1_000, 0), ("O2", 1_000, 0), ("O3", 0, 1_000)];
+        assert_eq!(charges(&ledger), expected);
     }
 
     #[test]
     fn each_settle_day_has_its_own_cap_and_waived_money_is_not_carried() {
-        // O1, O2 settle on one day, O3, O4 on the next.
-        let ledger = folded(
-            policy(1_000),
-            &[
-                paid("O1", "S1", 0),
-                paid("O2", "S1", 1),
-                paid("O3", "S1", 24),
-                paid("O4", "S1", 25),
-            ],
-        );
-        assert_eq!(
-            charges(&ledger),
-            [
-                ("O1", 1, 1_000, 0),
-                ("O2", 1, 0, 1_000),
-                ("O3", 1, 1_000, 0),
-                ("O4", 1, 0, 1_000),
-            ]
-        );
+        // O1, O2 settle on one day, O3 on the next: O2's waived deduction
+        // does not use up O3's day.
+        let ledger = shop(1_000, &[("O1", 0), ("O2", 1), ("O3", 24)], &[]);
+        let expected = [("O1", 1_000, 0), ("O2", 0, 1_000), ("O3", 1_000, 0)];
+        assert_eq!(charges(&ledger), expected);
     }
 
     #[test]
     fn a_revoked_judgment_takes_no_part_in_the_cap() {
         // R11: O1's deduction is revoked, so O2 is charged within the cap.
-        let ledger = folded(
-            policy(1_000),
-            &[
-                paid("O1", "S1", 0),
-                paid("O2", "S1", 1),
-                revoked("O1", 1, 100),
-            ],
-        );
-        assert_eq!(charges(&ledger), [("O2", 1, 1_000, 0)]);
+        let ledger = shop(1_000, &[("O1", 0), ("O2", 1)], &[revoked("O1", 1, 100)]);
+        assert_eq!(charges(&ledger), [("O2", 1_000, 0)]);
     }
 
     #[test]
     fn only_one_orders_charges_match_the_whole_walk() {
         // The order report's walk (`only`) skips entries once the cap is
         // used up; it must charge the order as the full walk does.
-        let ledger = folded(
-            policy(1_500),
-            &[
-                paid("O1", "S1", 0),
-                paid("O2", "S1", 1),
-                paid("O3", "S1", 2),
-            ],
-        );
-        let shop = &ledger.shops[0];
-        let (all, _) = ledger.charges(shop, at(240), None, None, None);
+        let ledger = shop(1_500, &[("O1", 0), ("O2", 1), ("O3", 2)], &[]);
+        let s1 = &ledger.shops[0];
+        let (all, _) = ledger.charges(s1, at(240), None, None, None);
         for order in 0..3u32 {
-            let (one, _) = ledger.charges(shop, at(240), None, Some(order), None);
+            let (one, _) = ledger.charges(s1, at(240), None, Some(order), None);
             assert_eq!(one.get(&(order, 1)), all.get(&(order, 1)), "order {order}");
             assert_eq!(one.len(), 1);
         }
