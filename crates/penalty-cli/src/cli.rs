@@ -427,7 +427,7 @@ pub struct ExportOrdersArgs {
     pub shop: Option<String>,
 
     /// Only orders with this status.
-    #[arg(long, value_name = "S", value_parser = ["awaiting_shipment", "shipped", "refunded", "auto_closed"])]
+    #[arg(long, value_name = "S", value_parser = penalty_core::OrderStatus::NAMES)]
     pub status: Option<String>,
 
     /// Only orders with at least one standing (non-revoked) judgment.

@@ -87,7 +87,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )?;
             let report = ledger
                 .order_report(&args.order_id, as_of)
-                .map_err(|e| NotFound(e.to_string()))?;
+                .map_err(|error| {
+                    // The core's text names no flag; for an order paid
+                    // later, say which one sets the instant.
+                    NotFound(match &error {
+                        penalty_core::QueryError::UnknownOrder {
+                            paid_at: Some(_), ..
+                        } => format!("{error}; --as-of sets the instant"),
+                        _ => error.to_string(),
+                    })
+                })?;
             if args.query.json {
                 print(&json_line(&report)?)?;
             } else {
@@ -96,7 +105,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::AtRisk(args) => {
-            let within = Within::parse(&args.within).context("--within")?;
+            let within =
+                Within::parse(&args.within).map_err(|error| anyhow::anyhow!("--within {error}"))?;
             let (ledger, as_of) = query_ledger(&cli.db, &policy, &args.query)?;
             let report = ledger
                 .at_risk(args.shop.as_deref(), as_of, within)
@@ -214,8 +224,8 @@ fn load_policy(path: Option<&Path>) -> anyhow::Result<Policy> {
         .with_context(|| format!("the policy file {} is not valid", path.display()))
 }
 
-/// `--as-of` (default: the wall clock, the only clock the CLI reads; the
-/// rules core never reads one) and `--known-at`.
+/// `--as-of` (default: the wall clock, [`penalty_store::clock`]) and
+/// `--known-at`.
 fn instants(
     policy: &Policy,
     as_of: Option<&str>,
@@ -223,7 +233,7 @@ fn instants(
 ) -> anyhow::Result<(Instant, Option<Instant>)> {
     let as_of = match as_of {
         Some(text) => parse_instant(text, policy, "--as-of")?,
-        None => penalty_store::now(),
+        None => penalty_store::clock::now(),
     };
     let known_at = known_at
         .map(|text| parse_instant(text, policy, "--known-at"))
@@ -231,16 +241,10 @@ fn instants(
     Ok((as_of, known_at))
 }
 
-/// RFC 3339 with an offset, or a bare date meaning 00:00 in the policy's
-/// offset.
+/// An instant given as `flag`, by the core's one rule
+/// ([`Instant::parse_asked`], which the server's `as_of` uses too).
 fn parse_instant(text: &str, policy: &Policy, flag: &str) -> anyhow::Result<Instant> {
-    Instant::parse_rfc3339_or_date(text, policy.utc_offset).ok_or_else(|| {
-        anyhow::anyhow!(
-            "{flag} `{text}` is not an instant; write RFC 3339 with an offset, such as \
-             2026-03-07T00:00:00+08:00, or a date such as 2026-03-07 (00:00 in the policy's offset {})",
-            policy.utc_offset
-        )
-    })
+    Instant::parse_asked(text, policy.utc_offset).map_err(|error| anyhow::anyhow!("{flag} {error}"))
 }
 
 /// Opens the log for writing, taking the directory lock: waiting for it,
@@ -412,7 +416,7 @@ fn ingest(db: &Path, policy: &Policy, no_wait: bool, args: IngestArgs) -> anyhow
     let rejects_path = args
         .rejects
         .clone()
-        .unwrap_or_else(|| db.join("rejects.jsonl"));
+        .unwrap_or_else(|| db.join(penalty_store::ingest::REJECTS_FILE));
     let rejects = RejectsFile::open(&rejects_path, "-")?;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -575,9 +579,9 @@ fn export_orders(db: &Path, policy: &Policy, args: ExportOrdersArgs) -> anyhow::
         args.query.as_of.as_deref(),
         args.query.known_at.as_deref(),
     )?;
-    let status = args.status.as_deref().and_then(OrderStatus::parse);
-    let keep = |row: &penalty_core::OrderRow| {
-        status.is_none_or(|s| s == row.status) && (!args.violating || row.judgments > 0)
+    let filter = penalty_core::RowFilter {
+        status: args.status.as_deref().and_then(OrderStatus::parse),
+        violating: args.violating,
     };
     // Rows are written as they are computed, one shop at a time, so that an
     // export of millions of orders never holds them all.
@@ -588,7 +592,7 @@ fn export_orders(db: &Path, policy: &Policy, args: ExportOrdersArgs) -> anyhow::
             out.write_all(render::orders_csv_header(excel).as_bytes())?;
         }
         ledger.each_order_row(as_of, args.shop.as_deref(), |row| {
-            if !keep(&row) {
+            if !filter.keeps(row.status, row.judgments) {
                 return Ok::<(), anyhow::Error>(());
             }
             written += 1;
@@ -699,9 +703,9 @@ fn export_postings(
         |text: &Option<String>, flag: &str| -> anyhow::Result<Option<penalty_core::time::Day>> {
             text.as_deref()
                 .map(|text| {
-                    Instant::parse_rfc3339_or_date(text, policy.utc_offset)
+                    Instant::parse_asked(text, policy.utc_offset)
                         .map(|t| t.local_day(policy.utc_offset))
-                        .ok_or_else(|| {
+                        .map_err(|_| {
                             anyhow::anyhow!(
                             "{flag} `{text}` is not a date; write YYYY-MM-DD, such as 2026-03-01"
                         )
@@ -1006,7 +1010,7 @@ fn audit(db: &Path, policy: &Policy, args: AuditArgs) -> anyhow::Result<ExitCode
         orphans: Vec::new(),
     };
     if output.log.is_ok() {
-        let as_of = penalty_store::now();
+        let as_of = penalty_store::clock::now();
         // One ledger in memory at a time: the stored one is digested and
         // dropped before the replay.
         let opened = projection::open_read(&reader, policy, false, false)?;

@@ -329,27 +329,27 @@ fn canonical(text: &str) -> Value {
 
 /// The test's directory; kept (its logs, the nodes' checkpoints, the NATS
 /// data) when PENALTY_KEEP_TEST_DIR is set, to read after a failure.
-fn test_dir() -> Kept {
+fn test_dir() -> TestDir {
     let tmp = tempfile::tempdir().expect("a temporary directory");
     if std::env::var_os("PENALTY_KEEP_TEST_DIR").is_some() {
         let path = tmp.keep();
         eprintln!("test directory kept: {}", path.display());
-        Kept::Path(path)
+        TestDir::Path(path)
     } else {
-        Kept::Temp(tmp)
+        TestDir::Temp(tmp)
     }
 }
 
-enum Kept {
+enum TestDir {
     Temp(tempfile::TempDir),
     Path(PathBuf),
 }
 
-impl Kept {
+impl TestDir {
     fn path(&self) -> &Path {
         match self {
-            Kept::Temp(tmp) => tmp.path(),
-            Kept::Path(path) => path,
+            TestDir::Temp(tmp) => tmp.path(),
+            TestDir::Path(path) => path,
         }
     }
 }

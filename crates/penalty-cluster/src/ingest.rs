@@ -84,6 +84,8 @@ pub async fn ingest(
     let mut paid_orders: HashSet<String> = HashSet::new();
     let mut line = Vec::new();
     let mut line_no = 0u64;
+    // One loop for every batch, the last included: the end of the input
+    // publishes what is pending, like a clash or a full batch does.
     loop {
         line.clear();
         let read = reader
@@ -92,11 +94,6 @@ pub async fn ingest(
                 context: format!("reading line {}", line_no + 1),
                 source,
             })?;
-        if read == 0 {
-            break;
-        }
-        line_no += 1;
-        counts.read += 1;
         let mut raw: &[u8] = &line;
         if let Some(rest) = raw.strip_suffix(b"\n") {
             raw = rest;
@@ -104,19 +101,27 @@ pub async fn ingest(
         if let Some(rest) = raw.strip_suffix(b"\r") {
             raw = rest;
         }
-        let parsed = match parse_line(raw) {
-            Ok(parsed) => parsed,
-            Err(reason) => {
-                counts.rejected += 1;
-                rejected(line_no, &reason, raw)?;
-                continue;
+        let parsed = if read == 0 {
+            None
+        } else {
+            line_no += 1;
+            counts.read += 1;
+            match parse_line(raw) {
+                Ok(parsed) => Some(parsed),
+                Err(reason) => {
+                    counts.rejected += 1;
+                    rejected(line_no, &reason, raw)?;
+                    continue;
+                }
             }
         };
-        let event_id = parsed.event.event_id;
-        let paid = parsed.event.paid_order_id().map(str::to_string);
-        let clash =
-            ids.contains(&event_id) || paid.as_ref().is_some_and(|o| paid_orders.contains(o));
-        if clash || batch.len() >= BATCH_LINES {
+        let event_id = parsed.as_ref().map(|parsed| parsed.event.event_id);
+        let paid = parsed
+            .as_ref()
+            .and_then(|parsed| parsed.event.paid_order_id().map(str::to_string));
+        let clash = event_id.is_some_and(|id| ids.contains(&id))
+            || paid.as_ref().is_some_and(|o| paid_orders.contains(o));
+        if parsed.is_none() || clash || batch.len() >= BATCH_LINES {
             flush(
                 js,
                 &ingest_id,
@@ -129,6 +134,9 @@ pub async fn ingest(
             ids.clear();
             paid_orders.clear();
         }
+        let (Some(parsed), Some(event_id)) = (parsed, event_id) else {
+            break;
+        };
         ids.insert(event_id);
         if let Some(order) = paid {
             paid_orders.insert(order);
@@ -142,15 +150,6 @@ pub async fn ingest(
             subject: Stage::Ids.subject(partition_of_event_id(event_id, partitions)),
         });
     }
-    flush(
-        js,
-        &ingest_id,
-        &mut batch,
-        &mut decisions,
-        &mut counts,
-        &mut rejected,
-    )
-    .await?;
     Ok(counts)
 }
 

@@ -544,9 +544,11 @@ fn as_of(node: &Node, params: &AsOf) -> Result<Instant, QueryReply> {
                 .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
             Ok(Instant(nanos))
         }
-        Some(text) => Instant::parse_rfc3339_or_date(text, node.options.policy.utc_offset).ok_or_else(|| QueryReply {
+        // The core's one rule for an asked instant, as the CLI and the
+        // single-node server read it.
+        Some(text) => Instant::parse_asked(text, node.options.policy.utc_offset).map_err(|error| QueryReply {
             status: 400,
-            body: serde_json::json!({"error": "bad_request", "message": format!("as_of `{text}` is not an instant; write RFC 3339 with an offset, such as 2026-03-07T00:00:00+08:00, or a date")}),
+            body: serde_json::json!({"error": "bad_request", "message": format!("query parameter as_of {error}")}),
         }),
     }
 }

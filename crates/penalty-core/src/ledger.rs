@@ -110,7 +110,7 @@ pub enum OrderIndex {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueryError {
     /// No order with this id exists as of the instant.
-    #[error("no order `{order_id}` as of {as_of}{}", match .paid_at { Some(p) => format!(" (it is paid at {p}; ask with a later --as-of)"), None => " (no paid event for it is in the log)".into() })]
+    #[error("no order `{order_id}` as of {as_of}{}", match .paid_at { Some(p) => format!(" (it is paid at {p}; ask as of then or later)"), None => " (no paid event for it is in the log)".into() })]
     UnknownOrder {
         /// The id asked for.
         order_id: String,

@@ -179,8 +179,26 @@ impl RowFilter {
 }
 
 impl OrderStatus {
+    /// Every status, in the order of an order's life: the one list behind
+    /// [`OrderStatus::NAMES`], the CLI's `--status` choices and the OpenAPI
+    /// document's enum.
+    pub const ALL: [OrderStatus; 4] = [
+        OrderStatus::AwaitingShipment,
+        OrderStatus::Shipped,
+        OrderStatus::Refunded,
+        OrderStatus::AutoClosed,
+    ];
+
+    /// The names of [`OrderStatus::ALL`], in the same order.
+    pub const NAMES: [&'static str; 4] = [
+        OrderStatus::AwaitingShipment.as_str(),
+        OrderStatus::Shipped.as_str(),
+        OrderStatus::Refunded.as_str(),
+        OrderStatus::AutoClosed.as_str(),
+    ];
+
     /// The name used in reports and filters.
-    pub fn as_str(&self) -> &'static str {
+    pub const fn as_str(&self) -> &'static str {
         match self {
             OrderStatus::AutoClosed => "auto_closed",
             OrderStatus::Refunded => "refunded",
@@ -191,14 +209,7 @@ impl OrderStatus {
 
     /// Parses a status name, for filters.
     pub fn parse(text: &str) -> Option<OrderStatus> {
-        [
-            OrderStatus::AutoClosed,
-            OrderStatus::Refunded,
-            OrderStatus::Shipped,
-            OrderStatus::AwaitingShipment,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
+        OrderStatus::ALL.into_iter().find(|s| s.as_str() == text)
     }
 }
 

@@ -29,8 +29,9 @@ impl Instant {
         parse_common_rfc3339(text.as_bytes()).or_else(|| parse_general_rfc3339(text))
     }
 
-    /// What `--as-of` and `as_of=` accept: RFC 3339 with an offset, or a bare
-    /// date `YYYY-MM-DD` meaning 00:00 of that day in `offset` (the policy's).
+    /// RFC 3339 with an offset, or a bare date `YYYY-MM-DD` meaning 00:00 of
+    /// that day in `offset` (the policy's). What a query accepts is the
+    /// stricter [`Instant::parse_asked`].
     pub fn parse_rfc3339_or_date(text: &str, offset: UtcOffset) -> Option<Instant> {
         if let Some(instant) = Instant::parse_rfc3339(text) {
             return Some(instant);
@@ -41,6 +42,26 @@ impl Instant {
         // either end of 64-bit nanoseconds (the fuzz test found both).
         let seconds = date.and_hms_opt(0, 0, 0)?.and_utc().timestamp() - i64::from(offset.seconds);
         seconds.checked_mul(NANOS_PER_SECOND).map(Instant)
+    }
+
+    /// The one rule for an instant a person asks a query about: the CLI's
+    /// `--as-of`, `--known-at`, `--from` and `--to` and the server's `as_of`
+    /// and `known_at`. It is [`Instant::parse_rfc3339_or_date`] restricted to
+    /// the documented syntax ([`asked_instant_syntax_ok`]: at most 256 bytes,
+    /// a `T` or `t` between date and time, at most nine fraction digits, no
+    /// leap second, years 1678 to 2261), so that the CLI and the server's
+    /// OpenAPI pattern accept the same strings. The error names no flag or
+    /// parameter: the caller says which input it came from.
+    pub fn parse_asked(text: &str, offset: UtcOffset) -> Result<Instant, AskedInstantError> {
+        if text.len() <= MAX_ASKED_BYTES && asked_instant_syntax_ok(text) {
+            if let Some(instant) = Instant::parse_rfc3339_or_date(text, offset) {
+                return Ok(instant);
+            }
+        }
+        Err(AskedInstantError {
+            shown: text.chars().take(64).collect(),
+            offset,
+        })
     }
 
     /// Adds a number of hours, saturating instead of overflowing.
@@ -185,6 +206,101 @@ impl std::fmt::Display for UtcOffset {
         let sign = if self.seconds < 0 { '-' } else { '+' };
         let abs = self.seconds.abs();
         write!(f, "{}{:02}:{:02}", sign, abs / 3600, (abs % 3600) / 60)
+    }
+}
+
+/// The longest instant text a query accepts: every valid one is shorter
+/// than 40 bytes.
+const MAX_ASKED_BYTES: usize = 256;
+
+/// Why an asked instant ([`Instant::parse_asked`]) was refused, with the
+/// fix. Its text names no flag: the CLI puts `--as-of` before it, the server
+/// `query parameter as_of`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "`{shown}` is not an instant; write RFC 3339 with an offset, such as \
+     2026-03-07T00:00:00+08:00, or a date such as 2026-03-07 (00:00 in the policy's offset {offset})"
+)]
+pub struct AskedInstantError {
+    /// The text given, cut to 64 characters.
+    pub shown: String,
+    /// The policy's offset, which a bare date is read in.
+    pub offset: UtcOffset,
+}
+
+/// True when `text` has the documented syntax of an asked instant: a date
+/// `YYYY-MM-DD`, optionally followed by `THH:MM:SS[.fraction]` and an offset,
+/// within the years whose every instant fits in [`Instant`] (1678 to 2261)
+/// and with no leap second. The server's OpenAPI pattern
+/// (`penalty_server::params::instant_pattern`) states the same syntax; a
+/// test there compares the two.
+pub fn asked_instant_syntax_ok(text: &str) -> bool {
+    let b = text.as_bytes();
+    if b.len() < 10 {
+        return false;
+    }
+    let digits = |from: usize, count: usize| -> Option<u32> {
+        let part = b.get(from..from + count)?;
+        part.iter().try_fold(0u32, |value, byte| {
+            byte.is_ascii_digit()
+                .then(|| value * 10 + u32::from(byte - b'0'))
+        })
+    };
+    let (Some(year), Some(month), Some(day)) = (digits(0, 4), digits(5, 2), digits(8, 2)) else {
+        return false;
+    };
+    if b[4] != b'-' || b[7] != b'-' || !(1678..=2261).contains(&year) {
+        return false;
+    }
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    if day < 1 || day > days {
+        return false;
+    }
+    let rest = &b[10..];
+    if rest.is_empty() {
+        return true;
+    }
+    let two_digits_at_most = |pair: Option<&[u8]>, max: u32| -> bool {
+        pair.is_some_and(|pair| {
+            pair.iter().all(u8::is_ascii_digit)
+                && u32::from(pair[0] - b'0') * 10 + u32::from(pair[1] - b'0') <= max
+        })
+    };
+    if !matches!(rest[0], b'T' | b't')
+        || !two_digits_at_most(rest.get(1..3), 23)
+        || rest.get(3) != Some(&b':')
+        || !two_digits_at_most(rest.get(4..6), 59)
+        || rest.get(6) != Some(&b':')
+        || !two_digits_at_most(rest.get(7..9), 59)
+    {
+        return false;
+    }
+    let mut at = 9;
+    if rest.get(at) == Some(&b'.') {
+        let fraction = rest[at + 1..]
+            .iter()
+            .take_while(|byte| byte.is_ascii_digit())
+            .count();
+        if !(1..=9).contains(&fraction) {
+            return false;
+        }
+        at += 1 + fraction;
+    }
+    match rest.get(at..) {
+        Some([b'Z' | b'z']) => true,
+        Some([b'+' | b'-', zone @ ..]) if zone.len() == 5 => {
+            two_digits_at_most(zone.get(0..2), 23)
+                && zone[2] == b':'
+                && two_digits_at_most(zone.get(3..5), 59)
+        }
+        _ => false,
     }
 }
 
@@ -483,6 +599,28 @@ mod tests {
         assert_eq!(
             Instant::parse_rfc3339_or_date("soon", UtcOffset::CHINA),
             None
+        );
+    }
+
+    #[test]
+    fn asked_instants_take_the_documented_syntax_and_name_no_flag() {
+        let china = UtcOffset::CHINA;
+        assert_eq!(
+            Instant::parse_asked("2026-03-07", china).ok(),
+            Instant::parse_rfc3339_or_date("2026-03-07", china)
+        );
+        assert!(Instant::parse_asked("2026-03-07t10:00:00.5z", china).is_ok());
+        // Chrono reads these; the documented syntax does not.
+        for refused in ["2026-03-07 10:00:00Z", "2026-03-07T10:00:60Z"] {
+            assert!(Instant::parse_rfc3339(refused).is_some(), "{refused}");
+            assert!(Instant::parse_asked(refused, china).is_err(), "{refused}");
+        }
+        let error = Instant::parse_asked(&"9".repeat(300), china).unwrap_err();
+        assert_eq!(error.shown.chars().count(), 64);
+        let message = error.to_string();
+        assert!(
+            message.contains("+08:00") && !message.contains("--"),
+            "{message}"
         );
     }
 

@@ -22,6 +22,7 @@ use std::path::Path;
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use penalty_core::event::MAX_ID_BYTES;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -36,8 +37,6 @@ pub const MAX_TOKENS_FILE_BYTES: u64 = 1 << 20;
 pub const MAX_TOKENS: usize = 10_000;
 /// The longest bearer token accepted; longer ones are refused unhashed.
 pub const MAX_TOKEN_BYTES: usize = 4096;
-/// The longest shop id (EVENTS.md's identifier limit).
-const MAX_SHOP_ID_BYTES: usize = 128;
 
 /// What a request may see.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -150,14 +149,14 @@ impl Tokens {
                     ))
                 }
                 ("seller", Some(shop_id))
-                    if !shop_id.is_empty() && shop_id.len() <= MAX_SHOP_ID_BYTES =>
+                    if !shop_id.is_empty() && shop_id.len() <= MAX_ID_BYTES =>
                 {
                     Access::Seller { shop_id }
                 }
                 ("seller", _) => {
                     return Err(format!(
-                    "entry {number}: a seller needs a `shop_id` (1 to {MAX_SHOP_ID_BYTES} bytes)"
-                ))
+                        "entry {number}: a seller needs a `shop_id` (1 to {MAX_ID_BYTES} bytes)"
+                    ))
                 }
                 (role, _) => {
                     return Err(format!(

@@ -191,7 +191,7 @@ fn full_document() -> Value {
                 "Notice": notice, "AtRisk": at_risk,
                 "Whoami": {"type": "object", "required": ["role", "shop_id", "open"], "properties": {"role": {"enum": ["operator", "seller"]},
                     "shop_id": {"type": ["string", "null"]}, "open": {"type": "boolean"}}}, "Posting": posting, "IngestSummary": ingest, "Error": error,
-                "OrderStatus": {"enum": ["awaiting_shipment", "shipped", "refunded", "auto_closed"]}}
+                "OrderStatus": {"enum": penalty_core::OrderStatus::NAMES}}
         },
         "security": [{"bearer": []}],
         "paths": {

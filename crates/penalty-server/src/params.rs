@@ -33,99 +33,15 @@ pub const CURSOR_PATTERN: &str = "^(?:-?[0-9]{1,18}|[1-8][0-9]{18})\\.(?:[0-9]|[
 /// number without leading zeros and its unit.
 pub const WITHIN_PATTERN: &str = "^(?:(?:[1-9][0-9]{0,4}|[1-4][0-9]{5}|5[01][0-9]{4}|52[0-6][0-9]{3}|5270[0-3][0-9]|527040)m|(?:[1-9][0-9]{0,2}|[1-7][0-9]{3}|8[0-6][0-9]{2}|87[0-7][0-9]|878[0-4])h|(?:[1-9][0-9]?|[12][0-9]{2}|3[0-5][0-9]|36[0-6])d)$";
 
-/// True when `text` matches [`WITHIN_PATTERN`].
+/// True when `text` matches [`WITHIN_PATTERN`]: the core's one rule,
+/// [`penalty_core::Within::parse`], which the CLI's `--within` uses too.
 pub fn within_syntax_ok(text: &str) -> bool {
-    let Some(split) = text.len().checked_sub(1) else {
-        return false;
-    };
-    let Some((number, unit)) = text.split_at_checked(split) else {
-        return false;
-    };
-    let most = match unit {
-        "m" => 366 * 24 * 60,
-        "h" => 366 * 24,
-        "d" => 366,
-        _ => return false,
-    };
-    !number.is_empty()
-        && number.len() <= 6
-        && number.bytes().all(|b| b.is_ascii_digit())
-        && !number.starts_with('0')
-        && number.parse::<u32>().is_ok_and(|n| n <= most)
+    penalty_core::Within::parse(text).is_ok()
 }
 
-/// True when `text` matches [`instant_pattern`].
-pub fn instant_syntax_ok(text: &str) -> bool {
-    let b = text.as_bytes();
-    if b.len() < 10 {
-        return false;
-    }
-    let digits = |from: usize, count: usize| -> Option<u32> {
-        let part = b.get(from..from + count)?;
-        part.iter().try_fold(0u32, |value, byte| {
-            byte.is_ascii_digit()
-                .then(|| value * 10 + u32::from(byte - b'0'))
-        })
-    };
-    let (Some(year), Some(month), Some(day)) = (digits(0, 4), digits(5, 2), digits(8, 2)) else {
-        return false;
-    };
-    if b[4] != b'-' || b[7] != b'-' || !(1678..=2261).contains(&year) {
-        return false;
-    }
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let days = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return false,
-    };
-    if day < 1 || day > days {
-        return false;
-    }
-    let rest = &b[10..];
-    if rest.is_empty() {
-        return true;
-    }
-    let clock = |at: usize, max: u32| -> bool {
-        rest.get(at..at + 2).is_some_and(|pair| {
-            pair.iter().all(u8::is_ascii_digit)
-                && u32::from(pair[0] - b'0') * 10 + u32::from(pair[1] - b'0') <= max
-        })
-    };
-    if !matches!(rest[0], b'T' | b't')
-        || !clock(1, 23)
-        || rest.get(3) != Some(&b':')
-        || !clock(4, 59)
-        || rest.get(6) != Some(&b':')
-        || !clock(7, 59)
-    {
-        return false;
-    }
-    let mut at = 9;
-    if rest.get(at) == Some(&b'.') {
-        let fraction = rest[at + 1..]
-            .iter()
-            .take_while(|byte| byte.is_ascii_digit())
-            .count();
-        if !(1..=9).contains(&fraction) {
-            return false;
-        }
-        at += 1 + fraction;
-    }
-    match rest.get(at..) {
-        Some([b'Z' | b'z']) => true,
-        Some([b'+' | b'-', zone @ ..]) if zone.len() == 5 => {
-            let zone_clock = |pair: &[u8], max: u32| {
-                pair.iter().all(u8::is_ascii_digit)
-                    && u32::from(pair[0] - b'0') * 10 + u32::from(pair[1] - b'0') <= max
-            };
-            zone_clock(&zone[0..2], 23) && zone[2] == b':' && zone_clock(&zone[3..5], 59)
-        }
-        _ => false,
-    }
-}
+/// True when `text` matches [`instant_pattern`]: the core's one rule for an
+/// asked instant, which the CLI's `--as-of` and `--known-at` use too.
+pub use penalty_core::time::asked_instant_syntax_ok as instant_syntax_ok;
 
 /// True when `text` matches [`CURSOR_PATTERN`].
 pub fn cursor_syntax_ok(text: &str) -> bool {

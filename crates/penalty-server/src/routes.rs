@@ -25,16 +25,15 @@ use crate::error::ApiError;
 use crate::state::{AppState, Limits};
 use crate::{assets, guard, openapi, params};
 
-/// The longest id accepted in a path or a filter (EVENTS.md's limit).
-pub const MAX_ID_BYTES: usize = 128;
+/// The longest id accepted in a path or a filter: EVENTS.md's limit, as the
+/// core checks it on every event.
+pub use penalty_core::event::MAX_ID_BYTES;
 /// The default and largest page of `GET /orders` and of the notice feed.
 pub const DEFAULT_PAGE: usize = 100;
 /// See [`DEFAULT_PAGE`].
 pub const MAX_PAGE: usize = 1000;
 /// The largest `offset` of a paged list.
 pub const MAX_OFFSET: usize = 1_000_000_000;
-/// The longest `as_of` / `known_at` / cursor text accepted.
-const MAX_PARAM_BYTES: usize = 256;
 
 /// Every route: method, path template (axum's and OpenAPI's syntax), handler.
 pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
@@ -177,32 +176,18 @@ fn when(policy: &Policy, as_of: Option<&str>, known_at: Option<&str>) -> Result<
     Ok(When { as_of, known_at })
 }
 
-/// The wall clock: the default `as_of`. The rules core never reads a clock;
-/// the server, like the CLI, is where "now" comes from.
+/// The wall clock ([`penalty_store::clock`]): the default `as_of`.
 fn now() -> Instant {
-    penalty_store::now()
+    penalty_store::clock::now()
 }
 
-/// RFC 3339 with an offset, or a bare date meaning 00:00 in the policy's
-/// offset: what the CLI accepts for `--as-of`.
+/// An instant given as the query parameter `name`, by the core's one rule
+/// ([`Instant::parse_asked`], which the CLI's `--as-of` uses too and
+/// [`params::instant_pattern`] documents).
 fn parse_instant(text: &str, policy: &Policy, name: &str) -> Result<Instant, ApiError> {
-    // The documented syntax first (params::instant_pattern), so that the
-    // server accepts exactly what its OpenAPI document allows.
-    if text.len() <= MAX_PARAM_BYTES && params::instant_syntax_ok(text) {
-        if let Some(instant) = Instant::parse_rfc3339_or_date(text, policy.utc_offset) {
-            return Ok(instant);
-        }
-    }
-    let shown: String = text.chars().take(64).collect();
-    Err(ApiError::bad_request(
-        "invalid_instant",
-        format!(
-            "{name} `{shown}` is not an instant; write RFC 3339 with an offset, such as \
-             2026-03-07T00:00:00+08:00, or a date such as 2026-03-07 (00:00 in the policy's \
-             offset {})",
-            policy.utc_offset
-        ),
-    ))
+    Instant::parse_asked(text, policy.utc_offset).map_err(|error| {
+        ApiError::bad_request("invalid_instant", format!("query parameter {name} {error}"))
+    })
 }
 
 /// The core's "unknown shop" message, also used for a shop a seller may not
@@ -224,9 +209,15 @@ fn unknown_order(order_id: &str, as_of: Instant, policy: &Policy) -> ApiError {
     ))
 }
 
-/// The CLI's messages name its flags; over HTTP they are query parameters.
+/// A query that found nothing, as a 404: the core's text (which names no
+/// flag or parameter) and, for an order paid later, the parameter to set.
 fn not_found_for_http(error: QueryError) -> ApiError {
-    ApiError::NotFound(error.to_string().replace("--as-of", "as_of"))
+    ApiError::NotFound(match &error {
+        QueryError::UnknownOrder {
+            paid_at: Some(_), ..
+        } => format!("{error}; the query parameter as_of sets the instant"),
+        _ => error.to_string(),
+    })
 }
 
 #[derive(Serialize)]
@@ -592,22 +583,13 @@ async fn at_risk(
     Ok(Json(page))
 }
 
-/// A horizon in the documented syntax ([`params::WITHIN_PATTERN`]).
+/// A horizon, by the core's one rule ([`penalty_core::Within::parse`],
+/// which the CLI's `--within` uses too and [`params::WITHIN_PATTERN`]
+/// documents).
 fn within(text: &str) -> Result<penalty_core::Within, ApiError> {
-    let refused = || {
-        let shown: String = text.chars().take(64).collect();
-        ApiError::bad_request(
-            "invalid_within",
-            format!(
-                "within `{shown}` is not a horizon: write a whole number without leading zeros \
-                 followed by m, h or d, such as 90m, 12h or 2d (from 1m to 366d)"
-            ),
-        )
-    };
-    if !params::within_syntax_ok(text) {
-        return Err(refused());
-    }
-    penalty_core::Within::parse(text).map_err(|_| refused())
+    penalty_core::Within::parse(text).map_err(|error| {
+        ApiError::bad_request("invalid_within", format!("query parameter within {error}"))
+    })
 }
 
 /// Every code a person can see, with its English and Chinese labels: the
@@ -748,7 +730,8 @@ async fn list_orders(
             ApiError::bad_request(
                 "invalid_status",
                 format!(
-                    "status `{shown}` is not one of awaiting_shipment, shipped, refunded, auto_closed"
+                    "status `{shown}` is not one of {}",
+                    OrderStatus::NAMES.join(", ")
                 ),
             )
         })?),

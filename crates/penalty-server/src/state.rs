@@ -570,7 +570,7 @@ impl AppState {
     }
 
     fn ingest_blocking(&self, body: Bytes) -> Result<IngestSummary, StoreError> {
-        let rejects_path = self.0.config.db.join("rejects.jsonl");
+        let rejects_path = self.0.config.db.join(penalty_store::ingest::REJECTS_FILE);
         let rejects = RejectsFile::open(&rejects_path, "POST /events")?;
         let mut sink = ServerSink {
             state: self,
@@ -655,7 +655,7 @@ impl AppState {
         self.0
             .view
             .write()
-            .map_err(|_| StoreError::Sink("the projection lock is poisoned".into()))
+            .map_err(|_| StoreError::Poisoned { lock: "projection" })
     }
 
     /// Writes the projection as the checkpoint (at shutdown, and after long
@@ -717,14 +717,11 @@ impl IngestSink for ServerSink<'_> {
         for appended in events {
             // The line was validated on the way in, so its forms give the
             // event back; an error here would mean a damaged buffer.
-            let event = &appended.line.event().map_err(|reason| {
-                StoreError::Sink(
-                    format!(
-                        "event {} could not be rebuilt from its stored form: {reason}",
-                        appended.seq
-                    )
-                    .into(),
-                )
+            let event = &appended.line.event().map_err(|reason| StoreError::Fold {
+                detail: format!(
+                    "event {} could not be rebuilt from its stored form: {reason}",
+                    appended.seq
+                ),
             })?;
             view.fold(appended.seq, appended.recorded_at, event)?;
         }

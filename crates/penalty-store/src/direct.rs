@@ -73,7 +73,7 @@ pub(crate) const MAX_PENDING_BLOCKS: usize = crate::ingest::IN_FLIGHT_BLOCKS + 1
 
 /// A block kept in memory: prepared and not yet acknowledged, or one of the
 /// last acknowledged.
-struct Kept {
+struct BlockInMemory {
     first_seq: u64,
     end_seq: u64,
     buffer: Arc<Vec<u8>>,
@@ -137,9 +137,9 @@ pub(crate) struct BlockWriter {
     /// blocks were in flight.)
     spare: Vec<Vec<u8>>,
     /// Blocks prepared and not yet acknowledged, oldest first.
-    pending: std::collections::VecDeque<Kept>,
+    pending: std::collections::VecDeque<BlockInMemory>,
     /// The last acknowledged blocks, oldest first.
-    recent: std::collections::VecDeque<Kept>,
+    recent: std::collections::VecDeque<BlockInMemory>,
 }
 
 impl BlockWriter {
@@ -282,7 +282,7 @@ impl BlockWriter {
                 direct,
             }
         };
-        self.pending.push_back(Kept {
+        self.pending.push_back(BlockInMemory {
             first_seq,
             end_seq,
             buffer: Arc::clone(&prepared.buffer),

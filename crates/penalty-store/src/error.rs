@@ -107,14 +107,64 @@ pub enum StoreError {
         source: std::io::Error,
     },
 
-    /// The caller's [`crate::ingest::IngestSink`] failed; its message says why.
+    /// The caller's [`crate::ingest::IngestSink`] failed in a way of its
+    /// own; its message says why. The store itself never returns this.
     #[error("{0}")]
     Sink(#[source] Box<dyn std::error::Error + Send + Sync>),
+
+    /// The operating system refused a thread (too many threads, or no
+    /// memory for its stack). Nothing is wrong with the input or the log.
+    #[error(
+        "could not start the {thread} thread: {source}; the machine is short of threads or \
+         memory: retry when it is less loaded (what was committed stays, re-sending lines is safe)"
+    )]
+    Spawn {
+        /// Which thread, such as "ingest block writer".
+        thread: &'static str,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A worker thread ended (or panicked) before it finished its work: a
+    /// bug in penalty, not in the input.
+    #[error(
+        "the {thread} thread ended unexpectedly; this is a bug in penalty, please report it with \
+         the command you ran (what was committed stays, re-sending lines is safe)"
+    )]
+    ThreadEnded {
+        /// Which thread, such as "replay reader".
+        thread: &'static str,
+    },
+
+    /// A lock was poisoned: a thread panicked while holding it, a bug in
+    /// penalty.
+    #[error(
+        "the {lock} lock is poisoned (a thread panicked while holding it); this is a bug in \
+         penalty, please report it, and restart the server (the log keeps every committed event)"
+    )]
+    Poisoned {
+        /// Which lock, such as "projection".
+        lock: &'static str,
+    },
+
+    /// Folding events into the projection failed: the ledger refused what
+    /// the log holds or what the fold handed it. A bug in penalty or a
+    /// damaged log, never the input of a command.
+    #[error(
+        "folding the log into the projection failed: {detail}; run `penalty audit` to check the \
+         log, and report this with its output"
+    )]
+    Fold {
+        /// What the ledger said, or which event could not be rebuilt.
+        detail: String,
+    },
 
     /// The log holds as many events as it can: its idempotency index keeps
     /// sequence numbers in 32 bits.
     #[error(
-        "the log in {dir} is full: it holds at most {max_events} events, and this append would          end at sequence number {wanted}; start a new data directory for further events"
+        "the log in {dir} is full: it holds at most {max_events} events, and this append would \
+         end at sequence number {wanted}; start a new data directory for further events"
     )]
     Full {
         /// The data directory.

@@ -104,6 +104,18 @@ pub fn read(dir: &Path) -> Result<HeadState, StoreError> {
             })
         }
     };
+    let (last, damage) = scan(&bytes);
+    Ok(HeadState {
+        last,
+        exists: true,
+        damage,
+    })
+}
+
+/// The one scan of the journal's bytes, for readers and for the writer:
+/// the last valid record (the default when there is none), and the first
+/// damage found, in a sentence.
+fn scan(bytes: &[u8]) -> (HeadRecord, Option<String>) {
     let records: Vec<&[u8]> = bytes.chunks_exact(RECORD_BYTES).collect();
     let mut last = HeadRecord::default();
     let mut damage = None;
@@ -127,11 +139,7 @@ pub fn read(dir: &Path) -> Result<HeadState, StoreError> {
             }
         }
     }
-    Ok(HeadState {
-        last,
-        exists: true,
-        damage,
-    })
+    (last, damage)
 }
 
 /// Replaces the journal with one record, atomically (write, fsync, rename,
@@ -190,11 +198,9 @@ impl Head {
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)
             .map_err(io("reading the head journal"))?;
-        let last = bytes
-            .chunks(RECORD_BYTES)
-            .filter_map(HeadRecord::decode)
-            .next_back()
-            .unwrap_or_default();
+        // The writer takes the last valid record as readers do; damage is
+        // for `penalty audit` and `penalty recover` to report and repair.
+        let (last, _damage) = scan(&bytes);
         Ok(Head {
             path,
             dir: dir.to_path_buf(),

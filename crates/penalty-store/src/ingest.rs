@@ -402,7 +402,7 @@ impl Committer<'_> {
         if batch.lines == 0 {
             return Ok(());
         }
-        let recorded_at = crate::lock::now();
+        let recorded_at = crate::clock::now();
         let batch = batch.take_lines();
         // Each valid line's parsed form is built once, here; reporting
         // reads only each line's status.
@@ -565,9 +565,8 @@ struct SyncLane {
 
 impl SyncLane {
     fn gone() -> StoreError {
-        StoreError::Input {
-            line: 0,
-            source: std::io::Error::other("the rejects syncing thread ended unexpectedly"),
+        StoreError::ThreadEnded {
+            thread: "ingest rejects syncer",
         }
     }
 
@@ -586,7 +585,10 @@ impl SyncLane {
                         }
                     }
                 })
-                .map_err(|source| StoreError::Input { line: 0, source })?;
+                .map_err(|source| StoreError::Spawn {
+                    thread: "ingest rejects syncer",
+                    source,
+                })?;
             self.jobs = Some(jobs);
             self.done = Some(done);
             self.thread = Some(thread);
@@ -644,7 +646,7 @@ impl WriterLane {
         let (jobs, job_input) = mpsc::sync_channel::<BlockJob>(IN_FLIGHT_BLOCKS);
         let (written_output, written_input) = mpsc::sync_channel(IN_FLIGHT_BLOCKS);
         let (done_output, done) = mpsc::sync_channel(IN_FLIGHT_BLOCKS);
-        let spawn_error = |source| StoreError::Input { line: 0, source };
+        let spawn_error = |thread| move |source| StoreError::Spawn { thread, source };
         let writer = std::thread::Builder::new()
             .name("penalty-ingest-writer".into())
             .spawn(move || {
@@ -654,7 +656,7 @@ impl WriterLane {
                     }
                 }
             })
-            .map_err(spawn_error)?;
+            .map_err(spawn_error("ingest block writer"))?;
         let syncer = std::thread::Builder::new()
             .name("penalty-ingest-syncer".into())
             .spawn(move || {
@@ -678,7 +680,7 @@ impl WriterLane {
                 // The writer ends once its jobs' sender is dropped.
                 drop(jobs);
                 let _ = writer.join();
-                return Err(spawn_error(source));
+                return Err(spawn_error("ingest block syncer")(source));
             }
         };
         Ok(WriterLane {
@@ -689,9 +691,8 @@ impl WriterLane {
     }
 
     fn gone() -> StoreError {
-        StoreError::Input {
-            line: 0,
-            source: std::io::Error::other("the block writer thread ended unexpectedly"),
+        StoreError::ThreadEnded {
+            thread: "ingest block writer",
         }
     }
 
@@ -1033,7 +1034,7 @@ struct Lanes {
 
 impl Lanes {
     fn start(input: impl Read + Send + 'static, hasher: IdHasher) -> Result<Lanes, StoreError> {
-        let spawn_error = |source| StoreError::Input { line: 0, source };
+        let spawn_error = |thread| move |source| StoreError::Spawn { thread, source };
         let parser_count = parsers();
         let mut to_parsers = Vec::with_capacity(parser_count);
         let mut receivers = Vec::with_capacity(parser_count);
@@ -1045,7 +1046,7 @@ impl Lanes {
                 std::thread::Builder::new()
                     .name(format!("penalty-ingest-parser-{number}"))
                     .spawn(move || parse_chunks(parser_input, parser_output, hasher))
-                    .map_err(spawn_error)?,
+                    .map_err(spawn_error("ingest parser"))?,
             );
             to_parsers.push(to_parser);
             receivers.push(receiver);
@@ -1055,7 +1056,7 @@ impl Lanes {
         let reader = std::thread::Builder::new()
             .name("penalty-ingest-reader".into())
             .spawn(move || read_lines(input, RoundRobin::new(to_parsers), reader_pool))
-            .map_err(spawn_error)?;
+            .map_err(spawn_error("ingest input reader"))?;
         Ok(Lanes {
             receivers,
             turn: 0,
@@ -1367,6 +1368,11 @@ impl LineSplitter {
         }
     }
 }
+
+/// The rejects file's name in the data directory, where the CLI's ingest
+/// (unless `--rejects` names another) and the server's `POST /events` keep
+/// rejected lines.
+pub const REJECTS_FILE: &str = "rejects.jsonl";
 
 /// A ready sink for the rejects file: JSON Lines appended to a file, one
 /// object per rejected line, fsynced on [`IngestSink::sync`].

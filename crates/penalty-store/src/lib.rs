@@ -16,15 +16,19 @@
 //!   to the log, replaced atomically.
 //! - [`ingest`] streams JSON Lines from any reader into the log in constant
 //!   memory, committing a block per batch or per 100 ms, whichever comes first.
+//! - [`clock`] is the wall clock, the one place the shell reads it (the
+//!   core never does): block stamps and the default `as_of`.
 //!
 //! Layout of a data directory: `<dir>/LOCK` (the writer's lock file, naming
 //! its holder), `<dir>/HEAD` (the head journal, see [`head`]: what is
 //! acknowledged), `<dir>/events.log` (the blocks, appended),
-//! `<dir>/projection.snap` (the projection snapshot, see [`snapshot`]) and
+//! `<dir>/projection.snap` (the projection snapshot, see [`snapshot`]),
+//! `<dir>/rejects.jsonl` (rejected lines, [`ingest::REJECTS_FILE`]) and
 //! `<dir>/log.sled` (the writer's sled database: tree `blocks` locates each
 //! block for the writer's own lookups).
 
 pub mod block;
+pub mod clock;
 mod direct;
 mod error;
 pub mod head;
@@ -39,7 +43,7 @@ mod slots;
 pub mod snapshot;
 
 pub use error::StoreError;
-pub use lock::{now, LOCK_FILE};
+pub use lock::LOCK_FILE;
 pub use log::{
     AppendOutcome, EventLog, LogIter, StoredEvent, VerifyProblem, VerifyReport, BLOCKS_FILE,
     BLOCKS_TREE, MAX_RESERVED_EVENTS, SLED_DIR,

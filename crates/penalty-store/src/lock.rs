@@ -12,7 +12,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use penalty_core::time::{Instant, UtcOffset};
+use penalty_core::time::UtcOffset;
 use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
@@ -91,7 +91,7 @@ impl DirLock {
                 .map(|arg| arg.to_string_lossy().into_owned())
                 .collect::<Vec<_>>()
                 .join(" "),
-            since: now().to_rfc3339(UtcOffset { seconds: 0 }),
+            since: crate::clock::now().to_rfc3339(UtcOffset { seconds: 0 }),
         };
         // A `Holder` always serialises; the fallback only keeps this path free
         // of panics.
@@ -166,13 +166,4 @@ fn holder_running(holder: &Holder) -> Option<bool> {
     }
     let running = String::from_utf8_lossy(cmdline).replace('\0', " ");
     Some(running == holder.command)
-}
-
-/// The wall clock as an [`Instant`]; this crate sits at the edge, where
-/// reading the clock is allowed.
-pub fn now() -> Instant {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
-    Instant(nanos)
 }

@@ -4,11 +4,14 @@
 //!
 //! Durability: [`EventLog::append_batch`] writes one block to the blocks file
 //! (past the page cache where the file system allows, see `direct`) and
-//! `fdatasync`s it, then records its [`Locator`] in sled and calls sled's
-//! `flush()` (an fsync) before it returns, so an event reported as appended
-//! survives a crash. A crash between the two leaves bytes past the last
-//! located block; they were never acknowledged, and the next append
-//! overwrites them. Sequence numbers are global, gapless and start at 1; the
+//! `fdatasync`s it, then appends a record naming it to the head journal
+//! (`head`, fdatasync'd too): that record is what acknowledges the append,
+//! so an event reported as appended survives a crash. The block's
+//! [`Locator`] goes into sled, which is flushed every `SLED_FLUSH_EVERY_BLOCKS` blocks, on close and
+//! by [`EventLog::flush_locators`]; on open, acknowledged blocks past sled's
+//! last locator are found in the blocks file. A crash before the journal
+//! record leaves bytes past the last acknowledged block; they were never
+//! acknowledged, and the next append overwrites them. Sequence numbers are global, gapless and start at 1; the
 //! next one is always derived from the last block, never from a separate
 //! counter that could disagree with it.
 //!
@@ -260,7 +263,7 @@ impl<S: BuildHasher> Index<S> {
         paid_order: Option<&[u8]>,
         keys: &Keys,
         next_seq: u64,
-        mut confirm: impl FnMut(u64, Check) -> Result<bool, StoreError>,
+        mut confirm: impl FnMut(u64, MatchOn) -> Result<bool, StoreError>,
     ) -> Result<AppendOutcome, StoreError> {
         debug_assert_eq!(
             keys.id,
@@ -283,11 +286,11 @@ impl<S: BuildHasher> Index<S> {
         };
         let event_slot = match events.probe(keys.id) {
             Probe::Held(seq) => {
-                if confirm(seq, Check::Id)? {
-                    return Ok(repeat(seq, confirm(seq, Check::Json)?));
+                if confirm(seq, MatchOn::Id)? {
+                    return Ok(repeat(seq, confirm(seq, MatchOn::Json)?));
                 }
                 if let Some(&seq) = event_collisions.get(&id) {
-                    return Ok(repeat(seq, confirm(seq, Check::Json)?));
+                    return Ok(repeat(seq, confirm(seq, MatchOn::Json)?));
                 }
                 // Another id holds this hash: kept exactly on the side.
                 None
@@ -298,7 +301,7 @@ impl<S: BuildHasher> Index<S> {
             None => None,
             Some((order, key)) => match paid_orders.probe(key) {
                 Probe::Held(seq) => {
-                    if confirm(seq, Check::PaysFor)? {
+                    if confirm(seq, MatchOn::PaysFor)? {
                         return Ok(AppendOutcome::OrderAlreadyPaid { paid_seq: seq });
                     }
                     if let Some(&seq) = paid_collisions.get(order) {
@@ -564,7 +567,7 @@ impl BlockJob {
 
 /// What [`Index::classify_one`] asks of the event at a sequence number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Check {
+enum MatchOn {
     /// Has it this event id?
     Id,
     /// Is its canonical JSON exactly this line's?
@@ -1142,15 +1145,15 @@ impl EventLog {
                         {
                             let line = &entry.line;
                             return Ok(match check {
-                                Check::Id => line.event_id == event_id,
-                                Check::Json => line.payload.same_content(&payload),
-                                Check::PaysFor => line.paid_order_id == paid_order,
+                                MatchOn::Id => line.event_id == event_id,
+                                MatchOn::Json => line.payload.same_content(&payload),
+                                MatchOn::PaysFor => line.paid_order_id == paid_order,
                             });
                         }
                         self.with_stored(seq, |block, stored| match check {
-                            Check::Id => stored.event_id == event_id,
-                            Check::Json => block.payload(stored).same_content(&payload),
-                            Check::PaysFor => block.paid(stored) == paid_order,
+                            MatchOn::Id => stored.event_id == event_id,
+                            MatchOn::Json => block.payload(stored).same_content(&payload),
+                            MatchOn::PaysFor => block.paid(stored) == paid_order,
                         })
                     })?;
                 if let AppendOutcome::Appended { .. } = outcome {
@@ -1330,12 +1333,12 @@ impl EventLog {
                 let seq = block.first_seq + offset as u64;
                 let id = entry.event_id;
                 let paid_order = block.paid(entry);
-                let confirm = |held: u64, check: Check| {
+                let confirm = |held: u64, check: MatchOn| {
                     let same = |b: &DecodedBlock, e: &block::EntryMeta| match check {
-                        Check::Id => e.event_id == id,
+                        MatchOn::Id => e.event_id == id,
                         // Any repeat of an id is damage, whatever its content.
-                        Check::Json => false,
-                        Check::PaysFor => b.paid(e) == paid_order,
+                        MatchOn::Json => false,
+                        MatchOn::PaysFor => b.paid(e) == paid_order,
                     };
                     if let Some(held_entry) = block.entry(held) {
                         return Ok(same(&block, held_entry));
@@ -2091,9 +2094,9 @@ mod tests {
                 .classify_one(id, paid, &keys, next_seq, |seq, check| {
                     let (held_id, held_json, held_paid) = log[seq as usize - 1];
                     Ok(match check {
-                        Check::Id => held_id == id,
-                        Check::Json => held_json == json,
-                        Check::PaysFor => held_paid == paid,
+                        MatchOn::Id => held_id == id,
+                        MatchOn::Json => held_json == json,
+                        MatchOn::PaysFor => held_paid == paid,
                     })
                 })
                 .unwrap();

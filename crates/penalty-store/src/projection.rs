@@ -9,8 +9,6 @@
 //! alone, from sequence number 1, with no snapshot. Both must give the same
 //! digest.
 
-use std::path::PathBuf;
-
 use std::collections::HashMap;
 
 use penalty_core::ledger::partition::{partition_of, shop_of};
@@ -222,7 +220,6 @@ pub fn open_read(
             .filter(|p| p.ledger.policy() == policy)
             .map(|p| (p, stored.end))
     });
-    let dir = reader.dir().to_path_buf();
     let (projection, origin, last_end) = match decoded {
         Some((mut projection, end)) => {
             let start = end.seq;
@@ -231,7 +228,6 @@ pub fn open_read(
             let source = ReplaySource {
                 blocks: Box::new(blocks),
                 last_seq: reader.last_seq(),
-                dir,
             };
             std::thread::scope(|scope| {
                 let checker = check
@@ -267,7 +263,6 @@ pub fn open_read(
             let source = ReplaySource {
                 blocks: Box::new(blocks),
                 last_seq: reader.last_seq(),
-                dir,
             };
             let projection = replay_from(source, policy, None)?;
             let origin = Origin::Replay {
@@ -454,7 +449,6 @@ pub fn replay_read(
     let source = ReplaySource {
         blocks: Box::new(blocks),
         last_seq: reader.last_seq(),
-        dir: reader.dir().to_path_buf(),
     };
     let projection = replay_from(source, policy, known_at)?;
     let end = last_end.lock().ok().and_then(|end| *end);
@@ -497,7 +491,6 @@ pub fn replay(
 pub struct ReplaySource {
     blocks: Box<dyn Iterator<Item = Result<DecodedBlock, StoreError>> + Send>,
     last_seq: u64,
-    dir: PathBuf,
 }
 
 impl ReplaySource {
@@ -511,7 +504,6 @@ impl ReplaySource {
         Ok(ReplaySource {
             blocks: Box::new(log.iter_blocks_from(seq)),
             last_seq: log.last_seq()?,
-            dir: log.dir().to_path_buf(),
         })
     }
 
@@ -543,10 +535,12 @@ pub fn replay_from(
         Some(ids) => projection
             .ledger
             .end_bulk_outside(ids)
-            .map_err(|e| StoreError::Sink(Box::new(e))),
-        None if outside => Err(StoreError::Sink(
-            "the replay reader thread ended without its order ids".into(),
-        )),
+            .map_err(|e| StoreError::Fold {
+                detail: e.to_string(),
+            }),
+        None if outside => Err(StoreError::ThreadEnded {
+            thread: "replay reader",
+        }),
         None => {
             projection.ledger.end_bulk();
             Ok(())
@@ -571,11 +565,7 @@ fn fold(
     ids: Option<OrderIds>,
 ) -> (Result<(), StoreError>, Option<OrderIds>) {
     let from = projection.seq + 1;
-    let ReplaySource {
-        blocks,
-        last_seq,
-        dir,
-    } = source;
+    let ReplaySource { blocks, last_seq } = source;
     let outside = ids.is_some();
     let (sender, receiver) = std::sync::mpsc::sync_channel::<Result<ReadyBlock, StoreError>>(2);
     let reader = std::thread::Builder::new()
@@ -606,9 +596,8 @@ fn fold(
     let reader = match reader {
         Ok(reader) => reader,
         Err(source) => {
-            let error = StoreError::Io {
-                action: "starting the replay reader thread",
-                path: dir,
+            let error = StoreError::Spawn {
+                thread: "replay reader",
                 source,
             };
             return (Err(error), None);
@@ -650,7 +639,9 @@ fn fold(
     match reader.join() {
         Ok(ids) => (result, ids),
         Err(_) => (
-            Err(StoreError::Sink("the replay reader thread panicked".into())),
+            Err(StoreError::ThreadEnded {
+                thread: "replay reader",
+            }),
             None,
         ),
     }

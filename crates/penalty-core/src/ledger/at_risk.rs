@@ -31,9 +31,9 @@ pub struct Within {
 
 /// Why a horizon was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{text}` is not a horizon: write a whole number followed by m, h or d, such as 90m, 12h or 2d (from 1m to 366d)")]
+#[error("`{text}` is not a horizon: write a whole number without leading zeros followed by m, h or d, such as 90m, 12h or 2d (from 1m to 366d)")]
 pub struct WithinError {
-    /// What was given.
+    /// What was given, cut to 64 characters.
     pub text: String,
 }
 
@@ -41,14 +41,19 @@ impl Within {
     /// The default of CLI.md: 24 hours.
     pub const DAY: Within = Within { minutes: 24 * 60 };
 
-    /// Parses `90m`, `12h` or `2d`.
+    /// Parses `90m`, `12h` or `2d`: the one rule for the CLI's `--within` and
+    /// the server's `within` (whose OpenAPI pattern states it too), so a
+    /// leading zero is refused by both.
     pub fn parse(text: &str) -> Result<Within, WithinError> {
         let error = || WithinError {
-            text: text.to_string(),
+            text: text.chars().take(64).collect(),
         };
         let split = text.len().checked_sub(1).ok_or_else(error)?;
         let (number, unit) = text.split_at_checked(split).ok_or_else(error)?;
-        if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+        if number.is_empty()
+            || number.starts_with('0')
+            || !number.bytes().all(|b| b.is_ascii_digit())
+        {
             return Err(error());
         }
         let minutes_per_unit = match unit {
@@ -218,6 +223,7 @@ mod tests {
             "h",
             "24",
             "0h",
+            "012h",
             "-1h",
             "1.5h",
             "24 h",

@@ -98,19 +98,6 @@ fn quick_config() -> ServeConfig {
     }
 }
 
-/// A raw request with the given extra header lines; status and body.
-fn raw(addr: SocketAddr, head: &str, body: &[u8]) -> (u16, Vec<u8>) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
-    parse_response(&response)
-}
-
 /// True when the server closed the connection (EOF or reset) within `wait`.
 fn closed_within(stream: &mut TcpStream, wait: Duration) -> bool {
     stream.set_read_timeout(Some(wait)).unwrap();
@@ -240,7 +227,7 @@ fn only_the_bound_address_and_allowed_hosts_are_served() {
         ("evil.example".to_string(), 421),
         (format!("127.0.0.2:{port}"), 421),
     ] {
-        let (got, body) = raw(
+        let (got, body) = raw_request(
             addr,
             &format!("GET /shops HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
             b"",
@@ -573,7 +560,7 @@ async fn known_at_replays_in_bulk_do_not_hold_up_other_readers() {
             let _ = writeln!(body, "{line}");
         }
         state.ingest(Bytes::from(body)).await.unwrap();
-        stamps.push(penalty_store::now());
+        stamps.push(penalty_store::clock::now());
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let known_at = |i: usize| stamps[i].to_rfc3339(penalty_core::Policy::default().utc_offset);

@@ -187,10 +187,6 @@ pub fn http(
     token: Option<&str>,
     body: &[u8],
 ) -> (u16, Vec<u8>) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -202,6 +198,17 @@ pub fn http(
         head += "Content-Type: application/x-ndjson\r\n";
     }
     head += "\r\n";
+    raw_request(addr, &head, body)
+}
+
+/// A request written as given (`head` is the request line and headers,
+/// through the blank line) on a fresh connection, read to its end: status
+/// and body.
+pub fn raw_request(addr: SocketAddr, head: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
     stream.write_all(head.as_bytes()).unwrap();
     stream.write_all(body).unwrap();
     let mut response = Vec::new();
