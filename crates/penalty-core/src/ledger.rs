@@ -39,6 +39,7 @@ use crate::report::*;
 use crate::time::{Day, Instant};
 use crate::view::{Names, OrderView};
 
+use fold::FoldMode;
 use tallies::{facts_by_order_id, Keep, OrderFacts, RawDeduction, ShopTally};
 
 /// Why an event could not be applied.
@@ -168,15 +169,10 @@ pub struct Ledger {
     /// Indexed by the shop's interned id.
     pub(crate) shops: Vec<ShopRec>,
     events_applied: u64,
-    /// While true (see [`Ledger::begin_bulk`]), the settle-day index is not
-    /// maintained event by event; [`Ledger::end_bulk`] builds it once.
+    /// How events are being folded: one by one, or in a bulk fold that
+    /// leaves the settle-day index (and maybe the order ids) for its end.
     #[serde(skip)]
-    bulk: bool,
-    /// While true (see [`Ledger::begin_bulk_outside`]), order ids are
-    /// interned by the caller, and `order_ids` stays empty until
-    /// [`Ledger::end_bulk_outside`].
-    #[serde(skip)]
-    ids_outside: bool,
+    mode: FoldMode,
 }
 
 impl Ledger {
@@ -191,8 +187,7 @@ impl Ledger {
             orders: Vec::new(),
             shops: Vec::new(),
             events_applied: 0,
-            bulk: false,
-            ids_outside: false,
+            mode: FoldMode::OneByOne,
         }
     }
 

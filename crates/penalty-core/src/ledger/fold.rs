@@ -16,6 +16,21 @@ enum Value<'a> {
     Tracking(&'a str),
 }
 
+/// How a [`Ledger`] is folding events, which says what it leaves for later.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) enum FoldMode {
+    /// Every event updates the settle-day index at once.
+    #[default]
+    OneByOne,
+    /// A bulk fold ([`Ledger::begin_bulk`]): the settle-day index is not
+    /// maintained event by event; [`Ledger::end_bulk`] builds it once.
+    Bulk,
+    /// A bulk fold whose caller interns the order ids
+    /// ([`Ledger::begin_bulk_outside`]): events come with their order index,
+    /// and `order_ids` stays empty until [`Ledger::end_bulk_outside`].
+    BulkIdsOutside,
+}
+
 impl Ledger {
     /// Starts a bulk fold into this (empty) ledger: events are filed as usual
     /// but the shop's settle-day index is left for [`Ledger::end_bulk`], which
@@ -28,7 +43,7 @@ impl Ledger {
         if self.events_applied > 0 {
             return false;
         }
-        self.bulk = true;
+        self.mode = FoldMode::Bulk;
         true
     }
 
@@ -37,7 +52,7 @@ impl Ledger {
     /// doubling. Only capacity changes; nothing observable does.
     pub fn reserve_orders(&mut self, orders: usize) {
         self.orders.reserve(orders);
-        if !self.ids_outside {
+        if self.mode != FoldMode::BulkIdsOutside {
             self.order_ids.reserve(orders, 12);
         }
         self.tracking_nos.reserve(orders, 14);
@@ -52,7 +67,7 @@ impl Ledger {
         if !self.begin_bulk() {
             return false;
         }
-        self.ids_outside = true;
+        self.mode = FoldMode::BulkIdsOutside;
         true
     }
 
@@ -62,22 +77,25 @@ impl Ledger {
     /// interned further, or a bug), the ledger is emptied instead, so that
     /// it never names an order by the wrong id, and the error says so.
     pub fn end_bulk_outside(&mut self, ids: OrderIds) -> Result<(), ApplyError> {
-        if !self.ids_outside || ids.len() != self.orders.len() {
+        if self.mode != FoldMode::BulkIdsOutside || ids.len() != self.orders.len() {
             *self = Ledger::new(self.policy.clone());
             return Err(ApplyError::OrderIndexMismatch);
         }
-        self.ids_outside = false;
+        self.mode = FoldMode::Bulk;
         self.order_ids = ids.0;
         self.end_bulk();
         Ok(())
     }
 
-    /// Ends a bulk fold: builds every shop's settle-day index.
+    /// Ends a bulk fold begun by [`Ledger::begin_bulk`]: builds every shop's
+    /// settle-day index. A fold begun by [`Ledger::begin_bulk_outside`] is
+    /// ended by [`Ledger::end_bulk_outside`] only, which takes the order ids
+    /// the index is sorted by; here it is left as it is.
     pub fn end_bulk(&mut self) {
-        if !self.bulk {
+        if self.mode != FoldMode::Bulk {
             return;
         }
-        self.bulk = false;
+        self.mode = FoldMode::OneByOne;
         for shop in &mut self.shops {
             shop.days.clear();
         }
@@ -113,11 +131,11 @@ impl Ledger {
 
     fn intern_order(&mut self, order_id: &str, from: OrderIndex) -> Result<u32, ApplyError> {
         let index = match from {
-            OrderIndex::Intern if !self.ids_outside => self
+            OrderIndex::Intern if self.mode != FoldMode::BulkIdsOutside => self
                 .order_ids
                 .intern(order_id)
                 .ok_or(ApplyError::TooManyIds)?,
-            OrderIndex::Given(Some(index)) if self.ids_outside => index,
+            OrderIndex::Given(Some(index)) if self.mode == FoldMode::BulkIdsOutside => index,
             _ => return Err(ApplyError::OrderIndexMismatch),
         };
         if self.orders.len() <= index as usize {
@@ -255,7 +273,7 @@ impl Ledger {
     /// Moves an order's entries in its shop's settle-day index after its
     /// events changed: only the deductions whose existence changed move.
     fn reindex(&mut self, order: u32) {
-        if self.bulk {
+        if self.mode != FoldMode::OneByOne {
             return;
         }
         let rec = &self.orders[order as usize];
