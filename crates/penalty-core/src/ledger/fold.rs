@@ -343,6 +343,7 @@ mod tests {
         at, folded, paid, refunded, rejected, revoked, shipped, topped_up,
     };
     use super::*;
+    use crate::event::EventKind;
     use crate::policy::Policy;
     use crate::report::{OrderRow, ShopReport};
 
@@ -459,5 +460,28 @@ mod tests {
             assert_eq!(bulk, one_by_one);
         });
         assert_eq!(count, 5_040);
+    }
+
+    #[test]
+    fn end_bulk_leaves_a_fold_with_ids_outside_to_end_bulk_outside() {
+        // Without the caller's ids the settle-day index cannot be sorted
+        // (R5's order ties on order ids), so only end_bulk_outside ends it.
+        let events = [paid("O1", "S1", 0), paid("O2", "S1", 0)];
+        let mut ledger = Ledger::new(Policy::default());
+        assert!(ledger.begin_bulk_outside());
+        let mut ids = OrderIds::default();
+        for e in &events {
+            let EventKind::Paid { order_id, .. } = &e.kind else {
+                unreachable!("only paid events here")
+            };
+            let index = OrderIndex::Given(ids.intern(order_id));
+            ledger
+                .apply_ref_indexed(e.at, e.kind_ref(), e.at, index)
+                .unwrap();
+        }
+        ledger.end_bulk();
+        assert_eq!(ledger.mode, FoldMode::BulkIdsOutside);
+        ledger.end_bulk_outside(ids).unwrap();
+        assert_eq!(ledger, folded(Policy::default(), &events));
     }
 }
