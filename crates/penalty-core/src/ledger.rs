@@ -11,23 +11,36 @@
 //! vectors indexed by their interned id; an order's derived timelines are not
 //! stored but recomputed when asked (a few dozen nanoseconds), which keeps an
 //! order at about 80 bytes.
+//!
+//! Submodules: `fold` applies events (one by one or in bulk), `cap` walks a
+//! shop's settle-day index for R5's daily cap, `tallies` computes a shop's
+//! figures once for the shop report, the export rows and the digest,
+//! `digest` hashes them, `at_risk` and `partition` answer their queries. This
+//! file holds the state and the queries.
 
 pub mod at_risk;
+mod cap;
 mod digest;
+#[cfg(test)]
+mod fixtures;
+mod fold;
 pub mod partition;
+mod tallies;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Event, EventType, KindRef};
 use crate::explain;
 use crate::intern::{Arena, Interner};
-use crate::order::{self, OrderEvent, OrderRec, Paid};
+use crate::order::{self, OrderRec};
 use crate::policy::Policy;
 use crate::report::*;
 use crate::time::{Day, Instant};
 use crate::view::{Names, OrderView};
+
+use fold::FoldMode;
+use tallies::{facts_by_order_id, Keep, OrderFacts, RawDeduction, ShopTally};
 
 /// Why an event could not be applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -137,76 +150,9 @@ pub(crate) struct ShopRec {
     pub days: BTreeMap<Day, Vec<DayEntry>>,
 }
 
-/// A deduction before formatting (R4, R5).
-#[derive(Clone, Copy, Debug)]
-struct RawDeduction {
-    number: u8,
-    judged_at: Instant,
-    settle_day: Day,
-    amount_fen: i64,
-    charged_fen: i64,
-    waived_fen: i64,
-    status: DeductionStatus,
-}
-
-/// One order of a shop as of an instant, unformatted.
-struct OrderFacts<'a> {
-    view: OrderView<'a>,
-    deductions: Vec<RawDeduction>,
-    standing: u64,
-    revoked: u64,
-    banned: bool,
-    flagged: bool,
-}
-
-/// One shop as of an instant, unformatted; see [`Ledger::tally`].
-struct ShopTally<'a> {
-    index: u32,
-    orders: u64,
-    judgments: u64,
-    violating_orders: u64,
-    // Sums over every order and top-up of a shop, exact: they may exceed
-    // `i64` (issue 20), where each amount summed fits one.
-    charged_fen: i128,
-    waived_fen: i128,
-    pending_fen: i128,
-    deposit_balance_fen: i128,
-    booked_fen: i128,
-    due_orders: u64,
-    timed_out_orders: u64,
-    timeout_judgments: u64,
-    /// (banned_at, product_id, order_id), sorted.
-    bans: Vec<(Instant, &'a str, &'a str)>,
-    /// (flagged_at, order_id), sorted.
-    flags: Vec<(Instant, &'a str)>,
-    /// The orders' facts, as far as [`Keep`] asked for them.
-    facts: Vec<OrderFacts<'a>>,
-}
-
-/// Which orders' facts a [`ShopTally`] keeps: a shop summary needs none of
-/// them, the shop report's deduction list those with deductions (a few in a
-/// hundred), the export rows and the digest all of them. Keeping each order's
-/// facts (a few hundred bytes) was most of a large shop's report.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Keep {
-    Summary,
-    Deductions,
-    All,
-}
-
-/// An order event's value as it arrives: a number, or a tracking number still
-/// to be named within its order (see [`Ledger::tracking`]).
-enum Value<'a> {
-    Number(i64),
-    Tracking(&'a str),
-}
-
 /// The order of the notice feed: (visible, order_id, judgment, run day of a
 /// correction or `i64::MIN` for the judgment's own notice).
 type NoticeKey<'a> = (i64, &'a str, u8, i64);
-
-/// Charges of due deductions: `(order, judgment)` -> `(charged_fen, waived_fen)`.
-type Charges = HashMap<(u32, u8), (i64, i64)>;
 
 /// Every projection of the rule book over the events applied so far.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -223,15 +169,10 @@ pub struct Ledger {
     /// Indexed by the shop's interned id.
     pub(crate) shops: Vec<ShopRec>,
     events_applied: u64,
-    /// While true (see [`Ledger::begin_bulk`]), the settle-day index is not
-    /// maintained event by event; [`Ledger::end_bulk`] builds it once.
+    /// How events are being folded: one by one, or in a bulk fold that
+    /// leaves the settle-day index (and maybe the order ids) for its end.
     #[serde(skip)]
-    bulk: bool,
-    /// While true (see [`Ledger::begin_bulk_outside`]), order ids are
-    /// interned by the caller, and `order_ids` stays empty until
-    /// [`Ledger::end_bulk_outside`].
-    #[serde(skip)]
-    ids_outside: bool,
+    mode: FoldMode,
 }
 
 impl Ledger {
@@ -246,102 +187,7 @@ impl Ledger {
             orders: Vec::new(),
             shops: Vec::new(),
             events_applied: 0,
-            bulk: false,
-            ids_outside: false,
-        }
-    }
-
-    /// Starts a bulk fold into this (empty) ledger: events are filed as usual
-    /// but the shop's settle-day index is left for [`Ledger::end_bulk`], which
-    /// derives each order once and sorts each day once, instead of deriving
-    /// the order and inserting into a sorted day at every event. A replay of a
-    /// whole log uses it; the state at `end_bulk` is the same as after
-    /// applying the events one by one (tested). Returns false, and changes
-    /// nothing, when the ledger is not empty.
-    pub fn begin_bulk(&mut self) -> bool {
-        if self.events_applied > 0 {
-            return false;
-        }
-        self.bulk = true;
-        true
-    }
-
-    /// Makes room for about `orders` more orders (and as many tracking
-    /// numbers), so that a bulk fold of a log of known size grows nothing by
-    /// doubling. Only capacity changes; nothing observable does.
-    pub fn reserve_orders(&mut self, orders: usize) {
-        self.orders.reserve(orders);
-        if !self.ids_outside {
-            self.order_ids.reserve(orders, 12);
-        }
-        self.tracking_nos.reserve(orders, 14);
-    }
-
-    /// [`Ledger::begin_bulk`] for a fold whose caller interns the order ids
-    /// (see [`OrderIds`]) and folds with [`Ledger::apply_ref_indexed`]; ended
-    /// by [`Ledger::end_bulk_outside`]. The state at the end is the same as
-    /// after applying the events one by one (tested). Returns false, and
-    /// changes nothing, when the ledger is not empty.
-    pub fn begin_bulk_outside(&mut self) -> bool {
-        if !self.begin_bulk() {
-            return false;
-        }
-        self.ids_outside = true;
-        true
-    }
-
-    /// Ends a fold begun by [`Ledger::begin_bulk_outside`]: takes the order
-    /// ids in, then ends the bulk fold. When the ids are not exactly those
-    /// of the orders folded (a fold stopped by an error after its reader
-    /// interned further, or a bug), the ledger is emptied instead, so that
-    /// it never names an order by the wrong id, and the error says so.
-    pub fn end_bulk_outside(&mut self, ids: OrderIds) -> Result<(), ApplyError> {
-        if !self.ids_outside || ids.len() != self.orders.len() {
-            *self = Ledger::new(self.policy.clone());
-            return Err(ApplyError::OrderIndexMismatch);
-        }
-        self.ids_outside = false;
-        self.order_ids = ids.0;
-        self.end_bulk();
-        Ok(())
-    }
-
-    /// Ends a bulk fold: builds every shop's settle-day index.
-    pub fn end_bulk(&mut self) {
-        if !self.bulk {
-            return;
-        }
-        self.bulk = false;
-        for shop in &mut self.shops {
-            shop.days.clear();
-        }
-        for order in 0..self.orders.len() as u32 {
-            let rec = &self.orders[order as usize];
-            let Some(paid) = rec.paid else {
-                continue;
-            };
-            let policy = self.policy.at(paid.at);
-            let derived = order::derive(policy, &paid, rec.events.as_slice());
-            let mask = derived.deduction_mask(policy);
-            self.orders[order as usize].indexed = mask;
-            self.orders[order as usize].never_judged = derived.never_judged();
-            let shop = &mut self.shops[paid.shop as usize];
-            for j in derived.judgments() {
-                if mask & (1u16 << (j.number - 1)) != 0 {
-                    let day = order::settle_day(policy, j.judged_at);
-                    shop.days.entry(day).or_default().push(DayEntry {
-                        judged_at: j.judged_at,
-                        order,
-                        number: j.number,
-                    });
-                }
-            }
-        }
-        let order_ids = &self.order_ids;
-        for shop in &mut self.shops {
-            for entries in shop.days.values_mut() {
-                entries.sort_by(|a, b| cap_order(order_ids, a, b));
-            }
+            mode: FoldMode::OneByOne,
         }
     }
 
@@ -353,195 +199,6 @@ impl Ledger {
     /// How many events were applied.
     pub fn events_applied(&self) -> u64 {
         self.events_applied
-    }
-
-    fn intern_order(&mut self, order_id: &str, from: OrderIndex) -> Result<u32, ApplyError> {
-        let index = match from {
-            OrderIndex::Intern if !self.ids_outside => self
-                .order_ids
-                .intern(order_id)
-                .ok_or(ApplyError::TooManyIds)?,
-            OrderIndex::Given(Some(index)) if self.ids_outside => index,
-            _ => return Err(ApplyError::OrderIndexMismatch),
-        };
-        if self.orders.len() <= index as usize {
-            self.orders
-                .resize_with(index as usize + 1, OrderRec::default);
-        }
-        Ok(index)
-    }
-
-    fn intern_shop(&mut self, shop_id: &str) -> Result<u32, ApplyError> {
-        let index = self
-            .shop_ids
-            .intern(shop_id)
-            .ok_or(ApplyError::TooManyIds)?;
-        if self.shops.len() <= index as usize {
-            self.shops.resize_with(index as usize + 1, ShopRec::default);
-        }
-        Ok(index)
-    }
-
-    /// Folds one event into the state. `recorded_at` is when the log recorded
-    /// it; only the notice feed (R9) reads it.
-    pub fn apply(&mut self, event: &Event, recorded_at: Instant) -> Result<(), ApplyError> {
-        self.apply_ref(event.at, event.kind_ref(), recorded_at)
-    }
-
-    /// [`Ledger::apply`] on borrowed text: an event at `at` of kind `kind`.
-    pub fn apply_ref(
-        &mut self,
-        at: Instant,
-        kind: KindRef<'_>,
-        recorded_at: Instant,
-    ) -> Result<(), ApplyError> {
-        self.apply_ref_indexed(at, kind, recorded_at, OrderIndex::Intern)
-    }
-
-    /// [`Ledger::apply_ref`] with the event's order index taken from
-    /// `order_index`: [`OrderIndex::Given`] in a fold begun by
-    /// [`Ledger::begin_bulk_outside`], [`OrderIndex::Intern`] otherwise; any
-    /// other mix is [`ApplyError::OrderIndexMismatch`].
-    pub fn apply_ref_indexed(
-        &mut self,
-        at: Instant,
-        kind: KindRef<'_>,
-        recorded_at: Instant,
-        order_index: OrderIndex,
-    ) -> Result<(), ApplyError> {
-        let fields = kind.fields();
-        let value = match fields.event_type {
-            EventType::DepositToppedUp => {
-                let shop = self.intern_shop(fields.shop_id)?;
-                let topups = &mut self.shops[shop as usize].topups;
-                let key = (at, fields.amount_fen);
-                let index = topups.partition_point(|t| *t <= key);
-                topups.insert(index, key);
-                self.events_applied += 1;
-                return Ok(());
-            }
-            EventType::Paid => {
-                let order = self.intern_order(fields.order_id, order_index)?;
-                if self.orders[order as usize].paid.is_some() {
-                    return Err(ApplyError::OrderAlreadyPaid {
-                        order_id: fields.order_id.to_string(),
-                    });
-                }
-                let shop = self.intern_shop(fields.shop_id)?;
-                let product = self
-                    .product_ids
-                    .intern(fields.product_id)
-                    .ok_or(ApplyError::TooManyIds)?;
-                self.orders[order as usize].paid = Some(Paid {
-                    at,
-                    recorded_at,
-                    ship_by: fields.ship_by,
-                    amount_fen: fields.amount_fen,
-                    shop,
-                    product,
-                });
-                self.shops[shop as usize].orders.push(order);
-                self.reindex(order);
-                self.events_applied += 1;
-                return Ok(());
-            }
-            EventType::Shipped | EventType::TrackingUploaded | EventType::TrackingRejected => {
-                Value::Tracking(fields.tracking_no)
-            }
-            EventType::Refunded => Value::Number(fields.amount_fen),
-            EventType::RefundFailed => Value::Number(0),
-            EventType::JudgmentRevoked => Value::Number(i64::from(fields.judgment)),
-        };
-        let kind = fields.event_type;
-        let order_id = fields.order_id;
-        let order = self.intern_order(order_id, order_index)?;
-        let value = match value {
-            Value::Number(value) => value,
-            Value::Tracking(tracking_no) => self.tracking(order, tracking_no)?,
-        };
-        let new = OrderEvent {
-            at,
-            recorded_at,
-            value,
-            kind,
-        };
-        let tracking_nos = &self.tracking_nos;
-        self.orders[order as usize]
-            .events
-            .insert(new, |a, b| sorts_before(tracking_nos, a, b));
-        // R13: until the order is paid the event only waits.
-        if self.orders[order as usize].paid.is_some() {
-            self.reindex(order);
-        }
-        self.events_applied += 1;
-        Ok(())
-    }
-
-    /// The index of an order's tracking number. R2 only compares the
-    /// tracking numbers of one order with each other, so equal text need only
-    /// mean an equal index within the order: its few events are searched, and
-    /// a new number is appended to the arena. A global table would cost a
-    /// cache miss per shipment and about 16 bytes per order.
-    fn tracking(&mut self, order: u32, tracking_no: &str) -> Result<i64, ApplyError> {
-        let tracking_nos = &self.tracking_nos;
-        let known = self.orders[order as usize]
-            .events
-            .as_slice()
-            .iter()
-            .filter_map(OrderEvent::tracking)
-            .find(|&t| tracking_nos.get(t) == tracking_no);
-        known
-            .or_else(|| self.tracking_nos.push(tracking_no))
-            .map(i64::from)
-            .ok_or(ApplyError::TooManyIds)
-    }
-
-    /// Moves an order's entries in its shop's settle-day index after its
-    /// events changed: only the deductions whose existence changed move.
-    fn reindex(&mut self, order: u32) {
-        if self.bulk {
-            return;
-        }
-        let rec = &self.orders[order as usize];
-        let Some(paid) = rec.paid else {
-            return;
-        };
-        let policy = self.policy.at(paid.at);
-        let derived = order::derive(policy, &paid, rec.events.as_slice());
-        let old = rec.indexed;
-        let new = derived.deduction_mask(policy);
-        self.orders[order as usize].never_judged = derived.never_judged();
-        if old == new {
-            return;
-        }
-        self.orders[order as usize].indexed = new;
-        let order_ids = &self.order_ids;
-        let shop = &mut self.shops[paid.shop as usize];
-        for j in derived.judgments() {
-            let bit = 1u16 << (j.number - 1);
-            if old & bit == new & bit {
-                continue;
-            }
-            let day = order::settle_day(policy, j.judged_at);
-            let entry = DayEntry {
-                judged_at: j.judged_at,
-                order,
-                number: j.number,
-            };
-            let entries = shop.days.entry(day).or_default();
-            // The cap's order; ids are looked up only on a tie of instants.
-            let position = entries.binary_search_by(|e| cap_order(order_ids, e, &entry));
-            match (new & bit != 0, position) {
-                (true, Err(index)) => entries.insert(index, entry),
-                (false, Ok(index)) => {
-                    entries.remove(index);
-                }
-                _ => {}
-            }
-            if entries.is_empty() {
-                shop.days.remove(&day);
-            }
-        }
     }
 
     pub(crate) fn view(&self, order: u32, as_of: Instant) -> Option<OrderView<'_>> {
@@ -590,134 +247,6 @@ impl Ledger {
                 .any(|o| self.orders[*o as usize].paid.is_some_and(|p| p.at <= as_of))
     }
 
-    /// R5: the charges of one shop's due settle days as of `as_of`, limited to
-    /// `days` when given. With `only`, the charges of that order alone are
-    /// wanted: the walk of a day stops after its last entry, and once the
-    /// day's cap is used up the entries before it are skipped without
-    /// deriving their orders (they are charged nothing, whatever they are).
-    /// In the largest shops a day holds hundreds of deductions, and an order
-    /// report needs one or two of them.
-    ///
-    /// With `booked_at` (the start of `as_of`'s day, the last settlement
-    /// run), the same walk also sums what R5 charges as of that instant: the
-    /// booked sum of R14, without deriving every order a second time.
-    fn charges(
-        &self,
-        shop: &ShopRec,
-        as_of: Instant,
-        days: Option<&[Day]>,
-        only: Option<u32>,
-        booked_at: Option<Instant>,
-    ) -> (Charges, i128) {
-        let offset = self.policy.utc_offset;
-        let mut charges = Charges::new();
-        let mut booked_fen: i128 = 0;
-        let mut allocate = |day: &Day, entries: &[DayEntry]| {
-            let start = day.start(offset);
-            if start > as_of {
-                return;
-            }
-            // R15: the cap of the version in force at the settle date's start.
-            let cap = self.policy.at(start).shop_daily_cap_fen;
-            let end = match only {
-                Some(order) => match entries.iter().rposition(|e| e.order == order) {
-                    Some(position) => position + 1,
-                    None => return,
-                },
-                None => entries.len(),
-            };
-            let mut charged_today: i64 = 0;
-            let mut booked_today: i64 = 0;
-            for entry in &entries[..end] {
-                let wanted = only.is_none_or(|order| entry.order == order);
-                if !wanted && charged_today >= cap {
-                    continue;
-                }
-                let Some(view) = self.view(entry.order, as_of) else {
-                    continue;
-                };
-                let judgment = view.derived.judgment(entry.number);
-                // R15: the deduction of the version at the order's paid.at.
-                let amount = view.policy.deduction_fen;
-                if let Some(booked_at) = booked_at {
-                    if judgment.is_some_and(|j| j.stands(booked_at)) {
-                        let booked = amount.min((cap - booked_today).max(0));
-                        booked_today += booked;
-                        booked_fen += i128::from(booked);
-                    }
-                }
-                if !judgment.is_some_and(|j| j.stands(as_of)) {
-                    continue;
-                }
-                let room = (cap - charged_today).max(0);
-                let charged = amount.min(room);
-                charged_today += charged;
-                if wanted {
-                    charges.insert((entry.order, entry.number), (charged, amount - charged));
-                }
-            }
-        };
-        match days {
-            Some(days) => {
-                for day in days {
-                    if let Some(entries) = shop.days.get(day) {
-                        allocate(day, entries);
-                    }
-                }
-            }
-            None => {
-                for (day, entries) in &shop.days {
-                    allocate(day, entries);
-                }
-            }
-        }
-        (charges, booked_fen)
-    }
-
-    /// The deductions of one order as of `as_of` (R4, R5, R11), unformatted.
-    fn raw_deductions(
-        &self,
-        view: &OrderView<'_>,
-        as_of: Instant,
-        charges: &Charges,
-    ) -> Vec<RawDeduction> {
-        let offset = self.policy.utc_offset;
-        let amount_fen = view.policy.deduction_fen;
-        view.judgments(as_of)
-            .filter(|j| j.number <= view.policy.max_deductions_per_order)
-            .map(|j| {
-                let settle_day = order::settle_day(view.policy, j.judged_at);
-                let (charged_fen, waived_fen, status) = if j.revoked(as_of) {
-                    (0, 0, DeductionStatus::Revoked)
-                } else if as_of < settle_day.start(offset) {
-                    (0, 0, DeductionStatus::Pending)
-                } else {
-                    let (charged, waived) = charges
-                        .get(&(view.index, j.number))
-                        .copied()
-                        .unwrap_or((0, amount_fen));
-                    let status = if waived == 0 {
-                        DeductionStatus::Charged
-                    } else if charged == 0 {
-                        DeductionStatus::Waived
-                    } else {
-                        DeductionStatus::Partial
-                    };
-                    (charged, waived, status)
-                };
-                RawDeduction {
-                    number: j.number,
-                    judged_at: j.judged_at,
-                    settle_day,
-                    amount_fen,
-                    charged_fen,
-                    waived_fen,
-                    status,
-                }
-            })
-            .collect()
-    }
-
     fn format_deduction(&self, order_id: &str, d: &RawDeduction) -> DeductionReport {
         DeductionReport {
             order_id: order_id.to_string(),
@@ -745,141 +274,6 @@ impl Ledger {
             Keep::Summary
         };
         Ok(self.shop_report_of(&self.tally(index, as_of, keep), as_of, with_deductions))
-    }
-
-    /// Everything the shop's reports need as of `as_of`, unformatted: the
-    /// shop report, the export rows and the digest all read this one tally.
-    fn tally(&self, index: u32, as_of: Instant, keep: Keep) -> ShopTally<'_> {
-        let shop = &self.shops[index as usize];
-        // R14: the booked sum is R5's charged sum as of the last run's start.
-        let (charges, booked_fen) = self.charges(
-            shop,
-            as_of,
-            None,
-            None,
-            Some(crate::postings::last_run_start(self, as_of)),
-        );
-        // R15: the rating window of the version in force at as_of.
-        let window_start = as_of.plus_days(-self.policy.at(as_of).rating_window_days);
-        let in_window = |t: Instant| t > window_start && t <= as_of;
-        let mut tally = ShopTally {
-            index,
-            orders: 0,
-            judgments: 0,
-            violating_orders: 0,
-            charged_fen: 0,
-            waived_fen: 0,
-            pending_fen: 0,
-            deposit_balance_fen: 0,
-            booked_fen: 0,
-            due_orders: 0,
-            timed_out_orders: 0,
-            timeout_judgments: 0,
-            bans: Vec::new(),
-            flags: Vec::new(),
-            facts: Vec::with_capacity(match keep {
-                Keep::All => shop.orders.len(),
-                Keep::Deductions | Keep::Summary => 0,
-            }),
-        };
-        // product -> (banned_at, order_id): the earliest ban, ties to the
-        // smallest order id (R6).
-        let mut bans: HashMap<u32, (Instant, &str)> = HashMap::new();
-        for &order in &shop.orders {
-            // An order that no judgment reaches adds only to the counts of
-            // orders and of due orders, and a summary keeps no facts of it:
-            // its timelines are not derived (most orders ship on time).
-            let rec = &self.orders[order as usize];
-            if keep != Keep::All && rec.never_judged {
-                if let Some(paid) = rec.paid.filter(|p| p.at <= as_of) {
-                    tally.orders += 1;
-                    if in_window(order::deadline(self.policy.at(paid.at), &paid)) {
-                        tally.due_orders += 1;
-                    }
-                }
-                continue;
-            }
-            let Some(view) = self.view(order, as_of) else {
-                continue;
-            };
-            tally.orders += 1;
-            let mut standing = 0u64;
-            let mut revoked = 0u64;
-            for j in view.judgments(as_of) {
-                if j.revoked(as_of) {
-                    revoked += 1;
-                    continue;
-                }
-                standing += 1;
-                if in_window(j.judged_at) {
-                    tally.timeout_judgments += 1;
-                }
-            }
-            tally.judgments += standing;
-            if standing > 0 {
-                tally.violating_orders += 1;
-            }
-            if in_window(view.derived.deadline) {
-                tally.due_orders += 1;
-                if standing > 0 {
-                    tally.timed_out_orders += 1;
-                }
-            }
-            let banned = view.ban(as_of);
-            if let Some(ban) = banned {
-                let candidate = (ban.judged_at, view.order_id());
-                bans.entry(view.paid.product)
-                    .and_modify(|best| *best = (*best).min(candidate))
-                    .or_insert(candidate);
-            }
-            let flagged = view.flagged(as_of);
-            if flagged {
-                tally.flags.push((view.derived.flag_at, view.order_id()));
-            }
-            let deductions = if view.derived.deduction_mask(view.policy) == 0 {
-                Vec::new()
-            } else {
-                self.raw_deductions(&view, as_of, &charges)
-            };
-            for d in &deductions {
-                tally.charged_fen += i128::from(d.charged_fen);
-                tally.waived_fen += i128::from(d.waived_fen);
-                if d.status == DeductionStatus::Pending {
-                    tally.pending_fen += i128::from(d.amount_fen);
-                }
-            }
-            let kept = match keep {
-                Keep::All => true,
-                Keep::Deductions => !deductions.is_empty(),
-                Keep::Summary => false,
-            };
-            if !kept {
-                continue;
-            }
-            tally.facts.push(OrderFacts {
-                view,
-                deductions,
-                standing,
-                revoked,
-                banned: banned.is_some(),
-                flagged,
-            });
-        }
-        let topped_up_fen = shop
-            .topups
-            .iter()
-            .take_while(|(at, _)| *at <= as_of)
-            .map(|(_, amount)| i128::from(*amount))
-            .sum::<i128>();
-        tally.deposit_balance_fen = topped_up_fen - tally.charged_fen;
-        tally.booked_fen = booked_fen;
-        tally.bans = bans
-            .into_iter()
-            .map(|(product, (at, order))| (at, self.product_ids.get(product), order))
-            .collect();
-        tally.bans.sort();
-        tally.flags.sort();
-        tally
     }
 
     /// The shop report of a tally.
@@ -1278,50 +672,6 @@ impl Ledger {
             .filter(|(_, o)| o.paid.is_some())
             .map(|(i, _)| self.order_ids.get(i as u32))
     }
-}
-
-/// The order of the daily cap (R5) within a settle day: (judged_at,
-/// order_id, judgment); ids are looked up only on a tie of instants.
-fn cap_order(order_ids: &Interner, a: &DayEntry, b: &DayEntry) -> std::cmp::Ordering {
-    a.judged_at
-        .cmp(&b.judged_at)
-        .then_with(|| order_ids.get(a.order).cmp(order_ids.get(b.order)))
-        .then(a.number.cmp(&b.number))
-}
-
-/// A tally's order facts in order-id order. (id, position) pairs are sorted
-/// rather than the facts themselves: a fact is a few hundred bytes, and the
-/// largest shop has a hundred thousand orders. Ids are unique, so an unstable
-/// sort gives one order.
-fn facts_by_order_id<'t, 'a>(tally: &'t ShopTally<'a>) -> impl Iterator<Item = &'t OrderFacts<'a>> {
-    let mut by_id: Vec<(&str, u32)> = tally
-        .facts
-        .iter()
-        .enumerate()
-        .map(|(position, facts)| (facts.view.order_id(), position as u32))
-        .collect();
-    by_id.sort_unstable();
-    by_id
-        .into_iter()
-        .map(move |(_, position)| &tally.facts[position as usize])
-}
-
-/// Events of an order sort by instant, then kind, then value (tracking numbers
-/// by their text, so the order does not depend on interning order), then
-/// recording time: a total order on content, so the state does not depend on
-/// arrival order.
-fn sorts_before(tracking_nos: &Arena, a: &OrderEvent, b: &OrderEvent) -> bool {
-    // The texts are looked up only on a tie: each lookup is a likely cache
-    // miss, and events of one order rarely share an instant.
-    let value = |e: &OrderEvent| match e.tracking() {
-        Some(t) => (0, tracking_nos.get(t)),
-        None => (e.value, ""),
-    };
-    (a.at, a.kind)
-        .cmp(&(b.at, b.kind))
-        .then_with(|| value(a).cmp(&value(b)))
-        .then_with(|| a.recorded_at.cmp(&b.recorded_at))
-        .is_lt()
 }
 
 /// A notice's cursor: `visible.judgment.order_id` for a judgment's notice,

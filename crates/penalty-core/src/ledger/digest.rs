@@ -4,7 +4,8 @@
 
 use sha2::{Digest, Sha256};
 
-use super::{facts_by_order_id, Keep, Ledger};
+use super::tallies::{facts_by_order_id, Keep};
+use super::Ledger;
 use crate::time::Instant;
 
 impl Ledger {
