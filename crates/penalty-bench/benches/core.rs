@@ -10,7 +10,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use penalty_core::event::parse_line;
-use penalty_core::{Event, Instant, Ledger, Policy};
+use penalty_core::{Event, Ledger, Policy, UnixNs};
 use penalty_gen::{generate, GenOptions, AS_OF_RFC3339};
 
 /// The events a log would hold for a workload: valid, each `event_id` once,
@@ -47,8 +47,8 @@ fn workload(orders: u64, shops: u64) -> (Vec<Vec<u8>>, Vec<Event>) {
     (lines, events)
 }
 
-fn as_of() -> Instant {
-    Instant::parse_rfc3339(AS_OF_RFC3339).expect("a valid constant")
+fn as_of() -> UnixNs {
+    UnixNs::parse_rfc3339(AS_OF_RFC3339).expect("a valid constant")
 }
 
 fn fold(events: &[Event]) -> Ledger {

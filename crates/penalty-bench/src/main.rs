@@ -24,7 +24,7 @@ use std::time::{Duration, Instant as Clock};
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use penalty_core::{Instant, Policy};
+use penalty_core::{Policy, UnixNs};
 use penalty_store::{projection, EventLog};
 use serde_json::json;
 
@@ -107,8 +107,8 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn parse_as_of(text: &str) -> anyhow::Result<Instant> {
-    match Instant::parse_rfc3339(text) {
+fn parse_as_of(text: &str) -> anyhow::Result<UnixNs> {
+    match UnixNs::parse_rfc3339(text) {
         Some(instant) => Ok(instant),
         None => bail!("--as-of `{text}` is not RFC 3339 with an offset"),
     }
@@ -220,7 +220,7 @@ fn validate(input: &Path) -> anyhow::Result<serde_json::Value> {
     }))
 }
 
-fn replay(db: &Path, as_of: Instant, breakdown: bool) -> anyhow::Result<serde_json::Value> {
+fn replay(db: &Path, as_of: UnixNs, breakdown: bool) -> anyhow::Result<serde_json::Value> {
     let policy = Policy::default();
     let log = EventLog::open(db).with_context(|| format!("opening the log in {}", db.display()))?;
     let mut passes = serde_json::Map::new();
@@ -316,7 +316,7 @@ fn summary(mut nanos: Vec<u64>) -> serde_json::Value {
 
 fn latency(
     db: &Path,
-    as_of: Instant,
+    as_of: UnixNs,
     samples: usize,
     seed: u64,
 ) -> anyhow::Result<serde_json::Value> {

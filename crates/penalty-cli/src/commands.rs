@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use penalty_core::{Instant, Ledger, OrderStatus, Policy, Within};
+use penalty_core::{Ledger, OrderStatus, Policy, UnixNs, Within};
 use penalty_store::ingest::{IngestCounts, IngestOptions, IngestSink, RejectsFile, SyncJob};
 use penalty_store::projection::{self, PartQuery};
 use penalty_store::reader::LogReader;
@@ -230,7 +230,7 @@ fn instants(
     policy: &Policy,
     as_of: Option<&str>,
     known_at: Option<&str>,
-) -> anyhow::Result<(Instant, Option<Instant>)> {
+) -> anyhow::Result<(UnixNs, Option<UnixNs>)> {
     let as_of = match as_of {
         Some(text) => parse_instant(text, policy, "--as-of")?,
         None => penalty_store::clock::now(),
@@ -242,9 +242,9 @@ fn instants(
 }
 
 /// An instant given as `flag`, by the core's one rule
-/// ([`Instant::parse_asked`], which the server's `as_of` uses too).
-fn parse_instant(text: &str, policy: &Policy, flag: &str) -> anyhow::Result<Instant> {
-    Instant::parse_asked(text, policy.utc_offset).map_err(|error| anyhow::anyhow!("{flag} {error}"))
+/// ([`UnixNs::parse_asked`], which the server's `as_of` uses too).
+fn parse_instant(text: &str, policy: &Policy, flag: &str) -> anyhow::Result<UnixNs> {
+    UnixNs::parse_asked(text, policy.utc_offset).map_err(|error| anyhow::anyhow!("{flag} {error}"))
 }
 
 /// Opens the log for writing, taking the directory lock: waiting for it,
@@ -283,7 +283,7 @@ fn warn_all(warnings: &[String]) {
 }
 
 /// The ledger to answer a query from, and the instant to ask at.
-fn query_ledger(db: &Path, policy: &Policy, args: &QueryArgs) -> anyhow::Result<(Ledger, Instant)> {
+fn query_ledger(db: &Path, policy: &Policy, args: &QueryArgs) -> anyhow::Result<(Ledger, UnixNs)> {
     ledger_at(db, policy, args.as_of.as_deref(), args.known_at.as_deref())
 }
 
@@ -296,7 +296,7 @@ fn part_ledger(
     policy: &Policy,
     args: &QueryArgs,
     query: PartQuery<'_>,
-) -> anyhow::Result<(Ledger, Instant)> {
+) -> anyhow::Result<(Ledger, UnixNs)> {
     if args.known_at.is_none() {
         let (as_of, _) = instants(policy, args.as_of.as_deref(), None)?;
         let reader = open_reader(db)?;
@@ -313,7 +313,7 @@ fn ledger_at(
     policy: &Policy,
     as_of: Option<&str>,
     known_at: Option<&str>,
-) -> anyhow::Result<(Ledger, Instant)> {
+) -> anyhow::Result<(Ledger, UnixNs)> {
     let (as_of, known_at) = instants(policy, as_of, known_at)?;
     let reader = open_reader(db)?;
     if let Some(damage) = &reader.head().damage {
@@ -703,7 +703,7 @@ fn export_postings(
         |text: &Option<String>, flag: &str| -> anyhow::Result<Option<penalty_core::time::Day>> {
             text.as_deref()
                 .map(|text| {
-                    Instant::parse_asked(text, policy.utc_offset)
+                    UnixNs::parse_asked(text, policy.utc_offset)
                         .map(|t| t.local_day(policy.utc_offset))
                         .map_err(|_| {
                             anyhow::anyhow!(
@@ -1031,7 +1031,7 @@ fn audit(db: &Path, policy: &Policy, args: AuditArgs) -> anyhow::Result<ExitCode
             replay_digest,
             equal,
         });
-        output.orphans = rebuilt.ledger.orphans(Instant(i64::MAX));
+        output.orphans = rebuilt.ledger.orphans(UnixNs(i64::MAX));
     }
     if args.json {
         print(&json_line(&output)?)?;

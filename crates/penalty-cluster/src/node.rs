@@ -34,7 +34,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use futures_util::StreamExt;
-use penalty_core::{Instant, Policy};
+use penalty_core::{Policy, UnixNs};
 use serde::{Deserialize, Serialize};
 
 use crate::partition::{owner, partition_of};
@@ -483,7 +483,7 @@ async fn respond(node: Arc<Node>) {
         };
         let reply = {
             let state = lock(&hosted.state);
-            let as_of = Instant(request.as_of_ns);
+            let as_of = UnixNs(request.as_of_ns);
             match (&*state, kind) {
                 (StageState::Shops(shops), "shop") => {
                     match shops.ledger.shop_report(&request.id, as_of, true) {
@@ -536,17 +536,17 @@ struct AsOf {
     as_of: Option<String>,
 }
 
-fn as_of(node: &Node, params: &AsOf) -> Result<Instant, QueryReply> {
+fn as_of(node: &Node, params: &AsOf) -> Result<UnixNs, QueryReply> {
     match &params.as_of {
         None => {
             let nanos = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
-            Ok(Instant(nanos))
+            Ok(UnixNs(nanos))
         }
         // The core's one rule for an asked instant, as the CLI and the
         // single-node server read it.
-        Some(text) => Instant::parse_asked(text, node.options.policy.utc_offset).map_err(|error| QueryReply {
+        Some(text) => UnixNs::parse_asked(text, node.options.policy.utc_offset).map_err(|error| QueryReply {
             status: 400,
             body: serde_json::json!({"error": "bad_request", "message": format!("query parameter as_of {error}")}),
         }),

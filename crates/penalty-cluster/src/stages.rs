@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 
 use penalty_core::event::{format_event_id, parse_stored};
-use penalty_core::{Event, Instant, KindRef, Ledger, Policy};
+use penalty_core::{Event, KindRef, Ledger, Policy, UnixNs};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -372,7 +372,7 @@ impl ShopStage {
                 return;
             }
         };
-        if let Err(error) = self.ledger.apply(&event, Instant(msg.recorded_at_ns)) {
+        if let Err(error) = self.ledger.apply(&event, UnixNs(msg.recorded_at_ns)) {
             tracing::error!(%error, event_id = %format_event_id(event.event_id), "the ledger refused an event");
         }
     }

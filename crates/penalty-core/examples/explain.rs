@@ -1,6 +1,6 @@
 //! Prints the order report of one order of a JSONL file: `cargo run -p
 //! penalty-core --example explain -- EVENTS.jsonl ORDER_ID AS_OF`.
-use penalty_core::{parse_line, Instant, Ledger, Policy};
+use penalty_core::{parse_line, Ledger, Policy, UnixNs};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -12,10 +12,10 @@ fn main() {
     let mut ledger = Ledger::new(Policy::default());
     for line in text.lines() {
         if let Ok(parsed) = parse_line(line.as_bytes()) {
-            let _ = ledger.apply(&parsed.event, Instant(0));
+            let _ = ledger.apply(&parsed.event, UnixNs(0));
         }
     }
-    let Some(as_of) = Instant::parse_rfc3339(&args[3]) else {
+    let Some(as_of) = UnixNs::parse_rfc3339(&args[3]) else {
         eprintln!("AS_OF must be RFC 3339 with an offset");
         std::process::exit(2);
     };

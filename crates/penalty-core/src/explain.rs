@@ -5,7 +5,7 @@ use crate::event::EventType;
 use crate::order;
 use crate::policy::Policy;
 use crate::report::{AtRiskOrder, DeductionReport, DeductionStatus, NextStep};
-use crate::time::Instant;
+use crate::time::UnixNs;
 use crate::view::OrderView;
 
 /// Formats fen as yuan, with the yuan sign, thousands separators and two
@@ -30,16 +30,16 @@ pub fn yuan(fen: impl Into<i128>) -> String {
 pub(crate) fn explain(
     policy: &Policy,
     view: &OrderView<'_>,
-    as_of: Instant,
+    as_of: UnixNs,
     deductions: &[DeductionReport],
 ) -> Vec<String> {
     let offset = policy.utc_offset;
-    let at = |t: Instant| t.to_human(offset);
+    let at = |t: UnixNs| t.to_human(offset);
     let paid = view.paid;
     let derived = &view.derived;
     // (instant, tie-breaker, text): the tie-breaker keeps causes before their
     // effects at one instant (an event before the judgment it prevents).
-    let mut lines: Vec<(Instant, u8, String)> = Vec::new();
+    let mut lines: Vec<(UnixNs, u8, String)> = Vec::new();
 
     let deadline_reason = match paid.ship_by {
         Some(_) => "the presale ship_by date".to_string(),
@@ -177,7 +177,7 @@ pub(crate) fn explain(
 
     for d in deductions {
         let Some(settle_day) =
-            Instant::parse_rfc3339(&d.judged_at).map(|t| t.local_day(offset).next())
+            UnixNs::parse_rfc3339(&d.judged_at).map(|t| t.local_day(offset).next())
         else {
             continue;
         };

@@ -36,7 +36,7 @@ use crate::intern::{Arena, Interner};
 use crate::order::{self, OrderRec};
 use crate::policy::Policy;
 use crate::report::*;
-use crate::time::{Day, Instant};
+use crate::time::{Day, UnixNs};
 use crate::view::{Names, OrderView};
 
 use fold::FoldMode;
@@ -134,7 +134,7 @@ pub enum QueryError {
 /// `as_of`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct DayEntry {
-    pub judged_at: Instant,
+    pub judged_at: UnixNs,
     pub order: u32,
     pub number: u8,
 }
@@ -146,7 +146,7 @@ pub(crate) struct DayEntry {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ShopRec {
     pub orders: Vec<u32>,
-    pub topups: Vec<(Instant, i64)>,
+    pub topups: Vec<(UnixNs, i64)>,
     pub days: BTreeMap<Day, Vec<DayEntry>>,
 }
 
@@ -201,7 +201,7 @@ impl Ledger {
         self.events_applied
     }
 
-    pub(crate) fn view(&self, order: u32, as_of: Instant) -> Option<OrderView<'_>> {
+    pub(crate) fn view(&self, order: u32, as_of: UnixNs) -> Option<OrderView<'_>> {
         let rec = self.orders.get(order as usize)?;
         let paid = rec.paid.as_ref().filter(|p| p.at <= as_of)?;
         let events = rec.events.as_slice();
@@ -227,7 +227,7 @@ impl Ledger {
     pub(crate) fn existing_shop(
         &self,
         shop_id: &str,
-        as_of: Instant,
+        as_of: UnixNs,
     ) -> Result<(u32, &ShopRec), QueryError> {
         self.shop_ids
             .find(shop_id)
@@ -239,7 +239,7 @@ impl Ledger {
             })
     }
 
-    pub(crate) fn shop_exists(&self, shop: &ShopRec, as_of: Instant) -> bool {
+    pub(crate) fn shop_exists(&self, shop: &ShopRec, as_of: UnixNs) -> bool {
         shop.topups.first().is_some_and(|(at, _)| *at <= as_of)
             || shop
                 .orders
@@ -264,7 +264,7 @@ impl Ledger {
     pub fn shop_report(
         &self,
         shop_id: &str,
-        as_of: Instant,
+        as_of: UnixNs,
         with_deductions: bool,
     ) -> Result<ShopReport, QueryError> {
         let (index, _) = self.existing_shop(shop_id, as_of)?;
@@ -280,13 +280,13 @@ impl Ledger {
     fn shop_report_of(
         &self,
         tally: &ShopTally<'_>,
-        as_of: Instant,
+        as_of: UnixNs,
         with_deductions: bool,
     ) -> ShopReport {
         let offset = self.policy.utc_offset;
         let deductions = with_deductions.then(|| {
             // CLI.md: by (judged_at, order_id, judgment).
-            let mut all: Vec<(Instant, &str, &RawDeduction)> = tally
+            let mut all: Vec<(UnixNs, &str, &RawDeduction)> = tally
                 .facts
                 .iter()
                 .flat_map(|f| {
@@ -347,7 +347,7 @@ impl Ledger {
     }
 
     /// Every shop existing as of `as_of`, sorted by id, without deductions.
-    pub fn shop_summaries(&self, as_of: Instant) -> Vec<ShopReport> {
+    pub fn shop_summaries(&self, as_of: UnixNs) -> Vec<ShopReport> {
         self.sorted_shops()
             .into_iter()
             .filter(|i| self.shop_exists(&self.shops[*i as usize], as_of))
@@ -356,7 +356,7 @@ impl Ledger {
     }
 
     /// One order as of `as_of`.
-    pub fn order_report(&self, order_id: &str, as_of: Instant) -> Result<OrderReport, QueryError> {
+    pub fn order_report(&self, order_id: &str, as_of: UnixNs) -> Result<OrderReport, QueryError> {
         let offset = self.policy.utc_offset;
         let found = self.order_ids.find(order_id);
         let Some(view) = found.and_then(|o| self.view(o, as_of)) else {
@@ -419,7 +419,7 @@ impl Ledger {
         })
     }
 
-    fn row(&self, facts: &OrderFacts<'_>, as_of: Instant) -> OrderRow {
+    fn row(&self, facts: &OrderFacts<'_>, as_of: UnixNs) -> OrderRow {
         let offset = self.policy.utc_offset;
         let view = &facts.view;
         let mut row = OrderRow {
@@ -458,7 +458,7 @@ impl Ledger {
     /// export rows kept by `keep`.
     pub fn order_rows(
         &self,
-        as_of: Instant,
+        as_of: UnixNs,
         mut keep: impl FnMut(&OrderRow) -> bool,
     ) -> Vec<OrderRow> {
         let mut rows = Vec::new();
@@ -480,7 +480,7 @@ impl Ledger {
     /// `each`.
     pub fn each_order_row<E>(
         &self,
-        as_of: Instant,
+        as_of: UnixNs,
         shop_id: Option<&str>,
         mut each: impl FnMut(OrderRow) -> Result<(), E>,
     ) -> Result<(), E> {
@@ -507,7 +507,7 @@ impl Ledger {
     /// not derived for `violating`.
     pub fn count_order_rows(
         &self,
-        as_of: Instant,
+        as_of: UnixNs,
         shop_id: Option<&str>,
         filter: RowFilter,
     ) -> Vec<(&str, usize)> {
@@ -555,7 +555,7 @@ impl Ledger {
     pub fn notices(
         &self,
         shop_id: &str,
-        as_of: Instant,
+        as_of: UnixNs,
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Notice>, QueryError> {
@@ -638,7 +638,7 @@ impl Ledger {
 
     /// Orders with events but no `paid` event as of `as_of` (R13): their
     /// events wait and change nothing. The audit asks as of the end of time.
-    pub fn orphans(&self, as_of: Instant) -> Vec<Orphan> {
+    pub fn orphans(&self, as_of: UnixNs) -> Vec<Orphan> {
         let offset = self.policy.utc_offset;
         let mut orphans: Vec<Orphan> = self
             .orders

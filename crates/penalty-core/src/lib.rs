@@ -50,4 +50,4 @@ pub use ledger::{ApplyError, Ledger, OrderIds, OrderIndex, QueryError};
 pub use policy::Policy;
 pub use ranking::{ShopRanking, ShopSort};
 pub use report::*;
-pub use time::Instant;
+pub use time::UnixNs;

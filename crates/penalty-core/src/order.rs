@@ -18,14 +18,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::EventType;
 use crate::policy::{limits, Policy};
-use crate::time::{Day, Instant};
+use crate::time::{Day, UnixNs};
 
 /// What the `paid` event said (R1). Ids are interner indices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Paid {
-    pub at: Instant,
-    pub recorded_at: Instant,
-    pub ship_by: Option<Instant>,
+    pub at: UnixNs,
+    pub recorded_at: UnixNs,
+    pub ship_by: Option<UnixNs>,
     pub amount_fen: i64,
     pub shop: u32,
     pub product: u32,
@@ -117,8 +117,8 @@ mod snapshot_type {
 /// An order event, reduced to what the rules read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct OrderEvent {
-    pub at: Instant,
-    pub recorded_at: Instant,
+    pub at: UnixNs,
+    pub recorded_at: UnixNs,
     pub value: i64,
     /// One of the order-event types (every type but `paid` and
     /// `deposit_topped_up`). Events at one instant sort by it: causes the
@@ -201,28 +201,28 @@ pub(crate) struct JudgmentTimeline {
     /// 1-based judgment number.
     pub number: u8,
     /// `T_k` (R3).
-    pub judged_at: Instant,
+    pub judged_at: UnixNs,
     /// The judgment exists for every `as_of >= exists_from`; `None`: never.
-    pub exists_from: Option<Instant>,
+    pub exists_from: Option<UnixNs>,
     /// The judgment is revoked for every `as_of >= revoked_from` (R11).
-    pub revoked_from: Option<Instant>,
+    pub revoked_from: Option<UnixNs>,
     /// When a consumer of the notice feed can first learn of it (R9): no earlier
     /// than `exists_from`, and no earlier than the recording of the events
     /// that decided it.
-    pub visible_from: Option<Instant>,
+    pub visible_from: Option<UnixNs>,
 }
 
 impl JudgmentTimeline {
-    pub fn exists(&self, as_of: Instant) -> bool {
+    pub fn exists(&self, as_of: UnixNs) -> bool {
         self.exists_from.is_some_and(|from| from <= as_of)
     }
 
-    pub fn revoked(&self, as_of: Instant) -> bool {
+    pub fn revoked(&self, as_of: UnixNs) -> bool {
         self.revoked_from.is_some_and(|from| from <= as_of)
     }
 
     /// Exists and is not revoked: it charges, bans, flags and counts.
-    pub fn stands(&self, as_of: Instant) -> bool {
+    pub fn stands(&self, as_of: UnixNs) -> bool {
         self.exists(as_of) && !self.revoked(as_of)
     }
 }
@@ -233,18 +233,18 @@ const MAX_J: usize = limits::MAX_JUDGMENTS_PER_ORDER as usize;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Derived {
     /// R1.
-    pub deadline: Instant,
+    pub deadline: UnixNs,
     /// R8: `paid.at + auto_close_days`.
-    pub auto_close_at: Instant,
+    pub auto_close_at: UnixNs,
     judgments: [JudgmentTimeline; MAX_J],
     count: u8,
     /// R7: `T_final + closure_grace_hours`.
-    pub flag_at: Instant,
+    pub flag_at: UnixNs,
     /// R7: the flag holds for `as_of >= flag_from` (while the final judgment
     /// stands).
-    pub flag_from: Option<Instant>,
+    pub flag_from: Option<UnixNs>,
     /// R8: the order is auto-closed for `as_of >= auto_close_from`.
-    pub auto_close_from: Option<Instant>,
+    pub auto_close_from: Option<UnixNs>,
 }
 
 impl Derived {
@@ -274,18 +274,18 @@ impl Derived {
 }
 
 /// `T_k` of judgment `number` (R3).
-pub(crate) fn judged_at(policy: &Policy, deadline: Instant, number: u8) -> Instant {
+pub(crate) fn judged_at(policy: &Policy, deadline: UnixNs, number: u8) -> UnixNs {
     deadline.plus_hours(i64::from(number - 1) * policy.rejudge_interval_hours)
 }
 
 /// R1.
-pub(crate) fn deadline(policy: &Policy, paid: &Paid) -> Instant {
+pub(crate) fn deadline(policy: &Policy, paid: &Paid) -> UnixNs {
     paid.ship_by
         .unwrap_or_else(|| paid.at.plus_hours(policy.ship_window_hours))
 }
 
 /// The settle day of judgment `k`'s deduction (R4).
-pub(crate) fn settle_day(policy: &Policy, judged_at: Instant) -> Day {
+pub(crate) fn settle_day(policy: &Policy, judged_at: UnixNs) -> Day {
     judged_at.local_day(policy.utc_offset).next()
 }
 
@@ -340,7 +340,7 @@ pub(crate) fn derive(policy: &Policy, paid: &Paid, events: &[OrderEvent]) -> Der
 
 /// The earliest rejection of a tracking number for this order, whenever it
 /// happened (R2 a: retroactive).
-pub(crate) fn first_rejection(events: &[OrderEvent], tracking: u32) -> Option<Instant> {
+pub(crate) fn first_rejection(events: &[OrderEvent], tracking: u32) -> Option<UnixNs> {
     events
         .iter()
         .find(|e| e.kind == EventType::TrackingRejected && e.tracking() == Some(tracking))
@@ -349,7 +349,7 @@ pub(crate) fn first_rejection(events: &[OrderEvent], tracking: u32) -> Option<In
 
 /// Whether a shipment's tracking number is valid as of `as_of`: no rejection
 /// of it for this order with `at <= as_of` (R2 a).
-pub(crate) fn tracking_valid(events: &[OrderEvent], tracking: u32, as_of: Instant) -> bool {
+pub(crate) fn tracking_valid(events: &[OrderEvent], tracking: u32, as_of: UnixNs) -> bool {
     first_rejection(events, tracking).is_none_or(|r| r > as_of)
 }
 
@@ -361,7 +361,7 @@ pub(crate) fn tracking_valid(events: &[OrderEvent], tracking: u32, as_of: Instan
 /// rejection of its tracking number, whenever that rejection happened, so the
 /// order is unresolved from the moment the last of its shipments has been
 /// rejected.
-pub(crate) fn unresolved_from(paid: &Paid, events: &[OrderEvent], t: Instant) -> Option<Instant> {
+pub(crate) fn unresolved_from(paid: &Paid, events: &[OrderEvent], t: UnixNs) -> Option<UnixNs> {
     // Exact: refunds may add up beyond `i64`.
     let mut refunded_fen: i128 = 0;
     let mut valid_until = t;
@@ -387,16 +387,16 @@ pub(crate) fn unresolved_from(paid: &Paid, events: &[OrderEvent], t: Instant) ->
 /// recording of the events that decided it (those with `at <= from`), so a
 /// feed consumer polling "after my cursor" never misses one that arrived late
 /// with a judged_at in the past.
-fn visible_from(paid: &Paid, events: &[OrderEvent], from: Instant) -> Instant {
+fn visible_from(paid: &Paid, events: &[OrderEvent], from: UnixNs) -> UnixNs {
     events
         .iter()
         .take_while(|e| e.at <= from)
         .map(|e| e.recorded_at)
-        .fold(from.max(paid.recorded_at), Instant::max)
+        .fold(from.max(paid.recorded_at), UnixNs::max)
 }
 
 /// The sum of refunds with `at <= t`, exact (it may exceed `i64`).
-pub(crate) fn refunded_by(events: &[OrderEvent], t: Instant) -> i128 {
+pub(crate) fn refunded_by(events: &[OrderEvent], t: UnixNs) -> i128 {
     events
         .iter()
         .take_while(|e| e.at <= t)
@@ -407,14 +407,14 @@ pub(crate) fn refunded_by(events: &[OrderEvent], t: Instant) -> i128 {
 
 /// What is left of `amount_fen` after the refunds with `at <= t`: never
 /// below 0, computed exactly however far the refunds went past `i64`.
-pub(crate) fn unrefunded_fen(amount_fen: i64, events: &[OrderEvent], t: Instant) -> i64 {
+pub(crate) fn unrefunded_fen(amount_fen: i64, events: &[OrderEvent], t: UnixNs) -> i64 {
     let left = i128::from(amount_fen) - refunded_by(events, t);
     // Between 0 and `amount_fen` once floored at 0, so it fits an `i64`.
     i64::try_from(left.max(0)).unwrap_or(amount_fen)
 }
 
 /// R2: the earliest instant at which the order is resolved, as of `as_of`.
-pub(crate) fn resolved_at(paid: &Paid, events: &[OrderEvent], as_of: Instant) -> Option<Instant> {
+pub(crate) fn resolved_at(paid: &Paid, events: &[OrderEvent], as_of: UnixNs) -> Option<UnixNs> {
     let mut refunded_fen: i128 = 0;
     for event in events.iter().take_while(|e| e.at <= as_of) {
         match event.kind {
@@ -446,8 +446,8 @@ mod tests {
     /// An order paid at hour 0 for 100 fen, with no presale deadline.
     fn paid() -> Paid {
         Paid {
-            at: Instant(0),
-            recorded_at: Instant(0),
+            at: UnixNs(0),
+            recorded_at: UnixNs(0),
             ship_by: None,
             amount_fen: 100,
             shop: 0,
@@ -458,8 +458,8 @@ mod tests {
     /// An event of `kind` at hour `hours`, recorded when it happened.
     fn at(hours: i64, kind: EventType, value: i64) -> OrderEvent {
         OrderEvent {
-            at: Instant(hours * HOUR),
-            recorded_at: Instant(hours * HOUR),
+            at: UnixNs(hours * HOUR),
+            recorded_at: UnixNs(hours * HOUR),
             value,
             kind,
         }
@@ -474,13 +474,13 @@ mod tests {
     #[test]
     fn the_deadline_is_the_ship_window_unless_a_presale_deadline_replaces_it() {
         let policy = Policy::default();
-        let window = Instant(policy.ship_window_hours * HOUR);
+        let window = UnixNs(policy.ship_window_hours * HOUR);
         assert_eq!(deadline(&policy, &paid()), window);
         let presale = Paid {
-            ship_by: Some(Instant(500 * HOUR)),
+            ship_by: Some(UnixNs(500 * HOUR)),
             ..paid()
         };
-        assert_eq!(deadline(&policy, &presale), Instant(500 * HOUR));
+        assert_eq!(deadline(&policy, &presale), UnixNs(500 * HOUR));
     }
 
     #[test]
@@ -497,7 +497,7 @@ mod tests {
             assert_eq!(j.judged_at, t_k);
             // Unresolved at T_k with nothing able to resolve it later.
             assert_eq!(j.exists_from, Some(t_k));
-            assert!(!j.exists(Instant(t_k.0 - 1)) && j.stands(t_k));
+            assert!(!j.exists(UnixNs(t_k.0 - 1)) && j.stands(t_k));
         }
         assert!(!derived.never_judged());
     }
@@ -511,8 +511,8 @@ mod tests {
         assert_eq!(derived.deduction_mask(&policy), 0);
         assert_eq!(derived.auto_close_from, None);
         assert_eq!(
-            resolved_at(&paid(), &events, Instant(2 * HOUR)),
-            Some(Instant(HOUR))
+            resolved_at(&paid(), &events, UnixNs(2 * HOUR)),
+            Some(UnixNs(HOUR))
         );
     }
 
@@ -527,10 +527,10 @@ mod tests {
         ]);
         let derived = derive(&policy, &paid(), &events);
         let first = derived.judgment(1).unwrap();
-        assert_eq!(first.exists_from, Some(Instant(100 * HOUR)));
-        assert_eq!(first_rejection(&events, 0), Some(Instant(100 * HOUR)));
-        assert!(tracking_valid(&events, 0, Instant(99 * HOUR)));
-        assert!(!tracking_valid(&events, 0, Instant(100 * HOUR)));
+        assert_eq!(first.exists_from, Some(UnixNs(100 * HOUR)));
+        assert_eq!(first_rejection(&events, 0), Some(UnixNs(100 * HOUR)));
+        assert!(tracking_valid(&events, 0, UnixNs(99 * HOUR)));
+        assert!(!tracking_valid(&events, 0, UnixNs(100 * HOUR)));
         // Another tracking number is not touched by that rejection.
         assert!(tracking_valid(
             &sorted(vec![
@@ -538,7 +538,7 @@ mod tests {
                 at(100, EventType::TrackingRejected, 0)
             ]),
             1,
-            Instant(200 * HOUR)
+            UnixNs(200 * HOUR)
         ));
     }
 
@@ -553,18 +553,18 @@ mod tests {
         ]);
         assert!(derive(&policy, &paid(), &full).never_judged());
         assert_eq!(
-            resolved_at(&paid(), &full, Instant(3 * HOUR)),
-            Some(Instant(2 * HOUR))
+            resolved_at(&paid(), &full, UnixNs(3 * HOUR)),
+            Some(UnixNs(2 * HOUR))
         );
-        assert_eq!(unrefunded_fen(100, &partial, Instant(HOUR)), 1);
-        assert_eq!(unrefunded_fen(100, &partial, Instant(0)), 100);
+        assert_eq!(unrefunded_fen(100, &partial, UnixNs(HOUR)), 1);
+        assert_eq!(unrefunded_fen(100, &partial, UnixNs(0)), 100);
         // Past `i64`, exactly, and never below 0.
         let huge = [
             at(1, EventType::Refunded, i64::MAX),
             at(1, EventType::Refunded, i64::MAX),
         ];
-        assert_eq!(refunded_by(&huge, Instant(HOUR)), 2 * i128::from(i64::MAX));
-        assert_eq!(unrefunded_fen(100, &huge, Instant(HOUR)), 0);
+        assert_eq!(refunded_by(&huge, UnixNs(HOUR)), 2 * i128::from(i64::MAX));
+        assert_eq!(unrefunded_fen(100, &huge, UnixNs(HOUR)), 0);
     }
 
     #[test]
@@ -573,9 +573,9 @@ mod tests {
         let events = [at(60, EventType::JudgmentRevoked, 1)];
         let derived = derive(&policy, &paid(), &events);
         let first = derived.judgment(1).unwrap();
-        assert!(first.stands(Instant(59 * HOUR)));
-        assert!(first.exists(Instant(60 * HOUR)) && !first.stands(Instant(60 * HOUR)));
-        assert!(derived.judgment(2).unwrap().stands(Instant(80 * HOUR)));
+        assert!(first.stands(UnixNs(59 * HOUR)));
+        assert!(first.exists(UnixNs(60 * HOUR)) && !first.stands(UnixNs(60 * HOUR)));
+        assert!(derived.judgment(2).unwrap().stands(UnixNs(80 * HOUR)));
     }
 
     #[test]
@@ -601,7 +601,7 @@ mod tests {
         let derived = derive(&policy, &paid(), &[]);
         assert_eq!(
             derived.auto_close_at,
-            Instant(0).plus_days(policy.auto_close_days)
+            UnixNs(0).plus_days(policy.auto_close_days)
         );
         assert_eq!(derived.auto_close_from, Some(derived.auto_close_at));
         let last = *derived.judgments().last().unwrap();
@@ -614,8 +614,8 @@ mod tests {
 
     fn event(kind: EventType) -> OrderEvent {
         OrderEvent {
-            at: Instant(1),
-            recorded_at: Instant(2),
+            at: UnixNs(1),
+            recorded_at: UnixNs(2),
             value: 3,
             kind,
         }

@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::time::{Instant, UtcOffset};
+use crate::time::{UnixNs, UtcOffset};
 
 /// Upper bounds that keep every computation small and every sum inside `i64`.
 /// A policy outside them is a user error, not a panic later on.
@@ -63,7 +63,7 @@ pub struct Policy {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyVersion {
     /// When it comes into force.
-    pub effective_from: Instant,
+    pub effective_from: UnixNs,
     /// Every parameter (its `later` is empty; `utc_offset` is V0's).
     pub policy: Policy,
 }
@@ -167,7 +167,7 @@ impl Policy {
         }
         let mut first: Option<Policy> = None;
         let mut merged = serde_json::Map::new();
-        let mut previous_from: Option<Instant> = None;
+        let mut previous_from: Option<UnixNs> = None;
         for (index, version) in versions.iter().enumerate() {
             let bad = |message: String| PolicyError::Version { index, message };
             let serde_json::Value::Object(keys) = version else {
@@ -193,7 +193,7 @@ impl Policy {
                 (_, Some(value)) => {
                     let from = value
                         .as_str()
-                        .and_then(Instant::parse_rfc3339)
+                        .and_then(UnixNs::parse_rfc3339)
                         .ok_or_else(|| {
                             bad(format!(
                                 "`effective_from` is {value}: it must be an RFC 3339 instant with an offset, such as 2026-03-05T00:00:00+08:00"
@@ -247,7 +247,7 @@ impl Policy {
 
     /// The version in force at `t` (R15). One branch for a single version.
     #[inline]
-    pub fn at(&self, t: Instant) -> &Policy {
+    pub fn at(&self, t: UnixNs) -> &Policy {
         if self.later.is_empty() {
             return self;
         }
@@ -260,7 +260,7 @@ impl Policy {
 
     /// Every version with the instant it is in force from (`None`: the
     /// beginning of time), in order.
-    pub fn versions(&self) -> impl Iterator<Item = (Option<Instant>, &Policy)> {
+    pub fn versions(&self) -> impl Iterator<Item = (Option<UnixNs>, &Policy)> {
         std::iter::once((None, self)).chain(
             self.later
                 .iter()
@@ -415,7 +415,7 @@ mod tests {
                 {"effective_from": "2026-03-06T00:00:00+08:00", "deduction_fen": 700}]}"#,
         )
         .unwrap();
-        let t = |s: &str| Instant::parse_rfc3339(s).unwrap();
+        let t = |s: &str| UnixNs::parse_rfc3339(s).unwrap();
         assert_eq!(p.deduction_fen, 500);
         assert_eq!(p.later.len(), 2);
         let v1 = p.at(t("2026-03-05T00:00:00+08:00"));

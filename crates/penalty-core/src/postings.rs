@@ -22,7 +22,7 @@
 use crate::event::EventType;
 use crate::ledger::{DayEntry, Ledger, QueryError, ShopRec};
 use crate::report::{PostingKind, PostingReport, PostingsReport};
-use crate::time::{Day, Instant};
+use crate::time::{Day, UnixNs};
 
 /// What changed a settle day's R5 outcome after its own run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,7 +40,7 @@ pub(crate) struct Change {
     pub order: u32,
     pub number: u8,
     pub kind: ChangeKind,
-    pub at: Instant,
+    pub at: UnixNs,
 }
 
 /// Why a posting was booked.
@@ -59,7 +59,7 @@ pub(crate) enum Cause {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct RawPosting {
     pub run_day: Day,
-    pub judged_at: Instant,
+    pub judged_at: UnixNs,
     pub order: u32,
     pub number: u8,
     pub settle_day: Day,
@@ -71,15 +71,15 @@ pub(crate) struct RawPosting {
 /// A deduction of a settle day, with the instants its standing depends on.
 struct Item {
     entry: DayEntry,
-    exists_from: Option<Instant>,
-    revoked_from: Option<Instant>,
+    exists_from: Option<UnixNs>,
+    revoked_from: Option<UnixNs>,
     amount_fen: i64,
     booked_fen: i64,
     posted: bool,
 }
 
 impl Item {
-    fn stands(&self, t: Instant) -> bool {
+    fn stands(&self, t: UnixNs) -> bool {
         self.exists_from.is_some_and(|e| e <= t) && self.revoked_from.is_none_or(|r| r > t)
     }
 }
@@ -87,7 +87,7 @@ impl Item {
 /// The run that first sees an event at `t`: the run of the day `t` falls on
 /// when `t` is exactly its start (an event at the run's instant is in it,
 /// RULES.md: events with `at <= as_of` exist), else the next day's.
-fn run_day_of(ledger: &Ledger, t: Instant) -> Day {
+fn run_day_of(ledger: &Ledger, t: UnixNs) -> Day {
     let offset = ledger.policy.utc_offset;
     let day = t.local_day(offset);
     if day.start(offset) == t {
@@ -99,7 +99,7 @@ fn run_day_of(ledger: &Ledger, t: Instant) -> Day {
 
 /// Every posting of one shop booked by the runs whose start is `<= as_of`,
 /// sorted by (run day, judged_at, order_id, judgment).
-pub(crate) fn shop_postings(ledger: &Ledger, shop: &ShopRec, as_of: Instant) -> Vec<RawPosting> {
+pub(crate) fn shop_postings(ledger: &Ledger, shop: &ShopRec, as_of: UnixNs) -> Vec<RawPosting> {
     let offset = ledger.policy.utc_offset;
     let mut postings = Vec::new();
     let mut items: Vec<Item> = Vec::new();
@@ -150,7 +150,7 @@ pub(crate) fn shop_postings(ledger: &Ledger, shop: &ShopRec, as_of: Instant) -> 
             changes.clear();
             if let Some(previous) = previous_start {
                 for item in &items {
-                    let mut note = |at: Option<Instant>, kind| {
+                    let mut note = |at: Option<UnixNs>, kind| {
                         if let Some(at) = at.filter(|&at| at > previous && at <= run_start) {
                             changes.push(Change {
                                 order: item.entry.order,
@@ -241,7 +241,7 @@ fn cause_of(item: &Item, amount_fen: i64, changes: &[Change]) -> Cause {
 
 /// The last settlement run up to `as_of`: the start of `as_of`'s day. By
 /// R14 the sum of every posting so far equals R5's charged sum as of then.
-pub(crate) fn last_run_start(ledger: &Ledger, as_of: Instant) -> Instant {
+pub(crate) fn last_run_start(ledger: &Ledger, as_of: UnixNs) -> UnixNs {
     as_of
         .local_day(ledger.policy.utc_offset)
         .start(ledger.policy.utc_offset)
@@ -251,7 +251,7 @@ pub(crate) fn last_run_start(ledger: &Ledger, as_of: Instant) -> Instant {
 /// later when the events that caused it were recorded later (an event that
 /// arrives after the run with an `at` before it), so that a consumer reading
 /// after its cursor never misses one.
-pub(crate) fn notice_visible(ledger: &Ledger, posting: &RawPosting) -> Instant {
+pub(crate) fn notice_visible(ledger: &Ledger, posting: &RawPosting) -> UnixNs {
     let run_start = posting.run_day.start(ledger.policy.utc_offset);
     let change = match posting.cause {
         Cause::Settlement => return run_start,
@@ -264,7 +264,7 @@ pub(crate) fn notice_visible(ledger: &Ledger, posting: &RawPosting) -> Instant {
         .take_while(|e| e.at <= change.at)
         .map(|e| e.recorded_at)
         .chain(rec.paid.map(|p| p.recorded_at))
-        .fold(run_start, Instant::max)
+        .fold(run_start, UnixNs::max)
 }
 
 /// A change in words, for a cause.
@@ -327,7 +327,7 @@ pub(crate) fn cause_text(ledger: &Ledger, posting: &RawPosting) -> String {
 impl Ledger {
     /// The booked ledger of one shop as of `as_of` (R14, CLI.md `penalty
     /// postings`).
-    pub fn postings(&self, shop_id: &str, as_of: Instant) -> Result<PostingsReport, QueryError> {
+    pub fn postings(&self, shop_id: &str, as_of: UnixNs) -> Result<PostingsReport, QueryError> {
         let offset = self.policy.utc_offset;
         let (_, shop) = self.existing_shop(shop_id, as_of)?;
         let raw = shop_postings(self, shop, as_of);
@@ -349,7 +349,7 @@ impl Ledger {
     /// the first error of `each`.
     pub fn each_posting<E>(
         &self,
-        as_of: Instant,
+        as_of: UnixNs,
         shop_id: Option<&str>,
         from: Option<Day>,
         to: Option<Day>,
@@ -399,8 +399,8 @@ mod tests {
     use super::*;
     use crate::{parse_line, Policy};
 
-    fn t(text: &str) -> Instant {
-        Instant::parse_rfc3339(text).unwrap()
+    fn t(text: &str) -> UnixNs {
+        UnixNs::parse_rfc3339(text).unwrap()
     }
 
     /// A ledger of JSON lines, each given as (type, at, fields).
@@ -411,7 +411,7 @@ mod tests {
                 r#"{{"event_id":"00000000-0000-4000-8000-{i:012}","type":"{kind}","at":"{at}",{fields}}}"#
             );
             let parsed = parse_line(line.as_bytes()).unwrap();
-            ledger.apply(&parsed.event, Instant(0)).unwrap();
+            ledger.apply(&parsed.event, UnixNs(0)).unwrap();
         }
         ledger
     }

@@ -1,6 +1,6 @@
 //! Instants and calendar days.
 //!
-//! An [`Instant`] is a count of nanoseconds since the Unix epoch, in UTC. Events
+//! A [`UnixNs`] is a count of nanoseconds since the Unix epoch, in UTC. Events
 //! may be written with any offset; RULES.md compares them as instants, so the
 //! offset is dropped at parse time and only the policy's offset is used again, to
 //! find calendar days (R4, R5) and to print.
@@ -14,26 +14,27 @@ pub const NANOS_PER_HOUR: i64 = 3_600 * NANOS_PER_SECOND;
 /// Nanoseconds in one (24-hour) day.
 pub const NANOS_PER_DAY: i64 = 24 * NANOS_PER_HOUR;
 
-/// An instant: nanoseconds since 1970-01-01T00:00:00Z. The default is the
-/// epoch.
+/// An instant as nanoseconds since 1970-01-01T00:00:00Z (UTC). The name
+/// carries the unit, and keeps it apart from `std::time::Instant`, a
+/// monotonic clock reading. The default is the epoch.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
-pub struct Instant(pub i64);
+pub struct UnixNs(pub i64);
 
-impl Instant {
+impl UnixNs {
     /// Parses RFC 3339 with a mandatory offset (`Z`, `+08:00`, `-05:00`, …).
     /// Returns `None` for anything else, including instants outside the range
     /// that fits in 64-bit nanoseconds (years 1678 to 2261).
-    pub fn parse_rfc3339(text: &str) -> Option<Instant> {
+    pub fn parse_rfc3339(text: &str) -> Option<UnixNs> {
         parse_common_rfc3339(text.as_bytes()).or_else(|| parse_general_rfc3339(text))
     }
 
     /// RFC 3339 with an offset, or a bare date `YYYY-MM-DD` meaning 00:00 of
     /// that day in `offset` (the policy's). What a query accepts is the
-    /// stricter [`Instant::parse_asked`].
-    pub fn parse_rfc3339_or_date(text: &str, offset: UtcOffset) -> Option<Instant> {
-        if let Some(instant) = Instant::parse_rfc3339(text) {
+    /// stricter [`UnixNs::parse_asked`].
+    pub fn parse_rfc3339_or_date(text: &str, offset: UtcOffset) -> Option<UnixNs> {
+        if let Some(instant) = UnixNs::parse_rfc3339(text) {
             return Some(instant);
         }
         let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
@@ -41,20 +42,20 @@ impl Instant {
         // range where midnight UTC is not, and the other way round, at
         // either end of 64-bit nanoseconds (the fuzz test found both).
         let seconds = date.and_hms_opt(0, 0, 0)?.and_utc().timestamp() - i64::from(offset.seconds);
-        seconds.checked_mul(NANOS_PER_SECOND).map(Instant)
+        seconds.checked_mul(NANOS_PER_SECOND).map(UnixNs)
     }
 
     /// The one rule for an instant a person asks a query about: the CLI's
     /// `--as-of`, `--known-at`, `--from` and `--to` and the server's `as_of`
-    /// and `known_at`. It is [`Instant::parse_rfc3339_or_date`] restricted to
+    /// and `known_at`. It is [`UnixNs::parse_rfc3339_or_date`] restricted to
     /// the documented syntax ([`asked_instant_syntax_ok`]: at most 256 bytes,
     /// a `T` or `t` between date and time, at most nine fraction digits, no
     /// leap second, years 1678 to 2261), so that the CLI and the server's
     /// OpenAPI pattern accept the same strings. The error names no flag or
     /// parameter: the caller says which input it came from.
-    pub fn parse_asked(text: &str, offset: UtcOffset) -> Result<Instant, AskedInstantError> {
+    pub fn parse_asked(text: &str, offset: UtcOffset) -> Result<UnixNs, AskedInstantError> {
         if text.len() <= MAX_ASKED_BYTES && asked_instant_syntax_ok(text) {
-            if let Some(instant) = Instant::parse_rfc3339_or_date(text, offset) {
+            if let Some(instant) = UnixNs::parse_rfc3339_or_date(text, offset) {
                 return Ok(instant);
             }
         }
@@ -65,13 +66,13 @@ impl Instant {
     }
 
     /// Adds a number of hours, saturating instead of overflowing.
-    pub fn plus_hours(self, hours: i64) -> Instant {
-        Instant(self.0.saturating_add(hours.saturating_mul(NANOS_PER_HOUR)))
+    pub fn plus_hours(self, hours: i64) -> UnixNs {
+        UnixNs(self.0.saturating_add(hours.saturating_mul(NANOS_PER_HOUR)))
     }
 
     /// Adds a number of 24-hour days, saturating instead of overflowing.
-    pub fn plus_days(self, days: i64) -> Instant {
-        Instant(self.0.saturating_add(days.saturating_mul(NANOS_PER_DAY)))
+    pub fn plus_days(self, days: i64) -> UnixNs {
+        UnixNs(self.0.saturating_add(days.saturating_mul(NANOS_PER_DAY)))
     }
 
     /// The calendar day this instant falls on in the given offset.
@@ -132,10 +133,10 @@ impl Day {
     }
 
     /// The instant at which this day starts (00:00 local) in the given offset.
-    pub fn start(self, offset: UtcOffset) -> Instant {
+    pub fn start(self, offset: UtcOffset) -> UnixNs {
         let nanos = self.0 as i128 * NANOS_PER_DAY as i128
             - offset.seconds as i128 * NANOS_PER_SECOND as i128;
-        Instant(nanos.clamp(i64::MIN as i128, i64::MAX as i128) as i64)
+        UnixNs(nanos.clamp(i64::MIN as i128, i64::MAX as i128) as i64)
     }
 
     /// `YYYY-MM-DD`.
@@ -213,7 +214,7 @@ impl std::fmt::Display for UtcOffset {
 /// than 40 bytes.
 const MAX_ASKED_BYTES: usize = 256;
 
-/// Why an asked instant ([`Instant::parse_asked`]) was refused, with the
+/// Why an asked instant ([`UnixNs::parse_asked`]) was refused, with the
 /// fix. Its text names no flag: the CLI puts `--as-of` before it, the server
 /// `query parameter as_of`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -230,7 +231,7 @@ pub struct AskedInstantError {
 
 /// True when `text` has the documented syntax of an asked instant: a date
 /// `YYYY-MM-DD`, optionally followed by `THH:MM:SS[.fraction]` and an offset,
-/// within the years whose every instant fits in [`Instant`] (1678 to 2261)
+/// within the years whose every instant fits in [`UnixNs`] (1678 to 2261)
 /// and with no leap second. The server's OpenAPI pattern
 /// (`penalty_server::params::instant_pattern`) states the same syntax; a
 /// test there compares the two.
@@ -310,7 +311,7 @@ pub fn asked_instant_syntax_ok(text: &str) -> bool {
 /// Anything else (fractions, a lower-case `t`, a leap second, years outside
 /// 1970 to 2199, any invalid field) is `None` here and goes to chrono, so the
 /// answer is always chrono's (a test compares the two).
-pub(crate) fn parse_common_rfc3339(text: &[u8]) -> Option<Instant> {
+pub(crate) fn parse_common_rfc3339(text: &[u8]) -> Option<UnixNs> {
     if !(text.len() == 20 || text.len() == 25) {
         return None;
     }
@@ -376,14 +377,14 @@ pub(crate) fn parse_common_rfc3339(text: &[u8]) -> Option<Instant> {
     let leap_days = before / 4 - before / 100 + before / 400 - 477;
     let days = (year - 1970) * 365 + leap_days + DAYS_BEFORE[month] + after_february + day - 1;
     let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - i64::from(offset.seconds);
-    Some(Instant(seconds * NANOS_PER_SECOND))
+    Some(UnixNs(seconds * NANOS_PER_SECOND))
 }
 
 /// RFC 3339 in any shape chrono reads, for the instants
 /// [`parse_common_rfc3339`] leaves aside.
-pub(crate) fn parse_general_rfc3339(text: &str) -> Option<Instant> {
+pub(crate) fn parse_general_rfc3339(text: &str) -> Option<UnixNs> {
     let parsed = DateTime::parse_from_rfc3339(text).ok()?;
-    parsed.timestamp_nanos_opt().map(Instant)
+    parsed.timestamp_nanos_opt().map(UnixNs)
 }
 
 /// 0xff in each byte of `word` that is an ASCII digit, 0 in the others.
@@ -414,11 +415,11 @@ fn pairs(word: u64) -> u64 {
 mod tests {
     use super::*;
 
-    fn chrono_rfc3339(text: &str) -> Option<Instant> {
+    fn chrono_rfc3339(text: &str) -> Option<UnixNs> {
         DateTime::parse_from_rfc3339(text)
             .ok()?
             .timestamp_nanos_opt()
-            .map(Instant)
+            .map(UnixNs)
     }
 
     /// The direct parser answers as chrono does wherever it answers, and
@@ -453,7 +454,7 @@ mod tests {
                 direct += 1;
                 assert_eq!(Some(instant), expected, "{text}");
             }
-            assert_eq!(Instant::parse_rfc3339(&text), expected, "{text}");
+            assert_eq!(UnixNs::parse_rfc3339(&text), expected, "{text}");
         }
         assert!(direct > 50_000, "the direct path was taken {direct} times");
         for text in [
@@ -470,7 +471,7 @@ mod tests {
             "2026-01-1aT00:00:00Z",
             "+026-01-10T00:00:00Z",
         ] {
-            assert_eq!(Instant::parse_rfc3339(text), chrono_rfc3339(text), "{text}");
+            assert_eq!(UnixNs::parse_rfc3339(text), chrono_rfc3339(text), "{text}");
         }
     }
 
@@ -533,8 +534,8 @@ mod tests {
     #[test]
     fn dates_and_human_instants_are_written_as_chrono_writes_them() {
         let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
-        let first = Instant(i64::MIN).local_day(UtcOffset::CHINA).0 - 2;
-        let last = Instant(i64::MAX).local_day(UtcOffset::CHINA).0 + 2;
+        let first = UnixNs(i64::MIN).local_day(UtcOffset::CHINA).0 - 2;
+        let last = UnixNs(i64::MAX).local_day(UtcOffset::CHINA).0 + 2;
         for day in first..=last {
             let date = epoch
                 .checked_add_signed(chrono::TimeDelta::days(day))
@@ -557,7 +558,7 @@ mod tests {
                     1 => (seed as i64) / NANOS_PER_SECOND * NANOS_PER_SECOND,
                     _ => seed as i64,
                 };
-                let t = Instant(nanos);
+                let t = UnixNs(nanos);
                 let local = t.in_offset(offset);
                 let expected = if nanos.rem_euclid(60 * NANOS_PER_SECOND) == 0 {
                     local.format("%Y-%m-%d %H:%M").to_string()
@@ -577,27 +578,27 @@ mod tests {
 
     #[test]
     fn offsets_compare_as_instants() {
-        let a = Instant::parse_rfc3339("2026-03-03T16:00:00Z");
-        let b = Instant::parse_rfc3339("2026-03-04T00:00:00+08:00");
-        let c = Instant::parse_rfc3339("2026-03-03T11:00:00-05:00");
+        let a = UnixNs::parse_rfc3339("2026-03-03T16:00:00Z");
+        let b = UnixNs::parse_rfc3339("2026-03-04T00:00:00+08:00");
+        let c = UnixNs::parse_rfc3339("2026-03-03T11:00:00-05:00");
         assert_eq!(a, b);
         assert_eq!(a, c);
     }
 
     #[test]
     fn a_bare_date_is_midnight_in_the_policy_offset() {
-        let t = Instant::parse_rfc3339_or_date("2026-03-07", UtcOffset::CHINA).unwrap();
+        let t = UnixNs::parse_rfc3339_or_date("2026-03-07", UtcOffset::CHINA).unwrap();
         assert_eq!(t.to_rfc3339(UtcOffset::CHINA), "2026-03-07T00:00:00+08:00");
         assert_eq!(
-            Instant::parse_rfc3339_or_date("2026-03-07T00:00:00Z", UtcOffset::CHINA),
-            Instant::parse_rfc3339("2026-03-07T00:00:00Z")
+            UnixNs::parse_rfc3339_or_date("2026-03-07T00:00:00Z", UtcOffset::CHINA),
+            UnixNs::parse_rfc3339("2026-03-07T00:00:00Z")
         );
         assert_eq!(
-            Instant::parse_rfc3339_or_date("2026-02-30", UtcOffset::CHINA),
+            UnixNs::parse_rfc3339_or_date("2026-02-30", UtcOffset::CHINA),
             None
         );
         assert_eq!(
-            Instant::parse_rfc3339_or_date("soon", UtcOffset::CHINA),
+            UnixNs::parse_rfc3339_or_date("soon", UtcOffset::CHINA),
             None
         );
     }
@@ -606,16 +607,16 @@ mod tests {
     fn asked_instants_take_the_documented_syntax_and_name_no_flag() {
         let china = UtcOffset::CHINA;
         assert_eq!(
-            Instant::parse_asked("2026-03-07", china).ok(),
-            Instant::parse_rfc3339_or_date("2026-03-07", china)
+            UnixNs::parse_asked("2026-03-07", china).ok(),
+            UnixNs::parse_rfc3339_or_date("2026-03-07", china)
         );
-        assert!(Instant::parse_asked("2026-03-07t10:00:00.5z", china).is_ok());
+        assert!(UnixNs::parse_asked("2026-03-07t10:00:00.5z", china).is_ok());
         // Chrono reads these; the documented syntax does not.
         for refused in ["2026-03-07 10:00:00Z", "2026-03-07T10:00:60Z"] {
-            assert!(Instant::parse_rfc3339(refused).is_some(), "{refused}");
-            assert!(Instant::parse_asked(refused, china).is_err(), "{refused}");
+            assert!(UnixNs::parse_rfc3339(refused).is_some(), "{refused}");
+            assert!(UnixNs::parse_asked(refused, china).is_err(), "{refused}");
         }
-        let error = Instant::parse_asked(&"9".repeat(300), china).unwrap_err();
+        let error = UnixNs::parse_asked(&"9".repeat(300), china).unwrap_err();
         assert_eq!(error.shown.chars().count(), 64);
         let message = error.to_string();
         assert!(
@@ -626,15 +627,15 @@ mod tests {
 
     #[test]
     fn missing_offset_is_rejected() {
-        assert_eq!(Instant::parse_rfc3339("2026-03-02T09:00:00"), None);
-        assert_eq!(Instant::parse_rfc3339("yesterday"), None);
+        assert_eq!(UnixNs::parse_rfc3339("2026-03-02T09:00:00"), None);
+        assert_eq!(UnixNs::parse_rfc3339("yesterday"), None);
     }
 
     #[test]
     fn local_day_boundaries_in_china_time() {
         let offset = UtcOffset::CHINA;
-        let before = Instant::parse_rfc3339("2026-03-03T23:59:59+08:00").unwrap();
-        let midnight = Instant::parse_rfc3339("2026-03-04T00:00:00+08:00").unwrap();
+        let before = UnixNs::parse_rfc3339("2026-03-03T23:59:59+08:00").unwrap();
+        let midnight = UnixNs::parse_rfc3339("2026-03-04T00:00:00+08:00").unwrap();
         assert_eq!(before.local_day(offset).to_iso(), "2026-03-03");
         assert_eq!(midnight.local_day(offset).to_iso(), "2026-03-04");
         assert_eq!(midnight.local_day(offset).start(offset), midnight);
@@ -642,10 +643,10 @@ mod tests {
 
     #[test]
     fn prints_in_the_policy_offset() {
-        let t = Instant::parse_rfc3339("2026-03-03T02:00:00Z").unwrap();
+        let t = UnixNs::parse_rfc3339("2026-03-03T02:00:00Z").unwrap();
         assert_eq!(t.to_rfc3339(UtcOffset::CHINA), "2026-03-03T10:00:00+08:00");
         assert_eq!(t.to_human(UtcOffset::CHINA), "2026-03-03 10:00");
-        let frac = Instant::parse_rfc3339("2026-03-03T02:00:00.5Z").unwrap();
+        let frac = UnixNs::parse_rfc3339("2026-03-03T02:00:00.5Z").unwrap();
         assert_eq!(
             frac.to_rfc3339(UtcOffset::CHINA),
             "2026-03-03T10:00:00.500+08:00"

@@ -8,7 +8,7 @@ use crate::intern::{Arena, Interner};
 use crate::order::{self, Derived, JudgmentTimeline, OrderEvent, Paid};
 use crate::policy::Policy;
 use crate::report::OrderStatus;
-use crate::time::Instant;
+use crate::time::UnixNs;
 
 /// The ledger's tables a view looks names up in, borrowed.
 #[derive(Clone, Copy)]
@@ -56,14 +56,14 @@ impl<'a> OrderView<'a> {
     }
 
     /// The judgments that exist as of `as_of` (R3), revoked ones included.
-    pub fn judgments(&self, as_of: Instant) -> impl Iterator<Item = JudgmentTimeline> + 'a {
+    pub fn judgments(&self, as_of: UnixNs) -> impl Iterator<Item = JudgmentTimeline> + 'a {
         let derived = self.derived;
         (1..=derived.judgments().len() as u8)
             .filter_map(move |n| derived.judgment(n).copied())
             .filter(move |j| j.exists(as_of))
     }
 
-    pub fn status(&self, as_of: Instant) -> OrderStatus {
+    pub fn status(&self, as_of: UnixNs) -> OrderStatus {
         if self.auto_closed(as_of) {
             OrderStatus::AutoClosed
         } else if order::refunded_by(self.events, as_of) >= i128::from(self.paid.amount_fen) {
@@ -79,18 +79,18 @@ impl<'a> OrderView<'a> {
         }
     }
 
-    pub fn resolved_at(&self, as_of: Instant) -> Option<Instant> {
+    pub fn resolved_at(&self, as_of: UnixNs) -> Option<UnixNs> {
         order::resolved_at(self.paid, self.events, as_of)
     }
 
-    pub fn auto_closed(&self, as_of: Instant) -> bool {
+    pub fn auto_closed(&self, as_of: UnixNs) -> bool {
         self.derived
             .auto_close_from
             .is_some_and(|from| from <= as_of)
     }
 
     /// R8: what the buyer is owed when auto-closed.
-    pub fn refund_due_fen(&self, as_of: Instant) -> i64 {
+    pub fn refund_due_fen(&self, as_of: UnixNs) -> i64 {
         if self.auto_closed(as_of) {
             order::unrefunded_fen(
                 self.paid.amount_fen,
@@ -103,7 +103,7 @@ impl<'a> OrderView<'a> {
     }
 
     /// R8: a `refund_failed` at or after the close.
-    pub fn alternative_refund_required(&self, as_of: Instant) -> bool {
+    pub fn alternative_refund_required(&self, as_of: UnixNs) -> bool {
         self.auto_closed(as_of)
             && self.events.iter().any(|e| {
                 e.kind == EventType::RefundFailed
@@ -113,7 +113,7 @@ impl<'a> OrderView<'a> {
     }
 
     /// R6: this order's ban judgment stands.
-    pub fn ban(&self, as_of: Instant) -> Option<JudgmentTimeline> {
+    pub fn ban(&self, as_of: UnixNs) -> Option<JudgmentTimeline> {
         self.derived
             .judgment(self.policy.ban_at_judgment)
             .copied()
@@ -122,7 +122,7 @@ impl<'a> OrderView<'a> {
 
     /// R7: the final judgment stands and the order was unresolved at the end
     /// of the grace period.
-    pub fn flagged(&self, as_of: Instant) -> bool {
+    pub fn flagged(&self, as_of: UnixNs) -> bool {
         self.derived.flag_from.is_some_and(|from| from <= as_of)
             && self
                 .derived

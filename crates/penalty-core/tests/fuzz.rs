@@ -11,7 +11,7 @@
 use chrono::{DateTime, NaiveDate};
 use penalty_core::event::EventKind;
 use penalty_core::time::UtcOffset;
-use penalty_core::{Event, Instant, Ledger, Policy};
+use penalty_core::{Event, Ledger, Policy, UnixNs};
 use proptest::prelude::*;
 
 fn cases(default: u32) -> u32 {
@@ -113,7 +113,7 @@ fn policy_text() -> impl Strategy<Value = String> {
 /// panic.
 fn run_ledger(policy: &Policy) {
     let mut ledger = Ledger::new(policy.clone());
-    let start = Instant::parse_rfc3339("2026-03-01T10:00:00+08:00").unwrap();
+    let start = UnixNs::parse_rfc3339("2026-03-01T10:00:00+08:00").unwrap();
     let hour = 3_600_000_000_000i64;
     let events = [
         EventKind::Paid {
@@ -128,7 +128,7 @@ fn run_ledger(policy: &Policy) {
             shop_id: "S1".into(),
             product_id: "P1".into(),
             amount_fen: 100,
-            ship_by: Some(Instant(start.0 + 100 * hour)),
+            ship_by: Some(UnixNs(start.0 + 100 * hour)),
         },
         EventKind::DepositToppedUp {
             shop_id: "S1".into(),
@@ -149,16 +149,16 @@ fn run_ledger(policy: &Policy) {
     for (n, kind) in events.into_iter().enumerate() {
         let event = Event {
             event_id: n as u128 + 1,
-            at: Instant(start.0 + n as i64 * 30 * hour),
+            at: UnixNs(start.0 + n as i64 * 30 * hour),
             kind,
         };
-        ledger.apply(&event, Instant(0)).unwrap();
+        ledger.apply(&event, UnixNs(0)).unwrap();
     }
     for as_of in [
-        Instant(i64::MIN),
+        UnixNs(i64::MIN),
         start,
-        Instant(start.0 + 24 * 400 * hour),
-        Instant(i64::MAX),
+        UnixNs(start.0 + 24 * 400 * hour),
+        UnixNs(i64::MAX),
     ] {
         let _ = ledger.shop_report("S1", as_of, true);
         let _ = ledger.order_report("O1", as_of);
@@ -171,14 +171,14 @@ fn run_ledger(policy: &Policy) {
 /// What `--as-of` must give for `text`, read by chrono alone: RFC 3339 as
 /// chrono reads it (within 64-bit nanoseconds), else a bare date at 00:00
 /// in `offset`, computed exactly and refused when outside that range.
-fn expected_instant(text: &str, offset: UtcOffset) -> Option<Instant> {
+fn expected_instant(text: &str, offset: UtcOffset) -> Option<UnixNs> {
     if let Ok(parsed) = DateTime::parse_from_rfc3339(text) {
-        return parsed.timestamp_nanos_opt().map(Instant);
+        return parsed.timestamp_nanos_opt().map(UnixNs);
     }
     let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
     let seconds = date.and_hms_opt(0, 0, 0)?.and_utc().timestamp();
     let nanos = (i128::from(seconds) - i128::from(offset.seconds)) * 1_000_000_000;
-    i64::try_from(nanos).ok().map(Instant)
+    i64::try_from(nanos).ok().map(UnixNs)
 }
 
 /// Text an `--as-of` may hold: instants and dates across the whole range
@@ -257,11 +257,11 @@ proptest! {
         offset_seconds in prop_oneof![Just(0i32), Just(8 * 3600), -86_399i32..86_400],
     ) {
         let offset = UtcOffset { seconds: offset_seconds / 60 * 60 };
-        let parsed = Instant::parse_rfc3339_or_date(&text, offset);
+        let parsed = UnixNs::parse_rfc3339_or_date(&text, offset);
         prop_assert_eq!(parsed, expected_instant(&text, offset), "{:?}", text);
         if let Some(instant) = parsed {
             let printed = instant.to_rfc3339(offset);
-            prop_assert_eq!(Instant::parse_rfc3339(&printed), Some(instant), "{}", printed);
+            prop_assert_eq!(UnixNs::parse_rfc3339(&printed), Some(instant), "{}", printed);
         }
     }
 }
@@ -282,7 +282,7 @@ fn dates_at_the_ends_of_the_range_read_exactly_or_are_refused() {
         for seconds in [-86_340, -3600, 0, 3600, 86_340] {
             let offset = UtcOffset { seconds };
             assert_eq!(
-                Instant::parse_rfc3339_or_date(text, offset),
+                UnixNs::parse_rfc3339_or_date(text, offset),
                 expected_instant(text, offset),
                 "{text} at {seconds} s"
             );

@@ -10,8 +10,8 @@ use std::collections::HashMap;
 
 use penalty_core::event::EventKind;
 use penalty_core::{
-    ApplyError, DeductionReport, DeductionStatus, Event, Instant, Ledger, OrderIds, OrderIndex,
-    OrderStatus, Policy, PostingKind, RowFilter,
+    ApplyError, DeductionReport, DeductionStatus, Event, Ledger, OrderIds, OrderIndex, OrderStatus,
+    Policy, PostingKind, RowFilter, UnixNs,
 };
 use proptest::prelude::*;
 
@@ -19,8 +19,8 @@ const HOUR_NANOS: i64 = 3_600_000_000_000;
 /// 2026-03-01T00:00:00+08:00.
 const START: i64 = 1_772_294_400 * 1_000_000_000;
 
-fn at(hours: i64) -> Instant {
-    Instant(START + hours * HOUR_NANOS)
+fn at(hours: i64) -> UnixNs {
+    UnixNs(START + hours * HOUR_NANOS)
 }
 
 /// A compact description of one event, turned into an [`Event`] later so that
@@ -224,13 +224,13 @@ fn policy(kind: u8) -> Policy {
 fn ledger(policy: &Policy, events: &[Event]) -> Ledger {
     let mut ledger = Ledger::new(policy.clone());
     for e in events {
-        ledger.apply(e, Instant(0)).unwrap();
+        ledger.apply(e, UnixNs(0)).unwrap();
     }
     ledger
 }
 
 /// Everything the ledger answers as of `as_of`, as JSON text.
-fn answers(ledger: &Ledger, as_of: Instant) -> String {
+fn answers(ledger: &Ledger, as_of: UnixNs) -> String {
     let mut out = String::new();
     for summary in ledger.shop_summaries(as_of) {
         let report = ledger.shop_report(&summary.shop_id, as_of, true).unwrap();
@@ -302,7 +302,7 @@ proptest! {
         let mut bulk = Ledger::new(policy.clone());
         prop_assert!(bulk.begin_bulk());
         for e in &events {
-            bulk.apply(e, Instant(0)).unwrap();
+            bulk.apply(e, UnixNs(0)).unwrap();
         }
         bulk.end_bulk();
         prop_assert!(bulk == full, "bulk fold differs from the incremental one");
@@ -315,7 +315,7 @@ proptest! {
         for e in &events {
             let order = e.order_id().map(|id| ids.intern(id).unwrap());
             let order = OrderIndex::Given(order);
-            outside.apply_ref_indexed(e.at, e.kind_ref(), Instant(0), order).unwrap();
+            outside.apply_ref_indexed(e.at, e.kind_ref(), UnixNs(0), order).unwrap();
         }
         outside.end_bulk_outside(ids).unwrap();
         prop_assert!(outside == full, "a fold with ids outside differs from the incremental one");
@@ -325,7 +325,7 @@ proptest! {
         let bytes = serde_json::to_vec(&first).unwrap();
         let mut resumed: Ledger = serde_json::from_slice(&bytes).unwrap();
         for e in &events[half..] {
-            resumed.apply(e, Instant(0)).unwrap();
+            resumed.apply(e, UnixNs(0)).unwrap();
         }
         prop_assert_eq!(resumed.digest(as_of), full.digest(as_of));
     }
@@ -421,8 +421,8 @@ proptest! {
         let report = ledger.at_risk(None, now, within).unwrap();
         let mut warned = std::collections::HashMap::new();
         for o in &report.orders {
-            let when = Instant::parse_rfc3339(&o.at).unwrap();
-            prop_assert!(when > now && when <= Instant(now.0 + within_hours * 3_600_000_000_000));
+            let when = UnixNs::parse_rfc3339(&o.at).unwrap();
+            prop_assert!(when > now && when <= UnixNs(now.0 + within_hours * 3_600_000_000_000));
             let then = ledger.order_report(&o.order_id, when).unwrap();
             match o.next {
                 penalty_core::NextStep::Judgment => {
@@ -435,7 +435,7 @@ proptest! {
             }
             warned.insert(o.order_id.clone(), when);
         }
-        let horizon = Instant(now.0 + within_hours * 3_600_000_000_000);
+        let horizon = UnixNs(now.0 + within_hours * 3_600_000_000_000);
         for id in ledger.order_ids() {
             let (Ok(before), Ok(after)) = (ledger.order_report(id, now), ledger.order_report(id, horizon)) else { continue };
             // CLI.md leaves an order auto-closed as of `now` out of the
@@ -602,18 +602,18 @@ fn a_fold_with_ids_outside_refuses_mismatched_indices() {
     let mut ledger = Ledger::new(policy.clone());
     assert!(ledger.begin_bulk_outside());
     assert_eq!(
-        ledger.apply_ref_indexed(a.at, a.kind_ref(), Instant(0), OrderIndex::Given(None)),
+        ledger.apply_ref_indexed(a.at, a.kind_ref(), UnixNs(0), OrderIndex::Given(None)),
         Err(ApplyError::OrderIndexMismatch)
     );
     assert_eq!(
-        ledger.apply(&a, Instant(0)),
+        ledger.apply(&a, UnixNs(0)),
         Err(ApplyError::OrderIndexMismatch)
     );
     ledger
-        .apply_ref_indexed(a.at, a.kind_ref(), Instant(0), OrderIndex::Given(Some(0)))
+        .apply_ref_indexed(a.at, a.kind_ref(), UnixNs(0), OrderIndex::Given(Some(0)))
         .unwrap();
     ledger
-        .apply_ref_indexed(b.at, b.kind_ref(), Instant(0), OrderIndex::Given(Some(1)))
+        .apply_ref_indexed(b.at, b.kind_ref(), UnixNs(0), OrderIndex::Given(Some(1)))
         .unwrap();
     let mut ids = OrderIds::default();
     ids.intern("O1");
@@ -626,10 +626,10 @@ fn a_fold_with_ids_outside_refuses_mismatched_indices() {
     // Without begin_bulk_outside, given indices are refused.
     let mut plain = Ledger::new(policy);
     assert_eq!(
-        plain.apply_ref_indexed(a.at, a.kind_ref(), Instant(0), OrderIndex::Given(Some(0))),
+        plain.apply_ref_indexed(a.at, a.kind_ref(), UnixNs(0), OrderIndex::Given(Some(0))),
         Err(ApplyError::OrderIndexMismatch)
     );
-    assert!(plain.apply(&a, Instant(0)).is_ok());
+    assert!(plain.apply(&a, UnixNs(0)).is_ok());
     assert!(!plain.begin_bulk_outside(), "only on an empty ledger");
 }
 
@@ -649,7 +649,7 @@ fn issue20_sums_are_exact_at_extreme_values() {
             at: at(hours),
             kind,
         };
-        ledger.apply(&event, Instant(0)).unwrap();
+        ledger.apply(&event, UnixNs(0)).unwrap();
     };
     for hours in [0, 1, 2] {
         apply(

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use penalty_core::{parse_line, Instant, Ledger, Policy, Reject, Within};
+use penalty_core::{parse_line, Ledger, Policy, Reject, UnixNs, Within};
 use serde_json::Value;
 
 const TIMESTAMP_KEYS: &[&str] = &[
@@ -91,8 +91,8 @@ impl Mismatches {
             Value::String(e) if TIMESTAMP_KEYS.contains(&key) => {
                 let ok = actual
                     .as_str()
-                    .and_then(Instant::parse_rfc3339)
-                    .is_some_and(|a| Some(a) == Instant::parse_rfc3339(e));
+                    .and_then(UnixNs::parse_rfc3339)
+                    .is_some_and(|a| Some(a) == UnixNs::parse_rfc3339(e));
                 if !ok {
                     self.0.push(format!("{path}: expected {e}, got {actual}"));
                 }
@@ -147,7 +147,7 @@ fn check(
     ledger: &Ledger,
     expect: &Value,
     at_risk: Option<&Value>,
-    as_of: Instant,
+    as_of: UnixNs,
     label: &str,
     mismatches: &mut Mismatches,
 ) {
@@ -201,7 +201,7 @@ fn check(
     }
     if let Some(questions) = at_risk {
         for (i, q) in questions["queries"].as_array().unwrap().iter().enumerate() {
-            let at = Instant::parse_rfc3339(q["as_of"].as_str().unwrap()).unwrap();
+            let at = UnixNs::parse_rfc3339(q["as_of"].as_str().unwrap()).unwrap();
             let within = Within::parse(q["within"].as_str().unwrap()).unwrap();
             match ledger.at_risk(q["shop"].as_str(), at, within) {
                 Ok(report) => {
@@ -303,7 +303,7 @@ fn golden_scenarios() {
             Some(p) => Policy::from_json(&p.to_string()).unwrap(),
             None => Policy::default(),
         };
-        let as_of = Instant::parse_rfc3339(expect["as_of"].as_str().unwrap()).unwrap();
+        let as_of = UnixNs::parse_rfc3339(expect["as_of"].as_str().unwrap()).unwrap();
         let (events, counts) = ingest(text);
         let mut mismatches = Mismatches(Vec::new());
         if let Some(expected) = expect.get("ingest") {
@@ -328,7 +328,7 @@ fn golden_scenarios() {
         ] {
             let mut ledger = Ledger::new(policy.clone());
             for event in &order {
-                ledger.apply(event, Instant(0)).unwrap();
+                ledger.apply(event, UnixNs(0)).unwrap();
             }
             check(
                 &ledger,

@@ -8,7 +8,7 @@
 //! the tests compare the two on random strings and check that every string
 //! the instant pattern matches is one the core parses.
 
-/// Years whose every instant fits in `Instant` (i64 nanoseconds since 1970,
+/// Years whose every instant fits in `UnixNs` (i64 nanoseconds since 1970,
 /// from 1677-09-21 to 2262-04-11), even at an offset of ±23:59.
 const YEAR: &str =
     "(?:167[89]|16[89][0-9]|1[7-9][0-9]{2}|20[0-9]{2}|21[0-9]{2}|22[0-5][0-9]|226[01])";
@@ -83,7 +83,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn parses(text: &str) -> bool {
-        penalty_core::Instant::parse_rfc3339_or_date(
+        penalty_core::UnixNs::parse_rfc3339_or_date(
             text,
             penalty_core::Policy::default().utc_offset,
         )

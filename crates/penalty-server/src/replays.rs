@@ -22,7 +22,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use penalty_core::Instant;
+use penalty_core::UnixNs;
 use penalty_store::projection::Projection;
 use tokio::sync::watch;
 
@@ -33,7 +33,7 @@ use crate::error::ApiError;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ReplayKey {
     /// The latest block stamp at or before `known_at`.
-    pub through: Option<Instant>,
+    pub through: Option<UnixNs>,
     /// How many events carry a stamp at or before `through`.
     pub events: u64,
 }
@@ -41,8 +41,8 @@ pub struct ReplayKey {
 impl ReplayKey {
     /// The `known_at` to fold with: the key's own instant, so that the fold
     /// takes exactly the key's blocks.
-    pub fn known_at(&self) -> Instant {
-        self.through.unwrap_or(Instant(i64::MIN))
+    pub fn known_at(&self) -> UnixNs {
+        self.through.unwrap_or(UnixNs(i64::MIN))
     }
 }
 
@@ -50,12 +50,12 @@ impl ReplayKey {
 /// the number of events stamped at or before it.
 #[derive(Default, Debug)]
 pub struct Stamps {
-    marks: Vec<(Instant, u64)>,
+    marks: Vec<(UnixNs, u64)>,
 }
 
 impl Stamps {
     /// Notes one more event stamped `recorded_at`.
-    pub fn note(&mut self, recorded_at: Instant) {
+    pub fn note(&mut self, recorded_at: UnixNs) {
         match self.marks.last_mut() {
             Some((last, count)) if *last == recorded_at => *count += 1,
             Some((last, _)) if *last > recorded_at => {
@@ -77,7 +77,7 @@ impl Stamps {
     }
 
     /// The key of a replay of the events recorded by `known_at`.
-    pub fn key(&self, known_at: Instant) -> ReplayKey {
+    pub fn key(&self, known_at: UnixNs) -> ReplayKey {
         let at = self.marks.partition_point(|(t, _)| *t <= known_at);
         match at.checked_sub(1).map(|i| self.marks[i]) {
             Some((through, events)) => ReplayKey {
@@ -214,12 +214,12 @@ mod tests {
     #[test]
     fn keys_follow_the_stamps() {
         let mut stamps = Stamps::default();
-        assert_eq!(stamps.key(Instant(5)).events, 0);
+        assert_eq!(stamps.key(UnixNs(5)).events, 0);
         for at in [10, 10, 20, 30, 30, 30] {
-            stamps.note(Instant(at));
+            stamps.note(UnixNs(at));
         }
         fn at(stamps: &Stamps, k: i64) -> (Option<i64>, u64) {
-            let key = stamps.key(Instant(k));
+            let key = stamps.key(UnixNs(k));
             (key.through.map(|t| t.0), key.events)
         }
         let key = |k| at(&stamps, k);
@@ -229,8 +229,8 @@ mod tests {
         assert_eq!(key(25), (Some(20), 3));
         assert_eq!(key(i64::MAX), (Some(30), 6));
         // A clock that stepped back: the stamps stay in order.
-        stamps.note(Instant(15));
-        stamps.note(Instant(10));
+        stamps.note(UnixNs(15));
+        stamps.note(UnixNs(10));
         let key = |k| at(&stamps, k);
         assert_eq!(key(12), (Some(10), 3));
         assert_eq!(key(15), (Some(15), 4));

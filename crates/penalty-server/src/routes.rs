@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, MethodRouter};
 use axum::{Json, Router};
 use http_body_util::BodyExt;
-use penalty_core::{Instant, OrderStatus, Policy, QueryError};
+use penalty_core::{OrderStatus, Policy, QueryError, UnixNs};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -161,8 +161,8 @@ struct AsOfParams {
 
 /// When to answer for: `as_of` (default now) and the optional `known_at`.
 struct When {
-    as_of: Instant,
-    known_at: Option<Instant>,
+    as_of: UnixNs,
+    known_at: Option<UnixNs>,
 }
 
 fn when(policy: &Policy, as_of: Option<&str>, known_at: Option<&str>) -> Result<When, ApiError> {
@@ -177,22 +177,22 @@ fn when(policy: &Policy, as_of: Option<&str>, known_at: Option<&str>) -> Result<
 }
 
 /// The wall clock ([`penalty_store::clock`]): the default `as_of`.
-fn now() -> Instant {
+fn now() -> UnixNs {
     penalty_store::clock::now()
 }
 
 /// An instant given as the query parameter `name`, by the core's one rule
-/// ([`Instant::parse_asked`], which the CLI's `--as-of` uses too and
+/// ([`UnixNs::parse_asked`], which the CLI's `--as-of` uses too and
 /// [`params::instant_pattern`] documents).
-fn parse_instant(text: &str, policy: &Policy, name: &str) -> Result<Instant, ApiError> {
-    Instant::parse_asked(text, policy.utc_offset).map_err(|error| {
+fn parse_instant(text: &str, policy: &Policy, name: &str) -> Result<UnixNs, ApiError> {
+    UnixNs::parse_asked(text, policy.utc_offset).map_err(|error| {
         ApiError::bad_request("invalid_instant", format!("query parameter {name} {error}"))
     })
 }
 
 /// The core's "unknown shop" message, also used for a shop a seller may not
 /// see, so that both answers are the same bytes.
-fn unknown_shop(shop_id: &str, as_of: Instant, policy: &Policy) -> ApiError {
+fn unknown_shop(shop_id: &str, as_of: UnixNs, policy: &Policy) -> ApiError {
     ApiError::from(QueryError::UnknownShop {
         shop_id: shop_id.to_string(),
         as_of: as_of.to_rfc3339(policy.utc_offset),
@@ -202,7 +202,7 @@ fn unknown_shop(shop_id: &str, as_of: Instant, policy: &Policy) -> ApiError {
 /// For sellers, one "unknown order" message whatever the reason (not paid
 /// yet, another shop's, no such order), so that nothing about other shops'
 /// orders leaks through the wording.
-fn unknown_order(order_id: &str, as_of: Instant, policy: &Policy) -> ApiError {
+fn unknown_order(order_id: &str, as_of: UnixNs, policy: &Policy) -> ApiError {
     ApiError::NotFound(format!(
         "no order `{order_id}` as of {} that this token may read",
         as_of.to_rfc3339(policy.utc_offset)

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use axum::body::Bytes;
-use penalty_core::{Instant, Ledger, Policy, Reject};
+use penalty_core::{Ledger, Policy, Reject, UnixNs};
 use penalty_store::ingest::{
     AppendedEvent, IngestCounts, IngestOptions, IngestSink, RejectsFile, SyncJob,
 };
@@ -144,7 +144,7 @@ impl View {
     fn fold(
         &mut self,
         seq: u64,
-        recorded_at: Instant,
+        recorded_at: UnixNs,
         event: &penalty_core::Event,
     ) -> Result<(), StoreError> {
         self.projection.apply(seq, recorded_at, event)?;
@@ -153,7 +153,7 @@ impl View {
     }
 
     /// Notes where an event is: its order's entry, its block's stamp.
-    fn index(&mut self, seq: u64, recorded_at: Instant, event: &penalty_core::Event) {
+    fn index(&mut self, seq: u64, recorded_at: UnixNs, event: &penalty_core::Event) {
         self.stamps.note(recorded_at);
         let Some(order_id) = event.order_id() else {
             return;
@@ -345,7 +345,7 @@ impl AppState {
     ///
     /// `known_at` replays are limited per caller; this one counts them all
     /// as one caller: prefer [`AppState::query_for`].
-    pub async fn query<T, F>(&self, known_at: Option<Instant>, question: F) -> Result<T, ApiError>
+    pub async fn query<T, F>(&self, known_at: Option<UnixNs>, question: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&Ledger) -> Result<T, ApiError> + Send + 'static,
@@ -358,7 +358,7 @@ impl AppState {
     pub async fn query_for<T, F>(
         &self,
         access: Option<&Access>,
-        known_at: Option<Instant>,
+        known_at: Option<UnixNs>,
         question: F,
     ) -> Result<T, ApiError>
     where
@@ -389,7 +389,7 @@ impl AppState {
     /// projection are never queued behind replays.
     async fn replay_known_at(
         &self,
-        known_at: Instant,
+        known_at: UnixNs,
         access: Option<&Access>,
     ) -> Result<Arc<Projection>, ApiError> {
         let key = {
@@ -503,7 +503,7 @@ impl AppState {
         &self,
         order_id: String,
         access: Access,
-        as_of: Instant,
+        as_of: UnixNs,
     ) -> Result<Option<Vec<TimelineEvent>>, ApiError> {
         let state = self.clone();
         let _permit = self.query_permit().await?;

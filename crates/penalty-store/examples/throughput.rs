@@ -8,7 +8,7 @@
 use std::time::Instant as WallClock;
 
 use penalty_core::event::{format_event_id, parse_line};
-use penalty_core::time::Instant;
+use penalty_core::time::UnixNs;
 use penalty_store::ingest::{ingest, IngestOptions, RejectsFile};
 use penalty_store::EventLog;
 
@@ -41,7 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = WallClock::now();
     for (number, chunk) in parsed.chunks(8192).enumerate() {
         let block_started = WallClock::now();
-        log.append_batch(chunk, Instant(0))?;
+        log.append_batch(chunk, UnixNs(0))?;
         if std::env::var_os("BLOCK_TIMES").is_some() && number % 16 == 0 {
             println!("block {number}: {:?}", block_started.elapsed());
         }
@@ -78,7 +78,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     drop(log);
     let mut log = EventLog::open(dir.path())?;
     let started = WallClock::now();
-    log.append_batch(&parsed[..1], Instant(0))?;
+    log.append_batch(&parsed[..1], UnixNs(0))?;
     println!("index rebuild after reopen: {}", rate(2 * events, started));
 
     let started = WallClock::now();

@@ -64,7 +64,7 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 use penalty_core::event::{ParsedRef, Payload};
-use penalty_core::time::Instant;
+use penalty_core::time::UnixNs;
 
 use crate::StoreError;
 
@@ -310,7 +310,7 @@ pub struct NewEntry<'a> {
 
 /// Encodes a block. The caller guarantees at least one entry and sizes that
 /// fit the length fields (an order id is at most 128 bytes, a line 64 KiB).
-pub fn encode(first_seq: u64, recorded_at: Instant, entries: &[NewEntry<'_>]) -> Vec<u8> {
+pub fn encode(first_seq: u64, recorded_at: UnixNs, entries: &[NewEntry<'_>]) -> Vec<u8> {
     let mut out = Vec::with_capacity(encoded_len(entries));
     encode_into(first_seq, recorded_at, entries, &mut out);
     out
@@ -319,7 +319,7 @@ pub fn encode(first_seq: u64, recorded_at: Instant, entries: &[NewEntry<'_>]) ->
 /// A block as builds before format 3 encoded it: format 1, each entry's
 /// hash (which the caller gives) of its canonical JSON. For the tests that
 /// data directories those builds wrote still read, append and verify.
-pub fn encode_format_1(first_seq: u64, recorded_at: Instant, entries: &[NewEntry<'_>]) -> Vec<u8> {
+pub fn encode_format_1(first_seq: u64, recorded_at: UnixNs, entries: &[NewEntry<'_>]) -> Vec<u8> {
     let mut block = encode(first_seq, recorded_at, entries);
     block[8..10].copy_from_slice(&FORMAT_PLAIN.to_be_bytes());
     let crc = crc_of(&block);
@@ -341,7 +341,7 @@ pub fn encoded_len(entries: &[NewEntry<'_>]) -> usize {
 /// own, aligned as it needs.
 pub fn encode_into(
     first_seq: u64,
-    recorded_at: Instant,
+    recorded_at: UnixNs,
     entries: &[NewEntry<'_>],
     out: &mut Vec<u8>,
 ) {
@@ -355,7 +355,7 @@ pub fn encode_into(
 /// its time.
 pub(crate) fn encode_noting_offsets(
     first_seq: u64,
-    recorded_at: Instant,
+    recorded_at: UnixNs,
     entries: &[NewEntry<'_>],
     out: &mut Vec<u8>,
     mut offsets: Option<&mut Vec<u32>>,
@@ -484,7 +484,7 @@ pub struct DecodedBlock {
     /// The sequence number of its first event.
     pub first_seq: u64,
     /// When it was appended.
-    pub recorded_at: Instant,
+    pub recorded_at: UnixNs,
     /// Whether its entries' content hashes are of their stored payloads
     /// (format 3), not of their canonical JSON (formats 1 and 2).
     pub hash_of_payload: bool,
@@ -690,7 +690,7 @@ fn decode_bytes(key: &[u8], bytes: Cow<'_, [u8]>) -> Result<DecodedBlock, StoreE
     };
     let first_seq = be_u64(&bytes[12..20]);
     let count = be_u32(&bytes[20..24]);
-    let recorded_at = Instant(be_u64(&bytes[24..32]) as i64);
+    let recorded_at = UnixNs(be_u64(&bytes[24..32]) as i64);
     let corrupt = |detail: String| StoreError::corrupt_block(key_seq, u64::from(count), detail);
     if first_seq != key_seq {
         return Err(corrupt(format!(
@@ -773,7 +773,7 @@ mod tests {
     }
 
     fn encoded() -> Vec<u8> {
-        encode(7, Instant(42), &entries(&lines()))
+        encode(7, UnixNs(42), &entries(&lines()))
     }
 
     #[test]
@@ -782,7 +782,7 @@ mod tests {
         let block = decode(&block_key(7), encoded()).expect("decodes");
         assert_eq!(block.first_seq, 7);
         assert_eq!(block.last_seq(), 8);
-        assert_eq!(block.recorded_at, Instant(42));
+        assert_eq!(block.recorded_at, UnixNs(42));
         let first = block.entry(7).expect("seq 7");
         assert_eq!(block.json(first), lines[0].canonical_json.as_slice());
         assert_eq!(block.paid(first), Some(&b"O1"[..]));
@@ -857,7 +857,7 @@ mod tests {
         let lines = lines();
         let mut out = vec![0xaa; 5];
         let mut noted = vec![1, 2, 3];
-        encode_noting_offsets(7, Instant(42), &entries(&lines), &mut out, Some(&mut noted));
+        encode_noting_offsets(7, UnixNs(42), &entries(&lines), &mut out, Some(&mut noted));
         assert_eq!(&out[5..], &bytes[..]);
         assert_eq!(noted, offsets);
 

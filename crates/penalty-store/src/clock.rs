@@ -5,13 +5,13 @@
 //! block ingest writes, and the default `--as-of` / `as_of` of the CLI and
 //! the server.
 
-use penalty_core::Instant;
+use penalty_core::UnixNs;
 
-/// The wall clock as an [`Instant`]. A clock before 1970 reads as the
+/// The wall clock as a [`UnixNs`]. A clock before 1970 reads as the
 /// epoch, one past what 64-bit nanoseconds hold (2262) as the last instant.
-pub fn now() -> Instant {
+pub fn now() -> UnixNs {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
-    Instant(nanos)
+    UnixNs(nanos)
 }

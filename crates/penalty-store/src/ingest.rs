@@ -33,7 +33,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use penalty_core::event::{ParsedLines, ParsedRef, Reject, MAX_LINE_BYTES};
-use penalty_core::time::Instant;
+use penalty_core::time::UnixNs;
 use serde::Serialize;
 
 use crate::block::content_hashes;
@@ -144,7 +144,7 @@ pub struct AppendedEvent<'a> {
     /// Its sequence number.
     pub seq: u64,
     /// When its block was recorded.
-    pub recorded_at: Instant,
+    pub recorded_at: UnixNs,
     /// The event's forms; [`ParsedRef::event`] gives the typed event.
     pub line: ParsedRef<'a>,
 }
@@ -311,7 +311,7 @@ struct Committer<'a> {
 struct Staged {
     batch: Batch,
     outcomes: Vec<AppendOutcome>,
-    recorded_at: Instant,
+    recorded_at: UnixNs,
     /// The input consumed when the batch was committed.
     bytes_read: u64,
     /// What became of the batch's lines.

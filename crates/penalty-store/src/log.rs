@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use penalty_core::event::{parse_stored, AsParsed, Event, ParsedRef, Payload, Reject};
-use penalty_core::time::Instant;
+use penalty_core::time::UnixNs;
 use serde::Serialize;
 
 use crate::block::{self, block_key, content_hash, BlockBytes, DecodedBlock, Locator, NewEntry};
@@ -130,7 +130,7 @@ pub struct StoredEvent {
     /// Its sequence number.
     pub seq: u64,
     /// When its block was appended.
-    pub recorded_at: Instant,
+    pub recorded_at: UnixNs,
     /// Its event id.
     pub event_id: u128,
     /// The stored payload: canonical JSON, or the compact form.
@@ -917,7 +917,7 @@ impl EventLog {
     pub fn append_batch<T: AsParsed>(
         &mut self,
         items: &[T],
-        recorded_at: Instant,
+        recorded_at: UnixNs,
     ) -> Result<Vec<AppendOutcome>, StoreError> {
         let keyed: Vec<(ParsedRef<'_>, Keys)> = items
             .iter()
@@ -961,7 +961,7 @@ impl EventLog {
     pub(crate) fn append_keyed(
         &mut self,
         items: &[(ParsedRef<'_>, Keys)],
-        recorded_at: Instant,
+        recorded_at: UnixNs,
     ) -> Result<Vec<AppendOutcome>, StoreError> {
         assert_eq!(
             self.writer.pending(),
@@ -991,7 +991,7 @@ impl EventLog {
     pub(crate) fn stage_keyed(
         &mut self,
         items: &[(ParsedRef<'_>, Keys)],
-        recorded_at: Instant,
+        recorded_at: UnixNs,
     ) -> Result<(Vec<AppendOutcome>, Option<BlockJob>), StoreError> {
         if items.is_empty() {
             return Ok((Vec::new(), None));
@@ -1006,7 +1006,7 @@ impl EventLog {
     fn stage_unchecked(
         &mut self,
         items: &[(ParsedRef<'_>, Keys)],
-        recorded_at: Instant,
+        recorded_at: UnixNs,
     ) -> Result<(Vec<AppendOutcome>, Option<BlockJob>), StoreError> {
         let mut index = match self.index.take() {
             Some(index) => index,
@@ -1945,8 +1945,8 @@ mod tests {
             .collect()
     }
 
-    fn recorded_at() -> Instant {
-        Instant::parse_rfc3339("2026-01-01T00:00:00Z").expect("an instant")
+    fn recorded_at() -> UnixNs {
+        UnixNs::parse_rfc3339("2026-01-01T00:00:00Z").expect("an instant")
     }
 
     /// A log in `dir` with one acknowledged block of `count` events.

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use penalty_core::ledger::partition::{partition_of, shop_of};
-use penalty_core::{Instant, KindRef, Ledger, OrderIds, OrderIndex, Policy};
+use penalty_core::{KindRef, Ledger, OrderIds, OrderIndex, Policy, UnixNs};
 
 use penalty_core::compact::EventBuffer;
 
@@ -48,7 +48,7 @@ impl Projection {
     pub fn apply(
         &mut self,
         seq: u64,
-        recorded_at: Instant,
+        recorded_at: UnixNs,
         event: &penalty_core::Event,
     ) -> Result<(), StoreError> {
         self.fold_in(
@@ -63,9 +63,9 @@ impl Projection {
     fn fold_in(
         &mut self,
         seq: u64,
-        at: Instant,
+        at: UnixNs,
         kind: KindRef<'_>,
-        recorded_at: Instant,
+        recorded_at: UnixNs,
         order: OrderIndex,
     ) -> Result<(), StoreError> {
         debug_assert!(seq > self.seq, "events fold in sequence order");
@@ -442,7 +442,7 @@ pub fn open_part(
 pub fn replay_read(
     reader: &LogReader,
     policy: &Policy,
-    known_at: Option<Instant>,
+    known_at: Option<UnixNs>,
 ) -> Result<(Projection, Option<SnapshotEnd>), StoreError> {
     let blocks = reader.blocks();
     let last_end = blocks.last_end();
@@ -478,7 +478,7 @@ pub fn save_read(
 pub fn replay(
     log: &EventLog,
     policy: &Policy,
-    known_at: Option<Instant>,
+    known_at: Option<UnixNs>,
 ) -> Result<Projection, StoreError> {
     replay_from(ReplaySource::of(log)?, policy, known_at)
 }
@@ -517,7 +517,7 @@ impl ReplaySource {
 pub fn replay_from(
     source: ReplaySource,
     policy: &Policy,
-    known_at: Option<Instant>,
+    known_at: Option<UnixNs>,
 ) -> Result<Projection, StoreError> {
     let mut projection = Projection {
         ledger: Ledger::new(policy.clone()),
@@ -561,7 +561,7 @@ pub fn replay_from(
 fn fold(
     source: ReplaySource,
     projection: &mut Projection,
-    known_at: Option<Instant>,
+    known_at: Option<UnixNs>,
     ids: Option<OrderIds>,
 ) -> (Result<(), StoreError>, Option<OrderIds>) {
     let from = projection.seq + 1;
@@ -650,7 +650,7 @@ fn fold(
 /// A block's events from `from` on, decoded by the reading thread for the
 /// folding one.
 struct ReadyBlock {
-    recorded_at: Instant,
+    recorded_at: UnixNs,
     events: EventBuffer,
     /// Each event's sequence number, and its position in `events` with its
     /// order's index when the reading thread interns them, or why it does
@@ -674,7 +674,7 @@ impl ReadyBlock {
                 continue;
             }
             let (payload, compact) = block.payload(entry);
-            let mut keep = |at: Instant, kind: &KindRef<'_>| {
+            let mut keep = |at: UnixNs, kind: &KindRef<'_>| {
                 let order = match (ids.as_deref_mut(), kind.order_id()) {
                     (Some(ids), Some(order_id)) => Some(
                         ids.intern(order_id)

@@ -500,7 +500,7 @@ mod tests {
         let lines: Vec<_> = (from..from + count)
             .map(|n| penalty_core::event::parse_line(deposit(n).as_bytes()).expect("valid"))
             .collect();
-        log.append_batch(&lines, penalty_core::time::Instant(1))
+        log.append_batch(&lines, penalty_core::time::UnixNs(1))
             .expect("appended");
     }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant as WallClock};
 
 use penalty_core::event::{format_event_id, parse_line, ParsedLine, Reject, MAX_LINE_BYTES};
-use penalty_core::time::Instant;
+use penalty_core::time::UnixNs;
 use penalty_store::block::Locator;
 use penalty_store::ingest::{
     ingest, AppendedEvent, IngestCounts, IngestOptions, IngestSink, RejectsFile,
@@ -51,7 +51,7 @@ fn append_paid(log: &mut EventLog, lines: &[(u128, &str)], at: i64) -> Vec<Appen
         .iter()
         .map(|&(n, order)| parsed(&paid_line(n, order)))
         .collect();
-    log.append_batch(&lines, Instant(at)).unwrap()
+    log.append_batch(&lines, UnixNs(at)).unwrap()
 }
 
 fn seqs(outcomes: &[AppendOutcome]) -> Vec<AppendOutcome> {
@@ -203,7 +203,7 @@ fn append_and_read_round_trip() {
         parsed(&shipped_line(2, "O1", "T1")),
         parsed(&paid_line(3, "O2")),
     ];
-    let outcomes = log.append_batch(&items, Instant(1_000)).unwrap();
+    let outcomes = log.append_batch(&items, UnixNs(1_000)).unwrap();
     assert_eq!(
         outcomes,
         vec![
@@ -213,7 +213,7 @@ fn append_and_read_round_trip() {
         ]
     );
     let more = vec![parsed(&shipped_line(4, "O2", "T2"))];
-    log.append_batch(&more, Instant(2_000)).unwrap();
+    log.append_batch(&more, UnixNs(2_000)).unwrap();
     assert_eq!(log.last_seq().unwrap(), 4);
 
     let events = all_events(&log);
@@ -223,8 +223,8 @@ fn append_and_read_round_trip() {
         assert_eq!(event.event_id, item.event.event_id);
         assert_eq!(event.event().unwrap(), item.event);
     }
-    assert_eq!(events[2].recorded_at, Instant(1_000));
-    assert_eq!(events[3].recorded_at, Instant(2_000));
+    assert_eq!(events[2].recorded_at, UnixNs(1_000));
+    assert_eq!(events[3].recorded_at, UnixNs(2_000));
 
     // Starting inside a block, at a block boundary, and past the end.
     let from_two: Vec<u64> = log.iter_from(2).map(|e| e.unwrap().seq).collect();
@@ -237,7 +237,7 @@ fn append_and_read_round_trip() {
     assert!(log.get(0).unwrap().is_none());
     assert!(log.get(5).unwrap().is_none());
     assert!(log
-        .append_batch::<ParsedLine>(&[], Instant(3_000))
+        .append_batch::<ParsedLine>(&[], UnixNs(3_000))
         .unwrap()
         .is_empty());
 
@@ -253,7 +253,7 @@ fn sequence_numbers_are_gapless_across_reopen() {
         let mut log = EventLog::open(dir.path()).unwrap();
         log.append_batch(
             &[parsed(&paid_line(1, "O1")), parsed(&paid_line(2, "O2"))],
-            Instant(0),
+            UnixNs(0),
         )
         .unwrap();
     }
@@ -291,7 +291,7 @@ fn duplicates_conflicts_and_second_payments_within_a_batch_and_across_reopen() {
                     parsed(&shipped_line(3, "O1", "T1")),
                     parsed(&shipped_line(3, "O1", "T1")),
                 ],
-                Instant(0),
+                UnixNs(0),
             )
             .unwrap();
         assert_eq!(
@@ -322,7 +322,7 @@ fn duplicates_conflicts_and_second_payments_within_a_batch_and_across_reopen() {
                 parsed(&paid_line(5, "O2")),
                 parsed(&paid_line(6, "O2")),
             ],
-            Instant(0),
+            UnixNs(0),
         )
         .unwrap();
     assert_eq!(
@@ -337,7 +337,7 @@ fn duplicates_conflicts_and_second_payments_within_a_batch_and_across_reopen() {
         ]
     );
     // A batch of nothing new writes nothing.
-    let outcomes = log.append_batch(&[parsed(&original)], Instant(0)).unwrap();
+    let outcomes = log.append_batch(&[parsed(&original)], UnixNs(0)).unwrap();
     assert_eq!(outcomes, vec![AppendOutcome::Duplicate { seq: 1 }]);
     assert_eq!(log.last_seq().unwrap(), 3);
     assert_eq!(log.verify().unwrap().blocks, 2);
@@ -350,12 +350,12 @@ fn a_flipped_byte_in_a_block_is_detected_and_never_used() {
         let mut log = EventLog::open(dir.path()).unwrap();
         log.append_batch(
             &[parsed(&paid_line(1, "O1")), parsed(&paid_line(2, "O2"))],
-            Instant(0),
+            UnixNs(0),
         )
         .unwrap();
         log.append_batch(
             &[parsed(&paid_line(3, "O3")), parsed(&paid_line(4, "O4"))],
-            Instant(0),
+            UnixNs(0),
         )
         .unwrap();
     }
@@ -392,7 +392,7 @@ fn a_flipped_byte_in_a_block_is_detected_and_never_used() {
     assert!(log.get(4).is_err());
     assert!(log.get(1).unwrap().is_some());
     // Appending needs the index, which is never built from a damaged block.
-    let append = log.append_batch(&[parsed(&paid_line(5, "O5"))], Instant(0));
+    let append = log.append_batch(&[parsed(&paid_line(5, "O5"))], UnixNs(0));
     assert!(matches!(
         append,
         Err(StoreError::Corrupt { first_seq: 3, .. })
@@ -408,7 +408,7 @@ fn a_block_written_but_never_located_is_dropped_and_overwritten() {
     let path = dir.path().join(BLOCKS_FILE);
     {
         let mut log = EventLog::open(dir.path()).unwrap();
-        log.append_batch(&[parsed(&paid_line(1, "O1"))], Instant(0))
+        log.append_batch(&[parsed(&paid_line(1, "O1"))], UnixNs(0))
             .unwrap();
     }
     {
@@ -424,7 +424,7 @@ fn a_block_written_but_never_located_is_dropped_and_overwritten() {
     assert_eq!(all_events(&log).len(), 1);
     assert!(log.verify().unwrap().is_ok());
     let outcomes = log
-        .append_batch(&[parsed(&paid_line(2, "O2"))], Instant(0))
+        .append_batch(&[parsed(&paid_line(2, "O2"))], UnixNs(0))
         .unwrap();
     assert_eq!(outcomes, vec![AppendOutcome::Appended { seq: 2 }]);
     drop(log);
@@ -462,11 +462,11 @@ fn a_truncated_blocks_file_is_reported_naming_the_lost_events() {
     let dir = tempfile::tempdir().unwrap();
     {
         let mut log = EventLog::open(dir.path()).unwrap();
-        log.append_batch(&[parsed(&paid_line(1, "O1"))], Instant(0))
+        log.append_batch(&[parsed(&paid_line(1, "O1"))], UnixNs(0))
             .unwrap();
         log.append_batch(
             &[parsed(&paid_line(2, "O2")), parsed(&paid_line(3, "O3"))],
-            Instant(0),
+            UnixNs(0),
         )
         .unwrap();
     }
@@ -498,7 +498,7 @@ fn a_store_with_its_blocks_inside_sled_is_still_read_and_appended_to() {
     let outcomes = log
         .append_batch(
             &[parsed(&paid_line(1, "O1")), parsed(&paid_line(3, "O3"))],
-            Instant(8),
+            UnixNs(8),
         )
         .unwrap();
     assert_eq!(
@@ -529,7 +529,7 @@ fn store_with_blocks(dir: &Path, blocks: &[(u64, Vec<ParsedLine>)]) {
         store_block_in_sled(
             dir,
             *first_seq,
-            format_1_block(*first_seq, Instant(7), lines),
+            format_1_block(*first_seq, UnixNs(7), lines),
         );
     }
 }
@@ -569,9 +569,9 @@ fn verify_checks_content_hashes_by_each_blocks_format() {
             })
             .collect();
         let block = if format_1 {
-            encode_format_1(1, Instant(7), &entries)
+            encode_format_1(1, UnixNs(7), &entries)
         } else {
-            encode(1, Instant(7), &entries)
+            encode(1, UnixNs(7), &entries)
         };
         let dir = tempfile::tempdir().unwrap();
         store_block_in_sled(dir.path(), 1, block);
@@ -596,7 +596,7 @@ fn verify_checks_content_hashes_by_each_blocks_format() {
 
 /// `lines` as one block in format 1: each entry hashed by its canonical
 /// JSON, whatever its payload.
-fn format_1_block(first_seq: u64, recorded_at: Instant, lines: &[ParsedLine]) -> Vec<u8> {
+fn format_1_block(first_seq: u64, recorded_at: UnixNs, lines: &[ParsedLine]) -> Vec<u8> {
     let entries: Vec<penalty_store::block::NewEntry<'_>> = lines
         .iter()
         .map(|line| penalty_store::block::NewEntry {
@@ -634,7 +634,7 @@ fn a_log_repeating_an_event_id_or_a_payment_is_refused_at_the_first_append() {
         );
         let mut log = EventLog::open(dir.path()).unwrap();
         let refused = log
-            .append_batch(&[parsed(&paid_line(5, "O5"))], Instant(8))
+            .append_batch(&[parsed(&paid_line(5, "O5"))], UnixNs(8))
             .unwrap_err();
         assert_eq!(refused.corrupt_seq(), Some(3), "{refused}");
         assert!(refused.to_string().contains(detail), "{refused}");
@@ -650,7 +650,7 @@ fn snapshots_are_resumed_from_and_damage_falls_back_to_a_replay() {
     use penalty_store::reader::LogReader;
     let dir = tempfile::tempdir().unwrap();
     let policy = penalty_core::Policy::default();
-    let as_of = Instant::parse_rfc3339("2026-06-01T00:00:00Z").unwrap();
+    let as_of = UnixNs::parse_rfc3339("2026-06-01T00:00:00Z").unwrap();
     let mut log = EventLog::open(dir.path()).unwrap();
     append_paid(&mut log, &[(1, "O1"), (2, "O2")], 1);
     append_paid(&mut log, &[(3, "O3")], 2);
@@ -741,8 +741,8 @@ fn assert_parts_answer_as_the_whole(orders: u64, shops: u64, seed: u64, cut_per_
     let (whole, _) = projection::replay_read(&reader, &policy, None).unwrap();
     let whole = whole.ledger;
     let as_ofs = [
-        Instant::parse_rfc3339("2026-01-09T00:00:00Z").unwrap(),
-        Instant::parse_rfc3339("2027-06-01T00:00:00Z").unwrap(),
+        UnixNs::parse_rfc3339("2026-01-09T00:00:00Z").unwrap(),
+        UnixNs::parse_rfc3339("2027-06-01T00:00:00Z").unwrap(),
     ];
     let mut shop_ids: Vec<String> = whole.shop_ids().map(String::from).collect();
     shop_ids.push("S-none".into());
@@ -963,9 +963,9 @@ fn an_absurd_reserve_is_bounded_and_harmless() {
     let lines: Vec<ParsedLine> = (0..3u128)
         .map(|n| parsed(&paid_line(n, &format!("O{n}"))))
         .collect();
-    let outcomes = log.append_batch(&lines, Instant(0)).unwrap();
+    let outcomes = log.append_batch(&lines, UnixNs(0)).unwrap();
     assert_eq!(outcomes.len(), 3);
-    let again = log.append_batch(&lines[..1], Instant(0)).unwrap();
+    let again = log.append_batch(&lines[..1], UnixNs(0)).unwrap();
     assert!(
         matches!(again[0], AppendOutcome::Duplicate { seq: 1 }),
         "{again:?}"
@@ -1577,9 +1577,9 @@ fn a_snapshot_sled_was_still_writing_does_not_stop_the_log_from_opening() {
         let dir = tempfile::tempdir().unwrap();
         {
             let mut log = EventLog::open(dir.path()).unwrap();
-            log.append_batch(&[parsed(&paid_line(1, "O1"))], Instant(0))
+            log.append_batch(&[parsed(&paid_line(1, "O1"))], UnixNs(0))
                 .unwrap();
-            log.append_batch(&[parsed(&paid_line(2, "O2"))], Instant(0))
+            log.append_batch(&[parsed(&paid_line(2, "O2"))], UnixNs(0))
                 .unwrap();
         }
         // Sorts after every snapshot sled has finished.
@@ -1600,7 +1600,7 @@ fn a_snapshot_sled_was_still_writing_does_not_stop_the_log_from_opening() {
         assert!(!leftover.exists(), "the unfinished snapshot is removed");
         assert_eq!(all_events(&log).len(), 2);
         let outcomes = log
-            .append_batch(&[parsed(&paid_line(3, "O3"))], Instant(0))
+            .append_batch(&[parsed(&paid_line(3, "O3"))], UnixNs(0))
             .unwrap();
         assert_eq!(outcomes, vec![AppendOutcome::Appended { seq: 3 }]);
         assert!(log.verify().unwrap().is_ok());
@@ -1613,12 +1613,12 @@ fn three_blocks(dir: &Path) -> Vec<penalty_store::StoredEvent> {
     let mut log = EventLog::open(dir).unwrap();
     log.append_batch(
         &[parsed(&paid_line(1, "O1")), parsed(&paid_line(2, "PLGB2"))],
-        Instant(1),
+        UnixNs(1),
     )
     .unwrap();
-    log.append_batch(&[parsed(&shipped_line(3, "PLGB2", "SF1"))], Instant(2))
+    log.append_batch(&[parsed(&shipped_line(3, "PLGB2", "SF1"))], UnixNs(2))
         .unwrap();
-    log.append_batch(&[parsed(&paid_line(4, "O4"))], Instant(3))
+    log.append_batch(&[parsed(&paid_line(4, "O4"))], UnixNs(3))
         .unwrap();
     all_events(&log)
 }
@@ -1674,7 +1674,7 @@ fn recover_rebuilds_sled_from_the_blocks_file() {
         let outcomes = log
             .append_batch(
                 &[parsed(&paid_line(5, "O5")), parsed(&paid_line(1, "O1"))],
-                Instant(4),
+                UnixNs(4),
             )
             .unwrap();
         assert_eq!(
@@ -1830,10 +1830,10 @@ fn large_blocks_are_aligned_and_recovered_across_their_padding() {
         .collect();
     let before = {
         let mut log = EventLog::open(dir.path()).unwrap();
-        log.append_batch(&[parsed(&paid_line(1, "O1"))], Instant(1))
+        log.append_batch(&[parsed(&paid_line(1, "O1"))], UnixNs(1))
             .unwrap();
-        log.append_batch(&large, Instant(2)).unwrap();
-        log.append_batch(&[parsed(&paid_line(4002, "O4002"))], Instant(3))
+        log.append_batch(&large, UnixNs(2)).unwrap();
+        log.append_batch(&[parsed(&paid_line(4002, "O4002"))], UnixNs(3))
             .unwrap();
         all_events(&log)
     };
@@ -1860,7 +1860,7 @@ fn large_blocks_are_aligned_and_recovered_across_their_padding() {
         let more: Vec<ParsedLine> = (4003..7003)
             .map(|n| parsed(&paid_line(n, &format!("O{n}"))))
             .collect();
-        log.append_batch(&more, Instant(4)).unwrap();
+        log.append_batch(&more, UnixNs(4)).unwrap();
     }
     let padded_len = std::fs::metadata(dir.path().join(BLOCKS_FILE))
         .unwrap()
@@ -1886,7 +1886,7 @@ fn large_blocks_are_aligned_and_recovered_across_their_padding() {
                 parsed(&paid_line(7003, "O7003")),
                 parsed(&paid_line(2, "O2"))
             ],
-            Instant(5)
+            UnixNs(5)
         )
         .unwrap(),
         vec![
@@ -1912,7 +1912,7 @@ fn recover_finds_lz4_blocks_of_earlier_builds() {
     let rest = &blocks[first_len..];
     let plain = format_1_block(
         1,
-        Instant(1),
+        UnixNs(1),
         &[parsed(&paid_line(1, "O1")), parsed(&paid_line(2, "PLGB2"))],
     );
     let entries = &plain[32..];
@@ -1933,7 +1933,7 @@ fn recover_finds_lz4_blocks_of_earlier_builds() {
     assert_eq!(all_events(&log), before);
     assert!(log.verify().unwrap().is_ok());
     assert_eq!(
-        log.append_batch(&[parsed(&paid_line(2, "PLGB2"))], Instant(9))
+        log.append_batch(&[parsed(&paid_line(2, "PLGB2"))], UnixNs(9))
             .unwrap(),
         vec![AppendOutcome::Duplicate { seq: 2 }],
         "an event of the compressed block confirms a duplicate"
@@ -1950,18 +1950,18 @@ fn a_replay_source_holds_the_log_as_it_was_when_taken() {
     let mut log = EventLog::open(dir.path()).unwrap();
     log.append_batch(
         &[parsed(&paid_line(1, "O1")), parsed(&paid_line(2, "O2"))],
-        Instant(1),
+        UnixNs(1),
     )
     .unwrap();
     let source = ReplaySource::of(&log).unwrap();
     assert_eq!(source.last_seq(), 2);
-    log.append_batch(&[parsed(&paid_line(3, "O3"))], Instant(2))
+    log.append_batch(&[parsed(&paid_line(3, "O3"))], UnixNs(2))
         .unwrap();
     let policy = penalty_core::Policy::default();
     let then = replay_from(source, &policy, None).unwrap();
     let now = replay(&log, &policy, None).unwrap();
     assert_eq!((then.seq, now.seq), (2, 3));
-    let as_of = Instant(i64::MAX / 2);
+    let as_of = UnixNs(i64::MAX / 2);
     assert!(then.ledger.order_report("O3", as_of).is_err());
     assert!(now.ledger.order_report("O3", as_of).is_ok());
 }

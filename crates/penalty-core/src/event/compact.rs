@@ -34,7 +34,7 @@
 //! ```
 
 use super::{Event, EventType, KindFields, KindRef};
-use crate::time::Instant;
+use crate::time::UnixNs;
 
 /// The texts of a line that the typed event does not keep.
 pub(crate) struct Texts<'a> {
@@ -68,7 +68,7 @@ fn long(out: &mut Vec<u8>, value: impl AsRef<[u8]>) -> Option<()> {
 pub(crate) fn encode_into(
     event_id: u128,
     id_lowercase: bool,
-    at: Instant,
+    at: UnixNs,
     kind: &KindFields<&[u8]>,
     texts: &Texts<'_>,
     canonical: std::ops::Range<usize>,
@@ -93,7 +93,7 @@ pub(crate) fn encode_into(
 
 fn write_form(
     event_id: u128,
-    at: Instant,
+    at: UnixNs,
     kind: &KindFields<&[u8]>,
     texts: &Texts<'_>,
     out: &mut Vec<u8>,
@@ -284,7 +284,7 @@ fn fields(bytes: &[u8]) -> Option<Fields<'_>> {
 }
 
 /// The event of a compact form with borrowed text: its id, instant and kind.
-pub fn decode_ref(bytes: &[u8]) -> Option<(u128, Instant, KindRef<'_>)> {
+pub fn decode_ref(bytes: &[u8]) -> Option<(u128, UnixNs, KindRef<'_>)> {
     let f = fields(bytes)?;
     let kind = KindFields {
         event_type: f.event_type,
@@ -294,9 +294,9 @@ pub fn decode_ref(bytes: &[u8]) -> Option<(u128, Instant, KindRef<'_>)> {
         tracking_no: f.tracking_no,
         amount_fen: f.amount_fen,
         judgment: f.judgment,
-        ship_by: f.ship_by.map(|(ns, _)| Instant(ns)),
+        ship_by: f.ship_by.map(|(ns, _)| UnixNs(ns)),
     };
-    Some((f.event_id, Instant(f.at), kind.to_kind_ref()))
+    Some((f.event_id, UnixNs(f.at), kind.to_kind_ref()))
 }
 
 /// Events decoded ahead of their fold, their text copied into one string:
@@ -316,13 +316,13 @@ pub struct EventBuffer {
 /// empty).
 #[derive(Clone, Copy, Debug)]
 struct Held {
-    at: Instant,
+    at: UnixNs,
     event_type: EventType,
     judgment: u8,
     start: u32,
     ends: [u32; 4],
     amount_fen: i64,
-    ship_by: Option<Instant>,
+    ship_by: Option<UnixNs>,
 }
 
 impl EventBuffer {
@@ -336,7 +336,7 @@ impl EventBuffer {
 
     /// Keeps an event and returns its position; `None` only when the
     /// buffer's text would pass 4 GiB.
-    pub fn push(&mut self, at: Instant, kind: &KindRef<'_>) -> Option<usize> {
+    pub fn push(&mut self, at: UnixNs, kind: &KindRef<'_>) -> Option<usize> {
         let fields = kind.fields();
         let start = u32::try_from(self.text.len()).ok()?;
         let mut ends = [start; 4];
@@ -363,7 +363,7 @@ impl EventBuffer {
     }
 
     /// The event at `position`, as [`EventBuffer::push`] took it.
-    pub fn get(&self, position: usize) -> Option<(Instant, KindRef<'_>)> {
+    pub fn get(&self, position: usize) -> Option<(UnixNs, KindRef<'_>)> {
         let held = self.events.get(position)?;
         let [order_id, shop_id, product_id, tracking_no] = held.ends;
         let text = |start: u32, end: u32| self.text.get(start as usize..end as usize);
@@ -540,7 +540,7 @@ mod tests {
             seconds: offset_minutes * 60,
         };
         let nanos = seconds * 1_000_000_000 + if fraction { 250_000_000 } else { 0 };
-        Instant(nanos).to_rfc3339(offset)
+        UnixNs(nanos).to_rfc3339(offset)
     }
 
     prop_compose! {

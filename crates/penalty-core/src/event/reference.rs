@@ -10,7 +10,7 @@ use super::scan;
 use super::types::{Event, EventKind, EventType, MAX_ID_BYTES, MAX_REVOCABLE_JUDGMENT};
 use super::uuid::parse_event_id;
 use super::{ParsedLine, Reject};
-use crate::time::Instant;
+use crate::time::UnixNs;
 
 /// The reference path: a full `serde_json::Value`, validated field by field,
 /// re-serialised with sorted keys. Every reject reason comes from here.
@@ -230,11 +230,11 @@ fn amount(object: &Map<String, Value>, field: &'static str) -> Result<i64, Rejec
 /// A timestamp. `at` is required (the caller turns `None` into
 /// `missing_field`); a JSON `null` for it is `invalid_field` (EVENTS.md), while
 /// for the optional `ship_by` a `null` counts as absent.
-fn instant(object: &Map<String, Value>, field: &'static str) -> Result<Option<Instant>, Reject> {
+fn instant(object: &Map<String, Value>, field: &'static str) -> Result<Option<UnixNs>, Reject> {
     match object.get(field) {
         None => Ok(None),
         Some(Value::Null) if field != "at" => Ok(None),
-        Some(Value::String(s)) => Instant::parse_rfc3339(s)
+        Some(Value::String(s)) => UnixNs::parse_rfc3339(s)
             .map(Some)
             .ok_or(Reject::InvalidField(field)),
         Some(_) => Err(Reject::InvalidField(field)),

@@ -11,7 +11,7 @@
 use super::types::{Event, EventType, KindFields, MAX_ID_BYTES, MAX_REVOCABLE_JUDGMENT};
 use super::uuid::parse_event_id;
 use super::{compact, ParsedLine};
-use crate::time::Instant;
+use crate::time::UnixNs;
 
 // The known keys, numbered in byte order: the order in which the
 // canonical JSON writes them.
@@ -48,7 +48,7 @@ struct Fields<'a> {
     /// Whether the event id was written without upper-case digits.
     id_lowercase: bool,
     /// `at`, when it was read in the common shape while scanning.
-    at: Option<Instant>,
+    at: Option<UnixNs>,
     /// `amount_fen`, when present.
     amount_fen: i64,
     /// `judgment`, when present.
@@ -184,7 +184,7 @@ fn key(bytes: &[u8], at: usize) -> Option<(usize, usize)> {
 /// it, when it has the common shape (see
 /// [`crate::time::parse_common_rfc3339`]), which holds no quote: the
 /// string then ends at the quote after that shape.
-fn common_instant(bytes: &[u8], at: usize) -> Option<(usize, Instant)> {
+fn common_instant(bytes: &[u8], at: usize) -> Option<(usize, UnixNs)> {
     for length in [25, 20] {
         let end = at + 1 + length;
         if bytes.get(end) == Some(&b'"') {
@@ -327,7 +327,7 @@ fn id(raw: Option<&[u8]>) -> Option<&[u8]> {
 /// An instant field other than the one `scan` read: the common shape
 /// directly, anything else through its text (without trying the common
 /// shape a second time).
-fn instant(raw: Option<&[u8]>) -> Option<Instant> {
+fn instant(raw: Option<&[u8]>) -> Option<UnixNs> {
     let bytes = text(raw)?;
     crate::time::parse_common_rfc3339(bytes)
         .or_else(|| crate::time::parse_general_rfc3339(std::str::from_utf8(bytes).ok()?))
@@ -341,7 +341,7 @@ pub(super) struct Borrowed<'a> {
     /// Whether the id was written in lower case, as the canonical
     /// JSON regenerated from the compact form writes it.
     pub id_lowercase: bool,
-    pub at: Instant,
+    pub at: UnixNs,
     pub kind: KindFields<&'a [u8]>,
     pub texts: compact::Texts<'a>,
     pub canonical: std::ops::Range<usize>,

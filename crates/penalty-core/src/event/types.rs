@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::time::Instant;
+use crate::time::UnixNs;
 
 /// The longest line ingest accepts (EVENTS.md): 64 KiB, line ending excluded.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
@@ -116,7 +116,7 @@ pub struct KindFields<T> {
     /// `judgment`, for `judgment_revoked`.
     pub judgment: u8,
     /// `ship_by`, for `paid`.
-    pub ship_by: Option<Instant>,
+    pub ship_by: Option<UnixNs>,
 }
 
 impl<T: Default> KindFields<T> {
@@ -205,7 +205,7 @@ pub struct Event {
     /// The idempotency key, a UUID as a 128-bit number.
     pub event_id: u128,
     /// When it happened.
-    pub at: Instant,
+    pub at: UnixNs,
     /// What happened.
     pub kind: EventKind,
 }
@@ -226,7 +226,7 @@ pub enum EventKind {
         /// What the buyer paid.
         amount_fen: i64,
         /// The presale shipping deadline, replacing the default window (R1).
-        ship_by: Option<Instant>,
+        ship_by: Option<UnixNs>,
     },
     /// The shop shipped, with a tracking number (R2 a).
     Shipped {
@@ -292,7 +292,7 @@ pub enum KindRef<'a> {
         /// What the buyer paid.
         amount_fen: i64,
         /// The presale deadline.
-        ship_by: Option<Instant>,
+        ship_by: Option<UnixNs>,
     },
     /// See [`EventKind::Shipped`].
     Shipped {

@@ -14,7 +14,7 @@ use serde::{Serialize, Serializer};
 use super::{Ledger, QueryError};
 use crate::event::EventType;
 use crate::report::{AtRiskOrder, NextStep};
-use crate::time::Instant;
+use crate::time::UnixNs;
 use crate::view::OrderView;
 
 const NANOS_PER_MINUTE: i64 = 60 * 1_000_000_000;
@@ -109,12 +109,12 @@ impl Ledger {
     pub fn at_risk(
         &self,
         shop_id: Option<&str>,
-        as_of: Instant,
+        as_of: UnixNs,
         within: Within,
     ) -> Result<AtRiskReport, QueryError> {
         let offset = self.policy.utc_offset;
-        let until = Instant(as_of.0.saturating_add(within.nanos()));
-        let mut found: Vec<(Instant, &str, AtRiskOrder)> = Vec::new();
+        let until = UnixNs(as_of.0.saturating_add(within.nanos()));
+        let mut found: Vec<(UnixNs, &str, AtRiskOrder)> = Vec::new();
         let mut look = |order: u32| {
             let Some(view) = self.view(order, as_of) else {
                 return;
@@ -170,8 +170,8 @@ impl Ledger {
     fn next_step(
         &self,
         view: &OrderView<'_>,
-        as_of: Instant,
-    ) -> Option<(Instant, NextStep, Option<u8>)> {
+        as_of: UnixNs,
+    ) -> Option<(UnixNs, NextStep, Option<u8>)> {
         let derived = &view.derived;
         // Unresolved as of `as_of` means unresolved at every earlier instant
         // too, so an order past its auto-close instant is auto-closed (R8).
@@ -182,8 +182,8 @@ impl Ledger {
         let revoked = |number: u8| {
             known().any(|e| e.kind == EventType::JudgmentRevoked && e.value == i64::from(number))
         };
-        let mut next: Option<(Instant, NextStep, Option<u8>)> = None;
-        let mut consider = |at: Instant, step: NextStep, judgment: Option<u8>| {
+        let mut next: Option<(UnixNs, NextStep, Option<u8>)> = None;
+        let mut consider = |at: UnixNs, step: NextStep, judgment: Option<u8>| {
             // On a tie the first considered wins: a judgment, then the flag,
             // then the close.
             if next.is_none_or(|(best, _, _)| at < best) {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use super::{DayEntry, Ledger, ShopRec};
 use crate::intern::Interner;
-use crate::time::{Day, Instant};
+use crate::time::{Day, UnixNs};
 
 /// Charges of due deductions: `(order, judgment)` -> `(charged_fen, waived_fen)`.
 pub(super) type Charges = HashMap<(u32, u8), (i64, i64)>;
@@ -27,10 +27,10 @@ impl Ledger {
     pub(super) fn charges(
         &self,
         shop: &ShopRec,
-        as_of: Instant,
+        as_of: UnixNs,
         days: Option<&[Day]>,
         only: Option<u32>,
-        booked_at: Option<Instant>,
+        booked_at: Option<UnixNs>,
     ) -> (Charges, i128) {
         let offset = self.policy.utc_offset;
         let mut charges = Charges::new();

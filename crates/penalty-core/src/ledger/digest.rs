@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 
 use super::tallies::{facts_by_order_id, Keep};
 use super::Ledger;
-use crate::time::Instant;
+use crate::time::UnixNs;
 
 impl Ledger {
     /// A SHA-256, in hex, of the canonical projection state as of `as_of`:
@@ -15,7 +15,7 @@ impl Ledger {
     /// then the orphans; all in a fixed binary form (instants as nanoseconds,
     /// so no time is formatted). Equal for any two ledgers that answer every
     /// query alike, however their events arrived.
-    pub fn digest(&self, as_of: Instant) -> String {
+    pub fn digest(&self, as_of: UnixNs) -> String {
         let mut feed = DigestFeed::default();
         for shop in self.sorted_shops() {
             if !self.shop_exists(&self.shops[shop as usize], as_of) {
@@ -60,7 +60,7 @@ impl Ledger {
                 let view = &facts.view;
                 feed.text(view.order_id());
                 feed.text(view.product_id());
-                let instant = |t: Option<Instant>| t.map_or(i64::MIN, |t| t.0);
+                let instant = |t: Option<UnixNs>| t.map_or(i64::MIN, |t| t.0);
                 for n in [
                     view.paid.amount_fen,
                     view.paid.at.0,
@@ -227,7 +227,7 @@ mod tests {
 
     #[test]
     fn the_digest_sees_an_event_and_not_its_arrival_order() {
-        let at = |hours: i64| Instant(1_772_000_000_000_000_000 + hours * 3_600_000_000_000);
+        let at = |hours: i64| UnixNs(1_772_000_000_000_000_000 + hours * 3_600_000_000_000);
         let paid = Event {
             event_id: 1,
             at: at(0),

@@ -3,15 +3,15 @@
 use super::Ledger;
 use crate::event::{Event, EventKind};
 use crate::policy::Policy;
-use crate::time::Instant;
+use crate::time::UnixNs;
 
 /// 2026-02-25T14:13:20+08:00 plus `hours`: early enough in a local day that
 /// a few hours later is still the same day.
-pub(super) fn at(hours: i64) -> Instant {
-    Instant(1_772_000_000_000_000_000).plus_hours(hours)
+pub(super) fn at(hours: i64) -> UnixNs {
+    UnixNs(1_772_000_000_000_000_000).plus_hours(hours)
 }
 
-fn event(at: Instant, kind: EventKind) -> Event {
+fn event(at: UnixNs, kind: EventKind) -> Event {
     Event {
         event_id: 0,
         at,

@@ -7,7 +7,7 @@ use super::{ApplyError, DayEntry, Ledger, OrderIds, OrderIndex, ShopRec};
 use crate::event::{Event, EventType, KindRef};
 use crate::intern::Arena;
 use crate::order::{self, OrderEvent, OrderRec, Paid};
-use crate::time::Instant;
+use crate::time::UnixNs;
 
 /// An order event's value as it arrives: a number, or a tracking number still
 /// to be named within its order (see [`Ledger::tracking`]).
@@ -158,16 +158,16 @@ impl Ledger {
 
     /// Folds one event into the state. `recorded_at` is when the log recorded
     /// it; only the notice feed (R9) reads it.
-    pub fn apply(&mut self, event: &Event, recorded_at: Instant) -> Result<(), ApplyError> {
+    pub fn apply(&mut self, event: &Event, recorded_at: UnixNs) -> Result<(), ApplyError> {
         self.apply_ref(event.at, event.kind_ref(), recorded_at)
     }
 
     /// [`Ledger::apply`] on borrowed text: an event at `at` of kind `kind`.
     pub fn apply_ref(
         &mut self,
-        at: Instant,
+        at: UnixNs,
         kind: KindRef<'_>,
-        recorded_at: Instant,
+        recorded_at: UnixNs,
     ) -> Result<(), ApplyError> {
         self.apply_ref_indexed(at, kind, recorded_at, OrderIndex::Intern)
     }
@@ -178,9 +178,9 @@ impl Ledger {
     /// other mix is [`ApplyError::OrderIndexMismatch`].
     pub fn apply_ref_indexed(
         &mut self,
-        at: Instant,
+        at: UnixNs,
         kind: KindRef<'_>,
-        recorded_at: Instant,
+        recorded_at: UnixNs,
         order_index: OrderIndex,
     ) -> Result<(), ApplyError> {
         let fields = kind.fields();

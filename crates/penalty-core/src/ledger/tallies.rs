@@ -8,14 +8,14 @@ use super::cap::Charges;
 use super::Ledger;
 use crate::order;
 use crate::report::DeductionStatus;
-use crate::time::{Day, Instant};
+use crate::time::{Day, UnixNs};
 use crate::view::OrderView;
 
 /// A deduction before formatting (R4, R5).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct RawDeduction {
     pub(super) number: u8,
-    pub(super) judged_at: Instant,
+    pub(super) judged_at: UnixNs,
     pub(super) settle_day: Day,
     pub(super) amount_fen: i64,
     pub(super) charged_fen: i64,
@@ -50,9 +50,9 @@ pub(super) struct ShopTally<'a> {
     pub(super) timed_out_orders: u64,
     pub(super) timeout_judgments: u64,
     /// (banned_at, product_id, order_id), sorted.
-    pub(super) bans: Vec<(Instant, &'a str, &'a str)>,
+    pub(super) bans: Vec<(UnixNs, &'a str, &'a str)>,
     /// (flagged_at, order_id), sorted.
-    pub(super) flags: Vec<(Instant, &'a str)>,
+    pub(super) flags: Vec<(UnixNs, &'a str)>,
     /// The orders' facts, as far as [`Keep`] asked for them.
     pub(super) facts: Vec<OrderFacts<'a>>,
 }
@@ -73,7 +73,7 @@ impl Ledger {
     pub(super) fn raw_deductions(
         &self,
         view: &OrderView<'_>,
-        as_of: Instant,
+        as_of: UnixNs,
         charges: &Charges,
     ) -> Vec<RawDeduction> {
         let offset = self.policy.utc_offset;
@@ -115,7 +115,7 @@ impl Ledger {
 
     /// Everything the shop's reports need as of `as_of`, unformatted: the
     /// shop report, the export rows and the digest all read this one tally.
-    pub(super) fn tally(&self, index: u32, as_of: Instant, keep: Keep) -> ShopTally<'_> {
+    pub(super) fn tally(&self, index: u32, as_of: UnixNs, keep: Keep) -> ShopTally<'_> {
         let shop = &self.shops[index as usize];
         // R14: the booked sum is R5's charged sum as of the last run's start.
         let (charges, booked_fen) = self.charges(
@@ -127,7 +127,7 @@ impl Ledger {
         );
         // R15: the rating window of the version in force at as_of.
         let window_start = as_of.plus_days(-self.policy.at(as_of).rating_window_days);
-        let in_window = |t: Instant| t > window_start && t <= as_of;
+        let in_window = |t: UnixNs| t > window_start && t <= as_of;
         let mut tally = ShopTally {
             index,
             orders: 0,
@@ -150,7 +150,7 @@ impl Ledger {
         };
         // product -> (banned_at, order_id): the earliest ban, ties to the
         // smallest order id (R6).
-        let mut bans: HashMap<u32, (Instant, &str)> = HashMap::new();
+        let mut bans: HashMap<u32, (UnixNs, &str)> = HashMap::new();
         for &order in &shop.orders {
             // An order that no judgment reaches adds only to the counts of
             // orders and of due orders, and a summary keeps no facts of it:
@@ -329,8 +329,8 @@ mod tests {
     type Figures<'a> = (
         [u64; 6],
         [i128; 5],
-        Vec<(Instant, &'a str, &'a str)>,
-        Vec<(Instant, &'a str)>,
+        Vec<(UnixNs, &'a str, &'a str)>,
+        Vec<(UnixNs, &'a str)>,
     );
 
     fn figures<'a>(t: &ShopTally<'a>) -> Figures<'a> {

@@ -595,7 +595,7 @@ async fn known_at_replays_in_bulk_do_not_hold_up_other_readers() {
         shop_path(
             8,
             Some(
-                penalty_core::Instant(later).to_rfc3339(penalty_core::Policy::default().utc_offset),
+                penalty_core::UnixNs(later).to_rfc3339(penalty_core::Policy::default().utc_offset),
             ),
         ),
         "seller-8".into(),

@@ -51,7 +51,7 @@ async fn counts_equal_the_cli_and_resending_is_safe() {
     );
     // The reports agree with the CLI's way of folding the same input.
     let as_of = "2030-01-01";
-    let instant = penalty_core::Instant::parse_rfc3339("2030-01-01T00:00:00+08:00").unwrap();
+    let instant = penalty_core::UnixNs::parse_rfc3339("2030-01-01T00:00:00+08:00").unwrap();
     let (_, shops) = get_json(&router, &format!("/shops?as_of={as_of}&limit=1000"), None).await;
     assert_eq!(
         shops["shops"],

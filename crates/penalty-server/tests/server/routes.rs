@@ -758,7 +758,7 @@ async fn the_dashboard_is_served_from_the_binary() {
 async fn at_risk_equals_the_core_query_and_is_bounded() {
     let (_dir, _state, router) = demo_state(true).await;
     let reference = reference(demo_events());
-    let as_of = penalty_core::Instant::parse_rfc3339("2026-03-20T00:00:00+08:00").unwrap();
+    let as_of = penalty_core::UnixNs::parse_rfc3339("2026-03-20T00:00:00+08:00").unwrap();
     for (within, minutes) in [("24h", 24 * 60), ("90m", 90), ("7d", 7 * 24 * 60)] {
         let expected = reference
             .projection

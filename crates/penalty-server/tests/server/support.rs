@@ -174,8 +174,8 @@ pub fn reference(events: Vec<u8>) -> Reference {
     }
 }
 
-pub fn as_of_instant() -> penalty_core::Instant {
-    penalty_core::Instant::parse_rfc3339("2026-04-15T00:00:00+08:00").unwrap()
+pub fn as_of_instant() -> penalty_core::UnixNs {
+    penalty_core::UnixNs::parse_rfc3339("2026-04-15T00:00:00+08:00").unwrap()
 }
 
 /// A blocking HTTP/1.1 request on a fresh connection (`Connection: close`):
