@@ -40,7 +40,7 @@ use crate::time::{Day, UnixNs};
 use crate::view::{Names, OrderView};
 
 use fold::FoldMode;
-use tallies::{facts_by_order_id, Keep, OrderFacts, RawDeduction, ShopTally};
+use tallies::{facts_by_order_id, FactsKept, OrderFacts, RawDeduction, ShopTally};
 
 /// Why an event could not be applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -269,9 +269,9 @@ impl Ledger {
     ) -> Result<ShopReport, QueryError> {
         let (index, _) = self.existing_shop(shop_id, as_of)?;
         let keep = if with_deductions {
-            Keep::Deductions
+            FactsKept::Deductions
         } else {
-            Keep::Summary
+            FactsKept::Summary
         };
         Ok(self.shop_report_of(&self.tally(index, as_of, keep), as_of, with_deductions))
     }
@@ -351,7 +351,7 @@ impl Ledger {
         self.sorted_shops()
             .into_iter()
             .filter(|i| self.shop_exists(&self.shops[*i as usize], as_of))
-            .map(|i| self.shop_report_of(&self.tally(i, as_of, Keep::Summary), as_of, false))
+            .map(|i| self.shop_report_of(&self.tally(i, as_of, FactsKept::Summary), as_of, false))
             .collect()
     }
 
@@ -489,7 +489,7 @@ impl Ledger {
             None => self.sorted_shops(),
         };
         for shop in shops {
-            let tally = self.tally(shop, as_of, Keep::All);
+            let tally = self.tally(shop, as_of, FactsKept::All);
             for facts in facts_by_order_id(&tally) {
                 each(self.row(facts, as_of))?;
             }

@@ -176,6 +176,71 @@ fn when(policy: &Policy, as_of: Option<&str>, known_at: Option<&str>) -> Result<
     Ok(When { as_of, known_at })
 }
 
+/// The query of a report route, parsed (a 400 naming the bad parameter, as
+/// [`Params`]), with its `as_of` and `known_at` read into a [`When`] (a 400
+/// naming the bad instant). The query struct stays per route, so that
+/// `deny_unknown_fields` still lists exactly what each route takes.
+struct Asked<T> {
+    params: T,
+    when: When,
+}
+
+/// A route's query struct that carries `as_of` and `known_at`.
+trait AsksWhen {
+    fn as_of(&self) -> Option<&str>;
+    fn known_at(&self) -> Option<&str>;
+}
+
+/// Implements [`AsksWhen`] for query structs with `as_of` and `known_at`
+/// fields.
+macro_rules! asks_when {
+    ($($params:ty),* $(,)?) => {$(
+        impl AsksWhen for $params {
+            fn as_of(&self) -> Option<&str> {
+                self.as_of.as_deref()
+            }
+            fn known_at(&self) -> Option<&str> {
+                self.known_at.as_deref()
+            }
+        }
+    )*};
+}
+
+asks_when!(
+    AsOfParams,
+    ShopListParams,
+    NoticeParams,
+    PostingParams,
+    AtRiskParams,
+    OrderListParams,
+);
+
+impl<T: DeserializeOwned + AsksWhen> FromRequestParts<AppState> for Asked<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Params(params) = Params::<T>::from_request_parts(parts, state).await?;
+        let when = when(state.policy(), params.as_of(), params.known_at())?;
+        Ok(Asked { params, when })
+    }
+}
+
+/// Refuses a shop this token may not read with the very answer an unknown
+/// shop gets ([`unknown_shop`]), so that a seller learns nothing about other
+/// shops.
+fn readable_shop(
+    state: &AppState,
+    access: &Access,
+    shop_id: &str,
+    as_of: UnixNs,
+) -> Result<(), ApiError> {
+    if access.may_read_shop(shop_id) {
+        Ok(())
+    } else {
+        Err(unknown_shop(shop_id, as_of, state.policy()))
+    }
+}
+
 /// The wall clock ([`penalty_store::clock`]): the default `as_of`.
 fn now() -> UnixNs {
     penalty_store::clock::now()
@@ -277,15 +342,9 @@ struct ShopPage {
 async fn list_shops(
     State(state): State<AppState>,
     access: Access,
-    Params(params): Params<ShopListParams>,
+    Asked { params, when }: Asked<ShopListParams>,
 ) -> Result<Json<ShopPage>, ApiError> {
-    let when = when(
-        state.policy(),
-        params.as_of.as_deref(),
-        params.known_at.as_deref(),
-    )?;
-    let limit = page_limit(params.limit)?;
-    let offset = page_offset(params.offset)?;
+    let Page { limit, offset } = Page::asked(params.limit, params.offset)?;
     let sort = match params.sort.as_deref() {
         None => penalty_core::ShopSort::Shop,
         Some(text) => penalty_core::ShopSort::parse(text).ok_or_else(|| {
@@ -334,16 +393,9 @@ async fn shop(
     State(state): State<AppState>,
     access: Access,
     Id(shop_id): Id,
-    Params(params): Params<AsOfParams>,
+    Asked { when, .. }: Asked<AsOfParams>,
 ) -> Result<Json<penalty_core::ShopReport>, ApiError> {
-    let when = when(
-        state.policy(),
-        params.as_of.as_deref(),
-        params.known_at.as_deref(),
-    )?;
-    if !access.may_read_shop(&shop_id) {
-        return Err(unknown_shop(&shop_id, when.as_of, state.policy()));
-    }
+    readable_shop(&state, &access, &shop_id, when.as_of)?;
     let report = state
         .query_for(Some(&access.clone()), when.known_at, move |ledger| {
             ledger
@@ -376,20 +428,13 @@ async fn notices(
     State(state): State<AppState>,
     access: Access,
     Id(shop_id): Id,
-    Params(params): Params<NoticeParams>,
+    Asked { params, when }: Asked<NoticeParams>,
 ) -> Result<Json<NoticePage>, ApiError> {
-    let when = when(
-        state.policy(),
-        params.as_of.as_deref(),
-        params.known_at.as_deref(),
-    )?;
     let limit = page_limit(params.limit)?;
     if let Some(after) = &params.after {
         check_cursor(after)?;
     }
-    if !access.may_read_shop(&shop_id) {
-        return Err(unknown_shop(&shop_id, when.as_of, state.policy()));
-    }
+    readable_shop(&state, &access, &shop_id, when.as_of)?;
     let after = params.after;
     let page = state
         .query_for(Some(&access.clone()), when.known_at, move |ledger| {
@@ -431,18 +476,10 @@ async fn postings(
     State(state): State<AppState>,
     access: Access,
     Id(shop_id): Id,
-    Params(params): Params<PostingParams>,
+    Asked { params, when }: Asked<PostingParams>,
 ) -> Result<Json<PostingPage>, ApiError> {
-    let when = when(
-        state.policy(),
-        params.as_of.as_deref(),
-        params.known_at.as_deref(),
-    )?;
-    let limit = page_limit(params.limit)?;
-    let offset = page_offset(params.offset)?;
-    if !access.may_read_shop(&shop_id) {
-        return Err(unknown_shop(&shop_id, when.as_of, state.policy()));
-    }
+    let Page { limit, offset } = Page::asked(params.limit, params.offset)?;
+    readable_shop(&state, &access, &shop_id, when.as_of)?;
     let page = state
         .query_for(Some(&access.clone()), when.known_at, move |ledger| {
             let report = ledger
@@ -466,6 +503,23 @@ async fn postings(
         })
         .await?;
     Ok(Json(page))
+}
+
+/// The page a paged list asks for: `limit` (see [`page_limit`]) and
+/// `offset` (see [`page_offset`]), checked in that order.
+#[derive(Clone, Copy)]
+struct Page {
+    limit: usize,
+    offset: usize,
+}
+
+impl Page {
+    fn asked(limit: Option<usize>, offset: Option<usize>) -> Result<Page, ApiError> {
+        Ok(Page {
+            limit: page_limit(limit)?,
+            offset: page_offset(offset)?,
+        })
+    }
 }
 
 /// The `offset` of a paged list, 0 to [`MAX_OFFSET`].
@@ -539,21 +593,14 @@ async fn at_risk(
     State(state): State<AppState>,
     access: Access,
     Id(shop_id): Id,
-    Params(params): Params<AtRiskParams>,
+    Asked { params, when }: Asked<AtRiskParams>,
 ) -> Result<Json<AtRiskPage>, ApiError> {
-    let when = when(
-        state.policy(),
-        params.as_of.as_deref(),
-        params.known_at.as_deref(),
-    )?;
     let limit = page_limit(params.limit)?;
     let within = match params.within.as_deref() {
         None => penalty_core::Within::DAY,
         Some(text) => within(text)?,
     };
-    if !access.may_read_shop(&shop_id) {
-        return Err(unknown_shop(&shop_id, when.as_of, state.policy()));
-    }
+    readable_shop(&state, &access, &shop_id, when.as_of)?;
     let page = state
         .query_for(Some(&access.clone()), when.known_at, move |ledger| {
             let report = ledger
@@ -714,15 +761,9 @@ struct OrderPage {
 async fn list_orders(
     State(state): State<AppState>,
     access: Access,
-    Params(params): Params<OrderListParams>,
+    Asked { params, when }: Asked<OrderListParams>,
 ) -> Result<Json<OrderPage>, ApiError> {
-    let when = when(
-        state.policy(),
-        params.as_of.as_deref(),
-        params.known_at.as_deref(),
-    )?;
-    let limit = page_limit(params.limit)?;
-    let offset = page_offset(params.offset)?;
+    let Page { limit, offset } = Page::asked(params.limit, params.offset)?;
     let status = match params.status.as_deref() {
         None => None,
         Some(text) => Some(OrderStatus::parse(text).ok_or_else(|| {
@@ -795,13 +836,8 @@ async fn order(
     State(state): State<AppState>,
     access: Access,
     Id(order_id): Id,
-    Params(params): Params<AsOfParams>,
+    Asked { when, .. }: Asked<AsOfParams>,
 ) -> Result<Json<penalty_core::OrderReport>, ApiError> {
-    let when = when(
-        state.policy(),
-        params.as_of.as_deref(),
-        params.known_at.as_deref(),
-    )?;
     // Decided before any work, from an index: another shop's order costs
     // what an unknown one does.
     if !state.may_read_order(&order_id, &access)? {

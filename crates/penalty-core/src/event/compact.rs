@@ -307,7 +307,7 @@ pub fn decode_ref(bytes: &[u8]) -> Option<(u128, UnixNs, KindRef<'_>)> {
 #[derive(Debug, Default)]
 pub struct EventBuffer {
     text: String,
-    events: Vec<Held>,
+    events: Vec<BufferedEvent>,
 }
 
 /// One event of an [`EventBuffer`]: its kind's type and numbers, and its
@@ -315,7 +315,7 @@ pub struct EventBuffer {
 /// string, the first starting at `start` (an identifier its type lacks is
 /// empty).
 #[derive(Clone, Copy, Debug)]
-struct Held {
+struct BufferedEvent {
     at: UnixNs,
     event_type: EventType,
     judgment: u8,
@@ -350,7 +350,7 @@ impl EventBuffer {
             self.text.push_str(text);
             *end = u32::try_from(self.text.len()).ok()?;
         }
-        self.events.push(Held {
+        self.events.push(BufferedEvent {
             at,
             event_type: fields.event_type,
             judgment: fields.judgment,

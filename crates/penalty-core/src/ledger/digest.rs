@@ -4,7 +4,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::tallies::{facts_by_order_id, Keep};
+use super::tallies::{facts_by_order_id, FactsKept};
 use super::Ledger;
 use crate::time::UnixNs;
 
@@ -21,7 +21,7 @@ impl Ledger {
             if !self.shop_exists(&self.shops[shop as usize], as_of) {
                 continue;
             }
-            let tally = self.tally(shop, as_of, Keep::All);
+            let tally = self.tally(shop, as_of, FactsKept::All);
             feed.text(self.shop_ids.get(shop));
             for n in [
                 tally.orders as i64,

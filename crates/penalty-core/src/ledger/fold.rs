@@ -11,7 +11,7 @@ use crate::time::UnixNs;
 
 /// An order event's value as it arrives: a number, or a tracking number still
 /// to be named within its order (see [`Ledger::tracking`]).
-enum Value<'a> {
+enum NumberOrTracking<'a> {
     Number(i64),
     Tracking(&'a str),
 }
@@ -220,18 +220,18 @@ impl Ledger {
                 return Ok(());
             }
             EventType::Shipped | EventType::TrackingUploaded | EventType::TrackingRejected => {
-                Value::Tracking(fields.tracking_no)
+                NumberOrTracking::Tracking(fields.tracking_no)
             }
-            EventType::Refunded => Value::Number(fields.amount_fen),
-            EventType::RefundFailed => Value::Number(0),
-            EventType::JudgmentRevoked => Value::Number(i64::from(fields.judgment)),
+            EventType::Refunded => NumberOrTracking::Number(fields.amount_fen),
+            EventType::RefundFailed => NumberOrTracking::Number(0),
+            EventType::JudgmentRevoked => NumberOrTracking::Number(i64::from(fields.judgment)),
         };
         let kind = fields.event_type;
         let order_id = fields.order_id;
         let order = self.intern_order(order_id, order_index)?;
         let value = match value {
-            Value::Number(value) => value,
-            Value::Tracking(tracking_no) => self.tracking(order, tracking_no)?,
+            NumberOrTracking::Number(value) => value,
+            NumberOrTracking::Tracking(tracking_no) => self.tracking(order, tracking_no)?,
         };
         let new = OrderEvent {
             at,

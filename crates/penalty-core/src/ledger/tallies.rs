@@ -53,7 +53,7 @@ pub(super) struct ShopTally<'a> {
     pub(super) bans: Vec<(UnixNs, &'a str, &'a str)>,
     /// (flagged_at, order_id), sorted.
     pub(super) flags: Vec<(UnixNs, &'a str)>,
-    /// The orders' facts, as far as [`Keep`] asked for them.
+    /// The orders' facts, as far as [`FactsKept`] asked for them.
     pub(super) facts: Vec<OrderFacts<'a>>,
 }
 
@@ -62,7 +62,7 @@ pub(super) struct ShopTally<'a> {
 /// hundred), the export rows and the digest all of them. Keeping each order's
 /// facts (a few hundred bytes) was most of a large shop's report.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Keep {
+pub(super) enum FactsKept {
     Summary,
     Deductions,
     All,
@@ -115,7 +115,7 @@ impl Ledger {
 
     /// Everything the shop's reports need as of `as_of`, unformatted: the
     /// shop report, the export rows and the digest all read this one tally.
-    pub(super) fn tally(&self, index: u32, as_of: UnixNs, keep: Keep) -> ShopTally<'_> {
+    pub(super) fn tally(&self, index: u32, as_of: UnixNs, keep: FactsKept) -> ShopTally<'_> {
         let shop = &self.shops[index as usize];
         // R14: the booked sum is R5's charged sum as of the last run's start.
         let (charges, booked_fen) = self.charges(
@@ -144,8 +144,8 @@ impl Ledger {
             bans: Vec::new(),
             flags: Vec::new(),
             facts: Vec::with_capacity(match keep {
-                Keep::All => shop.orders.len(),
-                Keep::Deductions | Keep::Summary => 0,
+                FactsKept::All => shop.orders.len(),
+                FactsKept::Deductions | FactsKept::Summary => 0,
             }),
         };
         // product -> (banned_at, order_id): the earliest ban, ties to the
@@ -156,7 +156,7 @@ impl Ledger {
             // orders and of due orders, and a summary keeps no facts of it:
             // its timelines are not derived (most orders ship on time).
             let rec = &self.orders[order as usize];
-            if keep != Keep::All && rec.never_judged {
+            if keep != FactsKept::All && rec.never_judged {
                 if let Some(paid) = rec.paid.filter(|p| p.at <= as_of) {
                     tally.orders += 1;
                     if in_window(order::deadline(self.policy.at(paid.at), &paid)) {
@@ -215,9 +215,9 @@ impl Ledger {
                 }
             }
             let kept = match keep {
-                Keep::All => true,
-                Keep::Deductions => !deductions.is_empty(),
-                Keep::Summary => false,
+                FactsKept::All => true,
+                FactsKept::Deductions => !deductions.is_empty(),
+                FactsKept::Summary => false,
             };
             if !kept {
                 continue;
@@ -305,7 +305,7 @@ mod tests {
     fn a_shops_tally_sums_its_orders_rows_exactly() {
         let ledger = mixed_shop();
         let as_of = at(80);
-        let tally = ledger.tally(0, as_of, Keep::All);
+        let tally = ledger.tally(0, as_of, FactsKept::All);
         let rows: Vec<_> = tally.facts.iter().map(|f| ledger.row(f, as_of)).collect();
         let sum = |field: fn(&crate::report::OrderRow) -> i64| {
             rows.iter().map(|r| i128::from(field(r))).sum::<i128>()
@@ -361,8 +361,8 @@ mod tests {
         // the same.
         let ledger = mixed_shop();
         for hours in [0, 50, 60, 80, 200] {
-            let full = ledger.tally(0, at(hours), Keep::All);
-            let summary = ledger.tally(0, at(hours), Keep::Summary);
+            let full = ledger.tally(0, at(hours), FactsKept::All);
+            let summary = ledger.tally(0, at(hours), FactsKept::Summary);
             assert_eq!(figures(&summary), figures(&full), "as of hour {hours}");
             assert!(summary.facts.is_empty());
         }
@@ -388,7 +388,7 @@ mod tests {
                 topped_up("S1", i64::MAX, 1),
             ],
         );
-        let tally = ledger.tally(0, at(240), Keep::All);
+        let tally = ledger.tally(0, at(240), FactsKept::All);
         let max = i128::from(i64::MAX);
         assert_eq!(tally.charged_fen, 2 * max);
         assert_eq!(tally.waived_fen, 0);
