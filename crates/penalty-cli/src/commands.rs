@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use penalty_core::{Ledger, OrderStatus, Policy, UnixNs, Within};
-use penalty_store::ingest::{IngestCounts, IngestOptions, IngestSink, RejectsFile, SyncJob};
+use penalty_store::ingest::{IngestCounts, IngestObserver, IngestOptions, RejectsFile};
 use penalty_store::projection::{self, PartQuery};
 use penalty_store::reader::LogReader;
 use penalty_store::{EventLog, StoreError};
@@ -336,9 +336,9 @@ fn ledger_at(
     Ok((ledger, as_of))
 }
 
-/// Feeds ingest's callbacks into the rejects file and the progress bar.
-struct CliSink {
-    rejects: RejectsFile,
+/// Shows ingest's progress: the bar, and with `--progress-jsonl` a line of
+/// counts per block on stderr. The rejects go straight to the rejects file.
+struct ProgressDisplay {
     bar: Option<ProgressBar>,
     base: IngestCounts,
     /// The counts of every input so far, as of the last durable block.
@@ -346,25 +346,7 @@ struct CliSink {
     progress_jsonl: bool,
 }
 
-impl IngestSink for CliSink {
-    fn rejected(
-        &mut self,
-        line_no: u64,
-        reason: &penalty_core::Reject,
-        raw: &[u8],
-        raw_bytes: u64,
-    ) -> Result<(), StoreError> {
-        self.rejects.write(line_no, reason, raw, raw_bytes)
-    }
-
-    fn sync(&mut self) -> Result<(), StoreError> {
-        self.rejects.sync()
-    }
-
-    fn sync_job(&mut self) -> Result<Option<SyncJob>, StoreError> {
-        self.rejects.sync_job()
-    }
-
+impl IngestObserver for ProgressDisplay {
     /// The CLI counts the appended events; it does not look at them.
     fn wants_appended(&self) -> bool {
         false
@@ -417,7 +399,7 @@ fn ingest(db: &Path, policy: &Policy, no_wait: bool, args: IngestArgs) -> anyhow
         .rejects
         .clone()
         .unwrap_or_else(|| db.join(penalty_store::ingest::REJECTS_FILE));
-    let rejects = RejectsFile::open(&rejects_path, "-")?;
+    let mut rejects = RejectsFile::open(&rejects_path, "-")?;
 
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -431,8 +413,7 @@ fn ingest(db: &Path, policy: &Policy, no_wait: bool, args: IngestArgs) -> anyhow
         ..IngestOptions::default()
     };
     let show_bar = !args.quiet && io::stderr().is_terminal();
-    let mut sink = CliSink {
-        rejects,
+    let mut display = ProgressDisplay {
         bar: None,
         base: IngestCounts::default(),
         committed: IngestCounts::default(),
@@ -440,18 +421,24 @@ fn ingest(db: &Path, policy: &Policy, no_wait: bool, args: IngestArgs) -> anyhow
     };
     let mut total = IngestCounts::default();
     for (name, size, reader) in inputs {
-        sink.rejects.set_source(&name);
-        sink.base = total;
-        sink.bar = show_bar.then(|| progress_bar(&name, size));
+        rejects.set_source(&name);
+        display.base = total;
+        display.bar = show_bar.then(|| progress_bar(&name, size));
         if let Some(size) = size {
             // Sizing the idempotency index from the file's size spares a
             // large ingest the rehashing of millions of entries as it fills.
             log.reserve(size / ESTIMATED_LINE_BYTES)
                 .with_context(|| format!("while preparing to ingest {name}"))?;
         }
-        sink.committed = total;
+        display.committed = total;
         let seq_before = log.last_seq()?;
-        let counts = match penalty_store::ingest::ingest(&mut log, reader, &options, &mut sink) {
+        let counts = match penalty_store::ingest::ingest(
+            &mut log,
+            reader,
+            &options,
+            &mut rejects,
+            &mut display,
+        ) {
             Ok(counts) => counts,
             Err(error) => {
                 // Blocks being written when the error came may have reached
@@ -464,11 +451,11 @@ fn ingest(db: &Path, policy: &Policy, no_wait: bool, args: IngestArgs) -> anyhow
                     .and_then(|log| log.last_seq())
                     .ok()
                     .map(|seq| seq.saturating_sub(seq_before));
-                let message = ingest_failure(&name, &total, &sink.committed, in_log);
+                let message = ingest_failure(&name, &total, &display.committed, in_log);
                 return Err(anyhow::Error::new(error).context(message));
             }
         };
-        if let Some(bar) = sink.bar.take() {
+        if let Some(bar) = display.bar.take() {
             bar.finish_and_clear();
         }
         total.add(&counts);
@@ -476,7 +463,7 @@ fn ingest(db: &Path, policy: &Policy, no_wait: bool, args: IngestArgs) -> anyhow
             break;
         }
     }
-    let rejects_written = sink.rejects.written();
+    let rejects_written = rejects.written();
     // The events are durable; the projections are derived data, folded in
     // and snapshotted now (the whole and its partitions), so that no query
     // pays for folding what this ingest appended.

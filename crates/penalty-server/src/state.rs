@@ -28,7 +28,7 @@ use std::sync::{Arc, RwLock};
 use axum::body::Bytes;
 use penalty_core::{Ledger, Policy, Reject, UnixNs};
 use penalty_store::ingest::{
-    AppendedEvent, IngestCounts, IngestOptions, IngestSink, RejectsFile, SyncJob,
+    AppendedEvent, IngestCounts, IngestObserver, IngestOptions, RejectsFile, RejectsSink, SyncJob,
 };
 use penalty_store::projection::{self, Projection, ReplaySource, CHECKPOINT_TAIL_EVENTS};
 use penalty_store::{EventLog, StoreError};
@@ -571,13 +571,14 @@ impl AppState {
 
     fn ingest_blocking(&self, body: Bytes) -> Result<IngestSummary, StoreError> {
         let rejects_path = self.0.config.db.join(penalty_store::ingest::REJECTS_FILE);
-        let rejects = RejectsFile::open(&rejects_path, "POST /events")?;
-        let mut sink = ServerSink {
-            state: self,
-            rejects,
+        let mut rejects = UploadRejects {
+            file: RejectsFile::open(&rejects_path, "POST /events")?,
             line_base: 0,
-            summary: IngestSummary::default(),
+            max_listed: self.limits().max_rejects_listed,
+            listed: Vec::new(),
+            truncated: false,
         };
+        let mut folder = ProjectionFolder { state: self };
         let options = IngestOptions::default();
         let mut total = IngestCounts::default();
         for chunk in line_chunks(&body, self.limits().ingest_chunk_lines) {
@@ -587,7 +588,8 @@ impl AppState {
                     &mut log,
                     Cursor::new(chunk),
                     &options,
-                    &mut sink,
+                    &mut rejects,
+                    &mut folder,
                 ) {
                     Ok(counts) => counts,
                     Err(error) => {
@@ -613,7 +615,7 @@ impl AppState {
                 .events_rejected
                 .fetch_add(counts.rejected, Ordering::Relaxed);
             total.add(&counts);
-            sink.line_base += counts.read;
+            rejects.line_base += counts.read;
         }
         self.metrics()
             .ingest_requests
@@ -625,17 +627,19 @@ impl AppState {
                 tracing::warn!(%error, "saving the projection checkpoint failed");
             }
         }
-        let mut summary = sink.summary;
-        summary.read = total.read;
-        summary.appended = total.appended;
-        summary.duplicates = total.duplicates;
-        summary.rejected = total.rejected;
-        Ok(summary)
+        Ok(IngestSummary {
+            read: total.read,
+            appended: total.appended,
+            duplicates: total.duplicates,
+            rejected: total.rejected,
+            rejects: rejects.listed,
+            rejects_truncated: rejects.truncated,
+        })
     }
 
     /// Folds in the events the log holds past the projection. After a
     /// failed ingest, blocks handed to the writer threads before the
-    /// failure may have become durable without being reported to the sink.
+    /// failure may have become durable without being reported to the observer.
     /// Returns how many events were folded in.
     fn catch_up(&self, log: &EventLog) -> Result<u64, StoreError> {
         let mut view = self.view_to_fold()?;
@@ -671,17 +675,19 @@ impl AppState {
     }
 }
 
-/// Routes ingest's callbacks to the rejects file, the response, the
-/// projection and the order index.
-struct ServerSink<'a> {
-    state: &'a AppState,
-    rejects: RejectsFile,
+/// Keeps an upload's rejected lines: every one in the rejects file, the
+/// first ones also in the response, numbered from the body's first line.
+struct UploadRejects {
+    file: RejectsFile,
     /// Lines of the body before the current chunk.
     line_base: u64,
-    summary: IngestSummary,
+    /// The most lines listed in the response.
+    max_listed: usize,
+    listed: Vec<RejectedLine>,
+    truncated: bool,
 }
 
-impl IngestSink for ServerSink<'_> {
+impl RejectsSink for UploadRejects {
     fn rejected(
         &mut self,
         line_no: u64,
@@ -690,27 +696,35 @@ impl IngestSink for ServerSink<'_> {
         raw_bytes: u64,
     ) -> Result<(), StoreError> {
         let line = self.line_base + line_no;
-        self.rejects.write(line, reason, raw, raw_bytes)?;
-        if self.summary.rejects.len() < self.state.limits().max_rejects_listed {
-            self.summary.rejects.push(RejectedLine {
+        self.file.write(line, reason, raw, raw_bytes)?;
+        if self.listed.len() < self.max_listed {
+            self.listed.push(RejectedLine {
                 line,
                 reason: reason.code(),
                 hint: reason.hint(),
             });
         } else {
-            self.summary.rejects_truncated = true;
+            self.truncated = true;
         }
         Ok(())
     }
 
     fn sync(&mut self) -> Result<(), StoreError> {
-        self.rejects.sync()
+        self.file.sync()
     }
 
     fn sync_job(&mut self) -> Result<Option<SyncJob>, StoreError> {
-        self.rejects.sync_job()
+        self.file.sync_job()
     }
+}
 
+/// Folds each durable block of an upload into the projection and the order
+/// index.
+struct ProjectionFolder<'a> {
+    state: &'a AppState,
+}
+
+impl IngestObserver for ProjectionFolder<'_> {
     fn appended(&mut self, events: &[AppendedEvent<'_>]) -> Result<(), StoreError> {
         // The block is durable; fold it in under one short write lock.
         let mut view = self.state.view_to_fold()?;
@@ -822,14 +836,16 @@ mod tests {
             "\n",
         );
         let mut log = state.0.log.blocking_lock();
-        // Appended behind the projection's back: the rejects file is a sink
-        // that folds nothing in.
-        let mut sink = RejectsFile::open(&dir.path().join("rejects.jsonl"), "-").expect("rejects");
+        // Appended behind the projection's back: no observer folds the
+        // events in.
+        let mut rejects =
+            RejectsFile::open(&dir.path().join("rejects.jsonl"), "-").expect("rejects");
         let counts = penalty_store::ingest::ingest(
             &mut log,
             Cursor::new(lines.as_bytes().to_vec()),
             &IngestOptions::default(),
-            &mut sink,
+            &mut rejects,
+            &mut (),
         )
         .expect("ingest");
         assert_eq!(counts.appended, 2);

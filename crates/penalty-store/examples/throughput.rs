@@ -56,6 +56,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::io::Cursor::new(input.into_bytes()),
         &IngestOptions::default(),
         &mut rejects,
+        &mut (),
     )?;
     println!(
         "ingest pipeline (parse + append): {}",
@@ -69,6 +70,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::io::Cursor::new(all.into_bytes()),
         &IngestOptions::default(),
         &mut rejects,
+        &mut (),
     )?;
     println!(
         "re-ingest, all duplicates: {}",

@@ -107,8 +107,9 @@ pub enum StoreError {
         source: std::io::Error,
     },
 
-    /// The caller's [`crate::ingest::IngestSink`] failed in a way of its
-    /// own; its message says why. The store itself never returns this.
+    /// The caller's own [`crate::ingest::RejectsSink`] or
+    /// [`crate::ingest::IngestObserver`] failed in a way of its own; its
+    /// message says why. The store itself never returns this.
     #[error("{0}")]
     Sink(#[source] Box<dyn std::error::Error + Send + Sync>),
 

@@ -150,17 +150,17 @@ pub struct AppendedEvent<'a> {
 }
 
 /// The work that makes a sink's rejects durable (an fsync), handed over by
-/// [`IngestSink::sync_job`] to run on another thread.
+/// [`RejectsSink::sync_job`] to run on another thread.
 pub type SyncJob = Box<dyn FnOnce() -> Result<(), StoreError> + Send>;
 
-/// Where [`ingest`] reports, batch by batch. When a batch is committed it
-/// calls `rejected` for its rejected lines in line order, then `sync_job`;
-/// once its block and that job are done, `sync`, then `appended` with its
-/// new events in sequence order (none when [`IngestSink::wants_appended`]
-/// says so), then `progress`. Batches are reported in input order, but a
-/// batch may be committed (its `rejected` calls made) while the blocks of
-/// up to three batches before it are still being written.
-pub trait IngestSink {
+/// Where [`ingest`] keeps the lines it rejects; [`RejectsFile`] is the usual
+/// one. When a batch is committed ingest calls `rejected` for its rejected
+/// lines in line order, then `sync_job`; once its block and that job are
+/// done, `sync`, before the batch's events are reported to the
+/// [`IngestObserver`]. Batches are reported in input order, but a batch may
+/// be committed (its `rejected` calls made) while the blocks of up to three
+/// batches before it are still being written.
+pub trait RejectsSink {
     /// A rejected line. `raw` is the line as received, or for `line_too_long`
     /// its first [`REJECT_RAW_PREFIX_BYTES`] bytes; `raw_bytes` is the full
     /// length of the line (without its line ending).
@@ -180,7 +180,7 @@ pub trait IngestSink {
 
     /// Hands over the work of making the rejects reported so far durable,
     /// for ingest to run on a thread of its own while the batch's block is
-    /// written; `None` when there is none, or when [`IngestSink::sync`]
+    /// written; `None` when there is none, or when [`RejectsSink::sync`]
     /// does it. Ingest waits for the job before it calls `sync`.
     ///
     /// Why: an fsync of the rejects file on the committing thread, which
@@ -190,16 +190,22 @@ pub trait IngestSink {
     fn sync_job(&mut self) -> Result<Option<SyncJob>, StoreError> {
         Ok(None)
     }
+}
 
+/// What [`ingest`] tells of its progress, batch by batch, once a batch's
+/// block is durable and its rejects synced: `appended` with its new events
+/// in sequence order (none when [`IngestObserver::wants_appended`] says
+/// so), then `progress`. `()` observes nothing.
+pub trait IngestObserver {
     /// Events now durable in the log, in sequence order.
     fn appended(&mut self, events: &[AppendedEvent<'_>]) -> Result<(), StoreError> {
         let _ = events;
         Ok(())
     }
 
-    /// Whether [`IngestSink::appended`] needs the events; when not, it is
-    /// called with none. Listing two million events only to drop them was
-    /// about a twentieth of the committing thread's work.
+    /// Whether [`IngestObserver::appended`] needs the events; when not, it
+    /// is called with none. Listing two million events only to drop them
+    /// was about a twentieth of the committing thread's work.
     fn wants_appended(&self) -> bool {
         true
     }
@@ -210,7 +216,15 @@ pub trait IngestSink {
     }
 }
 
-/// Streams JSON Lines from `input` into `log`, reporting to `sink`. Returns
+/// Observes nothing, and so asks for no events.
+impl IngestObserver for () {
+    fn wants_appended(&self) -> bool {
+        false
+    }
+}
+
+/// Streams JSON Lines from `input` into `log`, keeping rejected lines in
+/// `rejects` and reporting progress to `observer`. Returns
 /// the counts of this input; they add up (`read = appended + duplicates +
 /// rejected`). When `options.stop` is set, commits what was read and returns.
 ///
@@ -220,7 +234,8 @@ pub fn ingest(
     log: &mut EventLog,
     input: impl Read + Send + 'static,
     options: &IngestOptions,
-    sink: &mut dyn IngestSink,
+    rejects: &mut dyn RejectsSink,
+    observer: &mut dyn IngestObserver,
 ) -> Result<IngestCounts, StoreError> {
     assert!(
         options.max_batch_events >= 1,
@@ -232,7 +247,8 @@ pub fn ingest(
     let mut committer = Committer {
         log,
         writer,
-        sink,
+        rejects,
+        observer,
         counts: IngestCounts::default(),
         bytes_read: 0,
         in_flight: VecDeque::new(),
@@ -257,7 +273,7 @@ pub fn ingest(
     if result.is_err() || writer_ended.is_err() || !in_flight.is_empty() {
         log.abandon();
     }
-    // Likewise no fsync of the sink's is left running.
+    // Likewise no fsync of the rejects sink's is left running.
     let syncer_ended = syncer.finish();
     let finished = result?;
     writer_ended?;
@@ -295,13 +311,14 @@ pub fn ingest(
 struct Committer<'a> {
     log: &'a mut EventLog,
     writer: WriterLane,
-    sink: &'a mut dyn IngestSink,
+    rejects: &'a mut dyn RejectsSink,
+    observer: &'a mut dyn IngestObserver,
     counts: IngestCounts,
     bytes_read: u64,
     /// The batches whose blocks the writer threads are making durable,
     /// oldest first: at most [`IN_FLIGHT_BLOCKS`].
     in_flight: VecDeque<Staged>,
-    /// Runs the sink's [`SyncJob`]s.
+    /// Runs the rejects sink's [`SyncJob`]s.
     syncer: SyncLane,
     /// Where reported batches' chunks go back to the reader.
     pool: ChunkPool,
@@ -432,7 +449,7 @@ impl Committer<'_> {
             syncing: false,
         };
         self.record(&mut staged)?;
-        if let Some(sync) = self.sink.sync_job()? {
+        if let Some(sync) = self.rejects.sync_job()? {
             self.syncer.send(sync)?;
             staged.syncing = true;
         }
@@ -448,7 +465,7 @@ impl Committer<'_> {
     }
 
     /// Counts what became of the batch's lines and hands its rejected ones
-    /// to the sink, before its block is durable: a line is rejected
+    /// to the rejects sink, before its block is durable: a line is rejected
     /// whatever becomes of the block (if the block fails, ingest fails, and
     /// a re-sent input rejects the line again).
     fn record(&mut self, staged: &mut Staged) -> Result<(), StoreError> {
@@ -473,7 +490,7 @@ impl Committer<'_> {
             if let Some(reason) = reject {
                 counts.rejected += 1;
                 let line = &chunk.lines[position];
-                self.sink
+                self.rejects
                     .rejected(line.line_no, &reason, chunk.raw_of(line), line.raw_bytes)?;
             }
         }
@@ -511,7 +528,7 @@ impl Committer<'_> {
         self.report(staged)
     }
 
-    /// Reports a batch whose new events are durable to the sink, once its
+    /// Reports a batch whose new events are durable to the observer, once its
     /// rejects are durable too.
     fn report(&mut self, staged: Staged) -> Result<(), StoreError> {
         let Staged {
@@ -525,11 +542,11 @@ impl Committer<'_> {
         if syncing {
             self.syncer.recv()?;
         }
-        self.sink.sync()?;
+        self.rejects.sync()?;
         self.counts.add(&counts);
         self.counts.assert_consistent();
         let mut appended = Vec::new();
-        if self.sink.wants_appended() {
+        if self.observer.wants_appended() {
             appended.reserve(counts.appended as usize);
             let mut outcomes = outcomes.into_iter();
             for (chunk, position) in batch.taken() {
@@ -545,8 +562,8 @@ impl Committer<'_> {
                 }
             }
         }
-        self.sink.appended(&appended)?;
-        self.sink.progress(&self.counts, bytes_read);
+        self.observer.appended(&appended)?;
+        self.observer.progress(&self.counts, bytes_read);
         // The events borrow from the chunks, which go back to the reader.
         drop(appended);
         self.pool.give(batch.chunks);
@@ -554,7 +571,7 @@ impl Committer<'_> {
     }
 }
 
-/// The thread that runs a sink's [`SyncJob`]s, one at a time, in order;
+/// The thread that runs a rejects sink's [`SyncJob`]s, one at a time, in order;
 /// started with the first job (most inputs have no rejects).
 #[derive(Default)]
 struct SyncLane {
@@ -1375,7 +1392,7 @@ impl LineSplitter {
 pub const REJECTS_FILE: &str = "rejects.jsonl";
 
 /// A ready sink for the rejects file: JSON Lines appended to a file, one
-/// object per rejected line, fsynced on [`IngestSink::sync`].
+/// object per rejected line, fsynced on [`RejectsSink::sync`].
 ///
 /// ```json
 /// {"source":"events.jsonl","line":3,"reason":"invalid_json","hint":"…","raw":"{oops"}
@@ -1545,7 +1562,7 @@ impl Write for SharedFile {
     }
 }
 
-impl IngestSink for RejectsFile {
+impl RejectsSink for RejectsFile {
     fn rejected(
         &mut self,
         line_no: u64,
@@ -1562,10 +1579,6 @@ impl IngestSink for RejectsFile {
 
     fn sync_job(&mut self) -> Result<Option<SyncJob>, StoreError> {
         RejectsFile::sync_job(self)
-    }
-
-    fn wants_appended(&self) -> bool {
-        false
     }
 }
 

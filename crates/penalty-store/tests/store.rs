@@ -14,7 +14,7 @@ use penalty_core::event::{format_event_id, parse_line, ParsedLine, Reject, MAX_L
 use penalty_core::time::UnixNs;
 use penalty_store::block::Locator;
 use penalty_store::ingest::{
-    ingest, AppendedEvent, IngestCounts, IngestOptions, IngestSink, RejectsFile,
+    ingest, AppendedEvent, IngestCounts, IngestObserver, IngestOptions, RejectsFile, RejectsSink,
     REJECT_RAW_PREFIX_BYTES,
 };
 use penalty_store::{AppendOutcome, EventLog, StoreError, BLOCKS_FILE, BLOCKS_TREE, SLED_DIR};
@@ -106,16 +106,22 @@ fn flip_block_byte(dir: &Path, first_seq: u64, position_from_end: usize) {
     std::fs::write(&path, bytes).unwrap();
 }
 
-/// Records what ingest reports.
+/// Records what ingest reports: the rejected lines and their syncs, and
+/// the events and progress.
 #[derive(Default)]
 struct Recorder {
-    rejects: Vec<(u64, String, Vec<u8>, u64)>,
-    appended: Vec<(u64, WallClock)>,
-    syncs: u64,
-    progress: Vec<(IngestCounts, u64)>,
+    rejects: KeptRejects,
+    observed: Observed,
 }
 
-impl IngestSink for Recorder {
+/// Records the rejected lines ingest reports, and how often it syncs them.
+#[derive(Default)]
+struct KeptRejects {
+    lines: Vec<(u64, String, Vec<u8>, u64)>,
+    syncs: u64,
+}
+
+impl RejectsSink for KeptRejects {
     fn rejected(
         &mut self,
         line_no: u64,
@@ -123,7 +129,7 @@ impl IngestSink for Recorder {
         raw: &[u8],
         raw_bytes: u64,
     ) -> Result<(), StoreError> {
-        self.rejects
+        self.lines
             .push((line_no, reason.code(), raw.to_vec(), raw_bytes));
         Ok(())
     }
@@ -132,7 +138,16 @@ impl IngestSink for Recorder {
         self.syncs += 1;
         Ok(())
     }
+}
 
+/// Records the events ingest reports durable (with when), and its progress.
+#[derive(Default)]
+struct Observed {
+    appended: Vec<(u64, WallClock)>,
+    progress: Vec<(IngestCounts, u64)>,
+}
+
+impl IngestObserver for Observed {
     fn appended(&mut self, events: &[AppendedEvent<'_>]) -> Result<(), StoreError> {
         let now = WallClock::now();
         self.appended.extend(events.iter().map(|e| (e.seq, now)));
@@ -144,12 +159,18 @@ impl IngestSink for Recorder {
     }
 }
 
-fn ingest_bytes(log: &mut EventLog, input: Vec<u8>, sink: &mut dyn IngestSink) -> IngestCounts {
+fn ingest_bytes(
+    log: &mut EventLog,
+    input: Vec<u8>,
+    rejects: &mut dyn RejectsSink,
+    observer: &mut dyn IngestObserver,
+) -> IngestCounts {
     ingest(
         log,
         std::io::Cursor::new(input),
         &IngestOptions::default(),
-        sink,
+        rejects,
+        observer,
     )
     .unwrap()
 }
@@ -166,7 +187,8 @@ fn ingest_in_batches(
     log: &mut EventLog,
     input: &str,
     batch: usize,
-    sink: &mut dyn IngestSink,
+    rejects: &mut dyn RejectsSink,
+    observer: &mut dyn IngestObserver,
 ) -> Result<IngestCounts, StoreError> {
     let options = IngestOptions {
         max_batch_events: batch,
@@ -176,7 +198,8 @@ fn ingest_in_batches(
         log,
         std::io::Cursor::new(input.as_bytes().to_vec()),
         &options,
-        sink,
+        rejects,
+        observer,
     )
 }
 
@@ -691,17 +714,17 @@ fn snapshots_are_resumed_from_and_damage_falls_back_to_a_replay() {
     assert!(!path.exists());
 }
 
-/// Ingests `lines` into `log` with a sink that keeps nothing.
+/// Ingests `lines` into `log`, keeping and observing nothing.
 fn ingest_lines(log: &mut EventLog, lines: &[&str]) {
     let mut input = lines.join("\n");
     input.push('\n');
-    let mut sink = NullSink;
-    ingest_bytes(log, input.into_bytes(), &mut sink);
+    ingest_bytes(log, input.into_bytes(), &mut NullRejects, &mut ());
 }
 
-struct NullSink;
+/// Drops the rejected lines.
+struct NullRejects;
 
-impl IngestSink for NullSink {
+impl RejectsSink for NullRejects {
     fn rejected(&mut self, _: u64, _: &Reject, _: &[u8], _: u64) -> Result<(), StoreError> {
         Ok(())
     }
@@ -890,7 +913,7 @@ fn ingest_rejects_every_reason_and_the_counts_add_up() {
     let input = format!("{}\r\n", lines[..10].join("\n")) + &lines[10];
     let rejects_path = dir.path().join("rejects.jsonl");
     let mut rejects = RejectsFile::open(&rejects_path, "events.jsonl").unwrap();
-    let counts = ingest_bytes(&mut log, input.into_bytes(), &mut rejects);
+    let counts = ingest_bytes(&mut log, input.into_bytes(), &mut rejects, &mut ());
     assert_eq!(
         counts,
         IngestCounts {
@@ -939,7 +962,12 @@ fn ingest_rejects_every_reason_and_the_counts_add_up() {
 
     // Re-sending the whole input is safe: only duplicates and the same rejects.
     let again = format!("{}\n{}", lines.join("\n"), paid_line(7, "O7"));
-    let counts = ingest_bytes(&mut log, again.into_bytes(), &mut Recorder::default());
+    let counts = ingest_bytes(
+        &mut log,
+        again.into_bytes(),
+        &mut KeptRejects::default(),
+        &mut (),
+    );
     assert_eq!(
         counts,
         IngestCounts {
@@ -1019,37 +1047,45 @@ fn validate_finds_the_parsers_rejects_and_stores_nothing() {
 }
 
 #[test]
-fn ingest_reports_to_the_sink_in_order() {
+fn ingest_reports_to_its_sinks_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = EventLog::open(dir.path()).unwrap();
     let input = paid_lines(100);
     let total_bytes = input.len() as u64;
     let mut recorder = Recorder::default();
-    let counts = ingest_in_batches(&mut log, &input, 30, &mut recorder).unwrap();
+    let counts = ingest_in_batches(
+        &mut log,
+        &input,
+        30,
+        &mut recorder.rejects,
+        &mut recorder.observed,
+    )
+    .unwrap();
     assert_eq!(counts.appended, 100);
-    let seqs: Vec<u64> = recorder.appended.iter().map(|(seq, _)| *seq).collect();
+    let seqs: Vec<u64> = recorder
+        .observed
+        .appended
+        .iter()
+        .map(|(seq, _)| *seq)
+        .collect();
     assert_eq!(seqs, (1..=100).collect::<Vec<_>>());
     // Blocks of 30, 30, 30 and 10.
-    assert_eq!(recorder.progress.len(), 4);
-    assert_eq!(recorder.syncs, 4);
-    let (last_counts, last_bytes) = recorder.progress.last().copied().unwrap();
+    assert_eq!(recorder.observed.progress.len(), 4);
+    assert_eq!(recorder.rejects.syncs, 4);
+    let (last_counts, last_bytes) = recorder.observed.progress.last().copied().unwrap();
     assert_eq!(last_counts, counts);
     assert_eq!(last_bytes, total_bytes);
     assert_eq!(log.verify().unwrap().blocks, 4);
 }
 
-/// A sink whose `appended` fails on its `fail_on`-th call.
-struct FailingSink {
+/// An observer whose `appended` fails on its `fail_on`-th call.
+struct FailingObserver {
     calls: u64,
     fail_on: u64,
     appended: Vec<u64>,
 }
 
-impl IngestSink for FailingSink {
-    fn rejected(&mut self, _: u64, _: &Reject, _: &[u8], _: u64) -> Result<(), StoreError> {
-        Ok(())
-    }
-
+impl IngestObserver for FailingObserver {
     fn appended(&mut self, events: &[AppendedEvent<'_>]) -> Result<(), StoreError> {
         self.calls += 1;
         if self.calls == self.fail_on {
@@ -1060,17 +1096,15 @@ impl IngestSink for FailingSink {
     }
 }
 
-/// A sink that only counts is handed no events, and the counts are the same.
+/// An observer that only counts is handed no events, and the counts are the
+/// same.
 #[test]
-fn a_sink_that_wants_no_events_gets_none_and_the_same_counts() {
+fn an_observer_that_wants_no_events_gets_none_and_the_same_counts() {
     struct Counting {
         events: usize,
         calls: usize,
     }
-    impl IngestSink for Counting {
-        fn rejected(&mut self, _: u64, _: &Reject, _: &[u8], _: u64) -> Result<(), StoreError> {
-            Ok(())
-        }
+    impl IngestObserver for Counting {
         fn appended(&mut self, events: &[AppendedEvent<'_>]) -> Result<(), StoreError> {
             self.events += events.len();
             self.calls += 1;
@@ -1082,13 +1116,20 @@ fn a_sink_that_wants_no_events_gets_none_and_the_same_counts() {
     }
     let dir = tempfile::tempdir().unwrap();
     let mut log = EventLog::open(dir.path()).unwrap();
-    let mut sink = Counting {
+    let mut observer = Counting {
         events: 0,
         calls: 0,
     };
-    let counts = ingest_in_batches(&mut log, &paid_lines(25), 10, &mut sink).unwrap();
+    let counts = ingest_in_batches(
+        &mut log,
+        &paid_lines(25),
+        10,
+        &mut NullRejects,
+        &mut observer,
+    )
+    .unwrap();
     assert_eq!(counts.appended, 25);
-    assert_eq!((sink.events, sink.calls), (0, 3));
+    assert_eq!((observer.events, observer.calls), (0, 3));
     assert_eq!(all_events(&log).len(), 25);
 }
 
@@ -1105,14 +1146,15 @@ fn a_block_staged_when_ingest_fails_is_given_up_and_its_events_stored_later() {
     let input = paid_lines(60);
     // Blocks of ten: the second block's report fails, while later blocks
     // are staged or being written.
-    let mut sink = FailingSink {
+    let mut observer = FailingObserver {
         calls: 0,
         fail_on: 2,
         appended: Vec::new(),
     };
-    let error = ingest_in_batches(&mut log, &input, 10, &mut sink).unwrap_err();
+    let error =
+        ingest_in_batches(&mut log, &input, 10, &mut NullRejects, &mut observer).unwrap_err();
     assert!(matches!(error, StoreError::Sink(_)), "{error}");
-    assert_eq!(sink.appended, (1..=10).collect::<Vec<_>>());
+    assert_eq!(observer.appended, (1..=10).collect::<Vec<_>>());
     // The second block was durable before its report failed; of the later
     // ones, those handed to the writer before the error may be too, whole.
     let durable = log.last_seq().unwrap();
@@ -1123,10 +1165,22 @@ fn a_block_staged_when_ingest_fails_is_given_up_and_its_events_stored_later() {
     assert_eq!(all_events(&log).len() as u64, durable);
 
     let mut recorder = Recorder::default();
-    let counts = ingest_in_batches(&mut log, &input, 10, &mut recorder).unwrap();
+    let counts = ingest_in_batches(
+        &mut log,
+        &input,
+        10,
+        &mut recorder.rejects,
+        &mut recorder.observed,
+    )
+    .unwrap();
     assert_eq!(counts.duplicates, durable);
     assert_eq!(counts.appended, 60 - durable);
-    let seqs: Vec<u64> = recorder.appended.iter().map(|(seq, _)| *seq).collect();
+    let seqs: Vec<u64> = recorder
+        .observed
+        .appended
+        .iter()
+        .map(|(seq, _)| *seq)
+        .collect();
     assert_eq!(seqs, (durable + 1..=60).collect::<Vec<_>>());
     assert_eq!(all_events(&log).len(), 60);
     assert_eq!(log.verify().unwrap().blocks, 6);
@@ -1135,7 +1189,7 @@ fn a_block_staged_when_ingest_fails_is_given_up_and_its_events_stored_later() {
     assert_eq!(log.last_seq().unwrap(), 60);
 }
 
-/// A sink's rejects are made durable by the job it hands over, on another
+/// A rejects sink's rejects are made durable by the job it hands over, on another
 /// thread, and before the batch's events are reported: when `progress`
 /// reports a count of rejects, at least as many were synced.
 #[test]
@@ -1147,9 +1201,8 @@ fn rejects_are_synced_on_another_thread_before_their_batch_is_reported() {
         written: u64,
         synced: Arc<AtomicU64>,
         sync_threads: Arc<Mutex<Vec<std::thread::ThreadId>>>,
-        progress_calls: u64,
     }
-    impl IngestSink for Syncing {
+    impl RejectsSink for Syncing {
         fn rejected(&mut self, _: u64, _: &Reject, _: &[u8], _: u64) -> Result<(), StoreError> {
             self.written += 1;
             Ok(())
@@ -1163,6 +1216,13 @@ fn rejects_are_synced_on_another_thread_before_their_batch_is_reported() {
                 Ok(())
             })))
         }
+    }
+    /// Checks, at each report, that the rejects it counts were synced.
+    struct CheckSynced {
+        synced: Arc<AtomicU64>,
+        progress_calls: u64,
+    }
+    impl IngestObserver for CheckSynced {
         fn progress(&mut self, counts: &IngestCounts, _: u64) {
             self.progress_calls += 1;
             assert!(self.synced.load(Ordering::SeqCst) >= counts.rejected);
@@ -1181,10 +1241,14 @@ fn rejects_are_synced_on_another_thread_before_their_batch_is_reported() {
         })
         .collect();
     let mut sink = Syncing::default();
-    let counts = ingest_in_batches(&mut log, &input, 10, &mut sink).unwrap();
+    let mut observer = CheckSynced {
+        synced: Arc::clone(&sink.synced),
+        progress_calls: 0,
+    };
+    let counts = ingest_in_batches(&mut log, &input, 10, &mut sink, &mut observer).unwrap();
     assert_eq!(counts.rejected, 30);
     assert_eq!(sink.synced.load(Ordering::SeqCst), 30);
-    assert_eq!(sink.progress_calls, 9);
+    assert_eq!(observer.progress_calls, 9);
     let threads = sink.sync_threads.lock().unwrap();
     assert_eq!(threads.len(), 9, "one job a batch");
     assert!(threads.iter().all(|id| *id != std::thread::current().id()));
@@ -1244,9 +1308,16 @@ fn the_parser_threads_keep_input_order_across_many_chunks() {
         bytes: std::io::Cursor::new(input.into_bytes()),
         step: 1,
     };
-    let counts = ingest(&mut log, reader, &options, &mut recorder).unwrap();
+    let counts = ingest(
+        &mut log,
+        reader,
+        &options,
+        &mut recorder.rejects,
+        &mut recorder.observed,
+    )
+    .unwrap();
     assert_adds_up(&counts);
-    let rejected: Vec<u64> = recorder.rejects.iter().map(|r| r.0).collect();
+    let rejected: Vec<u64> = recorder.rejects.lines.iter().map(|r| r.0).collect();
     assert_eq!(rejected, expected_rejects);
     let orders: Vec<String> = all_events(&log)
         .iter()
@@ -1308,7 +1379,14 @@ fn a_100_mb_line_is_rejected_without_being_buffered() {
         tail: std::io::Cursor::new(format!("\n{}\n", paid_line(1, "O1")).into_bytes()),
     };
     let mut recorder = Recorder::default();
-    let counts = ingest(&mut log, input, &IngestOptions::default(), &mut recorder).unwrap();
+    let counts = ingest(
+        &mut log,
+        input,
+        &IngestOptions::default(),
+        &mut recorder.rejects,
+        &mut recorder.observed,
+    )
+    .unwrap();
     assert_eq!(
         counts,
         IngestCounts {
@@ -1318,7 +1396,7 @@ fn a_100_mb_line_is_rejected_without_being_buffered() {
             rejected: 1
         }
     );
-    let (line_no, reason, raw, raw_bytes) = &recorder.rejects[0];
+    let (line_no, reason, raw, raw_bytes) = &recorder.rejects.lines[0];
     assert_eq!(
         (*line_no, reason.as_str(), *raw_bytes),
         (1, "line_too_long", LEN)
@@ -1339,7 +1417,7 @@ fn a_100_mb_line_is_rejected_without_being_buffered() {
 fn binary_garbage_and_empty_input() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = EventLog::open(dir.path()).unwrap();
-    let counts = ingest_bytes(&mut log, Vec::new(), &mut Recorder::default());
+    let counts = ingest_bytes(&mut log, Vec::new(), &mut KeptRejects::default(), &mut ());
     assert_eq!(counts, IngestCounts::default());
 
     // A deterministic pseudo-random megabyte, newlines included.
@@ -1354,12 +1432,17 @@ fn binary_garbage_and_empty_input() {
         .collect();
     let newlines = garbage.iter().filter(|b| **b == b'\n').count() as u64;
     let mut recorder = Recorder::default();
-    let counts = ingest_bytes(&mut log, garbage.clone(), &mut recorder);
+    let counts = ingest_bytes(
+        &mut log,
+        garbage.clone(),
+        &mut recorder.rejects,
+        &mut recorder.observed,
+    );
     assert_adds_up(&counts);
     assert_eq!(counts.appended, 0);
     let ends_in_newline = garbage.last() == Some(&b'\n');
     assert_eq!(counts.read, newlines + u64::from(!ends_in_newline));
-    assert_eq!(recorder.rejects.len() as u64, counts.rejected);
+    assert_eq!(recorder.rejects.lines.len() as u64, counts.rejected);
     assert_eq!(log.last_seq().unwrap(), 0);
 }
 
@@ -1400,9 +1483,16 @@ fn a_line_from_a_slow_pipe_is_durable_within_the_latency_bound() {
     };
     let mut recorder = Recorder::default();
     let started = WallClock::now();
-    let counts = ingest(&mut log, input, &IngestOptions::default(), &mut recorder).unwrap();
+    let counts = ingest(
+        &mut log,
+        input,
+        &IngestOptions::default(),
+        &mut recorder.rejects,
+        &mut recorder.observed,
+    )
+    .unwrap();
     assert_eq!(counts.appended, 2);
-    let (seq, durable_at) = recorder.appended[0];
+    let (seq, durable_at) = recorder.observed.appended[0];
     assert_eq!(seq, 1);
     let latency = durable_at - started;
     assert!(
@@ -1434,7 +1524,14 @@ fn the_stop_flag_commits_what_was_read_and_returns() {
     });
     let started = WallClock::now();
     let mut recorder = Recorder::default();
-    let counts = ingest(&mut log, input, &options, &mut recorder).unwrap();
+    let counts = ingest(
+        &mut log,
+        input,
+        &options,
+        &mut recorder.rejects,
+        &mut recorder.observed,
+    )
+    .unwrap();
     stopper.join().unwrap();
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(counts.read >= 1 && counts.read < 1000, "{counts:?}");
@@ -1463,7 +1560,8 @@ fn an_input_error_is_reported_after_the_lines_before_it() {
         &mut log,
         input,
         &IngestOptions::default(),
-        &mut Recorder::default(),
+        &mut KeptRejects::default(),
+        &mut (),
     )
     .unwrap_err();
     assert!(
@@ -1549,7 +1647,8 @@ proptest! {
                 &mut log,
                 std::io::Cursor::new(input.into_bytes()),
                 &options,
-                &mut Recorder::default(),
+                &mut KeptRejects::default(),
+                &mut (),
             ).unwrap();
             assert_adds_up(&counts);
             total.add(&counts);
@@ -1986,7 +2085,7 @@ fn issue20_rejects_keep_the_bytes_as_received() {
     }
     let rejects_path = dir.path().join("rejects.jsonl");
     let mut rejects = RejectsFile::open(&rejects_path, "-").unwrap();
-    let counts = ingest_bytes(&mut log, input, &mut rejects);
+    let counts = ingest_bytes(&mut log, input, &mut rejects, &mut ());
     assert_eq!(counts.rejected, 4);
     let text = std::fs::read_to_string(&rejects_path).unwrap();
     let records: Vec<serde_json::Value> = text

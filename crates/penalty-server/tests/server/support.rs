@@ -12,7 +12,9 @@ use axum::Router;
 use http_body_util::BodyExt;
 use penalty_core::{Policy, Reject};
 use penalty_server::{AppState, Config, Limits, Tokens};
-use penalty_store::ingest::{AppendedEvent, IngestCounts, IngestOptions, IngestSink};
+use penalty_store::ingest::{
+    AppendedEvent, IngestCounts, IngestObserver, IngestOptions, RejectsSink,
+};
 use penalty_store::projection::{self, Projection};
 use penalty_store::{EventLog, StoreError};
 use serde_json::Value;
@@ -137,13 +139,19 @@ pub struct Reference {
     pub counts: IngestCounts,
 }
 
-struct ApplySink<'a>(&'a mut Projection);
+/// Drops rejected lines: the reference is compared by its projection.
+struct DropRejects;
 
-impl IngestSink for ApplySink<'_> {
+impl RejectsSink for DropRejects {
     fn rejected(&mut self, _: u64, _: &Reject, _: &[u8], _: u64) -> Result<(), StoreError> {
         Ok(())
     }
+}
 
+/// Applies each durable block to the projection.
+struct ApplyToProjection<'a>(&'a mut Projection);
+
+impl IngestObserver for ApplyToProjection<'_> {
     fn appended(&mut self, events: &[AppendedEvent<'_>]) -> Result<(), StoreError> {
         for event in events {
             let typed = event
@@ -164,7 +172,8 @@ pub fn reference(events: Vec<u8>) -> Reference {
         &mut log,
         std::io::Cursor::new(events),
         &IngestOptions::default(),
-        &mut ApplySink(&mut projection),
+        &mut DropRejects,
+        &mut ApplyToProjection(&mut projection),
     )
     .unwrap();
     Reference {
