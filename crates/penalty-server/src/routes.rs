@@ -344,7 +344,7 @@ async fn list_shops(
     access: Access,
     Asked { params, when }: Asked<ShopListParams>,
 ) -> Result<Json<ShopPage>, ApiError> {
-    let Page { limit, offset } = Page::asked(params.limit, params.offset)?;
+    let asked = Page::asked(params.limit, params.offset)?;
     let sort = match params.sort.as_deref() {
         None => penalty_core::ShopSort::Shop,
         Some(text) => penalty_core::ShopSort::parse(text).ok_or_else(|| {
@@ -375,12 +375,11 @@ async fn list_shops(
                     .map_or_else(|_| Vec::new(), |report| vec![report]),
             };
             let ranked = ranking.apply(shops);
-            let total = ranked.len();
             let charged_fen = ranked.iter().map(|shop| shop.charged_fen).sum();
-            let end = offset.saturating_add(limit).min(total);
+            let (shops, next, total) = asked.of(ranked);
             Ok(ShopPage {
-                shops: ranked.into_iter().skip(offset).take(limit).collect(),
-                next: (end < total).then_some(end),
+                shops,
+                next,
                 total,
                 charged_fen,
             })
@@ -478,26 +477,20 @@ async fn postings(
     Id(shop_id): Id,
     Asked { params, when }: Asked<PostingParams>,
 ) -> Result<Json<PostingPage>, ApiError> {
-    let Page { limit, offset } = Page::asked(params.limit, params.offset)?;
+    let asked = Page::asked(params.limit, params.offset)?;
     readable_shop(&state, &access, &shop_id, when.as_of)?;
     let page = state
         .query_for(Some(&access.clone()), when.known_at, move |ledger| {
             let report = ledger
                 .postings(&shop_id, when.as_of)
                 .map_err(not_found_for_http)?;
-            let total = report.postings.len();
-            let end = offset.saturating_add(limit).min(total);
+            let (postings, next, total) = asked.of(report.postings);
             Ok(PostingPage {
                 shop_id: report.shop_id,
                 as_of: report.as_of,
                 booked_fen: report.booked_fen,
-                postings: report
-                    .postings
-                    .into_iter()
-                    .skip(offset)
-                    .take(limit)
-                    .collect(),
-                next: (end < total).then_some(end),
+                postings,
+                next,
                 total,
             })
         })
@@ -519,6 +512,19 @@ impl Page {
             limit: page_limit(limit)?,
             offset: page_offset(offset)?,
         })
+    }
+
+    /// This page of a whole list: its items, the `next` offset (`None` on
+    /// the last page) and the list's length.
+    fn of<T>(self, items: Vec<T>) -> (Vec<T>, Option<usize>, usize) {
+        let total = items.len();
+        let end = self.offset.saturating_add(self.limit).min(total);
+        let page = items
+            .into_iter()
+            .skip(self.offset)
+            .take(self.limit)
+            .collect();
+        (page, (end < total).then_some(end), total)
     }
 }
 
