@@ -477,6 +477,13 @@ impl Cdp {
 
     /// Sends a command (to the page once attached) and waits for its answer.
     fn call(&mut self, method: &str, params: Value) -> Value {
+        self.try_call(method, params)
+            .unwrap_or_else(|answer| panic!("{method}: {answer}"))
+    }
+
+    /// As [`Cdp::call`], but a CDP error comes back as `Err` with the whole
+    /// answer.
+    fn try_call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
         self.next_id += 1;
         let id = self.next_id;
         let mut message = serde_json::json!({"id": id, "method": method, "params": params});
@@ -494,8 +501,10 @@ impl Cdp {
                 .recv_timeout(left)
                 .unwrap_or_else(|_| panic!("no answer to {method} within {CDP_WAIT:?}"));
             if answer["id"] == id {
-                assert!(answer.get("error").is_none(), "{method}: {answer}");
-                return answer["result"].clone();
+                if answer.get("error").is_some() {
+                    return Err(answer);
+                }
+                return Ok(answer["result"].clone());
             }
         }
     }
@@ -517,8 +526,29 @@ impl Cdp {
     fn wait_for(&mut self, expression: &str) {
         let deadline = Instant::now() + CDP_WAIT;
         loop {
-            if self.eval(expression) == Value::Bool(true) {
-                return;
+            // A navigation that the awaited action started may replace the
+            // document while it is being evaluated; Chromium then answers
+            // "Inspected target navigated or closed", which only means "not
+            // yet": ask again. Any other error still fails the test.
+            let answer = self.try_call(
+                "Runtime.evaluate",
+                serde_json::json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
+            );
+            match answer {
+                Ok(result) => {
+                    assert!(
+                        result.get("exceptionDetails").is_none(),
+                        "{expression}: {result}"
+                    );
+                    if result["result"]["value"] == Value::Bool(true) {
+                        return;
+                    }
+                }
+                Err(answer)
+                    if answer["error"]["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("navigated or closed")) => {}
+                Err(answer) => panic!("Runtime.evaluate: {answer}"),
             }
             assert!(
                 Instant::now() < deadline,
