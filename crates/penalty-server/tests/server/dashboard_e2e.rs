@@ -913,3 +913,6 @@ fn a_seller_signs_in_and_sees_its_own_shop_only() {
     // Never more rows than a page.
     assert!(page_ids(&mut cdp).len() <= 20);
 }
+
+/// The accessibility check of the main pages, in this harness.
+mod a11y;
