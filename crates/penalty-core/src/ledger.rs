@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::explain;
 use crate::intern::{Arena, Interner};
+use crate::labels::Lang;
 use crate::order::{self, OrderRec};
 use crate::policy::Policy;
 use crate::report::*;
@@ -355,8 +356,19 @@ impl Ledger {
             .collect()
     }
 
-    /// One order as of `as_of`.
+    /// One order as of `as_of`, its `explain` lines in English.
     pub fn order_report(&self, order_id: &str, as_of: UnixNs) -> Result<OrderReport, QueryError> {
+        self.order_report_in(order_id, as_of, Lang::En)
+    }
+
+    /// One order as of `as_of`, its `explain` lines in `lang`; every other
+    /// field is the same in every language.
+    pub fn order_report_in(
+        &self,
+        order_id: &str,
+        as_of: UnixNs,
+        lang: Lang,
+    ) -> Result<OrderReport, QueryError> {
         let offset = self.policy.utc_offset;
         let found = self.order_ids.find(order_id);
         let Some(view) = found.and_then(|o| self.view(o, as_of)) else {
@@ -388,7 +400,7 @@ impl Ledger {
             .iter()
             .map(|d| self.format_deduction(order_id, d))
             .collect();
-        let explain = explain::explain(view.policy, &view, as_of, &deductions);
+        let explain = explain::explain(view.policy, &view, as_of, &deductions, lang);
         Ok(OrderReport {
             order_id: order_id.to_string(),
             shop_id: view.shop_id().to_string(),

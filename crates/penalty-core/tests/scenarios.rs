@@ -362,3 +362,119 @@ fn golden_scenarios() {
         dirs.len()
     );
 }
+
+/// The seller-facing sentences of every scenario in both languages: each
+/// order's `explain` lines at the scenario's `as_of` and every at-risk
+/// warning of its `at_risk.json` questions, compared with
+/// `<scenario>/sentences.en.golden` and `<scenario>/sentences.zh-CN.golden`.
+/// After a deliberate change of wording, rewrite them with
+/// `UPDATE_EXPECT=1 cargo test -p penalty-core --test scenarios golden_sentences`
+/// and review the diff; a missing golden file is a failure. The two
+/// languages say the same things: the same number of lines, and a Chinese
+/// line carries no English word and no code of the reports.
+#[test]
+fn golden_sentences_in_both_languages() {
+    use penalty_core::explain::at_risk_line_in;
+    use penalty_core::labels::{Lang, LABELS};
+
+    let update = std::env::var_os("UPDATE_EXPECT").is_some_and(|v| v == "1");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(scenarios_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("expect.json").is_file() && p.join("events.jsonl").is_file())
+        .collect();
+    dirs.sort();
+    let mut failed = Vec::new();
+    for dir in &dirs {
+        let expect: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("expect.json")).unwrap())
+                .unwrap();
+        let policy = match expect.get("policy") {
+            Some(p) => Policy::from_json(&p.to_string()).unwrap(),
+            None => Policy::default(),
+        };
+        let text = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
+        let (events, _) = ingest(text.strip_suffix('\n').unwrap_or(&text));
+        let mut ledger = Ledger::new(policy);
+        for event in &events {
+            ledger.apply(event, UnixNs(0)).unwrap();
+        }
+        let as_of_text = expect["as_of"].as_str().unwrap();
+        let as_of = UnixNs::parse_rfc3339(as_of_text).unwrap();
+        let at_risk: Option<Value> = std::fs::read_to_string(dir.join("at_risk.json"))
+            .ok()
+            .map(|text| serde_json::from_str(&text).unwrap());
+        let mut orders: Vec<&String> = expect["orders"]
+            .as_object()
+            .map(|o| o.keys().collect())
+            .unwrap_or_default();
+        orders.sort();
+        let mut transcripts = Vec::new();
+        for lang in [Lang::En, Lang::Zh] {
+            let mut out = Vec::new();
+            for order in &orders {
+                out.push(format!("# order {order} as of {as_of_text}"));
+                match ledger.order_report_in(order, as_of, lang) {
+                    Ok(report) => out.extend(report.explain),
+                    Err(e) => out.push(format!("error: {e}")),
+                }
+            }
+            let questions = at_risk.as_ref().and_then(|a| a["queries"].as_array());
+            for q in questions.into_iter().flatten() {
+                let shop = q["shop"].as_str();
+                let within = q["within"].as_str().unwrap();
+                let at_text = q["as_of"].as_str().unwrap();
+                out.push(format!(
+                    "# at risk: {} within {within} as of {at_text}",
+                    shop.unwrap_or("every shop")
+                ));
+                let at = UnixNs::parse_rfc3339(at_text).unwrap();
+                let report = ledger
+                    .at_risk(shop, at, Within::parse(within).unwrap())
+                    .unwrap();
+                out.extend(report.orders.iter().map(|o| at_risk_line_in(o, lang)));
+            }
+            transcripts.push(out);
+        }
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        assert_eq!(
+            transcripts[0].len(),
+            transcripts[1].len(),
+            "{name}: the two languages say the same number of things"
+        );
+        for line in transcripts[1].iter().filter(|l| !l.starts_with('#')) {
+            assert!(
+                line.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+                "{name}: not Chinese: {line}"
+            );
+            for label in LABELS.iter().filter(|l| l.code.contains('_')) {
+                assert!(
+                    !line.contains(label.code),
+                    "{name}: the code {} in {line}",
+                    label.code
+                );
+            }
+            // A run of lowercase letters is an English word left behind (ids
+            // and rule numbers start with a capital or a digit).
+            let words: Vec<&str> = line
+                .split(|c: char| !c.is_ascii_alphabetic())
+                .filter(|w| w.len() >= 3 && w.chars().all(|c| c.is_ascii_lowercase()))
+                .collect();
+            assert!(words.is_empty(), "{name}: English {words:?} in {line}");
+        }
+        for (lang, lines) in ["en", "zh-CN"].iter().zip(&transcripts) {
+            let path = dir.join(format!("sentences.{lang}.golden"));
+            let text = lines.join("\n") + "\n";
+            if update {
+                std::fs::write(&path, &text).unwrap();
+            } else if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+                failed.push(path.display().to_string());
+            }
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "sentences differ from their golden files (rerun with UPDATE_EXPECT=1 and review the diff if the change is intended):\n{}",
+        failed.join("\n")
+    );
+}
