@@ -29,6 +29,37 @@ impl Lang {
             Lang::En
         }
     }
+
+    /// The language an HTTP `Accept-Language` header asks for (RFC 9110
+    /// 12.5.4): the range of the highest weight (the first of equal ones)
+    /// that is Chinese or English; a range with `q=0` is refused, a
+    /// malformed weight counts as 1, anything else (`*`, `fr`, an empty
+    /// header) is English. `zh-CN,zh;q=0.9,en;q=0.8` is Chinese;
+    /// `en-US,zh;q=0.5` is English.
+    pub fn from_accept_language(header: &str) -> Lang {
+        let mut best: Option<(f32, Lang)> = None;
+        for range in header.split(',') {
+            let mut parts = range.split(';');
+            let tag = parts.next().unwrap_or("").trim();
+            let weight = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .map(|q| q.trim().parse::<f32>().unwrap_or(1.0))
+                .next()
+                .unwrap_or(1.0);
+            let lang = Lang::from_tag(tag);
+            let named = lang == Lang::Zh || tag.eq_ignore_ascii_case("en") || {
+                let lower = tag.to_ascii_lowercase();
+                lower.starts_with("en-") || lower.starts_with("en_")
+            };
+            if !named || weight <= 0.0 {
+                continue;
+            }
+            if best.is_none_or(|(w, _)| weight > w) {
+                best = Some((weight, lang));
+            }
+        }
+        best.map_or(Lang::En, |(_, lang)| lang)
+    }
 }
 
 /// Which set of codes a code belongs to: `refunded` is an order status and an
@@ -133,6 +164,27 @@ mod tests {
     use super::*;
     use crate::report::{DeductionStatus as Deduction, OrderStatus as Status};
     use crate::NextStep as Next;
+
+    #[test]
+    fn accept_language_picks_the_heaviest_of_chinese_and_english() {
+        for (header, lang) in [
+            ("zh-CN,zh;q=0.9,en;q=0.8", Lang::Zh),
+            ("zh-CN", Lang::Zh),
+            ("zh", Lang::Zh),
+            ("en-US,zh;q=0.5", Lang::En),
+            ("fr-FR, zh;q=0.4, en;q=0.3", Lang::Zh),
+            ("en;q=0.2, zh-Hans;q=0.7", Lang::Zh),
+            ("zh;q=0, en", Lang::En),
+            ("zh;q=0", Lang::En),
+            ("zh;q=x", Lang::Zh),
+            ("*", Lang::En),
+            ("fr", Lang::En),
+            ("", Lang::En),
+            (",;;q=,", Lang::En),
+        ] {
+            assert_eq!(Lang::from_accept_language(header), lang, "{header:?}");
+        }
+    }
 
     #[test]
     fn every_code_of_the_reports_has_both_labels() {

@@ -139,8 +139,10 @@
     this.status = status; this.code = code; this.message = message;
   }
 
+  // The language switch's choice goes with every request: the server words
+  // its sentences (an order's explain, an at-risk line) in it.
   function api(path) {
-    return send(path, { headers: { Accept: "application/json" } });
+    return send(path, { headers: { Accept: "application/json", "Accept-Language": lang } });
   }
 
   // The session cookie (HttpOnly, set by POST /session) goes with every
@@ -495,7 +497,7 @@
       el("tbody", {}, report.orders.map(function (o) {
         var cost = o.next === "judgment" ? (o.deduction_fen ? yuan(o.deduction_fen) : "") + (o.bans_product ? " + " + t("ban") + " " + o.product_id : "")
           : o.next === "auto_close" ? yuan(o.refund_due_fen || 0) : t("closure review");
-        return el("tr", { "data-order-id": o.order_id, title: lang === "en" ? o.line : null }, [
+        return el("tr", { "data-order-id": o.order_id, title: o.line }, [
           el("td", {}, [uiLink("/ui/orders/" + encodeURIComponent(o.order_id), o.order_id, { class: "order-link" })]),
           el("td", { "data-code": o.next, text: label("next_step", o.next) + (o.judgment ? " #" + o.judgment : "") }),
           el("td", { class: "time", text: o.at }),

@@ -22,6 +22,13 @@ fn instant_schema() -> Value {
     json!({"type": "string", "pattern": crate::params::instant_pattern()})
 }
 
+/// The language of an answer's sentences (`explain`, an at-risk `line`).
+fn lang_param() -> Value {
+    json!({"name": "Accept-Language", "in": "header", "required": false,
+           "description": "The language of the sentences (`explain`, `line`): Chinese when the heaviest of Chinese and English ranges is zh (zh-CN), else English. Codes and figures are the same in both.",
+           "schema": {"type": "string"}})
+}
+
 fn id_param(description: &str) -> Value {
     json!({"name": "id", "in": "path", "required": true, "description": description,
            "schema": {"type": "string", "minLength": 1, "maxLength": 128}})
@@ -222,7 +229,8 @@ fn full_document() -> Value {
             "/shops/{id}/at-risk": {"get": {"summary": "The shop's orders at risk (`penalty at-risk --shop ID --json`, CLI.md): unresolved orders whose next judgment, closure-review flag or auto-close comes within the horizon, soonest first, each with its sentence (`line`). At most `limit` of them; `total` counts all.",
                 "parameters": with(with(json!([id_param("The shop.")]), as_of_params()), json!([
                     {"name": "within", "in": "query", "required": false, "description": "The horizon: a whole number and m, h or d, from 1m to 366d (default 24h).", "schema": {"type": "string", "pattern": crate::params::WITHIN_PATTERN}},
-                    {"name": "limit", "in": "query", "required": false, "description": "At most this many orders (1 to 1000, default 100).", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}])),
+                    {"name": "limit", "in": "query", "required": false, "description": "At most this many orders (1 to 1000, default 100).", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                    lang_param()])),
                 "responses": responses(json_response("The orders at risk.", json!({"$ref": "#/components/schemas/AtRisk"})), &["400", "401", "404", "429", "503"])}},
             "/labels": {"get": {"summary": "Every code a person can see (order and deduction statuses, event types, next steps, posting kinds, reject reasons) with its English and Chinese (zh-CN) label. No token needed.", "security": [],
                 "responses": {"200": json_response("The labels.", json!({"type": "array", "items": {"type": "object", "required": ["set", "code", "en", "zh-CN"],
@@ -255,7 +263,7 @@ fn full_document() -> Value {
                     "orders": {"type": "array", "items": {"$ref": "#/components/schemas/OrderRow"}},
                     "next": {"type": ["integer", "null"]}, "total": {"type": "integer"}}})), &["400", "401", "404", "429", "503"])}},
             "/orders/{id}": {"get": {"summary": "One order's report, with the explain lines (`penalty order ID --json`).",
-                "parameters": with(json!([id_param("The order.")]), as_of_params()),
+                "parameters": with(with(json!([id_param("The order.")]), as_of_params()), json!([lang_param()])),
                 "responses": responses(json_response("The report.", json!({"$ref": "#/components/schemas/OrderReport"})), &["400", "401", "404", "429", "503"])}},
             "/orders/{id}/events": {"get": {"summary": "The order's stored events with `at <= as_of`, in log order: its timeline.",
                 "parameters": [id_param("The order."), {"name": "as_of", "in": "query", "required": false, "description": "Only events that happened by then (default now).", "schema": instant_schema()}],

@@ -122,6 +122,28 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
     }
 }
 
+/// The language of the sentences in an answer (an order's `explain`, an
+/// at-risk `line`): the request's `Accept-Language`
+/// ([`penalty_core::labels::Lang::from_accept_language`]), English without
+/// one. The dashboard sends its language switch's choice in that header, so
+/// the switch is the one place a person picks a language.
+pub struct Language(pub penalty_core::labels::Lang);
+
+impl<S: Send + Sync> FromRequestParts<S> for Language {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("");
+        Ok(Language(penalty_core::labels::Lang::from_accept_language(
+            header,
+        )))
+    }
+}
+
 /// The `{id}` of a path: non-empty, at most [`MAX_ID_BYTES`] bytes.
 pub struct Id(pub String);
 
@@ -599,6 +621,7 @@ async fn at_risk(
     State(state): State<AppState>,
     access: Access,
     Id(shop_id): Id,
+    Language(lang): Language,
     Asked { params, when }: Asked<AtRiskParams>,
 ) -> Result<Json<AtRiskPage>, ApiError> {
     let limit = page_limit(params.limit)?;
@@ -621,7 +644,7 @@ async fn at_risk(
                 .into_iter()
                 .take(limit)
                 .map(|order| AtRiskEntry {
-                    line: penalty_core::explain::at_risk_line(&order),
+                    line: penalty_core::explain::at_risk_line_in(&order, lang),
                     order,
                 })
                 .collect();
@@ -842,6 +865,7 @@ async fn order(
     State(state): State<AppState>,
     access: Access,
     Id(order_id): Id,
+    Language(lang): Language,
     Asked { when, .. }: Asked<AsOfParams>,
 ) -> Result<Json<penalty_core::OrderReport>, ApiError> {
     // Decided before any work, from an index: another shop's order costs
@@ -852,7 +876,7 @@ async fn order(
     let policy = state.policy().clone();
     let report = state
         .query_for(Some(&access.clone()), when.known_at, move |ledger| {
-            match (ledger.order_report(&order_id, when.as_of), &access) {
+            match (ledger.order_report_in(&order_id, when.as_of, lang), &access) {
                 (Ok(report), access) if access.may_read_shop(&report.shop_id) => Ok(report),
                 (Err(error), Access::Operator) => Err(not_found_for_http(error)),
                 _ => Err(unknown_order(&order_id, when.as_of, &policy)),

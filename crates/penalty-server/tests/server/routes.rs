@@ -754,6 +754,74 @@ async fn the_dashboard_is_served_from_the_binary() {
     }
 }
 
+/// The sentences of an answer follow `Accept-Language` (the dashboard's
+/// language switch sends it): an order's explain lines and the at-risk
+/// lines are the core's in that language, every other field the same.
+#[tokio::test]
+async fn sentences_follow_accept_language() {
+    use penalty_core::labels::Lang;
+    use tower::ServiceExt;
+    let (_dir, _state, router) = demo_state(true).await;
+    let reference = reference(demo_events());
+    let ledger = &reference.projection.ledger;
+    let as_of = penalty_core::UnixNs::parse_rfc3339("2026-03-20T00:00:00+08:00").unwrap();
+    let ask = |uri: &str, language: Option<&str>| {
+        let mut request = axum::http::Request::builder()
+            .uri(uri)
+            .header("authorization", format!("Bearer {SELLER_S01}"));
+        if let Some(language) = language {
+            request = request.header("accept-language", language);
+        }
+        let request = request.body(axum::body::Body::empty()).unwrap();
+        let router = router.clone();
+        async move {
+            let response = router.oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            let bytes = http_body_util::BodyExt::collect(response.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            serde_json::from_slice::<Value>(&bytes).unwrap()
+        }
+    };
+    let risk = ledger
+        .at_risk(Some("S01"), as_of, penalty_core::Within::DAY)
+        .unwrap();
+    assert!(!risk.orders.is_empty());
+    let order_id = risk.orders[0].order_id.clone();
+    let order_uri = format!("/orders/{order_id}?as_of=2026-03-20");
+    let english = ask(&order_uri, None).await;
+    for (header, lang) in [
+        (None, Lang::En),
+        (Some("en-US,en;q=0.9"), Lang::En),
+        (Some("zh-CN,zh;q=0.9,en;q=0.8"), Lang::Zh),
+        (Some("fr, zh;q=0.5"), Lang::Zh),
+    ] {
+        let want = ledger.order_report_in(&order_id, as_of, lang).unwrap();
+        let got = ask(&order_uri, header).await;
+        assert_eq!(got, serde_json::to_value(&want).unwrap(), "{header:?}");
+        let mut same = got.clone();
+        same["explain"] = english["explain"].clone();
+        assert_eq!(same, english, "only the sentences change");
+        let page = ask("/shops/S01/at-risk?as_of=2026-03-20&limit=1000", header).await;
+        let lines: Vec<&str> = page["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["line"].as_str().unwrap())
+            .collect();
+        let want: Vec<String> = risk
+            .orders
+            .iter()
+            .map(|o| penalty_core::explain::at_risk_line_in(o, lang))
+            .collect();
+        assert_eq!(lines, want, "{header:?}");
+    }
+    let zh = ask(&order_uri, Some("zh-CN")).await;
+    assert_ne!(zh["explain"], english["explain"]);
+    assert!(zh["explain"][0].as_str().unwrap().contains("付款"), "{zh}");
+}
+
 #[tokio::test]
 async fn at_risk_equals_the_core_query_and_is_bounded() {
     let (_dir, _state, router) = demo_state(true).await;

@@ -2,7 +2,8 @@
 //! CDP client as the end-to-end test (this module is its child, so it uses
 //! that harness as it is): axe-core, from npm, injected into every main page
 //! in English and in Chinese, and a keyboard walk through each page with the
-//! Tab key.
+//! Tab key. On the Chinese pages the server's sentences (explain, at-risk)
+//! are checked to be Chinese, with no raw code.
 //!
 //! axe-core is installed by `.ci/run` (`npm ci` in
 //! `crates/penalty-server/tests/a11y/`, whose package-lock.json pins it).
@@ -226,6 +227,36 @@ fn assert_keyboard_walk(cdp: &mut Cdp, page: &str) {
     eprintln!("{page}: Tab reaches all {total} interactive elements, each with a visible focus");
 }
 
+/// On a zh-CN page, the server's sentences (an order's explain lines, the
+/// at-risk lines) are Chinese: each holds Chinese characters, no code of the
+/// reports (`/labels`' codes) and no English word (a run of three or more
+/// lowercase letters: ids and rule numbers start with a capital or a digit).
+fn assert_sentences_chinese(cdp: &mut Cdp, codes: &[String], selector: &str, page: &str) {
+    let lines: Vec<String> = serde_json::from_value(cdp.eval(&format!(
+        "Array.from(document.querySelectorAll({})).map(function (e) {{ return e.getAttribute('title') || e.textContent; }})",
+        Value::from(selector)
+    )))
+    .unwrap();
+    assert!(!lines.is_empty(), "{page}: no sentence at {selector}");
+    for line in &lines {
+        assert!(
+            line.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+            "{page}: not Chinese: {line}"
+        );
+        for code in codes {
+            assert!(
+                !line.contains(code.as_str()),
+                "{page}: raw code `{code}` in {line}"
+            );
+        }
+        let english: Vec<&str> = line
+            .split(|c: char| !c.is_ascii_alphabetic())
+            .filter(|w| w.len() >= 3 && w.chars().all(|c| c.is_ascii_lowercase()))
+            .collect();
+        assert!(english.is_empty(), "{page}: English {english:?} in {line}");
+    }
+}
+
 fn state(cdp: &mut Cdp) -> Value {
     cdp.eval("document.getElementById('app').getAttribute('data-state')")
 }
@@ -290,6 +321,14 @@ fn the_main_pages_pass_axe_and_the_keyboard_walk_in_both_languages() {
         .as_str()
         .expect("S01 has an order at risk")
         .to_string();
+    let (_, labels) = api_as(addr, "/labels", SELLER_S01);
+    let codes: Vec<String> = labels
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["code"].as_str().unwrap().to_string())
+        .filter(|code| code.contains('_'))
+        .collect();
     let base = format!("http://{addr}");
     // Twenty rows a list: the walk stays short, and every kind of row is there.
     let rows = "rows=20";
@@ -331,9 +370,20 @@ fn the_main_pages_pass_axe_and_the_keyboard_walk_in_both_languages() {
                 > Some(0)
         );
         check(&mut cdp, "the seller's home");
+        if lang == "zh-CN" {
+            assert_sentences_chinese(
+                &mut cdp,
+                &codes,
+                "#at-risk-table tbody tr",
+                "the seller's home",
+            );
+        }
         cdp.open(&format!("{base}/ui/orders/{order}?as_of={at}"));
         assert_eq!(state(&mut cdp), "ready");
         check(&mut cdp, "an order page");
+        if lang == "zh-CN" {
+            assert_sentences_chinese(&mut cdp, &codes, "#order-explain li", "an order page");
+        }
         cdp.settle_after("document.getElementById('logout').click(); true");
         assert_eq!(state(&mut cdp), "login");
 
