@@ -563,13 +563,26 @@ impl Ledger {
 
     /// The notice feed of one shop (R9) as of `as_of`: one notice per existing
     /// judgment, ordered by when it became visible, after `after` (a cursor of
-    /// an earlier notice), at most `limit` of them.
+    /// an earlier notice), at most `limit` of them; a correction's cause in
+    /// English.
     pub fn notices(
         &self,
         shop_id: &str,
         as_of: UnixNs,
         after: Option<&str>,
         limit: usize,
+    ) -> Result<Vec<Notice>, QueryError> {
+        self.notices_in(shop_id, as_of, after, limit, Lang::En)
+    }
+
+    /// [`Ledger::notices`] with a correction's cause in `lang`.
+    pub fn notices_in(
+        &self,
+        shop_id: &str,
+        as_of: UnixNs,
+        after: Option<&str>,
+        limit: usize,
+        lang: Lang,
     ) -> Result<Vec<Notice>, QueryError> {
         let offset = self.policy.utc_offset;
         let (_, shop) = self.existing_shop(shop_id, as_of)?;
@@ -639,7 +652,7 @@ impl Ledger {
                     settle_date: posting.settle_day.to_iso(),
                     kind: posting.kind,
                     amount_fen: posting.amount_fen,
-                    cause: crate::postings::cause_text(self, &posting),
+                    cause: crate::postings::cause_text(self, &posting, lang),
                 }),
             };
             keyed.push((key, notice));

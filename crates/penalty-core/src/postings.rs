@@ -20,6 +20,7 @@
 //! the same for every later `as_of`, whatever order the events arrived in.
 
 use crate::event::EventType;
+use crate::labels::Lang;
 use crate::ledger::{DayEntry, Ledger, QueryError, ShopRec};
 use crate::report::{PostingKind, PostingReport, PostingsReport};
 use crate::time::{Day, UnixNs};
@@ -267,12 +268,17 @@ pub(crate) fn notice_visible(ledger: &Ledger, posting: &RawPosting) -> UnixNs {
         .fold(run_start, UnixNs::max)
 }
 
-/// A change in words, for a cause.
-fn change_text(ledger: &Ledger, change: &Change) -> String {
+/// A change in words, for a cause, in `lang`.
+fn change_text(ledger: &Ledger, change: &Change, lang: Lang) -> String {
+    let zh = lang == Lang::Zh;
     let offset = ledger.policy.utc_offset;
     let order_id = ledger.order_ids.get(change.order);
     let day = change.at.local_day(offset).to_iso();
     match change.kind {
+        ChangeKind::Revoked if zh => format!(
+            "{order_id} 的第 {} 次判罚已于 {day} 撤销（申诉成功，R11）",
+            change.number
+        ),
         ChangeKind::Revoked => format!(
             "judgment {} of {order_id} revoked on {day} (appeal upheld, R11)",
             change.number
@@ -288,6 +294,14 @@ fn change_text(ledger: &Ledger, change: &Change) -> String {
                 .and_then(|e| e.tracking())
                 .map(|t| ledger.tracking_nos.get(t));
             match rejected {
+                Some(tracking_no) if zh => format!(
+                    "{order_id} 的第 {} 次判罚终究成立：物流单号 {tracking_no} 已于 {day} 被驳回（R2）",
+                    change.number
+                ),
+                None if zh => format!(
+                    "{order_id} 的第 {} 次判罚终究成立，自 {day} 起（R2）",
+                    change.number
+                ),
                 Some(tracking_no) => format!(
                     "judgment {} of {order_id} exists after all: tracking number {tracking_no} rejected on {day} (R2)",
                     change.number
@@ -301,8 +315,28 @@ fn change_text(ledger: &Ledger, change: &Change) -> String {
     }
 }
 
-/// A posting's cause in words.
-pub(crate) fn cause_text(ledger: &Ledger, posting: &RawPosting) -> String {
+/// A posting's cause in words, in `lang`.
+pub(crate) fn cause_text(ledger: &Ledger, posting: &RawPosting, lang: Lang) -> String {
+    if lang == Lang::Zh {
+        let day = posting.settle_day.to_iso();
+        return match &posting.cause {
+            Cause::Settlement => format!(
+                "{day} 结算：{} 的第 {} 次判罚（R4、R5）",
+                ledger.order_ids.get(posting.order),
+                posting.number
+            ),
+            Cause::Own(change) => change_text(ledger, change, lang),
+            Cause::CapRoom(change) => format!(
+                "{day} 的每日上限额度{}（R5）：{}",
+                if posting.amount_fen > 0 {
+                    "释放"
+                } else {
+                    "被占用"
+                },
+                change_text(ledger, change, lang)
+            ),
+        };
+    }
     match &posting.cause {
         Cause::Settlement => format!(
             "settlement of {}: judgment {} of {} (R4, R5)",
@@ -310,7 +344,7 @@ pub(crate) fn cause_text(ledger: &Ledger, posting: &RawPosting) -> String {
             posting.number,
             ledger.order_ids.get(posting.order)
         ),
-        Cause::Own(change) => change_text(ledger, change),
+        Cause::Own(change) => change_text(ledger, change, lang),
         Cause::CapRoom(change) => format!(
             "cap room of {} {} (R5): {}",
             posting.settle_day.to_iso(),
@@ -319,15 +353,25 @@ pub(crate) fn cause_text(ledger: &Ledger, posting: &RawPosting) -> String {
             } else {
                 "taken"
             },
-            change_text(ledger, change)
+            change_text(ledger, change, lang)
         ),
     }
 }
 
 impl Ledger {
     /// The booked ledger of one shop as of `as_of` (R14, CLI.md `penalty
-    /// postings`).
+    /// postings`), its causes in English.
     pub fn postings(&self, shop_id: &str, as_of: UnixNs) -> Result<PostingsReport, QueryError> {
+        self.postings_in(shop_id, as_of, Lang::En)
+    }
+
+    /// [`Ledger::postings`] with its causes in `lang`.
+    pub fn postings_in(
+        &self,
+        shop_id: &str,
+        as_of: UnixNs,
+        lang: Lang,
+    ) -> Result<PostingsReport, QueryError> {
         let offset = self.policy.utc_offset;
         let (_, shop) = self.existing_shop(shop_id, as_of)?;
         let raw = shop_postings(self, shop, as_of);
@@ -337,7 +381,7 @@ impl Ledger {
             booked_fen: raw.iter().map(|p| i128::from(p.amount_fen)).sum(),
             postings: raw
                 .iter()
-                .map(|p| self.format_posting(shop_id, p))
+                .map(|p| self.format_posting(shop_id, p, lang))
                 .collect(),
         })
     }
@@ -371,13 +415,13 @@ impl Ledger {
                 {
                     continue;
                 }
-                each(self.format_posting(shop_id, &posting))?;
+                each(self.format_posting(shop_id, &posting, Lang::En))?;
             }
         }
         Ok(())
     }
 
-    fn format_posting(&self, shop_id: &str, p: &RawPosting) -> PostingReport {
+    fn format_posting(&self, shop_id: &str, p: &RawPosting, lang: Lang) -> PostingReport {
         PostingReport {
             run_date: p.run_day.to_iso(),
             shop_id: shop_id.to_string(),
@@ -387,7 +431,7 @@ impl Ledger {
             settle_date: p.settle_day.to_iso(),
             kind: p.kind,
             amount_fen: p.amount_fen,
-            cause: cause_text(self, p),
+            cause: cause_text(self, p, lang),
         }
     }
 }

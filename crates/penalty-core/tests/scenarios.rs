@@ -364,7 +364,8 @@ fn golden_scenarios() {
 }
 
 /// The seller-facing sentences of every scenario in both languages: each
-/// order's `explain` lines at the scenario's `as_of` and every at-risk
+/// order's `explain` lines at the scenario's `as_of`, each shop's posting
+/// causes (R14; a correction's notice carries the same) and every at-risk
 /// warning of its `at_risk.json` questions, compared with
 /// `<scenario>/sentences.en.golden` and `<scenario>/sentences.zh-CN.golden`.
 /// After a deliberate change of wording, rewrite them with
@@ -409,6 +410,11 @@ fn golden_sentences_in_both_languages() {
             .map(|o| o.keys().collect())
             .unwrap_or_default();
         orders.sort();
+        let mut shops: Vec<&String> = expect["shops"]
+            .as_object()
+            .map(|o| o.keys().collect())
+            .unwrap_or_default();
+        shops.sort();
         let mut transcripts = Vec::new();
         for lang in [Lang::En, Lang::Zh] {
             let mut out = Vec::new();
@@ -417,6 +423,12 @@ fn golden_sentences_in_both_languages() {
                 match ledger.order_report_in(order, as_of, lang) {
                     Ok(report) => out.extend(report.explain),
                     Err(e) => out.push(format!("error: {e}")),
+                }
+            }
+            for shop in &shops {
+                if let Ok(report) = ledger.postings_in(shop, as_of, lang) {
+                    out.push(format!("# postings of {shop} as of {as_of_text}"));
+                    out.extend(report.postings.into_iter().map(|p| p.cause));
                 }
             }
             let questions = at_risk.as_ref().and_then(|a| a["queries"].as_array());

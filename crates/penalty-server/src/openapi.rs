@@ -22,10 +22,11 @@ fn instant_schema() -> Value {
     json!({"type": "string", "pattern": crate::params::instant_pattern()})
 }
 
-/// The language of an answer's sentences (`explain`, an at-risk `line`).
+/// The language of an answer's sentences (`explain`, an at-risk `line`, a
+/// `cause`).
 fn lang_param() -> Value {
     json!({"name": "Accept-Language", "in": "header", "required": false,
-           "description": "The language of the sentences (`explain`, `line`): Chinese when the heaviest of Chinese and English ranges is zh (zh-CN), else English. Codes and figures are the same in both.",
+           "description": "The language of the sentences (`explain`, `line`, `cause`): Chinese when the heaviest of Chinese and English ranges is zh (zh-CN), else English. Codes and figures are the same in both.",
            "schema": {"type": "string"}})
 }
 
@@ -223,7 +224,8 @@ fn full_document() -> Value {
             "/shops/{id}/notices": {"get": {"summary": "The shop's notice feed (R9): one notice per judgment, after a cursor; each is delivered once per cursor position.",
                 "parameters": with(with(json!([id_param("The shop.")]), as_of_params()), json!([
                     {"name": "after", "in": "query", "required": false, "description": "A notice's cursor: only the notices after it.", "schema": {"type": "string", "pattern": crate::params::CURSOR_PATTERN}},
-                    {"name": "limit", "in": "query", "required": false, "description": "At most this many (1 to 1000, default 100).", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}])),
+                    {"name": "limit", "in": "query", "required": false, "description": "At most this many (1 to 1000, default 100).", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                    lang_param()])),
                 "responses": responses(json_response("A page of the feed; pass `next` as `after` to read on.", json!({"type": "object", "properties": {
                     "notices": {"type": "array", "items": {"$ref": "#/components/schemas/Notice"}}, "next": {"type": ["string", "null"]}}})), &["400", "401", "404", "429", "503"])}},
             "/shops/{id}/at-risk": {"get": {"summary": "The shop's orders at risk (`penalty at-risk --shop ID --json`, CLI.md): unresolved orders whose next judgment, closure-review flag or auto-close comes within the horizon, soonest first, each with its sentence (`line`). At most `limit` of them; `total` counts all.",
@@ -247,7 +249,8 @@ fn full_document() -> Value {
             "/shops/{id}/postings": {"get": {"summary": "The shop's booked ledger (R14, `penalty postings ID --json`), paged: the postings of the settlement runs by (run_date, judged_at, order_id, judgment), each correction with its cause.",
                 "parameters": with(with(json!([id_param("The shop.")]), as_of_params()), json!([
                     {"name": "limit", "in": "query", "required": false, "description": "Page size (1 to 1000, default 100).", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
-                    {"name": "offset", "in": "query", "required": false, "description": "Postings to skip (the `next` of the previous page).", "schema": {"type": "integer", "minimum": 0, "maximum": 1_000_000_000}}])),
+                    {"name": "offset", "in": "query", "required": false, "description": "Postings to skip (the `next` of the previous page).", "schema": {"type": "integer", "minimum": 0, "maximum": 1_000_000_000}},
+                    lang_param()])),
                 "responses": responses(json_response("A page of the booked ledger.", json!({"type": "object", "required": ["shop_id", "as_of", "booked_fen", "postings", "next", "total"], "properties": {
                     "shop_id": {"type": "string"}, "as_of": {"type": "string"}, "booked_fen": {"type": "integer"},
                     "postings": {"type": "array", "items": {"$ref": "#/components/schemas/Posting"}},

@@ -123,7 +123,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
 }
 
 /// The language of the sentences in an answer (an order's `explain`, an
-/// at-risk `line`): the request's `Accept-Language`
+/// at-risk `line`, a posting's or a correction notice's `cause`): the
+/// request's `Accept-Language`
 /// ([`penalty_core::labels::Lang::from_accept_language`]), English without
 /// one. The dashboard sends its language switch's choice in that header, so
 /// the switch is the one place a person picks a language.
@@ -449,6 +450,7 @@ async fn notices(
     State(state): State<AppState>,
     access: Access,
     Id(shop_id): Id,
+    Language(lang): Language,
     Asked { params, when }: Asked<NoticeParams>,
 ) -> Result<Json<NoticePage>, ApiError> {
     let limit = page_limit(params.limit)?;
@@ -460,7 +462,7 @@ async fn notices(
     let page = state
         .query_for(Some(&access.clone()), when.known_at, move |ledger| {
             let notices = ledger
-                .notices(&shop_id, when.as_of, after.as_deref(), limit)
+                .notices_in(&shop_id, when.as_of, after.as_deref(), limit, lang)
                 .map_err(not_found_for_http)?;
             let next = notices.last().map(|n| n.cursor.clone()).or(after);
             Ok(NoticePage { notices, next })
@@ -497,6 +499,7 @@ async fn postings(
     State(state): State<AppState>,
     access: Access,
     Id(shop_id): Id,
+    Language(lang): Language,
     Asked { params, when }: Asked<PostingParams>,
 ) -> Result<Json<PostingPage>, ApiError> {
     let asked = Page::asked(params.limit, params.offset)?;
@@ -504,7 +507,7 @@ async fn postings(
     let page = state
         .query_for(Some(&access.clone()), when.known_at, move |ledger| {
             let report = ledger
-                .postings(&shop_id, when.as_of)
+                .postings_in(&shop_id, when.as_of, lang)
                 .map_err(not_found_for_http)?;
             let (postings, next, total) = asked.of(report.postings);
             Ok(PostingPage {

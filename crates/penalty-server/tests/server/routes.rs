@@ -755,8 +755,9 @@ async fn the_dashboard_is_served_from_the_binary() {
 }
 
 /// The sentences of an answer follow `Accept-Language` (the dashboard's
-/// language switch sends it): an order's explain lines and the at-risk
-/// lines are the core's in that language, every other field the same.
+/// language switch sends it): an order's explain lines, the at-risk lines
+/// and the postings' and notices' causes are the core's in that language,
+/// every other field the same.
 #[tokio::test]
 async fn sentences_follow_accept_language() {
     use penalty_core::labels::Lang;
@@ -816,6 +817,36 @@ async fn sentences_follow_accept_language() {
             .map(|o| penalty_core::explain::at_risk_line_in(o, lang))
             .collect();
         assert_eq!(lines, want, "{header:?}");
+        let causes = |postings: &Value| -> Vec<String> {
+            postings
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["cause"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let page = ask("/shops/S01/postings?as_of=2026-03-20&limit=1000", header).await;
+        let want = ledger.postings_in("S01", as_of, lang).unwrap();
+        assert!(!want.postings.is_empty());
+        let want: Vec<String> = want.postings.into_iter().map(|p| p.cause).collect();
+        assert_eq!(causes(&page["postings"]), want, "{header:?}");
+        // A correction's notice carries its posting's cause (cursors hold
+        // when each was recorded, which differs between the two stores).
+        let feed = ask("/shops/S01/notices?as_of=2026-03-20&limit=1000", header).await;
+        let notice_causes: Vec<&str> = feed["notices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|n| n["posting"]["cause"].as_str())
+            .collect();
+        let want: Vec<String> = ledger
+            .notices_in("S01", as_of, None, 1000, lang)
+            .unwrap()
+            .into_iter()
+            .filter_map(|n| n.posting.map(|p| p.cause))
+            .collect();
+        assert!(!want.is_empty(), "the demo's S01 has corrections");
+        assert_eq!(notice_causes, want, "{header:?}");
     }
     let zh = ask(&order_uri, Some("zh-CN")).await;
     assert_ne!(zh["explain"], english["explain"]);

@@ -228,7 +228,7 @@ fn assert_keyboard_walk(cdp: &mut Cdp, page: &str) {
 }
 
 /// On a zh-CN page, the server's sentences (an order's explain lines, the
-/// at-risk lines) are Chinese: each holds Chinese characters, no code of the
+/// at-risk lines, the booked ledger's causes) are Chinese: each holds Chinese characters, no code of the
 /// reports (`/labels`' codes) and no English word (a run of three or more
 /// lowercase letters: ids and rule numbers start with a capital or a digit).
 fn assert_sentences_chinese(cdp: &mut Cdp, codes: &[String], selector: &str, page: &str) {
@@ -375,6 +375,12 @@ fn the_main_pages_pass_axe_and_the_keyboard_walk_in_both_languages() {
                 &mut cdp,
                 &codes,
                 "#at-risk-table tbody tr",
+                "the seller's home",
+            );
+            assert_sentences_chinese(
+                &mut cdp,
+                &codes,
+                "#shop-postings tbody td:last-child",
                 "the seller's home",
             );
         }
