@@ -23,6 +23,7 @@
 
   // The page's own words in Chinese; English is the key itself.
   var WORDS = {
+    "Per-day judgments, charges and cap hits": "按日的判罚、扣款与上限免除",
     "Shops": "店铺", "shops": "店铺", "Sign in": "登录", "Sign out": "退出登录", "Token": "令牌",
     "At risk in the next 24 h": "24 小时内有风险的订单", "Nothing is at risk in the next 24 h.": "24 小时内没有风险订单。",
     "Notices (R9)": "通知（R9）", "No notice yet.": "暂无通知。", "order": "订单", "what comes": "即将发生",
@@ -456,7 +457,7 @@
     var width = left + rows.length * (barWidth + gap) + 10;
     var height = top + series.length * (rowHeight + 16) + 40;
     var root = svg("svg", { width: width, height: height, viewBox: "0 0 " + width + " " + height, role: "img",
-      "aria-label": "Per-day judgments, charges and cap hits" });
+      "aria-label": t("Per-day judgments, charges and cap hits") });
     series.forEach(function (s, index) {
       var baseY = top + index * (rowHeight + 16) + rowHeight;
       var max = Math.max.apply(null, rows.map(function (r) { return r[s.key]; }).concat([1]));
@@ -813,6 +814,7 @@
     document.documentElement.setAttribute("lang", lang);
     var searchInput = document.getElementById("search-id");
     searchInput.setAttribute("placeholder", t("Search order or shop id"));
+    document.querySelector("label[for=search-id]").textContent = t("Search order or shop id");
     document.querySelector("#search-form button").textContent = t("Search");
     document.getElementById("search-form").addEventListener("submit", function (event) {
       event.preventDefault();

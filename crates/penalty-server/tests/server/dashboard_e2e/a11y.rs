@@ -344,6 +344,20 @@ fn the_main_pages_pass_axe_and_the_keyboard_walk_in_both_languages() {
                 "{page}: <html lang> follows the language switch"
             );
             assert_axe_clean(cdp, &axe, &page);
+            if lang == "zh-CN" {
+                // A screen reader reads a control's label in the page's
+                // language: none is left in English.
+                let english = cdp.eval(
+                    "Array.from(document.querySelectorAll('label, [aria-label]')).map(function (e) { \
+                       return e.getAttribute('aria-label') || e.textContent; }).filter(function (text) { \
+                       return !/[\\u4e00-\\u9fff]/.test(text); })",
+                );
+                assert_eq!(
+                    english,
+                    serde_json::json!([]),
+                    "{page}: labels left in English"
+                );
+            }
             assert_keyboard_walk(cdp, &page);
         };
         cdp.open(&format!("{base}/?as_of={at}"));
