@@ -193,13 +193,22 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => {
             // Everything that can be refused (the address, the tokens file,
             // the data directory) is, before the banner says it listens.
-            let server = penalty_server::Server::bind(penalty_server::ServeOptions {
+            let options = penalty_server::ServeOptions {
                 db: cli.db.clone(),
                 policy,
                 addr: args.addr,
                 tokens: args.tokens,
                 allowed_hosts: args.allowed_hosts,
-            })?;
+            };
+            // Like every writer, the server waits its turn for the data
+            // directory, unless `--no-wait`.
+            let mut on_wait = |locked: &StoreError| waiting_message(&cli.db, locked);
+            let on_wait: Option<&mut dyn FnMut(&StoreError)> = if cli.no_wait {
+                None
+            } else {
+                Some(&mut on_wait)
+            };
+            let server = penalty_server::Server::bind_waiting(options, on_wait)?;
             eprintln!(
                 "penalty serve: http://{}/ (API: /openapi.json); Ctrl-C or SIGTERM to stop",
                 server.local_addr()
@@ -253,19 +262,23 @@ fn open_writer(db: &Path, no_wait: bool) -> anyhow::Result<EventLog> {
     if no_wait {
         return EventLog::open(db).map_err(anyhow::Error::from);
     }
-    EventLog::open_waiting(db, &mut |locked| {
-        let holder = match locked {
-            StoreError::Locked { holder, .. } => holder.clone(),
-            other => other.to_string(),
-        };
-        eprintln!(
-            "penalty: waiting for the data directory {}, in use by {holder}; this command \
-             goes on when it is free (--no-wait fails at once instead; read commands do not \
-             wait)",
-            db.display()
-        );
-    })
-    .map_err(anyhow::Error::from)
+    EventLog::open_waiting(db, &mut |locked| waiting_message(db, locked))
+        .map_err(anyhow::Error::from)
+}
+
+/// What a writer (`ingest`, `recover`, `serve`) says while it waits for the
+/// data directory another writer holds.
+fn waiting_message(db: &Path, locked: &StoreError) {
+    let holder = match locked {
+        StoreError::Locked { holder, .. } => holder.clone(),
+        other => other.to_string(),
+    };
+    eprintln!(
+        "penalty: waiting for the data directory {}, in use by {holder}; this command \
+         goes on when it is free (--no-wait fails at once instead; read commands do not \
+         wait)",
+        db.display()
+    );
 }
 
 /// Opens the log for reading: no lock, nothing created (a missing

@@ -230,6 +230,9 @@ impl IngestObserver for () {
 ///
 /// An input read error ends ingest with [`StoreError::Input`] after the lines
 /// before it were committed.
+///
+/// One input on a [`Pipeline`] of its own, ended with it; a writer that
+/// takes input after input (the server) keeps one [`Pipeline`] instead.
 pub fn ingest(
     log: &mut EventLog,
     input: impl Read + Send + 'static,
@@ -237,72 +240,175 @@ pub fn ingest(
     rejects: &mut dyn RejectsSink,
     observer: &mut dyn IngestObserver,
 ) -> Result<IngestCounts, StoreError> {
-    assert!(
-        options.max_batch_events >= 1,
-        "a batch holds at least one line"
-    );
-    let hasher = log.hasher();
-    let mut lanes = Lanes::start(input, hasher)?;
-    let writer = WriterLane::start()?;
-    let mut committer = Committer {
-        log,
-        writer,
-        rejects,
-        observer,
-        counts: IngestCounts::default(),
-        bytes_read: 0,
-        in_flight: VecDeque::new(),
-        syncer: SyncLane::default(),
-        pool: lanes.pool.clone(),
-    };
-    let result = committer.run(&mut lanes, options, hasher);
-    let Committer {
-        log,
-        writer,
-        counts,
-        bytes_read,
-        in_flight,
-        syncer,
-        ..
-    } = committer;
-    // Every job handed to the writer is finished before ingest returns, so
-    // that nothing writes the log after; a block whose job ended without
-    // being acknowledged (after an error) is given up, and the disk says
-    // whether it was written.
-    let writer_ended = writer.finish();
-    if result.is_err() || writer_ended.is_err() || !in_flight.is_empty() {
-        log.abandon();
-    }
-    // Likewise no fsync of the rejects sink's is left running.
-    let syncer_ended = syncer.finish();
-    let finished = result?;
-    writer_ended?;
-    syncer_ended?;
+    let mut pipeline = Pipeline::new(log);
+    let counts = pipeline.ingest(log, input, options, rejects, observer)?;
+    pipeline.finish();
     // The blocks are durable and acknowledged; flushing sled spares the next
     // open locating the last ones from the blocks file.
     log.flush_locators()?;
-    match finished {
-        // Stopped: the reader may be blocked on a read that never returns
-        // (a terminal, a pipe), so it is left to end on its own; dropping the
-        // receiver makes its next send fail.
-        None => {}
-        Some(Ok(())) => lanes.join(),
-        Some(Err(source)) => {
-            return Err(StoreError::Input {
-                line: counts.read,
-                source,
-            })
+    Ok(counts)
+}
+
+/// Ingest's threads (the input reader, the parsers, the block writer and
+/// syncer, the rejects syncer), kept from one input to the next: the server
+/// ingests every upload on the one pipeline it started with, instead of
+/// starting and joining about a dozen threads per upload. A pipeline is
+/// tied to the log it was made for (the parsers hash lines with its
+/// hasher). After a failure, or an input stopped by
+/// [`IngestOptions::stop`], its threads are ended and the next input starts
+/// new ones: lines of the failed input may still be in flight.
+pub struct Pipeline {
+    hasher: IdHasher,
+    threads: Option<Threads>,
+}
+
+/// The running threads of a [`Pipeline`], idle between inputs.
+struct Threads {
+    lanes: Lanes,
+    writer: WriterLane,
+    syncer: SyncLane,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("running", &self.threads.is_some())
+            .finish()
+    }
+}
+
+impl Pipeline {
+    /// A pipeline for `log`; its threads start with the first input.
+    pub fn new(log: &EventLog) -> Pipeline {
+        Pipeline {
+            hasher: log.hasher(),
+            threads: None,
         }
     }
-    tracing::info!(
-        read = counts.read,
-        appended = counts.appended,
-        duplicates = counts.duplicates,
-        rejected = counts.rejected,
-        bytes_read,
-        "ingest done"
-    );
-    Ok(counts)
+
+    /// Whether its threads are running (idle between inputs).
+    pub fn is_running(&self) -> bool {
+        self.threads.is_some()
+    }
+
+    /// [`ingest`] of one input on this pipeline's threads: returns once
+    /// every line of it is appended (durable and acknowledged), a duplicate
+    /// or rejected, and reported. `log` must be the log the pipeline was
+    /// made for.
+    pub fn ingest(
+        &mut self,
+        log: &mut EventLog,
+        input: impl Read + Send + 'static,
+        options: &IngestOptions,
+        rejects: &mut dyn RejectsSink,
+        observer: &mut dyn IngestObserver,
+    ) -> Result<IngestCounts, StoreError> {
+        assert!(
+            options.max_batch_events >= 1,
+            "a batch holds at least one line"
+        );
+        assert!(
+            self.hasher == log.hasher(),
+            "a pipeline ingests into the log it was made for"
+        );
+        let Threads {
+            mut lanes,
+            writer,
+            syncer,
+        } = match self.threads.take() {
+            Some(threads) => threads,
+            None => Threads {
+                lanes: Lanes::start(self.hasher)?,
+                writer: WriterLane::start()?,
+                syncer: SyncLane::default(),
+            },
+        };
+        lanes.feed(Box::new(input))?;
+        let mut committer = Committer {
+            log,
+            writer,
+            rejects,
+            observer,
+            counts: IngestCounts::default(),
+            bytes_read: 0,
+            in_flight: VecDeque::new(),
+            syncer,
+            pool: lanes.pool.clone(),
+        };
+        let result = committer.run(&mut lanes, options, self.hasher);
+        let Committer {
+            log,
+            writer,
+            counts,
+            bytes_read,
+            in_flight,
+            syncer,
+            ..
+        } = committer;
+        let done = |counts: IngestCounts| {
+            tracing::info!(
+                read = counts.read,
+                appended = counts.appended,
+                duplicates = counts.duplicates,
+                rejected = counts.rejected,
+                bytes_read,
+                "ingest done"
+            );
+            Ok(counts)
+        };
+        if matches!(result, Ok(Some(Ok(())))) && in_flight.is_empty() {
+            // Every block handed to the writer is acknowledged and every
+            // rejects job done: the threads wait, idle, for the next input.
+            self.threads = Some(Threads {
+                lanes,
+                writer,
+                syncer,
+            });
+            return done(counts);
+        }
+        // Every job handed to the writer is finished before ingest returns, so
+        // that nothing writes the log after; a block whose job ended without
+        // being acknowledged (after an error) is given up, and the disk says
+        // whether it was written.
+        let writer_ended = writer.finish();
+        if result.is_err() || writer_ended.is_err() || !in_flight.is_empty() {
+            log.abandon();
+        }
+        // Likewise no fsync of the rejects sink's is left running.
+        let syncer_ended = syncer.finish();
+        let finished = result?;
+        writer_ended?;
+        syncer_ended?;
+        match finished {
+            // Stopped: the reader may be blocked on a read that never returns
+            // (a terminal, a pipe), so it is left to end on its own; dropping the
+            // receiver makes its next send fail.
+            None => done(counts),
+            Some(Ok(())) => {
+                lanes.join();
+                done(counts)
+            }
+            Some(Err(source)) => Err(StoreError::Input {
+                line: counts.read,
+                source,
+            }),
+        }
+    }
+
+    /// Ends the threads, once idle.
+    pub fn finish(mut self) {
+        if let Some(Threads {
+            lanes,
+            writer,
+            syncer,
+        }) = self.threads.take()
+        {
+            lanes.join();
+            if writer.finish().is_err() || syncer.finish().is_err() {
+                tracing::warn!("an ingest writer thread panicked after the end of input");
+            }
+        }
+    }
 }
 
 /// The calling thread's side of [`ingest`]: takes the parsed chunks in
@@ -1045,12 +1151,14 @@ struct Lanes {
     receivers: Vec<Receiver<Message>>,
     /// The parser whose message comes next.
     turn: usize,
+    /// Where the inputs go to the reader, one after the other.
+    inputs: Option<SyncSender<Box<dyn Read + Send>>>,
     reader: JoinHandle<()>,
     parsers: Vec<JoinHandle<()>>,
 }
 
 impl Lanes {
-    fn start(input: impl Read + Send + 'static, hasher: IdHasher) -> Result<Lanes, StoreError> {
+    fn start(hasher: IdHasher) -> Result<Lanes, StoreError> {
         let spawn_error = |thread| move |source| StoreError::Spawn { thread, source };
         let parser_count = parsers();
         let mut to_parsers = Vec::with_capacity(parser_count);
@@ -1070,17 +1178,31 @@ impl Lanes {
         }
         let pool = ChunkPool::new();
         let reader_pool = pool.clone();
+        let (inputs, reader_inputs) = mpsc::sync_channel(1);
         let reader = std::thread::Builder::new()
             .name("penalty-ingest-reader".into())
-            .spawn(move || read_lines(input, RoundRobin::new(to_parsers), reader_pool))
+            .spawn(move || read_inputs(reader_inputs, RoundRobin::new(to_parsers), reader_pool))
             .map_err(spawn_error("ingest input reader"))?;
         Ok(Lanes {
             receivers,
             turn: 0,
+            inputs: Some(inputs),
             reader,
             parsers,
             pool,
         })
+    }
+
+    /// Hands the reader its next input, which it reads once it has ended the
+    /// one before (with its `End`).
+    fn feed(&self, input: Box<dyn Read + Send>) -> Result<(), StoreError> {
+        let gone = || StoreError::ThreadEnded {
+            thread: "ingest input reader",
+        };
+        match &self.inputs {
+            Some(inputs) => inputs.send(input).map_err(|_| gone()),
+            None => Err(gone()),
+        }
     }
 
     /// The next message in input order, or `None` when none came within
@@ -1100,9 +1222,10 @@ impl Lanes {
     }
 
     /// Joins the threads once the reader's `End(Ok)` has come: the reader
-    /// has sent its last message and the parsers have passed it on, so the
-    /// joins are prompt.
-    fn join(self) {
+    /// has sent its last message and the parsers have passed it on, and it
+    /// ends once it has no more input, so the joins are prompt.
+    fn join(mut self) {
+        drop(self.inputs.take());
         if self.reader.join().is_err() || self.parsers.into_iter().any(|p| p.join().is_err()) {
             tracing::warn!("an input thread panicked after the end of input");
         }
@@ -1128,7 +1251,8 @@ pub struct ValidateCounts {
 /// measure the ceiling that reading and validating alone put on ingest's
 /// throughput.
 pub fn validate(input: impl Read + Send + 'static) -> Result<ValidateCounts, StoreError> {
-    let mut lanes = Lanes::start(input, IdHasher::new())?;
+    let mut lanes = Lanes::start(IdHasher::new())?;
+    lanes.feed(Box::new(input))?;
     let mut counts = ValidateCounts::default();
     loop {
         match lanes.recv_timeout(STOP_POLL) {
@@ -1250,16 +1374,25 @@ enum Message {
     End(std::io::Result<()>),
 }
 
-/// The reader thread: splits `input` into lines and deals them in chunks to
-/// the parsers. Ends when the input ends or fails, or when the receiver is
-/// gone.
-fn read_lines(input: impl Read, mut sender: RoundRobin, pool: ChunkPool) {
+/// The reader thread: reads the inputs it is handed, one after the other,
+/// until there are no more or the receiver is gone.
+fn read_inputs(inputs: Receiver<Box<dyn Read + Send>>, mut sender: RoundRobin, pool: ChunkPool) {
+    for input in inputs {
+        if !read_lines(input, &mut sender, &pool) {
+            return;
+        }
+    }
+}
+
+/// Splits `input` into lines and deals them in chunks to the parsers, then
+/// its `End`. False when the receiver is gone.
+fn read_lines(input: impl Read, sender: &mut RoundRobin, pool: &ChunkPool) -> bool {
     let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, input);
     let mut splitter = LineSplitter::default();
-    let mut chunk = Chunk::recycled(&pool);
+    let mut chunk = Chunk::recycled(pool);
     let mut bytes_read: u64 = 0;
     let send = |sender: &mut RoundRobin, chunk: &mut Chunk, bytes_read: u64| {
-        let chunk = std::mem::replace(chunk, Chunk::recycled(&pool));
+        let chunk = std::mem::replace(chunk, Chunk::recycled(pool));
         sender.send(Message::Lines { chunk, bytes_read })
     };
     loop {
@@ -1268,34 +1401,32 @@ fn read_lines(input: impl Read, mut sender: RoundRobin, pool: ChunkPool) {
         // so that they are committed within the latency bound meanwhile.
         if reader.buffer().is_empty()
             && !chunk.lines.is_empty()
-            && !send(&mut sender, &mut chunk, bytes_read)
+            && !send(sender, &mut chunk, bytes_read)
         {
-            return;
+            return false;
         }
         let consumed = match reader.fill_buf() {
             Ok([]) => {
                 splitter.finish_last(&mut chunk);
-                if !chunk.lines.is_empty() && !send(&mut sender, &mut chunk, bytes_read) {
-                    return;
+                if !chunk.lines.is_empty() && !send(sender, &mut chunk, bytes_read) {
+                    return false;
                 }
-                let _ = sender.send(Message::End(Ok(())));
-                return;
+                return sender.send(Message::End(Ok(())));
             }
             Ok(buffer) => take_lines(&mut splitter, buffer, &mut chunk),
             Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(error) => {
                 // The complete lines before the error still count.
-                if !chunk.lines.is_empty() && !send(&mut sender, &mut chunk, bytes_read) {
-                    return;
+                if !chunk.lines.is_empty() && !send(sender, &mut chunk, bytes_read) {
+                    return false;
                 }
-                let _ = sender.send(Message::End(Err(error)));
-                return;
+                return sender.send(Message::End(Err(error)));
             }
         };
         reader.consume(consumed);
         bytes_read += consumed as u64;
-        if chunk.is_full() && !send(&mut sender, &mut chunk, bytes_read) {
-            return;
+        if chunk.is_full() && !send(sender, &mut chunk, bytes_read) {
+            return false;
         }
     }
 }

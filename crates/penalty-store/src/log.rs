@@ -1847,7 +1847,7 @@ impl Iterator for LogIter {
 /// (std's default) spends its time on nothing: a keyed multiply-xor mix is
 /// enough. The key comes from std's per-process random state, so a crafted
 /// set of ids cannot be aimed at one bucket.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct IdHasher {
     key: u64,
 }
