@@ -1958,6 +1958,8 @@ fn damage_to_each_file_is_named_by_audit_or_repaired_by_recover() {
         text.push('\n');
         ingest_text(&good, text.as_bytes());
     }
+    // A rejected line, so that there is a rejects file to damage.
+    ingest_text(&good, b"this is not an event\n");
     let replay = ["replay", "--as-of", CONCURRENT_AS_OF, "--json"];
     let expected = json(&run(&good, &replay));
     let files: Vec<PathBuf> = walk(&good);

@@ -37,7 +37,7 @@ use penalty_core::time::UnixNs;
 use serde::Serialize;
 
 use crate::block::content_hashes;
-use crate::log::{AppendOutcome, BlockDone, BlockJob, IdHasher, Keys};
+use crate::log::{AppendOutcome, Appender, IdHasher, Keys, IN_FLIGHT_BLOCKS};
 use crate::{EventLog, StoreError};
 
 /// How much of a too-long line is kept for the rejects file.
@@ -70,10 +70,6 @@ fn parsers() -> usize {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     (cores + 1).clamp(2, MAX_PARSERS)
 }
-/// Blocks the writer threads may hold at once. With one, the committing
-/// thread waited for each block's write and sync before handing over the
-/// next (60-120 ms a million orders); with three, for about 3 ms.
-pub(crate) const IN_FLIGHT_BLOCKS: usize = 3;
 /// While blocks are in flight and no chunk is ready, how long the
 /// committing thread waits for one before it looks again for blocks made
 /// durable meanwhile, to report them.
@@ -265,7 +261,7 @@ pub struct Pipeline {
 /// The running threads of a [`Pipeline`], idle between inputs.
 struct Threads {
     lanes: Lanes,
-    writer: WriterLane,
+    appender: Appender<Staged>,
     syncer: SyncLane,
 }
 
@@ -313,35 +309,33 @@ impl Pipeline {
         );
         let Threads {
             mut lanes,
-            writer,
+            appender,
             syncer,
         } = match self.threads.take() {
             Some(threads) => threads,
             None => Threads {
                 lanes: Lanes::start(self.hasher)?,
-                writer: WriterLane::start()?,
+                appender: Appender::start()?,
                 syncer: SyncLane::default(),
             },
         };
         lanes.feed(Box::new(input))?;
         let mut committer = Committer {
             log,
-            writer,
+            appender,
             rejects,
             observer,
             counts: IngestCounts::default(),
             bytes_read: 0,
-            in_flight: VecDeque::new(),
             syncer,
             pool: lanes.pool.clone(),
         };
         let result = committer.run(&mut lanes, options, self.hasher);
         let Committer {
             log,
-            writer,
+            appender,
             counts,
             bytes_read,
-            in_flight,
             syncer,
             ..
         } = committer;
@@ -356,12 +350,12 @@ impl Pipeline {
             );
             Ok(counts)
         };
-        if matches!(result, Ok(Some(Ok(())))) && in_flight.is_empty() {
+        if matches!(result, Ok(Some(Ok(())))) && appender.is_empty() {
             // Every block handed to the writer is acknowledged and every
             // rejects job done: the threads wait, idle, for the next input.
             self.threads = Some(Threads {
                 lanes,
-                writer,
+                appender,
                 syncer,
             });
             return done(counts);
@@ -370,10 +364,7 @@ impl Pipeline {
         // that nothing writes the log after; a block whose job ended without
         // being acknowledged (after an error) is given up, and the disk says
         // whether it was written.
-        let writer_ended = writer.finish();
-        if result.is_err() || writer_ended.is_err() || !in_flight.is_empty() {
-            log.abandon();
-        }
+        let writer_ended = appender.finish(log, result.is_err());
         // Likewise no fsync of the rejects sink's is left running.
         let syncer_ended = syncer.finish();
         let finished = result?;
@@ -399,12 +390,12 @@ impl Pipeline {
     pub fn finish(mut self) {
         if let Some(Threads {
             lanes,
-            writer,
+            appender,
             syncer,
         }) = self.threads.take()
         {
             lanes.join();
-            if writer.finish().is_err() || syncer.finish().is_err() {
+            if appender.finish_idle().is_err() || syncer.finish().is_err() {
                 tracing::warn!("an ingest writer thread panicked after the end of input");
             }
         }
@@ -416,14 +407,13 @@ impl Pipeline {
 /// once the writer threads have made it durable.
 struct Committer<'a> {
     log: &'a mut EventLog,
-    writer: WriterLane,
+    /// Makes the staged blocks durable and hands back their batches, oldest
+    /// first, once acknowledged.
+    appender: Appender<Staged>,
     rejects: &'a mut dyn RejectsSink,
     observer: &'a mut dyn IngestObserver,
     counts: IngestCounts,
     bytes_read: u64,
-    /// The batches whose blocks the writer threads are making durable,
-    /// oldest first: at most [`IN_FLIGHT_BLOCKS`].
-    in_flight: VecDeque<Staged>,
     /// Runs the rejects sink's [`SyncJob`]s.
     syncer: SyncLane,
     /// Where reported batches' chunks go back to the reader.
@@ -473,7 +463,7 @@ impl Committer<'_> {
             // blocks in flight, the wait for a chunk is short, so that their
             // reports do not wait for slow input.
             while self.try_settle()? {}
-            let wait = if self.in_flight.is_empty() {
+            let wait = if self.appender.is_empty() {
                 wait
             } else {
                 wait.min(SETTLE_POLL)
@@ -513,7 +503,7 @@ impl Committer<'_> {
             }
         }
         self.commit(&mut batch)?;
-        while !self.in_flight.is_empty() {
+        while !self.appender.is_empty() {
             self.settle()?;
         }
         Ok(finished)
@@ -535,15 +525,13 @@ impl Committer<'_> {
                 .taken()
                 .filter_map(|(chunk, position)| chunk.valid(position)),
         );
-        let (outcomes, job) = self.log.stage_keyed(&valid, recorded_at)?;
+        let (outcomes, job) = self.appender.stage(self.log, &valid, recorded_at)?;
         assert_eq!(outcomes.len(), valid.len(), "one outcome per item");
         drop(valid);
         // Blocks become durable in order, and are reported in order: the
         // oldest first, when the writer threads hold as many as they may,
         // or when this batch has no block to wait behind them.
-        while self.in_flight.len() >= IN_FLIGHT_BLOCKS
-            || (job.is_none() && !self.in_flight.is_empty())
-        {
+        while self.appender.is_full() || (job.is_none() && !self.appender.is_empty()) {
             self.settle()?;
         }
         let mut staged = Staged {
@@ -560,11 +548,7 @@ impl Committer<'_> {
             staged.syncing = true;
         }
         match job {
-            Some(job) => {
-                self.writer.send(job)?;
-                self.in_flight.push_back(staged);
-                Ok(())
-            }
+            Some(job) => self.appender.send(job, staged),
             // Nothing new (duplicates, rejects): nothing to wait for.
             None => self.report(staged),
         }
@@ -608,30 +592,18 @@ impl Committer<'_> {
     /// Reports the oldest block being written if it is durable already;
     /// false when there is none or it is not.
     fn try_settle(&mut self) -> Result<bool, StoreError> {
-        if self.in_flight.is_empty() {
-            return Ok(false);
-        }
-        match self.writer.try_recv()? {
-            Some(done) => self.settle_with(done).map(|()| true),
+        match self.appender.try_acknowledge(self.log)? {
+            Some(staged) => self.report(staged).map(|()| true),
             None => Ok(false),
         }
     }
 
     /// Waits for the oldest block being written, if any, and reports it.
     fn settle(&mut self) -> Result<(), StoreError> {
-        if self.in_flight.is_empty() {
-            return Ok(());
+        match self.appender.acknowledge_oldest(self.log)? {
+            Some(staged) => self.report(staged),
+            None => Ok(()),
         }
-        let done = self.writer.recv()?;
-        self.settle_with(done)
-    }
-
-    /// Acknowledges the oldest block in flight with what its job did, and
-    /// reports its batch.
-    fn settle_with(&mut self, done: BlockDone) -> Result<(), StoreError> {
-        let staged = self.in_flight.pop_front().expect("a block in flight");
-        self.log.acknowledge(done)?;
-        self.report(staged)
     }
 
     /// Reports a batch whose new events are durable to the observer, once its
@@ -746,124 +718,6 @@ impl SyncLane {
 }
 
 impl Drop for SyncLane {
-    fn drop(&mut self) {
-        let _ = self.join();
-    }
-}
-
-/// The writer threads of one ingest: one writes the [`BlockJob`]s it is
-/// handed, one at a time, and hands each to the other, which syncs the
-/// blocks written so far together ([`BlockJob::sync_group`]) and hands
-/// back what became of each, in order. So the next block is written while
-/// the one before is synced.
-struct WriterLane {
-    jobs: Option<SyncSender<BlockJob>>,
-    done: Receiver<BlockDone>,
-    threads: Vec<JoinHandle<()>>,
-}
-
-impl WriterLane {
-    fn start() -> Result<WriterLane, StoreError> {
-        // At most IN_FLIGHT_BLOCKS jobs are in flight (the committer waits
-        // for the oldest before handing over another), so these never fill.
-        let (jobs, job_input) = mpsc::sync_channel::<BlockJob>(IN_FLIGHT_BLOCKS);
-        let (written_output, written_input) = mpsc::sync_channel(IN_FLIGHT_BLOCKS);
-        let (done_output, done) = mpsc::sync_channel(IN_FLIGHT_BLOCKS);
-        let spawn_error = |thread| move |source| StoreError::Spawn { thread, source };
-        let writer = std::thread::Builder::new()
-            .name("penalty-ingest-writer".into())
-            .spawn(move || {
-                for job in job_input {
-                    if written_output.send(job.write()).is_err() {
-                        return;
-                    }
-                }
-            })
-            .map_err(spawn_error("ingest block writer"))?;
-        let syncer = std::thread::Builder::new()
-            .name("penalty-ingest-syncer".into())
-            .spawn(move || {
-                let mut given_up = false;
-                while let Ok(written) = written_input.recv() {
-                    let mut group = vec![written];
-                    while let Ok(more) = written_input.try_recv() {
-                        group.push(more);
-                    }
-                    for done in BlockJob::sync_group(group, given_up) {
-                        given_up |= done.is_err();
-                        if done_output.send(done).is_err() {
-                            return;
-                        }
-                    }
-                }
-            });
-        let syncer = match syncer {
-            Ok(syncer) => syncer,
-            Err(source) => {
-                // The writer ends once its jobs' sender is dropped.
-                drop(jobs);
-                let _ = writer.join();
-                return Err(spawn_error("ingest block syncer")(source));
-            }
-        };
-        Ok(WriterLane {
-            jobs: Some(jobs),
-            done,
-            threads: vec![writer, syncer],
-        })
-    }
-
-    fn gone() -> StoreError {
-        StoreError::ThreadEnded {
-            thread: "ingest block writer",
-        }
-    }
-
-    fn send(&self, job: BlockJob) -> Result<(), StoreError> {
-        match &self.jobs {
-            Some(jobs) => jobs.send(job).map_err(|_| WriterLane::gone()),
-            None => Err(WriterLane::gone()),
-        }
-    }
-
-    fn recv(&self) -> Result<BlockDone, StoreError> {
-        self.done.recv().map_err(|_| WriterLane::gone())
-    }
-
-    /// What the oldest job did, if it is done.
-    fn try_recv(&self) -> Result<Option<BlockDone>, StoreError> {
-        match self.done.try_recv() {
-            Ok(done) => Ok(Some(done)),
-            Err(mpsc::TryRecvError::Empty) => Ok(None),
-            Err(mpsc::TryRecvError::Disconnected) => Err(WriterLane::gone()),
-        }
-    }
-
-    /// Lets the thread finish the job it has and end; an error if it
-    /// panicked.
-    fn finish(mut self) -> Result<(), StoreError> {
-        self.join()
-    }
-
-    fn join(&mut self) -> Result<(), StoreError> {
-        // The writer ends when its jobs' sender is dropped, and the syncer
-        // when the writer's is.
-        drop(self.jobs.take());
-        let mut result = Ok(());
-        for thread in self.threads.drain(..) {
-            if thread.join().is_err() {
-                result = Err(WriterLane::gone());
-            }
-        }
-        result
-    }
-}
-
-impl Drop for WriterLane {
-    /// Even when the committing thread unwinds from a panic, the writer
-    /// thread's last job ends before the log (and its directory lock) is
-    /// released: another process must never find the directory free while
-    /// a block is still being written to it.
     fn drop(&mut self) {
         let _ = self.join();
     }
