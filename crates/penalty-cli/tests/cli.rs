@@ -1958,8 +1958,22 @@ fn damage_to_each_file_is_named_by_audit_or_repaired_by_recover() {
         text.push('\n');
         ingest_text(&good, text.as_bytes());
     }
-    // A rejected line, so that there is a rejects file to damage.
-    ingest_text(&good, b"this is not an event\n");
+    // A rejected line into the default rejects file, so that there is one
+    // in the directory to damage.
+    let mut child = penalty(&good)
+        .args(["ingest", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"this is not an event\n")
+        .unwrap();
+    child.wait().unwrap();
     let replay = ["replay", "--as-of", CONCURRENT_AS_OF, "--json"];
     let expected = json(&run(&good, &replay));
     let files: Vec<PathBuf> = walk(&good);

@@ -600,8 +600,7 @@ impl EventLog {
             None => (1, 0),
             Some((key, value)) => match Locator::decode(&value) {
                 Some(locator) => (self.reader.last_seq_of(&key, &value)? + 1, locator.end()),
-                // A block kept inside sled by an older build, which flushed
-                // sled for every block: nothing to find.
+                // Not a locator: damage, which reading the block names.
                 None => return Ok(()),
             },
         };
@@ -1172,9 +1171,8 @@ fn spare_offsets(recent: &mut Vec<(u64, Vec<u32>)>) -> Vec<u32> {
     }
 }
 
-/// What reading a block takes: the sled value under its key is either the
-/// block itself (stores written before the blocks file) or its [`Locator`]
-/// in the blocks file.
+/// What reading a block takes: the sled value under its key is its
+/// [`Locator`] in the blocks file.
 #[derive(Clone)]
 struct BlockReader {
     sled_path: PathBuf,
@@ -1186,17 +1184,14 @@ struct BlockReader {
 impl BlockReader {
     /// Reads, verifies and decodes the block stored under `key`.
     fn load(&self, key: &[u8], value: &[u8]) -> Result<DecodedBlock, StoreError> {
-        if block::is_inline_block(value) {
-            return block::decode(key, value);
-        }
         let key_seq = block::seq_of_key(key).unwrap_or(0);
         let Some(locator) = Locator::decode(value) else {
             return Err(StoreError::corrupt_block(
                 key_seq,
                 1,
                 format!(
-                    "its entry in the `{BLOCKS_TREE}` tree is neither a block nor a locator ({} \
-                     bytes)",
+                    "its entry in the `{BLOCKS_TREE}` tree is not a locator ({} bytes); \
+                     `penalty recover` rebuilds the locators from the blocks file",
                     value.len()
                 ),
             ));

@@ -126,9 +126,9 @@ pub fn recover(dir: &Path) -> Result<RecoverReport, StoreError> {
     let last_seq = next_seq - 1;
     if locators.is_empty() && file_len > 0 {
         let detail = format!(
-            "{BLOCKS_FILE} does not start with a whole block of sequence number 1: its events \
-             were kept inside sled by an older version, or the file is damaged at its start, \
-             and cannot be recovered from it"
+            "{BLOCKS_FILE} does not start with a whole block of sequence number 1: the file is \
+             damaged at its start, and cannot be recovered from it; restore the data directory \
+             from a backup"
         );
         return Err(StoreError::Corrupt {
             block_seq: 1,
@@ -295,7 +295,7 @@ pub(crate) fn block_at(
             }
             grown = false;
         }
-        // Otherwise (a compressed block of an earlier build, damage), the
+        // Otherwise (damage: a length field, or a block of another format), the
         // block ends where another block's magic starts, or at the end of the
         // file; a magic inside a block's own bytes fails the checksum and the
         // search goes on.
