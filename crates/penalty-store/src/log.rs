@@ -1,6 +1,9 @@
-//! The event log: an append-only sequence of blocks in the blocks file,
-//! located through sled, with the idempotency index of EVENTS.md kept in
-//! memory.
+//! The event log: an append-only sequence of blocks in the blocks file, with
+//! the idempotency index of EVENTS.md kept in memory. The blocks file and the
+//! head journal say where the blocks are; sled keeps a derived index of them
+//! (each block's [`Locator`] by first sequence number), the writer's for
+//! reading a block by sequence number, completed from the blocks file on
+//! open and rebuilt whole by `recover`. The append path is [`append`]'s.
 //!
 //! Durability: [`EventLog::append_batch`] writes one block to the blocks file
 //! (past the page cache where the file system allows, see `direct`) and
@@ -86,8 +89,6 @@ pub const SLED_DIR: &str = "log.sled";
 pub const BLOCKS_TREE: &str = "blocks";
 /// The append-only file holding the blocks themselves.
 pub const BLOCKS_FILE: &str = "events.log";
-/// The sled tree where older builds kept the projection checkpoint.
-const OLD_CHECKPOINT_TREE: &str = "checkpoint";
 
 /// What happened to one item given to [`EventLog::append_batch`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -522,17 +523,6 @@ impl EventLog {
             source => db_error(source),
         })?;
         let blocks = db.open_tree(BLOCKS_TREE).map_err(db_error)?;
-        // Projection checkpoints were once kept in sled, whose blob files
-        // were never reclaimed; they now live in a snapshot file beside the
-        // log (see `snapshot`), and the old tree is dropped for good.
-        if db
-            .tree_names()
-            .iter()
-            .any(|name| name.as_ref() == OLD_CHECKPOINT_TREE.as_bytes())
-        {
-            db.drop_tree(OLD_CHECKPOINT_TREE).map_err(db_error)?;
-            tracing::info!("dropped the projection checkpoint kept in sled by an older build");
-        }
         crate::snapshot::remove_stale_temps(dir)?;
         let file_path = dir.join(BLOCKS_FILE);
         let io_error = |action, source| StoreError::Io {

@@ -1,14 +1,17 @@
 //! Rebuilding sled's part of a data directory from the blocks file.
 //!
-//! sled holds only where each block lies (its [`Locator`]) and the projection
-//! checkpoint; the events themselves are in the blocks file, each block
-//! self-describing and checksummed. So when sled cannot read its database
+//! The blocks file and the head journal are the truth about where blocks
+//! are: the blocks lie back to back from the file's start, each
+//! self-describing and checksummed, up to the block the journal names. sled
+//! holds only a derived index of them, the writer's (each block's
+//! [`Locator`] by first sequence number). So when sled cannot read its database
 //! after a crash (sled 0.34.7 has crash-recovery faults of its own), the
 //! locators can be found again by reading the blocks file from its start: a
 //! block begins with the block magic, and the right end of it is the one
 //! where its checksum holds ([`blocks_in_sequence`], which `EventLog::open`
-//! also uses to find the blocks sled lost the end of). The checkpoint is
-//! derived data; the next query rebuilds it by replaying the log.
+//! also uses to find the blocks sled lost the end of). The snapshots
+//! (`projection.snap`, `projection.parts`) are derived too: a bad one is
+//! removed, and the next query or ingest writes it again.
 //!
 //! The damaged sled directory is kept beside, renamed, never deleted. The
 //! recovery refuses, changing nothing, when the blocks file does not reach
