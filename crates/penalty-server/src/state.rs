@@ -11,7 +11,9 @@
 //! throughout an upload. Ingests run one at a time (an async mutex, fair), and
 //! each takes the log's mutex per chunk of the body rather than for the whole
 //! upload, so the few readers that need the log itself (`known_at` replays and
-//! an order's stored events) get their turn between chunks. A `known_at`
+//! an order's stored events) get their turn between chunks. Every chunk of
+//! every upload runs on the one ingest [`Pipeline`] the server keeps: its
+//! threads are started once, not per chunk or per upload. A `known_at`
 //! replay holds the log's mutex only to take its source (the blocks as they
 //! are then), and folds with it released: an upload is not held up for the
 //! length of a replay.

@@ -4,11 +4,13 @@
 //! deals chunks of them in turn to parser threads (one per core, plus one),
 //! which validate them into [`ParsedLines`] and hash them (the costly,
 //! CPU-bound part) on every core; the calling thread takes the parsed chunks
-//! back in the same turn, so in input order, classifies them against the log
-//! and commits blocks, which two writer threads write and sync (up to
-//! [`IN_FLIGHT_BLOCKS`] at once). They talk over bounded channels of line
-//! chunks, so memory stays constant whatever the input size: at most a few
-//! chunks in flight plus a few batches.
+//! back in the same turn, so in input order, batches them and hands each
+//! batch to the log's append path (`log::append`: its [`Appender`] stages the
+//! block, two writer threads write and sync it, up to [`IN_FLIGHT_BLOCKS`] at
+//! once, and it is acknowledged), then reports it. They talk over bounded
+//! channels of line chunks, so memory stays constant whatever the input size:
+//! at most a few chunks in flight plus a few batches. A [`Pipeline`] keeps
+//! these threads from one input to the next (the server's uploads).
 //!
 //! A block is committed when the batch reaches [`IngestOptions::max_batch_events`]
 //! lines or [`IngestOptions::max_batch_bytes`] bytes, when
