@@ -1774,6 +1774,17 @@ fn a_read_on_a_missing_db_is_an_error_naming_it_and_creates_nothing() {
         ],
         vec!["replay", "--as-of", "2026-03-07"],
         vec!["audit"],
+        vec!["postings", "S1", "--as-of", "2026-03-07"],
+        vec![
+            "export",
+            "postings",
+            "--as-of",
+            "2026-03-07",
+            "--format",
+            "csv",
+        ],
+        // `recover` has nothing to rebuild: it creates nothing either.
+        vec!["recover"],
     ] {
         let out = run(&db, &args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
