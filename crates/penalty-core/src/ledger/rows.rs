@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 
 use super::tallies::{facts_by_order_id, FactsKept, OrderFacts};
 use super::Ledger;
+use crate::order::OrderRec;
 use crate::report::{OrderRow, RowFilter};
 use crate::time::{Day, UnixNs};
 
@@ -29,6 +30,14 @@ fn capped_days(facts: &[OrderFacts<'_>]) -> BTreeSet<Day> {
         .filter(|d| d.waived_fen > 0)
         .map(|d| d.settle_day)
         .collect()
+}
+
+/// The instants of an order's events, its `paid` first when it has come.
+fn order_instants(rec: &OrderRec) -> impl Iterator<Item = UnixNs> + '_ {
+    rec.paid
+        .map(|paid| paid.at)
+        .into_iter()
+        .chain(rec.events.as_slice().iter().map(|e| e.at))
 }
 
 /// Whether `filter` keeps an order of a shop whose capped days are `capped`.
@@ -214,24 +223,33 @@ impl Ledger {
 
     /// The first and the last instant (`at`) of the events applied: paid
     /// orders, their other events (also of orders whose `paid` has not
-    /// come) and deposit top-ups; `None` before the first event. What the
-    /// dashboard's "data from … to …" says, and the as-of it defaults to
-    /// when the data lies in the past. One pass over the orders and shops.
-    pub fn event_span(&self) -> Option<(UnixNs, UnixNs)> {
-        let orders = self.orders.iter().flat_map(|rec| {
-            rec.paid
-                .map(|paid| paid.at)
-                .into_iter()
-                .chain(rec.events.as_slice().iter().map(|e| e.at))
-        });
-        let topups = self
-            .shops
-            .iter()
-            .flat_map(|shop| shop.topups.iter().map(|(at, _)| *at));
-        orders.chain(topups).fold(None, |span, at| match span {
-            None => Some((at, at)),
-            Some((first, last)) => Some((first.min(at), last.max(at))),
-        })
+    /// come) and deposit top-ups; of shop `shop_id` only when given (its
+    /// orders and top-ups); `None` when there is none. What the dashboard's
+    /// "data from … to …" says, and the as-of it defaults to when the data
+    /// lies in the past. One pass over the orders and shops.
+    pub fn event_span(&self, shop_id: Option<&str>) -> Option<(UnixNs, UnixNs)> {
+        let mut instants: Box<dyn Iterator<Item = UnixNs> + '_> = match shop_id {
+            None => Box::new(
+                self.orders
+                    .iter()
+                    .flat_map(order_instants)
+                    .chain(self.shops.iter().flat_map(|s| s.topups.iter().map(|t| t.0))),
+            ),
+            Some(shop_id) => {
+                let Some(index) = self.shop_ids.find(shop_id) else {
+                    return None;
+                };
+                let shop = &self.shops[index as usize];
+                Box::new(
+                    shop.orders
+                        .iter()
+                        .flat_map(move |&o| order_instants(&self.orders[o as usize]))
+                        .chain(shop.topups.iter().map(|t| t.0)),
+                )
+            }
+        };
+        let first = instants.next()?;
+        Some(instants.fold((first, first), |(lo, hi), at| (lo.min(at), hi.max(at))))
     }
 }
 
@@ -420,7 +438,7 @@ mod tests {
 
     #[test]
     fn the_event_span_covers_paid_other_events_and_top_ups() {
-        assert_eq!(folded(Policy::default(), &[]).event_span(), None);
+        assert_eq!(folded(Policy::default(), &[]).event_span(None), None);
         let ledger = folded(
             Policy::default(),
             &[
@@ -429,12 +447,15 @@ mod tests {
                 topped_up("S2", 100, 2),
             ],
         );
-        assert_eq!(ledger.event_span(), Some((at(2), at(9))));
+        assert_eq!(ledger.event_span(None), Some((at(2), at(9))));
+        assert_eq!(ledger.event_span(Some("S1")), Some((at(5), at(9))));
+        assert_eq!(ledger.event_span(Some("S2")), Some((at(2), at(2))));
+        assert_eq!(ledger.event_span(Some("S9")), None);
         // An order event whose paid has not come counts too.
         let ledger = folded(
             Policy::default(),
             &[shipped("O9", "SF1", 1), paid("O1", "S1", 3)],
         );
-        assert_eq!(ledger.event_span(), Some((at(1), at(3))));
+        assert_eq!(ledger.event_span(None), Some((at(1), at(3))));
     }
 }
