@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 
 use penalty_core::explain::{at_risk_line, yuan};
 use penalty_core::{
-    AtRiskReport, DeductionReport, Notice, OrderReport, OrderRow, Orphan, Policy, PostingKind,
-    PostingReport, PostingsReport, ShopReport,
+    AtRiskReport, DeductionReport, Notice, OrderReport, Orphan, Policy, PostingKind,
+    PostingsReport, ShopReport,
 };
 use penalty_store::VerifyReport;
 

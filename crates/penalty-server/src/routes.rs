@@ -811,7 +811,10 @@ fn order_filter(
         .as_deref()
         .map(|text| {
             penalty_core::RowFilter::paid_to_end(text, policy.utc_offset).map_err(|error| {
-                ApiError::bad_request("invalid_instant", format!("query parameter paid_to {error}"))
+                ApiError::bad_request(
+                    "invalid_instant",
+                    format!("query parameter paid_to {error}"),
+                )
             })
         })
         .transpose()?;
@@ -881,13 +884,19 @@ async fn orders_csv(
     let (shop, filter) = order_filter(&state, &access, &params, when.as_of)?;
     let excel = params.excel.unwrap_or(false);
     let disposition = "attachment; filename=\"orders.csv\"";
-    crate::download::csv(&state, &access, when.known_at, disposition, move |ledger, out| {
-        out.start(excel)?;
-        out.push(&<penalty_core::OrderRow as CsvRow>::csv_header(excel))?;
-        ledger.each_order_row(when.as_of, shop.as_deref(), filter, |row| {
-            out.push(&row.csv_line(excel))
-        })
-    })
+    crate::download::csv(
+        &state,
+        &access,
+        when.known_at,
+        disposition,
+        move |ledger, out| {
+            out.start(excel)?;
+            out.push(&<penalty_core::OrderRow as CsvRow>::csv_header(excel))?;
+            ledger.each_order_row(when.as_of, shop.as_deref(), filter, |row| {
+                out.push(&row.csv_line(excel))
+            })
+        },
+    )
     .await
 }
 
@@ -912,27 +921,31 @@ async fn postings_csv(
     let policy = state.policy();
     let day = |text: &Option<String>, name: &str| {
         text.as_deref()
-            .map(|text| {
-                parse_instant(text, policy, name).map(|t| t.local_day(policy.utc_offset))
-            })
+            .map(|text| parse_instant(text, policy, name).map(|t| t.local_day(policy.utc_offset)))
             .transpose()
     };
     let (from, to) = (day(&params.from, "from")?, day(&params.to, "to")?);
     readable_shop(&state, &access, &shop_id, when.as_of)?;
     let excel = params.excel.unwrap_or(false);
     let disposition = "attachment; filename=\"postings.csv\"";
-    crate::download::csv(&state, &access, when.known_at, disposition, move |ledger, out| {
-        // An unknown shop is a 404 before the first byte, as GET
-        // /shops/{id}/postings answers it.
-        ledger
-            .shop_report(&shop_id, when.as_of, false)
-            .map_err(not_found_for_http)?;
-        out.start(excel)?;
-        out.push(&<penalty_core::PostingReport as CsvRow>::csv_header(excel))?;
-        ledger.each_posting(when.as_of, Some(&shop_id), from, to, |posting| {
-            out.push(&posting.csv_line(excel))
-        })
-    })
+    crate::download::csv(
+        &state,
+        &access,
+        when.known_at,
+        disposition,
+        move |ledger, out| {
+            // An unknown shop is a 404 before the first byte, as GET
+            // /shops/{id}/postings answers it.
+            ledger
+                .shop_report(&shop_id, when.as_of, false)
+                .map_err(not_found_for_http)?;
+            out.start(excel)?;
+            out.push(&<penalty_core::PostingReport as CsvRow>::csv_header(excel))?;
+            ledger.each_posting(when.as_of, Some(&shop_id), from, to, |posting| {
+                out.push(&posting.csv_line(excel))
+            })
+        },
+    )
     .await
 }
 
