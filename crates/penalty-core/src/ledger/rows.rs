@@ -236,9 +236,7 @@ impl Ledger {
                     .chain(self.shops.iter().flat_map(|s| s.topups.iter().map(|t| t.0))),
             ),
             Some(shop_id) => {
-                let Some(index) = self.shop_ids.find(shop_id) else {
-                    return None;
-                };
+                let index = self.shop_ids.find(shop_id)?;
                 let shop = &self.shops[index as usize];
                 Box::new(
                     shop.orders
