@@ -193,7 +193,7 @@
       return api(query(path, { limit: 1000, offset: offset })).then(function (body) {
         rows = rows.concat(body.postings);
         if (body.next !== null && count < MAX_PAGES) return page(body.next, count + 1);
-        return { booked_fen: body.booked_fen, total: body.total, postings: rows };
+        return { shop_id: shopId, booked_fen: body.booked_fen, total: body.total, postings: rows };
       });
     }
     return page(0, 1);
@@ -209,7 +209,10 @@
       el("p", { class: "muted", text: "What the settlement runs at 00:00 of each day actually moved. A posting is " +
         "never changed: when a later event changes a past day (a revocation, a rejected tracking number), the next " +
         "run books a correction, marked below with its cause. " + ledger.total + " postings, " + corrections +
-        " corrections" + (ledger.postings.length < ledger.total ? " (the first " + ledger.postings.length + " shown)" : "") + "." })
+        " corrections" + (ledger.postings.length < ledger.total ? " (the first " + ledger.postings.length + " shown)" : "") + "." }),
+      // Every posting, as `penalty export postings --shop ID --format csv`.
+      el("a", { id: "postings-csv", class: "button", download: "postings.csv",
+        href: query("/shops/" + encodeURIComponent(ledger.shop_id) + "/postings.csv") }, [t("Download CSV")])
     ]);
     if (!ledger.postings.length) {
       section.appendChild(el("p", { class: "muted", text: "Nothing booked yet." }));
@@ -583,13 +586,18 @@
       if (view.closure) extra.closure_review = "true";
       return extra;
     }
+    // Only the answer to the latest request is shown: a filter changed
+    // twice quickly sends two, and the first may come back last.
+    var asked = 0;
     function load() {
       var extra = filters();
       download.setAttribute("href", query("/orders.csv", extra));
       extra.limit = PAGE_ROWS;
       extra.offset = view.offset;
       section.setAttribute("data-loading", "true");
+      var mine = ++asked;
       return api(query("/orders", extra)).then(function (page) {
+        if (mine !== asked) return;
         holder.textContent = "";
         holder.appendChild(sortableTable("shop-orders-table", [
           { key: "order_id", label: t("order"), value: function (o) { return o.order_id; },

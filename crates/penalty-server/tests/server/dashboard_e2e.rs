@@ -1045,6 +1045,37 @@ fn operator_filters_pages_and_downloads_the_csv(
     assert!(charged > 0);
     assert_eq!(csv, export, "the download is the export's bytes");
 
+    // The booked ledger's link: every posting of the shop, as the export.
+    let href = cdp.eval("document.getElementById('postings-csv').getAttribute('href')");
+    let href = href.as_str().unwrap();
+    assert!(href.starts_with("/shops/S01/postings.csv?"), "{href}");
+    let postings = cdp.eval(&format!(
+        "fetch({}).then(function (r) {{ return r.status === 200 ? r.text() : 'status ' + r.status; }})",
+        Value::from(href)
+    ));
+    let export = Command::new(binary)
+        .arg("--db")
+        .arg(db)
+        .args([
+            "export", "postings", "--as-of", &end, "--shop", "S01", "--format", "csv",
+        ])
+        .output()
+        .expect("running penalty export postings");
+    assert!(export.status.success());
+    assert_eq!(
+        postings.as_str().unwrap(),
+        String::from_utf8(export.stdout).unwrap()
+    );
+    let (_, booked) = api_as(
+        addr,
+        &format!("/shops/S01/postings?as_of={as_of}&limit=1"),
+        OPERATOR,
+    );
+    assert_eq!(
+        postings.as_str().unwrap().trim_end().split("\r\n").count() as u64 - 1,
+        booked["total"].as_u64().unwrap()
+    );
+
     // Closure review alone.
     set(cdp, "orders-capped", "e.checked = false");
     set(cdp, "orders-paid-from", "e.value = ''");
