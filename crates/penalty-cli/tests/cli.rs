@@ -2354,7 +2354,8 @@ fn order_exports_filter_by_paid_range_capped_days_and_closure_review() {
         }
     }
     let paid_on = |row: &Value| row["paid_at"].as_str().unwrap()[..10].to_string();
-    let cases: Vec<(Vec<&str>, Box<dyn Fn(&Value) -> bool>)> = vec![
+    type Keep<'a> = Box<dyn Fn(&Value) -> bool + 'a>;
+    let cases: Vec<(Vec<&str>, Keep)> = vec![
         (
             vec!["--paid-from", "2026-03-05", "--paid-to", "2026-03-20"],
             Box::new(|r: &Value| {
