@@ -2501,3 +2501,102 @@ fn succeeded(out: &Output) -> String {
     assert!(out.status.success(), "{stderr}");
     stderr
 }
+
+/// `export orders --paid-from/--paid-to/--capped-day/--closure-review`
+/// keeps exactly the rows of the full export that pass, read from the rows
+/// and the shop reports: paid in the range (a `--paid-to` date includes its
+/// day), flagged for closure review (R7), a charged or waived deduction on a
+/// settle day whose cap waived something (R5). A bad instant names its flag.
+#[test]
+fn order_exports_filter_by_paid_range_capped_days_and_closure_review() {
+    let (_dir, db) = demo_db();
+    let rows = |extra: &[&str]| -> Vec<Value> {
+        let out = run(
+            &db,
+            &[
+                &[
+                    "export",
+                    "orders",
+                    "--as-of",
+                    "2026-04-15",
+                    "--format",
+                    "jsonl",
+                ][..],
+                extra,
+            ]
+            .concat(),
+        );
+        succeeded(&out);
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    };
+    let all = rows(&[]);
+    let mut capped_orders = std::collections::BTreeSet::new();
+    let shops: std::collections::BTreeSet<String> = all
+        .iter()
+        .map(|r| r["shop_id"].as_str().unwrap().to_string())
+        .collect();
+    for shop in &shops {
+        let report = json(&run(
+            &db,
+            &["shop", shop, "--as-of", "2026-04-15", "--json"],
+        ));
+        let deductions = report["deductions"].as_array().unwrap();
+        let capped: Vec<&str> = deductions
+            .iter()
+            .filter(|d| d["waived_fen"].as_i64().unwrap() > 0)
+            .map(|d| d["settle_date"].as_str().unwrap())
+            .collect();
+        for d in deductions {
+            let counted =
+                d["charged_fen"].as_i64().unwrap() + d["waived_fen"].as_i64().unwrap() > 0;
+            if counted && capped.contains(&d["settle_date"].as_str().unwrap()) {
+                capped_orders.insert(d["order_id"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    let paid_on = |row: &Value| row["paid_at"].as_str().unwrap()[..10].to_string();
+    type Keep<'a> = Box<dyn Fn(&Value) -> bool + 'a>;
+    let cases: Vec<(Vec<&str>, Keep)> = vec![
+        (
+            vec!["--paid-from", "2026-03-05", "--paid-to", "2026-03-20"],
+            Box::new(|r: &Value| {
+                ("2026-03-05".to_string()..="2026-03-20".to_string()).contains(&paid_on(r))
+            }),
+        ),
+        (
+            vec!["--capped-day"],
+            Box::new(|r: &Value| capped_orders.contains(r["order_id"].as_str().unwrap())),
+        ),
+        (
+            vec!["--closure-review"],
+            Box::new(|r: &Value| r["closure_review"] == true),
+        ),
+        (
+            vec!["--capped-day", "--paid-to", "2026-03-22T14:10:00+08:00"],
+            Box::new(|r: &Value| {
+                capped_orders.contains(r["order_id"].as_str().unwrap())
+                    && r["paid_at"].as_str().unwrap() <= "2026-03-22T14:10:00+08:00"
+            }),
+        ),
+    ];
+    for (flags, keep) in cases {
+        let expected: Vec<Value> = all.iter().filter(|r| keep(r)).cloned().collect();
+        assert!(
+            !expected.is_empty() && expected.len() < all.len(),
+            "{flags:?}: {} of {}",
+            expected.len(),
+            all.len()
+        );
+        assert_eq!(rows(&flags), expected, "{flags:?}");
+    }
+    for (flag, value) in [("--paid-from", "soon"), ("--paid-to", "2026-02-30")] {
+        let out = run(&db, &["export", "orders", flag, value]);
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(flag) && stderr.contains(value), "{stderr}");
+    }
+}

@@ -29,6 +29,7 @@
 
 pub mod assets;
 pub mod auth;
+pub mod download;
 pub mod error;
 pub mod guard;
 pub mod listen;
