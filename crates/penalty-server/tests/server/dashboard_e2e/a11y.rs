@@ -188,6 +188,8 @@ fn assert_keyboard_walk(cdp: &mut Cdp, page: &str) {
         let now = cdp.eval(
             "(function () { var e = document.activeElement; \
                if (!e || e === document.body || e === document.documentElement) return { none: true }; \
+               if (e === window.__a11yLast) return { same: true }; \
+               window.__a11yLast = e; \
                if (e.hasAttribute('data-a11y-reached')) return { again: true }; \
                e.setAttribute('data-a11y-reached', ''); \
                var s = getComputedStyle(e); \
@@ -200,7 +202,9 @@ fn assert_keyboard_walk(cdp: &mut Cdp, page: &str) {
         if now.get("again").is_some() || (now.get("none").is_some() && reached > 0) {
             break;
         }
-        if now.get("none").is_none() {
+        // Tab also steps through the parts of one control (a date input's
+        // day, month and year): the same element again is not a cycle.
+        if now.get("none").is_none() && now.get("same").is_none() {
             assert_eq!(
                 now["visible"], true,
                 "{page}: the focus on {} is not visible",
@@ -216,7 +220,7 @@ fn assert_keyboard_walk(cdp: &mut Cdp, page: &str) {
             }
         }
         assert!(
-            presses <= total + 10,
+            presses <= 4 * total + 10,
             "{page}: {presses} presses of Tab never came back to the start"
         );
     }
