@@ -1513,6 +1513,16 @@ impl std::hash::Hasher for CheckerHasher {
 }
 
 impl EntryChecker {
+    /// A checker with room for about `events` events (about half of them
+    /// paid), so that its sets are not rehashed as they fill.
+    pub(crate) fn with_capacity(events: u64) -> EntryChecker {
+        let events = usize::try_from(events).unwrap_or(0).min(1 << 26);
+        EntryChecker {
+            seen_ids: HashSet::with_capacity_and_hasher(events, Default::default()),
+            seen_paid: HashSet::with_capacity_and_hasher(events / 2, Default::default()),
+        }
+    }
+
     /// What is wrong with `entry` of `block`, in a sentence; `None` when
     /// nothing is.
     pub(crate) fn check(
