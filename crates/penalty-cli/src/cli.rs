@@ -384,7 +384,7 @@ pub struct RecoverArgs {
 pub enum ExportCommand {
     /// The filtered order list, one row per order, sorted by shop then order.
     #[command(
-        after_help = "Examples:\n  penalty export orders --as-of 2026-03-07 --format csv -o orders.csv\n  penalty export orders --as-of 2026-03-07 --shop S1 --violating --format jsonl\n  penalty export orders --status auto_closed --format csv\n  penalty export orders --as-of 2026-03-07 --excel -o orders.csv"
+        after_help = "Examples:\n  penalty export orders --as-of 2026-03-07 --format csv -o orders.csv\n  penalty export orders --as-of 2026-03-07 --shop S1 --violating --format jsonl\n  penalty export orders --status auto_closed --format csv\n  penalty export orders --as-of 2026-03-07 --excel -o orders.csv\n  penalty export orders --paid-from 2026-03-01 --paid-to 2026-03-07 --capped-day\n  penalty export orders --shop S1 --closure-review --format jsonl"
     )]
     Orders(ExportOrdersArgs),
 
@@ -433,6 +433,24 @@ pub struct ExportOrdersArgs {
     /// Only orders with at least one standing (non-revoked) judgment.
     #[arg(long)]
     pub violating: bool,
+
+    /// Only orders paid at or after this instant (RFC 3339 or YYYY-MM-DD).
+    #[arg(long, value_name = "T")]
+    pub paid_from: Option<String>,
+
+    /// Only orders paid at or before this instant; a date (YYYY-MM-DD)
+    /// includes its whole day.
+    #[arg(long, value_name = "T")]
+    pub paid_to: Option<String>,
+
+    /// Only orders with a deduction on a settle day whose daily cap cut
+    /// something (R5: money waived that day).
+    #[arg(long)]
+    pub capped_day: bool,
+
+    /// Only orders under a closure-review flag (R7).
+    #[arg(long)]
+    pub closure_review: bool,
 
     #[command(flatten)]
     pub output: ExportOutput,

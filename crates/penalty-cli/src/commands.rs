@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
+use penalty_core::csv::CsvRow;
 use penalty_core::{Ledger, OrderStatus, Policy, UnixNs, Within};
 use penalty_store::ingest::{
     AppendedEvent, IngestCounts, IngestObserver, IngestOptions, RejectsFile,
@@ -196,13 +197,22 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => {
             // Everything that can be refused (the address, the tokens file,
             // the data directory) is, before the banner says it listens.
-            let server = penalty_server::Server::bind(penalty_server::ServeOptions {
+            let options = penalty_server::ServeOptions {
                 db: cli.db.clone(),
                 policy,
                 addr: args.addr,
                 tokens: args.tokens,
                 allowed_hosts: args.allowed_hosts,
-            })?;
+            };
+            // Like every writer, the server waits its turn for the data
+            // directory, unless `--no-wait`.
+            let mut on_wait = |locked: &StoreError| waiting_message(&cli.db, locked);
+            let on_wait: Option<&mut dyn FnMut(&StoreError)> = if cli.no_wait {
+                None
+            } else {
+                Some(&mut on_wait)
+            };
+            let server = penalty_server::Server::bind_waiting(options, on_wait)?;
             eprintln!(
                 "penalty serve: http://{}/ (API: /openapi.json); Ctrl-C or SIGTERM to stop",
                 server.local_addr()
@@ -256,19 +266,23 @@ fn open_writer(db: &Path, no_wait: bool) -> anyhow::Result<EventLog> {
     if no_wait {
         return EventLog::open(db).map_err(anyhow::Error::from);
     }
-    EventLog::open_waiting(db, &mut |locked| {
-        let holder = match locked {
-            StoreError::Locked { holder, .. } => holder.clone(),
-            other => other.to_string(),
-        };
-        eprintln!(
-            "penalty: waiting for the data directory {}, in use by {holder}; this command \
-             goes on when it is free (--no-wait fails at once instead; read commands do not \
-             wait)",
-            db.display()
-        );
-    })
-    .map_err(anyhow::Error::from)
+    EventLog::open_waiting(db, &mut |locked| waiting_message(db, locked))
+        .map_err(anyhow::Error::from)
+}
+
+/// What a writer (`ingest`, `recover`, `serve`) says while it waits for the
+/// data directory another writer holds.
+fn waiting_message(db: &Path, locked: &StoreError) {
+    let holder = match locked {
+        StoreError::Locked { holder, .. } => holder.clone(),
+        other => other.to_string(),
+    };
+    eprintln!(
+        "penalty: waiting for the data directory {}, in use by {holder}; this command \
+         goes on when it is free (--no-wait fails at once instead; read commands do not \
+         wait)",
+        db.display()
+    );
 }
 
 /// Opens the log for reading: no lock, nothing created (a missing
@@ -603,39 +617,78 @@ fn export_orders(db: &Path, policy: &Policy, args: ExportOrdersArgs) -> anyhow::
         args.query.as_of.as_deref(),
         args.query.known_at.as_deref(),
     )?;
+    let offset = policy.utc_offset;
     let filter = penalty_core::RowFilter {
         status: args.status.as_deref().and_then(OrderStatus::parse),
         violating: args.violating,
+        paid_from: args
+            .paid_from
+            .as_deref()
+            .map(|text| parse_instant(text, policy, "--paid-from"))
+            .transpose()?,
+        paid_before: args
+            .paid_to
+            .as_deref()
+            .map(|text| {
+                penalty_core::RowFilter::paid_to_end(text, offset)
+                    .map_err(|error| anyhow::anyhow!("--paid-to {error}"))
+            })
+            .transpose()?,
+        capped_day: args.capped_day,
+        closure_review: args.closure_review,
     };
     // Rows are written as they are computed, one shop at a time, so that an
     // export of millions of orders never holds them all.
     let write_rows = |out: &mut dyn Write| -> anyhow::Result<u64> {
-        let mut written: u64 = 0;
-        let excel = args.output.excel;
-        if args.output.format == ExportFormat::Csv {
-            out.write_all(render::orders_csv_header(excel).as_bytes())?;
-        }
-        ledger.each_order_row(as_of, args.shop.as_deref(), |row| {
-            if !filter.keeps(row.status, row.judgments) {
-                return Ok::<(), anyhow::Error>(());
-            }
-            written += 1;
-            match args.output.format {
-                ExportFormat::Jsonl => {
-                    serde_json::to_writer(&mut *out, &row)?;
-                    out.write_all(b"\n")?;
-                }
-                ExportFormat::Csv => {
-                    out.write_all(render::order_csv_line(&row, excel).as_bytes())?
-                }
-            }
-            Ok(())
-        })?;
-        out.flush()?;
-        Ok(written)
+        let mut rows = ExportRows::<penalty_core::OrderRow>::start(out, &args.output)?;
+        ledger.each_order_row(as_of, args.shop.as_deref(), filter, |row| rows.write(&row))?;
+        rows.finish()
     };
     write_export(&args.output, "orders", write_rows)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The one row writer of `export orders` and `export postings`: a JSON line
+/// or a CSV line (the core's [`CsvRow`], which the server's downloads also
+/// write) per row, the CSV header first, and the count of rows written.
+struct ExportRows<'o, R> {
+    out: &'o mut dyn Write,
+    format: ExportFormat,
+    excel: bool,
+    written: u64,
+    row: std::marker::PhantomData<R>,
+}
+
+impl<'o, R: Serialize + CsvRow> ExportRows<'o, R> {
+    fn start(out: &'o mut dyn Write, output: &ExportOutput) -> anyhow::Result<Self> {
+        if output.format == ExportFormat::Csv {
+            out.write_all(R::csv_header(output.excel).as_bytes())?;
+        }
+        Ok(ExportRows {
+            out,
+            format: output.format,
+            excel: output.excel,
+            written: 0,
+            row: std::marker::PhantomData,
+        })
+    }
+
+    fn write(&mut self, row: &R) -> anyhow::Result<()> {
+        self.written += 1;
+        match self.format {
+            ExportFormat::Jsonl => {
+                serde_json::to_writer(&mut *self.out, row)?;
+                self.out.write_all(b"\n")?;
+            }
+            ExportFormat::Csv => self.out.write_all(row.csv_line(self.excel).as_bytes())?,
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> anyhow::Result<u64> {
+        self.out.flush()?;
+        Ok(self.written)
+    }
 }
 
 /// Writes an export to `-o FILE` or standard output: with `--excel`, a
@@ -652,7 +705,7 @@ fn write_export(
     }
     let write = |out: &mut dyn Write| -> anyhow::Result<u64> {
         if output.excel {
-            out.write_all("\u{feff}".as_bytes())?;
+            out.write_all(penalty_core::csv::EXCEL_BOM.as_bytes())?;
         }
         write_rows(out)
     };
@@ -739,25 +792,11 @@ fn export_postings(
         };
     let (from, to) = (day(&args.from, "--from")?, day(&args.to, "--to")?);
     let write_rows = |out: &mut dyn Write| -> anyhow::Result<u64> {
-        let mut written: u64 = 0;
-        if args.output.format == ExportFormat::Csv {
-            out.write_all(render::postings_csv_header().as_bytes())?;
-        }
+        let mut rows = ExportRows::<penalty_core::PostingReport>::start(out, &args.output)?;
         ledger.each_posting(as_of, args.shop.as_deref(), from, to, |posting| {
-            written += 1;
-            match args.output.format {
-                ExportFormat::Jsonl => {
-                    serde_json::to_writer(&mut *out, &posting)?;
-                    out.write_all(b"\n")?;
-                }
-                ExportFormat::Csv => {
-                    out.write_all(render::posting_csv_line(&posting).as_bytes())?
-                }
-            }
-            Ok::<(), anyhow::Error>(())
+            rows.write(&posting)
         })?;
-        out.flush()?;
-        Ok(written)
+        rows.finish()
     };
     write_export(&args.output, "postings", write_rows)?;
     Ok(ExitCode::SUCCESS)

@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 
 use penalty_core::explain::{at_risk_line, yuan};
 use penalty_core::{
-    AtRiskReport, DeductionReport, Notice, OrderReport, OrderRow, Orphan, Policy, PostingKind,
-    PostingReport, PostingsReport, ShopReport,
+    AtRiskReport, DeductionReport, Notice, OrderReport, Orphan, Policy, PostingKind,
+    PostingsReport, ShopReport,
 };
 use penalty_store::VerifyReport;
 
@@ -342,22 +342,6 @@ pub fn order(report: &OrderReport) -> String {
     out
 }
 
-/// One CSV field: quoted when it holds a comma, quote or line break (RFC
-/// 4180), and with a leading `'` when a spreadsheet would take it for a
-/// formula (a text field starting with `=`, `+`, `-`, `@`, tab or CR).
-fn csv_field(text: &str, is_text: bool) -> String {
-    let guarded = if is_text && text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{text}")
-    } else {
-        text.to_string()
-    };
-    if guarded.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", guarded.replace('"', "\"\""))
-    } else {
-        guarded
-    }
-}
-
 /// The orders at risk, soonest first, each with what it will cost; at most
 /// `limit` of them (0: all).
 pub fn at_risk(report: &AtRiskReport, limit: usize) -> String {
@@ -440,86 +424,6 @@ pub fn notices(shop_id: &str, notices: &[Notice], limit: usize) -> String {
             out += &format!("more may follow: --after {}\n", escape(&last.cursor));
         }
     }
-    out
-}
-
-/// The header line of the orders CSV (RFC 4180, CRLF line ends).
-/// The yuan columns `--excel` adds to the orders CSV, after the others: the
-/// same sums as their `_fen` columns, as decimals a spreadsheet reads.
-const ORDER_YUAN_COLUMNS: &[&str] = &[
-    "amount_yuan",
-    "charged_yuan",
-    "waived_yuan",
-    "pending_yuan",
-    "refund_due_yuan",
-];
-
-pub fn orders_csv_header(excel: bool) -> String {
-    const HEADER: &[&str] = &[
-        "order_id",
-        "shop_id",
-        "product_id",
-        "amount_fen",
-        "paid_at",
-        "deadline",
-        "status",
-        "resolved_at",
-        "judgments",
-        "revoked_judgments",
-        "charged_fen",
-        "waived_fen",
-        "pending_fen",
-        "product_banned",
-        "closure_review",
-        "auto_closed_at",
-        "refund_due_fen",
-        "alternative_refund_required",
-    ];
-    let mut columns = HEADER.to_vec();
-    if excel {
-        columns.extend_from_slice(ORDER_YUAN_COLUMNS);
-    }
-    let mut out = columns.join(",");
-    out += "\r\n";
-    out
-}
-
-/// One order's line of the orders CSV (with `excel`, its yuan columns too).
-pub fn order_csv_line(row: &OrderRow, excel: bool) -> String {
-    let mut fields: Vec<String> = vec![
-        csv_field(&row.order_id, true),
-        csv_field(&row.shop_id, true),
-        csv_field(&row.product_id, true),
-        row.amount_fen.to_string(),
-        row.paid_at.clone(),
-        row.deadline.clone(),
-        row.status.as_str().to_string(),
-        row.resolved_at.clone().unwrap_or_default(),
-        row.judgments.to_string(),
-        row.revoked_judgments.to_string(),
-        row.charged_fen.to_string(),
-        row.waived_fen.to_string(),
-        row.pending_fen.to_string(),
-        row.product_banned.to_string(),
-        row.closure_review.to_string(),
-        row.auto_closed_at.clone().unwrap_or_default(),
-        row.refund_due_fen.to_string(),
-        row.alternative_refund_required.to_string(),
-    ];
-    if excel {
-        fields.extend(
-            [
-                row.amount_fen,
-                row.charged_fen,
-                row.waived_fen,
-                row.pending_fen,
-                row.refund_due_fen,
-            ]
-            .map(yuan_decimal),
-        );
-    }
-    let mut out = fields.join(",");
-    out += "\r\n";
     out
 }
 
@@ -655,39 +559,6 @@ pub fn postings(report: &PostingsReport, offset: usize, limit: usize) -> String 
         );
     }
     out += "\n  * a correction of an earlier day's booking (a refund or a late charge)\n";
-    out
-}
-
-/// The header line of the postings CSV (RFC 4180, CRLF line ends).
-pub fn postings_csv_header() -> String {
-    "run_date,shop_id,order_id,judgment,judged_at,settle_date,kind,amount_yuan,amount_fen,cause\r\n"
-        .to_string()
-}
-
-/// Fen as a plain decimal of yuan (`-10.00`), which a spreadsheet reads as a
-/// number.
-fn yuan_decimal(fen: i64) -> String {
-    let sign = if fen < 0 { "-" } else { "" };
-    let abs = fen.unsigned_abs();
-    format!("{sign}{}.{:02}", abs / 100, abs % 100)
-}
-
-/// One posting's line of the postings CSV.
-pub fn posting_csv_line(p: &PostingReport) -> String {
-    let fields: Vec<String> = vec![
-        p.run_date.clone(),
-        csv_field(&p.shop_id, true),
-        csv_field(&p.order_id, true),
-        p.judgment.to_string(),
-        p.judged_at.clone(),
-        p.settle_date.clone(),
-        p.kind.as_str().to_string(),
-        yuan_decimal(p.amount_fen),
-        p.amount_fen.to_string(),
-        csv_field(&p.cause, true),
-    ];
-    let mut out = fields.join(",");
-    out += "\r\n";
     out
 }
 

@@ -25,6 +25,7 @@ pub mod digest;
 mod fixtures;
 mod fold;
 pub mod partition;
+mod rows;
 mod tallies;
 
 use std::collections::BTreeMap;
@@ -39,8 +40,10 @@ use crate::report::*;
 use crate::time::{Day, UnixNs};
 use crate::view::{Names, OrderView};
 
+pub use rows::RowsPage;
+
 use fold::FoldMode;
-use tallies::{facts_by_order_id, FactsKept, OrderFacts, RawDeduction, ShopTally};
+use tallies::{FactsKept, OrderFacts, RawDeduction, ShopTally};
 
 /// Why an event could not be applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -452,101 +455,6 @@ impl Ledger {
             }
         }
         row
-    }
-
-    /// Every order existing as of `as_of`, by shop id then order id, as
-    /// export rows kept by `keep`.
-    pub fn order_rows(
-        &self,
-        as_of: UnixNs,
-        mut keep: impl FnMut(&OrderRow) -> bool,
-    ) -> Vec<OrderRow> {
-        let mut rows = Vec::new();
-        let collect = |row: OrderRow| {
-            if keep(&row) {
-                rows.push(row);
-            }
-            Ok::<(), std::convert::Infallible>(())
-        };
-        // Collecting cannot fail.
-        let _ = self.each_order_row(as_of, None, collect);
-        rows
-    }
-
-    /// [`Ledger::order_rows`] one row at a time, computed one shop at a time,
-    /// so that an export of millions of orders holds one shop's rows at
-    /// most; only the rows of shop `shop_id` when given (none for an unknown
-    /// shop), without computing any other shop. Stops at the first error of
-    /// `each`.
-    pub fn each_order_row<E>(
-        &self,
-        as_of: UnixNs,
-        shop_id: Option<&str>,
-        mut each: impl FnMut(OrderRow) -> Result<(), E>,
-    ) -> Result<(), E> {
-        let shops = match shop_id {
-            Some(shop_id) => self.shop_ids.find(shop_id).into_iter().collect(),
-            None => self.sorted_shops(),
-        };
-        for shop in shops {
-            let tally = self.tally(shop, as_of, FactsKept::All);
-            for facts in facts_by_order_id(&tally) {
-                each(self.row(facts, as_of))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// How many rows [`Ledger::each_order_row`] would give, shop by shop (in
-    /// its order, with the shop's id), that `filter` keeps. Why: a page of
-    /// rows across a platform needs the count of all matching rows and the
-    /// rows of only a shop or two; a row's charges (the walk of the shop's
-    /// daily cap), ids and formatted instants cost several times its status,
-    /// and a million of them took most of a second. Without a filter an
-    /// order is only checked to exist; an order that no judgment reaches is
-    /// not derived for `violating`.
-    pub fn count_order_rows(
-        &self,
-        as_of: UnixNs,
-        shop_id: Option<&str>,
-        filter: RowFilter,
-    ) -> Vec<(&str, usize)> {
-        let shops = match shop_id {
-            Some(shop_id) => self.shop_ids.find(shop_id).into_iter().collect(),
-            None => self.sorted_shops(),
-        };
-        let kept = |order: u32| {
-            let rec = &self.orders[order as usize];
-            if rec.paid.is_none_or(|paid| paid.at > as_of) {
-                return false;
-            }
-            if filter.is_everything() {
-                return true;
-            }
-            if filter.violating && rec.never_judged {
-                return false;
-            }
-            self.view(order, as_of).is_some_and(|view| {
-                // As the tally counts a row's standing judgments.
-                let standing = if rec.never_judged {
-                    0
-                } else {
-                    view.judgments(as_of).filter(|j| !j.revoked(as_of)).count() as u64
-                };
-                filter.keeps(view.status(as_of), standing)
-            })
-        };
-        shops
-            .into_iter()
-            .map(|shop| {
-                let count = self.shops[shop as usize]
-                    .orders
-                    .iter()
-                    .filter(|&&order| kept(order))
-                    .count();
-                (self.shop_ids.get(shop), count)
-            })
-            .collect()
     }
 
     /// The notice feed of one shop (R9) as of `as_of`: one notice per existing

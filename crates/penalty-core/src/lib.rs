@@ -27,7 +27,10 @@
 //! - `postings`: the booked ledger of settlement runs (R14).
 //! - [`labels`]: the human labels of report codes.
 //! - [`report`]: the reports of CLI.md as plain serialisable values.
+//! - [`csv`]: the CSV lines of the order and posting exports, which the CLI
+//!   and the server's downloads both write.
 
+pub mod csv;
 pub mod event;
 pub mod explain;
 mod intern;
@@ -46,7 +49,7 @@ pub use event::{
     parse_line, AsParsed, Event, EventKind, KindRef, ParsedLine, ParsedLines, ParsedRef, Reject,
 };
 pub use ledger::at_risk::{AtRiskReport, Within, WithinError};
-pub use ledger::{ApplyError, Ledger, OrderIds, OrderIndex, QueryError};
+pub use ledger::{ApplyError, Ledger, OrderIds, OrderIndex, QueryError, RowsPage};
 pub use policy::Policy;
 pub use ranking::{ShopRanking, ShopSort};
 pub use report::*;

@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::time::{AskedInstantError, UnixNs, UtcOffset};
+
 /// The status of one deduction (CLI.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -154,29 +156,57 @@ pub enum OrderStatus {
     AwaitingShipment,
 }
 
-/// Which order rows a list keeps: those of one status, when given, and
-/// with standing judgments, when `violating` (the filters of `GET /orders`).
+/// Which order rows a list or an export keeps (the filters of `GET
+/// /orders`, `GET /orders.csv` and `penalty export orders`): each filter
+/// given narrows the list, and the default keeps every existing order.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RowFilter {
     /// Only rows of this status.
     pub status: Option<OrderStatus>,
     /// Only rows with at least one standing judgment.
     pub violating: bool,
+    /// Only orders paid at or after this instant.
+    pub paid_from: Option<UnixNs>,
+    /// Only orders paid before this instant (an exclusive end: see
+    /// [`RowFilter::paid_to_end`]).
+    pub paid_before: Option<UnixNs>,
+    /// Only orders with a charged or waived deduction on a settle day whose
+    /// deductions the daily cap cut (R5: some of that day's money waived).
+    pub capped_day: bool,
+    /// Only orders under a closure-review flag (R7).
+    pub closure_review: bool,
 }
 
 impl RowFilter {
-    /// Whether a row of this status and number of standing judgments is
-    /// kept.
-    pub fn keeps(&self, status: OrderStatus, judgments: u64) -> bool {
-        self.status.is_none_or(|s| s == status) && (!self.violating || judgments > 0)
-    }
-
     /// Whether the row's own content matters: when it does not, every
     /// existing order is kept.
     pub fn is_everything(&self) -> bool {
-        self.status.is_none() && !self.violating
+        *self == RowFilter::default()
+    }
+
+    /// Whether an order paid at `paid_at` lies in the asked range.
+    pub fn keeps_paid_at(&self, paid_at: UnixNs) -> bool {
+        self.paid_from.is_none_or(|from| from <= paid_at)
+            && self.paid_before.is_none_or(|end| paid_at < end)
+    }
+
+    /// The exclusive end of a range whose inclusive last instant a person
+    /// wrote as `text` (`paid_to=`, `--paid-to`), by the one rule for an
+    /// asked instant ([`UnixNs::parse_asked`]): a date (`YYYY-MM-DD`)
+    /// includes its whole day in the policy's offset, as a person reading
+    /// "paid to 2026-03-07" expects; an instant includes itself.
+    pub fn paid_to_end(text: &str, offset: UtcOffset) -> Result<UnixNs, AskedInstantError> {
+        let instant = UnixNs::parse_asked(text, offset)?;
+        Ok(if text.len() == DATE_LEN {
+            instant.local_day(offset).next().start(offset)
+        } else {
+            UnixNs(instant.0.saturating_add(1))
+        })
     }
 }
+
+/// The length of `YYYY-MM-DD`, the only asked instant this short.
+const DATE_LEN: usize = 10;
 
 impl OrderStatus {
     /// Every status, in the order of an order's life: the one list behind

@@ -455,14 +455,35 @@ proptest! {
     }
 
     /// The row counts behind a page of `GET /orders` are those of the rows
-    /// themselves, shop by shop, whatever the filter on status and
-    /// judgments.
+    /// themselves, shop by shop, and the rows a filter keeps are exactly
+    /// those of the unfiltered list that pass it, read from the rows and
+    /// the shop reports alone: status, standing judgments, the paid range,
+    /// the closure-review flag (R7) and a deduction on a day whose cap cut
+    /// something (R5).
     #[test]
-    fn row_counts_equal_the_rows((specs, kind, as_of_hours, _keys) in workload()) {
+    fn filtered_rows_and_their_counts_equal_the_rows_that_pass((specs, kind, as_of_hours, _keys) in workload()) {
         let policy = policy(kind);
         let events = events(&specs);
         let as_of = at(as_of_hours);
         let ledger = ledger(&policy, &events);
+        let all = ledger.order_rows(as_of, |_| true);
+        // Per order: whether one of its counted deductions lies on a capped
+        // settle day of its shop.
+        let mut on_capped_day: HashMap<String, bool> = HashMap::new();
+        for shop in ledger.shop_summaries(as_of) {
+            let report = ledger.shop_report(&shop.shop_id, as_of, true).unwrap();
+            let deductions = report.deductions.unwrap_or_default();
+            let capped: Vec<&str> = deductions
+                .iter()
+                .filter(|d| d.waived_fen > 0)
+                .map(|d| d.settle_date.as_str())
+                .collect();
+            for d in &deductions {
+                if d.charged_fen + d.waived_fen > 0 && capped.contains(&d.settle_date.as_str()) {
+                    on_capped_day.insert(d.order_id.clone(), true);
+                }
+            }
+        }
         let statuses = [
             None,
             Some(OrderStatus::AwaitingShipment),
@@ -470,38 +491,60 @@ proptest! {
             Some(OrderStatus::Refunded),
             Some(OrderStatus::AutoClosed),
         ];
+        let mut filters = Vec::new();
         for status in statuses {
             for violating in [false, true] {
-                let filter = RowFilter { status, violating };
-                let keep = |s: OrderStatus, judgments: u64| {
-                    status.is_none_or(|want| want == s) && (!violating || judgments > 0)
-                };
-                let mut rows: Vec<(String, usize)> = Vec::new();
-                let _ = ledger.each_order_row(as_of, None, |row| {
-                    match rows.last_mut() {
-                        Some((shop, _)) if *shop == row.shop_id => {}
-                        _ => rows.push((row.shop_id.clone(), 0)),
-                    }
-                    if keep(row.status, row.judgments) {
-                        if let Some((_, n)) = rows.last_mut() {
-                            *n += 1;
-                        }
-                    }
-                    Ok::<(), ()>(())
-                });
-                let counts: Vec<(String, usize)> = ledger
-                    .count_order_rows(as_of, None, filter)
-                    .into_iter()
-                    .filter(|(_, n)| *n > 0)
-                    .map(|(shop, n)| (shop.to_string(), n))
-                    .collect();
-                rows.retain(|(_, n)| *n > 0);
-                prop_assert_eq!(&counts, &rows, "status {:?}, violating {}", status, violating);
-                if let Some((shop, n)) = rows.first() {
-                    let one = ledger.count_order_rows(as_of, Some(shop), filter);
-                    prop_assert_eq!(one, vec![(shop.as_str(), *n)]);
+                filters.push(RowFilter { status, violating, ..RowFilter::default() });
+            }
+        }
+        for (capped_day, closure_review) in [(true, false), (false, true), (true, true)] {
+            filters.push(RowFilter { capped_day, closure_review, ..RowFilter::default() });
+        }
+        for (from, to) in [(0, 24 * 3), (24 * 2, 24 * 9), (24 * 5, 24 * 5)] {
+            filters.push(RowFilter { paid_from: Some(at(from)), paid_before: Some(at(to)), ..RowFilter::default() });
+            filters.push(RowFilter { paid_from: Some(at(from)), capped_day: true, ..RowFilter::default() });
+            filters.push(RowFilter { paid_before: Some(at(to)), violating: true, ..RowFilter::default() });
+        }
+        for filter in filters {
+            let passes = |row: &penalty_core::OrderRow| {
+                let paid_at = UnixNs::parse_rfc3339(&row.paid_at).unwrap();
+                filter.status.is_none_or(|want| want == row.status)
+                    && (!filter.violating || row.judgments > 0)
+                    && filter.paid_from.is_none_or(|from| from <= paid_at)
+                    && filter.paid_before.is_none_or(|end| paid_at < end)
+                    && (!filter.closure_review || row.closure_review)
+                    && (!filter.capped_day || on_capped_day.contains_key(&row.order_id))
+            };
+            let expected: Vec<&penalty_core::OrderRow> = all.iter().filter(|r| passes(r)).collect();
+            let mut got = Vec::new();
+            let _ = ledger.each_order_row(as_of, None, filter, |row| {
+                got.push(row);
+                Ok::<(), ()>(())
+            });
+            prop_assert_eq!(got.iter().collect::<Vec<_>>(), expected.clone(), "{:?}", filter);
+            let mut rows: Vec<(String, usize)> = Vec::new();
+            for row in &got {
+                match rows.last_mut() {
+                    Some((shop, n)) if *shop == row.shop_id => *n += 1,
+                    _ => rows.push((row.shop_id.clone(), 1)),
                 }
             }
+            let counts: Vec<(String, usize)> = ledger
+                .count_order_rows(as_of, None, filter)
+                .into_iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(shop, n)| (shop.to_string(), n))
+                .collect();
+            prop_assert_eq!(&counts, &rows, "{:?}", filter);
+            if let Some((shop, n)) = rows.first() {
+                let one = ledger.count_order_rows(as_of, Some(shop), filter);
+                prop_assert_eq!(one, vec![(shop.as_str(), *n)]);
+            }
+            // A page of three from the second row is that part of the rows.
+            let page = ledger.order_rows_page(as_of, None, filter, 1, 3);
+            prop_assert_eq!(page.total, got.len());
+            let want: Vec<_> = got.iter().skip(1).take(3).cloned().collect();
+            prop_assert_eq!(page.rows, want);
         }
     }
 

@@ -15,6 +15,9 @@
   var app = document.getElementById("app");
   var params = new URLSearchParams(window.location.search);
   var asOf = params.get("as_of") || "";
+  // Where the as-of in force comes from: asked in the URL, the end of the
+  // data (when it lies in the past, so that rates are not all "—"), or now.
+  var asOfSource = asOf ? "asked" : "now";
   // The language: remembered, else the browser's. Labels of codes come from
   // GET /labels (the core's one table); the page's own words from WORDS.
   var lang = localStorage.getItem(LANG_KEY) || (/^zh\b/i.test(navigator.language || "") ? "zh-CN" : "en");
@@ -42,7 +45,9 @@
     "refund due (R8)": "应退款（R8）", "Orders": "订单", "booked (R14)": "已入账（R14）", "newest": "最新", "all statuses": "全部状态", "only with a judgment": "仅被判罚订单", "previous": "上一页", "next": "下一页", "Search order or shop id": "搜索订单或店铺编号", "Search": "搜索", "Nothing found for": "未找到", "rows": "行", "of": "共",
     "Worst shops": "问题店铺", "sort by": "排序", "at least this many orders": "最少订单数", "shop": "店铺", "orders": "订单数",
     "timeouts (judgments)": "超时（判罚）", "timeout rate (30 d)": "超时率（30 天）", "closure flags": "关店审查标记", "banned products": "禁售商品",
-    "waived (cap)": "免除（上限）", "deposit": "保证金", "charged, all shops": "已扣除（全部店铺）", "No shop exists as of this instant.": "此时没有店铺。"
+    "waived (cap)": "免除（上限）", "deposit": "保证金", "charged, all shops": "已扣除（全部店铺）", "No shop exists as of this instant.": "此时没有店铺。",
+    "paid from": "付款起始", "paid to": "付款截止", "only on capped days (R5)": "仅每日上限日（R5）", "only under closure review (R7)": "仅关店审查（R7）",
+    "Download CSV": "下载 CSV", "data from": "数据自", "to": "至", "end of the data": "数据截止", "now": "现在", "asked": "指定", "no data yet": "暂无数据"
   };
   function t(text) { return lang === "zh-CN" && WORDS[text] ? WORDS[text] : text; }
   function label(set, code) {
@@ -103,7 +108,9 @@
   }
 
   function withAsOf(path) {
-    return asOf ? path + (path.indexOf("?") < 0 ? "?" : "&") + "as_of=" + encodeURIComponent(asOf) : path;
+    // Only an asked as-of travels with a link: the end of the data is found
+    // again by the next page, and says so.
+    return asOf && asOfSource === "asked" ? path + (path.indexOf("?") < 0 ? "?" : "&") + "as_of=" + encodeURIComponent(asOf) : path;
   }
 
   function uiLink(path, text, attrs) {
@@ -186,7 +193,7 @@
       return api(query(path, { limit: 1000, offset: offset })).then(function (body) {
         rows = rows.concat(body.postings);
         if (body.next !== null && count < MAX_PAGES) return page(body.next, count + 1);
-        return { booked_fen: body.booked_fen, total: body.total, postings: rows };
+        return { shop_id: shopId, booked_fen: body.booked_fen, total: body.total, postings: rows };
       });
     }
     return page(0, 1);
@@ -202,7 +209,10 @@
       el("p", { class: "muted", text: "What the settlement runs at 00:00 of each day actually moved. A posting is " +
         "never changed: when a later event changes a past day (a revocation, a rejected tracking number), the next " +
         "run books a correction, marked below with its cause. " + ledger.total + " postings, " + corrections +
-        " corrections" + (ledger.postings.length < ledger.total ? " (the first " + ledger.postings.length + " shown)" : "") + "." })
+        " corrections" + (ledger.postings.length < ledger.total ? " (the first " + ledger.postings.length + " shown)" : "") + "." }),
+      // Every posting, as `penalty export postings --shop ID --format csv`.
+      el("a", { id: "postings-csv", class: "button", download: "postings.csv",
+        href: query("/shops/" + encodeURIComponent(ledger.shop_id) + "/postings.csv") }, [t("Download CSV")])
     ]);
     if (!ledger.postings.length) {
       section.appendChild(el("p", { class: "muted", text: "Nothing booked yet." }));
@@ -535,9 +545,11 @@
   }
 
   // One shop's orders, a server page at a time (GET /orders: limit, offset,
-  // status, violating), so that no page renders more than PAGE_ROWS rows.
+  // and the filters status, violating, paid_from, paid_to, capped_day,
+  // closure_review), so that no page renders more than PAGE_ROWS rows; the
+  // CSV link downloads every row of the same filter (GET /orders.csv).
   function ordersSection(shopId) {
-    var view = { offset: 0, status: "", violating: false };
+    var view = { offset: 0, status: "", violating: false, paidFrom: "", paidTo: "", capped: false, closure: false };
     var section = el("section", { id: "orders" });
     var heading = el("h2", { text: t("Orders") });
     var status = el("select", { id: "orders-status", "aria-label": t("status") }, [el("option", { value: "", text: t("all statuses") })].concat(
@@ -545,21 +557,47 @@
         return el("option", { value: code, text: label("order_status", code) });
       })));
     var violating = el("input", { type: "checkbox", id: "orders-violating" });
+    var paidFrom = el("input", { type: "date", id: "orders-paid-from" });
+    var paidTo = el("input", { type: "date", id: "orders-paid-to" });
+    var capped = el("input", { type: "checkbox", id: "orders-capped" });
+    var closure = el("input", { type: "checkbox", id: "orders-closure" });
+    var download = el("a", { id: "orders-csv", class: "button", download: "orders.csv" }, [t("Download CSV")]);
     var range = el("span", { id: "orders-range", class: "muted" });
     var prev = el("button", { type: "button", id: "orders-prev" }, [t("previous")]);
     var next = el("button", { type: "button", id: "orders-next" }, [t("next")]);
     var holder = el("div", { id: "orders-holder" });
     section.appendChild(heading);
     section.appendChild(el("div", { class: "controls" }, [status,
-      el("label", { for: "orders-violating" }, [violating, " " + t("only with a judgment")]), prev, range, next]));
+      el("label", { for: "orders-violating" }, [violating, " " + t("only with a judgment")]),
+      el("label", { for: "orders-paid-from" }, [t("paid from") + " ", paidFrom]),
+      el("label", { for: "orders-paid-to" }, [t("paid to") + " ", paidTo]),
+      el("label", { for: "orders-capped" }, [capped, " " + t("only on capped days (R5)")]),
+      el("label", { for: "orders-closure" }, [closure, " " + t("only under closure review (R7)")]),
+      download, prev, range, next]));
     section.appendChild(holder);
 
-    function load() {
-      var extra = { shop: shopId, limit: PAGE_ROWS, offset: view.offset };
+    function filters() {
+      var extra = { shop: shopId };
       if (view.status) extra.status = view.status;
       if (view.violating) extra.violating = "true";
+      if (view.paidFrom) extra.paid_from = view.paidFrom;
+      if (view.paidTo) extra.paid_to = view.paidTo;
+      if (view.capped) extra.capped_day = "true";
+      if (view.closure) extra.closure_review = "true";
+      return extra;
+    }
+    // Only the answer to the latest request is shown: a filter changed
+    // twice quickly sends two, and the first may come back last.
+    var asked = 0;
+    function load() {
+      var extra = filters();
+      download.setAttribute("href", query("/orders.csv", extra));
+      extra.limit = PAGE_ROWS;
+      extra.offset = view.offset;
       section.setAttribute("data-loading", "true");
+      var mine = ++asked;
       return api(query("/orders", extra)).then(function (page) {
+        if (mine !== asked) return;
         holder.textContent = "";
         holder.appendChild(sortableTable("shop-orders-table", [
           { key: "order_id", label: t("order"), value: function (o) { return o.order_id; },
@@ -589,6 +627,10 @@
     }
     status.addEventListener("change", function () { view.status = status.value; view.offset = 0; load(); });
     violating.addEventListener("change", function () { view.violating = violating.checked; view.offset = 0; load(); });
+    paidFrom.addEventListener("change", function () { view.paidFrom = paidFrom.value; view.offset = 0; load(); });
+    paidTo.addEventListener("change", function () { view.paidTo = paidTo.value; view.offset = 0; load(); });
+    capped.addEventListener("change", function () { view.capped = capped.checked; view.offset = 0; load(); });
+    closure.addEventListener("change", function () { view.closure = closure.checked; view.offset = 0; load(); });
     prev.addEventListener("click", function () { view.offset = Math.max(0, view.offset - PAGE_ROWS); load(); });
     next.addEventListener("click", function () { view.offset += PAGE_ROWS; load(); });
     section.setAttribute("data-loading", "true");
@@ -796,6 +838,25 @@
     });
   }
 
+  // "data from … to …" (GET /data-range, in the policy's offset) and the
+  // as-of in force: asked, else the end of the data when the data lies in
+  // the past, else now.
+  function dataStamp(range, input) {
+    if (!asOf && range.to && Date.parse(range.to) < Date.now()) {
+      asOf = range.to;
+      asOfSource = "end of the data";
+      input.value = asOf;
+    }
+    var shown = function (text) { return text.replace("T", " "); };
+    var stamp = document.getElementById("data-stamp");
+    stamp.textContent = (range.from ? t("data from") + " " + shown(range.from) + " " + t("to") + " " + shown(range.to) : t("no data yet")) +
+      " · " + t("as of") + " " + (asOf ? shown(asOf) : t("now")) + " (" + t(asOfSource) + ")";
+    stamp.setAttribute("data-from", range.from || "");
+    stamp.setAttribute("data-to", range.to || "");
+    stamp.setAttribute("data-as-of", asOf);
+    stamp.setAttribute("data-as-of-source", asOfSource);
+  }
+
   // ---- routing -----------------------------------------------------------------
 
   function route() {
@@ -824,6 +885,9 @@
       results[0].forEach(function (entry) { labels[entry.set + ":" + entry.code] = entry; });
       me = results[1];
       renderSession();
+      return api("/data-range");
+    }).then(function (range) {
+      dataStamp(range, input);
       var match;
       // A seller lands on its own shop.
       if (me.role === "seller" && (path === "/" || path === "/ui" || path === "/ui/" || path === "/ui/shops")) {

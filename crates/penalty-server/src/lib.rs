@@ -29,6 +29,7 @@
 
 pub mod assets;
 pub mod auth;
+pub mod download;
 pub mod error;
 pub mod guard;
 pub mod listen;
@@ -121,6 +122,18 @@ impl Server {
     /// Checks the options, loads the tokens, binds the address and opens the
     /// data directory (taking its lock).
     pub fn bind(options: ServeOptions) -> Result<Server, ServerError> {
+        Server::bind_waiting(options, None)
+    }
+
+    /// [`Server::bind`], except that while another writer (an `ingest`, a
+    /// `recover`, another server) holds the data directory, it waits its
+    /// turn, telling `on_wait` why, instead of failing: the server is the
+    /// directory's one writer, like `penalty ingest`. The address and the
+    /// tokens are refused before it waits.
+    pub fn bind_waiting(
+        options: ServeOptions,
+        on_wait: Option<&mut dyn FnMut(&penalty_store::StoreError)>,
+    ) -> Result<Server, ServerError> {
         check_exposure(options.addr, options.tokens.is_some())?;
         let tokens = options.tokens.as_deref().map(Tokens::load).transpose()?;
         let bind_error = |source| ServerError::Bind {
@@ -130,12 +143,15 @@ impl Server {
         let listener = std::net::TcpListener::bind(options.addr).map_err(bind_error)?;
         listener.set_nonblocking(true).map_err(bind_error)?;
         let addr = listener.local_addr().map_err(bind_error)?;
-        let state = AppState::open(Config {
-            db: options.db.clone(),
-            policy: options.policy.clone(),
-            tokens,
-            limits: Limits::default(),
-        })?;
+        let state = AppState::open_waiting(
+            Config {
+                db: options.db.clone(),
+                policy: options.policy.clone(),
+                tokens,
+                limits: Limits::default(),
+            },
+            on_wait,
+        )?;
         Ok(Server {
             listener,
             addr,

@@ -69,6 +69,23 @@ fn responses(ok: Value, error_codes: &[&str]) -> Value {
     all
 }
 
+fn csv_response(description: &str) -> Value {
+    json!({"description": description, "content": {"text/csv": {"schema": {"type": "string"}}}})
+}
+
+/// The filters of GET /orders and GET /orders.csv (the core's `RowFilter`).
+fn order_filter_params() -> Value {
+    json!([
+        {"name": "shop", "in": "query", "required": false, "description": "Only this shop's orders.", "schema": {"type": "string", "minLength": 1, "maxLength": 128}},
+        {"name": "status", "in": "query", "required": false, "description": "Only orders with this status.", "schema": {"$ref": "#/components/schemas/OrderStatus"}},
+        {"name": "violating", "in": "query", "required": false, "description": "Only orders with at least one standing judgment.", "schema": {"type": "boolean"}},
+        {"name": "paid_from", "in": "query", "required": false, "description": "Only orders paid at or after this instant.", "schema": instant_schema()},
+        {"name": "paid_to", "in": "query", "required": false, "description": "Only orders paid at or before this instant; a date (YYYY-MM-DD) includes its whole day.", "schema": instant_schema()},
+        {"name": "capped_day", "in": "query", "required": false, "description": "Only orders with a charged or waived deduction on a settle day whose daily cap cut something (R5).", "schema": {"type": "boolean"}},
+        {"name": "closure_review", "in": "query", "required": false, "description": "Only orders under a closure-review flag (R7).", "schema": {"type": "boolean"}}
+    ])
+}
+
 fn html() -> Value {
     json!({"description": "The dashboard page.", "content": {"text/html": {"schema": {"type": "string"}}}})
 }
@@ -245,15 +262,25 @@ fn full_document() -> Value {
                     "postings": {"type": "array", "items": {"$ref": "#/components/schemas/Posting"}},
                     "next": {"type": ["integer", "null"]}, "total": {"type": "integer"}}})), &["400", "401", "404", "429", "503"])}},
             "/orders": {"get": {"summary": "The filtered order list (`penalty export orders --format jsonl`), by shop then order, paged. A seller sees its own shop only; naming another shop is a 404.",
-                "parameters": with(as_of_params(), json!([
-                    {"name": "shop", "in": "query", "required": false, "description": "Only this shop's orders.", "schema": {"type": "string", "minLength": 1, "maxLength": 128}},
-                    {"name": "status", "in": "query", "required": false, "description": "Only orders with this status.", "schema": {"$ref": "#/components/schemas/OrderStatus"}},
-                    {"name": "violating", "in": "query", "required": false, "description": "Only orders with at least one standing judgment.", "schema": {"type": "boolean"}},
+                "parameters": with(with(as_of_params(), order_filter_params()), json!([
                     {"name": "limit", "in": "query", "required": false, "description": "Page size (1 to 1000, default 100).", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
                     {"name": "offset", "in": "query", "required": false, "description": "Rows to skip (the `next` of the previous page).", "schema": {"type": "integer", "minimum": 0, "maximum": crate::routes::MAX_OFFSET}}])),
                 "responses": responses(json_response("A page of rows.", json!({"type": "object", "properties": {
                     "orders": {"type": "array", "items": {"$ref": "#/components/schemas/OrderRow"}},
                     "next": {"type": ["integer", "null"]}, "total": {"type": "integer"}}})), &["400", "401", "404", "429", "503"])}},
+            "/orders.csv": {"get": {"summary": "Every row of GET /orders's filter as CSV (`penalty export orders --format csv`, the same bytes; with excel, `--excel`), by shop then order, streamed as an attachment. A seller sees its own shop only; naming another shop is a 404.",
+                "parameters": with(with(as_of_params(), order_filter_params()), json!([
+                    {"name": "excel", "in": "query", "required": false, "description": "CSV for Excel: a UTF-8 byte-order mark first and yuan columns beside the fen ones (`--excel`).", "schema": {"type": "boolean"}}])),
+                "responses": responses(csv_response("The rows, RFC 4180 with CRLF line ends."), &["400", "401", "404", "429", "503"])}},
+            "/shops/{id}/postings.csv": {"get": {"summary": "The shop's booked ledger (R14) as CSV (`penalty export postings --shop ID --format csv`, the same bytes), runs from `from` to `to`, streamed as an attachment.",
+                "parameters": with(with(json!([id_param("The shop.")]), as_of_params()), json!([
+                    {"name": "from", "in": "query", "required": false, "description": "Only runs on or after this date (the day of an instant, in the policy's offset).", "schema": instant_schema()},
+                    {"name": "to", "in": "query", "required": false, "description": "Only runs on or before this date (the day of an instant, in the policy's offset).", "schema": instant_schema()},
+                    {"name": "excel", "in": "query", "required": false, "description": "A UTF-8 byte-order mark first, for Excel (`--excel`).", "schema": {"type": "boolean"}}])),
+                "responses": responses(csv_response("The postings, RFC 4180 with CRLF line ends."), &["400", "401", "404", "429", "503"])}},
+            "/data-range": {"get": {"summary": "What the data covers: the first and the last event instant (`at`) in the log, in the policy's offset; for a seller, of its own shop. The dashboard's \"data from … to …\" and its default as-of when the data lies in the past.",
+                "responses": responses(json_response("The range; both null without events.", json!({"type": "object", "required": ["from", "to"], "properties": {
+                    "from": {"type": ["string", "null"]}, "to": {"type": ["string", "null"]}}})), &["401", "429", "503"])}},
             "/orders/{id}": {"get": {"summary": "One order's report, with the explain lines (`penalty order ID --json`).",
                 "parameters": with(json!([id_param("The order.")]), as_of_params()),
                 "responses": responses(json_response("The report.", json!({"$ref": "#/components/schemas/OrderReport"})), &["400", "401", "404", "429", "503"])}},

@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, MethodRouter};
 use axum::{Json, Router};
 use http_body_util::BodyExt;
+use penalty_core::csv::CsvRow;
 use penalty_core::{OrderStatus, Policy, QueryError, UnixNs};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -51,6 +52,9 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         (Method::DELETE, "/session", delete(session_end)),
         (Method::GET, "/shops/{id}/postings", get(postings)),
         (Method::GET, "/orders", get(list_orders)),
+        (Method::GET, "/orders.csv", get(orders_csv)),
+        (Method::GET, "/shops/{id}/postings.csv", get(postings_csv)),
+        (Method::GET, "/data-range", get(data_range)),
         (Method::GET, "/orders/{id}", get(order)),
         (Method::GET, "/orders/{id}/events", get(order_events)),
         (Method::POST, "/events", post(post_events)),
@@ -213,6 +217,7 @@ asks_when!(
     PostingParams,
     AtRiskParams,
     OrderListParams,
+    PostingCsvParams,
 );
 
 impl<T: DeserializeOwned + AsksWhen> FromRequestParts<AppState> for Asked<T> {
@@ -750,8 +755,16 @@ struct OrderListParams {
     shop: Option<String>,
     status: Option<String>,
     violating: Option<bool>,
+    paid_from: Option<String>,
+    paid_to: Option<String>,
+    capped_day: Option<bool>,
+    closure_review: Option<bool>,
+    /// `GET /orders` only.
     limit: Option<usize>,
+    /// `GET /orders` only.
     offset: Option<usize>,
+    /// `GET /orders.csv` only.
+    excel: Option<bool>,
 }
 
 /// A page of `GET /orders`: rows as `penalty export orders --format jsonl`.
@@ -764,12 +777,17 @@ struct OrderPage {
     total: usize,
 }
 
-async fn list_orders(
-    State(state): State<AppState>,
-    access: Access,
-    Asked { params, when }: Asked<OrderListParams>,
-) -> Result<Json<OrderPage>, ApiError> {
-    let Page { limit, offset } = Page::asked(params.limit, params.offset)?;
+/// The shop and the filter of an order list (`GET /orders`, `GET
+/// /orders.csv`), checked: the core's [`penalty_core::RowFilter`], with
+/// its instants by the one parser. A seller's list is its own shop's;
+/// naming another shop is a 404, as for `GET /shops/{other}`.
+fn order_filter(
+    state: &AppState,
+    access: &Access,
+    params: &OrderListParams,
+    as_of: UnixNs,
+) -> Result<(Option<String>, penalty_core::RowFilter), ApiError> {
+    let policy = state.policy();
     let status = match params.status.as_deref() {
         None => None,
         Some(text) => Some(OrderStatus::parse(text).ok_or_else(|| {
@@ -783,59 +801,179 @@ async fn list_orders(
             )
         })?),
     };
+    let paid_from = params
+        .paid_from
+        .as_deref()
+        .map(|text| parse_instant(text, policy, "paid_from"))
+        .transpose()?;
+    let paid_before = params
+        .paid_to
+        .as_deref()
+        .map(|text| {
+            penalty_core::RowFilter::paid_to_end(text, policy.utc_offset).map_err(|error| {
+                ApiError::bad_request(
+                    "invalid_instant",
+                    format!("query parameter paid_to {error}"),
+                )
+            })
+        })
+        .transpose()?;
     if let Some(shop) = &params.shop {
         check_id(shop, "shop")?;
     }
-    // A seller's list is its own shop's; naming another shop is a 404, as for
-    // GET /shops/{other}.
-    let shop = match (access.confined_to(), params.shop) {
+    let shop = match (access.confined_to(), params.shop.clone()) {
         (None, shop) => shop,
         (Some(own), None) => Some(own.to_string()),
         (Some(own), Some(asked)) if asked == own => Some(asked),
-        (Some(_), Some(asked)) => return Err(unknown_shop(&asked, when.as_of, state.policy())),
+        (Some(_), Some(asked)) => return Err(unknown_shop(&asked, as_of, policy)),
     };
-    let violating = params.violating.unwrap_or(false);
+    let filter = penalty_core::RowFilter {
+        status,
+        violating: params.violating.unwrap_or(false),
+        paid_from,
+        paid_before,
+        capped_day: params.capped_day.unwrap_or(false),
+        closure_review: params.closure_review.unwrap_or(false),
+    };
+    Ok((shop, filter))
+}
+
+/// A parameter this route of a shared query struct does not take: a 400,
+/// as serde's `deny_unknown_fields` answers on the other routes.
+fn refuse_unless_none<T>(value: &Option<T>, name: &str, route: &str) -> Result<(), ApiError> {
+    match value {
+        None => Ok(()),
+        Some(_) => Err(ApiError::bad_request(
+            "invalid_query",
+            format!("{route} does not take the query parameter {name}"),
+        )),
+    }
+}
+
+async fn list_orders(
+    State(state): State<AppState>,
+    access: Access,
+    Asked { params, when }: Asked<OrderListParams>,
+) -> Result<Json<OrderPage>, ApiError> {
+    refuse_unless_none(&params.excel, "excel", "GET /orders")?;
+    let Page { limit, offset } = Page::asked(params.limit, params.offset)?;
+    let (shop, filter) = order_filter(&state, &access, &params, when.as_of)?;
     let page = state
         .query_for(Some(&access.clone()), when.known_at, move |ledger| {
-            let filter = penalty_core::RowFilter { status, violating };
-            // The matching rows are counted shop by shop from their status
-            // alone; only the shops the page reaches compute their rows.
-            let counts = ledger.count_order_rows(when.as_of, shop.as_deref(), filter);
-            let total: usize = counts.iter().map(|(_, count)| count).sum();
-            let mut orders = Vec::new();
-            // Matching rows in the shops before the current one.
-            let mut before = 0usize;
-            for (shop_id, count) in counts {
-                if orders.len() >= limit {
-                    break;
-                }
-                if count > 0 && before + count > offset {
-                    let mut position = before;
-                    let page = |row: penalty_core::OrderRow| {
-                        if filter.keeps(row.status, row.judgments) {
-                            if position >= offset && orders.len() < limit {
-                                orders.push(row);
-                            }
-                            position += 1;
-                        }
-                        Ok::<(), std::convert::Infallible>(())
-                    };
-                    // Keeping rows cannot fail.
-                    let _ = ledger.each_order_row(when.as_of, Some(shop_id), page);
-                    debug_assert_eq!(position, before + count, "rows as counted");
-                }
-                before += count;
-            }
-            let end = offset.saturating_add(orders.len());
-            let next = (end < total).then_some(end);
+            let page = ledger.order_rows_page(when.as_of, shop.as_deref(), filter, offset, limit);
+            let end = offset.saturating_add(page.rows.len());
             Ok(OrderPage {
-                orders,
-                next,
-                total,
+                orders: page.rows,
+                next: (end < page.total).then_some(end),
+                total: page.total,
             })
         })
         .await?;
     Ok(Json(page))
+}
+
+/// `GET /orders.csv`: every row of `GET /orders`'s filter, as `penalty
+/// export orders --format csv` writes them (with `excel`, as `--excel`).
+async fn orders_csv(
+    State(state): State<AppState>,
+    access: Access,
+    Asked { params, when }: Asked<OrderListParams>,
+) -> Result<Response, ApiError> {
+    refuse_unless_none(&params.limit, "limit", "GET /orders.csv")?;
+    refuse_unless_none(&params.offset, "offset", "GET /orders.csv")?;
+    let (shop, filter) = order_filter(&state, &access, &params, when.as_of)?;
+    let excel = params.excel.unwrap_or(false);
+    let disposition = "attachment; filename=\"orders.csv\"";
+    crate::download::csv(
+        &state,
+        &access,
+        when.known_at,
+        disposition,
+        move |ledger, out| {
+            out.start(excel)?;
+            out.push(&<penalty_core::OrderRow as CsvRow>::csv_header(excel))?;
+            ledger.each_order_row(when.as_of, shop.as_deref(), filter, |row| {
+                out.push(&row.csv_line(excel))
+            })
+        },
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PostingCsvParams {
+    as_of: Option<String>,
+    known_at: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    excel: Option<bool>,
+}
+
+/// `GET /shops/{id}/postings.csv`: the shop's postings, as `penalty export
+/// postings --shop ID --format csv` writes them, runs from `from` to `to`.
+async fn postings_csv(
+    State(state): State<AppState>,
+    access: Access,
+    Id(shop_id): Id,
+    Asked { params, when }: Asked<PostingCsvParams>,
+) -> Result<Response, ApiError> {
+    let policy = state.policy();
+    let day = |text: &Option<String>, name: &str| {
+        text.as_deref()
+            .map(|text| parse_instant(text, policy, name).map(|t| t.local_day(policy.utc_offset)))
+            .transpose()
+    };
+    let (from, to) = (day(&params.from, "from")?, day(&params.to, "to")?);
+    readable_shop(&state, &access, &shop_id, when.as_of)?;
+    let excel = params.excel.unwrap_or(false);
+    let disposition = "attachment; filename=\"postings.csv\"";
+    crate::download::csv(
+        &state,
+        &access,
+        when.known_at,
+        disposition,
+        move |ledger, out| {
+            // An unknown shop is a 404 before the first byte, as GET
+            // /shops/{id}/postings answers it.
+            ledger
+                .shop_report(&shop_id, when.as_of, false)
+                .map_err(not_found_for_http)?;
+            out.start(excel)?;
+            out.push(&<penalty_core::PostingReport as CsvRow>::csv_header(excel))?;
+            ledger.each_posting(when.as_of, Some(&shop_id), from, to, |posting| {
+                out.push(&posting.csv_line(excel))
+            })
+        },
+    )
+    .await
+}
+
+/// What the data covers: the first and last event instant (`at`), in the
+/// policy's offset; a seller's, of its own shop.
+#[derive(Serialize)]
+struct DataRange {
+    /// The earliest event instant, `null` when there is no event.
+    from: Option<String>,
+    /// The latest event instant, `null` when there is no event.
+    to: Option<String>,
+}
+
+async fn data_range(
+    State(state): State<AppState>,
+    access: Access,
+) -> Result<Json<DataRange>, ApiError> {
+    let offset = state.policy().utc_offset;
+    let range = state
+        .query_for(Some(&access.clone()), None, move |ledger| {
+            let span = ledger.event_span(access.confined_to());
+            Ok(DataRange {
+                from: span.map(|(first, _)| first.to_rfc3339(offset)),
+                to: span.map(|(_, last)| last.to_rfc3339(offset)),
+            })
+        })
+        .await?;
+    Ok(Json(range))
 }
 
 async fn order(

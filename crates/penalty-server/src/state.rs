@@ -11,7 +11,9 @@
 //! throughout an upload. Ingests run one at a time (an async mutex, fair), and
 //! each takes the log's mutex per chunk of the body rather than for the whole
 //! upload, so the few readers that need the log itself (`known_at` replays and
-//! an order's stored events) get their turn between chunks. A `known_at`
+//! an order's stored events) get their turn between chunks. Every chunk of
+//! every upload runs on the one ingest [`Pipeline`] the server keeps: its
+//! threads are started once, not per chunk or per upload. A `known_at`
 //! replay holds the log's mutex only to take its source (the blocks as they
 //! are then), and folds with it released: an upload is not held up for the
 //! length of a replay.
@@ -28,7 +30,8 @@ use std::sync::{Arc, RwLock};
 use axum::body::Bytes;
 use penalty_core::{Ledger, Policy, Reject, UnixNs};
 use penalty_store::ingest::{
-    AppendedEvent, IngestCounts, IngestObserver, IngestOptions, RejectsFile, RejectsSink, SyncJob,
+    AppendedEvent, IngestCounts, IngestObserver, IngestOptions, Pipeline, RejectsFile, RejectsSink,
+    SyncJob,
 };
 use penalty_store::projection::{self, Projection, ReplaySource, CHECKPOINT_TAIL_EVENTS};
 use penalty_store::{EventLog, StoreError};
@@ -196,6 +199,11 @@ struct Shared {
     config: Config,
     metrics: Metrics,
     view: RwLock<View>,
+    /// Ingest's threads, kept from upload to upload (and from chunk to
+    /// chunk of one): only the one ingest the `ingest` mutex lets run
+    /// takes it. Declared before the log, so that its
+    /// threads end before the log (and the directory lock) is dropped.
+    pipeline: std::sync::Mutex<Pipeline>,
     /// The log; `blocking_lock` from the blocking pool. tokio's mutex is
     /// fair, so a replay waiting for it is not starved by a long ingest that
     /// takes and releases it chunk after chunk.
@@ -270,7 +278,19 @@ impl AppState {
     /// Opens the log (taking the directory lock), loads the projection from
     /// its checkpoint plus the tail, and indexes each order's events.
     pub fn open(config: Config) -> Result<AppState, StoreError> {
-        let log = EventLog::open(&config.db)?;
+        AppState::open_waiting(config, None)
+    }
+
+    /// [`AppState::open`], waiting for the directory lock (and telling
+    /// `on_wait` why) when given `on_wait` and another writer holds it.
+    pub fn open_waiting(
+        config: Config,
+        on_wait: Option<&mut dyn FnMut(&StoreError)>,
+    ) -> Result<AppState, StoreError> {
+        let log = match on_wait {
+            Some(on_wait) => EventLog::open_waiting(&config.db, on_wait)?,
+            None => EventLog::open(&config.db)?,
+        };
         let (projection, origin) = projection::open(&log, &config.policy, true)?;
         let started = std::time::Instant::now();
         let mut view = View {
@@ -296,6 +316,7 @@ impl AppState {
             config,
             metrics: Metrics::default(),
             view: RwLock::new(view),
+            pipeline: std::sync::Mutex::new(Pipeline::new(&log)),
             log: Mutex::new(log),
             ingest: Arc::new(Mutex::new(())),
             uploads,
@@ -581,10 +602,18 @@ impl AppState {
         let mut folder = ProjectionFolder { state: self };
         let options = IngestOptions::default();
         let mut total = IngestCounts::default();
+        // One ingest at a time (the `ingest` mutex): this lock is never
+        // waited for. A pipeline left by a panic is as good as any: a
+        // failed input ends its threads.
+        let mut pipeline = self
+            .0
+            .pipeline
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for chunk in line_chunks(&body, self.limits().ingest_chunk_lines) {
             let counts = {
                 let mut log = self.0.log.blocking_lock();
-                match penalty_store::ingest::ingest(
+                match pipeline.ingest(
                     &mut log,
                     Cursor::new(chunk),
                     &options,

@@ -10,6 +10,7 @@ mod server {
 
     mod auth;
     mod dashboard_e2e;
+    mod downloads;
     mod fuzz;
     mod hardening;
     mod ingest;

@@ -5,15 +5,14 @@
 //! (`events.log`) and sled keeps, under the block's first sequence number,
 //! only its [`Locator`]: sled holds every value it has read or written in
 //! memory (its cache is sized by on-disk bytes, and a large value counts as a
-//! pointer), so blocks kept inside sled made the whole log resident. Stores
-//! written before the blocks file keep their blocks inline in sled; they are
-//! still read. A block is self-describing and checksummed:
+//! pointer), so blocks kept inside sled made the whole log resident. A block
+//! is self-describing and checksummed:
 //!
 //! ```text
 //! header (32 bytes, integers big-endian)
 //!   0..4    magic  b"PLGB"
 //!   4..8    CRC-32 (crc32fast) of the whole block, computed with these 4 bytes zeroed
-//!   8..10   format version (3; 1 and 2 are still read, see below)
+//!   8..10   format version (3, the only one read; see below)
 //!   10..12  reserved, zero
 //!   12..20  first_seq (u64): equal to the sled key
 //!   20..24  count (u32, at least 1)
@@ -40,26 +39,11 @@
 //! canonical JSON; the form reproduces that JSON exactly, and replay decodes it
 //! without parsing JSON. Lines are at most 64 KiB, so the bit is free.
 //!
-//! Format version 1 is the same, except that an entry's content hash is of
-//! the event's canonical JSON, even where the payload is the compact form.
-//! Hashing the JSON meant writing every line's canonical JSON on ingest's
-//! parser threads just to hash it, a sixth of ingest's work; version 3
-//! hashes what is stored. `verify` checks each block's hashes by its own
-//! version's rule. What version 1's hash also witnessed, that a compact
-//! form regenerates the very JSON received, debug builds check of every
-//! line kept compact and the property tests of `penalty_core::compact` of
-//! every shape of line.
-//!
-//! Format version 2 is the same as 1, except that everything after the header is
-//! compressed with LZ4 (block format, with its uncompressed size in front,
-//! little-endian u32), and the CRC covers the stored, compressed bytes. It
-//! was written while blocks lived inside sled, where every byte was rewritten
-//! with its leaf; in the blocks file a byte is written once, and compressing
-//! cost ingest's committing thread, the one every line waits for, over a
-//! quarter of its time (about 0.3 s a million orders) to save about 0.3× the
-//! input's size on disk. So this code writes version 1 again (entries about
-//! 0.65× the JSON Lines' size) and still reads version 2.
-//!
+//! Each entry's content hash is of its stored payload (the compact form or
+//! the canonical JSON, whichever is stored). Versions 1 and 2 (the hash of
+//! the canonical JSON; entries compressed with LZ4) were written only during
+//! this program's development, before any release, and are not read: a
+//! block of another version is damage, named as such.
 use std::borrow::Cow;
 use std::ops::Range;
 
@@ -70,20 +54,9 @@ use crate::StoreError;
 
 /// Identifies a block; a value without it is not ours.
 pub(crate) const MAGIC: &[u8; 4] = b"PLGB";
-/// The block format this code writes: entries uncompressed, each hashed as
-/// stored.
-pub const FORMAT_VERSION: u16 = FORMAT_PAYLOAD_HASH;
-/// Entries uncompressed, each with the hash of its canonical JSON: written
-/// by earlier builds, still read.
-const FORMAT_PLAIN: u16 = 1;
-/// Entries uncompressed, each with the hash of its stored payload.
-const FORMAT_PAYLOAD_HASH: u16 = 3;
-/// Entries compressed with LZ4: written by earlier builds, still read.
-const FORMAT_LZ4: u16 = 2;
-/// The most a block's entries may take once uncompressed: a batch is at most
-/// 16 MiB of lines plus 30 bytes of metadata per line, far below this. A size
-/// prefix above it is damage, not a reason to allocate.
-const MAX_ENTRIES_BYTES: usize = 256 << 20;
+/// The block format this code writes and reads: entries uncompressed, each
+/// hashed as stored.
+pub const FORMAT_VERSION: u16 = 3;
 /// Set in an entry's length field when its payload is the compact form.
 const COMPACT_BIT: u32 = 1 << 31;
 /// Size of the fixed header.
@@ -91,9 +64,9 @@ const HEADER_BYTES: usize = 32;
 /// Position of the CRC in the header.
 const CRC_RANGE: Range<usize> = 4..8;
 
-/// Whether a block of this format version keeps its entries uncompressed.
+/// Whether a block is of the one format read.
 fn is_plain(version: u16) -> bool {
-    version == FORMAT_PAYLOAD_HASH || version == FORMAT_PLAIN
+    version == FORMAT_VERSION
 }
 
 /// The version in a block's header.
@@ -169,19 +142,12 @@ impl Locator {
     }
 }
 
-/// Whether a sled value is a whole block (stores written before the blocks
-/// file) rather than a [`Locator`].
-pub fn is_inline_block(value: &[u8]) -> bool {
-    value.starts_with(MAGIC)
-}
-
 /// Reads a block key back; `None` when it is not 8 bytes.
 pub fn seq_of_key(key: &[u8]) -> Option<u64> {
     <[u8; 8]>::try_from(key).ok().map(u64::from_be_bytes)
 }
 
-/// The 64-bit content hash kept per event, of its stored payload (format 3;
-/// of its canonical JSON in formats 1 and 2). It only has to be stable across
+/// The 64-bit content hash kept per event, of its stored payload. It only has to be stable across
 /// versions and platforms (it is stored) and cheap (every line is hashed): it
 /// is a checksum of each event's bytes that `verify` checks, never taken
 /// as proof of equal content. So: eight bytes at a time (little-endian, the last word padded
@@ -316,17 +282,6 @@ pub fn encode(first_seq: u64, recorded_at: UnixNs, entries: &[NewEntry<'_>]) -> 
     out
 }
 
-/// A block as builds before format 3 encoded it: format 1, each entry's
-/// hash (which the caller gives) of its canonical JSON. For the tests that
-/// data directories those builds wrote still read, append and verify.
-pub fn encode_format_1(first_seq: u64, recorded_at: UnixNs, entries: &[NewEntry<'_>]) -> Vec<u8> {
-    let mut block = encode(first_seq, recorded_at, entries);
-    block[8..10].copy_from_slice(&FORMAT_PLAIN.to_be_bytes());
-    let crc = crc_of(&block);
-    block[CRC_RANGE].copy_from_slice(&crc.to_be_bytes());
-    block
-}
-
 /// The length of the block [`encode`] makes of `entries`.
 pub fn encoded_len(entries: &[NewEntry<'_>]) -> usize {
     let body: usize = entries
@@ -398,7 +353,7 @@ pub(crate) fn encode_noting_offsets(
     block[CRC_RANGE].copy_from_slice(&crc.to_be_bytes());
 }
 
-/// The length of the uncompressed (version 1) block at the start of
+/// The length of the block at the start of
 /// `bytes`, read from its header's count and its entries' length fields;
 /// `None` when they do not fit in `bytes` or the block is of another
 /// version. Nothing here is trusted until the block's checksum, over exactly
@@ -485,9 +440,6 @@ pub struct DecodedBlock {
     pub first_seq: u64,
     /// When it was appended.
     pub recorded_at: UnixNs,
-    /// Whether its entries' content hashes are of their stored payloads
-    /// (format 3), not of their canonical JSON (formats 1 and 2).
-    pub hash_of_payload: bool,
     /// The header and the (uncompressed) entries section.
     pub bytes: Vec<u8>,
     /// Its events in order.
@@ -532,15 +484,10 @@ impl DecodedBlock {
         (&self.bytes[entry.json.clone()], entry.compact)
     }
 
-    /// Whether an entry's stored content hash is right, by this block's
-    /// version's rule.
+    /// Whether an entry's stored content hash (of its stored payload) is
+    /// right.
     pub fn hash_matches(&self, entry: &EntryMeta) -> bool {
-        let hashed = if self.hash_of_payload {
-            Cow::Borrowed(self.payload(entry).0)
-        } else {
-            self.json(entry)
-        };
-        content_hash(&hashed) == entry.hash
+        content_hash(self.payload(entry).0) == entry.hash
     }
 
     /// The paid order id of an entry, if any.
@@ -660,34 +607,12 @@ fn decode_bytes(key: &[u8], bytes: Cow<'_, [u8]>) -> Result<DecodedBlock, StoreE
         ));
     }
     let version = version_of(&bytes);
-    let bytes: Vec<u8> = match version {
-        FORMAT_PLAIN | FORMAT_PAYLOAD_HASH => bytes.into_owned(),
-        FORMAT_LZ4 => {
-            let packed = &bytes[HEADER_BYTES..];
-            let size = packed
-                .get(..4)
-                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-                .unwrap_or(usize::MAX);
-            if size > MAX_ENTRIES_BYTES {
-                return Err(corrupt(format!("the block claims {size} uncompressed bytes")));
-            }
-            // Decompressed straight behind a copy of the header, so that entry
-            // offsets are as in an uncompressed block, with no second copy.
-            let mut plain = vec![0u8; HEADER_BYTES + size];
-            plain[..HEADER_BYTES].copy_from_slice(&bytes[..HEADER_BYTES]);
-            let written = lz4_flex::block::decompress_into(&packed[4..], &mut plain[HEADER_BYTES..])
-                .map_err(|e| corrupt(format!("the block does not decompress ({e})")))?;
-            if written != size {
-                return Err(corrupt(format!("the block decompresses to {written} bytes, not {size}")));
-            }
-            plain
-        }
-        _ => {
-            return Err(corrupt(format!(
-                "block format version {version} is not supported (this build reads versions {FORMAT_PLAIN} to {FORMAT_PAYLOAD_HASH}); use a newer `penalty`"
-            )))
-        }
-    };
+    if version != FORMAT_VERSION {
+        return Err(corrupt(format!(
+            "block format version {version} is not one this build reads (only {FORMAT_VERSION})"
+        )));
+    }
+    let bytes: Vec<u8> = bytes.into_owned();
     let first_seq = be_u64(&bytes[12..20]);
     let count = be_u32(&bytes[20..24]);
     let recorded_at = UnixNs(be_u64(&bytes[24..32]) as i64);
@@ -728,7 +653,6 @@ fn decode_bytes(key: &[u8], bytes: Cow<'_, [u8]>) -> Result<DecodedBlock, StoreE
     Ok(DecodedBlock {
         first_seq,
         recorded_at,
-        hash_of_payload: version == FORMAT_PAYLOAD_HASH,
         bytes,
         entries,
     })
@@ -794,41 +718,32 @@ mod tests {
         assert!(block.entry(6).is_none());
     }
 
-    /// `encoded()` as earlier builds wrote it: format 2, entries compressed.
-    fn encoded_lz4() -> Vec<u8> {
-        let plain = encoded();
-        let mut out = plain[..HEADER_BYTES].to_vec();
-        out[8..10].copy_from_slice(&FORMAT_LZ4.to_be_bytes());
-        out.extend_from_slice(&lz4_flex::block::compress_prepend_size(
-            &plain[HEADER_BYTES..],
-        ));
+    /// `encoded()` under another format version, with a checksum that
+    /// holds: versions 1 and 2 were written only during development.
+    fn encoded_as_version(version: u16) -> Vec<u8> {
+        let mut out = encoded();
+        out[8..10].copy_from_slice(&version.to_be_bytes());
         let crc = crc_of(&out);
         out[CRC_RANGE].copy_from_slice(&crc.to_be_bytes());
         out
     }
 
     #[test]
-    fn compressed_blocks_of_earlier_builds_still_read_alike() {
-        let plain = decode(&block_key(7), encoded()).expect("plain decodes");
-        let packed = encoded_lz4();
-        assert_eq!(be_u32(&packed[8..12]) >> 16, u32::from(FORMAT_LZ4));
-        let old = decode(&block_key(7), &packed).expect("compressed decodes");
-        assert_eq!(old.first_seq, plain.first_seq);
-        assert_eq!(old.recorded_at, plain.recorded_at);
-        assert_eq!(old.entries.len(), plain.entries.len());
-        for (a, b) in old.entries.iter().zip(&plain.entries) {
-            assert_eq!(old.json(a), plain.json(b));
-            assert_eq!(old.paid(a), plain.paid(b));
-            assert_eq!((a.event_id, a.hash), (b.event_id, b.hash));
-        }
-        for position in 0..packed.len() {
-            let mut bad = packed.clone();
-            bad[position] ^= 0x10;
+    fn blocks_of_another_format_version_are_named_as_damage() {
+        for version in [0, 1, 2, 4] {
+            let Err(error) = decode(&block_key(7), encoded_as_version(version)) else {
+                panic!("version {version} is read");
+            };
+            assert_eq!(error.corrupt_seq(), Some(7), "{error}");
             assert!(
-                decode(&block_key(7), &bad).is_err(),
-                "flip at {position} went unnoticed"
+                error
+                    .to_string()
+                    .contains(&format!("block format version {version}")),
+                "{error}"
             );
+            assert_eq!(plain_len(&encoded_as_version(version)), None);
         }
+        assert_eq!(plain_len(&encoded()), Some(encoded().len()));
     }
 
     /// Reading an entry of a held block in place, by its offset, gives
@@ -865,7 +780,7 @@ mod tests {
         let mut longer = bytes.clone();
         longer.push(0);
         assert!(!entry_offsets(&longer, &mut offsets));
-        assert!(!entry_offsets(&encoded_lz4(), &mut offsets));
+        assert!(!entry_offsets(&encoded_as_version(1), &mut offsets));
         assert!(!entry_offsets(b"PLGB", &mut offsets));
     }
 
@@ -899,8 +814,6 @@ mod tests {
         assert_eq!(Locator::decode(&locator.encode()), Some(locator));
         assert_eq!(locator.end(), (1 << 40) + block.len() as u64);
         assert_eq!(locator.crc, be_u32(&block[CRC_RANGE]));
-        assert!(!is_inline_block(&locator.encode()));
-        assert!(is_inline_block(&block));
         assert_eq!(Locator::decode(&block), None);
         assert_eq!(Locator::decode(&locator.encode()[..20]), None);
     }

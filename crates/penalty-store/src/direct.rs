@@ -69,7 +69,7 @@ pub(crate) const RECENT_BLOCKS: usize = 3;
 /// The most blocks prepared and not yet acknowledged: ingest prepares the
 /// next block while up to three before it are being written and synced,
 /// never more.
-pub(crate) const MAX_PENDING_BLOCKS: usize = crate::ingest::IN_FLIGHT_BLOCKS + 1;
+pub(crate) const MAX_PENDING_BLOCKS: usize = crate::log::IN_FLIGHT_BLOCKS + 1;
 
 /// A block kept in memory: prepared and not yet acknowledged, or one of the
 /// last acknowledged.

@@ -4,11 +4,13 @@
 //! deals chunks of them in turn to parser threads (one per core, plus one),
 //! which validate them into [`ParsedLines`] and hash them (the costly,
 //! CPU-bound part) on every core; the calling thread takes the parsed chunks
-//! back in the same turn, so in input order, classifies them against the log
-//! and commits blocks, which two writer threads write and sync (up to
-//! [`IN_FLIGHT_BLOCKS`] at once). They talk over bounded channels of line
-//! chunks, so memory stays constant whatever the input size: at most a few
-//! chunks in flight plus a few batches.
+//! back in the same turn, so in input order, batches them and hands each
+//! batch to the log's append path (`log::append`: its [`Appender`] stages the
+//! block, two writer threads write and sync it, up to [`IN_FLIGHT_BLOCKS`] at
+//! once, and it is acknowledged), then reports it. They talk over bounded
+//! channels of line chunks, so memory stays constant whatever the input size:
+//! at most a few chunks in flight plus a few batches. A [`Pipeline`] keeps
+//! these threads from one input to the next (the server's uploads).
 //!
 //! A block is committed when the batch reaches [`IngestOptions::max_batch_events`]
 //! lines or [`IngestOptions::max_batch_bytes`] bytes, when
@@ -37,7 +39,7 @@ use penalty_core::time::UnixNs;
 use serde::Serialize;
 
 use crate::block::content_hashes;
-use crate::log::{AppendOutcome, BlockDone, BlockJob, IdHasher, Keys};
+use crate::log::{AppendOutcome, Appender, IdHasher, Keys, IN_FLIGHT_BLOCKS};
 use crate::{EventLog, StoreError};
 
 /// How much of a too-long line is kept for the rejects file.
@@ -70,10 +72,6 @@ fn parsers() -> usize {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     (cores + 1).clamp(2, MAX_PARSERS)
 }
-/// Blocks the writer threads may hold at once. With one, the committing
-/// thread waited for each block's write and sync before handing over the
-/// next (60-120 ms a million orders); with three, for about 3 ms.
-pub(crate) const IN_FLIGHT_BLOCKS: usize = 3;
 /// While blocks are in flight and no chunk is ready, how long the
 /// committing thread waits for one before it looks again for blocks made
 /// durable meanwhile, to report them.
@@ -230,6 +228,9 @@ impl IngestObserver for () {
 ///
 /// An input read error ends ingest with [`StoreError::Input`] after the lines
 /// before it were committed.
+///
+/// One input on a [`Pipeline`] of its own, ended with it; a writer that
+/// takes input after input (the server) keeps one [`Pipeline`] instead.
 pub fn ingest(
     log: &mut EventLog,
     input: impl Read + Send + 'static,
@@ -237,72 +238,170 @@ pub fn ingest(
     rejects: &mut dyn RejectsSink,
     observer: &mut dyn IngestObserver,
 ) -> Result<IngestCounts, StoreError> {
-    assert!(
-        options.max_batch_events >= 1,
-        "a batch holds at least one line"
-    );
-    let hasher = log.hasher();
-    let mut lanes = Lanes::start(input, hasher)?;
-    let writer = WriterLane::start()?;
-    let mut committer = Committer {
-        log,
-        writer,
-        rejects,
-        observer,
-        counts: IngestCounts::default(),
-        bytes_read: 0,
-        in_flight: VecDeque::new(),
-        syncer: SyncLane::default(),
-        pool: lanes.pool.clone(),
-    };
-    let result = committer.run(&mut lanes, options, hasher);
-    let Committer {
-        log,
-        writer,
-        counts,
-        bytes_read,
-        in_flight,
-        syncer,
-        ..
-    } = committer;
-    // Every job handed to the writer is finished before ingest returns, so
-    // that nothing writes the log after; a block whose job ended without
-    // being acknowledged (after an error) is given up, and the disk says
-    // whether it was written.
-    let writer_ended = writer.finish();
-    if result.is_err() || writer_ended.is_err() || !in_flight.is_empty() {
-        log.abandon();
-    }
-    // Likewise no fsync of the rejects sink's is left running.
-    let syncer_ended = syncer.finish();
-    let finished = result?;
-    writer_ended?;
-    syncer_ended?;
+    let mut pipeline = Pipeline::new(log);
+    let counts = pipeline.ingest(log, input, options, rejects, observer)?;
+    pipeline.finish();
     // The blocks are durable and acknowledged; flushing sled spares the next
     // open locating the last ones from the blocks file.
     log.flush_locators()?;
-    match finished {
-        // Stopped: the reader may be blocked on a read that never returns
-        // (a terminal, a pipe), so it is left to end on its own; dropping the
-        // receiver makes its next send fail.
-        None => {}
-        Some(Ok(())) => lanes.join(),
-        Some(Err(source)) => {
-            return Err(StoreError::Input {
-                line: counts.read,
-                source,
-            })
+    Ok(counts)
+}
+
+/// Ingest's threads (the input reader, the parsers, the block writer and
+/// syncer, the rejects syncer), kept from one input to the next: the server
+/// ingests every upload on the one pipeline it started with, instead of
+/// starting and joining about a dozen threads per upload. A pipeline is
+/// tied to the log it was made for (the parsers hash lines with its
+/// hasher). After a failure, or an input stopped by
+/// [`IngestOptions::stop`], its threads are ended and the next input starts
+/// new ones: lines of the failed input may still be in flight.
+pub struct Pipeline {
+    hasher: IdHasher,
+    threads: Option<Threads>,
+}
+
+/// The running threads of a [`Pipeline`], idle between inputs.
+struct Threads {
+    lanes: Lanes,
+    appender: Appender<Staged>,
+    syncer: SyncLane,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("running", &self.threads.is_some())
+            .finish()
+    }
+}
+
+impl Pipeline {
+    /// A pipeline for `log`; its threads start with the first input.
+    pub fn new(log: &EventLog) -> Pipeline {
+        Pipeline {
+            hasher: log.hasher(),
+            threads: None,
         }
     }
-    tracing::info!(
-        read = counts.read,
-        appended = counts.appended,
-        duplicates = counts.duplicates,
-        rejected = counts.rejected,
-        bytes_read,
-        "ingest done"
-    );
-    Ok(counts)
+
+    /// Whether its threads are running (idle between inputs).
+    pub fn is_running(&self) -> bool {
+        self.threads.is_some()
+    }
+
+    /// [`ingest`] of one input on this pipeline's threads: returns once
+    /// every line of it is appended (durable and acknowledged), a duplicate
+    /// or rejected, and reported. `log` must be the log the pipeline was
+    /// made for.
+    pub fn ingest(
+        &mut self,
+        log: &mut EventLog,
+        input: impl Read + Send + 'static,
+        options: &IngestOptions,
+        rejects: &mut dyn RejectsSink,
+        observer: &mut dyn IngestObserver,
+    ) -> Result<IngestCounts, StoreError> {
+        assert!(
+            options.max_batch_events >= 1,
+            "a batch holds at least one line"
+        );
+        assert!(
+            self.hasher == log.hasher(),
+            "a pipeline ingests into the log it was made for"
+        );
+        let Threads {
+            mut lanes,
+            appender,
+            syncer,
+        } = match self.threads.take() {
+            Some(threads) => threads,
+            None => Threads {
+                lanes: Lanes::start(self.hasher)?,
+                appender: Appender::start()?,
+                syncer: SyncLane::default(),
+            },
+        };
+        lanes.feed(Box::new(input))?;
+        let mut committer = Committer {
+            log,
+            appender,
+            rejects,
+            observer,
+            counts: IngestCounts::default(),
+            bytes_read: 0,
+            syncer,
+            pool: lanes.pool.clone(),
+        };
+        let result = committer.run(&mut lanes, options, self.hasher);
+        let Committer {
+            log,
+            appender,
+            counts,
+            bytes_read,
+            syncer,
+            ..
+        } = committer;
+        let done = |counts: IngestCounts| {
+            tracing::info!(
+                read = counts.read,
+                appended = counts.appended,
+                duplicates = counts.duplicates,
+                rejected = counts.rejected,
+                bytes_read,
+                "ingest done"
+            );
+            Ok(counts)
+        };
+        if matches!(result, Ok(Some(Ok(())))) && appender.is_empty() {
+            // Every block handed to the writer is acknowledged and every
+            // rejects job done: the threads wait, idle, for the next input.
+            self.threads = Some(Threads {
+                lanes,
+                appender,
+                syncer,
+            });
+            return done(counts);
+        }
+        // Every job handed to the writer is finished before ingest returns, so
+        // that nothing writes the log after; a block whose job ended without
+        // being acknowledged (after an error) is given up, and the disk says
+        // whether it was written.
+        let writer_ended = appender.finish(log, result.is_err());
+        // Likewise no fsync of the rejects sink's is left running.
+        let syncer_ended = syncer.finish();
+        let finished = result?;
+        writer_ended?;
+        syncer_ended?;
+        match finished {
+            // Stopped: the reader may be blocked on a read that never returns
+            // (a terminal, a pipe), so it is left to end on its own; dropping the
+            // receiver makes its next send fail.
+            None => done(counts),
+            Some(Ok(())) => {
+                lanes.join();
+                done(counts)
+            }
+            Some(Err(source)) => Err(StoreError::Input {
+                line: counts.read,
+                source,
+            }),
+        }
+    }
+
+    /// Ends the threads, once idle.
+    pub fn finish(mut self) {
+        if let Some(Threads {
+            lanes,
+            appender,
+            syncer,
+        }) = self.threads.take()
+        {
+            lanes.join();
+            if appender.finish_idle().is_err() || syncer.finish().is_err() {
+                tracing::warn!("an ingest writer thread panicked after the end of input");
+            }
+        }
+    }
 }
 
 /// The calling thread's side of [`ingest`]: takes the parsed chunks in
@@ -310,14 +409,13 @@ pub fn ingest(
 /// once the writer threads have made it durable.
 struct Committer<'a> {
     log: &'a mut EventLog,
-    writer: WriterLane,
+    /// Makes the staged blocks durable and hands back their batches, oldest
+    /// first, once acknowledged.
+    appender: Appender<Staged>,
     rejects: &'a mut dyn RejectsSink,
     observer: &'a mut dyn IngestObserver,
     counts: IngestCounts,
     bytes_read: u64,
-    /// The batches whose blocks the writer threads are making durable,
-    /// oldest first: at most [`IN_FLIGHT_BLOCKS`].
-    in_flight: VecDeque<Staged>,
     /// Runs the rejects sink's [`SyncJob`]s.
     syncer: SyncLane,
     /// Where reported batches' chunks go back to the reader.
@@ -367,7 +465,7 @@ impl Committer<'_> {
             // blocks in flight, the wait for a chunk is short, so that their
             // reports do not wait for slow input.
             while self.try_settle()? {}
-            let wait = if self.in_flight.is_empty() {
+            let wait = if self.appender.is_empty() {
                 wait
             } else {
                 wait.min(SETTLE_POLL)
@@ -407,7 +505,7 @@ impl Committer<'_> {
             }
         }
         self.commit(&mut batch)?;
-        while !self.in_flight.is_empty() {
+        while !self.appender.is_empty() {
             self.settle()?;
         }
         Ok(finished)
@@ -429,15 +527,13 @@ impl Committer<'_> {
                 .taken()
                 .filter_map(|(chunk, position)| chunk.valid(position)),
         );
-        let (outcomes, job) = self.log.stage_keyed(&valid, recorded_at)?;
+        let (outcomes, job) = self.appender.stage(self.log, &valid, recorded_at)?;
         assert_eq!(outcomes.len(), valid.len(), "one outcome per item");
         drop(valid);
         // Blocks become durable in order, and are reported in order: the
         // oldest first, when the writer threads hold as many as they may,
         // or when this batch has no block to wait behind them.
-        while self.in_flight.len() >= IN_FLIGHT_BLOCKS
-            || (job.is_none() && !self.in_flight.is_empty())
-        {
+        while self.appender.is_full() || (job.is_none() && !self.appender.is_empty()) {
             self.settle()?;
         }
         let mut staged = Staged {
@@ -454,11 +550,7 @@ impl Committer<'_> {
             staged.syncing = true;
         }
         match job {
-            Some(job) => {
-                self.writer.send(job)?;
-                self.in_flight.push_back(staged);
-                Ok(())
-            }
+            Some(job) => self.appender.send(job, staged),
             // Nothing new (duplicates, rejects): nothing to wait for.
             None => self.report(staged),
         }
@@ -502,30 +594,18 @@ impl Committer<'_> {
     /// Reports the oldest block being written if it is durable already;
     /// false when there is none or it is not.
     fn try_settle(&mut self) -> Result<bool, StoreError> {
-        if self.in_flight.is_empty() {
-            return Ok(false);
-        }
-        match self.writer.try_recv()? {
-            Some(done) => self.settle_with(done).map(|()| true),
+        match self.appender.try_acknowledge(self.log)? {
+            Some(staged) => self.report(staged).map(|()| true),
             None => Ok(false),
         }
     }
 
     /// Waits for the oldest block being written, if any, and reports it.
     fn settle(&mut self) -> Result<(), StoreError> {
-        if self.in_flight.is_empty() {
-            return Ok(());
+        match self.appender.acknowledge_oldest(self.log)? {
+            Some(staged) => self.report(staged),
+            None => Ok(()),
         }
-        let done = self.writer.recv()?;
-        self.settle_with(done)
-    }
-
-    /// Acknowledges the oldest block in flight with what its job did, and
-    /// reports its batch.
-    fn settle_with(&mut self, done: BlockDone) -> Result<(), StoreError> {
-        let staged = self.in_flight.pop_front().expect("a block in flight");
-        self.log.acknowledge(done)?;
-        self.report(staged)
     }
 
     /// Reports a batch whose new events are durable to the observer, once its
@@ -640,124 +720,6 @@ impl SyncLane {
 }
 
 impl Drop for SyncLane {
-    fn drop(&mut self) {
-        let _ = self.join();
-    }
-}
-
-/// The writer threads of one ingest: one writes the [`BlockJob`]s it is
-/// handed, one at a time, and hands each to the other, which syncs the
-/// blocks written so far together ([`BlockJob::sync_group`]) and hands
-/// back what became of each, in order. So the next block is written while
-/// the one before is synced.
-struct WriterLane {
-    jobs: Option<SyncSender<BlockJob>>,
-    done: Receiver<BlockDone>,
-    threads: Vec<JoinHandle<()>>,
-}
-
-impl WriterLane {
-    fn start() -> Result<WriterLane, StoreError> {
-        // At most IN_FLIGHT_BLOCKS jobs are in flight (the committer waits
-        // for the oldest before handing over another), so these never fill.
-        let (jobs, job_input) = mpsc::sync_channel::<BlockJob>(IN_FLIGHT_BLOCKS);
-        let (written_output, written_input) = mpsc::sync_channel(IN_FLIGHT_BLOCKS);
-        let (done_output, done) = mpsc::sync_channel(IN_FLIGHT_BLOCKS);
-        let spawn_error = |thread| move |source| StoreError::Spawn { thread, source };
-        let writer = std::thread::Builder::new()
-            .name("penalty-ingest-writer".into())
-            .spawn(move || {
-                for job in job_input {
-                    if written_output.send(job.write()).is_err() {
-                        return;
-                    }
-                }
-            })
-            .map_err(spawn_error("ingest block writer"))?;
-        let syncer = std::thread::Builder::new()
-            .name("penalty-ingest-syncer".into())
-            .spawn(move || {
-                let mut given_up = false;
-                while let Ok(written) = written_input.recv() {
-                    let mut group = vec![written];
-                    while let Ok(more) = written_input.try_recv() {
-                        group.push(more);
-                    }
-                    for done in BlockJob::sync_group(group, given_up) {
-                        given_up |= done.is_err();
-                        if done_output.send(done).is_err() {
-                            return;
-                        }
-                    }
-                }
-            });
-        let syncer = match syncer {
-            Ok(syncer) => syncer,
-            Err(source) => {
-                // The writer ends once its jobs' sender is dropped.
-                drop(jobs);
-                let _ = writer.join();
-                return Err(spawn_error("ingest block syncer")(source));
-            }
-        };
-        Ok(WriterLane {
-            jobs: Some(jobs),
-            done,
-            threads: vec![writer, syncer],
-        })
-    }
-
-    fn gone() -> StoreError {
-        StoreError::ThreadEnded {
-            thread: "ingest block writer",
-        }
-    }
-
-    fn send(&self, job: BlockJob) -> Result<(), StoreError> {
-        match &self.jobs {
-            Some(jobs) => jobs.send(job).map_err(|_| WriterLane::gone()),
-            None => Err(WriterLane::gone()),
-        }
-    }
-
-    fn recv(&self) -> Result<BlockDone, StoreError> {
-        self.done.recv().map_err(|_| WriterLane::gone())
-    }
-
-    /// What the oldest job did, if it is done.
-    fn try_recv(&self) -> Result<Option<BlockDone>, StoreError> {
-        match self.done.try_recv() {
-            Ok(done) => Ok(Some(done)),
-            Err(mpsc::TryRecvError::Empty) => Ok(None),
-            Err(mpsc::TryRecvError::Disconnected) => Err(WriterLane::gone()),
-        }
-    }
-
-    /// Lets the thread finish the job it has and end; an error if it
-    /// panicked.
-    fn finish(mut self) -> Result<(), StoreError> {
-        self.join()
-    }
-
-    fn join(&mut self) -> Result<(), StoreError> {
-        // The writer ends when its jobs' sender is dropped, and the syncer
-        // when the writer's is.
-        drop(self.jobs.take());
-        let mut result = Ok(());
-        for thread in self.threads.drain(..) {
-            if thread.join().is_err() {
-                result = Err(WriterLane::gone());
-            }
-        }
-        result
-    }
-}
-
-impl Drop for WriterLane {
-    /// Even when the committing thread unwinds from a panic, the writer
-    /// thread's last job ends before the log (and its directory lock) is
-    /// released: another process must never find the directory free while
-    /// a block is still being written to it.
     fn drop(&mut self) {
         let _ = self.join();
     }
@@ -1045,12 +1007,14 @@ struct Lanes {
     receivers: Vec<Receiver<Message>>,
     /// The parser whose message comes next.
     turn: usize,
+    /// Where the inputs go to the reader, one after the other.
+    inputs: Option<SyncSender<Box<dyn Read + Send>>>,
     reader: JoinHandle<()>,
     parsers: Vec<JoinHandle<()>>,
 }
 
 impl Lanes {
-    fn start(input: impl Read + Send + 'static, hasher: IdHasher) -> Result<Lanes, StoreError> {
+    fn start(hasher: IdHasher) -> Result<Lanes, StoreError> {
         let spawn_error = |thread| move |source| StoreError::Spawn { thread, source };
         let parser_count = parsers();
         let mut to_parsers = Vec::with_capacity(parser_count);
@@ -1070,17 +1034,31 @@ impl Lanes {
         }
         let pool = ChunkPool::new();
         let reader_pool = pool.clone();
+        let (inputs, reader_inputs) = mpsc::sync_channel(1);
         let reader = std::thread::Builder::new()
             .name("penalty-ingest-reader".into())
-            .spawn(move || read_lines(input, RoundRobin::new(to_parsers), reader_pool))
+            .spawn(move || read_inputs(reader_inputs, RoundRobin::new(to_parsers), reader_pool))
             .map_err(spawn_error("ingest input reader"))?;
         Ok(Lanes {
             receivers,
             turn: 0,
+            inputs: Some(inputs),
             reader,
             parsers,
             pool,
         })
+    }
+
+    /// Hands the reader its next input, which it reads once it has ended the
+    /// one before (with its `End`).
+    fn feed(&self, input: Box<dyn Read + Send>) -> Result<(), StoreError> {
+        let gone = || StoreError::ThreadEnded {
+            thread: "ingest input reader",
+        };
+        match &self.inputs {
+            Some(inputs) => inputs.send(input).map_err(|_| gone()),
+            None => Err(gone()),
+        }
     }
 
     /// The next message in input order, or `None` when none came within
@@ -1100,9 +1078,10 @@ impl Lanes {
     }
 
     /// Joins the threads once the reader's `End(Ok)` has come: the reader
-    /// has sent its last message and the parsers have passed it on, so the
-    /// joins are prompt.
-    fn join(self) {
+    /// has sent its last message and the parsers have passed it on, and it
+    /// ends once it has no more input, so the joins are prompt.
+    fn join(mut self) {
+        drop(self.inputs.take());
         if self.reader.join().is_err() || self.parsers.into_iter().any(|p| p.join().is_err()) {
             tracing::warn!("an input thread panicked after the end of input");
         }
@@ -1128,7 +1107,8 @@ pub struct ValidateCounts {
 /// measure the ceiling that reading and validating alone put on ingest's
 /// throughput.
 pub fn validate(input: impl Read + Send + 'static) -> Result<ValidateCounts, StoreError> {
-    let mut lanes = Lanes::start(input, IdHasher::new())?;
+    let mut lanes = Lanes::start(IdHasher::new())?;
+    lanes.feed(Box::new(input))?;
     let mut counts = ValidateCounts::default();
     loop {
         match lanes.recv_timeout(STOP_POLL) {
@@ -1250,16 +1230,25 @@ enum Message {
     End(std::io::Result<()>),
 }
 
-/// The reader thread: splits `input` into lines and deals them in chunks to
-/// the parsers. Ends when the input ends or fails, or when the receiver is
-/// gone.
-fn read_lines(input: impl Read, mut sender: RoundRobin, pool: ChunkPool) {
+/// The reader thread: reads the inputs it is handed, one after the other,
+/// until there are no more or the receiver is gone.
+fn read_inputs(inputs: Receiver<Box<dyn Read + Send>>, mut sender: RoundRobin, pool: ChunkPool) {
+    for input in inputs {
+        if !read_lines(input, &mut sender, &pool) {
+            return;
+        }
+    }
+}
+
+/// Splits `input` into lines and deals them in chunks to the parsers, then
+/// its `End`. False when the receiver is gone.
+fn read_lines(input: impl Read, sender: &mut RoundRobin, pool: &ChunkPool) -> bool {
     let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, input);
     let mut splitter = LineSplitter::default();
-    let mut chunk = Chunk::recycled(&pool);
+    let mut chunk = Chunk::recycled(pool);
     let mut bytes_read: u64 = 0;
     let send = |sender: &mut RoundRobin, chunk: &mut Chunk, bytes_read: u64| {
-        let chunk = std::mem::replace(chunk, Chunk::recycled(&pool));
+        let chunk = std::mem::replace(chunk, Chunk::recycled(pool));
         sender.send(Message::Lines { chunk, bytes_read })
     };
     loop {
@@ -1268,34 +1257,32 @@ fn read_lines(input: impl Read, mut sender: RoundRobin, pool: ChunkPool) {
         // so that they are committed within the latency bound meanwhile.
         if reader.buffer().is_empty()
             && !chunk.lines.is_empty()
-            && !send(&mut sender, &mut chunk, bytes_read)
+            && !send(sender, &mut chunk, bytes_read)
         {
-            return;
+            return false;
         }
         let consumed = match reader.fill_buf() {
             Ok([]) => {
                 splitter.finish_last(&mut chunk);
-                if !chunk.lines.is_empty() && !send(&mut sender, &mut chunk, bytes_read) {
-                    return;
+                if !chunk.lines.is_empty() && !send(sender, &mut chunk, bytes_read) {
+                    return false;
                 }
-                let _ = sender.send(Message::End(Ok(())));
-                return;
+                return sender.send(Message::End(Ok(())));
             }
             Ok(buffer) => take_lines(&mut splitter, buffer, &mut chunk),
             Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(error) => {
                 // The complete lines before the error still count.
-                if !chunk.lines.is_empty() && !send(&mut sender, &mut chunk, bytes_read) {
-                    return;
+                if !chunk.lines.is_empty() && !send(sender, &mut chunk, bytes_read) {
+                    return false;
                 }
-                let _ = sender.send(Message::End(Err(error)));
-                return;
+                return sender.send(Message::End(Err(error)));
             }
         };
         reader.consume(consumed);
         bytes_read += consumed as u64;
-        if chunk.is_full() && !send(&mut sender, &mut chunk, bytes_read) {
-            return;
+        if chunk.is_full() && !send(sender, &mut chunk, bytes_read) {
+            return false;
         }
     }
 }

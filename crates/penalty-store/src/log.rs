@@ -1,6 +1,9 @@
-//! The event log: an append-only sequence of blocks in the blocks file,
-//! located through sled, with the idempotency index of EVENTS.md kept in
-//! memory.
+//! The event log: an append-only sequence of blocks in the blocks file, with
+//! the idempotency index of EVENTS.md kept in memory. The blocks file and the
+//! head journal say where the blocks are; sled keeps a derived index of them
+//! (each block's [`Locator`] by first sequence number), the writer's for
+//! reading a block by sequence number, completed from the blocks file on
+//! open and rebuilt whole by `recover`. The append path is [`append`]'s.
 //!
 //! Durability: [`EventLog::append_batch`] writes one block to the blocks file
 //! (past the page cache where the file system allows, see `direct`) and
@@ -27,17 +30,20 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use penalty_core::event::{parse_stored, AsParsed, Event, ParsedRef, Payload, Reject};
+use penalty_core::event::{parse_stored, Event, ParsedRef, Payload, Reject};
 use penalty_core::time::UnixNs;
 use serde::Serialize;
 
 use crate::block::{self, block_key, content_hash, BlockBytes, DecodedBlock, Locator, NewEntry};
-use crate::direct::{padded_end, BlockWriter, Prepared, MAX_PENDING_BLOCKS};
-use crate::head::{Head, HeadRecord};
+use crate::direct::{padded_end, BlockWriter, MAX_PENDING_BLOCKS};
+use crate::head::Head;
 use crate::lock::DirLock;
 use crate::slots::{Probe, Slots};
 use crate::snapshot::SnapshotEnd;
 use crate::StoreError;
+
+mod append;
+pub(crate) use append::{Appender, IN_FLIGHT_BLOCKS};
 
 /// The most events a log holds: the idempotency index keeps sequence
 /// numbers in 32 bits (see `slots`). At about 24 bytes of index per event,
@@ -84,8 +90,6 @@ pub const SLED_DIR: &str = "log.sled";
 pub const BLOCKS_TREE: &str = "blocks";
 /// The append-only file holding the blocks themselves.
 pub const BLOCKS_FILE: &str = "events.log";
-/// The sled tree where older builds kept the projection checkpoint.
-const OLD_CHECKPOINT_TREE: &str = "checkpoint";
 
 /// What happened to one item given to [`EventLog::append_batch`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -378,194 +382,6 @@ fn lock_head(head: &Mutex<Head>) -> std::sync::MutexGuard<'_, Head> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// The durable half of an append (see [`EventLog::stage_keyed`]): writes a
-/// pending block, syncs the blocks file, locates the block in sled
-/// (flushing sled every [`SLED_FLUSH_EVERY_BLOCKS`] blocks), and records
-/// the log's new end in the head journal. It owns
-/// or shares all it needs, so it may run on another thread than the log's;
-/// jobs are written and synced in the order their blocks were staged
-/// (see [`BlockJob::sync_group`]).
-pub(crate) struct BlockJob {
-    prepared: Prepared,
-    first_seq: u64,
-    end_seq: u64,
-    locator: Locator,
-    file: Arc<File>,
-    file_path: PathBuf,
-    blocks: sled::Tree,
-    db: sled::Db,
-    sled_path: PathBuf,
-    /// Whether this block's job flushes sled.
-    flush_sled: bool,
-    head: Arc<Mutex<Head>>,
-}
-
-/// What a [`BlockJob`] did, for [`EventLog::acknowledge`].
-pub(crate) struct BlockDone {
-    first_seq: u64,
-    /// Whether a direct write was refused (see [`Prepared::write`]).
-    result: Result<bool, StoreError>,
-}
-
-impl BlockDone {
-    /// Whether the block failed.
-    pub(crate) fn is_err(&self) -> bool {
-        self.result.is_err()
-    }
-}
-
-/// A block that [`BlockJob::write`] wrote to the blocks file, not yet
-/// synced: [`BlockJob::sync_group`] makes it durable.
-pub(crate) struct WrittenBlock {
-    job: BlockJob,
-    /// Whether the direct write was refused, or why the write failed.
-    refused: Result<bool, StoreError>,
-}
-
-impl BlockJob {
-    /// Makes the block durable. The job's share of the block's buffer is
-    /// released before it returns.
-    pub(crate) fn run(self) -> BlockDone {
-        let mut done = BlockJob::sync_group(vec![self.write()], false);
-        done.pop().expect("one block, one result")
-    }
-
-    /// The first half of [`BlockJob::run`]: writes the block to the blocks
-    /// file, where it is not durable yet.
-    pub(crate) fn write(self) -> WrittenBlock {
-        let refused = self
-            .prepared
-            .write(&self.file)
-            .map_err(|source| StoreError::Io {
-                action: "writing a block to the blocks file",
-                path: self.file_path.clone(),
-                source,
-            });
-        WrittenBlock { job: self, refused }
-    }
-
-    /// The second half: makes written blocks durable together, in order.
-    /// Syncs the blocks file, locates them, and records the log's new end
-    /// once for the group. Every block gets the group's result. When
-    /// `given_up` (an earlier group failed), fails them all untouched: the
-    /// head journal must never name a block after one that failed.
-    ///
-    /// Why groups: a sync and the head journal cost about half as much
-    /// disk time as a block's write, whatever its size. Ingest's writer
-    /// thread writes the next block while the one before is synced, and
-    /// the blocks written meanwhile share the next sync.
-    pub(crate) fn sync_group(mut group: Vec<WrittenBlock>, given_up: bool) -> Vec<BlockDone> {
-        let started = std::time::Instant::now();
-        let result = if given_up {
-            Err(None)
-        } else {
-            BlockJob::make_durable(&mut group).map_err(Some)
-        };
-        let mut error = match result {
-            Ok(refused) => {
-                for written in &group {
-                    let job = &written.job;
-                    tracing::debug!(
-                        first_seq = job.first_seq,
-                        events = job.end_seq - job.first_seq,
-                        bytes = job.locator.len,
-                        group = group.len(),
-                        micros = started.elapsed().as_micros() as u64,
-                        "appended a block"
-                    );
-                }
-                return group
-                    .iter()
-                    .zip(refused)
-                    .map(|(written, refused)| BlockDone {
-                        first_seq: written.job.first_seq,
-                        result: Ok(refused),
-                    })
-                    .collect();
-            }
-            Err(error) => error,
-        };
-        // No block of the group is acknowledged, and the log abandons them
-        // all. The first carries the error.
-        group
-            .iter()
-            .map(|written| {
-                let job = &written.job;
-                BlockDone {
-                    first_seq: job.first_seq,
-                    result: Err(error.take().unwrap_or_else(|| {
-                        StoreError::corrupt_block(
-                            job.first_seq,
-                            job.end_seq - job.first_seq,
-                            "not written: writing an earlier block failed",
-                        )
-                    })),
-                }
-            })
-            .collect()
-    }
-
-    /// Returns, for each block, whether its direct write was refused.
-    fn make_durable(group: &mut [WrittenBlock]) -> Result<Vec<bool>, StoreError> {
-        let mut refused = Vec::with_capacity(group.len());
-        for written in group.iter_mut() {
-            refused.push(std::mem::replace(&mut written.refused, Ok(false))?);
-        }
-        let (Some(first), Some(last)) = (group.first(), group.last()) else {
-            return Ok(refused);
-        };
-        let (first, last) = (&first.job, &last.job);
-        let db_error = |source| StoreError::Database {
-            path: first.sled_path.clone(),
-            source,
-        };
-        // One sync for the group: every block of it was written to this
-        // file before.
-        debug_assert!(
-            group.iter().all(|w| Arc::ptr_eq(&w.job.file, &first.file)),
-            "one blocks file"
-        );
-        first.file.sync_data().map_err(|source| StoreError::Io {
-            action: "syncing the blocks file",
-            path: first.file_path.clone(),
-            source,
-        })?;
-        for WrittenBlock { job, .. } in group.iter() {
-            // compare_and_swap rather than insert: a block already under
-            // this key would mean the index disagrees with the disk, and
-            // overwriting it would destroy events.
-            let written = job
-                .blocks
-                .compare_and_swap(
-                    block_key(job.first_seq),
-                    None as Option<&[u8]>,
-                    Some(&job.locator.encode()[..]),
-                )
-                .map_err(db_error)?;
-            if written.is_err() {
-                return Err(StoreError::corrupt_block(
-                    job.first_seq,
-                    1,
-                    "a block already exists where the next one belongs; the log's tail is inconsistent",
-                ));
-            }
-        }
-        if group.iter().any(|written| written.job.flush_sled) {
-            first.db.flush().map_err(db_error)?;
-        }
-        // The blocks are acknowledged from here on: the journal is the
-        // record of what was, and the blocks it covers are already synced,
-        // so an open after a crash finds them even if their locators never
-        // reached sled's disk.
-        lock_head(&last.head).record(HeadRecord {
-            last_seq: last.end_seq - 1,
-            block_first_seq: last.first_seq,
-            block_crc: last.locator.crc,
-        })?;
-        Ok(refused)
-    }
-}
-
 /// What [`Index::classify_one`] asks of the event at a sequence number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum MatchOn {
@@ -708,17 +524,6 @@ impl EventLog {
             source => db_error(source),
         })?;
         let blocks = db.open_tree(BLOCKS_TREE).map_err(db_error)?;
-        // Projection checkpoints were once kept in sled, whose blob files
-        // were never reclaimed; they now live in a snapshot file beside the
-        // log (see `snapshot`), and the old tree is dropped for good.
-        if db
-            .tree_names()
-            .iter()
-            .any(|name| name.as_ref() == OLD_CHECKPOINT_TREE.as_bytes())
-        {
-            db.drop_tree(OLD_CHECKPOINT_TREE).map_err(db_error)?;
-            tracing::info!("dropped the projection checkpoint kept in sled by an older build");
-        }
         crate::snapshot::remove_stale_temps(dir)?;
         let file_path = dir.join(BLOCKS_FILE);
         let io_error = |action, source| StoreError::Io {
@@ -786,8 +591,7 @@ impl EventLog {
             None => (1, 0),
             Some((key, value)) => match Locator::decode(&value) {
                 Some(locator) => (self.reader.last_seq_of(&key, &value)? + 1, locator.end()),
-                // A block kept inside sled by an older build, which flushed
-                // sled for every block: nothing to find.
+                // Not a locator: damage, which reading the block names.
                 None => return Ok(()),
             },
         };
@@ -908,28 +712,6 @@ impl EventLog {
         }
     }
 
-    /// Appends the new events among `items` as one block, durably, and says
-    /// what happened to each item, in order. Items already in the log (or
-    /// earlier in `items`) are duplicates or conflicts and are not written.
-    /// When nothing is new, nothing is written.
-    ///
-    /// On an error nothing is reported as appended; the block may or may not
-    /// have reached the disk, and the next call re-reads the log to find out.
-    pub fn append_batch<T: AsParsed>(
-        &mut self,
-        items: &[T],
-        recorded_at: UnixNs,
-    ) -> Result<Vec<AppendOutcome>, StoreError> {
-        let keyed: Vec<(ParsedRef<'_>, Keys)> = items
-            .iter()
-            .map(|item| {
-                let line = item.as_parsed();
-                (line, Keys::of_line(&self.hasher, &line))
-            })
-            .collect();
-        self.append_keyed(&keyed, recorded_at)
-    }
-
     /// Makes room in the idempotency index for about `events` more events,
     /// so that a large ingest does not rehash millions of entries (and hold
     /// the old and the new table at once) while the index fills. A guess
@@ -955,168 +737,6 @@ impl EventLog {
     /// [`EventLog::append_keyed`] must be computed with.
     pub(crate) fn hasher(&self) -> IdHasher {
         self.hasher
-    }
-
-    /// [`EventLog::append_batch`] of lines whose [`Keys`] are already
-    /// computed, with [`EventLog::hasher`].
-    pub(crate) fn append_keyed(
-        &mut self,
-        items: &[(ParsedRef<'_>, Keys)],
-        recorded_at: UnixNs,
-    ) -> Result<Vec<AppendOutcome>, StoreError> {
-        assert_eq!(
-            self.writer.pending(),
-            0,
-            "an append waits for no other block"
-        );
-        let (outcomes, job) = self.stage_keyed(items, recorded_at)?;
-        if let Some(job) = job {
-            self.acknowledge(job.run())?;
-        }
-        Ok(outcomes)
-    }
-
-    /// The first half of an append, on the caller's thread: classifies the
-    /// items against the index (which records the new events at once, as
-    /// [`EventLog::append_batch`] reports them) and encodes the new ones as
-    /// a block placed after the last one, pending. Returns the outcomes and,
-    /// when any event is new, the job that makes the block durable. The
-    /// caller runs the jobs (on other threads) in order and hands what each
-    /// returns to [`EventLog::acknowledge`], in order; until then its
-    /// outcomes are not to be reported.
-    ///
-    /// Why two halves: ingest stages the next batches while the blocks
-    /// before are written and synced, which takes about as long. Any error, here
-    /// or in the job, drops the index and the pending blocks (see
-    /// [`EventLog::abandon`]).
-    pub(crate) fn stage_keyed(
-        &mut self,
-        items: &[(ParsedRef<'_>, Keys)],
-        recorded_at: UnixNs,
-    ) -> Result<(Vec<AppendOutcome>, Option<BlockJob>), StoreError> {
-        if items.is_empty() {
-            return Ok((Vec::new(), None));
-        }
-        let staged = self.stage_unchecked(items, recorded_at);
-        if staged.is_err() {
-            self.abandon();
-        }
-        staged
-    }
-
-    fn stage_unchecked(
-        &mut self,
-        items: &[(ParsedRef<'_>, Keys)],
-        recorded_at: UnixNs,
-    ) -> Result<(Vec<AppendOutcome>, Option<BlockJob>), StoreError> {
-        let mut index = match self.index.take() {
-            Some(index) => index,
-            None => self.build_index()?,
-        };
-        // The index keeps sequence numbers in 32 bits (`slots`): refused
-        // before anything is recorded, should this batch pass the limit.
-        // (As after any error, `stage_keyed` then gives the index up.)
-        self.within_max_events(index.next_seq.saturating_add(items.len() as u64) - 1)?;
-        // The index records new events as they are classified: on an error
-        // it is left dropped (`None`), and the next append rebuilds it from
-        // the log.
-        let (outcomes, entries) = self.classify(&mut index, items)?;
-        if entries.is_empty() {
-            self.index = Some(index);
-            return Ok((outcomes, None));
-        }
-        let first_seq = index.next_seq;
-        let end_seq = first_seq + entries.len() as u64;
-        let block_bytes = block::encoded_len(&entries);
-        let count = u32::try_from(entries.len()).expect("a batch fits in u32");
-        // Until this block is acknowledged, where the file ends is not known
-        // for sure: a failed write may leave part of it behind.
-        let end = match self.file_end.take() {
-            Some(end) => end,
-            None => self.blocks_end()?,
-        };
-        // Where its entries start, for confirming later duplicates against
-        // it while it is kept in memory (see `with_stored`).
-        let mut offsets = spare_offsets(&mut self.recent_offsets);
-        let prepared = self
-            .writer
-            .prepare(
-                &self.reader.file_path,
-                end,
-                block_bytes,
-                (first_seq, end_seq),
-                |out| {
-                    block::encode_noting_offsets(
-                        first_seq,
-                        recorded_at,
-                        &entries,
-                        out,
-                        Some(&mut offsets),
-                    );
-                },
-            )
-            .map_err(|source| StoreError::Io {
-                action: "opening the blocks file for direct writes",
-                path: self.reader.file_path.clone(),
-                source,
-            })?;
-        let locator = Locator::of(prepared.bytes(), prepared.offset, count);
-        // The next block goes after this one, assuming it will be written:
-        // if it is not, everything pending is abandoned and the end is read
-        // again from the disk.
-        self.file_end = Some(locator.end());
-        self.recent_offsets.push((first_seq, offsets));
-        index.next_seq = end_seq;
-        self.index = Some(index);
-        let job = BlockJob {
-            prepared,
-            first_seq,
-            end_seq,
-            locator,
-            file: Arc::clone(&self.reader.file),
-            file_path: self.reader.file_path.clone(),
-            blocks: self.blocks.clone(),
-            db: self.db.clone(),
-            sled_path: self.sled_path.clone(),
-            flush_sled: self.staged_blocks % SLED_FLUSH_EVERY_BLOCKS == SLED_FLUSH_EVERY_BLOCKS - 1,
-            head: Arc::clone(&self.head),
-        };
-        self.staged_blocks += 1;
-        Ok((outcomes, Some(job)))
-    }
-
-    /// The second half of an append: takes what the oldest pending block's
-    /// job returned. On success the block's events are acknowledged and may
-    /// be reported; on an error, everything pending is abandoned.
-    pub(crate) fn acknowledge(&mut self, done: BlockDone) -> Result<(), StoreError> {
-        match done.result {
-            Ok(direct_refused) => {
-                if direct_refused {
-                    self.writer.direct_refused();
-                }
-                self.writer.acknowledged(done.first_seq);
-                Ok(())
-            }
-            Err(error) => {
-                self.abandon();
-                Err(error)
-            }
-        }
-    }
-
-    /// Gives up the blocks prepared and not acknowledged: their events
-    /// leave the index (all of it is dropped, and rebuilt from the disk by
-    /// the next append), and where the blocks file ends is read again. A
-    /// given-up block may or may not have reached the disk; the disk says
-    /// which. The caller makes sure no job of theirs is still running.
-    pub(crate) fn abandon(&mut self) {
-        self.index = None;
-        self.file_end = None;
-        self.cached_blocks.clear();
-        // A block given up may be staged again under the same first
-        // sequence number, with other events.
-        self.recent_offsets.clear();
-        self.writer.abandon();
     }
 
     /// Decides the outcome of each item against the index and the earlier
@@ -1580,9 +1200,8 @@ fn spare_offsets(recent: &mut Vec<(u64, Vec<u32>)>) -> Vec<u32> {
     }
 }
 
-/// What reading a block takes: the sled value under its key is either the
-/// block itself (stores written before the blocks file) or its [`Locator`]
-/// in the blocks file.
+/// What reading a block takes: the sled value under its key is its
+/// [`Locator`] in the blocks file.
 #[derive(Clone)]
 struct BlockReader {
     sled_path: PathBuf,
@@ -1594,17 +1213,14 @@ struct BlockReader {
 impl BlockReader {
     /// Reads, verifies and decodes the block stored under `key`.
     fn load(&self, key: &[u8], value: &[u8]) -> Result<DecodedBlock, StoreError> {
-        if block::is_inline_block(value) {
-            return block::decode(key, value);
-        }
         let key_seq = block::seq_of_key(key).unwrap_or(0);
         let Some(locator) = Locator::decode(value) else {
             return Err(StoreError::corrupt_block(
                 key_seq,
                 1,
                 format!(
-                    "its entry in the `{BLOCKS_TREE}` tree is neither a block nor a locator ({} \
-                     bytes)",
+                    "its entry in the `{BLOCKS_TREE}` tree is not a locator ({} bytes); \
+                     `penalty recover` rebuilds the locators from the blocks file",
                     value.len()
                 ),
             ));
@@ -1886,7 +1502,7 @@ impl Iterator for LogIter {
 /// (std's default) spends its time on nothing: a keyed multiply-xor mix is
 /// enough. The key comes from std's per-process random state, so a crafted
 /// set of ids cannot be aimed at one bucket.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct IdHasher {
     key: u64,
 }
@@ -1947,6 +1563,7 @@ impl std::hash::Hasher for IdHash {
 
 #[cfg(test)]
 mod tests {
+    use super::append::{BlockDone, BlockJob};
     use super::*;
 
     /// Stages a block of `count` deposit lines, ids from `first`, as ingest

@@ -1,14 +1,17 @@
 //! Rebuilding sled's part of a data directory from the blocks file.
 //!
-//! sled holds only where each block lies (its [`Locator`]) and the projection
-//! checkpoint; the events themselves are in the blocks file, each block
-//! self-describing and checksummed. So when sled cannot read its database
+//! The blocks file and the head journal are the truth about where blocks
+//! are: the blocks lie back to back from the file's start, each
+//! self-describing and checksummed, up to the block the journal names. sled
+//! holds only a derived index of them, the writer's (each block's
+//! [`Locator`] by first sequence number). So when sled cannot read its database
 //! after a crash (sled 0.34.7 has crash-recovery faults of its own), the
 //! locators can be found again by reading the blocks file from its start: a
 //! block begins with the block magic, and the right end of it is the one
 //! where its checksum holds ([`blocks_in_sequence`], which `EventLog::open`
-//! also uses to find the blocks sled lost the end of). The checkpoint is
-//! derived data; the next query rebuilds it by replaying the log.
+//! also uses to find the blocks sled lost the end of). The snapshots
+//! (`projection.snap`, `projection.parts`) are derived too: a bad one is
+//! removed, and the next query or ingest writes it again.
 //!
 //! The damaged sled directory is kept beside, renamed, never deleted. The
 //! recovery refuses, changing nothing, when the blocks file does not reach
@@ -126,9 +129,9 @@ pub fn recover(dir: &Path) -> Result<RecoverReport, StoreError> {
     let last_seq = next_seq - 1;
     if locators.is_empty() && file_len > 0 {
         let detail = format!(
-            "{BLOCKS_FILE} does not start with a whole block of sequence number 1: its events \
-             were kept inside sled by an older version, or the file is damaged at its start, \
-             and cannot be recovered from it"
+            "{BLOCKS_FILE} does not start with a whole block of sequence number 1: the file is \
+             damaged at its start, and cannot be recovered from it; restore the data directory \
+             from a backup"
         );
         return Err(StoreError::Corrupt {
             block_seq: 1,
@@ -295,7 +298,7 @@ pub(crate) fn block_at(
             }
             grown = false;
         }
-        // Otherwise (a compressed block of an earlier build, damage), the
+        // Otherwise (damage: a length field, or a block of another format), the
         // block ends where another block's magic starts, or at the end of the
         // file; a magic inside a block's own bytes fails the checksum and the
         // search goes on.

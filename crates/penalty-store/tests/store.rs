@@ -511,8 +511,9 @@ fn a_truncated_blocks_file_is_reported_naming_the_lost_events() {
 }
 
 #[test]
-fn a_store_with_its_blocks_inside_sled_is_still_read_and_appended_to() {
-    // Stores written before the blocks file kept each block as its sled value.
+fn blocks_that_sled_does_not_locate_are_found_in_the_blocks_file_and_appended_to() {
+    // The blocks file and the head journal locate the blocks; sled's
+    // locators are derived from them.
     let dir = tempfile::tempdir().unwrap();
     let lines = vec![parsed(&paid_line(1, "O1")), parsed(&paid_line(2, "O2"))];
     store_with_blocks(dir.path(), &[(1, lines.clone())]);
@@ -544,42 +545,83 @@ fn a_store_with_its_blocks_inside_sled_is_still_read_and_appended_to() {
     assert_eq!(report.blocks, 2);
 }
 
-/// A data directory whose sled holds `blocks` (first seq, lines) as written
-/// by hand, bypassing the log's checks, in format 1 as the builds that kept
-/// blocks inside sled wrote them.
+/// A data directory whose blocks file holds `blocks` (first seq, lines),
+/// written by hand, bypassing the log's checks, one after the other, with
+/// the last acknowledged in the head journal and nothing in sled: the log
+/// locates them from the blocks file, as after a crash that lost sled.
 fn store_with_blocks(dir: &Path, blocks: &[(u64, Vec<ParsedLine>)]) {
-    for (first_seq, lines) in blocks {
-        store_block_in_sled(
-            dir,
-            *first_seq,
-            format_1_block(*first_seq, UnixNs(7), lines),
-        );
-    }
+    let encoded: Vec<(u64, u64, Vec<u8>)> = blocks
+        .iter()
+        .map(|(first_seq, lines)| {
+            (
+                *first_seq,
+                first_seq + lines.len() as u64 - 1,
+                block_of(*first_seq, UnixNs(7), lines),
+            )
+        })
+        .collect();
+    store_blocks(dir, &encoded);
 }
 
-/// Puts `block` into sled under `first_seq`, as the builds that kept
-/// blocks inside sled did.
-fn store_block_in_sled(dir: &Path, first_seq: u64, block: Vec<u8>) {
-    let db = open_sled(dir);
-    let tree = db.open_tree(BLOCKS_TREE).unwrap();
-    tree.insert(first_seq.to_be_bytes(), block).unwrap();
-    db.flush().unwrap();
+/// Writes encoded blocks (first seq, last seq, bytes) as the blocks file,
+/// and the last one's end to the head journal.
+fn store_blocks(dir: &Path, blocks: &[(u64, u64, Vec<u8>)]) {
+    use penalty_store::head::{Head, HeadRecord};
+    std::fs::create_dir_all(dir).unwrap();
+    let bytes: Vec<u8> = blocks
+        .iter()
+        .flat_map(|(_, _, block)| block.clone())
+        .collect();
+    std::fs::write(dir.join(BLOCKS_FILE), bytes).unwrap();
+    let (first_seq, last_seq, block) = blocks.last().unwrap();
+    Head::open(dir)
+        .unwrap()
+        .record(HeadRecord {
+            last_seq: *last_seq,
+            block_first_seq: *first_seq,
+            block_crc: u32::from_be_bytes(block[4..8].try_into().unwrap()),
+        })
+        .unwrap();
 }
 
-/// `verify` checks each entry's content hash by its block's format: of the
-/// stored payload in format 3 (what this build writes), of the canonical
-/// JSON in format 1 (what earlier builds wrote). A hash made by the other
-/// format's rule is a problem in either, although the block's checksum is
-/// good.
+/// A block kept inside sled as its value (as builds during development
+/// did) instead of a locator is damage, named with its sequence number.
 #[test]
-fn verify_checks_content_hashes_by_each_blocks_format() {
-    use penalty_store::block::{content_hash, encode, encode_format_1, NewEntry};
+fn a_block_kept_inside_sled_is_named_as_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let block = block_of(1, UnixNs(7), &[parsed(&paid_line(1, "O1"))]);
+    let db = open_sled(dir.path());
+    let tree = db.open_tree(BLOCKS_TREE).unwrap();
+    tree.insert(1u64.to_be_bytes(), block).unwrap();
+    db.flush().unwrap();
+    drop(tree);
+    drop(db);
+    let error = match EventLog::open(dir.path()) {
+        Err(error) => error,
+        Ok(log) => match log.verify() {
+            Err(error) => error,
+            Ok(report) => {
+                let problem = report.problem.expect("the audit names the block");
+                assert_eq!(problem.seq, 1, "{problem:?}");
+                return;
+            }
+        },
+    };
+    assert_eq!(error.corrupt_seq(), Some(1), "{error}");
+}
+
+/// `verify` checks each entry's content hash, of its stored payload: a
+/// hash of the canonical JSON (where the compact form is stored) is a
+/// problem, although the block's checksum is good.
+#[test]
+fn verify_checks_content_hashes_of_the_stored_payload() {
+    use penalty_store::block::{content_hash, encode, NewEntry};
     let lines = [
         parsed(&paid_line(1, "O1")),
         parsed(&shipped_line(2, "O1", "T1")),
     ];
     assert!(lines.iter().all(|line| line.compact.is_some()));
-    for (format_1, hash_of_json) in [(false, false), (false, true), (true, true), (true, false)] {
+    for hash_of_json in [false, true] {
         let entries: Vec<NewEntry<'_>> = lines
             .iter()
             .map(|line| NewEntry {
@@ -591,21 +633,11 @@ fn verify_checks_content_hashes_by_each_blocks_format() {
                 }),
             })
             .collect();
-        let block = if format_1 {
-            encode_format_1(1, UnixNs(7), &entries)
-        } else {
-            encode(1, UnixNs(7), &entries)
-        };
         let dir = tempfile::tempdir().unwrap();
-        store_block_in_sled(dir.path(), 1, block);
+        store_blocks(dir.path(), &[(1, 2, encode(1, UnixNs(7), &entries))]);
         let report = EventLog::open(dir.path()).unwrap().verify().unwrap();
-        let right_rule = format_1 == hash_of_json;
-        assert_eq!(
-            report.is_ok(),
-            right_rule,
-            "{format_1} {hash_of_json}: {report:?}"
-        );
-        if !right_rule {
+        assert_eq!(report.is_ok(), !hash_of_json, "{hash_of_json}: {report:?}");
+        if hash_of_json {
             let problem = report.problem.expect("a problem");
             assert_eq!(problem.seq, 1);
             assert!(
@@ -617,17 +649,16 @@ fn verify_checks_content_hashes_by_each_blocks_format() {
     }
 }
 
-/// `lines` as one block in format 1: each entry hashed by its canonical
-/// JSON, whatever its payload.
-fn format_1_block(first_seq: u64, recorded_at: UnixNs, lines: &[ParsedLine]) -> Vec<u8> {
+/// `lines` as one block, as the log encodes them.
+fn block_of(first_seq: u64, recorded_at: UnixNs, lines: &[ParsedLine]) -> Vec<u8> {
     let entries: Vec<penalty_store::block::NewEntry<'_>> = lines
         .iter()
         .map(|line| penalty_store::block::NewEntry {
             line: line.as_parsed(),
-            hash: penalty_store::block::content_hash(&line.canonical_json),
+            hash: penalty_store::block::content_hash(line.as_parsed().payload.bytes()),
         })
         .collect();
-    penalty_store::block::encode_format_1(first_seq, recorded_at, &entries)
+    penalty_store::block::encode(first_seq, recorded_at, &entries)
 }
 
 #[test]
@@ -1992,50 +2023,6 @@ fn large_blocks_are_aligned_and_recovered_across_their_padding() {
             AppendOutcome::Appended { seq: 7003 },
             AppendOutcome::Duplicate { seq: 2 }
         ]
-    );
-}
-
-/// Blocks that earlier builds compressed with LZ4 (format 2) are found by
-/// `recover` as well: their end is where the next block's magic starts.
-#[test]
-fn recover_finds_lz4_blocks_of_earlier_builds() {
-    let dir = tempfile::tempdir().unwrap();
-    let before = three_blocks(dir.path());
-    let first_len = locators(dir.path())[0].len as usize;
-    // The first block rewritten as an earlier build wrote it: the header
-    // with version 2, then the entries' size (little-endian) and the
-    // entries (hashed by their canonical JSON) compressed; the CRC over the
-    // stored bytes, its field zero.
-    let path = dir.path().join(BLOCKS_FILE);
-    let blocks = std::fs::read(&path).unwrap();
-    let rest = &blocks[first_len..];
-    let plain = format_1_block(
-        1,
-        UnixNs(1),
-        &[parsed(&paid_line(1, "O1")), parsed(&paid_line(2, "PLGB2"))],
-    );
-    let entries = &plain[32..];
-    let mut packed = plain[..32].to_vec();
-    packed[8..10].copy_from_slice(&2u16.to_be_bytes());
-    packed[4..8].copy_from_slice(&[0; 4]);
-    packed.extend_from_slice(&(entries.len() as u32).to_le_bytes());
-    packed.extend_from_slice(&lz4_flex::block::compress(entries));
-    let crc = crc32fast::hash(&packed);
-    packed[4..8].copy_from_slice(&crc.to_be_bytes());
-    assert_ne!(packed.len(), plain.len());
-    std::fs::write(&path, [&packed[..], rest].concat()).unwrap();
-    std::fs::remove_dir_all(dir.path().join(SLED_DIR)).unwrap();
-
-    let report = penalty_store::recover::recover(dir.path()).unwrap();
-    assert_eq!((report.blocks, report.last_seq), (3, 4));
-    let mut log = EventLog::open(dir.path()).unwrap();
-    assert_eq!(all_events(&log), before);
-    assert!(log.verify().unwrap().is_ok());
-    assert_eq!(
-        log.append_batch(&[parsed(&paid_line(2, "PLGB2"))], UnixNs(9))
-            .unwrap(),
-        vec![AppendOutcome::Duplicate { seq: 2 }],
-        "an event of the compressed block confirms a duplicate"
     );
 }
 

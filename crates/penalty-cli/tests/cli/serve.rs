@@ -118,3 +118,124 @@ fn sigterm_stops_the_server_cleanly_at_once() {
         started.elapsed()
     );
 }
+
+/// Issue 18: `serve` and `recover` are writers like `ingest`. While another
+/// writer holds the data directory, each fails at once with `--no-wait`
+/// (naming the holder), and otherwise says it waits and goes on once the
+/// directory is free: the server says it listens only then.
+#[test]
+fn serve_and_recover_wait_their_turn_or_fail_at_once_with_no_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let mut holder = Command::new(PENALTY)
+        .arg("--db")
+        .arg(&db)
+        .args(["ingest", "-"])
+        .env_remove("PENALTY_DB")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = holder.id().to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(db.join("LOCK"))
+        .unwrap_or_default()
+        .contains(&pid)
+    {
+        assert!(Instant::now() < deadline, "the holder never took the lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let no_wait = |command: &[&str]| {
+        let started = Instant::now();
+        let out = Command::new(PENALTY)
+            .arg("--db")
+            .arg(&db)
+            .arg("--no-wait")
+            .args(command)
+            .env_remove("PENALTY_DB")
+            .output()
+            .unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{command:?}: --no-wait waits"
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!out.status.success(), "{command:?}: {stderr}");
+        assert!(
+            stderr.contains("in use") && stderr.contains(&pid),
+            "{command:?}: {stderr}"
+        );
+        assert!(!stderr.contains(BANNER), "{command:?}: {stderr}");
+    };
+    no_wait(&["serve", "--addr", "127.0.0.1:0"]);
+    no_wait(&["recover"]);
+    // Without --no-wait both wait, saying so.
+    let mut server = serve(&db, &["--addr", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut recover = Command::new(PENALTY)
+        .arg("--db")
+        .arg(&db)
+        .args(["recover", "--json"])
+        .env_remove("PENALTY_DB")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines_out, lines) = std::sync::mpsc::channel();
+    let stderr = server.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines_out.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let waiting = lines.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(
+        waiting.contains("waiting for the data directory") && waiting.contains(&pid),
+        "{waiting}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(server.try_wait().unwrap().is_none(), "the server waits");
+    assert!(recover.try_wait().unwrap().is_none(), "recover waits");
+    assert!(
+        lines.try_recv().is_err(),
+        "the server says nothing more while it waits"
+    );
+    // The holder ends: recover and the server go on, one after the other.
+    drop(holder.stdin.take());
+    assert!(holder.wait().unwrap().success());
+    let addr: SocketAddr = loop {
+        let line = lines.recv_timeout(Duration::from_secs(30)).unwrap();
+        if let Some(rest) = line.strip_prefix(BANNER) {
+            break rest.split('/').next().unwrap().parse().unwrap();
+        }
+    };
+    // Keep draining the server's stderr.
+    std::thread::spawn(move || for _ in lines {});
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .write_all(
+            format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(server.wait().unwrap().success());
+    let out = recover.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("waiting for the data directory") && stderr.contains(&pid),
+        "{stderr}"
+    );
+}

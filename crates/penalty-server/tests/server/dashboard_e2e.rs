@@ -912,4 +912,188 @@ fn a_seller_signs_in_and_sees_its_own_shop_only() {
     assert!(shipped["total"].as_u64().unwrap() < all_ids.len() as u64);
     // Never more rows than a page.
     assert!(page_ids(&mut cdp).len() <= 20);
+
+    operator_filters_pages_and_downloads_the_csv(&mut cdp, addr, &binary, &dir.path().join("db"));
+}
+
+/// An operator opens a shop without an as-of: the demo lies in the past, so
+/// the page is as of the end of the data and says so, with the data's range.
+/// It filters the orders by paid dates and capped days (R5), pages, and
+/// downloads the CSV of that view with its session cookie: the rows and the
+/// charged total equal `penalty export orders --format csv` of the same
+/// filter, byte for byte. Then closure review (R7) alone.
+fn operator_filters_pages_and_downloads_the_csv(
+    cdp: &mut Cdp,
+    addr: SocketAddr,
+    binary: &Path,
+    db: &Path,
+) {
+    let base = format!("http://{addr}");
+    let (_, range) = api_as(addr, "/data-range", OPERATOR);
+    let end = range["to"].as_str().unwrap().to_string();
+    cdp.open(&format!("{base}/ui/shops/S01?rows=20"));
+    let stamp = |cdp: &mut Cdp, attr: &str| -> Value {
+        cdp.eval(&format!(
+            "document.getElementById('data-stamp').getAttribute('{attr}')"
+        ))
+    };
+    assert_eq!(stamp(cdp, "data-from"), range["from"]);
+    assert_eq!(stamp(cdp, "data-to"), range["to"]);
+    assert_eq!(stamp(cdp, "data-as-of"), end.as_str());
+    assert_eq!(stamp(cdp, "data-as-of-source"), "end of the data");
+    let text = cdp.eval("document.getElementById('data-stamp').textContent");
+    let text = text.as_str().unwrap();
+    assert!(
+        text.contains(&range["from"].as_str().unwrap().replace('T', " "))
+            && (text.contains("end of the data") || text.contains("数据截止")),
+        "{text}"
+    );
+    let settled = "!document.getElementById('orders').hasAttribute('data-loading')";
+    let set = |cdp: &mut Cdp, id: &str, js: &str| {
+        cdp.eval(&format!(
+            "var e = document.getElementById('{id}'); {js}; e.dispatchEvent(new Event('change')); true"
+        ));
+    };
+    set(cdp, "orders-paid-from", "e.value = '2026-03-15'");
+    set(cdp, "orders-paid-to", "e.value = '2026-03-22'");
+    set(cdp, "orders-capped", "e.checked = true");
+    let filter = "paid_from=2026-03-15&paid_to=2026-03-22&capped_day=true";
+    let as_of = end.replace('+', "%2B");
+    let (_, expected) = api_as(
+        addr,
+        &format!("/orders?as_of={as_of}&shop=S01&{filter}&limit=1000"),
+        OPERATOR,
+    );
+    let total = expected["total"].as_u64().unwrap();
+    assert!(total > 20, "more than a page of capped orders: {total}");
+    cdp.wait_for(&format!(
+        "{settled} && document.getElementById('orders').getAttribute('data-total') === '{total}'"
+    ));
+    let ids: Vec<String> = expected["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["order_id"].as_str().unwrap().to_string())
+        .collect();
+    let rows = |cdp: &mut Cdp| -> Vec<String> {
+        serde_json::from_value(cdp.eval(
+            "Array.from(document.querySelectorAll('#shop-orders-table tbody tr')).map(function (r) { return r.getAttribute('data-id'); }).sort()",
+        ))
+        .unwrap()
+    };
+    assert_eq!(rows(cdp), ids[..20]);
+    cdp.eval("document.getElementById('orders-next').click(); true");
+    cdp.wait_for(&format!(
+        "{settled} && document.getElementById('orders').getAttribute('data-offset') === '20'"
+    ));
+    assert_eq!(rows(cdp), ids[20..(40.min(ids.len()))]);
+    cdp.screenshot("operator-filtered-orders");
+
+    // The download: the link's URL fetched with the page's session cookie.
+    let href = cdp.eval("document.getElementById('orders-csv').getAttribute('href')");
+    let href = href.as_str().unwrap();
+    assert!(href.starts_with("/orders.csv?"), "{href}");
+    let csv = cdp.eval(&format!(
+        "fetch({}).then(function (r) {{ return r.status === 200 ? r.text() : 'status ' + r.status; }})",
+        Value::from(href)
+    ));
+    let csv = csv.as_str().unwrap().to_string();
+    let export = Command::new(binary)
+        .arg("--db")
+        .arg(db)
+        .args([
+            "export",
+            "orders",
+            "--as-of",
+            &end,
+            "--shop",
+            "S01",
+            "--paid-from",
+            "2026-03-15",
+            "--paid-to",
+            "2026-03-22",
+            "--capped-day",
+            "--format",
+            "csv",
+        ])
+        .output()
+        .expect("running penalty export orders");
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let export = String::from_utf8(export.stdout).unwrap();
+    let figures = |csv: &str| -> (usize, i64) {
+        let lines: Vec<&str> = csv.trim_end().split("\r\n").skip(1).collect();
+        let charged = lines
+            .iter()
+            .map(|line| line.split(',').nth(10).unwrap().parse::<i64>().unwrap())
+            .sum();
+        (lines.len(), charged)
+    };
+    let (count, charged) = figures(&csv);
+    assert_eq!((count, charged), figures(&export));
+    assert_eq!(count as u64, total);
+    let api_charged: i64 = expected["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["charged_fen"].as_i64().unwrap())
+        .sum();
+    assert_eq!(charged, api_charged);
+    assert!(charged > 0);
+    assert_eq!(csv, export, "the download is the export's bytes");
+
+    // The booked ledger's link: every posting of the shop, as the export.
+    let href = cdp.eval("document.getElementById('postings-csv').getAttribute('href')");
+    let href = href.as_str().unwrap();
+    assert!(href.starts_with("/shops/S01/postings.csv?"), "{href}");
+    let postings = cdp.eval(&format!(
+        "fetch({}).then(function (r) {{ return r.status === 200 ? r.text() : 'status ' + r.status; }})",
+        Value::from(href)
+    ));
+    let export = Command::new(binary)
+        .arg("--db")
+        .arg(db)
+        .args([
+            "export", "postings", "--as-of", &end, "--shop", "S01", "--format", "csv",
+        ])
+        .output()
+        .expect("running penalty export postings");
+    assert!(export.status.success());
+    assert_eq!(
+        postings.as_str().unwrap(),
+        String::from_utf8(export.stdout).unwrap()
+    );
+    let (_, booked) = api_as(
+        addr,
+        &format!("/shops/S01/postings?as_of={as_of}&limit=1"),
+        OPERATOR,
+    );
+    assert_eq!(
+        postings.as_str().unwrap().trim_end().split("\r\n").count() as u64 - 1,
+        booked["total"].as_u64().unwrap()
+    );
+
+    // Closure review alone.
+    set(cdp, "orders-capped", "e.checked = false");
+    set(cdp, "orders-paid-from", "e.value = ''");
+    set(cdp, "orders-paid-to", "e.value = ''");
+    set(cdp, "orders-closure", "e.checked = true");
+    let (_, flagged) = api_as(
+        addr,
+        &format!("/orders?as_of={as_of}&shop=S01&closure_review=true"),
+        OPERATOR,
+    );
+    let flagged_total = flagged["total"].as_u64().unwrap();
+    assert!(flagged_total > 0);
+    cdp.wait_for(&format!(
+        "{settled} && document.getElementById('orders').getAttribute('data-total') === '{flagged_total}' && document.getElementById('orders-csv').getAttribute('href').indexOf('closure_review=true') > 0"
+    ));
+    assert_eq!(
+        cdp.eval("document.querySelectorAll('#shop-orders-table tbody tr').length"),
+        flagged_total
+    );
+    cdp.screenshot("operator-closure-review");
 }
