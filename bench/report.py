@@ -3,7 +3,8 @@
 ratios against the targets of the issue, and writes them all as JSON.
 
 Reads <work>/{gen,plain-per-line,replay,latency,duckdb}.json and, for each of
-the --repeat rounds R, <work>/{plain-R,ingest-R,ingest-wall-R,validate-R}.json; the
+the --repeat rounds R, <work>/{plain-R,ingest-R,ingest-wall-R,validate-R,
+cli-replay-R,cli-audit-R}.json; the
 GNU time -v outputs <work>/{ingest-R,replay}.time and <work>/disk.*. Every
 figure comes from those files, measured in the same run.
 """
@@ -108,6 +109,13 @@ def main():
     replay = load(w, "replay.json")
     latency = load(w, "latency.json")
     duck = load(w, "duckdb.json")
+    # Whole-process `penalty replay` and `penalty audit`, the fastest of the
+    # rounds (as for ingest: a slowed round says the machine was busy).
+    cli = {}
+    for command in ("replay", "audit"):
+        runs = [load(w, f"cli-{command}-{r}.json") for r in rounds]
+        fastest = min(runs, key=lambda x: x["seconds"])
+        cli[command] = {**fastest, "rounds_s": [x["seconds"] for x in runs]}
     ingest_rss = max((x for x in ingest_rsss if x is not None), default=None)
     replay_rss = max_rss_bytes(w, "replay.time")
     disk = read_int(w, "disk.allocated")
@@ -166,6 +174,7 @@ def main():
             "apparent_vs_jsonl": disk_apparent / gen["bytes"],
         },
         "duckdb": duck,
+        "whole_process": cli,
     }
     rss_per_order = max(x for x in [ingest_rss, replay_rss, 0] if x is not None) / max(orders, 1)
     ratios = [
@@ -174,6 +183,10 @@ def main():
          ingest_lines_per_s / plain["lines_per_s"] >= 0.7),
         ("replay time / DuckDB query time", replay["replay_s"] / duck["query_s"], "<= 1.0",
          replay["replay_s"] / duck["query_s"] <= 1.0),
+        ("penalty replay, whole / DuckDB query", cli["replay"]["seconds"] / duck["query_s"], "<= 1.0",
+         cli["replay"]["seconds"] / duck["query_s"] <= 1.0),
+        ("penalty audit, whole / DuckDB query", cli["audit"]["seconds"] / duck["query_s"], "<= 1.0",
+         cli["audit"]["seconds"] / duck["query_s"] <= 1.0),
         ("shop report p99 (us)", latency["shop_report"]["p99_us"], "< 1000",
          latency["shop_report"]["p99_us"] < 1000),
         ("order report p99 (us)", latency["order_report"]["p99_us"], "< 1000",
@@ -226,6 +239,11 @@ def main():
     line("DuckDB %s (%d threads)" % (duck["duckdb_version"], duck["threads"]),
          "load %.2f s, query %.2f s; %s judgments in %s shops" % (
              duck["load_s"], duck["query_s"], f"{duck['judgments']:,}", f"{duck['shops_with_judgments']:,}"))
+    for command in ("replay", "audit"):
+        c = cli[command]
+        line("penalty %s, whole process" % command, "%.2f s = %.2fx DuckDB's query; peak RSS %.0f MB (rounds: %s)" % (
+            c["seconds"], c["seconds"] / duck["query_s"], c["peak_rss_kib"] * 1024 / 1e6,
+            ", ".join("%.2f" % x for x in c["rounds_s"])))
     line("judgment counts, ours vs DuckDB", "OK, equal in every shop" if duck.get("counts_equal")
          else "MISMATCH in %s shops" % duck.get("mismatched_shops"))
     s, o = latency["shop_report"], latency["order_report"]

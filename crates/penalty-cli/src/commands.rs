@@ -12,9 +12,12 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use penalty_core::csv::CsvRow;
 use penalty_core::{Ledger, OrderStatus, Policy, UnixNs, Within};
-use penalty_store::ingest::{IngestCounts, IngestObserver, IngestOptions, RejectsFile};
-use penalty_store::projection::{self, PartQuery};
+use penalty_store::ingest::{
+    AppendedEvent, IngestCounts, IngestObserver, IngestOptions, RejectsFile,
+};
+use penalty_store::projection::{self, Follower, PartQuery};
 use penalty_store::reader::LogReader;
+use penalty_store::snapshot::Snapshot;
 use penalty_store::{EventLog, StoreError};
 use serde::Serialize;
 
@@ -358,12 +361,21 @@ struct ProgressDisplay {
     /// The counts of every input so far, as of the last durable block.
     committed: IngestCounts,
     progress_jsonl: bool,
+    /// Folds the appended events beside the appends, for the snapshots
+    /// written at the end.
+    follower: Option<Follower>,
 }
 
 impl IngestObserver for ProgressDisplay {
-    /// The CLI counts the appended events; it does not look at them.
     fn wants_appended(&self) -> bool {
-        false
+        self.follower.is_some()
+    }
+
+    fn appended(&mut self, events: &[AppendedEvent<'_>]) -> Result<(), StoreError> {
+        if let Some(follower) = &mut self.follower {
+            follower.push(events);
+        }
+        Ok(())
     }
 
     fn progress(&mut self, counts: &IngestCounts, bytes_read: u64) {
@@ -409,6 +421,15 @@ fn ingest(db: &Path, policy: &Policy, no_wait: bool, args: IngestArgs) -> anyhow
         }
     }
     let mut log = open_writer(db, no_wait)?;
+    // The projection of what the log holds now, opened beside the appends
+    // and following them; without it (it could not start) the end of the
+    // ingest opens the projection as a reader would.
+    let expected_events =
+        inputs.iter().filter_map(|(_, size, _)| *size).sum::<u64>() / ESTIMATED_LINE_BYTES;
+    let follower = LogReader::open(db)
+        .and_then(|reader| Follower::start(reader, policy.clone(), expected_events))
+        .map_err(|error| tracing::info!(%error, "the projection does not follow this ingest"))
+        .ok();
     let rejects_path = args
         .rejects
         .clone()
@@ -432,6 +453,7 @@ fn ingest(db: &Path, policy: &Policy, no_wait: bool, args: IngestArgs) -> anyhow
         base: IngestCounts::default(),
         committed: IngestCounts::default(),
         progress_jsonl: args.progress_jsonl,
+        follower,
     };
     let mut total = IngestCounts::default();
     for (name, size, reader) in inputs {
@@ -481,11 +503,26 @@ fn ingest(db: &Path, policy: &Policy, no_wait: bool, args: IngestArgs) -> anyhow
     // The events are durable; the projections are derived data, folded in
     // and snapshotted now (the whole and its partitions), so that no query
     // pays for folding what this ingest appended.
+    // The follower folded them as they became durable; should it have
+    // stopped or missed any, they are folded now from the log.
     if total.appended > 0 {
-        let (current, _) = projection::open(&log, policy, false)?;
+        let last_seq = log.last_seq()?;
+        let followed = display.follower.take().map(Follower::finish);
+        let current = match followed {
+            Some(Ok(projection)) if projection.seq == last_seq => projection,
+            followed => {
+                if let Some(Err(error)) = followed {
+                    tracing::info!(%error, "the projection did not follow the ingest");
+                }
+                projection::open(&log, policy, false)?.0
+            }
+        };
         current
             .save(&log)
             .context("saving the projection checkpoint")?;
+        // The process ends soon: the operating system takes the ledger's
+        // memory back faster than freeing it piece by piece.
+        std::mem::forget(current);
     }
     let interrupted = stop.load(Ordering::SeqCst);
     if args.json {
@@ -792,27 +829,33 @@ fn replay(db: &Path, policy: &Policy, args: QueryArgs) -> anyhow::Result<ExitCod
         incremental_digest: None,
         equal: None,
     };
-    // The stored projection is digested and dropped before the replay, so
-    // that only one ledger is in memory at a time.
-    let incremental = match known_at {
-        None => {
-            let opened = projection::open_read(&reader, policy, false, false)?;
-            warn_all(&opened.warnings);
-            Some(opened.projection.ledger.digest(as_of))
+    match known_at {
+        Some(_) => {
+            let (rebuilt, _) = projection::replay_read(&reader, policy, known_at)?;
+            output.events = rebuilt.ledger.events_applied();
+            output.digest = projection::digest(&rebuilt.ledger, as_of);
         }
-        Some(_) => None,
-    };
-    let (rebuilt, end) = projection::replay_read(&reader, policy, known_at)?;
-    output.events = rebuilt.ledger.events_applied();
-    output.digest = rebuilt.ledger.digest(as_of);
-    if let Some(incremental) = incremental {
-        output.equal = Some(incremental == output.digest);
-        output.incremental_digest = Some(incremental);
-        // The rebuilt projection replaces the snapshot, for the next
-        // reader; a directory this process may not write to (a read-only
-        // copy) keeps the one it has.
-        if let Err(error) = projection::save_read(&reader, &rebuilt, end) {
-            tracing::info!(%error, "could not write the rebuilt snapshot");
+        None => {
+            // The snapshot file is read beside the replay; when it holds
+            // exactly the replay's state, that state is digested once.
+            let (stored, replayed) =
+                read_snapshot_beside(&reader, || projection::replay_read(&reader, policy, None))?;
+            let (rebuilt, end) = replayed?;
+            let compared = projection::compare(&reader, policy, as_of, stored, rebuilt, end)?;
+            warn_all(&compared.warnings);
+            output.events = compared.rebuilt.ledger.events_applied();
+            output.equal = Some(compared.stored_digest == compared.digest);
+            // What is stale of the snapshots is rewritten from the replay,
+            // for the next reader; a directory this process may not write
+            // to (a read-only copy) keeps what it has.
+            if let Err(error) = projection::refresh_read(&reader, &compared) {
+                tracing::info!(%error, "could not write the rebuilt snapshot");
+            }
+            output.incremental_digest = Some(compared.stored_digest);
+            output.digest = compared.digest;
+            // The process ends here: the operating system takes the
+            // ledger's memory back faster than freeing it piece by piece.
+            std::mem::forget(compared.rebuilt);
         }
     }
     if args.json {
@@ -861,6 +904,25 @@ struct CheckpointAudit {
     equal: bool,
 }
 
+/// Runs `work` while another thread reads the projection snapshot file of
+/// `reader`'s directory (its bytes are mostly a wait on the disk).
+fn read_snapshot_beside<T: Send>(
+    reader: &LogReader,
+    work: impl FnOnce() -> T + Send,
+) -> anyhow::Result<(Result<Option<Snapshot>, StoreError>, T)> {
+    std::thread::scope(|scope| {
+        let stored = std::thread::Builder::new()
+            .name("penalty-snapshot-read".into())
+            .spawn_scoped(scope, || penalty_store::snapshot::read(reader.dir()))
+            .context("starting a thread to read the snapshot")?;
+        let done = work();
+        let stored = stored
+            .join()
+            .map_err(|_| anyhow::anyhow!("reading the snapshot failed (a bug)"))?;
+        Ok((stored, done))
+    })
+}
+
 /// The log's check when the log cannot even be opened: no block checked,
 /// and the error as its problem.
 fn problem_report(error: &StoreError) -> penalty_store::VerifyReport {
@@ -877,9 +939,12 @@ fn problem_report(error: &StoreError) -> penalty_store::VerifyReport {
 
 /// What is wrong with the projection snapshot of `reader`'s directory: it
 /// fails its checksum, or it does not describe this log.
-fn snapshot_problem(reader: &LogReader) -> Option<String> {
+fn snapshot_problem(
+    reader: &LogReader,
+    stored: &Result<Option<Snapshot>, StoreError>,
+) -> Option<String> {
     let file = penalty_store::snapshot::SNAPSHOT_FILE;
-    match penalty_store::snapshot::read(reader.dir()) {
+    match stored {
         Ok(None) => None,
         Ok(Some(stored)) => reader.check_snapshot_end(&stored.end).err().map(|why| {
             format!(
@@ -907,7 +972,9 @@ fn check_everything(db: &Path, log: &EventLog) -> anyhow::Result<penalty_store::
         let files = reader.verify();
         if !files.is_ok() {
             report = files;
-        } else if let Some(detail) = snapshot_problem(&reader) {
+        } else if let Some(detail) =
+            snapshot_problem(&reader, &penalty_store::snapshot::read(reader.dir()))
+        {
             report.problem = Some(penalty_store::VerifyProblem {
                 seq: report.last_seq,
                 detail,
@@ -1026,8 +1093,25 @@ fn audit(db: &Path, policy: &Policy, args: AuditArgs) -> anyhow::Result<ExitCode
         }
         Err(error) => return Err(error.into()),
     };
-    let report = reader.verify();
-    let snapshot_problem = snapshot_problem(&reader);
+    let as_of = penalty_store::clock::now();
+    // The log's check and the replay run side by side (the check is the
+    // larger); the snapshot file is read once, on the check's thread, for
+    // its own check and for the comparison.
+    let ((report, stored), replayed) = std::thread::scope(|scope| {
+        let checked = std::thread::Builder::new()
+            .name("penalty-verify".into())
+            .spawn_scoped(scope, || {
+                let stored = penalty_store::snapshot::read(reader.dir());
+                (reader.verify(), stored)
+            })
+            .context("starting a thread to check the log")?;
+        let replayed = projection::replay_read(&reader, policy, None);
+        let checked = checked
+            .join()
+            .map_err(|_| anyhow::anyhow!("checking the log failed (a bug)"))?;
+        anyhow::Ok((checked, replayed))
+    })?;
+    let snapshot_problem = snapshot_problem(&reader, &stored);
     let mut output = AuditOutput {
         ok: report.is_ok() && snapshot_problem.is_none(),
         log: report,
@@ -1035,29 +1119,28 @@ fn audit(db: &Path, policy: &Policy, args: AuditArgs) -> anyhow::Result<ExitCode
         snapshot_problem,
         orphans: Vec::new(),
     };
+    // A damaged log is named by the check alone; the replay, which stops
+    // at the damage, is not compared.
     if output.log.is_ok() {
-        let as_of = penalty_store::clock::now();
-        // One ledger in memory at a time: the stored one is digested and
-        // dropped before the replay.
-        let opened = projection::open_read(&reader, policy, false, false)?;
-        let seq = match opened.origin {
+        let (rebuilt, end) = replayed?;
+        let compared = projection::compare(&reader, policy, as_of, stored, rebuilt, end)?;
+        let seq = match compared.stored_origin {
             projection::Origin::Checkpoint { seq, .. } => seq,
             projection::Origin::Replay { .. } => 0,
         };
-        let digest = opened.projection.ledger.digest(as_of);
-        drop(opened);
-        let (rebuilt, _) = projection::replay_read(&reader, policy, None)?;
-        let replay_digest = rebuilt.ledger.digest(as_of);
-        let equal = digest == replay_digest;
+        let equal = compared.stored_digest == compared.digest;
         output.ok &= equal;
+        output.orphans = compared.rebuilt.ledger.orphans(UnixNs(i64::MAX));
         output.checkpoint = Some(CheckpointAudit {
             seq,
             as_of: as_of.to_rfc3339(policy.utc_offset),
-            digest,
-            replay_digest,
+            digest: compared.stored_digest,
+            replay_digest: compared.digest,
             equal,
         });
-        output.orphans = rebuilt.ledger.orphans(UnixNs(i64::MAX));
+        // The process ends here: the operating system takes the ledger's
+        // memory back faster than freeing it piece by piece.
+        std::mem::forget(compared.rebuilt);
     }
     if args.json {
         print(&json_line(&output)?)?;

@@ -20,7 +20,7 @@
 
 pub mod at_risk;
 mod cap;
-mod digest;
+pub mod digest;
 #[cfg(test)]
 mod fixtures;
 mod fold;

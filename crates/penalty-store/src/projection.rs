@@ -9,8 +9,11 @@
 //! alone, from sequence number 1, with no snapshot. Both must give the same
 //! digest.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+use penalty_core::ledger::digest::DigestHasher;
 use penalty_core::ledger::partition::{partition_of, shop_of};
 use penalty_core::{KindRef, Ledger, OrderIds, OrderIndex, Policy, UnixNs};
 
@@ -89,6 +92,33 @@ impl Projection {
         encoder.finish().unwrap_or_default()
     }
 
+    /// Whether `payload` (a snapshot's) is exactly this projection's
+    /// encoding. The same bytes decode to the same ledger, which answers
+    /// every query (and gives every digest) alike, so `replay` and `audit`
+    /// take this for the stored projection's state instead of decoding and
+    /// digesting it apart. Compared as it serialises, stopping at the first
+    /// difference, with neither side held uncompressed.
+    pub fn encodes_as(&self, payload: &[u8]) -> bool {
+        let Some((format, rest)) = payload.split_first() else {
+            return false;
+        };
+        if *format != CHECKPOINT_FORMAT {
+            return false;
+        }
+        let mut stored = lz4_flex::frame::FrameDecoder::new(rest);
+        let same = SameBytes {
+            stored: &mut stored,
+            buffer: vec![0; 1 << 16],
+        };
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, same);
+        if bincode::serialize_into(&mut out, &self.ledger).is_err() || out.flush().is_err() {
+            return false;
+        }
+        drop(out);
+        // Nothing may be left over.
+        matches!(stored.read(&mut [0u8; 1]), Ok(0))
+    }
+
     fn decode(seq: u64, bytes: &[u8]) -> Option<Projection> {
         let (format, rest) = bytes.split_first()?;
         if *format != CHECKPOINT_FORMAT {
@@ -110,15 +140,283 @@ impl Projection {
         self.save_at(log.dir(), &end)
     }
 
+    /// Writes both snapshots, each atomically: the whole on one thread while
+    /// this one splits and writes the parts (two independent files; a
+    /// crash between them leaves each whole or absent, and a reader checks
+    /// each against the log on its own).
     fn save_at(&self, dir: &std::path::Path, end: &SnapshotEnd) -> Result<(), StoreError> {
         debug_assert_eq!(end.seq, self.seq, "a snapshot of what it reflects");
-        let bytes = self.encode();
-        if bytes.is_empty() {
-            return Ok(());
+        let write_whole = || {
+            let bytes = self.encode();
+            if bytes.is_empty() {
+                return Ok(());
+            }
+            snapshot::write(dir, end, &bytes)
+        };
+        std::thread::scope(|scope| {
+            let whole = std::thread::Builder::new()
+                .name("penalty-snapshot".into())
+                .spawn_scoped(scope, write_whole);
+            match whole {
+                Ok(whole) => {
+                    let parts = parts::write(dir, end, &self.ledger);
+                    let whole = whole.join().unwrap_or(Err(StoreError::ThreadEnded {
+                        thread: "snapshot writer",
+                    }));
+                    whole.and(parts)
+                }
+                Err(_) => write_whole().and_then(|()| parts::write(dir, end, &self.ledger)),
+            }
+        })
+    }
+}
+
+/// A writer that compares what is written with what `stored` reads, and
+/// fails at the first difference (see [`Projection::encodes_as`]).
+struct SameBytes<R> {
+    stored: R,
+    buffer: Vec<u8>,
+}
+
+impl<R: Read> Write for SameBytes<R> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let n = bytes.len().min(self.buffer.len());
+        self.stored.read_exact(&mut self.buffer[..n])?;
+        if self.buffer[..n] != bytes[..n] {
+            return Err(std::io::Error::other("the bytes differ"));
         }
-        snapshot::write(dir, end, &bytes)?;
-        drop(bytes);
-        parts::write(dir, end, &self.ledger)
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// How many pieces [`digest`] cuts the shops into, by their orders: enough
+/// that its threads finish together although shops differ a thousandfold
+/// in size.
+const DIGEST_PIECES: usize = 256;
+
+/// [`Ledger::digest`] on every core: runs of shops digested by threads
+/// taking the next piece as they finish one, hashed in order as they come.
+/// The same bytes are hashed in the same order, so the digest is the same.
+pub fn digest(ledger: &Ledger, as_of: UnixNs) -> String {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    digest_on(ledger, as_of, threads)
+}
+
+/// [`digest`] on `threads` threads (one: [`Ledger::digest`] itself).
+pub fn digest_on(ledger: &Ledger, as_of: UnixNs, threads: usize) -> String {
+    if threads <= 1 {
+        return ledger.digest(as_of);
+    }
+    let shops = ledger.digest_shops();
+    let total: usize = shops.iter().map(|(_, orders)| orders + 1).sum();
+    let per_piece = total.div_ceil(DIGEST_PIECES).max(1);
+    let mut runs = Vec::new();
+    let (mut start, mut weight) = (0, 0);
+    for (i, (_, orders)) in shops.iter().enumerate() {
+        weight += orders + 1;
+        if weight >= per_piece {
+            runs.push(start..i + 1);
+            (start, weight) = (i + 1, 0);
+        }
+    }
+    if start < shops.len() {
+        runs.push(start..shops.len());
+    }
+    let ids: Vec<u32> = shops.iter().map(|(shop, _)| *shop).collect();
+    let next = AtomicUsize::new(0);
+    let (runs, ids, next) = (&runs, &ids, &next);
+    std::thread::scope(|scope| {
+        let (sender, pieces) = std::sync::mpsc::channel::<(usize, Vec<u8>)>();
+        let mut spawned = 0;
+        for _ in 0..threads {
+            let sender = sender.clone();
+            let work = move || loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let Some(run) = runs.get(index) else { break };
+                let piece = ledger.digest_piece(&ids[run.clone()], as_of);
+                if sender.send((index, piece)).is_err() {
+                    break;
+                }
+            };
+            if std::thread::Builder::new()
+                .name("penalty-digest".into())
+                .spawn_scoped(scope, work)
+                .is_ok()
+            {
+                spawned += 1;
+            }
+        }
+        drop(sender);
+        if spawned == 0 {
+            return ledger.digest(as_of);
+        }
+        let last = ledger.digest_last_piece(as_of);
+        let mut hasher = DigestHasher::default();
+        let mut waiting = BTreeMap::new();
+        let mut wanted = 0;
+        for (index, piece) in pieces {
+            waiting.insert(index, piece);
+            while let Some(piece) = waiting.remove(&wanted) {
+                hasher.update(&piece);
+                wanted += 1;
+            }
+        }
+        hasher.update(&last);
+        hasher.finish()
+    })
+}
+
+/// Blocks of appended events a [`Follower`] may hold unfolded before the
+/// writer waits for it.
+const FOLLOW_BLOCKS: usize = 16;
+
+/// A fold of a writer's appends as they become durable, on a thread of its
+/// own, so that the projection of everything appended is ready (to be
+/// snapshotted) when the appends end, without reading the blocks back. It
+/// starts from the projection of what the log held before (the snapshot
+/// and its tail, opened on its thread beside the appends). Whatever goes
+/// wrong in it only loses the head start: [`Follower::finish`] says so and
+/// the caller opens the projection as a reader would.
+pub struct Follower {
+    sender: Option<std::sync::mpsc::SyncSender<FollowBatch>>,
+    thread: Option<std::thread::JoinHandle<Result<Projection, StoreError>>>,
+}
+
+/// Appended events as a [`Follower`] gets them: their stored forms, copied
+/// out of the writer's buffers (which go back to its reader).
+struct FollowBatch {
+    bytes: Vec<u8>,
+    /// Each event's sequence number, when its block was recorded, where its
+    /// stored form ends in `bytes`, and whether that is the compact form.
+    events: Vec<(u64, UnixNs, usize, bool)>,
+}
+
+impl Follower {
+    /// Starts following the appends after what `reader` holds (a reader
+    /// opened before the first append, by the writer). `expected_events`
+    /// sizes the ledger's tables once (a guess: growing a table of a
+    /// million order ids rehashes them all, a wrong guess costs capacity).
+    pub fn start(
+        reader: LogReader,
+        policy: Policy,
+        expected_events: u64,
+    ) -> Result<Follower, StoreError> {
+        let (sender, batches) = std::sync::mpsc::sync_channel::<FollowBatch>(FOLLOW_BLOCKS);
+        let thread = std::thread::Builder::new()
+            .name("penalty-follow".into())
+            .spawn(move || {
+                let opened = open_read(&reader, &policy, false, false)?;
+                for warning in &opened.warnings {
+                    tracing::warn!("{warning}");
+                }
+                let mut projection = opened.projection;
+                // About two events per order, as in a replay.
+                let orders = usize::try_from(expected_events / 2).unwrap_or(0);
+                projection.ledger.reserve_orders(orders);
+                // A fold from nothing builds the settle-day index once, at
+                // its end, as a replay does.
+                let bulk = projection.ledger.begin_bulk();
+                let mut folded = Ok(());
+                for batch in batches {
+                    folded = batch.fold_into(&mut projection);
+                    if folded.is_err() {
+                        break;
+                    }
+                }
+                if bulk {
+                    projection.ledger.end_bulk();
+                }
+                folded.map(|()| projection)
+            })
+            .map_err(|source| StoreError::Spawn {
+                thread: "projection follower",
+                source,
+            })?;
+        Ok(Follower {
+            sender: Some(sender),
+            thread: Some(thread),
+        })
+    }
+
+    /// Hands over events now durable, in sequence order. Never fails: a
+    /// follower that stopped is reported by [`Follower::finish`].
+    pub fn push(&mut self, events: &[crate::ingest::AppendedEvent<'_>]) {
+        let Some(sender) = &self.sender else {
+            return;
+        };
+        if events.is_empty() {
+            return;
+        }
+        let bytes = events.iter().map(|e| e.line.payload.bytes().len()).sum();
+        let mut batch = FollowBatch {
+            bytes: Vec::with_capacity(bytes),
+            events: Vec::with_capacity(events.len()),
+        };
+        for event in events {
+            let payload = event.line.payload;
+            batch.bytes.extend_from_slice(payload.bytes());
+            batch.events.push((
+                event.seq,
+                event.recorded_at,
+                batch.bytes.len(),
+                payload.is_compact(),
+            ));
+        }
+        if sender.send(batch).is_err() {
+            self.sender = None;
+        }
+    }
+
+    /// The projection of everything before the follower started and every
+    /// event pushed since; an error when the follower stopped on the way.
+    pub fn finish(mut self) -> Result<Projection, StoreError> {
+        self.sender = None;
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(folded)) => folded,
+            _ => Err(StoreError::ThreadEnded {
+                thread: "projection follower",
+            }),
+        }
+    }
+}
+
+impl FollowBatch {
+    fn fold_into(self, projection: &mut Projection) -> Result<(), StoreError> {
+        let mut start = 0;
+        for (seq, recorded_at, end, compact) in self.events {
+            let stored = &self.bytes[start..end];
+            start = end;
+            if seq != projection.seq + 1 {
+                return Err(corrupt(
+                    seq,
+                    format!(
+                        "the follower expected sequence number {}",
+                        projection.seq + 1
+                    ),
+                ));
+            }
+            if compact {
+                let (_, at, kind) = penalty_core::compact::decode_ref(stored)
+                    .ok_or_else(|| corrupt(seq, "its compact form does not decode".into()))?;
+                projection.fold_in(seq, at, kind, recorded_at, OrderIndex::Intern)?;
+            } else {
+                let event = penalty_core::event::parse_stored(stored).map_err(|reject| {
+                    corrupt(seq, format!("its stored JSON does not validate ({reject})"))
+                })?;
+                projection.fold_in(
+                    seq,
+                    event.at,
+                    event.kind_ref(),
+                    recorded_at,
+                    OrderIndex::Intern,
+                )?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -470,6 +768,115 @@ pub fn save_read(
         }
         _ => Ok(false),
     }
+}
+
+/// A replay of the log set beside the stored projection, as `penalty
+/// replay` and `penalty audit` compare them (see [`compare`]).
+#[derive(Debug)]
+pub struct Compared {
+    /// The replay of the log.
+    pub rebuilt: Projection,
+    /// Where the replay's last block lies (for [`save_read`]).
+    pub end: Option<SnapshotEnd>,
+    /// The replay's digest.
+    pub digest: String,
+    /// The stored projection's digest (the snapshot plus the blocks after
+    /// it; a replay when there is no usable snapshot).
+    pub stored_digest: String,
+    /// How the stored projection was made.
+    pub stored_origin: Origin,
+    /// Damage found on the way (see [`Opened::warnings`]).
+    pub warnings: Vec<String>,
+    /// Whether the snapshot file is already the replay's encoding, so that
+    /// writing it again would change nothing.
+    pub snapshot_current: bool,
+}
+
+/// Digests `rebuilt` (a replay of what `reader` holds, ending at `end`) and
+/// the stored projection as of `as_of`. `stored` is the snapshot file as
+/// read beforehand (the caller reads it beside the replay). When the
+/// snapshot ends where the replay does and holds exactly the replay's
+/// encoding ([`Projection::encodes_as`], checked beside the digest), both
+/// are the same state and the digest is computed once; otherwise the stored
+/// projection is opened and digested as any query opens it.
+pub fn compare(
+    reader: &LogReader,
+    policy: &Policy,
+    as_of: UnixNs,
+    stored: Result<Option<snapshot::Snapshot>, StoreError>,
+    rebuilt: Projection,
+    end: Option<SnapshotEnd>,
+) -> Result<Compared, StoreError> {
+    let candidate = match &stored {
+        Ok(Some(snapshot))
+            if end == Some(snapshot.end) && reader.check_snapshot_end(&snapshot.end).is_ok() =>
+        {
+            Some(snapshot)
+        }
+        _ => None,
+    };
+    let (digest, same) = std::thread::scope(|scope| {
+        let same = candidate.map(|snapshot| {
+            std::thread::Builder::new()
+                .name("penalty-compare".into())
+                .spawn_scoped(scope, || rebuilt.encodes_as(&snapshot.payload))
+        });
+        let digest = digest(&rebuilt.ledger, as_of);
+        let same = match same {
+            Some(Ok(thread)) => thread.join().unwrap_or(false),
+            Some(Err(_)) => candidate.is_some_and(|snapshot| rebuilt.encodes_as(&snapshot.payload)),
+            None => false,
+        };
+        (digest, same)
+    });
+    if let (true, Some(snapshot)) = (same, candidate) {
+        return Ok(Compared {
+            stored_digest: digest.clone(),
+            stored_origin: Origin::Checkpoint {
+                seq: snapshot.end.seq,
+                tail: 0,
+            },
+            warnings: reader.head().damage.iter().cloned().collect(),
+            snapshot_current: true,
+            rebuilt,
+            end,
+            digest,
+        });
+    }
+    drop(stored);
+    let opened = open_read(reader, policy, false, false)?;
+    let stored_digest = self::digest(&opened.projection.ledger, as_of);
+    Ok(Compared {
+        rebuilt,
+        end,
+        digest,
+        stored_digest,
+        stored_origin: opened.origin,
+        warnings: opened.warnings,
+        snapshot_current: false,
+    })
+}
+
+/// Writes what [`compare`] found stale, for the next reader: both snapshots
+/// when the snapshot file is not the replay's encoding ([`save_read`]);
+/// the partitioned snapshot alone when only it is missing, damaged or
+/// older; nothing when both are current. `true` when it wrote.
+pub fn refresh_read(reader: &LogReader, compared: &Compared) -> Result<bool, StoreError> {
+    if !compared.snapshot_current {
+        return save_read(reader, &compared.rebuilt, compared.end);
+    }
+    let Some(end) = compared.end else {
+        return Ok(false);
+    };
+    let current = matches!(
+        Parts::open(reader.dir()),
+        Ok(Some(stored)) if stored.end == end && stored.check().is_ok()
+    );
+    if current {
+        return Ok(false);
+    }
+    parts::write(reader.dir(), &end, &compared.rebuilt.ledger)?;
+    Ok(true)
 }
 
 /// A fold of the log alone, from sequence number 1, ignoring any checkpoint.

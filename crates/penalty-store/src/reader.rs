@@ -221,7 +221,7 @@ impl LogReader {
             last_seq: 0,
             problem: None,
         };
-        let mut checker = EntryChecker::default();
+        let mut checker = EntryChecker::with_capacity(self.last_seq());
         for block in self.blocks() {
             let block = match block {
                 Ok(block) => block,

@@ -2123,3 +2123,165 @@ fn issue20_a_lock_file_naming_an_exited_process_says_so() {
     }
     EventLog::open(dir.path()).unwrap();
 }
+
+/// A generated workload's lines.
+fn generated_lines(orders: u64, shops: u64, seed: u64) -> Vec<String> {
+    let mut jsonl = Vec::new();
+    penalty_gen::generate(
+        &penalty_gen::GenOptions {
+            orders,
+            shops,
+            seed,
+        },
+        &mut jsonl,
+    )
+    .unwrap();
+    String::from_utf8(jsonl)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// Hands every appended event to a follower.
+struct Following(penalty_store::projection::Follower);
+
+impl IngestObserver for Following {
+    fn appended(&mut self, events: &[AppendedEvent<'_>]) -> Result<(), StoreError> {
+        self.0.push(events);
+        Ok(())
+    }
+}
+
+/// A follower started before an ingest (on an empty log, or on one with a
+/// snapshot and a tail) ends holding exactly the state a replay of the
+/// whole log reaches: the same encoding, so the snapshot ingest writes from
+/// it is the one `replay` and `audit` recognise as current.
+#[test]
+fn a_follower_folds_the_appends_into_the_replays_very_state() {
+    use penalty_store::projection::{self, Follower};
+    use penalty_store::reader::LogReader;
+    let lines = generated_lines(600, 9, 4);
+    let policy = penalty_core::Policy::default();
+    for (saved, unsaved) in [(0, 0), (0, 700), (500, 0), (400, 300)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = EventLog::open(dir.path()).unwrap();
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        if saved > 0 {
+            ingest_lines(&mut log, &refs[..saved]);
+            let (projection, _) = projection::open(&log, &policy, false).unwrap();
+            projection.save(&log).unwrap();
+        }
+        if unsaved > 0 {
+            ingest_lines(&mut log, &refs[saved..saved + unsaved]);
+        }
+        let reader = LogReader::open(dir.path()).unwrap();
+        let follower = Follower::start(reader, policy.clone(), 1000).unwrap();
+        let mut following = Following(follower);
+        let mut rest = refs[saved + unsaved..].join("\n");
+        rest.push('\n');
+        ingest_bytes(
+            &mut log,
+            rest.into_bytes(),
+            &mut NullRejects,
+            &mut following,
+        );
+        let followed = following.0.finish().unwrap();
+        assert_eq!(followed.seq, log.last_seq().unwrap());
+        drop(log);
+        let reader = LogReader::open(dir.path()).unwrap();
+        let (replayed, _) = projection::replay_read(&reader, &policy, None).unwrap();
+        assert!(
+            replayed.encodes_as(&followed.encode()),
+            "saved {saved}, unsaved {unsaved}"
+        );
+        let as_of = UnixNs::parse_rfc3339("2026-06-01T00:00:00Z").unwrap();
+        assert_eq!(followed.ledger.digest(as_of), replayed.ledger.digest(as_of));
+    }
+}
+
+/// The digest on several threads hashes the same bytes in the same order.
+#[test]
+fn the_digest_on_several_threads_is_the_digest() {
+    use penalty_store::projection;
+    use penalty_store::reader::LogReader;
+    let lines = generated_lines(3000, 40, 5);
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    ingest_lines(&mut log, &refs);
+    drop(log);
+    let policy = penalty_core::Policy::default();
+    let reader = LogReader::open(dir.path()).unwrap();
+    let (replayed, _) = projection::replay_read(&reader, &policy, None).unwrap();
+    for as_of in [
+        "2026-01-05T00:00:00Z",
+        "2026-02-20T00:00:00Z",
+        "2027-01-01T00:00:00Z",
+    ] {
+        let as_of = UnixNs::parse_rfc3339(as_of).unwrap();
+        let expected = replayed.ledger.digest(as_of);
+        for threads in 1..=5 {
+            assert_eq!(
+                projection::digest_on(&replayed.ledger, as_of, threads),
+                expected,
+                "{threads} threads"
+            );
+        }
+    }
+}
+
+/// `compare` takes the snapshot for the replay's state only when it is
+/// exactly its encoding and ends where it does; a snapshot with a tail,
+/// another state or damage is opened and digested apart, and the digests
+/// still agree.
+#[test]
+fn compare_trusts_only_a_snapshot_that_is_the_replays_encoding() {
+    use penalty_store::projection::{self, Origin};
+    use penalty_store::reader::LogReader;
+    use penalty_store::snapshot;
+    let lines = generated_lines(500, 8, 6);
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let policy = penalty_core::Policy::default();
+    let as_of = UnixNs::parse_rfc3339("2026-06-01T00:00:00Z").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    ingest_lines(&mut log, &refs[..600]);
+    let (projection, _) = projection::open(&log, &policy, false).unwrap();
+    projection.save(&log).unwrap();
+    let compared = |dir: &Path| {
+        let reader = LogReader::open(dir).unwrap();
+        let (rebuilt, end) = projection::replay_read(&reader, &policy, None).unwrap();
+        projection::compare(&reader, &policy, as_of, snapshot::read(dir), rebuilt, end).unwrap()
+    };
+    // The snapshot is the whole log's state.
+    let current = compared(dir.path());
+    assert!(current.snapshot_current);
+    assert_eq!(current.stored_digest, current.digest);
+    assert!(matches!(
+        current.stored_origin,
+        Origin::Checkpoint { tail: 0, .. }
+    ));
+    // The prefix's state is not the whole's; the tail is folded and the
+    // digests agree.
+    ingest_lines(&mut log, &refs[600..]);
+    drop(log);
+    let with_tail = compared(dir.path());
+    assert!(!with_tail.snapshot_current);
+    assert_eq!(with_tail.stored_digest, with_tail.digest);
+    assert!(matches!(
+        with_tail.stored_origin,
+        Origin::Checkpoint { tail, .. } if tail > 0
+    ));
+    // Another state's bytes, half a payload, another format and no
+    // payload are not this one.
+    assert!(!with_tail.rebuilt.encodes_as(&projection.encode()));
+    let mut bytes = with_tail.rebuilt.encode();
+    assert!(with_tail.rebuilt.encodes_as(&bytes));
+    bytes[0] ^= 0xff;
+    assert!(!with_tail.rebuilt.encodes_as(&bytes));
+    bytes[0] ^= 0xff;
+    bytes.truncate(bytes.len() / 2);
+    assert!(!with_tail.rebuilt.encodes_as(&bytes));
+    assert!(!with_tail.rebuilt.encodes_as(&[]));
+}

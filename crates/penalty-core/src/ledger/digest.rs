@@ -16,117 +16,185 @@ impl Ledger {
     /// so no time is formatted). Equal for any two ledgers that answer every
     /// query alike, however their events arrived.
     pub fn digest(&self, as_of: UnixNs) -> String {
-        let mut feed = DigestFeed::default();
+        let mut feed = DigestFeed::hashing();
         for shop in self.sorted_shops() {
-            if !self.shop_exists(&self.shops[shop as usize], as_of) {
-                continue;
-            }
-            let tally = self.tally(shop, as_of, FactsKept::All);
-            feed.text(self.shop_ids.get(shop));
-            for n in [
-                tally.orders as i64,
-                tally.judgments as i64,
-                tally.violating_orders as i64,
-            ] {
-                feed.number(n);
-            }
-            for n in [
-                tally.charged_fen,
-                tally.waived_fen,
-                tally.pending_fen,
-                tally.deposit_balance_fen,
-            ] {
-                feed.wide(n);
-            }
-            for n in [
-                tally.due_orders as i64,
-                tally.timed_out_orders as i64,
-                tally.timeout_judgments as i64,
-                tally.bans.len() as i64,
-            ] {
-                feed.number(n);
-            }
-            for (at, product, order) in &tally.bans {
-                feed.number(at.0);
-                feed.text(product);
-                feed.text(order);
-            }
-            feed.number(tally.flags.len() as i64);
-            for (at, order) in &tally.flags {
-                feed.number(at.0);
-                feed.text(order);
-            }
-            for facts in facts_by_order_id(&tally) {
-                let view = &facts.view;
-                feed.text(view.order_id());
-                feed.text(view.product_id());
-                let instant = |t: Option<UnixNs>| t.map_or(i64::MIN, |t| t.0);
-                for n in [
-                    view.paid.amount_fen,
-                    view.paid.at.0,
-                    view.derived.deadline.0,
-                    view.status(as_of) as i64,
-                    instant(view.resolved_at(as_of)),
-                    facts.standing as i64,
-                    facts.revoked as i64,
-                    i64::from(facts.banned),
-                    i64::from(facts.flagged),
-                    instant(
-                        view.auto_closed(as_of)
-                            .then_some(view.derived.auto_close_at),
-                    ),
-                    view.refund_due_fen(as_of),
-                    i64::from(view.alternative_refund_required(as_of)),
-                    facts.deductions.len() as i64,
-                ] {
-                    feed.number(n);
-                }
-                for d in &facts.deductions {
-                    for n in [
-                        i64::from(d.number),
-                        d.status as i64,
-                        d.amount_fen,
-                        d.charged_fen,
-                        d.waived_fen,
-                    ] {
-                        feed.number(n);
-                    }
-                }
-            }
-            // R14: the booked ledger is part of the state a replay must reach.
-            let postings = crate::postings::shop_postings(self, &self.shops[shop as usize], as_of);
-            feed.wide(tally.booked_fen);
-            feed.number(postings.len() as i64);
-            for p in &postings {
-                feed.number(p.run_day.0);
-                feed.text(self.order_ids.get(p.order));
-                for n in [
-                    i64::from(p.number),
-                    p.kind as i64,
-                    p.amount_fen,
-                    p.settle_day.0,
-                ] {
-                    feed.number(n);
-                }
-            }
+            self.feed_shop(&mut feed, shop, as_of);
         }
+        self.feed_orphans(&mut feed, as_of);
+        feed.finish()
+    }
+
+    /// The shops in the order [`Ledger::digest`] hashes them, each with a
+    /// weight (its orders) for sharing them out: a caller that computes the
+    /// digest in pieces ([`Ledger::digest_piece`]) cuts this list into runs.
+    pub fn digest_shops(&self) -> Vec<(u32, usize)> {
+        self.sorted_shops()
+            .into_iter()
+            .map(|shop| (shop, self.shops[shop as usize].orders.len()))
+            .collect()
+    }
+
+    /// The bytes [`Ledger::digest`] hashes for a run of `shops` taken in
+    /// order from [`Ledger::digest_shops`]. Hashing the pieces of
+    /// consecutive runs, then [`Ledger::digest_last_piece`], with a
+    /// [`DigestHasher`] gives the digest: pieces are independent, so they
+    /// may be computed on several threads (the store does).
+    pub fn digest_piece(&self, shops: &[u32], as_of: UnixNs) -> Vec<u8> {
+        let mut feed = DigestFeed::default();
+        for &shop in shops {
+            self.feed_shop(&mut feed, shop, as_of);
+        }
+        feed.buffer
+    }
+
+    /// The bytes [`Ledger::digest`] hashes after every shop's: the orphans.
+    pub fn digest_last_piece(&self, as_of: UnixNs) -> Vec<u8> {
+        let mut feed = DigestFeed::default();
+        self.feed_orphans(&mut feed, as_of);
+        feed.buffer
+    }
+
+    fn feed_orphans(&self, feed: &mut DigestFeed, as_of: UnixNs) {
         for orphan in self.orphans(as_of) {
             feed.text(&orphan.order_id);
             feed.number(orphan.events as i64);
         }
-        feed.finish()
+    }
+
+    /// Feeds one shop's state, when it exists as of `as_of`.
+    fn feed_shop(&self, feed: &mut DigestFeed, shop: u32, as_of: UnixNs) {
+        if !self.shop_exists(&self.shops[shop as usize], as_of) {
+            return;
+        }
+        let tally = self.tally(shop, as_of, FactsKept::All);
+        feed.text(self.shop_ids.get(shop));
+        for n in [
+            tally.orders as i64,
+            tally.judgments as i64,
+            tally.violating_orders as i64,
+        ] {
+            feed.number(n);
+        }
+        for n in [
+            tally.charged_fen,
+            tally.waived_fen,
+            tally.pending_fen,
+            tally.deposit_balance_fen,
+        ] {
+            feed.wide(n);
+        }
+        for n in [
+            tally.due_orders as i64,
+            tally.timed_out_orders as i64,
+            tally.timeout_judgments as i64,
+            tally.bans.len() as i64,
+        ] {
+            feed.number(n);
+        }
+        for (at, product, order) in &tally.bans {
+            feed.number(at.0);
+            feed.text(product);
+            feed.text(order);
+        }
+        feed.number(tally.flags.len() as i64);
+        for (at, order) in &tally.flags {
+            feed.number(at.0);
+            feed.text(order);
+        }
+        for facts in facts_by_order_id(&tally) {
+            let view = &facts.view;
+            feed.text(view.order_id());
+            feed.text(view.product_id());
+            let instant = |t: Option<UnixNs>| t.map_or(i64::MIN, |t| t.0);
+            for n in [
+                view.paid.amount_fen,
+                view.paid.at.0,
+                view.derived.deadline.0,
+                view.status(as_of) as i64,
+                instant(view.resolved_at(as_of)),
+                facts.standing as i64,
+                facts.revoked as i64,
+                i64::from(facts.banned),
+                i64::from(facts.flagged),
+                instant(
+                    view.auto_closed(as_of)
+                        .then_some(view.derived.auto_close_at),
+                ),
+                view.refund_due_fen(as_of),
+                i64::from(view.alternative_refund_required(as_of)),
+                facts.deductions.len() as i64,
+            ] {
+                feed.number(n);
+            }
+            for d in &facts.deductions {
+                for n in [
+                    i64::from(d.number),
+                    d.status as i64,
+                    d.amount_fen,
+                    d.charged_fen,
+                    d.waived_fen,
+                ] {
+                    feed.number(n);
+                }
+            }
+        }
+        // R14: the booked ledger is part of the state a replay must reach.
+        let postings = crate::postings::shop_postings(self, &self.shops[shop as usize], as_of);
+        feed.wide(tally.booked_fen);
+        feed.number(postings.len() as i64);
+        for p in &postings {
+            feed.number(p.run_day.0);
+            feed.text(self.order_ids.get(p.order));
+            for n in [
+                i64::from(p.number),
+                p.kind as i64,
+                p.amount_fen,
+                p.settle_day.0,
+            ] {
+                feed.number(n);
+            }
+        }
     }
 }
 
+/// The SHA-256 of [`Ledger::digest`] fed piece by piece (see
+/// [`Ledger::digest_piece`]).
+#[derive(Default)]
+pub struct DigestHasher(Sha256);
+
+impl DigestHasher {
+    /// Hashes the next piece.
+    pub fn update(&mut self, piece: &[u8]) {
+        self.0.update(piece);
+    }
+
+    /// The digest, in hex, as [`Ledger::digest`] gives it.
+    pub fn finish(self) -> String {
+        hex(&self.0.finalize())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The canonical binary stream the digest hashes: length-prefixed texts and
-/// fixed-width numbers, buffered and hashed in large chunks.
+/// fixed-width numbers, buffered and hashed in large chunks; or, without a
+/// hasher, kept whole (a piece).
 #[derive(Default)]
 struct DigestFeed {
-    hasher: Sha256,
+    hasher: Option<Sha256>,
     buffer: Vec<u8>,
 }
 
 impl DigestFeed {
+    fn hashing() -> DigestFeed {
+        DigestFeed {
+            hasher: Some(Sha256::default()),
+            buffer: Vec::new(),
+        }
+    }
+
     fn text(&mut self, text: &str) {
         self.number(text.len() as i64);
         self.buffer.extend_from_slice(text.as_bytes());
@@ -153,19 +221,18 @@ impl DigestFeed {
     }
 
     fn spill(&mut self) {
-        if self.buffer.len() >= 1 << 16 {
-            self.hasher.update(&self.buffer);
-            self.buffer.clear();
+        if let Some(hasher) = &mut self.hasher {
+            if self.buffer.len() >= 1 << 16 {
+                hasher.update(&self.buffer);
+                self.buffer.clear();
+            }
         }
     }
 
-    fn finish(mut self) -> String {
-        self.hasher.update(&self.buffer);
-        self.hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+    fn finish(self) -> String {
+        let mut hasher = self.hasher.unwrap_or_default();
+        hasher.update(&self.buffer);
+        hex(&hasher.finalize())
     }
 }
 
@@ -176,7 +243,7 @@ mod tests {
     use crate::policy::Policy;
 
     fn fed(feed: impl FnOnce(&mut DigestFeed)) -> String {
-        let mut digest = DigestFeed::default();
+        let mut digest = DigestFeed::hashing();
         feed(&mut digest);
         digest.finish()
     }
