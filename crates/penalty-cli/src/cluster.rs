@@ -107,12 +107,13 @@ pub fn ingest(db: &Path, _policy: &Policy, args: IngestArgs) -> anyhow::Result<E
     let rt = runtime()?;
     let total = rt.block_on(async {
         let client = setup::connect(&url).await?;
-        let js = setup::jetstream(client);
+        let js = setup::jetstream(client.clone());
         let config = setup::read_config(&js).await?;
         let mut total = Counts::default();
         for (name, reader) in inputs {
             rejects.set_source(&name);
             let counts = penalty_cluster::ingest::ingest(
+                &client,
                 &js,
                 config.partitions,
                 reader,

@@ -740,6 +740,7 @@ async fn http_post_events(
     };
     let mut listed: Vec<RejectedLine> = Vec::new();
     let counts = crate::ingest::ingest(
+        &node.client,
         &node.js,
         node.config.partitions,
         std::io::Cursor::new(body),
