@@ -203,11 +203,19 @@ async fn flush(
         }
         let mut failed = Vec::new();
         let mut last_error = String::new();
-        for (i, sent) in acks {
-            let result = match sent {
-                Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
+        // Awaited together: an acknowledgement's timeout runs from when it
+        // is awaited, so awaiting lost ones in turn would take a timeout
+        // each.
+        let results =
+            futures_util::future::join_all(acks.into_iter().map(|(i, sent)| async move {
+                let result = match sent {
+                    Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                (i, result)
+            }))
+            .await;
+        for (i, result) in results {
             if let Err(error) = result {
                 last_error = error;
                 failed.push(i);

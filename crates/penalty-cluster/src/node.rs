@@ -34,7 +34,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use futures_util::{FutureExt, StreamExt};
+use futures_util::StreamExt;
 use penalty_core::{Policy, UnixNs};
 use penalty_server::error::ApiError;
 use penalty_server::routes::{Params, ShopListParams, ShopListing, ShopPage};
@@ -407,14 +407,6 @@ async fn consume(node: &Node, stage: Stage, p: u32, hosted: &Hosted) -> Result<(
     // reflects is acknowledged, so a replay from a checkpoint never skips
     // an output that did not land.
     let mut outbox = setup::Outbox::new(node.js.clone());
-    // A core subscription to the subject wakes an idle worker when a
-    // message is published on it, instead of after a whole IDLE_POLL: only
-    // a hint (at most once, no sequence); the direct gets stay the reading.
-    let mut wake = node
-        .client
-        .subscribe(subject.clone())
-        .await
-        .map_err(|e| ClusterError::nats("listening to the partition's subject", e))?;
     let mut unsaved = 0u64;
     let mut saved_at = std::time::Instant::now();
     loop {
@@ -444,11 +436,7 @@ async fn consume(node: &Node, stage: Stage, p: u32, hosted: &Hosted) -> Result<(
                     unsaved = 0;
                     saved_at = std::time::Instant::now();
                 }
-                if tokio::time::timeout(IDLE_POLL, wake.next()).await.is_ok() {
-                    // Hints of messages about to be read by the direct gets
-                    // that follow: dropped, so as not to wake again for them.
-                    while let Some(Some(_)) = wake.next().now_or_never() {}
-                }
+                tokio::time::sleep(IDLE_POLL).await;
                 continue;
             }
             Err(error) => return Err(ClusterError::nats("reading the stream", error)),

@@ -222,18 +222,20 @@ impl Outbox {
     /// replays from its checkpoint, publishing them again under the same
     /// message ids.
     pub async fn flush(&mut self) -> Result<(), ClusterError> {
-        let mut first_error = None;
+        // Awaited together: an acknowledgement's timeout runs from when it
+        // is awaited, so awaiting hundreds of lost ones in turn (a stream
+        // leader killed) would take a timeout each.
         let acks = self
             .on_subject
             .drain()
             .map(|(_, ack)| ack)
-            .chain(self.unordered.drain(..));
-        for ack in acks {
-            if let Err(error) = acknowledged(ack).await {
-                first_error.get_or_insert(error);
-            }
-        }
-        first_error.map_or(Ok(()), Err)
+            .chain(self.unordered.drain(..))
+            .map(acknowledged);
+        futures_util::future::join_all(acks)
+            .await
+            .into_iter()
+            .find_map(Result::err)
+            .map_or(Ok(()), Err)
     }
 }
 
