@@ -845,7 +845,9 @@ pub fn render_metrics(status: &NodeStatus) -> String {
         status.node,
         owned.len()
     );
-    let gauges: [(&str, &str, fn(&HostedStatus) -> Option<f64>); 5] = [
+    /// A gauge: its name, its help, and its value for one partition.
+    type Gauge = (&'static str, &'static str, fn(&HostedStatus) -> Option<f64>);
+    let gauges: [Gauge; 5] = [
         (
             "penalty_partition_lag",
             "Stream last sequence on the partition's subject minus the checkpointed sequence.",
