@@ -627,6 +627,49 @@ fn three_nodes_over_three_nats_servers_answer_as_one_machine() {
     assert_eq!(status, 200, "{again}");
     assert_eq!(canonical(&again)["appended"], 0, "re-posted: {again}");
     assert_same_shop_pages(&cluster, single_port);
+
+    // Once all is applied and checkpointed, every node's /metrics shows a
+    // lag of 0 for each stage partition it owns (all 3 × P between them),
+    // and `penalty cluster status` the same.
+    wait_until(
+        "lag 0 in every node's /metrics",
+        Duration::from_secs(60),
+        || {
+            let mut gauges = 0;
+            for port in &cluster.http {
+                let (status, body) = http_get(*port, "/metrics")?;
+                if status != 200 {
+                    return Err(format!("/metrics: {status}"));
+                }
+                for line in body
+                    .lines()
+                    .filter(|l| l.starts_with("penalty_partition_lag{"))
+                {
+                    gauges += 1;
+                    if !line.ends_with(" 0") {
+                        return Err(line.to_string());
+                    }
+                }
+            }
+            if gauges == 3 * PARTITIONS {
+                Ok(())
+            } else {
+                Err(format!("{gauges} lag gauges"))
+            }
+        },
+    );
+    let table = ok(&["cluster", "status", "--cluster", &cluster.url]);
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .skip(2)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 3 * PARTITIONS as usize, "{table}");
+    assert!(
+        rows.iter()
+            .all(|r| r.len() == 8 && r[6] == "0" && r[7].ends_with('s')),
+        "every partition owned, lag 0, a checkpoint age: {table}"
+    );
     eprintln!("whole test in {:?}", started.elapsed());
 }
 
