@@ -1,9 +1,8 @@
 //! `penalty cluster …` and `penalty ingest --cluster`: glue over
 //! penalty-cluster, on a tokio runtime of their own.
 
-use std::fs::File;
 use std::io::{self, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -76,25 +75,11 @@ pub fn run(db: &Path, policy: &Policy, command: ClusterCommand) -> anyhow::Resul
 
 pub fn ingest(db: &Path, _policy: &Policy, args: IngestArgs) -> anyhow::Result<ExitCode> {
     let url = args.cluster.clone().unwrap_or_default();
-    let files = if args.files.is_empty() {
-        vec![PathBuf::from("-")]
-    } else {
-        args.files.clone()
-    };
-    let mut inputs: Vec<(String, Box<dyn io::BufRead + Send>)> = Vec::new();
-    for path in &files {
-        if path.as_os_str() == "-" {
-            inputs.push(("-".into(), Box::new(BufReader::new(io::stdin()))));
-        } else {
-            let file = File::open(path).with_context(|| {
-                format!(
-                    "cannot open the input file {}; check the path (nothing was ingested)",
-                    path.display()
-                )
-            })?;
-            inputs.push((path.display().to_string(), Box::new(BufReader::new(file))));
-        }
-    }
+    let inputs: Vec<(String, BufReader<Box<dyn io::Read + Send>>)> =
+        crate::commands::open_inputs(&args.files)?
+            .into_iter()
+            .map(|(name, _, reader)| (name, BufReader::new(reader)))
+            .collect();
     let rejects_path = match &args.rejects {
         Some(path) => path.clone(),
         None => {
@@ -107,12 +92,13 @@ pub fn ingest(db: &Path, _policy: &Policy, args: IngestArgs) -> anyhow::Result<E
     let rt = runtime()?;
     let total = rt.block_on(async {
         let client = setup::connect(&url).await?;
-        let js = setup::jetstream(client);
+        let js = setup::jetstream(client.clone());
         let config = setup::read_config(&js).await?;
         let mut total = Counts::default();
         for (name, reader) in inputs {
             rejects.set_source(&name);
             let counts = penalty_cluster::ingest::ingest(
+                &client,
                 &js,
                 config.partitions,
                 reader,

@@ -397,16 +397,17 @@ impl IngestObserver for ProgressDisplay {
     }
 }
 
-fn ingest(db: &Path, policy: &Policy, no_wait: bool, args: IngestArgs) -> anyhow::Result<ExitCode> {
-    // Open every input first, so that a mistyped name stops the command before
-    // anything is appended.
-    let mut inputs: Vec<(String, Option<u64>, Box<dyn Read + Send>)> = Vec::new();
-    let files = if args.files.is_empty() {
-        vec![PathBuf::from("-")]
-    } else {
-        args.files.clone()
-    };
-    for path in &files {
+/// The inputs of `penalty ingest` (one machine's and `--cluster`'s): each
+/// file's name, size when known, and reader; standard input for `-` or no
+/// file. Every input is opened first, so that a mistyped name stops the
+/// command before anything is ingested.
+pub(crate) type Input = (String, Option<u64>, Box<dyn Read + Send>);
+
+pub(crate) fn open_inputs(files: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
+    let stdin = [PathBuf::from("-")];
+    let files = if files.is_empty() { &stdin[..] } else { files };
+    let mut inputs: Vec<Input> = Vec::new();
+    for path in files {
         if path.as_os_str() == "-" {
             inputs.push(("-".into(), None, Box::new(io::stdin())));
         } else {
@@ -420,6 +421,11 @@ fn ingest(db: &Path, policy: &Policy, no_wait: bool, args: IngestArgs) -> anyhow
             inputs.push((path.display().to_string(), size, Box::new(file)));
         }
     }
+    Ok(inputs)
+}
+
+fn ingest(db: &Path, policy: &Policy, no_wait: bool, args: IngestArgs) -> anyhow::Result<ExitCode> {
+    let inputs = open_inputs(&args.files)?;
     let mut log = open_writer(db, no_wait)?;
     // The projection of what the log holds now, opened beside the appends
     // and following them; without it (it could not start) the end of the

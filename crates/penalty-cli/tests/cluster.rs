@@ -90,13 +90,27 @@ fn ok(args: &[&str]) -> String {
 
 /// A GET on loopback: the status and the body.
 fn http_get(port: u16, path: &str) -> Result<(u16, String), String> {
+    http_request(port, "GET", path, "")
+}
+
+/// A request on loopback (a POST's body is JSON Lines): the status and the
+/// body.
+fn http_request(port: u16, method: &str, path: &str, body: &str) -> Result<(u16, String), String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
     stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
+        .set_read_timeout(Some(Duration::from_secs(120)))
         .map_err(|e| e.to_string())?;
+    let content = if method == "POST" {
+        format!(
+            "Content-Type: application/x-ndjson\r\nContent-Length: {}\r\n",
+            body.len()
+        )
+    } else {
+        String::new()
+    };
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{content}\r\n{body}"
     )
     .map_err(|e| e.to_string())?;
     let mut response = String::new();
@@ -114,6 +128,94 @@ fn http_get(port: u16, path: &str) -> Result<(u16, String), String> {
         .unwrap_or_default();
     // axum answers with a Content-Length body (not chunked) for JSON.
     Ok((status, body))
+}
+
+/// The one-machine server on `db`, for the routes only it has an answer
+/// to compare with (`POST /events`'s answer, the paged `GET /shops`).
+fn start_single_server(processes: &mut Processes, dir: &Path, db: &str) -> u16 {
+    let port = free_port();
+    let child = Command::new(BIN)
+        .args(["--db", db, "serve", "--addr", &format!("127.0.0.1:{port}")])
+        .stdout(log_file(dir, "single-server"))
+        .stderr(log_file(dir, "single-server.err"))
+        .spawn()
+        .expect("penalty serve starts");
+    processes.0.push(("single-server".into(), child));
+    wait_until("the one-machine server", Duration::from_secs(30), || {
+        http_get(port, "/healthz").map(|_| ())
+    });
+    port
+}
+
+/// A second workload, for `POST /events`: new orders (some paid in shops of
+/// the first), lines already sent (duplicates), a conflict and bad lines.
+fn second_body(dir: &Path, first: &str) -> String {
+    let path = dir.join("second.jsonl");
+    ok(&[
+        "gen",
+        "--orders",
+        "300",
+        "--shops",
+        "30",
+        "--seed",
+        "23",
+        "-o",
+        &path.display().to_string(),
+    ]);
+    let mut body = std::fs::read_to_string(&path).expect("the second workload");
+    let first = std::fs::read_to_string(first).expect("the workload");
+    let mut again: Vec<&str> = first.lines().take(5).collect();
+    let mut conflict: Value =
+        serde_json::from_str(first.lines().nth(7).expect("8 lines")).expect("JSON");
+    conflict["at"] = "2026-01-02T00:00:00Z".into();
+    let conflict = conflict.to_string();
+    again.push(&conflict);
+    again.extend(["", "{\"event_id\": 5}"]);
+    for line in again {
+        body.push_str(line);
+        body.push('\n');
+    }
+    body
+}
+
+/// `GET /shops` pages (by shop, ranked, filtered) through every node equal
+/// the one-machine server's, field for field.
+fn assert_same_shop_pages(cluster: &Cluster, single_port: u16) {
+    let as_of = AS_OF.replace('+', "%2B");
+    let queries = [
+        format!("/shops?as_of={as_of}"),
+        format!("/shops?as_of={as_of}&limit=7&offset=7"),
+        format!("/shops?as_of={as_of}&sort=charged&limit=5"),
+        format!("/shops?as_of={as_of}&sort=rate&min_orders=50&limit=3&offset=2"),
+        "/shops?sort=nonsense".to_string(),
+        "/shops?as_of=yesterday".to_string(),
+    ];
+    for (n, query) in queries.iter().enumerate() {
+        let (status, body) = http_get(single_port, query).expect("the one-machine server answers");
+        let expected = canonical(&body);
+        let port = cluster.http[n % 3];
+        wait_until(
+            &format!("{query} as one machine"),
+            Duration::from_secs(60),
+            || {
+                let (got_status, got) = http_get(port, query)?;
+                let got = serde_json::from_str::<Value>(&got).map_err(|e| e.to_string())?;
+                if got_status == status && got == expected {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{got_status}: {got}\nexpected {status}: {expected}"
+                    ))
+                }
+            },
+        );
+        if n == 0 {
+            assert!(
+                expected["shops"].as_array().map_or(0, Vec::len) >= 20,
+                "{query}: {expected}"
+            );
+        }
+    }
 }
 
 struct Cluster {
@@ -490,6 +592,83 @@ fn three_nodes_over_three_nats_servers_answer_as_one_machine() {
     assert_eq!(
         many_again, one_again,
         "re-sent, the cluster's counts differ from one machine's"
+    );
+
+    // POST /events on a node answers as the one-machine server's POST
+    // /events, field for field (counts and listed rejects), and the merged
+    // GET /shops pages equal the one-machine server's.
+    let mut cluster = cluster;
+    let single_port = start_single_server(&mut cluster.processes, dir, &single);
+    let body = second_body(dir, &events);
+    let (status, expected) =
+        http_request(single_port, "POST", "/events", &body).expect("the one-machine POST");
+    assert_eq!(status, 200, "{expected}");
+    let expected = canonical(&expected);
+    let posted = Instant::now();
+    let (status, got) =
+        http_request(cluster.http[1], "POST", "/events", &body).expect("a node's POST");
+    eprintln!(
+        "POST /events of {} lines on a node in {:?}",
+        expected["read"],
+        posted.elapsed()
+    );
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(
+        canonical(&got),
+        expected,
+        "POST /events on a node differs from one machine's"
+    );
+    assert!(
+        expected["duplicates"].as_u64() >= Some(5) && expected["rejected"].as_u64() >= Some(3),
+        "the second body has duplicates and rejects: {expected}"
+    );
+    let (status, again) =
+        http_request(cluster.http[2], "POST", "/events", &body).expect("a node's POST");
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(canonical(&again)["appended"], 0, "re-posted: {again}");
+    assert_same_shop_pages(&cluster, single_port);
+
+    // Once all is applied and checkpointed, every node's /metrics shows a
+    // lag of 0 for each stage partition it owns (all 3 × P between them),
+    // and `penalty cluster status` the same.
+    wait_until(
+        "lag 0 in every node's /metrics",
+        Duration::from_secs(60),
+        || {
+            let mut gauges = 0;
+            for port in &cluster.http {
+                let (status, body) = http_get(*port, "/metrics")?;
+                if status != 200 {
+                    return Err(format!("/metrics: {status}"));
+                }
+                for line in body
+                    .lines()
+                    .filter(|l| l.starts_with("penalty_partition_lag{"))
+                {
+                    gauges += 1;
+                    if !line.ends_with(" 0") {
+                        return Err(line.to_string());
+                    }
+                }
+            }
+            if gauges == 3 * PARTITIONS {
+                Ok(())
+            } else {
+                Err(format!("{gauges} lag gauges"))
+            }
+        },
+    );
+    let table = ok(&["cluster", "status", "--cluster", &cluster.url]);
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .skip(2)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 3 * PARTITIONS as usize, "{table}");
+    assert!(
+        rows.iter()
+            .all(|r| r.len() == 8 && r[6] == "0" && r[7].ends_with('s')),
+        "every partition owned, lag 0, a checkpoint age: {table}"
     );
     eprintln!("whole test in {:?}", started.elapsed());
 }

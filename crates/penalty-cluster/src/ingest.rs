@@ -14,6 +14,7 @@ use std::io::BufRead;
 use std::time::Duration;
 
 use async_nats::jetstream;
+use futures_util::StreamExt;
 use penalty_core::{parse_line, Reject};
 use serde::Serialize;
 
@@ -61,6 +62,7 @@ struct Pending {
 /// raw)` is told of every rejected line, in no particular order within a
 /// batch.
 pub async fn ingest(
+    client: &async_nats::Client,
     js: &jetstream::Context,
     partitions: u32,
     mut reader: impl BufRead,
@@ -73,10 +75,20 @@ pub async fn ingest(
             e,
         )
     })?;
+    let subject = format!("dec.{ingest_id}");
+    // Decisions are heard as they are published (core NATS: at most once),
+    // and read from their stream when none comes for a while (at least
+    // once): one direct get per decision would cost a round trip a line.
+    let heard = client
+        .subscribe(subject.clone())
+        .await
+        .map_err(|e| ClusterError::nats("listening for decisions", e))?;
     let mut decisions = Decisions {
         stream,
-        subject: format!("dec.{ingest_id}"),
+        subject,
         next_seq: 1,
+        heard,
+        sweeping: false,
     };
     let mut counts = Counts::default();
     let mut batch: Vec<Pending> = Vec::new();
@@ -191,11 +203,19 @@ async fn flush(
         }
         let mut failed = Vec::new();
         let mut last_error = String::new();
-        for (i, sent) in acks {
-            let result = match sent {
-                Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
+        // Awaited together: an acknowledgement's timeout runs from when it
+        // is awaited, so awaiting lost ones in turn would take a timeout
+        // each.
+        let results =
+            futures_util::future::join_all(acks.into_iter().map(|(i, sent)| async move {
+                let result = match sent {
+                    Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                (i, result)
+            }))
+            .await;
+        for (i, result) in results {
             if let Err(error) = result {
                 last_error = error;
                 failed.push(i);
@@ -259,18 +279,44 @@ async fn flush(
     Ok(())
 }
 
-/// The decisions for this ingest, read by direct gets (see the node's
-/// workers for why not a consumer).
+/// The decisions for this ingest: heard on their subject as they are
+/// published, and, when none was heard for [`SWEEP_AFTER`], read from the
+/// stream by direct gets (see the node's workers for why not a consumer)
+/// from where the last such reading stopped, which finds any the
+/// subscription missed (a reconnection). A decision met twice is counted
+/// once: the caller drops a line no longer awaited.
 struct Decisions {
     stream: jetstream::stream::Stream,
     subject: String,
     next_seq: u64,
+    heard: async_nats::Subscriber,
+    sweeping: bool,
 }
 
+/// How long without a decision heard before reading the stream.
+const SWEEP_AFTER: Duration = Duration::from_millis(500);
+
 impl Decisions {
-    /// The next decision's payload, or `None` when there is none yet. A
-    /// request that fails (a server going away) counts as none yet.
+    /// The next decision's payload, or `None` when there is none yet.
     async fn next(&mut self) -> Result<Option<Vec<u8>>, ClusterError> {
+        if !self.sweeping {
+            match tokio::time::timeout(SWEEP_AFTER, self.heard.next()).await {
+                Ok(Some(message)) => return Ok(Some(message.payload.to_vec())),
+                // Silence, or the subscription ended: read the stream.
+                Ok(None) | Err(_) => self.sweeping = true,
+            }
+        }
+        let read = self.read_stored().await?;
+        if read.is_none() {
+            // The stream has no more: listen again.
+            self.sweeping = false;
+        }
+        Ok(read)
+    }
+
+    /// The next stored decision, or `None` when there is none yet. A
+    /// request that fails (a server going away) counts as none yet.
+    async fn read_stored(&mut self) -> Result<Option<Vec<u8>>, ClusterError> {
         match self
             .stream
             .direct_get_next_for_subject(self.subject.clone(), Some(self.next_seq))

@@ -7,11 +7,12 @@
 //!   and after a NATS server died those creations timed out for minutes on
 //!   nats-server 2.9.)
 //! - For each partition it owns it runs three workers (one per stage). A
-//!   worker reads its partition's subject with an ordered consumer from its
-//!   checkpoint's sequence + 1, hands each message to its stage, publishes
-//!   the outputs (each acknowledged before the next), then notes the
-//!   sequence; it writes the state and that sequence together to
-//!   `DIR/<stage>-<p>.ckpt` at least every second while busy. On any error
+//!   worker reads its partition's subject by direct gets from its
+//!   checkpoint's sequence + 1, hands each message to its stage and sends
+//!   its outputs through an [`setup::Outbox`] (asynchronous, many
+//!   acknowledgements in flight, one at a time per subject); once they are
+//!   all acknowledged it writes the state and its sequence together to
+//!   `DIR/<stage>-<p>.ckpt`, at least every second while busy. On any error
 //!   it reloads its checkpoint and replays: outputs already published are
 //!   dropped by their receivers (see [`crate::wire::Origin`]).
 //! - It answers queries for the partitions it hosts on NATS
@@ -28,13 +29,16 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use async_nats::jetstream::stream::DirectGetErrorKind;
-use axum::extract::{Path as UrlPath, Query, State};
+use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
+use axum::{Json, Router};
 use futures_util::StreamExt;
 use penalty_core::{Policy, UnixNs};
+use penalty_server::error::ApiError;
+use penalty_server::routes::{Params, ShopListParams, ShopListing, ShopPage};
+use penalty_server::state::{IngestSummary, RejectedLine};
 use serde::{Deserialize, Serialize};
 
 use crate::partition::{owner, partition_of};
@@ -86,9 +90,10 @@ struct Hosted {
     state: Mutex<StageState>,
     applied_seq: AtomicU64,
     caught_up: AtomicBool,
-    /// Messages of its subject after the last applied, as the last one
-    /// delivered said.
-    pending: AtomicU64,
+    /// The stream sequence of the last checkpoint written or loaded.
+    checkpointed_seq: AtomicU64,
+    /// When that checkpoint was written (ms since the epoch; 0: none yet).
+    checkpointed_at_ms: AtomicU64,
 }
 
 /// Each hosted stage partition, with its worker.
@@ -102,6 +107,12 @@ struct Node {
     hosted: Mutex<HostedMap>,
     live: Mutex<Vec<String>>,
     heard: Mutex<HashMap<String, std::time::Instant>>,
+    /// The one-machine server's limits of an upload (`POST /events`).
+    limits: penalty_server::Limits,
+    /// Its upload slots.
+    uploads: Arc<tokio::sync::Semaphore>,
+    /// `<db>/rejects.jsonl`, as on one machine; one upload writes at a time.
+    rejects: Arc<tokio::sync::Mutex<Option<penalty_store::ingest::RejectsFile>>>,
 }
 
 /// Runs a node until the process is stopped.
@@ -153,6 +164,11 @@ pub async fn run(options: NodeOptions) -> Result<(), ClusterError> {
         hosted: Mutex::new(BTreeMap::new()),
         live: Mutex::new(Vec::new()),
         heard: Mutex::new(HashMap::new()),
+        uploads: Arc::new(tokio::sync::Semaphore::new(
+            penalty_server::Limits::default().max_concurrent_uploads,
+        )),
+        limits: penalty_server::Limits::default(),
+        rejects: Arc::new(tokio::sync::Mutex::new(None)),
     });
 
     let listener = tokio::net::TcpListener::bind(node.options.addr)
@@ -162,9 +178,17 @@ pub async fn run(options: NodeOptions) -> Result<(), ClusterError> {
             source,
         })?;
     let app = Router::new()
+        .route("/events", axum::routing::post(http_post_events))
+        .route("/shops", get(http_shops))
         .route("/shops/{id}", get(http_shop))
         .route("/orders/{id}", get(http_order))
         .route("/status", get(http_status))
+        .route("/metrics", get(http_metrics))
+        // The one-machine server's guard: no POST from another origin, and
+        // only a JSON Lines or JSON body type.
+        .route_layer(axum::middleware::from_fn(
+            penalty_server::guard::same_origin,
+        ))
         .with_state(node.clone());
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {
@@ -250,7 +274,8 @@ fn rebalance(node: &Arc<Node>, live: &[String]) {
                     state: Mutex::new(empty_state(stage, &node.options.policy)),
                     applied_seq: AtomicU64::new(0),
                     caught_up: AtomicBool::new(false),
-                    pending: AtomicU64::new(0),
+                    checkpointed_seq: AtomicU64::new(0),
+                    checkpointed_at_ms: AtomicU64::new(0),
                 });
                 let task = tokio::spawn(worker(node.clone(), stage, p, shared.clone()));
                 hosted.insert(key, (shared, task.abort_handle()));
@@ -269,6 +294,11 @@ fn empty_state(stage: Stage, policy: &Policy) -> StageState {
         Stage::Orders => StageState::Orders(OrderStage::default()),
         Stage::Shops => StageState::Shops(Box::new(ShopStage::new(policy.clone()))),
     }
+}
+
+fn unix_ms(at: std::time::SystemTime) -> u64 {
+    at.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn checkpoint_path(db: &Path, stage: Stage, p: u32) -> PathBuf {
@@ -336,6 +366,10 @@ fn save_checkpoint(path: &Path, seq: u64, hosted: &Hosted) -> Result<(), Cluster
             .and_then(|d| d.sync_all())
             .map_err(io)?;
     }
+    hosted.checkpointed_seq.store(seq, Ordering::SeqCst);
+    hosted
+        .checkpointed_at_ms
+        .store(unix_ms(std::time::SystemTime::now()), Ordering::SeqCst);
     Ok(())
 }
 
@@ -351,6 +385,13 @@ async fn worker(node: Arc<Node>, stage: Stage, p: u32, hosted: Arc<Hosted>) {
 async fn consume(node: &Node, stage: Stage, p: u32, hosted: &Hosted) -> Result<(), ClusterError> {
     let path = checkpoint_path(&node.options.db, stage, p);
     let (mut last_seq, state) = load_checkpoint(&path, stage, &node.options.policy)?;
+    let written_at = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .map_or(0, unix_ms);
+    hosted.checkpointed_seq.store(last_seq, Ordering::SeqCst);
+    hosted
+        .checkpointed_at_ms
+        .store(if last_seq == 0 { 0 } else { written_at }, Ordering::SeqCst);
     *lock(&hosted.state) = state;
     hosted.applied_seq.store(last_seq, Ordering::SeqCst);
     hosted.caught_up.store(false, Ordering::SeqCst);
@@ -361,10 +402,17 @@ async fn consume(node: &Node, stage: Stage, p: u32, hosted: &Hosted) -> Result<(
         .map_err(|e| ClusterError::nats("opening a stream", e))?;
     let subject = stage.subject(p);
     let partitions = node.config.partitions;
+    // Outputs go out asynchronously, many in flight; the state and its
+    // sequence are written only once every output of the messages it
+    // reflects is acknowledged, so a replay from a checkpoint never skips
+    // an output that did not land.
+    let mut outbox = setup::Outbox::new(node.js.clone());
     let mut unsaved = 0u64;
     let mut saved_at = std::time::Instant::now();
     loop {
         if unsaved > 0 && (unsaved >= 5000 || saved_at.elapsed() >= Duration::from_secs(1)) {
+            outbox.flush().await?;
+            hosted.applied_seq.store(last_seq, Ordering::SeqCst);
             save_checkpoint(&path, last_seq, hosted)?;
             unsaved = 0;
             saved_at = std::time::Instant::now();
@@ -380,8 +428,9 @@ async fn consume(node: &Node, stage: Stage, p: u32, hosted: &Hosted) -> Result<(
         {
             Ok(message) => message,
             Err(error) if error.kind() == DirectGetErrorKind::NotFound => {
+                outbox.flush().await?;
+                hosted.applied_seq.store(last_seq, Ordering::SeqCst);
                 hosted.caught_up.store(true, Ordering::SeqCst);
-                hosted.pending.store(0, Ordering::SeqCst);
                 if unsaved > 0 {
                     save_checkpoint(&path, last_seq, hosted)?;
                     unsaved = 0;
@@ -419,10 +468,12 @@ async fn consume(node: &Node, stage: Stage, p: u32, hosted: &Hosted) -> Result<(
             }
         };
         for out in outputs {
-            setup::publish(&node.js, out.subject, &out.msg_id, out.payload).await?;
+            outbox.send(out.subject, &out.msg_id, out.payload).await?;
         }
         last_seq = seq;
-        hosted.applied_seq.store(seq, Ordering::SeqCst);
+        if outbox.in_flight() == 0 {
+            hosted.applied_seq.store(seq, Ordering::SeqCst);
+        }
         unsaved += 1;
     }
 }
@@ -503,6 +554,11 @@ async fn respond(node: Arc<Node>) {
                         Err(error) => not_found(error.to_string()),
                     }
                 }
+                (StageState::Shops(shops), "shops") => QueryReply {
+                    status: 200,
+                    body: serde_json::to_value(shops.ledger.shop_summaries(as_of))
+                        .unwrap_or_default(),
+                },
                 (StageState::Orders(orders), "ordshop") => QueryReply {
                     status: 200,
                     body: serde_json::json!({"shop_id": orders.shop_of(&request.id)}),
@@ -531,26 +587,31 @@ async fn ask(node: &Node, subject: String, request: &QueryRequest) -> QueryReply
     }
 }
 
+/// `as_of` and `known_at` of a node's report routes.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct AsOf {
     as_of: Option<String>,
+    known_at: Option<String>,
 }
 
-fn as_of(node: &Node, params: &AsOf) -> Result<UnixNs, QueryReply> {
-    match &params.as_of {
-        None => {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
-            Ok(UnixNs(nanos))
-        }
-        // The core's one rule for an asked instant, as the CLI and the
-        // single-node server read it.
-        Some(text) => UnixNs::parse_asked(text, node.options.policy.utc_offset).map_err(|error| QueryReply {
-            status: 400,
-            body: serde_json::json!({"error": "bad_request", "message": format!("query parameter as_of {error}")}),
-        }),
+/// The asked instant, read as the one-machine server reads it
+/// ([`penalty_server::routes::when`], over `UnixNs::parse_asked`).
+/// `known_at` is parsed the same way but not answered yet: a node would
+/// need a replay of the partition's log by recorded_at.
+fn as_of(
+    node: &Node,
+    as_of: Option<&str>,
+    known_at: Option<&str>,
+) -> Result<UnixNs, penalty_server::error::ApiError> {
+    let when = penalty_server::routes::when(&node.options.policy, as_of, known_at)?;
+    if when.known_at.is_some() {
+        return Err(penalty_server::error::ApiError::bad_request(
+            "known_at_unsupported",
+            "known_at is not answered by a cluster node yet; ask without it",
+        ));
     }
+    Ok(when.as_of)
 }
 
 fn into_response(reply: QueryReply) -> Response {
@@ -561,11 +622,11 @@ fn into_response(reply: QueryReply) -> Response {
 async fn http_shop(
     State(node): State<Arc<Node>>,
     UrlPath(shop_id): UrlPath<String>,
-    Query(params): Query<AsOf>,
+    Params(params): Params<AsOf>,
 ) -> Response {
-    let as_of = match as_of(&node, &params) {
+    let as_of = match as_of(&node, params.as_of.as_deref(), params.known_at.as_deref()) {
         Ok(as_of) => as_of,
-        Err(reply) => return into_response(reply),
+        Err(error) => return error.into_response(),
     };
     let p = partition_of(&shop_id, node.config.partitions);
     into_response(
@@ -584,11 +645,11 @@ async fn http_shop(
 async fn http_order(
     State(node): State<Arc<Node>>,
     UrlPath(order_id): UrlPath<String>,
-    Query(params): Query<AsOf>,
+    Params(params): Params<AsOf>,
 ) -> Response {
-    let as_of = match as_of(&node, &params) {
+    let as_of = match as_of(&node, params.as_of.as_deref(), params.known_at.as_deref()) {
         Ok(as_of) => as_of,
-        Err(reply) => return into_response(reply),
+        Err(error) => return error.into_response(),
     };
     let request = QueryRequest {
         id: order_id.clone(),
@@ -612,6 +673,109 @@ async fn http_order(
     into_response(ask(&node, format!("penalty.q.order.{p}"), &request).await)
 }
 
+/// `GET /shops` on any node: every partition's shop summaries, asked of
+/// their hosts, merged in shop id order (as one machine's ledger lists
+/// them), then ranked and paged by the one-machine server's
+/// [`ShopListing`]: the same JSON, field for field.
+async fn http_shops(
+    State(node): State<Arc<Node>>,
+    Params(params): Params<ShopListParams>,
+) -> Result<Json<ShopPage>, ApiError> {
+    let as_of = as_of(&node, params.as_of.as_deref(), params.known_at.as_deref())?;
+    let listing = ShopListing::asked(&params)?;
+    let asks = (0..node.config.partitions).map(|p| {
+        let node = node.clone();
+        async move {
+            let request = QueryRequest {
+                id: String::new(),
+                as_of_ns: as_of.0,
+            };
+            (
+                p,
+                ask(&node, format!("penalty.q.shops.{p}"), &request).await,
+            )
+        }
+    });
+    let mut shops: Vec<penalty_core::ShopReport> = Vec::new();
+    for (p, reply) in futures_util::future::join_all(asks).await {
+        if reply.status != 200 {
+            tracing::warn!(partition = p, body = %reply.body, "a partition did not answer /shops");
+            return Err(ApiError::Unavailable(
+                "a partition's host did not answer (it is moving or catching up); retry shortly",
+            ));
+        }
+        let part: Vec<penalty_core::ShopReport> =
+            serde_json::from_value(reply.body).map_err(|e| {
+                ApiError::Internal(format!("a partition's shops could not be read: {e}"))
+            })?;
+        shops.extend(part);
+    }
+    shops.sort_by(|a, b| a.shop_id.cmp(&b.shop_id));
+    Ok(Json(listing.page(shops)))
+}
+
+/// `POST /events` on any node: the one-machine server's upload (its body
+/// limits, its answer), ingested into the cluster; a line is counted only
+/// once it is in the replicated stream and decided.
+async fn http_post_events(
+    State(node): State<Arc<Node>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Result<Json<IngestSummary>, ApiError> {
+    let (_permit, body) =
+        penalty_server::routes::receive_upload(&headers, body, &node.limits, || {
+            node.uploads.clone().try_acquire_owned().ok()
+        })
+        .await?;
+    let mut rejects_file = node.rejects.clone().lock_owned().await;
+    if rejects_file.is_none() {
+        let path = node.options.db.join(penalty_store::ingest::REJECTS_FILE);
+        *rejects_file = Some(
+            penalty_store::ingest::RejectsFile::open(&path, "POST /events")
+                .map_err(|e| ApiError::IngestFailed(e.to_string()))?,
+        );
+    }
+    let Some(file) = rejects_file.as_mut() else {
+        return Err(ApiError::Internal("the rejects file is not open".into()));
+    };
+    let mut listed: Vec<RejectedLine> = Vec::new();
+    let counts = crate::ingest::ingest(
+        &node.client,
+        &node.js,
+        node.config.partitions,
+        std::io::Cursor::new(body),
+        |line, reason, raw| {
+            listed.push(RejectedLine {
+                line,
+                reason: reason.code(),
+                hint: reason.hint(),
+            });
+            file.write(line, reason, raw, raw.len() as u64)
+                .map_err(|e| ClusterError::Io {
+                    context: "writing the rejects file".into(),
+                    source: std::io::Error::other(e.to_string()),
+                })
+        },
+    )
+    .await
+    .map_err(|e| ApiError::IngestFailed(e.to_string()))?;
+    file.sync()
+        .map_err(|e| ApiError::IngestFailed(e.to_string()))?;
+    // One machine lists the first rejected lines in line order; the
+    // cluster learns some of them (its decisions) batch by batch.
+    listed.sort_by_key(|r| r.line);
+    let rejects_truncated = listed.len() > node.limits.max_rejects_listed;
+    listed.truncate(node.limits.max_rejects_listed);
+    Ok(Json(IngestSummary {
+        read: counts.read,
+        appended: counts.appended,
+        duplicates: counts.duplicates,
+        rejected: counts.rejected,
+        rejects: listed,
+        rejects_truncated,
+    }))
+}
+
 /// What `/status` and `penalty cluster status` show of a node.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct NodeStatus {
@@ -621,8 +785,7 @@ pub struct NodeStatus {
     pub live: Vec<String>,
     /// P.
     pub partitions: u32,
-    /// Each hosted stage partition: stage, partition, applied sequence,
-    /// caught up.
+    /// Each hosted stage partition.
     pub hosted: Vec<HostedStatus>,
 }
 
@@ -633,35 +796,148 @@ pub struct HostedStatus {
     pub stage: String,
     /// The partition.
     pub partition: u32,
-    /// The last stream sequence applied.
+    /// The last stream sequence applied (its outputs acknowledged).
     pub applied_seq: u64,
+    /// The stream sequence of the last checkpoint.
+    pub checkpointed_seq: u64,
+    /// Seconds since that checkpoint was written (absent: none yet).
+    pub checkpoint_age_s: Option<f64>,
+    /// The stream's last sequence on the partition's subject (absent when
+    /// the stream did not answer).
+    pub last_seq: Option<u64>,
+    /// The consumer lag: `last_seq - checkpointed_seq` (0 when the
+    /// checkpoint covers the subject's last message), in stream sequence
+    /// numbers: what a restart from the checkpoint would replay.
+    pub lag: Option<u64>,
     /// Whether it had read all its stream when last asked.
     pub caught_up: bool,
-    /// Messages of its subject not yet applied, as last seen.
-    pub pending: u64,
 }
 
 async fn http_status(State(node): State<Arc<Node>>) -> Response {
-    axum::Json(node_status(&node)).into_response()
+    axum::Json(node_status(&node).await).into_response()
 }
 
-fn node_status(node: &Node) -> NodeStatus {
+/// `/metrics`: per hosted stage partition, the consumer lag, the applied
+/// and checkpointed sequences and the checkpoint's age, in Prometheus's
+/// text format (the same figures as `/status` and `penalty cluster status`).
+async fn http_metrics(State(node): State<Arc<Node>>) -> Response {
+    let status = node_status(&node).await;
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        render_metrics(&status),
+    )
+        .into_response()
+}
+
+/// The Prometheus text of a node's status.
+pub fn render_metrics(status: &NodeStatus) -> String {
+    use std::fmt::Write;
+    let mut text = String::new();
+    let owned: std::collections::BTreeSet<u32> =
+        status.hosted.iter().map(|h| h.partition).collect();
+    let _ = writeln!(
+        text,
+        "# HELP penalty_owned_partitions Partitions this node owns (all three stages of each).\n\
+         # TYPE penalty_owned_partitions gauge\npenalty_owned_partitions{{node=\"{}\"}} {}",
+        status.node,
+        owned.len()
+    );
+    /// A gauge: its name, its help, and its value for one partition.
+    type Gauge = (&'static str, &'static str, fn(&HostedStatus) -> Option<f64>);
+    let gauges: [Gauge; 5] = [
+        (
+            "penalty_partition_lag",
+            "Stream last sequence on the partition's subject minus the checkpointed sequence.",
+            |h| h.lag.map(|v| v as f64),
+        ),
+        (
+            "penalty_partition_checkpoint_age_seconds",
+            "Seconds since the partition's checkpoint was written.",
+            |h| h.checkpoint_age_s,
+        ),
+        (
+            "penalty_partition_applied_seq",
+            "The last stream sequence applied, its outputs acknowledged.",
+            |h| Some(h.applied_seq as f64),
+        ),
+        (
+            "penalty_partition_checkpointed_seq",
+            "The stream sequence of the partition's last checkpoint.",
+            |h| Some(h.checkpointed_seq as f64),
+        ),
+        (
+            "penalty_partition_last_seq",
+            "The stream's last sequence on the partition's subject.",
+            |h| h.last_seq.map(|v| v as f64),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for h in &status.hosted {
+            if let Some(v) = value(h) {
+                let _ = writeln!(
+                    text,
+                    "{name}{{stage=\"{}\",partition=\"{}\"}} {v}",
+                    h.stage, h.partition
+                );
+            }
+        }
+    }
+    text
+}
+
+async fn node_status(node: &Node) -> NodeStatus {
     let live = lock(&node.live).clone();
-    let hosted = lock(&node.hosted)
+    let hosted: Vec<((Stage, u32), Arc<Hosted>)> = lock(&node.hosted)
         .iter()
-        .map(|((stage, p), (h, _))| HostedStatus {
-            stage: stage.name().to_string(),
-            partition: *p,
-            applied_seq: h.applied_seq.load(Ordering::SeqCst),
-            caught_up: h.caught_up.load(Ordering::SeqCst),
-            pending: h.pending.load(Ordering::SeqCst),
-        })
+        .map(|(key, (h, _))| (*key, h.clone()))
         .collect();
+    let now_ms = unix_ms(std::time::SystemTime::now());
+    let mut rows = Vec::with_capacity(hosted.len());
+    let mut streams = HashMap::new();
+    for ((stage, p), h) in hosted {
+        if let std::collections::hash_map::Entry::Vacant(entry) = streams.entry(stage) {
+            entry.insert(node.js.get_stream(stage.stream()).await.ok());
+        }
+        let last_seq = match streams.get(&stage).and_then(Option::as_ref) {
+            Some(stream) => last_seq_of(stream, &stage.subject(p)).await,
+            None => None,
+        };
+        let checkpointed_seq = h.checkpointed_seq.load(Ordering::SeqCst);
+        let at = h.checkpointed_at_ms.load(Ordering::SeqCst);
+        rows.push(HostedStatus {
+            stage: stage.name().to_string(),
+            partition: p,
+            applied_seq: h.applied_seq.load(Ordering::SeqCst),
+            checkpointed_seq,
+            checkpoint_age_s: (at > 0).then(|| now_ms.saturating_sub(at) as f64 / 1000.0),
+            last_seq,
+            lag: last_seq.map(|last| last.saturating_sub(checkpointed_seq)),
+            caught_up: h.caught_up.load(Ordering::SeqCst),
+        });
+    }
     NodeStatus {
         node: node.options.node.clone(),
         live,
         partitions: node.config.partitions,
-        hosted,
+        hosted: rows,
+    }
+}
+
+/// The stream's last sequence on `subject`: 0 when it holds none, `None`
+/// when the stream did not answer.
+async fn last_seq_of(stream: &jetstream::stream::Stream, subject: &str) -> Option<u64> {
+    match stream.get_last_raw_message_by_subject(subject).await {
+        Ok(message) => Some(message.sequence),
+        Err(error)
+            if error.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
+        {
+            Some(0)
+        }
+        Err(_) => None,
     }
 }
 
@@ -677,7 +953,7 @@ async fn respond_status(node: Arc<Node>) {
     };
     while let Some(message) = subscription.next().await {
         if let Some(reply_to) = message.reply {
-            let bytes = serde_json::to_vec(&node_status(&node)).unwrap_or_default();
+            let bytes = serde_json::to_vec(&node_status(&node).await).unwrap_or_default();
             if let Err(error) = node.client.publish(reply_to, bytes.into()).await {
                 tracing::warn!(%error, "answering a status request");
             }
@@ -708,10 +984,14 @@ pub struct PartitionStatus {
     /// The owner's last applied stream sequence (absent if it did not
     /// answer).
     pub applied_seq: Option<u64>,
+    /// The owner's last checkpointed stream sequence.
+    pub checkpointed_seq: Option<u64>,
     /// The stream's last sequence on the partition's subject.
     pub last_seq: u64,
-    /// Messages not yet applied, as the owner last saw.
+    /// `last_seq - checkpointed_seq`, as in the owner's `/metrics`.
     pub lag: Option<u64>,
+    /// Seconds since the owner's checkpoint was written.
+    pub checkpoint_age_s: Option<f64>,
 }
 
 /// Asks every live node for its status, and the streams for their last
@@ -743,10 +1023,7 @@ pub async fn cluster_status(
             .map_err(|e| ClusterError::nats("opening a stream", e))?;
         for p in 0..config.partitions {
             let owner = owner(p, &live).map(str::to_string);
-            let last_seq = stream
-                .get_last_raw_message_by_subject(&stage.subject(p))
-                .await
-                .map_or(0, |m| m.sequence);
+            let last_seq = last_seq_of(&stream, &stage.subject(p)).await.unwrap_or(0);
             let hosted = owner.as_ref().and_then(|o| statuses.get(o)).and_then(|s| {
                 s.hosted
                     .iter()
@@ -757,8 +1034,10 @@ pub async fn cluster_status(
                 partition: p,
                 owner,
                 applied_seq: hosted.map(|h| h.applied_seq),
+                checkpointed_seq: hosted.map(|h| h.checkpointed_seq),
                 last_seq,
-                lag: hosted.map(|h| h.pending),
+                lag: hosted.map(|h| last_seq.saturating_sub(h.checkpointed_seq)),
+                checkpoint_age_s: hosted.and_then(|h| h.checkpoint_age_s),
             });
         }
     }
@@ -781,19 +1060,22 @@ pub fn render_status(status: &ClusterStatus) -> String {
         }
     );
     text += &format!(
-        "{:<7} {:>9} {:<12} {:>12} {:>12} {:>6}\n",
-        "stage", "partition", "owner", "applied_seq", "last_seq", "lag"
+        "{:<7} {:>9} {:<12} {:>12} {:>12} {:>12} {:>6} {:>8}\n",
+        "stage", "partition", "owner", "applied_seq", "ckpt_seq", "last_seq", "lag", "ckpt_age"
     );
     for row in &status.rows {
         let or_dash = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
         text += &format!(
-            "{:<7} {:>9} {:<12} {:>12} {:>12} {:>6}\n",
+            "{:<7} {:>9} {:<12} {:>12} {:>12} {:>12} {:>6} {:>8}\n",
             row.stage,
             row.partition,
             row.owner.as_deref().unwrap_or("-"),
             or_dash(row.applied_seq),
+            or_dash(row.checkpointed_seq),
             row.last_seq,
             or_dash(row.lag),
+            row.checkpoint_age_s
+                .map_or("-".to_string(), |s| format!("{s:.1}s")),
         );
     }
     text

@@ -150,20 +150,97 @@ pub async fn read_config(js: &jetstream::Context) -> Result<ClusterConfig, Clust
     serde_json::from_slice(&value).map_err(|e| ClusterError::Decode(e.to_string()))
 }
 
-/// Publishes `payload` to `subject` with a `Nats-Msg-Id` and waits until the
-/// stream holds it (replicated): the acknowledgement of EVENTS.md.
-pub async fn publish(
-    js: &jetstream::Context,
-    subject: String,
-    msg_id: &str,
-    payload: Vec<u8>,
-) -> Result<(), ClusterError> {
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
-    js.publish_with_headers(subject, headers, payload.into())
-        .await
-        .map_err(|e| ClusterError::nats("publishing", e))?
-        .await
-        .map_err(|e| ClusterError::nats("waiting for the stream's acknowledgement", e))?;
-    Ok(())
+/// The most publications an [`Outbox`] keeps unacknowledged before it waits
+/// for them all.
+pub const OUTBOX_IN_FLIGHT: usize = 512;
+
+/// A stage's forwarding: publications sent asynchronously, many
+/// acknowledgements in flight, with one rule that keeps exactly once: on one
+/// subject at most one publication is unacknowledged. A receiver drops an
+/// origin at or below the highest it applied from the same source (see
+/// [`crate::wire::Origin`]), so two publications of one source on one
+/// subject must land in order; if the first failed (a leader election) while
+/// the second landed, the first's retry would land after it and be dropped.
+/// Decisions (`dec.*`) are read by their ingest whatever their order, so they
+/// are not held to it.
+pub struct Outbox {
+    js: jetstream::Context,
+    on_subject: std::collections::HashMap<String, jetstream::context::PublishAckFuture>,
+    unordered: Vec<jetstream::context::PublishAckFuture>,
+}
+
+impl Outbox {
+    /// An empty outbox publishing through `js`.
+    pub fn new(js: jetstream::Context) -> Outbox {
+        Outbox {
+            js,
+            on_subject: std::collections::HashMap::new(),
+            unordered: Vec::new(),
+        }
+    }
+
+    /// Publications sent and not yet acknowledged.
+    pub fn in_flight(&self) -> usize {
+        self.on_subject.len() + self.unordered.len()
+    }
+
+    /// Sends `payload` to `subject` with a `Nats-Msg-Id`, first waiting for
+    /// the acknowledgement of the publication in flight on that subject, if
+    /// any, and for all of them when [`OUTBOX_IN_FLIGHT`] are.
+    pub async fn send(
+        &mut self,
+        subject: String,
+        msg_id: &str,
+        payload: Vec<u8>,
+    ) -> Result<(), ClusterError> {
+        if self.in_flight() >= OUTBOX_IN_FLIGHT {
+            self.flush().await?;
+        }
+        let ordered = !subject.starts_with("dec.");
+        if ordered {
+            if let Some(earlier) = self.on_subject.remove(&subject) {
+                acknowledged(earlier).await?;
+            }
+        }
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
+        let ack = self
+            .js
+            .publish_with_headers(subject.clone(), headers, payload.into())
+            .await
+            .map_err(|e| ClusterError::nats("publishing", e))?;
+        if ordered {
+            self.on_subject.insert(subject, ack);
+        } else {
+            self.unordered.push(ack);
+        }
+        Ok(())
+    }
+
+    /// Waits until every publication sent is in its stream (replicated).
+    /// After an error, publications may or may not have landed: the caller
+    /// replays from its checkpoint, publishing them again under the same
+    /// message ids.
+    pub async fn flush(&mut self) -> Result<(), ClusterError> {
+        // Awaited together: an acknowledgement's timeout runs from when it
+        // is awaited, so awaiting hundreds of lost ones in turn (a stream
+        // leader killed) would take a timeout each.
+        let acks = self
+            .on_subject
+            .drain()
+            .map(|(_, ack)| ack)
+            .chain(self.unordered.drain(..))
+            .map(acknowledged);
+        futures_util::future::join_all(acks)
+            .await
+            .into_iter()
+            .find_map(Result::err)
+            .map_or(Ok(()), Err)
+    }
+}
+
+async fn acknowledged(ack: jetstream::context::PublishAckFuture) -> Result<(), ClusterError> {
+    ack.await
+        .map(|_| ())
+        .map_err(|e| ClusterError::nats("waiting for the stream's acknowledgement", e))
 }

@@ -187,12 +187,21 @@ struct AsOfParams {
 }
 
 /// When to answer for: `as_of` (default now) and the optional `known_at`.
-struct When {
-    as_of: UnixNs,
-    known_at: Option<UnixNs>,
+/// A report's `as_of` and `known_at`, read by [`when`].
+pub struct When {
+    /// The instant asked for (default now).
+    pub as_of: UnixNs,
+    /// Only events recorded by then, if asked.
+    pub known_at: Option<UnixNs>,
 }
 
-fn when(policy: &Policy, as_of: Option<&str>, known_at: Option<&str>) -> Result<When, ApiError> {
+/// Reads a report's `as_of` (default now) and `known_at` by the core's one
+/// rule; a bad one is a 400 naming it. Also the cluster node's.
+pub fn when(
+    policy: &Policy,
+    as_of: Option<&str>,
+    known_at: Option<&str>,
+) -> Result<When, ApiError> {
     let as_of = match as_of {
         Some(text) => parse_instant(text, policy, "as_of")?,
         None => now(),
@@ -343,28 +352,91 @@ async fn openapi_json(State(state): State<AppState>) -> Json<serde_json::Value> 
     Json(openapi::document_for(state.tokens().is_some()))
 }
 
+/// The query of `GET /shops` (also a cluster node's).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ShopListParams {
-    as_of: Option<String>,
-    known_at: Option<String>,
-    sort: Option<String>,
-    min_orders: Option<u64>,
-    limit: Option<usize>,
-    offset: Option<usize>,
+pub struct ShopListParams {
+    /// The instant asked for.
+    pub as_of: Option<String>,
+    /// Only events recorded by then.
+    pub known_at: Option<String>,
+    /// The order (`penalty_core::ShopSort`).
+    pub sort: Option<String>,
+    /// Only shops with at least this many orders.
+    pub min_orders: Option<u64>,
+    /// The page's size.
+    pub limit: Option<usize>,
+    /// The page's first shop.
+    pub offset: Option<usize>,
 }
 
 /// A page of `GET /shops`: `penalty shops --sort S --min-orders M --json`,
 /// paged.
-#[derive(Serialize)]
-struct ShopPage {
-    shops: Vec<penalty_core::ShopReport>,
+#[derive(Serialize, Deserialize)]
+pub struct ShopPage {
+    /// The shops of this page.
+    pub shops: Vec<penalty_core::ShopReport>,
     /// Pass as `offset` for the next page; `null` on the last page.
-    next: Option<usize>,
+    pub next: Option<usize>,
     /// Shops that count (`min_orders`), over all pages.
-    total: usize,
+    pub total: usize,
     /// The charged money of those shops, over all pages.
-    charged_fen: i128,
+    pub charged_fen: i128,
+}
+
+/// The ranking and page a `GET /shops` asks for, checked (a 400 naming the
+/// bad parameter): one home for the one-machine server and a cluster node,
+/// which hands it the summaries of every partition.
+#[derive(Clone, Copy)]
+pub struct ShopListing {
+    ranking: penalty_core::ShopRanking,
+    page: Page,
+}
+
+impl ShopListing {
+    /// Checks the page, the sort and `min_orders` of `params`, in that
+    /// order.
+    pub fn asked(params: &ShopListParams) -> Result<ShopListing, ApiError> {
+        let page = Page::asked(params.limit, params.offset)?;
+        let sort = match params.sort.as_deref() {
+            None => penalty_core::ShopSort::Shop,
+            Some(text) => penalty_core::ShopSort::parse(text).ok_or_else(|| {
+                let shown: String = text.chars().take(64).collect();
+                ApiError::bad_request(
+                    "invalid_sort",
+                    format!(
+                        "sort `{shown}` is not one of {}",
+                        penalty_core::ShopSort::names()
+                    ),
+                )
+            })?,
+        };
+        let min_orders = params.min_orders.unwrap_or(0);
+        if min_orders > MAX_OFFSET as u64 {
+            return Err(ApiError::bad_request(
+                "invalid_min_orders",
+                format!("min_orders {min_orders} is out of range: ask for 0 to {MAX_OFFSET}"),
+            ));
+        }
+        Ok(ShopListing {
+            ranking: penalty_core::ShopRanking { sort, min_orders },
+            page,
+        })
+    }
+
+    /// The page of `shops` (summaries in shop id order, as
+    /// `Ledger::shop_summaries` gives them), ranked.
+    pub fn page(self, shops: Vec<penalty_core::ShopReport>) -> ShopPage {
+        let ranked = self.ranking.apply(shops);
+        let charged_fen = ranked.iter().map(|shop| shop.charged_fen).sum();
+        let (shops, next, total) = self.page.of(ranked);
+        ShopPage {
+            shops,
+            next,
+            total,
+            charged_fen,
+        }
+    }
 }
 
 async fn list_shops(
@@ -372,28 +444,7 @@ async fn list_shops(
     access: Access,
     Asked { params, when }: Asked<ShopListParams>,
 ) -> Result<Json<ShopPage>, ApiError> {
-    let asked = Page::asked(params.limit, params.offset)?;
-    let sort = match params.sort.as_deref() {
-        None => penalty_core::ShopSort::Shop,
-        Some(text) => penalty_core::ShopSort::parse(text).ok_or_else(|| {
-            let shown: String = text.chars().take(64).collect();
-            ApiError::bad_request(
-                "invalid_sort",
-                format!(
-                    "sort `{shown}` is not one of {}",
-                    penalty_core::ShopSort::names()
-                ),
-            )
-        })?,
-    };
-    let min_orders = params.min_orders.unwrap_or(0);
-    if min_orders > MAX_OFFSET as u64 {
-        return Err(ApiError::bad_request(
-            "invalid_min_orders",
-            format!("min_orders {min_orders} is out of range: ask for 0 to {MAX_OFFSET}"),
-        ));
-    }
-    let ranking = penalty_core::ShopRanking { sort, min_orders };
+    let listing = ShopListing::asked(&params)?;
     let page = state
         .query_for(Some(&access.clone()), when.known_at, move |ledger| {
             let shops = match access.confined_to() {
@@ -402,15 +453,7 @@ async fn list_shops(
                     .shop_report(own, when.as_of, false)
                     .map_or_else(|_| Vec::new(), |report| vec![report]),
             };
-            let ranked = ranking.apply(shops);
-            let charged_fen = ranked.iter().map(|shop| shop.charged_fen).sum();
-            let (shops, next, total) = asked.of(ranked);
-            Ok(ShopPage {
-                shops,
-                next,
-                total,
-                charged_fen,
-            })
+            Ok(listing.page(shops))
         })
         .await?;
     Ok(Json(page))
@@ -1068,7 +1111,22 @@ async fn post_events(
     body: Body,
 ) -> Result<Response, ApiError> {
     access.require_operator()?;
-    let limits = state.limits();
+    let (_permit, body) =
+        receive_upload(&headers, body, state.limits(), || state.try_upload_permit()).await?;
+    let summary = state.ingest(body).await?;
+    Ok((StatusCode::OK, Json(summary)).into_response())
+}
+
+/// Receives a `POST /events` body whole, within `limits` (its size, its
+/// rate), holding an upload slot from `permit` (`None`: all taken, a 503):
+/// the one home of an upload's limits, for the one-machine server and a
+/// cluster node. The slot is held until the returned permit is dropped.
+pub async fn receive_upload(
+    headers: &HeaderMap,
+    body: Body,
+    limits: &Limits,
+    permit: impl FnOnce() -> Option<tokio::sync::OwnedSemaphorePermit>,
+) -> Result<(tokio::sync::OwnedSemaphorePermit, Bytes), ApiError> {
     let limit_bytes = limits.max_body_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -1077,15 +1135,14 @@ async fn post_events(
     if declared.is_some_and(|length| length > limit_bytes as u64) {
         return Err(ApiError::PayloadTooLarge { limit_bytes });
     }
-    let Some(_permit) = state.try_upload_permit() else {
-        drain_refused(body, &headers, limits).await;
+    let Some(permit) = permit() else {
+        drain_refused(body, headers, limits).await;
         return Err(ApiError::Unavailable(
             "too many uploads are being received at once; retry shortly",
         ));
     };
     let body = read_body(body, limits, declared).await?;
-    let summary = state.ingest(body).await?;
-    Ok((StatusCode::OK, Json(summary)).into_response())
+    Ok((permit, body))
 }
 
 /// By when, counted from the start of a body, more of it must have come
