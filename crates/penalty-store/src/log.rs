@@ -495,6 +495,31 @@ impl EventLog {
             path: dir.to_path_buf(),
             source,
         })?;
+        let file_path = dir.join(BLOCKS_FILE);
+        let io_error = |action, source| StoreError::Io {
+            action,
+            path: file_path.clone(),
+            source,
+        };
+        // The blocks file exists before the lock names its holder, so a reader
+        // that sees a writer's directory finds a log (empty until the first
+        // block), never "no event log". Creating it if missing is harmless
+        // while another writer holds the lock.
+        let created = !file_path.exists();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&file_path)
+            .map_err(|e| io_error("opening the blocks file", e))?;
+        if created {
+            // The new file's directory entry must be durable before any block
+            // in it is acknowledged.
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| io_error("syncing the directory of the blocks file", e))?;
+        }
         let lock = match on_wait {
             Some(on_wait) => DirLock::acquire_waiting(dir, on_wait)?,
             None => DirLock::acquire(dir)?,
@@ -525,27 +550,6 @@ impl EventLog {
         })?;
         let blocks = db.open_tree(BLOCKS_TREE).map_err(db_error)?;
         crate::snapshot::remove_stale_temps(dir)?;
-        let file_path = dir.join(BLOCKS_FILE);
-        let io_error = |action, source| StoreError::Io {
-            action,
-            path: file_path.clone(),
-            source,
-        };
-        let created = !file_path.exists();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&file_path)
-            .map_err(|e| io_error("opening the blocks file", e))?;
-        if created {
-            // The new file's directory entry must be durable before any block
-            // in it is acknowledged.
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| io_error("syncing the directory of the blocks file", e))?;
-        }
         tracing::debug!(dir = %dir.display(), "opened the event log");
         let log = EventLog {
             db,
