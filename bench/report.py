@@ -112,10 +112,10 @@ def main():
     # Whole-process `penalty replay` and `penalty audit`, the fastest of the
     # rounds (as for ingest: a slowed round says the machine was busy).
     cli = {}
-    for command in ("replay", "audit"):
-        runs = [load(w, f"cli-{command}-{r}.json") for r in rounds]
+    for name in ("replay", "audit"):
+        runs = [load(w, f"cli-{name}-{r}.json") for r in rounds]
         fastest = min(runs, key=lambda x: x["seconds"])
-        cli[command] = {**fastest, "rounds_s": [x["seconds"] for x in runs]}
+        cli[name] = {**fastest, "rounds_s": [x["seconds"] for x in runs]}
     ingest_rss = max((x for x in ingest_rsss if x is not None), default=None)
     replay_rss = max_rss_bytes(w, "replay.time")
     disk = read_int(w, "disk.allocated")
@@ -239,9 +239,9 @@ def main():
     line("DuckDB %s (%d threads)" % (duck["duckdb_version"], duck["threads"]),
          "load %.2f s, query %.2f s; %s judgments in %s shops" % (
              duck["load_s"], duck["query_s"], f"{duck['judgments']:,}", f"{duck['shops_with_judgments']:,}"))
-    for command in ("replay", "audit"):
-        c = cli[command]
-        line("penalty %s, whole process" % command, "%.2f s = %.2fx DuckDB's query; peak RSS %.0f MB (rounds: %s)" % (
+    for name in ("replay", "audit"):
+        c = cli[name]
+        line("penalty %s, whole process" % name, "%.2f s = %.2fx DuckDB's query; peak RSS %.0f MB (rounds: %s)" % (
             c["seconds"], c["seconds"] / duck["query_s"], c["peak_rss_kib"] * 1024 / 1e6,
             ", ".join("%.2f" % x for x in c["rounds_s"])))
     line("judgment counts, ours vs DuckDB", "OK, equal in every shop" if duck.get("counts_equal")
