@@ -13,6 +13,7 @@
   var PAGE_ROWS = Math.min(1000, Math.max(1, parseInt(new URLSearchParams(window.location.search).get("rows"), 10) || 100));
   var DEDUCTIONS_SHOWN = 200;
   var NOTICES_SHOWN = 50;
+  var FLAGS_SHOWN = 100;
   var app = document.getElementById("app");
   var params = new URLSearchParams(window.location.search);
   var asOf = params.get("as_of") || "";
@@ -27,7 +28,7 @@
 
   // The page's own words in Chinese; English is the key itself.
   var WORDS = {
-    "more": "更多", "Booked ledger (R14)": "入账明细（R14）", "run date": "结算运行日", "kind": "类型", "Loading…": "加载中…",
+    "more": "更多", "first": "前", "Booked ledger (R14)": "入账明细（R14）", "run date": "结算运行日", "kind": "类型", "Loading…": "加载中…",
     "Per-day judgments, charges and cap hits": "按日的判罚、扣款与上限免除",
     "Shops": "店铺", "shops": "店铺", "Sign in": "登录", "Sign out": "退出登录", "Token": "令牌",
     "At risk in the next 24 h": "24 小时内有风险的订单", "Nothing is at risk in the next 24 h.": "24 小时内没有风险订单。",
@@ -192,8 +193,8 @@
 
   // The booked ledger (R14), a server page at a time: the first PAGE_ROWS
   // postings, and "more" appends the next page (GET /shops/{id}/postings is
-  // paged with limit and offset).
-  function bookedLedger(shopId) {
+  // paged with limit and offset). It asks once `after` settles.
+  function bookedLedger(shopId, after) {
     var path = "/shops/" + encodeURIComponent(shopId) + "/postings";
     var section = el("section", { id: "shop-booked" }, [el("h2", { text: t("Booked ledger (R14)") })]);
     var intro = el("p", { class: "muted" });
@@ -252,7 +253,7 @@
       });
     }
     more.addEventListener("click", function () { if (shown.next !== null) load(); });
-    section.ready = load();
+    section.ready = after.then(load);
     return section;
   }
 
@@ -539,8 +540,8 @@
   // The notices inbox (R9): the newest NOTICES_SHOWN first, read from the
   // feed backwards (GET /shops/{id}/notices?newest=true, a page of 1000);
   // "more" shows NOTICES_SHOWN older ones, fetching the next older page
-  // (before=next) when those drawn run out.
-  function noticesSection(shopId) {
+  // (before=next) when those drawn run out. It asks once `after` settles.
+  function noticesSection(shopId, after) {
     var path = "/shops/" + encodeURIComponent(shopId) + "/notices";
     var section = el("section", { id: "notices" });
     var heading = el("h2", { text: t("Notices (R9)") });
@@ -591,7 +592,7 @@
       if (state.drawn < state.fetched.length) draw();
       else if (state.next) { more.setAttribute("disabled", "disabled"); fetchPage().then(function () { more.removeAttribute("disabled"); }); }
     });
-    section.ready = fetchPage();
+    section.ready = after.then(fetchPage);
     return section;
   }
 
@@ -723,17 +724,24 @@
       app.appendChild(holder);
       return holder;
     }
+    // "first N / total" under a list drawn only in part.
+    function shownOf(id, total) {
+      return total > FLAGS_SHOWN ? el("p", { class: "muted", id: id, text: t("first") + " " + FLAGS_SHOWN + " / " + total }) : null;
+    }
     function fill(holder, nodes) {
       nodes.forEach(function (node) { holder.parentNode.insertBefore(node, holder); });
       holder.parentNode.removeChild(holder);
     }
-    var figuresSlot = slot(), atRiskSlot = slot(), noticesPart = noticesSection(shopId);
+    // The orders' first page asks first: on a busy server the lighter
+    // sections below the first screen (notices, booked ledger) wait for it.
+    var ordersPart = ordersSection(shopId);
+    var ordersAnswered = ordersPart.ready.catch(function () { return null; });
+    var figuresSlot = slot(), atRiskSlot = slot(), noticesPart = noticesSection(shopId, ordersAnswered);
     app.appendChild(noticesPart);
     var chartSlot = slot(), flagsSlot = slot();
-    var ordersPart = ordersSection(shopId);
     app.appendChild(ordersPart);
     var deductionsSlot = slot();
-    var bookedPart = bookedLedger(shopId);
+    var bookedPart = bookedLedger(shopId, ordersAnswered);
     app.appendChild(bookedPart);
 
     var summary = api(query(base, { summary: "true" })).then(function (report) {
@@ -757,23 +765,26 @@
           report.banned_products.length
             ? el("table", { id: "shop-bans" }, [
                 el("thead", {}, [el("tr", {}, [el("th", { text: t("product") }), el("th", { text: t("banned at") }), el("th", { text: t("by order") })])]),
-                el("tbody", {}, report.banned_products.map(function (b) {
+                el("tbody", {}, report.banned_products.slice(0, FLAGS_SHOWN).map(function (b) {
                   return el("tr", { "data-product-id": b.product_id }, [el("td", { text: b.product_id }), el("td", { text: b.banned_at }),
                     el("td", {}, [uiLink("/ui/orders/" + encodeURIComponent(b.order_id), b.order_id, { class: "order-link" })])]);
                 }))])
-            : el("p", { class: "muted", id: "shop-bans", text: t("None.") })
+            : el("p", { class: "muted", id: "shop-bans", text: t("None.") }),
+          shownOf("shop-bans-shown", report.banned_products.length)
         ]),
         el("section", {}, [
           el("h2", { text: t("Closure-review flags (R7)") }),
           report.closure_review.length
             ? el("table", { id: "shop-flags" }, [
                 el("thead", {}, [el("tr", {}, [el("th", { text: t("order") }), el("th", { text: t("flagged at") })])]),
-                el("tbody", {}, report.closure_review.map(function (f) {
+                el("tbody", {}, report.closure_review.slice(0, FLAGS_SHOWN).map(function (f) {
                   return el("tr", { "data-order-id": f.order_id }, [
                     el("td", {}, [uiLink("/ui/orders/" + encodeURIComponent(f.order_id), f.order_id, { class: "order-link" })]),
                     el("td", { text: f.flagged_at })]);
                 }))])
-            : el("p", { class: "muted", id: "shop-flags", text: t("None.") })
+            : el("p", { class: "muted", id: "shop-flags", text: t("None.") }),
+          // Every flagged order: the orders section's closure-review filter.
+          shownOf("shop-flags-shown", report.closure_review.length)
         ])
       ])]);
     });
