@@ -496,19 +496,20 @@ impl Ledger {
         Ok(feed.into_iter().take(limit).collect())
     }
 
-    /// The newest `limit` notices of the feed, before the notice whose
-    /// cursor is `before` (all of them when `None`), newest first: a
+    /// The newest `limit` notices of the feed strictly between the cursors
+    /// `after` and `before` (a missing bound is open), newest first: a
     /// seller's inbox reads the feed backwards a page at a time without
     /// walking it from its start.
     pub fn newest_notices_in(
         &self,
         shop_id: &str,
         as_of: UnixNs,
+        after: Option<&str>,
         before: Option<&str>,
         limit: usize,
         lang: Lang,
     ) -> Result<Vec<Notice>, QueryError> {
-        let feed = self.notice_range(shop_id, as_of, None, before, lang)?;
+        let feed = self.notice_range(shop_id, as_of, after, before, lang)?;
         Ok(feed.into_iter().rev().take(limit).collect())
     }
 

@@ -241,8 +241,8 @@ fn full_document() -> Value {
                 "responses": responses(json_response("The report.", json!({"$ref": "#/components/schemas/ShopReport"})), &["400", "401", "404", "429", "503"])}},
             "/shops/{id}/notices": {"get": {"summary": "The shop's notice feed (R9): one notice per judgment, after a cursor; each is delivered once per cursor position.",
                 "parameters": with(with(json!([id_param("The shop.")]), as_of_params()), json!([
-                    {"name": "after", "in": "query", "required": false, "description": "A notice's cursor: only the notices after it. Not with `newest` or `before`.", "schema": {"type": "string", "pattern": crate::params::CURSOR_PATTERN}},
-                    {"name": "newest", "in": "query", "required": false, "description": "true: read the feed backwards, the newest notices first.", "schema": {"type": "boolean"}},
+                    {"name": "after", "in": "query", "required": false, "description": "A notice's cursor: only the notices after it.", "schema": {"type": "string", "pattern": crate::params::CURSOR_PATTERN}},
+                    {"name": "newest", "in": "query", "required": false, "description": "true: read the feed backwards, the newest notices first (`before` implies it).", "schema": {"type": "boolean"}},
                     {"name": "before", "in": "query", "required": false, "description": "A notice's cursor: the newest notices before it, newest first (the `next` of a backwards page).", "schema": {"type": "string", "pattern": crate::params::CURSOR_PATTERN}},
                     {"name": "limit", "in": "query", "required": false, "description": "At most this many (1 to 1000, default 100).", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
                     lang_param()])),

@@ -479,23 +479,24 @@ async fn notices(
     for cursor in [&params.after, &params.before].into_iter().flatten() {
         check_cursor(cursor)?;
     }
-    // The inbox reads the feed backwards (newest first); a consumer
-    // following the feed reads it forwards with `after`. Both at once
-    // would be a window the feed does not offer.
+    // The inbox reads the feed backwards (newest first, `after` and
+    // `before` bounding it); a consumer following the feed reads it
+    // forwards with `after`.
     let backwards = params.newest == Some(true) || params.before.is_some();
-    if backwards && params.after.is_some() {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            "after reads the feed forwards and newest/before backwards: give one or the other",
-        ));
-    }
     readable_shop(&state, &access, &shop_id, when.as_of)?;
     let (after, before) = (params.after, params.before);
     let page = state
         .query_for(Some(&access.clone()), when.known_at, move |ledger| {
             if backwards {
                 let notices = ledger
-                    .newest_notices_in(&shop_id, when.as_of, before.as_deref(), limit, lang)
+                    .newest_notices_in(
+                        &shop_id,
+                        when.as_of,
+                        after.as_deref(),
+                        before.as_deref(),
+                        limit,
+                        lang,
+                    )
                     .map_err(not_found_for_http)?;
                 let next = (notices.len() == limit)
                     .then(|| notices.last().map(|n| n.cursor.clone()))
