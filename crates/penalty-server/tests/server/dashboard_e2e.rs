@@ -753,6 +753,40 @@ fn a_seller_signs_in_and_sees_its_own_shop_only() {
     );
     cdp.screenshot("seller-home");
 
+    // The booked ledger a page at a time (rows=20): "more" appends the next
+    // page in the API's order until every posting is drawn.
+    let (_, ledger) = api_as(
+        addr,
+        &format!("/shops/S01/postings?as_of={at}&limit=1000"),
+        SELLER_S01,
+    );
+    let all: Vec<String> = ledger["postings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["order_id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        all.len() > 20,
+        "the demo's S01 has more than a page of postings"
+    );
+    cdp.open(&format!("{base}/ui/shops/S01?as_of={at}&rows=20"));
+    let posting_rows = "document.querySelectorAll('#shop-postings tbody tr')";
+    assert_eq!(cdp.eval(&format!("{posting_rows}.length")), 20);
+    for _ in 0..all.len() / 20 + 1 {
+        if cdp.eval("document.getElementById('postings-more').hidden") == true {
+            break;
+        }
+        let before = cdp.eval(&format!("{posting_rows}.length"));
+        cdp.eval("document.getElementById('postings-more').click()");
+        cdp.wait_for(&format!("{posting_rows}.length > {before}"));
+    }
+    let drawn: Vec<String> = serde_json::from_value(cdp.eval(&format!(
+        "Array.from({posting_rows}).map(function (r) {{ return r.getAttribute('data-order-id'); }})"
+    )))
+    .unwrap();
+    assert_eq!(drawn, all);
+
     // Another shop by URL: the unknown shop's answer, nothing of S02.
     cdp.open(&format!("{base}/ui/shops/S02?as_of={at}"));
     assert_eq!(
