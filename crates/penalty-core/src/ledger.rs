@@ -492,14 +492,49 @@ impl Ledger {
         limit: usize,
         lang: Lang,
     ) -> Result<Vec<Notice>, QueryError> {
+        let feed = self.notice_range(shop_id, as_of, after, None, lang)?;
+        Ok(feed.into_iter().take(limit).collect())
+    }
+
+    /// The newest `limit` notices of the feed strictly between the cursors
+    /// `after` and `before` (a missing bound is open), newest first: a
+    /// seller's inbox reads the feed backwards a page at a time without
+    /// walking it from its start.
+    pub fn newest_notices_in(
+        &self,
+        shop_id: &str,
+        as_of: UnixNs,
+        after: Option<&str>,
+        before: Option<&str>,
+        limit: usize,
+        lang: Lang,
+    ) -> Result<Vec<Notice>, QueryError> {
+        let feed = self.notice_range(shop_id, as_of, after, before, lang)?;
+        Ok(feed.into_iter().rev().take(limit).collect())
+    }
+
+    /// The notices strictly between the cursors `after` and `before` (a
+    /// missing bound is open), in feed order.
+    fn notice_range(
+        &self,
+        shop_id: &str,
+        as_of: UnixNs,
+        after: Option<&str>,
+        before: Option<&str>,
+        lang: Lang,
+    ) -> Result<Vec<Notice>, QueryError> {
         let offset = self.policy.utc_offset;
         let (_, shop) = self.existing_shop(shop_id, as_of)?;
         let after = after.and_then(parse_cursor);
+        let before = before.and_then(parse_cursor);
         let mut keyed: Vec<(NoticeKey<'_>, Notice)> = Vec::new();
         let is_after = |key: &NoticeKey<'_>| {
             after
                 .as_ref()
                 .is_none_or(|a| *key > (a.0, a.1.as_str(), a.2, a.3))
+                && before
+                    .as_ref()
+                    .is_none_or(|b| *key < (b.0, b.1.as_str(), b.2, b.3))
         };
         for &order in &shop.orders {
             let Some(view) = self.view(order, as_of) else {
@@ -566,7 +601,7 @@ impl Ledger {
             keyed.push((key, notice));
         }
         keyed.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(keyed.into_iter().take(limit).map(|(_, n)| n).collect())
+        Ok(keyed.into_iter().map(|(_, n)| n).collect())
     }
 
     /// Orders with events but no `paid` event as of `as_of` (R13): their

@@ -12,6 +12,8 @@
   // the URL, 1 to 1000, the API's bound).
   var PAGE_ROWS = Math.min(1000, Math.max(1, parseInt(new URLSearchParams(window.location.search).get("rows"), 10) || 100));
   var DEDUCTIONS_SHOWN = 200;
+  var NOTICES_SHOWN = 50;
+  var FLAGS_SHOWN = 100;
   var app = document.getElementById("app");
   var params = new URLSearchParams(window.location.search);
   var asOf = params.get("as_of") || "";
@@ -26,6 +28,7 @@
 
   // The page's own words in Chinese; English is the key itself.
   var WORDS = {
+    "more": "更多", "first": "前", "Booked ledger (R14)": "入账明细（R14）", "run date": "结算运行日", "kind": "类型", "Loading…": "加载中…",
     "Per-day judgments, charges and cap hits": "按日的判罚、扣款与上限免除",
     "Shops": "店铺", "shops": "店铺", "Sign in": "登录", "Sign out": "退出登录", "Token": "令牌",
     "At risk in the next 24 h": "24 小时内有风险的订单", "Nothing is at risk in the next 24 h.": "24 小时内没有风险订单。",
@@ -188,55 +191,69 @@
     return page(null, 1);
   }
 
-  // The booked ledger (R14), every page within MAX_PAGES.
-  function allPostings(shopId) {
-    var rows = [];
-    function page(offset, count) {
-      var path = "/shops/" + encodeURIComponent(shopId) + "/postings";
-      return api(query(path, { limit: 1000, offset: offset })).then(function (body) {
-        rows = rows.concat(body.postings);
-        if (body.next !== null && count < MAX_PAGES) return page(body.next, count + 1);
-        return { shop_id: shopId, booked_fen: body.booked_fen, total: body.total, postings: rows };
+  // The booked ledger (R14), a server page at a time: the first PAGE_ROWS
+  // postings, and "more" appends the next page (GET /shops/{id}/postings is
+  // paged with limit and offset). It asks once `after` settles.
+  function bookedLedger(shopId, after) {
+    var path = "/shops/" + encodeURIComponent(shopId) + "/postings";
+    var section = el("section", { id: "shop-booked" }, [el("h2", { text: t("Booked ledger (R14)") })]);
+    var intro = el("p", { class: "muted" });
+    var body = el("tbody");
+    var more = el("button", { type: "button", id: "postings-more", hidden: "hidden" }, [t("more")]);
+    var shown = { rows: 0, corrections: 0, next: 0 };
+    section.appendChild(intro);
+    // Every posting, as `penalty export postings --shop ID --format csv`.
+    section.appendChild(el("a", { id: "postings-csv", class: "button", download: "postings.csv",
+      href: query(path + ".csv") }, [t("Download CSV")]));
+    function describeShown(total) {
+      intro.textContent = "What the settlement runs at 00:00 of each day actually moved. A posting is " +
+        "never changed: when a later event changes a past day (a revocation, a rejected tracking number), the next " +
+        "run books a correction, marked below with its cause. " + total + " postings" +
+        (shown.rows < total ? "; the first " + shown.rows + " shown, with " : ", ") + shown.corrections + " corrections" + ".";
+    }
+    function load() {
+      more.setAttribute("disabled", "disabled");
+      return api(query(path, { limit: PAGE_ROWS, offset: shown.next })).then(function (page) {
+        if (!page.total) {
+          section.setAttribute("data-booked-fen", page.booked_fen);
+          section.setAttribute("data-postings", 0);
+          section.setAttribute("data-corrections", 0);
+          describeShown(0);
+          section.appendChild(el("p", { class: "muted", text: "Nothing booked yet." }));
+          return;
+        }
+        if (!shown.rows) {
+          section.appendChild(el("table", { id: "shop-postings" }, [
+            el("thead", {}, [el("tr", {}, ["run date", "order", "judgment", "settle date", "kind", "amount", "cause"].map(function (h) {
+              return el("th", { text: t(h) });
+            }))]), body]));
+          section.appendChild(more);
+        }
+        page.postings.forEach(function (p) {
+          var correction = p.kind !== "charge";
+          if (correction) shown.corrections += 1;
+          body.appendChild(el("tr", { class: correction ? "correction" : null, "data-kind": p.kind, "data-order-id": p.order_id }, [
+            el("td", { text: p.run_date }),
+            el("td", {}, [uiLink("/ui/orders/" + encodeURIComponent(p.order_id), p.order_id, { class: "order-link" })]),
+            el("td", { class: "num", text: p.judgment }), el("td", { text: p.settle_date }),
+            el("td", {}, [el("span", { class: "tag" + (correction ? " correction" : ""), text: label("posting_kind", p.kind) })]),
+            el("td", { class: "num", text: yuan(p.amount_fen) }),
+            el("td", { class: correction ? "cause" : "muted", text: p.cause })
+          ]));
+        });
+        shown.rows += page.postings.length;
+        shown.next = page.next;
+        // data-corrections counts the corrections among the rows drawn.
+        section.setAttribute("data-booked-fen", page.booked_fen);
+        section.setAttribute("data-postings", page.total);
+        section.setAttribute("data-corrections", shown.corrections);
+        describeShown(page.total);
+        more.removeAttribute("disabled");
+        if (page.next === null) more.setAttribute("hidden", "hidden"); else more.removeAttribute("hidden");
       });
     }
-    return page(0, 1);
-  }
-
-  // The booked ledger's table: corrections (refunds and late charges of an
-  // earlier settle date) are marked and carry their cause.
-  function bookedLedger(ledger) {
-    var corrections = ledger.postings.filter(function (p) { return p.kind !== "charge"; }).length;
-    var section = el("section", { id: "shop-booked", "data-booked-fen": ledger.booked_fen,
-      "data-postings": ledger.total, "data-corrections": corrections }, [
-      el("h2", { text: "Booked ledger (R14)" }),
-      el("p", { class: "muted", text: "What the settlement runs at 00:00 of each day actually moved. A posting is " +
-        "never changed: when a later event changes a past day (a revocation, a rejected tracking number), the next " +
-        "run books a correction, marked below with its cause. " + ledger.total + " postings, " + corrections +
-        " corrections" + (ledger.postings.length < ledger.total ? " (the first " + ledger.postings.length + " shown)" : "") + "." }),
-      // Every posting, as `penalty export postings --shop ID --format csv`.
-      el("a", { id: "postings-csv", class: "button", download: "postings.csv",
-        href: query("/shops/" + encodeURIComponent(ledger.shop_id) + "/postings.csv") }, [t("Download CSV")])
-    ]);
-    if (!ledger.postings.length) {
-      section.appendChild(el("p", { class: "muted", text: "Nothing booked yet." }));
-      return section;
-    }
-    section.appendChild(el("table", { id: "shop-postings" }, [
-      el("thead", {}, [el("tr", {}, ["run date", "order", "judgment", "settle date", "kind", "amount", "cause"].map(function (h) {
-        return el("th", { text: h });
-      }))]),
-      el("tbody", {}, ledger.postings.map(function (p) {
-        var correction = p.kind !== "charge";
-        return el("tr", { class: correction ? "correction" : null, "data-kind": p.kind, "data-order-id": p.order_id }, [
-          el("td", { text: p.run_date }),
-          el("td", {}, [uiLink("/ui/orders/" + encodeURIComponent(p.order_id), p.order_id, { class: "order-link" })]),
-          el("td", { class: "num", text: p.judgment }), el("td", { text: p.settle_date }),
-          el("td", {}, [el("span", { class: "tag" + (correction ? " correction" : ""), text: label("posting_kind", p.kind) })]),
-          el("td", { class: "num", text: yuan(p.amount_fen) }),
-          el("td", { class: correction ? "cause" : "muted", text: p.cause })
-        ]);
-      }))
-    ]));
+    more.addEventListener("click", function () { if (shown.next !== null) load(); });
+    section.ready = after.then(load);
     return section;
   }
 
@@ -520,30 +537,62 @@
     return section;
   }
 
-  // The notices inbox (R9): the newest 50 first.
-  function noticesSection(notices) {
-    var section = el("section", { id: "notices", "data-count": notices.length });
-    section.appendChild(el("h2", { text: t("Notices (R9)") + " (" + notices.length + ")" }));
-    if (!notices.length) {
-      section.appendChild(el("p", { class: "muted", text: t("No notice yet.") }));
-      return section;
+  // The notices inbox (R9): the newest NOTICES_SHOWN first, read from the
+  // feed backwards (GET /shops/{id}/notices?newest=true, a page of 1000);
+  // "more" shows NOTICES_SHOWN older ones, fetching the next older page
+  // (before=next) when those drawn run out. It asks once `after` settles.
+  function noticesSection(shopId, after) {
+    var path = "/shops/" + encodeURIComponent(shopId) + "/notices";
+    var section = el("section", { id: "notices" });
+    var heading = el("h2", { text: t("Notices (R9)") });
+    var body = el("tbody");
+    var more = el("button", { type: "button", id: "notices-more", hidden: "hidden" }, [t("more")]);
+    var state = { fetched: [], drawn: 0, next: null, started: false };
+    section.appendChild(heading);
+    function row(n) {
+      return el("tr", { "data-cursor": n.cursor }, [
+        el("td", { class: "time", text: n.judged_at }),
+        el("td", {}, [uiLink("/ui/orders/" + encodeURIComponent(n.order_id), n.order_id, { class: "order-link" })]),
+        el("td", { class: "num", text: n.judgment }),
+        el("td", { class: "num", text: n.posting ? yuan(n.posting.amount_fen) : n.deduction_fen === null || n.deduction_fen === undefined ? "" : yuan(n.deduction_fen) }),
+        el("td", { class: n.posting ? "cause" : null }, [n.revoked ? el("span", { class: "tag ok", text: t("revoked") }) : "",
+          n.posting ? el("span", { class: "tag correction", "data-code": n.posting.kind, title: n.posting.cause, text: label("posting_kind", n.posting.kind) }) : ""])
+      ]);
     }
-    var newest = notices.slice(-50).reverse();
-    section.appendChild(el("table", { id: "notices-table" }, [
-      el("thead", {}, [el("tr", {}, [t("judged at"), t("order"), t("judgment"), t("deduction"), t("status")].map(function (h) {
-        return el("th", { scope: "col", text: h });
-      }))]),
-      el("tbody", {}, newest.map(function (n) {
-        return el("tr", { "data-cursor": n.cursor }, [
-          el("td", { class: "time", text: n.judged_at }),
-          el("td", {}, [uiLink("/ui/orders/" + encodeURIComponent(n.order_id), n.order_id, { class: "order-link" })]),
-          el("td", { class: "num", text: n.judgment }),
-          el("td", { class: "num", text: n.posting ? yuan(n.posting.amount_fen) : n.deduction_fen === null || n.deduction_fen === undefined ? "" : yuan(n.deduction_fen) }),
-          el("td", { class: n.posting ? "cause" : null }, [n.revoked ? el("span", { class: "tag ok", text: t("revoked") }) : "",
-            n.posting ? el("span", { class: "tag correction", "data-code": n.posting.kind, title: n.posting.cause, text: label("posting_kind", n.posting.kind) }) : ""])
-        ]);
-      }))
-    ]));
+    function draw() {
+      var upTo = Math.min(state.fetched.length, state.drawn + NOTICES_SHOWN);
+      for (; state.drawn < upTo; state.drawn += 1) body.appendChild(row(state.fetched[state.drawn]));
+      // data-count: the notices read so far (every one when `more` is hidden).
+      section.setAttribute("data-count", state.fetched.length);
+      heading.textContent = t("Notices (R9)") + " (" + state.fetched.length + (state.next ? "+" : "") + ")";
+      if (state.drawn < state.fetched.length || state.next) more.removeAttribute("hidden"); else more.setAttribute("hidden", "hidden");
+    }
+    function fetchPage() {
+      var extra = { limit: 1000 };
+      if (state.next) extra.before = state.next; else extra.newest = "true";
+      return api(query(path, extra)).then(function (page) {
+        state.fetched = state.fetched.concat(page.notices);
+        state.next = page.next;
+        if (!state.started) {
+          state.started = true;
+          if (!state.fetched.length) {
+            section.appendChild(el("p", { class: "muted", text: t("No notice yet.") }));
+          } else {
+            section.appendChild(el("table", { id: "notices-table" }, [
+              el("thead", {}, [el("tr", {}, [t("judged at"), t("order"), t("judgment"), t("deduction"), t("status")].map(function (h) {
+                return el("th", { scope: "col", text: h });
+              }))]), body]));
+            section.appendChild(more);
+          }
+        }
+        draw();
+      });
+    }
+    more.addEventListener("click", function () {
+      if (state.drawn < state.fetched.length) draw();
+      else if (state.next) { more.setAttribute("disabled", "disabled"); fetchPage().then(function () { more.removeAttribute("disabled"); }); }
+    });
+    section.ready = after.then(fetchPage);
     return section;
   }
 
@@ -647,7 +696,7 @@
     return api(query("/orders/" + encodeURIComponent(id))).then(function () {
       window.location.assign(withAsOf(path));
     }, function () {
-      return api(query("/shops/" + encodeURIComponent(id))).then(function () {
+      return api(query("/shops/" + encodeURIComponent(id), { summary: "true" })).then(function () {
         window.location.assign(withAsOf("/ui/shops/" + encodeURIComponent(id)));
       }, function () {
         showError(t("Nothing found for") + " " + id);
@@ -655,17 +704,48 @@
     });
   }
 
+  // A shop's page, drawn a section at a time as each section's own request
+  // answers (issue 21: the largest shop's page is usable within 1 s at 1M
+  // orders): the figures and the two flag lists from the summary report
+  // (no deductions), at-risk, the newest notices, the orders' first page and
+  // the booked ledger's first page ask at once; the chart and the
+  // deductions, which need every deduction and every notice, ask after
+  // those have answered. The page is `data-state=ready` when every
+  // section is drawn.
   function shopPage(shopId) {
     document.title = shopId + " — penalty-ledger";
     setCrumbs([uiLink("/", "shops"), el("span", { text: shopId })]);
     var base = "/shops/" + encodeURIComponent(shopId);
-    return Promise.all([api(query(base)), allNotices(shopId), allPostings(shopId),
-      api(query(base + "/at-risk", { within: "24h", limit: 200 }))]).then(function (results) {
-      var report = results[0], notices = results[1], ledger = results[2], atRisk = results[3];
-      var days = perDay(report, notices);
-      app.textContent = "";
-      app.appendChild(el("h1", { id: "shop-title", "data-shop-id": report.shop_id, text: "Shop " + report.shop_id }));
-      app.appendChild(el("div", { class: "figures" }, [
+    app.textContent = "";
+    app.appendChild(el("h1", { id: "shop-title", "data-shop-id": shopId, text: "Shop " + shopId }));
+    // A section's place, kept in page order until its answer replaces it.
+    function slot() {
+      var holder = el("div", { class: "muted loading", text: t("Loading…") });
+      app.appendChild(holder);
+      return holder;
+    }
+    // "first N / total" under a list drawn only in part.
+    function shownOf(id, total) {
+      return total > FLAGS_SHOWN ? el("p", { class: "muted", id: id, text: t("first") + " " + FLAGS_SHOWN + " / " + total }) : null;
+    }
+    function fill(holder, nodes) {
+      nodes.forEach(function (node) { holder.parentNode.insertBefore(node, holder); });
+      holder.parentNode.removeChild(holder);
+    }
+    // The orders' first page asks first: on a busy server the lighter
+    // sections below the first screen (notices, booked ledger) wait for it.
+    var ordersPart = ordersSection(shopId);
+    var ordersAnswered = ordersPart.ready.catch(function () { return null; });
+    var figuresSlot = slot(), atRiskSlot = slot(), noticesPart = noticesSection(shopId, ordersAnswered);
+    app.appendChild(noticesPart);
+    var chartSlot = slot(), flagsSlot = slot();
+    app.appendChild(ordersPart);
+    var deductionsSlot = slot();
+    var bookedPart = bookedLedger(shopId, ordersAnswered);
+    app.appendChild(bookedPart);
+
+    var summary = api(query(base, { summary: "true" })).then(function (report) {
+      fill(figuresSlot, [el("div", { class: "figures" }, [
         figure("shop-orders", t("paid orders"), report.orders),
         figure("shop-judgments", t("judgments (standing)"), report.judgments),
         figure("shop-violating", t("orders with a judgment"), report.violating_orders),
@@ -678,63 +758,71 @@
         figure("shop-timeout-rate", t("timeout rate (") + report.rating.window_days + " d)",
           report.rating.timeout_rate === null ? "" : report.rating.timeout_rate,
           report.rating.timeout_rate === null ? "—" : (100 * report.rating.timeout_rate).toFixed(1) + "%")
-      ]));
-
-      app.appendChild(atRiskSection(atRisk));
-      app.appendChild(noticesSection(notices));
-
-      app.appendChild(el("h2", { text: t("Per day") }));
-      var totals = days.reduce(function (t, d) {
-        return { judgments: t.judgments + d.judgments, charged: t.charged + d.charged, capHits: t.capHits + d.capHits };
-      }, { judgments: 0, charged: 0, capHits: 0 });
-      app.appendChild(el("p", { class: "legend muted" }, [
-        el("span", {}, [el("i", { class: "sw-judgments" }), "judgments, by day judged (R3)"]),
-        el("span", {}, [el("i", { class: "sw-charged" }), "charged, by settle date (R4)"]),
-        el("span", {}, [el("i", { class: "sw-cap" }), "cap hits: deductions waived or partly waived (R5)"])
-      ]));
-      var chart = el("div", { class: "chart", id: "shop-chart", "data-days": days.length,
-        "data-total-judgments": totals.judgments, "data-total-charged": totals.charged, "data-total-cap-hits": totals.capHits });
-      if (days.length) chart.appendChild(dayChart(days));
-      else chart.appendChild(el("p", { class: "muted", text: "No judgment yet." }));
-      app.appendChild(chart);
-
-      app.appendChild(el("div", { class: "columns" }, [
+      ])]);
+      fill(flagsSlot, [el("div", { class: "columns" }, [
         el("section", {}, [
           el("h2", { text: t("Banned products (R6)") }),
           report.banned_products.length
             ? el("table", { id: "shop-bans" }, [
-                el("thead", {}, [el("tr", {}, [el("th", { text: "product" }), el("th", { text: "banned at" }), el("th", { text: "by order" })])]),
-                el("tbody", {}, report.banned_products.map(function (b) {
+                el("thead", {}, [el("tr", {}, [el("th", { text: t("product") }), el("th", { text: t("banned at") }), el("th", { text: t("by order") })])]),
+                el("tbody", {}, report.banned_products.slice(0, FLAGS_SHOWN).map(function (b) {
                   return el("tr", { "data-product-id": b.product_id }, [el("td", { text: b.product_id }), el("td", { text: b.banned_at }),
                     el("td", {}, [uiLink("/ui/orders/" + encodeURIComponent(b.order_id), b.order_id, { class: "order-link" })])]);
                 }))])
-            : el("p", { class: "muted", id: "shop-bans", text: t("None.") })
+            : el("p", { class: "muted", id: "shop-bans", text: t("None.") }),
+          shownOf("shop-bans-shown", report.banned_products.length)
         ]),
         el("section", {}, [
           el("h2", { text: t("Closure-review flags (R7)") }),
           report.closure_review.length
             ? el("table", { id: "shop-flags" }, [
-                el("thead", {}, [el("tr", {}, [el("th", { text: "order" }), el("th", { text: "flagged at" })])]),
-                el("tbody", {}, report.closure_review.map(function (f) {
+                el("thead", {}, [el("tr", {}, [el("th", { text: t("order") }), el("th", { text: t("flagged at") })])]),
+                el("tbody", {}, report.closure_review.slice(0, FLAGS_SHOWN).map(function (f) {
                   return el("tr", { "data-order-id": f.order_id }, [
                     el("td", {}, [uiLink("/ui/orders/" + encodeURIComponent(f.order_id), f.order_id, { class: "order-link" })]),
                     el("td", { text: f.flagged_at })]);
                 }))])
-            : el("p", { class: "muted", id: "shop-flags", text: t("None.") })
+            : el("p", { class: "muted", id: "shop-flags", text: t("None.") }),
+          // Every flagged order: the orders section's closure-review filter.
+          shownOf("shop-flags-shown", report.closure_review.length)
         ])
-      ]));
+      ])]);
+    });
+    var atRisk = api(query(base + "/at-risk", { within: "24h", limit: 200 })).then(function (report) {
+      fill(atRiskSlot, [atRiskSection(report)]);
+    });
+    // The heavy reads start once the page's first screen has answered, so
+    // that they do not compete with it for the server.
+    var first = Promise.all([summary, atRisk, noticesPart.ready, ordersPart.ready].map(function (p) {
+      return p.catch(function () { return null; });
+    }));
+    var history = first.then(function () {
+      return Promise.all([api(query(base)), allNotices(shopId)]);
+    }).then(function (results) {
+      var report = results[0], notices = results[1];
+      var days = perDay(report, notices);
+      var totals = days.reduce(function (t, d) {
+        return { judgments: t.judgments + d.judgments, charged: t.charged + d.charged, capHits: t.capHits + d.capHits };
+      }, { judgments: 0, charged: 0, capHits: 0 });
+      var chart = el("div", { class: "chart", id: "shop-chart", "data-days": days.length,
+        "data-total-judgments": totals.judgments, "data-total-charged": totals.charged, "data-total-cap-hits": totals.capHits });
+      if (days.length) chart.appendChild(dayChart(days));
+      else chart.appendChild(el("p", { class: "muted", text: "No judgment yet." }));
+      fill(chartSlot, [el("h2", { text: t("Per day") }),
+        el("p", { class: "legend muted" }, [
+          el("span", {}, [el("i", { class: "sw-judgments" }), "judgments, by day judged (R3)"]),
+          el("span", {}, [el("i", { class: "sw-charged" }), "charged, by settle date (R4)"]),
+          el("span", {}, [el("i", { class: "sw-cap" }), "cap hits: deductions waived or partly waived (R5)"])
+        ]), chart]);
 
-      var ordersPart = ordersSection(report.shop_id);
-      app.appendChild(ordersPart);
-
-      app.appendChild(el("h2", { text: t("Deductions (R4, R5)") }));
+      var parts = [el("h2", { text: t("Deductions (R4, R5)") })];
       // The newest DEDUCTIONS_SHOWN only: a large shop has thousands.
       var allDeductions = report.deductions || [];
       var deductions = allDeductions.slice(-DEDUCTIONS_SHOWN).reverse();
       if (allDeductions.length > deductions.length) {
-        app.appendChild(el("p", { class: "muted", id: "deductions-shown", text: t("newest") + " " + deductions.length + " / " + allDeductions.length }));
+        parts.push(el("p", { class: "muted", id: "deductions-shown", text: t("newest") + " " + deductions.length + " / " + allDeductions.length }));
       }
-      app.appendChild(deductions.length ? el("table", { id: "shop-deductions" }, [
+      parts.push(deductions.length ? el("table", { id: "shop-deductions" }, [
         el("thead", {}, [el("tr", {}, ["order", "judgment", "judged at", "settle date", "amount", "charged", "waived", "status"].map(function (h) {
           return el("th", { text: t(h) });
         }))]),
@@ -747,8 +835,12 @@
           ]);
         }))
       ]) : el("p", { class: "muted", text: t("None.") }));
-      app.appendChild(bookedLedger(ledger));
-      return ordersPart.ready.then(function () { app.setAttribute("data-state", "ready"); });
+      fill(deductionsSlot, parts);
+    });
+    // An unknown shop (or a refused one) fails the page as before; the
+    // sections' own requests would fail the same way.
+    return Promise.all([summary, atRisk, noticesPart.ready, ordersPart.ready, bookedPart.ready, history]).then(function () {
+      app.setAttribute("data-state", "ready");
     });
   }
 

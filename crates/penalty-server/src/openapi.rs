@@ -235,15 +235,18 @@ fn full_document() -> Value {
                 "responses": responses(json_response("A page of shop summaries; `total` and `charged_fen` are over all pages.", json!({"type": "object", "required": ["shops", "next", "total", "charged_fen"], "properties": {
                     "shops": {"type": "array", "maxItems": 1000, "items": {"$ref": "#/components/schemas/ShopReport"}},
                     "next": {"type": ["integer", "null"]}, "total": {"type": "integer"}, "charged_fen": {"type": "integer"}}})), &["400", "401", "429", "503"])}},
-            "/shops/{id}": {"get": {"summary": "One shop's report with its deductions (`penalty shop ID --json`).",
-                "parameters": with(json!([id_param("The shop.")]), as_of_params()),
+            "/shops/{id}": {"get": {"summary": "One shop's report with its deductions (`penalty shop ID --json`), or without them (`summary=true`).",
+                "parameters": with(with(json!([id_param("The shop.")]), as_of_params()), json!([
+                    {"name": "summary", "in": "query", "required": false, "description": "true: the figures only, `deductions` left out (`penalty shop ID --summary`).", "schema": {"type": "boolean"}}])),
                 "responses": responses(json_response("The report.", json!({"$ref": "#/components/schemas/ShopReport"})), &["400", "401", "404", "429", "503"])}},
             "/shops/{id}/notices": {"get": {"summary": "The shop's notice feed (R9): one notice per judgment, after a cursor; each is delivered once per cursor position.",
                 "parameters": with(with(json!([id_param("The shop.")]), as_of_params()), json!([
                     {"name": "after", "in": "query", "required": false, "description": "A notice's cursor: only the notices after it.", "schema": {"type": "string", "pattern": crate::params::CURSOR_PATTERN}},
+                    {"name": "newest", "in": "query", "required": false, "description": "true: read the feed backwards, the newest notices first (`before` implies it).", "schema": {"type": "boolean"}},
+                    {"name": "before", "in": "query", "required": false, "description": "A notice's cursor: the newest notices before it, newest first (the `next` of a backwards page).", "schema": {"type": "string", "pattern": crate::params::CURSOR_PATTERN}},
                     {"name": "limit", "in": "query", "required": false, "description": "At most this many (1 to 1000, default 100).", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
                     lang_param()])),
-                "responses": responses(json_response("A page of the feed; pass `next` as `after` to read on.", json!({"type": "object", "properties": {
+                "responses": responses(json_response("A page of the feed; pass `next` as `after` to read on (backwards: as `before`, `null` after a page that was not full).", json!({"type": "object", "properties": {
                     "notices": {"type": "array", "items": {"$ref": "#/components/schemas/Notice"}}, "next": {"type": ["string", "null"]}}})), &["400", "401", "404", "429", "503"])}},
             "/shops/{id}/at-risk": {"get": {"summary": "The shop's orders at risk (`penalty at-risk --shop ID --json`, CLI.md): unresolved orders whose next judgment, closure-review flag or auto-close comes within the horizon, soonest first, each with its sentence (`line`). At most `limit` of them; `total` counts all.",
                 "parameters": with(with(json!([id_param("The shop.")]), as_of_params()), json!([

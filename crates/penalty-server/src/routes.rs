@@ -244,6 +244,7 @@ macro_rules! asks_when {
 
 asks_when!(
     AsOfParams,
+    ShopParams,
     ShopListParams,
     NoticeParams,
     PostingParams,
@@ -459,17 +460,29 @@ async fn list_shops(
     Ok(Json(page))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShopParams {
+    as_of: Option<String>,
+    known_at: Option<String>,
+    summary: Option<bool>,
+}
+
+/// `GET /shops/{id}`: `penalty shop ID --json`, or with `summary=true`
+/// `penalty shop ID --summary`'s figures without the deductions (a large
+/// shop has tens of thousands of them).
 async fn shop(
     State(state): State<AppState>,
     access: Access,
     Id(shop_id): Id,
-    Asked { when, .. }: Asked<AsOfParams>,
+    Asked { params, when }: Asked<ShopParams>,
 ) -> Result<Json<penalty_core::ShopReport>, ApiError> {
     readable_shop(&state, &access, &shop_id, when.as_of)?;
+    let with_deductions = params.summary != Some(true);
     let report = state
         .query_for(Some(&access.clone()), when.known_at, move |ledger| {
             ledger
-                .shop_report(&shop_id, when.as_of, true)
+                .shop_report(&shop_id, when.as_of, with_deductions)
                 .map_err(not_found_for_http)
         })
         .await?;
@@ -482,6 +495,8 @@ struct NoticeParams {
     as_of: Option<String>,
     known_at: Option<String>,
     after: Option<String>,
+    before: Option<String>,
+    newest: Option<bool>,
     limit: Option<usize>,
 }
 
@@ -491,6 +506,8 @@ struct NoticePage {
     notices: Vec<penalty_core::Notice>,
     /// Pass as `after` to read on: the last notice's cursor, or the `after`
     /// given when nothing new came (so a consumer never loses its place).
+    /// Read newest first (`newest` or `before`): pass as `before` for the
+    /// older notices; `null` when this page was not full.
     next: Option<String>,
 }
 
@@ -502,13 +519,33 @@ async fn notices(
     Asked { params, when }: Asked<NoticeParams>,
 ) -> Result<Json<NoticePage>, ApiError> {
     let limit = page_limit(params.limit)?;
-    if let Some(after) = &params.after {
-        check_cursor(after)?;
+    for cursor in [&params.after, &params.before].into_iter().flatten() {
+        check_cursor(cursor)?;
     }
+    // The inbox reads the feed backwards (newest first, `after` and
+    // `before` bounding it); a consumer following the feed reads it
+    // forwards with `after`.
+    let backwards = params.newest == Some(true) || params.before.is_some();
     readable_shop(&state, &access, &shop_id, when.as_of)?;
-    let after = params.after;
+    let (after, before) = (params.after, params.before);
     let page = state
         .query_for(Some(&access.clone()), when.known_at, move |ledger| {
+            if backwards {
+                let notices = ledger
+                    .newest_notices_in(
+                        &shop_id,
+                        when.as_of,
+                        after.as_deref(),
+                        before.as_deref(),
+                        limit,
+                        lang,
+                    )
+                    .map_err(not_found_for_http)?;
+                let next = (notices.len() == limit)
+                    .then(|| notices.last().map(|n| n.cursor.clone()))
+                    .flatten();
+                return Ok(NoticePage { notices, next });
+            }
             let notices = ledger
                 .notices_in(&shop_id, when.as_of, after.as_deref(), limit, lang)
                 .map_err(not_found_for_http)?;

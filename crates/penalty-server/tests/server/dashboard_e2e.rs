@@ -722,12 +722,70 @@ fn a_seller_signs_in_and_sees_its_own_shop_only() {
         cdp.eval("Number(document.getElementById('notices').getAttribute('data-count'))"),
         notice_count
     );
+    // The inbox draws the newest 50, newest first; "more" draws 50 older.
+    let rows = "document.querySelectorAll('#notices-table tbody tr')";
+    let newest: Vec<String> = notices["notices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|n| n["cursor"].as_str().unwrap().to_string())
+        .collect();
+    let drawn: Vec<String> = serde_json::from_value(cdp.eval(&format!(
+        "Array.from({rows}).map(function (r) {{ return r.getAttribute('data-cursor'); }})"
+    )))
+    .unwrap();
+    assert_eq!(drawn, newest[..notice_count.min(50)]);
+    // The demo's S01 has 50 notices or fewer: every one is drawn and "more"
+    // stays hidden (the "more" path itself is not exercised here).
+    assert!(
+        notice_count <= 50,
+        "update this check: S01 has more than a screen"
+    );
+    assert_eq!(
+        cdp.eval("document.getElementById('notices-more').hidden"),
+        true
+    );
     let page = cdp.text();
     assert!(
         page.contains("ship") || page.contains("shipping-timeout judgment"),
         "{page}"
     );
     cdp.screenshot("seller-home");
+
+    // The booked ledger a page at a time (rows=20): "more" appends the next
+    // page in the API's order until every posting is drawn.
+    let (_, ledger) = api_as(
+        addr,
+        &format!("/shops/S01/postings?as_of={at}&limit=1000"),
+        SELLER_S01,
+    );
+    let all: Vec<String> = ledger["postings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["order_id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        all.len() > 20,
+        "the demo's S01 has more than a page of postings"
+    );
+    cdp.open(&format!("{base}/ui/shops/S01?as_of={at}&rows=20"));
+    let posting_rows = "document.querySelectorAll('#shop-postings tbody tr')";
+    assert_eq!(cdp.eval(&format!("{posting_rows}.length")), 20);
+    for _ in 0..all.len() / 20 + 1 {
+        if cdp.eval("document.getElementById('postings-more').hidden") == true {
+            break;
+        }
+        let before = cdp.eval(&format!("{posting_rows}.length"));
+        cdp.eval("document.getElementById('postings-more').click()");
+        cdp.wait_for(&format!("{posting_rows}.length > {before}"));
+    }
+    let drawn: Vec<String> = serde_json::from_value(cdp.eval(&format!(
+        "Array.from({posting_rows}).map(function (r) {{ return r.getAttribute('data-order-id'); }})"
+    )))
+    .unwrap();
+    assert_eq!(drawn, all);
 
     // Another shop by URL: the unknown shop's answer, nothing of S02.
     cdp.open(&format!("{base}/ui/shops/S02?as_of={at}"));

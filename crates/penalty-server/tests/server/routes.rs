@@ -503,6 +503,102 @@ async fn postings_are_paged_and_equal_the_booked_ledger() {
 }
 
 #[tokio::test]
+async fn the_inbox_reads_the_notice_feed_backwards_a_page_at_a_time() {
+    let (_dir, _state, router) = demo_state(false).await;
+    let (_, whole) = get_json(
+        &router,
+        &format!("/shops/S01/notices?as_of={AS_OF}&limit=1000"),
+        None,
+    )
+    .await;
+    let mut expected = whole["notices"].as_array().unwrap().clone();
+    expected.reverse();
+    assert!(expected.len() > 7, "the demo's S01 has more than a page");
+
+    // newest=true, then `before` = `next`, 7 at a time: the whole feed newest
+    // first, each notice once; `next` is null after the page that was not full.
+    let mut read: Vec<Value> = Vec::new();
+    let mut before: Option<String> = None;
+    for _ in 0..200 {
+        let uri = match &before {
+            Some(cursor) => format!("/shops/S01/notices?as_of={AS_OF}&limit=7&before={cursor}"),
+            None => format!("/shops/S01/notices?as_of={AS_OF}&limit=7&newest=true"),
+        };
+        let (status, page) = get_json(&router, &uri, None).await;
+        assert_eq!(status, StatusCode::OK);
+        let notices = page["notices"].as_array().unwrap();
+        read.extend(notices.iter().cloned());
+        match page["next"].as_str() {
+            Some(cursor) => {
+                assert_eq!(notices.len(), 7);
+                assert_eq!(Some(cursor), notices.last().unwrap()["cursor"].as_str());
+                before = Some(cursor.to_string());
+            }
+            None => {
+                assert!(notices.len() < 7);
+                break;
+            }
+        }
+    }
+    assert_eq!(read, expected);
+
+    // `after` bounds a backwards read from below: the newest notices after
+    // the third-oldest one are the feed without its first three.
+    let third = expected[expected.len() - 3]["cursor"].as_str().unwrap();
+    let (_, page) = get_json(
+        &router,
+        &format!("/shops/S01/notices?as_of={AS_OF}&limit=1000&newest=true&after={third}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        page["notices"].as_array().unwrap()[..],
+        expected[..expected.len() - 3]
+    );
+    assert!(page["next"].is_null());
+    expect_error(
+        &router,
+        Method::GET,
+        "/shops/S01/notices?before=garbage",
+        None,
+        Body::empty(),
+        StatusCode::BAD_REQUEST,
+        "invalid_cursor",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_shop_summary_is_the_report_without_its_deductions() {
+    let (_dir, _state, router) = demo_state(false).await;
+    let reference = reference(demo_events());
+    for shop in ["S01", "S02", "S06"] {
+        let expected = reference
+            .projection
+            .ledger
+            .shop_report(shop, as_of_instant(), false)
+            .unwrap();
+        let (status, value) = get_json(
+            &router,
+            &format!("/shops/{shop}?as_of={AS_OF}&summary=true"),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(value, serde_json::to_value(&expected).unwrap());
+        assert!(value.get("deductions").is_none_or(Value::is_null));
+        let (_, full) = get_json(
+            &router,
+            &format!("/shops/{shop}?as_of={AS_OF}&summary=false"),
+            None,
+        )
+        .await;
+        assert!(full["deductions"].is_array());
+        assert_eq!(full["charged_fen"], value["charged_fen"]);
+    }
+}
+
+#[tokio::test]
 async fn notices_are_delivered_once_per_cursor_position() {
     let (_dir, _state, router) = demo_state(false).await;
     let reference = reference(demo_events());
