@@ -310,54 +310,6 @@
     }
   }
 
-  // ---- sortable tables ---------------------------------------------------------
-
-  // columns: [{key, label, num, value(row) -> sortable, cell(row) -> node|string, sortId}]
-  function sortableTable(id, columns, rows, initialKey) {
-    var state = { key: initialKey, dir: -1 };
-    var tbody = el("tbody");
-    var headRow = el("tr");
-    var table = el("table", { id: id }, [el("thead", {}, [headRow]), tbody]);
-
-    function draw() {
-      var column = columns.filter(function (c) { return c.key === state.key; })[0];
-      var sorted = rows.slice();
-      if (column) {
-        sorted.sort(function (a, b) {
-          var x = column.value(a), y = column.value(b);
-          if (x < y) return -state.dir;
-          if (x > y) return state.dir;
-          return 0;
-        });
-      }
-      tbody.textContent = "";
-      sorted.forEach(function (row) {
-        var tr = el("tr", { "data-id": columns[0].value(row) });
-        columns.forEach(function (c) {
-          var content = c.cell ? c.cell(row) : String(c.value(row));
-          var td = el("td", { class: c.num ? "num" : null, "data-field": c.key, "data-value": c.value(row) },
-            [typeof content === "string" ? content : content]);
-          tr.appendChild(td);
-        });
-        tbody.appendChild(tr);
-      });
-      Array.prototype.forEach.call(headRow.children, function (th) {
-        th.setAttribute("aria-sort", th.getAttribute("data-key") === state.key ? (state.dir < 0 ? "descending" : "ascending") : "none");
-      });
-    }
-
-    columns.forEach(function (c) {
-      var button = el("button", { type: "button", id: c.sortId || null, onclick: function () {
-        state.dir = state.key === c.key ? -state.dir : -1;
-        state.key = c.key;
-        draw();
-      } }, [c.label]);
-      headRow.appendChild(el("th", { class: c.num ? "num" : null, "data-key": c.key, scope: "col" }, [button]));
-    });
-    draw();
-    return table;
-  }
-
   // ---- pages -------------------------------------------------------------------
 
   // The operator's shop list, ranked and paged by the server (GET /shops:
@@ -601,7 +553,7 @@
   // closure_review), so that no page renders more than PAGE_ROWS rows; the
   // CSV link downloads every row of the same filter (GET /orders.csv).
   function ordersSection(shopId) {
-    var view = { offset: 0, status: "", violating: false, paidFrom: "", paidTo: "", capped: false, closure: false };
+    var view = { offset: 0, sort: "order", status: "", violating: false, paidFrom: "", paidTo: "", capped: false, closure: false };
     var section = el("section", { id: "orders" });
     var heading = el("h2", { text: t("Orders") });
     var status = el("select", { id: "orders-status", "aria-label": t("status") }, [el("option", { value: "", text: t("all statuses") })].concat(
@@ -638,12 +590,52 @@
       if (view.closure) extra.closure_review = "true";
       return extra;
     }
+    // The page's rows in the server's order (GET /orders?sort=): a sortable
+    // column's header asks the server for that order from the first page,
+    // so that every page follows it, not only the one on screen.
+    var columns = [
+      { key: "order_id", sort: "order", label: t("order"),
+        cell: function (o) { return uiLink("/ui/orders/" + encodeURIComponent(o.order_id), o.order_id, { class: "order-link" }); } },
+      { key: "status", sort: "status", label: t("status"), cell: function (o) { return label("order_status", o.status); } },
+      { key: "judgments", sort: "judgments", label: t("judgments"), num: true, cell: function (o) { return String(o.judgments); } },
+      { key: "charged_fen", sort: "charged", label: t("charged"), num: true, cell: function (o) { return yuan(o.charged_fen); } },
+      { key: "waived_fen", label: t("waived"), num: true, cell: function (o) { return yuan(o.waived_fen); } },
+      { key: "paid_at", sort: "paid", label: t("paid at"), cell: function (o) { return o.paid_at; } },
+      { key: "product_banned", label: t("ban"),
+        cell: function (o) { return o.product_banned ? el("span", { class: "tag bad", text: t("banned") }) : ""; } },
+      { key: "closure_review", label: t("flag"),
+        cell: function (o) { return o.closure_review ? el("span", { class: "tag bad", text: t("flagged") }) : ""; } }
+    ];
+    // Money and judgments sort most first; the others ascending.
+    var DESCENDING = { charged: true, judgments: true };
+    function ordersTable(orders) {
+      var headRow = el("tr", {}, columns.map(function (c) {
+        var content = c.label;
+        var attrs = { class: c.num ? "num" : null, "data-key": c.key, scope: "col" };
+        if (c.sort) {
+          content = el("button", { type: "button", id: "orders-sort-" + c.sort, onclick: function () {
+            if (view.sort === c.sort) return;
+            view.sort = c.sort; view.offset = 0; load();
+          } }, [c.label]);
+          attrs["aria-sort"] = c.sort === view.sort ? (DESCENDING[c.sort] ? "descending" : "ascending") : "none";
+        }
+        return el("th", attrs, [content]);
+      }));
+      var body = el("tbody", {}, orders.map(function (o) {
+        return el("tr", { "data-id": o.order_id }, columns.map(function (c) {
+          return el("td", { class: c.num ? "num" : null, "data-field": c.key, "data-value": String(o[c.key]) }, [c.cell(o)]);
+        }));
+      }));
+      return el("table", { id: "shop-orders-table", "data-sort": view.sort }, [el("thead", {}, [headRow]), body]);
+    }
     // Only the answer to the latest request is shown: a filter changed
     // twice quickly sends two, and the first may come back last.
     var asked = 0;
     function load() {
       var extra = filters();
       download.setAttribute("href", query("/orders.csv", extra));
+      // The CSV keeps the export's order (GET /orders.csv takes no sort).
+      if (view.sort !== "order") extra.sort = view.sort;
       extra.limit = PAGE_ROWS;
       extra.offset = view.offset;
       section.setAttribute("data-loading", "true");
@@ -651,22 +643,7 @@
       return api(query("/orders", extra)).then(function (page) {
         if (mine !== asked) return;
         holder.textContent = "";
-        holder.appendChild(sortableTable("shop-orders-table", [
-          { key: "order_id", label: t("order"), value: function (o) { return o.order_id; },
-            cell: function (o) { return uiLink("/ui/orders/" + encodeURIComponent(o.order_id), o.order_id, { class: "order-link" }); } },
-          { key: "status", label: t("status"), value: function (o) { return o.status; },
-            cell: function (o) { return label("order_status", o.status); } },
-          { key: "judgments", label: t("judgments"), num: true, value: function (o) { return o.judgments; } },
-          { key: "charged_fen", label: t("charged"), num: true, value: function (o) { return o.charged_fen; },
-            cell: function (o) { return yuan(o.charged_fen); } },
-          { key: "waived_fen", label: t("waived"), num: true, value: function (o) { return o.waived_fen; },
-            cell: function (o) { return yuan(o.waived_fen); } },
-          { key: "paid_at", label: t("paid at"), value: function (o) { return o.paid_at; } },
-          { key: "product_banned", label: t("ban"), value: function (o) { return o.product_banned ? 1 : 0; },
-            cell: function (o) { return o.product_banned ? el("span", { class: "tag bad", text: t("banned") }) : ""; } },
-          { key: "closure_review", label: t("flag"), value: function (o) { return o.closure_review ? 1 : 0; },
-            cell: function (o) { return o.closure_review ? el("span", { class: "tag bad", text: t("flagged") }) : ""; } }
-        ], page.orders, "order_id"));
+        holder.appendChild(ordersTable(page.orders));
         var first = page.orders.length ? view.offset + 1 : 0;
         range.textContent = first + "–" + (view.offset + page.orders.length) + " " + t("of") + " " + page.total;
         section.setAttribute("data-total", page.total);

@@ -953,6 +953,48 @@ fn a_seller_signs_in_and_sees_its_own_shop_only() {
     );
     assert_eq!(page_ids(&mut cdp), all_ids[20..40]);
     cdp.screenshot("operator-shop-page-2");
+    // A column header asks the server for its order: the first page and
+    // the next are the API's pages of that sort, in its order.
+    let shown_ids = |cdp: &mut Cdp| -> Vec<String> {
+        serde_json::from_value(cdp.eval(
+            "Array.from(document.querySelectorAll('#shop-orders-table tbody tr')).map(function (r) { return r.getAttribute('data-id'); })",
+        ))
+        .unwrap()
+    };
+    let sorted_ids = |offset: usize| -> Vec<String> {
+        let (_, page) = api_as(
+            addr,
+            &format!("/orders?as_of={at}&shop=S01&sort=charged&limit=20&offset={offset}"),
+            OPERATOR,
+        );
+        page["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["order_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    cdp.eval("document.getElementById('orders-sort-charged').click(); true");
+    cdp.wait_for(
+        "document.getElementById('shop-orders-table').getAttribute('data-sort') === 'charged' && document.getElementById('orders').getAttribute('data-offset') === '0' && !document.getElementById('orders').hasAttribute('data-loading')",
+    );
+    let first = shown_ids(&mut cdp);
+    assert_eq!(first, sorted_ids(0));
+    assert_ne!(first, all_ids[..20], "the sort changes the first page");
+    assert_eq!(
+        cdp.eval("document.querySelector('#shop-orders-table th[data-key=charged_fen]').getAttribute('aria-sort')"),
+        "descending"
+    );
+    cdp.eval("document.getElementById('orders-next').click(); true");
+    cdp.wait_for(
+        "document.getElementById('orders').getAttribute('data-offset') === '20' && !document.getElementById('orders').hasAttribute('data-loading')",
+    );
+    assert_eq!(shown_ids(&mut cdp), sorted_ids(20));
+    cdp.eval("document.getElementById('orders-sort-order').click(); true");
+    cdp.wait_for(
+        "document.getElementById('shop-orders-table').getAttribute('data-sort') === 'order' && !document.getElementById('orders').hasAttribute('data-loading')",
+    );
+    assert_eq!(shown_ids(&mut cdp), all_ids[..20]);
     let (_, shipped) = api_as(
         addr,
         &format!("/orders?as_of={at}&shop=S01&status=shipped&limit=1"),
