@@ -51,7 +51,9 @@
     "timeouts (judgments)": "超时（判罚）", "timeout rate (30 d)": "超时率（30 天）", "closure flags": "关店审查标记", "banned products": "禁售商品",
     "waived (cap)": "免除（上限）", "deposit": "保证金", "charged, all shops": "已扣除（全部店铺）", "No shop exists as of this instant.": "此时没有店铺。",
     "paid from": "付款起始", "paid to": "付款截止", "only on capped days (R5)": "仅每日上限日（R5）", "only under closure review (R7)": "仅关店审查（R7）",
-    "Download CSV": "下载 CSV", "data from": "数据自", "to": "至", "end of the data": "数据截止", "now": "现在", "asked": "指定", "no data yet": "暂无数据"
+    "Download CSV": "下载 CSV", "cause": "原因", "Nothing booked yet.": "尚无入账。", "No judgment yet.": "尚无判罚。", "Shop": "店铺",
+    "judgments, by day judged (R3)": "判罚（按判罚日，R3）", "charged, by settle date (R4)": "已扣除（按结算日，R4）",
+    "cap hits: deductions waived or partly waived (R5)": "触及上限：全部或部分免除的扣款（R5）", "cap hits": "上限免除", "data from": "数据自", "to": "至", "end of the data": "数据截止", "now": "现在", "asked": "指定", "no data yet": "暂无数据"
   };
   function t(text) { return lang === "zh-CN" && WORDS[text] ? WORDS[text] : text; }
   function label(set, code) {
@@ -206,6 +208,12 @@
     section.appendChild(el("a", { id: "postings-csv", class: "button", download: "postings.csv",
       href: query(path + ".csv") }, [t("Download CSV")]));
     function describeShown(total) {
+      if (lang === "zh-CN") {
+        intro.textContent = "每日 00:00 结算运行实际入账的金额。入账记录从不修改：之后的事件改变过去某日时（撤销判罚、物流单号被拒），" +
+          "下一次运行记一笔更正，下方标明原因。共 " + total + " 笔入账" +
+          (shown.rows < total ? "，显示前 " + shown.rows + " 笔，其中 " : "，") + shown.corrections + " 笔更正。";
+        return;
+      }
       intro.textContent = "What the settlement runs at 00:00 of each day actually moved. A posting is " +
         "never changed: when a later event changes a past day (a revocation, a rejected tracking number), the next " +
         "run books a correction, marked below with its cause. " + total + " postings" +
@@ -219,7 +227,7 @@
           section.setAttribute("data-postings", 0);
           section.setAttribute("data-corrections", 0);
           describeShown(0);
-          section.appendChild(el("p", { class: "muted", text: "Nothing booked yet." }));
+          section.appendChild(el("p", { class: "muted", text: t("Nothing booked yet.") }));
           return;
         }
         if (!shown.rows) {
@@ -428,9 +436,9 @@
 
   function dayChart(rows) {
     var series = [
-      { key: "judgments", label: "judgments", cls: "bar-judgments", fmt: String },
-      { key: "charged", label: "charged", cls: "bar-charged", fmt: yuan },
-      { key: "capHits", label: "cap hits", cls: "bar-cap", fmt: String }
+      { key: "judgments", label: t("judgments"), cls: "bar-judgments", fmt: String },
+      { key: "charged", label: t("charged"), cls: "bar-charged", fmt: yuan },
+      { key: "capHits", label: t("cap hits"), cls: "bar-cap", fmt: String }
     ];
     var barWidth = 14, gap = 4, left = 70, rowHeight = 70, top = 8;
     var width = left + rows.length * (barWidth + gap) + 10;
@@ -694,7 +702,7 @@
     setCrumbs([uiLink("/", "shops"), el("span", { text: shopId })]);
     var base = "/shops/" + encodeURIComponent(shopId);
     app.textContent = "";
-    app.appendChild(el("h1", { id: "shop-title", "data-shop-id": shopId, text: "Shop " + shopId }));
+    app.appendChild(el("h1", { id: "shop-title", "data-shop-id": shopId, text: t("Shop") + " " + shopId }));
     // A section's place, kept in page order until its answer replaces it.
     function slot() {
       var holder = el("div", { class: "muted loading", text: t("Loading…") });
@@ -784,12 +792,12 @@
       var chart = el("div", { class: "chart", id: "shop-chart", "data-days": days.length,
         "data-total-judgments": totals.judgments, "data-total-charged": totals.charged, "data-total-cap-hits": totals.capHits });
       if (days.length) chart.appendChild(dayChart(days));
-      else chart.appendChild(el("p", { class: "muted", text: "No judgment yet." }));
+      else chart.appendChild(el("p", { class: "muted", text: t("No judgment yet.") }));
       fill(chartSlot, [el("h2", { text: t("Per day") }),
         el("p", { class: "legend muted" }, [
-          el("span", {}, [el("i", { class: "sw-judgments" }), "judgments, by day judged (R3)"]),
-          el("span", {}, [el("i", { class: "sw-charged" }), "charged, by settle date (R4)"]),
-          el("span", {}, [el("i", { class: "sw-cap" }), "cap hits: deductions waived or partly waived (R5)"])
+          el("span", {}, [el("i", { class: "sw-judgments" }), t("judgments, by day judged (R3)")]),
+          el("span", {}, [el("i", { class: "sw-charged" }), t("charged, by settle date (R4)")]),
+          el("span", {}, [el("i", { class: "sw-cap" }), t("cap hits: deductions waived or partly waived (R5)")])
         ]), chart]);
 
       var parts = [el("h2", { text: t("Deductions (R4, R5)") })];

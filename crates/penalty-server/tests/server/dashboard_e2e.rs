@@ -805,6 +805,16 @@ fn a_seller_signs_in_and_sees_its_own_shop_only() {
     cdp.open(&format!("{base}/ui/shops/S01?as_of={at}"));
     let zh = cdp.text();
     assert!(zh.contains("待") || zh.contains("判罚"), "{zh}");
+    // The title, the booked ledger's prose and the chart's legend too.
+    for english in [
+        "Shop S01",
+        "What the settlement runs",
+        "by day judged",
+        "cap hits",
+    ] {
+        assert!(!zh.contains(english), "`{english}` on the zh-CN page: {zh}");
+    }
+    assert!(zh.contains("店铺 S01") && zh.contains("按判罚日"), "{zh}");
     let (_, labels) = api_as(addr, "/labels", SELLER_S01);
     for entry in labels.as_array().unwrap() {
         let code = entry["code"].as_str().unwrap();
