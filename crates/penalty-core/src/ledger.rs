@@ -41,7 +41,7 @@ use crate::report::*;
 use crate::time::{Day, UnixNs};
 use crate::view::{Names, OrderView};
 
-pub use rows::RowsPage;
+pub use rows::{OrderSort, RowsPage};
 
 use fold::FoldMode;
 use tallies::{FactsKept, OrderFacts, RawDeduction, ShopTally};

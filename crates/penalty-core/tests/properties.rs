@@ -541,7 +541,7 @@ proptest! {
                 prop_assert_eq!(one, vec![(shop.as_str(), *n)]);
             }
             // A page of three from the second row is that part of the rows.
-            let page = ledger.order_rows_page(as_of, None, filter, 1, 3);
+            let page = ledger.order_rows_page(as_of, None, filter, penalty_core::OrderSort::Order, 1, 3);
             prop_assert_eq!(page.total, got.len());
             let want: Vec<_> = got.iter().skip(1).take(3).cloned().collect();
             prop_assert_eq!(page.rows, want);

@@ -51,7 +51,9 @@
     "timeouts (judgments)": "超时（判罚）", "timeout rate (30 d)": "超时率（30 天）", "closure flags": "关店审查标记", "banned products": "禁售商品",
     "waived (cap)": "免除（上限）", "deposit": "保证金", "charged, all shops": "已扣除（全部店铺）", "No shop exists as of this instant.": "此时没有店铺。",
     "paid from": "付款起始", "paid to": "付款截止", "only on capped days (R5)": "仅每日上限日（R5）", "only under closure review (R7)": "仅关店审查（R7）",
-    "Download CSV": "下载 CSV", "data from": "数据自", "to": "至", "end of the data": "数据截止", "now": "现在", "asked": "指定", "no data yet": "暂无数据"
+    "Download CSV": "下载 CSV", "cause": "原因", "Nothing booked yet.": "尚无入账。", "No judgment yet.": "尚无判罚。", "Shop": "店铺",
+    "judgments, by day judged (R3)": "判罚（按判罚日，R3）", "charged, by settle date (R4)": "已扣除（按结算日，R4）",
+    "cap hits: deductions waived or partly waived (R5)": "触及上限：全部或部分免除的扣款（R5）", "cap hits": "上限免除", "data from": "数据自", "to": "至", "end of the data": "数据截止", "now": "现在", "asked": "指定", "no data yet": "暂无数据"
   };
   function t(text) { return lang === "zh-CN" && WORDS[text] ? WORDS[text] : text; }
   function label(set, code) {
@@ -206,6 +208,12 @@
     section.appendChild(el("a", { id: "postings-csv", class: "button", download: "postings.csv",
       href: query(path + ".csv") }, [t("Download CSV")]));
     function describeShown(total) {
+      if (lang === "zh-CN") {
+        intro.textContent = "每日 00:00 结算运行实际入账的金额。入账记录从不修改：之后的事件改变过去某日时（撤销判罚、物流单号被拒），" +
+          "下一次运行记一笔更正，下方标明原因。共 " + total + " 笔入账" +
+          (shown.rows < total ? "，显示前 " + shown.rows + " 笔，其中 " : "，") + shown.corrections + " 笔更正。";
+        return;
+      }
       intro.textContent = "What the settlement runs at 00:00 of each day actually moved. A posting is " +
         "never changed: when a later event changes a past day (a revocation, a rejected tracking number), the next " +
         "run books a correction, marked below with its cause. " + total + " postings" +
@@ -219,7 +227,7 @@
           section.setAttribute("data-postings", 0);
           section.setAttribute("data-corrections", 0);
           describeShown(0);
-          section.appendChild(el("p", { class: "muted", text: "Nothing booked yet." }));
+          section.appendChild(el("p", { class: "muted", text: t("Nothing booked yet.") }));
           return;
         }
         if (!shown.rows) {
@@ -308,54 +316,6 @@
     } else {
       showError("Could not reach the server: " + error);
     }
-  }
-
-  // ---- sortable tables ---------------------------------------------------------
-
-  // columns: [{key, label, num, value(row) -> sortable, cell(row) -> node|string, sortId}]
-  function sortableTable(id, columns, rows, initialKey) {
-    var state = { key: initialKey, dir: -1 };
-    var tbody = el("tbody");
-    var headRow = el("tr");
-    var table = el("table", { id: id }, [el("thead", {}, [headRow]), tbody]);
-
-    function draw() {
-      var column = columns.filter(function (c) { return c.key === state.key; })[0];
-      var sorted = rows.slice();
-      if (column) {
-        sorted.sort(function (a, b) {
-          var x = column.value(a), y = column.value(b);
-          if (x < y) return -state.dir;
-          if (x > y) return state.dir;
-          return 0;
-        });
-      }
-      tbody.textContent = "";
-      sorted.forEach(function (row) {
-        var tr = el("tr", { "data-id": columns[0].value(row) });
-        columns.forEach(function (c) {
-          var content = c.cell ? c.cell(row) : String(c.value(row));
-          var td = el("td", { class: c.num ? "num" : null, "data-field": c.key, "data-value": c.value(row) },
-            [typeof content === "string" ? content : content]);
-          tr.appendChild(td);
-        });
-        tbody.appendChild(tr);
-      });
-      Array.prototype.forEach.call(headRow.children, function (th) {
-        th.setAttribute("aria-sort", th.getAttribute("data-key") === state.key ? (state.dir < 0 ? "descending" : "ascending") : "none");
-      });
-    }
-
-    columns.forEach(function (c) {
-      var button = el("button", { type: "button", id: c.sortId || null, onclick: function () {
-        state.dir = state.key === c.key ? -state.dir : -1;
-        state.key = c.key;
-        draw();
-      } }, [c.label]);
-      headRow.appendChild(el("th", { class: c.num ? "num" : null, "data-key": c.key, scope: "col" }, [button]));
-    });
-    draw();
-    return table;
   }
 
   // ---- pages -------------------------------------------------------------------
@@ -476,9 +436,9 @@
 
   function dayChart(rows) {
     var series = [
-      { key: "judgments", label: "judgments", cls: "bar-judgments", fmt: String },
-      { key: "charged", label: "charged", cls: "bar-charged", fmt: yuan },
-      { key: "capHits", label: "cap hits", cls: "bar-cap", fmt: String }
+      { key: "judgments", label: t("judgments"), cls: "bar-judgments", fmt: String },
+      { key: "charged", label: t("charged"), cls: "bar-charged", fmt: yuan },
+      { key: "capHits", label: t("cap hits"), cls: "bar-cap", fmt: String }
     ];
     var barWidth = 14, gap = 4, left = 70, rowHeight = 70, top = 8;
     var width = left + rows.length * (barWidth + gap) + 10;
@@ -601,7 +561,7 @@
   // closure_review), so that no page renders more than PAGE_ROWS rows; the
   // CSV link downloads every row of the same filter (GET /orders.csv).
   function ordersSection(shopId) {
-    var view = { offset: 0, status: "", violating: false, paidFrom: "", paidTo: "", capped: false, closure: false };
+    var view = { offset: 0, sort: "order", status: "", violating: false, paidFrom: "", paidTo: "", capped: false, closure: false };
     var section = el("section", { id: "orders" });
     var heading = el("h2", { text: t("Orders") });
     var status = el("select", { id: "orders-status", "aria-label": t("status") }, [el("option", { value: "", text: t("all statuses") })].concat(
@@ -638,12 +598,52 @@
       if (view.closure) extra.closure_review = "true";
       return extra;
     }
+    // The page's rows in the server's order (GET /orders?sort=): a sortable
+    // column's header asks the server for that order from the first page,
+    // so that every page follows it, not only the one on screen.
+    var columns = [
+      { key: "order_id", sort: "order", label: t("order"),
+        cell: function (o) { return uiLink("/ui/orders/" + encodeURIComponent(o.order_id), o.order_id, { class: "order-link" }); } },
+      { key: "status", sort: "status", label: t("status"), cell: function (o) { return label("order_status", o.status); } },
+      { key: "judgments", sort: "judgments", label: t("judgments"), num: true, cell: function (o) { return String(o.judgments); } },
+      { key: "charged_fen", sort: "charged", label: t("charged"), num: true, cell: function (o) { return yuan(o.charged_fen); } },
+      { key: "waived_fen", label: t("waived"), num: true, cell: function (o) { return yuan(o.waived_fen); } },
+      { key: "paid_at", sort: "paid", label: t("paid at"), cell: function (o) { return o.paid_at; } },
+      { key: "product_banned", label: t("ban"),
+        cell: function (o) { return o.product_banned ? el("span", { class: "tag bad", text: t("banned") }) : ""; } },
+      { key: "closure_review", label: t("flag"),
+        cell: function (o) { return o.closure_review ? el("span", { class: "tag bad", text: t("flagged") }) : ""; } }
+    ];
+    // Money and judgments sort most first; the others ascending.
+    var DESCENDING = { charged: true, judgments: true };
+    function ordersTable(orders) {
+      var headRow = el("tr", {}, columns.map(function (c) {
+        var content = c.label;
+        var attrs = { class: c.num ? "num" : null, "data-key": c.key, scope: "col" };
+        if (c.sort) {
+          content = el("button", { type: "button", id: "orders-sort-" + c.sort, onclick: function () {
+            if (view.sort === c.sort) return;
+            view.sort = c.sort; view.offset = 0; load();
+          } }, [c.label]);
+          attrs["aria-sort"] = c.sort === view.sort ? (DESCENDING[c.sort] ? "descending" : "ascending") : "none";
+        }
+        return el("th", attrs, [content]);
+      }));
+      var body = el("tbody", {}, orders.map(function (o) {
+        return el("tr", { "data-id": o.order_id }, columns.map(function (c) {
+          return el("td", { class: c.num ? "num" : null, "data-field": c.key, "data-value": String(o[c.key]) }, [c.cell(o)]);
+        }));
+      }));
+      return el("table", { id: "shop-orders-table", "data-sort": view.sort }, [el("thead", {}, [headRow]), body]);
+    }
     // Only the answer to the latest request is shown: a filter changed
     // twice quickly sends two, and the first may come back last.
     var asked = 0;
     function load() {
       var extra = filters();
       download.setAttribute("href", query("/orders.csv", extra));
+      // The CSV keeps the export's order (GET /orders.csv takes no sort).
+      if (view.sort !== "order") extra.sort = view.sort;
       extra.limit = PAGE_ROWS;
       extra.offset = view.offset;
       section.setAttribute("data-loading", "true");
@@ -651,22 +651,7 @@
       return api(query("/orders", extra)).then(function (page) {
         if (mine !== asked) return;
         holder.textContent = "";
-        holder.appendChild(sortableTable("shop-orders-table", [
-          { key: "order_id", label: t("order"), value: function (o) { return o.order_id; },
-            cell: function (o) { return uiLink("/ui/orders/" + encodeURIComponent(o.order_id), o.order_id, { class: "order-link" }); } },
-          { key: "status", label: t("status"), value: function (o) { return o.status; },
-            cell: function (o) { return label("order_status", o.status); } },
-          { key: "judgments", label: t("judgments"), num: true, value: function (o) { return o.judgments; } },
-          { key: "charged_fen", label: t("charged"), num: true, value: function (o) { return o.charged_fen; },
-            cell: function (o) { return yuan(o.charged_fen); } },
-          { key: "waived_fen", label: t("waived"), num: true, value: function (o) { return o.waived_fen; },
-            cell: function (o) { return yuan(o.waived_fen); } },
-          { key: "paid_at", label: t("paid at"), value: function (o) { return o.paid_at; } },
-          { key: "product_banned", label: t("ban"), value: function (o) { return o.product_banned ? 1 : 0; },
-            cell: function (o) { return o.product_banned ? el("span", { class: "tag bad", text: t("banned") }) : ""; } },
-          { key: "closure_review", label: t("flag"), value: function (o) { return o.closure_review ? 1 : 0; },
-            cell: function (o) { return o.closure_review ? el("span", { class: "tag bad", text: t("flagged") }) : ""; } }
-        ], page.orders, "order_id"));
+        holder.appendChild(ordersTable(page.orders));
         var first = page.orders.length ? view.offset + 1 : 0;
         range.textContent = first + "–" + (view.offset + page.orders.length) + " " + t("of") + " " + page.total;
         section.setAttribute("data-total", page.total);
@@ -717,7 +702,7 @@
     setCrumbs([uiLink("/", "shops"), el("span", { text: shopId })]);
     var base = "/shops/" + encodeURIComponent(shopId);
     app.textContent = "";
-    app.appendChild(el("h1", { id: "shop-title", "data-shop-id": shopId, text: "Shop " + shopId }));
+    app.appendChild(el("h1", { id: "shop-title", "data-shop-id": shopId, text: t("Shop") + " " + shopId }));
     // A section's place, kept in page order until its answer replaces it.
     function slot() {
       var holder = el("div", { class: "muted loading", text: t("Loading…") });
@@ -807,12 +792,12 @@
       var chart = el("div", { class: "chart", id: "shop-chart", "data-days": days.length,
         "data-total-judgments": totals.judgments, "data-total-charged": totals.charged, "data-total-cap-hits": totals.capHits });
       if (days.length) chart.appendChild(dayChart(days));
-      else chart.appendChild(el("p", { class: "muted", text: "No judgment yet." }));
+      else chart.appendChild(el("p", { class: "muted", text: t("No judgment yet.") }));
       fill(chartSlot, [el("h2", { text: t("Per day") }),
         el("p", { class: "legend muted" }, [
-          el("span", {}, [el("i", { class: "sw-judgments" }), "judgments, by day judged (R3)"]),
-          el("span", {}, [el("i", { class: "sw-charged" }), "charged, by settle date (R4)"]),
-          el("span", {}, [el("i", { class: "sw-cap" }), "cap hits: deductions waived or partly waived (R5)"])
+          el("span", {}, [el("i", { class: "sw-judgments" }), t("judgments, by day judged (R3)")]),
+          el("span", {}, [el("i", { class: "sw-charged" }), t("charged, by settle date (R4)")]),
+          el("span", {}, [el("i", { class: "sw-cap" }), t("cap hits: deductions waived or partly waived (R5)")])
         ]), chart]);
 
       var parts = [el("h2", { text: t("Deductions (R4, R5)") })];

@@ -275,8 +275,9 @@ fn full_document() -> Value {
                     "shop_id": {"type": "string"}, "as_of": {"type": "string"}, "booked_fen": {"type": "integer"},
                     "postings": {"type": "array", "items": {"$ref": "#/components/schemas/Posting"}},
                     "next": {"type": ["integer", "null"]}, "total": {"type": "integer"}}})), &["400", "401", "404", "429", "503"])}},
-            "/orders": {"get": {"summary": "The filtered order list (`penalty export orders --format jsonl`), by shop then order, paged. A seller sees its own shop only; naming another shop is a 404.",
+            "/orders": {"get": {"summary": "The filtered order list (`penalty export orders --format jsonl`), by shop then order unless sorted otherwise, paged. A seller sees its own shop only; naming another shop is a 404.",
                 "parameters": with(with(as_of_params(), order_filter_params()), json!([
+                    {"name": "sort", "in": "query", "required": false, "description": "order (by shop then order id, the default), paid (oldest first), charged (most first), judgments (standing, most first) or status (awaiting_shipment, shipped, refunded, auto_closed); ties by shop then order id.", "schema": {"enum": penalty_core::OrderSort::names()}},
                     {"name": "limit", "in": "query", "required": false, "description": "Page size (1 to 1000, default 100).", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
                     {"name": "offset", "in": "query", "required": false, "description": "Rows to skip (the `next` of the previous page).", "schema": {"type": "integer", "minimum": 0, "maximum": crate::routes::MAX_OFFSET}}])),
                 "responses": responses(json_response("A page of rows.", json!({"type": "object", "properties": {

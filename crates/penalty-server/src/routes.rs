@@ -865,6 +865,10 @@ struct OrderListParams {
     paid_to: Option<String>,
     capped_day: Option<bool>,
     closure_review: Option<bool>,
+    /// `GET /orders` only: the order of the rows
+    /// (`penalty_core::OrderSort`). The CSV keeps the export's order (shop,
+    /// then order id), which it streams without holding the rows.
+    sort: Option<String>,
     /// `GET /orders` only.
     limit: Option<usize>,
     /// `GET /orders` only.
@@ -964,9 +968,11 @@ async fn list_orders(
     refuse_unless_none(&params.excel, "excel", "GET /orders")?;
     let Page { limit, offset } = Page::asked(params.limit, params.offset)?;
     let (shop, filter) = order_filter(&state, &access, &params, when.as_of)?;
+    let sort = order_sort(&params)?;
     let page = state
         .query_for(Some(&access.clone()), when.known_at, move |ledger| {
-            let page = ledger.order_rows_page(when.as_of, shop.as_deref(), filter, offset, limit);
+            let page =
+                ledger.order_rows_page(when.as_of, shop.as_deref(), filter, sort, offset, limit);
             let end = offset.saturating_add(page.rows.len());
             Ok(OrderPage {
                 orders: page.rows,
@@ -978,6 +984,24 @@ async fn list_orders(
     Ok(Json(page))
 }
 
+/// The sort of an order list: the default order when not asked, else a
+/// name of [`penalty_core::OrderSort`], or a 400 naming the valid ones.
+fn order_sort(params: &OrderListParams) -> Result<penalty_core::OrderSort, ApiError> {
+    match params.sort.as_deref() {
+        None => Ok(penalty_core::OrderSort::default()),
+        Some(text) => penalty_core::OrderSort::parse(text).ok_or_else(|| {
+            let shown: String = text.chars().take(64).collect();
+            ApiError::bad_request(
+                "invalid_sort",
+                format!(
+                    "sort `{shown}` is not one of {}",
+                    penalty_core::OrderSort::names().join(", ")
+                ),
+            )
+        }),
+    }
+}
+
 /// `GET /orders.csv`: every row of `GET /orders`'s filter, as `penalty
 /// export orders --format csv` writes them (with `excel`, as `--excel`).
 async fn orders_csv(
@@ -987,6 +1011,7 @@ async fn orders_csv(
 ) -> Result<Response, ApiError> {
     refuse_unless_none(&params.limit, "limit", "GET /orders.csv")?;
     refuse_unless_none(&params.offset, "offset", "GET /orders.csv")?;
+    refuse_unless_none(&params.sort, "sort", "GET /orders.csv")?;
     let (shop, filter) = order_filter(&state, &access, &params, when.as_of)?;
     let excel = params.excel.unwrap_or(false);
     let disposition = "attachment; filename=\"orders.csv\"";

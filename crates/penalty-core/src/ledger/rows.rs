@@ -3,12 +3,13 @@
 //! export orders` share, so that a page, a download and an export of the
 //! same filter hold the same rows.
 
+use std::cmp::Ordering;
 use std::collections::BTreeSet;
 
 use super::tallies::{facts_by_order_id, FactsKept, OrderFacts};
 use super::Ledger;
 use crate::order::OrderRec;
-use crate::report::{OrderRow, RowFilter};
+use crate::report::{OrderRow, OrderStatus, RowFilter};
 use crate::time::{Day, UnixNs};
 
 /// One page of filtered order rows, and how many rows the filter keeps over
@@ -19,6 +20,83 @@ pub struct RowsPage {
     pub rows: Vec<OrderRow>,
     /// Rows the filter keeps, over all pages.
     pub total: usize,
+}
+
+/// What a page of order rows is sorted by (`GET /orders?sort=`). Every
+/// sort breaks ties by the default order (shop id, then order id), so that
+/// a page is the same page each time it is asked and the pages of a walk
+/// neither repeat nor skip a row.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OrderSort {
+    /// By shop id, then order id: the order of `penalty export orders`.
+    #[default]
+    Order,
+    /// Paid instant, oldest first.
+    Paid,
+    /// Charged money, most first.
+    Charged,
+    /// Standing judgments, most first.
+    Judgments,
+    /// Status, in the order of [`OrderStatus::NAMES`].
+    Status,
+}
+
+impl OrderSort {
+    /// Every sort, as written in `sort=`.
+    pub const ALL: [OrderSort; 5] = [
+        OrderSort::Order,
+        OrderSort::Paid,
+        OrderSort::Charged,
+        OrderSort::Judgments,
+        OrderSort::Status,
+    ];
+
+    /// The name used in the query string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderSort::Order => "order",
+            OrderSort::Paid => "paid",
+            OrderSort::Charged => "charged",
+            OrderSort::Judgments => "judgments",
+            OrderSort::Status => "status",
+        }
+    }
+
+    /// Parses a sort name.
+    pub fn parse(text: &str) -> Option<OrderSort> {
+        OrderSort::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// The names, for messages and the OpenAPI enum.
+    pub fn names() -> Vec<&'static str> {
+        OrderSort::ALL.map(OrderSort::as_str).to_vec()
+    }
+
+    /// The order of two rows by this sort's key alone (equal rows keep the
+    /// default order: see [`Ledger::order_rows_page`]).
+    fn by_key(self, a: &SortedRow, b: &SortedRow) -> Ordering {
+        let status = |row: &OrderRow| {
+            OrderStatus::ALL
+                .iter()
+                .position(|s| *s == row.status)
+                .unwrap_or(usize::MAX)
+        };
+        match self {
+            OrderSort::Order => Ordering::Equal,
+            OrderSort::Paid => a.paid_at.cmp(&b.paid_at),
+            OrderSort::Charged => b.row.charged_fen.cmp(&a.row.charged_fen),
+            OrderSort::Judgments => b.row.judgments.cmp(&a.row.judgments),
+            OrderSort::Status => status(&a.row).cmp(&status(&b.row)),
+        }
+    }
+}
+
+/// A row with what its sort needs beside it: its paid instant (the row's
+/// text would need parsing) and its place in the default order.
+struct SortedRow {
+    paid_at: UnixNs,
+    place: usize,
+    row: OrderRow,
 }
 
 /// The settle days of a shop on which R5's cap cut something: a deduction
@@ -92,6 +170,17 @@ impl Ledger {
         filter: RowFilter,
         mut each: impl FnMut(OrderRow) -> Result<(), E>,
     ) -> Result<(), E> {
+        self.each_row_paid_at(as_of, shop_id, filter, |_, row| each(row))
+    }
+
+    /// [`Ledger::each_order_row`], with each row's paid instant.
+    fn each_row_paid_at<E>(
+        &self,
+        as_of: UnixNs,
+        shop_id: Option<&str>,
+        filter: RowFilter,
+        mut each: impl FnMut(UnixNs, OrderRow) -> Result<(), E>,
+    ) -> Result<(), E> {
         for shop in self.shops_asked(shop_id) {
             let tally = self.tally(shop, as_of, FactsKept::All);
             let capped = if filter.capped_day {
@@ -101,7 +190,7 @@ impl Ledger {
             };
             for facts in facts_by_order_id(&tally) {
                 if keeps(&filter, facts, as_of, &capped) {
-                    each(self.row(facts, as_of))?;
+                    each(facts.view.paid.at, self.row(facts, as_of))?;
                 }
             }
         }
@@ -182,18 +271,24 @@ impl Ledger {
     }
 
     /// The page of the rows `filter` keeps (of shop `shop_id`, or of every
-    /// shop) from `offset`, at most `limit` rows, with their count over all
-    /// pages: the matching rows are counted shop by shop
-    /// ([`Ledger::count_order_rows`]), and only the shops the page reaches
-    /// compute their rows.
+    /// shop) sorted by `sort`, from `offset`, at most `limit` rows, with
+    /// their count over all pages. In the default order the matching rows
+    /// are counted shop by shop ([`Ledger::count_order_rows`]), and only the
+    /// shops the page reaches compute their rows; any other sort computes
+    /// every matching row, keeping at most twice the rows up to the page's
+    /// end in memory.
     pub fn order_rows_page(
         &self,
         as_of: UnixNs,
         shop_id: Option<&str>,
         filter: RowFilter,
+        sort: OrderSort,
         offset: usize,
         limit: usize,
     ) -> RowsPage {
+        if sort != OrderSort::Order {
+            return self.sorted_rows_page(as_of, shop_id, filter, sort, offset, limit);
+        }
         let counts = self.count_order_rows(as_of, shop_id, filter);
         let total: usize = counts.iter().map(|(_, count)| count).sum();
         let mut rows = Vec::new();
@@ -218,6 +313,47 @@ impl Ledger {
             }
             before += count;
         }
+        RowsPage { rows, total }
+    }
+
+    /// [`Ledger::order_rows_page`] by a sort other than the default: the
+    /// rows up to the page's end are kept best first, sorted and cut back
+    /// to that length whenever twice as many have gathered.
+    fn sorted_rows_page(
+        &self,
+        as_of: UnixNs,
+        shop_id: Option<&str>,
+        filter: RowFilter,
+        sort: OrderSort,
+        offset: usize,
+        limit: usize,
+    ) -> RowsPage {
+        let end = offset.saturating_add(limit);
+        let compare = |a: &SortedRow, b: &SortedRow| sort.by_key(a, b).then(a.place.cmp(&b.place));
+        let mut best: Vec<SortedRow> = Vec::new();
+        let mut total = 0usize;
+        let gather = |paid_at: UnixNs, row: OrderRow| {
+            best.push(SortedRow {
+                paid_at,
+                place: total,
+                row,
+            });
+            total += 1;
+            if best.len() >= end.saturating_mul(2).max(1024) {
+                best.sort_unstable_by(compare);
+                best.truncate(end);
+            }
+            Ok::<(), std::convert::Infallible>(())
+        };
+        // Gathering rows cannot fail.
+        let _ = self.each_row_paid_at(as_of, shop_id, filter, gather);
+        best.sort_unstable_by(compare);
+        best.truncate(end);
+        let rows = best
+            .into_iter()
+            .skip(offset)
+            .map(|sorted| sorted.row)
+            .collect();
         RowsPage { rows, total }
     }
 
@@ -272,7 +408,7 @@ mod tests {
             .map(|(_, n)| n)
             .sum();
         assert_eq!(counted, ids.len(), "count of {filter:?}");
-        let page = ledger.order_rows_page(at(hours), None, filter, 0, 1000);
+        let page = ledger.order_rows_page(at(hours), None, filter, OrderSort::Order, 0, 1000);
         assert_eq!(page.total, ids.len());
         let paged: Vec<String> = page.rows.into_iter().map(|r| r.order_id).collect();
         assert_eq!(paged, ids);
@@ -288,6 +424,88 @@ mod tests {
             shop_daily_cap_fen: 1_000,
             ..Policy::default()
         }
+    }
+
+    /// The ids of every row sorted by `sort`, walked in pages of `size`.
+    fn walked(ledger: &Ledger, hours: i64, sort: OrderSort, size: usize) -> Vec<String> {
+        let mut ids = Vec::new();
+        loop {
+            let page = ledger.order_rows_page(
+                at(hours),
+                None,
+                RowFilter::default(),
+                sort,
+                ids.len(),
+                size,
+            );
+            let got = page.rows.len();
+            ids.extend(page.rows.into_iter().map(|r| r.order_id));
+            assert_eq!(page.total, 7, "{sort:?}");
+            if got < size {
+                return ids;
+            }
+        }
+    }
+
+    #[test]
+    fn each_sort_orders_by_its_key_then_by_shop_and_order_id_in_any_page_size() {
+        // Two shops; O3 and O4 are shipped (never judged), the rest time
+        // out and are judged and charged; O5 is paid last. The cap holds
+        // one deduction a day, so same-day deductions of a shop are waived
+        // and the charged money differs between the judged orders.
+        let ledger = folded(
+            one_deduction_a_day(),
+            &[
+                paid("O1", "S2", 0),
+                paid("O2", "S1", 1),
+                paid("O3", "S1", 2),
+                shipped("O3", "SF3", 3),
+                paid("O4", "S2", 3),
+                shipped("O4", "SF4", 4),
+                paid("O5", "S1", 50),
+                paid("O6", "S2", 1),
+                paid("O7", "S1", 0),
+            ],
+        );
+        let hours = 24 * 10;
+        let all = ledger.order_rows(at(hours), |_| true);
+        assert_eq!(all.len(), 7);
+        let key = |sort: OrderSort, row: &OrderRow| -> (i64, String) {
+            match sort {
+                OrderSort::Order => (0, String::new()),
+                OrderSort::Paid => (0, row.paid_at.clone()),
+                OrderSort::Charged => (-row.charged_fen, String::new()),
+                OrderSort::Judgments => (-(row.judgments as i64), String::new()),
+                OrderSort::Status => (0, row.status.as_str().to_string()),
+            }
+        };
+        // The fixture's statuses, charges and judgments must differ, or the
+        // sorts would not be told apart.
+        assert!(all.iter().any(|r| r.charged_fen > 0) && all.iter().any(|r| r.charged_fen == 0));
+        assert!(all.iter().any(|r| r.judgments > 0) && all.iter().any(|r| r.judgments == 0));
+        for sort in OrderSort::ALL {
+            // The default walk is by shop then order id; a stable sort by
+            // the key alone keeps that order among ties. Status sorts by
+            // OrderStatus::ALL's order, which the names of this fixture
+            // (awaiting_shipment < shipped) also follow.
+            let mut want = all.clone();
+            want.sort_by_key(|row| key(sort, row));
+            let want: Vec<String> = want.into_iter().map(|r| r.order_id).collect();
+            for size in [1, 2, 3, 7, 100] {
+                assert_eq!(
+                    walked(&ledger, hours, sort, size),
+                    want,
+                    "{sort:?} in pages of {size}"
+                );
+            }
+            assert_eq!(OrderSort::parse(sort.as_str()), Some(sort));
+        }
+        // O7 (S1) and O1 (S2) are paid at the same instant: the shop decides.
+        assert_eq!(
+            walked(&ledger, hours, OrderSort::Paid, 100)[..2],
+            ["O7", "O1"]
+        );
+        assert_eq!(OrderSort::parse("charged_fen"), None);
     }
 
     #[test]

@@ -805,6 +805,16 @@ fn a_seller_signs_in_and_sees_its_own_shop_only() {
     cdp.open(&format!("{base}/ui/shops/S01?as_of={at}"));
     let zh = cdp.text();
     assert!(zh.contains("待") || zh.contains("判罚"), "{zh}");
+    // The title, the booked ledger's prose and the chart's legend too.
+    for english in [
+        "Shop S01",
+        "What the settlement runs",
+        "by day judged",
+        "cap hits",
+    ] {
+        assert!(!zh.contains(english), "`{english}` on the zh-CN page: {zh}");
+    }
+    assert!(zh.contains("店铺 S01") && zh.contains("按判罚日"), "{zh}");
     let (_, labels) = api_as(addr, "/labels", SELLER_S01);
     for entry in labels.as_array().unwrap() {
         let code = entry["code"].as_str().unwrap();
@@ -953,6 +963,48 @@ fn a_seller_signs_in_and_sees_its_own_shop_only() {
     );
     assert_eq!(page_ids(&mut cdp), all_ids[20..40]);
     cdp.screenshot("operator-shop-page-2");
+    // A column header asks the server for its order: the first page and
+    // the next are the API's pages of that sort, in its order.
+    let shown_ids = |cdp: &mut Cdp| -> Vec<String> {
+        serde_json::from_value(cdp.eval(
+            "Array.from(document.querySelectorAll('#shop-orders-table tbody tr')).map(function (r) { return r.getAttribute('data-id'); })",
+        ))
+        .unwrap()
+    };
+    let sorted_ids = |offset: usize| -> Vec<String> {
+        let (_, page) = api_as(
+            addr,
+            &format!("/orders?as_of={at}&shop=S01&sort=charged&limit=20&offset={offset}"),
+            OPERATOR,
+        );
+        page["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["order_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    cdp.eval("document.getElementById('orders-sort-charged').click(); true");
+    cdp.wait_for(
+        "document.getElementById('shop-orders-table').getAttribute('data-sort') === 'charged' && document.getElementById('orders').getAttribute('data-offset') === '0' && !document.getElementById('orders').hasAttribute('data-loading')",
+    );
+    let first = shown_ids(&mut cdp);
+    assert_eq!(first, sorted_ids(0));
+    assert_ne!(first, all_ids[..20], "the sort changes the first page");
+    assert_eq!(
+        cdp.eval("document.querySelector('#shop-orders-table th[data-key=charged_fen]').getAttribute('aria-sort')"),
+        "descending"
+    );
+    cdp.eval("document.getElementById('orders-next').click(); true");
+    cdp.wait_for(
+        "document.getElementById('orders').getAttribute('data-offset') === '20' && !document.getElementById('orders').hasAttribute('data-loading')",
+    );
+    assert_eq!(shown_ids(&mut cdp), sorted_ids(20));
+    cdp.eval("document.getElementById('orders-sort-order').click(); true");
+    cdp.wait_for(
+        "document.getElementById('shop-orders-table').getAttribute('data-sort') === 'order' && !document.getElementById('orders').hasAttribute('data-loading')",
+    );
+    assert_eq!(shown_ids(&mut cdp), all_ids[..20]);
     let (_, shipped) = api_as(
         addr,
         &format!("/orders?as_of={at}&shop=S01&status=shipped&limit=1"),
