@@ -399,19 +399,12 @@ impl ShopListing {
     /// order.
     pub fn asked(params: &ShopListParams) -> Result<ShopListing, ApiError> {
         let page = Page::asked(params.limit, params.offset)?;
-        let sort = match params.sort.as_deref() {
-            None => penalty_core::ShopSort::Shop,
-            Some(text) => penalty_core::ShopSort::parse(text).ok_or_else(|| {
-                let shown: String = text.chars().take(64).collect();
-                ApiError::bad_request(
-                    "invalid_sort",
-                    format!(
-                        "sort `{shown}` is not one of {}",
-                        penalty_core::ShopSort::names()
-                    ),
-                )
-            })?,
-        };
+        let sort = asked_sort(
+            params.sort.as_deref(),
+            penalty_core::ShopSort::Shop,
+            penalty_core::ShopSort::parse,
+            penalty_core::ShopSort::names,
+        )?;
         let min_orders = params.min_orders.unwrap_or(0);
         if min_orders > MAX_OFFSET as u64 {
             return Err(ApiError::bad_request(
@@ -987,19 +980,32 @@ async fn list_orders(
 /// The sort of an order list: the default order when not asked, else a
 /// name of [`penalty_core::OrderSort`], or a 400 naming the valid ones.
 fn order_sort(params: &OrderListParams) -> Result<penalty_core::OrderSort, ApiError> {
-    match params.sort.as_deref() {
-        None => Ok(penalty_core::OrderSort::default()),
-        Some(text) => penalty_core::OrderSort::parse(text).ok_or_else(|| {
-            let shown: String = text.chars().take(64).collect();
-            ApiError::bad_request(
-                "invalid_sort",
-                format!(
-                    "sort `{shown}` is not one of {}",
-                    penalty_core::OrderSort::names().join(", ")
-                ),
-            )
-        }),
-    }
+    asked_sort(
+        params.sort.as_deref(),
+        penalty_core::OrderSort::default(),
+        penalty_core::OrderSort::parse,
+        || penalty_core::OrderSort::names().join(", "),
+    )
+}
+
+/// A list's `sort=`: `default` when not asked, else a name `parse` knows,
+/// or a 400 `invalid_sort` listing the valid `names`.
+fn asked_sort<T>(
+    text: Option<&str>,
+    default: T,
+    parse: fn(&str) -> Option<T>,
+    names: impl FnOnce() -> String,
+) -> Result<T, ApiError> {
+    let Some(text) = text else {
+        return Ok(default);
+    };
+    parse(text).ok_or_else(|| {
+        let shown: String = text.chars().take(64).collect();
+        ApiError::bad_request(
+            "invalid_sort",
+            format!("sort `{shown}` is not one of {}", names()),
+        )
+    })
 }
 
 /// `GET /orders.csv`: every row of `GET /orders`'s filter, as `penalty
