@@ -14,6 +14,7 @@ use serde_json::Value;
 mod golden;
 #[path = "cli/serve.rs"]
 mod serve;
+mod support;
 
 const PENALTY: &str = env!("CARGO_BIN_EXE_penalty");
 
@@ -1481,22 +1482,8 @@ fn readers_run_beside_a_server_taking_uploads() {
     text.push('\n');
     let (first_counts, _) = ingest_text(&db, text.as_bytes());
     let first_events = counts(&first_counts)[1];
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
-    let addr = format!("127.0.0.1:{port}");
-    let mut server = penalty(&db)
-        .args(["serve", "--addr", &addr])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(Instant::now() < deadline, "the server never listened");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (mut server, addr) = support::start_server(&db);
+    let addr = addr.to_string();
     let acknowledged = std::sync::atomic::AtomicU64::new(first as u64);
     let mut boundaries = vec![(first as u64, first_events)];
     let total = lines.len() as u64;
@@ -1555,22 +1542,8 @@ fn threads_named(pid: u32, prefix: &str) -> std::collections::BTreeSet<u64> {
 fn the_server_keeps_its_ingest_threads_across_uploads() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
-    let addr = format!("127.0.0.1:{port}");
-    let mut server = penalty(&db)
-        .args(["serve", "--addr", &addr])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(Instant::now() < deadline, "the server never listened");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (mut server, addr) = support::start_server(&db);
+    let addr = addr.to_string();
     assert!(
         threads_named(server.id(), "penalty-ingest").is_empty(),
         "no ingest before the first upload"
@@ -1879,23 +1852,9 @@ fn disk_stays_bounded_across_100_uploads_of_10k_lines() {
     lines.truncate(UPLOADS * LINES);
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
-    let addr = format!("127.0.0.1:{port}");
     // The server is a writer: it creates the data directory.
-    let mut server = penalty(&db)
-        .args(["serve", "--addr", &addr])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(Instant::now() < deadline, "the server never listened");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (mut server, addr) = support::start_server(&db);
+    let addr = addr.to_string();
     let allowed = |jsonl: u64| jsonl * 3 / 2 + (1 << 20);
     let mut jsonl = 0u64;
     let mut figures = Vec::new();

@@ -10,9 +10,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant as WallClock};
 
-use penalty_core::event::{format_event_id, parse_line, ParsedLine, Reject, MAX_LINE_BYTES};
+use penalty_core::event::{ParsedLine, Reject, MAX_LINE_BYTES};
 use penalty_core::time::UnixNs;
-use penalty_store::block::Locator;
 use penalty_store::ingest::{
     ingest, AppendedEvent, IngestCounts, IngestObserver, IngestOptions, RejectsFile, RejectsSink,
     REJECT_RAW_PREFIX_BYTES,
@@ -20,91 +19,15 @@ use penalty_store::ingest::{
 use penalty_store::{AppendOutcome, EventLog, StoreError, BLOCKS_FILE, BLOCKS_TREE, SLED_DIR};
 use proptest::prelude::*;
 
+mod support;
+use support::*;
+
 // ---------------------------------------------------------------------------
 // Helpers
 
-fn id(n: u128) -> String {
-    format_event_id(0x0b6f_3c1e_6a53_4f43_9f0e_0000_0000_0000 + n)
-}
-
-fn paid_line(n: u128, order: &str) -> String {
-    format!(
-        r#"{{"event_id":"{}","type":"paid","at":"2026-03-01T10:00:00+08:00","order_id":"{order}","shop_id":"S1","product_id":"P1","amount_fen":19900}}"#,
-        id(n)
-    )
-}
-
-fn shipped_line(n: u128, order: &str, tracking: &str) -> String {
-    format!(
-        r#"{{"event_id":"{}","type":"shipped","at":"2026-03-05T12:00:00+08:00","order_id":"{order}","tracking_no":"{tracking}"}}"#,
-        id(n)
-    )
-}
-
-fn parsed(line: &str) -> ParsedLine {
-    parse_line(line.as_bytes()).unwrap()
-}
-
-/// Appends one block of `paid` lines, each an event number and its order.
-fn append_paid(log: &mut EventLog, lines: &[(u128, &str)], at: i64) -> Vec<AppendOutcome> {
-    let lines: Vec<ParsedLine> = lines
-        .iter()
-        .map(|&(n, order)| parsed(&paid_line(n, order)))
-        .collect();
-    log.append_batch(&lines, UnixNs(at)).unwrap()
-}
-
-fn seqs(outcomes: &[AppendOutcome]) -> Vec<AppendOutcome> {
-    outcomes.to_vec()
-}
-
-fn all_events(log: &EventLog) -> Vec<penalty_store::StoredEvent> {
-    log.iter_from(1).collect::<Result<Vec<_>, _>>().unwrap()
-}
-
-/// Flips one bit of the value under `key` in a sled tree of a closed log,
-/// bypassing the log's checksums, as a disk error would.
 /// Taken by the tests that allocate tens of megabytes, so that the memory
 /// bound of the huge-line test measures ingest alone.
 static MEMORY_HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Opens a closed log's sled database directly. A database closed a moment
-/// ago in this process may hold its file lock a little longer (sled frees
-/// it later), so the lock is waited for, as `EventLog::open` does.
-fn open_sled(dir: &Path) -> sled::Db {
-    try_open_sled(dir).unwrap()
-}
-
-/// [`open_sled`]'s answer, whatever it is once the lock is free.
-fn try_open_sled(dir: &Path) -> sled::Result<sled::Db> {
-    let started = WallClock::now();
-    loop {
-        match sled::open(dir.join(SLED_DIR)) {
-            Err(sled::Error::Io(e))
-                if e.to_string().contains("could not acquire lock")
-                    && started.elapsed() < Duration::from_secs(2) =>
-            {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            opened => return opened,
-        }
-    }
-}
-
-/// Flips one bit of the block starting at `first_seq` in the blocks file of
-/// a closed log, `position_from_end` bytes before the block's end.
-fn flip_block_byte(dir: &Path, first_seq: u64, position_from_end: usize) {
-    let locator = {
-        let db = open_sled(dir);
-        let tree = db.open_tree(BLOCKS_TREE).unwrap();
-        let value = tree.get(first_seq.to_be_bytes()).unwrap().unwrap();
-        Locator::decode(&value).unwrap()
-    };
-    let path = dir.join(BLOCKS_FILE);
-    let mut bytes = std::fs::read(&path).unwrap();
-    bytes[locator.end() as usize - position_from_end] ^= 0x01;
-    std::fs::write(&path, bytes).unwrap();
-}
 
 /// Records what ingest reports: the rejected lines and their syncs, and
 /// the events and progress.
@@ -274,11 +197,7 @@ fn sequence_numbers_are_gapless_across_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
         let mut log = EventLog::open(dir.path()).unwrap();
-        log.append_batch(
-            &[parsed(&paid_line(1, "O1")), parsed(&paid_line(2, "O2"))],
-            UnixNs(0),
-        )
-        .unwrap();
+        append_paid(&mut log, &[(1, "O1"), (2, "O2")], 0);
     }
     let mut log = EventLog::open(dir.path()).unwrap();
     assert_eq!(log.last_seq().unwrap(), 2);
@@ -371,16 +290,8 @@ fn a_flipped_byte_in_a_block_is_detected_and_never_used() {
     let dir = tempfile::tempdir().unwrap();
     {
         let mut log = EventLog::open(dir.path()).unwrap();
-        log.append_batch(
-            &[parsed(&paid_line(1, "O1")), parsed(&paid_line(2, "O2"))],
-            UnixNs(0),
-        )
-        .unwrap();
-        log.append_batch(
-            &[parsed(&paid_line(3, "O3")), parsed(&paid_line(4, "O4"))],
-            UnixNs(0),
-        )
-        .unwrap();
+        append_paid(&mut log, &[(1, "O1"), (2, "O2")], 0);
+        append_paid(&mut log, &[(3, "O3"), (4, "O4")], 0);
     }
     // A bit inside the JSON of event 4, in the block that starts at 3.
     flip_block_byte(dir.path(), 3, 10);
@@ -431,8 +342,7 @@ fn a_block_written_but_never_located_is_dropped_and_overwritten() {
     let path = dir.path().join(BLOCKS_FILE);
     {
         let mut log = EventLog::open(dir.path()).unwrap();
-        log.append_batch(&[parsed(&paid_line(1, "O1"))], UnixNs(0))
-            .unwrap();
+        append_paid(&mut log, &[(1, "O1")], 0);
     }
     {
         use std::io::Write;
@@ -446,9 +356,7 @@ fn a_block_written_but_never_located_is_dropped_and_overwritten() {
     let mut log = EventLog::open(dir.path()).unwrap();
     assert_eq!(all_events(&log).len(), 1);
     assert!(log.verify().unwrap().is_ok());
-    let outcomes = log
-        .append_batch(&[parsed(&paid_line(2, "O2"))], UnixNs(0))
-        .unwrap();
+    let outcomes = append_paid(&mut log, &[(2, "O2")], 0);
     assert_eq!(outcomes, vec![AppendOutcome::Appended { seq: 2 }]);
     drop(log);
     let log = EventLog::open(dir.path()).unwrap();
@@ -464,43 +372,16 @@ fn a_block_written_but_never_located_is_dropped_and_overwritten() {
     );
 }
 
-/// Where the last located block of a closed log ends in the blocks file
-/// (padding after it, from a direct write, is not part of it).
-fn last_block_end(dir: &Path) -> u64 {
-    locators(dir).last().unwrap().end()
-}
-
-/// The block locators of a closed log, in sequence order.
-fn locators(dir: &Path) -> Vec<Locator> {
-    let db = open_sled(dir);
-    let tree = db.open_tree(BLOCKS_TREE).unwrap();
-    tree.iter()
-        .values()
-        .map(|value| Locator::decode(&value.unwrap()).unwrap())
-        .collect()
-}
-
 #[test]
 fn a_truncated_blocks_file_is_reported_naming_the_lost_events() {
     let dir = tempfile::tempdir().unwrap();
     {
         let mut log = EventLog::open(dir.path()).unwrap();
-        log.append_batch(&[parsed(&paid_line(1, "O1"))], UnixNs(0))
-            .unwrap();
-        log.append_batch(
-            &[parsed(&paid_line(2, "O2")), parsed(&paid_line(3, "O3"))],
-            UnixNs(0),
-        )
-        .unwrap();
+        append_paid(&mut log, &[(1, "O1")], 0);
+        append_paid(&mut log, &[(2, "O2"), (3, "O3")], 0);
     }
-    let path = dir.path().join(BLOCKS_FILE);
     let len = last_block_end(dir.path());
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(len - 5)
-        .unwrap();
+    cut_blocks_file(dir.path(), len - 5);
     let refused = EventLog::open(dir.path()).unwrap_err();
     assert_eq!(refused.corrupt_seq(), Some(2), "{refused}");
     assert!(refused.to_string().contains("events 2 to 3"), "{refused}");
@@ -519,12 +400,7 @@ fn blocks_that_sled_does_not_locate_are_found_in_the_blocks_file_and_appended_to
     store_with_blocks(dir.path(), &[(1, lines.clone())]);
     let mut log = EventLog::open(dir.path()).unwrap();
     assert_eq!(log.last_seq().unwrap(), 2);
-    let outcomes = log
-        .append_batch(
-            &[parsed(&paid_line(1, "O1")), parsed(&paid_line(3, "O3"))],
-            UnixNs(8),
-        )
-        .unwrap();
+    let outcomes = append_paid(&mut log, &[(1, "O1"), (3, "O3")], 8);
     assert_eq!(
         outcomes,
         vec![
@@ -543,45 +419,6 @@ fn blocks_that_sled_does_not_locate_are_found_in_the_blocks_file_and_appended_to
     let report = log.verify().unwrap();
     assert!(report.is_ok(), "{report:?}");
     assert_eq!(report.blocks, 2);
-}
-
-/// A data directory whose blocks file holds `blocks` (first seq, lines),
-/// written by hand, bypassing the log's checks, one after the other, with
-/// the last acknowledged in the head journal and nothing in sled: the log
-/// locates them from the blocks file, as after a crash that lost sled.
-fn store_with_blocks(dir: &Path, blocks: &[(u64, Vec<ParsedLine>)]) {
-    let encoded: Vec<(u64, u64, Vec<u8>)> = blocks
-        .iter()
-        .map(|(first_seq, lines)| {
-            (
-                *first_seq,
-                first_seq + lines.len() as u64 - 1,
-                block_of(*first_seq, UnixNs(7), lines),
-            )
-        })
-        .collect();
-    store_blocks(dir, &encoded);
-}
-
-/// Writes encoded blocks (first seq, last seq, bytes) as the blocks file,
-/// and the last one's end to the head journal.
-fn store_blocks(dir: &Path, blocks: &[(u64, u64, Vec<u8>)]) {
-    use penalty_store::head::{Head, HeadRecord};
-    std::fs::create_dir_all(dir).unwrap();
-    let bytes: Vec<u8> = blocks
-        .iter()
-        .flat_map(|(_, _, block)| block.clone())
-        .collect();
-    std::fs::write(dir.join(BLOCKS_FILE), bytes).unwrap();
-    let (first_seq, last_seq, block) = blocks.last().unwrap();
-    Head::open(dir)
-        .unwrap()
-        .record(HeadRecord {
-            last_seq: *last_seq,
-            block_first_seq: *first_seq,
-            block_crc: u32::from_be_bytes(block[4..8].try_into().unwrap()),
-        })
-        .unwrap();
 }
 
 /// A block kept inside sled as its value (as builds during development
@@ -647,18 +484,6 @@ fn verify_checks_content_hashes_of_the_stored_payload() {
             );
         }
     }
-}
-
-/// `lines` as one block, as the log encodes them.
-fn block_of(first_seq: u64, recorded_at: UnixNs, lines: &[ParsedLine]) -> Vec<u8> {
-    let entries: Vec<penalty_store::block::NewEntry<'_>> = lines
-        .iter()
-        .map(|line| penalty_store::block::NewEntry {
-            line: line.as_parsed(),
-            hash: penalty_store::block::content_hash(line.as_parsed().payload.bytes()),
-        })
-        .collect();
-    penalty_store::block::encode(first_seq, recorded_at, &entries)
 }
 
 #[test]
@@ -1707,10 +1532,8 @@ fn a_snapshot_sled_was_still_writing_does_not_stop_the_log_from_opening() {
         let dir = tempfile::tempdir().unwrap();
         {
             let mut log = EventLog::open(dir.path()).unwrap();
-            log.append_batch(&[parsed(&paid_line(1, "O1"))], UnixNs(0))
-                .unwrap();
-            log.append_batch(&[parsed(&paid_line(2, "O2"))], UnixNs(0))
-                .unwrap();
+            append_paid(&mut log, &[(1, "O1")], 0);
+            append_paid(&mut log, &[(2, "O2")], 0);
         }
         // Sorts after every snapshot sled has finished.
         let leftover = dir
@@ -1729,28 +1552,10 @@ fn a_snapshot_sled_was_still_writing_does_not_stop_the_log_from_opening() {
         let mut log = EventLog::open(dir.path()).unwrap();
         assert!(!leftover.exists(), "the unfinished snapshot is removed");
         assert_eq!(all_events(&log).len(), 2);
-        let outcomes = log
-            .append_batch(&[parsed(&paid_line(3, "O3"))], UnixNs(0))
-            .unwrap();
+        let outcomes = append_paid(&mut log, &[(3, "O3")], 0);
         assert_eq!(outcomes, vec![AppendOutcome::Appended { seq: 3 }]);
         assert!(log.verify().unwrap().is_ok());
     }
-}
-
-/// A data directory with three blocks; an order id holds the block magic,
-/// so that the search for a block's end meets a false start.
-fn three_blocks(dir: &Path) -> Vec<penalty_store::StoredEvent> {
-    let mut log = EventLog::open(dir).unwrap();
-    log.append_batch(
-        &[parsed(&paid_line(1, "O1")), parsed(&paid_line(2, "PLGB2"))],
-        UnixNs(1),
-    )
-    .unwrap();
-    log.append_batch(&[parsed(&shipped_line(3, "PLGB2", "SF1"))], UnixNs(2))
-        .unwrap();
-    log.append_batch(&[parsed(&paid_line(4, "O4"))], UnixNs(3))
-        .unwrap();
-    all_events(&log)
 }
 
 /// sled's part of a data directory is rebuilt from the blocks file: after
@@ -1771,12 +1576,7 @@ fn recover_rebuilds_sled_from_the_blocks_file() {
             _ => {
                 // A torn append after the last acknowledged block, and sled
                 // gone as well.
-                let mut file = std::fs::OpenOptions::new()
-                    .append(true)
-                    .open(dir.path().join(BLOCKS_FILE))
-                    .unwrap();
-                std::io::Write::write_all(&mut file, b"PLGB and then nothing").unwrap();
-                tail = 21;
+                tail = append_torn_block(dir.path());
                 std::fs::remove_dir_all(&sled_dir).unwrap();
             }
         }
@@ -1801,12 +1601,7 @@ fn recover_rebuilds_sled_from_the_blocks_file() {
         let mut log = EventLog::open(dir.path()).unwrap();
         assert_eq!(all_events(&log), before, "{damage}");
         assert!(log.verify().unwrap().is_ok(), "{damage}");
-        let outcomes = log
-            .append_batch(
-                &[parsed(&paid_line(5, "O5")), parsed(&paid_line(1, "O1"))],
-                UnixNs(4),
-            )
-            .unwrap();
+        let outcomes = append_paid(&mut log, &[(5, "O5"), (1, "O1")], 4);
         assert_eq!(
             outcomes,
             vec![
@@ -1817,19 +1612,6 @@ fn recover_rebuilds_sled_from_the_blocks_file() {
         );
         assert!(log.verify().unwrap().is_ok(), "{damage}");
     }
-}
-
-/// Removes the last `count` block locators from a closed log's sled, as a
-/// crash before sled's periodic flush leaves it.
-fn forget_last_locators(dir: &Path, count: usize) {
-    let db = open_sled(dir);
-    let tree = db.open_tree(BLOCKS_TREE).unwrap();
-    let keys: Vec<_> = tree.iter().keys().map(|key| key.unwrap()).collect();
-    assert!(keys.len() >= count, "the log has {} blocks", keys.len());
-    for key in &keys[keys.len() - count..] {
-        tree.remove(key).unwrap();
-    }
-    db.flush().unwrap();
 }
 
 /// sled is flushed every few dozen blocks, not every block, so a crash can
@@ -1861,11 +1643,7 @@ fn an_open_locates_acknowledged_blocks_sled_does_not_hold() {
             }
             _ => {
                 forget_last_locators(dir.path(), 1);
-                let mut file = std::fs::OpenOptions::new()
-                    .append(true)
-                    .open(dir.path().join(BLOCKS_FILE))
-                    .unwrap();
-                std::io::Write::write_all(&mut file, b"PLGB and then nothing").unwrap();
+                append_torn_block(dir.path());
             }
         }
         let mut log = EventLog::open(dir.path()).unwrap();
@@ -1904,12 +1682,7 @@ fn an_open_refuses_when_neither_sled_nor_the_blocks_file_has_acknowledged_blocks
     three_blocks(dir.path());
     let len = last_block_end(dir.path());
     forget_last_locators(dir.path(), 2);
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(dir.path().join(BLOCKS_FILE))
-        .unwrap()
-        .set_len(len - 10)
-        .unwrap();
+    cut_blocks_file(dir.path(), len - 10);
     let refused = EventLog::open(dir.path()).unwrap_err();
     // The second block (event 3) is whole and is located; the third
     // (event 4) is cut short.
@@ -1927,14 +1700,8 @@ fn an_open_refuses_when_neither_sled_nor_the_blocks_file_has_acknowledged_blocks
 fn recover_refuses_when_the_blocks_file_lost_acknowledged_events() {
     let dir = tempfile::tempdir().unwrap();
     three_blocks(dir.path());
-    let path = dir.path().join(BLOCKS_FILE);
     let len = last_block_end(dir.path());
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(len - 10)
-        .unwrap();
+    cut_blocks_file(dir.path(), len - 10);
     let error = penalty_store::recover::recover(dir.path()).unwrap_err();
     assert_eq!(error.corrupt_seq(), Some(4), "{error}");
     assert!(
@@ -1960,11 +1727,9 @@ fn large_blocks_are_aligned_and_recovered_across_their_padding() {
         .collect();
     let before = {
         let mut log = EventLog::open(dir.path()).unwrap();
-        log.append_batch(&[parsed(&paid_line(1, "O1"))], UnixNs(1))
-            .unwrap();
+        append_paid(&mut log, &[(1, "O1")], 1);
         log.append_batch(&large, UnixNs(2)).unwrap();
-        log.append_batch(&[parsed(&paid_line(4002, "O4002"))], UnixNs(3))
-            .unwrap();
+        append_paid(&mut log, &[(4002, "O4002")], 3);
         all_events(&log)
     };
     let locators = locators(dir.path());
@@ -2011,14 +1776,7 @@ fn large_blocks_are_aligned_and_recovered_across_their_padding() {
     assert_eq!(all_events(&log), before);
     assert!(log.verify().unwrap().is_ok());
     assert_eq!(
-        log.append_batch(
-            &[
-                parsed(&paid_line(7003, "O7003")),
-                parsed(&paid_line(2, "O2"))
-            ],
-            UnixNs(5)
-        )
-        .unwrap(),
+        append_paid(&mut log, &[(7003, "O7003"), (2, "O2")], 5),
         vec![
             AppendOutcome::Appended { seq: 7003 },
             AppendOutcome::Duplicate { seq: 2 }
@@ -2034,15 +1792,10 @@ fn a_replay_source_holds_the_log_as_it_was_when_taken() {
     use penalty_store::projection::{replay, replay_from, ReplaySource};
     let dir = tempfile::tempdir().unwrap();
     let mut log = EventLog::open(dir.path()).unwrap();
-    log.append_batch(
-        &[parsed(&paid_line(1, "O1")), parsed(&paid_line(2, "O2"))],
-        UnixNs(1),
-    )
-    .unwrap();
+    append_paid(&mut log, &[(1, "O1"), (2, "O2")], 1);
     let source = ReplaySource::of(&log).unwrap();
     assert_eq!(source.last_seq(), 2);
-    log.append_batch(&[parsed(&paid_line(3, "O3"))], UnixNs(2))
-        .unwrap();
+    append_paid(&mut log, &[(3, "O3")], 2);
     let policy = penalty_core::Policy::default();
     let then = replay_from(source, &policy, None).unwrap();
     let now = replay(&log, &policy, None).unwrap();

@@ -2,24 +2,13 @@
 //! listens, and SIGTERM stops it cleanly, idle and half-sent connections
 //! notwithstanding.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::support::{banner_addr, get, serve, start_server, BANNER};
 use super::PENALTY;
-const BANNER: &str = "penalty serve: http://";
-
-fn serve(db: &std::path::Path, args: &[&str]) -> Command {
-    let mut command = Command::new(PENALTY);
-    command
-        .arg("--db")
-        .arg(db)
-        .arg("serve")
-        .args(args)
-        .env_remove("PENALTY_DB");
-    command
-}
 
 #[test]
 fn a_bad_tokens_file_or_address_is_refused_before_the_banner() {
@@ -52,38 +41,11 @@ fn a_bad_tokens_file_or_address_is_refused_before_the_banner() {
     assert!(!stderr.contains(BANNER), "{stderr}");
 }
 
-/// Starts `penalty serve` on a free port and returns it with its address,
-/// read from the banner.
-fn start(db: &std::path::Path) -> (Child, SocketAddr) {
-    let mut child = serve(db, &["--addr", "127.0.0.1:0"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("a banner").unwrap();
-        if let Some(rest) = line.strip_prefix(BANNER) {
-            break rest.split('/').next().unwrap().parse().unwrap();
-        }
-    };
-    // Keep reading stderr so that the server never blocks on it.
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
-}
-
 #[test]
 fn sigterm_stops_the_server_cleanly_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, addr) = start(&dir.path().join("db"));
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .write_all(
-            format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    let (mut child, addr) = start_server(&dir.path().join("db"));
+    let response = get(addr, "/healthz");
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     // An idle connection and a half-sent request head.
     let _idle = TcpStream::connect(addr).unwrap();
@@ -210,21 +172,13 @@ fn serve_and_recover_wait_their_turn_or_fail_at_once_with_no_wait() {
     assert!(holder.wait().unwrap().success());
     let addr: SocketAddr = loop {
         let line = lines.recv_timeout(Duration::from_secs(30)).unwrap();
-        if let Some(rest) = line.strip_prefix(BANNER) {
-            break rest.split('/').next().unwrap().parse().unwrap();
+        if let Some(addr) = banner_addr(&line) {
+            break addr;
         }
     };
     // Keep draining the server's stderr.
     std::thread::spawn(move || for _ in lines {});
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .write_all(
-            format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    let response = get(addr, "/healthz");
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     Command::new("kill")
         .args(["-TERM", &server.id().to_string()])

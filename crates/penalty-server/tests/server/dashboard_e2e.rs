@@ -91,6 +91,60 @@ fn wait_healthy(addr: SocketAddr, server: &mut Server) {
     }
 }
 
+/// The server of a Chromium test: `penalty serve` on a free loopback port,
+/// over a new data directory in `dir`, answering, with the demo posted to
+/// it. With `tokens`, the operator's and S01's seller token are its only
+/// tokens (written to `dir/tokens.json`); without, it serves anyone.
+fn serve_the_demo(dir: &Path, tokens: bool) -> (Server, SocketAddr) {
+    let mut command = Command::new(penalty_binary());
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    command
+        .arg("--db")
+        .arg(dir.join("db"))
+        .args(["serve", "--addr", &addr.to_string()]);
+    if tokens {
+        let path = dir.join("tokens.json");
+        std::fs::write(
+            &path,
+            serde_json::json!([
+                {"sha256": penalty_server::auth::token_hash_hex(OPERATOR), "role": "operator"},
+                {"sha256": penalty_server::auth::token_hash_hex(SELLER_S01), "role": "seller", "shop_id": "S01"},
+            ])
+            .to_string(),
+        )
+        .unwrap();
+        command.arg("--tokens").arg(path);
+    }
+    let mut server = Server(
+        command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting penalty serve"),
+    );
+    wait_healthy(addr, &mut server);
+    let (status, body) = http(
+        addr,
+        "POST",
+        "/events",
+        tokens.then_some(OPERATOR),
+        &demo_events(),
+    );
+    assert_eq!(status, 200);
+    let summary: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(summary["appended"], 757, "{summary}");
+    (server, addr)
+}
+
+/// Signs in with the form: `token` typed into it and the button clicked;
+/// returns once the page it lands on has settled.
+fn sign_in_with_form(cdp: &mut Cdp, token: &str) {
+    cdp.settle_after(&format!(
+        "document.getElementById('token').value = {}; document.getElementById('sign-in').click(); true",
+        Value::from(token)
+    ));
+}
+
 /// Loads `url` in headless Chromium, lets its scripts run, and returns the
 /// DOM as HTML. Retries a few times until the page reports it is ready.
 fn dump_dom(browser: &Path, url: &str, profile: &Path) -> String {
@@ -196,26 +250,9 @@ fn api(addr: SocketAddr, path: &str) -> Value {
 #[test]
 fn the_dashboard_shows_the_figures_of_the_api() {
     let browser = chromium();
-    let binary = penalty_binary();
     let dir = tempfile::tempdir().unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut server = Server(
-        Command::new(&binary)
-            .arg("--db")
-            .arg(dir.path().join("db"))
-            .args(["serve", "--addr", &addr.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting penalty serve"),
-    );
-    wait_healthy(addr, &mut server);
-
-    // Load the demo through the API.
-    let (status, body) = http(addr, "POST", "/events", None, &demo_events());
-    assert_eq!(status, 200);
-    let summary: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(summary["appended"], 757, "{summary}");
+    // The demo, loaded through the API.
+    let (_server, addr) = serve_the_demo(dir.path(), false);
 
     let profile = dir.path().join("chromium-profile");
     let base = format!("http://{addr}");
@@ -626,33 +663,8 @@ fn api_as(addr: SocketAddr, path: &str, token: &str) -> (u16, Value) {
 fn a_seller_signs_in_and_sees_its_own_shop_only() {
     const AT: &str = "2026-03-20T00:00:00+08:00";
     let browser = chromium();
-    let binary = penalty_binary();
     let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens.json");
-    std::fs::write(
-        &tokens,
-        serde_json::json!([
-            {"sha256": penalty_server::auth::token_hash_hex(OPERATOR), "role": "operator"},
-            {"sha256": penalty_server::auth::token_hash_hex(SELLER_S01), "role": "seller", "shop_id": "S01"},
-        ])
-        .to_string(),
-    )
-    .unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut server = Server(
-        Command::new(&binary)
-            .arg("--db")
-            .arg(dir.path().join("db"))
-            .args(["serve", "--addr", &addr.to_string(), "--tokens"])
-            .arg(&tokens)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting penalty serve"),
-    );
-    wait_healthy(addr, &mut server);
-    let (status, _) = http(addr, "POST", "/events", Some(OPERATOR), &demo_events());
-    assert_eq!(status, 200);
+    let (_server, addr) = serve_the_demo(dir.path(), true);
     let at = AT.replace('+', "%2B");
     let (_, at_risk) = api_as(
         addr,
@@ -685,10 +697,7 @@ fn a_seller_signs_in_and_sees_its_own_shop_only() {
     cdp.wait_for("document.getElementById('login-message').className === 'error'");
 
     // The seller's token: its own shop, at-risk list first.
-    cdp.settle_after(&format!(
-        "document.getElementById('token').value = {}; document.getElementById('sign-in').click(); true",
-        Value::from(SELLER_S01)
-    ));
+    sign_in_with_form(&mut cdp, SELLER_S01);
     assert_eq!(cdp.eval("window.location.pathname"), "/ui/shops/S01");
     assert_eq!(
         cdp.eval("document.getElementById('app').getAttribute('data-state')"),
@@ -847,10 +856,7 @@ fn a_seller_signs_in_and_sees_its_own_shop_only() {
 
     // An operator signs in, searches an order id from the header, and pages
     // and filters a shop's orders, server-side.
-    cdp.settle_after(&format!(
-        "document.getElementById('token').value = {}; document.getElementById('sign-in').click(); true",
-        Value::from(OPERATOR)
-    ));
+    sign_in_with_form(&mut cdp, OPERATOR);
     assert_eq!(
         cdp.eval("document.getElementById('app').getAttribute('data-state')"),
         "ready"
@@ -1023,7 +1029,12 @@ fn a_seller_signs_in_and_sees_its_own_shop_only() {
     // Never more rows than a page.
     assert!(page_ids(&mut cdp).len() <= 20);
 
-    operator_filters_pages_and_downloads_the_csv(&mut cdp, addr, &binary, &dir.path().join("db"));
+    operator_filters_pages_and_downloads_the_csv(
+        &mut cdp,
+        addr,
+        &penalty_binary(),
+        &dir.path().join("db"),
+    );
 }
 
 /// An operator opens a shop without an as-of: the demo lies in the past, so

@@ -11,14 +11,12 @@
 //! skips this test with a message naming what is missing; in CI (`CI=true`)
 //! the same absence fails it, so the check can never silently not run there.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use super::super::support::{demo_events, http, OPERATOR, SELLER_S01};
-use super::{api_as, free_port, penalty_binary, wait_healthy, Cdp, Server};
+use super::super::support::{OPERATOR, SELLER_S01};
+use super::{api_as, serve_the_demo, Cdp};
 
 /// The instant of the seller's end-to-end test: S01 has orders at risk and
 /// notices then.
@@ -288,33 +286,8 @@ fn the_main_pages_pass_axe_and_the_keyboard_walk_in_both_languages() {
     let Some((browser, axe)) = requirements() else {
         return;
     };
-    let binary = penalty_binary();
     let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens.json");
-    std::fs::write(
-        &tokens,
-        serde_json::json!([
-            {"sha256": penalty_server::auth::token_hash_hex(OPERATOR), "role": "operator"},
-            {"sha256": penalty_server::auth::token_hash_hex(SELLER_S01), "role": "seller", "shop_id": "S01"},
-        ])
-        .to_string(),
-    )
-    .unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut server = Server(
-        Command::new(&binary)
-            .arg("--db")
-            .arg(dir.path().join("db"))
-            .args(["serve", "--addr", &addr.to_string(), "--tokens"])
-            .arg(&tokens)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting penalty serve"),
-    );
-    wait_healthy(addr, &mut server);
-    let (status, _) = http(addr, "POST", "/events", Some(OPERATOR), &demo_events());
-    assert_eq!(status, 200);
+    let (_server, addr) = serve_the_demo(dir.path(), true);
     let at = AT.replace('+', "%2B");
     let (_, at_risk) = api_as(
         addr,
