@@ -60,7 +60,7 @@ pub const FORMAT_VERSION: u16 = 3;
 /// Set in an entry's length field when its payload is the compact form.
 const COMPACT_BIT: u32 = 1 << 31;
 /// Size of the fixed header.
-const HEADER_BYTES: usize = 32;
+pub(crate) const HEADER_BYTES: usize = 32;
 /// Position of the CRC in the header.
 const CRC_RANGE: Range<usize> = 4..8;
 
@@ -126,6 +126,19 @@ impl Locator {
         out[13..17].copy_from_slice(&self.crc.to_be_bytes());
         out[17..21].copy_from_slice(&self.count.to_be_bytes());
         out
+    }
+
+    /// Whether `header`, the bytes at this locator's offset in the blocks
+    /// file, is the header of the block it names under `first_seq`: the
+    /// block magic, the one format read, and the locator's checksum, first
+    /// sequence number and count. Whether the rest of the block holds is
+    /// for its checksum to say when it is read.
+    pub(crate) fn names_header(&self, first_seq: u64, header: &[u8; HEADER_BYTES]) -> bool {
+        &header[..4] == MAGIC
+            && is_plain(version_of(header))
+            && be_u32(&header[CRC_RANGE]) == self.crc
+            && be_u64(&header[12..20]) == first_seq
+            && be_u32(&header[20..24]) == self.count
     }
 
     /// Reads a sled value back; `None` when it is not a locator.

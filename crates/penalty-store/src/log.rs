@@ -35,7 +35,7 @@ use penalty_core::time::UnixNs;
 use serde::Serialize;
 
 use crate::block::{self, block_key, content_hash, BlockBytes, DecodedBlock, Locator, NewEntry};
-use crate::direct::{padded_end, BlockWriter, MAX_PENDING_BLOCKS};
+use crate::direct::{align_up, padded_end, BlockWriter, MAX_PENDING_BLOCKS};
 use crate::head::Head;
 use crate::lock::DirLock;
 use crate::slots::{Probe, Slots};
@@ -571,8 +571,160 @@ impl EventLog {
             staged_blocks: 0,
             _lock: lock,
         };
+        log.drop_locators_that_disagree()?;
         log.locate_acknowledged_blocks()?;
         Ok(log)
+    }
+
+    /// Holds sled's locators against the files they are derived from,
+    /// before anything reads or appends by them: the blocks they name must
+    /// follow one another in sequence and in the blocks file, each header
+    /// there must be the one its locator names (its checksum, first
+    /// sequence number and count), the last block must be whole at its
+    /// locator's length, and none may lie past the head journal's last
+    /// acknowledged block. From the first locator that disagrees on (or the
+    /// one before it, when the two do not meet in the file and either
+    /// length could be wrong), the locators are dropped, and
+    /// [`EventLog::locate_acknowledged_blocks`] finds those blocks again in
+    /// the blocks file, up to the journal's end; what it cannot find,
+    /// [`EventLog::open`] names as lost. A block whose bytes are damaged
+    /// under a locator that agrees with it is left for its read to name.
+    ///
+    /// Why: readers never open sled; they take `HEAD` and the blocks file
+    /// for the truth. A stale or damaged locator would have the writer read,
+    /// index and append where readers do not (an append starts at the last
+    /// locator's end, and cuts the file there), and a locator past the
+    /// journal names a block a crash stopped between sled and the journal:
+    /// never acknowledged, never seen by a reader, and the next append's
+    /// place. Only each block's 32-byte header and the last block are read
+    /// here; a first append reads every block whole anyway, to build the
+    /// idempotency index.
+    ///
+    /// When the journal is damaged or has no record, which blocks were
+    /// acknowledged is not known, and dropping locators could let the next
+    /// append cut acknowledged blocks off the file: a disagreement is then
+    /// an error naming the block, for `penalty recover` to rebuild from the
+    /// blocks file.
+    fn drop_locators_that_disagree(&self) -> Result<(), StoreError> {
+        let journal = crate::head::read(&self.dir)?;
+        let acknowledged_seq = journal.last.last_seq;
+        let journal_sound = journal.damage.is_none() && acknowledged_seq > 0;
+        let file = &self.reader.file;
+        let io_error = |source| StoreError::Io {
+            action: "reading the blocks sled's locators name",
+            path: self.reader.file_path.clone(),
+            source,
+        };
+        let file_len = file.metadata().map_err(io_error)?.len();
+        let mut previous: Option<(u64, Locator)> = None;
+        // From which block on, and why.
+        let mut disagreement: Option<(u64, Locator, String)> = None;
+        for found in self.blocks.iter() {
+            let (key, value) = found.map_err(|e| self.db_error(e))?;
+            // A value that is not a locator (a block kept inside sled) is
+            // damage that reading the block names.
+            let (Some(first_seq), Some(locator)) =
+                (block::seq_of_key(&key), Locator::decode(&value))
+            else {
+                return Ok(());
+            };
+            let (next_seq, end) = previous.map_or((1, 0), |(seq, before)| {
+                (seq + u64::from(before.count), before.end())
+            });
+            let here = |problem: String| Some((first_seq, locator, problem));
+            disagreement = if first_seq != next_seq {
+                here(format!(
+                    "a block is located at sequence number {first_seq}, where {next_seq} comes next"
+                ))
+            } else if journal_sound && first_seq > acknowledged_seq {
+                here(format!(
+                    "the block at sequence number {first_seq} lies past the last acknowledged \
+                     event ({acknowledged_seq}) of {}",
+                    crate::head::HEAD_FILE
+                ))
+            } else if locator.offset != end && locator.offset != align_up(end) {
+                let problem = format!(
+                    "the block at sequence number {first_seq} is located at byte {} of \
+                     {BLOCKS_FILE}, where the block before it ends at byte {end}",
+                    locator.offset
+                );
+                match previous {
+                    Some((seq, before)) => Some((seq, before, problem)),
+                    None => here(problem),
+                }
+            } else if locator.end() > file_len {
+                here(format!(
+                    "the block at sequence number {first_seq} is located up to byte {} of \
+                     {BLOCKS_FILE}, which is {file_len} bytes",
+                    locator.end()
+                ))
+            } else {
+                let mut header = [0u8; block::HEADER_BYTES];
+                match file.read_exact_at(&mut header, locator.offset) {
+                    Ok(()) if locator.names_header(first_seq, &header) => None,
+                    Ok(()) => here(format!(
+                        "the block at byte {} of {BLOCKS_FILE} is not the one the locator of \
+                         sequence number {first_seq} names",
+                        locator.offset
+                    )),
+                    Err(error) => return Err(io_error(error)),
+                }
+            };
+            if disagreement.is_some() {
+                break;
+            }
+            previous = Some((first_seq, locator));
+        }
+        // The last block's length has no next block to be checked against:
+        // the block found whole at its offset must be the one located.
+        if let (None, Some((first_seq, locator))) = (&disagreement, previous) {
+            let whole = crate::recover::block_at(file, locator.offset, file_len, first_seq)
+                .map_err(io_error)?;
+            if let Some((_, whole)) = whole.filter(|(_, whole)| *whole != locator) {
+                disagreement = Some((
+                    first_seq,
+                    locator,
+                    format!(
+                        "the last block, at sequence number {first_seq}, is {} bytes in \
+                         {BLOCKS_FILE}, not the {} of its locator",
+                        whole.len, locator.len
+                    ),
+                ));
+            }
+        }
+        let Some((first_seq, locator, problem)) = disagreement else {
+            return Ok(());
+        };
+        if !journal_sound {
+            return Err(StoreError::corrupt_block(
+                first_seq,
+                u64::from(locator.count),
+                format!(
+                    "sled's block locators disagree with {BLOCKS_FILE} ({problem}), and {} does \
+                     not say which blocks were acknowledged; `penalty recover` rebuilds the \
+                     locators from the blocks file",
+                    crate::head::HEAD_FILE
+                ),
+            ));
+        }
+        let keys = self
+            .blocks
+            .range(block_key(first_seq)..)
+            .keys()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.db_error(e))?;
+        for key in &keys {
+            self.blocks.remove(key).map_err(|e| self.db_error(e))?;
+        }
+        self.db.flush().map_err(|e| self.db_error(e))?;
+        tracing::warn!(
+            first_seq,
+            dropped = keys.len(),
+            problem,
+            "dropped sled's block locators from the first that disagrees with the blocks file \
+             and the head journal; the acknowledged blocks are located again from the blocks file"
+        );
+        Ok(())
     }
 
     /// Finds in the blocks file the blocks that the head journal says were

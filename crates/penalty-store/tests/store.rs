@@ -12,6 +12,7 @@ use std::time::{Duration, Instant as WallClock};
 
 use penalty_core::event::{ParsedLine, Reject, MAX_LINE_BYTES};
 use penalty_core::time::UnixNs;
+use penalty_store::block::Locator;
 use penalty_store::ingest::{
     ingest, AppendedEvent, IngestCounts, IngestObserver, IngestOptions, RejectsFile, RejectsSink,
     REJECT_RAW_PREFIX_BYTES,
@@ -1692,6 +1693,170 @@ fn an_open_refuses_when_neither_sled_nor_the_blocks_file_has_acknowledged_blocks
         "{refused}"
     );
     assert_eq!(locators(dir.path()).len(), 2);
+}
+
+/// sled's locators are an index derived from the blocks file and the head
+/// journal: an open holds them against both, and from the first that
+/// disagrees (a wrong offset, length, checksum, count or key, a gap, a
+/// block past the journal's end) locates the blocks again from the blocks
+/// file, so that the writer reads and appends where readers do.
+#[test]
+fn an_open_relocates_blocks_whose_locators_disagree_with_the_blocks_file() {
+    use penalty_store::head::{Head, HeadRecord};
+    for damage in [
+        "offset",
+        "length",
+        "last length",
+        "checksum",
+        "count",
+        "gap",
+        "key",
+        "past the journal",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut before = three_blocks(dir.path());
+        let good = locators(dir.path());
+        // The blocks start at sequence numbers 1, 3 and 4.
+        let (second, third) = (good[1], good[2]);
+        match damage {
+            "offset" => set_locator(
+                dir.path(),
+                3,
+                Some(Locator {
+                    offset: second.offset + 1,
+                    ..second
+                }),
+            ),
+            "length" => set_locator(
+                dir.path(),
+                3,
+                Some(Locator {
+                    len: second.len + 7,
+                    ..second
+                }),
+            ),
+            "last length" => set_locator(
+                dir.path(),
+                4,
+                Some(Locator {
+                    len: third.len - 1,
+                    ..third
+                }),
+            ),
+            "checksum" => set_locator(
+                dir.path(),
+                3,
+                Some(Locator {
+                    crc: second.crc ^ 1,
+                    ..second
+                }),
+            ),
+            "count" => set_locator(dir.path(), 3, Some(Locator { count: 2, ..second })),
+            "gap" => set_locator(dir.path(), 3, None),
+            "key" => {
+                set_locator(dir.path(), 3, None);
+                set_locator(dir.path(), 2, Some(second));
+            }
+            _ => {
+                // A crash after the last block was located and sled
+                // flushed, before the journal recorded it: never
+                // acknowledged.
+                Head::open(dir.path())
+                    .unwrap()
+                    .record(HeadRecord {
+                        last_seq: 3,
+                        block_first_seq: 3,
+                        block_crc: second.crc,
+                    })
+                    .unwrap();
+                before.truncate(3);
+            }
+        }
+        let mut log = EventLog::open(dir.path()).unwrap();
+        assert_eq!(all_events(&log), before, "{damage}");
+        assert!(log.verify().unwrap().is_ok(), "{damage}");
+        let next = before.len() as u64 + 1;
+        let outcomes = append_paid(&mut log, &[(5, "O5"), (1, "O1")], 4);
+        assert_eq!(
+            outcomes,
+            vec![
+                AppendOutcome::Appended { seq: next },
+                AppendOutcome::Duplicate { seq: 1 },
+            ],
+            "{damage}"
+        );
+        drop(log);
+        // The old blocks, as the blocks file locates them, then the new one.
+        let old_blocks = if damage == "past the journal" { 2 } else { 3 };
+        let relocated = locators(dir.path());
+        assert_eq!(relocated.len(), old_blocks + 1, "{damage}");
+        assert_eq!(
+            relocated[..old_blocks],
+            good[..old_blocks],
+            "{damage}: the blocks file's locators again"
+        );
+        // Readers, which never open sled, see what the writer wrote.
+        let reader = penalty_store::reader::LogReader::open(dir.path()).unwrap();
+        assert!(reader.verify().is_ok(), "{damage}");
+        assert_eq!(reader.last_seq(), next, "{damage}");
+    }
+}
+
+/// With no sound head journal to say which blocks were acknowledged, a
+/// locator that disagrees with the blocks file is not dropped (the next
+/// append could cut acknowledged blocks off the file): the open refuses,
+/// naming the block, and `recover` rebuilds the locators from the file.
+#[test]
+fn without_a_journal_a_disagreeing_locator_is_named_and_recover_rebuilds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = three_blocks(dir.path());
+    let good = locators(dir.path());
+    set_locator(
+        dir.path(),
+        3,
+        Some(Locator {
+            crc: good[1].crc ^ 1,
+            ..good[1]
+        }),
+    );
+    std::fs::remove_file(dir.path().join(penalty_store::head::HEAD_FILE)).unwrap();
+    let refused = EventLog::open(dir.path()).unwrap_err();
+    assert_eq!(refused.corrupt_seq(), Some(3), "{refused}");
+    assert!(refused.to_string().contains("penalty recover"), "{refused}");
+    let kept = locators(dir.path());
+    assert_eq!(
+        (kept.len(), kept[1].crc),
+        (3, good[1].crc ^ 1),
+        "nothing dropped"
+    );
+    penalty_store::recover::recover(dir.path()).unwrap();
+    let log = EventLog::open(dir.path()).unwrap();
+    assert_eq!(all_events(&log), before);
+    assert!(log.verify().unwrap().is_ok());
+    drop(log);
+    assert_eq!(locators(dir.path()), good);
+}
+
+/// Builds before the snapshot file kept the projection checkpoint in a sled
+/// tree of its own. Nothing reads that tree any more: a data directory
+/// holding one opens, reads, appends and verifies as any other.
+#[test]
+fn a_checkpoint_tree_left_in_sled_by_an_older_build_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = three_blocks(dir.path());
+    {
+        let db = open_sled(dir.path());
+        let tree = db.open_tree("checkpoint").unwrap();
+        tree.insert(b"ledger", vec![0xC5; 200_000]).unwrap();
+        db.flush().unwrap();
+    }
+    let mut log = EventLog::open(dir.path()).unwrap();
+    assert_eq!(all_events(&log), before);
+    assert_eq!(
+        append_paid(&mut log, &[(5, "O5")], 4),
+        vec![AppendOutcome::Appended { seq: 5 }]
+    );
+    assert!(log.verify().unwrap().is_ok());
 }
 
 /// When the blocks file itself lost acknowledged events, recovery cannot

@@ -201,3 +201,16 @@ pub fn cut_blocks_file(dir: &Path, len: u64) {
         .set_len(len)
         .unwrap();
 }
+
+/// Puts `locator` under the key of sequence number `key_seq` in a closed
+/// log's sled, or removes what is there (`None`), as damage to sled would.
+pub fn set_locator(dir: &Path, key_seq: u64, locator: Option<Locator>) {
+    let db = open_sled(dir);
+    let tree = db.open_tree(BLOCKS_TREE).unwrap();
+    let key = penalty_store::block::block_key(key_seq);
+    match locator {
+        Some(locator) => tree.insert(key, &locator.encode()[..]).map(drop).unwrap(),
+        None => tree.remove(key).map(drop).unwrap(),
+    }
+    db.flush().unwrap();
+}
