@@ -19,16 +19,12 @@
 
 use std::path::Path;
 
-use axum::extract::FromRequestParts;
-use axum::http::header::AUTHORIZATION;
-use axum::http::request::Parts;
 use penalty_core::event::MAX_ID_BYTES;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// The largest tokens file read, so a wrong path (a log file, a device) fails
 /// fast instead of filling memory.
@@ -211,38 +207,8 @@ pub fn token_hash_hex(token: &str) -> String {
         .collect()
 }
 
-impl FromRequestParts<AppState> for Access {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Access, ApiError> {
-        // Without a tokens file the server only listens on loopback (see
-        // `run`), where whoever can connect already has the machine.
-        let Some(tokens) = state.tokens() else {
-            return Ok(Access::Operator);
-        };
-        let Some(header) = parts.headers.get(AUTHORIZATION) else {
-            // The dashboard's session cookie (crate::session), read only when
-            // no bearer token is sent.
-            return crate::session::cookie_session(&parts.headers)
-                .and_then(|id| state.sessions().lookup(&id))
-                .ok_or(ApiError::Unauthorized(
-                    "this server needs a token: sign in on the dashboard, or send it as a bearer token",
-                ));
-        };
-        let token = bearer_token(header.as_bytes()).ok_or(ApiError::Unauthorized(
-            "the Authorization header must be `Bearer <token>`",
-        ))?;
-        if token.len() > MAX_TOKEN_BYTES {
-            return Err(ApiError::Unauthorized("the token is not valid"));
-        }
-        tokens
-            .lookup(token)
-            .ok_or(ApiError::Unauthorized("the token is not valid"))
-    }
-}
-
 /// The token of `Bearer <token>` (the scheme is case-insensitive, RFC 7235).
-fn bearer_token(value: &[u8]) -> Option<&[u8]> {
+pub(crate) fn bearer_token(value: &[u8]) -> Option<&[u8]> {
     let (scheme, rest) = value.split_at_checked(7)?;
     if !scheme.eq_ignore_ascii_case(b"bearer ") {
         return None;

@@ -229,9 +229,9 @@ fn full_document() -> Value {
             "/shops": {"get": {"summary": "Every shop existing as of the instant, without deductions (`penalty shops --sort S --min-orders M --json`), paged: by id, or the worst first by judgments, charged money or timeout rate, ties by id. A seller gets only its own.",
                 "parameters": with(as_of_params(), json!([
                     {"name": "sort", "in": "query", "required": false, "description": "shop (by id, the default), or the worst first: judgments, charged, rate (timeout rate, R10; shops without a rate last).", "schema": {"enum": ["shop", "judgments", "charged", "rate"]}},
-                    {"name": "min_orders", "in": "query", "required": false, "description": "Only shops with at least this many paid orders.", "schema": {"type": "integer", "minimum": 0, "maximum": crate::routes::MAX_OFFSET}},
+                    {"name": "min_orders", "in": "query", "required": false, "description": "Only shops with at least this many paid orders.", "schema": {"type": "integer", "minimum": 0, "maximum": crate::params::MAX_OFFSET}},
                     {"name": "limit", "in": "query", "required": false, "description": "Page size (1 to 1000, default 100).", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
-                    {"name": "offset", "in": "query", "required": false, "description": "Shops to skip (the `next` of the previous page).", "schema": {"type": "integer", "minimum": 0, "maximum": crate::routes::MAX_OFFSET}}])),
+                    {"name": "offset", "in": "query", "required": false, "description": "Shops to skip (the `next` of the previous page).", "schema": {"type": "integer", "minimum": 0, "maximum": crate::params::MAX_OFFSET}}])),
                 "responses": responses(json_response("A page of shop summaries; `total` and `charged_fen` are over all pages.", json!({"type": "object", "required": ["shops", "next", "total", "charged_fen"], "properties": {
                     "shops": {"type": "array", "maxItems": 1000, "items": {"$ref": "#/components/schemas/ShopReport"}},
                     "next": {"type": ["integer", "null"]}, "total": {"type": "integer"}, "charged_fen": {"type": "integer"}}})), &["400", "401", "429", "503"])}},
@@ -279,7 +279,7 @@ fn full_document() -> Value {
                 "parameters": with(with(as_of_params(), order_filter_params()), json!([
                     {"name": "sort", "in": "query", "required": false, "description": "order (by shop then order id, the default), paid (oldest first), charged (most first), judgments (standing, most first) or status (awaiting_shipment, shipped, refunded, auto_closed); ties by shop then order id.", "schema": {"enum": penalty_core::OrderSort::names()}},
                     {"name": "limit", "in": "query", "required": false, "description": "Page size (1 to 1000, default 100).", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
-                    {"name": "offset", "in": "query", "required": false, "description": "Rows to skip (the `next` of the previous page).", "schema": {"type": "integer", "minimum": 0, "maximum": crate::routes::MAX_OFFSET}}])),
+                    {"name": "offset", "in": "query", "required": false, "description": "Rows to skip (the `next` of the previous page).", "schema": {"type": "integer", "minimum": 0, "maximum": crate::params::MAX_OFFSET}}])),
                 "responses": responses(json_response("A page of rows.", json!({"type": "object", "properties": {
                     "orders": {"type": "array", "items": {"$ref": "#/components/schemas/OrderRow"}},
                     "next": {"type": ["integer", "null"]}, "total": {"type": "integer"}}})), &["400", "401", "404", "429", "503"])}},

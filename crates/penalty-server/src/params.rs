@@ -25,6 +25,10 @@ pub fn instant_pattern() -> String {
     format!("^(?:{YEAR}-{MONTH_DAY}|{LEAP_YEAR}-02-29)(?:{TIME})?$")
 }
 
+/// The largest `offset` of a paged list (and `min_orders`): what the
+/// checks accept and the OpenAPI document states as the maximum.
+pub const MAX_OFFSET: usize = 1_000_000_000;
+
 /// A notice cursor: `<visible ns>.<judgment>.<order id>` (penalty-core), the
 /// nanoseconds within what an `i64` holds.
 pub const CURSOR_PATTERN: &str = "^(?:-?[0-9]{1,18}|[1-8][0-9]{18})\\.(?:[0-9]|[1-9][0-9]|1[0-9]{2}|2[0-4][0-9]|25[0-5])(?:~-?[0-9]{1,6})?\\.[\\s\\S]{1,128}$";

@@ -33,8 +33,7 @@ pub use penalty_core::event::MAX_ID_BYTES;
 pub const DEFAULT_PAGE: usize = 100;
 /// See [`DEFAULT_PAGE`].
 pub const MAX_PAGE: usize = 1000;
-/// The largest `offset` of a paged list.
-pub const MAX_OFFSET: usize = 1_000_000_000;
+pub use crate::params::MAX_OFFSET;
 
 /// Every route: method, path template (axum's and OpenAPI's syntax), handler.
 pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
