@@ -305,7 +305,7 @@ pub struct BackgroundSnapshots {
     pub min_events: u64,
     /// The least time from the end of one snapshot to the start of the
     /// next; it is also at least [`SNAPSHOT_DUTY`] times as long as the last
-    /// snapshot took, so snapshots never take more than a fifth of a core.
+    /// snapshot took, so snapshots never take more than a third of a core.
     pub min_interval: std::time::Duration,
 }
 
@@ -320,7 +320,7 @@ impl Default for BackgroundSnapshots {
 
 /// A background snapshot waits at least this many times as long as the
 /// last one took.
-pub const SNAPSHOT_DUTY: u32 = 4;
+pub const SNAPSHOT_DUTY: u32 = 2;
 
 impl Follower {
     /// Starts following the appends after what `reader` holds (a reader
