@@ -15,7 +15,7 @@ use penalty_core::{Ledger, OrderStatus, Policy, UnixNs, Within};
 use penalty_store::ingest::{
     AppendedEvent, IngestCounts, IngestObserver, IngestOptions, RejectsFile,
 };
-use penalty_store::projection::{self, Follower, PartQuery};
+use penalty_store::projection::{self, BackgroundSnapshots, Follower, PartQuery};
 use penalty_store::reader::LogReader;
 use penalty_store::snapshot::Snapshot;
 use penalty_store::{EventLog, StoreError};
@@ -432,8 +432,23 @@ fn ingest(db: &Path, policy: &Policy, no_wait: bool, args: IngestArgs) -> anyhow
     // ingest opens the projection as a reader would.
     let expected_events =
         inputs.iter().filter_map(|(_, size, _)| *size).sum::<u64>() / ESTIMATED_LINE_BYTES;
+    // Beside a stream (standard input, fed by a producer for as long as it
+    // runs), the follower also snapshots now and then, so that readers fold
+    // a short tail; a file's ingest ends soon and snapshots at its end.
+    let streaming = inputs.iter().any(|(_, size, _)| size.is_none());
     let follower = LogReader::open(db)
-        .and_then(|reader| Follower::start(reader, policy.clone(), expected_events))
+        .and_then(|reader| {
+            if streaming {
+                Follower::start_snapshotting(
+                    reader,
+                    policy.clone(),
+                    expected_events,
+                    BackgroundSnapshots::default(),
+                )
+            } else {
+                Follower::start(reader, policy.clone(), expected_events)
+            }
+        })
         .map_err(|error| tracing::info!(%error, "the projection does not follow this ingest"))
         .ok();
     let rejects_path = args

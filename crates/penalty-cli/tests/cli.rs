@@ -1436,6 +1436,100 @@ fn readers_run_beside_a_streaming_ingest() {
     check_reads(&runs, &boundaries, &mut Prefixes::new(lines));
 }
 
+/// The last sequence number a snapshot file (`projection.snap` or
+/// `projection.parts`; both keep it at bytes 8..16) reflects; 0 when there
+/// is none.
+fn snapshot_end_seq(path: &Path) -> u64 {
+    match std::fs::read(path) {
+        Ok(bytes) if bytes.len() >= 16 => u64::from_be_bytes(bytes[8..16].try_into().unwrap()),
+        _ => 0,
+    }
+}
+
+/// Beside a writer fed by a stream, the follower snapshots in the
+/// background: both snapshots' end advances while the writer still waits
+/// for input, and `order`, `shop` and `shops` read from them answer as a
+/// fresh ledger of an acknowledged prefix.
+#[test]
+fn a_streaming_writer_snapshots_in_the_background() {
+    let lines = generated(7_000, 40, 13);
+    assert!(
+        lines.len() > 12_000,
+        "enough events for a background snapshot"
+    );
+    let (shop, order) = early_shop_and_order(&lines, 300);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let (child, progress, mut stdin) = ingest_from_pipe(&db);
+    let (first, last) = lines.split_at(lines.len() - 500);
+    for chunk in first.chunks(500) {
+        let mut text = chunk.join("\n");
+        text.push('\n');
+        stdin.write_all(text.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(40));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let snapshotted = loop {
+        let parts = snapshot_end_seq(&db.join("projection.parts"));
+        let whole = snapshot_end_seq(&db.join("projection.snap"));
+        if parts >= 10_000 && whole >= 10_000 {
+            break parts.min(whole);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no background snapshot while the writer runs (parts {parts}, whole {whole})"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let as_of = CONCURRENT_AS_OF;
+    let commands: Vec<Vec<String>> = [
+        vec!["shop", &shop, "--as-of", as_of, "--json"],
+        vec!["order", &order, "--as-of", as_of, "--json"],
+        vec!["shops", "--as-of", as_of, "--json"],
+    ]
+    .into_iter()
+    .map(|args| args.into_iter().map(str::to_string).collect())
+    .collect();
+    let outputs: Vec<Output> = commands
+        .iter()
+        .map(|args| penalty(&db).args(args).output().unwrap())
+        .collect();
+    let mut text = last.join("\n");
+    text.push('\n');
+    stdin.write_all(text.as_bytes()).unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    assert_eq!(counts(&json(&output))[0], lines.len() as u64);
+    let boundaries: Vec<(u64, u64)> = progress
+        .iter()
+        .map(|value| {
+            (
+                value["read"].as_u64().unwrap(),
+                value["appended"].as_u64().unwrap(),
+            )
+        })
+        .filter(|&(_, appended)| appended >= snapshotted)
+        .collect();
+    assert!(
+        boundaries
+            .last()
+            .is_some_and(|&(_, appended)| appended > snapshotted),
+        "the snapshot came before the input's end"
+    );
+    let mut prefixes = Prefixes::new(lines);
+    for (args, out) in commands.iter().zip(&outputs) {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        assert!(!stderr.contains("warning"), "{args:?} warned: {stderr}");
+        let found = boundaries
+            .iter()
+            .any(|&(read, _)| prefixes.answer(read as usize, args) == out.stdout);
+        assert!(found, "{args:?}: the answer is no acknowledged prefix's");
+    }
+}
+
 /// A minimal HTTP/1.1 POST of an NDJSON body; the response's status and
 /// body.
 fn post_events(addr: &str, body: &[u8]) -> (u16, Value) {

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 const MAX_ARENA_BYTES: usize = u32::MAX as usize;
 
 /// Interned strings: `intern` gives each distinct string a stable index.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(from = "InternerData", into = "InternerData")]
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(from = "InternerData")]
 pub(crate) struct Interner {
     arena: String,
     /// `ends[i]` is where string `i` ends in `arena`; it starts at `ends[i-1]`.
@@ -49,12 +49,16 @@ impl From<InternerData> for Interner {
     }
 }
 
-impl From<Interner> for InternerData {
-    fn from(interner: Interner) -> InternerData {
-        InternerData {
-            arena: interner.arena,
-            ends: interner.ends,
-        }
+/// Serialised as [`InternerData`] is, field for field, but borrowed: a
+/// conversion would copy the arena and the table (tens of megabytes at a
+/// million ids) for every snapshot written.
+impl Serialize for Interner {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut data = serializer.serialize_struct("InternerData", 2)?;
+        data.serialize_field("arena", &self.arena)?;
+        data.serialize_field("ends", &self.ends)?;
+        data.end()
     }
 }
 
@@ -144,6 +148,28 @@ impl Interner {
         let index = (self.ends.len() - 1) as u32;
         place(&mut self.table, hash, index);
         Some(index)
+    }
+
+    /// Appends a string the caller knows is not interned yet, without
+    /// touching the table: for bulk copies of ids already distinct
+    /// ([`crate::Ledger::split`]), where a probe per id into one of a
+    /// thousand tables is a cache miss each. The table is stale until
+    /// [`Interner::reindex`], which must come before any lookup. `None`
+    /// only when the arena is full.
+    pub fn push_distinct(&mut self, text: &str) -> Option<u32> {
+        if self.arena.len() + text.len() > MAX_ARENA_BYTES
+            || self.ends.len() >= u32::MAX as usize - 1
+        {
+            return None;
+        }
+        self.arena.push_str(text);
+        self.ends.push(self.arena.len() as u32);
+        Some((self.ends.len() - 1) as u32)
+    }
+
+    /// Builds the table afresh from the strings, as loading does.
+    pub fn reindex(&mut self) {
+        self.rebuild(self.ends.len().max(8) * 2);
     }
 
     fn rebuild(&mut self, capacity: usize) {
@@ -249,5 +275,39 @@ mod tests {
         let back: Interner = serde_json::from_str(&json).unwrap();
         assert_eq!(back.find("O500"), Some(ids[500]));
         assert_eq!(back, interner);
+    }
+
+    #[test]
+    fn distinct_pushes_then_a_reindex_intern_as_one_by_one() {
+        let ids: Vec<String> = (0..3000).map(|i| format!("O{i}")).collect();
+        let mut interned = Interner::default();
+        let mut pushed = Interner::default();
+        for id in &ids {
+            assert_eq!(interned.intern(id), pushed.push_distinct(id));
+        }
+        pushed.reindex();
+        assert_eq!(pushed, interned);
+        for (index, id) in ids.iter().enumerate() {
+            assert_eq!(pushed.find(id), Some(index as u32));
+        }
+        assert_eq!(pushed.find("nope"), None);
+        assert_eq!(pushed.intern("O17"), Some(17));
+        assert_eq!(pushed.intern("new"), Some(3000));
+    }
+
+    #[test]
+    fn serialises_as_its_data_does() {
+        let mut interner = Interner::default();
+        for id in ["O1", "", "S000042", "P000042-07"] {
+            interner.intern(id);
+        }
+        let data = InternerData {
+            arena: interner.arena.clone(),
+            ends: interner.ends.clone(),
+        };
+        assert_eq!(
+            serde_json::to_string(&interner).unwrap(),
+            serde_json::to_string(&data).unwrap()
+        );
     }
 }

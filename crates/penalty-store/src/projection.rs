@@ -295,6 +295,33 @@ struct FollowBatch {
     events: Vec<(u64, UnixNs, usize, bool)>,
 }
 
+/// When a [`Follower`] snapshots while the writer still runs, so that a
+/// reader beside a long-running writer (`penalty ingest -` fed by a
+/// producer) folds a short tail instead of everything since the writer
+/// started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BackgroundSnapshots {
+    /// Events folded since the last snapshot before another is worth it.
+    pub min_events: u64,
+    /// The least time from the end of one snapshot to the start of the
+    /// next; it is also at least [`SNAPSHOT_DUTY`] times as long as the last
+    /// snapshot took, so snapshots never take more than a third of a core.
+    pub min_interval: std::time::Duration,
+}
+
+impl Default for BackgroundSnapshots {
+    fn default() -> BackgroundSnapshots {
+        BackgroundSnapshots {
+            min_events: CHECKPOINT_TAIL_EVENTS,
+            min_interval: std::time::Duration::from_secs(1),
+        }
+    }
+}
+
+/// A background snapshot waits at least this many times as long as the
+/// last one took.
+pub const SNAPSHOT_DUTY: u32 = 2;
+
 impl Follower {
     /// Starts following the appends after what `reader` holds (a reader
     /// opened before the first append, by the writer). `expected_events`
@@ -305,6 +332,28 @@ impl Follower {
         policy: Policy,
         expected_events: u64,
     ) -> Result<Follower, StoreError> {
+        Follower::spawn(reader, policy, expected_events, None)
+    }
+
+    /// As [`Follower::start`], also writing both snapshots in the background
+    /// as `every` says, each of a copy of the projection at a block's end
+    /// (the fold goes on meanwhile). [`Follower::finish`] waits for the one
+    /// being written, so a later snapshot is never replaced by an older.
+    pub fn start_snapshotting(
+        reader: LogReader,
+        policy: Policy,
+        expected_events: u64,
+        every: BackgroundSnapshots,
+    ) -> Result<Follower, StoreError> {
+        Follower::spawn(reader, policy, expected_events, Some(every))
+    }
+
+    fn spawn(
+        reader: LogReader,
+        policy: Policy,
+        expected_events: u64,
+        every: Option<BackgroundSnapshots>,
+    ) -> Result<Follower, StoreError> {
         let (sender, batches) = std::sync::mpsc::sync_channel::<FollowBatch>(FOLLOW_BLOCKS);
         let thread = std::thread::Builder::new()
             .name("penalty-follow".into())
@@ -314,6 +363,7 @@ impl Follower {
                     tracing::warn!("{warning}");
                 }
                 let mut projection = opened.projection;
+                let mut background = every.map(|every| Background::new(&reader, every));
                 // About two events per order, as in a replay.
                 let orders = usize::try_from(expected_events / 2).unwrap_or(0);
                 projection.ledger.reserve_orders(orders);
@@ -326,9 +376,17 @@ impl Follower {
                     if folded.is_err() {
                         break;
                     }
+                    if let Some(background) = &mut background {
+                        if background.due(&projection) {
+                            background.write(&projection);
+                        }
+                    }
                 }
                 if bulk {
                     projection.ledger.end_bulk();
+                }
+                if let Some(background) = background {
+                    background.wait();
                 }
                 folded.map(|()| projection)
             })
@@ -417,6 +475,156 @@ impl FollowBatch {
             }
         }
         Ok(())
+    }
+}
+
+/// A [`Follower`]'s background snapshots: at most one being written, on a
+/// thread of its own, of a copy of the projection.
+struct Background {
+    dir: std::path::PathBuf,
+    every: BackgroundSnapshots,
+    /// The last sequence number snapshotted (or held by the snapshot the
+    /// follower started from).
+    saved_seq: u64,
+    /// Where the last block the follower knows the place of ends: the
+    /// walk to the next snapshot's block starts there.
+    known_end: Option<SnapshotEnd>,
+    /// When the last snapshot ended, and how long it took.
+    last_end_at: std::time::Instant,
+    last_took: std::time::Duration,
+    writing: Option<std::thread::JoinHandle<(Option<SnapshotEnd>, std::time::Duration)>>,
+}
+
+impl Background {
+    fn new(reader: &LogReader, every: BackgroundSnapshots) -> Background {
+        // The partitioned snapshot's header is a cheap place to start the
+        // walk from (its blocks are the log's, checked); otherwise the
+        // walk starts at the log's beginning.
+        let known_end = Parts::open(reader.dir())
+            .ok()
+            .flatten()
+            .map(|parts| parts.end)
+            .filter(|end| end.seq <= reader.last_seq() && reader.check_snapshot_end(end).is_ok());
+        Background {
+            dir: reader.dir().to_path_buf(),
+            every,
+            saved_seq: known_end.map_or(0, |end| end.seq),
+            known_end,
+            last_end_at: std::time::Instant::now(),
+            last_took: std::time::Duration::ZERO,
+            writing: None,
+        }
+    }
+
+    /// Whether to snapshot `projection` now: none being written, enough
+    /// events since the last, and enough time since it ended.
+    fn due(&mut self, projection: &Projection) -> bool {
+        if let Some(writing) = &self.writing {
+            if !writing.is_finished() {
+                return false;
+            }
+            self.collect();
+        }
+        let wait = self.every.min_interval.max(self.last_took * SNAPSHOT_DUTY);
+        projection.seq >= self.saved_seq + self.every.min_events
+            && self.last_end_at.elapsed() >= wait
+    }
+
+    /// Starts writing a snapshot of a copy of `projection`, whose last
+    /// event ends a block (the follower folds whole blocks). A copy taken
+    /// in a bulk fold gets its settle-day index built on the snapshot's
+    /// thread (`end_bulk`: the state is then the one-by-one fold's, as the
+    /// core guarantees), while the follower's own fold stays bulk.
+    fn write(&mut self, projection: &Projection) {
+        let started = std::time::Instant::now();
+        let mut copy = projection.clone();
+        let dir = self.dir.clone();
+        let from = self.known_end;
+        self.saved_seq = projection.seq;
+        let spawned = std::thread::Builder::new()
+            .name("penalty-bg-snapshot".into())
+            .spawn(move || {
+                copy.ledger.end_bulk();
+                let end = write_background(&dir, from, &copy);
+                // Freed here, off the fold's thread.
+                drop(copy);
+                (end, started.elapsed())
+            });
+        match spawned {
+            Ok(thread) => self.writing = Some(thread),
+            Err(error) => tracing::info!(%error, "no background snapshot"),
+        }
+    }
+
+    /// Takes the finished snapshot's outcome.
+    fn collect(&mut self) {
+        if let Some(thread) = self.writing.take() {
+            if let Ok((end, took)) = thread.join() {
+                if end.is_some() {
+                    self.known_end = end;
+                }
+                self.last_took = took;
+            }
+            self.last_end_at = std::time::Instant::now();
+        }
+    }
+
+    /// Waits for the snapshot being written, if any.
+    fn wait(mut self) {
+        self.collect();
+    }
+}
+
+/// Writes both snapshots of `projection` in `dir`: finds the block its last
+/// event ends (walking the acknowledged blocks from `from`, the end of a
+/// block before it, or from the log's start) and saves there. Returns that
+/// block's end; `None` when nothing was written (failures are logged: the
+/// events are durable, a snapshot only shortens readers' folds).
+fn write_background(
+    dir: &std::path::Path,
+    from: Option<SnapshotEnd>,
+    projection: &Projection,
+) -> Option<SnapshotEnd> {
+    let found = (|| -> Result<Option<SnapshotEnd>, StoreError> {
+        let reader = LogReader::open(dir)?;
+        if from.is_some_and(|from| from.seq == projection.seq) {
+            return Ok(from);
+        }
+        let blocks = match from {
+            Some(from) => reader.blocks_until(from.next_offset(), from.seq + 1, projection.seq),
+            None => reader.blocks_until(0, 1, projection.seq),
+        };
+        let last_end = blocks.last_end();
+        for block in blocks {
+            block?;
+        }
+        let end = *last_end
+            .lock()
+            .map_err(|_| StoreError::Poisoned { lock: "block end" })?;
+        Ok(end.filter(|end| end.seq == projection.seq))
+    })();
+    match found {
+        Ok(Some(end)) => match projection.save_at(dir, &end) {
+            Ok(()) => {
+                tracing::debug!(seq = end.seq, "wrote a background snapshot");
+                Some(end)
+            }
+            Err(error) => {
+                tracing::info!(%error, "could not write a background snapshot");
+                None
+            }
+        },
+        Ok(None) => {
+            tracing::info!(
+                seq = projection.seq,
+                "no block of the log ends at the follower's event: no background snapshot"
+            );
+            None
+        }
+        Err(error) => {
+            tracing::info!(%error, "could not find the block of a background snapshot");
+            None
+        }
     }
 }
 

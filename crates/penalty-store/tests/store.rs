@@ -2203,3 +2203,93 @@ fn compare_trusts_only_a_snapshot_that_is_the_replays_encoding() {
     assert!(!with_tail.rebuilt.encodes_as(&bytes));
     assert!(!with_tail.rebuilt.encodes_as(&[]));
 }
+
+/// A follower told to snapshot in the background writes both snapshots at
+/// a block's end while the appends go on (on an empty log, and on one with
+/// a snapshot and a tail): a reader opens them as of that block and folds
+/// only the blocks after it, to the replay's digest and, by part, to the
+/// replay's shop reports; the follower's own end state is still the
+/// replay's exact encoding.
+#[test]
+fn a_follower_snapshots_in_the_background_at_a_blocks_end() {
+    use penalty_store::parts::Parts;
+    use penalty_store::projection::{self, BackgroundSnapshots, Follower, Origin, PartQuery};
+    use penalty_store::reader::LogReader;
+    let lines = generated_lines(800, 9, 7);
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let policy = penalty_core::Policy::default();
+    let as_of = UnixNs::parse_rfc3339("2026-06-01T00:00:00Z").unwrap();
+    for (saved, unsaved) in [(0, 0), (400, 300)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = EventLog::open(dir.path()).unwrap();
+        if saved > 0 {
+            ingest_lines(&mut log, &refs[..saved]);
+            let (projection, _) = projection::open(&log, &policy, false).unwrap();
+            projection.save(&log).unwrap();
+        }
+        if unsaved > 0 {
+            ingest_lines(&mut log, &refs[saved..saved + unsaved]);
+        }
+        let start_seq = log.last_seq().unwrap();
+        let reader = LogReader::open(dir.path()).unwrap();
+        let every = BackgroundSnapshots {
+            min_events: 200,
+            min_interval: Duration::ZERO,
+        };
+        let follower = Follower::start_snapshotting(reader, policy.clone(), 1000, every).unwrap();
+        let mut following = Following(follower);
+        // One block per chunk.
+        for chunk in refs[saved + unsaved..].chunks(100) {
+            let mut text = chunk.join("\n");
+            text.push('\n');
+            ingest_bytes(
+                &mut log,
+                text.into_bytes(),
+                &mut NullRejects,
+                &mut following,
+            );
+        }
+        let followed = following.0.finish().unwrap();
+        let last_seq = log.last_seq().unwrap();
+        assert_eq!(followed.seq, last_seq);
+        drop(log);
+        let reader = LogReader::open(dir.path()).unwrap();
+        let (replayed, _) = projection::replay_read(&reader, &policy, None).unwrap();
+        assert!(replayed.encodes_as(&followed.encode()));
+        let parts = Parts::open(dir.path())
+            .unwrap()
+            .expect("a partitioned snapshot");
+        let whole = penalty_store::snapshot::read(dir.path())
+            .unwrap()
+            .expect("a snapshot");
+        assert_eq!(parts.end, whole.end, "both snapshots end at one block");
+        assert!(
+            whole.end.seq > start_seq && whole.end.seq <= last_seq,
+            "saved {saved}, unsaved {unsaved}: snapshot at {} of {start_seq}..{last_seq}",
+            whole.end.seq
+        );
+        reader.check_snapshot_end(&whole.end).unwrap();
+        let opened = projection::open_read(&reader, &policy, true, false).unwrap();
+        assert!(opened.warnings.is_empty(), "{:?}", opened.warnings);
+        assert_eq!(
+            opened.origin,
+            Origin::Checkpoint {
+                seq: whole.end.seq,
+                tail: last_seq - whole.end.seq
+            }
+        );
+        assert_eq!(
+            opened.projection.ledger.digest(as_of),
+            replayed.ledger.digest(as_of)
+        );
+        for shop_id in replayed.ledger.shop_ids() {
+            let part = projection::open_part(&reader, &policy, PartQuery::Shop(shop_id))
+                .unwrap()
+                .expect("the part");
+            let report = |ledger: &penalty_core::Ledger| {
+                serde_json::to_string(&ledger.shop_report(shop_id, as_of, true).unwrap()).unwrap()
+            };
+            assert_eq!(report(&part.projection.ledger), report(&replayed.ledger));
+        }
+    }
+}

@@ -75,65 +75,87 @@ impl Ledger {
         // Orders in this ledger's order; paid ones to their shop's part,
         // the others to every part.
         let mut order_to: Vec<u32> = vec![u32::MAX; self.orders.len()];
-        let copy = |ledger: &mut Ledger, order: u32, rec: &OrderRec, shop: Option<u32>| {
-            let index = ledger
-                .order_ids
-                .intern(self.order_ids.get(order))
-                .unwrap_or(0);
-            let mut paid = rec.paid;
-            if let (Some(paid), Some(shop)) = (paid.as_mut(), shop) {
-                paid.shop = shop;
-                paid.product = ledger
-                    .product_ids
-                    .intern(self.product_ids.get(paid.product))
+        // Each order goes to a part once, so its id is pushed, not looked
+        // up (each part's table is built once at the end): consecutive
+        // orders go to random parts, and a probe into one of a thousand
+        // tables was a cache miss per order. A product's index in the part
+        // it was last copied to is kept (a shop's products stay in its
+        // part), so only a product new to a part is interned there.
+        let mut product_at: Vec<(u32, u32)> = vec![(u32::MAX, 0); self.product_ids.len()];
+        let mut copy =
+            |ledger: &mut Ledger, part: u32, order: u32, rec: &OrderRec, shop: Option<u32>| {
+                let index = ledger
+                    .order_ids
+                    .push_distinct(self.order_ids.get(order))
                     .unwrap_or(0);
-            }
-            // Tracking numbers are deduplicated per order: an order's equal
-            // indices stay equal.
-            let mut moved: Vec<(u32, u32)> = Vec::new();
-            let mut events = Events::None;
-            for event in rec.events.as_slice() {
-                let mut event: OrderEvent = *event;
-                if let Some(old) = event.tracking() {
-                    let new = match moved.iter().find(|(o, _)| *o == old) {
-                        Some(&(_, new)) => new,
-                        None => {
-                            let new = ledger
-                                .tracking_nos
-                                .push(self.tracking_nos.get(old))
+                let mut paid = rec.paid;
+                if let (Some(paid), Some(shop)) = (paid.as_mut(), shop) {
+                    paid.shop = shop;
+                    let whole = paid.product as usize;
+                    paid.product = match product_at.get(whole) {
+                        Some(&(at, local)) if at == part => local,
+                        _ => {
+                            let local = ledger
+                                .product_ids
+                                .intern(self.product_ids.get(paid.product))
                                 .unwrap_or(0);
-                            moved.push((old, new));
-                            new
+                            if let Some(slot) = product_at.get_mut(whole) {
+                                *slot = (part, local);
+                            }
+                            local
                         }
                     };
-                    event.value = i64::from(new);
                 }
-                // Already sorted: appending keeps the order.
-                events.insert(event, |_, _| false);
-            }
-            ledger.orders.push(OrderRec {
-                paid,
-                events,
-                indexed: rec.indexed,
-                never_judged: rec.never_judged,
-            });
-            ledger.events_applied += rec.events.as_slice().len() as u64 + u64::from(paid.is_some());
-            index
-        };
+                // Tracking numbers are deduplicated per order: an order's equal
+                // indices stay equal.
+                let mut moved: Vec<(u32, u32)> = Vec::new();
+                let mut events = Events::None;
+                for event in rec.events.as_slice() {
+                    let mut event: OrderEvent = *event;
+                    if let Some(old) = event.tracking() {
+                        let new = match moved.iter().find(|(o, _)| *o == old) {
+                            Some(&(_, new)) => new,
+                            None => {
+                                let new = ledger
+                                    .tracking_nos
+                                    .push(self.tracking_nos.get(old))
+                                    .unwrap_or(0);
+                                moved.push((old, new));
+                                new
+                            }
+                        };
+                        event.value = i64::from(new);
+                    }
+                    // Already sorted: appending keeps the order.
+                    events.insert(event, |_, _| false);
+                }
+                ledger.orders.push(OrderRec {
+                    paid,
+                    events,
+                    indexed: rec.indexed,
+                    never_judged: rec.never_judged,
+                });
+                ledger.events_applied +=
+                    rec.events.as_slice().len() as u64 + u64::from(paid.is_some());
+                index
+            };
         for (order, rec) in self.orders.iter().enumerate() {
             let order = order as u32;
             match rec.paid {
                 Some(paid) => {
                     let (part, shop) = shop_to[paid.shop as usize];
                     order_to[order as usize] =
-                        copy(&mut out[part as usize], order, rec, Some(shop));
+                        copy(&mut out[part as usize], part, order, rec, Some(shop));
                 }
                 None => {
-                    for ledger in &mut out {
-                        copy(ledger, order, rec, None);
+                    for (part, ledger) in out.iter_mut().enumerate() {
+                        copy(ledger, part as u32, order, rec, None);
                     }
                 }
             }
+        }
+        for ledger in &mut out {
+            ledger.order_ids.reindex();
         }
         // The shops' order lists and settle-day indexes, renumbered.
         for (shop, rec) in self.shops.iter().enumerate() {
