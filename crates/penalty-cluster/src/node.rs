@@ -47,9 +47,14 @@ use crate::stages::{IdStage, OrderStage, ShopStage};
 use crate::wire::{InMsg, OrdMsg, ShopMsg, Stage, HEARTBEAT_SUBJECTS};
 use crate::ClusterError;
 
-/// How long a worker waits before asking again when its partition has
-/// nothing new.
-const IDLE_POLL: Duration = Duration::from_millis(100);
+/// How long an idle worker waits, at first, for a wake-up before it asks
+/// its partition again; the wait doubles while nothing comes, up to
+/// [`IDLE_POLL_MAX`].
+const IDLE_POLL_MIN: Duration = Duration::from_millis(1);
+
+/// The longest an idle worker waits before asking its partition again,
+/// should a wake-up be lost (a reconnection, a slow subscriber).
+const IDLE_POLL_MAX: Duration = Duration::from_millis(500);
 
 /// How long a node stays live without a heartbeat.
 pub const NODE_TTL: Duration = Duration::from_secs(6);
@@ -301,6 +306,11 @@ fn unix_ms(at: std::time::SystemTime) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// The wall clock in ms since the epoch, read where the project reads it.
+fn now_ms() -> u64 {
+    u64::try_from(penalty_store::clock::now().0 / 1_000_000).unwrap_or(0)
+}
+
 fn checkpoint_path(db: &Path, stage: Stage, p: u32) -> PathBuf {
     db.join(format!("{}-{p:04}.ckpt", stage.name()))
 }
@@ -369,7 +379,7 @@ fn save_checkpoint(path: &Path, seq: u64, hosted: &Hosted) -> Result<(), Cluster
     hosted.checkpointed_seq.store(seq, Ordering::SeqCst);
     hosted
         .checkpointed_at_ms
-        .store(unix_ms(std::time::SystemTime::now()), Ordering::SeqCst);
+        .store(now_ms(), Ordering::SeqCst);
     Ok(())
 }
 
@@ -407,6 +417,17 @@ async fn consume(node: &Node, stage: Stage, p: u32, hosted: &Hosted) -> Result<(
     // reflects is acknowledged, so a replay from a checkpoint never skips
     // an output that did not land.
     let mut outbox = setup::Outbox::new(node.js.clone());
+    // Wake-ups: every publication on the partition's subject also reaches
+    // this core subscription (at most once, nothing created on the
+    // servers), so an idle worker asks again as soon as something comes
+    // rather than on a timer. The messages themselves are only a signal:
+    // what the worker applies, and its sequence, come from the stream.
+    let mut wake_ups = node
+        .client
+        .subscribe(subject.clone())
+        .await
+        .map_err(|e| ClusterError::nats("listening for wake-ups", e))?;
+    let mut idle_wait = IDLE_POLL_MIN;
     let mut unsaved = 0u64;
     let mut saved_at = std::time::Instant::now();
     loop {
@@ -416,6 +437,9 @@ async fn consume(node: &Node, stage: Stage, p: u32, hosted: &Hosted) -> Result<(
             save_checkpoint(&path, last_seq, hosted)?;
             unsaved = 0;
             saved_at = std::time::Instant::now();
+            // Wake-ups of messages a busy worker reads anyway: dropped, so
+            // that they do not pile up while it is behind.
+            drain(&mut wake_ups);
         }
         // Direct gets, not a consumer: any replica answers them (a replica
         // holds a prefix of the stream, so "the next message of this
@@ -426,7 +450,10 @@ async fn consume(node: &Node, stage: Stage, p: u32, hosted: &Hosted) -> Result<(
             .direct_get_next_for_subject(subject.clone(), Some(last_seq + 1))
             .await
         {
-            Ok(message) => message,
+            Ok(message) => {
+                idle_wait = IDLE_POLL_MIN;
+                message
+            }
             Err(error) if error.kind() == DirectGetErrorKind::NotFound => {
                 outbox.flush().await?;
                 hosted.applied_seq.store(last_seq, Ordering::SeqCst);
@@ -436,7 +463,21 @@ async fn consume(node: &Node, stage: Stage, p: u32, hosted: &Hosted) -> Result<(
                     unsaved = 0;
                     saved_at = std::time::Instant::now();
                 }
-                tokio::time::sleep(IDLE_POLL).await;
+                // A wake-up may come before the replica that answers the
+                // next direct get holds its message, so after one the worker
+                // asks again soon, then less and less often.
+                match tokio::time::timeout(idle_wait, wake_ups.next()).await {
+                    Ok(Some(_)) => {
+                        drain(&mut wake_ups);
+                        idle_wait = IDLE_POLL_MIN;
+                    }
+                    Ok(None) => {
+                        return Err(ClusterError::Nats(
+                            "the wake-up subscription ended".into(),
+                        ))
+                    }
+                    Err(_) => idle_wait = (idle_wait * 2).min(IDLE_POLL_MAX),
+                }
                 continue;
             }
             Err(error) => return Err(ClusterError::nats("reading the stream", error)),
@@ -476,6 +517,12 @@ async fn consume(node: &Node, stage: Stage, p: u32, hosted: &Hosted) -> Result<(
         }
         unsaved += 1;
     }
+}
+
+/// Drops the wake-ups already received, without waiting.
+fn drain(wake_ups: &mut async_nats::Subscriber) {
+    use futures_util::FutureExt;
+    while let Some(Some(_)) = wake_ups.next().now_or_never() {}
 }
 
 /// A query over NATS, to the node hosting a partition.
@@ -895,7 +942,7 @@ async fn node_status(node: &Node) -> NodeStatus {
         .iter()
         .map(|(key, (h, _))| (*key, h.clone()))
         .collect();
-    let now_ms = unix_ms(std::time::SystemTime::now());
+    let now_ms = now_ms();
     let mut rows = Vec::with_capacity(hosted.len());
     let mut streams = HashMap::new();
     for ((stage, p), h) in hosted {
