@@ -169,9 +169,7 @@ pub async fn ingest(
         })
         .map_err(|e| ClusterError::Decode(e.to_string()))?;
         let subject = Stage::Ids.subject(partition_of_event_id(event_id, partitions));
-        window
-            .publish(line_no, subject, payload.into())
-            .await;
+        window.publish(line_no, subject, payload.into()).await;
         window.busy_ids.insert(event_id);
         if let Some(order) = &paid_order {
             window.busy_orders.insert(order.clone());
@@ -207,12 +205,7 @@ struct Window<'a> {
 impl Window<'_> {
     /// Publishes a line asynchronously; its acknowledgement is awaited
     /// before the next decision is.
-    async fn publish(
-        &mut self,
-        line_no: u64,
-        subject: String,
-        payload: bytes::Bytes,
-    ) {
+    async fn publish(&mut self, line_no: u64, subject: String, payload: bytes::Bytes) {
         let mut headers = async_nats::HeaderMap::new();
         // The same message id on every attempt: the stream drops a retry
         // of a publication that did land.
@@ -243,16 +236,15 @@ impl Window<'_> {
             // Awaited together: an acknowledgement's timeout runs from when
             // it is awaited, so awaiting lost ones in turn would take a
             // timeout each.
-            let results = futures_util::future::join_all(self.unacked.drain(..).map(
-                |unacked| async move {
+            let results =
+                futures_util::future::join_all(self.unacked.drain(..).map(|unacked| async move {
                     let result = match unacked.sent {
                         Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
                         Err(e) => Err(e),
                     };
                     (unacked.line_no, unacked.subject, unacked.payload, result)
-                },
-            ))
-            .await;
+                }))
+                .await;
             let mut failed = Vec::new();
             let mut last_error = String::new();
             for (line_no, subject, payload, result) in results {
