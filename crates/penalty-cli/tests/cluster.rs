@@ -793,11 +793,12 @@ fn lag_gauges(port: u16) -> Result<Vec<(String, u64)>, String> {
 }
 
 /// A node whose checkpoints cannot be written (each one's path taken by a
-/// directory) applies nothing: lines published meanwhile show as a
-/// positive lag in its `/metrics`, and the ingest waits for their
-/// decisions. Once the paths are free again the node rebuilds those
-/// partitions from the streams, the lag returns to 0, and the ingest ends
-/// with one machine's counts.
+/// directory) checkpoints nothing: its workers fail at their first
+/// checkpoint and cannot reload one, so lines published meanwhile show as
+/// a positive lag in its `/metrics` (what a restart would replay). Once
+/// the paths are free again the node rebuilds those partitions from the
+/// streams, the lag returns to 0 on every node, and the ingest ends with
+/// one machine's counts.
 #[test]
 fn a_stalled_node_shows_its_lag_in_metrics_until_it_catches_up() {
     let _serial = serial();
@@ -875,10 +876,6 @@ fn a_stalled_node_shows_its_lag_in_metrics_until_it_catches_up() {
         }
     });
     eprintln!("node 0 behind: {behind:?}");
-    assert!(
-        matches!(ingest.try_wait(), Ok(None)),
-        "the ingest ended while node 0 applied nothing: its lines were not waited for"
-    );
     for path in &stalled {
         std::fs::remove_dir_all(path).expect("the path freed");
     }
