@@ -3,11 +3,10 @@
 //!
 //! A line is acknowledged (counted) only when JetStream has acknowledged it
 //! (it is in the replicated stream) and the stage that decides it has said
-//! what became of it. Lines go in batches whose lines share no event id and
-//! no paid order id, and a batch is published only when the one before is
-//! decided: within a batch the stream's order of the lines cannot change a
-//! decision, and between batches the input's order is the decision order,
-//! as on one machine.
+//! what became of it. Many lines are in flight at once, but a line is
+//! published only when no undecided line shares its event id or its paid
+//! order id: for every pair of lines whose order could change a decision,
+//! the input's order is the decision order, as on one machine.
 
 use std::collections::{HashMap, HashSet};
 use std::io::BufRead;

@@ -7,8 +7,9 @@
 //!   and after a NATS server died those creations timed out for minutes on
 //!   nats-server 2.9.)
 //! - For each partition it owns it runs three workers (one per stage). A
-//!   worker reads its partition's subject by direct gets from its
-//!   checkpoint's sequence + 1, hands each message to its stage and sends
+//!   worker reads its partition's subject through an ordered consumer,
+//!   checked by direct gets (see `Reader`), from the message after its
+//!   checkpoint's sequence, hands each message to its stage and sends
 //!   its outputs through an [`setup::Outbox`] (asynchronous, many
 //!   acknowledgements in flight, one at a time per subject); once they are
 //!   all acknowledged it writes the state and its sequence together to
