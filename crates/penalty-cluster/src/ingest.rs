@@ -3,11 +3,10 @@
 //!
 //! A line is acknowledged (counted) only when JetStream has acknowledged it
 //! (it is in the replicated stream) and the stage that decides it has said
-//! what became of it. Lines go in batches whose lines share no event id and
-//! no paid order id, and a batch is published only when the one before is
-//! decided: within a batch the stream's order of the lines cannot change a
-//! decision, and between batches the input's order is the decision order,
-//! as on one machine.
+//! what became of it. Many lines are in flight at once, but a line is
+//! published only when no undecided line shares its event id or its paid
+//! order id: for every pair of lines whose order could change a decision,
+//! the input's order is the decision order, as on one machine.
 
 use std::collections::{HashMap, HashSet};
 use std::io::BufRead;
@@ -22,10 +21,14 @@ use crate::partition::partition_of_event_id;
 use crate::wire::{Decision, InMsg, Stage, DEC_STREAM};
 use crate::ClusterError;
 
-/// The most lines published before waiting for their decisions.
-const BATCH_LINES: usize = 2000;
+/// The most lines published and not yet decided.
+const WINDOW_LINES: usize = 4000;
 
-/// How long to wait for a batch's decisions while none comes.
+/// How many times a line whose publication was not acknowledged is
+/// published again before the ingest gives up.
+const PUBLISH_ATTEMPTS: u32 = 10;
+
+/// How long to wait for a decision while none comes.
 const DECISION_PATIENCE: Duration = Duration::from_secs(120);
 
 /// The counts of EVENTS.md: `read = appended + duplicates + rejected`.
@@ -51,16 +54,33 @@ impl Counts {
     }
 }
 
-struct Pending {
-    line_no: u64,
+/// A line published and not yet decided, with the keys it holds.
+struct Undecided {
     raw: Vec<u8>,
-    json: String,
+    event_id: u128,
+    paid_order: Option<String>,
+}
+
+/// A publication whose acknowledgement is not yet awaited.
+struct Unacked {
+    line_no: u64,
     subject: String,
+    payload: bytes::Bytes,
+    sent: Result<jetstream::context::PublishAckFuture, String>,
 }
 
 /// Ingests the lines of `reader` into the cluster; `rejected(line, reason,
-/// raw)` is told of every rejected line, in no particular order within a
-/// batch.
+/// raw)` is told of every rejected line, in the order of their decisions
+/// (not always the input's).
+///
+/// Up to [`WINDOW_LINES`] lines are in flight (published, not yet decided).
+/// A line that shares its event id, or the order id of its `paid`, with a
+/// line in flight waits until that line is decided: for every pair of lines
+/// whose order could change a decision (the same id: duplicate or conflict;
+/// two `paid` of one order: `order_already_paid`), the earlier is decided
+/// before the later is published, so the decisions are one machine's.
+/// Lines that share neither key cannot change each other's decision, in
+/// whatever order the stream holds them.
 pub async fn ingest(
     client: &async_nats::Client,
     js: &jetstream::Context,
@@ -83,21 +103,24 @@ pub async fn ingest(
         .subscribe(subject.clone())
         .await
         .map_err(|e| ClusterError::nats("listening for decisions", e))?;
-    let mut decisions = Decisions {
-        stream,
-        subject,
-        next_seq: 1,
-        heard,
-        sweeping: false,
+    let mut window = Window {
+        js,
+        ingest_id: ingest_id.clone(),
+        decisions: Decisions {
+            stream,
+            subject,
+            next_seq: 1,
+            heard,
+            sweeping: false,
+        },
+        undecided: HashMap::new(),
+        busy_ids: HashSet::new(),
+        busy_orders: HashSet::new(),
+        unacked: Vec::new(),
+        counts: Counts::default(),
     };
-    let mut counts = Counts::default();
-    let mut batch: Vec<Pending> = Vec::new();
-    let mut ids: HashSet<u128> = HashSet::new();
-    let mut paid_orders: HashSet<String> = HashSet::new();
     let mut line = Vec::new();
     let mut line_no = 0u64;
-    // One loop for every batch, the last included: the end of the input
-    // publishes what is pending, like a clash or a full batch does.
     loop {
         line.clear();
         let read = reader
@@ -106,6 +129,9 @@ pub async fn ingest(
                 context: format!("reading line {}", line_no + 1),
                 source,
             })?;
+        if read == 0 {
+            break;
+        }
         let mut raw: &[u8] = &line;
         if let Some(rest) = raw.strip_suffix(b"\n") {
             raw = rest;
@@ -113,170 +139,190 @@ pub async fn ingest(
         if let Some(rest) = raw.strip_suffix(b"\r") {
             raw = rest;
         }
-        let parsed = if read == 0 {
-            None
-        } else {
-            line_no += 1;
-            counts.read += 1;
-            match parse_line(raw) {
-                Ok(parsed) => Some(parsed),
-                Err(reason) => {
-                    counts.rejected += 1;
-                    rejected(line_no, &reason, raw)?;
-                    continue;
-                }
+        line_no += 1;
+        window.counts.read += 1;
+        let parsed = match parse_line(raw) {
+            Ok(parsed) => parsed,
+            Err(reason) => {
+                window.counts.rejected += 1;
+                rejected(line_no, &reason, raw)?;
+                continue;
             }
         };
-        let event_id = parsed.as_ref().map(|parsed| parsed.event.event_id);
-        let paid = parsed
-            .as_ref()
-            .and_then(|parsed| parsed.event.paid_order_id().map(str::to_string));
-        let clash = event_id.is_some_and(|id| ids.contains(&id))
-            || paid.as_ref().is_some_and(|o| paid_orders.contains(o));
-        if parsed.is_none() || clash || batch.len() >= BATCH_LINES {
-            flush(
-                js,
-                &ingest_id,
-                &mut batch,
-                &mut decisions,
-                &mut counts,
-                &mut rejected,
-            )
-            .await?;
-            ids.clear();
-            paid_orders.clear();
-        }
-        let (Some(parsed), Some(event_id)) = (parsed, event_id) else {
-            break;
-        };
-        ids.insert(event_id);
-        if let Some(order) = paid {
-            paid_orders.insert(order);
+        let event_id = parsed.event.event_id;
+        let paid_order = parsed.event.paid_order_id().map(str::to_string);
+        while window.busy_ids.contains(&event_id)
+            || paid_order
+                .as_ref()
+                .is_some_and(|o| window.busy_orders.contains(o))
+            || window.undecided.len() >= WINDOW_LINES
+        {
+            window.decide_one(&mut rejected).await?;
         }
         let json =
             String::from_utf8_lossy(&parsed.as_parsed().payload.canonical_json()).into_owned();
-        batch.push(Pending {
-            line_no,
-            raw: raw.to_vec(),
+        let payload = serde_json::to_vec(&InMsg::Line {
+            ingest: ingest_id.clone(),
+            line: line_no,
             json,
-            subject: Stage::Ids.subject(partition_of_event_id(event_id, partitions)),
-        });
+        })
+        .map_err(|e| ClusterError::Decode(e.to_string()))?;
+        let subject = Stage::Ids.subject(partition_of_event_id(event_id, partitions));
+        window.publish(line_no, subject, payload.into()).await;
+        window.busy_ids.insert(event_id);
+        if let Some(order) = &paid_order {
+            window.busy_orders.insert(order.clone());
+        }
+        window.undecided.insert(
+            line_no,
+            Undecided {
+                raw: raw.to_vec(),
+                event_id,
+                paid_order,
+            },
+        );
     }
-    Ok(counts)
+    while !window.undecided.is_empty() {
+        window.decide_one(&mut rejected).await?;
+    }
+    Ok(window.counts)
 }
 
-/// Publishes the batch, waits for every line's decision, counts them.
-async fn flush(
-    js: &jetstream::Context,
-    ingest_id: &str,
-    batch: &mut Vec<Pending>,
-    decisions: &mut Decisions,
-    counts: &mut Counts,
-    rejected: &mut impl FnMut(u64, &Reject, &[u8]) -> Result<(), ClusterError>,
-) -> Result<(), ClusterError> {
-    if batch.is_empty() {
-        return Ok(());
+/// The lines in flight of one ingest.
+struct Window<'a> {
+    js: &'a jetstream::Context,
+    ingest_id: String,
+    decisions: Decisions,
+    undecided: HashMap<u64, Undecided>,
+    /// The event ids and paid order ids of the undecided lines.
+    busy_ids: HashSet<u128>,
+    busy_orders: HashSet<String>,
+    unacked: Vec<Unacked>,
+    counts: Counts,
+}
+
+impl Window<'_> {
+    /// Publishes a line asynchronously; its acknowledgement is awaited
+    /// before the next decision is.
+    async fn publish(&mut self, line_no: u64, subject: String, payload: bytes::Bytes) {
+        let mut headers = async_nats::HeaderMap::new();
+        // The same message id on every attempt: the stream drops a retry
+        // of a publication that did land.
+        headers.insert(
+            async_nats::header::NATS_MESSAGE_ID,
+            format!("l.{}.{line_no}", self.ingest_id).as_str(),
+        );
+        let sent = self
+            .js
+            .publish_with_headers(subject.clone(), headers, payload.clone())
+            .await
+            .map_err(|e| e.to_string());
+        self.unacked.push(Unacked {
+            line_no,
+            subject,
+            payload,
+            sent,
+        });
     }
-    // Publish all, then wait for all the acknowledgements; a line whose
-    // publication failed is published again with the same message id, which
-    // the stream drops if the first one did land.
-    let mut to_send: Vec<usize> = (0..batch.len()).collect();
-    for attempt in 0..10 {
-        let mut acks = Vec::with_capacity(to_send.len());
-        for &i in &to_send {
-            let pending = &batch[i];
-            let payload = serde_json::to_vec(&InMsg::Line {
-                ingest: ingest_id.to_string(),
-                line: pending.line_no,
-                json: pending.json.clone(),
-            })
-            .map_err(|e| ClusterError::Decode(e.to_string()))?;
-            let mut headers = async_nats::HeaderMap::new();
-            headers.insert(
-                async_nats::header::NATS_MESSAGE_ID,
-                format!("l.{ingest_id}.{}", pending.line_no).as_str(),
-            );
-            let sent = js
-                .publish_with_headers(pending.subject.clone(), headers, payload.into())
-                .await;
-            acks.push((i, sent));
-        }
-        let mut failed = Vec::new();
-        let mut last_error = String::new();
-        // Awaited together: an acknowledgement's timeout runs from when it
-        // is awaited, so awaiting lost ones in turn would take a timeout
-        // each.
-        let results =
-            futures_util::future::join_all(acks.into_iter().map(|(i, sent)| async move {
-                let result = match sent {
-                    Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                };
-                (i, result)
-            }))
-            .await;
-        for (i, result) in results {
-            if let Err(error) = result {
-                last_error = error;
-                failed.push(i);
+
+    /// Waits until every publication sent is in the stream, publishing
+    /// again (same message id) those not acknowledged.
+    async fn settle(&mut self) -> Result<(), ClusterError> {
+        for attempt in 1..=PUBLISH_ATTEMPTS {
+            if self.unacked.is_empty() {
+                return Ok(());
             }
-        }
-        if failed.is_empty() {
-            break;
-        }
-        if attempt == 9 {
-            return Err(ClusterError::Nats(format!(
-                "{} lines were not acknowledged by the stream after 10 attempts ({last_error})",
-                failed.len()
-            )));
-        }
-        tracing::warn!(lines = failed.len(), %last_error, "publishing again");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        to_send = failed;
-    }
-    let mut waiting: HashMap<u64, usize> = batch
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.line_no, i))
-        .collect();
-    let mut last_heard = std::time::Instant::now();
-    while !waiting.is_empty() {
-        let Some(payload) = decisions.next().await? else {
-            if last_heard.elapsed() > DECISION_PATIENCE {
-                return Err(ClusterError::Timeout(format!(
-                    "no decision came for {} published lines in {} s: are the nodes running? \
-                     (the lines are in the stream and will be decided; send the same input \
-                     again to learn the counts)",
-                    waiting.len(),
-                    DECISION_PATIENCE.as_secs()
+            // Awaited together: an acknowledgement's timeout runs from when
+            // it is awaited, so awaiting lost ones in turn would take a
+            // timeout each.
+            let results =
+                futures_util::future::join_all(self.unacked.drain(..).map(|unacked| async move {
+                    let result = match unacked.sent {
+                        Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+                        Err(e) => Err(e),
+                    };
+                    (unacked.line_no, unacked.subject, unacked.payload, result)
+                }))
+                .await;
+            let mut failed = Vec::new();
+            let mut last_error = String::new();
+            for (line_no, subject, payload, result) in results {
+                // A line already decided is in the stream, whatever its
+                // acknowledgement said.
+                if let Err(error) = result {
+                    if self.undecided.contains_key(&line_no) {
+                        last_error = error;
+                        failed.push((line_no, subject, payload));
+                    }
+                }
+            }
+            if failed.is_empty() {
+                return Ok(());
+            }
+            if attempt == PUBLISH_ATTEMPTS {
+                return Err(ClusterError::Nats(format!(
+                    "{} lines were not acknowledged by the stream after {PUBLISH_ATTEMPTS} \
+                     attempts ({last_error})",
+                    failed.len()
                 )));
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            continue;
-        };
-        last_heard = std::time::Instant::now();
-        let message = Message { payload };
-        let decision: Decision = serde_json::from_slice(&message.payload)
-            .map_err(|e| ClusterError::Decode(e.to_string()))?;
-        let Some(i) = waiting.remove(&decision.line) else {
-            continue;
-        };
-        match decision.outcome.as_str() {
-            "appended" => counts.appended += 1,
-            "duplicate" => counts.duplicates += 1,
-            code => {
-                counts.rejected += 1;
-                let reason = match code {
-                    "event_id_conflict" => Reject::EventIdConflict,
-                    "order_already_paid" => Reject::OrderAlreadyPaid,
-                    _ => Reject::InvalidJson,
-                };
-                rejected(batch[i].line_no, &reason, &batch[i].raw)?;
+            tracing::warn!(lines = failed.len(), %last_error, "publishing again");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            for (line_no, subject, payload) in failed {
+                self.publish(line_no, subject, payload).await;
             }
         }
+        Ok(())
     }
-    batch.clear();
-    Ok(())
+
+    /// Waits for the next decision of a line in flight and counts it.
+    async fn decide_one(
+        &mut self,
+        rejected: &mut impl FnMut(u64, &Reject, &[u8]) -> Result<(), ClusterError>,
+    ) -> Result<(), ClusterError> {
+        self.settle().await?;
+        let waiting_since = std::time::Instant::now();
+        loop {
+            let Some(payload) = self.decisions.next().await? else {
+                if waiting_since.elapsed() > DECISION_PATIENCE {
+                    return Err(ClusterError::Timeout(format!(
+                        "no decision came for {} published lines in {} s: are the nodes \
+                         running? (the lines are in the stream and will be decided; send the \
+                         same input again to learn the counts)",
+                        self.undecided.len(),
+                        DECISION_PATIENCE.as_secs()
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            };
+            let decision: Decision = serde_json::from_slice(&payload)
+                .map_err(|e| ClusterError::Decode(e.to_string()))?;
+            // A decision met twice (heard, then read from the stream) or
+            // published twice (a replay) counts once.
+            let Some(line) = self.undecided.remove(&decision.line) else {
+                continue;
+            };
+            self.busy_ids.remove(&line.event_id);
+            if let Some(order) = &line.paid_order {
+                self.busy_orders.remove(order);
+            }
+            match decision.outcome.as_str() {
+                "appended" => self.counts.appended += 1,
+                "duplicate" => self.counts.duplicates += 1,
+                code => {
+                    self.counts.rejected += 1;
+                    let reason = match code {
+                        "event_id_conflict" => Reject::EventIdConflict,
+                        "order_already_paid" => Reject::OrderAlreadyPaid,
+                        _ => Reject::InvalidJson,
+                    };
+                    rejected(decision.line, &reason, &line.raw)?;
+                }
+            }
+            return Ok(());
+        }
+    }
 }
 
 /// The decisions for this ingest: heard on their subject as they are
@@ -336,14 +382,8 @@ impl Decisions {
     }
 }
 
-struct Message {
-    payload: Vec<u8>,
-}
-
 /// A fresh id for an ingest: a subject token unique among ingests.
 fn ingest_id() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
+    let nanos = penalty_store::clock::now().0;
     format!("{nanos:x}{:x}", std::process::id())
 }

@@ -7,8 +7,9 @@
 //!   and after a NATS server died those creations timed out for minutes on
 //!   nats-server 2.9.)
 //! - For each partition it owns it runs three workers (one per stage). A
-//!   worker reads its partition's subject by direct gets from its
-//!   checkpoint's sequence + 1, hands each message to its stage and sends
+//!   worker reads its partition's subject through an ordered consumer,
+//!   checked by direct gets (see `Reader`), from the message after its
+//!   checkpoint's sequence, hands each message to its stage and sends
 //!   its outputs through an [`setup::Outbox`] (asynchronous, many
 //!   acknowledgements in flight, one at a time per subject); once they are
 //!   all acknowledged it writes the state and its sequence together to
@@ -47,9 +48,28 @@ use crate::stages::{IdStage, OrderStage, ShopStage};
 use crate::wire::{InMsg, OrdMsg, ShopMsg, Stage, HEARTBEAT_SUBJECTS};
 use crate::ClusterError;
 
-/// How long a worker waits before asking again when its partition has
-/// nothing new.
-const IDLE_POLL: Duration = Duration::from_millis(100);
+/// How long an idle worker without a consumer waits, at first, for a
+/// wake-up before it asks its partition again; the wait doubles while
+/// nothing comes, up to [`IDLE_POLL_MAX`].
+const IDLE_POLL_MIN: Duration = Duration::from_millis(1);
+
+/// The longest an idle worker waits before asking its partition again by a
+/// direct get, should its consumer stall or a wake-up be lost.
+const IDLE_POLL_MAX: Duration = Duration::from_millis(500);
+
+/// How long a busy worker waits for its consumer's next message before it
+/// asks the stream directly.
+const CONSUMER_PATIENCE: Duration = Duration::from_millis(50);
+
+/// Messages found by direct gets in a row while the consumer delivered
+/// none after them: the consumer is taken to be stalled and dropped.
+const CONSUMER_OVERTAKEN: u32 = 50;
+
+/// How long a worker waits for its consumer to be created.
+const CONSUMER_OPEN_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long a worker reads by direct gets before it tries a consumer again.
+const CONSUMER_RETRY: Duration = Duration::from_secs(30);
 
 /// How long a node stays live without a heartbeat.
 pub const NODE_TTL: Duration = Duration::from_secs(6);
@@ -301,6 +321,11 @@ fn unix_ms(at: std::time::SystemTime) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// The wall clock in ms since the epoch, read where the project reads it.
+fn now_ms() -> u64 {
+    u64::try_from(penalty_store::clock::now().0 / 1_000_000).unwrap_or(0)
+}
+
 fn checkpoint_path(db: &Path, stage: Stage, p: u32) -> PathBuf {
     db.join(format!("{}-{p:04}.ckpt", stage.name()))
 }
@@ -367,9 +392,7 @@ fn save_checkpoint(path: &Path, seq: u64, hosted: &Hosted) -> Result<(), Cluster
             .map_err(io)?;
     }
     hosted.checkpointed_seq.store(seq, Ordering::SeqCst);
-    hosted
-        .checkpointed_at_ms
-        .store(unix_ms(std::time::SystemTime::now()), Ordering::SeqCst);
+    hosted.checkpointed_at_ms.store(now_ms(), Ordering::SeqCst);
     Ok(())
 }
 
@@ -407,6 +430,7 @@ async fn consume(node: &Node, stage: Stage, p: u32, hosted: &Hosted) -> Result<(
     // reflects is acknowledged, so a replay from a checkpoint never skips
     // an output that did not land.
     let mut outbox = setup::Outbox::new(node.js.clone());
+    let mut reader = Reader::open(node, stream, subject, last_seq + 1).await;
     let mut unsaved = 0u64;
     let mut saved_at = std::time::Instant::now();
     loop {
@@ -416,36 +440,21 @@ async fn consume(node: &Node, stage: Stage, p: u32, hosted: &Hosted) -> Result<(
             save_checkpoint(&path, last_seq, hosted)?;
             unsaved = 0;
             saved_at = std::time::Instant::now();
+            reader.drain_wake_ups();
         }
-        // Direct gets, not a consumer: any replica answers them (a replica
-        // holds a prefix of the stream, so "the next message of this
-        // subject from here" is right from any of them), and nothing needs
-        // creating: on nats-server 2.9, creating consumers timed out for
-        // minutes after one of three servers was killed.
-        let message = match stream
-            .direct_get_next_for_subject(subject.clone(), Some(last_seq + 1))
-            .await
-        {
-            Ok(message) => message,
-            Err(error) if error.kind() == DirectGetErrorKind::NotFound => {
-                outbox.flush().await?;
-                hosted.applied_seq.store(last_seq, Ordering::SeqCst);
-                hosted.caught_up.store(true, Ordering::SeqCst);
-                if unsaved > 0 {
-                    save_checkpoint(&path, last_seq, hosted)?;
-                    unsaved = 0;
-                    saved_at = std::time::Instant::now();
-                }
-                tokio::time::sleep(IDLE_POLL).await;
-                continue;
+        let Some(message) = reader.next(last_seq).await? else {
+            outbox.flush().await?;
+            hosted.applied_seq.store(last_seq, Ordering::SeqCst);
+            hosted.caught_up.store(true, Ordering::SeqCst);
+            if unsaved > 0 {
+                save_checkpoint(&path, last_seq, hosted)?;
+                unsaved = 0;
+                saved_at = std::time::Instant::now();
             }
-            Err(error) => return Err(ClusterError::nats("reading the stream", error)),
-        };
-        let seq = message.sequence;
-        let stored_at_ns = i64::try_from(message.time.unix_timestamp_nanos()).unwrap_or(0);
-        if seq <= last_seq {
+            reader.idle(last_seq).await?;
             continue;
-        }
+        };
+        let (seq, stored_at_ns) = (message.seq, message.stored_at_ns);
         let outputs = {
             let mut state = lock(&hosted.state);
             let decode = |e: serde_json::Error| {
@@ -475,6 +484,220 @@ async fn consume(node: &Node, stage: Stage, p: u32, hosted: &Hosted) -> Result<(
             hosted.applied_seq.store(seq, Ordering::SeqCst);
         }
         unsaved += 1;
+    }
+}
+
+/// A message of a partition's subject.
+struct Read {
+    seq: u64,
+    /// When JetStream stored it: the same whichever way it is read.
+    stored_at_ns: i64,
+    payload: bytes::Bytes,
+}
+
+/// How a worker reads its partition's subject, in stream order, from its
+/// checkpoint's sequence + 1.
+///
+/// Mostly through an ordered pull consumer (ephemeral, in the servers'
+/// memory, no acknowledgements), which sends messages in batches: no round
+/// trip a message. But on nats-server 2.9, creating consumers timed out for
+/// minutes after one of three servers was killed, and an ordered consumer
+/// that loses its server recreates itself out of sight; so the stream stays
+/// the judge. Whenever the consumer is silent for [`CONSUMER_PATIENCE`]
+/// the worker asks the stream directly ("the next message of this subject
+/// after the last one applied": any replica answers, holding a prefix of
+/// the stream, so its answer is right or "none yet"). A consumer that keeps
+/// being overtaken so is dropped, and one that cannot be created is
+/// replaced by direct gets, with a core subscription to the subject to
+/// wake the worker when something is published, until a consumer can be
+/// created again. Either way a message is applied only when its sequence
+/// follows the last applied, so the two readers never apply one twice.
+struct Reader {
+    stream: jetstream::stream::Stream,
+    subject: String,
+    client: async_nats::Client,
+    consumer: Option<jetstream::consumer::pull::Ordered>,
+    /// When a consumer was last asked for.
+    tried_at: std::time::Instant,
+    /// Messages found by direct get in a row while a consumer was open.
+    overtaken: u32,
+    wake_ups: Option<async_nats::Subscriber>,
+    idle_wait: Duration,
+}
+
+impl Reader {
+    async fn open(
+        node: &Node,
+        stream: jetstream::stream::Stream,
+        subject: String,
+        from: u64,
+    ) -> Reader {
+        let mut reader = Reader {
+            stream,
+            subject,
+            client: node.client.clone(),
+            consumer: None,
+            tried_at: std::time::Instant::now(),
+            overtaken: 0,
+            wake_ups: None,
+            idle_wait: IDLE_POLL_MIN,
+        };
+        reader.open_consumer(from).await;
+        reader
+    }
+
+    /// Asks for an ordered consumer from sequence `from`; without one, the
+    /// worker reads by direct gets.
+    async fn open_consumer(&mut self, from: u64) {
+        self.tried_at = std::time::Instant::now();
+        let config = jetstream::consumer::pull::OrderedConfig {
+            filter_subject: self.subject.clone(),
+            deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: from,
+            },
+            ..Default::default()
+        };
+        let opened = tokio::time::timeout(CONSUMER_OPEN_TIMEOUT, async {
+            let consumer = self
+                .stream
+                .create_consumer(config)
+                .await
+                .map_err(|e| e.to_string())?;
+            consumer.messages().await.map_err(|e| e.to_string())
+        })
+        .await;
+        match opened {
+            Ok(Ok(messages)) => {
+                self.consumer = Some(messages);
+                self.overtaken = 0;
+                // The consumer brings what is published.
+                self.wake_ups = None;
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(%error, subject = %self.subject, "no consumer: reading by direct gets");
+            }
+            Err(_) => {
+                tracing::warn!(subject = %self.subject, "no consumer in time: reading by direct gets");
+            }
+        }
+    }
+
+    /// The message after `last_seq` on the subject, or `None` when the
+    /// stream has none yet.
+    async fn next(&mut self, last_seq: u64) -> Result<Option<Read>, ClusterError> {
+        if let Some(messages) = self.consumer.as_mut() {
+            let patience = CONSUMER_PATIENCE.max(self.idle_wait);
+            loop {
+                match tokio::time::timeout(patience, messages.next()).await {
+                    Ok(Some(Ok(message))) => {
+                        let Ok(info) = message.info() else {
+                            tracing::warn!(subject = %self.subject, "a consumer's message without its sequence: dropping the consumer");
+                            self.consumer = None;
+                            break;
+                        };
+                        if info.stream_sequence <= last_seq {
+                            continue;
+                        }
+                        let read = Read {
+                            seq: info.stream_sequence,
+                            stored_at_ns: i64::try_from(info.published.unix_timestamp_nanos())
+                                .unwrap_or(0),
+                            payload: message.message.payload.clone(),
+                        };
+                        self.overtaken = 0;
+                        self.idle_wait = IDLE_POLL_MIN;
+                        return Ok(Some(read));
+                    }
+                    Ok(Some(Err(error))) => {
+                        tracing::warn!(%error, subject = %self.subject, "the consumer failed: reading by direct gets");
+                        self.consumer = None;
+                        break;
+                    }
+                    Ok(None) => {
+                        self.consumer = None;
+                        break;
+                    }
+                    // Silent: the stream is asked.
+                    Err(_) => break,
+                }
+            }
+        }
+        match self
+            .stream
+            .direct_get_next_for_subject(self.subject.clone(), Some(last_seq + 1))
+            .await
+        {
+            Ok(message) => {
+                if self.consumer.is_some() {
+                    self.overtaken += 1;
+                    if self.overtaken >= CONSUMER_OVERTAKEN {
+                        tracing::warn!(subject = %self.subject, "the consumer stalled: reading by direct gets");
+                        self.consumer = None;
+                    }
+                }
+                self.idle_wait = IDLE_POLL_MIN;
+                Ok(Some(Read {
+                    seq: message.sequence,
+                    stored_at_ns: i64::try_from(message.time.unix_timestamp_nanos()).unwrap_or(0),
+                    payload: message.payload,
+                }))
+            }
+            Err(error) if error.kind() == DirectGetErrorKind::NotFound => Ok(None),
+            Err(error) => Err(ClusterError::nats("reading the stream", error)),
+        }
+    }
+
+    /// Waits, when the stream has nothing after `last_seq`, until something
+    /// may have come: with a consumer, the next [`Reader::next`] waits on it
+    /// longer and longer (it delivers what is published); without one, a
+    /// wake-up on the subject is awaited.
+    async fn idle(&mut self, last_seq: u64) -> Result<(), ClusterError> {
+        if self.consumer.is_some() {
+            self.idle_wait = (self.idle_wait * 2).min(IDLE_POLL_MAX);
+            return Ok(());
+        }
+        if self.tried_at.elapsed() >= CONSUMER_RETRY {
+            self.open_consumer(last_seq + 1).await;
+            if self.consumer.is_some() {
+                return Ok(());
+            }
+        }
+        let wake_ups = match &mut self.wake_ups {
+            Some(wake_ups) => wake_ups,
+            // Every publication on the subject also reaches this core
+            // subscription (at most once, nothing created on the servers):
+            // only a signal; what is applied comes from the stream.
+            None => self.wake_ups.insert(
+                self.client
+                    .subscribe(self.subject.clone())
+                    .await
+                    .map_err(|e| ClusterError::nats("listening for wake-ups", e))?,
+            ),
+        };
+        // A wake-up may come before the replica that answers the next
+        // direct get holds its message, so after one the worker asks again
+        // soon, then less and less often.
+        match tokio::time::timeout(self.idle_wait, wake_ups.next()).await {
+            Ok(Some(_)) => {
+                self.drain_wake_ups();
+                self.idle_wait = IDLE_POLL_MIN;
+            }
+            Ok(None) => {
+                self.wake_ups = None;
+                return Err(ClusterError::Nats("the wake-up subscription ended".into()));
+            }
+            Err(_) => self.idle_wait = (self.idle_wait * 2).min(IDLE_POLL_MAX),
+        }
+        Ok(())
+    }
+
+    /// Drops the wake-ups already received, without waiting: a busy worker
+    /// reads their messages anyway, and they must not pile up.
+    fn drain_wake_ups(&mut self) {
+        use futures_util::FutureExt;
+        if let Some(wake_ups) = &mut self.wake_ups {
+            while let Some(Some(_)) = wake_ups.next().now_or_never() {}
+        }
     }
 }
 
@@ -895,7 +1118,7 @@ async fn node_status(node: &Node) -> NodeStatus {
         .iter()
         .map(|(key, (h, _))| (*key, h.clone()))
         .collect();
-    let now_ms = unix_ms(std::time::SystemTime::now());
+    let now_ms = now_ms();
     let mut rows = Vec::with_capacity(hosted.len());
     let mut streams = HashMap::new();
     for ((stage, p), h) in hosted {
