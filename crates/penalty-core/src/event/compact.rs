@@ -408,6 +408,13 @@ pub fn canonical_json(bytes: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// [`canonical_json`] appended to `out`, a buffer the caller reuses: what
+/// the log's check does for every stored event, without an allocation
+/// per event. On `None` (not a compact form), `out` may hold part of one.
+pub fn canonical_json_into(bytes: &[u8], out: &mut Vec<u8>) -> Option<()> {
+    write_canonical_json(bytes, out)
+}
+
 /// Whether the compact form `bytes` regenerates exactly `canonical`: what
 /// debug builds check of every compact form written, and the property
 /// tests of all of them. It compares piece by piece as it goes instead of

@@ -410,6 +410,11 @@ proptest::proptest! {
                 proptest::prop_assert_eq!(event.as_ref(), Some(&fast.event));
             }
         }
+        // The borrowed read of a stored line (the log's check) accepts
+        // and refuses what the owned one does, with the same event.
+        let owned = parse_stored(&line).map(|event| (event.event_id, event.at, event.kind));
+        let borrowed = parse_stored_with(&line, |id, at, kind| (id, at, kind.to_kind()));
+        proptest::prop_assert_eq!(borrowed, owned, "{}", text);
     }
 }
 
