@@ -1077,6 +1077,11 @@ fn recover(db: &Path, no_wait: bool, args: RecoverArgs) -> anyhow::Result<ExitCo
     })
 }
 
+/// Blocks the replay of `audit` may have read ahead of the log's check
+/// (about a megabyte each): enough that neither waits on the other's
+/// unevenness, few enough to add little memory.
+const SHARED_BLOCKS: usize = 8;
+
 fn audit(db: &Path, policy: &Policy, args: AuditArgs) -> anyhow::Result<ExitCode> {
     // The audit reads as any query does (no lock, beside a writer), and
     // checks every acknowledged block and the head journal.
@@ -1100,16 +1105,20 @@ fn audit(db: &Path, policy: &Policy, args: AuditArgs) -> anyhow::Result<ExitCode
         Err(error) => return Err(error.into()),
     };
     let as_of = penalty_store::clock::now();
-    // The log's check runs on its own thread from start to end, beside the
-    // replay, the snapshot's read and then the digests (each of which uses
-    // the cores the check leaves), so that no core waits for another.
+    // The log's check runs on its own thread beside the replay, the
+    // snapshot's read and then the digests (each of which uses the cores the
+    // check leaves), so that no core waits for another. The replay hands it
+    // every block it has read and checksummed: the log is read once.
     let (report, snapshot_problem, compared) = std::thread::scope(|scope| {
+        let (spent, shared) = std::sync::mpsc::sync_channel(SHARED_BLOCKS);
+        let checking = &reader;
         let checked = std::thread::Builder::new()
             .name("penalty-verify".into())
-            .spawn_scoped(scope, || reader.verify())
+            .spawn_scoped(scope, move || checking.verify_shared(shared.into_iter()))
             .context("starting a thread to check the log")?;
-        let (stored, replayed) =
-            read_snapshot_beside(&reader, || projection::replay_read(&reader, policy, None))?;
+        let (stored, replayed) = read_snapshot_beside(&reader, || {
+            projection::replay_read_sharing(&reader, policy, spent)
+        })?;
         let snapshot_problem = snapshot_problem(&reader, &stored);
         // A damaged log makes the replay stop with an error; the check
         // names the damage, and nothing is compared.

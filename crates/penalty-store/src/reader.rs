@@ -215,33 +215,53 @@ impl LogReader {
     /// Checks the acknowledged log whole, as [`crate::EventLog::verify`]
     /// does, from the files alone; and the head journal.
     pub fn verify(&self) -> VerifyReport {
+        self.verify_shared(
+            self.blocks()
+                .map(|block| block.map_err(|e| ScanDamage::of(&e))),
+        )
+    }
+
+    /// [`LogReader::verify`] of the blocks another scan of this reader's
+    /// whole log reads, checks and hands over, in order (see
+    /// `projection::replay_read_sharing`), so that the two read and
+    /// checksum the log once. A scan that ends short of the acknowledged
+    /// end without naming damage is a problem too: the check never vouches
+    /// for blocks it did not see.
+    pub fn verify_shared(&self, blocks: impl Iterator<Item = SharedBlock>) -> VerifyReport {
         let mut checker = EntryChecker::sorted(self.last_seq());
-        let report = self.verify_with(&mut checker);
+        let report = self.verify_with(&mut checker, blocks);
         if checker.may_repeat() {
             // An event id or a paid order was met twice before the first
             // other problem (or two of them share a hash): the exact check
             // names the first repeat by its sequence number, or finds the
             // same report.
-            return self.verify_with(&mut EntryChecker::exact(self.last_seq()));
+            let blocks = self
+                .blocks()
+                .map(|block| block.map_err(|e| ScanDamage::of(&e)));
+            return self.verify_with(&mut EntryChecker::exact(self.last_seq()), blocks);
         }
         report
     }
 
-    /// [`LogReader::verify`] with `checker`.
-    fn verify_with(&self, checker: &mut EntryChecker) -> VerifyReport {
+    /// [`LogReader::verify_shared`] with `checker`.
+    fn verify_with(
+        &self,
+        checker: &mut EntryChecker,
+        blocks: impl Iterator<Item = SharedBlock>,
+    ) -> VerifyReport {
         let mut report = VerifyReport {
             blocks: 0,
             events: 0,
             last_seq: 0,
             problem: None,
         };
-        for block in self.blocks() {
+        for block in blocks {
             let block = match block {
                 Ok(block) => block,
-                Err(error) => {
+                Err(damage) => {
                     report.problem = Some(VerifyProblem {
-                        seq: error.corrupt_seq().unwrap_or(report.last_seq + 1),
-                        detail: error.to_string(),
+                        seq: damage.seq.unwrap_or(report.last_seq + 1),
+                        detail: damage.detail,
                     });
                     return report;
                 }
@@ -260,6 +280,17 @@ impl LogReader {
             }
             report.blocks += 1;
         }
+        if report.last_seq != self.last_seq() {
+            report.problem = Some(VerifyProblem {
+                seq: report.last_seq + 1,
+                detail: format!(
+                    "the check of the log ended after sequence number {} of {} (a bug)",
+                    report.last_seq,
+                    self.last_seq()
+                ),
+            });
+            return report;
+        }
         if let Some(damage) = &self.head.damage {
             report.problem = Some(VerifyProblem {
                 seq: report.last_seq + 1,
@@ -277,6 +308,29 @@ impl LogReader {
             block?;
         }
         Ok(())
+    }
+}
+
+/// A block one scan of the log has read and checked, handed to another
+/// ([`LogReader::verify_shared`]); or the damage that ended the scan.
+pub type SharedBlock = Result<DecodedBlock, ScanDamage>;
+
+/// The damage that ended a scan of the blocks, as handed on.
+#[derive(Debug)]
+pub struct ScanDamage {
+    /// The first sequence number concerned, when known.
+    pub seq: Option<u64>,
+    /// What is wrong, in a sentence.
+    pub detail: String,
+}
+
+impl ScanDamage {
+    /// What `error`, which ended a scan, says.
+    pub fn of(error: &StoreError) -> ScanDamage {
+        ScanDamage {
+            seq: error.corrupt_seq(),
+            detail: error.to_string(),
+        }
     }
 }
 
@@ -616,5 +670,17 @@ mod tests {
             .check_blocks(12)
             .expect_err("damage");
         assert_eq!(error.corrupt_seq(), Some(7), "{error}");
+        assert!(error.to_string().contains("claim more bytes"), "{error}");
+        // A header naming another block format: named as such, no search
+        // for another block.
+        let mut bytes = good.clone();
+        bytes[offsets[2] as usize + 9] ^= 0x01;
+        std::fs::write(&blocks, &bytes).expect("another format");
+        let error = LogReader::open(dir.path())
+            .expect("reader")
+            .check_blocks(12)
+            .expect_err("damage");
+        assert_eq!(error.corrupt_seq(), Some(7), "{error}");
+        assert!(error.to_string().contains("block format 2"), "{error}");
     }
 }
