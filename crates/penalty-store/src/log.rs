@@ -1203,21 +1203,22 @@ impl EntryChecker {
         let (payload, compact) = block.payload(entry);
         let mut json = std::mem::take(&mut self.json);
         json.clear();
-        let stored: &[u8] = if compact {
+        let (stored, decoded): (&[u8], _) = if compact {
             // A compact form that does not decode regenerates no JSON,
             // which then does not validate.
-            if penalty_core::compact::canonical_json_into(payload, &mut json).is_none() {
+            let decoded = penalty_core::compact::decode_ref_and_json(payload, &mut json);
+            if decoded.is_none() {
                 json.clear();
             }
-            &json
+            (&json, decoded)
         } else {
-            payload
+            (payload, None)
         };
         let repeats = &mut self.repeats;
         // The event is read borrowed from its JSON (no string allocated per
         // event); the compact form must decode to the very same fields.
         let problem = parse_stored_with(stored, |event_id, at, kind| {
-            if compact && penalty_core::compact::decode_ref(payload) != Some((event_id, at, kind)) {
+            if compact && decoded != Some((event_id, at, kind)) {
                 return Some("its compact form decodes to another event than its JSON".into());
             }
             if event_id != entry.event_id {

@@ -408,6 +408,11 @@ proptest::proptest! {
                 proptest::prop_assert_eq!(canonical.as_ref(), Some(&fast.canonical_json));
                 let event = compact::decode_event(compact);
                 proptest::prop_assert_eq!(event.as_ref(), Some(&fast.event));
+                let mut json = b"kept".to_vec();
+                let decoded = compact::decode_ref_and_json(compact, &mut json);
+                proptest::prop_assert_eq!(decoded, compact::decode_ref(compact));
+                proptest::prop_assert_eq!(&json[..4], b"kept");
+                proptest::prop_assert_eq!(&json[4..], &fast.canonical_json[..]);
             }
         }
         // The borrowed read of a stored line (the log's check) accepts
