@@ -1092,6 +1092,11 @@ fn recover(db: &Path, no_wait: bool, args: RecoverArgs) -> anyhow::Result<ExitCo
     })
 }
 
+/// Blocks the replay of `audit` may have read ahead of the log's check
+/// (about a megabyte each): enough that neither waits on the other's
+/// unevenness, few enough to add little memory.
+const SHARED_BLOCKS: usize = 8;
+
 fn audit(db: &Path, policy: &Policy, args: AuditArgs) -> anyhow::Result<ExitCode> {
     // The audit reads as any query does (no lock, beside a writer), and
     // checks every acknowledged block and the head journal.
@@ -1115,24 +1120,31 @@ fn audit(db: &Path, policy: &Policy, args: AuditArgs) -> anyhow::Result<ExitCode
         Err(error) => return Err(error.into()),
     };
     let as_of = penalty_store::clock::now();
-    // The log's check and the replay run side by side (the check is the
-    // larger); the snapshot file is read once, on the check's thread, for
-    // its own check and for the comparison.
-    let ((report, stored), replayed) = std::thread::scope(|scope| {
+    // The log's check runs on its own thread beside the replay, the
+    // snapshot's read and then the digests (each of which uses the cores the
+    // check leaves), so that no core waits for another. The replay hands it
+    // every block it has read and checksummed: the log is read once.
+    let (report, snapshot_problem, compared) = std::thread::scope(|scope| {
+        let (spent, shared) = std::sync::mpsc::sync_channel(SHARED_BLOCKS);
+        let checking = &reader;
         let checked = std::thread::Builder::new()
             .name("penalty-verify".into())
-            .spawn_scoped(scope, || {
-                let stored = penalty_store::snapshot::read(reader.dir());
-                (reader.verify(), stored)
-            })
+            .spawn_scoped(scope, move || checking.verify_shared(shared.into_iter()))
             .context("starting a thread to check the log")?;
-        let replayed = projection::replay_read(&reader, policy, None);
-        let checked = checked
+        let (stored, replayed) = read_snapshot_beside(&reader, || {
+            projection::replay_read_sharing(&reader, policy, spent)
+        })?;
+        let snapshot_problem = snapshot_problem(&reader, &stored);
+        // A damaged log makes the replay stop with an error; the check
+        // names the damage, and nothing is compared.
+        let compared = replayed.and_then(|(rebuilt, end)| {
+            projection::compare(&reader, policy, as_of, stored, rebuilt, end)
+        });
+        let report = checked
             .join()
             .map_err(|_| anyhow::anyhow!("checking the log failed (a bug)"))?;
-        anyhow::Ok((checked, replayed))
+        anyhow::Ok((report, snapshot_problem, compared))
     })?;
-    let snapshot_problem = snapshot_problem(&reader, &stored);
     let mut output = AuditOutput {
         ok: report.is_ok() && snapshot_problem.is_none(),
         log: report,
@@ -1143,8 +1155,7 @@ fn audit(db: &Path, policy: &Policy, args: AuditArgs) -> anyhow::Result<ExitCode
     // A damaged log is named by the check alone; the replay, which stops
     // at the damage, is not compared.
     if output.log.is_ok() {
-        let (rebuilt, end) = replayed?;
-        let compared = projection::compare(&reader, policy, as_of, stored, rebuilt, end)?;
+        let compared = compared?;
         let seq = match compared.stored_origin {
             projection::Origin::Checkpoint { seq, .. } => seq,
             projection::Origin::Replay { .. } => 0,
@@ -1161,6 +1172,8 @@ fn audit(db: &Path, policy: &Policy, args: AuditArgs) -> anyhow::Result<ExitCode
         });
         // The process ends here: the operating system takes the ledger's
         // memory back faster than freeing it piece by piece.
+        std::mem::forget(compared.rebuilt);
+    } else if let Ok(compared) = compared {
         std::mem::forget(compared.rebuilt);
     }
     if args.json {

@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::SyncSender;
 
 use penalty_core::ledger::digest::DigestHasher;
 use penalty_core::ledger::partition::{partition_of, shop_of};
@@ -23,7 +24,7 @@ use crate::block::DecodedBlock;
 use crate::error::StoreError;
 use crate::log::EventLog;
 use crate::parts::{self, Parts};
-use crate::reader::LogReader;
+use crate::reader::{LogReader, ScanDamage, SharedBlock};
 use crate::snapshot::{self, SnapshotEnd, SNAPSHOT_FILE};
 
 /// The checkpoint's own format version, first byte of its bytes: a checkpoint
@@ -734,6 +735,7 @@ pub fn open_read(
             let source = ReplaySource {
                 blocks: Box::new(blocks),
                 last_seq: reader.last_seq(),
+                spent: None,
             };
             std::thread::scope(|scope| {
                 let checker = check
@@ -769,6 +771,7 @@ pub fn open_read(
             let source = ReplaySource {
                 blocks: Box::new(blocks),
                 last_seq: reader.last_seq(),
+                spent: None,
             };
             let projection = replay_from(source, policy, None)?;
             let origin = Origin::Replay {
@@ -950,11 +953,35 @@ pub fn replay_read(
     policy: &Policy,
     known_at: Option<UnixNs>,
 ) -> Result<(Projection, Option<SnapshotEnd>), StoreError> {
+    replay_read_into(reader, policy, known_at, None)
+}
+
+/// [`replay_read`] without `known_at`, handing each block it has read,
+/// checked and decoded on to `spent`, then the damage that ends its scan if
+/// any: what [`LogReader::verify_shared`] checks, so that `penalty audit`
+/// reads and checksums the log once for both. A receiver that hangs up
+/// early only stops getting blocks.
+pub fn replay_read_sharing(
+    reader: &LogReader,
+    policy: &Policy,
+    spent: SyncSender<SharedBlock>,
+) -> Result<(Projection, Option<SnapshotEnd>), StoreError> {
+    replay_read_into(reader, policy, None, Some(spent))
+}
+
+/// [`replay_read`], sharing its blocks when `spent` is given.
+fn replay_read_into(
+    reader: &LogReader,
+    policy: &Policy,
+    known_at: Option<UnixNs>,
+    spent: Option<SyncSender<SharedBlock>>,
+) -> Result<(Projection, Option<SnapshotEnd>), StoreError> {
     let blocks = reader.blocks();
     let last_end = blocks.last_end();
     let source = ReplaySource {
         blocks: Box::new(blocks),
         last_seq: reader.last_seq(),
+        spent,
     };
     let projection = replay_from(source, policy, known_at)?;
     let end = last_end.lock().ok().and_then(|end| *end);
@@ -1106,6 +1133,9 @@ pub fn replay(
 pub struct ReplaySource {
     blocks: Box<dyn Iterator<Item = Result<DecodedBlock, StoreError>> + Send>,
     last_seq: u64,
+    /// Where each block goes once decoded, and the damage that ends the
+    /// scan (see [`replay_read_sharing`]).
+    spent: Option<SyncSender<SharedBlock>>,
 }
 
 impl ReplaySource {
@@ -1119,6 +1149,7 @@ impl ReplaySource {
         Ok(ReplaySource {
             blocks: Box::new(log.iter_blocks_from(seq)),
             last_seq: log.last_seq()?,
+            spent: None,
         })
     }
 
@@ -1180,7 +1211,11 @@ fn fold(
     ids: Option<OrderIds>,
 ) -> (Result<(), StoreError>, Option<OrderIds>) {
     let from = projection.seq + 1;
-    let ReplaySource { blocks, last_seq } = source;
+    let ReplaySource {
+        blocks,
+        last_seq,
+        spent,
+    } = source;
     let outside = ids.is_some();
     let (sender, receiver) = std::sync::mpsc::sync_channel::<Result<ReadyBlock, StoreError>>(2);
     let reader = std::thread::Builder::new()
@@ -1200,7 +1235,22 @@ fn fold(
                         continue;
                     }
                 }
-                let ready = block.map(|block| ReadyBlock::decode(&block, from, ids.as_mut()));
+                let ready = match block {
+                    Ok(block) => {
+                        let ready = ReadyBlock::decode(&block, from, ids.as_mut());
+                        if let Some(spent) = &spent {
+                            // A check that stopped early takes no more.
+                            let _ = spent.send(Ok(block));
+                        }
+                        Ok(ready)
+                    }
+                    Err(error) => {
+                        if let Some(spent) = &spent {
+                            let _ = spent.send(Err(ScanDamage::of(&error)));
+                        }
+                        Err(error)
+                    }
+                };
                 let failed = ready.is_err();
                 if sender.send(ready).is_err() || failed {
                     break;

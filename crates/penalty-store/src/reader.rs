@@ -22,7 +22,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::block::{self, block_key, DecodedBlock, MAGIC};
+use crate::block::{self, block_key, DecodedBlock, FORMAT_VERSION, MAGIC};
 use crate::direct::padded_end;
 use crate::head::{self, HeadState, HEAD_FILE};
 use crate::log::{EntryChecker, VerifyProblem, VerifyReport, BLOCKS_FILE, MAX_BLOCK_BYTES};
@@ -215,20 +215,53 @@ impl LogReader {
     /// Checks the acknowledged log whole, as [`crate::EventLog::verify`]
     /// does, from the files alone; and the head journal.
     pub fn verify(&self) -> VerifyReport {
+        self.verify_shared(
+            self.blocks()
+                .map(|block| block.map_err(|e| ScanDamage::of(&e))),
+        )
+    }
+
+    /// [`LogReader::verify`] of the blocks another scan of this reader's
+    /// whole log reads, checks and hands over, in order (see
+    /// `projection::replay_read_sharing`), so that the two read and
+    /// checksum the log once. A scan that ends short of the acknowledged
+    /// end without naming damage is a problem too: the check never vouches
+    /// for blocks it did not see.
+    pub fn verify_shared(&self, blocks: impl Iterator<Item = SharedBlock>) -> VerifyReport {
+        let mut checker = EntryChecker::sorted(self.last_seq());
+        let report = self.verify_with(&mut checker, blocks);
+        if checker.may_repeat() {
+            // An event id or a paid order was met twice before the first
+            // other problem (or two of them share a hash): the exact check
+            // names the first repeat by its sequence number, or finds the
+            // same report.
+            let blocks = self
+                .blocks()
+                .map(|block| block.map_err(|e| ScanDamage::of(&e)));
+            return self.verify_with(&mut EntryChecker::exact(self.last_seq()), blocks);
+        }
+        report
+    }
+
+    /// [`LogReader::verify_shared`] with `checker`.
+    fn verify_with(
+        &self,
+        checker: &mut EntryChecker,
+        blocks: impl Iterator<Item = SharedBlock>,
+    ) -> VerifyReport {
         let mut report = VerifyReport {
             blocks: 0,
             events: 0,
             last_seq: 0,
             problem: None,
         };
-        let mut checker = EntryChecker::with_capacity(self.last_seq());
-        for block in self.blocks() {
+        for block in blocks {
             let block = match block {
                 Ok(block) => block,
-                Err(error) => {
+                Err(damage) => {
                     report.problem = Some(VerifyProblem {
-                        seq: error.corrupt_seq().unwrap_or(report.last_seq + 1),
-                        detail: error.to_string(),
+                        seq: damage.seq.unwrap_or(report.last_seq + 1),
+                        detail: damage.detail,
                     });
                     return report;
                 }
@@ -247,6 +280,17 @@ impl LogReader {
             }
             report.blocks += 1;
         }
+        if report.last_seq != self.last_seq() {
+            report.problem = Some(VerifyProblem {
+                seq: report.last_seq + 1,
+                detail: format!(
+                    "the check of the log ended after sequence number {} of {} (a bug)",
+                    report.last_seq,
+                    self.last_seq()
+                ),
+            });
+            return report;
+        }
         if let Some(damage) = &self.head.damage {
             report.problem = Some(VerifyProblem {
                 seq: report.last_seq + 1,
@@ -264,6 +308,29 @@ impl LogReader {
             block?;
         }
         Ok(())
+    }
+}
+
+/// A block one scan of the log has read and checked, handed to another
+/// ([`LogReader::verify_shared`]); or the damage that ended the scan.
+pub type SharedBlock = Result<DecodedBlock, ScanDamage>;
+
+/// The damage that ended a scan of the blocks, as handed on.
+#[derive(Debug)]
+pub struct ScanDamage {
+    /// The first sequence number concerned, when known.
+    pub seq: Option<u64>,
+    /// What is wrong, in a sentence.
+    pub detail: String,
+}
+
+impl ScanDamage {
+    /// What `error`, which ended a scan, says.
+    pub fn of(error: &StoreError) -> ScanDamage {
+        ScanDamage {
+            seq: error.corrupt_seq(),
+            detail: error.to_string(),
+        }
     }
 }
 
@@ -348,10 +415,12 @@ impl Blocks {
         Ok(self.window.get(start..).unwrap_or(&[]))
     }
 
-    /// The block at `offset` with first sequence number `self.next_seq`, as
-    /// stored: its length read from its entries (the common case), or
-    /// found as recovery finds blocks of other formats.
-    fn stored_block_at(&mut self, offset: u64) -> Result<Option<Vec<u8>>, StoreError> {
+    /// The bytes of the block at `offset`, as stored: its length read from
+    /// its header's count and its entries' length fields, which its
+    /// checksum then confirms. Blocks of this build's one format are all a
+    /// reader meets; anything else there is damage, and `Err` says what it
+    /// looks like, for the caller's report.
+    fn stored_block_at(&mut self, offset: u64) -> Result<Result<Vec<u8>, String>, StoreError> {
         // What the window holds already first: most blocks are whole in it.
         let window_end = self.window_start + self.window.len() as u64;
         let mut want = usize::try_from(window_end.saturating_sub(offset))
@@ -360,38 +429,32 @@ impl Blocks {
         loop {
             let bytes = self.bytes_at(offset, want)?;
             if !bytes.starts_with(MAGIC) {
-                return Ok(None);
+                return Ok(Err("no block starts there".into()));
             }
-            if let Some(len) = block::plain_len(bytes) {
-                return Ok(Some(bytes[..len].to_vec()));
-            }
-            let whole = bytes.len() as u64 >= self.file_len - offset;
-            if whole || want >= MAX_BLOCK_BYTES as usize {
-                break;
-            }
-            want *= 2;
-        }
-        // Not a plain block whose entries fit: a compressed block of an
-        // earlier build, or damage.
-        let found = crate::recover::block_at(&self.file, offset, self.file_len, self.next_seq)
-            .map_err(self.io_error("reading the blocks file"))?;
-        match found {
-            Some((_, locator)) => {
-                let mut bytes = vec![0u8; locator.len as usize];
-                self.file
-                    .read_exact_at(&mut bytes, offset)
-                    .map_err(self.io_error("reading a block from the blocks file"))?;
-                Ok(Some(bytes))
-            }
-            None => {
-                // What the entries' lengths say, checked: the checksum names
-                // the damage when a length field is intact.
-                let bytes = self.bytes_at(offset, want)?;
-                match block::plain_len(bytes) {
-                    Some(len) => Ok(Some(bytes[..len].to_vec())),
-                    None => Ok(None),
+            if let Some(version) = bytes.get(8..10) {
+                let version = u16::from_be_bytes([version[0], version[1]]);
+                if version != FORMAT_VERSION {
+                    return Ok(Err(format!(
+                        "its header names block format {version}, which this build does not \
+                         write or read (only {FORMAT_VERSION})"
+                    )));
                 }
             }
+            if let Some(len) = block::plain_len(bytes) {
+                return Ok(Ok(bytes[..len].to_vec()));
+            }
+            if bytes.len() as u64 >= self.file_len - offset {
+                return Ok(Err(format!(
+                    "its header and entries claim more bytes than {BLOCKS_FILE} holds after it"
+                )));
+            }
+            if want >= MAX_BLOCK_BYTES as usize {
+                return Ok(Err(format!(
+                    "its header and entries claim more than the {MAX_BLOCK_BYTES} bytes a \
+                     block may take"
+                )));
+            }
+            want *= 2;
         }
     }
 
@@ -402,28 +465,33 @@ impl Blocks {
         let offset = padded_end(&self.file, self.offset, self.file_len)
             .map_err(self.io_error("reading the blocks file"))?;
         let acknowledged = self.head.last_seq;
-        let Some(stored) = self.stored_block_at(offset)? else {
-            let next_seq = self.next_seq;
-            let detail = if offset >= self.file_len {
-                format!(
-                    "{BLOCKS_FILE} ends at byte {} after sequence number {}, but {HEAD_FILE} \
-                     acknowledged events up to {acknowledged}: the file was truncated",
-                    self.file_len,
-                    next_seq - 1
-                )
-            } else {
+        let next_seq = self.next_seq;
+        let stored = if offset >= self.file_len {
+            Err(format!(
+                "{BLOCKS_FILE} ends at byte {} after sequence number {}, but {HEAD_FILE} \
+                 acknowledged events up to {acknowledged}: the file was truncated",
+                self.file_len,
+                next_seq - 1
+            ))
+        } else {
+            self.stored_block_at(offset)?.map_err(|what| {
                 format!(
                     "the block that should hold sequence number {next_seq}, at byte {offset} of \
-                     {BLOCKS_FILE}, is damaged: it is not a whole block (events up to \
-                     {acknowledged} were acknowledged)"
+                     {BLOCKS_FILE}, is damaged: {what} (events up to {acknowledged} were \
+                     acknowledged)"
                 )
-            };
-            return Err(StoreError::Corrupt {
-                block_seq: next_seq,
-                first_seq: next_seq,
-                last_seq: acknowledged.max(next_seq),
-                detail,
-            });
+            })
+        };
+        let stored = match stored {
+            Ok(stored) => stored,
+            Err(detail) => {
+                return Err(StoreError::Corrupt {
+                    block_seq: next_seq,
+                    first_seq: next_seq,
+                    last_seq: acknowledged.max(next_seq),
+                    detail,
+                })
+            }
         };
         let len = stored.len();
         let block = block::decode(&block_key(self.next_seq), stored)?;
@@ -602,5 +670,17 @@ mod tests {
             .check_blocks(12)
             .expect_err("damage");
         assert_eq!(error.corrupt_seq(), Some(7), "{error}");
+        assert!(error.to_string().contains("claim more bytes"), "{error}");
+        // A header naming another block format: named as such, no search
+        // for another block.
+        let mut bytes = good.clone();
+        bytes[offsets[2] as usize + 9] ^= 0x01;
+        std::fs::write(&blocks, &bytes).expect("another format");
+        let error = LogReader::open(dir.path())
+            .expect("reader")
+            .check_blocks(12)
+            .expect_err("damage");
+        assert_eq!(error.corrupt_seq(), Some(7), "{error}");
+        assert!(error.to_string().contains("block format 2"), "{error}");
     }
 }

@@ -2293,3 +2293,119 @@ fn a_follower_snapshots_in_the_background_at_a_blocks_end() {
         }
     }
 }
+
+/// The readers' check of the log (what `penalty audit` runs) names a
+/// repeated event id or a second payment for an order at the sequence
+/// number of the repeat, and names the first problem in log order also
+/// when a later block is damaged (it finds repeats from sorted hashes at
+/// the end, then checks exactly where they are); a log without them checks
+/// good.
+#[test]
+fn the_readers_check_names_the_first_repeat_in_log_order() {
+    use penalty_store::reader::LogReader;
+    let first = vec![parsed(&paid_line(1, "O1")), parsed(&paid_line(2, "O2"))];
+    for (second, detail) in [
+        (
+            shipped_line(1, "O1", "T1"),
+            "its event id appears earlier in the log",
+        ),
+        (
+            paid_line(9, "O1"),
+            "order O1 was already paid earlier in the log",
+        ),
+        (shipped_line(9, "O2", "T1"), ""),
+    ] {
+        for damaged_after in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let blocks = vec![
+                (1, first.clone()),
+                (3, vec![parsed(&second)]),
+                (4, vec![parsed(&paid_line(10, "O10"))]),
+            ];
+            store_with_blocks(dir.path(), &blocks);
+            if damaged_after {
+                // A flipped byte in the last block's last event.
+                let path = dir.path().join(BLOCKS_FILE);
+                let mut bytes = std::fs::read(&path).unwrap();
+                let at = bytes.len() - 3;
+                bytes[at] ^= 0x20;
+                std::fs::write(&path, bytes).unwrap();
+            }
+            let report = LogReader::open(dir.path()).unwrap().verify();
+            let problem = report.problem.clone();
+            match (detail.is_empty(), damaged_after) {
+                (true, false) => assert!(report.is_ok(), "{report:?}"),
+                (true, true) => {
+                    let problem = problem.expect("the damaged block is named");
+                    assert_eq!(problem.seq, 4, "{problem:?}");
+                }
+                (false, _) => {
+                    let problem = problem.expect("the repeat is named");
+                    assert_eq!(problem.seq, 3, "{damaged_after}: {problem:?}");
+                    assert!(problem.detail.contains(detail), "{problem:?}");
+                    assert_eq!(report.last_seq, 2, "{report:?}");
+                }
+            }
+        }
+    }
+}
+
+/// `penalty audit`'s check of the blocks a replay hands over
+/// (`replay_read_sharing` into `verify_shared`) reports exactly what the
+/// check reading the log itself does, on a sound log, a repeat and a
+/// damaged block; and the replay is the same as one that shares nothing.
+#[test]
+fn the_check_of_a_replays_blocks_is_the_check_of_the_log() {
+    use penalty_store::projection;
+    use penalty_store::reader::LogReader;
+    let policy = penalty_core::Policy::default();
+    let as_of = UnixNs(1 << 62);
+    let blocks: Vec<(u64, Vec<ParsedLine>)> = (0..6u64)
+        .map(|block| {
+            let lines = (0..3u64)
+                .map(|n| {
+                    let id = u128::from(block * 3 + n + 1);
+                    parsed(&paid_line(id, &format!("O{id}")))
+                })
+                .collect();
+            (block * 3 + 1, lines)
+        })
+        .collect();
+    for case in ["sound", "repeat", "damaged"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut case_blocks = blocks.clone();
+        if case == "repeat" {
+            case_blocks[3].1[1] = parsed(&paid_line(99, "O2"));
+        }
+        store_with_blocks(dir.path(), &case_blocks);
+        if case == "damaged" {
+            let path = dir.path().join(BLOCKS_FILE);
+            let mut bytes = std::fs::read(&path).unwrap();
+            let at = bytes.len() / 2;
+            bytes[at] ^= 0x20;
+            std::fs::write(&path, bytes).unwrap();
+        }
+        let reader = LogReader::open(dir.path()).unwrap();
+        let alone = reader.verify();
+        let (spent, shared) = std::sync::mpsc::sync_channel(1);
+        let (shared_report, replayed) = std::thread::scope(|scope| {
+            let checked = scope.spawn(|| reader.verify_shared(shared.into_iter()));
+            let replayed = projection::replay_read_sharing(&reader, &policy, spent);
+            (checked.join().unwrap(), replayed)
+        });
+        assert_eq!(shared_report, alone, "{case}");
+        assert_eq!(alone.is_ok(), case == "sound", "{case}: {alone:?}");
+        match (replayed, projection::replay_read(&reader, &policy, None)) {
+            (Ok((shared, end)), Ok((own, own_end))) => {
+                assert_eq!(end, own_end, "{case}");
+                assert_eq!(
+                    projection::digest(&shared.ledger, as_of),
+                    projection::digest(&own.ledger, as_of),
+                    "{case}"
+                );
+            }
+            (Err(_), Err(_)) => assert_ne!(case, "sound"),
+            _ => panic!("{case}: the replays differ in failing"),
+        }
+    }
+}

@@ -285,7 +285,24 @@ fn fields(bytes: &[u8]) -> Option<Fields<'_>> {
 
 /// The event of a compact form with borrowed text: its id, instant and kind.
 pub fn decode_ref(bytes: &[u8]) -> Option<(u128, UnixNs, KindRef<'_>)> {
+    Some(event_ref(&fields(bytes)?))
+}
+
+/// [`decode_ref`], with the [`canonical_json`] appended to `out` (a buffer
+/// the caller reuses), reading the compact form once: what the log's check
+/// compares, for every stored event, without an allocation per event. On
+/// `None` (not a compact form), `out` is as it was.
+pub fn decode_ref_and_json<'a>(
+    bytes: &'a [u8],
+    out: &mut Vec<u8>,
+) -> Option<(u128, UnixNs, KindRef<'a>)> {
     let f = fields(bytes)?;
+    write_fields_json(&f, out);
+    Some(event_ref(&f))
+}
+
+/// The event of decoded fields, with their text borrowed.
+fn event_ref<'a>(f: &Fields<'a>) -> (u128, UnixNs, KindRef<'a>) {
     let kind = KindFields {
         event_type: f.event_type,
         order_id: f.order_id,
@@ -296,7 +313,7 @@ pub fn decode_ref(bytes: &[u8]) -> Option<(u128, UnixNs, KindRef<'_>)> {
         judgment: f.judgment,
         ship_by: f.ship_by.map(|(ns, _)| UnixNs(ns)),
     };
-    Some((f.event_id, UnixNs(f.at), kind.to_kind_ref()))
+    (f.event_id, UnixNs(f.at), kind.to_kind_ref())
 }
 
 /// Events decoded ahead of their fold, their text copied into one string:
@@ -447,7 +464,12 @@ impl Sink for Matcher<'_> {
 }
 
 fn write_canonical_json(bytes: &[u8], out: &mut impl Sink) -> Option<()> {
-    let f = fields(bytes)?;
+    write_fields_json(&fields(bytes)?, out);
+    Some(())
+}
+
+/// [`write_canonical_json`] of decoded fields.
+fn write_fields_json(f: &Fields<'_>, out: &mut impl Sink) {
     let type_name = f.event_type.name();
     let mut id_buffer = [0u8; uuid::fmt::Hyphenated::LENGTH];
     let event_id: &str = uuid::Uuid::from_u128(f.event_id)
@@ -519,7 +541,6 @@ fn write_canonical_json(bytes: &[u8], out: &mut impl Sink) -> Option<()> {
         }
     }
     out.put(b"}");
-    Some(())
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ mod types;
 mod uuid;
 
 pub use lines::{AsParsed, ParsedLine, ParsedLines, ParsedRef, Payload};
-pub use reference::parse_stored;
+pub use reference::{parse_stored, parse_stored_with};
 pub use reject::Reject;
 pub use types::{
     Event, EventKind, EventType, KindFields, KindRef, MAX_ID_BYTES, MAX_LINE_BYTES,

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::scan;
-use super::types::{Event, EventKind, EventType, MAX_ID_BYTES, MAX_REVOCABLE_JUDGMENT};
+use super::types::{Event, EventKind, EventType, KindRef, MAX_ID_BYTES, MAX_REVOCABLE_JUDGMENT};
 use super::uuid::parse_event_id;
 use super::{ParsedLine, Reject};
 use crate::time::UnixNs;
@@ -121,6 +121,23 @@ pub fn parse_stored(json: &[u8]) -> Result<Event, Reject> {
         return Err(Reject::InvalidJson);
     };
     validate_object(&object)
+}
+
+/// [`parse_stored`] with the event handed to `with` borrowed: the usual
+/// canonical line is read in place, validated as [`parse_stored`]
+/// validates it but allocating nothing (what the log's check does with
+/// every stored event); anything else is parsed by [`parse_stored`].
+pub fn parse_stored_with<R>(
+    json: &[u8],
+    with: impl FnOnce(u128, UnixNs, KindRef<'_>) -> R,
+) -> Result<R, Reject> {
+    let read = scan::parse_fields(json)
+        .and_then(|parsed| Some((parsed.event_id, parsed.at, parsed.kind.to_text()?)));
+    if let Some((event_id, at, kind)) = read {
+        return Ok(with(event_id, at, kind.to_kind_ref()));
+    }
+    let event = parse_stored(json)?;
+    Ok(with(event.event_id, event.at, event.kind_ref()))
 }
 
 fn validate_object(object: &Map<String, Value>) -> Result<Event, Reject> {

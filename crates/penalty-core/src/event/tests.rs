@@ -408,8 +408,18 @@ proptest::proptest! {
                 proptest::prop_assert_eq!(canonical.as_ref(), Some(&fast.canonical_json));
                 let event = compact::decode_event(compact);
                 proptest::prop_assert_eq!(event.as_ref(), Some(&fast.event));
+                let mut json = b"kept".to_vec();
+                let decoded = compact::decode_ref_and_json(compact, &mut json);
+                proptest::prop_assert_eq!(decoded, compact::decode_ref(compact));
+                proptest::prop_assert_eq!(&json[..4], b"kept");
+                proptest::prop_assert_eq!(&json[4..], &fast.canonical_json[..]);
             }
         }
+        // The borrowed read of a stored line (the log's check) accepts
+        // and refuses what the owned one does, with the same event.
+        let owned = parse_stored(&line).map(|event| (event.event_id, event.at, event.kind));
+        let borrowed = parse_stored_with(&line, |id, at, kind| (id, at, kind.to_kind()));
+        proptest::prop_assert_eq!(borrowed, owned, "{}", text);
     }
 }
 
