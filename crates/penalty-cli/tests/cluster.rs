@@ -19,6 +19,8 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_penalty");
 const PARTITIONS: u32 = 16;
+/// The NATS servers' maximum payload (see [`Cluster::start`]).
+const MAX_PAYLOAD_BYTES: usize = 2048;
 const AS_OF: &str = "2026-09-01T00:00:00+08:00";
 
 /// Children killed (and reaped) when the test ends, however it ends.
@@ -218,6 +220,150 @@ fn assert_same_shop_pages(cluster: &Cluster, single_port: u16) {
     }
 }
 
+/// A GET over HTTP/1.0 (so that a streamed body comes whole, without
+/// chunked framing), optionally with an `Accept-Language`: the status, the
+/// `Content-Type` and the body.
+fn http_get_whole(
+    port: u16,
+    path: &str,
+    language: Option<&str>,
+) -> Result<(u16, String, String), String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .map_err(|e| e.to_string())?;
+    let language = language.map_or(String::new(), |l| format!("Accept-Language: {l}\r\n"));
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{language}\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| e.to_string())?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("no head in {response:?}"))?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("no status in {head:?}"))?;
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-type:")
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    Ok((status, content_type, body.to_string()))
+}
+
+/// The routes a node forwards to a shop's host or merges over every
+/// partition (postings, their CSV, notices, at-risk, `GET /orders` with its
+/// filters, sorts and pages, `GET /orders.csv`, `GET /data-range`), asked
+/// through every node in turn, equal the one-machine server's answers:
+/// status, content type and body (JSON field for field, CSV byte for byte),
+/// refusals included.
+fn assert_same_routes(cluster: &Cluster, single_port: u16) {
+    let as_of = AS_OF.replace('+', "%2B");
+    let (_, _, listed) = http_get_whole(single_port, &format!("/shops?as_of={as_of}"), None)
+        .expect("the one-machine server answers");
+    let shops: Vec<String> = canonical(&listed)["shops"]
+        .as_array()
+        .expect("shops")
+        .iter()
+        .map(|s| s["shop_id"].as_str().expect("an id").to_string())
+        .collect();
+    let mut queries: Vec<(String, Option<&str>)> = Vec::new();
+    for shop in shops.iter().step_by(5).chain([&"S-NOPE".to_string()]) {
+        queries.extend([
+            (format!("/shops/{shop}/postings?as_of={as_of}"), None),
+            (
+                format!("/shops/{shop}/postings?as_of={as_of}&limit=3&offset=2"),
+                Some("zh-CN"),
+            ),
+            (format!("/shops/{shop}/postings.csv?as_of={as_of}"), None),
+            (
+                format!("/shops/{shop}/postings.csv?as_of={as_of}&excel=true&from=2026-03-01"),
+                None,
+            ),
+            (format!("/shops/{shop}/notices?as_of={as_of}&limit=5"), None),
+            (
+                format!("/shops/{shop}/notices?as_of={as_of}&newest=true&limit=4"),
+                Some("zh"),
+            ),
+            (
+                format!("/shops/{shop}/at-risk?as_of=2026-03-01T00:00:00%2B08:00&within=7d"),
+                None,
+            ),
+            (format!("/orders?as_of={as_of}&shop={shop}&limit=7"), None),
+            (format!("/orders.csv?as_of={as_of}&shop={shop}"), None),
+        ]);
+    }
+    queries.extend(
+        [
+            format!("/orders?as_of={as_of}"),
+            format!("/orders?as_of={as_of}&limit=25&offset=40"),
+            format!("/orders?as_of={as_of}&sort=charged&limit=30&offset=5"),
+            format!("/orders?as_of={as_of}&sort=paid&limit=50&offset=1900"),
+            format!("/orders?as_of={as_of}&sort=judgments&limit=20"),
+            format!("/orders?as_of={as_of}&sort=status&limit=40&offset=100"),
+            format!("/orders?as_of={as_of}&violating=true&sort=charged"),
+            format!("/orders?as_of={as_of}&status=shipped&paid_from=2026-03-01&paid_to=2026-04-30"),
+            format!("/orders?as_of={as_of}&capped_day=true&limit=10"),
+            format!("/orders?as_of={as_of}&closure_review=true"),
+            "/orders?sort=nonsense".to_string(),
+            "/orders?excel=true".to_string(),
+            "/orders?as_of=yesterday".to_string(),
+            format!("/orders.csv?as_of={as_of}"),
+            format!("/orders.csv?as_of={as_of}&excel=true&violating=true"),
+            "/orders.csv?limit=5".to_string(),
+            "/shops/S-NOPE/postings?limit=0".to_string(),
+            "/data-range".to_string(),
+        ]
+        .map(|q| (q, None)),
+    );
+    for (n, (query, language)) in queries.iter().enumerate() {
+        let (status, content_type, body) =
+            http_get_whole(single_port, query, *language).expect("the one-machine server answers");
+        let json = content_type.starts_with("application/json");
+        let expected = if json {
+            canonical(&body)
+        } else {
+            Value::String(body.clone())
+        };
+        if n == 0 || query.starts_with("/orders.csv?as_of") {
+            assert!(
+                status == 200 && body.len() > 100,
+                "{query}: {status} {body}"
+            );
+        }
+        let port = cluster.http[n % 3];
+        wait_until(
+            &format!("{query} as one machine"),
+            Duration::from_secs(60),
+            || {
+                let (got_status, got_type, got) = http_get_whole(port, query, *language)?;
+                let got = if json {
+                    serde_json::from_str::<Value>(&got).map_err(|e| format!("{e}: {got}"))?
+                } else {
+                    Value::String(got)
+                };
+                if got_status == status && got_type == content_type && got == expected {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{got_status} {got_type}: {got}\nexpected {status} {content_type}: {expected}"
+                    ))
+                }
+            },
+        );
+    }
+}
+
 struct Cluster {
     processes: Processes,
     url: String,
@@ -231,6 +377,12 @@ impl Cluster {
         let mut processes = Processes(Vec::new());
         let client: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        // A maximum payload far under NATS's default (1 MiB), so that the
+        // partitions' answers to merged routes (shop summaries, order rows,
+        // exports) come in several chunks.
+        let config = dir.join("nats.conf");
+        std::fs::write(&config, format!("max_payload: {MAX_PAYLOAD_BYTES}\n"))
+            .expect("the NATS configuration");
         for i in 0..3 {
             let others: Vec<String> = (0..3)
                 .filter(|j| *j != i)
@@ -246,6 +398,7 @@ impl Cluster {
                     "-p",
                     &client[i].to_string(),
                 ])
+                .args(["-c", &config.display().to_string()])
                 .args(["-sd", &dir.join(format!("js{i}")).display().to_string()])
                 .args(["--cluster_name", "penalty-test"])
                 .args(["--cluster", &format!("nats://127.0.0.1:{}", routes[i])])
@@ -627,6 +780,7 @@ fn three_nodes_over_three_nats_servers_answer_as_one_machine() {
     assert_eq!(status, 200, "{again}");
     assert_eq!(canonical(&again)["appended"], 0, "re-posted: {again}");
     assert_same_shop_pages(&cluster, single_port);
+    assert_same_routes(&cluster, single_port);
 
     // Once all is applied and checkpointed, every node's /metrics shows a
     // lag of 0 for each stage partition it owns (all 3 × P between them),

@@ -37,7 +37,7 @@ use axum::{Json, Router};
 use futures_util::StreamExt;
 use penalty_core::{Policy, UnixNs};
 use penalty_server::error::ApiError;
-use penalty_server::routes::{Params, ShopListParams, ShopListing, ShopPage};
+use penalty_server::routes::Params;
 use penalty_server::state::{IngestSummary, RejectedLine};
 use serde::{Deserialize, Serialize};
 
@@ -71,7 +71,7 @@ pub struct NodeOptions {
 
 /// The state of one stage of one partition.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-enum StageState {
+pub(crate) enum StageState {
     Ids(IdStage),
     Orders(OrderStage),
     Shops(Box<ShopStage>),
@@ -86,10 +86,10 @@ struct Checkpoint {
 }
 
 /// A worker's state, shared with the query responder.
-struct Hosted {
-    state: Mutex<StageState>,
+pub(crate) struct Hosted {
+    pub(crate) state: Mutex<StageState>,
     applied_seq: AtomicU64,
-    caught_up: AtomicBool,
+    pub(crate) caught_up: AtomicBool,
     /// The stream sequence of the last checkpoint written or loaded.
     checkpointed_seq: AtomicU64,
     /// When that checkpoint was written (ms since the epoch; 0: none yet).
@@ -99,12 +99,12 @@ struct Hosted {
 /// Each hosted stage partition, with its worker.
 type HostedMap = BTreeMap<(Stage, u32), (Arc<Hosted>, tokio::task::AbortHandle)>;
 
-struct Node {
-    options: NodeOptions,
-    config: ClusterConfig,
-    client: async_nats::Client,
+pub(crate) struct Node {
+    pub(crate) options: NodeOptions,
+    pub(crate) config: ClusterConfig,
+    pub(crate) client: async_nats::Client,
     js: jetstream::Context,
-    hosted: Mutex<HostedMap>,
+    pub(crate) hosted: Mutex<HostedMap>,
     live: Mutex<Vec<String>>,
     heard: Mutex<HashMap<String, std::time::Instant>>,
     /// The one-machine server's limits of an upload (`POST /events`).
@@ -179,8 +179,18 @@ pub async fn run(options: NodeOptions) -> Result<(), ClusterError> {
         })?;
     let app = Router::new()
         .route("/events", axum::routing::post(http_post_events))
-        .route("/shops", get(http_shops))
+        .route("/shops", get(crate::query::http_shops))
         .route("/shops/{id}", get(http_shop))
+        .route("/shops/{id}/postings", get(crate::query::http_postings))
+        .route(
+            "/shops/{id}/postings.csv",
+            get(crate::query::http_postings_csv),
+        )
+        .route("/shops/{id}/notices", get(crate::query::http_notices))
+        .route("/shops/{id}/at-risk", get(crate::query::http_at_risk))
+        .route("/orders", get(crate::query::http_orders))
+        .route("/orders.csv", get(crate::query::http_orders_csv))
+        .route("/data-range", get(crate::query::http_data_range))
         .route("/orders/{id}", get(http_order))
         .route("/status", get(http_status))
         .route("/metrics", get(http_metrics))
@@ -196,6 +206,7 @@ pub async fn run(options: NodeOptions) -> Result<(), ClusterError> {
         }
     });
     tokio::spawn(respond(node.clone()));
+    tokio::spawn(crate::query::respond(node.clone()));
     tokio::spawn(respond_status(node.clone()));
     tokio::spawn(listen_heartbeats(node.clone()));
 
@@ -255,7 +266,7 @@ async fn hear_nodes(client: &async_nats::Client) -> Result<Vec<String>, ClusterE
     Ok(live.into_iter().collect())
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -554,11 +565,6 @@ async fn respond(node: Arc<Node>) {
                         Err(error) => not_found(error.to_string()),
                     }
                 }
-                (StageState::Shops(shops), "shops") => QueryReply {
-                    status: 200,
-                    body: serde_json::to_value(shops.ledger.shop_summaries(as_of))
-                        .unwrap_or_default(),
-                },
                 (StageState::Orders(orders), "ordshop") => QueryReply {
                     status: 200,
                     body: serde_json::json!({"shop_id": orders.shop_of(&request.id)}),
@@ -599,7 +605,7 @@ struct AsOf {
 /// ([`penalty_server::routes::when`], over `UnixNs::parse_asked`).
 /// `known_at` is parsed the same way but not answered yet: a node would
 /// need a replay of the partition's log by recorded_at.
-fn as_of(
+pub(crate) fn as_of(
     node: &Node,
     as_of: Option<&str>,
     known_at: Option<&str>,
@@ -671,47 +677,6 @@ async fn http_order(
     };
     let p = partition_of(shop_id, node.config.partitions);
     into_response(ask(&node, format!("penalty.q.order.{p}"), &request).await)
-}
-
-/// `GET /shops` on any node: every partition's shop summaries, asked of
-/// their hosts, merged in shop id order (as one machine's ledger lists
-/// them), then ranked and paged by the one-machine server's
-/// [`ShopListing`]: the same JSON, field for field.
-async fn http_shops(
-    State(node): State<Arc<Node>>,
-    Params(params): Params<ShopListParams>,
-) -> Result<Json<ShopPage>, ApiError> {
-    let as_of = as_of(&node, params.as_of.as_deref(), params.known_at.as_deref())?;
-    let listing = ShopListing::asked(&params)?;
-    let asks = (0..node.config.partitions).map(|p| {
-        let node = node.clone();
-        async move {
-            let request = QueryRequest {
-                id: String::new(),
-                as_of_ns: as_of.0,
-            };
-            (
-                p,
-                ask(&node, format!("penalty.q.shops.{p}"), &request).await,
-            )
-        }
-    });
-    let mut shops: Vec<penalty_core::ShopReport> = Vec::new();
-    for (p, reply) in futures_util::future::join_all(asks).await {
-        if reply.status != 200 {
-            tracing::warn!(partition = p, body = %reply.body, "a partition did not answer /shops");
-            return Err(ApiError::Unavailable(
-                "a partition's host did not answer (it is moving or catching up); retry shortly",
-            ));
-        }
-        let part: Vec<penalty_core::ShopReport> =
-            serde_json::from_value(reply.body).map_err(|e| {
-                ApiError::Internal(format!("a partition's shops could not be read: {e}"))
-            })?;
-        shops.extend(part);
-    }
-    shops.sort_by(|a, b| a.shop_id.cmp(&b.shop_id));
-    Ok(Json(listing.page(shops)))
 }
 
 /// `POST /events` on any node: the one-machine server's upload (its body
