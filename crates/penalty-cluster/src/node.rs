@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use async_nats::jetstream::stream::DirectGetErrorKind;
-use axum::extract::{Path as UrlPath, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -37,11 +37,10 @@ use axum::{Json, Router};
 use futures_util::StreamExt;
 use penalty_core::{Policy, UnixNs};
 use penalty_server::error::ApiError;
-use penalty_server::routes::Params;
 use penalty_server::state::{IngestSummary, RejectedLine};
 use serde::{Deserialize, Serialize};
 
-use crate::partition::{owner, partition_of};
+use crate::partition::owner;
 use crate::setup::{self, read_config, ClusterConfig};
 use crate::stages::{IdStage, OrderStage, ShopStage};
 use crate::wire::{InMsg, OrdMsg, ShopMsg, Stage, HEARTBEAT_SUBJECTS};
@@ -180,7 +179,7 @@ pub async fn run(options: NodeOptions) -> Result<(), ClusterError> {
     let app = Router::new()
         .route("/events", axum::routing::post(http_post_events))
         .route("/shops", get(crate::query::http_shops))
-        .route("/shops/{id}", get(http_shop))
+        .route("/shops/{id}", get(crate::query::http_shop))
         .route("/shops/{id}/postings", get(crate::query::http_postings))
         .route(
             "/shops/{id}/postings.csv",
@@ -191,7 +190,7 @@ pub async fn run(options: NodeOptions) -> Result<(), ClusterError> {
         .route("/orders", get(crate::query::http_orders))
         .route("/orders.csv", get(crate::query::http_orders_csv))
         .route("/data-range", get(crate::query::http_data_range))
-        .route("/orders/{id}", get(http_order))
+        .route("/orders/{id}", get(crate::query::http_order))
         .route("/status", get(http_status))
         .route("/metrics", get(http_metrics))
         // The one-machine server's guard: no POST from another origin, and
@@ -491,24 +490,18 @@ async fn consume(node: &Node, stage: Stage, p: u32, hosted: &Hosted) -> Result<(
 
 /// A query over NATS, to the node hosting a partition.
 #[derive(Debug, Serialize, Deserialize)]
-struct QueryRequest {
-    id: String,
-    as_of_ns: i64,
+pub(crate) struct QueryRequest {
+    pub(crate) id: String,
+    pub(crate) as_of_ns: i64,
 }
 
 /// Its answer: an HTTP status and a JSON body.
 #[derive(Debug, Serialize, Deserialize)]
-struct QueryReply {
-    status: u16,
-    body: serde_json::Value,
+pub(crate) struct QueryReply {
+    pub(crate) status: u16,
+    pub(crate) body: serde_json::Value,
 }
 
-fn not_found(message: String) -> QueryReply {
-    QueryReply {
-        status: 404,
-        body: serde_json::json!({"error": "not_found", "message": message}),
-    }
-}
 
 /// Answers `penalty.q.<kind>.<p>` for the partitions hosted here and caught
 /// up; others are left to their owner.
@@ -545,26 +538,7 @@ async fn respond(node: Arc<Node>) {
         };
         let reply = {
             let state = lock(&hosted.state);
-            let as_of = UnixNs(request.as_of_ns);
             match (&*state, kind) {
-                (StageState::Shops(shops), "shop") => {
-                    match shops.ledger.shop_report(&request.id, as_of, true) {
-                        Ok(report) => QueryReply {
-                            status: 200,
-                            body: serde_json::to_value(report).unwrap_or_default(),
-                        },
-                        Err(error) => not_found(error.to_string()),
-                    }
-                }
-                (StageState::Shops(shops), "order") => {
-                    match shops.ledger.order_report(&request.id, as_of) {
-                        Ok(report) => QueryReply {
-                            status: 200,
-                            body: serde_json::to_value(report).unwrap_or_default(),
-                        },
-                        Err(error) => not_found(error.to_string()),
-                    }
-                }
                 (StageState::Orders(orders), "ordshop") => QueryReply {
                     status: 200,
                     body: serde_json::json!({"shop_id": orders.shop_of(&request.id)}),
@@ -579,7 +553,7 @@ async fn respond(node: Arc<Node>) {
     }
 }
 
-async fn ask(node: &Node, subject: String, request: &QueryRequest) -> QueryReply {
+pub(crate) async fn ask(node: &Node, subject: String, request: &QueryRequest) -> QueryReply {
     let payload = serde_json::to_vec(request).unwrap_or_default();
     let unavailable = |why: String| QueryReply {
         status: 503,
@@ -596,9 +570,9 @@ async fn ask(node: &Node, subject: String, request: &QueryRequest) -> QueryReply
 /// `as_of` and `known_at` of a node's report routes.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AsOf {
-    as_of: Option<String>,
-    known_at: Option<String>,
+pub(crate) struct AsOf {
+    pub(crate) as_of: Option<String>,
+    pub(crate) known_at: Option<String>,
 }
 
 /// The asked instant, read as the one-machine server reads it
@@ -620,63 +594,9 @@ pub(crate) fn as_of(
     Ok(when.as_of)
 }
 
-fn into_response(reply: QueryReply) -> Response {
+pub(crate) fn into_response(reply: QueryReply) -> Response {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, axum::Json(reply.body)).into_response()
-}
-
-async fn http_shop(
-    State(node): State<Arc<Node>>,
-    UrlPath(shop_id): UrlPath<String>,
-    Params(params): Params<AsOf>,
-) -> Response {
-    let as_of = match as_of(&node, params.as_of.as_deref(), params.known_at.as_deref()) {
-        Ok(as_of) => as_of,
-        Err(error) => return error.into_response(),
-    };
-    let p = partition_of(&shop_id, node.config.partitions);
-    into_response(
-        ask(
-            &node,
-            format!("penalty.q.shop.{p}"),
-            &QueryRequest {
-                id: shop_id,
-                as_of_ns: as_of.0,
-            },
-        )
-        .await,
-    )
-}
-
-async fn http_order(
-    State(node): State<Arc<Node>>,
-    UrlPath(order_id): UrlPath<String>,
-    Params(params): Params<AsOf>,
-) -> Response {
-    let as_of = match as_of(&node, params.as_of.as_deref(), params.known_at.as_deref()) {
-        Ok(as_of) => as_of,
-        Err(error) => return error.into_response(),
-    };
-    let request = QueryRequest {
-        id: order_id.clone(),
-        as_of_ns: as_of.0,
-    };
-    let p = partition_of(&order_id, node.config.partitions);
-    let found = ask(&node, format!("penalty.q.ordshop.{p}"), &request).await;
-    if found.status != 200 {
-        return into_response(found);
-    }
-    let Some(shop_id) = found.body.get("shop_id").and_then(|s| s.as_str()) else {
-        // No paid passed stage 2: the ledger of one machine says the same.
-        let error = penalty_core::QueryError::UnknownOrder {
-            order_id,
-            as_of: as_of.to_rfc3339(node.options.policy.utc_offset),
-            paid_at: None,
-        };
-        return into_response(not_found(error.to_string()));
-    };
-    let p = partition_of(shop_id, node.config.partitions);
-    into_response(ask(&node, format!("penalty.q.order.{p}"), &request).await)
 }
 
 /// `POST /events` on any node: the one-machine server's upload (its body

@@ -56,6 +56,13 @@ pub(crate) enum Ask {
         query: Option<String>,
         accept_language: String,
     },
+    /// `GET /orders/{id}`, answered by penalty-server's
+    /// [`penalty_server::routes::order_route_answer`].
+    Order {
+        order_id: String,
+        query: Option<String>,
+        accept_language: String,
+    },
     /// The first rows of `GET /orders`'s query, with their count.
     OrderHead {
         query: Option<String>,
@@ -210,6 +217,19 @@ fn answer(state: &StageState, ask: Ask) -> Answer {
             &shops.ledger,
             route,
             &shop_id,
+            query.as_deref(),
+            &accept_language,
+        )),
+        (
+            StageState::Shops(shops),
+            Ask::Order {
+                order_id,
+                query,
+                accept_language,
+            },
+        ) => from_server(penalty_server::routes::order_route_answer(
+            &shops.ledger,
+            &order_id,
             query.as_deref(),
             &accept_language,
         )),
@@ -464,11 +484,7 @@ async fn shop_route(
     query: Option<String>,
     headers: &HeaderMap,
 ) -> Response {
-    let accept_language = headers
-        .get(header::ACCEPT_LANGUAGE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let accept_language = accept_language(headers);
     let p = partition_of(&shop_id, node.config.partitions);
     ask(
         node,
@@ -478,6 +494,71 @@ async fn shop_route(
             shop_id,
             query,
             accept_language,
+        },
+    )
+    .await
+    .into_response()
+}
+
+/// The `Accept-Language` of a request, handed to the host as it came.
+fn accept_language(headers: &HeaderMap) -> String {
+    headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// `GET /shops/{id}`.
+pub(crate) async fn http_shop(
+    State(node): State<Arc<Node>>,
+    Id(shop_id): Id,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    shop_route(&node, ShopRoute::Shop, shop_id, query, &headers).await
+}
+
+/// `GET /orders/{id}`: the order's shop, asked of the host of the order's
+/// partition in stage 2, then the report, asked of the host of the shop's
+/// partition.
+pub(crate) async fn http_order(
+    State(node): State<Arc<Node>>,
+    Id(order_id): Id,
+    RawQuery(query): RawQuery,
+    Params(params): Params<crate::node::AsOf>,
+    headers: HeaderMap,
+) -> Response {
+    let as_of = match crate::node::as_of(&node, params.as_of.as_deref(), params.known_at.as_deref())
+    {
+        Ok(as_of) => as_of,
+        Err(error) => return refused(error),
+    };
+    let request = crate::node::QueryRequest {
+        id: order_id.clone(),
+        as_of_ns: as_of.0,
+    };
+    let p = partition_of(&order_id, node.config.partitions);
+    let found = crate::node::ask(&node, format!("penalty.q.ordshop.{p}"), &request).await;
+    if found.status != 200 {
+        return crate::node::into_response(found);
+    }
+    let Some(shop_id) = found.body.get("shop_id").and_then(|s| s.as_str()) else {
+        // No paid passed stage 2: the ledger of one machine says the same.
+        return refused(ApiError::from(penalty_core::QueryError::UnknownOrder {
+            order_id,
+            as_of: as_of.to_rfc3339(node.options.policy.utc_offset),
+            paid_at: None,
+        }));
+    };
+    let p = partition_of(shop_id, node.config.partitions);
+    ask(
+        &node,
+        p,
+        &Ask::Order {
+            order_id,
+            query,
+            accept_language: accept_language(&headers),
         },
     )
     .await

@@ -1261,6 +1261,25 @@ impl PostingCsvAsk {
     }
 }
 
+/// `GET /orders/{id}` from `ledger`, which holds every event of the order's
+/// shop (a cluster partition's ledger), for an operator: the one-machine
+/// handler's checks and body; `known_at` is refused as in
+/// [`shop_route_answer`].
+pub fn order_route_answer(
+    ledger: &penalty_core::Ledger,
+    order_id: &str,
+    query: Option<&str>,
+    accept_language: &str,
+) -> Result<Response, ApiError> {
+    let lang = penalty_core::labels::Lang::from_accept_language(accept_language);
+    let (_, as_of) = parse_query_when::<AsOfParams>(query, ledger.policy())?;
+    check_id(order_id, "the id in the path")?;
+    let report = ledger
+        .order_report_in(order_id, as_of, lang)
+        .map_err(not_found_for_http)?;
+    Ok(Json(report).into_response())
+}
+
 /// A query string parsed as [`Asked`] parses it, for a cluster node: the
 /// parameters and the `as_of`; `known_at` is refused (a 400
 /// `known_at_unsupported`): a partition's ledger holds the present only.
@@ -1289,6 +1308,8 @@ fn parse_query_when<T: DeserializeOwned + AsksWhen>(
 /// [`shop_route_answer`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ShopRoute {
+    /// `GET /shops/{id}`.
+    Shop,
     /// `GET /shops/{id}/postings`.
     Postings,
     /// `GET /shops/{id}/postings.csv`.
@@ -1317,6 +1338,14 @@ pub fn shop_route_answer(
     let lang = penalty_core::labels::Lang::from_accept_language(accept_language);
     check_id(shop_id, "the id in the path")?;
     Ok(match route {
+        ShopRoute::Shop => {
+            let (params, as_of) = parse_query_when::<ShopParams>(query, policy)?;
+            let with_deductions = params.summary != Some(true);
+            let report = ledger
+                .shop_report(shop_id, as_of, with_deductions)
+                .map_err(not_found_for_http)?;
+            Json(report).into_response()
+        }
         ShopRoute::Postings => {
             let (params, as_of) = parse_query_when::<PostingParams>(query, policy)?;
             let asked = Page::asked(params.limit, params.offset)?;
