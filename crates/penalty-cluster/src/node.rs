@@ -502,7 +502,6 @@ pub(crate) struct QueryReply {
     pub(crate) body: serde_json::Value,
 }
 
-
 /// Answers `penalty.q.<kind>.<p>` for the partitions hosted here and caught
 /// up; others are left to their owner.
 async fn respond(node: Arc<Node>) {
@@ -838,8 +837,10 @@ async fn respond_status(node: Arc<Node>) {
     };
     while let Some(message) = subscription.next().await {
         if let Some(reply_to) = message.reply {
+            // In chunks: a node hosting many partitions says more than one
+            // NATS message holds.
             let bytes = serde_json::to_vec(&node_status(&node).await).unwrap_or_default();
-            if let Err(error) = node.client.publish(reply_to, bytes.into()).await {
+            if let Err(error) = crate::query::send_chunks(&node.client, reply_to, &bytes).await {
                 tracing::warn!(%error, "answering a status request");
             }
         }
@@ -891,11 +892,11 @@ pub async fn cluster_status(
     for name in &live {
         let asked = tokio::time::timeout(
             Duration::from_secs(5),
-            client.request(format!("penalty.status.{name}"), Vec::new().into()),
+            crate::query::request_chunks(client, format!("penalty.status.{name}"), Vec::new()),
         )
         .await;
-        if let Ok(Ok(message)) = asked {
-            if let Ok(status) = serde_json::from_slice::<NodeStatus>(&message.payload) {
+        if let Ok(Ok(bytes)) = asked {
+            if let Ok(status) = serde_json::from_slice::<NodeStatus>(&bytes) {
                 statuses.insert(name.clone(), status);
             }
         }

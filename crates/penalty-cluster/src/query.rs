@@ -330,7 +330,11 @@ pub(crate) async fn respond(node: Arc<Node>) {
                 Ok(answer) => answer,
                 Err(error) => Answer::error(ApiError::internal(error)),
             };
-            if let Err(error) = send_chunks(&node.client, reply_to, &answer).await {
+            let sent = match bincode::serialize(&answer) {
+                Ok(bytes) => send_chunks(&node.client, reply_to, &bytes).await,
+                Err(error) => Err(error.to_string()),
+            };
+            if let Err(error) = sent {
                 tracing::warn!(%error, "answering a query");
             }
         });
@@ -346,17 +350,17 @@ fn chunk_bytes(client: &async_nats::Client) -> usize {
         .max(256)
 }
 
-/// Sends `answer` to `reply_to` in chunks, each no larger than the server's
+/// Sends `bytes` to `reply_to` in chunks, each no larger than the server's
 /// maximum payload, tagged with a token of this answer (two hosts may both
-/// answer while a partition moves: the asker keeps the first one's).
-async fn send_chunks(
+/// answer while a partition moves: the asker keeps the first one's). Also
+/// a node's answer to `penalty cluster status`.
+pub(crate) async fn send_chunks(
     client: &async_nats::Client,
     reply_to: async_nats::Subject,
-    answer: &Answer,
+    bytes: &[u8],
 ) -> Result<(), String> {
     static ANSWERS: AtomicU64 = AtomicU64::new(0);
     let token = (std::process::id() as u64) << 32 | ANSWERS.fetch_add(1, Ordering::Relaxed);
-    let bytes = bincode::serialize(answer).map_err(|e| e.to_string())?;
     let size = chunk_bytes(client);
     let count = u32::try_from(bytes.len().div_ceil(size).max(1))
         .map_err(|_| "an answer of more than 2^32 chunks".to_string())?;
@@ -380,28 +384,39 @@ async fn send_chunks(
 /// chunked answer; a 503 when no host answers in time or chunks are lost.
 pub(crate) async fn ask(node: &Node, p: u32, ask: &Ask) -> Answer {
     let subject = format!("penalty.qc.{}.{p}", ask.stage().name());
-    let inbox = node.client.new_inbox();
-    let mut replies = match node.client.subscribe(inbox.clone()).await {
-        Ok(replies) => replies,
-        Err(error) => return Answer::unavailable(format!("{subject}: {error}")),
-    };
     let payload = serde_json::to_vec(ask).unwrap_or_default();
-    if let Err(error) = node
-        .client
+    match request_chunks(&node.client, subject, payload).await {
+        Ok(bytes) => bincode::deserialize(&bytes)
+            .unwrap_or_else(|e| Answer::unavailable(format!("an unreadable answer: {e}"))),
+        Err(why) => Answer::unavailable(why),
+    }
+}
+
+/// Publishes `payload` on `subject` and gathers the chunks of the first
+/// answer ([`send_chunks`]): its bytes, or why none came whole in time.
+pub(crate) async fn request_chunks(
+    client: &async_nats::Client,
+    subject: String,
+    payload: Vec<u8>,
+) -> Result<Vec<u8>, String> {
+    let inbox = client.new_inbox();
+    let mut replies = client
+        .subscribe(inbox.clone())
+        .await
+        .map_err(|error| format!("{subject}: {error}"))?;
+    client
         .publish_with_reply(subject.clone(), inbox, payload.into())
         .await
-    {
-        return Answer::unavailable(format!("{subject}: {error}"));
-    }
+        .map_err(|error| format!("{subject}: {error}"))?;
     let mut token = None;
     let mut bytes = Vec::new();
     let mut next = 0u32;
     loop {
         let chunk = match tokio::time::timeout(CHUNK_WAIT, replies.next()).await {
             Ok(Some(chunk)) => chunk,
-            Ok(None) => return Answer::unavailable(format!("{subject}: the replies ended")),
+            Ok(None) => return Err(format!("{subject}: the replies ended")),
             Err(_) => {
-                return Answer::unavailable(format!(
+                return Err(format!(
                     "{subject}: no chunk within {CHUNK_WAIT:?} (the partition is moving or \
                      catching up)"
                 ))
@@ -418,7 +433,7 @@ pub(crate) async fn ask(node: &Node, p: u32, ask: &Ask) -> Answer {
             continue;
         }
         if index != next {
-            return Answer::unavailable(format!(
+            return Err(format!(
                 "{subject}: chunk {index} came where {next} was due"
             ));
         }
@@ -429,8 +444,7 @@ pub(crate) async fn ask(node: &Node, p: u32, ask: &Ask) -> Answer {
         }
     }
     let _ = replies.unsubscribe().await;
-    bincode::deserialize(&bytes)
-        .unwrap_or_else(|e| Answer::unavailable(format!("{subject}: an unreadable answer: {e}")))
+    Ok(bytes)
 }
 
 /// Asks every partition; the answers in partition order, or the first
