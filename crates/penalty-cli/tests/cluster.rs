@@ -410,6 +410,62 @@ fn assert_same_routes(cluster: &Cluster, single_port: u16) {
     }
 }
 
+/// Answers with `known_at` (an instant between the workload and the second
+/// body) through every node equal the one-machine server's, field for field,
+/// and differ from the answers without it (the second body is left out).
+fn assert_same_known_at(cluster: &Cluster, single_port: u16, known_at: &str) {
+    let as_of = AS_OF.replace('+', "%2B");
+    let k = format!("as_of={as_of}&known_at={known_at}");
+    let queries = [
+        format!("/shops?{k}"),
+        format!("/shops?{k}&sort=charged&limit=5"),
+        format!("/shops/S000001?{k}"),
+        format!("/shops/S000025?{k}"),
+        format!("/shops/S000002/postings?{k}"),
+        format!("/shops/S000003/at-risk?{k}"),
+        format!("/orders?{k}&sort=charged&limit=30"),
+        format!("/orders?{k}&shop=S000004"),
+        format!("/orders.csv?{k}"),
+        format!("/orders/O000000005?{k}"),
+        format!("/shops?as_of={as_of}&known_at=never"),
+    ];
+    let mut changed = 0;
+    for (n, query) in queries.iter().enumerate() {
+        let (status, content_type, body) =
+            http_get_whole(single_port, query, None).expect("the one-machine server answers");
+        let now = query.replace(&format!("&known_at={known_at}"), "");
+        let (_, _, body_now) =
+            http_get_whole(single_port, &now, None).expect("the one-machine server answers");
+        if body_now != body {
+            changed += 1;
+        }
+        let port = cluster.http[n % 3];
+        wait_until(
+            &format!("{query} as one machine"),
+            Duration::from_secs(60),
+            || {
+                let (got_status, got_type, got) = http_get_whole(port, query, None)?;
+                let same = if content_type.starts_with("application/json") {
+                    serde_json::from_str::<Value>(&got).ok() == serde_json::from_str(&body).ok()
+                } else {
+                    got == body
+                };
+                if got_status == status && got_type == content_type && same {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{got_status} {got_type}: {got}\nexpected {status} {content_type}: {body}"
+                    ))
+                }
+            },
+        );
+    }
+    assert!(
+        changed >= 5,
+        "known_at changes few answers ({changed}): the test does not see it"
+    );
+}
+
 struct Cluster {
     processes: Processes,
     url: String,
@@ -793,6 +849,16 @@ fn three_nodes_over_three_nats_servers_answer_as_one_machine() {
         "re-sent, the cluster's counts differ from one machine's"
     );
 
+    // An instant after both ledgers recorded the workload and before the
+    // second body: `known_at` of it must answer without the second body.
+    std::thread::sleep(Duration::from_millis(100));
+    let known_at = Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%S.%NZ"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .expect("date");
+    std::thread::sleep(Duration::from_millis(100));
+
     // POST /events on a node answers as the one-machine server's POST
     // /events, field for field (counts and listed rejects), and the merged
     // GET /shops pages equal the one-machine server's.
@@ -827,6 +893,7 @@ fn three_nodes_over_three_nats_servers_answer_as_one_machine() {
     assert_eq!(canonical(&again)["appended"], 0, "re-posted: {again}");
     assert_same_shop_pages(&cluster, single_port);
     assert_same_routes(&cluster, single_port);
+    assert_same_known_at(&cluster, single_port, &known_at);
 
     // Once all is applied and checkpointed, every node's /metrics shows a
     // lag of 0 for each stage partition it owns (all 3 × P between them),

@@ -35,7 +35,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use futures_util::StreamExt;
-use penalty_core::{Policy, UnixNs};
+use penalty_core::Policy;
 use penalty_server::error::ApiError;
 use penalty_server::state::{IngestSummary, RejectedLine};
 use serde::{Deserialize, Serialize};
@@ -102,7 +102,7 @@ pub(crate) struct Node {
     pub(crate) options: NodeOptions,
     pub(crate) config: ClusterConfig,
     pub(crate) client: async_nats::Client,
-    js: jetstream::Context,
+    pub(crate) js: jetstream::Context,
     pub(crate) hosted: Mutex<HostedMap>,
     live: Mutex<Vec<String>>,
     heard: Mutex<HashMap<String, std::time::Instant>>,
@@ -566,33 +566,6 @@ pub(crate) async fn ask(node: &Node, subject: String, request: &QueryRequest) ->
     }
 }
 
-/// `as_of` and `known_at` of a node's report routes.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct AsOf {
-    pub(crate) as_of: Option<String>,
-    pub(crate) known_at: Option<String>,
-}
-
-/// The asked instant, read as the one-machine server reads it
-/// ([`penalty_server::routes::when`], over `UnixNs::parse_asked`).
-/// `known_at` is parsed the same way but not answered yet: a node would
-/// need a replay of the partition's log by recorded_at.
-pub(crate) fn as_of(
-    node: &Node,
-    as_of: Option<&str>,
-    known_at: Option<&str>,
-) -> Result<UnixNs, penalty_server::error::ApiError> {
-    let when = penalty_server::routes::when(&node.options.policy, as_of, known_at)?;
-    if when.known_at.is_some() {
-        return Err(penalty_server::error::ApiError::bad_request(
-            "known_at_unsupported",
-            "known_at is not answered by a cluster node yet; ask without it",
-        ));
-    }
-    Ok(when.as_of)
-}
-
 pub(crate) fn into_response(reply: QueryReply) -> Response {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, axum::Json(reply.body)).into_response()
@@ -892,7 +865,12 @@ pub async fn cluster_status(
     for name in &live {
         let asked = tokio::time::timeout(
             Duration::from_secs(5),
-            crate::query::request_chunks(client, format!("penalty.status.{name}"), Vec::new()),
+            crate::query::request_chunks(
+                client,
+                format!("penalty.status.{name}"),
+                Vec::new(),
+                Duration::from_secs(5),
+            ),
         )
         .await;
         if let Ok(Ok(bytes)) = asked {

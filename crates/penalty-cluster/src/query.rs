@@ -39,6 +39,10 @@ use crate::wire::Stage;
 /// How long a node waits for the next chunk of an answer.
 const CHUNK_WAIT: Duration = Duration::from_secs(5);
 
+/// How long a node waits for the first chunk of a `known_at` answer, which
+/// replays the partition's stream first.
+const REPLAY_WAIT: Duration = Duration::from_secs(60);
+
 /// The bytes before a chunk's data: the answer's token (u64), the chunk's
 /// index and the count of chunks (u32 each), big-endian.
 const CHUNK_HEADER: usize = 16;
@@ -46,8 +50,12 @@ const CHUNK_HEADER: usize = 16;
 /// What a node asks of a partition's host.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Ask {
-    /// Every shop's summary as of the instant (`GET /shops`).
-    Shops { as_of_ns: i64 },
+    /// Every shop's summary as of the instant (`GET /shops`), of the
+    /// events recorded by `known_at_ns` if given.
+    Shops {
+        as_of_ns: i64,
+        known_at_ns: Option<i64>,
+    },
     /// A route of one shop, answered by penalty-server's
     /// [`penalty_server::routes::shop_route_answer`].
     ShopRoute {
@@ -81,6 +89,27 @@ pub(crate) enum Ask {
 }
 
 impl Ask {
+    /// The `known_at` of the ask: a field, or a parameter of the query
+    /// string handed over (read loosely here: a malformed one is left to
+    /// penalty-server's check, which answers it with its 400).
+    fn known_at(&self, policy: &penalty_core::Policy) -> Option<UnixNs> {
+        #[derive(Deserialize)]
+        struct Loose {
+            known_at: Option<String>,
+        }
+        let query = match self {
+            Ask::Shops { known_at_ns, .. } => return known_at_ns.map(UnixNs),
+            Ask::ShopRoute { query, .. }
+            | Ask::Order { query, .. }
+            | Ask::OrderHead { query, .. }
+            | Ask::OrderCsv { query, .. } => query.as_deref()?,
+            Ask::Span | Ask::ParkedSpan => return None,
+        };
+        let uri: axum::http::Uri = format!("/?{query}").parse().ok()?;
+        let axum::extract::Query(loose) = axum::extract::Query::<Loose>::try_from_uri(&uri).ok()?;
+        UnixNs::parse_asked(&loose.known_at?, policy.utc_offset).ok()
+    }
+
     /// The stage whose state answers.
     fn stage(&self) -> Stage {
         match self {
@@ -202,7 +231,7 @@ fn answer(state: &StageState, ask: Ask) -> Answer {
         Err(error) => Answer::error(error),
     };
     match (state, ask) {
-        (StageState::Shops(shops), Ask::Shops { as_of_ns }) => {
+        (StageState::Shops(shops), Ask::Shops { as_of_ns, .. }) => {
             Answer::json(&shops.ledger.shop_summaries(UnixNs(as_of_ns)))
         }
         (
@@ -323,9 +352,17 @@ pub(crate) async fn respond(node: Arc<Node>) {
         let node = node.clone();
         tokio::spawn(async move {
             // The computation holds the partition's state: off the async
-            // threads, as one machine's queries.
-            let computed =
-                tokio::task::spawn_blocking(move || answer(&lock(&hosted.state), ask)).await;
+            // threads, as one machine's queries. With `known_at`, it runs on
+            // a replay of the partition's events recorded by then.
+            let computed = match ask.known_at(&node.options.policy) {
+                Some(known_at) if ask.stage() == Stage::Shops => {
+                    match replay(&node, p, known_at).await {
+                        Ok(state) => tokio::task::spawn_blocking(move || answer(&state, ask)).await,
+                        Err(why) => Ok(Answer::unavailable(why)),
+                    }
+                }
+                _ => tokio::task::spawn_blocking(move || answer(&lock(&hosted.state), ask)).await,
+            };
             let answer = match computed {
                 Ok(answer) => answer,
                 Err(error) => Answer::error(ApiError::internal(error)),
@@ -339,6 +376,41 @@ pub(crate) async fn respond(node: Arc<Node>) {
             }
         });
     }
+}
+
+/// Partition `p`'s shop stage as it was with the events recorded by
+/// `known_at` only: its stream read from the start, each message applied
+/// when stage 1 recorded its event by then (the recording stamp travels
+/// with the event, also when stage 2 held it for its paid), in stream order
+/// as the live worker applies them. One machine answers `known_at` from a
+/// replay of its log by the same rule.
+async fn replay(node: &Node, p: u32, known_at: UnixNs) -> Result<StageState, String> {
+    use async_nats::jetstream::stream::DirectGetErrorKind;
+    let stream = node
+        .js
+        .get_stream(Stage::Shops.stream())
+        .await
+        .map_err(|e| format!("opening the shop stream: {e}"))?;
+    let subject = Stage::Shops.subject(p);
+    let mut stage = crate::stages::ShopStage::new(node.options.policy.clone());
+    let mut last_seq = 0u64;
+    loop {
+        let message = match stream
+            .direct_get_next_for_subject(subject.clone(), Some(last_seq + 1))
+            .await
+        {
+            Ok(message) => message,
+            Err(error) if error.kind() == DirectGetErrorKind::NotFound => break,
+            Err(error) => return Err(format!("replaying {subject}: {error}")),
+        };
+        last_seq = message.sequence;
+        let msg: crate::wire::ShopMsg = serde_json::from_slice(&message.payload)
+            .map_err(|e| format!("{subject} seq {last_seq}: {e}"))?;
+        if msg.recorded_at_ns <= known_at.0 {
+            stage.handle(msg);
+        }
+    }
+    Ok(StageState::Shops(Box::new(stage)))
 }
 
 /// The chunk data size under this connection's server's maximum payload.
@@ -385,7 +457,13 @@ pub(crate) async fn send_chunks(
 pub(crate) async fn ask(node: &Node, p: u32, ask: &Ask) -> Answer {
     let subject = format!("penalty.qc.{}.{p}", ask.stage().name());
     let payload = serde_json::to_vec(ask).unwrap_or_default();
-    match request_chunks(&node.client, subject, payload).await {
+    // A replay reads the partition's stream before the first chunk.
+    let first_wait = if ask.known_at(&node.options.policy).is_some() {
+        REPLAY_WAIT
+    } else {
+        CHUNK_WAIT
+    };
+    match request_chunks(&node.client, subject, payload, first_wait).await {
         Ok(bytes) => bincode::deserialize(&bytes)
             .unwrap_or_else(|e| Answer::unavailable(format!("an unreadable answer: {e}"))),
         Err(why) => Answer::unavailable(why),
@@ -398,6 +476,7 @@ pub(crate) async fn request_chunks(
     client: &async_nats::Client,
     subject: String,
     payload: Vec<u8>,
+    first_wait: Duration,
 ) -> Result<Vec<u8>, String> {
     let inbox = client.new_inbox();
     let mut replies = client
@@ -412,12 +491,13 @@ pub(crate) async fn request_chunks(
     let mut bytes = Vec::new();
     let mut next = 0u32;
     loop {
-        let chunk = match tokio::time::timeout(CHUNK_WAIT, replies.next()).await {
+        let wait = if next == 0 { first_wait } else { CHUNK_WAIT };
+        let chunk = match tokio::time::timeout(wait, replies.next()).await {
             Ok(Some(chunk)) => chunk,
             Ok(None) => return Err(format!("{subject}: the replies ended")),
             Err(_) => {
                 return Err(format!(
-                    "{subject}: no chunk within {CHUNK_WAIT:?} (the partition is moving or \
+                    "{subject}: no chunk within {wait:?} (the partition is moving or \
                      catching up)"
                 ))
             }
@@ -477,13 +557,19 @@ pub(crate) async fn http_shops(
     State(node): State<Arc<Node>>,
     Params(params): Params<ShopListParams>,
 ) -> Result<Json<ShopPage>, Response> {
-    let as_of = crate::node::as_of(&node, params.as_of.as_deref(), params.known_at.as_deref())
-        .map_err(refused)?;
+    let when = penalty_server::routes::when(
+        &node.options.policy,
+        params.as_of.as_deref(),
+        params.known_at.as_deref(),
+    )
+    .map_err(refused)?;
     let listing = ShopListing::asked(&params).map_err(refused)?;
-    let parts: Vec<Vec<penalty_core::ShopReport>> =
-        ask_all(&node, || Ask::Shops { as_of_ns: as_of.0 })
-            .await
-            .map_err(Answer::into_response)?;
+    let parts: Vec<Vec<penalty_core::ShopReport>> = ask_all(&node, || Ask::Shops {
+        as_of_ns: when.as_of.0,
+        known_at_ns: when.known_at.map(|k| k.0),
+    })
+    .await
+    .map_err(Answer::into_response)?;
     let mut shops: Vec<penalty_core::ShopReport> = parts.into_iter().flatten().collect();
     shops.sort_by(|a, b| a.shop_id.cmp(&b.shop_id));
     Ok(Json(listing.page(shops)))
@@ -533,6 +619,14 @@ pub(crate) async fn http_shop(
     shop_route(&node, ShopRoute::Shop, shop_id, query, &headers).await
 }
 
+/// `as_of` and `known_at` of `GET /orders/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AsOf {
+    as_of: Option<String>,
+    known_at: Option<String>,
+}
+
 /// `GET /orders/{id}`: the order's shop, asked of the host of the order's
 /// partition in stage 2, then the report, asked of the host of the shop's
 /// partition.
@@ -540,12 +634,16 @@ pub(crate) async fn http_order(
     State(node): State<Arc<Node>>,
     Id(order_id): Id,
     RawQuery(query): RawQuery,
-    Params(params): Params<crate::node::AsOf>,
+    Params(params): Params<AsOf>,
     headers: HeaderMap,
 ) -> Response {
-    let as_of = match crate::node::as_of(&node, params.as_of.as_deref(), params.known_at.as_deref())
-    {
-        Ok(as_of) => as_of,
+    let when = penalty_server::routes::when(
+        &node.options.policy,
+        params.as_of.as_deref(),
+        params.known_at.as_deref(),
+    );
+    let as_of = match when {
+        Ok(when) => when.as_of,
         Err(error) => return refused(error),
     };
     let request = crate::node::QueryRequest {

@@ -966,6 +966,8 @@ pub struct OrderListAsk {
     pub limit: usize,
     /// `GET /orders.csv`'s `excel`.
     pub excel: bool,
+    /// Only events recorded by then, if asked.
+    pub known_at: Option<UnixNs>,
 }
 
 impl OrderListAsk {
@@ -997,19 +999,24 @@ impl OrderListAsk {
             offset: page.offset,
             limit: page.limit,
             excel: params.excel.unwrap_or(false),
+            known_at: None,
         })
     }
 
     /// The query string `query` of `GET /orders` (with `csv`, of `GET
     /// /orders.csv`) checked as the one-machine route checks it, for an
-    /// operator; `known_at` is refused (a 400 `known_at_unsupported`).
+    /// operator.
     pub fn from_query(
         policy: &Policy,
         query: Option<&str>,
         csv: bool,
     ) -> Result<OrderListAsk, ApiError> {
-        let (params, as_of) = parse_query_when::<OrderListParams>(query, policy)?;
-        OrderListAsk::checked(policy, None, &params, csv, as_of)
+        let (params, when) = parse_query_known::<OrderListParams>(query, policy)?;
+        let asked = OrderListAsk::checked(policy, None, &params, csv, when.as_of)?;
+        Ok(OrderListAsk {
+            known_at: when.known_at,
+            ..asked
+        })
     }
 }
 
@@ -1263,8 +1270,8 @@ impl PostingCsvAsk {
 
 /// `GET /orders/{id}` from `ledger`, which holds every event of the order's
 /// shop (a cluster partition's ledger), for an operator: the one-machine
-/// handler's checks and body; `known_at` is refused as in
-/// [`shop_route_answer`].
+/// handler's checks and body; `ledger` is already the one known at the
+/// query's `known_at`, if any.
 pub fn order_route_answer(
     ledger: &penalty_core::Ledger,
     order_id: &str,
@@ -1281,12 +1288,21 @@ pub fn order_route_answer(
 }
 
 /// A query string parsed as [`Asked`] parses it, for a cluster node: the
-/// parameters and the `as_of`; `known_at` is refused (a 400
-/// `known_at_unsupported`): a partition's ledger holds the present only.
+/// parameters and the `as_of`. A `known_at` is checked here but applied by
+/// the caller: the ledger it hands over is already the one of the events
+/// recorded by then.
 fn parse_query_when<T: DeserializeOwned + AsksWhen>(
     query: Option<&str>,
     policy: &Policy,
 ) -> Result<(T, UnixNs), ApiError> {
+    parse_query_known::<T>(query, policy).map(|(params, when)| (params, when.as_of))
+}
+
+/// [`parse_query_when`], with the `known_at` asked.
+fn parse_query_known<T: DeserializeOwned + AsksWhen>(
+    query: Option<&str>,
+    policy: &Policy,
+) -> Result<(T, When), ApiError> {
     let uri: axum::http::Uri = format!("/?{}", query.unwrap_or(""))
         .parse()
         .map_err(|_| ApiError::bad_request("invalid_query", "the query string is malformed"))?;
@@ -1294,13 +1310,7 @@ fn parse_query_when<T: DeserializeOwned + AsksWhen>(
         .map(|Query(value)| value)
         .map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))?;
     let when = when(policy, params.as_of(), params.known_at())?;
-    if when.known_at.is_some() {
-        return Err(ApiError::bad_request(
-            "known_at_unsupported",
-            "known_at is not answered by a cluster node yet; ask without it",
-        ));
-    }
-    Ok((params, when.as_of))
+    Ok((params, when))
 }
 
 /// The routes of one shop that a cluster node forwards to the host of the
@@ -1324,9 +1334,9 @@ pub enum ShopRoute {
 /// (an `Accept-Language` of `accept_language`), from `ledger`, which holds
 /// every event of the shop (a cluster partition's ledger): the one-machine
 /// handler's checks, in its order, and its body, byte for byte. As every
-/// caller is an operator here, there is no shop to refuse; `known_at` is
-/// refused (a 400 `known_at_unsupported`): a partition's ledger holds the
-/// present only.
+/// caller is an operator here, there is no shop to refuse. `ledger` is
+/// already the one of the events recorded by the query's `known_at`, if
+/// any (the host replays its partition to that instant).
 pub fn shop_route_answer(
     ledger: &penalty_core::Ledger,
     route: ShopRoute,
