@@ -1418,7 +1418,10 @@ async fn data_range(
     let policy = state.policy().clone();
     let range = state
         .query_for(Some(&access.clone()), None, move |ledger| {
-            Ok(DataRange::of(ledger.event_span(access.confined_to()), &policy))
+            Ok(DataRange::of(
+                ledger.event_span(access.confined_to()),
+                &policy,
+            ))
         })
         .await?;
     Ok(Json(range))
