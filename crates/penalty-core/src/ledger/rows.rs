@@ -501,6 +501,77 @@ mod tests {
     }
 
     #[test]
+    fn heads_of_ledgers_holding_disjoint_shops_merge_into_one_ledgers_pages() {
+        // What a cluster node does with its partitions: each ledger holds
+        // some shops; their heads, merged by `OrderSort::compare`, give the
+        // page of one ledger holding every shop, for every sort and page.
+        let events = [
+            paid("O1", "S2", 0),
+            paid("O2", "S1", 1),
+            paid("O3", "S1", 2),
+            shipped("O3", "SF3", 3),
+            paid("O4", "S2", 3),
+            shipped("O4", "SF4", 4),
+            paid("O5", "S3", 50),
+            paid("O6", "S2", 1),
+            paid("O7", "S1", 0),
+            paid("O8", "S3", 0),
+            paid("O9", "S4", 2),
+        ];
+        let one = folded(one_deduction_a_day(), &events);
+        let parts: Vec<Ledger> = [&["S1", "S3"][..], &["S2"], &["S4", "S5"]]
+            .iter()
+            .map(|shops| {
+                let mine: Vec<crate::event::Event> = events
+                    .iter()
+                    .filter(|e| {
+                        let id = e.order_id().unwrap_or_default();
+                        let shop = events.iter().find_map(|p| match &p.kind {
+                            crate::event::EventKind::Paid {
+                                order_id, shop_id, ..
+                            } if order_id == id => Some(shop_id.as_str()),
+                            _ => None,
+                        });
+                        shop.is_some_and(|s| shops.contains(&s))
+                    })
+                    .cloned()
+                    .collect();
+                folded(one_deduction_a_day(), &mine)
+            })
+            .collect();
+        let hours = 24 * 10;
+        for sort in OrderSort::ALL {
+            for (offset, limit) in [(0, 100), (0, 3), (2, 4), (5, 5), (10, 3), (11, 1)] {
+                let want =
+                    one.order_rows_page(at(hours), None, RowFilter::default(), sort, offset, limit);
+                let mut rows = Vec::new();
+                let mut total = 0;
+                for part in &parts {
+                    let (head, count) = part.order_rows_head(
+                        at(hours),
+                        None,
+                        RowFilter::default(),
+                        sort,
+                        offset + limit,
+                    );
+                    assert!(head.len() <= offset + limit);
+                    rows.extend(head);
+                    total += count;
+                }
+                rows.sort_by(|a, b| sort.compare((a.0, &a.1), (b.0, &b.1)));
+                let got: Vec<OrderRow> = rows
+                    .into_iter()
+                    .skip(offset)
+                    .take(limit)
+                    .map(|(_, row)| row)
+                    .collect();
+                assert_eq!(total, want.total, "{sort:?}");
+                assert_eq!(got, want.rows, "{sort:?} from {offset}, {limit} rows");
+            }
+        }
+    }
+
+    #[test]
     fn each_sort_orders_by_its_key_then_by_shop_and_order_id_in_any_page_size() {
         // Two shops; O3 and O4 are shipped (never judged), the rest time
         // out and are judged and charged; O5 is paid last. The cap holds
