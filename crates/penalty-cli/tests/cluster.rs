@@ -19,6 +19,8 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_penalty");
 const PARTITIONS: u32 = 16;
+/// The NATS servers' maximum payload (see [`Cluster::start`]).
+const MAX_PAYLOAD_BYTES: usize = 2048;
 const AS_OF: &str = "2026-09-01T00:00:00+08:00";
 
 /// Children killed (and reaped) when the test ends, however it ends.
@@ -210,12 +212,258 @@ fn assert_same_shop_pages(cluster: &Cluster, single_port: u16) {
             },
         );
         if n == 0 {
+            let shops = expected["shops"].as_array().expect("shops");
+            assert!(shops.len() >= 20, "{query}: {expected}");
+            // Some partition's summaries take more than one NATS message:
+            // the merge gathered them in chunks.
+            let mut bytes = vec![0usize; PARTITIONS as usize];
+            for shop in shops {
+                let id = shop["shop_id"].as_str().expect("an id");
+                bytes[penalty_cluster::partition::partition_of(id, PARTITIONS) as usize] +=
+                    shop.to_string().len();
+            }
+            let largest = bytes.iter().max().copied().unwrap_or(0);
             assert!(
-                expected["shops"].as_array().map_or(0, Vec::len) >= 20,
-                "{query}: {expected}"
+                largest > 2 * MAX_PAYLOAD_BYTES,
+                "a partition's summaries ({largest} bytes) fit in one NATS message"
             );
         }
     }
+}
+
+/// A GET over HTTP/1.0 (so that a streamed body comes whole, without
+/// chunked framing), optionally with an `Accept-Language`: the status, the
+/// `Content-Type` and the body.
+fn http_get_whole(
+    port: u16,
+    path: &str,
+    language: Option<&str>,
+) -> Result<(u16, String, String), String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .map_err(|e| e.to_string())?;
+    let language = language.map_or(String::new(), |l| format!("Accept-Language: {l}\r\n"));
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{language}\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| e.to_string())?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("no head in {response:?}"))?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("no status in {head:?}"))?;
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-type:")
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    Ok((status, content_type, body.to_string()))
+}
+
+/// A notice feed's page without what depends on when each event was
+/// recorded: a notice's `cursor` (and the page's `next`) begins with its
+/// visibility instant, the event's recording (R9), and the feed runs in
+/// that order; a cluster records an event when its stream stores it, one
+/// machine when its log appends it, so two ledgers of the same events (two
+/// one-machine ingests too) differ there and only there. The notices are
+/// compared as a set, each field for field.
+fn without_recording_instants(mut page: Value) -> Value {
+    if let Some(notices) = page["notices"].as_array_mut() {
+        for notice in notices.iter_mut() {
+            if let Some(fields) = notice.as_object_mut() {
+                fields.remove("cursor");
+            }
+        }
+        notices.sort_by_key(|n| n.to_string());
+    }
+    if let Some(fields) = page.as_object_mut() {
+        fields.remove("next");
+    }
+    page
+}
+
+/// The routes a node forwards to a shop's host or merges over every
+/// partition (postings, their CSV, notices, at-risk, `GET /orders` with its
+/// filters, sorts and pages, `GET /orders.csv`, `GET /data-range`), asked
+/// through every node in turn, equal the one-machine server's answers:
+/// status, content type and body (JSON field for field, CSV byte for byte),
+/// refusals included; a notice feed whole, without its recording instants
+/// ([`without_recording_instants`]).
+fn assert_same_routes(cluster: &Cluster, single_port: u16) {
+    let as_of = AS_OF.replace('+', "%2B");
+    let (_, _, listed) = http_get_whole(single_port, &format!("/shops?as_of={as_of}"), None)
+        .expect("the one-machine server answers");
+    let shops: Vec<String> = canonical(&listed)["shops"]
+        .as_array()
+        .expect("shops")
+        .iter()
+        .map(|s| s["shop_id"].as_str().expect("an id").to_string())
+        .collect();
+    let mut queries: Vec<(String, Option<&str>)> = Vec::new();
+    for shop in shops.iter().step_by(5).chain([&"S-NOPE".to_string()]) {
+        queries.extend([
+            (format!("/shops/{shop}/postings?as_of={as_of}"), None),
+            (
+                format!("/shops/{shop}/postings?as_of={as_of}&limit=3&offset=2"),
+                Some("zh-CN"),
+            ),
+            (format!("/shops/{shop}/postings.csv?as_of={as_of}"), None),
+            (
+                format!("/shops/{shop}/postings.csv?as_of={as_of}&excel=true&from=2026-03-01"),
+                None,
+            ),
+            (
+                format!("/shops/{shop}/notices?as_of={as_of}&limit=1000"),
+                None,
+            ),
+            (
+                format!("/shops/{shop}/notices?as_of={as_of}&newest=true&limit=1000"),
+                Some("zh"),
+            ),
+            (
+                format!("/shops/{shop}/at-risk?as_of=2026-03-01T00:00:00%2B08:00&within=7d"),
+                None,
+            ),
+            (format!("/orders?as_of={as_of}&shop={shop}&limit=7"), None),
+            (format!("/orders.csv?as_of={as_of}&shop={shop}"), None),
+        ]);
+    }
+    queries.extend(
+        [
+            format!("/orders?as_of={as_of}"),
+            format!("/orders?as_of={as_of}&limit=25&offset=40"),
+            format!("/orders?as_of={as_of}&sort=charged&limit=30&offset=5"),
+            format!("/orders?as_of={as_of}&sort=paid&limit=50&offset=1900"),
+            format!("/orders?as_of={as_of}&sort=judgments&limit=20"),
+            format!("/orders?as_of={as_of}&sort=status&limit=40&offset=100"),
+            format!("/orders?as_of={as_of}&violating=true&sort=charged"),
+            format!("/orders?as_of={as_of}&status=shipped&paid_from=2026-03-01&paid_to=2026-04-30"),
+            format!("/orders?as_of={as_of}&capped_day=true&limit=10"),
+            format!("/orders?as_of={as_of}&closure_review=true"),
+            "/orders?sort=nonsense".to_string(),
+            "/orders?excel=true".to_string(),
+            "/orders?as_of=yesterday".to_string(),
+            format!("/orders.csv?as_of={as_of}"),
+            format!("/orders.csv?as_of={as_of}&excel=true&violating=true"),
+            "/orders.csv?limit=5".to_string(),
+            "/shops/S-NOPE/postings?limit=0".to_string(),
+            "/data-range".to_string(),
+        ]
+        .map(|q| (q, None)),
+    );
+    for (n, (query, language)) in queries.iter().enumerate() {
+        let (status, content_type, body) =
+            http_get_whole(single_port, query, *language).expect("the one-machine server answers");
+        let json = content_type.starts_with("application/json");
+        let feed = query.contains("/notices?");
+        let expected = if json && feed {
+            without_recording_instants(canonical(&body))
+        } else if json {
+            canonical(&body)
+        } else {
+            Value::String(body.clone())
+        };
+        if n == 0 || query.starts_with("/orders.csv?as_of") {
+            assert!(
+                status == 200 && body.len() > 100,
+                "{query}: {status} {body}"
+            );
+        }
+        let port = cluster.http[n % 3];
+        wait_until(
+            &format!("{query} as one machine"),
+            Duration::from_secs(60),
+            || {
+                let (got_status, got_type, got) = http_get_whole(port, query, *language)?;
+                let got = if json {
+                    let got =
+                        serde_json::from_str::<Value>(&got).map_err(|e| format!("{e}: {got}"))?;
+                    if feed {
+                        without_recording_instants(got)
+                    } else {
+                        got
+                    }
+                } else {
+                    Value::String(got)
+                };
+                if got_status == status && got_type == content_type && got == expected {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{got_status} {got_type}: {got}\nexpected {status} {content_type}: {expected}"
+                    ))
+                }
+            },
+        );
+    }
+}
+
+/// Answers with `known_at` (an instant between the workload and the second
+/// body) through every node equal the one-machine server's, field for field,
+/// and differ from the answers without it (the second body is left out).
+fn assert_same_known_at(cluster: &Cluster, single_port: u16, known_at: &str) {
+    let as_of = AS_OF.replace('+', "%2B");
+    let k = format!("as_of={as_of}&known_at={known_at}");
+    let queries = [
+        format!("/shops?{k}"),
+        format!("/shops?{k}&sort=charged&limit=5"),
+        format!("/shops/S000001?{k}"),
+        format!("/shops/S000025?{k}"),
+        format!("/shops/S000002/postings?{k}"),
+        format!("/shops/S000003/at-risk?{k}"),
+        format!("/orders?{k}&sort=charged&limit=30"),
+        format!("/orders?{k}&shop=S000004"),
+        format!("/orders.csv?{k}"),
+        format!("/orders/O000000005?{k}"),
+        format!("/shops?as_of={as_of}&known_at=never"),
+    ];
+    let mut changed = 0;
+    for (n, query) in queries.iter().enumerate() {
+        let (status, content_type, body) =
+            http_get_whole(single_port, query, None).expect("the one-machine server answers");
+        let now = query.replace(&format!("&known_at={known_at}"), "");
+        let (_, _, body_now) =
+            http_get_whole(single_port, &now, None).expect("the one-machine server answers");
+        if body_now != body {
+            changed += 1;
+        }
+        let port = cluster.http[n % 3];
+        wait_until(
+            &format!("{query} as one machine"),
+            Duration::from_secs(60),
+            || {
+                let (got_status, got_type, got) = http_get_whole(port, query, None)?;
+                let same = if content_type.starts_with("application/json") {
+                    serde_json::from_str::<Value>(&got).ok() == serde_json::from_str(&body).ok()
+                } else {
+                    got == body
+                };
+                if got_status == status && got_type == content_type && same {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{got_status} {got_type}: {got}\nexpected {status} {content_type}: {body}"
+                    ))
+                }
+            },
+        );
+    }
+    assert!(
+        changed >= 5,
+        "known_at changes few answers ({changed}): the test does not see it"
+    );
 }
 
 struct Cluster {
@@ -231,6 +479,12 @@ impl Cluster {
         let mut processes = Processes(Vec::new());
         let client: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        // A maximum payload far under NATS's default (1 MiB), so that the
+        // partitions' answers to merged routes (shop summaries, order rows,
+        // exports) come in several chunks.
+        let config = dir.join("nats.conf");
+        std::fs::write(&config, format!("max_payload: {MAX_PAYLOAD_BYTES}\n"))
+            .expect("the NATS configuration");
         for i in 0..3 {
             let others: Vec<String> = (0..3)
                 .filter(|j| *j != i)
@@ -246,6 +500,7 @@ impl Cluster {
                     "-p",
                     &client[i].to_string(),
                 ])
+                .args(["-c", &config.display().to_string()])
                 .args(["-sd", &dir.join(format!("js{i}")).display().to_string()])
                 .args(["--cluster_name", "penalty-test"])
                 .args(["--cluster", &format!("nats://127.0.0.1:{}", routes[i])])
@@ -594,6 +849,16 @@ fn three_nodes_over_three_nats_servers_answer_as_one_machine() {
         "re-sent, the cluster's counts differ from one machine's"
     );
 
+    // An instant after both ledgers recorded the workload and before the
+    // second body: `known_at` of it must answer without the second body.
+    std::thread::sleep(Duration::from_millis(100));
+    let known_at = Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%S.%NZ"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .expect("date");
+    std::thread::sleep(Duration::from_millis(100));
+
     // POST /events on a node answers as the one-machine server's POST
     // /events, field for field (counts and listed rejects), and the merged
     // GET /shops pages equal the one-machine server's.
@@ -627,6 +892,8 @@ fn three_nodes_over_three_nats_servers_answer_as_one_machine() {
     assert_eq!(status, 200, "{again}");
     assert_eq!(canonical(&again)["appended"], 0, "re-posted: {again}");
     assert_same_shop_pages(&cluster, single_port);
+    assert_same_routes(&cluster, single_port);
+    assert_same_known_at(&cluster, single_port, &known_at);
 
     // Once all is applied and checkpointed, every node's /metrics shows a
     // lag of 0 for each stage partition it owns (all 3 × P between them),

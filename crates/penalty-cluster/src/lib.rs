@@ -10,10 +10,14 @@
 //! - [`ingest`]: publishing lines and collecting each line's decision.
 //! - [`node`]: a node process: ownership, the partition workers with their
 //!   checkpoints, and the query API.
+//! - [`query`]: a node's routes that merge partitions (`/shops`, order
+//!   lists and exports, `/data-range`) or forward a shop's route to its
+//!   partition's host, answered in chunks under NATS's payload limit.
 
 pub mod ingest;
 pub mod node;
 pub mod partition;
+pub mod query;
 pub mod setup;
 pub mod stages;
 pub mod wire;

@@ -30,19 +30,18 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use async_nats::jetstream::stream::DirectGetErrorKind;
-use axum::extract::{Path as UrlPath, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use futures_util::StreamExt;
-use penalty_core::{Policy, UnixNs};
+use penalty_core::Policy;
 use penalty_server::error::ApiError;
-use penalty_server::routes::{Params, ShopListParams, ShopListing, ShopPage};
 use penalty_server::state::{IngestSummary, RejectedLine};
 use serde::{Deserialize, Serialize};
 
-use crate::partition::{owner, partition_of};
+use crate::partition::owner;
 use crate::setup::{self, read_config, ClusterConfig};
 use crate::stages::{IdStage, OrderStage, ShopStage};
 use crate::wire::{InMsg, OrdMsg, ShopMsg, Stage, HEARTBEAT_SUBJECTS};
@@ -91,7 +90,7 @@ pub struct NodeOptions {
 
 /// The state of one stage of one partition.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-enum StageState {
+pub(crate) enum StageState {
     Ids(IdStage),
     Orders(OrderStage),
     Shops(Box<ShopStage>),
@@ -106,10 +105,10 @@ struct Checkpoint {
 }
 
 /// A worker's state, shared with the query responder.
-struct Hosted {
-    state: Mutex<StageState>,
+pub(crate) struct Hosted {
+    pub(crate) state: Mutex<StageState>,
     applied_seq: AtomicU64,
-    caught_up: AtomicBool,
+    pub(crate) caught_up: AtomicBool,
     /// The stream sequence of the last checkpoint written or loaded.
     checkpointed_seq: AtomicU64,
     /// When that checkpoint was written (ms since the epoch; 0: none yet).
@@ -119,12 +118,12 @@ struct Hosted {
 /// Each hosted stage partition, with its worker.
 type HostedMap = BTreeMap<(Stage, u32), (Arc<Hosted>, tokio::task::AbortHandle)>;
 
-struct Node {
-    options: NodeOptions,
-    config: ClusterConfig,
-    client: async_nats::Client,
-    js: jetstream::Context,
-    hosted: Mutex<HostedMap>,
+pub(crate) struct Node {
+    pub(crate) options: NodeOptions,
+    pub(crate) config: ClusterConfig,
+    pub(crate) client: async_nats::Client,
+    pub(crate) js: jetstream::Context,
+    pub(crate) hosted: Mutex<HostedMap>,
     live: Mutex<Vec<String>>,
     heard: Mutex<HashMap<String, std::time::Instant>>,
     /// The one-machine server's limits of an upload (`POST /events`).
@@ -199,9 +198,19 @@ pub async fn run(options: NodeOptions) -> Result<(), ClusterError> {
         })?;
     let app = Router::new()
         .route("/events", axum::routing::post(http_post_events))
-        .route("/shops", get(http_shops))
-        .route("/shops/{id}", get(http_shop))
-        .route("/orders/{id}", get(http_order))
+        .route("/shops", get(crate::query::http_shops))
+        .route("/shops/{id}", get(crate::query::http_shop))
+        .route("/shops/{id}/postings", get(crate::query::http_postings))
+        .route(
+            "/shops/{id}/postings.csv",
+            get(crate::query::http_postings_csv),
+        )
+        .route("/shops/{id}/notices", get(crate::query::http_notices))
+        .route("/shops/{id}/at-risk", get(crate::query::http_at_risk))
+        .route("/orders", get(crate::query::http_orders))
+        .route("/orders.csv", get(crate::query::http_orders_csv))
+        .route("/data-range", get(crate::query::http_data_range))
+        .route("/orders/{id}", get(crate::query::http_order))
         .route("/status", get(http_status))
         .route("/metrics", get(http_metrics))
         // The one-machine server's guard: no POST from another origin, and
@@ -216,6 +225,7 @@ pub async fn run(options: NodeOptions) -> Result<(), ClusterError> {
         }
     });
     tokio::spawn(respond(node.clone()));
+    tokio::spawn(crate::query::respond(node.clone()));
     tokio::spawn(respond_status(node.clone()));
     tokio::spawn(listen_heartbeats(node.clone()));
 
@@ -275,7 +285,7 @@ async fn hear_nodes(client: &async_nats::Client) -> Result<Vec<String>, ClusterE
     Ok(live.into_iter().collect())
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -703,23 +713,16 @@ impl Reader {
 
 /// A query over NATS, to the node hosting a partition.
 #[derive(Debug, Serialize, Deserialize)]
-struct QueryRequest {
-    id: String,
-    as_of_ns: i64,
+pub(crate) struct QueryRequest {
+    pub(crate) id: String,
+    pub(crate) as_of_ns: i64,
 }
 
 /// Its answer: an HTTP status and a JSON body.
 #[derive(Debug, Serialize, Deserialize)]
-struct QueryReply {
-    status: u16,
-    body: serde_json::Value,
-}
-
-fn not_found(message: String) -> QueryReply {
-    QueryReply {
-        status: 404,
-        body: serde_json::json!({"error": "not_found", "message": message}),
-    }
+pub(crate) struct QueryReply {
+    pub(crate) status: u16,
+    pub(crate) body: serde_json::Value,
 }
 
 /// Answers `penalty.q.<kind>.<p>` for the partitions hosted here and caught
@@ -757,31 +760,7 @@ async fn respond(node: Arc<Node>) {
         };
         let reply = {
             let state = lock(&hosted.state);
-            let as_of = UnixNs(request.as_of_ns);
             match (&*state, kind) {
-                (StageState::Shops(shops), "shop") => {
-                    match shops.ledger.shop_report(&request.id, as_of, true) {
-                        Ok(report) => QueryReply {
-                            status: 200,
-                            body: serde_json::to_value(report).unwrap_or_default(),
-                        },
-                        Err(error) => not_found(error.to_string()),
-                    }
-                }
-                (StageState::Shops(shops), "order") => {
-                    match shops.ledger.order_report(&request.id, as_of) {
-                        Ok(report) => QueryReply {
-                            status: 200,
-                            body: serde_json::to_value(report).unwrap_or_default(),
-                        },
-                        Err(error) => not_found(error.to_string()),
-                    }
-                }
-                (StageState::Shops(shops), "shops") => QueryReply {
-                    status: 200,
-                    body: serde_json::to_value(shops.ledger.shop_summaries(as_of))
-                        .unwrap_or_default(),
-                },
                 (StageState::Orders(orders), "ordshop") => QueryReply {
                     status: 200,
                     body: serde_json::json!({"shop_id": orders.shop_of(&request.id)}),
@@ -796,7 +775,7 @@ async fn respond(node: Arc<Node>) {
     }
 }
 
-async fn ask(node: &Node, subject: String, request: &QueryRequest) -> QueryReply {
+pub(crate) async fn ask(node: &Node, subject: String, request: &QueryRequest) -> QueryReply {
     let payload = serde_json::to_vec(request).unwrap_or_default();
     let unavailable = |why: String| QueryReply {
         status: 503,
@@ -810,131 +789,9 @@ async fn ask(node: &Node, subject: String, request: &QueryRequest) -> QueryReply
     }
 }
 
-/// `as_of` and `known_at` of a node's report routes.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AsOf {
-    as_of: Option<String>,
-    known_at: Option<String>,
-}
-
-/// The asked instant, read as the one-machine server reads it
-/// ([`penalty_server::routes::when`], over `UnixNs::parse_asked`).
-/// `known_at` is parsed the same way but not answered yet: a node would
-/// need a replay of the partition's log by recorded_at.
-fn as_of(
-    node: &Node,
-    as_of: Option<&str>,
-    known_at: Option<&str>,
-) -> Result<UnixNs, penalty_server::error::ApiError> {
-    let when = penalty_server::routes::when(&node.options.policy, as_of, known_at)?;
-    if when.known_at.is_some() {
-        return Err(penalty_server::error::ApiError::bad_request(
-            "known_at_unsupported",
-            "known_at is not answered by a cluster node yet; ask without it",
-        ));
-    }
-    Ok(when.as_of)
-}
-
-fn into_response(reply: QueryReply) -> Response {
+pub(crate) fn into_response(reply: QueryReply) -> Response {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, axum::Json(reply.body)).into_response()
-}
-
-async fn http_shop(
-    State(node): State<Arc<Node>>,
-    UrlPath(shop_id): UrlPath<String>,
-    Params(params): Params<AsOf>,
-) -> Response {
-    let as_of = match as_of(&node, params.as_of.as_deref(), params.known_at.as_deref()) {
-        Ok(as_of) => as_of,
-        Err(error) => return error.into_response(),
-    };
-    let p = partition_of(&shop_id, node.config.partitions);
-    into_response(
-        ask(
-            &node,
-            format!("penalty.q.shop.{p}"),
-            &QueryRequest {
-                id: shop_id,
-                as_of_ns: as_of.0,
-            },
-        )
-        .await,
-    )
-}
-
-async fn http_order(
-    State(node): State<Arc<Node>>,
-    UrlPath(order_id): UrlPath<String>,
-    Params(params): Params<AsOf>,
-) -> Response {
-    let as_of = match as_of(&node, params.as_of.as_deref(), params.known_at.as_deref()) {
-        Ok(as_of) => as_of,
-        Err(error) => return error.into_response(),
-    };
-    let request = QueryRequest {
-        id: order_id.clone(),
-        as_of_ns: as_of.0,
-    };
-    let p = partition_of(&order_id, node.config.partitions);
-    let found = ask(&node, format!("penalty.q.ordshop.{p}"), &request).await;
-    if found.status != 200 {
-        return into_response(found);
-    }
-    let Some(shop_id) = found.body.get("shop_id").and_then(|s| s.as_str()) else {
-        // No paid passed stage 2: the ledger of one machine says the same.
-        let error = penalty_core::QueryError::UnknownOrder {
-            order_id,
-            as_of: as_of.to_rfc3339(node.options.policy.utc_offset),
-            paid_at: None,
-        };
-        return into_response(not_found(error.to_string()));
-    };
-    let p = partition_of(shop_id, node.config.partitions);
-    into_response(ask(&node, format!("penalty.q.order.{p}"), &request).await)
-}
-
-/// `GET /shops` on any node: every partition's shop summaries, asked of
-/// their hosts, merged in shop id order (as one machine's ledger lists
-/// them), then ranked and paged by the one-machine server's
-/// [`ShopListing`]: the same JSON, field for field.
-async fn http_shops(
-    State(node): State<Arc<Node>>,
-    Params(params): Params<ShopListParams>,
-) -> Result<Json<ShopPage>, ApiError> {
-    let as_of = as_of(&node, params.as_of.as_deref(), params.known_at.as_deref())?;
-    let listing = ShopListing::asked(&params)?;
-    let asks = (0..node.config.partitions).map(|p| {
-        let node = node.clone();
-        async move {
-            let request = QueryRequest {
-                id: String::new(),
-                as_of_ns: as_of.0,
-            };
-            (
-                p,
-                ask(&node, format!("penalty.q.shops.{p}"), &request).await,
-            )
-        }
-    });
-    let mut shops: Vec<penalty_core::ShopReport> = Vec::new();
-    for (p, reply) in futures_util::future::join_all(asks).await {
-        if reply.status != 200 {
-            tracing::warn!(partition = p, body = %reply.body, "a partition did not answer /shops");
-            return Err(ApiError::Unavailable(
-                "a partition's host did not answer (it is moving or catching up); retry shortly",
-            ));
-        }
-        let part: Vec<penalty_core::ShopReport> =
-            serde_json::from_value(reply.body).map_err(|e| {
-                ApiError::Internal(format!("a partition's shops could not be read: {e}"))
-            })?;
-        shops.extend(part);
-    }
-    shops.sort_by(|a, b| a.shop_id.cmp(&b.shop_id));
-    Ok(Json(listing.page(shops)))
 }
 
 /// `POST /events` on any node: the one-machine server's upload (its body
@@ -1176,8 +1033,10 @@ async fn respond_status(node: Arc<Node>) {
     };
     while let Some(message) = subscription.next().await {
         if let Some(reply_to) = message.reply {
+            // In chunks: a node hosting many partitions says more than one
+            // NATS message holds.
             let bytes = serde_json::to_vec(&node_status(&node).await).unwrap_or_default();
-            if let Err(error) = node.client.publish(reply_to, bytes.into()).await {
+            if let Err(error) = crate::query::send_chunks(&node.client, reply_to, &bytes).await {
                 tracing::warn!(%error, "answering a status request");
             }
         }
@@ -1229,11 +1088,16 @@ pub async fn cluster_status(
     for name in &live {
         let asked = tokio::time::timeout(
             Duration::from_secs(5),
-            client.request(format!("penalty.status.{name}"), Vec::new().into()),
+            crate::query::request_chunks(
+                client,
+                format!("penalty.status.{name}"),
+                Vec::new(),
+                Duration::from_secs(5),
+            ),
         )
         .await;
-        if let Ok(Ok(message)) = asked {
-            if let Ok(status) = serde_json::from_slice::<NodeStatus>(&message.payload) {
+        if let Ok(Ok(bytes)) = asked {
+            if let Ok(status) = serde_json::from_slice::<NodeStatus>(&bytes) {
                 statuses.insert(name.clone(), status);
             }
         }

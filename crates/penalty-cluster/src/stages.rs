@@ -326,6 +326,21 @@ impl OrderStage {
         self.orders.get(order_id)?.shop_id.as_deref()
     }
 
+    /// The first and last instant (`at`) of the events parked here, waiting
+    /// for their paid: one machine's ledger holds them in its
+    /// `event_span` (`GET /data-range`), a partition's shop ledger not yet.
+    pub fn parked_span(&self) -> Option<(UnixNs, UnixNs)> {
+        self.orders
+            .values()
+            .flat_map(|o| &o.parked)
+            .filter_map(|(json, _)| parse_stored(json.as_bytes()).ok())
+            .map(|event| event.at)
+            .fold(None, |span, at| match span {
+                None => Some((at, at)),
+                Some((lo, hi)) => Some((at.min(lo), at.max(hi))),
+            })
+    }
+
     /// Orders with events parked, waiting for their paid (R13's orphans).
     pub fn parked_orders(&self) -> usize {
         self.orders

@@ -37,6 +37,40 @@ pub struct CsvOut {
     chunk: String,
 }
 
+/// Where a CSV's writer puts its text: a download's body ([`CsvOut`]), or
+/// a whole text (a cluster partition's answer, forwarded by a node).
+pub trait CsvSink {
+    /// Commits to a 200: from here on, what is pushed is the body; with
+    /// `excel`, a UTF-8 byte-order mark first (as `--excel` writes it).
+    fn start(&mut self, excel: bool) -> Result<(), ApiError>;
+    /// Appends text to the body.
+    fn push(&mut self, text: &str) -> Result<(), ApiError>;
+}
+
+impl CsvSink for String {
+    fn start(&mut self, excel: bool) -> Result<(), ApiError> {
+        if excel {
+            self.push_str(penalty_core::csv::EXCEL_BOM);
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, text: &str) -> Result<(), ApiError> {
+        self.push_str(text);
+        Ok(())
+    }
+}
+
+impl CsvSink for CsvOut {
+    fn start(&mut self, excel: bool) -> Result<(), ApiError> {
+        CsvOut::start(self, excel)
+    }
+
+    fn push(&mut self, text: &str) -> Result<(), ApiError> {
+        CsvOut::push(self, text)
+    }
+}
+
 impl CsvOut {
     /// Commits to a 200: from here on, what is pushed is the body; with
     /// `excel`, a UTF-8 byte-order mark first (as `--excel` writes it).

@@ -510,42 +510,77 @@ async fn notices(
     Language(lang): Language,
     Asked { params, when }: Asked<NoticeParams>,
 ) -> Result<Json<NoticePage>, ApiError> {
-    let limit = page_limit(params.limit)?;
-    for cursor in [&params.after, &params.before].into_iter().flatten() {
-        check_cursor(cursor)?;
-    }
-    // The inbox reads the feed backwards (newest first, `after` and
-    // `before` bounding it); a consumer following the feed reads it
-    // forwards with `after`.
-    let backwards = params.newest == Some(true) || params.before.is_some();
+    let asked = NoticeAsk::checked(params)?;
     readable_shop(&state, &access, &shop_id, when.as_of)?;
-    let (after, before) = (params.after, params.before);
     let page = state
         .query_for(Some(&access.clone()), when.known_at, move |ledger| {
-            if backwards {
-                let notices = ledger
-                    .newest_notices_in(
-                        &shop_id,
-                        when.as_of,
-                        after.as_deref(),
-                        before.as_deref(),
-                        limit,
-                        lang,
-                    )
-                    .map_err(not_found_for_http)?;
-                let next = (notices.len() == limit)
-                    .then(|| notices.last().map(|n| n.cursor.clone()))
-                    .flatten();
-                return Ok(NoticePage { notices, next });
-            }
-            let notices = ledger
-                .notices_in(&shop_id, when.as_of, after.as_deref(), limit, lang)
-                .map_err(not_found_for_http)?;
-            let next = notices.last().map(|n| n.cursor.clone()).or(after);
-            Ok(NoticePage { notices, next })
+            asked.answer(ledger, &shop_id, when.as_of, lang)
         })
         .await?;
     Ok(Json(page))
+}
+
+/// The checked query of the notice feed.
+struct NoticeAsk {
+    limit: usize,
+    after: Option<String>,
+    before: Option<String>,
+    backwards: bool,
+}
+
+impl NoticeAsk {
+    fn checked(params: NoticeParams) -> Result<NoticeAsk, ApiError> {
+        let limit = page_limit(params.limit)?;
+        for cursor in [&params.after, &params.before].into_iter().flatten() {
+            check_cursor(cursor)?;
+        }
+        // The inbox reads the feed backwards (newest first, `after` and
+        // `before` bounding it); a consumer following the feed reads it
+        // forwards with `after`.
+        let backwards = params.newest == Some(true) || params.before.is_some();
+        Ok(NoticeAsk {
+            limit,
+            after: params.after,
+            before: params.before,
+            backwards,
+        })
+    }
+
+    fn answer(
+        self,
+        ledger: &penalty_core::Ledger,
+        shop_id: &str,
+        as_of: UnixNs,
+        lang: penalty_core::labels::Lang,
+    ) -> Result<NoticePage, ApiError> {
+        let NoticeAsk {
+            limit,
+            after,
+            before,
+            backwards,
+        } = self;
+        if backwards {
+            let notices = ledger
+                .newest_notices_in(
+                    shop_id,
+                    as_of,
+                    after.as_deref(),
+                    before.as_deref(),
+                    limit,
+                    lang,
+                )
+                .map_err(not_found_for_http)?;
+            let next = (notices.len() == limit)
+                .then(|| notices.last().map(|n| n.cursor.clone()))
+                .flatten();
+            return Ok(NoticePage { notices, next });
+        }
+        let notices = ledger
+            .notices_in(shop_id, as_of, after.as_deref(), limit, lang)
+            .map_err(not_found_for_http)?;
+        let next = notices.last().map(|n| n.cursor.clone()).or(after);
+        Ok(NoticePage { notices, next })
+    }
 }
 
 #[derive(Deserialize)]
@@ -583,21 +618,32 @@ async fn postings(
     readable_shop(&state, &access, &shop_id, when.as_of)?;
     let page = state
         .query_for(Some(&access.clone()), when.known_at, move |ledger| {
-            let report = ledger
-                .postings_in(&shop_id, when.as_of, lang)
-                .map_err(not_found_for_http)?;
-            let (postings, next, total) = asked.of(report.postings);
-            Ok(PostingPage {
-                shop_id: report.shop_id,
-                as_of: report.as_of,
-                booked_fen: report.booked_fen,
-                postings,
-                next,
-                total,
-            })
+            postings_page(ledger, &shop_id, when.as_of, asked, lang)
         })
         .await?;
     Ok(Json(page))
+}
+
+/// The `asked` page of a shop's postings.
+fn postings_page(
+    ledger: &penalty_core::Ledger,
+    shop_id: &str,
+    as_of: UnixNs,
+    asked: Page,
+    lang: penalty_core::labels::Lang,
+) -> Result<PostingPage, ApiError> {
+    let report = ledger
+        .postings_in(shop_id, as_of, lang)
+        .map_err(not_found_for_http)?;
+    let (postings, next, total) = asked.of(report.postings);
+    Ok(PostingPage {
+        shop_id: report.shop_id,
+        as_of: report.as_of,
+        booked_fen: report.booked_fen,
+        postings,
+        next,
+        total,
+    })
 }
 
 /// The page a paged list asks for: `limit` (see [`page_limit`]) and
@@ -704,39 +750,57 @@ async fn at_risk(
     Language(lang): Language,
     Asked { params, when }: Asked<AtRiskParams>,
 ) -> Result<Json<AtRiskPage>, ApiError> {
+    let (limit, within) = at_risk_asked(&params)?;
+    readable_shop(&state, &access, &shop_id, when.as_of)?;
+    let page = state
+        .query_for(Some(&access.clone()), when.known_at, move |ledger| {
+            at_risk_page(ledger, &shop_id, when.as_of, within, limit, lang)
+        })
+        .await?;
+    Ok(Json(page))
+}
+
+/// The checked `limit` and `within` of an at-risk list.
+fn at_risk_asked(params: &AtRiskParams) -> Result<(usize, penalty_core::Within), ApiError> {
     let limit = page_limit(params.limit)?;
     let within = match params.within.as_deref() {
         None => penalty_core::Within::DAY,
         Some(text) => within(text)?,
     };
-    readable_shop(&state, &access, &shop_id, when.as_of)?;
-    let page = state
-        .query_for(Some(&access.clone()), when.known_at, move |ledger| {
-            let report = ledger
-                .at_risk(Some(&shop_id), when.as_of, within)
-                .map_err(not_found_for_http)?;
-            let within_hours = serde_json::to_value(&report)
-                .map(|value| value["within_hours"].clone())
-                .unwrap_or(serde_json::Value::Null);
-            let total = report.orders.len();
-            let orders = report
-                .orders
-                .into_iter()
-                .take(limit)
-                .map(|order| AtRiskEntry {
-                    line: penalty_core::explain::at_risk_line_in(&order, lang),
-                    order,
-                })
-                .collect();
-            Ok(AtRiskPage {
-                as_of: report.as_of,
-                within_hours,
-                orders,
-                total,
-            })
+    Ok((limit, within))
+}
+
+/// A shop's orders at risk within `within`, the first `limit` of them.
+fn at_risk_page(
+    ledger: &penalty_core::Ledger,
+    shop_id: &str,
+    as_of: UnixNs,
+    within: penalty_core::Within,
+    limit: usize,
+    lang: penalty_core::labels::Lang,
+) -> Result<AtRiskPage, ApiError> {
+    let report = ledger
+        .at_risk(Some(shop_id), as_of, within)
+        .map_err(not_found_for_http)?;
+    let within_hours = serde_json::to_value(&report)
+        .map(|value| value["within_hours"].clone())
+        .unwrap_or(serde_json::Value::Null);
+    let total = report.orders.len();
+    let orders = report
+        .orders
+        .into_iter()
+        .take(limit)
+        .map(|order| AtRiskEntry {
+            line: penalty_core::explain::at_risk_line_in(&order, lang),
+            order,
         })
-        .await?;
-    Ok(Json(page))
+        .collect();
+    Ok(AtRiskPage {
+        as_of: report.as_of,
+        within_hours,
+        orders,
+        total,
+    })
 }
 
 /// A horizon, by the core's one rule ([`penalty_core::Within::parse`],
@@ -871,12 +935,88 @@ struct OrderListParams {
 
 /// A page of `GET /orders`: rows as `penalty export orders --format jsonl`.
 #[derive(Serialize)]
-struct OrderPage {
-    orders: Vec<penalty_core::OrderRow>,
+pub struct OrderPage {
+    /// The rows of this page.
+    pub orders: Vec<penalty_core::OrderRow>,
     /// Pass as `offset` for the next page; `null` on the last page.
-    next: Option<usize>,
+    pub next: Option<usize>,
     /// Rows matching the filters, over all pages.
-    total: usize,
+    pub total: usize,
+}
+
+/// The `Content-Disposition` of `GET /orders.csv`.
+pub const ORDERS_CSV_DISPOSITION: &str = "attachment; filename=\"orders.csv\"";
+
+/// A checked `GET /orders` query (with `csv`, `GET /orders.csv`'s): one
+/// home for the one-machine server and a cluster node, which merges the
+/// partitions' rows.
+pub struct OrderListAsk {
+    /// The instant asked for.
+    pub as_of: UnixNs,
+    /// Only this shop's rows, if given.
+    pub shop: Option<String>,
+    /// The filter.
+    pub filter: penalty_core::RowFilter,
+    /// The order of the rows (`GET /orders`).
+    pub sort: penalty_core::OrderSort,
+    /// The page's first row (`GET /orders`).
+    pub offset: usize,
+    /// The page's size (`GET /orders`).
+    pub limit: usize,
+    /// `GET /orders.csv`'s `excel`.
+    pub excel: bool,
+    /// Only events recorded by then, if asked.
+    pub known_at: Option<UnixNs>,
+}
+
+impl OrderListAsk {
+    /// Checks `params` as the route does, in its order; a seller's list is
+    /// `confined_to` its shop.
+    fn checked(
+        policy: &Policy,
+        confined_to: Option<&str>,
+        params: &OrderListParams,
+        csv: bool,
+        as_of: UnixNs,
+    ) -> Result<OrderListAsk, ApiError> {
+        let (page, sort) = if csv {
+            refuse_unless_none(&params.limit, "limit", "GET /orders.csv")?;
+            refuse_unless_none(&params.offset, "offset", "GET /orders.csv")?;
+            refuse_unless_none(&params.sort, "sort", "GET /orders.csv")?;
+            (Page::asked(None, None)?, penalty_core::OrderSort::default())
+        } else {
+            refuse_unless_none(&params.excel, "excel", "GET /orders")?;
+            let page = Page::asked(params.limit, params.offset)?;
+            (page, order_sort(params)?)
+        };
+        let (shop, filter) = order_filter(policy, confined_to, params, as_of)?;
+        Ok(OrderListAsk {
+            as_of,
+            shop,
+            filter,
+            sort,
+            offset: page.offset,
+            limit: page.limit,
+            excel: params.excel.unwrap_or(false),
+            known_at: None,
+        })
+    }
+
+    /// The query string `query` of `GET /orders` (with `csv`, of `GET
+    /// /orders.csv`) checked as the one-machine route checks it, for an
+    /// operator.
+    pub fn from_query(
+        policy: &Policy,
+        query: Option<&str>,
+        csv: bool,
+    ) -> Result<OrderListAsk, ApiError> {
+        let (params, when) = parse_query_known::<OrderListParams>(query, policy)?;
+        let asked = OrderListAsk::checked(policy, None, &params, csv, when.as_of)?;
+        Ok(OrderListAsk {
+            known_at: when.known_at,
+            ..asked
+        })
+    }
 }
 
 /// The shop and the filter of an order list (`GET /orders`, `GET
@@ -884,12 +1024,11 @@ struct OrderPage {
 /// its instants by the one parser. A seller's list is its own shop's;
 /// naming another shop is a 404, as for `GET /shops/{other}`.
 fn order_filter(
-    state: &AppState,
-    access: &Access,
+    policy: &Policy,
+    confined_to: Option<&str>,
     params: &OrderListParams,
     as_of: UnixNs,
 ) -> Result<(Option<String>, penalty_core::RowFilter), ApiError> {
-    let policy = state.policy();
     let status = match params.status.as_deref() {
         None => None,
         Some(text) => Some(OrderStatus::parse(text).ok_or_else(|| {
@@ -923,7 +1062,7 @@ fn order_filter(
     if let Some(shop) = &params.shop {
         check_id(shop, "shop")?;
     }
-    let shop = match (access.confined_to(), params.shop.clone()) {
+    let shop = match (confined_to, params.shop.clone()) {
         (None, shop) => shop,
         (Some(own), None) => Some(own.to_string()),
         (Some(own), Some(asked)) if asked == own => Some(asked),
@@ -957,10 +1096,20 @@ async fn list_orders(
     access: Access,
     Asked { params, when }: Asked<OrderListParams>,
 ) -> Result<Json<OrderPage>, ApiError> {
-    refuse_unless_none(&params.excel, "excel", "GET /orders")?;
-    let Page { limit, offset } = Page::asked(params.limit, params.offset)?;
-    let (shop, filter) = order_filter(&state, &access, &params, when.as_of)?;
-    let sort = order_sort(&params)?;
+    let OrderListAsk {
+        shop,
+        filter,
+        sort,
+        offset,
+        limit,
+        ..
+    } = OrderListAsk::checked(
+        state.policy(),
+        access.confined_to(),
+        &params,
+        false,
+        when.as_of,
+    )?;
     let page = state
         .query_for(Some(&access.clone()), when.known_at, move |ledger| {
             let page =
@@ -1014,17 +1163,23 @@ async fn orders_csv(
     access: Access,
     Asked { params, when }: Asked<OrderListParams>,
 ) -> Result<Response, ApiError> {
-    refuse_unless_none(&params.limit, "limit", "GET /orders.csv")?;
-    refuse_unless_none(&params.offset, "offset", "GET /orders.csv")?;
-    refuse_unless_none(&params.sort, "sort", "GET /orders.csv")?;
-    let (shop, filter) = order_filter(&state, &access, &params, when.as_of)?;
-    let excel = params.excel.unwrap_or(false);
-    let disposition = "attachment; filename=\"orders.csv\"";
+    let OrderListAsk {
+        shop,
+        filter,
+        excel,
+        ..
+    } = OrderListAsk::checked(
+        state.policy(),
+        access.confined_to(),
+        &params,
+        true,
+        when.as_of,
+    )?;
     crate::download::csv(
         &state,
         &access,
         when.known_at,
-        disposition,
+        ORDERS_CSV_DISPOSITION,
         move |ledger, out| {
             out.start(excel)?;
             out.push(&<penalty_core::OrderRow as CsvRow>::csv_header(excel))?;
@@ -1054,59 +1209,218 @@ async fn postings_csv(
     Id(shop_id): Id,
     Asked { params, when }: Asked<PostingCsvParams>,
 ) -> Result<Response, ApiError> {
-    let policy = state.policy();
-    let day = |text: &Option<String>, name: &str| {
-        text.as_deref()
-            .map(|text| parse_instant(text, policy, name).map(|t| t.local_day(policy.utc_offset)))
-            .transpose()
-    };
-    let (from, to) = (day(&params.from, "from")?, day(&params.to, "to")?);
+    let asked = PostingCsvAsk::checked(&params, state.policy())?;
     readable_shop(&state, &access, &shop_id, when.as_of)?;
-    let excel = params.excel.unwrap_or(false);
-    let disposition = "attachment; filename=\"postings.csv\"";
     crate::download::csv(
         &state,
         &access,
         when.known_at,
-        disposition,
-        move |ledger, out| {
-            // An unknown shop is a 404 before the first byte, as GET
-            // /shops/{id}/postings answers it.
-            ledger
-                .shop_report(&shop_id, when.as_of, false)
-                .map_err(not_found_for_http)?;
-            out.start(excel)?;
-            out.push(&<penalty_core::PostingReport as CsvRow>::csv_header(excel))?;
-            ledger.each_posting(when.as_of, Some(&shop_id), from, to, |posting| {
-                out.push(&posting.csv_line(excel))
-            })
-        },
+        POSTINGS_CSV_DISPOSITION,
+        move |ledger, out| asked.write(ledger, &shop_id, when.as_of, out),
     )
     .await
+}
+
+const POSTINGS_CSV_DISPOSITION: &str = "attachment; filename=\"postings.csv\"";
+
+/// The checked query of a postings download.
+struct PostingCsvAsk {
+    from: Option<penalty_core::time::Day>,
+    to: Option<penalty_core::time::Day>,
+    excel: bool,
+}
+
+impl PostingCsvAsk {
+    fn checked(params: &PostingCsvParams, policy: &Policy) -> Result<PostingCsvAsk, ApiError> {
+        let day = |text: &Option<String>, name: &str| {
+            text.as_deref()
+                .map(|text| {
+                    parse_instant(text, policy, name).map(|t| t.local_day(policy.utc_offset))
+                })
+                .transpose()
+        };
+        Ok(PostingCsvAsk {
+            from: day(&params.from, "from")?,
+            to: day(&params.to, "to")?,
+            excel: params.excel.unwrap_or(false),
+        })
+    }
+
+    fn write(
+        self,
+        ledger: &penalty_core::Ledger,
+        shop_id: &str,
+        as_of: UnixNs,
+        out: &mut impl crate::download::CsvSink,
+    ) -> Result<(), ApiError> {
+        let PostingCsvAsk { from, to, excel } = self;
+        // An unknown shop is a 404 before the first byte, as GET
+        // /shops/{id}/postings answers it.
+        ledger
+            .shop_report(shop_id, as_of, false)
+            .map_err(not_found_for_http)?;
+        out.start(excel)?;
+        out.push(&<penalty_core::PostingReport as CsvRow>::csv_header(excel))?;
+        ledger.each_posting(as_of, Some(shop_id), from, to, |posting| {
+            out.push(&posting.csv_line(excel))
+        })
+    }
+}
+
+/// `GET /orders/{id}` from `ledger`, which holds every event of the order's
+/// shop (a cluster partition's ledger), for an operator: the one-machine
+/// handler's checks and body; `ledger` is already the one known at the
+/// query's `known_at`, if any.
+pub fn order_route_answer(
+    ledger: &penalty_core::Ledger,
+    order_id: &str,
+    query: Option<&str>,
+    accept_language: &str,
+) -> Result<Response, ApiError> {
+    let lang = penalty_core::labels::Lang::from_accept_language(accept_language);
+    let (_, as_of) = parse_query_when::<AsOfParams>(query, ledger.policy())?;
+    check_id(order_id, "the id in the path")?;
+    let report = ledger
+        .order_report_in(order_id, as_of, lang)
+        .map_err(not_found_for_http)?;
+    Ok(Json(report).into_response())
+}
+
+/// A query string parsed as [`Asked`] parses it, for a cluster node: the
+/// parameters and the `as_of`. A `known_at` is checked here but applied by
+/// the caller: the ledger it hands over is already the one of the events
+/// recorded by then.
+fn parse_query_when<T: DeserializeOwned + AsksWhen>(
+    query: Option<&str>,
+    policy: &Policy,
+) -> Result<(T, UnixNs), ApiError> {
+    parse_query_known::<T>(query, policy).map(|(params, when)| (params, when.as_of))
+}
+
+/// [`parse_query_when`], with the `known_at` asked.
+fn parse_query_known<T: DeserializeOwned + AsksWhen>(
+    query: Option<&str>,
+    policy: &Policy,
+) -> Result<(T, When), ApiError> {
+    let uri: axum::http::Uri = format!("/?{}", query.unwrap_or(""))
+        .parse()
+        .map_err(|_| ApiError::bad_request("invalid_query", "the query string is malformed"))?;
+    let params = Query::<T>::try_from_uri(&uri)
+        .map(|Query(value)| value)
+        .map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))?;
+    let when = when(policy, params.as_of(), params.known_at())?;
+    Ok((params, when))
+}
+
+/// The routes of one shop that a cluster node forwards to the host of the
+/// shop's partition, which answers them from its partition's ledger with
+/// [`shop_route_answer`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ShopRoute {
+    /// `GET /shops/{id}`.
+    Shop,
+    /// `GET /shops/{id}/postings`.
+    Postings,
+    /// `GET /shops/{id}/postings.csv`.
+    PostingsCsv,
+    /// `GET /shops/{id}/notices`.
+    Notices,
+    /// `GET /shops/{id}/at-risk`.
+    AtRisk,
+}
+
+/// The answer of `route` for shop `shop_id` with the query string `query`
+/// (an `Accept-Language` of `accept_language`), from `ledger`, which holds
+/// every event of the shop (a cluster partition's ledger): the one-machine
+/// handler's checks, in its order, and its body, byte for byte. As every
+/// caller is an operator here, there is no shop to refuse. `ledger` is
+/// already the one of the events recorded by the query's `known_at`, if
+/// any (the host replays its partition to that instant).
+pub fn shop_route_answer(
+    ledger: &penalty_core::Ledger,
+    route: ShopRoute,
+    shop_id: &str,
+    query: Option<&str>,
+    accept_language: &str,
+) -> Result<Response, ApiError> {
+    let policy = ledger.policy();
+    let lang = penalty_core::labels::Lang::from_accept_language(accept_language);
+    check_id(shop_id, "the id in the path")?;
+    Ok(match route {
+        ShopRoute::Shop => {
+            let (params, as_of) = parse_query_when::<ShopParams>(query, policy)?;
+            let with_deductions = params.summary != Some(true);
+            let report = ledger
+                .shop_report(shop_id, as_of, with_deductions)
+                .map_err(not_found_for_http)?;
+            Json(report).into_response()
+        }
+        ShopRoute::Postings => {
+            let (params, as_of) = parse_query_when::<PostingParams>(query, policy)?;
+            let asked = Page::asked(params.limit, params.offset)?;
+            Json(postings_page(ledger, shop_id, as_of, asked, lang)?).into_response()
+        }
+        ShopRoute::Notices => {
+            let (params, as_of) = parse_query_when::<NoticeParams>(query, policy)?;
+            let asked = NoticeAsk::checked(params)?;
+            Json(asked.answer(ledger, shop_id, as_of, lang)?).into_response()
+        }
+        ShopRoute::AtRisk => {
+            let (params, as_of) = parse_query_when::<AtRiskParams>(query, policy)?;
+            let (limit, within) = at_risk_asked(&params)?;
+            Json(at_risk_page(ledger, shop_id, as_of, within, limit, lang)?).into_response()
+        }
+        ShopRoute::PostingsCsv => {
+            let (params, as_of) = parse_query_when::<PostingCsvParams>(query, policy)?;
+            let asked = PostingCsvAsk::checked(&params, policy)?;
+            let mut text = String::new();
+            asked.write(ledger, shop_id, as_of, &mut text)?;
+            (
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                    (header::CONTENT_DISPOSITION, POSTINGS_CSV_DISPOSITION),
+                ],
+                text,
+            )
+                .into_response()
+        }
+    })
 }
 
 /// What the data covers: the first and last event instant (`at`), in the
 /// policy's offset; a seller's, of its own shop.
 #[derive(Serialize)]
-struct DataRange {
+pub struct DataRange {
     /// The earliest event instant, `null` when there is no event.
-    from: Option<String>,
+    pub from: Option<String>,
     /// The latest event instant, `null` when there is no event.
-    to: Option<String>,
+    pub to: Option<String>,
+}
+
+impl DataRange {
+    /// The range of `span` (first and last instant), in `policy`'s offset:
+    /// one home for the one-machine server and a cluster node, which
+    /// merges its partitions' spans.
+    pub fn of(span: Option<(UnixNs, UnixNs)>, policy: &Policy) -> DataRange {
+        let offset = policy.utc_offset;
+        DataRange {
+            from: span.map(|(first, _)| first.to_rfc3339(offset)),
+            to: span.map(|(_, last)| last.to_rfc3339(offset)),
+        }
+    }
 }
 
 async fn data_range(
     State(state): State<AppState>,
     access: Access,
 ) -> Result<Json<DataRange>, ApiError> {
-    let offset = state.policy().utc_offset;
+    let policy = state.policy().clone();
     let range = state
         .query_for(Some(&access.clone()), None, move |ledger| {
-            let span = ledger.event_span(access.confined_to());
-            Ok(DataRange {
-                from: span.map(|(first, _)| first.to_rfc3339(offset)),
-                to: span.map(|(_, last)| last.to_rfc3339(offset)),
-            })
+            Ok(DataRange::of(
+                ledger.event_span(access.confined_to()),
+                &policy,
+            ))
         })
         .await?;
     Ok(Json(range))

@@ -72,9 +72,24 @@ impl OrderSort {
         OrderSort::ALL.map(OrderSort::as_str).to_vec()
     }
 
+    /// The order of two rows of different ledgers (a cluster's
+    /// partitions, which hold disjoint shops), each with its paid instant
+    /// (see [`Ledger::order_rows_head`]): by this sort, ties by the default
+    /// order (shop id, then order id), the order one ledger holding both
+    /// would give them.
+    pub fn compare(self, a: (UnixNs, &OrderRow), b: (UnixNs, &OrderRow)) -> Ordering {
+        self.by_key(a, b)
+            .then_with(|| a.1.shop_id.cmp(&b.1.shop_id))
+            .then_with(|| a.1.order_id.cmp(&b.1.order_id))
+    }
+
     /// The order of two rows by this sort's key alone (equal rows keep the
     /// default order: see [`Ledger::order_rows_page`]).
-    fn by_key(self, a: &SortedRow, b: &SortedRow) -> Ordering {
+    fn by_key(
+        self,
+        (a_paid_at, a): (UnixNs, &OrderRow),
+        (b_paid_at, b): (UnixNs, &OrderRow),
+    ) -> Ordering {
         let status = |row: &OrderRow| {
             OrderStatus::ALL
                 .iter()
@@ -83,10 +98,10 @@ impl OrderSort {
         };
         match self {
             OrderSort::Order => Ordering::Equal,
-            OrderSort::Paid => a.paid_at.cmp(&b.paid_at),
-            OrderSort::Charged => b.row.charged_fen.cmp(&a.row.charged_fen),
-            OrderSort::Judgments => b.row.judgments.cmp(&a.row.judgments),
-            OrderSort::Status => status(&a.row).cmp(&status(&b.row)),
+            OrderSort::Paid => a_paid_at.cmp(&b_paid_at),
+            OrderSort::Charged => b.charged_fen.cmp(&a.charged_fen),
+            OrderSort::Judgments => b.judgments.cmp(&a.judgments),
+            OrderSort::Status => status(a).cmp(&status(b)),
         }
     }
 }
@@ -328,8 +343,51 @@ impl Ledger {
         offset: usize,
         limit: usize,
     ) -> RowsPage {
-        let end = offset.saturating_add(limit);
-        let compare = |a: &SortedRow, b: &SortedRow| sort.by_key(a, b).then(a.place.cmp(&b.place));
+        let (best, total) =
+            self.best_rows(as_of, shop_id, filter, sort, offset.saturating_add(limit));
+        let rows = best
+            .into_iter()
+            .skip(offset)
+            .map(|sorted| sorted.row)
+            .collect();
+        RowsPage { rows, total }
+    }
+
+    /// The first `end` rows `filter` keeps by `sort`, each with its paid
+    /// instant, and the count of all the rows it keeps: a cluster
+    /// partition's share of a page, which a node merges with
+    /// [`OrderSort::compare`] into the page one ledger would give.
+    pub fn order_rows_head(
+        &self,
+        as_of: UnixNs,
+        shop_id: Option<&str>,
+        filter: RowFilter,
+        sort: OrderSort,
+        end: usize,
+    ) -> (Vec<(UnixNs, OrderRow)>, usize) {
+        let (best, total) = self.best_rows(as_of, shop_id, filter, sort, end);
+        let rows = best
+            .into_iter()
+            .map(|sorted| (sorted.paid_at, sorted.row))
+            .collect();
+        (rows, total)
+    }
+
+    /// The first `end` rows by `sort` (best first), and the count of all
+    /// the rows `filter` keeps: kept best first, sorted and cut back to
+    /// `end` whenever twice as many have gathered.
+    fn best_rows(
+        &self,
+        as_of: UnixNs,
+        shop_id: Option<&str>,
+        filter: RowFilter,
+        sort: OrderSort,
+        end: usize,
+    ) -> (Vec<SortedRow>, usize) {
+        let compare = |a: &SortedRow, b: &SortedRow| {
+            sort.by_key((a.paid_at, &a.row), (b.paid_at, &b.row))
+                .then(a.place.cmp(&b.place))
+        };
         let mut best: Vec<SortedRow> = Vec::new();
         let mut total = 0usize;
         let gather = |paid_at: UnixNs, row: OrderRow| {
@@ -349,12 +407,7 @@ impl Ledger {
         let _ = self.each_row_paid_at(as_of, shop_id, filter, gather);
         best.sort_unstable_by(compare);
         best.truncate(end);
-        let rows = best
-            .into_iter()
-            .skip(offset)
-            .map(|sorted| sorted.row)
-            .collect();
-        RowsPage { rows, total }
+        (best, total)
     }
 
     /// The first and the last instant (`at`) of the events applied: paid
@@ -443,6 +496,77 @@ mod tests {
             assert_eq!(page.total, 7, "{sort:?}");
             if got < size {
                 return ids;
+            }
+        }
+    }
+
+    #[test]
+    fn heads_of_ledgers_holding_disjoint_shops_merge_into_one_ledgers_pages() {
+        // What a cluster node does with its partitions: each ledger holds
+        // some shops; their heads, merged by `OrderSort::compare`, give the
+        // page of one ledger holding every shop, for every sort and page.
+        let events = [
+            paid("O1", "S2", 0),
+            paid("O2", "S1", 1),
+            paid("O3", "S1", 2),
+            shipped("O3", "SF3", 3),
+            paid("O4", "S2", 3),
+            shipped("O4", "SF4", 4),
+            paid("O5", "S3", 50),
+            paid("O6", "S2", 1),
+            paid("O7", "S1", 0),
+            paid("O8", "S3", 0),
+            paid("O9", "S4", 2),
+        ];
+        let one = folded(one_deduction_a_day(), &events);
+        let parts: Vec<Ledger> = [&["S1", "S3"][..], &["S2"], &["S4", "S5"]]
+            .iter()
+            .map(|shops| {
+                let mine: Vec<crate::event::Event> = events
+                    .iter()
+                    .filter(|e| {
+                        let id = e.order_id().unwrap_or_default();
+                        let shop = events.iter().find_map(|p| match &p.kind {
+                            crate::event::EventKind::Paid {
+                                order_id, shop_id, ..
+                            } if order_id == id => Some(shop_id.as_str()),
+                            _ => None,
+                        });
+                        shop.is_some_and(|s| shops.contains(&s))
+                    })
+                    .cloned()
+                    .collect();
+                folded(one_deduction_a_day(), &mine)
+            })
+            .collect();
+        let hours = 24 * 10;
+        for sort in OrderSort::ALL {
+            for (offset, limit) in [(0, 100), (0, 3), (2, 4), (5, 5), (10, 3), (11, 1)] {
+                let want =
+                    one.order_rows_page(at(hours), None, RowFilter::default(), sort, offset, limit);
+                let mut rows = Vec::new();
+                let mut total = 0;
+                for part in &parts {
+                    let (head, count) = part.order_rows_head(
+                        at(hours),
+                        None,
+                        RowFilter::default(),
+                        sort,
+                        offset + limit,
+                    );
+                    assert!(head.len() <= offset + limit);
+                    rows.extend(head);
+                    total += count;
+                }
+                rows.sort_by(|a, b| sort.compare((a.0, &a.1), (b.0, &b.1)));
+                let got: Vec<OrderRow> = rows
+                    .into_iter()
+                    .skip(offset)
+                    .take(limit)
+                    .map(|(_, row)| row)
+                    .collect();
+                assert_eq!(total, want.total, "{sort:?}");
+                assert_eq!(got, want.rows, "{sort:?} from {offset}, {limit} rows");
             }
         }
     }

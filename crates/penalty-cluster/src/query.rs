@@ -1,0 +1,849 @@
+//! A node's answers that merge partitions or forward a shop's route to the
+//! host of its partition: `GET /shops`, `GET /shops/{id}/postings` (and
+//! `.csv`), `/notices`, `/at-risk`, `GET /orders`, `GET /orders.csv` and
+//! `GET /data-range`.
+//!
+//! A node asks a partition's host on `penalty.qc.<stage>.<p>` (an [`Ask`])
+//! and the host answers with an [`Answer`] cut into chunks no larger than
+//! the NATS server's maximum payload (1 MiB by default), so that a
+//! partition's answer (thousands of shop summaries, an export) is never
+//! limited by it. The host computes with penalty-server's own functions
+//! (its checks and its JSON); the node merges the partitions as one machine's
+//! ledger orders them: shops by id, order rows by
+//! [`penalty_core::OrderSort::compare`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::StreamExt;
+use penalty_core::csv::CsvRow;
+use penalty_core::{OrderRow, UnixNs};
+use penalty_server::download::CsvSink;
+use penalty_server::error::ApiError;
+use penalty_server::routes::{
+    DataRange, Id, OrderListAsk, OrderPage, Params, ShopListParams, ShopListing, ShopPage,
+    ShopRoute, ORDERS_CSV_DISPOSITION,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::node::{lock, Node, StageState};
+use crate::partition::partition_of;
+use crate::wire::Stage;
+
+/// How long a node waits for the next chunk of an answer.
+const CHUNK_WAIT: Duration = Duration::from_secs(5);
+
+/// How long a node waits for the first chunk of a `known_at` answer, which
+/// replays the partition's stream first.
+const REPLAY_WAIT: Duration = Duration::from_secs(60);
+
+/// The bytes before a chunk's data: the answer's token (u64), the chunk's
+/// index and the count of chunks (u32 each), big-endian.
+const CHUNK_HEADER: usize = 16;
+
+/// What a node asks of a partition's host.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Ask {
+    /// Every shop's summary as of the instant (`GET /shops`), of the
+    /// events recorded by `known_at_ns` if given.
+    Shops {
+        as_of_ns: i64,
+        known_at_ns: Option<i64>,
+    },
+    /// A route of one shop, answered by penalty-server's
+    /// [`penalty_server::routes::shop_route_answer`].
+    ShopRoute {
+        route: ShopRoute,
+        shop_id: String,
+        query: Option<String>,
+        accept_language: String,
+    },
+    /// `GET /orders/{id}`, answered by penalty-server's
+    /// [`penalty_server::routes::order_route_answer`].
+    Order {
+        order_id: String,
+        query: Option<String>,
+        accept_language: String,
+    },
+    /// The first rows of `GET /orders`'s query, with their count.
+    OrderHead {
+        query: Option<String>,
+        as_of_ns: i64,
+    },
+    /// Every row of `GET /orders.csv`'s query as CSV lines, one text per
+    /// shop.
+    OrderCsv {
+        query: Option<String>,
+        as_of_ns: i64,
+    },
+    /// The span of the events of the partition's shops.
+    Span,
+    /// The span of the events parked in the partition's order stage.
+    ParkedSpan,
+}
+
+impl Ask {
+    /// The `known_at` of the ask: a field, or a parameter of the query
+    /// string handed over (read loosely here: a malformed one is left to
+    /// penalty-server's check, which answers it with its 400).
+    fn known_at(&self, policy: &penalty_core::Policy) -> Option<UnixNs> {
+        #[derive(Deserialize)]
+        struct Loose {
+            known_at: Option<String>,
+        }
+        let query = match self {
+            Ask::Shops { known_at_ns, .. } => return known_at_ns.map(UnixNs),
+            Ask::ShopRoute { query, .. }
+            | Ask::Order { query, .. }
+            | Ask::OrderHead { query, .. }
+            | Ask::OrderCsv { query, .. } => query.as_deref()?,
+            Ask::Span | Ask::ParkedSpan => return None,
+        };
+        let uri: axum::http::Uri = format!("/?{query}").parse().ok()?;
+        let axum::extract::Query(loose) = axum::extract::Query::<Loose>::try_from_uri(&uri).ok()?;
+        UnixNs::parse_asked(&loose.known_at?, policy.utc_offset).ok()
+    }
+
+    /// The stage whose state answers.
+    fn stage(&self) -> Stage {
+        match self {
+            Ask::ParkedSpan => Stage::Orders,
+            _ => Stage::Shops,
+        }
+    }
+}
+
+/// A host's answer: an HTTP status, the headers that matter and the body.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Answer {
+    status: u16,
+    content_type: Option<String>,
+    disposition: Option<String>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(value: &impl Serialize) -> Answer {
+        match serde_json::to_vec(value) {
+            Ok(body) => Answer {
+                status: 200,
+                content_type: Some("application/json".into()),
+                disposition: None,
+                body,
+            },
+            Err(error) => Answer::error(ApiError::internal(error)),
+        }
+    }
+
+    /// An error as the one-machine server words it (its JSON body and
+    /// status).
+    fn error(error: ApiError) -> Answer {
+        let response = error.into_response();
+        let status = response.status().as_u16();
+        // The JSON body of an `ApiError` is whole in memory: read it now.
+        let body = futures_util::FutureExt::now_or_never(axum::body::to_bytes(
+            response.into_body(),
+            usize::MAX,
+        ))
+        .and_then(Result::ok)
+        .map(|bytes| bytes.to_vec())
+        .unwrap_or_default();
+        Answer {
+            status,
+            content_type: Some("application/json".into()),
+            disposition: None,
+            body,
+        }
+    }
+
+    /// A 503 saying which partition did not answer.
+    fn unavailable(why: String) -> Answer {
+        tracing::warn!(%why, "a partition did not answer");
+        Answer::error(ApiError::Unavailable(
+            "a partition's host did not answer (it is moving or catching up); retry shortly",
+        ))
+    }
+
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, self.body).into_response();
+        let headers = response.headers_mut();
+        for (name, value) in [
+            (header::CONTENT_TYPE, self.content_type),
+            (header::CONTENT_DISPOSITION, self.disposition),
+        ] {
+            if let Some(value) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
+                headers.insert(name, value);
+            }
+        }
+        response
+    }
+
+    /// The body of a 200 as `T`; any other answer as it is.
+    fn decoded<T: DeserializeOwned>(self) -> Result<T, Answer> {
+        if self.status != 200 {
+            return Err(self);
+        }
+        serde_json::from_slice(&self.body).map_err(|e| {
+            Answer::error(ApiError::internal(format!(
+                "a partition's answer could not be read: {e}"
+            )))
+        })
+    }
+}
+
+/// Computes the answer to `ask` from a hosted stage's state.
+fn answer(state: &StageState, ask: Ask) -> Answer {
+    let from_server = |result: Result<Response, ApiError>| match result {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let header_of = |name| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v: &HeaderValue| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            let content_type = header_of(header::CONTENT_TYPE);
+            let disposition = header_of(header::CONTENT_DISPOSITION);
+            // The shop routes' bodies are whole in memory (a JSON page, a
+            // CSV text).
+            let body = futures_util::FutureExt::now_or_never(axum::body::to_bytes(
+                response.into_body(),
+                usize::MAX,
+            ))
+            .and_then(Result::ok)
+            .map(|bytes| bytes.to_vec())
+            .unwrap_or_default();
+            Answer {
+                status,
+                content_type,
+                disposition,
+                body,
+            }
+        }
+        Err(error) => Answer::error(error),
+    };
+    match (state, ask) {
+        (StageState::Shops(shops), Ask::Shops { as_of_ns, .. }) => {
+            Answer::json(&shops.ledger.shop_summaries(UnixNs(as_of_ns)))
+        }
+        (
+            StageState::Shops(shops),
+            Ask::ShopRoute {
+                route,
+                shop_id,
+                query,
+                accept_language,
+            },
+        ) => from_server(penalty_server::routes::shop_route_answer(
+            &shops.ledger,
+            route,
+            &shop_id,
+            query.as_deref(),
+            &accept_language,
+        )),
+        (
+            StageState::Shops(shops),
+            Ask::Order {
+                order_id,
+                query,
+                accept_language,
+            },
+        ) => from_server(penalty_server::routes::order_route_answer(
+            &shops.ledger,
+            &order_id,
+            query.as_deref(),
+            &accept_language,
+        )),
+        (StageState::Shops(shops), Ask::OrderHead { query, as_of_ns }) => {
+            let ledger = &shops.ledger;
+            match OrderListAsk::from_query(ledger.policy(), query.as_deref(), false) {
+                Ok(asked) => {
+                    let (rows, total) = ledger.order_rows_head(
+                        UnixNs(as_of_ns),
+                        asked.shop.as_deref(),
+                        asked.filter,
+                        asked.sort,
+                        asked.offset.saturating_add(asked.limit),
+                    );
+                    let rows: Vec<(i64, OrderRow)> =
+                        rows.into_iter().map(|(at, row)| (at.0, row)).collect();
+                    Answer::json(&(rows, total))
+                }
+                Err(error) => Answer::error(error),
+            }
+        }
+        (StageState::Shops(shops), Ask::OrderCsv { query, as_of_ns }) => {
+            let ledger = &shops.ledger;
+            match OrderListAsk::from_query(ledger.policy(), query.as_deref(), true) {
+                Ok(asked) => {
+                    let mut blocks: Vec<(String, String)> = Vec::new();
+                    let _ = ledger.each_order_row(
+                        UnixNs(as_of_ns),
+                        asked.shop.as_deref(),
+                        asked.filter,
+                        |row| {
+                            match blocks.last_mut() {
+                                Some((shop, text)) if *shop == row.shop_id => {
+                                    text.push_str(&row.csv_line(asked.excel));
+                                }
+                                _ => blocks.push((row.shop_id.clone(), row.csv_line(asked.excel))),
+                            }
+                            Ok::<(), std::convert::Infallible>(())
+                        },
+                    );
+                    Answer::json(&blocks)
+                }
+                Err(error) => Answer::error(error),
+            }
+        }
+        (StageState::Shops(shops), Ask::Span) => Answer::json(
+            &shops
+                .ledger
+                .event_span(None)
+                .map(|(first, last)| (first.0, last.0)),
+        ),
+        (StageState::Orders(orders), Ask::ParkedSpan) => {
+            Answer::json(&orders.parked_span().map(|(first, last)| (first.0, last.0)))
+        }
+        _ => Answer::error(ApiError::internal("a query reached the wrong stage")),
+    }
+}
+
+/// Answers `penalty.qc.<stage>.<p>` for the partitions hosted here and
+/// caught up (others are left to their host), in chunks.
+pub(crate) async fn respond(node: Arc<Node>) {
+    let mut subscription = match node.client.subscribe("penalty.qc.>").await {
+        Ok(subscription) => subscription,
+        Err(error) => {
+            tracing::error!(%error, "cannot answer queries");
+            return;
+        }
+    };
+    while let Some(message) = subscription.next().await {
+        let Some(reply_to) = message.reply.clone() else {
+            continue;
+        };
+        let Some(p) = message
+            .subject
+            .as_str()
+            .rsplit('.')
+            .next()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(ask) = serde_json::from_slice::<Ask>(&message.payload) else {
+            continue;
+        };
+        let hosted = lock(&node.hosted)
+            .get(&(ask.stage(), p))
+            .map(|(h, _)| h.clone());
+        let Some(hosted) = hosted.filter(|h| h.caught_up.load(Ordering::SeqCst)) else {
+            continue;
+        };
+        let node = node.clone();
+        tokio::spawn(async move {
+            // The computation holds the partition's state: off the async
+            // threads, as one machine's queries. With `known_at`, it runs on
+            // a replay of the partition's events recorded by then.
+            let computed = match ask.known_at(&node.options.policy) {
+                Some(known_at) if ask.stage() == Stage::Shops => {
+                    match replay(&node, p, known_at).await {
+                        Ok(state) => tokio::task::spawn_blocking(move || answer(&state, ask)).await,
+                        Err(why) => Ok(Answer::unavailable(why)),
+                    }
+                }
+                _ => tokio::task::spawn_blocking(move || answer(&lock(&hosted.state), ask)).await,
+            };
+            let answer = match computed {
+                Ok(answer) => answer,
+                Err(error) => Answer::error(ApiError::internal(error)),
+            };
+            let sent = match bincode::serialize(&answer) {
+                Ok(bytes) => send_chunks(&node.client, reply_to, &bytes).await,
+                Err(error) => Err(error.to_string()),
+            };
+            if let Err(error) = sent {
+                tracing::warn!(%error, "answering a query");
+            }
+        });
+    }
+}
+
+/// Partition `p`'s shop stage as it was with the events recorded by
+/// `known_at` only: its stream read from the start, each message applied
+/// when stage 1 recorded its event by then (the recording stamp travels
+/// with the event, also when stage 2 held it for its paid), in stream order
+/// as the live worker applies them. One machine answers `known_at` from a
+/// replay of its log by the same rule.
+async fn replay(node: &Node, p: u32, known_at: UnixNs) -> Result<StageState, String> {
+    use async_nats::jetstream::stream::DirectGetErrorKind;
+    let stream = node
+        .js
+        .get_stream(Stage::Shops.stream())
+        .await
+        .map_err(|e| format!("opening the shop stream: {e}"))?;
+    let subject = Stage::Shops.subject(p);
+    let mut stage = crate::stages::ShopStage::new(node.options.policy.clone());
+    let mut last_seq = 0u64;
+    loop {
+        let message = match stream
+            .direct_get_next_for_subject(subject.clone(), Some(last_seq + 1))
+            .await
+        {
+            Ok(message) => message,
+            Err(error) if error.kind() == DirectGetErrorKind::NotFound => break,
+            Err(error) => return Err(format!("replaying {subject}: {error}")),
+        };
+        last_seq = message.sequence;
+        let msg: crate::wire::ShopMsg = serde_json::from_slice(&message.payload)
+            .map_err(|e| format!("{subject} seq {last_seq}: {e}"))?;
+        if msg.recorded_at_ns <= known_at.0 {
+            stage.handle(msg);
+        }
+    }
+    Ok(StageState::Shops(Box::new(stage)))
+}
+
+/// The chunk data size under this connection's server's maximum payload.
+fn chunk_bytes(client: &async_nats::Client) -> usize {
+    client
+        .server_info()
+        .max_payload
+        .saturating_sub(CHUNK_HEADER + 256)
+        .max(256)
+}
+
+/// Sends `bytes` to `reply_to` in chunks, each no larger than the server's
+/// maximum payload, tagged with a token of this answer (two hosts may both
+/// answer while a partition moves: the asker keeps the first one's). Also
+/// a node's answer to `penalty cluster status`.
+pub(crate) async fn send_chunks(
+    client: &async_nats::Client,
+    reply_to: async_nats::Subject,
+    bytes: &[u8],
+) -> Result<(), String> {
+    static ANSWERS: AtomicU64 = AtomicU64::new(0);
+    let token = (std::process::id() as u64) << 32 | ANSWERS.fetch_add(1, Ordering::Relaxed);
+    let size = chunk_bytes(client);
+    let count = u32::try_from(bytes.len().div_ceil(size).max(1))
+        .map_err(|_| "an answer of more than 2^32 chunks".to_string())?;
+    for index in 0..count {
+        let start = index as usize * size;
+        let data = &bytes[start.min(bytes.len())..(start + size).min(bytes.len())];
+        let mut chunk = Vec::with_capacity(CHUNK_HEADER + data.len());
+        chunk.extend_from_slice(&token.to_be_bytes());
+        chunk.extend_from_slice(&index.to_be_bytes());
+        chunk.extend_from_slice(&count.to_be_bytes());
+        chunk.extend_from_slice(data);
+        client
+            .publish(reply_to.clone(), chunk.into())
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Asks the host of partition `p` (of `ask`'s stage) and gathers its
+/// chunked answer; a 503 when no host answers in time or chunks are lost.
+pub(crate) async fn ask(node: &Node, p: u32, ask: &Ask) -> Answer {
+    let subject = format!("penalty.qc.{}.{p}", ask.stage().name());
+    let payload = serde_json::to_vec(ask).unwrap_or_default();
+    // A replay reads the partition's stream before the first chunk.
+    let first_wait = if ask.known_at(&node.options.policy).is_some() {
+        REPLAY_WAIT
+    } else {
+        CHUNK_WAIT
+    };
+    match request_chunks(&node.client, subject, payload, first_wait).await {
+        Ok(bytes) => bincode::deserialize(&bytes)
+            .unwrap_or_else(|e| Answer::unavailable(format!("an unreadable answer: {e}"))),
+        Err(why) => Answer::unavailable(why),
+    }
+}
+
+/// Publishes `payload` on `subject` and gathers the chunks of the first
+/// answer ([`send_chunks`]): its bytes, or why none came whole in time.
+pub(crate) async fn request_chunks(
+    client: &async_nats::Client,
+    subject: String,
+    payload: Vec<u8>,
+    first_wait: Duration,
+) -> Result<Vec<u8>, String> {
+    let inbox = client.new_inbox();
+    let mut replies = client
+        .subscribe(inbox.clone())
+        .await
+        .map_err(|error| format!("{subject}: {error}"))?;
+    client
+        .publish_with_reply(subject.clone(), inbox, payload.into())
+        .await
+        .map_err(|error| format!("{subject}: {error}"))?;
+    let mut token = None;
+    let mut bytes = Vec::new();
+    let mut next = 0u32;
+    loop {
+        let wait = if next == 0 { first_wait } else { CHUNK_WAIT };
+        let chunk = match tokio::time::timeout(wait, replies.next()).await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => return Err(format!("{subject}: the replies ended")),
+            Err(_) => {
+                return Err(format!(
+                    "{subject}: no chunk within {wait:?} (the partition is moving or \
+                     catching up)"
+                ))
+            }
+        };
+        let payload = &chunk.payload;
+        if payload.len() < CHUNK_HEADER {
+            continue;
+        }
+        let word = |at: usize| u32::from_be_bytes([0, 1, 2, 3].map(|i| payload[at + i]));
+        let from = u64::from_be_bytes([0, 1, 2, 3, 4, 5, 6, 7].map(|i| payload[i]));
+        let (index, count) = (word(8), word(12));
+        if *token.get_or_insert(from) != from {
+            continue;
+        }
+        if index != next {
+            return Err(format!(
+                "{subject}: chunk {index} came where {next} was due"
+            ));
+        }
+        bytes.extend_from_slice(&payload[CHUNK_HEADER..]);
+        next += 1;
+        if next == count {
+            break;
+        }
+    }
+    let _ = replies.unsubscribe().await;
+    Ok(bytes)
+}
+
+/// Asks every partition; the answers in partition order, or the first
+/// failure.
+async fn ask_all<T: DeserializeOwned>(
+    node: &Arc<Node>,
+    make: impl Fn() -> Ask,
+) -> Result<Vec<T>, Answer> {
+    let asks = (0..node.config.partitions).map(|p| {
+        let request = make();
+        async move { ask(node, p, &request).await }
+    });
+    futures_util::future::join_all(asks)
+        .await
+        .into_iter()
+        .map(Answer::decoded)
+        .collect()
+}
+
+/// The one-machine server's answer of an error.
+fn refused(error: ApiError) -> Response {
+    error.into_response()
+}
+
+/// `GET /shops` on any node: every partition's shop summaries, asked of
+/// their hosts, merged in shop id order (as one machine's ledger lists
+/// them), then ranked and paged by the one-machine server's
+/// [`ShopListing`]: the same JSON, field for field.
+pub(crate) async fn http_shops(
+    State(node): State<Arc<Node>>,
+    Params(params): Params<ShopListParams>,
+) -> Result<Json<ShopPage>, Response> {
+    let when = penalty_server::routes::when(
+        &node.options.policy,
+        params.as_of.as_deref(),
+        params.known_at.as_deref(),
+    )
+    .map_err(refused)?;
+    let listing = ShopListing::asked(&params).map_err(refused)?;
+    let parts: Vec<Vec<penalty_core::ShopReport>> = ask_all(&node, || Ask::Shops {
+        as_of_ns: when.as_of.0,
+        known_at_ns: when.known_at.map(|k| k.0),
+    })
+    .await
+    .map_err(Answer::into_response)?;
+    let mut shops: Vec<penalty_core::ShopReport> = parts.into_iter().flatten().collect();
+    shops.sort_by(|a, b| a.shop_id.cmp(&b.shop_id));
+    Ok(Json(listing.page(shops)))
+}
+
+/// A route of one shop, forwarded to the host of its partition, which
+/// answers it with the one-machine server's code.
+async fn shop_route(
+    node: &Node,
+    route: ShopRoute,
+    shop_id: String,
+    query: Option<String>,
+    headers: &HeaderMap,
+) -> Response {
+    let accept_language = accept_language(headers);
+    let p = partition_of(&shop_id, node.config.partitions);
+    ask(
+        node,
+        p,
+        &Ask::ShopRoute {
+            route,
+            shop_id,
+            query,
+            accept_language,
+        },
+    )
+    .await
+    .into_response()
+}
+
+/// The `Accept-Language` of a request, handed to the host as it came.
+fn accept_language(headers: &HeaderMap) -> String {
+    headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// `GET /shops/{id}`.
+pub(crate) async fn http_shop(
+    State(node): State<Arc<Node>>,
+    Id(shop_id): Id,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    shop_route(&node, ShopRoute::Shop, shop_id, query, &headers).await
+}
+
+/// `as_of` and `known_at` of `GET /orders/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AsOf {
+    as_of: Option<String>,
+    known_at: Option<String>,
+}
+
+/// `GET /orders/{id}`: the order's shop, asked of the host of the order's
+/// partition in stage 2, then the report, asked of the host of the shop's
+/// partition.
+pub(crate) async fn http_order(
+    State(node): State<Arc<Node>>,
+    Id(order_id): Id,
+    RawQuery(query): RawQuery,
+    Params(params): Params<AsOf>,
+    headers: HeaderMap,
+) -> Response {
+    let when = penalty_server::routes::when(
+        &node.options.policy,
+        params.as_of.as_deref(),
+        params.known_at.as_deref(),
+    );
+    let as_of = match when {
+        Ok(when) => when.as_of,
+        Err(error) => return refused(error),
+    };
+    let request = crate::node::QueryRequest {
+        id: order_id.clone(),
+        as_of_ns: as_of.0,
+    };
+    let p = partition_of(&order_id, node.config.partitions);
+    let found = crate::node::ask(&node, format!("penalty.q.ordshop.{p}"), &request).await;
+    if found.status != 200 {
+        return crate::node::into_response(found);
+    }
+    let Some(shop_id) = found.body.get("shop_id").and_then(|s| s.as_str()) else {
+        // No paid passed stage 2: the ledger of one machine says the same.
+        return refused(ApiError::from(penalty_core::QueryError::UnknownOrder {
+            order_id,
+            as_of: as_of.to_rfc3339(node.options.policy.utc_offset),
+            paid_at: None,
+        }));
+    };
+    let p = partition_of(shop_id, node.config.partitions);
+    ask(
+        &node,
+        p,
+        &Ask::Order {
+            order_id,
+            query,
+            accept_language: accept_language(&headers),
+        },
+    )
+    .await
+    .into_response()
+}
+
+/// `GET /shops/{id}/postings`.
+pub(crate) async fn http_postings(
+    State(node): State<Arc<Node>>,
+    Id(shop_id): Id,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    shop_route(&node, ShopRoute::Postings, shop_id, query, &headers).await
+}
+
+/// `GET /shops/{id}/postings.csv`.
+pub(crate) async fn http_postings_csv(
+    State(node): State<Arc<Node>>,
+    Id(shop_id): Id,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    shop_route(&node, ShopRoute::PostingsCsv, shop_id, query, &headers).await
+}
+
+/// `GET /shops/{id}/notices`.
+pub(crate) async fn http_notices(
+    State(node): State<Arc<Node>>,
+    Id(shop_id): Id,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    shop_route(&node, ShopRoute::Notices, shop_id, query, &headers).await
+}
+
+/// `GET /shops/{id}/at-risk`.
+pub(crate) async fn http_at_risk(
+    State(node): State<Arc<Node>>,
+    Id(shop_id): Id,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    shop_route(&node, ShopRoute::AtRisk, shop_id, query, &headers).await
+}
+
+/// The partitions an order list asks: its shop's, or all.
+fn partitions_of(node: &Node, shop: Option<&str>) -> Vec<u32> {
+    match shop {
+        Some(shop) => vec![partition_of(shop, node.config.partitions)],
+        None => (0..node.config.partitions).collect(),
+    }
+}
+
+/// `GET /orders` on any node: each partition's first `offset + limit` rows
+/// by the asked sort, merged by [`penalty_core::OrderSort::compare`] (the
+/// order one ledger gives), then the page cut from them; the total is the
+/// partitions' sum.
+pub(crate) async fn http_orders(
+    State(node): State<Arc<Node>>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let asked = match OrderListAsk::from_query(&node.options.policy, query.as_deref(), false) {
+        Ok(asked) => asked,
+        Err(error) => return refused(error),
+    };
+    let asks = partitions_of(&node, asked.shop.as_deref())
+        .into_iter()
+        .map(|p| {
+            let request = Ask::OrderHead {
+                query: query.clone(),
+                as_of_ns: asked.as_of.0,
+            };
+            let node = node.clone();
+            async move { ask(&node, p, &request).await }
+        });
+    let mut rows: Vec<(UnixNs, OrderRow)> = Vec::new();
+    let mut total = 0usize;
+    for answer in futures_util::future::join_all(asks).await {
+        match answer.decoded::<(Vec<(i64, OrderRow)>, usize)>() {
+            Ok((part, count)) => {
+                rows.extend(part.into_iter().map(|(at, row)| (UnixNs(at), row)));
+                total += count;
+            }
+            Err(answer) => return answer.into_response(),
+        }
+    }
+    rows.sort_by(|a, b| asked.sort.compare((a.0, &a.1), (b.0, &b.1)));
+    let orders: Vec<OrderRow> = rows
+        .into_iter()
+        .skip(asked.offset)
+        .take(asked.limit)
+        .map(|(_, row)| row)
+        .collect();
+    let end = asked.offset.saturating_add(orders.len());
+    Json(OrderPage {
+        orders,
+        next: (end < total).then_some(end),
+        total,
+    })
+    .into_response()
+}
+
+/// `GET /orders.csv` on any node: each partition's rows, one text per
+/// shop, merged in shop id order (shops are whole in one partition), under
+/// `penalty export orders`'s header. The requesting node holds the whole
+/// export in memory (one machine streams it shop by shop).
+pub(crate) async fn http_orders_csv(
+    State(node): State<Arc<Node>>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let asked = match OrderListAsk::from_query(&node.options.policy, query.as_deref(), true) {
+        Ok(asked) => asked,
+        Err(error) => return refused(error),
+    };
+    let asks = partitions_of(&node, asked.shop.as_deref())
+        .into_iter()
+        .map(|p| {
+            let request = Ask::OrderCsv {
+                query: query.clone(),
+                as_of_ns: asked.as_of.0,
+            };
+            let node = node.clone();
+            async move { ask(&node, p, &request).await }
+        });
+    let mut blocks: Vec<(String, String)> = Vec::new();
+    for answer in futures_util::future::join_all(asks).await {
+        match answer.decoded::<Vec<(String, String)>>() {
+            Ok(part) => blocks.extend(part),
+            Err(answer) => return answer.into_response(),
+        }
+    }
+    blocks.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut text = String::new();
+    let written = CsvSink::start(&mut text, asked.excel).and_then(|()| {
+        CsvSink::push(&mut text, &<OrderRow as CsvRow>::csv_header(asked.excel))?;
+        blocks
+            .iter()
+            .try_for_each(|(_, block)| CsvSink::push(&mut text, block))
+    });
+    if let Err(error) = written {
+        return refused(error);
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (header::CONTENT_DISPOSITION, ORDERS_CSV_DISPOSITION),
+        ],
+        text,
+    )
+        .into_response()
+}
+
+/// `GET /data-range` on any node: the first and last event instant over
+/// every partition's shops and the events parked for their paid (which one
+/// machine's ledger holds too).
+pub(crate) async fn http_data_range(State(node): State<Arc<Node>>) -> Response {
+    let (shops, parked) = futures_util::future::join(
+        ask_all::<Option<(i64, i64)>>(&node, || Ask::Span),
+        ask_all::<Option<(i64, i64)>>(&node, || Ask::ParkedSpan),
+    )
+    .await;
+    let spans = match (shops, parked) {
+        (Ok(shops), Ok(parked)) => shops.into_iter().chain(parked).flatten(),
+        (Err(answer), _) | (_, Err(answer)) => return answer.into_response(),
+    };
+    let span = spans.fold(None, |span: Option<(i64, i64)>, (lo, hi)| match span {
+        None => Some((lo, hi)),
+        Some((a, b)) => Some((a.min(lo), b.max(hi))),
+    });
+    Json(DataRange::of(
+        span.map(|(lo, hi)| (UnixNs(lo), UnixNs(hi))),
+        &node.options.policy,
+    ))
+    .into_response()
+}
