@@ -593,9 +593,14 @@ fn assert_same_for_tokens(cluster: &Cluster, single_port: u16) {
     .collect();
     paths.sort();
     let mut seen = std::collections::BTreeMap::new();
-    for (n, token) in [Some(SELLER_TOKEN), Some(OPERATOR_TOKEN), None, Some("wrong")]
-        .into_iter()
-        .enumerate()
+    for (n, token) in [
+        Some(SELLER_TOKEN),
+        Some(OPERATOR_TOKEN),
+        None,
+        Some("wrong"),
+    ]
+    .into_iter()
+    .enumerate()
     {
         for (k, path) in paths.iter().enumerate() {
             let (status, content_type, body) = http_get_whole_as(token, single_port, path, None)
@@ -605,7 +610,10 @@ fn assert_same_for_tokens(cluster: &Cluster, single_port: u16) {
             let (got_status, got_type, got_body) =
                 http_get_whole_as(token, port, path, None).expect("a node answers");
             let what = format!("{path} with the token {token:?} on a node");
-            assert_eq!(got_status, status, "{what}: {got_body}\none machine: {body}");
+            assert_eq!(
+                got_status, status,
+                "{what}: {got_body}\none machine: {body}"
+            );
             assert_eq!(got_type, content_type, "{what}");
             if content_type.starts_with("application/json") {
                 let (mut got, mut expected) = (canonical(&got_body), canonical(&body));
@@ -645,7 +653,10 @@ fn assert_same_for_tokens(cluster: &Cluster, single_port: u16) {
         for path in ["/status", "/metrics"] {
             let (status, _) =
                 http_request_as(token, cluster.http[2], "GET", path, "").expect("an answer");
-            assert!(status == 403 || status == 401, "{path} with {token:?}: {status}");
+            assert!(
+                status == 403 || status == 401,
+                "{path} with {token:?}: {status}"
+            );
         }
     }
 }
@@ -1390,7 +1401,12 @@ fn a_node_off_loopback_needs_tokens_as_one_machine() {
     assert!(stderr.contains("pass --tokens FILE"), "{stderr}");
     let bad = tmp.path().join("bad-tokens.json");
     std::fs::write(&bad, "[]").expect("a tokens file");
-    let with_bad = ["--addr", "0.0.0.0:0", "--tokens", &bad.display().to_string()];
+    let with_bad = [
+        "--addr",
+        "0.0.0.0:0",
+        "--tokens",
+        &bad.display().to_string(),
+    ];
     let (code, _, stderr) = node(&with_bad);
     assert_ne!(code, 0);
     assert!(stderr.contains("lists no token"), "{stderr}");

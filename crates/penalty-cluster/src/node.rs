@@ -30,18 +30,18 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use async_nats::jetstream::stream::DirectGetErrorKind;
+use axum::extract::FromRequestParts;
 use axum::extract::State;
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use futures_util::StreamExt;
 use penalty_core::Policy;
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use penalty_server::error::ApiError;
-use penalty_server::{Access, Tokens};
 use penalty_server::state::{IngestSummary, RejectedLine};
+use penalty_server::{Access, Tokens};
 use serde::{Deserialize, Serialize};
 
 use crate::partition::owner;

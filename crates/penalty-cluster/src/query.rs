@@ -23,12 +23,12 @@ use axum::Json;
 use futures_util::StreamExt;
 use penalty_core::csv::CsvRow;
 use penalty_core::{OrderRow, UnixNs};
+use penalty_server::auth::Access;
 use penalty_server::download::CsvSink;
 use penalty_server::error::ApiError;
-use penalty_server::auth::Access;
 use penalty_server::routes::{
-    unknown_order, DataRange, Id, OrderListAsk, OrderPage, Params, ShopListParams, ShopListing, ShopPage,
-    ShopRoute, ORDERS_CSV_DISPOSITION,
+    unknown_order, DataRange, Id, OrderListAsk, OrderPage, Params, ShopListParams, ShopListing,
+    ShopPage, ShopRoute, ORDERS_CSV_DISPOSITION,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -282,7 +282,8 @@ fn answer(state: &StageState, ask: Ask) -> Answer {
         ) => {
             let ledger = &shops.ledger;
             let policy = ledger.policy();
-            match OrderListAsk::from_query(policy, confined_to.as_deref(), query.as_deref(), false) {
+            match OrderListAsk::from_query(policy, confined_to.as_deref(), query.as_deref(), false)
+            {
                 Ok(asked) => {
                     let (rows, total) = ledger.order_rows_head(
                         UnixNs(as_of_ns),
@@ -729,7 +730,15 @@ pub(crate) async fn http_postings(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    shop_route(&node, &access, ShopRoute::Postings, shop_id, query, &headers).await
+    shop_route(
+        &node,
+        &access,
+        ShopRoute::Postings,
+        shop_id,
+        query,
+        &headers,
+    )
+    .await
 }
 
 /// `GET /shops/{id}/postings.csv`.
@@ -740,7 +749,15 @@ pub(crate) async fn http_postings_csv(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    shop_route(&node, &access, ShopRoute::PostingsCsv, shop_id, query, &headers).await
+    shop_route(
+        &node,
+        &access,
+        ShopRoute::PostingsCsv,
+        shop_id,
+        query,
+        &headers,
+    )
+    .await
 }
 
 /// `GET /shops/{id}/notices`.
