@@ -132,7 +132,7 @@ pub enum Command {
     /// (docs/SCALE-OUT.md): create it, run a node, see its state.
     #[command(
         subcommand,
-        after_help = "Examples:\n  penalty cluster init --cluster nats://127.0.0.1:4222 --partitions 16 --replicas 3\n  penalty cluster node --cluster nats://127.0.0.1:4222 --node n1 --db n1-data --addr 127.0.0.1:8081\n  penalty ingest --cluster nats://127.0.0.1:4222 events.jsonl --json\n  penalty cluster status --cluster nats://127.0.0.1:4222"
+        after_help = "Examples:\n  penalty cluster init --cluster nats://127.0.0.1:4222 --partitions 16 --replicas 3\n  penalty cluster node --cluster nats://127.0.0.1:4222 --node n1 --db n1-data --addr 127.0.0.1:8081\n  penalty cluster node --cluster nats://10.0.0.1:4222 --node n2 --db n2-data --addr 0.0.0.0:8081 --tokens tokens.json\n  penalty ingest --cluster nats://127.0.0.1:4222 events.jsonl --json\n  penalty cluster status --cluster nats://127.0.0.1:4222\n\nA node's HTTP API takes --tokens and --allowed-host as `penalty serve` does;\nwithout --tokens it listens on loopback addresses only."
     )]
     Cluster(ClusterCommand),
 }
@@ -172,6 +172,10 @@ pub struct ClusterNodeArgs {
     /// Where to serve HTTP.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: std::net::SocketAddr,
+
+    /// Who may read what, as for `penalty serve`.
+    #[command(flatten)]
+    pub access: AccessArgs,
 }
 
 #[derive(Debug, Args)]
@@ -209,6 +213,15 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: std::net::SocketAddr,
 
+    /// Who may read what.
+    #[command(flatten)]
+    pub access: AccessArgs,
+}
+
+/// The access control of an HTTP API: `penalty serve`'s and a cluster
+/// node's.
+#[derive(Debug, Args)]
+pub struct AccessArgs {
     /// A JSON list of `{"sha256": "<hex of the token>", "role": "operator"}` or
     /// `{"sha256": "…", "role": "seller", "shop_id": "S1"}`.
     #[arg(long, value_name = "FILE")]

@@ -52,6 +52,8 @@ pub fn run(db: &Path, policy: &Policy, command: ClusterCommand) -> anyhow::Resul
                 db: db.to_path_buf(),
                 addr: args.addr,
                 policy: policy.clone(),
+                tokens: args.access.tokens,
+                allowed_hosts: args.access.allowed_hosts,
             };
             tokio::select! {
                 result = penalty_cluster::node::run(options) => result?,

@@ -201,8 +201,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 db: cli.db.clone(),
                 policy,
                 addr: args.addr,
-                tokens: args.tokens,
-                allowed_hosts: args.allowed_hosts,
+                tokens: args.access.tokens,
+                allowed_hosts: args.access.allowed_hosts,
             };
             // Like every writer, the server waits its turn for the data
             // directory, unless `--no-wait`.

@@ -22,6 +22,14 @@ const PARTITIONS: u32 = 16;
 /// The NATS servers' maximum payload (see [`Cluster::start`]).
 const MAX_PAYLOAD_BYTES: usize = 2048;
 const AS_OF: &str = "2026-09-01T00:00:00+08:00";
+/// The tokens every node and the one-machine server take (`--tokens`):
+/// an operator's, which every request of these tests sends unless told
+/// otherwise, and a seller's of [`SELLER_SHOP`].
+const OPERATOR_TOKEN: &str = "operator-secret";
+const SELLER_TOKEN: &str = "seller-secret";
+/// The seller's shop, and another shop of the workload (`gen --shops 24`).
+const SELLER_SHOP: &str = "S000003";
+const OTHER_SHOP: &str = "S000004";
 
 /// Children killed (and reaped) when the test ends, however it ends.
 struct Processes(Vec<(String, Child)>);
@@ -95,9 +103,20 @@ fn http_get(port: u16, path: &str) -> Result<(u16, String), String> {
     http_request(port, "GET", path, "")
 }
 
-/// A request on loopback (a POST's body is JSON Lines): the status and the
-/// body.
+/// A request on loopback (a POST's body is JSON Lines), as the operator:
+/// the status and the body.
 fn http_request(port: u16, method: &str, path: &str, body: &str) -> Result<(u16, String), String> {
+    http_request_as(Some(OPERATOR_TOKEN), port, method, path, body)
+}
+
+/// [`http_request`] with `token` (none: no `Authorization` header).
+fn http_request_as(
+    token: Option<&str>,
+    port: u16,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Result<(u16, String), String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
     stream
         .set_read_timeout(Some(Duration::from_secs(120)))
@@ -110,9 +129,10 @@ fn http_request(port: u16, method: &str, path: &str, body: &str) -> Result<(u16,
     } else {
         String::new()
     };
+    let auth = bearer(token);
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{content}\r\n{body}"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{auth}{content}\r\n{body}"
     )
     .map_err(|e| e.to_string())?;
     let mut response = String::new();
@@ -132,12 +152,51 @@ fn http_request(port: u16, method: &str, path: &str, body: &str) -> Result<(u16,
     Ok((status, body))
 }
 
-/// The one-machine server on `db`, for the routes only it has an answer
-/// to compare with (`POST /events`'s answer, the paged `GET /shops`).
+/// The `Authorization` header line of `token`, if any.
+fn bearer(token: Option<&str>) -> String {
+    token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"))
+}
+
+/// The hex SHA-256 of `text`, by coreutils' `sha256sum`.
+fn sha256_hex(text: &str) -> String {
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sha256sum runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("sha256sum reads");
+    let out = child.wait_with_output().expect("sha256sum answers");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("a hash")
+        .to_string()
+}
+
+/// The tokens file of [`OPERATOR_TOKEN`] and [`SELLER_TOKEN`], in `dir`.
+fn tokens_file(dir: &Path) -> String {
+    let path = dir.join("tokens.json");
+    let text = serde_json::json!([
+        {"sha256": sha256_hex(OPERATOR_TOKEN), "role": "operator"},
+        {"sha256": sha256_hex(SELLER_TOKEN), "role": "seller", "shop_id": SELLER_SHOP},
+    ]);
+    std::fs::write(&path, text.to_string()).expect("the tokens file");
+    path.display().to_string()
+}
+
+/// The one-machine server on `db`, with the tokens file of the nodes, for
+/// the routes only it has an answer to compare with (`POST /events`'s
+/// answer, the paged `GET /shops`).
 fn start_single_server(processes: &mut Processes, dir: &Path, db: &str) -> u16 {
     let port = free_port();
     let child = Command::new(BIN)
         .args(["--db", db, "serve", "--addr", &format!("127.0.0.1:{port}")])
+        .args(["--tokens", &tokens_file(dir)])
         .stdout(log_file(dir, "single-server"))
         .stderr(log_file(dir, "single-server.err"))
         .spawn()
@@ -239,14 +298,25 @@ fn http_get_whole(
     path: &str,
     language: Option<&str>,
 ) -> Result<(u16, String, String), String> {
+    http_get_whole_as(Some(OPERATOR_TOKEN), port, path, language)
+}
+
+/// [`http_get_whole`] with `token` (none: no `Authorization` header).
+fn http_get_whole_as(
+    token: Option<&str>,
+    port: u16,
+    path: &str,
+    language: Option<&str>,
+) -> Result<(u16, String, String), String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
     stream
         .set_read_timeout(Some(Duration::from_secs(120)))
         .map_err(|e| e.to_string())?;
     let language = language.map_or(String::new(), |l| format!("Accept-Language: {l}\r\n"));
+    let auth = bearer(token);
     write!(
         stream,
-        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{language}\r\n"
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{auth}{language}\r\n"
     )
     .map_err(|e| e.to_string())?;
     let mut response = String::new();
@@ -466,6 +536,131 @@ fn assert_same_known_at(cluster: &Cluster, single_port: u16, known_at: &str) {
     );
 }
 
+/// With `--tokens` on the nodes and the one-machine server: a seller's,
+/// the operator's, no and a wrong token's answers through every node in
+/// turn equal the one-machine server's (status, content type, body; JSON
+/// field for field, CSV byte for byte): a seller sees its shop only, and
+/// another shop or its order is an unknown one's 404; lists, exports and
+/// the data range are confined to its shop; `POST /events`, `/status` and
+/// `/metrics` are the operator's.
+fn assert_same_for_tokens(cluster: &Cluster, single_port: u16) {
+    let as_of = AS_OF.replace('+', "%2B");
+    let order_of = |shop: &str| {
+        let (status, body) = http_get(single_port, &format!("/orders?shop={shop}&limit=1"))
+            .expect("the one-machine server answers");
+        assert_eq!(status, 200, "{body}");
+        canonical(&body)["orders"][0]["order_id"]
+            .as_str()
+            .expect("an order of the shop")
+            .to_string()
+    };
+    let (own_order, other_order) = (order_of(SELLER_SHOP), order_of(OTHER_SHOP));
+    let mut paths: Vec<String> = [
+        "/shops?as_of={as_of}",
+        "/shops?as_of={as_of}&limit=1&sort=charged",
+        "/shops/{own}?as_of={as_of}",
+        "/shops/{own}?as_of={as_of}&summary=true",
+        "/shops/{other}?as_of={as_of}",
+        "/shops/S-NEVER?as_of={as_of}",
+        "/shops/{other}?as_of=bad",
+        "/shops/{own}/postings?as_of={as_of}&limit=7",
+        "/shops/{other}/postings?as_of={as_of}",
+        "/shops/{own}/postings.csv?as_of={as_of}",
+        "/shops/{other}/postings.csv?as_of={as_of}",
+        "/shops/{own}/notices?as_of={as_of}",
+        "/shops/{other}/notices?as_of={as_of}",
+        "/shops/{own}/at-risk?as_of={as_of}",
+        "/shops/{other}/at-risk?as_of={as_of}",
+        "/orders?as_of={as_of}",
+        "/orders?as_of={as_of}&sort=charged&limit=5&offset=2",
+        "/orders?as_of={as_of}&shop={own}",
+        "/orders?as_of={as_of}&shop={other}",
+        "/orders.csv?as_of={as_of}",
+        "/orders.csv?as_of={as_of}&shop={other}",
+        "/orders/{own_order}?as_of={as_of}",
+        "/orders/{other_order}?as_of={as_of}",
+        "/orders/O-NEVER?as_of={as_of}",
+        "/data-range",
+    ]
+    .iter()
+    .map(|p| {
+        p.replace("{as_of}", &as_of)
+            .replace("{own_order}", &own_order)
+            .replace("{other_order}", &other_order)
+            .replace("{own}", SELLER_SHOP)
+            .replace("{other}", OTHER_SHOP)
+    })
+    .collect();
+    paths.sort();
+    let mut seen = std::collections::BTreeMap::new();
+    for (n, token) in [
+        Some(SELLER_TOKEN),
+        Some(OPERATOR_TOKEN),
+        None,
+        Some("wrong"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for (k, path) in paths.iter().enumerate() {
+            let (status, content_type, body) = http_get_whole_as(token, single_port, path, None)
+                .expect("the one-machine server answers");
+            *seen.entry((token, status)).or_insert(0) += 1;
+            let port = cluster.http[(n + k) % 3];
+            let (got_status, got_type, got_body) =
+                http_get_whole_as(token, port, path, None).expect("a node answers");
+            let what = format!("{path} with the token {token:?} on a node");
+            assert_eq!(
+                got_status, status,
+                "{what}: {got_body}\none machine: {body}"
+            );
+            assert_eq!(got_type, content_type, "{what}");
+            if content_type.starts_with("application/json") {
+                let (mut got, mut expected) = (canonical(&got_body), canonical(&body));
+                if path.contains("/notices") {
+                    got = without_recording_instants(got);
+                    expected = without_recording_instants(expected);
+                }
+                assert_eq!(got, expected, "{what}");
+            } else {
+                assert_eq!(got_body, body, "{what}");
+            }
+        }
+    }
+    // The seller read its shop (and only it: the other shop's routes are
+    // 404s), everyone else without a valid token got 401s.
+    let (seller, operator) = (Some(SELLER_TOKEN), Some(OPERATOR_TOKEN));
+    assert!(seen.get(&(seller, 200)) >= Some(&12), "{seen:?}");
+    assert!(seen.get(&(seller, 404)) >= Some(&9), "{seen:?}");
+    assert!(seen.get(&(operator, 200)) >= Some(&20), "{seen:?}");
+    assert_eq!(seen.get(&(None, 401)), Some(&paths.len()), "{seen:?}");
+    assert_eq!(seen.get(&(Some("wrong"), 401)), Some(&paths.len()));
+    // The seller's lists hold its shop's rows only.
+    let (_, _, orders) = http_get_whole_as(seller, cluster.http[0], "/orders?limit=1000", None)
+        .expect("a node answers");
+    let orders = canonical(&orders);
+    let rows = orders["orders"].as_array().expect("rows");
+    assert!(!rows.is_empty() && rows.iter().all(|r| r["shop_id"] == SELLER_SHOP));
+    // Writes and the node's state are the operator's: POST /events is a
+    // 403 for a seller and a 401 without a token, as on one machine.
+    for token in [seller, None] {
+        for port in [single_port, cluster.http[1]] {
+            let (status, body) =
+                http_request_as(token, port, "POST", "/events", "").expect("an answer");
+            let expected = if token.is_some() { 403 } else { 401 };
+            assert_eq!(status, expected, "POST /events with {token:?}: {body}");
+        }
+        for path in ["/status", "/metrics"] {
+            let (status, _) =
+                http_request_as(token, cluster.http[2], "GET", path, "").expect("an answer");
+            assert!(
+                status == 403 || status == 401,
+                "{path} with {token:?}: {status}"
+            );
+        }
+    }
+}
+
 struct Cluster {
     processes: Processes,
     url: String,
@@ -566,6 +761,8 @@ impl Cluster {
                 &format!("n{i}"),
                 "--addr",
                 &format!("127.0.0.1:{port}"),
+                "--tokens",
+                &tokens_file(&self.dir),
             ])
             .stdout(log_file(&self.dir, &format!("node{i}")))
             .stderr(log_file(&self.dir, &format!("node{i}.err")))
@@ -894,6 +1091,7 @@ fn three_nodes_over_three_nats_servers_answer_as_one_machine() {
     assert_same_shop_pages(&cluster, single_port);
     assert_same_routes(&cluster, single_port);
     assert_same_known_at(&cluster, single_port, &known_at);
+    assert_same_for_tokens(&cluster, single_port);
 
     // Once all is applied and checkpointed, every node's /metrics shows a
     // lag of 0 for each stage partition it owns (all 3 × P between them),
@@ -1174,4 +1372,42 @@ fn a_stalled_node_shows_its_lag_in_metrics_until_it_catches_up() {
         "after the stall, the cluster's counts differ from one machine's"
     );
     eprintln!("whole test in {:?}", started.elapsed());
+}
+
+/// A node without `--tokens` listens on loopback only, as `penalty serve`;
+/// a bad tokens file is refused as `penalty serve` refuses it. Both before
+/// the node reaches for NATS (none listens on the given port).
+#[test]
+fn a_node_off_loopback_needs_tokens_as_one_machine() {
+    let tmp = test_dir();
+    let db = tmp.path().join("node").display().to_string();
+    let nats = format!("nats://127.0.0.1:{}", free_port());
+    let node = |extra: &[&str]| {
+        let mut args = vec!["--db", &db, "cluster", "node", "--cluster", &nats];
+        args.extend(["--node", "n1"]);
+        args.extend(extra);
+        penalty(&args)
+    };
+    let serve = |extra: &[&str]| {
+        let mut args = vec!["--db", &db, "serve"];
+        args.extend(extra);
+        penalty(&args)
+    };
+    let open = ["--addr", "0.0.0.0:0"];
+    let (code, _, stderr) = node(&open);
+    let (serve_code, _, serve_stderr) = serve(&open);
+    assert_ne!(code, 0);
+    assert_eq!(code, serve_code, "{stderr}\n{serve_stderr}");
+    assert!(stderr.contains("pass --tokens FILE"), "{stderr}");
+    let bad = tmp.path().join("bad-tokens.json");
+    std::fs::write(&bad, "[]").expect("a tokens file");
+    let with_bad = [
+        "--addr",
+        "0.0.0.0:0",
+        "--tokens",
+        &bad.display().to_string(),
+    ];
+    let (code, _, stderr) = node(&with_bad);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("lists no token"), "{stderr}");
 }

@@ -30,7 +30,9 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use async_nats::jetstream::stream::DirectGetErrorKind;
+use axum::extract::FromRequestParts;
 use axum::extract::State;
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -39,6 +41,7 @@ use futures_util::StreamExt;
 use penalty_core::Policy;
 use penalty_server::error::ApiError;
 use penalty_server::state::{IngestSummary, RejectedLine};
+use penalty_server::{Access, Tokens};
 use serde::{Deserialize, Serialize};
 
 use crate::partition::owner;
@@ -86,6 +89,12 @@ pub struct NodeOptions {
     pub addr: SocketAddr,
     /// The policy: must be the cluster's.
     pub policy: Policy,
+    /// The tokens file (`--tokens`), as `penalty serve` takes it: without
+    /// one the node listens on loopback only and every caller is an
+    /// operator.
+    pub tokens: Option<PathBuf>,
+    /// `--allowed-host`, as `penalty serve` takes it.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// The state of one stage of one partition.
@@ -124,6 +133,8 @@ pub(crate) struct Node {
     pub(crate) client: async_nats::Client,
     pub(crate) js: jetstream::Context,
     pub(crate) hosted: Mutex<HostedMap>,
+    /// Who may read what (`--tokens`), by penalty-server's one rule.
+    tokens: Option<Tokens>,
     live: Mutex<Vec<String>>,
     heard: Mutex<HashMap<String, std::time::Instant>>,
     /// The one-machine server's limits of an upload (`POST /events`).
@@ -136,6 +147,15 @@ pub(crate) struct Node {
 
 /// Runs a node until the process is stopped.
 pub async fn run(options: NodeOptions) -> Result<(), ClusterError> {
+    // As `penalty serve`: refused before anything else is done.
+    let refused = |error: penalty_server::ServerError| ClusterError::Config(error.to_string());
+    penalty_server::check_exposure(options.addr, options.tokens.is_some()).map_err(refused)?;
+    let tokens = options
+        .tokens
+        .as_deref()
+        .map(Tokens::load)
+        .transpose()
+        .map_err(|error| refused(error.into()))?;
     std::fs::create_dir_all(&options.db).map_err(|source| ClusterError::Io {
         context: format!("creating {}", options.db.display()),
         source,
@@ -181,6 +201,7 @@ pub async fn run(options: NodeOptions) -> Result<(), ClusterError> {
         client,
         js,
         hosted: Mutex::new(BTreeMap::new()),
+        tokens,
         live: Mutex::new(Vec::new()),
         heard: Mutex::new(HashMap::new()),
         uploads: Arc::new(tokio::sync::Semaphore::new(
@@ -213,14 +234,36 @@ pub async fn run(options: NodeOptions) -> Result<(), ClusterError> {
         .route("/orders/{id}", get(crate::query::http_order))
         .route("/status", get(http_status))
         .route("/metrics", get(http_metrics))
-        // The one-machine server's guard: no POST from another origin, and
-        // only a JSON Lines or JSON body type.
+        // The one-machine server's guards: no POST from another origin,
+        // only a JSON Lines or JSON body type, no other `Host` (DNS
+        // rebinding); and its accept loop: header and idle timeouts, a
+        // connection limit.
         .route_layer(axum::middleware::from_fn(
             penalty_server::guard::same_origin,
         ))
         .with_state(node.clone());
+    let serve = penalty_server::ServeConfig {
+        allowed_hosts: node.options.allowed_hosts.clone(),
+        ..penalty_server::ServeConfig::default()
+    };
+    let bound = listener.local_addr().map_err(|source| ClusterError::Io {
+        context: format!("listening on {}", node.options.addr),
+        source,
+    })?;
+    let hosts = Arc::new(penalty_server::listen::allowed_hosts(
+        bound,
+        &serve,
+        node.tokens.is_some(),
+    ));
+    let app = app.layer(axum::middleware::from_fn_with_state(
+        hosts,
+        penalty_server::guard::check_host,
+    ));
     tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, app).await {
+        let forever = std::future::pending::<()>();
+        if let Err(error) =
+            penalty_server::listen::serve_connections(listener, app, serve, forever).await
+        {
             tracing::error!(%error, "the HTTP server stopped");
         }
     });
@@ -794,14 +837,30 @@ pub(crate) fn into_response(reply: QueryReply) -> Response {
     (status, axum::Json(reply.body)).into_response()
 }
 
+/// The [`Access`] of a request to a node: penalty-server's one rule
+/// ([`penalty_server::access::request_access`]) over the node's tokens; a
+/// node has no dashboard, so no session.
+pub(crate) struct Caller(pub(crate) Access);
+
+impl FromRequestParts<Arc<Node>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, node: &Arc<Node>) -> Result<Caller, ApiError> {
+        penalty_server::access::request_access(node.tokens.as_ref(), &parts.headers, || None)
+            .map(Caller)
+    }
+}
+
 /// `POST /events` on any node: the one-machine server's upload (its body
 /// limits, its answer), ingested into the cluster; a line is counted only
 /// once it is in the replicated stream and decided.
 async fn http_post_events(
     State(node): State<Arc<Node>>,
+    Caller(access): Caller,
     headers: axum::http::HeaderMap,
     body: axum::body::Body,
 ) -> Result<Json<IngestSummary>, ApiError> {
+    access.require_operator()?;
     let (_permit, body) =
         penalty_server::routes::receive_upload(&headers, body, &node.limits, || {
             node.uploads.clone().try_acquire_owned().ok()
@@ -893,23 +952,32 @@ pub struct HostedStatus {
     pub caught_up: bool,
 }
 
-async fn http_status(State(node): State<Arc<Node>>) -> Response {
-    axum::Json(node_status(&node).await).into_response()
+/// `/status`: operator-only, as one machine's `/metrics`.
+async fn http_status(
+    State(node): State<Arc<Node>>,
+    Caller(access): Caller,
+) -> Result<Response, ApiError> {
+    access.require_operator()?;
+    Ok(axum::Json(node_status(&node).await).into_response())
 }
 
 /// `/metrics`: per hosted stage partition, the consumer lag, the applied
 /// and checkpointed sequences and the checkpoint's age, in Prometheus's
 /// text format (the same figures as `/status` and `penalty cluster status`).
-async fn http_metrics(State(node): State<Arc<Node>>) -> Response {
+async fn http_metrics(
+    State(node): State<Arc<Node>>,
+    Caller(access): Caller,
+) -> Result<Response, ApiError> {
+    access.require_operator()?;
     let status = node_status(&node).await;
-    (
+    Ok((
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         render_metrics(&status),
     )
-        .into_response()
+        .into_response())
 }
 
 /// The Prometheus text of a node's status.

@@ -23,16 +23,17 @@ use axum::Json;
 use futures_util::StreamExt;
 use penalty_core::csv::CsvRow;
 use penalty_core::{OrderRow, UnixNs};
+use penalty_server::auth::Access;
 use penalty_server::download::CsvSink;
 use penalty_server::error::ApiError;
 use penalty_server::routes::{
-    DataRange, Id, OrderListAsk, OrderPage, Params, ShopListParams, ShopListing, ShopPage,
-    ShopRoute, ORDERS_CSV_DISPOSITION,
+    unknown_order, DataRange, Id, OrderListAsk, OrderPage, Params, ShopListParams, ShopListing,
+    ShopPage, ShopRoute, ORDERS_CSV_DISPOSITION,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::node::{lock, Node, StageState};
+use crate::node::{lock, Caller, Node, StageState};
 use crate::partition::partition_of;
 use crate::wire::Stage;
 
@@ -59,6 +60,7 @@ pub(crate) enum Ask {
     /// A route of one shop, answered by penalty-server's
     /// [`penalty_server::routes::shop_route_answer`].
     ShopRoute {
+        confined_to: Option<String>,
         route: ShopRoute,
         shop_id: String,
         query: Option<String>,
@@ -67,23 +69,27 @@ pub(crate) enum Ask {
     /// `GET /orders/{id}`, answered by penalty-server's
     /// [`penalty_server::routes::order_route_answer`].
     Order {
+        confined_to: Option<String>,
         order_id: String,
         query: Option<String>,
         accept_language: String,
     },
     /// The first rows of `GET /orders`'s query, with their count.
     OrderHead {
+        confined_to: Option<String>,
         query: Option<String>,
         as_of_ns: i64,
     },
     /// Every row of `GET /orders.csv`'s query as CSV lines, one text per
     /// shop.
     OrderCsv {
+        confined_to: Option<String>,
         query: Option<String>,
         as_of_ns: i64,
     },
-    /// The span of the events of the partition's shops.
-    Span,
+    /// The span of the events of the partition's shops (of one shop, if
+    /// given).
+    Span { shop: Option<String> },
     /// The span of the events parked in the partition's order stage.
     ParkedSpan,
 }
@@ -103,7 +109,7 @@ impl Ask {
             | Ask::Order { query, .. }
             | Ask::OrderHead { query, .. }
             | Ask::OrderCsv { query, .. } => query.as_deref()?,
-            Ask::Span | Ask::ParkedSpan => return None,
+            Ask::Span { .. } | Ask::ParkedSpan => return None,
         };
         let uri: axum::http::Uri = format!("/?{query}").parse().ok()?;
         let axum::extract::Query(loose) = axum::extract::Query::<Loose>::try_from_uri(&uri).ok()?;
@@ -237,6 +243,7 @@ fn answer(state: &StageState, ask: Ask) -> Answer {
         (
             StageState::Shops(shops),
             Ask::ShopRoute {
+                confined_to,
                 route,
                 shop_id,
                 query,
@@ -244,6 +251,7 @@ fn answer(state: &StageState, ask: Ask) -> Answer {
             },
         ) => from_server(penalty_server::routes::shop_route_answer(
             &shops.ledger,
+            confined_to.as_deref(),
             route,
             &shop_id,
             query.as_deref(),
@@ -252,19 +260,30 @@ fn answer(state: &StageState, ask: Ask) -> Answer {
         (
             StageState::Shops(shops),
             Ask::Order {
+                confined_to,
                 order_id,
                 query,
                 accept_language,
             },
         ) => from_server(penalty_server::routes::order_route_answer(
             &shops.ledger,
+            confined_to.as_deref(),
             &order_id,
             query.as_deref(),
             &accept_language,
         )),
-        (StageState::Shops(shops), Ask::OrderHead { query, as_of_ns }) => {
+        (
+            StageState::Shops(shops),
+            Ask::OrderHead {
+                confined_to,
+                query,
+                as_of_ns,
+            },
+        ) => {
             let ledger = &shops.ledger;
-            match OrderListAsk::from_query(ledger.policy(), query.as_deref(), false) {
+            let policy = ledger.policy();
+            match OrderListAsk::from_query(policy, confined_to.as_deref(), query.as_deref(), false)
+            {
                 Ok(asked) => {
                     let (rows, total) = ledger.order_rows_head(
                         UnixNs(as_of_ns),
@@ -280,9 +299,17 @@ fn answer(state: &StageState, ask: Ask) -> Answer {
                 Err(error) => Answer::error(error),
             }
         }
-        (StageState::Shops(shops), Ask::OrderCsv { query, as_of_ns }) => {
+        (
+            StageState::Shops(shops),
+            Ask::OrderCsv {
+                confined_to,
+                query,
+                as_of_ns,
+            },
+        ) => {
             let ledger = &shops.ledger;
-            match OrderListAsk::from_query(ledger.policy(), query.as_deref(), true) {
+            let policy = ledger.policy();
+            match OrderListAsk::from_query(policy, confined_to.as_deref(), query.as_deref(), true) {
                 Ok(asked) => {
                     let mut blocks: Vec<(String, String)> = Vec::new();
                     let _ = ledger.each_order_row(
@@ -304,10 +331,10 @@ fn answer(state: &StageState, ask: Ask) -> Answer {
                 Err(error) => Answer::error(error),
             }
         }
-        (StageState::Shops(shops), Ask::Span) => Answer::json(
+        (StageState::Shops(shops), Ask::Span { shop }) => Answer::json(
             &shops
                 .ledger
-                .event_span(None)
+                .event_span(shop.as_deref())
                 .map(|(first, last)| (first.0, last.0)),
         ),
         (StageState::Orders(orders), Ask::ParkedSpan) => {
@@ -555,6 +582,7 @@ fn refused(error: ApiError) -> Response {
 /// [`ShopListing`]: the same JSON, field for field.
 pub(crate) async fn http_shops(
     State(node): State<Arc<Node>>,
+    Caller(access): Caller,
     Params(params): Params<ShopListParams>,
 ) -> Result<Json<ShopPage>, Response> {
     let when = penalty_server::routes::when(
@@ -571,6 +599,10 @@ pub(crate) async fn http_shops(
     .await
     .map_err(Answer::into_response)?;
     let mut shops: Vec<penalty_core::ShopReport> = parts.into_iter().flatten().collect();
+    // A seller lists its own shop only, as on one machine.
+    if let Some(own) = access.confined_to() {
+        shops.retain(|shop| shop.shop_id == own);
+    }
     shops.sort_by(|a, b| a.shop_id.cmp(&b.shop_id));
     Ok(Json(listing.page(shops)))
 }
@@ -579,6 +611,7 @@ pub(crate) async fn http_shops(
 /// answers it with the one-machine server's code.
 async fn shop_route(
     node: &Node,
+    access: &Access,
     route: ShopRoute,
     shop_id: String,
     query: Option<String>,
@@ -590,6 +623,7 @@ async fn shop_route(
         node,
         p,
         &Ask::ShopRoute {
+            confined_to: access.confined_to().map(str::to_string),
             route,
             shop_id,
             query,
@@ -612,11 +646,12 @@ fn accept_language(headers: &HeaderMap) -> String {
 /// `GET /shops/{id}`.
 pub(crate) async fn http_shop(
     State(node): State<Arc<Node>>,
+    Caller(access): Caller,
     Id(shop_id): Id,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    shop_route(&node, ShopRoute::Shop, shop_id, query, &headers).await
+    shop_route(&node, &access, ShopRoute::Shop, shop_id, query, &headers).await
 }
 
 /// `as_of` and `known_at` of `GET /orders/{id}`.
@@ -632,6 +667,7 @@ pub(crate) struct AsOf {
 /// partition.
 pub(crate) async fn http_order(
     State(node): State<Arc<Node>>,
+    Caller(access): Caller,
     Id(order_id): Id,
     RawQuery(query): RawQuery,
     Params(params): Params<AsOf>,
@@ -655,7 +691,15 @@ pub(crate) async fn http_order(
     if found.status != 200 {
         return crate::node::into_response(found);
     }
-    let Some(shop_id) = found.body.get("shop_id").and_then(|s| s.as_str()) else {
+    let shop_id = found.body.get("shop_id").and_then(|s| s.as_str());
+    if let Some(own) = access.confined_to() {
+        // A seller gets one answer for an order it may not read, whatever
+        // the reason (no such order, another shop's), as on one machine.
+        if shop_id != Some(own) {
+            return refused(unknown_order(&order_id, as_of, &node.options.policy));
+        }
+    }
+    let Some(shop_id) = shop_id else {
         // No paid passed stage 2: the ledger of one machine says the same.
         return refused(ApiError::from(penalty_core::QueryError::UnknownOrder {
             order_id,
@@ -668,6 +712,7 @@ pub(crate) async fn http_order(
         &node,
         p,
         &Ask::Order {
+            confined_to: access.confined_to().map(str::to_string),
             order_id,
             query,
             accept_language: accept_language(&headers),
@@ -680,41 +725,61 @@ pub(crate) async fn http_order(
 /// `GET /shops/{id}/postings`.
 pub(crate) async fn http_postings(
     State(node): State<Arc<Node>>,
+    Caller(access): Caller,
     Id(shop_id): Id,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    shop_route(&node, ShopRoute::Postings, shop_id, query, &headers).await
+    shop_route(
+        &node,
+        &access,
+        ShopRoute::Postings,
+        shop_id,
+        query,
+        &headers,
+    )
+    .await
 }
 
 /// `GET /shops/{id}/postings.csv`.
 pub(crate) async fn http_postings_csv(
     State(node): State<Arc<Node>>,
+    Caller(access): Caller,
     Id(shop_id): Id,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    shop_route(&node, ShopRoute::PostingsCsv, shop_id, query, &headers).await
+    shop_route(
+        &node,
+        &access,
+        ShopRoute::PostingsCsv,
+        shop_id,
+        query,
+        &headers,
+    )
+    .await
 }
 
 /// `GET /shops/{id}/notices`.
 pub(crate) async fn http_notices(
     State(node): State<Arc<Node>>,
+    Caller(access): Caller,
     Id(shop_id): Id,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    shop_route(&node, ShopRoute::Notices, shop_id, query, &headers).await
+    shop_route(&node, &access, ShopRoute::Notices, shop_id, query, &headers).await
 }
 
 /// `GET /shops/{id}/at-risk`.
 pub(crate) async fn http_at_risk(
     State(node): State<Arc<Node>>,
+    Caller(access): Caller,
     Id(shop_id): Id,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    shop_route(&node, ShopRoute::AtRisk, shop_id, query, &headers).await
+    shop_route(&node, &access, ShopRoute::AtRisk, shop_id, query, &headers).await
 }
 
 /// The partitions an order list asks: its shop's, or all.
@@ -731,9 +796,12 @@ fn partitions_of(node: &Node, shop: Option<&str>) -> Vec<u32> {
 /// partitions' sum.
 pub(crate) async fn http_orders(
     State(node): State<Arc<Node>>,
+    Caller(access): Caller,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let asked = match OrderListAsk::from_query(&node.options.policy, query.as_deref(), false) {
+    let confined_to = access.confined_to();
+    let policy = &node.options.policy;
+    let asked = match OrderListAsk::from_query(policy, confined_to, query.as_deref(), false) {
         Ok(asked) => asked,
         Err(error) => return refused(error),
     };
@@ -741,6 +809,7 @@ pub(crate) async fn http_orders(
         .into_iter()
         .map(|p| {
             let request = Ask::OrderHead {
+                confined_to: confined_to.map(str::to_string),
                 query: query.clone(),
                 as_of_ns: asked.as_of.0,
             };
@@ -780,9 +849,12 @@ pub(crate) async fn http_orders(
 /// export in memory (one machine streams it shop by shop).
 pub(crate) async fn http_orders_csv(
     State(node): State<Arc<Node>>,
+    Caller(access): Caller,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let asked = match OrderListAsk::from_query(&node.options.policy, query.as_deref(), true) {
+    let confined_to = access.confined_to();
+    let policy = &node.options.policy;
+    let asked = match OrderListAsk::from_query(policy, confined_to, query.as_deref(), true) {
         Ok(asked) => asked,
         Err(error) => return refused(error),
     };
@@ -790,6 +862,7 @@ pub(crate) async fn http_orders_csv(
         .into_iter()
         .map(|p| {
             let request = Ask::OrderCsv {
+                confined_to: confined_to.map(str::to_string),
                 query: query.clone(),
                 as_of_ns: asked.as_of.0,
             };
@@ -826,13 +899,34 @@ pub(crate) async fn http_orders_csv(
 
 /// `GET /data-range` on any node: the first and last event instant over
 /// every partition's shops and the events parked for their paid (which one
-/// machine's ledger holds too).
-pub(crate) async fn http_data_range(State(node): State<Arc<Node>>) -> Response {
-    let (shops, parked) = futures_util::future::join(
-        ask_all::<Option<(i64, i64)>>(&node, || Ask::Span),
-        ask_all::<Option<(i64, i64)>>(&node, || Ask::ParkedSpan),
-    )
-    .await;
+/// machine's ledger holds too); a seller's, of its own shop only (no parked
+/// event is known to be its shop's, as on one machine).
+pub(crate) async fn http_data_range(
+    State(node): State<Arc<Node>>,
+    Caller(access): Caller,
+) -> Response {
+    let (shops, parked) = match access.confined_to() {
+        None => {
+            futures_util::future::join(
+                ask_all::<Option<(i64, i64)>>(&node, || Ask::Span { shop: None }),
+                ask_all::<Option<(i64, i64)>>(&node, || Ask::ParkedSpan),
+            )
+            .await
+        }
+        Some(own) => {
+            let p = partition_of(own, node.config.partitions);
+            let span = ask(
+                &node,
+                p,
+                &Ask::Span {
+                    shop: Some(own.to_string()),
+                },
+            )
+            .await
+            .decoded::<Option<(i64, i64)>>();
+            (span.map(|span| vec![span]), Ok(Vec::new()))
+        }
+    };
     let spans = match (shops, parked) {
         (Ok(shops), Ok(parked)) => shops.into_iter().chain(parked).flatten(),
         (Err(answer), _) | (_, Err(answer)) => return answer.into_response(),

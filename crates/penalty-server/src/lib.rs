@@ -27,7 +27,7 @@
 //!   describes every route; [`assets`] serves the dashboard, whose files are
 //!   compiled into the binary.
 
-mod access;
+pub mod access;
 pub mod assets;
 pub mod auth;
 pub mod download;

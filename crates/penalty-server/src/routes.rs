@@ -271,10 +271,20 @@ fn readable_shop(
     shop_id: &str,
     as_of: UnixNs,
 ) -> Result<(), ApiError> {
-    if access.may_read_shop(shop_id) {
-        Ok(())
-    } else {
-        Err(unknown_shop(shop_id, as_of, state.policy()))
+    confined_shop(access.confined_to(), shop_id, as_of, state.policy())
+}
+
+/// [`readable_shop`] for a caller `confined_to` a shop (a seller) or not
+/// (an operator): one home for one machine and a cluster node's hosts.
+fn confined_shop(
+    confined_to: Option<&str>,
+    shop_id: &str,
+    as_of: UnixNs,
+    policy: &Policy,
+) -> Result<(), ApiError> {
+    match confined_to {
+        Some(own) if own != shop_id => Err(unknown_shop(shop_id, as_of, policy)),
+        _ => Ok(()),
     }
 }
 
@@ -294,7 +304,7 @@ fn parse_instant(text: &str, policy: &Policy, name: &str) -> Result<UnixNs, ApiE
 
 /// The core's "unknown shop" message, also used for a shop a seller may not
 /// see, so that both answers are the same bytes.
-fn unknown_shop(shop_id: &str, as_of: UnixNs, policy: &Policy) -> ApiError {
+pub fn unknown_shop(shop_id: &str, as_of: UnixNs, policy: &Policy) -> ApiError {
     ApiError::from(QueryError::UnknownShop {
         shop_id: shop_id.to_string(),
         as_of: as_of.to_rfc3339(policy.utc_offset),
@@ -304,7 +314,7 @@ fn unknown_shop(shop_id: &str, as_of: UnixNs, policy: &Policy) -> ApiError {
 /// For sellers, one "unknown order" message whatever the reason (not paid
 /// yet, another shop's, no such order), so that nothing about other shops'
 /// orders leaks through the wording.
-fn unknown_order(order_id: &str, as_of: UnixNs, policy: &Policy) -> ApiError {
+pub fn unknown_order(order_id: &str, as_of: UnixNs, policy: &Policy) -> ApiError {
     ApiError::NotFound(format!(
         "no order `{order_id}` as of {} that this token may read",
         as_of.to_rfc3339(policy.utc_offset)
@@ -1003,15 +1013,16 @@ impl OrderListAsk {
     }
 
     /// The query string `query` of `GET /orders` (with `csv`, of `GET
-    /// /orders.csv`) checked as the one-machine route checks it, for an
-    /// operator.
+    /// /orders.csv`) checked as the one-machine route checks it, for a
+    /// caller `confined_to` a shop (a seller) or not (an operator).
     pub fn from_query(
         policy: &Policy,
+        confined_to: Option<&str>,
         query: Option<&str>,
         csv: bool,
     ) -> Result<OrderListAsk, ApiError> {
         let (params, when) = parse_query_known::<OrderListParams>(query, policy)?;
-        let asked = OrderListAsk::checked(policy, None, &params, csv, when.as_of)?;
+        let asked = OrderListAsk::checked(policy, confined_to, &params, csv, when.as_of)?;
         Ok(OrderListAsk {
             known_at: when.known_at,
             ..asked
@@ -1268,11 +1279,14 @@ impl PostingCsvAsk {
 }
 
 /// `GET /orders/{id}` from `ledger`, which holds every event of the order's
-/// shop (a cluster partition's ledger), for an operator: the one-machine
-/// handler's checks and body; `ledger` is already the one known at the
-/// query's `known_at`, if any.
+/// shop (a cluster partition's ledger), for a caller `confined_to` a shop
+/// (a seller) or not (an operator): the one-machine handler's checks and
+/// body, and for a seller its one "unknown order" answer whatever the
+/// reason; `ledger` is already the one known at the query's `known_at`, if
+/// any.
 pub fn order_route_answer(
     ledger: &penalty_core::Ledger,
+    confined_to: Option<&str>,
     order_id: &str,
     query: Option<&str>,
     accept_language: &str,
@@ -1280,10 +1294,12 @@ pub fn order_route_answer(
     let lang = penalty_core::labels::Lang::from_accept_language(accept_language);
     let (_, as_of) = parse_query_when::<AsOfParams>(query, ledger.policy())?;
     check_id(order_id, "the id in the path")?;
-    let report = ledger
-        .order_report_in(order_id, as_of, lang)
-        .map_err(not_found_for_http)?;
-    Ok(Json(report).into_response())
+    match (ledger.order_report_in(order_id, as_of, lang), confined_to) {
+        (Ok(report), None) => Ok(Json(report).into_response()),
+        (Ok(report), Some(own)) if report.shop_id == own => Ok(Json(report).into_response()),
+        (Err(error), None) => Err(not_found_for_http(error)),
+        _ => Err(unknown_order(order_id, as_of, ledger.policy())),
+    }
 }
 
 /// A query string parsed as [`Asked`] parses it, for a cluster node: the
@@ -1332,12 +1348,13 @@ pub enum ShopRoute {
 /// The answer of `route` for shop `shop_id` with the query string `query`
 /// (an `Accept-Language` of `accept_language`), from `ledger`, which holds
 /// every event of the shop (a cluster partition's ledger): the one-machine
-/// handler's checks, in its order, and its body, byte for byte. As every
-/// caller is an operator here, there is no shop to refuse. `ledger` is
-/// already the one of the events recorded by the query's `known_at`, if
-/// any (the host replays its partition to that instant).
+/// handler's checks, in its order, and its body, byte for byte; a caller
+/// `confined_to` another shop (a seller) gets an unknown shop's answer.
+/// `ledger` is already the one of the events recorded by the query's
+/// `known_at`, if any (the host replays its partition to that instant).
 pub fn shop_route_answer(
     ledger: &penalty_core::Ledger,
+    confined_to: Option<&str>,
     route: ShopRoute,
     shop_id: &str,
     query: Option<&str>,
@@ -1349,6 +1366,7 @@ pub fn shop_route_answer(
     Ok(match route {
         ShopRoute::Shop => {
             let (params, as_of) = parse_query_when::<ShopParams>(query, policy)?;
+            confined_shop(confined_to, shop_id, as_of, policy)?;
             let with_deductions = params.summary != Some(true);
             let report = ledger
                 .shop_report(shop_id, as_of, with_deductions)
@@ -1358,21 +1376,25 @@ pub fn shop_route_answer(
         ShopRoute::Postings => {
             let (params, as_of) = parse_query_when::<PostingParams>(query, policy)?;
             let asked = Page::asked(params.limit, params.offset)?;
+            confined_shop(confined_to, shop_id, as_of, policy)?;
             Json(postings_page(ledger, shop_id, as_of, asked, lang)?).into_response()
         }
         ShopRoute::Notices => {
             let (params, as_of) = parse_query_when::<NoticeParams>(query, policy)?;
             let asked = NoticeAsk::checked(params)?;
+            confined_shop(confined_to, shop_id, as_of, policy)?;
             Json(asked.answer(ledger, shop_id, as_of, lang)?).into_response()
         }
         ShopRoute::AtRisk => {
             let (params, as_of) = parse_query_when::<AtRiskParams>(query, policy)?;
             let (limit, within) = at_risk_asked(&params)?;
+            confined_shop(confined_to, shop_id, as_of, policy)?;
             Json(at_risk_page(ledger, shop_id, as_of, within, limit, lang)?).into_response()
         }
         ShopRoute::PostingsCsv => {
             let (params, as_of) = parse_query_when::<PostingCsvParams>(query, policy)?;
             let asked = PostingCsvAsk::checked(&params, policy)?;
+            confined_shop(confined_to, shop_id, as_of, policy)?;
             let mut text = String::new();
             asked.write(ledger, shop_id, as_of, &mut text)?;
             (
