@@ -142,7 +142,7 @@ pub enum ClusterCommand {
     /// Create the streams and buckets; P and R are fixed from then on.
     Init(ClusterInitArgs),
     /// Run a node: own partitions, consume them into local ledgers
-    /// (checkpointed under --db), answer /shops/{id} and /orders/{id}.
+    /// (checkpointed under --db), answer the HTTP API for any shop or order.
     Node(ClusterNodeArgs),
     /// Each live node's partitions, applied sequences and lag.
     Status(ClusterStatusArgs),
