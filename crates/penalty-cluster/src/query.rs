@@ -49,7 +49,7 @@ const REPLAY_WAIT: Duration = Duration::from_secs(60);
 const CHUNK_HEADER: usize = 16;
 
 /// What a node asks of a partition's host.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Ask {
     /// Every shop's summary as of the instant (`GET /shops`), of the
     /// events recorded by `known_at_ns` if given.
@@ -790,6 +790,36 @@ fn partitions_of(node: &Node, shop: Option<&str>) -> Vec<u32> {
     }
 }
 
+/// The common half of `GET /orders` and `GET /orders.csv` on any node: the
+/// list's query checked as one machine checks it (`csv` says which of the
+/// two), then the same question asked of every partition the list spans
+/// (its shop's, or all) at once, each answer decoded as `T`. The first
+/// refusal or failed answer is the response.
+async fn ask_order_partitions<T: DeserializeOwned>(
+    node: &Arc<Node>,
+    access: &Access,
+    query: Option<String>,
+    csv: bool,
+    question: fn(Option<String>, Option<String>, i64) -> Ask,
+) -> Result<(OrderListAsk, Vec<T>), Response> {
+    let confined_to = access.confined_to();
+    let policy = &node.options.policy;
+    let asked =
+        OrderListAsk::from_query(policy, confined_to, query.as_deref(), csv).map_err(refused)?;
+    let request = question(confined_to.map(str::to_string), query, asked.as_of.0);
+    let asks = partitions_of(node, asked.shop.as_deref())
+        .into_iter()
+        .map(|p| {
+            let (node, request) = (node.clone(), request.clone());
+            async move { ask(&node, p, &request).await }
+        });
+    let mut answers = Vec::new();
+    for answer in futures_util::future::join_all(asks).await {
+        answers.push(answer.decoded::<T>().map_err(Answer::into_response)?);
+    }
+    Ok((asked, answers))
+}
+
 /// `GET /orders` on any node: each partition's first `offset + limit` rows
 /// by the asked sort, merged by [`penalty_core::OrderSort::compare`] (the
 /// order one ledger gives), then the page cut from them; the total is the
@@ -799,33 +829,24 @@ pub(crate) async fn http_orders(
     Caller(access): Caller,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let confined_to = access.confined_to();
-    let policy = &node.options.policy;
-    let asked = match OrderListAsk::from_query(policy, confined_to, query.as_deref(), false) {
-        Ok(asked) => asked,
-        Err(error) => return refused(error),
+    let question = |confined_to, query, as_of_ns| Ask::OrderHead {
+        confined_to,
+        query,
+        as_of_ns,
     };
-    let asks = partitions_of(&node, asked.shop.as_deref())
-        .into_iter()
-        .map(|p| {
-            let request = Ask::OrderHead {
-                confined_to: confined_to.map(str::to_string),
-                query: query.clone(),
-                as_of_ns: asked.as_of.0,
-            };
-            let node = node.clone();
-            async move { ask(&node, p, &request).await }
-        });
+    let (asked, answers) = match ask_order_partitions::<(Vec<(i64, OrderRow)>, usize)>(
+        &node, &access, query, false, question,
+    )
+    .await
+    {
+        Ok(gathered) => gathered,
+        Err(response) => return response,
+    };
     let mut rows: Vec<(UnixNs, OrderRow)> = Vec::new();
     let mut total = 0usize;
-    for answer in futures_util::future::join_all(asks).await {
-        match answer.decoded::<(Vec<(i64, OrderRow)>, usize)>() {
-            Ok((part, count)) => {
-                rows.extend(part.into_iter().map(|(at, row)| (UnixNs(at), row)));
-                total += count;
-            }
-            Err(answer) => return answer.into_response(),
-        }
+    for (part, count) in answers {
+        rows.extend(part.into_iter().map(|(at, row)| (UnixNs(at), row)));
+        total += count;
     }
     rows.sort_by(|a, b| asked.sort.compare((a.0, &a.1), (b.0, &b.1)));
     let orders: Vec<OrderRow> = rows
@@ -852,30 +873,19 @@ pub(crate) async fn http_orders_csv(
     Caller(access): Caller,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let confined_to = access.confined_to();
-    let policy = &node.options.policy;
-    let asked = match OrderListAsk::from_query(policy, confined_to, query.as_deref(), true) {
-        Ok(asked) => asked,
-        Err(error) => return refused(error),
+    let question = |confined_to, query, as_of_ns| Ask::OrderCsv {
+        confined_to,
+        query,
+        as_of_ns,
     };
-    let asks = partitions_of(&node, asked.shop.as_deref())
-        .into_iter()
-        .map(|p| {
-            let request = Ask::OrderCsv {
-                confined_to: confined_to.map(str::to_string),
-                query: query.clone(),
-                as_of_ns: asked.as_of.0,
-            };
-            let node = node.clone();
-            async move { ask(&node, p, &request).await }
-        });
-    let mut blocks: Vec<(String, String)> = Vec::new();
-    for answer in futures_util::future::join_all(asks).await {
-        match answer.decoded::<Vec<(String, String)>>() {
-            Ok(part) => blocks.extend(part),
-            Err(answer) => return answer.into_response(),
-        }
-    }
+    let (asked, answers) =
+        match ask_order_partitions::<Vec<(String, String)>>(&node, &access, query, true, question)
+            .await
+        {
+            Ok(gathered) => gathered,
+            Err(response) => return response,
+        };
+    let mut blocks: Vec<(String, String)> = answers.into_iter().flatten().collect();
     blocks.sort_by(|a, b| a.0.cmp(&b.0));
     let mut text = String::new();
     let written = CsvSink::start(&mut text, asked.excel).and_then(|()| {
