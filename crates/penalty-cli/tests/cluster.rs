@@ -43,25 +43,70 @@ impl Drop for Processes {
     }
 }
 
+/// A loopback port free now and never handed out before in this process:
+/// the kernel may offer a port it just offered again once its probe socket
+/// is closed, and two of a cluster's processes on one port would leave one
+/// of them dead before the test starts.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free loopback port");
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
-fn wait_until<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
+fn wait_until<T>(what: &str, limit: Duration, check: impl FnMut() -> Result<T, String>) -> T {
+    try_wait_until(limit, check).unwrap_or_else(|last| {
+        let last: String = last.chars().take(1500).collect();
+        panic!("timed out after {limit:?} waiting for {what}; last: {last}")
+    })
+}
+
+/// `check` until it answers, or its last complaint after `limit`.
+fn try_wait_until<T>(
+    limit: Duration,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> Result<T, String> {
     let deadline = Instant::now() + limit;
     let mut last = String::new();
     while Instant::now() < deadline {
         match check() {
-            Ok(value) => return value,
+            Ok(value) => return Ok(value),
             Err(why) => last = why,
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let last: String = last.chars().take(1500).collect();
-    panic!("timed out after {limit:?} waiting for {what}; last: {last}");
+    Err(last)
+}
+
+/// The last lines of each standard-error log in `dir` (`*.err.log`), for a
+/// failure's message: the processes' own words on why they are not there.
+fn error_logs(dir: &Path) -> String {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.to_string_lossy().ends_with(".err.log"))
+        .collect();
+    names.sort();
+    let mut text = String::new();
+    for path in names {
+        let body = std::fs::read_to_string(&path).unwrap_or_default();
+        let lines: Vec<&str> = body.lines().collect();
+        let tail = lines[lines.len().saturating_sub(8)..].join("\n");
+        text.push_str(&format!("\n--- {}:\n{tail}", path.display()));
+    }
+    text
 }
 
 fn log_file(dir: &Path, name: &str) -> Stdio {
@@ -779,38 +824,40 @@ impl Cluster {
     /// Every node sees the three, and every stage partition is hosted by
     /// one of them and caught up.
     fn wait_stable(&self) {
-        wait_until(
-            "3 nodes hosting all partitions, caught up",
-            Duration::from_secs(90),
-            || {
-                let mut hosted = std::collections::BTreeSet::new();
-                for port in &self.http {
-                    let (status, body) = http_get(*port, "/status")?;
-                    if status != 200 {
-                        return Err(format!("/status: {status}"));
-                    }
-                    let value: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
-                    let live = value["live"].as_array().map_or(0, Vec::len);
-                    if live != 3 {
-                        return Err(format!("a node sees {live} live nodes"));
-                    }
-                    for h in value["hosted"].as_array().into_iter().flatten() {
-                        if h["caught_up"] == Value::Bool(true) {
-                            hosted.insert((h["stage"].to_string(), h["partition"].as_u64()));
-                        }
+        let stable = try_wait_until(Duration::from_secs(90), || {
+            let mut hosted = std::collections::BTreeSet::new();
+            for port in &self.http {
+                let (status, body) = http_get(*port, "/status")?;
+                if status != 200 {
+                    return Err(format!("/status: {status}"));
+                }
+                let value: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+                let live = value["live"].as_array().map_or(0, Vec::len);
+                if live != 3 {
+                    return Err(format!("a node sees {live} live nodes"));
+                }
+                for h in value["hosted"].as_array().into_iter().flatten() {
+                    if h["caught_up"] == Value::Bool(true) {
+                        hosted.insert((h["stage"].to_string(), h["partition"].as_u64()));
                     }
                 }
-                if hosted.len() == 3 * PARTITIONS as usize {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "{} of {} stage partitions hosted and caught up",
-                        hosted.len(),
-                        3 * PARTITIONS
-                    ))
-                }
-            },
-        );
+            }
+            if hosted.len() == 3 * PARTITIONS as usize {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} of {} stage partitions hosted and caught up",
+                    hosted.len(),
+                    3 * PARTITIONS
+                ))
+            }
+        });
+        if let Err(last) = stable {
+            panic!(
+                "timed out after 90 s waiting for 3 nodes hosting all partitions, caught up; last: {last}; logs:{}",
+                error_logs(&self.dir)
+            );
+        }
     }
 }
 
