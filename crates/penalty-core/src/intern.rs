@@ -135,17 +135,10 @@ impl Interner {
         if let Some(index) = self.find_hashed(text, hash) {
             return Some(index);
         }
-        if self.arena.len() + text.len() > MAX_ARENA_BYTES
-            || self.ends.len() >= u32::MAX as usize - 1
-        {
-            return None;
-        }
         if (self.ends.len() + 1) * 2 > self.table.len() {
             self.rebuild((self.table.len() * 2).max(16));
         }
-        self.arena.push_str(text);
-        self.ends.push(self.arena.len() as u32);
-        let index = (self.ends.len() - 1) as u32;
+        let index = self.push_distinct(text)?;
         place(&mut self.table, hash, index);
         Some(index)
     }
