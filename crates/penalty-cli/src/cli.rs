@@ -74,11 +74,10 @@ pub enum Command {
 
     /// Every shop existing as of an instant, one line each.
     #[command(
-        after_help = "Examples:\n  penalty shops --as-of 2026-03-07\n  penalty shops --as-of 2026-03-07 --json > shops.jsonl\n  penalty shops --as-of 2026-03-07 --sort rate --min-orders 50 --top 10"
+        after_help = "Examples:\n  penalty shops --as-of 2026-03-07\n  penalty shops --as-of 2026-03-07 --json > shops.jsonl\n  penalty shops --as-of 2026-03-07 --sort rate --min-orders 50 --top 10\n  penalty shops --as-of 2026-03-07 --offset 200 --limit 200"
     )]
     Shops(ShopsArgs),
 
-    /// Export data; `export orders` writes one row per order.
     /// A shop's booked ledger (R14): the postings of the settlement runs,
     /// corrections with their cause.
     #[command(
@@ -92,6 +91,8 @@ pub enum Command {
     )]
     Policy(PolicyArgs),
 
+    /// Export data: `export orders` writes one row per order, `export
+    /// postings` every posting of the booked ledger (R14).
     #[command(
         subcommand,
         after_help = "Examples:\n  penalty export orders --as-of 2026-03-07 --format csv -o orders.csv\n  penalty export orders --shop S1 --violating --format jsonl"
@@ -140,11 +141,20 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum ClusterCommand {
     /// Create the streams and buckets; P and R are fixed from then on.
+    #[command(
+        after_help = "Example:\n  penalty cluster init --cluster nats://127.0.0.1:4222 --partitions 16 --replicas 3"
+    )]
     Init(ClusterInitArgs),
     /// Run a node: own partitions, consume them into local ledgers
     /// (checkpointed under --db), answer the HTTP API for any shop or order.
+    #[command(
+        after_help = "Examples:\n  penalty cluster node --cluster nats://127.0.0.1:4222 --node n1 --db n1-data --addr 127.0.0.1:8081\n  penalty cluster node --cluster nats://10.0.0.1:4222 --node n2 --db n2-data --addr 0.0.0.0:8081 --tokens tokens.json"
+    )]
     Node(ClusterNodeArgs),
     /// Each live node's partitions, applied sequences and lag.
+    #[command(
+        after_help = "Examples:\n  penalty cluster status --cluster nats://127.0.0.1:4222\n  penalty cluster status --cluster nats://127.0.0.1:4222 --json"
+    )]
     Status(ClusterStatusArgs),
 }
 
@@ -311,6 +321,13 @@ pub struct ShopsArgs {
     /// little).
     #[arg(long, value_name = "M", default_value_t = 0)]
     pub min_orders: u64,
+    /// Human output: show at most this many shops (0: all). JSON output
+    /// always lists every shop.
+    #[arg(long, default_value_t = 200)]
+    pub limit: usize,
+    /// Human output: skip this many shops first (the next page).
+    #[arg(long, default_value_t = 0)]
+    pub offset: usize,
     #[command(flatten)]
     pub query: QueryArgs,
 }
@@ -364,7 +381,8 @@ pub struct PostingsArgs {
     pub shop_id: String,
     #[command(flatten)]
     pub query: QueryArgs,
-    /// Show at most this many postings (the human table; --json prints all).
+    /// Show at most this many postings (the human table, 0: all; --json
+    /// prints all).
     #[arg(long, default_value_t = 200)]
     pub limit: usize,
     /// Skip this many postings first.

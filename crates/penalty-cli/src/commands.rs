@@ -164,7 +164,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 print(&text)?;
             } else {
-                print_text(&render::shops(&summaries))?;
+                print_text(&render::shops(&summaries, args.offset, args.limit))?;
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -252,12 +252,38 @@ fn shop_lists(report: &ShopReport) -> String {
     out
 }
 
-pub fn shops(reports: &[ShopReport]) -> String {
+/// Where a page of a longer list lies, and how to get the next: nothing
+/// when the page is the whole list.
+fn page_footer(offset: usize, shown: usize, total: usize) -> String {
+    if offset == 0 && shown >= total {
+        return String::new();
+    }
+    if shown == 0 {
+        return format!("\n  no rows past {total}; --offset 0 starts again (--json lists all)\n");
+    }
+    let last = offset + shown;
+    let next = if last < total {
+        format!("the next page: --offset {last}, all: --limit 0")
+    } else {
+        "the last page".to_string()
+    };
+    format!(
+        "\n  rows {} to {last} of {total}; {next} (--json lists all)\n",
+        offset + 1
+    )
+}
+
+/// A page of the shop list: `limit` rows (0: all) after `offset`; the
+/// deposit shortfall is counted over the whole list.
+pub fn shops(reports: &[ShopReport], offset: usize, limit: usize) -> String {
     if reports.is_empty() {
         return "no shops as of this instant\n".into();
     }
+    let limit = if limit == 0 { usize::MAX } else { limit };
     let rows: Vec<Vec<String>> = reports
         .iter()
+        .skip(offset)
+        .take(limit)
         .map(|r| {
             vec![
                 r.shop_id.clone(),
@@ -290,6 +316,7 @@ pub fn shops(reports: &[ShopReport]) -> String {
         ],
         &rows,
     );
+    out += &page_footer(offset, rows.len(), reports.len());
     let short = reports.iter().filter(|r| r.deposit_balance_fen < 0).count();
     if short > 0 {
         let noun = if short == 1 { "shop has" } else { "shops have" };
@@ -524,7 +551,7 @@ pub fn postings(report: &PostingsReport, offset: usize, limit: usize) -> String 
         .postings
         .iter()
         .skip(offset)
-        .take(limit)
+        .take(if limit == 0 { usize::MAX } else { limit })
         .map(|p| {
             let correction = if p.kind == PostingKind::Charge {
                 ""
@@ -548,16 +575,7 @@ pub fn postings(report: &PostingsReport, offset: usize, limit: usize) -> String 
         ],
         &rows,
     );
-    let shown = rows.len();
-    if offset > 0 || offset + shown < report.postings.len() {
-        out += &format!(
-            "\n  rows {} to {} of {}; see more with --offset {} (or --json for all)\n",
-            offset + 1,
-            offset + shown,
-            report.postings.len(),
-            offset + shown
-        );
-    }
+    out += &page_footer(offset, rows.len(), report.postings.len());
     out += "\n  * a correction of an earlier day's booking (a refund or a late charge)\n";
     out
 }

@@ -2653,3 +2653,63 @@ fn order_exports_filter_by_paid_range_capped_days_and_closure_review() {
         assert!(stderr.contains(flag) && stderr.contains(value), "{stderr}");
     }
 }
+
+/// `penalty shops` pages its human table: no more than `--limit` (200)
+/// shops unasked, `--offset` walks the rest, every shop appears on exactly
+/// one page and in the order of `--json`, and `--limit 0` shows them all.
+#[test]
+fn the_shop_list_is_paged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("db");
+    let events = tmp.path().join("events.jsonl");
+    std::fs::write(&events, generated(3_000, 450, 7).join("\n") + "\n").unwrap();
+    assert!(run(&db, &["ingest", events.to_str().unwrap()])
+        .status
+        .success());
+    let as_of = "2026-04-01T00:00:00+08:00";
+    let listed: Vec<String> =
+        String::from_utf8(run(&db, &["shops", "--as-of", as_of, "--json"]).stdout)
+            .unwrap()
+            .lines()
+            .map(|line| {
+                serde_json::from_str::<Value>(line).unwrap()["shop_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+    assert!(
+        listed.len() > 400,
+        "the workload has {} shops",
+        listed.len()
+    );
+    let rows = |text: &str| -> Vec<String> {
+        text.lines()
+            .skip(1)
+            .take_while(|line| !line.is_empty())
+            .map(|line| line.split_whitespace().next().unwrap().to_string())
+            .collect()
+    };
+    let mut paged = Vec::new();
+    let mut offset = 0;
+    loop {
+        let out = run(
+            &db,
+            &["shops", "--as-of", as_of, "--offset", &offset.to_string()],
+        );
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        let page = rows(&text);
+        assert!(page.len() <= 200, "a page of {} rows", page.len());
+        paged.extend(page.iter().cloned());
+        offset += page.len();
+        if offset >= listed.len() {
+            assert!(text.contains("the last page"), "{text}");
+            break;
+        }
+        assert!(text.contains(&format!("--offset {offset}")), "{text}");
+    }
+    assert_eq!(paged, listed);
+    let all = run(&db, &["shops", "--as-of", as_of, "--limit", "0"]);
+    assert_eq!(rows(&String::from_utf8(all.stdout).unwrap()), listed);
+}

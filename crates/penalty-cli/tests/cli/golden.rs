@@ -160,3 +160,105 @@ fn golden_transcripts_of_every_scenario() {
         failed.join("\n")
     );
 }
+
+/// The commands whose `--help` people read, each as its arguments.
+const HELP_PAGES: &[&[&str]] = &[
+    &[],
+    &["ingest"],
+    &["shop"],
+    &["order"],
+    &["at-risk"],
+    &["notices"],
+    &["shops"],
+    &["postings"],
+    &["policy"],
+    &["export"],
+    &["export", "orders"],
+    &["export", "postings"],
+    &["replay"],
+    &["audit"],
+    &["recover"],
+    &["gen"],
+    &["serve"],
+    &["cluster"],
+    &["cluster", "init"],
+    &["cluster", "node"],
+    &["cluster", "status"],
+];
+
+/// The one-line descriptions of a help page's "Commands:" list, by name.
+fn listed_commands(help: &str) -> Vec<(String, String)> {
+    help.lines()
+        .skip_while(|line| *line != "Commands:")
+        .skip(1)
+        .take_while(|line| line.starts_with("  "))
+        .map(|line| {
+            let line = line.trim_start();
+            let (name, about) = line.split_once(' ').unwrap_or((line, ""));
+            (name.to_string(), about.trim().to_string())
+        })
+        .collect()
+}
+
+/// Every `--help` page, compared with `tests/cli/help.golden` (rewritten by
+/// `UPDATE_EXPECT=1`); every command in a list says what it does (a
+/// description lost or attached to the wrong command is caught here), and
+/// every command's own page shows an example.
+#[test]
+fn golden_help_pages() {
+    let update = std::env::var_os("UPDATE_EXPECT").is_some_and(|v| v == "1");
+    let mut actual = String::new();
+    let mut undescribed = Vec::new();
+    let mut unexampled = Vec::new();
+    for args in HELP_PAGES {
+        let output = std::process::Command::new(super::PENALTY)
+            .args(*args)
+            .arg("--help")
+            .output()
+            .expect("penalty runs");
+        assert!(output.status.success(), "penalty {args:?} --help failed");
+        let help = String::from_utf8(output.stdout).expect("help is UTF-8");
+        let command: Vec<&str> = std::iter::once("penalty")
+            .chain(args.iter().copied())
+            .collect();
+        let command = command.join(" ");
+        for (name, about) in listed_commands(&help) {
+            if about.is_empty() && name != "help" {
+                undescribed.push(format!("{command} {name}"));
+            }
+        }
+        let leaf = listed_commands(&help).is_empty();
+        if leaf && !help.contains("\nExample") {
+            unexampled.push(command.clone());
+        }
+        actual += &format!("$ {command} --help\n{help}\n");
+    }
+    assert!(
+        undescribed.is_empty(),
+        "commands listed without a description: {undescribed:?}"
+    );
+    assert!(
+        unexampled.is_empty(),
+        "commands whose --help shows no example: {unexampled:?}"
+    );
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/help.golden");
+    if update {
+        std::fs::write(&golden, &actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&golden).unwrap_or_default();
+    if expected != actual {
+        let first = expected
+            .lines()
+            .zip(actual.lines())
+            .position(|(e, a)| e != a)
+            .unwrap_or(expected.lines().count().min(actual.lines().count()));
+        panic!(
+            "{} differs from line {} (rerun with UPDATE_EXPECT=1 and review the diff if the change is intended):\n  expected: {:?}\n  actual:   {:?}",
+            golden.display(),
+            first + 1,
+            expected.lines().nth(first).unwrap_or("<end>"),
+            actual.lines().nth(first).unwrap_or("<end>"),
+        );
+    }
+}
