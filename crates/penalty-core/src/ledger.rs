@@ -20,6 +20,7 @@
 
 pub mod at_risk;
 mod cap;
+mod days;
 pub mod digest;
 #[cfg(test)]
 mod fixtures;

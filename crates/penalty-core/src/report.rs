@@ -58,6 +58,33 @@ pub struct DeductionReport {
     pub status: DeductionStatus,
 }
 
+/// A shop's history by local day (`GET /shops/{id}/days`), oldest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShopDays {
+    /// The shop.
+    pub shop_id: String,
+    /// The instant the figures hold at.
+    pub as_of: String,
+    /// Only the days with a standing judgment or a deduction.
+    pub days: Vec<DayFigures>,
+}
+
+/// One local day of a shop's history.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayFigures {
+    /// `YYYY-MM-DD` in the policy's offset.
+    pub date: String,
+    /// Standing judgments judged on this day (R3).
+    pub judgments: u64,
+    /// Charged on this settle date (R4, R5).
+    pub charged_fen: i128,
+    /// Waived by the daily cap on this settle date (R5).
+    pub waived_fen: i128,
+    /// Deductions settling on this date that the cap waived in whole or in
+    /// part (R5).
+    pub cap_hits: u64,
+}
+
 /// A product ban (R6).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BanReport {

@@ -573,6 +573,44 @@ proptest! {
         }
     }
 
+    /// A shop's days are its notices and deductions grouped by local day:
+    /// standing judgments by the date judged, money and cap hits (R5) by
+    /// settle date; and they add up to the shop report.
+    #[test]
+    fn shop_days_group_the_notices_and_deductions((specs, kind, as_of_hours, _keys) in workload()) {
+        let policy = policy(kind);
+        let events = events(&specs);
+        let ledger = ledger(&policy, &events);
+        let as_of = at(as_of_hours);
+        for summary in ledger.shop_summaries(as_of) {
+            let shop = summary.shop_id.as_str();
+            let report = ledger.shop_report(shop, as_of, true).unwrap();
+            let notices = ledger.notices(shop, as_of, None, usize::MAX).unwrap();
+            let mut expected: std::collections::BTreeMap<String, (u64, i128, i128, u64)> = Default::default();
+            for n in notices.iter().filter(|n| !n.revoked && n.posting.is_none()) {
+                expected.entry(n.judged_at[..10].to_string()).or_default().0 += 1;
+            }
+            for d in report.deductions.as_ref().unwrap() {
+                let day = expected.entry(d.settle_date.clone()).or_default();
+                day.1 += i128::from(d.charged_fen);
+                day.2 += i128::from(d.waived_fen);
+                if matches!(d.status, DeductionStatus::Waived | DeductionStatus::Partial) {
+                    day.3 += 1;
+                }
+            }
+            let days = ledger.shop_days(shop, as_of).unwrap();
+            let actual: std::collections::BTreeMap<String, (u64, i128, i128, u64)> = days
+                .days
+                .iter()
+                .map(|d| (d.date.clone(), (d.judgments, d.charged_fen, d.waived_fen, d.cap_hits)))
+                .collect();
+            prop_assert_eq!(actual.len(), days.days.len(), "one row per day");
+            prop_assert_eq!(&actual, &expected, "shop {}", shop);
+            let judgments: u64 = days.days.iter().map(|d| d.judgments).sum();
+            prop_assert_eq!(judgments, report.judgments);
+        }
+    }
+
     /// R14: a posting booked by run D is the same for every as_of >= the
     /// start of D: the postings as of T are exactly those as of any later
     /// instant whose run date is at most T's day. Kinds follow R14.

@@ -7,7 +7,6 @@
 
 (function () {
   var LANG_KEY = "penalty.lang";
-  var MAX_PAGES = 50; // A bound on paging loops: 50 pages of 1000 rows.
   // Rows of a list page, fetched from the server page by page (`?rows=` in
   // the URL, 1 to 1000, the API's bound).
   var PAGE_ROWS = Math.min(1000, Math.max(1, parseInt(new URLSearchParams(window.location.search).get("rows"), 10) || 100));
@@ -177,20 +176,6 @@
     if (asOf) search.set("as_of", asOf);
     var text = search.toString();
     return path + (text ? "?" + text : "");
-  }
-
-  function allNotices(shopId) {
-    var notices = [];
-    function page(after, count) {
-      var extra = { limit: 1000 };
-      if (after) extra.after = after;
-      return api(query("/shops/" + encodeURIComponent(shopId) + "/notices", extra)).then(function (body) {
-        notices = notices.concat(body.notices);
-        if (body.notices.length === 1000 && count < MAX_PAGES) return page(body.next, count + 1);
-        return notices;
-      });
-    }
-    return page(null, 1);
   }
 
   // The booked ledger (R14), a server page at a time: the first PAGE_ROWS
@@ -414,23 +399,12 @@
     return load();
   }
 
-  // Per local day: judgments (by judged_at, standing only), fen charged and
-  // cap hits (deductions waived or partly waived, R5) by settle date.
-  function perDay(report, notices) {
-    var days = {};
-    function day(key) {
-      if (!days[key]) days[key] = { judgments: 0, charged: 0, capHits: 0 };
-      return days[key];
-    }
-    // A judgment's own notice counts; a correction's (R14, `posting`) does not.
-    notices.forEach(function (n) { if (!n.revoked && !n.posting) day(n.judged_at.slice(0, 10)).judgments += 1; });
-    (report.deductions || []).forEach(function (d) {
-      var entry = day(d.settle_date);
-      entry.charged += d.charged_fen;
-      if (d.status === "waived" || d.status === "partial") entry.capHits += 1;
-    });
-    return Object.keys(days).sort().map(function (key) {
-      return { day: key, judgments: days[key].judgments, charged: days[key].charged, capHits: days[key].capHits };
+  // GET /shops/{id}/days as the chart's rows: per local day, standing
+  // judgments by the day judged, fen charged and cap hits (deductions the
+  // daily cap waived in whole or in part, R5) by settle date.
+  function chartRows(days) {
+    return days.days.map(function (d) {
+      return { day: d.date, judgments: d.judgments, charged: d.charged_fen, capHits: d.cap_hits };
     });
   }
 
@@ -693,9 +667,9 @@
   // answers (issue 21: the largest shop's page is usable within 1 s at 1M
   // orders): the figures and the two flag lists from the summary report
   // (no deductions), at-risk, the newest notices, the orders' first page and
-  // the booked ledger's first page ask at once; the chart and the
-  // deductions, which need every deduction and every notice, ask after
-  // those have answered. The page is `data-state=ready` when every
+  // the booked ledger's first page ask at once; the chart (GET
+  // /shops/{id}/days) and the newest deductions (a page of GET
+  // /shops/{id}/deductions) ask after those have answered. The page is `data-state=ready` when every
   // section is drawn.
   function shopPage(shopId) {
     document.title = shopId + " — penalty-ledger";
@@ -776,16 +750,16 @@
     var atRisk = api(query(base + "/at-risk", { within: "24h", limit: 200 })).then(function (report) {
       fill(atRiskSlot, [atRiskSection(report)]);
     });
-    // The heavy reads start once the page's first screen has answered, so
-    // that they do not compete with it for the server.
+    // The chart and the deductions start once the page's first screen has
+    // answered, so that they do not compete with it for the server.
     var first = Promise.all([summary, atRisk, noticesPart.ready, ordersPart.ready].map(function (p) {
       return p.catch(function () { return null; });
     }));
     var history = first.then(function () {
-      return Promise.all([api(query(base)), allNotices(shopId)]);
+      return Promise.all([api(query(base + "/days")),
+        api(query(base + "/deductions", { newest: "true", limit: DEDUCTIONS_SHOWN }))]);
     }).then(function (results) {
-      var report = results[0], notices = results[1];
-      var days = perDay(report, notices);
+      var days = chartRows(results[0]), page = results[1];
       var totals = days.reduce(function (t, d) {
         return { judgments: t.judgments + d.judgments, charged: t.charged + d.charged, capHits: t.capHits + d.capHits };
       }, { judgments: 0, charged: 0, capHits: 0 });
@@ -802,10 +776,9 @@
 
       var parts = [el("h2", { text: t("Deductions (R4, R5)") })];
       // The newest DEDUCTIONS_SHOWN only: a large shop has thousands.
-      var allDeductions = report.deductions || [];
-      var deductions = allDeductions.slice(-DEDUCTIONS_SHOWN).reverse();
-      if (allDeductions.length > deductions.length) {
-        parts.push(el("p", { class: "muted", id: "deductions-shown", text: t("newest") + " " + deductions.length + " / " + allDeductions.length }));
+      var deductions = page.deductions;
+      if (page.total > deductions.length) {
+        parts.push(el("p", { class: "muted", id: "deductions-shown", text: t("newest") + " " + deductions.length + " / " + page.total }));
       }
       parts.push(deductions.length ? el("table", { id: "shop-deductions" }, [
         el("thead", {}, [el("tr", {}, ["order", "judgment", "judged at", "settle date", "amount", "charged", "waived", "status"].map(function (h) {

@@ -203,7 +203,26 @@ fn full_document() -> Value {
         "properties": {"error": {"type": "string", "description": "A stable code, such as invalid_query or not_found."},
             "message": {"type": "string", "description": "What is wrong, in a sentence."}}});
 
-    json!({
+    // Added after the rest: one `json!` over every path exceeds the macro
+    // recursion limit.
+    let days_path = json!({"get": {"summary": "The shop's history by local day, what the dashboard's chart draws: standing judgments by the day judged (R3), money charged and waived and the deductions the daily cap cut (R5) by settle date; only days with something, oldest first. The days add up to the shop report's judgments, charged_fen and waived_fen.",
+                "parameters": with(json!([id_param("The shop.")]), as_of_params()),
+                "responses": responses(json_response("The days.", json!({"type": "object", "required": ["shop_id", "as_of", "days"], "properties": {
+                    "shop_id": {"type": "string"}, "as_of": {"type": "string"},
+                    "days": {"type": "array", "items": {"type": "object", "required": ["date", "judgments", "charged_fen", "waived_fen", "cap_hits"], "properties": {
+                        "date": {"type": "string"}, "judgments": {"type": "integer"}, "charged_fen": {"type": "integer"},
+                        "waived_fen": {"type": "integer"}, "cap_hits": {"type": "integer"}}}}}})), &["400", "401", "404", "429", "503"])}});
+    let deductions_path = json!({"get": {"summary": "The shop report's deductions (R4, R5), paged: by (judged_at, order_id, judgment), or newest first with newest=true.",
+                "parameters": with(with(json!([id_param("The shop.")]), as_of_params()), json!([
+                    {"name": "newest", "in": "query", "required": false, "description": "Newest first.", "schema": {"type": "boolean"}},
+                    {"name": "limit", "in": "query", "required": false, "description": "Page size (1 to 1000, default 100).", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                    {"name": "offset", "in": "query", "required": false, "description": "Deductions to skip (the `next` of the previous page).", "schema": {"type": "integer", "minimum": 0, "maximum": crate::params::MAX_OFFSET}}])),
+                "responses": responses(json_response("A page of deductions.", json!({"type": "object", "required": ["shop_id", "as_of", "deductions", "next", "total"], "properties": {
+                    "shop_id": {"type": "string"}, "as_of": {"type": "string"},
+                    "deductions": {"type": "array", "items": {"$ref": "#/components/schemas/Deduction"}},
+                    "next": {"type": ["integer", "null"]}, "total": {"type": "integer"}}})), &["400", "401", "404", "429", "503"])}});
+
+    let mut document = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "penalty-ledger",
@@ -316,5 +335,8 @@ fn full_document() -> Value {
             "/assets/style.css": {"get": {"summary": "The dashboard's style sheet.", "security": [],
                 "responses": {"200": {"description": "CSS.", "content": {"text/css": {"schema": {"type": "string"}}}}}}}
         }
-    })
+    });
+    document["paths"]["/shops/{id}/days"] = days_path;
+    document["paths"]["/shops/{id}/deductions"] = deductions_path;
+    document
 }

@@ -45,6 +45,8 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         (Method::GET, "/shops/{id}", get(shop)),
         (Method::GET, "/shops/{id}/notices", get(notices)),
         (Method::GET, "/shops/{id}/at-risk", get(at_risk)),
+        (Method::GET, "/shops/{id}/days", get(days)),
+        (Method::GET, "/shops/{id}/deductions", get(deductions)),
         (Method::GET, "/labels", get(labels)),
         (Method::GET, "/session", get(session_get)),
         (Method::POST, "/session", post(session_start)),
@@ -250,6 +252,7 @@ asks_when!(
     AtRiskParams,
     OrderListParams,
     PostingCsvParams,
+    DeductionParams,
 );
 
 impl<T: DeserializeOwned + AsksWhen> FromRequestParts<AppState> for Asked<T> {
@@ -489,6 +492,81 @@ async fn shop(
         })
         .await?;
     Ok(Json(report))
+}
+
+/// `GET /shops/{id}/days`: the shop's history by local day, what the
+/// dashboard's chart draws (a few dozen rows, where the full report of a
+/// large shop lists tens of thousands of deductions).
+async fn days(
+    State(state): State<AppState>,
+    access: Access,
+    Id(shop_id): Id,
+    Asked { when, .. }: Asked<AsOfParams>,
+) -> Result<Json<penalty_core::ShopDays>, ApiError> {
+    readable_shop(&state, &access, &shop_id, when.as_of)?;
+    let days = state
+        .query_for(Some(&access.clone()), when.known_at, move |ledger| {
+            ledger
+                .shop_days(&shop_id, when.as_of)
+                .map_err(not_found_for_http)
+        })
+        .await?;
+    Ok(Json(days))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeductionParams {
+    as_of: Option<String>,
+    known_at: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+    newest: Option<bool>,
+}
+
+/// A page of a shop's deductions (R4, R5), in the shop report's order or,
+/// with `newest=true`, newest first.
+#[derive(Serialize)]
+struct DeductionPage {
+    shop_id: String,
+    as_of: String,
+    deductions: Vec<penalty_core::DeductionReport>,
+    /// Pass as `offset` for the next page; `null` on the last page.
+    next: Option<usize>,
+    /// Deductions over all pages.
+    total: usize,
+}
+
+/// `GET /shops/{id}/deductions`: the shop report's deduction list, paged.
+async fn deductions(
+    State(state): State<AppState>,
+    access: Access,
+    Id(shop_id): Id,
+    Asked { params, when }: Asked<DeductionParams>,
+) -> Result<Json<DeductionPage>, ApiError> {
+    let asked = Page::asked(params.limit, params.offset)?;
+    let newest = params.newest == Some(true);
+    readable_shop(&state, &access, &shop_id, when.as_of)?;
+    let page = state
+        .query_for(Some(&access.clone()), when.known_at, move |ledger| {
+            let report = ledger
+                .shop_report(&shop_id, when.as_of, true)
+                .map_err(not_found_for_http)?;
+            let mut all = report.deductions.unwrap_or_default();
+            if newest {
+                all.reverse();
+            }
+            let (deductions, next, total) = asked.of(all);
+            Ok::<_, ApiError>(DeductionPage {
+                shop_id: report.shop_id,
+                as_of: report.as_of,
+                deductions,
+                next,
+                total,
+            })
+        })
+        .await?;
+    Ok(Json(page))
 }
 
 #[derive(Deserialize)]

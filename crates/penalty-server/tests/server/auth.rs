@@ -14,6 +14,8 @@ fn read_routes(shop: &str, order: &str) -> Vec<String> {
         format!("/shops/{shop}/notices?as_of={AS_OF}"),
         format!("/shops/{shop}/at-risk?as_of={AS_OF}&within=30d"),
         format!("/shops/{shop}/postings?as_of={AS_OF}"),
+        format!("/shops/{shop}/days?as_of={AS_OF}"),
+        format!("/shops/{shop}/deductions?as_of={AS_OF}"),
         format!("/orders?as_of={AS_OF}&shop={shop}"),
         format!("/orders/{order}?as_of={AS_OF}"),
         format!("/orders/{order}/events?as_of={AS_OF}"),

@@ -453,6 +453,80 @@ async fn orders_are_filtered_and_paged_like_the_export() {
     }
 }
 
+/// The chart's and the deduction table's routes: `GET /shops/{id}/days`
+/// is the core's `shop_days` and adds up to the shop report, and the pages
+/// of `GET /shops/{id}/deductions` (in order, and newest first) are the
+/// report's deductions.
+#[tokio::test]
+async fn days_and_deduction_pages_equal_the_shop_report() {
+    let (_dir, _state, router) = demo_state(false).await;
+    let reference = reference(demo_events());
+    let ledger = &reference.projection.ledger;
+    let report = ledger.shop_report("S01", as_of_instant(), true).unwrap();
+    let deductions = serde_json::to_value(report.deductions.as_ref().unwrap()).unwrap();
+    let deductions = deductions.as_array().unwrap().clone();
+    assert!(deductions.len() > 5, "the demo's S01 has deductions");
+
+    let (status, days) = get_json(&router, &format!("/shops/S01/days?as_of={AS_OF}"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let expected = ledger.shop_days("S01", as_of_instant()).unwrap();
+    assert_eq!(days, serde_json::to_value(&expected).unwrap());
+    let sum = |key: &str| -> i64 {
+        days["days"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d[key].as_i64().unwrap())
+            .sum()
+    };
+    assert_eq!(sum("charged_fen"), report.charged_fen as i64);
+    assert_eq!(sum("judgments"), report.judgments as i64);
+
+    for (newest, expected) in [
+        ("false", deductions.clone()),
+        ("true", deductions.iter().rev().cloned().collect::<Vec<_>>()),
+    ] {
+        let mut read: Vec<Value> = Vec::new();
+        let mut offset = Some(0u64);
+        while let Some(at) = offset {
+            let (status, page) = get_json(
+                &router,
+                &format!("/shops/S01/deductions?as_of={AS_OF}&newest={newest}&limit=4&offset={at}"),
+                None,
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(page["total"], deductions.len());
+            assert!(page["deductions"].as_array().unwrap().len() <= 4);
+            read.extend(page["deductions"].as_array().unwrap().iter().cloned());
+            offset = page["next"].as_u64();
+        }
+        assert_eq!(read, expected, "newest={newest}");
+    }
+    for uri in ["/shops/NO-SUCH-SHOP/days", "/shops/NO-SUCH-SHOP/deductions"] {
+        expect_error(
+            &router,
+            Method::GET,
+            &format!("{uri}?as_of={AS_OF}"),
+            None,
+            Body::empty(),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        )
+        .await;
+    }
+    expect_error(
+        &router,
+        Method::GET,
+        &format!("/shops/S01/deductions?as_of={AS_OF}&limit=0"),
+        None,
+        Body::empty(),
+        StatusCode::BAD_REQUEST,
+        "invalid_limit",
+    )
+    .await;
+}
+
 /// R14 over HTTP: the pages of `GET /shops/{id}/postings` add up to the
 /// core's booked ledger, and its sum is the shop report's `booked_fen`.
 #[tokio::test]
