@@ -528,6 +528,8 @@ fn ingest(db: &Path, policy: &Policy, no_wait: bool, args: IngestArgs) -> anyhow
     // stopped or missed any, they are folded now from the log.
     if total.appended > 0 {
         let last_seq = log.last_seq()?;
+        // No append follows: the snapshots' encodings get its memory.
+        log.release_index();
         let followed = display.follower.take().map(Follower::finish);
         let current = match followed {
             Some(Ok(projection)) if projection.seq == last_seq => projection,

@@ -889,6 +889,13 @@ impl EventLog {
         Ok(())
     }
 
+    /// Frees the idempotency index (tens of megabytes at a million events)
+    /// when no append is coming soon, such as at the end of an ingest that
+    /// writes its snapshots next; the next append rebuilds it from the disk.
+    pub fn release_index(&mut self) {
+        self.index = None;
+    }
+
     /// The index's hasher: what [`Keys`] given to
     /// [`EventLog::append_keyed`] must be computed with.
     pub(crate) fn hasher(&self) -> IdHasher {

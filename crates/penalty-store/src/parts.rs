@@ -55,6 +55,10 @@ const ENTRY_BYTES: usize = 10;
 /// How many partitions of shops: enough that one part of a 5M-order ledger
 /// decodes in a few milliseconds, few enough that each compresses well.
 pub const PARTS: u32 = 1024;
+/// How many parts are split off the ledger and encoded at a time: an
+/// eighth of the ledger's copy held at once, and each pass over its orders
+/// still copies a hundred parts.
+const PARTS_AT_ONCE: u32 = 128;
 /// Index entries per bucket, about.
 const ENTRIES_PER_BUCKET: usize = 32;
 
@@ -83,24 +87,28 @@ fn bucket_of(hash: u64, bits: u32) -> usize {
 /// Writes the partitioned snapshot of `ledger`, which reflects the log up
 /// to `end`, replacing the last one atomically.
 pub fn write(dir: &Path, end: &SnapshotEnd, ledger: &Ledger) -> Result<(), StoreError> {
-    let parts = ledger.split(PARTS);
-    // Encoding is most of the cost: two threads, each every other part.
-    let mut encoded: Vec<Vec<u8>> = vec![Vec::new(); parts.len()];
-    std::thread::scope(|scope| {
-        let (even, odd): (Vec<_>, Vec<_>) = encoded
-            .iter_mut()
-            .zip(&parts)
-            .enumerate()
-            .partition(|(i, _)| i % 2 == 0);
-        for half in [even, odd] {
-            scope.spawn(move || {
-                for (_, (out, part)) in half {
-                    *out = encode(part);
-                }
-            });
-        }
-    });
-    drop(parts);
+    // The parts are split off and encoded a batch at a time, so that only
+    // a batch's copy of the ledger is held beside it, not a second whole.
+    let mut encoded: Vec<Vec<u8>> = vec![Vec::new(); PARTS as usize];
+    for (batch, outs) in encoded.chunks_mut(PARTS_AT_ONCE as usize).enumerate() {
+        let first = batch as u32 * PARTS_AT_ONCE;
+        let parts = ledger.split_range(PARTS, first..first + PARTS_AT_ONCE);
+        // Encoding is most of the cost: two threads, each every other part.
+        std::thread::scope(|scope| {
+            let (even, odd): (Vec<_>, Vec<_>) = outs
+                .iter_mut()
+                .zip(&parts)
+                .enumerate()
+                .partition(|(i, _)| i % 2 == 0);
+            for half in [even, odd] {
+                scope.spawn(move || {
+                    for (_, (out, part)) in half {
+                        *out = encode(part);
+                    }
+                });
+            }
+        });
+    }
     if encoded.iter().any(Vec::is_empty) {
         return Ok(());
     }

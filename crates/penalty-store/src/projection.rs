@@ -86,11 +86,30 @@ impl Projection {
     pub fn encode(&self) -> Vec<u8> {
         // Serialising plain data into memory cannot fail; if it ever did, no
         // snapshot is better than a wrong one.
-        let mut encoder = lz4_flex::frame::FrameEncoder::new(vec![CHECKPOINT_FORMAT]);
-        if bincode::serialize_into(&mut encoder, &self.ledger).is_err() {
-            return Vec::new();
-        }
-        encoder.finish().unwrap_or_default()
+        self.encode_into(Vec::new()).unwrap_or_default()
+    }
+
+    /// Serialises for a snapshot into `out`, as [`Projection::encode`]
+    /// does (the same bytes), without holding them: the snapshot's writer
+    /// streams them into its file.
+    pub fn encode_into<W: Write>(&self, mut out: W) -> std::io::Result<W> {
+        use lz4_flex::frame::{BlockSize, FrameEncoder, FrameInfo};
+        out.write_all(&[CHECKPOINT_FORMAT])?;
+        // Blocks of 64 KiB, as the encoder picks for a first write that
+        // small; set here because the buffer below makes the first write
+        // larger.
+        let info = FrameInfo::new().block_size(BlockSize::Max64KB);
+        // bincode writes field by field, a few bytes each: a buffer in
+        // front of the encoder makes each a copy instead of a call into it.
+        // Its blocks are the same whatever the writes' sizes.
+        let mut buffered =
+            std::io::BufWriter::with_capacity(1 << 16, FrameEncoder::with_frame_info(info, out));
+        bincode::serialize_into(&mut buffered, &self.ledger).map_err(std::io::Error::other)?;
+        // Not `flush`: that would end the encoder's block early.
+        let encoder = buffered
+            .into_inner()
+            .map_err(std::io::IntoInnerError::into_error)?;
+        encoder.finish().map_err(std::io::Error::other)
     }
 
     /// Whether `payload` (a snapshot's) is exactly this projection's
@@ -147,13 +166,9 @@ impl Projection {
     /// each against the log on its own).
     fn save_at(&self, dir: &std::path::Path, end: &SnapshotEnd) -> Result<(), StoreError> {
         debug_assert_eq!(end.seq, self.seq, "a snapshot of what it reflects");
-        let write_whole = || {
-            let bytes = self.encode();
-            if bytes.is_empty() {
-                return Ok(());
-            }
-            snapshot::write(dir, end, &bytes)
-        };
+        // Streamed into its file: the encoding is never held whole.
+        let write_whole =
+            || snapshot::write_streamed(dir, end, |out| self.encode_into(out).map(drop));
         std::thread::scope(|scope| {
             let whole = std::thread::Builder::new()
                 .name("penalty-snapshot".into())

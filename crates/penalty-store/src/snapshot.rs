@@ -31,6 +31,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::StoreError;
@@ -87,6 +88,14 @@ pub(crate) fn io_error(
 }
 
 fn header(end: &SnapshotEnd, payload: &[u8]) -> [u8; HEADER_BYTES] {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(payload);
+    header_of(end, payload.len() as u64, &crc)
+}
+
+/// The header of a payload of `len` bytes whose CRC-32 is `payload_crc`
+/// (the CRC of the header's first 48 bytes and the payload, combined).
+fn header_of(end: &SnapshotEnd, len: u64, payload_crc: &crc32fast::Hasher) -> [u8; HEADER_BYTES] {
     let mut bytes = [0u8; HEADER_BYTES];
     bytes[0..4].copy_from_slice(MAGIC);
     bytes[4..6].copy_from_slice(&VERSION.to_be_bytes());
@@ -95,10 +104,10 @@ fn header(end: &SnapshotEnd, payload: &[u8]) -> [u8; HEADER_BYTES] {
     bytes[24..32].copy_from_slice(&end.block_offset.to_be_bytes());
     bytes[32..36].copy_from_slice(&end.block_len.to_be_bytes());
     bytes[36..40].copy_from_slice(&end.block_crc.to_be_bytes());
-    bytes[40..48].copy_from_slice(&(payload.len() as u64).to_be_bytes());
+    bytes[40..48].copy_from_slice(&len.to_be_bytes());
     let mut crc = crc32fast::Hasher::new();
     crc.update(&bytes[0..48]);
-    crc.update(payload);
+    crc.combine(payload_crc);
     bytes[48..52].copy_from_slice(&crc.finalize().to_be_bytes());
     bytes
 }
@@ -114,25 +123,80 @@ pub fn write(dir: &Path, end: &SnapshotEnd, payload: &[u8]) -> Result<(), StoreE
     Ok(())
 }
 
+/// Writes the snapshot of `dir` as [`write`] does (the same bytes for the
+/// same payload), the payload streamed into the file by `payload` instead
+/// of held in memory: the header, which holds its length and checksum, is
+/// written over its place at the file's start once the payload is.
+pub fn write_streamed(
+    dir: &Path,
+    end: &SnapshotEnd,
+    payload: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), StoreError> {
+    let mut len = 0;
+    replace_file_with(dir, SNAPSHOT_FILE, |file| {
+        let mut out = Counted {
+            inner: std::io::BufWriter::with_capacity(1 << 20, file),
+            len: 0,
+            crc: crc32fast::Hasher::new(),
+        };
+        out.inner.write_all(&[0u8; HEADER_BYTES])?;
+        payload(&mut out)?;
+        out.inner.flush()?;
+        len = out.len;
+        file.write_all_at(&header_of(end, out.len, &out.crc), 0)
+    })?;
+    tracing::debug!(seq = end.seq, bytes = len, "wrote a snapshot");
+    Ok(())
+}
+
+/// A writer that counts and checksums what goes through it.
+struct Counted<W> {
+    inner: W,
+    len: u64,
+    crc: crc32fast::Hasher,
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(bytes)?;
+        self.len += n as u64;
+        self.crc.update(&bytes[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Replaces `dir/name` atomically by the concatenation of `chunks`: a
 /// temporary file (named with [`TEMP_PREFIX`], so that a dead writer's is
 /// removed by [`remove_stale_temps`]), fsynced, renamed over it, and the
 /// directory fsynced.
 pub(crate) fn replace_file(dir: &Path, name: &str, chunks: &[&[u8]]) -> Result<(), StoreError> {
+    replace_file_with(dir, name, |file| {
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        for chunk in chunks {
+            out.write_all(chunk)?;
+        }
+        out.flush()
+    })
+}
+
+/// Replaces `dir/name` atomically by what `contents` writes into a
+/// temporary file, as [`replace_file`] does.
+fn replace_file_with(
+    dir: &Path,
+    name: &str,
+    contents: impl FnOnce(&File) -> std::io::Result<()>,
+) -> Result<(), StoreError> {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let number = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = dir.join(format!("{TEMP_PREFIX}{}.{number}", std::process::id()));
     let path = dir.join(name);
     let written = (|| {
         let file = File::create(&tmp).map_err(io_error("creating a snapshot file", &tmp))?;
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-        for chunk in chunks {
-            out.write_all(chunk)
-                .map_err(io_error("writing a snapshot file", &tmp))?;
-        }
-        let file = out
-            .into_inner()
-            .map_err(|e| io_error("writing a snapshot file", &tmp)(e.into_error()))?;
+        contents(&file).map_err(io_error("writing a snapshot file", &tmp))?;
         file.sync_all()
             .map_err(io_error("writing a snapshot file", &tmp))?;
         std::fs::rename(&tmp, &path).map_err(io_error("replacing the snapshot", &path))?;

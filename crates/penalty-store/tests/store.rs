@@ -684,6 +684,67 @@ fn one_partition_answers_every_shop_and_order_as_the_whole_ledger() {
     assert_parts_answer_as_the_whole(400, 9, 3, 500);
 }
 
+/// The snapshots as an ingest writes them, of a generated workload: the
+/// whole, streamed into its file, has the bytes `snapshot::write` gives for
+/// `Projection::encode`, which are those of bincode written straight into
+/// an LZ4 frame (as before the buffer in front of it: replay compares the
+/// stored snapshot byte for byte); and the parts split off a range at a
+/// time equal those of one split, whatever the range.
+#[test]
+fn a_streamed_snapshot_and_parts_split_by_range_are_the_same_bytes() {
+    use penalty_store::parts::PARTS;
+    use penalty_store::projection;
+    let mut jsonl = Vec::new();
+    penalty_gen::generate(
+        &penalty_gen::GenOptions {
+            orders: 3000,
+            shops: 40,
+            seed: 4,
+        },
+        &mut jsonl,
+    )
+    .unwrap();
+    let text = String::from_utf8(jsonl).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    ingest_lines(&mut log, &lines);
+    let policy = penalty_core::Policy::default();
+    let (projection, _) = projection::open(&log, &policy, false).unwrap();
+    projection.save(&log).unwrap();
+    let streamed = std::fs::read(dir.path().join(penalty_store::snapshot::SNAPSHOT_FILE)).unwrap();
+
+    let encoded = projection.encode();
+    // Many LZ4 blocks of 64 KiB, not one.
+    assert!(encoded.len() > 1 << 17, "{} bytes", encoded.len());
+    let mut direct = lz4_flex::frame::FrameEncoder::new(vec![encoded[0]]);
+    bincode::serialize_into(&mut direct, &projection.ledger).unwrap();
+    assert!(direct.finish().unwrap() == encoded);
+    let end = log.snapshot_end(projection.seq).unwrap().unwrap();
+    let other = tempfile::tempdir().unwrap();
+    penalty_store::snapshot::write(other.path(), &end, &encoded).unwrap();
+    let written = std::fs::read(other.path().join(penalty_store::snapshot::SNAPSHOT_FILE)).unwrap();
+    assert!(written == streamed, "the streamed snapshot differs");
+    assert!(projection.encodes_as(
+        &penalty_store::snapshot::read(dir.path())
+            .unwrap()
+            .unwrap()
+            .payload
+    ));
+
+    let whole = projection.ledger.split(PARTS);
+    assert_eq!(whole.len(), PARTS as usize);
+    for range in [0..1, 0..128, 128..256, 7..300, 1000..1024, 5..5, 1020..2000] {
+        let from = range.start.min(PARTS) as usize;
+        let to = range.end.min(PARTS) as usize;
+        let parts = projection.ledger.split_range(PARTS, range.clone());
+        assert!(parts == whole[from..to], "parts {range:?}");
+        for (part, same) in parts.iter().zip(&whole[from..to]) {
+            assert!(bincode::serialize(part).unwrap() == bincode::serialize(same).unwrap());
+        }
+    }
+}
+
 #[test]
 fn a_damaged_partitioned_snapshot_is_never_read_and_recover_removes_it() {
     use penalty_store::projection::{self, PartQuery};

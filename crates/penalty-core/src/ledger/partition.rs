@@ -52,16 +52,32 @@ impl Ledger {
     /// workloads); folding on into a part the later events of its shops and
     /// orders keeps that so. Must not be called during a bulk fold.
     pub fn split(&self, parts: u32) -> Vec<Ledger> {
+        self.split_range(parts, 0..parts.max(1))
+    }
+
+    /// The ledgers of partitions `wanted` (of `parts`), in order: equal to
+    /// those [`Ledger::split`] gives for them, so that a caller that
+    /// encodes the parts a few at a time holds a copy of only those, not a
+    /// second copy of the whole ledger.
+    pub fn split_range(&self, parts: u32, wanted: std::ops::Range<u32>) -> Vec<Ledger> {
         let parts = parts.max(1);
-        let mut out: Vec<Ledger> = (0..parts)
+        let wanted = wanted.start.min(parts)..wanted.end.min(parts);
+        let first = wanted.start;
+        let mut out: Vec<Ledger> = wanted
+            .clone()
             .map(|_| Ledger::new(self.policy.clone()))
             .collect();
-        // Shops first, in this ledger's order: their index in their part.
+        // Shops first, in this ledger's order: their index in their part
+        // (shops of other parts are left out: u32::MAX).
         let mut shop_to: Vec<(u32, u32)> = Vec::with_capacity(self.shops.len());
         for shop in 0..self.shops.len() as u32 {
             let id = self.shop_ids.get(shop);
             let part = partition_of(id, parts);
-            let ledger = &mut out[part as usize];
+            if !wanted.contains(&part) {
+                shop_to.push((part, u32::MAX));
+                continue;
+            }
+            let ledger = &mut out[(part - first) as usize];
             // Interning a known number of distinct ids cannot overflow
             // where the whole ledger did not.
             let index = ledger.shop_ids.intern(id).unwrap_or(0);
@@ -144,12 +160,19 @@ impl Ledger {
             match rec.paid {
                 Some(paid) => {
                     let (part, shop) = shop_to[paid.shop as usize];
-                    order_to[order as usize] =
-                        copy(&mut out[part as usize], part, order, rec, Some(shop));
+                    if wanted.contains(&part) {
+                        order_to[order as usize] = copy(
+                            &mut out[(part - first) as usize],
+                            part,
+                            order,
+                            rec,
+                            Some(shop),
+                        );
+                    }
                 }
                 None => {
-                    for (part, ledger) in out.iter_mut().enumerate() {
-                        copy(ledger, part as u32, order, rec, None);
+                    for (at, ledger) in out.iter_mut().enumerate() {
+                        copy(ledger, first + at as u32, order, rec, None);
                     }
                 }
             }
@@ -160,7 +183,10 @@ impl Ledger {
         // The shops' order lists and settle-day indexes, renumbered.
         for (shop, rec) in self.shops.iter().enumerate() {
             let (part, index) = shop_to[shop];
-            let target = &mut out[part as usize].shops[index as usize];
+            if !wanted.contains(&part) {
+                continue;
+            }
+            let target = &mut out[(part - first) as usize].shops[index as usize];
             target.orders = rec.orders.iter().map(|o| order_to[*o as usize]).collect();
             target.days = rec
                 .days
