@@ -41,7 +41,7 @@ pub fn run(db: &Path, policy: &Policy, command: ClusterCommand) -> anyhow::Resul
         }),
         ClusterCommand::Node(args) => rt.block_on(async {
             eprintln!(
-                "penalty cluster node {}: http://{}/ (state in {}); Ctrl-C to stop",
+                "penalty cluster node {}: http://{}/ (state in {}); Ctrl-C or SIGTERM to stop",
                 args.node,
                 args.addr,
                 db.display()
@@ -55,10 +55,9 @@ pub fn run(db: &Path, policy: &Policy, command: ClusterCommand) -> anyhow::Resul
                 tokens: args.access.tokens,
                 allowed_hosts: args.access.allowed_hosts,
             };
-            tokio::select! {
-                result = penalty_cluster::node::run(options) => result?,
-                _ = tokio::signal::ctrl_c() => {}
-            }
+            // Ctrl-C or SIGTERM: no new requests, those in flight finish,
+            // the workers checkpoint, then exit 0.
+            penalty_cluster::node::run(options, penalty_server::shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }),
         ClusterCommand::Status(args) => rt.block_on(async {

@@ -125,7 +125,7 @@ pub(crate) struct Hosted {
 }
 
 /// Each hosted stage partition, with its worker.
-type HostedMap = BTreeMap<(Stage, u32), (Arc<Hosted>, tokio::task::AbortHandle)>;
+type HostedMap = BTreeMap<(Stage, u32), (Arc<Hosted>, tokio::task::JoinHandle<()>)>;
 
 pub(crate) struct Node {
     pub(crate) options: NodeOptions,
@@ -143,10 +143,33 @@ pub(crate) struct Node {
     uploads: Arc<tokio::sync::Semaphore>,
     /// `<db>/rejects.jsonl`, as on one machine; one upload writes at a time.
     rejects: Arc<tokio::sync::Mutex<Option<penalty_store::ingest::RejectsFile>>>,
+    /// Set when the node stops: each worker then checkpoints what it has
+    /// applied and ends.
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
-/// Runs a node until the process is stopped.
-pub async fn run(options: NodeOptions) -> Result<(), ClusterError> {
+/// How long the workers have, once the HTTP requests in flight are done, to
+/// checkpoint what they applied and end; a worker still busy then is
+/// aborted (its partition is replayed from its last checkpoint by the next
+/// owner, which is correct, only slower).
+pub const WORKER_STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// The payload of a node's last heartbeat: the others drop it from the live
+/// nodes at once instead of after [`NODE_TTL`], so its partitions move
+/// within a second of a graceful stop.
+const LEAVING: &[u8] = b"leaving";
+
+/// Runs a node until `shutdown` completes (Ctrl-C or SIGTERM in the CLI),
+/// then stops it gracefully: no new connection is accepted, the requests in
+/// flight finish (for at most penalty-server's shutdown grace, 10 s, as
+/// `penalty serve`), the workers write their checkpoints and end (for at
+/// most [`WORKER_STOP_GRACE`]), and the node tells the others it leaves.
+/// The node keeps heartbeating and answering other nodes' questions while
+/// its own requests finish, since they may need them.
+pub async fn run(
+    options: NodeOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), ClusterError> {
     // As `penalty serve`: refused before anything else is done.
     let refused = |error: penalty_server::ServerError| ClusterError::Config(error.to_string());
     penalty_server::check_exposure(options.addr, options.tokens.is_some()).map_err(refused)?;
@@ -209,6 +232,7 @@ pub async fn run(options: NodeOptions) -> Result<(), ClusterError> {
         )),
         limits: penalty_server::Limits::default(),
         rejects: Arc::new(tokio::sync::Mutex::new(None)),
+        stop: tokio::sync::watch::Sender::new(false),
     });
 
     let listener = tokio::net::TcpListener::bind(node.options.addr)
@@ -259,13 +283,12 @@ pub async fn run(options: NodeOptions) -> Result<(), ClusterError> {
         hosts,
         penalty_server::guard::check_host,
     ));
-    tokio::spawn(async move {
-        let forever = std::future::pending::<()>();
-        if let Err(error) =
-            penalty_server::listen::serve_connections(listener, app, serve, forever).await
-        {
-            tracing::error!(%error, "the HTTP server stopped");
-        }
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut http = tokio::spawn(async move {
+        let stopped = async {
+            let _ = http_stopped.await;
+        };
+        penalty_server::listen::serve_connections(listener, app, serve, stopped).await
     });
     tokio::spawn(respond(node.clone()));
     tokio::spawn(crate::query::respond(node.clone()));
@@ -273,8 +296,37 @@ pub async fn run(options: NodeOptions) -> Result<(), ClusterError> {
     tokio::spawn(listen_heartbeats(node.clone()));
 
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut stop_http = Some(stop_http);
+    tokio::pin!(shutdown);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = &mut shutdown, if stop_http.is_some() => {
+                tracing::info!("stopping: no new requests; those in flight may finish");
+                if let Some(stop) = stop_http.take() {
+                    let _ = stop.send(());
+                }
+                continue;
+            }
+            // The HTTP server ends once its requests in flight are done
+            // (or its grace ran out) after the stop; before, only if it
+            // failed, which stops the node too.
+            served = &mut http => {
+                let failed = match served {
+                    Ok(Ok(())) => None,
+                    Ok(Err(source)) => Some(source),
+                    Err(error) => Some(std::io::Error::other(error.to_string())),
+                };
+                if let Some(source) = failed {
+                    stop_workers(&node).await;
+                    return Err(ClusterError::Io {
+                        context: format!("serving HTTP on {}", node.options.addr),
+                        source,
+                    });
+                }
+                break;
+            }
+        }
         let beat = format!("penalty.hb.{}", node.options.node);
         if let Err(error) = node
             .client
@@ -295,6 +347,37 @@ pub async fn run(options: NodeOptions) -> Result<(), ClusterError> {
         rebalance(&node, &live);
         *lock(&node.live) = live;
     }
+    stop_workers(&node).await;
+    // The others take this node's partitions now rather than after NODE_TTL.
+    let beat = format!("penalty.hb.{}", node.options.node);
+    if let Err(error) = node.client.publish(beat, LEAVING.into()).await {
+        tracing::warn!(%error, "telling the other nodes this one leaves");
+    }
+    let _ = node.client.flush().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Asks every worker to checkpoint what it applied and end; waits for them
+/// for at most [`WORKER_STOP_GRACE`], then aborts those still running.
+async fn stop_workers(node: &Node) {
+    node.stop.send_replace(true);
+    let workers: Vec<((Stage, u32), tokio::task::JoinHandle<()>)> =
+        std::mem::take(&mut *lock(&node.hosted))
+            .into_iter()
+            .map(|(key, (_, task))| (key, task))
+            .collect();
+    let deadline = tokio::time::Instant::now() + WORKER_STOP_GRACE;
+    for ((stage, p), mut task) in workers {
+        if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+            tracing::warn!(
+                stage = stage.name(),
+                partition = p,
+                "a worker did not stop in time: aborted (its next owner replays from its checkpoint)"
+            );
+            task.abort();
+        }
+    }
 }
 
 async fn listen_heartbeats(node: Arc<Node>) {
@@ -307,7 +390,11 @@ async fn listen_heartbeats(node: Arc<Node>) {
     };
     while let Some(message) = subscription.next().await {
         if let Some(name) = message.subject.as_str().strip_prefix("penalty.hb.") {
-            lock(&node.heard).insert(name.to_string(), std::time::Instant::now());
+            if message.payload.as_ref() == LEAVING {
+                lock(&node.heard).remove(name);
+            } else {
+                lock(&node.heard).insert(name.to_string(), std::time::Instant::now());
+            }
         }
     }
 }
@@ -322,7 +409,11 @@ async fn hear_nodes(client: &async_nats::Client) -> Result<Vec<String>, ClusterE
     let deadline = tokio::time::Instant::now() + Duration::from_millis(2500);
     while let Ok(Some(message)) = tokio::time::timeout_at(deadline, subscription.next()).await {
         if let Some(name) = message.subject.as_str().strip_prefix("penalty.hb.") {
-            live.insert(name.to_string());
+            if message.payload.as_ref() == LEAVING {
+                live.remove(name);
+            } else {
+                live.insert(name.to_string());
+            }
         }
     }
     Ok(live.into_iter().collect())
@@ -351,7 +442,7 @@ fn rebalance(node: &Arc<Node>, live: &[String]) {
                     checkpointed_at_ms: AtomicU64::new(0),
                 });
                 let task = tokio::spawn(worker(node.clone(), stage, p, shared.clone()));
-                hosted.insert(key, (shared, task.abort_handle()));
+                hosted.insert(key, (shared, task));
             } else if !mine {
                 if let Some((_, task)) = hosted.remove(&key) {
                     task.abort();
@@ -449,15 +540,23 @@ fn save_checkpoint(path: &Path, seq: u64, hosted: &Hosted) -> Result<(), Cluster
     Ok(())
 }
 
+/// Runs a stage partition until the node stops.
 async fn worker(node: Arc<Node>, stage: Stage, p: u32, hosted: Arc<Hosted>) {
     loop {
-        if let Err(error) = consume(&node, stage, p, &hosted).await {
-            tracing::warn!(%error, stage = stage.name(), partition = p, "worker restarting from its checkpoint");
-            tokio::time::sleep(Duration::from_secs(1)).await;
+        match consume(&node, stage, p, &hosted).await {
+            Ok(()) => return,
+            Err(_) if *node.stop.borrow() => return,
+            Err(error) => {
+                tracing::warn!(%error, stage = stage.name(), partition = p, "worker restarting from its checkpoint");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
         }
     }
 }
 
+/// Applies the partition's messages from its checkpoint on; returns once
+/// the node stops, with every output acknowledged and the state
+/// checkpointed at the last message applied.
 async fn consume(node: &Node, stage: Stage, p: u32, hosted: &Hosted) -> Result<(), ClusterError> {
     let path = checkpoint_path(&node.options.db, stage, p);
     let (mut last_seq, state) = load_checkpoint(&path, stage, &node.options.policy)?;
@@ -487,6 +586,17 @@ async fn consume(node: &Node, stage: Stage, p: u32, hosted: &Hosted) -> Result<(
     let mut unsaved = 0u64;
     let mut saved_at = std::time::Instant::now();
     loop {
+        if *node.stop.borrow() {
+            // A graceful stop: what was applied is kept, so that this node's
+            // restart (or the partition's next owner, reading the same
+            // directory) replays nothing.
+            outbox.flush().await?;
+            hosted.applied_seq.store(last_seq, Ordering::SeqCst);
+            if unsaved > 0 {
+                save_checkpoint(&path, last_seq, hosted)?;
+            }
+            return Ok(());
+        }
         if unsaved > 0 && (unsaved >= 5000 || saved_at.elapsed() >= Duration::from_secs(1)) {
             outbox.flush().await?;
             hosted.applied_seq.store(last_seq, Ordering::SeqCst);
