@@ -54,6 +54,7 @@ pub fn run(db: &Path, policy: &Policy, command: ClusterCommand) -> anyhow::Resul
                 policy: policy.clone(),
                 tokens: args.access.tokens,
                 allowed_hosts: args.access.allowed_hosts,
+                max_replay_events: args.max_replay_events,
             };
             // Ctrl-C or SIGTERM: no new requests, those in flight finish,
             // the workers checkpoint, then exit 0.

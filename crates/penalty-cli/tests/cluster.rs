@@ -583,6 +583,54 @@ fn assert_same_known_at(cluster: &Cluster, single_port: u16, known_at: &str) {
         changed >= 5,
         "known_at changes few answers ({changed}): the test does not see it"
     );
+
+    // A replay is kept: the same known_at asked again (here one not asked
+    // before: now) reads the stream once, whichever node hosts the shop's
+    // partition and whichever node is asked.
+    let fresh = Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%S.%NZ"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .expect("date");
+    assert_ne!(fresh, known_at);
+    let query = format!("/shops/S000002/postings?as_of={as_of}&known_at={fresh}");
+    let (status, _, expected) =
+        http_get_whole(single_port, &query, None).expect("the one-machine server answers");
+    let before = replay_counters(cluster);
+    let mut after = Vec::new();
+    for port in [cluster.http[0], cluster.http[2]] {
+        let (got_status, _, got) = http_get_whole(port, &query, None).expect("a node answers");
+        assert_eq!(
+            (got_status, canonical(&got)),
+            (status, canonical(&expected))
+        );
+        after.push(replay_counters(cluster));
+    }
+    assert_eq!(
+        (after[0].0 - before.0, after[1].0 - after[0].0),
+        (1, 0),
+        "replays started by the first and the second question ({before:?}, {after:?})"
+    );
+    assert!(after[0].1 > before.1, "the first question read the stream");
+    assert_eq!(after[1].1, after[0].1, "the second question read nothing");
+}
+
+/// The `known_at` replay counters summed over every node's `/metrics`:
+/// (replays started, messages read).
+fn replay_counters(cluster: &Cluster) -> (u64, u64) {
+    let mut sums = (0, 0);
+    for port in &cluster.http {
+        let (status, body) = http_get(*port, "/metrics").expect("/metrics");
+        assert_eq!(status, 200, "{body}");
+        let value = |name: &str| -> u64 {
+            body.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in {body}"))
+        };
+        sums.0 += value("penalty_known_at_replays_total");
+        sums.1 += value("penalty_known_at_replayed_messages_total");
+    }
+    sums
 }
 
 /// With `--tokens` on the nodes and the one-machine server: a seller's,
@@ -794,6 +842,11 @@ impl Cluster {
     }
 
     fn start_node(&mut self, i: usize, port: Option<u16>) {
+        self.start_node_with(i, port, &[]);
+    }
+
+    /// [`Cluster::start_node`] with more arguments.
+    fn start_node_with(&mut self, i: usize, port: Option<u16>, extra: &[&str]) {
         let port = port.unwrap_or_else(free_port);
         let db = self.dir.join(format!("node{i}"));
         let child = Command::new(BIN)
@@ -813,6 +866,7 @@ impl Cluster {
                 "--tokens",
                 &tokens_file(&self.dir),
             ])
+            .args(extra)
             .stdout(log_file(&self.dir, &format!("node{i}")))
             .stderr(log_file(&self.dir, &format!("node{i}.err")))
             .spawn()
@@ -1577,10 +1631,28 @@ fn a_node_stopped_by_sigterm_finishes_its_request_in_flight_and_exits_0() {
         left.elapsed()
     );
     cluster.processes.0.retain(|(name, _)| name != "node1");
-    cluster.start_node(1, Some(port));
+    // Back with a tiny replay budget: its partitions refuse known_at at
+    // once, saying why and what to do.
+    cluster.start_node_with(1, Some(port), &["--max-replay-events", "10"]);
     cluster.wait_stable();
     assert_same_answers(&cluster, &single, &events);
     let again = cluster_ingest(&cluster, &events);
     assert_eq!(again["appended"], 0, "re-sent: {again}");
+    let asked = Instant::now();
+    let query = format!("/shops?known_at={}", AS_OF.replace('+', "%2B"));
+    let (status, body) = http_get(cluster.http[0], &query).expect("node 0 answers");
+    assert_eq!(status, 400, "{body}");
+    let refusal = canonical(&body);
+    assert_eq!(refusal["error"], "known_at_too_large", "{body}");
+    let message = refusal["message"].as_str().expect("a message");
+    assert!(
+        message.contains("limit of 10 events") && message.contains("--max-replay-events"),
+        "{message}"
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "refused in {:?}",
+        asked.elapsed()
+    );
     eprintln!("whole test in {:?}", started.elapsed());
 }

@@ -95,6 +95,9 @@ pub struct NodeOptions {
     pub tokens: Option<PathBuf>,
     /// `--allowed-host`, as `penalty serve` takes it.
     pub allowed_hosts: Vec<String>,
+    /// `--max-replay-events`: the most events a `known_at` question replays
+    /// from a partition's stream (see [`crate::replay`]).
+    pub max_replay_events: u64,
 }
 
 /// The state of one stage of one partition.
@@ -146,6 +149,8 @@ pub(crate) struct Node {
     /// Set when the node stops: each worker then checkpoints what it has
     /// applied and ends.
     stop: tokio::sync::watch::Sender<bool>,
+    /// The `known_at` replays kept, and their cost.
+    pub(crate) replays: crate::replay::Replays,
 }
 
 /// How long the workers have, once the HTTP requests in flight are done, to
@@ -233,6 +238,7 @@ pub async fn run(
         limits: penalty_server::Limits::default(),
         rejects: Arc::new(tokio::sync::Mutex::new(None)),
         stop: tokio::sync::watch::Sender::new(false),
+        replays: crate::replay::Replays::default(),
     });
 
     let listener = tokio::net::TcpListener::bind(node.options.addr)
@@ -1080,12 +1086,33 @@ async fn http_metrics(
 ) -> Result<Response, ApiError> {
     access.require_operator()?;
     let status = node_status(&node).await;
+    let mut text = render_metrics(&status);
+    let replays = &node.replays;
+    for (name, help, value) in [
+        (
+            "penalty_known_at_replays_total",
+            "known_at replays started from a partition's first message (a kept replay asked again is not counted).",
+            &replays.started,
+        ),
+        (
+            "penalty_known_at_replayed_messages_total",
+            "Messages of shop streams read by known_at replays.",
+            &replays.messages_read,
+        ),
+    ] {
+        use std::fmt::Write;
+        let _ = writeln!(
+            text,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+            value.load(Ordering::Relaxed)
+        );
+    }
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        render_metrics(&status),
+        text,
     )
         .into_response())
 }

@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use crate::node::{lock, Caller, Node, StageState};
 use crate::partition::partition_of;
 use crate::wire::Stage;
+use crate::ClusterError;
 
 /// How long a node waits for the next chunk of an answer.
 const CHUNK_WAIT: Duration = Duration::from_secs(5);
@@ -206,6 +207,18 @@ impl Answer {
 
 /// Computes the answer to `ask` from a hosted stage's state.
 fn answer(state: &StageState, ask: Ask) -> Answer {
+    match (state, ask) {
+        (StageState::Shops(shops), ask) => answer_shops(shops, ask),
+        (StageState::Orders(orders), Ask::ParkedSpan) => {
+            Answer::json(&orders.parked_span().map(|(first, last)| (first.0, last.0)))
+        }
+        _ => Answer::error(ApiError::internal("a query reached the wrong stage")),
+    }
+}
+
+/// Computes the answer to `ask` from a shop stage: a hosted one, or a
+/// `known_at` replay.
+fn answer_shops(shops: &crate::stages::ShopStage, ask: Ask) -> Answer {
     let from_server = |result: Result<Response, ApiError>| match result {
         Ok(response) => {
             let status = response.status().as_u16();
@@ -236,20 +249,15 @@ fn answer(state: &StageState, ask: Ask) -> Answer {
         }
         Err(error) => Answer::error(error),
     };
-    match (state, ask) {
-        (StageState::Shops(shops), Ask::Shops { as_of_ns, .. }) => {
-            Answer::json(&shops.ledger.shop_summaries(UnixNs(as_of_ns)))
-        }
-        (
-            StageState::Shops(shops),
-            Ask::ShopRoute {
-                confined_to,
-                route,
-                shop_id,
-                query,
-                accept_language,
-            },
-        ) => from_server(penalty_server::routes::shop_route_answer(
+    match ask {
+        Ask::Shops { as_of_ns, .. } => Answer::json(&shops.ledger.shop_summaries(UnixNs(as_of_ns))),
+        Ask::ShopRoute {
+            confined_to,
+            route,
+            shop_id,
+            query,
+            accept_language,
+        } => from_server(penalty_server::routes::shop_route_answer(
             &shops.ledger,
             confined_to.as_deref(),
             route,
@@ -257,29 +265,23 @@ fn answer(state: &StageState, ask: Ask) -> Answer {
             query.as_deref(),
             &accept_language,
         )),
-        (
-            StageState::Shops(shops),
-            Ask::Order {
-                confined_to,
-                order_id,
-                query,
-                accept_language,
-            },
-        ) => from_server(penalty_server::routes::order_route_answer(
+        Ask::Order {
+            confined_to,
+            order_id,
+            query,
+            accept_language,
+        } => from_server(penalty_server::routes::order_route_answer(
             &shops.ledger,
             confined_to.as_deref(),
             &order_id,
             query.as_deref(),
             &accept_language,
         )),
-        (
-            StageState::Shops(shops),
-            Ask::OrderHead {
-                confined_to,
-                query,
-                as_of_ns,
-            },
-        ) => {
+        Ask::OrderHead {
+            confined_to,
+            query,
+            as_of_ns,
+        } => {
             let ledger = &shops.ledger;
             let policy = ledger.policy();
             match OrderListAsk::from_query(policy, confined_to.as_deref(), query.as_deref(), false)
@@ -299,14 +301,11 @@ fn answer(state: &StageState, ask: Ask) -> Answer {
                 Err(error) => Answer::error(error),
             }
         }
-        (
-            StageState::Shops(shops),
-            Ask::OrderCsv {
-                confined_to,
-                query,
-                as_of_ns,
-            },
-        ) => {
+        Ask::OrderCsv {
+            confined_to,
+            query,
+            as_of_ns,
+        } => {
             let ledger = &shops.ledger;
             let policy = ledger.policy();
             match OrderListAsk::from_query(policy, confined_to.as_deref(), query.as_deref(), true) {
@@ -331,16 +330,13 @@ fn answer(state: &StageState, ask: Ask) -> Answer {
                 Err(error) => Answer::error(error),
             }
         }
-        (StageState::Shops(shops), Ask::Span { shop }) => Answer::json(
+        Ask::Span { shop } => Answer::json(
             &shops
                 .ledger
                 .event_span(shop.as_deref())
                 .map(|(first, last)| (first.0, last.0)),
         ),
-        (StageState::Orders(orders), Ask::ParkedSpan) => {
-            Answer::json(&orders.parked_span().map(|(first, last)| (first.0, last.0)))
-        }
-        _ => Answer::error(ApiError::internal("a query reached the wrong stage")),
+        Ask::ParkedSpan => Answer::error(ApiError::internal("a query reached the wrong stage")),
     }
 }
 
@@ -383,9 +379,25 @@ pub(crate) async fn respond(node: Arc<Node>) {
             // a replay of the partition's events recorded by then.
             let computed = match ask.known_at(&node.options.policy) {
                 Some(known_at) if ask.stage() == Stage::Shops => {
-                    match replay(&node, p, known_at).await {
-                        Ok(state) => tokio::task::spawn_blocking(move || answer(&state, ask)).await,
-                        Err(why) => Ok(Answer::unavailable(why)),
+                    let replay = node
+                        .replays
+                        .get(
+                            &node.js,
+                            &node.options.policy,
+                            node.options.max_replay_events,
+                            p,
+                            known_at,
+                        )
+                        .await;
+                    match replay {
+                        Ok(replay) => {
+                            tokio::task::spawn_blocking(move || answer_shops(&replay.stage, ask))
+                                .await
+                        }
+                        Err(error @ ClusterError::ReplayTooLarge { .. }) => Ok(Answer::error(
+                            ApiError::bad_request("known_at_too_large", error.to_string()),
+                        )),
+                        Err(error) => Ok(Answer::unavailable(error.to_string())),
                     }
                 }
                 _ => tokio::task::spawn_blocking(move || answer(&lock(&hosted.state), ask)).await,
@@ -403,41 +415,6 @@ pub(crate) async fn respond(node: Arc<Node>) {
             }
         });
     }
-}
-
-/// Partition `p`'s shop stage as it was with the events recorded by
-/// `known_at` only: its stream read from the start, each message applied
-/// when stage 1 recorded its event by then (the recording stamp travels
-/// with the event, also when stage 2 held it for its paid), in stream order
-/// as the live worker applies them. One machine answers `known_at` from a
-/// replay of its log by the same rule.
-async fn replay(node: &Node, p: u32, known_at: UnixNs) -> Result<StageState, String> {
-    use async_nats::jetstream::stream::DirectGetErrorKind;
-    let stream = node
-        .js
-        .get_stream(Stage::Shops.stream())
-        .await
-        .map_err(|e| format!("opening the shop stream: {e}"))?;
-    let subject = Stage::Shops.subject(p);
-    let mut stage = crate::stages::ShopStage::new(node.options.policy.clone());
-    let mut last_seq = 0u64;
-    loop {
-        let message = match stream
-            .direct_get_next_for_subject(subject.clone(), Some(last_seq + 1))
-            .await
-        {
-            Ok(message) => message,
-            Err(error) if error.kind() == DirectGetErrorKind::NotFound => break,
-            Err(error) => return Err(format!("replaying {subject}: {error}")),
-        };
-        last_seq = message.sequence;
-        let msg: crate::wire::ShopMsg = serde_json::from_slice(&message.payload)
-            .map_err(|e| format!("{subject} seq {last_seq}: {e}"))?;
-        if msg.recorded_at_ns <= known_at.0 {
-            stage.handle(msg);
-        }
-    }
-    Ok(StageState::Shops(Box::new(stage)))
 }
 
 /// The chunk data size under this connection's server's maximum payload.
