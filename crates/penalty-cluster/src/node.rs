@@ -140,8 +140,9 @@ pub(crate) struct Node {
     tokens: Option<Tokens>,
     live: Mutex<Vec<String>>,
     heard: Mutex<HashMap<String, std::time::Instant>>,
-    /// The one-machine server's limits of an upload (`POST /events`).
-    limits: penalty_server::Limits,
+    /// The one-machine server's limits: of an upload (`POST /events`), of
+    /// a timeline (`GET /orders/{id}/events`).
+    pub(crate) limits: penalty_server::Limits,
     /// Its upload slots.
     uploads: Arc<tokio::sync::Semaphore>,
     /// `<db>/rejects.jsonl`, as on one machine; one upload writes at a time.
@@ -262,6 +263,7 @@ pub async fn run(
         .route("/orders.csv", get(crate::query::http_orders_csv))
         .route("/data-range", get(crate::query::http_data_range))
         .route("/orders/{id}", get(crate::query::http_order))
+        .route("/orders/{id}/events", get(crate::query::http_order_events))
         .route("/status", get(http_status))
         .route("/metrics", get(http_metrics))
         // The one-machine server's guards: no POST from another origin,
@@ -640,7 +642,7 @@ async fn consume(node: &Node, stage: Stage, p: u32, hosted: &Hosted) -> Result<(
                 }
                 StageState::Shops(shops) => {
                     let msg: ShopMsg = serde_json::from_slice(&message.payload).map_err(decode)?;
-                    shops.handle(msg);
+                    shops.handle(seq, msg);
                     Vec::new()
                 }
             }

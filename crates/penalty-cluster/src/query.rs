@@ -93,6 +93,12 @@ pub(crate) enum Ask {
     Span { shop: Option<String> },
     /// The span of the events parked in the partition's order stage.
     ParkedSpan,
+    /// The shop stream sequences of an order's events (its shop's
+    /// partition).
+    OrderEvents { order_id: String },
+    /// An order's events parked for its paid (its own partition of the
+    /// order stage).
+    Parked { order_id: String },
 }
 
 impl Ask {
@@ -110,7 +116,9 @@ impl Ask {
             | Ask::Order { query, .. }
             | Ask::OrderHead { query, .. }
             | Ask::OrderCsv { query, .. } => query.as_deref()?,
-            Ask::Span { .. } | Ask::ParkedSpan => return None,
+            Ask::Span { .. } | Ask::ParkedSpan | Ask::OrderEvents { .. } | Ask::Parked { .. } => {
+                return None
+            }
         };
         let uri: axum::http::Uri = format!("/?{query}").parse().ok()?;
         let axum::extract::Query(loose) = axum::extract::Query::<Loose>::try_from_uri(&uri).ok()?;
@@ -120,7 +128,7 @@ impl Ask {
     /// The stage whose state answers.
     fn stage(&self) -> Stage {
         match self {
-            Ask::ParkedSpan => Stage::Orders,
+            Ask::ParkedSpan | Ask::Parked { .. } => Stage::Orders,
             _ => Stage::Shops,
         }
     }
@@ -211,6 +219,9 @@ fn answer(state: &StageState, ask: Ask) -> Answer {
         (StageState::Shops(shops), ask) => answer_shops(shops, ask),
         (StageState::Orders(orders), Ask::ParkedSpan) => {
             Answer::json(&orders.parked_span().map(|(first, last)| (first.0, last.0)))
+        }
+        (StageState::Orders(orders), Ask::Parked { order_id }) => {
+            Answer::json(&orders.parked_of(&order_id))
         }
         _ => Answer::error(ApiError::internal("a query reached the wrong stage")),
     }
@@ -336,7 +347,10 @@ fn answer_shops(shops: &crate::stages::ShopStage, ask: Ask) -> Answer {
                 .event_span(shop.as_deref())
                 .map(|(first, last)| (first.0, last.0)),
         ),
-        Ask::ParkedSpan => Answer::error(ApiError::internal("a query reached the wrong stage")),
+        Ask::OrderEvents { order_id } => Answer::json(&shops.events_of(&order_id)),
+        Ask::ParkedSpan | Ask::Parked { .. } => {
+            Answer::error(ApiError::internal("a query reached the wrong stage"))
+        }
     }
 }
 
@@ -697,6 +711,139 @@ pub(crate) async fn http_order(
     )
     .await
     .into_response()
+}
+
+/// `GET /orders/{id}/events`: the order's shop, asked of stage 2 (as
+/// `GET /orders/{id}`); then the sequences of its events, asked of its
+/// shop's host, and the events read from the shop stream (the log of
+/// record); or, for an order whose paid has not come, the events stage 2
+/// parks for it (R13). The one-machine server's code checks the query and
+/// words the answer; `seq` is the event's sequence in the shop stream (in
+/// the order stream for a parked one) and `recorded_at` when stage 1
+/// stored it, so both differ from one machine's, as they would between any
+/// two ledgers of the same events.
+pub(crate) async fn http_order_events(
+    State(node): State<Arc<Node>>,
+    Caller(access): Caller,
+    Id(order_id): Id,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let policy = &node.options.policy;
+    let as_of = match penalty_server::routes::order_events_as_of(query.as_deref(), policy) {
+        Ok(as_of) => as_of,
+        Err(error) => return refused(error),
+    };
+    let confined = access.confined_to();
+    let timeline = |events| {
+        penalty_server::routes::order_timeline_answer(
+            order_id.clone(),
+            events,
+            confined.is_some(),
+            as_of,
+            policy,
+        )
+        .unwrap_or_else(refused)
+    };
+    let request = crate::node::QueryRequest {
+        id: order_id.clone(),
+        as_of_ns: as_of.0,
+    };
+    let p = partition_of(&order_id, node.config.partitions);
+    let found = crate::node::ask(&node, format!("penalty.q.ordshop.{p}"), &request).await;
+    if found.status != 200 {
+        return crate::node::into_response(found);
+    }
+    let shop_id = found
+        .body
+        .get("shop_id")
+        .and_then(|s| s.as_str())
+        .map(str::to_string);
+    if let Some(own) = confined {
+        // Another shop's order, or one whose shop is not known: the
+        // unknown order's answer, as on one machine.
+        if shop_id.as_deref() != Some(own) {
+            return timeline(None);
+        }
+    }
+    let max_events = node.limits.max_order_events;
+    let stored: Vec<(u64, i64, String)> = match shop_id {
+        Some(shop) => {
+            let asked = Ask::OrderEvents {
+                order_id: order_id.clone(),
+            };
+            let p = partition_of(&shop, node.config.partitions);
+            let seqs = match ask(&node, p, &asked).await.decoded::<Vec<u64>>() {
+                Ok(seqs) => seqs,
+                Err(answer) => return answer.into_response(),
+            };
+            match read_shop_messages(&node, &seqs[..seqs.len().min(max_events)]).await {
+                Ok(stored) => stored,
+                Err(why) => return Answer::unavailable(why).into_response(),
+            }
+        }
+        None => {
+            let asked = Ask::Parked {
+                order_id: order_id.clone(),
+            };
+            match ask(&node, p, &asked)
+                .await
+                .decoded::<Vec<(u64, i64, String)>>()
+            {
+                Ok(mut parked) => {
+                    parked.truncate(max_events);
+                    parked
+                }
+                Err(answer) => return answer.into_response(),
+            }
+        }
+    };
+    if stored.is_empty() {
+        return timeline(None);
+    }
+    let mut events = Vec::with_capacity(stored.len());
+    for (seq, recorded_at_ns, json) in stored {
+        let event = match penalty_core::event::parse_stored(json.as_bytes()) {
+            Ok(event) => event,
+            Err(reject) => return refused(ApiError::internal(reject)),
+        };
+        if event.at > as_of {
+            continue;
+        }
+        let value = match serde_json::from_str(&json) {
+            Ok(value) => value,
+            Err(error) => return refused(ApiError::internal(error)),
+        };
+        events.push((
+            recorded_at_ns,
+            penalty_server::state::TimelineEvent {
+                seq,
+                recorded_at: UnixNs(recorded_at_ns).to_rfc3339(policy.utc_offset),
+                event: value,
+            },
+        ));
+    }
+    // In recording order, as one machine's log holds them (stage 2 sends an
+    // order's parked events to the shop stream after their paid).
+    events.sort_by_key(|(at, event)| (*at, event.seq));
+    timeline(Some(events.into_iter().map(|(_, event)| event).collect()))
+}
+
+/// The shop stream's messages at `seqs`: (seq, recorded_at, event JSON).
+async fn read_shop_messages(node: &Node, seqs: &[u64]) -> Result<Vec<(u64, i64, String)>, String> {
+    let stream = node
+        .js
+        .get_stream(Stage::Shops.stream())
+        .await
+        .map_err(|e| format!("opening the shop stream: {e}"))?;
+    let reads = seqs.iter().map(|seq| stream.direct_get(*seq));
+    let mut stored = Vec::with_capacity(seqs.len());
+    for (seq, read) in seqs.iter().zip(futures_util::future::join_all(reads).await) {
+        let message = read.map_err(|e| format!("reading the shop stream at {seq}: {e}"))?;
+        let msg: crate::wire::ShopMsg = serde_json::from_slice(&message.payload)
+            .map_err(|e| format!("the shop stream at {seq}: {e}"))?;
+        stored.push((*seq, msg.recorded_at_ns, msg.json));
+    }
+    Ok(stored)
 }
 
 /// `GET /shops/{id}/postings`.

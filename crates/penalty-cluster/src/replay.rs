@@ -222,7 +222,7 @@ impl Replays {
         let msg: ShopMsg = serde_json::from_slice(payload)
             .map_err(|e| ClusterError::Decode(format!("{subject} seq {seq}: {e}")))?;
         if msg.recorded_at_ns <= known_at.0 {
-            replay.stage.handle(msg);
+            replay.stage.handle(seq, msg);
         }
         replay.reached = seq;
         self.messages_read.fetch_add(1, Ordering::Relaxed);
