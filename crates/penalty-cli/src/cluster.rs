@@ -58,7 +58,7 @@ pub fn run(db: &Path, policy: &Policy, command: ClusterCommand) -> anyhow::Resul
             };
             // Ctrl-C or SIGTERM: no new requests, those in flight finish,
             // the workers checkpoint, then exit 0.
-            penalty_cluster::node::run(options, penalty_server::shutdown_signal()).await?;
+            penalty_cluster::serve::run(options, penalty_server::shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }),
         ClusterCommand::Status(args) => rt.block_on(async {

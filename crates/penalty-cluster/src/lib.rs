@@ -8,19 +8,24 @@
 //!   its stream sequence in, the messages to publish out.
 //! - [`setup`]: connecting, and creating the streams and buckets.
 //! - [`ingest`]: publishing lines and collecting each line's decision.
-//! - [`node`]: a node process: ownership, the partition workers with their
-//!   checkpoints, and the query API.
+//! - [`node`]: a node's state and life: ownership, the partition workers
+//!   with their checkpoints, the ingest, status and metrics handlers, the
+//!   graceful stop.
+//! - [`serve`]: a node process: its HTTP route table and entry point.
 //! - [`replay`]: `known_at` on a node: a partition's shop stage rebuilt
 //!   from its stream as of a recording instant, kept and bounded.
 //! - [`query`]: a node's routes that merge partitions (`/shops`, order
 //!   lists and exports, `/data-range`) or forward a shop's route to its
-//!   partition's host, answered in chunks under NATS's payload limit.
+//!   partition's host, answered in chunks ([`chunks`]) under NATS's
+//!   payload limit.
 
+mod chunks;
 pub mod ingest;
 pub mod node;
 pub mod partition;
 pub mod query;
 pub mod replay;
+pub mod serve;
 pub mod setup;
 pub mod stages;
 pub mod wire;

@@ -35,7 +35,6 @@ use axum::extract::State;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::{Json, Router};
 use futures_util::StreamExt;
 use penalty_core::Policy;
@@ -165,17 +164,10 @@ pub const WORKER_STOP_GRACE: Duration = Duration::from_secs(5);
 /// within a second of a graceful stop.
 const LEAVING: &[u8] = b"leaving";
 
-/// Runs a node until `shutdown` completes (Ctrl-C or SIGTERM in the CLI),
-/// then stops it gracefully: no new connection is accepted, the requests in
-/// flight finish (for at most penalty-server's shutdown grace, 10 s, as
-/// `penalty serve`), the workers write their checkpoints and end (for at
-/// most [`WORKER_STOP_GRACE`]), and the node tells the others it leaves.
-/// The node keeps heartbeating and answering other nodes' questions while
-/// its own requests finish, since they may need them.
-pub async fn run(
-    options: NodeOptions,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> Result<(), ClusterError> {
+/// A node, checked and connected: its exposure and tokens as `penalty
+/// serve` checks them, the cluster's settings read, its policy and name
+/// checked.
+pub(crate) async fn start(options: NodeOptions) -> Result<Arc<Node>, ClusterError> {
     // As `penalty serve`: refused before anything else is done.
     let refused = |error: penalty_server::ServerError| ClusterError::Config(error.to_string());
     penalty_server::check_exposure(options.addr, options.tokens.is_some()).map_err(refused)?;
@@ -242,30 +234,29 @@ pub async fn run(
         replays: crate::replay::Replays::default(),
     });
 
+    Ok(node)
+}
+
+/// Serves `routes` (the route table, [`crate::serve`]) and runs the node
+/// until `shutdown` completes (Ctrl-C or SIGTERM in the CLI), then stops it
+/// gracefully: no new connection is accepted, the requests in flight finish
+/// (for at most penalty-server's shutdown grace, 10 s, as `penalty serve`),
+/// the workers write their checkpoints and end (for at most
+/// [`WORKER_STOP_GRACE`]), and the node tells the others it leaves. The
+/// node keeps heartbeating and answering other nodes' questions while its
+/// own requests finish, since they may need them.
+pub(crate) async fn serve(
+    node: Arc<Node>,
+    routes: Router<Arc<Node>>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), ClusterError> {
     let listener = tokio::net::TcpListener::bind(node.options.addr)
         .await
         .map_err(|source| ClusterError::Io {
             context: format!("listening on {}", node.options.addr),
             source,
         })?;
-    let app = Router::new()
-        .route("/events", axum::routing::post(http_post_events))
-        .route("/shops", get(crate::query::http_shops))
-        .route("/shops/{id}", get(crate::query::http_shop))
-        .route("/shops/{id}/postings", get(crate::query::http_postings))
-        .route(
-            "/shops/{id}/postings.csv",
-            get(crate::query::http_postings_csv),
-        )
-        .route("/shops/{id}/notices", get(crate::query::http_notices))
-        .route("/shops/{id}/at-risk", get(crate::query::http_at_risk))
-        .route("/orders", get(crate::query::http_orders))
-        .route("/orders.csv", get(crate::query::http_orders_csv))
-        .route("/data-range", get(crate::query::http_data_range))
-        .route("/orders/{id}", get(crate::query::http_order))
-        .route("/orders/{id}/events", get(crate::query::http_order_events))
-        .route("/status", get(http_status))
-        .route("/metrics", get(http_metrics))
+    let app = routes
         // The one-machine server's guards: no POST from another origin,
         // only a JSON Lines or JSON body type, no other `Host` (DNS
         // rebinding); and its accept loop: header and idle timeouts, a
@@ -299,7 +290,6 @@ pub async fn run(
         penalty_server::listen::serve_connections(listener, app, serve, stopped).await
     });
     tokio::spawn(respond(node.clone()));
-    tokio::spawn(crate::query::respond(node.clone()));
     tokio::spawn(respond_status(node.clone()));
     tokio::spawn(listen_heartbeats(node.clone()));
 
@@ -972,7 +962,7 @@ impl FromRequestParts<Arc<Node>> for Caller {
 /// `POST /events` on any node: the one-machine server's upload (its body
 /// limits, its answer), ingested into the cluster; a line is counted only
 /// once it is in the replicated stream and decided.
-async fn http_post_events(
+pub(crate) async fn http_post_events(
     State(node): State<Arc<Node>>,
     Caller(access): Caller,
     headers: axum::http::HeaderMap,
@@ -1071,7 +1061,7 @@ pub struct HostedStatus {
 }
 
 /// `/status`: operator-only, as one machine's `/metrics`.
-async fn http_status(
+pub(crate) async fn http_status(
     State(node): State<Arc<Node>>,
     Caller(access): Caller,
 ) -> Result<Response, ApiError> {
@@ -1082,7 +1072,7 @@ async fn http_status(
 /// `/metrics`: per hosted stage partition, the consumer lag, the applied
 /// and checkpointed sequences and the checkpoint's age, in Prometheus's
 /// text format (the same figures as `/status` and `penalty cluster status`).
-async fn http_metrics(
+pub(crate) async fn http_metrics(
     State(node): State<Arc<Node>>,
     Caller(access): Caller,
 ) -> Result<Response, ApiError> {
@@ -1243,7 +1233,7 @@ async fn respond_status(node: Arc<Node>) {
             // In chunks: a node hosting many partitions says more than one
             // NATS message holds.
             let bytes = serde_json::to_vec(&node_status(&node).await).unwrap_or_default();
-            if let Err(error) = crate::query::send_chunks(&node.client, reply_to, &bytes).await {
+            if let Err(error) = crate::chunks::send_chunks(&node.client, reply_to, &bytes).await {
                 tracing::warn!(%error, "answering a status request");
             }
         }
@@ -1295,7 +1285,7 @@ pub async fn cluster_status(
     for name in &live {
         let asked = tokio::time::timeout(
             Duration::from_secs(5),
-            crate::query::request_chunks(
+            crate::chunks::request_chunks(
                 client,
                 format!("penalty.status.{name}"),
                 Vec::new(),
