@@ -182,6 +182,10 @@ pub struct ClusterNodeArgs {
     /// Where to serve HTTP.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: std::net::SocketAddr,
+    /// The most events a `known_at` question replays from a partition's
+    /// stream; a partition holding more is refused with a 400 saying so.
+    #[arg(long, value_name = "N", default_value_t = penalty_cluster::replay::DEFAULT_MAX_REPLAY_EVENTS)]
+    pub max_replay_events: u64,
 
     /// Who may read what, as for `penalty serve`.
     #[command(flatten)]

@@ -41,7 +41,7 @@ pub fn run(db: &Path, policy: &Policy, command: ClusterCommand) -> anyhow::Resul
         }),
         ClusterCommand::Node(args) => rt.block_on(async {
             eprintln!(
-                "penalty cluster node {}: http://{}/ (state in {}); Ctrl-C to stop",
+                "penalty cluster node {}: http://{}/ (state in {}); Ctrl-C or SIGTERM to stop",
                 args.node,
                 args.addr,
                 db.display()
@@ -54,11 +54,11 @@ pub fn run(db: &Path, policy: &Policy, command: ClusterCommand) -> anyhow::Resul
                 policy: policy.clone(),
                 tokens: args.access.tokens,
                 allowed_hosts: args.access.allowed_hosts,
+                max_replay_events: args.max_replay_events,
             };
-            tokio::select! {
-                result = penalty_cluster::node::run(options) => result?,
-                _ = tokio::signal::ctrl_c() => {}
-            }
+            // Ctrl-C or SIGTERM: no new requests, those in flight finish,
+            // the workers checkpoint, then exit 0.
+            penalty_cluster::serve::run(options, penalty_server::shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }),
         ClusterCommand::Status(args) => rt.block_on(async {

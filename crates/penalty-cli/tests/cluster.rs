@@ -230,7 +230,11 @@ fn tokens_file(dir: &Path) -> String {
         {"sha256": sha256_hex(OPERATOR_TOKEN), "role": "operator"},
         {"sha256": sha256_hex(SELLER_TOKEN), "role": "seller", "shop_id": SELLER_SHOP},
     ]);
-    std::fs::write(&path, text.to_string()).expect("the tokens file");
+    // Written aside and renamed into place: each node started rewrites it
+    // while the nodes before it may be reading it.
+    let aside = dir.join(format!("tokens.json.{}", free_port()));
+    std::fs::write(&aside, text.to_string()).expect("the tokens file");
+    std::fs::rename(&aside, &path).expect("the tokens file in place");
     path.display().to_string()
 }
 
@@ -409,6 +413,23 @@ fn without_recording_instants(mut page: Value) -> Value {
     page
 }
 
+/// An order's timeline (`GET /orders/{id}/events`) without what depends
+/// on where and when each event was recorded: an event's `seq` (its place
+/// in one machine's log; in the shop stream on a cluster) and
+/// `recorded_at`. The events are compared as a set, each field for field.
+fn without_log_positions(mut page: Value) -> Value {
+    if let Some(events) = page.get_mut("events").and_then(Value::as_array_mut) {
+        for event in events.iter_mut() {
+            if let Some(fields) = event.as_object_mut() {
+                fields.remove("seq");
+                fields.remove("recorded_at");
+            }
+        }
+        events.sort_by_key(|e| e.to_string());
+    }
+    page
+}
+
 /// The routes a node forwards to a shop's host or merges over every
 /// partition (postings, their CSV, notices, at-risk, `GET /orders` with its
 /// filters, sorts and pages, `GET /orders.csv`, `GET /data-range`), asked
@@ -475,16 +496,38 @@ fn assert_same_routes(cluster: &Cluster, single_port: u16) {
             "/orders.csv?limit=5".to_string(),
             "/shops/S-NOPE/postings?limit=0".to_string(),
             "/data-range".to_string(),
+            // Timelines: generated orders, the late paid's (its refund
+            // parked first), the orphan's (parked, no paid), none, 400s.
+            "/orders/O000000005/events".to_string(),
+            format!("/orders/O000000100/events?as_of={as_of}"),
+            "/orders/O000001000/events?as_of=2026-01-01".to_string(),
+            "/orders/O-LATE/events".to_string(),
+            "/orders/O-ORPHAN/events".to_string(),
+            "/orders/O-NEVER/events".to_string(),
+            "/orders/O000000005/events?as_of=yesterday".to_string(),
+            "/orders/O000000005/events?known_at=2026-01-01".to_string(),
         ]
         .map(|q| (q, None)),
     );
+    let mut timelines = 0;
     for (n, (query, language)) in queries.iter().enumerate() {
         let (status, content_type, body) =
             http_get_whole(single_port, query, *language).expect("the one-machine server answers");
         let json = content_type.starts_with("application/json");
         let feed = query.contains("/notices?");
+        let timeline = query.contains("/events");
+        if timeline
+            && status == 200
+            && !canonical(&body)["events"]
+                .as_array()
+                .is_none_or(Vec::is_empty)
+        {
+            timelines += 1;
+        }
         let expected = if json && feed {
             without_recording_instants(canonical(&body))
+        } else if json && timeline {
+            without_log_positions(canonical(&body))
         } else if json {
             canonical(&body)
         } else {
@@ -507,6 +550,8 @@ fn assert_same_routes(cluster: &Cluster, single_port: u16) {
                         serde_json::from_str::<Value>(&got).map_err(|e| format!("{e}: {got}"))?;
                     if feed {
                         without_recording_instants(got)
+                    } else if timeline {
+                        without_log_positions(got)
                     } else {
                         got
                     }
@@ -523,6 +568,10 @@ fn assert_same_routes(cluster: &Cluster, single_port: u16) {
             },
         );
     }
+    assert!(
+        timelines >= 4,
+        "only {timelines} timelines with events: the comparison sees too little"
+    );
 }
 
 /// Answers with `known_at` (an instant between the workload and the second
@@ -579,6 +628,54 @@ fn assert_same_known_at(cluster: &Cluster, single_port: u16, known_at: &str) {
         changed >= 5,
         "known_at changes few answers ({changed}): the test does not see it"
     );
+
+    // A replay is kept: the same known_at asked again (here one not asked
+    // before: now) reads the stream once, whichever node hosts the shop's
+    // partition and whichever node is asked.
+    let fresh = Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%S.%NZ"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .expect("date");
+    assert_ne!(fresh, known_at);
+    let query = format!("/shops/S000002/postings?as_of={as_of}&known_at={fresh}");
+    let (status, _, expected) =
+        http_get_whole(single_port, &query, None).expect("the one-machine server answers");
+    let before = replay_counters(cluster);
+    let mut after = Vec::new();
+    for port in [cluster.http[0], cluster.http[2]] {
+        let (got_status, _, got) = http_get_whole(port, &query, None).expect("a node answers");
+        assert_eq!(
+            (got_status, canonical(&got)),
+            (status, canonical(&expected))
+        );
+        after.push(replay_counters(cluster));
+    }
+    assert_eq!(
+        (after[0].0 - before.0, after[1].0 - after[0].0),
+        (1, 0),
+        "replays started by the first and the second question ({before:?}, {after:?})"
+    );
+    assert!(after[0].1 > before.1, "the first question read the stream");
+    assert_eq!(after[1].1, after[0].1, "the second question read nothing");
+}
+
+/// The `known_at` replay counters summed over every node's `/metrics`:
+/// (replays started, messages read).
+fn replay_counters(cluster: &Cluster) -> (u64, u64) {
+    let mut sums = (0, 0);
+    for port in &cluster.http {
+        let (status, body) = http_get(*port, "/metrics").expect("/metrics");
+        assert_eq!(status, 200, "{body}");
+        let value = |name: &str| -> u64 {
+            body.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in {body}"))
+        };
+        sums.0 += value("penalty_known_at_replays_total");
+        sums.1 += value("penalty_known_at_replayed_messages_total");
+    }
+    sums
 }
 
 /// With `--tokens` on the nodes and the one-machine server: a seller's,
@@ -625,6 +722,9 @@ fn assert_same_for_tokens(cluster: &Cluster, single_port: u16) {
         "/orders/{own_order}?as_of={as_of}",
         "/orders/{other_order}?as_of={as_of}",
         "/orders/O-NEVER?as_of={as_of}",
+        "/orders/{own_order}/events?as_of={as_of}",
+        "/orders/{other_order}/events?as_of={as_of}",
+        "/orders/O-NEVER/events?as_of={as_of}",
         "/data-range",
     ]
     .iter()
@@ -665,6 +765,10 @@ fn assert_same_for_tokens(cluster: &Cluster, single_port: u16) {
                 if path.contains("/notices") {
                     got = without_recording_instants(got);
                     expected = without_recording_instants(expected);
+                }
+                if path.contains("/events") {
+                    got = without_log_positions(got);
+                    expected = without_log_positions(expected);
                 }
                 assert_eq!(got, expected, "{what}");
             } else {
@@ -790,6 +894,11 @@ impl Cluster {
     }
 
     fn start_node(&mut self, i: usize, port: Option<u16>) {
+        self.start_node_with(i, port, &[]);
+    }
+
+    /// [`Cluster::start_node`] with more arguments.
+    fn start_node_with(&mut self, i: usize, port: Option<u16>, extra: &[&str]) {
         let port = port.unwrap_or_else(free_port);
         let db = self.dir.join(format!("node{i}"));
         let child = Command::new(BIN)
@@ -809,6 +918,7 @@ impl Cluster {
                 "--tokens",
                 &tokens_file(&self.dir),
             ])
+            .args(extra)
             .stdout(log_file(&self.dir, &format!("node{i}")))
             .stderr(log_file(&self.dir, &format!("node{i}.err")))
             .spawn()
@@ -1457,4 +1567,144 @@ fn a_node_off_loopback_needs_tokens_as_one_machine() {
     let (code, _, stderr) = node(&with_bad);
     assert_ne!(code, 0);
     assert!(stderr.contains("lists no token"), "{stderr}");
+}
+
+/// SIGTERM to a node while a `POST /events` is in flight (its head read,
+/// half its body sent): the node accepts no new connection, the request
+/// finishes with one machine's counts, the node exits 0 within its graces
+/// (10 s for requests, 5 s for the workers) and tells the others it
+/// leaves, so they take its partitions within seconds rather than after
+/// the heartbeat's 6 s. Restarted on its directory, it rejoins and every
+/// answer is one machine's: nothing lost, nothing applied twice.
+#[test]
+fn a_node_stopped_by_sigterm_finishes_its_request_in_flight_and_exits_0() {
+    let _serial = serial();
+    let started = Instant::now();
+    let tmp = test_dir();
+    let dir = tmp.path();
+    let events = workload(dir).display().to_string();
+    let single = dir.join("single").display().to_string();
+    let one = canonical(&ok(&["--db", &single, "ingest", &events, "--json"]));
+    let mut cluster = Cluster::start(dir);
+
+    let body = std::fs::read_to_string(&events).expect("the workload");
+    let port = cluster.http[1];
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("node 1 listens");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .expect("a timeout");
+    let half = body.len() / 2;
+    write!(
+        stream,
+        "POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{}\
+         Content-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n",
+        bearer(Some(OPERATOR_TOKEN)),
+        body.len()
+    )
+    .expect("the head sent");
+    stream
+        .write_all(&body.as_bytes()[..half])
+        .expect("half the body sent");
+    stream.flush().expect("sent");
+    // The head is read at once: the request is in flight from then on.
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = cluster
+        .processes
+        .0
+        .iter()
+        .find(|(name, _)| name == "node1")
+        .map(|(_, child)| child.id())
+        .expect("node 1");
+    let signalled = Instant::now();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    wait_until(
+        "node 1 to refuse new connections",
+        Duration::from_secs(5),
+        || match TcpStream::connect(("127.0.0.1", port)) {
+            Err(_) => Ok(()),
+            Ok(_) => Err("a new connection was accepted".to_string()),
+        },
+    );
+    stream
+        .write_all(&body.as_bytes()[half..])
+        .expect("the rest of the body sent to the stopping node");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("the answer of the request in flight");
+    let (head, answer) = response.split_once("\r\n\r\n").expect("a response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{response}");
+    let answer = canonical(answer);
+    for count in ["read", "appended", "duplicates", "rejected"] {
+        assert_eq!(answer[count], one[count], "{count}: {answer} / {one}");
+    }
+
+    let (_, child) = cluster
+        .processes
+        .0
+        .iter_mut()
+        .find(|(name, _)| name == "node1")
+        .expect("node 1");
+    let status = wait_until("node 1 to exit", Duration::from_secs(30), || {
+        match child.try_wait() {
+            Ok(Some(status)) => Ok(status),
+            Ok(None) => Err("still running".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    });
+    let stopped_in = signalled.elapsed();
+    eprintln!("node 1 stopped {stopped_in:?} after SIGTERM");
+    assert!(
+        status.success(),
+        "node 1 exited with {status:?}; logs:{}",
+        error_logs(dir)
+    );
+    assert!(
+        stopped_in < Duration::from_secs(20),
+        "node 1 took {stopped_in:?} to stop"
+    );
+    // Its last heartbeat said it leaves: the others stop counting it at
+    // once, not after the heartbeat's time to live.
+    let left = Instant::now();
+    wait_until("node 0 to see node 1 leave", Duration::from_secs(4), || {
+        let (_, body) = http_get(cluster.http[0], "/status")?;
+        let value: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+        match value["live"].as_array().map(Vec::len) {
+            Some(2) => Ok(()),
+            other => Err(format!("{other:?} live nodes")),
+        }
+    });
+    eprintln!(
+        "node 0 saw node 1 leave {:?} after it exited",
+        left.elapsed()
+    );
+    cluster.processes.0.retain(|(name, _)| name != "node1");
+    // Back with a tiny replay budget: its partitions refuse known_at at
+    // once, saying why and what to do.
+    cluster.start_node_with(1, Some(port), &["--max-replay-events", "10"]);
+    cluster.wait_stable();
+    assert_same_answers(&cluster, &single, &events);
+    let again = cluster_ingest(&cluster, &events);
+    assert_eq!(again["appended"], 0, "re-sent: {again}");
+    let asked = Instant::now();
+    let query = format!("/shops?known_at={}", AS_OF.replace('+', "%2B"));
+    let (status, body) = http_get(cluster.http[0], &query).expect("node 0 answers");
+    assert_eq!(status, 400, "{body}");
+    let refusal = canonical(&body);
+    assert_eq!(refusal["error"], "known_at_too_large", "{body}");
+    let message = refusal["message"].as_str().expect("a message");
+    assert!(
+        message.contains("limit of 10 events") && message.contains("--max-replay-events"),
+        "{message}"
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "refused in {:?}",
+        asked.elapsed()
+    );
+    eprintln!("whole test in {:?}", started.elapsed());
 }

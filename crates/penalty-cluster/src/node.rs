@@ -35,7 +35,6 @@ use axum::extract::State;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::{Json, Router};
 use futures_util::StreamExt;
 use penalty_core::Policy;
@@ -95,6 +94,9 @@ pub struct NodeOptions {
     pub tokens: Option<PathBuf>,
     /// `--allowed-host`, as `penalty serve` takes it.
     pub allowed_hosts: Vec<String>,
+    /// `--max-replay-events`: the most events a `known_at` question replays
+    /// from a partition's stream (see [`crate::replay`]).
+    pub max_replay_events: u64,
 }
 
 /// The state of one stage of one partition.
@@ -125,7 +127,7 @@ pub(crate) struct Hosted {
 }
 
 /// Each hosted stage partition, with its worker.
-type HostedMap = BTreeMap<(Stage, u32), (Arc<Hosted>, tokio::task::AbortHandle)>;
+type HostedMap = BTreeMap<(Stage, u32), (Arc<Hosted>, tokio::task::JoinHandle<()>)>;
 
 pub(crate) struct Node {
     pub(crate) options: NodeOptions,
@@ -137,16 +139,35 @@ pub(crate) struct Node {
     tokens: Option<Tokens>,
     live: Mutex<Vec<String>>,
     heard: Mutex<HashMap<String, std::time::Instant>>,
-    /// The one-machine server's limits of an upload (`POST /events`).
-    limits: penalty_server::Limits,
+    /// The one-machine server's limits: of an upload (`POST /events`), of
+    /// a timeline (`GET /orders/{id}/events`).
+    pub(crate) limits: penalty_server::Limits,
     /// Its upload slots.
     uploads: Arc<tokio::sync::Semaphore>,
     /// `<db>/rejects.jsonl`, as on one machine; one upload writes at a time.
     rejects: Arc<tokio::sync::Mutex<Option<penalty_store::ingest::RejectsFile>>>,
+    /// Set when the node stops: each worker then checkpoints what it has
+    /// applied and ends.
+    stop: tokio::sync::watch::Sender<bool>,
+    /// The `known_at` replays kept, and their cost.
+    pub(crate) replays: crate::replay::Replays,
 }
 
-/// Runs a node until the process is stopped.
-pub async fn run(options: NodeOptions) -> Result<(), ClusterError> {
+/// How long the workers have, once the HTTP requests in flight are done, to
+/// checkpoint what they applied and end; a worker still busy then is
+/// aborted (its partition is replayed from its last checkpoint by the next
+/// owner, which is correct, only slower).
+pub const WORKER_STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// The payload of a node's last heartbeat: the others drop it from the live
+/// nodes at once instead of after [`NODE_TTL`], so its partitions move
+/// within a second of a graceful stop.
+const LEAVING: &[u8] = b"leaving";
+
+/// A node, checked and connected: its exposure and tokens as `penalty
+/// serve` checks them, the cluster's settings read, its policy and name
+/// checked.
+pub(crate) async fn start(options: NodeOptions) -> Result<Arc<Node>, ClusterError> {
     // As `penalty serve`: refused before anything else is done.
     let refused = |error: penalty_server::ServerError| ClusterError::Config(error.to_string());
     penalty_server::check_exposure(options.addr, options.tokens.is_some()).map_err(refused)?;
@@ -209,31 +230,33 @@ pub async fn run(options: NodeOptions) -> Result<(), ClusterError> {
         )),
         limits: penalty_server::Limits::default(),
         rejects: Arc::new(tokio::sync::Mutex::new(None)),
+        stop: tokio::sync::watch::Sender::new(false),
+        replays: crate::replay::Replays::default(),
     });
 
+    Ok(node)
+}
+
+/// Serves `routes` (the route table, [`crate::serve`]) and runs the node
+/// until `shutdown` completes (Ctrl-C or SIGTERM in the CLI), then stops it
+/// gracefully: no new connection is accepted, the requests in flight finish
+/// (for at most penalty-server's shutdown grace, 10 s, as `penalty serve`),
+/// the workers write their checkpoints and end (for at most
+/// [`WORKER_STOP_GRACE`]), and the node tells the others it leaves. The
+/// node keeps heartbeating and answering other nodes' questions while its
+/// own requests finish, since they may need them.
+pub(crate) async fn serve(
+    node: Arc<Node>,
+    routes: Router<Arc<Node>>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), ClusterError> {
     let listener = tokio::net::TcpListener::bind(node.options.addr)
         .await
         .map_err(|source| ClusterError::Io {
             context: format!("listening on {}", node.options.addr),
             source,
         })?;
-    let app = Router::new()
-        .route("/events", axum::routing::post(http_post_events))
-        .route("/shops", get(crate::query::http_shops))
-        .route("/shops/{id}", get(crate::query::http_shop))
-        .route("/shops/{id}/postings", get(crate::query::http_postings))
-        .route(
-            "/shops/{id}/postings.csv",
-            get(crate::query::http_postings_csv),
-        )
-        .route("/shops/{id}/notices", get(crate::query::http_notices))
-        .route("/shops/{id}/at-risk", get(crate::query::http_at_risk))
-        .route("/orders", get(crate::query::http_orders))
-        .route("/orders.csv", get(crate::query::http_orders_csv))
-        .route("/data-range", get(crate::query::http_data_range))
-        .route("/orders/{id}", get(crate::query::http_order))
-        .route("/status", get(http_status))
-        .route("/metrics", get(http_metrics))
+    let app = routes
         // The one-machine server's guards: no POST from another origin,
         // only a JSON Lines or JSON body type, no other `Host` (DNS
         // rebinding); and its accept loop: header and idle timeouts, a
@@ -259,22 +282,49 @@ pub async fn run(options: NodeOptions) -> Result<(), ClusterError> {
         hosts,
         penalty_server::guard::check_host,
     ));
-    tokio::spawn(async move {
-        let forever = std::future::pending::<()>();
-        if let Err(error) =
-            penalty_server::listen::serve_connections(listener, app, serve, forever).await
-        {
-            tracing::error!(%error, "the HTTP server stopped");
-        }
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut http = tokio::spawn(async move {
+        let stopped = async {
+            let _ = http_stopped.await;
+        };
+        penalty_server::listen::serve_connections(listener, app, serve, stopped).await
     });
     tokio::spawn(respond(node.clone()));
-    tokio::spawn(crate::query::respond(node.clone()));
     tokio::spawn(respond_status(node.clone()));
     tokio::spawn(listen_heartbeats(node.clone()));
 
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut stop_http = Some(stop_http);
+    tokio::pin!(shutdown);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = &mut shutdown, if stop_http.is_some() => {
+                tracing::info!("stopping: no new requests; those in flight may finish");
+                if let Some(stop) = stop_http.take() {
+                    let _ = stop.send(());
+                }
+                continue;
+            }
+            // The HTTP server ends once its requests in flight are done
+            // (or its grace ran out) after the stop; before, only if it
+            // failed, which stops the node too.
+            served = &mut http => {
+                let failed = match served {
+                    Ok(Ok(())) => None,
+                    Ok(Err(source)) => Some(source),
+                    Err(error) => Some(std::io::Error::other(error.to_string())),
+                };
+                if let Some(source) = failed {
+                    stop_workers(&node).await;
+                    return Err(ClusterError::Io {
+                        context: format!("serving HTTP on {}", node.options.addr),
+                        source,
+                    });
+                }
+                break;
+            }
+        }
         let beat = format!("penalty.hb.{}", node.options.node);
         if let Err(error) = node
             .client
@@ -295,6 +345,37 @@ pub async fn run(options: NodeOptions) -> Result<(), ClusterError> {
         rebalance(&node, &live);
         *lock(&node.live) = live;
     }
+    stop_workers(&node).await;
+    // The others take this node's partitions now rather than after NODE_TTL.
+    let beat = format!("penalty.hb.{}", node.options.node);
+    if let Err(error) = node.client.publish(beat, LEAVING.into()).await {
+        tracing::warn!(%error, "telling the other nodes this one leaves");
+    }
+    let _ = node.client.flush().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Asks every worker to checkpoint what it applied and end; waits for them
+/// for at most [`WORKER_STOP_GRACE`], then aborts those still running.
+async fn stop_workers(node: &Node) {
+    node.stop.send_replace(true);
+    let workers: Vec<((Stage, u32), tokio::task::JoinHandle<()>)> =
+        std::mem::take(&mut *lock(&node.hosted))
+            .into_iter()
+            .map(|(key, (_, task))| (key, task))
+            .collect();
+    let deadline = tokio::time::Instant::now() + WORKER_STOP_GRACE;
+    for ((stage, p), mut task) in workers {
+        if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+            tracing::warn!(
+                stage = stage.name(),
+                partition = p,
+                "a worker did not stop in time: aborted (its next owner replays from its checkpoint)"
+            );
+            task.abort();
+        }
+    }
 }
 
 async fn listen_heartbeats(node: Arc<Node>) {
@@ -307,7 +388,11 @@ async fn listen_heartbeats(node: Arc<Node>) {
     };
     while let Some(message) = subscription.next().await {
         if let Some(name) = message.subject.as_str().strip_prefix("penalty.hb.") {
-            lock(&node.heard).insert(name.to_string(), std::time::Instant::now());
+            if message.payload.as_ref() == LEAVING {
+                lock(&node.heard).remove(name);
+            } else {
+                lock(&node.heard).insert(name.to_string(), std::time::Instant::now());
+            }
         }
     }
 }
@@ -322,7 +407,11 @@ async fn hear_nodes(client: &async_nats::Client) -> Result<Vec<String>, ClusterE
     let deadline = tokio::time::Instant::now() + Duration::from_millis(2500);
     while let Ok(Some(message)) = tokio::time::timeout_at(deadline, subscription.next()).await {
         if let Some(name) = message.subject.as_str().strip_prefix("penalty.hb.") {
-            live.insert(name.to_string());
+            if message.payload.as_ref() == LEAVING {
+                live.remove(name);
+            } else {
+                live.insert(name.to_string());
+            }
         }
     }
     Ok(live.into_iter().collect())
@@ -351,7 +440,7 @@ fn rebalance(node: &Arc<Node>, live: &[String]) {
                     checkpointed_at_ms: AtomicU64::new(0),
                 });
                 let task = tokio::spawn(worker(node.clone(), stage, p, shared.clone()));
-                hosted.insert(key, (shared, task.abort_handle()));
+                hosted.insert(key, (shared, task));
             } else if !mine {
                 if let Some((_, task)) = hosted.remove(&key) {
                     task.abort();
@@ -449,15 +538,23 @@ fn save_checkpoint(path: &Path, seq: u64, hosted: &Hosted) -> Result<(), Cluster
     Ok(())
 }
 
+/// Runs a stage partition until the node stops.
 async fn worker(node: Arc<Node>, stage: Stage, p: u32, hosted: Arc<Hosted>) {
     loop {
-        if let Err(error) = consume(&node, stage, p, &hosted).await {
-            tracing::warn!(%error, stage = stage.name(), partition = p, "worker restarting from its checkpoint");
-            tokio::time::sleep(Duration::from_secs(1)).await;
+        match consume(&node, stage, p, &hosted).await {
+            Ok(()) => return,
+            Err(_) if *node.stop.borrow() => return,
+            Err(error) => {
+                tracing::warn!(%error, stage = stage.name(), partition = p, "worker restarting from its checkpoint");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
         }
     }
 }
 
+/// Applies the partition's messages from its checkpoint on; returns once
+/// the node stops, with every output acknowledged and the state
+/// checkpointed at the last message applied.
 async fn consume(node: &Node, stage: Stage, p: u32, hosted: &Hosted) -> Result<(), ClusterError> {
     let path = checkpoint_path(&node.options.db, stage, p);
     let (mut last_seq, state) = load_checkpoint(&path, stage, &node.options.policy)?;
@@ -487,6 +584,17 @@ async fn consume(node: &Node, stage: Stage, p: u32, hosted: &Hosted) -> Result<(
     let mut unsaved = 0u64;
     let mut saved_at = std::time::Instant::now();
     loop {
+        if *node.stop.borrow() {
+            // A graceful stop: what was applied is kept, so that this node's
+            // restart (or the partition's next owner, reading the same
+            // directory) replays nothing.
+            outbox.flush().await?;
+            hosted.applied_seq.store(last_seq, Ordering::SeqCst);
+            if unsaved > 0 {
+                save_checkpoint(&path, last_seq, hosted)?;
+            }
+            return Ok(());
+        }
         if unsaved > 0 && (unsaved >= 5000 || saved_at.elapsed() >= Duration::from_secs(1)) {
             outbox.flush().await?;
             hosted.applied_seq.store(last_seq, Ordering::SeqCst);
@@ -524,7 +632,7 @@ async fn consume(node: &Node, stage: Stage, p: u32, hosted: &Hosted) -> Result<(
                 }
                 StageState::Shops(shops) => {
                     let msg: ShopMsg = serde_json::from_slice(&message.payload).map_err(decode)?;
-                    shops.handle(msg);
+                    shops.handle(seq, msg);
                     Vec::new()
                 }
             }
@@ -854,7 +962,7 @@ impl FromRequestParts<Arc<Node>> for Caller {
 /// `POST /events` on any node: the one-machine server's upload (its body
 /// limits, its answer), ingested into the cluster; a line is counted only
 /// once it is in the replicated stream and decided.
-async fn http_post_events(
+pub(crate) async fn http_post_events(
     State(node): State<Arc<Node>>,
     Caller(access): Caller,
     headers: axum::http::HeaderMap,
@@ -953,7 +1061,7 @@ pub struct HostedStatus {
 }
 
 /// `/status`: operator-only, as one machine's `/metrics`.
-async fn http_status(
+pub(crate) async fn http_status(
     State(node): State<Arc<Node>>,
     Caller(access): Caller,
 ) -> Result<Response, ApiError> {
@@ -964,18 +1072,39 @@ async fn http_status(
 /// `/metrics`: per hosted stage partition, the consumer lag, the applied
 /// and checkpointed sequences and the checkpoint's age, in Prometheus's
 /// text format (the same figures as `/status` and `penalty cluster status`).
-async fn http_metrics(
+pub(crate) async fn http_metrics(
     State(node): State<Arc<Node>>,
     Caller(access): Caller,
 ) -> Result<Response, ApiError> {
     access.require_operator()?;
     let status = node_status(&node).await;
+    let mut text = render_metrics(&status);
+    let replays = &node.replays;
+    for (name, help, value) in [
+        (
+            "penalty_known_at_replays_total",
+            "known_at replays started from a partition's first message (a kept replay asked again is not counted).",
+            &replays.started,
+        ),
+        (
+            "penalty_known_at_replayed_messages_total",
+            "Messages of shop streams read by known_at replays.",
+            &replays.messages_read,
+        ),
+    ] {
+        use std::fmt::Write;
+        let _ = writeln!(
+            text,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+            value.load(Ordering::Relaxed)
+        );
+    }
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        render_metrics(&status),
+        text,
     )
         .into_response())
 }
@@ -1104,7 +1233,7 @@ async fn respond_status(node: Arc<Node>) {
             // In chunks: a node hosting many partitions says more than one
             // NATS message holds.
             let bytes = serde_json::to_vec(&node_status(&node).await).unwrap_or_default();
-            if let Err(error) = crate::query::send_chunks(&node.client, reply_to, &bytes).await {
+            if let Err(error) = crate::chunks::send_chunks(&node.client, reply_to, &bytes).await {
                 tracing::warn!(%error, "answering a status request");
             }
         }
@@ -1156,7 +1285,7 @@ pub async fn cluster_status(
     for name in &live {
         let asked = tokio::time::timeout(
             Duration::from_secs(5),
-            crate::query::request_chunks(
+            crate::chunks::request_chunks(
                 client,
                 format!("penalty.status.{name}"),
                 Vec::new(),

@@ -12,7 +12,7 @@
 //! ledger orders them: shops by id, order rows by
 //! [`penalty_core::OrderSort::compare`].
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,17 +36,11 @@ use serde::{Deserialize, Serialize};
 use crate::node::{lock, Caller, Node, StageState};
 use crate::partition::partition_of;
 use crate::wire::Stage;
-
-/// How long a node waits for the next chunk of an answer.
-const CHUNK_WAIT: Duration = Duration::from_secs(5);
+use crate::ClusterError;
 
 /// How long a node waits for the first chunk of a `known_at` answer, which
 /// replays the partition's stream first.
 const REPLAY_WAIT: Duration = Duration::from_secs(60);
-
-/// The bytes before a chunk's data: the answer's token (u64), the chunk's
-/// index and the count of chunks (u32 each), big-endian.
-const CHUNK_HEADER: usize = 16;
 
 /// What a node asks of a partition's host.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -92,6 +86,12 @@ pub(crate) enum Ask {
     Span { shop: Option<String> },
     /// The span of the events parked in the partition's order stage.
     ParkedSpan,
+    /// The shop stream sequences of an order's events (its shop's
+    /// partition).
+    OrderEvents { order_id: String },
+    /// An order's events parked for its paid (its own partition of the
+    /// order stage).
+    Parked { order_id: String },
 }
 
 impl Ask {
@@ -109,7 +109,9 @@ impl Ask {
             | Ask::Order { query, .. }
             | Ask::OrderHead { query, .. }
             | Ask::OrderCsv { query, .. } => query.as_deref()?,
-            Ask::Span { .. } | Ask::ParkedSpan => return None,
+            Ask::Span { .. } | Ask::ParkedSpan | Ask::OrderEvents { .. } | Ask::Parked { .. } => {
+                return None
+            }
         };
         let uri: axum::http::Uri = format!("/?{query}").parse().ok()?;
         let axum::extract::Query(loose) = axum::extract::Query::<Loose>::try_from_uri(&uri).ok()?;
@@ -119,7 +121,7 @@ impl Ask {
     /// The stage whose state answers.
     fn stage(&self) -> Stage {
         match self {
-            Ask::ParkedSpan => Stage::Orders,
+            Ask::ParkedSpan | Ask::Parked { .. } => Stage::Orders,
             _ => Stage::Shops,
         }
     }
@@ -206,6 +208,21 @@ impl Answer {
 
 /// Computes the answer to `ask` from a hosted stage's state.
 fn answer(state: &StageState, ask: Ask) -> Answer {
+    match (state, ask) {
+        (StageState::Shops(shops), ask) => answer_shops(shops, ask),
+        (StageState::Orders(orders), Ask::ParkedSpan) => {
+            Answer::json(&orders.parked_span().map(|(first, last)| (first.0, last.0)))
+        }
+        (StageState::Orders(orders), Ask::Parked { order_id }) => {
+            Answer::json(&orders.parked_of(&order_id))
+        }
+        _ => Answer::error(ApiError::internal("a query reached the wrong stage")),
+    }
+}
+
+/// Computes the answer to `ask` from a shop stage: a hosted one, or a
+/// `known_at` replay.
+fn answer_shops(shops: &crate::stages::ShopStage, ask: Ask) -> Answer {
     let from_server = |result: Result<Response, ApiError>| match result {
         Ok(response) => {
             let status = response.status().as_u16();
@@ -236,20 +253,15 @@ fn answer(state: &StageState, ask: Ask) -> Answer {
         }
         Err(error) => Answer::error(error),
     };
-    match (state, ask) {
-        (StageState::Shops(shops), Ask::Shops { as_of_ns, .. }) => {
-            Answer::json(&shops.ledger.shop_summaries(UnixNs(as_of_ns)))
-        }
-        (
-            StageState::Shops(shops),
-            Ask::ShopRoute {
-                confined_to,
-                route,
-                shop_id,
-                query,
-                accept_language,
-            },
-        ) => from_server(penalty_server::routes::shop_route_answer(
+    match ask {
+        Ask::Shops { as_of_ns, .. } => Answer::json(&shops.ledger.shop_summaries(UnixNs(as_of_ns))),
+        Ask::ShopRoute {
+            confined_to,
+            route,
+            shop_id,
+            query,
+            accept_language,
+        } => from_server(penalty_server::routes::shop_route_answer(
             &shops.ledger,
             confined_to.as_deref(),
             route,
@@ -257,29 +269,23 @@ fn answer(state: &StageState, ask: Ask) -> Answer {
             query.as_deref(),
             &accept_language,
         )),
-        (
-            StageState::Shops(shops),
-            Ask::Order {
-                confined_to,
-                order_id,
-                query,
-                accept_language,
-            },
-        ) => from_server(penalty_server::routes::order_route_answer(
+        Ask::Order {
+            confined_to,
+            order_id,
+            query,
+            accept_language,
+        } => from_server(penalty_server::routes::order_route_answer(
             &shops.ledger,
             confined_to.as_deref(),
             &order_id,
             query.as_deref(),
             &accept_language,
         )),
-        (
-            StageState::Shops(shops),
-            Ask::OrderHead {
-                confined_to,
-                query,
-                as_of_ns,
-            },
-        ) => {
+        Ask::OrderHead {
+            confined_to,
+            query,
+            as_of_ns,
+        } => {
             let ledger = &shops.ledger;
             let policy = ledger.policy();
             match OrderListAsk::from_query(policy, confined_to.as_deref(), query.as_deref(), false)
@@ -299,14 +305,11 @@ fn answer(state: &StageState, ask: Ask) -> Answer {
                 Err(error) => Answer::error(error),
             }
         }
-        (
-            StageState::Shops(shops),
-            Ask::OrderCsv {
-                confined_to,
-                query,
-                as_of_ns,
-            },
-        ) => {
+        Ask::OrderCsv {
+            confined_to,
+            query,
+            as_of_ns,
+        } => {
             let ledger = &shops.ledger;
             let policy = ledger.policy();
             match OrderListAsk::from_query(policy, confined_to.as_deref(), query.as_deref(), true) {
@@ -331,16 +334,16 @@ fn answer(state: &StageState, ask: Ask) -> Answer {
                 Err(error) => Answer::error(error),
             }
         }
-        (StageState::Shops(shops), Ask::Span { shop }) => Answer::json(
+        Ask::Span { shop } => Answer::json(
             &shops
                 .ledger
                 .event_span(shop.as_deref())
                 .map(|(first, last)| (first.0, last.0)),
         ),
-        (StageState::Orders(orders), Ask::ParkedSpan) => {
-            Answer::json(&orders.parked_span().map(|(first, last)| (first.0, last.0)))
+        Ask::OrderEvents { order_id } => Answer::json(&shops.events_of(&order_id)),
+        Ask::ParkedSpan | Ask::Parked { .. } => {
+            Answer::error(ApiError::internal("a query reached the wrong stage"))
         }
-        _ => Answer::error(ApiError::internal("a query reached the wrong stage")),
     }
 }
 
@@ -383,9 +386,25 @@ pub(crate) async fn respond(node: Arc<Node>) {
             // a replay of the partition's events recorded by then.
             let computed = match ask.known_at(&node.options.policy) {
                 Some(known_at) if ask.stage() == Stage::Shops => {
-                    match replay(&node, p, known_at).await {
-                        Ok(state) => tokio::task::spawn_blocking(move || answer(&state, ask)).await,
-                        Err(why) => Ok(Answer::unavailable(why)),
+                    let replay = node
+                        .replays
+                        .get(
+                            &node.js,
+                            &node.options.policy,
+                            node.options.max_replay_events,
+                            p,
+                            known_at,
+                        )
+                        .await;
+                    match replay {
+                        Ok(replay) => {
+                            tokio::task::spawn_blocking(move || answer_shops(&replay.stage, ask))
+                                .await
+                        }
+                        Err(error @ ClusterError::ReplayTooLarge { .. }) => Ok(Answer::error(
+                            ApiError::bad_request("known_at_too_large", error.to_string()),
+                        )),
+                        Err(error) => Ok(Answer::unavailable(error.to_string())),
                     }
                 }
                 _ => tokio::task::spawn_blocking(move || answer(&lock(&hosted.state), ask)).await,
@@ -395,7 +414,7 @@ pub(crate) async fn respond(node: Arc<Node>) {
                 Err(error) => Answer::error(ApiError::internal(error)),
             };
             let sent = match bincode::serialize(&answer) {
-                Ok(bytes) => send_chunks(&node.client, reply_to, &bytes).await,
+                Ok(bytes) => crate::chunks::send_chunks(&node.client, reply_to, &bytes).await,
                 Err(error) => Err(error.to_string()),
             };
             if let Err(error) = sent {
@@ -403,80 +422,6 @@ pub(crate) async fn respond(node: Arc<Node>) {
             }
         });
     }
-}
-
-/// Partition `p`'s shop stage as it was with the events recorded by
-/// `known_at` only: its stream read from the start, each message applied
-/// when stage 1 recorded its event by then (the recording stamp travels
-/// with the event, also when stage 2 held it for its paid), in stream order
-/// as the live worker applies them. One machine answers `known_at` from a
-/// replay of its log by the same rule.
-async fn replay(node: &Node, p: u32, known_at: UnixNs) -> Result<StageState, String> {
-    use async_nats::jetstream::stream::DirectGetErrorKind;
-    let stream = node
-        .js
-        .get_stream(Stage::Shops.stream())
-        .await
-        .map_err(|e| format!("opening the shop stream: {e}"))?;
-    let subject = Stage::Shops.subject(p);
-    let mut stage = crate::stages::ShopStage::new(node.options.policy.clone());
-    let mut last_seq = 0u64;
-    loop {
-        let message = match stream
-            .direct_get_next_for_subject(subject.clone(), Some(last_seq + 1))
-            .await
-        {
-            Ok(message) => message,
-            Err(error) if error.kind() == DirectGetErrorKind::NotFound => break,
-            Err(error) => return Err(format!("replaying {subject}: {error}")),
-        };
-        last_seq = message.sequence;
-        let msg: crate::wire::ShopMsg = serde_json::from_slice(&message.payload)
-            .map_err(|e| format!("{subject} seq {last_seq}: {e}"))?;
-        if msg.recorded_at_ns <= known_at.0 {
-            stage.handle(msg);
-        }
-    }
-    Ok(StageState::Shops(Box::new(stage)))
-}
-
-/// The chunk data size under this connection's server's maximum payload.
-fn chunk_bytes(client: &async_nats::Client) -> usize {
-    client
-        .server_info()
-        .max_payload
-        .saturating_sub(CHUNK_HEADER + 256)
-        .max(256)
-}
-
-/// Sends `bytes` to `reply_to` in chunks, each no larger than the server's
-/// maximum payload, tagged with a token of this answer (two hosts may both
-/// answer while a partition moves: the asker keeps the first one's). Also
-/// a node's answer to `penalty cluster status`.
-pub(crate) async fn send_chunks(
-    client: &async_nats::Client,
-    reply_to: async_nats::Subject,
-    bytes: &[u8],
-) -> Result<(), String> {
-    static ANSWERS: AtomicU64 = AtomicU64::new(0);
-    let token = (std::process::id() as u64) << 32 | ANSWERS.fetch_add(1, Ordering::Relaxed);
-    let size = chunk_bytes(client);
-    let count = u32::try_from(bytes.len().div_ceil(size).max(1))
-        .map_err(|_| "an answer of more than 2^32 chunks".to_string())?;
-    for index in 0..count {
-        let start = index as usize * size;
-        let data = &bytes[start.min(bytes.len())..(start + size).min(bytes.len())];
-        let mut chunk = Vec::with_capacity(CHUNK_HEADER + data.len());
-        chunk.extend_from_slice(&token.to_be_bytes());
-        chunk.extend_from_slice(&index.to_be_bytes());
-        chunk.extend_from_slice(&count.to_be_bytes());
-        chunk.extend_from_slice(data);
-        client
-            .publish(reply_to.clone(), chunk.into())
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(())
 }
 
 /// Asks the host of partition `p` (of `ask`'s stage) and gathers its
@@ -488,70 +433,13 @@ pub(crate) async fn ask(node: &Node, p: u32, ask: &Ask) -> Answer {
     let first_wait = if ask.known_at(&node.options.policy).is_some() {
         REPLAY_WAIT
     } else {
-        CHUNK_WAIT
+        crate::chunks::CHUNK_WAIT
     };
-    match request_chunks(&node.client, subject, payload, first_wait).await {
+    match crate::chunks::request_chunks(&node.client, subject, payload, first_wait).await {
         Ok(bytes) => bincode::deserialize(&bytes)
             .unwrap_or_else(|e| Answer::unavailable(format!("an unreadable answer: {e}"))),
         Err(why) => Answer::unavailable(why),
     }
-}
-
-/// Publishes `payload` on `subject` and gathers the chunks of the first
-/// answer ([`send_chunks`]): its bytes, or why none came whole in time.
-pub(crate) async fn request_chunks(
-    client: &async_nats::Client,
-    subject: String,
-    payload: Vec<u8>,
-    first_wait: Duration,
-) -> Result<Vec<u8>, String> {
-    let inbox = client.new_inbox();
-    let mut replies = client
-        .subscribe(inbox.clone())
-        .await
-        .map_err(|error| format!("{subject}: {error}"))?;
-    client
-        .publish_with_reply(subject.clone(), inbox, payload.into())
-        .await
-        .map_err(|error| format!("{subject}: {error}"))?;
-    let mut token = None;
-    let mut bytes = Vec::new();
-    let mut next = 0u32;
-    loop {
-        let wait = if next == 0 { first_wait } else { CHUNK_WAIT };
-        let chunk = match tokio::time::timeout(wait, replies.next()).await {
-            Ok(Some(chunk)) => chunk,
-            Ok(None) => return Err(format!("{subject}: the replies ended")),
-            Err(_) => {
-                return Err(format!(
-                    "{subject}: no chunk within {wait:?} (the partition is moving or \
-                     catching up)"
-                ))
-            }
-        };
-        let payload = &chunk.payload;
-        if payload.len() < CHUNK_HEADER {
-            continue;
-        }
-        let word = |at: usize| u32::from_be_bytes([0, 1, 2, 3].map(|i| payload[at + i]));
-        let from = u64::from_be_bytes([0, 1, 2, 3, 4, 5, 6, 7].map(|i| payload[i]));
-        let (index, count) = (word(8), word(12));
-        if *token.get_or_insert(from) != from {
-            continue;
-        }
-        if index != next {
-            return Err(format!(
-                "{subject}: chunk {index} came where {next} was due"
-            ));
-        }
-        bytes.extend_from_slice(&payload[CHUNK_HEADER..]);
-        next += 1;
-        if next == count {
-            break;
-        }
-    }
-    let _ = replies.unsubscribe().await;
-    Ok(bytes)
 }
 
 /// Asks every partition; the answers in partition order, or the first
@@ -720,6 +608,139 @@ pub(crate) async fn http_order(
     )
     .await
     .into_response()
+}
+
+/// `GET /orders/{id}/events`: the order's shop, asked of stage 2 (as
+/// `GET /orders/{id}`); then the sequences of its events, asked of its
+/// shop's host, and the events read from the shop stream (the log of
+/// record); or, for an order whose paid has not come, the events stage 2
+/// parks for it (R13). The one-machine server's code checks the query and
+/// words the answer; `seq` is the event's sequence in the shop stream (in
+/// the order stream for a parked one) and `recorded_at` when stage 1
+/// stored it, so both differ from one machine's, as they would between any
+/// two ledgers of the same events.
+pub(crate) async fn http_order_events(
+    State(node): State<Arc<Node>>,
+    Caller(access): Caller,
+    Id(order_id): Id,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let policy = &node.options.policy;
+    let as_of = match penalty_server::routes::order_events_as_of(query.as_deref(), policy) {
+        Ok(as_of) => as_of,
+        Err(error) => return refused(error),
+    };
+    let confined = access.confined_to();
+    let timeline = |events| {
+        penalty_server::routes::order_timeline_answer(
+            order_id.clone(),
+            events,
+            confined.is_some(),
+            as_of,
+            policy,
+        )
+        .unwrap_or_else(refused)
+    };
+    let request = crate::node::QueryRequest {
+        id: order_id.clone(),
+        as_of_ns: as_of.0,
+    };
+    let p = partition_of(&order_id, node.config.partitions);
+    let found = crate::node::ask(&node, format!("penalty.q.ordshop.{p}"), &request).await;
+    if found.status != 200 {
+        return crate::node::into_response(found);
+    }
+    let shop_id = found
+        .body
+        .get("shop_id")
+        .and_then(|s| s.as_str())
+        .map(str::to_string);
+    if let Some(own) = confined {
+        // Another shop's order, or one whose shop is not known: the
+        // unknown order's answer, as on one machine.
+        if shop_id.as_deref() != Some(own) {
+            return timeline(None);
+        }
+    }
+    let max_events = node.limits.max_order_events;
+    let stored: Vec<(u64, i64, String)> = match shop_id {
+        Some(shop) => {
+            let asked = Ask::OrderEvents {
+                order_id: order_id.clone(),
+            };
+            let p = partition_of(&shop, node.config.partitions);
+            let seqs = match ask(&node, p, &asked).await.decoded::<Vec<u64>>() {
+                Ok(seqs) => seqs,
+                Err(answer) => return answer.into_response(),
+            };
+            match read_shop_messages(&node, &seqs[..seqs.len().min(max_events)]).await {
+                Ok(stored) => stored,
+                Err(why) => return Answer::unavailable(why).into_response(),
+            }
+        }
+        None => {
+            let asked = Ask::Parked {
+                order_id: order_id.clone(),
+            };
+            match ask(&node, p, &asked)
+                .await
+                .decoded::<Vec<(u64, i64, String)>>()
+            {
+                Ok(mut parked) => {
+                    parked.truncate(max_events);
+                    parked
+                }
+                Err(answer) => return answer.into_response(),
+            }
+        }
+    };
+    if stored.is_empty() {
+        return timeline(None);
+    }
+    let mut events = Vec::with_capacity(stored.len());
+    for (seq, recorded_at_ns, json) in stored {
+        let event = match penalty_core::event::parse_stored(json.as_bytes()) {
+            Ok(event) => event,
+            Err(reject) => return refused(ApiError::internal(reject)),
+        };
+        if event.at > as_of {
+            continue;
+        }
+        let value = match serde_json::from_str(&json) {
+            Ok(value) => value,
+            Err(error) => return refused(ApiError::internal(error)),
+        };
+        events.push((
+            recorded_at_ns,
+            penalty_server::state::TimelineEvent {
+                seq,
+                recorded_at: UnixNs(recorded_at_ns).to_rfc3339(policy.utc_offset),
+                event: value,
+            },
+        ));
+    }
+    // In recording order, as one machine's log holds them (stage 2 sends an
+    // order's parked events to the shop stream after their paid).
+    events.sort_by_key(|(at, event)| (*at, event.seq));
+    timeline(Some(events.into_iter().map(|(_, event)| event).collect()))
+}
+
+/// The shop stream's messages at `seqs`: (seq, recorded_at, event JSON).
+async fn read_shop_messages(node: &Node, seqs: &[u64]) -> Result<Vec<(u64, i64, String)>, String> {
+    let stream = node
+        .js
+        .get_stream(Stage::Shops.stream())
+        .await
+        .map_err(|e| format!("opening the shop stream: {e}"))?;
+    let reads = seqs.iter().map(|seq| stream.direct_get(*seq));
+    let mut stored = Vec::with_capacity(seqs.len());
+    for (seq, read) in seqs.iter().zip(futures_util::future::join_all(reads).await) {
+        let message = read.map_err(|e| format!("reading the shop stream at {seq}: {e}"))?;
+        let msg: crate::wire::ShopMsg = serde_json::from_slice(&message.payload)
+            .map_err(|e| format!("the shop stream at {seq}: {e}"))?;
+        stored.push((*seq, msg.recorded_at_ns, msg.json));
+    }
+    Ok(stored)
 }
 
 /// `GET /shops/{id}/postings`.

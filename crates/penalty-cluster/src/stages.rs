@@ -243,9 +243,10 @@ fn uuid_of(text: &str) -> Result<u128, uuid::Error> {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct OrderState {
     shop_id: Option<String>,
-    /// Order events before the paid (R13), in stream order: json and
-    /// recorded_at.
-    parked: Vec<(String, i64)>,
+    /// Order events before the paid (R13), in stream order: json,
+    /// recorded_at and their sequence in this stage's stream (the timeline
+    /// of `GET /orders/{id}/events` shows them).
+    parked: Vec<(String, i64, u64)>,
 }
 
 /// Stage 2, keyed by order id: the first `paid` of an order wins
@@ -291,7 +292,7 @@ impl OrderStage {
             if appended {
                 state.shop_id = Some(shop_id.to_string());
                 em.forward_to_shop(partitions, shop_id, &msg.json, msg.recorded_at_ns);
-                for (json, recorded_at_ns) in std::mem::take(&mut state.parked) {
+                for (json, recorded_at_ns, _) in std::mem::take(&mut state.parked) {
                     em.forward_to_shop(partitions, shop_id, &json, recorded_at_ns);
                 }
             }
@@ -316,7 +317,7 @@ impl OrderStage {
         } else if let Some(shop_id) = state.shop_id.clone() {
             em.forward_to_shop(partitions, &shop_id, &msg.json, msg.recorded_at_ns);
         } else {
-            state.parked.push((msg.json, msg.recorded_at_ns));
+            state.parked.push((msg.json, msg.recorded_at_ns, seq));
         }
         em.out
     }
@@ -333,12 +334,23 @@ impl OrderStage {
         self.orders
             .values()
             .flat_map(|o| &o.parked)
-            .filter_map(|(json, _)| parse_stored(json.as_bytes()).ok())
+            .filter_map(|(json, _, _)| parse_stored(json.as_bytes()).ok())
             .map(|event| event.at)
             .fold(None, |span, at| match span {
                 None => Some((at, at)),
                 Some((lo, hi)) => Some((at.min(lo), at.max(hi))),
             })
+    }
+
+    /// The events of an order parked here for its paid (R13): sequence in
+    /// this stage's stream, recorded_at and JSON, in stream order.
+    pub fn parked_of(&self, order_id: &str) -> Vec<(u64, i64, String)> {
+        self.orders.get(order_id).map_or_else(Vec::new, |o| {
+            o.parked
+                .iter()
+                .map(|(json, at, seq)| (*seq, *at, json.clone()))
+                .collect()
+        })
     }
 
     /// Orders with events parked, waiting for their paid (R13's orphans).
@@ -357,6 +369,11 @@ pub struct ShopStage {
     pub ledger: Ledger,
     /// Per source (stage, partition), the last origin applied.
     watermarks: Vec<(Stage, u32, Origin)>,
+    /// Per order, the stream sequences of its events here, in stream order:
+    /// the timeline of `GET /orders/{id}/events` (the ledger keeps the rules'
+    /// view of an order, not its events; one machine's server keeps the
+    /// same index over its log).
+    order_events: HashMap<String, Vec<u64>>,
 }
 
 impl ShopStage {
@@ -365,11 +382,18 @@ impl ShopStage {
         ShopStage {
             ledger: Ledger::new(policy),
             watermarks: Vec::new(),
+            order_events: HashMap::new(),
         }
     }
 
-    /// Applies message `msg` of `shop.<p>` unless its origin was applied.
-    pub fn handle(&mut self, msg: ShopMsg) {
+    /// The stream sequences of an order's events, in stream order.
+    pub fn events_of(&self, order_id: &str) -> &[u64] {
+        self.order_events.get(order_id).map_or(&[], Vec::as_slice)
+    }
+
+    /// Applies message `msg`, at sequence `seq` of `shop.<p>`, unless its
+    /// origin was applied.
+    pub fn handle(&mut self, seq: u64, msg: ShopMsg) {
         let source = (msg.origin.stage, msg.origin.partition);
         match self
             .watermarks
@@ -387,6 +411,12 @@ impl ShopStage {
                 return;
             }
         };
+        if let Some(order_id) = event.kind_ref().order_id() {
+            self.order_events
+                .entry(order_id.to_string())
+                .or_default()
+                .push(seq);
+        }
         if let Err(error) = self.ledger.apply(&event, UnixNs(msg.recorded_at_ns)) {
             tracing::error!(%error, event_id = %format_event_id(event.event_id), "the ledger refused an event");
         }
@@ -489,7 +519,7 @@ mod tests {
                             self.shops
                                 .entry(p)
                                 .or_insert_with(|| ShopStage::new(Policy::default()))
-                                .handle(serde_json::from_slice(&payload).expect("ShopMsg"));
+                                .handle(seq, serde_json::from_slice(&payload).expect("ShopMsg"));
                             Vec::new()
                         }
                     };

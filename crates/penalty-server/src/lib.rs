@@ -235,8 +235,9 @@ pub async fn serve_with(
     Ok(())
 }
 
-/// Ctrl-C (SIGINT) or SIGTERM (what `kill` and service managers send).
-async fn shutdown_signal() {
+/// Ctrl-C (SIGINT) or SIGTERM (what `kill` and service managers send): the
+/// signal `penalty serve` and a cluster node stop on.
+pub async fn shutdown_signal() {
     let interrupt = async {
         if let Err(error) = tokio::signal::ctrl_c().await {
             tracing::error!(%error, "cannot listen for Ctrl-C");

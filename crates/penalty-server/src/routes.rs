@@ -1396,14 +1396,20 @@ fn parse_query_known<T: DeserializeOwned + AsksWhen>(
     query: Option<&str>,
     policy: &Policy,
 ) -> Result<(T, When), ApiError> {
+    let params: T = parse_query(query)?;
+    let when = when(policy, params.as_of(), params.known_at())?;
+    Ok((params, when))
+}
+
+/// A query string parsed as [`Params`] parses it (a 400 naming the bad
+/// parameter).
+fn parse_query<T: DeserializeOwned>(query: Option<&str>) -> Result<T, ApiError> {
     let uri: axum::http::Uri = format!("/?{}", query.unwrap_or(""))
         .parse()
         .map_err(|_| ApiError::bad_request("invalid_query", "the query string is malformed"))?;
-    let params = Query::<T>::try_from_uri(&uri)
+    Query::<T>::try_from_uri(&uri)
         .map(|Query(value)| value)
-        .map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))?;
-    let when = when(policy, params.as_of(), params.known_at())?;
-    Ok((params, when))
+        .map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))
 }
 
 /// The routes of one shop that a cluster node forwards to the host of the
@@ -1569,19 +1575,44 @@ async fn order_events(
     access: Access,
     Id(order_id): Id,
     Params(params): Params<EventsParams>,
-) -> Result<Json<OrderTimeline>, ApiError> {
+) -> Result<Response, ApiError> {
     let when = when(state.policy(), params.as_of.as_deref(), None)?;
     let events = state
         .order_events(order_id.clone(), access.clone(), when.as_of)
         .await?;
-    match events {
-        Some(events) => Ok(Json(OrderTimeline { order_id, events })),
-        None => Err(match access {
-            Access::Operator => {
-                ApiError::NotFound(format!("no event of order `{order_id}` is in the log"))
-            }
-            Access::Seller { .. } => unknown_order(&order_id, when.as_of, state.policy()),
-        }),
+    order_timeline_answer(
+        order_id,
+        events,
+        access.confined_to().is_some(),
+        when.as_of,
+        state.policy(),
+    )
+}
+
+/// The `as_of` of `GET /orders/{id}/events` from its query string, checked
+/// as the route checks it: a cluster node's check.
+pub fn order_events_as_of(query: Option<&str>, policy: &Policy) -> Result<UnixNs, ApiError> {
+    let params: EventsParams = parse_query(query)?;
+    Ok(when(policy, params.as_of.as_deref(), None)?.as_of)
+}
+
+/// The answer of `GET /orders/{id}/events` from the order's stored events
+/// with `at <= as_of`, in log order (`None`: no event of the order, or none
+/// the caller may see, `confined` for a seller): one machine's and a
+/// cluster node's.
+pub fn order_timeline_answer(
+    order_id: String,
+    events: Option<Vec<crate::state::TimelineEvent>>,
+    confined: bool,
+    as_of: UnixNs,
+    policy: &Policy,
+) -> Result<Response, ApiError> {
+    match (events, confined) {
+        (Some(events), _) => Ok(Json(OrderTimeline { order_id, events }).into_response()),
+        (None, false) => Err(ApiError::NotFound(format!(
+            "no event of order `{order_id}` is in the log"
+        ))),
+        (None, true) => Err(unknown_order(&order_id, as_of, policy)),
     }
 }
 
