@@ -1,7 +1,7 @@
 //! A node's answers that merge partitions or forward a shop's route to the
 //! host of its partition: `GET /shops`, `GET /shops/{id}/postings` (and
-//! `.csv`), `/notices`, `/at-risk`, `GET /orders`, `GET /orders.csv` and
-//! `GET /data-range`.
+//! `.csv`), `/notices`, `/at-risk`, `/days`, `/deductions`, `GET /orders`,
+//! `GET /orders.csv` and `GET /data-range`.
 //!
 //! A node asks a partition's host on `penalty.qc.<stage>.<p>` (an [`Ask`])
 //! and the host answers with an [`Answer`] cut into chunks no larger than
@@ -801,6 +801,36 @@ pub(crate) async fn http_at_risk(
     headers: HeaderMap,
 ) -> Response {
     shop_route(&node, &access, ShopRoute::AtRisk, shop_id, query, &headers).await
+}
+
+/// `GET /shops/{id}/days`.
+pub(crate) async fn http_days(
+    State(node): State<Arc<Node>>,
+    Caller(access): Caller,
+    Id(shop_id): Id,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    shop_route(&node, &access, ShopRoute::Days, shop_id, query, &headers).await
+}
+
+/// `GET /shops/{id}/deductions`.
+pub(crate) async fn http_deductions(
+    State(node): State<Arc<Node>>,
+    Caller(access): Caller,
+    Id(shop_id): Id,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    shop_route(
+        &node,
+        &access,
+        ShopRoute::Deductions,
+        shop_id,
+        query,
+        &headers,
+    )
+    .await
 }
 
 /// The partitions an order list asks: its shop's, or all.

@@ -34,6 +34,8 @@ fn routes() -> Router<Arc<Node>> {
         .route("/shops/{id}/postings.csv", get(query::http_postings_csv))
         .route("/shops/{id}/notices", get(query::http_notices))
         .route("/shops/{id}/at-risk", get(query::http_at_risk))
+        .route("/shops/{id}/days", get(query::http_days))
+        .route("/shops/{id}/deductions", get(query::http_deductions))
         .route("/orders", get(query::http_orders))
         .route("/orders.csv", get(query::http_orders_csv))
         .route("/data-range", get(query::http_data_range))

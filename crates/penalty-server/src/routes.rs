@@ -549,24 +549,35 @@ async fn deductions(
     readable_shop(&state, &access, &shop_id, when.as_of)?;
     let page = state
         .query_for(Some(&access.clone()), when.known_at, move |ledger| {
-            let report = ledger
-                .shop_report(&shop_id, when.as_of, true)
-                .map_err(not_found_for_http)?;
-            let mut all = report.deductions.unwrap_or_default();
-            if newest {
-                all.reverse();
-            }
-            let (deductions, next, total) = asked.of(all);
-            Ok::<_, ApiError>(DeductionPage {
-                shop_id: report.shop_id,
-                as_of: report.as_of,
-                deductions,
-                next,
-                total,
-            })
+            deductions_page(ledger, &shop_id, when.as_of, asked, newest)
         })
         .await?;
     Ok(Json(page))
+}
+
+/// The `asked` page of a shop's deductions, newest first when `newest`.
+fn deductions_page(
+    ledger: &penalty_core::Ledger,
+    shop_id: &str,
+    as_of: UnixNs,
+    asked: Page,
+    newest: bool,
+) -> Result<DeductionPage, ApiError> {
+    let report = ledger
+        .shop_report(shop_id, as_of, true)
+        .map_err(not_found_for_http)?;
+    let mut all = report.deductions.unwrap_or_default();
+    if newest {
+        all.reverse();
+    }
+    let (deductions, next, total) = asked.of(all);
+    Ok(DeductionPage {
+        shop_id: report.shop_id,
+        as_of: report.as_of,
+        deductions,
+        next,
+        total,
+    })
 }
 
 #[derive(Deserialize)]
@@ -1427,6 +1438,10 @@ pub enum ShopRoute {
     Notices,
     /// `GET /shops/{id}/at-risk`.
     AtRisk,
+    /// `GET /shops/{id}/days`.
+    Days,
+    /// `GET /shops/{id}/deductions`.
+    Deductions,
 }
 
 /// The answer of `route` for shop `shop_id` with the query string `query`
@@ -1474,6 +1489,21 @@ pub fn shop_route_answer(
             let (limit, within) = at_risk_asked(&params)?;
             confined_shop(confined_to, shop_id, as_of, policy)?;
             Json(at_risk_page(ledger, shop_id, as_of, within, limit, lang)?).into_response()
+        }
+        ShopRoute::Days => {
+            let (_, as_of) = parse_query_when::<AsOfParams>(query, policy)?;
+            confined_shop(confined_to, shop_id, as_of, policy)?;
+            let days = ledger
+                .shop_days(shop_id, as_of)
+                .map_err(not_found_for_http)?;
+            Json(days).into_response()
+        }
+        ShopRoute::Deductions => {
+            let (params, as_of) = parse_query_when::<DeductionParams>(query, policy)?;
+            let asked = Page::asked(params.limit, params.offset)?;
+            let newest = params.newest == Some(true);
+            confined_shop(confined_to, shop_id, as_of, policy)?;
+            Json(deductions_page(ledger, shop_id, as_of, asked, newest)?).into_response()
         }
         ShopRoute::PostingsCsv => {
             let (params, as_of) = parse_query_when::<PostingCsvParams>(query, policy)?;
