@@ -22,12 +22,15 @@ pub(crate) struct Interner {
     arena: String,
     /// `ends[i]` is where string `i` ends in `arena`; it starts at `ends[i-1]`.
     ends: Vec<u32>,
-    /// Open addressing: 0 is empty, otherwise `(index + 1) | fragment << 32`,
-    /// where the fragment is the high half of the string's hash. Comparing
-    /// fragments first means a probe reads the arena only on a likely match:
-    /// at a million ids, each arena read is a cache miss. The length is a power
-    /// of two, at least twice the number of strings.
-    table: Vec<u64>,
+    /// Open addressing: 0 is empty, otherwise `(index + 1) | key(string)`
+    /// (see [`key`]): the string's length and, for a string of up to
+    /// [`INLINE_BYTES`] bytes, the string itself, so that a probe decides
+    /// such a string without reading the arena (at a million ids, a read of
+    /// `ends` and one of the arena are a cache miss each, twice the probe's
+    /// own); a longer one keeps a fragment of its hash and its first bytes,
+    /// and is compared in the arena only on a likely match. The length is a
+    /// power of two, at least twice the number of strings.
+    table: Vec<u128>,
 }
 
 /// What a checkpoint stores: the table is rebuilt on load.
@@ -112,19 +115,20 @@ impl Interner {
             return None;
         }
         let mask = self.table.len() - 1;
-        let fragment = hash >> 32;
+        let key = key(text, hash);
+        let inline = text.len() <= INLINE_BYTES;
         let mut slot = hash as usize & mask;
         loop {
-            match self.table[slot] {
-                0 => return None,
-                entry => {
-                    let index = (entry as u32).wrapping_sub(1);
-                    if entry >> 32 == fragment && self.get(index) == text {
-                        return Some(index);
-                    }
-                    slot = (slot + 1) & mask;
-                }
+            let entry = self.table[slot];
+            let index = entry as u32;
+            if index == 0 {
+                return None;
             }
+            let index = index - 1;
+            if entry & !INDEX_BITS == key && (inline || self.get(index) == text) {
+                return Some(index);
+            }
+            slot = (slot + 1) & mask;
         }
     }
 
@@ -139,7 +143,7 @@ impl Interner {
             self.rebuild((self.table.len() * 2).max(16));
         }
         let index = self.push_distinct(text)?;
-        place(&mut self.table, hash, index);
+        place(&mut self.table, key(text, hash), hash, index);
         Some(index)
     }
 
@@ -168,7 +172,9 @@ impl Interner {
     fn rebuild(&mut self, capacity: usize) {
         let mut table = vec![0; capacity.next_power_of_two()];
         for index in 0..self.ends.len() as u32 {
-            place(&mut table, hash(self.get(index)), index);
+            let text = self.get(index);
+            let hash = hash(text);
+            place(&mut table, key(text, hash), hash, index);
         }
         self.table = table;
     }
@@ -224,13 +230,39 @@ impl Arena {
     }
 }
 
-fn place(table: &mut [u64], hash: u64, index: u32) {
+/// The longest string a table entry holds whole (see [`Interner::table`]).
+const INLINE_BYTES: usize = 11;
+
+/// The bits of a table entry that hold `index + 1`.
+const INDEX_BITS: u128 = u32::MAX as u128;
+
+/// What a table entry holds of a string besides its index, in the bits
+/// above [`INDEX_BITS`]: its length (255 for any longer), then for a
+/// string of at most [`INLINE_BYTES`] bytes those bytes (zero after them:
+/// the length tells a zero byte of the string from padding), so that equal
+/// keys are equal strings; for a longer string the high half of its hash
+/// and its first 7 bytes, so that equal keys make a likely match, which the
+/// arena confirms.
+fn key(text: &str, hash: u64) -> u128 {
+    let bytes = text.as_bytes();
+    let length = bytes.len().min(255) as u128;
+    let mut rest = [0u8; 16];
+    if bytes.len() <= INLINE_BYTES {
+        rest[..bytes.len()].copy_from_slice(bytes);
+    } else {
+        rest[..4].copy_from_slice(&((hash >> 32) as u32).to_le_bytes());
+        rest[4..INLINE_BYTES].copy_from_slice(&bytes[..INLINE_BYTES - 4]);
+    }
+    length << 32 | u128::from_le_bytes(rest) << 40
+}
+
+fn place(table: &mut [u128], key: u128, hash: u64, index: u32) {
     let mask = table.len() - 1;
     let mut slot = hash as usize & mask;
     while table[slot] != 0 {
         slot = (slot + 1) & mask;
     }
-    table[slot] = u64::from(index + 1) | (hash >> 32) << 32;
+    table[slot] = u128::from(index + 1) | key;
 }
 
 #[cfg(test)]
@@ -286,6 +318,55 @@ mod tests {
         assert_eq!(pushed.find("nope"), None);
         assert_eq!(pushed.intern("O17"), Some(17));
         assert_eq!(pushed.intern("new"), Some(3000));
+    }
+
+    /// Short strings are decided in the table alone and long ones in the
+    /// arena: strings that differ only in a zero byte, in their length
+    /// around [`INLINE_BYTES`], or after a long shared prefix (with equal
+    /// hash fragments or not) each get their own index, and every one is
+    /// found again, also after a reindex, as a plain map finds it.
+    #[test]
+    fn strings_alike_but_for_a_byte_or_their_length_stay_apart() {
+        let mut texts: Vec<String> = Vec::new();
+        for len in 0..=INLINE_BYTES + 3 {
+            texts.push("a".repeat(len));
+            texts.push("\0".repeat(len));
+            texts.push(format!("{}\0", "b".repeat(len)));
+        }
+        for i in 0..2000 {
+            texts.push(format!("ORDER-2026-01-{i:06}"));
+            texts.push(format!("O{i:09}"));
+            texts.push(format!("{i}"));
+            texts.push(format!("\u{e9}{i}"));
+        }
+        let mut interner = Interner::default();
+        let mut model = std::collections::HashMap::new();
+        for text in texts.iter().chain(&texts) {
+            let next = model.len() as u32;
+            let expected = *model.entry(text.clone()).or_insert(next);
+            assert_eq!(interner.intern(text), Some(expected), "{text:?}");
+        }
+        assert_eq!(interner.len(), model.len());
+        let mut pushed = Interner::default();
+        let mut distinct: Vec<(&String, &u32)> = model.iter().collect();
+        distinct.sort_by_key(|(_, index)| **index);
+        for (text, _) in &distinct {
+            pushed.push_distinct(text);
+        }
+        pushed.reindex();
+        for (text, index) in &distinct {
+            assert_eq!(interner.find(text), Some(**index));
+            assert_eq!(pushed.find(text), Some(**index));
+            assert_eq!(interner.get(**index), text.as_str());
+        }
+        for absent in [
+            "aaaaaaaaaaaaaaaaaaaa",
+            "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+            "ORDER-2026-01-999999",
+            "O",
+        ] {
+            assert_eq!(interner.find(absent), None, "{absent:?}");
+        }
     }
 
     #[test]
