@@ -28,8 +28,11 @@ pub(crate) struct Interner {
     /// such a string without reading the arena (at a million ids, a read of
     /// `ends` and one of the arena are a cache miss each, twice the probe's
     /// own); a longer one keeps a fragment of its hash and its first bytes,
-    /// and is compared in the arena only on a likely match. The length is a
-    /// power of two, at least twice the number of strings.
+    /// and is compared in the arena only on a likely match. A string's
+    /// probe starts at [`home`]; the table holds at least a third more
+    /// entries than strings (half more when built, [`slots_for`]), so that
+    /// at twice the bytes of an entry of index and hash alone it takes
+    /// about as much memory as a table of those filled to half.
     table: Vec<u128>,
 }
 
@@ -47,7 +50,7 @@ impl From<InternerData> for Interner {
             ends: data.ends,
             table: Vec::new(),
         };
-        interner.rebuild(interner.ends.len().max(8) * 2);
+        interner.rebuild(slots_for(interner.ends.len()));
         interner
     }
 }
@@ -114,10 +117,9 @@ impl Interner {
         if self.table.is_empty() {
             return None;
         }
-        let mask = self.table.len() - 1;
         let key = key(text, hash);
         let inline = text.len() <= INLINE_BYTES;
-        let mut slot = hash as usize & mask;
+        let mut slot = home(hash, self.table.len());
         loop {
             let entry = self.table[slot];
             let index = entry as u32;
@@ -128,7 +130,7 @@ impl Interner {
             if entry & !INDEX_BITS == key && (inline || self.get(index) == text) {
                 return Some(index);
             }
-            slot = (slot + 1) & mask;
+            slot = next(slot, self.table.len());
         }
     }
 
@@ -139,7 +141,7 @@ impl Interner {
         if let Some(index) = self.find_hashed(text, hash) {
             return Some(index);
         }
-        if (self.ends.len() + 1) * 2 > self.table.len() {
+        if (self.ends.len() + 1) * 4 > self.table.len() * 3 {
             self.rebuild((self.table.len() * 2).max(16));
         }
         let index = self.push_distinct(text)?;
@@ -166,11 +168,11 @@ impl Interner {
 
     /// Builds the table afresh from the strings, as loading does.
     pub fn reindex(&mut self) {
-        self.rebuild(self.ends.len().max(8) * 2);
+        self.rebuild(slots_for(self.ends.len()));
     }
 
     fn rebuild(&mut self, capacity: usize) {
-        let mut table = vec![0; capacity.next_power_of_two()];
+        let mut table = vec![0; capacity];
         for index in 0..self.ends.len() as u32 {
             let text = self.get(index);
             let hash = hash(text);
@@ -182,7 +184,7 @@ impl Interner {
     /// Makes room for `additional` more strings of about `bytes_each` bytes,
     /// so that a bulk fold does not rebuild the table at every doubling.
     pub fn reserve(&mut self, additional: usize, bytes_each: usize) {
-        let wanted = (self.ends.len() + additional) * 2;
+        let wanted = slots_for(self.ends.len() + additional);
         if wanted > self.table.len() {
             self.rebuild(wanted);
         }
@@ -242,7 +244,7 @@ const INDEX_BITS: u128 = u32::MAX as u128;
 /// the length tells a zero byte of the string from padding), so that equal
 /// keys are equal strings; for a longer string the high half of its hash
 /// and its first 7 bytes, so that equal keys make a likely match, which the
-/// arena confirms.
+/// arena confirms. (The low half: [`home`] reads mostly the high one.)
 fn key(text: &str, hash: u64) -> u128 {
     let bytes = text.as_bytes();
     let length = bytes.len().min(255) as u128;
@@ -250,17 +252,39 @@ fn key(text: &str, hash: u64) -> u128 {
     if bytes.len() <= INLINE_BYTES {
         rest[..bytes.len()].copy_from_slice(bytes);
     } else {
-        rest[..4].copy_from_slice(&((hash >> 32) as u32).to_le_bytes());
+        rest[..4].copy_from_slice(&(hash as u32).to_le_bytes());
         rest[4..INLINE_BYTES].copy_from_slice(&bytes[..INLINE_BYTES - 4]);
     }
     length << 32 | u128::from_le_bytes(rest) << 40
 }
 
+/// How many table entries to build for `strings` strings: half more, so
+/// that a probe rarely walks past the cache line it starts in (the table
+/// grows when it would pass three quarters full).
+fn slots_for(strings: usize) -> usize {
+    (strings + strings / 2).max(16)
+}
+
+/// Where the probe for a string of `hash` starts in a table of `slots`
+/// entries: the hash scaled to the table (any length, not only powers of
+/// two).
+fn home(hash: u64, slots: usize) -> usize {
+    ((u128::from(hash) * slots as u128) >> 64) as usize
+}
+
+/// The entry after `slot`, wrapping at the end of the table.
+fn next(slot: usize, slots: usize) -> usize {
+    if slot + 1 == slots {
+        0
+    } else {
+        slot + 1
+    }
+}
+
 fn place(table: &mut [u128], key: u128, hash: u64, index: u32) {
-    let mask = table.len() - 1;
-    let mut slot = hash as usize & mask;
+    let mut slot = home(hash, table.len());
     while table[slot] != 0 {
-        slot = (slot + 1) & mask;
+        slot = next(slot, table.len());
     }
     table[slot] = u128::from(index + 1) | key;
 }
