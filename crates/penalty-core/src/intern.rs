@@ -3,8 +3,10 @@
 //!
 //! Why: a million orders held as `String` keys in hash maps and B-trees cost
 //! hundreds of bytes each and a malloc per copy. An arena costs the id's bytes
-//! plus 4 bytes of offset and about 8 bytes of open-addressing table, and
-//! comparing two interned ids for equality is comparing two integers.
+//! plus 4 bytes of offset and about 24 bytes of open-addressing table (a
+//! 16-byte entry holding a short id whole, half again as many entries as
+//! ids), and comparing two interned ids for equality is comparing two
+//! integers.
 //!
 //! The hash is fixed (not keyed), because the core has no source of
 //! randomness and must behave identically on every run; ids come from the
@@ -22,12 +24,18 @@ pub(crate) struct Interner {
     arena: String,
     /// `ends[i]` is where string `i` ends in `arena`; it starts at `ends[i-1]`.
     ends: Vec<u32>,
-    /// Open addressing: 0 is empty, otherwise `(index + 1) | fragment << 32`,
-    /// where the fragment is the high half of the string's hash. Comparing
-    /// fragments first means a probe reads the arena only on a likely match:
-    /// at a million ids, each arena read is a cache miss. The length is a power
-    /// of two, at least twice the number of strings.
-    table: Vec<u64>,
+    /// Open addressing: 0 is empty, otherwise `(index + 1) | key(string)`
+    /// (see [`key`]): the string's length and, for a string of up to
+    /// [`INLINE_BYTES`] bytes, the string itself, so that a probe decides
+    /// such a string without reading the arena (at a million ids, a read of
+    /// `ends` and one of the arena are a cache miss each, twice the probe's
+    /// own); a longer one keeps a fragment of its hash and its first bytes,
+    /// and is compared in the arena only on a likely match. A string's
+    /// probe starts at [`home`]; the table holds at least a third more
+    /// entries than strings (half more when built, [`slots_for`]), so that
+    /// at twice the bytes of an entry of index and hash alone it takes
+    /// about as much memory as a table of those filled to half.
+    table: Vec<u128>,
 }
 
 /// What a checkpoint stores: the table is rebuilt on load.
@@ -44,7 +52,7 @@ impl From<InternerData> for Interner {
             ends: data.ends,
             table: Vec::new(),
         };
-        interner.rebuild(interner.ends.len().max(8) * 2);
+        interner.rebuild(slots_for(interner.ends.len()));
         interner
     }
 }
@@ -111,20 +119,20 @@ impl Interner {
         if self.table.is_empty() {
             return None;
         }
-        let mask = self.table.len() - 1;
-        let fragment = hash >> 32;
-        let mut slot = hash as usize & mask;
+        let key = key(text, hash);
+        let inline = text.len() <= INLINE_BYTES;
+        let mut slot = home(hash, self.table.len());
         loop {
-            match self.table[slot] {
-                0 => return None,
-                entry => {
-                    let index = (entry as u32).wrapping_sub(1);
-                    if entry >> 32 == fragment && self.get(index) == text {
-                        return Some(index);
-                    }
-                    slot = (slot + 1) & mask;
-                }
+            let entry = self.table[slot];
+            let index = entry as u32;
+            if index == 0 {
+                return None;
             }
+            let index = index - 1;
+            if entry & !INDEX_BITS == key && (inline || self.get(index) == text) {
+                return Some(index);
+            }
+            slot = next(slot, self.table.len());
         }
     }
 
@@ -135,11 +143,11 @@ impl Interner {
         if let Some(index) = self.find_hashed(text, hash) {
             return Some(index);
         }
-        if (self.ends.len() + 1) * 2 > self.table.len() {
+        if (self.ends.len() + 1) * 4 > self.table.len() * 3 {
             self.rebuild((self.table.len() * 2).max(16));
         }
         let index = self.push_distinct(text)?;
-        place(&mut self.table, hash, index);
+        place(&mut self.table, key(text, hash), hash, index);
         Some(index)
     }
 
@@ -162,13 +170,15 @@ impl Interner {
 
     /// Builds the table afresh from the strings, as loading does.
     pub fn reindex(&mut self) {
-        self.rebuild(self.ends.len().max(8) * 2);
+        self.rebuild(slots_for(self.ends.len()));
     }
 
     fn rebuild(&mut self, capacity: usize) {
-        let mut table = vec![0; capacity.next_power_of_two()];
+        let mut table = vec![0; capacity];
         for index in 0..self.ends.len() as u32 {
-            place(&mut table, hash(self.get(index)), index);
+            let text = self.get(index);
+            let hash = hash(text);
+            place(&mut table, key(text, hash), hash, index);
         }
         self.table = table;
     }
@@ -176,7 +186,7 @@ impl Interner {
     /// Makes room for `additional` more strings of about `bytes_each` bytes,
     /// so that a bulk fold does not rebuild the table at every doubling.
     pub fn reserve(&mut self, additional: usize, bytes_each: usize) {
-        let wanted = (self.ends.len() + additional) * 2;
+        let wanted = slots_for(self.ends.len() + additional);
         if wanted > self.table.len() {
             self.rebuild(wanted);
         }
@@ -224,13 +234,61 @@ impl Arena {
     }
 }
 
-fn place(table: &mut [u64], hash: u64, index: u32) {
-    let mask = table.len() - 1;
-    let mut slot = hash as usize & mask;
-    while table[slot] != 0 {
-        slot = (slot + 1) & mask;
+/// The longest string a table entry holds whole (see [`Interner::table`]).
+const INLINE_BYTES: usize = 11;
+
+/// The bits of a table entry that hold `index + 1`.
+const INDEX_BITS: u128 = u32::MAX as u128;
+
+/// What a table entry holds of a string besides its index, in the bits
+/// above [`INDEX_BITS`]: its length (255 for any longer), then for a
+/// string of at most [`INLINE_BYTES`] bytes those bytes (zero after them:
+/// the length tells a zero byte of the string from padding), so that equal
+/// keys are equal strings; for a longer string the high half of its hash
+/// and its first 7 bytes, so that equal keys make a likely match, which the
+/// arena confirms. (The low half: [`home`] reads mostly the high one.)
+fn key(text: &str, hash: u64) -> u128 {
+    let bytes = text.as_bytes();
+    let length = bytes.len().min(255) as u128;
+    let mut rest = [0u8; 16];
+    if bytes.len() <= INLINE_BYTES {
+        rest[..bytes.len()].copy_from_slice(bytes);
+    } else {
+        rest[..4].copy_from_slice(&(hash as u32).to_le_bytes());
+        rest[4..INLINE_BYTES].copy_from_slice(&bytes[..INLINE_BYTES - 4]);
     }
-    table[slot] = u64::from(index + 1) | (hash >> 32) << 32;
+    length << 32 | u128::from_le_bytes(rest) << 40
+}
+
+/// How many table entries to build for `strings` strings: half more, so
+/// that a probe rarely walks past the cache line it starts in (the table
+/// grows when it would pass three quarters full).
+fn slots_for(strings: usize) -> usize {
+    (strings + strings / 2).max(16)
+}
+
+/// Where the probe for a string of `hash` starts in a table of `slots`
+/// entries: the hash scaled to the table (any length, not only powers of
+/// two).
+fn home(hash: u64, slots: usize) -> usize {
+    ((u128::from(hash) * slots as u128) >> 64) as usize
+}
+
+/// The entry after `slot`, wrapping at the end of the table.
+fn next(slot: usize, slots: usize) -> usize {
+    if slot + 1 == slots {
+        0
+    } else {
+        slot + 1
+    }
+}
+
+fn place(table: &mut [u128], key: u128, hash: u64, index: u32) {
+    let mut slot = home(hash, table.len());
+    while table[slot] != 0 {
+        slot = next(slot, table.len());
+    }
+    table[slot] = u128::from(index + 1) | key;
 }
 
 #[cfg(test)]
@@ -286,6 +344,55 @@ mod tests {
         assert_eq!(pushed.find("nope"), None);
         assert_eq!(pushed.intern("O17"), Some(17));
         assert_eq!(pushed.intern("new"), Some(3000));
+    }
+
+    /// Short strings are decided in the table alone and long ones in the
+    /// arena: strings that differ only in a zero byte, in their length
+    /// around [`INLINE_BYTES`], or after a long shared prefix (with equal
+    /// hash fragments or not) each get their own index, and every one is
+    /// found again, also after a reindex, as a plain map finds it.
+    #[test]
+    fn strings_alike_but_for_a_byte_or_their_length_stay_apart() {
+        let mut texts: Vec<String> = Vec::new();
+        for len in 0..=INLINE_BYTES + 3 {
+            texts.push("a".repeat(len));
+            texts.push("\0".repeat(len));
+            texts.push(format!("{}\0", "b".repeat(len)));
+        }
+        for i in 0..2000 {
+            texts.push(format!("ORDER-2026-01-{i:06}"));
+            texts.push(format!("O{i:09}"));
+            texts.push(format!("{i}"));
+            texts.push(format!("\u{e9}{i}"));
+        }
+        let mut interner = Interner::default();
+        let mut model = std::collections::HashMap::new();
+        for text in texts.iter().chain(&texts) {
+            let next = model.len() as u32;
+            let expected = *model.entry(text.clone()).or_insert(next);
+            assert_eq!(interner.intern(text), Some(expected), "{text:?}");
+        }
+        assert_eq!(interner.len(), model.len());
+        let mut pushed = Interner::default();
+        let mut distinct: Vec<(&String, &u32)> = model.iter().collect();
+        distinct.sort_by_key(|(_, index)| **index);
+        for (text, _) in &distinct {
+            pushed.push_distinct(text);
+        }
+        pushed.reindex();
+        for (text, index) in &distinct {
+            assert_eq!(interner.find(text), Some(**index));
+            assert_eq!(pushed.find(text), Some(**index));
+            assert_eq!(interner.get(**index), text.as_str());
+        }
+        for absent in [
+            "aaaaaaaaaaaaaaaaaaaa",
+            "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+            "ORDER-2026-01-999999",
+            "O",
+        ] {
+            assert_eq!(interner.find(absent), None, "{absent:?}");
+        }
     }
 
     #[test]
