@@ -9,13 +9,13 @@
 //! alone, from sequence number 1, with no snapshot. Both must give the same
 //! digest.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::SyncSender;
 
 use penalty_core::ledger::digest::DigestHasher;
-use penalty_core::ledger::partition::{partition_of, shop_of};
+use penalty_core::ledger::partition::{fnv1a64, partition_of, shop_of};
 use penalty_core::{KindRef, Ledger, OrderIds, OrderIndex, Policy, UnixNs};
 
 use penalty_core::compact::EventBuffer;
@@ -144,8 +144,10 @@ impl Projection {
     /// Writes both snapshots, each atomically: the whole on one thread while
     /// this one splits and writes the parts (two independent files; a
     /// crash between them leaves each whole or absent, and a reader checks
-    /// each against the log on its own).
-    fn save_at(&self, dir: &std::path::Path, end: &SnapshotEnd) -> Result<(), StoreError> {
+    /// each against the log on its own). `end` is where the block of this
+    /// projection's last event lies ([`EventLog::snapshot_end`]): a writer
+    /// that found it may save a copy of its projection off its own thread.
+    pub fn save_at(&self, dir: &std::path::Path, end: &SnapshotEnd) -> Result<(), StoreError> {
         debug_assert_eq!(end.seq, self.seq, "a snapshot of what it reflects");
         let write_whole = || {
             let bytes = self.encode();
@@ -820,6 +822,12 @@ pub enum PartQuery<'a> {
 /// `None` when there is no usable partitioned snapshot (none yet, another
 /// version or policy, damaged, not of this log): the caller opens the whole
 /// projection, which reports any damage.
+///
+/// The tail is whatever a writer appended since its last snapshot (up to
+/// a whole ingest's worth beside a running `penalty ingest FILE`), so it is
+/// read without building anything per event of other partitions: each
+/// event is decoded in place, borrowed from its block, and only the part's
+/// own are folded (see [`fold_tail_part`]).
 pub fn open_part(
     reader: &LogReader,
     policy: &Policy,
@@ -837,32 +845,14 @@ pub fn open_part(
         return Ok(None);
     }
     let start = stored.end.seq;
-    let mut tail = Vec::new();
-    for block in reader.blocks_after(&stored.end) {
-        tail.push(ReadyBlock::decode(&block?, start + 1, None));
-    }
+    let tail = reader
+        .blocks_after(&stored.end)
+        .collect::<Result<Vec<DecodedBlock>, StoreError>>()?;
     let count = stored.count();
-    // Where the tail's `paid` events put their orders.
-    let mut paid_in_tail: HashMap<&str, u32> = HashMap::new();
-    for block in &tail {
-        for (_, entry) in &block.entries {
-            if let Ok((position, _)) = entry {
-                if let Some((
-                    _,
-                    KindRef::Paid {
-                        order_id, shop_id, ..
-                    },
-                )) = block.events.get(*position)
-                {
-                    paid_in_tail.insert(order_id, partition_of(shop_id, count));
-                }
-            }
-        }
-    }
     let candidates = match query {
         PartQuery::Shop(shop_id) => vec![partition_of(shop_id, count)],
-        PartQuery::Order(order_id) => match paid_in_tail.get(order_id) {
-            Some(part) => vec![*part],
+        PartQuery::Order(order_id) => match paid_part_in_tail(&tail, start, order_id, count)? {
+            Some(part) => vec![part],
             None => {
                 let found = match stored.order_parts(order_id) {
                     Ok(found) => found,
@@ -893,32 +883,26 @@ pub fn open_part(
             return Ok(None);
         }
         let mut projection = Projection { ledger, seq: start };
-        for block in &tail {
-            for (seq, entry) in &block.entries {
-                let (position, _) = entry
-                    .as_ref()
-                    .map_err(|detail| corrupt(*seq, detail.clone()))?;
-                let (at, kind) = block
-                    .events
-                    .get(*position)
-                    .ok_or_else(|| corrupt(*seq, "its decoded form went missing".into()))?;
-                // An event without a shop goes where its order is: a part
-                // holds its paid orders and every order not paid yet.
-                let mine = match (shop_of(&kind), kind.order_id()) {
-                    (Some(shop_id), _) => partition_of(shop_id, count) == part,
-                    (None, Some(order_id)) => {
-                        paid_in_tail.get(order_id) == Some(&part)
-                            || projection.ledger.knows_order(order_id)
-                    }
-                    (None, None) => false,
-                };
-                if mine {
-                    projection.fold_in(*seq, at, kind, block.recorded_at, OrderIndex::Intern)?;
+        if !fold_tail_part(&tail, start, part, count, &mut projection, None)? {
+            // An order-only event came before its order's `paid` into this
+            // part: folded again from the part, the exact way.
+            let paid_orders = paid_orders_of_part(&tail, start, part, count)?;
+            let ledger = match stored.part(part) {
+                Ok(ledger) => ledger,
+                Err(error) => {
+                    tracing::info!(%error, "the partitioned snapshot is unusable");
+                    return Ok(None);
                 }
-                // The part reflects the log up to here, whether or not the
-                // event was its own.
-                projection.seq = *seq;
-            }
+            };
+            projection = Projection { ledger, seq: start };
+            fold_tail_part(
+                &tail,
+                start,
+                part,
+                count,
+                &mut projection,
+                Some(&paid_orders),
+            )?;
         }
         let holds = match query {
             PartQuery::Order(order_id) => projection.ledger.holds_paid_order(order_id),
@@ -944,6 +928,154 @@ pub fn open_part(
         origin,
         warnings,
     }))
+}
+
+/// Each entry of `tail` from sequence number `from` on, with its sequence
+/// number and block, in log order.
+fn tail_entries(
+    tail: &[DecodedBlock],
+    from: u64,
+) -> impl Iterator<Item = (u64, &DecodedBlock, &crate::block::EntryMeta)> {
+    tail.iter().flat_map(move |block| {
+        block
+            .entries
+            .iter()
+            .enumerate()
+            .map(move |(offset, entry)| (block.first_seq + offset as u64, block, entry))
+            .filter(move |(seq, _, _)| *seq >= from)
+    })
+}
+
+/// Decodes a stored event in place (its text borrowed from the block when
+/// it is the compact form) and hands it to `use_it`; `Err` says why it does
+/// not decode.
+fn with_stored<T>(
+    block: &DecodedBlock,
+    entry: &crate::block::EntryMeta,
+    use_it: impl FnOnce(UnixNs, KindRef<'_>) -> T,
+) -> Result<T, String> {
+    let (payload, compact) = block.payload(entry);
+    if compact {
+        penalty_core::compact::decode_ref(payload)
+            .map(|(_, at, kind)| use_it(at, kind))
+            .ok_or_else(|| "its compact form does not decode".to_string())
+    } else {
+        penalty_core::event::parse_stored(payload)
+            .map(|event| use_it(event.at, event.kind_ref()))
+            .map_err(|reject| format!("the stored JSON no longer validates ({reject})"))
+    }
+}
+
+/// The partition of the shop that the `paid` of `order_id` in `tail` names,
+/// if the tail holds it. Only the entry whose paid order id is `order_id`
+/// is decoded (a block keeps each entry's paid order id beside it).
+fn paid_part_in_tail(
+    tail: &[DecodedBlock],
+    from: u64,
+    order_id: &str,
+    count: u32,
+) -> Result<Option<u32>, StoreError> {
+    let mut found = None;
+    for (seq, block, entry) in tail_entries(tail, from) {
+        if block.paid(entry) != Some(order_id.as_bytes()) {
+            continue;
+        }
+        let part = with_stored(block, entry, |_, kind| match kind {
+            KindRef::Paid { shop_id, .. } => Some(partition_of(shop_id, count)),
+            _ => None,
+        })
+        .map_err(|detail| corrupt(seq, detail))?;
+        // The log holds one `paid` per order; the last would win as in a map.
+        if part.is_some() {
+            found = part;
+        }
+    }
+    Ok(found)
+}
+
+/// The orders whose `paid` in `tail` names a shop of partition `part`.
+fn paid_orders_of_part(
+    tail: &[DecodedBlock],
+    from: u64,
+    part: u32,
+    count: u32,
+) -> Result<HashSet<String>, StoreError> {
+    let mut orders = HashSet::new();
+    for (seq, block, entry) in tail_entries(tail, from) {
+        if entry.paid.is_none() {
+            continue;
+        }
+        let order = with_stored(block, entry, |_, kind| match kind {
+            KindRef::Paid {
+                order_id, shop_id, ..
+            } if partition_of(shop_id, count) == part => Some(order_id.to_string()),
+            _ => None,
+        })
+        .map_err(|detail| corrupt(seq, detail))?;
+        orders.extend(order);
+    }
+    Ok(orders)
+}
+
+/// Folds into `projection` (partition `part` of `count`, at sequence number
+/// `from - 1`) the events of `tail` that belong to it: those naming one of
+/// its shops, and those naming only an order that the part holds or whose
+/// `paid` in the tail names one of its shops. Its sequence number ends at
+/// the tail's last (the part reflects the whole log, whether or not an
+/// event was its own). Events of other partitions are decoded in place,
+/// never copied.
+///
+/// With `paid_orders` (the part's orders paid in the tail, from
+/// [`paid_orders_of_part`]) the fold is exact. Without, an order-only event
+/// is the part's when the part knows its order as it comes (from the
+/// snapshot or an event folded before): that misses only one that comes
+/// before its order's `paid` into this part (events arrive in any order),
+/// so each skipped one is remembered by its order's hash, and `Ok(false)`
+/// says one of them is of an order paid into this part (or shares its
+/// hash): the caller folds again, exactly, from the part.
+fn fold_tail_part(
+    tail: &[DecodedBlock],
+    from: u64,
+    part: u32,
+    count: u32,
+    projection: &mut Projection,
+    paid_orders: Option<&HashSet<String>>,
+) -> Result<bool, StoreError> {
+    let mut skipped: Vec<u64> = Vec::new();
+    let mut paid_here: HashSet<u64> = HashSet::new();
+    for (seq, block, entry) in tail_entries(tail, from) {
+        with_stored(block, entry, |at, kind| {
+            let mine = match (shop_of(&kind), kind.order_id()) {
+                (Some(shop_id), order_id) => {
+                    let here = partition_of(shop_id, count) == part;
+                    if let (true, Some(order_id)) = (here, order_id) {
+                        paid_here.insert(fnv1a64(order_id.as_bytes()));
+                    }
+                    here
+                }
+                (None, Some(order_id)) => {
+                    projection.ledger.knows_order(order_id)
+                        || match paid_orders {
+                            Some(paid_orders) => paid_orders.contains(order_id),
+                            None => {
+                                skipped.push(fnv1a64(order_id.as_bytes()));
+                                false
+                            }
+                        }
+                }
+                (None, None) => false,
+            };
+            if mine {
+                projection.fold_in(seq, at, kind, block.recorded_at, OrderIndex::Intern)?;
+            }
+            // The part reflects the log up to here, whether or not the
+            // event was its own.
+            projection.seq = seq;
+            Ok::<(), StoreError>(())
+        })
+        .map_err(|detail| corrupt(seq, detail))??;
+    }
+    Ok(paid_orders.is_some() || !skipped.iter().any(|hash| paid_here.contains(hash)))
 }
 
 /// [`replay`] of what a reader holds; with where its last block lies, for
