@@ -823,11 +823,10 @@ pub enum PartQuery<'a> {
 /// version or policy, damaged, not of this log): the caller opens the whole
 /// projection, which reports any damage.
 ///
-/// The tail is whatever a writer appended since its last snapshot (up to
-/// a whole ingest's worth beside a running `penalty ingest FILE`), so it is
-/// read without building anything per event of other partitions: each
-/// event is decoded in place, borrowed from its block, and only the part's
-/// own are folded (see [`fold_tail_part`]).
+/// The tail is whatever a writer appended since its last snapshot: beside
+/// a running `penalty ingest FILE`, up to the whole ingest. So it is read
+/// one block at a time, and only the part's own events are decoded and
+/// folded; nothing is kept of the others (see [`fold_tail_part`]).
 pub fn open_part(
     reader: &LogReader,
     policy: &Policy,
@@ -845,68 +844,88 @@ pub fn open_part(
         return Ok(None);
     }
     let start = stored.end.seq;
-    let tail = reader
-        .blocks_after(&stored.end)
-        .collect::<Result<Vec<DecodedBlock>, StoreError>>()?;
     let count = stored.count();
-    let candidates = match query {
-        PartQuery::Shop(shop_id) => vec![partition_of(shop_id, count)],
-        PartQuery::Order(order_id) => match paid_part_in_tail(&tail, start, order_id, count)? {
-            Some(part) => vec![part],
-            None => {
-                let found = match stored.order_parts(order_id) {
-                    Ok(found) => found,
-                    Err(error) => {
-                        tracing::info!(%error, "the partitioned snapshot is unusable");
-                        return Ok(None);
-                    }
-                };
-                // Not paid anywhere: every part holds it as the whole does.
-                if found.is_empty() {
-                    vec![0]
-                } else {
-                    found
-                }
-            }
-        },
-    };
-    let mut chosen = None;
-    for part in candidates {
-        let ledger = match stored.part(part) {
-            Ok(ledger) => ledger,
-            Err(error) => {
-                tracing::info!(%error, "the partitioned snapshot is unusable");
-                return Ok(None);
-            }
-        };
-        if ledger.policy() != policy {
-            return Ok(None);
-        }
-        let mut projection = Projection { ledger, seq: start };
-        if !fold_tail_part(&tail, start, part, count, &mut projection, None)? {
-            // An order-only event came before its order's `paid` into this
-            // part: folded again from the part, the exact way.
-            let paid_orders = paid_orders_of_part(&tail, start, part, count)?;
-            let ledger = match stored.part(part) {
-                Ok(ledger) => ledger,
+    let (order, mut candidates) = match query {
+        PartQuery::Shop(shop_id) => (None, vec![partition_of(shop_id, count)]),
+        PartQuery::Order(order_id) => {
+            let found = match stored.order_parts(order_id) {
+                Ok(found) => found,
                 Err(error) => {
                     tracing::info!(%error, "the partitioned snapshot is unusable");
                     return Ok(None);
                 }
             };
-            projection = Projection { ledger, seq: start };
-            fold_tail_part(
-                &tail,
-                start,
+            // Not paid before the snapshot: paid in the tail (found on the
+            // way, below) or nowhere, and then every part holds it as the
+            // whole does.
+            (
+                Some(order_id),
+                if found.is_empty() { vec![0] } else { found },
+            )
+        }
+    };
+    let fresh_part = |part: u32| -> Result<Option<Projection>, StoreError> {
+        match stored.part(part) {
+            Ok(ledger) if ledger.policy() == policy => Ok(Some(Projection { ledger, seq: start })),
+            Ok(_) => Ok(None),
+            Err(error) => {
+                tracing::info!(%error, "the partitioned snapshot is unusable");
+                Ok(None)
+            }
+        }
+    };
+    let mut chosen = None;
+    let mut next = 0;
+    while let Some(&part) = candidates.get(next) {
+        next += 1;
+        let Some(mut projection) = fresh_part(part)? else {
+            return Ok(None);
+        };
+        let mut folded = fold_tail_part(
+            reader,
+            &stored.end,
+            part,
+            count,
+            &mut projection,
+            None,
+            order,
+        )?;
+        if !folded.exact {
+            // An order-only event came before its order's `paid` into this
+            // part: folded again from the part, the exact way.
+            let paid_orders = paid_orders_of_part(reader, &stored.end, part, count)?;
+            let Some(again) = fresh_part(part)? else {
+                return Ok(None);
+            };
+            projection = again;
+            folded = fold_tail_part(
+                reader,
+                &stored.end,
                 part,
                 count,
                 &mut projection,
                 Some(&paid_orders),
+                order,
             )?;
         }
-        let holds = match query {
-            PartQuery::Order(order_id) => projection.ledger.holds_paid_order(order_id),
-            PartQuery::Shop(_) => true,
+        // The order's `paid` in the tail names its partition: that part
+        // alone answers for it.
+        match folded.order_paid_in {
+            Some(paid_in) if paid_in == part => {
+                chosen = Some(projection);
+                break;
+            }
+            Some(paid_in) => {
+                candidates = vec![paid_in];
+                next = 0;
+                chosen = None;
+                continue;
+            }
+            None => {}
+        }
+        let holds = match order {
+            Some(order_id) => projection.ledger.holds_paid_order(order_id),
+            None => true,
         };
         if holds || chosen.is_none() {
             chosen = Some(projection);
@@ -930,20 +949,24 @@ pub fn open_part(
     }))
 }
 
-/// Each entry of `tail` from sequence number `from` on, with its sequence
-/// number and block, in log order.
-fn tail_entries(
-    tail: &[DecodedBlock],
-    from: u64,
-) -> impl Iterator<Item = (u64, &DecodedBlock, &crate::block::EntryMeta)> {
-    tail.iter().flat_map(move |block| {
-        block
-            .entries
-            .iter()
-            .enumerate()
-            .map(move |(offset, entry)| (block.first_seq + offset as u64, block, entry))
-            .filter(move |(seq, _, _)| *seq >= from)
-    })
+/// Calls `each` on every event of the acknowledged blocks after `end`, in
+/// log order, with its sequence number and block, one block read at a
+/// time.
+fn each_tail_entry(
+    reader: &LogReader,
+    end: &SnapshotEnd,
+    mut each: impl FnMut(u64, &DecodedBlock, &crate::block::EntryMeta) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    for block in reader.blocks_after(end) {
+        let block = block?;
+        for (offset, entry) in block.entries.iter().enumerate() {
+            let seq = block.first_seq + offset as u64;
+            if seq > end.seq {
+                each(seq, &block, entry)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Decodes a stored event in place (its text borrowed from the block when
@@ -966,45 +989,16 @@ fn with_stored<T>(
     }
 }
 
-/// The partition of the shop that the `paid` of `order_id` in `tail` names,
-/// if the tail holds it. Only the entry whose paid order id is `order_id`
-/// is decoded (a block keeps each entry's paid order id beside it).
-fn paid_part_in_tail(
-    tail: &[DecodedBlock],
-    from: u64,
-    order_id: &str,
-    count: u32,
-) -> Result<Option<u32>, StoreError> {
-    let mut found = None;
-    for (seq, block, entry) in tail_entries(tail, from) {
-        if block.paid(entry) != Some(order_id.as_bytes()) {
-            continue;
-        }
-        let part = with_stored(block, entry, |_, kind| match kind {
-            KindRef::Paid { shop_id, .. } => Some(partition_of(shop_id, count)),
-            _ => None,
-        })
-        .map_err(|detail| corrupt(seq, detail))?;
-        // The log holds one `paid` per order; the last would win as in a map.
-        if part.is_some() {
-            found = part;
-        }
-    }
-    Ok(found)
-}
-
-/// The orders whose `paid` in `tail` names a shop of partition `part`.
+/// The orders whose `paid` in the tail after `end` names a shop of
+/// partition `part`.
 fn paid_orders_of_part(
-    tail: &[DecodedBlock],
-    from: u64,
+    reader: &LogReader,
+    end: &SnapshotEnd,
     part: u32,
     count: u32,
 ) -> Result<HashSet<String>, StoreError> {
     let mut orders = HashSet::new();
-    for (seq, block, entry) in tail_entries(tail, from) {
-        if entry.paid.is_none() {
-            continue;
-        }
+    each_tail_entry(reader, end, |seq, block, entry| {
         let order = with_stored(block, entry, |_, kind| match kind {
             KindRef::Paid {
                 order_id, shop_id, ..
@@ -1013,59 +1007,91 @@ fn paid_orders_of_part(
         })
         .map_err(|detail| corrupt(seq, detail))?;
         orders.extend(order);
-    }
+        Ok(())
+    })?;
     Ok(orders)
 }
 
-/// Folds into `projection` (partition `part` of `count`, at sequence number
-/// `from - 1`) the events of `tail` that belong to it: those naming one of
+/// What [`fold_tail_part`] found on the way.
+struct TailFold {
+    /// False when the fold must be done again the exact way (see there).
+    exact: bool,
+    /// The partition the asked order's `paid` in the tail names, if any.
+    order_paid_in: Option<u32>,
+}
+
+/// Folds into `projection` (partition `part` of `count`, at the snapshot's
+/// `end`) the events of the tail that belong to it: those naming one of
 /// its shops, and those naming only an order that the part holds or whose
 /// `paid` in the tail names one of its shops. Its sequence number ends at
 /// the tail's last (the part reflects the whole log, whether or not an
-/// event was its own). Events of other partitions are decoded in place,
-/// never copied.
+/// event was its own). An event's shop and order are read from its compact
+/// form without decoding the rest, so the other partitions' events (nearly
+/// all of a tail) cost a few bytes' reading each and are never copied; a
+/// compact form damaged past its ids in another partition's event is left
+/// to `penalty audit` (the block's checksum holds, so only a writer's bug
+/// would make one). When `order` is asked for, says where its `paid` in
+/// the tail is, if it is there.
 ///
 /// With `paid_orders` (the part's orders paid in the tail, from
 /// [`paid_orders_of_part`]) the fold is exact. Without, an order-only event
 /// is the part's when the part knows its order as it comes (from the
-/// snapshot or an event folded before): that misses only one that comes
+/// snapshot or an event folded before). That misses only one that comes
 /// before its order's `paid` into this part (events arrive in any order),
-/// so each skipped one is remembered by its order's hash, and `Ok(false)`
-/// says one of them is of an order paid into this part (or shares its
+/// so each skipped one is remembered by its order's hash, and `exact` is
+/// false when one of them is of an order paid into this part (or shares its
 /// hash): the caller folds again, exactly, from the part.
 fn fold_tail_part(
-    tail: &[DecodedBlock],
-    from: u64,
+    reader: &LogReader,
+    end: &SnapshotEnd,
     part: u32,
     count: u32,
     projection: &mut Projection,
     paid_orders: Option<&HashSet<String>>,
-) -> Result<bool, StoreError> {
+    order: Option<&str>,
+) -> Result<TailFold, StoreError> {
     let mut skipped: Vec<u64> = Vec::new();
     let mut paid_here: HashSet<u64> = HashSet::new();
-    for (seq, block, entry) in tail_entries(tail, from) {
-        with_stored(block, entry, |at, kind| {
-            let mine = match (shop_of(&kind), kind.order_id()) {
-                (Some(shop_id), order_id) => {
-                    let here = partition_of(shop_id, count) == part;
-                    if let (true, Some(order_id)) = (here, order_id) {
-                        paid_here.insert(fnv1a64(order_id.as_bytes()));
-                    }
-                    here
+    let mut order_paid_in = None;
+    // Whether an event naming `shop` and `order_id` is the part's.
+    let mut mine =
+        |ledger: &Ledger, shop: Option<&str>, order_id: Option<&str>| match (shop, order_id) {
+            (Some(shop_id), order_id) => {
+                let in_part = partition_of(shop_id, count);
+                if order.is_some() && order_id == order {
+                    order_paid_in = Some(in_part);
                 }
-                (None, Some(order_id)) => {
-                    projection.ledger.knows_order(order_id)
-                        || match paid_orders {
-                            Some(paid_orders) => paid_orders.contains(order_id),
-                            None => {
-                                skipped.push(fnv1a64(order_id.as_bytes()));
-                                false
-                            }
+                if let (true, Some(order_id)) = (in_part == part, order_id) {
+                    paid_here.insert(fnv1a64(order_id.as_bytes()));
+                }
+                in_part == part
+            }
+            (None, Some(order_id)) => {
+                ledger.knows_order(order_id)
+                    || match paid_orders {
+                        Some(paid_orders) => paid_orders.contains(order_id),
+                        None => {
+                            skipped.push(fnv1a64(order_id.as_bytes()));
+                            false
                         }
-                }
-                (None, None) => false,
-            };
-            if mine {
+                    }
+            }
+            (None, None) => false,
+        };
+    each_tail_entry(reader, end, |seq, block, entry| {
+        let (payload, compact) = block.payload(entry);
+        // A compact form tells its shop and order without being decoded;
+        // most events are another part's and are skipped on that alone.
+        if compact {
+            let (shop, order_id) = penalty_core::compact::shop_and_order(payload)
+                .ok_or_else(|| corrupt(seq, "its compact form does not decode".into()))?;
+            if !mine(&projection.ledger, shop, order_id) {
+                projection.seq = seq;
+                return Ok(());
+            }
+        }
+        with_stored(block, entry, |at, kind| {
+            if compact || mine(&projection.ledger, shop_of(&kind), kind.order_id()) {
                 projection.fold_in(seq, at, kind, block.recorded_at, OrderIndex::Intern)?;
             }
             // The part reflects the log up to here, whether or not the
@@ -1073,9 +1099,13 @@ fn fold_tail_part(
             projection.seq = seq;
             Ok::<(), StoreError>(())
         })
-        .map_err(|detail| corrupt(seq, detail))??;
-    }
-    Ok(paid_orders.is_some() || !skipped.iter().any(|hash| paid_here.contains(hash)))
+        .map_err(|detail| corrupt(seq, detail))?
+    })?;
+    drop(mine);
+    Ok(TailFold {
+        exact: paid_orders.is_some() || !skipped.iter().any(|hash| paid_here.contains(hash)),
+        order_paid_in,
+    })
 }
 
 /// [`replay`] of what a reader holds; with where its last block lies, for
