@@ -1101,7 +1101,6 @@ fn fold_tail_part(
         })
         .map_err(|detail| corrupt(seq, detail))?
     })?;
-    drop(mine);
     Ok(TailFold {
         exact: paid_orders.is_some() || !skipped.iter().any(|hash| paid_here.contains(hash)),
         order_paid_in,
