@@ -226,6 +226,10 @@ struct Shared {
     queries: Semaphore,
     /// Events folded in since the last checkpoint.
     unsaved: AtomicU64,
+    /// The checkpoint being written off the upload's answer (at most one),
+    /// see [`AppState::save_checkpoint_in_background`]. Held while a
+    /// checkpoint is written at shutdown, so that none older replaces it.
+    checkpointing: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     /// The dashboard's sessions (hashes of their ids only).
     sessions: crate::session::Sessions,
 }
@@ -324,6 +328,7 @@ impl AppState {
             replay_cache: Replays::default(),
             queries,
             unsaved: AtomicU64::new(0),
+            checkpointing: std::sync::Mutex::new(None),
             sessions: crate::session::Sessions::default(),
         })))
     }
@@ -650,11 +655,7 @@ impl AppState {
             .ingest_requests
             .fetch_add(1, Ordering::Relaxed);
         if self.0.unsaved.load(Ordering::Relaxed) >= CHECKPOINT_TAIL_EVENTS {
-            // The events are durable already; the checkpoint only shortens
-            // the next start, so a failure here is logged, not returned.
-            if let Err(error) = self.save_checkpoint_blocking() {
-                tracing::warn!(%error, "saving the projection checkpoint failed");
-            }
+            self.save_checkpoint_in_background();
         }
         Ok(IngestSummary {
             read: total.read,
@@ -691,9 +692,67 @@ impl AppState {
             .map_err(|_| StoreError::Poisoned { lock: "projection" })
     }
 
-    /// Writes the projection as the checkpoint (at shutdown, and after long
-    /// ingests). Blocking.
+    /// Starts writing the projection as it is now as the checkpoint, on a
+    /// thread of its own, unless one is being written already: the answer
+    /// to the upload that filled the tail does not wait for the encoding
+    /// (seconds at millions of orders), only for a copy of the projection.
+    /// Called with the `ingest` mutex held, so no fold runs meanwhile. The
+    /// events are durable already; the checkpoint only shortens the folds of
+    /// readers and of the next start, so a failure is logged, not returned.
+    fn save_checkpoint_in_background(&self) {
+        // Busy: a checkpoint is being written at shutdown.
+        let Ok(mut checkpointing) = self.0.checkpointing.try_lock() else {
+            return;
+        };
+        if checkpointing
+            .as_ref()
+            .is_some_and(|writing| !writing.is_finished())
+        {
+            return;
+        }
+        if let Some(written) = checkpointing.take() {
+            let _ = written.join();
+        }
+        let copy = {
+            let log = self.0.log.blocking_lock();
+            let Ok(view) = self.0.view.read() else {
+                return;
+            };
+            match log.snapshot_end(view.projection.seq) {
+                Ok(Some(end)) => (view.projection.clone(), end, log.dir().to_path_buf()),
+                Ok(None) => return,
+                Err(error) => {
+                    tracing::warn!(%error, "saving the projection checkpoint failed");
+                    return;
+                }
+            }
+        };
+        self.0.unsaved.store(0, Ordering::Relaxed);
+        let spawned = std::thread::Builder::new()
+            .name("penalty-checkpoint".into())
+            .spawn(move || {
+                let (projection, end, dir) = copy;
+                if let Err(error) = projection.save_at(&dir, &end) {
+                    tracing::warn!(%error, "saving the projection checkpoint failed");
+                }
+            });
+        match spawned {
+            Ok(writing) => *checkpointing = Some(writing),
+            Err(error) => tracing::warn!(%error, "no thread to save the projection checkpoint"),
+        }
+    }
+
+    /// Writes the projection as the checkpoint (at shutdown), after the one
+    /// being written in the background, if any. Blocking.
     pub fn save_checkpoint_blocking(&self) -> Result<(), StoreError> {
+        let mut checkpointing = self
+            .0
+            .checkpointing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(writing) = checkpointing.take() {
+            let _ = writing.join();
+        }
         let log = self.0.log.blocking_lock();
         let Ok(view) = self.0.view.read() else {
             return Ok(());

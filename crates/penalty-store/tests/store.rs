@@ -745,6 +745,78 @@ fn a_streamed_snapshot_and_parts_split_by_range_are_the_same_bytes() {
     }
 }
 
+/// A tail where order-only events come before their order's `paid` (events
+/// arrive in any order), into a shop of one partition, beside orders of
+/// other partitions and an order never paid: `open_part` folds each into
+/// the right part (the shipment before the `paid` included), so every shop
+/// and order answers as the whole ledger does.
+#[test]
+fn one_partition_folds_an_order_only_event_that_comes_before_its_paid() {
+    use penalty_store::projection::{self, PartQuery};
+    use penalty_store::reader::LogReader;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = penalty_core::Policy::default();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    let in_shop = |line: String, shop: &str| line.replace(r#""S1""#, &format!(r#""{shop}""#));
+    ingest_lines(
+        &mut log,
+        &[&paid_line(1, "O1"), &in_shop(paid_line(2, "O2"), "S2")],
+    );
+    let (projection, _) = projection::open(&log, &policy, false).unwrap();
+    projection.save(&log).unwrap();
+    let tail = [
+        shipped_line(3, "O7", "T7"),
+        shipped_line(4, "O1", "T1"),
+        shipped_line(5, "O9", "T9"),
+        in_shop(paid_line(6, "O7"), "S3"),
+        shipped_line(7, "O2", "T2"),
+        in_shop(paid_line(8, "O8"), "S2"),
+    ];
+    let tail: Vec<&str> = tail.iter().map(String::as_str).collect();
+    ingest_lines(&mut log, &tail);
+    drop(log);
+    let reader = LogReader::open(dir.path()).unwrap();
+    let (whole, _) = projection::replay_read(&reader, &policy, None).unwrap();
+    let as_of = UnixNs::parse_rfc3339("2026-04-01T00:00:00Z").unwrap();
+    for order_id in ["O1", "O2", "O7", "O8", "O9"] {
+        let opened = projection::open_part(&reader, &policy, PartQuery::Order(order_id))
+            .unwrap()
+            .expect("a partitioned snapshot");
+        let report = |ledger: &penalty_core::Ledger| {
+            format!(
+                "{:?}",
+                ledger
+                    .order_report(order_id, as_of)
+                    .map(|r| serde_json::to_string(&r).unwrap())
+            )
+        };
+        assert_eq!(
+            report(&opened.projection.ledger),
+            report(&whole.ledger),
+            "order {order_id}"
+        );
+        assert_eq!(opened.projection.seq, whole.seq);
+    }
+    for shop_id in ["S1", "S2", "S3"] {
+        let opened = projection::open_part(&reader, &policy, PartQuery::Shop(shop_id))
+            .unwrap()
+            .expect("a partitioned snapshot");
+        let report = |ledger: &penalty_core::Ledger| {
+            format!(
+                "{:?}",
+                ledger
+                    .shop_report(shop_id, as_of, true)
+                    .map(|r| serde_json::to_string(&r).unwrap())
+            )
+        };
+        assert_eq!(
+            report(&opened.projection.ledger),
+            report(&whole.ledger),
+            "shop {shop_id}"
+        );
+    }
+}
+
 #[test]
 fn a_damaged_partitioned_snapshot_is_never_read_and_recover_removes_it() {
     use penalty_store::projection::{self, PartQuery};

@@ -283,6 +283,33 @@ fn fields(bytes: &[u8]) -> Option<Fields<'_>> {
     r.bytes.is_empty().then_some(f)
 }
 
+/// The shop and the order a compact form names (as
+/// [`crate::ledger::partition::shop_of`] and [`KindRef::order_id`] of its
+/// decoded kind would), read without decoding the rest: what a reader of one
+/// partition needs to tell its own events from the others', most of which it
+/// then skips. `None` when the form does not decode that far.
+pub fn shop_and_order(bytes: &[u8]) -> Option<(Option<&str>, Option<&str>)> {
+    let mut r = Reader { bytes };
+    let event_type = EventType::from_code(r.u8()?)?;
+    // The event id and the instant, then the instant's text.
+    r.take(16 + 8)?;
+    let at_text = usize::from(r.u8()?);
+    r.take(at_text)?;
+    Some(match event_type {
+        EventType::Paid => {
+            let order_id = r.text()?;
+            (Some(r.text()?), Some(order_id))
+        }
+        EventType::DepositToppedUp => (Some(r.text()?), None),
+        EventType::Shipped
+        | EventType::TrackingUploaded
+        | EventType::TrackingRejected
+        | EventType::Refunded
+        | EventType::RefundFailed
+        | EventType::JudgmentRevoked => (None, Some(r.text()?)),
+    })
+}
+
 /// The event of a compact form with borrowed text: its id, instant and kind.
 pub fn decode_ref(bytes: &[u8]) -> Option<(u128, UnixNs, KindRef<'_>)> {
     Some(event_ref(&fields(bytes)?))
@@ -671,7 +698,8 @@ mod tests {
 
         /// The compact form, kept without regenerating the JSON on ingest,
         /// gives back the line's canonical JSON exactly, for every kind and
-        /// shape the fast scanner reads; and every such line with a
+        /// shape the fast scanner reads, and its shop and order as
+        /// `shop_and_order` reads them; and every such line with a
         /// lower-case id gets a form.
         #[test]
         fn every_compact_form_regenerates_its_canonical_json((line, lowercase) in scanned_line()) {
@@ -685,6 +713,13 @@ mod tests {
                     );
                     prop_assert!(regenerates(compact, &parsed.canonical_json));
                     prop_assert!(lowercase);
+                    // The shop and order read without decoding the rest are
+                    // the decoded kind's.
+                    let kind = parsed.event.kind_ref();
+                    prop_assert_eq!(
+                        shop_and_order(compact),
+                        Some((crate::ledger::partition::shop_of(&kind), kind.order_id()))
+                    );
                 }
                 None => prop_assert!(!lowercase, "no compact form for {}", line),
             }

@@ -331,3 +331,73 @@ async fn a_known_at_replay_is_reused_until_the_log_grows() {
     get_json(&router, shops, None).await;
     assert_eq!(replays(), (3, 2));
 }
+
+/// The last sequence number a snapshot file (`projection.snap` or
+/// `projection.parts`, both keep it at bytes 8..16) reflects; 0 when there
+/// is none yet.
+fn snapshot_end_seq(path: &std::path::Path) -> u64 {
+    std::fs::read(path)
+        .ok()
+        .and_then(|bytes| {
+            bytes
+                .get(8..16)
+                .map(|b| u64::from_be_bytes(b.try_into().unwrap()))
+        })
+        .unwrap_or(0)
+}
+
+/// An upload that leaves 10,000 events or more unsaved gets its answer
+/// while the checkpoint is written on a thread of its own: both snapshot
+/// files then reach the upload's last event, and a reader's part comes
+/// from them with nothing to fold. The checkpoint at shutdown waits for
+/// the one in flight and ends at the log's end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checkpoint_after_an_upload_is_written_off_its_answer() {
+    use penalty_store::projection::{self, Origin, PartQuery};
+    let (dir, state) = open_state(None, Limits::default());
+    let router = penalty_server::router(state.clone());
+    let (status, first) = post(&router, generated(6000, 20, 11)).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let appended = first["appended"].as_u64().unwrap();
+    assert!(appended >= penalty_store::projection::CHECKPOINT_TAIL_EVENTS);
+    let db = dir.path().join("db");
+    let started = std::time::Instant::now();
+    while snapshot_end_seq(&db.join("projection.parts")) != appended
+        || snapshot_end_seq(&db.join("projection.snap")) != appended
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no checkpoint at {appended} after the upload"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let reader = penalty_store::reader::LogReader::open(&db).unwrap();
+    let opened = projection::open_part(
+        &reader,
+        &penalty_core::Policy::default(),
+        PartQuery::Shop("S000001"),
+    )
+    .unwrap()
+    .expect("a partitioned snapshot");
+    assert_eq!(
+        opened.origin,
+        Origin::Checkpoint {
+            seq: appended,
+            tail: 0
+        }
+    );
+    // Another upload starts a checkpoint of its own; the one at shutdown
+    // waits for it and reflects everything.
+    let (status, second) = post(&router, generated(6000, 20, 12)).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    let (_, health) = get_json(&router, "/healthz", None).await;
+    let last = health["seq"].as_u64().unwrap();
+    assert!(last > appended);
+    let saving = state.clone();
+    tokio::task::spawn_blocking(move || saving.save_checkpoint_blocking())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(snapshot_end_seq(&db.join("projection.parts")), last);
+    assert_eq!(snapshot_end_seq(&db.join("projection.snap")), last);
+}
