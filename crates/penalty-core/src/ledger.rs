@@ -21,6 +21,7 @@
 pub mod at_risk;
 mod cap;
 pub mod digest;
+pub mod excerpt;
 #[cfg(test)]
 mod fixtures;
 mod fold;

@@ -9,7 +9,7 @@
 //! alone, from sequence number 1, with no snapshot. Both must give the same
 //! digest.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::SyncSender;
@@ -859,12 +859,14 @@ pub fn open_part(
             }
         }
     }
+    // Sections: a part is the section of its number; an order at home in
+    // an excerpt of a large shop is found there through the index.
     let candidates = match query {
         PartQuery::Shop(shop_id) => vec![partition_of(shop_id, count)],
         PartQuery::Order(order_id) => match paid_in_tail.get(order_id) {
             Some(part) => vec![*part],
             None => {
-                let found = match stored.order_parts(order_id) {
+                let found = match stored.order_sections(order_id) {
                     Ok(found) => found,
                     Err(error) => {
                         tracing::info!(%error, "the partitioned snapshot is unusable");
@@ -880,46 +882,46 @@ pub fn open_part(
             }
         },
     };
+    let tail = Tail {
+        start,
+        blocks: &tail,
+        paid_in: &paid_in_tail,
+        parts: count,
+    };
     let mut chosen = None;
-    for part in candidates {
-        let ledger = match stored.part(part) {
-            Ok(ledger) => ledger,
-            Err(error) => {
-                tracing::info!(%error, "the partitioned snapshot is unusable");
-                return Ok(None);
+    for section in candidates {
+        let excerpt = match query {
+            PartQuery::Order(order_id) if stored.is_excerpt(section) => {
+                match open_excerpt(&stored, section, order_id, policy, &tail) {
+                    Ok(excerpt) => excerpt,
+                    Err(Unusable::Snapshot(error)) => {
+                        tracing::info!(%error, "the partitioned snapshot is unusable");
+                        return Ok(None);
+                    }
+                    Err(Unusable::Log(error)) => return Err(error),
+                }
+            }
+            _ => None,
+        };
+        let projection = match excerpt {
+            Some(projection) => projection,
+            None => {
+                let Some(part) = stored.partition(section) else {
+                    return Ok(None);
+                };
+                let ledger = match stored.ledger(part) {
+                    Ok(ledger) => ledger,
+                    Err(error) => {
+                        tracing::info!(%error, "the partitioned snapshot is unusable");
+                        return Ok(None);
+                    }
+                };
+                if ledger.policy() != policy {
+                    return Ok(None);
+                }
+                tail.fold_into(ledger, part, None)?
             }
         };
-        if ledger.policy() != policy {
-            return Ok(None);
-        }
-        let mut projection = Projection { ledger, seq: start };
-        for block in &tail {
-            for (seq, entry) in &block.entries {
-                let (position, _) = entry
-                    .as_ref()
-                    .map_err(|detail| corrupt(*seq, detail.clone()))?;
-                let (at, kind) = block
-                    .events
-                    .get(*position)
-                    .ok_or_else(|| corrupt(*seq, "its decoded form went missing".into()))?;
-                // An event without a shop goes where its order is: a part
-                // holds its paid orders and every order not paid yet.
-                let mine = match (shop_of(&kind), kind.order_id()) {
-                    (Some(shop_id), _) => partition_of(shop_id, count) == part,
-                    (None, Some(order_id)) => {
-                        paid_in_tail.get(order_id) == Some(&part)
-                            || projection.ledger.knows_order(order_id)
-                    }
-                    (None, None) => false,
-                };
-                if mine {
-                    projection.fold_in(*seq, at, kind, block.recorded_at, OrderIndex::Intern)?;
-                }
-                // The part reflects the log up to here, whether or not the
-                // event was its own.
-                projection.seq = *seq;
-            }
-        }
         let holds = match query {
             PartQuery::Order(order_id) => projection.ledger.holds_paid_order(order_id),
             PartQuery::Shop(_) => true,
@@ -944,6 +946,124 @@ pub fn open_part(
         origin,
         warnings,
     }))
+}
+
+/// The blocks after a partitioned snapshot, decoded once for every
+/// section a query reads.
+struct Tail<'a> {
+    /// The snapshot's last sequence number.
+    start: u64,
+    blocks: &'a [ReadyBlock],
+    /// Where the tail's `paid` events put their orders.
+    paid_in: &'a HashMap<&'a str, u32>,
+    /// How many partitions.
+    parts: u32,
+}
+
+impl Tail<'_> {
+    /// `ledger`, a section of partition `part`, with the tail's events of
+    /// that partition folded in: those naming one of its shops, and those
+    /// of orders it holds or whose `paid` in the tail names one of its
+    /// shops. With `outside`, the ids of the other orders the tail names
+    /// are gathered there.
+    fn fold_into<'b>(
+        &'b self,
+        ledger: Ledger,
+        part: u32,
+        mut outside: Option<&mut HashSet<&'b str>>,
+    ) -> Result<Projection, StoreError> {
+        let mut projection = Projection {
+            ledger,
+            seq: self.start,
+        };
+        for block in self.blocks {
+            for (seq, entry) in &block.entries {
+                let (position, _) = entry
+                    .as_ref()
+                    .map_err(|detail| corrupt(*seq, detail.clone()))?;
+                let (at, kind) = block
+                    .events
+                    .get(*position)
+                    .ok_or_else(|| corrupt(*seq, "its decoded form went missing".into()))?;
+                // An event without a shop goes where its order is: a part
+                // holds its paid orders and every order not paid yet.
+                let mine = match (shop_of(&kind), kind.order_id()) {
+                    (Some(shop_id), _) => partition_of(shop_id, self.parts) == part,
+                    (None, Some(order_id)) => {
+                        let mine = self.paid_in.get(order_id) == Some(&part)
+                            || projection.ledger.knows_order(order_id);
+                        if !mine && !self.paid_in.contains_key(order_id) {
+                            if let Some(outside) = outside.as_mut() {
+                                outside.insert(order_id);
+                            }
+                        }
+                        mine
+                    }
+                    (None, None) => false,
+                };
+                if mine {
+                    projection.fold_in(*seq, at, kind, block.recorded_at, OrderIndex::Intern)?;
+                }
+                // The section reflects the log up to here, whether or not
+                // the event was its own.
+                projection.seq = *seq;
+            }
+        }
+        Ok(projection)
+    }
+}
+
+/// Why an excerpt could not be read: the snapshot is unusable (the caller
+/// reads the whole projection), or the log is damaged (an error).
+enum Unusable {
+    Snapshot(StoreError),
+    Log(StoreError),
+}
+
+/// The excerpt `section` (see [`Parts`]) with the tail folded in, when it
+/// answers `order_report` for `order_id` as its whole part would; `None`
+/// when it may not, and the part is to be read instead. It may not when,
+/// after the tail, the order has a deduction on a settle day the excerpt
+/// does not hold in full, or when the tail gives events to an order of the
+/// same shop outside the excerpt (they could put its deductions on a held
+/// day, which R5's cap would then miss).
+fn open_excerpt(
+    stored: &Parts,
+    section: u32,
+    order_id: &str,
+    policy: &Policy,
+    tail: &Tail<'_>,
+) -> Result<Option<Projection>, Unusable> {
+    let ledger = stored.ledger(section).map_err(Unusable::Snapshot)?;
+    if ledger.policy() != policy {
+        return Ok(None);
+    }
+    let (Some(part), Some(family)) = (stored.partition(section), stored.family(section)) else {
+        return Ok(None);
+    };
+    let Some(shop_id) = ledger.shop_ids().next().map(str::to_string) else {
+        return Ok(None);
+    };
+    let held = ledger.settle_days(&shop_id);
+    let mut outside = HashSet::new();
+    let projection = tail
+        .fold_into(ledger, part, Some(&mut outside))
+        .map_err(Unusable::Log)?;
+    let outside: Vec<&str> = outside.into_iter().collect();
+    let sections = stored
+        .orders_sections(&outside)
+        .map_err(Unusable::Snapshot)?;
+    if sections.iter().any(|s| stored.family(*s) == Some(family)) {
+        return Ok(None);
+    }
+    // Without the order (another of the same hash), the caller asks the
+    // next section.
+    if let Some((shop, days)) = projection.ledger.deduction_days(order_id) {
+        if shop != shop_id || days.iter().any(|d| held.binary_search(d).is_err()) {
+            return Ok(None);
+        }
+    }
+    Ok(Some(projection))
 }
 
 /// [`replay`] of what a reader holds; with where its last block lies, for
