@@ -626,7 +626,16 @@ fn assert_sections_answer_as_the_whole(
     // At least one line, so that there is a snapshot to read parts of.
     let cut = (lines.len() * cut_per_mille / 1000).max(1);
     let dir = tempfile::tempdir().unwrap();
-    let policy = penalty_core::Policy::default();
+    // With excerpts, a daily cap (R5) of one and a half deductions, so that
+    // the cap binds on most settle days and an order's charge depends on
+    // the other orders of its days.
+    let policy = match excerpt_orders {
+        Some(_) => penalty_core::Policy {
+            shop_daily_cap_fen: 1_500,
+            ..penalty_core::Policy::default()
+        },
+        None => penalty_core::Policy::default(),
+    };
     let mut log = EventLog::open(dir.path()).unwrap();
     ingest_lines(&mut log, &lines[..cut]);
     let (projection, _) = projection::open(&log, &policy, false).unwrap();
