@@ -7,8 +7,9 @@
 //! in a skewed marketplace holds a tenth of all orders; so each part's
 //! large shops also have excerpts (`penalty_core::ledger::excerpt`), each
 //! holding a group of about [`EXCERPT_ORDERS`] of the shop's orders with
-//! what their order reports read (R5's settle days), and `order O` reads
-//! the excerpt its order is at home in. Parts and excerpts are the file's
+//! what their order reports read (R5's settle days), plus one excerpt
+//! holding the part's other shops whole; `order O` reads the excerpt its
+//! order is at home in. Parts and excerpts are the file's
 //! sections. An index from order id to section is read in place: entries
 //! `(FNV-1a 64 of the order id, section)` sorted by hash and bucketed by
 //! the hash's top bits, so that `order O` reads one bucket (a few dozen
@@ -35,7 +36,9 @@
 //! 60..64  CRC-32 of bytes 0..60 and the directory
 //! 64..    the directory: S x (offset u64, length u32, CRC u32, partition
 //!         u16, family u16) of the sections, where an excerpt's family is
-//!         the first excerpt of its shop and a part's is itself; (B + 1) x
+//!         the first excerpt of its part, a part's is itself, and that of
+//!         the excerpt holding the rest of a part's shops whole is the
+//!         part; (B + 1) x
 //!         u32, where each bucket's entries start (in entries); B x u32,
 //!         each bucket's CRC
 //! then    N x 10 bytes of entries (hash u64, section u16)
@@ -147,8 +150,15 @@ pub fn write_with(
         let first = sections.len();
         let fits = first + part.excerpts.len() <= usize::from(u16::MAX);
         if fits {
-            for excerpt in &part.excerpts {
-                sections.push((excerpt.as_slice(), p as u16, first as u16));
+            for (i, excerpt) in part.excerpts.iter().enumerate() {
+                // The rest of a part's shops, each whole, is of the part's
+                // family: read as the part is, without an excerpt's checks.
+                let family = if part.rest == Some(i as u32) {
+                    p
+                } else {
+                    first
+                };
+                sections.push((excerpt.as_slice(), p as u16, family as u16));
             }
         }
         index.extend(part.entries.iter().map(|&(hash, excerpt)| {
@@ -233,6 +243,8 @@ pub fn write_with(
 struct Encoded {
     part: Vec<u8>,
     excerpts: Vec<Vec<u8>>,
+    /// Which of `excerpts` holds the part's other shops whole.
+    rest: Option<u32>,
     /// (FNV-1a 64 of a paid order id, its excerpt among `excerpts` or
     /// `u32::MAX` for the part).
     entries: Vec<(u64, u32)>,
@@ -248,12 +260,14 @@ impl Encoded {
         let mut encoded = Encoded {
             part: encode(part),
             excerpts: excerpts.ledgers.iter().map(encode).collect(),
+            rest: excerpts.rest,
             entries,
         };
         // An excerpt that failed to encode is left out: its orders are
         // read from the part.
         if encoded.excerpts.iter().any(Vec::is_empty) {
             encoded.excerpts.clear();
+            encoded.rest = None;
             for entry in &mut encoded.entries {
                 entry.1 = u32::MAX;
             }
@@ -367,10 +381,7 @@ impl Parts {
                     len: be_u32(&directory, at + 8),
                     crc: be_u32(&directory, at + 12),
                     part: u32::from(u16::from_be_bytes([directory[at + 16], directory[at + 17]])),
-                    family: u32::from(u16::from_be_bytes([
-                        directory[at + 18],
-                        directory[at + 19],
-                    ])),
+                    family: u32::from(u16::from_be_bytes([directory[at + 18], directory[at + 19]])),
                 }
             })
             .collect();
@@ -420,8 +431,9 @@ impl Parts {
         self.sections.get(section as usize).map(|s| s.part)
     }
 
-    /// Which shop's excerpts section `section` is among: the first of them
-    /// (a part is alone in its family).
+    /// Which excerpts section `section` is among: the first excerpt of its
+    /// part; for a part, and for the excerpt holding the rest of a part's
+    /// shops whole (read as a part is), the part's number.
     pub fn family(&self, section: u32) -> Option<u32> {
         self.sections.get(section as usize).map(|s| s.family)
     }

@@ -890,8 +890,12 @@ pub fn open_part(
     };
     let mut chosen = None;
     for section in candidates {
+        // The excerpt of a part's small shops (of the part's family) is
+        // read as the part is; an excerpt of a large shop is checked.
+        let whole_shops = stored.is_excerpt(section)
+            && stored.family(section).is_some_and(|f| f < stored.count());
         let excerpt = match query {
-            PartQuery::Order(order_id) if stored.is_excerpt(section) => {
+            PartQuery::Order(order_id) if stored.is_excerpt(section) && !whole_shops => {
                 match open_excerpt(&stored, section, order_id, policy, &tail) {
                     Ok(excerpt) => excerpt,
                     Err(Unusable::Snapshot(error)) => {
@@ -909,7 +913,8 @@ pub fn open_part(
                 let Some(part) = stored.partition(section) else {
                     return Ok(None);
                 };
-                let ledger = match stored.ledger(part) {
+                let read = if whole_shops { section } else { part };
+                let ledger = match stored.ledger(read) {
                     Ok(ledger) => ledger,
                     Err(error) => {
                         tracing::info!(%error, "the partitioned snapshot is unusable");

@@ -599,15 +599,16 @@ fn assert_parts_answer_as_the_whole(orders: u64, shops: u64, seed: u64, cut_per_
 /// [`assert_parts_answer_as_the_whole`], with the partitioned snapshot
 /// written with excerpts of `excerpt_orders` home orders when given (shops
 /// of more than twice that many orders have them). Returns how many orders
-/// the snapshot puts at home in an excerpt, and how many of those an
-/// excerpt answered (a ledger without some other order of its shop).
+/// the snapshot puts at home in an excerpt, how many of those an excerpt
+/// answered (a ledger without some other order of its shop), and how many
+/// are at home in the excerpt of a part's small shops.
 fn assert_sections_answer_as_the_whole(
     orders: u64,
     shops: u64,
     seed: u64,
     cut_per_mille: usize,
     excerpt_orders: Option<usize>,
-) -> (usize, usize) {
+) -> (usize, usize, usize) {
     use penalty_store::parts::{self, Parts};
     use penalty_store::projection::{self, PartQuery};
     use penalty_store::reader::LogReader;
@@ -689,19 +690,22 @@ fn assert_sections_answer_as_the_whole(
     let mut shop_orders: std::collections::HashMap<String, Vec<&str>> = Default::default();
     for order_id in &order_ids {
         if let Ok(report) = whole.order_report(order_id, far) {
-            shop_orders.entry(report.shop_id).or_default().push(order_id);
+            shop_orders
+                .entry(report.shop_id)
+                .or_default()
+                .push(order_id);
         }
     }
-    let (mut homed, mut by_excerpt) = (0, 0);
+    let (mut homed, mut by_excerpt, mut at_rest) = (0, 0, 0);
     for order_id in &order_ids {
         let opened = projection::open_part(&reader, &policy, PartQuery::Order(order_id))
             .unwrap()
             .expect("a partitioned snapshot");
-        let at_home = stored
-            .order_sections(order_id)
-            .unwrap()
-            .iter()
-            .any(|s| stored.is_excerpt(*s));
+        let sections = stored.order_sections(order_id).unwrap();
+        let at_home = sections.iter().any(|s| stored.is_excerpt(*s));
+        at_rest += usize::from(sections.iter().any(|s| {
+            stored.is_excerpt(*s) && stored.family(*s).is_some_and(|f| f < stored.count())
+        }));
         let excerpted = whole.order_report(order_id, far).is_ok_and(|report| {
             shop_orders[&report.shop_id]
                 .iter()
@@ -731,7 +735,7 @@ fn assert_sections_answer_as_the_whole(
             );
         }
     }
-    (homed, by_excerpt)
+    (homed, by_excerpt, at_rest)
 }
 
 #[test]
@@ -746,15 +750,17 @@ fn one_partition_answers_every_shop_and_order_as_the_whole_ledger() {
 fn an_excerpt_answers_each_order_of_a_large_shop_as_the_whole_ledger() {
     // Shops of more than 16 orders have excerpts of about 8: with no tail,
     // every order at home in one is answered from it.
-    let (homed, by_excerpt) = assert_sections_answer_as_the_whole(400, 5, 11, 1000, Some(8));
+    let (homed, by_excerpt, at_rest) =
+        assert_sections_answer_as_the_whole(400, 5, 11, 1000, Some(8));
     assert!(homed > 200, "only {homed} orders are in excerpts");
-    assert_eq!(by_excerpt, homed);
+    assert_eq!(by_excerpt + at_rest, homed);
     // With a tail after the snapshot (events of orders inside and outside
     // each excerpt, orders paid in the tail), excerpts answer where their
     // checks allow and parts elsewhere, always as the whole does.
     let mut answered = 0;
     for (seed, cut) in [(3, 500), (5, 900), (7, 990)] {
-        let (homed, by_excerpt) = assert_sections_answer_as_the_whole(400, 5, seed, cut, Some(8));
+        let (homed, by_excerpt, _) =
+            assert_sections_answer_as_the_whole(400, 5, seed, cut, Some(8));
         assert!(homed > 0, "seed {seed}: no order is in an excerpt");
         answered += by_excerpt;
     }
@@ -763,6 +769,16 @@ fn an_excerpt_answers_each_order_of_a_large_shop_as_the_whole_ledger() {
     assert_sections_answer_as_the_whole(400, 5, 9, 1, Some(8));
     // One excerpt per order.
     assert_sections_answer_as_the_whole(120, 2, 13, 700, Some(1));
+    // Many shops: small shops share a partition with large ones, and their
+    // orders are at home in the excerpt of the part's small shops.
+    let mut at_rest = 0;
+    for cut in [1000, 700] {
+        at_rest += assert_sections_answer_as_the_whole(2000, 1000, 17, cut, Some(8)).2;
+    }
+    assert!(
+        at_rest > 0,
+        "no small shop shares a partition with a large one"
+    );
 }
 
 #[test]

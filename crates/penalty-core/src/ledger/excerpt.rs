@@ -30,8 +30,14 @@ use crate::time::Day;
 /// The excerpts of a ledger's large shops (see the module's comment).
 #[derive(Debug, Default)]
 pub struct Excerpts {
-    /// The excerpts, the groups of one shop one after another.
+    /// The excerpts, the groups of one shop one after another; then, when
+    /// there are any, the rest (see `rest`).
     pub ledgers: Vec<Ledger>,
+    /// When the ledger has large shops, the index of the ledger of its
+    /// other shops, each whole (with every order not paid yet): it answers
+    /// for them as the ledger does, and their orders are at home in it, so
+    /// that a small shop's order beside a large shop does not read it.
+    pub rest: Option<u32>,
     /// For each order of the ledger (by its index), the excerpt it is at
     /// home in, or `u32::MAX` when its shop has none.
     home: Vec<u32>,
@@ -162,7 +168,71 @@ impl Ledger {
                 ledgers.push(ledger);
             }
         }
-        Excerpts { ledgers, home }
+        if !ledgers.is_empty() {
+            let rest = ledgers.len() as u32;
+            let small: Vec<usize> = (0..self.shops.len())
+                .filter(|s| self.shops[*s].orders.len() <= 2 * home_orders)
+                .collect();
+            let mut members: Vec<u32> = unpaid;
+            for &shop in &small {
+                members.extend_from_slice(&self.shops[shop].orders);
+                for &o in &self.shops[shop].orders {
+                    home[o as usize] = rest;
+                }
+            }
+            members.sort_unstable();
+            members.dedup();
+            let mut ledger = Ledger::new(self.policy.clone());
+            let shop_index: Vec<u32> = small
+                .iter()
+                .map(|&s| {
+                    ledger
+                        .shop_ids
+                        .intern(self.shop_ids.get(s as u32))
+                        .unwrap_or(0)
+                })
+                .collect();
+            for &o in &members {
+                let shop = self.orders[o as usize]
+                    .paid
+                    .and_then(|p| small.binary_search(&(p.shop as usize)).ok())
+                    .map_or(0, |at| shop_index[at]);
+                local[o as usize] = self.copy_order(&mut ledger, o, shop);
+            }
+            ledger.order_ids.reindex();
+            for &shop in &small {
+                let rec = &self.shops[shop];
+                ledger.shops.push(ShopRec {
+                    orders: rec.orders.iter().map(|o| local[*o as usize]).collect(),
+                    topups: rec.topups.clone(),
+                    days: rec
+                        .days
+                        .iter()
+                        .map(|(day, entries)| {
+                            let entries = entries
+                                .iter()
+                                .map(|e| DayEntry {
+                                    order: local[e.order as usize],
+                                    ..*e
+                                })
+                                .collect();
+                            (*day, entries)
+                        })
+                        .collect(),
+                });
+            }
+            ledgers.push(ledger);
+            return Excerpts {
+                ledgers,
+                rest: Some(rest),
+                home,
+            };
+        }
+        Excerpts {
+            ledgers,
+            rest: None,
+            home,
+        }
     }
 
     /// Copies order `order` into `ledger` (its paid event, if any, naming
