@@ -782,6 +782,38 @@ fn an_excerpt_answers_each_order_of_a_large_shop_as_the_whole_ledger() {
 }
 
 #[test]
+fn a_partitioned_snapshot_of_another_version_is_ignored_and_rewritten() {
+    use penalty_store::parts::{Parts, PARTS_FILE};
+    use penalty_store::projection::{self, PartQuery};
+    use penalty_store::reader::LogReader;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = penalty_core::Policy::default();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    append_paid(&mut log, &[(1, "O1"), (2, "O2")], 1);
+    let (projection, _) = projection::open(&log, &policy, false).unwrap();
+    projection.save(&log).unwrap();
+    // The header of format 1, which had no excerpts: shorter than today's.
+    let path = dir.path().join(PARTS_FILE);
+    let mut old = std::fs::read(&path).unwrap();
+    old[4..6].copy_from_slice(&1u16.to_be_bytes());
+    old.truncate(60);
+    std::fs::write(&path, &old).unwrap();
+    assert!(Parts::open(dir.path()).unwrap().is_none());
+    let reader = LogReader::open(dir.path()).unwrap();
+    assert!(
+        projection::open_part(&reader, &policy, PartQuery::Order("O1"))
+            .unwrap()
+            .is_none()
+    );
+    drop(reader);
+    // The next writer's snapshot replaces it.
+    append_paid(&mut log, &[(3, "O3")], 1);
+    let (projection, _) = projection::open(&log, &policy, false).unwrap();
+    projection.save(&log).unwrap();
+    assert!(Parts::open(dir.path()).unwrap().is_some());
+}
+
+#[test]
 fn a_damaged_partitioned_snapshot_is_never_read_and_recover_removes_it() {
     use penalty_store::projection::{self, PartQuery};
     use penalty_store::reader::LogReader;
