@@ -22,6 +22,7 @@ pub mod at_risk;
 mod cap;
 mod days;
 pub mod digest;
+pub mod excerpt;
 #[cfg(test)]
 mod fixtures;
 mod fold;

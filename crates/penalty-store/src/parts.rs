@@ -3,12 +3,19 @@
 //!
 //! The snapshot ledger is split by shop partition ([`Ledger::split`], the
 //! stable hash of `penalty_core::ledger::partition`), each part encoded and
-//! checksummed on its own, plus an index from order id to partition read in
-//! place: entries `(FNV-1a 64 of the order id, partition)` sorted by hash
-//! and bucketed by the hash's top bits, so that `order O` reads one bucket
-//! (a few dozen entries) by offset. Two order ids of equal hash give two
-//! candidate partitions; the caller asks each. Orders not yet paid are in
-//! every part and in no bucket.
+//! checksummed on its own. A part is as large as its largest shop, which
+//! in a skewed marketplace holds a tenth of all orders; so each part's
+//! large shops also have excerpts (`penalty_core::ledger::excerpt`), each
+//! holding a group of about [`EXCERPT_ORDERS`] of the shop's orders with
+//! what their order reports read (R5's settle days), plus one excerpt
+//! holding the part's other shops whole; `order O` reads the excerpt its
+//! order is at home in. Parts and excerpts are the file's
+//! sections. An index from order id to section is read in place: entries
+//! `(FNV-1a 64 of the order id, section)` sorted by hash and bucketed by
+//! the hash's top bits, so that `order O` reads one bucket (a few dozen
+//! entries) by offset. Two order ids of equal hash give two candidate
+//! sections; the caller asks each. Orders not yet paid are in every part
+//! and in no bucket.
 //!
 //! It is replaced atomically like the snapshot and stamped with the same
 //! [`SnapshotEnd`], so a reader checks it against the log the same way and
@@ -25,12 +32,17 @@
 //! 40..44  parts P
 //! 44..48  bucket bits k (B = 2^k buckets)
 //! 48..56  index entries N
-//! 56..60  CRC-32 of bytes 0..56 and the directory
-//! 60..    the directory: P x (offset u64, length u32, CRC u32) of the
-//!         parts; (B + 1) x u32, where each bucket's entries start (in
-//!         entries); B x u32, each bucket's CRC
-//! then    N x 10 bytes of entries (hash u64, partition u16)
-//! then    the parts: each the LZ4 block (size prepended) of the bincode
+//! 56..60  sections S: the P parts in partition order, then excerpts
+//! 60..64  CRC-32 of bytes 0..60 and the directory
+//! 64..    the directory: S x (offset u64, length u32, CRC u32, partition
+//!         u16, family u16) of the sections, where an excerpt's family is
+//!         the first excerpt of its part, a part's is itself, and that of
+//!         the excerpt holding the rest of a part's shops whole is the
+//!         part; (B + 1) x
+//!         u32, where each bucket's entries start (in entries); B x u32,
+//!         each bucket's CRC
+//! then    N x 10 bytes of entries (hash u64, section u16)
+//! then    the sections: each the LZ4 block (size prepended) of the bincode
 //!         of its ledger
 //! ```
 
@@ -49,8 +61,9 @@ pub const PARTS_FILE: &str = "projection.parts";
 const MAGIC: &[u8; 4] = b"PLPT";
 /// Bumped whenever the layout or the ledger's encoding changes: a file of
 /// another version is ignored (and rewritten by the next writer).
-const VERSION: u16 = 1;
-const HEADER_BYTES: usize = 60;
+const VERSION: u16 = 2;
+const HEADER_BYTES: usize = 64;
+const SECTION_BYTES: usize = 20;
 const ENTRY_BYTES: usize = 10;
 /// How many partitions of shops: enough that one part of a 5M-order ledger
 /// decodes in a few milliseconds, few enough that each compresses well.
@@ -59,6 +72,10 @@ pub const PARTS: u32 = 1024;
 /// eighth of the ledger's copy held at once, and each pass over its orders
 /// still copies a hundred parts.
 const PARTS_AT_ONCE: u32 = 128;
+/// Home orders per excerpt of a large shop: an order's report decodes
+/// about this many orders (plus those sharing its settle days) instead of
+/// its whole shop; shops of up to twice this many are read whole.
+pub const EXCERPT_ORDERS: usize = 8_192;
 /// Index entries per bucket, about.
 const ENTRIES_PER_BUCKET: usize = 32;
 
@@ -87,9 +104,24 @@ fn bucket_of(hash: u64, bits: u32) -> usize {
 /// Writes the partitioned snapshot of `ledger`, which reflects the log up
 /// to `end`, replacing the last one atomically.
 pub fn write(dir: &Path, end: &SnapshotEnd, ledger: &Ledger) -> Result<(), StoreError> {
+    write_with(dir, end, ledger, EXCERPT_ORDERS)
+}
+
+/// [`write`] with excerpts of `excerpt_orders` home orders each (for shops
+/// of more than twice that), instead of [`EXCERPT_ORDERS`]: tests make
+/// excerpts of small generated ledgers with it.
+pub fn write_with(
+    dir: &Path,
+    end: &SnapshotEnd,
+    ledger: &Ledger,
+    excerpt_orders: usize,
+) -> Result<(), StoreError> {
     // The parts are split off and encoded a batch at a time, so that only
     // a batch's copy of the ledger is held beside it, not a second whole.
-    let mut encoded: Vec<Vec<u8>> = vec![Vec::new(); PARTS as usize];
+    // Each part gives its own encoding, its excerpts' and its index
+    // entries (the hash of each paid order id, with its excerpt's number
+    // among the part's, or `u32::MAX` for the part itself).
+    let mut encoded: Vec<Encoded> = (0..PARTS).map(|_| Encoded::default()).collect();
     for (batch, outs) in encoded.chunks_mut(PARTS_AT_ONCE as usize).enumerate() {
         let first = batch as u32 * PARTS_AT_ONCE;
         let parts = ledger.split_range(PARTS, first..first + PARTS_AT_ONCE);
@@ -103,20 +135,49 @@ pub fn write(dir: &Path, end: &SnapshotEnd, ledger: &Ledger) -> Result<(), Store
             for half in [even, odd] {
                 scope.spawn(move || {
                     for (_, (out, part)) in half {
-                        *out = encode(part);
+                        *out = Encoded::of(part, excerpt_orders);
                     }
                 });
             }
         });
     }
-    if encoded.iter().any(Vec::is_empty) {
+    if encoded.iter().any(|e| e.part.is_empty()) {
         return Ok(());
     }
-    let mut index: Vec<(u64, u16)> = ledger
-        .paid_order_parts(PARTS)
-        .into_iter()
-        .map(|(order, part)| (fnv1a64(order.as_bytes()), part as u16))
+    // Sections: the parts in partition order, then each part's excerpts.
+    // Index entries name a section; an order at home in an excerpt names
+    // that excerpt. Past u16's range, excerpts are left out (their orders
+    // are read from their part).
+    let mut sections: Vec<(&[u8], u16, u16)> = encoded
+        .iter()
+        .enumerate()
+        .map(|(p, e)| (e.part.as_slice(), p as u16, p as u16))
         .collect();
+    let mut index: Vec<(u64, u16)> = Vec::new();
+    for (p, part) in encoded.iter().enumerate() {
+        let first = sections.len();
+        let fits = first + part.excerpts.len() <= usize::from(u16::MAX);
+        if fits {
+            for (i, excerpt) in part.excerpts.iter().enumerate() {
+                // The rest of a part's shops, each whole, is of the part's
+                // family: read as the part is, without an excerpt's checks.
+                let family = if part.rest == Some(i as u32) {
+                    p
+                } else {
+                    first
+                };
+                sections.push((excerpt.as_slice(), p as u16, family as u16));
+            }
+        }
+        index.extend(part.entries.iter().map(|&(hash, excerpt)| {
+            let section = if fits && excerpt != u32::MAX {
+                first + excerpt as usize
+            } else {
+                p
+            };
+            (hash, section as u16)
+        }));
+    }
     index.sort_unstable();
     let wanted = index.len().div_ceil(ENTRIES_PER_BUCKET).max(1);
     let bits = wanted.next_power_of_two().trailing_zeros().min(24);
@@ -129,9 +190,9 @@ pub fn write(dir: &Path, end: &SnapshotEnd, ledger: &Ledger) -> Result<(), Store
         starts[b + 1] += starts[b];
     }
     let mut entries = Vec::with_capacity(index.len() * ENTRY_BYTES);
-    for (hash, part) in &index {
+    for (hash, section) in &index {
         entries.extend_from_slice(&hash.to_be_bytes());
-        entries.extend_from_slice(&part.to_be_bytes());
+        entries.extend_from_slice(&section.to_be_bytes());
     }
     let bucket_crcs: Vec<u32> = (0..buckets)
         .map(|b| {
@@ -140,14 +201,16 @@ pub fn write(dir: &Path, end: &SnapshotEnd, ledger: &Ledger) -> Result<(), Store
             )
         })
         .collect();
-    let dir_len = encoded.len() * 16 + (buckets + 1) * 4 + buckets * 4;
+    let dir_len = sections.len() * SECTION_BYTES + (buckets + 1) * 4 + buckets * 4;
     let mut offset = (HEADER_BYTES + dir_len + entries.len()) as u64;
     let mut directory = Vec::with_capacity(dir_len);
-    for part in &encoded {
+    for (bytes, part, family) in &sections {
         directory.extend_from_slice(&offset.to_be_bytes());
-        directory.extend_from_slice(&(part.len() as u32).to_be_bytes());
-        directory.extend_from_slice(&crc32fast::hash(part).to_be_bytes());
-        offset += part.len() as u64;
+        directory.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+        directory.extend_from_slice(&crc32fast::hash(bytes).to_be_bytes());
+        directory.extend_from_slice(&part.to_be_bytes());
+        directory.extend_from_slice(&family.to_be_bytes());
+        offset += bytes.len() as u64;
     }
     for start in &starts {
         directory.extend_from_slice(&start.to_be_bytes());
@@ -166,19 +229,59 @@ pub fn write(dir: &Path, end: &SnapshotEnd, ledger: &Ledger) -> Result<(), Store
     header[40..44].copy_from_slice(&(encoded.len() as u32).to_be_bytes());
     header[44..48].copy_from_slice(&bits.to_be_bytes());
     header[48..56].copy_from_slice(&(index.len() as u64).to_be_bytes());
+    header[56..60].copy_from_slice(&(sections.len() as u32).to_be_bytes());
     let mut crc = crc32fast::Hasher::new();
-    crc.update(&header[0..56]);
+    crc.update(&header[0..60]);
     crc.update(&directory);
-    header[56..60].copy_from_slice(&crc.finalize().to_be_bytes());
+    header[60..64].copy_from_slice(&crc.finalize().to_be_bytes());
     let mut chunks: Vec<&[u8]> = vec![&header, &directory, &entries];
-    chunks.extend(encoded.iter().map(Vec::as_slice));
+    chunks.extend(sections.iter().map(|(bytes, _, _)| *bytes));
     replace_file(dir, PARTS_FILE, &chunks)?;
     tracing::debug!(
         seq = end.seq,
         bytes = offset,
+        sections = sections.len(),
         "wrote the partitioned snapshot"
     );
     Ok(())
+}
+
+/// One part, encoded with its excerpts, and its index entries.
+#[derive(Default)]
+struct Encoded {
+    part: Vec<u8>,
+    excerpts: Vec<Vec<u8>>,
+    /// Which of `excerpts` holds the part's other shops whole.
+    rest: Option<u32>,
+    /// (FNV-1a 64 of a paid order id, its excerpt among `excerpts` or
+    /// `u32::MAX` for the part).
+    entries: Vec<(u64, u32)>,
+}
+
+impl Encoded {
+    fn of(part: &Ledger, excerpt_orders: usize) -> Encoded {
+        let excerpts = part.excerpts(excerpt_orders);
+        let entries = excerpts
+            .homes(part)
+            .map(|(order, home)| (fnv1a64(order.as_bytes()), home.unwrap_or(u32::MAX)))
+            .collect();
+        let mut encoded = Encoded {
+            part: encode(part),
+            excerpts: excerpts.ledgers.iter().map(encode).collect(),
+            rest: excerpts.rest,
+            entries,
+        };
+        // An excerpt that failed to encode is left out: its orders are
+        // read from the part.
+        if encoded.excerpts.iter().any(Vec::is_empty) {
+            encoded.excerpts.clear();
+            encoded.rest = None;
+            for entry in &mut encoded.entries {
+                entry.1 = u32::MAX;
+            }
+        }
+        encoded
+    }
 }
 
 fn encode(ledger: &Ledger) -> Vec<u8> {
@@ -191,18 +294,28 @@ fn encode(ledger: &Ledger) -> Vec<u8> {
 }
 
 /// An open partitioned snapshot: its header and directory, read and
-/// checked; parts and index buckets are read on demand.
+/// checked; sections and index buckets are read on demand.
 #[derive(Debug)]
 pub struct Parts {
     file: File,
     path: PathBuf,
     /// Where the events it reflects end.
     pub end: SnapshotEnd,
-    sections: Vec<(u64, u32, u32)>,
+    parts: u32,
+    sections: Vec<Section>,
     bits: u32,
     starts: Vec<u32>,
     bucket_crcs: Vec<u32>,
     entries_at: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Section {
+    offset: u64,
+    len: u32,
+    crc: u32,
+    part: u32,
+    family: u32,
 }
 
 impl Parts {
@@ -220,11 +333,13 @@ impl Parts {
             .metadata()
             .map_err(io_error("reading the snapshot", &path))?
             .len();
+        // The version is read first: an older file may be shorter than
+        // this version's header.
         let mut header = [0u8; HEADER_BYTES];
-        if len < HEADER_BYTES as u64 {
+        if len < 6 {
             return Err(corrupt("it is shorter than its header".into()));
         }
-        file.read_exact_at(&mut header, 0)
+        file.read_exact_at(&mut header[..6], 0)
             .map_err(io_error("reading the snapshot", &path))?;
         if &header[0..4] != MAGIC {
             return Err(corrupt("it does not start with its header".into()));
@@ -232,6 +347,11 @@ impl Parts {
         if u16::from_be_bytes([header[4], header[5]]) != VERSION {
             return Ok(None);
         }
+        if len < HEADER_BYTES as u64 {
+            return Err(corrupt("it is shorter than its header".into()));
+        }
+        file.read_exact_at(&mut header, 0)
+            .map_err(io_error("reading the snapshot", &path))?;
         let end = SnapshotEnd {
             seq: be_u64(&header, 8),
             block_first_seq: be_u64(&header, 16),
@@ -239,14 +359,15 @@ impl Parts {
             block_len: be_u32(&header, 32),
             block_crc: be_u32(&header, 36),
         };
-        let parts = be_u32(&header, 40) as usize;
+        let parts = be_u32(&header, 40);
         let bits = be_u32(&header, 44);
         let entries = be_u64(&header, 48);
-        if parts == 0 || parts > u16::MAX as usize || bits > 24 {
+        let count = be_u32(&header, 56) as usize;
+        if parts == 0 || parts as usize > count || count > usize::from(u16::MAX) || bits > 24 {
             return Err(corrupt("its header is damaged".into()));
         }
         let buckets = 1usize << bits;
-        let dir_len = parts * 16 + (buckets + 1) * 4 + buckets * 4;
+        let dir_len = count * SECTION_BYTES + (buckets + 1) * 4 + buckets * 4;
         let entries_at = (HEADER_BYTES + dir_len) as u64;
         if entries_at + entries * ENTRY_BYTES as u64 > len {
             return Err(corrupt("it is shorter than its directory says".into()));
@@ -255,22 +376,30 @@ impl Parts {
         file.read_exact_at(&mut directory, HEADER_BYTES as u64)
             .map_err(io_error("reading the snapshot", &path))?;
         let mut crc = crc32fast::Hasher::new();
-        crc.update(&header[0..56]);
+        crc.update(&header[0..60]);
         crc.update(&directory);
-        if crc.finalize() != be_u32(&header, 56) {
+        if crc.finalize() != be_u32(&header, 60) {
             return Err(corrupt("its header or directory fails its checksum".into()));
         }
-        let sections = (0..parts)
-            .map(|p| {
-                let at = p * 16;
-                (
-                    be_u64(&directory, at),
-                    be_u32(&directory, at + 8),
-                    be_u32(&directory, at + 12),
-                )
+        let sections: Vec<Section> = (0..count)
+            .map(|s| {
+                let at = s * SECTION_BYTES;
+                Section {
+                    offset: be_u64(&directory, at),
+                    len: be_u32(&directory, at + 8),
+                    crc: be_u32(&directory, at + 12),
+                    part: u32::from(u16::from_be_bytes([directory[at + 16], directory[at + 17]])),
+                    family: u32::from(u16::from_be_bytes([directory[at + 18], directory[at + 19]])),
+                }
             })
             .collect();
-        let at = parts * 16;
+        if sections
+            .iter()
+            .any(|s| s.part >= parts || s.family as usize >= count)
+        {
+            return Err(corrupt("its section directory is damaged".into()));
+        }
+        let at = count * SECTION_BYTES;
         let starts: Vec<u32> = (0..=buckets)
             .map(|b| be_u32(&directory, at + b * 4))
             .collect();
@@ -285,6 +414,7 @@ impl Parts {
             file,
             path,
             end,
+            parts,
             sections,
             bits,
             starts,
@@ -293,70 +423,109 @@ impl Parts {
         }))
     }
 
-    /// How many parts.
+    /// How many parts (partitions of shops).
     pub fn count(&self) -> u32 {
-        self.sections.len() as u32
+        self.parts
     }
 
-    /// The partitions that may hold paid order `order_id` (one, or more
-    /// when order ids share a hash; none when no order of that id is paid
-    /// in the snapshot).
-    pub fn order_parts(&self, order_id: &str) -> Result<Vec<u32>, StoreError> {
-        let hash = fnv1a64(order_id.as_bytes());
-        let bucket = bucket_of(hash, self.bits);
-        let (from, to) = (
-            self.starts[bucket] as usize,
-            self.starts[bucket + 1] as usize,
-        );
-        let mut bytes = vec![0u8; (to - from) * ENTRY_BYTES];
-        self.file
-            .read_exact_at(&mut bytes, self.entries_at + (from * ENTRY_BYTES) as u64)
-            .map_err(io_error("reading the snapshot", &self.path))?;
-        if crc32fast::hash(&bytes) != self.bucket_crcs[bucket] {
-            return Err(corrupt(format!(
-                "bucket {bucket} of its order index fails its checksum"
-            )));
-        }
-        let mut found: Vec<u32> = bytes
-            .chunks_exact(ENTRY_BYTES)
-            .filter(|e| be_u64(e, 0) == hash)
-            .map(|e| u32::from(u16::from_be_bytes([e[8], e[9]])))
+    /// Whether section `section` is an excerpt of a large shop (else it is
+    /// the part of its partition, whose number it is).
+    pub fn is_excerpt(&self, section: u32) -> bool {
+        section >= self.parts
+    }
+
+    /// The partition of section `section`.
+    pub fn partition(&self, section: u32) -> Option<u32> {
+        self.sections.get(section as usize).map(|s| s.part)
+    }
+
+    /// Which excerpts section `section` is among: the first excerpt of its
+    /// part; for a part, and for the excerpt holding the rest of a part's
+    /// shops whole (read as a part is), the part's number.
+    pub fn family(&self, section: u32) -> Option<u32> {
+        self.sections.get(section as usize).map(|s| s.family)
+    }
+
+    /// The sections that may hold paid order `order_id`: its part, or the
+    /// excerpt it is at home in (one, or more when order ids share a hash;
+    /// none when no order of that id is paid in the snapshot).
+    pub fn order_sections(&self, order_id: &str) -> Result<Vec<u32>, StoreError> {
+        self.orders_sections(&[order_id])
+    }
+
+    /// [`Parts::order_sections`] of each of `order_ids`, together, each
+    /// bucket read once.
+    pub fn orders_sections(&self, order_ids: &[&str]) -> Result<Vec<u32>, StoreError> {
+        let mut hashes: Vec<(usize, u64)> = order_ids
+            .iter()
+            .map(|id| {
+                let hash = fnv1a64(id.as_bytes());
+                (bucket_of(hash, self.bits), hash)
+            })
             .collect();
+        hashes.sort_unstable();
+        let mut found = Vec::new();
+        for same in hashes.chunk_by(|a, b| a.0 == b.0) {
+            let bucket = same[0].0;
+            let (from, to) = (
+                self.starts[bucket] as usize,
+                self.starts[bucket + 1] as usize,
+            );
+            let mut bytes = vec![0u8; (to - from) * ENTRY_BYTES];
+            self.file
+                .read_exact_at(&mut bytes, self.entries_at + (from * ENTRY_BYTES) as u64)
+                .map_err(io_error("reading the snapshot", &self.path))?;
+            if crc32fast::hash(&bytes) != self.bucket_crcs[bucket] {
+                return Err(corrupt(format!(
+                    "bucket {bucket} of its order index fails its checksum"
+                )));
+            }
+            found.extend(
+                bytes
+                    .chunks_exact(ENTRY_BYTES)
+                    .filter(|e| same.iter().any(|(_, hash)| be_u64(e, 0) == *hash))
+                    .map(|e| u32::from(u16::from_be_bytes([e[8], e[9]]))),
+            );
+        }
         found.dedup();
+        if found.iter().any(|s| *s as usize >= self.sections.len()) {
+            return Err(corrupt("its order index names no section".into()));
+        }
         Ok(found)
     }
 
-    /// The ledger of part `part`.
-    pub fn part(&self, part: u32) -> Result<Ledger, StoreError> {
-        let &(offset, len, crc) = self
+    /// The ledger of section `section` (part `p` is section `p`).
+    pub fn ledger(&self, section: u32) -> Result<Ledger, StoreError> {
+        let section_at = *self
             .sections
-            .get(part as usize)
-            .ok_or_else(|| corrupt(format!("it has no part {part}")))?;
-        let mut bytes = vec![0u8; len as usize];
-        self.file
-            .read_exact_at(&mut bytes, offset)
-            .map_err(io_error("reading the snapshot", &self.path))?;
-        if crc32fast::hash(&bytes) != crc {
-            return Err(corrupt(format!("part {part} fails its checksum")));
-        }
+            .get(section as usize)
+            .ok_or_else(|| corrupt(format!("it has no section {section}")))?;
+        let bytes = self.read_section(&section_at)?;
         let raw = lz4_flex::decompress_size_prepended(&bytes)
-            .map_err(|e| corrupt(format!("part {part} does not decompress: {e}")))?;
-        bincode::deserialize(&raw).map_err(|e| corrupt(format!("part {part} does not decode: {e}")))
+            .map_err(|e| corrupt(format!("section {section} does not decompress: {e}")))?;
+        bincode::deserialize(&raw)
+            .map_err(|e| corrupt(format!("section {section} does not decode: {e}")))
     }
 
-    /// Checks every part and index bucket against its checksum (for
+    fn read_section(&self, section: &Section) -> Result<Vec<u8>, StoreError> {
+        let mut bytes = vec![0u8; section.len as usize];
+        self.file
+            .read_exact_at(&mut bytes, section.offset)
+            .map_err(io_error("reading the snapshot", &self.path))?;
+        if crc32fast::hash(&bytes) != section.crc {
+            return Err(corrupt(format!(
+                "the section at offset {} fails its checksum",
+                section.offset
+            )));
+        }
+        Ok(bytes)
+    }
+
+    /// Checks every section and index bucket against its checksum (for
     /// `recover`; a query reads only what it needs).
     pub fn check(&self) -> Result<(), StoreError> {
-        for &(offset, len, crc) in &self.sections {
-            let mut bytes = vec![0u8; len as usize];
-            self.file
-                .read_exact_at(&mut bytes, offset)
-                .map_err(io_error("reading the snapshot", &self.path))?;
-            if crc32fast::hash(&bytes) != crc {
-                return Err(corrupt(format!(
-                    "a part at offset {offset} fails its checksum"
-                )));
-            }
+        for section in &self.sections {
+            self.read_section(section)?;
         }
         let mut entries = vec![0u8; self.starts[self.starts.len() - 1] as usize * ENTRY_BYTES];
         self.file

@@ -593,6 +593,23 @@ impl RejectsSink for NullRejects {
 /// snapshot and a tail (orders whose events straddle the cut, orphans paid
 /// in the tail, shops first seen in the tail).
 fn assert_parts_answer_as_the_whole(orders: u64, shops: u64, seed: u64, cut_per_mille: usize) {
+    assert_sections_answer_as_the_whole(orders, shops, seed, cut_per_mille, None);
+}
+
+/// [`assert_parts_answer_as_the_whole`], with the partitioned snapshot
+/// written with excerpts of `excerpt_orders` home orders when given (shops
+/// of more than twice that many orders have them). Returns how many orders
+/// the snapshot puts at home in an excerpt, how many of those an excerpt
+/// answered (a ledger without some other order of its shop), and how many
+/// are at home in the excerpt of a part's small shops.
+fn assert_sections_answer_as_the_whole(
+    orders: u64,
+    shops: u64,
+    seed: u64,
+    cut_per_mille: usize,
+    excerpt_orders: Option<usize>,
+) -> (usize, usize, usize) {
+    use penalty_store::parts::{self, Parts};
     use penalty_store::projection::{self, PartQuery};
     use penalty_store::reader::LogReader;
     let mut jsonl = Vec::new();
@@ -610,18 +627,33 @@ fn assert_parts_answer_as_the_whole(orders: u64, shops: u64, seed: u64, cut_per_
     // At least one line, so that there is a snapshot to read parts of.
     let cut = (lines.len() * cut_per_mille / 1000).max(1);
     let dir = tempfile::tempdir().unwrap();
-    let policy = penalty_core::Policy::default();
+    // With excerpts, a daily cap (R5) of one and a half deductions, so that
+    // the cap binds on most settle days and an order's charge depends on
+    // the other orders of its days.
+    let policy = match excerpt_orders {
+        Some(_) => penalty_core::Policy {
+            shop_daily_cap_fen: 1_500,
+            ..penalty_core::Policy::default()
+        },
+        None => penalty_core::Policy::default(),
+    };
     let mut log = EventLog::open(dir.path()).unwrap();
     ingest_lines(&mut log, &lines[..cut]);
     let (projection, _) = projection::open(&log, &policy, false).unwrap();
     projection.save(&log).unwrap();
+    if let Some(excerpt_orders) = excerpt_orders {
+        let end = Parts::open(dir.path()).unwrap().unwrap().end;
+        parts::write_with(dir.path(), &end, &projection.ledger, excerpt_orders).unwrap();
+    }
     ingest_lines(&mut log, &lines[cut..]);
     drop(log);
     let reader = LogReader::open(dir.path()).unwrap();
     let (whole, _) = projection::replay_read(&reader, &policy, None).unwrap();
     let whole = whole.ledger;
+    let stored = Parts::open(dir.path()).unwrap().unwrap();
     let as_ofs = [
         UnixNs::parse_rfc3339("2026-01-09T00:00:00Z").unwrap(),
+        UnixNs::parse_rfc3339("2026-02-15T12:00:00+08:00").unwrap(),
         UnixNs::parse_rfc3339("2027-06-01T00:00:00Z").unwrap(),
     ];
     let mut shop_ids: Vec<String> = whole.shop_ids().map(String::from).collect();
@@ -653,10 +685,38 @@ fn assert_parts_answer_as_the_whole(orders: u64, shops: u64, seed: u64, cut_per_
             );
         }
     }
+    // Each shop's paid orders, to tell an excerpt from a part.
+    let far = UnixNs::parse_rfc3339("2099-01-01T00:00:00Z").unwrap();
+    let mut shop_orders: std::collections::HashMap<String, Vec<&str>> = Default::default();
+    for order_id in &order_ids {
+        if let Ok(report) = whole.order_report(order_id, far) {
+            shop_orders
+                .entry(report.shop_id)
+                .or_default()
+                .push(order_id);
+        }
+    }
+    let (mut homed, mut by_excerpt, mut at_rest) = (0, 0, 0);
     for order_id in &order_ids {
         let opened = projection::open_part(&reader, &policy, PartQuery::Order(order_id))
             .unwrap()
             .expect("a partitioned snapshot");
+        let sections = stored.order_sections(order_id).unwrap();
+        let at_home = sections.iter().any(|s| stored.is_excerpt(*s));
+        at_rest += usize::from(sections.iter().any(|s| {
+            stored.is_excerpt(*s) && stored.family(*s).is_some_and(|f| f < stored.count())
+        }));
+        let excerpted = whole.order_report(order_id, far).is_ok_and(|report| {
+            shop_orders[&report.shop_id]
+                .iter()
+                .any(|o| !opened.projection.ledger.holds_paid_order(o))
+        });
+        assert!(
+            at_home || !excerpted,
+            "order {order_id} was answered without its whole shop, yet is not in an excerpt"
+        );
+        homed += usize::from(at_home);
+        by_excerpt += usize::from(at_home && excerpted);
         for as_of in as_ofs {
             let answer = |ledger: &penalty_core::Ledger| {
                 json(
@@ -669,11 +729,13 @@ fn assert_parts_answer_as_the_whole(orders: u64, shops: u64, seed: u64, cut_per_
             assert_eq!(
                 answer(&opened.projection.ledger),
                 answer(&whole),
-                "order {order_id} as of {as_of:?} (seed {seed}, cut {cut} of {})",
+                "order {order_id} as of {as_of:?} (seed {seed}, cut {cut} of {}, excerpts of \
+                 {excerpt_orders:?})",
                 lines.len()
             );
         }
     }
+    (homed, by_excerpt, at_rest)
 }
 
 #[test]
@@ -818,6 +880,73 @@ fn one_partition_folds_an_order_only_event_that_comes_before_its_paid() {
 }
 
 #[test]
+fn an_excerpt_answers_each_order_of_a_large_shop_as_the_whole_ledger() {
+    // Shops of more than 16 orders have excerpts of about 8: with no tail,
+    // every order at home in one is answered from it.
+    let (homed, by_excerpt, at_rest) =
+        assert_sections_answer_as_the_whole(400, 5, 11, 1000, Some(8));
+    assert!(homed > 200, "only {homed} orders are in excerpts");
+    assert_eq!(by_excerpt + at_rest, homed);
+    // With a tail after the snapshot (events of orders inside and outside
+    // each excerpt, orders paid in the tail), excerpts answer where their
+    // checks allow and parts elsewhere, always as the whole does.
+    let mut answered = 0;
+    for (seed, cut) in [(3, 500), (5, 900), (7, 990)] {
+        let (homed, by_excerpt, _) =
+            assert_sections_answer_as_the_whole(400, 5, seed, cut, Some(8));
+        assert!(homed > 0, "seed {seed}: no order is in an excerpt");
+        answered += by_excerpt;
+    }
+    assert!(answered > 0, "no excerpt answered beside a tail");
+    // Nearly everything in the tail.
+    assert_sections_answer_as_the_whole(400, 5, 9, 1, Some(8));
+    // One excerpt per order.
+    assert_sections_answer_as_the_whole(120, 2, 13, 700, Some(1));
+    // Many shops: small shops share a partition with large ones, and their
+    // orders are at home in the excerpt of the part's small shops.
+    let mut at_rest = 0;
+    for cut in [1000, 700] {
+        at_rest += assert_sections_answer_as_the_whole(2000, 1000, 17, cut, Some(8)).2;
+    }
+    assert!(
+        at_rest > 0,
+        "no small shop shares a partition with a large one"
+    );
+}
+
+#[test]
+fn a_partitioned_snapshot_of_another_version_is_ignored_and_rewritten() {
+    use penalty_store::parts::{Parts, PARTS_FILE};
+    use penalty_store::projection::{self, PartQuery};
+    use penalty_store::reader::LogReader;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = penalty_core::Policy::default();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    append_paid(&mut log, &[(1, "O1"), (2, "O2")], 1);
+    let (projection, _) = projection::open(&log, &policy, false).unwrap();
+    projection.save(&log).unwrap();
+    // The header of format 1, which had no excerpts: shorter than today's.
+    let path = dir.path().join(PARTS_FILE);
+    let mut old = std::fs::read(&path).unwrap();
+    old[4..6].copy_from_slice(&1u16.to_be_bytes());
+    old.truncate(60);
+    std::fs::write(&path, &old).unwrap();
+    assert!(Parts::open(dir.path()).unwrap().is_none());
+    let reader = LogReader::open(dir.path()).unwrap();
+    assert!(
+        projection::open_part(&reader, &policy, PartQuery::Order("O1"))
+            .unwrap()
+            .is_none()
+    );
+    drop(reader);
+    // The next writer's snapshot replaces it.
+    append_paid(&mut log, &[(3, "O3")], 1);
+    let (projection, _) = projection::open(&log, &policy, false).unwrap();
+    projection.save(&log).unwrap();
+    assert!(Parts::open(dir.path()).unwrap().is_some());
+}
+
+#[test]
 fn a_damaged_partitioned_snapshot_is_never_read_and_recover_removes_it() {
     use penalty_store::projection::{self, PartQuery};
     use penalty_store::reader::LogReader;
@@ -858,6 +987,16 @@ proptest! {
         shops in 1u64..12,
     ) {
         assert_parts_answer_as_the_whole(200, shops, seed, cut);
+    }
+
+    #[test]
+    fn excerpts_answer_as_the_whole_wherever_the_snapshot_ends(
+        seed in 1u64..1_000_000,
+        cut in 1usize..1000,
+        shops in 1u64..6,
+        excerpt_orders in 1usize..40,
+    ) {
+        assert_sections_answer_as_the_whole(300, shops, seed, cut, Some(excerpt_orders));
     }
 }
 

@@ -1,0 +1,316 @@
+//! Excerpts of a ledger for order reports: for each shop too large to read
+//! whole for one order, ledgers that each hold a group of its orders (their
+//! "home" orders) with everything their reports read, so that a reader of
+//! `order O` reads one excerpt instead of the shop.
+//!
+//! An order's report ([`Ledger::order_report`]) reads the order itself (its
+//! paid event and events, its shop's and product's ids, the policy versions,
+//! R15) and, for R5's daily cap, its shop's settle-day entries on the days
+//! its own deductions fall on, with the orders of those entries (the cap's
+//! walk derives each to see whether its deduction stands as of the
+//! instant). Bans (R6), closure review (R7) and refunds (R8) are the
+//! order's own. So an excerpt holds its home orders; every settle day any
+//! of them has a deduction on (its "held" days) with all of that day's
+//! entries and their orders; the shop's top-ups; and, as every part does
+//! (see [`Ledger::split`]), every order not paid yet, so that a later
+//! `paid` of the shop finds their earlier events.
+//!
+//! It answers `order_report` for each home order exactly as the ledger
+//! does (tested against generated workloads through the partitioned
+//! snapshot). Later events folded into it keep that so as long as the
+//! order's deductions stay on held days and no order of the shop outside
+//! the excerpt gets events (which could move its deductions onto a held
+//! day): the reader checks both ([`Ledger::settle_days`],
+//! [`Ledger::deduction_days`]) and otherwise reads the whole part.
+
+use super::{DayEntry, Ledger, ShopRec};
+use crate::order::{self, Events, OrderEvent, OrderRec};
+use crate::time::Day;
+
+/// The excerpts of a ledger's large shops (see the module's comment).
+#[derive(Debug, Default)]
+pub struct Excerpts {
+    /// The excerpts, the groups of one shop one after another; then, when
+    /// there are any, the rest (see `rest`).
+    pub ledgers: Vec<Ledger>,
+    /// When the ledger has large shops, the index of the ledger of its
+    /// other shops, each whole (with every order not paid yet): it answers
+    /// for them as the ledger does, and their orders are at home in it, so
+    /// that a small shop's order beside a large shop does not read it.
+    pub rest: Option<u32>,
+    /// For each order of the ledger (by its index), the excerpt it is at
+    /// home in, or `u32::MAX` when its shop has none.
+    home: Vec<u32>,
+}
+
+impl Excerpts {
+    /// The paid order ids of the ledger the excerpts were made of, each
+    /// with the excerpt it is at home in (`None`: read the whole ledger).
+    pub fn homes<'a>(&'a self, of: &'a Ledger) -> impl Iterator<Item = (&'a str, Option<u32>)> {
+        of.orders
+            .iter()
+            .enumerate()
+            .filter(|(_, rec)| rec.paid.is_some())
+            .map(move |(o, _)| {
+                let home = self.home.get(o).copied().filter(|h| *h != u32::MAX);
+                (of.order_ids.get(o as u32), home)
+            })
+    }
+}
+
+impl Ledger {
+    /// Excerpts of the shops with more than twice `home_orders` orders,
+    /// each of about `home_orders` home orders. A shop's orders are grouped
+    /// by the first settle day of their deductions (or their paid day when
+    /// they have none), so that a group's held days are few and shared
+    /// with few other groups: most orders ship on time and have none.
+    /// Must not be called during a bulk fold.
+    pub fn excerpts(&self, home_orders: usize) -> Excerpts {
+        let home_orders = home_orders.max(1);
+        let offset = self.policy.utc_offset;
+        let mut home = vec![u32::MAX; self.orders.len()];
+        let mut ledgers = Vec::new();
+        let unpaid: Vec<u32> = (0..self.orders.len() as u32)
+            .filter(|&o| self.orders[o as usize].paid.is_none())
+            .collect();
+        // An order's index in the excerpt being made, reset after each.
+        let mut local = vec![u32::MAX; self.orders.len()];
+        for (shop, rec) in self.shops.iter().enumerate() {
+            if rec.orders.len() <= 2 * home_orders {
+                continue;
+            }
+            let mut first_day: Vec<Option<Day>> = vec![None; self.orders.len()];
+            for (day, entries) in &rec.days {
+                for entry in entries {
+                    first_day[entry.order as usize].get_or_insert(*day);
+                }
+            }
+            let mut keyed: Vec<(Day, u32)> = rec
+                .orders
+                .iter()
+                .map(|&o| {
+                    let paid_day = self.orders[o as usize]
+                        .paid
+                        .map_or(Day(0), |p| p.at.local_day(offset));
+                    (first_day[o as usize].unwrap_or(paid_day), o)
+                })
+                .collect();
+            keyed.sort_unstable();
+            let groups = keyed.len().div_ceil(home_orders);
+            let per_group = keyed.len().div_ceil(groups);
+            let first = ledgers.len() as u32;
+            for (group, chunk) in keyed.chunks(per_group).enumerate() {
+                for (_, o) in chunk {
+                    home[*o as usize] = first + group as u32;
+                }
+            }
+            // Each group's held days, ascending: the days are walked in
+            // order, so a day is pushed once per group.
+            let mut held: Vec<Vec<Day>> = vec![Vec::new(); groups];
+            for (day, entries) in &rec.days {
+                for entry in entries {
+                    let Some(days) = home
+                        .get(entry.order as usize)
+                        .and_then(|h| h.checked_sub(first))
+                        .and_then(|g| held.get_mut(g as usize))
+                    else {
+                        continue;
+                    };
+                    if days.last() != Some(day) {
+                        days.push(*day);
+                    }
+                }
+            }
+            for (group, chunk) in keyed.chunks(per_group).enumerate() {
+                let mut members: Vec<u32> = chunk.iter().map(|(_, o)| *o).collect();
+                for day in &held[group] {
+                    members.extend(rec.days[day].iter().map(|e| e.order));
+                }
+                members.extend_from_slice(&unpaid);
+                // In this ledger's order, so the excerpt lists them alike.
+                members.sort_unstable();
+                members.dedup();
+                let mut ledger = Ledger::new(self.policy.clone());
+                let shop_index = ledger
+                    .shop_ids
+                    .intern(self.shop_ids.get(shop as u32))
+                    .unwrap_or(0);
+                for &o in &members {
+                    local[o as usize] = self.copy_order(&mut ledger, o, shop_index);
+                }
+                ledger.order_ids.reindex();
+                let days = held[group]
+                    .iter()
+                    .map(|day| {
+                        let entries = rec.days[day]
+                            .iter()
+                            .map(|e| DayEntry {
+                                order: local[e.order as usize],
+                                ..*e
+                            })
+                            .collect();
+                        (*day, entries)
+                    })
+                    .collect();
+                ledger.shops.push(ShopRec {
+                    orders: rec
+                        .orders
+                        .iter()
+                        .filter(|o| local[**o as usize] != u32::MAX)
+                        .map(|o| local[*o as usize])
+                        .collect(),
+                    topups: rec.topups.clone(),
+                    days,
+                });
+                for &o in &members {
+                    local[o as usize] = u32::MAX;
+                }
+                ledgers.push(ledger);
+            }
+        }
+        if !ledgers.is_empty() {
+            let rest = ledgers.len() as u32;
+            let small: Vec<usize> = (0..self.shops.len())
+                .filter(|s| self.shops[*s].orders.len() <= 2 * home_orders)
+                .collect();
+            let mut members: Vec<u32> = unpaid;
+            for &shop in &small {
+                members.extend_from_slice(&self.shops[shop].orders);
+                for &o in &self.shops[shop].orders {
+                    home[o as usize] = rest;
+                }
+            }
+            members.sort_unstable();
+            members.dedup();
+            let mut ledger = Ledger::new(self.policy.clone());
+            let shop_index: Vec<u32> = small
+                .iter()
+                .map(|&s| {
+                    ledger
+                        .shop_ids
+                        .intern(self.shop_ids.get(s as u32))
+                        .unwrap_or(0)
+                })
+                .collect();
+            for &o in &members {
+                let shop = self.orders[o as usize]
+                    .paid
+                    .and_then(|p| small.binary_search(&(p.shop as usize)).ok())
+                    .map_or(0, |at| shop_index[at]);
+                local[o as usize] = self.copy_order(&mut ledger, o, shop);
+            }
+            ledger.order_ids.reindex();
+            for &shop in &small {
+                let rec = &self.shops[shop];
+                ledger.shops.push(ShopRec {
+                    orders: rec.orders.iter().map(|o| local[*o as usize]).collect(),
+                    topups: rec.topups.clone(),
+                    days: rec
+                        .days
+                        .iter()
+                        .map(|(day, entries)| {
+                            let entries = entries
+                                .iter()
+                                .map(|e| DayEntry {
+                                    order: local[e.order as usize],
+                                    ..*e
+                                })
+                                .collect();
+                            (*day, entries)
+                        })
+                        .collect(),
+                });
+            }
+            ledgers.push(ledger);
+            return Excerpts {
+                ledgers,
+                rest: Some(rest),
+                home,
+            };
+        }
+        Excerpts {
+            ledgers,
+            rest: None,
+            home,
+        }
+    }
+
+    /// Copies order `order` into `ledger` (its paid event, if any, naming
+    /// `ledger`'s shop `shop`), returning its index there. Ids are pushed,
+    /// not looked up: the caller copies each order once and builds the
+    /// table at the end.
+    fn copy_order(&self, ledger: &mut Ledger, order: u32, shop: u32) -> u32 {
+        let rec = &self.orders[order as usize];
+        // Copying ids this ledger holds cannot overflow in a smaller one.
+        let index = ledger
+            .order_ids
+            .push_distinct(self.order_ids.get(order))
+            .unwrap_or(0);
+        let mut paid = rec.paid;
+        if let Some(paid) = paid.as_mut() {
+            paid.shop = shop;
+            paid.product = ledger
+                .product_ids
+                .intern(self.product_ids.get(paid.product))
+                .unwrap_or(0);
+        }
+        // Tracking numbers are deduplicated per order: an order's equal
+        // indices stay equal.
+        let mut moved: Vec<(u32, u32)> = Vec::new();
+        let mut events = Events::None;
+        for event in rec.events.as_slice() {
+            let mut event: OrderEvent = *event;
+            if let Some(old) = event.tracking() {
+                let new = match moved.iter().find(|(o, _)| *o == old) {
+                    Some(&(_, new)) => new,
+                    None => {
+                        let new = ledger
+                            .tracking_nos
+                            .push(self.tracking_nos.get(old))
+                            .unwrap_or(0);
+                        moved.push((old, new));
+                        new
+                    }
+                };
+                event.value = i64::from(new);
+            }
+            // Already sorted: appending keeps the order.
+            events.insert(event, |_, _| false);
+        }
+        ledger.orders.push(OrderRec {
+            paid,
+            events,
+            indexed: rec.indexed,
+            never_judged: rec.never_judged,
+        });
+        ledger.events_applied += rec.events.as_slice().len() as u64 + u64::from(paid.is_some());
+        index
+    }
+
+    /// The settle days on which shop `shop_id` has deductions in its index
+    /// (for an excerpt: its held days), ascending.
+    pub fn settle_days(&self, shop_id: &str) -> Vec<Day> {
+        self.shop_ids
+            .find(shop_id)
+            .map(|s| self.shops[s as usize].days.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// The shop of paid order `order_id` and the settle days of its
+    /// deductions in that shop's index: the days whose entries its report
+    /// reads (R5).
+    pub fn deduction_days(&self, order_id: &str) -> Option<(&str, Vec<Day>)> {
+        let o = self.order_ids.find(order_id)?;
+        let rec = &self.orders[o as usize];
+        let paid = rec.paid?;
+        let policy = self.policy.at(paid.at);
+        let derived = order::derive(policy, &paid, rec.events.as_slice());
+        let days = derived
+            .judgments()
+            .iter()
+            .filter(|j| rec.indexed & (1u16 << (j.number - 1)) != 0)
+            .map(|j| order::settle_day(policy, j.judged_at))
+            .collect();
+        Some((self.shop_ids.get(paid.shop), days))
+    }
+}
