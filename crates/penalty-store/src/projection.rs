@@ -1017,13 +1017,13 @@ impl Tail<'_> {
     /// quick fold missed an order-only event that came before its order's
     /// `paid` into the part, the section is read again (`fresh`) and folded
     /// knowing the part's orders paid in the tail. With where the asked
-    /// order's `paid` in the tail is; with `outside`, the ids of the orders
+    /// order's `paid` in the tail is; with `outside`, the hashes of the orders
     /// of order-only events the section does not hold are gathered there.
     fn fold_exactly(
         &self,
         part: u32,
         ledger: Ledger,
-        mut outside: Option<&mut HashSet<String>>,
+        mut outside: Option<&mut Vec<u64>>,
         fresh: impl FnOnce() -> Result<Option<Ledger>, Unusable>,
     ) -> Result<Option<(Projection, Option<u32>)>, Unusable> {
         let mut projection = Projection {
@@ -1097,7 +1097,7 @@ impl Tail<'_> {
     /// tail) cost a few bytes' reading each and are never copied; a compact
     /// form damaged past its ids in another partition's event is left to
     /// `penalty audit` (the block's checksum holds, so only a writer's bug
-    /// would make one). With `outside`, the ids of the orders of the
+    /// would make one). With `outside`, the hashes of the orders of the
     /// order-only events not folded are gathered there.
     ///
     /// With `paid_orders` (the part's orders paid in the tail, from
@@ -1113,10 +1113,10 @@ impl Tail<'_> {
         part: u32,
         projection: &mut Projection,
         paid_orders: Option<&HashSet<String>>,
-        mut outside: Option<&mut HashSet<String>>,
+        mut outside: Option<&mut Vec<u64>>,
     ) -> Result<TailFold, StoreError> {
         let mut skipped: Vec<u64> = Vec::new();
-        let mut paid_here: HashSet<u64> = HashSet::new();
+        let mut paid_here: Vec<u64> = Vec::new();
         let mut order_paid_in = None;
         let (parts, order) = (self.parts, self.order);
         // Whether an event naming `shop` and `order_id` is the part's.
@@ -1128,22 +1128,20 @@ impl Tail<'_> {
                         order_paid_in = Some(in_part);
                     }
                     if let (true, Some(order_id)) = (in_part == part, order_id) {
-                        paid_here.insert(fnv1a64(order_id.as_bytes()));
+                        paid_here.push(fnv1a64(order_id.as_bytes()));
                     }
                     in_part == part
                 }
                 (None, Some(order_id)) => {
                     let mine = ledger.knows_order(order_id)
-                        || match paid_orders {
-                            Some(paid_orders) => paid_orders.contains(order_id),
-                            None => {
-                                skipped.push(fnv1a64(order_id.as_bytes()));
-                                false
-                            }
-                        };
-                    if let (false, Some(outside)) = (mine, outside.as_deref_mut()) {
-                        if !outside.contains(order_id) {
-                            outside.insert(order_id.to_string());
+                        || paid_orders.is_some_and(|paid_orders| paid_orders.contains(order_id));
+                    if !mine {
+                        let hash = fnv1a64(order_id.as_bytes());
+                        if paid_orders.is_none() {
+                            skipped.push(hash);
+                        }
+                        if let Some(outside) = outside.as_deref_mut() {
+                            outside.push(hash);
                         }
                     }
                     mine
@@ -1174,8 +1172,12 @@ impl Tail<'_> {
             })
             .map_err(|detail| corrupt(seq, detail))?
         })?;
+        paid_here.sort_unstable();
         Ok(TailFold {
-            exact: paid_orders.is_some() || !skipped.iter().any(|hash| paid_here.contains(hash)),
+            exact: paid_orders.is_some()
+                || !skipped
+                    .iter()
+                    .any(|hash| paid_here.binary_search(hash).is_ok()),
             order_paid_in,
         })
     }
@@ -1233,10 +1235,11 @@ fn open_excerpt(
         return Ok(None);
     };
     let held = ledger.settle_days(&shop_id);
-    // Every order-only event's order the excerpt does not hold: those of
+    // The hash of every order-only event's order the excerpt does not
+    // hold (the index is by hash): those of
     // orders paid in the tail are in no section, as the log holds one
     // `paid` an order.
-    let mut outside = HashSet::new();
+    let mut outside = Vec::new();
     let Some((projection, paid_in)) =
         tail.fold_exactly(part, ledger, Some(&mut outside), || {
             section_ledger(stored, section, policy)
@@ -1244,9 +1247,8 @@ fn open_excerpt(
     else {
         return Ok(None);
     };
-    let outside: Vec<&str> = outside.iter().map(String::as_str).collect();
     let sections = stored
-        .orders_sections(&outside)
+        .hashes_sections(&outside)
         .map_err(Unusable::Snapshot)?;
     if sections.iter().any(|s| stored.family(*s) == Some(family)) {
         return Ok(None);
