@@ -456,14 +456,19 @@ impl Parts {
     /// [`Parts::order_sections`] of each of `order_ids`, together, each
     /// bucket read once.
     pub fn orders_sections(&self, order_ids: &[&str]) -> Result<Vec<u32>, StoreError> {
-        let mut hashes: Vec<(usize, u64)> = order_ids
+        let hashes: Vec<u64> = order_ids.iter().map(|id| fnv1a64(id.as_bytes())).collect();
+        self.hashes_sections(&hashes)
+    }
+
+    /// [`Parts::orders_sections`] of the orders of FNV-1a hashes `hashes`
+    /// (the index holds only the hash of each order id).
+    pub fn hashes_sections(&self, hashes: &[u64]) -> Result<Vec<u32>, StoreError> {
+        let mut hashes: Vec<(usize, u64)> = hashes
             .iter()
-            .map(|id| {
-                let hash = fnv1a64(id.as_bytes());
-                (bucket_of(hash, self.bits), hash)
-            })
+            .map(|hash| (bucket_of(*hash, self.bits), *hash))
             .collect();
         hashes.sort_unstable();
+        hashes.dedup();
         let mut found = Vec::new();
         for same in hashes.chunk_by(|a, b| a.0 == b.0) {
             let bucket = same[0].0;

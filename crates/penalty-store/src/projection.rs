@@ -9,13 +9,13 @@
 //! alone, from sequence number 1, with no snapshot. Both must give the same
 //! digest.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::SyncSender;
 
 use penalty_core::ledger::digest::DigestHasher;
-use penalty_core::ledger::partition::{partition_of, shop_of};
+use penalty_core::ledger::partition::{fnv1a64, partition_of, shop_of};
 use penalty_core::{KindRef, Ledger, OrderIds, OrderIndex, Policy, UnixNs};
 
 use penalty_core::compact::EventBuffer;
@@ -854,99 +854,89 @@ pub fn open_part(
         return Ok(None);
     }
     let start = stored.end.seq;
-    let mut tail = Vec::new();
-    for block in reader.blocks_after(&stored.end) {
-        tail.push(ReadyBlock::decode(&block?, start + 1, None));
-    }
     let count = stored.count();
-    // Where the tail's `paid` events put their orders.
-    let mut paid_in_tail: HashMap<&str, u32> = HashMap::new();
-    for block in &tail {
-        for (_, entry) in &block.entries {
-            if let Ok((position, _)) = entry {
-                if let Some((
-                    _,
-                    KindRef::Paid {
-                        order_id, shop_id, ..
-                    },
-                )) = block.events.get(*position)
-                {
-                    paid_in_tail.insert(order_id, partition_of(shop_id, count));
-                }
-            }
-        }
-    }
+    let order = match query {
+        PartQuery::Order(order_id) => Some(order_id),
+        PartQuery::Shop(_) => None,
+    };
     // Sections: a part is the section of its number; an order at home in
-    // an excerpt of a large shop is found there through the index.
-    let candidates = match query {
+    // an excerpt of a large shop is found there through the index. An
+    // order not paid before the snapshot is paid in the tail (found on the
+    // way, below) or nowhere, and then every part holds it as the whole
+    // does.
+    let mut candidates = match query {
         PartQuery::Shop(shop_id) => vec![partition_of(shop_id, count)],
-        PartQuery::Order(order_id) => match paid_in_tail.get(order_id) {
-            Some(part) => vec![*part],
-            None => {
-                let found = match stored.order_sections(order_id) {
-                    Ok(found) => found,
-                    Err(error) => {
-                        tracing::info!(%error, "the partitioned snapshot is unusable");
-                        return Ok(None);
-                    }
-                };
-                // Not paid anywhere: every part holds it as the whole does.
-                if found.is_empty() {
-                    vec![0]
-                } else {
-                    found
-                }
+        PartQuery::Order(order_id) => match stored.order_sections(order_id) {
+            Ok(found) if found.is_empty() => vec![0],
+            Ok(found) => found,
+            Err(error) => {
+                tracing::info!(%error, "the partitioned snapshot is unusable");
+                return Ok(None);
             }
         },
     };
     let tail = Tail {
-        start,
-        blocks: &tail,
-        paid_in: &paid_in_tail,
+        reader,
+        end: &stored.end,
         parts: count,
+        order,
     };
     let mut chosen = None;
-    for section in candidates {
+    let mut next = 0;
+    while let Some(&section) = candidates.get(next) {
+        next += 1;
+        let Some(part) = stored.partition(section) else {
+            return Ok(None);
+        };
         // The excerpt of a part's small shops (of the part's family) is
         // read as the part is; an excerpt of a large shop is checked.
         let whole_shops = stored.is_excerpt(section)
             && stored.family(section).is_some_and(|f| f < stored.count());
         let excerpt = match query {
             PartQuery::Order(order_id) if stored.is_excerpt(section) && !whole_shops => {
-                match open_excerpt(&stored, section, order_id, policy, &tail) {
-                    Ok(excerpt) => excerpt,
-                    Err(Unusable::Snapshot(error)) => {
-                        tracing::info!(%error, "the partitioned snapshot is unusable");
-                        return Ok(None);
-                    }
-                    Err(Unusable::Log(error)) => return Err(error),
-                }
+                open_excerpt(&stored, section, order_id, policy, &tail)
             }
-            _ => None,
+            _ => Ok(None),
         };
-        let projection = match excerpt {
-            Some(projection) => projection,
-            None => {
-                let Some(part) = stored.partition(section) else {
-                    return Ok(None);
-                };
+        let folded = match excerpt {
+            Ok(Some(folded)) => Ok(Some(folded)),
+            Ok(None) => {
                 let read = if whole_shops { section } else { part };
-                let ledger = match stored.ledger(read) {
-                    Ok(ledger) => ledger,
-                    Err(error) => {
-                        tracing::info!(%error, "the partitioned snapshot is unusable");
-                        return Ok(None);
-                    }
-                };
-                if ledger.policy() != policy {
-                    return Ok(None);
-                }
-                tail.fold_into(ledger, part, None)?
+                section_ledger(&stored, read, policy).and_then(|ledger| match ledger {
+                    Some(ledger) => tail
+                        .fold_exactly(part, ledger, None, || section_ledger(&stored, read, policy)),
+                    None => Ok(None),
+                })
             }
+            Err(unusable) => Err(unusable),
         };
-        let holds = match query {
-            PartQuery::Order(order_id) => projection.ledger.holds_paid_order(order_id),
-            PartQuery::Shop(_) => true,
+        let (projection, paid_in) = match folded {
+            Ok(Some(folded)) => folded,
+            Ok(None) => return Ok(None),
+            Err(Unusable::Snapshot(error)) => {
+                tracing::info!(%error, "the partitioned snapshot is unusable");
+                return Ok(None);
+            }
+            Err(Unusable::Log(error)) => return Err(error),
+        };
+        // The order's `paid` in the tail names its partition: that part
+        // alone answers for it.
+        match paid_in {
+            Some(paid_in) if paid_in == part => {
+                chosen = Some(projection);
+                break;
+            }
+            Some(paid_in) => {
+                candidates = vec![paid_in];
+                next = 0;
+                chosen = None;
+                continue;
+            }
+            None => {}
+        }
+        let holds = match order {
+            Some(order_id) => projection.ledger.holds_paid_order(order_id),
+            None => true,
         };
         if holds || chosen.is_none() {
             chosen = Some(projection);
@@ -970,96 +960,274 @@ pub fn open_part(
     }))
 }
 
-/// The blocks after a partitioned snapshot, decoded once for every
-/// section a query reads.
+/// Section `section` of the partitioned snapshot, `None` when it was made
+/// under another policy.
+fn section_ledger(
+    stored: &Parts,
+    section: u32,
+    policy: &Policy,
+) -> Result<Option<Ledger>, Unusable> {
+    let ledger = stored.ledger(section).map_err(Unusable::Snapshot)?;
+    Ok((ledger.policy() == policy).then_some(ledger))
+}
+
+/// The log after a partitioned snapshot, read a block at a time for each
+/// section a query folds; nothing of it is kept.
 struct Tail<'a> {
-    /// The snapshot's last sequence number.
-    start: u64,
-    blocks: &'a [ReadyBlock],
-    /// Where the tail's `paid` events put their orders.
-    paid_in: &'a HashMap<&'a str, u32>,
+    reader: &'a LogReader,
+    /// Where the snapshot ends.
+    end: &'a SnapshotEnd,
     /// How many partitions.
     parts: u32,
+    /// The order asked for, if any: where its `paid` in the tail is, is
+    /// noted on the way.
+    order: Option<&'a str>,
+}
+
+/// What [`Tail::fold`] found on the way.
+struct TailFold {
+    /// False when the fold must be done again the exact way (see there).
+    exact: bool,
+    /// The partition the asked order's `paid` in the tail names, if any.
+    order_paid_in: Option<u32>,
 }
 
 impl Tail<'_> {
+    /// Calls `each` on every event of the acknowledged blocks after the
+    /// snapshot, in log order, with its sequence number and block, one
+    /// block read at a time.
+    fn each_entry(
+        &self,
+        mut each: impl FnMut(u64, &DecodedBlock, &crate::block::EntryMeta) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        for block in self.reader.blocks_after(self.end) {
+            let block = block?;
+            for (offset, entry) in block.entries.iter().enumerate() {
+                let seq = block.first_seq + offset as u64;
+                if seq > self.end.seq {
+                    each(seq, &block, entry)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// `ledger`, a section of partition `part`, with the tail's events of
-    /// that partition folded in: those naming one of its shops, and those
-    /// of orders it holds or whose `paid` in the tail names one of its
-    /// shops. With `outside`, the ids of the other orders the tail names
-    /// are gathered there.
-    fn fold_into<'b>(
-        &'b self,
-        ledger: Ledger,
+    /// that partition folded in (see [`Tail::fold`]), exactly: when the
+    /// quick fold missed an order-only event that came before its order's
+    /// `paid` into the part, the section is read again (`fresh`) and folded
+    /// knowing the part's orders paid in the tail. With where the asked
+    /// order's `paid` in the tail is; with `outside`, the hashes of the orders
+    /// of order-only events the section does not hold are gathered there.
+    fn fold_exactly(
+        &self,
         part: u32,
-        mut outside: Option<&mut HashSet<&'b str>>,
-    ) -> Result<Projection, StoreError> {
+        ledger: Ledger,
+        mut outside: Option<&mut Vec<u64>>,
+        fresh: impl FnOnce() -> Result<Option<Ledger>, Unusable>,
+    ) -> Result<Option<(Projection, Option<u32>)>, Unusable> {
         let mut projection = Projection {
             ledger,
-            seq: self.start,
+            seq: self.end.seq,
         };
-        for block in self.blocks {
-            for (seq, entry) in &block.entries {
-                let (position, _) = entry
-                    .as_ref()
-                    .map_err(|detail| corrupt(*seq, detail.clone()))?;
-                let (at, kind) = block
-                    .events
-                    .get(*position)
-                    .ok_or_else(|| corrupt(*seq, "its decoded form went missing".into()))?;
-                // An event without a shop goes where its order is: a part
-                // holds its paid orders and every order not paid yet.
-                let mine = match (shop_of(&kind), kind.order_id()) {
-                    (Some(shop_id), _) => partition_of(shop_id, self.parts) == part,
-                    (None, Some(order_id)) => {
-                        let mine = self.paid_in.get(order_id) == Some(&part)
-                            || projection.ledger.knows_order(order_id);
-                        if !mine && !self.paid_in.contains_key(order_id) {
-                            if let Some(outside) = outside.as_mut() {
-                                outside.insert(order_id);
-                            }
+        let folded = self
+            .fold(part, &mut projection, None, outside.as_deref_mut())
+            .map_err(Unusable::Log)?;
+        if folded.exact {
+            return Ok(Some((projection, folded.order_paid_in)));
+        }
+        drop(projection);
+        let paid_orders = self.paid_orders_of(part).map_err(Unusable::Log)?;
+        let Some(ledger) = fresh()? else {
+            return Ok(None);
+        };
+        let mut projection = Projection {
+            ledger,
+            seq: self.end.seq,
+        };
+        if let Some(outside) = outside.as_deref_mut() {
+            outside.clear();
+        }
+        let folded = self
+            .fold(part, &mut projection, Some(&paid_orders), outside)
+            .map_err(Unusable::Log)?;
+        Ok(Some((projection, folded.order_paid_in)))
+    }
+
+    /// The orders whose `paid` in the tail names a shop of partition
+    /// `part`.
+    fn paid_orders_of(&self, part: u32) -> Result<HashSet<String>, StoreError> {
+        let mut orders = HashSet::new();
+        self.each_entry(|seq, block, entry| {
+            let (payload, compact) = block.payload(entry);
+            // Only a `paid` names both a shop and an order.
+            let paid = if compact {
+                penalty_core::compact::shop_and_order(payload)
+                    .ok_or_else(|| "its compact form does not decode".to_string())
+                    .map(|(shop, order_id)| match (shop, order_id) {
+                        (Some(shop_id), Some(order_id))
+                            if partition_of(shop_id, self.parts) == part =>
+                        {
+                            Some(order_id.to_string())
                         }
-                        mine
+                        _ => None,
+                    })
+            } else {
+                with_stored(block, entry, |_, kind| match kind {
+                    KindRef::Paid {
+                        order_id, shop_id, ..
+                    } if partition_of(shop_id, self.parts) == part => Some(order_id.to_string()),
+                    _ => None,
+                })
+            };
+            orders.extend(paid.map_err(|detail| corrupt(seq, detail))?);
+            Ok(())
+        })?;
+        Ok(orders)
+    }
+
+    /// Folds into `projection` (a section of partition `part`, at the
+    /// snapshot's end) the events of the tail that belong to the part:
+    /// those naming one of its shops, and those naming only an order that
+    /// the section holds or whose `paid` in the tail names one of its
+    /// shops. Its sequence number ends at the tail's last (the section
+    /// reflects the whole log, whether or not an event was its own). An
+    /// event's shop and order are read from its compact form without
+    /// decoding the rest, so the other partitions' events (nearly all of a
+    /// tail) cost a few bytes' reading each and are never copied; a compact
+    /// form damaged past its ids in another partition's event is left to
+    /// `penalty audit` (the block's checksum holds, so only a writer's bug
+    /// would make one). With `outside`, the hashes of the orders of the
+    /// order-only events not folded are gathered there.
+    ///
+    /// With `paid_orders` (the part's orders paid in the tail, from
+    /// [`Tail::paid_orders_of`]) the fold is exact. Without, an order-only
+    /// event is the part's when the section knows its order as it comes
+    /// (from the snapshot or an event folded before). That misses only one
+    /// that comes before its order's `paid` into this part (events arrive
+    /// in any order), so each skipped one is remembered by its order's
+    /// hash, and `exact` is false when one of them is of an order paid into
+    /// this part (or shares its hash): the caller folds again, exactly.
+    fn fold(
+        &self,
+        part: u32,
+        projection: &mut Projection,
+        paid_orders: Option<&HashSet<String>>,
+        mut outside: Option<&mut Vec<u64>>,
+    ) -> Result<TailFold, StoreError> {
+        let mut skipped: Vec<u64> = Vec::new();
+        let mut paid_here: Vec<u64> = Vec::new();
+        let mut order_paid_in = None;
+        let (parts, order) = (self.parts, self.order);
+        // Whether an event naming `shop` and `order_id` is the part's.
+        let mut mine =
+            |ledger: &Ledger, shop: Option<&str>, order_id: Option<&str>| match (shop, order_id) {
+                (Some(shop_id), order_id) => {
+                    let in_part = partition_of(shop_id, parts);
+                    if order.is_some() && order_id == order {
+                        order_paid_in = Some(in_part);
                     }
-                    (None, None) => false,
-                };
-                if mine {
-                    projection.fold_in(*seq, at, kind, block.recorded_at, OrderIndex::Intern)?;
+                    if let (true, Some(order_id)) = (in_part == part, order_id) {
+                        paid_here.push(fnv1a64(order_id.as_bytes()));
+                    }
+                    in_part == part
+                }
+                (None, Some(order_id)) => {
+                    let mine = ledger.knows_order(order_id)
+                        || paid_orders.is_some_and(|paid_orders| paid_orders.contains(order_id));
+                    if !mine {
+                        let hash = fnv1a64(order_id.as_bytes());
+                        if paid_orders.is_none() {
+                            skipped.push(hash);
+                        }
+                        if let Some(outside) = outside.as_deref_mut() {
+                            outside.push(hash);
+                        }
+                    }
+                    mine
+                }
+                (None, None) => false,
+            };
+        self.each_entry(|seq, block, entry| {
+            let (payload, compact) = block.payload(entry);
+            // A compact form tells its shop and order without being
+            // decoded; most events are another part's and are skipped on
+            // that alone.
+            if compact {
+                let (shop, order_id) = penalty_core::compact::shop_and_order(payload)
+                    .ok_or_else(|| corrupt(seq, "its compact form does not decode".into()))?;
+                if !mine(&projection.ledger, shop, order_id) {
+                    projection.seq = seq;
+                    return Ok(());
+                }
+            }
+            with_stored(block, entry, |at, kind| {
+                if compact || mine(&projection.ledger, shop_of(&kind), kind.order_id()) {
+                    projection.fold_in(seq, at, kind, block.recorded_at, OrderIndex::Intern)?;
                 }
                 // The section reflects the log up to here, whether or not
                 // the event was its own.
-                projection.seq = *seq;
-            }
-        }
-        Ok(projection)
+                projection.seq = seq;
+                Ok::<(), StoreError>(())
+            })
+            .map_err(|detail| corrupt(seq, detail))?
+        })?;
+        paid_here.sort_unstable();
+        Ok(TailFold {
+            exact: paid_orders.is_some()
+                || !skipped
+                    .iter()
+                    .any(|hash| paid_here.binary_search(hash).is_ok()),
+            order_paid_in,
+        })
     }
 }
 
-/// Why an excerpt could not be read: the snapshot is unusable (the caller
+/// Decodes a stored event in place (its text borrowed from the block when
+/// it is the compact form) and hands it to `use_it`; `Err` says why it does
+/// not decode.
+fn with_stored<T>(
+    block: &DecodedBlock,
+    entry: &crate::block::EntryMeta,
+    use_it: impl FnOnce(UnixNs, KindRef<'_>) -> T,
+) -> Result<T, String> {
+    let (payload, compact) = block.payload(entry);
+    if compact {
+        penalty_core::compact::decode_ref(payload)
+            .map(|(_, at, kind)| use_it(at, kind))
+            .ok_or_else(|| "its compact form does not decode".to_string())
+    } else {
+        penalty_core::event::parse_stored(payload)
+            .map(|event| use_it(event.at, event.kind_ref()))
+            .map_err(|reject| format!("the stored JSON no longer validates ({reject})"))
+    }
+}
+
+/// Why a section could not be read: the snapshot is unusable (the caller
 /// reads the whole projection), or the log is damaged (an error).
 enum Unusable {
     Snapshot(StoreError),
     Log(StoreError),
 }
 
-/// The excerpt `section` (see [`Parts`]) with the tail folded in, when it
-/// answers `order_report` for `order_id` as its whole part would; `None`
-/// when it may not, and the part is to be read instead. It may not when,
-/// after the tail, the order has a deduction on a settle day the excerpt
-/// does not hold in full, or when the tail gives events to an order of the
-/// same shop outside the excerpt (they could put its deductions on a held
-/// day, which R5's cap would then miss).
+/// The excerpt `section` (see [`Parts`]) with the tail folded in, with
+/// where the asked order's `paid` in the tail is, when it answers
+/// `order_report` for `order_id` as its whole part would; `None` when it
+/// may not, and the part is to be read instead. It may not when, after the
+/// tail, the order has a deduction on a settle day the excerpt does not
+/// hold in full, or when the tail gives events to an order of the same shop
+/// outside the excerpt (they could put its deductions on a held day, which
+/// R5's cap would then miss).
 fn open_excerpt(
     stored: &Parts,
     section: u32,
     order_id: &str,
     policy: &Policy,
     tail: &Tail<'_>,
-) -> Result<Option<Projection>, Unusable> {
-    let ledger = stored.ledger(section).map_err(Unusable::Snapshot)?;
-    if ledger.policy() != policy {
+) -> Result<Option<(Projection, Option<u32>)>, Unusable> {
+    let Some(ledger) = section_ledger(stored, section, policy)? else {
         return Ok(None);
-    }
+    };
     let (Some(part), Some(family)) = (stored.partition(section), stored.family(section)) else {
         return Ok(None);
     };
@@ -1067,13 +1235,20 @@ fn open_excerpt(
         return Ok(None);
     };
     let held = ledger.settle_days(&shop_id);
-    let mut outside = HashSet::new();
-    let projection = tail
-        .fold_into(ledger, part, Some(&mut outside))
-        .map_err(Unusable::Log)?;
-    let outside: Vec<&str> = outside.into_iter().collect();
+    // The hash of every order-only event's order the excerpt does not
+    // hold (the index is by hash): those of
+    // orders paid in the tail are in no section, as the log holds one
+    // `paid` an order.
+    let mut outside = Vec::new();
+    let Some((projection, paid_in)) =
+        tail.fold_exactly(part, ledger, Some(&mut outside), || {
+            section_ledger(stored, section, policy)
+        })?
+    else {
+        return Ok(None);
+    };
     let sections = stored
-        .orders_sections(&outside)
+        .hashes_sections(&outside)
         .map_err(Unusable::Snapshot)?;
     if sections.iter().any(|s| stored.family(*s) == Some(family)) {
         return Ok(None);
@@ -1085,7 +1260,7 @@ fn open_excerpt(
             return Ok(None);
         }
     }
-    Ok(Some(projection))
+    Ok(Some((projection, paid_in)))
 }
 
 /// [`replay`] of what a reader holds; with where its last block lies, for
