@@ -24,7 +24,7 @@
 //! [`Ledger::deduction_days`]) and otherwise reads the whole part.
 
 use super::{DayEntry, Ledger, ShopRec};
-use crate::order::{self, Events, OrderEvent, OrderRec};
+use crate::order;
 use crate::time::Day;
 
 /// The excerpts of a ledger's large shops (see the module's comment).
@@ -254,36 +254,7 @@ impl Ledger {
                 .intern(self.product_ids.get(paid.product))
                 .unwrap_or(0);
         }
-        // Tracking numbers are deduplicated per order: an order's equal
-        // indices stay equal.
-        let mut moved: Vec<(u32, u32)> = Vec::new();
-        let mut events = Events::None;
-        for event in rec.events.as_slice() {
-            let mut event: OrderEvent = *event;
-            if let Some(old) = event.tracking() {
-                let new = match moved.iter().find(|(o, _)| *o == old) {
-                    Some(&(_, new)) => new,
-                    None => {
-                        let new = ledger
-                            .tracking_nos
-                            .push(self.tracking_nos.get(old))
-                            .unwrap_or(0);
-                        moved.push((old, new));
-                        new
-                    }
-                };
-                event.value = i64::from(new);
-            }
-            // Already sorted: appending keeps the order.
-            events.insert(event, |_, _| false);
-        }
-        ledger.orders.push(OrderRec {
-            paid,
-            events,
-            indexed: rec.indexed,
-            never_judged: rec.never_judged,
-        });
-        ledger.events_applied += rec.events.as_slice().len() as u64 + u64::from(paid.is_some());
+        self.push_copied_order(ledger, rec, paid);
         index
     }
 

@@ -17,7 +17,7 @@
 
 use super::{DayEntry, Ledger, ShopRec};
 use crate::event::KindRef;
-use crate::order::{Events, OrderEvent, OrderRec};
+use crate::order::{Events, OrderEvent, OrderRec, Paid};
 
 /// FNV-1a 64 of `bytes`.
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
@@ -44,6 +44,47 @@ pub fn shop_of<'a>(kind: &KindRef<'a>) -> Option<&'a str> {
 }
 
 impl Ledger {
+    /// Appends a copy of `rec` (an order of this ledger) to `ledger`, with
+    /// `paid` already naming `ledger`'s shop and product: its events, its
+    /// tracking numbers copied into `ledger`'s table, and its events counted.
+    /// The one copy of an order that `split` and `excerpts` both make.
+    pub(super) fn push_copied_order(
+        &self,
+        ledger: &mut Ledger,
+        rec: &OrderRec,
+        paid: Option<Paid>,
+    ) {
+        // Tracking numbers are deduplicated per order: an order's equal
+        // indices stay equal.
+        let mut moved: Vec<(u32, u32)> = Vec::new();
+        let mut events = Events::None;
+        for event in rec.events.as_slice() {
+            let mut event: OrderEvent = *event;
+            if let Some(old) = event.tracking() {
+                let new = match moved.iter().find(|(o, _)| *o == old) {
+                    Some(&(_, new)) => new,
+                    None => {
+                        let new = ledger
+                            .tracking_nos
+                            .push(self.tracking_nos.get(old))
+                            .unwrap_or(0);
+                        moved.push((old, new));
+                        new
+                    }
+                };
+                event.value = i64::from(new);
+            }
+            // Already sorted: appending keeps the order.
+            events.insert(event, |_, _| false);
+        }
+        ledger.orders.push(OrderRec {
+            paid,
+            events,
+            indexed: rec.indexed,
+            never_judged: rec.never_judged,
+        });
+        ledger.events_applied += rec.events.as_slice().len() as u64 + u64::from(paid.is_some());
+    }
     /// The ledgers of the `parts` partitions of this one's shops (by
     /// [`partition_of`] of the shop id): part `p` holds the shops of
     /// partition `p` with their orders and top-ups, and every order not yet
@@ -122,37 +163,7 @@ impl Ledger {
                         }
                     };
                 }
-                // Tracking numbers are deduplicated per order: an order's equal
-                // indices stay equal.
-                let mut moved: Vec<(u32, u32)> = Vec::new();
-                let mut events = Events::None;
-                for event in rec.events.as_slice() {
-                    let mut event: OrderEvent = *event;
-                    if let Some(old) = event.tracking() {
-                        let new = match moved.iter().find(|(o, _)| *o == old) {
-                            Some(&(_, new)) => new,
-                            None => {
-                                let new = ledger
-                                    .tracking_nos
-                                    .push(self.tracking_nos.get(old))
-                                    .unwrap_or(0);
-                                moved.push((old, new));
-                                new
-                            }
-                        };
-                        event.value = i64::from(new);
-                    }
-                    // Already sorted: appending keeps the order.
-                    events.insert(event, |_, _| false);
-                }
-                ledger.orders.push(OrderRec {
-                    paid,
-                    events,
-                    indexed: rec.indexed,
-                    never_judged: rec.never_judged,
-                });
-                ledger.events_applied +=
-                    rec.events.as_slice().len() as u64 + u64::from(paid.is_some());
+                self.push_copied_order(ledger, rec, paid);
                 index
             };
         for (order, rec) in self.orders.iter().enumerate() {
