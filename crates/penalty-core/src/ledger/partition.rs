@@ -233,20 +233,4 @@ impl Ledger {
             .find(order_id)
             .is_some_and(|o| self.orders[o as usize].paid.is_some())
     }
-
-    /// The order ids of the paid orders, each with the partition of its
-    /// shop among `parts`: the index that routes `order O` to its part.
-    pub fn paid_order_parts(&self, parts: u32) -> Vec<(&str, u32)> {
-        let shop_parts: Vec<u32> = (0..self.shops.len() as u32)
-            .map(|s| partition_of(self.shop_ids.get(s), parts))
-            .collect();
-        self.orders
-            .iter()
-            .enumerate()
-            .filter_map(|(o, rec)| {
-                rec.paid
-                    .map(|p| (self.order_ids.get(o as u32), shop_parts[p.shop as usize]))
-            })
-            .collect()
-    }
 }
