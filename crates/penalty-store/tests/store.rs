@@ -2681,3 +2681,70 @@ fn the_check_of_a_replays_blocks_is_the_check_of_the_log() {
         }
     }
 }
+
+/// An excerpt is not used when the tail names an order of its shop outside
+/// it: here order B, shipped on time before the snapshot (so no deduction,
+/// and in no excerpt's held days), has its tracking rejected in the tail,
+/// which brings back its judgments on A's settle days (retroactively, R2)
+/// and, judged first, takes the daily cap (R5) from A. An excerpt holding
+/// A's days without B would charge A in full; `order A` must answer as the
+/// whole ledger, which charges it in part.
+#[test]
+fn an_excerpt_is_not_used_when_the_tail_names_an_order_of_its_shop_outside_it() {
+    use penalty_store::parts::{self, Parts};
+    use penalty_store::projection::{self, PartQuery};
+    use penalty_store::reader::LogReader;
+    let event =
+        |n: u32, rest: &str| format!("{{\"event_id\":\"00000000-0000-4000-8000-{n:012}\",{rest}}}");
+    let paid = |n: u32, order: &str, at: &str| {
+        event(
+            n,
+            &format!("\"type\":\"paid\",\"at\":\"{at}\",\"order_id\":\"{order}\",\"shop_id\":\"S-BIG\",\"product_id\":\"P-{order}\",\"amount_fen\":9900"),
+        )
+    };
+    let snapshot = [
+        paid(1, "C", "2026-03-01T10:00:00+08:00"),
+        paid(2, "B", "2026-03-10T09:00:00+08:00"),
+        paid(3, "A", "2026-03-10T09:30:00+08:00"),
+        event(
+            4,
+            "\"type\":\"shipped\",\"at\":\"2026-03-10T12:00:00+08:00\",\"order_id\":\"B\",\"tracking_no\":\"TB\",\"carrier\":\"SF\"",
+        ),
+    ];
+    let tail = [event(
+        5,
+        "\"type\":\"tracking_rejected\",\"at\":\"2026-03-20T08:00:00+08:00\",\"order_id\":\"B\",\"tracking_no\":\"TB\"",
+    )];
+    let policy = penalty_core::Policy {
+        shop_daily_cap_fen: 1_500,
+        ..penalty_core::Policy::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    let lines: Vec<&str> = snapshot.iter().map(String::as_str).collect();
+    ingest_lines(&mut log, &lines);
+    let (opened, _) = projection::open(&log, &policy, false).unwrap();
+    opened.save(&log).unwrap();
+    // Excerpts of one home order each: the shop of three orders is large.
+    let end = Parts::open(dir.path()).unwrap().unwrap().end;
+    parts::write_with(dir.path(), &end, &opened.ledger, 1).unwrap();
+    let lines: Vec<&str> = tail.iter().map(String::as_str).collect();
+    ingest_lines(&mut log, &lines);
+    drop(log);
+    let reader = LogReader::open(dir.path()).unwrap();
+    let (whole, _) = projection::replay_read(&reader, &policy, None).unwrap();
+    let as_of = UnixNs::parse_rfc3339("2026-04-01T00:00:00+08:00").unwrap();
+    let expected = whole.ledger.order_report("A", as_of).unwrap();
+    // The scenario binds: B's returned judgment took part of A's charge.
+    assert!(
+        expected.deductions.iter().any(|d| d.waived_fen > 0),
+        "{expected:?}"
+    );
+    let part = projection::open_part(&reader, &policy, PartQuery::Order("A"))
+        .unwrap()
+        .expect("a partitioned snapshot");
+    assert_eq!(
+        part.projection.ledger.order_report("A", as_of).unwrap(),
+        expected
+    );
+}
