@@ -7,7 +7,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::scan;
-use super::types::{Event, EventKind, EventType, KindRef, MAX_ID_BYTES, MAX_REVOCABLE_JUDGMENT};
+use super::types::{
+    amount_fits, id_fits, judgment_fits, ship_by_fits, Event, EventKind, EventType, KindRef,
+};
 use super::uuid::parse_event_id;
 use super::{ParsedLine, Reject};
 use crate::time::UnixNs;
@@ -152,7 +154,7 @@ fn validate_object(object: &Map<String, Value>) -> Result<Event, Reject> {
     let kind = match event_type {
         EventType::Paid => {
             let ship_by = instant(object, "ship_by")?;
-            if ship_by.is_some_and(|ship_by| ship_by < at) {
+            if !ship_by_fits(ship_by, at) {
                 return Err(Reject::InvalidField("ship_by"));
             }
             EventKind::Paid {
@@ -197,7 +199,7 @@ fn validate_object(object: &Map<String, Value>) -> Result<Event, Reject> {
                 None => return Err(Reject::MissingField("judgment")),
                 Some(v) => v
                     .as_i64()
-                    .filter(|n| (1..=i64::from(MAX_REVOCABLE_JUDGMENT)).contains(n))
+                    .filter(|n| judgment_fits(*n))
                     .ok_or(Reject::InvalidField("judgment"))? as u8,
             };
             EventKind::JudgmentRevoked { order_id, judgment }
@@ -227,7 +229,7 @@ fn event_id(object: &Map<String, Value>) -> Result<u128, Reject> {
 fn identifier(object: &Map<String, Value>, field: &'static str) -> Result<String, Reject> {
     match object.get(field) {
         None => Err(Reject::MissingField(field)),
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_ID_BYTES => Ok(s.clone()),
+        Some(Value::String(s)) if id_fits(s.as_bytes()) => Ok(s.clone()),
         Some(_) => Err(Reject::InvalidField(field)),
     }
 }
@@ -238,7 +240,7 @@ fn amount(object: &Map<String, Value>, field: &'static str) -> Result<i64, Rejec
         None => Err(Reject::MissingField(field)),
         Some(Value::Number(n)) => n
             .as_i64()
-            .filter(|a| *a >= 1)
+            .filter(|a| amount_fits(*a))
             .ok_or(Reject::InvalidField(field)),
         Some(_) => Err(Reject::InvalidField(field)),
     }

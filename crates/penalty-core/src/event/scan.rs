@@ -8,7 +8,10 @@
 //! `the_scanner_accepts_only_what_the_reference_accepts_alike` tests hold
 //! them to that.
 
-use super::types::{Event, EventType, KindFields, MAX_ID_BYTES, MAX_REVOCABLE_JUDGMENT};
+use super::types::{
+    amount_fits, ends_plain_string, id_fits, judgment_fits, ship_by_fits, Event, EventType,
+    KindFields,
+};
 use super::uuid::parse_event_id;
 use super::{compact, ParsedLine};
 use crate::time::UnixNs;
@@ -244,7 +247,7 @@ fn string_end(bytes: &[u8], at: usize) -> Option<usize> {
     let length = words
         .remainder()
         .iter()
-        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        .position(|&b| ends_plain_string(b))?;
     let end = at + 1 + offset + length;
     (bytes[end] == b'"').then_some(end + 1)
 }
@@ -321,7 +324,7 @@ fn ascii(bytes: &[u8]) -> bool {
 
 fn id(raw: Option<&[u8]>) -> Option<&[u8]> {
     let id = text(raw)?;
-    (!id.is_empty() && id.len() <= MAX_ID_BYTES && utf8(id)).then_some(id)
+    (id_fits(id) && utf8(id)).then_some(id)
 }
 
 /// An instant field other than the one `scan` read: the common shape
@@ -406,7 +409,10 @@ fn read<'a, const CANONICAL: bool>(line: &'a [u8], out: &mut Vec<u8>) -> Option<
         None => instant(f.get(AT))?,
     };
     let type_name = text(f.get(TYPE))?;
-    let amount_fen = (f.present & bit(AMOUNT_FEN) != 0).then_some(f.amount_fen);
+    // `positive` read only digit runs from 1 up; the rule is asked anyway.
+    let amount_fen = (f.present & bit(AMOUNT_FEN) != 0)
+        .then_some(f.amount_fen)
+        .filter(|amount_fen| amount_fits(*amount_fen));
     // Which optional keys the type uses; a known key on another type is
     // ignored by the rules but must be kept verbatim, which the
     // reference path does.
@@ -418,7 +424,7 @@ fn read<'a, const CANONICAL: bool>(line: &'a [u8], out: &mut Vec<u8>) -> Option<
                 Some(raw) => Some(instant(Some(raw))?),
                 None => None,
             };
-            if ship_by.is_some_and(|s| s < at) {
+            if !ship_by_fits(ship_by, at) {
                 return None;
             }
             kind = KindFields {
@@ -452,7 +458,7 @@ fn read<'a, const CANONICAL: bool>(line: &'a [u8], out: &mut Vec<u8>) -> Option<
         }
         EventType::JudgmentRevoked => {
             optional_text(f.get(REASON))?;
-            if f.present & bit(JUDGMENT) == 0 || f.judgment > i64::from(MAX_REVOCABLE_JUDGMENT) {
+            if f.present & bit(JUDGMENT) == 0 || !judgment_fits(f.judgment) {
                 return None;
             }
             kind.order_id = id(f.get(ORDER_ID))?;

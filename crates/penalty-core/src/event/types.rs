@@ -14,6 +14,39 @@ pub const MAX_ID_BYTES: usize = 128;
 /// Judgment numbers a `judgment_revoked` event may name (EVENTS.md).
 pub const MAX_REVOCABLE_JUDGMENT: u8 = 3;
 
+// The rules of single fields (EVENTS.md), each in one place: the scanner,
+// the reference parser and the log's check of a compact form
+// (`compact::decode_valid`) all ask these.
+
+/// Whether `text` is long enough and short enough for an identifier: from
+/// 1 to [`MAX_ID_BYTES`] bytes (that it is UTF-8 is the caller's to know).
+pub(crate) fn id_fits(text: &[u8]) -> bool {
+    !text.is_empty() && text.len() <= MAX_ID_BYTES
+}
+
+/// Whether `amount_fen` is an amount: at least one fen.
+pub(crate) fn amount_fits(amount_fen: i64) -> bool {
+    amount_fen >= 1
+}
+
+/// Whether `judgment` is a judgment a `judgment_revoked` event may name.
+pub(crate) fn judgment_fits(judgment: i64) -> bool {
+    (1..=i64::from(MAX_REVOCABLE_JUDGMENT)).contains(&judgment)
+}
+
+/// Whether a payment's presale deadline is allowed: absent, or not
+/// before the payment.
+pub(crate) fn ship_by_fits(ship_by: Option<UnixNs>, at: UnixNs) -> bool {
+    !ship_by.is_some_and(|ship_by| ship_by < at)
+}
+
+/// Whether `byte` cannot stand as itself inside a JSON string: a quote, a
+/// backslash or a control character. A string without any is "plain": its
+/// JSON is its bytes between quotes, which read back as the same bytes.
+pub(crate) fn ends_plain_string(byte: u8) -> bool {
+    byte == b'"' || byte == b'\\' || byte < 0x20
+}
+
 /// The `type` of an event (EVENTS.md): the one list of event types, with
 /// each type's name and its code in the compact form. The codes are part of
 /// the log's format (every compact form starts with one), so they never
