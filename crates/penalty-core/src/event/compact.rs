@@ -361,20 +361,18 @@ pub fn decode_valid(bytes: &[u8]) -> Option<(u128, UnixNs, KindRef<'_>)> {
                     && id(f.shop_id)
                     && id(f.product_id)
                     && amount_fits(f.amount_fen)
-                    && f.ship_by.map_or(true, |(ns, text)| {
+                    && f.ship_by.is_none_or(|(ns, text)| {
                         instant(text, ns) && ship_by_fits(Some(UnixNs(ns)), UnixNs(f.at))
                     })
             }
             EventType::Shipped | EventType::TrackingUploaded => {
-                id(f.order_id) && id(f.tracking_no) && f.carrier.map_or(true, plain)
+                id(f.order_id) && id(f.tracking_no) && f.carrier.is_none_or(plain)
             }
             EventType::TrackingRejected => id(f.order_id) && id(f.tracking_no),
             EventType::Refunded => id(f.order_id) && amount_fits(f.amount_fen),
             EventType::RefundFailed => id(f.order_id),
             EventType::JudgmentRevoked => {
-                id(f.order_id)
-                    && judgment_fits(i64::from(f.judgment))
-                    && f.reason.map_or(true, plain)
+                id(f.order_id) && judgment_fits(i64::from(f.judgment)) && f.reason.is_none_or(plain)
             }
             EventType::DepositToppedUp => id(f.shop_id) && amount_fits(f.amount_fen),
         };

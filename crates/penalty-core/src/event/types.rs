@@ -37,7 +37,7 @@ pub(crate) fn judgment_fits(judgment: i64) -> bool {
 /// Whether a payment's presale deadline is allowed: absent, or not
 /// before the payment.
 pub(crate) fn ship_by_fits(ship_by: Option<UnixNs>, at: UnixNs) -> bool {
-    !ship_by.is_some_and(|ship_by| ship_by < at)
+    ship_by.is_none_or(|ship_by| ship_by >= at)
 }
 
 /// Whether `byte` cannot stand as itself inside a JSON string: a quote, a
