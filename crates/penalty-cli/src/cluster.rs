@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use penalty_cluster::ingest::Counts;
 use penalty_cluster::setup::{self, ClusterConfig};
+use penalty_core::labels::{Lang, Phrase};
 use penalty_core::Policy;
 use penalty_store::ingest::RejectsFile;
 
@@ -75,10 +76,15 @@ pub fn run(db: &Path, policy: &Policy, command: ClusterCommand) -> anyhow::Resul
     }
 }
 
-pub fn ingest(db: &Path, _policy: &Policy, args: IngestArgs) -> anyhow::Result<ExitCode> {
+pub fn ingest(
+    db: &Path,
+    _policy: &Policy,
+    args: IngestArgs,
+    lang: Lang,
+) -> anyhow::Result<ExitCode> {
     let url = args.cluster.clone().unwrap_or_default();
     let inputs: Vec<(String, BufReader<Box<dyn io::Read + Send>>)> =
-        crate::commands::open_inputs(&args.files)?
+        crate::commands::open_inputs(&args.files, lang)?
             .into_iter()
             .map(|(name, _, reader)| (name, BufReader::new(reader)))
             .collect();
@@ -128,15 +134,16 @@ pub fn ingest(db: &Path, _policy: &Policy, args: IngestArgs) -> anyhow::Result<E
     if args.json {
         print(&json_line(&total)?)?;
     } else {
-        let mut text = format!(
-            "read {} lines: {} appended, {} duplicates, {} rejected\n",
-            total.read, total.appended, total.duplicates, total.rejected
-        );
+        let counts = penalty_store::ingest::IngestCounts {
+            read: total.read,
+            appended: total.appended,
+            duplicates: total.duplicates,
+            rejected: total.rejected,
+        };
+        let mut text = crate::commands::ingest_summary(&counts, lang);
         if total.rejected > 0 {
-            text += &format!(
-                "rejected lines, with their reasons: {}\n",
-                rejects_path.display()
-            );
+            text += &Phrase::RejectsAt.fill(lang, &[&rejects_path.display()]);
+            text.push('\n');
         }
         print(&text)?;
     }
