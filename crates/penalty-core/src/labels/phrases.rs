@@ -259,7 +259,7 @@ mod tests {
             assert!(!en.trim().is_empty(), "{phrase:?} has no English");
             assert!(!zh.trim().is_empty(), "{phrase:?} has no Chinese");
             assert!(
-                zh.chars().any(|c| !c.is_ascii()),
+                !zh.is_ascii(),
                 "{phrase:?} is not written in Chinese: {zh:?}"
             );
             assert_ne!(en, zh, "{phrase:?}");
