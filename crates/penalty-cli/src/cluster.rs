@@ -22,7 +22,12 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-pub fn run(db: &Path, policy: &Policy, command: ClusterCommand) -> anyhow::Result<ExitCode> {
+pub fn run(
+    db: &Path,
+    policy: &Policy,
+    command: ClusterCommand,
+    lang: Lang,
+) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     match command {
         ClusterCommand::Init(args) => rt.block_on(async {
@@ -35,17 +40,15 @@ pub fn run(db: &Path, policy: &Policy, command: ClusterCommand) -> anyhow::Resul
             };
             setup::init(&js, &config).await?;
             print(&format!(
-                "cluster ready: {} partitions, {} replicas\n",
-                config.partitions, config.replicas
+                "{}\n",
+                Phrase::ClusterReady.fill(lang, &[&config.partitions, &config.replicas])
             ))?;
             Ok(ExitCode::SUCCESS)
         }),
         ClusterCommand::Node(args) => rt.block_on(async {
             eprintln!(
-                "penalty cluster node {}: http://{}/ (state in {}); Ctrl-C or SIGTERM to stop",
-                args.node,
-                args.addr,
-                db.display()
+                "{}",
+                Phrase::ServingNode.fill(lang, &[&args.node, &args.addr, &db.display()])
             );
             let options = penalty_cluster::node::NodeOptions {
                 nats: args.cluster,
@@ -120,12 +123,7 @@ pub fn ingest(
                 },
             )
             .await
-            .with_context(|| {
-                format!(
-                    "while ingesting {name} into the cluster (lines acknowledged before the error \
-                     are in the cluster; send the same input again: they count as duplicates)"
-                )
-            })?;
+            .with_context(|| Phrase::ClusterIngestFailed.fill(lang, &[&name]))?;
             total.add(&counts);
         }
         anyhow::Ok(total)

@@ -51,7 +51,7 @@ pub fn run(cli: Cli, lang: Lang) -> anyhow::Result<ExitCode> {
             crate::cluster::ingest(&cli.db, &policy, args, lang)
         }
         Command::Ingest(args) => ingest(&cli.db, &policy, cli.no_wait, args, lang),
-        Command::Cluster(command) => crate::cluster::run(&cli.db, &policy, command),
+        Command::Cluster(command) => crate::cluster::run(&cli.db, &policy, command, lang),
         Command::Shop(args) => {
             let (ledger, as_of) = part_ledger(
                 &cli.db,
@@ -235,10 +235,7 @@ pub fn run(cli: Cli, lang: Lang) -> anyhow::Result<ExitCode> {
                 Some(&mut on_wait)
             };
             let server = penalty_server::Server::bind_waiting(options, on_wait)?;
-            eprintln!(
-                "penalty serve: http://{}/ (API: /openapi.json); Ctrl-C or SIGTERM to stop",
-                server.local_addr()
-            );
+            eprintln!("{}", Phrase::Serving.fill(lang, &[&server.local_addr()]));
             server.run()?;
             Ok(ExitCode::SUCCESS)
         }
@@ -523,7 +520,7 @@ fn ingest(
             // Sizing the idempotency index from the file's size spares a
             // large ingest the rehashing of millions of entries as it fills.
             log.reserve(size / ESTIMATED_LINE_BYTES)
-                .with_context(|| format!("while preparing to ingest {name}"))?;
+                .with_context(|| Phrase::PreparingToIngest.fill(lang, &[&name]))?;
         }
         display.committed = total;
         let seq_before = log.last_seq()?;
@@ -546,7 +543,7 @@ fn ingest(
                     .and_then(|log| log.last_seq())
                     .ok()
                     .map(|seq| seq.saturating_sub(seq_before));
-                let message = ingest_failure(&name, &total, &display.committed, in_log);
+                let message = ingest_failure(&name, &total, &display.committed, in_log, lang);
                 return Err(anyhow::Error::new(error).context(message));
             }
         };
@@ -628,37 +625,40 @@ fn ingest_failure(
     before: &IngestCounts,
     reported: &IngestCounts,
     in_log: Option<u64>,
+    lang: Lang,
 ) -> String {
     let appended_reported = reported.appended - before.appended;
     let committed = match in_log {
-        Some(in_log) if in_log > appended_reported => format!(
-            "{} events from it are in the log: the {} reported before the error and {} more \
-             from blocks that were being written when it came",
-            in_log,
-            appended_reported,
-            in_log - appended_reported
+        Some(in_log) if in_log > appended_reported => Phrase::InLogWithUnreported.fill(
+            lang,
+            &[&in_log, &appended_reported, &(in_log - appended_reported)],
         ),
-        Some(in_log) => format!("{in_log} events from it are in the log"),
-        None => format!(
-            "at least {appended_reported} events from it are in the log (the log could not be \
-             opened again to count those written as the error came)"
-        ),
+        Some(in_log) => Phrase::InLog.fill(lang, &[&in_log]),
+        None => Phrase::AtLeastInLog.fill(lang, &[&appended_reported]),
     };
     let earlier = if before.read > 0 {
-        format!(
-            "; the inputs before it are done ({} read, {} appended, {} duplicates, {} rejected)",
-            before.read, before.appended, before.duplicates, before.rejected
+        Phrase::EarlierInputsDone.fill(
+            lang,
+            &[
+                &before.read,
+                &before.appended,
+                &before.duplicates,
+                &before.rejected,
+            ],
         )
     } else {
         String::new()
     };
-    format!(
-        "while ingesting {name}: {committed}; of its lines, {} were reported before the error \
-         ({} duplicates, {} rejected){earlier}. Once the cause is fixed, send the same input \
-         again: what is already in the log counts as duplicates",
-        reported.read - before.read,
-        reported.duplicates - before.duplicates,
-        reported.rejected - before.rejected,
+    Phrase::IngestFailed.fill(
+        lang,
+        &[
+            &name,
+            &committed,
+            &(reported.read - before.read),
+            &(reported.duplicates - before.duplicates),
+            &(reported.rejected - before.rejected),
+            &earlier,
+        ],
     )
 }
 
@@ -1119,10 +1119,8 @@ fn recover(db: &Path, no_wait: bool, args: RecoverArgs, lang: Lang) -> anyhow::R
         }
         Err(error @ StoreError::Corrupt { .. }) => (None, problem_report(&error)),
         Err(error) => {
-            return Err(anyhow::Error::new(error).context(format!(
-                "while recovering the data directory {}",
-                db.display()
-            )))
+            return Err(anyhow::Error::new(error)
+                .context(Phrase::WhileRecovering.fill(lang, &[&db.display()])))
         }
     };
     let ok = log.is_ok();

@@ -178,6 +178,21 @@ phrases! {
     HeadRewritten => "rewrote the head journal to acknowledge the last whole block (sequence number {0})", "已重写头部日志，以确认最后一个完整块（序号 {0}）";
     SnapshotRemoved => "removed the damaged projection snapshot; the next query replays the log", "已删除损坏的投影快照；下次查询会重放日志";
 
+    // What a failed ingest leaves behind.
+    IngestFailed => "while ingesting {0}: {1}; of its lines, {2} were reported before the error ({3} duplicates, {4} rejected){5}. Once the cause is fixed, send the same input again: what is already in the log counts as duplicates", "导入 {0} 时出错：{1}；其各行中，出错前已报告 {2} 行（重复 {3} 行，拒绝 {4} 行）{5}。排除原因后，再次发送同一输入即可：日志中已有的内容会算作重复";
+    InLogWithUnreported => "{0} events from it are in the log: the {1} reported before the error and {2} more from blocks that were being written when it came", "日志中有它的 {0} 个事件：出错前报告的 {1} 个，以及出错时正在写入的块中的另外 {2} 个";
+    InLog => "{0} events from it are in the log", "日志中有它的 {0} 个事件";
+    AtLeastInLog => "at least {0} events from it are in the log (the log could not be opened again to count those written as the error came)", "日志中至少有它的 {0} 个事件（无法再次打开日志来清点出错时写入的事件）";
+    EarlierInputsDone => "; the inputs before it are done ({0} read, {1} appended, {2} duplicates, {3} rejected)", "；它之前的输入已完成（读取 {0}，追加 {1}，重复 {2}，拒绝 {3}）";
+    PreparingToIngest => "while preparing to ingest {0}", "准备导入 {0} 时出错";
+    WhileRecovering => "while recovering the data directory {0}", "恢复数据目录 {0} 时出错";
+    ClusterIngestFailed => "while ingesting {0} into the cluster (lines acknowledged before the error are in the cluster; send the same input again: they count as duplicates)", "向集群导入 {0} 时出错（出错前已确认的行已在集群中；再次发送同一输入即可：它们会算作重复）";
+
+    // Servers started.
+    Serving => "penalty serve: http://{0}/ (API: /openapi.json); Ctrl-C or SIGTERM to stop", "penalty serve：http://{0}/（API：/openapi.json）；按 Ctrl-C 或发送 SIGTERM 停止";
+    ServingNode => "penalty cluster node {0}: http://{1}/ (state in {2}); Ctrl-C or SIGTERM to stop", "penalty cluster node {0}：http://{1}/（状态保存在 {2}）；按 Ctrl-C 或发送 SIGTERM 停止";
+    ClusterReady => "cluster ready: {0} partitions, {1} replicas", "集群已就绪：{0} 个分区，{1} 个副本";
+
     // Files written, waits and errors of the command line.
     WroteRows => "wrote {0} {1} to {2}", "已写入 {0} 条{1}到 {2}";
     OrdersNoun => "orders", "订单";
