@@ -271,9 +271,10 @@ fn demo_commands() -> Vec<Vec<&'static str>> {
     let mut commands: Vec<Vec<&'static str>> = vec![
         vec!["shops", "--as-of", as_of],
         vec!["shop", "S01", "--as-of", as_of, "--limit", "5"],
-        // A page's cursor holds the instant its events were recorded (the
-        // day the test runs), so the feed is shown whole: S06's is short
-        // and holds a correction and revoked judgments.
+        // A notice's cursor holds the instant it became visible, for some
+        // notices the instant their events were recorded (the day the test
+        // runs), so the feed is shown whole, without a next-page cursor:
+        // S06's is short and holds a correction and revoked judgments.
         vec!["notices", "S06", "--as-of", as_of, "--limit", "1000"],
         vec!["postings", "S01", "--as-of", as_of, "--limit", "6"],
         vec!["postings", "S06", "--as-of", as_of],
