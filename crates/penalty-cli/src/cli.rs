@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use penalty_core::labels::Lang;
 
 /// The penalty ledger: shipping-timeout penalties of marketplace shops,
 /// computed from an append-only event log.
@@ -10,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "penalty",
     version,
-    after_help = "Examples:\n  penalty ingest events.jsonl\n  penalty shop S1 --as-of 2026-03-07T00:00:00+08:00\n  penalty order O1 --as-of 2026-03-07 --json\n\nExit codes: 0 ok, 1 error, 2 usage, 3 unknown shop or order, 4 audit problem, 130 interrupted."
+    after_help = "Examples:\n  penalty ingest events.jsonl\n  penalty shop S1 --as-of 2026-03-07T00:00:00+08:00\n  penalty order O1 --as-of 2026-03-07 --json\n  penalty --lang zh-CN order O1 --as-of 2026-03-07\n\nThe language of the tables and sentences: --lang, else PENALTY_LANG, else the\nlocale (LC_ALL, LC_MESSAGES, LANG: zh_CN.UTF-8 is Chinese), else English.\n--json is the same in every language.\n\nExit codes: 0 ok, 1 error, 2 usage, 3 unknown shop or order, 4 audit problem, 130 interrupted."
 )]
 pub struct Cli {
     /// The data directory (created by the first ingest; read commands
@@ -34,8 +35,46 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub policy: Option<PathBuf>,
 
+    /// The language of the human output: `zh-CN` (Chinese) or `en`
+    /// (English). Default: PENALTY_LANG, else the locale (LC_ALL,
+    /// LC_MESSAGES, LANG), else English. JSON output is the same in both.
+    #[arg(
+        long,
+        global = true,
+        env = "PENALTY_LANG",
+        hide_env_values = true,
+        value_name = "LANG",
+        value_parser = parse_lang
+    )]
+    pub lang: Option<Lang>,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The language to speak: `--lang` or PENALTY_LANG when given, else the
+    /// process's locale.
+    pub fn lang(&self) -> Lang {
+        self.lang
+            .unwrap_or_else(|| locale_lang(|name| std::env::var(name).ok()))
+    }
+}
+
+/// The language of the POSIX locale, read through `var`: the first set and
+/// non-empty of LC_ALL, LC_MESSAGES and LANG (the order in which POSIX lets
+/// them override each other), Chinese for `zh_CN.UTF-8` and the like,
+/// English for anything else or nothing.
+pub fn locale_lang(var: impl Fn(&str) -> Option<String>) -> Lang {
+    ["LC_ALL", "LC_MESSAGES", "LANG"]
+        .into_iter()
+        .filter_map(var)
+        .find(|value| !value.is_empty())
+        .map_or(Lang::En, |value| Lang::from_tag(&value))
+}
+
+fn parse_lang(text: &str) -> Result<Lang, String> {
+    Lang::parse(text).ok_or_else(|| "write zh-CN (Chinese) or en (English)".to_string())
 }
 
 #[derive(Debug, Subcommand)]
@@ -526,4 +565,43 @@ pub enum ExportFormat {
     Csv,
     /// One JSON object per line.
     Jsonl,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_locale_speaks_by_posix_precedence() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| (*v).to_string())
+            }
+        };
+        assert_eq!(locale_lang(env(&[])), Lang::En);
+        assert_eq!(locale_lang(env(&[("LANG", "zh_CN.UTF-8")])), Lang::Zh);
+        assert_eq!(locale_lang(env(&[("LANG", "C.UTF-8")])), Lang::En);
+        assert_eq!(
+            locale_lang(env(&[
+                ("LANG", "zh_CN.UTF-8"),
+                ("LC_MESSAGES", "en_US.UTF-8")
+            ])),
+            Lang::En
+        );
+        assert_eq!(
+            locale_lang(env(&[
+                ("LC_ALL", "zh_CN.UTF-8"),
+                ("LC_MESSAGES", "en_US.UTF-8")
+            ])),
+            Lang::Zh
+        );
+        // An empty variable is not set.
+        assert_eq!(
+            locale_lang(env(&[("LC_ALL", ""), ("LANG", "zh_CN.UTF-8")])),
+            Lang::Zh
+        );
+    }
 }

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use penalty_cluster::ingest::Counts;
 use penalty_cluster::setup::{self, ClusterConfig};
+use penalty_core::labels::{Lang, Phrase};
 use penalty_core::Policy;
 use penalty_store::ingest::RejectsFile;
 
@@ -21,7 +22,12 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-pub fn run(db: &Path, policy: &Policy, command: ClusterCommand) -> anyhow::Result<ExitCode> {
+pub fn run(
+    db: &Path,
+    policy: &Policy,
+    command: ClusterCommand,
+    lang: Lang,
+) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     match command {
         ClusterCommand::Init(args) => rt.block_on(async {
@@ -34,17 +40,15 @@ pub fn run(db: &Path, policy: &Policy, command: ClusterCommand) -> anyhow::Resul
             };
             setup::init(&js, &config).await?;
             print(&format!(
-                "cluster ready: {} partitions, {} replicas\n",
-                config.partitions, config.replicas
+                "{}\n",
+                Phrase::ClusterReady.fill(lang, &[&config.partitions, &config.replicas])
             ))?;
             Ok(ExitCode::SUCCESS)
         }),
         ClusterCommand::Node(args) => rt.block_on(async {
             eprintln!(
-                "penalty cluster node {}: http://{}/ (state in {}); Ctrl-C or SIGTERM to stop",
-                args.node,
-                args.addr,
-                db.display()
+                "{}",
+                Phrase::ServingNode.fill(lang, &[&args.node, &args.addr, &db.display()])
             );
             let options = penalty_cluster::node::NodeOptions {
                 nats: args.cluster,
@@ -75,10 +79,15 @@ pub fn run(db: &Path, policy: &Policy, command: ClusterCommand) -> anyhow::Resul
     }
 }
 
-pub fn ingest(db: &Path, _policy: &Policy, args: IngestArgs) -> anyhow::Result<ExitCode> {
+pub fn ingest(
+    db: &Path,
+    _policy: &Policy,
+    args: IngestArgs,
+    lang: Lang,
+) -> anyhow::Result<ExitCode> {
     let url = args.cluster.clone().unwrap_or_default();
     let inputs: Vec<(String, BufReader<Box<dyn io::Read + Send>>)> =
-        crate::commands::open_inputs(&args.files)?
+        crate::commands::open_inputs(&args.files, lang)?
             .into_iter()
             .map(|(name, _, reader)| (name, BufReader::new(reader)))
             .collect();
@@ -114,12 +123,7 @@ pub fn ingest(db: &Path, _policy: &Policy, args: IngestArgs) -> anyhow::Result<E
                 },
             )
             .await
-            .with_context(|| {
-                format!(
-                    "while ingesting {name} into the cluster (lines acknowledged before the error \
-                     are in the cluster; send the same input again: they count as duplicates)"
-                )
-            })?;
+            .with_context(|| Phrase::ClusterIngestFailed.fill(lang, &[&name]))?;
             total.add(&counts);
         }
         anyhow::Ok(total)
@@ -128,15 +132,16 @@ pub fn ingest(db: &Path, _policy: &Policy, args: IngestArgs) -> anyhow::Result<E
     if args.json {
         print(&json_line(&total)?)?;
     } else {
-        let mut text = format!(
-            "read {} lines: {} appended, {} duplicates, {} rejected\n",
-            total.read, total.appended, total.duplicates, total.rejected
-        );
+        let counts = penalty_store::ingest::IngestCounts {
+            read: total.read,
+            appended: total.appended,
+            duplicates: total.duplicates,
+            rejected: total.rejected,
+        };
+        let mut text = crate::commands::ingest_summary(&counts, lang);
         if total.rejected > 0 {
-            text += &format!(
-                "rejected lines, with their reasons: {}\n",
-                rejects_path.display()
-            );
+            text += &Phrase::RejectsAt.fill(lang, &[&rejects_path.display()]);
+            text.push('\n');
         }
         print(&text)?;
     }

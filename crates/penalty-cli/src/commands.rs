@@ -11,7 +11,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use penalty_core::csv::CsvRow;
-use penalty_core::{Ledger, OrderStatus, Policy, UnixNs, Within};
+use penalty_core::labels::{Lang, Phrase};
+use penalty_core::{Ledger, OrderStatus, Policy, QueryError, UnixNs, Within};
 use penalty_store::ingest::{
     AppendedEvent, IngestCounts, IngestObserver, IngestOptions, RejectsFile,
 };
@@ -35,28 +36,37 @@ const ESTIMATED_LINE_BYTES: u64 = 160;
 #[error("{0}")]
 pub struct NotFound(pub String);
 
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let policy = load_policy(cli.policy.as_deref())?;
+/// An unknown shop or order, in `lang`.
+fn not_found(error: &QueryError, lang: Lang) -> NotFound {
+    NotFound(error.message(lang))
+}
+
+/// Runs the command, its human output in `lang`; JSON output is the same
+/// in every language (CLI.md), so every report printed as JSON is asked
+/// for in English, whose sentences the JSON has always carried.
+pub fn run(cli: Cli, lang: Lang) -> anyhow::Result<ExitCode> {
+    let policy = load_policy(cli.policy.as_deref(), lang)?;
     match cli.command {
         Command::Ingest(args) if args.cluster.is_some() => {
-            crate::cluster::ingest(&cli.db, &policy, args)
+            crate::cluster::ingest(&cli.db, &policy, args, lang)
         }
-        Command::Ingest(args) => ingest(&cli.db, &policy, cli.no_wait, args),
-        Command::Cluster(command) => crate::cluster::run(&cli.db, &policy, command),
+        Command::Ingest(args) => ingest(&cli.db, &policy, cli.no_wait, args, lang),
+        Command::Cluster(command) => crate::cluster::run(&cli.db, &policy, command, lang),
         Command::Shop(args) => {
             let (ledger, as_of) = part_ledger(
                 &cli.db,
                 &policy,
                 &args.query,
                 PartQuery::Shop(&args.shop_id),
+                lang,
             )?;
             let report = ledger
                 .shop_report(&args.shop_id, as_of, true)
-                .map_err(|e| NotFound(e.to_string()))?;
+                .map_err(|e| not_found(&e, lang))?;
             if args.query.json {
                 print(&json_line(&report)?)?;
             } else if args.summary {
-                print_text(&render::shop_summary(&report))?;
+                print_text(&render::shop_summary(&report, lang))?;
             } else {
                 let mut report = report;
                 let mut hidden = 0;
@@ -71,11 +81,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     hidden += report.closure_review.len().saturating_sub(limit);
                     report.closure_review.truncate(limit);
                 }
-                let mut text = render::shop(&report);
+                let mut text = render::shop(&report, lang);
                 if hidden > 0 {
                     text += &format!(
-                        "\n{hidden} more rows not shown (at most {} per list); --limit 0 shows all, --json lists every row\n",
-                        args.limit
+                        "\n{}\n",
+                        Phrase::MoreRowsHidden.fill(lang, &[&hidden, &args.limit])
                     );
                 }
                 print_text(&text)?;
@@ -88,50 +98,54 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &policy,
                 &args.query,
                 PartQuery::Order(&args.order_id),
+                lang,
             )?;
+            let sentences = if args.query.json { Lang::En } else { lang };
             let report = ledger
-                .order_report(&args.order_id, as_of)
+                .order_report_in(&args.order_id, as_of, sentences)
                 .map_err(|error| {
                     // The core's text names no flag; for an order paid
                     // later, say which one sets the instant.
+                    let message = error.message(lang);
                     NotFound(match &error {
-                        penalty_core::QueryError::UnknownOrder {
+                        QueryError::UnknownOrder {
                             paid_at: Some(_), ..
-                        } => format!("{error}; --as-of sets the instant"),
-                        _ => error.to_string(),
+                        } => Phrase::AsOfSetsTheInstant.fill(lang, &[&message]),
+                        _ => message,
                     })
                 })?;
             if args.query.json {
                 print(&json_line(&report)?)?;
             } else {
-                print_text(&render::order(&report))?;
+                print_text(&render::order(&report, lang))?;
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::AtRisk(args) => {
             let within =
                 Within::parse(&args.within).map_err(|error| anyhow::anyhow!("--within {error}"))?;
-            let (ledger, as_of) = query_ledger(&cli.db, &policy, &args.query)?;
+            let (ledger, as_of) = query_ledger(&cli.db, &policy, &args.query, lang)?;
             let report = ledger
                 .at_risk(args.shop.as_deref(), as_of, within)
-                .map_err(|e| NotFound(e.to_string()))?;
+                .map_err(|e| not_found(&e, lang))?;
             if args.query.json {
                 print(&json_line(&report)?)?;
             } else {
-                print_text(&render::at_risk(&report, args.limit))?;
+                print_text(&render::at_risk(&report, args.limit, lang))?;
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Notices(args) => {
-            let (ledger, as_of) = query_ledger(&cli.db, &policy, &args.query)?;
+            let (ledger, as_of) = query_ledger(&cli.db, &policy, &args.query, lang)?;
             let notices = ledger
-                .notices(
+                .notices_in(
                     &args.shop_id,
                     as_of,
                     args.after.as_deref(),
                     usize::from(args.limit),
+                    if args.query.json { Lang::En } else { lang },
                 )
-                .map_err(|e| NotFound(e.to_string()))?;
+                .map_err(|e| not_found(&e, lang))?;
             if args.query.json {
                 let mut text = String::new();
                 for notice in &notices {
@@ -143,12 +157,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     &args.shop_id,
                     &notices,
                     usize::from(args.limit),
+                    lang,
                 ))?;
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Shops(args) => {
-            let (ledger, as_of) = query_ledger(&cli.db, &policy, &args.query)?;
+            let (ledger, as_of) = query_ledger(&cli.db, &policy, &args.query, lang)?;
             let ranking = penalty_core::ShopRanking {
                 sort: args.sort,
                 min_orders: args.min_orders,
@@ -164,19 +179,20 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 print(&text)?;
             } else {
-                print_text(&render::shops(&summaries, args.offset, args.limit))?;
+                print_text(&render::shops(&summaries, args.offset, args.limit, lang))?;
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Postings(args) => {
-            let (ledger, as_of) = query_ledger(&cli.db, &policy, &args.query)?;
+            let (ledger, as_of) = query_ledger(&cli.db, &policy, &args.query, lang)?;
+            let causes = if args.query.json { Lang::En } else { lang };
             let report = ledger
-                .postings(&args.shop_id, as_of)
-                .map_err(|e| NotFound(e.to_string()))?;
+                .postings_in(&args.shop_id, as_of, causes)
+                .map_err(|e| not_found(&e, lang))?;
             if args.query.json {
                 print(&json_line(&report)?)?;
             } else {
-                print_text(&render::postings(&report, args.offset, args.limit))?;
+                print_text(&render::postings(&report, args.offset, args.limit, lang))?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -184,16 +200,22 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if args.json {
                 print(&json_line(&PolicyOutput::of(&policy))?)?;
             } else {
-                print_text(&render::policy(&policy, &policy.utc_offset.to_string()))?;
+                print_text(&render::policy(
+                    &policy,
+                    &policy.utc_offset.to_string(),
+                    lang,
+                ))?;
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Export(ExportCommand::Orders(args)) => export_orders(&cli.db, &policy, args),
-        Command::Export(ExportCommand::Postings(args)) => export_postings(&cli.db, &policy, args),
-        Command::Replay(args) => replay(&cli.db, &policy, args),
-        Command::Audit(args) => audit(&cli.db, &policy, args),
-        Command::Recover(args) => recover(&cli.db, cli.no_wait, args),
-        Command::Gen(args) => gen(args),
+        Command::Export(ExportCommand::Orders(args)) => export_orders(&cli.db, &policy, args, lang),
+        Command::Export(ExportCommand::Postings(args)) => {
+            export_postings(&cli.db, &policy, args, lang)
+        }
+        Command::Replay(args) => replay(&cli.db, &policy, args, lang),
+        Command::Audit(args) => audit(&cli.db, &policy, args, lang),
+        Command::Recover(args) => recover(&cli.db, cli.no_wait, args, lang),
+        Command::Gen(args) => gen(args, lang),
         Command::Serve(args) => {
             // Everything that can be refused (the address, the tokens file,
             // the data directory) is, before the banner says it listens.
@@ -206,35 +228,27 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             // Like every writer, the server waits its turn for the data
             // directory, unless `--no-wait`.
-            let mut on_wait = |locked: &StoreError| waiting_message(&cli.db, locked);
+            let mut on_wait = |locked: &StoreError| waiting_message(&cli.db, locked, lang);
             let on_wait: Option<&mut dyn FnMut(&StoreError)> = if cli.no_wait {
                 None
             } else {
                 Some(&mut on_wait)
             };
             let server = penalty_server::Server::bind_waiting(options, on_wait)?;
-            eprintln!(
-                "penalty serve: http://{}/ (API: /openapi.json); Ctrl-C or SIGTERM to stop",
-                server.local_addr()
-            );
+            eprintln!("{}", Phrase::Serving.fill(lang, &[&server.local_addr()]));
             server.run()?;
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-fn load_policy(path: Option<&Path>) -> anyhow::Result<Policy> {
+fn load_policy(path: Option<&Path>, lang: Lang) -> anyhow::Result<Policy> {
     let Some(path) = path else {
         return Ok(Policy::default());
     };
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "cannot read the policy file {}; check the path",
-            path.display()
-        )
-    })?;
-    Policy::from_json(&text)
-        .with_context(|| format!("the policy file {} is not valid", path.display()))
+    let text = std::fs::read_to_string(path)
+        .with_context(|| Phrase::CannotReadPolicy.fill(lang, &[&path.display()]))?;
+    Policy::from_json(&text).with_context(|| Phrase::PolicyNotValid.fill(lang, &[&path.display()]))
 }
 
 /// `--as-of` (default: the wall clock, [`penalty_store::clock`]) and
@@ -262,26 +276,24 @@ fn parse_instant(text: &str, policy: &Policy, flag: &str) -> anyhow::Result<Unix
 
 /// Opens the log for writing, taking the directory lock: waiting for it,
 /// with a message, while another writer holds it, unless `no_wait`.
-fn open_writer(db: &Path, no_wait: bool) -> anyhow::Result<EventLog> {
+fn open_writer(db: &Path, no_wait: bool, lang: Lang) -> anyhow::Result<EventLog> {
     if no_wait {
         return EventLog::open(db).map_err(anyhow::Error::from);
     }
-    EventLog::open_waiting(db, &mut |locked| waiting_message(db, locked))
+    EventLog::open_waiting(db, &mut |locked| waiting_message(db, locked, lang))
         .map_err(anyhow::Error::from)
 }
 
 /// What a writer (`ingest`, `recover`, `serve`) says while it waits for the
 /// data directory another writer holds.
-fn waiting_message(db: &Path, locked: &StoreError) {
+fn waiting_message(db: &Path, locked: &StoreError, lang: Lang) {
     let holder = match locked {
         StoreError::Locked { holder, .. } => holder.clone(),
         other => other.to_string(),
     };
     eprintln!(
-        "penalty: waiting for the data directory {}, in use by {holder}; this command \
-         goes on when it is free (--no-wait fails at once instead; read commands do not \
-         wait)",
-        db.display()
+        "penalty: {}",
+        Phrase::Waiting.fill(lang, &[&db.display(), &holder])
     );
 }
 
@@ -293,15 +305,26 @@ fn open_reader(db: &Path) -> anyhow::Result<LogReader> {
 
 /// Says on stderr what a read found damaged that its answer does not rest
 /// on.
-fn warn_all(warnings: &[String]) {
+fn warn_all(warnings: &[String], lang: Lang) {
     for warning in warnings {
-        eprintln!("penalty: warning: {warning}; run `penalty audit` for the details");
+        eprintln!("penalty: {}", Phrase::Warning.fill(lang, &[warning]));
     }
 }
 
 /// The ledger to answer a query from, and the instant to ask at.
-fn query_ledger(db: &Path, policy: &Policy, args: &QueryArgs) -> anyhow::Result<(Ledger, UnixNs)> {
-    ledger_at(db, policy, args.as_of.as_deref(), args.known_at.as_deref())
+fn query_ledger(
+    db: &Path,
+    policy: &Policy,
+    args: &QueryArgs,
+    lang: Lang,
+) -> anyhow::Result<(Ledger, UnixNs)> {
+    ledger_at(
+        db,
+        policy,
+        args.as_of.as_deref(),
+        args.known_at.as_deref(),
+        lang,
+    )
 }
 
 /// The ledger to answer one shop or order from: only its partition's part
@@ -313,16 +336,17 @@ fn part_ledger(
     policy: &Policy,
     args: &QueryArgs,
     query: PartQuery<'_>,
+    lang: Lang,
 ) -> anyhow::Result<(Ledger, UnixNs)> {
     if args.known_at.is_none() {
         let (as_of, _) = instants(policy, args.as_of.as_deref(), None)?;
         let reader = open_reader(db)?;
         if let Some(opened) = projection::open_part(&reader, policy, query)? {
-            warn_all(&opened.warnings);
+            warn_all(&opened.warnings, lang);
             return Ok((opened.projection.ledger, as_of));
         }
     }
-    query_ledger(db, policy, args)
+    query_ledger(db, policy, args, lang)
 }
 
 fn ledger_at(
@@ -330,12 +354,13 @@ fn ledger_at(
     policy: &Policy,
     as_of: Option<&str>,
     known_at: Option<&str>,
+    lang: Lang,
 ) -> anyhow::Result<(Ledger, UnixNs)> {
     let (as_of, known_at) = instants(policy, as_of, known_at)?;
     let reader = open_reader(db)?;
     if let Some(damage) = &reader.head().damage {
         if known_at.is_some() {
-            warn_all(std::slice::from_ref(damage));
+            warn_all(std::slice::from_ref(damage), lang);
         }
     }
     let ledger = match known_at {
@@ -346,7 +371,7 @@ fn ledger_at(
         }
         None => {
             let opened = projection::open_read(&reader, policy, true, true)?;
-            warn_all(&opened.warnings);
+            warn_all(&opened.warnings, lang);
             opened.projection.ledger
         }
     };
@@ -364,6 +389,8 @@ struct ProgressDisplay {
     /// Folds the appended events beside the appends, for the snapshots
     /// written at the end.
     follower: Option<Follower>,
+    /// The language of the bar's counts.
+    lang: Lang,
 }
 
 impl IngestObserver for ProgressDisplay {
@@ -389,9 +416,14 @@ impl IngestObserver for ProgressDisplay {
         }
         if let Some(bar) = &self.bar {
             bar.set_position(bytes_read);
-            bar.set_message(format!(
-                "{} read, {} appended, {} duplicates, {} rejected",
-                total.read, total.appended, total.duplicates, total.rejected
+            bar.set_message(Phrase::IngestProgress.fill(
+                self.lang,
+                &[
+                    &total.read,
+                    &total.appended,
+                    &total.duplicates,
+                    &total.rejected,
+                ],
             ));
         }
     }
@@ -403,7 +435,7 @@ impl IngestObserver for ProgressDisplay {
 /// command before anything is ingested.
 pub(crate) type Input = (String, Option<u64>, Box<dyn Read + Send>);
 
-pub(crate) fn open_inputs(files: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
+pub(crate) fn open_inputs(files: &[PathBuf], lang: Lang) -> anyhow::Result<Vec<Input>> {
     let stdin = [PathBuf::from("-")];
     let files = if files.is_empty() { &stdin[..] } else { files };
     let mut inputs: Vec<Input> = Vec::new();
@@ -411,12 +443,8 @@ pub(crate) fn open_inputs(files: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
         if path.as_os_str() == "-" {
             inputs.push(("-".into(), None, Box::new(io::stdin())));
         } else {
-            let file = File::open(path).with_context(|| {
-                format!(
-                    "cannot open the input file {}; check the path (nothing was ingested)",
-                    path.display()
-                )
-            })?;
+            let file = File::open(path)
+                .with_context(|| Phrase::CannotOpenInput.fill(lang, &[&path.display()]))?;
             let size = file.metadata().ok().map(|m| m.len());
             inputs.push((path.display().to_string(), size, Box::new(file)));
         }
@@ -424,9 +452,15 @@ pub(crate) fn open_inputs(files: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
     Ok(inputs)
 }
 
-fn ingest(db: &Path, policy: &Policy, no_wait: bool, args: IngestArgs) -> anyhow::Result<ExitCode> {
-    let inputs = open_inputs(&args.files)?;
-    let mut log = open_writer(db, no_wait)?;
+fn ingest(
+    db: &Path,
+    policy: &Policy,
+    no_wait: bool,
+    args: IngestArgs,
+    lang: Lang,
+) -> anyhow::Result<ExitCode> {
+    let inputs = open_inputs(&args.files, lang)?;
+    let mut log = open_writer(db, no_wait, lang)?;
     // The projection of what the log holds now, opened beside the appends
     // and following them; without it (it could not start) the end of the
     // ingest opens the projection as a reader would.
@@ -475,6 +509,7 @@ fn ingest(db: &Path, policy: &Policy, no_wait: bool, args: IngestArgs) -> anyhow
         committed: IngestCounts::default(),
         progress_jsonl: args.progress_jsonl,
         follower,
+        lang,
     };
     let mut total = IngestCounts::default();
     for (name, size, reader) in inputs {
@@ -485,7 +520,7 @@ fn ingest(db: &Path, policy: &Policy, no_wait: bool, args: IngestArgs) -> anyhow
             // Sizing the idempotency index from the file's size spares a
             // large ingest the rehashing of millions of entries as it fills.
             log.reserve(size / ESTIMATED_LINE_BYTES)
-                .with_context(|| format!("while preparing to ingest {name}"))?;
+                .with_context(|| Phrase::PreparingToIngest.fill(lang, &[&name]))?;
         }
         display.committed = total;
         let seq_before = log.last_seq()?;
@@ -508,7 +543,7 @@ fn ingest(db: &Path, policy: &Policy, no_wait: bool, args: IngestArgs) -> anyhow
                     .and_then(|log| log.last_seq())
                     .ok()
                     .map(|seq| seq.saturating_sub(seq_before));
-                let message = ingest_failure(&name, &total, &display.committed, in_log);
+                let message = ingest_failure(&name, &total, &display.committed, in_log, lang);
                 return Err(anyhow::Error::new(error).context(message));
             }
         };
@@ -551,18 +586,14 @@ fn ingest(db: &Path, policy: &Policy, no_wait: bool, args: IngestArgs) -> anyhow
     if args.json {
         print(&json_line(&total)?)?;
     } else {
-        let mut text = format!(
-            "read {} lines: {} appended, {} duplicates, {} rejected\n",
-            total.read, total.appended, total.duplicates, total.rejected
-        );
+        let mut text = ingest_summary(&total, lang);
         if rejects_written > 0 {
-            text += &format!(
-                "rejected lines, with their reasons: {}\n",
-                rejects_path.display()
-            );
+            text += &Phrase::RejectsAt.fill(lang, &[&rejects_path.display()]);
+            text.push('\n');
         }
         if interrupted {
-            text += "interrupted: the lines above are committed; run the same command again to complete (re-sending is safe)\n";
+            text += Phrase::Interrupted.text(lang);
+            text.push('\n');
         }
         print_text(&text)?;
     }
@@ -571,6 +602,18 @@ fn ingest(db: &Path, policy: &Policy, no_wait: bool, args: IngestArgs) -> anyhow
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The counts of an ingest, one line, for `penalty ingest` and
+/// `penalty ingest --cluster`.
+pub(crate) fn ingest_summary(total: &IngestCounts, lang: Lang) -> String {
+    let counts: [&dyn std::fmt::Display; 4] = [
+        &total.read,
+        &total.appended,
+        &total.duplicates,
+        &total.rejected,
+    ];
+    format!("{}\n", Phrase::IngestCounts.fill(lang, &counts))
 }
 
 /// What an ingest that failed on input `name` leaves behind: `before` are
@@ -582,37 +625,40 @@ fn ingest_failure(
     before: &IngestCounts,
     reported: &IngestCounts,
     in_log: Option<u64>,
+    lang: Lang,
 ) -> String {
     let appended_reported = reported.appended - before.appended;
     let committed = match in_log {
-        Some(in_log) if in_log > appended_reported => format!(
-            "{} events from it are in the log: the {} reported before the error and {} more \
-             from blocks that were being written when it came",
-            in_log,
-            appended_reported,
-            in_log - appended_reported
+        Some(in_log) if in_log > appended_reported => Phrase::InLogWithUnreported.fill(
+            lang,
+            &[&in_log, &appended_reported, &(in_log - appended_reported)],
         ),
-        Some(in_log) => format!("{in_log} events from it are in the log"),
-        None => format!(
-            "at least {appended_reported} events from it are in the log (the log could not be \
-             opened again to count those written as the error came)"
-        ),
+        Some(in_log) => Phrase::InLog.fill(lang, &[&in_log]),
+        None => Phrase::AtLeastInLog.fill(lang, &[&appended_reported]),
     };
     let earlier = if before.read > 0 {
-        format!(
-            "; the inputs before it are done ({} read, {} appended, {} duplicates, {} rejected)",
-            before.read, before.appended, before.duplicates, before.rejected
+        Phrase::EarlierInputsDone.fill(
+            lang,
+            &[
+                &before.read,
+                &before.appended,
+                &before.duplicates,
+                &before.rejected,
+            ],
         )
     } else {
         String::new()
     };
-    format!(
-        "while ingesting {name}: {committed}; of its lines, {} were reported before the error \
-         ({} duplicates, {} rejected){earlier}. Once the cause is fixed, send the same input \
-         again: what is already in the log counts as duplicates",
-        reported.read - before.read,
-        reported.duplicates - before.duplicates,
-        reported.rejected - before.rejected,
+    Phrase::IngestFailed.fill(
+        lang,
+        &[
+            &name,
+            &committed,
+            &(reported.read - before.read),
+            &(reported.duplicates - before.duplicates),
+            &(reported.rejected - before.rejected),
+            &earlier,
+        ],
     )
 }
 
@@ -633,12 +679,18 @@ fn progress_bar(name: &str, size: Option<u64>) -> ProgressBar {
     bar
 }
 
-fn export_orders(db: &Path, policy: &Policy, args: ExportOrdersArgs) -> anyhow::Result<ExitCode> {
+fn export_orders(
+    db: &Path,
+    policy: &Policy,
+    args: ExportOrdersArgs,
+    lang: Lang,
+) -> anyhow::Result<ExitCode> {
     let (ledger, as_of) = ledger_at(
         db,
         policy,
         args.query.as_of.as_deref(),
         args.query.known_at.as_deref(),
+        lang,
     )?;
     let offset = policy.utc_offset;
     let filter = penalty_core::RowFilter {
@@ -667,7 +719,7 @@ fn export_orders(db: &Path, policy: &Policy, args: ExportOrdersArgs) -> anyhow::
         ledger.each_order_row(as_of, args.shop.as_deref(), filter, |row| rows.write(&row))?;
         rows.finish()
     };
-    write_export(&args.output, "orders", write_rows)?;
+    write_export(&args.output, Phrase::OrdersNoun, write_rows, lang)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -720,11 +772,12 @@ impl<'o, R: Serialize + CsvRow> ExportRows<'o, R> {
 /// synced, EINVAL, and need not be).
 fn write_export(
     output: &ExportOutput,
-    noun: &str,
+    noun: Phrase,
     write_rows: impl FnOnce(&mut dyn Write) -> anyhow::Result<u64>,
+    lang: Lang,
 ) -> anyhow::Result<()> {
     if output.excel && output.format != ExportFormat::Csv {
-        anyhow::bail!("--excel shapes CSV for Excel; use it with --format csv (the default)");
+        anyhow::bail!(Phrase::ExcelNeedsCsv.text(lang));
     }
     let write = |out: &mut dyn Write| -> anyhow::Result<u64> {
         if output.excel {
@@ -736,12 +789,8 @@ fn write_export(
         write(&mut BufWriter::with_capacity(1 << 16, io::stdout().lock()))?;
         return Ok(());
     };
-    let file = File::create(path).with_context(|| {
-        format!(
-            "cannot create {}; check the directory exists and is writable",
-            path.display()
-        )
-    })?;
+    let file =
+        File::create(path).with_context(|| Phrase::CannotCreate.fill(lang, &[&path.display()]))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let written = write(&mut out)
         .and_then(|written| {
@@ -753,8 +802,15 @@ fn write_export(
         })
         .with_context(|| format!("writing {}", path.display()))?;
     eprintln!(
-        "wrote {written} {noun} to {}",
-        render::escape(&path.display().to_string())
+        "{}",
+        Phrase::WroteRows.fill(
+            lang,
+            &[
+                &written,
+                &noun.text(lang),
+                &render::escape(&path.display().to_string()),
+            ],
+        )
     );
     Ok(())
 }
@@ -792,12 +848,14 @@ fn export_postings(
     db: &Path,
     policy: &Policy,
     args: ExportPostingsArgs,
+    lang: Lang,
 ) -> anyhow::Result<ExitCode> {
     let (ledger, as_of) = ledger_at(
         db,
         policy,
         args.query.as_of.as_deref(),
         args.query.known_at.as_deref(),
+        lang,
     )?;
     let day =
         |text: &Option<String>, flag: &str| -> anyhow::Result<Option<penalty_core::time::Day>> {
@@ -805,11 +863,7 @@ fn export_postings(
                 .map(|text| {
                     UnixNs::parse_asked(text, policy.utc_offset)
                         .map(|t| t.local_day(policy.utc_offset))
-                        .map_err(|_| {
-                            anyhow::anyhow!(
-                            "{flag} `{text}` is not a date; write YYYY-MM-DD, such as 2026-03-01"
-                        )
-                        })
+                        .map_err(|_| anyhow::anyhow!(Phrase::NotADate.fill(lang, &[&flag, &text])))
                 })
                 .transpose()
         };
@@ -821,7 +875,7 @@ fn export_postings(
         })?;
         rows.finish()
     };
-    write_export(&args.output, "postings", write_rows)?;
+    write_export(&args.output, Phrase::PostingsNoun, write_rows, lang)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -840,7 +894,7 @@ struct ReplayOutput {
     equal: Option<bool>,
 }
 
-fn replay(db: &Path, policy: &Policy, args: QueryArgs) -> anyhow::Result<ExitCode> {
+fn replay(db: &Path, policy: &Policy, args: QueryArgs, lang: Lang) -> anyhow::Result<ExitCode> {
     let (as_of, known_at) = instants(policy, args.as_of.as_deref(), args.known_at.as_deref())?;
     let reader = open_reader(db)?;
     let offset = policy.utc_offset;
@@ -865,7 +919,7 @@ fn replay(db: &Path, policy: &Policy, args: QueryArgs) -> anyhow::Result<ExitCod
                 read_snapshot_beside(&reader, || projection::replay_read(&reader, policy, None))?;
             let (rebuilt, end) = replayed?;
             let compared = projection::compare(&reader, policy, as_of, stored, rebuilt, end)?;
-            warn_all(&compared.warnings);
+            warn_all(&compared.warnings, lang);
             output.events = compared.rebuilt.ledger.events_applied();
             output.equal = Some(compared.stored_digest == compared.digest);
             // What is stale of the snapshots is rewritten from the replay,
@@ -885,18 +939,22 @@ fn replay(db: &Path, policy: &Policy, args: QueryArgs) -> anyhow::Result<ExitCod
         print(&json_line(&output)?)?;
     } else {
         let mut text = format!(
-            "replayed {} events as of {}\ndigest {}\n",
-            output.events, output.as_of, output.digest
+            "{}\n{}\n",
+            Phrase::Replayed.fill(lang, &[&output.events, &output.as_of]),
+            Phrase::Digest.fill(lang, &[&output.digest])
         );
         if let Some(known_at) = &output.known_at {
-            text += &format!("known at {known_at}: only events recorded by then\n");
+            text += &Phrase::KnownAt.fill(lang, &[known_at]);
+            text.push('\n');
         }
         if let Some(equal) = output.equal {
             text += if equal {
-                "the stored projections give the same digest\n"
+                Phrase::SameDigest
             } else {
-                "the stored projections gave ANOTHER digest; the checkpoint was rebuilt from the log\n"
-            };
+                Phrase::OtherDigest
+            }
+            .text(lang);
+            text.push('\n');
         }
         print_text(&text)?;
     }
@@ -1007,7 +1065,7 @@ fn check_everything(db: &Path, log: &EventLog) -> anyhow::Result<penalty_store::
     Ok(report)
 }
 
-fn recover(db: &Path, no_wait: bool, args: RecoverArgs) -> anyhow::Result<ExitCode> {
+fn recover(db: &Path, no_wait: bool, args: RecoverArgs, lang: Lang) -> anyhow::Result<ExitCode> {
     if !db.is_dir() {
         return Err(StoreError::NoLog {
             dir: db.to_path_buf(),
@@ -1017,7 +1075,7 @@ fn recover(db: &Path, no_wait: bool, args: RecoverArgs) -> anyhow::Result<ExitCo
     }
     // A log that opens and checks good has nothing to recover: leave it
     // (and its snapshot) as it is.
-    let healthy = match open_writer(db, no_wait) {
+    let healthy = match open_writer(db, no_wait, lang) {
         Ok(log) => {
             let report = check_everything(db, &log)?;
             report.is_ok().then_some(report)
@@ -1042,8 +1100,8 @@ fn recover(db: &Path, no_wait: bool, args: RecoverArgs) -> anyhow::Result<ExitCo
             print(&json_line(&output)?)?;
         } else {
             print_text(&format!(
-                "the log opens and checks good ({} blocks, {} events): nothing to recover\n",
-                report.blocks, report.events
+                "{}\n",
+                Phrase::NothingToRecover.fill(lang, &[&report.blocks, &report.events])
             ))?;
         }
         return Ok(ExitCode::SUCCESS);
@@ -1061,10 +1119,8 @@ fn recover(db: &Path, no_wait: bool, args: RecoverArgs) -> anyhow::Result<ExitCo
         }
         Err(error @ StoreError::Corrupt { .. }) => (None, problem_report(&error)),
         Err(error) => {
-            return Err(anyhow::Error::new(error).context(format!(
-                "while recovering the data directory {}",
-                db.display()
-            )))
+            return Err(anyhow::Error::new(error)
+                .context(Phrase::WhileRecovering.fill(lang, &[&db.display()])))
         }
     };
     let ok = log.is_ok();
@@ -1075,17 +1131,15 @@ fn recover(db: &Path, no_wait: bool, args: RecoverArgs) -> anyhow::Result<ExitCo
         let mut text = String::new();
         if let Some(r) = &recovered {
             if r.head_rewritten {
-                text += &format!(
-                    "rewrote the head journal to acknowledge the last whole block (sequence \
-                     number {})\n",
-                    r.last_seq
-                );
+                text += &Phrase::HeadRewritten.fill(lang, &[&r.last_seq]);
+                text.push('\n');
             }
             if r.snapshot_removed {
-                text += "removed the damaged projection snapshot; the next query replays the log\n";
+                text += Phrase::SnapshotRemoved.text(lang);
+                text.push('\n');
             }
         }
-        print_text(&(render::recover(recovered.as_ref(), &log) + &text))?;
+        print_text(&(render::recover(recovered.as_ref(), &log, lang) + &text))?;
     }
     Ok(if ok {
         ExitCode::SUCCESS
@@ -1099,7 +1153,7 @@ fn recover(db: &Path, no_wait: bool, args: RecoverArgs) -> anyhow::Result<ExitCo
 /// unevenness, few enough to add little memory.
 const SHARED_BLOCKS: usize = 8;
 
-fn audit(db: &Path, policy: &Policy, args: AuditArgs) -> anyhow::Result<ExitCode> {
+fn audit(db: &Path, policy: &Policy, args: AuditArgs, lang: Lang) -> anyhow::Result<ExitCode> {
     // The audit reads as any query does (no lock, beside a writer), and
     // checks every acknowledged block and the head journal.
     let reader = match LogReader::open(db) {
@@ -1115,7 +1169,7 @@ fn audit(db: &Path, policy: &Policy, args: AuditArgs) -> anyhow::Result<ExitCode
             if args.json {
                 print(&json_line(&output)?)?;
             } else {
-                print_text(&render::audit(&output.log, None, &[]))?;
+                print_text(&render::audit(&output.log, None, &[], lang))?;
             }
             return Ok(ExitCode::from(4));
         }
@@ -1185,9 +1239,11 @@ fn audit(db: &Path, policy: &Policy, args: AuditArgs) -> anyhow::Result<ExitCode
             &output.log,
             output.checkpoint.as_ref().map(|c| (c.seq, c.equal)),
             &output.orphans,
+            lang,
         );
         if let Some(problem) = &output.snapshot_problem {
-            text += &format!("PROBLEM: {problem}\n");
+            text += &Phrase::Problem.fill(lang, &[problem]);
+            text.push('\n');
         }
         print_text(&text)?;
     }
@@ -1198,7 +1254,7 @@ fn audit(db: &Path, policy: &Policy, args: AuditArgs) -> anyhow::Result<ExitCode
     })
 }
 
-fn gen(args: GenArgs) -> anyhow::Result<ExitCode> {
+fn gen(args: GenArgs, lang: Lang) -> anyhow::Result<ExitCode> {
     let options = penalty_gen::GenOptions {
         orders: args.orders,
         shops: args.shops,
@@ -1206,20 +1262,21 @@ fn gen(args: GenArgs) -> anyhow::Result<ExitCode> {
     };
     let stats = match &args.output {
         Some(path) => {
-            let file = File::create(path).with_context(|| {
-                format!(
-                    "cannot create {}; check the directory exists and is writable",
-                    path.display()
-                )
-            })?;
+            let file = File::create(path)
+                .with_context(|| Phrase::CannotCreate.fill(lang, &[&path.display()]))?;
             let mut out = io::BufWriter::with_capacity(1 << 20, file);
             let stats = penalty_gen::generate(&options, &mut out)?;
             out.flush()?;
             eprintln!(
-                "wrote {} lines ({} bytes) to {}",
-                stats.lines,
-                stats.bytes,
-                render::escape(&path.display().to_string())
+                "{}",
+                Phrase::WroteLines.fill(
+                    lang,
+                    &[
+                        &stats.lines,
+                        &stats.bytes,
+                        &render::escape(&path.display().to_string()),
+                    ],
+                )
             );
             stats
         }

@@ -18,8 +18,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    let lang = args.lang();
     init_tracing();
-    match commands::run(args) {
+    match commands::run(args, lang) {
         Ok(code) => code,
         Err(error) => {
             if output::is_broken_pipe(&error) {
@@ -31,10 +32,8 @@ fn main() -> ExitCode {
                 return ExitCode::from(3);
             }
             // Messages quote input (an id, a path, an instant as typed).
-            eprintln!(
-                "penalty: error: {}",
-                render::terminal_text(&message(&error))
-            );
+            let text = penalty_core::labels::Phrase::Error.fill(lang, &[&message(&error)]);
+            eprintln!("penalty: {}", render::terminal_text(&text));
             ExitCode::from(1)
         }
     }

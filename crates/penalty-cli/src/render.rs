@@ -4,12 +4,14 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use penalty_core::explain::{at_risk_line, yuan};
+use penalty_core::explain::{at_risk_line_in, yuan};
+use penalty_core::labels::{self, CodeSet, Lang, Phrase};
 use penalty_core::{
     AtRiskReport, DeductionReport, Notice, OrderReport, Orphan, Policy, PostingKind,
     PostingsReport, ShopReport,
 };
 use penalty_store::VerifyReport;
+use unicode_width::UnicodeWidthStr;
 
 /// Whether a character must not reach a terminal as it is: the C0 and C1
 /// control characters and DEL (ESC starts colour, clear-screen and
@@ -96,8 +98,29 @@ fn escape_keeping(text: &str, keep_line_breaks: bool) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// Left-aligned columns separated by two spaces, a header row first.
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+/// The columns a text takes on a terminal: two for a Chinese character,
+/// none for a combining mark, one for the rest (Unicode's East Asian Width,
+/// as terminals show it).
+pub fn display_width(text: &str) -> usize {
+    UnicodeWidthStr::width(text)
+}
+
+/// `text` followed by spaces up to `width` columns.
+fn pad(text: &str, width: usize) -> String {
+    let mut out = String::from(text);
+    out += &" ".repeat(width.saturating_sub(display_width(text)));
+    out
+}
+
+/// Left-aligned columns separated by two spaces, a header row first. Columns
+/// are measured in display width, so that Chinese headings and cells, two
+/// columns each, stay aligned.
+fn table(header: &[Phrase], lang: Lang, rows: &[Vec<String>]) -> String {
+    let header: Vec<&str> = header.iter().map(|h| h.text(lang)).collect();
+    text_table(&header, rows)
+}
+
+fn text_table(header: &[&str], rows: &[Vec<String>]) -> String {
     // Cells are escaped before they are measured, so that columns stay
     // aligned when a value holds control characters.
     let rows: Vec<Vec<String>> = rows
@@ -105,11 +128,11 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         .map(|row| row.iter().map(|cell| escape(cell).into_owned()).collect())
         .collect();
     let rows = &rows;
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| display_width(h)).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
             if let Some(w) = widths.get_mut(i) {
-                *w = (*w).max(cell.chars().count());
+                *w = (*w).max(display_width(cell));
             }
         }
     }
@@ -119,7 +142,7 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         for (i, cell) in cells.iter().enumerate() {
             text += cell;
             if i + 1 < cells.len() {
-                text += &" ".repeat(widths[i] - cell.chars().count() + 2);
+                text += &" ".repeat(widths[i] - display_width(cell) + 2);
             }
         }
         out += text.trim_end();
@@ -132,14 +155,14 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-fn rate(rate: Option<f64>) -> String {
+fn rate(rate: Option<f64>, lang: Lang) -> String {
     match rate {
         Some(r) => format!("{:.1}%", r * 100.0),
-        None => "n/a (nothing due)".into(),
+        None => Phrase::NoRate.text(lang).into(),
     }
 }
 
-fn deduction_rows(deductions: &[DeductionReport]) -> Vec<Vec<String>> {
+fn deduction_rows(deductions: &[DeductionReport], lang: Lang) -> Vec<Vec<String>> {
     deductions
         .iter()
         .map(|d| {
@@ -151,79 +174,97 @@ fn deduction_rows(deductions: &[DeductionReport]) -> Vec<Vec<String>> {
                 yuan(d.amount_fen),
                 yuan(d.charged_fen),
                 yuan(d.waived_fen),
-                d.status.as_str().to_string(),
+                labels::text(CodeSet::DeductionStatus, d.status.as_str(), lang),
             ]
         })
         .collect()
 }
 
-const DEDUCTION_HEADER: &[&str] = &[
-    "JUDGED AT",
-    "ORDER",
-    "#",
-    "SETTLES",
-    "AMOUNT",
-    "CHARGED",
-    "WAIVED",
-    "STATUS",
+const DEDUCTION_HEADER: &[Phrase] = &[
+    Phrase::JudgedAt,
+    Phrase::OrderColumn,
+    Phrase::JudgmentNumber,
+    Phrase::Settles,
+    Phrase::Amount,
+    Phrase::ChargedColumn,
+    Phrase::WaivedColumn,
+    Phrase::StatusColumn,
 ];
 
-pub fn shop(report: &ShopReport) -> String {
-    let mut out = shop_summary(report);
-    out += &shop_lists(report);
+/// A line of the output: two spaces, the phrase filled, a line break.
+fn indented(phrase: Phrase, lang: Lang, values: &[&dyn std::fmt::Display]) -> String {
+    format!("  {}\n", phrase.fill(lang, values))
+}
+
+/// A section title, a blank line before it.
+fn section(phrase: Phrase, lang: Lang) -> String {
+    format!("\n{}\n", phrase.text(lang))
+}
+
+fn none(lang: Lang) -> String {
+    format!("  {}\n", Phrase::NoRows.text(lang))
+}
+
+pub fn shop(report: &ShopReport, lang: Lang) -> String {
+    let mut out = shop_summary(report, lang);
+    out += &shop_lists(report, lang);
     out
 }
 
 /// The figures of a shop (`penalty shop --summary`), without its lists.
-pub fn shop_summary(report: &ShopReport) -> String {
-    let mut out = format!("Shop {} as of {}\n", escape(&report.shop_id), report.as_of);
-    out += &format!(
-        "  {} orders, {} judgments, {} violating orders\n",
-        report.orders, report.judgments, report.violating_orders
+pub fn shop_summary(report: &ShopReport, lang: Lang) -> String {
+    let mut out = Phrase::ShopHeading.fill(lang, &[&escape(&report.shop_id), &report.as_of]);
+    out.push('\n');
+    out += &indented(
+        Phrase::ShopCounts,
+        lang,
+        &[&report.orders, &report.judgments, &report.violating_orders],
     );
-    out += &format!(
-        "  charged {}, waived {} (daily cap), pending {}\n",
-        yuan(report.charged_fen),
-        yuan(report.waived_fen),
-        yuan(report.pending_fen)
+    out += &indented(
+        Phrase::ShopMoney,
+        lang,
+        &[
+            &yuan(report.charged_fen),
+            &yuan(report.waived_fen),
+            &yuan(report.pending_fen),
+        ],
     );
-    out += &format!(
-        "  booked {} (the settlement runs' postings so far, R14)\n",
-        yuan(report.booked_fen)
-    );
-    out += &format!("  deposit balance {}", yuan(report.deposit_balance_fen));
+    out += &indented(Phrase::ShopBooked, lang, &[&yuan(report.booked_fen)]);
+    out += "  ";
+    out += &Phrase::DepositBalance.fill(lang, &[&yuan(report.deposit_balance_fen)]);
     if report.deposit_balance_fen < 0 {
-        out += &format!(
-            "  SHORTFALL: the deposit is {} short (R12)",
-            yuan(-report.deposit_balance_fen)
-        );
+        out += "  ";
+        out += &Phrase::Shortfall.fill(lang, &[&yuan(-report.deposit_balance_fen)]);
     }
     out.push('\n');
     let r = &report.rating;
-    out += &format!(
-        "  rating, last {} days: {} due, {} timed out, timeout rate {}, {} judgments\n",
-        r.window_days,
-        r.due_orders,
-        r.timed_out_orders,
-        rate(r.timeout_rate),
-        r.timeout_judgments
+    out += &indented(
+        Phrase::Rating,
+        lang,
+        &[
+            &r.window_days,
+            &r.due_orders,
+            &r.timed_out_orders,
+            &rate(r.timeout_rate, lang),
+            &r.timeout_judgments,
+        ],
     );
     out
 }
 
-fn shop_lists(report: &ShopReport) -> String {
+fn shop_lists(report: &ShopReport, lang: Lang) -> String {
     let mut out = String::new();
     if let Some(deductions) = &report.deductions {
-        out += "\nDeductions (R4, R5)\n";
+        out += &section(Phrase::DeductionsRules, lang);
         if deductions.is_empty() {
-            out += "  none\n";
+            out += &none(lang);
         } else {
-            out += &table(DEDUCTION_HEADER, &deduction_rows(deductions));
+            out += &table(DEDUCTION_HEADER, lang, &deduction_rows(deductions, lang));
         }
     }
-    out += "\nBanned products (R6)\n";
+    out += &section(Phrase::BannedProducts, lang);
     if report.banned_products.is_empty() {
-        out += "  none\n";
+        out += &none(lang);
     } else {
         let rows: Vec<Vec<String>> = report
             .banned_products
@@ -236,48 +277,56 @@ fn shop_lists(report: &ShopReport) -> String {
                 ]
             })
             .collect();
-        out += &table(&["PRODUCT", "ORDER", "BANNED AT"], &rows);
+        out += &table(
+            &[Phrase::Product, Phrase::OrderColumn, Phrase::BannedAt],
+            lang,
+            &rows,
+        );
     }
-    out += "\nClosure review (R7)\n";
+    out += &section(Phrase::ClosureReview, lang);
     if report.closure_review.is_empty() {
-        out += "  none\n";
+        out += &none(lang);
     } else {
         let rows: Vec<Vec<String>> = report
             .closure_review
             .iter()
             .map(|f| vec![f.order_id.clone(), f.flagged_at.clone()])
             .collect();
-        out += &table(&["ORDER", "FLAGGED AT"], &rows);
+        out += &table(&[Phrase::OrderColumn, Phrase::FlaggedAt], lang, &rows);
     }
     out
 }
 
 /// Where a page of a longer list lies, and how to get the next: nothing
 /// when the page is the whole list.
-fn page_footer(offset: usize, shown: usize, total: usize) -> String {
+fn page_footer(offset: usize, shown: usize, total: usize, lang: Lang) -> String {
     if offset == 0 && shown >= total {
         return String::new();
     }
     if shown == 0 {
-        return format!("\n  no rows past {total}; --offset 0 starts again (--json lists all)\n");
+        return format!("\n{}", indented(Phrase::NoRowsPast, lang, &[&total]));
     }
     let last = offset + shown;
     let next = if last < total {
-        format!("the next page: --offset {last}, all: --limit 0")
+        Phrase::NextPage.fill(lang, &[&last])
     } else {
-        "the last page".to_string()
+        Phrase::LastPage.text(lang).to_string()
     };
     format!(
-        "\n  rows {} to {last} of {total}; {next} (--json lists all)\n",
-        offset + 1
+        "\n{}",
+        indented(
+            Phrase::RowsOfPage,
+            lang,
+            &[&(offset + 1), &last, &total, &next]
+        )
     )
 }
 
 /// A page of the shop list: `limit` rows (0: all) after `offset`; the
 /// deposit shortfall is counted over the whole list.
-pub fn shops(reports: &[ShopReport], offset: usize, limit: usize) -> String {
+pub fn shops(reports: &[ShopReport], offset: usize, limit: usize, lang: Lang) -> String {
     if reports.is_empty() {
-        return "no shops as of this instant\n".into();
+        return format!("{}\n", Phrase::NoShops.text(lang));
     }
     let limit = if limit == 0 { usize::MAX } else { limit };
     let rows: Vec<Vec<String>> = reports
@@ -296,73 +345,97 @@ pub fn shops(reports: &[ShopReport], offset: usize, limit: usize) -> String {
                 yuan(r.deposit_balance_fen),
                 r.banned_products.len().to_string(),
                 r.closure_review.len().to_string(),
-                rate(r.rating.timeout_rate),
+                rate(r.rating.timeout_rate, lang),
             ]
         })
         .collect();
     let mut out = table(
         &[
-            "SHOP",
-            "ORDERS",
-            "JUDGMENTS",
-            "VIOLATING",
-            "CHARGED",
-            "WAIVED",
-            "PENDING",
-            "BALANCE",
-            "BANS",
-            "FLAGS",
-            "TIMEOUT RATE",
+            Phrase::ShopColumn,
+            Phrase::OrdersColumn,
+            Phrase::JudgmentsColumn,
+            Phrase::Violating,
+            Phrase::ChargedColumn,
+            Phrase::WaivedColumn,
+            Phrase::PendingColumn,
+            Phrase::Balance,
+            Phrase::Bans,
+            Phrase::Flags,
+            Phrase::TimeoutRate,
         ],
+        lang,
         &rows,
     );
-    out += &page_footer(offset, rows.len(), reports.len());
+    out += &page_footer(offset, rows.len(), reports.len(), lang);
     let short = reports.iter().filter(|r| r.deposit_balance_fen < 0).count();
     if short > 0 {
-        let noun = if short == 1 { "shop has" } else { "shops have" };
-        out += &format!("{short} {noun} a deposit shortfall (negative balance, R12)\n");
+        let phrase = if short == 1 {
+            Phrase::OneShopShort
+        } else {
+            Phrase::ShopsShort
+        };
+        out += &phrase.fill(lang, &[&short]);
+        out.push('\n');
     }
     out
 }
 
-pub fn order(report: &OrderReport) -> String {
-    let mut out = format!(
-        "Order {} of shop {} (product {}, {}) as of {}\n",
-        escape(&report.order_id),
-        escape(&report.shop_id),
-        escape(&report.product_id),
-        yuan(report.amount_fen),
-        report.as_of
+/// An order's report; its `explain` lines are already in `lang` (the core
+/// writes them, `Ledger::order_report_in`).
+pub fn order(report: &OrderReport, lang: Lang) -> String {
+    let mut out = Phrase::OrderHeading.fill(
+        lang,
+        &[
+            &escape(&report.order_id),
+            &escape(&report.shop_id),
+            &escape(&report.product_id),
+            &yuan(report.amount_fen),
+            &report.as_of,
+        ],
     );
-    out += &format!("  paid      {}\n", report.paid_at);
-    out += &format!("  deadline  {}\n", report.deadline);
-    out += &format!("  status    {}", report.status.as_str());
+    out.push('\n');
+    // The three fields' names in one column, as wide as the widest of them
+    // in this language.
+    let names = [Phrase::PaidAt, Phrase::Deadline, Phrase::Status].map(|p| p.text(lang));
+    let width = names.iter().map(|n| display_width(n)).max().unwrap_or(0) + 2;
+    out += &format!("  {}{}\n", pad(names[0], width), report.paid_at);
+    out += &format!("  {}{}\n", pad(names[1], width), report.deadline);
+    out += &format!(
+        "  {}{}",
+        pad(names[2], width),
+        labels::text(CodeSet::OrderStatus, report.status.as_str(), lang)
+    );
     if let Some(resolved_at) = &report.resolved_at {
-        out += &format!(" (resolved at {resolved_at})");
+        out += &Phrase::ResolvedAt.fill(lang, &[resolved_at]);
     }
     out.push('\n');
     if report.product_banned {
-        out += "  product banned by this order (R6)\n";
+        out += &indented(Phrase::ProductBanned, lang, &[]);
     }
     if report.closure_review {
-        out += "  flagged its shop for closure review (R7)\n";
+        out += &indented(Phrase::FlaggedItsShop, lang, &[]);
     }
     if let Some(closed) = &report.auto_closed_at {
-        out += &format!(
-            "  auto-closed at {closed}; {} owed to the buyer{} (R8)\n",
-            yuan(report.refund_due_fen),
-            if report.alternative_refund_required {
-                ", by an alternative refund"
-            } else {
-                ""
-            }
+        let how = if report.alternative_refund_required {
+            Phrase::ByAlternativeRefund.text(lang)
+        } else {
+            ""
+        };
+        out += &indented(
+            Phrase::AutoClosed,
+            lang,
+            &[closed, &yuan(report.refund_due_fen), &how],
         );
     }
     if !report.deductions.is_empty() {
-        out += "\nDeductions\n";
-        out += &table(DEDUCTION_HEADER, &deduction_rows(&report.deductions));
+        out += &section(Phrase::Deductions, lang);
+        out += &table(
+            DEDUCTION_HEADER,
+            lang,
+            &deduction_rows(&report.deductions, lang),
+        );
     }
-    out += "\nWhy\n";
+    out += &section(Phrase::Why, lang);
     for line in &report.explain {
         out += &format!("  {}\n", escape(line));
     }
@@ -371,19 +444,21 @@ pub fn order(report: &OrderReport) -> String {
 
 /// The orders at risk, soonest first, each with what it will cost; at most
 /// `limit` of them (0: all).
-pub fn at_risk(report: &AtRiskReport, limit: usize) -> String {
+pub fn at_risk(report: &AtRiskReport, limit: usize, lang: Lang) -> String {
     let minutes = report.within_hours.minutes();
     let horizon = match minutes {
-        m if m % 1440 == 0 => format!("{} d", m / 1440),
-        m if m % 60 == 0 => format!("{} h", m / 60),
-        m => format!("{m} min"),
+        m if m % 1440 == 0 => Phrase::Days.fill(lang, &[&(m / 1440)]),
+        m if m % 60 == 0 => Phrase::Hours.fill(lang, &[&(m / 60)]),
+        m => Phrase::Minutes.fill(lang, &[&m]),
     };
     let count = report.orders.len();
-    let mut out = format!(
-        "At risk as of {}, within {horizon}: {count} order{}\n",
-        report.as_of,
-        if count == 1 { "" } else { "s" }
-    );
+    let heading = if count == 1 {
+        Phrase::AtRiskOne
+    } else {
+        Phrase::AtRiskMany
+    };
+    let mut out = heading.fill(lang, &[&report.as_of, &horizon, &count]);
+    out.push('\n');
     if count == 0 {
         return out;
     }
@@ -395,25 +470,34 @@ pub fn at_risk(report: &AtRiskReport, limit: usize) -> String {
                 o.at.clone(),
                 o.shop_id.clone(),
                 o.order_id.clone(),
-                at_risk_line(o),
+                at_risk_line_in(o, lang),
             ]
         })
         .collect();
-    out += &table(&["WHEN", "SHOP", "ORDER", "UNLESS THE SELLER ACTS"], &rows);
+    out += &table(
+        &[
+            Phrase::When,
+            Phrase::ShopColumn,
+            Phrase::OrderColumn,
+            Phrase::UnlessTheSellerActs,
+        ],
+        lang,
+        &rows,
+    );
     if shown < count {
-        out += &format!(
-            "{} more not shown: --limit 0 shows all, --json lists all\n",
-            count - shown
-        );
+        out += &Phrase::MoreNotShown.fill(lang, &[&(count - shown)]);
+        out.push('\n');
     }
     out
 }
 
-/// A page of a shop's notice feed (R9), and how to read the next page.
-pub fn notices(shop_id: &str, notices: &[Notice], limit: usize) -> String {
-    let mut out = format!("Notices to shop {} (R9)\n", escape(shop_id));
+/// A page of a shop's notice feed (R9), and how to read the next page; a
+/// correction's cause is already in `lang` (`Ledger::notices_in`).
+pub fn notices(shop_id: &str, notices: &[Notice], limit: usize, lang: Lang) -> String {
+    let mut out = Phrase::NoticesHeading.fill(lang, &[&escape(shop_id)]);
+    out.push('\n');
     if notices.is_empty() {
-        out += "  none\n";
+        out += &none(lang);
         return out;
     }
     let rows: Vec<Vec<String>> = notices
@@ -421,20 +505,26 @@ pub fn notices(shop_id: &str, notices: &[Notice], limit: usize) -> String {
         .map(|n| {
             let what = match &n.posting {
                 // R14: a correction of the booked ledger, with its cause.
-                Some(p) => format!(
-                    "{} {}, run of {}: {}",
-                    p.kind.label(),
-                    yuan(p.amount_fen),
-                    p.run_date,
-                    p.cause
+                Some(p) => Phrase::PostingNotice.fill(
+                    lang,
+                    &[
+                        &p.kind.label(lang),
+                        &yuan(p.amount_fen),
+                        &p.run_date,
+                        &p.cause,
+                    ],
                 ),
                 None => {
                     let charge = n.deduction_fen.map_or_else(
-                        || "no deduction".into(),
-                        |fen| format!("deduction {}", yuan(fen)),
+                        || Phrase::NoDeduction.text(lang).to_string(),
+                        |fen| Phrase::DeductionOf.fill(lang, &[&yuan(fen)]),
                     );
-                    let revoked = if n.revoked { ", revoked (R11)" } else { "" };
-                    format!("judgment: {charge}{revoked}")
+                    let revoked = if n.revoked {
+                        Phrase::RevokedNote.text(lang)
+                    } else {
+                        ""
+                    };
+                    Phrase::JudgmentNotice.fill(lang, &[&charge, &revoked])
                 }
             };
             vec![
@@ -445,106 +535,122 @@ pub fn notices(shop_id: &str, notices: &[Notice], limit: usize) -> String {
             ]
         })
         .collect();
-    out += &table(&["JUDGED AT", "ORDER", "#", "NOTICE"], &rows);
+    out += &table(
+        &[
+            Phrase::JudgedAt,
+            Phrase::OrderColumn,
+            Phrase::JudgmentNumber,
+            Phrase::NoticeColumn,
+        ],
+        lang,
+        &rows,
+    );
     if notices.len() == limit {
         if let Some(last) = notices.last() {
-            out += &format!("more may follow: --after {}\n", escape(&last.cursor));
+            out += &Phrase::MoreMayFollow.fill(lang, &[&escape(&last.cursor)]);
+            out.push('\n');
         }
     }
     out
+}
+
+/// A line of the output, unindented.
+fn line(phrase: Phrase, lang: Lang, values: &[&dyn std::fmt::Display]) -> String {
+    format!("{}\n", phrase.fill(lang, values))
 }
 
 /// What `penalty recover` found and did, then the rebuilt log's check.
 pub fn recover(
     recovered: Option<&penalty_store::recover::RecoverReport>,
     log: &VerifyReport,
+    lang: Lang,
 ) -> String {
     let mut out = String::new();
     if let Some(r) = recovered {
-        out += &format!(
-            "rebuilt sled's part from events.log: {} blocks, {} events, last sequence number {} \
-             (acknowledged: {})\n",
-            r.blocks, r.events, r.last_seq, r.acknowledged_seq
+        out += &line(
+            Phrase::Rebuilt,
+            lang,
+            &[&r.blocks, &r.events, &r.last_seq, &r.acknowledged_seq],
         );
         if let Some(kept) = &r.damaged_sled {
-            out += &format!(
-                "the damaged sled directory is kept at {}\n",
-                escape(&kept.display().to_string())
+            out += &line(
+                Phrase::DamagedSledKept,
+                lang,
+                &[&escape(&kept.display().to_string())],
             );
         }
         if r.unacknowledged_tail_bytes > 0 {
-            out += &format!(
-                "{} bytes after the last whole block were never acknowledged; the next append \
-                 overwrites them\n",
-                r.unacknowledged_tail_bytes
+            out += &line(
+                Phrase::UnacknowledgedTail,
+                lang,
+                &[&r.unacknowledged_tail_bytes],
             );
         }
     }
     match &log.problem {
-        Some(problem) => {
-            out += &format!(
-                "PROBLEM at sequence number {}: {}\n",
-                problem.seq, problem.detail
-            );
-        }
-        None => {
-            out += &format!(
-                "log integrity: {} blocks, {} events, every checksum and sequence number is good; \
-                 the projections are rebuilt by the next query\n",
-                log.blocks, log.events
-            );
-        }
+        Some(problem) => out += &line(Phrase::ProblemAt, lang, &[&problem.seq, &problem.detail]),
+        None => out += &line(Phrase::RecoveredLogGood, lang, &[&log.blocks, &log.events]),
     }
     out
 }
 
-pub fn audit(log: &VerifyReport, checkpoint: Option<(u64, bool)>, orphans: &[Orphan]) -> String {
-    let mut out = format!(
-        "log: {} blocks, {} events, last sequence number {}\n",
-        log.blocks, log.events, log.last_seq
+pub fn audit(
+    log: &VerifyReport,
+    checkpoint: Option<(u64, bool)>,
+    orphans: &[Orphan],
+    lang: Lang,
+) -> String {
+    let mut out = line(
+        Phrase::LogCounts,
+        lang,
+        &[&log.blocks, &log.events, &log.last_seq],
     );
     match &log.problem {
         Some(problem) => {
-            out += &format!(
-                "PROBLEM at sequence number {}: {}\n  restore the data directory from a backup; the events before it are intact\n",
-                problem.seq, problem.detail
-            );
+            out += &line(Phrase::ProblemAt, lang, &[&problem.seq, &problem.detail]);
+            out += &indented(Phrase::RestoreFromBackup, lang, &[]);
         }
-        None => out += "log integrity: every block checksum and sequence number is good\n",
+        None => out += &line(Phrase::LogGood, lang, &[]),
     }
     match checkpoint {
-        Some((seq, true)) => out += &format!("projections: the checkpoint (at sequence number {seq}) plus the tail equals a replay of the log\n"),
-        Some((seq, false)) => out += &format!("PROBLEM: the checkpoint (at sequence number {seq}) disagrees with a replay of the log; run `penalty replay` to rebuild it\n"),
+        Some((seq, true)) => out += &line(Phrase::CheckpointEqual, lang, &[&seq]),
+        Some((seq, false)) => out += &line(Phrase::CheckpointDiffers, lang, &[&seq]),
         None => {}
     }
     if orphans.is_empty() {
-        out += "orphans (R13): none\n";
+        out += &line(Phrase::NoOrphans, lang, &[]);
     } else {
-        out += &format!(
-            "orphans (R13): {} orders have events but no paid event yet\n",
-            orphans.len()
-        );
+        out += &line(Phrase::Orphans, lang, &[&orphans.len()]);
         let rows: Vec<Vec<String>> = orphans
             .iter()
             .map(|o| vec![o.order_id.clone(), o.events.to_string(), o.first_at.clone()])
             .collect();
-        out += &table(&["ORDER", "EVENTS", "FIRST AT"], &rows);
+        out += &table(
+            &[Phrase::OrderColumn, Phrase::EventsColumn, Phrase::FirstAt],
+            lang,
+            &rows,
+        );
     }
     out
 }
 
 /// A shop's booked ledger (R14): one row per posting, corrections with the
-/// event that caused them; `offset` and `limit` page the rows.
-pub fn postings(report: &PostingsReport, offset: usize, limit: usize) -> String {
-    let mut out = format!(
-        "Booked ledger of shop {} as of {} (R14)\n  booked {} in {} postings\n\n",
-        report.shop_id,
-        report.as_of,
-        yuan(report.booked_fen),
-        report.postings.len()
+/// event that caused them (in `lang`, `Ledger::postings_in`); `offset` and
+/// `limit` page the rows.
+pub fn postings(report: &PostingsReport, offset: usize, limit: usize, lang: Lang) -> String {
+    let mut out = line(
+        Phrase::PostingsHeading,
+        lang,
+        &[&escape(&report.shop_id), &report.as_of],
     );
+    out += &indented(
+        Phrase::PostingsBooked,
+        lang,
+        &[&yuan(report.booked_fen), &report.postings.len()],
+    );
+    out.push('\n');
     if report.postings.is_empty() {
-        out += "  no postings yet: a deduction is booked by the run at 00:00 of its settle date\n";
+        out += &indented(Phrase::NoPostings, lang, &[]);
         return out;
     }
     let rows: Vec<Vec<String>> = report
@@ -563,7 +669,7 @@ pub fn postings(report: &PostingsReport, offset: usize, limit: usize) -> String 
                 p.order_id.clone(),
                 p.judgment.to_string(),
                 p.settle_date.clone(),
-                format!("{correction}{}", p.kind.label()),
+                format!("{correction}{}", p.kind.label(lang)),
                 yuan(p.amount_fen),
                 p.cause.clone(),
             ]
@@ -571,91 +677,124 @@ pub fn postings(report: &PostingsReport, offset: usize, limit: usize) -> String 
         .collect();
     out += &table(
         &[
-            "RUN DATE", "ORDER", "#", "SETTLES", "KIND", "AMOUNT", "CAUSE",
+            Phrase::RunDate,
+            Phrase::OrderColumn,
+            Phrase::JudgmentNumber,
+            Phrase::Settles,
+            Phrase::Kind,
+            Phrase::Amount,
+            Phrase::Cause,
         ],
+        lang,
         &rows,
     );
-    out += &page_footer(offset, rows.len(), report.postings.len());
-    out += "\n  * a correction of an earlier day's booking (a refund or a late charge)\n";
+    out += &page_footer(offset, rows.len(), report.postings.len(), lang);
+    out.push('\n');
+    out += &indented(Phrase::CorrectionNote, lang, &[]);
     out
 }
 
-/// The policy's versions (R15), one block each.
-pub fn policy(policy: &Policy, offset_text: &str) -> String {
-    let mut out = format!("Policy (calendar days in UTC{offset_text})\n");
+/// The policy's versions (R15), one block each: every parameter by the
+/// name a policy file gives it, what it means, its value and its rule.
+pub fn policy(policy: &Policy, offset_text: &str, lang: Lang) -> String {
+    let mut out = line(Phrase::PolicyHeading, lang, &[&offset_text]);
     for (index, (from, version)) in policy.versions().enumerate() {
-        match from {
-            None => out += &format!("\nversion {index}: from the beginning of time\n"),
-            Some(from) => {
-                out += &format!(
-                    "\nversion {index}: from {}\n",
-                    from.to_rfc3339(policy.utc_offset)
-                )
-            }
-        }
-        let rows = vec![
-            vec![
-                "ship_window_hours".into(),
+        out.push('\n');
+        out += &match from {
+            None => line(Phrase::VersionFromStart, lang, &[&index]),
+            Some(from) => line(
+                Phrase::VersionFrom,
+                lang,
+                &[&index, &from.to_rfc3339(policy.utc_offset)],
+            ),
+        };
+        let money = |fen: i64| format!("{fen} ({})", yuan(fen));
+        let parameters: [(&str, Phrase, String, &str); 10] = [
+            (
+                "ship_window_hours",
+                Phrase::ShipWindowHours,
                 version.ship_window_hours.to_string(),
-                "R1".into(),
-            ],
-            vec![
-                "rejudge_interval_hours".into(),
+                "R1",
+            ),
+            (
+                "rejudge_interval_hours",
+                Phrase::RejudgeIntervalHours,
                 version.rejudge_interval_hours.to_string(),
-                "R3".into(),
-            ],
-            vec![
-                "max_judgments_per_order".into(),
+                "R3",
+            ),
+            (
+                "max_judgments_per_order",
+                Phrase::MaxJudgmentsPerOrder,
                 version.max_judgments_per_order.to_string(),
-                "R3".into(),
-            ],
-            vec![
-                "deduction_fen".into(),
-                format!(
-                    "{} ({})",
-                    version.deduction_fen,
-                    yuan(version.deduction_fen)
-                ),
-                "R4".into(),
-            ],
-            vec![
-                "max_deductions_per_order".into(),
+                "R3",
+            ),
+            (
+                "deduction_fen",
+                Phrase::DeductionFen,
+                money(version.deduction_fen),
+                "R4",
+            ),
+            (
+                "max_deductions_per_order",
+                Phrase::MaxDeductionsPerOrder,
                 version.max_deductions_per_order.to_string(),
-                "R4".into(),
-            ],
-            vec![
-                "shop_daily_cap_fen".into(),
-                format!(
-                    "{} ({})",
-                    version.shop_daily_cap_fen,
-                    yuan(version.shop_daily_cap_fen)
-                ),
-                "R5".into(),
-            ],
-            vec![
-                "ban_at_judgment".into(),
+                "R4",
+            ),
+            (
+                "shop_daily_cap_fen",
+                Phrase::ShopDailyCapFen,
+                money(version.shop_daily_cap_fen),
+                "R5",
+            ),
+            (
+                "ban_at_judgment",
+                Phrase::BanAtJudgment,
                 version.ban_at_judgment.to_string(),
-                "R6".into(),
-            ],
-            vec![
-                "closure_grace_hours".into(),
+                "R6",
+            ),
+            (
+                "closure_grace_hours",
+                Phrase::ClosureGraceHours,
                 version.closure_grace_hours.to_string(),
-                "R7".into(),
-            ],
-            vec![
-                "auto_close_days".into(),
+                "R7",
+            ),
+            (
+                "auto_close_days",
+                Phrase::AutoCloseDays,
                 version.auto_close_days.to_string(),
-                "R8".into(),
-            ],
-            vec![
-                "rating_window_days".into(),
+                "R8",
+            ),
+            (
+                "rating_window_days",
+                Phrase::RatingWindowDays,
                 version.rating_window_days.to_string(),
-                "R10".into(),
-            ],
+                "R10",
+            ),
         ];
-        out += &table(&["PARAMETER", "VALUE", "RULE"], &rows);
+        let rows: Vec<Vec<String>> = parameters
+            .into_iter()
+            .map(|(name, meaning, value, rule)| {
+                vec![
+                    name.to_string(),
+                    meaning.text(lang).to_string(),
+                    value,
+                    rule.to_string(),
+                ]
+            })
+            .collect();
+        out += &table(
+            &[
+                Phrase::Parameter,
+                Phrase::Meaning,
+                Phrase::Value,
+                Phrase::Rule,
+            ],
+            lang,
+            &rows,
+        );
     }
-    out += "\nAn order keeps the version in force at its payment; a settle date's cap is\nthe version at its start; the rating window the version at --as-of (R15).\n";
+    out.push('\n');
+    out += &line(Phrase::PolicyVersions, lang, &[]);
     out
 }
 
@@ -695,12 +834,28 @@ mod tests {
     }
 
     #[test]
+    fn chinese_cells_are_measured_in_display_columns() {
+        let rows = vec![
+            vec!["扣款".to_string(), "1".to_string()],
+            vec!["ab".to_string(), "2".to_string()],
+        ];
+        let text = text_table(&["类型", "N"], &rows);
+        // Two spaces, the first column (4 columns wide: two Chinese
+        // characters), two spaces: the second starts at column 8 on every
+        // line.
+        for line in text.lines() {
+            let (head, _) = line.rsplit_once(' ').unwrap();
+            assert_eq!(display_width(head) + 1, 8, "{text}");
+        }
+    }
+
+    #[test]
     fn a_table_stays_aligned_when_a_cell_holds_control_characters() {
         let rows = vec![
             vec!["O\u{1b}[2J".to_string(), "1".to_string()],
             vec!["O1".to_string(), "2".to_string()],
         ];
-        let text = table(&["ORDER", "N"], &rows);
+        let text = text_table(&["ORDER", "N"], &rows);
         let columns: Vec<usize> = text.lines().map(|l| l.rfind(' ').unwrap()).collect();
         assert!(columns.windows(2).all(|w| w[0] == w[1]), "{text}");
         assert!(!text.contains('\u{1b}'));

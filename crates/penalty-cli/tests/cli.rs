@@ -18,9 +18,11 @@ mod support;
 
 const PENALTY: &str = env!("CARGO_BIN_EXE_penalty");
 
+/// The binary on `db`, speaking English whatever the locale of the machine
+/// running the tests (the tests of other languages ask with `--lang`).
 fn penalty(db: &Path) -> Command {
     let mut command = Command::new(PENALTY);
-    command.arg("--db").arg(db);
+    command.arg("--db").arg(db).env("PENALTY_LANG", "en");
     command
 }
 
@@ -2712,4 +2714,141 @@ fn the_shop_list_is_paged() {
     assert_eq!(paged, listed);
     let all = run(&db, &["shops", "--as-of", as_of, "--limit", "0"]);
     assert_eq!(rows(&String::from_utf8(all.stdout).unwrap()), listed);
+}
+
+/// `--json` is the same, byte for byte, whatever the language asked for
+/// (CLI.md: codes stay codes, the sentences of a report are its English
+/// ones): by `--lang`, by PENALTY_LANG and by the locale.
+#[test]
+fn json_is_the_same_in_every_language() {
+    let (_dir, db) = demo_db();
+    let as_of = "2026-04-15";
+    let commands: &[&[&str]] = &[
+        &["shops", "--as-of", as_of, "--json"],
+        &["shop", "S01", "--as-of", as_of, "--json"],
+        &["order", "O0001", "--as-of", as_of, "--json"],
+        &[
+            "notices", "S01", "--as-of", as_of, "--limit", "1000", "--json",
+        ],
+        &["postings", "S01", "--as-of", as_of, "--json"],
+        &["at-risk", "--as-of", "2026-03-20T12:00:00+08:00", "--json"],
+        &["policy", "--json"],
+        &["replay", "--as-of", as_of, "--json"],
+    ];
+    for args in commands {
+        let english = run(&db, args);
+        assert!(english.status.success(), "{args:?}");
+        let flag = penalty(&db)
+            .args(["--lang", "zh-CN"])
+            .args(*args)
+            .output()
+            .unwrap();
+        let variable = penalty(&db)
+            .env("PENALTY_LANG", "zh-CN")
+            .args(*args)
+            .output()
+            .unwrap();
+        let locale = penalty(&db)
+            .env_remove("PENALTY_LANG")
+            .env("LANG", "zh_CN.UTF-8")
+            .args(*args)
+            .output()
+            .unwrap();
+        for (how, output) in [
+            ("--lang", flag),
+            ("PENALTY_LANG", variable),
+            ("LANG", locale),
+        ] {
+            assert_eq!(
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&english.stdout),
+                "{args:?} in Chinese by {how}"
+            );
+        }
+    }
+}
+
+/// The language comes from `--lang`, else PENALTY_LANG, else the locale's
+/// LC_ALL, LC_MESSAGES, LANG; a `--lang` naming neither language is a
+/// usage error (exit 2) saying what to write.
+#[test]
+fn the_language_is_chosen_by_flag_variable_then_locale() {
+    let (_dir, db) = demo_db();
+    let shop = |command: &mut Command| -> String {
+        let out = command
+            .args(["shop", "S01", "--as-of", "2026-04-15", "--summary"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let english = |text: &str| text.starts_with("Shop S01 as of");
+    let chinese = |text: &str| text.starts_with("店铺 S01，截至");
+    let bare = || {
+        let mut command = penalty(&db);
+        command
+            .env_remove("PENALTY_LANG")
+            .env_remove("LC_ALL")
+            .env_remove("LC_MESSAGES")
+            .env_remove("LANG");
+        command
+    };
+    assert!(english(&shop(&mut bare())));
+    assert!(chinese(&shop(bare().env("LANG", "zh_CN.UTF-8"))));
+    assert!(chinese(&shop(
+        bare()
+            .env("LC_MESSAGES", "zh_CN.UTF-8")
+            .env("LANG", "en_US.UTF-8")
+    )));
+    assert!(english(&shop(
+        bare().env("LC_ALL", "C").env("LANG", "zh_CN.UTF-8")
+    )));
+    assert!(english(&shop(
+        bare().env("PENALTY_LANG", "en").env("LANG", "zh_CN.UTF-8")
+    )));
+    assert!(chinese(&shop(bare().env("PENALTY_LANG", "zh-CN"))));
+    assert!(english(&shop(
+        bare().env("PENALTY_LANG", "zh-CN").args(["--lang", "en"])
+    )));
+    assert!(chinese(&shop(bare().args(["--lang", "zh-CN"]))));
+
+    let refused = bare().args(["--lang", "fr", "shops"]).output().unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("write zh-CN (Chinese) or en (English)"),
+        "{refused:?}"
+    );
+
+    // The CLI's own errors speak the language too; the exit code is the same.
+    let unknown = bare()
+        .args([
+            "--lang",
+            "zh-CN",
+            "order",
+            "NO-SUCH",
+            "--as-of",
+            "2026-04-15",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("没有订单 `NO-SUCH`"),
+        "{unknown:?}"
+    );
+    let bad_policy = bare()
+        .args([
+            "--lang",
+            "zh-CN",
+            "--policy",
+            "/no/such/policy.json",
+            "policy",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(bad_policy.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&bad_policy.stderr).starts_with("penalty: 错误：无法读取规则文件"),
+        "{bad_policy:?}"
+    );
 }

@@ -2,9 +2,14 @@
 //! see: order and deduction statuses, event types, what comes next for an
 //! order at risk, posting kinds and reject reasons. The JSON reports keep the
 //! codes of CLI.md and EVENTS.md; the CLI's tables and the dashboard show
-//! these labels instead, from this one table.
+//! these labels instead, from this one table. The words and sentences
+//! around them (headings, summaries, advice) are [`phrases`].
 
 use serde::Serialize;
+
+pub mod phrases;
+
+pub use phrases::Phrase;
 
 /// A language of the labels.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -30,6 +35,29 @@ impl Lang {
         }
     }
 
+    /// The language a tag names, for a choice that must be one of the two
+    /// (`--lang`): `en`, `en-US`, `en_GB.UTF-8` are English, `zh`, `zh-CN`,
+    /// `zh_CN.UTF-8` Chinese (any case); anything else (`fr`, `C`, `*`)
+    /// names neither.
+    pub fn parse(tag: &str) -> Option<Lang> {
+        let lower = tag.trim().to_ascii_lowercase();
+        if Lang::from_tag(&lower) == Lang::Zh {
+            Some(Lang::Zh)
+        } else if lower == "en" || lower.starts_with("en-") || lower.starts_with("en_") {
+            Some(Lang::En)
+        } else {
+            None
+        }
+    }
+
+    /// The tag of the language, as `--lang` and `Accept-Language` write it.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Zh => "zh-CN",
+        }
+    }
+
     /// The language an HTTP `Accept-Language` header asks for (RFC 9110
     /// 12.5.4): the range of the highest weight (the first of equal ones)
     /// that is Chinese or English; a range with `q=0` is refused, a
@@ -46,12 +74,10 @@ impl Lang {
                 .map(|q| q.trim().parse::<f32>().unwrap_or(1.0))
                 .next()
                 .unwrap_or(1.0);
-            let lang = Lang::from_tag(tag);
-            let named = lang == Lang::Zh || tag.eq_ignore_ascii_case("en") || {
-                let lower = tag.to_ascii_lowercase();
-                lower.starts_with("en-") || lower.starts_with("en_")
+            let Some(lang) = Lang::parse(tag) else {
+                continue;
             };
-            if !named || weight <= 0.0 {
+            if weight <= 0.0 {
                 continue;
             }
             if best.is_none_or(|(w, _)| weight > w) {
@@ -79,6 +105,18 @@ pub enum CodeSet {
     PostingKind,
     /// `reason` of a rejected line (EVENTS.md).
     RejectReason,
+}
+
+impl CodeSet {
+    /// Every set, for the test that each has its labels.
+    pub const ALL: &'static [CodeSet] = &[
+        CodeSet::OrderStatus,
+        CodeSet::DeductionStatus,
+        CodeSet::EventType,
+        CodeSet::NextStep,
+        CodeSet::PostingKind,
+        CodeSet::RejectReason,
+    ];
 }
 
 /// One code with its labels.
@@ -243,8 +281,33 @@ mod tests {
             );
         }
         for label in LABELS {
-            assert!(!label.en.is_empty() && !label.zh.is_empty());
+            assert!(
+                !label.en.trim().is_empty(),
+                "{} has no English label",
+                label.code
+            );
+            assert!(
+                !label.zh.trim().is_empty(),
+                "{} has no Chinese label",
+                label.code
+            );
             assert!(!label.zh.is_ascii(), "{} has no Chinese label", label.code);
+            assert_ne!(label.en, label.zh, "{}", label.code);
+        }
+        for set in CodeSet::ALL {
+            assert!(LABELS.iter().any(|l| l.set == *set), "{set:?} has no label");
+        }
+        // The posting kinds of R14, from their enum.
+        for kind in [
+            crate::PostingKind::Charge,
+            crate::PostingKind::Refund,
+            crate::PostingKind::LateCharge,
+        ] {
+            assert!(
+                find(PostingKind, kind.as_str()).is_some(),
+                "{}",
+                kind.as_str()
+            );
         }
     }
 
@@ -255,6 +318,26 @@ mod tests {
                 assert!(a.set != b.set || a.code != b.code, "{} twice", a.code);
             }
         }
+    }
+
+    #[test]
+    fn lang_flag_values_name_one_language_or_none() {
+        for (tag, lang) in [
+            ("en", Some(Lang::En)),
+            ("EN-us", Some(Lang::En)),
+            ("en_GB.UTF-8", Some(Lang::En)),
+            ("zh-CN", Some(Lang::Zh)),
+            ("zh", Some(Lang::Zh)),
+            ("zh_CN.UTF-8", Some(Lang::Zh)),
+            ("fr", None),
+            ("C", None),
+            ("english", None),
+            ("", None),
+        ] {
+            assert_eq!(Lang::parse(tag), lang, "{tag:?}");
+        }
+        assert_eq!(Lang::parse(Lang::Zh.tag()), Some(Lang::Zh));
+        assert_eq!(Lang::parse(Lang::En.tag()), Some(Lang::En));
     }
 
     #[test]

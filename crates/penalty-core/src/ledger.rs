@@ -117,7 +117,7 @@ pub enum OrderIndex {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueryError {
     /// No order with this id exists as of the instant.
-    #[error("no order `{order_id}` as of {as_of}{}", match .paid_at { Some(p) => format!(" (it is paid at {p}; ask as of then or later)"), None => " (no paid event for it is in the log)".into() })]
+    #[error("{}", self.message(Lang::En))]
     UnknownOrder {
         /// The id asked for.
         order_id: String,
@@ -127,13 +127,35 @@ pub enum QueryError {
         paid_at: Option<String>,
     },
     /// No shop with this id exists as of the instant.
-    #[error("no shop `{shop_id}` as of {as_of} (a shop exists from its first paid order or deposit top-up)")]
+    #[error("{}", self.message(Lang::En))]
     UnknownShop {
         /// The id asked for.
         shop_id: String,
         /// The instant asked about.
         as_of: String,
     },
+}
+
+impl QueryError {
+    /// The message in `lang` (its `Display` is the English one).
+    pub fn message(&self, lang: Lang) -> String {
+        use crate::labels::Phrase;
+        match self {
+            QueryError::UnknownOrder {
+                order_id,
+                as_of,
+                paid_at: Some(paid_at),
+            } => Phrase::UnknownOrderPaidLater.fill(lang, &[order_id, as_of, paid_at]),
+            QueryError::UnknownOrder {
+                order_id,
+                as_of,
+                paid_at: None,
+            } => Phrase::UnknownOrder.fill(lang, &[order_id, as_of]),
+            QueryError::UnknownShop { shop_id, as_of } => {
+                Phrase::UnknownShop.fill(lang, &[shop_id, as_of])
+            }
+        }
+    }
 }
 
 /// One entry of a shop's settle-day index: a deduction that exists for some

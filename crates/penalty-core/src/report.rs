@@ -422,13 +422,10 @@ impl PostingKind {
         }
     }
 
-    /// The name a person reads, in Chinese and English, from the one table
-    /// of labels ([`crate::labels`]).
-    pub fn label(&self) -> String {
-        match crate::labels::find(crate::labels::CodeSet::PostingKind, self.as_str()) {
-            Some(label) => format!("{} {}", label.zh, label.en),
-            None => self.as_str().to_string(),
-        }
+    /// The name a person reads in `lang`, from the one table of labels
+    /// ([`crate::labels`]).
+    pub fn label(&self, lang: crate::labels::Lang) -> String {
+        crate::labels::text(crate::labels::CodeSet::PostingKind, self.as_str(), lang)
     }
 }
 

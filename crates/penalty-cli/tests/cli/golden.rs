@@ -262,3 +262,190 @@ fn golden_help_pages() {
         );
     }
 }
+
+/// The demo's commands whose human output people read most: the shop list,
+/// a shop, its notices and booked ledger, orders whose reasons touch most
+/// rules, the orders at risk, the policy, a replay and an audit.
+fn demo_commands() -> Vec<Vec<&'static str>> {
+    let as_of = "2026-04-15";
+    let mut commands: Vec<Vec<&'static str>> = vec![
+        vec!["shops", "--as-of", as_of],
+        vec!["shop", "S01", "--as-of", as_of, "--limit", "5"],
+        // A notice's cursor holds the instant it became visible, for some
+        // notices the instant their events were recorded (the day the test
+        // runs), so the feed is shown whole, without a next-page cursor:
+        // S06's is short and holds a correction and revoked judgments.
+        vec!["notices", "S06", "--as-of", as_of, "--limit", "1000"],
+        vec!["postings", "S01", "--as-of", as_of, "--limit", "6"],
+        vec!["postings", "S06", "--as-of", as_of],
+    ];
+    for (order, order_as_of) in DEMO_ORDERS {
+        commands.push(vec!["order", order, "--as-of", order_as_of]);
+    }
+    commands.extend([
+        vec![
+            "at-risk",
+            "--as-of",
+            "2026-03-20T12:00:00+08:00",
+            "--limit",
+            "6",
+        ],
+        vec!["policy"],
+        vec!["replay", "--as-of", as_of],
+        vec!["audit"],
+        vec!["order", "NO-SUCH-ORDER", "--as-of", as_of],
+    ]);
+    commands
+}
+
+/// Orders of the demo, each with the instant to ask at, whose reasons
+/// together touch most rules: judged, charged, banned, flagged, partly
+/// refunded, auto-closed with its refund failed (O0076); a presale shipped
+/// under a rejected tracking number, appealed (O0110); waived by the daily
+/// cap (O0351); fully refunded (O0231); a deduction revoked (O0081).
+const DEMO_ORDERS: &[(&str, &str)] = &[
+    ("O0076", "2026-08-15"),
+    ("O0110", "2026-04-15"),
+    ("O0351", "2026-04-15"),
+    ("O0231", "2026-04-15"),
+    ("O0081", "2026-04-15"),
+];
+
+/// The transcript of the demo's commands in `lang` (`--lang` before each).
+fn demo_transcript(lang: &str) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("db");
+    let events = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/demo/events.jsonl");
+    let ingest = penalty(&db)
+        .current_dir(tmp.path())
+        .args(["--lang", lang, "ingest", "--rejects", "rejects.jsonl"])
+        .arg(&events)
+        .output()
+        .unwrap();
+    let mut out = format!("$ penalty --lang {lang} ingest events.jsonl\n");
+    out += &String::from_utf8_lossy(&ingest.stdout);
+    out.push('\n');
+    for args in demo_commands() {
+        let mut with_lang = vec!["--lang", lang];
+        with_lang.extend(args);
+        transcribe(&mut out, &db, None, &with_lang);
+    }
+    out
+}
+
+/// The demo's main commands in English and in Chinese, compared with
+/// `tests/cli/demo.<lang>.golden` (rewritten by `UPDATE_EXPECT=1`): the two
+/// files side by side show every heading, label and sentence in both.
+#[test]
+fn golden_demo_transcripts_in_english_and_chinese() {
+    let update = std::env::var_os("UPDATE_EXPECT").is_some_and(|v| v == "1");
+    let mut failed = Vec::new();
+    for lang in ["en", "zh-CN"] {
+        let actual = demo_transcript(lang);
+        let golden =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/cli/demo.{lang}.golden"));
+        if update {
+            std::fs::write(&golden, &actual).unwrap();
+            continue;
+        }
+        let expected = std::fs::read_to_string(&golden).unwrap_or_default();
+        if expected != actual {
+            let first = expected
+                .lines()
+                .zip(actual.lines())
+                .position(|(e, a)| e != a)
+                .unwrap_or(expected.lines().count().min(actual.lines().count()));
+            failed.push(format!(
+                "{} differs from line {}:\n  expected: {:?}\n  actual:   {:?}",
+                golden.display(),
+                first + 1,
+                expected.lines().nth(first).unwrap_or("<end>"),
+                actual.lines().nth(first).unwrap_or("<end>"),
+            ));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "demo transcripts differ (rerun with UPDATE_EXPECT=1 and review the diff if the change is intended):\n{}",
+        failed.join("\n")
+    );
+}
+
+/// The columns of every table in a Chinese transcript line up on a
+/// terminal: in each block of table lines, every column after the first
+/// starts at the same display column (measured in display width, two
+/// columns per Chinese character, not in bytes or characters).
+#[test]
+fn chinese_tables_line_up_by_display_width() {
+    let text = demo_transcript("zh-CN");
+    let width = |s: &str| -> usize {
+        s.chars()
+            .map(|c| {
+                if (c as u32) >= 0x1100 && !c.is_ascii() {
+                    2
+                } else {
+                    1
+                }
+            })
+            .sum()
+    };
+    // A table's header row is the line after a blank or title line whose
+    // cells are separated by two or more spaces; its rows follow until a
+    // line that is not indented by two spaces.
+    let lines: Vec<&str> = text.lines().collect();
+    let mut checked = 0;
+    let mut i = 0;
+    while i < lines.len() {
+        let header = lines[i];
+        let is_header = header.starts_with("  ")
+            && !header.starts_with("   ")
+            && header.trim().contains("  ")
+            && (header.contains("判罚时间")
+                || header.contains("店铺")
+                || header.contains("参数")
+                || header.contains("结算运行日")
+                || header.contains("时间"));
+        if !is_header {
+            i += 1;
+            continue;
+        }
+        // Where each cell of the header starts, in display columns.
+        let starts = |line: &str| -> Vec<usize> {
+            let mut starts = Vec::new();
+            let mut column = 0;
+            let mut spaces = 0;
+            for c in line.chars() {
+                if c == ' ' {
+                    spaces += 1;
+                } else {
+                    if spaces >= 2 && column > 2 {
+                        starts.push(column);
+                    }
+                    spaces = 0;
+                }
+                column += width(&c.to_string());
+            }
+            starts
+        };
+        let columns = starts(header);
+        let mut j = i + 1;
+        while j < lines.len() && lines[j].starts_with("  ") && !lines[j].trim().is_empty() {
+            let row = starts(lines[j]);
+            // A row's cells start where the header's do (a cell may hold
+            // two spaces itself only in the last column).
+            for (k, start) in columns.iter().enumerate() {
+                if let Some(got) = row.get(k) {
+                    assert_eq!(
+                        got, start,
+                        "column {k} of {:?} under {:?}",
+                        lines[j], header
+                    );
+                }
+            }
+            checked += 1;
+            j += 1;
+        }
+        i = j;
+    }
+    assert!(checked > 20, "only {checked} table rows found:\n{text}");
+}

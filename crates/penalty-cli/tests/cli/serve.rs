@@ -90,6 +90,7 @@ fn serve_and_recover_wait_their_turn_or_fail_at_once_with_no_wait() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
     let mut holder = Command::new(PENALTY)
+        .env("PENALTY_LANG", "en")
         .arg("--db")
         .arg(&db)
         .args(["ingest", "-"])
@@ -111,6 +112,7 @@ fn serve_and_recover_wait_their_turn_or_fail_at_once_with_no_wait() {
     let no_wait = |command: &[&str]| {
         let started = Instant::now();
         let out = Command::new(PENALTY)
+            .env("PENALTY_LANG", "en")
             .arg("--db")
             .arg(&db)
             .arg("--no-wait")
@@ -138,6 +140,7 @@ fn serve_and_recover_wait_their_turn_or_fail_at_once_with_no_wait() {
         .spawn()
         .unwrap();
     let mut recover = Command::new(PENALTY)
+        .env("PENALTY_LANG", "en")
         .arg("--db")
         .arg(&db)
         .args(["recover", "--json"])
