@@ -630,7 +630,8 @@ async fn the_inbox_reads_the_notice_feed_backwards_a_page_at_a_time() {
         expected[..expected.len() - 3]
     );
     assert!(page["next"].is_null());
-    expect_error(
+    // The error names the parameter that is wrong.
+    let message = expect_error(
         &router,
         Method::GET,
         "/shops/S01/notices?before=garbage",
@@ -640,6 +641,7 @@ async fn the_inbox_reads_the_notice_feed_backwards_a_page_at_a_time() {
         "invalid_cursor",
     )
     .await;
+    assert!(message.starts_with("query parameter before "), "{message}");
 }
 
 #[tokio::test]
@@ -1055,6 +1057,7 @@ async fn at_risk_equals_the_core_query_and_is_bounded() {
             order["line"] = penalty_core::explain::at_risk_line(typed).into();
         }
         want["total"] = expected.orders.len().into();
+        want["next"] = serde_json::Value::Null;
         assert_eq!(value, want, "within={within}");
     }
     // The 24 h list is not empty at that instant, so the comparison means something.
@@ -1079,6 +1082,27 @@ async fn at_risk_equals_the_core_query_and_is_bounded() {
     .await;
     assert_eq!(one["orders"].as_array().unwrap().len(), 1);
     assert!(one["total"].as_u64().unwrap() > 1);
+    // Pages of one, each from the previous page's `next`, walk the list.
+    let (_, all) = get_json(
+        &router,
+        "/shops/S01/at-risk?as_of=2026-03-20&within=30d&limit=1000",
+        Some(OPERATOR),
+    )
+    .await;
+    let mut walked = Vec::new();
+    let mut offset = Some(0);
+    while let Some(at) = offset {
+        let (_, page) = get_json(
+            &router,
+            &format!("/shops/S01/at-risk?as_of=2026-03-20&within=30d&limit=1&offset={at}"),
+            Some(OPERATOR),
+        )
+        .await;
+        assert_eq!(page["total"], all["total"]);
+        walked.extend(page["orders"].as_array().unwrap().iter().cloned());
+        offset = page["next"].as_u64();
+    }
+    assert_eq!(&walked, all["orders"].as_array().unwrap());
 
     for bad in [
         "0h", "012h", "367d", "8785h", "527041m", "1w", "h", "", "1.5h",
