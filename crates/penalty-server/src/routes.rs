@@ -123,8 +123,40 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         Query::<T>::try_from_uri(&parts.uri)
             .map(|Query(value)| Params(value))
-            .map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))
+            .map_err(|rejection| query_refused(&rejection.body_text()))
     }
+}
+
+/// A query string the route's struct could not read, as a 400 naming the
+/// parameter and what it takes. serde words it as `Failed to deserialize
+/// query string: <name>: <why>`, which names the parameter but not the
+/// fix for a number, a flag or an unknown name.
+fn query_refused(text: &str) -> ApiError {
+    let detail = text
+        .strip_prefix("Failed to deserialize query string: ")
+        .unwrap_or(text);
+    let message = match detail.split_once(": ") {
+        Some((name, why))
+            if why.starts_with("invalid digit")
+                || why.starts_with("number too large")
+                || why.starts_with("cannot parse integer from empty string") =>
+        {
+            format!(
+                "query parameter {name} must be a whole number, 0 or more (GET /openapi.json gives its range)"
+            )
+        }
+        Some((name, why)) if why.contains("`true` or `false`") => {
+            format!("query parameter {name} must be true or false")
+        }
+        Some((name, why)) => {
+            match why.strip_prefix(&format!("unknown field `{name}`, expected ")) {
+                Some(known) => format!("unknown query parameter {name}: this route takes {known}"),
+                None => detail.to_string(),
+            }
+        }
+        None => detail.to_string(),
+    };
+    ApiError::bad_request("invalid_query", message)
 }
 
 /// The language of the sentences in an answer (an order's `explain`, an
@@ -1426,7 +1458,7 @@ fn parse_query<T: DeserializeOwned>(query: Option<&str>) -> Result<T, ApiError> 
         .map_err(|_| ApiError::bad_request("invalid_query", "the query string is malformed"))?;
     Query::<T>::try_from_uri(&uri)
         .map(|Query(value)| value)
-        .map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))
+        .map_err(|rejection| query_refused(&rejection.body_text()))
 }
 
 /// The routes of one shop that a cluster node forwards to the host of the

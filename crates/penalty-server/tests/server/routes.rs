@@ -430,14 +430,39 @@ async fn orders_are_filtered_and_paged_like_the_export() {
     assert_eq!(page["orders"], serde_json::json!([]));
     assert_eq!(page["total"], 0);
 
-    for (query, code) in [
-        ("status=lost", "invalid_status"),
-        ("limit=0", "invalid_limit"),
-        ("limit=1001", "invalid_limit"),
-        ("limit=ten", "invalid_query"),
-        ("offset=-1", "invalid_query"),
-        ("violating=maybe", "invalid_query"),
-        ("colour=red", "invalid_query"),
+    // Each error names the parameter and what it takes.
+    for (query, code, says) in [
+        (
+            "status=lost",
+            "invalid_status",
+            "status `lost` is not one of awaiting_shipment",
+        ),
+        (
+            "limit=0",
+            "invalid_limit",
+            "limit 0 is out of range: ask for 1 to 1000",
+        ),
+        ("limit=1001", "invalid_limit", "limit 1001 is out of range"),
+        (
+            "limit=ten",
+            "invalid_query",
+            "query parameter limit must be a whole number",
+        ),
+        (
+            "offset=-1",
+            "invalid_query",
+            "query parameter offset must be a whole number",
+        ),
+        (
+            "violating=maybe",
+            "invalid_query",
+            "query parameter violating must be true or false",
+        ),
+        (
+            "colour=red",
+            "invalid_query",
+            "unknown query parameter colour: this route takes one of `as_of`",
+        ),
     ] {
         let message = expect_error(
             &router,
@@ -449,7 +474,7 @@ async fn orders_are_filtered_and_paged_like_the_export() {
             code,
         )
         .await;
-        assert!(message.len() > 10, "{query}: {message}");
+        assert!(message.starts_with(says), "{query}: {message}");
     }
 }
 
