@@ -74,12 +74,16 @@ pub(crate) enum Ask {
         query: Option<String>,
         as_of_ns: i64,
     },
-    /// Every row of `GET /orders.csv`'s query as CSV lines, one text per
-    /// shop.
+    /// The rows of `GET /orders.csv`'s query after the row of `after`
+    /// (shop id, order id; from the first when `None`), as CSV lines, one
+    /// text per shop, until about `max_bytes` of them: a stretch of a
+    /// download ([`CsvStretch`]).
     OrderCsv {
         confined_to: Option<String>,
         query: Option<String>,
         as_of_ns: i64,
+        after: Option<(String, String)>,
+        max_bytes: usize,
     },
     /// The span of the events of the partition's shops (of one shop, if
     /// given).
@@ -309,27 +313,37 @@ fn answer_shops(shops: &crate::stages::ShopStage, ask: Ask) -> Answer {
             confined_to,
             query,
             as_of_ns,
+            after,
+            max_bytes,
         } => {
             let ledger = &shops.ledger;
             let policy = ledger.policy();
             match OrderListAsk::from_query(policy, confined_to.as_deref(), query.as_deref(), true) {
                 Ok(asked) => {
-                    let mut blocks: Vec<(String, String)> = Vec::new();
-                    let _ = ledger.each_order_row(
+                    let mut stretch = CsvStretch::default();
+                    let mut bytes = 0usize;
+                    let mut full = false;
+                    let _ = ledger.each_order_row_after(
                         UnixNs(as_of_ns),
                         asked.shop.as_deref(),
                         asked.filter,
+                        after
+                            .as_ref()
+                            .map(|(shop, order)| (shop.as_str(), order.as_str())),
                         |row| {
-                            match blocks.last_mut() {
-                                Some((shop, text)) if *shop == row.shop_id => {
-                                    text.push_str(&row.csv_line(asked.excel));
-                                }
-                                _ => blocks.push((row.shop_id.clone(), row.csv_line(asked.excel))),
+                            let line = row.csv_line(asked.excel);
+                            bytes += line.len();
+                            match stretch.blocks.last_mut() {
+                                Some((shop, text)) if *shop == row.shop_id => text.push_str(&line),
+                                _ => stretch.blocks.push((row.shop_id.clone(), line)),
                             }
-                            Ok::<(), std::convert::Infallible>(())
+                            stretch.last = Some((row.shop_id, row.order_id));
+                            full = bytes >= max_bytes;
+                            Ok::<bool, std::convert::Infallible>(!full)
                         },
                     );
-                    Answer::json(&blocks)
+                    stretch.done = !full;
+                    Answer::json(&stretch)
                 }
                 Err(error) => Answer::error(error),
             }
@@ -915,45 +929,196 @@ pub(crate) async fn http_orders(
     .into_response()
 }
 
-/// `GET /orders.csv` on any node: each partition's rows, one text per
-/// shop, merged in shop id order (shops are whole in one partition), under
-/// `penalty export orders`'s header. The requesting node holds the whole
-/// export in memory (one machine streams it shop by shop).
+/// A stretch of a partition's rows of `GET /orders.csv`, in the export's
+/// order (shop id, then order id).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct CsvStretch {
+    /// The rows as CSV lines, one text per shop.
+    blocks: Vec<(String, String)>,
+    /// The shop and order id of the last row, where the next stretch starts.
+    last: Option<(String, String)>,
+    /// No row follows.
+    done: bool,
+}
+
+/// What a download asks of the partitions at a time, in all: the node holds
+/// at most about this much of their rows at once, however large the export
+/// (a partition's stretch grows to this divided among them, or
+/// [`FIRST_STRETCH_BYTES`] when that is larger).
+const CSV_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+
+/// A partition's first stretch: the first byte of a download waits for
+/// every partition's first stretch, so it is small; each next one is twice
+/// as large, up to the partition's share of [`CSV_BUFFER_BYTES`], so a
+/// large export takes few questions.
+const FIRST_STRETCH_BYTES: usize = 16 * 1024;
+
+/// One partition's side of a download: the rows received and not yet sent,
+/// and where its next stretch starts.
+struct CsvSource {
+    partition: u32,
+    blocks: std::collections::VecDeque<(String, String)>,
+    after: Option<(String, String)>,
+    done: bool,
+    /// The size of the next stretch asked.
+    stretch_bytes: usize,
+    /// The largest stretch asked.
+    max_stretch_bytes: usize,
+}
+
+/// A download merging the partitions' stretches as the client reads.
+struct CsvMerge {
+    node: Arc<Node>,
+    /// The ask of every stretch, `after` set per partition.
+    request: Ask,
+    sources: Vec<CsvSource>,
+    /// The BOM and header, sent first.
+    head: Option<String>,
+}
+
+impl CsvMerge {
+    /// Asks partition `source` for its next stretch.
+    async fn refill(node: &Node, request: &Ask, source: &mut CsvSource) -> Result<(), Answer> {
+        let mut request = request.clone();
+        if let Ask::OrderCsv {
+            after, max_bytes, ..
+        } = &mut request
+        {
+            after.clone_from(&source.after);
+            *max_bytes = source.stretch_bytes;
+        }
+        source.stretch_bytes = (source.stretch_bytes * 2).min(source.max_stretch_bytes);
+        let stretch: CsvStretch = ask(node, source.partition, &request).await.decoded()?;
+        source.blocks.extend(stretch.blocks);
+        if stretch.last.is_some() {
+            source.after = stretch.last;
+        }
+        source.done = stretch.done;
+        Ok(())
+    }
+
+    /// Asks every partition whose rows sent so far are all sent, and that
+    /// has more, for its next stretch, all at once.
+    async fn refill_empty(&mut self) -> Result<(), Answer> {
+        let (node, request) = (&self.node, &self.request);
+        let asks = self
+            .sources
+            .iter_mut()
+            .filter(|source| source.blocks.is_empty() && !source.done)
+            .map(|source| CsvMerge::refill(node, request, source));
+        futures_util::future::join_all(asks)
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    /// The next text of the body, about 64 KiB of it; `None` at the end.
+    /// Shops are whole in one partition and each partition's stretches
+    /// come in the export's order, so the smallest shop id at the head of
+    /// a partition (once each has a row at hand, or none left) is next.
+    async fn next_text(&mut self) -> Result<Option<String>, Answer> {
+        const CHUNK_BYTES: usize = 64 * 1024;
+        let mut text = self.head.take().unwrap_or_default();
+        while text.len() < CHUNK_BYTES {
+            self.refill_empty().await?;
+            let next = self
+                .sources
+                .iter_mut()
+                .filter(|source| !source.blocks.is_empty())
+                .min_by(|a, b| a.blocks[0].0.cmp(&b.blocks[0].0));
+            let Some(source) = next else {
+                break;
+            };
+            if let Some((_, block)) = source.blocks.pop_front() {
+                text.push_str(&block);
+            }
+        }
+        Ok((!text.is_empty()).then_some(text))
+    }
+}
+
+/// `GET /orders.csv` on any node: each partition's rows asked a stretch at
+/// a time and merged in the export's order (shop id, then order id; shops
+/// are whole in one partition) as the client reads, under `penalty export
+/// orders`'s header: the node holds at most about [`CSV_BUFFER_BYTES`] of
+/// rows, whatever the export's size. A refusal (a bad query, a seller's
+/// foreign shop, a partition that does not answer) found before the first
+/// row is its JSON error; one after it cuts the body short, as one machine
+/// does.
 pub(crate) async fn http_orders_csv(
     State(node): State<Arc<Node>>,
     Caller(access): Caller,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let question = |confined_to, query, as_of_ns| Ask::OrderCsv {
-        confined_to,
-        query,
-        as_of_ns,
+    let confined_to = access.confined_to();
+    let policy = &node.options.policy;
+    let asked = match OrderListAsk::from_query(policy, confined_to, query.as_deref(), true) {
+        Ok(asked) => asked,
+        Err(error) => return refused(error),
     };
-    let (asked, answers) =
-        match ask_order_partitions::<Vec<(String, String)>>(&node, &access, query, true, question)
-            .await
-        {
-            Ok(gathered) => gathered,
-            Err(response) => return response,
-        };
-    let mut blocks: Vec<(String, String)> = answers.into_iter().flatten().collect();
-    blocks.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut text = String::new();
-    let written = CsvSink::start(&mut text, asked.excel).and_then(|()| {
-        CsvSink::push(&mut text, &<OrderRow as CsvRow>::csv_header(asked.excel))?;
-        blocks
-            .iter()
-            .try_for_each(|(_, block)| CsvSink::push(&mut text, block))
-    });
+    let partitions = partitions_of(&node, asked.shop.as_deref());
+    let max_stretch_bytes = (CSV_BUFFER_BYTES / partitions.len().max(1)).max(FIRST_STRETCH_BYTES);
+    let request = Ask::OrderCsv {
+        confined_to: confined_to.map(str::to_string),
+        query,
+        as_of_ns: asked.as_of.0,
+        after: None,
+        max_bytes: FIRST_STRETCH_BYTES,
+    };
+    let mut head = String::new();
+    let written = CsvSink::start(&mut head, asked.excel)
+        .and_then(|()| CsvSink::push(&mut head, &<OrderRow as CsvRow>::csv_header(asked.excel)));
     if let Err(error) = written {
         return refused(error);
     }
+    let mut merge = CsvMerge {
+        node: node.clone(),
+        request,
+        sources: partitions
+            .into_iter()
+            .map(|partition| CsvSource {
+                partition,
+                blocks: std::collections::VecDeque::new(),
+                after: None,
+                done: false,
+                stretch_bytes: FIRST_STRETCH_BYTES,
+                max_stretch_bytes,
+            })
+            .collect(),
+        head: Some(head),
+    };
+    // Every partition's first stretch before the status: a refusal is
+    // still a JSON error.
+    if let Err(answer) = merge.refill_empty().await {
+        return answer.into_response();
+    }
+    let body = futures_util::stream::unfold(Some(merge), |merge| async move {
+        let mut merge = merge?;
+        match merge.next_text().await {
+            Ok(Some(text)) => Some((Ok(bytes::Bytes::from(text)), Some(merge))),
+            Ok(None) => None,
+            // The body has begun: it is cut short, which the client sees as
+            // a download that did not end, never as a whole file.
+            Err(answer) => {
+                tracing::warn!(
+                    status = answer.status,
+                    "a partition failed during a download"
+                );
+                Some((
+                    Err(std::io::Error::other(
+                        "a partition failed during a download",
+                    )),
+                    None,
+                ))
+            }
+        }
+    });
     (
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
             (header::CONTENT_DISPOSITION, ORDERS_CSV_DISPOSITION),
         ],
-        text,
+        axum::body::Body::from_stream(body),
     )
         .into_response()
 }

@@ -15,7 +15,8 @@
 //! Submodules: `fold` applies events (one by one or in bulk), `cap` walks a
 //! shop's settle-day index for R5's daily cap, `tallies` computes a shop's
 //! figures once for the shop report, the export rows and the digest,
-//! `digest` hashes them, `at_risk` and `partition` answer their queries. This
+//! `digest` hashes them, `at_risk` and `partition` answer their queries,
+//! `order_index` keeps each shop's orders by id for the pages of orders. This
 //! file holds the state and the queries.
 
 pub mod at_risk;
@@ -26,6 +27,7 @@ pub mod excerpt;
 #[cfg(test)]
 mod fixtures;
 mod fold;
+mod order_index;
 pub mod partition;
 mod rows;
 mod tallies;
@@ -201,6 +203,10 @@ pub struct Ledger {
     /// leaves the settle-day index (and maybe the order ids) for its end.
     #[serde(skip)]
     mode: FoldMode,
+    /// Each shop's orders by order id, built when a page of orders first
+    /// needs them; derived, so never stored (see `order_index`).
+    #[serde(skip)]
+    order_index: order_index::OrderIndexes,
 }
 
 impl Ledger {
@@ -216,6 +222,7 @@ impl Ledger {
             shops: Vec::new(),
             events_applied: 0,
             mode: FoldMode::OneByOne,
+            order_index: order_index::OrderIndexes::default(),
         }
     }
 

@@ -192,8 +192,9 @@ fn full_document() -> Value {
             "rejected": {"type": "integer"}, "rejects_truncated": {"type": "boolean"},
             "rejects": {"type": "array", "maxItems": 1000, "items": {"type": "object", "properties": {
                 "line": {"type": "integer"}, "reason": {"type": "string"}, "hint": {"type": "string"}}}}}});
-    let at_risk = json!({"type": "object", "required": ["as_of", "within_hours", "orders", "total"],
+    let at_risk = json!({"type": "object", "required": ["as_of", "within_hours", "orders", "next", "total"],
         "properties": {"as_of": {"type": "string"}, "within_hours": {"type": "number"}, "total": {"type": "integer"},
+            "next": {"type": ["integer", "null"], "description": "Pass as `offset` for the next page; `null` on the last page."},
             "orders": {"type": "array", "maxItems": 1000, "items": {"type": "object", "required": ["order_id", "shop_id", "product_id", "next", "at", "seconds_left", "line"],
                 "properties": {"order_id": {"type": "string"}, "shop_id": {"type": "string"}, "product_id": {"type": "string"},
                     "next": {"enum": ["judgment", "closure_review", "auto_close"]}, "at": {"type": "string"}, "seconds_left": {"type": "integer"},
@@ -267,10 +268,11 @@ fn full_document() -> Value {
                     lang_param()])),
                 "responses": responses(json_response("A page of the feed; pass `next` as `after` to read on (backwards: as `before`, `null` after a page that was not full).", json!({"type": "object", "properties": {
                     "notices": {"type": "array", "items": {"$ref": "#/components/schemas/Notice"}}, "next": {"type": ["string", "null"]}}})), &["400", "401", "404", "429", "503"])}},
-            "/shops/{id}/at-risk": {"get": {"summary": "The shop's orders at risk (`penalty at-risk --shop ID --json`, CLI.md): unresolved orders whose next judgment, closure-review flag or auto-close comes within the horizon, soonest first, each with its sentence (`line`). At most `limit` of them; `total` counts all.",
+            "/shops/{id}/at-risk": {"get": {"summary": "The shop's orders at risk (`penalty at-risk --shop ID --json`, CLI.md): unresolved orders whose next judgment, closure-review flag or auto-close comes within the horizon, soonest first, each with its sentence (`line`). A page of `limit` of them from `offset`; `total` counts all.",
                 "parameters": with(with(json!([id_param("The shop.")]), as_of_params()), json!([
                     {"name": "within", "in": "query", "required": false, "description": "The horizon: a whole number and m, h or d, from 1m to 366d (default 24h).", "schema": {"type": "string", "pattern": crate::params::WITHIN_PATTERN}},
-                    {"name": "limit", "in": "query", "required": false, "description": "At most this many orders (1 to 1000, default 100).", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                    {"name": "limit", "in": "query", "required": false, "description": "Page size (1 to 1000, default 100).", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                    {"name": "offset", "in": "query", "required": false, "description": "Orders to skip (the `next` of the previous page).", "schema": {"type": "integer", "minimum": 0, "maximum": crate::params::MAX_OFFSET}},
                     lang_param()])),
                 "responses": responses(json_response("The orders at risk.", json!({"$ref": "#/components/schemas/AtRisk"})), &["400", "401", "404", "429", "503"])}},
             "/labels": {"get": {"summary": "Every code a person can see (order and deduction statuses, event types, next steps, posting kinds, reject reasons) with its English and Chinese (zh-CN) label. No token needed.", "security": [],

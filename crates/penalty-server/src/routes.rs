@@ -123,8 +123,40 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         Query::<T>::try_from_uri(&parts.uri)
             .map(|Query(value)| Params(value))
-            .map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))
+            .map_err(|rejection| query_refused(&rejection.body_text()))
     }
+}
+
+/// A query string the route's struct could not read, as a 400 naming the
+/// parameter and what it takes. serde words it as `Failed to deserialize
+/// query string: <name>: <why>`, which names the parameter but not the
+/// fix for a number, a flag or an unknown name.
+fn query_refused(text: &str) -> ApiError {
+    let detail = text
+        .strip_prefix("Failed to deserialize query string: ")
+        .unwrap_or(text);
+    let message = match detail.split_once(": ") {
+        Some((name, why))
+            if why.starts_with("invalid digit")
+                || why.starts_with("number too large")
+                || why.starts_with("cannot parse integer from empty string") =>
+        {
+            format!(
+                "query parameter {name} must be a whole number, 0 or more (GET /openapi.json gives its range)"
+            )
+        }
+        Some((name, why)) if why.contains("`true` or `false`") => {
+            format!("query parameter {name} must be true or false")
+        }
+        Some((name, why)) => {
+            match why.strip_prefix(&format!("unknown field `{name}`, expected ")) {
+                Some(known) => format!("unknown query parameter {name}: this route takes {known}"),
+                None => detail.to_string(),
+            }
+        }
+        None => detail.to_string(),
+    };
+    ApiError::bad_request("invalid_query", message)
 }
 
 /// The language of the sentences in an answer (an order's `explain`, an
@@ -630,8 +662,10 @@ struct NoticeAsk {
 impl NoticeAsk {
     fn checked(params: NoticeParams) -> Result<NoticeAsk, ApiError> {
         let limit = page_limit(params.limit)?;
-        for cursor in [&params.after, &params.before].into_iter().flatten() {
-            check_cursor(cursor)?;
+        for (name, cursor) in [("after", &params.after), ("before", &params.before)] {
+            if let Some(cursor) = cursor {
+                check_cursor(cursor, name)?;
+            }
         }
         // The inbox reads the feed backwards (newest first, `after` and
         // `before` bounding it); a consumer following the feed reads it
@@ -791,14 +825,16 @@ fn page_offset(offset: Option<usize>) -> Result<usize, ApiError> {
 /// `<visible ns>.<judgment>~<run day>.<order_id>` for a correction's notice
 /// (penalty-core). The core reads a malformed one as "from the start", which
 /// would deliver the whole feed again; over HTTP a malformed cursor is a 400
-/// instead.
-fn check_cursor(cursor: &str) -> Result<(), ApiError> {
+/// instead, naming the parameter (`name`: `after` or `before`).
+fn check_cursor(cursor: &str, name: &str) -> Result<(), ApiError> {
     if params::cursor_syntax_ok(cursor) {
         Ok(())
     } else {
         Err(ApiError::bad_request(
             "invalid_cursor",
-            "after must be the `cursor` (or `next`) of a notice this feed returned",
+            format!(
+                "query parameter {name} must be the `cursor` (or `next`) of a notice this feed returned"
+            ),
         ))
     }
 }
@@ -821,6 +857,7 @@ struct AtRiskParams {
     known_at: Option<String>,
     within: Option<String>,
     limit: Option<usize>,
+    offset: Option<usize>,
 }
 
 /// One order at risk, with its sentence (`penalty at-risk`'s line).
@@ -832,13 +869,15 @@ struct AtRiskEntry {
     line: String,
 }
 
-/// `penalty at-risk --shop ID --json` (CLI.md), its first `limit` orders.
+/// `penalty at-risk --shop ID --json` (CLI.md), a page of its orders.
 #[derive(Serialize)]
 struct AtRiskPage {
     as_of: String,
     within_hours: serde_json::Value,
     orders: Vec<AtRiskEntry>,
-    /// Orders at risk in all, of which `orders` holds the first `limit`.
+    /// Pass as `offset` for the next page; `null` on the last page.
+    next: Option<usize>,
+    /// Orders at risk in all, over all pages.
     total: usize,
 }
 
@@ -849,33 +888,33 @@ async fn at_risk(
     Language(lang): Language,
     Asked { params, when }: Asked<AtRiskParams>,
 ) -> Result<Json<AtRiskPage>, ApiError> {
-    let (limit, within) = at_risk_asked(&params)?;
+    let (asked, within) = at_risk_asked(&params)?;
     readable_shop(&state, &access, &shop_id, when.as_of)?;
     let page = state
         .query_for(Some(&access.clone()), when.known_at, move |ledger| {
-            at_risk_page(ledger, &shop_id, when.as_of, within, limit, lang)
+            at_risk_page(ledger, &shop_id, when.as_of, within, asked, lang)
         })
         .await?;
     Ok(Json(page))
 }
 
-/// The checked `limit` and `within` of an at-risk list.
-fn at_risk_asked(params: &AtRiskParams) -> Result<(usize, penalty_core::Within), ApiError> {
-    let limit = page_limit(params.limit)?;
+/// The checked page and `within` of an at-risk list.
+fn at_risk_asked(params: &AtRiskParams) -> Result<(Page, penalty_core::Within), ApiError> {
+    let page = Page::asked(params.limit, params.offset)?;
     let within = match params.within.as_deref() {
         None => penalty_core::Within::DAY,
         Some(text) => within(text)?,
     };
-    Ok((limit, within))
+    Ok((page, within))
 }
 
-/// A shop's orders at risk within `within`, the first `limit` of them.
+/// A shop's orders at risk within `within`, the `asked` page of them.
 fn at_risk_page(
     ledger: &penalty_core::Ledger,
     shop_id: &str,
     as_of: UnixNs,
     within: penalty_core::Within,
-    limit: usize,
+    asked: Page,
     lang: penalty_core::labels::Lang,
 ) -> Result<AtRiskPage, ApiError> {
     let report = ledger
@@ -884,11 +923,9 @@ fn at_risk_page(
     let within_hours = serde_json::to_value(&report)
         .map(|value| value["within_hours"].clone())
         .unwrap_or(serde_json::Value::Null);
-    let total = report.orders.len();
-    let orders = report
-        .orders
+    let (orders, next, total) = asked.of(report.orders);
+    let orders = orders
         .into_iter()
-        .take(limit)
         .map(|order| AtRiskEntry {
             line: penalty_core::explain::at_risk_line_in(&order, lang),
             order,
@@ -898,6 +935,7 @@ fn at_risk_page(
         as_of: report.as_of,
         within_hours,
         orders,
+        next,
         total,
     })
 }
@@ -1420,7 +1458,7 @@ fn parse_query<T: DeserializeOwned>(query: Option<&str>) -> Result<T, ApiError> 
         .map_err(|_| ApiError::bad_request("invalid_query", "the query string is malformed"))?;
     Query::<T>::try_from_uri(&uri)
         .map(|Query(value)| value)
-        .map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))
+        .map_err(|rejection| query_refused(&rejection.body_text()))
 }
 
 /// The routes of one shop that a cluster node forwards to the host of the
@@ -1486,9 +1524,9 @@ pub fn shop_route_answer(
         }
         ShopRoute::AtRisk => {
             let (params, as_of) = parse_query_when::<AtRiskParams>(query, policy)?;
-            let (limit, within) = at_risk_asked(&params)?;
+            let (asked, within) = at_risk_asked(&params)?;
             confined_shop(confined_to, shop_id, as_of, policy)?;
-            Json(at_risk_page(ledger, shop_id, as_of, within, limit, lang)?).into_response()
+            Json(at_risk_page(ledger, shop_id, as_of, within, asked, lang)?).into_response()
         }
         ShopRoute::Days => {
             let (_, as_of) = parse_query_when::<AsOfParams>(query, policy)?;

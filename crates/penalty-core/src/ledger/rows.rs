@@ -83,8 +83,7 @@ impl OrderSort {
             .then_with(|| a.1.order_id.cmp(&b.1.order_id))
     }
 
-    /// The order of two rows by this sort's key alone (equal rows keep the
-    /// default order: see [`Ledger::order_rows_page`]).
+    /// The order of two rows by this sort's key alone.
     fn by_key(
         self,
         (a_paid_at, a): (UnixNs, &OrderRow),
@@ -104,14 +103,6 @@ impl OrderSort {
             OrderSort::Status => status(a).cmp(&status(b)),
         }
     }
-}
-
-/// A row with what its sort needs beside it: its paid instant (the row's
-/// text would need parsing) and its place in the default order.
-struct SortedRow {
-    paid_at: UnixNs,
-    place: usize,
-    row: OrderRow,
 }
 
 /// The settle days of a shop on which R5's cap cut something: a deduction
@@ -213,7 +204,7 @@ impl Ledger {
     }
 
     /// The shop `shop_id` (none when unknown), or every shop by id.
-    fn shops_asked(&self, shop_id: Option<&str>) -> Vec<u32> {
+    pub(super) fn shops_asked(&self, shop_id: Option<&str>) -> Vec<u32> {
         match shop_id {
             Some(shop_id) => self.shop_ids.find(shop_id).into_iter().collect(),
             None => self.sorted_shops(),
@@ -228,70 +219,31 @@ impl Ledger {
     /// and a million of them took most of a second. Without a filter an
     /// order is only checked to exist; an order that no judgment reaches is
     /// not derived for `violating` or `closure_review`. Only `capped_day`
-    /// needs the cap, and so the shop's tally.
+    /// needs the cap.
     pub fn count_order_rows(
         &self,
         as_of: UnixNs,
         shop_id: Option<&str>,
         filter: RowFilter,
     ) -> Vec<(&str, usize)> {
-        let kept = |order: u32| {
-            let rec = &self.orders[order as usize];
-            let Some(paid) = rec.paid.filter(|paid| paid.at <= as_of) else {
-                return false;
-            };
-            if filter.is_everything() {
-                return true;
-            }
-            if !filter.keeps_paid_at(paid.at) {
-                return false;
-            }
-            // R7's flag needs the final judgment, so no flag either.
-            if (filter.violating || filter.closure_review) && rec.never_judged {
-                return false;
-            }
-            self.view(order, as_of).is_some_and(|view| {
-                // As the tally counts a row's standing judgments.
-                let standing = if rec.never_judged {
-                    0
-                } else {
-                    view.judgments(as_of).filter(|j| !j.revoked(as_of)).count() as u64
-                };
-                filter.status.is_none_or(|s| s == view.status(as_of))
-                    && (!filter.violating || standing > 0)
-                    && (!filter.closure_review || view.flagged(as_of))
-            })
-        };
         self.shops_asked(shop_id)
             .into_iter()
             .map(|shop| {
-                let count = if filter.capped_day {
-                    let tally = self.tally(shop, as_of, FactsKept::All);
-                    let capped = capped_days(&tally.facts);
-                    tally
-                        .facts
-                        .iter()
-                        .filter(|facts| keeps(&filter, facts, as_of, &capped))
-                        .count()
-                } else {
-                    self.shops[shop as usize]
-                        .orders
-                        .iter()
-                        .filter(|&&order| kept(order))
-                        .count()
-                };
-                (self.shop_ids.get(shop), count)
+                (
+                    self.shop_ids.get(shop),
+                    self.count_kept(shop, as_of, &filter),
+                )
             })
             .collect()
     }
 
     /// The page of the rows `filter` keeps (of shop `shop_id`, or of every
     /// shop) sorted by `sort`, from `offset`, at most `limit` rows, with
-    /// their count over all pages. In the default order the matching rows
-    /// are counted shop by shop ([`Ledger::count_order_rows`]), and only the
-    /// shops the page reaches compute their rows; any other sort computes
-    /// every matching row, keeping at most twice the rows up to the page's
-    /// end in memory.
+    /// their count over all pages. Only the page's rows are computed and
+    /// formatted: the orders before it are only checked against the filter
+    /// and keyed by the sort, through each shop's index of its orders by
+    /// id (see the module `order_index`); in the default order, the shops
+    /// before the page are only counted.
     pub fn order_rows_page(
         &self,
         as_of: UnixNs,
@@ -301,56 +253,11 @@ impl Ledger {
         offset: usize,
         limit: usize,
     ) -> RowsPage {
-        if sort != OrderSort::Order {
-            return self.sorted_rows_page(as_of, shop_id, filter, sort, offset, limit);
+        let (rows, total) = self.indexed_rows_page(as_of, shop_id, filter, sort, offset, limit);
+        RowsPage {
+            rows: rows.into_iter().map(|(_, row)| row).collect(),
+            total,
         }
-        let counts = self.count_order_rows(as_of, shop_id, filter);
-        let total: usize = counts.iter().map(|(_, count)| count).sum();
-        let mut rows = Vec::new();
-        // Matching rows in the shops before the current one.
-        let mut before = 0usize;
-        for (shop_id, count) in counts {
-            if rows.len() >= limit {
-                break;
-            }
-            if count > 0 && before + count > offset {
-                let mut position = before;
-                let page = |row: OrderRow| {
-                    if position >= offset && rows.len() < limit {
-                        rows.push(row);
-                    }
-                    position += 1;
-                    Ok::<(), std::convert::Infallible>(())
-                };
-                // Keeping rows cannot fail.
-                let _ = self.each_order_row(as_of, Some(shop_id), filter, page);
-                debug_assert_eq!(position, before + count, "rows as counted");
-            }
-            before += count;
-        }
-        RowsPage { rows, total }
-    }
-
-    /// [`Ledger::order_rows_page`] by a sort other than the default: the
-    /// rows up to the page's end are kept best first, sorted and cut back
-    /// to that length whenever twice as many have gathered.
-    fn sorted_rows_page(
-        &self,
-        as_of: UnixNs,
-        shop_id: Option<&str>,
-        filter: RowFilter,
-        sort: OrderSort,
-        offset: usize,
-        limit: usize,
-    ) -> RowsPage {
-        let (best, total) =
-            self.best_rows(as_of, shop_id, filter, sort, offset.saturating_add(limit));
-        let rows = best
-            .into_iter()
-            .skip(offset)
-            .map(|sorted| sorted.row)
-            .collect();
-        RowsPage { rows, total }
     }
 
     /// The first `end` rows `filter` keeps by `sort`, each with its paid
@@ -365,49 +272,7 @@ impl Ledger {
         sort: OrderSort,
         end: usize,
     ) -> (Vec<(UnixNs, OrderRow)>, usize) {
-        let (best, total) = self.best_rows(as_of, shop_id, filter, sort, end);
-        let rows = best
-            .into_iter()
-            .map(|sorted| (sorted.paid_at, sorted.row))
-            .collect();
-        (rows, total)
-    }
-
-    /// The first `end` rows by `sort` (best first), and the count of all
-    /// the rows `filter` keeps: kept best first, sorted and cut back to
-    /// `end` whenever twice as many have gathered.
-    fn best_rows(
-        &self,
-        as_of: UnixNs,
-        shop_id: Option<&str>,
-        filter: RowFilter,
-        sort: OrderSort,
-        end: usize,
-    ) -> (Vec<SortedRow>, usize) {
-        let compare = |a: &SortedRow, b: &SortedRow| {
-            sort.by_key((a.paid_at, &a.row), (b.paid_at, &b.row))
-                .then(a.place.cmp(&b.place))
-        };
-        let mut best: Vec<SortedRow> = Vec::new();
-        let mut total = 0usize;
-        let gather = |paid_at: UnixNs, row: OrderRow| {
-            best.push(SortedRow {
-                paid_at,
-                place: total,
-                row,
-            });
-            total += 1;
-            if best.len() >= end.saturating_mul(2).max(1024) {
-                best.sort_unstable_by(compare);
-                best.truncate(end);
-            }
-            Ok::<(), std::convert::Infallible>(())
-        };
-        // Gathering rows cannot fail.
-        let _ = self.each_row_paid_at(as_of, shop_id, filter, gather);
-        best.sort_unstable_by(compare);
-        best.truncate(end);
-        (best, total)
+        self.indexed_rows_page(as_of, shop_id, filter, sort, 0, end)
     }
 
     /// The first and the last instant (`at`) of the events applied: paid

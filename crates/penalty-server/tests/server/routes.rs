@@ -430,14 +430,39 @@ async fn orders_are_filtered_and_paged_like_the_export() {
     assert_eq!(page["orders"], serde_json::json!([]));
     assert_eq!(page["total"], 0);
 
-    for (query, code) in [
-        ("status=lost", "invalid_status"),
-        ("limit=0", "invalid_limit"),
-        ("limit=1001", "invalid_limit"),
-        ("limit=ten", "invalid_query"),
-        ("offset=-1", "invalid_query"),
-        ("violating=maybe", "invalid_query"),
-        ("colour=red", "invalid_query"),
+    // Each error names the parameter and what it takes.
+    for (query, code, says) in [
+        (
+            "status=lost",
+            "invalid_status",
+            "status `lost` is not one of awaiting_shipment",
+        ),
+        (
+            "limit=0",
+            "invalid_limit",
+            "limit 0 is out of range: ask for 1 to 1000",
+        ),
+        ("limit=1001", "invalid_limit", "limit 1001 is out of range"),
+        (
+            "limit=ten",
+            "invalid_query",
+            "query parameter limit must be a whole number",
+        ),
+        (
+            "offset=-1",
+            "invalid_query",
+            "query parameter offset must be a whole number",
+        ),
+        (
+            "violating=maybe",
+            "invalid_query",
+            "query parameter violating must be true or false",
+        ),
+        (
+            "colour=red",
+            "invalid_query",
+            "unknown query parameter colour: this route takes one of `as_of`",
+        ),
     ] {
         let message = expect_error(
             &router,
@@ -449,7 +474,7 @@ async fn orders_are_filtered_and_paged_like_the_export() {
             code,
         )
         .await;
-        assert!(message.len() > 10, "{query}: {message}");
+        assert!(message.starts_with(says), "{query}: {message}");
     }
 }
 
@@ -630,7 +655,8 @@ async fn the_inbox_reads_the_notice_feed_backwards_a_page_at_a_time() {
         expected[..expected.len() - 3]
     );
     assert!(page["next"].is_null());
-    expect_error(
+    // The error names the parameter that is wrong.
+    let message = expect_error(
         &router,
         Method::GET,
         "/shops/S01/notices?before=garbage",
@@ -640,6 +666,7 @@ async fn the_inbox_reads_the_notice_feed_backwards_a_page_at_a_time() {
         "invalid_cursor",
     )
     .await;
+    assert!(message.starts_with("query parameter before "), "{message}");
 }
 
 #[tokio::test]
@@ -1055,6 +1082,7 @@ async fn at_risk_equals_the_core_query_and_is_bounded() {
             order["line"] = penalty_core::explain::at_risk_line(typed).into();
         }
         want["total"] = expected.orders.len().into();
+        want["next"] = serde_json::Value::Null;
         assert_eq!(value, want, "within={within}");
     }
     // The 24 h list is not empty at that instant, so the comparison means something.
@@ -1079,6 +1107,27 @@ async fn at_risk_equals_the_core_query_and_is_bounded() {
     .await;
     assert_eq!(one["orders"].as_array().unwrap().len(), 1);
     assert!(one["total"].as_u64().unwrap() > 1);
+    // Pages of one, each from the previous page's `next`, walk the list.
+    let (_, all) = get_json(
+        &router,
+        "/shops/S01/at-risk?as_of=2026-03-20&within=30d&limit=1000",
+        Some(OPERATOR),
+    )
+    .await;
+    let mut walked = Vec::new();
+    let mut offset = Some(0);
+    while let Some(at) = offset {
+        let (_, page) = get_json(
+            &router,
+            &format!("/shops/S01/at-risk?as_of=2026-03-20&within=30d&limit=1&offset={at}"),
+            Some(OPERATOR),
+        )
+        .await;
+        assert_eq!(page["total"], all["total"]);
+        walked.extend(page["orders"].as_array().unwrap().iter().cloned());
+        offset = page["next"].as_u64();
+    }
+    assert_eq!(&walked, all["orders"].as_array().unwrap());
 
     for bad in [
         "0h", "012h", "367d", "8785h", "527041m", "1w", "h", "", "1.5h",
