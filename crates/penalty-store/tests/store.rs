@@ -2874,10 +2874,10 @@ fn lying_index(dir: &Path, crc_flip: u32) -> Vec<u8> {
     use penalty_store::tail_index::BlockRecord;
     let reader = LogReader::open(dir).unwrap();
     let end = penalty_store::snapshot::read(dir).unwrap().unwrap().end;
-    let mut blocks = reader.blocks_after(&end);
+    let blocks = reader.blocks_after(&end);
     let last_end = blocks.last_end();
     let mut out = Vec::new();
-    while let Some(block) = blocks.next() {
+    for block in blocks {
         let block = block.unwrap();
         let at = last_end.lock().unwrap().unwrap();
         let entries = block
