@@ -960,7 +960,15 @@ fn open_part_using(
     // way, below) or nowhere, and then every part holds it as the whole
     // does.
     let mut candidates = match query {
-        PartQuery::Shop(shop_id) => vec![partition_of(shop_id, count)],
+        // A small shop of a part with large shops is read from the excerpt
+        // holding the part's small shops whole, without the large ones.
+        PartQuery::Shop(shop_id) => {
+            let part = partition_of(shop_id, count);
+            match stored.small_shops_excerpt(part) {
+                Some(excerpt) => vec![excerpt, part],
+                None => vec![part],
+            }
+        }
         PartQuery::Order(order_id) => match stored.order_sections(order_id) {
             // Paid in the tail or nowhere: the fold looks for its `paid`
             // in every partition, which the index would hide.
@@ -995,6 +1003,23 @@ fn open_part_using(
         // read as the part is; an excerpt of a large shop is checked.
         let whole_shops = stored.is_excerpt(section)
             && stored.family(section).is_some_and(|f| f < stored.count());
+        // A shop's answer comes from that excerpt only when the snapshot
+        // put the shop there (a large shop, or one new in the tail, is
+        // read from the part).
+        let mut small_shops = None;
+        if let (PartQuery::Shop(shop_id), true) = (query, whole_shops) {
+            match section_ledger(&stored, section, policy) {
+                Ok(Some(ledger)) if ledger.shop_ids().any(|s| s == shop_id) => {
+                    small_shops = Some(ledger);
+                }
+                Ok(_) => continue,
+                Err(Unusable::Snapshot(error)) => {
+                    tracing::info!(%error, "the partitioned snapshot is unusable");
+                    return Ok(None);
+                }
+                Err(Unusable::Log(error)) => return Err(error),
+            }
+        }
         let excerpt = match query {
             PartQuery::Order(order_id) if stored.is_excerpt(section) && !whole_shops => {
                 open_excerpt(&stored, section, order_id, policy, &tail)
@@ -1005,7 +1030,11 @@ fn open_part_using(
             Ok(Some(folded)) => Ok(Some(folded)),
             Ok(None) => {
                 let read = if whole_shops { section } else { part };
-                section_ledger(&stored, read, policy).and_then(|ledger| match ledger {
+                let ledger = match small_shops {
+                    Some(ledger) => Ok(Some(ledger)),
+                    None => section_ledger(&stored, read, policy),
+                };
+                ledger.and_then(|ledger| match ledger {
                     Some(ledger) => tail
                         .fold_exactly(part, ledger, None, || section_ledger(&stored, read, policy)),
                     None => Ok(None),

@@ -3031,3 +3031,56 @@ fn readers_beside_a_file_ingest_answer_as_a_fresh_ledger_of_their_prefix() {
     assert!(checked >= 2, "{checked}");
     assert!(dir.path().join(TAIL_INDEX_FILE).exists());
 }
+
+/// A small shop of a part with large shops is answered from the excerpt
+/// holding the part's small shops whole, without decoding the large ones,
+/// as the whole ledger answers it (with a tail after the snapshot, and
+/// through the tail index); a large shop from its whole part.
+#[test]
+fn a_small_shop_beside_large_ones_is_read_from_the_small_shops_excerpt() {
+    use penalty_store::parts::{self, Parts};
+    use penalty_store::projection::{self, PartQuery};
+    use penalty_store::reader::LogReader;
+    let lines = generated_lines(2000, 300, 17);
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let policy = penalty_core::Policy::default();
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    let cut = refs.len() * 4 / 5;
+    ingest_lines(&mut log, &refs[..cut]);
+    let (projection, _) = projection::open(&log, &policy, false).unwrap();
+    projection.save(&log).unwrap();
+    let end = Parts::open(dir.path()).unwrap().unwrap().end;
+    parts::write_with(dir.path(), &end, &projection.ledger, 8).unwrap();
+    ingest_following(&mut log, &policy, &refs[cut..], 60);
+    drop(log);
+    let reader = LogReader::open(dir.path()).unwrap();
+    let (whole, _) = projection::replay_read(&reader, &policy, None).unwrap();
+    let stored = Parts::open(dir.path()).unwrap().unwrap();
+    let as_of = UnixNs::parse_rfc3339("2027-06-01T00:00:00Z").unwrap();
+    let (mut small, mut large) = (0, 0);
+    for shop_id in whole.ledger.shop_ids() {
+        let opened = projection::open_part(&reader, &policy, PartQuery::Shop(shop_id))
+            .unwrap()
+            .expect("a part");
+        let report = |ledger: &penalty_core::Ledger| {
+            serde_json::to_string(&ledger.shop_report(shop_id, as_of, true).unwrap()).unwrap()
+        };
+        assert_eq!(
+            report(&opened.projection.ledger),
+            report(&whole.ledger),
+            "shop {shop_id}"
+        );
+        let part = penalty_core::ledger::partition::partition_of(shop_id, stored.count());
+        if stored.small_shops_excerpt(part).is_some() {
+            let held = opened.projection.ledger.order_ids().count();
+            let all = stored.ledger(part).unwrap().order_ids().count();
+            if held < all {
+                small += 1;
+            } else {
+                large += 1;
+            }
+        }
+    }
+    assert!(small > 0 && large > 0, "small {small}, large {large}");
+}
