@@ -398,6 +398,12 @@ impl IngestObserver for ProgressDisplay {
         self.follower.is_some()
     }
 
+    fn located(&mut self, first_seq: u64, block: &penalty_store::block::Locator) {
+        if let Some(follower) = &mut self.follower {
+            follower.located(first_seq, *block);
+        }
+    }
+
     fn appended(&mut self, events: &[AppendedEvent<'_>]) -> Result<(), StoreError> {
         if let Some(follower) = &mut self.follower {
             follower.push(events);
@@ -1018,14 +1024,15 @@ fn problem_report(error: &StoreError) -> penalty_store::VerifyReport {
     }
 }
 
-/// What is wrong with the projection snapshot of `reader`'s directory: it
-/// fails its checksum, or it does not describe this log.
+/// What is wrong with the projection snapshot of `reader`'s directory (it
+/// fails its checksum, or it does not describe this log), or else with
+/// its tail index.
 fn snapshot_problem(
     reader: &LogReader,
     stored: &Result<Option<Snapshot>, StoreError>,
 ) -> Option<String> {
     let file = penalty_store::snapshot::SNAPSHOT_FILE;
-    match stored {
+    let snapshot = match stored {
         Ok(None) => None,
         Ok(Some(stored)) => reader.check_snapshot_end(&stored.end).err().map(|why| {
             format!(
@@ -1034,7 +1041,8 @@ fn snapshot_problem(
             )
         }),
         Err(error) => Some(error.to_string()),
-    }
+    };
+    snapshot.or_else(|| penalty_store::tail_index::check(reader))
 }
 
 #[derive(Serialize)]

@@ -39,7 +39,7 @@ use penalty_core::time::UnixNs;
 use serde::Serialize;
 
 use crate::block::content_hashes;
-use crate::log::{AppendOutcome, Appender, IdHasher, Keys, IN_FLIGHT_BLOCKS};
+use crate::log::{AppendOutcome, Appender, BlockJob, IdHasher, Keys, IN_FLIGHT_BLOCKS};
 use crate::{EventLog, StoreError};
 
 /// How much of a too-long line is kept for the rejects file.
@@ -199,6 +199,13 @@ pub trait IngestObserver {
     fn appended(&mut self, events: &[AppendedEvent<'_>]) -> Result<(), StoreError> {
         let _ = events;
         Ok(())
+    }
+
+    /// Where the block of the events of the next
+    /// [`IngestObserver::appended`] call lies: its first sequence number
+    /// and place, told just before that call when the batch appended any.
+    fn located(&mut self, first_seq: u64, block: &crate::block::Locator) {
+        let _ = (first_seq, block);
     }
 
     /// Whether [`IngestObserver::appended`] needs the events; when not, it
@@ -433,6 +440,8 @@ struct Staged {
     counts: IngestCounts,
     /// Whether a [`SyncJob`] for its rejects was handed to the syncer.
     syncing: bool,
+    /// Its block's first sequence number and place, when it has one.
+    block: Option<(u64, crate::block::Locator)>,
 }
 
 impl Committer<'_> {
@@ -543,6 +552,7 @@ impl Committer<'_> {
             bytes_read: self.bytes_read,
             counts: IngestCounts::default(),
             syncing: false,
+            block: job.as_ref().map(BlockJob::place),
         };
         self.record(&mut staged)?;
         if let Some(sync) = self.rejects.sync_job()? {
@@ -618,6 +628,7 @@ impl Committer<'_> {
             bytes_read,
             counts,
             syncing,
+            block,
         } = staged;
         if syncing {
             self.syncer.recv()?;
@@ -641,6 +652,9 @@ impl Committer<'_> {
                     }
                 }
             }
+        }
+        if let Some((first_seq, block)) = &block {
+            self.observer.located(*first_seq, block);
         }
         self.observer.appended(&appended)?;
         self.observer.progress(&self.counts, bytes_read);

@@ -23,6 +23,8 @@
 //! its holder), `<dir>/HEAD` (the head journal, see [`head`]: what is
 //! acknowledged), `<dir>/events.log` (the blocks, appended),
 //! `<dir>/projection.snap` (the projection snapshot, see [`snapshot`]),
+//! `<dir>/tail.index` (where each partition's events lie in the blocks the
+//! last ingest appended, see [`tail_index`]),
 //! `<dir>/rejects.jsonl` (rejected lines, [`ingest::REJECTS_FILE`]) and
 //! `<dir>/log.sled` (the writer's sled database: tree `blocks` locates each
 //! block for the writer's own lookups).
@@ -41,6 +43,7 @@ pub mod reader;
 pub mod recover;
 mod slots;
 pub mod snapshot;
+pub mod tail_index;
 
 pub use error::StoreError;
 pub use lock::LOCK_FILE;

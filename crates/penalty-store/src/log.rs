@@ -43,7 +43,7 @@ use crate::snapshot::SnapshotEnd;
 use crate::StoreError;
 
 mod append;
-pub(crate) use append::{Appender, IN_FLIGHT_BLOCKS};
+pub(crate) use append::{Appender, BlockJob, IN_FLIGHT_BLOCKS};
 
 /// The most events a log holds: the idempotency index keeps sequence
 /// numbers in 32 bits (see `slots`). At about 24 bytes of index per event,

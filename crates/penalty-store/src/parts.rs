@@ -434,6 +434,16 @@ impl Parts {
         section >= self.parts
     }
 
+    /// The excerpt holding partition `part`'s small shops whole, when the
+    /// part has large shops (and so excerpts).
+    pub fn small_shops_excerpt(&self, part: u32) -> Option<u32> {
+        (self.parts..self.sections.len() as u32).find(|&section| {
+            self.sections
+                .get(section as usize)
+                .is_some_and(|s| s.part == part && s.family == part)
+        })
+    }
+
     /// The partition of section `section`.
     pub fn partition(&self, section: u32) -> Option<u32> {
         self.sections.get(section as usize).map(|s| s.part)

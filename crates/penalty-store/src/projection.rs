@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::SyncSender;
 
@@ -26,6 +27,9 @@ use crate::log::EventLog;
 use crate::parts::{self, Parts};
 use crate::reader::{LogReader, ScanDamage, SharedBlock};
 use crate::snapshot::{self, SnapshotEnd, SNAPSHOT_FILE};
+use crate::tail_index::{
+    self, BlockRecord, Found, IndexedBlock, Needs, TailIndex, TailIndexWriter, UNKNOWN_PARTITION,
+};
 
 /// The checkpoint's own format version, first byte of its bytes: a checkpoint
 /// of another version is ignored and rebuilt, never misread. It is the
@@ -302,6 +306,8 @@ const FOLLOW_BLOCKS: usize = 16;
 pub struct Follower {
     sender: Option<std::sync::mpsc::SyncSender<FollowBatch>>,
     thread: Option<std::thread::JoinHandle<Result<Projection, StoreError>>>,
+    /// Where the block of the next events pushed lies, when told.
+    next_block: Option<(u64, crate::block::Locator)>,
 }
 
 /// Appended events as a [`Follower`] gets them: their stored forms, copied
@@ -309,8 +315,13 @@ pub struct Follower {
 struct FollowBatch {
     bytes: Vec<u8>,
     /// Each event's sequence number, when its block was recorded, where its
-    /// stored form ends in `bytes`, and whether that is the compact form.
-    events: Vec<(u64, UnixNs, usize, bool)>,
+    /// stored form ends in `bytes`, whether that is the compact form, and
+    /// the length of its entry in the block.
+    events: Vec<(u64, UnixNs, usize, bool, u32)>,
+    /// The block's first sequence number and place, when known: then the
+    /// fold records where each partition's events lie in it (see
+    /// [`crate::tail_index`]).
+    block: Option<(u64, crate::block::Locator)>,
 }
 
 /// When a [`Follower`] snapshots while the writer still runs, so that a
@@ -376,6 +387,7 @@ impl Follower {
         let thread = std::thread::Builder::new()
             .name("penalty-follow".into())
             .spawn(move || {
+                let mut index = TailIndexWriter::new(reader.dir());
                 let opened = open_read(&reader, &policy, false, false)?;
                 for warning in &opened.warnings {
                     tracing::warn!("{warning}");
@@ -390,7 +402,7 @@ impl Follower {
                 let bulk = projection.ledger.begin_bulk();
                 let mut folded = Ok(());
                 for batch in batches {
-                    folded = batch.fold_into(&mut projection);
+                    folded = batch.fold_into(&mut projection, &mut index);
                     if folded.is_err() {
                         break;
                     }
@@ -415,7 +427,15 @@ impl Follower {
         Ok(Follower {
             sender: Some(sender),
             thread: Some(thread),
+            next_block: None,
         })
+    }
+
+    /// Says where the block of the events of the next [`Follower::push`]
+    /// lies (its first sequence number and place), so that the follower
+    /// adds the block to the tail index.
+    pub fn located(&mut self, first_seq: u64, block: crate::block::Locator) {
+        self.next_block = Some((first_seq, block));
     }
 
     /// Hands over events now durable, in sequence order. Never fails: a
@@ -431,15 +451,20 @@ impl Follower {
         let mut batch = FollowBatch {
             bytes: Vec::with_capacity(bytes),
             events: Vec::with_capacity(events.len()),
+            block: self.next_block.take(),
         };
         for event in events {
             let payload = event.line.payload;
             batch.bytes.extend_from_slice(payload.bytes());
+            let entry = tail_index::ENTRY_FIXED_BYTES
+                + event.line.paid_order_id.map_or(0, <[u8]>::len)
+                + payload.bytes().len();
             batch.events.push((
                 event.seq,
                 event.recorded_at,
                 batch.bytes.len(),
                 payload.is_compact(),
+                u32::try_from(entry).unwrap_or(u32::MAX),
             ));
         }
         if sender.send(batch).is_err() {
@@ -461,10 +486,42 @@ impl Follower {
 }
 
 impl FollowBatch {
-    fn fold_into(self, projection: &mut Projection) -> Result<(), StoreError> {
+    /// Folds the batch in; when its block's place is known, records in
+    /// `index` the partition of each of its events, as the ledger knows it
+    /// before the event (an event naming only its order belongs to the
+    /// shop of the order's `paid`, when there is one).
+    fn fold_into(
+        self,
+        projection: &mut Projection,
+        index: &mut TailIndexWriter,
+    ) -> Result<(), StoreError> {
+        let FollowBatch {
+            bytes,
+            events,
+            block,
+        } = self;
         let mut start = 0;
-        for (seq, recorded_at, end, compact) in self.events {
-            let stored = &self.bytes[start..end];
+        let mut entries = Vec::with_capacity(if block.is_some() { events.len() } else { 0 });
+        let mut entry_offset = crate::block::HEADER_BYTES as u64;
+        let first_seq = events.first().map(|e| e.0);
+        let count = events.len();
+        let mut note = |ledger: &Ledger, kind: &KindRef<'_>, entry_len: u32| {
+            if block.is_some() {
+                let part = match (shop_of(kind), kind.order_id()) {
+                    (Some(shop_id), _) => partition_of(shop_id, parts::PARTS),
+                    (None, Some(order_id)) => ledger
+                        .paid_shop_of(order_id)
+                        .map_or(UNKNOWN_PARTITION, |shop_id| {
+                            partition_of(shop_id, parts::PARTS)
+                        }),
+                    (None, None) => UNKNOWN_PARTITION,
+                };
+                entries.push((part, u32::try_from(entry_offset).unwrap_or(u32::MAX)));
+            }
+            entry_offset += u64::from(entry_len);
+        };
+        for (seq, recorded_at, end, compact, entry_len) in events {
+            let stored = &bytes[start..end];
             start = end;
             if seq != projection.seq + 1 {
                 return Err(corrupt(
@@ -478,18 +535,34 @@ impl FollowBatch {
             if compact {
                 let (_, at, kind) = penalty_core::compact::decode_ref(stored)
                     .ok_or_else(|| corrupt(seq, "its compact form does not decode".into()))?;
+                note(&projection.ledger, &kind, entry_len);
                 projection.fold_in(seq, at, kind, recorded_at, OrderIndex::Intern)?;
             } else {
                 let event = penalty_core::event::parse_stored(stored).map_err(|reject| {
                     corrupt(seq, format!("its stored JSON does not validate ({reject})"))
                 })?;
-                projection.fold_in(
-                    seq,
-                    event.at,
-                    event.kind_ref(),
-                    recorded_at,
-                    OrderIndex::Intern,
-                )?;
+                let kind = event.kind_ref();
+                note(&projection.ledger, &kind, entry_len);
+                projection.fold_in(seq, event.at, kind, recorded_at, OrderIndex::Intern)?;
+            }
+        }
+        if let Some((block_first_seq, block)) = block {
+            // Recorded only when the events are exactly the block's.
+            if first_seq == Some(block_first_seq)
+                && count == block.count as usize
+                && entry_offset == u64::from(block.len)
+            {
+                index.record(&BlockRecord {
+                    first_seq: block_first_seq,
+                    block,
+                    parts: parts::PARTS,
+                    entries,
+                });
+            } else {
+                tracing::info!(
+                    first_seq = block_first_seq,
+                    "the follower's events are not its block's; no tail index for it"
+                );
             }
         }
         Ok(())
@@ -842,6 +915,28 @@ pub fn open_part(
     policy: &Policy,
     query: PartQuery<'_>,
 ) -> Result<Option<Opened>, StoreError> {
+    let index = TailIndex::open(reader.dir());
+    match open_part_using(reader, policy, query, index.as_ref())? {
+        Some((opened, true)) => Ok(Some(opened)),
+        // Read through the tail index, the part does not hold the order:
+        // its `paid` may be in the tail, in a partition the index did not
+        // let the fold see. Without the index the fold notes where.
+        Some((_, false)) => {
+            Ok(open_part_using(reader, policy, query, None)?.map(|(opened, _)| opened))
+        }
+        None => Ok(None),
+    }
+}
+
+/// [`open_part`], reading the tail through `index` when there is one and
+/// the query allows: with whether the answer stands (false when the index
+/// was used and the part does not hold the order asked for).
+fn open_part_using(
+    reader: &LogReader,
+    policy: &Policy,
+    query: PartQuery<'_>,
+    index: Option<&TailIndex>,
+) -> Result<Option<(Opened, bool)>, StoreError> {
     let stored = match Parts::open(reader.dir()) {
         Ok(Some(stored)) => stored,
         Ok(None) => return Ok(None),
@@ -865,9 +960,24 @@ pub fn open_part(
     // way, below) or nowhere, and then every part holds it as the whole
     // does.
     let mut candidates = match query {
-        PartQuery::Shop(shop_id) => vec![partition_of(shop_id, count)],
+        // A small shop of a part with large shops is read from the excerpt
+        // holding the part's small shops whole, without the large ones.
+        PartQuery::Shop(shop_id) => {
+            let part = partition_of(shop_id, count);
+            match stored.small_shops_excerpt(part) {
+                Some(excerpt) => vec![excerpt, part],
+                None => vec![part],
+            }
+        }
         PartQuery::Order(order_id) => match stored.order_sections(order_id) {
-            Ok(found) if found.is_empty() => vec![0],
+            // Paid in the tail or nowhere: the fold looks for its `paid`
+            // in every partition, which the index would hide.
+            Ok(found) if found.is_empty() => {
+                if index.is_some() {
+                    return open_part_using(reader, policy, query, None);
+                }
+                vec![0]
+            }
             Ok(found) => found,
             Err(error) => {
                 tracing::info!(%error, "the partitioned snapshot is unusable");
@@ -880,6 +990,7 @@ pub fn open_part(
         end: &stored.end,
         parts: count,
         order,
+        index,
     };
     let mut chosen = None;
     let mut next = 0;
@@ -892,6 +1003,23 @@ pub fn open_part(
         // read as the part is; an excerpt of a large shop is checked.
         let whole_shops = stored.is_excerpt(section)
             && stored.family(section).is_some_and(|f| f < stored.count());
+        // A shop's answer comes from that excerpt only when the snapshot
+        // put the shop there (a large shop, or one new in the tail, is
+        // read from the part).
+        let mut small_shops = None;
+        if let (PartQuery::Shop(shop_id), true) = (query, whole_shops) {
+            match section_ledger(&stored, section, policy) {
+                Ok(Some(ledger)) if ledger.shop_ids().any(|s| s == shop_id) => {
+                    small_shops = Some(ledger);
+                }
+                Ok(_) => continue,
+                Err(Unusable::Snapshot(error)) => {
+                    tracing::info!(%error, "the partitioned snapshot is unusable");
+                    return Ok(None);
+                }
+                Err(Unusable::Log(error)) => return Err(error),
+            }
+        }
         let excerpt = match query {
             PartQuery::Order(order_id) if stored.is_excerpt(section) && !whole_shops => {
                 open_excerpt(&stored, section, order_id, policy, &tail)
@@ -902,7 +1030,11 @@ pub fn open_part(
             Ok(Some(folded)) => Ok(Some(folded)),
             Ok(None) => {
                 let read = if whole_shops { section } else { part };
-                section_ledger(&stored, read, policy).and_then(|ledger| match ledger {
+                let ledger = match small_shops {
+                    Some(ledger) => Ok(Some(ledger)),
+                    None => section_ledger(&stored, read, policy),
+                };
+                ledger.and_then(|ledger| match ledger {
                     Some(ledger) => tail
                         .fold_exactly(part, ledger, None, || section_ledger(&stored, read, policy)),
                     None => Ok(None),
@@ -948,16 +1080,21 @@ pub fn open_part(
     let Some(projection) = chosen else {
         return Ok(None);
     };
+    let stands = index.is_none()
+        || order.is_none_or(|order_id| projection.ledger.holds_paid_order(order_id));
     let warnings = reader.head().damage.iter().cloned().collect();
     let origin = Origin::Checkpoint {
         seq: start,
         tail: projection.seq - start,
     };
-    Ok(Some(Opened {
-        projection,
-        origin,
-        warnings,
-    }))
+    Ok(Some((
+        Opened {
+            projection,
+            origin,
+            warnings,
+        },
+        stands,
+    )))
 }
 
 /// Section `section` of the partitioned snapshot, `None` when it was made
@@ -971,6 +1108,13 @@ fn section_ledger(
     Ok((ledger.policy() == policy).then_some(ledger))
 }
 
+/// What a read through the tail index takes of a block at least, from an
+/// entry's start: most entries are whole in it.
+const ENTRY_READ_BYTES: u64 = 512;
+/// Entries of a part this close to each other in a block are read with
+/// one call (the page cache reads whole pages anyway).
+const RUN_GAP_BYTES: u64 = 8 << 10;
+
 /// The log after a partitioned snapshot, read a block at a time for each
 /// section a query folds; nothing of it is kept.
 struct Tail<'a> {
@@ -982,6 +1126,9 @@ struct Tail<'a> {
     /// The order asked for, if any: where its `paid` in the tail is, is
     /// noted on the way.
     order: Option<&'a str>,
+    /// The writer's tail index, when there is one: the blocks it vouches
+    /// for are read only where their events of the part are.
+    index: Option<&'a TailIndex>,
 }
 
 /// What [`Tail::fold`] found on the way.
@@ -993,23 +1140,176 @@ struct TailFold {
 }
 
 impl Tail<'_> {
-    /// Calls `each` on every event of the acknowledged blocks after the
-    /// snapshot, in log order, with its sequence number and block, one
-    /// block read at a time.
+    /// Calls `each` on the events of the acknowledged blocks after the
+    /// snapshot that may be partition `part`'s, in log order, with its
+    /// sequence number, its block's instant, its stored payload and
+    /// whether that is the compact form. Where the tail index vouches for
+    /// a block, only the block's events the index puts in `part` (or in no
+    /// partition) are read, each checked by its content hash; from the
+    /// first block it does not vouch for (no record yet, torn, damaged, of
+    /// another block) every event is, a block at a time, checksummed.
     fn each_entry(
         &self,
-        mut each: impl FnMut(u64, &DecodedBlock, &crate::block::EntryMeta) -> Result<(), StoreError>,
+        part: u32,
+        mut each: impl FnMut(u64, UnixNs, &[u8], bool) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        for block in self.reader.blocks_after(self.end) {
-            let block = block?;
-            for (offset, entry) in block.entries.iter().enumerate() {
-                let seq = block.first_seq + offset as u64;
-                if seq > self.end.seq {
-                    each(seq, &block, entry)?;
+        let last = self.reader.last_seq();
+        let mut offset = self.end.next_offset();
+        let mut next_seq = self.end.seq + 1;
+        if let Some(index) = self.index {
+            let mut at = 0;
+            while next_seq <= last {
+                let Found::Record(record) = index.record_at(at) else {
+                    break;
+                };
+                at = record.next;
+                // Records of blocks under the snapshot.
+                if record.first_seq < next_seq {
+                    continue;
                 }
+                if record.first_seq != next_seq || record.parts != self.parts {
+                    break;
+                }
+                if !self.indexed_block(index, &record, offset, part, &mut each)? {
+                    break;
+                }
+                offset = record.offset + u64::from(record.len);
+                next_seq += u64::from(record.count);
+            }
+        }
+        for block in self.reader.blocks_until(offset, next_seq, last) {
+            let block = block?;
+            for (number, entry) in block.entries.iter().enumerate() {
+                let (payload, compact) = block.payload(entry);
+                each(
+                    block.first_seq + number as u64,
+                    block.recorded_at,
+                    payload,
+                    compact,
+                )?;
             }
         }
         Ok(())
+    }
+
+    /// The events of `part` (and of no partition) of the block `record`
+    /// names, handed to `each`, when the block at `offset` (after any
+    /// padding) is the one it names, acknowledged, and every entry listed
+    /// is there whole with its content hash; false, having handed nothing,
+    /// when not.
+    fn indexed_block(
+        &self,
+        index: &TailIndex,
+        record: &IndexedBlock,
+        offset: u64,
+        part: u32,
+        each: &mut impl FnMut(u64, UnixNs, &[u8], bool) -> Result<(), StoreError>,
+    ) -> Result<bool, StoreError> {
+        let (file, file_len) = self.reader.file();
+        let block_end = record.offset + u64::from(record.len);
+        if crate::direct::padded_end(file, offset, file_len).ok() != Some(record.offset)
+            || block_end > file_len
+            || record.count == 0
+        {
+            return Ok(false);
+        }
+        let mut header = [0u8; crate::block::HEADER_BYTES];
+        if file.read_exact_at(&mut header, record.offset).is_err() {
+            return Ok(false);
+        }
+        let named = crate::block::Locator {
+            offset: record.offset,
+            len: record.len,
+            crc: record.crc,
+            count: record.count,
+        };
+        if !named.names_header(record.first_seq, &header) {
+            return Ok(false);
+        }
+        // The acknowledged block ends the walk as in `Blocks`: a block past
+        // it, or another block in its place, is for the plain walk to name.
+        let head = self.reader.head().last;
+        let last_seq = record.first_seq + u64::from(record.count) - 1;
+        if last_seq > head.last_seq
+            || (last_seq == head.last_seq
+                && (head.block_first_seq != record.first_seq || head.block_crc != record.crc))
+        {
+            return Ok(false);
+        }
+        let recorded_at = UnixNs(i64::from_be_bytes(
+            header[24..32].try_into().unwrap_or_default(),
+        ));
+        let Ok(entries) = index.entries(record, &[part, UNKNOWN_PARTITION]) else {
+            return Ok(false);
+        };
+        // Entries close together are read with one call; each is then
+        // found whole and checked.
+        let mut payloads: Vec<u8> = Vec::new();
+        let mut events: Vec<(u64, std::ops::Range<usize>, bool)> = Vec::new();
+        let mut run: Vec<u8> = Vec::new();
+        let mut run_start = 0u64;
+        for (i, &(number, entry_offset)) in entries.iter().enumerate() {
+            let entry_offset = u64::from(entry_offset);
+            if number >= record.count || entry_offset >= u64::from(record.len) {
+                return Ok(false);
+            }
+            let from = record.offset + entry_offset;
+            let in_run = from >= run_start && from < run_start + run.len() as u64;
+            let mut parsed =
+                in_run.then(|| tail_index::parse_entry(&run[(from - run_start) as usize..]));
+            if matches!(parsed, Some(Err(Needs::Bad))) {
+                return Ok(false);
+            }
+            if !matches!(parsed, Some(Ok(_))) {
+                // A new run: up to the last of the next entries that lie
+                // within a few pages, and a little after it.
+                let mut until = entry_offset + ENTRY_READ_BYTES;
+                for &(_, next) in &entries[i + 1..] {
+                    let next = u64::from(next);
+                    if next > until + RUN_GAP_BYTES {
+                        break;
+                    }
+                    until = next + ENTRY_READ_BYTES;
+                }
+                let until = until.min(u64::from(record.len));
+                run.resize((until - entry_offset) as usize, 0);
+                if file.read_exact_at(&mut run, from).is_err() {
+                    return Ok(false);
+                }
+                run_start = from;
+                parsed = Some(tail_index::parse_entry(&run));
+                if let Some(Err(Needs::More(len))) = parsed {
+                    // Longer than what was read: read it whole.
+                    if entry_offset + len as u64 > u64::from(record.len) {
+                        return Ok(false);
+                    }
+                    run.resize(len, 0);
+                    if file.read_exact_at(&mut run, from).is_err() {
+                        return Ok(false);
+                    }
+                    parsed = Some(tail_index::parse_entry(&run));
+                }
+            }
+            let Some(Ok((range, compact))) = parsed else {
+                return Ok(false);
+            };
+            if entry_offset + range.end as u64 > u64::from(record.len) {
+                return Ok(false);
+            }
+            let at = (from - run_start) as usize;
+            let stored = &run[at + range.start..at + range.end];
+            let start = payloads.len();
+            payloads.extend_from_slice(stored);
+            events.push((
+                record.first_seq + u64::from(number),
+                start..payloads.len(),
+                compact,
+            ));
+        }
+        for (seq, range, compact) in events {
+            each(seq, recorded_at, &payloads[range], compact)?;
+        }
+        Ok(true)
     }
 
     /// `ledger`, a section of partition `part`, with the tail's events of
@@ -1058,8 +1358,7 @@ impl Tail<'_> {
     /// `part`.
     fn paid_orders_of(&self, part: u32) -> Result<HashSet<String>, StoreError> {
         let mut orders = HashSet::new();
-        self.each_entry(|seq, block, entry| {
-            let (payload, compact) = block.payload(entry);
+        self.each_entry(part, |seq, _, payload, compact| {
             // Only a `paid` names both a shop and an order.
             let paid = if compact {
                 penalty_core::compact::shop_and_order(payload)
@@ -1073,7 +1372,7 @@ impl Tail<'_> {
                         _ => None,
                     })
             } else {
-                with_stored(block, entry, |_, kind| match kind {
+                with_stored(payload, compact, |_, kind| match kind {
                     KindRef::Paid {
                         order_id, shop_id, ..
                     } if partition_of(shop_id, self.parts) == part => Some(order_id.to_string()),
@@ -1148,8 +1447,7 @@ impl Tail<'_> {
                 }
                 (None, None) => false,
             };
-        self.each_entry(|seq, block, entry| {
-            let (payload, compact) = block.payload(entry);
+        self.each_entry(part, |seq, recorded_at, payload, compact| {
             // A compact form tells its shop and order without being
             // decoded; most events are another part's and are skipped on
             // that alone.
@@ -1161,9 +1459,9 @@ impl Tail<'_> {
                     return Ok(());
                 }
             }
-            with_stored(block, entry, |at, kind| {
+            with_stored(payload, compact, |at, kind| {
                 if compact || mine(&projection.ledger, shop_of(&kind), kind.order_id()) {
-                    projection.fold_in(seq, at, kind, block.recorded_at, OrderIndex::Intern)?;
+                    projection.fold_in(seq, at, kind, recorded_at, OrderIndex::Intern)?;
                 }
                 // The section reflects the log up to here, whether or not
                 // the event was its own.
@@ -1172,6 +1470,9 @@ impl Tail<'_> {
             })
             .map_err(|detail| corrupt(seq, detail))?
         })?;
+        // Through the tail index the last events read need not be the
+        // tail's last.
+        projection.seq = projection.seq.max(self.reader.last_seq());
         paid_here.sort_unstable();
         Ok(TailFold {
             exact: paid_orders.is_some()
@@ -1187,11 +1488,10 @@ impl Tail<'_> {
 /// it is the compact form) and hands it to `use_it`; `Err` says why it does
 /// not decode.
 fn with_stored<T>(
-    block: &DecodedBlock,
-    entry: &crate::block::EntryMeta,
+    payload: &[u8],
+    compact: bool,
     use_it: impl FnOnce(UnixNs, KindRef<'_>) -> T,
 ) -> Result<T, String> {
-    let (payload, compact) = block.payload(entry);
     if compact {
         penalty_core::compact::decode_ref(payload)
             .map(|(_, at, kind)| use_it(at, kind))

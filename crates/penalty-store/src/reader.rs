@@ -145,6 +145,12 @@ impl LogReader {
         self.head.last.last_seq
     }
 
+    /// The blocks file, and its length once the journal was read: for
+    /// reads of single entries the tail index names.
+    pub(crate) fn file(&self) -> (&File, u64) {
+        (&self.file, self.file_len)
+    }
+
     /// The blocks of the acknowledged prefix, from the start.
     pub fn blocks(&self) -> Blocks {
         self.blocks_until(0, 1, self.last_seq())

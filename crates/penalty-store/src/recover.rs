@@ -60,7 +60,8 @@ pub struct RecoverReport {
 }
 
 /// Removes the projection snapshot when it is damaged or does not match
-/// the log; whether it did.
+/// the log, and a damaged partitioned snapshot or tail index; whether it
+/// did.
 pub fn remove_bad_snapshot(dir: &Path) -> Result<bool, StoreError> {
     let bad = match crate::snapshot::read(dir) {
         Ok(None) => false,
@@ -99,7 +100,12 @@ pub fn remove_bad_snapshot(dir: &Path) -> Result<bool, StoreError> {
             source,
         })?;
     }
-    Ok(bad || parts_bad)
+    // The tail index likewise: readers read every block without it.
+    let index_bad = match crate::reader::LogReader::open(dir) {
+        Ok(reader) => crate::tail_index::remove_if_damaged(&reader)?,
+        Err(_) => false,
+    };
+    Ok(bad || parts_bad || index_bad)
 }
 
 /// Rebuilds `dir`'s sled database from its blocks file (see the module

@@ -17,6 +17,7 @@ use penalty_store::ingest::{
     ingest, AppendedEvent, IngestCounts, IngestObserver, IngestOptions, RejectsFile, RejectsSink,
     REJECT_RAW_PREFIX_BYTES,
 };
+use penalty_store::tail_index::TAIL_INDEX_FILE;
 use penalty_store::{AppendOutcome, EventLog, StoreError, BLOCKS_FILE, BLOCKS_TREE, SLED_DIR};
 use proptest::prelude::*;
 
@@ -609,6 +610,20 @@ fn assert_sections_answer_as_the_whole(
     cut_per_mille: usize,
     excerpt_orders: Option<usize>,
 ) -> (usize, usize, usize) {
+    sections_answer_as_the_whole(orders, shops, seed, cut_per_mille, excerpt_orders, false)
+}
+
+/// [`assert_sections_answer_as_the_whole`]; with `follow`, the tail is
+/// ingested as `penalty ingest` does, through a follower that writes the
+/// tail index, in blocks of 40 lines, and the index is checked sound.
+fn sections_answer_as_the_whole(
+    orders: u64,
+    shops: u64,
+    seed: u64,
+    cut_per_mille: usize,
+    excerpt_orders: Option<usize>,
+    follow: bool,
+) -> (usize, usize, usize) {
     use penalty_store::parts::{self, Parts};
     use penalty_store::projection::{self, PartQuery};
     use penalty_store::reader::LogReader;
@@ -645,9 +660,17 @@ fn assert_sections_answer_as_the_whole(
         let end = Parts::open(dir.path()).unwrap().unwrap().end;
         parts::write_with(dir.path(), &end, &projection.ledger, excerpt_orders).unwrap();
     }
-    ingest_lines(&mut log, &lines[cut..]);
+    if follow {
+        ingest_following(&mut log, &policy, &lines[cut..], 40);
+    } else {
+        ingest_lines(&mut log, &lines[cut..]);
+    }
     drop(log);
     let reader = LogReader::open(dir.path()).unwrap();
+    if follow && cut < lines.len() {
+        assert!(dir.path().join(TAIL_INDEX_FILE).exists(), "a tail index");
+        assert_eq!(penalty_store::tail_index::check(&reader), None);
+    }
     let (whole, _) = projection::replay_read(&reader, &policy, None).unwrap();
     let whole = whole.ledger;
     let stored = Parts::open(dir.path()).unwrap().unwrap();
@@ -2333,10 +2356,14 @@ fn generated_lines(orders: u64, shops: u64, seed: u64) -> Vec<String> {
         .collect()
 }
 
-/// Hands every appended event to a follower.
+/// Hands every appended event to a follower, and where its block lies.
 struct Following(penalty_store::projection::Follower);
 
 impl IngestObserver for Following {
+    fn located(&mut self, first_seq: u64, block: &Locator) {
+        self.0.located(first_seq, *block);
+    }
+
     fn appended(&mut self, events: &[AppendedEvent<'_>]) -> Result<(), StoreError> {
         self.0.push(events);
         Ok(())
@@ -2747,4 +2774,313 @@ fn an_excerpt_is_not_used_when_the_tail_names_an_order_of_its_shop_outside_it() 
         part.projection.ledger.order_report("A", as_of).unwrap(),
         expected
     );
+}
+
+/// Ingests `lines` as `penalty ingest` does, a follower folding the appends
+/// (and writing the tail index), in blocks of at most `batch` lines.
+fn ingest_following(
+    log: &mut EventLog,
+    policy: &penalty_core::Policy,
+    lines: &[&str],
+    batch: usize,
+) {
+    use penalty_store::projection::Follower;
+    use penalty_store::reader::LogReader;
+    if lines.is_empty() {
+        return;
+    }
+    let reader = LogReader::open(log.dir()).unwrap();
+    let mut following = Following(Follower::start(reader, policy.clone(), 1000).unwrap());
+    let mut input = lines.join("\n");
+    input.push('\n');
+    ingest_in_batches(log, &input, batch, &mut NullRejects, &mut following).unwrap();
+    following.0.finish().unwrap();
+}
+
+/// Issue 18: `order` and `shop` read the tail through the writer's tail
+/// index, and answer every shop and order byte for byte as the whole
+/// ledger, wherever the snapshot ends, excerpts of large shops included.
+#[test]
+fn through_the_tail_index_one_partition_answers_as_the_whole_ledger() {
+    for (seed, cut) in [(21, 1), (22, 400), (23, 900)] {
+        sections_answer_as_the_whole(300, 7, seed, cut, None, true);
+    }
+    for (seed, cut) in [(24, 300), (25, 700)] {
+        let (homed, ..) = sections_answer_as_the_whole(400, 5, seed, cut, Some(8), true);
+        assert!(homed > 0, "orders at home in an excerpt: {homed}");
+    }
+}
+
+/// A data directory with a partitioned snapshot after `cut` of a
+/// generated workload's lines and the rest ingested through a follower (so
+/// with a tail index); with the whole ledger, replayed.
+fn tail_indexed(seed: u64, cut: usize) -> (tempfile::TempDir, penalty_core::Ledger) {
+    use penalty_store::projection;
+    use penalty_store::reader::LogReader;
+    let lines = generated_lines(300, 7, seed);
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let policy = penalty_core::Policy::default();
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    ingest_lines(&mut log, &refs[..cut]);
+    let (projection, _) = projection::open(&log, &policy, false).unwrap();
+    projection.save(&log).unwrap();
+    ingest_following(&mut log, &policy, &refs[cut..], 40);
+    drop(log);
+    let reader = LogReader::open(dir.path()).unwrap();
+    let (whole, _) = projection::replay_read(&reader, &policy, None).unwrap();
+    (dir, whole.ledger)
+}
+
+/// The shops and orders whose answer from `open_part` differs from the
+/// whole ledger's.
+fn differing_answers(dir: &Path, whole: &penalty_core::Ledger) -> Vec<String> {
+    use penalty_store::projection::{self, PartQuery};
+    use penalty_store::reader::LogReader;
+    let policy = penalty_core::Policy::default();
+    let reader = LogReader::open(dir).unwrap();
+    let as_of = UnixNs::parse_rfc3339("2027-06-01T00:00:00Z").unwrap();
+    let mut differ = Vec::new();
+    for shop_id in whole.shop_ids() {
+        let part = projection::open_part(&reader, &policy, PartQuery::Shop(shop_id))
+            .unwrap()
+            .expect("a part");
+        let report = |ledger: &penalty_core::Ledger| {
+            serde_json::to_string(&ledger.shop_report(shop_id, as_of, true).ok()).unwrap()
+        };
+        if report(&part.projection.ledger) != report(whole) {
+            differ.push(format!("shop {shop_id}"));
+        }
+    }
+    for order_id in whole.order_ids() {
+        let part = projection::open_part(&reader, &policy, PartQuery::Order(order_id))
+            .unwrap()
+            .expect("a part");
+        let report = |ledger: &penalty_core::Ledger| {
+            serde_json::to_string(&ledger.order_report(order_id, as_of).ok()).unwrap()
+        };
+        if report(&part.projection.ledger) != report(whole) {
+            differ.push(format!("order {order_id}"));
+        }
+    }
+    differ
+}
+
+/// A tail index that puts every event of each block after the snapshot in
+/// partition 0, its records whole and checksummed; with `crc_flip`, each
+/// names its block with a checksum that is not the block's.
+fn lying_index(dir: &Path, crc_flip: u32) -> Vec<u8> {
+    use penalty_store::reader::LogReader;
+    use penalty_store::tail_index::BlockRecord;
+    let reader = LogReader::open(dir).unwrap();
+    let end = penalty_store::snapshot::read(dir).unwrap().unwrap().end;
+    let blocks = reader.blocks_after(&end);
+    let last_end = blocks.last_end();
+    let mut out = Vec::new();
+    for block in blocks {
+        let block = block.unwrap();
+        let at = last_end.lock().unwrap().unwrap();
+        let entries = block
+            .entries
+            .iter()
+            .map(|entry| {
+                let start = match &entry.paid {
+                    Some(paid) => paid.start - 26,
+                    None => entry.json.start - 30,
+                };
+                (0, start as u32)
+            })
+            .collect();
+        let record = BlockRecord {
+            first_seq: block.first_seq,
+            block: Locator {
+                offset: at.block_offset,
+                len: at.block_len,
+                crc: at.block_crc ^ crc_flip,
+                count: block.entries.len() as u32,
+            },
+            parts: penalty_store::parts::PARTS,
+            entries,
+        };
+        out.extend(record.encode());
+    }
+    out
+}
+
+/// A reader trusts the tail index only for the blocks it names as the log
+/// has them, and reads every block when the index is damaged, cut or
+/// missing: the answers are the whole ledger's. The index is read: one
+/// that lies about the blocks it names truly changes the answers (which
+/// is how the check of the block it names is known to matter), and
+/// `penalty audit`'s check names it; `recover` removes a damaged one.
+#[test]
+fn a_reader_never_trusts_a_tail_index_of_other_blocks_or_a_damaged_one() {
+    use penalty_store::reader::LogReader;
+    use penalty_store::tail_index;
+    let (dir, whole) = tail_indexed(31, 500);
+    let path = dir.path().join(TAIL_INDEX_FILE);
+    let good = std::fs::read(&path).unwrap();
+    assert!(!good.is_empty());
+    assert_eq!(differing_answers(dir.path(), &whole), Vec::<String>::new());
+    // Lying about the blocks it names: read, and wrong.
+    std::fs::write(&path, lying_index(dir.path(), 0)).unwrap();
+    assert_ne!(differing_answers(dir.path(), &whole), Vec::<String>::new());
+    let reader = LogReader::open(dir.path()).unwrap();
+    let named = tail_index::check(&reader).expect("named");
+    assert!(named.contains("partition 0"), "{named}");
+    // The same records, naming blocks by a checksum the blocks file does
+    // not have there: never read.
+    std::fs::write(&path, lying_index(dir.path(), 1)).unwrap();
+    assert_eq!(differing_answers(dir.path(), &whole), Vec::<String>::new());
+    assert!(tail_index::check(&reader).is_some());
+    // Damaged, cut, missing.
+    for at in [5, 50, good.len() / 2, good.len() - 3] {
+        let mut bytes = good.clone();
+        bytes[at] ^= 0x41;
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(
+            differing_answers(dir.path(), &whole),
+            Vec::<String>::new(),
+            "byte {at}"
+        );
+    }
+    for len in [10, good.len() / 2, good.len() - 1] {
+        std::fs::write(&path, &good[..len]).unwrap();
+        assert_eq!(
+            differing_answers(dir.path(), &whole),
+            Vec::<String>::new(),
+            "{len} bytes"
+        );
+        assert_eq!(tail_index::check(&reader), None, "a cut end is not damage");
+    }
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(differing_answers(dir.path(), &whole), Vec::<String>::new());
+    // `recover` removes a damaged one and keeps a sound one.
+    std::fs::write(&path, &good).unwrap();
+    penalty_store::recover::recover(dir.path()).unwrap();
+    assert!(path.exists());
+    std::fs::write(&path, lying_index(dir.path(), 0)).unwrap();
+    penalty_store::recover::recover(dir.path()).unwrap();
+    assert!(!path.exists());
+}
+
+/// Issue 18: readers beside a writer that ingests a file (which writes the
+/// tail index as it goes) see an acknowledged prefix: each `shop` and
+/// `order` answer equals that of the whole ledger of the prefix the reader
+/// opened.
+#[test]
+fn readers_beside_a_file_ingest_answer_as_a_fresh_ledger_of_their_prefix() {
+    use penalty_store::projection::{self, PartQuery};
+    use penalty_store::reader::LogReader;
+    let lines = generated_lines(1500, 11, 41);
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let policy = penalty_core::Policy::default();
+    let dir = tempfile::tempdir().unwrap();
+    let cut = refs.len() / 5;
+    let mut log = EventLog::open(dir.path()).unwrap();
+    ingest_lines(&mut log, &refs[..cut]);
+    let (projection, _) = projection::open(&log, &policy, false).unwrap();
+    projection.save(&log).unwrap();
+    let rest: Vec<&str> = refs[cut..].to_vec();
+    let as_of = UnixNs::parse_rfc3339("2027-06-01T00:00:00Z").unwrap();
+    let shops: Vec<String> = (0..11).map(|n| format!("S{n:06}")).collect();
+    let orders: Vec<String> = (0..1500).step_by(37).map(|n| format!("O{n:09}")).collect();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let checked = std::thread::scope(|scope| {
+        let reading = scope.spawn(|| {
+            let mut checked = 0;
+            let mut round = 0;
+            while !done.load(Ordering::SeqCst) || round < 2 {
+                if done.load(Ordering::SeqCst) {
+                    round += 1;
+                }
+                let reader = LogReader::open(dir.path()).unwrap();
+                let (prefix, _) = projection::replay_read(&reader, &policy, None).unwrap();
+                let shop = &shops[checked % shops.len()];
+                let order = &orders[checked % orders.len()];
+                let part = projection::open_part(&reader, &policy, PartQuery::Shop(shop))
+                    .unwrap()
+                    .expect("a part");
+                let report = |ledger: &penalty_core::Ledger| {
+                    serde_json::to_string(&ledger.shop_report(shop, as_of, true).ok()).unwrap()
+                };
+                assert_eq!(
+                    report(&part.projection.ledger),
+                    report(&prefix.ledger),
+                    "shop {shop}"
+                );
+                let part = projection::open_part(&reader, &policy, PartQuery::Order(order))
+                    .unwrap()
+                    .expect("a part");
+                let report = |ledger: &penalty_core::Ledger| {
+                    serde_json::to_string(&ledger.order_report(order, as_of).ok()).unwrap()
+                };
+                assert_eq!(
+                    report(&part.projection.ledger),
+                    report(&prefix.ledger),
+                    "order {order}"
+                );
+                checked += 1;
+            }
+            checked
+        });
+        ingest_following(&mut log, &policy, &rest, 50);
+        done.store(true, Ordering::SeqCst);
+        reading.join().unwrap()
+    });
+    assert!(checked >= 2, "{checked}");
+    assert!(dir.path().join(TAIL_INDEX_FILE).exists());
+}
+
+/// A small shop of a part with large shops is answered from the excerpt
+/// holding the part's small shops whole, without decoding the large ones,
+/// as the whole ledger answers it (with a tail after the snapshot, and
+/// through the tail index); a large shop from its whole part.
+#[test]
+fn a_small_shop_beside_large_ones_is_read_from_the_small_shops_excerpt() {
+    use penalty_store::parts::{self, Parts};
+    use penalty_store::projection::{self, PartQuery};
+    use penalty_store::reader::LogReader;
+    let lines = generated_lines(2000, 300, 17);
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let policy = penalty_core::Policy::default();
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    let cut = refs.len() * 4 / 5;
+    ingest_lines(&mut log, &refs[..cut]);
+    let (projection, _) = projection::open(&log, &policy, false).unwrap();
+    projection.save(&log).unwrap();
+    let end = Parts::open(dir.path()).unwrap().unwrap().end;
+    parts::write_with(dir.path(), &end, &projection.ledger, 8).unwrap();
+    ingest_following(&mut log, &policy, &refs[cut..], 60);
+    drop(log);
+    let reader = LogReader::open(dir.path()).unwrap();
+    let (whole, _) = projection::replay_read(&reader, &policy, None).unwrap();
+    let stored = Parts::open(dir.path()).unwrap().unwrap();
+    let as_of = UnixNs::parse_rfc3339("2027-06-01T00:00:00Z").unwrap();
+    let (mut small, mut large) = (0, 0);
+    for shop_id in whole.ledger.shop_ids() {
+        let opened = projection::open_part(&reader, &policy, PartQuery::Shop(shop_id))
+            .unwrap()
+            .expect("a part");
+        let report = |ledger: &penalty_core::Ledger| {
+            serde_json::to_string(&ledger.shop_report(shop_id, as_of, true).unwrap()).unwrap()
+        };
+        assert_eq!(
+            report(&opened.projection.ledger),
+            report(&whole.ledger),
+            "shop {shop_id}"
+        );
+        let part = penalty_core::ledger::partition::partition_of(shop_id, stored.count());
+        if stored.small_shops_excerpt(part).is_some() {
+            let held = opened.projection.ledger.order_ids().count();
+            let all = stored.ledger(part).unwrap().order_ids().count();
+            if held < all {
+                small += 1;
+            } else {
+                large += 1;
+            }
+        }
+    }
+    assert!(small > 0 && large > 0, "small {small}, large {large}");
 }

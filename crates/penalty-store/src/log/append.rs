@@ -79,6 +79,11 @@ pub(crate) struct WrittenBlock {
 }
 
 impl BlockJob {
+    /// The block's first sequence number and where it goes.
+    pub(crate) fn place(&self) -> (u64, Locator) {
+        (self.first_seq, self.locator)
+    }
+
     /// Makes the block durable. The job's share of the block's buffer is
     /// released before it returns.
     pub(crate) fn run(self) -> BlockDone {

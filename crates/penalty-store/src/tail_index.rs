@@ -1,0 +1,528 @@
+//! The tail index, `tail.index`: where each partition's events lie in the
+//! blocks the writer appended, so that `order` and `shop` beside a writer
+//! read and check only their partition's events of the tail after the
+//! partitioned snapshot, instead of every block of it.
+//!
+//! Every bulk block holds events of nearly every partition (8,192 events
+//! over 1,024 partitions), so the index is by event, not by block: a
+//! record per block lists, for each partition, the block's entries that
+//! belong to it. An event naming a shop belongs to the shop's partition; an
+//! event naming only its order, to the partition of the shop of the
+//! order's `paid` when the writer's ledger holds it, else to every
+//! partition ([`UNKNOWN_PARTITION`]). Only a writer that folds its appends
+//! (`ingest`'s [`crate::projection::Follower`]) knows an order's shop, so
+//! it is the one that writes the index, after each block is durable.
+//!
+//! A hint, never the truth. The blocks file and `HEAD` say where blocks
+//! are; a record names its block by offset, length, first sequence number,
+//! count and checksum, and a reader uses it only when the block's header
+//! at that offset says the same, and reads each listed entry checked by
+//! its content hash. A record that is missing (the writer folds behind its
+//! appends, or is not `ingest`), torn, damaged or of another block makes
+//! the reader read the blocks from there on as it would without an index.
+//! Records are written without `fsync`: a crash leaves a torn end, which
+//! is ignored. A writer's first record replaces the file (write, rename),
+//! so it holds one writer's appends; `penalty recover` removes a damaged
+//! one and `penalty audit` names it.
+//!
+//! ```text
+//! record (integers big-endian)
+//!   0..4    magic b"PLTI"
+//!   4..8    the record's length in bytes
+//!   8..16   the block's first sequence number
+//!   16..20  its count of events
+//!   20..28  its offset in the blocks file
+//!   28..32  its length
+//!   32..36  the CRC in its header
+//!   36..40  partitions (the parts file's, 1,024)
+//!   40..44  groups G
+//!   44..48  CRC-32 of bytes 0..44 and the group table
+//! G groups, by partition: partition, entries n, CRC-32 of its entries
+//! then each group's n entries: entry number in the block, byte offset
+//! ```
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::block::Locator;
+
+/// The index's file name in the data directory.
+pub const TAIL_INDEX_FILE: &str = "tail.index";
+const MAGIC: &[u8; 4] = b"PLTI";
+const HEADER_BYTES: usize = 48;
+const GROUP_BYTES: usize = 12;
+const ENTRY_BYTES: usize = 8;
+/// The group of events whose partition the writer did not know (an event
+/// naming an order not paid yet): every partition's reader reads them.
+pub const UNKNOWN_PARTITION: u32 = u32::MAX;
+/// No record is larger: a length past it is damage.
+const MAX_RECORD_BYTES: u32 = 256 << 20;
+/// A block entry's bytes besides its paid order id and payload (id, hash,
+/// the two length fields; see [`crate::block`]).
+pub const ENTRY_FIXED_BYTES: usize = 30;
+
+/// What the writer records of one durable block.
+#[derive(Debug, Clone)]
+pub struct BlockRecord {
+    /// The block's first sequence number.
+    pub first_seq: u64,
+    /// Where it lies (its offset, length, checksum and count).
+    pub block: Locator,
+    /// The partitions of the parts file.
+    pub parts: u32,
+    /// Each entry's partition and byte offset in the block, in entry order.
+    pub entries: Vec<(u32, u32)>,
+}
+
+impl BlockRecord {
+    /// The record's bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut sorted: Vec<(u32, u32, u32)> = self
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(number, &(part, offset))| (part, number as u32, offset))
+            .collect();
+        sorted.sort_unstable();
+        let mut groups: Vec<(u32, u32)> = Vec::new();
+        for &(part, ..) in &sorted {
+            match groups.last_mut() {
+                Some((last, count)) if *last == part => *count += 1,
+                _ => groups.push((part, 1)),
+            }
+        }
+        let mut body = Vec::with_capacity(sorted.len() * ENTRY_BYTES);
+        let mut table = Vec::with_capacity(groups.len() * GROUP_BYTES);
+        let mut start = 0usize;
+        for &(part, count) in &groups {
+            let from = body.len();
+            for &(_, number, offset) in &sorted[start..start + count as usize] {
+                body.extend_from_slice(&number.to_be_bytes());
+                body.extend_from_slice(&offset.to_be_bytes());
+            }
+            start += count as usize;
+            table.extend_from_slice(&part.to_be_bytes());
+            table.extend_from_slice(&count.to_be_bytes());
+            table.extend_from_slice(&crc32fast::hash(&body[from..]).to_be_bytes());
+        }
+        let len = HEADER_BYTES + table.len() + body.len();
+        let mut out = Vec::with_capacity(len);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&(len as u32).to_be_bytes());
+        out.extend_from_slice(&self.first_seq.to_be_bytes());
+        out.extend_from_slice(&self.block.count.to_be_bytes());
+        out.extend_from_slice(&self.block.offset.to_be_bytes());
+        out.extend_from_slice(&self.block.len.to_be_bytes());
+        out.extend_from_slice(&self.block.crc.to_be_bytes());
+        out.extend_from_slice(&self.parts.to_be_bytes());
+        out.extend_from_slice(&(groups.len() as u32).to_be_bytes());
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&out);
+        hasher.update(&table);
+        out.extend_from_slice(&hasher.finalize().to_be_bytes());
+        out.extend_from_slice(&table);
+        out.extend_from_slice(&body);
+        out
+    }
+}
+
+/// The writer's side: appends a record per durable block. Failures only
+/// stop the index (logged): readers then read the blocks.
+#[derive(Debug)]
+pub struct TailIndexWriter {
+    dir: PathBuf,
+    file: Option<File>,
+    stopped: bool,
+}
+
+impl TailIndexWriter {
+    /// A writer for `dir`'s index; nothing is written before the first
+    /// record, which replaces whatever index was there.
+    pub fn new(dir: &Path) -> TailIndexWriter {
+        TailIndexWriter {
+            dir: dir.to_path_buf(),
+            file: None,
+            stopped: false,
+        }
+    }
+
+    /// Appends `record` (of a block now durable).
+    pub fn record(&mut self, record: &BlockRecord) {
+        if self.stopped {
+            return;
+        }
+        let bytes = record.encode();
+        let written = match &mut self.file {
+            Some(file) => file.write_all(&bytes),
+            None => self.start(&bytes),
+        };
+        if let Err(error) = written {
+            tracing::info!(%error, "the tail index stops; readers beside the writer read every block");
+            self.stopped = true;
+            self.file = None;
+        }
+    }
+
+    /// Replaces the index with one holding `first`, and keeps it open.
+    fn start(&mut self, first: &[u8]) -> std::io::Result<()> {
+        let path = self.dir.join(TAIL_INDEX_FILE);
+        let tmp = self.dir.join(format!("{TAIL_INDEX_FILE}.tmp"));
+        let mut file = File::create(&tmp)?;
+        file.write_all(first)?;
+        std::fs::rename(&tmp, &path)?;
+        self.file = Some(OpenOptions::new().append(true).open(&path)?);
+        Ok(())
+    }
+}
+
+/// A record as a reader found it: sound (its header and group table pass
+/// their checksum), the block it names not yet checked.
+#[derive(Debug, Clone)]
+pub(crate) struct IndexedBlock {
+    pub first_seq: u64,
+    pub count: u32,
+    pub offset: u64,
+    pub len: u32,
+    pub crc: u32,
+    pub parts: u32,
+    /// Where the record starts in the index, and where the next does.
+    at: u64,
+    pub next: u64,
+    /// Partition, entries, checksum of each group.
+    groups: Vec<(u32, u32, u32)>,
+}
+
+/// What is at a position of the index.
+pub(crate) enum Found {
+    /// A sound record.
+    Record(IndexedBlock),
+    /// Nothing more: the file's end, or a last record not whole yet (being
+    /// written, or cut by a crash).
+    End,
+    /// Damage, in a sentence.
+    Damaged(String),
+}
+
+/// The index as a reader opened it.
+#[derive(Debug)]
+pub struct TailIndex {
+    file: File,
+    len: u64,
+}
+
+impl TailIndex {
+    /// Opens `dir`'s index; `None` when there is none or it cannot be read
+    /// (readers then read every block).
+    pub fn open(dir: &Path) -> Option<TailIndex> {
+        let file = File::open(dir.join(TAIL_INDEX_FILE)).ok()?;
+        let len = file.metadata().ok()?.len();
+        Some(TailIndex { file, len })
+    }
+
+    fn read(&self, at: u64, len: usize) -> Option<Vec<u8>> {
+        let mut bytes = vec![0u8; len];
+        self.file.read_exact_at(&mut bytes, at).ok()?;
+        Some(bytes)
+    }
+
+    /// The record at byte `at`.
+    pub(crate) fn record_at(&self, at: u64) -> Found {
+        if at + HEADER_BYTES as u64 > self.len {
+            return Found::End;
+        }
+        let Some(header) = self.read(at, HEADER_BYTES) else {
+            return Found::End;
+        };
+        let word = |range: std::ops::Range<usize>| {
+            u32::from_be_bytes(header[range].try_into().unwrap_or_default())
+        };
+        let long = |range: std::ops::Range<usize>| {
+            u64::from_be_bytes(header[range].try_into().unwrap_or_default())
+        };
+        let damaged = |what: &str| {
+            Found::Damaged(format!(
+                "{TAIL_INDEX_FILE} is damaged: its record at byte {at} {what}; readers read \
+                 every block instead, and `penalty recover` removes it"
+            ))
+        };
+        if &header[0..4] != MAGIC {
+            // A record being appended shows zeros until its bytes land.
+            if header.iter().all(|&b| b == 0) {
+                return Found::End;
+            }
+            return damaged("does not start with a record");
+        }
+        let record_len = word(4..8);
+        let groups = word(40..44);
+        let table_len = groups as usize * GROUP_BYTES;
+        if record_len > MAX_RECORD_BYTES || (record_len as usize) < HEADER_BYTES + table_len {
+            return damaged("claims an impossible length");
+        }
+        let next = at + u64::from(record_len);
+        if next > self.len {
+            return Found::End;
+        }
+        let Some(table) = self.read(at + HEADER_BYTES as u64, table_len) else {
+            return Found::End;
+        };
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&header[..44]);
+        hasher.update(&table);
+        if hasher.finalize() != word(44..48) {
+            // The last record may be one being written.
+            if next == self.len {
+                return Found::End;
+            }
+            return damaged("fails its checksum");
+        }
+        let groups: Vec<(u32, u32, u32)> = table
+            .chunks_exact(GROUP_BYTES)
+            .map(|g| {
+                let at = |i: usize| u32::from_be_bytes(g[i..i + 4].try_into().unwrap_or_default());
+                (at(0), at(4), at(8))
+            })
+            .collect();
+        let entries: u64 = groups.iter().map(|g| u64::from(g.1)).sum();
+        let count = word(16..20);
+        if entries != u64::from(count)
+            || HEADER_BYTES as u64 + table_len as u64 + entries * ENTRY_BYTES as u64
+                != u64::from(record_len)
+        {
+            return damaged("does not list each event of its block once");
+        }
+        Found::Record(IndexedBlock {
+            first_seq: long(8..16),
+            count,
+            offset: long(20..28),
+            len: word(28..32),
+            crc: word(32..36),
+            parts: word(36..40),
+            at,
+            next,
+            groups,
+        })
+    }
+
+    /// The entries of `record` in the groups of `partitions`, as (entry
+    /// number, byte offset in the block), in entry order; `Err` names
+    /// damage.
+    pub(crate) fn entries(
+        &self,
+        record: &IndexedBlock,
+        partitions: &[u32],
+    ) -> Result<Vec<(u32, u32)>, String> {
+        let mut position =
+            record.at + HEADER_BYTES as u64 + (record.groups.len() * GROUP_BYTES) as u64;
+        let mut out = Vec::new();
+        for &(part, count, crc) in &record.groups {
+            let len = count as usize * ENTRY_BYTES;
+            if partitions.contains(&part) {
+                let bytes = self.read(position, len).ok_or_else(|| {
+                    format!(
+                        "{TAIL_INDEX_FILE} ends inside its record at byte {}",
+                        record.at
+                    )
+                })?;
+                if crc32fast::hash(&bytes) != crc {
+                    return Err(format!(
+                        "{TAIL_INDEX_FILE} is damaged: a group of its record at byte {} fails \
+                         its checksum",
+                        record.at
+                    ));
+                }
+                out.extend(bytes.chunks_exact(ENTRY_BYTES).map(|e| {
+                    let at =
+                        |i: usize| u32::from_be_bytes(e[i..i + 4].try_into().unwrap_or_default());
+                    (at(0), at(4))
+                }));
+            }
+            position += len as u64;
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// Every group of `record`: (partition, entry number, offset).
+    pub(crate) fn all_entries(
+        &self,
+        record: &IndexedBlock,
+    ) -> Result<Vec<(u32, u32, u32)>, String> {
+        let mut out = Vec::with_capacity(record.count as usize);
+        for &(part, ..) in &record.groups {
+            out.extend(
+                self.entries(record, &[part])?
+                    .into_iter()
+                    .map(|(number, offset)| (part, number, offset)),
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// One event of a block, read alone through the index: its payload and
+/// whether that is the compact form, checked against its content hash.
+/// `Err` says why the bytes there are not an entry.
+pub(crate) fn parse_entry(bytes: &[u8]) -> Result<(std::ops::Range<usize>, bool), Needs> {
+    let need = |n: usize| {
+        if bytes.len() < n {
+            Err(Needs::More(n))
+        } else {
+            Ok(())
+        }
+    };
+    need(ENTRY_FIXED_BYTES - 4)?;
+    let paid = usize::from(u16::from_be_bytes([bytes[24], bytes[25]]));
+    let len_at = 26 + paid;
+    need(len_at + 4)?;
+    let raw = u32::from_be_bytes(bytes[len_at..len_at + 4].try_into().unwrap_or_default());
+    let compact = raw & (1 << 31) != 0;
+    let len = (raw & !(1 << 31)) as usize;
+    if len > 1 << 20 {
+        return Err(Needs::Bad);
+    }
+    let payload = len_at + 4..len_at + 4 + len;
+    need(payload.end)?;
+    let stored = u64::from_be_bytes(bytes[16..24].try_into().unwrap_or_default());
+    if crate::block::content_hash(&bytes[payload.clone()]) != stored {
+        return Err(Needs::Bad);
+    }
+    Ok((payload, compact))
+}
+
+/// Why [`parse_entry`] gave no entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Needs {
+    /// The entry goes on past the bytes given: this many from its start.
+    More(usize),
+    /// The bytes are not an entry whose content hash holds.
+    Bad,
+}
+
+/// What `penalty audit` says of `reader`'s tail index: `None` when there
+/// is none or it is sound (every record whole and checksummed, each naming
+/// an acknowledged block where the blocks file has it, listing each of its
+/// events once at the offset where it starts, and each event naming a shop
+/// in that shop's partition); else the first damage, in a sentence. A last
+/// record not whole yet is a writer's record being written, or one a crash
+/// cut, and is not damage. Whether an event naming only its order is in
+/// its order's partition is not checked: that takes the ledger of the log
+/// before it.
+pub fn check(reader: &crate::reader::LogReader) -> Option<String> {
+    let index = TailIndex::open(reader.dir())?;
+    let (file, file_len) = reader.file();
+    let mut at = 0;
+    loop {
+        let record = match index.record_at(at) {
+            Found::End => return None,
+            Found::Damaged(damage) => return Some(damage),
+            Found::Record(record) => record,
+        };
+        at = record.next;
+        let last_seq = (record.first_seq + u64::from(record.count)).saturating_sub(1);
+        if last_seq > reader.last_seq() {
+            // Not acknowledged as this reader saw HEAD: appended since.
+            continue;
+        }
+        if let Err(why) = check_record(&index, &record, file, file_len) {
+            return Some(format!(
+                "{TAIL_INDEX_FILE} is damaged: its record at byte {} (the block of sequence \
+                 numbers {} to {last_seq}) {why}; readers read every block instead, and \
+                 `penalty recover` removes it",
+                record.at, record.first_seq
+            ));
+        }
+    }
+}
+
+/// Whether `record` describes its block truly, as far as the block alone
+/// can tell.
+fn check_record(
+    index: &TailIndex,
+    record: &IndexedBlock,
+    file: &File,
+    file_len: u64,
+) -> Result<(), String> {
+    let not_there = || "names a block that is not where it says in the blocks file".to_string();
+    if record.offset + u64::from(record.len) > file_len || record.count == 0 {
+        return Err(not_there());
+    }
+    let mut block = vec![0u8; record.len as usize];
+    file.read_exact_at(&mut block, record.offset)
+        .map_err(|_| not_there())?;
+    let header: &[u8; crate::block::HEADER_BYTES] = block
+        .get(..crate::block::HEADER_BYTES)
+        .and_then(|h| h.try_into().ok())
+        .ok_or_else(not_there)?;
+    let named = Locator {
+        offset: record.offset,
+        len: record.len,
+        crc: record.crc,
+        count: record.count,
+    };
+    if !named.names_header(record.first_seq, header) {
+        return Err(not_there());
+    }
+    let entries = index.all_entries(record)?;
+    let mut seen = vec![false; record.count as usize];
+    for (part, number, offset) in entries {
+        let listed = seen.get_mut(number as usize).filter(|seen| !**seen);
+        let Some(listed) = listed else {
+            return Err(format!(
+                "lists event {number} of the block twice, or one it does not hold"
+            ));
+        };
+        *listed = true;
+        let entry = block.get(offset as usize..).and_then(|bytes| {
+            parse_entry(bytes)
+                .ok()
+                .map(|(range, compact)| (bytes, range, compact))
+        });
+        let Some((bytes, range, compact)) = entry else {
+            return Err(format!(
+                "places event {number} where no event of the block starts"
+            ));
+        };
+        let payload = &bytes[range];
+        let shop = if compact {
+            penalty_core::compact::shop_and_order(payload).map(|(shop, _)| shop.map(str::to_string))
+        } else {
+            penalty_core::event::parse_stored(payload)
+                .ok()
+                .map(|event| {
+                    penalty_core::ledger::partition::shop_of(&event.kind_ref()).map(str::to_string)
+                })
+        };
+        let Some(shop) = shop else {
+            return Err(format!(
+                "places event {number} where no event of the block starts"
+            ));
+        };
+        if let Some(shop_id) = shop {
+            let home = penalty_core::ledger::partition::partition_of(&shop_id, record.parts);
+            if home != part {
+                return Err(format!(
+                    "puts event {number}, of a shop of partition {home}, in partition {part}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes `dir`'s tail index when [`check`] finds it damaged (the next
+/// writer writes a new one; readers meanwhile read every block); whether
+/// it did.
+pub fn remove_if_damaged(reader: &crate::reader::LogReader) -> Result<bool, crate::StoreError> {
+    if check(reader).is_none() {
+        return Ok(false);
+    }
+    let path = reader.dir().join(TAIL_INDEX_FILE);
+    std::fs::remove_file(&path).map_err(|source| crate::StoreError::Io {
+        action: "removing the damaged tail index",
+        path,
+        source,
+    })?;
+    Ok(true)
+}
