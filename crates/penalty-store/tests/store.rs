@@ -2964,6 +2964,30 @@ fn a_reader_never_trusts_a_tail_index_of_other_blocks_or_a_damaged_one() {
     assert!(!path.exists());
 }
 
+/// Once the partitioned snapshot holds every block an index names (an
+/// ingest's final snapshot), no reader reads those records: even a lying
+/// index changes no answer, and `penalty audit`'s check passes it without
+/// reading the log a second time. Before that snapshot, the same index is
+/// named (the test above).
+#[test]
+fn records_of_blocks_the_snapshot_holds_are_not_checked() {
+    use penalty_store::reader::LogReader;
+    use penalty_store::tail_index;
+    let (dir, whole) = tail_indexed(32, 500);
+    let path = dir.path().join(TAIL_INDEX_FILE);
+    let lying = lying_index(dir.path(), 0);
+    {
+        let log = EventLog::open(dir.path()).unwrap();
+        let policy = penalty_core::Policy::default();
+        let (projection, _) = penalty_store::projection::open(&log, &policy, false).unwrap();
+        projection.save(&log).unwrap();
+    }
+    std::fs::write(&path, &lying).unwrap();
+    assert_eq!(differing_answers(dir.path(), &whole), Vec::<String>::new());
+    let reader = LogReader::open(dir.path()).unwrap();
+    assert_eq!(tail_index::check(&reader), None);
+}
+
 /// Issue 18: readers beside a writer that ingests a file (which writes the
 /// tail index as it goes) see an acknowledged prefix: each `shop` and
 /// `order` answer equals that of the whole ledger of the prefix the reader
