@@ -131,28 +131,7 @@ fn golden_transcripts_of_every_scenario() {
     for dir in &dirs {
         let actual = transcript(dir);
         let golden = dir.join("cli.golden");
-        if update {
-            std::fs::write(&golden, &actual).unwrap();
-            continue;
-        }
-        match std::fs::read_to_string(&golden) {
-            Ok(expected) if expected == actual => {}
-            Ok(expected) => {
-                let first = expected
-                    .lines()
-                    .zip(actual.lines())
-                    .position(|(e, a)| e != a)
-                    .unwrap_or(expected.lines().count().min(actual.lines().count()));
-                failed.push(format!(
-                    "{}: differs from line {}:\n  expected: {:?}\n  actual:   {:?}",
-                    golden.display(),
-                    first + 1,
-                    expected.lines().nth(first).unwrap_or("<end>"),
-                    actual.lines().nth(first).unwrap_or("<end>"),
-                ));
-            }
-            Err(_) => failed.push(format!("{} is missing", golden.display())),
-        }
+        failed.extend(check_golden(&golden, &actual, update));
     }
     assert!(
         failed.is_empty(),
@@ -242,25 +221,37 @@ fn golden_help_pages() {
         "commands whose --help shows no example: {unexampled:?}"
     );
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/help.golden");
+    if let Some(difference) = check_golden(&golden, &actual, update) {
+        panic!("{difference} (rerun with UPDATE_EXPECT=1 and review the diff if the change is intended)");
+    }
+}
+
+/// Compares `actual` with the golden file `golden`, or rewrites the file
+/// with it when `update` (`UPDATE_EXPECT=1`): where they first differ, or
+/// that the file is missing; `None` when they agree or were rewritten.
+fn check_golden(golden: &Path, actual: &str, update: bool) -> Option<String> {
     if update {
-        std::fs::write(&golden, &actual).unwrap();
-        return;
+        std::fs::write(golden, actual).unwrap();
+        return None;
     }
-    let expected = std::fs::read_to_string(&golden).unwrap_or_default();
-    if expected != actual {
-        let first = expected
-            .lines()
-            .zip(actual.lines())
-            .position(|(e, a)| e != a)
-            .unwrap_or(expected.lines().count().min(actual.lines().count()));
-        panic!(
-            "{} differs from line {} (rerun with UPDATE_EXPECT=1 and review the diff if the change is intended):\n  expected: {:?}\n  actual:   {:?}",
-            golden.display(),
-            first + 1,
-            expected.lines().nth(first).unwrap_or("<end>"),
-            actual.lines().nth(first).unwrap_or("<end>"),
-        );
+    let Ok(expected) = std::fs::read_to_string(golden) else {
+        return Some(format!("{} is missing", golden.display()));
+    };
+    if expected == actual {
+        return None;
     }
+    let first = expected
+        .lines()
+        .zip(actual.lines())
+        .position(|(e, a)| e != a)
+        .unwrap_or(expected.lines().count().min(actual.lines().count()));
+    Some(format!(
+        "{} differs from line {}:\n  expected: {:?}\n  actual:   {:?}",
+        golden.display(),
+        first + 1,
+        expected.lines().nth(first).unwrap_or("<end>"),
+        actual.lines().nth(first).unwrap_or("<end>"),
+    ))
 }
 
 /// The demo's commands whose human output people read most: the shop list,
@@ -344,25 +335,7 @@ fn golden_demo_transcripts_in_english_and_chinese() {
         let actual = demo_transcript(lang);
         let golden =
             Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/cli/demo.{lang}.golden"));
-        if update {
-            std::fs::write(&golden, &actual).unwrap();
-            continue;
-        }
-        let expected = std::fs::read_to_string(&golden).unwrap_or_default();
-        if expected != actual {
-            let first = expected
-                .lines()
-                .zip(actual.lines())
-                .position(|(e, a)| e != a)
-                .unwrap_or(expected.lines().count().min(actual.lines().count()));
-            failed.push(format!(
-                "{} differs from line {}:\n  expected: {:?}\n  actual:   {:?}",
-                golden.display(),
-                first + 1,
-                expected.lines().nth(first).unwrap_or("<end>"),
-                actual.lines().nth(first).unwrap_or("<end>"),
-            ));
-        }
+        failed.extend(check_golden(&golden, &actual, update));
     }
     assert!(
         failed.is_empty(),
