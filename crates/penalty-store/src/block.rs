@@ -683,6 +683,10 @@ fn be_u64(bytes: &[u8]) -> u64 {
     u64::from_be_bytes(out)
 }
 
+/// The most bytes one stored block may take: a locator claiming more is
+/// damage, not a reason to allocate.
+pub(crate) const MAX_BLOCK_BYTES: u32 = 512 << 20;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -68,8 +68,10 @@ pub(crate) const RECENT_BLOCKS: usize = 3;
 
 /// The most blocks prepared and not yet acknowledged: ingest prepares the
 /// next block while up to three before it are being written and synced,
-/// never more.
-pub(crate) const MAX_PENDING_BLOCKS: usize = crate::log::IN_FLIGHT_BLOCKS + 1;
+/// never more (the append pipeline's `IN_FLIGHT_BLOCKS` plus one, which
+/// `log::append` asserts at compile time, so that this module below the
+/// log imports nothing of it).
+pub(crate) const MAX_PENDING_BLOCKS: usize = 4;
 
 /// A block kept in memory: prepared and not yet acknowledged, or one of the
 /// last acknowledged.

@@ -41,6 +41,7 @@ pub mod parts;
 pub mod projection;
 pub mod reader;
 pub mod recover;
+mod scan;
 mod slots;
 pub mod snapshot;
 pub mod tail_index;

@@ -678,7 +678,7 @@ impl EventLog {
         // The last block's length has no next block to be checked against:
         // the block found whole at its offset must be the one located.
         if let (None, Some((first_seq, locator))) = (&disagreement, previous) {
-            let whole = crate::recover::block_at(file, locator.offset, file_len, first_seq)
+            let whole = crate::scan::block_at(file, locator.offset, file_len, first_seq)
                 .map_err(io_error)?;
             if let Some((_, whole)) = whole.filter(|(_, whole)| *whole != locator) {
                 disagreement = Some((
@@ -762,13 +762,12 @@ impl EventLog {
         };
         let file_len = file.metadata().map_err(io_error)?.len();
         let found =
-            crate::recover::blocks_in_sequence(file, end, file_len, next_seq, acknowledged_seq)
+            crate::scan::blocks_in_sequence(file, end, file_len, next_seq, acknowledged_seq)
                 .map_err(io_error)?;
         let Some(&(first_found, _)) = found.blocks.first() else {
             return Ok(());
         };
-        crate::recover::locate(&self.db, &self.blocks, &found.blocks)
-            .map_err(|e| self.db_error(e))?;
+        locate(&self.db, &self.blocks, &found.blocks).map_err(|e| self.db_error(e))?;
         tracing::info!(
             blocks = found.blocks.len(),
             first_seq = first_found,
@@ -1459,9 +1458,7 @@ impl Repeats {
     }
 }
 
-/// The most bytes one stored block may take: a locator claiming more is
-/// damage, not a reason to allocate.
-pub(crate) const MAX_BLOCK_BYTES: u32 = 512 << 20;
+pub(crate) use crate::block::MAX_BLOCK_BYTES;
 
 /// A vector for a kept block's entry offsets, taken from `recent` (an
 /// [`EventLog`]'s `recent_offsets`): the oldest block's, once as many are
@@ -1833,6 +1830,21 @@ impl std::hash::Hasher for IdHash {
         self.write_u64(n as u64);
         self.write_u64((n >> 64) as u64);
     }
+}
+
+/// Puts the locators of `blocks` in sled's blocks tree, and flushes sled.
+pub(crate) fn locate(
+    db: &sled::Db,
+    tree: &sled::Tree,
+    blocks: &[(u64, Locator)],
+) -> sled::Result<()> {
+    let mut batch = sled::Batch::default();
+    for (first_seq, locator) in blocks {
+        batch.insert(&block_key(*first_seq)[..], &locator.encode()[..]);
+    }
+    tree.apply_batch(batch)?;
+    db.flush()?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -342,7 +342,7 @@ impl ScanDamage {
 
 /// Whether a whole block of sequence number 1 starts the blocks file.
 fn block_at_start(file: &File, file_len: u64) -> bool {
-    crate::recover::block_at(file, 0, file_len, 1)
+    crate::scan::block_at(file, 0, file_len, 1)
         .ok()
         .flatten()
         .is_some()

@@ -34,6 +34,10 @@ use crate::StoreError;
 /// next (60-120 ms a million orders); with three, for about 3 ms.
 pub(crate) const IN_FLIGHT_BLOCKS: usize = 3;
 
+// The block writer keeps room for every block in flight and the one being
+// staged.
+const _: () = assert!(crate::direct::MAX_PENDING_BLOCKS == IN_FLIGHT_BLOCKS + 1);
+
 /// The durable half of an append (see [`EventLog::stage_keyed`]): writes a
 /// pending block, syncs the blocks file, locates the block in sled
 /// (flushing sled every [`SLED_FLUSH_EVERY_BLOCKS`] blocks), and records
