@@ -189,14 +189,16 @@ pub(crate) fn explain(
             (true, true) => format!("未在截止时间 {} 前发货", at(derived.deadline)),
             (false, true) => format!("截止时间后 {late_hours} 小时仍未发货"),
         };
+        // In Chinese the revocation joins the rule in one bracket, since
+        // two brackets in a row read as a stutter.
         let revoked = match (j.revoked(as_of), zh) {
             (false, _) => "",
             (true, false) => " (since revoked, R11)",
-            (true, true) => "（已撤销，R11）",
+            (true, true) => "；已撤销，R11",
         };
         let text = if zh {
             format!(
-                "{} 第 {} 次判罚：{reason}{revoked}（R3）",
+                "{} 第 {} 次判罚：{reason}（R3{revoked}）",
                 at(j.judged_at),
                 j.number
             )
@@ -379,7 +381,7 @@ pub fn at_risk_line(order: &AtRiskOrder) -> String {
     at_risk_line_in(order, Lang::En)
 }
 
-/// [`at_risk_line`] in `lang`: in Chinese "订单 O1 请在 5 小时 20 分钟 内发货，否则将被扣款
+/// [`at_risk_line`] in `lang`: in Chinese "订单 O1 请在 5 小时 20 分钟内发货，否则将被扣款
 /// ¥10.00（第 1 次判罚，R3、R4）".
 pub fn at_risk_line_in(order: &AtRiskOrder, lang: Lang) -> String {
     if lang == Lang::Zh {
@@ -423,7 +425,7 @@ pub fn at_risk_line_in(order: &AtRiskOrder, lang: Lang) -> String {
 
 fn at_risk_line_zh(order: &AtRiskOrder) -> String {
     let act = format!(
-        "订单 {} 请在 {} 内发货",
+        "订单 {} 请在 {}内发货",
         order.order_id,
         time_left_in(order.seconds_left, Lang::Zh)
     );
