@@ -23,7 +23,8 @@
 //! day): the reader checks both ([`Ledger::settle_days`],
 //! [`Ledger::deduction_days`]) and otherwise reads the whole part.
 
-use super::{DayEntry, Ledger, ShopRec};
+use super::partition::renumbered;
+use super::{Ledger, ShopRec};
 use crate::order;
 use crate::time::Day;
 
@@ -141,16 +142,7 @@ impl Ledger {
                 ledger.order_ids.reindex();
                 let days = held[group]
                     .iter()
-                    .map(|day| {
-                        let entries = rec.days[day]
-                            .iter()
-                            .map(|e| DayEntry {
-                                order: local[e.order as usize],
-                                ..*e
-                            })
-                            .collect();
-                        (*day, entries)
-                    })
+                    .map(|day| (*day, renumbered(&rec.days[day], &local)))
                     .collect();
                 ledger.shops.push(ShopRec {
                     orders: rec
@@ -208,16 +200,7 @@ impl Ledger {
                     days: rec
                         .days
                         .iter()
-                        .map(|(day, entries)| {
-                            let entries = entries
-                                .iter()
-                                .map(|e| DayEntry {
-                                    order: local[e.order as usize],
-                                    ..*e
-                                })
-                                .collect();
-                            (*day, entries)
-                        })
+                        .map(|(day, entries)| (*day, renumbered(entries, &local)))
                         .collect(),
                 });
             }

@@ -202,16 +202,7 @@ impl Ledger {
             target.days = rec
                 .days
                 .iter()
-                .map(|(day, entries)| {
-                    let entries = entries
-                        .iter()
-                        .map(|e| DayEntry {
-                            order: order_to[e.order as usize],
-                            ..*e
-                        })
-                        .collect();
-                    (*day, entries)
-                })
+                .map(|(day, entries)| (*day, renumbered(entries, &order_to)))
                 .collect();
         }
         for ledger in &mut out {
@@ -242,4 +233,17 @@ impl Ledger {
             .find(order_id)
             .is_some_and(|o| self.orders[o as usize].paid.is_some())
     }
+}
+
+/// A settle day's entries with each order renumbered through `to` (the
+/// copy's number of each order of the ledger copied from): how a split
+/// part and an excerpt keep a shop's days (R5) over their own orders.
+pub(super) fn renumbered(entries: &[DayEntry], to: &[u32]) -> Vec<DayEntry> {
+    entries
+        .iter()
+        .map(|e| DayEntry {
+            order: to[e.order as usize],
+            ..*e
+        })
+        .collect()
 }
