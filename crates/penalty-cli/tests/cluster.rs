@@ -709,6 +709,9 @@ fn assert_same_for_tokens(cluster: &Cluster, single_port: u16) {
         "/shops?as_of={as_of}&limit=1&sort=charged",
         "/shops/{own}?as_of={as_of}",
         "/shops/{own}?as_of={as_of}&summary=true",
+        "/shops/{own}?as_of={as_of}&full=true",
+        "/shops/{own}?as_of={as_of}&limit=3",
+        "/shops/{other}?as_of={as_of}&full=true",
         "/shops/{other}?as_of={as_of}",
         "/shops/S-NEVER?as_of={as_of}",
         "/shops/{other}?as_of=bad",
@@ -1121,7 +1124,8 @@ fn assert_same_answers(cluster: &Cluster, single: &str, events: &str) {
             &format!("shop {shop} as one machine"),
             Duration::from_secs(60),
             || {
-                let (status, body) = http_get(port, &format!("/shops/{shop}?as_of={as_of}"))?;
+                let (status, body) =
+                    http_get(port, &format!("/shops/{shop}?as_of={as_of}&full=true"))?;
                 let got = serde_json::from_str::<Value>(&body).map_err(|e| e.to_string())?;
                 if status == 200 && got == expected {
                     Ok(())

@@ -146,7 +146,7 @@ fn full_document() -> Value {
         "properties": {"order_id": {"type": "string"}, "judgment": {"type": "integer"}, "judged_at": {"type": "string"},
             "settle_date": {"type": "string", "format": "date"}, "amount_fen": {"type": "integer"}, "charged_fen": {"type": "integer"},
             "waived_fen": {"type": "integer"}, "status": {"enum": ["pending", "charged", "partial", "waived", "revoked"]}}});
-    let shop = json!({"type": "object", "description": "CLI.md's shop report; `deductions` only in GET /shops/{id}.",
+    let shop = json!({"type": "object", "description": "CLI.md's shop report; `deductions` only in GET /shops/{id} (a first page of them unless full=true).",
         "required": ["shop_id", "as_of", "orders", "judgments", "violating_orders", "charged_fen", "waived_fen", "pending_fen", "deposit_balance_fen", "banned_products", "closure_review", "rating"],
         "properties": {"shop_id": {"type": "string"}, "as_of": {"type": "string"}, "orders": {"type": "integer"},
             "judgments": {"type": "integer"}, "violating_orders": {"type": "integer"}, "charged_fen": {"type": "integer"},
@@ -255,10 +255,14 @@ fn full_document() -> Value {
                 "responses": responses(json_response("A page of shop summaries; `total` and `charged_fen` are over all pages.", json!({"type": "object", "required": ["shops", "next", "total", "charged_fen"], "properties": {
                     "shops": {"type": "array", "maxItems": 1000, "items": {"$ref": "#/components/schemas/ShopReport"}},
                     "next": {"type": ["integer", "null"]}, "total": {"type": "integer"}, "charged_fen": {"type": "integer"}}})), &["400", "401", "429", "503"])}},
-            "/shops/{id}": {"get": {"summary": "One shop's report with its deductions (`penalty shop ID --json`), or without them (`summary=true`).",
+            "/shops/{id}": {"get": {"summary": "One shop's report with the first page of its deductions (`deductions_next` is the `offset` of the next page of GET /shops/{id}/deductions, `deductions_total` counts them all); the whole report with every deduction (`penalty shop ID --json`) with `full=true`, or the figures without deductions with `summary=true`.",
                 "parameters": with(with(json!([id_param("The shop.")]), as_of_params()), json!([
-                    {"name": "summary", "in": "query", "required": false, "description": "true: the figures only, `deductions` left out (`penalty shop ID --summary`).", "schema": {"type": "boolean"}}])),
-                "responses": responses(json_response("The report.", json!({"$ref": "#/components/schemas/ShopReport"})), &["400", "401", "404", "429", "503"])}},
+                    {"name": "summary", "in": "query", "required": false, "description": "true: the figures only, `deductions` left out (`penalty shop ID --summary`).", "schema": {"type": "boolean"}},
+                    {"name": "full", "in": "query", "required": false, "description": "true: every deduction, the whole report (`penalty shop ID --json`; a large shop's is megabytes). summary=true wins over it.", "schema": {"type": "boolean"}},
+                    {"name": "limit", "in": "query", "required": false, "description": "The size of the first page of deductions (1 to 1000, default 100); nothing with summary=true or full=true.", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}])),
+                "responses": responses(json_response("The report; by default with a page of its deductions and `deductions_next` and `deductions_total`.", json!({"allOf": [{"$ref": "#/components/schemas/ShopReport"}, {"type": "object", "properties": {
+                    "deductions_next": {"type": ["integer", "null"], "description": "Pass as `offset` to GET /shops/{id}/deductions for the deductions after this page; `null` when this page holds them all. Absent with summary=true or full=true."},
+                    "deductions_total": {"type": "integer", "description": "Deductions over all pages. Absent with summary=true or full=true."}}}]})), &["400", "401", "404", "429", "503"])}},
             "/shops/{id}/notices": {"get": {"summary": "The shop's notice feed (R9): one notice per judgment, after a cursor; each is delivered once per cursor position.",
                 "parameters": with(with(json!([id_param("The shop.")]), as_of_params()), json!([
                     {"name": "after", "in": "query", "required": false, "description": "A notice's cursor: only the notices after it.", "schema": {"type": "string", "pattern": crate::params::CURSOR_PATTERN}},

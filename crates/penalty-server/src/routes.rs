@@ -503,27 +503,101 @@ struct ShopParams {
     as_of: Option<String>,
     known_at: Option<String>,
     summary: Option<bool>,
+    full: Option<bool>,
+    limit: Option<usize>,
 }
 
-/// `GET /shops/{id}`: `penalty shop ID --json`, or with `summary=true`
-/// `penalty shop ID --summary`'s figures without the deductions (a large
-/// shop has tens of thousands of them).
+/// What a `GET /shops/{id}` asks for, checked: the figures alone
+/// (`summary=true`), the whole report (`full=true`, `penalty shop ID
+/// --json`'s bytes), or by default the report with the first page of its
+/// deductions, since a large shop has tens of thousands of them and a list
+/// is never sent whole unasked.
+#[derive(Clone, Copy)]
+enum ShopAsk {
+    Summary,
+    Full,
+    FirstPage(usize),
+}
+
+impl ShopAsk {
+    /// `summary=true` leaves the deductions out whatever else is asked,
+    /// and `full=true` lists them all whatever the `limit`: every
+    /// combination the OpenAPI document allows has an answer.
+    fn checked(params: &ShopParams) -> Result<ShopAsk, ApiError> {
+        let limit = page_limit(params.limit)?;
+        Ok(if params.summary == Some(true) {
+            ShopAsk::Summary
+        } else if params.full == Some(true) {
+            ShopAsk::Full
+        } else {
+            ShopAsk::FirstPage(limit)
+        })
+    }
+
+    /// The answer for `shop_id` as of `as_of` from `ledger`.
+    fn answer(
+        self,
+        ledger: &penalty_core::Ledger,
+        shop_id: &str,
+        as_of: UnixNs,
+    ) -> Result<ShopAnswer, ApiError> {
+        let with_deductions = !matches!(self, ShopAsk::Summary);
+        let mut report = ledger
+            .shop_report(shop_id, as_of, with_deductions)
+            .map_err(not_found_for_http)?;
+        let more = match self {
+            ShopAsk::Summary | ShopAsk::Full => None,
+            ShopAsk::FirstPage(limit) => {
+                let all = report.deductions.take().unwrap_or_default();
+                let (page, next, total) = Page { limit, offset: 0 }.of(all);
+                report.deductions = Some(page);
+                Some(MoreDeductions {
+                    deductions_next: next,
+                    deductions_total: total,
+                })
+            }
+        };
+        Ok(ShopAnswer { report, more })
+    }
+}
+
+/// `GET /shops/{id}`'s answer: the shop report, and for a first page of
+/// its deductions where the rest are.
+#[derive(Serialize)]
+struct ShopAnswer {
+    #[serde(flatten)]
+    report: penalty_core::ShopReport,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    more: Option<MoreDeductions>,
+}
+
+/// Where the deductions after a report's first page are.
+#[derive(Serialize)]
+struct MoreDeductions {
+    /// Pass as `offset` to `GET /shops/{id}/deductions` for the next page;
+    /// `null` when the page holds them all.
+    deductions_next: Option<usize>,
+    /// Deductions over all pages.
+    deductions_total: usize,
+}
+
+/// `GET /shops/{id}`: the report with a page of its deductions, the whole
+/// of `penalty shop ID --json` with `full=true`, or with `summary=true`
+/// `penalty shop ID --summary`'s figures without the deductions.
 async fn shop(
     State(state): State<AppState>,
     access: Access,
     Id(shop_id): Id,
     Asked { params, when }: Asked<ShopParams>,
-) -> Result<Json<penalty_core::ShopReport>, ApiError> {
+) -> Result<Json<ShopAnswer>, ApiError> {
+    let asked = ShopAsk::checked(&params)?;
     readable_shop(&state, &access, &shop_id, when.as_of)?;
-    let with_deductions = params.summary != Some(true);
-    let report = state
+    let answer = state
         .query_for(Some(&access.clone()), when.known_at, move |ledger| {
-            ledger
-                .shop_report(&shop_id, when.as_of, with_deductions)
-                .map_err(not_found_for_http)
+            asked.answer(ledger, &shop_id, when.as_of)
         })
         .await?;
-    Ok(Json(report))
+    Ok(Json(answer))
 }
 
 /// `GET /shops/{id}/days`: the shop's history by local day, what the
@@ -1503,12 +1577,9 @@ pub fn shop_route_answer(
     Ok(match route {
         ShopRoute::Shop => {
             let (params, as_of) = parse_query_when::<ShopParams>(query, policy)?;
+            let asked = ShopAsk::checked(&params)?;
             confined_shop(confined_to, shop_id, as_of, policy)?;
-            let with_deductions = params.summary != Some(true);
-            let report = ledger
-                .shop_report(shop_id, as_of, with_deductions)
-                .map_err(not_found_for_http)?;
-            Json(report).into_response()
+            Json(asked.answer(ledger, shop_id, as_of)?).into_response()
         }
         ShopRoute::Postings => {
             let (params, as_of) = parse_query_when::<PostingParams>(query, policy)?;

@@ -211,8 +211,12 @@ async fn shop_report_equals_the_cli_report() {
             .ledger
             .shop_report(shop, as_of_instant(), true)
             .unwrap();
-        let (status, value) =
-            get_json(&router, &format!("/shops/{shop}?as_of={AS_OF}"), None).await;
+        let (status, value) = get_json(
+            &router,
+            &format!("/shops/{shop}?as_of={AS_OF}&full=true"),
+            None,
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(value, serde_json::to_value(&expected).unwrap());
         assert!(value["deductions"].is_array());
@@ -667,6 +671,91 @@ async fn the_inbox_reads_the_notice_feed_backwards_a_page_at_a_time() {
     )
     .await;
     assert!(message.starts_with("query parameter before "), "{message}");
+}
+
+/// `GET /shops/{id}` sends a page of the deductions unasked (a large
+/// shop's whole list is megabytes): its first page is the report's first
+/// deductions, `deductions_next` leads into `GET /shops/{id}/deductions`,
+/// whose pages hold the rest, and `full=true` is the whole report.
+#[tokio::test]
+async fn the_shop_report_pages_its_deductions_unless_asked_for_all() {
+    let (_dir, _state, router) = demo_state(false).await;
+    let reference = reference(demo_events());
+    let expected = reference
+        .projection
+        .ledger
+        .shop_report("S01", as_of_instant(), true)
+        .unwrap();
+    let all = serde_json::to_value(expected.deductions.as_ref().unwrap()).unwrap();
+    let all = all.as_array().unwrap().clone();
+    assert!(all.len() > 3, "the demo's S01 has deductions");
+    let (status, first) =
+        get_json(&router, &format!("/shops/S01?as_of={AS_OF}&limit=3"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(first["deductions"].as_array().unwrap()[..], all[..3]);
+    assert_eq!(first["deductions_total"], all.len());
+    assert_eq!(first["deductions_next"], 3);
+    assert_eq!(
+        first["charged_fen"],
+        serde_json::json!(expected.charged_fen)
+    );
+    let mut read = first["deductions"].as_array().unwrap().clone();
+    let mut offset = first["deductions_next"].as_u64();
+    while let Some(at) = offset {
+        let (_, page) = get_json(
+            &router,
+            &format!("/shops/S01/deductions?as_of={AS_OF}&limit=3&offset={at}"),
+            None,
+        )
+        .await;
+        read.extend(page["deductions"].as_array().unwrap().iter().cloned());
+        offset = page["next"].as_u64();
+    }
+    assert_eq!(read, all);
+    // The default page is DEFAULT_PAGE long at most; one that holds every
+    // deduction says so with a null `deductions_next`.
+    let (_, default) = get_json(&router, &format!("/shops/S01?as_of={AS_OF}"), None).await;
+    let shown = default["deductions"].as_array().unwrap().len();
+    assert_eq!(shown, all.len().min(penalty_server::routes::DEFAULT_PAGE));
+    assert_eq!(default["deductions_next"].is_null(), shown == all.len());
+    let (_, whole) = get_json(
+        &router,
+        &format!("/shops/S01?as_of={AS_OF}&full=true"),
+        None,
+    )
+    .await;
+    assert_eq!(whole, serde_json::to_value(&expected).unwrap());
+    assert!(whole.get("deductions_next").is_none());
+    // summary=true wins over full=true, which wins over a limit.
+    let (_, summary) = get_json(
+        &router,
+        &format!("/shops/S01?as_of={AS_OF}&summary=true&full=true&limit=3"),
+        None,
+    )
+    .await;
+    assert!(summary.get("deductions").is_none());
+    let (_, also_whole) = get_json(
+        &router,
+        &format!("/shops/S01?as_of={AS_OF}&full=true&limit=3"),
+        None,
+    )
+    .await;
+    assert_eq!(also_whole, whole);
+    for (query, code) in [
+        ("limit=0", "invalid_limit"),
+        ("limit=1001", "invalid_limit"),
+    ] {
+        expect_error(
+            &router,
+            Method::GET,
+            &format!("/shops/S01?as_of={AS_OF}&{query}"),
+            None,
+            Body::empty(),
+            StatusCode::BAD_REQUEST,
+            code,
+        )
+        .await;
+    }
 }
 
 #[tokio::test]
