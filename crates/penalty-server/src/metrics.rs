@@ -51,6 +51,9 @@ pub struct Metrics {
     pub known_at_replays: AtomicU64,
     /// `known_at` questions answered from the last replay, kept.
     pub known_at_replays_reused: AtomicU64,
+    /// Bytes of CSV downloads computed and not yet taken by their clients
+    /// (at most `download::AHEAD_CHUNKS` chunks a download).
+    pub download_bytes_queued: AtomicU64,
     routes: Mutex<BTreeMap<(&'static str, String), RouteStats>>,
 }
 
@@ -116,6 +119,11 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
             let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
         }
+        let _ = writeln!(
+            out,
+            "# HELP penalty_download_bytes_queued Bytes of CSV downloads computed and not yet read by their clients.\n# TYPE penalty_download_bytes_queued gauge\npenalty_download_bytes_queued {}",
+            self.download_bytes_queued.load(Ordering::Relaxed)
+        );
         let Ok(routes) = self.routes.lock() else {
             return out;
         };

@@ -1392,12 +1392,28 @@ async fn orders_csv(
         &access,
         when.known_at,
         ORDERS_CSV_DISPOSITION,
-        move |ledger, out| {
-            out.start(excel)?;
-            out.push(&<penalty_core::OrderRow as CsvRow>::csv_header(excel))?;
-            ledger.each_order_row(when.as_of, shop.as_deref(), filter, |row| {
-                out.push(&row.csv_line(excel))
-            })
+        // The (shop, order) of the last row written: where the rows resume
+        // after a pause for a slow client.
+        {
+            let mut last: Option<(String, String)> = None;
+            move |ledger, out| {
+                if !out.started() {
+                    out.start(excel)?;
+                    out.push(&<penalty_core::OrderRow as CsvRow>::csv_header(excel))?;
+                }
+                let after = last.clone();
+                ledger.each_order_row_after(
+                    when.as_of,
+                    shop.as_deref(),
+                    filter,
+                    after.as_ref().map(|(s, o)| (s.as_str(), o.as_str())),
+                    |row| {
+                        out.push(&row.csv_line(excel))?;
+                        last = Some((row.shop_id, row.order_id));
+                        Ok(!out.paused())
+                    },
+                )
+            }
         },
     )
     .await
@@ -1423,19 +1439,17 @@ async fn postings_csv(
 ) -> Result<Response, ApiError> {
     let asked = PostingCsvAsk::checked(&params, state.policy())?;
     readable_shop(&state, &access, &shop_id, when.as_of)?;
-    crate::download::csv(
-        &state,
-        &access,
-        when.known_at,
-        POSTINGS_CSV_DISPOSITION,
-        move |ledger, out| asked.write(ledger, &shop_id, when.as_of, out),
-    )
+    crate::download::csv(&state, &access, when.known_at, POSTINGS_CSV_DISPOSITION, {
+        let mut written = 0;
+        move |ledger, out| asked.write(ledger, &shop_id, when.as_of, out, &mut written)
+    })
     .await
 }
 
 const POSTINGS_CSV_DISPOSITION: &str = "attachment; filename=\"postings.csv\"";
 
 /// The checked query of a postings download.
+#[derive(Clone, Copy)]
 struct PostingCsvAsk {
     from: Option<penalty_core::time::Day>,
     to: Option<penalty_core::time::Day>,
@@ -1458,24 +1472,49 @@ impl PostingCsvAsk {
         })
     }
 
+    /// Writes the shop's postings after the first `written` (a writer
+    /// called again after a pause skips those it wrote), counting those it
+    /// writes into `written`, and stops when `out` pauses.
     fn write(
-        self,
+        &self,
         ledger: &penalty_core::Ledger,
         shop_id: &str,
         as_of: UnixNs,
         out: &mut impl crate::download::CsvSink,
+        written: &mut usize,
     ) -> Result<(), ApiError> {
-        let PostingCsvAsk { from, to, excel } = self;
-        // An unknown shop is a 404 before the first byte, as GET
-        // /shops/{id}/postings answers it.
-        ledger
-            .shop_report(shop_id, as_of, false)
-            .map_err(not_found_for_http)?;
-        out.start(excel)?;
-        out.push(&<penalty_core::PostingReport as CsvRow>::csv_header(excel))?;
-        ledger.each_posting(as_of, Some(shop_id), from, to, |posting| {
-            out.push(&posting.csv_line(excel))
-        })
+        let PostingCsvAsk { from, to, excel } = *self;
+        if !out.started() {
+            // An unknown shop is a 404 before the first byte, as GET
+            // /shops/{id}/postings answers it.
+            ledger
+                .shop_report(shop_id, as_of, false)
+                .map_err(not_found_for_http)?;
+            out.start(excel)?;
+            out.push(&<penalty_core::PostingReport as CsvRow>::csv_header(excel))?;
+        }
+        /// Why the walk of the postings ended early.
+        enum Stop {
+            Paused,
+            Failed(ApiError),
+        }
+        let mut seen = 0usize;
+        let walked = ledger.each_posting(as_of, Some(shop_id), from, to, |posting| {
+            seen += 1;
+            if seen <= *written {
+                return Ok(());
+            }
+            out.push(&posting.csv_line(excel)).map_err(Stop::Failed)?;
+            *written += 1;
+            if out.paused() {
+                return Err(Stop::Paused);
+            }
+            Ok(())
+        });
+        match walked {
+            Ok(()) | Err(Stop::Paused) => Ok(()),
+            Err(Stop::Failed(error)) => Err(error),
+        }
     }
 }
 
@@ -1619,7 +1658,7 @@ pub fn shop_route_answer(
             let asked = PostingCsvAsk::checked(&params, policy)?;
             confined_shop(confined_to, shop_id, as_of, policy)?;
             let mut text = String::new();
-            asked.write(ledger, shop_id, as_of, &mut text)?;
+            asked.write(ledger, shop_id, as_of, &mut text, &mut 0)?;
             (
                 [
                     (header::CONTENT_TYPE, "text/csv; charset=utf-8"),

@@ -441,3 +441,132 @@ async fn the_data_range_is_the_first_and_last_event_instant() {
     );
     assert!(operator.0 <= seller.0 && seller.1 <= operator.1);
 }
+
+/// A generated workload of `orders` orders over `shops` shops.
+fn generated(orders: u64, shops: u64, seed: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    penalty_gen::generate(
+        &penalty_gen::GenOptions {
+            orders,
+            shops,
+            seed,
+        },
+        &mut out,
+    )
+    .unwrap();
+    out
+}
+
+/// Waits until the download queue the metrics show stops growing (the
+/// writer is paused or done), and answers it.
+async fn settled_queue(state: &penalty_server::AppState) -> u64 {
+    let queued = || {
+        state
+            .metrics()
+            .download_bytes_queued
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let mut last = u64::MAX;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let now = queued();
+        if now == last && now > 0 {
+            return now;
+        }
+        last = now;
+    }
+    panic!("the download queue kept changing: {last} bytes");
+}
+
+/// A client that does not read holds its download back: the server
+/// computes at most `AHEAD_CHUNKS` chunks ahead of it (what the metrics
+/// show queued, a small part of the whole), lets the ledger go while it
+/// waits (an upload is folded meanwhile), and what the client reads in the
+/// end is the export's whole CSV, resumed where each pause stopped. Both
+/// downloads, the orders' and a shop's postings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_reader_holds_a_download_back_within_a_few_chunks() {
+    use http_body_util::BodyExt;
+    use penalty_server::download::{AHEAD_CHUNKS, CHUNK_BYTES};
+    use tower::ServiceExt;
+    let events = generated(30_000, 1, 5);
+    let (_dir, state) = open_state(None, penalty_server::state::Limits::default());
+    state
+        .ingest(axum::body::Bytes::from(events.clone()))
+        .await
+        .unwrap();
+    let router = penalty_server::router(state.clone());
+    let reference = reference(events);
+    let ledger = &reference.projection.ledger;
+    let shop = ledger.shop_summaries(as_of_instant())[0].shop_id.clone();
+    let mut postings: Vec<PostingReport> = Vec::new();
+    let _ = ledger.each_posting(as_of_instant(), Some(&shop), None, None, |p| {
+        postings.push(p);
+        Ok::<(), ()>(())
+    });
+    // A shop whose id sorts before every other, paid during the pauses:
+    // the rows after a pause are still the reference's.
+    let mut upload = 0;
+    for (uri, expected) in [
+        (
+            format!("/orders.csv?as_of={AS_OF}"),
+            csv_of(&rows(ledger, None, RowFilter::default()), false),
+        ),
+        (
+            format!("/shops/{shop}/postings.csv?as_of={AS_OF}"),
+            csv_of(&postings, false),
+        ),
+    ] {
+        // A chunk is sent once it holds CHUNK_BYTES: it is longer by less
+        // than a line.
+        let bound = (AHEAD_CHUNKS * (CHUNK_BYTES + 1024)) as u64;
+        assert!(
+            expected.len() as u64 > 2 * bound,
+            "{uri}: a download of {} bytes is not held back",
+            expected.len()
+        );
+        let request = axum::http::Request::get(&uri).body(Body::empty()).unwrap();
+        let response = router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{uri}");
+        let mut body = response.into_body();
+        let queued = settled_queue(&state).await;
+        assert!(
+            queued <= bound,
+            "{uri}: {queued} bytes queued ahead of the client"
+        );
+        // The writer holds no lock while it waits: an upload is folded.
+        upload += 1;
+        let line = format!(
+            "{{\"event_id\":\"00000000-0000-4000-8000-{upload:012}\",\"type\":\"paid\",\"at\":\"2026-01-02T00:00:00+08:00\",\"order_id\":\"0-ORDER-{upload}\",\"shop_id\":\"0-SHOP\",\"product_id\":\"P\",\"amount_fen\":100}}\n"
+        );
+        let folded = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            state.ingest(axum::body::Bytes::from(line)),
+        )
+        .await
+        .expect("an upload is folded while a download waits for its client")
+        .unwrap();
+        assert_eq!(folded.appended, 1);
+        // Read a chunk: the writer computes one more, no more.
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        let queued = settled_queue(&state).await;
+        assert!(
+            queued <= bound,
+            "{uri}: {queued} bytes queued ahead of the client"
+        );
+        let rest = body.collect().await.unwrap().to_bytes();
+        let mut read = first.to_vec();
+        read.extend_from_slice(&rest);
+        assert!(
+            String::from_utf8(read).unwrap() == expected,
+            "{uri}: the download is the export"
+        );
+        assert_eq!(
+            state
+                .metrics()
+                .download_bytes_queued
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
+    }
+}
