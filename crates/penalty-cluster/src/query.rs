@@ -19,6 +19,7 @@ use std::time::Duration;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, MethodRouter};
 use axum::Json;
 use futures_util::StreamExt;
 use penalty_core::csv::CsvRow;
@@ -545,15 +546,19 @@ fn accept_language(headers: &HeaderMap) -> String {
         .to_string()
 }
 
-/// `GET /shops/{id}`.
-pub(crate) async fn http_shop(
-    State(node): State<Arc<Node>>,
-    Caller(access): Caller,
-    Id(shop_id): Id,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    shop_route(&node, &access, ShopRoute::Shop, shop_id, query, &headers).await
+/// The handler of a route of one shop (`GET /shops/{id}` and the routes
+/// under it): the one shape of them all, forwarded by [`shop_route`] with
+/// the query string and `Accept-Language` as they came.
+pub(crate) fn shop_route_handler(route: ShopRoute) -> MethodRouter<Arc<Node>> {
+    get(
+        move |State(node): State<Arc<Node>>,
+              Caller(access): Caller,
+              Id(shop_id): Id,
+              RawQuery(query): RawQuery,
+              headers: HeaderMap| async move {
+            shop_route(&node, &access, route, shop_id, query, &headers).await
+        },
+    )
 }
 
 /// `as_of` and `known_at` of `GET /orders/{id}`.
@@ -755,96 +760,6 @@ async fn read_shop_messages(node: &Node, seqs: &[u64]) -> Result<Vec<(u64, i64, 
         stored.push((*seq, msg.recorded_at_ns, msg.json));
     }
     Ok(stored)
-}
-
-/// `GET /shops/{id}/postings`.
-pub(crate) async fn http_postings(
-    State(node): State<Arc<Node>>,
-    Caller(access): Caller,
-    Id(shop_id): Id,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    shop_route(
-        &node,
-        &access,
-        ShopRoute::Postings,
-        shop_id,
-        query,
-        &headers,
-    )
-    .await
-}
-
-/// `GET /shops/{id}/postings.csv`.
-pub(crate) async fn http_postings_csv(
-    State(node): State<Arc<Node>>,
-    Caller(access): Caller,
-    Id(shop_id): Id,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    shop_route(
-        &node,
-        &access,
-        ShopRoute::PostingsCsv,
-        shop_id,
-        query,
-        &headers,
-    )
-    .await
-}
-
-/// `GET /shops/{id}/notices`.
-pub(crate) async fn http_notices(
-    State(node): State<Arc<Node>>,
-    Caller(access): Caller,
-    Id(shop_id): Id,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    shop_route(&node, &access, ShopRoute::Notices, shop_id, query, &headers).await
-}
-
-/// `GET /shops/{id}/at-risk`.
-pub(crate) async fn http_at_risk(
-    State(node): State<Arc<Node>>,
-    Caller(access): Caller,
-    Id(shop_id): Id,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    shop_route(&node, &access, ShopRoute::AtRisk, shop_id, query, &headers).await
-}
-
-/// `GET /shops/{id}/days`.
-pub(crate) async fn http_days(
-    State(node): State<Arc<Node>>,
-    Caller(access): Caller,
-    Id(shop_id): Id,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    shop_route(&node, &access, ShopRoute::Days, shop_id, query, &headers).await
-}
-
-/// `GET /shops/{id}/deductions`.
-pub(crate) async fn http_deductions(
-    State(node): State<Arc<Node>>,
-    Caller(access): Caller,
-    Id(shop_id): Id,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    shop_route(
-        &node,
-        &access,
-        ShopRoute::Deductions,
-        shop_id,
-        query,
-        &headers,
-    )
-    .await
 }
 
 /// The partitions an order list asks: its shop's, or all.

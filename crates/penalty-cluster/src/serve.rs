@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use axum::routing::{get, post};
 use axum::Router;
+use penalty_server::routes::ShopRoute;
 
 use crate::node::{self, Node, NodeOptions};
 use crate::query;
@@ -26,21 +27,19 @@ pub async fn run(
 /// A node's routes: the report routes of `penalty serve` that a cluster
 /// answers, `POST /events`, `/status` and `/metrics`.
 fn routes() -> Router<Arc<Node>> {
-    Router::new()
+    let mut router = Router::new()
         .route("/events", post(node::http_post_events))
         .route("/shops", get(query::http_shops))
-        .route("/shops/{id}", get(query::http_shop))
-        .route("/shops/{id}/postings", get(query::http_postings))
-        .route("/shops/{id}/postings.csv", get(query::http_postings_csv))
-        .route("/shops/{id}/notices", get(query::http_notices))
-        .route("/shops/{id}/at-risk", get(query::http_at_risk))
-        .route("/shops/{id}/days", get(query::http_days))
-        .route("/shops/{id}/deductions", get(query::http_deductions))
         .route("/orders", get(query::http_orders))
         .route("/orders.csv", get(query::http_orders_csv))
         .route("/data-range", get(query::http_data_range))
         .route("/orders/{id}", get(query::http_order))
         .route("/orders/{id}/events", get(query::http_order_events))
         .route("/status", get(node::http_status))
-        .route("/metrics", get(node::http_metrics))
+        .route("/metrics", get(node::http_metrics));
+    // A shop's routes, answered by the host of its partition.
+    for route in ShopRoute::ALL {
+        router = router.route(route.path(), query::shop_route_handler(route));
+    }
+    router
 }

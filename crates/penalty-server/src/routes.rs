@@ -1595,6 +1595,32 @@ pub enum ShopRoute {
     Deductions,
 }
 
+impl ShopRoute {
+    /// Every route of one shop.
+    pub const ALL: [ShopRoute; 7] = [
+        ShopRoute::Shop,
+        ShopRoute::Postings,
+        ShopRoute::PostingsCsv,
+        ShopRoute::Notices,
+        ShopRoute::AtRisk,
+        ShopRoute::Days,
+        ShopRoute::Deductions,
+    ];
+
+    /// The route's path template, as [`routes`] lists it.
+    pub fn path(self) -> &'static str {
+        match self {
+            ShopRoute::Shop => "/shops/{id}",
+            ShopRoute::Postings => "/shops/{id}/postings",
+            ShopRoute::PostingsCsv => "/shops/{id}/postings.csv",
+            ShopRoute::Notices => "/shops/{id}/notices",
+            ShopRoute::AtRisk => "/shops/{id}/at-risk",
+            ShopRoute::Days => "/shops/{id}/days",
+            ShopRoute::Deductions => "/shops/{id}/deductions",
+        }
+    }
+}
+
 /// The answer of `route` for shop `shop_id` with the query string `query`
 /// (an `Accept-Language` of `accept_language`), from `ledger`, which holds
 /// every event of the shop (a cluster partition's ledger): the one-machine

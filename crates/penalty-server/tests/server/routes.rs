@@ -1288,3 +1288,21 @@ async fn labels_are_the_core_table() {
     assert_eq!(awaiting["zh-CN"], "待发货");
     assert_eq!(awaiting["en"], "awaiting shipment");
 }
+
+/// `ShopRoute` lists exactly the routes of one shop, with their paths, so
+/// that a cluster node, which serves them from that list, serves them all.
+#[test]
+fn the_shop_routes_are_the_servers_routes_under_a_shop() {
+    use penalty_server::routes::ShopRoute;
+    let under_a_shop: Vec<&str> = penalty_server::routes::routes()
+        .into_iter()
+        .map(|(_, path, _)| path)
+        .filter(|path| *path == "/shops/{id}" || path.starts_with("/shops/{id}/"))
+        .collect();
+    let listed: Vec<&str> = ShopRoute::ALL.iter().map(|route| route.path()).collect();
+    let mut sorted = (under_a_shop.clone(), listed.clone());
+    sorted.0.sort_unstable();
+    sorted.1.sort_unstable();
+    assert_eq!(sorted.0, sorted.1);
+    assert_eq!(listed.len(), under_a_shop.len());
+}
