@@ -19,7 +19,26 @@ fn read_routes(shop: &str, order: &str) -> Vec<String> {
         format!("/orders?as_of={AS_OF}&shop={shop}"),
         format!("/orders/{order}?as_of={AS_OF}"),
         format!("/orders/{order}/events?as_of={AS_OF}"),
+        format!("/shops/{shop}?as_of={AS_OF}&full=true"),
+        format!("/shops/{shop}?as_of={AS_OF}&limit=3"),
+        format!("/shops/{shop}?as_of={AS_OF}&summary=true"),
+        format!("/shops/{shop}/notices?as_of={AS_OF}&newest=true&limit=5"),
+        format!("/shops/{shop}/deductions?as_of={AS_OF}&limit=2&offset=1&newest=true"),
+        format!("/shops/{shop}?as_of={AS_OF}&known_at=2100-01-01"),
     ]
+}
+
+/// [`read_routes`] and the CSV downloads: every route a seller might ask
+/// of a shop.
+fn every_read_route(shop: &str, order: &str) -> Vec<String> {
+    let mut routes = read_routes(shop, order);
+    routes.push(format!("/shops/{shop}/postings.csv?as_of={AS_OF}"));
+    routes.push(format!("/orders.csv?as_of={AS_OF}&shop={shop}"));
+    routes.push(format!("/orders?as_of={AS_OF}&shop={shop}&limit=1001"));
+    routes.push(format!(
+        "/shops/{shop}/at-risk?as_of={AS_OF}&within=forever"
+    ));
+    routes
 }
 
 async fn first_order_of(router: &axum::Router, shop: &str) -> String {
@@ -154,6 +173,38 @@ async fn a_seller_reads_its_own_shop_and_nothing_else() {
         )
         .await;
         assert!(!message.contains("paid at"), "{uri}: {message}");
+    }
+    // Every route, asked of another shop and of one that does not exist,
+    // answers the same status and the same body but for the id asked.
+    for (other, unknown) in every_read_route("S02", &other_order)
+        .into_iter()
+        .zip(every_read_route("S99", "O-NOPE"))
+    {
+        let (status, _, body) = call(
+            &router,
+            Method::GET,
+            &other,
+            Some(SELLER_S01),
+            Body::empty(),
+        )
+        .await;
+        let (unknown_status, _, unknown_body) = call(
+            &router,
+            Method::GET,
+            &unknown,
+            Some(SELLER_S01),
+            Body::empty(),
+        )
+        .await;
+        assert_eq!(status, unknown_status, "{other} and {unknown}");
+        let body = String::from_utf8_lossy(&body)
+            .replace("S02", "S99")
+            .replace(&other_order, "O-NOPE");
+        assert_eq!(
+            body,
+            String::from_utf8_lossy(&unknown_body),
+            "{other} and {unknown}"
+        );
     }
     let other = expect_error(
         &router,
