@@ -56,12 +56,14 @@ pub(crate) fn explain(
         (None, false) => format!("{} h after payment", policy.ship_window_hours),
         (None, true) => format!("付款后 {} 小时", policy.ship_window_hours),
     };
+    // The reason for the deadline shares the rule's bracket, as a revoked
+    // judgment's does below.
     lines.push((
         paid.at,
         0,
         if zh {
             format!(
-                "{} 付款 {}，商品 {}，店铺 {}；须在 {} 前发货（{}）（R1）",
+                "{} 付款 {}，商品 {}，店铺 {}；须在 {} 前发货（{}，R1）",
                 at(paid.at),
                 yuan(paid.amount_fen),
                 view.product_id(),
@@ -71,7 +73,7 @@ pub(crate) fn explain(
             )
         } else {
             format!(
-                "{} paid {} for product {} in shop {}; ship by {} ({}) (R1)",
+                "{} paid {} for product {} in shop {}; ship by {} ({}, R1)",
                 at(paid.at),
                 yuan(paid.amount_fen),
                 view.product_id(),
@@ -189,11 +191,11 @@ pub(crate) fn explain(
             (true, true) => format!("未在截止时间 {} 前发货", at(derived.deadline)),
             (false, true) => format!("截止时间后 {late_hours} 小时仍未发货"),
         };
-        // In Chinese the revocation joins the rule in one bracket, since
-        // two brackets in a row read as a stutter.
+        // The revocation joins the rule in one bracket, in both languages,
+        // since two brackets in a row read as a stutter.
         let revoked = match (j.revoked(as_of), zh) {
             (false, _) => "",
-            (true, false) => " (since revoked, R11)",
+            (true, false) => "; since revoked, R11",
             (true, true) => "；已撤销，R11",
         };
         let text = if zh {
@@ -204,7 +206,7 @@ pub(crate) fn explain(
             )
         } else {
             format!(
-                "{} judgment {}: {reason}{revoked} (R3)",
+                "{} judgment {}: {reason} (R3{revoked})",
                 at(j.judged_at),
                 j.number
             )
