@@ -100,6 +100,7 @@ pub fn ingest(
         }
     };
     let mut rejects = RejectsFile::open(&rejects_path, "-")?;
+    rejects.set_lang(lang);
     let rt = runtime()?;
     let total = rt.block_on(async {
         let client = setup::connect(&url).await?;

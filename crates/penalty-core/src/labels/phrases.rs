@@ -178,6 +178,16 @@ phrases! {
     HeadRewritten => "rewrote the head journal to acknowledge the last whole block (sequence number {0})", "已重写头部日志，以确认最后一个完整块（序号 {0}）";
     SnapshotRemoved => "removed the damaged projection snapshot; the next query replays the log", "已删除损坏的投影快照；下次查询会重放日志";
 
+    // Why a line was rejected, and the fix ([`crate::Reject::hint`]): the
+    // sentences of the rejects file.
+    RejectInvalidJson => "the line is not a JSON object; write one event object per line", "该行不是 JSON 对象；每行写一个事件对象";
+    RejectLineTooLong => "the line is longer than {0} bytes; an event is far smaller, so check for a missing line break", "该行超过 {0} 字节；一个事件远小于此，请检查是否缺少换行";
+    RejectUnknownType => "`type` must be one of {0}", "`type` 必须是以下之一：{0}";
+    RejectMissingField => "add the required field `{0}`", "请添加必填字段 `{0}`";
+    RejectInvalidField => "`{0}` has the wrong type or is out of range; see EVENTS.md for its format", "`{0}` 类型错误或超出范围；格式见 EVENTS.md";
+    RejectEventIdConflict => "this event_id is already in the log with other content; give a new event a new event_id", "此 event_id 已在日志中且内容不同；新事件请使用新的 event_id";
+    RejectOrderAlreadyPaid => "this order already has a paid event (the first one received is kept)", "此订单已有付款事件（保留最先收到的那个）";
+
     // What a failed ingest leaves behind.
     IngestFailed => "while ingesting {0}: {1}; of its lines, {2} were reported before the error ({3} duplicates, {4} rejected){5}. Once the cause is fixed, send the same input again: what is already in the log counts as duplicates", "导入 {0} 时出错：{1}；其各行中，出错前已报告 {2} 行（重复 {3} 行，拒绝 {4} 行）{5}。排除原因后，再次发送同一输入即可：日志中已有的内容会算作重复";
     InLogWithUnreported => "{0} events from it are in the log: the {1} reported before the error and {2} more from blocks that were being written when it came", "日志中有它的 {0} 个事件：出错前报告的 {1} 个，以及出错时正在写入的块中的另外 {2} 个";
