@@ -72,7 +72,7 @@ pub fn run(
             if args.json {
                 print(&json_line(&status)?)?;
             } else {
-                print(&penalty_cluster::node::render_status(&status))?;
+                print(&crate::render::cluster_status(&status, lang))?;
             }
             Ok(ExitCode::SUCCESS)
         }),

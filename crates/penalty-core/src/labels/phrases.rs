@@ -203,6 +203,18 @@ phrases! {
     ServingNode => "penalty cluster node {0}: http://{1}/ (state in {2}); Ctrl-C or SIGTERM to stop", "penalty cluster node {0}：http://{1}/（状态保存在 {2}）；按 Ctrl-C 或发送 SIGTERM 停止";
     ClusterReady => "cluster ready: {0} partitions, {1} replicas", "集群已就绪：{0} 个分区，{1} 个副本";
 
+    // The cluster's status (`penalty cluster status`).
+    ClusterSummary => "{0} partitions; live nodes: {1}", "{0} 个分区；在线节点：{1}";
+    StageColumn => "STAGE", "阶段";
+    PartitionColumn => "PARTITION", "分区";
+    OwnerColumn => "OWNER", "所属节点";
+    AppliedColumn => "APPLIED", "已应用序号";
+    CheckpointedColumn => "CHECKPOINTED", "检查点序号";
+    LastSeqColumn => "LAST", "最新序号";
+    LagColumn => "LAG", "积压";
+    CheckpointAgeColumn => "CHECKPOINT AGE", "检查点距今";
+    Seconds => "{0}s", "{0}秒";
+
     // Files written, waits and errors of the command line.
     WroteRows => "wrote {0} {1} to {2}", "已写入 {0} 条{1}到 {2}";
     OrdersNoun => "orders", "订单";
