@@ -8,7 +8,7 @@
 //! sentence.
 
 use crate::event::EventType;
-use crate::labels::Lang;
+use crate::labels::{Lang, Phrase};
 use crate::order;
 use crate::policy::Policy;
 use crate::report::{AtRiskOrder, DeductionReport, DeductionStatus, NextStep};
@@ -360,19 +360,16 @@ pub fn time_left(seconds: i64) -> String {
 }
 
 /// A countdown in words in `lang`; in Chinese `2 天 3 小时`, `5 小时 20 分钟`,
-/// `12 分钟`, `不到 1 分钟` (the dashboard's `timeLeft` writes the same).
+/// `12 分钟`, `不到 1 分钟`; its words are phrases, which the dashboard's
+/// `timeLeft` uses too.
 pub fn time_left_in(seconds: i64, lang: Lang) -> String {
     let minutes = seconds.max(0) / 60;
     let (days, hours, minutes) = (minutes / 1440, minutes / 60 % 24, minutes % 60);
-    match (lang, days, hours, minutes) {
-        (Lang::En, 0, 0, 0) => "less than a minute".to_string(),
-        (Lang::En, 0, 0, m) => format!("{m} min"),
-        (Lang::En, 0, h, m) => format!("{h} h {m} min"),
-        (Lang::En, d, h, _) => format!("{d} d {h} h"),
-        (Lang::Zh, 0, 0, 0) => "不到 1 分钟".to_string(),
-        (Lang::Zh, 0, 0, m) => format!("{m} 分钟"),
-        (Lang::Zh, 0, h, m) => format!("{h} 小时 {m} 分钟"),
-        (Lang::Zh, d, h, _) => format!("{d} 天 {h} 小时"),
+    match (days, hours, minutes) {
+        (0, 0, 0) => Phrase::LessThanAMinute.text(lang).to_string(),
+        (0, 0, m) => Phrase::LeftMinutes.fill(lang, &[&m]),
+        (0, h, m) => Phrase::LeftHoursMinutes.fill(lang, &[&h, &m]),
+        (d, h, _) => Phrase::LeftDaysHours.fill(lang, &[&d, &h]),
     }
 }
 

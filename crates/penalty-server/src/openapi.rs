@@ -334,6 +334,8 @@ fn full_document() -> Value {
                 "responses": {"200": html()}}},
             "/assets/app.js": {"get": {"summary": "The dashboard's script.", "security": [],
                 "responses": {"200": {"description": "JavaScript.", "content": {"text/javascript": {"schema": {"type": "string"}}}}}}},
+            "/assets/phrases.js": {"get": {"summary": "The dashboard's words: every phrase of the core by name, in English and Chinese (zh-CN).", "security": [],
+                "responses": {"200": {"description": "JavaScript.", "content": {"text/javascript": {"schema": {"type": "string"}}}}}}},
             "/assets/style.css": {"get": {"summary": "The dashboard's style sheet.", "security": [],
                 "responses": {"200": {"description": "CSS.", "content": {"text/css": {"schema": {"type": "string"}}}}}}}
         }
