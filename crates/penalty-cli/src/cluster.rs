@@ -72,7 +72,7 @@ pub fn run(
             if args.json {
                 print(&json_line(&status)?)?;
             } else {
-                print(&penalty_cluster::node::render_status(&status))?;
+                print(&crate::render::cluster_status(&status, lang))?;
             }
             Ok(ExitCode::SUCCESS)
         }),
@@ -100,6 +100,7 @@ pub fn ingest(
         }
     };
     let mut rejects = RejectsFile::open(&rejects_path, "-")?;
+    rejects.set_lang(lang);
     let rt = runtime()?;
     let total = rt.block_on(async {
         let client = setup::connect(&url).await?;

@@ -496,6 +496,7 @@ fn ingest(
         .clone()
         .unwrap_or_else(|| db.join(penalty_store::ingest::REJECTS_FILE));
     let mut rejects = RejectsFile::open(&rejects_path, "-")?;
+    rejects.set_lang(lang);
 
     let stop = Arc::new(AtomicBool::new(false));
     {

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
+use penalty_cluster::node::ClusterStatus;
 use penalty_core::explain::{at_risk_line_in, yuan};
 use penalty_core::labels::{self, CodeSet, Lang, Phrase};
 use penalty_core::{
@@ -798,6 +799,55 @@ pub fn policy(policy: &Policy, offset_text: &str, lang: Lang) -> String {
     out
 }
 
+/// `penalty cluster status`: the partitions and live nodes, then one row
+/// per stage and partition; a value the owner did not answer is `-`.
+pub fn cluster_status(status: &ClusterStatus, lang: Lang) -> String {
+    let live = if status.live.is_empty() {
+        Phrase::NoRows.text(lang).to_string()
+    } else {
+        status.live.join(", ")
+    };
+    let mut out = line(
+        Phrase::ClusterSummary,
+        lang,
+        &[&status.partitions, &escape(&live)],
+    );
+    let or_dash = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
+    let rows: Vec<Vec<String>> = status
+        .rows
+        .iter()
+        .map(|row| {
+            vec![
+                labels::text(CodeSet::ClusterStage, &row.stage, lang),
+                row.partition.to_string(),
+                row.owner.clone().unwrap_or_else(|| "-".to_string()),
+                or_dash(row.applied_seq),
+                or_dash(row.checkpointed_seq),
+                row.last_seq.to_string(),
+                or_dash(row.lag),
+                row.checkpoint_age_s.map_or("-".to_string(), |s| {
+                    Phrase::Seconds.fill(lang, &[&format_args!("{s:.1}")])
+                }),
+            ]
+        })
+        .collect();
+    out += &table(
+        &[
+            Phrase::StageColumn,
+            Phrase::PartitionColumn,
+            Phrase::OwnerColumn,
+            Phrase::AppliedColumn,
+            Phrase::CheckpointedColumn,
+            Phrase::LastSeqColumn,
+            Phrase::LagColumn,
+            Phrase::CheckpointAgeColumn,
+        ],
+        lang,
+        &rows,
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -859,5 +909,63 @@ mod tests {
         let columns: Vec<usize> = text.lines().map(|l| l.rfind(' ').unwrap()).collect();
         assert!(columns.windows(2).all(|w| w[0] == w[1]), "{text}");
         assert!(!text.contains('\u{1b}'));
+    }
+
+    /// `penalty cluster status` in both languages, compared with
+    /// `tests/cli/cluster-status.<lang>.golden` (rewritten by
+    /// `UPDATE_EXPECT=1`): every stage has its label, and the Chinese table
+    /// lines up by display width.
+    #[test]
+    fn golden_cluster_status_in_english_and_chinese() {
+        use penalty_cluster::node::PartitionStatus;
+        use penalty_cluster::wire::Stage;
+        let update = std::env::var_os("UPDATE_EXPECT").is_some_and(|v| v == "1");
+        let mut rows = Vec::new();
+        for stage in Stage::ALL {
+            assert!(
+                labels::find(CodeSet::ClusterStage, stage.name()).is_some(),
+                "the stage {} has no label",
+                stage.name()
+            );
+            for partition in 0..2u32 {
+                let answered = partition == 0;
+                rows.push(PartitionStatus {
+                    stage: stage.name().to_string(),
+                    partition,
+                    owner: answered.then(|| "node-a".to_string()),
+                    applied_seq: answered.then_some(1200),
+                    checkpointed_seq: answered.then_some(1180),
+                    last_seq: 1234,
+                    lag: answered.then_some(54),
+                    checkpoint_age_s: answered.then_some(2.25),
+                });
+            }
+        }
+        let status = ClusterStatus {
+            partitions: 2,
+            live: vec!["node-a".to_string(), "node-b".to_string()],
+            rows,
+        };
+        let empty = ClusterStatus {
+            partitions: 2,
+            live: Vec::new(),
+            rows: Vec::new(),
+        };
+        let mut failed = Vec::new();
+        for lang in [Lang::En, Lang::Zh] {
+            let actual = cluster_status(&status, lang) + &cluster_status(&empty, lang);
+            let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("tests/cli/cluster-status.{}.golden", lang.tag()));
+            if update {
+                std::fs::write(&golden, &actual).unwrap();
+            } else if std::fs::read_to_string(&golden).ok().as_deref() != Some(actual.as_str()) {
+                failed.push(format!("{}:\n{actual}", golden.display()));
+            }
+        }
+        assert!(
+            failed.is_empty(),
+            "the cluster status differs (rerun with UPDATE_EXPECT=1 and review the diff if the change is intended):\n{}",
+            failed.join("\n")
+        );
     }
 }

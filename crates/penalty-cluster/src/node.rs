@@ -1240,7 +1240,8 @@ async fn respond_status(node: Arc<Node>) {
     }
 }
 
-/// The cluster as `penalty cluster status` shows it.
+/// The cluster as `penalty cluster status` shows it (the CLI renders its
+/// table).
 #[derive(Debug, Serialize)]
 pub struct ClusterStatus {
     /// P.
@@ -1330,37 +1331,4 @@ pub async fn cluster_status(
         live,
         rows,
     })
-}
-
-/// The human table of [`ClusterStatus`].
-pub fn render_status(status: &ClusterStatus) -> String {
-    let mut text = format!(
-        "{} partitions; live nodes: {}\n",
-        status.partitions,
-        if status.live.is_empty() {
-            "none".to_string()
-        } else {
-            status.live.join(", ")
-        }
-    );
-    text += &format!(
-        "{:<7} {:>9} {:<12} {:>12} {:>12} {:>12} {:>6} {:>8}\n",
-        "stage", "partition", "owner", "applied_seq", "ckpt_seq", "last_seq", "lag", "ckpt_age"
-    );
-    for row in &status.rows {
-        let or_dash = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
-        text += &format!(
-            "{:<7} {:>9} {:<12} {:>12} {:>12} {:>12} {:>6} {:>8}\n",
-            row.stage,
-            row.partition,
-            row.owner.as_deref().unwrap_or("-"),
-            or_dash(row.applied_seq),
-            or_dash(row.checkpointed_seq),
-            row.last_seq,
-            or_dash(row.lag),
-            row.checkpoint_age_s
-                .map_or("-".to_string(), |s| format!("{s:.1}s")),
-        );
-    }
-    text
 }

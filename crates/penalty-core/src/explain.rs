@@ -8,7 +8,7 @@
 //! sentence.
 
 use crate::event::EventType;
-use crate::labels::Lang;
+use crate::labels::{Lang, Phrase};
 use crate::order;
 use crate::policy::Policy;
 use crate::report::{AtRiskOrder, DeductionReport, DeductionStatus, NextStep};
@@ -56,12 +56,14 @@ pub(crate) fn explain(
         (None, false) => format!("{} h after payment", policy.ship_window_hours),
         (None, true) => format!("付款后 {} 小时", policy.ship_window_hours),
     };
+    // The reason for the deadline shares the rule's bracket, as a revoked
+    // judgment's does below.
     lines.push((
         paid.at,
         0,
         if zh {
             format!(
-                "{} 付款 {}，商品 {}，店铺 {}；须在 {} 前发货（{}）（R1）",
+                "{} 付款 {}，商品 {}，店铺 {}；须在 {} 前发货（{}，R1）",
                 at(paid.at),
                 yuan(paid.amount_fen),
                 view.product_id(),
@@ -71,7 +73,7 @@ pub(crate) fn explain(
             )
         } else {
             format!(
-                "{} paid {} for product {} in shop {}; ship by {} ({}) (R1)",
+                "{} paid {} for product {} in shop {}; ship by {} ({}, R1)",
                 at(paid.at),
                 yuan(paid.amount_fen),
                 view.product_id(),
@@ -189,11 +191,11 @@ pub(crate) fn explain(
             (true, true) => format!("未在截止时间 {} 前发货", at(derived.deadline)),
             (false, true) => format!("截止时间后 {late_hours} 小时仍未发货"),
         };
-        // In Chinese the revocation joins the rule in one bracket, since
-        // two brackets in a row read as a stutter.
+        // The revocation joins the rule in one bracket, in both languages,
+        // since two brackets in a row read as a stutter.
         let revoked = match (j.revoked(as_of), zh) {
             (false, _) => "",
-            (true, false) => " (since revoked, R11)",
+            (true, false) => "; since revoked, R11",
             (true, true) => "；已撤销，R11",
         };
         let text = if zh {
@@ -204,7 +206,7 @@ pub(crate) fn explain(
             )
         } else {
             format!(
-                "{} judgment {}: {reason}{revoked} (R3)",
+                "{} judgment {}: {reason} (R3{revoked})",
                 at(j.judged_at),
                 j.number
             )
@@ -358,19 +360,16 @@ pub fn time_left(seconds: i64) -> String {
 }
 
 /// A countdown in words in `lang`; in Chinese `2 天 3 小时`, `5 小时 20 分钟`,
-/// `12 分钟`, `不到 1 分钟` (the dashboard's `timeLeft` writes the same).
+/// `12 分钟`, `不到 1 分钟`; its words are phrases, which the dashboard's
+/// `timeLeft` uses too.
 pub fn time_left_in(seconds: i64, lang: Lang) -> String {
     let minutes = seconds.max(0) / 60;
     let (days, hours, minutes) = (minutes / 1440, minutes / 60 % 24, minutes % 60);
-    match (lang, days, hours, minutes) {
-        (Lang::En, 0, 0, 0) => "less than a minute".to_string(),
-        (Lang::En, 0, 0, m) => format!("{m} min"),
-        (Lang::En, 0, h, m) => format!("{h} h {m} min"),
-        (Lang::En, d, h, _) => format!("{d} d {h} h"),
-        (Lang::Zh, 0, 0, 0) => "不到 1 分钟".to_string(),
-        (Lang::Zh, 0, 0, m) => format!("{m} 分钟"),
-        (Lang::Zh, 0, h, m) => format!("{h} 小时 {m} 分钟"),
-        (Lang::Zh, d, h, _) => format!("{d} 天 {h} 小时"),
+    match (days, hours, minutes) {
+        (0, 0, 0) => Phrase::LessThanAMinute.text(lang).to_string(),
+        (0, 0, m) => Phrase::LeftMinutes.fill(lang, &[&m]),
+        (0, h, m) => Phrase::LeftHoursMinutes.fill(lang, &[&h, &m]),
+        (d, h, _) => Phrase::LeftDaysHours.fill(lang, &[&d, &h]),
     }
 }
 

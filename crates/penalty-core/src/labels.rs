@@ -105,6 +105,8 @@ pub enum CodeSet {
     PostingKind,
     /// `reason` of a rejected line (EVENTS.md).
     RejectReason,
+    /// `stage` of a cluster partition (`penalty cluster status`).
+    ClusterStage,
 }
 
 impl CodeSet {
@@ -116,6 +118,7 @@ impl CodeSet {
         CodeSet::NextStep,
         CodeSet::PostingKind,
         CodeSet::RejectReason,
+        CodeSet::ClusterStage,
     ];
 }
 
@@ -182,6 +185,9 @@ pub const LABELS: &[Label] = &[
     label(RejectReason, "invalid_field", "a field has an invalid value", "字段值无效"),
     label(RejectReason, "event_id_conflict", "event id reused with other content", "事件 ID 重复但内容不同"),
     label(RejectReason, "order_already_paid", "order already paid", "订单已付款"),
+    label(ClusterStage, "ids", "ids", "事件ID"),
+    label(ClusterStage, "orders", "orders", "订单"),
+    label(ClusterStage, "shops", "shops", "店铺"),
 ];
 
 /// The label of `code` in `set`, or `None` for a code this table lacks. A

@@ -19,42 +19,26 @@
   // Where the as-of in force comes from: asked in the URL, the end of the
   // data (when it lies in the past, so that rates are not all "—"), or now.
   var asOfSource = asOf ? "asked" : "now";
+  var AS_OF_SOURCES = { "asked": "PageAsked", "now": "PageNow", "end of the data": "PageEndOfTheData" };
   // The language: remembered, else the browser's. Labels of codes come from
-  // GET /labels (the core's one table); the page's own words from WORDS.
+  // GET /labels (the core's one table); the page's own words from PHRASES.
   var lang = localStorage.getItem(LANG_KEY) || (/^zh\b/i.test(navigator.language || "") ? "zh-CN" : "en");
   var labels = {};
   var me = { role: "operator", shop_id: null, open: true };
 
-  // The page's own words in Chinese; English is the key itself.
-  var WORDS = {
-    "more": "更多", "first": "前", "Booked ledger (R14)": "入账明细（R14）", "run date": "结算运行日", "kind": "类型", "Loading…": "加载中…",
-    "Per-day judgments, charges and cap hits": "按日的判罚、扣款与上限免除",
-    "Shops": "店铺", "shops": "店铺", "Sign in": "登录", "Sign out": "退出登录", "Token": "令牌",
-    "At risk in the next 24 h": "24 小时内有风险的订单", "Nothing is at risk in the next 24 h.": "24 小时内没有风险订单。",
-    "Notices (R9)": "通知（R9）", "No notice yet.": "暂无通知。", "order": "订单", "what comes": "即将发生",
-    "when": "时间", "time left": "剩余时间", "cost": "代价", "judgment": "判罚", "judged at": "判罚时间",
-    "deduction": "扣款", "revoked": "已撤销", "status": "状态", "judgments": "判罚次数", "charged": "已扣除",
-    "waived": "已免除", "paid at": "付款时间", "ban": "禁售", "flag": "标记", "banned": "已禁售", "flagged": "已标记",
-    "settle date": "结算日", "amount": "金额", "paid orders": "已付款订单", "judgments (standing)": "有效判罚",
-    "orders with a judgment": "被判罚订单", "waived by the daily cap": "每日上限免除", "pending": "待结算",
-    "deposit balance": "保证金余额", "closure review": "关店审查", "yes": "是", "no": "否",
-    "Deductions (R4, R5)": "扣款明细（R4、R5）", "Deductions": "扣款明细", "Timeline": "时间线", "what": "事件",
-    "Signed in as shop": "已登录店铺", "Signed in as operator": "已作为运营登录", "None.": "无。",
-    "Per day": "按日", "waived by the cap": "每日上限免除", "paid": "付款金额", "at": "时间", "Banned products (R6)": "禁售商品（R6）", "Closure-review flags (R7)": "关店审查标记（R7）",
-    "Why (explain)": "原因说明", "details": "详情", "log seq": "日志序号", "recorded at": "记录时间",
-    "product": "商品", "banned at": "禁售时间", "by order": "订单", "flagged at": "标记时间",
-    "The token is not valid.": "令牌无效。", "Sign in with the token your operator gave you.": "请输入运营方提供的令牌登录。",
-    "as of": "截至", "Show": "显示", "timeout rate": "超时率", "deadline (R1)": "发货截止（R1）",
-    "refund due (R8)": "应退款（R8）", "Orders": "订单", "booked (R14)": "已入账（R14）", "newest": "最新", "all statuses": "全部状态", "only with a judgment": "仅被判罚订单", "previous": "上一页", "next": "下一页", "Search order or shop id": "搜索订单或店铺编号", "Search": "搜索", "Nothing found for": "未找到", "rows": "行", "of": "共",
-    "Worst shops": "问题店铺", "sort by": "排序", "at least this many orders": "最少订单数", "shop": "店铺", "orders": "订单数",
-    "timeouts (judgments)": "超时（判罚）", "timeout rate (30 d)": "超时率（30 天）", "closure flags": "关店审查标记", "banned products": "禁售商品",
-    "waived (cap)": "免除（上限）", "deposit": "保证金", "charged, all shops": "已扣除（全部店铺）", "No shop exists as of this instant.": "此时没有店铺。",
-    "paid from": "付款起始", "paid to": "付款截止", "only on capped days (R5)": "仅每日上限日（R5）", "only under closure review (R7)": "仅关店审查（R7）",
-    "Download CSV": "下载 CSV", "cause": "原因", "Nothing booked yet.": "尚无入账。", "No judgment yet.": "尚无判罚。", "Shop": "店铺",
-    "judgments, by day judged (R3)": "判罚（按判罚日，R3）", "charged, by settle date (R4)": "已扣除（按结算日，R4）",
-    "cap hits: deductions waived or partly waived (R5)": "触及上限：全部或部分免除的扣款（R5）", "cap hits": "上限免除", "data from": "数据自", "to": "至", "end of the data": "数据截止", "now": "现在", "asked": "指定", "no data yet": "暂无数据"
-  };
-  function t(text) { return lang === "zh-CN" && WORDS[text] ? WORDS[text] : text; }
+  // The page's own words are the core's phrases (penalty_core::labels::
+  // phrases), both languages, served as /assets/phrases.js: t() takes a
+  // phrase's name, tf() fills its places {0}, {1} as Phrase::fill does. A
+  // test of the server fails when a name used here is missing from the core.
+  function t(name) {
+    var entry = PHRASES[name];
+    return entry ? entry[lang] || entry.en : name;
+  }
+  function tf(name, values) {
+    return t(name).replace(/\{(\d+)\}/g, function (place, index) {
+      return index < values.length ? String(values[index]) : place;
+    });
+  }
   function label(set, code) {
     var entry = labels[set + ":" + code];
     return entry ? entry[lang] || entry.en : code;
@@ -63,16 +47,10 @@
   function timeLeft(seconds) {
     var minutes = Math.floor(Math.max(0, seconds) / 60);
     var d = Math.floor(minutes / 1440), h = Math.floor(minutes / 60) % 24, m = minutes % 60;
-    if (lang === "zh-CN") {
-      if (!d && !h && !m) return "不到 1 分钟";
-      if (!d && !h) return m + " 分钟";
-      if (!d) return h + " 小时 " + m + " 分钟";
-      return d + " 天 " + h + " 小时";
-    }
-    if (!d && !h && !m) return "less than a minute";
-    if (!d && !h) return m + " min";
-    if (!d) return h + " h " + m + " min";
-    return d + " d " + h + " h";
+    if (!d && !h && !m) return t("LessThanAMinute");
+    if (!d && !h) return tf("LeftMinutes", [m]);
+    if (!d) return tf("LeftHoursMinutes", [h, m]);
+    return tf("LeftDaysHours", [d, h]);
   }
 
   // ---- small helpers -------------------------------------------------------
@@ -183,26 +161,20 @@
   // paged with limit and offset). It asks once `after` settles.
   function bookedLedger(shopId, after) {
     var path = "/shops/" + encodeURIComponent(shopId) + "/postings";
-    var section = el("section", { id: "shop-booked" }, [el("h2", { text: t("Booked ledger (R14)") })]);
+    var section = el("section", { id: "shop-booked" }, [el("h2", { text: t("PageBookedLedger") })]);
     var intro = el("p", { class: "muted" });
     var body = el("tbody");
-    var more = el("button", { type: "button", id: "postings-more", hidden: "hidden" }, [t("more")]);
+    var more = el("button", { type: "button", id: "postings-more", hidden: "hidden" }, [t("PageMore")]);
     var shown = { rows: 0, corrections: 0, next: 0 };
     section.appendChild(intro);
     // Every posting, as `penalty export postings --shop ID --format csv`.
     section.appendChild(el("a", { id: "postings-csv", class: "button", download: "postings.csv",
-      href: query(path + ".csv") }, [t("Download CSV")]));
+      href: query(path + ".csv") }, [t("PageDownloadCsv")]));
     function describeShown(total) {
-      if (lang === "zh-CN") {
-        intro.textContent = "每日 00:00 结算运行实际入账的金额。入账记录从不修改：之后的事件改变过去某日时（撤销判罚、物流单号被拒），" +
-          "下一次运行记一笔更正，下方标明原因。共 " + total + " 笔入账" +
-          (shown.rows < total ? "，显示前 " + shown.rows + " 笔，其中 " : "，") + shown.corrections + " 笔更正。";
-        return;
-      }
-      intro.textContent = "What the settlement runs at 00:00 of each day actually moved. A posting is " +
-        "never changed: when a later event changes a past day (a revocation, a rejected tracking number), the next " +
-        "run books a correction, marked below with its cause. " + total + " postings" +
-        (shown.rows < total ? "; the first " + shown.rows + " shown, with " : ", ") + shown.corrections + " corrections" + ".";
+      var counts = shown.rows < total
+        ? tf("PostingsCountSome", [total, shown.rows, shown.corrections])
+        : tf("PostingsCountAll", [total, shown.corrections]);
+      intro.textContent = tf("BookedIntro", [counts]);
     }
     function load() {
       more.setAttribute("disabled", "disabled");
@@ -212,12 +184,12 @@
           section.setAttribute("data-postings", 0);
           section.setAttribute("data-corrections", 0);
           describeShown(0);
-          section.appendChild(el("p", { class: "muted", text: t("Nothing booked yet.") }));
+          section.appendChild(el("p", { class: "muted", text: t("PageNothingBooked") }));
           return;
         }
         if (!shown.rows) {
           section.appendChild(el("table", { id: "shop-postings" }, [
-            el("thead", {}, [el("tr", {}, ["run date", "order", "judgment", "settle date", "kind", "amount", "cause"].map(function (h) {
+            el("thead", {}, [el("tr", {}, ["PageRunDate", "PageOrder", "PageJudgment", "PageSettleDate", "PageKind", "PageAmount", "PageCause"].map(function (h) {
               return el("th", { text: t(h) });
             }))]), body]));
           section.appendChild(more);
@@ -260,34 +232,34 @@
       window.location.reload();
     } }, [lang === "zh-CN" ? "English" : "中文"]));
     if (!me.open) {
-      area.appendChild(el("span", { id: "who", text: me.role === "seller" ? t("Signed in as shop") + " " + me.shop_id : t("Signed in as operator") }));
+      area.appendChild(el("span", { id: "who", text: me.role === "seller" ? t("PageSignedInAsShop") + " " + me.shop_id : t("PageSignedInAsOperator") }));
       area.appendChild(el("button", { type: "button", id: "logout", onclick: function () {
         send("/session", { method: "DELETE" }).catch(function () { return null; }).then(function () {
           window.location.assign("/");
         });
-      } }, [t("Sign out")]));
+      } }, [t("PageSignOut")]));
     }
   }
 
   function renderLogin(message) {
     app.textContent = "";
     var input = el("input", { type: "password", id: "token", name: "token", autocomplete: "current-password" });
-    var note = el("p", { class: "muted", id: "login-message", text: message || t("Sign in with the token your operator gave you.") });
+    var note = el("p", { class: "muted", id: "login-message", text: message || t("PageSignInHint") });
     var form = el("form", { id: "login", onsubmit: function (event) {
       event.preventDefault();
       send("/session", { method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" },
         body: JSON.stringify({ token: input.value.trim() }) }).then(function (who) {
         window.location.assign(who.role === "seller" ? withAsOf("/ui/shops/" + encodeURIComponent(who.shop_id)) : window.location.href);
       }).catch(function () {
-        note.textContent = t("The token is not valid.");
+        note.textContent = t("PageTokenNotValid");
         note.className = "error";
       });
     } }, [
-      el("h1", { text: t("Sign in") }),
+      el("h1", { text: t("PageSignIn") }),
       note,
-      el("label", { for: "token", text: t("Token") }),
+      el("label", { for: "token", text: t("PageToken") }),
       input,
-      el("button", { type: "submit", id: "sign-in" }, [t("Sign in")])
+      el("button", { type: "submit", id: "sign-in" }, [t("PageSignIn")])
     ]);
     app.appendChild(form);
     app.setAttribute("data-state", "login");
@@ -299,7 +271,7 @@
     } else if (error instanceof ApiError) {
       showError(error.message);
     } else {
-      showError("Could not reach the server: " + error);
+      showError(tf("PageCannotReach", [error]));
     }
   }
 
@@ -310,46 +282,46 @@
   // the order). A heading's button asks the server for that order, worst
   // first; the page never holds more than PAGE_ROWS shops.
   var SHOP_SORTS = [
-    { sort: "shop", label: "shop", id: "sort-shop" },
-    { sort: "judgments", label: "timeouts (judgments)", id: "sort-timeouts" },
-    { sort: "charged", label: "charged", id: "sort-charges" },
-    { sort: "rate", label: "timeout rate (30 d)", id: "sort-rate" }
+    { sort: "shop", label: "PageShopColumn", id: "sort-shop" },
+    { sort: "judgments", label: "PageTimeoutsJudgments", id: "sort-timeouts" },
+    { sort: "charged", label: "PageCharged", id: "sort-charges" },
+    { sort: "rate", label: "PageTimeoutRate30Days", id: "sort-rate" }
   ];
   function shopsPage() {
     setCrumbs([]);
-    document.title = "Shops — penalty-ledger";
+    document.title = t("PageShops") + " — penalty-ledger";
     var view = { sort: params.get("sort") || "shop", minOrders: parseInt(params.get("min_orders"), 10) || 0, offset: 0 };
     app.textContent = "";
-    app.appendChild(el("h1", { text: t("Shops") }));
+    app.appendChild(el("h1", { text: t("PageShops") }));
     var figures = el("div", { class: "figures" });
-    var heading = el("h2", { text: t("Worst shops") });
-    var sortSelect = el("select", { id: "shops-sort", "aria-label": t("sort by") }, SHOP_SORTS.map(function (s) {
+    var heading = el("h2", { text: t("PageWorstShops") });
+    var sortSelect = el("select", { id: "shops-sort", "aria-label": t("PageSortBy") }, SHOP_SORTS.map(function (s) {
       return el("option", { value: s.sort, text: t(s.label) });
     }));
     sortSelect.value = view.sort;
     var minOrders = el("input", { type: "number", id: "shops-min-orders", min: 0, value: view.minOrders, size: 6 });
     var range = el("span", { id: "shops-range", class: "muted" });
-    var prev = el("button", { type: "button", id: "shops-prev" }, [t("previous")]);
-    var next = el("button", { type: "button", id: "shops-next" }, [t("next")]);
+    var prev = el("button", { type: "button", id: "shops-prev" }, [t("PagePrevious")]);
+    var next = el("button", { type: "button", id: "shops-next" }, [t("PageNext")]);
     var holder = el("div", { id: "shops-holder" });
     app.appendChild(figures);
     app.appendChild(heading);
     app.appendChild(el("div", { class: "controls" }, [
-      el("label", { for: "shops-sort" }, [t("sort by")]), sortSelect,
-      el("label", { for: "shops-min-orders" }, [t("at least this many orders")]), minOrders, prev, range, next]));
+      el("label", { for: "shops-sort" }, [t("PageSortBy")]), sortSelect,
+      el("label", { for: "shops-min-orders" }, [t("PageMinOrders")]), minOrders, prev, range, next]));
     app.appendChild(holder);
 
     var columns = [
-      { key: "shop_id", label: "shop", sort: "shop", cell: function (s) { return uiLink("/ui/shops/" + encodeURIComponent(s.shop_id), s.shop_id, { class: "shop-link" }); } },
-      { key: "orders", label: "orders", num: true, cell: function (s) { return String(s.orders); } },
-      { key: "charged_fen", label: "charged", num: true, sort: "charged", cell: function (s) { return yuan(s.charged_fen); } },
-      { key: "waived_fen", label: "waived (cap)", num: true, cell: function (s) { return yuan(s.waived_fen); } },
-      { key: "judgments", label: "timeouts (judgments)", num: true, sort: "judgments", cell: function (s) { return String(s.judgments); } },
-      { key: "timeout_rate", label: "timeout rate (30 d)", num: true, sort: "rate",
+      { key: "shop_id", label: "PageShopColumn", sort: "shop", cell: function (s) { return uiLink("/ui/shops/" + encodeURIComponent(s.shop_id), s.shop_id, { class: "shop-link" }); } },
+      { key: "orders", label: "PageOrdersColumn", num: true, cell: function (s) { return String(s.orders); } },
+      { key: "charged_fen", label: "PageCharged", num: true, sort: "charged", cell: function (s) { return yuan(s.charged_fen); } },
+      { key: "waived_fen", label: "PageWaivedCap", num: true, cell: function (s) { return yuan(s.waived_fen); } },
+      { key: "judgments", label: "PageTimeoutsJudgments", num: true, sort: "judgments", cell: function (s) { return String(s.judgments); } },
+      { key: "timeout_rate", label: "PageTimeoutRate30Days", num: true, sort: "rate",
         cell: function (s) { return s.rating.timeout_rate === null ? "—" : (100 * s.rating.timeout_rate).toFixed(1) + "%"; } },
-      { key: "flags", label: "closure flags", num: true, cell: function (s) { return String(s.closure_review.length); } },
-      { key: "bans", label: "banned products", num: true, cell: function (s) { return String(s.banned_products.length); } },
-      { key: "deposit_balance_fen", label: "deposit", num: true, cell: function (s) { return yuan(s.deposit_balance_fen); } }
+      { key: "flags", label: "PageClosureFlags", num: true, cell: function (s) { return String(s.closure_review.length); } },
+      { key: "bans", label: "PageBannedProducts", num: true, cell: function (s) { return String(s.banned_products.length); } },
+      { key: "deposit_balance_fen", label: "PageDeposit", num: true, cell: function (s) { return yuan(s.deposit_balance_fen); } }
     ];
 
     function load() {
@@ -358,12 +330,12 @@
       app.setAttribute("data-loading", "true");
       return api(query("/shops", extra)).then(function (page) {
         figures.textContent = "";
-        figures.appendChild(figure("shops-count", t("shops"), page.total));
-        figures.appendChild(figure("shops-charged", t("charged, all shops"), page.charged_fen, yuan(page.charged_fen)));
-        figures.appendChild(figure("shops-as-of", t("as of"), page.shops.length ? page.shops[0].as_of : (asOf || "now"), undefined, "text"));
+        figures.appendChild(figure("shops-count", t("PageShopsFigure"), page.total));
+        figures.appendChild(figure("shops-charged", t("PageChargedAllShops"), page.charged_fen, yuan(page.charged_fen)));
+        figures.appendChild(figure("shops-as-of", t("PageAsOf"), page.shops.length ? page.shops[0].as_of : (asOf || "now"), undefined, "text"));
         holder.textContent = "";
         if (!page.shops.length) {
-          holder.appendChild(el("p", { class: "muted", text: t("No shop exists as of this instant.") }));
+          holder.appendChild(el("p", { class: "muted", text: t("PageNoShops") }));
         } else {
           var headRow = el("tr", {}, columns.map(function (c) {
             var sorted = c.sort === view.sort;
@@ -383,7 +355,7 @@
             }))]));
         }
         var first = page.shops.length ? view.offset + 1 : 0;
-        range.textContent = first + "–" + (view.offset + page.shops.length) + " " + t("of") + " " + page.total;
+        range.textContent = first + "–" + (view.offset + page.shops.length) + " " + t("PageOf") + " " + page.total;
         holder.setAttribute("data-total", page.total);
         holder.setAttribute("data-offset", view.offset);
         prev.disabled = view.offset === 0;
@@ -410,15 +382,15 @@
 
   function dayChart(rows) {
     var series = [
-      { key: "judgments", label: t("judgments"), cls: "bar-judgments", fmt: String },
-      { key: "charged", label: t("charged"), cls: "bar-charged", fmt: yuan },
-      { key: "capHits", label: t("cap hits"), cls: "bar-cap", fmt: String }
+      { key: "judgments", label: t("PageJudgments"), cls: "bar-judgments", fmt: String },
+      { key: "charged", label: t("PageCharged"), cls: "bar-charged", fmt: yuan },
+      { key: "capHits", label: t("PageCapHits"), cls: "bar-cap", fmt: String }
     ];
     var barWidth = 14, gap = 4, left = 70, rowHeight = 70, top = 8;
     var width = left + rows.length * (barWidth + gap) + 10;
     var height = top + series.length * (rowHeight + 16) + 40;
     var root = svg("svg", { width: width, height: height, viewBox: "0 0 " + width + " " + height, role: "img",
-      "aria-label": t("Per-day judgments, charges and cap hits") });
+      "aria-label": t("PagePerDayChart") });
     series.forEach(function (s, index) {
       var baseY = top + index * (rowHeight + 16) + rowHeight;
       var max = Math.max.apply(null, rows.map(function (r) { return r[s.key]; }).concat([1]));
@@ -447,18 +419,18 @@
   // What comes within 24 h unless the seller acts: the seller's first screen.
   function atRiskSection(report) {
     var section = el("section", { id: "at-risk", "data-total": report.total });
-    section.appendChild(el("h2", { text: t("At risk in the next 24 h") + " (" + report.total + ")" }));
+    section.appendChild(el("h2", { text: t("PageAtRisk24h") + " (" + report.total + ")" }));
     if (!report.orders.length) {
-      section.appendChild(el("p", { class: "muted", text: t("Nothing is at risk in the next 24 h.") }));
+      section.appendChild(el("p", { class: "muted", text: t("PageNothingAtRisk") }));
       return section;
     }
     section.appendChild(el("table", { id: "at-risk-table" }, [
-      el("thead", {}, [el("tr", {}, [t("order"), t("what comes"), t("when"), t("time left"), t("cost")].map(function (h) {
+      el("thead", {}, [el("tr", {}, [t("PageOrder"), t("PageWhatComes"), t("PageWhen"), t("PageTimeLeft"), t("PageCost")].map(function (h) {
         return el("th", { scope: "col", text: h });
       }))]),
       el("tbody", {}, report.orders.map(function (o) {
-        var cost = o.next === "judgment" ? (o.deduction_fen ? yuan(o.deduction_fen) : "") + (o.bans_product ? " + " + t("ban") + " " + o.product_id : "")
-          : o.next === "auto_close" ? yuan(o.refund_due_fen || 0) : t("closure review");
+        var cost = o.next === "judgment" ? (o.deduction_fen ? yuan(o.deduction_fen) : "") + (o.bans_product ? " + " + t("PageBan") + " " + o.product_id : "")
+          : o.next === "auto_close" ? yuan(o.refund_due_fen || 0) : t("PageClosureReview");
         return el("tr", { "data-order-id": o.order_id, title: o.line }, [
           el("td", {}, [uiLink("/ui/orders/" + encodeURIComponent(o.order_id), o.order_id, { class: "order-link" })]),
           el("td", { "data-code": o.next, text: label("next_step", o.next) + (o.judgment ? " #" + o.judgment : "") }),
@@ -478,9 +450,9 @@
   function noticesSection(shopId, after) {
     var path = "/shops/" + encodeURIComponent(shopId) + "/notices";
     var section = el("section", { id: "notices" });
-    var heading = el("h2", { text: t("Notices (R9)") });
+    var heading = el("h2", { text: t("PageNotices") });
     var body = el("tbody");
-    var more = el("button", { type: "button", id: "notices-more", hidden: "hidden" }, [t("more")]);
+    var more = el("button", { type: "button", id: "notices-more", hidden: "hidden" }, [t("PageMore")]);
     var state = { fetched: [], drawn: 0, next: null, started: false };
     section.appendChild(heading);
     function row(n) {
@@ -489,7 +461,7 @@
         el("td", {}, [uiLink("/ui/orders/" + encodeURIComponent(n.order_id), n.order_id, { class: "order-link" })]),
         el("td", { class: "num", text: n.judgment }),
         el("td", { class: "num", text: n.posting ? yuan(n.posting.amount_fen) : n.deduction_fen === null || n.deduction_fen === undefined ? "" : yuan(n.deduction_fen) }),
-        el("td", { class: n.posting ? "cause" : null }, [n.revoked ? el("span", { class: "tag ok", text: t("revoked") }) : "",
+        el("td", { class: n.posting ? "cause" : null }, [n.revoked ? el("span", { class: "tag ok", text: t("PageRevoked") }) : "",
           n.posting ? el("span", { class: "tag correction", "data-code": n.posting.kind, title: n.posting.cause, text: label("posting_kind", n.posting.kind) }) : ""])
       ]);
     }
@@ -498,7 +470,7 @@
       for (; state.drawn < upTo; state.drawn += 1) body.appendChild(row(state.fetched[state.drawn]));
       // data-count: the notices read so far (every one when `more` is hidden).
       section.setAttribute("data-count", state.fetched.length);
-      heading.textContent = t("Notices (R9)") + " (" + state.fetched.length + (state.next ? "+" : "") + ")";
+      heading.textContent = t("PageNotices") + " (" + state.fetched.length + (state.next ? "+" : "") + ")";
       if (state.drawn < state.fetched.length || state.next) more.removeAttribute("hidden"); else more.setAttribute("hidden", "hidden");
     }
     function fetchPage() {
@@ -510,10 +482,10 @@
         if (!state.started) {
           state.started = true;
           if (!state.fetched.length) {
-            section.appendChild(el("p", { class: "muted", text: t("No notice yet.") }));
+            section.appendChild(el("p", { class: "muted", text: t("PageNoNotice") }));
           } else {
             section.appendChild(el("table", { id: "notices-table" }, [
-              el("thead", {}, [el("tr", {}, [t("judged at"), t("order"), t("judgment"), t("deduction"), t("status")].map(function (h) {
+              el("thead", {}, [el("tr", {}, [t("PageJudgedAt"), t("PageOrder"), t("PageJudgment"), t("PageDeduction"), t("Status")].map(function (h) {
                 return el("th", { scope: "col", text: h });
               }))]), body]));
             section.appendChild(more);
@@ -537,8 +509,8 @@
   function ordersSection(shopId) {
     var view = { offset: 0, sort: "order", status: "", violating: false, paidFrom: "", paidTo: "", capped: false, closure: false };
     var section = el("section", { id: "orders" });
-    var heading = el("h2", { text: t("Orders") });
-    var status = el("select", { id: "orders-status", "aria-label": t("status") }, [el("option", { value: "", text: t("all statuses") })].concat(
+    var heading = el("h2", { text: t("PageOrders") });
+    var status = el("select", { id: "orders-status", "aria-label": t("Status") }, [el("option", { value: "", text: t("PageAllStatuses") })].concat(
       ["awaiting_shipment", "shipped", "refunded", "auto_closed"].map(function (code) {
         return el("option", { value: code, text: label("order_status", code) });
       })));
@@ -547,18 +519,18 @@
     var paidTo = el("input", { type: "date", id: "orders-paid-to" });
     var capped = el("input", { type: "checkbox", id: "orders-capped" });
     var closure = el("input", { type: "checkbox", id: "orders-closure" });
-    var download = el("a", { id: "orders-csv", class: "button", download: "orders.csv" }, [t("Download CSV")]);
+    var download = el("a", { id: "orders-csv", class: "button", download: "orders.csv" }, [t("PageDownloadCsv")]);
     var range = el("span", { id: "orders-range", class: "muted" });
-    var prev = el("button", { type: "button", id: "orders-prev" }, [t("previous")]);
-    var next = el("button", { type: "button", id: "orders-next" }, [t("next")]);
+    var prev = el("button", { type: "button", id: "orders-prev" }, [t("PagePrevious")]);
+    var next = el("button", { type: "button", id: "orders-next" }, [t("PageNext")]);
     var holder = el("div", { id: "orders-holder" });
     section.appendChild(heading);
     section.appendChild(el("div", { class: "controls" }, [status,
-      el("label", { for: "orders-violating" }, [violating, " " + t("only with a judgment")]),
-      el("label", { for: "orders-paid-from" }, [t("paid from") + " ", paidFrom]),
-      el("label", { for: "orders-paid-to" }, [t("paid to") + " ", paidTo]),
-      el("label", { for: "orders-capped" }, [capped, " " + t("only on capped days (R5)")]),
-      el("label", { for: "orders-closure" }, [closure, " " + t("only under closure review (R7)")]),
+      el("label", { for: "orders-violating" }, [violating, " " + t("PageOnlyWithAJudgment")]),
+      el("label", { for: "orders-paid-from" }, [t("PagePaidFrom") + " ", paidFrom]),
+      el("label", { for: "orders-paid-to" }, [t("PagePaidTo") + " ", paidTo]),
+      el("label", { for: "orders-capped" }, [capped, " " + t("PageOnlyOnCappedDays")]),
+      el("label", { for: "orders-closure" }, [closure, " " + t("PageOnlyUnderClosureReview")]),
       download, prev, range, next]));
     section.appendChild(holder);
 
@@ -576,17 +548,17 @@
     // column's header asks the server for that order from the first page,
     // so that every page follows it, not only the one on screen.
     var columns = [
-      { key: "order_id", sort: "order", label: t("order"),
+      { key: "order_id", sort: "order", label: t("PageOrder"),
         cell: function (o) { return uiLink("/ui/orders/" + encodeURIComponent(o.order_id), o.order_id, { class: "order-link" }); } },
-      { key: "status", sort: "status", label: t("status"), cell: function (o) { return label("order_status", o.status); } },
-      { key: "judgments", sort: "judgments", label: t("judgments"), num: true, cell: function (o) { return String(o.judgments); } },
-      { key: "charged_fen", sort: "charged", label: t("charged"), num: true, cell: function (o) { return yuan(o.charged_fen); } },
-      { key: "waived_fen", label: t("waived"), num: true, cell: function (o) { return yuan(o.waived_fen); } },
-      { key: "paid_at", sort: "paid", label: t("paid at"), cell: function (o) { return o.paid_at; } },
-      { key: "product_banned", label: t("ban"),
-        cell: function (o) { return o.product_banned ? el("span", { class: "tag bad", text: t("banned") }) : ""; } },
-      { key: "closure_review", label: t("flag"),
-        cell: function (o) { return o.closure_review ? el("span", { class: "tag bad", text: t("flagged") }) : ""; } }
+      { key: "status", sort: "status", label: t("Status"), cell: function (o) { return label("order_status", o.status); } },
+      { key: "judgments", sort: "judgments", label: t("PageJudgments"), num: true, cell: function (o) { return String(o.judgments); } },
+      { key: "charged_fen", sort: "charged", label: t("PageCharged"), num: true, cell: function (o) { return yuan(o.charged_fen); } },
+      { key: "waived_fen", label: t("PageWaived"), num: true, cell: function (o) { return yuan(o.waived_fen); } },
+      { key: "paid_at", sort: "paid", label: t("PagePaidAt"), cell: function (o) { return o.paid_at; } },
+      { key: "product_banned", label: t("PageBan"),
+        cell: function (o) { return o.product_banned ? el("span", { class: "tag bad", text: t("PageBanned") }) : ""; } },
+      { key: "closure_review", label: t("PageFlag"),
+        cell: function (o) { return o.closure_review ? el("span", { class: "tag bad", text: t("PageFlagged") }) : ""; } }
     ];
     // Money and judgments sort most first; the others ascending.
     var DESCENDING = { charged: true, judgments: true };
@@ -627,10 +599,10 @@
         holder.textContent = "";
         holder.appendChild(ordersTable(page.orders));
         var first = page.orders.length ? view.offset + 1 : 0;
-        range.textContent = first + "–" + (view.offset + page.orders.length) + " " + t("of") + " " + page.total;
+        range.textContent = first + "–" + (view.offset + page.orders.length) + " " + t("PageOf") + " " + page.total;
         section.setAttribute("data-total", page.total);
         section.setAttribute("data-offset", view.offset);
-        heading.textContent = t("Orders") + " (" + page.total + ")";
+        heading.textContent = t("PageOrders") + " (" + page.total + ")";
         prev.disabled = view.offset === 0;
         next.disabled = page.next === null;
         section.removeAttribute("data-loading");
@@ -658,7 +630,7 @@
       return api(query("/shops/" + encodeURIComponent(id), { summary: "true" })).then(function () {
         window.location.assign(withAsOf("/ui/shops/" + encodeURIComponent(id)));
       }, function () {
-        showError(t("Nothing found for") + " " + id);
+        showError(t("PageNothingFound") + " " + id);
       });
     });
   }
@@ -676,16 +648,16 @@
     setCrumbs([uiLink("/", "shops"), el("span", { text: shopId })]);
     var base = "/shops/" + encodeURIComponent(shopId);
     app.textContent = "";
-    app.appendChild(el("h1", { id: "shop-title", "data-shop-id": shopId, text: t("Shop") + " " + shopId }));
+    app.appendChild(el("h1", { id: "shop-title", "data-shop-id": shopId, text: t("PageShopCrumb") + " " + shopId }));
     // A section's place, kept in page order until its answer replaces it.
     function slot() {
-      var holder = el("div", { class: "muted loading", text: t("Loading…") });
+      var holder = el("div", { class: "muted loading", text: t("PageLoading") });
       app.appendChild(holder);
       return holder;
     }
     // "first N / total" under a list drawn only in part.
     function shownOf(id, total) {
-      return total > FLAGS_SHOWN ? el("p", { class: "muted", id: id, text: t("first") + " " + FLAGS_SHOWN + " / " + total }) : null;
+      return total > FLAGS_SHOWN ? el("p", { class: "muted", id: id, text: t("PageFirst") + " " + FLAGS_SHOWN + " / " + total }) : null;
     }
     function fill(holder, nodes) {
       nodes.forEach(function (node) { holder.parentNode.insertBefore(node, holder); });
@@ -705,43 +677,43 @@
 
     var summary = api(query(base, { summary: "true" })).then(function (report) {
       fill(figuresSlot, [el("div", { class: "figures" }, [
-        figure("shop-orders", t("paid orders"), report.orders),
-        figure("shop-judgments", t("judgments (standing)"), report.judgments),
-        figure("shop-violating", t("orders with a judgment"), report.violating_orders),
-        figure("shop-charged", t("charged"), report.charged_fen, yuan(report.charged_fen)),
-        figure("shop-waived", t("waived by the daily cap"), report.waived_fen, yuan(report.waived_fen)),
-        figure("shop-pending", t("pending"), report.pending_fen, yuan(report.pending_fen)),
-        figure("shop-booked-fen", t("booked (R14)"), report.booked_fen, yuan(report.booked_fen)),
-        figure("shop-deposit", t("deposit balance"), report.deposit_balance_fen, yuan(report.deposit_balance_fen),
+        figure("shop-orders", t("PagePaidOrders"), report.orders),
+        figure("shop-judgments", t("PageJudgmentsStanding"), report.judgments),
+        figure("shop-violating", t("PageOrdersJudged"), report.violating_orders),
+        figure("shop-charged", t("PageCharged"), report.charged_fen, yuan(report.charged_fen)),
+        figure("shop-waived", t("PageWaivedByDailyCap"), report.waived_fen, yuan(report.waived_fen)),
+        figure("shop-pending", t("PagePending"), report.pending_fen, yuan(report.pending_fen)),
+        figure("shop-booked-fen", t("PageBooked"), report.booked_fen, yuan(report.booked_fen)),
+        figure("shop-deposit", t("PageDepositBalance"), report.deposit_balance_fen, yuan(report.deposit_balance_fen),
           report.deposit_balance_fen < 0 ? "negative" : null),
-        figure("shop-timeout-rate", t("timeout rate (") + report.rating.window_days + " d)",
+        figure("shop-timeout-rate", tf("PageTimeoutRateDays", [report.rating.window_days]),
           report.rating.timeout_rate === null ? "" : report.rating.timeout_rate,
           report.rating.timeout_rate === null ? "—" : (100 * report.rating.timeout_rate).toFixed(1) + "%")
       ])]);
       fill(flagsSlot, [el("div", { class: "columns" }, [
         el("section", {}, [
-          el("h2", { text: t("Banned products (R6)") }),
+          el("h2", { text: t("BannedProducts") }),
           report.banned_products.length
             ? el("table", { id: "shop-bans" }, [
-                el("thead", {}, [el("tr", {}, [el("th", { text: t("product") }), el("th", { text: t("banned at") }), el("th", { text: t("by order") })])]),
+                el("thead", {}, [el("tr", {}, [el("th", { text: t("PageProduct") }), el("th", { text: t("PageBannedAt") }), el("th", { text: t("PageByOrder") })])]),
                 el("tbody", {}, report.banned_products.slice(0, FLAGS_SHOWN).map(function (b) {
                   return el("tr", { "data-product-id": b.product_id }, [el("td", { text: b.product_id }), el("td", { text: b.banned_at }),
                     el("td", {}, [uiLink("/ui/orders/" + encodeURIComponent(b.order_id), b.order_id, { class: "order-link" })])]);
                 }))])
-            : el("p", { class: "muted", id: "shop-bans", text: t("None.") }),
+            : el("p", { class: "muted", id: "shop-bans", text: t("PageNone") }),
           shownOf("shop-bans-shown", report.banned_products.length)
         ]),
         el("section", {}, [
-          el("h2", { text: t("Closure-review flags (R7)") }),
+          el("h2", { text: t("PageClosureReviewFlags") }),
           report.closure_review.length
             ? el("table", { id: "shop-flags" }, [
-                el("thead", {}, [el("tr", {}, [el("th", { text: t("order") }), el("th", { text: t("flagged at") })])]),
+                el("thead", {}, [el("tr", {}, [el("th", { text: t("PageOrder") }), el("th", { text: t("PageFlaggedAt") })])]),
                 el("tbody", {}, report.closure_review.slice(0, FLAGS_SHOWN).map(function (f) {
                   return el("tr", { "data-order-id": f.order_id }, [
                     el("td", {}, [uiLink("/ui/orders/" + encodeURIComponent(f.order_id), f.order_id, { class: "order-link" })]),
                     el("td", { text: f.flagged_at })]);
                 }))])
-            : el("p", { class: "muted", id: "shop-flags", text: t("None.") }),
+            : el("p", { class: "muted", id: "shop-flags", text: t("PageNone") }),
           // Every flagged order: the orders section's closure-review filter.
           shownOf("shop-flags-shown", report.closure_review.length)
         ])
@@ -766,22 +738,22 @@
       var chart = el("div", { class: "chart", id: "shop-chart", "data-days": days.length,
         "data-total-judgments": totals.judgments, "data-total-charged": totals.charged, "data-total-cap-hits": totals.capHits });
       if (days.length) chart.appendChild(dayChart(days));
-      else chart.appendChild(el("p", { class: "muted", text: t("No judgment yet.") }));
-      fill(chartSlot, [el("h2", { text: t("Per day") }),
+      else chart.appendChild(el("p", { class: "muted", text: t("PageNoJudgment") }));
+      fill(chartSlot, [el("h2", { text: t("PagePerDay") }),
         el("p", { class: "legend muted" }, [
-          el("span", {}, [el("i", { class: "sw-judgments" }), t("judgments, by day judged (R3)")]),
-          el("span", {}, [el("i", { class: "sw-charged" }), t("charged, by settle date (R4)")]),
-          el("span", {}, [el("i", { class: "sw-cap" }), t("cap hits: deductions waived or partly waived (R5)")])
+          el("span", {}, [el("i", { class: "sw-judgments" }), t("PageJudgmentsByDayJudged")]),
+          el("span", {}, [el("i", { class: "sw-charged" }), t("PageChargedBySettleDate")]),
+          el("span", {}, [el("i", { class: "sw-cap" }), t("PageCapHitsLegend")])
         ]), chart]);
 
-      var parts = [el("h2", { text: t("Deductions (R4, R5)") })];
+      var parts = [el("h2", { text: t("DeductionsRules") })];
       // The newest DEDUCTIONS_SHOWN only: a large shop has thousands.
       var deductions = page.deductions;
       if (page.total > deductions.length) {
-        parts.push(el("p", { class: "muted", id: "deductions-shown", text: t("newest") + " " + deductions.length + " / " + page.total }));
+        parts.push(el("p", { class: "muted", id: "deductions-shown", text: t("PageNewest") + " " + deductions.length + " / " + page.total }));
       }
       parts.push(deductions.length ? el("table", { id: "shop-deductions" }, [
-        el("thead", {}, [el("tr", {}, ["order", "judgment", "judged at", "settle date", "amount", "charged", "waived", "status"].map(function (h) {
+        el("thead", {}, [el("tr", {}, ["PageOrder", "PageJudgment", "PageJudgedAt", "PageSettleDate", "PageAmount", "PageCharged", "PageWaived", "Status"].map(function (h) {
           return el("th", { text: t(h) });
         }))]),
         el("tbody", {}, deductions.map(function (d) {
@@ -792,7 +764,7 @@
             el("td", { class: "num", text: yuan(d.waived_fen) }), el("td", {}, [el("span", { class: "tag", "data-code": d.status, text: label("deduction_status", d.status) })])
           ]);
         }))
-      ]) : el("p", { class: "muted", text: t("None.") }));
+      ]) : el("p", { class: "muted", text: t("PageNone") }));
       fill(deductionsSlot, parts);
     });
     // An unknown shop (or a refused one) fails the page as before; the
@@ -836,17 +808,17 @@
       app.appendChild(el("h1", { id: "order-title", "data-order-id": report.order_id, "data-shop-id": report.shop_id,
         text: "Order " + report.order_id }));
       app.appendChild(el("div", { class: "figures" }, [
-        figure("order-status", t("status"), report.status, label("order_status", report.status), "text"),
-        figure("order-judgments", t("judgments (standing)"), standing),
-        figure("order-charged", t("charged"), charged, yuan(charged)),
-        figure("order-waived", t("waived by the cap"), waived, yuan(waived)),
-        figure("order-amount", t("paid"), report.amount_fen, yuan(report.amount_fen)),
-        figure("order-deadline", t("deadline (R1)"), report.deadline, undefined, "text"),
-        figure("order-refund-due", t("refund due (R8)"), report.refund_due_fen, yuan(report.refund_due_fen)),
-        figure("order-product", t("product"), report.product_id, report.product_id + (report.product_banned ? " (banned)" : ""), "text")
+        figure("order-status", t("Status"), report.status, label("order_status", report.status), "text"),
+        figure("order-judgments", t("PageJudgmentsStanding"), standing),
+        figure("order-charged", t("PageCharged"), charged, yuan(charged)),
+        figure("order-waived", t("PageWaivedByCap"), waived, yuan(waived)),
+        figure("order-amount", t("PagePaid"), report.amount_fen, yuan(report.amount_fen)),
+        figure("order-deadline", t("PageDeadline"), report.deadline, undefined, "text"),
+        figure("order-refund-due", t("PageRefundDue"), report.refund_due_fen, yuan(report.refund_due_fen)),
+        figure("order-product", t("PageProduct"), report.product_id, report.product_id + (report.product_banned ? " (banned)" : ""), "text")
       ]));
 
-      app.appendChild(el("h2", { text: t("Why (explain)") }));
+      app.appendChild(el("h2", { text: t("PageWhy") }));
       app.appendChild(el("ol", { class: "explain", id: "order-explain" }, report.explain.map(function (line) {
         return el("li", { text: line });
       })));
@@ -861,13 +833,13 @@
           seq: t.seq, recorded: t.recorded_at, derived: false };
       });
       report.judgments.forEach(function (j) {
-        entries.push({ at: j.judged_at, when: Date.parse(j.judged_at), kind: "judgment " + j.judgment + (j.revoked ? " (revoked)" : ""),
-          detail: "derived by the rules (R3)", seq: "", recorded: "", derived: true });
+        entries.push({ at: j.judged_at, when: Date.parse(j.judged_at), kind: tf(j.revoked ? "PageJudgmentRevoked" : "PageJudgmentNumbered", [j.judgment]),
+          detail: t("PageDerivedByRules"), seq: "", recorded: "", derived: true });
       });
       entries.sort(function (a, b) { return a.when - b.when || (a.derived ? 1 : 0) - (b.derived ? 1 : 0); });
-      app.appendChild(el("h2", { text: t("Timeline") }));
+      app.appendChild(el("h2", { text: t("PageTimeline") }));
       app.appendChild(el("table", { id: "order-timeline", "data-events": timeline.length }, [
-        el("thead", {}, [el("tr", {}, ["at", "what", "details", "log seq", "recorded at"].map(function (h) { return el("th", { text: t(h) }); }))]),
+        el("thead", {}, [el("tr", {}, ["PageAt", "PageWhat", "PageDetails", "PageLogSeq", "PageRecordedAt"].map(function (h) { return el("th", { text: t(h) }); }))]),
         el("tbody", {}, entries.map(function (e) {
           return el("tr", { class: e.derived ? "derived" : "event" }, [
             el("td", { text: e.at }), el("td", { text: e.kind }), el("td", { text: e.detail }),
@@ -878,7 +850,7 @@
 
       app.appendChild(el("h2", { text: t("Deductions") }));
       app.appendChild(report.deductions.length ? el("table", { id: "order-deductions" }, [
-        el("thead", {}, [el("tr", {}, ["judgment", "judged at", "settle date", "amount", "charged", "waived", "status"].map(function (h) {
+        el("thead", {}, [el("tr", {}, ["PageJudgment", "PageJudgedAt", "PageSettleDate", "PageAmount", "PageCharged", "PageWaived", "Status"].map(function (h) {
           return el("th", { text: t(h) });
         }))]),
         el("tbody", {}, report.deductions.map(function (d) {
@@ -886,7 +858,7 @@
             el("td", { class: "num", text: yuan(d.amount_fen) }), el("td", { class: "num", "data-value": d.charged_fen, text: yuan(d.charged_fen) }),
             el("td", { class: "num", text: yuan(d.waived_fen) }), el("td", {}, [el("span", { class: "tag", "data-code": d.status, text: label("deduction_status", d.status) })])]);
         }))
-      ]) : el("p", { class: "muted", text: t("None.") }));
+      ]) : el("p", { class: "muted", text: t("PageNone") }));
       app.setAttribute("data-state", "ready");
     });
   }
@@ -902,8 +874,8 @@
     }
     var shown = function (text) { return text.replace("T", " "); };
     var stamp = document.getElementById("data-stamp");
-    stamp.textContent = (range.from ? t("data from") + " " + shown(range.from) + " " + t("to") + " " + shown(range.to) : t("no data yet")) +
-      " · " + t("as of") + " " + (asOf ? shown(asOf) : t("now")) + " (" + t(asOfSource) + ")";
+    stamp.textContent = (range.from ? t("PageDataFrom") + " " + shown(range.from) + " " + t("PageTo") + " " + shown(range.to) : t("PageNoDataYet")) +
+      " · " + t("PageAsOf") + " " + (asOf ? shown(asOf) : t("PageNow")) + " (" + t(AS_OF_SOURCES[asOfSource]) + ")";
     stamp.setAttribute("data-from", range.from || "");
     stamp.setAttribute("data-to", range.to || "");
     stamp.setAttribute("data-as-of", asOf);
@@ -924,16 +896,16 @@
     });
     document.documentElement.setAttribute("lang", lang);
     var searchInput = document.getElementById("search-id");
-    searchInput.setAttribute("placeholder", t("Search order or shop id"));
-    document.querySelector("label[for=search-id]").textContent = t("Search order or shop id");
-    document.querySelector("#search-form button").textContent = t("Search");
+    searchInput.setAttribute("placeholder", t("PageSearchPrompt"));
+    document.querySelector("label[for=search-id]").textContent = t("PageSearchPrompt");
+    document.querySelector("#search-form button").textContent = t("PageSearch");
     document.getElementById("search-form").addEventListener("submit", function (event) {
       event.preventDefault();
       var id = searchInput.value.trim();
       if (id) search(id);
     });
-    document.querySelector("label[for=as-of]").textContent = t("as of");
-    document.querySelector("#as-of-form button").textContent = t("Show");
+    document.querySelector("label[for=as-of]").textContent = t("PageAsOf");
+    document.querySelector("#as-of-form button").textContent = t("PageShow");
     var path = window.location.pathname;
     Promise.all([api("/labels"), api("/session")]).then(function (results) {
       results[0].forEach(function (entry) { labels[entry.set + ":" + entry.code] = entry; });
@@ -951,7 +923,7 @@
       if ((match = path.match(/^\/ui\/shops\/([^/]+)\/?$/))) return shopPage(decodeURIComponent(match[1]));
       if ((match = path.match(/^\/ui\/orders\/([^/]+)\/?$/))) return orderPage(decodeURIComponent(match[1]));
       if (path === "/" || path === "/ui" || path === "/ui/" || path === "/ui/shops") return shopsPage();
-      showError("No such page: " + path);
+      showError(tf("PageNoSuchPage", [path]));
       return null;
     }).catch(function (error) {
       renderSession();

@@ -279,9 +279,9 @@ fn full_document() -> Value {
                     {"name": "offset", "in": "query", "required": false, "description": "Orders to skip (the `next` of the previous page).", "schema": {"type": "integer", "minimum": 0, "maximum": crate::params::MAX_OFFSET}},
                     lang_param()])),
                 "responses": responses(json_response("The orders at risk.", json!({"$ref": "#/components/schemas/AtRisk"})), &["400", "401", "404", "429", "503"])}},
-            "/labels": {"get": {"summary": "Every code a person can see (order and deduction statuses, event types, next steps, posting kinds, reject reasons) with its English and Chinese (zh-CN) label. No token needed.", "security": [],
+            "/labels": {"get": {"summary": "Every code a person can see (order and deduction statuses, event types, next steps, posting kinds, reject reasons, cluster stages) with its English and Chinese (zh-CN) label. No token needed.", "security": [],
                 "responses": {"200": json_response("The labels.", json!({"type": "array", "items": {"type": "object", "required": ["set", "code", "en", "zh-CN"],
-                    "properties": {"set": {"enum": ["order_status", "deduction_status", "event_type", "next_step", "posting_kind", "reject_reason"]},
+                    "properties": {"set": {"enum": ["order_status", "deduction_status", "event_type", "next_step", "posting_kind", "reject_reason", "cluster_stage"]},
                         "code": {"type": "string"}, "en": {"type": "string"}, "zh-CN": {"type": "string"}}}}))}}},
             "/session": {
                 "get": {"summary": "Who the caller is (role and shop), by its bearer token or its dashboard session cookie.",
@@ -337,6 +337,8 @@ fn full_document() -> Value {
                 "parameters": [{"name": "page", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "responses": {"200": html()}}},
             "/assets/app.js": {"get": {"summary": "The dashboard's script.", "security": [],
+                "responses": {"200": {"description": "JavaScript.", "content": {"text/javascript": {"schema": {"type": "string"}}}}}}},
+            "/assets/phrases.js": {"get": {"summary": "The dashboard's words: every phrase of the core by name, in English and Chinese (zh-CN).", "security": [],
                 "responses": {"200": {"description": "JavaScript.", "content": {"text/javascript": {"schema": {"type": "string"}}}}}}},
             "/assets/style.css": {"get": {"summary": "The dashboard's style sheet.", "security": [],
                 "responses": {"200": {"description": "CSS.", "content": {"text/css": {"schema": {"type": "string"}}}}}}}

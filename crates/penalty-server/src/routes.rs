@@ -62,6 +62,7 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         (Method::GET, "/", get(assets::index)),
         (Method::GET, "/ui/{*page}", get(assets::index)),
         (Method::GET, "/assets/app.js", get(assets::app_js)),
+        (Method::GET, "/assets/phrases.js", get(assets::phrases_js)),
         (Method::GET, "/assets/style.css", get(assets::style_css)),
     ]
 }

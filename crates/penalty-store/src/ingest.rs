@@ -35,6 +35,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use penalty_core::event::{ParsedLines, ParsedRef, Reject, MAX_LINE_BYTES};
+use penalty_core::labels::Lang;
 use penalty_core::time::UnixNs;
 use serde::Serialize;
 
@@ -1408,6 +1409,7 @@ pub struct RejectsFile {
     source: String,
     unsynced: bool,
     written: u64,
+    lang: Lang,
 }
 
 #[derive(Serialize)]
@@ -1445,7 +1447,14 @@ impl RejectsFile {
             source: source.to_string(),
             unsynced: false,
             written: 0,
+            lang: Lang::En,
         })
+    }
+
+    /// Words each record's `hint` in `lang` (English unless set); the
+    /// `reason` stays the code of EVENTS.md.
+    pub fn set_lang(&mut self, lang: Lang) {
+        self.lang = lang;
     }
 
     /// Names the next input, when one rejects file serves several.
@@ -1482,7 +1491,7 @@ impl RejectsFile {
             source: &self.source,
             line: line_no,
             reason: reason.code(),
-            hint: reason.hint(),
+            hint: reason.hint_in(self.lang),
             raw,
             raw_encoding,
             raw_truncated: truncated.then_some(true),

@@ -422,3 +422,63 @@ fn chinese_tables_line_up_by_display_width() {
     }
     assert!(checked > 20, "only {checked} table rows found:\n{text}");
 }
+
+/// Lines with one mistake each, one per reason code of EVENTS.md that a
+/// single input can show: a rejects file's records name the file, the line,
+/// the field and the fix.
+const BAD_LINES: &str = concat!(
+    "{oops\n",
+    r#"{"event_id":"00000000-0000-4000-8000-000000000001","type":"teleported","at":"2026-03-01T10:00:00+08:00","order_id":"O1"}"#,
+    "\n",
+    r#"{"event_id":"00000000-0000-4000-8000-000000000002","type":"paid","at":"2026-03-01T10:00:00+08:00","shop_id":"S1","product_id":"P1","amount_fen":1990}"#,
+    "\n",
+    r#"{"event_id":"00000000-0000-4000-8000-000000000003","type":"paid","at":"yesterday","order_id":"O1","shop_id":"S1","product_id":"P1","amount_fen":1990}"#,
+    "\n",
+    r#"{"event_id":"00000000-0000-4000-8000-000000000004","type":"paid","at":"2026-03-01T10:00:00+08:00","order_id":"O1","shop_id":"S1","product_id":"P1","amount_fen":1990}"#,
+    "\n",
+    r#"{"event_id":"00000000-0000-4000-8000-000000000004","type":"paid","at":"2026-03-01T10:00:00+08:00","order_id":"O1","shop_id":"S1","product_id":"P1","amount_fen":2990}"#,
+    "\n",
+    r#"{"event_id":"00000000-0000-4000-8000-000000000005","type":"paid","at":"2026-03-01T11:00:00+08:00","order_id":"O1","shop_id":"S1","product_id":"P1","amount_fen":1990}"#,
+    "\n",
+);
+
+/// An ingest of [`BAD_LINES`] in English and in Chinese (`--lang`), its
+/// summary and its rejects file, compared with
+/// `tests/cli/rejects.<lang>.golden` (rewritten by `UPDATE_EXPECT=1`): the
+/// codes stay codes, the hints speak the language asked for.
+#[test]
+fn golden_rejects_in_english_and_chinese() {
+    let update = std::env::var_os("UPDATE_EXPECT").is_some_and(|v| v == "1");
+    let mut failed = Vec::new();
+    for lang in ["en", "zh-CN"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = tmp.path().join("db");
+        std::fs::write(tmp.path().join("bad.jsonl"), BAD_LINES).unwrap();
+        let ingest = penalty(&db)
+            .current_dir(tmp.path())
+            .args([
+                "--lang",
+                lang,
+                "ingest",
+                "--rejects",
+                "rejects.jsonl",
+                "bad.jsonl",
+            ])
+            .output()
+            .unwrap();
+        assert!(ingest.status.success(), "{ingest:?}");
+        let mut actual =
+            format!("$ penalty --lang {lang} ingest --rejects rejects.jsonl bad.jsonl\n");
+        actual += &String::from_utf8_lossy(&ingest.stdout);
+        actual += "$ cat rejects.jsonl\n";
+        actual += &std::fs::read_to_string(tmp.path().join("rejects.jsonl")).unwrap();
+        let golden =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/cli/rejects.{lang}.golden"));
+        failed.extend(check_golden(&golden, &actual, update));
+    }
+    assert!(
+        failed.is_empty(),
+        "rejects differ (rerun with UPDATE_EXPECT=1 and review the diff if the change is intended):\n{}",
+        failed.join("\n")
+    );
+}

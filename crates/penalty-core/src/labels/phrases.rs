@@ -24,6 +24,13 @@ macro_rules! phrases {
             /// Every phrase, in the order of the table.
             pub const ALL: &'static [Phrase] = &[$(Phrase::$name,)*];
 
+            /// The phrase's name, as the dashboard asks for it (`SignIn`).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Phrase::$name => stringify!($name),)*
+                }
+            }
+
             /// The phrase in English and in Chinese, places unfilled.
             pub fn renderings(self) -> (&'static str, &'static str) {
                 match self {
@@ -178,6 +185,16 @@ phrases! {
     HeadRewritten => "rewrote the head journal to acknowledge the last whole block (sequence number {0})", "已重写头部日志，以确认最后一个完整块（序号 {0}）";
     SnapshotRemoved => "removed the damaged projection snapshot; the next query replays the log", "已删除损坏的投影快照；下次查询会重放日志";
 
+    // Why a line was rejected, and the fix ([`crate::Reject::hint`]): the
+    // sentences of the rejects file.
+    RejectInvalidJson => "the line is not a JSON object; write one event object per line", "该行不是 JSON 对象；每行写一个事件对象";
+    RejectLineTooLong => "the line is longer than {0} bytes; an event is far smaller, so check for a missing line break", "该行超过 {0} 字节；一个事件远小于此，请检查是否缺少换行";
+    RejectUnknownType => "`type` must be one of {0}", "`type` 必须是以下之一：{0}";
+    RejectMissingField => "add the required field `{0}`", "请添加必填字段 `{0}`";
+    RejectInvalidField => "`{0}` has the wrong type or is out of range; see EVENTS.md for its format", "`{0}` 类型错误或超出范围；格式见 EVENTS.md";
+    RejectEventIdConflict => "this event_id is already in the log with other content; give a new event a new event_id", "此 event_id 已在日志中且内容不同；新事件请使用新的 event_id";
+    RejectOrderAlreadyPaid => "this order already has a paid event (the first one received is kept)", "此订单已有付款事件（保留最先收到的那个）";
+
     // What a failed ingest leaves behind.
     IngestFailed => "while ingesting {0}: {1}; of its lines, {2} were reported before the error ({3} duplicates, {4} rejected){5}. Once the cause is fixed, send the same input again: what is already in the log counts as duplicates", "导入 {0} 时出错：{1}；其各行中，出错前已报告 {2} 行（重复 {3} 行，拒绝 {4} 行）{5}。排除原因后，再次发送同一输入即可：日志中已有的内容会算作重复";
     InLogWithUnreported => "{0} events from it are in the log: the {1} reported before the error and {2} more from blocks that were being written when it came", "日志中有它的 {0} 个事件：出错前报告的 {1} 个，以及出错时正在写入的块中的另外 {2} 个";
@@ -192,6 +209,145 @@ phrases! {
     Serving => "penalty serve: http://{0}/ (API: /openapi.json); Ctrl-C or SIGTERM to stop", "penalty serve：http://{0}/（API：/openapi.json）；按 Ctrl-C 或发送 SIGTERM 停止";
     ServingNode => "penalty cluster node {0}: http://{1}/ (state in {2}); Ctrl-C or SIGTERM to stop", "penalty cluster node {0}：http://{1}/（状态保存在 {2}）；按 Ctrl-C 或发送 SIGTERM 停止";
     ClusterReady => "cluster ready: {0} partitions, {1} replicas", "集群已就绪：{0} 个分区，{1} 个副本";
+
+    // The cluster's status (`penalty cluster status`).
+    ClusterSummary => "{0} partitions; live nodes: {1}", "{0} 个分区；在线节点：{1}";
+    StageColumn => "STAGE", "阶段";
+    PartitionColumn => "PARTITION", "分区";
+    OwnerColumn => "OWNER", "所属节点";
+    AppliedColumn => "APPLIED", "已应用序号";
+    CheckpointedColumn => "CHECKPOINTED", "检查点序号";
+    LastSeqColumn => "LAST", "最新序号";
+    LagColumn => "LAG", "积压";
+    CheckpointAgeColumn => "CHECKPOINT AGE", "检查点距今";
+    Seconds => "{0}s", "{0}秒";
+
+    // A countdown (explain::time_left_in, the dashboard's timeLeft).
+    LessThanAMinute => "less than a minute", "不到 1 分钟";
+    LeftMinutes => "{0} min", "{0} 分钟";
+    LeftHoursMinutes => "{0} h {1} min", "{0} 小时 {1} 分钟";
+    LeftDaysHours => "{0} d {1} h", "{0} 天 {1} 小时";
+
+    // The dashboard's own words (served as /assets/phrases.js; app.js asks
+    // for them by name).
+    PageMore => "more", "更多";
+    PageFirst => "first", "前";
+    PageBookedLedger => "Booked ledger (R14)", "入账明细（R14）";
+    PageRunDate => "run date", "结算运行日";
+    PageKind => "kind", "类型";
+    PageLoading => "Loading…", "加载中…";
+    PagePerDayChart => "Per-day judgments, charges and cap hits", "按日的判罚、扣款与上限免除";
+    PageShops => "Shops", "店铺";
+    PageShopsFigure => "shops", "店铺";
+    PageSignIn => "Sign in", "登录";
+    PageSignOut => "Sign out", "退出登录";
+    PageToken => "Token", "令牌";
+    PageAtRisk24h => "At risk in the next 24 h", "24 小时内有风险的订单";
+    PageNothingAtRisk => "Nothing is at risk in the next 24 h.", "24 小时内没有风险订单。";
+    PageNotices => "Notices (R9)", "通知（R9）";
+    PageNoNotice => "No notice yet.", "暂无通知。";
+    PageOrder => "order", "订单";
+    PageWhatComes => "what comes", "即将发生";
+    PageWhen => "when", "时间";
+    PageTimeLeft => "time left", "剩余时间";
+    PageCost => "cost", "代价";
+    PageJudgment => "judgment", "判罚";
+    PageJudgedAt => "judged at", "判罚时间";
+    PageDeduction => "deduction", "扣款";
+    PageRevoked => "revoked", "已撤销";
+    PageJudgments => "judgments", "判罚次数";
+    PageCharged => "charged", "已扣除";
+    PageWaived => "waived", "已免除";
+    PagePaidAt => "paid at", "付款时间";
+    PageBan => "ban", "禁售";
+    PageFlag => "flag", "标记";
+    PageBanned => "banned", "已禁售";
+    PageFlagged => "flagged", "已标记";
+    PageSettleDate => "settle date", "结算日";
+    PageAmount => "amount", "金额";
+    PagePaidOrders => "paid orders", "已付款订单";
+    PageJudgmentsStanding => "judgments (standing)", "有效判罚";
+    PageOrdersJudged => "orders with a judgment", "被判罚订单";
+    PageWaivedByDailyCap => "waived by the daily cap", "每日上限免除";
+    PagePending => "pending", "待结算";
+    PageDepositBalance => "deposit balance", "保证金余额";
+    PageClosureReview => "closure review", "关店审查";
+    PageTimeline => "Timeline", "时间线";
+    PageWhat => "what", "事件";
+    PageSignedInAsShop => "Signed in as shop", "已登录店铺";
+    PageSignedInAsOperator => "Signed in as operator", "已作为运营登录";
+    PageNone => "None.", "无。";
+    PagePerDay => "Per day", "按日";
+    PageWaivedByCap => "waived by the cap", "每日上限免除";
+    PagePaid => "paid", "付款金额";
+    PageAt => "at", "时间";
+    PageClosureReviewFlags => "Closure-review flags (R7)", "关店审查标记（R7）";
+    PageWhy => "Why (explain)", "原因说明";
+    PageDetails => "details", "详情";
+    PageLogSeq => "log seq", "日志序号";
+    PageRecordedAt => "recorded at", "记录时间";
+    PageProduct => "product", "商品";
+    PageBannedAt => "banned at", "禁售时间";
+    PageByOrder => "by order", "订单";
+    PageFlaggedAt => "flagged at", "标记时间";
+    PageTokenNotValid => "The token is not valid.", "令牌无效。";
+    PageSignInHint => "Sign in with the token your operator gave you.", "请输入运营方提供的令牌登录。";
+    PageAsOf => "as of", "截至";
+    PageShow => "Show", "显示";
+    PageDeadline => "deadline (R1)", "发货截止（R1）";
+    PageRefundDue => "refund due (R8)", "应退款（R8）";
+    PageOrders => "Orders", "订单";
+    PageBooked => "booked (R14)", "已入账（R14）";
+    PageNewest => "newest", "最新";
+    PageAllStatuses => "all statuses", "全部状态";
+    PageOnlyWithAJudgment => "only with a judgment", "仅被判罚订单";
+    PagePrevious => "previous", "上一页";
+    PageNext => "next", "下一页";
+    PageSearchPrompt => "Search order or shop id", "搜索订单或店铺编号";
+    PageSearch => "Search", "搜索";
+    PageNothingFound => "Nothing found for", "未找到";
+    PageOf => "of", "共";
+    PageWorstShops => "Worst shops", "问题店铺";
+    PageSortBy => "sort by", "排序";
+    PageMinOrders => "at least this many orders", "最少订单数";
+    PageShopColumn => "shop", "店铺";
+    PageOrdersColumn => "orders", "订单数";
+    PageTimeoutsJudgments => "timeouts (judgments)", "超时（判罚）";
+    PageTimeoutRate30Days => "timeout rate (30 d)", "超时率（30 天）";
+    PageClosureFlags => "closure flags", "关店审查标记";
+    PageBannedProducts => "banned products", "禁售商品";
+    PageWaivedCap => "waived (cap)", "免除（上限）";
+    PageDeposit => "deposit", "保证金";
+    PageChargedAllShops => "charged, all shops", "已扣除（全部店铺）";
+    PageNoShops => "No shop exists as of this instant.", "此时没有店铺。";
+    PagePaidFrom => "paid from", "付款起始";
+    PagePaidTo => "paid to", "付款截止";
+    PageOnlyOnCappedDays => "only on capped days (R5)", "仅每日上限日（R5）";
+    PageOnlyUnderClosureReview => "only under closure review (R7)", "仅关店审查（R7）";
+    PageDownloadCsv => "Download CSV", "下载 CSV";
+    PageCause => "cause", "原因";
+    PageNothingBooked => "Nothing booked yet.", "尚无入账。";
+    PageNoJudgment => "No judgment yet.", "尚无判罚。";
+    PageShopCrumb => "Shop", "店铺";
+    PageJudgmentsByDayJudged => "judgments, by day judged (R3)", "判罚（按判罚日，R3）";
+    PageChargedBySettleDate => "charged, by settle date (R4)", "已扣除（按结算日，R4）";
+    PageCapHitsLegend => "cap hits: deductions waived or partly waived (R5)", "触及上限：全部或部分免除的扣款（R5）";
+    PageCapHits => "cap hits", "上限免除";
+    PageDataFrom => "data from", "数据自";
+    PageTo => "to", "至";
+    PageEndOfTheData => "end of the data", "数据截止";
+    PageNow => "now", "现在";
+    PageAsked => "asked", "指定";
+    PageNoDataYet => "no data yet", "暂无数据";
+    PageJudgmentNumbered => "judgment {0}", "第 {0} 次判罚";
+    PageJudgmentRevoked => "judgment {0} (revoked)", "第 {0} 次判罚（已撤销）";
+    PageDerivedByRules => "derived by the rules (R3)", "由规则推出（R3）";
+    PageCannotReach => "Could not reach the server: {0}", "无法连接服务器：{0}";
+    PageNoSuchPage => "No such page: {0}", "没有此页面：{0}";
+    PageTimeoutRateDays => "timeout rate ({0} d)", "超时率（{0} 天）";
+    BookedIntro => "What the settlement runs at 00:00 of each day actually moved. A posting is never changed: when a later event changes a past day (a revocation, a rejected tracking number), the next run books a correction, marked below with its cause. {0}", "每日 00:00 结算运行实际入账的金额。入账记录从不修改：之后的事件改变过去某日时（撤销判罚、物流单号被拒），下一次运行记一笔更正，下方标明原因。{0}";
+    PostingsCountAll => "{0} postings, {1} corrections.", "共 {0} 笔入账，{1} 笔更正。";
+    PostingsCountSome => "{0} postings; the first {1} shown, with {2} corrections.", "共 {0} 笔入账，显示前 {1} 笔，其中 {2} 笔更正。";
 
     // Files written, waits and errors of the command line.
     WroteRows => "wrote {0} {1} to {2}", "已写入 {0} 条{1}到 {2}";
