@@ -218,13 +218,10 @@ impl Ledger {
         self.order_ids.find(order_id).is_some()
     }
 
-    /// The shop of `order_id`'s `paid` event, when this ledger holds it:
-    /// the partition every later event of the order belongs to (the tail
-    /// index's writer asks this of an event that names only its order).
-    pub fn paid_shop_of(&self, order_id: &str) -> Option<&str> {
-        let order = self.order_ids.find(order_id)?;
-        let paid = self.orders[order as usize].paid?;
-        Some(self.shop_ids.get(paid.shop))
+    /// The id of the shop this ledger numbers `shop` (as
+    /// [`Ledger::apply_ref_to_shop`] names it), when there is one.
+    pub fn shop_id_at(&self, shop: u32) -> Option<&str> {
+        ((shop as usize) < self.shops.len()).then(|| self.shop_ids.get(shop))
     }
 
     /// Whether this ledger holds the `paid` event of `order_id`.
