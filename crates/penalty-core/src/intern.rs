@@ -168,6 +168,21 @@ impl Interner {
         Some((self.ends.len() - 1) as u32)
     }
 
+    /// The length in bytes of the string of an index (in range).
+    pub fn len_of(&self, index: u32) -> usize {
+        let i = index as usize;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        self.ends[i] as usize - start
+    }
+
+    /// Room for `additional` more strings of `bytes` bytes in all, without
+    /// a table for them: for strings pushed by [`Interner::push_distinct`],
+    /// then indexed once by [`Interner::reindex`].
+    pub fn reserve_distinct(&mut self, additional: usize, bytes: usize) {
+        self.ends.reserve_exact(additional);
+        self.arena.reserve_exact(bytes);
+    }
+
     /// Builds the table afresh from the strings, as loading does.
     pub fn reindex(&mut self) {
         self.rebuild(slots_for(self.ends.len()));

@@ -76,14 +76,29 @@ impl Projection {
         recorded_at: UnixNs,
         order: OrderIndex,
     ) -> Result<(), StoreError> {
+        self.fold_in_to_shop(seq, at, kind, recorded_at, order)
+            .map(drop)
+    }
+
+    /// [`Projection::fold_in`], saying the shop the event belongs to (see
+    /// [`Ledger::apply_ref_to_shop`]).
+    fn fold_in_to_shop(
+        &mut self,
+        seq: u64,
+        at: UnixNs,
+        kind: KindRef<'_>,
+        recorded_at: UnixNs,
+        order: OrderIndex,
+    ) -> Result<Option<u32>, StoreError> {
         debug_assert!(seq > self.seq, "events fold in sequence order");
         // The log never holds a second `paid` for an order (ingest rejects it
         // as order_already_paid), so a refusal here means the log is damaged.
-        self.ledger
-            .apply_ref_indexed(at, kind, recorded_at, order)
+        let shop = self
+            .ledger
+            .apply_ref_to_shop(at, kind, recorded_at, order)
             .map_err(|e| corrupt(seq, format!("the rules refuse this event: {e}")))?;
         self.seq = seq;
-        Ok(())
+        Ok(shop)
     }
 
     /// Serialises for a snapshot.
@@ -401,8 +416,10 @@ impl Follower {
                 // its end, as a replay does.
                 let bulk = projection.ledger.begin_bulk();
                 let mut folded = Ok(());
+                // The partition of each shop number, once known.
+                let mut shop_parts: Vec<u32> = Vec::new();
                 for batch in batches {
-                    folded = batch.fold_into(&mut projection, &mut index);
+                    folded = batch.fold_into(&mut projection, &mut index, &mut shop_parts);
                     if folded.is_err() {
                         break;
                     }
@@ -494,6 +511,7 @@ impl FollowBatch {
         self,
         projection: &mut Projection,
         index: &mut TailIndexWriter,
+        shop_parts: &mut Vec<u32>,
     ) -> Result<(), StoreError> {
         let FollowBatch {
             bytes,
@@ -505,17 +523,25 @@ impl FollowBatch {
         let mut entry_offset = crate::block::HEADER_BYTES as u64;
         let first_seq = events.first().map(|e| e.0);
         let count = events.len();
-        let mut note = |ledger: &Ledger, kind: &KindRef<'_>, entry_len: u32| {
+        // Each event's partition is that of the shop the fold says it
+        // belongs to: its own, or for an event naming only its order the
+        // shop of the order's `paid`, which only a `paid` sets, so the
+        // ledger knew it before the event too. Partitions are kept per
+        // shop number, so each shop's id is hashed once.
+        let mut note = |ledger: &Ledger, shop: Option<u32>, entry_len: u32| {
             if block.is_some() {
-                let part = match (shop_of(kind), kind.order_id()) {
-                    (Some(shop_id), _) => partition_of(shop_id, parts::PARTS),
-                    (None, Some(order_id)) => ledger
-                        .paid_shop_of(order_id)
-                        .map_or(UNKNOWN_PARTITION, |shop_id| {
-                            partition_of(shop_id, parts::PARTS)
-                        }),
-                    (None, None) => UNKNOWN_PARTITION,
-                };
+                let part = shop.map_or(UNKNOWN_PARTITION, |shop| {
+                    let at = shop as usize;
+                    if shop_parts.len() <= at {
+                        shop_parts.resize(at + 1, UNKNOWN_PARTITION);
+                    }
+                    if shop_parts[at] == UNKNOWN_PARTITION {
+                        shop_parts[at] = ledger
+                            .shop_id_at(shop)
+                            .map_or(UNKNOWN_PARTITION, |id| partition_of(id, parts::PARTS));
+                    }
+                    shop_parts[at]
+                });
                 entries.push((part, u32::try_from(entry_offset).unwrap_or(u32::MAX)));
             }
             entry_offset += u64::from(entry_len);
@@ -532,19 +558,23 @@ impl FollowBatch {
                     ),
                 ));
             }
-            if compact {
+            let shop = if compact {
                 let (_, at, kind) = penalty_core::compact::decode_ref(stored)
                     .ok_or_else(|| corrupt(seq, "its compact form does not decode".into()))?;
-                note(&projection.ledger, &kind, entry_len);
-                projection.fold_in(seq, at, kind, recorded_at, OrderIndex::Intern)?;
+                projection.fold_in_to_shop(seq, at, kind, recorded_at, OrderIndex::Intern)?
             } else {
                 let event = penalty_core::event::parse_stored(stored).map_err(|reject| {
                     corrupt(seq, format!("its stored JSON does not validate ({reject})"))
                 })?;
-                let kind = event.kind_ref();
-                note(&projection.ledger, &kind, entry_len);
-                projection.fold_in(seq, event.at, kind, recorded_at, OrderIndex::Intern)?;
-            }
+                projection.fold_in_to_shop(
+                    seq,
+                    event.at,
+                    event.kind_ref(),
+                    recorded_at,
+                    OrderIndex::Intern,
+                )?
+            };
+            note(&projection.ledger, shop, entry_len);
         }
         if let Some((block_first_seq, block)) = block {
             // Recorded only when the events are exactly the block's.

@@ -183,6 +183,23 @@ impl Ledger {
         recorded_at: UnixNs,
         order_index: OrderIndex,
     ) -> Result<(), ApplyError> {
+        self.apply_ref_to_shop(at, kind, recorded_at, order_index)
+            .map(drop)
+    }
+
+    /// [`Ledger::apply_ref_indexed`], saying which shop the event belongs
+    /// to: its own (`paid`, `deposit_topped_up`) or that of its order's
+    /// `paid` (`None` before there is one, R13), as this ledger's shop
+    /// number ([`Ledger::shop_id_at`]). A writer that records each event's
+    /// partition learns it from the fold's own lookup of the order, not a
+    /// second one.
+    pub fn apply_ref_to_shop(
+        &mut self,
+        at: UnixNs,
+        kind: KindRef<'_>,
+        recorded_at: UnixNs,
+        order_index: OrderIndex,
+    ) -> Result<Option<u32>, ApplyError> {
         let fields = kind.fields();
         let value = match fields.event_type {
             EventType::DepositToppedUp => {
@@ -192,7 +209,7 @@ impl Ledger {
                 let index = topups.partition_point(|t| *t <= key);
                 topups.insert(index, key);
                 self.events_applied += 1;
-                return Ok(());
+                return Ok(Some(shop));
             }
             EventType::Paid => {
                 let order = self.intern_order(fields.order_id, order_index)?;
@@ -217,7 +234,7 @@ impl Ledger {
                 self.shops[shop as usize].orders.push(order);
                 self.reindex(order);
                 self.events_applied += 1;
-                return Ok(());
+                return Ok(Some(shop));
             }
             EventType::Shipped | EventType::TrackingUploaded | EventType::TrackingRejected => {
                 NumberOrTracking::Tracking(fields.tracking_no)
@@ -244,11 +261,12 @@ impl Ledger {
             .events
             .insert(new, |a, b| sorts_before(tracking_nos, a, b));
         // R13: until the order is paid the event only waits.
-        if self.orders[order as usize].paid.is_some() {
+        let shop = self.orders[order as usize].paid.map(|paid| paid.shop);
+        if shop.is_some() {
             self.reindex(order);
         }
         self.events_applied += 1;
-        Ok(())
+        Ok(shop)
     }
 
     /// The index of an order's tracking number. R2 only compares the

@@ -55,28 +55,38 @@ impl Ledger {
         paid: Option<Paid>,
     ) {
         // Tracking numbers are deduplicated per order: an order's equal
-        // indices stay equal.
-        let mut moved: Vec<(u32, u32)> = Vec::new();
-        let mut events = Events::None;
-        for event in rec.events.as_slice() {
-            let mut event: OrderEvent = *event;
+        // indices stay equal, so an index seen on an earlier event of the
+        // order takes that event's new one. The events are already sorted
+        // and are copied in order, into the form a fold leaves them in
+        // (one inline, more in a vector of their number).
+        let source = rec.events.as_slice();
+        let mut copy = |at: usize, copied: &[OrderEvent]| {
+            let mut event: OrderEvent = source[at];
             if let Some(old) = event.tracking() {
-                let new = match moved.iter().find(|(o, _)| *o == old) {
-                    Some(&(_, new)) => new,
-                    None => {
-                        let new = ledger
-                            .tracking_nos
-                            .push(self.tracking_nos.get(old))
-                            .unwrap_or(0);
-                        moved.push((old, new));
-                        new
-                    }
+                let earlier = source[..at].iter().position(|e| e.tracking() == Some(old));
+                let new = match earlier.and_then(|e| copied.get(e)) {
+                    Some(copied) => copied.tracking().unwrap_or(0),
+                    None => ledger
+                        .tracking_nos
+                        .push(self.tracking_nos.get(old))
+                        .unwrap_or(0),
                 };
                 event.value = i64::from(new);
             }
-            // Already sorted: appending keeps the order.
-            events.insert(event, |_, _| false);
-        }
+            event
+        };
+        let events = match source.len() {
+            0 => Events::None,
+            1 => Events::One(copy(0, &[])),
+            n => {
+                let mut copied = Vec::with_capacity(n);
+                for at in 0..n {
+                    let event = copy(at, &copied);
+                    copied.push(event);
+                }
+                Events::Many(copied)
+            }
+        };
         ledger.orders.push(OrderRec {
             paid,
             events,
@@ -128,6 +138,32 @@ impl Ledger {
                 days: Default::default(),
             });
             shop_to.push((part, index));
+        }
+        // Each part's orders and their ids' bytes, counted first, so that
+        // its order table and ids are allocated once at their size, not
+        // grown by doubling (a copy of each, and memory held twice).
+        let mut sizes: Vec<(usize, usize)> = vec![(0, 0); out.len()];
+        let mut unpaid = (0, 0);
+        for (order, rec) in self.orders.iter().enumerate() {
+            let bytes = self.order_ids.len_of(order as u32);
+            let size = match rec.paid {
+                Some(paid) => {
+                    let (part, _) = shop_to[paid.shop as usize];
+                    if !wanted.contains(&part) {
+                        continue;
+                    }
+                    &mut sizes[(part - first) as usize]
+                }
+                None => &mut unpaid,
+            };
+            size.0 += 1;
+            size.1 += bytes;
+        }
+        for (ledger, (orders, bytes)) in out.iter_mut().zip(sizes) {
+            ledger.orders.reserve_exact(orders + unpaid.0);
+            ledger
+                .order_ids
+                .reserve_distinct(orders + unpaid.0, bytes + unpaid.1);
         }
         // Orders in this ledger's order; paid ones to their shop's part,
         // the others to every part.
@@ -218,13 +254,10 @@ impl Ledger {
         self.order_ids.find(order_id).is_some()
     }
 
-    /// The shop of `order_id`'s `paid` event, when this ledger holds it:
-    /// the partition every later event of the order belongs to (the tail
-    /// index's writer asks this of an event that names only its order).
-    pub fn paid_shop_of(&self, order_id: &str) -> Option<&str> {
-        let order = self.order_ids.find(order_id)?;
-        let paid = self.orders[order as usize].paid?;
-        Some(self.shop_ids.get(paid.shop))
+    /// The id of the shop this ledger numbers `shop` (as
+    /// [`Ledger::apply_ref_to_shop`] names it), when there is one.
+    pub fn shop_id_at(&self, shop: u32) -> Option<&str> {
+        ((shop as usize) < self.shops.len()).then(|| self.shop_ids.get(shop))
     }
 
     /// Whether this ledger holds the `paid` event of `order_id`.
