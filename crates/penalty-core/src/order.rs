@@ -289,6 +289,28 @@ pub(crate) fn settle_day(policy: &Policy, judged_at: UnixNs) -> Day {
     judged_at.local_day(policy.utc_offset).next()
 }
 
+/// The settle days of every deduction the order can ever have, whatever
+/// its events (R1, R3, R4, R8; `policy` is the version in force at its
+/// `paid.at`, R15), ascending. `T_k` comes from the `paid` event alone;
+/// events only decide whether judgment `k` exists, and with no events an
+/// order is unresolved at every `T_k`, so each deduction that can exist
+/// does. A reader holding a shop's settle day whole needs every order that
+/// could ever put a deduction there: a later rejection (R2 a) can make a
+/// judgment exist where a shipment had prevented it.
+pub(crate) fn possible_deduction_days<'p>(
+    policy: &'p Policy,
+    paid: &Paid,
+) -> impl Iterator<Item = Day> + use<'p> {
+    let derived = derive(policy, paid, &[]);
+    let deductions = usize::from(policy.max_deductions_per_order);
+    (0..derived.judgments().len().min(deductions)).filter_map(move |k| {
+        let judgment = derived.judgments()[k];
+        judgment
+            .exists_from
+            .map(|_| settle_day(policy, judgment.judged_at))
+    })
+}
+
 /// Computes [`Derived`] from the paid event and the sorted events.
 pub(crate) fn derive(policy: &Policy, paid: &Paid, events: &[OrderEvent]) -> Derived {
     let deadline = deadline(policy, paid);
@@ -610,6 +632,67 @@ mod tests {
             last.judged_at.plus_hours(policy.closure_grace_hours)
         );
         assert_eq!(derived.flag_from, Some(derived.flag_at));
+    }
+
+    proptest::proptest! {
+        /// Whatever an order's events, each deduction it has lies on one of
+        /// the days `possible_deduction_days` names from its `paid` alone:
+        /// what lets an excerpt leave out the shop's other orders (R5).
+        #[test]
+        fn every_deduction_lies_on_a_possible_settle_day(
+            paid_hour in 0i64..72,
+            ship_by in proptest::option::of(0i64..400),
+            window in 1i64..100,
+            interval in 1i64..60,
+            judgments in 1u8..=3,
+            deductions in 0u8..=3,
+            raw in proptest::collection::vec((0i64..300, 0usize..6, 0i64..4), 0..8),
+        ) {
+            let policy = Policy {
+                ship_window_hours: window,
+                rejudge_interval_hours: interval,
+                max_judgments_per_order: judgments,
+                max_deductions_per_order: deductions.min(judgments),
+                auto_close_days: 5,
+                ..Policy::default()
+            };
+            let paid = Paid {
+                at: UnixNs(paid_hour * HOUR),
+                ship_by: ship_by.map(|h| UnixNs(h * HOUR)),
+                ..paid()
+            };
+            let kinds = [
+                EventType::Shipped,
+                EventType::TrackingUploaded,
+                EventType::TrackingRejected,
+                EventType::Refunded,
+                EventType::RefundFailed,
+                EventType::JudgmentRevoked,
+            ];
+            let events = sorted(
+                raw.iter()
+                    .map(|&(hour, kind, value)| {
+                        let value = if kinds[kind] == EventType::Refunded { value * 40 } else { value };
+                        at(hour, kinds[kind], value)
+                    })
+                    .collect(),
+            );
+            let possible: Vec<Day> = possible_deduction_days(&policy, &paid).collect();
+            let derived = derive(&policy, &paid, &events);
+            let mask = derived.deduction_mask(&policy);
+            for j in derived.judgments() {
+                if mask & (1 << (j.number - 1)) != 0 {
+                    let day = settle_day(&policy, j.judged_at);
+                    proptest::prop_assert!(possible.contains(&day), "{day:?} not in {possible:?}");
+                }
+            }
+            proptest::prop_assert!(possible.windows(2).all(|w| w[0] <= w[1]));
+            // With no events, every possible deduction exists.
+            proptest::prop_assert_eq!(
+                derive(&policy, &paid, &[]).deduction_mask(&policy).count_ones() as usize,
+                possible.len()
+            );
+        }
     }
 
     fn event(kind: EventType) -> OrderEvent {

@@ -7,7 +7,8 @@
 //! in a skewed marketplace holds a tenth of all orders; so each part's
 //! large shops also have excerpts (`penalty_core::ledger::excerpt`), each
 //! holding a group of about [`EXCERPT_ORDERS`] of the shop's orders with
-//! what their order reports read (R5's settle days), plus one excerpt
+//! what their order reports read (R5's settle days, and every order that
+//! could ever have a deduction on one of them), plus one excerpt
 //! holding the part's other shops whole; `order O` reads the excerpt its
 //! order is at home in. Parts and excerpts are the file's
 //! sections. An index from order id to section is read in place: entries
@@ -61,7 +62,7 @@ pub const PARTS_FILE: &str = "projection.parts";
 const MAGIC: &[u8; 4] = b"PLPT";
 /// Bumped whenever the layout or the ledger's encoding changes: a file of
 /// another version is ignored (and rewritten by the next writer).
-const VERSION: u16 = 2;
+const VERSION: u16 = 3;
 const HEADER_BYTES: usize = 64;
 const SECTION_BYTES: usize = 20;
 const ENTRY_BYTES: usize = 10;

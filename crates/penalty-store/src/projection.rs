@@ -1065,8 +1065,9 @@ fn open_part_using(
                     None => section_ledger(&stored, read, policy),
                 };
                 ledger.and_then(|ledger| match ledger {
-                    Some(ledger) => tail
-                        .fold_exactly(part, ledger, None, || section_ledger(&stored, read, policy)),
+                    Some(ledger) => {
+                        tail.fold_exactly(part, ledger, || section_ledger(&stored, read, policy))
+                    }
                     None => Ok(None),
                 })
             }
@@ -1347,13 +1348,11 @@ impl Tail<'_> {
     /// quick fold missed an order-only event that came before its order's
     /// `paid` into the part, the section is read again (`fresh`) and folded
     /// knowing the part's orders paid in the tail. With where the asked
-    /// order's `paid` in the tail is; with `outside`, the hashes of the orders
-    /// of order-only events the section does not hold are gathered there.
+    /// order's `paid` in the tail is.
     fn fold_exactly(
         &self,
         part: u32,
         ledger: Ledger,
-        mut outside: Option<&mut Vec<u64>>,
         fresh: impl FnOnce() -> Result<Option<Ledger>, Unusable>,
     ) -> Result<Option<(Projection, Option<u32>)>, Unusable> {
         let mut projection = Projection {
@@ -1361,7 +1360,7 @@ impl Tail<'_> {
             seq: self.end.seq,
         };
         let folded = self
-            .fold(part, &mut projection, None, outside.as_deref_mut())
+            .fold(part, &mut projection, None)
             .map_err(Unusable::Log)?;
         if folded.exact {
             return Ok(Some((projection, folded.order_paid_in)));
@@ -1375,11 +1374,8 @@ impl Tail<'_> {
             ledger,
             seq: self.end.seq,
         };
-        if let Some(outside) = outside.as_deref_mut() {
-            outside.clear();
-        }
         let folded = self
-            .fold(part, &mut projection, Some(&paid_orders), outside)
+            .fold(part, &mut projection, Some(&paid_orders))
             .map_err(Unusable::Log)?;
         Ok(Some((projection, folded.order_paid_in)))
     }
@@ -1426,8 +1422,7 @@ impl Tail<'_> {
     /// tail) cost a few bytes' reading each and are never copied; a compact
     /// form damaged past its ids in another partition's event is left to
     /// `penalty audit` (the block's checksum holds, so only a writer's bug
-    /// would make one). With `outside`, the hashes of the orders of the
-    /// order-only events not folded are gathered there.
+    /// would make one).
     ///
     /// With `paid_orders` (the part's orders paid in the tail, from
     /// [`Tail::paid_orders_of`]) the fold is exact. Without, an order-only
@@ -1442,7 +1437,6 @@ impl Tail<'_> {
         part: u32,
         projection: &mut Projection,
         paid_orders: Option<&HashSet<String>>,
-        mut outside: Option<&mut Vec<u64>>,
     ) -> Result<TailFold, StoreError> {
         let mut skipped: Vec<u64> = Vec::new();
         let mut paid_here: Vec<u64> = Vec::new();
@@ -1464,14 +1458,8 @@ impl Tail<'_> {
                 (None, Some(order_id)) => {
                     let mine = ledger.knows_order(order_id)
                         || paid_orders.is_some_and(|paid_orders| paid_orders.contains(order_id));
-                    if !mine {
-                        let hash = fnv1a64(order_id.as_bytes());
-                        if paid_orders.is_none() {
-                            skipped.push(hash);
-                        }
-                        if let Some(outside) = outside.as_deref_mut() {
-                            outside.push(hash);
-                        }
+                    if !mine && paid_orders.is_none() {
+                        skipped.push(fnv1a64(order_id.as_bytes()));
                     }
                     mine
                 }
@@ -1545,9 +1533,10 @@ enum Unusable {
 /// `order_report` for `order_id` as its whole part would; `None` when it
 /// may not, and the part is to be read instead. It may not when, after the
 /// tail, the order has a deduction on a settle day the excerpt does not
-/// hold in full, or when the tail gives events to an order of the same shop
-/// outside the excerpt (they could put its deductions on a held day, which
-/// R5's cap would then miss).
+/// hold in full. Events of the shop's orders outside the excerpt need no
+/// check: the excerpt holds every order that could ever have a deduction
+/// on a day it holds (`penalty_core::ledger::excerpt`), so theirs cannot
+/// reach those days (R5), whatever they are.
 fn open_excerpt(
     stored: &Parts,
     section: u32,
@@ -1558,31 +1547,18 @@ fn open_excerpt(
     let Some(ledger) = section_ledger(stored, section, policy)? else {
         return Ok(None);
     };
-    let (Some(part), Some(family)) = (stored.partition(section), stored.family(section)) else {
+    let Some(part) = stored.partition(section) else {
         return Ok(None);
     };
     let Some(shop_id) = ledger.shop_ids().next().map(str::to_string) else {
         return Ok(None);
     };
     let held = ledger.settle_days(&shop_id);
-    // The hash of every order-only event's order the excerpt does not
-    // hold (the index is by hash): those of
-    // orders paid in the tail are in no section, as the log holds one
-    // `paid` an order.
-    let mut outside = Vec::new();
     let Some((projection, paid_in)) =
-        tail.fold_exactly(part, ledger, Some(&mut outside), || {
-            section_ledger(stored, section, policy)
-        })?
+        tail.fold_exactly(part, ledger, || section_ledger(stored, section, policy))?
     else {
         return Ok(None);
     };
-    let sections = stored
-        .hashes_sections(&outside)
-        .map_err(Unusable::Snapshot)?;
-    if sections.iter().any(|s| stored.family(*s) == Some(family)) {
-        return Ok(None);
-    }
     // Without the order (another of the same hash), the caller asks the
     // next section.
     if let Some((shop, days)) = projection.ledger.deduction_days(order_id) {

@@ -937,6 +937,103 @@ fn an_excerpt_answers_each_order_of_a_large_shop_as_the_whole_ledger() {
     );
 }
 
+/// An excerpt answers an order beside a tail that gives events to orders
+/// of its shop outside it, and sees those that can reach its settle days.
+/// Order A is never shipped: its deductions settle on 03-05 and 03-06.
+/// Order B shipped in time, so it has no deduction and is at home in
+/// another excerpt; but its second judgment would settle on 03-05, before
+/// A's (R5 takes a day's deductions by `judged_at`), so a rejection of its
+/// shipment in the tail (R2 a) makes B charged first on A's day, and a cap
+/// of one and a half deductions leaves A half of its charge. Order C, paid
+/// later, cannot reach A's days whatever its events. A's excerpt must hold
+/// B (the answer is wrong without it) and need not read the part for C or
+/// D (the answer comes from the excerpt); B's excerpt holds the days its
+/// deductions could fall on, so it answers B once they exist.
+#[test]
+fn an_excerpt_holds_the_orders_that_can_reach_its_settle_days() {
+    use penalty_store::parts::{self, Parts};
+    use penalty_store::projection::{self, PartQuery};
+    use penalty_store::reader::LogReader;
+    let paid = |n: u128, order: &str, at: &str| {
+        format!(
+            r#"{{"event_id":"{}","type":"paid","at":"{at}","order_id":"{order}","shop_id":"S1","product_id":"P1","amount_fen":19900}}"#,
+            id(n)
+        )
+    };
+    let tracking = |n: u128, kind: &str, order: &str, at: &str| {
+        format!(
+            r#"{{"event_id":"{}","type":"{kind}","at":"{at}","order_id":"{order}","tracking_no":"T-{order}"}}"#,
+            id(n)
+        )
+    };
+    let snapshot = [
+        paid(1, "B", "2026-03-01T09:00:00+08:00"),
+        tracking(2, "shipped", "B", "2026-03-01T12:00:00+08:00"),
+        paid(3, "A", "2026-03-02T10:00:00+08:00"),
+        paid(4, "D", "2026-03-10T10:00:00+08:00"),
+        paid(5, "C", "2026-03-20T10:00:00+08:00"),
+        tracking(6, "shipped", "C", "2026-03-20T12:00:00+08:00"),
+    ];
+    let tail = [
+        tracking(7, "tracking_rejected", "B", "2026-03-06T00:00:00+08:00"),
+        tracking(8, "tracking_rejected", "C", "2026-03-25T00:00:00+08:00"),
+    ];
+    let policy = penalty_core::Policy {
+        shop_daily_cap_fen: 1_500,
+        ..penalty_core::Policy::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    ingest_lines(&mut log, &snapshot.each_ref().map(String::as_str));
+    let (projection, _) = projection::open(&log, &policy, false).unwrap();
+    projection.save(&log).unwrap();
+    // An excerpt for each order of the shop.
+    let end = Parts::open(dir.path()).unwrap().unwrap().end;
+    parts::write_with(dir.path(), &end, &projection.ledger, 1).unwrap();
+    ingest_lines(&mut log, &tail.each_ref().map(String::as_str));
+    drop(log);
+    let reader = LogReader::open(dir.path()).unwrap();
+    let (whole, _) = projection::replay_read(&reader, &policy, None).unwrap();
+    let far = UnixNs::parse_rfc3339("2026-04-01T00:00:00+08:00").unwrap();
+    let report = |ledger: &penalty_core::Ledger, order_id: &str, as_of: UnixNs| {
+        format!(
+            "{:?}",
+            ledger
+                .order_report(order_id, as_of)
+                .map(|r| serde_json::to_string(&r).unwrap())
+        )
+    };
+    // B's rejection takes half of A's first deduction.
+    let whole_a = whole.ledger.order_report("A", far).unwrap();
+    let charged: Vec<i64> = whole_a.deductions.iter().map(|d| d.charged_fen).collect();
+    assert_eq!(charged, [500, 1_000], "{whole_a:?}");
+    let before_rejection = UnixNs::parse_rfc3339("2026-03-05T12:00:00+08:00").unwrap();
+    for order_id in ["A", "B", "C", "D"] {
+        let opened = projection::open_part(&reader, &policy, PartQuery::Order(order_id))
+            .unwrap()
+            .expect("a partitioned snapshot");
+        for as_of in [before_rejection, far] {
+            assert_eq!(
+                report(&opened.projection.ledger, order_id, as_of),
+                report(&whole.ledger, order_id, as_of),
+                "order {order_id} as of {as_of:?}"
+            );
+        }
+        // A and B are answered from their excerpts: B's own deductions,
+        // brought back by the tail, fall on days its excerpt holds.
+        let ledger = &opened.projection.ledger;
+        if order_id == "A" {
+            assert!(ledger.holds_paid_order("B"), "B can reach A's days");
+        }
+        if order_id == "A" || order_id == "B" {
+            assert!(
+                !ledger.holds_paid_order("C") && !ledger.holds_paid_order("D"),
+                "{order_id} was answered from its part, not its excerpt"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_partitioned_snapshot_of_another_version_is_ignored_and_rewritten() {
     use penalty_store::parts::{Parts, PARTS_FILE};
@@ -2707,73 +2804,6 @@ fn the_check_of_a_replays_blocks_is_the_check_of_the_log() {
             _ => panic!("{case}: the replays differ in failing"),
         }
     }
-}
-
-/// An excerpt is not used when the tail names an order of its shop outside
-/// it: here order B, shipped on time before the snapshot (so no deduction,
-/// and in no excerpt's held days), has its tracking rejected in the tail,
-/// which brings back its judgments on A's settle days (retroactively, R2)
-/// and, judged first, takes the daily cap (R5) from A. An excerpt holding
-/// A's days without B would charge A in full; `order A` must answer as the
-/// whole ledger, which charges it in part.
-#[test]
-fn an_excerpt_is_not_used_when_the_tail_names_an_order_of_its_shop_outside_it() {
-    use penalty_store::parts::{self, Parts};
-    use penalty_store::projection::{self, PartQuery};
-    use penalty_store::reader::LogReader;
-    let event =
-        |n: u32, rest: &str| format!("{{\"event_id\":\"00000000-0000-4000-8000-{n:012}\",{rest}}}");
-    let paid = |n: u32, order: &str, at: &str| {
-        event(
-            n,
-            &format!("\"type\":\"paid\",\"at\":\"{at}\",\"order_id\":\"{order}\",\"shop_id\":\"S-BIG\",\"product_id\":\"P-{order}\",\"amount_fen\":9900"),
-        )
-    };
-    let snapshot = [
-        paid(1, "C", "2026-03-01T10:00:00+08:00"),
-        paid(2, "B", "2026-03-10T09:00:00+08:00"),
-        paid(3, "A", "2026-03-10T09:30:00+08:00"),
-        event(
-            4,
-            "\"type\":\"shipped\",\"at\":\"2026-03-10T12:00:00+08:00\",\"order_id\":\"B\",\"tracking_no\":\"TB\",\"carrier\":\"SF\"",
-        ),
-    ];
-    let tail = [event(
-        5,
-        "\"type\":\"tracking_rejected\",\"at\":\"2026-03-20T08:00:00+08:00\",\"order_id\":\"B\",\"tracking_no\":\"TB\"",
-    )];
-    let policy = penalty_core::Policy {
-        shop_daily_cap_fen: 1_500,
-        ..penalty_core::Policy::default()
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let mut log = EventLog::open(dir.path()).unwrap();
-    let lines: Vec<&str> = snapshot.iter().map(String::as_str).collect();
-    ingest_lines(&mut log, &lines);
-    let (opened, _) = projection::open(&log, &policy, false).unwrap();
-    opened.save(&log).unwrap();
-    // Excerpts of one home order each: the shop of three orders is large.
-    let end = Parts::open(dir.path()).unwrap().unwrap().end;
-    parts::write_with(dir.path(), &end, &opened.ledger, 1).unwrap();
-    let lines: Vec<&str> = tail.iter().map(String::as_str).collect();
-    ingest_lines(&mut log, &lines);
-    drop(log);
-    let reader = LogReader::open(dir.path()).unwrap();
-    let (whole, _) = projection::replay_read(&reader, &policy, None).unwrap();
-    let as_of = UnixNs::parse_rfc3339("2026-04-01T00:00:00+08:00").unwrap();
-    let expected = whole.ledger.order_report("A", as_of).unwrap();
-    // The scenario binds: B's returned judgment took part of A's charge.
-    assert!(
-        expected.deductions.iter().any(|d| d.waived_fen > 0),
-        "{expected:?}"
-    );
-    let part = projection::open_part(&reader, &policy, PartQuery::Order("A"))
-        .unwrap()
-        .expect("a partitioned snapshot");
-    assert_eq!(
-        part.projection.ledger.order_report("A", as_of).unwrap(),
-        expected
-    );
 }
 
 /// Ingests `lines` as `penalty ingest` does, a follower folding the appends

@@ -10,18 +10,27 @@
 //! walk derives each to see whether its deduction stands as of the
 //! instant). Bans (R6), closure review (R7) and refunds (R8) are the
 //! order's own. So an excerpt holds its home orders; every settle day any
-//! of them has a deduction on (its "held" days) with all of that day's
-//! entries and their orders; the shop's top-ups; and, as every part does
+//! of them has, or could ever have, a deduction on (its "held" days) with
+//! all of that day's entries and their orders; the shop's top-ups; and, as
+//! every part does
 //! (see [`Ledger::split`]), every order not paid yet, so that a later
 //! `paid` of the shop finds their earlier events.
 //!
+//! An excerpt also holds every other order of the shop that could ever put
+//! a deduction on a held day: an order's possible settle days follow from
+//! its `paid` event alone ([`order::possible_deduction_days`]), and its
+//! later events only decide which of them it has (a rejection, R2 a, can
+//! make a judgment exist that a shipment had prevented). So whatever events
+//! come later to an order the excerpt does not hold, they cannot touch a
+//! held day: R5's walk of those days stays whole.
+//!
 //! It answers `order_report` for each home order exactly as the ledger
 //! does (tested against generated workloads through the partitioned
-//! snapshot). Later events folded into it keep that so as long as the
-//! order's deductions stay on held days and no order of the shop outside
-//! the excerpt gets events (which could move its deductions onto a held
-//! day): the reader checks both ([`Ledger::settle_days`],
-//! [`Ledger::deduction_days`]) and otherwise reads the whole part.
+//! snapshot), and keeps doing so whatever later events are folded into
+//! it: a home order's deductions can only fall on held days, and no order
+//! outside can reach them. The reader still checks the first
+//! ([`Ledger::settle_days`], [`Ledger::deduction_days`]) and otherwise reads
+//! the whole part.
 
 use super::partition::renumbered;
 use super::{Ledger, ShopRec};
@@ -62,9 +71,9 @@ impl Excerpts {
 impl Ledger {
     /// Excerpts of the shops with more than twice `home_orders` orders,
     /// each of about `home_orders` home orders. A shop's orders are grouped
-    /// by the first settle day of their deductions (or their paid day when
-    /// they have none), so that a group's held days are few and shared
-    /// with few other groups: most orders ship on time and have none.
+    /// by the first settle day they could ever have a deduction on (their
+    /// paid day when they can have none), so that a group's held days are
+    /// few, and so are the orders of other groups that could reach them.
     /// Must not be called during a bulk fold.
     pub fn excerpts(&self, home_orders: usize) -> Excerpts {
         let home_orders = home_orders.max(1);
@@ -80,22 +89,24 @@ impl Ledger {
             if rec.orders.len() <= 2 * home_orders {
                 continue;
             }
-            let mut first_day: Vec<Option<Day>> = vec![None; self.orders.len()];
-            for (day, entries) in &rec.days {
-                for entry in entries {
-                    first_day[entry.order as usize].get_or_insert(*day);
-                }
+            // Each order of the shop under each day it could ever have a
+            // deduction on, ascending by day.
+            let mut possible: Vec<(Day, u32)> = Vec::with_capacity(2 * rec.orders.len());
+            let mut keyed: Vec<(Day, u32)> = Vec::with_capacity(rec.orders.len());
+            for &o in &rec.orders {
+                let Some(paid) = self.orders[o as usize].paid else {
+                    keyed.push((Day(0), o));
+                    continue;
+                };
+                let before = possible.len();
+                possible.extend(
+                    order::possible_deduction_days(self.policy.at(paid.at), &paid)
+                        .map(|day| (day, o)),
+                );
+                let first = possible.get(before).map(|(day, _)| *day);
+                keyed.push((first.unwrap_or_else(|| paid.at.local_day(offset)), o));
             }
-            let mut keyed: Vec<(Day, u32)> = rec
-                .orders
-                .iter()
-                .map(|&o| {
-                    let paid_day = self.orders[o as usize]
-                        .paid
-                        .map_or(Day(0), |p| p.at.local_day(offset));
-                    (first_day[o as usize].unwrap_or(paid_day), o)
-                })
-                .collect();
+            possible.sort_unstable();
             keyed.sort_unstable();
             let groups = keyed.len().div_ceil(home_orders);
             let per_group = keyed.len().div_ceil(groups);
@@ -105,27 +116,43 @@ impl Ledger {
                     home[*o as usize] = first + group as u32;
                 }
             }
-            // Each group's held days, ascending: the days are walked in
-            // order, so a day is pushed once per group.
+            // Each group's held days, ascending: every day a home order has
+            // a deduction on, or could ever have one on, so that whatever
+            // later events give a home order, its report reads only held
+            // days (the reader still checks).
+            let group_of = |o: u32| {
+                home.get(o as usize)
+                    .and_then(|h| h.checked_sub(first))
+                    .map(|g| g as usize)
+                    .filter(|g| *g < groups)
+            };
             let mut held: Vec<Vec<Day>> = vec![Vec::new(); groups];
-            for (day, entries) in &rec.days {
-                for entry in entries {
-                    let Some(days) = home
-                        .get(entry.order as usize)
-                        .and_then(|h| h.checked_sub(first))
-                        .and_then(|g| held.get_mut(g as usize))
-                    else {
-                        continue;
-                    };
-                    if days.last() != Some(day) {
-                        days.push(*day);
-                    }
+            let indexed = rec
+                .days
+                .iter()
+                .flat_map(|(day, entries)| entries.iter().map(move |e| (*day, e.order)));
+            for (day, o) in indexed.chain(possible.iter().copied()) {
+                if let Some(g) = group_of(o) {
+                    held[g].push(day);
                 }
+            }
+            for days in &mut held {
+                days.sort_unstable();
+                days.dedup();
             }
             for (group, chunk) in keyed.chunks(per_group).enumerate() {
                 let mut members: Vec<u32> = chunk.iter().map(|(_, o)| *o).collect();
                 for day in &held[group] {
-                    members.extend(rec.days[day].iter().map(|e| e.order));
+                    if let Some(entries) = rec.days.get(day) {
+                        members.extend(entries.iter().map(|e| e.order));
+                    }
+                    let from = possible.partition_point(|(d, _)| d < day);
+                    members.extend(
+                        possible[from..]
+                            .iter()
+                            .take_while(|(d, _)| d == day)
+                            .map(|(_, o)| *o),
+                    );
                 }
                 members.extend_from_slice(&unpaid);
                 // In this ledger's order, so the excerpt lists them alike.
@@ -142,7 +169,10 @@ impl Ledger {
                 ledger.order_ids.reindex();
                 let days = held[group]
                     .iter()
-                    .map(|day| (*day, renumbered(&rec.days[day], &local)))
+                    .map(|day| {
+                        let entries = rec.days.get(day).map(Vec::as_slice).unwrap_or_default();
+                        (*day, renumbered(entries, &local))
+                    })
                     .collect();
                 ledger.shops.push(ShopRec {
                     orders: rec
