@@ -1915,41 +1915,84 @@ struct ReadyBlock {
 /// order's index, or why it does not decode.
 type DecodedEntry = Result<(usize, Option<u32>), String>;
 
+/// Why an entry does not decode when the order ids are full.
+const ORDER_IDS_FULL: &str = "the order ids pass 4 GiB";
+
+/// Interns the `waiting` order ids and gives each its entry.
+fn intern_waiting(
+    ids: &mut OrderIds,
+    waiting: &mut Vec<(usize, &str)>,
+    entries: &mut [(u64, DecodedEntry)],
+) {
+    let order_ids: Vec<&str> = waiting.iter().map(|(_, order_id)| *order_id).collect();
+    let mut orders = Vec::with_capacity(order_ids.len());
+    ids.intern_all(&order_ids, &mut orders);
+    for ((place, _), order) in waiting.drain(..).zip(orders) {
+        let (_, decoded) = &mut entries[place];
+        *decoded = match (std::mem::replace(decoded, Ok((0, None))), order) {
+            (Ok((position, _)), Some(order)) => Ok((position, Some(order))),
+            (Ok(_), None) => Err(ORDER_IDS_FULL.to_string()),
+            (failed, _) => failed,
+        };
+    }
+}
+
 impl ReadyBlock {
     /// Decodes the entries of `block` from `from` on: from the compact form,
-    /// or by parsing the stored JSON.
+    /// or by parsing the stored JSON. The order ids of compact forms are
+    /// interned together ([`OrderIds::intern_all`]), in the order of the
+    /// entries, as one by one would give them.
     fn decode(block: &DecodedBlock, from: u64, mut ids: Option<&mut OrderIds>) -> ReadyBlock {
         let mut events = EventBuffer::with_capacity(block.entries.len(), block.bytes.len() / 3);
-        let mut entries = Vec::with_capacity(block.entries.len());
+        let mut entries: Vec<(u64, DecodedEntry)> = Vec::with_capacity(block.entries.len());
+        // (the entry's place in `entries`, its order id), not yet interned.
+        let mut waiting: Vec<(usize, &str)> = Vec::new();
         for (offset, entry) in block.entries.iter().enumerate() {
             let seq = block.first_seq + offset as u64;
             if seq < from {
                 continue;
             }
             let (payload, compact) = block.payload(entry);
-            let mut keep = |at: UnixNs, kind: &KindRef<'_>| {
-                let order = match (ids.as_deref_mut(), kind.order_id()) {
-                    (Some(ids), Some(order_id)) => Some(
-                        ids.intern(order_id)
-                            .ok_or_else(|| "the order ids pass 4 GiB".to_string())?,
-                    ),
-                    _ => None,
-                };
-                let position = events
+            let mut push = |at: UnixNs, kind: &KindRef<'_>| {
+                events
                     .push(at, kind)
-                    .ok_or_else(|| "a block's text passes 4 GiB".to_string())?;
-                Ok((position, order))
+                    .ok_or_else(|| "a block's text passes 4 GiB".to_string())
             };
             let decoded = if compact {
                 penalty_core::compact::decode_ref(payload)
                     .ok_or_else(|| "its compact form does not decode".to_string())
-                    .and_then(|(_, at, kind)| keep(at, &kind))
+                    .and_then(|(_, at, kind)| {
+                        let position = push(at, &kind)?;
+                        if let (Some(_), Some(order_id)) = (&ids, kind.order_id()) {
+                            waiting.push((entries.len(), order_id));
+                        }
+                        Ok((position, None))
+                    })
             } else {
+                // Its order id borrows the parsed event: interned now, after
+                // those waiting, to keep the order of the entries.
+                if let Some(ids) = ids.as_deref_mut() {
+                    intern_waiting(ids, &mut waiting, &mut entries);
+                }
                 penalty_core::event::parse_stored(payload)
                     .map_err(|reject| format!("the stored JSON no longer validates ({reject})"))
-                    .and_then(|event| keep(event.at, &event.kind_ref()))
+                    .and_then(|event| {
+                        let kind = event.kind_ref();
+                        let position = push(event.at, &kind)?;
+                        let order = match (ids.as_deref_mut(), kind.order_id()) {
+                            (Some(ids), Some(order_id)) => Some(
+                                ids.intern(order_id)
+                                    .ok_or_else(|| ORDER_IDS_FULL.to_string())?,
+                            ),
+                            _ => None,
+                        };
+                        Ok((position, order))
+                    })
             };
             entries.push((seq, decoded));
+        }
+        if let Some(ids) = ids {
+            intern_waiting(ids, &mut waiting, &mut entries);
         }
         ReadyBlock {
             recorded_at: block.recorded_at,
