@@ -93,6 +93,13 @@ impl OrderIds {
         self.0.intern(order_id)
     }
 
+    /// [`OrderIds::intern`] of each of `order_ids` in turn, the indices
+    /// appended to `out`; faster than one by one (their lookups' cache
+    /// misses overlap).
+    pub fn intern_all(&mut self, order_ids: &[&str], out: &mut Vec<Option<u32>>) {
+        self.0.intern_all(order_ids, out);
+    }
+
     /// How many distinct ids.
     pub fn len(&self) -> usize {
         self.0.len()

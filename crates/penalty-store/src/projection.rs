@@ -9,13 +9,12 @@
 //! alone, from sequence number 1, with no snapshot. Both must give the same
 //! digest.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::SyncSender;
 
-use penalty_core::ledger::digest::DigestHasher;
 use penalty_core::ledger::partition::{fnv1a64, partition_of, shop_of};
 use penalty_core::{KindRef, Ledger, OrderIds, OrderIndex, Policy, UnixNs};
 
@@ -230,14 +229,10 @@ impl<R: Read> Write for SameBytes<R> {
     }
 }
 
-/// How many pieces [`digest`] cuts the shops into, by their orders: enough
-/// that its threads finish together although shops differ a thousandfold
-/// in size.
-const DIGEST_PIECES: usize = 256;
-
-/// [`Ledger::digest`] on every core: runs of shops digested by threads
-/// taking the next piece as they finish one, hashed in order as they come.
-/// The same bytes are hashed in the same order, so the digest is the same.
+/// [`Ledger::digest`] on every core: threads take the ledger's runs of
+/// orders in turn ([`Ledger::digest_work`]), each adding them to a part of
+/// its own; the parts' sums do not depend on who added what, so the digest
+/// is the same.
 pub fn digest(ledger: &Ledger, as_of: UnixNs) -> String {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
     digest_on(ledger, as_of, threads)
@@ -248,63 +243,39 @@ pub fn digest_on(ledger: &Ledger, as_of: UnixNs, threads: usize) -> String {
     if threads <= 1 {
         return ledger.digest(as_of);
     }
-    let shops = ledger.digest_shops();
-    let total: usize = shops.iter().map(|(_, orders)| orders + 1).sum();
-    let per_piece = total.div_ceil(DIGEST_PIECES).max(1);
-    let mut runs = Vec::new();
-    let (mut start, mut weight) = (0, 0);
-    for (i, (_, orders)) in shops.iter().enumerate() {
-        weight += orders + 1;
-        if weight >= per_piece {
-            runs.push(start..i + 1);
-            (start, weight) = (i + 1, 0);
-        }
-    }
-    if start < shops.len() {
-        runs.push(start..shops.len());
-    }
-    let ids: Vec<u32> = shops.iter().map(|(shop, _)| *shop).collect();
+    let work = ledger.digest_work(as_of);
+    let runs: Vec<_> = work.order_runs().collect();
     let next = AtomicUsize::new(0);
-    let (runs, ids, next) = (&runs, &ids, &next);
-    std::thread::scope(|scope| {
-        let (sender, pieces) = std::sync::mpsc::channel::<(usize, Vec<u8>)>();
-        let mut spawned = 0;
-        for _ in 0..threads {
-            let sender = sender.clone();
-            let work = move || loop {
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                let Some(run) = runs.get(index) else { break };
-                let piece = ledger.digest_piece(&ids[run.clone()], as_of);
-                if sender.send((index, piece)).is_err() {
-                    break;
-                }
-            };
-            if std::thread::Builder::new()
-                .name("penalty-digest".into())
-                .spawn_scoped(scope, work)
-                .is_ok()
-            {
-                spawned += 1;
+    let (work_ref, runs, next) = (&work, &runs, &next);
+    let parts = std::thread::scope(|scope| {
+        let add = move || {
+            let mut part = work_ref.part();
+            while let Some(run) = runs.get(next.fetch_add(1, Ordering::Relaxed)) {
+                work_ref.add_orders(&mut part, run.clone());
             }
-        }
-        drop(sender);
-        if spawned == 0 {
-            return ledger.digest(as_of);
-        }
-        let last = ledger.digest_last_piece(as_of);
-        let mut hasher = DigestHasher::default();
-        let mut waiting = BTreeMap::new();
-        let mut wanted = 0;
-        for (index, piece) in pieces {
-            waiting.insert(index, piece);
-            while let Some(piece) = waiting.remove(&wanted) {
-                hasher.update(&piece);
-                wanted += 1;
-            }
-        }
-        hasher.update(&last);
-        hasher.finish()
-    })
+            part
+        };
+        let spawned: Vec<_> = (1..threads)
+            .filter_map(|_| {
+                std::thread::Builder::new()
+                    .name("penalty-digest".into())
+                    .spawn_scoped(scope, add)
+                    .ok()
+            })
+            .collect();
+        let joined = spawned.len();
+        // This thread adds runs too; whatever a thread that could not start
+        // would have taken, the others take.
+        let mut parts = vec![add()];
+        parts.extend(spawned.into_iter().filter_map(|thread| thread.join().ok()));
+        // A thread that panicked took runs that no part holds.
+        (parts.len() == joined + 1).then_some(parts)
+    });
+    match parts {
+        Some(parts) => work.finish(parts),
+        // Computed again on this thread.
+        None => ledger.digest(as_of),
+    }
 }
 
 /// Blocks of appended events a [`Follower`] may hold unfolded before the
@@ -1950,41 +1921,84 @@ struct ReadyBlock {
 /// order's index, or why it does not decode.
 type DecodedEntry = Result<(usize, Option<u32>), String>;
 
+/// Why an entry does not decode when the order ids are full.
+const ORDER_IDS_FULL: &str = "the order ids pass 4 GiB";
+
+/// Interns the `waiting` order ids and gives each its entry.
+fn intern_waiting(
+    ids: &mut OrderIds,
+    waiting: &mut Vec<(usize, &str)>,
+    entries: &mut [(u64, DecodedEntry)],
+) {
+    let order_ids: Vec<&str> = waiting.iter().map(|(_, order_id)| *order_id).collect();
+    let mut orders = Vec::with_capacity(order_ids.len());
+    ids.intern_all(&order_ids, &mut orders);
+    for ((place, _), order) in waiting.drain(..).zip(orders) {
+        let (_, decoded) = &mut entries[place];
+        *decoded = match (std::mem::replace(decoded, Ok((0, None))), order) {
+            (Ok((position, _)), Some(order)) => Ok((position, Some(order))),
+            (Ok(_), None) => Err(ORDER_IDS_FULL.to_string()),
+            (failed, _) => failed,
+        };
+    }
+}
+
 impl ReadyBlock {
     /// Decodes the entries of `block` from `from` on: from the compact form,
-    /// or by parsing the stored JSON.
+    /// or by parsing the stored JSON. The order ids of compact forms are
+    /// interned together ([`OrderIds::intern_all`]), in the order of the
+    /// entries, as one by one would give them.
     fn decode(block: &DecodedBlock, from: u64, mut ids: Option<&mut OrderIds>) -> ReadyBlock {
         let mut events = EventBuffer::with_capacity(block.entries.len(), block.bytes.len() / 3);
-        let mut entries = Vec::with_capacity(block.entries.len());
+        let mut entries: Vec<(u64, DecodedEntry)> = Vec::with_capacity(block.entries.len());
+        // (the entry's place in `entries`, its order id), not yet interned.
+        let mut waiting: Vec<(usize, &str)> = Vec::new();
         for (offset, entry) in block.entries.iter().enumerate() {
             let seq = block.first_seq + offset as u64;
             if seq < from {
                 continue;
             }
             let (payload, compact) = block.payload(entry);
-            let mut keep = |at: UnixNs, kind: &KindRef<'_>| {
-                let order = match (ids.as_deref_mut(), kind.order_id()) {
-                    (Some(ids), Some(order_id)) => Some(
-                        ids.intern(order_id)
-                            .ok_or_else(|| "the order ids pass 4 GiB".to_string())?,
-                    ),
-                    _ => None,
-                };
-                let position = events
+            let mut push = |at: UnixNs, kind: &KindRef<'_>| {
+                events
                     .push(at, kind)
-                    .ok_or_else(|| "a block's text passes 4 GiB".to_string())?;
-                Ok((position, order))
+                    .ok_or_else(|| "a block's text passes 4 GiB".to_string())
             };
             let decoded = if compact {
                 penalty_core::compact::decode_ref(payload)
                     .ok_or_else(|| "its compact form does not decode".to_string())
-                    .and_then(|(_, at, kind)| keep(at, &kind))
+                    .and_then(|(_, at, kind)| {
+                        let position = push(at, &kind)?;
+                        if let (Some(_), Some(order_id)) = (&ids, kind.order_id()) {
+                            waiting.push((entries.len(), order_id));
+                        }
+                        Ok((position, None))
+                    })
             } else {
+                // Its order id borrows the parsed event: interned now, after
+                // those waiting, to keep the order of the entries.
+                if let Some(ids) = ids.as_deref_mut() {
+                    intern_waiting(ids, &mut waiting, &mut entries);
+                }
                 penalty_core::event::parse_stored(payload)
                     .map_err(|reject| format!("the stored JSON no longer validates ({reject})"))
-                    .and_then(|event| keep(event.at, &event.kind_ref()))
+                    .and_then(|event| {
+                        let kind = event.kind_ref();
+                        let position = push(event.at, &kind)?;
+                        let order = match (ids.as_deref_mut(), kind.order_id()) {
+                            (Some(ids), Some(order_id)) => Some(
+                                ids.intern(order_id)
+                                    .ok_or_else(|| ORDER_IDS_FULL.to_string())?,
+                            ),
+                            _ => None,
+                        };
+                        Ok((position, order))
+                    })
             };
             entries.push((seq, decoded));
+        }
+        if let Some(ids) = ids {
+            intern_waiting(ids, &mut waiting, &mut entries);
         }
         ReadyBlock {
             recorded_at: block.recorded_at,

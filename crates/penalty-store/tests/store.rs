@@ -2514,7 +2514,7 @@ fn a_follower_folds_the_appends_into_the_replays_very_state() {
     }
 }
 
-/// The digest on several threads hashes the same bytes in the same order.
+/// The digest on several threads is the digest on one.
 #[test]
 fn the_digest_on_several_threads_is_the_digest() {
     use penalty_store::projection;

@@ -117,6 +117,45 @@ impl Ledger {
     /// shop report, the export rows and the digest all read this one tally.
     pub(super) fn tally(&self, index: u32, as_of: UnixNs, keep: FactsKept) -> ShopTally<'_> {
         let shop = &self.shops[index as usize];
+        let basis = self.tally_basis(index, as_of);
+        let mut sums = OrderSums::default();
+        let mut facts = Vec::with_capacity(match keep {
+            FactsKept::All => shop.orders.len(),
+            FactsKept::Deductions | FactsKept::Summary => 0,
+        });
+        for &order in &shop.orders {
+            // An order that no judgment reaches adds only to the counts of
+            // orders and of due orders, and a summary keeps no facts of it:
+            // its timelines are not derived (most orders ship on time).
+            let rec = &self.orders[order as usize];
+            if keep != FactsKept::All && rec.never_judged {
+                if let Some(paid) = rec.paid.filter(|p| p.at <= as_of) {
+                    sums.orders += 1;
+                    if basis.in_window(order::deadline(self.policy.at(paid.at), &paid)) {
+                        sums.due_orders += 1;
+                    }
+                }
+                continue;
+            }
+            let Some(view) = self.view(order, as_of) else {
+                continue;
+            };
+            let order_facts = self.tally_order(&mut sums, view, &basis);
+            let kept = match keep {
+                FactsKept::All => true,
+                FactsKept::Deductions => !order_facts.deductions.is_empty(),
+                FactsKept::Summary => false,
+            };
+            if kept {
+                facts.push(order_facts);
+            }
+        }
+        self.tally_of(index, &basis, sums, facts)
+    }
+
+    /// What shop `index`'s tally as of `as_of` needs besides its orders.
+    pub(super) fn tally_basis(&self, index: u32, as_of: UnixNs) -> TallyBasis {
+        let shop = &self.shops[index as usize];
         // R14: the booked sum is R5's charged sum as of the last run's start.
         let (charges, booked_fen) = self.charges(
             shop,
@@ -125,127 +164,180 @@ impl Ledger {
             None,
             Some(crate::postings::last_run_start(self, as_of)),
         );
-        // R15: the rating window of the version in force at as_of.
-        let window_start = as_of.plus_days(-self.policy.at(as_of).rating_window_days);
-        let in_window = |t: UnixNs| t > window_start && t <= as_of;
-        let mut tally = ShopTally {
-            index,
-            orders: 0,
-            judgments: 0,
-            violating_orders: 0,
-            charged_fen: 0,
-            waived_fen: 0,
-            pending_fen: 0,
-            deposit_balance_fen: 0,
-            booked_fen: 0,
-            due_orders: 0,
-            timed_out_orders: 0,
-            timeout_judgments: 0,
-            bans: Vec::new(),
-            flags: Vec::new(),
-            facts: Vec::with_capacity(match keep {
-                FactsKept::All => shop.orders.len(),
-                FactsKept::Deductions | FactsKept::Summary => 0,
-            }),
-        };
-        // product -> (banned_at, order_id): the earliest ban, ties to the
-        // smallest order id (R6).
-        let mut bans: HashMap<u32, (UnixNs, &str)> = HashMap::new();
-        for &order in &shop.orders {
-            // An order that no judgment reaches adds only to the counts of
-            // orders and of due orders, and a summary keeps no facts of it:
-            // its timelines are not derived (most orders ship on time).
-            let rec = &self.orders[order as usize];
-            if keep != FactsKept::All && rec.never_judged {
-                if let Some(paid) = rec.paid.filter(|p| p.at <= as_of) {
-                    tally.orders += 1;
-                    if in_window(order::deadline(self.policy.at(paid.at), &paid)) {
-                        tally.due_orders += 1;
-                    }
-                }
-                continue;
-            }
-            let Some(view) = self.view(order, as_of) else {
-                continue;
-            };
-            tally.orders += 1;
-            let mut standing = 0u64;
-            let mut revoked = 0u64;
-            for j in view.judgments(as_of) {
-                if j.revoked(as_of) {
-                    revoked += 1;
-                    continue;
-                }
-                standing += 1;
-                if in_window(j.judged_at) {
-                    tally.timeout_judgments += 1;
-                }
-            }
-            tally.judgments += standing;
-            if standing > 0 {
-                tally.violating_orders += 1;
-            }
-            if in_window(view.derived.deadline) {
-                tally.due_orders += 1;
-                if standing > 0 {
-                    tally.timed_out_orders += 1;
-                }
-            }
-            let banned = view.ban(as_of);
-            if let Some(ban) = banned {
-                let candidate = (ban.judged_at, view.order_id());
-                bans.entry(view.paid.product)
-                    .and_modify(|best| *best = (*best).min(candidate))
-                    .or_insert(candidate);
-            }
-            let flagged = view.flagged(as_of);
-            if flagged {
-                tally.flags.push((view.derived.flag_at, view.order_id()));
-            }
-            let deductions = if view.derived.deduction_mask(view.policy) == 0 {
-                Vec::new()
-            } else {
-                self.raw_deductions(&view, as_of, &charges)
-            };
-            for d in &deductions {
-                tally.charged_fen += i128::from(d.charged_fen);
-                tally.waived_fen += i128::from(d.waived_fen);
-                if d.status == DeductionStatus::Pending {
-                    tally.pending_fen += i128::from(d.amount_fen);
-                }
-            }
-            let kept = match keep {
-                FactsKept::All => true,
-                FactsKept::Deductions => !deductions.is_empty(),
-                FactsKept::Summary => false,
-            };
-            if !kept {
-                continue;
-            }
-            tally.facts.push(OrderFacts {
-                view,
-                deductions,
-                standing,
-                revoked,
-                banned: banned.is_some(),
-                flagged,
-            });
+        TallyBasis {
+            charges,
+            booked_fen,
+            // R15: the rating window of the version in force at as_of.
+            window_start: as_of.plus_days(-self.policy.at(as_of).rating_window_days),
+            as_of,
         }
+    }
+
+    /// Adds one order (existing as of the basis's instant) to `sums` and
+    /// gives its facts.
+    pub(super) fn tally_order<'a>(
+        &'a self,
+        sums: &mut OrderSums<'a>,
+        view: OrderView<'a>,
+        basis: &TallyBasis,
+    ) -> OrderFacts<'a> {
+        let as_of = basis.as_of;
+        sums.orders += 1;
+        let mut standing = 0u64;
+        let mut revoked = 0u64;
+        for j in view.judgments(as_of) {
+            if j.revoked(as_of) {
+                revoked += 1;
+                continue;
+            }
+            standing += 1;
+            if basis.in_window(j.judged_at) {
+                sums.timeout_judgments += 1;
+            }
+        }
+        sums.judgments += standing;
+        if standing > 0 {
+            sums.violating_orders += 1;
+        }
+        if basis.in_window(view.derived.deadline) {
+            sums.due_orders += 1;
+            if standing > 0 {
+                sums.timed_out_orders += 1;
+            }
+        }
+        let banned = view.ban(as_of);
+        if let Some(ban) = banned {
+            sums.add_ban(view.paid.product, (ban.judged_at, view.order_id()));
+        }
+        let flagged = view.flagged(as_of);
+        if flagged {
+            sums.flags.push((view.derived.flag_at, view.order_id()));
+        }
+        let deductions = if view.derived.deduction_mask(view.policy) == 0 {
+            Vec::new()
+        } else {
+            self.raw_deductions(&view, as_of, &basis.charges)
+        };
+        for d in &deductions {
+            sums.charged_fen += i128::from(d.charged_fen);
+            sums.waived_fen += i128::from(d.waived_fen);
+            if d.status == DeductionStatus::Pending {
+                sums.pending_fen += i128::from(d.amount_fen);
+            }
+        }
+        OrderFacts {
+            view,
+            deductions,
+            standing,
+            revoked,
+            banned: banned.is_some(),
+            flagged,
+        }
+    }
+
+    /// Shop `index`'s tally from the sums over all its orders.
+    pub(super) fn tally_of<'a>(
+        &'a self,
+        index: u32,
+        basis: &TallyBasis,
+        sums: OrderSums<'a>,
+        facts: Vec<OrderFacts<'a>>,
+    ) -> ShopTally<'a> {
+        let shop = &self.shops[index as usize];
         let topped_up_fen = shop
             .topups
             .iter()
-            .take_while(|(at, _)| *at <= as_of)
+            .take_while(|(at, _)| *at <= basis.as_of)
             .map(|(_, amount)| i128::from(*amount))
             .sum::<i128>();
-        tally.deposit_balance_fen = topped_up_fen - tally.charged_fen;
-        tally.booked_fen = booked_fen;
-        tally.bans = bans
+        let mut bans: Vec<_> = sums
+            .bans
             .into_iter()
             .map(|(product, (at, order))| (at, self.product_ids.get(product), order))
             .collect();
-        tally.bans.sort();
-        tally.flags.sort();
-        tally
+        bans.sort();
+        let mut flags = sums.flags;
+        flags.sort();
+        ShopTally {
+            index,
+            orders: sums.orders,
+            judgments: sums.judgments,
+            violating_orders: sums.violating_orders,
+            charged_fen: sums.charged_fen,
+            waived_fen: sums.waived_fen,
+            pending_fen: sums.pending_fen,
+            deposit_balance_fen: topped_up_fen - sums.charged_fen,
+            booked_fen: basis.booked_fen,
+            due_orders: sums.due_orders,
+            timed_out_orders: sums.timed_out_orders,
+            timeout_judgments: sums.timeout_judgments,
+            bans,
+            flags,
+            facts,
+        }
+    }
+}
+
+/// What a shop's tally as of an instant needs besides its orders: R5's
+/// charges and the booked sum (R14), and the rating window (R15).
+pub(super) struct TallyBasis {
+    charges: Charges,
+    booked_fen: i128,
+    window_start: UnixNs,
+    as_of: UnixNs,
+}
+
+impl TallyBasis {
+    /// Whether `t` lies in the rating window.
+    fn in_window(&self, t: UnixNs) -> bool {
+        t > self.window_start && t <= self.as_of
+    }
+}
+
+/// A shop's figures summed over some of its orders. Sums over two sets of
+/// orders merge into the sums over both, in either order, so the orders may
+/// be added in any order and on several threads (the digest does).
+#[derive(Default)]
+pub(super) struct OrderSums<'a> {
+    orders: u64,
+    judgments: u64,
+    violating_orders: u64,
+    charged_fen: i128,
+    waived_fen: i128,
+    pending_fen: i128,
+    due_orders: u64,
+    timed_out_orders: u64,
+    timeout_judgments: u64,
+    /// product -> (banned_at, order_id): the earliest ban, ties to the
+    /// smallest order id (R6).
+    bans: HashMap<u32, (UnixNs, &'a str)>,
+    /// (flagged_at, order_id), unsorted.
+    flags: Vec<(UnixNs, &'a str)>,
+}
+
+impl<'a> OrderSums<'a> {
+    fn add_ban(&mut self, product: u32, candidate: (UnixNs, &'a str)) {
+        self.bans
+            .entry(product)
+            .and_modify(|best| *best = (*best).min(candidate))
+            .or_insert(candidate);
+    }
+
+    /// Adds the sums over other orders of the same shop.
+    pub(super) fn merge(&mut self, other: OrderSums<'a>) {
+        self.orders += other.orders;
+        self.judgments += other.judgments;
+        self.violating_orders += other.violating_orders;
+        self.charged_fen += other.charged_fen;
+        self.waived_fen += other.waived_fen;
+        self.pending_fen += other.pending_fen;
+        self.due_orders += other.due_orders;
+        self.timed_out_orders += other.timed_out_orders;
+        self.timeout_judgments += other.timeout_judgments;
+        for (product, candidate) in other.bans {
+            self.add_ban(product, candidate);
+        }
+        self.flags.extend(other.flags);
     }
 }
 
