@@ -123,7 +123,7 @@ pub fn run(cli: Cli, lang: Lang) -> anyhow::Result<ExitCode> {
         }
         Command::AtRisk(args) => {
             let within =
-                Within::parse(&args.within).map_err(|error| anyhow::anyhow!("--within {error}"))?;
+                Within::parse(&args.within).map_err(|error| BadFlag::new("--within", error))?;
             let (ledger, as_of) = query_ledger(&cli.db, &policy, &args.query, lang)?;
             let report = ledger
                 .at_risk(args.shop.as_deref(), as_of, within)
@@ -270,9 +270,37 @@ fn instants(
 
 /// An instant given as `flag`, by the core's one rule
 /// ([`UnixNs::parse_asked`], which the server's `as_of` uses too).
-fn parse_instant(text: &str, policy: &Policy, flag: &str) -> anyhow::Result<UnixNs> {
-    UnixNs::parse_asked(text, policy.utc_offset).map_err(|error| anyhow::anyhow!("{flag} {error}"))
+fn parse_instant(text: &str, policy: &Policy, flag: &'static str) -> anyhow::Result<UnixNs> {
+    UnixNs::parse_asked(text, policy.utc_offset).map_err(|error| BadFlag::new(flag, error).into())
 }
+
+/// A flag's value its parser refused: the flag, then the parser's error,
+/// which `main` words in the language of `--lang` (`--as-of `x` is not an
+/// instant; …`).
+#[derive(Debug)]
+pub struct BadFlag {
+    /// The flag, such as `--as-of`.
+    pub flag: &'static str,
+    /// Why its value was refused.
+    pub error: Box<dyn std::error::Error + Send + Sync + 'static>,
+}
+
+impl BadFlag {
+    fn new(flag: &'static str, error: impl std::error::Error + Send + Sync + 'static) -> BadFlag {
+        BadFlag {
+            flag,
+            error: Box::new(error),
+        }
+    }
+}
+
+impl std::fmt::Display for BadFlag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.flag, self.error)
+    }
+}
+
+impl std::error::Error for BadFlag {}
 
 /// Opens the log for writing, taking the directory lock: waiting for it,
 /// with a message, while another writer holds it, unless `no_wait`.
@@ -713,7 +741,7 @@ fn export_orders(
             .as_deref()
             .map(|text| {
                 penalty_core::RowFilter::paid_to_end(text, offset)
-                    .map_err(|error| anyhow::anyhow!("--paid-to {error}"))
+                    .map_err(|error| BadFlag::new("--paid-to", error))
             })
             .transpose()?,
         capped_day: args.capped_day,

@@ -15,6 +15,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
+use penalty_core::labels::Lang;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
@@ -32,29 +33,48 @@ fn main() -> ExitCode {
                 return ExitCode::from(3);
             }
             // Messages quote input (an id, a path, an instant as typed).
-            let text = penalty_core::labels::Phrase::Error.fill(lang, &[&message(&error)]);
+            let text = penalty_core::labels::Phrase::Error.fill(lang, &[&message(&error, lang)]);
             eprintln!("penalty: {}", render::terminal_text(&text));
             ExitCode::from(1)
         }
     }
 }
 
-/// The error and its causes, each once: the store's messages already end
-/// with their cause and the advice that goes with it, which `{:#}` would
-/// then repeat after the advice.
-fn message(error: &anyhow::Error) -> String {
+/// The error and its causes, each once, in `lang`: the store's messages
+/// already end with their cause and the advice that goes with it, which
+/// `{:#}` would then repeat after the advice.
+fn message(error: &anyhow::Error, lang: Lang) -> String {
     let mut text = String::new();
     for cause in error.chain() {
-        let cause = cause.to_string();
+        let cause = in_lang(cause, lang);
         if text.contains(&cause) {
             continue;
         }
-        if !text.is_empty() {
-            text += ": ";
-        }
-        text += &cause;
+        text = if text.is_empty() {
+            cause
+        } else {
+            penalty_core::labels::Phrase::CauseFollows.fill(lang, &[&text, &cause])
+        };
     }
     text
+}
+
+/// One cause in `lang`: the errors that name an input have their words in
+/// the core's phrases (their `message(lang)`); any other keeps its text.
+fn in_lang(cause: &(dyn std::error::Error + 'static), lang: Lang) -> String {
+    if let Some(bad) = cause.downcast_ref::<commands::BadFlag>() {
+        format!("{} {}", bad.flag, in_lang(bad.error.as_ref(), lang))
+    } else if let Some(error) = cause.downcast_ref::<penalty_store::StoreError>() {
+        error.message(lang)
+    } else if let Some(error) = cause.downcast_ref::<penalty_core::policy::PolicyError>() {
+        error.message(lang)
+    } else if let Some(error) = cause.downcast_ref::<penalty_core::time::AskedInstantError>() {
+        error.message(lang)
+    } else if let Some(error) = cause.downcast_ref::<penalty_core::WithinError>() {
+        error.message(lang)
+    } else {
+        cause.to_string()
+    }
 }
 
 /// Logs go to stderr, filtered by `RUST_LOG` (default: warnings only),

@@ -11,6 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::labels::{Lang, Phrase};
 use crate::time::{UnixNs, UtcOffset};
 
 /// Upper bounds that keep every computation small and every sum inside `i64`.
@@ -110,26 +111,68 @@ pub enum PolicyError {
     #[error("a policy must be a JSON object such as {{\"shop_daily_cap_fen\": 50000}} or {{\"versions\": [{{}}, {{\"effective_from\": \"2026-03-05T00:00:00+08:00\", \"deduction_fen\": 2000}}]}}, not {0}")]
     NotAnObject(&'static str),
     /// A problem with one version of a versioned policy (R15).
-    #[error("policy version {index} (versions[{index}]): {message}")]
+    #[error("{}", self.message(Lang::En))]
     Version {
         /// Its position in `versions`, from 0.
         index: usize,
         /// What is wrong and how to fix it.
         message: String,
     },
-    /// Not JSON, an unknown key, or a value of the wrong type.
-    #[error("{0} (known keys: utc_offset, ship_window_hours, rejudge_interval_hours, max_judgments_per_order, deduction_fen, max_deductions_per_order, shop_daily_cap_fen, ban_at_judgment, closure_grace_hours, auto_close_days, rating_window_days)")]
+    /// An unknown key or a value out of range in one version (R15).
+    #[error("{}", self.message(Lang::En))]
+    VersionParameter {
+        /// Its position in `versions`, from 0.
+        index: usize,
+        /// The problem with the parameter (not a `source`: the message
+        /// holds it, in the caller's language).
+        problem: Box<PolicyError>,
+    },
+    /// Not JSON, or a value of the wrong type.
+    #[error("{}", self.message(Lang::En))]
     Json(#[from] serde_json::Error),
+    /// A key that is not a parameter.
+    #[error("{}", self.message(Lang::En))]
+    UnknownKey(String),
     /// A value outside its range.
-    #[error("policy parameter `{name}` is {value}: {expected}")]
+    #[error("{}", self.message(Lang::En))]
     OutOfRange {
         /// The parameter.
         name: &'static str,
         /// Its value, as text.
         value: String,
-        /// What it must be.
-        expected: &'static str,
+        /// What it must be, its place `{0}` filled with `low`.
+        expected: Phrase,
+        /// The lowest value allowed.
+        low: i64,
     },
+}
+
+impl PolicyError {
+    /// The message in `lang` (its `Display` is the English one). What serde
+    /// reports of JSON syntax and types stays in its own English.
+    pub fn message(&self, lang: Lang) -> String {
+        let known_keys = || KEYS.join(", ");
+        match self {
+            PolicyError::NotAnObject(_) => self.to_string(),
+            PolicyError::Version { index, message } => {
+                Phrase::PolicyVersionProblem.fill(lang, &[index, message])
+            }
+            PolicyError::VersionParameter { index, problem } => {
+                Phrase::PolicyVersionProblem.fill(lang, &[index, &problem.message(lang)])
+            }
+            PolicyError::Json(error) => Phrase::PolicyKnownKeys.fill(lang, &[error, &known_keys()]),
+            PolicyError::UnknownKey(key) => Phrase::PolicyKnownKeys.fill(
+                lang,
+                &[&Phrase::PolicyUnknownKey.fill(lang, &[key]), &known_keys()],
+            ),
+            PolicyError::OutOfRange {
+                name,
+                value,
+                expected,
+                low,
+            } => Phrase::PolicyOutOfRange.fill(lang, &[name, value, &expected.fill(lang, &[low])]),
+        }
+    }
 }
 
 impl Policy {
@@ -214,8 +257,12 @@ impl Policy {
                         .into(),
                 ));
             }
-            let policy = Policy::from_object(&merged, &keys).map_err(|e| bad(e.to_string()))?;
-            policy.validate().map_err(|e| bad(e.to_string()))?;
+            let in_version = |problem: PolicyError| PolicyError::VersionParameter {
+                index,
+                problem: Box::new(problem),
+            };
+            let policy = Policy::from_object(&merged, &keys).map_err(in_version)?;
+            policy.validate().map_err(in_version)?;
             merged.extend(keys);
             match (&mut first, effective_from) {
                 (None, _) => first = Some(policy),
@@ -236,9 +283,7 @@ impl Policy {
         keys: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<Policy, PolicyError> {
         if let Some(unknown) = keys.keys().find(|k| !KEYS.contains(&k.as_str())) {
-            return Err(PolicyError::Json(serde::de::Error::custom(format!(
-                "unknown policy key `{unknown}`"
-            ))));
+            return Err(PolicyError::UnknownKey(unknown.clone()));
         }
         let mut merged = base.clone();
         merged.extend(keys.clone());
@@ -275,13 +320,14 @@ impl Policy {
             value: i64,
             low: i64,
             high: i64,
-            expected: &'static str,
+            expected: Phrase,
         ) -> Result<(), PolicyError> {
             if value < low || value > high {
                 return Err(PolicyError::OutOfRange {
                     name,
                     value: value.to_string(),
                     expected,
+                    low,
                 });
             }
             Ok(())
@@ -292,70 +338,70 @@ impl Policy {
             self.ship_window_hours,
             0,
             MAX_HOURS,
-            "0 to 876,600 hours",
+            Phrase::RangeHours,
         )?;
         range(
             "rejudge_interval_hours",
             self.rejudge_interval_hours,
             1,
             MAX_HOURS,
-            "1 to 876,600 hours",
+            Phrase::RangeHours,
         )?;
         range(
             "max_judgments_per_order",
             self.max_judgments_per_order.into(),
             1,
             MAX_JUDGMENTS_PER_ORDER.into(),
-            "1 to 10",
+            Phrase::RangeJudgments,
         )?;
         range(
             "deduction_fen",
             self.deduction_fen,
             0,
             MAX_AMOUNT_FEN,
-            "0 to 10^12 fen",
+            Phrase::RangeFen,
         )?;
         range(
             "max_deductions_per_order",
             self.max_deductions_per_order.into(),
             0,
             self.max_judgments_per_order.into(),
-            "0 to max_judgments_per_order",
+            Phrase::RangeUpToMaxJudgments,
         )?;
         range(
             "shop_daily_cap_fen",
             self.shop_daily_cap_fen,
             0,
             MAX_AMOUNT_FEN,
-            "0 to 10^12 fen",
+            Phrase::RangeFen,
         )?;
         range(
             "ban_at_judgment",
             self.ban_at_judgment.into(),
             1,
             self.max_judgments_per_order.into(),
-            "1 to max_judgments_per_order",
+            Phrase::RangeUpToMaxJudgments,
         )?;
         range(
             "closure_grace_hours",
             self.closure_grace_hours,
             0,
             MAX_HOURS,
-            "0 to 876,600 hours",
+            Phrase::RangeHours,
         )?;
         range(
             "auto_close_days",
             self.auto_close_days,
             1,
             MAX_HOURS / 24,
-            "1 to 36,600 days",
+            Phrase::RangeDays,
         )?;
         range(
             "rating_window_days",
             self.rating_window_days,
             1,
             MAX_HOURS / 24,
-            "1 to 36,600 days",
+            Phrase::RangeDays,
         )?;
         Ok(())
     }

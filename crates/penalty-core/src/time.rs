@@ -218,15 +218,19 @@ const MAX_ASKED_BYTES: usize = 256;
 /// fix. Its text names no flag: the CLI puts `--as-of` before it, the server
 /// `query parameter as_of`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "`{shown}` is not an instant; write RFC 3339 with an offset, such as \
-     2026-03-07T00:00:00+08:00, or a date such as 2026-03-07 (00:00 in the policy's offset {offset})"
-)]
+#[error("{}", self.message(crate::labels::Lang::En))]
 pub struct AskedInstantError {
     /// The text given, cut to 64 characters.
     pub shown: String,
     /// The policy's offset, which a bare date is read in.
     pub offset: UtcOffset,
+}
+
+impl AskedInstantError {
+    /// The message in `lang` (its `Display` is the English one).
+    pub fn message(&self, lang: crate::labels::Lang) -> String {
+        crate::labels::Phrase::NotAnInstant.fill(lang, &[&self.shown, &self.offset])
+    }
 }
 
 /// True when `text` has the documented syntax of an asked instant: a date

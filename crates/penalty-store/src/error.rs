@@ -85,10 +85,7 @@ pub enum StoreError {
     },
 
     /// Reading the ingest input failed. The lines before it were handled.
-    #[error(
-        "reading the input failed after line {line}: {source}; the lines before it were ingested, \
-         so fix the input and run ingest again (re-sending lines is safe)"
-    )]
+    #[error("{}", self.message(penalty_core::labels::Lang::En))]
     Input {
         /// The last line read completely.
         line: u64,
@@ -188,6 +185,19 @@ impl StoreError {
             first_seq: block_seq,
             last_seq: block_seq.saturating_add(count.max(1) - 1),
             detail: detail.into(),
+        }
+    }
+
+    /// The message in `lang` (its `Display` is the English one). The errors
+    /// that name the user's input are worded by the core's phrases; the
+    /// others, about the machine and the data directory, stay English.
+    pub fn message(&self, lang: penalty_core::labels::Lang) -> String {
+        use penalty_core::labels::Phrase;
+        match self {
+            StoreError::Input { line, source } => {
+                Phrase::InputReadFailed.fill(lang, &[line, source])
+            }
+            other => other.to_string(),
         }
     }
 

@@ -482,3 +482,64 @@ fn golden_rejects_in_english_and_chinese() {
         failed.join("\n")
     );
 }
+
+/// The errors that name an input, in `tests/cli/errors.<lang>.golden`
+/// (rewritten by `UPDATE_EXPECT=1`): a policy file's unknown key, a value
+/// out of range (also inside a version), a value of the wrong type, an
+/// instant and a horizon refused, and ingest's input that cannot be read.
+/// The English words are the types' `Display`; the Chinese ones the same
+/// phrases in the language of `--lang`.
+#[test]
+fn golden_input_errors_in_english_and_chinese() {
+    let update = std::env::var_os("UPDATE_EXPECT").is_some_and(|v| v == "1");
+    let policies = [
+        ("unknown-key.json", r#"{"shop_cap": 1}"#),
+        ("out-of-range.json", r#"{"ban_at_judgment": 0}"#),
+        (
+            "version.json",
+            r#"{"versions": [{}, {"effective_from": "2026-03-05T00:00:00+08:00", "deduction_fen": -1}]}"#,
+        ),
+        ("wrong-type.json", r#"{"deduction_fen": "x"}"#),
+    ];
+    let mut failed = Vec::new();
+    for lang in ["en", "zh-CN"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = tmp.path().join("db");
+        std::fs::write(tmp.path().join("empty.jsonl"), "").unwrap();
+        std::fs::create_dir(tmp.path().join("a-directory")).unwrap();
+        let created = penalty(&db)
+            .current_dir(tmp.path())
+            .args(["ingest", "empty.jsonl"])
+            .output()
+            .unwrap();
+        assert!(created.status.success(), "{created:?}");
+        let mut commands: Vec<Vec<&str>> = vec![vec!["ingest", "a-directory"]];
+        for (name, text) in policies {
+            std::fs::write(tmp.path().join(name), text).unwrap();
+            commands.push(vec!["--policy", name, "shops"]);
+        }
+        commands.push(vec!["shops", "--as-of", "2026-13-01"]);
+        commands.push(vec!["shops", "--known-at", "yesterday"]);
+        commands.push(vec!["at-risk", "--within", "0h"]);
+        let mut actual = String::new();
+        for args in commands {
+            let output = penalty(&db)
+                .current_dir(tmp.path())
+                .args(["--lang", lang])
+                .args(&args)
+                .output()
+                .unwrap();
+            assert_eq!(output.status.code(), Some(1), "{args:?}: {output:?}");
+            actual += &format!("$ penalty --lang {lang} {}\n", args.join(" "));
+            actual += &String::from_utf8_lossy(&output.stderr);
+        }
+        let golden =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/cli/errors.{lang}.golden"));
+        failed.extend(check_golden(&golden, &actual, update));
+    }
+    assert!(
+        failed.is_empty(),
+        "errors differ (rerun with UPDATE_EXPECT=1 and review the diff if the change is intended):\n{}",
+        failed.join("\n")
+    );
+}

@@ -357,6 +357,8 @@ phrases! {
     Warning => "warning: {0}; run `penalty audit` for the details", "警告：{0}；运行 `penalty audit` 查看详情";
     Waiting => "waiting for the data directory {0}, in use by {1}; this command goes on when it is free (--no-wait fails at once instead; read commands do not wait)", "正在等待数据目录 {0}，它正被 {1} 使用；空闲后本命令会继续（--no-wait 则立即失败；读命令不等待）";
     Error => "error: {0}", "错误：{0}";
+    /// Between an error and its cause.
+    CauseFollows => "{0}: {1}", "{0}：{1}";
     AsOfSetsTheInstant => "{0}; --as-of sets the instant", "{0}；用 --as-of 指定时刻";
     UnknownOrderPaidLater => "no order `{0}` as of {1} (it is paid at {2}; ask as of then or later)", "截至 {1} 没有订单 `{0}`（它于 {2} 付款；请查询该时刻或之后）";
     UnknownOrder => "no order `{0}` as of {1} (no paid event for it is in the log)", "截至 {1} 没有订单 `{0}`（日志中没有它的付款事件）";
@@ -367,6 +369,22 @@ phrases! {
     ExcelNeedsCsv => "--excel shapes CSV for Excel; use it with --format csv (the default)", "--excel 用于生成 Excel 可读的 CSV；请与 --format csv（默认）一起使用";
     CannotCreate => "cannot create {0}; check the directory exists and is writable", "无法创建 {0}；请检查目录存在且可写";
     CannotOpenInput => "cannot open the input file {0}; check the path (nothing was ingested)", "无法打开输入文件 {0}；请检查路径（未导入任何内容）";
+    // Errors that name an input ([`crate::time::AskedInstantError`],
+    // [`crate::WithinError`], [`crate::PolicyError`] and the store's ingest
+    // input): each type's `message(lang)` words it, its `Display` is English.
+    NotAnInstant => "`{0}` is not an instant; write RFC 3339 with an offset, such as 2026-03-07T00:00:00+08:00, or a date such as 2026-03-07 (00:00 in the policy's offset {1})", "`{0}` 不是时刻；请写带时区偏移的 RFC 3339，例如 2026-03-07T00:00:00+08:00，或日期，例如 2026-03-07（按规则的时区偏移 {1} 的 00:00）";
+    NotAHorizon => "`{0}` is not a horizon: write a whole number without leading zeros followed by m, h or d, such as 90m, 12h or 2d (from 1m to 366d)", "`{0}` 不是时长：请写不带前导零的整数，后跟 m、h 或 d，例如 90m、12h 或 2d（从 1m 到 366d）";
+    InputReadFailed => "reading the input failed after line {0}: {1}; the lines before it were ingested, so fix the input and run ingest again (re-sending lines is safe)", "读取输入在第 {0} 行之后失败：{1}；之前的行已导入，请修正输入后再次导入（重复发送各行是安全的）";
+    PolicyKnownKeys => "{0} (known keys: {1})", "{0}（已知的键：{1}）";
+    PolicyUnknownKey => "unknown policy key `{0}`", "未知的规则键 `{0}`";
+    PolicyOutOfRange => "policy parameter `{0}` is {1}: {2}", "规则参数 `{0}` 为 {1}：{2}";
+    PolicyVersionProblem => "policy version {0} (versions[{0}]): {1}", "规则版本 {0}（versions[{0}]）：{1}";
+    // What a policy parameter must be (R15's ranges), after PolicyOutOfRange.
+    RangeHours => "{0} to 876,600 hours", "{0} 至 876,600 小时";
+    RangeJudgments => "1 to 10", "1 至 10";
+    RangeFen => "0 to 10^12 fen", "0 至 10^12 分";
+    RangeUpToMaxJudgments => "{0} to max_judgments_per_order", "{0} 至 max_judgments_per_order";
+    RangeDays => "1 to 36,600 days", "1 至 36,600 天";
 }
 
 impl Phrase {

@@ -31,10 +31,17 @@ pub struct Within {
 
 /// Why a horizon was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{text}` is not a horizon: write a whole number without leading zeros followed by m, h or d, such as 90m, 12h or 2d (from 1m to 366d)")]
+#[error("{}", self.message(crate::labels::Lang::En))]
 pub struct WithinError {
     /// What was given, cut to 64 characters.
     pub text: String,
+}
+
+impl WithinError {
+    /// The message in `lang` (its `Display` is the English one).
+    pub fn message(&self, lang: crate::labels::Lang) -> String {
+        crate::labels::Phrase::NotAHorizon.fill(lang, &[&self.text])
+    }
 }
 
 impl Within {
