@@ -344,6 +344,9 @@ pub struct ShopArgs {
     /// lists every row.
     #[arg(long, default_value_t = 200)]
     pub limit: usize,
+    /// Human output: skip this many rows of each list first (the next page).
+    #[arg(long, default_value_t = 0)]
+    pub offset: usize,
     /// Human output: the figures only, no lists.
     #[arg(long)]
     pub summary: bool,
@@ -400,6 +403,9 @@ pub struct AtRiskArgs {
     /// always lists every order.
     #[arg(long, default_value_t = 50)]
     pub limit: usize,
+    /// Human output: skip this many orders first (the next page).
+    #[arg(long, default_value_t = 0)]
+    pub offset: usize,
     #[command(flatten)]
     pub query: QueryArgs,
 }

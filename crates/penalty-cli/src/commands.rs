@@ -69,23 +69,22 @@ pub fn run(cli: Cli, lang: Lang) -> anyhow::Result<ExitCode> {
                 print_text(&render::shop_summary(&report, lang))?;
             } else {
                 let mut report = report;
+                let page = ListPage {
+                    offset: args.offset,
+                    limit: args.limit,
+                };
                 let mut hidden = 0;
-                if args.limit > 0 {
-                    let limit = args.limit;
-                    if let Some(deductions) = report.deductions.as_mut() {
-                        hidden += deductions.len().saturating_sub(limit);
-                        deductions.truncate(limit);
-                    }
-                    hidden += report.banned_products.len().saturating_sub(limit);
-                    report.banned_products.truncate(limit);
-                    hidden += report.closure_review.len().saturating_sub(limit);
-                    report.closure_review.truncate(limit);
+                if let Some(deductions) = report.deductions.as_mut() {
+                    hidden += page.keep(deductions);
                 }
+                hidden += page.keep(&mut report.banned_products);
+                hidden += page.keep(&mut report.closure_review);
                 let mut text = render::shop(&report, lang);
                 if hidden > 0 {
                     text += &format!(
                         "\n{}\n",
-                        Phrase::MoreRowsHidden.fill(lang, &[&hidden, &args.limit])
+                        Phrase::MoreRowsHidden
+                            .fill(lang, &[&hidden, &args.limit, &(args.offset + args.limit)])
                     );
                 }
                 print_text(&text)?;
@@ -131,7 +130,7 @@ pub fn run(cli: Cli, lang: Lang) -> anyhow::Result<ExitCode> {
             if args.query.json {
                 print(&json_line(&report)?)?;
             } else {
-                print_text(&render::at_risk(&report, args.limit, lang))?;
+                print_text(&render::at_risk(&report, args.offset, args.limit, lang))?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -1326,4 +1325,25 @@ fn gen(args: GenArgs, lang: Lang) -> anyhow::Result<ExitCode> {
     };
     let _ = stats;
     Ok(ExitCode::SUCCESS)
+}
+
+/// One page of each of a shop report's lists in its human output: the
+/// rows from `offset`, at most `limit` of them (0: all).
+#[derive(Clone, Copy)]
+struct ListPage {
+    offset: usize,
+    limit: usize,
+}
+
+impl ListPage {
+    /// Keeps this page of `rows`; answers how many rows come after it.
+    fn keep<T>(self, rows: &mut Vec<T>) -> usize {
+        rows.drain(..self.offset.min(rows.len()));
+        if self.limit == 0 {
+            return 0;
+        }
+        let after = rows.len().saturating_sub(self.limit);
+        rows.truncate(self.limit);
+        after
+    }
 }

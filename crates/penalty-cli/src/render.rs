@@ -444,8 +444,8 @@ pub fn order(report: &OrderReport, lang: Lang) -> String {
 }
 
 /// The orders at risk, soonest first, each with what it will cost; at most
-/// `limit` of them (0: all).
-pub fn at_risk(report: &AtRiskReport, limit: usize, lang: Lang) -> String {
+/// `limit` of them (0: all) after the first `offset`.
+pub fn at_risk(report: &AtRiskReport, offset: usize, limit: usize, lang: Lang) -> String {
     let minutes = report.within_hours.minutes();
     let horizon = match minutes {
         m if m % 1440 == 0 => Phrase::Days.fill(lang, &[&(m / 1440)]),
@@ -463,8 +463,13 @@ pub fn at_risk(report: &AtRiskReport, limit: usize, lang: Lang) -> String {
     if count == 0 {
         return out;
     }
-    let shown = if limit == 0 { count } else { count.min(limit) };
-    let rows: Vec<Vec<String>> = report.orders[..shown]
+    let from = offset.min(count);
+    let end = if limit == 0 {
+        count
+    } else {
+        from.saturating_add(limit).min(count)
+    };
+    let rows: Vec<Vec<String>> = report.orders[from..end]
         .iter()
         .map(|o| {
             vec![
@@ -485,8 +490,8 @@ pub fn at_risk(report: &AtRiskReport, limit: usize, lang: Lang) -> String {
         lang,
         &rows,
     );
-    if shown < count {
-        out += &Phrase::MoreNotShown.fill(lang, &[&(count - shown)]);
+    if end < count {
+        out += &Phrase::MoreNotShown.fill(lang, &[&(count - end), &end]);
         out.push('\n');
     }
     out

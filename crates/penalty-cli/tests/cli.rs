@@ -2376,6 +2376,69 @@ fn shop_lists_are_limited_and_summary_shows_figures_only() {
     );
 }
 
+/// The order ids a human output names, in order (each deduction, ban,
+/// flag or order at risk names one); the pages' column widths differ, so
+/// pages are compared by what they list.
+fn order_ids(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|word| {
+            word.len() == 5
+                && word.starts_with('O')
+                && word[1..].bytes().all(|b| b.is_ascii_digit())
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// The `--offset` a "more" line gives for the next page, if any.
+fn next_offset(text: &str) -> Option<String> {
+    let (_, after) = text.split_once("--offset ")?;
+    Some(after.chars().take_while(char::is_ascii_digit).collect())
+}
+
+/// Following the "more" line's `--offset` from the first page of `penalty
+/// shop` and of `penalty at-risk` reads every row of `--limit 0`, once.
+#[test]
+fn shop_and_at_risk_pages_lead_to_the_next() {
+    let (_dir, db) = demo_db();
+    let text = |args: &[&str]| {
+        let out = run(&db, args);
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for base in [
+        &["shop", "S01", "--as-of", "2026-04-15"][..],
+        &[
+            "at-risk",
+            "--as-of",
+            "2026-03-20T12:00:00+08:00",
+            "--within",
+            "30d",
+        ][..],
+    ] {
+        let with = |more: &[&str]| text(&[base, more].concat());
+        let all = order_ids(&with(&["--limit", "0"]));
+        let mut read = Vec::new();
+        let mut offset = "0".to_string();
+        let mut pages = 0;
+        loop {
+            let page = with(&["--limit", "3", "--offset", &offset]);
+            read.extend(order_ids(&page));
+            pages += 1;
+            match next_offset(&page) {
+                Some(next) => offset = next,
+                None => break,
+            }
+            assert!(pages < 100, "{base:?} never ends");
+        }
+        assert!(pages > 2, "{base:?}: more than two pages of three");
+        let (mut all, mut read) = (all, read);
+        all.sort_unstable();
+        read.sort_unstable();
+        assert_eq!(read, all, "{base:?}");
+    }
+}
+
 #[test]
 fn shops_are_ranked_worst_first_with_top_and_min_orders() {
     let (_dir, db) = demo_db();

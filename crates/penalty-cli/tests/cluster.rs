@@ -477,6 +477,11 @@ fn assert_same_routes(cluster: &Cluster, single_port: u16) {
                 format!("/shops/{shop}/deductions?as_of={as_of}&newest=true&limit=5&offset=1"),
                 None,
             ),
+            (
+                format!("/shops/{shop}/closure-review?as_of={as_of}&limit=2&offset=1"),
+                None,
+            ),
+            (format!("/shops/{shop}/bans?as_of={as_of}&limit=1"), None),
             (format!("/orders?as_of={as_of}&shop={shop}&limit=7"), None),
             (format!("/orders.csv?as_of={as_of}&shop={shop}"), None),
         ]);
@@ -727,6 +732,10 @@ fn assert_same_for_tokens(cluster: &Cluster, single_port: u16) {
         "/shops/{other}/days?as_of={as_of}",
         "/shops/{own}/deductions?as_of={as_of}",
         "/shops/{other}/deductions?as_of={as_of}",
+        "/shops/{own}/closure-review?as_of={as_of}",
+        "/shops/{other}/closure-review?as_of={as_of}",
+        "/shops/{own}/bans?as_of={as_of}",
+        "/shops/{other}/bans?as_of={as_of}",
         "/orders?as_of={as_of}",
         "/orders?as_of={as_of}&sort=charged&limit=5&offset=2",
         "/orders?as_of={as_of}&shop={own}",

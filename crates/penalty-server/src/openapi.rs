@@ -146,15 +146,17 @@ fn full_document() -> Value {
         "properties": {"order_id": {"type": "string"}, "judgment": {"type": "integer"}, "judged_at": {"type": "string"},
             "settle_date": {"type": "string", "format": "date"}, "amount_fen": {"type": "integer"}, "charged_fen": {"type": "integer"},
             "waived_fen": {"type": "integer"}, "status": {"enum": ["pending", "charged", "partial", "waived", "revoked"]}}});
-    let shop = json!({"type": "object", "description": "CLI.md's shop report; `deductions` only in GET /shops/{id} (a first page of them unless full=true).",
+    let ban = json!({"type": "object", "properties": {"product_id": {"type": "string"}, "order_id": {"type": "string"}, "banned_at": {"type": "string"}}});
+    let flag = json!({"type": "object", "properties": {"order_id": {"type": "string"}, "flagged_at": {"type": "string"}}});
+    let shop = json!({"type": "object", "description": "CLI.md's shop report; `deductions` only in GET /shops/{id}, which by default sends a first page of each list (deductions, banned_products, closure_review) unless full=true.",
         "required": ["shop_id", "as_of", "orders", "judgments", "violating_orders", "charged_fen", "waived_fen", "pending_fen", "deposit_balance_fen", "banned_products", "closure_review", "rating"],
         "properties": {"shop_id": {"type": "string"}, "as_of": {"type": "string"}, "orders": {"type": "integer"},
             "judgments": {"type": "integer"}, "violating_orders": {"type": "integer"}, "charged_fen": {"type": "integer"},
             "waived_fen": {"type": "integer"}, "pending_fen": {"type": "integer"}, "deposit_balance_fen": {"type": "integer"},
             "booked_fen": {"type": "integer", "description": "The sum of the booked ledger's postings so far (R14)."},
             "deductions": {"type": "array", "items": {"$ref": "#/components/schemas/Deduction"}},
-            "banned_products": {"type": "array", "items": {"type": "object", "properties": {"product_id": {"type": "string"}, "order_id": {"type": "string"}, "banned_at": {"type": "string"}}}},
-            "closure_review": {"type": "array", "items": {"type": "object", "properties": {"order_id": {"type": "string"}, "flagged_at": {"type": "string"}}}},
+            "banned_products": {"type": "array", "items": {"$ref": "#/components/schemas/Ban"}},
+            "closure_review": {"type": "array", "items": {"$ref": "#/components/schemas/Flag"}},
             "rating": {"type": "object", "properties": {"window_days": {"type": "integer"}, "due_orders": {"type": "integer"},
                 "timed_out_orders": {"type": "integer"}, "timeout_rate": {"type": ["number", "null"]}, "timeout_judgments": {"type": "integer"}}}}});
     let order = json!({"type": "object", "description": "CLI.md's order report.",
@@ -222,6 +224,26 @@ fn full_document() -> Value {
                     "shop_id": {"type": "string"}, "as_of": {"type": "string"},
                     "deductions": {"type": "array", "items": {"$ref": "#/components/schemas/Deduction"}},
                     "next": {"type": ["integer", "null"]}, "total": {"type": "integer"}}})), &["400", "401", "404", "429", "503"])}});
+    let list_params = |what: &str| {
+        with(
+            with(json!([id_param("The shop.")]), as_of_params()),
+            json!([
+            {"name": "limit", "in": "query", "required": false, "description": "Page size (1 to 1000, default 100).", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+            {"name": "offset", "in": "query", "required": false, "description": format!("{what} to skip (the `next` of the previous page, or the report's `..._next`)."), "schema": {"type": "integer", "minimum": 0, "maximum": crate::params::MAX_OFFSET}}]),
+        )
+    };
+    let closure_review_path = json!({"get": {"summary": "The shop report's closure-review flags (R7), paged, in the report's order; GET /shops/{id}'s `closure_review_next` is the `offset` after its first page.",
+                "parameters": list_params("Flags"),
+                "responses": responses(json_response("A page of closure-review flags.", json!({"type": "object", "required": ["shop_id", "as_of", "closure_review", "next", "total"], "properties": {
+                    "shop_id": {"type": "string"}, "as_of": {"type": "string"},
+                    "closure_review": {"type": "array", "items": {"$ref": "#/components/schemas/Flag"}},
+                    "next": {"type": ["integer", "null"]}, "total": {"type": "integer"}}})), &["400", "401", "404", "429", "503"])}});
+    let bans_path = json!({"get": {"summary": "The shop report's banned products (R6), paged, in the report's order; GET /shops/{id}'s `banned_products_next` is the `offset` after its first page.",
+                "parameters": list_params("Banned products"),
+                "responses": responses(json_response("A page of banned products.", json!({"type": "object", "required": ["shop_id", "as_of", "banned_products", "next", "total"], "properties": {
+                    "shop_id": {"type": "string"}, "as_of": {"type": "string"},
+                    "banned_products": {"type": "array", "items": {"$ref": "#/components/schemas/Ban"}},
+                    "next": {"type": ["integer", "null"]}, "total": {"type": "integer"}}})), &["400", "401", "404", "429", "503"])}});
 
     let mut document = json!({
         "openapi": "3.1.0",
@@ -232,7 +254,7 @@ fn full_document() -> Value {
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Deduction": deduction, "ShopReport": shop, "OrderReport": order, "OrderRow": order_row,
+            "schemas": {"Deduction": deduction, "Ban": ban, "Flag": flag, "ShopReport": shop, "OrderReport": order, "OrderRow": order_row,
                 "Notice": notice, "AtRisk": at_risk,
                 "Whoami": {"type": "object", "required": ["role", "shop_id", "open"], "properties": {"role": {"enum": ["operator", "seller"]},
                     "shop_id": {"type": ["string", "null"]}, "open": {"type": "boolean"}}}, "Posting": posting, "IngestSummary": ingest, "Error": error,
@@ -255,14 +277,18 @@ fn full_document() -> Value {
                 "responses": responses(json_response("A page of shop summaries; `total` and `charged_fen` are over all pages.", json!({"type": "object", "required": ["shops", "next", "total", "charged_fen"], "properties": {
                     "shops": {"type": "array", "maxItems": 1000, "items": {"$ref": "#/components/schemas/ShopReport"}},
                     "next": {"type": ["integer", "null"]}, "total": {"type": "integer"}, "charged_fen": {"type": "integer"}}})), &["400", "401", "429", "503"])}},
-            "/shops/{id}": {"get": {"summary": "One shop's report with the first page of its deductions (`deductions_next` is the `offset` of the next page of GET /shops/{id}/deductions, `deductions_total` counts them all); the whole report with every deduction (`penalty shop ID --json`) with `full=true`, or the figures without deductions with `summary=true`.",
+            "/shops/{id}": {"get": {"summary": "One shop's report with the first page of each of its lists: deductions, banned_products and closure_review (each `..._next` is the `offset` of the next page of GET /shops/{id}/deductions, /bans or /closure-review, each `..._total` counts the list); the whole report with every item (`penalty shop ID --json`) with `full=true`, or the figures without deductions with `summary=true`.",
                 "parameters": with(with(json!([id_param("The shop.")]), as_of_params()), json!([
                     {"name": "summary", "in": "query", "required": false, "description": "true: the figures only, `deductions` left out (`penalty shop ID --summary`).", "schema": {"type": "boolean"}},
-                    {"name": "full", "in": "query", "required": false, "description": "true: every deduction, the whole report (`penalty shop ID --json`; a large shop's is megabytes). summary=true wins over it.", "schema": {"type": "boolean"}},
-                    {"name": "limit", "in": "query", "required": false, "description": "The size of the first page of deductions (1 to 1000, default 100); nothing with summary=true or full=true.", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}])),
-                "responses": responses(json_response("The report; by default with a page of its deductions and `deductions_next` and `deductions_total`.", json!({"allOf": [{"$ref": "#/components/schemas/ShopReport"}, {"type": "object", "properties": {
+                    {"name": "full", "in": "query", "required": false, "description": "true: every item of every list, the whole report (`penalty shop ID --json`; a large shop's is megabytes). summary=true wins over it.", "schema": {"type": "boolean"}},
+                    {"name": "limit", "in": "query", "required": false, "description": "The size of the first page of each list (1 to 1000, default 100); nothing with summary=true or full=true.", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}])),
+                "responses": responses(json_response("The report; by default with a page of each list and its `..._next` and `..._total`.", json!({"allOf": [{"$ref": "#/components/schemas/ShopReport"}, {"type": "object", "properties": {
                     "deductions_next": {"type": ["integer", "null"], "description": "Pass as `offset` to GET /shops/{id}/deductions for the deductions after this page; `null` when this page holds them all. Absent with summary=true or full=true."},
-                    "deductions_total": {"type": "integer", "description": "Deductions over all pages. Absent with summary=true or full=true."}}}]})), &["400", "401", "404", "429", "503"])}},
+                    "deductions_total": {"type": "integer", "description": "Deductions over all pages. Absent with summary=true or full=true."},
+                    "closure_review_next": {"type": ["integer", "null"], "description": "Pass as `offset` to GET /shops/{id}/closure-review for the flags after this page; `null` when this page holds them all. Absent with summary=true or full=true."},
+                    "closure_review_total": {"type": "integer", "description": "Closure-review flags over all pages. Absent with summary=true or full=true."},
+                    "banned_products_next": {"type": ["integer", "null"], "description": "Pass as `offset` to GET /shops/{id}/bans for the banned products after this page; `null` when this page holds them all. Absent with summary=true or full=true."},
+                    "banned_products_total": {"type": "integer", "description": "Banned products over all pages. Absent with summary=true or full=true."}}}]})), &["400", "401", "404", "429", "503"])}},
             "/shops/{id}/notices": {"get": {"summary": "The shop's notice feed (R9): one notice per judgment, after a cursor; each is delivered once per cursor position.",
                 "parameters": with(with(json!([id_param("The shop.")]), as_of_params()), json!([
                     {"name": "after", "in": "query", "required": false, "description": "A notice's cursor: only the notices after it.", "schema": {"type": "string", "pattern": crate::params::CURSOR_PATTERN}},
@@ -346,5 +372,7 @@ fn full_document() -> Value {
     });
     document["paths"]["/shops/{id}/days"] = days_path;
     document["paths"]["/shops/{id}/deductions"] = deductions_path;
+    document["paths"]["/shops/{id}/closure-review"] = closure_review_path;
+    document["paths"]["/shops/{id}/bans"] = bans_path;
     document
 }

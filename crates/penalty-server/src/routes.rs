@@ -47,6 +47,12 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         (Method::GET, "/shops/{id}/at-risk", get(at_risk)),
         (Method::GET, "/shops/{id}/days", get(days)),
         (Method::GET, "/shops/{id}/deductions", get(deductions)),
+        (
+            Method::GET,
+            "/shops/{id}/closure-review",
+            get(closure_review),
+        ),
+        (Method::GET, "/shops/{id}/bans", get(bans)),
         (Method::GET, "/labels", get(labels)),
         (Method::GET, "/session", get(session_get)),
         (Method::POST, "/session", post(session_start)),
@@ -286,6 +292,7 @@ asks_when!(
     OrderListParams,
     PostingCsvParams,
     DeductionParams,
+    ListParams,
 );
 
 impl<T: DeserializeOwned + AsksWhen> FromRequestParts<AppState> for Asked<T> {
@@ -549,12 +556,23 @@ impl ShopAsk {
         let more = match self {
             ShopAsk::Summary | ShopAsk::Full => None,
             ShopAsk::FirstPage(limit) => {
+                let first = Page { limit, offset: 0 };
                 let all = report.deductions.take().unwrap_or_default();
-                let (page, next, total) = Page { limit, offset: 0 }.of(all);
+                let (page, deductions_next, deductions_total) = first.of(all);
                 report.deductions = Some(page);
-                Some(MoreDeductions {
-                    deductions_next: next,
-                    deductions_total: total,
+                let (page, closure_review_next, closure_review_total) =
+                    first.of(std::mem::take(&mut report.closure_review));
+                report.closure_review = page;
+                let (page, banned_products_next, banned_products_total) =
+                    first.of(std::mem::take(&mut report.banned_products));
+                report.banned_products = page;
+                Some(MoreOfTheLists {
+                    deductions_next,
+                    deductions_total,
+                    closure_review_next,
+                    closure_review_total,
+                    banned_products_next,
+                    banned_products_total,
                 })
             }
         };
@@ -563,23 +581,30 @@ impl ShopAsk {
 }
 
 /// `GET /shops/{id}`'s answer: the shop report, and for a first page of
-/// its deductions where the rest are.
+/// its lists where the rest are.
 #[derive(Serialize)]
 struct ShopAnswer {
     #[serde(flatten)]
     report: penalty_core::ShopReport,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    more: Option<MoreDeductions>,
+    more: Option<MoreOfTheLists>,
 }
 
-/// Where the deductions after a report's first page are.
+/// Where the rest of a report's lists are, after their first pages: each
+/// `..._next` is the `offset` of the next page of the list's own route
+/// (`null` when the page holds the whole list), each `..._total` the
+/// list's length over all pages.
 #[derive(Serialize)]
-struct MoreDeductions {
-    /// Pass as `offset` to `GET /shops/{id}/deductions` for the next page;
-    /// `null` when the page holds them all.
+struct MoreOfTheLists {
+    /// Into `GET /shops/{id}/deductions`.
     deductions_next: Option<usize>,
-    /// Deductions over all pages.
     deductions_total: usize,
+    /// Into `GET /shops/{id}/closure-review`.
+    closure_review_next: Option<usize>,
+    closure_review_total: usize,
+    /// Into `GET /shops/{id}/bans`.
+    banned_products_next: Option<usize>,
+    banned_products_total: usize,
 }
 
 /// `GET /shops/{id}`: the report with a page of its deductions, the whole
@@ -682,6 +707,114 @@ fn deductions_page(
         shop_id: report.shop_id,
         as_of: report.as_of,
         deductions,
+        next,
+        total,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    as_of: Option<String>,
+    known_at: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+/// A page of a shop's closure-review flags (R7), in the shop report's order.
+#[derive(Serialize)]
+struct FlagPage {
+    shop_id: String,
+    as_of: String,
+    closure_review: Vec<penalty_core::FlagReport>,
+    /// Pass as `offset` for the next page; `null` on the last page.
+    next: Option<usize>,
+    /// Flags over all pages.
+    total: usize,
+}
+
+/// A page of a shop's banned products (R6), in the shop report's order.
+#[derive(Serialize)]
+struct BanPage {
+    shop_id: String,
+    as_of: String,
+    banned_products: Vec<penalty_core::BanReport>,
+    /// Pass as `offset` for the next page; `null` on the last page.
+    next: Option<usize>,
+    /// Banned products over all pages.
+    total: usize,
+}
+
+/// `GET /shops/{id}/closure-review`: the shop report's closure-review
+/// flags, paged (a large shop has thousands).
+async fn closure_review(
+    State(state): State<AppState>,
+    access: Access,
+    Id(shop_id): Id,
+    Asked { params, when }: Asked<ListParams>,
+) -> Result<Json<FlagPage>, ApiError> {
+    let asked = Page::asked(params.limit, params.offset)?;
+    readable_shop(&state, &access, &shop_id, when.as_of)?;
+    let page = state
+        .query_for(Some(&access.clone()), when.known_at, move |ledger| {
+            flag_page(ledger, &shop_id, when.as_of, asked)
+        })
+        .await?;
+    Ok(Json(page))
+}
+
+/// `GET /shops/{id}/bans`: the shop report's banned products, paged.
+async fn bans(
+    State(state): State<AppState>,
+    access: Access,
+    Id(shop_id): Id,
+    Asked { params, when }: Asked<ListParams>,
+) -> Result<Json<BanPage>, ApiError> {
+    let asked = Page::asked(params.limit, params.offset)?;
+    readable_shop(&state, &access, &shop_id, when.as_of)?;
+    let page = state
+        .query_for(Some(&access.clone()), when.known_at, move |ledger| {
+            ban_page(ledger, &shop_id, when.as_of, asked)
+        })
+        .await?;
+    Ok(Json(page))
+}
+
+/// The `asked` page of a shop's closure-review flags.
+fn flag_page(
+    ledger: &penalty_core::Ledger,
+    shop_id: &str,
+    as_of: UnixNs,
+    asked: Page,
+) -> Result<FlagPage, ApiError> {
+    let report = ledger
+        .shop_report(shop_id, as_of, false)
+        .map_err(not_found_for_http)?;
+    let (closure_review, next, total) = asked.of(report.closure_review);
+    Ok(FlagPage {
+        shop_id: report.shop_id,
+        as_of: report.as_of,
+        closure_review,
+        next,
+        total,
+    })
+}
+
+/// The `asked` page of a shop's banned products.
+fn ban_page(
+    ledger: &penalty_core::Ledger,
+    shop_id: &str,
+    as_of: UnixNs,
+    asked: Page,
+) -> Result<BanPage, ApiError> {
+    let report = ledger
+        .shop_report(shop_id, as_of, false)
+        .map_err(not_found_for_http)?;
+    let (banned_products, next, total) = asked.of(report.banned_products);
+    Ok(BanPage {
+        shop_id: report.shop_id,
+        as_of: report.as_of,
+        banned_products,
         next,
         total,
     })
@@ -1594,11 +1727,15 @@ pub enum ShopRoute {
     Days,
     /// `GET /shops/{id}/deductions`.
     Deductions,
+    /// `GET /shops/{id}/closure-review`.
+    ClosureReview,
+    /// `GET /shops/{id}/bans`.
+    Bans,
 }
 
 impl ShopRoute {
     /// Every route of one shop.
-    pub const ALL: [ShopRoute; 7] = [
+    pub const ALL: [ShopRoute; 9] = [
         ShopRoute::Shop,
         ShopRoute::Postings,
         ShopRoute::PostingsCsv,
@@ -1606,6 +1743,8 @@ impl ShopRoute {
         ShopRoute::AtRisk,
         ShopRoute::Days,
         ShopRoute::Deductions,
+        ShopRoute::ClosureReview,
+        ShopRoute::Bans,
     ];
 
     /// The route's path template, as [`routes`] lists it.
@@ -1618,6 +1757,8 @@ impl ShopRoute {
             ShopRoute::AtRisk => "/shops/{id}/at-risk",
             ShopRoute::Days => "/shops/{id}/days",
             ShopRoute::Deductions => "/shops/{id}/deductions",
+            ShopRoute::ClosureReview => "/shops/{id}/closure-review",
+            ShopRoute::Bans => "/shops/{id}/bans",
         }
     }
 }
@@ -1679,6 +1820,18 @@ pub fn shop_route_answer(
             let newest = params.newest == Some(true);
             confined_shop(confined_to, shop_id, as_of, policy)?;
             Json(deductions_page(ledger, shop_id, as_of, asked, newest)?).into_response()
+        }
+        ShopRoute::ClosureReview => {
+            let (params, as_of) = parse_query_when::<ListParams>(query, policy)?;
+            let asked = Page::asked(params.limit, params.offset)?;
+            confined_shop(confined_to, shop_id, as_of, policy)?;
+            Json(flag_page(ledger, shop_id, as_of, asked)?).into_response()
+        }
+        ShopRoute::Bans => {
+            let (params, as_of) = parse_query_when::<ListParams>(query, policy)?;
+            let asked = Page::asked(params.limit, params.offset)?;
+            confined_shop(confined_to, shop_id, as_of, policy)?;
+            Json(ban_page(ledger, shop_id, as_of, asked)?).into_response()
         }
         ShopRoute::PostingsCsv => {
             let (params, as_of) = parse_query_when::<PostingCsvParams>(query, policy)?;

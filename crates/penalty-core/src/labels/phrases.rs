@@ -95,7 +95,7 @@ phrases! {
     Rating => "rating, last {0} days: {1} due, {2} timed out, timeout rate {3}, {4} judgments", "评分，最近 {0} 天：{1} 个到期，{2} 个超时，超时率 {3}，{4} 次判罚";
     /// A timeout rate with nothing to divide by.
     NoRate => "n/a (nothing due)", "无（没有到期订单）";
-    MoreRowsHidden => "{0} more rows not shown (at most {1} per list); --limit 0 shows all, --json lists every row", "另有 {0} 行未显示（每个列表最多 {1} 行）；--limit 0 显示全部，--json 列出每一行";
+    MoreRowsHidden => "{0} more rows not shown (at most {1} per list); the next page: --offset {2}, all: --limit 0, --json lists every row", "另有 {0} 行未显示（每个列表最多 {1} 行）；下一页：--offset {2}，全部：--limit 0，--json 列出每一行";
 
     // Pages of a longer list.
     NoRowsPast => "no rows past {0}; --offset 0 starts again (--json lists all)", "第 {0} 行之后没有了；--offset 0 从头开始（--json 列出全部）";
@@ -125,7 +125,7 @@ phrases! {
     Days => "{0} d", "{0} 天";
     Hours => "{0} h", "{0} 小时";
     Minutes => "{0} min", "{0} 分钟";
-    MoreNotShown => "{0} more not shown: --limit 0 shows all, --json lists all", "另有 {0} 个未显示：--limit 0 显示全部，--json 列出全部";
+    MoreNotShown => "{0} more not shown; the next page: --offset {1}, all: --limit 0, --json lists all", "另有 {0} 个未显示；下一页：--offset {1}，全部：--limit 0，--json 列出全部";
 
     // Notices (R9).
     NoticesHeading => "Notices to shop {0} (R9)", "店铺 {0} 的通知（R9）";

@@ -16,6 +16,8 @@ fn read_routes(shop: &str, order: &str) -> Vec<String> {
         format!("/shops/{shop}/postings?as_of={AS_OF}"),
         format!("/shops/{shop}/days?as_of={AS_OF}"),
         format!("/shops/{shop}/deductions?as_of={AS_OF}"),
+        format!("/shops/{shop}/closure-review?as_of={AS_OF}"),
+        format!("/shops/{shop}/bans?as_of={AS_OF}&limit=1&offset=1"),
         format!("/orders?as_of={AS_OF}&shop={shop}"),
         format!("/orders/{order}?as_of={AS_OF}"),
         format!("/orders/{order}/events?as_of={AS_OF}"),

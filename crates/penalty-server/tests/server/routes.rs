@@ -673,6 +673,88 @@ async fn the_inbox_reads_the_notice_feed_backwards_a_page_at_a_time() {
     assert!(message.starts_with("query parameter before "), "{message}");
 }
 
+/// `GET /shops/{id}` sends a first page of the closure-review flags and
+/// of the banned products too (the largest shop at 1M has thousands of
+/// flags); `closure_review_next` and `banned_products_next` lead into
+/// `GET /shops/{id}/closure-review` and `GET /shops/{id}/bans`, whose pages
+/// hold the rest, and `full=true` keeps both lists whole.
+#[tokio::test]
+async fn the_shop_report_pages_its_flags_and_bans_unless_asked_for_all() {
+    let (_dir, _state, router) = demo_state(false).await;
+    let reference = reference(demo_events());
+    let ledger = &reference.projection.ledger;
+    for (list, route) in [
+        ("closure_review", "closure-review"),
+        ("banned_products", "bans"),
+    ] {
+        // The demo shop with the longest list.
+        let (shop, all) = ["S01", "S02", "S03", "S04", "S05"]
+            .into_iter()
+            .filter_map(|shop| ledger.shop_report(shop, as_of_instant(), false).ok())
+            .map(|report| {
+                let value = serde_json::to_value(&report).unwrap();
+                (report.shop_id, value[list].as_array().unwrap().clone())
+            })
+            .max_by_key(|(_, all)| all.len())
+            .unwrap();
+        assert!(all.len() > 1, "a demo shop has more than one of {list}");
+        let (status, first) = get_json(
+            &router,
+            &format!("/shops/{shop}?as_of={AS_OF}&limit=1"),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(first[list].as_array().unwrap()[..], all[..1], "{list}");
+        assert_eq!(first[format!("{list}_total")], all.len());
+        assert_eq!(first[format!("{list}_next")], 1);
+        let mut read = first[list].as_array().unwrap().clone();
+        let mut offset = first[format!("{list}_next")].as_u64();
+        while let Some(at) = offset {
+            let (status, page) = get_json(
+                &router,
+                &format!("/shops/{shop}/{route}?as_of={AS_OF}&limit=1&offset={at}"),
+                None,
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{route}");
+            assert_eq!(page["total"], all.len());
+            assert_eq!(page["shop_id"], shop.as_str());
+            read.extend(page[list].as_array().unwrap().iter().cloned());
+            offset = page["next"].as_u64();
+        }
+        assert_eq!(read, all, "{list}");
+        let (_, whole) = get_json(
+            &router,
+            &format!("/shops/{shop}?as_of={AS_OF}&full=true&limit=1"),
+            None,
+        )
+        .await;
+        assert_eq!(whole[list], serde_json::Value::Array(all.clone()));
+        assert!(whole.get(format!("{list}_next")).is_none());
+        expect_error(
+            &router,
+            Method::GET,
+            &format!("/shops/{shop}/{route}?as_of={AS_OF}&limit=0"),
+            None,
+            Body::empty(),
+            StatusCode::BAD_REQUEST,
+            "invalid_limit",
+        )
+        .await;
+    }
+    expect_error(
+        &router,
+        Method::GET,
+        &format!("/shops/NO-SUCH-SHOP/bans?as_of={AS_OF}"),
+        None,
+        Body::empty(),
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+}
+
 /// `GET /shops/{id}` sends a page of the deductions unasked (a large
 /// shop's whole list is megabytes): its first page is the report's first
 /// deductions, `deductions_next` leads into `GET /shops/{id}/deductions`,
