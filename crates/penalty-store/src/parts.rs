@@ -459,50 +459,29 @@ impl Parts {
 
     /// The sections that may hold paid order `order_id`: its part, or the
     /// excerpt it is at home in (one, or more when order ids share a hash;
-    /// none when no order of that id is paid in the snapshot).
+    /// none when no order of that id is paid in the snapshot). The index
+    /// holds only the FNV-1a hash of each order id, in buckets read in place.
     pub fn order_sections(&self, order_id: &str) -> Result<Vec<u32>, StoreError> {
-        self.orders_sections(&[order_id])
-    }
-
-    /// [`Parts::order_sections`] of each of `order_ids`, together, each
-    /// bucket read once.
-    pub fn orders_sections(&self, order_ids: &[&str]) -> Result<Vec<u32>, StoreError> {
-        let hashes: Vec<u64> = order_ids.iter().map(|id| fnv1a64(id.as_bytes())).collect();
-        self.hashes_sections(&hashes)
-    }
-
-    /// [`Parts::orders_sections`] of the orders of FNV-1a hashes `hashes`
-    /// (the index holds only the hash of each order id).
-    pub fn hashes_sections(&self, hashes: &[u64]) -> Result<Vec<u32>, StoreError> {
-        let mut hashes: Vec<(usize, u64)> = hashes
-            .iter()
-            .map(|hash| (bucket_of(*hash, self.bits), *hash))
-            .collect();
-        hashes.sort_unstable();
-        hashes.dedup();
-        let mut found = Vec::new();
-        for same in hashes.chunk_by(|a, b| a.0 == b.0) {
-            let bucket = same[0].0;
-            let (from, to) = (
-                self.starts[bucket] as usize,
-                self.starts[bucket + 1] as usize,
-            );
-            let mut bytes = vec![0u8; (to - from) * ENTRY_BYTES];
-            self.file
-                .read_exact_at(&mut bytes, self.entries_at + (from * ENTRY_BYTES) as u64)
-                .map_err(io_error("reading the snapshot", &self.path))?;
-            if crc32fast::hash(&bytes) != self.bucket_crcs[bucket] {
-                return Err(corrupt(format!(
-                    "bucket {bucket} of its order index fails its checksum"
-                )));
-            }
-            found.extend(
-                bytes
-                    .chunks_exact(ENTRY_BYTES)
-                    .filter(|e| same.iter().any(|(_, hash)| be_u64(e, 0) == *hash))
-                    .map(|e| u32::from(u16::from_be_bytes([e[8], e[9]]))),
-            );
+        let hash = fnv1a64(order_id.as_bytes());
+        let bucket = bucket_of(hash, self.bits);
+        let (from, to) = (
+            self.starts[bucket] as usize,
+            self.starts[bucket + 1] as usize,
+        );
+        let mut bytes = vec![0u8; (to - from) * ENTRY_BYTES];
+        self.file
+            .read_exact_at(&mut bytes, self.entries_at + (from * ENTRY_BYTES) as u64)
+            .map_err(io_error("reading the snapshot", &self.path))?;
+        if crc32fast::hash(&bytes) != self.bucket_crcs[bucket] {
+            return Err(corrupt(format!(
+                "bucket {bucket} of its order index fails its checksum"
+            )));
         }
+        let mut found: Vec<u32> = bytes
+            .chunks_exact(ENTRY_BYTES)
+            .filter(|e| be_u64(e, 0) == hash)
+            .map(|e| u32::from(u16::from_be_bytes([e[8], e[9]])))
+            .collect();
         found.dedup();
         if found.iter().any(|s| *s as usize >= self.sections.len()) {
             return Err(corrupt("its order index names no section".into()));
