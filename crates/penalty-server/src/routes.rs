@@ -36,31 +36,37 @@ pub const MAX_PAGE: usize = 1000;
 pub use crate::params::MAX_OFFSET;
 
 /// Every route: method, path template (axum's and OpenAPI's syntax), handler.
+/// The routes of one shop take their paths from [`ShopRoute::path`], which
+/// a cluster node routes by too.
 pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
     vec![
         (Method::GET, "/healthz", get(healthz)),
         (Method::GET, "/metrics", get(metrics)),
         (Method::GET, "/openapi.json", get(openapi_json)),
         (Method::GET, "/shops", get(list_shops)),
-        (Method::GET, "/shops/{id}", get(shop)),
-        (Method::GET, "/shops/{id}/notices", get(notices)),
-        (Method::GET, "/shops/{id}/at-risk", get(at_risk)),
-        (Method::GET, "/shops/{id}/days", get(days)),
-        (Method::GET, "/shops/{id}/deductions", get(deductions)),
+        (Method::GET, ShopRoute::Shop.path(), get(shop)),
+        (Method::GET, ShopRoute::Notices.path(), get(notices)),
+        (Method::GET, ShopRoute::AtRisk.path(), get(at_risk)),
+        (Method::GET, ShopRoute::Days.path(), get(days)),
+        (Method::GET, ShopRoute::Deductions.path(), get(deductions)),
         (
             Method::GET,
-            "/shops/{id}/closure-review",
+            ShopRoute::ClosureReview.path(),
             get(closure_review),
         ),
-        (Method::GET, "/shops/{id}/bans", get(bans)),
+        (Method::GET, ShopRoute::Bans.path(), get(bans)),
         (Method::GET, "/labels", get(labels)),
         (Method::GET, "/session", get(session_get)),
         (Method::POST, "/session", post(session_start)),
         (Method::DELETE, "/session", delete(session_end)),
-        (Method::GET, "/shops/{id}/postings", get(postings)),
+        (Method::GET, ShopRoute::Postings.path(), get(postings)),
         (Method::GET, "/orders", get(list_orders)),
         (Method::GET, "/orders.csv", get(orders_csv)),
-        (Method::GET, "/shops/{id}/postings.csv", get(postings_csv)),
+        (
+            Method::GET,
+            ShopRoute::PostingsCsv.path(),
+            get(postings_csv),
+        ),
         (Method::GET, "/data-range", get(data_range)),
         (Method::GET, "/orders/{id}", get(order)),
         (Method::GET, "/orders/{id}/events", get(order_events)),
@@ -751,16 +757,9 @@ async fn closure_review(
     State(state): State<AppState>,
     access: Access,
     Id(shop_id): Id,
-    Asked { params, when }: Asked<ListParams>,
+    asked: Asked<ListParams>,
 ) -> Result<Json<FlagPage>, ApiError> {
-    let asked = Page::asked(params.limit, params.offset)?;
-    readable_shop(&state, &access, &shop_id, when.as_of)?;
-    let page = state
-        .query_for(Some(&access.clone()), when.known_at, move |ledger| {
-            flag_page(ledger, &shop_id, when.as_of, asked)
-        })
-        .await?;
-    Ok(Json(page))
+    shop_list_page(state, access, shop_id, asked, flag_page).await
 }
 
 /// `GET /shops/{id}/bans`: the shop report's banned products, paged.
@@ -768,16 +767,29 @@ async fn bans(
     State(state): State<AppState>,
     access: Access,
     Id(shop_id): Id,
-    Asked { params, when }: Asked<ListParams>,
+    asked: Asked<ListParams>,
 ) -> Result<Json<BanPage>, ApiError> {
+    shop_list_page(state, access, shop_id, asked, ban_page).await
+}
+
+/// A paged list of one shop's report: the page asked is checked, then
+/// whether the caller may read the shop, then `page` answers from the
+/// ledger of the query's instant.
+async fn shop_list_page<P: Send + 'static>(
+    state: AppState,
+    access: Access,
+    shop_id: String,
+    Asked { params, when }: Asked<ListParams>,
+    page: fn(&penalty_core::Ledger, &str, UnixNs, Page) -> Result<P, ApiError>,
+) -> Result<Json<P>, ApiError> {
     let asked = Page::asked(params.limit, params.offset)?;
     readable_shop(&state, &access, &shop_id, when.as_of)?;
-    let page = state
+    let answer = state
         .query_for(Some(&access.clone()), when.known_at, move |ledger| {
-            ban_page(ledger, &shop_id, when.as_of, asked)
+            page(ledger, &shop_id, when.as_of, asked)
         })
         .await?;
-    Ok(Json(page))
+    Ok(Json(answer))
 }
 
 /// The `asked` page of a shop's closure-review flags.
