@@ -1234,7 +1234,7 @@ impl EventLog {
             };
             for (offset, entry) in block.entries.iter().enumerate() {
                 let seq = block.first_seq + offset as u64;
-                let problem = checker.check(&block, entry);
+                let problem = checker.check(&block, entry, false);
                 if let Some(detail) = problem {
                     report.problem = Some(VerifyProblem {
                         seq,
@@ -1349,22 +1349,34 @@ impl EntryChecker {
     }
 
     /// What is wrong with `entry` of `block`, in a sentence; `None` when
-    /// nothing is (or nothing yet: see [`Repeats::Sorted`]).
+    /// nothing is (or nothing yet: see [`Repeats::Sorted`]). `valid` says
+    /// that the entry's compact form was found valid
+    /// ([`penalty_core::compact::decode_valid`]) by the scan that read the
+    /// block (`projection::replay_read_sharing`), which decodes it for its
+    /// fold anyway: it is then not decoded again, only its event id and
+    /// paid order read.
     pub(crate) fn check(
         &mut self,
         block: &DecodedBlock,
         entry: &block::EntryMeta,
+        valid: bool,
     ) -> Option<String> {
         if !block.hash_matches(entry) {
             return Some("its content hash does not match its stored bytes".to_string());
         }
         let (payload, compact) = block.payload(entry);
+        if compact && valid {
+            if let Some((event_id, paid)) = penalty_core::compact::event_id_and_paid_order(payload)
+            {
+                return entry_problem(&mut self.repeats, block, entry, event_id, paid);
+            }
+        }
         if compact {
             // The usual stored event: its compact form is decided without
             // regenerating and parsing its JSON (about a tenth of an audit's
             // CPU went there), as that round trip would decide it.
             if let Some((event_id, _, kind)) = penalty_core::compact::decode_valid(payload) {
-                return entry_problem(&mut self.repeats, block, entry, event_id, kind);
+                return entry_problem(&mut self.repeats, block, entry, event_id, paid_order(kind));
             }
         }
         let mut json = std::mem::take(&mut self.json);
@@ -1387,7 +1399,7 @@ impl EntryChecker {
             if compact && decoded != Some((event_id, at, kind)) {
                 return Some("its compact form decodes to another event than its JSON".into());
             }
-            entry_problem(repeats, block, entry, event_id, kind)
+            entry_problem(repeats, block, entry, event_id, paid_order(kind))
         })
         .unwrap_or_else(|reject| Some(format!("its JSON does not validate ({reject})")));
         self.json = json;
@@ -1413,23 +1425,28 @@ impl EntryChecker {
     }
 }
 
+/// The order a `paid` event pays, as bytes.
+fn paid_order(kind: KindRef<'_>) -> Option<&[u8]> {
+    match kind {
+        KindRef::Paid { order_id, .. } => Some(order_id.as_bytes()),
+        _ => None,
+    }
+}
+
 /// What is wrong with a stored event that validates, read as `event_id`
-/// and `kind`, against its block entry and the events before it.
+/// and `paid` (the order it pays, if it is a `paid` event), against its
+/// block entry and the events before it.
 fn entry_problem(
     repeats: &mut Repeats,
     block: &DecodedBlock,
     entry: &block::EntryMeta,
     event_id: u128,
-    kind: KindRef<'_>,
+    paid: Option<&[u8]>,
 ) -> Option<String> {
     if event_id != entry.event_id {
         return Some("its JSON names another event id than its block entry".into());
     }
-    let paid = match kind {
-        KindRef::Paid { order_id, .. } => Some(order_id),
-        _ => None,
-    };
-    if paid.map(str::as_bytes) != block.paid(entry) {
+    if paid != block.paid(entry) {
         return Some("its JSON names another paid order than its block entry".into());
     }
     repeats.note(event_id, paid)
@@ -1438,19 +1455,22 @@ fn entry_problem(
 impl Repeats {
     /// Notes an event's id and paid order; the repeat it makes, in a
     /// sentence, when known now.
-    fn note(&mut self, event_id: u128, paid: Option<&str>) -> Option<String> {
+    fn note(&mut self, event_id: u128, paid: Option<&[u8]>) -> Option<String> {
         match self {
             Repeats::Exact { ids, paid: orders } => {
                 if !ids.insert(event_id) {
                     return Some("its event id appears earlier in the log".into());
                 }
-                paid.filter(|order| !orders.insert(order.as_bytes().to_vec()))
-                    .map(|order| format!("order {order} was already paid earlier in the log"))
+                paid.filter(|order| !orders.insert(order.to_vec()))
+                    .map(|order| {
+                        let order = String::from_utf8_lossy(order);
+                        format!("order {order} was already paid earlier in the log")
+                    })
             }
             Repeats::Sorted { ids, paid: orders } => {
                 ids.push((event_id as u64) ^ ((event_id >> 64) as u64).rotate_left(32));
                 if let Some(order) = paid {
-                    orders.push(content_hash(order.as_bytes()));
+                    orders.push(content_hash(order));
                 }
                 None
             }

@@ -24,7 +24,7 @@ use crate::block::DecodedBlock;
 use crate::error::StoreError;
 use crate::log::EventLog;
 use crate::parts::{self, Parts};
-use crate::reader::{LogReader, ScanDamage, SharedBlock};
+use crate::reader::{LogReader, ReadBlock, ScanDamage, SharedBlock};
 use crate::snapshot::{self, SnapshotEnd, SNAPSHOT_FILE};
 use crate::tail_index::{
     self, BlockRecord, Found, IndexedBlock, Needs, TailIndex, TailIndexWriter, UNKNOWN_PARTITION,
@@ -1831,10 +1831,11 @@ fn fold(
                 }
                 let ready = match block {
                     Ok(block) => {
-                        let ready = ReadyBlock::decode(&block, from, ids.as_mut());
+                        let (ready, valid) =
+                            ReadyBlock::decode(&block, from, ids.as_mut(), spent.is_some());
                         if let Some(spent) = &spent {
                             // A check that stopped early takes no more.
-                            let _ = spent.send(Ok(block));
+                            let _ = spent.send(Ok(ReadBlock::with_valid(block, valid)));
                         }
                         Ok(ready)
                     }
@@ -1947,14 +1948,28 @@ impl ReadyBlock {
     /// Decodes the entries of `block` from `from` on: from the compact form,
     /// or by parsing the stored JSON. The order ids of compact forms are
     /// interned together ([`OrderIds::intern_all`]), in the order of the
-    /// entries, as one by one would give them.
-    fn decode(block: &DecodedBlock, from: u64, mut ids: Option<&mut OrderIds>) -> ReadyBlock {
+    /// entries, as one by one would give them. With `check`, a compact form
+    /// is decoded as the log's check decides it
+    /// ([`penalty_core::compact::decode_valid`]), and whether it was found
+    /// valid comes back for each entry (for [`ReadBlock`]), so that the
+    /// check reads its text, UTF-8 included, no second time; a form it does
+    /// not vouch for is decoded as without `check`.
+    fn decode(
+        block: &DecodedBlock,
+        from: u64,
+        mut ids: Option<&mut OrderIds>,
+        check: bool,
+    ) -> (ReadyBlock, Vec<bool>) {
         let mut events = EventBuffer::with_capacity(block.entries.len(), block.bytes.len() / 3);
         let mut entries: Vec<(u64, DecodedEntry)> = Vec::with_capacity(block.entries.len());
+        let mut valid = Vec::with_capacity(if check { block.entries.len() } else { 0 });
         // (the entry's place in `entries`, its order id), not yet interned.
         let mut waiting: Vec<(usize, &str)> = Vec::new();
         for (offset, entry) in block.entries.iter().enumerate() {
             let seq = block.first_seq + offset as u64;
+            if check {
+                valid.push(false);
+            }
             if seq < from {
                 continue;
             }
@@ -1965,7 +1980,14 @@ impl ReadyBlock {
                     .ok_or_else(|| "a block's text passes 4 GiB".to_string())
             };
             let decoded = if compact {
-                penalty_core::compact::decode_ref(payload)
+                let found_valid = check
+                    .then(|| penalty_core::compact::decode_valid(payload))
+                    .flatten();
+                if let (Some(_), Some(last)) = (found_valid, valid.last_mut()) {
+                    *last = true;
+                }
+                found_valid
+                    .or_else(|| penalty_core::compact::decode_ref(payload))
                     .ok_or_else(|| "its compact form does not decode".to_string())
                     .and_then(|(_, at, kind)| {
                         let position = push(at, &kind)?;
@@ -2000,10 +2022,11 @@ impl ReadyBlock {
         if let Some(ids) = ids {
             intern_waiting(ids, &mut waiting, &mut entries);
         }
-        ReadyBlock {
+        let ready = ReadyBlock {
             recorded_at: block.recorded_at,
             events,
             entries,
-        }
+        };
+        (ready, valid)
     }
 }

@@ -221,10 +221,11 @@ impl LogReader {
     /// Checks the acknowledged log whole, as [`crate::EventLog::verify`]
     /// does, from the files alone; and the head journal.
     pub fn verify(&self) -> VerifyReport {
-        self.verify_shared(
-            self.blocks()
-                .map(|block| block.map_err(|e| ScanDamage::of(&e))),
-        )
+        self.verify_shared(self.blocks().map(|block| {
+            block
+                .map(ReadBlock::unchecked)
+                .map_err(|e| ScanDamage::of(&e))
+        }))
     }
 
     /// [`LogReader::verify`] of the blocks another scan of this reader's
@@ -241,9 +242,11 @@ impl LogReader {
             // other problem (or two of them share a hash): the exact check
             // names the first repeat by its sequence number, or finds the
             // same report.
-            let blocks = self
-                .blocks()
-                .map(|block| block.map_err(|e| ScanDamage::of(&e)));
+            let blocks = self.blocks().map(|block| {
+                block
+                    .map(ReadBlock::unchecked)
+                    .map_err(|e| ScanDamage::of(&e))
+            });
             return self.verify_with(&mut EntryChecker::exact(self.last_seq()), blocks);
         }
         report
@@ -262,7 +265,7 @@ impl LogReader {
             problem: None,
         };
         for block in blocks {
-            let block = match block {
+            let ReadBlock { block, valid } = match block {
                 Ok(block) => block,
                 Err(damage) => {
                     report.problem = Some(VerifyProblem {
@@ -274,7 +277,8 @@ impl LogReader {
             };
             for (offset, entry) in block.entries.iter().enumerate() {
                 let seq = block.first_seq + offset as u64;
-                if let Some(detail) = checker.check(&block, entry) {
+                let found_valid = valid.get(offset).copied().unwrap_or(false);
+                if let Some(detail) = checker.check(&block, entry, found_valid) {
                     report.problem = Some(VerifyProblem {
                         seq,
                         detail: format!("sequence number {seq}: {detail}"),
@@ -319,7 +323,32 @@ impl LogReader {
 
 /// A block one scan of the log has read and checked, handed to another
 /// ([`LogReader::verify_shared`]); or the damage that ended the scan.
-pub type SharedBlock = Result<DecodedBlock, ScanDamage>;
+pub type SharedBlock = Result<ReadBlock, ScanDamage>;
+
+/// A block as a scan of the log hands it on: with the entries whose compact
+/// form that scan found valid ([`penalty_core::compact::decode_valid`]) as
+/// it decoded them, so that the check of the log does not decode them again.
+pub struct ReadBlock {
+    block: DecodedBlock,
+    /// By entry; an entry past its end was not found valid (which decides
+    /// nothing: the check decodes it).
+    valid: Vec<bool>,
+}
+
+impl ReadBlock {
+    /// A block of which no entry was found valid yet.
+    pub fn unchecked(block: DecodedBlock) -> ReadBlock {
+        ReadBlock {
+            block,
+            valid: Vec::new(),
+        }
+    }
+
+    /// A block whose entries `valid` says were found valid.
+    pub(crate) fn with_valid(block: DecodedBlock, valid: Vec<bool>) -> ReadBlock {
+        ReadBlock { block, valid }
+    }
+}
 
 /// The damage that ended a scan of the blocks, as handed on.
 #[derive(Debug)]

@@ -379,6 +379,25 @@ pub fn decode_valid(bytes: &[u8]) -> Option<(u128, UnixNs, KindRef<'_>)> {
     valid.then(|| event_ref(&f))
 }
 
+/// The event id of a compact form and, for a `paid` event, its order id's
+/// bytes, read without checking that any text is UTF-8: for a form already
+/// found valid ([`decode_valid`]) by another thread, whose check of the
+/// log needs only these two to compare with the block entry and to find
+/// repeats. `None` when the form does not decode that far.
+pub fn event_id_and_paid_order(bytes: &[u8]) -> Option<(u128, Option<&[u8]>)> {
+    let mut r = Reader { bytes };
+    let event_type = EventType::from_code(r.u8()?)?;
+    let event_id = r.u128()?;
+    if event_type != EventType::Paid {
+        return Some((event_id, None));
+    }
+    r.take(8)?;
+    let at_text = usize::from(r.u8()?);
+    r.take(at_text)?;
+    let order_id = usize::from(r.u8()?);
+    Some((event_id, Some(r.take(order_id)?)))
+}
+
 /// The event of decoded fields, with their text borrowed.
 fn event_ref<'a>(f: &Fields<'a>) -> (u128, UnixNs, KindRef<'a>) {
     let kind = KindFields {
@@ -931,6 +950,19 @@ mod tests {
             let reference = round_trip(&form);
             if direct.is_some() || all_plain(&form) {
                 prop_assert_eq!(direct, reference);
+            }
+        }
+
+        /// What the log's check reads of a form another thread found
+        /// valid is that form's event id and paid order.
+        #[test]
+        fn the_ids_of_a_valid_form_are_its_events(form in any_form()) {
+            if let Some((event_id, _, kind)) = decode_valid(&form) {
+                let paid = match kind {
+                    KindRef::Paid { order_id, .. } => Some(order_id.as_bytes()),
+                    _ => None,
+                };
+                prop_assert_eq!(event_id_and_paid_order(&form), Some((event_id, paid)));
             }
         }
 
