@@ -120,6 +120,9 @@ pub enum OrderIndex {
     /// [`Ledger::begin_bulk_outside`]: what [`OrderIds::intern`] gave the
     /// event's order id (`None` for a deposit top-up, which names none).
     Given(Option<u32>),
+    /// What [`Ledger::intern_order_ids`] gave the event's order id, in any
+    /// fold but the one above.
+    Interned(u32),
 }
 
 /// Why a query found nothing to report.

@@ -517,9 +517,45 @@ impl FollowBatch {
             }
             entry_offset += u64::from(entry_len);
         };
+        // Every event decoded first, so that the order ids of the batch are
+        // interned together (their table's cache misses overlap,
+        // `Ledger::intern_order_ids`) before the fold, in the fold's order.
+        // Decoding stops at the first event that does not decode; the
+        // events before it are folded, then it is reported, as one by one.
+        let mut decoded: Vec<(u64, UnixNs, u32, Decoded<'_>)> = Vec::with_capacity(count);
+        let mut undecoded = None;
         for (seq, recorded_at, end, compact, entry_len) in events {
             let stored = &bytes[start..end];
             start = end;
+            let event = if compact {
+                match penalty_core::compact::decode_ref(stored) {
+                    Some((_, at, kind)) => Decoded::Compact(at, kind),
+                    None => {
+                        undecoded = Some(corrupt(seq, "its compact form does not decode".into()));
+                        break;
+                    }
+                }
+            } else {
+                match penalty_core::event::parse_stored(stored) {
+                    Ok(event) => Decoded::Json(event),
+                    Err(reject) => {
+                        let detail = format!("its stored JSON does not validate ({reject})");
+                        undecoded = Some(corrupt(seq, detail));
+                        break;
+                    }
+                }
+            };
+            decoded.push((seq, recorded_at, entry_len, event));
+        }
+        let order_ids: Vec<&str> = decoded
+            .iter()
+            .filter_map(|(_, _, _, event)| event.kind().order_id())
+            .collect();
+        let mut orders = Vec::with_capacity(order_ids.len());
+        projection.ledger.intern_order_ids(&order_ids, &mut orders);
+        let mut orders = orders.into_iter();
+        for (seq, recorded_at, entry_len, event) in &decoded {
+            let (seq, recorded_at, entry_len) = (*seq, *recorded_at, *entry_len);
             if seq != projection.seq + 1 {
                 return Err(corrupt(
                     seq,
@@ -529,23 +565,18 @@ impl FollowBatch {
                     ),
                 ));
             }
-            let shop = if compact {
-                let (_, at, kind) = penalty_core::compact::decode_ref(stored)
-                    .ok_or_else(|| corrupt(seq, "its compact form does not decode".into()))?;
-                projection.fold_in_to_shop(seq, at, kind, recorded_at, OrderIndex::Intern)?
-            } else {
-                let event = penalty_core::event::parse_stored(stored).map_err(|reject| {
-                    corrupt(seq, format!("its stored JSON does not validate ({reject})"))
-                })?;
-                projection.fold_in_to_shop(
-                    seq,
-                    event.at,
-                    event.kind_ref(),
-                    recorded_at,
-                    OrderIndex::Intern,
-                )?
+            let (at, kind) = (event.at(), event.kind());
+            // An id the ledger could not intern (past 4 GiB of ids) is
+            // interned again by the fold, which refuses it as it always did.
+            let order = match kind.order_id().and_then(|_| orders.next().flatten()) {
+                Some(order) => OrderIndex::Interned(order),
+                None => OrderIndex::Intern,
             };
+            let shop = projection.fold_in_to_shop(seq, at, kind, recorded_at, order)?;
             note(&projection.ledger, shop, entry_len);
+        }
+        if let Some(error) = undecoded {
+            return Err(error);
         }
         if let Some((block_first_seq, block)) = block {
             // Recorded only when the events are exactly the block's.
@@ -567,6 +598,29 @@ impl FollowBatch {
             }
         }
         Ok(())
+    }
+}
+
+/// An event of a [`FollowBatch`], decoded: borrowed from its compact form,
+/// or parsed from its stored JSON.
+enum Decoded<'a> {
+    Compact(UnixNs, KindRef<'a>),
+    Json(penalty_core::Event),
+}
+
+impl Decoded<'_> {
+    fn at(&self) -> UnixNs {
+        match self {
+            Decoded::Compact(at, _) => *at,
+            Decoded::Json(event) => event.at,
+        }
+    }
+
+    fn kind(&self) -> KindRef<'_> {
+        match self {
+            Decoded::Compact(_, kind) => *kind,
+            Decoded::Json(event) => event.kind_ref(),
+        }
     }
 }
 
