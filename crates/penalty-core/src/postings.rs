@@ -164,7 +164,15 @@ pub(crate) fn shop_postings(ledger: &Ledger, shop: &ShopRec, as_of: UnixNs) -> V
                     note(item.exists_from, ChangeKind::Appeared);
                     note(item.revoked_from, ChangeKind::Revoked);
                 }
-                changes.sort_by_key(|c| (c.at, c.order, c.number));
+                // By order id, not by the order's interned number: two
+                // changes at one instant must name the same cause whatever
+                // order their events arrived in (RULES.md, R14's notices).
+                let order_ids = &ledger.order_ids;
+                changes.sort_by(|a, b| {
+                    a.at.cmp(&b.at)
+                        .then_with(|| order_ids.get(a.order).cmp(order_ids.get(b.order)))
+                        .then(a.number.cmp(&b.number))
+                });
             }
             // R5 as of the run's start, against what was booked before.
             let mut charged_today: i64 = 0;
