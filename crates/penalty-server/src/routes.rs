@@ -280,7 +280,6 @@ asks_when!(
     ShopParams,
     ShopListParams,
     NoticeParams,
-    PostingParams,
     AtRiskParams,
     OrderListParams,
     PostingCsvParams,
@@ -600,6 +599,8 @@ struct DeductionParams {
     newest: Option<bool>,
 }
 
+/// The query of a page of one shop's list: its postings, closure-review
+/// flags or banned products.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListParams {
@@ -781,15 +782,6 @@ impl NoticeAsk {
         let next = notices.last().map(|n| n.cursor.clone()).or(after);
         Ok(NoticePage { notices, next })
     }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PostingParams {
-    as_of: Option<String>,
-    known_at: Option<String>,
-    limit: Option<usize>,
-    offset: Option<usize>,
 }
 
 /// A page of a shop's booked ledger (R14): `penalty postings ID --json`,
@@ -1595,11 +1587,6 @@ impl ShopRoute {
                 let (params, when) = parse_query_known::<ShopParams>(query, policy)?;
                 (ShopQuestion::Shop(ShopAsk::checked(&params)?), when)
             }
-            ShopRoute::Postings => {
-                let (params, when) = parse_query_known::<PostingParams>(query, policy)?;
-                let page = Page::asked(params.limit, params.offset)?;
-                (ShopQuestion::Postings(page), when)
-            }
             ShopRoute::PostingsCsv => {
                 let (params, when) = parse_query_known::<PostingCsvParams>(query, policy)?;
                 let asked = PostingCsvAsk::checked(&params, policy)?;
@@ -1624,15 +1611,15 @@ impl ShopRoute {
                 let newest = params.newest == Some(true);
                 (ShopQuestion::Deductions(page, newest), when)
             }
-            ShopRoute::ClosureReview => {
+            ShopRoute::Postings | ShopRoute::ClosureReview | ShopRoute::Bans => {
                 let (params, when) = parse_query_known::<ListParams>(query, policy)?;
                 let page = Page::asked(params.limit, params.offset)?;
-                (ShopQuestion::ClosureReview(page), when)
-            }
-            ShopRoute::Bans => {
-                let (params, when) = parse_query_known::<ListParams>(query, policy)?;
-                let page = Page::asked(params.limit, params.offset)?;
-                (ShopQuestion::Bans(page), when)
+                let question = match self {
+                    ShopRoute::Postings => ShopQuestion::Postings(page),
+                    ShopRoute::ClosureReview => ShopQuestion::ClosureReview(page),
+                    _ => ShopQuestion::Bans(page),
+                };
+                (question, when)
             }
         })
     }
@@ -1665,7 +1652,7 @@ impl ShopQuestion {
     ) -> Result<ShopAnswerBody, ApiError> {
         Ok(match self {
             ShopQuestion::Shop(asked) => {
-                ShopAnswerBody::Shop(asked.answer(ledger, shop_id, as_of)?)
+                ShopAnswerBody::Shop(Box::new(asked.answer(ledger, shop_id, as_of)?))
             }
             ShopQuestion::Postings(page) => {
                 ShopAnswerBody::Postings(postings_page(ledger, shop_id, as_of, page, lang)?)
@@ -1702,7 +1689,8 @@ impl ShopQuestion {
 /// The body of a shop route's answer, as a value: it is written out as
 /// JSON (or CSV) once the ledger is let go.
 enum ShopAnswerBody {
-    Shop(ShopAnswer),
+    /// Boxed: a report is several times larger than the other answers.
+    Shop(Box<ShopAnswer>),
     Postings(PostingPage),
     PostingsCsv(String),
     Notices(NoticePage),
