@@ -954,6 +954,34 @@ impl Cluster {
         }
     }
 
+    /// The arguments of `penalty ingest --cluster` of `events` from the
+    /// test's client directory, its counts in JSON.
+    fn ingest_args(&self, events: &str) -> Vec<String> {
+        let client = self.dir.join("client").display().to_string();
+        [
+            "--db",
+            &client,
+            "ingest",
+            "--cluster",
+            &self.url,
+            events,
+            "--json",
+        ]
+        .map(str::to_string)
+        .to_vec()
+    }
+
+    /// That ingest, started and not awaited: its counts on its piped
+    /// stdout, its errors in the test's logs.
+    fn start_ingest(&self, events: &str) -> Child {
+        Command::new(BIN)
+            .args(self.ingest_args(events))
+            .stdout(Stdio::piped())
+            .stderr(log_file(&self.dir, "ingest.err"))
+            .spawn()
+            .expect("the ingest starts")
+    }
+
     /// Every node sees the three, and every stage partition is hosted by
     /// one of them and caught up.
     fn wait_stable(&self) {
@@ -1057,6 +1085,16 @@ fn workload(dir: &Path) -> PathBuf {
     path
 }
 
+/// The workload written into `dir` and ingested by one machine into
+/// `dir/single`: the workload's path, the database's, and one machine's
+/// counts, which the cluster's must equal.
+fn workload_on_one_machine(dir: &Path) -> (String, String, Value) {
+    let events = workload(dir).display().to_string();
+    let single = dir.join("single").display().to_string();
+    let one = canonical(&ok(&["--db", &single, "ingest", &events, "--json"]));
+    (events, single, one)
+}
+
 fn canonical(text: &str) -> Value {
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
@@ -1098,15 +1136,8 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn cluster_ingest(cluster: &Cluster, events: &str) -> Value {
-    canonical(&ok(&[
-        "--db",
-        &cluster.dir.join("client").display().to_string(),
-        "ingest",
-        "--cluster",
-        &cluster.url,
-        events,
-        "--json",
-    ]))
+    let args = cluster.ingest_args(events);
+    canonical(&ok(&args.iter().map(String::as_str).collect::<Vec<_>>()))
 }
 
 /// Every shop, and some orders (the late one, the orphan, an unknown one
@@ -1325,25 +1356,10 @@ fn a_killed_node_a_killed_nats_server_and_an_emptied_node_lose_and_double_nothin
     let started = Instant::now();
     let tmp = test_dir();
     let dir = tmp.path();
-    let events = workload(dir).display().to_string();
-    let single = dir.join("single").display().to_string();
-    let one = canonical(&ok(&["--db", &single, "ingest", &events, "--json"]));
+    let (events, single, one) = workload_on_one_machine(dir);
 
     let mut cluster = Cluster::start(dir);
-    let mut ingest = Command::new(BIN)
-        .args([
-            "--db",
-            &dir.join("client").display().to_string(),
-            "ingest",
-            "--cluster",
-            &cluster.url,
-            &events,
-            "--json",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(log_file(dir, "ingest.err"))
-        .spawn()
-        .expect("the ingest starts");
+    let mut ingest = cluster.start_ingest(&events);
 
     // Once the shops stage has applied something, the ingest is under way:
     // SIGKILL node 1, then NATS server 2.
@@ -1494,23 +1510,7 @@ fn a_stalled_node_shows_its_lag_in_metrics_until_it_catches_up() {
         std::fs::create_dir_all(path.join("taken")).expect("its path taken");
     }
     // In a guard of its own: killed if the test fails while it waits.
-    let mut running = Processes(vec![(
-        "ingest".into(),
-        Command::new(BIN)
-            .args([
-                "--db",
-                &dir.join("client").display().to_string(),
-                "ingest",
-                "--cluster",
-                &cluster.url,
-                &second,
-                "--json",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(log_file(dir, "ingest.err"))
-            .spawn()
-            .expect("the ingest starts"),
-    )]);
+    let mut running = Processes(vec![("ingest".into(), cluster.start_ingest(&second))]);
     let ingest = &mut running.0[0].1;
     let behind = wait_until("a positive lag on node 0", Duration::from_secs(60), || {
         let lags = lag_gauges(cluster.http[0])?;
@@ -1606,9 +1606,7 @@ fn a_node_stopped_by_sigterm_finishes_its_request_in_flight_and_exits_0() {
     let started = Instant::now();
     let tmp = test_dir();
     let dir = tmp.path();
-    let events = workload(dir).display().to_string();
-    let single = dir.join("single").display().to_string();
-    let one = canonical(&ok(&["--db", &single, "ingest", &events, "--json"]));
+    let (events, single, one) = workload_on_one_machine(dir);
     let mut cluster = Cluster::start(dir);
 
     let body = std::fs::read_to_string(&events).expect("the workload");

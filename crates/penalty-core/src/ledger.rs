@@ -16,8 +16,9 @@
 //! shop's settle-day index for R5's daily cap, `tallies` computes a shop's
 //! figures once for the shop report, the export rows and the digest,
 //! `digest` hashes them, `at_risk` and `partition` answer their queries,
-//! `order_index` keeps each shop's orders by id for the pages of orders. This
-//! file holds the state and the queries.
+//! `postings` books the settlement runs (R14), `order_index` keeps each
+//! shop's orders by id for the pages of orders. This file holds the state
+//! and the queries.
 
 pub mod at_risk;
 mod cap;
@@ -29,6 +30,7 @@ mod fixtures;
 mod fold;
 mod order_index;
 pub mod partition;
+mod postings;
 mod rows;
 mod tallies;
 
@@ -604,11 +606,11 @@ impl Ledger {
         // R9, R14: every refund and late charge is announced once, with its
         // cause, from its run (or from when the events that caused it were
         // recorded, if later).
-        for posting in crate::postings::shop_postings(self, shop, as_of) {
+        for posting in postings::shop_postings(self, shop, as_of) {
             if posting.kind == PostingKind::Charge {
                 continue;
             }
-            let visible = crate::postings::notice_visible(self, &posting);
+            let visible = postings::notice_visible(self, &posting);
             let order_id = self.order_ids.get(posting.order);
             let key = (visible.0, order_id, posting.number, posting.run_day.0);
             if !is_after(&key) {
@@ -636,7 +638,7 @@ impl Ledger {
                     settle_date: posting.settle_day.to_iso(),
                     kind: posting.kind,
                     amount_fen: posting.amount_fen,
-                    cause: crate::postings::cause_text(self, &posting, lang),
+                    cause: postings::cause_text(self, &posting, lang),
                 }),
             };
             keyed.push((key, notice));

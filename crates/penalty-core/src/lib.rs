@@ -20,11 +20,10 @@
 //!   close hold from (R1 to R3, R7, R8, R11).
 //! - `view`: an order as of an instant, as the reports and `explain` read it.
 //! - [`ledger`]: the fold of events into per-order and per-shop state, and the
-//!   queries (shop and order reports, the cap R5, notices R9, the digest,
-//!   at-risk).
+//!   queries (shop and order reports, the cap R5, notices R9, the booked
+//!   ledger of settlement runs R14, the digest, at-risk).
 //! - [`explain`]: the `explain` lines of an order report, and the money and
 //!   countdown wording shared by every renderer.
-//! - `postings`: the booked ledger of settlement runs (R14).
 //! - [`labels`]: the human labels of report codes.
 //! - [`report`]: the reports of CLI.md as plain serialisable values.
 //! - [`csv`]: the CSV lines of the order and posting exports, which the CLI
@@ -38,7 +37,6 @@ pub mod labels;
 pub mod ledger;
 mod order;
 pub mod policy;
-mod postings;
 pub mod ranking;
 pub mod report;
 pub mod time;

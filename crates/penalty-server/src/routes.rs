@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequestParts, MatchedPath, Path, Query, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, Path, Query, RawQuery, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -37,36 +37,20 @@ pub use crate::params::MAX_OFFSET;
 
 /// Every route: method, path template (axum's and OpenAPI's syntax), handler.
 /// The routes of one shop take their paths from [`ShopRoute::path`], which
-/// a cluster node routes by too.
+/// a cluster node routes by too, and are each answered by
+/// [`shop_route_handler`].
 pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
-    vec![
+    let mut routes = vec![
         (Method::GET, "/healthz", get(healthz)),
         (Method::GET, "/metrics", get(metrics)),
         (Method::GET, "/openapi.json", get(openapi_json)),
         (Method::GET, "/shops", get(list_shops)),
-        (Method::GET, ShopRoute::Shop.path(), get(shop)),
-        (Method::GET, ShopRoute::Notices.path(), get(notices)),
-        (Method::GET, ShopRoute::AtRisk.path(), get(at_risk)),
-        (Method::GET, ShopRoute::Days.path(), get(days)),
-        (Method::GET, ShopRoute::Deductions.path(), get(deductions)),
-        (
-            Method::GET,
-            ShopRoute::ClosureReview.path(),
-            get(closure_review),
-        ),
-        (Method::GET, ShopRoute::Bans.path(), get(bans)),
         (Method::GET, "/labels", get(labels)),
         (Method::GET, "/session", get(session_get)),
         (Method::POST, "/session", post(session_start)),
         (Method::DELETE, "/session", delete(session_end)),
-        (Method::GET, ShopRoute::Postings.path(), get(postings)),
         (Method::GET, "/orders", get(list_orders)),
         (Method::GET, "/orders.csv", get(orders_csv)),
-        (
-            Method::GET,
-            ShopRoute::PostingsCsv.path(),
-            get(postings_csv),
-        ),
         (Method::GET, "/data-range", get(data_range)),
         (Method::GET, "/orders/{id}", get(order)),
         (Method::GET, "/orders/{id}/events", get(order_events)),
@@ -76,7 +60,10 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         (Method::GET, "/assets/app.js", get(assets::app_js)),
         (Method::GET, "/assets/phrases.js", get(assets::phrases_js)),
         (Method::GET, "/assets/style.css", get(assets::style_css)),
-    ]
+    ];
+    routes
+        .extend(ShopRoute::ALL.map(|route| (Method::GET, route.path(), shop_route_handler(route))));
+    routes
 }
 
 /// The application: every route, request metrics, JSON errors for unknown
@@ -293,7 +280,6 @@ asks_when!(
     ShopParams,
     ShopListParams,
     NoticeParams,
-    PostingParams,
     AtRiskParams,
     OrderListParams,
     PostingCsvParams,
@@ -311,20 +297,10 @@ impl<T: DeserializeOwned + AsksWhen> FromRequestParts<AppState> for Asked<T> {
     }
 }
 
-/// Refuses a shop this token may not read with the very answer an unknown
-/// shop gets ([`unknown_shop`]), so that a seller learns nothing about other
-/// shops.
-fn readable_shop(
-    state: &AppState,
-    access: &Access,
-    shop_id: &str,
-    as_of: UnixNs,
-) -> Result<(), ApiError> {
-    confined_shop(access.confined_to(), shop_id, as_of, state.policy())
-}
-
-/// [`readable_shop`] for a caller `confined_to` a shop (a seller) or not
-/// (an operator): one home for one machine and a cluster node's hosts.
+/// Refuses a shop a caller `confined_to` another shop (a seller) may not
+/// read with the very answer an unknown shop gets ([`unknown_shop`]), so
+/// that a seller learns nothing about other shops; an operator (`None`)
+/// reads every shop.
 fn confined_shop(
     confined_to: Option<&str>,
     shop_id: &str,
@@ -613,45 +589,6 @@ struct MoreOfTheLists {
     banned_products_total: usize,
 }
 
-/// `GET /shops/{id}`: the report with a page of its deductions, the whole
-/// of `penalty shop ID --json` with `full=true`, or with `summary=true`
-/// `penalty shop ID --summary`'s figures without the deductions.
-async fn shop(
-    State(state): State<AppState>,
-    access: Access,
-    Id(shop_id): Id,
-    Asked { params, when }: Asked<ShopParams>,
-) -> Result<Json<ShopAnswer>, ApiError> {
-    let asked = ShopAsk::checked(&params)?;
-    readable_shop(&state, &access, &shop_id, when.as_of)?;
-    let answer = state
-        .query_for(Some(&access.clone()), when.known_at, move |ledger| {
-            asked.answer(ledger, &shop_id, when.as_of)
-        })
-        .await?;
-    Ok(Json(answer))
-}
-
-/// `GET /shops/{id}/days`: the shop's history by local day, what the
-/// dashboard's chart draws (a few dozen rows, where the full report of a
-/// large shop lists tens of thousands of deductions).
-async fn days(
-    State(state): State<AppState>,
-    access: Access,
-    Id(shop_id): Id,
-    Asked { when, .. }: Asked<AsOfParams>,
-) -> Result<Json<penalty_core::ShopDays>, ApiError> {
-    readable_shop(&state, &access, &shop_id, when.as_of)?;
-    let days = state
-        .query_for(Some(&access.clone()), when.known_at, move |ledger| {
-            ledger
-                .shop_days(&shop_id, when.as_of)
-                .map_err(not_found_for_http)
-        })
-        .await?;
-    Ok(Json(days))
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DeductionParams {
@@ -662,62 +599,8 @@ struct DeductionParams {
     newest: Option<bool>,
 }
 
-/// A page of a shop's deductions (R4, R5), in the shop report's order or,
-/// with `newest=true`, newest first.
-#[derive(Serialize)]
-struct DeductionPage {
-    shop_id: String,
-    as_of: String,
-    deductions: Vec<penalty_core::DeductionReport>,
-    /// Pass as `offset` for the next page; `null` on the last page.
-    next: Option<usize>,
-    /// Deductions over all pages.
-    total: usize,
-}
-
-/// `GET /shops/{id}/deductions`: the shop report's deduction list, paged.
-async fn deductions(
-    State(state): State<AppState>,
-    access: Access,
-    Id(shop_id): Id,
-    Asked { params, when }: Asked<DeductionParams>,
-) -> Result<Json<DeductionPage>, ApiError> {
-    let asked = Page::asked(params.limit, params.offset)?;
-    let newest = params.newest == Some(true);
-    readable_shop(&state, &access, &shop_id, when.as_of)?;
-    let page = state
-        .query_for(Some(&access.clone()), when.known_at, move |ledger| {
-            deductions_page(ledger, &shop_id, when.as_of, asked, newest)
-        })
-        .await?;
-    Ok(Json(page))
-}
-
-/// The `asked` page of a shop's deductions, newest first when `newest`.
-fn deductions_page(
-    ledger: &penalty_core::Ledger,
-    shop_id: &str,
-    as_of: UnixNs,
-    asked: Page,
-    newest: bool,
-) -> Result<DeductionPage, ApiError> {
-    let report = ledger
-        .shop_report(shop_id, as_of, true)
-        .map_err(not_found_for_http)?;
-    let mut all = report.deductions.unwrap_or_default();
-    if newest {
-        all.reverse();
-    }
-    let (deductions, next, total) = asked.of(all);
-    Ok(DeductionPage {
-        shop_id: report.shop_id,
-        as_of: report.as_of,
-        deductions,
-        next,
-        total,
-    })
-}
-
+/// The query of a page of one shop's list: its postings, closure-review
+/// flags or banned products.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListParams {
@@ -727,106 +610,88 @@ struct ListParams {
     offset: Option<usize>,
 }
 
-/// A page of a shop's closure-review flags (R7), in the shop report's order.
-#[derive(Serialize)]
-struct FlagPage {
+/// A page of one of a shop report's lists, in the report's order: its
+/// deductions (R4, R5; newest first when asked), its closure-review flags
+/// (R7) or its banned products (R6). In JSON the page's items go under the
+/// list's own name in the report ([`ReportList::FIELD`]).
+struct ListPage<T> {
     shop_id: String,
     as_of: String,
-    closure_review: Vec<penalty_core::FlagReport>,
+    items: Vec<T>,
     /// Pass as `offset` for the next page; `null` on the last page.
     next: Option<usize>,
-    /// Flags over all pages.
+    /// Items over all pages.
     total: usize,
 }
 
-/// A page of a shop's banned products (R6), in the shop report's order.
-#[derive(Serialize)]
-struct BanPage {
-    shop_id: String,
-    as_of: String,
-    banned_products: Vec<penalty_core::BanReport>,
-    /// Pass as `offset` for the next page; `null` on the last page.
-    next: Option<usize>,
-    /// Banned products over all pages.
-    total: usize,
+impl<T: ReportList> Serialize for ListPage<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut page = serializer.serialize_struct("ListPage", 5)?;
+        page.serialize_field("shop_id", &self.shop_id)?;
+        page.serialize_field("as_of", &self.as_of)?;
+        page.serialize_field(T::FIELD, &self.items)?;
+        page.serialize_field("next", &self.next)?;
+        page.serialize_field("total", &self.total)?;
+        page.end()
+    }
 }
 
-/// `GET /shops/{id}/closure-review`: the shop report's closure-review
-/// flags, paged (a large shop has thousands).
-async fn closure_review(
-    State(state): State<AppState>,
-    access: Access,
-    Id(shop_id): Id,
-    asked: Asked<ListParams>,
-) -> Result<Json<FlagPage>, ApiError> {
-    shop_list_page(state, access, shop_id, asked, flag_page).await
+/// A list of the shop report that its own route pages.
+trait ReportList: Serialize + Sized {
+    /// The list's name in the report and in a page of it.
+    const FIELD: &'static str;
+    /// Whether the report must be asked with its deductions.
+    const WITH_DEDUCTIONS: bool;
+    /// The list, taken out of the report.
+    fn take(report: &mut penalty_core::ShopReport) -> Vec<Self>;
 }
 
-/// `GET /shops/{id}/bans`: the shop report's banned products, paged.
-async fn bans(
-    State(state): State<AppState>,
-    access: Access,
-    Id(shop_id): Id,
-    asked: Asked<ListParams>,
-) -> Result<Json<BanPage>, ApiError> {
-    shop_list_page(state, access, shop_id, asked, ban_page).await
+impl ReportList for penalty_core::DeductionReport {
+    const FIELD: &'static str = "deductions";
+    const WITH_DEDUCTIONS: bool = true;
+    fn take(report: &mut penalty_core::ShopReport) -> Vec<Self> {
+        report.deductions.take().unwrap_or_default()
+    }
 }
 
-/// A paged list of one shop's report: the page asked is checked, then
-/// whether the caller may read the shop, then `page` answers from the
-/// ledger of the query's instant.
-async fn shop_list_page<P: Send + 'static>(
-    state: AppState,
-    access: Access,
-    shop_id: String,
-    Asked { params, when }: Asked<ListParams>,
-    page: fn(&penalty_core::Ledger, &str, UnixNs, Page) -> Result<P, ApiError>,
-) -> Result<Json<P>, ApiError> {
-    let asked = Page::asked(params.limit, params.offset)?;
-    readable_shop(&state, &access, &shop_id, when.as_of)?;
-    let answer = state
-        .query_for(Some(&access.clone()), when.known_at, move |ledger| {
-            page(ledger, &shop_id, when.as_of, asked)
-        })
-        .await?;
-    Ok(Json(answer))
+impl ReportList for penalty_core::FlagReport {
+    const FIELD: &'static str = "closure_review";
+    const WITH_DEDUCTIONS: bool = false;
+    fn take(report: &mut penalty_core::ShopReport) -> Vec<Self> {
+        std::mem::take(&mut report.closure_review)
+    }
 }
 
-/// The `asked` page of a shop's closure-review flags.
-fn flag_page(
+impl ReportList for penalty_core::BanReport {
+    const FIELD: &'static str = "banned_products";
+    const WITH_DEDUCTIONS: bool = false;
+    fn take(report: &mut penalty_core::ShopReport) -> Vec<Self> {
+        std::mem::take(&mut report.banned_products)
+    }
+}
+
+/// The `asked` page of a shop report's list `T`, newest first when
+/// `newest`.
+fn list_page<T: ReportList>(
     ledger: &penalty_core::Ledger,
     shop_id: &str,
     as_of: UnixNs,
     asked: Page,
-) -> Result<FlagPage, ApiError> {
-    let report = ledger
-        .shop_report(shop_id, as_of, false)
+    newest: bool,
+) -> Result<ListPage<T>, ApiError> {
+    let mut report = ledger
+        .shop_report(shop_id, as_of, T::WITH_DEDUCTIONS)
         .map_err(not_found_for_http)?;
-    let (closure_review, next, total) = asked.of(report.closure_review);
-    Ok(FlagPage {
+    let mut all = T::take(&mut report);
+    if newest {
+        all.reverse();
+    }
+    let (items, next, total) = asked.of(all);
+    Ok(ListPage {
         shop_id: report.shop_id,
         as_of: report.as_of,
-        closure_review,
-        next,
-        total,
-    })
-}
-
-/// The `asked` page of a shop's banned products.
-fn ban_page(
-    ledger: &penalty_core::Ledger,
-    shop_id: &str,
-    as_of: UnixNs,
-    asked: Page,
-) -> Result<BanPage, ApiError> {
-    let report = ledger
-        .shop_report(shop_id, as_of, false)
-        .map_err(not_found_for_http)?;
-    let (banned_products, next, total) = asked.of(report.banned_products);
-    Ok(BanPage {
-        shop_id: report.shop_id,
-        as_of: report.as_of,
-        banned_products,
+        items,
         next,
         total,
     })
@@ -852,23 +717,6 @@ struct NoticePage {
     /// Read newest first (`newest` or `before`): pass as `before` for the
     /// older notices; `null` when this page was not full.
     next: Option<String>,
-}
-
-async fn notices(
-    State(state): State<AppState>,
-    access: Access,
-    Id(shop_id): Id,
-    Language(lang): Language,
-    Asked { params, when }: Asked<NoticeParams>,
-) -> Result<Json<NoticePage>, ApiError> {
-    let asked = NoticeAsk::checked(params)?;
-    readable_shop(&state, &access, &shop_id, when.as_of)?;
-    let page = state
-        .query_for(Some(&access.clone()), when.known_at, move |ledger| {
-            asked.answer(ledger, &shop_id, when.as_of, lang)
-        })
-        .await?;
-    Ok(Json(page))
 }
 
 /// The checked query of the notice feed.
@@ -936,15 +784,6 @@ impl NoticeAsk {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PostingParams {
-    as_of: Option<String>,
-    known_at: Option<String>,
-    limit: Option<usize>,
-    offset: Option<usize>,
-}
-
 /// A page of a shop's booked ledger (R14): `penalty postings ID --json`,
 /// paged.
 #[derive(Serialize)]
@@ -958,23 +797,6 @@ struct PostingPage {
     next: Option<usize>,
     /// Postings over all pages.
     total: usize,
-}
-
-async fn postings(
-    State(state): State<AppState>,
-    access: Access,
-    Id(shop_id): Id,
-    Language(lang): Language,
-    Asked { params, when }: Asked<PostingParams>,
-) -> Result<Json<PostingPage>, ApiError> {
-    let asked = Page::asked(params.limit, params.offset)?;
-    readable_shop(&state, &access, &shop_id, when.as_of)?;
-    let page = state
-        .query_for(Some(&access.clone()), when.known_at, move |ledger| {
-            postings_page(ledger, &shop_id, when.as_of, asked, lang)
-        })
-        .await?;
-    Ok(Json(page))
 }
 
 /// The `asked` page of a shop's postings.
@@ -1099,23 +921,6 @@ struct AtRiskPage {
     next: Option<usize>,
     /// Orders at risk in all, over all pages.
     total: usize,
-}
-
-async fn at_risk(
-    State(state): State<AppState>,
-    access: Access,
-    Id(shop_id): Id,
-    Language(lang): Language,
-    Asked { params, when }: Asked<AtRiskParams>,
-) -> Result<Json<AtRiskPage>, ApiError> {
-    let (asked, within) = at_risk_asked(&params)?;
-    readable_shop(&state, &access, &shop_id, when.as_of)?;
-    let page = state
-        .query_for(Some(&access.clone()), when.known_at, move |ledger| {
-            at_risk_page(ledger, &shop_id, when.as_of, within, asked, lang)
-        })
-        .await?;
-    Ok(Json(page))
 }
 
 /// The checked page and `within` of an at-risk list.
@@ -1575,23 +1380,6 @@ struct PostingCsvParams {
     excel: Option<bool>,
 }
 
-/// `GET /shops/{id}/postings.csv`: the shop's postings, as `penalty export
-/// postings --shop ID --format csv` writes them, runs from `from` to `to`.
-async fn postings_csv(
-    State(state): State<AppState>,
-    access: Access,
-    Id(shop_id): Id,
-    Asked { params, when }: Asked<PostingCsvParams>,
-) -> Result<Response, ApiError> {
-    let asked = PostingCsvAsk::checked(&params, state.policy())?;
-    readable_shop(&state, &access, &shop_id, when.as_of)?;
-    crate::download::csv(&state, &access, when.known_at, POSTINGS_CSV_DISPOSITION, {
-        let mut written = 0;
-        move |ledger, out| asked.write(ledger, &shop_id, when.as_of, out, &mut written)
-    })
-    .await
-}
-
 const POSTINGS_CSV_DISPOSITION: &str = "attachment; filename=\"postings.csv\"";
 
 /// The checked query of a postings download.
@@ -1720,28 +1508,41 @@ fn parse_query<T: DeserializeOwned>(query: Option<&str>) -> Result<T, ApiError> 
         .map_err(|rejection| query_refused(&rejection.body_text()))
 }
 
-/// The routes of one shop that a cluster node forwards to the host of the
-/// shop's partition, which answers them from its partition's ledger with
-/// [`shop_route_answer`].
+/// The routes of one shop. One machine answers each with
+/// [`shop_route_handler`]; a cluster node forwards it to the host of the
+/// shop's partition, which answers it from its partition's ledger with
+/// [`shop_route_answer`]. Both take the same steps, each in one place: the
+/// query checked ([`ShopRoute::asked`]), the caller's access
+/// ([`confined_shop`]), then the answer from the ledger of the query's
+/// `known_at` ([`ShopQuestion::answer`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ShopRoute {
-    /// `GET /shops/{id}`.
+    /// `GET /shops/{id}`: the report with the first page of each of its
+    /// lists, the whole of `penalty shop ID --json` with `full=true`, or
+    /// with `summary=true` `penalty shop ID --summary`'s figures without
+    /// the deductions ([`ShopAsk`]).
     Shop,
-    /// `GET /shops/{id}/postings`.
+    /// `GET /shops/{id}/postings`: the booked ledger (R14), paged.
     Postings,
-    /// `GET /shops/{id}/postings.csv`.
+    /// `GET /shops/{id}/postings.csv`: the shop's postings as `penalty
+    /// export postings --shop ID --format csv` writes them, runs from
+    /// `from` to `to`.
     PostingsCsv,
-    /// `GET /shops/{id}/notices`.
+    /// `GET /shops/{id}/notices`: the notice feed (R9) by cursor.
     Notices,
-    /// `GET /shops/{id}/at-risk`.
+    /// `GET /shops/{id}/at-risk`: `penalty at-risk --shop ID --json`, paged.
     AtRisk,
-    /// `GET /shops/{id}/days`.
+    /// `GET /shops/{id}/days`: the shop's history by local day, what the
+    /// dashboard's chart draws (a few dozen rows, where the full report of
+    /// a large shop lists tens of thousands of deductions).
     Days,
-    /// `GET /shops/{id}/deductions`.
+    /// `GET /shops/{id}/deductions`: the report's deductions, paged, newest
+    /// first with `newest=true`.
     Deductions,
-    /// `GET /shops/{id}/closure-review`.
+    /// `GET /shops/{id}/closure-review`: the report's closure-review flags,
+    /// paged (a large shop has thousands).
     ClosureReview,
-    /// `GET /shops/{id}/bans`.
+    /// `GET /shops/{id}/bans`: the report's banned products, paged.
     Bans,
 }
 
@@ -1773,15 +1574,198 @@ impl ShopRoute {
             ShopRoute::Bans => "/shops/{id}/bans",
         }
     }
+
+    /// The query string `query` of this route, read and checked before any
+    /// work: the parameters the route takes (a 400 naming one it does not
+    /// read), `as_of` and `known_at` (a 400 naming a bad instant), then the
+    /// route's own checks (a page's bounds, a cursor, a horizon, a day).
+    /// `known_at` comes out beside the question, since it decides which
+    /// ledger answers.
+    fn asked(self, query: Option<&str>, policy: &Policy) -> Result<(ShopQuestion, When), ApiError> {
+        Ok(match self {
+            ShopRoute::Shop => {
+                let (params, when) = parse_query_known::<ShopParams>(query, policy)?;
+                (ShopQuestion::Shop(ShopAsk::checked(&params)?), when)
+            }
+            ShopRoute::PostingsCsv => {
+                let (params, when) = parse_query_known::<PostingCsvParams>(query, policy)?;
+                let asked = PostingCsvAsk::checked(&params, policy)?;
+                (ShopQuestion::PostingsCsv(asked), when)
+            }
+            ShopRoute::Notices => {
+                let (params, when) = parse_query_known::<NoticeParams>(query, policy)?;
+                (ShopQuestion::Notices(NoticeAsk::checked(params)?), when)
+            }
+            ShopRoute::AtRisk => {
+                let (params, when) = parse_query_known::<AtRiskParams>(query, policy)?;
+                let (page, within) = at_risk_asked(&params)?;
+                (ShopQuestion::AtRisk(page, within), when)
+            }
+            ShopRoute::Days => {
+                let (_, when) = parse_query_known::<AsOfParams>(query, policy)?;
+                (ShopQuestion::Days, when)
+            }
+            ShopRoute::Deductions => {
+                let (params, when) = parse_query_known::<DeductionParams>(query, policy)?;
+                let page = Page::asked(params.limit, params.offset)?;
+                let newest = params.newest == Some(true);
+                (ShopQuestion::Deductions(page, newest), when)
+            }
+            ShopRoute::Postings | ShopRoute::ClosureReview | ShopRoute::Bans => {
+                let (params, when) = parse_query_known::<ListParams>(query, policy)?;
+                let page = Page::asked(params.limit, params.offset)?;
+                let question = match self {
+                    ShopRoute::Postings => ShopQuestion::Postings(page),
+                    ShopRoute::ClosureReview => ShopQuestion::ClosureReview(page),
+                    _ => ShopQuestion::Bans(page),
+                };
+                (question, when)
+            }
+        })
+    }
+}
+
+/// What a route of one shop asks, checked ([`ShopRoute::asked`]).
+enum ShopQuestion {
+    Shop(ShopAsk),
+    Postings(Page),
+    PostingsCsv(PostingCsvAsk),
+    Notices(NoticeAsk),
+    AtRisk(Page, penalty_core::Within),
+    Days,
+    /// The page, and whether newest first.
+    Deductions(Page, bool),
+    ClosureReview(Page),
+    Bans(Page),
+}
+
+impl ShopQuestion {
+    /// The answer for `shop_id` as of `as_of` from `ledger` (the one of
+    /// the query's `known_at`), its sentences in `lang`; a postings CSV
+    /// whole, which one machine streams instead ([`shop_route_handler`]).
+    fn answer(
+        self,
+        ledger: &penalty_core::Ledger,
+        shop_id: &str,
+        as_of: UnixNs,
+        lang: penalty_core::labels::Lang,
+    ) -> Result<ShopAnswerBody, ApiError> {
+        Ok(match self {
+            ShopQuestion::Shop(asked) => {
+                ShopAnswerBody::Shop(Box::new(asked.answer(ledger, shop_id, as_of)?))
+            }
+            ShopQuestion::Postings(page) => {
+                ShopAnswerBody::Postings(postings_page(ledger, shop_id, as_of, page, lang)?)
+            }
+            ShopQuestion::PostingsCsv(asked) => {
+                let mut text = String::new();
+                asked.write(ledger, shop_id, as_of, &mut text, &mut 0)?;
+                ShopAnswerBody::PostingsCsv(text)
+            }
+            ShopQuestion::Notices(asked) => {
+                ShopAnswerBody::Notices(asked.answer(ledger, shop_id, as_of, lang)?)
+            }
+            ShopQuestion::AtRisk(page, within) => {
+                ShopAnswerBody::AtRisk(at_risk_page(ledger, shop_id, as_of, within, page, lang)?)
+            }
+            ShopQuestion::Days => ShopAnswerBody::Days(
+                ledger
+                    .shop_days(shop_id, as_of)
+                    .map_err(not_found_for_http)?,
+            ),
+            ShopQuestion::Deductions(page, newest) => {
+                ShopAnswerBody::Deductions(list_page(ledger, shop_id, as_of, page, newest)?)
+            }
+            ShopQuestion::ClosureReview(page) => {
+                ShopAnswerBody::ClosureReview(list_page(ledger, shop_id, as_of, page, false)?)
+            }
+            ShopQuestion::Bans(page) => {
+                ShopAnswerBody::Bans(list_page(ledger, shop_id, as_of, page, false)?)
+            }
+        })
+    }
+}
+
+/// The body of a shop route's answer, as a value: it is written out as
+/// JSON (or CSV) once the ledger is let go.
+enum ShopAnswerBody {
+    /// Boxed: a report is several times larger than the other answers.
+    Shop(Box<ShopAnswer>),
+    Postings(PostingPage),
+    PostingsCsv(String),
+    Notices(NoticePage),
+    AtRisk(AtRiskPage),
+    Days(penalty_core::ShopDays),
+    Deductions(ListPage<penalty_core::DeductionReport>),
+    ClosureReview(ListPage<penalty_core::FlagReport>),
+    Bans(ListPage<penalty_core::BanReport>),
+}
+
+impl IntoResponse for ShopAnswerBody {
+    fn into_response(self) -> Response {
+        match self {
+            ShopAnswerBody::Shop(body) => Json(body).into_response(),
+            ShopAnswerBody::Postings(body) => Json(body).into_response(),
+            ShopAnswerBody::PostingsCsv(text) => (
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                    (header::CONTENT_DISPOSITION, POSTINGS_CSV_DISPOSITION),
+                ],
+                text,
+            )
+                .into_response(),
+            ShopAnswerBody::Notices(body) => Json(body).into_response(),
+            ShopAnswerBody::AtRisk(body) => Json(body).into_response(),
+            ShopAnswerBody::Days(body) => Json(body).into_response(),
+            ShopAnswerBody::Deductions(body) => Json(body).into_response(),
+            ShopAnswerBody::ClosureReview(body) => Json(body).into_response(),
+            ShopAnswerBody::Bans(body) => Json(body).into_response(),
+        }
+    }
+}
+
+/// One machine's handler of `route`: the query checked and the caller's
+/// access decided before any work, then the answer from the projection (a
+/// replay with `known_at`); a postings CSV is streamed as it is written
+/// ([`crate::download::csv`]), the same bytes as [`ShopQuestion::answer`]'s.
+fn shop_route_handler(route: ShopRoute) -> MethodRouter<AppState> {
+    get(
+        move |State(state): State<AppState>,
+              access: Access,
+              Id(shop_id): Id,
+              Language(lang): Language,
+              RawQuery(query): RawQuery| async move {
+            let (question, when) = route.asked(query.as_deref(), state.policy())?;
+            confined_shop(access.confined_to(), &shop_id, when.as_of, state.policy())?;
+            if let ShopQuestion::PostingsCsv(asked) = question {
+                let mut written = 0;
+                return crate::download::csv(
+                    &state,
+                    &access,
+                    when.known_at,
+                    POSTINGS_CSV_DISPOSITION,
+                    move |ledger, out| asked.write(ledger, &shop_id, when.as_of, out, &mut written),
+                )
+                .await;
+            }
+            let body = state
+                .query_for(Some(&access.clone()), when.known_at, move |ledger| {
+                    question.answer(ledger, &shop_id, when.as_of, lang)
+                })
+                .await?;
+            Ok::<Response, ApiError>(body.into_response())
+        },
+    )
 }
 
 /// The answer of `route` for shop `shop_id` with the query string `query`
 /// (an `Accept-Language` of `accept_language`), from `ledger`, which holds
-/// every event of the shop (a cluster partition's ledger): the one-machine
-/// handler's checks, in its order, and its body, byte for byte; a caller
-/// `confined_to` another shop (a seller) gets an unknown shop's answer.
-/// `ledger` is already the one of the events recorded by the query's
-/// `known_at`, if any (the host replays its partition to that instant).
+/// every event of the shop (a cluster partition's ledger): one machine's
+/// steps ([`shop_route_handler`]) in their order, and its body, byte for
+/// byte; a caller `confined_to` another shop (a seller) gets an unknown
+/// shop's answer. `ledger` is already the one of the events recorded by the
+/// query's `known_at`, if any (the host replays its partition to that
+/// instant).
 pub fn shop_route_answer(
     ledger: &penalty_core::Ledger,
     confined_to: Option<&str>,
@@ -1793,74 +1777,11 @@ pub fn shop_route_answer(
     let policy = ledger.policy();
     let lang = penalty_core::labels::Lang::from_accept_language(accept_language);
     check_id(shop_id, "the id in the path")?;
-    Ok(match route {
-        ShopRoute::Shop => {
-            let (params, as_of) = parse_query_when::<ShopParams>(query, policy)?;
-            let asked = ShopAsk::checked(&params)?;
-            confined_shop(confined_to, shop_id, as_of, policy)?;
-            Json(asked.answer(ledger, shop_id, as_of)?).into_response()
-        }
-        ShopRoute::Postings => {
-            let (params, as_of) = parse_query_when::<PostingParams>(query, policy)?;
-            let asked = Page::asked(params.limit, params.offset)?;
-            confined_shop(confined_to, shop_id, as_of, policy)?;
-            Json(postings_page(ledger, shop_id, as_of, asked, lang)?).into_response()
-        }
-        ShopRoute::Notices => {
-            let (params, as_of) = parse_query_when::<NoticeParams>(query, policy)?;
-            let asked = NoticeAsk::checked(params)?;
-            confined_shop(confined_to, shop_id, as_of, policy)?;
-            Json(asked.answer(ledger, shop_id, as_of, lang)?).into_response()
-        }
-        ShopRoute::AtRisk => {
-            let (params, as_of) = parse_query_when::<AtRiskParams>(query, policy)?;
-            let (asked, within) = at_risk_asked(&params)?;
-            confined_shop(confined_to, shop_id, as_of, policy)?;
-            Json(at_risk_page(ledger, shop_id, as_of, within, asked, lang)?).into_response()
-        }
-        ShopRoute::Days => {
-            let (_, as_of) = parse_query_when::<AsOfParams>(query, policy)?;
-            confined_shop(confined_to, shop_id, as_of, policy)?;
-            let days = ledger
-                .shop_days(shop_id, as_of)
-                .map_err(not_found_for_http)?;
-            Json(days).into_response()
-        }
-        ShopRoute::Deductions => {
-            let (params, as_of) = parse_query_when::<DeductionParams>(query, policy)?;
-            let asked = Page::asked(params.limit, params.offset)?;
-            let newest = params.newest == Some(true);
-            confined_shop(confined_to, shop_id, as_of, policy)?;
-            Json(deductions_page(ledger, shop_id, as_of, asked, newest)?).into_response()
-        }
-        ShopRoute::ClosureReview => {
-            let (params, as_of) = parse_query_when::<ListParams>(query, policy)?;
-            let asked = Page::asked(params.limit, params.offset)?;
-            confined_shop(confined_to, shop_id, as_of, policy)?;
-            Json(flag_page(ledger, shop_id, as_of, asked)?).into_response()
-        }
-        ShopRoute::Bans => {
-            let (params, as_of) = parse_query_when::<ListParams>(query, policy)?;
-            let asked = Page::asked(params.limit, params.offset)?;
-            confined_shop(confined_to, shop_id, as_of, policy)?;
-            Json(ban_page(ledger, shop_id, as_of, asked)?).into_response()
-        }
-        ShopRoute::PostingsCsv => {
-            let (params, as_of) = parse_query_when::<PostingCsvParams>(query, policy)?;
-            let asked = PostingCsvAsk::checked(&params, policy)?;
-            confined_shop(confined_to, shop_id, as_of, policy)?;
-            let mut text = String::new();
-            asked.write(ledger, shop_id, as_of, &mut text, &mut 0)?;
-            (
-                [
-                    (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-                    (header::CONTENT_DISPOSITION, POSTINGS_CSV_DISPOSITION),
-                ],
-                text,
-            )
-                .into_response()
-        }
-    })
+    let (question, when) = route.asked(query, policy)?;
+    confined_shop(confined_to, shop_id, when.as_of, policy)?;
+    Ok(question
+        .answer(ledger, shop_id, when.as_of, lang)?
+        .into_response())
 }
 
 /// What the data covers: the first and last event instant (`at`), in the

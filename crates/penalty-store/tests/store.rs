@@ -535,8 +535,7 @@ fn snapshots_are_resumed_from_and_damage_falls_back_to_a_replay() {
     let mut log = EventLog::open(dir.path()).unwrap();
     append_paid(&mut log, &[(1, "O1"), (2, "O2")], 1);
     append_paid(&mut log, &[(3, "O3")], 2);
-    let (projection, _) = projection::open(&log, &policy, false).unwrap();
-    projection.save(&log).unwrap();
+    save_projection(&log, &policy);
     append_paid(&mut log, &[(4, "O4"), (5, "O5")], 3);
     let reader = LogReader::open(dir.path()).unwrap();
     let opened = projection::open_read(&reader, &policy, true, false).unwrap();
@@ -654,8 +653,7 @@ fn sections_answer_as_the_whole(
     };
     let mut log = EventLog::open(dir.path()).unwrap();
     ingest_lines(&mut log, &lines[..cut]);
-    let (projection, _) = projection::open(&log, &policy, false).unwrap();
-    projection.save(&log).unwrap();
+    let projection = save_projection(&log, &policy);
     if let Some(excerpt_orders) = excerpt_orders {
         let end = Parts::open(dir.path()).unwrap().unwrap().end;
         parts::write_with(dir.path(), &end, &projection.ledger, excerpt_orders).unwrap();
@@ -778,7 +776,6 @@ fn one_partition_answers_every_shop_and_order_as_the_whole_ledger() {
 #[test]
 fn a_streamed_snapshot_and_parts_split_by_range_are_the_same_bytes() {
     use penalty_store::parts::PARTS;
-    use penalty_store::projection;
     let mut jsonl = Vec::new();
     penalty_gen::generate(
         &penalty_gen::GenOptions {
@@ -795,8 +792,7 @@ fn a_streamed_snapshot_and_parts_split_by_range_are_the_same_bytes() {
     let mut log = EventLog::open(dir.path()).unwrap();
     ingest_lines(&mut log, &lines);
     let policy = penalty_core::Policy::default();
-    let (projection, _) = projection::open(&log, &policy, false).unwrap();
-    projection.save(&log).unwrap();
+    let projection = save_projection(&log, &policy);
     let streamed = std::fs::read(dir.path().join(penalty_store::snapshot::SNAPSHOT_FILE)).unwrap();
 
     let encoded = projection.encode();
@@ -847,8 +843,7 @@ fn one_partition_folds_an_order_only_event_that_comes_before_its_paid() {
         &mut log,
         &[&paid_line(1, "O1"), &in_shop(paid_line(2, "O2"), "S2")],
     );
-    let (projection, _) = projection::open(&log, &policy, false).unwrap();
-    projection.save(&log).unwrap();
+    save_projection(&log, &policy);
     let tail = [
         shipped_line(3, "O7", "T7"),
         shipped_line(4, "O1", "T1"),
@@ -985,8 +980,7 @@ fn an_excerpt_holds_the_orders_that_can_reach_its_settle_days() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = EventLog::open(dir.path()).unwrap();
     ingest_lines(&mut log, &snapshot.each_ref().map(String::as_str));
-    let (projection, _) = projection::open(&log, &policy, false).unwrap();
-    projection.save(&log).unwrap();
+    let projection = save_projection(&log, &policy);
     // An excerpt for each order of the shop.
     let end = Parts::open(dir.path()).unwrap().unwrap().end;
     parts::write_with(dir.path(), &end, &projection.ledger, 1).unwrap();
@@ -1043,8 +1037,7 @@ fn a_partitioned_snapshot_of_another_version_is_ignored_and_rewritten() {
     let policy = penalty_core::Policy::default();
     let mut log = EventLog::open(dir.path()).unwrap();
     append_paid(&mut log, &[(1, "O1"), (2, "O2")], 1);
-    let (projection, _) = projection::open(&log, &policy, false).unwrap();
-    projection.save(&log).unwrap();
+    save_projection(&log, &policy);
     // The header of format 1, which had no excerpts: shorter than today's.
     let path = dir.path().join(PARTS_FILE);
     let mut old = std::fs::read(&path).unwrap();
@@ -1061,8 +1054,7 @@ fn a_partitioned_snapshot_of_another_version_is_ignored_and_rewritten() {
     drop(reader);
     // The next writer's snapshot replaces it.
     append_paid(&mut log, &[(3, "O3")], 1);
-    let (projection, _) = projection::open(&log, &policy, false).unwrap();
-    projection.save(&log).unwrap();
+    save_projection(&log, &policy);
     assert!(Parts::open(dir.path()).unwrap().is_some());
 }
 
@@ -1074,8 +1066,7 @@ fn a_damaged_partitioned_snapshot_is_never_read_and_recover_removes_it() {
     let policy = penalty_core::Policy::default();
     let mut log = EventLog::open(dir.path()).unwrap();
     append_paid(&mut log, &[(1, "O1"), (2, "O2")], 1);
-    let (projection, _) = projection::open(&log, &policy, false).unwrap();
-    projection.save(&log).unwrap();
+    save_projection(&log, &policy);
     drop(log);
     let reader = LogReader::open(dir.path()).unwrap();
     let read = |reader: &LogReader| {
@@ -2483,8 +2474,7 @@ fn a_follower_folds_the_appends_into_the_replays_very_state() {
         let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
         if saved > 0 {
             ingest_lines(&mut log, &refs[..saved]);
-            let (projection, _) = projection::open(&log, &policy, false).unwrap();
-            projection.save(&log).unwrap();
+            save_projection(&log, &policy);
         }
         if unsaved > 0 {
             ingest_lines(&mut log, &refs[saved..saved + unsaved]);
@@ -2561,8 +2551,7 @@ fn compare_trusts_only_a_snapshot_that_is_the_replays_encoding() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = EventLog::open(dir.path()).unwrap();
     ingest_lines(&mut log, &refs[..600]);
-    let (projection, _) = projection::open(&log, &policy, false).unwrap();
-    projection.save(&log).unwrap();
+    let projection = save_projection(&log, &policy);
     let compared = |dir: &Path| {
         let reader = LogReader::open(dir).unwrap();
         let (rebuilt, end) = projection::replay_read(&reader, &policy, None).unwrap();
@@ -2620,8 +2609,7 @@ fn a_follower_snapshots_in_the_background_at_a_blocks_end() {
         let mut log = EventLog::open(dir.path()).unwrap();
         if saved > 0 {
             ingest_lines(&mut log, &refs[..saved]);
-            let (projection, _) = projection::open(&log, &policy, false).unwrap();
-            projection.save(&log).unwrap();
+            save_projection(&log, &policy);
         }
         if unsaved > 0 {
             ingest_lines(&mut log, &refs[saved..saved + unsaved]);
@@ -2853,8 +2841,7 @@ fn tail_indexed(seed: u64, cut: usize) -> (tempfile::TempDir, penalty_core::Ledg
     let dir = tempfile::tempdir().unwrap();
     let mut log = EventLog::open(dir.path()).unwrap();
     ingest_lines(&mut log, &refs[..cut]);
-    let (projection, _) = projection::open(&log, &policy, false).unwrap();
-    projection.save(&log).unwrap();
+    save_projection(&log, &policy);
     ingest_following(&mut log, &policy, &refs[cut..], 40);
     drop(log);
     let reader = LogReader::open(dir.path()).unwrap();
@@ -3009,8 +2996,7 @@ fn records_of_blocks_the_snapshot_holds_are_not_checked() {
     {
         let log = EventLog::open(dir.path()).unwrap();
         let policy = penalty_core::Policy::default();
-        let (projection, _) = penalty_store::projection::open(&log, &policy, false).unwrap();
-        projection.save(&log).unwrap();
+        save_projection(&log, &policy);
     }
     std::fs::write(&path, &lying).unwrap();
     assert_eq!(differing_answers(dir.path(), &whole), Vec::<String>::new());
@@ -3033,8 +3019,7 @@ fn readers_beside_a_file_ingest_answer_as_a_fresh_ledger_of_their_prefix() {
     let cut = refs.len() / 5;
     let mut log = EventLog::open(dir.path()).unwrap();
     ingest_lines(&mut log, &refs[..cut]);
-    let (projection, _) = projection::open(&log, &policy, false).unwrap();
-    projection.save(&log).unwrap();
+    save_projection(&log, &policy);
     let rest: Vec<&str> = refs[cut..].to_vec();
     let as_of = UnixNs::parse_rfc3339("2027-06-01T00:00:00Z").unwrap();
     let shops: Vec<String> = (0..11).map(|n| format!("S{n:06}")).collect();
@@ -3102,8 +3087,7 @@ fn a_small_shop_beside_large_ones_is_read_from_the_small_shops_excerpt() {
     let mut log = EventLog::open(dir.path()).unwrap();
     let cut = refs.len() * 4 / 5;
     ingest_lines(&mut log, &refs[..cut]);
-    let (projection, _) = projection::open(&log, &policy, false).unwrap();
-    projection.save(&log).unwrap();
+    let projection = save_projection(&log, &policy);
     let end = Parts::open(dir.path()).unwrap().unwrap().end;
     parts::write_with(dir.path(), &end, &projection.ledger, 8).unwrap();
     ingest_following(&mut log, &policy, &refs[cut..], 60);

@@ -181,7 +181,7 @@ impl<'a> DigestWork<'a> {
             feed.hash128(part.orders_hash);
             // R14: the booked ledger is part of the state a replay must reach.
             let postings =
-                crate::postings::shop_postings(ledger, &ledger.shops[shop as usize], self.as_of);
+                super::postings::shop_postings(ledger, &ledger.shops[shop as usize], self.as_of);
             feed.wide(tally.booked_fen);
             feed.number(postings.len() as i64);
             for p in &postings {

@@ -162,7 +162,7 @@ impl Ledger {
             as_of,
             None,
             None,
-            Some(crate::postings::last_run_start(self, as_of)),
+            Some(super::postings::last_run_start(self, as_of)),
         );
         TallyBasis {
             charges,

@@ -1392,3 +1392,107 @@ fn the_shop_routes_are_the_servers_routes_under_a_shop() {
     assert_eq!(sorted.0, sorted.1);
     assert_eq!(listed.len(), under_a_shop.len());
 }
+
+/// Every route of one shop answers on one machine exactly as
+/// `shop_route_answer` answers a cluster node from the same ledger: status,
+/// content type, attachment name and body, byte for byte, for good and bad
+/// queries (each check's refusal, in the order the checks run), a seller's
+/// own shop, another shop and an unknown one, an invalid id, and both
+/// languages.
+#[tokio::test]
+async fn one_machine_answers_every_shop_route_as_a_cluster_node_does() {
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use penalty_server::routes::{shop_route_answer, ShopRoute};
+    use tower::ServiceExt;
+
+    let (_dir, state, router) = demo_state(true).await;
+    let queries = [
+        "as_of=2026-04-15",
+        "as_of=2026-03-20",
+        "as_of=2026-04-15&limit=2",
+        "as_of=2026-04-15&limit=2&offset=1",
+        "as_of=2026-04-15&limit=0",
+        "as_of=2026-04-15&limit=x",
+        "as_of=2026-04-15&offset=2000000000",
+        "as_of=2026-04-15&newest=true&limit=1",
+        "as_of=2026-04-15&summary=true",
+        "as_of=2026-04-15&full=true",
+        "as_of=2026-04-15&full=maybe",
+        "as_of=2026-03-20&within=48h",
+        "as_of=2026-04-15&within=soon",
+        "as_of=2026-04-15&after=nonsense",
+        "as_of=2026-04-15&before=nonsense&limit=0",
+        "as_of=2026-04-15&from=2026-03-01&to=2026-03-31&excel=true",
+        "as_of=2026-04-15&from=yesterday",
+        "as_of=2026-04-15&unknown=1",
+        "as_of=2026-04-15&known_at=nonsense",
+        "as_of=2026-04-15&known_at=nonsense&limit=0",
+        "as_of=nonsense",
+        "as_of=nonsense&limit=0&unknown=1",
+        "as_of=2020-01-01",
+    ];
+    let long_id = "S".repeat(penalty_server::routes::MAX_ID_BYTES + 1);
+    let shops = ["S01", "S02", "S99", long_id.as_str()];
+    let callers = [(OPERATOR, None), (SELLER_S01, Some("S01"))];
+    let mut compared = 0;
+    for route in ShopRoute::ALL {
+        for shop_id in shops {
+            for query in queries {
+                for (token, confined_to) in callers {
+                    for language in ["", "zh-CN"] {
+                        let uri = format!("{}?{query}", route.path().replace("{id}", shop_id));
+                        let request = Request::builder()
+                            .uri(&uri)
+                            .header("authorization", format!("Bearer {token}"))
+                            .header("accept-language", language)
+                            .body(Body::empty())
+                            .unwrap();
+                        let response = router.clone().oneshot(request).await.unwrap();
+                        let (confined_to, shop, query) =
+                            (confined_to.map(str::to_string), shop_id.to_string(), query);
+                        let cluster = state
+                            .query_for(None, None, move |ledger| {
+                                Ok(shop_route_answer(
+                                    ledger,
+                                    confined_to.as_deref(),
+                                    route,
+                                    &shop,
+                                    Some(query),
+                                    language,
+                                )
+                                .unwrap_or_else(axum::response::IntoResponse::into_response))
+                            })
+                            .await
+                            .unwrap();
+                        let mut answers = Vec::new();
+                        for response in [response, cluster] {
+                            let header = |name: &str| {
+                                response
+                                    .headers()
+                                    .get(name)
+                                    .map(|v| v.to_str().unwrap().to_string())
+                            };
+                            let head = (
+                                response.status(),
+                                header("content-type"),
+                                header("content-disposition"),
+                            );
+                            let body = response.into_body().collect().await.unwrap().to_bytes();
+                            answers.push((head, String::from_utf8_lossy(&body).to_string()));
+                        }
+                        assert_eq!(
+                            answers[0], answers[1],
+                            "{route:?} {uri} as {token} in {language:?}"
+                        );
+                        compared += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(
+        compared,
+        ShopRoute::ALL.len() * shops.len() * queries.len() * 4
+    );
+}

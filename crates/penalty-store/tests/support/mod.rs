@@ -50,6 +50,18 @@ pub fn all_events(log: &EventLog) -> Vec<penalty_store::StoredEvent> {
     log.iter_from(1).collect::<Result<Vec<_>, _>>().unwrap()
 }
 
+/// Folds the whole log into a projection and saves it (`projection.snap`
+/// and `projection.parts` at the log's end, as an ingest does at its end);
+/// the projection, for a test that reads its ledger.
+pub fn save_projection(
+    log: &EventLog,
+    policy: &penalty_core::Policy,
+) -> penalty_store::projection::Projection {
+    let (projection, _) = penalty_store::projection::open(log, policy, false).unwrap();
+    projection.save(log).unwrap();
+    projection
+}
+
 /// Opens a closed log's sled database directly. A database closed a moment
 /// ago in this process may hold its file lock a little longer (sled frees
 /// it later), so the lock is waited for, as `EventLog::open` does.

@@ -19,9 +19,9 @@
 //! run `D` only reads the events with `at <= start of D`, so once booked it is
 //! the same for every later `as_of`, whatever order the events arrived in.
 
+use super::{DayEntry, Ledger, QueryError, ShopRec};
 use crate::event::EventType;
 use crate::labels::Lang;
-use crate::ledger::{DayEntry, Ledger, QueryError, ShopRec};
 use crate::report::{PostingKind, PostingReport, PostingsReport};
 use crate::time::{Day, UnixNs};
 
