@@ -51,6 +51,7 @@ pub use event::{
 pub use ledger::at_risk::{AtRiskReport, Within, WithinError};
 pub use ledger::{ApplyError, Ledger, OrderIds, OrderIndex, OrderSort, QueryError, RowsPage};
 pub use policy::Policy;
+pub use postings::PostingCursor;
 pub use ranking::{ShopRanking, ShopSort};
 pub use report::*;
 pub use time::UnixNs;
