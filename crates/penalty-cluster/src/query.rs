@@ -633,7 +633,9 @@ pub(crate) async fn http_order(
 /// `GET /orders/{id}`); then the sequences of its events, asked of its
 /// shop's host, and the events read from the shop stream (the log of
 /// record); or, for an order whose paid has not come, the events stage 2
-/// parks for it (R13). The one-machine server's code checks the query and
+/// parks for it (R13). The one-machine server's code checks the query,
+/// pages the timeline (`EventsAsk::page`: the first `max_order_events` are
+/// read, then the page after the cursor's event is cut from them) and
 /// words the answer; `seq` is the event's sequence in the shop stream (in
 /// the order stream for a parked one) and `recorded_at` when stage 1
 /// stored it, so both differ from one machine's, as they would between any
@@ -645,15 +647,16 @@ pub(crate) async fn http_order_events(
     RawQuery(query): RawQuery,
 ) -> Response {
     let policy = &node.options.policy;
-    let as_of = match penalty_server::routes::order_events_as_of(query.as_deref(), policy) {
-        Ok(as_of) => as_of,
+    let asked = match penalty_server::routes::order_events_asked(query.as_deref(), policy) {
+        Ok(asked) => asked,
         Err(error) => return refused(error),
     };
+    let as_of = asked.as_of;
     let confined = access.confined_to();
-    let timeline = |events| {
+    let timeline = |page| {
         penalty_server::routes::order_timeline_answer(
             order_id.clone(),
-            events,
+            page,
             confined.is_some(),
             as_of,
             policy,
@@ -741,7 +744,9 @@ pub(crate) async fn http_order_events(
     // In recording order, as one machine's log holds them (stage 2 sends an
     // order's parked events to the shop stream after their paid).
     events.sort_by_key(|(at, event)| (*at, event.seq));
-    timeline(Some(events.into_iter().map(|(_, event)| event).collect()))
+    timeline(Some(
+        asked.page(events.into_iter().map(|(_, event)| event).collect()),
+    ))
 }
 
 /// The shop stream's messages at `seqs`: (seq, recorded_at, event JSON).

@@ -47,6 +47,7 @@ use crate::report::*;
 use crate::time::{Day, UnixNs};
 use crate::view::{Names, OrderView};
 
+pub use postings::PostingCursor;
 pub use rows::{OrderSort, RowsPage};
 
 use fold::FoldMode;

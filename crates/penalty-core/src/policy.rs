@@ -115,8 +115,8 @@ pub enum PolicyError {
     Version {
         /// Its position in `versions`, from 0.
         index: usize,
-        /// What is wrong and how to fix it.
-        message: String,
+        /// What is wrong (its message says how to fix it).
+        problem: VersionProblem,
     },
     /// An unknown key or a value out of range in one version (R15).
     #[error("{}", self.message(Lang::En))]
@@ -147,6 +147,50 @@ pub enum PolicyError {
     },
 }
 
+/// What is wrong with one version of a versioned policy (R15), worded in
+/// either language by [`VersionProblem::message`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VersionProblem {
+    /// A key beside `versions` (named).
+    BesideVersions(String),
+    /// `versions` holds nothing.
+    NoVersions,
+    /// A version that is not an object (what it is instead).
+    NotAnObject(Phrase),
+    /// V0 with an `effective_from`.
+    EffectiveFromInV0,
+    /// A later version without one.
+    MissingEffectiveFrom,
+    /// An `effective_from` that is not an instant (its JSON).
+    NotAnInstant(String),
+    /// An `effective_from` not after the previous version's.
+    NotLater,
+    /// `utc_offset` in a later version.
+    OffsetAfterV0,
+}
+
+impl VersionProblem {
+    /// The problem and its fix in `lang`.
+    pub fn message(&self, lang: Lang) -> String {
+        match self {
+            VersionProblem::BesideVersions(key) => Phrase::PolicyBesideVersions.fill(lang, &[key]),
+            VersionProblem::NoVersions => Phrase::PolicyNoVersions.text(lang).into(),
+            VersionProblem::NotAnObject(kind) => {
+                Phrase::PolicyVersionNotAnObject.fill(lang, &[&kind.text(lang)])
+            }
+            VersionProblem::EffectiveFromInV0 => Phrase::PolicyEffectiveFromInV0.text(lang).into(),
+            VersionProblem::MissingEffectiveFrom => {
+                Phrase::PolicyMissingEffectiveFrom.text(lang).into()
+            }
+            VersionProblem::NotAnInstant(value) => {
+                Phrase::PolicyEffectiveFromNotAnInstant.fill(lang, &[value])
+            }
+            VersionProblem::NotLater => Phrase::PolicyEffectiveFromNotLater.text(lang).into(),
+            VersionProblem::OffsetAfterV0 => Phrase::PolicyOffsetAfterV0.text(lang).into(),
+        }
+    }
+}
+
 impl PolicyError {
     /// The message in `lang` (its `Display` is the English one). What serde
     /// reports of JSON syntax and types stays in its own English.
@@ -154,8 +198,8 @@ impl PolicyError {
         let known_keys = || KEYS.join(", ");
         match self {
             PolicyError::NotAnObject(_) => self.to_string(),
-            PolicyError::Version { index, message } => {
-                Phrase::PolicyVersionProblem.fill(lang, &[index, message])
+            PolicyError::Version { index, problem } => {
+                Phrase::PolicyVersionProblem.fill(lang, &[index, &problem.message(lang)])
             }
             PolicyError::VersionParameter { index, problem } => {
                 Phrase::PolicyVersionProblem.fill(lang, &[index, &problem.message(lang)])
@@ -182,7 +226,7 @@ impl Policy {
     pub fn from_json(text: &str) -> Result<Policy, PolicyError> {
         let value: serde_json::Value = serde_json::from_str(text)?;
         let serde_json::Value::Object(object) = value else {
-            return Err(PolicyError::NotAnObject(json_kind(&value)));
+            return Err(PolicyError::NotAnObject(json_kind(&value).text(Lang::En)));
         };
         if !object.contains_key("versions") {
             let policy = Policy::from_object(&serde_json::Map::new(), &object)?;
@@ -193,10 +237,7 @@ impl Policy {
             let other = object.keys().find(|k| *k != "versions").cloned();
             return Err(PolicyError::Version {
                 index: 0,
-                message: format!(
-                    "a versioned policy holds only `versions`; move `{}` into a version",
-                    other.unwrap_or_default()
-                ),
+                problem: VersionProblem::BesideVersions(other.unwrap_or_default()),
             });
         }
         let Some(serde_json::Value::Array(versions)) = object.get("versions") else {
@@ -205,57 +246,37 @@ impl Policy {
         if versions.is_empty() {
             return Err(PolicyError::Version {
                 index: 0,
-                message: "`versions` is empty; give at least V0 (`{}` for the defaults)".into(),
+                problem: VersionProblem::NoVersions,
             });
         }
         let mut first: Option<Policy> = None;
         let mut merged = serde_json::Map::new();
         let mut previous_from: Option<UnixNs> = None;
         for (index, version) in versions.iter().enumerate() {
-            let bad = |message: String| PolicyError::Version { index, message };
+            let bad = |problem: VersionProblem| PolicyError::Version { index, problem };
             let serde_json::Value::Object(keys) = version else {
-                return Err(bad(format!(
-                    "must be an object of parameters, not {}",
-                    json_kind(version)
-                )));
+                return Err(bad(VersionProblem::NotAnObject(json_kind(version))));
             };
             let mut keys = keys.clone();
             let effective_from = keys.remove("effective_from");
             let effective_from = match (index, effective_from) {
                 (0, None) => None,
-                (0, Some(_)) => {
-                    return Err(bad(
-                        "V0 holds from the beginning of time and has no `effective_from`".into(),
-                    ))
-                }
-                (_, None) => {
-                    return Err(bad(
-                        "missing `effective_from` (an RFC 3339 instant such as 2026-03-05T00:00:00+08:00)".into(),
-                    ))
-                }
+                (0, Some(_)) => return Err(bad(VersionProblem::EffectiveFromInV0)),
+                (_, None) => return Err(bad(VersionProblem::MissingEffectiveFrom)),
                 (_, Some(value)) => {
                     let from = value
                         .as_str()
                         .and_then(UnixNs::parse_rfc3339)
-                        .ok_or_else(|| {
-                            bad(format!(
-                                "`effective_from` is {value}: it must be an RFC 3339 instant with an offset, such as 2026-03-05T00:00:00+08:00"
-                            ))
-                        })?;
+                        .ok_or_else(|| bad(VersionProblem::NotAnInstant(value.to_string())))?;
                     if previous_from.is_some_and(|p| from <= p) {
-                        return Err(bad(
-                            "`effective_from` must be strictly later than the previous version's".into(),
-                        ));
+                        return Err(bad(VersionProblem::NotLater));
                     }
                     previous_from = Some(from);
                     Some(from)
                 }
             };
             if index > 0 && keys.contains_key("utc_offset") {
-                return Err(bad(
-                    "`utc_offset` may only be set in V0: calendar days stay in one offset (R15)"
-                        .into(),
-                ));
+                return Err(bad(VersionProblem::OffsetAfterV0));
             }
             let in_version = |problem: PolicyError| PolicyError::VersionParameter {
                 index,
@@ -408,14 +429,15 @@ impl Policy {
 }
 
 /// What a JSON value is, for a message.
-fn json_kind(value: &serde_json::Value) -> &'static str {
+/// What a JSON value is, in words.
+fn json_kind(value: &serde_json::Value) -> Phrase {
     match value {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "an array",
-        serde_json::Value::Object(_) => "an object",
+        serde_json::Value::Null => Phrase::JsonNull,
+        serde_json::Value::Bool(_) => Phrase::JsonBoolean,
+        serde_json::Value::Number(_) => Phrase::JsonNumber,
+        serde_json::Value::String(_) => Phrase::JsonString,
+        serde_json::Value::Array(_) => Phrase::JsonArray,
+        serde_json::Value::Object(_) => Phrase::JsonObject,
     }
 }
 

@@ -713,6 +713,54 @@ proptest! {
             }
         }
     }
+
+    /// A walk of the postings resumed after any posting it gave (a
+    /// download's next stretch) gives exactly the rest of the walk, for
+    /// every shop and for one, within run dates or not; a page of a shop's
+    /// booked ledger is that stretch of the whole.
+    #[test]
+    fn a_postings_walk_resumes_after_any_posting((specs, kind, as_of_hours, _keys) in workload(), from_day in 0i64..12, span_days in 0i64..12) {
+        let policy = policy(kind);
+        let ledger = ledger(&policy, &events(&specs));
+        let as_of = at(as_of_hours);
+        let first_day = at(0).local_day(policy.utc_offset).0;
+        let from = Some(penalty_core::time::Day(first_day + from_day));
+        let to = Some(penalty_core::time::Day(first_day + from_day + span_days));
+        let shops: Vec<Option<String>> = std::iter::once(None)
+            .chain(ledger.shop_summaries(as_of).into_iter().map(|s| Some(s.shop_id)))
+            .collect();
+        // A page of the booked ledger is that stretch of the whole.
+        for summary in ledger.shop_summaries(as_of) {
+            let whole = ledger.postings(&summary.shop_id, as_of).unwrap();
+            for (offset, limit) in [(0, 1), (1, 2), (whole.postings.len(), 3), (2, 1000)] {
+                let (page, total) = ledger
+                    .postings_page_in(&summary.shop_id, as_of, offset, limit, penalty_core::labels::Lang::En)
+                    .unwrap();
+                prop_assert_eq!(total, whole.postings.len());
+                prop_assert_eq!(page.booked_fen, whole.booked_fen);
+                let wanted: Vec<_> = whole.postings.iter().skip(offset).take(limit).cloned().collect();
+                prop_assert_eq!(page.postings, wanted);
+            }
+        }
+        for shop in &shops {
+            for (from, to) in [(None, None), (from, to)] {
+                let walk = |after: Option<&penalty_core::PostingCursor>| {
+                    let mut all = Vec::new();
+                    let _ = ledger.each_posting_after(as_of, shop.as_deref(), from, to, after, |p| {
+                        all.push(p);
+                        Ok::<(), ()>(())
+                    });
+                    all
+                };
+                let whole = walk(None);
+                for (i, posting) in whole.iter().enumerate() {
+                    let cursor = ledger.posting_cursor(posting);
+                    prop_assert!(cursor.is_some());
+                    prop_assert_eq!(&walk(cursor.as_ref())[..], &whole[i + 1..]);
+                }
+            }
+        }
+    }
 }
 
 /// The `penalty shops` line of a shop is its report less the deductions.

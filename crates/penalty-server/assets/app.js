@@ -319,8 +319,8 @@
       { key: "judgments", label: "PageTimeoutsJudgments", num: true, sort: "judgments", cell: function (s) { return String(s.judgments); } },
       { key: "timeout_rate", label: "PageTimeoutRate30Days", num: true, sort: "rate",
         cell: function (s) { return s.rating.timeout_rate === null ? "—" : (100 * s.rating.timeout_rate).toFixed(1) + "%"; } },
-      { key: "flags", label: "PageClosureFlags", num: true, cell: function (s) { return String(s.closure_review.length); } },
-      { key: "bans", label: "PageBannedProducts", num: true, cell: function (s) { return String(s.banned_products.length); } },
+      { key: "flags", label: "PageClosureFlags", num: true, cell: function (s) { return String(s.closure_review_total); } },
+      { key: "bans", label: "PageBannedProducts", num: true, cell: function (s) { return String(s.banned_products_total); } },
       { key: "deposit_balance_fen", label: "PageDeposit", num: true, cell: function (s) { return yuan(s.deposit_balance_fen); } }
     ];
 
@@ -675,7 +675,7 @@
     var bookedPart = bookedLedger(shopId, ordersAnswered);
     app.appendChild(bookedPart);
 
-    var summary = api(query(base, { summary: "true" })).then(function (report) {
+    var summary = api(query(base, { summary: "true", limit: FLAGS_SHOWN })).then(function (report) {
       fill(figuresSlot, [el("div", { class: "figures" }, [
         figure("shop-orders", t("PagePaidOrders"), report.orders),
         figure("shop-judgments", t("PageJudgmentsStanding"), report.judgments),
@@ -701,7 +701,7 @@
                     el("td", {}, [uiLink("/ui/orders/" + encodeURIComponent(b.order_id), b.order_id, { class: "order-link" })])]);
                 }))])
             : el("p", { class: "muted", id: "shop-bans", text: t("PageNone") }),
-          shownOf("shop-bans-shown", report.banned_products.length)
+          shownOf("shop-bans-shown", report.banned_products_total)
         ]),
         el("section", {}, [
           el("h2", { text: t("PageClosureReviewFlags") }),
@@ -715,7 +715,7 @@
                 }))])
             : el("p", { class: "muted", id: "shop-flags", text: t("PageNone") }),
           // Every flagged order: the orders section's closure-review filter.
-          shownOf("shop-flags-shown", report.closure_review.length)
+          shownOf("shop-flags-shown", report.closure_review_total)
         ])
       ])]);
     });

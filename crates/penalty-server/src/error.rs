@@ -7,9 +7,20 @@
 //! Internal failures (5xx) are logged at `error` with their cause, and the
 //! client gets a generic sentence, never the cause: paths, sled messages and
 //! the like stay on the server.
+//!
+//! An error a person reads (a 400 naming the bad input and the fix, a 404
+//! from the core) may carry its Chinese (zh-CN) wording too
+//! ([`ApiError::in_chinese`], from the core's phrases): the body is the
+//! English one, with the Chinese one beside it in the response's
+//! extensions, and [`localize`] swaps it in when the request's
+//! `Accept-Language` asks for Chinese, as the reports' sentences follow it.
 
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use penalty_core::labels::Lang;
 use serde::Serialize;
 
 /// Why a request failed.
@@ -65,7 +76,21 @@ pub enum ApiError {
     /// failure are durable, the rest is not; the cause is logged, never sent.
     #[error("ingest failed: {0}")]
     IngestFailed(String),
+    /// `error`, with its message also in Chinese: the status and code are
+    /// `error`'s, the text follows the request's `Accept-Language`.
+    #[error("{error}")]
+    Worded {
+        /// The error, with its English message.
+        error: Box<ApiError>,
+        /// Its message in Chinese (zh-CN).
+        zh: String,
+    },
 }
+
+/// The Chinese body of an error response, kept beside the English one until
+/// [`localize`] decides which the client reads.
+#[derive(Clone)]
+struct ChineseBody(Bytes);
 
 impl ApiError {
     /// A malformed request.
@@ -73,6 +98,21 @@ impl ApiError {
         ApiError::BadRequest {
             code,
             message: message.into(),
+        }
+    }
+
+    /// A malformed request worded by `words` in each language (from the
+    /// core's phrases): the English is the message, the Chinese goes beside
+    /// it.
+    pub fn bad_request_in(code: &'static str, words: impl Fn(Lang) -> String) -> ApiError {
+        ApiError::bad_request(code, words(Lang::En)).in_chinese(words(Lang::Zh))
+    }
+
+    /// This error, with its message worded in Chinese (zh-CN) too.
+    pub fn in_chinese(self, zh: String) -> ApiError {
+        ApiError::Worded {
+            error: Box::new(self),
+            zh,
         }
     }
 
@@ -95,6 +135,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::MisdirectedRequest(_) => StatusCode::MISDIRECTED_REQUEST,
             ApiError::Internal(_) | ApiError::IngestFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Worded { error, .. } => error.status(),
         }
     }
 
@@ -113,6 +154,7 @@ impl ApiError {
             ApiError::MisdirectedRequest(_) => "wrong_host",
             ApiError::Internal(_) => "internal",
             ApiError::IngestFailed(_) => "ingest_failed",
+            ApiError::Worded { error, .. } => error.code(),
         }
     }
 }
@@ -126,6 +168,21 @@ struct ErrorBody<'a> {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if let ApiError::Worded { error, zh } = self {
+            let chinese = serde_json::to_vec(&ErrorBody {
+                error: error.code(),
+                message: zh,
+            })
+            .unwrap_or_default();
+            let mut response = error.into_response();
+            response
+                .headers_mut()
+                .insert(header::VARY, HeaderValue::from_static("accept-language"));
+            response
+                .extensions_mut()
+                .insert(ChineseBody(Bytes::from(chinese)));
+            return response;
+        }
         let status = self.status();
         let message = match &self {
             ApiError::Internal(cause) => {
@@ -166,8 +223,27 @@ impl IntoResponse for ApiError {
 
 impl From<penalty_core::QueryError> for ApiError {
     fn from(error: penalty_core::QueryError) -> ApiError {
-        ApiError::NotFound(error.to_string())
+        ApiError::NotFound(error.to_string()).in_chinese(error.message(Lang::Zh))
     }
+}
+
+/// Answers an error in Chinese when the request's `Accept-Language` asks
+/// for it ([`Lang::from_accept_language`], English without one) and the
+/// error has a Chinese wording; every other response passes as it is.
+pub async fn localize(request: Request, next: Next) -> Response {
+    let lang = request
+        .headers()
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|value| value.to_str().ok())
+        .map_or(Lang::En, Lang::from_accept_language);
+    let mut response = next.run(request).await;
+    if let Some(ChineseBody(chinese)) = response.extensions_mut().remove::<ChineseBody>() {
+        if lang == Lang::Zh {
+            response.headers_mut().remove(header::CONTENT_LENGTH);
+            *response.body_mut() = Body::from(chinese);
+        }
+    }
+    response
 }
 
 impl From<penalty_store::StoreError> for ApiError {

@@ -245,6 +245,20 @@ fn full_document() -> Value {
                     "banned_products": {"type": "array", "items": {"$ref": "#/components/schemas/Ban"}},
                     "next": {"type": ["integer", "null"]}, "total": {"type": "integer"}}})), &["400", "401", "404", "429", "503"])}});
 
+    let events_path = json!({"get": {"summary": "The order's stored events with `at <= as_of`, in log order: its timeline, a page at a time.",
+                "parameters": [id_param("The order."), {"name": "as_of", "in": "query", "required": false, "description": "Only events that happened by then (default now).", "schema": instant_schema()},
+                    {"name": "after", "in": "query", "required": false, "description": "The `seq` of the event to read on after (the `next` of the previous page); the start when absent.", "schema": {"type": "integer", "minimum": 0, "maximum": u64::MAX}},
+                    {"name": "limit", "in": "query", "required": false, "description": "At most this many events (1 to 1000, default 100).", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
+                "responses": responses(json_response("A page of the events; pass `next` as `after` to read on.", json!({"type": "object", "required": ["order_id", "events", "next"], "properties": {"order_id": {"type": "string"},
+                    "events": {"type": "array", "maxItems": 1000, "items": {"type": "object", "properties": {"seq": {"type": "integer"}, "recorded_at": {"type": "string"}, "event": {"type": "object"}}}},
+                    "next": {"type": ["integer", "null"], "description": "Pass as `after` for the events after this page; `null` on the last page."}}})), &["400", "401", "404"])}});
+    let listed_shop = json!({"allOf": [{"$ref": "#/components/schemas/ShopReport"}, {"type": "object", "required": ["closure_review_next", "closure_review_total", "banned_products_next", "banned_products_total"], "properties": {
+        "closure_review": {"maxItems": crate::routes::LISTED_SHOP_ITEMS}, "banned_products": {"maxItems": crate::routes::LISTED_SHOP_ITEMS},
+        "closure_review_next": {"type": ["integer", "null"], "description": "Pass as `offset` to GET /shops/{id}/closure-review for the flags after the first 10; `null` when these are all."},
+        "closure_review_total": {"type": "integer"},
+        "banned_products_next": {"type": ["integer", "null"], "description": "Pass as `offset` to GET /shops/{id}/bans for the banned products after the first 10; `null` when these are all."},
+        "banned_products_total": {"type": "integer"}}}]});
+
     let mut document = json!({
         "openapi": "3.1.0",
         "info": {
@@ -268,27 +282,27 @@ fn full_document() -> Value {
                 "responses": responses(json!({"description": "Metrics.", "content": {"text/plain": {"schema": {"type": "string"}}}}), &["401", "403"])}},
             "/openapi.json": {"get": {"summary": "This document. No token needed.", "security": [],
                 "responses": {"200": json_response("The document.", json!({"type": "object"}))}}},
-            "/shops": {"get": {"summary": "Every shop existing as of the instant, without deductions (`penalty shops --sort S --min-orders M --json`), paged: by id, or the worst first by judgments, charged money or timeout rate, ties by id. A seller gets only its own.",
+            "/shops": {"get": {"summary": "Every shop existing as of the instant, without deductions (`penalty shops --sort S --min-orders M --json`), paged: by id, or the worst first by judgments, charged money or timeout rate, ties by id; each shop's banned_products and closure_review cut to their first 10, with `..._next` and `..._total` (GET /shops/{id}/bans and /closure-review hold the rest). A seller gets only its own.",
                 "parameters": with(as_of_params(), json!([
                     {"name": "sort", "in": "query", "required": false, "description": "shop (by id, the default), or the worst first: judgments, charged, rate (timeout rate, R10; shops without a rate last).", "schema": {"enum": ["shop", "judgments", "charged", "rate"]}},
                     {"name": "min_orders", "in": "query", "required": false, "description": "Only shops with at least this many paid orders.", "schema": {"type": "integer", "minimum": 0, "maximum": crate::params::MAX_OFFSET}},
                     {"name": "limit", "in": "query", "required": false, "description": "Page size (1 to 1000, default 100).", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
                     {"name": "offset", "in": "query", "required": false, "description": "Shops to skip (the `next` of the previous page).", "schema": {"type": "integer", "minimum": 0, "maximum": crate::params::MAX_OFFSET}}])),
                 "responses": responses(json_response("A page of shop summaries; `total` and `charged_fen` are over all pages.", json!({"type": "object", "required": ["shops", "next", "total", "charged_fen"], "properties": {
-                    "shops": {"type": "array", "maxItems": 1000, "items": {"$ref": "#/components/schemas/ShopReport"}},
+                    "shops": {"type": "array", "maxItems": 1000, "items": listed_shop},
                     "next": {"type": ["integer", "null"]}, "total": {"type": "integer"}, "charged_fen": {"type": "integer"}}})), &["400", "401", "429", "503"])}},
-            "/shops/{id}": {"get": {"summary": "One shop's report with the first page of each of its lists: deductions, banned_products and closure_review (each `..._next` is the `offset` of the next page of GET /shops/{id}/deductions, /bans or /closure-review, each `..._total` counts the list); the whole report with every item (`penalty shop ID --json`) with `full=true`, or the figures without deductions with `summary=true`.",
+            "/shops/{id}": {"get": {"summary": "One shop's report with the first page of each of its lists: deductions, banned_products and closure_review (each `..._next` is the `offset` of the next page of GET /shops/{id}/deductions, /bans or /closure-review, each `..._total` counts the list); the whole report with every item (`penalty shop ID --json`) with `full=true`, or the figures without deductions, with the first page of banned_products and closure_review, with `summary=true`.",
                 "parameters": with(with(json!([id_param("The shop.")]), as_of_params()), json!([
-                    {"name": "summary", "in": "query", "required": false, "description": "true: the figures only, `deductions` left out (`penalty shop ID --summary`).", "schema": {"type": "boolean"}},
+                    {"name": "summary", "in": "query", "required": false, "description": "true: the figures, `deductions` left out (`penalty shop ID --summary`), with the first page of banned_products and closure_review.", "schema": {"type": "boolean"}},
                     {"name": "full", "in": "query", "required": false, "description": "true: every item of every list, the whole report (`penalty shop ID --json`; a large shop's is megabytes). summary=true wins over it.", "schema": {"type": "boolean"}},
-                    {"name": "limit", "in": "query", "required": false, "description": "The size of the first page of each list (1 to 1000, default 100); nothing with summary=true or full=true.", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}])),
+                    {"name": "limit", "in": "query", "required": false, "description": "The size of the first page of each list (1 to 1000, default 100); with summary=true of banned_products and closure_review; nothing with full=true.", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}])),
                 "responses": responses(json_response("The report; by default with a page of each list and its `..._next` and `..._total`.", json!({"allOf": [{"$ref": "#/components/schemas/ShopReport"}, {"type": "object", "properties": {
                     "deductions_next": {"type": ["integer", "null"], "description": "Pass as `offset` to GET /shops/{id}/deductions for the deductions after this page; `null` when this page holds them all. Absent with summary=true or full=true."},
                     "deductions_total": {"type": "integer", "description": "Deductions over all pages. Absent with summary=true or full=true."},
-                    "closure_review_next": {"type": ["integer", "null"], "description": "Pass as `offset` to GET /shops/{id}/closure-review for the flags after this page; `null` when this page holds them all. Absent with summary=true or full=true."},
-                    "closure_review_total": {"type": "integer", "description": "Closure-review flags over all pages. Absent with summary=true or full=true."},
-                    "banned_products_next": {"type": ["integer", "null"], "description": "Pass as `offset` to GET /shops/{id}/bans for the banned products after this page; `null` when this page holds them all. Absent with summary=true or full=true."},
-                    "banned_products_total": {"type": "integer", "description": "Banned products over all pages. Absent with summary=true or full=true."}}}]})), &["400", "401", "404", "429", "503"])}},
+                    "closure_review_next": {"type": ["integer", "null"], "description": "Pass as `offset` to GET /shops/{id}/closure-review for the flags after this page; `null` when this page holds them all. Absent with full=true."},
+                    "closure_review_total": {"type": "integer", "description": "Closure-review flags over all pages. Absent with full=true."},
+                    "banned_products_next": {"type": ["integer", "null"], "description": "Pass as `offset` to GET /shops/{id}/bans for the banned products after this page; `null` when this page holds them all. Absent with full=true."},
+                    "banned_products_total": {"type": "integer", "description": "Banned products over all pages. Absent with full=true."}}}]})), &["400", "401", "404", "429", "503"])}},
             "/shops/{id}/notices": {"get": {"summary": "The shop's notice feed (R9): one notice per judgment, after a cursor; each is delivered once per cursor position.",
                 "parameters": with(with(json!([id_param("The shop.")]), as_of_params()), json!([
                     {"name": "after", "in": "query", "required": false, "description": "A notice's cursor: only the notices after it.", "schema": {"type": "string", "pattern": crate::params::CURSOR_PATTERN}},
@@ -350,10 +364,6 @@ fn full_document() -> Value {
             "/orders/{id}": {"get": {"summary": "One order's report, with the explain lines (`penalty order ID --json`).",
                 "parameters": with(with(json!([id_param("The order.")]), as_of_params()), json!([lang_param()])),
                 "responses": responses(json_response("The report.", json!({"$ref": "#/components/schemas/OrderReport"})), &["400", "401", "404", "429", "503"])}},
-            "/orders/{id}/events": {"get": {"summary": "The order's stored events with `at <= as_of`, in log order: its timeline.",
-                "parameters": [id_param("The order."), {"name": "as_of", "in": "query", "required": false, "description": "Only events that happened by then (default now).", "schema": instant_schema()}],
-                "responses": responses(json_response("The events.", json!({"type": "object", "properties": {"order_id": {"type": "string"},
-                    "events": {"type": "array", "items": {"type": "object", "properties": {"seq": {"type": "integer"}, "recorded_at": {"type": "string"}, "event": {"type": "object"}}}}}})), &["400", "401", "404"])}},
             "/events": {"post": {"summary": "Ingest JSON Lines (EVENTS.md) with the CLI's semantics: every line appended, duplicate or rejected; durable before the answer; idempotent. The whole body is received before anything is ingested: an upload cut off mid-way ingests nothing. Operators only.",
                 "requestBody": {"required": true, "description": "JSON Lines; each line is judged on its own (a line that is not an event object is rejected and listed, the others go on), so any text is a valid body. application/json is read the same way.",
                     "content": {"application/x-ndjson": {"schema": {"type": "string", "maxLength": 67_108_864}}, "application/json": {"schema": {}}}},
@@ -371,6 +381,7 @@ fn full_document() -> Value {
         }
     });
     document["paths"]["/shops/{id}/days"] = days_path;
+    document["paths"]["/orders/{id}/events"] = events_path;
     document["paths"]["/shops/{id}/deductions"] = deductions_path;
     document["paths"]["/shops/{id}/closure-review"] = closure_review_path;
     document["paths"]["/shops/{id}/bans"] = bans_path;

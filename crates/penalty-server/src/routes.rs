@@ -17,6 +17,7 @@ use axum::routing::{delete, get, post, MethodRouter};
 use axum::{Json, Router};
 use http_body_util::BodyExt;
 use penalty_core::csv::CsvRow;
+use penalty_core::labels::{Lang, Phrase};
 use penalty_core::{OrderStatus, Policy, QueryError, UnixNs};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -83,6 +84,8 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|method: Method| async move {
             ApiError::MethodNotAllowed(method.to_string())
         })
+        // Every error worded in both languages answers in the request's.
+        .layer(middleware::from_fn(crate::error::localize))
         .with_state(state)
 }
 
@@ -192,7 +195,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
         let Path(id) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|rejection| ApiError::bad_request("invalid_path", rejection.body_text()))?;
-        check_id(&id, "the id in the path")?;
+        check_id(&id, None)?;
         Ok(Id(id))
     }
 }
@@ -201,11 +204,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
 /// many bytes; a longer non-ASCII one is well-formed and simply unknown (a
 /// 404), which is what the OpenAPI document's `maxLength`, a count of
 /// characters, promises.
-fn check_id(id: &str, what: &str) -> Result<(), ApiError> {
+fn check_id(id: &str, parameter: Option<&str>) -> Result<(), ApiError> {
     if id.is_empty() || id.chars().count() > MAX_ID_BYTES {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::bad_request_in(
             "invalid_id",
-            format!("{what} must be 1 to {MAX_ID_BYTES} characters long"),
+            |lang| match parameter {
+                Some(name) => Phrase::ParameterIdLength.fill(lang, &[&name, &MAX_ID_BYTES]),
+                None => Phrase::PathIdLength.fill(lang, &[&MAX_ID_BYTES]),
+            },
         ));
     }
     Ok(())
@@ -323,7 +329,9 @@ fn now() -> UnixNs {
 /// [`params::instant_pattern`] documents).
 fn parse_instant(text: &str, policy: &Policy, name: &str) -> Result<UnixNs, ApiError> {
     UnixNs::parse_asked(text, policy.utc_offset).map_err(|error| {
-        ApiError::bad_request("invalid_instant", format!("query parameter {name} {error}"))
+        ApiError::bad_request_in("invalid_instant", |lang| {
+            Phrase::QueryParameterIs.fill(lang, &[&name, &error.message(lang)])
+        })
     })
 }
 
@@ -340,21 +348,21 @@ pub fn unknown_shop(shop_id: &str, as_of: UnixNs, policy: &Policy) -> ApiError {
 /// yet, another shop's, no such order), so that nothing about other shops'
 /// orders leaks through the wording.
 pub fn unknown_order(order_id: &str, as_of: UnixNs, policy: &Policy) -> ApiError {
-    ApiError::NotFound(format!(
-        "no order `{order_id}` as of {} that this token may read",
-        as_of.to_rfc3339(policy.utc_offset)
-    ))
+    let as_of = as_of.to_rfc3339(policy.utc_offset);
+    let words = |lang| Phrase::UnknownOrderForToken.fill(lang, &[&order_id, &as_of]);
+    ApiError::NotFound(words(Lang::En)).in_chinese(words(Lang::Zh))
 }
 
 /// A query that found nothing, as a 404: the core's text (which names no
 /// flag or parameter) and, for an order paid later, the parameter to set.
 fn not_found_for_http(error: QueryError) -> ApiError {
-    ApiError::NotFound(match &error {
+    let words = |lang| match &error {
         QueryError::UnknownOrder {
             paid_at: Some(_), ..
-        } => format!("{error}; the query parameter as_of sets the instant"),
-        _ => error.to_string(),
-    })
+        } => Phrase::AsOfParameterSetsTheInstant.fill(lang, &[&error.message(lang)]),
+        _ => error.message(lang),
+    };
+    ApiError::NotFound(words(Lang::En)).in_chinese(words(Lang::Zh))
 }
 
 #[derive(Serialize)]
@@ -406,17 +414,43 @@ pub struct ShopListParams {
 }
 
 /// A page of `GET /shops`: `penalty shops --sort S --min-orders M --json`,
-/// paged.
+/// paged, each shop's lists cut to their first [`LISTED_SHOP_ITEMS`].
 #[derive(Serialize, Deserialize)]
 pub struct ShopPage {
     /// The shops of this page.
-    pub shops: Vec<penalty_core::ShopReport>,
+    pub shops: Vec<ListedShop>,
     /// Pass as `offset` for the next page; `null` on the last page.
     pub next: Option<usize>,
     /// Shops that count (`min_orders`), over all pages.
     pub total: usize,
     /// The charged money of those shops, over all pages.
     pub charged_fen: i128,
+}
+
+/// The items of each list (`closure_review`, `banned_products`) a shop of
+/// `GET /shops` carries: the largest shop has tens of thousands, and a list
+/// is never sent whole unasked (CLI.md fixes the lists of `penalty shops
+/// --json`, not of the HTTP page).
+pub const LISTED_SHOP_ITEMS: usize = 10;
+
+/// A shop of `GET /shops`: its summary (`penalty shops --json`'s line)
+/// with the first [`LISTED_SHOP_ITEMS`] of each list, and where the rest
+/// are.
+#[derive(Serialize, Deserialize)]
+pub struct ListedShop {
+    /// The summary, its lists cut to their first items.
+    #[serde(flatten)]
+    pub report: penalty_core::ShopReport,
+    /// Where the rest of its lists are.
+    #[serde(flatten)]
+    pub more: MoreFlagsAndBans,
+}
+
+impl ListedShop {
+    fn of(mut report: penalty_core::ShopReport) -> ListedShop {
+        let more = MoreFlagsAndBans::first_page(&mut report, LISTED_SHOP_ITEMS);
+        ListedShop { report, more }
+    }
 }
 
 /// The ranking and page a `GET /shops` asks for, checked (a 400 naming the
@@ -441,9 +475,12 @@ impl ShopListing {
         )?;
         let min_orders = params.min_orders.unwrap_or(0);
         if min_orders > MAX_OFFSET as u64 {
-            return Err(ApiError::bad_request(
+            return Err(out_of_range(
                 "invalid_min_orders",
-                format!("min_orders {min_orders} is out of range: ask for 0 to {MAX_OFFSET}"),
+                "min_orders",
+                min_orders,
+                0,
+                MAX_OFFSET,
             ));
         }
         Ok(ShopListing {
@@ -459,7 +496,7 @@ impl ShopListing {
         let charged_fen = ranked.iter().map(|shop| shop.charged_fen).sum();
         let (shops, next, total) = self.page.of(ranked);
         ShopPage {
-            shops,
+            shops: shops.into_iter().map(ListedShop::of).collect(),
             next,
             total,
             charged_fen,
@@ -498,25 +535,27 @@ struct ShopParams {
 }
 
 /// What a `GET /shops/{id}` asks for, checked: the figures alone
-/// (`summary=true`), the whole report (`full=true`, `penalty shop ID
-/// --json`'s bytes), or by default the report with the first page of its
-/// deductions, since a large shop has tens of thousands of them and a list
-/// is never sent whole unasked.
+/// (`summary=true`, with the first page of its flags and bans), the whole
+/// report (`full=true`, `penalty shop ID --json`'s bytes), or by default
+/// the report with the first page of each of its lists, since a large shop
+/// has tens of thousands of deductions (and of flags) and a list is never
+/// sent whole unasked.
 #[derive(Clone, Copy)]
 enum ShopAsk {
-    Summary,
+    Summary(usize),
     Full,
     FirstPage(usize),
 }
 
 impl ShopAsk {
-    /// `summary=true` leaves the deductions out whatever else is asked,
-    /// and `full=true` lists them all whatever the `limit`: every
+    /// `summary=true` leaves the deductions out whatever else is asked
+    /// (its `limit` pages the flags and bans), and `full=true` lists them
+    /// all whatever the `limit`: every
     /// combination the OpenAPI document allows has an answer.
     fn checked(params: &ShopParams) -> Result<ShopAsk, ApiError> {
         let limit = page_limit(params.limit)?;
         Ok(if params.summary == Some(true) {
-            ShopAsk::Summary
+            ShopAsk::Summary(limit)
         } else if params.full == Some(true) {
             ShopAsk::Full
         } else {
@@ -531,30 +570,30 @@ impl ShopAsk {
         shop_id: &str,
         as_of: UnixNs,
     ) -> Result<ShopAnswer, ApiError> {
-        let with_deductions = !matches!(self, ShopAsk::Summary);
+        let with_deductions = !matches!(self, ShopAsk::Summary(_));
         let mut report = ledger
             .shop_report(shop_id, as_of, with_deductions)
             .map_err(not_found_for_http)?;
         let more = match self {
-            ShopAsk::Summary | ShopAsk::Full => None,
+            ShopAsk::Full => None,
+            // The summary leaves the deductions out; its other lists are
+            // paged as in the default answer, since a large shop's are tens
+            // of thousands long too.
+            ShopAsk::Summary(limit) => Some(MoreOfTheLists {
+                deductions: None,
+                lists: MoreFlagsAndBans::first_page(&mut report, limit),
+            }),
             ShopAsk::FirstPage(limit) => {
                 let first = Page { limit, offset: 0 };
                 let all = report.deductions.take().unwrap_or_default();
                 let (page, deductions_next, deductions_total) = first.of(all);
                 report.deductions = Some(page);
-                let (page, closure_review_next, closure_review_total) =
-                    first.of(std::mem::take(&mut report.closure_review));
-                report.closure_review = page;
-                let (page, banned_products_next, banned_products_total) =
-                    first.of(std::mem::take(&mut report.banned_products));
-                report.banned_products = page;
                 Some(MoreOfTheLists {
-                    deductions_next,
-                    deductions_total,
-                    closure_review_next,
-                    closure_review_total,
-                    banned_products_next,
-                    banned_products_total,
+                    deductions: Some(MoreDeductions {
+                        deductions_next,
+                        deductions_total,
+                    }),
+                    lists: MoreFlagsAndBans::first_page(&mut report, limit),
                 })
             }
         };
@@ -578,15 +617,53 @@ struct ShopAnswer {
 /// list's length over all pages.
 #[derive(Serialize)]
 struct MoreOfTheLists {
+    /// The deductions' (none in a summary, which leaves them out).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    deductions: Option<MoreDeductions>,
+    #[serde(flatten)]
+    lists: MoreFlagsAndBans,
+}
+
+/// Where the rest of a report's deductions are.
+#[derive(Serialize)]
+struct MoreDeductions {
     /// Into `GET /shops/{id}/deductions`.
     deductions_next: Option<usize>,
     deductions_total: usize,
+}
+
+/// Where the rest of a shop's closure-review flags and banned products
+/// are, after their first pages (as [`MoreOfTheLists`]).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct MoreFlagsAndBans {
     /// Into `GET /shops/{id}/closure-review`.
-    closure_review_next: Option<usize>,
-    closure_review_total: usize,
+    pub closure_review_next: Option<usize>,
+    /// The flags over all pages.
+    pub closure_review_total: usize,
     /// Into `GET /shops/{id}/bans`.
-    banned_products_next: Option<usize>,
-    banned_products_total: usize,
+    pub banned_products_next: Option<usize>,
+    /// The banned products over all pages.
+    pub banned_products_total: usize,
+}
+
+impl MoreFlagsAndBans {
+    /// Cuts `report`'s closure-review flags and banned products to their
+    /// first `limit`, saying where the rest are.
+    fn first_page(report: &mut penalty_core::ShopReport, limit: usize) -> MoreFlagsAndBans {
+        let first = Page { limit, offset: 0 };
+        let (page, closure_review_next, closure_review_total) =
+            first.of(std::mem::take(&mut report.closure_review));
+        report.closure_review = page;
+        let (page, banned_products_next, banned_products_total) =
+            first.of(std::mem::take(&mut report.banned_products));
+        report.banned_products = page;
+        MoreFlagsAndBans {
+            closure_review_next,
+            closure_review_total,
+            banned_products_next,
+            banned_products_total,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -807,16 +884,16 @@ fn postings_page(
     asked: Page,
     lang: penalty_core::labels::Lang,
 ) -> Result<PostingPage, ApiError> {
-    let report = ledger
-        .postings_in(shop_id, as_of, lang)
+    let (report, total) = ledger
+        .postings_page_in(shop_id, as_of, asked.offset, asked.limit, lang)
         .map_err(not_found_for_http)?;
-    let (postings, next, total) = asked.of(report.postings);
+    let end = asked.offset.saturating_add(report.postings.len());
     Ok(PostingPage {
         shop_id: report.shop_id,
         as_of: report.as_of,
         booked_fen: report.booked_fen,
-        postings,
-        next,
+        postings: report.postings,
+        next: (end < total).then_some(end),
         total,
     })
 }
@@ -855,12 +932,28 @@ impl Page {
 fn page_offset(offset: Option<usize>) -> Result<usize, ApiError> {
     let offset = offset.unwrap_or(0);
     if offset > MAX_OFFSET {
-        return Err(ApiError::bad_request(
+        return Err(out_of_range(
             "invalid_offset",
-            format!("offset {offset} is out of range: ask for 0 to {MAX_OFFSET}"),
+            "offset",
+            offset,
+            0,
+            MAX_OFFSET,
         ));
     }
     Ok(offset)
+}
+
+/// A 400 `code` for a number `name` out of `low..=high`, in both languages.
+fn out_of_range(
+    code: &'static str,
+    name: &str,
+    value: impl std::fmt::Display,
+    low: usize,
+    high: usize,
+) -> ApiError {
+    ApiError::bad_request_in(code, |lang| {
+        Phrase::OutOfRange.fill(lang, &[&name, &value, &low, &high])
+    })
 }
 
 /// A notice cursor is `<visible ns>.<judgment>.<order_id>`, or
@@ -872,12 +965,9 @@ fn check_cursor(cursor: &str, name: &str) -> Result<(), ApiError> {
     if params::cursor_syntax_ok(cursor) {
         Ok(())
     } else {
-        Err(ApiError::bad_request(
-            "invalid_cursor",
-            format!(
-                "query parameter {name} must be the `cursor` (or `next`) of a notice this feed returned"
-            ),
-        ))
+        Err(ApiError::bad_request_in("invalid_cursor", |lang| {
+            Phrase::NotANoticeCursor.fill(lang, &[&name])
+        }))
     }
 }
 
@@ -885,10 +975,7 @@ fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
     match limit {
         None => Ok(DEFAULT_PAGE),
         Some(limit) if (1..=MAX_PAGE).contains(&limit) => Ok(limit),
-        Some(limit) => Err(ApiError::bad_request(
-            "invalid_limit",
-            format!("limit {limit} is out of range: ask for 1 to {MAX_PAGE}"),
-        )),
+        Some(limit) => Err(out_of_range("invalid_limit", "limit", limit, 1, MAX_PAGE)),
     }
 }
 
@@ -970,7 +1057,9 @@ fn at_risk_page(
 /// documents).
 fn within(text: &str) -> Result<penalty_core::Within, ApiError> {
     penalty_core::Within::parse(text).map_err(|error| {
-        ApiError::bad_request("invalid_within", format!("query parameter within {error}"))
+        ApiError::bad_request_in("invalid_within", |lang| {
+            Phrase::QueryParameterIs.fill(lang, &[&"within", &error.message(lang)])
+        })
     })
 }
 
@@ -1223,7 +1312,7 @@ fn order_filter(
         })
         .transpose()?;
     if let Some(shop) = &params.shop {
-        check_id(shop, "shop")?;
+        check_id(shop, Some("shop"))?;
     }
     let shop = match (confined_to, params.shop.clone()) {
         (None, shop) => shop,
@@ -1312,10 +1401,10 @@ fn asked_sort<T>(
     };
     parse(text).ok_or_else(|| {
         let shown: String = text.chars().take(64).collect();
-        ApiError::bad_request(
-            "invalid_sort",
-            format!("sort `{shown}` is not one of {}", names()),
-        )
+        let names = names();
+        ApiError::bad_request_in("invalid_sort", |lang| {
+            Phrase::NotASort.fill(lang, &[&shown, &names])
+        })
     })
 }
 
@@ -1406,16 +1495,17 @@ impl PostingCsvAsk {
         })
     }
 
-    /// Writes the shop's postings after the first `written` (a writer
-    /// called again after a pause skips those it wrote), counting those it
-    /// writes into `written`, and stops when `out` pauses.
+    /// Writes the shop's postings after the one `after` names (a writer
+    /// called again after a pause resumes after the last it wrote, which
+    /// the core seeks to instead of wording those before again), and stops
+    /// when `out` pauses, naming in `after` the last posting written.
     fn write(
         &self,
         ledger: &penalty_core::Ledger,
         shop_id: &str,
         as_of: UnixNs,
         out: &mut impl crate::download::CsvSink,
-        written: &mut usize,
+        after: &mut Option<penalty_core::PostingCursor>,
     ) -> Result<(), ApiError> {
         let PostingCsvAsk { from, to, excel } = *self;
         if !out.started() {
@@ -1432,19 +1522,19 @@ impl PostingCsvAsk {
             Paused,
             Failed(ApiError),
         }
-        let mut seen = 0usize;
-        let walked = ledger.each_posting(as_of, Some(shop_id), from, to, |posting| {
-            seen += 1;
-            if seen <= *written {
-                return Ok(());
-            }
-            out.push(&posting.csv_line(excel)).map_err(Stop::Failed)?;
-            *written += 1;
-            if out.paused() {
-                return Err(Stop::Paused);
-            }
-            Ok(())
-        });
+        let resume = after.take();
+        let walked =
+            ledger.each_posting_after(as_of, Some(shop_id), from, to, resume.as_ref(), |posting| {
+                out.push(&posting.csv_line(excel)).map_err(Stop::Failed)?;
+                if out.paused() {
+                    let cursor = ledger.posting_cursor(&posting).ok_or_else(|| {
+                        Stop::Failed(ApiError::internal("a posting's dates do not read back"))
+                    })?;
+                    *after = Some(cursor);
+                    return Err(Stop::Paused);
+                }
+                Ok(())
+            });
         match walked {
             Ok(()) | Err(Stop::Paused) => Ok(()),
             Err(Stop::Failed(error)) => Err(error),
@@ -1467,7 +1557,7 @@ pub fn order_route_answer(
 ) -> Result<Response, ApiError> {
     let lang = penalty_core::labels::Lang::from_accept_language(accept_language);
     let (_, as_of) = parse_query_when::<AsOfParams>(query, ledger.policy())?;
-    check_id(order_id, "the id in the path")?;
+    check_id(order_id, None)?;
     match (ledger.order_report_in(order_id, as_of, lang), confined_to) {
         (Ok(report), None) => Ok(Json(report).into_response()),
         (Ok(report), Some(own)) if report.shop_id == own => Ok(Json(report).into_response()),
@@ -1659,7 +1749,7 @@ impl ShopQuestion {
             }
             ShopQuestion::PostingsCsv(asked) => {
                 let mut text = String::new();
-                asked.write(ledger, shop_id, as_of, &mut text, &mut 0)?;
+                asked.write(ledger, shop_id, as_of, &mut text, &mut None)?;
                 ShopAnswerBody::PostingsCsv(text)
             }
             ShopQuestion::Notices(asked) => {
@@ -1738,13 +1828,13 @@ fn shop_route_handler(route: ShopRoute) -> MethodRouter<AppState> {
             let (question, when) = route.asked(query.as_deref(), state.policy())?;
             confined_shop(access.confined_to(), &shop_id, when.as_of, state.policy())?;
             if let ShopQuestion::PostingsCsv(asked) = question {
-                let mut written = 0;
+                let mut after = None;
                 return crate::download::csv(
                     &state,
                     &access,
                     when.known_at,
                     POSTINGS_CSV_DISPOSITION,
-                    move |ledger, out| asked.write(ledger, &shop_id, when.as_of, out, &mut written),
+                    move |ledger, out| asked.write(ledger, &shop_id, when.as_of, out, &mut after),
                 )
                 .await;
             }
@@ -1776,7 +1866,7 @@ pub fn shop_route_answer(
 ) -> Result<Response, ApiError> {
     let policy = ledger.policy();
     let lang = penalty_core::labels::Lang::from_accept_language(accept_language);
-    check_id(shop_id, "the id in the path")?;
+    check_id(shop_id, None)?;
     let (question, when) = route.asked(query, policy)?;
     confined_shop(confined_to, shop_id, when.as_of, policy)?;
     Ok(question
@@ -1852,13 +1942,67 @@ async fn order(
 #[serde(deny_unknown_fields)]
 struct EventsParams {
     as_of: Option<String>,
+    after: Option<u64>,
+    limit: Option<usize>,
 }
 
-/// An order's stored events.
+/// A page of an order's stored events.
 #[derive(Serialize)]
 struct OrderTimeline {
     order_id: String,
     events: Vec<crate::state::TimelineEvent>,
+    /// Pass as `after` for the events after this page; `null` on the last
+    /// page.
+    next: Option<u64>,
+}
+
+/// The checked query of `GET /orders/{id}/events`: the instant, and the
+/// page (`limit` events after the event whose `seq` is `after`), one
+/// machine's and a cluster node's.
+#[derive(Clone, Copy, Debug)]
+pub struct EventsAsk {
+    /// Only events with `at <= as_of`.
+    pub as_of: UnixNs,
+    /// The `seq` of the event the page follows (the `next` of the page
+    /// before), or the start.
+    pub after: Option<u64>,
+    /// At most this many events.
+    pub limit: usize,
+}
+
+impl EventsAsk {
+    fn checked(params: &EventsParams, policy: &Policy) -> Result<EventsAsk, ApiError> {
+        let as_of = when(policy, params.as_of.as_deref(), None)?.as_of;
+        Ok(EventsAsk {
+            as_of,
+            after: params.after,
+            limit: page_limit(params.limit)?,
+        })
+    }
+
+    /// The page of a whole timeline (the events with `at <= as_of`, in the
+    /// route's order): the events after the one whose `seq` is `after`
+    /// (after those with a lower `seq` when none has it), and the `next`
+    /// cursor, the page's last `seq` when more follow.
+    pub fn page(
+        self,
+        events: Vec<crate::state::TimelineEvent>,
+    ) -> (Vec<crate::state::TimelineEvent>, Option<u64>) {
+        let start = match self.after {
+            None => 0,
+            Some(after) => events
+                .iter()
+                .position(|e| e.seq == after)
+                .map(|at| at + 1)
+                .unwrap_or_else(|| events.iter().take_while(|e| e.seq < after).count()),
+        };
+        let rest = events.len() - start;
+        let page: Vec<_> = events.into_iter().skip(start).take(self.limit).collect();
+        let next = (rest > self.limit)
+            .then(|| page.last().map(|e| e.seq))
+            .flatten();
+        (page, next)
+    }
 }
 
 async fn order_events(
@@ -1867,39 +2011,50 @@ async fn order_events(
     Id(order_id): Id,
     Params(params): Params<EventsParams>,
 ) -> Result<Response, ApiError> {
-    let when = when(state.policy(), params.as_of.as_deref(), None)?;
-    let events = state
-        .order_events(order_id.clone(), access.clone(), when.as_of)
+    let asked = EventsAsk::checked(&params, state.policy())?;
+    let page = state
+        .order_events(
+            order_id.clone(),
+            access.clone(),
+            asked.as_of,
+            asked.after,
+            asked.limit,
+        )
         .await?;
     order_timeline_answer(
         order_id,
-        events,
+        page,
         access.confined_to().is_some(),
-        when.as_of,
+        asked.as_of,
         state.policy(),
     )
 }
 
-/// The `as_of` of `GET /orders/{id}/events` from its query string, checked
+/// The query of `GET /orders/{id}/events` from its query string, checked
 /// as the route checks it: a cluster node's check.
-pub fn order_events_as_of(query: Option<&str>, policy: &Policy) -> Result<UnixNs, ApiError> {
+pub fn order_events_asked(query: Option<&str>, policy: &Policy) -> Result<EventsAsk, ApiError> {
     let params: EventsParams = parse_query(query)?;
-    Ok(when(policy, params.as_of.as_deref(), None)?.as_of)
+    EventsAsk::checked(&params, policy)
 }
 
-/// The answer of `GET /orders/{id}/events` from the order's stored events
-/// with `at <= as_of`, in log order (`None`: no event of the order, or none
-/// the caller may see, `confined` for a seller): one machine's and a
-/// cluster node's.
+/// The answer of `GET /orders/{id}/events` from a page of the order's
+/// stored events with `at <= as_of`, in log order, and the `next` cursor
+/// (`None`: no event of the order, or none the caller may see, `confined`
+/// for a seller): one machine's and a cluster node's.
 pub fn order_timeline_answer(
     order_id: String,
-    events: Option<Vec<crate::state::TimelineEvent>>,
+    page: Option<(Vec<crate::state::TimelineEvent>, Option<u64>)>,
     confined: bool,
     as_of: UnixNs,
     policy: &Policy,
 ) -> Result<Response, ApiError> {
-    match (events, confined) {
-        (Some(events), _) => Ok(Json(OrderTimeline { order_id, events }).into_response()),
+    match (page, confined) {
+        (Some((events, next)), _) => Ok(Json(OrderTimeline {
+            order_id,
+            events,
+            next,
+        })
+        .into_response()),
         (None, false) => Err(ApiError::NotFound(format!(
             "no event of order `{order_id}` is in the log"
         ))),
@@ -1910,13 +2065,14 @@ pub fn order_timeline_answer(
 async fn post_events(
     State(state): State<AppState>,
     access: Access,
+    Language(lang): Language,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     access.require_operator()?;
     let (_permit, body) =
         receive_upload(&headers, body, state.limits(), || state.try_upload_permit()).await?;
-    let summary = state.ingest(body).await?;
+    let summary = state.ingest_in(body, lang).await?;
     Ok((StatusCode::OK, Json(summary)).into_response())
 }
 

@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use axum::body::Bytes;
+use penalty_core::labels::Lang;
 use penalty_core::{Ledger, Policy, Reject, UnixNs};
 use penalty_store::ingest::{
     AppendedEvent, IngestCounts, IngestObserver, IngestOptions, Pipeline, RejectsFile, RejectsSink,
@@ -56,7 +57,9 @@ pub struct Limits {
     pub max_rejects_listed: usize,
     /// Lines handed to the log per turn of its mutex during an ingest.
     pub ingest_chunk_lines: usize,
-    /// Events returned by `GET /orders/{id}/events`.
+    /// Events of one order a cluster node reads for `GET /orders/{id}/events`
+    /// before paging them (one machine pages from the log by sequence
+    /// number, reading about a page).
     pub max_order_events: usize,
     /// How long a client may take to send a `POST /events` body; a slow
     /// client would otherwise hold an upload slot for ever.
@@ -521,16 +524,23 @@ impl AppState {
             .map_err(|_| ApiError::Unavailable("the server is shutting down"))
     }
 
-    /// The stored events of one order with `at <= as_of`, in log order, if
-    /// `access` may see the order. A seller asking for another shop's order,
-    /// or for an order with no `paid` event (whose shop is unknown), gets
-    /// `None`, as for an order that does not exist.
+    /// A page of the stored events of one order with `at <= as_of`, in log
+    /// order: at most `limit` of those after the sequence number `after`,
+    /// and the sequence number to pass as `after` for the rest (`None` when
+    /// there is none), if `access` may see the order. A seller asking for
+    /// another shop's order, or for an order with no `paid` event (whose
+    /// shop is unknown), gets `None`, as for an order that does not exist.
+    /// The order's sequence numbers are ascending, so the page starts by a
+    /// binary search and reads about `limit` events of the log whatever the
+    /// page's place.
     pub async fn order_events(
         &self,
         order_id: String,
         access: Access,
         as_of: UnixNs,
-    ) -> Result<Option<Vec<TimelineEvent>>, ApiError> {
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Option<(Vec<TimelineEvent>, Option<u64>)>, ApiError> {
         let state = self.clone();
         let _permit = self.query_permit().await?;
         run_blocking(move || {
@@ -542,33 +552,45 @@ impl AppState {
                     return Ok(None);
                 }
                 match view.orders.get(&order_id) {
-                    Some(entry) => entry.seqs.clone(),
+                    Some(entry) => {
+                        let start =
+                            after.map_or(0, |after| entry.seqs.partition_point(|&s| s <= after));
+                        entry.seqs[start..].to_vec()
+                    }
                     None => return Ok(None),
                 }
             };
             let offset = state.policy().utc_offset;
             let mut events = Vec::new();
+            let mut next = None;
             {
                 let log = state.0.log.blocking_lock();
-                for seq in seqs.into_iter().take(state.limits().max_order_events) {
+                for seq in seqs {
                     let Some(stored) = log.get(seq)? else {
                         return Err(ApiError::internal(format!(
                             "the order index names seq {seq}, which the log does not hold"
                         )));
                     };
                     let event = stored.event()?;
-                    if event.at <= as_of {
-                        let json =
-                            serde_json::from_slice(&stored.json()).map_err(ApiError::internal)?;
-                        events.push(TimelineEvent {
-                            seq: stored.seq,
-                            recorded_at: stored.recorded_at.to_rfc3339(offset),
-                            event: json,
-                        });
+                    if event.at > as_of {
+                        continue;
                     }
+                    if events.len() == limit {
+                        // One more event stands after the page: the page
+                        // ends at its last event.
+                        next = events.last().map(|e: &TimelineEvent| e.seq);
+                        break;
+                    }
+                    let json =
+                        serde_json::from_slice(&stored.json()).map_err(ApiError::internal)?;
+                    events.push(TimelineEvent {
+                        seq: stored.seq,
+                        recorded_at: stored.recorded_at.to_rfc3339(offset),
+                        event: json,
+                    });
                 }
             }
-            Ok(Some(events))
+            Ok(Some((events, next)))
         })
         .await
     }
@@ -576,14 +598,21 @@ impl AppState {
     /// Ingests a whole request body, with the CLI's semantics: every line ends
     /// appended, duplicate or rejected; each block is durable before it is
     /// counted; rejects go to `<db>/rejects.jsonl`. Returns once everything
-    /// appended is durable and folded into the projection.
+    /// appended is durable and folded into the projection. The listed
+    /// rejects' hints are in English.
     pub async fn ingest(&self, body: Bytes) -> Result<IngestSummary, ApiError> {
+        self.ingest_in(body, Lang::En).await
+    }
+
+    /// [`AppState::ingest`], the listed rejects' hints in `lang` (the
+    /// rejects file keeps its English, whoever sent the lines).
+    pub async fn ingest_in(&self, body: Bytes, lang: Lang) -> Result<IngestSummary, ApiError> {
         let guard = self.0.ingest.clone().lock_owned().await;
         let state = self.clone();
         run_blocking(move || {
             let _one_ingest_at_a_time = guard;
             state
-                .ingest_blocking(body)
+                .ingest_blocking(body, lang)
                 .map_err(|error| ApiError::IngestFailed(error.to_string()))
         })
         .await
@@ -595,7 +624,7 @@ impl AppState {
         self.0.uploads.clone().try_acquire_owned().ok()
     }
 
-    fn ingest_blocking(&self, body: Bytes) -> Result<IngestSummary, StoreError> {
+    fn ingest_blocking(&self, body: Bytes, lang: Lang) -> Result<IngestSummary, StoreError> {
         let rejects_path = self.0.config.db.join(penalty_store::ingest::REJECTS_FILE);
         let mut rejects = UploadRejects {
             file: RejectsFile::open(&rejects_path, "POST /events")?,
@@ -603,6 +632,7 @@ impl AppState {
             max_listed: self.limits().max_rejects_listed,
             listed: Vec::new(),
             truncated: false,
+            lang,
         };
         let mut folder = ProjectionFolder { state: self };
         let options = IngestOptions::default();
@@ -773,6 +803,8 @@ struct UploadRejects {
     max_listed: usize,
     listed: Vec<RejectedLine>,
     truncated: bool,
+    /// The language of the listed hints.
+    lang: Lang,
 }
 
 impl RejectsSink for UploadRejects {
@@ -789,7 +821,7 @@ impl RejectsSink for UploadRejects {
             self.listed.push(RejectedLine {
                 line,
                 reason: reason.code(),
-                hint: reason.hint(),
+                hint: reason.hint_in(self.lang),
             });
         } else {
             self.truncated = true;

@@ -485,7 +485,9 @@ fn golden_rejects_in_english_and_chinese() {
 
 /// The errors that name an input, in `tests/cli/errors.<lang>.golden`
 /// (rewritten by `UPDATE_EXPECT=1`): a policy file's unknown key, a value
-/// out of range (also inside a version), a value of the wrong type, an
+/// out of range (also inside a version), a value of the wrong type, the
+/// versions of R15 refused (none, a key beside them, one that is not an
+/// object, one not later than the one before, an offset after V0), an
 /// instant and a horizon refused, and ingest's input that cannot be read.
 /// The English words are the types' `Display`; the Chinese ones the same
 /// phrases in the language of `--lang`.
@@ -500,6 +502,20 @@ fn golden_input_errors_in_english_and_chinese() {
             r#"{"versions": [{}, {"effective_from": "2026-03-05T00:00:00+08:00", "deduction_fen": -1}]}"#,
         ),
         ("wrong-type.json", r#"{"deduction_fen": "x"}"#),
+        ("no-versions.json", r#"{"versions": []}"#),
+        (
+            "beside-versions.json",
+            r#"{"versions": [{}], "deduction_fen": 1}"#,
+        ),
+        ("version-not-an-object.json", r#"{"versions": [[]]}"#),
+        (
+            "version-not-later.json",
+            r#"{"versions": [{}, {"effective_from": "2026-03-05T00:00:00+08:00"}, {"effective_from": "2026-03-05T00:00:00+08:00"}]}"#,
+        ),
+        (
+            "version-offset.json",
+            r#"{"versions": [{}, {"effective_from": "2026-03-05T00:00:00+08:00", "utc_offset": "+05:00"}]}"#,
+        ),
     ];
     let mut failed = Vec::new();
     for lang in ["en", "zh-CN"] {

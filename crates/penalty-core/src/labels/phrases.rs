@@ -379,12 +379,41 @@ phrases! {
     PolicyUnknownKey => "unknown policy key `{0}`", "未知的规则键 `{0}`";
     PolicyOutOfRange => "policy parameter `{0}` is {1}: {2}", "规则参数 `{0}` 为 {1}：{2}";
     PolicyVersionProblem => "policy version {0} (versions[{0}]): {1}", "规则版本 {0}（versions[{0}]）：{1}";
+    // What is wrong with a version (R15), after PolicyVersionProblem.
+    PolicyBesideVersions => "a versioned policy holds only `versions`; move `{0}` into a version", "分版本的规则只含 `versions`；请把 `{0}` 移入某个版本";
+    PolicyNoVersions => "`versions` is empty; give at least V0 (`{}` for the defaults)", "`versions` 为空；请至少给出 V0（`{}` 即默认值）";
+    PolicyVersionNotAnObject => "must be an object of parameters, not {0}", "必须是参数对象，而不是{0}";
+    PolicyEffectiveFromInV0 => "V0 holds from the beginning of time and has no `effective_from`", "V0 自始生效，没有 `effective_from`";
+    PolicyMissingEffectiveFrom => "missing `effective_from` (an RFC 3339 instant such as 2026-03-05T00:00:00+08:00)", "缺少 `effective_from`（RFC 3339 时刻，例如 2026-03-05T00:00:00+08:00）";
+    PolicyEffectiveFromNotAnInstant => "`effective_from` is {0}: it must be an RFC 3339 instant with an offset, such as 2026-03-05T00:00:00+08:00", "`effective_from` 为 {0}：它必须是带时区偏移的 RFC 3339 时刻，例如 2026-03-05T00:00:00+08:00";
+    PolicyEffectiveFromNotLater => "`effective_from` must be strictly later than the previous version's", "`effective_from` 必须严格晚于上一个版本的";
+    // What a JSON value is, after PolicyVersionNotAnObject.
+    JsonNull => "null", "空值（null）";
+    JsonBoolean => "a boolean", "布尔值";
+    JsonNumber => "a number", "数字";
+    JsonString => "a string", "字符串";
+    JsonArray => "an array", "数组";
+    JsonObject => "an object", "对象";
+    PolicyOffsetAfterV0 => "`utc_offset` may only be set in V0: calendar days stay in one offset (R15)", "`utc_offset` 只能在 V0 中设置：日历日始终按同一时区偏移计（R15）";
     // What a policy parameter must be (R15's ranges), after PolicyOutOfRange.
     RangeHours => "{0} to 876,600 hours", "{0} 至 876,600 小时";
     RangeJudgments => "1 to 10", "1 至 10";
     RangeFen => "0 to 10^12 fen", "0 至 10^12 分";
     RangeUpToMaxJudgments => "{0} to max_judgments_per_order", "{0} 至 max_judgments_per_order";
     RangeDays => "1 to 36,600 days", "1 至 36,600 天";
+
+    // The server's refusals of a query (400s), each naming the parameter
+    // and the fix; a parameter's name stays as it is written in the URL.
+    QueryParameterIs => "query parameter {0} {1}", "查询参数 {0}：{1}";
+    OutOfRange => "{0} {1} is out of range: ask for {2} to {3}", "{0} 为 {1}，超出范围：请指定 {2} 至 {3}";
+    NotASort => "sort `{0}` is not one of {1}", "sort `{0}` 不是以下之一：{1}";
+    NotANoticeCursor => "query parameter {0} must be the `cursor` (or `next`) of a notice this feed returned", "查询参数 {0} 必须是此通知流返回的某条通知的 `cursor`（或 `next`）";
+    PathIdLength => "the id in the path must be 1 to {0} characters long", "路径中的 id 必须为 1 至 {0} 个字符";
+    ParameterIdLength => "{0} must be 1 to {1} characters long", "查询参数 {0} 必须为 1 至 {1} 个字符";
+    AsOfParameterSetsTheInstant => "{0}; the query parameter as_of sets the instant", "{0}；用查询参数 as_of 指定时刻";
+    /// A seller's one answer for an order it may not read, whatever the
+    /// reason, so that nothing about other shops' orders leaks.
+    UnknownOrderForToken => "no order `{0}` as of {1} that this token may read", "截至 {1} 没有此令牌可读的订单 `{0}`";
 }
 
 impl Phrase {

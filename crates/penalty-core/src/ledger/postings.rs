@@ -69,6 +69,18 @@ pub(crate) struct RawPosting {
     pub cause: Cause,
 }
 
+/// A place in a walk of the postings ([`Ledger::each_posting_after`]): the
+/// posting it follows, by the walk's order (shop id, then run day,
+/// `judged_at`, order id, judgment).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PostingCursor {
+    shop_id: String,
+    run_day: Day,
+    judged_at: UnixNs,
+    order_id: String,
+    judgment: u8,
+}
+
 /// A deduction of a settle day, with the instants its standing depends on.
 struct Item {
     entry: DayEntry,
@@ -394,6 +406,35 @@ impl Ledger {
         })
     }
 
+    /// A page of [`Ledger::postings_in`]: the postings from the `offset`-th,
+    /// at most `limit`, with `booked_fen` over all of them, and how many
+    /// there are. Only the page's postings are worded (their causes are
+    /// most of the cost), so a late page costs what the first does.
+    pub fn postings_page_in(
+        &self,
+        shop_id: &str,
+        as_of: UnixNs,
+        offset: usize,
+        limit: usize,
+        lang: Lang,
+    ) -> Result<(PostingsReport, usize), QueryError> {
+        let utc_offset = self.policy.utc_offset;
+        let (_, shop) = self.existing_shop(shop_id, as_of)?;
+        let raw = shop_postings(self, shop, as_of);
+        let report = PostingsReport {
+            shop_id: shop_id.to_string(),
+            as_of: as_of.to_rfc3339(utc_offset),
+            booked_fen: raw.iter().map(|p| i128::from(p.amount_fen)).sum(),
+            postings: raw
+                .iter()
+                .skip(offset)
+                .take(limit)
+                .map(|p| self.format_posting(shop_id, p, lang))
+                .collect(),
+        };
+        Ok((report, raw.len()))
+    }
+
     /// Every posting of every shop (or of `shop_id` alone; none for an
     /// unknown shop) booked by the runs from `from` to `to` (inclusive, when
     /// given) whose start is `<= as_of`: shop by shop in id order, each
@@ -405,28 +446,84 @@ impl Ledger {
         shop_id: Option<&str>,
         from: Option<Day>,
         to: Option<Day>,
+        each: impl FnMut(PostingReport) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.each_posting_after(as_of, shop_id, from, to, None, each)
+    }
+
+    /// [`Ledger::each_posting`] resumed after the posting `after` names (a
+    /// walk's next stretch, [`Ledger::posting_cursor`]): the shops before
+    /// its shop are skipped by a binary search of the ids, and in its shop
+    /// the postings up to it (and those before `from`) by a binary search
+    /// of the shop's postings, so only the postings handed to `each` are
+    /// worded. The shop's postings are still computed whole (its R5 walk,
+    /// with no words): nothing is stored to seek into.
+    pub fn each_posting_after<E>(
+        &self,
+        as_of: UnixNs,
+        shop_id: Option<&str>,
+        from: Option<Day>,
+        to: Option<Day>,
+        after: Option<&PostingCursor>,
         mut each: impl FnMut(PostingReport) -> Result<(), E>,
     ) -> Result<(), E> {
-        let shops = match shop_id {
+        let shops: Vec<u32> = match shop_id {
             Some(shop_id) => self.shop_ids.find(shop_id).into_iter().collect(),
             None => self.sorted_shops(),
         };
-        for shop in shops {
+        let first_shop = after.map_or(0, |cursor| {
+            shops.partition_point(|&shop| self.shop_ids.get(shop) < cursor.shop_id.as_str())
+        });
+        for &shop in &shops[first_shop..] {
             let rec = &self.shops[shop as usize];
             if rec.days.is_empty() {
                 continue;
             }
             let shop_id = self.shop_ids.get(shop);
-            for posting in shop_postings(self, rec, as_of) {
-                if from.is_some_and(|d| posting.run_day < d)
-                    || to.is_some_and(|d| posting.run_day > d)
-                {
-                    continue;
+            let postings = shop_postings(self, rec, as_of);
+            // Sorted by (run day, judged_at, order id, judgment), each key
+            // once (a run books a deduction once), so both starts are a
+            // binary search.
+            let mut start = from.map_or(0, |from| postings.partition_point(|p| p.run_day < from));
+            if let Some(cursor) = after.filter(|cursor| cursor.shop_id == shop_id) {
+                start = start.max(postings.partition_point(|p| {
+                    self.posting_order(p, cursor) != std::cmp::Ordering::Greater
+                }));
+            }
+            for posting in &postings[start..] {
+                if to.is_some_and(|d| posting.run_day > d) {
+                    break;
                 }
-                each(self.format_posting(shop_id, &posting, Lang::En))?;
+                each(self.format_posting(shop_id, posting, Lang::En))?;
             }
         }
         Ok(())
+    }
+
+    /// Where a walk of the postings that gave `posting` resumes after it:
+    /// `None` for a posting whose dates this ledger's walks do not write.
+    pub fn posting_cursor(&self, posting: &PostingReport) -> Option<PostingCursor> {
+        let offset = self.policy.utc_offset;
+        Some(PostingCursor {
+            shop_id: posting.shop_id.clone(),
+            run_day: UnixNs::parse_rfc3339_or_date(&posting.run_date, offset)?.local_day(offset),
+            judged_at: UnixNs::parse_rfc3339(&posting.judged_at)?,
+            order_id: posting.order_id.clone(),
+            judgment: posting.judgment,
+        })
+    }
+
+    /// How a shop's raw posting stands to `cursor` in the walk's order
+    /// (the order [`shop_postings`] sorts by).
+    fn posting_order(&self, posting: &RawPosting, cursor: &PostingCursor) -> std::cmp::Ordering {
+        (posting.run_day, posting.judged_at)
+            .cmp(&(cursor.run_day, cursor.judged_at))
+            .then_with(|| {
+                self.order_ids
+                    .get(posting.order)
+                    .cmp(cursor.order_id.as_str())
+            })
+            .then(posting.number.cmp(&cursor.judgment))
     }
 
     fn format_posting(&self, shop_id: &str, p: &RawPosting, lang: Lang) -> PostingReport {

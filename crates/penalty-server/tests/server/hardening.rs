@@ -478,7 +478,27 @@ async fn another_shops_order_costs_what_an_unknown_one_does() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(operator_view["events"].as_array().unwrap().len(), 2999);
+    // The default page is small; the pages after it, each read from the
+    // `seq` the one before ends at, hold every event once, in log order.
+    let first = operator_view["events"].as_array().unwrap();
+    assert_eq!(first.len(), penalty_server::routes::DEFAULT_PAGE);
+    let mut seqs: Vec<u64> = first.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    let mut next = operator_view["next"].as_u64();
+    while let Some(after) = next {
+        let (status, page) = get_json(
+            &router,
+            &format!("/orders/BIG/events?as_of=2026-04-15&limit=1000&after={after}"),
+            Some(OPERATOR),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let events = page["events"].as_array().unwrap();
+        assert!(!events.is_empty() && events.len() <= 1000);
+        seqs.extend(events.iter().map(|e| e["seq"].as_u64().unwrap()));
+        next = page["next"].as_u64();
+    }
+    assert_eq!(seqs.len(), 2999);
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "log order, each once");
 
     let ask = |path: String| {
         let router = router.clone();

@@ -84,7 +84,9 @@ async fn shops_equal_the_cli_summaries() {
     let expected = reference.projection.ledger.shop_summaries(as_of_instant());
     let (status, value) = get_json(&router, &format!("/shops?as_of={AS_OF}"), None).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(value["shops"], serde_json::to_value(&expected).unwrap());
+    // Each shop is its CLI line with its two lists cut to their first
+    // LISTED_SHOP_ITEMS, each with where the rest are and how many.
+    assert_eq!(value["shops"], listed_shops(&expected));
     assert_eq!(value["total"], 6);
     assert_eq!(value["next"], Value::Null);
     let charged: i128 = expected.iter().map(|s| s.charged_fen).sum();
@@ -708,6 +710,17 @@ async fn the_shop_report_pages_its_flags_and_bans_unless_asked_for_all() {
         assert_eq!(first[list].as_array().unwrap()[..], all[..1], "{list}");
         assert_eq!(first[format!("{list}_total")], all.len());
         assert_eq!(first[format!("{list}_next")], 1);
+        // The summary pages them alike (only the deductions are left out).
+        let (status, summary) = get_json(
+            &router,
+            &format!("/shops/{shop}?as_of={AS_OF}&summary=true&limit=1"),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(summary[list], first[list], "{list}");
+        assert_eq!(summary[format!("{list}_total")], all.len());
+        assert_eq!(summary[format!("{list}_next")], 1);
         let mut read = first[list].as_array().unwrap().clone();
         let mut offset = first[format!("{list}_next")].as_u64();
         while let Some(at) = offset {
@@ -857,8 +870,22 @@ async fn the_shop_summary_is_the_report_without_its_deductions() {
         )
         .await;
         assert_eq!(status, StatusCode::OK);
-        assert_eq!(value, serde_json::to_value(&expected).unwrap());
+        // The figures, and the first page (DEFAULT_PAGE) of each list.
+        let mut summary = serde_json::to_value(&expected).unwrap();
+        for list in ["closure_review", "banned_products"] {
+            let all = summary[list].as_array().unwrap().clone();
+            let page = penalty_server::routes::DEFAULT_PAGE;
+            summary[list] = Value::Array(all.iter().take(page).cloned().collect());
+            summary[format!("{list}_total")] = all.len().into();
+            summary[format!("{list}_next")] = if all.len() > page {
+                page.into()
+            } else {
+                Value::Null
+            };
+        }
+        assert_eq!(value, summary);
         assert!(value.get("deductions").is_none_or(Value::is_null));
+        assert!(value.get("deductions_next").is_none());
         let (_, full) = get_json(
             &router,
             &format!("/shops/{shop}?as_of={AS_OF}&summary=false"),
@@ -976,6 +1003,44 @@ async fn order_events_are_the_stored_timeline() {
         .count();
     assert_eq!(events.len(), in_fixture);
 
+    assert_eq!(
+        value["next"],
+        serde_json::Value::Null,
+        "one page holds them all"
+    );
+
+    // A page at a time, each resuming after the `seq` the last one named,
+    // gives the same timeline, and the last page says there is no more.
+    let mut paged = Vec::new();
+    let mut after: Option<u64> = None;
+    loop {
+        let path = match after {
+            Some(seq) => format!("/orders/O0098/events?limit=1&after={seq}"),
+            None => "/orders/O0098/events?limit=1".to_string(),
+        };
+        let (status, page) = get_json(&router, &path, None).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let events = page["events"].as_array().unwrap();
+        assert_eq!(events.len(), 1, "{page}");
+        paged.extend(events.iter().cloned());
+        match page["next"].as_u64() {
+            Some(next) => {
+                assert_eq!(Some(next), events.last().unwrap()["seq"].as_u64());
+                after = Some(next);
+            }
+            None => break,
+        }
+        assert!(paged.len() <= seqs.len(), "the pages do not end");
+    }
+    assert_eq!(&paged, events);
+    // After the last event: an empty page, not a 404.
+    let last = seqs.last().unwrap();
+    let (status, past) =
+        get_json(&router, &format!("/orders/O0098/events?after={last}"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(past["events"], serde_json::json!([]));
+    assert_eq!(past["next"], serde_json::Value::Null);
+
     // as_of keeps only the events that happened by then.
     let (_, early) = get_json(&router, "/orders/O0098/events?as_of=2020-01-01", None).await;
     assert_eq!(early["events"], serde_json::json!([]));
@@ -998,6 +1063,16 @@ async fn order_events_are_the_stored_timeline() {
         Body::empty(),
         StatusCode::BAD_REQUEST,
         "invalid_query",
+    )
+    .await;
+    expect_error(
+        &router,
+        Method::GET,
+        "/orders/O0098/events?limit=0",
+        None,
+        Body::empty(),
+        StatusCode::BAD_REQUEST,
+        "invalid_limit",
     )
     .await;
 }
@@ -1495,4 +1570,187 @@ async fn one_machine_answers_every_shop_route_as_a_cluster_node_does() {
         compared,
         ShopRoute::ALL.len() * shops.len() * queries.len() * 4
     );
+}
+
+/// A cluster node pages a timeline it holds whole, in recording order, where
+/// sequence numbers need not rise (a parked event's comes from another
+/// stream): the page resumes after the event the cursor names, wherever it
+/// stands.
+#[test]
+fn a_timeline_held_whole_resumes_after_the_cursors_event() {
+    let event = |seq| penalty_server::state::TimelineEvent {
+        seq,
+        recorded_at: String::new(),
+        event: serde_json::json!({}),
+    };
+    let ask = |after, limit| penalty_server::routes::EventsAsk {
+        as_of: penalty_core::UnixNs(0),
+        after,
+        limit,
+    };
+    let seqs = |page: &[penalty_server::state::TimelineEvent]| -> Vec<u64> {
+        page.iter().map(|e| e.seq).collect()
+    };
+    let timeline = || vec![event(7), event(3), event(9), event(4)];
+    let (page, next) = ask(None, 2).page(timeline());
+    assert_eq!((seqs(&page), next), (vec![7, 3], Some(3)));
+    let (page, next) = ask(Some(3), 2).page(timeline());
+    assert_eq!((seqs(&page), next), (vec![9, 4], None));
+    let (page, next) = ask(Some(4), 2).page(timeline());
+    assert_eq!((seqs(&page), next), (vec![], None));
+}
+
+/// What a person reads of a refusal follows `Accept-Language` as the
+/// reports' sentences do: each 400 (and the core's 404s, and the hints of
+/// rejected lines of `POST /events`) in English by default and in Chinese
+/// for zh-CN, the status and code the same in both. The texts are golden
+/// files, `refusals.en.golden` and `refusals.zh-CN.golden` beside this
+/// test; after a deliberate change of wording, rewrite them with
+/// `UPDATE_EXPECT=1 cargo test -p penalty-server --test server refusals`
+/// and review the diff.
+#[tokio::test]
+async fn refusals_follow_accept_language() {
+    use tower::ServiceExt;
+    let (_dir, _state, router) = demo_state(false).await;
+    let long_id = "x".repeat(129);
+    let gets = [
+        "/shops/S01?as_of=yesterday".to_string(),
+        "/shops?known_at=2026-02-30".to_string(),
+        "/shops?limit=0".to_string(),
+        "/shops?offset=1000000001".to_string(),
+        "/shops?min_orders=1000000001".to_string(),
+        "/shops?sort=worst".to_string(),
+        "/shops/S01/notices?after=nonsense".to_string(),
+        "/shops/S01/at-risk?within=0h".to_string(),
+        format!("/orders?shop={long_id}"),
+        format!("/shops/{long_id}"),
+        "/shops/NOPE?as_of=2026-03-20".to_string(),
+        "/orders/NOPE?as_of=2026-03-20".to_string(),
+    ];
+    let ask = |method: Method, uri: &str, language: Option<&str>, body: &str| {
+        let mut request = axum::http::Request::builder().method(method).uri(uri);
+        if let Some(language) = language {
+            request = request.header("accept-language", language);
+        }
+        let request = request
+            .header("content-type", "application/x-ndjson")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let router = router.clone();
+        async move {
+            let response = router.oneshot(request).await.unwrap();
+            let status = response.status();
+            let bytes = http_body_util::BodyExt::collect(response.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            (status, serde_json::from_slice::<Value>(&bytes).unwrap())
+        }
+    };
+    let rejected = [
+        "not json",
+        r#"{"event_id":"00000000-0000-4000-8000-000000000001","type":"refunded","at":"2026-03-01T00:00:00+08:00"}"#,
+        r#"{"event_id":"00000000-0000-4000-8000-000000000002","type":"paid","at":"2026-03-01T00:00:00+08:00","order_id":"N1","shop_id":"S1","product_id":"P1","amount_fen":-5}"#,
+    ]
+    .join("\n");
+    let update = std::env::var_os("UPDATE_EXPECT").is_some_and(|v| v == "1");
+    let mut texts = Vec::new();
+    for language in [None, Some("zh-CN,zh;q=0.9,en;q=0.8")] {
+        let mut text = String::new();
+        for uri in &gets {
+            let (status, body) = ask(Method::GET, uri, language, "").await;
+            let (_, english) = ask(Method::GET, uri, None, "").await;
+            assert!(status.is_client_error(), "{uri}: {status}");
+            assert_eq!(body["error"], english["error"], "{uri}: the same code");
+            text.push_str(&format!(
+                "GET {uri}\n  {} {}: {}\n",
+                status.as_u16(),
+                body["error"].as_str().unwrap(),
+                body["message"].as_str().unwrap()
+            ));
+        }
+        let (status, summary) = ask(Method::POST, "/events", language, &rejected).await;
+        assert_eq!(status, StatusCode::OK, "{summary}");
+        text.push_str("POST /events\n");
+        for line in summary["rejects"].as_array().unwrap() {
+            text.push_str(&format!(
+                "  line {} {}: {}\n",
+                line["line"],
+                line["reason"].as_str().unwrap(),
+                line["hint"].as_str().unwrap()
+            ));
+        }
+        texts.push(text);
+    }
+    let dir = repo_root().join("crates/penalty-server/tests/server");
+    let mut differ = Vec::new();
+    for (name, text) in ["refusals.en.golden", "refusals.zh-CN.golden"]
+        .into_iter()
+        .zip(&texts)
+    {
+        let path = dir.join(name);
+        if update {
+            std::fs::write(&path, text).unwrap();
+        } else if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            differ.push(format!("{name}:\n{text}"));
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "refusals differ from their golden files (rerun with UPDATE_EXPECT=1 and review the diff if the change is intended):\n{}",
+        differ.join("\n")
+    );
+    // The Chinese texts are Chinese: no English sentence is left in them.
+    for line in texts[1].lines().filter(|l| l.starts_with("  ")) {
+        assert!(
+            !line.contains(" is ") && !line.contains(" must ") && !line.contains(" the "),
+            "an English sentence in Chinese: {line}"
+        );
+    }
+}
+
+/// A shop of `GET /shops` carries the first LISTED_SHOP_ITEMS of its
+/// closure-review flags and banned products, never the whole list, and
+/// `..._next` leads into the routes that hold the rest.
+#[tokio::test]
+async fn a_listed_shop_cuts_its_flags_and_bans_to_a_page() {
+    let (_dir, state, router) = demo_state(false).await;
+    // Orders of one shop, never shipped, each of its own product: each is
+    // judged three times, so each bans its product (R6) and flags the shop
+    // (R7).
+    let cut = penalty_server::routes::LISTED_SHOP_ITEMS;
+    let orders = cut + 3;
+    let mut lines = String::new();
+    for n in 0..orders {
+        lines += &format!(
+            r#"{{"event_id":"00000000-0000-4000-9000-{n:012}","type":"paid","at":"2026-03-01T10:00:00+08:00","order_id":"MANY{n}","shop_id":"SMANY","product_id":"PM{n}","amount_fen":100}}"#
+        );
+        lines += "\n";
+    }
+    let summary = state.ingest(axum::body::Bytes::from(lines)).await.unwrap();
+    assert_eq!(summary.appended as usize, orders);
+    let (status, page) = get_json(&router, &format!("/shops?as_of={AS_OF}&limit=1000"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let shop = page["shops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["shop_id"] == "SMANY")
+        .unwrap()
+        .clone();
+    for (list, route) in [
+        ("closure_review", "closure-review"),
+        ("banned_products", "bans"),
+    ] {
+        assert_eq!(shop[list].as_array().unwrap().len(), cut, "{list}");
+        assert_eq!(shop[format!("{list}_total")], orders, "{list}");
+        assert_eq!(shop[format!("{list}_next")], cut, "{list}");
+        let (_, rest) = get_json(
+            &router,
+            &format!("/shops/SMANY/{route}?as_of={AS_OF}&offset={cut}"),
+            None,
+        )
+        .await;
+        assert_eq!(rest[list].as_array().unwrap().len(), orders - cut, "{list}");
+    }
 }

@@ -316,3 +316,29 @@ impl Drop for LiveServer {
         }
     }
 }
+
+/// The shops of a `GET /shops` page for `summaries` (`penalty shops
+/// --json`'s lines): each with its closure-review flags and banned products
+/// cut to their first `LISTED_SHOP_ITEMS`, and where the rest are.
+pub fn listed_shops(summaries: &[penalty_core::ShopReport]) -> Value {
+    let cut = penalty_server::routes::LISTED_SHOP_ITEMS;
+    Value::Array(
+        summaries
+            .iter()
+            .map(|summary| {
+                let mut line = serde_json::to_value(summary).unwrap();
+                for list in ["closure_review", "banned_products"] {
+                    let all = line[list].as_array().unwrap().clone();
+                    line[list] = Value::Array(all.iter().take(cut).cloned().collect());
+                    line[format!("{list}_total")] = all.len().into();
+                    line[format!("{list}_next")] = if all.len() > cut {
+                        cut.into()
+                    } else {
+                        Value::Null
+                    };
+                }
+                line
+            })
+            .collect(),
+    )
+}
