@@ -387,7 +387,6 @@ impl Follower {
             .spawn(move || {
                 let mut index = TailIndexWriter::new(reader.dir());
                 let opened = open_read(&reader, &policy, false, false)?;
-                let _ = said_loaded.send(());
                 for warning in &opened.warnings {
                     tracing::warn!("{warning}");
                 }
@@ -399,6 +398,9 @@ impl Follower {
                 // A fold from nothing builds the settle-day index once, at
                 // its end, as a replay does.
                 let bulk = projection.ledger.begin_bulk();
+                // Loaded and sized (growing the tables of a 5M ledger
+                // rehashes its order ids): ready to fold, and to index.
+                let _ = said_loaded.send(());
                 let mut folded = Ok(());
                 // The partition of each shop number, once known.
                 let mut shop_parts: Vec<u32> = Vec::new();
@@ -434,7 +436,8 @@ impl Follower {
     }
 
     /// Waits until the follower has loaded the projection it folds from
-    /// (at once after the first call, or when it stopped). A writer calls
+    /// and sized its tables (at once after the first call, or when it
+    /// stopped). A writer calls
     /// it before its first append: until then the follower writes no tail
     /// index, so every block appended meanwhile would be read whole by
     /// each reader (at 5M orders the snapshot takes seconds to load, and
