@@ -18,10 +18,20 @@ use clap::Parser;
 use penalty_core::labels::Lang;
 
 fn main() -> ExitCode {
+    let started = std::time::Instant::now();
     let args = cli::Cli::parse();
     let lang = args.lang();
     init_tracing();
-    match commands::run(args, lang) {
+    let timing =
+        tracing::enabled!(target: penalty_store::projection::TIMING, tracing::Level::DEBUG);
+    if timing {
+        tracing::debug!(target: penalty_store::projection::TIMING, us = penalty_store::projection::micros(started), "arguments read");
+    }
+    let result = commands::run(args, lang);
+    if timing {
+        log_process(started);
+    }
+    match result {
         Ok(code) => code,
         Err(error) => {
             if output::is_broken_pipe(&error) {
@@ -75,6 +85,44 @@ fn in_lang(cause: &(dyn std::error::Error + 'static), lang: Lang) -> String {
     } else {
         cause.to_string()
     }
+}
+
+/// What the process spent, for `RUST_LOG=penalty::timing=debug`: its CPU
+/// and its wait for a core (`/proc/self/schedstat`, nanoseconds), what it
+/// read (`/proc/self/io`), its context switches and page faults.
+fn log_process(started: std::time::Instant) {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    // "name: value" lines (`/proc/self/io`, `/proc/self/status`).
+    let field = |text: &str, name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let schedstat = read("/proc/self/schedstat");
+    let mut sched = schedstat.split_whitespace();
+    let io = read("/proc/self/io");
+    let status = read("/proc/self/status");
+    let stat = read("/proc/self/stat");
+    // minflt and majflt are fields 10 and 12, after the command's name.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    tracing::debug!(
+        target: penalty_store::projection::TIMING,
+        us = penalty_store::projection::micros(started),
+        cpu_ns = sched.next().unwrap_or(""),
+        wait_ns = sched.next().unwrap_or(""),
+        minflt = fields.get(7).copied().unwrap_or(""),
+        majflt = fields.get(9).copied().unwrap_or(""),
+        rchar = field(&io, "rchar"),
+        syscr = field(&io, "syscr"),
+        read_bytes = field(&io, "read_bytes"),
+        voluntary = field(&status, "voluntary_ctxt_switches"),
+        involuntary = field(&status, "nonvoluntary_ctxt_switches"),
+        "process"
+    );
 }
 
 /// Logs go to stderr, filtered by `RUST_LOG` (default: warnings only),

@@ -38,6 +38,15 @@ use crate::tail_index::{
 /// order records whether any judgment reaches it.
 const CHECKPOINT_FORMAT: u8 = 5;
 
+/// The target of the debug events that time a read's steps
+/// (`RUST_LOG=penalty::timing=debug`).
+pub const TIMING: &str = "penalty::timing";
+
+/// Microseconds since `since`, for [`TIMING`]'s events.
+pub fn micros(since: std::time::Instant) -> u64 {
+    since.elapsed().as_micros() as u64
+}
+
 /// A tail longer than this is worth a new checkpoint once folded in.
 pub const CHECKPOINT_TAIL_EVENTS: u64 = 10_000;
 
@@ -291,6 +300,8 @@ const FOLLOW_BLOCKS: usize = 16;
 /// the caller opens the projection as a reader would.
 pub struct Follower {
     sender: Option<std::sync::mpsc::SyncSender<FollowBatch>>,
+    /// Says once that the projection the fold starts from is loaded.
+    loaded: Option<std::sync::mpsc::Receiver<()>>,
     thread: Option<std::thread::JoinHandle<Result<Projection, StoreError>>>,
     /// Where the block of the next events pushed lies, when told.
     next_block: Option<(u64, crate::block::Locator)>,
@@ -370,6 +381,7 @@ impl Follower {
         every: Option<BackgroundSnapshots>,
     ) -> Result<Follower, StoreError> {
         let (sender, batches) = std::sync::mpsc::sync_channel::<FollowBatch>(FOLLOW_BLOCKS);
+        let (said_loaded, loaded) = std::sync::mpsc::sync_channel::<()>(1);
         let thread = std::thread::Builder::new()
             .name("penalty-follow".into())
             .spawn(move || {
@@ -386,6 +398,9 @@ impl Follower {
                 // A fold from nothing builds the settle-day index once, at
                 // its end, as a replay does.
                 let bulk = projection.ledger.begin_bulk();
+                // Loaded and sized (growing the tables of a 5M ledger
+                // rehashes its order ids): ready to fold, and to index.
+                let _ = said_loaded.send(());
                 let mut folded = Ok(());
                 // The partition of each shop number, once known.
                 let mut shop_parts: Vec<u32> = Vec::new();
@@ -414,9 +429,23 @@ impl Follower {
             })?;
         Ok(Follower {
             sender: Some(sender),
+            loaded: Some(loaded),
             thread: Some(thread),
             next_block: None,
         })
+    }
+
+    /// Waits until the follower has loaded the projection it folds from
+    /// and sized its tables (at once after the first call, or when it
+    /// stopped). A writer calls
+    /// it before its first append: until then the follower writes no tail
+    /// index, so every block appended meanwhile would be read whole by
+    /// each reader (at 5M orders the snapshot takes seconds to load, and
+    /// [`FOLLOW_BLOCKS`] blocks, 131,072 events, would wait unindexed).
+    pub fn wait_loaded(&mut self) {
+        if let Some(loaded) = self.loaded.take() {
+            let _ = loaded.recv();
+        }
     }
 
     /// Says where the block of the events of the next [`Follower::push`]
@@ -992,6 +1021,7 @@ fn open_part_using(
     query: PartQuery<'_>,
     index: Option<&TailIndex>,
 ) -> Result<Option<(Opened, bool)>, StoreError> {
+    let started = std::time::Instant::now();
     let stored = match Parts::open(reader.dir()) {
         Ok(Some(stored)) => stored,
         Ok(None) => return Ok(None),
@@ -1003,6 +1033,7 @@ fn open_part_using(
     if reader.check_snapshot_end(&stored.end).is_err() {
         return Ok(None);
     }
+    tracing::debug!(target: TIMING, us = micros(started), "parts file opened");
     let start = stored.end.seq;
     let count = stored.count();
     let order = match query {
@@ -1160,7 +1191,14 @@ fn section_ledger(
     section: u32,
     policy: &Policy,
 ) -> Result<Option<Ledger>, Unusable> {
+    let started = std::time::Instant::now();
     let ledger = stored.ledger(section).map_err(Unusable::Snapshot)?;
+    tracing::debug!(
+        target: TIMING,
+        us = micros(started),
+        section,
+        "section decoded"
+    );
     Ok((ledger.policy() == policy).then_some(ledger))
 }
 
@@ -1209,6 +1247,12 @@ impl Tail<'_> {
         part: u32,
         mut each: impl FnMut(u64, UnixNs, &[u8], bool) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
+        let (mut indexed, mut plain, mut events) = (0u64, 0u64, 0u64);
+        let mut each = |seq, at, payload: &[u8], compact| {
+            events += 1;
+            each(seq, at, payload, compact)
+        };
         let last = self.reader.last_seq();
         let mut offset = self.end.next_offset();
         let mut next_seq = self.end.seq + 1;
@@ -1229,12 +1273,14 @@ impl Tail<'_> {
                 if !self.indexed_block(index, &record, offset, part, &mut each)? {
                     break;
                 }
+                indexed += 1;
                 offset = record.offset + u64::from(record.len);
                 next_seq += u64::from(record.count);
             }
         }
         for block in self.reader.blocks_until(offset, next_seq, last) {
             let block = block?;
+            plain += 1;
             for (number, entry) in block.entries.iter().enumerate() {
                 let (payload, compact) = block.payload(entry);
                 each(
@@ -1245,6 +1291,15 @@ impl Tail<'_> {
                 )?;
             }
         }
+        tracing::debug!(
+            target: TIMING,
+            us = micros(started),
+            indexed,
+            plain,
+            events,
+            tail = last - self.end.seq,
+            "tail read"
+        );
         Ok(())
     }
 

@@ -1089,6 +1089,52 @@ fn a_damaged_partitioned_snapshot_is_never_read_and_recover_removes_it() {
     assert!(read(&reader).is_none());
 }
 
+/// A query reads the order index's bucket table a bucket at a time, not
+/// checked whole: damage to any byte of it is refused (the caller reads
+/// the whole projection) or leaves the answer the whole's, and `recover`
+/// removes the file.
+#[test]
+fn damage_to_the_order_index_bucket_table_is_never_read_and_recover_removes_it() {
+    use penalty_store::projection::{self, PartQuery};
+    use penalty_store::reader::LogReader;
+    let policy = penalty_core::Policy::default();
+    let orders: Vec<(u128, String)> = (1..=200).map(|i| (i, format!("O{i}"))).collect();
+    let lines: Vec<(u128, &str)> = orders.iter().map(|(i, o)| (*i, o.as_str())).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    append_paid(&mut log, &lines, 1);
+    let (projection, _) = projection::open(&log, &policy, false).unwrap();
+    projection.save(&log).unwrap();
+    drop(log);
+    let path = dir.path().join(penalty_store::parts::PARTS_FILE);
+    let pristine = std::fs::read(&path).unwrap();
+    let word = |at: usize| u32::from_be_bytes(pristine[at..at + 4].try_into().unwrap()) as usize;
+    let (bits, sections) = (word(44), word(56));
+    let buckets = 1usize << bits;
+    let table_at = 64 + sections * 20;
+    let table_len = (buckets + 1) * 4 + buckets * 4 + 4;
+    assert!(buckets > 1, "the test needs several buckets");
+    for at in table_at..table_at + table_len {
+        let mut bytes = pristine.clone();
+        bytes[at] ^= 0x10;
+        std::fs::write(&path, &bytes).unwrap();
+        let reader = LogReader::open(dir.path()).unwrap();
+        for (_, order_id) in &orders {
+            let opened =
+                projection::open_part(&reader, &policy, PartQuery::Order(order_id)).unwrap();
+            assert!(
+                opened.is_none_or(|o| o.projection.ledger.holds_paid_order(order_id)),
+                "with byte {at} damaged, {order_id} was answered from a part without it"
+            );
+        }
+        assert!(
+            penalty_store::recover::remove_bad_snapshot(dir.path()).unwrap(),
+            "recover kept a parts file with byte {at} of its bucket table damaged"
+        );
+        assert!(!path.exists());
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(6))]
     #[test]
