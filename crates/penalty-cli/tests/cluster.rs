@@ -20,7 +20,7 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_penalty");
 const PARTITIONS: u32 = 16;
 /// The NATS servers' maximum payload (see [`Cluster::start`]).
-const MAX_PAYLOAD_BYTES: usize = 2048;
+const MAX_PAYLOAD_BYTES: usize = 1024;
 const AS_OF: &str = "2026-09-01T00:00:00+08:00";
 /// The tokens every node and the one-machine server take (`--tokens`):
 /// an operator's, which every request of these tests sends unless told

@@ -23,6 +23,7 @@ use axum::routing::{get, MethodRouter};
 use axum::Json;
 use futures_util::StreamExt;
 use penalty_core::csv::CsvRow;
+use penalty_core::labels::Lang;
 use penalty_core::{OrderRow, UnixNs};
 use penalty_server::auth::Access;
 use penalty_server::download::CsvSink;
@@ -157,7 +158,13 @@ impl Answer {
     /// An error as the one-machine server words it (its JSON body and
     /// status).
     fn error(error: ApiError) -> Answer {
-        let response = error.into_response();
+        Answer::error_in(error, Lang::En)
+    }
+
+    /// [`Answer::error`] worded in `lang`, as the one-machine server's
+    /// `localize` layer words it for the request's `Accept-Language`.
+    fn error_in(error: ApiError, lang: Lang) -> Answer {
+        let response = error.into_response_in(lang);
         let status = response.status().as_u16();
         // The JSON body of an `ApiError` is whole in memory: read it now.
         let body = futures_util::FutureExt::now_or_never(axum::body::to_bytes(
@@ -228,7 +235,7 @@ fn answer(state: &StageState, ask: Ask) -> Answer {
 /// Computes the answer to `ask` from a shop stage: a hosted one, or a
 /// `known_at` replay.
 fn answer_shops(shops: &crate::stages::ShopStage, ask: Ask) -> Answer {
-    let from_server = |result: Result<Response, ApiError>| match result {
+    let from_server = |result: Result<Response, ApiError>, accept_language: &str| match result {
         Ok(response) => {
             let status = response.status().as_u16();
             let header_of = |name| {
@@ -256,7 +263,7 @@ fn answer_shops(shops: &crate::stages::ShopStage, ask: Ask) -> Answer {
                 body,
             }
         }
-        Err(error) => Answer::error(error),
+        Err(error) => Answer::error_in(error, Lang::from_accept_language(accept_language)),
     };
     match ask {
         Ask::Shops { as_of_ns, .. } => Answer::json(&shops.ledger.shop_summaries(UnixNs(as_of_ns))),
@@ -266,26 +273,32 @@ fn answer_shops(shops: &crate::stages::ShopStage, ask: Ask) -> Answer {
             shop_id,
             query,
             accept_language,
-        } => from_server(penalty_server::routes::shop_route_answer(
-            &shops.ledger,
-            confined_to.as_deref(),
-            route,
-            &shop_id,
-            query.as_deref(),
+        } => from_server(
+            penalty_server::routes::shop_route_answer(
+                &shops.ledger,
+                confined_to.as_deref(),
+                route,
+                &shop_id,
+                query.as_deref(),
+                &accept_language,
+            ),
             &accept_language,
-        )),
+        ),
         Ask::Order {
             confined_to,
             order_id,
             query,
             accept_language,
-        } => from_server(penalty_server::routes::order_route_answer(
-            &shops.ledger,
-            confined_to.as_deref(),
-            &order_id,
-            query.as_deref(),
+        } => from_server(
+            penalty_server::routes::order_route_answer(
+                &shops.ledger,
+                confined_to.as_deref(),
+                &order_id,
+                query.as_deref(),
+                &accept_language,
+            ),
             &accept_language,
-        )),
+        ),
         Ask::OrderHead {
             confined_to,
             query,

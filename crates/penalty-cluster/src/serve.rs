@@ -41,5 +41,7 @@ fn routes() -> Router<Arc<Node>> {
     for route in ShopRoute::ALL {
         router = router.route(route.path(), query::shop_route_handler(route));
     }
-    router
+    // Every error worded in both languages answers in the request's, as on
+    // one machine.
+    router.layer(axum::middleware::from_fn(penalty_server::error::localize))
 }

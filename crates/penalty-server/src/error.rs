@@ -237,13 +237,30 @@ pub async fn localize(request: Request, next: Next) -> Response {
         .and_then(|value| value.to_str().ok())
         .map_or(Lang::En, Lang::from_accept_language);
     let mut response = next.run(request).await;
+    answer_in(&mut response, lang);
+    response
+}
+
+/// Keeps the body of `response` in `lang`: swaps in its Chinese wording,
+/// if it has one, for [`Lang::Zh`].
+fn answer_in(response: &mut Response, lang: Lang) {
     if let Some(ChineseBody(chinese)) = response.extensions_mut().remove::<ChineseBody>() {
         if lang == Lang::Zh {
             response.headers_mut().remove(header::CONTENT_LENGTH);
             *response.body_mut() = Body::from(chinese);
         }
     }
-    response
+}
+
+impl ApiError {
+    /// This error's response in `lang`, for an answer that does not pass
+    /// through [`localize`]: a cluster host answers a request it read from
+    /// NATS and sends back only the status and body.
+    pub fn into_response_in(self, lang: Lang) -> Response {
+        let mut response = self.into_response();
+        answer_in(&mut response, lang);
+        response
+    }
 }
 
 impl From<penalty_store::StoreError> for ApiError {
