@@ -23,7 +23,6 @@ use axum::routing::{get, MethodRouter};
 use axum::Json;
 use futures_util::StreamExt;
 use penalty_core::csv::CsvRow;
-use penalty_core::labels::Lang;
 use penalty_core::{OrderRow, UnixNs};
 use penalty_server::auth::Access;
 use penalty_server::download::CsvSink;
@@ -158,13 +157,7 @@ impl Answer {
     /// An error as the one-machine server words it (its JSON body and
     /// status).
     fn error(error: ApiError) -> Answer {
-        Answer::error_in(error, Lang::En)
-    }
-
-    /// [`Answer::error`] worded in `lang`, as the one-machine server's
-    /// `localize` layer words it for the request's `Accept-Language`.
-    fn error_in(error: ApiError, lang: Lang) -> Answer {
-        let response = error.into_response_in(lang);
+        let response = error.into_response();
         let status = response.status().as_u16();
         // The JSON body of an `ApiError` is whole in memory: read it now.
         let body = futures_util::FutureExt::now_or_never(axum::body::to_bytes(
@@ -235,35 +228,34 @@ fn answer(state: &StageState, ask: Ask) -> Answer {
 /// Computes the answer to `ask` from a shop stage: a hosted one, or a
 /// `known_at` replay.
 fn answer_shops(shops: &crate::stages::ShopStage, ask: Ask) -> Answer {
-    let from_server = |result: Result<Response, ApiError>, accept_language: &str| match result {
-        Ok(response) => {
-            let status = response.status().as_u16();
-            let header_of = |name| {
-                response
-                    .headers()
-                    .get(name)
-                    .and_then(|v: &HeaderValue| v.to_str().ok())
-                    .map(str::to_string)
-            };
-            let content_type = header_of(header::CONTENT_TYPE);
-            let disposition = header_of(header::CONTENT_DISPOSITION);
-            // The shop routes' bodies are whole in memory (a JSON page, a
-            // CSV text).
-            let body = futures_util::FutureExt::now_or_never(axum::body::to_bytes(
-                response.into_body(),
-                usize::MAX,
-            ))
-            .and_then(Result::ok)
-            .map(|bytes| bytes.to_vec())
-            .unwrap_or_default();
-            Answer {
-                status,
-                content_type,
-                disposition,
-                body,
-            }
+    // The one-machine server's response, refusals included (worded in the
+    // request's language), as status, headers and body.
+    let from_server = |response: Response| {
+        let status = response.status().as_u16();
+        let header_of = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let content_type = header_of(header::CONTENT_TYPE);
+        let disposition = header_of(header::CONTENT_DISPOSITION);
+        // The shop routes' bodies are whole in memory (a JSON page, a
+        // CSV text).
+        let body = futures_util::FutureExt::now_or_never(axum::body::to_bytes(
+            response.into_body(),
+            usize::MAX,
+        ))
+        .and_then(Result::ok)
+        .map(|bytes| bytes.to_vec())
+        .unwrap_or_default();
+        Answer {
+            status,
+            content_type,
+            disposition,
+            body,
         }
-        Err(error) => Answer::error_in(error, Lang::from_accept_language(accept_language)),
     };
     match ask {
         Ask::Shops { as_of_ns, .. } => Answer::json(&shops.ledger.shop_summaries(UnixNs(as_of_ns))),
@@ -273,32 +265,26 @@ fn answer_shops(shops: &crate::stages::ShopStage, ask: Ask) -> Answer {
             shop_id,
             query,
             accept_language,
-        } => from_server(
-            penalty_server::routes::shop_route_answer(
-                &shops.ledger,
-                confined_to.as_deref(),
-                route,
-                &shop_id,
-                query.as_deref(),
-                &accept_language,
-            ),
+        } => from_server(penalty_server::routes::shop_route_answer(
+            &shops.ledger,
+            confined_to.as_deref(),
+            route,
+            &shop_id,
+            query.as_deref(),
             &accept_language,
-        ),
+        )),
         Ask::Order {
             confined_to,
             order_id,
             query,
             accept_language,
-        } => from_server(
-            penalty_server::routes::order_route_answer(
-                &shops.ledger,
-                confined_to.as_deref(),
-                &order_id,
-                query.as_deref(),
-                &accept_language,
-            ),
+        } => from_server(penalty_server::routes::order_route_answer(
+            &shops.ledger,
+            confined_to.as_deref(),
+            &order_id,
+            query.as_deref(),
             &accept_language,
-        ),
+        )),
         Ask::OrderHead {
             confined_to,
             query,

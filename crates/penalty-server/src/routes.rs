@@ -1554,16 +1554,20 @@ pub fn order_route_answer(
     order_id: &str,
     query: Option<&str>,
     accept_language: &str,
-) -> Result<Response, ApiError> {
+) -> Response {
     let lang = penalty_core::labels::Lang::from_accept_language(accept_language);
-    let (_, as_of) = parse_query_when::<AsOfParams>(query, ledger.policy())?;
-    check_id(order_id, None)?;
-    match (ledger.order_report_in(order_id, as_of, lang), confined_to) {
-        (Ok(report), None) => Ok(Json(report).into_response()),
-        (Ok(report), Some(own)) if report.shop_id == own => Ok(Json(report).into_response()),
-        (Err(error), None) => Err(not_found_for_http(error)),
-        _ => Err(unknown_order(order_id, as_of, ledger.policy())),
-    }
+    let answer = || -> Result<Response, ApiError> {
+        let (_, as_of) = parse_query_when::<AsOfParams>(query, ledger.policy())?;
+        check_id(order_id, None)?;
+        match (ledger.order_report_in(order_id, as_of, lang), confined_to) {
+            (Ok(report), None) => Ok(Json(report).into_response()),
+            (Ok(report), Some(own)) if report.shop_id == own => Ok(Json(report).into_response()),
+            (Err(error), None) => Err(not_found_for_http(error)),
+            _ => Err(unknown_order(order_id, as_of, ledger.policy())),
+        }
+    };
+    // Worded in the request's language, as in [`shop_route_answer`].
+    answer().unwrap_or_else(|error| error.into_response_in(lang))
 }
 
 /// A query string parsed as [`Asked`] parses it, for a cluster node: the
@@ -1863,15 +1867,21 @@ pub fn shop_route_answer(
     shop_id: &str,
     query: Option<&str>,
     accept_language: &str,
-) -> Result<Response, ApiError> {
+) -> Response {
     let policy = ledger.policy();
     let lang = penalty_core::labels::Lang::from_accept_language(accept_language);
-    check_id(shop_id, None)?;
-    let (question, when) = route.asked(query, policy)?;
-    confined_shop(confined_to, shop_id, when.as_of, policy)?;
-    Ok(question
-        .answer(ledger, shop_id, when.as_of, lang)?
-        .into_response())
+    let answer = || -> Result<Response, ApiError> {
+        check_id(shop_id, None)?;
+        let (question, when) = route.asked(query, policy)?;
+        confined_shop(confined_to, shop_id, when.as_of, policy)?;
+        Ok(question
+            .answer(ledger, shop_id, when.as_of, lang)?
+            .into_response())
+    };
+    // A refusal is worded here, in the request's language, as the router's
+    // `localize` layer words it on one machine: a cluster host sends back
+    // only the status and the body.
+    answer().unwrap_or_else(|error| error.into_response_in(lang))
 }
 
 /// What the data covers: the first and last event instant (`at`), in the

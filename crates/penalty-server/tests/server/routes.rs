@@ -1535,8 +1535,7 @@ async fn one_machine_answers_every_shop_route_as_a_cluster_node_does() {
                                     &shop,
                                     Some(query),
                                     language,
-                                )
-                                .unwrap_or_else(axum::response::IntoResponse::into_response))
+                                ))
                             })
                             .await
                             .unwrap();
