@@ -157,9 +157,23 @@ impl Answer {
     /// An error as the one-machine server words it (its JSON body and
     /// status).
     fn error(error: ApiError) -> Answer {
-        let response = error.into_response();
+        Answer::from_response(error.into_response())
+    }
+
+    /// The one-machine server's response, refusals included: its status,
+    /// content type, attachment name and body, which is whole in memory
+    /// (a JSON page or error, a CSV text).
+    fn from_response(response: Response) -> Answer {
         let status = response.status().as_u16();
-        // The JSON body of an `ApiError` is whole in memory: read it now.
+        let header_of = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let content_type = header_of(header::CONTENT_TYPE);
+        let disposition = header_of(header::CONTENT_DISPOSITION);
         let body = futures_util::FutureExt::now_or_never(axum::body::to_bytes(
             response.into_body(),
             usize::MAX,
@@ -169,8 +183,8 @@ impl Answer {
         .unwrap_or_default();
         Answer {
             status,
-            content_type: Some("application/json".into()),
-            disposition: None,
+            content_type,
+            disposition,
             body,
         }
     }
@@ -228,35 +242,6 @@ fn answer(state: &StageState, ask: Ask) -> Answer {
 /// Computes the answer to `ask` from a shop stage: a hosted one, or a
 /// `known_at` replay.
 fn answer_shops(shops: &crate::stages::ShopStage, ask: Ask) -> Answer {
-    // The one-machine server's response, refusals included (worded in the
-    // request's language), as status, headers and body.
-    let from_server = |response: Response| {
-        let status = response.status().as_u16();
-        let header_of = |name| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v: &HeaderValue| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let content_type = header_of(header::CONTENT_TYPE);
-        let disposition = header_of(header::CONTENT_DISPOSITION);
-        // The shop routes' bodies are whole in memory (a JSON page, a
-        // CSV text).
-        let body = futures_util::FutureExt::now_or_never(axum::body::to_bytes(
-            response.into_body(),
-            usize::MAX,
-        ))
-        .and_then(Result::ok)
-        .map(|bytes| bytes.to_vec())
-        .unwrap_or_default();
-        Answer {
-            status,
-            content_type,
-            disposition,
-            body,
-        }
-    };
     match ask {
         Ask::Shops { as_of_ns, .. } => Answer::json(&shops.ledger.shop_summaries(UnixNs(as_of_ns))),
         Ask::ShopRoute {
@@ -265,7 +250,7 @@ fn answer_shops(shops: &crate::stages::ShopStage, ask: Ask) -> Answer {
             shop_id,
             query,
             accept_language,
-        } => from_server(penalty_server::routes::shop_route_answer(
+        } => Answer::from_response(penalty_server::routes::shop_route_answer(
             &shops.ledger,
             confined_to.as_deref(),
             route,
@@ -278,7 +263,7 @@ fn answer_shops(shops: &crate::stages::ShopStage, ask: Ask) -> Answer {
             order_id,
             query,
             accept_language,
-        } => from_server(penalty_server::routes::order_route_answer(
+        } => Answer::from_response(penalty_server::routes::order_route_answer(
             &shops.ledger,
             confined_to.as_deref(),
             &order_id,
