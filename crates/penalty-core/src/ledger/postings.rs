@@ -392,18 +392,8 @@ impl Ledger {
         as_of: UnixNs,
         lang: Lang,
     ) -> Result<PostingsReport, QueryError> {
-        let offset = self.policy.utc_offset;
-        let (_, shop) = self.existing_shop(shop_id, as_of)?;
-        let raw = shop_postings(self, shop, as_of);
-        Ok(PostingsReport {
-            shop_id: shop_id.to_string(),
-            as_of: as_of.to_rfc3339(offset),
-            booked_fen: raw.iter().map(|p| i128::from(p.amount_fen)).sum(),
-            postings: raw
-                .iter()
-                .map(|p| self.format_posting(shop_id, p, lang))
-                .collect(),
-        })
+        self.postings_page_in(shop_id, as_of, 0, usize::MAX, lang)
+            .map(|(report, _)| report)
     }
 
     /// A page of [`Ledger::postings_in`]: the postings from the `offset`-th,
