@@ -56,7 +56,7 @@ pub fn run(cli: Cli, lang: Lang) -> anyhow::Result<ExitCode> {
             let (ledger, as_of) = part_ledger(
                 &cli.db,
                 &policy,
-                &args.query,
+                (&args.query).into(),
                 PartQuery::Shop(&args.shop_id),
                 lang,
             )?;
@@ -100,7 +100,7 @@ pub fn run(cli: Cli, lang: Lang) -> anyhow::Result<ExitCode> {
             let (ledger, as_of) = part_ledger(
                 &cli.db,
                 &policy,
-                &args.query,
+                (&args.query).into(),
                 PartQuery::Order(&args.order_id),
                 lang,
             )?;
@@ -132,7 +132,13 @@ pub fn run(cli: Cli, lang: Lang) -> anyhow::Result<ExitCode> {
         Command::AtRisk(args) => {
             let within =
                 Within::parse(&args.within).map_err(|error| BadFlag::new("--within", error))?;
-            let (ledger, as_of) = query_ledger(&cli.db, &policy, &args.query, lang)?;
+            let (ledger, as_of) = shop_or_whole_ledger(
+                &cli.db,
+                &policy,
+                (&args.query).into(),
+                args.shop.as_deref(),
+                lang,
+            )?;
             let report = ledger
                 .at_risk(args.shop.as_deref(), as_of, within)
                 .map_err(|e| not_found(&e, lang))?;
@@ -144,7 +150,13 @@ pub fn run(cli: Cli, lang: Lang) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Notices(args) => {
-            let (ledger, as_of) = query_ledger(&cli.db, &policy, &args.query, lang)?;
+            let (ledger, as_of) = part_ledger(
+                &cli.db,
+                &policy,
+                (&args.query).into(),
+                PartQuery::Shop(&args.shop_id),
+                lang,
+            )?;
             let notices = ledger
                 .notices_in(
                     &args.shop_id,
@@ -192,7 +204,13 @@ pub fn run(cli: Cli, lang: Lang) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Postings(args) => {
-            let (ledger, as_of) = query_ledger(&cli.db, &policy, &args.query, lang)?;
+            let (ledger, as_of) = part_ledger(
+                &cli.db,
+                &policy,
+                (&args.query).into(),
+                PartQuery::Shop(&args.shop_id),
+                lang,
+            )?;
             let causes = if args.query.json { Lang::En } else { lang };
             let report = ledger
                 .postings_in(&args.shop_id, as_of, causes)
@@ -363,19 +381,20 @@ fn query_ledger(
     )
 }
 
-/// The ledger to answer one shop or order from: only its partition's part
-/// of the snapshot and tail (see `projection::open_part`), which answers it
+/// The ledger to answer one shop or order from (`shop`, `order`,
+/// `postings`, `notices`, `at-risk --shop`): only its partition's part of
+/// the snapshot and tail (see `projection::open_part`), which answers it
 /// exactly as the whole ledger does; the whole ledger when there is no
 /// partitioned snapshot yet or the query is `--known-at`.
 fn part_ledger(
     db: &Path,
     policy: &Policy,
-    args: &QueryArgs,
+    asked: Asked<'_>,
     query: PartQuery<'_>,
     lang: Lang,
 ) -> anyhow::Result<(Ledger, UnixNs)> {
-    if args.known_at.is_none() {
-        let (as_of, _) = instants(policy, args.as_of.as_deref(), None)?;
+    if asked.known_at.is_none() {
+        let (as_of, _) = instants(policy, asked.as_of, None)?;
         let started = std::time::Instant::now();
         let reader = open_reader(db)?;
         tracing::debug!(target: projection::TIMING, us = projection::micros(started), "reader opened");
@@ -384,7 +403,47 @@ fn part_ledger(
             return Ok((opened.projection.ledger, as_of));
         }
     }
-    query_ledger(db, policy, args, lang)
+    ledger_at(db, policy, asked.as_of, asked.known_at, lang)
+}
+
+/// The ledger for a question about one shop when `shop_id` is given (its
+/// partition, as [`part_ledger`] reads it), else the whole ledger.
+fn shop_or_whole_ledger(
+    db: &Path,
+    policy: &Policy,
+    asked: Asked<'_>,
+    shop_id: Option<&str>,
+    lang: Lang,
+) -> anyhow::Result<(Ledger, UnixNs)> {
+    match shop_id {
+        Some(shop_id) => part_ledger(db, policy, asked, PartQuery::Shop(shop_id), lang),
+        None => ledger_at(db, policy, asked.as_of, asked.known_at, lang),
+    }
+}
+
+/// The instants a query names: `--as-of` and `--known-at`, as given.
+#[derive(Clone, Copy)]
+struct Asked<'a> {
+    as_of: Option<&'a str>,
+    known_at: Option<&'a str>,
+}
+
+impl<'a> From<&'a QueryArgs> for Asked<'a> {
+    fn from(args: &'a QueryArgs) -> Self {
+        Asked {
+            as_of: args.as_of.as_deref(),
+            known_at: args.known_at.as_deref(),
+        }
+    }
+}
+
+impl<'a> From<&'a ExportQuery> for Asked<'a> {
+    fn from(args: &'a ExportQuery) -> Self {
+        Asked {
+            as_of: args.as_of.as_deref(),
+            known_at: args.known_at.as_deref(),
+        }
+    }
 }
 
 fn ledger_at(
@@ -736,13 +795,8 @@ fn export_orders(
     args: ExportOrdersArgs,
     lang: Lang,
 ) -> anyhow::Result<ExitCode> {
-    let (ledger, as_of) = ledger_at(
-        db,
-        policy,
-        args.query.as_of.as_deref(),
-        args.query.known_at.as_deref(),
-        lang,
-    )?;
+    let (ledger, as_of) =
+        shop_or_whole_ledger(db, policy, (&args.query).into(), args.shop.as_deref(), lang)?;
     let offset = policy.utc_offset;
     let filter = penalty_core::RowFilter {
         status: args.status.as_deref().and_then(OrderStatus::parse),
@@ -901,13 +955,8 @@ fn export_postings(
     args: ExportPostingsArgs,
     lang: Lang,
 ) -> anyhow::Result<ExitCode> {
-    let (ledger, as_of) = ledger_at(
-        db,
-        policy,
-        args.query.as_of.as_deref(),
-        args.query.known_at.as_deref(),
-        lang,
-    )?;
+    let (ledger, as_of) =
+        shop_or_whole_ledger(db, policy, (&args.query).into(), args.shop.as_deref(), lang)?;
     let day =
         |text: &Option<String>, flag: &str| -> anyhow::Result<Option<penalty_core::time::Day>> {
             text.as_deref()

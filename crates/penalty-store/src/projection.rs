@@ -988,9 +988,10 @@ pub enum PartQuery<'a> {
 /// `reader` holds: the partitioned snapshot's part (see [`crate::parts`])
 /// plus the tail events of that partition (those naming one of its shops,
 /// and those of orders it holds or whose `paid` in the tail names one of
-/// its shops). It answers `shop_report`/`order_report` for the query
-/// exactly as the whole projection does (tested against generated
-/// workloads), reading one part and the tail instead of everything.
+/// its shops). It answers every question about the shop (its report,
+/// postings, notices and orders at risk) or the order exactly as the whole
+/// projection does (tested against generated workloads), reading one part
+/// and the tail instead of everything.
 /// `None` when there is no usable partitioned snapshot (none yet, another
 /// version or policy, damaged, not of this log): the caller opens the whole
 /// projection, which reports any damage.

@@ -690,13 +690,38 @@ fn sections_answer_as_the_whole(
             .unwrap()
             .expect("a partitioned snapshot");
         for as_of in as_ofs {
+            // Every question about one shop the CLI answers from its
+            // partition: the report, its postings (R14), its notice feed
+            // (R9) and its orders at risk.
             let answer = |ledger: &penalty_core::Ledger| {
-                json(
-                    ledger
-                        .shop_report(shop_id, as_of, true)
-                        .map(|r| serde_json::to_string(&r).unwrap())
-                        .map_err(|e| e.to_string()),
-                )
+                let lang = penalty_core::labels::Lang::En;
+                let within = penalty_core::Within::parse("2d").unwrap();
+                [
+                    json(
+                        ledger
+                            .shop_report(shop_id, as_of, true)
+                            .map(|r| serde_json::to_string(&r).unwrap())
+                            .map_err(|e| e.to_string()),
+                    ),
+                    json(
+                        ledger
+                            .postings_in(shop_id, as_of, lang)
+                            .map(|r| serde_json::to_string(&r).unwrap())
+                            .map_err(|e| e.to_string()),
+                    ),
+                    json(
+                        ledger
+                            .notices_in(shop_id, as_of, None, usize::MAX, lang)
+                            .map(|r| serde_json::to_string(&r).unwrap())
+                            .map_err(|e| e.to_string()),
+                    ),
+                    json(
+                        ledger
+                            .at_risk(Some(shop_id), as_of, within)
+                            .map(|r| serde_json::to_string(&r).unwrap())
+                            .map_err(|e| e.to_string()),
+                    ),
+                ]
             };
             assert_eq!(
                 answer(&opened.projection.ledger),
