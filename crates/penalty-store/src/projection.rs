@@ -406,12 +406,8 @@ impl Follower {
                 // The partition of each shop number, once known.
                 let mut shop_parts: Vec<u32> = Vec::new();
                 for batch in batches {
-                    folded = batch.fold_into(
-                        &mut projection,
-                        &mut index,
-                        &mut shop_parts,
-                        fingerprint,
-                    );
+                    folded =
+                        batch.fold_into(&mut projection, &mut index, &mut shop_parts, fingerprint);
                     if folded.is_err() {
                         break;
                     }
