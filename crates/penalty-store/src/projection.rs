@@ -386,6 +386,7 @@ impl Follower {
             .name("penalty-follow".into())
             .spawn(move || {
                 let mut index = TailIndexWriter::new(reader.dir());
+                let fingerprint = tail_index::policy_fingerprint(&policy);
                 let opened = open_read(&reader, &policy, false, false)?;
                 for warning in &opened.warnings {
                     tracing::warn!("{warning}");
@@ -405,7 +406,8 @@ impl Follower {
                 // The partition of each shop number, once known.
                 let mut shop_parts: Vec<u32> = Vec::new();
                 for batch in batches {
-                    folded = batch.fold_into(&mut projection, &mut index, &mut shop_parts);
+                    folded =
+                        batch.fold_into(&mut projection, &mut index, &mut shop_parts, fingerprint);
                     if folded.is_err() {
                         break;
                     }
@@ -506,12 +508,14 @@ impl FollowBatch {
     /// Folds the batch in; when its block's place is known, records in
     /// `index` the partition of each of its events, as the ledger knows it
     /// before the event (an event naming only its order belongs to the
-    /// shop of the order's `paid`, when there is one).
+    /// shop of the order's `paid`, when there is one), and the settle days
+    /// its order could reach, under the policy of fingerprint `policy`.
     fn fold_into(
         self,
         projection: &mut Projection,
         index: &mut TailIndexWriter,
         shop_parts: &mut Vec<u32>,
+        policy: u32,
     ) -> Result<(), StoreError> {
         let FollowBatch {
             bytes,
@@ -527,8 +531,11 @@ impl FollowBatch {
         // belongs to: its own, or for an event naming only its order the
         // shop of the order's `paid`, which only a `paid` sets, so the
         // ledger knew it before the event too. Partitions are kept per
-        // shop number, so each shop's id is hashed once.
-        let mut note = |ledger: &Ledger, shop: Option<u32>, entry_len: u32| {
+        // shop number, so each shop's id is hashed once. Its days are
+        // those its order (paid, so in the ledger after the event) could
+        // ever have a deduction on: an excerpt's reader reads only the
+        // events of orders that could reach its days.
+        let mut note = |ledger: &Ledger, shop: Option<u32>, order: Option<u32>, entry_len: u32| {
             if block.is_some() {
                 let part = shop.map_or(UNKNOWN_PARTITION, |shop| {
                     let at = shop as usize;
@@ -542,7 +549,17 @@ impl FollowBatch {
                     }
                     shop_parts[at]
                 });
-                entries.push((part, u32::try_from(entry_offset).unwrap_or(u32::MAX)));
+                let days = match (part, order) {
+                    (UNKNOWN_PARTITION, _) | (_, None) => None,
+                    (_, Some(order)) => ledger.possible_days_of(order),
+                };
+                entries.push(tail_index::Entry {
+                    part,
+                    offset: u32::try_from(entry_offset).unwrap_or(u32::MAX),
+                    days: days.map_or(tail_index::ALL_DAYS, |(first, last)| {
+                        (tail_index::day_key(first), tail_index::day_key(last))
+                    }),
+                });
             }
             entry_offset += u64::from(entry_len);
         };
@@ -601,8 +618,12 @@ impl FollowBatch {
                 Some(order) => OrderIndex::Interned(order),
                 None => OrderIndex::Intern,
             };
+            let interned = match order {
+                OrderIndex::Interned(order) => Some(order),
+                _ => None,
+            };
             let shop = projection.fold_in_to_shop(seq, at, kind, recorded_at, order)?;
-            note(&projection.ledger, shop, entry_len);
+            note(&projection.ledger, shop, interned, entry_len);
         }
         if let Some(error) = undecoded {
             return Err(error);
@@ -617,6 +638,7 @@ impl FollowBatch {
                     first_seq: block_first_seq,
                     block,
                     parts: parts::PARTS,
+                    policy,
                     entries,
                 });
             } else {
@@ -1078,6 +1100,8 @@ fn open_part_using(
         parts: count,
         order,
         index,
+        policy: tail_index::policy_fingerprint(policy),
+        days: None,
     };
     let mut chosen = None;
     let mut next = 0;
@@ -1212,6 +1236,7 @@ const RUN_GAP_BYTES: u64 = 8 << 10;
 
 /// The log after a partitioned snapshot, read a block at a time for each
 /// section a query folds; nothing of it is kept.
+#[derive(Clone, Copy)]
 struct Tail<'a> {
     reader: &'a LogReader,
     /// Where the snapshot ends.
@@ -1224,6 +1249,15 @@ struct Tail<'a> {
     /// The writer's tail index, when there is one: the blocks it vouches
     /// for are read only where their events of the part are.
     index: Option<&'a TailIndex>,
+    /// The reader's policy's fingerprint
+    /// ([`tail_index::policy_fingerprint`]): the days of a record of
+    /// another policy are not used.
+    policy: u32,
+    /// When set (first and last, [`tail_index::day_key`]), of the blocks
+    /// the index vouches for only the events of the part whose orders
+    /// could reach these days, or that name no paid order, are read: all
+    /// an excerpt's held days need.
+    days: Option<(u32, u32)>,
 }
 
 /// What [`Tail::fold`] found on the way.
@@ -1351,7 +1385,8 @@ impl Tail<'_> {
         let recorded_at = UnixNs(i64::from_be_bytes(
             header[24..32].try_into().unwrap_or_default(),
         ));
-        let Ok(entries) = index.entries(record, &[part, UNKNOWN_PARTITION]) else {
+        let days = self.days.filter(|_| record.policy == self.policy);
+        let Ok(entries) = index.entries(record, &[part, UNKNOWN_PARTITION], days) else {
             return Ok(false);
         };
         // Entries close together are read with one call; each is then
@@ -1617,7 +1652,8 @@ enum Unusable {
 /// hold in full. Events of the shop's orders outside the excerpt need no
 /// check: the excerpt holds every order that could ever have a deduction
 /// on a day it holds (`penalty_core::ledger::excerpt`), so theirs cannot
-/// reach those days (R5), whatever they are.
+/// reach those days (R5), whatever they are; nor are they read, where
+/// the tail index says which orders could reach which days.
 fn open_excerpt(
     stored: &Parts,
     section: u32,
@@ -1635,6 +1671,13 @@ fn open_excerpt(
         return Ok(None);
     };
     let held = ledger.settle_days(&shop_id);
+    let tail = Tail {
+        days: held
+            .first()
+            .zip(held.last())
+            .map(|(first, last)| (tail_index::day_key(*first), tail_index::day_key(*last))),
+        ..*tail
+    };
     let Some((projection, paid_in)) =
         tail.fold_exactly(part, ledger, || section_ledger(stored, section, policy))?
     else {

@@ -1,7 +1,9 @@
 //! The tail index, `tail.index`: where each partition's events lie in the
 //! blocks the writer appended, so that `order` and `shop` beside a writer
 //! read and check only their partition's events of the tail after the
-//! partitioned snapshot, instead of every block of it.
+//! partitioned snapshot, instead of every block of it; and a reader of an
+//! excerpt of a large shop only the events of the orders that could reach
+//! its settle days.
 //!
 //! Every bulk block holds events of nearly every partition (8,192 events
 //! over 1,024 partitions), so the index is by event, not by block: a
@@ -12,6 +14,17 @@
 //! partition ([`UNKNOWN_PARTITION`]). Only a writer that folds its appends
 //! (`ingest`'s [`crate::projection::Follower`]) knows an order's shop, so
 //! it is the one that writes the index, after each block is durable.
+//!
+//! Each entry also carries the first and last settle day its order could
+//! ever have a deduction on, from the order's `paid` alone
+//! (`Ledger::possible_days_of`, under the writer's policy, whose
+//! fingerprint the record names), or every day ([`ALL_DAYS`]) when the
+//! event names no order or one not paid yet, or the order can have none.
+//! An excerpt of a large shop holds every order that could have a
+//! deduction on its held days (`penalty_core::ledger::excerpt`), and no
+//! other order's events can touch those days (R5), so its reader reads
+//! only the part's entries whose days meet its held days', under its own
+//! policy. Records of another policy are read by partition alone.
 //!
 //! A hint, never the truth. The blocks file and `HEAD` say where blocks
 //! are; a record names its block by offset, length, first sequence number,
@@ -36,24 +49,37 @@
 //!   32..36  the CRC in its header
 //!   36..40  partitions (the parts file's, 1,024)
 //!   40..44  groups G
-//!   44..48  CRC-32 of bytes 0..44 and the group table
+//!   44..48  the fingerprint of the policy the days are of
+//!   48..52  CRC-32 of bytes 0..48 and the group table
 //! G groups, by partition: partition, entries n, CRC-32 of its entries
-//! then each group's n entries: entry number in the block, byte offset
+//! then each group's n entries: entry number in the block, byte offset,
+//! first and last possible settle day (days since 1970-01-01)
 //! ```
+//!
+//! The magic names the format: an index of another (`PLTI`, before the
+//! days) is read as none.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use penalty_core::time::Day;
+use penalty_core::Policy;
+
 use crate::block::Locator;
 
 /// The index's file name in the data directory.
 pub const TAIL_INDEX_FILE: &str = "tail.index";
-const MAGIC: &[u8; 4] = b"PLTI";
-const HEADER_BYTES: usize = 48;
+const MAGIC: &[u8; 4] = b"PLT2";
+/// The magic of the format before entries carried their days.
+const EARLIER_MAGIC: &[u8; 4] = b"PLTI";
+const HEADER_BYTES: usize = 52;
 const GROUP_BYTES: usize = 12;
-const ENTRY_BYTES: usize = 8;
+const ENTRY_BYTES: usize = 16;
+/// An entry's days when its event may concern any settle day: every reader
+/// of its partition reads it.
+pub const ALL_DAYS: (u32, u32) = (0, u32::MAX);
 /// The group of events whose partition the writer did not know (an event
 /// naming an order not paid yet): every partition's reader reads them.
 pub const UNKNOWN_PARTITION: u32 = u32::MAX;
@@ -62,6 +88,32 @@ const MAX_RECORD_BYTES: u32 = 256 << 20;
 /// A block entry's bytes besides its paid order id and payload (id, hash,
 /// the two length fields; see [`crate::block`]).
 pub const ENTRY_FIXED_BYTES: usize = 30;
+
+/// A day as an index entry holds it: days since 1970-01-01, those before
+/// it as 0 and those past `u32::MAX - 1` as that (the order of days is
+/// kept, so a range that meets another still does).
+pub fn day_key(day: Day) -> u32 {
+    u32::try_from(day.0.clamp(0, i64::from(u32::MAX - 1))).unwrap_or(0)
+}
+
+/// The fingerprint of `policy` (all its versions) that a record's days
+/// are of: a reader uses the days only under the same policy.
+pub fn policy_fingerprint(policy: &Policy) -> u32 {
+    // A policy that does not encode matches no reader's: days unused.
+    bincode::serialize(policy).map_or(0, |bytes| crc32fast::hash(&bytes) | 1)
+}
+
+/// One event of a block as the writer records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    /// Its partition ([`UNKNOWN_PARTITION`] when not known).
+    pub part: u32,
+    /// Its byte offset in the block.
+    pub offset: u32,
+    /// The first and last settle day (see [`day_key`]) its order could
+    /// ever have a deduction on, or [`ALL_DAYS`].
+    pub days: (u32, u32),
+}
 
 /// What the writer records of one durable block.
 #[derive(Debug, Clone)]
@@ -72,8 +124,10 @@ pub struct BlockRecord {
     pub block: Locator,
     /// The partitions of the parts file.
     pub parts: u32,
-    /// Each entry's partition and byte offset in the block, in entry order.
-    pub entries: Vec<(u32, u32)>,
+    /// [`policy_fingerprint`] of the policy the entries' days are of.
+    pub policy: u32,
+    /// Each entry, in entry order.
+    pub entries: Vec<Entry>,
 }
 
 impl BlockRecord {
@@ -86,9 +140,11 @@ impl BlockRecord {
         for &(part, count) in &groups {
             let from = body.len();
             for &number in &order[start..start + count as usize] {
-                let offset = self.entries[number as usize].1;
+                let entry = self.entries[number as usize];
                 body.extend_from_slice(&number.to_be_bytes());
-                body.extend_from_slice(&offset.to_be_bytes());
+                body.extend_from_slice(&entry.offset.to_be_bytes());
+                body.extend_from_slice(&entry.days.0.to_be_bytes());
+                body.extend_from_slice(&entry.days.1.to_be_bytes());
             }
             start += count as usize;
             table.extend_from_slice(&part.to_be_bytes());
@@ -106,6 +162,7 @@ impl BlockRecord {
         out.extend_from_slice(&self.block.crc.to_be_bytes());
         out.extend_from_slice(&self.parts.to_be_bytes());
         out.extend_from_slice(&(groups.len() as u32).to_be_bytes());
+        out.extend_from_slice(&self.policy.to_be_bytes());
         let mut hasher = crc32fast::Hasher::new();
         hasher.update(&out);
         hasher.update(&table);
@@ -129,7 +186,7 @@ impl BlockRecord {
             _ => None,
         };
         let mut counts = vec![0u32; parts + 2];
-        for &(part, _) in &self.entries {
+        for &Entry { part, .. } in &self.entries {
             match bucket(part) {
                 Some(b) => counts[b + 1] += 1,
                 None => return self.by_partition_sorted(),
@@ -152,7 +209,7 @@ impl BlockRecord {
             counts[b + 1] += counts[b];
         }
         let mut order = vec![0u32; self.entries.len()];
-        for (number, &(part, _)) in self.entries.iter().enumerate() {
+        for (number, &Entry { part, .. }) in self.entries.iter().enumerate() {
             if let Some(b) = bucket(part) {
                 order[counts[b] as usize] = number as u32;
                 counts[b] += 1;
@@ -168,7 +225,7 @@ impl BlockRecord {
             .entries
             .iter()
             .enumerate()
-            .map(|(number, &(part, _))| (part, number as u32))
+            .map(|(number, entry)| (entry.part, number as u32))
             .collect();
         sorted.sort_unstable();
         let mut groups: Vec<(u32, u32)> = Vec::new();
@@ -244,6 +301,8 @@ pub(crate) struct IndexedBlock {
     pub len: u32,
     pub crc: u32,
     pub parts: u32,
+    /// [`policy_fingerprint`] of the policy its days are of.
+    pub policy: u32,
     /// Where the record starts in the index, and where the next does.
     at: u64,
     pub next: u64,
@@ -305,8 +364,10 @@ impl TailIndex {
             ))
         };
         if &header[0..4] != MAGIC {
-            // A record being appended shows zeros until its bytes land.
-            if header.iter().all(|&b| b == 0) {
+            // A record being appended shows zeros until its bytes land; an
+            // index of the earlier format is none to this reader (the next
+            // writer replaces it).
+            if header.iter().all(|&b| b == 0) || (at == 0 && &header[0..4] == EARLIER_MAGIC) {
                 return Found::End;
             }
             return damaged("does not start with a record");
@@ -325,9 +386,9 @@ impl TailIndex {
             return Found::End;
         };
         let mut hasher = crc32fast::Hasher::new();
-        hasher.update(&header[..44]);
+        hasher.update(&header[..48]);
         hasher.update(&table);
-        if hasher.finalize() != word(44..48) {
+        if hasher.finalize() != word(48..52) {
             // The last record may be one being written.
             if next == self.len {
                 return Found::End;
@@ -356,6 +417,7 @@ impl TailIndex {
             len: word(28..32),
             crc: word(32..36),
             parts: word(36..40),
+            policy: word(44..48),
             at,
             next,
             groups,
@@ -363,12 +425,14 @@ impl TailIndex {
     }
 
     /// The entries of `record` in the groups of `partitions`, as (entry
-    /// number, byte offset in the block), in entry order; `Err` names
-    /// damage.
+    /// number, byte offset in the block), in entry order; with `days`,
+    /// only those of the unknown partition and those whose days meet
+    /// `days` (first and last, see [`day_key`]). `Err` names damage.
     pub(crate) fn entries(
         &self,
         record: &IndexedBlock,
         partitions: &[u32],
+        days: Option<(u32, u32)>,
     ) -> Result<Vec<(u32, u32)>, String> {
         let mut position =
             record.at + HEADER_BYTES as u64 + (record.groups.len() * GROUP_BYTES) as u64;
@@ -389,11 +453,25 @@ impl TailIndex {
                         record.at
                     ));
                 }
-                out.extend(bytes.chunks_exact(ENTRY_BYTES).map(|e| {
+                let wanted = |first: u32, last: u32| match days {
+                    Some((from, to)) if part != UNKNOWN_PARTITION => first <= to && last >= from,
+                    _ => true,
+                };
+                for e in bytes.chunks_exact(ENTRY_BYTES) {
                     let at =
                         |i: usize| u32::from_be_bytes(e[i..i + 4].try_into().unwrap_or_default());
-                    (at(0), at(4))
-                }));
+                    let (first, last) = (at(8), at(12));
+                    if first > last {
+                        return Err(format!(
+                            "{TAIL_INDEX_FILE} is damaged: its record at byte {} gives an event \
+                             days that are not a range",
+                            record.at
+                        ));
+                    }
+                    if wanted(first, last) {
+                        out.push((at(0), at(4)));
+                    }
+                }
             }
             position += len as u64;
         }
@@ -409,7 +487,7 @@ impl TailIndex {
         let mut out = Vec::with_capacity(record.count as usize);
         for &(part, ..) in &record.groups {
             out.extend(
-                self.entries(record, &[part])?
+                self.entries(record, &[part], None)?
                     .into_iter()
                     .map(|(number, offset)| (part, number, offset)),
             );
@@ -461,11 +539,13 @@ pub(crate) enum Needs {
 /// is none or it is sound (every record whole and checksummed, each naming
 /// an acknowledged block where the blocks file has it, listing each of its
 /// events once at the offset where it starts, and each event naming a shop
-/// in that shop's partition); else the first damage, in a sentence. A last
+/// in that shop's partition, with days that are a range); else the first
+/// damage, in a sentence. A last
 /// record not whole yet is a writer's record being written, or one a crash
 /// cut, and is not damage. Whether an event naming only its order is in
-/// its order's partition is not checked: that takes the ledger of the log
-/// before it. Records of blocks the partitioned snapshot already holds are
+/// its order's partition is not checked, nor whether an event's days are
+/// its order's: that takes the policy, and the ledger of the log before
+/// it. Records of blocks the partitioned snapshot already holds are
 /// walked but not checked against their blocks: a reader folds only the
 /// blocks after that snapshot, so they can mislead nobody, and checking
 /// them would read the whole log a second time in `penalty audit` once an
@@ -610,17 +690,22 @@ mod tests {
             parts in 1u32..40,
             picks in proptest::collection::vec((0u32..43, any::<u32>()), 0..300),
         ) {
-            let entries: Vec<(u32, u32)> = picks
+            let entries: Vec<Entry> = picks
                 .iter()
-                .map(|&(part, offset)| match part {
-                    40..=42 => (UNKNOWN_PARTITION, offset),
-                    part => (part % parts, offset),
+                .map(|&(part, offset)| Entry {
+                    part: match part {
+                        40..=42 => UNKNOWN_PARTITION,
+                        part => part % parts,
+                    },
+                    offset,
+                    days: ALL_DAYS,
                 })
                 .collect();
             let record = BlockRecord {
                 first_seq: 1,
                 block: Locator { offset: 0, len: 0, crc: 0, count: 0 },
                 parts,
+                policy: 1,
                 entries,
             };
             prop_assert_eq!(record.by_partition(), record.by_partition_sorted());

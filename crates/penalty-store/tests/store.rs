@@ -2923,9 +2923,18 @@ fn tail_indexed(seed: u64, cut: usize) -> (tempfile::TempDir, penalty_core::Ledg
 /// The shops and orders whose answer from `open_part` differs from the
 /// whole ledger's.
 fn differing_answers(dir: &Path, whole: &penalty_core::Ledger) -> Vec<String> {
+    differing_answers_under(dir, whole, &penalty_core::Policy::default())
+}
+
+/// [`differing_answers`] under `policy`.
+fn differing_answers_under(
+    dir: &Path,
+    whole: &penalty_core::Ledger,
+    policy: &penalty_core::Policy,
+) -> Vec<String> {
     use penalty_store::projection::{self, PartQuery};
     use penalty_store::reader::LogReader;
-    let policy = penalty_core::Policy::default();
+    let policy = policy.clone();
     let reader = LogReader::open(dir).unwrap();
     let as_of = UnixNs::parse_rfc3339("2027-06-01T00:00:00Z").unwrap();
     let mut differ = Vec::new();
@@ -2976,7 +2985,11 @@ fn lying_index(dir: &Path, crc_flip: u32) -> Vec<u8> {
                     Some(paid) => paid.start - 26,
                     None => entry.json.start - 30,
                 };
-                (0, start as u32)
+                penalty_store::tail_index::Entry {
+                    part: 0,
+                    offset: start as u32,
+                    days: penalty_store::tail_index::ALL_DAYS,
+                }
             })
             .collect();
         let record = BlockRecord {
@@ -2988,6 +3001,7 @@ fn lying_index(dir: &Path, crc_flip: u32) -> Vec<u8> {
                 count: block.entries.len() as u32,
             },
             parts: penalty_store::parts::PARTS,
+            policy: penalty_store::tail_index::policy_fingerprint(&penalty_core::Policy::default()),
             entries,
         };
         out.extend(record.encode());
@@ -3192,4 +3206,124 @@ fn a_small_shop_beside_large_ones_is_read_from_the_small_shops_excerpt() {
         }
     }
     assert!(small > 0 && large > 0, "small {small}, large {large}");
+}
+
+/// `index` (a sound tail index) with the days of every entry of a known
+/// partition set to `days`, and each record's policy fingerprint to
+/// `policy` when given, its checksums recomputed: a lie only its days tell.
+fn with_index_days(index: &[u8], days: (u32, u32), policy: Option<u32>) -> Vec<u8> {
+    let mut out = index.to_vec();
+    let word = |b: &[u8], at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap());
+    let mut at = 0;
+    while at < out.len() {
+        assert_eq!(&out[at..at + 4], b"PLT2");
+        let len = word(&out, at + 4) as usize;
+        let groups = word(&out, at + 40) as usize;
+        if let Some(policy) = policy {
+            out[at + 44..at + 48].copy_from_slice(&policy.to_be_bytes());
+        }
+        let table = at + 52;
+        let mut entries = table + groups * 12;
+        for g in 0..groups {
+            let group = table + g * 12;
+            let (part, count) = (word(&out, group), word(&out, group + 4) as usize);
+            let end = entries + count * 16;
+            if part != penalty_store::tail_index::UNKNOWN_PARTITION {
+                for e in (entries..end).step_by(16) {
+                    out[e + 8..e + 12].copy_from_slice(&days.0.to_be_bytes());
+                    out[e + 12..e + 16].copy_from_slice(&days.1.to_be_bytes());
+                }
+            }
+            let crc = crc32fast::hash(&out[entries..end]);
+            out[group + 8..group + 12].copy_from_slice(&crc.to_be_bytes());
+            entries = end;
+        }
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&out[at..at + 48]);
+        hasher.update(&out[table..table + groups * 12]);
+        let crc = hasher.finalize();
+        out[at + 48..at + 52].copy_from_slice(&crc.to_be_bytes());
+        at += len;
+    }
+    out
+}
+
+/// Issue 18: a reader of an excerpt of a large shop reads, of its
+/// partition's tail, only the events whose orders could reach the
+/// excerpt's held days, as the tail index's days say (under its own
+/// policy), and answers as the whole ledger. The days are read: an index
+/// whose days lie (every order of day 0) changes the answers of orders at
+/// home in excerpts; the same lie under another policy's fingerprint, or
+/// in an index of the earlier format, changes nothing.
+#[test]
+fn an_excerpt_reads_only_the_tail_events_of_orders_that_could_reach_its_days() {
+    use penalty_store::parts::{self, Parts};
+    use penalty_store::projection;
+    use penalty_store::reader::LogReader;
+    use penalty_store::tail_index;
+    let mut jsonl = Vec::new();
+    penalty_gen::generate(
+        &penalty_gen::GenOptions {
+            orders: 400,
+            shops: 5,
+            seed: 41,
+        },
+        &mut jsonl,
+    )
+    .unwrap();
+    let text = String::from_utf8(jsonl).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let policy = penalty_core::Policy {
+        shop_daily_cap_fen: 1_500,
+        ..penalty_core::Policy::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    let cut = lines.len() * 2 / 5;
+    ingest_lines(&mut log, &lines[..cut]);
+    let projection = save_projection(&log, &policy);
+    let end = Parts::open(dir.path()).unwrap().unwrap().end;
+    parts::write_with(dir.path(), &end, &projection.ledger, 8).unwrap();
+    ingest_following(&mut log, &policy, &lines[cut..], 40);
+    drop(log);
+    let reader = LogReader::open(dir.path()).unwrap();
+    let (whole, _) = projection::replay_read(&reader, &policy, None).unwrap();
+    let path = dir.path().join(TAIL_INDEX_FILE);
+    let good = std::fs::read(&path).unwrap();
+    assert_eq!(tail_index::check(&reader), None);
+    assert_eq!(
+        differing_answers_under(dir.path(), &whole.ledger, &policy),
+        Vec::<String>::new()
+    );
+    // Every order of day 0: an excerpt's reader skips the events of the
+    // tail's paid orders, and its answers go wrong.
+    std::fs::write(&path, with_index_days(&good, (0, 0), None)).unwrap();
+    let differ = differing_answers_under(dir.path(), &whole.ledger, &policy);
+    assert!(
+        !differ.is_empty() && differ.iter().all(|d| d.starts_with("order ")),
+        "{differ:?}"
+    );
+    // Under another policy's fingerprint the days are not used.
+    let other = tail_index::policy_fingerprint(&penalty_core::Policy::default());
+    std::fs::write(&path, with_index_days(&good, (0, 0), Some(other))).unwrap();
+    assert_eq!(
+        differing_answers_under(dir.path(), &whole.ledger, &policy),
+        Vec::<String>::new()
+    );
+    // Days that are not a range are damage: named, and not read.
+    std::fs::write(&path, with_index_days(&good, (5, 4), None)).unwrap();
+    assert!(tail_index::check(&reader).is_some_and(|d| d.contains("not a range")));
+    assert_eq!(
+        differing_answers_under(dir.path(), &whole.ledger, &policy),
+        Vec::<String>::new()
+    );
+    // An index of the earlier format is none: not read, not damage.
+    let mut earlier = with_index_days(&good, (0, 0), None);
+    earlier[..4].copy_from_slice(b"PLTI");
+    std::fs::write(&path, &earlier).unwrap();
+    assert_eq!(tail_index::check(&reader), None);
+    assert_eq!(
+        differing_answers_under(dir.path(), &whole.ledger, &policy),
+        Vec::<String>::new()
+    );
 }

@@ -271,6 +271,20 @@ impl Ledger {
         index
     }
 
+    /// The first and last settle day order `order` (an index of this
+    /// ledger) could ever have a deduction on, from its `paid` alone
+    /// ([`order::possible_deduction_days`], under the policy version in
+    /// force at payment, R15); `None` when it is not paid or can have none.
+    /// What a writer's tail index records of each event of the order, so
+    /// that a reader of an excerpt reads only the events of orders that
+    /// could reach its held days.
+    pub fn possible_days_of(&self, order: u32) -> Option<(Day, Day)> {
+        let paid = self.orders.get(order as usize)?.paid?;
+        let mut days = order::possible_deduction_days(self.policy.at(paid.at), &paid);
+        let first = days.next()?;
+        Some(days.fold((first, first), |(lo, hi), day| (lo.min(day), hi.max(day))))
+    }
+
     /// The settle days on which shop `shop_id` has deductions in its index
     /// (for an excerpt: its held days), ascending.
     pub fn settle_days(&self, shop_id: &str) -> Vec<Day> {
