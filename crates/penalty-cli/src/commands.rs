@@ -240,7 +240,7 @@ pub fn run(cli: Cli, lang: Lang) -> anyhow::Result<ExitCode> {
         }
         Command::Replay(args) => replay(&cli.db, &policy, args, lang),
         Command::Audit(args) => audit(&cli.db, &policy, args, lang),
-        Command::Recover(args) => recover(&cli.db, cli.no_wait, args, lang),
+        Command::Recover(args) => recover(&cli.db, &policy, cli.no_wait, args, lang),
         Command::Gen(args) => gen(args, lang),
         Command::Serve(args) => {
             // Everything that can be refused (the address, the tokens file,
@@ -1121,9 +1121,10 @@ fn problem_report(error: &StoreError) -> penalty_store::VerifyReport {
 /// What is wrong with the projection snapshot of `reader`'s directory (it
 /// fails its checksum, or it does not describe this log), or else with
 /// its tail index.
-fn snapshot_problem(
+fn snapshot_problem<'l>(
     reader: &LogReader,
     stored: &Result<Option<Snapshot>, StoreError>,
+    known: &dyn Fn() -> Option<&'l Ledger>,
 ) -> Option<String> {
     let file = penalty_store::snapshot::SNAPSHOT_FILE;
     let snapshot = match stored {
@@ -1136,7 +1137,7 @@ fn snapshot_problem(
         }),
         Err(error) => Some(error.to_string()),
     };
-    snapshot.or_else(|| penalty_store::tail_index::check(reader))
+    snapshot.or_else(|| penalty_store::tail_index::check_against(reader, known))
 }
 
 #[derive(Serialize)]
@@ -1146,18 +1147,35 @@ struct RecoverOutput {
     log: penalty_store::VerifyReport,
 }
 
+/// The ledger of everything `reader` holds, to check the tail index
+/// against (`tail_index::check_against`); `None` when it does not open
+/// (the checks name why).
+fn ledger_of(reader: &LogReader, policy: &Policy) -> Option<Ledger> {
+    projection::open_read(reader, policy, true, true)
+        .ok()
+        .map(|opened| opened.projection.ledger)
+}
+
 /// The checks `recover` passes before and after: the log through sled (the
 /// writer's view), the files alone (the readers'), and the snapshot.
-fn check_everything(db: &Path, log: &EventLog) -> anyhow::Result<penalty_store::VerifyReport> {
+fn check_everything(
+    db: &Path,
+    policy: &Policy,
+    log: &EventLog,
+) -> anyhow::Result<penalty_store::VerifyReport> {
     let mut report = log.verify()?;
     if report.is_ok() {
         let reader = open_reader(db)?;
         let files = reader.verify();
+        let known = std::cell::OnceCell::new();
+        let known = || known.get_or_init(|| ledger_of(&reader, policy)).as_ref();
         if !files.is_ok() {
             report = files;
-        } else if let Some(detail) =
-            snapshot_problem(&reader, &penalty_store::snapshot::read(reader.dir()))
-        {
+        } else if let Some(detail) = snapshot_problem(
+            &reader,
+            &penalty_store::snapshot::read(reader.dir()),
+            &known,
+        ) {
             report.problem = Some(penalty_store::VerifyProblem {
                 seq: report.last_seq,
                 detail,
@@ -1167,7 +1185,13 @@ fn check_everything(db: &Path, log: &EventLog) -> anyhow::Result<penalty_store::
     Ok(report)
 }
 
-fn recover(db: &Path, no_wait: bool, args: RecoverArgs, lang: Lang) -> anyhow::Result<ExitCode> {
+fn recover(
+    db: &Path,
+    policy: &Policy,
+    no_wait: bool,
+    args: RecoverArgs,
+    lang: Lang,
+) -> anyhow::Result<ExitCode> {
     if !db.is_dir() {
         return Err(StoreError::NoLog {
             dir: db.to_path_buf(),
@@ -1179,7 +1203,7 @@ fn recover(db: &Path, no_wait: bool, args: RecoverArgs, lang: Lang) -> anyhow::R
     // (and its snapshot) as it is.
     let healthy = match open_writer(db, no_wait, lang) {
         Ok(log) => {
-            let report = check_everything(db, &log)?;
+            let report = check_everything(db, policy, &log)?;
             report.is_ok().then_some(report)
         }
         Err(error)
@@ -1209,11 +1233,20 @@ fn recover(db: &Path, no_wait: bool, args: RecoverArgs, lang: Lang) -> anyhow::R
         return Ok(ExitCode::SUCCESS);
     }
     let (recovered, log) = match penalty_store::recover::recover(db) {
-        Ok(recovered) => {
+        Ok(mut recovered) => {
+            // A tail index whose days or partitions only a ledger of the
+            // log shows untrue goes too (the store's recovery checks what
+            // the blocks alone tell).
+            if let Ok(reader) = LogReader::open(db) {
+                let known = std::cell::OnceCell::new();
+                let known = || known.get_or_init(|| ledger_of(&reader, policy)).as_ref();
+                recovered.snapshot_removed |=
+                    penalty_store::tail_index::remove_if_damaged_against(&reader, &known)?;
+            }
             // The rebuilt database must pass everything an audit checks of
             // the log.
             let log = match EventLog::open(db) {
-                Ok(log) => check_everything(db, &log)?,
+                Ok(log) => check_everything(db, policy, &log)?,
                 Err(error @ StoreError::Corrupt { .. }) => problem_report(&error),
                 Err(error) => return Err(error.into()),
             };
@@ -1292,7 +1325,11 @@ fn audit(db: &Path, policy: &Policy, args: AuditArgs, lang: Lang) -> anyhow::Res
         let (stored, replayed) = read_snapshot_beside(&reader, || {
             projection::replay_read_sharing(&reader, policy, spent)
         })?;
-        let snapshot_problem = snapshot_problem(&reader, &stored);
+        // The replay's ledger also tells whether the tail index says true
+        // what its blocks alone cannot tell (each event's order's
+        // partition and days).
+        let known = replayed.as_ref().ok().map(|(rebuilt, _)| &rebuilt.ledger);
+        let snapshot_problem = snapshot_problem(&reader, &stored, &|| known);
         // A damaged log makes the replay stop with an error; the check
         // names the damage, and nothing is compared.
         let compared = replayed.and_then(|(rebuilt, end)| {

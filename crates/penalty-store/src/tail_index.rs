@@ -96,6 +96,20 @@ pub fn day_key(day: Day) -> u32 {
     u32::try_from(day.0.clamp(0, i64::from(u32::MAX - 1))).unwrap_or(0)
 }
 
+/// An entry's first and last possible settle day ([`day_key`]).
+type Days = (u32, u32);
+
+/// An entry's days as a person reads them: "every day" for [`ALL_DAYS`],
+/// else the dates of the first and last.
+fn days_text(days: (u32, u32)) -> String {
+    if days == ALL_DAYS {
+        "every day".to_string()
+    } else {
+        let date = |key: u32| Day(i64::from(key)).to_iso();
+        format!("{} to {}", date(days.0), date(days.1))
+    }
+}
+
 /// The fingerprint of `policy` (all its versions) that a record's days
 /// are of: a reader uses the days only under the same policy.
 pub fn policy_fingerprint(policy: &Policy) -> u32 {
@@ -434,6 +448,22 @@ impl TailIndex {
         partitions: &[u32],
         days: Option<(u32, u32)>,
     ) -> Result<Vec<(u32, u32)>, String> {
+        let mut out: Vec<(u32, u32)> = self
+            .entries_with_days(record, partitions, days)?
+            .into_iter()
+            .map(|(number, offset, _)| (number, offset))
+            .collect();
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// [`TailIndex::entries`], each with its days, in the record's order.
+    fn entries_with_days(
+        &self,
+        record: &IndexedBlock,
+        partitions: &[u32],
+        days: Option<(u32, u32)>,
+    ) -> Result<Vec<(u32, u32, Days)>, String> {
         let mut position =
             record.at + HEADER_BYTES as u64 + (record.groups.len() * GROUP_BYTES) as u64;
         let mut out = Vec::new();
@@ -469,27 +499,26 @@ impl TailIndex {
                         ));
                     }
                     if wanted(first, last) {
-                        out.push((at(0), at(4)));
+                        out.push((at(0), at(4), (first, last)));
                     }
                 }
             }
             position += len as u64;
         }
-        out.sort_unstable();
         Ok(out)
     }
 
-    /// Every group of `record`: (partition, entry number, offset).
+    /// Every group of `record`: (partition, entry number, offset, days).
     pub(crate) fn all_entries(
         &self,
         record: &IndexedBlock,
-    ) -> Result<Vec<(u32, u32, u32)>, String> {
+    ) -> Result<Vec<(u32, u32, u32, Days)>, String> {
         let mut out = Vec::with_capacity(record.count as usize);
         for &(part, ..) in &record.groups {
             out.extend(
-                self.entries(record, &[part], None)?
+                self.entries_with_days(record, &[part], None)?
                     .into_iter()
-                    .map(|(number, offset)| (part, number, offset)),
+                    .map(|(number, offset, days)| (part, number, offset, days)),
             );
         }
         Ok(out)
@@ -551,6 +580,23 @@ pub(crate) enum Needs {
 /// them would read the whole log a second time in `penalty audit` once an
 /// ingest has ended (its index names every block it appended).
 pub fn check(reader: &crate::reader::LogReader) -> Option<String> {
+    check_against(reader, &|| None)
+}
+
+/// [`check`], and with the ledger `known` gives (of the whole log `reader`
+/// holds, under the policy of the readers asking, as `penalty audit`
+/// replays it; asked for only when a record is to be checked) also what
+/// the block alone cannot tell: that each event of
+/// an order whose `paid` the ledger holds is in that shop's partition or
+/// the unknown one, and, in a record of that policy, that its days hold
+/// every day the order could have a deduction on. A writer that held the
+/// `paid` recorded exactly those; one that did not yet, the unknown
+/// partition and every day. Anything else could send a reader past an
+/// event its answer needs.
+pub fn check_against<'l>(
+    reader: &crate::reader::LogReader,
+    known: &dyn Fn() -> Option<&'l penalty_core::Ledger>,
+) -> Option<String> {
     let index = TailIndex::open(reader.dir())?;
     let (file, file_len) = reader.file();
     // Without a readable partitioned snapshot every record is checked.
@@ -574,11 +620,15 @@ pub fn check(reader: &crate::reader::LogReader) -> Option<String> {
         if held_through.is_some_and(|held| last_seq <= held) {
             continue;
         }
-        if let Err(why) = check_record(&index, &record, file, file_len) {
+        let known = known().map(|ledger| {
+            let days_of_this_policy = policy_fingerprint(ledger.policy()) == record.policy;
+            (ledger, days_of_this_policy)
+        });
+        if let Err(why) = check_record(&index, &record, file, file_len, known) {
             return Some(format!(
                 "{TAIL_INDEX_FILE} is damaged: its record at byte {} (the block of sequence \
-                 numbers {} to {last_seq}) {why}; readers read every block instead, and \
-                 `penalty recover` removes it",
+                 numbers {} to {last_seq}) {why}; `penalty recover` removes it, and readers \
+                 then read every block",
                 record.at, record.first_seq
             ));
         }
@@ -587,11 +637,15 @@ pub fn check(reader: &crate::reader::LogReader) -> Option<String> {
 
 /// Whether `record` describes its block truly, as far as the block alone
 /// can tell.
+/// With `known`, the ledger of the whole log and whether the record's days
+/// are of its policy, also what only the log before the block can tell (see
+/// [`check_against`]).
 fn check_record(
     index: &TailIndex,
     record: &IndexedBlock,
     file: &File,
     file_len: u64,
+    known: Option<(&penalty_core::Ledger, bool)>,
 ) -> Result<(), String> {
     let not_there = || "names a block that is not where it says in the blocks file".to_string();
     if record.offset + u64::from(record.len) > file_len || record.count == 0 {
@@ -615,7 +669,7 @@ fn check_record(
     }
     let entries = index.all_entries(record)?;
     let mut seen = vec![false; record.count as usize];
-    for (part, number, offset) in entries {
+    for (part, number, offset, days) in entries {
         let listed = seen.get_mut(number as usize).filter(|seen| !**seen);
         let Some(listed) = listed else {
             return Err(format!(
@@ -634,27 +688,92 @@ fn check_record(
             ));
         };
         let payload = &bytes[range];
-        let shop = if compact {
-            penalty_core::compact::shop_and_order(payload).map(|(shop, _)| shop.map(str::to_string))
+        let named = if compact {
+            penalty_core::compact::shop_and_order(payload)
+                .map(|(shop, order)| (shop.map(str::to_string), order.map(str::to_string)))
         } else {
             penalty_core::event::parse_stored(payload)
                 .ok()
                 .map(|event| {
-                    penalty_core::ledger::partition::shop_of(&event.kind_ref()).map(str::to_string)
+                    let kind = event.kind_ref();
+                    (
+                        penalty_core::ledger::partition::shop_of(&kind).map(str::to_string),
+                        kind.order_id().map(str::to_string),
+                    )
                 })
         };
-        let Some(shop) = shop else {
+        let Some((shop, order)) = named else {
             return Err(format!(
                 "places event {number} where no event of the block starts"
             ));
         };
-        if let Some(shop_id) = shop {
-            let home = penalty_core::ledger::partition::partition_of(&shop_id, record.parts);
+        if let Some(shop_id) = &shop {
+            let home = penalty_core::ledger::partition::partition_of(shop_id, record.parts);
             if home != part {
                 return Err(format!(
                     "puts event {number}, of a shop of partition {home}, in partition {part}"
                 ));
             }
+        }
+        if let Some((ledger, days_of_this_policy)) = known {
+            if part != UNKNOWN_PARTITION {
+                known_entry(
+                    ledger,
+                    days_of_this_policy,
+                    record.parts,
+                    &shop,
+                    &order,
+                    part,
+                    days,
+                )
+                .map_err(|why| format!("{why} (event {number} of the block)"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether an entry of partition `part` (not the unknown one) with `days`
+/// says of its event, which names `shop` and `order`, what a writer
+/// holding `ledger` said, or less: its order's shop's partition, and, when
+/// `days_of_this_policy`, days holding every day the order could have a
+/// deduction on (every day for an event of no paid order).
+fn known_entry(
+    ledger: &penalty_core::Ledger,
+    days_of_this_policy: bool,
+    parts: u32,
+    shop: &Option<String>,
+    order: &Option<String>,
+    part: u32,
+    days: (u32, u32),
+) -> Result<(), String> {
+    let paid = order
+        .as_deref()
+        .and_then(|order_id| ledger.paid_shop_and_days(order_id));
+    if shop.is_none() {
+        // An event naming only its order: the writer knew a partition only
+        // from the order's `paid`.
+        let home =
+            paid.map(|(shop_id, _)| penalty_core::ledger::partition::partition_of(shop_id, parts));
+        if home != Some(part) {
+            return Err(match home {
+                Some(home) => {
+                    format!("puts an event of an order of partition {home} in partition {part}")
+                }
+                None => format!("puts an event of an order never paid in partition {part}"),
+            });
+        }
+    }
+    if days_of_this_policy {
+        let needed = paid
+            .and_then(|(_, days)| days)
+            .map_or(ALL_DAYS, |(first, last)| (day_key(first), day_key(last)));
+        if days.0 > needed.0 || days.1 < needed.1 {
+            return Err(format!(
+                "gives an event the settle days {} where its order could have deductions on {}",
+                days_text(days),
+                days_text(needed)
+            ));
         }
     }
     Ok(())
@@ -664,7 +783,15 @@ fn check_record(
 /// writer writes a new one; readers meanwhile read every block); whether
 /// it did.
 pub fn remove_if_damaged(reader: &crate::reader::LogReader) -> Result<bool, crate::StoreError> {
-    if check(reader).is_none() {
+    remove_if_damaged_against(reader, &|| None)
+}
+
+/// [`remove_if_damaged`] by [`check_against`].
+pub fn remove_if_damaged_against<'l>(
+    reader: &crate::reader::LogReader,
+    known: &dyn Fn() -> Option<&'l penalty_core::Ledger>,
+) -> Result<bool, crate::StoreError> {
+    if check_against(reader, known).is_none() {
         return Ok(false);
     }
     let path = reader.dir().join(TAIL_INDEX_FILE);

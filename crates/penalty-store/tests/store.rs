@@ -3295,20 +3295,43 @@ fn an_excerpt_reads_only_the_tail_events_of_orders_that_could_reach_its_days() {
         differing_answers_under(dir.path(), &whole.ledger, &policy),
         Vec::<String>::new()
     );
+    // The sound index is sound against the replay too.
+    assert_eq!(
+        tail_index::check_against(&reader, &|| Some(&whole.ledger)),
+        None
+    );
     // Every order of day 0: an excerpt's reader skips the events of the
-    // tail's paid orders, and its answers go wrong.
+    // tail's paid orders, and its answers go wrong. The blocks alone
+    // cannot tell; `audit`, which holds the replay, names it.
     std::fs::write(&path, with_index_days(&good, (0, 0), None)).unwrap();
     let differ = differing_answers_under(dir.path(), &whole.ledger, &policy);
     assert!(
         !differ.is_empty() && differ.iter().all(|d| d.starts_with("order ")),
         "{differ:?}"
     );
-    // Under another policy's fingerprint the days are not used.
+    assert_eq!(tail_index::check(&reader), None);
+    assert!(
+        tail_index::check_against(&reader, &|| Some(&whole.ledger))
+            .is_some_and(|d| d.contains("settle days")),
+        "a lie in the days is named"
+    );
+    // Days wider than the order's are no lie a reader can be misled by.
+    std::fs::write(&path, with_index_days(&good, tail_index::ALL_DAYS, None)).unwrap();
+    assert_eq!(
+        tail_index::check_against(&reader, &|| Some(&whole.ledger)),
+        None
+    );
+    // Under another policy's fingerprint the days are not used, nor
+    // checked.
     let other = tail_index::policy_fingerprint(&penalty_core::Policy::default());
     std::fs::write(&path, with_index_days(&good, (0, 0), Some(other))).unwrap();
     assert_eq!(
         differing_answers_under(dir.path(), &whole.ledger, &policy),
         Vec::<String>::new()
+    );
+    assert_eq!(
+        tail_index::check_against(&reader, &|| Some(&whole.ledger)),
+        None
     );
     // Days that are not a range are damage: named, and not read.
     std::fs::write(&path, with_index_days(&good, (5, 4), None)).unwrap();

@@ -285,6 +285,17 @@ impl Ledger {
         Some(days.fold((first, first), |(lo, hi), day| (lo.min(day), hi.max(day))))
     }
 
+    /// The shop of order `order_id`'s `paid` and the days
+    /// [`Ledger::possible_days_of`] gives the order, when this ledger holds
+    /// that `paid`: what a writer that held it recorded in its tail index
+    /// of every event of the order, which `penalty audit` checks the index
+    /// against.
+    pub fn paid_shop_and_days(&self, order_id: &str) -> Option<(&str, Option<(Day, Day)>)> {
+        let order = self.order_ids.find(order_id)?;
+        let paid = self.orders[order as usize].paid?;
+        Some((self.shop_ids.get(paid.shop), self.possible_days_of(order)))
+    }
+
     /// The settle days on which shop `shop_id` has deductions in its index
     /// (for an excerpt: its held days), ascending.
     pub fn settle_days(&self, shop_id: &str) -> Vec<Day> {
