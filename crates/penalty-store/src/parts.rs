@@ -225,7 +225,7 @@ fn write_sections(
         // The parts are split off and encoded a batch at a time, so that
         // only a batch's copy of the ledger is held beside it, not a
         // second whole.
-        let parts = split.range(first..first + PARTS_AT_ONCE);
+        let parts = split.range_to_encode(first..first + PARTS_AT_ONCE);
         let mut encoded: Vec<Encoded> = (0..parts.len()).map(|_| Encoded::default()).collect();
         // Encoding is most of the cost: two threads, each every other part.
         std::thread::scope(|scope| {

@@ -823,6 +823,20 @@ fn a_streamed_snapshot_and_parts_split_by_range_are_the_same_bytes() {
         for (part, same) in parts.iter().zip(&whole[from..to]) {
             assert!(bincode::serialize(part).unwrap() == bincode::serialize(same).unwrap());
         }
+        // The parts a writer only encodes are the same, and once their
+        // order ids are indexed they find every paid order they hold.
+        let unindexed = projection
+            .ledger
+            .splitting(PARTS)
+            .range_to_encode(range.clone());
+        assert!(unindexed == parts, "parts to encode {range:?}");
+        for (mut part, same) in unindexed.into_iter().zip(&parts) {
+            assert!(bincode::serialize(&part).unwrap() == bincode::serialize(same).unwrap());
+            part.reindex_order_ids();
+            for (order, _) in same.excerpts(usize::MAX / 4).homes(same) {
+                assert!(part.holds_paid_order(order), "{order}");
+            }
+        }
     }
 }
 
@@ -859,9 +873,8 @@ fn a_partitioned_snapshot_is_each_part_and_excerpt_back_to_back() {
     let be_u64 = |b: &[u8], at: usize| u64::from_be_bytes(b[at..at + 8].try_into().unwrap());
     let be_u32 = |b: &[u8], at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap());
     let be_u16 = |b: &[u8], at: usize| u16::from_be_bytes(b[at..at + 2].try_into().unwrap());
-    let encode = |l: &penalty_core::Ledger| {
-        lz4_flex::compress_prepend_size(&bincode::serialize(l).unwrap())
-    };
+    let encode =
+        |l: &penalty_core::Ledger| lz4_flex::compress_prepend_size(&bincode::serialize(l).unwrap());
     for excerpt_orders in [1, 8, 40, 1_000_000] {
         parts::write_with(dir.path(), &end, ledger, excerpt_orders).unwrap();
         let bytes = std::fs::read(dir.path().join(PARTS_FILE)).unwrap();
@@ -908,19 +921,29 @@ fn a_partitioned_snapshot_is_each_part_and_excerpt_back_to_back() {
         for (s, (section, partition, family)) in expected.iter().enumerate() {
             let row = 64 + s * 20;
             assert_eq!(be_u64(&bytes, row), at, "section {s}");
-            assert_eq!(be_u32(&bytes, row + 8) as usize, section.len(), "section {s}");
+            assert_eq!(
+                be_u32(&bytes, row + 8) as usize,
+                section.len(),
+                "section {s}"
+            );
             assert_eq!(be_u32(&bytes, row + 12), crc32fast::hash(section));
             assert_eq!(be_u16(&bytes, row + 16), *partition);
             assert_eq!(be_u16(&bytes, row + 18), *family, "section {s}");
             let from = at as usize;
-            assert!(bytes[from..from + section.len()] == section[..], "section {s}");
+            assert!(
+                bytes[from..from + section.len()] == section[..],
+                "section {s}"
+            );
             at += section.len() as u64;
         }
         assert_eq!(at, bytes.len() as u64, "nothing after the last section");
         let stored = Parts::open(dir.path()).unwrap().unwrap();
         stored.check().unwrap();
         for (order, home) in &homes {
-            assert!(stored.order_sections(order).unwrap().contains(home), "{order}");
+            assert!(
+                stored.order_sections(order).unwrap().contains(home),
+                "{order}"
+            );
         }
     }
 }

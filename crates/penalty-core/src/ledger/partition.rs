@@ -155,6 +155,12 @@ impl Ledger {
         }
     }
 
+    /// Indexes the order ids of a ledger [`Split::range_to_encode`] gave,
+    /// so that it finds orders by their ids as [`Split::range`]'s do.
+    pub fn reindex_order_ids(&mut self) {
+        self.order_ids.reindex();
+    }
+
     /// Whether this ledger holds any event of `order_id` (paid or not).
     pub fn knows_order(&self, order_id: &str) -> bool {
         self.order_ids.find(order_id).is_some()
@@ -225,6 +231,20 @@ impl Split<'_> {
     /// shops of partition `p` with their orders and top-ups, and every
     /// order not yet paid (see [`Ledger::split`]).
     pub fn range(&self, wanted: std::ops::Range<u32>) -> Vec<Ledger> {
+        let mut out = self.range_to_encode(wanted);
+        for ledger in &mut out {
+            ledger.order_ids.reindex();
+        }
+        out
+    }
+
+    /// [`Split::range`]'s ledgers for a writer that only encodes them (and
+    /// makes their excerpts): their order ids are not indexed, so until
+    /// [`Ledger::reindex_order_ids`] none finds an order by its id. An
+    /// encoding holds no index (a decoded ledger builds its own as it
+    /// loads), and building one for each part was a hash and a random
+    /// write per order, thrown away.
+    pub fn range_to_encode(&self, wanted: std::ops::Range<u32>) -> Vec<Ledger> {
         let whole = self.ledger;
         let parts = self.parts;
         let wanted = wanted.start.min(parts)..wanted.end.min(parts);
@@ -338,9 +358,6 @@ impl Split<'_> {
             }
         }
         copy_waiting(&ahead[..waiting], &mut out);
-        for ledger in &mut out {
-            ledger.order_ids.reindex();
-        }
         // The shops' order lists and settle-day indexes, renumbered.
         for (shop, rec) in whole.shops.iter().enumerate() {
             let (part, index) = self.shop_to[shop];
@@ -365,16 +382,24 @@ impl Split<'_> {
 }
 
 impl Ledger {
-    /// Reads the tracking numbers of `orders` (see [`Split::range`]).
+    /// Reads the tracking numbers of `orders` (see [`Split::range`]): the
+    /// orders' records and events first, then the numbers, so that the
+    /// reads of each step, which depend on the step before, overlap.
     fn touch_tracking(&self, orders: &[u32]) {
-        let mut touched = 0u8;
+        let mut numbers = [0u32; 2 * TOUCH_AHEAD];
+        let mut found = 0;
         for &order in orders {
             for event in self.orders[order as usize].events.as_slice() {
-                if let Some(tracking) = event.tracking() {
-                    let text = self.tracking_nos.get(tracking);
-                    touched ^= text.as_bytes().first().copied().unwrap_or(0);
+                if let (Some(tracking), Some(slot)) = (event.tracking(), numbers.get_mut(found)) {
+                    *slot = tracking;
+                    found += 1;
                 }
             }
+        }
+        let mut touched = 0u8;
+        for &tracking in &numbers[..found] {
+            let text = self.tracking_nos.get(tracking);
+            touched ^= text.as_bytes().first().copied().unwrap_or(0);
         }
         // Kept, or the reads would be optimised away.
         std::hint::black_box(touched);
