@@ -61,7 +61,7 @@ use std::path::{Path, PathBuf};
 use penalty_core::ledger::partition::fnv1a64;
 use penalty_core::Ledger;
 
-use crate::snapshot::{io_error, replace_file, SnapshotEnd};
+use crate::snapshot::{io_error, replace_file_with, SnapshotEnd};
 use crate::StoreError;
 
 /// The file's name in the data directory.
@@ -130,71 +130,176 @@ pub fn write_with(
     ledger: &Ledger,
     excerpt_orders: usize,
 ) -> Result<(), StoreError> {
-    // The parts are split off and encoded a batch at a time, so that only
-    // a batch's copy of the ledger is held beside it, not a second whole.
-    // Each part gives its own encoding, its excerpts' and its index
-    // entries (the hash of each paid order id, with its excerpt's number
-    // among the part's, or `u32::MAX` for the part itself).
-    let mut encoded: Vec<Encoded> = (0..PARTS).map(|_| Encoded::default()).collect();
-    for (batch, outs) in encoded.chunks_mut(PARTS_AT_ONCE as usize).enumerate() {
-        let first = batch as u32 * PARTS_AT_ONCE;
-        let parts = ledger.split_range(PARTS, first..first + PARTS_AT_ONCE);
+    let split = ledger.splitting(PARTS);
+    let layout = Layout::of(&split, excerpt_orders);
+    let mut unencodable = false;
+    let written = replace_file_with(dir, PARTS_FILE, |file| {
+        match write_sections(file, end, &split, &layout, excerpt_orders)? {
+            Some(_) => Ok(()),
+            None => {
+                unencodable = true;
+                Err(std::io::Error::other("a part did not encode"))
+            }
+        }
+    });
+    match written {
+        // Serialising plain data into memory cannot fail; if it ever did,
+        // no file is better than a wrong one.
+        Err(_) if unencodable => Ok(()),
+        Err(error) => Err(error),
+        Ok(()) => Ok(()),
+    }
+}
+
+/// Where a partitioned snapshot's sections go, known before any part is
+/// made: the sections' and index entries' numbers fix the directory's
+/// size, so each part is written where it belongs as soon as it is
+/// encoded, not held until the last (a third of the file, at a million
+/// orders, no longer held beside the ledger).
+struct Layout {
+    /// Every section: the parts, then the excerpts of each part in turn.
+    sections: usize,
+    /// The section number of each part's first excerpt, when it has
+    /// excerpts and they fit in the directory's 16-bit numbers (past
+    /// that, a part's orders are read from the part).
+    first_excerpt: Vec<Option<usize>>,
+    /// How many excerpts each part has.
+    excerpts: Vec<usize>,
+    /// Index entries: one per paid order.
+    entries: usize,
+    bits: u32,
+    /// Where the first section starts.
+    sections_at: u64,
+}
+
+impl Layout {
+    fn of(split: &penalty_core::ledger::partition::Split<'_>, excerpt_orders: usize) -> Layout {
+        let excerpts = split.excerpts_by_part(excerpt_orders);
+        let mut sections = excerpts.len();
+        let first_excerpt = excerpts
+            .iter()
+            .map(|&count| {
+                let first = sections;
+                let fits = first + count <= usize::from(u16::MAX);
+                (fits && count > 0).then(|| {
+                    sections += count;
+                    first
+                })
+            })
+            .collect();
+        let entries = split.paid_orders();
+        let wanted = entries.div_ceil(ENTRIES_PER_BUCKET).max(1);
+        let bits = wanted.next_power_of_two().trailing_zeros().min(24);
+        let dir_len = sections * SECTION_BYTES + bucket_table_bytes(1 << bits) + 4;
+        Layout {
+            sections,
+            first_excerpt,
+            excerpts,
+            entries,
+            bits,
+            sections_at: (HEADER_BYTES + dir_len + entries * ENTRY_BYTES) as u64,
+        }
+    }
+}
+
+/// Writes the partitioned snapshot into `file`: each part where
+/// [`Layout`] puts it as its batch is encoded, the excerpts after the
+/// last part, then the header, directory and index at the start. The
+/// bytes written, or `None` when a part did not encode as laid out.
+fn write_sections(
+    file: &File,
+    end: &SnapshotEnd,
+    split: &penalty_core::ledger::partition::Split<'_>,
+    layout: &Layout,
+    excerpt_orders: usize,
+) -> std::io::Result<Option<u64>> {
+    // Each section's (offset, length, CRC), by section number.
+    let mut table: Vec<(u64, u32, u32)> = vec![(0, 0, 0); layout.sections];
+    let mut at = layout.sections_at;
+    // The excerpts, in section order: they follow every part.
+    let mut excerpts: Vec<Vec<u8>> = Vec::new();
+    let mut index: Vec<(u64, u16)> = Vec::with_capacity(layout.entries);
+    // A serialisation buffer for each encoding thread, kept across parts.
+    let mut scratch = [Vec::new(), Vec::new()];
+    for first in (0..PARTS).step_by(PARTS_AT_ONCE as usize) {
+        // The parts are split off and encoded a batch at a time, so that
+        // only a batch's copy of the ledger is held beside it, not a
+        // second whole.
+        let parts = split.range_to_encode(first..first + PARTS_AT_ONCE);
+        let mut encoded: Vec<Encoded> = (0..parts.len()).map(|_| Encoded::default()).collect();
         // Encoding is most of the cost: two threads, each every other part.
         std::thread::scope(|scope| {
-            let (even, odd): (Vec<_>, Vec<_>) = outs
+            let (even, odd): (Vec<_>, Vec<_>) = encoded
                 .iter_mut()
                 .zip(&parts)
                 .enumerate()
                 .partition(|(i, _)| i % 2 == 0);
-            for half in [even, odd] {
+            for (half, scratch) in [even, odd].into_iter().zip(scratch.iter_mut()) {
                 scope.spawn(move || {
                     for (_, (out, part)) in half {
-                        *out = Encoded::of(part, excerpt_orders);
+                        *out = Encoded::of(part, excerpt_orders, scratch);
                     }
                 });
             }
         });
-    }
-    if encoded.iter().any(|e| e.part.is_empty()) {
-        return Ok(());
-    }
-    // Sections: the parts in partition order, then each part's excerpts.
-    // Index entries name a section; an order at home in an excerpt names
-    // that excerpt. Past u16's range, excerpts are left out (their orders
-    // are read from their part).
-    let mut sections: Vec<(&[u8], u16, u16)> = encoded
-        .iter()
-        .enumerate()
-        .map(|(p, e)| (e.part.as_slice(), p as u16, p as u16))
-        .collect();
-    let mut index: Vec<(u64, u16)> = Vec::new();
-    for (p, part) in encoded.iter().enumerate() {
-        let first = sections.len();
-        let fits = first + part.excerpts.len() <= usize::from(u16::MAX);
-        if fits {
-            for (i, excerpt) in part.excerpts.iter().enumerate() {
-                // The rest of a part's shops, each whole, is of the part's
-                // family: read as the part is, without an excerpt's checks.
-                let family = if part.rest == Some(i as u32) {
-                    p
-                } else {
-                    first
+        drop(parts);
+        for (p, part) in (first as usize..).zip(encoded) {
+            // An excerpt that did not encode, or excerpts other than laid
+            // out, would move every later section: no file then.
+            if part.part.is_empty()
+                || part.excerpts.iter().any(Vec::is_empty)
+                || part.excerpts.len() != layout.excerpts[p]
+            {
+                return Ok(None);
+            }
+            file.write_all_at(&part.part, at)?;
+            table[p] = (at, part.part.len() as u32, crc32fast::hash(&part.part));
+            at += part.part.len() as u64;
+            let first_excerpt = layout.first_excerpt[p];
+            index.extend(part.entries.iter().map(|&(hash, excerpt)| {
+                let section = match first_excerpt {
+                    Some(first) if excerpt != u32::MAX => first + excerpt as usize,
+                    _ => p,
                 };
-                sections.push((excerpt.as_slice(), p as u16, family as u16));
+                (hash, section as u16)
+            }));
+            if first_excerpt.is_some() {
+                excerpts.extend(part.excerpts);
             }
         }
-        index.extend(part.entries.iter().map(|&(hash, excerpt)| {
-            let section = if fits && excerpt != u32::MAX {
-                first + excerpt as usize
-            } else {
-                p
-            };
-            (hash, section as u16)
-        }));
     }
+    if index.len() != layout.entries {
+        return Ok(None);
+    }
+    // Sections: the parts in partition order, then each part's excerpts.
+    // An excerpt's family is its part's first excerpt, but for the one
+    // holding the rest of a part's shops whole, which is of the part's
+    // family: read as the part is, without an excerpt's checks.
+    let mut families: Vec<(u16, u16)> = (0..PARTS as u16).map(|p| (p, p)).collect();
+    let mut section = PARTS as usize;
+    for (p, first) in layout.first_excerpt.iter().enumerate() {
+        let Some(first) = *first else { continue };
+        for i in 0..layout.excerpts[p] {
+            let family = if i + 1 == layout.excerpts[p] && layout.excerpts[p] > 0 {
+                // The last excerpt of a part with large shops holds the
+                // rest of its shops whole.
+                p
+            } else {
+                first
+            };
+            families.push((p as u16, family as u16));
+        }
+        section += layout.excerpts[p];
+    }
+    debug_assert_eq!(section, layout.sections);
+    for (bytes, entry) in excerpts.iter().zip(&mut table[PARTS as usize..]) {
+        file.write_all_at(bytes, at)?;
+        *entry = (at, bytes.len() as u32, crc32fast::hash(bytes));
+        at += bytes.len() as u64;
+    }
+    drop(excerpts);
     index.sort_unstable();
-    let wanted = index.len().div_ceil(ENTRIES_PER_BUCKET).max(1);
-    let bits = wanted.next_power_of_two().trailing_zeros().min(24);
+    let bits = layout.bits;
     let buckets = 1usize << bits;
     let mut starts = vec![0u32; buckets + 1];
     for (hash, _) in &index {
@@ -208,6 +313,7 @@ pub fn write_with(
         entries.extend_from_slice(&hash.to_be_bytes());
         entries.extend_from_slice(&section.to_be_bytes());
     }
+    drop(index);
     let bucket_crcs: Vec<u32> = (0..buckets)
         .map(|b| {
             crc32fast::hash(
@@ -215,16 +321,14 @@ pub fn write_with(
             )
         })
         .collect();
-    let dir_len = sections.len() * SECTION_BYTES + bucket_table_bytes(buckets) + 4;
-    let mut offset = (HEADER_BYTES + dir_len + entries.len()) as u64;
+    let dir_len = layout.sections * SECTION_BYTES + bucket_table_bytes(buckets) + 4;
     let mut directory = Vec::with_capacity(dir_len);
-    for (bytes, part, family) in &sections {
+    for ((offset, len, crc), (part, family)) in table.iter().zip(&families) {
         directory.extend_from_slice(&offset.to_be_bytes());
-        directory.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-        directory.extend_from_slice(&crc32fast::hash(bytes).to_be_bytes());
+        directory.extend_from_slice(&len.to_be_bytes());
+        directory.extend_from_slice(&crc.to_be_bytes());
         directory.extend_from_slice(&part.to_be_bytes());
         directory.extend_from_slice(&family.to_be_bytes());
-        offset += bytes.len() as u64;
     }
     for start in &starts {
         directory.extend_from_slice(&start.to_be_bytes());
@@ -232,7 +336,7 @@ pub fn write_with(
     for crc in &bucket_crcs {
         directory.extend_from_slice(&crc.to_be_bytes());
     }
-    let table_crc = crc32fast::hash(&directory[sections.len() * SECTION_BYTES..]);
+    let table_crc = crc32fast::hash(&directory[layout.sections * SECTION_BYTES..]);
     directory.extend_from_slice(&table_crc.to_be_bytes());
     let mut header = [0u8; HEADER_BYTES];
     header[0..4].copy_from_slice(MAGIC);
@@ -242,24 +346,27 @@ pub fn write_with(
     header[24..32].copy_from_slice(&end.block_offset.to_be_bytes());
     header[32..36].copy_from_slice(&end.block_len.to_be_bytes());
     header[36..40].copy_from_slice(&end.block_crc.to_be_bytes());
-    header[40..44].copy_from_slice(&(encoded.len() as u32).to_be_bytes());
+    header[40..44].copy_from_slice(&PARTS.to_be_bytes());
     header[44..48].copy_from_slice(&bits.to_be_bytes());
-    header[48..56].copy_from_slice(&(index.len() as u64).to_be_bytes());
-    header[56..60].copy_from_slice(&(sections.len() as u32).to_be_bytes());
+    header[48..56].copy_from_slice(&(layout.entries as u64).to_be_bytes());
+    header[56..60].copy_from_slice(&(layout.sections as u32).to_be_bytes());
     let mut crc = crc32fast::Hasher::new();
     crc.update(&header[0..60]);
-    crc.update(&directory[..sections.len() * SECTION_BYTES]);
+    crc.update(&directory[..layout.sections * SECTION_BYTES]);
     header[60..64].copy_from_slice(&crc.finalize().to_be_bytes());
-    let mut chunks: Vec<&[u8]> = vec![&header, &directory, &entries];
-    chunks.extend(sections.iter().map(|(bytes, _, _)| *bytes));
-    replace_file(dir, PARTS_FILE, &chunks)?;
+    let mut start = Vec::with_capacity(HEADER_BYTES + directory.len() + entries.len());
+    start.extend_from_slice(&header);
+    start.extend_from_slice(&directory);
+    start.extend_from_slice(&entries);
+    debug_assert_eq!(start.len() as u64, layout.sections_at);
+    file.write_all_at(&start, 0)?;
     tracing::debug!(
         seq = end.seq,
-        bytes = offset,
-        sections = sections.len(),
+        bytes = at,
+        sections = layout.sections,
         "wrote the partitioned snapshot"
     );
-    Ok(())
+    Ok(Some(at))
 }
 
 /// One part, encoded with its excerpts, and its index entries.
@@ -267,44 +374,42 @@ pub fn write_with(
 struct Encoded {
     part: Vec<u8>,
     excerpts: Vec<Vec<u8>>,
-    /// Which of `excerpts` holds the part's other shops whole.
-    rest: Option<u32>,
     /// (FNV-1a 64 of a paid order id, its excerpt among `excerpts` or
     /// `u32::MAX` for the part).
     entries: Vec<(u64, u32)>,
 }
 
 impl Encoded {
-    fn of(part: &Ledger, excerpt_orders: usize) -> Encoded {
+    /// `scratch` holds each ledger's serialisation before its compression.
+    fn of(part: &Ledger, excerpt_orders: usize, scratch: &mut Vec<u8>) -> Encoded {
         let excerpts = part.excerpts(excerpt_orders);
+        // The excerpt holding the part's other shops whole is the last.
+        debug_assert!(excerpts
+            .rest
+            .is_none_or(|rest| rest as usize + 1 == excerpts.ledgers.len()));
         let entries = excerpts
             .homes(part)
             .map(|(order, home)| (fnv1a64(order.as_bytes()), home.unwrap_or(u32::MAX)))
             .collect();
-        let mut encoded = Encoded {
-            part: encode(part),
-            excerpts: excerpts.ledgers.iter().map(encode).collect(),
-            rest: excerpts.rest,
+        Encoded {
+            part: encode(part, scratch),
+            excerpts: excerpts
+                .ledgers
+                .iter()
+                .map(|ledger| encode(ledger, scratch))
+                .collect(),
             entries,
-        };
-        // An excerpt that failed to encode is left out: its orders are
-        // read from the part.
-        if encoded.excerpts.iter().any(Vec::is_empty) {
-            encoded.excerpts.clear();
-            encoded.rest = None;
-            for entry in &mut encoded.entries {
-                entry.1 = u32::MAX;
-            }
         }
-        encoded
     }
 }
 
-fn encode(ledger: &Ledger) -> Vec<u8> {
-    // Serialising plain data into memory cannot fail; if it ever did, no
-    // file is better than a wrong one (the caller writes none).
-    match bincode::serialize(ledger) {
-        Ok(bytes) => lz4_flex::compress_prepend_size(&bytes),
+/// The LZ4 block (size prepended) of the bincode of `ledger`, serialised
+/// into `scratch` (bincode's own `serialize` walks the ledger twice: once
+/// for the size, once to write); empty if it does not serialise.
+fn encode(ledger: &Ledger, scratch: &mut Vec<u8>) -> Vec<u8> {
+    scratch.clear();
+    match bincode::serialize_into(&mut *scratch, ledger) {
+        Ok(()) => lz4_flex::compress_prepend_size(scratch),
         Err(_) => Vec::new(),
     }
 }

@@ -185,7 +185,7 @@ pub(crate) fn replace_file(dir: &Path, name: &str, chunks: &[&[u8]]) -> Result<(
 
 /// Replaces `dir/name` atomically by what `contents` writes into a
 /// temporary file, as [`replace_file`] does.
-fn replace_file_with(
+pub(crate) fn replace_file_with(
     dir: &Path,
     name: &str,
     contents: impl FnOnce(&File) -> std::io::Result<()>,

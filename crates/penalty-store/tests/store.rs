@@ -848,6 +848,128 @@ fn a_streamed_snapshot_and_parts_split_by_range_are_the_same_bytes() {
         for (part, same) in parts.iter().zip(&whole[from..to]) {
             assert!(bincode::serialize(part).unwrap() == bincode::serialize(same).unwrap());
         }
+        // The parts a writer only encodes are the same, and once their
+        // order ids are indexed they find every paid order they hold.
+        let unindexed = projection
+            .ledger
+            .splitting(PARTS)
+            .range_to_encode(range.clone());
+        assert!(unindexed == parts, "parts to encode {range:?}");
+        for (mut part, same) in unindexed.into_iter().zip(&parts) {
+            assert!(bincode::serialize(&part).unwrap() == bincode::serialize(same).unwrap());
+            part.reindex_order_ids();
+            for (order, _) in same.excerpts(usize::MAX / 4).homes(same) {
+                assert!(part.holds_paid_order(order), "{order}");
+            }
+        }
+    }
+}
+
+/// The partitioned snapshot, whose sections are laid out before any part
+/// is made and each part written as its batch is encoded, is the file its
+/// module documents, byte for byte: after the header, the directory and
+/// the index, each part in partition order, then each part's excerpts,
+/// back to back, each the LZ4 block of the bincode of the ledger a split
+/// and its excerpts give, named in the section table with its partition
+/// and family; the index sends each paid order to its home. With
+/// excerpts of several sizes, so that parts have none, some or many.
+#[test]
+fn a_partitioned_snapshot_is_each_part_and_excerpt_back_to_back() {
+    use penalty_store::parts::{self, Parts, PARTS, PARTS_FILE};
+    let mut jsonl = Vec::new();
+    penalty_gen::generate(
+        &penalty_gen::GenOptions {
+            orders: 3000,
+            shops: 40,
+            seed: 4,
+        },
+        &mut jsonl,
+    )
+    .unwrap();
+    let text = String::from_utf8(jsonl).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    ingest_lines(&mut log, &lines);
+    let policy = penalty_core::Policy::default();
+    let projection = save_projection(&log, &policy);
+    let ledger = &projection.ledger;
+    let end = Parts::open(dir.path()).unwrap().unwrap().end;
+    let be_u64 = |b: &[u8], at: usize| u64::from_be_bytes(b[at..at + 8].try_into().unwrap());
+    let be_u32 = |b: &[u8], at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap());
+    let be_u16 = |b: &[u8], at: usize| u16::from_be_bytes(b[at..at + 2].try_into().unwrap());
+    let encode =
+        |l: &penalty_core::Ledger| lz4_flex::compress_prepend_size(&bincode::serialize(l).unwrap());
+    for excerpt_orders in [1, 8, 40, 1_000_000] {
+        parts::write_with(dir.path(), &end, ledger, excerpt_orders).unwrap();
+        let bytes = std::fs::read(dir.path().join(PARTS_FILE)).unwrap();
+        // The sections a split and its excerpts give, in section order:
+        // (bytes, partition, family), and each paid order's home.
+        let split = ledger.split(PARTS);
+        let mut expected: Vec<(Vec<u8>, u16, u16)> = split
+            .iter()
+            .enumerate()
+            .map(|(p, part)| (encode(part), p as u16, p as u16))
+            .collect();
+        let mut homes: Vec<(String, u32)> = Vec::new();
+        let mut with_excerpts = 0;
+        for (p, part) in split.iter().enumerate() {
+            let excerpts = part.excerpts(excerpt_orders);
+            let first = expected.len() as u32;
+            with_excerpts += usize::from(!excerpts.ledgers.is_empty());
+            for (i, excerpt) in excerpts.ledgers.iter().enumerate() {
+                let family = if excerpts.rest == Some(i as u32) {
+                    p as u32
+                } else {
+                    first
+                };
+                expected.push((encode(excerpt), p as u16, family as u16));
+            }
+            homes.extend(
+                excerpts
+                    .homes(part)
+                    .map(|(order, home)| (order.to_owned(), home.map_or(p as u32, |h| first + h))),
+            );
+        }
+        if excerpt_orders == 1_000_000 {
+            assert_eq!(with_excerpts, 0);
+        } else {
+            assert!(with_excerpts > 0, "{excerpt_orders}");
+        }
+        let sections = be_u32(&bytes, 56) as usize;
+        let entries = be_u64(&bytes, 48) as usize;
+        let buckets = 1usize << be_u32(&bytes, 44);
+        assert_eq!(be_u32(&bytes, 40), PARTS);
+        assert_eq!(sections, expected.len(), "{excerpt_orders}");
+        assert_eq!(entries, homes.len());
+        let mut at = (64 + sections * 20 + (2 * buckets + 1) * 4 + 4 + entries * 10) as u64;
+        for (s, (section, partition, family)) in expected.iter().enumerate() {
+            let row = 64 + s * 20;
+            assert_eq!(be_u64(&bytes, row), at, "section {s}");
+            assert_eq!(
+                be_u32(&bytes, row + 8) as usize,
+                section.len(),
+                "section {s}"
+            );
+            assert_eq!(be_u32(&bytes, row + 12), crc32fast::hash(section));
+            assert_eq!(be_u16(&bytes, row + 16), *partition);
+            assert_eq!(be_u16(&bytes, row + 18), *family, "section {s}");
+            let from = at as usize;
+            assert!(
+                bytes[from..from + section.len()] == section[..],
+                "section {s}"
+            );
+            at += section.len() as u64;
+        }
+        assert_eq!(at, bytes.len() as u64, "nothing after the last section");
+        let stored = Parts::open(dir.path()).unwrap().unwrap();
+        stored.check().unwrap();
+        for (order, home) in &homes {
+            assert!(
+                stored.order_sections(order).unwrap().contains(home),
+                "{order}"
+            );
+        }
     }
 }
 

@@ -68,6 +68,43 @@ impl Excerpts {
     }
 }
 
+/// Whether a shop of `orders` orders gets excerpts of `home_orders` home
+/// orders each (more than twice that), or is read whole.
+fn has_excerpts(orders: usize, home_orders: usize) -> bool {
+    orders > 2 * home_orders.max(1)
+}
+
+/// The home orders of each excerpt of a shop of `orders` orders but the
+/// last: the orders shared out evenly over as many groups as `home_orders`
+/// each makes.
+fn group_orders(orders: usize, home_orders: usize) -> usize {
+    let groups = orders.div_ceil(home_orders.max(1)).max(1);
+    orders.div_ceil(groups).max(1)
+}
+
+impl super::partition::Split<'_> {
+    /// How many excerpts [`Ledger::excerpts`] makes of each part of this
+    /// split, by part: one per group of each large shop, and one more with
+    /// the part's other shops whole when it has any large shop. So a
+    /// writer knows the sections of every part before making any.
+    pub fn excerpts_by_part(&self, home_orders: usize) -> Vec<usize> {
+        let mut counts = vec![0usize; self.parts() as usize];
+        let mut large = vec![false; self.parts() as usize];
+        for (shop, rec) in self.whole().shops.iter().enumerate() {
+            let orders = rec.orders.len();
+            if has_excerpts(orders, home_orders) {
+                let part = self.part_of_shop(shop as u32) as usize;
+                counts[part] += orders.div_ceil(group_orders(orders, home_orders));
+                large[part] = true;
+            }
+        }
+        for (count, large) in counts.iter_mut().zip(large) {
+            *count += usize::from(large);
+        }
+        counts
+    }
+}
+
 impl Ledger {
     /// Excerpts of the shops with more than twice `home_orders` orders,
     /// each of about `home_orders` home orders. A shop's orders are grouped
@@ -86,7 +123,7 @@ impl Ledger {
         // An order's index in the excerpt being made, reset after each.
         let mut local = vec![u32::MAX; self.orders.len()];
         for (shop, rec) in self.shops.iter().enumerate() {
-            if rec.orders.len() <= 2 * home_orders {
+            if !has_excerpts(rec.orders.len(), home_orders) {
                 continue;
             }
             // Each order of the shop under each day it could ever have a
@@ -108,8 +145,8 @@ impl Ledger {
             }
             possible.sort_unstable();
             keyed.sort_unstable();
-            let groups = keyed.len().div_ceil(home_orders);
-            let per_group = keyed.len().div_ceil(groups);
+            let per_group = group_orders(keyed.len(), home_orders);
+            let groups = keyed.len().div_ceil(per_group);
             let first = ledgers.len() as u32;
             for (group, chunk) in keyed.chunks(per_group).enumerate() {
                 for (_, o) in chunk {
@@ -193,7 +230,7 @@ impl Ledger {
         if !ledgers.is_empty() {
             let rest = ledgers.len() as u32;
             let small: Vec<usize> = (0..self.shops.len())
-                .filter(|s| self.shops[*s].orders.len() <= 2 * home_orders)
+                .filter(|s| !has_excerpts(self.shops[*s].orders.len(), home_orders))
                 .collect();
             let mut members: Vec<u32> = unpaid;
             for &shop in &small {

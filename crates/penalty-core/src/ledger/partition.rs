@@ -111,142 +111,54 @@ impl Ledger {
     /// encodes the parts a few at a time holds a copy of only those, not a
     /// second copy of the whole ledger.
     pub fn split_range(&self, parts: u32, wanted: std::ops::Range<u32>) -> Vec<Ledger> {
+        self.splitting(parts).range(wanted)
+    }
+
+    /// The plan of a split into `parts` partitions, for a caller that takes
+    /// the parts a range at a time ([`Split::range`]): where each shop and
+    /// each order goes is found once, not in every range. Must not be
+    /// called during a bulk fold.
+    pub fn splitting(&self, parts: u32) -> Split<'_> {
         let parts = parts.max(1);
-        let wanted = wanted.start.min(parts)..wanted.end.min(parts);
-        let first = wanted.start;
-        let mut out: Vec<Ledger> = wanted
-            .clone()
-            .map(|_| Ledger::new(self.policy.clone()))
+        // Each shop's part and its index there: shops are copied in this
+        // ledger's order, so a shop's index is the count of its part's
+        // shops before it.
+        let mut shops_in: Vec<u32> = vec![0; parts as usize];
+        let shop_to: Vec<(u32, u32)> = (0..self.shops.len() as u32)
+            .map(|shop| {
+                let part = partition_of(self.shop_ids.get(shop), parts);
+                let index = shops_in[part as usize];
+                shops_in[part as usize] += 1;
+                (part, index)
+            })
             .collect();
-        // Shops first, in this ledger's order: their index in their part
-        // (shops of other parts are left out: u32::MAX).
-        let mut shop_to: Vec<(u32, u32)> = Vec::with_capacity(self.shops.len());
-        for shop in 0..self.shops.len() as u32 {
-            let id = self.shop_ids.get(shop);
-            let part = partition_of(id, parts);
-            if !wanted.contains(&part) {
-                shop_to.push((part, u32::MAX));
-                continue;
-            }
-            let ledger = &mut out[(part - first) as usize];
-            // Interning a known number of distinct ids cannot overflow
-            // where the whole ledger did not.
-            let index = ledger.shop_ids.intern(id).unwrap_or(0);
-            ledger.shops.push(ShopRec {
-                orders: Vec::new(),
-                topups: self.shops[shop as usize].topups.clone(),
-                days: Default::default(),
-            });
-            shop_to.push((part, index));
-        }
-        // Each part's orders and their ids' bytes, counted first, so that
-        // its order table and ids are allocated once at their size, not
-        // grown by doubling (a copy of each, and memory held twice).
-        let mut sizes: Vec<(usize, usize)> = vec![(0, 0); out.len()];
         let mut unpaid = (0, 0);
-        for (order, rec) in self.orders.iter().enumerate() {
-            let bytes = self.order_ids.len_of(order as u32);
-            let size = match rec.paid {
-                Some(paid) => {
-                    let (part, _) = shop_to[paid.shop as usize];
-                    if !wanted.contains(&part) {
-                        continue;
-                    }
-                    &mut sizes[(part - first) as usize]
-                }
-                None => &mut unpaid,
-            };
-            size.0 += 1;
-            size.1 += bytes;
-        }
-        for (ledger, (orders, bytes)) in out.iter_mut().zip(sizes) {
-            ledger.orders.reserve_exact(orders + unpaid.0);
-            ledger
-                .order_ids
-                .reserve_distinct(orders + unpaid.0, bytes + unpaid.1);
-        }
-        // Orders in this ledger's order; paid ones to their shop's part,
-        // the others to every part.
-        let mut order_to: Vec<u32> = vec![u32::MAX; self.orders.len()];
-        // Each order goes to a part once, so its id is pushed, not looked
-        // up (each part's table is built once at the end): consecutive
-        // orders go to random parts, and a probe into one of a thousand
-        // tables was a cache miss per order. A product's index in the part
-        // it was last copied to is kept (a shop's products stay in its
-        // part), so only a product new to a part is interned there.
-        let mut product_at: Vec<(u32, u32)> = vec![(u32::MAX, 0); self.product_ids.len()];
-        let mut copy =
-            |ledger: &mut Ledger, part: u32, order: u32, rec: &OrderRec, shop: Option<u32>| {
-                let index = ledger
-                    .order_ids
-                    .push_distinct(self.order_ids.get(order))
-                    .unwrap_or(0);
-                let mut paid = rec.paid;
-                if let (Some(paid), Some(shop)) = (paid.as_mut(), shop) {
-                    paid.shop = shop;
-                    let whole = paid.product as usize;
-                    paid.product = match product_at.get(whole) {
-                        Some(&(at, local)) if at == part => local,
-                        _ => {
-                            let local = ledger
-                                .product_ids
-                                .intern(self.product_ids.get(paid.product))
-                                .unwrap_or(0);
-                            if let Some(slot) = product_at.get_mut(whole) {
-                                *slot = (part, local);
-                            }
-                            local
-                        }
-                    };
-                }
-                self.push_copied_order(ledger, rec, paid);
-                index
-            };
-        for (order, rec) in self.orders.iter().enumerate() {
-            let order = order as u32;
-            match rec.paid {
-                Some(paid) => {
-                    let (part, shop) = shop_to[paid.shop as usize];
-                    if wanted.contains(&part) {
-                        order_to[order as usize] = copy(
-                            &mut out[(part - first) as usize],
-                            part,
-                            order,
-                            rec,
-                            Some(shop),
-                        );
-                    }
-                }
+        let order_part: Vec<u32> = self
+            .orders
+            .iter()
+            .enumerate()
+            .map(|(order, rec)| match rec.paid {
+                Some(paid) => shop_to[paid.shop as usize].0,
                 None => {
-                    for (at, ledger) in out.iter_mut().enumerate() {
-                        copy(ledger, first + at as u32, order, rec, None);
-                    }
+                    unpaid.0 += 1;
+                    unpaid.1 += self.order_ids.len_of(order as u32);
+                    UNPAID
                 }
-            }
+            })
+            .collect();
+        Split {
+            ledger: self,
+            parts,
+            shop_to,
+            order_part,
+            unpaid,
         }
-        for ledger in &mut out {
-            ledger.order_ids.reindex();
-        }
-        // The shops' order lists and settle-day indexes, renumbered.
-        for (shop, rec) in self.shops.iter().enumerate() {
-            let (part, index) = shop_to[shop];
-            if !wanted.contains(&part) {
-                continue;
-            }
-            let target = &mut out[(part - first) as usize].shops[index as usize];
-            target.orders = rec.orders.iter().map(|o| order_to[*o as usize]).collect();
-            target.days = rec
-                .days
-                .iter()
-                .map(|(day, entries)| (*day, renumbered(entries, &order_to)))
-                .collect();
-        }
-        for ledger in &mut out {
-            for shop in &ledger.shops {
-                debug_assert!(shop.orders.iter().all(|o| *o != u32::MAX));
-            }
-        }
-        out
+    }
+
+    /// Indexes the order ids of a ledger [`Split::range_to_encode`] gave,
+    /// so that it finds orders by their ids as [`Split::range`]'s do.
+    pub fn reindex_order_ids(&mut self) {
+        self.order_ids.reindex();
     }
 
     /// Whether this ledger holds any event of `order_id` (paid or not).
@@ -265,6 +177,232 @@ impl Ledger {
         self.order_ids
             .find(order_id)
             .is_some_and(|o| self.orders[o as usize].paid.is_some())
+    }
+}
+
+/// An order's part in [`Split::order_part`] when it is not paid yet (it
+/// goes to every part).
+const UNPAID: u32 = u32::MAX;
+
+/// How many orders' tracking numbers [`Split::range`] reads at once before
+/// copying them: about as many misses as a core keeps in flight.
+const TOUCH_AHEAD: usize = 8;
+
+/// A split of a ledger by partition of shops, planned once (see
+/// [`Ledger::splitting`]): each shop's part and index there, and each
+/// order's part (4 bytes an order), so that each range of parts reads the
+/// records of its own orders only, not every order's to find its part.
+#[derive(Debug)]
+pub struct Split<'a> {
+    ledger: &'a Ledger,
+    parts: u32,
+    /// Each shop's part and its index in that part.
+    shop_to: Vec<(u32, u32)>,
+    /// Each order's part, or [`UNPAID`].
+    order_part: Vec<u32>,
+    /// How many orders are not paid yet, and their ids' bytes: every part
+    /// holds them.
+    unpaid: (usize, usize),
+}
+
+impl Split<'_> {
+    /// How many parts.
+    pub fn parts(&self) -> u32 {
+        self.parts
+    }
+
+    /// The ledger being split.
+    pub fn whole(&self) -> &Ledger {
+        self.ledger
+    }
+
+    /// The part of shop number `shop` of the whole ledger (in range).
+    pub(super) fn part_of_shop(&self, shop: u32) -> u32 {
+        self.shop_to[shop as usize].0
+    }
+
+    /// How many orders of the whole ledger are paid: each has one entry in
+    /// the order index of a partitioned snapshot.
+    pub fn paid_orders(&self) -> usize {
+        self.ledger.orders.len() - self.unpaid.0
+    }
+
+    /// The ledgers of partitions `wanted`, in order: part `p` holds the
+    /// shops of partition `p` with their orders and top-ups, and every
+    /// order not yet paid (see [`Ledger::split`]).
+    pub fn range(&self, wanted: std::ops::Range<u32>) -> Vec<Ledger> {
+        let mut out = self.range_to_encode(wanted);
+        for ledger in &mut out {
+            ledger.order_ids.reindex();
+        }
+        out
+    }
+
+    /// [`Split::range`]'s ledgers for a writer that only encodes them (and
+    /// makes their excerpts): their order ids are not indexed, so until
+    /// [`Ledger::reindex_order_ids`] none finds an order by its id. An
+    /// encoding holds no index (a decoded ledger builds its own as it
+    /// loads), and building one for each part was a hash and a random
+    /// write per order, thrown away.
+    pub fn range_to_encode(&self, wanted: std::ops::Range<u32>) -> Vec<Ledger> {
+        let whole = self.ledger;
+        let parts = self.parts;
+        let wanted = wanted.start.min(parts)..wanted.end.min(parts);
+        let first = wanted.start;
+        let mut out: Vec<Ledger> = wanted
+            .clone()
+            .map(|_| Ledger::new(whole.policy.clone()))
+            .collect();
+        // Shops first, in the ledger's order (the plan's index of each).
+        for (shop, &(part, index)) in self.shop_to.iter().enumerate() {
+            if !wanted.contains(&part) {
+                continue;
+            }
+            let ledger = &mut out[(part - first) as usize];
+            // Interning a known number of distinct ids cannot overflow
+            // where the whole ledger did not.
+            let at = ledger.shop_ids.intern(whole.shop_ids.get(shop as u32));
+            debug_assert_eq!(at, Some(index), "the plan numbers shops as the copy does");
+            ledger.shops.push(ShopRec {
+                orders: Vec::new(),
+                topups: whole.shops[shop].topups.clone(),
+                days: Default::default(),
+            });
+        }
+        // Each part's orders and their ids' bytes, counted first, so that
+        // its order table and ids are allocated once at their size, not
+        // grown by doubling (a copy of each, and memory held twice).
+        let mut sizes: Vec<(usize, usize)> = vec![(0, 0); out.len()];
+        for (order, &part) in self.order_part.iter().enumerate() {
+            if wanted.contains(&part) {
+                let size = &mut sizes[(part - first) as usize];
+                size.0 += 1;
+                size.1 += whole.order_ids.len_of(order as u32);
+            }
+        }
+        for (ledger, (orders, bytes)) in out.iter_mut().zip(sizes) {
+            ledger.orders.reserve_exact(orders + self.unpaid.0);
+            ledger
+                .order_ids
+                .reserve_distinct(orders + self.unpaid.0, bytes + self.unpaid.1);
+        }
+        // Orders in the ledger's order; paid ones to their shop's part,
+        // the others to every part.
+        let mut order_to: Vec<u32> = vec![u32::MAX; whole.orders.len()];
+        // Each order goes to a part once, so its id is pushed, not looked
+        // up (each part's table is built once at the end): consecutive
+        // orders go to random parts, and a probe into one of a thousand
+        // tables was a cache miss per order. A product's index in the part
+        // it was last copied to is kept (a shop's products stay in its
+        // part), so only a product new to a part is interned there.
+        let mut product_at: Vec<(u32, u32)> = vec![(u32::MAX, 0); whole.product_ids.len()];
+        let mut copy =
+            |ledger: &mut Ledger, part: u32, order: u32, rec: &OrderRec, shop: Option<u32>| {
+                let index = ledger
+                    .order_ids
+                    .push_distinct(whole.order_ids.get(order))
+                    .unwrap_or(0);
+                let mut paid = rec.paid;
+                if let (Some(paid), Some(shop)) = (paid.as_mut(), shop) {
+                    paid.shop = shop;
+                    let at = paid.product as usize;
+                    paid.product = match product_at.get(at) {
+                        Some(&(to, local)) if to == part => local,
+                        _ => {
+                            let local = ledger
+                                .product_ids
+                                .intern(whole.product_ids.get(paid.product))
+                                .unwrap_or(0);
+                            if let Some(slot) = product_at.get_mut(at) {
+                                *slot = (part, local);
+                            }
+                            local
+                        }
+                    };
+                }
+                whole.push_copied_order(ledger, rec, paid);
+                index
+            };
+        // The orders to copy, a few at a time: their tracking numbers lie
+        // in the order shipments arrived, not in the orders' order, so each
+        // is a cache miss; read together first, the misses overlap, and the
+        // copy then finds them cached.
+        let mut ahead: [u32; TOUCH_AHEAD] = [0; TOUCH_AHEAD];
+        let mut waiting = 0;
+        let mut copy_waiting = |ahead: &[u32], out: &mut Vec<Ledger>| {
+            whole.touch_tracking(ahead);
+            for &order in ahead {
+                let rec = &whole.orders[order as usize];
+                match self.order_part[order as usize] {
+                    UNPAID => {
+                        for (at, ledger) in out.iter_mut().enumerate() {
+                            copy(ledger, first + at as u32, order, rec, None);
+                        }
+                    }
+                    part => {
+                        let shop = rec.paid.map(|paid| self.shop_to[paid.shop as usize].1);
+                        order_to[order as usize] =
+                            copy(&mut out[(part - first) as usize], part, order, rec, shop);
+                    }
+                }
+            }
+        };
+        for (order, &part) in self.order_part.iter().enumerate() {
+            if part == UNPAID || wanted.contains(&part) {
+                ahead[waiting] = order as u32;
+                waiting += 1;
+                if waiting == TOUCH_AHEAD {
+                    copy_waiting(&ahead, &mut out);
+                    waiting = 0;
+                }
+            }
+        }
+        copy_waiting(&ahead[..waiting], &mut out);
+        // The shops' order lists and settle-day indexes, renumbered.
+        for (shop, rec) in whole.shops.iter().enumerate() {
+            let (part, index) = self.shop_to[shop];
+            if !wanted.contains(&part) {
+                continue;
+            }
+            let target = &mut out[(part - first) as usize].shops[index as usize];
+            target.orders = rec.orders.iter().map(|o| order_to[*o as usize]).collect();
+            target.days = rec
+                .days
+                .iter()
+                .map(|(day, entries)| (*day, renumbered(entries, &order_to)))
+                .collect();
+        }
+        for ledger in &mut out {
+            for shop in &ledger.shops {
+                debug_assert!(shop.orders.iter().all(|o| *o != u32::MAX));
+            }
+        }
+        out
+    }
+}
+
+impl Ledger {
+    /// Reads the tracking numbers of `orders` (see [`Split::range`]): the
+    /// orders' records and events first, then the numbers, so that the
+    /// reads of each step, which depend on the step before, overlap.
+    fn touch_tracking(&self, orders: &[u32]) {
+        let mut numbers = [0u32; 2 * TOUCH_AHEAD];
+        let mut found = 0;
+        for &order in orders {
+            for event in self.orders[order as usize].events.as_slice() {
+                if let (Some(tracking), Some(slot)) = (event.tracking(), numbers.get_mut(found)) {
+                    *slot = tracking;
+                    found += 1;
+                }
+            }
+        }
+        let mut touched = 0u8;
+        for &tracking in &numbers[..found] {
+            let text = self.tracking_nos.get(tracking);
+            touched ^= text.as_bytes().first().copied().unwrap_or(0);
+        }
+        // Kept, or the reads would be optimised away.
+        std::hint::black_box(touched);
     }
 }
 
