@@ -691,6 +691,13 @@ mod tests {
         r#""order_id":"A2","shop_id":"S1","product_id":"P2","amount_fen":100"#,
     );
 
+    /// A1's judgment 1 revoked on 03-06, after its settle date.
+    const REVOKED_A1_1: (&str, &str, &str) = (
+        "judgment_revoked",
+        "2026-03-06T09:00:00+08:00",
+        r#""order_id":"A1","judgment":1"#,
+    );
+
     /// A walk stopped after every posting and resumed each time hands over
     /// what one walk does, and computes each shop's postings once, not
     /// once per stretch.
@@ -706,11 +713,7 @@ mod tests {
                     "2026-03-01T10:02:00+08:00",
                     r#""order_id":"B1","shop_id":"S2","product_id":"P1","amount_fen":100"#,
                 ),
-                (
-                    "judgment_revoked",
-                    "2026-03-06T09:00:00+08:00",
-                    r#""order_id":"A1","judgment":1"#,
-                ),
+                REVOKED_A1_1,
             ],
         );
         let as_of = t("2026-03-09T00:00:00+08:00");
@@ -773,15 +776,7 @@ mod tests {
     fn a_revocation_after_the_settle_date_refunds_and_frees_cap_room_with_causes() {
         let ledger = ledger(
             r#"{"shop_daily_cap_fen": 1000}"#,
-            &[
-                PAID_A1,
-                PAID_A2,
-                (
-                    "judgment_revoked",
-                    "2026-03-06T09:00:00+08:00",
-                    r#""order_id":"A1","judgment":1"#,
-                ),
-            ],
+            &[PAID_A1, PAID_A2, REVOKED_A1_1],
         );
         let report = ledger
             .postings("S1", t("2026-03-07T00:00:00+08:00"))
@@ -828,15 +823,7 @@ mod tests {
     fn every_correction_is_one_notice_with_its_cause() {
         let ledger = ledger(
             r#"{"shop_daily_cap_fen": 1000}"#,
-            &[
-                PAID_A1,
-                PAID_A2,
-                (
-                    "judgment_revoked",
-                    "2026-03-06T09:00:00+08:00",
-                    r#""order_id":"A1","judgment":1"#,
-                ),
-            ],
+            &[PAID_A1, PAID_A2, REVOKED_A1_1],
         );
         let as_of = t("2026-03-08T00:00:00+08:00");
         let all = ledger.notices("S1", as_of, None, 1000).unwrap();
