@@ -87,7 +87,7 @@ pub fn ingest(
 ) -> anyhow::Result<ExitCode> {
     let url = args.cluster.clone().unwrap_or_default();
     let inputs: Vec<(String, BufReader<Box<dyn io::Read + Send>>)> =
-        crate::commands::open_inputs(&args.files, lang)?
+        crate::inputs::open_inputs(&args.files, lang)?
             .into_iter()
             .map(|(name, _, reader)| (name, BufReader::new(reader)))
             .collect();
@@ -139,7 +139,7 @@ pub fn ingest(
             duplicates: total.duplicates,
             rejected: total.rejected,
         };
-        let mut text = crate::commands::ingest_summary(&counts, lang);
+        let mut text = crate::inputs::ingest_summary(&counts, lang);
         if total.rejected > 0 {
             text += &Phrase::RejectsAt.fill(lang, &[&rejects_path.display()]);
             text.push('\n');

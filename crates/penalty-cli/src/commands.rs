@@ -2,8 +2,8 @@
 //! renderers.
 
 use std::fs::File;
-use std::io::{self, BufWriter, IsTerminal, Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -23,6 +23,7 @@ use penalty_store::{EventLog, StoreError};
 use serde::Serialize;
 
 use crate::cli::*;
+use crate::inputs::{ingest_summary, open_inputs};
 use crate::output::{json_line, print, print_text};
 use crate::render;
 
@@ -532,29 +533,6 @@ impl IngestObserver for ProgressDisplay {
     }
 }
 
-/// The inputs of `penalty ingest` (one machine's and `--cluster`'s): each
-/// file's name, size when known, and reader; standard input for `-` or no
-/// file. Every input is opened first, so that a mistyped name stops the
-/// command before anything is ingested.
-pub(crate) type Input = (String, Option<u64>, Box<dyn Read + Send>);
-
-pub(crate) fn open_inputs(files: &[PathBuf], lang: Lang) -> anyhow::Result<Vec<Input>> {
-    let stdin = [PathBuf::from("-")];
-    let files = if files.is_empty() { &stdin[..] } else { files };
-    let mut inputs: Vec<Input> = Vec::new();
-    for path in files {
-        if path.as_os_str() == "-" {
-            inputs.push(("-".into(), None, Box::new(io::stdin())));
-        } else {
-            let file = File::open(path)
-                .with_context(|| Phrase::CannotOpenInput.fill(lang, &[&path.display()]))?;
-            let size = file.metadata().ok().map(|m| m.len());
-            inputs.push((path.display().to_string(), size, Box::new(file)));
-        }
-    }
-    Ok(inputs)
-}
-
 fn ingest(
     db: &Path,
     policy: &Policy,
@@ -712,18 +690,6 @@ fn ingest(
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// The counts of an ingest, one line, for `penalty ingest` and
-/// `penalty ingest --cluster`.
-pub(crate) fn ingest_summary(total: &IngestCounts, lang: Lang) -> String {
-    let counts: [&dyn std::fmt::Display; 4] = [
-        &total.read,
-        &total.appended,
-        &total.duplicates,
-        &total.rejected,
-    ];
-    format!("{}\n", Phrase::IngestCounts.fill(lang, &counts))
 }
 
 /// What an ingest that failed on input `name` leaves behind: `before` are

@@ -8,6 +8,7 @@
 mod cli;
 mod cluster;
 mod commands;
+mod inputs;
 mod output;
 mod render;
 

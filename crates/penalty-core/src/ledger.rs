@@ -47,7 +47,7 @@ use crate::report::*;
 use crate::time::{Day, UnixNs};
 use crate::view::{Names, OrderView};
 
-pub use postings::PostingCursor;
+pub use postings::{PostingCursor, PostingWalk};
 pub use rows::{OrderSort, RowsPage};
 
 use fold::FoldMode;

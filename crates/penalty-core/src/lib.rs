@@ -47,8 +47,8 @@ pub use event::{
     parse_line, AsParsed, Event, EventKind, KindRef, ParsedLine, ParsedLines, ParsedRef, Reject,
 };
 pub use ledger::at_risk::{AtRiskReport, Within, WithinError};
-pub use ledger::PostingCursor;
 pub use ledger::{ApplyError, Ledger, OrderIds, OrderIndex, OrderSort, QueryError, RowsPage};
+pub use ledger::{PostingCursor, PostingWalk};
 pub use policy::Policy;
 pub use ranking::{ShopRanking, ShopSort};
 pub use report::*;

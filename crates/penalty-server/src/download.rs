@@ -12,7 +12,10 @@
 //! whatever its size and however slowly it is read. Each stretch reads the
 //! ledger as it then is: every row is as of the asked `as_of`, and an event
 //! recorded during a pause may show in the rows after it, as in a cluster's
-//! download; `known_at` fixes the events read. A refusal found before the
+//! download; `known_at` fixes the events read. A postings download computes
+//! a shop's postings once, in the stretch that reaches the shop, and words
+//! them over the stretches that follow ([`penalty_core::PostingWalk`]), so
+//! its rows of one shop are of one moment. A refusal found before the
 //! first row (an unknown shop, a busy server) is still a JSON error with
 //! its status; the first chunk commits to 200.
 

@@ -1495,17 +1495,17 @@ impl PostingCsvAsk {
         })
     }
 
-    /// Writes the shop's postings after the one `after` names (a writer
-    /// called again after a pause resumes after the last it wrote, which
-    /// the core seeks to instead of wording those before again), and stops
-    /// when `out` pauses, naming in `after` the last posting written.
+    /// Writes the shop's postings after the last `walk` handed over (a
+    /// writer called again after a pause goes on from there, with the
+    /// shop's postings the walk computed in the first stretch, instead of
+    /// computing them again), and stops when `out` pauses.
     fn write(
         &self,
         ledger: &penalty_core::Ledger,
         shop_id: &str,
         as_of: UnixNs,
         out: &mut impl crate::download::CsvSink,
-        after: &mut Option<penalty_core::PostingCursor>,
+        walk: &mut penalty_core::PostingWalk,
     ) -> Result<(), ApiError> {
         let PostingCsvAsk { from, to, excel } = *self;
         if !out.started() {
@@ -1522,19 +1522,13 @@ impl PostingCsvAsk {
             Paused,
             Failed(ApiError),
         }
-        let resume = after.take();
-        let walked =
-            ledger.each_posting_after(as_of, Some(shop_id), from, to, resume.as_ref(), |posting| {
-                out.push(&posting.csv_line(excel)).map_err(Stop::Failed)?;
-                if out.paused() {
-                    let cursor = ledger.posting_cursor(&posting).ok_or_else(|| {
-                        Stop::Failed(ApiError::internal("a posting's dates do not read back"))
-                    })?;
-                    *after = Some(cursor);
-                    return Err(Stop::Paused);
-                }
-                Ok(())
-            });
+        let walked = ledger.each_posting_walked(as_of, Some(shop_id), from, to, walk, |posting| {
+            out.push(&posting.csv_line(excel)).map_err(Stop::Failed)?;
+            if out.paused() {
+                return Err(Stop::Paused);
+            }
+            Ok(())
+        });
         match walked {
             Ok(()) | Err(Stop::Paused) => Ok(()),
             Err(Stop::Failed(error)) => Err(error),
@@ -1753,7 +1747,13 @@ impl ShopQuestion {
             }
             ShopQuestion::PostingsCsv(asked) => {
                 let mut text = String::new();
-                asked.write(ledger, shop_id, as_of, &mut text, &mut None)?;
+                asked.write(
+                    ledger,
+                    shop_id,
+                    as_of,
+                    &mut text,
+                    &mut penalty_core::PostingWalk::default(),
+                )?;
                 ShopAnswerBody::PostingsCsv(text)
             }
             ShopQuestion::Notices(asked) => {
@@ -1832,13 +1832,13 @@ fn shop_route_handler(route: ShopRoute) -> MethodRouter<AppState> {
             let (question, when) = route.asked(query.as_deref(), state.policy())?;
             confined_shop(access.confined_to(), &shop_id, when.as_of, state.policy())?;
             if let ShopQuestion::PostingsCsv(asked) = question {
-                let mut after = None;
+                let mut walk = penalty_core::PostingWalk::default();
                 return crate::download::csv(
                     &state,
                     &access,
                     when.known_at,
                     POSTINGS_CSV_DISPOSITION,
-                    move |ledger, out| asked.write(ledger, &shop_id, when.as_of, out, &mut after),
+                    move |ledger, out| asked.write(ledger, &shop_id, when.as_of, out, &mut walk),
                 )
                 .await;
             }

@@ -81,6 +81,58 @@ pub struct PostingCursor {
     judgment: u8,
 }
 
+/// A walk of the postings that stops and is resumed
+/// ([`Ledger::each_posting_walked`]), as a download does when its client
+/// falls behind: where it stopped, and the postings of the shop it stopped
+/// in, so that a resumed walk words the shop's next postings instead of
+/// computing the shop's postings again. A walk's cost is then one R5 walk
+/// per shop plus the postings it hands over, however many stretches it
+/// takes.
+#[derive(Debug, Default)]
+pub struct PostingWalk {
+    /// The last posting handed over before the walk stopped.
+    after: Option<PostingCursor>,
+    /// The postings of that posting's shop, as computed when the walk
+    /// reached it.
+    held: Option<HeldShop>,
+    /// How many times the walk computed a shop's postings.
+    shops_computed: u64,
+    /// The walk went through to its end: a further call hands nothing over.
+    ended: bool,
+}
+
+/// One shop's postings, held by a stopped walk.
+#[derive(Debug)]
+struct HeldShop {
+    shop: u32,
+    /// The ledger's event and order counts when they were computed: a
+    /// later ledger may use them only if it holds at least as many (it is
+    /// the same ledger with events folded in since, whose interned ids are
+    /// the same, or a replay of the same events).
+    events_applied: u64,
+    orders: usize,
+    postings: Vec<RawPosting>,
+    /// The first posting not yet handed over.
+    next: usize,
+}
+
+impl PostingWalk {
+    /// A walk that resumes after the posting `after` names (none: from the
+    /// start).
+    pub fn after(after: Option<PostingCursor>) -> PostingWalk {
+        PostingWalk {
+            after,
+            ..PostingWalk::default()
+        }
+    }
+
+    /// How many times the walk has computed a shop's postings: once per
+    /// shop it reached, whatever the number of stretches.
+    pub fn shops_computed(&self) -> u64 {
+        self.shops_computed
+    }
+}
+
 /// A deduction of a settle day, with the instants its standing depends on.
 struct Item {
     entry: DayEntry,
@@ -179,11 +231,9 @@ pub(crate) fn shop_postings(ledger: &Ledger, shop: &ShopRec, as_of: UnixNs) -> V
                 // By order id, not by the order's interned number: two
                 // changes at one instant must name the same cause whatever
                 // order their events arrived in (RULES.md, R14's notices).
-                let order_ids = &ledger.order_ids;
                 changes.sort_by(|a, b| {
                     a.at.cmp(&b.at)
-                        .then_with(|| order_ids.get(a.order).cmp(order_ids.get(b.order)))
-                        .then(a.number.cmp(&b.number))
+                        .then_with(|| by_order_id(ledger, (a.order, a.number), (b.order, b.number)))
                 });
             }
             // R5 as of the run's start, against what was booked before.
@@ -228,14 +278,24 @@ pub(crate) fn shop_postings(ledger: &Ledger, shop: &ShopRec, as_of: UnixNs) -> V
             previous_start = Some(run_start);
         }
     }
-    let order_ids = &ledger.order_ids;
     postings.sort_by(|a, b| {
         (a.run_day, a.judged_at)
             .cmp(&(b.run_day, b.judged_at))
-            .then_with(|| order_ids.get(a.order).cmp(order_ids.get(b.order)))
-            .then(a.number.cmp(&b.number))
+            .then_with(|| by_order_id(ledger, (a.order, a.number), (b.order, b.number)))
     });
     postings
+}
+
+/// Two (order, judgment) pairs by order id, then judgment: the order the
+/// postings and the changes of an instant are sorted in, by id rather than
+/// by interned number, so that it does not depend on the order the events
+/// arrived in.
+fn by_order_id(ledger: &Ledger, a: (u32, u8), b: (u32, u8)) -> std::cmp::Ordering {
+    let order_ids = &ledger.order_ids;
+    order_ids
+        .get(a.0)
+        .cmp(order_ids.get(b.0))
+        .then(a.1.cmp(&b.1))
 }
 
 /// The cause of a correction: the deduction's own change when it has one in
@@ -442,12 +502,8 @@ impl Ledger {
     }
 
     /// [`Ledger::each_posting`] resumed after the posting `after` names (a
-    /// walk's next stretch, [`Ledger::posting_cursor`]): the shops before
-    /// its shop are skipped by a binary search of the ids, and in its shop
-    /// the postings up to it (and those before `from`) by a binary search
-    /// of the shop's postings, so only the postings handed to `each` are
-    /// worded. The shop's postings are still computed whole (its R5 walk,
-    /// with no words): nothing is stored to seek into.
+    /// walk's next stretch, [`Ledger::posting_cursor`]): as
+    /// [`Ledger::each_posting_walked`] with a walk that has held nothing.
     pub fn each_posting_after<E>(
         &self,
         as_of: UnixNs,
@@ -455,38 +511,107 @@ impl Ledger {
         from: Option<Day>,
         to: Option<Day>,
         after: Option<&PostingCursor>,
+        each: impl FnMut(PostingReport) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut walk = PostingWalk::after(after.cloned());
+        self.each_posting_walked(as_of, shop_id, from, to, &mut walk, each)
+    }
+
+    /// [`Ledger::each_posting`], stopping at the first error of `each` and
+    /// resumed by the next call with the same `walk` (and the same
+    /// `as_of`, `shop_id`, `from` and `to`) after the posting that error
+    /// was returned for. The shops before the one it stopped in are
+    /// skipped by a binary search of the ids; in that shop the walk goes on
+    /// from the postings it holds, so a shop's postings (its R5 walk) are
+    /// computed once per walk, not once per stretch, and only the postings
+    /// handed to `each` are worded. A shop's postings are therefore those
+    /// of the ledger of the stretch that reached it: an event folded in
+    /// during a pause does not change the shop's rows after the pause, and
+    /// a file's postings of one shop add up to R5's charged sum as of one
+    /// moment (R14). Given a ledger with fewer events than the one it
+    /// held them from, the walk computes the shop's postings again and
+    /// seeks after its last posting by a binary search.
+    pub fn each_posting_walked<E>(
+        &self,
+        as_of: UnixNs,
+        shop_id: Option<&str>,
+        from: Option<Day>,
+        to: Option<Day>,
+        walk: &mut PostingWalk,
         mut each: impl FnMut(PostingReport) -> Result<(), E>,
     ) -> Result<(), E> {
+        if walk.ended {
+            return Ok(());
+        }
         let shops: Vec<u32> = match shop_id {
             Some(shop_id) => self.shop_ids.find(shop_id).into_iter().collect(),
             None => self.sorted_shops(),
         };
-        let first_shop = after.map_or(0, |cursor| {
+        let first_shop = walk.after.as_ref().map_or(0, |cursor| {
             shops.partition_point(|&shop| self.shop_ids.get(shop) < cursor.shop_id.as_str())
         });
+        let mut held = walk.held.take();
         for &shop in &shops[first_shop..] {
             let rec = &self.shops[shop as usize];
             if rec.days.is_empty() {
                 continue;
             }
             let shop_id = self.shop_ids.get(shop);
-            let postings = shop_postings(self, rec, as_of);
-            // Sorted by (run day, judged_at, order id, judgment), each key
-            // once (a run books a deduction once), so both starts are a
-            // binary search.
-            let mut start = from.map_or(0, |from| postings.partition_point(|p| p.run_day < from));
-            if let Some(cursor) = after.filter(|cursor| cursor.shop_id == shop_id) {
-                start = start.max(postings.partition_point(|p| {
-                    self.posting_order(p, cursor) != std::cmp::Ordering::Greater
-                }));
-            }
-            for posting in &postings[start..] {
+            let resumed = walk
+                .after
+                .as_ref()
+                .filter(|cursor| cursor.shop_id == shop_id);
+            // Only the shop the walk stopped in can be held; a ledger with
+            // fewer events or orders than the one that computed them is not
+            // the one their interned ids name.
+            let kept = held.take().filter(|held| {
+                resumed.is_some()
+                    && held.shop == shop
+                    && held.events_applied <= self.events_applied
+                    && held.orders <= self.order_ids.len()
+            });
+            let (postings, start) = match kept {
+                Some(held) => (held.postings, held.next),
+                None => {
+                    walk.shops_computed += 1;
+                    let postings = shop_postings(self, rec, as_of);
+                    // Sorted by (run day, judged_at, order id, judgment),
+                    // each key once (a run books a deduction once), so both
+                    // starts are a binary search.
+                    let mut start =
+                        from.map_or(0, |from| postings.partition_point(|p| p.run_day < from));
+                    if let Some(cursor) = resumed {
+                        start = start.max(postings.partition_point(|p| {
+                            self.posting_order(p, cursor) != std::cmp::Ordering::Greater
+                        }));
+                    }
+                    (postings, start)
+                }
+            };
+            for (index, posting) in postings.iter().enumerate().skip(start) {
                 if to.is_some_and(|d| posting.run_day > d) {
                     break;
                 }
-                each(self.format_posting(shop_id, posting, Lang::En))?;
+                if let Err(error) = each(self.format_posting(shop_id, posting, Lang::En)) {
+                    walk.after = Some(PostingCursor {
+                        shop_id: shop_id.to_string(),
+                        run_day: posting.run_day,
+                        judged_at: posting.judged_at,
+                        order_id: self.order_ids.get(posting.order).to_string(),
+                        judgment: posting.number,
+                    });
+                    walk.held = Some(HeldShop {
+                        shop,
+                        events_applied: self.events_applied,
+                        orders: self.order_ids.len(),
+                        postings,
+                        next: index + 1,
+                    });
+                    return Err(error);
+                }
             }
         }
+        walk.ended = true;
         Ok(())
     }
 
@@ -566,6 +691,74 @@ mod tests {
         r#""order_id":"A2","shop_id":"S1","product_id":"P2","amount_fen":100"#,
     );
 
+    /// A1's judgment 1 revoked on 03-06, after its settle date.
+    const REVOKED_A1_1: (&str, &str, &str) = (
+        "judgment_revoked",
+        "2026-03-06T09:00:00+08:00",
+        r#""order_id":"A1","judgment":1"#,
+    );
+
+    /// A walk stopped after every posting and resumed each time hands over
+    /// what one walk does, and computes each shop's postings once, not
+    /// once per stretch.
+    #[test]
+    fn a_walk_stopped_after_each_posting_computes_each_shop_once() {
+        let ledger = ledger(
+            r#"{"shop_daily_cap_fen": 1000}"#,
+            &[
+                PAID_A1,
+                PAID_A2,
+                (
+                    "paid",
+                    "2026-03-01T10:02:00+08:00",
+                    r#""order_id":"B1","shop_id":"S2","product_id":"P1","amount_fen":100"#,
+                ),
+                REVOKED_A1_1,
+            ],
+        );
+        let as_of = t("2026-03-09T00:00:00+08:00");
+        let mut whole = Vec::new();
+        let _ = ledger.each_posting(as_of, None, None, None, |p| {
+            whole.push(p);
+            Ok::<(), ()>(())
+        });
+        assert!(whole.iter().any(|p| p.shop_id == "S1"));
+        assert!(whole.iter().any(|p| p.shop_id == "S2"));
+        let mut walk = PostingWalk::default();
+        let mut stretches = Vec::new();
+        loop {
+            let mut stretch = Vec::new();
+            let walked = ledger.each_posting_walked(as_of, None, None, None, &mut walk, |p| {
+                stretch.push(p);
+                Err(())
+            });
+            stretches.extend(stretch);
+            if walked.is_ok() {
+                break;
+            }
+        }
+        assert_eq!(stretches, whole);
+        assert_eq!(walk.shops_computed(), 2);
+        // A walk given a ledger that is not the one it held a shop's
+        // postings from computes them again, and resumes after its place.
+        let fewer = super::tests::ledger(r#"{"shop_daily_cap_fen": 1000}"#, &[PAID_A1]);
+        let mut walk = PostingWalk::default();
+        let _ = ledger.each_posting_walked(as_of, Some("S1"), None, None, &mut walk, |_| Err(()));
+        let mut rest = Vec::new();
+        let _ = fewer.each_posting_walked(as_of, Some("S1"), None, None, &mut walk, |p| {
+            rest.push(p);
+            Ok::<(), ()>(())
+        });
+        let mut expected = Vec::new();
+        let cursor = fewer.posting_cursor(&whole[0]);
+        let _ = fewer.each_posting_after(as_of, Some("S1"), None, None, cursor.as_ref(), |p| {
+            expected.push(p);
+            Ok::<(), ()>(())
+        });
+        assert_eq!(rest, expected);
+        assert_eq!(walk.shops_computed(), 2);
+    }
+
     #[test]
     fn an_event_at_a_runs_instant_is_booked_by_that_run() {
         let ledger = ledger("{}", &[]);
@@ -583,15 +776,7 @@ mod tests {
     fn a_revocation_after_the_settle_date_refunds_and_frees_cap_room_with_causes() {
         let ledger = ledger(
             r#"{"shop_daily_cap_fen": 1000}"#,
-            &[
-                PAID_A1,
-                PAID_A2,
-                (
-                    "judgment_revoked",
-                    "2026-03-06T09:00:00+08:00",
-                    r#""order_id":"A1","judgment":1"#,
-                ),
-            ],
+            &[PAID_A1, PAID_A2, REVOKED_A1_1],
         );
         let report = ledger
             .postings("S1", t("2026-03-07T00:00:00+08:00"))
@@ -638,15 +823,7 @@ mod tests {
     fn every_correction_is_one_notice_with_its_cause() {
         let ledger = ledger(
             r#"{"shop_daily_cap_fen": 1000}"#,
-            &[
-                PAID_A1,
-                PAID_A2,
-                (
-                    "judgment_revoked",
-                    "2026-03-06T09:00:00+08:00",
-                    r#""order_id":"A1","judgment":1"#,
-                ),
-            ],
+            &[PAID_A1, PAID_A2, REVOKED_A1_1],
         );
         let as_of = t("2026-03-08T00:00:00+08:00");
         let all = ledger.notices("S1", as_of, None, 1000).unwrap();
