@@ -56,9 +56,15 @@ impl Cli {
     /// The language to speak: `--lang` or PENALTY_LANG when given, else the
     /// process's locale.
     pub fn lang(&self) -> Lang {
-        self.lang
-            .unwrap_or_else(|| locale_lang(|name| std::env::var(name).ok()))
+        lang_or_locale(self.lang)
     }
+}
+
+/// The language `given` (by `--lang` or PENALTY_LANG), else the process's
+/// locale: the rule of [`Cli::lang`], also read before parsing by the help
+/// pages (`help_zh::lang_of_args`).
+pub fn lang_or_locale(given: Option<Lang>) -> Lang {
+    given.unwrap_or_else(|| locale_lang(|name| std::env::var(name).ok()))
 }
 
 /// The language of the POSIX locale, read through `var`: the first set and

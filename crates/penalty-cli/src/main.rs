@@ -8,6 +8,7 @@
 mod cli;
 mod cluster;
 mod commands;
+mod help_zh;
 mod inputs;
 mod output;
 mod render;
@@ -15,12 +16,14 @@ mod render;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
 use penalty_core::labels::Lang;
 
 fn main() -> ExitCode {
     let started = std::time::Instant::now();
-    let args = cli::Cli::parse();
+    // The help pages speak the output's language, so it is read from the
+    // raw arguments before clap parses (and may print help).
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let args = help_zh::parse(argv.clone(), help_zh::lang_of_args(&argv));
     let lang = args.lang();
     init_tracing();
     let timing =

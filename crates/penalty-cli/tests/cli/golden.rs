@@ -191,6 +191,7 @@ fn golden_help_pages() {
     let mut unexampled = Vec::new();
     for args in HELP_PAGES {
         let output = std::process::Command::new(super::PENALTY)
+            .env("PENALTY_LANG", "en")
             .args(*args)
             .arg("--help")
             .output()
@@ -224,6 +225,76 @@ fn golden_help_pages() {
     if let Some(difference) = check_golden(&golden, &actual, update) {
         panic!("{difference} (rerun with UPDATE_EXPECT=1 and review the diff if the change is intended)");
     }
+}
+
+/// The top `--help` and `shop --help` in each language, compared with
+/// `tests/cli/help-top-shop.<lang>.golden` (rewritten by `UPDATE_EXPECT=1`):
+/// Chinese is asked for by `--lang`, PENALTY_LANG and the locale alike, and
+/// English is what it was before Chinese help existed.
+#[test]
+fn golden_help_in_two_languages() {
+    let update = std::env::var_os("UPDATE_EXPECT").is_some_and(|v| v == "1");
+    // Each run: what is shown, the environment, the arguments.
+    type Run = (
+        &'static str,
+        &'static [(&'static str, &'static str)],
+        &'static [&'static str],
+    );
+    let languages: [(&str, &[Run]); 2] = [
+        (
+            "en",
+            &[
+                ("penalty --help", &[("LANG", "C")], &["--help"]),
+                ("penalty shop --help", &[("LANG", "C")], &["shop", "--help"]),
+            ],
+        ),
+        (
+            "zh-CN",
+            &[
+                (
+                    "penalty --lang zh-CN --help",
+                    &[("LANG", "C")],
+                    &["--lang", "zh-CN", "--help"],
+                ),
+                (
+                    "PENALTY_LANG=zh-CN penalty shop --help",
+                    &[("LANG", "C"), ("PENALTY_LANG", "zh-CN")],
+                    &["shop", "--help"],
+                ),
+                (
+                    "LANG=zh_CN.UTF-8 penalty shop --help",
+                    &[("LANG", "zh_CN.UTF-8")],
+                    &["shop", "--help"],
+                ),
+            ],
+        ),
+    ];
+    let mut differences = Vec::new();
+    for (lang, runs) in languages {
+        let mut actual = String::new();
+        for (shown, env, args) in runs {
+            let mut command = std::process::Command::new(super::PENALTY);
+            command
+                .env_remove("PENALTY_LANG")
+                .env_remove("LC_ALL")
+                .env_remove("LC_MESSAGES");
+            let output = command
+                .envs(env.iter().copied())
+                .args(*args)
+                .output()
+                .unwrap();
+            assert!(output.status.success(), "{shown} failed");
+            actual += &format!("$ {shown}\n{}\n", String::from_utf8(output.stdout).unwrap());
+        }
+        let golden = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("tests/cli/help-top-shop.{lang}.golden"));
+        differences.extend(check_golden(&golden, &actual, update));
+    }
+    assert!(
+        differences.is_empty(),
+        "help pages differ (rerun with UPDATE_EXPECT=1 and review the diff if the change is intended):\n{}",
+        differences.join("\n")
+    );
 }
 
 /// Compares `actual` with the golden file `golden`, or rewrites the file
