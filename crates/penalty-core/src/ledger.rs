@@ -38,6 +38,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::event::{EventType, KindRef};
 use crate::explain;
 use crate::intern::{Arena, Interner};
 use crate::labels::Lang;
@@ -66,51 +67,126 @@ pub enum ApplyError {
     /// More than 4 GiB of distinct ids: beyond what one ledger holds.
     #[error("the ledger holds more distinct ids than it can index (4 GiB of ids)")]
     TooManyIds,
-    /// A fold that interns order ids outside the ledger (see [`OrderIds`])
-    /// gave an order event without its order's index, or ids that do not
-    /// cover the orders folded: a bug in the caller.
+    /// A fold that interns ids outside the ledger (see [`FoldIds`]) gave an
+    /// event without the indices of the ids it names, or ids that do not
+    /// cover the orders, shops and products folded: a bug in the caller.
     #[error("a fold gave order indices that do not match its order ids")]
     OrderIndexMismatch,
 }
 
-/// Order ids interned outside the ledger, for a bulk fold that interns them
-/// on another thread (see [`Ledger::begin_bulk_outside`]). Why: finding a
-/// random order id among a million is most of what a replay's folding
-/// thread does, while the thread that reads and decodes the log has time to
-/// spare. The indices are those the ledger would give: the caller interns
-/// the order id of every event that names one, in the order of the fold.
+/// The ids of a bulk fold interned outside the ledger, for a fold that
+/// interns them on another thread (see [`Ledger::begin_bulk_outside`]): the
+/// order ids, the shop ids and the product ids. Why: finding a random order
+/// id among a million is most of what a replay's folding thread would do,
+/// and finding a `paid` event's shop and product most of the rest, while the
+/// thread that reads and decodes the log has time to spare. The indices are
+/// those the ledger would give: the caller interns the ids of every event,
+/// in the order of the fold ([`FoldIds::intern`]), and each table's indices
+/// depend only on the order of its own ids.
 #[derive(Debug, Default)]
-pub struct OrderIds(Interner);
+pub struct FoldIds {
+    orders: Interner,
+    shops: Interner,
+    products: Interner,
+}
 
-impl OrderIds {
-    /// Room for about `orders` ids.
-    pub fn with_capacity(orders: usize) -> OrderIds {
-        let mut ids = Interner::default();
-        ids.reserve(orders, 12);
-        OrderIds(ids)
+/// The indices [`FoldIds::intern`] gave an event's ids: its order's (every
+/// type but `deposit_topped_up`), its shop's (`paid`, `deposit_topped_up`)
+/// and its product's (`paid`); `None` where the event names none.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GivenIds {
+    /// The order's index.
+    pub order: Option<u32>,
+    /// The shop's index.
+    pub shop: Option<u32>,
+    /// The product's index.
+    pub product: Option<u32>,
+}
+
+/// The ids an event of kind `kind` names, as (order, shop, product).
+fn names_of<'a>(kind: &KindRef<'a>) -> (Option<&'a str>, Option<&'a str>, Option<&'a str>) {
+    let fields = kind.fields();
+    match fields.event_type {
+        EventType::Paid => (
+            Some(fields.order_id),
+            Some(fields.shop_id),
+            Some(fields.product_id),
+        ),
+        EventType::DepositToppedUp => (None, Some(fields.shop_id), None),
+        _ => (Some(fields.order_id), None, None),
+    }
+}
+
+impl FoldIds {
+    /// Room for about `orders` orders (and as many products, at most).
+    pub fn with_capacity(orders: usize) -> FoldIds {
+        let mut ids = FoldIds::default();
+        ids.orders.reserve(orders, 12);
+        ids
     }
 
-    /// The index of `order_id`, given at its first call; `None` only past
-    /// 4 GiB of ids.
-    pub fn intern(&mut self, order_id: &str) -> Option<u32> {
-        self.0.intern(order_id)
+    /// The indices of the ids an event of kind `kind` names, each given at
+    /// its id's first call; `None` only past 4 GiB of ids in a table.
+    pub fn intern(&mut self, kind: &KindRef<'_>) -> Option<GivenIds> {
+        let (order, shop, product) = names_of(kind);
+        let mut given = GivenIds::default();
+        if let Some(order) = order {
+            given.order = Some(self.orders.intern(order)?);
+        }
+        if let Some(shop) = shop {
+            given.shop = Some(self.shops.intern(shop)?);
+        }
+        if let Some(product) = product {
+            given.product = Some(self.products.intern(product)?);
+        }
+        Some(given)
     }
 
-    /// [`OrderIds::intern`] of each of `order_ids` in turn, the indices
-    /// appended to `out`; faster than one by one (their lookups' cache
-    /// misses overlap).
-    pub fn intern_all(&mut self, order_ids: &[&str], out: &mut Vec<Option<u32>>) {
-        self.0.intern_all(order_ids, out);
+    /// [`FoldIds::intern`] of each of `kinds` in turn, the indices appended
+    /// to `out`; faster than one by one (the lookups of each table are made
+    /// together, so their cache misses overlap, see `Interner::intern_all`).
+    pub fn intern_all(&mut self, kinds: &[KindRef<'_>], out: &mut Vec<Option<GivenIds>>) {
+        let mut names: [Vec<&str>; 3] = Default::default();
+        for kind in kinds {
+            let (order, shop, product) = names_of(kind);
+            for (list, name) in names.iter_mut().zip([order, shop, product]) {
+                list.extend(name);
+            }
+        }
+        let mut indices: [Vec<Option<u32>>; 3] = Default::default();
+        let tables = [&mut self.orders, &mut self.shops, &mut self.products];
+        for ((table, list), found) in tables.into_iter().zip(&names).zip(&mut indices) {
+            found.reserve(list.len());
+            table.intern_all(list, found);
+        }
+        let mut found = indices.map(Vec::into_iter);
+        for kind in kinds {
+            let (order, shop, product) = names_of(kind);
+            let mut next = |table: usize, name: Option<&str>| -> Option<Option<u32>> {
+                match name {
+                    Some(_) => found[table].next().flatten().map(Some),
+                    None => Some(None),
+                }
+            };
+            let given = (|| {
+                Some(GivenIds {
+                    order: next(0, order)?,
+                    shop: next(1, shop)?,
+                    product: next(2, product)?,
+                })
+            })();
+            out.push(given);
+        }
     }
 
-    /// How many distinct ids.
+    /// How many distinct order ids.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.orders.len()
     }
 
-    /// Whether no id was interned.
+    /// Whether no order id was interned.
     pub fn is_empty(&self) -> bool {
-        self.0.len() == 0
+        self.orders.len() == 0
     }
 }
 
@@ -119,10 +195,10 @@ impl OrderIds {
 pub enum OrderIndex {
     /// The ledger's own table (every fold but the one below).
     Intern,
-    /// The caller's [`OrderIds`], in a fold begun by
-    /// [`Ledger::begin_bulk_outside`]: what [`OrderIds::intern`] gave the
-    /// event's order id (`None` for a deposit top-up, which names none).
-    Given(Option<u32>),
+    /// The caller's [`FoldIds`], in a fold begun by
+    /// [`Ledger::begin_bulk_outside`]: what [`FoldIds::intern`] gave the
+    /// event's ids (its order's, shop's and product's indices).
+    Given(GivenIds),
     /// What [`Ledger::intern_order_ids`] gave the event's order id, in any
     /// fold but the one above.
     Interned(u32),

@@ -48,7 +48,9 @@ pub use event::{
 };
 pub use ledger::at_risk::{AtRiskReport, Within, WithinError};
 pub use ledger::PostingCursor;
-pub use ledger::{ApplyError, Ledger, OrderIds, OrderIndex, OrderSort, QueryError, RowsPage};
+pub use ledger::{
+    ApplyError, FoldIds, GivenIds, Ledger, OrderIndex, OrderSort, QueryError, RowsPage,
+};
 pub use policy::Policy;
 pub use ranking::{ShopRanking, ShopSort};
 pub use report::*;
