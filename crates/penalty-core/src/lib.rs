@@ -49,7 +49,7 @@ pub use event::{
 pub use ledger::at_risk::{AtRiskReport, Within, WithinError};
 pub use ledger::PostingCursor;
 pub use ledger::{
-    ApplyError, FoldIds, GivenIds, Ledger, OrderIndex, OrderSort, QueryError, RowsPage,
+    ApplyError, FoldIds, GivenIds, IdsBatch, Ledger, OrderIndex, OrderSort, QueryError, RowsPage,
 };
 pub use policy::Policy;
 pub use ranking::{ShopRanking, ShopSort};

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::SyncSender;
 
 use penalty_core::ledger::partition::{fnv1a64, partition_of, shop_of};
-use penalty_core::{FoldIds, GivenIds, KindRef, Ledger, OrderIndex, Policy, UnixNs};
+use penalty_core::{FoldIds, GivenIds, IdsBatch, KindRef, Ledger, OrderIndex, Policy, UnixNs};
 
 use penalty_core::compact::EventBuffer;
 
@@ -2035,15 +2035,15 @@ type DecodedEntry = Result<(usize, GivenIds), String>;
 const IDS_FULL: &str = "the order, shop or product ids pass 4 GiB";
 
 /// Interns the ids of the `waiting` events and gives each its entry.
-fn intern_waiting<'a>(
+fn intern_waiting(
     ids: &mut FoldIds,
-    waiting: &mut Vec<(usize, KindRef<'a>)>,
+    waiting: &mut (Vec<usize>, IdsBatch<'_>),
     entries: &mut [(u64, DecodedEntry)],
 ) {
-    let kinds: Vec<KindRef<'a>> = waiting.iter().map(|(_, kind)| *kind).collect();
-    let mut given = Vec::with_capacity(kinds.len());
-    ids.intern_all(&kinds, &mut given);
-    for ((place, _), given) in waiting.drain(..).zip(given) {
+    let (places, batch) = waiting;
+    let mut given = Vec::new();
+    ids.intern_batch(batch, &mut given);
+    for (place, given) in places.drain(..).zip(given) {
         let (_, decoded) = &mut entries[place];
         *decoded = match (std::mem::replace(decoded, Ok((0, GivenIds::default()))), given) {
             (Ok((position, _)), Some(given)) => Ok((position, given)),
@@ -2072,9 +2072,9 @@ impl ReadyBlock {
         let mut events = EventBuffer::with_capacity(block.entries.len(), block.bytes.len() / 3);
         let mut entries: Vec<(u64, DecodedEntry)> = Vec::with_capacity(block.entries.len());
         let mut valid = Vec::with_capacity(if check { block.entries.len() } else { 0 });
-        // (the entry's place in `entries`, its event), its ids not yet
-        // interned.
-        let mut waiting: Vec<(usize, KindRef<'_>)> = Vec::new();
+        // The places in `entries` of the events whose ids are not yet
+        // interned, and their ids.
+        let mut waiting = (Vec::new(), IdsBatch::default());
         for (offset, entry) in block.entries.iter().enumerate() {
             let seq = block.first_seq + offset as u64;
             if check {
@@ -2102,7 +2102,8 @@ impl ReadyBlock {
                     .and_then(|(_, at, kind)| {
                         let position = push(at, &kind)?;
                         if ids.is_some() {
-                            waiting.push((entries.len(), kind));
+                            waiting.0.push(entries.len());
+                            waiting.1.push(&kind);
                         }
                         Ok((position, GivenIds::default()))
                     })
