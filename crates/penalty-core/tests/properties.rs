@@ -833,9 +833,10 @@ fn a_fold_with_ids_outside_refuses_mismatched_indices() {
         ledger.apply(&a, UnixNs(0)),
         Err(ApplyError::OrderIndexMismatch)
     );
-    // A shop's index past the next new one.
+    // A shop's index past the next new one (shops get theirs in the order
+    // they first come).
     assert_eq!(
-        ledger.apply_ref_indexed(a.at, a.kind_ref(), UnixNs(0), given(Some(0), Some(1), Some(0))),
+        ledger.apply_ref_indexed(a.at, a.kind_ref(), UnixNs(0), given(Some(0), Some(5), Some(0))),
         Err(ApplyError::OrderIndexMismatch)
     );
     let mut whole = Ledger::new(policy.clone());
