@@ -38,7 +38,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::KindRef;
 use crate::explain;
 use crate::intern::{Arena, Interner};
 use crate::labels::Lang;
@@ -67,167 +66,51 @@ pub enum ApplyError {
     /// More than 4 GiB of distinct ids: beyond what one ledger holds.
     #[error("the ledger holds more distinct ids than it can index (4 GiB of ids)")]
     TooManyIds,
-    /// A fold that interns ids outside the ledger (see [`FoldIds`]) gave an
-    /// event without the indices of the ids it names, or ids that do not
-    /// cover the orders, shops and products folded: a bug in the caller.
+    /// A fold that interns order ids outside the ledger (see [`OrderIds`])
+    /// gave an order event without its order's index, or ids that do not
+    /// cover the orders folded: a bug in the caller.
     #[error("a fold gave order indices that do not match its order ids")]
     OrderIndexMismatch,
 }
 
-/// The ids of a bulk fold interned outside the ledger, for a fold that
-/// interns them on another thread (see [`Ledger::begin_bulk_outside`]): the
-/// order ids, the shop ids and the product ids. Why: finding a random order
-/// id among a million is most of what a replay's folding thread would do,
-/// and finding a `paid` event's shop and product most of the rest, while the
-/// thread that reads and decodes the log has time to spare. The indices are
-/// those the ledger would give: the caller interns the ids of every event,
-/// in the order of the fold ([`FoldIds::intern`]), and each table's indices
-/// depend only on the order of its own ids.
+/// Order ids interned outside the ledger, for a bulk fold that interns them
+/// on another thread (see [`Ledger::begin_bulk_outside`]). Why: finding a
+/// random order id among a million is most of what a replay's folding
+/// thread does, while the thread that reads and decodes the log has time to
+/// spare. The indices are those the ledger would give: the caller interns
+/// the order id of every event that names one, in the order of the fold.
 #[derive(Debug, Default)]
-pub struct FoldIds {
-    orders: Interner,
-    shops: Interner,
-    products: Interner,
-}
+pub struct OrderIds(Interner);
 
-/// The indices [`FoldIds::intern`] gave an event's ids: its order's (every
-/// type but `deposit_topped_up`), its shop's (`paid`, `deposit_topped_up`)
-/// and its product's (`paid`); `None` where the event names none.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct GivenIds {
-    /// The order's index.
-    pub order: Option<u32>,
-    /// The shop's index.
-    pub shop: Option<u32>,
-    /// The product's index.
-    pub product: Option<u32>,
-}
-
-/// The ids of events to be interned together ([`FoldIds::intern_batch`]),
-/// in the order they were pushed.
-#[derive(Debug, Default)]
-pub struct IdsBatch<'a> {
-    /// The order ids, shop ids and product ids named, in turn.
-    names: [Vec<&'a str>; 3],
-    /// For each event, bit `t` set when it names an id of `names[t]`.
-    named: Vec<u8>,
-}
-
-impl<'a> IdsBatch<'a> {
-    /// Adds the ids an event of kind `kind` names.
-    pub fn push(&mut self, kind: &KindRef<'a>) {
-        let mut named = 0;
-        for (table, name) in names_of(kind).into_iter().enumerate() {
-            if let Some(name) = name {
-                self.names[table].push(name);
-                named |= 1 << table;
-            }
-        }
-        self.named.push(named);
+impl OrderIds {
+    /// Room for about `orders` ids.
+    pub fn with_capacity(orders: usize) -> OrderIds {
+        let mut ids = Interner::default();
+        ids.reserve(orders, 12);
+        OrderIds(ids)
     }
 
-    /// How many events wait.
+    /// The index of `order_id`, given at its first call; `None` only past
+    /// 4 GiB of ids.
+    pub fn intern(&mut self, order_id: &str) -> Option<u32> {
+        self.0.intern(order_id)
+    }
+
+    /// [`OrderIds::intern`] of each of `order_ids` in turn, the indices
+    /// appended to `out`; faster than one by one (their lookups' cache
+    /// misses overlap).
+    pub fn intern_all(&mut self, order_ids: &[&str], out: &mut Vec<Option<u32>>) {
+        self.0.intern_all(order_ids, out);
+    }
+
+    /// How many distinct ids.
     pub fn len(&self) -> usize {
-        self.named.len()
+        self.0.len()
     }
 
-    /// Whether no event waits.
+    /// Whether no id was interned.
     pub fn is_empty(&self) -> bool {
-        self.named.is_empty()
-    }
-}
-
-/// The ids an event of kind `kind` names: its order's, shop's, product's.
-fn names_of<'a>(kind: &KindRef<'a>) -> [Option<&'a str>; 3] {
-    match *kind {
-        KindRef::Paid {
-            order_id,
-            shop_id,
-            product_id,
-            ..
-        } => [Some(order_id), Some(shop_id), Some(product_id)],
-        KindRef::DepositToppedUp { shop_id, .. } => [None, Some(shop_id), None],
-        _ => [kind.order_id(), None, None],
-    }
-}
-
-impl FoldIds {
-    /// Room for about `orders` orders (and as many products, at most).
-    pub fn with_capacity(orders: usize) -> FoldIds {
-        let mut ids = FoldIds::default();
-        ids.orders.reserve(orders, 12);
-        ids
-    }
-
-    /// The indices of the ids an event of kind `kind` names, each given at
-    /// its id's first call; `None` only past 4 GiB of ids in a table.
-    pub fn intern(&mut self, kind: &KindRef<'_>) -> Option<GivenIds> {
-        let [order, shop, product] = names_of(kind);
-        let mut given = GivenIds::default();
-        if let Some(order) = order {
-            given.order = Some(self.orders.intern(order)?);
-        }
-        if let Some(shop) = shop {
-            given.shop = Some(self.shops.intern(shop)?);
-        }
-        if let Some(product) = product {
-            given.product = Some(self.products.intern(product)?);
-        }
-        Some(given)
-    }
-
-    /// [`FoldIds::intern`] of each of `kinds` in turn, the indices appended
-    /// to `out` (see [`FoldIds::intern_batch`]).
-    pub fn intern_all(&mut self, kinds: &[KindRef<'_>], out: &mut Vec<Option<GivenIds>>) {
-        let mut batch = IdsBatch::default();
-        for kind in kinds {
-            batch.push(kind);
-        }
-        self.intern_batch(&mut batch, out);
-    }
-
-    /// [`FoldIds::intern`] of each event pushed into `batch` in turn, the
-    /// indices appended to `out`, the batch left empty; faster than one by
-    /// one (the lookups of each table are made together, so their cache
-    /// misses overlap, see `Interner::intern_all`).
-    pub fn intern_batch(&mut self, batch: &mut IdsBatch<'_>, out: &mut Vec<Option<GivenIds>>) {
-        let mut found: [Vec<Option<u32>>; 3] = Default::default();
-        let tables = [&mut self.orders, &mut self.shops, &mut self.products];
-        for ((table, names), found) in tables.into_iter().zip(&batch.names).zip(&mut found) {
-            found.reserve(names.len());
-            table.intern_all(names, found);
-        }
-        let mut found = found.map(Vec::into_iter);
-        out.reserve(batch.named.len());
-        for named in batch.named.drain(..) {
-            let mut next = |table: usize| -> Option<Option<u32>> {
-                if named & (1 << table) == 0 {
-                    return Some(None);
-                }
-                found[table].next().flatten().map(Some)
-            };
-            let given = (|| {
-                Some(GivenIds {
-                    order: next(0)?,
-                    shop: next(1)?,
-                    product: next(2)?,
-                })
-            })();
-            out.push(given);
-        }
-        for names in &mut batch.names {
-            names.clear();
-        }
-    }
-
-    /// How many distinct order ids.
-    pub fn len(&self) -> usize {
-        self.orders.len()
-    }
-
-    /// Whether no order id was interned.
-    pub fn is_empty(&self) -> bool {
-        self.orders.len() == 0
+        self.0.len() == 0
     }
 }
 
@@ -236,10 +119,10 @@ impl FoldIds {
 pub enum OrderIndex {
     /// The ledger's own table (every fold but the one below).
     Intern,
-    /// The caller's [`FoldIds`], in a fold begun by
-    /// [`Ledger::begin_bulk_outside`]: what [`FoldIds::intern`] gave the
-    /// event's ids (its order's, shop's and product's indices).
-    Given(GivenIds),
+    /// The caller's [`OrderIds`], in a fold begun by
+    /// [`Ledger::begin_bulk_outside`]: what [`OrderIds::intern`] gave the
+    /// event's order id (`None` for a deposit top-up, which names none).
+    Given(Option<u32>),
     /// What [`Ledger::intern_order_ids`] gave the event's order id, in any
     /// fold but the one above.
     Interned(u32),

@@ -48,9 +48,7 @@ pub use event::{
 };
 pub use ledger::at_risk::{AtRiskReport, Within, WithinError};
 pub use ledger::PostingCursor;
-pub use ledger::{
-    ApplyError, FoldIds, GivenIds, IdsBatch, Ledger, OrderIndex, OrderSort, QueryError, RowsPage,
-};
+pub use ledger::{ApplyError, Ledger, OrderIds, OrderIndex, OrderSort, QueryError, RowsPage};
 pub use policy::Policy;
 pub use ranking::{ShopRanking, ShopSort};
 pub use report::*;

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use penalty_core::event::EventKind;
 use penalty_core::{
-    ApplyError, DeductionReport, DeductionStatus, Event, FoldIds, GivenIds, Ledger, OrderIndex, OrderStatus,
+    ApplyError, DeductionReport, DeductionStatus, Event, Ledger, OrderIds, OrderIndex, OrderStatus,
     Policy, PostingKind, RowFilter, UnixNs,
 };
 use proptest::prelude::*;
@@ -376,29 +376,14 @@ proptest! {
         // ledger, as a replay's reading thread does.
         let mut outside = Ledger::new(policy.clone());
         prop_assert!(outside.begin_bulk_outside());
-        let mut ids = FoldIds::default();
+        let mut ids = OrderIds::default();
         for e in &events {
-            let given = OrderIndex::Given(ids.intern(&e.kind_ref()).unwrap());
-            outside.apply_ref_indexed(e.at, e.kind_ref(), UnixNs(0), given).unwrap();
+            let order = e.order_id().map(|id| ids.intern(id).unwrap());
+            let order = OrderIndex::Given(order);
+            outside.apply_ref_indexed(e.at, e.kind_ref(), UnixNs(0), order).unwrap();
         }
         outside.end_bulk_outside(ids).unwrap();
         prop_assert!(outside == full, "a fold with ids outside differs from the incremental one");
-
-        // And so does one whose reader interns a block's ids together.
-        let mut batched = Ledger::new(policy.clone());
-        prop_assert!(batched.begin_bulk_outside());
-        let mut ids = FoldIds::default();
-        for block in events.chunks(7) {
-            let kinds: Vec<_> = block.iter().map(Event::kind_ref).collect();
-            let mut given = Vec::new();
-            ids.intern_all(&kinds, &mut given);
-            for (e, given) in block.iter().zip(given) {
-                let given = OrderIndex::Given(given.unwrap());
-                batched.apply_ref_indexed(e.at, e.kind_ref(), UnixNs(0), given).unwrap();
-            }
-        }
-        batched.end_bulk_outside(ids).unwrap();
-        prop_assert!(batched == full, "a fold with ids interned together differs from the incremental one");
 
         let half = events.len() / 2;
         let first = ledger(&policy, &events[..half]);
@@ -808,101 +793,34 @@ fn a_fold_with_ids_outside_refuses_mismatched_indices() {
     };
     let (a, b) = (paid("O1"), paid("O2"));
 
-    let given = |order, shop, product| {
-        OrderIndex::Given(GivenIds {
-            order,
-            shop,
-            product,
-        })
-    };
-
     let mut ledger = Ledger::new(policy.clone());
     assert!(ledger.begin_bulk_outside());
-    // A `paid` without any one of its order's, shop's and product's indices.
-    for missing in [
-        given(None, Some(0), Some(0)),
-        given(Some(0), None, Some(0)),
-        given(Some(0), Some(0), None),
-    ] {
-        assert_eq!(
-            ledger.apply_ref_indexed(a.at, a.kind_ref(), UnixNs(0), missing),
-            Err(ApplyError::OrderIndexMismatch)
-        );
-    }
+    assert_eq!(
+        ledger.apply_ref_indexed(a.at, a.kind_ref(), UnixNs(0), OrderIndex::Given(None)),
+        Err(ApplyError::OrderIndexMismatch)
+    );
     assert_eq!(
         ledger.apply(&a, UnixNs(0)),
         Err(ApplyError::OrderIndexMismatch)
     );
-    // A shop's index past the next new one (shops get theirs in the order
-    // they first come).
-    assert_eq!(
-        ledger.apply_ref_indexed(a.at, a.kind_ref(), UnixNs(0), given(Some(0), Some(5), Some(0))),
-        Err(ApplyError::OrderIndexMismatch)
-    );
-    let mut whole = Ledger::new(policy.clone());
-    assert!(whole.begin_bulk_outside());
-    for folded in [&mut ledger, &mut whole] {
-        folded
-            .apply_ref_indexed(a.at, a.kind_ref(), UnixNs(0), given(Some(0), Some(0), Some(0)))
-            .unwrap();
-        folded
-            .apply_ref_indexed(b.at, b.kind_ref(), UnixNs(0), given(Some(1), Some(0), Some(0)))
-            .unwrap();
-    }
-    let mut ids = FoldIds::default();
-    ids.intern(&a.kind_ref());
+    ledger
+        .apply_ref_indexed(a.at, a.kind_ref(), UnixNs(0), OrderIndex::Given(Some(0)))
+        .unwrap();
+    ledger
+        .apply_ref_indexed(b.at, b.kind_ref(), UnixNs(0), OrderIndex::Given(Some(1)))
+        .unwrap();
+    let mut ids = OrderIds::default();
+    ids.intern("O1");
     assert_eq!(
         ledger.end_bulk_outside(ids),
         Err(ApplyError::OrderIndexMismatch)
     );
     assert_eq!(ledger, Ledger::new(policy.clone()), "emptied");
-    // Ids that name a product or shop the fold was not given.
-    let mut ids = FoldIds::default();
-    ids.intern(&a.kind_ref());
-    ids.intern(&b.kind_ref());
-    let other = Event {
-        event_id: 2,
-        at: at(0),
-        kind: EventKind::DepositToppedUp {
-            shop_id: "S2".into(),
-            amount_fen: 100,
-        },
-    };
-    let mut more = FoldIds::default();
-    more.intern(&a.kind_ref());
-    more.intern(&b.kind_ref());
-    more.intern(&other.kind_ref());
-    assert_eq!(
-        whole.clone().end_bulk_outside(more),
-        Err(ApplyError::OrderIndexMismatch)
-    );
-    let mut other_product = FoldIds::default();
-    other_product.intern(&a.kind_ref());
-    let b_elsewhere = Event {
-        kind: EventKind::Paid {
-            order_id: "O2".into(),
-            shop_id: "S1".into(),
-            product_id: "P2".into(),
-            amount_fen: 100,
-            ship_by: None,
-        },
-        ..b.clone()
-    };
-    other_product.intern(&b_elsewhere.kind_ref());
-    assert_eq!(
-        whole.clone().end_bulk_outside(other_product),
-        Err(ApplyError::OrderIndexMismatch)
-    );
-    whole.end_bulk_outside(ids).unwrap();
 
     // Without begin_bulk_outside, given indices are refused.
     let mut plain = Ledger::new(policy);
     assert_eq!(
-        plain.apply_ref_indexed(a.at, a.kind_ref(), UnixNs(0), given(Some(0), Some(0), Some(0))),
-        Err(ApplyError::OrderIndexMismatch)
-    );
-    assert_eq!(
-        plain.apply_ref_indexed(other.at, other.kind_ref(), UnixNs(0), given(None, Some(0), None)),
+        plain.apply_ref_indexed(a.at, a.kind_ref(), UnixNs(0), OrderIndex::Given(Some(0))),
         Err(ApplyError::OrderIndexMismatch)
     );
     assert!(plain.apply(&a, UnixNs(0)).is_ok());

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::SyncSender;
 
 use penalty_core::ledger::partition::{fnv1a64, partition_of, shop_of};
-use penalty_core::{FoldIds, GivenIds, IdsBatch, KindRef, Ledger, OrderIndex, Policy, UnixNs};
+use penalty_core::{KindRef, Ledger, OrderIds, OrderIndex, Policy, UnixNs};
 
 use penalty_core::compact::EventBuffer;
 
@@ -1872,13 +1872,13 @@ pub fn replay_from(
         ledger: Ledger::new(policy.clone()),
         seq: 0,
     };
-    // The reading thread interns the ids (see `FoldIds`).
+    // The reading thread interns the order ids (see `OrderIds`).
     let outside = projection.ledger.begin_bulk_outside();
     // About two events per order in practice; a wrong guess costs only
     // capacity, which stays untouched memory until used.
     let orders = usize::try_from(source.last_seq / 2).unwrap_or(0);
     projection.ledger.reserve_orders(orders);
-    let ids = outside.then(|| FoldIds::with_capacity(orders));
+    let ids = outside.then(|| OrderIds::with_capacity(orders));
     let (folded, ids) = fold(source, &mut projection, known_at, ids);
     let ended = match ids {
         Some(ids) => projection
@@ -1905,14 +1905,14 @@ pub fn replay_from(
 /// blocks run on a second thread while this one folds the decoded events in
 /// (without allocating per event); the bounded channel keeps at most a few
 /// blocks in memory. With `ids` (a fold begun by
-/// `Ledger::begin_bulk_outside`), the reading thread also interns the ids
-/// (orders', shops', products'), and gives them back.
+/// `Ledger::begin_bulk_outside`), the reading thread also interns the order
+/// ids, and gives them back.
 fn fold(
     source: ReplaySource,
     projection: &mut Projection,
     known_at: Option<UnixNs>,
-    ids: Option<FoldIds>,
-) -> (Result<(), StoreError>, Option<FoldIds>) {
+    ids: Option<OrderIds>,
+) -> (Result<(), StoreError>, Option<OrderIds>) {
     let from = projection.seq + 1;
     let ReplaySource {
         blocks,
@@ -1985,13 +1985,13 @@ fn fold(
             let folded = decoded
                 .as_ref()
                 .map_err(|detail| corrupt(*seq, detail.clone()))
-                .and_then(|&(position, given)| {
+                .and_then(|&(position, order)| {
                     let (at, kind) = block
                         .events
                         .get(position)
                         .ok_or_else(|| corrupt(*seq, "its decoded form went missing".into()))?;
                     let order = if outside {
-                        OrderIndex::Given(given)
+                        OrderIndex::Given(order)
                     } else {
                         OrderIndex::Intern
                     };
@@ -2021,33 +2021,33 @@ fn fold(
 struct ReadyBlock {
     recorded_at: UnixNs,
     events: EventBuffer,
-    /// Each event's sequence number, and its position in `events` with the
-    /// indices of its ids when the reading thread interns them, or why it
-    /// does not decode (damage, reported when the fold reaches it).
+    /// Each event's sequence number, and its position in `events` with its
+    /// order's index when the reading thread interns them, or why it does
+    /// not decode (damage, reported when the fold reaches it).
     entries: Vec<(u64, DecodedEntry)>,
 }
 
-/// An entry as [`ReadyBlock`] keeps it: its position in the buffer and the
-/// indices of its ids, or why it does not decode.
-type DecodedEntry = Result<(usize, GivenIds), String>;
+/// An entry as [`ReadyBlock`] keeps it: its position in the buffer and its
+/// order's index, or why it does not decode.
+type DecodedEntry = Result<(usize, Option<u32>), String>;
 
-/// Why an entry does not decode when a table of ids is full.
-const IDS_FULL: &str = "the order, shop or product ids pass 4 GiB";
+/// Why an entry does not decode when the order ids are full.
+const ORDER_IDS_FULL: &str = "the order ids pass 4 GiB";
 
-/// Interns the ids of the `waiting` events and gives each its entry.
+/// Interns the `waiting` order ids and gives each its entry.
 fn intern_waiting(
-    ids: &mut FoldIds,
-    waiting: &mut (Vec<usize>, IdsBatch<'_>),
+    ids: &mut OrderIds,
+    waiting: &mut Vec<(usize, &str)>,
     entries: &mut [(u64, DecodedEntry)],
 ) {
-    let (places, batch) = waiting;
-    let mut given = Vec::new();
-    ids.intern_batch(batch, &mut given);
-    for (place, given) in places.drain(..).zip(given) {
+    let order_ids: Vec<&str> = waiting.iter().map(|(_, order_id)| *order_id).collect();
+    let mut orders = Vec::with_capacity(order_ids.len());
+    ids.intern_all(&order_ids, &mut orders);
+    for ((place, _), order) in waiting.drain(..).zip(orders) {
         let (_, decoded) = &mut entries[place];
-        *decoded = match (std::mem::replace(decoded, Ok((0, GivenIds::default()))), given) {
-            (Ok((position, _)), Some(given)) => Ok((position, given)),
-            (Ok(_), None) => Err(IDS_FULL.to_string()),
+        *decoded = match (std::mem::replace(decoded, Ok((0, None))), order) {
+            (Ok((position, _)), Some(order)) => Ok((position, Some(order))),
+            (Ok(_), None) => Err(ORDER_IDS_FULL.to_string()),
             (failed, _) => failed,
         };
     }
@@ -2055,8 +2055,8 @@ fn intern_waiting(
 
 impl ReadyBlock {
     /// Decodes the entries of `block` from `from` on: from the compact form,
-    /// or by parsing the stored JSON. The ids of compact forms are interned
-    /// together ([`FoldIds::intern_all`]), in the order of the
+    /// or by parsing the stored JSON. The order ids of compact forms are
+    /// interned together ([`OrderIds::intern_all`]), in the order of the
     /// entries, as one by one would give them. With `check`, a compact form
     /// is decoded as the log's check decides it
     /// ([`penalty_core::compact::decode_valid`]), and whether it was found
@@ -2066,15 +2066,14 @@ impl ReadyBlock {
     fn decode(
         block: &DecodedBlock,
         from: u64,
-        mut ids: Option<&mut FoldIds>,
+        mut ids: Option<&mut OrderIds>,
         check: bool,
     ) -> (ReadyBlock, Vec<bool>) {
         let mut events = EventBuffer::with_capacity(block.entries.len(), block.bytes.len() / 3);
         let mut entries: Vec<(u64, DecodedEntry)> = Vec::with_capacity(block.entries.len());
         let mut valid = Vec::with_capacity(if check { block.entries.len() } else { 0 });
-        // The places in `entries` of the events whose ids are not yet
-        // interned, and their ids.
-        let mut waiting = (Vec::new(), IdsBatch::default());
+        // (the entry's place in `entries`, its order id), not yet interned.
+        let mut waiting: Vec<(usize, &str)> = Vec::new();
         for (offset, entry) in block.entries.iter().enumerate() {
             let seq = block.first_seq + offset as u64;
             if check {
@@ -2101,15 +2100,14 @@ impl ReadyBlock {
                     .ok_or_else(|| "its compact form does not decode".to_string())
                     .and_then(|(_, at, kind)| {
                         let position = push(at, &kind)?;
-                        if ids.is_some() {
-                            waiting.0.push(entries.len());
-                            waiting.1.push(&kind);
+                        if let (Some(_), Some(order_id)) = (&ids, kind.order_id()) {
+                            waiting.push((entries.len(), order_id));
                         }
-                        Ok((position, GivenIds::default()))
+                        Ok((position, None))
                     })
             } else {
-                // Its ids borrow the parsed event: interned now, after those
-                // waiting, to keep the order of the entries.
+                // Its order id borrows the parsed event: interned now, after
+                // those waiting, to keep the order of the entries.
                 if let Some(ids) = ids.as_deref_mut() {
                     intern_waiting(ids, &mut waiting, &mut entries);
                 }
@@ -2118,11 +2116,14 @@ impl ReadyBlock {
                     .and_then(|event| {
                         let kind = event.kind_ref();
                         let position = push(event.at, &kind)?;
-                        let given = match ids.as_deref_mut() {
-                            Some(ids) => ids.intern(&kind).ok_or_else(|| IDS_FULL.to_string())?,
-                            None => GivenIds::default(),
+                        let order = match (ids.as_deref_mut(), kind.order_id()) {
+                            (Some(ids), Some(order_id)) => Some(
+                                ids.intern(order_id)
+                                    .ok_or_else(|| ORDER_IDS_FULL.to_string())?,
+                            ),
+                            _ => None,
                         };
-                        Ok((position, given))
+                        Ok((position, order))
                     })
             };
             entries.push((seq, decoded));

@@ -3,7 +3,7 @@
 //! settle-day index to be built once at its end.
 
 use super::cap::cap_order;
-use super::{ApplyError, DayEntry, FoldIds, GivenIds, Ledger, OrderIndex, ShopRec};
+use super::{ApplyError, DayEntry, Ledger, OrderIds, OrderIndex, ShopRec};
 use crate::event::{Event, EventType, KindRef};
 use crate::intern::Arena;
 use crate::order::{self, OrderEvent, OrderRec, Paid};
@@ -25,10 +25,9 @@ pub(super) enum FoldMode {
     /// A bulk fold ([`Ledger::begin_bulk`]): the settle-day index is not
     /// maintained event by event; [`Ledger::end_bulk`] builds it once.
     Bulk,
-    /// A bulk fold whose caller interns the ids
-    /// ([`Ledger::begin_bulk_outside`]): events come with the indices of
-    /// their order, shop and product, and `order_ids`, `shop_ids` and
-    /// `product_ids` stay empty until [`Ledger::end_bulk_outside`].
+    /// A bulk fold whose caller interns the order ids
+    /// ([`Ledger::begin_bulk_outside`]): events come with their order index,
+    /// and `order_ids` stays empty until [`Ledger::end_bulk_outside`].
     BulkIdsOutside,
 }
 
@@ -59,8 +58,8 @@ impl Ledger {
         self.tracking_nos.reserve(orders, 14);
     }
 
-    /// [`Ledger::begin_bulk`] for a fold whose caller interns the ids (see
-    /// [`FoldIds`]) and folds with [`Ledger::apply_ref_indexed`]; ended
+    /// [`Ledger::begin_bulk`] for a fold whose caller interns the order ids
+    /// (see [`OrderIds`]) and folds with [`Ledger::apply_ref_indexed`]; ended
     /// by [`Ledger::end_bulk_outside`]. The state at the end is the same as
     /// after applying the events one by one (tested). Returns false, and
     /// changes nothing, when the ledger is not empty.
@@ -72,34 +71,18 @@ impl Ledger {
         true
     }
 
-    /// Ends a fold begun by [`Ledger::begin_bulk_outside`]: takes the ids
-    /// in, then ends the bulk fold. When the ids are not exactly those of
-    /// the orders, shops and products folded (a fold stopped by an error
-    /// after its reader interned further, or a bug), the ledger is emptied
-    /// instead, so that it never names an order, shop or product by the
-    /// wrong id, and the error says so.
-    pub fn end_bulk_outside(&mut self, ids: FoldIds) -> Result<(), ApplyError> {
-        // Every product index a `paid` was given is below the count of
-        // product ids, and the last one interned was folded: the highest
-        // index folded is the count's last.
-        let products = self
-            .orders
-            .iter()
-            .filter_map(|rec| rec.paid.map(|paid| paid.product as usize + 1))
-            .max()
-            .unwrap_or(0);
-        if self.mode != FoldMode::BulkIdsOutside
-            || ids.orders.len() != self.orders.len()
-            || ids.shops.len() != self.shops.len()
-            || ids.products.len() != products
-        {
+    /// Ends a fold begun by [`Ledger::begin_bulk_outside`]: takes the order
+    /// ids in, then ends the bulk fold. When the ids are not exactly those
+    /// of the orders folded (a fold stopped by an error after its reader
+    /// interned further, or a bug), the ledger is emptied instead, so that
+    /// it never names an order by the wrong id, and the error says so.
+    pub fn end_bulk_outside(&mut self, ids: OrderIds) -> Result<(), ApplyError> {
+        if self.mode != FoldMode::BulkIdsOutside || ids.len() != self.orders.len() {
             *self = Ledger::new(self.policy.clone());
             return Err(ApplyError::OrderIndexMismatch);
         }
         self.mode = FoldMode::Bulk;
-        self.order_ids = ids.orders;
-        self.shop_ids = ids.shops;
-        self.product_ids = ids.products;
+        self.order_ids = ids.0;
         self.end_bulk();
         Ok(())
     }
@@ -170,9 +153,7 @@ impl Ledger {
                 .order_ids
                 .intern(order_id)
                 .ok_or(ApplyError::TooManyIds)?,
-            OrderIndex::Given(GivenIds {
-                order: Some(index), ..
-            }) if self.mode == FoldMode::BulkIdsOutside => index,
+            OrderIndex::Given(Some(index)) if self.mode == FoldMode::BulkIdsOutside => index,
             OrderIndex::Interned(index)
                 if self.mode != FoldMode::BulkIdsOutside
                     && (index as usize) < self.order_ids.len() =>
@@ -188,47 +169,15 @@ impl Ledger {
         Ok(index)
     }
 
-    /// The index of an event's shop: from the ledger's table, or as given
-    /// in a fold begun by [`Ledger::begin_bulk_outside`] (see
-    /// [`Ledger::intern_order`]).
-    fn intern_shop(&mut self, shop_id: &str, from: OrderIndex) -> Result<u32, ApplyError> {
-        let outside = self.mode == FoldMode::BulkIdsOutside;
-        let index = match (from, outside) {
-            // Shops are given their indices in the order they first come,
-            // so a given index is one of a shop folded or the next one.
-            (OrderIndex::Given(GivenIds { shop: Some(index), .. }), true)
-                if index as usize <= self.shops.len() =>
-            {
-                index
-            }
-            (OrderIndex::Given(_), _) | (_, true) => return Err(ApplyError::OrderIndexMismatch),
-            _ => self
-                .shop_ids
-                .intern(shop_id)
-                .ok_or(ApplyError::TooManyIds)?,
-        };
+    fn intern_shop(&mut self, shop_id: &str) -> Result<u32, ApplyError> {
+        let index = self
+            .shop_ids
+            .intern(shop_id)
+            .ok_or(ApplyError::TooManyIds)?;
         if self.shops.len() <= index as usize {
             self.shops.resize_with(index as usize + 1, ShopRec::default);
         }
         Ok(index)
-    }
-
-    /// The index of a `paid` event's product (see [`Ledger::intern_shop`]).
-    fn intern_product(&mut self, product_id: &str, from: OrderIndex) -> Result<u32, ApplyError> {
-        match (from, self.mode == FoldMode::BulkIdsOutside) {
-            (
-                OrderIndex::Given(GivenIds {
-                    product: Some(index),
-                    ..
-                }),
-                true,
-            ) => Ok(index),
-            (OrderIndex::Given(_), _) | (_, true) => Err(ApplyError::OrderIndexMismatch),
-            _ => self
-                .product_ids
-                .intern(product_id)
-                .ok_or(ApplyError::TooManyIds),
-        }
     }
 
     /// Folds one event into the state. `recorded_at` is when the log recorded
@@ -278,7 +227,7 @@ impl Ledger {
         let fields = kind.fields();
         let value = match fields.event_type {
             EventType::DepositToppedUp => {
-                let shop = self.intern_shop(fields.shop_id, order_index)?;
+                let shop = self.intern_shop(fields.shop_id)?;
                 let topups = &mut self.shops[shop as usize].topups;
                 let key = (at, fields.amount_fen);
                 let index = topups.partition_point(|t| *t <= key);
@@ -293,8 +242,11 @@ impl Ledger {
                         order_id: fields.order_id.to_string(),
                     });
                 }
-                let shop = self.intern_shop(fields.shop_id, order_index)?;
-                let product = self.intern_product(fields.product_id, order_index)?;
+                let shop = self.intern_shop(fields.shop_id)?;
+                let product = self
+                    .product_ids
+                    .intern(fields.product_id)
+                    .ok_or(ApplyError::TooManyIds)?;
                 self.orders[order as usize].paid = Some(Paid {
                     at,
                     recorded_at,
@@ -564,9 +516,12 @@ mod tests {
         let events = [paid("O1", "S1", 0), paid("O2", "S1", 0)];
         let mut ledger = Ledger::new(Policy::default());
         assert!(ledger.begin_bulk_outside());
-        let mut ids = FoldIds::default();
+        let mut ids = OrderIds::default();
         for e in &events {
-            let index = OrderIndex::Given(ids.intern(&e.kind_ref()).unwrap());
+            let EventKind::Paid { order_id, .. } = &e.kind else {
+                unreachable!("only paid events here")
+            };
+            let index = OrderIndex::Given(ids.intern(order_id));
             ledger
                 .apply_ref_indexed(e.at, e.kind_ref(), e.at, index)
                 .unwrap();
