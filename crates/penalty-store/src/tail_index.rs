@@ -564,17 +564,17 @@ pub(crate) enum Needs {
     Bad,
 }
 
-/// What `penalty audit` says of `reader`'s tail index: `None` when there
+/// What the blocks alone tell of `reader`'s tail index: `None` when there
 /// is none or it is sound (every record whole and checksummed, each naming
 /// an acknowledged block where the blocks file has it, listing each of its
 /// events once at the offset where it starts, and each event naming a shop
 /// in that shop's partition, with days that are a range); else the first
-/// damage, in a sentence. A last
-/// record not whole yet is a writer's record being written, or one a crash
-/// cut, and is not damage. Whether an event naming only its order is in
-/// its order's partition is not checked, nor whether an event's days are
-/// its order's: that takes the policy, and the ledger of the log before
-/// it. Records of blocks the partitioned snapshot already holds are
+/// damage, in a sentence. A last record not whole yet is a writer's record
+/// being written, or one a crash cut, and is not damage. Whether an event
+/// naming only its order is in its order's partition, and whether an
+/// event's days are its order's, takes a ledger of the log and its policy:
+/// [`check_against`], which `penalty audit` and `penalty recover` ask.
+/// Records of blocks the partitioned snapshot already holds are
 /// walked but not checked against their blocks: a reader folds only the
 /// blocks after that snapshot, so they can mislead nobody, and checking
 /// them would read the whole log a second time in `penalty audit` once an
