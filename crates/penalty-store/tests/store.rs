@@ -587,6 +587,22 @@ impl RejectsSink for NullRejects {
     }
 }
 
+/// The JSON Lines `penalty gen` writes for `orders` orders over `shops`
+/// shops from `seed`.
+fn generated_text(orders: u64, shops: u64, seed: u64) -> String {
+    let mut jsonl = Vec::new();
+    penalty_gen::generate(
+        &penalty_gen::GenOptions {
+            orders,
+            shops,
+            seed,
+        },
+        &mut jsonl,
+    )
+    .unwrap();
+    String::from_utf8(jsonl).unwrap()
+}
+
 /// Every shop's and order's report, as JSON (or the error's text), from the
 /// whole ledger and from the one partition `open_part` reads: equal byte for
 /// byte, for generated workloads cut at any point into a partitioned
@@ -801,17 +817,7 @@ fn one_partition_answers_every_shop_and_order_as_the_whole_ledger() {
 #[test]
 fn a_streamed_snapshot_and_parts_split_by_range_are_the_same_bytes() {
     use penalty_store::parts::PARTS;
-    let mut jsonl = Vec::new();
-    penalty_gen::generate(
-        &penalty_gen::GenOptions {
-            orders: 3000,
-            shops: 40,
-            seed: 4,
-        },
-        &mut jsonl,
-    )
-    .unwrap();
-    let text = String::from_utf8(jsonl).unwrap();
+    let text = generated_text(3000, 40, 4);
     let lines: Vec<&str> = text.lines().collect();
     let dir = tempfile::tempdir().unwrap();
     let mut log = EventLog::open(dir.path()).unwrap();
@@ -876,17 +882,7 @@ fn a_streamed_snapshot_and_parts_split_by_range_are_the_same_bytes() {
 #[test]
 fn a_partitioned_snapshot_is_each_part_and_excerpt_back_to_back() {
     use penalty_store::parts::{self, Parts, PARTS, PARTS_FILE};
-    let mut jsonl = Vec::new();
-    penalty_gen::generate(
-        &penalty_gen::GenOptions {
-            orders: 3000,
-            shops: 40,
-            seed: 4,
-        },
-        &mut jsonl,
-    )
-    .unwrap();
-    let text = String::from_utf8(jsonl).unwrap();
+    let text = generated_text(3000, 40, 4);
     let lines: Vec<&str> = text.lines().collect();
     let dir = tempfile::tempdir().unwrap();
     let mut log = EventLog::open(dir.path()).unwrap();
@@ -3383,17 +3379,7 @@ fn an_excerpt_reads_only_the_tail_events_of_orders_that_could_reach_its_days() {
     use penalty_store::projection;
     use penalty_store::reader::LogReader;
     use penalty_store::tail_index;
-    let mut jsonl = Vec::new();
-    penalty_gen::generate(
-        &penalty_gen::GenOptions {
-            orders: 400,
-            shops: 5,
-            seed: 41,
-        },
-        &mut jsonl,
-    )
-    .unwrap();
-    let text = String::from_utf8(jsonl).unwrap();
+    let text = generated_text(400, 5, 41);
     let lines: Vec<&str> = text.lines().collect();
     let policy = penalty_core::Policy {
         shop_daily_cap_fen: 1_500,
@@ -3412,63 +3398,45 @@ fn an_excerpt_reads_only_the_tail_events_of_orders_that_could_reach_its_days() {
     let (whole, _) = projection::replay_read(&reader, &policy, None).unwrap();
     let path = dir.path().join(TAIL_INDEX_FILE);
     let good = std::fs::read(&path).unwrap();
+    // What the index says against the replay, and the answers that differ
+    // from the whole ledger's.
+    let named = || tail_index::check_against(&reader, &|| Some(&whole.ledger));
+    let differing = || differing_answers_under(dir.path(), &whole.ledger, &policy);
     assert_eq!(tail_index::check(&reader), None);
-    assert_eq!(
-        differing_answers_under(dir.path(), &whole.ledger, &policy),
-        Vec::<String>::new()
-    );
+    assert_eq!(differing(), Vec::<String>::new());
     // The sound index is sound against the replay too.
-    assert_eq!(
-        tail_index::check_against(&reader, &|| Some(&whole.ledger)),
-        None
-    );
+    assert_eq!(named(), None);
     // Every order of day 0: an excerpt's reader skips the events of the
     // tail's paid orders, and its answers go wrong. The blocks alone
     // cannot tell; `audit`, which holds the replay, names it.
     std::fs::write(&path, with_index_days(&good, (0, 0), None)).unwrap();
-    let differ = differing_answers_under(dir.path(), &whole.ledger, &policy);
+    let differ = differing();
     assert!(
         !differ.is_empty() && differ.iter().all(|d| d.starts_with("order ")),
         "{differ:?}"
     );
     assert_eq!(tail_index::check(&reader), None);
     assert!(
-        tail_index::check_against(&reader, &|| Some(&whole.ledger))
-            .is_some_and(|d| d.contains("settle days")),
+        named().is_some_and(|d| d.contains("settle days")),
         "a lie in the days is named"
     );
     // Days wider than the order's are no lie a reader can be misled by.
     std::fs::write(&path, with_index_days(&good, tail_index::ALL_DAYS, None)).unwrap();
-    assert_eq!(
-        tail_index::check_against(&reader, &|| Some(&whole.ledger)),
-        None
-    );
+    assert_eq!(named(), None);
     // Under another policy's fingerprint the days are not used, nor
     // checked.
     let other = tail_index::policy_fingerprint(&penalty_core::Policy::default());
     std::fs::write(&path, with_index_days(&good, (0, 0), Some(other))).unwrap();
-    assert_eq!(
-        differing_answers_under(dir.path(), &whole.ledger, &policy),
-        Vec::<String>::new()
-    );
-    assert_eq!(
-        tail_index::check_against(&reader, &|| Some(&whole.ledger)),
-        None
-    );
+    assert_eq!(differing(), Vec::<String>::new());
+    assert_eq!(named(), None);
     // Days that are not a range are damage: named, and not read.
     std::fs::write(&path, with_index_days(&good, (5, 4), None)).unwrap();
     assert!(tail_index::check(&reader).is_some_and(|d| d.contains("not a range")));
-    assert_eq!(
-        differing_answers_under(dir.path(), &whole.ledger, &policy),
-        Vec::<String>::new()
-    );
+    assert_eq!(differing(), Vec::<String>::new());
     // An index of the earlier format is none: not read, not damage.
     let mut earlier = with_index_days(&good, (0, 0), None);
     earlier[..4].copy_from_slice(b"PLTI");
     std::fs::write(&path, &earlier).unwrap();
     assert_eq!(tail_index::check(&reader), None);
-    assert_eq!(
-        differing_answers_under(dir.path(), &whole.ledger, &policy),
-        Vec::<String>::new()
-    );
+    assert_eq!(differing(), Vec::<String>::new());
 }
