@@ -642,17 +642,7 @@ fn sections_answer_as_the_whole(
     use penalty_store::parts::{self, Parts};
     use penalty_store::projection::{self, PartQuery};
     use penalty_store::reader::LogReader;
-    let mut jsonl = Vec::new();
-    penalty_gen::generate(
-        &penalty_gen::GenOptions {
-            orders,
-            shops,
-            seed,
-        },
-        &mut jsonl,
-    )
-    .unwrap();
-    let text = String::from_utf8(jsonl).unwrap();
+    let text = generated_text(orders, shops, seed);
     let lines: Vec<&str> = text.lines().collect();
     // At least one line, so that there is a snapshot to read parts of.
     let cut = (lines.len() * cut_per_mille / 1000).max(1);
@@ -2616,18 +2606,7 @@ fn issue20_a_lock_file_naming_an_exited_process_says_so() {
 
 /// A generated workload's lines.
 fn generated_lines(orders: u64, shops: u64, seed: u64) -> Vec<String> {
-    let mut jsonl = Vec::new();
-    penalty_gen::generate(
-        &penalty_gen::GenOptions {
-            orders,
-            shops,
-            seed,
-        },
-        &mut jsonl,
-    )
-    .unwrap();
-    String::from_utf8(jsonl)
-        .unwrap()
+    generated_text(orders, shops, seed)
         .lines()
         .map(String::from)
         .collect()
@@ -3274,27 +3253,41 @@ fn readers_beside_a_file_ingest_answer_as_a_fresh_ledger_of_their_prefix() {
     assert!(dir.path().join(TAIL_INDEX_FILE).exists());
 }
 
+/// A data directory holding `lines[..cut]` with both snapshots, the parts
+/// with excerpts of `excerpt_orders` home orders, then `lines[cut..]`
+/// ingested as `penalty ingest` does, through a follower that writes the
+/// tail index, in blocks of `block_lines`.
+fn excerpts_then_followed(
+    lines: &[&str],
+    cut: usize,
+    policy: &penalty_core::Policy,
+    excerpt_orders: usize,
+    block_lines: usize,
+) -> tempfile::TempDir {
+    use penalty_store::parts::{self, Parts};
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = EventLog::open(dir.path()).unwrap();
+    ingest_lines(&mut log, &lines[..cut]);
+    let projection = save_projection(&log, policy);
+    let end = Parts::open(dir.path()).unwrap().unwrap().end;
+    parts::write_with(dir.path(), &end, &projection.ledger, excerpt_orders).unwrap();
+    ingest_following(&mut log, policy, &lines[cut..], block_lines);
+    dir
+}
+
 /// A small shop of a part with large shops is answered from the excerpt
 /// holding the part's small shops whole, without decoding the large ones,
 /// as the whole ledger answers it (with a tail after the snapshot, and
 /// through the tail index); a large shop from its whole part.
 #[test]
 fn a_small_shop_beside_large_ones_is_read_from_the_small_shops_excerpt() {
-    use penalty_store::parts::{self, Parts};
+    use penalty_store::parts::Parts;
     use penalty_store::projection::{self, PartQuery};
     use penalty_store::reader::LogReader;
     let lines = generated_lines(2000, 300, 17);
     let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
     let policy = penalty_core::Policy::default();
-    let dir = tempfile::tempdir().unwrap();
-    let mut log = EventLog::open(dir.path()).unwrap();
-    let cut = refs.len() * 4 / 5;
-    ingest_lines(&mut log, &refs[..cut]);
-    let projection = save_projection(&log, &policy);
-    let end = Parts::open(dir.path()).unwrap().unwrap().end;
-    parts::write_with(dir.path(), &end, &projection.ledger, 8).unwrap();
-    ingest_following(&mut log, &policy, &refs[cut..], 60);
-    drop(log);
+    let dir = excerpts_then_followed(&refs, refs.len() * 4 / 5, &policy, 8, 60);
     let reader = LogReader::open(dir.path()).unwrap();
     let (whole, _) = projection::replay_read(&reader, &policy, None).unwrap();
     let stored = Parts::open(dir.path()).unwrap().unwrap();
@@ -3375,7 +3368,6 @@ fn with_index_days(index: &[u8], days: (u32, u32), policy: Option<u32>) -> Vec<u
 /// in an index of the earlier format, changes nothing.
 #[test]
 fn an_excerpt_reads_only_the_tail_events_of_orders_that_could_reach_its_days() {
-    use penalty_store::parts::{self, Parts};
     use penalty_store::projection;
     use penalty_store::reader::LogReader;
     use penalty_store::tail_index;
@@ -3385,15 +3377,7 @@ fn an_excerpt_reads_only_the_tail_events_of_orders_that_could_reach_its_days() {
         shop_daily_cap_fen: 1_500,
         ..penalty_core::Policy::default()
     };
-    let dir = tempfile::tempdir().unwrap();
-    let mut log = EventLog::open(dir.path()).unwrap();
-    let cut = lines.len() * 2 / 5;
-    ingest_lines(&mut log, &lines[..cut]);
-    let projection = save_projection(&log, &policy);
-    let end = Parts::open(dir.path()).unwrap().unwrap().end;
-    parts::write_with(dir.path(), &end, &projection.ledger, 8).unwrap();
-    ingest_following(&mut log, &policy, &lines[cut..], 40);
-    drop(log);
+    let dir = excerpts_then_followed(&lines, lines.len() * 2 / 5, &policy, 8, 40);
     let reader = LogReader::open(dir.path()).unwrap();
     let (whole, _) = projection::replay_read(&reader, &policy, None).unwrap();
     let path = dir.path().join(TAIL_INDEX_FILE);
